@@ -1,0 +1,303 @@
+//! Multilateral netting: participants submit confidential payment obligations
+//! `{to, token, amount}`; each batch settles only the net position of every participant per
+//! token. No individual obligation leaves the enclave.
+//!
+//! Rules enforced per input (each rejection leaves the state unchanged):
+//! - the sender is a participant, and the obligation is *from* the sender (the sender identity is
+//!   the authenticated envelope sender, never a field of the payload);
+//! - the counterparty is another participant, the token is allowed, the amount is positive;
+//! - after the obligation the sender's escrow plus its pending net position stays ≥ 0, so the
+//!   contract's escrow-coverage rule holds for every batch this program emits.
+//!
+//! Input encoding (57 bytes): `0x01 ‖ to (20) ‖ token (20) ‖ amount (u128, big-endian, 16)`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::{Address, B256};
+use sealbridge_log::{leaf_hash, merkle_root};
+use sealbridge_proto::{
+    SenderId,
+    eip712::{Effect, effect},
+};
+
+use crate::{BatchResult, Program, Rejection, StateError};
+
+/// Version byte of an obligation payload.
+pub const OBLIGATION_VERSION: u8 = 1;
+/// Length of an encoded obligation.
+pub const OBLIGATION_LEN: usize = 1 + 20 + 20 + 16;
+/// Version byte of a state snapshot and of balance leaves.
+const STATE_VERSION: u8 = 1;
+
+/// A confidential payment obligation from the (authenticated) sender to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Obligation {
+    /// The participant account that receives the payment.
+    pub to: Address,
+    /// The ERC-20 token.
+    pub token: Address,
+    /// Amount in token base units; must be positive and ≤ `i128::MAX`.
+    pub amount: u128,
+}
+
+impl Obligation {
+    /// Canonical 57-byte encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(OBLIGATION_LEN);
+        out.push(OBLIGATION_VERSION);
+        out.extend_from_slice(self.to.as_slice());
+        out.extend_from_slice(self.token.as_slice());
+        out.extend_from_slice(&self.amount.to_be_bytes());
+        out
+    }
+
+    /// Strict decoding: exact length, known version.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Rejection> {
+        if bytes.len() != OBLIGATION_LEN {
+            return Err(Rejection::Malformed);
+        }
+        let (version, rest) = bytes.split_first().ok_or(Rejection::Malformed)?;
+        if *version != OBLIGATION_VERSION {
+            return Err(Rejection::Malformed);
+        }
+        let (to, rest) = rest.split_at_checked(20).ok_or(Rejection::Malformed)?;
+        let (token, amount) = rest.split_at_checked(20).ok_or(Rejection::Malformed)?;
+        let amount: [u8; 16] = amount.try_into().map_err(|_| Rejection::Malformed)?;
+        Ok(Self {
+            to: Address::from_slice(to),
+            token: Address::from_slice(token),
+            amount: u128::from_be_bytes(amount),
+        })
+    }
+}
+
+/// A participant: the Ed25519 key that authenticates its envelopes and its on-chain account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Participant {
+    /// Envelope sender identity (Ed25519 public key).
+    pub sender: SenderId,
+    /// Escrow account on the settlement contract.
+    pub account: Address,
+}
+
+/// Static configuration of a netting instance; part of the enclave policy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NettingConfig {
+    /// Every participant.
+    pub participants: Vec<Participant>,
+    /// Tokens this instance settles.
+    pub tokens: Vec<Address>,
+}
+
+/// The netting state machine.
+#[derive(Debug, Clone)]
+pub struct Netting {
+    senders: BTreeMap<SenderId, Address>,
+    accounts: BTreeSet<Address>,
+    tokens: BTreeSet<Address>,
+    /// The enclave's view of escrow, keyed (token, account) — the contract's canonical order.
+    escrow: BTreeMap<(Address, Address), u128>,
+    /// Net position of the pending batch, keyed (token, account).
+    pending: BTreeMap<(Address, Address), i128>,
+    pending_inputs: u32,
+}
+
+impl Netting {
+    /// A fresh instance with empty escrow.
+    pub fn new(config: &NettingConfig) -> Self {
+        Self {
+            senders: config
+                .participants
+                .iter()
+                .map(|p| (p.sender, p.account))
+                .collect(),
+            accounts: config.participants.iter().map(|p| p.account).collect(),
+            tokens: config.tokens.iter().copied().collect(),
+            escrow: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            pending_inputs: 0,
+        }
+    }
+
+    /// Credit a deposit observed on chain. Deposits are reported by the untrusted host; a false
+    /// report can only make a later statement fail the contract's escrow check (liveness), never
+    /// move funds that are not escrowed (see docs/THREAT-MODEL.md).
+    pub fn credit_deposit(&mut self, account: Address, token: Address, amount: u128) {
+        let entry = self.escrow.entry((token, account)).or_insert(0);
+        *entry = entry.saturating_add(amount);
+    }
+
+    /// Debit a withdrawal observed on chain (saturating at zero).
+    pub fn debit_withdrawal(&mut self, account: Address, token: Address, amount: u128) {
+        if let Some(balance) = self.escrow.get_mut(&(token, account)) {
+            *balance = balance.saturating_sub(amount);
+        }
+    }
+
+    /// The enclave's view of an escrow balance (settled batches and reported deposits).
+    pub fn escrow_of(&self, account: Address, token: Address) -> u128 {
+        self.escrow.get(&(token, account)).copied().unwrap_or(0)
+    }
+
+    fn pending_of(&self, token: Address, account: Address) -> i128 {
+        self.pending.get(&(token, account)).copied().unwrap_or(0)
+    }
+
+    fn balance_leaf(token: &Address, account: &Address, balance: u128) -> Vec<u8> {
+        let mut leaf = Vec::with_capacity(1 + 20 + 20 + 16);
+        leaf.push(STATE_VERSION);
+        leaf.extend_from_slice(token.as_slice());
+        leaf.extend_from_slice(account.as_slice());
+        leaf.extend_from_slice(&balance.to_be_bytes());
+        leaf
+    }
+}
+
+impl Program for Netting {
+    fn name(&self) -> &'static str {
+        "sealbridge/netting/v1"
+    }
+
+    fn is_authorised(&self, sender: &SenderId) -> bool {
+        self.senders.contains_key(sender)
+    }
+
+    fn apply_input(&mut self, sender: &SenderId, payload: &[u8]) -> Result<(), Rejection> {
+        let from = *self.senders.get(sender).ok_or(Rejection::UnknownSender)?;
+        let ob = Obligation::decode(payload)?;
+        if !self.accounts.contains(&ob.to) {
+            return Err(Rejection::UnknownCounterparty);
+        }
+        if ob.to == from {
+            return Err(Rejection::SelfObligation);
+        }
+        if !self.tokens.contains(&ob.token) {
+            return Err(Rejection::UnknownToken);
+        }
+        let amount = i128::try_from(ob.amount).map_err(|_| Rejection::BadAmount)?;
+        if amount <= 0 {
+            return Err(Rejection::BadAmount);
+        }
+        // Compute both new positions before touching the state, so a rejection changes nothing.
+        let escrow = i128::try_from(self.escrow_of(from, ob.token)).unwrap_or(i128::MAX);
+        let from_net = self
+            .pending_of(ob.token, from)
+            .checked_sub(amount)
+            .ok_or(Rejection::BadAmount)?;
+        let to_net = self
+            .pending_of(ob.token, ob.to)
+            .checked_add(amount)
+            .ok_or(Rejection::BadAmount)?;
+        // Escrow plus incoming-minus-outgoing must never go negative.
+        match escrow.checked_add(from_net) {
+            Some(v) if v >= 0 => {}
+            _ => return Err(Rejection::InsufficientEscrow),
+        }
+        // The receiver's escrow + credit must stay representable.
+        let to_escrow = i128::try_from(self.escrow_of(ob.to, ob.token)).unwrap_or(i128::MAX);
+        to_escrow.checked_add(to_net).ok_or(Rejection::BadAmount)?;
+        self.pending_inputs = self.pending_inputs.saturating_add(1);
+        self.pending.insert((ob.token, from), from_net);
+        self.pending.insert((ob.token, ob.to), to_net);
+        Ok(())
+    }
+
+    fn pending_inputs(&self) -> u32 {
+        self.pending_inputs
+    }
+
+    fn finish_batch(&mut self) -> BatchResult {
+        let mut effects: Vec<Effect> = Vec::new();
+        for (&(token, account), &net) in &self.pending {
+            if net == 0 {
+                continue;
+            }
+            effects.push(effect(account, token, net));
+            let balance = self.escrow.entry((token, account)).or_insert(0);
+            // `apply_input` keeps escrow + net ≥ 0, so this never saturates in practice.
+            *balance = if net >= 0 {
+                balance.saturating_add(net.unsigned_abs())
+            } else {
+                balance.saturating_sub(net.unsigned_abs())
+            };
+        }
+        // BTreeMap order is (token, account) ascending: the contract's canonical order.
+        let input_count = self.pending_inputs;
+        self.pending.clear();
+        self.pending_inputs = 0;
+        BatchResult {
+            effects,
+            state_root: self.state_root(),
+            input_count,
+        }
+    }
+
+    /// RFC 9162 Merkle root over the non-zero balances, ordered by (token, account); each leaf is
+    /// `0x01 ‖ token ‖ account ‖ balance (u128 BE)`. A participant can be handed an inclusion
+    /// proof of its balance against a settled root.
+    fn state_root(&self) -> B256 {
+        let leaves: Vec<_> = self
+            .escrow
+            .iter()
+            .filter(|(_, b)| **b != 0)
+            .map(|((token, account), balance)| {
+                leaf_hash(&Self::balance_leaf(token, account, *balance))
+            })
+            .collect();
+        B256::from(merkle_root(&leaves).0)
+    }
+
+    fn on_deposit(&mut self, account: Address, token: Address, amount: u128) {
+        self.credit_deposit(account, token, amount);
+    }
+
+    fn on_withdrawal(&mut self, account: Address, token: Address, amount: u128) {
+        self.debit_withdrawal(account, token, amount);
+    }
+
+    fn encode_state(&self) -> Vec<u8> {
+        let mut out = vec![STATE_VERSION];
+        let nonzero: Vec<_> = self.escrow.iter().filter(|(_, b)| **b != 0).collect();
+        out.extend_from_slice(&u32::try_from(nonzero.len()).unwrap_or(u32::MAX).to_be_bytes());
+        for ((token, account), balance) in nonzero {
+            out.extend_from_slice(token.as_slice());
+            out.extend_from_slice(account.as_slice());
+            out.extend_from_slice(&balance.to_be_bytes());
+        }
+        out
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let (version, rest) = bytes.split_first().ok_or(StateError::Malformed)?;
+        if *version != STATE_VERSION {
+            return Err(StateError::Malformed);
+        }
+        let (count, mut rest) = rest.split_at_checked(4).ok_or(StateError::Malformed)?;
+        let count = u32::from_be_bytes(count.try_into().map_err(|_| StateError::Malformed)?);
+        let mut escrow = BTreeMap::new();
+        for _ in 0..count {
+            let (entry, tail) = rest.split_at_checked(56).ok_or(StateError::Malformed)?;
+            let (token, entry) = entry.split_at_checked(20).ok_or(StateError::Malformed)?;
+            let (account, balance) = entry.split_at_checked(20).ok_or(StateError::Malformed)?;
+            let balance =
+                u128::from_be_bytes(balance.try_into().map_err(|_| StateError::Malformed)?);
+            let key = (Address::from_slice(token), Address::from_slice(account));
+            // Canonical: strictly ascending keys, no zero balances.
+            if balance == 0 || escrow.keys().next_back().is_some_and(|last| *last >= key) {
+                return Err(StateError::Malformed);
+            }
+            escrow.insert(key, balance);
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err(StateError::Malformed);
+        }
+        self.escrow = escrow;
+        self.pending.clear();
+        self.pending_inputs = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
