@@ -1,0 +1,52 @@
+//! The envelope header: the fields of the COSE protected header of an envelope (DESIGN §5).
+//! The byte encoding lives in `sealbridge-seal::envelope`.
+
+use crate::{Epoch, InstanceId, Nonce, ProgramId, Suite, TraceId};
+
+/// The only envelope format version this code produces or accepts.
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// Routing and freshness metadata of an envelope, integrity-protected as the HPKE `aad`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
+pub struct EnvelopeHeader {
+    /// Format version; [`ENVELOPE_VERSION`].
+    pub version: u8,
+    /// Cipher suite used to seal the payload.
+    pub suite: Suite,
+    /// The enclave instance the envelope is addressed to.
+    pub instance: InstanceId,
+    /// The epoch whose KEM key the envelope is sealed to.
+    pub epoch: Epoch,
+    /// The program that should process the payload.
+    pub program: ProgramId,
+    /// 16 random bytes; (sender, nonce) is remembered until `expires_at` to stop replays.
+    pub nonce: Nonce,
+    /// Unix time (seconds) after which the envelope must be rejected.
+    pub expires_at: u64,
+    /// Trace id for observability.
+    pub trace_id: TraceId,
+}
+
+impl EnvelopeHeader {
+    /// A version-1 header with the default suite.
+    #[must_use]
+    pub fn new(
+        instance: InstanceId,
+        epoch: Epoch,
+        program: ProgramId,
+        nonce: Nonce,
+        expires_at: u64,
+        trace_id: TraceId,
+    ) -> Self {
+        Self {
+            version: ENVELOPE_VERSION,
+            suite: Suite::default(),
+            instance,
+            epoch,
+            program,
+            nonce,
+            expires_at,
+            trace_id,
+        }
+    }
+}

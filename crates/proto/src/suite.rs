@@ -1,0 +1,261 @@
+//! The cipher-suite registry and its governance lifecycle (DESIGN §5, §10).
+
+use core::fmt;
+use std::collections::BTreeMap;
+
+use crate::Error;
+
+/// An envelope cipher suite. The numeric value is the on-wire suite id.
+///
+/// The HPKE identifiers are those of the IANA HPKE registry (RFC 9180 §7); the COSE
+/// algorithm values are those of draft-ietf-cose-hpke (HPKE-3, HPKE-4 integrated encryption;
+/// "assumed" values until IANA assigns them) or private-use values where no draft exists.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u16)]
+#[non_exhaustive]
+pub enum Suite {
+    /// DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM. The default.
+    #[default]
+    #[serde(rename = "x25519-sha256-aes128gcm")]
+    X25519Sha256Aes128Gcm = 1,
+    /// DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305.
+    #[serde(rename = "x25519-sha256-chacha20poly1305")]
+    X25519Sha256ChaCha20Poly1305 = 2,
+    /// X-Wing (ML-KEM-768 + X25519) with AES-256-GCM. Registered, not yet implemented.
+    #[serde(rename = "xwing-aes256gcm")]
+    XWingAes256Gcm = 3,
+}
+
+/// COSE algorithm value for [`Suite::X25519Sha256Aes128Gcm`]: HPKE-3 of draft-ietf-cose-hpke
+/// (integrated encryption; value "assumed" by the draft pending IANA assignment).
+pub const COSE_ALG_HPKE_3: i64 = 41;
+/// COSE algorithm value for [`Suite::X25519Sha256ChaCha20Poly1305`]: HPKE-4 of
+/// draft-ietf-cose-hpke (integrated encryption; "assumed" value).
+pub const COSE_ALG_HPKE_4: i64 = 42;
+/// COSE algorithm value for [`Suite::XWingAes256Gcm`]: private use (in the IANA "COSE
+/// Algorithms" registry, values less than -65536 are private use). No draft assigns one yet.
+pub const COSE_ALG_XWING_AES256GCM: i64 = -65_537;
+
+impl Suite {
+    /// All registered suites, in id order.
+    pub const ALL: [Suite; 3] = [
+        Suite::X25519Sha256Aes128Gcm,
+        Suite::X25519Sha256ChaCha20Poly1305,
+        Suite::XWingAes256Gcm,
+    ];
+
+    /// The on-wire suite id.
+    #[must_use]
+    pub const fn id(self) -> u16 {
+        self as u16
+    }
+
+    /// Looks up a suite by on-wire id.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSuite`] for unregistered ids.
+    pub const fn from_id(id: u16) -> Result<Self, Error> {
+        match id {
+            1 => Ok(Suite::X25519Sha256Aes128Gcm),
+            2 => Ok(Suite::X25519Sha256ChaCha20Poly1305),
+            3 => Ok(Suite::XWingAes256Gcm),
+            other => Err(Error::UnknownSuite(other)),
+        }
+    }
+
+    /// Stable kebab-case name (the serde representation).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Suite::X25519Sha256Aes128Gcm => "x25519-sha256-aes128gcm",
+            Suite::X25519Sha256ChaCha20Poly1305 => "x25519-sha256-chacha20poly1305",
+            Suite::XWingAes256Gcm => "xwing-aes256gcm",
+        }
+    }
+
+    /// HPKE `(kem_id, kdf_id, aead_id)` (RFC 9180 §7.1–7.3). X-Wing's KEM id is the one
+    /// requested by draft-connolly-cfrg-xwing-kem (0x647a).
+    #[must_use]
+    pub const fn hpke_ids(self) -> (u16, u16, u16) {
+        match self {
+            Suite::X25519Sha256Aes128Gcm => (0x0020, 0x0001, 0x0001),
+            Suite::X25519Sha256ChaCha20Poly1305 => (0x0020, 0x0001, 0x0003),
+            Suite::XWingAes256Gcm => (0x647a, 0x0001, 0x0002),
+        }
+    }
+
+    /// The COSE `alg` value used in envelope protected headers.
+    #[must_use]
+    pub const fn cose_alg(self) -> i64 {
+        match self {
+            Suite::X25519Sha256Aes128Gcm => COSE_ALG_HPKE_3,
+            Suite::X25519Sha256ChaCha20Poly1305 => COSE_ALG_HPKE_4,
+            Suite::XWingAes256Gcm => COSE_ALG_XWING_AES256GCM,
+        }
+    }
+
+    /// Inverse of [`cose_alg`](Self::cose_alg).
+    #[must_use]
+    pub const fn from_cose_alg(alg: i64) -> Option<Self> {
+        match alg {
+            COSE_ALG_HPKE_3 => Some(Suite::X25519Sha256Aes128Gcm),
+            COSE_ALG_HPKE_4 => Some(Suite::X25519Sha256ChaCha20Poly1305),
+            COSE_ALG_XWING_AES256GCM => Some(Suite::XWingAes256Gcm),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lifecycle state of a suite, set by governance (DESIGN §10).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SuiteState {
+    /// Accepted; senders should use it.
+    Preferred,
+    /// Accepted.
+    Allowed,
+    /// Accepted strictly before the given unix time (seconds), refused from then on.
+    DeprecatedAfter(u64),
+    /// Refused.
+    Forbidden,
+}
+
+/// Which suites are acceptable, and until when. Suites absent from the map are forbidden.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SuitePolicy {
+    states: BTreeMap<Suite, SuiteState>,
+}
+
+impl Default for SuitePolicy {
+    /// Suite 1 preferred, suite 2 allowed, suite 3 forbidden.
+    fn default() -> Self {
+        let mut states = BTreeMap::new();
+        states.insert(Suite::X25519Sha256Aes128Gcm, SuiteState::Preferred);
+        states.insert(Suite::X25519Sha256ChaCha20Poly1305, SuiteState::Allowed);
+        states.insert(Suite::XWingAes256Gcm, SuiteState::Forbidden);
+        Self { states }
+    }
+}
+
+impl SuitePolicy {
+    /// A policy that forbids everything; add suites with [`set`](Self::set).
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            states: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the state of one suite, returning the updated policy.
+    #[must_use]
+    pub fn with(mut self, suite: Suite, state: SuiteState) -> Self {
+        self.set(suite, state);
+        self
+    }
+
+    /// Sets the state of one suite.
+    pub fn set(&mut self, suite: Suite, state: SuiteState) {
+        self.states.insert(suite, state);
+    }
+
+    /// The state of a suite (`Forbidden` if absent).
+    #[must_use]
+    pub fn state(&self, suite: Suite) -> SuiteState {
+        self.states
+            .get(&suite)
+            .copied()
+            .unwrap_or(SuiteState::Forbidden)
+    }
+
+    /// The first suite (in id order) marked preferred, if any.
+    #[must_use]
+    pub fn preferred(&self) -> Option<Suite> {
+        self.states
+            .iter()
+            .find(|(_, s)| **s == SuiteState::Preferred)
+            .map(|(suite, _)| *suite)
+    }
+
+    /// Whether `suite` is acceptable at unix time `now` (seconds).
+    ///
+    /// # Errors
+    /// [`Error::SuiteForbidden`] if forbidden or absent; [`Error::SuiteDeprecated`] if its
+    /// deprecation time is `<= now`.
+    pub fn check(&self, suite: Suite, now: u64) -> Result<(), Error> {
+        match self.state(suite) {
+            SuiteState::Preferred | SuiteState::Allowed => Ok(()),
+            SuiteState::DeprecatedAfter(after) if now < after => Ok(()),
+            SuiteState::DeprecatedAfter(after) => Err(Error::SuiteDeprecated { suite, after }),
+            SuiteState::Forbidden => Err(Error::SuiteForbidden(suite)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        for s in Suite::ALL {
+            assert_eq!(Suite::from_id(s.id()).unwrap(), s);
+            assert_eq!(Suite::from_cose_alg(s.cose_alg()), Some(s));
+            let j = serde_json::to_string(&s).unwrap();
+            assert_eq!(j, format!("\"{}\"", s.as_str()));
+        }
+        assert_eq!(Suite::from_id(0), Err(Error::UnknownSuite(0)));
+        assert_eq!(Suite::from_id(4), Err(Error::UnknownSuite(4)));
+        assert_eq!(Suite::default(), Suite::X25519Sha256Aes128Gcm);
+    }
+
+    #[test]
+    fn default_policy() {
+        let p = SuitePolicy::default();
+        assert!(p.check(Suite::X25519Sha256Aes128Gcm, 0).is_ok());
+        assert!(p.check(Suite::X25519Sha256ChaCha20Poly1305, 0).is_ok());
+        assert_eq!(
+            p.check(Suite::XWingAes256Gcm, 0),
+            Err(Error::SuiteForbidden(Suite::XWingAes256Gcm))
+        );
+        assert_eq!(p.preferred(), Some(Suite::X25519Sha256Aes128Gcm));
+    }
+
+    #[test]
+    fn deprecation_is_exclusive_at_the_date() {
+        let p = SuitePolicy::empty()
+            .with(Suite::X25519Sha256ChaCha20Poly1305, SuiteState::DeprecatedAfter(100));
+        assert!(p.check(Suite::X25519Sha256ChaCha20Poly1305, 99).is_ok());
+        assert!(p.check(Suite::X25519Sha256ChaCha20Poly1305, 100).is_err());
+        assert!(p.check(Suite::X25519Sha256Aes128Gcm, 0).is_err());
+    }
+
+    #[test]
+    fn policy_serde() {
+        let p = SuitePolicy::default()
+            .with(Suite::X25519Sha256ChaCha20Poly1305, SuiteState::DeprecatedAfter(7));
+        let j = serde_json::to_string(&p).unwrap();
+        assert!(j.contains("\"x25519-sha256-chacha20poly1305\":{\"deprecated-after\":7}"));
+        let back: SuitePolicy = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, p);
+    }
+}
