@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone. Installs what it needs (idempotent):
+#   - the contract toolchain from npm (solc-js 0.8.37, OpenZeppelin 5, anvil), pinned in package-lock.json;
+# then checks that the committed contract artifacts are what solc produces, and runs every Rust test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f ../shared/vectors/README.md ]; then
+  echo "warning: ../shared/vectors not found beside the checkout; vector tests will fail" >&2
+fi
+
+# npm toolchain: reinstall only when package-lock.json changed since the last install.
+stamp=node_modules/.sealbridge-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "==> npm ci (contract toolchain)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+echo "==> contract artifacts are fresh (solc $(node -e 'console.log(require("solc/package.json").version)'))"
+node contracts/build.mjs --check
+
+echo "==> cargo test (workspace, all targets)"
+cargo test --workspace --all-targets --locked
+echo "==> cargo test --doc"
+cargo test --workspace --doc --locked
