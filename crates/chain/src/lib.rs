@@ -1,1 +1,19 @@
+//! Sealbridge chain access (DESIGN §8): contract bindings generated from the committed artifacts,
+//! a synchronous RPC-shaped [`Chain`] trait, an in-process revm chain ([`EmbeddedChain`]), a gas
+//! ledger, EIP-712 helpers and a typed client for the registry and settlement contracts.
+//!
+//! Not part of the TCB: this crate runs on the host (relayer, tests, demos).
 #![forbid(unsafe_code)]
+
+pub mod bindings;
+pub mod chain;
+pub mod contracts;
+pub mod eip712;
+pub mod embedded;
+pub mod gas;
+
+pub use bindings::{AttestationResult, Effect, Statement};
+pub use chain::{Chain, ChainError, LogEntry, TxReceipt};
+pub use contracts::{ContractError, Deployment, SettleOutcome, Sealbridge};
+pub use embedded::{DevAccount, EmbeddedChain, EmbeddedConfig};
+pub use gas::{GasLedger, GasStats};

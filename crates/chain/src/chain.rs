@@ -1,0 +1,116 @@
+//! The chain interface: synchronous and shaped like Ethereum JSON-RPC, so the embedded revm chain
+//! and a JSON-RPC client (anvil, geth, reth, L2s) are interchangeable (DESIGN §8, "Chains").
+
+use alloy_primitives::{Address, B256, Bytes, Log, U256};
+
+/// A log with the position it was emitted at (like an `eth_getLogs` entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Emitting contract, topics and data.
+    pub inner: Log,
+    /// Block the transaction was mined in.
+    pub block_number: u64,
+    /// Hash of that block.
+    pub block_hash: B256,
+    /// Transaction that emitted the log.
+    pub tx_hash: B256,
+    /// Index of the log within its block.
+    pub log_index: u64,
+}
+
+impl LogEntry {
+    /// The emitting contract.
+    pub fn address(&self) -> Address {
+        self.inner.address
+    }
+}
+
+/// A mined transaction (like `eth_getTransactionReceipt`, plus the call's output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxReceipt {
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Sender.
+    pub from: Address,
+    /// Recipient (`None` for a contract creation).
+    pub to: Option<Address>,
+    /// Block it was mined in.
+    pub block_number: u64,
+    /// Hash of that block.
+    pub block_hash: B256,
+    /// Status 1 (true) or 0 (reverted or halted).
+    pub success: bool,
+    /// Gas used, after refunds, exactly as the EVM reports it.
+    pub gas_used: u64,
+    /// Logs emitted (empty if the transaction failed).
+    pub logs: Vec<LogEntry>,
+    /// Return data on success, revert data on revert, empty on a halt. A JSON-RPC
+    /// implementation recovers it by replaying the call at the parent block.
+    pub output: Bytes,
+    /// Address of the created contract, for a successful deployment.
+    pub contract_address: Option<Address>,
+}
+
+/// Errors of [`Chain`] operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// The call or transaction reverted; `data` is the raw revert data (decode it with the
+    /// contract's error enum, see `contracts::ContractError`).
+    #[error("execution reverted (0x{})", hex::encode(data))]
+    Reverted {
+        /// ABI-encoded revert reason or custom error.
+        data: Bytes,
+    },
+    /// Execution halted (out of gas, invalid opcode, ...) without revert data.
+    #[error("execution halted: {reason}")]
+    Halted {
+        /// Why the EVM halted.
+        reason: String,
+    },
+    /// The transaction was not valid for inclusion (nonce, funds, gas limit, ...).
+    #[error("invalid transaction: {0}")]
+    InvalidTransaction(String),
+    /// The sender is not an account this chain can send from.
+    #[error("unknown sender {0}")]
+    UnknownSender(Address),
+    /// A request the chain could not serve (bad block range, timestamp in the past, ...).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Transport or node failure (JSON-RPC implementations).
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+/// A synchronous Ethereum chain: the subset of JSON-RPC that Sealbridge needs.
+///
+/// `send` and `deploy` return the *mined* receipt; a reverted transaction is still mined, so it
+/// is `Ok` with `success == false` (use [`TxReceipt::output`] for the revert data).
+pub trait Chain {
+    /// `eth_chainId`.
+    fn chain_id(&self) -> Result<u64, ChainError>;
+    /// `eth_blockNumber`: number of the latest mined block.
+    fn block_number(&self) -> Result<u64, ChainError>;
+    /// Timestamp of the latest mined block.
+    fn block_timestamp(&self) -> Result<u64, ChainError>;
+    /// Hash of block `number`, if it exists.
+    fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError>;
+    /// Create a contract from `init_code` (constructor arguments appended) sent by `from`.
+    fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError>;
+    /// Send a transaction from `from` to `to` with `calldata` and wait until it is mined.
+    fn send(&mut self, from: Address, to: Address, calldata: Bytes)
+    -> Result<TxReceipt, ChainError>;
+    /// `eth_call` at the latest block; a revert is `Err(ChainError::Reverted { data })`.
+    fn call(&self, from: Address, to: Address, calldata: Bytes) -> Result<Bytes, ChainError>;
+    /// `eth_getLogs` for one contract over an inclusive block range.
+    fn logs(
+        &self,
+        address: Address,
+        from_block: u64,
+        to_block: u64,
+    ) -> Result<Vec<LogEntry>, ChainError>;
+    /// `eth_getBalance` at the latest block.
+    fn balance(&self, address: Address) -> Result<U256, ChainError>;
+    /// `eth_getTransactionReceipt`.
+    fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError>;
+}

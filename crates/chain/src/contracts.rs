@@ -1,0 +1,582 @@
+//! Typed client for the Sealbridge contracts over any [`Chain`] (DESIGN §8).
+//!
+//! Every transaction's gas is recorded in a [`GasLedger`] under a kind label ("register",
+//! "settle", "deploy:Settlement", ...; reverted transactions under "<kind>:reverted"). Reverts are
+//! decoded into the custom error's name and arguments ([`ContractError::Reverted`]).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_sol_types::{SolCall, SolConstructor, SolEvent, SolInterface, decode_revert_reason};
+
+use crate::bindings::{AttestationResult, Effect, EnclaveRegistry, Settlement, Statement, TestToken};
+use crate::chain::{Chain, ChainError, TxReceipt};
+use crate::eip712;
+use crate::gas::GasLedger;
+
+/// A decoded revert: the custom error's name and a readable rendering of its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revert {
+    /// Error name (`"SequenceGap"`, `"Error"` for `require` strings, `"Panic"`), or `None` if the
+    /// selector is unknown or there was no revert data (a halt).
+    pub name: Option<String>,
+    /// The decoded error, `Debug`-formatted, or the reason string.
+    pub detail: String,
+    /// Raw revert data.
+    pub data: Bytes,
+}
+
+impl Revert {
+    /// Decode raw revert data against the errors of all three contracts.
+    pub fn decode(data: Bytes) -> Self {
+        let name = data
+            .get(..4)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .and_then(|sel| error_names().get(&sel).cloned());
+        let detail = if let Ok(e) = Settlement::SettlementErrors::abi_decode(&data) {
+            format!("{e:?}")
+        } else if let Ok(e) = EnclaveRegistry::EnclaveRegistryErrors::abi_decode(&data) {
+            format!("{e:?}")
+        } else if let Ok(e) = TestToken::TestTokenErrors::abi_decode(&data) {
+            format!("{e:?}")
+        } else {
+            decode_revert_reason(&data).unwrap_or_else(|| format!("0x{}", hex::encode(&data)))
+        };
+        Self { name, detail, data }
+    }
+
+    /// Decode the revert data as one contract's error enum (e.g. `Settlement::SettlementErrors`).
+    pub fn as_error<E: SolInterface>(&self) -> Option<E> {
+        E::abi_decode(&self.data).ok()
+    }
+}
+
+/// Selector → error name, for every error in the three ABIs plus `Error(string)` and `Panic(uint256)`.
+fn error_names() -> &'static HashMap<[u8; 4], String> {
+    static NAMES: OnceLock<HashMap<[u8; 4], String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut m = HashMap::new();
+        for errors in [
+            Settlement::abi::errors(),
+            EnclaveRegistry::abi::errors(),
+            TestToken::abi::errors(),
+        ] {
+            for (name, overloads) in errors {
+                for e in overloads {
+                    m.insert(e.selector().0, name.clone());
+                }
+            }
+        }
+        m.insert([0x08, 0xc3, 0x79, 0xa0], "Error".to_owned());
+        m.insert([0x4e, 0x48, 0x7b, 0x71], "Panic".to_owned());
+        m
+    })
+}
+
+/// Errors of the typed client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContractError {
+    /// The chain refused or failed the request.
+    #[error(transparent)]
+    Chain(ChainError),
+    /// The transaction or call reverted (or halted, in which case `name` is `None`).
+    #[error("reverted: {}: {}", .0.name.as_deref().unwrap_or("<unknown>"), .0.detail)]
+    Reverted(Revert),
+    /// The contract returned data that does not match its ABI.
+    #[error("cannot decode return data: {0}")]
+    Decode(String),
+    /// A deployment succeeded but reported no contract address.
+    #[error("deployment of {0} returned no address")]
+    NoContractAddress(&'static str),
+}
+
+impl From<ChainError> for ContractError {
+    fn from(e: ChainError) -> Self {
+        match e {
+            ChainError::Reverted { data } => Self::Reverted(Revert::decode(data)),
+            other => Self::Chain(other),
+        }
+    }
+}
+
+impl ContractError {
+    /// The custom error's name, if this is a decoded revert.
+    pub fn revert_name(&self) -> Option<&str> {
+        match self {
+            Self::Reverted(r) => r.name.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The decoded revert, if this is one.
+    pub fn revert(&self) -> Option<&Revert> {
+        match self {
+            Self::Reverted(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// `EnclaveRegistry.enclaveStatus` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EnclaveStatus {
+    /// Registered, not expired, not revoked, measurement allowed now.
+    Active,
+    /// Never registered.
+    NotRegistered,
+    /// Registration expired.
+    Expired,
+    /// Revoked by governance.
+    Revoked,
+    /// Its measurement is not on the allowlist now.
+    MeasurementNotAllowed,
+    /// A value this client does not know.
+    Unknown(u8),
+}
+
+impl From<u8> for EnclaveStatus {
+    fn from(v: u8) -> Self {
+        match v {
+            0 => Self::Active,
+            1 => Self::NotRegistered,
+            2 => Self::Expired,
+            3 => Self::Revoked,
+            4 => Self::MeasurementNotAllowed,
+            other => Self::Unknown(other),
+        }
+    }
+}
+
+/// Result of [`Sealbridge::settle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// The statement was applied in this transaction.
+    Applied(TxReceipt),
+    /// This exact statement was settled before; nothing changed (`AlreadySettled` was emitted).
+    AlreadySettled(TxReceipt),
+}
+
+impl SettleOutcome {
+    /// The transaction receipt.
+    pub fn receipt(&self) -> &TxReceipt {
+        match self {
+            Self::Applied(r) | Self::AlreadySettled(r) => r,
+        }
+    }
+}
+
+/// Addresses of a Sealbridge deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployment {
+    /// Chain the contracts live on.
+    pub chain_id: u64,
+    /// Holder of DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE on both contracts, deployer of all three.
+    pub admin: Address,
+    /// `EnclaveRegistry`.
+    pub registry: Address,
+    /// `Settlement`.
+    pub settlement: Address,
+    /// `TestToken` (test deployments only).
+    pub token: Address,
+}
+
+impl Deployment {
+    /// Deploy `EnclaveRegistry(admin)`, `Settlement(registry, admin, policy_hash)` and `TestToken`,
+    /// all sent by `admin`; gas is recorded under "deploy:<Contract>".
+    pub fn deploy<C: Chain>(
+        chain: &mut C,
+        admin: Address,
+        policy_hash: B256,
+        gas: &mut GasLedger,
+    ) -> Result<Self, ContractError> {
+        let registry = deploy_one(
+            chain,
+            gas,
+            admin,
+            "EnclaveRegistry",
+            &EnclaveRegistry::BYTECODE,
+            &EnclaveRegistry::constructorCall { admin }.abi_encode(),
+        )?;
+        let settlement = deploy_one(
+            chain,
+            gas,
+            admin,
+            "Settlement",
+            &Settlement::BYTECODE,
+            &Settlement::constructorCall {
+                registry_: registry,
+                admin,
+                policyHash_: policy_hash,
+            }
+            .abi_encode(),
+        )?;
+        let token = deploy_one(chain, gas, admin, "TestToken", &TestToken::BYTECODE, &[])?;
+        Ok(Self {
+            chain_id: chain.chain_id()?,
+            admin,
+            registry,
+            settlement,
+            token,
+        })
+    }
+}
+
+fn deploy_one<C: Chain>(
+    chain: &mut C,
+    gas: &mut GasLedger,
+    from: Address,
+    name: &'static str,
+    bytecode: &Bytes,
+    args: &[u8],
+) -> Result<Address, ContractError> {
+    let mut init = bytecode.to_vec();
+    init.extend_from_slice(args);
+    let r = chain.deploy(from, init.into())?;
+    if !r.success {
+        gas.record(&format!("deploy:{name}:reverted"), r.gas_used);
+        return Err(ContractError::Reverted(Revert::decode(r.output)));
+    }
+    gas.record(&format!("deploy:{name}"), r.gas_used);
+    r.contract_address
+        .ok_or(ContractError::NoContractAddress(name))
+}
+
+/// The typed client: a chain, a deployment on it, and the gas ledger of everything sent.
+#[derive(Debug)]
+pub struct Sealbridge<C> {
+    chain: C,
+    /// The contracts this client talks to.
+    pub deployment: Deployment,
+    gas: GasLedger,
+}
+
+impl<C: Chain> Sealbridge<C> {
+    /// Deploy the three contracts from `admin` (see [`Deployment::deploy`]).
+    pub fn deploy(mut chain: C, admin: Address, policy_hash: B256) -> Result<Self, ContractError> {
+        let mut gas = GasLedger::new();
+        let deployment = Deployment::deploy(&mut chain, admin, policy_hash, &mut gas)?;
+        Ok(Self {
+            chain,
+            deployment,
+            gas,
+        })
+    }
+
+    /// A client for an existing deployment.
+    pub fn attach(chain: C, deployment: Deployment) -> Self {
+        Self {
+            chain,
+            deployment,
+            gas: GasLedger::new(),
+        }
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &C {
+        &self.chain
+    }
+
+    /// The chain, mutably (time control, mining, raw transactions).
+    pub fn chain_mut(&mut self) -> &mut C {
+        &mut self.chain
+    }
+
+    /// Gas recorded so far.
+    pub fn gas(&self) -> &GasLedger {
+        &self.gas
+    }
+
+    /// Gas ledger, mutably (e.g. to reset or add external figures).
+    pub fn gas_mut(&mut self) -> &mut GasLedger {
+        &mut self.gas
+    }
+
+    // ------------------------------------------------------------- plumbing
+
+    /// Send `call` to `to` from `from`, record its gas under `kind`, decode the return value.
+    pub fn transact<T: SolCall>(
+        &mut self,
+        kind: &str,
+        from: Address,
+        to: Address,
+        call: &T,
+    ) -> Result<(TxReceipt, T::Return), ContractError> {
+        let r = self.chain.send(from, to, call.abi_encode().into())?;
+        if !r.success {
+            self.gas.record(&format!("{kind}:reverted"), r.gas_used);
+            return Err(ContractError::Reverted(Revert::decode(r.output)));
+        }
+        self.gas.record(kind, r.gas_used);
+        let ret = T::abi_decode_returns(&r.output).map_err(|e| ContractError::Decode(e.to_string()))?;
+        Ok((r, ret))
+    }
+
+    /// `eth_call` of `call` on `to` at the latest block.
+    pub fn view<T: SolCall>(&self, to: Address, call: &T) -> Result<T::Return, ContractError> {
+        let out = self
+            .chain
+            .call(self.deployment.admin, to, call.abi_encode().into())?;
+        T::abi_decode_returns(&out).map_err(|e| ContractError::Decode(e.to_string()))
+    }
+
+    fn registry_tx<T: SolCall>(&mut self, kind: &str, from: Address, call: &T) -> Result<TxReceipt, ContractError> {
+        let to = self.deployment.registry;
+        self.transact(kind, from, to, call).map(|(r, _)| r)
+    }
+
+    fn settlement_tx<T: SolCall>(&mut self, kind: &str, from: Address, call: &T) -> Result<TxReceipt, ContractError> {
+        let to = self.deployment.settlement;
+        self.transact(kind, from, to, call).map(|(r, _)| r)
+    }
+
+    // ------------------------------------------------------------- registry governance
+
+    /// `addVerifier(verifier)`.
+    pub fn add_verifier(&mut self, from: Address, verifier: Address) -> Result<TxReceipt, ContractError> {
+        self.registry_tx("addVerifier", from, &EnclaveRegistry::addVerifierCall { verifier })
+    }
+
+    /// `removeVerifier(verifier)`.
+    pub fn remove_verifier(&mut self, from: Address, verifier: Address) -> Result<TxReceipt, ContractError> {
+        self.registry_tx("removeVerifier", from, &EnclaveRegistry::removeVerifierCall { verifier })
+    }
+
+    /// `setThreshold(k)`.
+    pub fn set_threshold(&mut self, from: Address, k: u32) -> Result<TxReceipt, ContractError> {
+        self.registry_tx("setThreshold", from, &EnclaveRegistry::setThresholdCall { k })
+    }
+
+    /// `setAllowSimulated(allowed)`: dangerous, test deployments only.
+    pub fn allow_simulated(&mut self, from: Address, allowed: bool) -> Result<TxReceipt, ContractError> {
+        self.registry_tx("setAllowSimulated", from, &EnclaveRegistry::setAllowSimulatedCall { allowed })
+    }
+
+    /// `allowMeasurement(m, validFrom, validUntil)`.
+    pub fn allow_measurement(
+        &mut self,
+        from: Address,
+        measurement: B256,
+        valid_from: u64,
+        valid_until: u64,
+    ) -> Result<TxReceipt, ContractError> {
+        self.registry_tx(
+            "allowMeasurement",
+            from,
+            &EnclaveRegistry::allowMeasurementCall {
+                m: measurement,
+                validFrom: valid_from,
+                validUntil: valid_until,
+            },
+        )
+    }
+
+    /// `revokeMeasurement(m)`.
+    pub fn revoke_measurement(&mut self, from: Address, measurement: B256) -> Result<TxReceipt, ContractError> {
+        self.registry_tx("revokeMeasurement", from, &EnclaveRegistry::revokeMeasurementCall { m: measurement })
+    }
+
+    /// `revokeEnclave(enclave)`.
+    pub fn revoke_enclave(&mut self, from: Address, enclave: Address) -> Result<TxReceipt, ContractError> {
+        self.registry_tx("revokeEnclave", from, &EnclaveRegistry::revokeEnclaveCall { enclave })
+    }
+
+    /// `register(r, signatures)`; signatures must be ordered by ascending signer
+    /// (see [`eip712::sign_attestation_sorted`]).
+    pub fn register(
+        &mut self,
+        from: Address,
+        result: &AttestationResult,
+        signatures: Vec<Bytes>,
+    ) -> Result<TxReceipt, ContractError> {
+        self.registry_tx(
+            "register",
+            from,
+            &EnclaveRegistry::registerCall {
+                r: result.clone(),
+                signatures,
+            },
+        )
+    }
+
+    // ------------------------------------------------------------- registry views
+
+    /// `enclaveStatus(enclave)`.
+    pub fn enclave_status(&self, enclave: Address) -> Result<EnclaveStatus, ContractError> {
+        let v = self.view(self.deployment.registry, &EnclaveRegistry::enclaveStatusCall { enclave })?;
+        Ok(EnclaveStatus::from(v))
+    }
+
+    /// `isActive(enclave)`.
+    pub fn is_active(&self, enclave: Address) -> Result<bool, ContractError> {
+        self.view(self.deployment.registry, &EnclaveRegistry::isActiveCall { enclave })
+    }
+
+    /// The registry's record of `enclave`.
+    pub fn enclave(&self, enclave: Address) -> Result<EnclaveRegistry::enclavesReturn, ContractError> {
+        self.view(self.deployment.registry, &EnclaveRegistry::enclavesCall { enclave })
+    }
+
+    /// `hashAttestationResult(r)`: the digest computed by the contract.
+    pub fn hash_attestation_result(&self, result: &AttestationResult) -> Result<B256, ContractError> {
+        self.view(
+            self.deployment.registry,
+            &EnclaveRegistry::hashAttestationResultCall { r: result.clone() },
+        )
+    }
+
+    /// `threshold()`.
+    pub fn threshold(&self) -> Result<u32, ContractError> {
+        self.view(self.deployment.registry, &EnclaveRegistry::thresholdCall {})
+    }
+
+    /// `isVerifier(verifier)`.
+    pub fn is_verifier(&self, verifier: Address) -> Result<bool, ContractError> {
+        self.view(self.deployment.registry, &EnclaveRegistry::isVerifierCall { verifier })
+    }
+
+    /// `measurementAllowed(m)` at the latest block.
+    pub fn measurement_allowed(&self, measurement: B256) -> Result<bool, ContractError> {
+        self.view(
+            self.deployment.registry,
+            &EnclaveRegistry::measurementAllowedCall { m: measurement },
+        )
+    }
+
+    // ------------------------------------------------------------- escrow
+
+    /// `TestToken.mint(to, amount)` (open mint: test token only).
+    pub fn mint(&mut self, from: Address, to: Address, amount: U256) -> Result<TxReceipt, ContractError> {
+        let token = self.deployment.token;
+        self.transact("mint", from, token, &TestToken::mintCall { to, amount })
+            .map(|(r, _)| r)
+    }
+
+    /// ERC-20 `approve(settlement, amount)` on `token`, then `deposit(token, amount)`.
+    pub fn deposit(
+        &mut self,
+        from: Address,
+        token: Address,
+        amount: U256,
+    ) -> Result<TxReceipt, ContractError> {
+        let spender = self.deployment.settlement;
+        self.transact("approve", from, token, &TestToken::approveCall { spender, value: amount })?;
+        self.settlement_tx("deposit", from, &Settlement::depositCall { token, amount })
+    }
+
+    /// `withdraw(token, amount)`.
+    pub fn withdraw(&mut self, from: Address, token: Address, amount: U256) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx("withdraw", from, &Settlement::withdrawCall { token, amount })
+    }
+
+    /// Escrowed balance `balanceOf(account, token)` in the settlement contract.
+    pub fn escrow_balance(&self, account: Address, token: Address) -> Result<U256, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::balanceOfCall { account, token })
+    }
+
+    /// ERC-20 balance of `account` in `token`.
+    pub fn token_balance(&self, token: Address, account: Address) -> Result<U256, ContractError> {
+        self.view(token, &TestToken::balanceOfCall { account })
+    }
+
+    // ------------------------------------------------------------- settlement
+
+    /// `setPolicyHash(h)`.
+    pub fn set_policy_hash(&mut self, from: Address, policy_hash: B256) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx("setPolicyHash", from, &Settlement::setPolicyHashCall { newPolicyHash: policy_hash })
+    }
+
+    /// `settle(s, effects, signature)`: [`SettleOutcome::Applied`] if applied now,
+    /// [`SettleOutcome::AlreadySettled`] if this exact statement was settled before.
+    pub fn settle(
+        &mut self,
+        from: Address,
+        statement: &Statement,
+        effects: &[Effect],
+        signature: Bytes,
+    ) -> Result<SettleOutcome, ContractError> {
+        let to = self.deployment.settlement;
+        let call = Settlement::settleCall {
+            s: statement.clone(),
+            effects: effects.to_vec(),
+            signature,
+        };
+        let (r, applied) = self.transact("settle", from, to, &call)?;
+        Ok(if applied {
+            SettleOutcome::Applied(r)
+        } else {
+            SettleOutcome::AlreadySettled(r)
+        })
+    }
+
+    /// `lastSequence()`.
+    pub fn last_sequence(&self) -> Result<u64, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::lastSequenceCall {})
+    }
+
+    /// `stateRoot()`.
+    pub fn state_root(&self) -> Result<B256, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::stateRootCall {})
+    }
+
+    /// `policyHash()`.
+    pub fn policy_hash(&self) -> Result<B256, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::policyHashCall {})
+    }
+
+    /// `logSize()`.
+    pub fn log_size(&self) -> Result<u64, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::logSizeCall {})
+    }
+
+    /// `logRoot()`.
+    pub fn log_root(&self) -> Result<B256, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::logRootCall {})
+    }
+
+    /// `statementDigest(sequence)` (zero if not settled).
+    pub fn statement_digest(&self, sequence: u64) -> Result<B256, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::statementDigestCall { sequence })
+    }
+
+    /// `hashStatement(s)`: the digest computed by the contract.
+    pub fn hash_statement(&self, statement: &Statement) -> Result<B256, ContractError> {
+        self.view(
+            self.deployment.settlement,
+            &Settlement::hashStatementCall { s: statement.clone() },
+        )
+    }
+
+    /// `hashEffects(effects)`: the effects hash computed by the contract.
+    pub fn hash_effects(&self, effects: &[Effect]) -> Result<B256, ContractError> {
+        self.view(
+            self.deployment.settlement,
+            &Settlement::hashEffectsCall { effects: effects.to_vec() },
+        )
+    }
+
+    /// Digest of `statement` under this deployment's settlement domain, computed in Rust.
+    pub fn statement_digest_local(&self, statement: &Statement) -> B256 {
+        eip712::statement_digest(statement, self.deployment.chain_id, self.deployment.settlement)
+    }
+
+    /// Digest of `result` under this deployment's registry domain, computed in Rust.
+    pub fn attestation_digest_local(&self, result: &AttestationResult) -> B256 {
+        eip712::attestation_digest(result, self.deployment.chain_id, self.deployment.registry)
+    }
+
+    /// `StatementSettled` events in an inclusive block range (what a relayer re-reads after a reorg).
+    pub fn settled_events(
+        &self,
+        from_block: u64,
+        to_block: u64,
+    ) -> Result<Vec<Settlement::StatementSettled>, ContractError> {
+        let logs = self.chain.logs(self.deployment.settlement, from_block, to_block)?;
+        Ok(logs
+            .iter()
+            .filter_map(|l| Settlement::StatementSettled::decode_log(&l.inner).ok())
+            .map(|l| l.data)
+            .collect())
+    }
+}
