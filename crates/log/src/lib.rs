@@ -32,6 +32,8 @@ mod memory;
 mod note;
 mod proof;
 pub mod tile;
+#[cfg(feature = "tiles-fs")]
+mod tiles_fs;
 mod verify;
 
 pub use checkpoint::{
@@ -46,6 +48,8 @@ pub use note::{
     sign_note, verify_note,
 };
 pub use proof::{HashReader, consistency_proof, inclusion_proof, root_at};
+#[cfg(feature = "tiles-fs")]
+pub use tiles_fs::{Durability, TileReader, TileStore, TilesAt};
 pub use verify::{root_from_inclusion_proof, verify_consistency, verify_inclusion};
 
 /// Test-only helpers that must not be used by a real log.
