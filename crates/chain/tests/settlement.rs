@@ -1,0 +1,340 @@
+//! Settlement on the embedded chain: escrow, settling statements, idempotent resubmission and one
+//! test per rejection rule (each asserts the specific custom error).
+
+mod common;
+
+use alloy_primitives::{Address, B256, Bytes, I256, U256};
+use alloy_sol_types::SolEvent;
+use common::{Fixture, MEASUREMENT, POLICY, RESULT_TTL, assert_revert};
+use sealbridge_chain::bindings::Settlement;
+use sealbridge_chain::embedded::dev_key;
+use sealbridge_chain::{Chain, Effect, SettleOutcome, Statement};
+
+/// Registered enclave; alice and bob have 1000 SBT each in escrow.
+fn funded() -> Fixture {
+    let mut f = Fixture::registered();
+    let (alice, bob) = (f.alice, f.bob);
+    f.fund(alice, 1000);
+    f.fund(bob, 1000);
+    f
+}
+
+/// alice pays bob 100.
+fn payment(f: &Fixture) -> (Statement, Vec<Effect>) {
+    let mut effects = vec![f.effect(f.alice, -100), f.effect(f.bob, 100)];
+    let s = f.next_statement(&mut effects);
+    (s, effects)
+}
+
+#[test]
+fn deposit_and_withdraw() {
+    let mut f = funded();
+    let (alice, token) = (f.alice, f.token());
+    assert_eq!(f.escrow(alice), U256::from(1000));
+    assert_eq!(f.sb.token_balance(token, f.sb.deployment.settlement).unwrap(), U256::from(2000));
+    f.sb.withdraw(alice, token, U256::from(400)).unwrap();
+    assert_eq!(f.escrow(alice), U256::from(600));
+    assert_eq!(f.sb.token_balance(token, alice).unwrap(), U256::from(400));
+    assert_revert(f.sb.withdraw(alice, token, U256::from(601)), "InsufficientEscrow");
+    assert_revert(f.sb.withdraw(alice, token, U256::ZERO), "ZeroAmount");
+    assert_revert(f.sb.deposit(alice, token, U256::ZERO), "ZeroAmount");
+    // Depositing more than the allowance/balance fails in the token.
+    assert_revert(f.sb.deposit(alice, token, U256::from(10_000)), "ERC20InsufficientBalance");
+}
+
+#[test]
+fn settle_happy_path() {
+    let mut f = funded();
+    let (s, effects) = payment(&f);
+    let out = f.settle_signed(&s, &effects).unwrap();
+    let SettleOutcome::Applied(receipt) = out else {
+        panic!("expected Applied, got {out:?}")
+    };
+    assert_eq!(f.escrow(f.alice), U256::from(900));
+    assert_eq!(f.escrow(f.bob), U256::from(1100));
+    assert_eq!(f.sb.last_sequence().unwrap(), 1);
+    assert_eq!(f.sb.state_root().unwrap(), s.newStateRoot);
+    assert_eq!(f.sb.log_size().unwrap(), s.logSize);
+    assert_eq!(f.sb.log_root().unwrap(), s.logRoot);
+    let digest = f.sb.statement_digest_local(&s);
+    assert_eq!(f.sb.statement_digest(1).unwrap(), digest);
+    let ev = receipt
+        .logs
+        .iter()
+        .find_map(|l| Settlement::StatementSettled::decode_log(&l.inner).ok())
+        .expect("StatementSettled");
+    assert_eq!(ev.sequence, 1);
+    assert_eq!(ev.digest, digest);
+    assert_eq!(ev.signer, f.enclave_address());
+    assert_eq!(ev.inputCount, s.inputCount);
+    // The event is queryable by block range as well.
+    let latest = f.sb.chain().block_number().unwrap();
+    assert_eq!(f.sb.settled_events(0, latest).unwrap().len(), 1);
+
+    // A second statement chains on the first; an empty effect list is allowed.
+    let (s2, e2) = payment(&f);
+    assert_eq!(s2.prevStateRoot, s.newStateRoot);
+    assert!(matches!(f.settle_signed(&s2, &e2).unwrap(), SettleOutcome::Applied(_)));
+    let mut none = vec![];
+    let s3 = f.next_statement(&mut none);
+    assert!(matches!(f.settle_signed(&s3, &none).unwrap(), SettleOutcome::Applied(_)));
+    assert_eq!(f.sb.last_sequence().unwrap(), 3);
+    assert_eq!(f.escrow(f.alice), U256::from(800));
+}
+
+#[test]
+fn already_settled_resubmission_changes_nothing() {
+    let mut f = funded();
+    let (s, effects) = payment(&f);
+    let sig = f.sign(&s);
+    f.settle(&s, &effects, sig.clone()).unwrap();
+    let before = (
+        f.escrow(f.alice),
+        f.escrow(f.bob),
+        f.sb.state_root().unwrap(),
+        f.sb.last_sequence().unwrap(),
+        f.sb.log_root().unwrap(),
+    );
+    let out = f.settle(&s, &effects, sig).unwrap();
+    let SettleOutcome::AlreadySettled(receipt) = out else {
+        panic!("expected AlreadySettled, got {out:?}")
+    };
+    let ev = receipt
+        .logs
+        .iter()
+        .find_map(|l| Settlement::AlreadySettled::decode_log(&l.inner).ok())
+        .expect("AlreadySettled event");
+    assert_eq!(ev.sequence, 1);
+    let after = (
+        f.escrow(f.alice),
+        f.escrow(f.bob),
+        f.sb.state_root().unwrap(),
+        f.sb.last_sequence().unwrap(),
+        f.sb.log_root().unwrap(),
+    );
+    assert_eq!(before, after);
+    // Recognised even once the signer is no longer active (no signature check on replays).
+    let admin = f.admin;
+    f.sb.revoke_measurement(admin, MEASUREMENT).unwrap();
+    let sig = f.sign(&s);
+    assert!(matches!(f.settle(&s, &effects, sig).unwrap(), SettleOutcome::AlreadySettled(_)));
+}
+
+#[test]
+fn rejects_sequence_conflict() {
+    let mut f = funded();
+    let (s, effects) = payment(&f);
+    f.settle_signed(&s, &effects).unwrap();
+    // A different statement for the already settled sequence 1.
+    let mut other = s.clone();
+    other.newStateRoot = B256::repeat_byte(0xee);
+    assert_revert(f.settle_signed(&other, &effects), "SequenceConflict");
+    // Sequence 0 is never settled.
+    let mut zero = s.clone();
+    zero.sequence = 0;
+    assert_revert(f.settle_signed(&zero, &effects), "SequenceConflict");
+}
+
+#[test]
+fn rejects_sequence_gap() {
+    let mut f = funded();
+    let (mut s, effects) = payment(&f);
+    s.sequence = 2;
+    let err = f.settle_signed(&s, &effects).unwrap_err();
+    assert_eq!(err.revert_name(), Some("SequenceGap"));
+    let Some(Settlement::SettlementErrors::SequenceGap(gap)) = err.revert().unwrap().as_error() else {
+        panic!("{err}")
+    };
+    assert_eq!((gap.expected, gap.sequence), (1, 2));
+}
+
+#[test]
+fn rejects_malformed_signature() {
+    let mut f = funded();
+    let (s, effects) = payment(&f);
+    let sig = f.sign(&s);
+    assert_revert(f.settle(&s, &effects, Bytes::from(sig[..64].to_vec())), "BadSignature");
+    // High-s (malleated) signatures are refused as malformed too.
+    let mut bad = sig.to_vec();
+    bad[32..64].copy_from_slice(&[0xff; 32]);
+    assert_revert(f.settle(&s, &effects, bad.into()), "BadSignature");
+}
+
+#[test]
+fn rejects_unregistered_signer() {
+    let mut f = funded();
+    let (s, effects) = payment(&f);
+    let d = f.sb.deployment;
+    let sig = sealbridge_chain::eip712::sign_statement(&dev_key("rogue"), &s, d.chain_id, d.settlement);
+    let err = f.settle(&s, &effects, sig).unwrap_err();
+    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error() else {
+        panic!("{err}")
+    };
+    assert_eq!(e.status, 1); // NotRegistered
+}
+
+#[test]
+fn revoking_measurement_stops_settlement_immediately() {
+    let mut f = funded();
+    let (s, effects) = payment(&f);
+    let admin = f.admin;
+    f.sb.revoke_measurement(admin, MEASUREMENT).unwrap();
+    let err = f.settle_signed(&s, &effects).unwrap_err();
+    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error() else {
+        panic!("{err}")
+    };
+    assert_eq!(e.status, 4); // MeasurementNotAllowed
+    assert_eq!(e.signer, f.enclave_address());
+    assert_eq!(f.sb.last_sequence().unwrap(), 0);
+}
+
+#[test]
+fn revoked_enclave_cannot_settle() {
+    let mut f = funded();
+    let (s, effects) = payment(&f);
+    let (admin, e) = (f.admin, f.enclave_address());
+    f.sb.revoke_enclave(admin, e).unwrap();
+    let err = f.settle_signed(&s, &effects).unwrap_err();
+    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error() else {
+        panic!("{err}")
+    };
+    assert_eq!(e.status, 3); // Revoked
+}
+
+#[test]
+fn expired_registration_cannot_settle() {
+    let mut f = funded();
+    f.sb.chain_mut().advance_time(RESULT_TTL);
+    f.sb.chain_mut().mine(1);
+    let (s, effects) = payment(&f);
+    let err = f.settle_signed(&s, &effects).unwrap_err();
+    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error() else {
+        panic!("{err}")
+    };
+    assert_eq!(e.status, 2); // Expired
+}
+
+#[test]
+fn rejects_prev_root_mismatch() {
+    let mut f = funded();
+    let (mut s, effects) = payment(&f);
+    s.prevStateRoot = B256::repeat_byte(1);
+    assert_revert(f.settle_signed(&s, &effects), "PrevRootMismatch");
+}
+
+#[test]
+fn rejects_policy_mismatch() {
+    let mut f = funded();
+    let (mut s, effects) = payment(&f);
+    s.policyHash = B256::repeat_byte(2);
+    assert_revert(f.settle_signed(&s, &effects), "PolicyMismatch");
+    // After a policy change, statements under the old policy fail.
+    let (admin, relayer) = (f.admin, f.relayer);
+    assert_revert(f.sb.set_policy_hash(relayer, B256::repeat_byte(3)), "AccessControlUnauthorizedAccount");
+    f.sb.set_policy_hash(admin, B256::repeat_byte(3)).unwrap();
+    assert_eq!(f.sb.policy_hash().unwrap(), B256::repeat_byte(3));
+    let (s, effects) = payment(&f);
+    assert_eq!(s.policyHash, POLICY);
+    assert_revert(f.settle_signed(&s, &effects), "PolicyMismatch");
+}
+
+#[test]
+fn rejects_outside_window() {
+    let mut f = funded();
+    let (mut s, effects) = payment(&f);
+    let now = f.now();
+    s.notBefore = now + 100;
+    s.notAfter = now + 200;
+    assert_revert(f.settle_signed(&s, &effects), "OutsideWindow");
+    s.notBefore = now - 200;
+    s.notAfter = now - 100;
+    assert_revert(f.settle_signed(&s, &effects), "OutsideWindow");
+    // Both ends are inclusive: notBefore == notAfter == the block's timestamp settles.
+    let ts = f.now() + 50;
+    f.sb.chain_mut().set_next_timestamp(ts).unwrap();
+    s.notBefore = ts;
+    s.notAfter = ts;
+    assert!(matches!(f.settle_signed(&s, &effects).unwrap(), SettleOutcome::Applied(_)));
+}
+
+#[test]
+fn rejects_effects_hash_mismatch() {
+    let mut f = funded();
+    let (s, mut effects) = payment(&f);
+    effects[0].delta = I256::try_from(-101).unwrap();
+    effects[1].delta = I256::try_from(101).unwrap();
+    assert_revert(f.settle_signed(&s, &effects), "EffectsHashMismatch");
+}
+
+#[test]
+fn rejects_effects_not_sorted() {
+    let mut f = funded();
+    let mut effects = vec![f.effect(f.alice, -100), f.effect(f.bob, 100)];
+    let mut s = f.next_statement(&mut effects);
+    effects.reverse();
+    s.effectsHash = sealbridge_chain::eip712::effects_hash(&effects);
+    assert_revert(f.settle_signed(&s, &effects), "EffectsNotSorted");
+    // A duplicated (token, account) pair is not strictly ascending either.
+    let dup = vec![f.effect(f.alice, -100), f.effect(f.alice, 100)];
+    s.effectsHash = sealbridge_chain::eip712::effects_hash(&dup);
+    assert_revert(f.settle_signed(&s, &dup), "EffectsNotSorted");
+}
+
+#[test]
+fn rejects_not_conserved() {
+    let mut f = funded();
+    let mut effects = vec![f.effect(f.alice, -100), f.effect(f.bob, 101)];
+    let s = f.next_statement(&mut effects);
+    let err = f.settle_signed(&s, &effects).unwrap_err();
+    let Some(Settlement::SettlementErrors::NotConserved(e)) = err.revert().unwrap().as_error() else {
+        panic!("{err}")
+    };
+    assert_eq!(e.token, f.token());
+}
+
+#[test]
+fn rejects_not_conserved_across_tokens() {
+    // Balanced overall, but not per token: +100 of token A against -100 of token B.
+    let mut f = funded();
+    let other_token = Address::repeat_byte(0x01); // sorts before the deployed token
+    let mut effects = vec![
+        Effect { account: f.alice, token: other_token, delta: I256::try_from(100).unwrap() },
+        f.effect(f.alice, -100),
+    ];
+    let s = f.next_statement(&mut effects);
+    assert_revert(f.settle_signed(&s, &effects), "NotConserved");
+}
+
+#[test]
+fn rejects_insufficient_escrow() {
+    let mut f = funded();
+    let carol = f.carol; // has nothing in escrow
+    let mut effects = vec![f.effect(carol, -5), f.effect(f.bob, 5)];
+    let s = f.next_statement(&mut effects);
+    let err = f.settle_signed(&s, &effects).unwrap_err();
+    let Some(Settlement::SettlementErrors::InsufficientEscrow(e)) = err.revert().unwrap().as_error() else {
+        panic!("{err}")
+    };
+    assert_eq!((e.account, e.token), (carol, f.token()));
+    // Exactly the full balance is fine.
+    let mut effects = vec![f.effect(f.alice, -1000), f.effect(carol, 1000)];
+    let s = f.next_statement(&mut effects);
+    f.settle_signed(&s, &effects).unwrap();
+    assert_eq!(f.escrow(f.alice), U256::ZERO);
+    assert_eq!(f.escrow(carol), U256::from(1000));
+    // Carol can withdraw what she was paid.
+    let token = f.token();
+    f.sb.withdraw(carol, token, U256::from(1000)).unwrap();
+    assert_eq!(f.sb.token_balance(token, carol).unwrap(), U256::from(1000));
+}
+
+#[test]
+fn statement_for_another_deployment_is_refused() {
+    // The domain binds the verifying contract: a signature for another Settlement recovers to a
+    // different (unregistered) address.
+    let mut f = funded();
+    let (s, effects) = payment(&f);
+    let d = f.sb.deployment;
+    let sig = sealbridge_chain::eip712::sign_statement(&f.enclave, &s, d.chain_id, Address::repeat_byte(9));
+    assert_revert(f.settle(&s, &effects, sig), "SignerNotActive");
+}
