@@ -1,1 +1,37 @@
+//! The enclave: the trusted computing base of Sealbridge (DESIGN §1, §3, §5, §6).
+//!
+//! Synchronous, no I/O, no clock, no OS randomness: time arrives in requests, randomness through
+//! the `rng` handed to [`Enclave::boot`]. Everything crosses the boundary as one
+//! [`boundary::Request`]/[`boundary::Response`] pair.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+pub mod boundary;
+mod machine;
+pub mod epochs;
+pub mod keys;
+pub mod log_entry;
+pub mod policy;
+pub mod replay;
+
+pub use machine::{Enclave, SEAL_PURPOSE_INPUT, SettlementTarget, SignedStatement};
+pub use keys::{InstanceKeys, KeyBundle};
+pub use policy::EnclavePolicy;
+
+/// Enclave errors (caller mistakes and internal failures; envelope rejections are receipts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bytes that should have a fixed structure do not.
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+    /// A signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// Producing a signature failed.
+    #[error("signing failed")]
+    Signing,
+}

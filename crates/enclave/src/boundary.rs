@@ -1,0 +1,189 @@
+//! The one channel across the trust boundary (STYLE: "one channel", oasis-core): a versioned
+//! `Request`/`Response` pair. Today the host calls [`crate::Enclave::handle`] in process; the same
+//! values travel as length-prefixed CBOR frames over a socket when the enclave is its own process.
+//!
+//! Frame: `u32 BE length ‖ CBOR(value)`, length ≤ [`MAX_FRAME_BYTES`].
+
+use alloy_primitives::{Address, B256};
+use sealbridge_proto::{EnvelopeId, ReasonCode};
+
+use crate::{KeyBundle, SignedStatement};
+
+/// Version of the boundary protocol; `Hello` must agree on it.
+pub const BOUNDARY_VERSION: u16 = 1;
+/// Hard limit on one frame (an envelope is at most 64 KiB; a batch response carries its effects).
+pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+
+/// A chain event the host observed and reports. The host is untrusted: see THREAT-MODEL.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ChainEvent {
+    /// Escrow deposit.
+    Deposit {
+        /// Depositing account.
+        account: Address,
+        /// Token.
+        token: Address,
+        /// Amount.
+        amount: u128,
+    },
+    /// Escrow withdrawal.
+    Withdrawal {
+        /// Withdrawing account.
+        account: Address,
+        /// Token.
+        token: Address,
+        /// Amount.
+        amount: u128,
+    },
+}
+
+/// Host → enclave.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Request {
+    /// Version handshake.
+    Hello {
+        /// The host's boundary protocol version.
+        version: u16,
+    },
+    /// The public key bundle, measurement and current epoch announcement.
+    Describe,
+    /// Attestation evidence binding the key bundle to `challenge`.
+    Evidence {
+        /// Freshness challenge (a recent block hash or a verifier nonce).
+        challenge: Vec<u8>,
+        /// Host time.
+        now: u64,
+    },
+    /// Advance enclave time: rotates epoch keys, prunes the replay set.
+    Tick {
+        /// Host time.
+        now: u64,
+    },
+    /// A sealed envelope from a client.
+    Submit {
+        /// The COSE_Encrypt0 bytes.
+        envelope: Vec<u8>,
+        /// Host time.
+        now: u64,
+    },
+    /// A chain event for the program.
+    Chain(ChainEvent),
+    /// Close the pending batch now (if any input is pending).
+    CutBatch {
+        /// Host time.
+        now: u64,
+    },
+}
+
+/// What the enclave says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Description {
+    /// Public instance keys.
+    pub key_bundle: KeyBundle,
+    /// The code measurement.
+    pub measurement: B256,
+    /// The program id envelopes must name.
+    pub program_id: B256,
+    /// The policy hash statements carry.
+    pub policy_hash: B256,
+    /// The signed announcement of the current epoch key.
+    pub epoch_announcement: Vec<u8>,
+}
+
+/// The outcome of one submitted envelope.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubmitOutcome {
+    /// SHA-256 of the envelope bytes.
+    pub envelope_id: EnvelopeId,
+    /// The signed receipt (COSE_Sign1).
+    pub receipt: Vec<u8>,
+    /// Log index of the receipt (its `sequence`).
+    pub sequence: u64,
+    /// `None` when accepted, else why not.
+    pub rejected: Option<ReasonCode>,
+    /// For accepted envelopes: the opened input re-sealed at rest; the host must store it
+    /// durably before returning the receipt (DESIGN §6).
+    pub sealed_input: Option<Vec<u8>>,
+    /// A batch the submission closed (batch size reached).
+    pub batch: Option<SignedStatement>,
+}
+
+/// Enclave → host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Response {
+    /// Handshake answer.
+    Hello {
+        /// The enclave's boundary version.
+        version: u16,
+    },
+    /// Answer to `Describe`.
+    Description(Box<Description>),
+    /// Answer to `Evidence`.
+    Evidence {
+        /// TEE kind code (0 = simulated).
+        tee: u8,
+        /// Evidence bytes.
+        evidence: Vec<u8>,
+    },
+    /// Answer to `Tick`: announcements of epochs that started.
+    Ticked {
+        /// Signed epoch announcements.
+        announcements: Vec<Vec<u8>>,
+    },
+    /// Answer to `Submit`.
+    Submitted(Box<SubmitOutcome>),
+    /// Answer to `Chain`.
+    Ack,
+    /// Answer to `CutBatch`: the signed statement, or `None` when nothing was pending.
+    Batch(Option<Box<SignedStatement>>),
+    /// The request could not be served.
+    Error(BoundaryError),
+}
+
+/// Errors at the boundary (not envelope rejections, which are receipts).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum BoundaryError {
+    /// The peer speaks another protocol version.
+    #[error("unsupported boundary version {0}")]
+    UnsupportedVersion(u16),
+    /// The frame could not be decoded.
+    #[error("malformed frame")]
+    MalformedFrame,
+    /// The frame exceeds [`MAX_FRAME_BYTES`].
+    #[error("frame too large")]
+    FrameTooLarge,
+    /// The enclave failed internally (e.g. a signing error).
+    #[error("internal enclave error")]
+    Internal,
+}
+
+/// Encode a value as one frame.
+pub fn encode_frame<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, BoundaryError> {
+    let mut body = Vec::new();
+    ciborium::into_writer(value, &mut body).map_err(|_| BoundaryError::Internal)?;
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(BoundaryError::FrameTooLarge);
+    }
+    let len = u32::try_from(body.len()).map_err(|_| BoundaryError::FrameTooLarge)?;
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decode exactly one frame (length prefix included); trailing bytes are an error.
+pub fn decode_frame<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<T, BoundaryError> {
+    let (len, body) = frame
+        .split_at_checked(4)
+        .ok_or(BoundaryError::MalformedFrame)?;
+    let len = u32::from_be_bytes(len.try_into().map_err(|_| BoundaryError::MalformedFrame)?);
+    let len = usize::try_from(len).map_err(|_| BoundaryError::FrameTooLarge)?;
+    if len > MAX_FRAME_BYTES {
+        return Err(BoundaryError::FrameTooLarge);
+    }
+    if body.len() != len {
+        return Err(BoundaryError::MalformedFrame);
+    }
+    ciborium::from_reader(body).map_err(|_| BoundaryError::MalformedFrame)
+}

@@ -1,0 +1,197 @@
+//! Epoch KEM keys (DESIGN §3): a new X25519 key pair every epoch, announced under the instance
+//! Ed25519 key. The previous epoch stays usable for a grace period, after which its private key
+//! is dropped (and zeroised by `KemSecretKey`'s `Drop`), giving envelopes forward secrecy.
+
+use rand_core::CryptoRngCore;
+use sealbridge_proto::{Epoch, InstanceId, ReasonCode, contexts::EPOCH_ANNOUNCEMENT_CONTEXT};
+use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey, KemSecretKey};
+
+use crate::Error;
+
+/// Version byte of an epoch announcement.
+pub const ANNOUNCEMENT_VERSION: u8 = 1;
+/// Length of an encoded announcement: body 89 bytes + signature 64.
+pub const ANNOUNCEMENT_LEN: usize = 1 + 32 + 8 + 32 + 8 + 8 + 64;
+
+/// A signed statement that `public_key` is the instance's KEM key for `epoch`, usable in
+/// `[not_before, not_after)`.
+///
+/// Encoding: `version (1) ‖ instance (32) ‖ epoch u64 BE ‖ public key (32) ‖ not_before u64 BE ‖
+/// not_after u64 BE ‖ Ed25519 signature (64)`, the signature over the preceding 89 bytes under
+/// `EPOCH_ANNOUNCEMENT_CONTEXT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochAnnouncement {
+    /// The enclave instance.
+    pub instance: InstanceId,
+    /// Epoch number.
+    pub epoch: Epoch,
+    /// The epoch's KEM public key.
+    pub public_key: KemPublicKey,
+    /// Start of the epoch (unix seconds, enclave time).
+    pub not_before: u64,
+    /// End of the grace window: envelopes for this epoch are refused from then on.
+    pub not_after: u64,
+}
+
+impl EpochAnnouncement {
+    fn body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ANNOUNCEMENT_LEN);
+        out.push(ANNOUNCEMENT_VERSION);
+        out.extend_from_slice(self.instance.as_bytes());
+        out.extend_from_slice(&self.epoch.0.to_be_bytes());
+        out.extend_from_slice(self.public_key.as_bytes());
+        out.extend_from_slice(&self.not_before.to_be_bytes());
+        out.extend_from_slice(&self.not_after.to_be_bytes());
+        out
+    }
+
+    /// Sign with the instance key.
+    pub fn sign(&self, key: &Ed25519SigningKey) -> Vec<u8> {
+        let mut out = self.body();
+        let sig = key.sign(EPOCH_ANNOUNCEMENT_CONTEXT, &out);
+        out.extend_from_slice(sig.as_ref());
+        out
+    }
+
+    /// Verify a signed announcement against the instance's Ed25519 key (from attestation).
+    pub fn verify(bytes: &[u8], key: &Ed25519PublicKey) -> Result<Self, Error> {
+        if bytes.len() != ANNOUNCEMENT_LEN {
+            return Err(Error::Malformed("epoch announcement length"));
+        }
+        let (body, sig) = bytes.split_at(ANNOUNCEMENT_LEN - 64);
+        key.verify(EPOCH_ANNOUNCEMENT_CONTEXT, body, sig)
+            .map_err(|_| Error::BadSignature)?;
+        let (version, rest) = body.split_at(1);
+        if version != [ANNOUNCEMENT_VERSION] {
+            return Err(Error::Malformed("epoch announcement version"));
+        }
+        let (instance, rest) = rest.split_at(32);
+        let (epoch, rest) = rest.split_at(8);
+        let (pk, rest) = rest.split_at(32);
+        let (nb, na) = rest.split_at(8);
+        let u64_of = |b: &[u8]| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_be_bytes(a)
+        };
+        let mut pk_bytes = [0u8; 32];
+        pk_bytes.copy_from_slice(pk);
+        Ok(Self {
+            instance: InstanceId::from_slice(instance).map_err(|_| Error::Malformed("instance"))?,
+            epoch: Epoch(u64_of(epoch)),
+            public_key: KemPublicKey::from_bytes(pk_bytes),
+            not_before: u64_of(nb),
+            not_after: u64_of(na),
+        })
+    }
+}
+
+struct EpochKey {
+    epoch: Epoch,
+    secret: KemSecretKey,
+    public: KemPublicKey,
+    not_before: u64,
+}
+
+/// The live epoch keys: the current one and, during its grace window, the previous one.
+pub struct EpochKeys {
+    length: u64,
+    grace: u64,
+    current: EpochKey,
+    previous: Option<EpochKey>,
+}
+
+impl std::fmt::Debug for EpochKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochKeys")
+            .field("current", &self.current.epoch)
+            .field("previous", &self.previous.as_ref().map(|p| p.epoch))
+            .finish_non_exhaustive()
+    }
+}
+
+impl EpochKeys {
+    /// Start epoch 1 at `now`.
+    pub fn new(rng: &mut impl CryptoRngCore, now: u64, length: u64, grace: u64) -> Self {
+        let (secret, public) = KemSecretKey::generate(rng);
+        Self {
+            length: length.max(1),
+            grace,
+            current: EpochKey {
+                epoch: Epoch(1),
+                secret,
+                public,
+                not_before: now,
+            },
+            previous: None,
+        }
+    }
+
+    /// The current epoch number.
+    pub fn current(&self) -> Epoch {
+        self.current.epoch
+    }
+
+    /// The current epoch's public key.
+    pub fn current_public(&self) -> KemPublicKey {
+        self.current.public
+    }
+
+    /// Rotate as often as `now` requires and retire the previous epoch once its grace window is
+    /// over. Returns the epochs that started (announce them).
+    pub fn tick(&mut self, rng: &mut impl CryptoRngCore, now: u64) -> Vec<Epoch> {
+        let mut started = Vec::new();
+        while now >= self.current.not_before.saturating_add(self.length) {
+            let (secret, public) = KemSecretKey::generate(rng);
+            let next = EpochKey {
+                epoch: Epoch(self.current.epoch.0.saturating_add(1)),
+                secret,
+                public,
+                not_before: self.current.not_before.saturating_add(self.length),
+            };
+            // Dropping the old previous key zeroises it.
+            self.previous = Some(std::mem::replace(&mut self.current, next));
+            started.push(self.current.epoch);
+        }
+        if let Some(prev) = &self.previous {
+            if now >= prev.not_before.saturating_add(self.length).saturating_add(self.grace) {
+                self.previous = None;
+            }
+        }
+        started
+    }
+
+    /// The private key for `epoch` at `now`, or why there is none.
+    pub fn key_for(&self, epoch: Epoch, now: u64) -> Result<&KemSecretKey, ReasonCode> {
+        if epoch == self.current.epoch {
+            return Ok(&self.current.secret);
+        }
+        match &self.previous {
+            Some(prev) if prev.epoch == epoch => {
+                let end = prev.not_before.saturating_add(self.length).saturating_add(self.grace);
+                if now < end {
+                    Ok(&prev.secret)
+                } else {
+                    Err(ReasonCode::RetiredEpoch)
+                }
+            }
+            _ if epoch < self.current.epoch && epoch.0 > 0 => Err(ReasonCode::RetiredEpoch),
+            _ => Err(ReasonCode::UnknownEpoch),
+        }
+    }
+
+    /// The announcement of the current epoch.
+    pub fn announcement(&self, instance: InstanceId) -> EpochAnnouncement {
+        EpochAnnouncement {
+            instance,
+            epoch: self.current.epoch,
+            public_key: self.current.public,
+            not_before: self.current.not_before,
+            not_after: self
+                .current
+                .not_before
+                .saturating_add(self.length)
+                .saturating_add(self.grace),
+        }
+    }
+}

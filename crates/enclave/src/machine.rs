@@ -1,0 +1,420 @@
+//! The enclave state machine.
+
+use alloy_primitives::{Address, B256};
+use rand_core::CryptoRngCore;
+use sealbridge_attest::{Measurement, danger::SimulatedQuote, report_data};
+use sealbridge_log::{CompactRange, Hash, leaf_hash, merkle_root};
+use sealbridge_programs::Program;
+use sealbridge_proto::{
+    Epoch, EnvelopeId, InstanceId, MAX_ENVELOPE_BYTES, ReasonCode, SuitePolicy,
+    eip712::{Effect, Statement, effects_hash, settlement_domain},
+};
+use sealbridge_seal::{
+    at_rest::{RootSecret, SealingKey},
+    envelope::{OpenError, SealedEnvelope},
+    receipt::{Receipt, ReceiptStatus},
+};
+
+use crate::{
+    EnclavePolicy, Error, InstanceKeys, KeyBundle,
+    boundary::{
+        BOUNDARY_VERSION, BoundaryError, ChainEvent, Description, Request, Response, SubmitOutcome,
+    },
+    epochs::EpochKeys,
+    log_entry::{self, EntryKind},
+    policy::{program_id, simulated_measurement},
+    replay::ReplaySet,
+};
+
+/// Purpose of the sealing key for accepted inputs in the host's write-ahead log.
+pub const SEAL_PURPOSE_INPUT: &[u8] = b"input";
+
+/// A settlement statement with everything the relayer and auditors need.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignedStatement {
+    /// The EIP-712 statement.
+    pub statement: Statement,
+    /// The effects whose hash the statement carries.
+    pub effects: Vec<Effect>,
+    /// 65-byte `r ‖ s ‖ v` signature by the instance secp256k1 key.
+    pub signature: Vec<u8>,
+    /// The EIP-712 digest that was signed.
+    pub digest: B256,
+    /// The signer's address.
+    pub signer: Address,
+    /// Log indices of the receipts whose Merkle root is `inputsRoot`, in order.
+    pub receipt_sequences: Vec<u64>,
+}
+
+/// Where statements settle: the EIP-712 domain of the settlement contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettlementTarget {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// Settlement contract address.
+    pub settlement: Address,
+}
+
+/// The enclave.
+pub struct Enclave<P: Program> {
+    policy: EnclavePolicy,
+    policy_hash: B256,
+    measurement: B256,
+    program_id: B256,
+    target: SettlementTarget,
+    keys: InstanceKeys,
+    bundle: KeyBundle,
+    instance: InstanceId,
+    epochs: EpochKeys,
+    replay: ReplaySet,
+    suites: SuitePolicy,
+    program: P,
+    log: CompactRange,
+    log_outbox: Vec<Vec<u8>>,
+    batch_receipts: Vec<Hash>,
+    batch_sequences: Vec<u64>,
+    sequence: u64,
+    last_root: B256,
+    sealing: SealingKey,
+    rng: Box<dyn CryptoRngCore + Send>,
+    now: u64,
+}
+
+impl<P: Program> std::fmt::Debug for Enclave<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enclave")
+            .field("instance", &self.instance)
+            .field("sequence", &self.sequence)
+            .field("log_size", &self.log.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Program> Enclave<P> {
+    /// Boot: generate instance keys and the first epoch key, log the key announcement.
+    pub fn boot(
+        policy: EnclavePolicy,
+        program: P,
+        target: SettlementTarget,
+        mut rng: Box<dyn CryptoRngCore + Send>,
+        now: u64,
+    ) -> Result<Self, Error> {
+        let keys = InstanceKeys::generate(&mut rng);
+        let bundle = keys.bundle();
+        let mut root = [0u8; 32];
+        rng.fill_bytes(&mut root);
+        let sealing = SealingKey::derive(&RootSecret::from_bytes(root), SEAL_PURPOSE_INPUT);
+        let epochs = EpochKeys::new(&mut rng, now, policy.epoch_secs, policy.epoch_grace_secs);
+        let policy_hash = policy.hash();
+        let measurement = simulated_measurement(program.name());
+        let mut enclave = Self {
+            program_id: program_id(&measurement, &policy_hash),
+            policy,
+            policy_hash,
+            measurement,
+            target,
+            instance: bundle.instance_id(),
+            bundle,
+            keys,
+            epochs,
+            replay: ReplaySet::default(),
+            suites: SuitePolicy::default(),
+            program,
+            log: CompactRange::new(),
+            log_outbox: Vec::new(),
+            batch_receipts: Vec::new(),
+            batch_sequences: Vec::new(),
+            sequence: 0,
+            last_root: B256::ZERO,
+            sealing,
+            rng,
+            now,
+        };
+        let announcement = [enclave.bundle.to_bytes().as_slice(), measurement.as_slice()].concat();
+        enclave.append_log(EntryKind::KeyAnnouncement, &announcement)?;
+        let epoch = enclave
+            .epochs
+            .announcement(enclave.instance)
+            .sign(&enclave.keys.ed25519);
+        enclave.append_log(EntryKind::EpochRotation, &epoch)?;
+        Ok(enclave)
+    }
+
+    /// Serve one boundary request.
+    pub fn handle(&mut self, request: Request) -> Response {
+        match request {
+            Request::Hello { version } if version == BOUNDARY_VERSION => Response::Hello {
+                version: BOUNDARY_VERSION,
+            },
+            Request::Hello { version } => {
+                Response::Error(BoundaryError::UnsupportedVersion(version))
+            }
+            Request::Describe => Response::Description(Box::new(self.describe())),
+            Request::Evidence { challenge, now } => {
+                self.advance(now);
+                Response::Evidence {
+                    tee: 0,
+                    evidence: self.evidence(&challenge),
+                }
+            }
+            Request::Tick { now } => match self.tick(now) {
+                Ok(announcements) => Response::Ticked { announcements },
+                Err(_) => Response::Error(BoundaryError::Internal),
+            },
+            Request::Submit { envelope, now } => match self.submit(&envelope, now) {
+                Ok(outcome) => Response::Submitted(Box::new(outcome)),
+                Err(_) => Response::Error(BoundaryError::Internal),
+            },
+            Request::Chain(event) => {
+                match event {
+                    ChainEvent::Deposit {
+                        account,
+                        token,
+                        amount,
+                    } => self.program.on_deposit(account, token, amount),
+                    ChainEvent::Withdrawal {
+                        account,
+                        token,
+                        amount,
+                    } => self.program.on_withdrawal(account, token, amount),
+                }
+                Response::Ack
+            }
+            Request::CutBatch { now } => {
+                self.advance(now);
+                match self.cut_batch() {
+                    Ok(batch) => Response::Batch(batch.map(Box::new)),
+                    Err(_) => Response::Error(BoundaryError::Internal),
+                }
+            }
+        }
+    }
+
+    /// Public description: keys, measurement, program id, policy hash, current epoch.
+    pub fn describe(&self) -> Description {
+        Description {
+            key_bundle: self.bundle,
+            measurement: self.measurement,
+            program_id: self.program_id,
+            policy_hash: self.policy_hash,
+            epoch_announcement: self
+                .epochs
+                .announcement(self.instance)
+                .sign(&self.keys.ed25519),
+        }
+    }
+
+    /// The settled-state root the last statement committed to (zero before the first).
+    pub fn last_state_root(&self) -> B256 {
+        self.last_root
+    }
+
+    /// The sequence number of the last statement (zero before the first).
+    pub fn last_sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Current log size and root.
+    pub fn log_head(&self) -> (u64, Hash) {
+        (self.log.size(), self.log.root())
+    }
+
+    /// Log entries appended since the last call (the host stores them as tiles).
+    pub fn take_log_entries(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.log_outbox)
+    }
+
+    /// The program (read-only), e.g. for tests.
+    pub fn program(&self) -> &P {
+        &self.program
+    }
+
+    fn advance(&mut self, now: u64) {
+        // Host time is untrusted; the enclave's own notion of time never goes backwards.
+        self.now = self.now.max(now);
+    }
+
+    fn evidence(&self, challenge: &[u8]) -> Vec<u8> {
+        SimulatedQuote {
+            measurement: Measurement(self.measurement.0),
+            report_data: report_data(&self.bundle.to_bytes(), challenge),
+            issued_at: self.now,
+            debug: false,
+        }
+        .sign()
+    }
+
+    fn tick(&mut self, now: u64) -> Result<Vec<Vec<u8>>, Error> {
+        self.advance(now);
+        self.replay.prune(self.now);
+        let started = self.epochs.tick(&mut self.rng, self.now);
+        let mut announcements = Vec::new();
+        if !started.is_empty() {
+            let signed = self
+                .epochs
+                .announcement(self.instance)
+                .sign(&self.keys.ed25519);
+            self.append_log(EntryKind::EpochRotation, &signed)?;
+            announcements.push(signed);
+        }
+        Ok(announcements)
+    }
+
+    fn append_log(&mut self, kind: EntryKind, body: &[u8]) -> Result<u64, Error> {
+        let entry = log_entry::encode(kind, body);
+        let index = self
+            .log
+            .append(leaf_hash(&entry))
+            .map_err(|_| Error::Malformed("log full"))?;
+        self.log_outbox.push(entry);
+        Ok(index)
+    }
+
+    /// Check an envelope; on success return the opened sender and payload.
+    fn check(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<(Epoch, sealbridge_seal::envelope::OpenedEnvelope, SealedEnvelope), (Epoch, ReasonCode)>
+    {
+        let current = self.epochs.current();
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err((current, ReasonCode::Oversized));
+        }
+        let sealed = SealedEnvelope::parse(bytes).map_err(|e| (current, e.reason()))?;
+        let header = *sealed.header();
+        let epoch = header.epoch;
+        let reject = |r| (epoch, r);
+        self.suites
+            .check(header.suite, self.now)
+            .map_err(|_| reject(ReasonCode::UnsupportedSuite))?;
+        if header.instance != self.instance {
+            return Err(reject(ReasonCode::WrongInstance));
+        }
+        if header.program.as_bytes() != &self.program_id.0 {
+            return Err(reject(ReasonCode::WrongProgram));
+        }
+        if header.expires_at <= self.now {
+            return Err(reject(ReasonCode::Expired));
+        }
+        if header.expires_at - self.now > self.policy.max_envelope_lifetime_secs {
+            // A far-future expiry would pin the replay entry for too long.
+            return Err(reject(ReasonCode::Malformed));
+        }
+        let key = self.epochs.key_for(epoch, self.now).map_err(reject)?;
+        let opened = sealed.open(key).map_err(|e| match e {
+            OpenError::BadSenderSignature => reject(ReasonCode::BadSenderSignature),
+            _ => reject(ReasonCode::Undecryptable),
+        })?;
+        // Only authenticated senders reach the replay set, so forgers cannot poison it.
+        if self.replay.contains(&opened.sender, &header.nonce) {
+            return Err(reject(ReasonCode::Replayed));
+        }
+        if !self.program.is_authorised(&opened.sender) {
+            return Err(reject(ReasonCode::UnauthorisedSender));
+        }
+        Ok((epoch, opened, sealed))
+    }
+
+    fn submit(&mut self, bytes: &[u8], now: u64) -> Result<SubmitOutcome, Error> {
+        self.tick(now)?;
+        let envelope_id = EnvelopeId::of(bytes);
+        let sequence = self.log.size();
+        let (epoch, status, sealed_input) = match self.check(bytes) {
+            Err((epoch, reason)) => (epoch, ReceiptStatus::Rejected(reason), None),
+            Ok((epoch, opened, sealed)) => {
+                match self.program.apply_input(&opened.sender, &opened.payload) {
+                    Err(_) => (
+                        epoch,
+                        ReceiptStatus::Rejected(ReasonCode::ProgramRejected),
+                        None,
+                    ),
+                    Ok(()) => {
+                        let header = sealed.header();
+                        self.replay
+                            .insert(opened.sender, header.nonce, header.expires_at);
+                        let plaintext =
+                            [opened.sender.as_bytes().as_slice(), &opened.payload].concat();
+                        let blob =
+                            self.sealing
+                                .seal(envelope_id.as_bytes(), &plaintext, &mut self.rng);
+                        (epoch, ReceiptStatus::Accepted, Some(blob))
+                    }
+                }
+            }
+        };
+        let receipt = Receipt {
+            envelope_id,
+            sequence,
+            status,
+            epoch,
+            enclave_time: self.now,
+        }
+        .sign(&self.keys.ed25519);
+        let index = self.append_log(EntryKind::Receipt, &receipt)?;
+        debug_assert_eq!(index, sequence);
+        let rejected = match status {
+            ReceiptStatus::Accepted => {
+                self.batch_receipts.push(leaf_hash(&receipt));
+                self.batch_sequences.push(sequence);
+                None
+            }
+            ReceiptStatus::Rejected(reason) => Some(reason),
+        };
+        let batch = if self.batch_receipts.len() >= self.policy.batch_size as usize {
+            self.cut_batch()?
+        } else {
+            None
+        };
+        Ok(SubmitOutcome {
+            envelope_id,
+            receipt,
+            sequence,
+            rejected,
+            sealed_input,
+            batch,
+        })
+    }
+
+    fn cut_batch(&mut self) -> Result<Option<SignedStatement>, Error> {
+        if self.batch_receipts.is_empty() {
+            return Ok(None);
+        }
+        let result = self.program.finish_batch();
+        let inputs_root = B256::from(merkle_root(&self.batch_receipts).0);
+        let input_count = u32::try_from(self.batch_receipts.len()).unwrap_or(u32::MAX);
+        debug_assert_eq!(input_count, result.input_count);
+        let (log_size, log_root) = self.log_head();
+        let statement = Statement {
+            sequence: self.sequence + 1,
+            prevStateRoot: self.last_root,
+            newStateRoot: result.state_root,
+            inputsRoot: inputs_root,
+            inputCount: input_count,
+            logSize: log_size,
+            logRoot: B256::from(log_root.0),
+            policyHash: self.policy_hash,
+            effectsHash: effects_hash(&result.effects),
+            // Allow for the chain's clock trailing the host's by a few minutes.
+            notBefore: self.now.saturating_sub(300),
+            notAfter: self.now.saturating_add(self.policy.statement_validity_secs),
+        };
+        let digest = statement.digest(&settlement_domain(
+            self.target.chain_id,
+            self.target.settlement,
+        ));
+        let signature = self.keys.sign_eip712(&digest)?;
+        let body = [digest.as_slice(), signature.as_slice()].concat();
+        self.append_log(EntryKind::Statement, &body)?;
+        self.sequence += 1;
+        self.last_root = result.state_root;
+        self.batch_receipts.clear();
+        Ok(Some(SignedStatement {
+            statement,
+            effects: result.effects,
+            signature: signature.to_vec(),
+            digest,
+            signer: self.bundle.address,
+            receipt_sequences: std::mem::take(&mut self.batch_sequences),
+        }))
+    }
+}

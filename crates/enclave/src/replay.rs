@@ -1,0 +1,74 @@
+//! Replay protection (DESIGN §5): `(sender, nonce)` is remembered until the envelope's
+//! `expires_at`. Expired entries are pruned; an envelope past its expiry is rejected as expired
+//! before the set is consulted, so pruning never re-opens a replay window.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sealbridge_proto::{Nonce, SenderId};
+
+/// The set of seen `(sender, nonce)` pairs with their expiry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaySet {
+    seen: BTreeSet<(SenderId, Nonce)>,
+    by_expiry: BTreeMap<u64, Vec<(SenderId, Nonce)>>,
+}
+
+impl ReplaySet {
+    /// Whether the pair has been seen (and not yet pruned).
+    pub fn contains(&self, sender: &SenderId, nonce: &Nonce) -> bool {
+        self.seen.contains(&(*sender, *nonce))
+    }
+
+    /// Remember a pair until `expires_at`. Returns false if it was already present.
+    pub fn insert(&mut self, sender: SenderId, nonce: Nonce, expires_at: u64) -> bool {
+        if !self.seen.insert((sender, nonce)) {
+            return false;
+        }
+        self.by_expiry
+            .entry(expires_at)
+            .or_default()
+            .push((sender, nonce));
+        true
+    }
+
+    /// Forget every pair whose envelope expired at or before `now`.
+    pub fn prune(&mut self, now: u64) {
+        let keep = self.by_expiry.split_off(&now.saturating_add(1));
+        for pair in std::mem::replace(&mut self.by_expiry, keep)
+            .into_values()
+            .flatten()
+        {
+            self.seen.remove(&pair);
+        }
+    }
+
+    /// Number of remembered pairs.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no pair is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_until_expiry() {
+        let s = SenderId::from_slice(&[1; 32]).unwrap();
+        let n = Nonce::from_slice(&[2; 16]).unwrap();
+        let mut set = ReplaySet::default();
+        assert!(set.insert(s, n, 100));
+        assert!(!set.insert(s, n, 100));
+        assert!(set.contains(&s, &n));
+        set.prune(99);
+        assert!(set.contains(&s, &n));
+        set.prune(100);
+        assert!(!set.contains(&s, &n));
+        assert!(set.is_empty());
+    }
+}

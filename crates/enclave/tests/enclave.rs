@@ -1,0 +1,375 @@
+//! The enclave through its boundary: acceptance, every rejection reason, batching, epochs.
+
+use alloy_primitives::{Address, B256, Signature};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use sealbridge_enclave::{
+    Enclave, EnclavePolicy, SettlementTarget, SignedStatement,
+    boundary::{
+        self, BOUNDARY_VERSION, BoundaryError, ChainEvent, Description, Request, Response,
+        SubmitOutcome,
+    },
+    epochs::EpochAnnouncement,
+};
+use sealbridge_programs::netting::{Netting, NettingConfig, Obligation, Participant};
+use sealbridge_proto::{
+    Epoch, EnvelopeHeader, InstanceId, MAX_ENVELOPE_BYTES, Nonce, ProgramId, ReasonCode, TraceId,
+    eip712::settlement_domain,
+};
+use sealbridge_seal::{
+    envelope,
+    keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey},
+    receipt::{Receipt, ReceiptStatus},
+};
+
+const T0: u64 = 1_700_000_000;
+const TOKEN: Address = Address::repeat_byte(0xee);
+const TARGET: SettlementTarget = SettlementTarget {
+    chain_id: 31337,
+    settlement: Address::repeat_byte(0x5e),
+};
+
+struct Harness {
+    enclave: Enclave<Netting>,
+    desc: Description,
+    users: Vec<(Ed25519SigningKey, Address)>,
+    rng: ChaCha20Rng,
+    kem: KemPublicKey,
+    epoch: Epoch,
+}
+
+impl Harness {
+    fn new(batch_size: u32) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let users: Vec<_> = (1..=3u8)
+            .map(|i| (Ed25519SigningKey::generate(&mut rng), Address::repeat_byte(i)))
+            .collect();
+        let policy = EnclavePolicy::new(
+            NettingConfig {
+                participants: users
+                    .iter()
+                    .map(|(k, a)| Participant {
+                        sender: k.public().sender_id(),
+                        account: *a,
+                    })
+                    .collect(),
+                tokens: vec![TOKEN],
+            },
+            batch_size,
+        );
+        let enclave_rng = Box::new(ChaCha20Rng::seed_from_u64(99));
+        let mut enclave = Enclave::boot(
+            policy.clone(),
+            Netting::new(&policy.netting),
+            TARGET,
+            enclave_rng,
+            T0,
+        )
+        .unwrap();
+        for (_, a) in &users {
+            assert_eq!(
+                enclave.handle(Request::Chain(ChainEvent::Deposit {
+                    account: *a,
+                    token: TOKEN,
+                    amount: 1000
+                })),
+                Response::Ack
+            );
+        }
+        let desc = match enclave.handle(Request::Describe) {
+            Response::Description(d) => *d,
+            r => panic!("{r:?}"),
+        };
+        let ann = EpochAnnouncement::verify(
+            &desc.epoch_announcement,
+            &Ed25519PublicKey(desc.key_bundle.ed25519),
+        )
+        .unwrap();
+        Self {
+            enclave,
+            users,
+            rng,
+            kem: ann.public_key,
+            epoch: ann.epoch,
+            desc,
+        }
+    }
+
+    fn header(&mut self, now: u64) -> EnvelopeHeader {
+        EnvelopeHeader::new(
+            self.desc.key_bundle.instance_id(),
+            self.epoch,
+            ProgramId(self.desc.program_id.0),
+            Nonce(self.rng.r#gen()),
+            now + 600,
+            TraceId(self.rng.r#gen()),
+        )
+    }
+
+    fn seal(&mut self, header: &EnvelopeHeader, from: usize, to: usize, amount: u128) -> Vec<u8> {
+        let ob = Obligation {
+            to: self.users[to].1,
+            token: TOKEN,
+            amount,
+        };
+        let key = &self.users[from].0;
+        envelope::seal(header, &self.kem, key, &ob.encode(), &mut self.rng).unwrap()
+    }
+
+    fn submit(&mut self, envelope: Vec<u8>, now: u64) -> SubmitOutcome {
+        match self.enclave.handle(Request::Submit { envelope, now }) {
+            Response::Submitted(o) => *o,
+            r => panic!("{r:?}"),
+        }
+    }
+
+    fn fingerprint(&self) -> (Vec<u8>, B256, u64) {
+        use sealbridge_programs::Program;
+        (
+            self.enclave.program().encode_state(),
+            self.enclave.last_state_root(),
+            self.enclave.program().pending_inputs() as u64,
+        )
+    }
+}
+
+#[test]
+fn accepts_and_signs_a_verifiable_receipt() {
+    let mut h = Harness::new(100);
+    let hdr = h.header(T0);
+    let env = h.seal(&hdr, 0, 1, 10);
+    let out = h.submit(env.clone(), T0);
+    assert_eq!(out.rejected, None);
+    assert!(out.sealed_input.is_some());
+    let receipt =
+        Receipt::verify(&out.receipt, &Ed25519PublicKey(h.desc.key_bundle.ed25519)).unwrap();
+    assert_eq!(receipt.status, ReceiptStatus::Accepted);
+    assert_eq!(receipt.envelope_id, sealbridge_proto::EnvelopeId::of(&env));
+    assert_eq!(receipt.sequence, out.sequence);
+    assert_eq!(receipt.epoch, h.epoch);
+}
+
+#[test]
+fn every_rejection_has_its_own_reason_and_changes_nothing() {
+    let mut h = Harness::new(100);
+    let hdr = h.header(T0);
+    let good = h.seal(&hdr, 0, 1, 10);
+    assert_eq!(h.submit(good.clone(), T0).rejected, None);
+    let before = h.fingerprint();
+
+    let mut cases: Vec<(&str, Vec<u8>, ReasonCode)> = Vec::new();
+    cases.push(("replayed", good.clone(), ReasonCode::Replayed));
+    let mut tampered = {
+        let hdr = h.header(T0);
+        h.seal(&hdr, 0, 1, 10)
+    };
+    *tampered.last_mut().unwrap() ^= 1;
+    cases.push(("tampered", tampered, ReasonCode::Undecryptable));
+    let mut hdr = h.header(T0);
+    hdr.expires_at = T0;
+    cases.push(("expired", h.seal(&hdr, 0, 1, 10), ReasonCode::Expired));
+    let mut hdr = h.header(T0);
+    hdr.expires_at = T0 + 10 * 86_400;
+    cases.push(("far future", h.seal(&hdr, 0, 1, 10), ReasonCode::Malformed));
+    let mut hdr = h.header(T0);
+    hdr.epoch = Epoch(7);
+    cases.push(("unknown epoch", h.seal(&hdr, 0, 1, 10), ReasonCode::UnknownEpoch));
+    let mut hdr = h.header(T0);
+    hdr.instance = InstanceId([9; 32]);
+    cases.push(("wrong instance", h.seal(&hdr, 0, 1, 10), ReasonCode::WrongInstance));
+    let mut hdr = h.header(T0);
+    hdr.program = ProgramId([9; 32]);
+    cases.push(("wrong program", h.seal(&hdr, 0, 1, 10), ReasonCode::WrongProgram));
+    let stranger = Ed25519SigningKey::generate(&mut h.rng);
+    let hdr = h.header(T0);
+    let ob = Obligation { to: h.users[1].1, token: TOKEN, amount: 1 };
+    let env = envelope::seal(&hdr, &h.kem, &stranger, &ob.encode(), &mut h.rng).unwrap();
+    cases.push(("unauthorised", env, ReasonCode::UnauthorisedSender));
+    let hdr = h.header(T0);
+    cases.push(("over escrow", h.seal(&hdr, 0, 1, 5000), ReasonCode::ProgramRejected));
+    let wrong_key = KemPublicKey([4; 32]);
+    let hdr = h.header(T0);
+    let ob = Obligation { to: h.users[1].1, token: TOKEN, amount: 1 };
+    let env = envelope::seal(&hdr, &wrong_key, &h.users[0].0, &ob.encode(), &mut h.rng).unwrap();
+    cases.push(("sealed to another key", env, ReasonCode::Undecryptable));
+    cases.push(("garbage", vec![0xa5; 100], ReasonCode::Malformed));
+    cases.push(("empty", vec![], ReasonCode::Malformed));
+    cases.push((
+        "oversized",
+        vec![0; MAX_ENVELOPE_BYTES + 1],
+        ReasonCode::Oversized,
+    ));
+
+    for (name, env, want) in cases {
+        let out = h.submit(env, T0);
+        assert_eq!(out.rejected, Some(want), "{name}");
+        assert!(out.sealed_input.is_none(), "{name}");
+        assert!(out.batch.is_none(), "{name}");
+        assert_eq!(h.fingerprint(), before, "{name} changed the state");
+        let r = Receipt::verify(&out.receipt, &Ed25519PublicKey(h.desc.key_bundle.ed25519))
+            .unwrap();
+        assert_eq!(r.status, ReceiptStatus::Rejected(want), "{name}");
+    }
+}
+
+#[test]
+fn batches_at_size_and_signs_statements_the_registered_key_recovers() {
+    let mut h = Harness::new(3);
+    let mut batches: Vec<SignedStatement> = Vec::new();
+    for i in 0..7u64 {
+        let hdr = h.header(T0 + i);
+        let env = h.seal(&hdr, (i % 3) as usize, ((i + 1) % 3) as usize, 5);
+        let out = h.submit(env, T0 + i);
+        assert_eq!(out.rejected, None);
+        batches.extend(out.batch);
+    }
+    assert_eq!(batches.len(), 2, "7 inputs at batch size 3 close two batches");
+    match h.enclave.handle(Request::CutBatch { now: T0 + 10 }) {
+        Response::Batch(Some(b)) => batches.push(*b),
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(
+        h.enclave.handle(Request::CutBatch { now: T0 + 11 }),
+        Response::Batch(None)
+    );
+    let domain = settlement_domain(TARGET.chain_id, TARGET.settlement);
+    let mut prev = B256::ZERO;
+    for (i, b) in batches.iter().enumerate() {
+        let s = &b.statement;
+        assert_eq!(s.sequence, i as u64 + 1);
+        assert_eq!(s.prevStateRoot, prev);
+        assert_eq!(s.digest(&domain), b.digest);
+        assert_eq!(s.policyHash, h.desc.policy_hash);
+        let sig = Signature::try_from(b.signature.as_slice()).unwrap();
+        let signer = sig.recover_address_from_prehash(&b.digest).unwrap();
+        assert_eq!(signer, h.desc.key_bundle.address);
+        assert_eq!(b.receipt_sequences.len() as u32, s.inputCount);
+        assert_eq!(
+            s.effectsHash,
+            sealbridge_proto::eip712::effects_hash(&b.effects)
+        );
+        prev = s.newStateRoot;
+    }
+    assert_eq!(
+        batches.iter().map(|b| b.statement.inputCount).sum::<u32>(),
+        7
+    );
+    assert_eq!(h.enclave.last_state_root(), prev);
+}
+
+#[test]
+fn epochs_rotate_with_grace_then_retire() {
+    let mut h = Harness::new(100);
+    let old = h.epoch;
+    let hdr_old = h.header(T0);
+    // One hour later a new epoch starts; the old key is still accepted during the grace window.
+    let t1 = T0 + 3600;
+    let anns = match h.enclave.handle(Request::Tick { now: t1 }) {
+        Response::Ticked { announcements } => announcements,
+        r => panic!("{r:?}"),
+    };
+    assert_eq!(anns.len(), 1);
+    let ann =
+        EpochAnnouncement::verify(&anns[0], &Ed25519PublicKey(h.desc.key_bundle.ed25519)).unwrap();
+    assert_eq!(ann.epoch, Epoch(old.0 + 1));
+    let mut hdr = hdr_old;
+    hdr.expires_at = t1 + 300;
+    let env = h.seal(&hdr, 0, 1, 1);
+    assert_eq!(h.submit(env, t1).rejected, None, "grace window");
+    // After the grace window the old epoch is retired.
+    let t2 = T0 + 3600 + 600;
+    let mut hdr = h.header(t2);
+    hdr.epoch = old;
+    let env = h.seal(&hdr, 0, 1, 1);
+    assert_eq!(h.submit(env, t2).rejected, Some(ReasonCode::RetiredEpoch));
+    // The new epoch works.
+    h.kem = ann.public_key;
+    h.epoch = ann.epoch;
+    let hdr = h.header(t2);
+    let env = h.seal(&hdr, 0, 1, 1);
+    assert_eq!(h.submit(env, t2).rejected, None);
+    // Host time going backwards does not rewind the enclave.
+    let hdr = h.header(t2);
+    let env = h.seal(&hdr, 0, 1, 1);
+    assert_eq!(h.submit(env, T0).rejected, None);
+    let mut hdr = h.header(t2);
+    hdr.epoch = old;
+    let env = h.seal(&hdr, 0, 1, 1);
+    assert_eq!(h.submit(env, T0).rejected, Some(ReasonCode::RetiredEpoch));
+}
+
+#[test]
+fn boundary_frames_round_trip_and_reject_bad_frames() {
+    let req = Request::Submit {
+        envelope: vec![1, 2, 3],
+        now: 5,
+    };
+    let frame = boundary::encode_frame(&req).unwrap();
+    assert_eq!(boundary::decode_frame::<Request>(&frame).unwrap(), req);
+    let mut trailing = frame.clone();
+    trailing.push(0);
+    assert_eq!(
+        boundary::decode_frame::<Request>(&trailing),
+        Err(BoundaryError::MalformedFrame)
+    );
+    assert_eq!(
+        boundary::decode_frame::<Request>(&frame[..frame.len() - 1]),
+        Err(BoundaryError::MalformedFrame)
+    );
+    let huge = ((boundary::MAX_FRAME_BYTES + 1) as u32).to_be_bytes();
+    assert_eq!(
+        boundary::decode_frame::<Request>(&huge),
+        Err(BoundaryError::FrameTooLarge)
+    );
+    let mut h = Harness::new(10);
+    assert_eq!(
+        h.enclave.handle(Request::Hello { version: BOUNDARY_VERSION }),
+        Response::Hello { version: BOUNDARY_VERSION }
+    );
+    assert_eq!(
+        h.enclave.handle(Request::Hello { version: 99 }),
+        Response::Error(BoundaryError::UnsupportedVersion(99))
+    );
+    // Every response of a real session survives the frame encoding.
+    let hdr = h.header(T0);
+    let env = h.seal(&hdr, 0, 1, 1);
+    let resp = h.enclave.handle(Request::Submit { envelope: env, now: T0 });
+    let frame = boundary::encode_frame(&resp).unwrap();
+    assert_eq!(boundary::decode_frame::<Response>(&frame).unwrap(), resp);
+}
+
+#[test]
+fn same_inputs_same_roots() {
+    let run = || {
+        let mut h = Harness::new(4);
+        let mut roots = Vec::new();
+        for i in 0..8u64 {
+            let hdr = h.header(T0);
+            let env = h.seal(&hdr, (i % 3) as usize, ((i + 2) % 3) as usize, 3 + i as u128);
+            if let Some(b) = h.submit(env, T0).batch {
+                roots.push(b.statement.newStateRoot);
+            }
+        }
+        roots
+    };
+    let a = run();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, run());
+}
+
+#[test]
+fn log_head_covers_every_receipt() {
+    let mut h = Harness::new(100);
+    let (size0, _) = h.enclave.log_head();
+    for _ in 0..5 {
+        let hdr = h.header(T0);
+        let env = h.seal(&hdr, 0, 1, 1);
+        h.submit(env, T0);
+    }
+    h.submit(vec![1, 2, 3], T0);
+    let (size1, _) = h.enclave.log_head();
+    assert_eq!(size1, size0 + 6);
+    let entries = h.enclave.take_log_entries();
+    assert_eq!(entries.len() as u64, size1);
+    assert!(h.enclave.take_log_entries().is_empty());
+}
