@@ -11,19 +11,28 @@ use alloy_sol_types::sol;
 sol!(
     #[sol(abi, all_derives)]
     EnclaveRegistry,
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../contracts/out/EnclaveRegistry.json")
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contracts/out/EnclaveRegistry.json"
+    )
 );
 
 sol!(
     #[sol(abi, all_derives)]
     Settlement,
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../contracts/out/Settlement.json")
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contracts/out/Settlement.json"
+    )
 );
 
 sol!(
     #[sol(abi, all_derives)]
     TestToken,
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../contracts/out/TestToken.json")
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contracts/out/TestToken.json"
+    )
 );
 
 /// The settlement statement an enclave signs (EIP-712 type `Statement`).

@@ -98,8 +98,12 @@ pub trait Chain {
     /// Create a contract from `init_code` (constructor arguments appended) sent by `from`.
     fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError>;
     /// Send a transaction from `from` to `to` with `calldata` and wait until it is mined.
-    fn send(&mut self, from: Address, to: Address, calldata: Bytes)
-    -> Result<TxReceipt, ChainError>;
+    fn send(
+        &mut self,
+        from: Address,
+        to: Address,
+        calldata: Bytes,
+    ) -> Result<TxReceipt, ChainError>;
     /// `eth_call` at the latest block; a revert is `Err(ChainError::Reverted { data })`.
     fn call(&self, from: Address, to: Address, calldata: Bytes) -> Result<Bytes, ChainError>;
     /// `eth_getLogs` for one contract over an inclusive block range.

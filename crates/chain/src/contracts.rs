@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_sol_types::{SolCall, SolConstructor, SolEvent, SolInterface, decode_revert_reason};
 
-use crate::bindings::{AttestationResult, Effect, EnclaveRegistry, Settlement, Statement, TestToken};
+use crate::bindings::{
+    AttestationResult, Effect, EnclaveRegistry, Settlement, Statement, TestToken,
+};
 use crate::chain::{Chain, ChainError, TxReceipt};
 use crate::eip712;
 use crate::gas::GasLedger;
@@ -309,7 +311,8 @@ impl<C: Chain> Sealbridge<C> {
             return Err(ContractError::Reverted(Revert::decode(r.output)));
         }
         self.gas.record(kind, r.gas_used);
-        let ret = T::abi_decode_returns(&r.output).map_err(|e| ContractError::Decode(e.to_string()))?;
+        let ret =
+            T::abi_decode_returns(&r.output).map_err(|e| ContractError::Decode(e.to_string()))?;
         Ok((r, ret))
     }
 
@@ -321,12 +324,22 @@ impl<C: Chain> Sealbridge<C> {
         T::abi_decode_returns(&out).map_err(|e| ContractError::Decode(e.to_string()))
     }
 
-    fn registry_tx<T: SolCall>(&mut self, kind: &str, from: Address, call: &T) -> Result<TxReceipt, ContractError> {
+    fn registry_tx<T: SolCall>(
+        &mut self,
+        kind: &str,
+        from: Address,
+        call: &T,
+    ) -> Result<TxReceipt, ContractError> {
         let to = self.deployment.registry;
         self.transact(kind, from, to, call).map(|(r, _)| r)
     }
 
-    fn settlement_tx<T: SolCall>(&mut self, kind: &str, from: Address, call: &T) -> Result<TxReceipt, ContractError> {
+    fn settlement_tx<T: SolCall>(
+        &mut self,
+        kind: &str,
+        from: Address,
+        call: &T,
+    ) -> Result<TxReceipt, ContractError> {
         let to = self.deployment.settlement;
         self.transact(kind, from, to, call).map(|(r, _)| r)
     }
@@ -334,23 +347,51 @@ impl<C: Chain> Sealbridge<C> {
     // ------------------------------------------------------------- registry governance
 
     /// `addVerifier(verifier)`.
-    pub fn add_verifier(&mut self, from: Address, verifier: Address) -> Result<TxReceipt, ContractError> {
-        self.registry_tx("addVerifier", from, &EnclaveRegistry::addVerifierCall { verifier })
+    pub fn add_verifier(
+        &mut self,
+        from: Address,
+        verifier: Address,
+    ) -> Result<TxReceipt, ContractError> {
+        self.registry_tx(
+            "addVerifier",
+            from,
+            &EnclaveRegistry::addVerifierCall { verifier },
+        )
     }
 
     /// `removeVerifier(verifier)`.
-    pub fn remove_verifier(&mut self, from: Address, verifier: Address) -> Result<TxReceipt, ContractError> {
-        self.registry_tx("removeVerifier", from, &EnclaveRegistry::removeVerifierCall { verifier })
+    pub fn remove_verifier(
+        &mut self,
+        from: Address,
+        verifier: Address,
+    ) -> Result<TxReceipt, ContractError> {
+        self.registry_tx(
+            "removeVerifier",
+            from,
+            &EnclaveRegistry::removeVerifierCall { verifier },
+        )
     }
 
     /// `setThreshold(k)`.
     pub fn set_threshold(&mut self, from: Address, k: u32) -> Result<TxReceipt, ContractError> {
-        self.registry_tx("setThreshold", from, &EnclaveRegistry::setThresholdCall { k })
+        self.registry_tx(
+            "setThreshold",
+            from,
+            &EnclaveRegistry::setThresholdCall { k },
+        )
     }
 
     /// `setAllowSimulated(allowed)`: dangerous, test deployments only.
-    pub fn allow_simulated(&mut self, from: Address, allowed: bool) -> Result<TxReceipt, ContractError> {
-        self.registry_tx("setAllowSimulated", from, &EnclaveRegistry::setAllowSimulatedCall { allowed })
+    pub fn allow_simulated(
+        &mut self,
+        from: Address,
+        allowed: bool,
+    ) -> Result<TxReceipt, ContractError> {
+        self.registry_tx(
+            "setAllowSimulated",
+            from,
+            &EnclaveRegistry::setAllowSimulatedCall { allowed },
+        )
     }
 
     /// `allowMeasurement(m, validFrom, validUntil)`.
@@ -373,13 +414,29 @@ impl<C: Chain> Sealbridge<C> {
     }
 
     /// `revokeMeasurement(m)`.
-    pub fn revoke_measurement(&mut self, from: Address, measurement: B256) -> Result<TxReceipt, ContractError> {
-        self.registry_tx("revokeMeasurement", from, &EnclaveRegistry::revokeMeasurementCall { m: measurement })
+    pub fn revoke_measurement(
+        &mut self,
+        from: Address,
+        measurement: B256,
+    ) -> Result<TxReceipt, ContractError> {
+        self.registry_tx(
+            "revokeMeasurement",
+            from,
+            &EnclaveRegistry::revokeMeasurementCall { m: measurement },
+        )
     }
 
     /// `revokeEnclave(enclave)`.
-    pub fn revoke_enclave(&mut self, from: Address, enclave: Address) -> Result<TxReceipt, ContractError> {
-        self.registry_tx("revokeEnclave", from, &EnclaveRegistry::revokeEnclaveCall { enclave })
+    pub fn revoke_enclave(
+        &mut self,
+        from: Address,
+        enclave: Address,
+    ) -> Result<TxReceipt, ContractError> {
+        self.registry_tx(
+            "revokeEnclave",
+            from,
+            &EnclaveRegistry::revokeEnclaveCall { enclave },
+        )
     }
 
     /// `register(r, signatures)`; signatures must be ordered by ascending signer
@@ -404,22 +461,37 @@ impl<C: Chain> Sealbridge<C> {
 
     /// `enclaveStatus(enclave)`.
     pub fn enclave_status(&self, enclave: Address) -> Result<EnclaveStatus, ContractError> {
-        let v = self.view(self.deployment.registry, &EnclaveRegistry::enclaveStatusCall { enclave })?;
+        let v = self.view(
+            self.deployment.registry,
+            &EnclaveRegistry::enclaveStatusCall { enclave },
+        )?;
         Ok(EnclaveStatus::from(v))
     }
 
     /// `isActive(enclave)`.
     pub fn is_active(&self, enclave: Address) -> Result<bool, ContractError> {
-        self.view(self.deployment.registry, &EnclaveRegistry::isActiveCall { enclave })
+        self.view(
+            self.deployment.registry,
+            &EnclaveRegistry::isActiveCall { enclave },
+        )
     }
 
     /// The registry's record of `enclave`.
-    pub fn enclave(&self, enclave: Address) -> Result<EnclaveRegistry::enclavesReturn, ContractError> {
-        self.view(self.deployment.registry, &EnclaveRegistry::enclavesCall { enclave })
+    pub fn enclave(
+        &self,
+        enclave: Address,
+    ) -> Result<EnclaveRegistry::enclavesReturn, ContractError> {
+        self.view(
+            self.deployment.registry,
+            &EnclaveRegistry::enclavesCall { enclave },
+        )
     }
 
     /// `hashAttestationResult(r)`: the digest computed by the contract.
-    pub fn hash_attestation_result(&self, result: &AttestationResult) -> Result<B256, ContractError> {
+    pub fn hash_attestation_result(
+        &self,
+        result: &AttestationResult,
+    ) -> Result<B256, ContractError> {
         self.view(
             self.deployment.registry,
             &EnclaveRegistry::hashAttestationResultCall { r: result.clone() },
@@ -433,7 +505,10 @@ impl<C: Chain> Sealbridge<C> {
 
     /// `isVerifier(verifier)`.
     pub fn is_verifier(&self, verifier: Address) -> Result<bool, ContractError> {
-        self.view(self.deployment.registry, &EnclaveRegistry::isVerifierCall { verifier })
+        self.view(
+            self.deployment.registry,
+            &EnclaveRegistry::isVerifierCall { verifier },
+        )
     }
 
     /// `measurementAllowed(m)` at the latest block.
@@ -447,7 +522,12 @@ impl<C: Chain> Sealbridge<C> {
     // ------------------------------------------------------------- escrow
 
     /// `TestToken.mint(to, amount)` (open mint: test token only).
-    pub fn mint(&mut self, from: Address, to: Address, amount: U256) -> Result<TxReceipt, ContractError> {
+    pub fn mint(
+        &mut self,
+        from: Address,
+        to: Address,
+        amount: U256,
+    ) -> Result<TxReceipt, ContractError> {
         let token = self.deployment.token;
         self.transact("mint", from, token, &TestToken::mintCall { to, amount })
             .map(|(r, _)| r)
@@ -461,18 +541,38 @@ impl<C: Chain> Sealbridge<C> {
         amount: U256,
     ) -> Result<TxReceipt, ContractError> {
         let spender = self.deployment.settlement;
-        self.transact("approve", from, token, &TestToken::approveCall { spender, value: amount })?;
+        self.transact(
+            "approve",
+            from,
+            token,
+            &TestToken::approveCall {
+                spender,
+                value: amount,
+            },
+        )?;
         self.settlement_tx("deposit", from, &Settlement::depositCall { token, amount })
     }
 
     /// `withdraw(token, amount)`.
-    pub fn withdraw(&mut self, from: Address, token: Address, amount: U256) -> Result<TxReceipt, ContractError> {
-        self.settlement_tx("withdraw", from, &Settlement::withdrawCall { token, amount })
+    pub fn withdraw(
+        &mut self,
+        from: Address,
+        token: Address,
+        amount: U256,
+    ) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx(
+            "withdraw",
+            from,
+            &Settlement::withdrawCall { token, amount },
+        )
     }
 
     /// Escrowed balance `balanceOf(account, token)` in the settlement contract.
     pub fn escrow_balance(&self, account: Address, token: Address) -> Result<U256, ContractError> {
-        self.view(self.deployment.settlement, &Settlement::balanceOfCall { account, token })
+        self.view(
+            self.deployment.settlement,
+            &Settlement::balanceOfCall { account, token },
+        )
     }
 
     /// ERC-20 balance of `account` in `token`.
@@ -483,8 +583,18 @@ impl<C: Chain> Sealbridge<C> {
     // ------------------------------------------------------------- settlement
 
     /// `setPolicyHash(h)`.
-    pub fn set_policy_hash(&mut self, from: Address, policy_hash: B256) -> Result<TxReceipt, ContractError> {
-        self.settlement_tx("setPolicyHash", from, &Settlement::setPolicyHashCall { newPolicyHash: policy_hash })
+    pub fn set_policy_hash(
+        &mut self,
+        from: Address,
+        policy_hash: B256,
+    ) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx(
+            "setPolicyHash",
+            from,
+            &Settlement::setPolicyHashCall {
+                newPolicyHash: policy_hash,
+            },
+        )
     }
 
     /// `settle(s, effects, signature)`: [`SettleOutcome::Applied`] if applied now,
@@ -537,14 +647,19 @@ impl<C: Chain> Sealbridge<C> {
 
     /// `statementDigest(sequence)` (zero if not settled).
     pub fn statement_digest(&self, sequence: u64) -> Result<B256, ContractError> {
-        self.view(self.deployment.settlement, &Settlement::statementDigestCall { sequence })
+        self.view(
+            self.deployment.settlement,
+            &Settlement::statementDigestCall { sequence },
+        )
     }
 
     /// `hashStatement(s)`: the digest computed by the contract.
     pub fn hash_statement(&self, statement: &Statement) -> Result<B256, ContractError> {
         self.view(
             self.deployment.settlement,
-            &Settlement::hashStatementCall { s: statement.clone() },
+            &Settlement::hashStatementCall {
+                s: statement.clone(),
+            },
         )
     }
 
@@ -552,13 +667,19 @@ impl<C: Chain> Sealbridge<C> {
     pub fn hash_effects(&self, effects: &[Effect]) -> Result<B256, ContractError> {
         self.view(
             self.deployment.settlement,
-            &Settlement::hashEffectsCall { effects: effects.to_vec() },
+            &Settlement::hashEffectsCall {
+                effects: effects.to_vec(),
+            },
         )
     }
 
     /// Digest of `statement` under this deployment's settlement domain, computed in Rust.
     pub fn statement_digest_local(&self, statement: &Statement) -> B256 {
-        eip712::statement_digest(statement, self.deployment.chain_id, self.deployment.settlement)
+        eip712::statement_digest(
+            statement,
+            self.deployment.chain_id,
+            self.deployment.settlement,
+        )
     }
 
     /// Digest of `result` under this deployment's registry domain, computed in Rust.
@@ -572,7 +693,9 @@ impl<C: Chain> Sealbridge<C> {
         from_block: u64,
         to_block: u64,
     ) -> Result<Vec<Settlement::StatementSettled>, ContractError> {
-        let logs = self.chain.logs(self.deployment.settlement, from_block, to_block)?;
+        let logs = self
+            .chain
+            .logs(self.deployment.settlement, from_block, to_block)?;
         Ok(logs
             .iter()
             .filter_map(|l| Settlement::StatementSettled::decode_log(&l.inner).ok())

@@ -54,7 +54,7 @@ pub fn effects_hash(effects: &[Effect]) -> B256 {
 
 /// Sort effects into the order `settle` requires: strictly ascending by (token, account).
 pub fn sort_effects(effects: &mut [Effect]) {
-    effects.sort_by(|a, b| (a.token, a.account).cmp(&(b.token, b.account)));
+    effects.sort_by_key(|e| (e.token, e.account));
 }
 
 /// Sign a 32-byte digest: 65 bytes r ‖ s ‖ v with low s and v ∈ {27, 28}, the form

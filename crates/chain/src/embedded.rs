@@ -251,7 +251,9 @@ impl EmbeddedChain {
 
     fn latest(&self) -> &Block {
         // `blocks` always holds genesis.
-        self.blocks.last().unwrap_or_else(|| unreachable!("genesis block"))
+        self.blocks
+            .last()
+            .unwrap_or_else(|| unreachable!("genesis block"))
     }
 
     /// Append a block containing `tx_hash` (zero for an empty block) and return it.
@@ -541,7 +543,11 @@ mod tests {
             Err(ChainError::UnknownSender(_))
         ));
         c.impersonate(stranger);
-        assert!(c.send(stranger, Address::ZERO, Bytes::new()).unwrap().success);
+        assert!(
+            c.send(stranger, Address::ZERO, Bytes::new())
+                .unwrap()
+                .success
+        );
     }
 
     #[test]
@@ -577,13 +583,20 @@ mod tests {
         let latest = c.block_number().unwrap();
         let ask = |n: u64| {
             let out = c
-                .call(from, addr, U256::from(n).to_be_bytes::<32>().to_vec().into())
+                .call(
+                    from,
+                    addr,
+                    U256::from(n).to_be_bytes::<32>().to_vec().into(),
+                )
                 .unwrap();
             B256::from_slice(&out)
         };
         // At "latest", BLOCKHASH covers latest-256 ..= latest-1.
         assert_eq!(ask(latest - 1), c.block_hash(latest - 1).unwrap().unwrap());
-        assert_eq!(ask(latest - 256), c.block_hash(latest - 256).unwrap().unwrap());
+        assert_eq!(
+            ask(latest - 256),
+            c.block_hash(latest - 256).unwrap().unwrap()
+        );
         assert_eq!(ask(latest - 257), B256::ZERO);
         assert_eq!(ask(latest), B256::ZERO);
     }

@@ -91,7 +91,10 @@ mod tests {
         l.record("settle", 300);
         l.record("deposit", 50);
         let s = l.get("settle").unwrap();
-        assert_eq!((s.count, s.total, s.min, s.max, s.mean()), (2, 400, 100, 300, 200));
+        assert_eq!(
+            (s.count, s.total, s.min, s.max, s.mean()),
+            (2, 400, 100, 300, 200)
+        );
         assert_eq!(l.summary().len(), 2);
         assert!(l.render().contains("deposit"));
     }

@@ -14,6 +14,6 @@ pub mod gas;
 
 pub use bindings::{AttestationResult, Effect, Statement};
 pub use chain::{Chain, ChainError, LogEntry, TxReceipt};
-pub use contracts::{ContractError, Deployment, SettleOutcome, Sealbridge};
+pub use contracts::{ContractError, Deployment, Sealbridge, SettleOutcome};
 pub use embedded::{DevAccount, EmbeddedChain, EmbeddedConfig};
 pub use gas::{GasLedger, GasStats};

@@ -29,7 +29,11 @@ fn deployment_sets_roles_and_initial_state() {
         f.sb.enclave_status(f.enclave_address()).unwrap(),
         EnclaveStatus::NotRegistered
     );
-    for kind in ["deploy:EnclaveRegistry", "deploy:Settlement", "deploy:TestToken"] {
+    for kind in [
+        "deploy:EnclaveRegistry",
+        "deploy:Settlement",
+        "deploy:TestToken",
+    ] {
         assert!(f.sb.gas().get(kind).is_some(), "{kind} gas recorded");
     }
 }
@@ -50,7 +54,10 @@ fn register_two_of_three_happy_path() {
     let r = f.attestation();
     let sigs = f.sign_result(&r, 2);
     let receipt = f.sb.register(f.relayer, &r, sigs).unwrap();
-    assert_eq!(f.sb.enclave_status(f.enclave_address()).unwrap(), EnclaveStatus::Active);
+    assert_eq!(
+        f.sb.enclave_status(f.enclave_address()).unwrap(),
+        EnclaveStatus::Active
+    );
     assert!(f.sb.is_active(f.enclave_address()).unwrap());
     let rec = f.sb.enclave(f.enclave_address()).unwrap();
     assert_eq!(rec.measurement, MEASUREMENT);
@@ -93,7 +100,10 @@ fn renewal_with_later_expiry() {
         })
         .unwrap();
     assert!(ev.renewal);
-    assert_eq!(f.sb.enclave(f.enclave_address()).unwrap().expiresAt, r.expiresAt);
+    assert_eq!(
+        f.sb.enclave(f.enclave_address()).unwrap().expiresAt,
+        r.expiresAt
+    );
 }
 
 #[test]
@@ -147,7 +157,10 @@ fn rejects_signers_not_ascending() {
     assert_revert(f.register(&r, sigs), "SignersNotAscending");
     // The same verifier twice.
     let one = f.sign_result(&r, 1)[0].clone();
-    assert_revert(f.register(&r, vec![one.clone(), one]), "SignersNotAscending");
+    assert_revert(
+        f.register(&r, vec![one.clone(), one]),
+        "SignersNotAscending",
+    );
 }
 
 #[test]
@@ -185,7 +198,10 @@ fn rejects_simulated_unless_allowed() {
     assert_revert(f.register(&r, sigs.clone()), "SimulatedNotAllowed");
     // Only the governor may turn it on.
     let relayer = f.relayer;
-    assert_revert(f.sb.allow_simulated(relayer, true), "AccessControlUnauthorizedAccount");
+    assert_revert(
+        f.sb.allow_simulated(relayer, true),
+        "AccessControlUnauthorizedAccount",
+    );
     let admin = f.admin;
     f.sb.allow_simulated(admin, true).unwrap();
     f.register(&r, sigs).unwrap();
@@ -219,7 +235,8 @@ fn rejects_measurement_not_allowed() {
     assert_revert(f.register(&r, sigs), "MeasurementNotAllowed");
     // A window that has not opened yet does not count either.
     let (admin, now) = (f.admin, f.now());
-    f.sb.allow_measurement(admin, r.measurement, now + 1000, now + 2000).unwrap();
+    f.sb.allow_measurement(admin, r.measurement, now + 1000, now + 2000)
+        .unwrap();
     let sigs = f.sign_result(&r, 2);
     assert_revert(f.register(&r, sigs), "MeasurementNotAllowed");
 }
@@ -284,10 +301,16 @@ fn registration_expires() {
     let mut f = Fixture::registered();
     f.sb.chain_mut().advance_time(RESULT_TTL - 10);
     f.sb.chain_mut().mine(1);
-    assert_eq!(f.sb.enclave_status(f.enclave_address()).unwrap(), EnclaveStatus::Active);
+    assert_eq!(
+        f.sb.enclave_status(f.enclave_address()).unwrap(),
+        EnclaveStatus::Active
+    );
     f.sb.chain_mut().advance_time(10);
     f.sb.chain_mut().mine(1);
-    assert_eq!(f.sb.enclave_status(f.enclave_address()).unwrap(), EnclaveStatus::Expired);
+    assert_eq!(
+        f.sb.enclave_status(f.enclave_address()).unwrap(),
+        EnclaveStatus::Expired
+    );
     assert!(!f.sb.is_active(f.enclave_address()).unwrap());
 }
 
@@ -295,7 +318,10 @@ fn registration_expires() {
 fn revoked_enclave_is_inactive_and_cannot_reregister() {
     let mut f = Fixture::registered();
     let (admin, relayer, e) = (f.admin, f.relayer, f.enclave_address());
-    assert_revert(f.sb.revoke_enclave(relayer, e), "AccessControlUnauthorizedAccount");
+    assert_revert(
+        f.sb.revoke_enclave(relayer, e),
+        "AccessControlUnauthorizedAccount",
+    );
     f.sb.revoke_enclave(admin, e).unwrap();
     assert_eq!(f.sb.enclave_status(e).unwrap(), EnclaveStatus::Revoked);
     f.sb.chain_mut().advance_time(10);
@@ -303,7 +329,10 @@ fn revoked_enclave_is_inactive_and_cannot_reregister() {
     let sigs = f.sign_result(&r, 2);
     assert_revert(f.register(&r, sigs), "EnclaveIsRevoked");
     // Revoking an unknown enclave is an error.
-    assert_revert(f.sb.revoke_enclave(admin, Address::repeat_byte(7)), "EnclaveNotRegistered");
+    assert_revert(
+        f.sb.revoke_enclave(admin, Address::repeat_byte(7)),
+        "EnclaveNotRegistered",
+    );
 }
 
 #[test]
@@ -317,8 +346,12 @@ fn revoked_measurement_deactivates_enclave_at_once() {
     );
     // Allowing it again restores the enclave.
     let now = f.now();
-    f.sb.allow_measurement(admin, MEASUREMENT, now - 1, now + 1000).unwrap();
-    assert_eq!(f.sb.enclave_status(f.enclave_address()).unwrap(), EnclaveStatus::Active);
+    f.sb.allow_measurement(admin, MEASUREMENT, now - 1, now + 1000)
+        .unwrap();
+    assert_eq!(
+        f.sb.enclave_status(f.enclave_address()).unwrap(),
+        EnclaveStatus::Active
+    );
 }
 
 #[test]
@@ -326,19 +359,37 @@ fn governance_rules() {
     let mut f = Fixture::new();
     let (admin, relayer) = (f.admin, f.relayer);
     let v0 = key_address(&f.verifiers[0]);
-    assert_revert(f.sb.add_verifier(relayer, Address::repeat_byte(1)), "AccessControlUnauthorizedAccount");
+    assert_revert(
+        f.sb.add_verifier(relayer, Address::repeat_byte(1)),
+        "AccessControlUnauthorizedAccount",
+    );
     assert_revert(f.sb.add_verifier(admin, v0), "VerifierAlreadyAdded");
     assert_revert(f.sb.add_verifier(admin, Address::ZERO), "ZeroAddress");
-    assert_revert(f.sb.remove_verifier(admin, Address::repeat_byte(1)), "NotAVerifier");
+    assert_revert(
+        f.sb.remove_verifier(admin, Address::repeat_byte(1)),
+        "NotAVerifier",
+    );
     assert_revert(f.sb.set_threshold(admin, 0), "InvalidThreshold");
     assert_revert(f.sb.set_threshold(admin, 4), "InvalidThreshold");
-    assert_revert(f.sb.set_threshold(relayer, 1), "AccessControlUnauthorizedAccount");
-    assert_revert(f.sb.allow_measurement(admin, MEASUREMENT, 10, 10), "InvalidWindow");
-    assert_revert(f.sb.revoke_measurement(relayer, MEASUREMENT), "AccessControlUnauthorizedAccount");
+    assert_revert(
+        f.sb.set_threshold(relayer, 1),
+        "AccessControlUnauthorizedAccount",
+    );
+    assert_revert(
+        f.sb.allow_measurement(admin, MEASUREMENT, 10, 10),
+        "InvalidWindow",
+    );
+    assert_revert(
+        f.sb.revoke_measurement(relayer, MEASUREMENT),
+        "AccessControlUnauthorizedAccount",
+    );
     // 3 verifiers, threshold 2: removing one is fine, a second would go below the threshold.
     f.sb.remove_verifier(admin, v0).unwrap();
     assert!(!f.sb.is_verifier(v0).unwrap());
-    assert_revert(f.sb.remove_verifier(admin, key_address(&f.verifiers[1])), "InvalidThreshold");
+    assert_revert(
+        f.sb.remove_verifier(admin, key_address(&f.verifiers[1])),
+        "InvalidThreshold",
+    );
     // A removed verifier no longer counts.
     let r = f.attestation();
     let sigs = f.sign_result(&r, 2); // verifiers 0 and 1

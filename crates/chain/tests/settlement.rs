@@ -31,15 +31,25 @@ fn deposit_and_withdraw() {
     let mut f = funded();
     let (alice, token) = (f.alice, f.token());
     assert_eq!(f.escrow(alice), U256::from(1000));
-    assert_eq!(f.sb.token_balance(token, f.sb.deployment.settlement).unwrap(), U256::from(2000));
+    assert_eq!(
+        f.sb.token_balance(token, f.sb.deployment.settlement)
+            .unwrap(),
+        U256::from(2000)
+    );
     f.sb.withdraw(alice, token, U256::from(400)).unwrap();
     assert_eq!(f.escrow(alice), U256::from(600));
     assert_eq!(f.sb.token_balance(token, alice).unwrap(), U256::from(400));
-    assert_revert(f.sb.withdraw(alice, token, U256::from(601)), "InsufficientEscrow");
+    assert_revert(
+        f.sb.withdraw(alice, token, U256::from(601)),
+        "InsufficientEscrow",
+    );
     assert_revert(f.sb.withdraw(alice, token, U256::ZERO), "ZeroAmount");
     assert_revert(f.sb.deposit(alice, token, U256::ZERO), "ZeroAmount");
     // Depositing more than the allowance/balance fails in the token.
-    assert_revert(f.sb.deposit(alice, token, U256::from(10_000)), "ERC20InsufficientBalance");
+    assert_revert(
+        f.sb.deposit(alice, token, U256::from(10_000)),
+        "ERC20InsufficientBalance",
+    );
 }
 
 #[test]
@@ -74,10 +84,16 @@ fn settle_happy_path() {
     // A second statement chains on the first; an empty effect list is allowed.
     let (s2, e2) = payment(&f);
     assert_eq!(s2.prevStateRoot, s.newStateRoot);
-    assert!(matches!(f.settle_signed(&s2, &e2).unwrap(), SettleOutcome::Applied(_)));
+    assert!(matches!(
+        f.settle_signed(&s2, &e2).unwrap(),
+        SettleOutcome::Applied(_)
+    ));
     let mut none = vec![];
     let s3 = f.next_statement(&mut none);
-    assert!(matches!(f.settle_signed(&s3, &none).unwrap(), SettleOutcome::Applied(_)));
+    assert!(matches!(
+        f.settle_signed(&s3, &none).unwrap(),
+        SettleOutcome::Applied(_)
+    ));
     assert_eq!(f.sb.last_sequence().unwrap(), 3);
     assert_eq!(f.escrow(f.alice), U256::from(800));
 }
@@ -117,7 +133,10 @@ fn already_settled_resubmission_changes_nothing() {
     let admin = f.admin;
     f.sb.revoke_measurement(admin, MEASUREMENT).unwrap();
     let sig = f.sign(&s);
-    assert!(matches!(f.settle(&s, &effects, sig).unwrap(), SettleOutcome::AlreadySettled(_)));
+    assert!(matches!(
+        f.settle(&s, &effects, sig).unwrap(),
+        SettleOutcome::AlreadySettled(_)
+    ));
 }
 
 #[test]
@@ -142,7 +161,8 @@ fn rejects_sequence_gap() {
     s.sequence = 2;
     let err = f.settle_signed(&s, &effects).unwrap_err();
     assert_eq!(err.revert_name(), Some("SequenceGap"));
-    let Some(Settlement::SettlementErrors::SequenceGap(gap)) = err.revert().unwrap().as_error() else {
+    let Some(Settlement::SettlementErrors::SequenceGap(gap)) = err.revert().unwrap().as_error()
+    else {
         panic!("{err}")
     };
     assert_eq!((gap.expected, gap.sequence), (1, 2));
@@ -153,7 +173,10 @@ fn rejects_malformed_signature() {
     let mut f = funded();
     let (s, effects) = payment(&f);
     let sig = f.sign(&s);
-    assert_revert(f.settle(&s, &effects, Bytes::from(sig[..64].to_vec())), "BadSignature");
+    assert_revert(
+        f.settle(&s, &effects, Bytes::from(sig[..64].to_vec())),
+        "BadSignature",
+    );
     // High-s (malleated) signatures are refused as malformed too.
     let mut bad = sig.to_vec();
     bad[32..64].copy_from_slice(&[0xff; 32]);
@@ -165,9 +188,11 @@ fn rejects_unregistered_signer() {
     let mut f = funded();
     let (s, effects) = payment(&f);
     let d = f.sb.deployment;
-    let sig = sealbridge_chain::eip712::sign_statement(&dev_key("rogue"), &s, d.chain_id, d.settlement);
+    let sig =
+        sealbridge_chain::eip712::sign_statement(&dev_key("rogue"), &s, d.chain_id, d.settlement);
     let err = f.settle(&s, &effects, sig).unwrap_err();
-    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error() else {
+    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error()
+    else {
         panic!("{err}")
     };
     assert_eq!(e.status, 1); // NotRegistered
@@ -180,7 +205,8 @@ fn revoking_measurement_stops_settlement_immediately() {
     let admin = f.admin;
     f.sb.revoke_measurement(admin, MEASUREMENT).unwrap();
     let err = f.settle_signed(&s, &effects).unwrap_err();
-    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error() else {
+    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error()
+    else {
         panic!("{err}")
     };
     assert_eq!(e.status, 4); // MeasurementNotAllowed
@@ -195,7 +221,8 @@ fn revoked_enclave_cannot_settle() {
     let (admin, e) = (f.admin, f.enclave_address());
     f.sb.revoke_enclave(admin, e).unwrap();
     let err = f.settle_signed(&s, &effects).unwrap_err();
-    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error() else {
+    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error()
+    else {
         panic!("{err}")
     };
     assert_eq!(e.status, 3); // Revoked
@@ -208,7 +235,8 @@ fn expired_registration_cannot_settle() {
     f.sb.chain_mut().mine(1);
     let (s, effects) = payment(&f);
     let err = f.settle_signed(&s, &effects).unwrap_err();
-    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error() else {
+    let Some(Settlement::SettlementErrors::SignerNotActive(e)) = err.revert().unwrap().as_error()
+    else {
         panic!("{err}")
     };
     assert_eq!(e.status, 2); // Expired
@@ -230,7 +258,10 @@ fn rejects_policy_mismatch() {
     assert_revert(f.settle_signed(&s, &effects), "PolicyMismatch");
     // After a policy change, statements under the old policy fail.
     let (admin, relayer) = (f.admin, f.relayer);
-    assert_revert(f.sb.set_policy_hash(relayer, B256::repeat_byte(3)), "AccessControlUnauthorizedAccount");
+    assert_revert(
+        f.sb.set_policy_hash(relayer, B256::repeat_byte(3)),
+        "AccessControlUnauthorizedAccount",
+    );
     f.sb.set_policy_hash(admin, B256::repeat_byte(3)).unwrap();
     assert_eq!(f.sb.policy_hash().unwrap(), B256::repeat_byte(3));
     let (s, effects) = payment(&f);
@@ -254,7 +285,10 @@ fn rejects_outside_window() {
     f.sb.chain_mut().set_next_timestamp(ts).unwrap();
     s.notBefore = ts;
     s.notAfter = ts;
-    assert!(matches!(f.settle_signed(&s, &effects).unwrap(), SettleOutcome::Applied(_)));
+    assert!(matches!(
+        f.settle_signed(&s, &effects).unwrap(),
+        SettleOutcome::Applied(_)
+    ));
 }
 
 #[test]
@@ -286,7 +320,8 @@ fn rejects_not_conserved() {
     let mut effects = vec![f.effect(f.alice, -100), f.effect(f.bob, 101)];
     let s = f.next_statement(&mut effects);
     let err = f.settle_signed(&s, &effects).unwrap_err();
-    let Some(Settlement::SettlementErrors::NotConserved(e)) = err.revert().unwrap().as_error() else {
+    let Some(Settlement::SettlementErrors::NotConserved(e)) = err.revert().unwrap().as_error()
+    else {
         panic!("{err}")
     };
     assert_eq!(e.token, f.token());
@@ -298,7 +333,11 @@ fn rejects_not_conserved_across_tokens() {
     let mut f = funded();
     let other_token = Address::repeat_byte(0x01); // sorts before the deployed token
     let mut effects = vec![
-        Effect { account: f.alice, token: other_token, delta: I256::try_from(100).unwrap() },
+        Effect {
+            account: f.alice,
+            token: other_token,
+            delta: I256::try_from(100).unwrap(),
+        },
         f.effect(f.alice, -100),
     ];
     let s = f.next_statement(&mut effects);
@@ -312,7 +351,9 @@ fn rejects_insufficient_escrow() {
     let mut effects = vec![f.effect(carol, -5), f.effect(f.bob, 5)];
     let s = f.next_statement(&mut effects);
     let err = f.settle_signed(&s, &effects).unwrap_err();
-    let Some(Settlement::SettlementErrors::InsufficientEscrow(e)) = err.revert().unwrap().as_error() else {
+    let Some(Settlement::SettlementErrors::InsufficientEscrow(e)) =
+        err.revert().unwrap().as_error()
+    else {
         panic!("{err}")
     };
     assert_eq!((e.account, e.token), (carol, f.token()));
@@ -335,6 +376,11 @@ fn statement_for_another_deployment_is_refused() {
     let mut f = funded();
     let (s, effects) = payment(&f);
     let d = f.sb.deployment;
-    let sig = sealbridge_chain::eip712::sign_statement(&f.enclave, &s, d.chain_id, Address::repeat_byte(9));
+    let sig = sealbridge_chain::eip712::sign_statement(
+        &f.enclave,
+        &s,
+        d.chain_id,
+        Address::repeat_byte(9),
+    );
     assert_revert(f.settle(&s, &effects, sig), "SignerNotActive");
 }

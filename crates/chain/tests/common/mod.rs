@@ -5,7 +5,9 @@
 use alloy_primitives::{Address, B256, Bytes, I256, U256, keccak256};
 use k256::ecdsa::SigningKey;
 use sealbridge_chain::contracts::ContractError;
-use sealbridge_chain::eip712::{effects_hash, sign_attestation_sorted, sign_statement, sort_effects};
+use sealbridge_chain::eip712::{
+    effects_hash, sign_attestation_sorted, sign_statement, sort_effects,
+};
 use sealbridge_chain::embedded::{dev_key, key_address};
 use sealbridge_chain::{AttestationResult, Chain, Effect, EmbeddedChain, Sealbridge, Statement};
 
@@ -31,11 +33,17 @@ impl Fixture {
         let chain = EmbeddedChain::new();
         let admin = chain.dev_address(0);
         let relayer = chain.dev_address(1);
-        let (alice, bob, carol) = (chain.dev_address(2), chain.dev_address(3), chain.dev_address(4));
+        let (alice, bob, carol) = (
+            chain.dev_address(2),
+            chain.dev_address(3),
+            chain.dev_address(4),
+        );
         let mut sb = Sealbridge::deploy(chain, admin, POLICY).expect("deploy");
-        let verifiers: Vec<SigningKey> = (0..3).map(|i| dev_key(&format!("verifier/{i}"))).collect();
+        let verifiers: Vec<SigningKey> =
+            (0..3).map(|i| dev_key(&format!("verifier/{i}"))).collect();
         for v in &verifiers {
-            sb.add_verifier(admin, key_address(v)).expect("add verifier");
+            sb.add_verifier(admin, key_address(v))
+                .expect("add verifier");
         }
         sb.set_threshold(admin, 2).expect("threshold");
         let now = sb.chain().block_timestamp().unwrap();
@@ -98,7 +106,11 @@ impl Fixture {
         sign_attestation_sorted(&keys, r, d.chain_id, d.registry)
     }
 
-    pub fn register(&mut self, r: &AttestationResult, sigs: Vec<Bytes>) -> Result<(), ContractError> {
+    pub fn register(
+        &mut self,
+        r: &AttestationResult,
+        sigs: Vec<Bytes>,
+    ) -> Result<(), ContractError> {
         let relayer = self.relayer;
         self.sb.register(relayer, r, sigs).map(|_| ())
     }
@@ -113,7 +125,9 @@ impl Fixture {
     pub fn fund(&mut self, who: Address, amount: u64) {
         let token = self.sb.deployment.token;
         self.sb.mint(who, who, U256::from(amount)).expect("mint");
-        self.sb.deposit(who, token, U256::from(amount)).expect("deposit");
+        self.sb
+            .deposit(who, token, U256::from(amount))
+            .expect("deposit");
     }
 
     pub fn token(&self) -> Address {
