@@ -110,6 +110,14 @@ impl Encoder {
         self
     }
 
+    /// Text string (major 3) from bytes the caller knows to be UTF-8, such as the ASCII
+    /// purpose labels of [`crate::contexts`] (their ASCII-ness is a tested invariant).
+    pub fn text_bytes(&mut self, utf8: &[u8]) -> &mut Self {
+        self.head(major::TEXT, utf8.len() as u64);
+        self.buf.extend_from_slice(utf8);
+        self
+    }
+
     /// Array header of `len` items (major 4); the items follow.
     pub fn array(&mut self, len: usize) -> &mut Self {
         self.head(major::ARRAY, len as u64)
@@ -181,7 +189,10 @@ impl<'a> Decoder<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
-        let end = self.pos.checked_add(n).ok_or_else(|| err("length overflow"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or_else(|| err("length overflow"))?;
         let s = self
             .input
             .get(self.pos..end)
@@ -253,7 +264,11 @@ impl<'a> Decoder<'a> {
 
     fn expect(&mut self, want: u8, what: &'static str) -> Result<u64, Error> {
         let (major, arg) = self.head()?;
-        if major == want { Ok(arg) } else { Err(err(what)) }
+        if major == want {
+            Ok(arg)
+        } else {
+            Err(err(what))
+        }
     }
 
     /// A length argument, bounded by the remaining input (each element takes at least one
@@ -294,7 +309,10 @@ impl<'a> Decoder<'a> {
             major::NINT => -1 - n,
             _ => return Err(err("expected integer")),
         };
-        let raw = self.input.get(start..self.pos).ok_or_else(|| err("internal"))?;
+        let raw = self
+            .input
+            .get(start..self.pos)
+            .ok_or_else(|| err("internal"))?;
         Ok((v, raw))
     }
 
@@ -373,7 +391,9 @@ impl<'a> Decoder<'a> {
     pub fn skip(&mut self) -> Result<&'a [u8], Error> {
         let start = self.pos;
         self.skip_at(0)?;
-        self.input.get(start..self.pos).ok_or_else(|| err("internal"))
+        self.input
+            .get(start..self.pos)
+            .ok_or_else(|| err("internal"))
     }
 
     fn skip_at(&mut self, depth: usize) -> Result<(), Error> {
@@ -484,8 +504,18 @@ mod tests {
     #[test]
     fn rejects_non_minimal_and_indefinite() {
         for h in [
-            "1817", "190017", "1a00000017", "1b0000000000000017", "5f", "9f", "bf", "7f", "f4",
-            "f97e00", "1c", "5801",
+            "1817",
+            "190017",
+            "1a00000017",
+            "1b0000000000000017",
+            "5f",
+            "9f",
+            "bf",
+            "7f",
+            "f4",
+            "f97e00",
+            "1c",
+            "5801",
         ] {
             let b = hex::decode(h).unwrap();
             assert!(Decoder::new(&b).skip().is_err(), "{h} accepted");
@@ -495,7 +525,13 @@ mod tests {
     #[test]
     fn strings_arrays_maps_tags() {
         let b = enc(|e| {
-            e.tag(16).array(3).bytes(b"ab").map(1).int(-4).text("x").bytes(&[]);
+            e.tag(16)
+                .array(3)
+                .bytes(b"ab")
+                .map(1)
+                .int(-4)
+                .text("x")
+                .bytes(&[]);
         });
         assert_eq!(hex::encode(&b), "d083426162a123617840");
         let mut d = Decoder::new(&b);
@@ -515,7 +551,11 @@ mod tests {
         d.uint().unwrap();
         assert!(d.finish().is_err());
         assert!(Decoder::new(&[0x43, 0, 0]).bytes().is_err());
-        assert!(Decoder::new(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).array().is_err());
+        assert!(
+            Decoder::new(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+                .array()
+                .is_err()
+        );
     }
 
     #[test]

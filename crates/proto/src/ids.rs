@@ -174,6 +174,53 @@ byte_id!(
     KemKeyId, 16
 );
 
+/// SHA-256 (FIPS 180-4) of `data`.
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    for (o, b) in out.iter_mut().zip(d.as_ref()) {
+        *o = *b;
+    }
+    out
+}
+
+impl InstanceId {
+    /// The instance id of an Ed25519 public key: SHA-256 of its 32 raw bytes.
+    #[must_use]
+    pub fn of_ed25519(public_key: &[u8; 32]) -> Self {
+        Self(sha256(public_key))
+    }
+}
+
+impl EnvelopeId {
+    /// The id of an envelope: SHA-256 of its complete encoded bytes.
+    #[must_use]
+    pub fn of(envelope_bytes: &[u8]) -> Self {
+        Self(sha256(envelope_bytes))
+    }
+}
+
+impl Digest32 {
+    /// SHA-256 of `data`.
+    #[must_use]
+    pub fn sha256(data: &[u8]) -> Self {
+        Self(sha256(data))
+    }
+}
+
+impl KemKeyId {
+    /// The key id of a raw KEM public key: the first 16 bytes of its SHA-256.
+    #[must_use]
+    pub fn of_public_key(public_key: &[u8]) -> Self {
+        let h = sha256(public_key);
+        let mut out = [0u8; 16];
+        for (o, b) in out.iter_mut().zip(h.iter()) {
+            *o = *b;
+        }
+        Self(out)
+    }
+}
+
 /// A key epoch number (DESIGN §3: a new KEM key pair every epoch).
 #[derive(
     Clone,
@@ -242,6 +289,15 @@ mod tests {
     fn debug_is_short() {
         let s = format!("{:?}", SenderId([0x12; 32]));
         assert_eq!(s, "SenderId(0x12121212…)");
+    }
+
+    #[test]
+    fn sha256_ids() {
+        // FIPS 180-2 test: SHA-256("abc").
+        let want = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hex::encode(EnvelopeId::of(b"abc").0), want);
+        assert_eq!(hex::encode(Digest32::sha256(b"abc").0), want);
+        assert_eq!(hex::encode(KemKeyId::of_public_key(b"abc").0), &want[..32]);
     }
 
     #[test]

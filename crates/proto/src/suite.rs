@@ -242,8 +242,10 @@ mod tests {
 
     #[test]
     fn deprecation_is_exclusive_at_the_date() {
-        let p = SuitePolicy::empty()
-            .with(Suite::X25519Sha256ChaCha20Poly1305, SuiteState::DeprecatedAfter(100));
+        let p = SuitePolicy::empty().with(
+            Suite::X25519Sha256ChaCha20Poly1305,
+            SuiteState::DeprecatedAfter(100),
+        );
         assert!(p.check(Suite::X25519Sha256ChaCha20Poly1305, 99).is_ok());
         assert!(p.check(Suite::X25519Sha256ChaCha20Poly1305, 100).is_err());
         assert!(p.check(Suite::X25519Sha256Aes128Gcm, 0).is_err());
@@ -251,8 +253,10 @@ mod tests {
 
     #[test]
     fn policy_serde() {
-        let p = SuitePolicy::default()
-            .with(Suite::X25519Sha256ChaCha20Poly1305, SuiteState::DeprecatedAfter(7));
+        let p = SuitePolicy::default().with(
+            Suite::X25519Sha256ChaCha20Poly1305,
+            SuiteState::DeprecatedAfter(7),
+        );
         let j = serde_json::to_string(&p).unwrap();
         assert!(j.contains("\"x25519-sha256-chacha20poly1305\":{\"deprecated-after\":7}"));
         let back: SuitePolicy = serde_json::from_str(&j).unwrap();

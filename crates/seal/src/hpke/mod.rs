@@ -1,0 +1,246 @@
+//! HPKE (RFC 9180), base mode, for DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 with
+//! AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305 or export-only — implemented here on
+//! aws-lc-rs primitives (X25519, AEADs, HMAC-SHA256) and checked against every base-mode
+//! vector of the CFRG test-vector file for those suites (`tests/rfc9180.rs`).
+//!
+//! ```text
+//!   sender:   (enc, ctx) = setup_base_sender(aead, pkR, info, rng);  ct = ctx.seal(aad, pt)
+//!   receiver: ctx = setup_base_receiver(aead, enc, skR, info);       pt = ctx.open(aad, ct)
+//! ```
+
+mod context;
+pub(crate) mod kem;
+
+use rand_core::CryptoRngCore;
+use zeroize::Zeroizing;
+
+pub use context::{Aead, KDF_ID, ReceiverContext, SenderContext};
+pub use kem::{KEM_ID, N_ENC};
+
+use crate::{
+    Error,
+    keys::{KemPublicKey, KemSecretKey},
+};
+
+/// `SetupBaseS(pkR, info)` with a fresh ephemeral key from `rng` (RFC 9180 §5.1.1).
+/// Returns `(enc, context)`.
+///
+/// # Errors
+/// [`Error::InvalidKey`] if `pk_r` is a low-order point (zero shared secret).
+pub fn setup_base_sender(
+    aead: Aead,
+    pk_r: &KemPublicKey,
+    info: &[u8],
+    rng: &mut impl CryptoRngCore,
+) -> Result<([u8; N_ENC], SenderContext), Error> {
+    let mut ikm_e = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(ikm_e.as_mut_slice());
+    setup_base_sender_derand(aead, pk_r, info, ikm_e.as_slice())
+}
+
+/// `SetupBaseS(pkR, info)` with the ephemeral key `DeriveKeyPair(ikm_e)`: deterministic, for
+/// known-answer tests. `ikm_e` must be fresh secret randomness for every call otherwise.
+///
+/// # Errors
+/// [`Error::InvalidKey`] if `pk_r` is a low-order point.
+pub fn setup_base_sender_derand(
+    aead: Aead,
+    pk_r: &KemPublicKey,
+    info: &[u8],
+    ikm_e: &[u8],
+) -> Result<([u8; N_ENC], SenderContext), Error> {
+    let (shared_secret, enc) = kem::encap_derand(pk_r, ikm_e)?;
+    let schedule = context::key_schedule(aead, shared_secret.as_slice(), info)?;
+    Ok((enc, SenderContext::new(schedule)?))
+}
+
+/// `SetupBaseR(enc, skR, info)` (RFC 9180 §5.1.1).
+///
+/// # Errors
+/// [`Error::InvalidKey`] for a malformed or low-order `enc`.
+pub fn setup_base_receiver(
+    aead: Aead,
+    enc: &[u8],
+    sk_r: &KemSecretKey,
+    info: &[u8],
+) -> Result<ReceiverContext, Error> {
+    let shared_secret = kem::decap(enc, sk_r)?;
+    let schedule = context::key_schedule(aead, shared_secret.as_slice(), info)?;
+    ReceiverContext::new(schedule)
+}
+
+/// Single-shot `SealBase(pkR, info, aad, pt)` (RFC 9180 §6.1): returns `(enc, ct)`.
+///
+/// # Errors
+/// As [`setup_base_sender`] and [`SenderContext::seal`].
+pub fn seal_base(
+    aead: Aead,
+    pk_r: &KemPublicKey,
+    info: &[u8],
+    aad: &[u8],
+    pt: &[u8],
+    rng: &mut impl CryptoRngCore,
+) -> Result<([u8; N_ENC], Vec<u8>), Error> {
+    let (enc, mut ctx) = setup_base_sender(aead, pk_r, info, rng)?;
+    Ok((enc, ctx.seal(aad, pt)?))
+}
+
+/// Single-shot `OpenBase(enc, skR, info, aad, ct)` (RFC 9180 §6.1). Every failure of the KEM
+/// or the AEAD is reported as [`Error::Undecryptable`].
+///
+/// # Errors
+/// [`Error::Undecryptable`]; [`Error::ExportOnly`] for the export-only AEAD.
+pub fn open_base(
+    aead: Aead,
+    enc: &[u8],
+    sk_r: &KemSecretKey,
+    info: &[u8],
+    aad: &[u8],
+    ct: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    if aead == Aead::ExportOnly {
+        return Err(Error::ExportOnly);
+    }
+    let mut ctx = setup_base_receiver(aead, enc, sk_r, info).map_err(|_| Error::Undecryptable)?;
+    ctx.open(aad, ct).map_err(|_| Error::Undecryptable)
+}
+
+/// Intermediate values, exposed **only** for known-answer tests against RFC 9180 vectors.
+/// Nothing here is needed to use HPKE; never log or persist these values.
+pub mod danger {
+    use zeroize::Zeroizing;
+
+    use super::{Aead, context, kem};
+    use crate::{
+        Error,
+        keys::{KemPublicKey, KemSecretKey},
+    };
+
+    /// `Encap` with `DeriveKeyPair(ikm_e)`: `(shared_secret, enc)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for a low-order `pk_r`.
+    pub fn encap_derand(
+        pk_r: &KemPublicKey,
+        ikm_e: &[u8],
+    ) -> Result<(Zeroizing<[u8; 32]>, [u8; 32]), Error> {
+        kem::encap_derand(pk_r, ikm_e)
+    }
+
+    /// `Decap`: the shared secret.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for a malformed or low-order `enc`.
+    pub fn decap(enc: &[u8], sk_r: &KemSecretKey) -> Result<Zeroizing<[u8; 32]>, Error> {
+        kem::decap(enc, sk_r)
+    }
+
+    /// The outputs of the base-mode key schedule (RFC 9180 §5.1).
+    pub struct KeyScheduleValues {
+        /// `key_schedule_context`.
+        pub key_schedule_context: Vec<u8>,
+        /// `secret`.
+        pub secret: Zeroizing<[u8; 32]>,
+        /// `key` (empty for export-only).
+        pub key: Zeroizing<Vec<u8>>,
+        /// `base_nonce` (empty for export-only).
+        pub base_nonce: Zeroizing<Vec<u8>>,
+        /// `exporter_secret`.
+        pub exporter_secret: Zeroizing<[u8; 32]>,
+    }
+
+    impl core::fmt::Debug for KeyScheduleValues {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("KeyScheduleValues([REDACTED])")
+        }
+    }
+
+    /// `KeySchedule(mode_base, shared_secret, info, "", "")`.
+    ///
+    /// # Errors
+    /// Never for the supported AEADs.
+    pub fn key_schedule(
+        aead: Aead,
+        shared_secret: &[u8],
+        info: &[u8],
+    ) -> Result<KeyScheduleValues, Error> {
+        let s = context::key_schedule(aead, shared_secret, info)?;
+        Ok(KeyScheduleValues {
+            key_schedule_context: s.key_schedule_context,
+            secret: s.secret,
+            key: s.key,
+            base_nonce: s.base_nonce,
+            exporter_secret: s.exporter_secret,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn pair() -> (KemSecretKey, KemPublicKey) {
+        KemSecretKey::derive(&[7u8; 32])
+    }
+
+    #[test]
+    fn round_trip_all_aeads() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let (sk, pk) = pair();
+        for aead in [Aead::Aes128Gcm, Aead::Aes256Gcm, Aead::ChaCha20Poly1305] {
+            let (enc, ct) = seal_base(aead, &pk, b"info", b"aad", b"hello", &mut rng).unwrap();
+            assert_eq!(ct.len(), 5 + 16);
+            let pt = open_base(aead, &enc, &sk, b"info", b"aad", &ct).unwrap();
+            assert_eq!(pt.as_slice(), b"hello");
+            assert_eq!(
+                open_base(aead, &enc, &sk, b"info2", b"aad", &ct),
+                Err(Error::Undecryptable)
+            );
+        }
+    }
+
+    #[test]
+    fn export_only_cannot_seal() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let (sk, pk) = pair();
+        let (enc, mut s) = setup_base_sender(Aead::ExportOnly, &pk, b"", &mut rng).unwrap();
+        assert_eq!(s.seal(b"", b"x"), Err(Error::ExportOnly));
+        let r = setup_base_receiver(Aead::ExportOnly, &enc, &sk, b"").unwrap();
+        assert_eq!(
+            s.export(b"ctx", 40).unwrap().as_slice(),
+            r.export(b"ctx", 40).unwrap().as_slice()
+        );
+        assert_eq!(
+            s.export(b"", 255 * 32 + 1).unwrap_err(),
+            Error::OutputTooLong
+        );
+    }
+
+    #[test]
+    fn failed_open_does_not_advance_sequence() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let (sk, pk) = pair();
+        let (enc, mut s) = setup_base_sender(Aead::Aes128Gcm, &pk, b"", &mut rng).unwrap();
+        let c0 = s.seal(b"", b"zero").unwrap();
+        let c1 = s.seal(b"", b"one").unwrap();
+        let mut r = setup_base_receiver(Aead::Aes128Gcm, &enc, &sk, b"").unwrap();
+        assert!(r.open(b"", &c1).is_err());
+        assert_eq!(r.open(b"", &c0).unwrap().as_slice(), b"zero");
+        assert_eq!(r.open(b"", &c1).unwrap().as_slice(), b"one");
+    }
+
+    #[test]
+    fn bad_enc_is_undecryptable() {
+        let (sk, _) = pair();
+        assert_eq!(
+            open_base(Aead::Aes128Gcm, &[0u8; 31], &sk, b"", b"", &[0u8; 32]),
+            Err(Error::Undecryptable)
+        );
+        assert_eq!(
+            open_base(Aead::Aes128Gcm, &[0u8; 32], &sk, b"", b"", &[0u8; 32]),
+            Err(Error::Undecryptable)
+        );
+    }
+}
