@@ -97,7 +97,7 @@ struct Block {
 
 /// The database: account state in a `CacheDB` over `EmptyDB`, plus the hashes of mined blocks so
 /// that BLOCKHASH works.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct ChainDb {
     state: CacheDB<EmptyDB>,
     /// `hashes[n]` is the hash of block `n`.
@@ -130,7 +130,9 @@ impl DatabaseRef for ChainDb {
 }
 
 /// The in-process revm chain. See the module documentation for its rules.
-#[derive(Debug)]
+///
+/// `Clone` is a full snapshot: clone to keep a state and go back to it (e.g. to simulate a reorg).
+#[derive(Debug, Clone)]
 pub struct EmbeddedChain {
     config: EmbeddedConfig,
     db: ChainDb,

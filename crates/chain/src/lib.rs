@@ -11,6 +11,7 @@ pub mod contracts;
 pub mod eip712;
 pub mod embedded;
 pub mod gas;
+pub mod proto_compat;
 
 pub use bindings::{AttestationResult, Effect, Statement};
 pub use chain::{Chain, ChainError, LogEntry, TxReceipt};

@@ -12,6 +12,7 @@ use proptest::test_runner::{Config, TestRunner};
 use sealbridge_chain::bindings::{EnclaveRegistry, Settlement};
 use sealbridge_chain::eip712::{self, effects_hash};
 use sealbridge_chain::{AttestationResult, Chain, Effect, Statement};
+use sealbridge_proto::eip712 as proto;
 
 fn sample_statement() -> Statement {
     Statement {
@@ -199,6 +200,20 @@ fn random_values_hash_identically_in_rust_and_evm() {
                 f.sb.hash_attestation_result(&r).unwrap()
             );
             prop_assert_eq!(effects_hash(&e), f.sb.hash_effects(&e).unwrap());
+            // sealbridge-proto's mirror types (what the enclave signs) agree as well.
+            let d = f.sb.deployment;
+            let ps = proto::Statement::from(&s);
+            prop_assert_eq!(
+                ps.digest(&proto::settlement_domain(d.chain_id, d.settlement)),
+                f.sb.hash_statement(&s).unwrap()
+            );
+            let pr = proto::AttestationResult::from(&r);
+            prop_assert_eq!(
+                pr.digest(&proto::registry_domain(d.chain_id, d.registry)),
+                f.sb.hash_attestation_result(&r).unwrap()
+            );
+            let pe: Vec<proto::Effect> = e.iter().map(proto::Effect::from).collect();
+            prop_assert_eq!(proto::effects_hash(&pe), f.sb.hash_effects(&e).unwrap());
             Ok(())
         })
         .unwrap();
@@ -216,4 +231,31 @@ fn statement_signed_in_rust_verifies_on_chain() {
         f.settle_signed(&s, &none).unwrap(),
         sealbridge_chain::SettleOutcome::Applied(_)
     ));
+}
+
+/// A statement built and signed with `sealbridge-proto`'s types settles on chain.
+#[test]
+fn proto_statement_settles_on_chain() {
+    let mut f = Fixture::registered();
+    let (alice, bob) = (f.alice, f.bob);
+    f.fund(alice, 50);
+    let token = f.token();
+    let mut pe = vec![
+        proto::effect(bob, token, 20),
+        proto::effect(alice, token, -20),
+    ];
+    proto::sort_effects(&mut pe);
+    let effects = sealbridge_chain::proto_compat::effects_from_proto(&pe);
+    let template = f.next_statement(&mut effects.clone());
+    let mut ps = proto::Statement::from(&template);
+    ps.effectsHash = proto::effects_hash(&pe);
+    let d = f.sb.deployment;
+    let digest = ps.digest(&proto::settlement_domain(d.chain_id, d.settlement));
+    let sig = sealbridge_chain::eip712::sign_digest(&f.enclave, digest);
+    let s = Statement::from(&ps);
+    assert!(matches!(
+        f.settle(&s, &effects, sig).unwrap(),
+        sealbridge_chain::SettleOutcome::Applied(_)
+    ));
+    assert_eq!(f.escrow(bob), alloy_primitives::U256::from(20));
 }

@@ -1,0 +1,106 @@
+//! Conversions between the `sealbridge-proto` EIP-712 structs (what the enclave signs) and the
+//! ABI-generated bindings (what the contracts take). Field for field; the differential tests
+//! check that both sides hash to the digest the deployed bytecode computes.
+
+use sealbridge_proto::eip712 as proto;
+
+use crate::bindings::{AttestationResult, Effect, Statement};
+
+impl From<&proto::Statement> for Statement {
+    fn from(s: &proto::Statement) -> Self {
+        Self {
+            sequence: s.sequence,
+            prevStateRoot: s.prevStateRoot,
+            newStateRoot: s.newStateRoot,
+            inputsRoot: s.inputsRoot,
+            inputCount: s.inputCount,
+            logSize: s.logSize,
+            logRoot: s.logRoot,
+            policyHash: s.policyHash,
+            effectsHash: s.effectsHash,
+            notBefore: s.notBefore,
+            notAfter: s.notAfter,
+        }
+    }
+}
+
+impl From<&Statement> for proto::Statement {
+    fn from(s: &Statement) -> Self {
+        Self {
+            sequence: s.sequence,
+            prevStateRoot: s.prevStateRoot,
+            newStateRoot: s.newStateRoot,
+            inputsRoot: s.inputsRoot,
+            inputCount: s.inputCount,
+            logSize: s.logSize,
+            logRoot: s.logRoot,
+            policyHash: s.policyHash,
+            effectsHash: s.effectsHash,
+            notBefore: s.notBefore,
+            notAfter: s.notAfter,
+        }
+    }
+}
+
+impl From<&proto::Effect> for Effect {
+    fn from(e: &proto::Effect) -> Self {
+        Self {
+            account: e.account,
+            token: e.token,
+            delta: e.delta,
+        }
+    }
+}
+
+impl From<&Effect> for proto::Effect {
+    fn from(e: &Effect) -> Self {
+        Self {
+            account: e.account,
+            token: e.token,
+            delta: e.delta,
+        }
+    }
+}
+
+impl From<&proto::AttestationResult> for AttestationResult {
+    fn from(r: &proto::AttestationResult) -> Self {
+        Self {
+            tee: r.tee,
+            measurement: r.measurement,
+            tcbStatus: r.tcbStatus,
+            enclave: r.enclave,
+            ed25519Key: r.ed25519Key,
+            keyBundleHash: r.keyBundleHash,
+            evidenceHash: r.evidenceHash,
+            advisoryHash: r.advisoryHash,
+            challengeBlock: r.challengeBlock,
+            challenge: r.challenge,
+            issuedAt: r.issuedAt,
+            expiresAt: r.expiresAt,
+        }
+    }
+}
+
+impl From<&AttestationResult> for proto::AttestationResult {
+    fn from(r: &AttestationResult) -> Self {
+        Self {
+            tee: r.tee,
+            measurement: r.measurement,
+            tcbStatus: r.tcbStatus,
+            enclave: r.enclave,
+            ed25519Key: r.ed25519Key,
+            keyBundleHash: r.keyBundleHash,
+            evidenceHash: r.evidenceHash,
+            advisoryHash: r.advisoryHash,
+            challengeBlock: r.challengeBlock,
+            challenge: r.challenge,
+            issuedAt: r.issuedAt,
+            expiresAt: r.expiresAt,
+        }
+    }
+}
+
+/// Convert a slice of proto effects (e.g. a statement's canonical effects) to binding effects.
+pub fn effects_from_proto(effects: &[proto::Effect]) -> Vec<Effect> {
+    effects.iter().map(Effect::from).collect()
+}
