@@ -48,9 +48,18 @@ pub enum Error {
     /// The HPKE context was set up with the export-only AEAD (RFC 9180 §5.3): no seal/open.
     #[error("export-only HPKE context cannot seal or open")]
     ExportOnly,
-    /// An error from a wire type.
+    /// An error from a wire type (CBOR errors become [`Error::Malformed`] instead).
     #[error(transparent)]
-    Proto(#[from] sealbridge_proto::Error),
+    Proto(sealbridge_proto::Error),
+}
+
+impl From<sealbridge_proto::Error> for Error {
+    fn from(e: sealbridge_proto::Error) -> Self {
+        match e {
+            sealbridge_proto::Error::Cbor(what) => Error::Malformed(what),
+            other => Error::Proto(other),
+        }
+    }
 }
 
 impl Error {
