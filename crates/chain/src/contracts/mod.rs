@@ -1,7 +1,7 @@
 //! Typed client for the Sealbridge contracts over any [`Chain`] (DESIGN §8).
 //!
 //! Every transaction's gas is recorded in a [`GasLedger`] under a kind label ("register",
-//! "settle", "deploy:Settlement", ...; reverted transactions under "<kind>:reverted"). Reverts are
+//! "settle", "deploy:Settlement", ...; reverted transactions under `"<kind>:reverted"`). Reverts are
 //! decoded into the custom error's name and arguments ([`ContractError::Reverted`]).
 
 mod client;
@@ -82,7 +82,7 @@ pub struct Deployment {
 
 impl Deployment {
     /// Deploy `EnclaveRegistry(admin)`, `Settlement(registry, admin, policy_hash)` and `TestToken`,
-    /// all sent by `admin`; gas is recorded under "deploy:<Contract>".
+    /// all sent by `admin`; gas is recorded under `"deploy:<Contract>"`.
     pub fn deploy<C: Chain>(
         chain: &mut C,
         admin: Address,
