@@ -152,12 +152,31 @@ fn tile_layout_matches_spec_example() {
             .len(),
         8192
     );
-    // Superseded partials are gone.
-    assert!(!exists(tile_path(1, 1, 16)));
-    let p0 = std::fs::read_dir(dir.path().join("tile/0/273.p"))
-        .unwrap()
-        .count();
-    assert_eq!(p0, 1);
+    // Partials of completed tiles are gone; those of the edge tile stay for older checkpoints.
+    assert!(!dir.path().join("tile/0/272.p").exists());
+    assert!(!dir.path().join("tile/1/000.p").exists());
+    assert!(!dir.path().join("tile/0/246.p").exists());
+}
+
+#[test]
+fn partial_tiles_of_checkpointed_sizes_stay_until_the_full_tile_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut store = TileStore::open(d).unwrap();
+    write_entries(&mut store, 0, 1, 1);
+    write_entries(&mut store, 1, 3, 2);
+    for rel in [
+        tile_path(0, 0, 1),
+        tile_path(0, 0, 3),
+        entries_path(0, 1),
+        entries_path(0, 3),
+    ] {
+        assert!(d.join(rel).is_file());
+    }
+    write_entries(&mut store, 3, 300, 297);
+    assert!(d.join(tile_path(0, 0, 256)).is_file());
+    assert!(!d.join("tile/0/000.p").exists() && !d.join("tile/entries/000.p").exists());
+    assert!(d.join(tile_path(0, 1, 44)).is_file());
 }
 
 #[test]

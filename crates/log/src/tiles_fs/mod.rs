@@ -8,7 +8,8 @@
 //! bundle before its level-0 tile and a level-`l` tile before the level-`l+1` tile that commits
 //! to it; then the partial bundle and partial tiles; then the superseded partials are deleted.
 //! So the full level-0 hash tiles on disk always form a prefix of the log, and reopening
-//! recomputes the right edge from them (repairing missing upper tiles and partials).
+//! recomputes the right edge from them (repairing missing upper tiles and partials). Partial
+//! tiles are kept (they serve older checkpoints) until their full tile exists.
 
 use std::fs;
 use std::io::ErrorKind;

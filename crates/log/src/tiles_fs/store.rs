@@ -97,9 +97,10 @@ impl TileStore {
 
     /// Appends `entries` (each at most 65535 bytes) and returns the index of the first one.
     ///
-    /// Completed tiles are written once; the partial tiles of the new right edge replace the
-    /// previous ones. On error the in-memory state is unchanged; files written beyond the old
-    /// size are overwritten by the next successful append (or adopted by a reopen).
+    /// Completed tiles are written once; partial tiles of the new right edge are added next to
+    /// the older ones (deleted when their tile completes). On error the in-memory state is
+    /// unchanged; files written beyond the old size are overwritten by the next successful
+    /// append (or adopted by a reopen).
     pub fn append_batch(&mut self, entries: &[Vec<u8>]) -> Result<u64, Error> {
         if let Some(e) = entries
             .iter()
@@ -144,7 +145,6 @@ impl TileStore {
         }
         debug_assert_eq!(size, new_size);
         // Partial files of the new right edge: bundle first, then hash tiles bottom-up.
-        let old_partials = partial_paths(first);
         let new_partials = partial_paths(new_size);
         for (path, level) in &new_partials {
             let data = match level {
@@ -156,9 +156,18 @@ impl TileStore {
         for (path, data) in &files {
             self.write_atomic(path, data)?;
         }
-        for (path, _) in &old_partials {
-            if !new_partials.iter().any(|(p, _)| p == path) {
-                self.remove(path)?;
+        // tlog-tiles §"Partial Tiles": partial tiles of checkpointed sizes MUST stay served
+        // until the full tile exists; then they MAY go. Drop every partial of a tile this batch
+        // completed (the narrower partials of the current edge tile are kept).
+        for level in 0..tile_levels(first) {
+            let n = hashes_at_level(first, level) / TILE_WIDTH;
+            if tile_width(first, level, n) > 0 && tile_width(new_size, level, n) == TILE_WIDTH {
+                let full = tile_path(level, n, TILE_WIDTH);
+                self.remove_partials(&full, |w| tile_path(level, n, w))?;
+                if level == 0 {
+                    let full = entries_path(n, TILE_WIDTH);
+                    self.remove_partials(&full, |w| entries_path(n, w))?;
+                }
             }
         }
         self.edge = edge;
@@ -199,6 +208,16 @@ impl TileStore {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Removes every partial `<full>.p/<W>` and then the `<full>.p` directory.
+    fn remove_partials(&self, full: &str, path: impl Fn(u64) -> String) -> Result<(), Error> {
+        for w in partial_widths(&self.tiles.root, full)? {
+            self.remove(&path(w))?;
+        }
+        // Only succeeds once empty (a stray file keeps it): not an error either way.
+        let _ = fs::remove_dir(self.tiles.root.join(format!("{full}.p")));
         Ok(())
     }
 
@@ -282,17 +301,19 @@ impl TileStore {
                 self.write_atomic(&path, &data)?;
             }
         }
+        // Partials wider than the recovered edge are leftovers of a batch that did not
+        // complete: remove them. Narrower ones belong to older checkpoints and stay.
         for level in 0..8u8 {
             let n = hashes_at_level(size, level) / TILE_WIDTH;
             let keep = tile_width(size, level, n);
             for w in partial_widths(&root, &tile_path(level, n, TILE_WIDTH))? {
-                if w != keep {
+                if w > keep {
                     self.remove(&tile_path(level, n, w))?;
                 }
             }
             if level == 0 {
                 for w in partial_widths(&root, &entries_path(n, TILE_WIDTH))? {
-                    if w != keep {
+                    if w > keep {
                         self.remove(&entries_path(n, w))?;
                     }
                 }
