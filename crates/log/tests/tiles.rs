@@ -198,7 +198,7 @@ fn growth_in_small_batches_with_reopen_and_old_checkpoints() {
         old.push(cp);
     }
     check_log(dir.path(), size);
-    // Older checkpoints still verify against the grown tiles (their partial tiles were replaced;
+    // Older checkpoints still verify against the grown tiles (partials of completed tiles were deleted;
     // the reader falls back to prefixes of wider tiles).
     let reader = TileReader::open(dir.path()).unwrap();
     for cp in &old {

@@ -6,7 +6,7 @@
 //! Write protocol (one writer per directory): every file is written to `<name>.tmp` and renamed
 //! into place. Within a batch, files go out bottom-up in the order they were completed, an entry
 //! bundle before its level-0 tile and a level-`l` tile before the level-`l+1` tile that commits
-//! to it; then the partial bundle and partial tiles; then the superseded partials are deleted.
+//! to it; then the partial bundle and partial tiles; then the partials of tiles the batch completed are deleted.
 //! So the full level-0 hash tiles on disk always form a prefix of the log, and reopening
 //! recomputes the right edge from them (repairing missing upper tiles and partials). Partial
 //! tiles are kept (they serve older checkpoints) until their full tile exists.
@@ -77,7 +77,7 @@ fn partial_widths(root: &Path, base: &str) -> Result<Vec<u64>, Error> {
 /// The first `width` items of tile `index` (hash tile at `level`, or entry bundle if `level` is
 /// `None`): the exact file if present, else the full tile, else the narrowest wider partial.
 /// Any tile's prefix is valid for a smaller tree, so this serves older checkpoints after the
-/// writer has replaced their partial tiles.
+/// writer has deleted their partial tiles (allowed once the full tile exists).
 fn load_raw(
     root: &Path,
     level: Option<u8>,

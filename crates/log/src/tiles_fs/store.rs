@@ -292,8 +292,8 @@ impl TileStore {
                 .collect::<Result<Vec<_>, _>>()?;
             self.edge.push(row);
         }
-        // Rewrite the right edge's partial files and drop any other partials next to them
-        // (superseded ones, or leftovers of a batch that did not complete).
+        // Rewrite the right edge's partial hash tiles (an interrupted batch may have left them
+        // missing or stale).
         for (path, level) in partial_paths(size) {
             if let Some(l) = level {
                 let data =
