@@ -171,7 +171,10 @@ mod tests {
             Err(Error::DebugNotAllowed)
         );
         let ev = Evidence::Simulated(quote().sign());
-        assert!(matches!(verify(&ev, 1_000 + 3_601, &dev), Err(Error::Stale { .. })));
+        assert!(matches!(
+            verify(&ev, 1_000 + 3_601, &dev),
+            Err(Error::Stale { .. })
+        ));
         assert!(matches!(verify(&ev, 999, &dev), Err(Error::Stale { .. })));
         let pinned = Policy {
             allowed_measurements: Some(vec![crate::AllowedMeasurement {

@@ -38,7 +38,9 @@ pub enum TeeKind {
 }
 
 /// Platform TCB status, in the vocabulary of Intel's TCB info (other TEEs map onto it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum TcbStatus {
     /// Fully patched.

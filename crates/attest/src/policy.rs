@@ -55,10 +55,10 @@ impl Policy {
                 if self.allow_out_of_date => {}
             other => return Err(Error::TcbNotAllowed(other)),
         }
-        if let (Some(max_age), Some(issued_at)) = (self.max_evidence_age, claims.issued_at) {
-            if issued_at > now || now - issued_at > max_age {
-                return Err(Error::Stale { issued_at, now });
-            }
+        if let (Some(max_age), Some(issued_at)) = (self.max_evidence_age, claims.issued_at)
+            && (issued_at > now || now - issued_at > max_age)
+        {
+            return Err(Error::Stale { issued_at, now });
         }
         if let Some(allowed) = &self.allowed_measurements {
             let ok = allowed.iter().any(|a| {

@@ -4,38 +4,18 @@
 //! Solidity ones; the domain is (name, version "1", chain id, verifying contract), as OpenZeppelin's
 //! `EIP712` builds it.
 
-use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy_sol_types::{Eip712Domain, SolStruct, SolValue};
+use alloy_primitives::{Address, B256, Bytes, keccak256};
+use alloy_sol_types::{SolStruct, SolValue};
 use k256::ecdsa::SigningKey;
 
 use crate::bindings::{AttestationResult, Effect, Statement};
 
-/// EIP-712 domain name of `Settlement`.
-pub const SETTLEMENT_DOMAIN_NAME: &str = "Sealbridge Settlement";
-/// EIP-712 domain name of `EnclaveRegistry`.
-pub const REGISTRY_DOMAIN_NAME: &str = "Sealbridge EnclaveRegistry";
-/// EIP-712 domain version of both contracts.
-pub const DOMAIN_VERSION: &str = "1";
-
-fn domain(name: &'static str, chain_id: u64, verifying_contract: Address) -> Eip712Domain {
-    Eip712Domain::new(
-        Some(name.into()),
-        Some(DOMAIN_VERSION.into()),
-        Some(U256::from(chain_id)),
-        Some(verifying_contract),
-        None,
-    )
-}
-
-/// Domain of a `Settlement` deployed at `settlement` on `chain_id`.
-pub fn settlement_domain(chain_id: u64, settlement: Address) -> Eip712Domain {
-    domain(SETTLEMENT_DOMAIN_NAME, chain_id, settlement)
-}
-
-/// Domain of an `EnclaveRegistry` deployed at `registry` on `chain_id`.
-pub fn registry_domain(chain_id: u64, registry: Address) -> Eip712Domain {
-    domain(REGISTRY_DOMAIN_NAME, chain_id, registry)
-}
+// The domain (name, version, chain id, verifying contract) is defined once, next to the TCB's
+// copy of the structs, so the enclave and the relayer can never disagree on it.
+pub use sealbridge_proto::eip712::{
+    DOMAIN_VERSION, REGISTRY_DOMAIN_NAME, SETTLEMENT_DOMAIN_NAME, registry_domain,
+    settlement_domain,
+};
 
 /// The digest `Settlement.hashStatement` computes: keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(s)).
 pub fn statement_digest(s: &Statement, chain_id: u64, settlement: Address) -> B256 {

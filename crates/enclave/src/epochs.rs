@@ -153,10 +153,13 @@ impl EpochKeys {
             self.previous = Some(std::mem::replace(&mut self.current, next));
             started.push(self.current.epoch);
         }
-        if let Some(prev) = &self.previous {
-            if now >= prev.not_before.saturating_add(self.length).saturating_add(self.grace) {
-                self.previous = None;
-            }
+        let retire_at = self.previous.as_ref().map(|p| {
+            p.not_before
+                .saturating_add(self.length)
+                .saturating_add(self.grace)
+        });
+        if retire_at.is_some_and(|t| now >= t) {
+            self.previous = None;
         }
         started
     }
@@ -168,7 +171,10 @@ impl EpochKeys {
         }
         match &self.previous {
             Some(prev) if prev.epoch == epoch => {
-                let end = prev.not_before.saturating_add(self.length).saturating_add(self.grace);
+                let end = prev
+                    .not_before
+                    .saturating_add(self.length)
+                    .saturating_add(self.grace);
                 if now < end {
                     Ok(&prev.secret)
                 } else {

@@ -10,15 +10,15 @@
 )]
 
 pub mod boundary;
-mod machine;
 pub mod epochs;
 pub mod keys;
 pub mod log_entry;
+mod machine;
 pub mod policy;
 pub mod replay;
 
-pub use machine::{Enclave, SEAL_PURPOSE_INPUT, SettlementTarget, SignedStatement};
 pub use keys::{InstanceKeys, KeyBundle};
+pub use machine::{Enclave, SEAL_PURPOSE_INPUT, SettlementTarget, SignedStatement};
 pub use policy::EnclavePolicy;
 
 /// Enclave errors (caller mistakes and internal failures; envelope rejections are receipts).

@@ -6,12 +6,13 @@ use sealbridge_attest::{Measurement, danger::SimulatedQuote, report_data};
 use sealbridge_log::{CompactRange, Hash, leaf_hash, merkle_root};
 use sealbridge_programs::Program;
 use sealbridge_proto::{
-    Epoch, EnvelopeId, InstanceId, MAX_ENVELOPE_BYTES, ReasonCode, SuitePolicy,
+    EnvelopeId, Epoch, InstanceId, MAX_ENVELOPE_BYTES, ReasonCode, SuitePolicy,
     eip712::{Effect, Statement, effects_hash, settlement_domain},
 };
 use sealbridge_seal::{
+    OpenError,
     at_rest::{RootSecret, SealingKey},
-    envelope::{OpenError, SealedEnvelope},
+    envelope::SealedEnvelope,
     receipt::{Receipt, ReceiptStatus},
 };
 
@@ -274,8 +275,14 @@ impl<P: Program> Enclave<P> {
     fn check(
         &mut self,
         bytes: &[u8],
-    ) -> Result<(Epoch, sealbridge_seal::envelope::OpenedEnvelope, SealedEnvelope), (Epoch, ReasonCode)>
-    {
+    ) -> Result<
+        (
+            Epoch,
+            sealbridge_seal::envelope::OpenedEnvelope,
+            SealedEnvelope,
+        ),
+        (Epoch, ReasonCode),
+    > {
         let current = self.epochs.current();
         if bytes.len() > MAX_ENVELOPE_BYTES {
             return Err((current, ReasonCode::Oversized));

@@ -50,7 +50,7 @@ impl EnclavePolicy {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![Self::VERSION];
         let mut participants = self.netting.participants.clone();
-        participants.sort_by(|a, b| a.sender.cmp(&b.sender));
+        participants.sort_by_key(|p| p.sender);
         out.extend_from_slice(&(participants.len() as u32).to_be_bytes());
         for p in &participants {
             out.extend_from_slice(p.sender.as_bytes());
@@ -95,5 +95,12 @@ pub fn simulated_measurement(program_name: &str) -> B256 {
 
 /// Program id = hash(measurement ‖ policy hash): the code and the policy it runs under.
 pub fn program_id(measurement: &B256, policy_hash: &B256) -> B256 {
-    keccak256([PROGRAM_ID_CONTEXT, measurement.as_slice(), policy_hash.as_slice()].concat())
+    keccak256(
+        [
+            PROGRAM_ID_CONTEXT,
+            measurement.as_slice(),
+            policy_hash.as_slice(),
+        ]
+        .concat(),
+    )
 }

@@ -13,7 +13,7 @@ use sealbridge_enclave::{
 };
 use sealbridge_programs::netting::{Netting, NettingConfig, Obligation, Participant};
 use sealbridge_proto::{
-    Epoch, EnvelopeHeader, InstanceId, MAX_ENVELOPE_BYTES, Nonce, ProgramId, ReasonCode, TraceId,
+    EnvelopeHeader, Epoch, InstanceId, MAX_ENVELOPE_BYTES, Nonce, ProgramId, ReasonCode, TraceId,
     eip712::settlement_domain,
 };
 use sealbridge_seal::{
@@ -42,7 +42,12 @@ impl Harness {
     fn new(batch_size: u32) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         let users: Vec<_> = (1..=3u8)
-            .map(|i| (Ed25519SigningKey::generate(&mut rng), Address::repeat_byte(i)))
+            .map(|i| {
+                (
+                    Ed25519SigningKey::generate(&mut rng),
+                    Address::repeat_byte(i),
+                )
+            })
             .collect();
         let policy = EnclavePolicy::new(
             NettingConfig {
@@ -173,23 +178,47 @@ fn every_rejection_has_its_own_reason_and_changes_nothing() {
     cases.push(("far future", h.seal(&hdr, 0, 1, 10), ReasonCode::Malformed));
     let mut hdr = h.header(T0);
     hdr.epoch = Epoch(7);
-    cases.push(("unknown epoch", h.seal(&hdr, 0, 1, 10), ReasonCode::UnknownEpoch));
+    cases.push((
+        "unknown epoch",
+        h.seal(&hdr, 0, 1, 10),
+        ReasonCode::UnknownEpoch,
+    ));
     let mut hdr = h.header(T0);
     hdr.instance = InstanceId([9; 32]);
-    cases.push(("wrong instance", h.seal(&hdr, 0, 1, 10), ReasonCode::WrongInstance));
+    cases.push((
+        "wrong instance",
+        h.seal(&hdr, 0, 1, 10),
+        ReasonCode::WrongInstance,
+    ));
     let mut hdr = h.header(T0);
     hdr.program = ProgramId([9; 32]);
-    cases.push(("wrong program", h.seal(&hdr, 0, 1, 10), ReasonCode::WrongProgram));
+    cases.push((
+        "wrong program",
+        h.seal(&hdr, 0, 1, 10),
+        ReasonCode::WrongProgram,
+    ));
     let stranger = Ed25519SigningKey::generate(&mut h.rng);
     let hdr = h.header(T0);
-    let ob = Obligation { to: h.users[1].1, token: TOKEN, amount: 1 };
+    let ob = Obligation {
+        to: h.users[1].1,
+        token: TOKEN,
+        amount: 1,
+    };
     let env = envelope::seal(&hdr, &h.kem, &stranger, &ob.encode(), &mut h.rng).unwrap();
     cases.push(("unauthorised", env, ReasonCode::UnauthorisedSender));
     let hdr = h.header(T0);
-    cases.push(("over escrow", h.seal(&hdr, 0, 1, 5000), ReasonCode::ProgramRejected));
+    cases.push((
+        "over escrow",
+        h.seal(&hdr, 0, 1, 5000),
+        ReasonCode::ProgramRejected,
+    ));
     let wrong_key = KemPublicKey([4; 32]);
     let hdr = h.header(T0);
-    let ob = Obligation { to: h.users[1].1, token: TOKEN, amount: 1 };
+    let ob = Obligation {
+        to: h.users[1].1,
+        token: TOKEN,
+        amount: 1,
+    };
     let env = envelope::seal(&hdr, &wrong_key, &h.users[0].0, &ob.encode(), &mut h.rng).unwrap();
     cases.push(("sealed to another key", env, ReasonCode::Undecryptable));
     cases.push(("garbage", vec![0xa5; 100], ReasonCode::Malformed));
@@ -206,8 +235,8 @@ fn every_rejection_has_its_own_reason_and_changes_nothing() {
         assert!(out.sealed_input.is_none(), "{name}");
         assert!(out.batch.is_none(), "{name}");
         assert_eq!(h.fingerprint(), before, "{name} changed the state");
-        let r = Receipt::verify(&out.receipt, &Ed25519PublicKey(h.desc.key_bundle.ed25519))
-            .unwrap();
+        let r =
+            Receipt::verify(&out.receipt, &Ed25519PublicKey(h.desc.key_bundle.ed25519)).unwrap();
         assert_eq!(r.status, ReceiptStatus::Rejected(want), "{name}");
     }
 }
@@ -223,7 +252,11 @@ fn batches_at_size_and_signs_statements_the_registered_key_recovers() {
         assert_eq!(out.rejected, None);
         batches.extend(out.batch);
     }
-    assert_eq!(batches.len(), 2, "7 inputs at batch size 3 close two batches");
+    assert_eq!(
+        batches.len(),
+        2,
+        "7 inputs at batch size 3 close two batches"
+    );
     match h.enclave.handle(Request::CutBatch { now: T0 + 10 }) {
         Response::Batch(Some(b)) => batches.push(*b),
         r => panic!("{r:?}"),
@@ -323,8 +356,12 @@ fn boundary_frames_round_trip_and_reject_bad_frames() {
     );
     let mut h = Harness::new(10);
     assert_eq!(
-        h.enclave.handle(Request::Hello { version: BOUNDARY_VERSION }),
-        Response::Hello { version: BOUNDARY_VERSION }
+        h.enclave.handle(Request::Hello {
+            version: BOUNDARY_VERSION
+        }),
+        Response::Hello {
+            version: BOUNDARY_VERSION
+        }
     );
     assert_eq!(
         h.enclave.handle(Request::Hello { version: 99 }),
@@ -333,7 +370,10 @@ fn boundary_frames_round_trip_and_reject_bad_frames() {
     // Every response of a real session survives the frame encoding.
     let hdr = h.header(T0);
     let env = h.seal(&hdr, 0, 1, 1);
-    let resp = h.enclave.handle(Request::Submit { envelope: env, now: T0 });
+    let resp = h.enclave.handle(Request::Submit {
+        envelope: env,
+        now: T0,
+    });
     let frame = boundary::encode_frame(&resp).unwrap();
     assert_eq!(boundary::decode_frame::<Response>(&frame).unwrap(), resp);
 }
@@ -345,7 +385,12 @@ fn same_inputs_same_roots() {
         let mut roots = Vec::new();
         for i in 0..8u64 {
             let hdr = h.header(T0);
-            let env = h.seal(&hdr, (i % 3) as usize, ((i + 2) % 3) as usize, 3 + i as u128);
+            let env = h.seal(
+                &hdr,
+                (i % 3) as usize,
+                ((i + 2) % 3) as usize,
+                3 + i as u128,
+            );
             if let Some(b) = h.submit(env, T0).batch {
                 roots.push(b.statement.newStateRoot);
             }

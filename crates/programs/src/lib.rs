@@ -79,9 +79,19 @@ pub trait Program {
     /// The state root of the settled state (excluding the pending batch).
     fn state_root(&self) -> B256;
     /// An escrow deposit observed on chain (reported by the untrusted host).
-    fn on_deposit(&mut self, account: alloy_primitives::Address, token: alloy_primitives::Address, amount: u128);
+    fn on_deposit(
+        &mut self,
+        account: alloy_primitives::Address,
+        token: alloy_primitives::Address,
+        amount: u128,
+    );
     /// An escrow withdrawal observed on chain (reported by the untrusted host).
-    fn on_withdrawal(&mut self, account: alloy_primitives::Address, token: alloy_primitives::Address, amount: u128);
+    fn on_withdrawal(
+        &mut self,
+        account: alloy_primitives::Address,
+        token: alloy_primitives::Address,
+        amount: u128,
+    );
     /// Canonical encoding of the whole state (for sealed snapshots).
     fn encode_state(&self) -> Vec<u8>;
     /// Restore the state from [`Program::encode_state`] output.

@@ -258,7 +258,11 @@ impl Program for Netting {
     fn encode_state(&self) -> Vec<u8> {
         let mut out = vec![STATE_VERSION];
         let nonzero: Vec<_> = self.escrow.iter().filter(|(_, b)| **b != 0).collect();
-        out.extend_from_slice(&u32::try_from(nonzero.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(
+            &u32::try_from(nonzero.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         for ((token, account), balance) in nonzero {
             out.extend_from_slice(token.as_slice());
             out.extend_from_slice(account.as_slice());

@@ -107,7 +107,7 @@ pub fn effect(account: Address, token: Address, delta: i128) -> Effect {
 
 /// Canonical order of effects required by the contract: strictly ascending by (token, account).
 pub fn sort_effects(effects: &mut [Effect]) {
-    effects.sort_by(|a, b| (a.token, a.account).cmp(&(b.token, b.account)));
+    effects.sort_by_key(|e| (e.token, e.account));
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use rand::Rng;
 use rand_core::CryptoRngCore;
 use sealbridge_enclave::{boundary::Description, epochs::EpochAnnouncement};
 use sealbridge_programs::netting::{Obligation, Participant as NettingParticipant};
-use sealbridge_proto::{Epoch, EnvelopeHeader, InstanceId, Nonce, ProgramId, SenderId, TraceId};
+use sealbridge_proto::{EnvelopeHeader, Epoch, InstanceId, Nonce, ProgramId, SenderId, TraceId};
 use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey};
 
 /// A participant: its envelope signing key and its escrow account.
@@ -106,7 +106,6 @@ impl ExpectedNets {
     }
 
     pub fn net(&self, account: Address, token: Address) -> I256 {
-        I256::try_from(self.nets.get(&(account, token)).copied().unwrap_or(0))
-            .unwrap_or(I256::ZERO)
+        I256::try_from(self.nets.get(&(account, token)).copied().unwrap_or(0)).unwrap_or(I256::ZERO)
     }
 }

@@ -9,12 +9,12 @@ use std::{fs, io::Write, path::Path};
 
 use alloy_primitives::{Address, hex};
 use anyhow::Context;
-use serde_json::{Value, json};
 use sealbridge_enclave::{
     SignedStatement,
     boundary::{Description, SubmitOutcome},
 };
 use sealbridge_proto::eip712::{DOMAIN_VERSION, SETTLEMENT_DOMAIN_NAME, Statement};
+use serde_json::{Value, json};
 
 /// The `eth_signTypedData_v4` typed data of a statement.
 pub fn typed_data(s: &Statement, chain_id: u64, settlement: Address) -> Value {

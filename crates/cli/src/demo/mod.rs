@@ -12,23 +12,19 @@ mod report;
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Instant};
 
-use alloy_primitives::{Address, B256, Bytes, U256};
-use alloy_sol_types::SolValue;
+use alloy_primitives::{Address, B256, Bytes, I256, U256};
+use alloy_sol_types::SolEvent;
 use anyhow::{Context, bail, ensure};
 use rand::{Rng, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::{Evidence, Policy as AppraisalPolicy, report_data};
 use sealbridge_chain::{
-    Chain, EmbeddedChain, Sealbridge, SettleOutcome,
-    bindings::Settlement,
-    eip712::sign_attestation_sorted,
-    embedded::key_address,
+    Chain, EmbeddedChain, Sealbridge, SettleOutcome, bindings::Settlement,
+    eip712::sign_attestation_sorted, embedded::key_address, proto_compat::effects_from_proto,
 };
-use alloy_sol_types::SolEvent;
 use sealbridge_enclave::{
-    Enclave, EnclavePolicy, SignedStatement,
+    Enclave, EnclavePolicy, SettlementTarget, SignedStatement,
     boundary::{ChainEvent, Request, Response, SubmitOutcome},
-    SettlementTarget,
 };
 use sealbridge_programs::netting::{Netting, NettingConfig, Obligation};
 use sealbridge_proto::eip712::AttestationResult;
@@ -118,10 +114,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     register(&mut sb, &mut enclave, &description, admin, &mut rng)?;
 
     // ---- escrow deposits -----------------------------------------------------------------
-    out.step(&format!("funding {} participants' escrow", participants.len()));
+    out.step(&format!(
+        "funding {} participants' escrow",
+        participants.len()
+    ));
     let deposit_block = sb.chain().block_number()? + 1;
     for p in &participants {
-        sb.chain_mut().set_balance(p.account, U256::from(10u64).pow(U256::from(18u64)));
+        sb.chain_mut()
+            .set_balance(p.account, U256::from(10u64).pow(U256::from(18u64)));
         sb.chain_mut().impersonate(p.account);
         sb.mint(admin, p.account, U256::from(DEPOSIT))?;
         sb.deposit(p.account, token, U256::from(DEPOSIT))?;
@@ -204,7 +204,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             }
             (None, Some(reason)) => bail!("a good envelope was rejected: {}", reason.as_str()),
             (Some(kind), Some(reason)) => {
-                *tally.rejected.entry(reason.as_str().to_string()).or_default() += 1;
+                *tally
+                    .rejected
+                    .entry(reason.as_str().to_string())
+                    .or_default() += 1;
                 if reason != kind.expected() {
                     tally.misclassified.push(format!(
                         "{kind:?} rejected as {} (expected {})",
@@ -237,8 +240,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(last) = statements.last() {
         let outcome = sb.settle(
             admin,
-            &to_chain(&last.statement)?,
-            &to_chain_effects(&last.effects)?,
+            &(&last.statement).into(),
+            &effects_from_proto(&last.effects),
             Bytes::from(last.signature.clone()),
         )?;
         resubmitted_already_settled = matches!(outcome, SettleOutcome::AlreadySettled(_));
@@ -247,8 +250,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     // ---- checks, from the clients' plaintext, outside the enclave ---------------------------
     let mut mismatches = Vec::new();
     for p in &participants {
-        let want = U256::from(DEPOSIT)
-            .checked_add_signed(expected.net(p.account, token))
+        let want = I256::try_from(DEPOSIT)?
+            .checked_add(expected.net(p.account, token))
+            .filter(|v| !v.is_negative())
+            .map(I256::into_raw)
             .context("expected balance out of range")?;
         let got = sb.escrow_balance(p.account, token)?;
         if want != got {
@@ -263,8 +268,18 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .sum();
 
     if let Some(dir) = &args.export {
-        export::write(dir, &description, &statements, &receipts, d.chain_id, d.settlement)?;
-        out.step(&format!("exported statements, receipts and enclave keys to {}", dir.display()));
+        export::write(
+            dir,
+            &description,
+            &statements,
+            &receipts,
+            d.chain_id,
+            d.settlement,
+        )?;
+        out.step(&format!(
+            "exported statements, receipts and enclave keys to {}",
+            dir.display()
+        ));
     }
 
     let gas = gas_lines(&sb, &settle_gas, inputs_settled);
@@ -291,7 +306,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let ok = report.ok();
     out.finish(&report)?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 #[derive(Debug, Default)]
@@ -314,17 +333,6 @@ fn expect_ack(r: Response) -> anyhow::Result<()> {
     }
 }
 
-/// Convert between the TCB's statement type and the contract binding's (same ABI layout).
-fn to_chain(s: &sealbridge_proto::eip712::Statement) -> anyhow::Result<sealbridge_chain::Statement> {
-    Ok(sealbridge_chain::Statement::abi_decode(&s.abi_encode())?)
-}
-
-fn to_chain_effects(
-    e: &[sealbridge_proto::eip712::Effect],
-) -> anyhow::Result<Vec<sealbridge_chain::Effect>> {
-    Ok(Vec::<sealbridge_chain::Effect>::abi_decode(&e.to_vec().abi_encode())?)
-}
-
 /// The relayer step: submit one statement, in order.
 fn settle(
     sb: &mut Sealbridge<EmbeddedChain>,
@@ -335,8 +343,8 @@ fn settle(
     let outcome = sb
         .settle(
             from,
-            &to_chain(&batch.statement)?,
-            &to_chain_effects(&batch.effects)?,
+            &(&batch.statement).into(),
+            &effects_from_proto(&batch.effects),
             Bytes::from(batch.signature.clone()),
         )
         .with_context(|| format!("settling statement {}", batch.statement.sequence))?;
@@ -409,7 +417,7 @@ fn register(
         issuedAt: now,
         expiresAt: now + 7 * 86_400,
     };
-    let chain_result = sealbridge_chain::AttestationResult::abi_decode(&result.abi_encode())?;
+    let chain_result: sealbridge_chain::AttestationResult = (&result).into();
     let signers: Vec<&k256::ecdsa::SigningKey> = verifiers.iter().take(2).collect();
     let sigs = sign_attestation_sorted(
         &signers,

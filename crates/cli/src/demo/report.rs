@@ -144,7 +144,11 @@ impl Reporter {
         println!();
         println!(
             "{} in {:.1} s",
-            if r.ok() { "demo succeeded" } else { "demo FAILED" },
+            if r.ok() {
+                "demo succeeded"
+            } else {
+                "demo FAILED"
+            },
             r.elapsed_ms as f64 / 1000.0
         );
         Ok(())

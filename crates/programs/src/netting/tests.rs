@@ -13,7 +13,10 @@ const TOKEN: Address = Address::repeat_byte(0xee);
 fn setup(n: u8, escrow: u128) -> Netting {
     let config = NettingConfig {
         participants: (1..=n)
-            .map(|i| Participant { sender: sender(i), account: account(i) })
+            .map(|i| Participant {
+                sender: sender(i),
+                account: account(i),
+            })
             .collect(),
         tokens: vec![TOKEN],
     };
@@ -25,10 +28,17 @@ fn setup(n: u8, escrow: u128) -> Netting {
 }
 
 fn ob(to: u8, amount: u128) -> Vec<u8> {
-    Obligation { to: account(to), token: TOKEN, amount }.encode()
+    Obligation {
+        to: account(to),
+        token: TOKEN,
+        amount,
+    }
+    .encode()
 }
 
-fn snapshot(n: &Netting) -> (Vec<u8>, Vec<((Address, Address), i128)>, u32) {
+type Snapshot = (Vec<u8>, Vec<((Address, Address), i128)>, u32);
+
+fn snapshot(n: &Netting) -> Snapshot {
     (
         n.encode_state(),
         n.pending.iter().map(|(k, v)| (*k, *v)).collect(),
@@ -68,12 +78,33 @@ fn rejections_change_nothing() {
         (sender(1), ob(2, u128::MAX), Rejection::BadAmount),
         (
             sender(1),
-            Obligation { to: account(2), token: Address::ZERO, amount: 1 }.encode(),
+            Obligation {
+                to: account(2),
+                token: Address::ZERO,
+                amount: 1,
+            }
+            .encode(),
             Rejection::UnknownToken,
         ),
         (sender(1), vec![1; 10], Rejection::Malformed),
-        (sender(1), { let mut b = ob(2, 1); b[0] = 2; b }, Rejection::Malformed),
-        (sender(1), { let mut b = ob(2, 1); b.push(0); b }, Rejection::Malformed),
+        (
+            sender(1),
+            {
+                let mut b = ob(2, 1);
+                b[0] = 2;
+                b
+            },
+            Rejection::Malformed,
+        ),
+        (
+            sender(1),
+            {
+                let mut b = ob(2, 1);
+                b.push(0);
+                b
+            },
+            Rejection::Malformed,
+        ),
     ];
     for (s, payload, want) in cases {
         assert_eq!(n.apply_input(&s, &payload), Err(want.clone()), "{want:?}");
@@ -81,7 +112,10 @@ fn rejections_change_nothing() {
     }
     // Incoming credit in the same batch is spendable: 2 received 60, so it may pay 160.
     n.apply_input(&sender(2), &ob(3, 160)).unwrap();
-    assert_eq!(n.apply_input(&sender(2), &ob(3, 1)), Err(Rejection::InsufficientEscrow));
+    assert_eq!(
+        n.apply_input(&sender(2), &ob(3, 1)),
+        Err(Rejection::InsufficientEscrow)
+    );
 }
 
 #[test]
@@ -95,7 +129,10 @@ fn snapshot_round_trip_and_malformed_snapshots() {
     assert_eq!(m.state_root(), n.state_root());
     assert_eq!(m.encode_state(), bytes);
     for cut in 0..bytes.len() {
-        assert_eq!(m.clone().restore_state(&bytes[..cut]), Err(StateError::Malformed));
+        assert_eq!(
+            m.clone().restore_state(&bytes[..cut]),
+            Err(StateError::Malformed)
+        );
     }
     let mut extra = bytes.clone();
     extra.push(0);
