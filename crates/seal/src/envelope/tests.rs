@@ -49,6 +49,9 @@ fn layout_is_as_documented() {
     // Fixed overhead: plaintext = 100 + 3 + 34 + 66 + 2 (bstr(100) head) = 203 bytes, + 16 tag.
     let env = SealedEnvelope::parse(&bytes).unwrap();
     assert_eq!(env.ciphertext.len(), 100 + 1 + 34 + 66 + 2 + 16);
+    // Sizes quoted in the crate README: 172-byte protected header, 433-byte envelope.
+    assert_eq!(env.protected.len(), 172);
+    assert_eq!(bytes.len(), 433);
     // tag + array + bstr head(2) + protected + map(1) + label -4 + bstr(32) + bstr head(2) + ct
     assert_eq!(
         bytes.len(),
