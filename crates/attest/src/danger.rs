@@ -14,7 +14,7 @@
 use aws_lc_rs::digest;
 use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey};
 
-use crate::{Claims, Error, Measurement, TcbStatus, TeeKind};
+use crate::{Claims, Error, Measurement, Register, TcbStatus, TeeKind};
 
 /// Magic prefix; the `SIM` in it is the format naming itself insecure.
 pub const SIM_QUOTE_MAGIC: &[u8; 8] = b"SBSIMQ01";
@@ -110,11 +110,19 @@ impl SimulatedQuote {
         Ok(Claims {
             tee: TeeKind::Simulated,
             measurement: quote.measurement,
+            registers: vec![Register {
+                name: "measurement".into(),
+                value: quote.measurement.0.to_vec(),
+            }],
             debug: quote.debug,
+            service_td: false,
             tcb_status: TcbStatus::UpToDate,
             advisory_ids: Vec::new(),
-            report_data: quote.report_data,
+            report_data: quote.report_data.to_vec(),
             issued_at: Some(quote.issued_at),
+            platform_id: Vec::new(),
+            collateral_issued_at: None,
+            valid_until: None,
         })
     }
 }
@@ -122,7 +130,8 @@ impl SimulatedQuote {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Evidence, Policy, verify};
+    use crate::{Collateral, Evidence, Policy, verify};
+    const NONE: &Collateral = &Collateral::None;
 
     fn quote() -> SimulatedQuote {
         SimulatedQuote {
@@ -137,12 +146,12 @@ mod tests {
     fn production_policy_rejects_simulated() {
         let ev = Evidence::Simulated(quote().sign());
         assert_eq!(
-            verify(&ev, 1_000, &Policy::default()),
+            verify(&ev, NONE, 1_000, &Policy::default()),
             Err(Error::SimulatedNotAllowed)
         );
-        let ok = verify(&ev, 1_000, &Policy::insecure_dev()).unwrap();
+        let ok = verify(&ev, NONE, 1_000, &Policy::insecure_dev()).unwrap();
         assert_eq!(ok.claims.tee, TeeKind::Simulated);
-        assert_eq!(ok.claims.report_data, [9; 64]);
+        assert_eq!(ok.claims.report_data, vec![9; 64]);
     }
 
     #[test]
@@ -152,7 +161,13 @@ mod tests {
             let mut b = bytes.clone();
             b[i] ^= 1;
             assert!(
-                verify(&Evidence::Simulated(b), 1_000, &Policy::insecure_dev()).is_err(),
+                verify(
+                    &Evidence::Simulated(b),
+                    NONE,
+                    1_000,
+                    &Policy::insecure_dev()
+                )
+                .is_err(),
                 "byte {i}"
             );
         }
@@ -167,17 +182,21 @@ mod tests {
         q.debug = true;
         let dev = Policy::insecure_dev();
         assert_eq!(
-            verify(&Evidence::Simulated(q.sign()), 1_000, &dev),
+            verify(&Evidence::Simulated(q.sign()), NONE, 1_000, &dev),
             Err(Error::DebugNotAllowed)
         );
         let ev = Evidence::Simulated(quote().sign());
         assert!(matches!(
-            verify(&ev, 1_000 + 3_601, &dev),
+            verify(&ev, NONE, 1_000 + 3_601, &dev),
             Err(Error::Stale { .. })
         ));
-        assert!(matches!(verify(&ev, 999, &dev), Err(Error::Stale { .. })));
+        assert!(matches!(
+            verify(&ev, NONE, 999, &dev),
+            Err(Error::Stale { .. })
+        ));
         let pinned = Policy {
             allowed_measurements: Some(vec![crate::AllowedMeasurement {
+                tee: None,
                 measurement: Measurement([7; 32]),
                 valid_from: 0,
                 valid_until: 1_000,
@@ -185,7 +204,7 @@ mod tests {
             ..Policy::insecure_dev()
         };
         assert!(matches!(
-            verify(&ev, 1_000, &pinned),
+            verify(&ev, NONE, 1_000, &pinned),
             Err(Error::MeasurementNotAllowed(_))
         ));
     }

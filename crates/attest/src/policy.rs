@@ -1,11 +1,22 @@
 //! Appraisal policy: mechanism apart from policy; every permissive option defaults to off.
+//!
+//! A policy is a JSON file (format in `docs/ATTESTATION.md`); unknown keys are an error so a
+//! misspelt rule can never silently relax the policy.
+
+use serde::Deserialize;
 
 use crate::{Claims, Error, Measurement, TcbStatus, TeeKind};
+
+/// Default `max_evidence_age`: a day. Nitro leaf certificates live ~3 h anyway; formats without
+/// a timestamp (SGX, TDX, SNP) are bound to a fresh challenge instead.
+pub const DEFAULT_MAX_EVIDENCE_AGE: u64 = 86_400;
 
 /// A measurement on the allowlist, valid in `[valid_from, valid_until)` (unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedMeasurement {
-    /// The measurement.
+    /// Restrict the entry to one TEE kind (`None`: any).
+    pub tee: Option<TeeKind>,
+    /// The normalised measurement ([`Measurement`]).
     pub measurement: Measurement,
     /// First second it is allowed.
     pub valid_from: u64,
@@ -13,8 +24,9 @@ pub struct AllowedMeasurement {
     pub valid_until: u64,
 }
 
-/// How evidence is appraised. `Policy::default()` is production-strict.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// How evidence is appraised. `Policy::default()` is production-strict: it accepts any
+/// measurement but enforces every other rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Accept the simulated TEE. **Insecure**; for development only.
     pub allow_simulated: bool,
@@ -22,10 +34,72 @@ pub struct Policy {
     pub allow_debug: bool,
     /// Accept OutOfDate / OutOfDateConfigurationNeeded platforms (never Revoked).
     pub allow_out_of_date: bool,
+    /// Accept TDX 1.5 TDs bound to a service TD (non-zero MRSERVICETD).
+    pub allow_service_td: bool,
     /// Maximum age of the evidence in seconds, when the format carries a time.
     pub max_evidence_age: Option<u64>,
+    /// Maximum age of the collateral (seconds since its latest issue date), when it has one.
+    pub max_collateral_age: Option<u64>,
     /// Allowed measurements; `None` accepts any measurement (everything else still enforced).
     pub allowed_measurements: Option<Vec<AllowedMeasurement>>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            allow_simulated: false,
+            allow_debug: false,
+            allow_out_of_date: false,
+            allow_service_td: false,
+            max_evidence_age: Some(DEFAULT_MAX_EVIDENCE_AGE),
+            max_collateral_age: None,
+            allowed_measurements: None,
+        }
+    }
+}
+
+/// A policy file that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("policy file: {0}")]
+pub struct PolicyFileError(String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    allow_simulated: bool,
+    #[serde(default)]
+    allow_debug: bool,
+    #[serde(default)]
+    allow_out_of_date: bool,
+    #[serde(default)]
+    allow_service_td: bool,
+    #[serde(default = "default_age")]
+    max_evidence_age_secs: Option<u64>,
+    #[serde(default)]
+    max_collateral_age_secs: Option<u64>,
+    #[serde(default)]
+    allowed_measurements: Option<Vec<MeasurementEntry>>,
+}
+
+fn default_age() -> Option<u64> {
+    Some(DEFAULT_MAX_EVIDENCE_AGE)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeasurementEntry {
+    #[serde(default)]
+    tee: Option<TeeKind>,
+    measurement: String,
+    #[serde(default)]
+    valid_from: u64,
+    #[serde(default = "forever")]
+    valid_until: u64,
+}
+
+fn forever() -> u64 {
+    u64::MAX
 }
 
 impl Policy {
@@ -38,6 +112,45 @@ impl Policy {
         }
     }
 
+    /// Parse a JSON policy file (see `docs/ATTESTATION.md`).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, PolicyFileError> {
+        let f: PolicyFile = serde_json_lite(bytes).map_err(PolicyFileError)?;
+        let allowed_measurements = match f.allowed_measurements {
+            None => None,
+            Some(entries) => {
+                let mut out = Vec::with_capacity(entries.len());
+                for e in entries {
+                    let raw = hex::decode(e.measurement.trim_start_matches("0x"))
+                        .map_err(|_| PolicyFileError("measurement is not hex".into()))?;
+                    let m: [u8; 32] = raw.try_into().map_err(|_| {
+                        PolicyFileError("measurement must be 32 bytes (64 hex digits)".into())
+                    })?;
+                    if e.valid_from >= e.valid_until {
+                        return Err(PolicyFileError(
+                            "valid_from must be before valid_until".into(),
+                        ));
+                    }
+                    out.push(AllowedMeasurement {
+                        tee: e.tee,
+                        measurement: Measurement(m),
+                        valid_from: e.valid_from,
+                        valid_until: e.valid_until,
+                    });
+                }
+                Some(out)
+            }
+        };
+        Ok(Self {
+            allow_simulated: f.allow_simulated,
+            allow_debug: f.allow_debug,
+            allow_out_of_date: f.allow_out_of_date,
+            allow_service_td: f.allow_service_td,
+            max_evidence_age: f.max_evidence_age_secs,
+            max_collateral_age: f.max_collateral_age_secs,
+            allowed_measurements,
+        })
+    }
+
     /// Appraise verified claims at `now`; each rejection names its rule.
     pub fn appraise(&self, claims: &Claims, now: u64) -> Result<(), Error> {
         if claims.tee == TeeKind::Simulated && !self.allow_simulated {
@@ -45,6 +158,9 @@ impl Policy {
         }
         if claims.debug && !self.allow_debug {
             return Err(Error::DebugNotAllowed);
+        }
+        if claims.service_td && !self.allow_service_td {
+            return Err(Error::ServiceTdNotAllowed);
         }
         match claims.tcb_status {
             TcbStatus::UpToDate
@@ -60,14 +176,69 @@ impl Policy {
         {
             return Err(Error::Stale { issued_at, now });
         }
+        if let (Some(max_age), Some(issued_at)) =
+            (self.max_collateral_age, claims.collateral_issued_at)
+            && now.saturating_sub(issued_at) > max_age
+        {
+            return Err(Error::CollateralStale { issued_at, now });
+        }
         if let Some(allowed) = &self.allowed_measurements {
             let ok = allowed.iter().any(|a| {
-                a.measurement == claims.measurement && a.valid_from <= now && now < a.valid_until
+                a.tee.is_none_or(|t| t == claims.tee)
+                    && a.measurement == claims.measurement
+                    && a.valid_from <= now
+                    && now < a.valid_until
             });
             if !ok {
                 return Err(Error::MeasurementNotAllowed(claims.measurement.to_hex()));
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(feature = "verify")]
+fn serde_json_lite(bytes: &[u8]) -> Result<PolicyFile, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "verify"))]
+fn serde_json_lite(_bytes: &[u8]) -> Result<PolicyFile, String> {
+    Err("policy files need the `verify` feature".into())
+}
+
+#[cfg(all(test, feature = "verify"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_file_defaults_are_strict() {
+        let p = Policy::from_json(b"{}").unwrap();
+        assert_eq!(p, Policy::default());
+        assert!(!p.allow_debug && !p.allow_simulated && !p.allow_out_of_date);
+    }
+
+    #[test]
+    fn policy_file_parses_and_rejects_mistakes() {
+        let p = Policy::from_json(
+            br#"{"allow_out_of_date": true, "max_evidence_age_secs": 60,
+                 "allowed_measurements": [{"tee": "sgx", "measurement": "0x0101010101010101010101010101010101010101010101010101010101010101", "valid_from": 5, "valid_until": 10}]}"#,
+        )
+        .unwrap();
+        assert!(p.allow_out_of_date);
+        assert_eq!(p.max_evidence_age, Some(60));
+        let a = &p.allowed_measurements.unwrap()[0];
+        assert_eq!(a.tee, Some(TeeKind::Sgx));
+        assert_eq!(a.measurement, Measurement([1; 32]));
+        // Misspelt rule, short measurement, bad window, not JSON.
+        assert!(Policy::from_json(br#"{"allow_debgu": true}"#).is_err());
+        assert!(
+            Policy::from_json(br#"{"allowed_measurements": [{"measurement": "01"}]}"#).is_err()
+        );
+        assert!(Policy::from_json(
+            br#"{"allowed_measurements": [{"measurement": "0101010101010101010101010101010101010101010101010101010101010101", "valid_from": 9, "valid_until": 9}]}"#
+        )
+        .is_err());
+        assert!(Policy::from_json(b"allow_debug = true").is_err());
     }
 }

@@ -1,0 +1,1 @@
+//! Providers: how an enclave obtains evidence (TCB side: synchronous, no network).
