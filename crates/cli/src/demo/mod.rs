@@ -392,38 +392,58 @@ fn register(
         Response::Evidence { evidence, .. } => evidence,
         other => bail!("unexpected enclave response {other:?}"),
     };
-    let verified = sealbridge_attest::verify(
-        &Evidence::Simulated(evidence),
-        now,
-        &AppraisalPolicy::insecure_dev(),
-    )
-    .context("appraising the enclave's evidence")?;
+    let evidence = Evidence::Simulated(evidence);
     let bundle = description.key_bundle;
+    let binding = sealbridge_attest::verifier::KeyBinding {
+        key_bundle: bundle.to_bytes(),
+        key_bundle_hash: bundle.hash(),
+        enclave: bundle.address,
+        ed25519_key: B256::from(bundle.ed25519),
+    };
+    let challenge = sealbridge_attest::verifier::Challenge {
+        block: challenge_block,
+        hash: challenge,
+    };
+    // Each verifier appraises independently with the verifier library (verify, policy, binding
+    // of keys to the challenge, EIP-712 signature); two of the three reach the registry (k = 2).
+    let mut signed = Vec::new();
+    for key in verifiers.iter().take(2) {
+        let role = sealbridge_attest::verifier::VerifierRole::new(
+            key.clone(),
+            AppraisalPolicy::insecure_dev(),
+        );
+        signed.push(
+            role.attest(
+                &evidence,
+                &sealbridge_attest::Collateral::None,
+                &binding,
+                challenge,
+                now,
+                sb.deployment.chain_id,
+                sb.deployment.registry,
+            )
+            .context("appraising the enclave's evidence")?,
+        );
+    }
+    let (result, sigs): (AttestationResult, Vec<Vec<u8>>) =
+        sealbridge_attest::verifier::collect(&signed)?;
+    let claims = sealbridge_attest::verify_claims(&evidence, &Default::default(), now)?;
     ensure!(
-        verified.claims.report_data == report_data(&bundle.to_bytes(), challenge.as_slice()),
+        claims.report_data == report_data(&bundle.to_bytes(), challenge.hash.as_slice()),
         "evidence does not bind the enclave's keys to the challenge"
     );
-    let result = AttestationResult {
-        tee: verified.claims.tee as u8,
-        measurement: B256::from(verified.claims.measurement.0),
-        tcbStatus: verified.claims.tcb_status as u8,
-        enclave: bundle.address,
-        ed25519Key: B256::from(bundle.ed25519),
-        keyBundleHash: bundle.hash(),
-        evidenceHash: B256::from(verified.evidence_hash),
-        advisoryHash: B256::ZERO,
-        challengeBlock: challenge_block,
-        challenge,
-        issuedAt: now,
-        expiresAt: now + 7 * 86_400,
-    };
     let chain_result: sealbridge_chain::AttestationResult = (&result).into();
     let signers: Vec<&k256::ecdsa::SigningKey> = verifiers.iter().take(2).collect();
-    let sigs = sign_attestation_sorted(
-        &signers,
-        &chain_result,
-        sb.deployment.chain_id,
-        sb.deployment.registry,
+    let sigs: Vec<Bytes> = sigs.into_iter().map(Bytes::from).collect();
+    // Differential check: the verifier library signs exactly as the chain crate does.
+    ensure!(
+        sigs == sign_attestation_sorted(
+            &signers,
+            &chain_result,
+            sb.deployment.chain_id,
+            sb.deployment.registry,
+        ),
+        "verifier signatures differ from the chain crate's"
     );
     sb.register(admin, &chain_result, sigs)?;
     ensure!(
