@@ -73,6 +73,17 @@ pub enum Request {
         /// Host time.
         now: u64,
     },
+    /// A signed checkpoint of the log as it is now.
+    Checkpoint,
+    /// The log entries appended since the last `LogEntries` request (the host stores them).
+    LogEntries,
+    /// Record the attestation result under which the enclave was registered in its log.
+    LogAttestation {
+        /// ABI encoding of the `AttestationResult`.
+        result: Vec<u8>,
+        /// The verifiers' 65-byte signatures, in the order `register` took them.
+        signatures: Vec<Vec<u8>>,
+    },
 }
 
 /// What the enclave says about itself.
@@ -136,6 +147,18 @@ pub enum Response {
     Ack,
     /// Answer to `CutBatch`: the signed statement, or `None` when nothing was pending.
     Batch(Option<Box<SignedStatement>>),
+    /// Answer to `Checkpoint`: a C2SP signed note.
+    Checkpoint {
+        /// The signed checkpoint.
+        note: String,
+    },
+    /// Answer to `LogEntries`.
+    LogEntries {
+        /// Log index of the first entry.
+        first_index: u64,
+        /// The entries, in log order.
+        entries: Vec<Vec<u8>>,
+    },
     /// The request could not be served.
     Error(BoundaryError),
 }
@@ -156,6 +179,9 @@ pub enum BoundaryError {
     /// The enclave failed internally (e.g. a signing error).
     #[error("internal enclave error")]
     Internal,
+    /// The request is well-formed but refused (the reason says why).
+    #[error("request refused: {0}")]
+    Refused(String),
 }
 
 /// Encode a value as one frame.

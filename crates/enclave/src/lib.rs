@@ -10,6 +10,7 @@
 )]
 
 pub mod boundary;
+pub mod checkpoint;
 pub mod epochs;
 pub mod keys;
 pub mod log_entry;

@@ -2,9 +2,13 @@
 //!
 //! Encoding: `version (1) ‖ kind (1) ‖ body`. Bodies:
 //! - `KeyAnnouncement`: the canonical key bundle (57 bytes) ‖ measurement (32);
+//! - `AttestationResult`: u32 BE length ‖ ABI-encoded `AttestationResult` ‖ u8 count ‖
+//!   that many 65-byte verifier signatures;
 //! - `Receipt`: the receipt's COSE_Sign1 bytes;
-//! - `Statement`: EIP-712 digest (32) ‖ signature (65);
-//! - `EpochRotation`: the signed epoch announcement.
+//! - `Statement`: ABI-encoded `Statement` (11 words, 352 bytes) ‖ 65-byte signature;
+//! - `EpochRotation`: the signed epoch announcement;
+//! - `PolicyChange`: the canonical policy bytes (`EnclavePolicy::to_bytes`), whose hash with the
+//!   policy label is the statements' `policyHash`.
 
 /// Entry encoding version.
 pub const ENTRY_VERSION: u8 = 1;

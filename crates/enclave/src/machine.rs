@@ -1,13 +1,14 @@
 //! The enclave state machine.
 
 use alloy_primitives::{Address, B256};
+use alloy_sol_types::SolValue;
 use rand_core::CryptoRngCore;
 use sealbridge_attest::{Measurement, danger::SimulatedQuote, report_data};
 use sealbridge_log::{CompactRange, Hash, leaf_hash, merkle_root};
 use sealbridge_programs::Program;
 use sealbridge_proto::{
     EnvelopeId, Epoch, InstanceId, MAX_ENVELOPE_BYTES, ReasonCode, SuitePolicy,
-    eip712::{Effect, Statement, effects_hash, settlement_domain},
+    eip712::{AttestationResult, Effect, Statement, effects_hash, settlement_domain},
 };
 use sealbridge_seal::{
     OpenError,
@@ -21,6 +22,7 @@ use crate::{
     boundary::{
         BOUNDARY_VERSION, BoundaryError, ChainEvent, Description, Request, Response, SubmitOutcome,
     },
+    checkpoint,
     epochs::EpochKeys,
     log_entry::{self, EntryKind},
     policy::{program_id, simulated_measurement},
@@ -45,6 +47,8 @@ pub struct SignedStatement {
     pub signer: Address,
     /// Log indices of the receipts whose Merkle root is `inputsRoot`, in order.
     pub receipt_sequences: Vec<u64>,
+    /// The signed checkpoint of the log at (`logSize`, `logRoot`), which the statement anchors.
+    pub checkpoint: String,
 }
 
 /// Where statements settle: the EIP-712 domain of the settlement contract.
@@ -71,7 +75,9 @@ pub struct Enclave<P: Program> {
     suites: SuitePolicy,
     program: P,
     log: CompactRange,
+    log_origin: String,
     log_outbox: Vec<Vec<u8>>,
+    log_outbox_first: u64,
     batch_receipts: Vec<Hash>,
     batch_sequences: Vec<u64>,
     sequence: u64,
@@ -122,7 +128,9 @@ impl<P: Program> Enclave<P> {
             suites: SuitePolicy::default(),
             program,
             log: CompactRange::new(),
+            log_origin: checkpoint::log_origin(target.chain_id, target.settlement),
             log_outbox: Vec::new(),
+            log_outbox_first: 0,
             batch_receipts: Vec::new(),
             batch_sequences: Vec::new(),
             sequence: 0,
@@ -133,6 +141,8 @@ impl<P: Program> Enclave<P> {
         };
         let announcement = [enclave.bundle.to_bytes().as_slice(), measurement.as_slice()].concat();
         enclave.append_log(EntryKind::KeyAnnouncement, &announcement)?;
+        let policy_bytes = enclave.policy.to_bytes();
+        enclave.append_log(EntryKind::PolicyChange, &policy_bytes)?;
         let epoch = enclave
             .epochs
             .announcement(enclave.instance)
@@ -181,6 +191,25 @@ impl<P: Program> Enclave<P> {
                 }
                 Response::Ack
             }
+            Request::Checkpoint => match self.checkpoint() {
+                Ok(note) => Response::Checkpoint { note },
+                Err(_) => Response::Error(BoundaryError::Internal),
+            },
+            Request::LogEntries => {
+                let first_index = self.log_outbox_first;
+                let entries = std::mem::take(&mut self.log_outbox);
+                self.log_outbox_first = self.log.size();
+                Response::LogEntries {
+                    first_index,
+                    entries,
+                }
+            }
+            Request::LogAttestation { result, signatures } => {
+                match self.log_attestation(&result, &signatures) {
+                    Ok(()) => Response::Ack,
+                    Err(e) => Response::Error(e),
+                }
+            }
             Request::CutBatch { now } => {
                 self.advance(now);
                 match self.cut_batch() {
@@ -220,9 +249,54 @@ impl<P: Program> Enclave<P> {
         (self.log.size(), self.log.root())
     }
 
-    /// Log entries appended since the last call (the host stores them as tiles).
-    pub fn take_log_entries(&mut self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.log_outbox)
+    /// The log origin (`sealbridge/<chain id>/<settlement>`), also the checkpoint key name.
+    pub fn log_origin(&self) -> &str {
+        &self.log_origin
+    }
+
+    /// A signed checkpoint of the log as it is now.
+    pub fn checkpoint(&self) -> Result<String, Error> {
+        checkpoint::sign(
+            &self.keys.ed25519,
+            &self.log_origin,
+            self.log.size(),
+            self.log.root(),
+        )
+    }
+
+    fn log_attestation(
+        &mut self,
+        result: &[u8],
+        signatures: &[Vec<u8>],
+    ) -> Result<(), BoundaryError> {
+        let refuse = |why: &str| BoundaryError::Refused(why.to_string());
+        let decoded = AttestationResult::abi_decode(result)
+            .map_err(|_| refuse("attestation result does not decode"))?;
+        if decoded.enclave != self.bundle.address
+            || decoded.ed25519Key.0 != self.bundle.ed25519
+            || decoded.keyBundleHash != self.bundle.hash()
+        {
+            return Err(refuse("attestation result names another enclave"));
+        }
+        if signatures.is_empty()
+            || signatures.len() > 16
+            || signatures.iter().any(|s| s.len() != 65)
+        {
+            return Err(refuse(
+                "verifier signatures must be 1 to 16 signatures of 65 bytes",
+            ));
+        }
+        let len =
+            u32::try_from(result.len()).map_err(|_| refuse("attestation result too large"))?;
+        let mut body = len.to_be_bytes().to_vec();
+        body.extend_from_slice(result);
+        body.push(signatures.len() as u8);
+        for sig in signatures {
+            body.extend_from_slice(sig);
+        }
+        self.append_log(EntryKind::AttestationResult, &body)
+            .map(|_| ())
+            .map_err(|_| BoundaryError::Internal)
     }
 
     /// The program (read-only), e.g. for tests.
@@ -410,7 +484,9 @@ impl<P: Program> Enclave<P> {
             self.target.settlement,
         ));
         let signature = self.keys.sign_eip712(&digest)?;
-        let body = [digest.as_slice(), signature.as_slice()].concat();
+        let checkpoint =
+            checkpoint::sign(&self.keys.ed25519, &self.log_origin, log_size, log_root)?;
+        let body = [statement.abi_encode().as_slice(), signature.as_slice()].concat();
         self.append_log(EntryKind::Statement, &body)?;
         self.sequence += 1;
         self.last_root = result.state_root;
@@ -422,6 +498,7 @@ impl<P: Program> Enclave<P> {
             digest,
             signer: self.bundle.address,
             receipt_sequences: std::mem::take(&mut self.batch_sequences),
+            checkpoint,
         }))
     }
 }

@@ -277,6 +277,16 @@ fn batches_at_size_and_signs_statements_the_registered_key_recovers() {
         let signer = sig.recover_address_from_prehash(&b.digest).unwrap();
         assert_eq!(signer, h.desc.key_bundle.address);
         assert_eq!(b.receipt_sequences.len() as u32, s.inputCount);
+        let origin = h.enclave.log_origin().to_string();
+        let cp = sealbridge_log::verify_checkpoint_for_origin(
+            &b.checkpoint,
+            &origin,
+            &origin,
+            &h.desc.key_bundle.ed25519,
+        )
+        .unwrap();
+        assert_eq!(cp.size, s.logSize);
+        assert_eq!(B256::from(cp.root.0), s.logRoot);
         assert_eq!(
             s.effectsHash,
             sealbridge_proto::eip712::effects_hash(&b.effects)
@@ -414,7 +424,98 @@ fn log_head_covers_every_receipt() {
     h.submit(vec![1, 2, 3], T0);
     let (size1, _) = h.enclave.log_head();
     assert_eq!(size1, size0 + 6);
-    let entries = h.enclave.take_log_entries();
+    let (first, entries) = match h.enclave.handle(Request::LogEntries) {
+        Response::LogEntries {
+            first_index,
+            entries,
+        } => (first_index, entries),
+        r => panic!("{r:?}"),
+    };
+    assert_eq!(first, 0);
     assert_eq!(entries.len() as u64, size1);
-    assert!(h.enclave.take_log_entries().is_empty());
+    // The entries are the leaves of the log the enclave's checkpoint signs.
+    let leaves: Vec<_> = entries
+        .iter()
+        .map(|e| sealbridge_log::leaf_hash(e))
+        .collect();
+    let note = match h.enclave.handle(Request::Checkpoint) {
+        Response::Checkpoint { note } => note,
+        r => panic!("{r:?}"),
+    };
+    let cp = sealbridge_log::verify_checkpoint_for_origin(
+        &note,
+        h.enclave.log_origin(),
+        h.enclave.log_origin(),
+        &h.desc.key_bundle.ed25519,
+    )
+    .unwrap();
+    assert_eq!(cp.size, size1);
+    assert_eq!(cp.root, sealbridge_log::merkle_root(&leaves));
+    // Drained: the next request returns only what came after.
+    h.submit(vec![9], T0);
+    match h.enclave.handle(Request::LogEntries) {
+        Response::LogEntries {
+            first_index,
+            entries,
+        } => {
+            assert_eq!(first_index, size1);
+            assert_eq!(entries.len(), 1);
+        }
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn logs_only_its_own_attestation_result() {
+    use alloy_sol_types::SolValue;
+    use sealbridge_proto::eip712::AttestationResult;
+    let mut h = Harness::new(10);
+    let bundle = h.desc.key_bundle;
+    let mut result = AttestationResult {
+        tee: 0,
+        measurement: h.desc.measurement,
+        tcbStatus: 0,
+        enclave: bundle.address,
+        ed25519Key: B256::from(bundle.ed25519),
+        keyBundleHash: bundle.hash(),
+        evidenceHash: B256::repeat_byte(1),
+        advisoryHash: B256::ZERO,
+        challengeBlock: 0,
+        challenge: B256::ZERO,
+        issuedAt: T0,
+        expiresAt: T0 + 100,
+    };
+    let (size0, _) = h.enclave.log_head();
+    let ok = Request::LogAttestation {
+        result: result.abi_encode(),
+        signatures: vec![vec![1; 65], vec![2; 65]],
+    };
+    assert_eq!(h.enclave.handle(ok), Response::Ack);
+    assert_eq!(h.enclave.log_head().0, size0 + 1);
+    let bad_sigs = Request::LogAttestation {
+        result: result.abi_encode(),
+        signatures: vec![vec![1; 64]],
+    };
+    assert!(matches!(
+        h.enclave.handle(bad_sigs),
+        Response::Error(BoundaryError::Refused(_))
+    ));
+    let garbage = Request::LogAttestation {
+        result: vec![1, 2, 3],
+        signatures: vec![vec![1; 65]],
+    };
+    assert!(matches!(
+        h.enclave.handle(garbage),
+        Response::Error(BoundaryError::Refused(_))
+    ));
+    result.enclave = Address::repeat_byte(7);
+    let other = Request::LogAttestation {
+        result: result.abi_encode(),
+        signatures: vec![vec![1; 65]],
+    };
+    assert!(matches!(
+        h.enclave.handle(other),
+        Response::Error(BoundaryError::Refused(_))
+    ));
+    assert_eq!(h.enclave.log_head().0, size0 + 1, "refusals change nothing");
 }

@@ -8,12 +8,13 @@
 mod bad;
 mod client;
 mod export;
+mod host_log;
 mod report;
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Instant};
 
 use alloy_primitives::{Address, B256, Bytes, I256, U256};
-use alloy_sol_types::SolEvent;
+use alloy_sol_types::{SolEvent, SolValue};
 use anyhow::{Context, bail, ensure};
 use rand::{Rng, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha20Rng;
@@ -32,6 +33,7 @@ use sealbridge_proto::eip712::AttestationResult;
 use self::{
     bad::BadKind,
     client::{Addressing, ExpectedNets, Participant, seal_obligation},
+    host_log::HostLog,
     report::{DemoReport, GasLine, Reporter},
 };
 
@@ -102,6 +104,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         now,
     )
     .context("booting the enclave")?;
+    let mut host_log = HostLog::open(args.export.as_deref())?;
+    host_log.sync(&mut enclave)?;
     let description = match enclave.handle(Request::Describe) {
         Response::Description(d) => *d,
         other => bail!("unexpected enclave response {other:?}"),
@@ -219,6 +223,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             (Some(kind), None) => bail!("a bad envelope ({kind:?}) was accepted"),
         }
         if let Some(batch) = outcome.batch.clone() {
+            host_log.sync(&mut enclave)?;
             settle(&mut sb, admin, &batch, &mut settle_gas)?;
             statements.push(batch);
         }
@@ -234,6 +239,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         statements.push(*batch);
     }
     out.step(&format!("settled {} batches", statements.len()));
+    let (checkpoint_note, checkpoint) =
+        host_log.checkpoint(&mut enclave, &description.key_bundle.ed25519)?;
+    out.step(&format!(
+        "log: {} entries in C2SP tiles, checkpoint signed by the enclave verifies",
+        checkpoint.size
+    ));
 
     // A relayer retrying after a crash re-submits: the contract must recognise it.
     let mut resubmitted_already_settled = false;
@@ -445,7 +456,15 @@ fn register(
         ),
         "verifier signatures differ from the chain crate's"
     );
-    sb.register(admin, &chain_result, sigs)?;
+    sb.register(admin, &chain_result, sigs.clone())?;
+    // The enclave logs the record it was registered under, so auditors find it in the log.
+    match enclave.handle(Request::LogAttestation {
+        result: result.abi_encode(),
+        signatures: sigs.iter().map(|s| s.to_vec()).collect(),
+    }) {
+        Response::Ack => {}
+        other => bail!("the enclave refused to log its attestation result: {other:?}"),
+    }
     ensure!(
         sb.is_active(bundle.address)?,
         "the enclave is not active after registration"

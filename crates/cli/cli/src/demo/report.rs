@@ -1,0 +1,198 @@
+//! Demo output: human progress on stderr and a summary on stdout, or one JSON object.
+
+use std::{
+    cell::Cell,
+    collections::BTreeMap,
+    io::{IsTerminal, Write},
+};
+
+use alloy_primitives::{Address, B256};
+use serde::Serialize;
+
+/// Gas of one kind of call.
+#[derive(Debug, Clone, Serialize)]
+pub struct GasLine {
+    pub calls: u64,
+    pub total: u64,
+    pub per_call: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_input: Option<u64>,
+}
+
+/// Everything the demo measured and checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoReport {
+    pub accepted: u64,
+    /// Rejected envelopes by reason code.
+    pub rejected: BTreeMap<String, u64>,
+    pub bad_rejected_as_expected: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub misclassified: Vec<String>,
+    pub batches_settled: u64,
+    pub inputs_settled: u64,
+    pub enclave_state_root: B256,
+    pub chain_state_root: B256,
+    pub enclave_sequence: u64,
+    pub chain_sequence: u64,
+    pub net_positions_match: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<String>,
+    pub resubmitted_already_settled: bool,
+    pub participants: u32,
+    pub batch_size: u32,
+    pub enclave_address: Address,
+    pub settlement_address: Address,
+    /// Gas per kind of call; `settle` also carries gas per settled input.
+    pub gas: BTreeMap<String, GasLine>,
+    pub elapsed_ms: u64,
+}
+
+impl DemoReport {
+    /// Whether every check passed.
+    pub fn ok(&self) -> bool {
+        self.net_positions_match
+            && self.bad_rejected_as_expected
+            && self.enclave_state_root == self.chain_state_root
+            && self.enclave_sequence == self.chain_sequence
+            && self.inputs_settled == self.accepted
+            && self.resubmitted_already_settled
+    }
+}
+
+/// Writes progress (human mode only) and the final report.
+pub struct Reporter {
+    human: bool,
+}
+
+impl Reporter {
+    pub fn new(human: bool) -> Self {
+        Self { human }
+    }
+
+    pub fn step(&self, what: &str) {
+        if self.human {
+            eprintln!("==> {what}");
+        }
+    }
+
+    pub fn progress(&self, total: u64, unit: &'static str) -> Progress {
+        Progress {
+            on: self.human,
+            tty: std::io::stderr().is_terminal(),
+            total,
+            unit,
+            done: Cell::new(0),
+            shown: Cell::new(0),
+        }
+    }
+
+    pub fn finish(&self, r: &DemoReport) -> anyhow::Result<()> {
+        if !self.human {
+            println!("{}", serde_json::to_string_pretty(r)?);
+            return Ok(());
+        }
+        let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
+        println!();
+        println!("accepted envelopes        {}", r.accepted);
+        let rejected: u64 = r.rejected.values().sum();
+        println!("rejected envelopes        {rejected}");
+        for (reason, n) in &r.rejected {
+            println!("  {reason:<24}{n}");
+        }
+        println!("batches settled           {}", r.batches_settled);
+        println!("inputs settled            {}", r.inputs_settled);
+        println!("enclave state root        {}", r.enclave_state_root);
+        println!("chain state root          {}", r.chain_state_root);
+        println!();
+        println!(
+            "[{}] every bad envelope rejected with its own reason",
+            mark(r.bad_rejected_as_expected)
+        );
+        for m in &r.misclassified {
+            println!("       {m}");
+        }
+        println!(
+            "[{}] on-chain escrow equals the clients' expected net positions",
+            mark(r.net_positions_match)
+        );
+        for m in &r.mismatches {
+            println!("       {m}");
+        }
+        println!(
+            "[{}] enclave state root equals chain state root",
+            mark(r.enclave_state_root == r.chain_state_root)
+        );
+        println!(
+            "[{}] every accepted input settled exactly once ({} of {})",
+            mark(r.inputs_settled == r.accepted && r.enclave_sequence == r.chain_sequence),
+            r.inputs_settled,
+            r.accepted
+        );
+        println!(
+            "[{}] re-submitted statement recognised as already settled",
+            mark(r.resubmitted_already_settled)
+        );
+        println!();
+        println!("gas                       calls      total   per call  per input");
+        for (kind, g) in &r.gas {
+            let per_input = g.per_input.map(|v| v.to_string()).unwrap_or_default();
+            println!(
+                "  {kind:<22}{:>7}{:>11}{:>11}{:>11}",
+                g.calls, g.total, g.per_call, per_input
+            );
+        }
+        println!();
+        println!(
+            "{} in {:.1} s",
+            if r.ok() {
+                "demo succeeded"
+            } else {
+                "demo FAILED"
+            },
+            r.elapsed_ms as f64 / 1000.0
+        );
+        Ok(())
+    }
+}
+
+/// A minimal progress indicator on stderr: a redrawn bar on a terminal, tenths otherwise.
+pub struct Progress {
+    on: bool,
+    tty: bool,
+    total: u64,
+    unit: &'static str,
+    done: Cell<u64>,
+    shown: Cell<u64>,
+}
+
+impl Progress {
+    pub fn inc(&self) {
+        self.done.set(self.done.get() + 1);
+        if !self.on || self.total == 0 {
+            return;
+        }
+        let done = self.done.get();
+        let tenth = done * 10 / self.total;
+        if self.tty {
+            let width = 30;
+            let filled = (done * width / self.total) as usize;
+            eprint!(
+                "\r    [{}{}] {done}/{} {}",
+                "#".repeat(filled),
+                " ".repeat(width as usize - filled.min(width as usize)),
+                self.total,
+                self.unit
+            );
+            let _ = std::io::stderr().flush();
+        } else if tenth > self.shown.get() {
+            self.shown.set(tenth);
+            eprintln!("    {done}/{} {}", self.total, self.unit);
+        }
+    }
+
+    pub fn finish(&self) {
+        if self.on && self.tty {
+            eprintln!();
+        }
+    }
+}
