@@ -26,6 +26,8 @@ pub mod collateral;
 #[cfg(feature = "verify")]
 pub mod dcap;
 #[cfg(feature = "verify")]
+pub mod inspect;
+#[cfg(feature = "verify")]
 pub mod nitro;
 #[cfg(feature = "verify")]
 pub mod snp;
@@ -235,9 +237,10 @@ impl Evidence {
             let b = bytes.get(at..at.checked_add(n)?)?;
             Some(b.iter().rev().fold(0u32, |a, x| (a << 8) | u32::from(*x)))
         };
-        match (le(0, 2), le(4, 4)) {
-            (Some(3), Some(0)) => return Ok(Evidence::Sgx(bytes)),
-            (Some(4 | 5), Some(0x81)) => return Ok(Evidence::Tdx(bytes)),
+        // Attestation key type 2 (ECDSA P-256) tells a quote from an SNP report (bytes 2..4 zero).
+        match (le(0, 2), le(2, 2), le(4, 4)) {
+            (Some(3), Some(2), Some(0)) => return Ok(Evidence::Sgx(bytes)),
+            (Some(4 | 5), Some(2), Some(0x81)) => return Ok(Evidence::Tdx(bytes)),
             _ => {}
         }
         // SEV-SNP report: 1184 bytes, version u32 LE 2..=5.
@@ -583,6 +586,10 @@ mod tests {
             Ok(Evidence::Nitro(_))
         ));
         let mut sgx = vec![3, 0, 2, 0, 0, 0, 0, 0];
+        // An SNP v3 report starts 03 00 00 00 00 00 00 00: not a quote.
+        let mut snp3 = vec![0u8; 1184];
+        snp3[0] = 3;
+        assert!(matches!(Evidence::detect(snp3), Ok(Evidence::Snp(_))));
         assert!(matches!(
             Evidence::detect(sgx.clone()),
             Ok(Evidence::Sgx(_))

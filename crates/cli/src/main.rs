@@ -1,7 +1,9 @@
 //! `sealbridge` — the command-line entry point. A thin shell over the library crates.
 #![forbid(unsafe_code)]
 
+mod attest_cmd;
 mod demo;
+mod verifier_cmd;
 
 use std::process::ExitCode;
 
@@ -22,12 +24,18 @@ struct Cli {
 enum Command {
     /// Run the whole system once, in process: simulated enclave, embedded EVM chain, netting.
     Demo(demo::DemoArgs),
+    /// Verify, inspect and check the collateral of TEE attestation evidence.
+    Attest(attest_cmd::AttestArgs),
+    /// The verifier role: appraise evidence and sign attestation results (EIP-712).
+    Verifier(verifier_cmd::VerifierArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Attest(args) => attest_cmd::run(&args),
+        Command::Verifier(args) => verifier_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

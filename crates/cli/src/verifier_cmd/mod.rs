@@ -1,0 +1,140 @@
+//! `sealbridge verifier …`: the verifier role. Appraise an enclave's evidence and sign the
+//! attestation result (EIP-712) that `EnclaveRegistry.register` accepts from k of n verifiers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alloy_primitives::{Address, B256};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use sealbridge_attest::Policy;
+use sealbridge_attest::verifier::{Challenge, KeyBinding, VerifierRole};
+use serde_json::json;
+
+use crate::attest_cmd::{EvidenceArgs, load, read_file};
+
+/// `sealbridge verifier`.
+#[derive(Debug, Args)]
+pub struct VerifierArgs {
+    #[command(subcommand)]
+    command: VerifierCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum VerifierCommand {
+    /// Print the on-chain address of a verifier key (a file holding the secp256k1 key in hex).
+    Address {
+        /// Key file.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Appraise evidence and print the signed attestation result as JSON.
+    Attest(Box<AttestArgs>),
+}
+
+#[derive(Debug, Args)]
+struct AttestArgs {
+    /// Verifier key file (secp256k1 secret, hex).
+    #[arg(long)]
+    key: PathBuf,
+    #[command(flatten)]
+    input: EvidenceArgs,
+    /// Appraisal policy (JSON). Default: production-strict.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Key binding JSON: {key_bundle, key_bundle_hash, enclave, ed25519_key} (hex).
+    #[arg(long)]
+    binding: PathBuf,
+    /// Challenge block number.
+    #[arg(long)]
+    challenge_block: u64,
+    /// Challenge block hash (hex).
+    #[arg(long)]
+    challenge: B256,
+    /// Settlement chain id.
+    #[arg(long)]
+    chain_id: u64,
+    /// EnclaveRegistry address.
+    #[arg(long)]
+    registry: Address,
+    /// Result lifetime in seconds (shortened to the collateral's expiry).
+    #[arg(long, default_value_t = sealbridge_attest::verifier::DEFAULT_RESULT_TTL)]
+    ttl: u64,
+}
+
+fn load_key(path: &std::path::Path) -> anyhow::Result<k256::ecdsa::SigningKey> {
+    let text = String::from_utf8(read_file(path)?).context("key file is not text")?;
+    let raw = hex::decode(text.trim().trim_start_matches("0x")).context("key is not hex")?;
+    k256::ecdsa::SigningKey::from_slice(&raw).context("not a secp256k1 secret key")
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindingFile {
+    key_bundle: String,
+    key_bundle_hash: B256,
+    enclave: Address,
+    ed25519_key: B256,
+}
+
+/// Run `sealbridge verifier`.
+pub fn run(args: &VerifierArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        VerifierCommand::Address { key } => {
+            println!("{}", Address::from_private_key(&load_key(key)?));
+            Ok(ExitCode::SUCCESS)
+        }
+        VerifierCommand::Attest(a) => {
+            let role = VerifierRole::new(
+                load_key(&a.key)?,
+                match &a.policy {
+                    Some(p) => Policy::from_json(&read_file(p)?)?,
+                    None => Policy::default(),
+                },
+            )
+            .with_ttl(a.ttl);
+            let b: BindingFile =
+                serde_json::from_slice(&read_file(&a.binding)?).context("binding JSON")?;
+            let binding = KeyBinding {
+                key_bundle: hex::decode(b.key_bundle.trim_start_matches("0x"))
+                    .context("key_bundle is not hex")?,
+                key_bundle_hash: b.key_bundle_hash,
+                enclave: b.enclave,
+                ed25519_key: b.ed25519_key,
+            };
+            let (evidence, collateral) = load(&a.input)?;
+            let challenge = Challenge {
+                block: a.challenge_block,
+                hash: a.challenge,
+            };
+            match role.attest(
+                &evidence,
+                &collateral,
+                &binding,
+                challenge,
+                a.input.at,
+                a.chain_id,
+                a.registry,
+            ) {
+                Ok(s) => {
+                    println!(
+                        "{}",
+                        json!({
+                            "result": s.result,
+                            "signer": s.signer,
+                            "signature": format!("0x{}", hex::encode(&s.signature)),
+                        })
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!(
+                        "{}",
+                        json!({ "verdict": "invalid", "reason": e.to_string(), "rule": e.rule() })
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}

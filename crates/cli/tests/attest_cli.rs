@@ -1,0 +1,406 @@
+//! `sealbridge attest …` and `sealbridge verifier …` end to end on the shared vectors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn vectors(p: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/vectors")
+        .join(p)
+        .display()
+        .to_string()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} / {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+#[test]
+fn sgx_valid_with_advisories_at_rfc3339_time() {
+    let o = run(&[
+        "attest",
+        "verify",
+        "--evidence",
+        &vectors("sgx/dcap-qvl_sgx_quote_v3.bin"),
+        "--collateral",
+        &vectors("sgx/dcap-qvl_sgx_quote_v3.collateral.json"),
+        "--at",
+        "2025-06-27T04:53:20Z",
+        "--json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let j = json(&o);
+    assert_eq!(j["verdict"], "valid");
+    assert_eq!(j["tee"], "sgx");
+    assert_eq!(j["tcb_status"], "ConfigurationAndSWHardeningNeeded");
+    assert_eq!(
+        j["advisory_ids"],
+        serde_json::json!(["INTEL-SA-00289", "INTEL-SA-00615"])
+    );
+    assert_eq!(j["debug"], false);
+    assert_eq!(j["report_data"].as_str().unwrap().len(), 128);
+    assert!(j["measurements"]["mrenclave"].is_string());
+}
+
+#[test]
+fn sgx_expired_collateral_is_rejected_with_exit_1() {
+    let o = run(&[
+        "attest",
+        "verify",
+        "--evidence",
+        &vectors("sgx/dcap-qvl_sgx_quote_v3.bin"),
+        "--collateral",
+        &vectors("sgx/dcap-qvl_sgx_quote_v3.collateral.json"),
+        "--at",
+        "1752919279",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let j = json(&o);
+    assert_eq!(j["verdict"], "invalid");
+    assert!(j["tcb_status"].is_null());
+    assert!(j["reason"].as_str().unwrap().len() > 5);
+}
+
+#[test]
+fn debug_enclave_reports_claims_and_the_rule_then_allow_debug_accepts() {
+    let base = [
+        "attest",
+        "verify",
+        "--evidence",
+        &vectors("sgx/automata_sgx_quote_v3_debug.bin"),
+        "--collateral",
+        &vectors("sgx/dcap-qvl_sgx_quote_v3.collateral.json"),
+        "--at",
+        "1751000000",
+        "--json",
+    ];
+    let o = run(&base);
+    assert_eq!(o.status.code(), Some(1));
+    let j = json(&o);
+    assert_eq!(j["verdict"], "invalid");
+    assert_eq!(j["rule"], "allow_debug");
+    assert_eq!(j["debug"], true);
+    assert_eq!(j["tcb_status"], "ConfigurationAndSWHardeningNeeded");
+    let mut allow = base.to_vec();
+    allow.push("--allow-debug");
+    assert_eq!(run(&allow).status.code(), Some(0));
+}
+
+#[test]
+fn out_of_date_needs_the_flag() {
+    let base = [
+        "attest",
+        "verify",
+        "--tee",
+        "tdx",
+        "--evidence",
+        &vectors("tdx/automata_tdx_quote_v4_padded.bin"),
+        "--collateral",
+        &vectors("tdx/automata_tdx_fmspc00806F050000_2025-06.collateral.json"),
+        "--at",
+        "1750000000",
+        "--json",
+    ];
+    let o = run(&base);
+    assert_eq!(o.status.code(), Some(1));
+    let j = json(&o);
+    assert_eq!(j["tcb_status"], "OutOfDate");
+    assert_eq!(j["rule"], "min_tcb_status");
+    assert_eq!(j["advisory_ids"].as_array().unwrap().len(), 3);
+    let mut allow = base.to_vec();
+    allow.push("--allow-out-of-date");
+    let o = run(&allow);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json(&o)["verdict"], "valid");
+}
+
+#[test]
+fn snp_with_chain_and_expired_vlek() {
+    let ok = run(&[
+        "attest",
+        "verify",
+        "--tee",
+        "snp",
+        "--evidence",
+        &vectors("snp/trustee_milan_vlek_report.bin"),
+        "--collateral",
+        &vectors("snp/trustee_milan_vlek.der"),
+        "--cert-chain",
+        &vectors("snp/amd_milan_ask_ark_asvk.pem"),
+        "--at",
+        "1740000000",
+        "--json",
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert_eq!(json(&ok)["tee"], "snp");
+    let expired = run(&[
+        "attest",
+        "verify",
+        "--evidence",
+        &vectors("snp/trustee_milan_vlek_report.bin"),
+        "--collateral",
+        &vectors("snp/trustee_milan_vlek.der"),
+        "--cert-chain",
+        &vectors("snp/amd_milan_ask_ark_asvk.pem"),
+        "--at",
+        "1765404862",
+        "--json",
+    ]);
+    assert_eq!(expired.status.code(), Some(1));
+    assert_eq!(json(&expired)["rule"], "validity_period");
+}
+
+#[test]
+fn nitro_auto_detect_and_pinned_root() {
+    let doc = vectors("nitro/evervault_beta_nondebug_doc_in_cert_2023-01-18.cose");
+    let o = run(&[
+        "attest",
+        "verify",
+        "--evidence",
+        &doc,
+        "--at",
+        "1674054914",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let j = json(&o);
+    assert_eq!(j["tee"], "nitro");
+    assert!(
+        j["measurements"]["pcr0"]
+            .as_str()
+            .unwrap()
+            .starts_with("d265a83f")
+    );
+    let pinned = run(&[
+        "attest",
+        "verify",
+        "--evidence",
+        &doc,
+        "--at",
+        "1674054914",
+        "--cert-chain",
+        &vectors("sgx/Intel_SGX_RootCA.der"),
+        "--json",
+    ]);
+    assert_eq!(pinned.status.code(), Some(1));
+    assert_eq!(json(&pinned)["rule"], "certificate_chain");
+}
+
+#[test]
+fn policy_file_pins_measurements() {
+    let dir = std::env::temp_dir().join(format!("sb-attest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pol = dir.join("policy.json");
+    std::fs::write(&pol, r#"{"allowed_measurements":[{"measurement":"00000000000000000000000000000000000000000000000000000000000000aa"}]}"#).unwrap();
+    let o = run(&[
+        "attest",
+        "verify",
+        "--evidence",
+        &vectors("tdx/dcap-qvl_tdx_quote_v4.bin"),
+        "--collateral",
+        &vectors("tdx/dcap-qvl_tdx_quote_v4.collateral.json"),
+        "--at",
+        "1751000000",
+        "--policy",
+        pol.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json(&o)["rule"], "allowed_measurements");
+    std::fs::write(&pol, r#"{"allow_debgu": true}"#).unwrap();
+    let o = run(&[
+        "attest",
+        "verify",
+        "--evidence",
+        &vectors("tdx/dcap-qvl_tdx_quote_v4.bin"),
+        "--collateral",
+        &vectors("tdx/dcap-qvl_tdx_quote_v4.collateral.json"),
+        "--at",
+        "1751000000",
+        "--policy",
+        pol.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a misspelt policy key is a usage error"
+    );
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    // Missing file, bad time, missing collateral, garbage evidence with --tee auto.
+    assert_eq!(
+        run(&[
+            "attest",
+            "verify",
+            "--evidence",
+            "/nonexistent",
+            "--at",
+            "1"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    let q = vectors("sgx/dcap-qvl_sgx_quote_v3.bin");
+    assert_eq!(
+        run(&["attest", "verify", "--evidence", &q, "--at", "yesterday"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["attest", "verify", "--evidence", &q, "--at", "1"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let readme = vectors("sgx/README.md");
+    assert_eq!(
+        run(&["attest", "verify", "--evidence", &readme, "--at", "1"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn inspect_prints_fields_without_verifying() {
+    let o = run(&[
+        "attest",
+        "inspect",
+        &vectors("tdx/dcap-qvl_tdx_quote_v5_outdated.bin"),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let j = json(&o);
+    assert_eq!(j["tee"], "tdx");
+    assert_eq!(j["version"], "5");
+    assert!(j["mrtd"].is_string() && j["rtmr3"].is_string());
+    let o = run(&[
+        "attest",
+        "inspect",
+        "--tee",
+        "snp",
+        &vectors("snp/virtee_milan_report.bin"),
+        "--json",
+    ]);
+    assert_eq!(
+        json(&o)["measurement"],
+        "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f"
+    );
+    // Malformed input: exit 2, no panic.
+    let o = run(&[
+        "attest",
+        "inspect",
+        "--tee",
+        "nitro",
+        &vectors("sgx/README.md"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn collateral_status_reports_expiry() {
+    let args = |at: &str| {
+        run(&[
+            "attest",
+            "collateral-status",
+            "--tee",
+            "sgx",
+            "--collateral",
+            &vectors("sgx/dcap-qvl_sgx_quote_v3.collateral.json"),
+            "--at",
+            at,
+            "--json",
+        ])
+    };
+    let o = args("1751000000");
+    assert_eq!(o.status.code(), Some(0));
+    let j = json(&o);
+    let pieces = j["pieces"].as_array().unwrap();
+    let tcb = pieces.iter().find(|p| p["what"] == "tcb_info").unwrap();
+    assert_eq!(tcb["state"], "valid");
+    assert!(tcb["tcb_evaluation_data_number"].is_u64());
+    // A week before the earliest expiry it is due; after it, expired (exit 1).
+    let first = pieces[0]["expires_at"].as_u64().unwrap();
+    let due = json(&args(&(first - 3600).to_string()));
+    assert_eq!(due["pieces"][0]["state"], "due");
+    let o = args(&(first + 1).to_string());
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json(&o)["pieces"][0]["state"], "expired");
+}
+
+#[test]
+fn verifier_attest_refuses_unbound_evidence() {
+    let dir = std::env::temp_dir().join(format!("sb-verifier-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key");
+    std::fs::write(
+        &key,
+        "0101010101010101010101010101010101010101010101010101010101010101",
+    )
+    .unwrap();
+    let o = run(&["verifier", "address", "--key", key.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).trim().starts_with("0x"));
+    let binding = dir.join("binding.json");
+    let z = format!("0x{}", "00".repeat(32));
+    std::fs::write(
+        &binding,
+        format!(
+            r#"{{"key_bundle":"00","key_bundle_hash":"{z}","enclave":"0x{}","ed25519_key":"{z}"}}"#,
+            "00".repeat(20)
+        ),
+    )
+    .unwrap();
+    let o = run(&[
+        "verifier",
+        "attest",
+        "--key",
+        key.to_str().unwrap(),
+        "--evidence",
+        &vectors("tdx/dcap-qvl_tdx_quote_v4.bin"),
+        "--collateral",
+        &vectors("tdx/dcap-qvl_tdx_quote_v4.collateral.json"),
+        "--at",
+        "1751000000",
+        "--binding",
+        binding.to_str().unwrap(),
+        "--challenge-block",
+        "1",
+        "--challenge",
+        &z,
+        "--chain-id",
+        "31337",
+        "--registry",
+        &format!("0x{}", "11".repeat(20)),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json(&o)["rule"], "report_data_binding");
+}
