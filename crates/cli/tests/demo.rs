@@ -79,6 +79,44 @@ fn demo_settles_every_accepted_input_and_matches_net_positions() {
     assert!(r["gas"]["register"]["total"].as_u64().unwrap() > 0);
 
     check_export(&export, &r);
+    check_log(&export, &r);
+}
+
+/// The exported log: C2SP tiles plus the enclave-signed checkpoint, read back with the log
+/// crate's reader; every exported receipt is an entry of the log at its sequence.
+fn check_log(dir: &std::path::Path, report: &Value) {
+    let enclave: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("enclave.json")).unwrap()).unwrap();
+    let ed: [u8; 32] = alloy_primitives::hex::decode(
+        enclave["ed25519_public_key"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let origin = format!(
+        "sealbridge/{}/{}",
+        enclave["chain_id"],
+        enclave["settlement"].as_str().unwrap().to_lowercase()
+    );
+    let note = std::fs::read_to_string(dir.join("checkpoint")).unwrap();
+    let cp = sealbridge_log::verify_checkpoint_for_origin(&note, &origin, &origin, &ed).unwrap();
+    let reader = sealbridge_log::TileReader::open(dir.join("log")).unwrap();
+    reader.verify_against(&cp).unwrap();
+    assert_eq!(reader.read_checkpoint().unwrap(), note);
+    let at = reader.at(cp.size);
+    let receipts = std::fs::read_to_string(dir.join("receipts.jsonl")).unwrap();
+    for line in receipts.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let receipt = alloy_primitives::hex::decode(v["receipt"].as_str().unwrap()).unwrap();
+        let entry = at.read_entry(v["sequence"].as_u64().unwrap()).unwrap();
+        // Entry = version 1 ‖ kind 3 (receipt) ‖ the receipt bytes.
+        assert_eq!(entry[..2], [1, 3]);
+        assert_eq!(entry[2..], receipt[..]);
+    }
+    assert!(cp.size > report["accepted"].as_u64().unwrap());
 }
 
 fn check_export(dir: &std::path::Path, report: &Value) {

@@ -287,8 +287,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             d.chain_id,
             d.settlement,
         )?;
+        std::fs::write(dir.join("checkpoint"), &checkpoint_note)?;
         out.step(&format!(
-            "exported statements, receipts and enclave keys to {}",
+            "exported statements, receipts, enclave keys, log tiles ({}) and checkpoint to {}",
+            host_log.dir().display(),
             dir.display()
         ));
     }
