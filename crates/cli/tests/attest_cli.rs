@@ -404,3 +404,103 @@ fn verifier_attest_refuses_unbound_evidence() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(json(&o)["rule"], "report_data_binding");
 }
+
+/// Continuous attestation on the embedded chain, driven by the verifier library: a simulated
+/// enclave's evidence appraised by 2 of 3 verifiers registers it, it renews before expiry, lapses
+/// when it does not renew, and revoking its measurement deactivates it at once.
+#[test]
+fn verifier_library_registers_renews_expires_and_revocation_stops() {
+    use alloy_primitives::{Address, B256, Bytes};
+    use k256::ecdsa::SigningKey;
+    use sealbridge_attest::provider::{EvidenceProvider, SimulatedProvider};
+    use sealbridge_attest::verifier::{Challenge, KeyBinding, VerifierRole, collect};
+    use sealbridge_attest::{Collateral, Measurement, Policy, report_data};
+    use sealbridge_chain::{Chain, EmbeddedChain, Sealbridge};
+
+    let chain = EmbeddedChain::new();
+    let admin = chain.dev_address(0);
+    let mut sb = Sealbridge::deploy(chain, admin, B256::ZERO).unwrap();
+    let keys: Vec<SigningKey> = (1..=3u8)
+        .map(|i| SigningKey::from_slice(&[i; 32]).unwrap())
+        .collect();
+    for k in &keys {
+        sb.add_verifier(admin, Address::from_private_key(k))
+            .unwrap();
+    }
+    sb.set_threshold(admin, 2).unwrap();
+    sb.allow_simulated(admin, true).unwrap();
+    let measurement = Measurement([7; 32]);
+    let t0 = sb.chain().block_timestamp().unwrap();
+    sb.allow_measurement(admin, B256::from(measurement.0), t0, t0 + 365 * 86_400)
+        .unwrap();
+    let enclave = Address::from_private_key(&SigningKey::from_slice(&[9; 32]).unwrap());
+    let binding = KeyBinding {
+        key_bundle: b"canonical key bundle".to_vec(),
+        key_bundle_hash: B256::repeat_byte(4),
+        enclave,
+        ed25519_key: B256::repeat_byte(5),
+    };
+
+    let attest = |sb: &Sealbridge<EmbeddedChain>, signers: usize| {
+        let now = sb.chain().block_timestamp().unwrap();
+        let block = sb.chain().block_number().unwrap();
+        let hash = sb.chain().block_hash(block).unwrap().unwrap();
+        let mut provider = SimulatedProvider { measurement, now };
+        let ev = provider
+            .evidence(&report_data(&binding.key_bundle, hash.as_slice()))
+            .unwrap();
+        let signed: Vec<_> = keys
+            .iter()
+            .take(signers)
+            .map(|k| {
+                VerifierRole::new(k.clone(), Policy::insecure_dev())
+                    .with_ttl(1_000)
+                    .attest(
+                        &ev,
+                        &Collateral::None,
+                        &binding,
+                        Challenge { block, hash },
+                        now,
+                        sb.deployment.chain_id,
+                        sb.deployment.registry,
+                    )
+                    .unwrap()
+            })
+            .collect();
+        let (r, sigs) = collect(&signed).unwrap();
+        let r: sealbridge_chain::AttestationResult = (&r).into();
+        (r, sigs.into_iter().map(Bytes::from).collect::<Vec<_>>())
+    };
+
+    // One signature is below the threshold.
+    let (r, sigs) = attest(&sb, 1);
+    assert!(sb.register(admin, &r, sigs).is_err());
+    // 2 of 3.
+    let (r, sigs) = attest(&sb, 2);
+    sb.register(admin, &r, sigs).unwrap();
+    assert!(sb.is_active(enclave).unwrap());
+    let first_expiry = sb.enclave(enclave).unwrap().expiresAt;
+    assert_eq!(first_expiry, r.issuedAt + 1_000);
+
+    // Renew before expiry: a fresh challenge, a later expiry.
+    sb.chain_mut().advance_time(500);
+    sb.chain_mut().mine(1);
+    let (r, sigs) = attest(&sb, 2);
+    sb.register(admin, &r, sigs).unwrap();
+    let renewed = sb.enclave(enclave).unwrap().expiresAt;
+    assert!(renewed > first_expiry);
+    assert!(sb.is_active(enclave).unwrap());
+
+    // No renewal: the registration lapses.
+    sb.chain_mut().advance_time(2_000);
+    sb.chain_mut().mine(1);
+    assert!(!sb.is_active(enclave).unwrap());
+    let (r, sigs) = attest(&sb, 2);
+    sb.register(admin, &r, sigs).unwrap();
+    assert!(sb.is_active(enclave).unwrap());
+
+    // Revoking the measurement deactivates the enclave at once.
+    sb.revoke_measurement(admin, B256::from(measurement.0))
+        .unwrap();
+    assert!(!sb.is_active(enclave).unwrap());
+}
