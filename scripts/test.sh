@@ -21,6 +21,9 @@ fi
 echo "==> contract artifacts are fresh (solc $(node -e 'console.log(require("solc/package.json").version)'))"
 node contracts/build.mjs --check
 
+echo "==> TCB crates are free of async runtimes, network and RPC clients"
+bash scripts/check-tcb.sh
+
 echo "==> cargo test (workspace, all targets)"
 cargo test --workspace --all-targets --locked
 echo "==> cargo test --doc"
