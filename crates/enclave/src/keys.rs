@@ -118,3 +118,49 @@ impl InstanceKeys {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{b256, keccak256};
+
+    /// EIP-712 spec example (`../shared/vectors/eip712/eip712_spec_example_mail.json`): the
+    /// key keccak256("cow") signs digest 0xbe60…7bd2 as v = 28, r = 0x4355…1c9d,
+    /// s = 0x0729…1562 (RFC 6979, low s) — our signer must produce exactly that.
+    #[test]
+    fn signs_the_eip712_spec_example() {
+        let secret = keccak256(b"cow");
+        let keys = InstanceKeys {
+            ed25519: Ed25519SigningKey::from_seed([1; 32]),
+            secp256k1: Secp256k1SigningKey::from_slice(secret.as_slice()).unwrap(),
+        };
+        assert_eq!(
+            format!("{:?}", keys.bundle().address).to_lowercase(),
+            "0xcd2a3d9f938e13cd947ec05abc7fe734df8dd826"
+        );
+        let digest = b256!("be609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2");
+        let sig = keys.sign_eip712(&digest).unwrap();
+        assert_eq!(
+            alloy_primitives::hex::encode(sig),
+            "4355c47d63924e8a72e509b65029052eb6c299d53a04e167c5775fd466751c9d\
+             07299936d304c153f6443dfa05f40ff007d72911b6f72307f996231605b915621c"
+        );
+    }
+
+    #[test]
+    fn key_bundle_round_trips_and_rejects_bad_bytes() {
+        let bundle = KeyBundle {
+            ed25519: [3; 32],
+            address: Address::repeat_byte(4),
+        };
+        let bytes = bundle.to_bytes();
+        assert_eq!(KeyBundle::from_bytes(&bytes).unwrap(), bundle);
+        assert!(KeyBundle::from_bytes(&bytes[..56]).is_err());
+        let mut bad = bytes.clone();
+        bad[0] ^= 1;
+        assert!(KeyBundle::from_bytes(&bad).is_err());
+        let mut bad = bytes;
+        bad[4] = 2;
+        assert!(KeyBundle::from_bytes(&bad).is_err());
+    }
+}
