@@ -511,10 +511,31 @@ fn gas_lines(
             )
         })
         .collect();
-    if let Some(line) = lines.get_mut("settle") {
-        // Only applied settlements count towards gas per settled input.
-        line.per_input = (inputs_settled > 0).then(|| settle.total / inputs_settled);
-        line.per_call = settle.total.checked_div(settle.batches).unwrap_or(0);
+    if let Some(line) = lines.remove("settle") {
+        // Applied settlements carry the per-batch and per-input figures; the deliberate
+        // re-submission of an already settled statement is reported on its own line.
+        lines.insert(
+            "settle".to_string(),
+            GasLine {
+                calls: settle.batches,
+                total: settle.total,
+                per_call: settle.total.checked_div(settle.batches).unwrap_or(0),
+                per_input: (inputs_settled > 0).then(|| settle.total / inputs_settled),
+            },
+        );
+        let calls = line.calls.saturating_sub(settle.batches);
+        if calls > 0 {
+            let total = line.total.saturating_sub(settle.total);
+            lines.insert(
+                "settle:already-settled".to_string(),
+                GasLine {
+                    calls,
+                    total,
+                    per_call: total / calls,
+                    per_input: None,
+                },
+            );
+        }
     }
     lines
 }
