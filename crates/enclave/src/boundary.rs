@@ -7,7 +7,7 @@
 use alloy_primitives::{Address, B256};
 use sealbridge_proto::{EnvelopeId, ReasonCode};
 
-use crate::{KeyBundle, SignedStatement};
+use crate::{EnclavePolicy, KeyBundle, SettlementTarget, SignedStatement, persist::JournalRecord};
 
 /// Version of the boundary protocol; `Hello` must agree on it.
 pub const BOUNDARY_VERSION: u16 = 1;
@@ -84,6 +84,36 @@ pub enum Request {
         /// The verifiers' 65-byte signatures, in the order `register` took them.
         signatures: Vec<Vec<u8>>,
     },
+    /// Serve the inner request and return its sealed journal record and new log entries with
+    /// the response (durable enclaves only; see `persist`).
+    Journaled(Box<Request>),
+    /// A sealed snapshot of the whole state (durable enclaves, no batch pending).
+    Snapshot,
+    /// Apply the next journal record after a restore.
+    Replay {
+        /// The record, exactly as the enclave returned it.
+        record: JournalRecord,
+    },
+    /// Session start (enclave process only): boot a fresh durable enclave.
+    Boot {
+        /// Policy to run under.
+        policy: EnclavePolicy,
+        /// Settlement target.
+        target: SettlementTarget,
+        /// Host time.
+        now: u64,
+    },
+    /// Session start (enclave process only): restore a durable enclave from a sealed snapshot.
+    Restore {
+        /// Policy the snapshot was taken under.
+        policy: EnclavePolicy,
+        /// Settlement target.
+        target: SettlementTarget,
+        /// Journal position of the snapshot.
+        next_record: u64,
+        /// The sealed snapshot.
+        snapshot: Vec<u8>,
+    },
 }
 
 /// What the enclave says about itself.
@@ -158,6 +188,25 @@ pub enum Response {
         first_index: u64,
         /// The entries, in log order.
         entries: Vec<Vec<u8>>,
+    },
+    /// Answer to `Journaled`.
+    Journaled {
+        /// The inner request's response.
+        response: Box<Response>,
+        /// The sealed record of the state changes it made, if any: store it durably, in order,
+        /// before acting on `response`.
+        record: Option<JournalRecord>,
+        /// Log index of the first entry in `log_entries`.
+        log_first_index: u64,
+        /// Log entries appended since the last drain.
+        log_entries: Vec<Vec<u8>>,
+    },
+    /// Answer to `Snapshot`.
+    Snapshot {
+        /// The journal position the snapshot covers up to (exclusive).
+        next_record: u64,
+        /// The sealed snapshot.
+        blob: Vec<u8>,
     },
     /// The request could not be served.
     Error(BoundaryError),

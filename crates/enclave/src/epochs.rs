@@ -201,3 +201,77 @@ impl EpochKeys {
         }
     }
 }
+
+/// One epoch key in exportable form, for sealed snapshots and journal records only
+/// (see [`crate::persist`]). The secret is zeroised on drop.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct EpochKeyParts {
+    pub(crate) epoch: Epoch,
+    pub(crate) secret: [u8; 32],
+    pub(crate) not_before: u64,
+}
+
+impl Drop for EpochKeyParts {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
+/// The whole epoch key state in exportable form.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct EpochParts {
+    pub(crate) current: EpochKeyParts,
+    pub(crate) previous: Option<EpochKeyParts>,
+}
+
+impl std::fmt::Debug for EpochParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochParts")
+            .field("current", &self.current.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EpochKey {
+    fn parts(&self) -> EpochKeyParts {
+        EpochKeyParts {
+            epoch: self.epoch,
+            secret: *self.secret.expose_secret_bytes(),
+            not_before: self.not_before,
+        }
+    }
+
+    fn from_parts(p: &EpochKeyParts) -> Self {
+        let secret = KemSecretKey::from_bytes(p.secret);
+        let public = secret.public();
+        Self {
+            epoch: p.epoch,
+            secret,
+            public,
+            not_before: p.not_before,
+        }
+    }
+}
+
+impl EpochKeys {
+    /// `(current epoch, previous epoch)`: changes whenever a key is created or retired.
+    pub(crate) fn shape(&self) -> (Epoch, Option<Epoch>) {
+        (self.current.epoch, self.previous.as_ref().map(|p| p.epoch))
+    }
+
+    pub(crate) fn parts(&self) -> EpochParts {
+        EpochParts {
+            current: self.current.parts(),
+            previous: self.previous.as_ref().map(EpochKey::parts),
+        }
+    }
+
+    pub(crate) fn from_parts(parts: &EpochParts, length: u64, grace: u64) -> Self {
+        Self {
+            length: length.max(1),
+            grace,
+            current: EpochKey::from_parts(&parts.current),
+            previous: parts.previous.as_ref().map(EpochKey::from_parts),
+        }
+    }
+}

@@ -15,8 +15,10 @@ pub mod epochs;
 pub mod keys;
 pub mod log_entry;
 mod machine;
+pub mod persist;
 pub mod policy;
 pub mod replay;
+pub mod session;
 
 pub use keys::{InstanceKeys, KeyBundle};
 pub use machine::{Enclave, SEAL_PURPOSE_INPUT, SettlementTarget, SignedStatement};
@@ -35,4 +37,7 @@ pub enum Error {
     /// Producing a signature failed.
     #[error("signing failed")]
     Signing,
+    /// A snapshot or journal record could not be restored or replayed.
+    #[error("recovery failed: {0}")]
+    Replay(&'static str),
 }

@@ -1,5 +1,7 @@
 //! The enclave state machine.
 
+mod durable;
+
 use alloy_primitives::{Address, B256};
 use alloy_sol_types::SolValue;
 use rand_core::CryptoRngCore;
@@ -25,6 +27,7 @@ use crate::{
     checkpoint,
     epochs::EpochKeys,
     log_entry::{self, EntryKind},
+    persist::Step,
     policy::{program_id, simulated_measurement},
     replay::ReplaySet,
 };
@@ -52,7 +55,7 @@ pub struct SignedStatement {
 }
 
 /// Where statements settle: the EIP-712 domain of the settlement contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SettlementTarget {
     /// EIP-155 chain id.
     pub chain_id: u64,
@@ -85,6 +88,17 @@ pub struct Enclave<P: Program> {
     sealing: SealingKey,
     rng: Box<dyn CryptoRngCore + Send>,
     now: u64,
+    journal: Option<Journal>,
+}
+
+/// The journal of a durable enclave (see [`crate::persist`]).
+struct Journal {
+    record_key: SealingKey,
+    snapshot_key: SealingKey,
+    /// Index of the next record.
+    next: u64,
+    /// Steps of the request being served.
+    steps: Vec<Step>,
 }
 
 impl<P: Program> std::fmt::Debug for Enclave<P> {
@@ -106,11 +120,38 @@ impl<P: Program> Enclave<P> {
         mut rng: Box<dyn CryptoRngCore + Send>,
         now: u64,
     ) -> Result<Self, Error> {
-        let keys = InstanceKeys::generate(&mut rng);
-        let bundle = keys.bundle();
         let mut root = [0u8; 32];
         rng.fill_bytes(&mut root);
-        let sealing = SealingKey::derive(&RootSecret::from_bytes(root), SEAL_PURPOSE_INPUT);
+        let root = RootSecret::from_bytes(root);
+        Self::boot_with(policy, program, target, rng, now, &root, false)
+    }
+
+    /// Boot a durable enclave: like [`Enclave::boot`], but sealing keys derive from `root` (the
+    /// TEE's root sealing secret) and every state change is journaled (see [`crate::persist`]).
+    /// The host should take a [`Request::Snapshot`] right away: it holds the new instance keys.
+    pub fn boot_durable(
+        policy: EnclavePolicy,
+        program: P,
+        target: SettlementTarget,
+        rng: Box<dyn CryptoRngCore + Send>,
+        now: u64,
+        root: &RootSecret,
+    ) -> Result<Self, Error> {
+        Self::boot_with(policy, program, target, rng, now, root, true)
+    }
+
+    fn boot_with(
+        policy: EnclavePolicy,
+        program: P,
+        target: SettlementTarget,
+        mut rng: Box<dyn CryptoRngCore + Send>,
+        now: u64,
+        root: &RootSecret,
+        durable: bool,
+    ) -> Result<Self, Error> {
+        let keys = InstanceKeys::generate(&mut rng);
+        let bundle = keys.bundle();
+        let sealing = SealingKey::derive(root, SEAL_PURPOSE_INPUT);
         let epochs = EpochKeys::new(&mut rng, now, policy.epoch_secs, policy.epoch_grace_secs);
         let policy_hash = policy.hash();
         let measurement = simulated_measurement(program.name());
@@ -138,6 +179,7 @@ impl<P: Program> Enclave<P> {
             sealing,
             rng,
             now,
+            journal: durable.then(|| Journal::new(root, 0)),
         };
         let announcement = [enclave.bundle.to_bytes().as_slice(), measurement.as_slice()].concat();
         enclave.append_log(EntryKind::KeyAnnouncement, &announcement)?;
@@ -148,6 +190,10 @@ impl<P: Program> Enclave<P> {
             .announcement(enclave.instance)
             .sign(&enclave.keys.ed25519);
         enclave.append_log(EntryKind::EpochRotation, &epoch)?;
+        // Boot's own changes are captured by the first snapshot, not journaled.
+        if let Some(j) = enclave.journal.as_mut() {
+            j.steps.clear();
+        }
         Ok(enclave)
     }
 
@@ -177,6 +223,9 @@ impl<P: Program> Enclave<P> {
                 Err(_) => Response::Error(BoundaryError::Internal),
             },
             Request::Chain(event) => {
+                if self.journal.is_some() {
+                    self.record(Step::Chain(event.clone()));
+                }
                 match event {
                     ChainEvent::Deposit {
                         account,
@@ -217,6 +266,46 @@ impl<P: Program> Enclave<P> {
                     Err(_) => Response::Error(BoundaryError::Internal),
                 }
             }
+            Request::Journaled(inner) => self.handle_journaled(*inner),
+            Request::Snapshot => match self.snapshot() {
+                Ok((next_record, blob)) => Response::Snapshot { next_record, blob },
+                Err(e) => Response::Error(e),
+            },
+            Request::Replay { record } => match self.replay(&record) {
+                Ok(()) => Response::Ack,
+                Err(e) => Response::Error(BoundaryError::Refused(e.to_string())),
+            },
+            Request::Boot { .. } | Request::Restore { .. } => Response::Error(
+                BoundaryError::Refused("the enclave is already running".into()),
+            ),
+        }
+    }
+
+    fn handle_journaled(&mut self, inner: Request) -> Response {
+        if self.journal.is_none() {
+            return Response::Error(BoundaryError::Refused(
+                "this enclave was not booted durable".into(),
+            ));
+        }
+        if matches!(
+            inner,
+            Request::Journaled(_) | Request::Replay { .. } | Request::Snapshot
+        ) {
+            return Response::Error(BoundaryError::Refused("request cannot be journaled".into()));
+        }
+        let response = self.handle(inner);
+        let record = match self.take_record() {
+            Ok(r) => r,
+            Err(e) => return Response::Error(e),
+        };
+        let log_first_index = self.log_outbox_first;
+        let log_entries = std::mem::take(&mut self.log_outbox);
+        self.log_outbox_first = self.log.size();
+        Response::Journaled {
+            response: Box::new(response),
+            record,
+            log_first_index,
+            log_entries,
         }
     }
 
@@ -306,7 +395,16 @@ impl<P: Program> Enclave<P> {
 
     fn advance(&mut self, now: u64) {
         // Host time is untrusted; the enclave's own notion of time never goes backwards.
-        self.now = self.now.max(now);
+        if now > self.now {
+            self.now = now;
+            self.record(Step::Advance(now));
+        }
+    }
+
+    fn record(&mut self, step: Step) {
+        if let Some(j) = self.journal.as_mut() {
+            j.steps.push(step);
+        }
     }
 
     fn evidence(&self, challenge: &[u8]) -> Vec<u8> {
@@ -322,7 +420,12 @@ impl<P: Program> Enclave<P> {
     fn tick(&mut self, now: u64) -> Result<Vec<Vec<u8>>, Error> {
         self.advance(now);
         self.replay.prune(self.now);
+        self.record(Step::Prune);
+        let shape = self.epochs.shape();
         let started = self.epochs.tick(&mut self.rng, self.now);
+        if self.journal.is_some() && self.epochs.shape() != shape {
+            self.record(Step::Epochs(self.epochs.parts()));
+        }
         let mut announcements = Vec::new();
         if !started.is_empty() {
             let signed = self
@@ -341,6 +444,9 @@ impl<P: Program> Enclave<P> {
             .log
             .append(leaf_hash(&entry))
             .map_err(|_| Error::Malformed("log full"))?;
+        if self.journal.is_some() {
+            self.record(Step::Log(entry.clone()));
+        }
         self.log_outbox.push(entry);
         Ok(index)
     }
@@ -413,6 +519,14 @@ impl<P: Program> Enclave<P> {
                         let header = sealed.header();
                         self.replay
                             .insert(opened.sender, header.nonce, header.expires_at);
+                        if self.journal.is_some() {
+                            self.record(Step::Input {
+                                sender: opened.sender,
+                                nonce: header.nonce,
+                                expires_at: header.expires_at,
+                                payload: opened.payload.to_vec(),
+                            });
+                        }
                         let plaintext =
                             [opened.sender.as_bytes().as_slice(), &opened.payload].concat();
                         let blob =
@@ -435,8 +549,10 @@ impl<P: Program> Enclave<P> {
         debug_assert_eq!(index, sequence);
         let rejected = match status {
             ReceiptStatus::Accepted => {
-                self.batch_receipts.push(leaf_hash(&receipt));
+                let leaf = leaf_hash(&receipt);
+                self.batch_receipts.push(leaf);
                 self.batch_sequences.push(sequence);
+                self.record(Step::BatchPush { leaf, sequence });
                 None
             }
             ReceiptStatus::Rejected(reason) => Some(reason),
@@ -461,6 +577,9 @@ impl<P: Program> Enclave<P> {
             return Ok(None);
         }
         let result = self.program.finish_batch();
+        self.record(Step::Batch {
+            state_root: result.state_root,
+        });
         let inputs_root = B256::from(merkle_root(&self.batch_receipts).0);
         let input_count = u32::try_from(self.batch_receipts.len()).unwrap_or(u32::MAX);
         debug_assert_eq!(input_count, result.input_count);

@@ -47,6 +47,13 @@ impl ReplaySet {
         self.seen.len()
     }
 
+    /// Every remembered pair with its expiry, in expiry order (for sealed snapshots).
+    pub fn entries(&self) -> impl Iterator<Item = (SenderId, Nonce, u64)> + '_ {
+        self.by_expiry
+            .iter()
+            .flat_map(|(t, pairs)| pairs.iter().map(move |(s, n)| (*s, *n, *t)))
+    }
+
     /// Whether no pair is remembered.
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()

@@ -1,0 +1,258 @@
+//! Sealed snapshots, journal records and replay for a durable enclave (see [`crate::persist`]).
+
+use alloy_primitives::B256;
+use rand_core::CryptoRngCore;
+use sealbridge_log::{CompactRange, leaf_hash};
+use sealbridge_programs::Program;
+use sealbridge_seal::{
+    at_rest::{RootSecret, SealingKey},
+    keys::Ed25519SigningKey,
+};
+
+use super::{Enclave, Journal, SEAL_PURPOSE_INPUT, SettlementTarget};
+use crate::{
+    EnclavePolicy, Error, InstanceKeys,
+    boundary::{BoundaryError, ChainEvent},
+    checkpoint,
+    epochs::EpochKeys,
+    persist::{
+        self, JournalRecord, SEAL_PURPOSE_JOURNAL, SEAL_PURPOSE_SNAPSHOT, SNAPSHOT_VERSION,
+        Snapshot, Step,
+    },
+    policy::{program_id, simulated_measurement},
+    replay::ReplaySet,
+};
+use sealbridge_proto::SuitePolicy;
+
+impl Journal {
+    pub(super) fn new(root: &RootSecret, next: u64) -> Self {
+        Self {
+            record_key: SealingKey::derive(root, SEAL_PURPOSE_JOURNAL),
+            snapshot_key: SealingKey::derive(root, SEAL_PURPOSE_SNAPSHOT),
+            next,
+            steps: Vec::new(),
+        }
+    }
+}
+
+impl<P: Program> Enclave<P> {
+    /// Seal the steps of the request just served into the next journal record.
+    pub(super) fn take_record(&mut self) -> Result<Option<JournalRecord>, BoundaryError> {
+        let instance = *self.instance.as_bytes();
+        let Some(j) = self.journal.as_mut() else {
+            return Ok(None);
+        };
+        if j.steps.is_empty() {
+            return Ok(None);
+        }
+        let steps = std::mem::take(&mut j.steps);
+        let plain = persist::to_cbor(&steps).ok_or(BoundaryError::Internal)?;
+        let index = j.next;
+        let blob = j.record_key.seal(
+            &persist::journal_aad(&instance, index),
+            &plain,
+            &mut self.rng,
+        );
+        j.next += 1;
+        Ok(Some(JournalRecord { index, blob }))
+    }
+
+    /// Index of the next journal record (`None` unless durable).
+    pub fn next_record(&self) -> Option<u64> {
+        self.journal.as_ref().map(|j| j.next)
+    }
+
+    /// A sealed snapshot of the whole state, valid from journal record `next_record` on.
+    /// Refused while a batch is pending (the program's snapshot covers settled state only).
+    pub(super) fn snapshot(&mut self) -> Result<(u64, Vec<u8>), BoundaryError> {
+        let refuse = |why: &str| BoundaryError::Refused(why.to_string());
+        let Some(j) = self.journal.as_ref() else {
+            return Err(refuse("this enclave was not booted durable"));
+        };
+        if !self.batch_receipts.is_empty() || self.program.pending_inputs() != 0 {
+            return Err(refuse("a batch is pending; snapshot after the next cut"));
+        }
+        let mut secp = [0u8; 32];
+        secp.copy_from_slice(&self.keys.secp256k1.to_bytes());
+        let snap = Snapshot {
+            version: SNAPSHOT_VERSION,
+            policy_hash: self.policy_hash,
+            chain_id: self.target.chain_id,
+            settlement: self.target.settlement,
+            ed25519_seed: *self.keys.ed25519.expose_seed(),
+            secp256k1: secp,
+            epochs: self.epochs.parts(),
+            replay: self.replay.entries().collect(),
+            program_state: self.program.encode_state(),
+            log: self.log.to_bytes(),
+            sequence: self.sequence,
+            last_root: self.last_root,
+            now: self.now,
+            next_record: j.next,
+        };
+        secp.fill(0);
+        let plain = persist::to_cbor(&snap).ok_or(BoundaryError::Internal)?;
+        let next = j.next;
+        let blob = j
+            .snapshot_key
+            .seal(&persist::snapshot_aad(next), &plain, &mut self.rng);
+        Ok((next, blob))
+    }
+
+    /// Restore a durable enclave from a sealed snapshot taken at journal position
+    /// `next_record`. The policy and settlement target must be the ones it was taken under.
+    pub fn restore(
+        policy: EnclavePolicy,
+        mut program: P,
+        target: SettlementTarget,
+        rng: Box<dyn CryptoRngCore + Send>,
+        root: &RootSecret,
+        next_record: u64,
+        blob: &[u8],
+    ) -> Result<Self, Error> {
+        let journal = Journal::new(root, next_record);
+        let plain = journal
+            .snapshot_key
+            .open(&persist::snapshot_aad(next_record), blob)
+            .map_err(|_| Error::Replay("snapshot does not open under this root secret"))?;
+        let snap: Snapshot =
+            persist::from_cbor(&plain).ok_or(Error::Replay("snapshot does not decode"))?;
+        if snap.version != SNAPSHOT_VERSION || snap.next_record != next_record {
+            return Err(Error::Replay("snapshot version or position mismatch"));
+        }
+        let policy_hash = policy.hash();
+        if snap.policy_hash != policy_hash {
+            return Err(Error::Replay("snapshot was taken under another policy"));
+        }
+        if snap.chain_id != target.chain_id || snap.settlement != target.settlement {
+            return Err(Error::Replay(
+                "snapshot was taken for another settlement target",
+            ));
+        }
+        let keys = InstanceKeys {
+            ed25519: Ed25519SigningKey::from_seed(snap.ed25519_seed),
+            secp256k1: k256::ecdsa::SigningKey::from_slice(&snap.secp256k1)
+                .map_err(|_| Error::Replay("snapshot statement key"))?,
+        };
+        let bundle = keys.bundle();
+        let mut replay = ReplaySet::default();
+        for (s, n, t) in &snap.replay {
+            replay.insert(*s, *n, *t);
+        }
+        program
+            .restore_state(&snap.program_state)
+            .map_err(|_| Error::Replay("snapshot program state"))?;
+        let log =
+            CompactRange::from_bytes(&snap.log).map_err(|_| Error::Replay("snapshot log range"))?;
+        let measurement = simulated_measurement(program.name());
+        Ok(Self {
+            program_id: program_id(&measurement, &policy_hash),
+            epochs: EpochKeys::from_parts(&snap.epochs, policy.epoch_secs, policy.epoch_grace_secs),
+            policy,
+            policy_hash,
+            measurement,
+            target,
+            instance: bundle.instance_id(),
+            bundle,
+            keys,
+            replay,
+            suites: SuitePolicy::default(),
+            program,
+            log_origin: checkpoint::log_origin(target.chain_id, target.settlement),
+            log_outbox: Vec::new(),
+            log_outbox_first: log.size(),
+            log,
+            batch_receipts: Vec::new(),
+            batch_sequences: Vec::new(),
+            sequence: snap.sequence,
+            last_root: snap.last_root,
+            sealing: SealingKey::derive(root, SEAL_PURPOSE_INPUT),
+            rng,
+            now: snap.now,
+            journal: Some(journal),
+        })
+    }
+
+    /// Apply one journal record (the next in order) after [`Enclave::restore`].
+    pub fn replay(&mut self, record: &JournalRecord) -> Result<(), Error> {
+        let instance = *self.instance.as_bytes();
+        let j = self
+            .journal
+            .as_mut()
+            .ok_or(Error::Replay("this enclave was not booted durable"))?;
+        if record.index != j.next {
+            return Err(Error::Replay("journal record out of order"));
+        }
+        let plain = j
+            .record_key
+            .open(&persist::journal_aad(&instance, record.index), &record.blob)
+            .map_err(|_| Error::Replay("journal record does not open"))?;
+        let steps: Vec<Step> =
+            persist::from_cbor(&plain).ok_or(Error::Replay("journal record does not decode"))?;
+        for step in &steps {
+            self.apply(step)?;
+        }
+        if let Some(j) = self.journal.as_mut() {
+            j.next += 1;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, step: &Step) -> Result<(), Error> {
+        match step {
+            Step::Advance(t) => self.now = self.now.max(*t),
+            Step::Prune => self.replay.prune(self.now),
+            Step::Epochs(parts) => {
+                self.epochs = EpochKeys::from_parts(
+                    parts,
+                    self.policy.epoch_secs,
+                    self.policy.epoch_grace_secs,
+                );
+            }
+            Step::Log(entry) => {
+                self.log
+                    .append(leaf_hash(entry))
+                    .map_err(|_| Error::Replay("log full"))?;
+                self.log_outbox.push(entry.clone());
+            }
+            Step::Input {
+                sender,
+                nonce,
+                expires_at,
+                payload,
+            } => {
+                self.program
+                    .apply_input(sender, payload)
+                    .map_err(|_| Error::Replay("replayed input rejected: replay diverged"))?;
+                self.replay.insert(*sender, *nonce, *expires_at);
+            }
+            Step::BatchPush { leaf, sequence } => {
+                self.batch_receipts.push(*leaf);
+                self.batch_sequences.push(*sequence);
+            }
+            Step::Chain(ChainEvent::Deposit {
+                account,
+                token,
+                amount,
+            }) => self.program.on_deposit(*account, *token, *amount),
+            Step::Chain(ChainEvent::Withdrawal {
+                account,
+                token,
+                amount,
+            }) => self.program.on_withdrawal(*account, *token, *amount),
+            Step::Batch { state_root } => {
+                let result = self.program.finish_batch();
+                if result.state_root != *state_root {
+                    return Err(Error::Replay(
+                        "replayed batch root differs: replay diverged",
+                    ));
+                }
+                self.sequence += 1;
+                self.last_root = B256::from(result.state_root.0);
+                self.batch_receipts.clear();
+                self.batch_sequences.clear();
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! Durability (DESIGN §6 "Durability and replay"): sealed snapshots and a sealed journal.
+//!
+//! A durable enclave (booted with [`crate::Enclave::boot_durable`]) records every state change a
+//! request makes as a list of primitive [`Step`]s and seals them into one [`JournalRecord`]
+//! (AES-256-GCM under a key derived from the root sealing secret, the record index bound in the
+//! AAD). The host must store each record durably, in order, before it acts on the response that
+//! carried it — in particular before it returns a receipt. After a crash the host hands the
+//! enclave its last sealed snapshot ([`crate::Enclave::restore`]) and then every later record in
+//! index order ([`crate::Enclave::replay`]); replay applies the same primitives in the same order,
+//! so the state, the log and every statement come out identical. Replay re-runs the program
+//! (`apply_input`, `finish_batch`) and checks the roots it gets against the ones recorded, so a
+//! divergence is detected, never silently settled.
+//!
+//! Records carry only what replay cannot recompute deterministically: opened inputs (sender,
+//! payload, nonce, expiry), newly generated epoch keys and the log entries appended. Receipt,
+//! checkpoint (Ed25519) and statement (RFC 6979 ECDSA) signatures are deterministic.
+//!
+//! Both formats are CBOR inside a sealed blob (`sealbridge_seal::at_rest`):
+//! - record: AAD = `"sealbridge/v1/journal" ‖ instance id (32) ‖ index u64 BE`;
+//! - snapshot: AAD = `"sealbridge/v1/snapshot" ‖ next record index u64 BE`.
+//!
+//! A host can withhold the tail of the journal (a rollback); the node's start-up check against
+//! the chain's settled root catches a rollback below what has settled.
+
+use alloy_primitives::B256;
+use sealbridge_log::Hash;
+use sealbridge_proto::{Nonce, SenderId};
+use zeroize::Zeroize;
+
+use crate::{boundary::ChainEvent, epochs::EpochParts};
+
+/// Purpose of the journal sealing key.
+pub const SEAL_PURPOSE_JOURNAL: &[u8] = b"journal";
+/// Purpose of the snapshot sealing key.
+pub const SEAL_PURPOSE_SNAPSHOT: &[u8] = b"snapshot";
+/// AAD prefix of journal records.
+pub const JOURNAL_CONTEXT: &[u8] = b"sealbridge/v1/journal";
+/// AAD prefix of snapshots.
+pub const SNAPSHOT_CONTEXT: &[u8] = b"sealbridge/v1/snapshot";
+/// Snapshot format version.
+pub const SNAPSHOT_VERSION: u8 = 1;
+
+/// One sealed journal record: the state changes of one request.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JournalRecord {
+    /// Position in the journal (0-based, consecutive).
+    pub index: u64,
+    /// The sealed steps.
+    #[serde(with = "serde_bytes_compat")]
+    pub blob: Vec<u8>,
+}
+
+impl std::fmt::Debug for JournalRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalRecord")
+            .field("index", &self.index)
+            .field("blob_len", &self.blob.len())
+            .finish()
+    }
+}
+
+/// CBOR byte strings rather than arrays of integers for `Vec<u8>` (half the size, faster).
+pub(crate) mod serde_bytes_compat {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// A primitive state change, recorded live and applied again on replay.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) enum Step {
+    /// Enclave time moved forward to this value.
+    Advance(u64),
+    /// The replay set was pruned at the current time.
+    Prune,
+    /// The epoch keys changed (a rotation or a retirement); the new state in full.
+    Epochs(EpochParts),
+    /// A log entry was appended.
+    Log(#[serde(with = "serde_bytes_compat")] Vec<u8>),
+    /// An input was accepted: applied to the program and remembered for replay protection.
+    Input {
+        sender: SenderId,
+        nonce: Nonce,
+        expires_at: u64,
+        #[serde(with = "serde_bytes_compat")]
+        payload: Vec<u8>,
+    },
+    /// An accepted receipt joined the pending batch.
+    BatchPush { leaf: Hash, sequence: u64 },
+    /// A chain event was applied to the program.
+    Chain(ChainEvent),
+    /// The pending batch was closed; the program's new state root.
+    Batch { state_root: B256 },
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        if let Step::Input { payload, .. } = self {
+            payload.zeroize();
+        }
+    }
+}
+
+/// Everything a restored enclave needs. Only ever exists sealed outside the enclave.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Snapshot {
+    pub(crate) version: u8,
+    pub(crate) policy_hash: B256,
+    pub(crate) chain_id: u64,
+    pub(crate) settlement: alloy_primitives::Address,
+    pub(crate) ed25519_seed: [u8; 32],
+    pub(crate) secp256k1: [u8; 32],
+    pub(crate) epochs: EpochParts,
+    pub(crate) replay: Vec<(SenderId, Nonce, u64)>,
+    #[serde(with = "serde_bytes_compat")]
+    pub(crate) program_state: Vec<u8>,
+    #[serde(with = "serde_bytes_compat")]
+    pub(crate) log: Vec<u8>,
+    pub(crate) sequence: u64,
+    pub(crate) last_root: B256,
+    pub(crate) now: u64,
+    pub(crate) next_record: u64,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        self.ed25519_seed.zeroize();
+        self.secp256k1.zeroize();
+    }
+}
+
+pub(crate) fn journal_aad(instance: &[u8; 32], index: u64) -> Vec<u8> {
+    [JOURNAL_CONTEXT, instance.as_slice(), &index.to_be_bytes()].concat()
+}
+
+pub(crate) fn snapshot_aad(next_record: u64) -> Vec<u8> {
+    [SNAPSHOT_CONTEXT, &next_record.to_be_bytes()].concat()
+}
+
+/// CBOR-encode into a buffer that is zeroised when dropped.
+pub(crate) fn to_cbor<T: serde::Serialize>(v: &T) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let mut out = zeroize::Zeroizing::new(Vec::new());
+    ciborium::into_writer(v, &mut *out).ok()?;
+    Some(out)
+}
+
+pub(crate) fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    ciborium::from_reader(bytes).ok()
+}

@@ -1,0 +1,423 @@
+//! Durability: a restored enclave that replays its journal is the same enclave, byte for byte
+//! (DESIGN §6 "Durability and replay"); tampered, reordered or foreign records are refused.
+
+use alloy_primitives::Address;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use sealbridge_enclave::{
+    EnclavePolicy, SettlementTarget,
+    boundary::{BOUNDARY_VERSION, BoundaryError, ChainEvent, Request, Response, SubmitOutcome},
+    epochs::EpochAnnouncement,
+    persist::JournalRecord,
+    session::Session,
+};
+use sealbridge_programs::netting::{NettingConfig, Obligation, Participant};
+use sealbridge_proto::{EnvelopeHeader, Nonce, ProgramId, ReasonCode, TraceId};
+use sealbridge_seal::{
+    at_rest::RootSecret,
+    envelope,
+    keys::{Ed25519PublicKey, Ed25519SigningKey},
+};
+
+const T0: u64 = 1_700_000_000;
+const TOKEN: Address = Address::repeat_byte(0xee);
+const TARGET: SettlementTarget = SettlementTarget {
+    chain_id: 31337,
+    settlement: Address::repeat_byte(0x5e),
+};
+const ROOT: [u8; 32] = [7; 32];
+
+fn session(root: [u8; 32], seed: u64) -> Session {
+    let mut s = Session::new(
+        RootSecret::from_bytes(root),
+        Box::new(move || Box::new(ChaCha20Rng::seed_from_u64(seed))),
+    );
+    assert_eq!(
+        s.handle(Request::Hello {
+            version: BOUNDARY_VERSION
+        }),
+        Response::Hello {
+            version: BOUNDARY_VERSION
+        }
+    );
+    s
+}
+
+struct Live {
+    s: Session,
+    users: Vec<(Ed25519SigningKey, Address)>,
+    policy: EnclavePolicy,
+    rng: ChaCha20Rng,
+    records: Vec<JournalRecord>,
+    /// (next record, blob) of every snapshot taken.
+    snapshots: Vec<(u64, Vec<u8>)>,
+    accepted: Vec<Vec<u8>>,
+}
+
+fn journaled(s: &mut Session, r: Request, records: &mut Vec<JournalRecord>) -> Response {
+    match s.handle(Request::Journaled(Box::new(r))) {
+        Response::Journaled {
+            response, record, ..
+        } => {
+            if let Some(rec) = record {
+                if let Some(last) = records.last() {
+                    assert_eq!(rec.index, last.index + 1, "records are consecutive");
+                }
+                records.push(rec);
+            }
+            *response
+        }
+        r => panic!("{r:?}"),
+    }
+}
+
+impl Live {
+    fn new() -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let users: Vec<_> = (1..=4u8)
+            .map(|i| {
+                (
+                    Ed25519SigningKey::generate(&mut rng),
+                    Address::repeat_byte(i),
+                )
+            })
+            .collect();
+        let policy = EnclavePolicy::new(
+            NettingConfig {
+                participants: users
+                    .iter()
+                    .map(|(k, a)| Participant {
+                        sender: k.public().sender_id(),
+                        account: *a,
+                    })
+                    .collect(),
+                tokens: vec![TOKEN],
+            },
+            4,
+        );
+        let mut s = session(ROOT, 1);
+        assert_eq!(
+            s.handle(Request::Boot {
+                policy: policy.clone(),
+                target: TARGET,
+                now: T0,
+            }),
+            Response::Ack
+        );
+        let mut live = Self {
+            s,
+            users,
+            policy,
+            rng,
+            records: Vec::new(),
+            snapshots: Vec::new(),
+            accepted: Vec::new(),
+        };
+        live.snapshot();
+        live
+    }
+
+    fn snapshot(&mut self) {
+        match self.s.handle(Request::Snapshot) {
+            Response::Snapshot { next_record, blob } => {
+                assert_eq!(next_record, self.records.len() as u64);
+                self.snapshots.push((next_record, blob));
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    fn envelope(&mut self, now: u64, from: usize, to: usize, amount: u128) -> Vec<u8> {
+        let desc = match self.s.handle(Request::Describe) {
+            Response::Description(d) => *d,
+            r => panic!("{r:?}"),
+        };
+        let ann = EpochAnnouncement::verify(
+            &desc.epoch_announcement,
+            &Ed25519PublicKey(desc.key_bundle.ed25519),
+        )
+        .unwrap();
+        let header = EnvelopeHeader::new(
+            desc.key_bundle.instance_id(),
+            ann.epoch,
+            ProgramId(desc.program_id.0),
+            Nonce(self.rng.r#gen()),
+            now + 600,
+            TraceId(self.rng.r#gen()),
+        );
+        let ob = Obligation {
+            to: self.users[to].1,
+            token: TOKEN,
+            amount,
+        };
+        envelope::seal(
+            &header,
+            &ann.public_key,
+            &self.users[from].0,
+            &ob.encode(),
+            &mut self.rng,
+        )
+        .unwrap()
+    }
+
+    fn submit(&mut self, envelope: Vec<u8>, now: u64) -> SubmitOutcome {
+        match journaled(
+            &mut self.s,
+            Request::Submit { envelope, now },
+            &mut self.records,
+        ) {
+            Response::Submitted(o) => *o,
+            r => panic!("{r:?}"),
+        }
+    }
+}
+
+/// What must be identical between the live enclave and a restored one.
+fn fingerprint(s: &mut Session) -> (String, u64, alloy_primitives::B256, Vec<u8>) {
+    let note = match s.handle(Request::Checkpoint) {
+        Response::Checkpoint { note } => note,
+        r => panic!("{r:?}"),
+    };
+    let e = s.enclave().unwrap();
+    let desc = e.describe();
+    (
+        note,
+        e.last_sequence(),
+        e.last_state_root(),
+        desc.epoch_announcement,
+    )
+}
+
+fn restore(live: &Live, snapshot: usize, seed: u64) -> Session {
+    let (next, blob) = live.snapshots[snapshot].clone();
+    let mut s = session(ROOT, seed);
+    assert_eq!(
+        s.handle(Request::Restore {
+            policy: live.policy.clone(),
+            target: TARGET,
+            next_record: next,
+            snapshot: blob,
+        }),
+        Response::Ack
+    );
+    for rec in &live.records[next as usize..] {
+        assert_eq!(
+            s.handle(Request::Replay {
+                record: rec.clone()
+            }),
+            Response::Ack,
+            "record {}",
+            rec.index
+        );
+    }
+    s
+}
+
+/// A workload with deposits, accepted and rejected inputs, replays, batch cuts, an epoch
+/// rotation and a snapshot in the middle.
+fn workload() -> Live {
+    let mut live = Live::new();
+    let mut records = std::mem::take(&mut live.records);
+    let accounts: Vec<Address> = live.users.iter().map(|(_, a)| *a).collect();
+    for a in accounts {
+        let r = journaled(
+            &mut live.s,
+            Request::Chain(ChainEvent::Deposit {
+                account: a,
+                token: TOKEN,
+                amount: 1_000,
+            }),
+            &mut records,
+        );
+        assert_eq!(r, Response::Ack);
+    }
+    live.records = records;
+    let mut now = T0;
+    for i in 0..30u64 {
+        now += 37;
+        if i == 15 {
+            // Past the epoch length (1 h): the next submission rotates the epoch key.
+            now += 3_600;
+        }
+        let from = (i % 4) as usize;
+        let env = live.envelope(now, from, (from + 1) % 4, u128::from(i % 7) + 1);
+        let out = live.submit(env.clone(), now);
+        assert_eq!(out.rejected, None, "input {i}");
+        live.accepted.push(env.clone());
+        if i % 5 == 0 {
+            let out = live.submit(env, now);
+            assert_eq!(out.rejected, Some(ReasonCode::Replayed));
+        }
+        if i % 9 == 0 {
+            // More than the escrow holds: the program rejects it.
+            let env = live.envelope(now, from, (from + 2) % 4, 1_000_000);
+            assert_eq!(
+                live.submit(env, now).rejected,
+                Some(ReasonCode::ProgramRejected)
+            );
+        }
+        if out.batch.is_some() && i == 11 {
+            live.snapshot();
+        }
+    }
+    live
+}
+
+#[test]
+fn replay_from_any_snapshot_reproduces_the_enclave() {
+    let mut live = workload();
+    assert!(live.snapshots.len() >= 2);
+    assert!(live.s.enclave().unwrap().last_sequence() >= 7);
+    let want = fingerprint(&mut live.s);
+    for snap in 0..live.snapshots.len() {
+        let mut restored = restore(&live, snap, 1000 + snap as u64);
+        assert_eq!(fingerprint(&mut restored), want, "from snapshot {snap}");
+        // And it behaves the same: a journaled envelope is refused as a replay, and the next
+        // new input gets the byte-identical receipt and statement.
+        let old = live.accepted.last().unwrap().clone();
+        let now = T0 + 4_800;
+        let mut scratch = Vec::new();
+        let Response::Submitted(o) = journaled(
+            &mut restored,
+            Request::Submit { envelope: old, now },
+            &mut scratch,
+        ) else {
+            panic!()
+        };
+        assert_eq!(o.rejected, Some(ReasonCode::Replayed));
+    }
+    // The same new envelope submitted to the live and the restored enclave.
+    let env = live.envelope(T0 + 4_800, 0, 1, 3);
+    let mut restored = restore(&live, 1, 77);
+    let a = live.submit(env.clone(), T0 + 4_800);
+    let mut scratch = Vec::new();
+    let Response::Submitted(b) = journaled(
+        &mut restored,
+        Request::Submit {
+            envelope: env,
+            now: T0 + 4_800,
+        },
+        &mut scratch,
+    ) else {
+        panic!()
+    };
+    assert_eq!(a.receipt, b.receipt);
+    assert_eq!(a.sequence, b.sequence);
+    let cut = |s: &mut Session| match s.handle(Request::CutBatch { now: T0 + 4_801 }) {
+        Response::Batch(Some(b)) => *b,
+        r => panic!("{r:?}"),
+    };
+    let (sa, sb) = (cut(&mut live.s), cut(&mut restored));
+    assert_eq!(sa, sb, "same statement, same signature");
+}
+
+#[test]
+fn tampered_reordered_and_foreign_records_are_refused() {
+    let live = workload();
+    let (next, blob) = live.snapshots[0].clone();
+    let start = |root: [u8; 32]| {
+        let mut s = session(root, 3);
+        let r = s.handle(Request::Restore {
+            policy: live.policy.clone(),
+            target: TARGET,
+            next_record: next,
+            snapshot: blob.clone(),
+        });
+        (s, r)
+    };
+    // Another root secret (another TEE, or a forged snapshot): refused.
+    let (_, r) = start([8; 32]);
+    assert!(
+        matches!(r, Response::Error(BoundaryError::Refused(ref why)) if why.contains("root secret")),
+        "{r:?}"
+    );
+    // Another policy: refused.
+    let mut other = live.policy.clone();
+    other.batch_size += 1;
+    let mut s = session(ROOT, 3);
+    let r = s.handle(Request::Restore {
+        policy: other,
+        target: TARGET,
+        next_record: next,
+        snapshot: blob.clone(),
+    });
+    assert!(
+        matches!(r, Response::Error(BoundaryError::Refused(_))),
+        "{r:?}"
+    );
+    // A snapshot presented at another journal position: refused.
+    let mut s = session(ROOT, 3);
+    let r = s.handle(Request::Restore {
+        policy: live.policy.clone(),
+        target: TARGET,
+        next_record: next + 1,
+        snapshot: blob.clone(),
+    });
+    assert!(
+        matches!(r, Response::Error(BoundaryError::Refused(_))),
+        "{r:?}"
+    );
+
+    let (mut s, r) = start(ROOT);
+    assert_eq!(r, Response::Ack);
+    let before = fingerprint(&mut s);
+    // Skipping a record, a flipped bit, a record relabelled with another index: all refused,
+    // and none changes the state.
+    let mut flipped = live.records[0].clone();
+    if let Some(b) = flipped.blob.last_mut() {
+        *b ^= 1;
+    }
+    let mut relabelled = live.records[1].clone();
+    relabelled.index = 0;
+    for bad in [live.records[1].clone(), flipped, relabelled] {
+        let r = s.handle(Request::Replay { record: bad });
+        assert!(
+            matches!(r, Response::Error(BoundaryError::Refused(_))),
+            "{r:?}"
+        );
+        assert_eq!(fingerprint(&mut s), before);
+    }
+    // The genuine record still applies.
+    assert_eq!(
+        s.handle(Request::Replay {
+            record: live.records[0].clone()
+        }),
+        Response::Ack
+    );
+    // Session rules: no second boot, nothing before Hello.
+    let r = s.handle(Request::Boot {
+        policy: live.policy.clone(),
+        target: TARGET,
+        now: T0,
+    });
+    assert!(matches!(r, Response::Error(BoundaryError::Refused(_))));
+    let mut fresh = Session::new(
+        RootSecret::from_bytes(ROOT),
+        Box::new(|| Box::new(ChaCha20Rng::seed_from_u64(1))),
+    );
+    assert!(matches!(
+        fresh.handle(Request::Describe),
+        Response::Error(BoundaryError::Refused(_))
+    ));
+}
+
+#[test]
+fn a_non_durable_enclave_refuses_journaled_requests() {
+    let live = Live::new();
+    let mut e = sealbridge_enclave::Enclave::boot(
+        live.policy.clone(),
+        sealbridge_programs::netting::Netting::new(&live.policy.netting),
+        TARGET,
+        Box::new(ChaCha20Rng::seed_from_u64(2)),
+        T0,
+    )
+    .unwrap();
+    assert!(matches!(
+        e.handle(Request::Journaled(Box::new(Request::Describe))),
+        Response::Error(BoundaryError::Refused(_))
+    ));
+    assert!(matches!(
+        e.handle(Request::Snapshot),
+        Response::Error(BoundaryError::Refused(_))
+    ));
+}
