@@ -4,12 +4,7 @@
 use alloy_primitives::{Address, B256, keccak256};
 use sealbridge_programs::netting::NettingConfig;
 
-/// Purpose label of the policy hash.
-pub const POLICY_CONTEXT: &[u8] = b"sealbridge/v1/policy";
-/// Purpose label of the program id.
-pub const PROGRAM_ID_CONTEXT: &[u8] = b"sealbridge/v1/program-id";
-/// Purpose label of the simulated measurement.
-pub const SIM_MEASUREMENT_CONTEXT: &[u8] = b"sealbridge/v1/simulated-measurement";
+pub use sealbridge_proto::contexts::{POLICY_CONTEXT, PROGRAM_ID_CONTEXT, SIM_MEASUREMENT_CONTEXT};
 
 /// Enclave policy (versioned by [`EnclavePolicy::VERSION`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -13,12 +13,21 @@ pub const RECEIPT_CONTEXT: &[u8] = b"sealbridge/v1/receipt";
 pub const SEAL_AT_REST_CONTEXT: &[u8] = b"sealbridge/v1/seal-at-rest";
 /// Signature over an epoch KEM key announcement.
 pub const EPOCH_ANNOUNCEMENT_CONTEXT: &[u8] = b"sealbridge/v1/epoch-announcement";
-/// Signature over a transparency-log checkpoint.
-pub const CHECKPOINT_CONTEXT: &[u8] = b"sealbridge/v1/checkpoint";
 /// Prefix of the attestation `report_data` hash (DESIGN §3).
 pub const REPORT_DATA_CONTEXT: &[u8] = b"sealbridge/v1/report-data";
-/// Hash of the canonical instance key bundle.
-pub const KEY_BUNDLE_CONTEXT: &[u8] = b"sealbridge/v1/key-bundle";
+/// Prefix of the enclave policy hash (the statements' `policyHash`).
+pub const POLICY_CONTEXT: &[u8] = b"sealbridge/v1/policy";
+/// Prefix of the program id hash (measurement ‖ policy hash).
+pub const PROGRAM_ID_CONTEXT: &[u8] = b"sealbridge/v1/program-id";
+/// Prefix of the simulated TEE's measurement (INSECURE: development only).
+pub const SIM_MEASUREMENT_CONTEXT: &[u8] = b"sealbridge/v1/INSECURE-simulated-measurement";
+/// Signature of a simulated quote (INSECURE: the signing key is public).
+pub const SIM_QUOTE_CONTEXT: &[u8] = b"sealbridge/v1/INSECURE-simulated-quote";
+/// The simulated TEE root's seed is SHA-256 of this public label. Not a secret.
+pub const SIM_ROOT_SEED_LABEL: &[u8] = b"sealbridge/v1/INSECURE-simulated-tee-root";
+
+// Transparency-log checkpoints are C2SP signed notes: their domain separation is the note format
+// itself (key name = log origin, key id), so they use no label here, by design.
 
 /// Every label above.
 pub const ALL: &[&[u8]] = &[
@@ -26,9 +35,12 @@ pub const ALL: &[&[u8]] = &[
     RECEIPT_CONTEXT,
     SEAL_AT_REST_CONTEXT,
     EPOCH_ANNOUNCEMENT_CONTEXT,
-    CHECKPOINT_CONTEXT,
     REPORT_DATA_CONTEXT,
-    KEY_BUNDLE_CONTEXT,
+    POLICY_CONTEXT,
+    PROGRAM_ID_CONTEXT,
+    SIM_MEASUREMENT_CONTEXT,
+    SIM_QUOTE_CONTEXT,
+    SIM_ROOT_SEED_LABEL,
 ];
 
 #[cfg(test)]

@@ -369,7 +369,7 @@ impl fmt::Debug for KemSecretKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sealbridge_proto::contexts::{CHECKPOINT_CONTEXT, RECEIPT_CONTEXT};
+    use sealbridge_proto::contexts::{EPOCH_ANNOUNCEMENT_CONTEXT, RECEIPT_CONTEXT};
 
     #[test]
     fn rfc8032_test_1() {
@@ -398,7 +398,7 @@ mod tests {
         let sig = k.sign(RECEIPT_CONTEXT, b"msg");
         k.public().verify(RECEIPT_CONTEXT, b"msg", sig).unwrap();
         assert_eq!(
-            k.public().verify(CHECKPOINT_CONTEXT, b"msg", sig),
+            k.public().verify(EPOCH_ANNOUNCEMENT_CONTEXT, b"msg", sig),
             Err(Error::BadSignature)
         );
         assert!(k.public().verify(RECEIPT_CONTEXT, b"msh", sig).is_err());
