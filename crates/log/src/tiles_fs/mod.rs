@@ -158,6 +158,18 @@ impl TilesAt {
     }
 }
 
+impl TilesAt {
+    /// Every entry of the tree, in log order, read one entry bundle at a time (the bundles are
+    /// not verified here: call [`TileReader::verify_against`] first).
+    pub fn read_all_entries(&self) -> Result<Vec<Vec<u8>>, Error> {
+        let mut out = Vec::with_capacity(usize::try_from(self.size).unwrap_or(0).min(1 << 20));
+        for n in 0..self.size.div_ceil(TILE_WIDTH) {
+            out.extend(load_bundle(&self.root, n, tile_width(self.size, 0, n))?);
+        }
+        Ok(out)
+    }
+}
+
 impl HashReader for TilesAt {
     fn size(&self) -> u64 {
         self.size

@@ -1,0 +1,337 @@
+//! The checks that compare the log with the chain (`docs/AUDIT.md`).
+
+use super::*;
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check_registration<C: Chain + BlockTimes + ?Sized>(
+    e: &sealbridge_chain::bindings::EnclaveRegistry::EnclaveRegistered,
+    block: u64,
+    ts: Option<u64>,
+    reg: &Registry,
+    view: &LogView,
+    input: &AuditInput<'_, C>,
+    domain: &alloy_sol_types::Eip712Domain,
+    t: &mut Tally,
+) -> Result<(), Error> {
+    let who = e.enclave;
+    let Some((result, sigs)) = view
+        .results
+        .iter()
+        .find(|(r, _)| r.digest(domain) == e.resultHash)
+    else {
+        t.fail(format!(
+            "registration of {who} at block {block}: its attestation result {} is not in the log",
+            e.resultHash
+        ));
+        return Ok(());
+    };
+    let Some(ts) = ts else {
+        t.fail(format!(
+            "registration of {who}: no timestamp for block {block}"
+        ));
+        return Ok(());
+    };
+    if !t.expect(
+        result.enclave == who
+            && result.measurement == e.measurement
+            && result.expiresAt == e.expiresAt
+            && result.issuedAt <= ts
+            && ts < result.expiresAt,
+        || format!("registration of {who} at block {block}: the logged result does not match the event or is not valid at {ts}"),
+    ) {
+        return Ok(());
+    }
+    // Verifier threshold, as of that block.
+    let digest = result.digest(domain);
+    let signers: BTreeSet<Address> = sigs
+        .iter()
+        .filter_map(|s| entries::recover(&digest, s))
+        .filter(|a| reg.verifiers.contains(a))
+        .collect();
+    if !t.expect(
+        signers.len() as u64 >= u64::from(reg.threshold) && reg.threshold > 0,
+        || {
+            format!(
+                "registration of {who}: {} registered verifier signature(s), threshold {}",
+                signers.len(),
+                reg.threshold
+            )
+        },
+    ) {
+        return Ok(());
+    }
+    // The challenge is the chain's block hash.
+    if result.challengeBlock != 0 {
+        let hash = input.chain.block_hash(result.challengeBlock)?;
+        if !t.expect(
+            hash == Some(result.challenge) && result.challengeBlock < block,
+            || {
+                format!(
+                    "registration of {who}: challenge is not the hash of block {}",
+                    result.challengeBlock
+                )
+            },
+        ) {
+            return Ok(());
+        }
+    }
+    // Evidence, re-verified under the policy in force when the verifiers appraised it.
+    let Some(published) = input.attestations.evidence.get(&result.evidenceHash) else {
+        t.fail(format!(
+            "registration of {who}: evidence {} is not published",
+            result.evidenceHash
+        ));
+        return Ok(());
+    };
+    let Some(policy) = input.attestations.policies.at(result.issuedAt) else {
+        t.fail(format!(
+            "registration of {who}: no appraisal policy in force at {}",
+            result.issuedAt
+        ));
+        return Ok(());
+    };
+    let verified = match sealbridge_attest::verify(
+        &published.evidence(),
+        &published.collateral(),
+        result.issuedAt,
+        policy,
+    ) {
+        Ok(v) => v,
+        Err(err) => {
+            t.fail(format!(
+                "registration of {who}: evidence does not re-verify at {} ({}): {err}",
+                result.issuedAt,
+                err.rule()
+            ));
+            return Ok(());
+        }
+    };
+    let cl = &verified.claims;
+    let bundle = view
+        .bundles
+        .iter()
+        .find(|(b, _)| b.hash() == result.keyBundleHash)
+        .map(|(b, _)| *b);
+    let binds = bundle.is_some_and(|b| {
+        b.address == who
+            && b.ed25519 == result.ed25519Key.0
+            && cl.report_data.as_slice()
+                == report_data(&b.to_bytes(), result.challenge.as_slice()).as_slice()
+    });
+    t.expect(
+        B256::from(verified.evidence_hash) == result.evidenceHash
+            && cl.tee as u8 == result.tee
+            && B256::from(cl.measurement.0) == result.measurement
+            && cl.tcb_status as u8 == result.tcbStatus
+            && advisory_hash(&cl.advisory_ids) == result.advisoryHash
+            && binds,
+        || {
+            format!(
+                "registration of {who}: the evidence's claims or key binding differ from the result"
+            )
+        },
+    );
+    Ok(())
+}
+
+pub(super) fn check_statement(
+    e: &StatementSettled,
+    block: u64,
+    ts: Option<u64>,
+    reg: &Registry,
+    logged: Option<&LoggedStatement>,
+    domain: &alloy_sol_types::Eip712Domain,
+    t: &mut Tally,
+) {
+    let seq = e.sequence;
+    let Some(s) = logged else {
+        t.fail(format!("settled statement {seq} is not in the log"));
+        return;
+    };
+    let st = &s.statement;
+    if !t.expect(
+        st.digest(domain) == e.digest
+            && s.index == e.logSize
+            && st.newStateRoot == e.newStateRoot
+            && st.inputsRoot == e.inputsRoot
+            && st.inputCount == e.inputCount
+            && st.logSize == e.logSize
+            && st.logRoot == e.logRoot,
+        || format!("statement {seq}: the log's statement is not the one settled (digest {} on chain, {} in the log)", e.digest, st.digest(domain)),
+    ) {
+        return;
+    }
+    let Some(ts) = ts else {
+        t.fail(format!("statement {seq}: no timestamp for block {block}"));
+        return;
+    };
+    let status = match reg.enclaves.get(&e.signer) {
+        None => Some("not registered"),
+        Some((_, _, true)) => Some("revoked"),
+        Some((_, exp, _)) if ts >= *exp => Some("expired"),
+        Some((m, _, _)) => match reg.windows.get(m) {
+            Some((from, until)) if *from <= ts && ts < *until => None,
+            _ => Some("measurement not allowed"),
+        },
+    };
+    t.expect(status.is_none(), || {
+        format!(
+            "statement {seq} at block {block} (time {ts}): signer {} {}",
+            e.signer,
+            status.unwrap_or_default()
+        )
+    });
+}
+
+pub(super) fn check_anchors(
+    settled: &[StatementSettled],
+    cp: &Checkpoint,
+    tiles: &TilesAt,
+    t: &mut Tally,
+) -> Result<(), Error> {
+    let mut prev: Option<(u64, Hash)> = None;
+    let anchors = settled
+        .iter()
+        .map(|e| (Some(e.sequence), e.logSize, Hash(e.logRoot.0)))
+        .chain(std::iter::once((None, cp.size, cp.root)));
+    for (seq, size, root) in anchors {
+        let what = seq.map_or("the checkpoint".to_string(), |s| format!("statement {s}"));
+        if size > cp.size {
+            t.fail(format!("{what} anchors size {size}, beyond the checkpoint's {}: the log was rolled back or is withheld", cp.size));
+            continue;
+        }
+        if size == 0 {
+            t.fail(format!("{what} anchors an empty log"));
+            continue;
+        }
+        if !t.expect(root_at(tiles, size)? == root, || {
+            format!("{what} anchors root {root} at size {size}, but the log's root there differs: the log was forked or rewritten")
+        }) {
+            prev = Some((size, root));
+            continue;
+        }
+        if let Some((psize, proot)) = prev {
+            let proof = if psize <= size {
+                consistency_proof(tiles, psize, size)?
+            } else {
+                Vec::new()
+            };
+            t.expect(
+                psize <= size && verify_consistency(psize, size, &proof, &proot, &root).is_ok(),
+                || format!("{what} (size {size}) is not consistent with the anchor before it (size {psize})"),
+            );
+        }
+        prev = Some((size, root));
+    }
+    Ok(())
+}
+
+pub(super) fn check_batches(
+    view: &LogView,
+    cp: &Checkpoint,
+    tiles: &TilesAt,
+    t: &mut Tally,
+) -> Result<(), Error> {
+    for (seq, s) in &view.statements {
+        let leaves: Vec<Hash> = s.batch.iter().map(|b| b.receipt_leaf).collect();
+        let root = B256::from(merkle_root(&leaves).0);
+        t.expect(
+            root == s.statement.inputsRoot && leaves.len() as u64 == u64::from(s.statement.inputCount),
+            || format!(
+                "statement {seq}: the {} accepted receipts before it give root {root}, count {}; it says {} and {}",
+                leaves.len(), leaves.len(), s.statement.inputsRoot, s.statement.inputCount
+            ),
+        );
+        for b in &s.batch {
+            let entry = view
+                .entries
+                .get(b.index as usize)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let proof = inclusion_proof(tiles, b.index, cp.size)?;
+            t.expect(
+                verify_inclusion(b.index, cp.size, &leaf_hash(entry), &proof, &cp.root).is_ok(),
+                || {
+                    format!(
+                        "receipt {} of statement {seq} has no valid inclusion proof",
+                        b.index
+                    )
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_exactly_once(view: &LogView, settled: &[StatementSettled], t: &mut Tally) {
+    let mut accepted = HashSet::new();
+    for (index, env) in &view.accepted {
+        t.expect(accepted.insert(*env), || {
+            format!("envelope {} accepted again at {index}", hex::encode(env))
+        });
+    }
+    let mut settled_ids = HashSet::new();
+    for e in settled {
+        if let Some(s) = view.statements.get(&e.sequence) {
+            for b in &s.batch {
+                t.expect(settled_ids.insert(b.envelope), || {
+                    format!(
+                        "envelope {} settles twice (again in statement {})",
+                        hex::encode(b.envelope),
+                        e.sequence
+                    )
+                });
+            }
+        }
+    }
+}
+
+pub(super) fn check_counts(view: &LogView, settled: &[StatementSettled], t: &mut Tally) {
+    let Some(last) = settled.last() else {
+        t.expect(view.statements.is_empty(), || {
+            "the log has statements but none settled".into()
+        });
+        return;
+    };
+    let end = view.statements.get(&last.sequence).map_or(0, |s| s.index);
+    let accepted = view.accepted.iter().filter(|(i, _)| *i < end).count() as u64;
+    let inputs: u64 = settled.iter().map(|e| u64::from(e.inputCount)).sum();
+    t.expect(accepted == inputs, || {
+        format!("{accepted} receipts accepted before the last settled statement, {inputs} inputs settled on chain")
+    });
+    let logged = view.statements.range(..=last.sequence).count() as u64;
+    t.expect(logged == settled.len() as u64, || {
+        format!(
+            "{logged} statements in the log up to sequence {}, {} settled",
+            last.sequence,
+            settled.len()
+        )
+    });
+}
+
+pub(super) fn check_published(
+    list: &[PublishedReceipt],
+    view: &LogView,
+    cp: &Checkpoint,
+    tiles: &TilesAt,
+    t: &mut Tally,
+) -> Result<(), Error> {
+    for r in list {
+        let seq = r.sequence;
+        let entry = view.entries.get(usize::try_from(seq).unwrap_or(usize::MAX));
+        let same = entry
+            .is_some_and(|e| matches!(entries::decode(e), Ok(Entry::Receipt(b)) if b == r.receipt));
+        if !t.expect(same, || {
+            format!("published receipt {seq} is not the log's entry {seq}")
+        }) {
+            continue;
+        }
+        let entry = entry.map(Vec::as_slice).unwrap_or_default();
+        let proof = inclusion_proof(tiles, seq, cp.size)?;
+        t.expect(
+            verify_inclusion(seq, cp.size, &leaf_hash(entry), &proof, &cp.root).is_ok(),
+            || format!("published receipt {seq}: inclusion proof does not verify"),
+        );
+    }
+    Ok(())
+}

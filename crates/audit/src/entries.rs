@@ -1,0 +1,136 @@
+//! Log entries, decoded strictly (`sealbridge_enclave::log_entry`, documented in `docs/AUDIT.md`).
+
+use alloy_primitives::{Address, B256, Signature, keccak256};
+use alloy_sol_types::SolValue;
+use sealbridge_enclave::{
+    KeyBundle,
+    log_entry::{self, EntryKind},
+    policy::POLICY_CONTEXT,
+};
+use sealbridge_proto::eip712::{AttestationResult, Statement};
+
+/// ABI size of a `Statement` (11 static words).
+pub const STATEMENT_ABI_LEN: usize = 11 * 32;
+/// ABI size of an `AttestationResult` (12 static words).
+pub const RESULT_ABI_LEN: usize = 12 * 32;
+
+/// One decoded log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Instance keys and measurement, at boot.
+    KeyAnnouncement {
+        /// The key bundle.
+        bundle: KeyBundle,
+        /// The measurement the enclave reports.
+        measurement: B256,
+    },
+    /// The attestation result the enclave was registered under, with the verifier signatures.
+    AttestationResult {
+        /// The result.
+        result: AttestationResult,
+        /// 65-byte verifier signatures.
+        signatures: Vec<[u8; 65]>,
+    },
+    /// A receipt (COSE_Sign1 bytes; verified by the auditor with the instance key).
+    Receipt(Vec<u8>),
+    /// A settlement statement and its 65-byte signature.
+    Statement {
+        /// The statement.
+        statement: Statement,
+        /// `r ‖ s ‖ v`.
+        signature: [u8; 65],
+    },
+    /// A signed epoch announcement.
+    EpochRotation(Vec<u8>),
+    /// The canonical policy bytes and their `policyHash`.
+    PolicyChange {
+        /// `keccak256(POLICY_CONTEXT ‖ bytes)`.
+        hash: B256,
+    },
+}
+
+impl Entry {
+    /// Short name of the kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::KeyAnnouncement { .. } => "key announcement",
+            Entry::AttestationResult { .. } => "attestation result",
+            Entry::Receipt(_) => "receipt",
+            Entry::Statement { .. } => "statement",
+            Entry::EpochRotation(_) => "epoch rotation",
+            Entry::PolicyChange { .. } => "policy change",
+        }
+    }
+}
+
+fn sig65(b: &[u8]) -> Option<[u8; 65]> {
+    b.try_into().ok()
+}
+
+/// Decode one entry; the error says what is wrong.
+pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
+    let (kind, body) = log_entry::decode(bytes).ok_or("unknown entry version or kind")?;
+    match kind {
+        EntryKind::KeyAnnouncement => {
+            if body.len() != 57 + 32 {
+                return Err("key announcement is not 89 bytes".into());
+            }
+            let (b, m) = body.split_at(57);
+            let bundle = KeyBundle::from_bytes(b).map_err(|e| e.to_string())?;
+            Ok(Entry::KeyAnnouncement {
+                bundle,
+                measurement: B256::from_slice(m),
+            })
+        }
+        EntryKind::AttestationResult => {
+            let (len, rest) = body.split_at_checked(4).ok_or("truncated")?;
+            let len = u32::from_be_bytes(len.try_into().map_err(|_| "truncated")?) as usize;
+            if len != RESULT_ABI_LEN {
+                return Err(format!("attestation result is {len} bytes, not 384"));
+            }
+            let (abi, rest) = rest.split_at_checked(len).ok_or("truncated result")?;
+            let result = AttestationResult::abi_decode(abi).map_err(|e| e.to_string())?;
+            if result.abi_encode() != abi {
+                return Err("attestation result is not canonical ABI".into());
+            }
+            let (&count, sigs) = rest.split_first().ok_or("missing signature count")?;
+            if count == 0 || sigs.len() != usize::from(count) * 65 {
+                return Err("signature count does not match".into());
+            }
+            let signatures = sigs.chunks_exact(65).filter_map(sig65).collect();
+            Ok(Entry::AttestationResult { result, signatures })
+        }
+        EntryKind::Receipt => Ok(Entry::Receipt(body.to_vec())),
+        EntryKind::Statement => {
+            if body.len() != STATEMENT_ABI_LEN + 65 {
+                return Err("statement entry is not 417 bytes".into());
+            }
+            let (abi, sig) = body.split_at(STATEMENT_ABI_LEN);
+            let statement = Statement::abi_decode(abi).map_err(|e| e.to_string())?;
+            if statement.abi_encode() != abi {
+                return Err("statement is not canonical ABI".into());
+            }
+            Ok(Entry::Statement {
+                statement,
+                signature: sig65(sig).ok_or("signature length")?,
+            })
+        }
+        EntryKind::EpochRotation => Ok(Entry::EpochRotation(body.to_vec())),
+        EntryKind::PolicyChange => Ok(Entry::PolicyChange {
+            hash: keccak256([POLICY_CONTEXT, body].concat()),
+        }),
+    }
+}
+
+/// Recover the signer of an EIP-712 `digest` from `r ‖ s ‖ v` (v ∈ {27, 28}), refusing high-s
+/// signatures as OpenZeppelin's `ECDSA` does.
+pub fn recover(digest: &B256, sig: &[u8; 65]) -> Option<Address> {
+    if !matches!(sig[64], 27 | 28) {
+        return None;
+    }
+    let parsed = Signature::from_raw(sig).ok()?;
+    if parsed.normalize_s().is_some() {
+        return None;
+    }
+    parsed.recover_address_from_prehash(digest).ok()
+}

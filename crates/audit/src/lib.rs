@@ -1,0 +1,77 @@
+//! `sealbridge-audit`: the auditor (DESIGN §1 "Auditor", §7, §12 invariants 2 and 4).
+//!
+//! From public data only — chain events read through [`sealbridge_chain::Chain`] (live, or a
+//! recorded `chain.json` as [`RecordedChain`]), the log's C2SP tiles and signed checkpoint, the
+//! published attestation evidence and appraisal policies — [`audit`] runs the checks listed in
+//! [`CHECKS`] and returns a [`Report`]. [`proof`] builds and verifies receipt inclusion bundles.
+//!
+//! Not part of the TCB: synchronous, reads files. `docs/AUDIT.md` specifies every check.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+mod auditor;
+pub mod chain;
+pub mod entries;
+pub mod proof;
+pub mod published;
+mod report;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub use auditor::{AuditInput, PublishedReceipt, audit, read_published_receipts};
+pub use chain::{BlockTimes, ChainRecord, Contracts, RecordedChain, TimedChain};
+pub use published::{Attestations, PolicySchedule, PublishedEvidence};
+pub use report::{CHECKS, CheckResult, Report, Status, Summary};
+
+/// Errors that stop an audit before it can judge (usage, I/O, unreadable input): exit code 2.
+/// Failed checks are not errors; they are in the [`Report`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An input file is malformed, oversized or inconsistent with itself.
+    #[error("{0}")]
+    Input(String),
+    /// The chain could not be read.
+    #[error("chain: {0}")]
+    Chain(#[from] sealbridge_chain::ChainError),
+    /// The log could not be read.
+    #[error("log: {0}")]
+    Log(#[from] sealbridge_log::Error),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Read a whole file, refusing more than `max` bytes.
+pub(crate) fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    f.take(max.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io(path, e))?;
+    if out.len() as u64 > max {
+        return Err(Error::Input(format!(
+            "{}: larger than {max} bytes",
+            path.display()
+        )));
+    }
+    Ok(out)
+}

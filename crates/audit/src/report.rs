@@ -1,0 +1,236 @@
+//! The audit report: one result per check, human text or JSON.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+/// Every check, in the order it runs, with what it establishes.
+pub const CHECKS: &[(&str, &str)] = &[
+    (
+        "checkpoint",
+        "the log's checkpoint is a signed note for this deployment's origin, by an enclave key the registry attested",
+    ),
+    (
+        "log_tiles",
+        "every hash tile and entry bundle verifies against the checkpoint",
+    ),
+    (
+        "log_entries",
+        "every entry decodes; receipts and epoch announcements are signed by the announced key; receipts sit at their sequence; statements anchor the log just before their own entry, are signed by the announced enclave and carry the logged policy",
+    ),
+    (
+        "registrations",
+        "every registration's attestation result is in the log, signed by a threshold of verifiers, and re-verifies against the published evidence under the appraisal policy of its time, binding the logged keys to the on-chain challenge",
+    ),
+    (
+        "statements",
+        "every settled statement is in the log as settled and was signed by an enclave registered, not revoked, unexpired and with an allowed measurement at its block",
+    ),
+    (
+        "sequence",
+        "settled sequences have no gaps, state roots chain from zero, and each statement carries the policy in force on chain",
+    ),
+    (
+        "anchors",
+        "every anchored (logSize, logRoot) is the log's root at that size and consistent with the anchor before it and with the checkpoint",
+    ),
+    (
+        "batch_receipts",
+        "each batch's receipts (accepted receipts since the previous statement) are in the log under the checkpoint and their RFC 9162 root and count are the statement's inputsRoot and inputCount",
+    ),
+    (
+        "exactly_once",
+        "no envelope id is accepted twice or settles twice",
+    ),
+    (
+        "counts",
+        "accepted receipts up to the last settled statement equal the inputs settled on chain, and every settled statement is the log's",
+    ),
+    (
+        "published_receipts",
+        "every receipt the host published is the log's entry at its sequence, with a verifying inclusion proof",
+    ),
+];
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every item passed.
+    Pass,
+    /// At least one item failed.
+    Fail,
+    /// Not run (its inputs could not be trusted or were not given).
+    Skip,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// Stable name (see [`CHECKS`]).
+    pub name: &'static str,
+    /// What it establishes.
+    pub description: &'static str,
+    /// Pass, fail or skip.
+    pub status: Status,
+    /// Items checked.
+    pub checked: u64,
+    /// Items that failed.
+    pub failures: u64,
+    /// The first failure, or why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Counts for the reader.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Checkpoint size.
+    pub log_size: u64,
+    /// Registrations on chain.
+    pub registrations: u64,
+    /// Statements settled on chain.
+    pub statements_settled: u64,
+    /// Accepted receipts in the log.
+    pub accepted_receipts: u64,
+    /// Rejected receipts in the log.
+    pub rejected_receipts: u64,
+    /// Inputs settled on chain (Σ inputCount).
+    pub inputs_settled: u64,
+    /// Accepted receipts after the last settled statement (not yet settled).
+    pub pending_receipts: u64,
+}
+
+/// The audit report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Whether every check passed (skips count as not passed unless optional).
+    pub ok: bool,
+    /// Each check, in order.
+    pub checks: Vec<CheckResult>,
+    /// Counts.
+    pub summary: Summary,
+}
+
+impl Report {
+    /// The result of check `name`.
+    pub fn check(&self, name: &str) -> Option<&CheckResult> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// Names of the failed checks.
+    pub fn failed(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    /// Human-readable report.
+    pub fn to_human(&self) -> String {
+        let mut s = String::new();
+        for c in &self.checks {
+            let mark = match c.status {
+                Status::Pass => "ok  ",
+                Status::Fail => "FAIL",
+                Status::Skip => "skip",
+            };
+            let _ = writeln!(
+                s,
+                "[{mark}] {:<19} {} ({} checked)",
+                c.name, c.description, c.checked
+            );
+            if let Some(d) = &c.detail {
+                let what = if c.status == Status::Fail {
+                    format!("{} failure(s); first: ", c.failures)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(s, "       {what}{d}");
+            }
+        }
+        let m = &self.summary;
+        let _ = writeln!(
+            s,
+            "\nlog size {}, registrations {}, statements settled {}, receipts accepted {} / rejected {}, inputs settled {}, pending {}",
+            m.log_size,
+            m.registrations,
+            m.statements_settled,
+            m.accepted_receipts,
+            m.rejected_receipts,
+            m.inputs_settled,
+            m.pending_receipts
+        );
+        let _ = writeln!(
+            s,
+            "{}",
+            if self.ok {
+                "audit passed"
+            } else {
+                "audit FAILED"
+            }
+        );
+        s
+    }
+}
+
+/// Accumulates one check's items.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub checked: u64,
+    pub failures: u64,
+    pub first: Option<String>,
+    pub skipped: Option<String>,
+}
+
+impl Tally {
+    pub fn ok(&mut self) {
+        self.checked += 1;
+    }
+
+    pub fn fail(&mut self, why: impl Into<String>) {
+        self.checked += 1;
+        self.failures += 1;
+        if self.first.is_none() {
+            self.first = Some(why.into());
+        }
+    }
+
+    /// `ok()` if `cond`, else `fail(why())`.
+    pub fn expect(&mut self, cond: bool, why: impl FnOnce() -> String) -> bool {
+        if cond {
+            self.ok();
+        } else {
+            self.fail(why());
+        }
+        cond
+    }
+
+    pub fn skip(&mut self, why: impl Into<String>) {
+        self.skipped = Some(why.into());
+    }
+
+    pub fn finish(self, name: &'static str) -> CheckResult {
+        let description = CHECKS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| *d)
+            .unwrap_or("");
+        let (status, detail) = if self.failures > 0 {
+            (Status::Fail, self.first)
+        } else if let Some(why) = self.skipped {
+            (Status::Skip, Some(why))
+        } else {
+            (Status::Pass, None)
+        };
+        CheckResult {
+            name,
+            description,
+            status,
+            checked: self.checked,
+            failures: self.failures,
+            detail,
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The auditor on an honest deployment, and each way of cheating failing the check meant to
+//! catch it (issue #4 §6).
+
+mod common;
+
+use std::sync::OnceLock;
+
+use alloy_primitives::{B256, Bytes};
+use common::{Scenario, audit_dir};
+use sealbridge_audit::{AuditInput, Status, audit};
+use sealbridge_chain::Chain;
+use sealbridge_enclave::log_entry::{self, EntryKind};
+use sealbridge_proto::{EnvelopeId, Epoch, ReasonCode, eip712::Statement};
+use sealbridge_seal::receipt::{Receipt, ReceiptStatus};
+
+/// One scenario shared by the read-only tests (building it deploys and settles on the EVM).
+fn scenario() -> &'static std::sync::Mutex<Scenario> {
+    static S: OnceLock<std::sync::Mutex<Scenario>> = OnceLock::new();
+    S.get_or_init(|| std::sync::Mutex::new(Scenario::build(11, 40, 6, 8)))
+}
+
+fn assert_fails(report: &sealbridge_audit::Report, check: &str) {
+    let c = report.check(check).unwrap();
+    assert_eq!(
+        c.status,
+        Status::Fail,
+        "{check} should fail:\n{}",
+        report.to_human()
+    );
+    assert!(c.detail.is_some());
+    assert!(!report.ok);
+}
+
+fn receipt_index(s: &Scenario, accepted: bool) -> usize {
+    s.entries
+        .iter()
+        .position(|e| {
+            let (kind, body) = log_entry::decode(e).unwrap();
+            kind == EntryKind::Receipt && {
+                let r = Receipt::verify(
+                    body,
+                    &sealbridge_seal::keys::Ed25519PublicKey::from_bytes(*s.ed.public().as_bytes()),
+                )
+                .unwrap();
+                (r.status == ReceiptStatus::Accepted) == accepted
+            }
+        })
+        .unwrap()
+}
+
+#[test]
+fn honest_deployment_passes_every_check() {
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(s.statements.len(), 5, "40 inputs in batches of 8");
+    let dir = s.honest("honest");
+    let r = audit_dir(&dir);
+    assert!(r.ok, "{}", r.to_human());
+    for c in &r.checks {
+        if c.name != "published_receipts" {
+            assert_eq!(c.status, Status::Pass, "{}", r.to_human());
+            assert!(c.checked > 0, "{} checked nothing", c.name);
+        }
+    }
+    assert_eq!(r.summary.statements_settled, 5);
+    assert_eq!(r.summary.accepted_receipts, 40);
+    assert_eq!(r.summary.rejected_receipts, 6);
+    assert_eq!(r.summary.inputs_settled, 40);
+    assert_eq!(r.summary.registrations, 1);
+    assert_eq!(r.summary.log_size, s.entries.len() as u64);
+}
+
+#[test]
+fn the_same_auditor_runs_on_the_live_chain() {
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.honest("live");
+    let r = audit(&AuditInput {
+        chain: s.sb.chain(),
+        contracts: s.contracts,
+        log_dir: &dir.join("log"),
+        attestations: &s.attestations,
+        published_receipts: None,
+    })
+    .unwrap();
+    assert!(r.ok, "{}", r.to_human());
+}
+
+#[test]
+fn tampered_entry_bundle_fails_log_tiles() {
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.honest("tile");
+    let path = dir
+        .join("log/tile/entries/000.p")
+        .read_dir()
+        .unwrap()
+        .next();
+    let path = path.map_or(dir.join("log/tile/entries/000"), |e| e.unwrap().path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let r = audit_dir(&dir);
+    assert_fails(&r, "log_tiles");
+    assert_eq!(r.check("checkpoint").unwrap().status, Status::Pass);
+    assert_eq!(r.check("anchors").unwrap().status, Status::Skip);
+}
+
+#[test]
+fn tampered_hash_tile_fails_log_tiles() {
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.honest("hashtile");
+    let p = dir.join("log/tile/0/000.p");
+    let path = p.read_dir().unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[5] ^= 0x80;
+    std::fs::write(&path, bytes).unwrap();
+    assert_fails(&audit_dir(&dir), "log_tiles");
+}
+
+#[test]
+fn host_dropping_an_entry_fails_log_tiles() {
+    // The host cannot sign: it drops an entry and serves the enclave's checkpoint.
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let mut entries = s.entries.clone();
+    entries.remove(receipt_index(&s, false));
+    let note = s.sign_checkpoint(&s.entries);
+    let dir = s.write("drop-host", &entries, Some(&note), &s.record());
+    assert_fails(&audit_dir(&dir), "log_tiles");
+}
+
+#[test]
+fn dropped_entry_with_resigned_checkpoint_fails_anchors() {
+    // An equivocating enclave key re-signs a log without one rejected receipt.
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let mut entries = s.entries.clone();
+    entries.remove(receipt_index(&s, false));
+    let dir = s.write("drop", &entries, None, &s.record());
+    let r = audit_dir(&dir);
+    assert_fails(&r, "anchors");
+    assert_fails(&r, "log_entries"); // later receipts no longer sit at their sequence
+}
+
+#[test]
+fn forked_log_fails_anchors_only() {
+    // A different but internally valid history: one rejected receipt replaced by another, validly
+    // signed at the same index. Only the on-chain anchors can tell.
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let i = receipt_index(&s, false);
+    let mut entries = s.entries.clone();
+    let other = Receipt {
+        envelope_id: EnvelopeId::of(b"a different envelope"),
+        sequence: i as u64,
+        status: ReceiptStatus::Rejected(ReasonCode::Malformed),
+        epoch: Epoch(0),
+        enclave_time: 1,
+    }
+    .sign(&s.ed);
+    entries[i] = log_entry::encode(EntryKind::Receipt, &other);
+    let dir = s.write("fork", &entries, None, &s.record());
+    let r = audit_dir(&dir);
+    assert_fails(&r, "anchors");
+    assert_eq!(r.failed(), vec!["anchors"], "{}", r.to_human());
+}
+
+#[test]
+fn reordered_entries_fail() {
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let i = receipt_index(&s, true);
+    let mut entries = s.entries.clone();
+    entries.swap(i, i + 1);
+    let dir = s.write("reorder", &entries, None, &s.record());
+    let r = audit_dir(&dir);
+    assert_fails(&r, "log_entries");
+    assert_fails(&r, "anchors");
+}
+
+#[test]
+fn reordered_and_resequenced_receipts_fail_batch_receipts() {
+    // The equivocating key even re-signs the two receipts with swapped sequences: every entry is
+    // valid, but the batch's inputsRoot (and the anchors) no longer match.
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let i = receipt_index(&s, true);
+    let key = sealbridge_seal::keys::Ed25519PublicKey::from_bytes(*s.ed.public().as_bytes());
+    let mut entries = s.entries.clone();
+    let resign = |idx: usize, at: usize| {
+        let (_, body) = log_entry::decode(&s.entries[idx]).unwrap();
+        let mut r = Receipt::verify(body, &key).unwrap();
+        r.sequence = at as u64;
+        log_entry::encode(EntryKind::Receipt, &r.sign(&s.ed))
+    };
+    let (a, b) = (i, i + 1);
+    assert_eq!(
+        log_entry::decode(&s.entries[b]).unwrap().0,
+        EntryKind::Receipt
+    );
+    entries[a] = resign(b, a);
+    entries[b] = resign(a, b);
+    let dir = s.write("resequence", &entries, None, &s.record());
+    let r = audit_dir(&dir);
+    assert_fails(&r, "batch_receipts");
+    assert_fails(&r, "anchors");
+    assert_eq!(r.check("log_entries").unwrap().status, Status::Pass);
+}
+
+#[test]
+fn replaced_statement_fails_statements() {
+    // The last statement's entry replaced by another one, validly signed, with the same sequence.
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let last = s.statements.last().unwrap();
+    let index = last.statement.logSize as usize;
+    let mut other: Statement = last.statement.clone();
+    other.newStateRoot = B256::repeat_byte(0x42);
+    let sig = s.sign_statement(&other);
+    let mut entries = s.entries.clone();
+    entries[index] = Scenario::statement_entry(&other, &sig);
+    let dir = s.write("replace", &entries, None, &s.record());
+    let r = audit_dir(&dir);
+    assert_fails(&r, "statements");
+    assert_eq!(r.failed(), vec!["statements"], "{}", r.to_human());
+}
+
+#[test]
+fn anchoring_an_inconsistent_checkpoint_fails_anchors() {
+    // A separate scenario: it settles one more (empty) statement on chain, validly signed by the
+    // enclave's key, anchoring a root the log never had.
+    let mut s = Scenario::build(12, 8, 1, 8);
+    let head = s.entries.len() as u64;
+    let last = s.statements.last().unwrap().statement.clone();
+    let now = s.sb.chain().block_timestamp().unwrap();
+    let bogus = Statement {
+        sequence: last.sequence + 1,
+        prevStateRoot: last.newStateRoot,
+        newStateRoot: last.newStateRoot,
+        inputsRoot: B256::from(sealbridge_log::EMPTY_ROOT.0),
+        inputCount: 0,
+        logSize: head,
+        logRoot: B256::repeat_byte(0x77),
+        policyHash: last.policyHash,
+        effectsHash: common::empty_effects_hash(),
+        notBefore: now - 60,
+        notAfter: now + 3600,
+    };
+    let sig = s.sign_statement(&bogus);
+    let admin = s.admin;
+    let outcome =
+        s.sb.settle(admin, &(&bogus).into(), &[], Bytes::from(sig.to_vec()))
+            .unwrap();
+    assert!(matches!(
+        outcome,
+        sealbridge_chain::SettleOutcome::Applied(_)
+    ));
+    s.entries.push(Scenario::statement_entry(&bogus, &sig));
+    let dir = s.write("inconsistent", &s.entries, None, &s.record());
+    let r = audit_dir(&dir);
+    assert_fails(&r, "anchors");
+    assert_eq!(r.failed(), vec!["anchors"], "{}", r.to_human());
+}
+
+#[test]
+fn tampered_chain_record_event_fails_statements() {
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let mut record = s.record();
+    // StatementSettled's data: digest is the first word.
+    let ev = record
+        .logs
+        .iter_mut()
+        .rev()
+        .find(|l| l.address == s.contracts.settlement && l.data.len() == 7 * 32)
+        .unwrap();
+    let mut data = ev.data.to_vec();
+    data[0] ^= 1;
+    ev.data = data.into();
+    let dir = s.write("chain-tamper", &s.entries, None, &record);
+    assert_fails(&audit_dir(&dir), "statements");
+}
+
+#[test]
+fn missing_evidence_fails_registrations() {
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.honest("no-evidence");
+    std::fs::remove_dir_all(dir.join("evidence")).unwrap();
+    let r = audit_dir(&dir);
+    assert_fails(&r, "registrations");
+    assert_eq!(r.failed(), vec!["registrations"]);
+}
+
+#[test]
+fn evidence_under_a_stricter_policy_fails_registrations() {
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.honest("strict-policy");
+    std::fs::write(
+        dir.join("appraisal-policies.json"),
+        r#"{"policies": [{"from": 0, "policy": {}}]}"#,
+    )
+    .unwrap();
+    let r = audit_dir(&dir);
+    assert_fails(&r, "registrations");
+    let detail = r.check("registrations").unwrap().detail.clone().unwrap();
+    assert!(detail.contains("allow_simulated"), "{detail}");
+}
+
+#[test]
+fn checkpoint_from_another_key_fails_checkpoint() {
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let other = sealbridge_seal::keys::Ed25519SigningKey::from_seed([9; 32]);
+    let leaves: Vec<_> = s
+        .entries
+        .iter()
+        .map(|e| sealbridge_log::leaf_hash(e))
+        .collect();
+    let note = sealbridge_enclave::checkpoint::sign(
+        &other,
+        &s.origin,
+        s.entries.len() as u64,
+        sealbridge_log::merkle_root(&leaves),
+    )
+    .unwrap();
+    let dir = s.write("other-key", &s.entries, Some(&note), &s.record());
+    let r = audit_dir(&dir);
+    assert_fails(&r, "checkpoint");
+    assert_eq!(r.check("log_tiles").unwrap().status, Status::Skip);
+}
