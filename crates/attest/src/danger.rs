@@ -19,9 +19,9 @@ use crate::{Claims, Error, Measurement, Register, TcbStatus, TeeKind};
 /// Magic prefix; the `SIM` in it is the format naming itself insecure.
 pub const SIM_QUOTE_MAGIC: &[u8; 8] = b"SBSIMQ01";
 /// Purpose label of the simulated quote signature.
-pub const SIM_QUOTE_CONTEXT: &[u8] = b"sealbridge/v1/INSECURE-simulated-quote";
+pub use sealbridge_proto::contexts::SIM_QUOTE_CONTEXT;
 /// The simulated root's seed is SHA-256 of this public label. It is not a secret.
-pub const INSECURE_SIM_ROOT_SEED_LABEL: &[u8] = b"sealbridge/v1/INSECURE-simulated-tee-root";
+pub use sealbridge_proto::contexts::SIM_ROOT_SEED_LABEL as INSECURE_SIM_ROOT_SEED_LABEL;
 /// Length of an encoded simulated quote.
 pub const SIM_QUOTE_LEN: usize = 8 + 32 + 64 + 8 + 1 + 64;
 

@@ -41,7 +41,7 @@ pub use policy::{AllowedMeasurement, Policy, PolicyFileError};
 use aws_lc_rs::digest;
 
 /// Purpose label of the report data hash (DESIGN §3).
-pub const REPORT_DATA_CONTEXT: &[u8] = b"sealbridge/v1/report-data";
+pub use sealbridge_proto::contexts::REPORT_DATA_CONTEXT;
 
 /// Largest evidence accepted by any parser (a DCAP quote with its PCK chain is ~5 KiB; Nitro ~5 KiB).
 pub const MAX_EVIDENCE_LEN: usize = 64 * 1024;
