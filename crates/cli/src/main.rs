@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod attest_cmd;
+mod audit_cmd;
 mod demo;
 mod verifier_cmd;
 
@@ -28,6 +29,10 @@ enum Command {
     Attest(attest_cmd::AttestArgs),
     /// The verifier role: appraise evidence and sign attestation results (EIP-712).
     Verifier(verifier_cmd::VerifierArgs),
+    /// Audit a deployment from public data: chain events, log tiles, evidence and policy.
+    Audit(audit_cmd::AuditArgs),
+    /// Transparency log: inclusion proofs of receipts against the latest checkpoint.
+    Log(audit_cmd::LogArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +41,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Attest(args) => attest_cmd::run(&args),
         Command::Verifier(args) => verifier_cmd::run(&args),
+        Command::Audit(args) => audit_cmd::run(&args),
+        Command::Log(args) => audit_cmd::run_log(&args),
     };
     match result {
         Ok(code) => code,

@@ -3,18 +3,49 @@
 //! - `statements.jsonl`: per statement, the EIP-712 typed data exactly as `eth_signTypedData_v4`
 //!   takes it, the 65-byte signature (0x-hex), the signer address, the digest and the effects;
 //! - `receipts.jsonl`: per receipt, the COSE_Sign1 bytes (hex), envelope id, status, sequence;
-//! - `enclave.json`: instance Ed25519 public key, secp256k1 address, measurement and more.
+//! - `enclave.json`: instance Ed25519 public key, secp256k1 address, measurement and more;
+//! - for `sealbridge audit --dir DIR` (`docs/AUDIT.md`): `chain.json` (every registry and
+//!   settlement event with its block, and every block's hash and timestamp), `evidence/<sha256>.json`
+//!   (the evidence behind the registration) and `appraisal-policies.json` (the verifiers' policy).
 
 use std::{fs, io::Write, path::Path};
 
 use alloy_primitives::{Address, hex};
 use anyhow::Context;
+use sealbridge_audit::{
+    Attestations, BlockTimes, ChainRecord, Contracts, PublishedEvidence,
+    published::INSECURE_DEV_POLICY_JSON,
+};
+use sealbridge_chain::Chain;
 use sealbridge_enclave::{
     SignedStatement,
     boundary::{Description, SubmitOutcome},
 };
 use sealbridge_proto::eip712::{DOMAIN_VERSION, SETTLEMENT_DOMAIN_NAME, Statement};
 use serde_json::{Value, json};
+
+/// The attestation material the auditor re-verifies: the evidence and the verifiers' policy
+/// (`Policy::insecure_dev()`, in force from time 0).
+pub fn attestations(evidence: &sealbridge_attest::Evidence) -> anyhow::Result<Attestations> {
+    let mut a = Attestations::default();
+    let published = PublishedEvidence::new(evidence, &sealbridge_attest::Collateral::None)?;
+    a.evidence.insert(published.hash(), published);
+    a.policies.insert(0, INSECURE_DEV_POLICY_JSON)?;
+    Ok(a)
+}
+
+/// `chain.json`, `evidence/` and `appraisal-policies.json`.
+pub fn write_audit_data<C: Chain + BlockTimes>(
+    dir: &Path,
+    chain: &C,
+    contracts: Contracts,
+    attestations: &Attestations,
+) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    ChainRecord::capture(chain, contracts)?.write(&dir.join("chain.json"))?;
+    attestations.write(dir)?;
+    Ok(())
+}
 
 /// The `eth_signTypedData_v4` typed data of a statement.
 pub fn typed_data(s: &Statement, chain_id: u64, settlement: Address) -> Value {

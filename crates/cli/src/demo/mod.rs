@@ -19,6 +19,7 @@ use anyhow::{Context, bail, ensure};
 use rand::{Rng, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::{Evidence, Policy as AppraisalPolicy, report_data};
+use sealbridge_audit::{AuditInput, Contracts, PublishedReceipt, TimedChain};
 use sealbridge_chain::{
     Chain, EmbeddedChain, Sealbridge, SettleOutcome, bindings::Settlement,
     eip712::sign_attestation_sorted, embedded::key_address, proto_compat::effects_from_proto,
@@ -63,6 +64,9 @@ pub struct DemoArgs {
     pub json: bool,
 }
 
+/// The embedded chain, remembering block timestamps for the auditor.
+type DemoChain = TimedChain<EmbeddedChain>;
+
 const DEPOSIT: u128 = 1_000_000;
 const MAX_AMOUNT: u128 = 5_000;
 
@@ -74,7 +78,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
     // ---- chain and contracts -------------------------------------------------------------
     out.step("deploying EnclaveRegistry, Settlement and TestToken on the embedded EVM");
-    let chain = EmbeddedChain::new();
+    let chain = TimedChain::new(EmbeddedChain::new())?;
     let admin = chain.dev_address(0);
     let mut sb = Sealbridge::deploy(chain, admin, B256::ZERO).context("deploying contracts")?;
     let d = sb.deployment;
@@ -115,7 +119,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
     // ---- attestation and threshold registration -------------------------------------------
     out.step("registering the enclave: evidence → 2-of-3 verifiers → EnclaveRegistry");
-    register(&mut sb, &mut enclave, &description, admin, &mut rng)?;
+    let evidence = register(&mut sb, &mut enclave, &description, admin, &mut rng)?;
 
     // ---- escrow deposits -----------------------------------------------------------------
     out.step(&format!(
@@ -278,7 +282,32 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .map(|s| u64::from(s.statement.inputCount))
         .sum();
 
+    // ---- the auditor, from public data only ---------------------------------------------------
+    out.step("auditing from public data: chain events, log tiles, evidence, appraisal policy");
+    let contracts = Contracts {
+        chain_id: d.chain_id,
+        registry: d.registry,
+        settlement: d.settlement,
+    };
+    let attestations = export::attestations(&evidence)?;
+    let published: Vec<PublishedReceipt> = receipts
+        .iter()
+        .map(|r| PublishedReceipt {
+            sequence: r.sequence,
+            receipt: r.receipt.clone(),
+        })
+        .collect();
+    let audit = sealbridge_audit::audit(&AuditInput {
+        chain: sb.chain(),
+        contracts,
+        log_dir: host_log.dir(),
+        attestations: &attestations,
+        published_receipts: Some(&published),
+    })
+    .context("auditing")?;
+
     if let Some(dir) = &args.export {
+        export::write_audit_data(dir, sb.chain(), contracts, &attestations)?;
         export::write(
             dir,
             &description,
@@ -289,7 +318,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         )?;
         std::fs::write(dir.join("checkpoint"), &checkpoint_note)?;
         out.step(&format!(
-            "exported statements, receipts, enclave keys, log tiles ({}) and checkpoint to {}",
+            "exported statements, receipts, enclave keys, log tiles ({}), checkpoint, chain.json, evidence and appraisal policy to {}",
             host_log.dir().display(),
             dir.display()
         ));
@@ -315,6 +344,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         enclave_address: description.key_bundle.address,
         settlement_address: d.settlement,
         gas,
+        audit_ok: audit.ok,
+        audit_failed: audit.failed().iter().map(|s| s.to_string()).collect(),
+        audit_checks: audit.checks.len() as u64,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
     let ok = report.ok();
@@ -348,7 +380,7 @@ fn expect_ack(r: Response) -> anyhow::Result<()> {
 
 /// The relayer step: submit one statement, in order.
 fn settle(
-    sb: &mut Sealbridge<EmbeddedChain>,
+    sb: &mut Sealbridge<DemoChain>,
     from: Address,
     batch: &SignedStatement,
     gas: &mut SettleGas,
@@ -375,12 +407,12 @@ fn settle(
 
 /// Evidence bound to a fresh block hash, appraised by three verifiers; two sign (k = 2).
 fn register(
-    sb: &mut Sealbridge<EmbeddedChain>,
+    sb: &mut Sealbridge<DemoChain>,
     enclave: &mut Enclave<Netting>,
     description: &sealbridge_enclave::boundary::Description,
     admin: Address,
     rng: &mut ChaCha20Rng,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Evidence> {
     let verifiers: Vec<k256::ecdsa::SigningKey> = (0..3)
         .map(|_| k256::ecdsa::SigningKey::random(&mut *rng))
         .collect();
@@ -471,12 +503,12 @@ fn register(
         sb.is_active(bundle.address)?,
         "the enclave is not active after registration"
     );
-    Ok(())
+    Ok(evidence)
 }
 
 /// `Deposited` events of the settlement contract in an inclusive block range.
 fn deposited_events(
-    sb: &Sealbridge<EmbeddedChain>,
+    sb: &Sealbridge<DemoChain>,
     from_block: u64,
     to_block: u64,
 ) -> anyhow::Result<Vec<Settlement::Deposited>> {
@@ -491,7 +523,7 @@ fn deposited_events(
 }
 
 fn gas_lines(
-    sb: &Sealbridge<EmbeddedChain>,
+    sb: &Sealbridge<DemoChain>,
     settle: &SettleGas,
     inputs_settled: u64,
 ) -> BTreeMap<String, GasLine> {

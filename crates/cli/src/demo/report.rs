@@ -44,6 +44,13 @@ pub struct DemoReport {
     pub settlement_address: Address,
     /// Gas per kind of call; `settle` also carries gas per settled input.
     pub gas: BTreeMap<String, GasLine>,
+    /// Whether `sealbridge_audit::audit` passed every check, from public data only.
+    pub audit_ok: bool,
+    /// Names of the audit checks that failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audit_failed: Vec<String>,
+    /// Number of audit checks run.
+    pub audit_checks: u64,
     pub elapsed_ms: u64,
 }
 
@@ -56,6 +63,7 @@ impl DemoReport {
             && self.enclave_sequence == self.chain_sequence
             && self.inputs_settled == self.accepted
             && self.resubmitted_already_settled
+            && self.audit_ok
     }
 }
 
@@ -132,6 +140,14 @@ impl Reporter {
             "[{}] re-submitted statement recognised as already settled",
             mark(r.resubmitted_already_settled)
         );
+        println!(
+            "[{}] the auditor's {} checks pass from public data (chain events, log, evidence, policy)",
+            mark(r.audit_ok),
+            r.audit_checks
+        );
+        for m in &r.audit_failed {
+            println!("       failed: {m}");
+        }
         println!();
         println!("gas                       calls      total   per call  per input");
         for (kind, g) in &r.gas {

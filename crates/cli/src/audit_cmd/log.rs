@@ -1,0 +1,274 @@
+//! `sealbridge log proof|verify`, and fetching a log over plain HTTP for `sealbridge audit --log`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use alloy_primitives::Address;
+use anyhow::{Context, bail, ensure};
+use clap::{Args, Subcommand};
+use sealbridge_audit::proof::{InclusionBundle, ProofError, prove};
+use sealbridge_log::{
+    Checkpoint,
+    tile::{TILE_WIDTH, entries_path, hashes_at_level, tile_levels, tile_path, tile_width},
+};
+use serde_json::json;
+
+/// Largest file fetched over HTTP (a full tile is 8 KiB, a full bundle ≤ 16 MiB).
+const MAX_FETCH: u64 = 16 << 20;
+/// Largest bundle or `enclave.json` read.
+const MAX_FILE: u64 = 1 << 20;
+
+/// `sealbridge log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    #[command(subcommand)]
+    command: LogCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// An entry (e.g. a receipt, by its sequence) with its inclusion proof against the log's
+    /// latest checkpoint.
+    Proof(ProofArgs),
+    /// Verify a bundle written by `sealbridge log proof`.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProofArgs {
+    /// The log directory (C2SP tiles and `checkpoint`), or an export directory holding `log/`.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Log index of the entry (a receipt's `sequence`).
+    #[arg(long)]
+    sequence: u64,
+    /// Write the bundle here (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the bundle as JSON (the default when `--out` is given is the file only).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The bundle (JSON).
+    #[arg(long)]
+    bundle: PathBuf,
+    /// `enclave.json` of an export: the Ed25519 key, chain id and settlement address (the key
+    /// must be the one the registry attested; `sealbridge audit` checks that).
+    #[arg(long, conflicts_with_all = ["key", "origin"])]
+    enclave: Option<PathBuf>,
+    /// The enclave's Ed25519 public key (64 hex digits).
+    #[arg(long, requires = "origin")]
+    key: Option<String>,
+    /// The log origin, `sealbridge/<chain id>/<settlement address>`.
+    #[arg(long, requires = "key")]
+    origin: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run `sealbridge log …`.
+pub fn run(args: &LogArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        LogCommand::Proof(a) => proof(a),
+        LogCommand::Verify(a) => verify(a),
+    }
+}
+
+fn proof(a: &ProofArgs) -> anyhow::Result<ExitCode> {
+    let dir = super::log_dir_of(&a.dir);
+    let bundle = prove(&dir, a.sequence)?;
+    let text = serde_json::to_string_pretty(&bundle)? + "\n";
+    match &a.out {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            if a.json {
+                print!("{text}");
+            } else {
+                eprintln!(
+                    "wrote the inclusion proof of entry {} ({} hashes) to {}",
+                    a.sequence,
+                    bundle.proof.len(),
+                    path.display()
+                );
+            }
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_small(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    ensure!(
+        meta.len() <= MAX_FILE,
+        "{}: larger than {MAX_FILE} bytes",
+        path.display()
+    );
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn key_and_origin(a: &VerifyArgs) -> anyhow::Result<([u8; 32], String)> {
+    let (key_hex, origin) = match (&a.enclave, &a.key, &a.origin) {
+        (Some(path), _, _) => {
+            let v: serde_json::Value = serde_json::from_slice(&read_small(path)?)
+                .with_context(|| format!("{}: not JSON", path.display()))?;
+            let field = |k: &str| {
+                v.get(k)
+                    .with_context(|| format!("{}: no `{k}`", path.display()))
+            };
+            let chain_id = field("chain_id")?.as_u64().context("chain_id")?;
+            let settlement: Address = field("settlement")?
+                .as_str()
+                .context("settlement")?
+                .parse()
+                .context("settlement address")?;
+            let key = field("ed25519_public_key")?
+                .as_str()
+                .context("ed25519_public_key")?
+                .to_string();
+            (
+                key,
+                sealbridge_enclave::checkpoint::log_origin(chain_id, settlement),
+            )
+        }
+        (None, Some(k), Some(o)) => (k.clone(), o.clone()),
+        _ => bail!("give --enclave FILE, or --key and --origin"),
+    };
+    let key: [u8; 32] = hex::decode(key_hex.trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("the Ed25519 key must be 32 bytes of hex")?;
+    Ok((key, origin))
+}
+
+fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let (key, origin) = key_and_origin(a)?;
+    let bundle = match InclusionBundle::from_json(&read_small(&a.bundle)?) {
+        Ok(b) => b,
+        Err(e) => bail!("{}: {e}", a.bundle.display()),
+    };
+    let outcome = bundle.verify(&origin, &key);
+    let ok = outcome.is_ok();
+    if a.json {
+        let v = match &outcome {
+            Ok(v) => json!({
+                "verified": true,
+                "sequence": bundle.sequence,
+                "entry": v.entry.kind(),
+                "checkpoint_size": v.checkpoint.size,
+                "checkpoint_root": v.checkpoint.root,
+                "receipt": v.receipt.map(|r| json!({
+                    "envelope_id": r.envelope_id,
+                    "status": match r.status {
+                        sealbridge_seal::receipt::ReceiptStatus::Accepted => "accepted".to_string(),
+                        sealbridge_seal::receipt::ReceiptStatus::Rejected(c) => format!("rejected: {}", c.as_str()),
+                    },
+                    "enclave_time": r.enclave_time,
+                })),
+            }),
+            Err(e) => {
+                json!({"verified": false, "sequence": bundle.sequence, "error": e.to_string(), "rule": rule(e)})
+            }
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        match &outcome {
+            Ok(v) => println!(
+                "entry {} ({}) is in the log of {origin} at size {} (root {})",
+                bundle.sequence,
+                v.entry.kind(),
+                v.checkpoint.size,
+                v.checkpoint.root
+            ),
+            Err(e) => println!("entry {} does NOT verify: {e}", bundle.sequence),
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn rule(e: &ProofError) -> &'static str {
+    match e {
+        ProofError::Malformed(_) => "malformed",
+        ProofError::Checkpoint(_) => "checkpoint",
+        ProofError::Inclusion(_) => "inclusion",
+        ProofError::Entry(_) => "entry",
+        _ => "other",
+    }
+}
+
+/// Download the checkpoint and every tile and entry bundle of its tree from an `http://` prefix
+/// (c2sp.org/tlog-tiles) into `dir`. Nothing is trusted: the auditor verifies what it fetched.
+pub fn fetch(url: &str, dir: &Path) -> anyhow::Result<()> {
+    let prefix = url.trim_end_matches('/');
+    let note = get(&format!("{prefix}/checkpoint"))?;
+    let text = std::str::from_utf8(&note).context("checkpoint is not UTF-8")?;
+    let body_end = text
+        .find("\n\n")
+        .context("checkpoint is not a signed note")?;
+    let cp = Checkpoint::from_note_body(text.get(..=body_end).unwrap_or_default())
+        .context("checkpoint body")?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("checkpoint"), &note)?;
+    let mut paths = Vec::new();
+    for level in 0..tile_levels(cp.size) {
+        for n in 0..hashes_at_level(cp.size, level).div_ceil(TILE_WIDTH) {
+            paths.push(tile_path(level, n, tile_width(cp.size, level, n)));
+        }
+    }
+    for n in 0..cp.size.div_ceil(TILE_WIDTH) {
+        paths.push(entries_path(n, tile_width(cp.size, 0, n)));
+    }
+    for p in paths {
+        let bytes = get(&format!("{prefix}/{p}"))?;
+        let dest: PathBuf = dir.join(&p);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(dest, bytes)?;
+    }
+    Ok(())
+}
+
+/// A minimal HTTP/1.0 GET (no TLS, no redirects): status 200 or an error; at most `MAX_FETCH`.
+fn get(url: &str) -> anyhow::Result<Vec<u8>> {
+    let rest = url.strip_prefix("http://").context("only http:// URLs")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let mut s = TcpStream::connect(&addr).with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: sealbridge-audit\r\n\r\n");
+    s.write_all(request.as_bytes())?;
+    let mut resp = Vec::new();
+    s.take(MAX_FETCH + 64 * 1024).read_to_end(&mut resp)?;
+    let head_end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("malformed HTTP response")?;
+    let head = std::str::from_utf8(resp.get(..head_end).unwrap_or_default())
+        .context("malformed HTTP headers")?;
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    ensure!(status == "200", "GET {url}: HTTP status {status}");
+    let body = resp.get(head_end + 4..).unwrap_or_default().to_vec();
+    ensure!(
+        body.len() as u64 <= MAX_FETCH,
+        "GET {url}: larger than {MAX_FETCH} bytes"
+    );
+    Ok(body)
+}
