@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Short bounded fuzz run of every attestation parser (cargo-fuzz on stable via RUSTC_BOOTSTRAP).
+# Short bounded fuzz run of every parser of untrusted bytes (cargo-fuzz on stable via RUSTC_BOOTSTRAP).
 # Usage: scripts/fuzz-smoke.sh [seconds per target, default 20]
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -13,7 +13,8 @@ seed dcap_quote $v/sgx/*.bin $v/tdx/*.bin
 seed dcap_collateral $v/sgx/*.collateral.json $v/tdx/*.collateral.json
 seed snp_report $v/snp/*.bin
 seed nitro_document $v/nitro/*.cose
-for t in dcap_quote dcap_collateral snp_report nitro_document sim_quote policy_json; do
+for t in dcap_quote dcap_collateral snp_report nitro_document sim_quote policy_json \
+         envelope receipt boundary_frame checkpoint_note obligation; do
   echo "==> fuzz $t (${secs}s)"
   mkdir -p corpus/$t
   cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=16384
