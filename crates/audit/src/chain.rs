@@ -398,3 +398,117 @@ impl<C: Chain> BlockTimes for TimedChain<C> {
         Ok(self.times.get(&number).copied())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> ChainRecord {
+        let block = |number: u64| RecordedBlock {
+            number,
+            hash: B256::repeat_byte(number as u8 + 1),
+            timestamp: Some(1_000 + number),
+        };
+        ChainRecord {
+            version: CHAIN_RECORD_VERSION,
+            chain_id: 1,
+            registry: Address::repeat_byte(1),
+            settlement: Address::repeat_byte(2),
+            head: 2,
+            blocks: (0..=2).map(block).collect(),
+            logs: vec![
+                RecordedLog {
+                    address: Address::repeat_byte(1),
+                    topics: vec![B256::ZERO],
+                    data: Bytes::new(),
+                    block_number: 1,
+                    block_hash: B256::repeat_byte(2),
+                    tx_hash: B256::ZERO,
+                    log_index: 0,
+                },
+                RecordedLog {
+                    address: Address::repeat_byte(2),
+                    topics: vec![],
+                    data: Bytes::from(vec![1, 2]),
+                    block_number: 2,
+                    block_hash: B256::repeat_byte(3),
+                    tx_hash: B256::ZERO,
+                    log_index: 0,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn recorded_chain_serves_logs_blocks_and_times_read_only() {
+        let mut c = RecordedChain::new(record()).unwrap();
+        assert_eq!(c.block_number().unwrap(), 2);
+        assert_eq!(c.block_timestamp().unwrap(), 1_002);
+        assert_eq!(c.block_timestamp_at(1).unwrap(), Some(1_001));
+        assert_eq!(c.block_timestamp_at(9).unwrap(), None);
+        assert_eq!(c.block_hash(2).unwrap(), Some(B256::repeat_byte(3)));
+        assert_eq!(c.logs(Address::repeat_byte(1), 0, 2).unwrap().len(), 1);
+        assert_eq!(c.logs(Address::repeat_byte(2), 0, 1).unwrap().len(), 0);
+        assert!(c.logs(Address::repeat_byte(2), 2, 1).is_err());
+        assert!(c.send(Address::ZERO, Address::ZERO, Bytes::new()).is_err());
+        assert!(c.deploy(Address::ZERO, Bytes::new()).is_err());
+        assert!(c.call(Address::ZERO, Address::ZERO, Bytes::new()).is_err());
+        // JSON round trip.
+        let json = serde_json::to_string(c.record()).unwrap();
+        let back: ChainRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, c.record());
+    }
+
+    #[test]
+    fn malformed_records_are_refused() {
+        let mut r = record();
+        r.version = 2;
+        assert!(r.validate().is_err());
+        let mut r = record();
+        r.blocks.pop();
+        assert!(r.validate().is_err());
+        let mut r = record();
+        r.blocks.swap(0, 1);
+        assert!(r.validate().is_err());
+        let mut r = record();
+        r.logs[0].block_hash = B256::ZERO;
+        assert!(r.validate().is_err());
+        let mut r = record();
+        r.logs.swap(0, 1);
+        assert!(r.validate().is_err());
+        let mut r = record();
+        r.logs[0].block_number = 7;
+        assert!(r.validate().is_err());
+        let mut r = record();
+        r.logs[0].topics = vec![B256::ZERO; 5];
+        assert!(r.validate().is_err());
+        let mut v = serde_json::to_value(record()).unwrap();
+        v["unknown"] = 1.into();
+        assert!(serde_json::from_value::<ChainRecord>(v).is_err());
+    }
+
+    #[test]
+    fn oversized_and_unparsable_files_are_input_errors() {
+        let dir = tempfile_dir();
+        let p = dir.join("chain.json");
+        std::fs::write(&p, b"{").unwrap();
+        assert!(matches!(ChainRecord::read(&p), Err(Error::Input(_))));
+        assert!(matches!(
+            ChainRecord::read(&dir.join("none.json")),
+            Err(Error::Io { .. })
+        ));
+        record().write(&p).unwrap();
+        assert_eq!(ChainRecord::read(&p).unwrap(), record());
+        assert!(crate::read_limited(&p, 10).is_err());
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "sealbridge-audit-chain-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

@@ -134,3 +134,121 @@ pub fn recover(digest: &B256, sig: &[u8; 65]) -> Option<Address> {
     }
     parsed.recover_address_from_prehash(digest).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statement() -> Statement {
+        Statement {
+            sequence: 1,
+            prevStateRoot: B256::ZERO,
+            newStateRoot: B256::repeat_byte(1),
+            inputsRoot: B256::repeat_byte(2),
+            inputCount: 3,
+            logSize: 4,
+            logRoot: B256::repeat_byte(5),
+            policyHash: B256::repeat_byte(6),
+            effectsHash: B256::repeat_byte(7),
+            notBefore: 8,
+            notAfter: 9,
+        }
+    }
+
+    #[test]
+    fn statement_entries_decode_strictly() {
+        let body = [statement().abi_encode(), vec![27; 65]].concat();
+        let entry = log_entry::encode(EntryKind::Statement, &body);
+        match decode(&entry).unwrap() {
+            Entry::Statement {
+                statement: s,
+                signature,
+            } => {
+                assert_eq!(s, statement());
+                assert_eq!(signature, [27; 65]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Truncated, extended, non-canonical (a uint64 word with high bytes set).
+        let short = log_entry::encode(EntryKind::Statement, &body[..body.len() - 1]);
+        assert!(decode(&short).is_err());
+        let long = log_entry::encode(EntryKind::Statement, &[body.as_slice(), &[0]].concat());
+        assert!(decode(&long).is_err());
+        let mut bad = body.clone();
+        bad[0] = 1;
+        assert!(decode(&log_entry::encode(EntryKind::Statement, &bad)).is_err());
+        // Unknown version and kind.
+        assert!(decode(&[2, 4]).is_err());
+        assert!(decode(&[1, 7]).is_err());
+        assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn attestation_result_entries_decode_strictly() {
+        let r = AttestationResult {
+            tee: 0,
+            measurement: B256::repeat_byte(1),
+            tcbStatus: 0,
+            enclave: Address::repeat_byte(2),
+            ed25519Key: B256::repeat_byte(3),
+            keyBundleHash: B256::repeat_byte(4),
+            evidenceHash: B256::repeat_byte(5),
+            advisoryHash: B256::ZERO,
+            challengeBlock: 6,
+            challenge: B256::repeat_byte(7),
+            issuedAt: 8,
+            expiresAt: 9,
+        };
+        let abi = r.abi_encode();
+        let body = |count: u8, sigs: usize| {
+            let mut b = (abi.len() as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(&abi);
+            b.push(count);
+            b.extend(std::iter::repeat_n(0u8, 65 * sigs));
+            log_entry::encode(EntryKind::AttestationResult, &b)
+        };
+        match decode(&body(2, 2)).unwrap() {
+            Entry::AttestationResult { result, signatures } => {
+                assert_eq!(result, r);
+                assert_eq!(signatures.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(decode(&body(2, 1)).is_err());
+        assert!(decode(&body(0, 0)).is_err());
+        assert!(decode(&body(1, 2)).is_err());
+        let ann = log_entry::encode(EntryKind::KeyAnnouncement, &[0; 88]);
+        assert!(decode(&ann).is_err());
+    }
+
+    #[test]
+    fn recover_refuses_bad_v_and_high_s() {
+        let key = k256::ecdsa::SigningKey::from_slice(&[3; 32]).unwrap();
+        let digest = B256::repeat_byte(9);
+        let sig: [u8; 65] = sealbridge_chain::eip712::sign_digest(&key, digest)
+            .as_ref()
+            .try_into()
+            .unwrap();
+        let who = Address::from_private_key(&key);
+        assert_eq!(recover(&digest, &sig), Some(who));
+        let mut v = sig;
+        v[64] = 1;
+        assert_eq!(recover(&digest, &v), None);
+        // s' = n - s with v flipped recovers the same key but is high-s: refused.
+        let parsed = Signature::from_raw(&sig).unwrap();
+        let high = Signature::new(
+            parsed.r(),
+            alloy_primitives::U256::from_str_radix(
+                "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141",
+                16,
+            )
+            .unwrap()
+                - parsed.s(),
+            !parsed.v(),
+        );
+        let mut h = [0u8; 65];
+        h[..64].copy_from_slice(&high.as_bytes()[..64]);
+        h[64] = 27 + u8::from(high.v());
+        assert_eq!(recover(&digest, &h), None);
+    }
+}

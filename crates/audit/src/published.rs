@@ -234,3 +234,60 @@ impl Attestations {
         Ok(Self { evidence, policies })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_policy_json_is_insecure_dev() {
+        assert_eq!(
+            Policy::from_json(INSECURE_DEV_POLICY_JSON.as_bytes()).unwrap(),
+            Policy::insecure_dev()
+        );
+    }
+
+    #[test]
+    fn policies_apply_from_their_time() {
+        let mut s = PolicySchedule::default();
+        s.insert(100, INSECURE_DEV_POLICY_JSON).unwrap();
+        s.insert(200, "{}").unwrap();
+        assert!(s.at(99).is_none());
+        assert!(s.at(100).unwrap().allow_simulated);
+        assert!(s.at(199).unwrap().allow_simulated);
+        assert!(!s.at(200).unwrap().allow_simulated);
+        assert!(s.insert(200, "{}").is_err(), "two policies from one time");
+        assert!(s.insert(300, r#"{"allow_everything": true}"#).is_err());
+        let back = PolicySchedule::from_json(s.to_json().as_bytes()).unwrap();
+        assert_eq!(back.at(150), s.at(150));
+        assert!(PolicySchedule::from_json(b"{\"policies\": 1}").is_err());
+    }
+
+    #[test]
+    fn evidence_files_are_content_addressed() {
+        let dir = std::env::temp_dir().join(format!("sealbridge-audit-pub-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut a = Attestations::default();
+        let ev = PublishedEvidence::new(
+            &Evidence::Nitro(vec![1, 2, 3]),
+            &Collateral::Nitro { root: vec![4] },
+        )
+        .unwrap();
+        a.evidence.insert(ev.hash(), ev.clone());
+        a.policies.insert(0, "{}").unwrap();
+        a.write(&dir).unwrap();
+        let back = Attestations::read(&dir).unwrap();
+        assert_eq!(back.evidence.get(&ev.hash()), Some(&ev));
+        assert_eq!(ev.collateral(), Collateral::Nitro { root: vec![4] });
+        assert_eq!(ev.evidence(), Evidence::Nitro(vec![1, 2, 3]));
+        // A file whose name is not its evidence's hash is refused.
+        let name = format!("{}.json", hex::encode(ev.hash()));
+        std::fs::rename(
+            dir.join("evidence").join(&name),
+            dir.join("evidence/00.json"),
+        )
+        .unwrap();
+        assert!(Attestations::read(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

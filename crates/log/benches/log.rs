@@ -6,7 +6,8 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sealbridge_log::{
-    CompactRange, Durability, MemoryTree, TileStore, inclusion_proof, leaf_hash, verify_inclusion,
+    CompactRange, Durability, MemoryTree, TileReader, TileStore, consistency_proof,
+    inclusion_proof, leaf_hash, root_at, verify_consistency, verify_inclusion,
 };
 
 fn compact_range_append(c: &mut Criterion) {
@@ -83,10 +84,61 @@ fn inclusion_proofs(c: &mut Criterion) {
     g.finish();
 }
 
+/// Proofs served from C2SP tiles on disk (what `sealbridge log proof` and the auditor do): every
+/// proof reads its tiles from the filesystem (no cache).
+fn tile_proofs(c: &mut Criterion) {
+    const N: u64 = 1 << 18;
+    let entry = |i: u64| {
+        let mut e = vec![0u8; 100];
+        e[..8].copy_from_slice(&i.to_be_bytes());
+        e
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = TileStore::open(dir.path()).unwrap();
+    for chunk in 0..N / 4096 {
+        let batch: Vec<Vec<u8>> = (chunk * 4096..(chunk + 1) * 4096).map(entry).collect();
+        store.append_batch(&batch).unwrap();
+    }
+    let root = store.root().unwrap();
+    let tiles = TileReader::open(dir.path()).unwrap().at(N);
+    let mut g = c.benchmark_group("proofs");
+    g.throughput(Throughput::Elements(1));
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    g.bench_function("tiles_inclusion_generate_and_verify_256k", |b| {
+        b.iter_batched(
+            || next() % N,
+            |i| {
+                let p = inclusion_proof(&tiles, i, N).unwrap();
+                verify_inclusion(i, N, &leaf_hash(&entry(i)), &p, &root).unwrap();
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    g.bench_function("tiles_consistency_generate_and_verify_256k", |b| {
+        b.iter_batched(
+            || 1 + next() % (N - 1),
+            |m| {
+                let p = consistency_proof(&tiles, m, N).unwrap();
+                let old = root_at(&tiles, m).unwrap();
+                verify_consistency(m, N, &p, &old, &root).unwrap();
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     compact_range_append,
     tile_store_append,
-    inclusion_proofs
+    inclusion_proofs,
+    tile_proofs
 );
 criterion_main!(benches);
