@@ -319,3 +319,112 @@ fn checkpoint_from_another_key_fails_checkpoint() {
     assert_fails(&r, "checkpoint");
     assert_eq!(r.check("log_tiles").unwrap().status, Status::Skip);
 }
+
+#[test]
+fn an_envelope_accepted_and_settled_twice_fails_exactly_once() {
+    // An equivocating enclave re-accepts an envelope it already settled, in a batch of its own
+    // that it signs and settles: every signature and root is right; only exactly-once is broken.
+    let mut s = Scenario::build(13, 8, 1, 8);
+    let key = sealbridge_seal::keys::Ed25519PublicKey::from_bytes(*s.ed.public().as_bytes());
+    let first = receipt_index(&s, true);
+    let (_, body) = log_entry::decode(&s.entries[first]).unwrap();
+    let mut again = Receipt::verify(body, &key).unwrap();
+    let index = s.entries.len() as u64;
+    again.sequence = index;
+    let receipt = again.sign(&s.ed);
+    s.entries
+        .push(log_entry::encode(EntryKind::Receipt, &receipt));
+    let leaves: Vec<_> = s
+        .entries
+        .iter()
+        .map(|e| sealbridge_log::leaf_hash(e))
+        .collect();
+    let last = s.statements.last().unwrap().statement.clone();
+    let now = s.sb.chain().block_timestamp().unwrap();
+    let st = Statement {
+        sequence: last.sequence + 1,
+        prevStateRoot: last.newStateRoot,
+        newStateRoot: last.newStateRoot,
+        inputsRoot: B256::from(
+            sealbridge_log::merkle_root(&[sealbridge_log::leaf_hash(&receipt)]).0,
+        ),
+        inputCount: 1,
+        logSize: index + 1,
+        logRoot: B256::from(sealbridge_log::merkle_root(&leaves).0),
+        policyHash: last.policyHash,
+        effectsHash: common::empty_effects_hash(),
+        notBefore: now - 60,
+        notAfter: now + 3600,
+    };
+    let sig = s.sign_statement(&st);
+    let admin = s.admin;
+    s.sb.settle(admin, &(&st).into(), &[], Bytes::from(sig.to_vec()))
+        .unwrap();
+    s.entries.push(Scenario::statement_entry(&st, &sig));
+    let dir = s.write("twice", &s.entries, None, &s.record());
+    let r = audit_dir(&dir);
+    assert_fails(&r, "exactly_once");
+    assert_eq!(r.failed(), vec!["exactly_once"], "{}", r.to_human());
+}
+
+#[test]
+fn a_missing_settlement_event_fails_sequence_and_counts() {
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let mut record = s.record();
+    let settled: Vec<usize> = record
+        .logs
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.address == s.contracts.settlement && l.data.len() == 7 * 32)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(settled.len(), 5);
+    record.logs.remove(settled[2]);
+    let dir = s.write("gap", &s.entries, None, &record);
+    let r = audit_dir(&dir);
+    assert_fails(&r, "sequence");
+    assert_fails(&r, "counts");
+}
+
+#[test]
+fn a_statement_after_the_measurement_was_revoked_fails_statements() {
+    // The registry state is rebuilt as of each event: a revocation recorded before the last
+    // settlement makes its signer not allowed at that block.
+    use alloy_sol_types::SolEvent;
+    use sealbridge_chain::bindings::EnclaveRegistry::MeasurementRevoked;
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let mut record = s.record();
+    let last = record
+        .logs
+        .iter()
+        .rposition(|l| l.address == s.contracts.settlement && l.data.len() == 7 * 32)
+        .unwrap();
+    let block = record.logs[last].block_number - 1;
+    let revoked = MeasurementRevoked {
+        measurement: s.description.measurement,
+    };
+    let data = revoked.encode_log_data();
+    let at = record
+        .logs
+        .iter()
+        .position(|l| l.block_number > block)
+        .unwrap();
+    record.logs.insert(
+        at,
+        sealbridge_audit::chain::RecordedLog {
+            address: s.contracts.registry,
+            topics: data.topics().to_vec(),
+            data: data.data.clone(),
+            block_number: block,
+            block_hash: record.blocks[block as usize].hash,
+            tx_hash: B256::ZERO,
+            log_index: 1000,
+        },
+    );
+    let dir = s.write("revoked", &s.entries, None, &record);
+    let r = audit_dir(&dir);
+    assert_fails(&r, "statements");
+    let detail = r.check("statements").unwrap().detail.clone().unwrap();
+    assert!(detail.contains("measurement not allowed"), "{detail}");
+    assert_eq!(r.check("statements").unwrap().failures, 1);
+}
