@@ -11,9 +11,11 @@
 //! recomputes the right edge from them (repairing missing upper tiles and partials). Partial
 //! tiles are kept (they serve older checkpoints) until their full tile exists.
 
+use std::cell::RefCell;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::tile::{TILE_WIDTH, entries_path, parse_bundle, parse_tile, tile_path, tile_width};
 use crate::{Error, Hash, HashReader, merkle_root};
@@ -136,11 +138,19 @@ fn encode_hashes(hashes: &[Hash]) -> Vec<u8> {
     hashes.iter().flat_map(|h| h.0).collect()
 }
 
+/// Hash tiles a [`TilesAt`] from [`TileReader::at`] keeps, most recently used first: a proof
+/// reads a few tiles per tile level, so 16 serve any proof from memory after its first use.
+const CACHED_TILES: usize = 16;
+
+type CachedTile = ((u8, u64, u64), Arc<[Hash]>);
+
 /// Read access to the tiles of a log directory for one tree size, as a [`HashReader`].
 #[derive(Clone, Debug)]
 pub struct TilesAt {
     pub(super) root: PathBuf,
     pub(super) size: u64,
+    /// Tiles already read (`None` for the writer's view, whose files may still change).
+    pub(super) cache: Option<RefCell<Vec<CachedTile>>>,
 }
 
 impl TilesAt {
@@ -159,6 +169,25 @@ impl TilesAt {
 }
 
 impl TilesAt {
+    /// The first `width` hashes of tile `(level, index)`, through the cache if there is one.
+    fn hashes(&self, level: u8, index: u64, width: u64) -> Result<Arc<[Hash]>, Error> {
+        let Some(cache) = &self.cache else {
+            return Ok(load_hashes(&self.root, level, index, width)?.into());
+        };
+        let key = (level, index, width);
+        let mut c = cache.borrow_mut();
+        if let Some(pos) = c.iter().position(|(k, _)| *k == key) {
+            let hit = c.remove(pos);
+            let hashes = Arc::clone(&hit.1);
+            c.insert(0, hit);
+            return Ok(hashes);
+        }
+        let hashes: Arc<[Hash]> = load_hashes(&self.root, level, index, width)?.into();
+        c.insert(0, (key, Arc::clone(&hashes)));
+        c.truncate(CACHED_TILES);
+        Ok(hashes)
+    }
+
     /// Every entry of the tree, in log order, read one entry bundle at a time (the bundles are
     /// not verified here: call [`TileReader::verify_against`] first).
     pub fn read_all_entries(&self) -> Result<Vec<Vec<u8>>, Error> {
@@ -187,7 +216,7 @@ impl HashReader for TilesAt {
         let (tl, r) = (level / 8, level % 8);
         let first = index << r;
         let (n, off) = (first / TILE_WIDTH, first % TILE_WIDTH);
-        let hashes = load_hashes(&self.root, tl, n, tile_width(self.size, tl, n))?;
+        let hashes = self.hashes(tl, n, tile_width(self.size, tl, n))?;
         let span = usize::try_from(off)
             .ok()
             .and_then(|o| hashes.get(o..o.checked_add(1usize << r)?))

@@ -37,6 +37,7 @@ impl TileReader {
         TilesAt {
             root: self.root.clone(),
             size,
+            cache: Some(Default::default()),
         }
     }
 

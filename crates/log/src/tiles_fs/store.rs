@@ -37,7 +37,11 @@ impl TileStore {
         let root = dir.as_ref().to_path_buf();
         fs::create_dir_all(&root)?;
         let mut store = Self {
-            tiles: TilesAt { root, size: 0 },
+            tiles: TilesAt {
+                root,
+                size: 0,
+                cache: None,
+            },
             durability,
             edge: Vec::new(),
             bundle: Vec::new(),
