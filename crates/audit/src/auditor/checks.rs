@@ -186,7 +186,7 @@ pub(super) fn check_statement(
 pub(super) fn check_anchors(
     settled: &[StatementSettled],
     cp: &Checkpoint,
-    tiles: &TilesAt,
+    tiles: &MemoryTree,
     t: &mut Tally,
 ) -> Result<(), Error> {
     let mut prev: Option<(u64, Hash)> = None;
@@ -229,7 +229,7 @@ pub(super) fn check_anchors(
 pub(super) fn check_batches(
     view: &LogView,
     cp: &Checkpoint,
-    tiles: &TilesAt,
+    tiles: &MemoryTree,
     t: &mut Tally,
 ) -> Result<(), Error> {
     for (seq, s) in &view.statements {
@@ -313,7 +313,7 @@ pub(super) fn check_published(
     list: &[PublishedReceipt],
     view: &LogView,
     cp: &Checkpoint,
-    tiles: &TilesAt,
+    tiles: &MemoryTree,
     t: &mut Tally,
 ) -> Result<(), Error> {
     for r in list {
