@@ -43,14 +43,46 @@ fn tile_store_append(c: &mut Criterion) {
             Durability::Rename,
         ),
         ("tile_store_append_batch_1000x100B_fsync", Durability::Fsync),
+        (
+            "tile_store_append_batch_1000x100B_groupsync",
+            Durability::GroupSync,
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut store = TileStore::open_with(dir.path(), durability).unwrap();
-        if durability == Durability::Fsync {
+        if durability != Durability::Rename {
             g.sample_size(10);
         }
         g.bench_function(name, |b| {
             b.iter(|| store.append_batch(black_box(&batch)).unwrap());
+        });
+    }
+    g.finish();
+    // Larger batches amortise GroupSync's constant number of flushes per batch.
+    let big: Vec<Vec<u8>> = (0..10_000u32)
+        .map(|i| {
+            let mut e = vec![0u8; 100];
+            e[..4].copy_from_slice(&i.to_be_bytes());
+            e
+        })
+        .collect();
+    let mut g = c.benchmark_group("host");
+    g.throughput(Throughput::Elements(big.len() as u64));
+    g.sample_size(10);
+    for (name, durability) in [
+        (
+            "tile_store_append_batch_10000x100B_groupsync",
+            Durability::GroupSync,
+        ),
+        (
+            "tile_store_append_batch_10000x100B_fsync",
+            Durability::Fsync,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = TileStore::open_with(dir.path(), durability).unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| store.append_batch(black_box(&big)).unwrap());
         });
     }
     g.finish();

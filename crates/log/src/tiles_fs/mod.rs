@@ -36,6 +36,12 @@ pub enum Durability {
     /// Additionally `fsync` each file before its rename and its directory after it: a batch
     /// whose `append_batch` returned is on stable storage.
     Fsync,
+    /// As durable as [`Durability::Fsync`] with a constant number of flushes per batch: the
+    /// batch's files are written one tile level at a time (entry bundles, then level-0 tiles,
+    /// then level 1, …); each level's temporary files are flushed with one `syncfs(2)` before
+    /// they are renamed, and that same flush makes the previous level's renames durable. Linux
+    /// only; elsewhere it behaves as `Fsync`.
+    GroupSync,
 }
 
 fn corrupt(path: &str, reason: &'static str) -> Error {

@@ -157,8 +157,12 @@ impl TileStore {
             };
             files.push((path.clone(), data));
         }
-        for (path, data) in &files {
-            self.write_atomic(path, data)?;
+        if self.durability == Durability::GroupSync && cfg!(target_os = "linux") {
+            self.write_group(files)?;
+        } else {
+            for (path, data) in &files {
+                self.write_atomic(path, data)?;
+            }
         }
         // tlog-tiles §"Partial Tiles": partial tiles of checkpointed sizes MUST stay served
         // until the full tile exists; then they MAY go. Drop every partial of a tile this batch
@@ -180,6 +184,50 @@ impl TileStore {
         Ok(first)
     }
 
+    /// [`Durability::GroupSync`]: layer by layer (entry bundles, then hash tiles bottom-up, the
+    /// order of the write protocol), write the layer's temporary files, flush the filesystem
+    /// (the layer's data and the previous layer's renames become durable), rename them. A final
+    /// flush makes the last layer's renames durable.
+    fn write_group(&self, mut files: Vec<(String, Vec<u8>)>) -> Result<(), Error> {
+        let layer = |path: &str| -> u8 {
+            path.strip_prefix("tile/")
+                .and_then(|p| p.split('/').next())
+                .and_then(|l| l.parse::<u8>().ok())
+                .map_or(0, |l| l.saturating_add(1))
+        };
+        // Stable: within a layer the completion order is kept.
+        files.sort_by_key(|(p, _)| layer(p));
+        let root = &self.tiles.root;
+        let mut start = 0;
+        while start < files.len() {
+            let this = files.get(start).map_or(0, |(p, _)| layer(p));
+            let end = files
+                .iter()
+                .skip(start)
+                .position(|(p, _)| layer(p) != this)
+                .map_or(files.len(), |n| start + n);
+            let group = files.get(start..end).unwrap_or_default();
+            for (rel, data) in group {
+                let path = root.join(rel);
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                let mut tmp = path.into_os_string();
+                tmp.push(".tmp");
+                fs::File::create(&tmp)?.write_all(data)?;
+            }
+            sync_filesystem(root)?;
+            for (rel, _) in group {
+                let path = root.join(rel);
+                let mut tmp = path.clone().into_os_string();
+                tmp.push(".tmp");
+                fs::rename(&tmp, &path)?;
+            }
+            start = end;
+        }
+        sync_filesystem(root)
+    }
+
     fn write_atomic(&self, rel: &str, data: &[u8]) -> Result<(), Error> {
         let path = self.tiles.root.join(rel);
         let parent = path
@@ -193,12 +241,12 @@ impl TileStore {
         tmp.push(".tmp");
         let mut f = fs::File::create(&tmp)?;
         f.write_all(data)?;
-        if self.durability == Durability::Fsync {
+        if matches!(self.durability, Durability::Fsync | Durability::GroupSync) {
             f.sync_all()?;
         }
         drop(f);
         fs::rename(&tmp, &path)?;
-        if self.durability == Durability::Fsync {
+        if matches!(self.durability, Durability::Fsync | Durability::GroupSync) {
             fs::File::open(parent)?.sync_all()?;
             if created {
                 // New directories: make their entries durable up to the log root.
@@ -353,4 +401,17 @@ impl HashReader for TileStore {
     fn node(&self, level: u8, index: u64) -> Result<Hash, Error> {
         self.tiles.node(level, index)
     }
+}
+
+/// Flush every dirty page and metadata change of the filesystem holding `dir` (`syncfs(2)`).
+#[cfg(target_os = "linux")]
+fn sync_filesystem(dir: &Path) -> Result<(), Error> {
+    let d = fs::File::open(dir)?;
+    rustix::fs::syncfs(&d).map_err(std::io::Error::from)?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_filesystem(_dir: &Path) -> Result<(), Error> {
+    Err(Error::InvalidArgument("GroupSync needs syncfs (Linux)"))
 }
