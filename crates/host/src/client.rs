@@ -1,0 +1,306 @@
+//! The client library: fetch the enclave's attestation, check it against an appraisal policy
+//! *before* sealing anything, seal, submit (retrying safely: a re-submitted envelope gets its
+//! original receipt), and fetch receipts with inclusion proofs.
+
+use std::time::Duration;
+
+use alloy_primitives::B256;
+use rand_core::CryptoRngCore;
+use sealbridge_attest::{Collateral, Evidence, Policy, report_data, verify};
+use sealbridge_enclave::{KeyBundle, epochs::EpochAnnouncement};
+use sealbridge_log::{Hash, leaf_hash, verify_inclusion};
+use sealbridge_proto::{EnvelopeHeader, Epoch, InstanceId, Nonce, ProgramId, TraceId};
+use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey};
+use serde_json::Value;
+
+/// Client errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The node could not be reached.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The node answered something unexpected.
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+    /// The enclave's attestation did not pass the policy: nothing was sealed.
+    #[error("attestation refused: {0}")]
+    Attestation(String),
+    /// The node refused the request (status, body).
+    #[error("node answered {0}: {1}")]
+    Refused(u16, String),
+}
+
+fn transport(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Transport(e.to_string())
+}
+
+/// What a client needs to address envelopes to an attested enclave.
+#[derive(Debug, Clone)]
+pub struct Attested {
+    /// The attested key bundle.
+    pub key_bundle: KeyBundle,
+    /// Instance id.
+    pub instance: InstanceId,
+    /// Current epoch.
+    pub epoch: Epoch,
+    /// The epoch's KEM key (announcement verified under the attested Ed25519 key).
+    pub kem: KemPublicKey,
+    /// Program id.
+    pub program: ProgramId,
+    /// Measurement.
+    pub measurement: B256,
+    /// The full `/v1/enclave` answer.
+    pub info: Value,
+}
+
+impl Attested {
+    /// Seal `payload` from `from`, valid for `lifetime` seconds after `now`.
+    pub fn seal(
+        &self,
+        from: &Ed25519SigningKey,
+        payload: &[u8],
+        now: u64,
+        lifetime: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<u8>, ClientError> {
+        let mut nonce = [0u8; 16];
+        rng.fill_bytes(&mut nonce);
+        let mut trace = [0u8; 16];
+        rng.fill_bytes(&mut trace);
+        let header = EnvelopeHeader::new(
+            self.instance,
+            self.epoch,
+            self.program,
+            Nonce::new(nonce),
+            now + lifetime,
+            TraceId::new(trace),
+        );
+        sealbridge_seal::envelope::seal(&header, &self.kem, from, payload, rng)
+            .map_err(|e| ClientError::Protocol(format!("sealing: {e}")))
+    }
+}
+
+/// A node's HTTP API.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// An HTTP answer: status and JSON body.
+pub type Answer = (u16, Value);
+
+impl NodeClient {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
+    }
+
+    /// GET a JSON document.
+    pub fn get_json(&self, path: &str) -> Result<Answer, ClientError> {
+        let mut r = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .map_err(transport)?;
+        let status = r.status().as_u16();
+        let body = r.body_mut().read_to_string().map_err(transport)?;
+        let v = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        Ok((status, v))
+    }
+
+    /// GET raw bytes.
+    pub fn get_bytes(&self, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
+        let mut r = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .map_err(transport)?;
+        let status = r.status().as_u16();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .map_err(transport)?;
+        Ok((status, body))
+    }
+
+    /// POST bytes with a content type.
+    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Answer, ClientError> {
+        let mut r = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .send(body)
+            .map_err(transport)?;
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().map_err(transport)?;
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, v))
+    }
+
+    /// Fetch the enclave's description and fresh evidence for a random challenge, appraise the
+    /// evidence under `policy`, and check that it binds the key bundle, that the measurement
+    /// is the one described and that the epoch announcement is signed by the attested key.
+    pub fn attest(
+        &self,
+        policy: &Policy,
+        now: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Attested, ClientError> {
+        let mut challenge = [0u8; 32];
+        rng.fill_bytes(&mut challenge);
+        let (status, info) =
+            self.get_json(&format!("/v1/enclave?challenge={}", hex::encode(challenge)))?;
+        if status != 200 {
+            return Err(ClientError::Refused(status, info.to_string()));
+        }
+        let hexfield = |k: &str| -> Result<Vec<u8>, ClientError> {
+            info[k]
+                .as_str()
+                .and_then(|s| hex::decode(s.trim_start_matches("0x")).ok())
+                .ok_or_else(|| ClientError::Protocol(format!("field {k}")))
+        };
+        let bundle = KeyBundle::from_bytes(&hexfield("key_bundle")?)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let evidence = Evidence::Simulated(hexfield("evidence")?);
+        let verified = verify(&evidence, &Collateral::None, now, policy)
+            .map_err(|e| ClientError::Attestation(e.to_string()))?;
+        if verified.claims.report_data.as_slice()
+            != report_data(&bundle.to_bytes(), &challenge).as_slice()
+        {
+            return Err(ClientError::Attestation(
+                "the evidence does not bind this key bundle to our challenge".into(),
+            ));
+        }
+        let measurement = B256::from_slice(&hexfield("measurement")?);
+        if verified.claims.measurement.0 != measurement.0 {
+            return Err(ClientError::Attestation(
+                "the described measurement is not the attested one".into(),
+            ));
+        }
+        let ann = EpochAnnouncement::verify(
+            &hexfield("epoch_announcement")?,
+            &Ed25519PublicKey::from_bytes(bundle.ed25519),
+        )
+        .map_err(|e| ClientError::Attestation(format!("epoch announcement: {e}")))?;
+        if ann.instance != bundle.instance_id() {
+            return Err(ClientError::Attestation(
+                "epoch announcement names another instance".into(),
+            ));
+        }
+        let program = hexfield("program_id")?;
+        let program = ProgramId::from_slice(&program)
+            .map_err(|_| ClientError::Protocol("program id".into()))?;
+        Ok(Attested {
+            key_bundle: bundle,
+            instance: ann.instance,
+            epoch: ann.epoch,
+            kem: ann.public_key,
+            program,
+            measurement,
+            info,
+        })
+    }
+
+    /// Submit an envelope; retries transport failures and 503s up to `retries` times (safe:
+    /// the node answers a re-submitted accepted envelope with its original receipt).
+    pub fn submit(&self, envelope: &[u8], retries: u32) -> Result<Answer, ClientError> {
+        let mut attempt = 0;
+        loop {
+            let r = self.post("/v1/envelopes", crate::gateway::COSE, envelope);
+            let retry = match &r {
+                Err(ClientError::Transport(_)) => true,
+                Ok((503, _)) => true,
+                _ => false,
+            };
+            if !retry || attempt >= retries {
+                return r;
+            }
+            attempt += 1;
+            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(20))));
+        }
+    }
+
+    /// The receipt of an envelope, with its inclusion proof checked when present: returns the
+    /// JSON and whether the proof verified against the checkpoint's root.
+    pub fn receipt(&self, envelope_id: &[u8; 32]) -> Result<(Value, Option<bool>), ClientError> {
+        let (status, v) = self.get_json(&format!("/v1/receipts/{}", hex::encode(envelope_id)))?;
+        if status != 200 {
+            return Err(ClientError::Refused(status, v.to_string()));
+        }
+        let proof_ok = v
+            .get("inclusion")
+            .filter(|i| !i.is_null())
+            .map(|inc| check_inclusion(&v, inc).unwrap_or(false));
+        Ok((v, proof_ok))
+    }
+
+    /// `/v1/status`.
+    pub fn status(&self) -> Result<Value, ClientError> {
+        let (status, v) = self.get_json("/v1/status")?;
+        if status != 200 {
+            return Err(ClientError::Refused(status, v.to_string()));
+        }
+        Ok(v)
+    }
+}
+
+/// Check a receipt's inclusion proof against the root in its checkpoint (the checkpoint's
+/// signature is the enclave's; verify it with `sealbridge_log::verify_checkpoint` for full trust).
+fn check_inclusion(v: &Value, inc: &Value) -> Option<bool> {
+    let receipt = hex::decode(v["receipt"].as_str()?).ok()?;
+    let entry = sealbridge_enclave::log_entry::encode(
+        sealbridge_enclave::log_entry::EntryKind::Receipt,
+        &receipt,
+    );
+    let note = inc["checkpoint"].as_str()?;
+    let root_b64 = note.lines().nth(2)?;
+    let root = base64_decode(root_b64)?;
+    let root = Hash(root.try_into().ok()?);
+    let proof: Vec<Hash> = inc["proof"]
+        .as_array()?
+        .iter()
+        .filter_map(|h| {
+            let b = hex::decode(h.as_str()?).ok()?;
+            Some(Hash(b.try_into().ok()?))
+        })
+        .collect();
+    Some(
+        verify_inclusion(
+            inc["leaf_index"].as_u64()?,
+            inc["log_size"].as_u64()?,
+            &leaf_hash(&entry),
+            &proof,
+            &root,
+        )
+        .is_ok(),
+    )
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut buf, mut bits) = (0u32, 0u32);
+    for c in s.trim().bytes().filter(|c| *c != b'=') {
+        let v = A.iter().position(|a| *a == c)? as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}

@@ -1,0 +1,596 @@
+//! The node core: one thread owns the enclave link, the writing database connection and the
+//! log tiles. Requests arrive on a channel and are served in groups: every request of a group
+//! goes through the enclave, then the group's journal records, receipts and statements are
+//! committed in one SQLite transaction, then the tiles are extended, and only then is anyone
+//! answered (group commit: one fsync for many receipts).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sealbridge_enclave::{
+    EnclavePolicy, SettlementTarget, SignedStatement,
+    boundary::{
+        BOUNDARY_VERSION, BoundaryError, ChainEvent, Description, EnclaveStatus, Request, Response,
+    },
+};
+use sealbridge_log::TileStore;
+use sealbridge_proto::EnvelopeId;
+use tokio::sync::oneshot;
+
+use crate::{
+    HostError,
+    link::EnclaveLink,
+    metrics::Metrics,
+    store::{Commit, Store, StoredEnvelope},
+    unix_now,
+};
+
+/// Most requests served in one group.
+pub const MAX_GROUP: usize = 512;
+
+/// Reply to a submission: the receipt, and whether it was answered from storage.
+pub type SubmitReply = Result<(StoredEnvelope, bool), HostError>;
+
+/// A request to the core.
+#[derive(Debug)]
+pub enum Cmd {
+    /// A client's envelope.
+    Submit {
+        /// The COSE_Encrypt0 bytes.
+        envelope: Vec<u8>,
+        /// Trace id from the envelope header (hex), for spans.
+        trace: String,
+        /// Reply.
+        reply: oneshot::Sender<SubmitReply>,
+    },
+    /// Chain events read up to `cursor` (the next block to scan).
+    Deposits {
+        /// Events in chain order.
+        events: Vec<ChainEvent>,
+        /// Next block to scan.
+        cursor: u64,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), HostError>>,
+    },
+    /// Any other request (journaled when it changes state).
+    Call {
+        /// The request.
+        request: Request,
+        /// Reply.
+        reply: oneshot::Sender<Result<Response, HostError>>,
+    },
+}
+
+/// What the gateway reads without asking the core.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// The enclave's description (refreshed when the epoch rotates).
+    pub description: RwLock<Option<Description>>,
+    /// The latest signed checkpoint (also in `<tiles>/checkpoint`).
+    pub checkpoint: RwLock<Option<String>>,
+    /// The enclave's status after the last group.
+    pub status: RwLock<Option<EnclaveStatus>>,
+}
+
+/// Makes a new link to an enclave (respawning the process where the node owns it).
+pub type LinkFactory = Box<dyn FnMut() -> Result<Box<dyn EnclaveLink>, HostError> + Send>;
+
+/// Core tuning.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Cut a batch when inputs have waited this long.
+    pub batch_interval: Duration,
+    /// Take a snapshot (after a cut) once this many records were written since the last one.
+    pub snapshot_every: u64,
+    /// Advance enclave time (epoch rotation) this often.
+    pub tick_every: Duration,
+}
+
+/// The core.
+pub struct Core {
+    link: Option<Box<dyn EnclaveLink>>,
+    factory: LinkFactory,
+    store: Store,
+    tiles: TileStore,
+    tiles_dir: PathBuf,
+    policy: EnclavePolicy,
+    target: SettlementTarget,
+    metrics: Arc<Metrics>,
+    shared: Arc<Shared>,
+    cfg: CoreConfig,
+    accepted_since_cut: u64,
+    last_cut: Instant,
+    last_tick: Instant,
+    records_since_snapshot: u64,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").finish_non_exhaustive()
+    }
+}
+
+/// One group's pending writes and replies.
+#[derive(Default)]
+struct Group {
+    commit: Commit,
+    entries: Vec<Vec<u8>>,
+    replies: Vec<(oneshot::Sender<SubmitReply>, StoredEnvelope, bool)>,
+    acks: Vec<oneshot::Sender<Result<(), HostError>>>,
+    calls: Vec<(oneshot::Sender<Result<Response, HostError>>, Response)>,
+    seen: HashMap<[u8; 32], StoredEnvelope>,
+    cut: bool,
+    rotated: bool,
+}
+
+fn unexpected(r: &Response) -> HostError {
+    HostError::Enclave(format!("unexpected response {r:?}"))
+}
+
+impl Core {
+    /// A core over a database, tiles and a way to reach the enclave. Call [`Core::recover`]
+    /// before [`Core::run`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        factory: LinkFactory,
+        store: Store,
+        tiles_dir: PathBuf,
+        policy: EnclavePolicy,
+        target: SettlementTarget,
+        metrics: Arc<Metrics>,
+        shared: Arc<Shared>,
+        cfg: CoreConfig,
+    ) -> Result<Self, HostError> {
+        let tiles = TileStore::open(&tiles_dir)?;
+        Ok(Self {
+            link: None,
+            factory,
+            store,
+            tiles,
+            tiles_dir,
+            policy,
+            target,
+            metrics,
+            shared,
+            cfg,
+            accepted_since_cut: 0,
+            last_cut: Instant::now(),
+            last_tick: Instant::now(),
+            records_since_snapshot: 0,
+        })
+    }
+
+    fn call(&mut self, request: Request) -> Result<Response, HostError> {
+        let link = self
+            .link
+            .as_mut()
+            .ok_or_else(|| HostError::Enclave("no enclave session".into()))?;
+        let r = link.call(request);
+        if r.is_err() {
+            self.link = None;
+            self.metrics.enclave_up.store(false, Relaxed);
+        }
+        r
+    }
+
+    /// Start a session and bring the enclave to the durable state: boot (first start) or
+    /// restore the snapshot and replay the journal; extend the tiles with what replay produced;
+    /// check the tiles against the enclave's log. Returns the enclave's status.
+    pub fn recover(&mut self) -> Result<EnclaveStatus, HostError> {
+        self.link = Some((self.factory)()?);
+        match self.call(Request::Hello {
+            version: BOUNDARY_VERSION,
+        })? {
+            Response::Hello { .. } => {}
+            r => return Err(HostError::Enclave(format!("handshake refused: {r:?}"))),
+        }
+        let started = Instant::now();
+        let replayed = match self.store.snapshot()? {
+            None => {
+                if self.tiles.size() > 0 {
+                    // Left over from a first boot that never stored its snapshot.
+                    std::fs::remove_dir_all(&self.tiles_dir)
+                        .map_err(|e| HostError::Storage(e.to_string()))?;
+                    self.tiles = TileStore::open(&self.tiles_dir)?;
+                }
+                self.expect_ack(Request::Boot {
+                    policy: self.policy.clone(),
+                    target: self.target,
+                    now: unix_now(),
+                })?;
+                self.drain_log_into_tiles()?;
+                self.snapshot()?;
+                0
+            }
+            Some((next, blob)) => {
+                self.expect_ack(Request::Restore {
+                    policy: self.policy.clone(),
+                    target: self.target,
+                    next_record: next,
+                    snapshot: blob,
+                })?;
+                let records = self.store.journal_from(next)?;
+                let n = records.len() as u64;
+                for (i, record) in records.into_iter().enumerate() {
+                    if record.index != next + i as u64 {
+                        return Err(HostError::Inconsistent(format!(
+                            "journal has a gap before record {}",
+                            record.index
+                        )));
+                    }
+                    self.expect_ack(Request::Replay { record })?;
+                }
+                self.drain_log_into_tiles()?;
+                self.records_since_snapshot = n;
+                n
+            }
+        };
+        let status = self.status()?;
+        if self.tiles.size() != status.log_size || self.tiles.root()?.0 != status.log_root.0 {
+            return Err(HostError::Inconsistent(format!(
+                "the log tiles (size {}) disagree with the enclave's log (size {})",
+                self.tiles.size(),
+                status.log_size
+            )));
+        }
+        self.refresh_description()?;
+        self.refresh_checkpoint()?;
+        self.metrics.enclave_up.store(true, Relaxed);
+        tracing::info!(
+            replayed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            sequence = status.sequence,
+            log_size = status.log_size,
+            "enclave recovered"
+        );
+        Ok(status)
+    }
+
+    fn expect_ack(&mut self, r: Request) -> Result<(), HostError> {
+        match self.call(r)? {
+            Response::Ack => Ok(()),
+            Response::Error(BoundaryError::Refused(why)) => Err(HostError::Inconsistent(why)),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    fn drain_log_into_tiles(&mut self) -> Result<(), HostError> {
+        match self.call(Request::LogEntries)? {
+            Response::LogEntries {
+                first_index,
+                entries,
+            } => self.append_tiles(first_index, entries),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// Append entries starting at log index `first`, skipping those the tiles already hold.
+    fn append_tiles(&mut self, first: u64, entries: Vec<Vec<u8>>) -> Result<(), HostError> {
+        let have = self.tiles.size();
+        if first > have {
+            return Err(HostError::Inconsistent(format!(
+                "log tiles end at {have} but the enclave's entries start at {first}"
+            )));
+        }
+        let skip = usize::try_from(have - first).unwrap_or(usize::MAX);
+        if let Some(rest) = entries.get(skip..).filter(|r| !r.is_empty()) {
+            self.tiles.append_batch(rest)?;
+        }
+        Ok(())
+    }
+
+    /// The enclave's status.
+    pub fn status(&mut self) -> Result<EnclaveStatus, HostError> {
+        match self.call(Request::Status)? {
+            Response::Status(s) => {
+                self.metrics.enclave_sequence.store(s.sequence, Relaxed);
+                if let Ok(mut w) = self.shared.status.write() {
+                    *w = Some(s.clone());
+                }
+                Ok(s)
+            }
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    fn refresh_description(&mut self) -> Result<(), HostError> {
+        match self.call(Request::Describe)? {
+            Response::Description(d) => {
+                if let Ok(mut w) = self.shared.description.write() {
+                    *w = Some(*d);
+                }
+                Ok(())
+            }
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    fn refresh_checkpoint(&mut self) -> Result<(), HostError> {
+        match self.call(Request::Checkpoint)? {
+            Response::Checkpoint { note } => {
+                self.tiles.write_checkpoint(&note)?;
+                if let Ok(mut w) = self.shared.checkpoint.write() {
+                    *w = Some(note);
+                }
+                Ok(())
+            }
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    fn snapshot(&mut self) -> Result<(), HostError> {
+        match self.call(Request::Snapshot)? {
+            Response::Snapshot { next_record, blob } => {
+                self.store.put_snapshot(next_record, &blob)?;
+                self.records_since_snapshot = 0;
+                Ok(())
+            }
+            // A batch is pending: try again after the next cut.
+            Response::Error(BoundaryError::Refused(_)) => Ok(()),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    fn journaled(&mut self, req: Request, g: &mut Group) -> Result<Response, HostError> {
+        match self.call(Request::Journaled(Box::new(req)))? {
+            Response::Journaled {
+                response,
+                record,
+                log_first_index,
+                log_entries,
+            } => {
+                if let Some(r) = record {
+                    g.commit.records.push(r);
+                }
+                if !log_entries.is_empty() {
+                    let expect = self.tiles.size() + g.entries.len() as u64;
+                    if log_first_index != expect {
+                        return Err(HostError::Inconsistent(format!(
+                            "enclave log entries start at {log_first_index}, expected {expect}"
+                        )));
+                    }
+                    g.entries.extend(log_entries);
+                }
+                Ok(*response)
+            }
+            Response::Error(e) => Err(HostError::Refused(e.to_string())),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    fn push_statement(&mut self, s: SignedStatement, g: &mut Group) {
+        self.metrics.statements.fetch_add(1, Relaxed);
+        self.metrics
+            .enclave_sequence
+            .store(s.statement.sequence, Relaxed);
+        self.accepted_since_cut = 0;
+        self.last_cut = Instant::now();
+        g.cut = true;
+        g.commit.statements.push(s);
+    }
+
+    fn submit(&mut self, envelope: Vec<u8>, trace: &str, g: &mut Group) -> SubmitReply {
+        let id = *EnvelopeId::of(&envelope).as_bytes();
+        // Idempotent re-submission: an accepted envelope gets its original receipt.
+        if let Some(prev) = g.seen.get(&id).filter(|p| p.accepted) {
+            return Ok((prev.clone(), true));
+        }
+        if let Some(prev) = self.store.envelope(&id)?.filter(|p| p.accepted) {
+            return Ok((prev, true));
+        }
+        let now = unix_now();
+        let outcome = match self.journaled(Request::Submit { envelope, now }, g)? {
+            Response::Submitted(o) => *o,
+            r => return Err(unexpected(&r)),
+        };
+        let stored = StoredEnvelope {
+            envelope_id: id,
+            sequence: outcome.sequence,
+            accepted: outcome.rejected.is_none(),
+            reason: outcome.rejected.map(|r| r.as_str().to_string()),
+            receipt: outcome.receipt,
+            trace_id: trace.to_string(),
+        };
+        match &stored.reason {
+            None => {
+                self.metrics.accepted.fetch_add(1, Relaxed);
+                self.accepted_since_cut += 1;
+                tracing::debug!(trace_id = trace, sequence = stored.sequence, "accepted");
+            }
+            Some(r) => {
+                self.metrics.reject(r);
+                tracing::debug!(trace_id = trace, reason = %r, "rejected");
+            }
+        }
+        if let Some(batch) = outcome.batch {
+            self.push_statement(batch, g);
+        }
+        g.seen.insert(id, stored.clone());
+        g.commit.envelopes.push(stored.clone());
+        Ok((stored, false))
+    }
+
+    fn serve(&mut self, cmd: Cmd, g: &mut Group) {
+        match cmd {
+            Cmd::Submit {
+                envelope,
+                trace,
+                reply,
+            } => {
+                let span = tracing::info_span!("submit", trace_id = %trace);
+                let _e = span.enter();
+                match self.submit(envelope, &trace, g) {
+                    Ok((stored, resubmitted)) => g.replies.push((reply, stored, resubmitted)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Cmd::Deposits {
+                events,
+                cursor,
+                reply,
+            } => {
+                let mut result = Ok(());
+                for ev in events {
+                    if let Err(e) = self.journaled(Request::Chain(ev), g) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                match result {
+                    Ok(()) => {
+                        g.commit
+                            .meta
+                            .push(("deposit_cursor".into(), cursor.to_string()));
+                        g.acks.push(reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Cmd::Call { request, reply } => {
+                let changes_state = matches!(
+                    request,
+                    Request::LogAttestation { .. }
+                        | Request::Tick { .. }
+                        | Request::CutBatch { .. }
+                        | Request::Chain(_)
+                        | Request::Evidence { .. }
+                );
+                let r = if changes_state {
+                    self.journaled(request, g)
+                } else {
+                    self.call(request)
+                };
+                match r {
+                    Ok(resp) => {
+                        if let Response::Batch(Some(b)) = &resp {
+                            self.push_statement((**b).clone(), g);
+                        }
+                        g.calls.push((reply, resp));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serve until the channel closes. Returns an error when durable state could not be
+    /// written (the node must stop: the enclave is ahead of the journal).
+    pub fn run(mut self, rx: Receiver<Cmd>) -> Result<(), HostError> {
+        let poll = self.cfg.batch_interval.min(Duration::from_millis(200));
+        loop {
+            let first = match rx.recv_timeout(poll) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            if self.link.is_none() {
+                // The enclave went away: a new session, restored from durable state.
+                if let Err(e) = self.recover() {
+                    tracing::warn!(error = %e, "enclave unavailable");
+                    self.metrics.enclave_up.store(false, Relaxed);
+                    if let Some(cmd) = first {
+                        refuse(cmd, &e);
+                    }
+                    while let Ok(cmd) = rx.try_recv() {
+                        refuse(cmd, &e);
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                    continue;
+                }
+            }
+            let mut g = Group::default();
+            if let Some(cmd) = first {
+                self.serve(cmd, &mut g);
+                while g.replies.len() + g.calls.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(cmd) => self.serve(cmd, &mut g),
+                        Err(_) => break,
+                    }
+                }
+            }
+            if self.link.is_some() {
+                self.housekeeping(&mut g);
+            }
+            self.finish(g)?;
+        }
+    }
+
+    fn housekeeping(&mut self, g: &mut Group) {
+        let now = unix_now();
+        if self.last_tick.elapsed() >= self.cfg.tick_every {
+            self.last_tick = Instant::now();
+            if let Ok(Response::Ticked { announcements }) = self.journaled(Request::Tick { now }, g)
+            {
+                g.rotated = !announcements.is_empty();
+            }
+        }
+        if self.accepted_since_cut > 0 && self.last_cut.elapsed() >= self.cfg.batch_interval {
+            match self.journaled(Request::CutBatch { now }, g) {
+                Ok(Response::Batch(Some(b))) => self.push_statement(*b, g),
+                Ok(_) => self.accepted_since_cut = 0,
+                Err(e) => tracing::warn!(error = %e, "cutting a batch failed"),
+            }
+        }
+    }
+
+    fn finish(&mut self, g: Group) -> Result<(), HostError> {
+        let records = g.commit.records.len() as u64;
+        // Durable before anyone hears of it. If this fails the enclave is ahead of the journal:
+        // stop; a restart restores from what is durable.
+        self.store.commit(&g.commit)?;
+        self.metrics.journal_records.fetch_add(records, Relaxed);
+        self.records_since_snapshot += records;
+        if !g.entries.is_empty() {
+            let first = self.tiles.size();
+            self.append_tiles(first, g.entries)?;
+        }
+        for (reply, stored, resubmitted) in g.replies {
+            let _ = reply.send(Ok((stored, resubmitted)));
+        }
+        for reply in g.acks {
+            let _ = reply.send(Ok(()));
+        }
+        for (reply, resp) in g.calls {
+            let _ = reply.send(Ok(resp));
+        }
+        if self.link.is_none() {
+            return Ok(());
+        }
+        if g.rotated {
+            let _ = self.refresh_description();
+        }
+        if g.cut {
+            if self.records_since_snapshot >= self.cfg.snapshot_every {
+                self.snapshot()?;
+            }
+            let _ = self.refresh_checkpoint();
+            let _ = self.status();
+        }
+        Ok(())
+    }
+}
+
+fn refuse(cmd: Cmd, e: &HostError) {
+    let err = || HostError::Enclave(e.to_string());
+    match cmd {
+        Cmd::Submit { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Cmd::Deposits { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Cmd::Call { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+    }
+}

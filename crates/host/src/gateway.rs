@@ -1,0 +1,579 @@
+//! The HTTP gateway (axum). Documented at `GET /openapi.json` and in docs/NODE.md.
+//!
+//! Bad requests are refused before anything reaches the enclave, with a JSON body
+//! `{"error": <code>, "message": <text>}`, and change nothing: wrong content type (415), empty or
+//! undecodable envelope (400), oversized body (413), unknown id (404). An envelope that decodes
+//! but that the enclave rejects gets its signed rejection receipt with 422.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use sealbridge_log::{HashReader, TileReader, inclusion_proof};
+use sealbridge_proto::MAX_ENVELOPE_BYTES;
+use sealbridge_seal::envelope::SealedEnvelope;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use crate::{
+    HostError,
+    core::{Cmd, Shared},
+    metrics::{Health, Metrics},
+    node::Setup,
+    store::{Store, StoredEnvelope},
+};
+
+/// Media type of envelopes and receipts (RFC 9052 §9.1).
+pub const COSE: &str = "application/cose";
+
+/// Gateway state.
+#[derive(Debug)]
+pub struct AppState {
+    /// The core.
+    pub core: SyncSender<Cmd>,
+    /// A reading database connection.
+    pub store: Mutex<Store>,
+    /// Log tiles.
+    pub tiles_dir: PathBuf,
+    /// Metrics and health.
+    pub metrics: Arc<Metrics>,
+    /// Description, checkpoint, status.
+    pub shared: Arc<Shared>,
+    /// Deployment and policy.
+    pub setup: Setup,
+    /// Settlement queue bound.
+    pub max_pending: u64,
+}
+
+type St = State<Arc<AppState>>;
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/enclave", get(enclave))
+        .route("/v1/envelopes", post(submit))
+        .route("/v1/receipts/{envelope_id}", get(receipt))
+        .route("/v1/settlements", get(settlements))
+        .route("/v1/status", get(status))
+        .route("/v1/checkpoint", get(checkpoint))
+        .route("/checkpoint", get(checkpoint))
+        .route("/tile/{*path}", get(tile))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        // Our own 413 below this; axum's beyond it.
+        .layer(DefaultBodyLimit::max(2 * MAX_ENVELOPE_BYTES))
+        .with_state(state)
+}
+
+fn error(s: &AppState, status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    s.metrics.http_status(status.as_u16());
+    let mut r = (
+        status,
+        Json(json!({ "error": code, "message": message.into() })),
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
+    r
+}
+
+async fn not_found(State(s): St) -> Response {
+    error(&s, StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+fn read<T>(s: &AppState, f: impl FnOnce(&Store) -> Result<T, HostError>) -> Result<T, Response> {
+    let result = match s.store.lock() {
+        Ok(store) => f(&store),
+        Err(_) => Err(HostError::Storage("store lock poisoned".into())),
+    };
+    result.map_err(|e| {
+        error(
+            s,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct EnclaveQuery {
+    challenge: Option<String>,
+}
+
+async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
+    let Some(d) = s.shared.description.read().ok().and_then(|d| d.clone()) else {
+        return error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "enclave_down",
+            "no enclave yet",
+        );
+    };
+    let mut evidence = Value::Null;
+    if let Some(c) = q.challenge {
+        let challenge = match hex::decode(c.trim_start_matches("0x")) {
+            Ok(b) if !b.is_empty() && b.len() <= 64 => b,
+            _ => {
+                return error(
+                    &s,
+                    StatusCode::BAD_REQUEST,
+                    "bad_challenge",
+                    "a challenge is 1 to 64 bytes of hex",
+                );
+            }
+        };
+        let (reply, rx) = oneshot::channel();
+        let request = sealbridge_enclave::boundary::Request::Evidence {
+            challenge,
+            now: crate::unix_now(),
+        };
+        if s.core.try_send(Cmd::Call { request, reply }).is_err() {
+            return error(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the node is busy",
+            );
+        }
+        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(Ok(sealbridge_enclave::boundary::Response::Evidence {
+                evidence: e, ..
+            }))) => {
+                evidence = json!(hex::encode(e));
+            }
+            _ => {
+                return error(
+                    &s,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "enclave_down",
+                    "no evidence from the enclave",
+                );
+            }
+        }
+    }
+    Json(json!({
+        "evidence": evidence,
+        "key_bundle": hex::encode(d.key_bundle.to_bytes()),
+        "ed25519": hex::encode(d.key_bundle.ed25519),
+        "address": d.key_bundle.address,
+        "instance_id": d.key_bundle.instance_id().to_hex(),
+        "measurement": d.measurement,
+        "program_id": d.program_id,
+        "policy_hash": d.policy_hash,
+        "epoch_announcement": hex::encode(&d.epoch_announcement),
+        "tee": "simulated",
+        "chain_id": s.setup.chain_id,
+        "registry": s.setup.registry,
+        "settlement": s.setup.settlement,
+        "token": s.setup.token,
+        "participants": s.setup.participants,
+        "registration": if s.metrics.enclave_up.load(Relaxed) { "registered" } else { "unknown" },
+    }))
+    .into_response()
+}
+
+fn receipt_json(e: &StoredEnvelope, resubmitted: bool) -> Value {
+    json!({
+        "envelope_id": hex::encode(e.envelope_id),
+        "status": if e.accepted { "accepted" } else { "rejected" },
+        "reason": e.reason,
+        "sequence": e.sequence,
+        "receipt": hex::encode(&e.receipt),
+        "trace_id": e.trace_id,
+        "resubmitted": resubmitted,
+    })
+}
+
+async fn submit(State(s): St, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.split(';').next().map(str::trim) != Some(COSE) {
+        return error(
+            &s,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("envelopes are sent as {COSE}, not {ct:?}"),
+        );
+    }
+    if body.is_empty() {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the body is empty",
+        );
+    }
+    if body.len() > MAX_ENVELOPE_BYTES {
+        return error(
+            &s,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("an envelope is at most {MAX_ENVELOPE_BYTES} bytes"),
+        );
+    }
+    let trace = match SealedEnvelope::parse(&body) {
+        Ok(env) => env.header().trace_id.to_hex(),
+        Err(e) => {
+            return error(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "malformed_envelope",
+                format!("not a Sealbridge envelope: {}", e.reason().as_str()),
+            );
+        }
+    };
+    if !s.metrics.enclave_up.load(Relaxed) {
+        return error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "enclave_down",
+            "the enclave is unreachable",
+        );
+    }
+    if s.metrics.pending() > s.max_pending {
+        return error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            "too many statements wait for the chain",
+        );
+    }
+    let (reply, rx) = oneshot::channel();
+    match s.core.try_send(Cmd::Submit {
+        envelope: body.to_vec(),
+        trace: trace.clone(),
+        reply,
+    }) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            return error(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the node is busy",
+            );
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            return error(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                "the node is stopping",
+            );
+        }
+    }
+    let outcome = match tokio::time::timeout(Duration::from_secs(30), rx).await {
+        Ok(Ok(r)) => r,
+        _ => {
+            return error(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "no answer from the enclave",
+            );
+        }
+    };
+    match outcome {
+        Ok((stored, resubmitted)) => {
+            s.metrics.observe_latency(started.elapsed().as_secs_f64());
+            if resubmitted {
+                s.metrics.resubmitted.fetch_add(1, Relaxed);
+            }
+            let status = if stored.accepted {
+                StatusCode::OK
+            } else {
+                s.metrics.http_status(422);
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            (status, Json(receipt_json(&stored, resubmitted))).into_response()
+        }
+        Err(e @ (HostError::Enclave(_) | HostError::Stopped)) => error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "enclave_down",
+            e.to_string(),
+        ),
+        Err(e) => error(
+            &s,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        ),
+    }
+}
+
+fn parse_id(text: &str) -> Option<[u8; 32]> {
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(text.strip_prefix("0x").unwrap_or(text), &mut id).ok()?;
+    Some(id)
+}
+
+/// Size line of a C2SP checkpoint note (second line).
+fn checkpoint_size(note: &str) -> Option<u64> {
+    note.lines().nth(1)?.parse().ok()
+}
+
+async fn receipt(State(s): St, Path(id): Path<String>) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            "an envelope id is 32 bytes of hex",
+        );
+    };
+    let found = read(&s, |st| {
+        let Some(e) = st.envelope(&id)? else {
+            return Ok(None);
+        };
+        let batch = if e.accepted {
+            st.batch_of(e.sequence)?
+        } else {
+            None
+        };
+        let settled = match batch {
+            Some(seq) => st
+                .statements(seq, 1)?
+                .into_iter()
+                .next()
+                .map(|x| (x.tx_hash.is_some(), x.confirmed, x.tx_hash)),
+            None => None,
+        };
+        Ok(Some((e, batch, settled)))
+    });
+    let (e, batch, settled) = match found {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            return error(
+                &s,
+                StatusCode::NOT_FOUND,
+                "unknown_envelope",
+                "no receipt for this envelope id",
+            );
+        }
+        Err(r) => return r,
+    };
+    let mut body = receipt_json(&e, false);
+    body["statement_sequence"] = json!(batch);
+    body["settled"] = json!(
+        settled.as_ref().is_some_and(|x| x.0)
+            && s.metrics.chain_sequence.load(Relaxed) >= batch.unwrap_or(u64::MAX)
+    );
+    body["settlement_tx"] = json!(settled.and_then(|x| x.2));
+    let note = s.shared.checkpoint.read().ok().and_then(|c| c.clone());
+    if let Some((note, size)) = note.and_then(|n| checkpoint_size(&n).map(|z| (n, z))) {
+        if e.sequence < size {
+            let proof = TileReader::open(&s.tiles_dir).and_then(|r| {
+                let at = r.at(size);
+                debug_assert_eq!(at.size(), size);
+                inclusion_proof(&at, e.sequence, size)
+            });
+            if let Ok(proof) = proof {
+                body["inclusion"] = json!({
+                    "checkpoint": note,
+                    "log_size": size,
+                    "leaf_index": e.sequence,
+                    "proof": proof.iter().map(|h| hex::encode(h.0)).collect::<Vec<_>>(),
+                });
+            }
+        }
+    }
+    Json(body).into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Page {
+    from: Option<u64>,
+    limit: Option<u64>,
+}
+
+async fn settlements(State(s): St, Query(p): Query<Page>) -> Response {
+    let from = p.from.unwrap_or(1).max(1);
+    let limit = p.limit.unwrap_or(100).min(1000);
+    let chain_seq = s.metrics.chain_sequence.load(Relaxed);
+    match read(&s, |st| st.statements(from, limit)) {
+        Ok(list) => Json(json!({
+            "chain_sequence": chain_seq,
+            "statements": list.iter().map(|x| json!({
+                "sequence": x.signed.statement.sequence,
+                "input_count": x.signed.statement.inputCount,
+                "prev_state_root": x.signed.statement.prevStateRoot,
+                "new_state_root": x.signed.statement.newStateRoot,
+                "digest": x.signed.digest,
+                "settled": x.signed.statement.sequence <= chain_seq,
+                "tx_hash": x.tx_hash,
+                "block_number": x.block_number,
+                "confirmed": x.confirmed,
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn status(State(s): St) -> Response {
+    let chain_seq = s.metrics.chain_sequence.load(Relaxed);
+    let counts = read(&s, |st| {
+        Ok((
+            st.envelope_counts()?,
+            st.inputs_up_to(chain_seq)?,
+            st.last_statement()?,
+        ))
+    });
+    let ((accepted, rejected), settled_inputs, last_statement) = match counts {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let es = s.shared.status.read().ok().and_then(|x| x.clone());
+    let chain_root = s.metrics.chain_root.lock().map(|r| *r).unwrap_or_default();
+    Json(json!({
+        "health": s.metrics.health(),
+        "accepted": accepted,
+        "rejected": rejected,
+        "settled_inputs": settled_inputs,
+        "pending_inputs": accepted.saturating_sub(settled_inputs),
+        "last_settled_sequence": chain_seq,
+        "last_signed_sequence": last_statement,
+        "enclave_state_root": es.as_ref().map(|e| e.state_root),
+        "chain_state_root": chain_root,
+        "log_size": es.as_ref().map(|e| e.log_size),
+    }))
+    .into_response()
+}
+
+async fn checkpoint(State(s): St) -> Response {
+    match s.shared.checkpoint.read().ok().and_then(|c| c.clone()) {
+        Some(note) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response(),
+        None => error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_checkpoint",
+            "no checkpoint yet",
+        ),
+    }
+}
+
+async fn tile(State(s): St, Path(path): Path<String>) -> Response {
+    // c2sp.org/tlog-tiles paths only: digits, "x", "entries", ".p", "/" — never "..".
+    let ok = !path.is_empty()
+        && path.len() < 128
+        && !path.contains("..")
+        && path.chars().all(|c| {
+            c.is_ascii_digit()
+                || matches!(c, 'x' | '/' | '.' | 'p' | 'e' | 'n' | 't' | 'r' | 'i' | 's')
+        });
+    if !ok {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "bad_tile_path",
+            "not a tlog-tiles path",
+        );
+    }
+    match tokio::fs::read(s.tiles_dir.join("tile").join(&path)).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(_) => error(&s, StatusCode::NOT_FOUND, "no_tile", "no such tile"),
+    }
+}
+
+async fn metrics(State(s): St) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(s): St) -> Response {
+    let h = s.metrics.health();
+    let code = if h == Health::Down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        Json(json!({
+            "status": h,
+            "enclave": s.metrics.enclave_up.load(Relaxed),
+            "chain": s.metrics.chain_up.load(Relaxed),
+            "pending_statements": s.metrics.pending(),
+        })),
+    )
+        .into_response()
+}
+
+async fn readyz(State(s): St) -> Response {
+    let h = s.metrics.health();
+    let ready = h != Health::Down && s.metrics.pending() <= s.max_pending;
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(json!({ "ready": ready, "status": h })),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    Json(crate::gateway::openapi_document()).into_response()
+}
+
+/// The OpenAPI 3.1 document served at `/openapi.json`.
+pub fn openapi_document() -> Value {
+    let err = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Sealbridge node", "version": env!("CARGO_PKG_VERSION")},
+        "paths": {
+            "/v1/enclave": {"get": {"summary": "Key bundle, measurement, program id, policy hash, epoch announcement, deployment", "responses": {"200": {"description": "the enclave"}, "503": err}}},
+            "/v1/envelopes": {"post": {
+                "summary": "Submit a sealed envelope (COSE_Encrypt0); returns the signed receipt once the input is durable. Re-submitting an accepted envelope returns the original receipt.",
+                "requestBody": {"required": true, "content": {"application/cose": {"schema": {"type": "string", "format": "binary", "maxLength": MAX_ENVELOPE_BYTES}}}},
+                "responses": {"200": {"description": "accepted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
+                              "422": {"description": "rejected by the enclave (signed rejection receipt)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
+                              "400": err, "413": err, "415": err, "503": err}}},
+            "/v1/receipts/{envelope_id}": {"get": {"summary": "Receipt, batch, settlement and inclusion proof against the latest checkpoint",
+                "parameters": [{"name": "envelope_id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^(0x)?[0-9a-f]{64}$"}}],
+                "responses": {"200": {"description": "the receipt"}, "400": err, "404": err}}},
+            "/v1/settlements": {"get": {"summary": "Signed statements and their settlement", "parameters": [
+                {"name": "from", "in": "query", "schema": {"type": "integer"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}}],
+                "responses": {"200": {"description": "statements"}}}},
+            "/v1/status": {"get": {"summary": "Accepted, settled and pending inputs; sequences and roots", "responses": {"200": {"description": "status"}}}},
+            "/v1/checkpoint": {"get": {"summary": "The log's latest C2SP signed checkpoint", "responses": {"200": {"description": "text/plain note"}}}},
+            "/checkpoint": {"get": {"summary": "Same, at the tlog-tiles location", "responses": {"200": {"description": "text/plain note"}}}},
+            "/tile/{path}": {"get": {"summary": "C2SP tlog-tiles hash tiles and entry bundles", "responses": {"200": {"description": "tile bytes"}, "404": err}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
+            "/healthz": {"get": {"summary": "healthy | degraded | down (503 when down)", "responses": {"200": {"description": "up"}, "503": {"description": "down"}}}},
+            "/readyz": {"get": {"summary": "Ready to accept envelopes", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
+            "Receipt": {"type": "object", "properties": {
+                "envelope_id": {"type": "string"}, "status": {"enum": ["accepted", "rejected"]}, "reason": {"type": ["string", "null"]},
+                "sequence": {"type": "integer"}, "receipt": {"type": "string", "description": "COSE_Sign1, hex"},
+                "trace_id": {"type": "string"}, "resubmitted": {"type": "boolean"}}},
+        }},
+    })
+}

@@ -1,0 +1,222 @@
+//! Prometheus metrics (text exposition format 0.0.4) and health.
+//!
+//! Labels never carry request data: only fixed names and reason codes.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// Latency buckets (seconds) of the receipt histogram.
+pub const BUCKETS: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+
+/// Node metrics and health flags.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Envelopes accepted.
+    pub accepted: AtomicU64,
+    /// Envelopes rejected, by reason code.
+    pub rejected: Mutex<BTreeMap<String, u64>>,
+    /// Re-submissions answered from storage.
+    pub resubmitted: AtomicU64,
+    /// HTTP requests refused with 4xx, by status.
+    pub http_4xx: Mutex<BTreeMap<u16, u64>>,
+    /// HTTP requests refused with 503.
+    pub http_503: AtomicU64,
+    /// Statements signed.
+    pub statements: AtomicU64,
+    /// Last sequence settled on chain (as the relayer last read it).
+    pub chain_sequence: AtomicU64,
+    /// Last sequence the enclave signed.
+    pub enclave_sequence: AtomicU64,
+    /// Relayer errors (retried).
+    pub relayer_errors: AtomicU64,
+    /// Reorgs detected.
+    pub reorgs: AtomicU64,
+    /// Journal records written.
+    pub journal_records: AtomicU64,
+    /// State root settled on chain (as the relayer last read it).
+    pub chain_root: Mutex<alloy_primitives::B256>,
+    /// Whether the enclave answers.
+    pub enclave_up: AtomicBool,
+    /// Whether the chain answers.
+    pub chain_up: AtomicBool,
+    /// Receipt latency histogram: bucket counts, then +Inf.
+    latency: Mutex<([u64; BUCKETS.len() + 1], f64)>,
+}
+
+/// Overall health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Everything answers.
+    Healthy,
+    /// Accepting, but something is lagging (chain unreachable, settlement queue long).
+    Degraded,
+    /// Not accepting (enclave unreachable).
+    Down,
+}
+
+impl Metrics {
+    /// Record one receipt latency.
+    pub fn observe_latency(&self, secs: f64) {
+        if let Ok(mut h) = self.latency.lock() {
+            let i = BUCKETS
+                .iter()
+                .position(|b| secs <= *b)
+                .unwrap_or(BUCKETS.len());
+            h.0[i] += 1;
+            h.1 += secs;
+        }
+    }
+
+    /// Count a rejection.
+    pub fn reject(&self, reason: &str) {
+        if let Ok(mut m) = self.rejected.lock() {
+            *m.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Count an HTTP refusal.
+    pub fn http_status(&self, status: u16) {
+        if status == 503 {
+            self.http_503.fetch_add(1, Relaxed);
+        } else if (400..500).contains(&status) {
+            if let Ok(mut m) = self.http_4xx.lock() {
+                *m.entry(status).or_default() += 1;
+            }
+        }
+    }
+
+    /// Pending statements: signed but not yet settled.
+    pub fn pending(&self) -> u64 {
+        self.enclave_sequence
+            .load(Relaxed)
+            .saturating_sub(self.chain_sequence.load(Relaxed))
+    }
+
+    /// Health from the flags.
+    pub fn health(&self) -> Health {
+        if !self.enclave_up.load(Relaxed) {
+            Health::Down
+        } else if !self.chain_up.load(Relaxed) {
+            Health::Degraded
+        } else {
+            Health::Healthy
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter(
+            "sealbridge_envelopes_accepted_total",
+            "Envelopes accepted.",
+            self.accepted.load(Relaxed),
+        );
+        counter(
+            "sealbridge_envelopes_resubmitted_total",
+            "Re-submissions answered with the original receipt.",
+            self.resubmitted.load(Relaxed),
+        );
+        counter(
+            "sealbridge_statements_signed_total",
+            "Statements signed by the enclave.",
+            self.statements.load(Relaxed),
+        );
+        counter(
+            "sealbridge_relayer_errors_total",
+            "Relayer errors (retried with backoff).",
+            self.relayer_errors.load(Relaxed),
+        );
+        counter(
+            "sealbridge_reorgs_total",
+            "Reorgs that dropped a settlement.",
+            self.reorgs.load(Relaxed),
+        );
+        counter(
+            "sealbridge_journal_records_total",
+            "Journal records written.",
+            self.journal_records.load(Relaxed),
+        );
+        counter(
+            "sealbridge_http_503_total",
+            "Requests refused with 503.",
+            self.http_503.load(Relaxed),
+        );
+        let _ = writeln!(
+            o,
+            "# HELP sealbridge_envelopes_rejected_total Envelopes rejected, by reason.\n# TYPE sealbridge_envelopes_rejected_total counter"
+        );
+        if let Ok(m) = self.rejected.lock() {
+            for (r, v) in m.iter() {
+                let _ = writeln!(
+                    o,
+                    "sealbridge_envelopes_rejected_total{{reason=\"{r}\"}} {v}"
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP sealbridge_http_client_errors_total Requests refused with 4xx.\n# TYPE sealbridge_http_client_errors_total counter"
+        );
+        if let Ok(m) = self.http_4xx.lock() {
+            for (s, v) in m.iter() {
+                let _ = writeln!(
+                    o,
+                    "sealbridge_http_client_errors_total{{status=\"{s}\"}} {v}"
+                );
+            }
+        }
+        for (name, help, v) in [
+            (
+                "sealbridge_chain_sequence",
+                "Last sequence settled on chain.",
+                self.chain_sequence.load(Relaxed),
+            ),
+            (
+                "sealbridge_enclave_sequence",
+                "Last sequence signed by the enclave.",
+                self.enclave_sequence.load(Relaxed),
+            ),
+            (
+                "sealbridge_pending_statements",
+                "Statements signed but not settled.",
+                self.pending(),
+            ),
+            (
+                "sealbridge_enclave_up",
+                "1 if the enclave answers.",
+                u64::from(self.enclave_up.load(Relaxed)),
+            ),
+            (
+                "sealbridge_chain_up",
+                "1 if the chain answers.",
+                u64::from(self.chain_up.load(Relaxed)),
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP sealbridge_receipt_seconds Time from request to durable receipt.\n# TYPE sealbridge_receipt_seconds histogram"
+        );
+        if let Ok(h) = self.latency.lock() {
+            let mut cum = 0;
+            for (i, b) in BUCKETS.iter().enumerate() {
+                cum += h.0[i];
+                let _ = writeln!(o, "sealbridge_receipt_seconds_bucket{{le=\"{b}\"}} {cum}");
+            }
+            cum += h.0[BUCKETS.len()];
+            let _ = writeln!(o, "sealbridge_receipt_seconds_bucket{{le=\"+Inf\"}} {cum}");
+            let _ = writeln!(o, "sealbridge_receipt_seconds_sum {}", h.1);
+            let _ = writeln!(o, "sealbridge_receipt_seconds_count {cum}");
+        }
+        o
+    }
+}

@@ -1,0 +1,520 @@
+//! Wiring: configuration, first-start setup, recovery and the start-up consistency check
+//! against the chain, and the three long-running parts (core thread, relayer thread, gateway).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use sealbridge_chain::{Chain, ChainError, Deployment, LogEntry, Sealbridge, TxReceipt};
+use sealbridge_enclave::{
+    EnclavePolicy, SettlementTarget,
+    boundary::{EnclaveStatus, Request, Response},
+};
+use sealbridge_programs::netting::NettingConfig;
+use tokio::sync::oneshot;
+
+use crate::{
+    HostError,
+    core::{Cmd, Core, CoreConfig, LinkFactory, Shared},
+    dev::{self, DevChain},
+    gateway,
+    link::{EnclaveLink, InProc, SpawnedEnclave, UnixLink, simulated_root_secret},
+    metrics::Metrics,
+    relayer::{self, RelayerConfig},
+    store::Store,
+    unix_now,
+};
+
+/// Which chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainMode {
+    /// The in-process revm chain (lives in memory: one run only).
+    Embedded,
+    /// An Ethereum JSON-RPC endpoint.
+    Url(String),
+}
+
+/// Where the enclave runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnclaveMode {
+    /// In this process.
+    InProc,
+    /// A child process (`<exe> enclave`) this node starts, restarts and kills.
+    Spawn(PathBuf),
+    /// An enclave process already listening on this socket.
+    Unix(PathBuf),
+}
+
+/// Node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Data directory (database, tiles, simulated root secret).
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Enclave placement.
+    pub enclave: EnclaveMode,
+    /// Development setup on first start (deploy, register, fund).
+    pub dev: bool,
+    /// Development participants.
+    pub participants: u32,
+    /// Inputs per batch.
+    pub batch_size: u32,
+    /// Cut a non-empty batch after this long.
+    pub batch_interval: Duration,
+    /// Confirmations before a settlement counts.
+    pub confirmations: u64,
+    /// Snapshot after this many journal records.
+    pub snapshot_every: u64,
+    /// Refuse new envelopes (503) while more statements than this wait for the chain.
+    pub max_pending_statements: u64,
+    /// Relayer poll interval.
+    pub poll: Duration,
+}
+
+impl NodeConfig {
+    /// Defaults for a data dir and listen address.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            listen,
+            enclave: EnclaveMode::InProc,
+            dev: true,
+            participants: 8,
+            batch_size: 64,
+            batch_interval: Duration::from_millis(500),
+            confirmations: 1,
+            snapshot_every: 10_000,
+            max_pending_statements: 10_000,
+            poll: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What first-start setup stored.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Setup {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Admin / relayer account.
+    pub admin: Address,
+    /// Registry.
+    pub registry: Address,
+    /// Settlement.
+    pub settlement: Address,
+    /// Test token.
+    pub token: Address,
+    /// Enclave policy.
+    pub policy: EnclavePolicy,
+    /// Development participants.
+    pub participants: u32,
+}
+
+impl Setup {
+    /// The deployment.
+    pub fn deployment(&self) -> Deployment {
+        Deployment {
+            chain_id: self.chain_id,
+            admin: self.admin,
+            registry: self.registry,
+            settlement: self.settlement,
+            token: self.token,
+        }
+    }
+}
+
+/// A chain shared between the node and whoever else holds it (tests keep an embedded chain
+/// alive across node restarts this way).
+#[derive(Debug)]
+pub struct SharedChain<C>(pub Arc<Mutex<C>>);
+
+impl<C> Clone for SharedChain<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<C> SharedChain<C> {
+    /// Share `chain`.
+    pub fn new(chain: C) -> Self {
+        Self(Arc::new(Mutex::new(chain)))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut C) -> Result<T, ChainError>) -> Result<T, ChainError> {
+        let mut g = self
+            .0
+            .lock()
+            .map_err(|_| ChainError::Transport("chain lock poisoned".into()))?;
+        f(&mut g)
+    }
+}
+
+impl<C: Chain> Chain for SharedChain<C> {
+    fn chain_id(&self) -> Result<u64, ChainError> {
+        self.with(|c| c.chain_id())
+    }
+    fn block_number(&self) -> Result<u64, ChainError> {
+        self.with(|c| c.block_number())
+    }
+    fn block_timestamp(&self) -> Result<u64, ChainError> {
+        self.with(|c| c.block_timestamp())
+    }
+    fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+        self.with(|c| c.block_hash(number))
+    }
+    fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError> {
+        self.with(|c| c.deploy(from, init_code))
+    }
+    fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<TxReceipt, ChainError> {
+        self.with(|c| c.send(from, to, data))
+    }
+    fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
+        self.with(|c| c.call(from, to, data))
+    }
+    fn logs(&self, address: Address, from: u64, to: u64) -> Result<Vec<LogEntry>, ChainError> {
+        self.with(|c| c.logs(address, from, to))
+    }
+    fn balance(&self, address: Address) -> Result<U256, ChainError> {
+        self.with(|c| c.balance(address))
+    }
+    fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError> {
+        self.with(|c| c.receipt(tx_hash))
+    }
+}
+
+impl<C: DevChain> DevChain for SharedChain<C> {
+    fn fund_and_unlock(&mut self, account: Address) -> Result<(), ChainError> {
+        self.with(|c| c.fund_and_unlock(account))
+    }
+    fn admin(&self) -> Result<Address, ChainError> {
+        self.with(|c| c.admin())
+    }
+}
+
+/// A running node. Dropping it stops the relayer and the gateway and ends the core.
+pub struct Node {
+    /// Where the gateway listens.
+    pub addr: SocketAddr,
+    /// Metrics and health.
+    pub metrics: Arc<Metrics>,
+    /// What the setup stored.
+    pub setup: Setup,
+    stop: Arc<AtomicBool>,
+    core_tx: Option<SyncSender<Cmd>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _spawned: Arc<Mutex<Option<SpawnedEnclave>>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn call_core(tx: &SyncSender<Cmd>, request: Request) -> Result<Response, HostError> {
+    let (reply, rx) = oneshot::channel();
+    tx.send(Cmd::Call { request, reply })
+        .map_err(|_| HostError::Stopped)?;
+    rx.blocking_recv().map_err(|_| HostError::Stopped)?
+}
+
+/// The start-up check (DESIGN §6): the enclave's state must equal or extend what the chain
+/// has settled.
+fn check_against_chain<C: Chain>(
+    sb: &Sealbridge<C>,
+    store: &Store,
+    status: &EnclaveStatus,
+) -> Result<(), HostError> {
+    let m = sb.last_sequence()?;
+    let root = sb.state_root()?;
+    let n = status.sequence;
+    if n < m {
+        return Err(HostError::Inconsistent(format!(
+            "the enclave's state (sequence {n}) is behind the chain (sequence {m} settled): \
+             this data directory is stale or was rolled back"
+        )));
+    }
+    if n == m && status.state_root != root {
+        return Err(HostError::Inconsistent(format!(
+            "the enclave's state root {} differs from the chain's {root} at sequence {m}",
+            status.state_root
+        )));
+    }
+    if n > m {
+        let next = store.statements(m + 1, 1)?;
+        match next.first() {
+            Some(s) if s.signed.statement.prevStateRoot == root => {}
+            Some(s) => {
+                return Err(HostError::Inconsistent(format!(
+                    "statement {} starts from root {} but the chain is at {root}",
+                    m + 1,
+                    s.signed.statement.prevStateRoot
+                )));
+            }
+            None => {
+                return Err(HostError::Inconsistent(format!(
+                    "statement {} is missing from the database",
+                    m + 1
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Node {
+    /// Start a node on `chain`.
+    pub fn start<C: DevChain + Send + 'static>(
+        cfg: NodeConfig,
+        chain: C,
+    ) -> Result<Self, HostError> {
+        let store = Store::open(&cfg.data_dir)?;
+        let metrics = Arc::new(Metrics::default());
+        let shared = Arc::new(Shared::default());
+
+        // ---- setup (first start) or attach --------------------------------------------
+        let (setup, fresh, mut sb) = match store.meta::<Setup>("setup")? {
+            Some(s) => {
+                let sb = Sealbridge::attach(chain, s.deployment());
+                (s, false, sb)
+            }
+            None if cfg.dev => {
+                let admin = chain.admin()?;
+                let start_block = chain.block_number()?;
+                let mut sb = Sealbridge::deploy(chain, admin, B256::ZERO)?;
+                let participants = dev::participants(cfg.participants);
+                let policy = EnclavePolicy::new(
+                    NettingConfig {
+                        participants: participants.iter().map(|p| p.netting()).collect(),
+                        tokens: vec![sb.deployment.token],
+                    },
+                    cfg.batch_size,
+                );
+                sb.set_policy_hash(admin, policy.hash())?;
+                let d = sb.deployment;
+                let setup = Setup {
+                    chain_id: d.chain_id,
+                    admin,
+                    registry: d.registry,
+                    settlement: d.settlement,
+                    token: d.token,
+                    policy,
+                    participants: cfg.participants,
+                };
+                store.put_meta("deposit_cursor", &start_block.to_string())?;
+                store.put_meta("setup", &setup)?;
+                (setup, true, sb)
+            }
+            None => {
+                return Err(HostError::Config(
+                    "this data directory has no deployment; start with --dev to deploy one".into(),
+                ));
+            }
+        };
+        if sb.policy_hash()? != setup.policy.hash() {
+            return Err(HostError::Inconsistent(
+                "the chain holds another policy than this data directory (wrong chain?)".into(),
+            ));
+        }
+        let target = SettlementTarget {
+            chain_id: setup.chain_id,
+            settlement: setup.settlement,
+        };
+
+        // ---- the enclave --------------------------------------------------------------
+        let (root_file, root) = simulated_root_secret(&cfg.data_dir)?;
+        let spawned: Arc<Mutex<Option<SpawnedEnclave>>> = Arc::new(Mutex::new(None));
+        let factory: LinkFactory = match cfg.enclave.clone() {
+            EnclaveMode::InProc => {
+                Box::new(move || Ok(Box::new(InProc::new(root)) as Box<dyn EnclaveLink>))
+            }
+            EnclaveMode::Unix(path) => Box::new(move || {
+                Ok(Box::new(UnixLink::connect(&path, Duration::from_secs(5))?)
+                    as Box<dyn EnclaveLink>)
+            }),
+            EnclaveMode::Spawn(exe) => {
+                let data_dir = cfg.data_dir.clone();
+                let slot = spawned.clone();
+                Box::new(move || {
+                    let mut slot = slot
+                        .lock()
+                        .map_err(|_| HostError::Enclave("spawn lock".into()))?;
+                    let alive = slot.as_mut().is_some_and(SpawnedEnclave::alive);
+                    if !alive {
+                        *slot = Some(SpawnedEnclave::spawn(&exe, &data_dir, &root_file)?);
+                    }
+                    let socket = slot
+                        .as_ref()
+                        .map(|s| s.socket.clone())
+                        .ok_or_else(|| HostError::Enclave("no enclave process".into()))?;
+                    Ok(
+                        Box::new(UnixLink::connect(&socket, Duration::from_secs(10))?)
+                            as Box<dyn EnclaveLink>,
+                    )
+                })
+            }
+        };
+        let mut core = Core::new(
+            factory,
+            store,
+            cfg.data_dir.join("log"),
+            setup.policy.clone(),
+            target,
+            metrics.clone(),
+            shared.clone(),
+            CoreConfig {
+                batch_interval: cfg.batch_interval,
+                snapshot_every: cfg.snapshot_every,
+                tick_every: Duration::from_secs(10),
+            },
+        )?;
+        let status = core.recover()?;
+        let check_store = Store::open(&cfg.data_dir)?;
+        check_against_chain(&sb, &check_store, &status)?;
+
+        let (core_tx, core_rx) = sync_channel::<Cmd>(4096);
+        let mut threads = Vec::new();
+        threads.push(
+            std::thread::Builder::new()
+                .name("sealbridge-core".into())
+                .spawn(move || {
+                    if let Err(e) = core.run(core_rx) {
+                        tracing::error!(error = %e, "core stopped: durable state could not be written");
+                        // The enclave may be ahead of the journal: stop serving, restart recovers.
+                        std::process::abort();
+                    }
+                })
+                .map_err(|e| HostError::Config(e.to_string()))?,
+        );
+
+        // ---- registration and funding (development) -------------------------------------
+        let description = shared
+            .description
+            .read()
+            .ok()
+            .and_then(|d| d.clone())
+            .ok_or_else(|| HostError::Enclave("no description".into()))?;
+        if !sb.is_active(description.key_bundle.address)? {
+            if !cfg.dev {
+                return Err(HostError::Config(
+                    "the enclave is not registered; only --dev registration is implemented".into(),
+                ));
+            }
+            let admin = setup.admin;
+            let (result, signatures) = dev::register(
+                &mut sb,
+                admin,
+                &description,
+                |r| call_core(&core_tx, r),
+                unix_now(),
+            )?;
+            match call_core(&core_tx, Request::LogAttestation { result, signatures })? {
+                Response::Ack => {}
+                r => return Err(HostError::Enclave(format!("LogAttestation: {r:?}"))),
+            }
+        }
+        if fresh {
+            let participants = dev::participants(setup.participants);
+            dev::fund(&mut sb, setup.admin, &participants)?;
+        }
+        metrics.chain_up.store(true, Relaxed);
+
+        // ---- relayer ----------------------------------------------------------------------
+        let stop = Arc::new(AtomicBool::new(false));
+        let chain = Arc::new(Mutex::new(sb));
+        {
+            let store = Store::open(&cfg.data_dir)?;
+            let (chain, tx, metrics, stop) = (
+                chain.clone(),
+                core_tx.clone(),
+                metrics.clone(),
+                stop.clone(),
+            );
+            let rcfg = RelayerConfig {
+                confirmations: cfg.confirmations,
+                poll: cfg.poll,
+                max_backoff: Duration::from_secs(10),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name("sealbridge-relayer".into())
+                    .spawn(move || relayer::run(chain, store, tx, metrics, rcfg, stop))
+                    .map_err(|e| HostError::Config(e.to_string()))?,
+            );
+        }
+
+        // ---- gateway ------------------------------------------------------------------------
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| HostError::Config(e.to_string()))?;
+        let state = Arc::new(gateway::AppState {
+            core: core_tx.clone(),
+            store: Mutex::new(Store::open(&cfg.data_dir)?),
+            tiles_dir: cfg.data_dir.join("log"),
+            metrics: metrics.clone(),
+            shared,
+            setup: setup.clone(),
+            max_pending: cfg.max_pending_statements,
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(cfg.listen))
+            .map_err(|e| HostError::Config(format!("listen {}: {e}", cfg.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| HostError::Config(e.to_string()))?;
+        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+        let app = gateway::router(state);
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = shutdown_rx.await;
+                })
+                .await;
+        });
+        tracing::info!(%addr, settlement = %setup.settlement, "node serving");
+        Ok(Self {
+            addr,
+            metrics,
+            setup,
+            stop,
+            core_tx: Some(core_tx),
+            threads,
+            shutdown: Some(shutdown),
+            runtime: Some(runtime),
+            _spawned: spawned,
+        })
+    }
+
+    /// Block until interrupted (Ctrl-C).
+    pub fn wait(&self) {
+        if let Some(rt) = &self.runtime {
+            let _ = rt.block_on(tokio::signal::ctrl_c());
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        self.core_tx.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The relayer (DESIGN §8): settles the enclave's statements in order, exactly once.
+//!
+//! It keeps no state the chain or the enclave cannot rebuild. Each round it:
+//! 1. reads `Deposited` events up to the confirmed head and hands them to the enclave (the
+//!    scan cursor is committed together with the enclave's journal record of the events);
+//! 2. re-checks the block hash of every settlement it saw but has not yet confirmed: a different
+//!    hash means a reorg, and the statement is forgotten (the chain's `lastSequence` tells what
+//!    really settled);
+//! 3. reads `lastSequence` from the chain and submits the next stored statement; the contract
+//!    answers `AlreadySettled` for a statement it holds, which counts as success.
+//!
+//! Errors back off exponentially (capped) and mark the chain as down (health: degraded).
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_primitives::Bytes;
+use alloy_sol_types::SolEvent;
+use sealbridge_chain::{
+    Chain, Sealbridge, SettleOutcome, bindings::Settlement, proto_compat::effects_from_proto,
+};
+use sealbridge_enclave::boundary::ChainEvent;
+use tokio::sync::oneshot;
+
+use crate::{HostError, core::Cmd, metrics::Metrics, store::Store};
+
+/// Relayer tuning.
+#[derive(Debug, Clone)]
+pub struct RelayerConfig {
+    /// Confirmations before a settlement (or a deposit) counts.
+    pub confirmations: u64,
+    /// Pause between rounds when idle.
+    pub poll: Duration,
+    /// Longest backoff after errors.
+    pub max_backoff: Duration,
+}
+
+/// A chain shared by the relayer and the setup code.
+pub type SharedChain<C> = Arc<Mutex<Sealbridge<C>>>;
+
+/// Run rounds until `stop` is set.
+pub fn run<C: Chain>(
+    chain: SharedChain<C>,
+    store: Store,
+    core: SyncSender<Cmd>,
+    metrics: Arc<Metrics>,
+    cfg: RelayerConfig,
+    stop: Arc<AtomicBool>,
+) {
+    let mut backoff = cfg.poll;
+    while !stop.load(Relaxed) {
+        match round(&chain, &store, &core, &metrics, &cfg) {
+            Ok(progress) => {
+                metrics.chain_up.store(true, Relaxed);
+                backoff = cfg.poll;
+                if !progress {
+                    std::thread::sleep(cfg.poll);
+                }
+            }
+            Err(e) => {
+                metrics.relayer_errors.fetch_add(1, Relaxed);
+                if matches!(e, HostError::Chain(_)) {
+                    metrics.chain_up.store(false, Relaxed);
+                }
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "relayer round failed");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(cfg.max_backoff);
+            }
+        }
+    }
+}
+
+fn lock<C>(chain: &SharedChain<C>) -> Result<std::sync::MutexGuard<'_, Sealbridge<C>>, HostError> {
+    chain
+        .lock()
+        .map_err(|_| HostError::Chain("chain lock poisoned".into()))
+}
+
+/// One round; `Ok(true)` if it did something (go again at once).
+pub fn round<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    core: &SyncSender<Cmd>,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+) -> Result<bool, HostError> {
+    let mut progress = false;
+    let head = lock(chain)?.chain().block_number()?;
+    let confirmed_head = head.saturating_sub(cfg.confirmations.saturating_sub(1));
+
+    // 1. Deposits.
+    let cursor: u64 = store
+        .meta::<String>("deposit_cursor")?
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if cursor <= confirmed_head {
+        let sb = lock(chain)?;
+        let logs = sb
+            .chain()
+            .logs(sb.deployment.settlement, cursor, confirmed_head)?;
+        drop(sb);
+        let events: Vec<ChainEvent> = logs
+            .iter()
+            .filter_map(|l| Settlement::Deposited::decode_log(&l.inner).ok())
+            .filter_map(|e| {
+                Some(ChainEvent::Deposit {
+                    account: e.data.account,
+                    token: e.data.token,
+                    amount: u128::try_from(e.data.amount).ok()?,
+                })
+            })
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        core.send(Cmd::Deposits {
+            events,
+            cursor: confirmed_head + 1,
+            reply: tx,
+        })
+        .map_err(|_| HostError::Stopped)?;
+        rx.blocking_recv().map_err(|_| HostError::Stopped)??;
+    }
+
+    // 2. Reorg detection and confirmations.
+    let sb = lock(chain)?;
+    let last = sb.last_sequence()?;
+    metrics.chain_sequence.store(last, Relaxed);
+    if let Ok(mut r) = metrics.chain_root.lock() {
+        *r = sb.state_root()?;
+    }
+    let seen = store.statements(1, u64::MAX)?;
+    for s in seen
+        .iter()
+        .filter(|s| !s.confirmed || s.signed.statement.sequence > last)
+    {
+        let seq = s.signed.statement.sequence;
+        let (Some(num), Some(hash)) = (s.block_number, s.block_hash.as_deref()) else {
+            continue;
+        };
+        let now_hash = sb.chain().block_hash(num)?.map(|h| h.to_string());
+        if now_hash.as_deref() != Some(hash) || seq > last {
+            metrics.reorgs.fetch_add(1, Relaxed);
+            tracing::warn!(
+                sequence = seq,
+                block = num,
+                "settlement dropped by a reorg; will resubmit"
+            );
+            store.mark_settled(seq, None, false)?;
+        } else if head >= num + cfg.confirmations.saturating_sub(1) {
+            store.mark_settled(
+                seq,
+                Some((s.tx_hash.clone().unwrap_or_default(), num, hash.to_string())),
+                true,
+            )?;
+        }
+    }
+    drop(sb);
+
+    // 3. The next statement, in order.
+    let Some(next) = store.statements(last + 1, 1)?.into_iter().next() else {
+        return Ok(progress);
+    };
+    let st = &next.signed;
+    let span = tracing::info_span!("settle", sequence = st.statement.sequence);
+    let _e = span.enter();
+    let mut sb = lock(chain)?;
+    let from = sb.deployment.admin;
+    let outcome = sb.settle(
+        from,
+        &(&st.statement).into(),
+        &effects_from_proto(&st.effects),
+        Bytes::from(st.signature.clone()),
+    );
+    drop(sb);
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            return Err(match e {
+                sealbridge_chain::ContractError::Chain(c) => HostError::Chain(c.to_string()),
+                other => HostError::Refused(format!(
+                    "settling statement {}: {other}",
+                    st.statement.sequence
+                )),
+            });
+        }
+    };
+    let r = outcome.receipt();
+    let already = matches!(outcome, SettleOutcome::AlreadySettled(_));
+    tracing::info!(
+        tx = %r.tx_hash,
+        block = r.block_number,
+        already_settled = already,
+        "statement settled"
+    );
+    store.mark_settled(
+        st.statement.sequence,
+        Some((
+            r.tx_hash.to_string(),
+            r.block_number,
+            r.block_hash.to_string(),
+        )),
+        cfg.confirmations <= 1,
+    )?;
+    metrics.chain_sequence.store(st.statement.sequence, Relaxed);
+    progress = true;
+    Ok(progress)
+}

@@ -1,0 +1,370 @@
+//! Durable storage: one SQLite database in WAL mode (`<data-dir>/node.db`).
+//!
+//! | table | what | written |
+//! |---|---|---|
+//! | `meta` | node configuration (policy, deployment, cursors) as JSON | setup, deposit scans |
+//! | `snapshot` | the enclave's latest sealed snapshot and its journal position | after batch cuts |
+//! | `journal` | sealed journal records, by index | before any response is acted on |
+//! | `envelopes` | receipt per envelope id (idempotent re-submission, `GET /v1/receipts`) | with its record |
+//! | `statements` | signed statements (public) and what the relayer saw of them | with their record |
+//! | `batch_members` | receipt log index → statement sequence | with the statement |
+//!
+//! Every submission's journal record, receipt and (if it closed a batch) statement are written
+//! in one transaction, and the transaction commits (`synchronous=FULL`) before the receipt is
+//! returned. Nothing here is secret: records and snapshots are sealed by the enclave.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sealbridge_enclave::{SignedStatement, persist::JournalRecord};
+
+use crate::HostError;
+
+/// A stored receipt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredEnvelope {
+    /// SHA-256 of the envelope bytes.
+    pub envelope_id: [u8; 32],
+    /// Log index of the receipt.
+    pub sequence: u64,
+    /// Whether the receipt says accepted.
+    pub accepted: bool,
+    /// Reason code when rejected.
+    pub reason: Option<String>,
+    /// The signed receipt (COSE_Sign1).
+    pub receipt: Vec<u8>,
+    /// Trace id from the envelope header (hex).
+    pub trace_id: String,
+}
+
+/// A stored statement with the relayer's view of it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredStatement {
+    /// The signed statement.
+    pub signed: SignedStatement,
+    /// Transaction that settled it (or found it already settled), once seen.
+    pub tx_hash: Option<String>,
+    /// Block of that transaction.
+    pub block_number: Option<u64>,
+    /// Hash of that block (reorg detection).
+    pub block_hash: Option<String>,
+    /// Whether it has the configured number of confirmations.
+    pub confirmed: bool,
+}
+
+/// Everything one group of requests made durable, written in one transaction.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// Journal records, in order.
+    pub records: Vec<JournalRecord>,
+    /// Receipts.
+    pub envelopes: Vec<StoredEnvelope>,
+    /// Statements.
+    pub statements: Vec<SignedStatement>,
+    /// Meta entries (key, JSON).
+    pub meta: Vec<(String, String)>,
+}
+
+impl Commit {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.envelopes.is_empty()
+            && self.statements.is_empty()
+            && self.meta.is_empty()
+    }
+}
+
+/// A connection to the node database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+fn db(e: rusqlite::Error) -> HostError {
+    HostError::Storage(e.to_string())
+}
+
+impl Store {
+    /// Open (creating if needed) `<dir>/node.db` in WAL mode.
+    pub fn open(dir: &Path) -> Result<Self, HostError> {
+        std::fs::create_dir_all(dir).map_err(|e| HostError::Storage(e.to_string()))?;
+        let conn = Connection::open(dir.join("node.db")).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
+                 next_record INTEGER NOT NULL, blob BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS journal (idx INTEGER PRIMARY KEY, blob BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS envelopes (id BLOB PRIMARY KEY, sequence INTEGER NOT NULL,
+                 accepted INTEGER NOT NULL, reason TEXT, receipt BLOB NOT NULL, trace TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS statements (sequence INTEGER PRIMARY KEY, json TEXT NOT NULL,
+                 tx_hash TEXT, block_number INTEGER, block_hash TEXT, confirmed INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE IF NOT EXISTS batch_members (receipt_seq INTEGER PRIMARY KEY,
+                 statement_seq INTEGER NOT NULL);",
+        )
+        .map_err(db)?;
+        Ok(Self { conn })
+    }
+
+    /// A meta value.
+    pub fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, HostError> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        v.map(|s| serde_json::from_str(&s).map_err(|e| HostError::Storage(e.to_string())))
+            .transpose()
+    }
+
+    /// Set a meta value.
+    pub fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), HostError> {
+        let s = serde_json::to_string(value).map_err(|e| HostError::Storage(e.to_string()))?;
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, s],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// The latest snapshot: (next record, sealed blob).
+    pub fn snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, HostError> {
+        self.conn
+            .query_row(
+                "SELECT next_record, blob FROM snapshot WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    /// Replace the snapshot; journal records it covers are deleted in the same transaction.
+    pub fn put_snapshot(&mut self, next_record: u64, blob: &[u8]) -> Result<(), HostError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute(
+            "INSERT INTO snapshot (id, next_record, blob) VALUES (1, ?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET next_record = excluded.next_record, blob = excluded.blob",
+            params![next_record as i64, blob],
+        )
+        .map_err(db)?;
+        tx.execute("DELETE FROM journal WHERE idx < ?1", [next_record as i64])
+            .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    /// Journal records from `from` on, in order.
+    pub fn journal_from(&self, from: u64) -> Result<Vec<JournalRecord>, HostError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, blob FROM journal WHERE idx >= ?1 ORDER BY idx")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([from as i64], |r| {
+                Ok(JournalRecord {
+                    index: r.get::<_, i64>(0)? as u64,
+                    blob: r.get(1)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    /// Number of journal records stored (after the snapshot).
+    pub fn journal_len(&self) -> Result<u64, HostError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM journal", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(db)
+    }
+
+    /// Write one group durably.
+    pub fn commit(&mut self, c: &Commit) -> Result<(), HostError> {
+        if c.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(db)?;
+        {
+            let mut ins = tx
+                .prepare_cached("INSERT INTO journal (idx, blob) VALUES (?1, ?2)")
+                .map_err(db)?;
+            for r in &c.records {
+                ins.execute(params![r.index as i64, r.blob]).map_err(db)?;
+            }
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO envelopes (id, sequence, accepted, reason, receipt, trace)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(db)?;
+            for e in &c.envelopes {
+                ins.execute(params![
+                    e.envelope_id.as_slice(),
+                    e.sequence as i64,
+                    e.accepted,
+                    e.reason,
+                    e.receipt,
+                    e.trace_id
+                ])
+                .map_err(db)?;
+            }
+            for s in &c.statements {
+                let json =
+                    serde_json::to_string(s).map_err(|e| HostError::Storage(e.to_string()))?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO statements (sequence, json) VALUES (?1, ?2)",
+                    params![s.statement.sequence as i64, json],
+                )
+                .map_err(db)?;
+                for r in &s.receipt_sequences {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO batch_members (receipt_seq, statement_seq)
+                         VALUES (?1, ?2)",
+                        params![*r as i64, s.statement.sequence as i64],
+                    )
+                    .map_err(db)?;
+                }
+            }
+            for (k, v) in &c.meta {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![k, v],
+                )
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The stored receipt of an envelope.
+    pub fn envelope(&self, id: &[u8; 32]) -> Result<Option<StoredEnvelope>, HostError> {
+        self.conn
+            .query_row(
+                "SELECT sequence, accepted, reason, receipt, trace FROM envelopes WHERE id = ?1",
+                [id.as_slice()],
+                |r| {
+                    Ok(StoredEnvelope {
+                        envelope_id: *id,
+                        sequence: r.get::<_, i64>(0)? as u64,
+                        accepted: r.get(1)?,
+                        reason: r.get(2)?,
+                        receipt: r.get(3)?,
+                        trace_id: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    /// (accepted, rejected) receipts stored.
+    pub fn envelope_counts(&self) -> Result<(u64, u64), HostError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(accepted), 0), COUNT(*) - COALESCE(SUM(accepted), 0) FROM envelopes",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(db)
+    }
+
+    /// The statement sequence whose batch holds receipt `log_index`.
+    pub fn batch_of(&self, log_index: u64) -> Result<Option<u64>, HostError> {
+        self.conn
+            .query_row(
+                "SELECT statement_seq FROM batch_members WHERE receipt_seq = ?1",
+                [log_index as i64],
+                |r| r.get::<_, i64>(0).map(|v| v as u64),
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    /// Number of accepted inputs in batches with sequence ≤ `sequence`.
+    pub fn inputs_up_to(&self, sequence: u64) -> Result<u64, HostError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM batch_members WHERE statement_seq <= ?1",
+                [sequence as i64],
+                |r| r.get::<_, i64>(0).map(|v| v as u64),
+            )
+            .map_err(db)
+    }
+
+    /// Statements with sequence ≥ `from`, ascending, at most `limit`.
+    pub fn statements(&self, from: u64, limit: u64) -> Result<Vec<StoredStatement>, HostError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT json, tx_hash, block_number, block_hash, confirmed FROM statements
+                 WHERE sequence >= ?1 ORDER BY sequence LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![from as i64, limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, bool>(4)?,
+                ))
+            })
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (json, tx_hash, block_number, block_hash, confirmed) = row.map_err(db)?;
+            out.push(StoredStatement {
+                signed: serde_json::from_str(&json)
+                    .map_err(|e| HostError::Storage(e.to_string()))?,
+                tx_hash,
+                block_number: block_number.map(|b| b as u64),
+                block_hash,
+                confirmed,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The highest statement sequence stored (0 if none).
+    pub fn last_statement(&self) -> Result<u64, HostError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(sequence), 0) FROM statements",
+                [],
+                |r| r.get::<_, i64>(0).map(|v| v as u64),
+            )
+            .map_err(db)
+    }
+
+    /// Record where the relayer saw a statement land (or forget it after a reorg: `None`).
+    pub fn mark_settled(
+        &self,
+        sequence: u64,
+        seen: Option<(String, u64, String)>,
+        confirmed: bool,
+    ) -> Result<(), HostError> {
+        let (tx, num, hash) = match seen {
+            Some((t, n, h)) => (Some(t), Some(n as i64), Some(h)),
+            None => (None, None, None),
+        };
+        self.conn
+            .execute(
+                "UPDATE statements SET tx_hash = ?2, block_number = ?3, block_hash = ?4, confirmed = ?5
+                 WHERE sequence = ?1",
+                params![sequence as i64, tx, num, hash, confirmed],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+}
