@@ -3,6 +3,7 @@
 
 mod attest_cmd;
 mod audit_cmd;
+mod bench_cmd;
 mod demo;
 mod verifier_cmd;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run the whole system once, in process: simulated enclave, embedded EVM chain, netting.
     Demo(demo::DemoArgs),
+    /// Measure enclave throughput, raw X25519 speed and settlement gas per batch size.
+    Bench(bench_cmd::BenchArgs),
     /// Verify, inspect and check the collateral of TEE attestation evidence.
     Attest(attest_cmd::AttestArgs),
     /// The verifier role: appraise evidence and sign attestation results (EIP-712).
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Bench(args) => bench_cmd::run(&args),
         Command::Attest(args) => attest_cmd::run(&args),
         Command::Verifier(args) => verifier_cmd::run(&args),
         Command::Audit(args) => audit_cmd::run(&args),

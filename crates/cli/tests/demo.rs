@@ -246,3 +246,47 @@ fn demo_human_output_reports_success() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("registering the enclave"), "{stderr}");
 }
+
+#[test]
+fn bench_measures_and_rejects_bad_flags() {
+    let out = sealbridge()
+        .args([
+            "bench",
+            "--json",
+            "--envelopes",
+            "200",
+            "--dh-ops",
+            "200",
+            "--batch-sizes",
+            "4,8",
+            "--participants",
+            "3",
+            "--obligations",
+            "16",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["envelopes"], 200);
+    assert!(r["enclave_envelopes_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(r["x25519_dh_per_sec"].as_f64().unwrap() > 0.0);
+    let gas = r["gas"].as_array().unwrap();
+    assert_eq!(gas.len(), 2);
+    assert_eq!(gas[0]["batches"], 4, "16 inputs at batch size 4");
+    assert_eq!(gas[1]["batches"], 2, "16 inputs at batch size 8");
+    assert!(gas[0]["gas_per_input"].as_u64().unwrap() > gas[1]["gas_per_input"].as_u64().unwrap());
+    for bad in [
+        vec!["bench", "--envelopes", "5"],
+        vec!["bench", "--batch-sizes", "0", "--obligations", "16"],
+        vec!["bench", "--batch-sizes", "64", "--obligations", "16"],
+    ] {
+        let out = sealbridge().args(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(!out.stderr.is_empty());
+    }
+}

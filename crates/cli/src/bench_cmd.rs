@@ -1,0 +1,279 @@
+//! `sealbridge bench`: throughput and gas figures measured in one run, for notes and docs (never
+//! pass/fail). Complements the criterion benches (`cargo bench -p sealbridge-seal`, `-p
+//! sealbridge-log`, `-p sealbridge-attest`).
+
+use std::{process::ExitCode, time::Instant};
+
+use alloy_primitives::Address;
+use anyhow::{Context, bail};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use sealbridge_enclave::{
+    Enclave, EnclavePolicy, SettlementTarget,
+    boundary::{ChainEvent, Request, Response},
+};
+use sealbridge_programs::netting::{Netting, NettingConfig, Obligation, Participant};
+use sealbridge_proto::{EnvelopeHeader, Nonce, ProgramId, TraceId};
+use sealbridge_seal::keys::Ed25519SigningKey;
+use serde::Serialize;
+
+/// Arguments of `sealbridge bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Envelopes pushed through the enclave for the throughput figure.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    pub envelopes: u32,
+    /// Raw X25519 Diffie-Hellman operations for the comparison figure.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    pub dh_ops: u32,
+    /// Batch sizes to measure settlement gas at (runs `sealbridge demo` once per size).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![16u32, 256, 1024])]
+    pub batch_sizes: Vec<u32>,
+    /// Participants in the gas runs (one net effect each per batch, at most).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub participants: u32,
+    /// Obligations in each gas run (at least the largest batch size, so every size settles
+    /// full batches).
+    #[arg(long, default_value_t = 4096)]
+    pub obligations: u32,
+    /// Skip the gas runs.
+    #[arg(long)]
+    pub no_gas: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct GasAtBatchSize {
+    batch_size: u32,
+    batches: u64,
+    inputs: u64,
+    gas_per_batch: u64,
+    gas_per_input: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    envelopes: u32,
+    /// Full enclave path per envelope: parse, HPKE open, sender signature, replay set, program,
+    /// sealing at rest, receipt signature, log append, and batch statements every 1024 inputs.
+    enclave_envelopes_per_sec: f64,
+    enclave_us_per_envelope: f64,
+    x25519_dh_per_sec: f64,
+    x25519_us_per_dh: f64,
+    gas: Vec<GasAtBatchSize>,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if !args.no_gas {
+        if let Some(max) = args.batch_sizes.iter().max()
+            && args.obligations < *max
+        {
+            bail!(
+                "--obligations ({}) must be at least the largest batch size ({max})",
+                args.obligations
+            );
+        }
+        if args.batch_sizes.contains(&0) {
+            bail!("batch sizes must be positive");
+        }
+    }
+    let say = |s: &str| {
+        if !args.json {
+            eprintln!("==> {s}");
+        }
+    };
+    say(&format!(
+        "enclave path: {} envelopes, one core",
+        args.envelopes
+    ));
+    let (enclave_secs, accepted) = enclave_path(args.envelopes)?;
+    if accepted != args.envelopes {
+        bail!(
+            "only {accepted} of {} benchmark envelopes were accepted",
+            args.envelopes
+        );
+    }
+    say(&format!(
+        "raw X25519: {} Diffie-Hellman operations",
+        args.dh_ops
+    ));
+    let dh_secs = x25519(args.dh_ops)?;
+    let mut gas = Vec::new();
+    if !args.no_gas {
+        for &bs in &args.batch_sizes {
+            say(&format!("gas: demo with batch size {bs}"));
+            gas.push(gas_at(bs, args.participants, args.obligations)?);
+        }
+    }
+    let report = BenchReport {
+        envelopes: args.envelopes,
+        enclave_envelopes_per_sec: f64::from(args.envelopes) / enclave_secs,
+        enclave_us_per_envelope: enclave_secs * 1e6 / f64::from(args.envelopes),
+        x25519_dh_per_sec: f64::from(args.dh_ops) / dh_secs,
+        x25519_us_per_dh: dh_secs * 1e6 / f64::from(args.dh_ops),
+        gas,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "enclave path       {:>10.0} envelopes/s per core  ({:.1} µs each)",
+            report.enclave_envelopes_per_sec, report.enclave_us_per_envelope
+        );
+        println!(
+            "raw X25519 DH      {:>10.0} ops/s                 ({:.1} µs each)",
+            report.x25519_dh_per_sec, report.x25519_us_per_dh
+        );
+        if !report.gas.is_empty() {
+            println!();
+            println!("batch size   batches    gas/batch    gas/input");
+            for g in &report.gas {
+                println!(
+                    "{:>10}{:>10}{:>13}{:>13}",
+                    g.batch_size, g.batches, g.gas_per_batch, g.gas_per_input
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Seal `n` obligations first (client work, not timed), then time the enclave on all of them.
+fn enclave_path(n: u32) -> anyhow::Result<(f64, u32)> {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let token = Address::repeat_byte(0xee);
+    let users: Vec<(Ed25519SigningKey, Address)> = (1..=8u8)
+        .map(|i| {
+            (
+                Ed25519SigningKey::generate(&mut rng),
+                Address::repeat_byte(i),
+            )
+        })
+        .collect();
+    let policy = EnclavePolicy::new(
+        NettingConfig {
+            participants: users
+                .iter()
+                .map(|(k, a)| Participant {
+                    sender: k.public().sender_id(),
+                    account: *a,
+                })
+                .collect(),
+            tokens: vec![token],
+        },
+        1024,
+    );
+    let now = 1_700_000_000;
+    let mut enclave = Enclave::boot(
+        policy.clone(),
+        Netting::new(&policy.netting),
+        SettlementTarget {
+            chain_id: 31337,
+            settlement: Address::repeat_byte(0x5e),
+        },
+        Box::new(rand_core::OsRng),
+        now,
+    )?;
+    for (_, a) in &users {
+        enclave.handle(Request::Chain(ChainEvent::Deposit {
+            account: *a,
+            token,
+            amount: u128::from(n) * 10,
+        }));
+    }
+    let desc = match enclave.handle(Request::Describe) {
+        Response::Description(d) => *d,
+        other => bail!("unexpected enclave response {other:?}"),
+    };
+    let addressing = crate::demo::client::Addressing::from_description(&desc)?;
+    let envelopes: Vec<Vec<u8>> = (0..n as usize)
+        .map(|i| {
+            let (key, _) = &users[i % users.len()];
+            let to = users[(i + 1) % users.len()].1;
+            let header = EnvelopeHeader::new(
+                addressing.instance,
+                addressing.epoch,
+                ProgramId::new(desc.program_id.0),
+                Nonce::new(rng.r#gen()),
+                now + 3600,
+                TraceId::new(rng.r#gen()),
+            );
+            let ob = Obligation {
+                to,
+                token,
+                amount: 1,
+            };
+            sealbridge_seal::envelope::seal(&header, &addressing.kem, key, &ob.encode(), &mut rng)
+                .context("sealing a benchmark envelope")
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let start = Instant::now();
+    let mut accepted = 0;
+    for envelope in envelopes {
+        if let Response::Submitted(o) = enclave.handle(Request::Submit { envelope, now }) {
+            accepted += u32::from(o.rejected.is_none());
+        }
+        // The host drains the log outbox as it goes, as a node does.
+        if accepted % 1024 == 0 {
+            enclave.handle(Request::LogEntries);
+        }
+    }
+    Ok((start.elapsed().as_secs_f64(), accepted))
+}
+
+fn x25519(n: u32) -> anyhow::Result<f64> {
+    use aws_lc_rs::agreement::{PrivateKey, UnparsedPublicKey, X25519, agree};
+    let ours = PrivateKey::generate(&X25519).map_err(|_| anyhow::anyhow!("X25519 keygen"))?;
+    let theirs = PrivateKey::generate(&X25519).map_err(|_| anyhow::anyhow!("X25519 keygen"))?;
+    let public = theirs
+        .compute_public_key()
+        .map_err(|_| anyhow::anyhow!("X25519 public key"))?;
+    let peer = UnparsedPublicKey::new(&X25519, public.as_ref().to_vec());
+    let start = Instant::now();
+    let mut acc = 0u8;
+    for _ in 0..n {
+        acc ^= agree(&ours, peer.clone(), (), |s| Ok(s[0]))
+            .map_err(|_| anyhow::anyhow!("X25519 agreement"))?;
+    }
+    std::hint::black_box(acc);
+    Ok(start.elapsed().as_secs_f64())
+}
+
+fn gas_at(batch_size: u32, participants: u32, obligations: u32) -> anyhow::Result<GasAtBatchSize> {
+    let exe = std::env::current_exe().context("locating the sealbridge binary")?;
+    let out = std::process::Command::new(exe)
+        .args([
+            "demo",
+            "--json",
+            "--bad",
+            "0",
+            "--participants",
+            &participants.to_string(),
+            "--obligations",
+            &obligations.to_string(),
+            "--batch-size",
+            &batch_size.to_string(),
+        ])
+        .output()
+        .context("running sealbridge demo")?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "demo output is not JSON: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    if !out.status.success() {
+        bail!("the demo at batch size {batch_size} failed its checks: {report}");
+    }
+    let settle = &report["gas"]["settle"];
+    let num = |v: &serde_json::Value| v.as_u64().context("missing gas figure");
+    Ok(GasAtBatchSize {
+        batch_size,
+        batches: num(&report["batches_settled"])?,
+        inputs: num(&report["inputs_settled"])?,
+        gas_per_batch: num(&settle["per_call"])?,
+        gas_per_input: num(&settle["per_input"])?,
+    })
+}
