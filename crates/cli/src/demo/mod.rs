@@ -56,7 +56,8 @@ pub struct DemoArgs {
     /// Seed of the clients' randomness (participants, obligations); the enclave uses OS randomness.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Write statements.jsonl, receipts.jsonl and enclave.json here.
+    /// Write statements.jsonl, receipts.jsonl, enclave.json, the log (log/, checkpoint) and what
+    /// `sealbridge audit --dir` reads (chain.json, evidence/, appraisal-policies.json) here.
     #[arg(long)]
     pub export: Option<PathBuf>,
     /// Print one JSON object instead of human output.
