@@ -39,7 +39,7 @@ fn demo_settles_every_accepted_input_and_matches_net_positions() {
         "--obligations",
         "70",
         "--bad",
-        "18",
+        "20",
         "--batch-size",
         "16",
         "--seed",
@@ -57,9 +57,10 @@ fn demo_settles_every_accepted_input_and_matches_net_positions() {
     assert_eq!(r["batches_settled"], 5, "70 inputs at batch size 16");
     assert_eq!(r["resubmitted_already_settled"], true);
     assert_eq!(r["bad_rejected_as_expected"], true);
-    // 18 bad envelopes = every one of the 9 kinds twice, each with its own reason.
+    // 20 bad envelopes = every one of the 10 kinds twice, each with its own reason.
     let rejected: BTreeMap<String, u64> = serde_json::from_value(r["rejected"].clone()).unwrap();
     let want: BTreeMap<String, u64> = [
+        "bad-sender-signature",
         "expired",
         "malformed",
         "oversized",
@@ -206,7 +207,7 @@ fn check_export(dir: &std::path::Path, report: &Value) {
         }
     }
     assert_eq!(accepted, report["accepted"].as_u64().unwrap());
-    assert_eq!(rejected, 18);
+    assert_eq!(rejected, 20);
 }
 
 #[test]

@@ -206,6 +206,25 @@ fn every_rejection_has_its_own_reason_and_changes_nothing() {
     };
     let env = envelope::seal(&hdr, &h.kem, &stranger, &ob.encode(), &mut h.rng).unwrap();
     cases.push(("unauthorised", env, ReasonCode::UnauthorisedSender));
+    // A stranger signs but claims to be participant 0: the signature does not verify for the
+    // claimed key.
+    let hdr = h.header(T0);
+    let ob = Obligation {
+        to: h.users[1].1,
+        token: TOKEN,
+        amount: 1,
+    };
+    let claimed = h.users[0].0.public().sender_id();
+    let env = envelope::danger::seal_claiming_sender(
+        &hdr,
+        &h.kem,
+        &stranger,
+        claimed,
+        &ob.encode(),
+        &mut h.rng,
+    )
+    .unwrap();
+    cases.push(("forged sender", env, ReasonCode::BadSenderSignature));
     let hdr = h.header(T0);
     cases.push((
         "over escrow",

@@ -21,6 +21,8 @@ pub enum BadKind {
     WrongEpoch,
     /// A well-formed envelope from a key that is not a participant.
     UnauthorisedSender,
+    /// An envelope claiming a participant as sender, signed by someone else.
+    ForgedSender,
     /// An envelope addressed to another enclave instance.
     WrongInstance,
     /// An envelope naming another program.
@@ -32,12 +34,13 @@ pub enum BadKind {
 }
 
 impl BadKind {
-    pub const ALL: [BadKind; 9] = [
+    pub const ALL: [BadKind; 10] = [
         BadKind::Tampered,
         BadKind::Replayed,
         BadKind::Expired,
         BadKind::WrongEpoch,
         BadKind::UnauthorisedSender,
+        BadKind::ForgedSender,
         BadKind::WrongInstance,
         BadKind::WrongProgram,
         BadKind::Malformed,
@@ -52,6 +55,7 @@ impl BadKind {
             BadKind::Expired => ReasonCode::Expired,
             BadKind::WrongEpoch => ReasonCode::UnknownEpoch,
             BadKind::UnauthorisedSender => ReasonCode::UnauthorisedSender,
+            BadKind::ForgedSender => ReasonCode::BadSenderSignature,
             BadKind::WrongInstance => ReasonCode::WrongInstance,
             BadKind::WrongProgram => ReasonCode::WrongProgram,
             BadKind::Malformed => ReasonCode::Malformed,
@@ -100,6 +104,18 @@ pub fn make(
             let stranger = Ed25519SigningKey::generate(rng);
             let h = addressing.header(rng, fresh);
             seal(addressing, h, &stranger, rng)?
+        }
+        BadKind::ForgedSender => {
+            let forger = Ed25519SigningKey::generate(rng);
+            let h = addressing.header(rng, fresh);
+            sealbridge_seal::envelope::danger::seal_claiming_sender(
+                &h,
+                &addressing.kem,
+                &forger,
+                from.public().sender_id(),
+                &obligation.encode(),
+                rng,
+            )?
         }
         BadKind::WrongInstance => {
             let mut h = addressing.header(rng, fresh);

@@ -48,7 +48,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 200)]
     pub obligations: u32,
     /// Number of deliberately bad envelopes mixed in.
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, default_value_t = 10)]
     pub bad: u32,
     /// Accepted inputs per batch.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]

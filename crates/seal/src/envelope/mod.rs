@@ -96,6 +96,28 @@ pub fn seal(
     )
 }
 
+/// Deliberately invalid envelopes, for tests and demos of the rejection paths.
+pub mod danger {
+    use super::*;
+
+    /// [`seal`], but the plaintext names `claimed` as the sender while `signer` signs: the
+    /// enclave must answer `bad-sender-signature`. Anyone can build such an envelope (it needs no
+    /// secret of the claimed sender), so exposing this weakens nothing.
+    ///
+    /// # Errors
+    /// As [`seal`].
+    pub fn seal_claiming_sender(
+        header: &EnvelopeHeader,
+        recipient: &KemPublicKey,
+        signer: &Ed25519SigningKey,
+        claimed: SenderId,
+        payload: &[u8],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<u8>, Error> {
+        seal_inner(header, recipient, signer, claimed, payload, rng)
+    }
+}
+
 /// [`seal`], but claiming `claimed` as the sender id (tests use it to forge a mismatch).
 fn seal_inner(
     header: &EnvelopeHeader,
