@@ -428,3 +428,24 @@ fn a_statement_after_the_measurement_was_revoked_fails_statements() {
     assert!(detail.contains("measurement not allowed"), "{detail}");
     assert_eq!(r.check("statements").unwrap().failures, 1);
 }
+
+#[test]
+fn statements_not_yet_settled_are_pending_not_failures() {
+    // The relayer lags: the log holds statements the chain has not settled yet.
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let settled = |l: &sealbridge_audit::chain::RecordedLog| {
+        l.address == s.contracts.settlement && l.data.len() == 7 * 32
+    };
+    let mut record = s.record();
+    let last = record.logs.iter().rposition(settled).unwrap();
+    record.logs.remove(last);
+    let r = audit_dir(&s.write("lagging", &s.entries, None, &record));
+    assert!(r.ok, "{}", r.to_human());
+    assert_eq!(r.summary.statements_settled, 4);
+    assert_eq!(r.summary.inputs_settled, 32);
+
+    record.logs.retain(|l| !settled(l));
+    let r = audit_dir(&s.write("nothing-settled", &s.entries, None, &record));
+    assert!(r.ok, "{}", r.to_human());
+    assert_eq!(r.summary.statements_settled, 0);
+}

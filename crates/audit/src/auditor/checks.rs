@@ -151,6 +151,7 @@ pub(super) fn check_statement(
     let st = &s.statement;
     if !t.expect(
         st.digest(domain) == e.digest
+            && s.signer == Some(e.signer)
             && s.index == e.logSize
             && st.newStateRoot == e.newStateRoot
             && st.inputsRoot == e.inputsRoot
@@ -288,9 +289,8 @@ pub(super) fn check_exactly_once(view: &LogView, settled: &[StatementSettled], t
 
 pub(super) fn check_counts(view: &LogView, settled: &[StatementSettled], t: &mut Tally) {
     let Some(last) = settled.last() else {
-        t.expect(view.statements.is_empty(), || {
-            "the log has statements but none settled".into()
-        });
+        // Nothing settled yet: statements in the log are pending (the relayer may lag).
+        t.ok();
         return;
     };
     let end = view.statements.get(&last.sequence).map_or(0, |s| s.index);

@@ -94,6 +94,7 @@ pub(super) fn walk_log(
                 v.statements.entry(seq).or_insert(LoggedStatement {
                     index,
                     statement,
+                    signer,
                     batch: std::mem::take(&mut batch),
                 });
             }

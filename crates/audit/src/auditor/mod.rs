@@ -103,6 +103,8 @@ struct BatchReceipt {
 struct LoggedStatement {
     index: u64,
     statement: Statement,
+    /// Who signed the logged statement (recovered from its signature).
+    signer: Option<Address>,
     batch: Vec<BatchReceipt>,
 }
 
