@@ -298,6 +298,8 @@ fn audit_fetches_the_log_over_http() {
     });
     let url = format!("http://{addr}/");
     let (r, out) = audit_json(export(), &["--log", &url]);
+    // A prefix with no log behind it: HTTP 404 is an I/O error (exit 2), not a failed check.
+    let (_, missing) = audit_json(export(), &["--log", &format!("http://{addr}/nothing/")]);
     let _ = std::net::TcpStream::connect(addr)
         .and_then(|mut s| write!(s, "GET /quit HTTP/1.0\r\n\r\n"));
     server.join().unwrap();
@@ -308,6 +310,8 @@ fn audit_fetches_the_log_over_http() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(r["ok"], true);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("HTTP status 404"));
 }
 
 #[test]
