@@ -94,6 +94,8 @@ pub enum Request {
         /// The record, exactly as the enclave returned it.
         record: JournalRecord,
     },
+    /// Where the enclave stands: settled sequence and root, log head, journal position.
+    Status,
     /// Session start (enclave process only): boot a fresh durable enclave.
     Boot {
         /// Policy to run under.
@@ -208,8 +210,27 @@ pub enum Response {
         /// The sealed snapshot.
         blob: Vec<u8>,
     },
+    /// Answer to `Status`.
+    Status(EnclaveStatus),
     /// The request could not be served.
     Error(BoundaryError),
+}
+
+/// Answer to [`Request::Status`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnclaveStatus {
+    /// Sequence of the last statement signed (0 before the first).
+    pub sequence: u64,
+    /// State root of the last statement signed.
+    pub state_root: B256,
+    /// Log size.
+    pub log_size: u64,
+    /// Log root.
+    pub log_root: B256,
+    /// Next journal record index (`None` unless durable).
+    pub next_record: Option<u64>,
+    /// Accepted inputs waiting for the next batch.
+    pub pending_inputs: u64,
 }
 
 /// Errors at the boundary (not envelope rejections, which are receipts).

@@ -267,6 +267,14 @@ impl<P: Program> Enclave<P> {
                 }
             }
             Request::Journaled(inner) => self.handle_journaled(*inner),
+            Request::Status => Response::Status(crate::boundary::EnclaveStatus {
+                sequence: self.sequence,
+                state_root: self.last_root,
+                log_size: self.log.size(),
+                log_root: B256::from(self.log.root().0),
+                next_record: self.next_record(),
+                pending_inputs: self.batch_receipts.len() as u64,
+            }),
             Request::Snapshot => match self.snapshot() {
                 Ok((next_record, blob)) => Response::Snapshot { next_record, blob },
                 Err(e) => Response::Error(e),

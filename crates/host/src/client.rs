@@ -219,11 +219,7 @@ impl NodeClient {
         let mut attempt = 0;
         loop {
             let r = self.post("/v1/envelopes", crate::gateway::COSE, envelope);
-            let retry = match &r {
-                Err(ClientError::Transport(_)) => true,
-                Ok((503, _)) => true,
-                _ => false,
-            };
+            let retry = matches!(&r, Err(ClientError::Transport(_)) | Ok((503, _)));
             if !retry || attempt >= retries {
                 return r;
             }

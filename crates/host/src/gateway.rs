@@ -96,6 +96,7 @@ async fn not_found(State(s): St) -> Response {
     error(&s, StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
+#[allow(clippy::result_large_err)] // the error is the HTTP answer itself
 fn read<T>(s: &AppState, f: impl FnOnce(&Store) -> Result<T, HostError>) -> Result<T, Response> {
     let result = match s.store.lock() {
         Ok(store) => f(&store),
@@ -380,8 +381,11 @@ async fn receipt(State(s): St, Path(id): Path<String>) -> Response {
     );
     body["settlement_tx"] = json!(settled.and_then(|x| x.2));
     let note = s.shared.checkpoint.read().ok().and_then(|c| c.clone());
-    if let Some((note, size)) = note.and_then(|n| checkpoint_size(&n).map(|z| (n, z))) {
-        if e.sequence < size {
+    if let Some((note, size)) = note
+        .and_then(|n| checkpoint_size(&n).map(|z| (n, z)))
+        .filter(|(_, size)| e.sequence < *size)
+    {
+        {
             let proof = TileReader::open(&s.tiles_dir).and_then(|r| {
                 let at = r.at(size);
                 debug_assert_eq!(at.size(), size);

@@ -82,10 +82,10 @@ impl Metrics {
     pub fn http_status(&self, status: u16) {
         if status == 503 {
             self.http_503.fetch_add(1, Relaxed);
-        } else if (400..500).contains(&status) {
-            if let Ok(mut m) = self.http_4xx.lock() {
-                *m.entry(status).or_default() += 1;
-            }
+        } else if let Ok(mut m) = self.http_4xx.lock()
+            && (400..500).contains(&status)
+        {
+            *m.entry(status).or_default() += 1;
         }
     }
 

@@ -309,7 +309,7 @@ impl Node {
                     policy,
                     participants: cfg.participants,
                 };
-                store.put_meta("deposit_cursor", &start_block.to_string())?;
+                store.put_meta("deposit_cursor", &start_block)?;
                 store.put_meta("setup", &setup)?;
                 (setup, true, sb)
             }

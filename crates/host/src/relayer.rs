@@ -91,10 +91,7 @@ pub fn round<C: Chain>(
     let confirmed_head = head.saturating_sub(cfg.confirmations.saturating_sub(1));
 
     // 1. Deposits.
-    let cursor: u64 = store
-        .meta::<String>("deposit_cursor")?
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
     if cursor <= confirmed_head {
         let sb = lock(chain)?;
         let logs = sb

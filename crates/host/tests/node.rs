@@ -23,6 +23,12 @@ use sealbridge_programs::netting::Obligation;
 use serde_json::Value;
 
 fn config(dir: &Path) -> NodeConfig {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
     let mut cfg = NodeConfig::new(dir.to_path_buf(), "127.0.0.1:0".parse().unwrap());
     cfg.participants = 4;
     cfg.batch_size = 4;
