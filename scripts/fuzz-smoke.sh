@@ -14,7 +14,7 @@ seed dcap_collateral $v/sgx/*.collateral.json $v/tdx/*.collateral.json
 seed snp_report $v/snp/*.bin
 seed nitro_document $v/nitro/*.cose
 for t in dcap_quote dcap_collateral snp_report nitro_document sim_quote policy_json \
-         envelope receipt boundary_frame checkpoint_note obligation; do
+         envelope receipt boundary_frame checkpoint_note obligation audit_inputs; do
   echo "==> fuzz $t (${secs}s)"
   mkdir -p corpus/$t
   cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=16384
