@@ -12,6 +12,7 @@ pub mod eip712;
 pub mod embedded;
 pub mod gas;
 pub mod proto_compat;
+pub mod rpc;
 
 pub use bindings::{AttestationResult, Effect, Statement};
 pub use chain::{Chain, ChainError, LogEntry, TxReceipt};

@@ -4,7 +4,10 @@
 mod attest_cmd;
 mod audit_cmd;
 mod bench_cmd;
+mod client_cmd;
 mod demo;
+mod load_cmd;
+mod node_cmd;
 mod verifier_cmd;
 
 use std::process::ExitCode;
@@ -36,6 +39,16 @@ enum Command {
     Audit(audit_cmd::AuditArgs),
     /// Transparency log: inclusion proofs of receipts against the latest checkpoint.
     Log(audit_cmd::LogArgs),
+    /// Run a node: HTTP gateway, durable storage, enclave, relayer (see docs/NODE.md).
+    Node(node_cmd::NodeArgs),
+    /// Run the enclave as its own process, serving the boundary protocol on a Unix socket.
+    Enclave(node_cmd::EnclaveArgs),
+    /// Talk to a node: appraise its enclave, submit, fetch receipts with inclusion proofs.
+    Client(client_cmd::ClientArgs),
+    /// Generate load against a node and report throughput and receipt latency.
+    Load(load_cmd::LoadArgs),
+    /// A node's accepted, settled and pending inputs, sequences and roots.
+    Status(client_cmd::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +60,11 @@ fn main() -> ExitCode {
         Command::Verifier(args) => verifier_cmd::run(&args),
         Command::Audit(args) => audit_cmd::run(&args),
         Command::Log(args) => audit_cmd::run_log(&args),
+        Command::Node(args) => node_cmd::run(&args),
+        Command::Enclave(args) => node_cmd::run_enclave(&args),
+        Command::Client(args) => client_cmd::run(&args),
+        Command::Load(args) => load_cmd::run(&args),
+        Command::Status(args) => client_cmd::run_status(&args),
     };
     match result {
         Ok(code) => code,

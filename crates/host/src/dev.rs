@@ -254,3 +254,70 @@ impl DevChain for WallClockChain {
         self.0.admin()
     }
 }
+
+/// A JSON-RPC development chain (anvil): accounts are unlocked with `anvil_impersonateAccount`
+/// and funded with `anvil_setBalance`; the admin is the node's first unlocked account.
+#[derive(Debug)]
+pub struct RpcDevChain(pub sealbridge_chain::rpc::RpcChain);
+
+impl Chain for RpcDevChain {
+    fn chain_id(&self) -> Result<u64, ChainError> {
+        self.0.chain_id()
+    }
+    fn block_number(&self) -> Result<u64, ChainError> {
+        self.0.block_number()
+    }
+    fn block_timestamp(&self) -> Result<u64, ChainError> {
+        self.0.block_timestamp()
+    }
+    fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+        self.0.block_hash(number)
+    }
+    fn deploy(
+        &mut self,
+        from: Address,
+        init_code: Bytes,
+    ) -> Result<sealbridge_chain::TxReceipt, ChainError> {
+        self.0.deploy(from, init_code)
+    }
+    fn send(
+        &mut self,
+        from: Address,
+        to: Address,
+        calldata: Bytes,
+    ) -> Result<sealbridge_chain::TxReceipt, ChainError> {
+        self.0.send(from, to, calldata)
+    }
+    fn call(&self, from: Address, to: Address, calldata: Bytes) -> Result<Bytes, ChainError> {
+        self.0.call(from, to, calldata)
+    }
+    fn logs(
+        &self,
+        address: Address,
+        from_block: u64,
+        to_block: u64,
+    ) -> Result<Vec<sealbridge_chain::LogEntry>, ChainError> {
+        self.0.logs(address, from_block, to_block)
+    }
+    fn balance(&self, address: Address) -> Result<U256, ChainError> {
+        self.0.balance(address)
+    }
+    fn receipt(&self, tx_hash: B256) -> Result<Option<sealbridge_chain::TxReceipt>, ChainError> {
+        self.0.receipt(tx_hash)
+    }
+}
+
+impl DevChain for RpcDevChain {
+    fn fund_and_unlock(&mut self, account: Address) -> Result<(), ChainError> {
+        self.0
+            .set_balance(account, U256::from(10u64).pow(U256::from(18u64)))?;
+        self.0.impersonate(account)
+    }
+    fn admin(&self) -> Result<Address, ChainError> {
+        self.0
+            .accounts()?
+            .first()
+            .copied()
+            .ok_or_else(|| ChainError::BadRequest("the endpoint has no unlocked account".into()))
+    }
+}

@@ -5,6 +5,7 @@
 //! be killed at any moment and recovers from its data directory (see `docs/NODE.md`).
 #![forbid(unsafe_code)]
 
+pub mod anvil;
 pub mod client;
 pub mod core;
 pub mod dev;

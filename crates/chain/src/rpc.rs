@@ -1,0 +1,340 @@
+//! [`Chain`] over Ethereum JSON-RPC (anvil, geth, reth, L2s), synchronous, hand-rolled on
+//! `ureq` + `serde_json`.
+//!
+//! Transactions are sent with `eth_sendTransaction` from accounts the node holds unlocked
+//! (anvil's prefunded development accounts, or accounts unlocked with
+//! `anvil_impersonateAccount`): the node assigns nonces and prices gas. Every transaction carries
+//! an explicit gas limit ([`TX_GAS`]) so a reverting one is mined (status 0) like on the
+//! embedded chain instead of failing estimation. [`TxReceipt::output`] is recovered by
+//! replaying the call with `eth_call` at the parent block, exact when the transaction is the
+//! first of its block (anvil's automine mines one per block).
+//!
+//! Local signing of raw transactions (for endpoints without unlocked accounts) is not
+//! implemented; see docs/NODE.md.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, B256, Bytes, Log, LogData, U256};
+use serde_json::{Value, json};
+
+use crate::chain::{Chain, ChainError, LogEntry, TxReceipt};
+
+/// Gas limit of every transaction (below the EIP-7825 cap and anvil's 30M block limit).
+pub const TX_GAS: u64 = 15_000_000;
+
+/// A JSON-RPC endpoint.
+#[derive(Debug)]
+pub struct RpcChain {
+    url: String,
+    agent: ureq::Agent,
+    next_id: AtomicU64,
+    receipt_timeout: Duration,
+}
+
+fn transport(e: impl std::fmt::Display) -> ChainError {
+    ChainError::Transport(e.to_string())
+}
+
+fn hex_u64(v: &Value) -> Result<u64, ChainError> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| ChainError::Transport(format!("expected a hex quantity, got {v}")))?;
+    u64::from_str_radix(s.trim_start_matches("0x"), 16)
+        .map_err(|_| ChainError::Transport(format!("bad quantity {s}")))
+}
+
+fn hex_bytes(v: &Value) -> Result<Bytes, ChainError> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| ChainError::Transport(format!("expected hex data, got {v}")))?;
+    hex::decode(s.trim_start_matches("0x"))
+        .map(Bytes::from)
+        .map_err(|_| ChainError::Transport("bad hex data".into()))
+}
+
+fn hex_b256(v: &Value) -> Result<B256, ChainError> {
+    let b = hex_bytes(v)?;
+    if b.len() != 32 {
+        return Err(ChainError::Transport("expected 32 bytes".into()));
+    }
+    Ok(B256::from_slice(&b))
+}
+
+fn hex_address(v: &Value) -> Result<Address, ChainError> {
+    let b = hex_bytes(v)?;
+    if b.len() != 20 {
+        return Err(ChainError::Transport("expected an address".into()));
+    }
+    Ok(Address::from_slice(&b))
+}
+
+fn qty(n: u64) -> String {
+    format!("0x{n:x}")
+}
+
+impl RpcChain {
+    /// Connect to `url` and check that it answers `eth_chainId`.
+    pub fn connect(url: &str) -> Result<Self, ChainError> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let c = Self {
+            url: url.to_string(),
+            agent,
+            next_id: AtomicU64::new(1),
+            receipt_timeout: Duration::from_secs(60),
+        };
+        c.chain_id()?;
+        Ok(c)
+    }
+
+    /// One JSON-RPC request. A JSON-RPC error with revert data is [`ChainError::Reverted`].
+    pub fn request(&self, method: &str, params: Value) -> Result<Value, ChainError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let mut resp = self
+            .agent
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .send(body.to_string().as_bytes())
+            .map_err(transport)?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().map_err(transport)?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|_| ChainError::Transport(format!("{method}: HTTP {status}: {text}")))?;
+        if let Some(err) = v.get("error") {
+            let msg = err["message"].as_str().unwrap_or("").to_string();
+            if let Some(data) = err.get("data").and_then(|d| {
+                d.as_str()
+                    .map(str::to_string)
+                    .or_else(|| d.get("data").and_then(Value::as_str).map(str::to_string))
+            }) && msg.contains("revert")
+            {
+                let data = hex_bytes(&Value::String(data))?;
+                return Err(ChainError::Reverted { data });
+            }
+            if msg.contains("revert") {
+                return Err(ChainError::Reverted { data: Bytes::new() });
+            }
+            return Err(ChainError::BadRequest(format!("{method}: {msg}")));
+        }
+        Ok(v.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    fn block(&self, tag: &str) -> Result<Value, ChainError> {
+        let b = self.request("eth_getBlockByNumber", json!([tag, false]))?;
+        if b.is_null() {
+            return Err(ChainError::BadRequest(format!("no block {tag}")));
+        }
+        Ok(b)
+    }
+
+    fn parse_log(l: &Value) -> Result<LogEntry, ChainError> {
+        let topics = l["topics"]
+            .as_array()
+            .ok_or_else(|| ChainError::Transport("log topics".into()))?
+            .iter()
+            .map(hex_b256)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LogEntry {
+            inner: Log {
+                address: hex_address(&l["address"])?,
+                data: LogData::new_unchecked(topics, hex_bytes(&l["data"])?),
+            },
+            block_number: hex_u64(&l["blockNumber"])?,
+            block_hash: hex_b256(&l["blockHash"])?,
+            tx_hash: hex_b256(&l["transactionHash"])?,
+            log_index: hex_u64(&l["logIndex"])?,
+        })
+    }
+
+    fn parse_receipt(&self, r: &Value, output: Bytes) -> Result<TxReceipt, ChainError> {
+        Ok(TxReceipt {
+            tx_hash: hex_b256(&r["transactionHash"])?,
+            from: hex_address(&r["from"])?,
+            to: r["to"]
+                .as_str()
+                .map(|_| hex_address(&r["to"]))
+                .transpose()?,
+            block_number: hex_u64(&r["blockNumber"])?,
+            block_hash: hex_b256(&r["blockHash"])?,
+            success: hex_u64(&r["status"])? == 1,
+            gas_used: hex_u64(&r["gasUsed"])?,
+            logs: r["logs"]
+                .as_array()
+                .map(|ls| ls.iter().map(Self::parse_log).collect())
+                .transpose()?
+                .unwrap_or_default(),
+            output,
+            contract_address: r["contractAddress"]
+                .as_str()
+                .map(|_| hex_address(&r["contractAddress"]))
+                .transpose()?,
+        })
+    }
+
+    fn wait_receipt(&self, hash: &Value) -> Result<Value, ChainError> {
+        let deadline = Instant::now() + self.receipt_timeout;
+        loop {
+            let r = self.request("eth_getTransactionReceipt", json!([hash]))?;
+            if !r.is_null() {
+                return Ok(r);
+            }
+            if Instant::now() > deadline {
+                return Err(ChainError::Transport(format!("no receipt for {hash}")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn transact(
+        &mut self,
+        from: Address,
+        to: Option<Address>,
+        data: Bytes,
+    ) -> Result<TxReceipt, ChainError> {
+        let mut tx = json!({"from": from, "data": data, "gas": qty(TX_GAS)});
+        if let Some(to) = to {
+            tx["to"] = json!(to);
+        }
+        let hash = self.request("eth_sendTransaction", json!([tx.clone()]))?;
+        let r = self.wait_receipt(&hash)?;
+        let block = hex_u64(&r["blockNumber"])?;
+        let output = match to {
+            // Replay at the parent block for the return or revert data.
+            Some(_) => match self.request("eth_call", json!([tx, qty(block.saturating_sub(1))])) {
+                Ok(v) => hex_bytes(&v).unwrap_or_default(),
+                Err(ChainError::Reverted { data }) => data,
+                Err(e) => return Err(e),
+            },
+            None => Bytes::new(),
+        };
+        self.parse_receipt(&r, output)
+    }
+
+    /// anvil: send from `account` without its key.
+    pub fn impersonate(&self, account: Address) -> Result<(), ChainError> {
+        self.request("anvil_impersonateAccount", json!([account]))
+            .map(|_| ())
+    }
+
+    /// anvil: set an account's balance.
+    pub fn set_balance(&self, account: Address, wei: U256) -> Result<(), ChainError> {
+        self.request("anvil_setBalance", json!([account, format!("0x{wei:x}")]))
+            .map(|_| ())
+    }
+
+    /// `eth_accounts`: the accounts the node holds unlocked.
+    pub fn accounts(&self) -> Result<Vec<Address>, ChainError> {
+        let v = self.request("eth_accounts", json!([]))?;
+        v.as_array()
+            .ok_or_else(|| ChainError::Transport("eth_accounts".into()))?
+            .iter()
+            .map(hex_address)
+            .collect()
+    }
+
+    /// `evm_snapshot`: an id to revert to.
+    pub fn snapshot(&self) -> Result<String, ChainError> {
+        Ok(self
+            .request("evm_snapshot", json!([]))?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// `evm_revert` to a snapshot: every block after it is gone (a reorg, as far as readers
+    /// of the chain can tell).
+    pub fn revert_to(&self, id: &str) -> Result<bool, ChainError> {
+        Ok(self
+            .request("evm_revert", json!([id]))?
+            .as_bool()
+            .unwrap_or(false))
+    }
+
+    /// `evm_mine`: mine one empty block.
+    pub fn mine(&self) -> Result<(), ChainError> {
+        self.request("evm_mine", json!([])).map(|_| ())
+    }
+}
+
+impl Chain for RpcChain {
+    fn chain_id(&self) -> Result<u64, ChainError> {
+        hex_u64(&self.request("eth_chainId", json!([]))?)
+    }
+
+    fn block_number(&self) -> Result<u64, ChainError> {
+        hex_u64(&self.request("eth_blockNumber", json!([]))?)
+    }
+
+    fn block_timestamp(&self) -> Result<u64, ChainError> {
+        hex_u64(&self.block("latest")?["timestamp"])
+    }
+
+    fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+        let b = self.request("eth_getBlockByNumber", json!([qty(number), false]))?;
+        if b.is_null() {
+            return Ok(None);
+        }
+        hex_b256(&b["hash"]).map(Some)
+    }
+
+    fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError> {
+        self.transact(from, None, init_code)
+    }
+
+    fn send(
+        &mut self,
+        from: Address,
+        to: Address,
+        calldata: Bytes,
+    ) -> Result<TxReceipt, ChainError> {
+        self.transact(from, Some(to), calldata)
+    }
+
+    fn call(&self, from: Address, to: Address, calldata: Bytes) -> Result<Bytes, ChainError> {
+        let v = self.request(
+            "eth_call",
+            json!([{"from": from, "to": to, "data": calldata}, "latest"]),
+        )?;
+        hex_bytes(&v)
+    }
+
+    fn logs(
+        &self,
+        address: Address,
+        from_block: u64,
+        to_block: u64,
+    ) -> Result<Vec<LogEntry>, ChainError> {
+        if from_block > to_block {
+            return Ok(Vec::new());
+        }
+        let v = self.request(
+            "eth_getLogs",
+            json!([{"address": address, "fromBlock": qty(from_block), "toBlock": qty(to_block)}]),
+        )?;
+        v.as_array()
+            .ok_or_else(|| ChainError::Transport("eth_getLogs".into()))?
+            .iter()
+            .map(Self::parse_log)
+            .collect()
+    }
+
+    fn balance(&self, address: Address) -> Result<U256, ChainError> {
+        let v = self.request("eth_getBalance", json!([address, "latest"]))?;
+        let s = v.as_str().unwrap_or("0x0");
+        U256::from_str_radix(s.trim_start_matches("0x"), 16)
+            .map_err(|_| ChainError::Transport("balance".into()))
+    }
+
+    fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError> {
+        let r = self.request("eth_getTransactionReceipt", json!([tx_hash]))?;
+        if r.is_null() {
+            return Ok(None);
+        }
+        self.parse_receipt(&r, Bytes::new()).map(Some)
+    }
+}

@@ -1,0 +1,235 @@
+//! `sealbridge load`: a load generator. Seals obligations between the development participants
+//! (after appraising the enclave), submits them at a target rate from several connections,
+//! retries safely (a re-submission returns the original receipt), shows progress and prints a
+//! receipt-latency histogram.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use sealbridge_host::{client::NodeClient, dev::participants, unix_now};
+use sealbridge_programs::netting::Obligation;
+
+use crate::client_cmd::PolicyArgs;
+
+/// Arguments of `sealbridge load`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// The node's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// Target envelopes per second (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Envelopes to submit.
+    #[arg(long, default_value_t = 1000)]
+    pub count: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u32,
+    /// Retries per envelope on transport errors and 503.
+    #[arg(long, default_value_t = 50)]
+    pub retries: u32,
+    /// Write each accepted envelope id to this file (one hex id per line).
+    #[arg(long)]
+    pub ids_out: Option<std::path::PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// Run the load.
+pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let client = NodeClient::new(&args.node);
+    let mut rng = ChaCha20Rng::from_entropy();
+    let attested = client
+        .attest(&args.policy.policy()?, unix_now(), &mut rng)
+        .context("appraising the enclave before sealing")?;
+    let n = attested.info["participants"]
+        .as_u64()
+        .context("participants")? as u32;
+    let token: alloy_primitives::Address =
+        attested.info["token"].as_str().context("token")?.parse()?;
+    let attested = Arc::new(attested);
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::with_capacity(args.count as usize)));
+    let ids = Arc::new(Mutex::new(Vec::<String>::new()));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..args.concurrency.max(1) {
+        let (client, attested, next, done, accepted, failed, latencies, ids) = (
+            client.clone(),
+            attested.clone(),
+            next.clone(),
+            done.clone(),
+            accepted.clone(),
+            failed.clone(),
+            latencies.clone(),
+            ids.clone(),
+        );
+        let (count, rate, retries) = (args.count, args.rate, args.retries);
+        workers.push(std::thread::spawn(move || {
+            let mut rng = ChaCha20Rng::from_entropy();
+            let ps = participants(n);
+            let _ = w;
+            loop {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= count {
+                    break;
+                }
+                if rate > 0 {
+                    let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                let from = rng.gen_range(0..n) as usize;
+                let to = (from + rng.gen_range(1..n) as usize) % n as usize;
+                let ob = Obligation {
+                    to: ps[to].account,
+                    token,
+                    amount: rng.gen_range(1..=100),
+                };
+                let t0 = Instant::now();
+                let ok = attested
+                    .seal(&ps[from].key, &ob.encode(), unix_now(), 3600, &mut rng)
+                    .ok()
+                    .and_then(|env| client.submit(&env, retries).ok());
+                match ok {
+                    Some((200, v)) => {
+                        accepted.fetch_add(1, Relaxed);
+                        if let Ok(mut l) = latencies.lock() {
+                            l.push(t0.elapsed().as_secs_f64());
+                        }
+                        if let (Some(id), Ok(mut ids)) = (v["envelope_id"].as_str(), ids.lock()) {
+                            ids.push(id.to_string());
+                        }
+                    }
+                    _ => {
+                        failed.fetch_add(1, Relaxed);
+                    }
+                }
+                done.fetch_add(1, Relaxed);
+            }
+        }));
+    }
+    // Progress bar on stderr.
+    let show = !args.json;
+    while done.load(Relaxed) < args.count && workers.iter().any(|w| !w.is_finished()) {
+        if show {
+            let d = done.load(Relaxed);
+            let width = 40;
+            let filled = (d * width / args.count.max(1)) as usize;
+            eprint!(
+                "\r[{}{}] {d}/{} {:.0}/s",
+                "#".repeat(filled),
+                "-".repeat(width as usize - filled),
+                args.count,
+                d as f64 / started.elapsed().as_secs_f64().max(1e-9)
+            );
+            let _ = std::io::stderr().flush();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if show {
+        eprintln!();
+    }
+    let mut l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    l.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> f64 {
+        if l.is_empty() {
+            return 0.0;
+        }
+        let i = ((p * l.len() as f64).ceil() as usize).clamp(1, l.len()) - 1;
+        l[i] * 1000.0
+    };
+    let acc = accepted.load(Relaxed);
+    let summary = serde_json::json!({
+        "submitted": args.count,
+        "accepted": acc,
+        "failed": failed.load(Relaxed),
+        "elapsed_s": elapsed,
+        "envelopes_per_s": acc as f64 / elapsed.max(1e-9),
+        "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0)},
+    });
+    if let Some(path) = &args.ids_out {
+        let ids = ids.lock().map(|i| i.join("\n")).unwrap_or_default();
+        std::fs::write(path, ids + "\n")?;
+    }
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "accepted {acc}/{} in {elapsed:.2} s: {:.0} envelopes/s",
+            args.count,
+            acc as f64 / elapsed.max(1e-9)
+        );
+        println!(
+            "receipt latency (ms): p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            pct(1.0)
+        );
+        histogram(&l);
+    }
+    Ok(if failed.load(Relaxed) == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A text histogram of latencies on log-spaced buckets.
+fn histogram(sorted: &[f64]) {
+    let bounds_ms = [
+        1.0,
+        2.0,
+        5.0,
+        10.0,
+        20.0,
+        50.0,
+        100.0,
+        200.0,
+        500.0,
+        1000.0,
+        f64::INFINITY,
+    ];
+    let mut counts = vec![0u64; bounds_ms.len()];
+    for v in sorted {
+        let ms = v * 1000.0;
+        let i = bounds_ms
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(bounds_ms.len() - 1);
+        counts[i] += 1;
+    }
+    let max = counts.iter().copied().max().unwrap_or(1).max(1);
+    let mut lo = 0.0;
+    for (b, c) in bounds_ms.iter().zip(&counts) {
+        let label = if b.is_infinite() {
+            format!(">{lo:.0} ms")
+        } else {
+            format!("{lo:.0}-{b:.0} ms")
+        };
+        println!(
+            "{label:>14} | {:<50} {c}",
+            "#".repeat((c * 50 / max) as usize)
+        );
+        lo = *b;
+    }
+}

@@ -1,0 +1,182 @@
+//! `sealbridge node` and `sealbridge enclave`: the long-running host and the enclave process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sealbridge_host::{
+    EnclaveMode, Node, NodeConfig,
+    dev::WallClockChain,
+    link::{read_root_secret, serve_unix},
+};
+
+/// Arguments of `sealbridge node`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeArgs {
+    /// JSON configuration file; flags given on the command line override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Chain: `embedded` (in-process EVM, gone when the node stops) or a JSON-RPC URL.
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// Data directory: database, log tiles, the simulated TEE's root secret.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Enclave: `inproc`, `spawn` (a child `sealbridge enclave` process) or `unix:PATH`.
+    #[arg(long)]
+    pub enclave: Option<String>,
+    /// Development setup on first start: deploy the contracts and a test ERC-20, register the
+    /// enclave through development verifiers, fund the development participants. INSECURE.
+    #[arg(long)]
+    pub dev: bool,
+    /// Development participants.
+    #[arg(long)]
+    pub participants: Option<u32>,
+    /// Inputs per batch.
+    #[arg(long)]
+    pub batch_size: Option<u32>,
+    /// Cut a non-empty batch after this many milliseconds.
+    #[arg(long)]
+    pub batch_interval_ms: Option<u64>,
+    /// Confirmations before a settlement counts.
+    #[arg(long)]
+    pub confirmations: Option<u64>,
+    /// Snapshot the enclave after this many journal records.
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
+    /// Refuse envelopes (503) while more statements than this wait for the chain.
+    #[arg(long)]
+    pub max_pending: Option<u64>,
+}
+
+/// The configuration file: the same keys as the flags, in snake case.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    chain: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    enclave: Option<String>,
+    dev: Option<bool>,
+    participants: Option<u32>,
+    batch_size: Option<u32>,
+    batch_interval_ms: Option<u64>,
+    confirmations: Option<u64>,
+    snapshot_every: Option<u64>,
+    max_pending: Option<u64>,
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Run the node until Ctrl-C.
+pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let file: FileConfig = match &args.config {
+        Some(p) => serde_json::from_slice(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("parsing {}", p.display()))?,
+        None => FileConfig::default(),
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("sealbridge-data"));
+    let listen = args
+        .listen
+        .clone()
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".into())
+        .parse()
+        .context("--listen must be HOST:PORT")?;
+    let mut cfg = NodeConfig::new(data_dir.clone(), listen);
+    cfg.dev = args.dev || file.dev.unwrap_or(false);
+    if let Some(v) = args.participants.or(file.participants) {
+        cfg.participants = v.clamp(2, 1000);
+    }
+    if let Some(v) = args.batch_size.or(file.batch_size) {
+        cfg.batch_size = v.max(1);
+    }
+    if let Some(v) = args.batch_interval_ms.or(file.batch_interval_ms) {
+        cfg.batch_interval = Duration::from_millis(v.max(1));
+    }
+    if let Some(v) = args.confirmations.or(file.confirmations) {
+        cfg.confirmations = v.max(1);
+    }
+    if let Some(v) = args.snapshot_every.or(file.snapshot_every) {
+        cfg.snapshot_every = v.max(1);
+    }
+    if let Some(v) = args.max_pending.or(file.max_pending) {
+        cfg.max_pending_statements = v;
+    }
+    let enclave = args
+        .enclave
+        .clone()
+        .or(file.enclave)
+        .unwrap_or_else(|| "inproc".into());
+    cfg.enclave = match enclave.as_str() {
+        "inproc" => EnclaveMode::InProc,
+        "spawn" => EnclaveMode::Spawn(std::env::current_exe().context("locating sealbridge")?),
+        other => match other.strip_prefix("unix:") {
+            Some(p) if !p.is_empty() => EnclaveMode::Unix(PathBuf::from(p)),
+            _ => bail!("--enclave must be inproc, spawn or unix:PATH, not {other:?}"),
+        },
+    };
+    let chain = args
+        .chain
+        .clone()
+        .or(file.chain)
+        .unwrap_or_else(|| "embedded".into());
+    let node = if chain == "embedded" {
+        if data_dir.join("node.db").exists() {
+            bail!(
+                "{} holds a node's state, but the embedded chain lives in memory and did not \
+                 survive: use a fresh --data-dir, or --chain URL for a chain that persists",
+                data_dir.display()
+            );
+        }
+        Node::start(cfg, WallClockChain::new())?
+    } else {
+        let rpc = sealbridge_chain::rpc::RpcChain::connect(&chain)
+            .with_context(|| format!("connecting to {chain}"))?;
+        Node::start(cfg, sealbridge_host::dev::RpcDevChain(rpc))?
+    };
+    eprintln!(
+        "sealbridge node: http://{} (settlement {} on chain {})",
+        node.addr, node.setup.settlement, node.setup.chain_id
+    );
+    node.wait();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `sealbridge enclave`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnclaveArgs {
+    /// Unix socket to listen on.
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// The simulated TEE's root sealing secret (64 hex digits). INSECURE: a real TEE derives it
+    /// in hardware.
+    #[arg(long)]
+    pub root_secret: PathBuf,
+}
+
+/// Serve the boundary protocol on a Unix socket until killed.
+pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let root = read_root_secret(&args.root_secret)?;
+    serve_unix(&args.socket, root)?;
+    Ok(ExitCode::SUCCESS)
+}
