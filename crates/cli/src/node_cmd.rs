@@ -171,12 +171,26 @@ pub struct EnclaveArgs {
     /// in hardware.
     #[arg(long)]
     pub root_secret: PathBuf,
+    /// Exit when this process (the node that spawned us) is gone.
+    #[arg(long)]
+    pub parent_pid: Option<u32>,
 }
 
 /// Serve the boundary protocol on a Unix socket until killed.
 pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
     let root = read_root_secret(&args.root_secret)?;
+    if let Some(parent) = args.parent_pid {
+        // A node killed with -9 cannot kill its enclave: the enclave notices instead.
+        std::thread::spawn(move || {
+            loop {
+                if std::os::unix::process::parent_id() != parent {
+                    std::process::exit(0);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+    }
     serve_unix(&args.socket, root)?;
     Ok(ExitCode::SUCCESS)
 }

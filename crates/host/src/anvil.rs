@@ -19,15 +19,29 @@ pub struct Anvil {
     pub port: u16,
 }
 
-/// Where anvil is: `$SEALBRIDGE_ANVIL`, else `node_modules/.bin/anvil` above `start`.
+/// Where anvil is: `$SEALBRIDGE_ANVIL`, else the platform binary that `@foundry-rs/anvil`
+/// installed under `node_modules` above `start` (not the `.bin/anvil` Node wrapper, which would
+/// outlive a kill of the wrapper), else `node_modules/.bin/anvil`.
 pub fn find_anvil(start: &Path) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SEALBRIDGE_ANVIL") {
         return Some(PathBuf::from(p));
     }
-    start
-        .ancestors()
-        .map(|d| d.join("node_modules/.bin/anvil"))
-        .find(|p| p.exists())
+    for dir in start.ancestors() {
+        let scope = dir.join("node_modules/@foundry-rs");
+        if let Ok(rd) = std::fs::read_dir(&scope) {
+            for e in rd.flatten() {
+                let bin = e.path().join("bin/anvil");
+                if e.file_name().to_string_lossy().starts_with("anvil-") && bin.exists() {
+                    return Some(bin);
+                }
+            }
+        }
+        let wrapper = dir.join("node_modules/.bin/anvil");
+        if wrapper.exists() {
+            return Some(wrapper);
+        }
+    }
+    None
 }
 
 /// A free loopback port (bound and released; racy but fine for tests).

@@ -375,10 +375,8 @@ async fn receipt(State(s): St, Path(id): Path<String>) -> Response {
     };
     let mut body = receipt_json(&e, false);
     body["statement_sequence"] = json!(batch);
-    body["settled"] = json!(
-        settled.as_ref().is_some_and(|x| x.0)
-            && s.metrics.chain_sequence.load(Relaxed) >= batch.unwrap_or(u64::MAX)
-    );
+    // Settled is what the chain says (its lastSequence), whatever this node saw of the tx.
+    body["settled"] = json!(batch.is_some_and(|b| b <= s.metrics.chain_sequence.load(Relaxed)));
     body["settlement_tx"] = json!(settled.and_then(|x| x.2));
     let note = s.shared.checkpoint.read().ok().and_then(|c| c.clone());
     if let Some((note, size)) = note

@@ -205,6 +205,8 @@ impl SpawnedEnclave {
             .arg(&socket)
             .arg("--root-secret")
             .arg(root_file)
+            .arg("--parent-pid")
+            .arg(std::process::id().to_string())
             .spawn()
             .map_err(|e| HostError::Enclave(format!("spawning {}: {e}", exe.display())))?;
         Ok(Self { child, socket })
