@@ -1,0 +1,131 @@
+//! `RpcChain` against a real anvil on loopback: the typed client deploys and drives the contracts
+//! over JSON-RPC exactly as over the embedded chain — return data, revert decoding, logs, block
+//! hashes (which change under `evm_revert`, the relayer's reorg signal). anvil comes from
+//! `npm ci`; the process is killed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_sol_types::SolEvent;
+use sealbridge_chain::{
+    Chain, ChainError, ContractError, Sealbridge, bindings::Settlement, rpc::RpcChain,
+};
+
+struct Anvil(Child);
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn anvil_bin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../node_modules");
+    if let Ok(rd) = std::fs::read_dir(root.join("@foundry-rs")) {
+        for e in rd.flatten() {
+            let bin = e.path().join("bin/anvil");
+            if e.file_name().to_string_lossy().starts_with("anvil-") && bin.exists() {
+                return bin;
+            }
+        }
+    }
+    panic!("anvil not found under node_modules: run `npm ci` (scripts/test.sh does)");
+}
+
+fn anvil() -> (Anvil, RpcChain) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(anvil_bin())
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--silent",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let a = Anvil(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(c) = RpcChain::connect(&url) {
+            return (a, c);
+        }
+        assert!(Instant::now() < deadline, "anvil did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn typed_client_over_json_rpc() {
+    let (_anvil, rpc) = anvil();
+    assert_eq!(rpc.chain_id().unwrap(), 31337);
+    let admin = rpc.accounts().unwrap()[0];
+    let policy = B256::repeat_byte(0x11);
+    let mut sb = Sealbridge::deploy(rpc, admin, policy).unwrap();
+    assert_eq!(
+        sb.policy_hash().unwrap(),
+        policy,
+        "return data of a view over eth_call"
+    );
+    assert_eq!(sb.last_sequence().unwrap(), 0);
+
+    // Escrow from an impersonated account; the Deposited event comes back from eth_getLogs.
+    let user = Address::repeat_byte(0x42);
+    sb.chain()
+        .set_balance(user, U256::from(10u64).pow(U256::from(18u64)))
+        .unwrap();
+    sb.chain().impersonate(user).unwrap();
+    let token = sb.deployment.token;
+    let from_block = sb.chain().block_number().unwrap() + 1;
+    sb.mint(admin, user, U256::from(500u64)).unwrap();
+    sb.deposit(user, token, U256::from(300u64)).unwrap();
+    assert_eq!(sb.escrow_balance(user, token).unwrap(), U256::from(300u64));
+    let head = sb.chain().block_number().unwrap();
+    let deposits: Vec<_> = sb
+        .chain()
+        .logs(sb.deployment.settlement, from_block, head)
+        .unwrap()
+        .iter()
+        .filter_map(|l| Settlement::Deposited::decode_log(&l.inner).ok())
+        .collect();
+    assert_eq!(deposits.len(), 1);
+    assert_eq!(deposits[0].data.amount, U256::from(300u64));
+
+    // A reverting transaction is mined with status 0 and its revert data decodes by name.
+    let err = sb.withdraw(user, token, U256::from(10_000u64)).unwrap_err();
+    assert!(matches!(err, ContractError::Reverted(_)), "{err}");
+    assert!(err.revert_name().is_some(), "{err}");
+    // An eth_call revert is ChainError::Reverted with the data.
+    let r = sb.chain().call(
+        admin,
+        sb.deployment.settlement,
+        Bytes::from(vec![0xde, 0xad, 0xbe, 0xef]),
+    );
+    assert!(matches!(r, Err(ChainError::Reverted { .. })), "{r:?}");
+
+    // Snapshot and revert: the same height gets another hash (what the relayer watches).
+    let snap = sb.chain().snapshot().unwrap();
+    sb.mint(admin, user, U256::from(1u64)).unwrap();
+    let n = sb.chain().block_number().unwrap();
+    let h1 = sb.chain().block_hash(n).unwrap().unwrap();
+    assert!(sb.chain().revert_to(&snap).unwrap());
+    assert_eq!(sb.chain().block_number().unwrap(), n - 1);
+    sb.chain().mine().unwrap();
+    let h2 = sb.chain().block_hash(n).unwrap().unwrap();
+    assert_ne!(h1, h2, "a reorg changes the hash at that height");
+    assert_eq!(sb.chain().block_hash(n + 100).unwrap(), None);
+
+    // Transport failure is a Transport error, not a panic.
+    let err = RpcChain::connect("http://127.0.0.1:9").unwrap_err();
+    assert!(matches!(err, ChainError::Transport(_)), "{err}");
+}
