@@ -432,17 +432,21 @@ impl Node {
         let chain = Arc::new(Mutex::new(sb));
         {
             let store = Store::open(&cfg.data_dir)?;
+            let rcfg = RelayerConfig {
+                confirmations: cfg.confirmations,
+                poll: cfg.poll,
+                max_backoff: Duration::from_secs(10),
+            };
+            // One round before serving: deposits made so far reach the enclave first.
+            if let Err(e) = relayer::round(&chain, &store, &core_tx, &metrics, &rcfg) {
+                tracing::warn!(error = %e, "first relayer round failed; will retry");
+            }
             let (chain, tx, metrics, stop) = (
                 chain.clone(),
                 core_tx.clone(),
                 metrics.clone(),
                 stop.clone(),
             );
-            let rcfg = RelayerConfig {
-                confirmations: cfg.confirmations,
-                poll: cfg.poll,
-                max_backoff: Duration::from_secs(10),
-            };
             threads.push(
                 std::thread::Builder::new()
                     .name("sealbridge-relayer".into())
