@@ -109,14 +109,20 @@ pub fn round<C: Chain>(
                 })
             })
             .collect();
-        let (tx, rx) = oneshot::channel();
-        core.send(Cmd::Deposits {
-            events,
-            cursor: confirmed_head + 1,
-            reply: tx,
-        })
-        .map_err(|_| HostError::Stopped)?;
-        rx.blocking_recv().map_err(|_| HostError::Stopped)??;
+        if events.is_empty() {
+            // Nothing for the enclave: the cursor alone moves.
+            store.put_meta("deposit_cursor", &(confirmed_head + 1))?;
+        } else {
+            // The cursor commits together with the enclave's journal record of the events.
+            let (tx, rx) = oneshot::channel();
+            core.send(Cmd::Deposits {
+                events,
+                cursor: confirmed_head + 1,
+                reply: tx,
+            })
+            .map_err(|_| HostError::Stopped)?;
+            rx.blocking_recv().map_err(|_| HostError::Stopped)??;
+        }
     }
 
     // 2. Reorg detection and confirmations.
@@ -126,11 +132,8 @@ pub fn round<C: Chain>(
     if let Ok(mut r) = metrics.chain_root.lock() {
         *r = sb.state_root()?;
     }
-    let seen = store.statements(1, u64::MAX)?;
-    for s in seen
-        .iter()
-        .filter(|s| !s.confirmed || s.signed.statement.sequence > last)
-    {
+    let seen = store.watched(last)?;
+    for s in &seen {
         let seq = s.signed.statement.sequence;
         let (Some(num), Some(hash)) = (s.block_number, s.block_hash.as_deref()) else {
             continue;

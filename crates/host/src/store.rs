@@ -336,6 +336,28 @@ impl Store {
         Ok(out)
     }
 
+    /// Statements the relayer saw land that still need watching: not yet confirmed, or above
+    /// the chain's `lastSequence` (dropped by a reorg).
+    pub fn watched(&self, last: u64) -> Result<Vec<StoredStatement>, HostError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT sequence FROM statements WHERE block_number IS NOT NULL
+                 AND (confirmed = 0 OR sequence > ?1) ORDER BY sequence",
+            )
+            .map_err(db)?;
+        let seqs = stmt
+            .query_map([last as i64], |r| r.get::<_, i64>(0))
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for s in seqs {
+            out.extend(self.statements(s as u64, 1)?);
+        }
+        Ok(out)
+    }
+
     /// The highest statement sequence stored (0 if none).
     pub fn last_statement(&self) -> Result<u64, HostError> {
         self.conn
