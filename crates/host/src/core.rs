@@ -239,6 +239,9 @@ impl Core {
         }
         self.refresh_description()?;
         self.refresh_checkpoint()?;
+        // Inputs replayed into the open batch must still be cut on time.
+        self.accepted_since_cut = status.pending_inputs;
+        self.last_cut = Instant::now();
         self.metrics.enclave_up.store(true, Relaxed);
         tracing::info!(
             replayed,

@@ -333,3 +333,31 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn an_open_batch_left_by_a_stop_is_cut_after_restart_without_new_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = SharedChain::new(WallClockChain::new());
+    let mut cfg = config(dir.path());
+    cfg.batch_interval = Duration::from_secs(3600);
+    let node = Node::start(cfg.clone(), chain.clone()).unwrap();
+    let token = node.setup.token;
+    let c = NodeClient::new(&format!("http://{}", node.addr));
+    let mut clients = Clients::new(&c, 5);
+    for i in 0..3 {
+        let env = clients.envelope(i, 4, token);
+        assert_eq!(c.submit(&env, 3).unwrap().0, 200);
+    }
+    assert_eq!(
+        status(&c)["settled_inputs"],
+        0,
+        "3 < batch size: nothing cut yet"
+    );
+    drop(node);
+    cfg.batch_interval = Duration::from_millis(100);
+    let node = Node::start(cfg, chain.clone()).unwrap();
+    let c = NodeClient::new(&format!("http://{}", node.addr));
+    wait_until("the replayed open batch to settle", || {
+        status(&c)["settled_inputs"] == 3
+    });
+}
