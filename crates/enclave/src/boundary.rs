@@ -11,8 +11,10 @@ use crate::{EnclavePolicy, KeyBundle, SettlementTarget, SignedStatement, persist
 
 /// Version of the boundary protocol; `Hello` must agree on it.
 pub const BOUNDARY_VERSION: u16 = 1;
-/// Hard limit on one frame (an envelope is at most 64 KiB; a batch response carries its effects).
-pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+/// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
+/// effects; the largest frames are sealed snapshots, whose replay set grows with the envelope
+/// rate times the envelope lifetime (56 bytes per entry: about a million entries fit).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
 /// A chain event the host observed and reports. The host is untrusted: see THREAT-MODEL.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

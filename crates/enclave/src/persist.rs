@@ -128,7 +128,9 @@ pub(crate) struct Snapshot {
     pub(crate) ed25519_seed: [u8; 32],
     pub(crate) secp256k1: [u8; 32],
     pub(crate) epochs: EpochParts,
-    pub(crate) replay: Vec<(SenderId, Nonce, u64)>,
+    /// Replay set: 56-byte entries `sender (32) ‖ nonce (16) ‖ expires_at u64 BE`.
+    #[serde(with = "serde_bytes_compat")]
+    pub(crate) replay: Vec<u8>,
     #[serde(with = "serde_bytes_compat")]
     pub(crate) program_state: Vec<u8>,
     #[serde(with = "serde_bytes_compat")]
@@ -144,6 +146,36 @@ impl Drop for Snapshot {
         self.ed25519_seed.zeroize();
         self.secp256k1.zeroize();
     }
+}
+
+/// Encode replay entries compactly (56 bytes each).
+pub(crate) fn encode_replay(entries: impl Iterator<Item = (SenderId, Nonce, u64)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (s, n, t) in entries {
+        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(&t.to_be_bytes());
+    }
+    out
+}
+
+/// Decode [`encode_replay`]; `None` if the length is not a multiple of 56.
+pub(crate) fn decode_replay(bytes: &[u8]) -> Option<Vec<(SenderId, Nonce, u64)>> {
+    if !bytes.len().is_multiple_of(56) {
+        return None;
+    }
+    bytes
+        .chunks_exact(56)
+        .map(|c| {
+            let (s, rest) = c.split_at_checked(32)?;
+            let (n, t) = rest.split_at_checked(16)?;
+            Some((
+                SenderId::from_slice(s).ok()?,
+                Nonce::from_slice(n).ok()?,
+                u64::from_be_bytes(t.try_into().ok()?),
+            ))
+        })
+        .collect()
 }
 
 pub(crate) fn journal_aad(instance: &[u8; 32], index: u64) -> Vec<u8> {
@@ -163,4 +195,27 @@ pub(crate) fn to_cbor<T: serde::Serialize>(v: &T) -> Option<zeroize::Zeroizing<V
 
 pub(crate) fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     ciborium::from_reader(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_entries_round_trip_compactly_and_bad_lengths_are_refused() {
+        let entries: Vec<_> = (0..100u8)
+            .map(|i| {
+                (
+                    SenderId::new([i; 32]),
+                    Nonce::new([i ^ 0x5a; 16]),
+                    u64::from(i) * 1000,
+                )
+            })
+            .collect();
+        let bytes = encode_replay(entries.iter().copied());
+        assert_eq!(bytes.len(), 56 * 100);
+        assert_eq!(decode_replay(&bytes).unwrap(), entries);
+        assert_eq!(decode_replay(&bytes[..55]), None);
+        assert_eq!(decode_replay(&[]).unwrap(), vec![]);
+    }
 }

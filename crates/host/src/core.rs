@@ -573,8 +573,11 @@ impl Core {
             let _ = self.refresh_description();
         }
         if g.cut {
-            if self.records_since_snapshot >= self.cfg.snapshot_every {
-                self.snapshot()?;
+            if self.records_since_snapshot >= self.cfg.snapshot_every
+                && let Err(e) = self.snapshot()
+            {
+                // Not fatal: the journal still holds everything; retry after the next cut.
+                tracing::warn!(error = %e, "snapshot failed");
             }
             let _ = self.refresh_checkpoint();
             let _ = self.status();

@@ -177,8 +177,13 @@ pub fn serve_connection(conn: &mut (impl Read + Write), session: &mut Session) {
             response,
             Response::Error(BoundaryError::FrameTooLarge | BoundaryError::MalformedFrame)
         );
-        let Ok(bytes) = encode_frame(&response) else {
-            return;
+        // A response too large for a frame becomes an error the host can read.
+        let bytes = match encode_frame(&response) {
+            Ok(b) => b,
+            Err(e) => match encode_frame(&Response::Error(e)) {
+                Ok(b) => b,
+                Err(_) => return,
+            },
         };
         if conn.write_all(&bytes).is_err() || fatal {
             return;

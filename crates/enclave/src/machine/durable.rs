@@ -82,7 +82,7 @@ impl<P: Program> Enclave<P> {
             ed25519_seed: *self.keys.ed25519.expose_seed(),
             secp256k1: secp,
             epochs: self.epochs.parts(),
-            replay: self.replay.entries().collect(),
+            replay: persist::encode_replay(self.replay.entries()),
             program_state: self.program.encode_state(),
             log: self.log.to_bytes(),
             sequence: self.sequence,
@@ -136,8 +136,10 @@ impl<P: Program> Enclave<P> {
         };
         let bundle = keys.bundle();
         let mut replay = ReplaySet::default();
-        for (s, n, t) in &snap.replay {
-            replay.insert(*s, *n, *t);
+        for (s, n, t) in
+            persist::decode_replay(&snap.replay).ok_or(Error::Replay("snapshot replay set"))?
+        {
+            replay.insert(s, n, t);
         }
         program
             .restore_state(&snap.program_state)
