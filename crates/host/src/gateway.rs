@@ -258,6 +258,10 @@ async fn submit(State(s): St, headers: HeaderMap, body: Bytes) -> Response {
             "too many statements wait for the chain",
         );
     }
+    let span = tracing::info_span!("gateway.submit", trace_id = %trace);
+    let _e = span.enter();
+    tracing::debug!(bytes = body.len(), "envelope received");
+    drop(_e);
     let (reply, rx) = oneshot::channel();
     match s.core.try_send(Cmd::Submit {
         envelope: body.to_vec(),

@@ -164,6 +164,8 @@ pub fn round<C: Chain>(
     let st = &next.signed;
     let span = tracing::info_span!("settle", sequence = st.statement.sequence);
     let _e = span.enter();
+    // The envelopes' trace ids join this span to their gateway and core spans.
+    tracing::debug!(trace_ids = ?store.trace_ids(st.statement.sequence)?, "settling");
     let mut sb = lock(chain)?;
     let from = sb.deployment.admin;
     let outcome = sb.settle(

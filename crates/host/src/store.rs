@@ -106,7 +106,9 @@ impl Store {
              CREATE TABLE IF NOT EXISTS statements (sequence INTEGER PRIMARY KEY, json TEXT NOT NULL,
                  tx_hash TEXT, block_number INTEGER, block_hash TEXT, confirmed INTEGER NOT NULL DEFAULT 0);
              CREATE TABLE IF NOT EXISTS batch_members (receipt_seq INTEGER PRIMARY KEY,
-                 statement_seq INTEGER NOT NULL);",
+                 statement_seq INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS envelopes_by_sequence ON envelopes (sequence);
+             CREATE INDEX IF NOT EXISTS members_by_statement ON batch_members (statement_seq);",
         )
         .map_err(db)?;
         Ok(Self { conn })
@@ -288,6 +290,21 @@ impl Store {
             )
             .optional()
             .map_err(db)
+    }
+
+    /// Trace ids of the envelopes a statement settles (for the relayer's span).
+    pub fn trace_ids(&self, statement: u64) -> Result<Vec<String>, HostError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT e.trace FROM batch_members b JOIN envelopes e ON e.sequence = b.receipt_seq
+                 WHERE b.statement_seq = ?1 ORDER BY b.receipt_seq",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([statement as i64], |r| r.get::<_, String>(0))
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
     }
 
     /// Number of accepted inputs in batches with sequence ≤ `sequence`.

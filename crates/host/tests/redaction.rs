@@ -95,6 +95,7 @@ fn no_canary_in_logs_metrics_or_files() {
     };
     assert!(forms(canaries[0]).iter().any(|f| contains(&ob.encode(), f)));
 
+    let mut traces = Vec::new();
     for (k, x) in canaries.iter().enumerate() {
         let (p, q) = (k % 4, (k + 1) % 4);
         for (from, to) in [(p, q), (q, p)] {
@@ -108,6 +109,7 @@ fn no_canary_in_logs_metrics_or_files() {
                 .unwrap();
             let (code, v) = c.submit(&env, 5).unwrap();
             assert_eq!(code, 200, "{v}");
+            traces.push(v["trace_id"].as_str().unwrap().to_string());
         }
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -121,6 +123,22 @@ fn no_canary_in_logs_metrics_or_files() {
     drop(node);
 
     let logs = capture.0.lock().unwrap().clone();
+    // Trace ids do travel: each appears in the gateway's, the core's and the relayer's spans.
+    let text = String::from_utf8_lossy(&logs);
+    for t in &traces {
+        let bare = t.trim_start_matches("0x");
+        for (what, needle) in [
+            ("gateway", format!("gateway.submit{{trace_id={t}}}")),
+            ("core", format!(" submit{{trace_id={t}}}: sealbridge_host::core")),
+        ] {
+            assert!(text.contains(&needle), "{what} span without trace id {t}");
+        }
+        assert!(
+            text.lines()
+                .any(|l| l.contains("settle{") && l.contains(bare)),
+            "relayer span without trace id {t}"
+        );
+    }
     assert!(
         logs.len() > 1000,
         "TRACE logging captured ({} bytes)",
