@@ -129,7 +129,10 @@ fn no_canary_in_logs_metrics_or_files() {
         let bare = t.trim_start_matches("0x");
         for (what, needle) in [
             ("gateway", format!("gateway.submit{{trace_id={t}}}")),
-            ("core", format!(" submit{{trace_id={t}}}: sealbridge_host::core")),
+            (
+                "core",
+                format!(" submit{{trace_id={t}}}: sealbridge_host::core"),
+            ),
         ] {
             assert!(text.contains(&needle), "{what} span without trace id {t}");
         }
