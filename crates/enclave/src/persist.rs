@@ -79,7 +79,9 @@ pub(crate) mod serde_bytes_compat {
                 Ok(v)
             }
         }
-        d.deserialize_bytes(V)
+        // `deserialize_byte_buf`: ciborium's `deserialize_bytes` only takes byte strings that
+        // fit its 4 KiB scratch buffer.
+        d.deserialize_byte_buf(V)
     }
 }
 
@@ -217,5 +219,21 @@ mod tests {
         assert_eq!(decode_replay(&bytes).unwrap(), entries);
         assert_eq!(decode_replay(&bytes[..55]), None);
         assert_eq!(decode_replay(&[]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn large_blobs_survive_cbor() {
+        // Far beyond ciborium's 4 KiB scratch buffer: snapshots and records get this big.
+        let rec = JournalRecord {
+            index: 7,
+            blob: (0..200_000u32).map(|i| i as u8).collect(),
+        };
+        let bytes = to_cbor(&rec).unwrap();
+        assert!(
+            bytes.len() < rec.blob.len() + 32,
+            "encoded as a byte string"
+        );
+        let back: JournalRecord = from_cbor(&bytes).unwrap();
+        assert_eq!(back, rec);
     }
 }
