@@ -215,3 +215,111 @@ fn kill_9_of_node_and_enclave_at_20_points_settles_every_receipt_exactly_once() 
     );
     drop(node);
 }
+
+fn start_enclave(dir: &Path, root: &Path) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+            .arg("enclave")
+            .arg("--socket")
+            .arg(dir.join("external.sock"))
+            .arg("--root-secret")
+            .arg(root)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn enclave_unreachable_gives_503_with_retry_after_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root-secret");
+    std::fs::write(&root, "07".repeat(32)).unwrap();
+    let mut enclave = Some(start_enclave(dir.path(), &root));
+    let port = free_port().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let _node = Proc(
+        Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+            .args([
+                "node",
+                "--dev",
+                "--chain",
+                "embedded",
+                "--participants",
+                "4",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--enclave")
+            .arg(format!(
+                "unix:{}",
+                dir.path().join("external.sock").display()
+            ))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--batch-size", "4", "--batch-interval-ms", "50"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let c = NodeClient::new(&base);
+    wait_until("the node", 60, || c.status().is_ok());
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let a = c
+        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+        .unwrap();
+    let token = a.info["token"].as_str().unwrap().parse().unwrap();
+    let ps = participants(4);
+    let seal = |i: u32, rng: &mut ChaCha20Rng| {
+        let ob = Obligation {
+            to: ps[((i + 1) % 4) as usize].account,
+            token,
+            amount: u128::from(i) + 1,
+        };
+        a.seal(
+            &ps[(i % 4) as usize].key,
+            &ob.encode(),
+            unix_now(),
+            600,
+            rng,
+        )
+        .unwrap()
+    };
+    let first = seal(0, &mut rng);
+    let (code, r0) = c.submit(&first, 0).unwrap();
+    assert_eq!(code, 200, "{r0}");
+
+    // The enclave process dies and nobody restarts it: 503 + Retry-After, health down.
+    drop(enclave.take());
+    let env = seal(1, &mut rng);
+    wait_until("503 while the enclave is gone", 30, || {
+        matches!(
+            c.post("/v1/envelopes", "application/cose", &env),
+            Ok((503, _))
+        )
+    });
+    let (code, v) = c.post("/v1/envelopes", "application/cose", &env).unwrap();
+    assert_eq!(code, 503);
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert_eq!(c.get_json("/healthz").unwrap().0, 503);
+    assert_eq!(c.get_json("/healthz").unwrap().1["status"], "down");
+    assert_eq!(c.get_json("/readyz").unwrap().0, 503);
+
+    // It comes back: the node restores it from the journal; nothing acknowledged was lost.
+    enclave = Some(start_enclave(dir.path(), &root));
+    wait_until("the enclave back", 60, || {
+        matches!(
+            c.post("/v1/envelopes", "application/cose", &env),
+            Ok((200, _))
+        )
+    });
+    let (code, again) = c.submit(&first, 0).unwrap();
+    assert_eq!((code, &again["receipt"]), (200, &r0["receipt"]));
+    wait_until("both settled", 60, || {
+        c.status()
+            .map(|s| s["settled_inputs"] == 2 && s["pending_inputs"] == 0)
+            .unwrap_or(false)
+    });
+    drop(enclave);
+}
