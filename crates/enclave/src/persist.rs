@@ -33,10 +33,8 @@ use crate::{boundary::ChainEvent, epochs::EpochParts};
 pub const SEAL_PURPOSE_JOURNAL: &[u8] = b"journal";
 /// Purpose of the snapshot sealing key.
 pub const SEAL_PURPOSE_SNAPSHOT: &[u8] = b"snapshot";
-/// AAD prefix of journal records.
-pub const JOURNAL_CONTEXT: &[u8] = b"sealbridge/v1/journal";
-/// AAD prefix of snapshots.
-pub const SNAPSHOT_CONTEXT: &[u8] = b"sealbridge/v1/snapshot";
+/// AAD prefixes of journal records and snapshots (registered with every other purpose label).
+pub use sealbridge_proto::contexts::{JOURNAL_CONTEXT, SNAPSHOT_CONTEXT};
 /// Snapshot format version.
 pub const SNAPSHOT_VERSION: u8 = 1;
 

@@ -23,6 +23,10 @@ pub const PROGRAM_ID_CONTEXT: &[u8] = b"sealbridge/v1/program-id";
 pub const SIM_MEASUREMENT_CONTEXT: &[u8] = b"sealbridge/v1/INSECURE-simulated-measurement";
 /// Signature of a simulated quote (INSECURE: the signing key is public).
 pub const SIM_QUOTE_CONTEXT: &[u8] = b"sealbridge/v1/INSECURE-simulated-quote";
+/// AAD prefix of sealed journal records (durable enclave, `sealbridge-enclave::persist`).
+pub const JOURNAL_CONTEXT: &[u8] = b"sealbridge/v1/journal";
+/// AAD prefix of sealed enclave snapshots.
+pub const SNAPSHOT_CONTEXT: &[u8] = b"sealbridge/v1/snapshot";
 /// The simulated TEE root's seed is SHA-256 of this public label. Not a secret.
 pub const SIM_ROOT_SEED_LABEL: &[u8] = b"sealbridge/v1/INSECURE-simulated-tee-root";
 
@@ -41,6 +45,8 @@ pub const ALL: &[&[u8]] = &[
     SIM_MEASUREMENT_CONTEXT,
     SIM_QUOTE_CONTEXT,
     SIM_ROOT_SEED_LABEL,
+    JOURNAL_CONTEXT,
+    SNAPSHOT_CONTEXT,
 ];
 
 #[cfg(test)]
