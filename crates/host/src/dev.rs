@@ -89,22 +89,60 @@ pub fn fund<C: DevChain>(
     Ok(())
 }
 
-/// Register the enclave: evidence bound to the latest block hash, appraised by two development
-/// verifiers (threshold 2) with the insecure development policy, submitted to the registry.
-/// `call` reaches the enclave. Returns the ABI-encoded result and signatures for its log.
+/// File in the data dir holding the seed of the development verifiers' keys (INSECURE: a plain
+/// file). Keeping the keys stable lets the same verifier set re-sign when the registration is
+/// renewed, also after a restart.
+pub const DEV_VERIFIER_SEED_FILE: &str = "INSECURE-dev-verifier-seed";
+
+/// An attestation result (ABI-encoded) and the verifiers' signatures, for the enclave's log.
+pub type SignedRegistration = (Vec<u8>, Vec<Vec<u8>>);
+
+/// Renew the registration when less than this remains (a third of the verifiers' result TTL).
+pub const RENEW_MARGIN: u64 = verifier::DEFAULT_RESULT_TTL / 3;
+
+/// The two development verifiers' keys, from [`DEV_VERIFIER_SEED_FILE`] (created on first use).
+pub fn dev_verifiers(
+    data_dir: &std::path::Path,
+) -> Result<Vec<k256::ecdsa::SigningKey>, HostError> {
+    let path = data_dir.join(DEV_VERIFIER_SEED_FILE);
+    let seed: [u8; 32] = match std::fs::read(&path) {
+        Ok(bytes) => bytes.try_into().map_err(|_| {
+            HostError::Config(format!("{} must hold exactly 32 bytes", path.display()))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+            std::fs::write(&path, seed)
+                .map_err(|e| HostError::Storage(format!("{}: {e}", path.display())))?;
+            seed
+        }
+        Err(e) => return Err(HostError::Storage(format!("{}: {e}", path.display()))),
+    };
+    (0..2u8)
+        .map(|i| {
+            k256::ecdsa::SigningKey::from_slice(
+                keccak256([seed.as_slice(), &[i]].concat()).as_slice(),
+            )
+            .map_err(|_| HostError::Config("development verifier seed gives no key".into()))
+        })
+        .collect()
+}
+
+/// Register the enclave: governance admits the development verifiers (threshold 2), the
+/// simulated TEE and the measurement, then [`attest_and_register`]. Returns the ABI-encoded
+/// result and signatures for the enclave's log.
 pub fn register<C: Chain>(
     sb: &mut Sealbridge<C>,
     admin: Address,
     description: &Description,
-    mut call: impl FnMut(Request) -> Result<Response, HostError>,
+    verifiers: &[k256::ecdsa::SigningKey],
+    call: impl FnMut(Request) -> Result<Response, HostError>,
     now: u64,
-) -> Result<(Vec<u8>, Vec<Vec<u8>>), HostError> {
-    let mut rng = rand_core::OsRng;
-    let verifiers: Vec<k256::ecdsa::SigningKey> = (0..2)
-        .map(|_| k256::ecdsa::SigningKey::random(&mut rng))
-        .collect();
-    for v in &verifiers {
-        sb.add_verifier(admin, key_address(v))?;
+) -> Result<SignedRegistration, HostError> {
+    for v in verifiers {
+        if !sb.is_verifier(key_address(v))? {
+            sb.add_verifier(admin, key_address(v))?;
+        }
     }
     sb.set_threshold(admin, 2)?;
     sb.allow_simulated(admin, true)?;
@@ -115,6 +153,40 @@ pub fn register<C: Chain>(
         chain_now,
         chain_now + 10 * 365 * 86_400,
     )?;
+    attest_and_register(sb, admin, description, verifiers, call, now)
+}
+
+/// Continuous attestation (DESIGN §4): when the registration expires within `margin` seconds of
+/// chain time, fetch fresh evidence bound to the latest block hash, have the verifiers appraise
+/// and sign it again, and renew the registration. `Ok(None)` when no renewal is due.
+pub fn renew_if_due<C: Chain>(
+    sb: &mut Sealbridge<C>,
+    admin: Address,
+    description: &Description,
+    verifiers: &[k256::ecdsa::SigningKey],
+    call: impl FnMut(Request) -> Result<Response, HostError>,
+    now: u64,
+    margin: u64,
+) -> Result<Option<SignedRegistration>, HostError> {
+    let expires_at = sb.enclave(description.key_bundle.address)?.expiresAt;
+    let chain_now = sb.chain().block_timestamp()?;
+    if expires_at > chain_now.saturating_add(margin) {
+        return Ok(None);
+    }
+    attest_and_register(sb, admin, description, verifiers, call, now).map(Some)
+}
+
+/// Evidence bound to the latest block hash, appraised by every verifier with the insecure
+/// development policy, signed, and submitted to the registry (a first registration or a renewal).
+pub fn attest_and_register<C: Chain>(
+    sb: &mut Sealbridge<C>,
+    admin: Address,
+    description: &Description,
+    verifiers: &[k256::ecdsa::SigningKey],
+    mut call: impl FnMut(Request) -> Result<Response, HostError>,
+    now: u64,
+) -> Result<SignedRegistration, HostError> {
+    let chain_now = sb.chain().block_timestamp()?;
     let block = sb.chain().block_number()?;
     let hash = sb
         .chain()
@@ -136,7 +208,7 @@ pub fn register<C: Chain>(
     };
     let challenge = verifier::Challenge { block, hash };
     let mut signed = Vec::new();
-    for key in &verifiers {
+    for key in verifiers {
         let role = verifier::VerifierRole::new(key.clone(), AppraisalPolicy::insecure_dev());
         signed.push(
             role.attest(

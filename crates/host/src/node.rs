@@ -12,6 +12,7 @@ use alloy_primitives::{Address, B256, Bytes, U256};
 use sealbridge_chain::{Chain, ChainError, Deployment, LogEntry, Sealbridge, TxReceipt};
 use sealbridge_enclave::{
     EnclavePolicy, SettlementTarget,
+    boundary::Description,
     boundary::{EnclaveStatus, Request, Response},
 };
 use sealbridge_programs::netting::NettingConfig;
@@ -74,6 +75,8 @@ pub struct NodeConfig {
     pub max_pending_statements: u64,
     /// Relayer poll interval.
     pub poll: Duration,
+    /// How often to check whether the registration needs renewing (continuous attestation).
+    pub renew_check: Duration,
 }
 
 impl NodeConfig {
@@ -91,6 +94,7 @@ impl NodeConfig {
             snapshot_every: 10_000,
             max_pending_statements: 10_000,
             poll: Duration::from_millis(200),
+            renew_check: Duration::from_secs(60),
         }
     }
 }
@@ -216,6 +220,50 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node")
             .field("addr", &self.addr)
             .finish_non_exhaustive()
+    }
+}
+
+/// Every `every`, renew the registration if it expires within [`dev::RENEW_MARGIN`], and log
+/// the new attestation result in the enclave's log.
+fn renewal_loop<C: Chain>(
+    chain: &relayer::SharedChain<C>,
+    tx: &SyncSender<Cmd>,
+    admin: Address,
+    description: &Description,
+    verifiers: &[k256::ecdsa::SigningKey],
+    every: Duration,
+    stop: &AtomicBool,
+) {
+    let mut next = std::time::Instant::now() + every;
+    while !stop.load(Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if std::time::Instant::now() < next {
+            continue;
+        }
+        next = std::time::Instant::now() + every;
+        let renewed = match chain.lock() {
+            Ok(mut sb) => dev::renew_if_due(
+                &mut sb,
+                admin,
+                description,
+                verifiers,
+                |r| call_core(tx, r),
+                unix_now(),
+                dev::RENEW_MARGIN,
+            ),
+            Err(_) => Err(HostError::Chain("chain lock poisoned".into())),
+        };
+        match renewed {
+            Ok(Some((result, signatures))) => {
+                tracing::info!("registration renewed before expiry");
+                match call_core(tx, Request::LogAttestation { result, signatures }) {
+                    Ok(Response::Ack) => {}
+                    other => tracing::warn!(?other, "logging the renewed attestation failed"),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "registration renewal failed; will retry"),
+        }
     }
 }
 
@@ -409,10 +457,12 @@ impl Node {
                 ));
             }
             let admin = setup.admin;
+            let verifiers = dev::dev_verifiers(&cfg.data_dir)?;
             let (result, signatures) = dev::register(
                 &mut sb,
                 admin,
                 &description,
+                &verifiers,
                 |r| call_core(&core_tx, r),
                 unix_now(),
             )?;
@@ -451,6 +501,21 @@ impl Node {
                 std::thread::Builder::new()
                     .name("sealbridge-relayer".into())
                     .spawn(move || relayer::run(chain, store, tx, metrics, rcfg, stop))
+                    .map_err(|e| HostError::Config(e.to_string()))?,
+            );
+        }
+
+        // ---- continuous attestation: renew the registration before it expires ---------------
+        if cfg.dev {
+            let verifiers = dev::dev_verifiers(&cfg.data_dir)?;
+            let (chain, tx, stop) = (chain.clone(), core_tx.clone(), stop.clone());
+            let (admin, every, description) = (setup.admin, cfg.renew_check, description.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("sealbridge-attest".into())
+                    .spawn(move || {
+                        renewal_loop(&chain, &tx, admin, &description, &verifiers, every, &stop)
+                    })
                     .map_err(|e| HostError::Config(e.to_string()))?,
             );
         }

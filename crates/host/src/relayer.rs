@@ -128,10 +128,11 @@ pub fn round<C: Chain>(
     // 2. Reorg detection and confirmations.
     let sb = lock(chain)?;
     let last = sb.last_sequence()?;
-    metrics.chain_sequence.store(last, Relaxed);
+    let root = sb.state_root()?;
     if let Ok(mut r) = metrics.chain_root.lock() {
-        *r = sb.state_root()?;
+        *r = root;
     }
+    metrics.chain_sequence.store(last, Relaxed);
     let seen = store.watched(last)?;
     for s in &seen {
         let seq = s.signed.statement.sequence;
@@ -204,6 +205,11 @@ pub fn round<C: Chain>(
         )),
         cfg.confirmations <= 1,
     )?;
+    // The root first, then the sequence: a status read never pairs a new sequence with the
+    // previous root (the settled statement's new root is the chain's root now).
+    if let Ok(mut r) = metrics.chain_root.lock() {
+        *r = st.statement.newStateRoot;
+    }
     metrics.chain_sequence.store(st.statement.sequence, Relaxed);
     progress = true;
     Ok(progress)
