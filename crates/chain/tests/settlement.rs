@@ -384,3 +384,56 @@ fn statement_for_another_deployment_is_refused() {
     );
     assert_revert(f.settle(&s, &effects, sig), "SignerNotActive");
 }
+
+/// Tamper test for statements on the real bytecode: flipping any single byte of the `settle`
+/// calldata — selector, statement, effects or signature — makes the call revert and changes
+/// nothing. (The 31 bytes of ABI padding after the 65-byte signature are not read by the ABI
+/// decoder, so they are not part of what is signed or settled.)
+#[test]
+fn every_flipped_byte_of_a_settle_call_reverts() {
+    use alloy_sol_types::SolCall;
+    let mut f = funded();
+    let (s, effects) = payment(&f);
+    let sig = f.sign(&s);
+    assert_eq!(sig.len(), 65);
+    let call = Settlement::settleCall {
+        s: s.clone(),
+        effects: effects.clone(),
+        signature: sig,
+    }
+    .abi_encode();
+    // The signature is the last dynamic item: length word, 65 bytes, 31 bytes of padding.
+    let padding = call.len() - 31..call.len();
+    let settlement = f.sb.deployment.settlement;
+    let from = f.sb.deployment.admin;
+    let (escrow_a, escrow_b) = (f.escrow(f.alice), f.escrow(f.bob));
+    let mut flipped = 0;
+    for i in 0..call.len() {
+        if padding.contains(&i) {
+            continue;
+        }
+        let mut data = call.clone();
+        data[i] ^= 0x01;
+        let r =
+            f.sb.chain_mut()
+                .send(from, settlement, Bytes::from(data))
+                .unwrap();
+        assert!(
+            !r.success,
+            "flipping byte {i} of {} did not revert",
+            call.len()
+        );
+        flipped += 1;
+    }
+    assert!(flipped > 700, "{flipped}");
+    assert_eq!(f.sb.last_sequence().unwrap(), 0);
+    assert_eq!(f.sb.state_root().unwrap(), B256::ZERO);
+    assert_eq!((f.escrow(f.alice), f.escrow(f.bob)), (escrow_a, escrow_b));
+    // The untouched call settles: the harness itself is sound.
+    let r =
+        f.sb.chain_mut()
+            .send(from, settlement, Bytes::from(call))
+            .unwrap();
+    assert!(r.success);
+    assert_eq!(f.sb.last_sequence().unwrap(), 1);
+}
