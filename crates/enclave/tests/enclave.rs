@@ -1,17 +1,19 @@
 //! The enclave through its boundary: acceptance, every rejection reason, batching, epochs.
 
+mod common;
+
 use alloy_primitives::{Address, B256, Signature};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sealbridge_enclave::{
-    Enclave, EnclavePolicy, SettlementTarget, SignedStatement,
+    Enclave, SettlementTarget, SignedStatement,
     boundary::{
         self, BOUNDARY_VERSION, BoundaryError, ChainEvent, Description, Request, Response,
         SubmitOutcome,
     },
     epochs::EpochAnnouncement,
 };
-use sealbridge_programs::netting::{Netting, NettingConfig, Obligation, Participant};
+use sealbridge_programs::netting::{Netting, Obligation};
 use sealbridge_proto::{
     EnvelopeHeader, Epoch, InstanceId, MAX_ENVELOPE_BYTES, Nonce, ProgramId, ReasonCode, TraceId,
     eip712::settlement_domain,
@@ -41,27 +43,7 @@ struct Harness {
 impl Harness {
     fn new(batch_size: u32) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
-        let users: Vec<_> = (1..=3u8)
-            .map(|i| {
-                (
-                    Ed25519SigningKey::generate(&mut rng),
-                    Address::repeat_byte(i),
-                )
-            })
-            .collect();
-        let policy = EnclavePolicy::new(
-            NettingConfig {
-                participants: users
-                    .iter()
-                    .map(|(k, a)| Participant {
-                        sender: k.public().sender_id(),
-                        account: *a,
-                    })
-                    .collect(),
-                tokens: vec![TOKEN],
-            },
-            batch_size,
-        );
+        let (users, policy) = common::participants_and_policy(&mut rng, 3, TOKEN, batch_size);
         let enclave_rng = Box::new(ChaCha20Rng::seed_from_u64(99));
         let mut enclave = Enclave::boot(
             policy.clone(),

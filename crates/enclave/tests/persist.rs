@@ -1,6 +1,8 @@
 //! Durability: a restored enclave that replays its journal is the same enclave, byte for byte
 //! (DESIGN §6 "Durability and replay"); tampered, reordered or foreign records are refused.
 
+mod common;
+
 use alloy_primitives::Address;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -11,7 +13,7 @@ use sealbridge_enclave::{
     persist::JournalRecord,
     session::Session,
 };
-use sealbridge_programs::netting::{NettingConfig, Obligation, Participant};
+use sealbridge_programs::netting::Obligation;
 use sealbridge_proto::{EnvelopeHeader, Nonce, ProgramId, ReasonCode, TraceId};
 use sealbridge_seal::{
     at_rest::RootSecret,
@@ -74,27 +76,7 @@ fn journaled(s: &mut Session, r: Request, records: &mut Vec<JournalRecord>) -> R
 impl Live {
     fn new() -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
-        let users: Vec<_> = (1..=4u8)
-            .map(|i| {
-                (
-                    Ed25519SigningKey::generate(&mut rng),
-                    Address::repeat_byte(i),
-                )
-            })
-            .collect();
-        let policy = EnclavePolicy::new(
-            NettingConfig {
-                participants: users
-                    .iter()
-                    .map(|(k, a)| Participant {
-                        sender: k.public().sender_id(),
-                        account: *a,
-                    })
-                    .collect(),
-                tokens: vec![TOKEN],
-            },
-            4,
-        );
+        let (users, policy) = common::participants_and_policy(&mut rng, 4, TOKEN, 4);
         let mut s = session(ROOT, 1);
         assert_eq!(
             s.handle(Request::Boot {
