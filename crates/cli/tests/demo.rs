@@ -291,3 +291,20 @@ fn bench_measures_and_rejects_bad_flags() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+#[test]
+fn demo_export_to_an_unusable_path_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"x").unwrap();
+    let out = sealbridge()
+        .args(["demo", "--json", "--obligations", "4", "--export"])
+        .arg(file.join("export"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error"), "{stderr}");
+    assert!(out.stdout.is_empty(), "printed a report despite failing");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x", "the file was changed");
+}
