@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod gas;
 pub mod proto_compat;
 pub mod rpc;
+pub mod tx;
 
 pub use bindings::{AttestationResult, Effect, Statement};
 pub use chain::{Chain, ChainError, LogEntry, TxReceipt};
