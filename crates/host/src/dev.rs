@@ -1,19 +1,19 @@
 //! Development setup (`sealbridge node --dev`): deterministic participants, contract deployment,
-//! registration through a development verifier, escrow funding from prefunded accounts.
+//! registration through development verifiers in process ([`Appraisers::InsecureInProcess`]),
+//! escrow funding (embedded chain).
 //!
 //! INSECURE by design: participants' keys derive from public labels so that `sealbridge load`
 //! can sign for them, verifiers' keys are random and thrown away, and the simulated TEE is
 //! allowed on chain. Never use `--dev` with anything of value.
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy_sol_types::SolValue;
-use sealbridge_attest::{Evidence, Policy as AppraisalPolicy, verifier};
 use sealbridge_chain::{Chain, ChainError, EmbeddedChain, Sealbridge, embedded::key_address};
 use sealbridge_enclave::boundary::{Description, Request, Response};
 use sealbridge_programs::netting::Participant;
 use sealbridge_seal::keys::Ed25519SigningKey;
 
 use crate::HostError;
+use crate::registration::{self, Appraisers};
 
 /// A development participant: envelope signing key and escrow account.
 #[derive(Debug)]
@@ -57,6 +57,12 @@ pub trait DevChain: Chain {
     fn fund_and_unlock(&mut self, account: Address) -> Result<(), ChainError>;
     /// An account this chain sends from with a balance (the deployer / admin / relayer).
     fn admin(&self) -> Result<Address, ChainError>;
+    /// Whether `sealbridge node --dev` funds the development participants' escrow at setup.
+    /// Yes on the embedded chain (nothing else can reach it); not on a JSON-RPC chain, where
+    /// `sealbridge load` funds them from the chain's prefunded accounts.
+    fn funds_participants_at_setup(&self) -> bool {
+        true
+    }
 }
 
 impl DevChain for EmbeddedChain {
@@ -94,11 +100,7 @@ pub fn fund<C: DevChain>(
 /// renewed, also after a restart.
 pub const DEV_VERIFIER_SEED_FILE: &str = "INSECURE-dev-verifier-seed";
 
-/// An attestation result (ABI-encoded) and the verifiers' signatures, for the enclave's log.
-pub type SignedRegistration = (Vec<u8>, Vec<Vec<u8>>);
-
-/// Renew the registration when less than this remains (a third of the verifiers' result TTL).
-pub const RENEW_MARGIN: u64 = verifier::DEFAULT_RESULT_TTL / 3;
+pub use crate::registration::{RENEW_MARGIN, SignedRegistration};
 
 /// The two development verifiers' keys, from [`DEV_VERIFIER_SEED_FILE`] (created on first use).
 pub fn dev_verifiers(
@@ -128,17 +130,14 @@ pub fn dev_verifiers(
         .collect()
 }
 
-/// Register the enclave: governance admits the development verifiers (threshold 2), the
-/// simulated TEE and the measurement, then [`attest_and_register`]. Returns the ABI-encoded
-/// result and signatures for the enclave's log.
-pub fn register<C: Chain>(
+/// Development governance: admit the development verifiers (threshold 2), the simulated TEE
+/// and the enclave's measurement (for ten years from now), all sent by `admin`. INSECURE.
+pub fn admit<C: Chain>(
     sb: &mut Sealbridge<C>,
     admin: Address,
     description: &Description,
     verifiers: &[k256::ecdsa::SigningKey],
-    call: impl FnMut(Request) -> Result<Response, HostError>,
-    now: u64,
-) -> Result<SignedRegistration, HostError> {
+) -> Result<(), HostError> {
     for v in verifiers {
         if !sb.is_verifier(key_address(v))? {
             sb.add_verifier(admin, key_address(v))?;
@@ -153,12 +152,26 @@ pub fn register<C: Chain>(
         chain_now,
         chain_now + 10 * 365 * 86_400,
     )?;
-    attest_and_register(sb, admin, description, verifiers, call, now)
+    Ok(())
 }
 
-/// Continuous attestation (DESIGN §4): when the registration expires within `margin` seconds of
-/// chain time, fetch fresh evidence bound to the latest block hash, have the verifiers appraise
-/// and sign it again, and renew the registration. `Ok(None)` when no renewal is due.
+/// Register the enclave: [`admit`], then [`registration::attest_and_register`] through the
+/// development verifiers in process. Returns the ABI-encoded result and signatures for the
+/// enclave's log.
+pub fn register<C: Chain>(
+    sb: &mut Sealbridge<C>,
+    admin: Address,
+    description: &Description,
+    verifiers: &[k256::ecdsa::SigningKey],
+    call: impl FnMut(Request) -> Result<Response, HostError>,
+    now: u64,
+) -> Result<SignedRegistration, HostError> {
+    admit(sb, admin, description, verifiers)?;
+    let appraisers = Appraisers::insecure_in_process(verifiers);
+    registration::attest_and_register(sb, admin, description, &appraisers, call, now)
+}
+
+/// [`registration::renew_if_due`] through the development verifiers in process.
 pub fn renew_if_due<C: Chain>(
     sb: &mut Sealbridge<C>,
     admin: Address,
@@ -168,73 +181,8 @@ pub fn renew_if_due<C: Chain>(
     now: u64,
     margin: u64,
 ) -> Result<Option<SignedRegistration>, HostError> {
-    let expires_at = sb.enclave(description.key_bundle.address)?.expiresAt;
-    let chain_now = sb.chain().block_timestamp()?;
-    if expires_at > chain_now.saturating_add(margin) {
-        return Ok(None);
-    }
-    attest_and_register(sb, admin, description, verifiers, call, now).map(Some)
-}
-
-/// Evidence bound to the latest block hash, appraised by every verifier with the insecure
-/// development policy, signed, and submitted to the registry (a first registration or a renewal).
-pub fn attest_and_register<C: Chain>(
-    sb: &mut Sealbridge<C>,
-    admin: Address,
-    description: &Description,
-    verifiers: &[k256::ecdsa::SigningKey],
-    mut call: impl FnMut(Request) -> Result<Response, HostError>,
-    now: u64,
-) -> Result<SignedRegistration, HostError> {
-    let chain_now = sb.chain().block_timestamp()?;
-    let block = sb.chain().block_number()?;
-    let hash = sb
-        .chain()
-        .block_hash(block)?
-        .ok_or_else(|| HostError::Chain("no hash for the latest block".into()))?;
-    let evidence = match call(Request::Evidence {
-        challenge: hash.to_vec(),
-        now,
-    })? {
-        Response::Evidence { evidence, .. } => Evidence::Simulated(evidence),
-        other => return Err(HostError::Enclave(format!("unexpected {other:?}"))),
-    };
-    let bundle = description.key_bundle;
-    let binding = verifier::KeyBinding {
-        key_bundle: bundle.to_bytes(),
-        key_bundle_hash: bundle.hash(),
-        enclave: bundle.address,
-        ed25519_key: B256::from(bundle.ed25519),
-    };
-    let challenge = verifier::Challenge { block, hash };
-    let mut signed = Vec::new();
-    for key in verifiers {
-        let role = verifier::VerifierRole::new(key.clone(), AppraisalPolicy::insecure_dev());
-        signed.push(
-            role.attest(
-                &evidence,
-                &sealbridge_attest::Collateral::None,
-                &binding,
-                challenge,
-                chain_now.max(now),
-                sb.deployment.chain_id,
-                sb.deployment.registry,
-            )
-            .map_err(|e| HostError::Chain(format!("development verifier: {e}")))?,
-        );
-    }
-    let (result, sigs) =
-        verifier::collect(&signed).map_err(|e| HostError::Chain(format!("verifiers: {e}")))?;
-    let chain_result: sealbridge_chain::AttestationResult = (&result).into();
-    let r = sb.register(
-        admin,
-        &chain_result,
-        sigs.iter().cloned().map(Bytes::from).collect(),
-    )?;
-    if !r.success {
-        return Err(HostError::Chain("register reverted".into()));
-    }
-    Ok((result.abi_encode(), sigs))
+    let appraisers = Appraisers::insecure_in_process(verifiers);
+    registration::renew_if_due(sb, admin, description, &appraisers, call, now, margin)
 }
 
 /// The embedded chain with block timestamps that keep pace with the host's clock (each new
@@ -391,5 +339,8 @@ impl DevChain for RpcDevChain {
             .first()
             .copied()
             .ok_or_else(|| ChainError::BadRequest("the endpoint has no unlocked account".into()))
+    }
+    fn funds_participants_at_setup(&self) -> bool {
+        false
     }
 }

@@ -8,12 +8,15 @@
 pub mod anvil;
 pub mod client;
 pub mod core;
+pub mod deploy;
 pub mod dev;
 pub mod gateway;
 pub mod link;
 pub mod metrics;
 pub mod node;
+pub mod registration;
 pub mod relayer;
+pub mod remote;
 pub mod store;
 
 pub use node::{ChainMode, EnclaveMode, Node, NodeConfig};
@@ -43,6 +46,9 @@ pub enum HostError {
     /// The node is shutting down or a worker is gone.
     #[error("node stopped")]
     Stopped,
+    /// The enclave could not be registered (verifiers, registry).
+    #[error("registration: {0}")]
+    Registration(#[from] registration::RegistrationError),
 }
 
 impl From<sealbridge_chain::ContractError> for HostError {

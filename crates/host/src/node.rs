@@ -21,10 +21,12 @@ use tokio::sync::oneshot;
 use crate::{
     HostError,
     core::{Cmd, Core, CoreConfig, LinkFactory, Shared},
+    deploy::DeploymentFile,
     dev::{self, DevChain},
     gateway,
     link::{EnclaveLink, InProc, SpawnedEnclave, UnixLink, simulated_root_secret},
     metrics::Metrics,
+    registration::{self, Appraisers, RENEW_MARGIN},
     relayer::{self, RelayerConfig},
     store::Store,
     unix_now,
@@ -77,6 +79,15 @@ pub struct NodeConfig {
     pub poll: Duration,
     /// How often to check whether the registration needs renewing (continuous attestation).
     pub renew_check: Duration,
+    /// Fund the development participants' escrow at `--dev` setup; `None`: as the chain
+    /// says ([`DevChain::funds_participants_at_setup`]: the embedded chain yes, JSON-RPC no).
+    pub fund_participants: Option<bool>,
+    /// A deployment made by `sealbridge deploy` (not `--dev`): attach to it on first start.
+    pub deployment: Option<DeploymentFile>,
+    /// Verifier services (`sealbridge verifier serve`) that appraise the enclave (not `--dev`).
+    pub verifiers: Vec<String>,
+    /// The account this node sends its transactions (register, settle) from (not `--dev`).
+    pub sender: Option<Address>,
 }
 
 impl NodeConfig {
@@ -95,6 +106,10 @@ impl NodeConfig {
             max_pending_statements: 10_000,
             poll: Duration::from_millis(200),
             renew_check: Duration::from_secs(60),
+            fund_participants: None,
+            deployment: None,
+            verifiers: Vec::new(),
+            sender: None,
         }
     }
 }
@@ -197,6 +212,12 @@ impl<C: DevChain> DevChain for SharedChain<C> {
     fn admin(&self) -> Result<Address, ChainError> {
         self.with(|c| c.admin())
     }
+    fn funds_participants_at_setup(&self) -> bool {
+        self.0
+            .lock()
+            .map(|c| c.funds_participants_at_setup())
+            .unwrap_or(true)
+    }
 }
 
 /// A running node. Dropping it stops the relayer and the gateway and ends the core.
@@ -223,14 +244,14 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// Every `every`, renew the registration if it expires within [`dev::RENEW_MARGIN`], and log
+/// Every `every`, renew the registration if it expires within [`RENEW_MARGIN`], and log
 /// the new attestation result in the enclave's log.
 fn renewal_loop<C: Chain>(
     chain: &relayer::SharedChain<C>,
     tx: &SyncSender<Cmd>,
-    admin: Address,
+    sender: Address,
     description: &Description,
-    verifiers: &[k256::ecdsa::SigningKey],
+    appraisers: &Appraisers,
     every: Duration,
     stop: &AtomicBool,
 ) {
@@ -242,14 +263,14 @@ fn renewal_loop<C: Chain>(
         }
         next = std::time::Instant::now() + every;
         let renewed = match chain.lock() {
-            Ok(mut sb) => dev::renew_if_due(
+            Ok(mut sb) => registration::renew_if_due(
                 &mut sb,
-                admin,
+                sender,
                 description,
-                verifiers,
+                appraisers,
                 |r| call_core(tx, r),
                 unix_now(),
-                dev::RENEW_MARGIN,
+                RENEW_MARGIN,
             ),
             Err(_) => Err(HostError::Chain("chain lock poisoned".into())),
         };
@@ -318,23 +339,44 @@ fn check_against_chain<C: Chain>(
     Ok(())
 }
 
+/// Funds the development participants once the enclave is registered.
+type FundFn<C> = Box<dyn FnOnce(&mut Sealbridge<C>, &Setup) -> Result<(), HostError>>;
+
+/// How the enclave gets registered when it is not active.
+enum Provision<C> {
+    /// `--dev`: development governance by `admin` admits the in-process development verifiers
+    /// (INSECURE), then registration through them; `fund` on first start.
+    Dev {
+        admin: Address,
+        verifiers: Vec<k256::ecdsa::SigningKey>,
+        fund: Option<FundFn<C>>,
+    },
+    /// A deployment (`sealbridge deploy`): registration through the remote verifier services.
+    Deployed,
+}
+
 impl Node {
-    /// Start a node on `chain`.
+    /// Start a node on `chain`: `--dev` (deploy and register on first start, INSECURE), or
+    /// with `cfg.deployment` set, [`Node::start_deployed`].
     pub fn start<C: DevChain + Send + 'static>(
         cfg: NodeConfig,
         chain: C,
     ) -> Result<Self, HostError> {
+        if cfg.dev && cfg.deployment.is_some() {
+            return Err(HostError::Config(
+                "--dev deploys its own contracts: it cannot be combined with --deployment".into(),
+            ));
+        }
+        if !cfg.dev {
+            return Self::start_deployed(cfg, chain);
+        }
         let store = Store::open(&cfg.data_dir)?;
-        let metrics = Arc::new(Metrics::default());
-        let shared = Arc::new(Shared::default());
-
-        // ---- setup (first start) or attach --------------------------------------------
-        let (setup, fresh, mut sb) = match store.meta::<Setup>("setup")? {
+        let (setup, fresh, sb) = match store.meta::<Setup>("setup")? {
             Some(s) => {
                 let sb = Sealbridge::attach(chain, s.deployment());
                 (s, false, sb)
             }
-            None if cfg.dev => {
+            None => {
                 let admin = chain.admin()?;
                 let start_block = chain.block_number()?;
                 let mut sb = Sealbridge::deploy(chain, admin, B256::ZERO)?;
@@ -361,12 +403,101 @@ impl Node {
                 store.put_meta("setup", &setup)?;
                 (setup, true, sb)
             }
-            None => {
+        };
+        let fund = fresh
+            && cfg
+                .fund_participants
+                .unwrap_or_else(|| sb.chain().funds_participants_at_setup());
+        let provision = Provision::Dev {
+            admin: setup.admin,
+            verifiers: dev::dev_verifiers(&cfg.data_dir)?,
+            fund: fund.then(|| {
+                Box::new(|sb: &mut Sealbridge<C>, setup: &Setup| {
+                    dev::fund(sb, setup.admin, &dev::participants(setup.participants))
+                }) as FundFn<C>
+            }),
+        };
+        Self::launch(cfg, store, setup, sb, provision)
+    }
+
+    /// Start a node on a deployment made by `sealbridge deploy` (`cfg.deployment` on first
+    /// start): nothing is deployed or funded; the deployment file must match the chain (chain
+    /// id, contracts, policy hash); an enclave that is not active is registered through the
+    /// verifier services `cfg.verifiers`, and transactions are sent from `cfg.sender`.
+    pub fn start_deployed<C: Chain + Send + 'static>(
+        cfg: NodeConfig,
+        chain: C,
+    ) -> Result<Self, HostError> {
+        let sender = cfg.sender.ok_or_else(|| {
+            HostError::Config(
+                "no account to send transactions from: pass --key-file (the node's own key)".into(),
+            )
+        })?;
+        let store = Store::open(&cfg.data_dir)?;
+        let (mut setup, fresh) = match (store.meta::<Setup>("setup")?, &cfg.deployment) {
+            (Some(s), Some(d)) => {
+                if (s.chain_id, s.registry, s.settlement) != (d.chain_id, d.registry, d.settlement)
+                    || s.policy != d.policy
+                {
+                    return Err(HostError::Inconsistent(format!(
+                        "this data directory belongs to Settlement {} on chain {}, not to the                          deployment file's Settlement {} on chain {} (or its policy changed)",
+                        s.settlement, s.chain_id, d.settlement, d.chain_id
+                    )));
+                }
+                (s, false)
+            }
+            (Some(s), None) => (s, false),
+            (None, Some(d)) => (
+                Setup {
+                    chain_id: d.chain_id,
+                    admin: sender,
+                    registry: d.registry,
+                    settlement: d.settlement,
+                    token: d.test_token.unwrap_or(Address::ZERO),
+                    participants: u32::try_from(d.policy.netting.participants.len())
+                        .unwrap_or(u32::MAX),
+                    policy: d.policy.clone(),
+                },
+                true,
+            ),
+            (None, None) => {
                 return Err(HostError::Config(
-                    "this data directory has no deployment; start with --dev to deploy one".into(),
+                    "this data directory has no deployment: pass --deployment FILE (written by                      `sealbridge deploy`), or --dev for a development chain"
+                        .into(),
                 ));
             }
         };
+        setup.admin = sender;
+        let sb = Sealbridge::attach(chain, setup.deployment());
+        match &cfg.deployment {
+            Some(d) => d.check_chain(&sb)?,
+            None => {
+                let id = sb.chain().chain_id()?;
+                if id != setup.chain_id {
+                    return Err(HostError::Inconsistent(format!(
+                        "this data directory's deployment is on chain {} but the endpoint is \
+                         chain {id}",
+                        setup.chain_id
+                    )));
+                }
+            }
+        }
+        if fresh && let Some(d) = &cfg.deployment {
+            store.put_meta("deposit_cursor", &d.start_block)?;
+            store.put_meta("setup", &setup)?;
+        }
+        Self::launch(cfg, store, setup, sb, Provision::Deployed)
+    }
+
+    fn launch<C: Chain + Send + 'static>(
+        cfg: NodeConfig,
+        store: Store,
+        setup: Setup,
+        mut sb: Sealbridge<C>,
+        provision: Provision<C>,
+    ) -> Result<Self, HostError> {
+        let metrics = Arc::new(Metrics::default());
+        let shared = Arc::new(Shared::default());
         if sb.policy_hash()? != setup.policy.hash() {
             return Err(HostError::Inconsistent(
                 "the chain holds another policy than this data directory (wrong chain?)".into(),
@@ -443,26 +574,29 @@ impl Node {
                 .map_err(|e| HostError::Config(e.to_string()))?,
         );
 
-        // ---- registration and funding (development) -------------------------------------
+        // ---- registration (and development funding) -------------------------------------
         let description = shared
             .description
             .read()
             .ok()
             .and_then(|d| d.clone())
             .ok_or_else(|| HostError::Enclave("no description".into()))?;
+        let appraisers = Arc::new(match &provision {
+            Provision::Dev { verifiers, .. } => Appraisers::insecure_in_process(verifiers),
+            Provision::Deployed => Appraisers::remote(&cfg.verifiers),
+        });
         if !sb.is_active(description.key_bundle.address)? {
-            if !cfg.dev {
-                return Err(HostError::Config(
-                    "the enclave is not registered; only --dev registration is implemented".into(),
-                ));
+            if let Provision::Dev {
+                admin, verifiers, ..
+            } = &provision
+            {
+                dev::admit(&mut sb, *admin, &description, verifiers)?;
             }
-            let admin = setup.admin;
-            let verifiers = dev::dev_verifiers(&cfg.data_dir)?;
-            let (result, signatures) = dev::register(
+            let (result, signatures) = registration::attest_and_register(
                 &mut sb,
-                admin,
+                setup.admin,
                 &description,
-                &verifiers,
+                &appraisers,
                 |r| call_core(&core_tx, r),
                 unix_now(),
             )?;
@@ -471,9 +605,11 @@ impl Node {
                 r => return Err(HostError::Enclave(format!("LogAttestation: {r:?}"))),
             }
         }
-        if fresh {
-            let participants = dev::participants(setup.participants);
-            dev::fund(&mut sb, setup.admin, &participants)?;
+        if let Provision::Dev {
+            fund: Some(fund), ..
+        } = provision
+        {
+            fund(&mut sb, &setup)?;
         }
         metrics.chain_up.store(true, Relaxed);
 
@@ -506,15 +642,14 @@ impl Node {
         }
 
         // ---- continuous attestation: renew the registration before it expires ---------------
-        if cfg.dev {
-            let verifiers = dev::dev_verifiers(&cfg.data_dir)?;
+        {
             let (chain, tx, stop) = (chain.clone(), core_tx.clone(), stop.clone());
-            let (admin, every, description) = (setup.admin, cfg.renew_check, description.clone());
+            let (sender, every, description) = (setup.admin, cfg.renew_check, description.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name("sealbridge-attest".into())
                     .spawn(move || {
-                        renewal_loop(&chain, &tx, admin, &description, &verifiers, every, &stop)
+                        renewal_loop(&chain, &tx, sender, &description, &appraisers, every, &stop)
                     })
                     .map_err(|e| HostError::Config(e.to_string()))?,
             );

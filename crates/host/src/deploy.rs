@@ -1,0 +1,413 @@
+//! A production-shaped deployment (`sealbridge deploy`, DESIGN §8, §10): `EnclaveRegistry` and
+//! `Settlement` (and, for tests, the `TestToken`) from a deployment config, the registry's
+//! verifier set, threshold and measurement allowlist, and the enclave policy whose hash
+//! `Settlement` holds. The result is a deployment file that `sealbridge node --deployment` reads.
+//!
+//! The simulated TEE is refused on chain unless the config asks for it *and* the caller passes
+//! the explicit insecure option: a deployment that accepts it protects nothing.
+
+use alloy_primitives::{Address, B256, Bytes, keccak256};
+use alloy_sol_types::SolConstructor;
+use sealbridge_chain::{
+    Chain, Deployment, Sealbridge,
+    bindings::{EnclaveRegistry, Settlement, TestToken},
+};
+use sealbridge_enclave::EnclavePolicy;
+use sealbridge_programs::netting::{NettingConfig, Participant};
+use sealbridge_proto::SenderId;
+
+use crate::HostError;
+
+/// Version of the deployment file format.
+pub const DEPLOYMENT_FILE_VERSION: u32 = 1;
+
+fn forever() -> u64 {
+    u64::MAX
+}
+
+fn default_batch_size() -> u32 {
+    64
+}
+
+/// A measurement on the registry's allowlist, valid in `[valid_from, valid_until)`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasurementWindow {
+    /// The normalised measurement (docs/ATTESTATION.md).
+    pub measurement: B256,
+    /// First second it is allowed (unix).
+    #[serde(default)]
+    pub valid_from: u64,
+    /// First second it is no longer allowed (unix; default: never).
+    #[serde(default = "forever")]
+    pub valid_until: u64,
+}
+
+/// A netting participant: the Ed25519 key its envelopes are signed with and its escrow account.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantEntry {
+    /// Sender id (the Ed25519 public key, 32 bytes hex).
+    pub sender: SenderId,
+    /// Escrow account.
+    pub account: Address,
+}
+
+/// Input of `sealbridge deploy` (JSON; unknown keys are an error).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployConfig {
+    /// Receives the admin and governor roles of both contracts (a `TimelockController` in
+    /// production); the deployer then renounces its own. Default: the deployer keeps them.
+    #[serde(default)]
+    pub governance: Option<Address>,
+    /// Verifier addresses admitted to the registry.
+    pub verifiers: Vec<Address>,
+    /// k: verifier signatures needed to register an enclave.
+    pub threshold: u32,
+    /// Allowed measurements with their windows.
+    pub measurements: Vec<MeasurementWindow>,
+    /// Accept simulated-TEE registrations. INSECURE; needs `--insecure-allow-simulated`.
+    #[serde(default)]
+    pub allow_simulated: bool,
+    /// Netting participants.
+    pub participants: Vec<ParticipantEntry>,
+    /// ERC-20 tokens settled.
+    #[serde(default)]
+    pub tokens: Vec<Address>,
+    /// Also deploy the open-mint `TestToken` and settle it (tests only).
+    #[serde(default)]
+    pub test_token: bool,
+    /// Inputs per batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+}
+
+impl DeployConfig {
+    /// Parse the JSON config.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, HostError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| HostError::Config(format!("deployment config: {e}")))
+    }
+
+    /// Refuse what cannot work or is unsafe, before anything is sent.
+    pub fn validate(&self, insecure_allow_simulated: bool) -> Result<(), HostError> {
+        let bad = |m: String| Err(HostError::Config(format!("deployment config: {m}")));
+        if self.allow_simulated && !insecure_allow_simulated {
+            return bad(
+                "allow_simulated is true: a registry that accepts the simulated TEE accepts \
+                 enclaves anyone can fake; pass --insecure-allow-simulated to deploy it anyway \
+                 (tests only)"
+                    .into(),
+            );
+        }
+        if self.verifiers.is_empty() {
+            return bad("at least one verifier is needed".into());
+        }
+        let mut v = self.verifiers.clone();
+        v.sort();
+        v.dedup();
+        if v.len() != self.verifiers.len() || v.contains(&Address::ZERO) {
+            return bad("verifiers must be distinct non-zero addresses".into());
+        }
+        if self.threshold == 0 || self.threshold as usize > self.verifiers.len() {
+            return bad(format!(
+                "threshold must be between 1 and the number of verifiers ({})",
+                self.verifiers.len()
+            ));
+        }
+        if self.measurements.is_empty() {
+            return bad("at least one allowed measurement is needed".into());
+        }
+        if let Some(m) = self
+            .measurements
+            .iter()
+            .find(|m| m.valid_from >= m.valid_until)
+        {
+            return bad(format!(
+                "measurement {}: valid_from must be before valid_until",
+                m.measurement
+            ));
+        }
+        if self.participants.len() < 2 {
+            return bad("netting needs at least two participants".into());
+        }
+        let mut s: Vec<SenderId> = self.participants.iter().map(|p| p.sender).collect();
+        s.sort();
+        s.dedup();
+        if s.len() != self.participants.len() {
+            return bad("participants' sender ids must be distinct".into());
+        }
+        if self.tokens.is_empty() && !self.test_token {
+            return bad("no token: list tokens, or set test_token".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if self.governance == Some(Address::ZERO) {
+            return bad("governance must not be the zero address".into());
+        }
+        Ok(())
+    }
+
+    /// The enclave policy for these tokens.
+    pub fn policy(&self, tokens: Vec<Address>) -> EnclavePolicy {
+        EnclavePolicy::new(
+            NettingConfig {
+                participants: self
+                    .participants
+                    .iter()
+                    .map(|p| Participant {
+                        sender: p.sender,
+                        account: p.account,
+                    })
+                    .collect(),
+                tokens,
+            },
+            self.batch_size,
+        )
+    }
+}
+
+/// Output of `sealbridge deploy`, read by `sealbridge node --deployment` (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentFile {
+    /// [`DEPLOYMENT_FILE_VERSION`].
+    pub version: u32,
+    /// Chain id.
+    pub chain_id: u64,
+    /// `EnclaveRegistry`.
+    pub registry: Address,
+    /// `Settlement`.
+    pub settlement: Address,
+    /// The `TestToken`, when deployed.
+    #[serde(default)]
+    pub test_token: Option<Address>,
+    /// Holder of the governance roles.
+    pub governance: Address,
+    /// The account that deployed.
+    pub deployer: Address,
+    /// Block before the deployment (deposits are scanned from here).
+    pub start_block: u64,
+    /// Verifier set admitted at deployment.
+    pub verifiers: Vec<Address>,
+    /// Threshold k at deployment.
+    pub threshold: u32,
+    /// Whether the registry accepts the simulated TEE (INSECURE).
+    pub allow_simulated: bool,
+    /// Allowlist at deployment.
+    pub measurements: Vec<MeasurementWindow>,
+    /// The enclave policy.
+    pub policy: EnclavePolicy,
+    /// Its hash, as set on `Settlement`.
+    pub policy_hash: B256,
+}
+
+impl DeploymentFile {
+    /// Parse a deployment file and check that its policy hashes to `policy_hash`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, HostError> {
+        let d: Self = serde_json::from_slice(bytes)
+            .map_err(|e| HostError::Config(format!("deployment file: {e}")))?;
+        if d.version != DEPLOYMENT_FILE_VERSION {
+            return Err(HostError::Config(format!(
+                "deployment file version {} (this build reads {DEPLOYMENT_FILE_VERSION})",
+                d.version
+            )));
+        }
+        let h = d.policy.hash();
+        if h != d.policy_hash {
+            return Err(HostError::Inconsistent(format!(
+                "the deployment file's policy hashes to {h}, not to its policy_hash {}: \
+                 the file was altered",
+                d.policy_hash
+            )));
+        }
+        Ok(d)
+    }
+
+    /// The addresses, with `sender` as the account this client sends from.
+    pub fn deployment(&self, sender: Address) -> Deployment {
+        Deployment {
+            chain_id: self.chain_id,
+            admin: sender,
+            registry: self.registry,
+            settlement: self.settlement,
+            token: self.test_token.unwrap_or(Address::ZERO),
+        }
+    }
+
+    /// The file must describe the chain `sb` talks to: same chain id, `Settlement` at the
+    /// address linked to this registry and holding this policy's hash.
+    pub fn check_chain<C: Chain>(&self, sb: &Sealbridge<C>) -> Result<(), HostError> {
+        let id = sb.chain().chain_id()?;
+        if id != self.chain_id {
+            return Err(HostError::Inconsistent(format!(
+                "the deployment file is for chain {} but the endpoint is chain {id}",
+                self.chain_id
+            )));
+        }
+        let registry: Address = sb
+            .view(self.settlement, &Settlement::registryCall {})
+            .map_err(|e| {
+                HostError::Inconsistent(format!(
+                    "no Settlement contract answers at {} on chain {id}: {e}",
+                    self.settlement
+                ))
+            })?;
+        if registry != self.registry {
+            return Err(HostError::Inconsistent(format!(
+                "Settlement {} uses registry {registry}, the deployment file says {}",
+                self.settlement, self.registry
+            )));
+        }
+        let on_chain = sb.policy_hash()?;
+        if on_chain != self.policy_hash {
+            return Err(HostError::Inconsistent(format!(
+                "Settlement {} holds policy hash {on_chain}, the deployment file's policy \
+                 hashes to {}: another policy (stale or altered file, or governance changed it)",
+                self.settlement, self.policy_hash
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn deploy_contract<C: Chain>(
+    chain: &mut C,
+    from: Address,
+    name: &str,
+    bytecode: &Bytes,
+    args: Vec<u8>,
+) -> Result<Address, HostError> {
+    let mut init = bytecode.to_vec();
+    init.extend_from_slice(&args);
+    let r = chain.deploy(from, init.into())?;
+    if !r.success {
+        return Err(HostError::Chain(format!("deploying {name} reverted")));
+    }
+    let address = r
+        .contract_address
+        .ok_or_else(|| HostError::Chain(format!("deploying {name}: no contract address")))?;
+    tracing::info!(contract = name, %address, "deployed");
+    Ok(address)
+}
+
+/// Deploy from `deployer` (which must be able to send on `chain`): optionally `TestToken`, then
+/// `EnclaveRegistry(deployer)` and `Settlement(registry, deployer, policy hash)`; admit the
+/// verifiers, set the threshold, allow the measurements (and the simulated TEE if asked and
+/// `insecure_allow_simulated`), then hand governance over. Returns the client and the file.
+pub fn deploy<C: Chain>(
+    mut chain: C,
+    deployer: Address,
+    config: &DeployConfig,
+    insecure_allow_simulated: bool,
+) -> Result<(Sealbridge<C>, DeploymentFile), HostError> {
+    config.validate(insecure_allow_simulated)?;
+    let chain_id = chain.chain_id()?;
+    let start_block = chain.block_number()?;
+    let mut tokens = config.tokens.clone();
+    let test_token = if config.test_token {
+        let t = deploy_contract(
+            &mut chain,
+            deployer,
+            "TestToken",
+            &TestToken::BYTECODE,
+            Vec::new(),
+        )?;
+        tokens.push(t);
+        Some(t)
+    } else {
+        None
+    };
+    let policy = config.policy(tokens);
+    let policy_hash = policy.hash();
+    let registry = deploy_contract(
+        &mut chain,
+        deployer,
+        "EnclaveRegistry",
+        &EnclaveRegistry::BYTECODE,
+        EnclaveRegistry::constructorCall { admin: deployer }.abi_encode(),
+    )?;
+    let settlement = deploy_contract(
+        &mut chain,
+        deployer,
+        "Settlement",
+        &Settlement::BYTECODE,
+        Settlement::constructorCall {
+            registry_: registry,
+            admin: deployer,
+            policyHash_: policy_hash,
+        }
+        .abi_encode(),
+    )?;
+    let file = DeploymentFile {
+        version: DEPLOYMENT_FILE_VERSION,
+        chain_id,
+        registry,
+        settlement,
+        test_token,
+        governance: config.governance.unwrap_or(deployer),
+        deployer,
+        start_block,
+        verifiers: config.verifiers.clone(),
+        threshold: config.threshold,
+        allow_simulated: config.allow_simulated,
+        measurements: config.measurements.clone(),
+        policy,
+        policy_hash,
+    };
+    let mut sb = Sealbridge::attach(chain, file.deployment(deployer));
+    for v in &config.verifiers {
+        sb.add_verifier(deployer, *v)?;
+    }
+    sb.set_threshold(deployer, config.threshold)?;
+    if config.allow_simulated {
+        tracing::warn!("INSECURE: this registry accepts simulated-TEE registrations");
+        sb.allow_simulated(deployer, true)?;
+    }
+    for m in &config.measurements {
+        sb.allow_measurement(deployer, m.measurement, m.valid_from, m.valid_until)?;
+    }
+    if file.governance != deployer {
+        hand_over(&mut sb, deployer, file.governance)?;
+    }
+    file.check_chain(&sb)?;
+    Ok((sb, file))
+}
+
+/// Grant both roles on both contracts to `governance`, then renounce the deployer's.
+fn hand_over<C: Chain>(
+    sb: &mut Sealbridge<C>,
+    deployer: Address,
+    governance: Address,
+) -> Result<(), HostError> {
+    let admin_role = B256::ZERO; // OpenZeppelin DEFAULT_ADMIN_ROLE
+    let governor_role = keccak256("GOVERNOR_ROLE");
+    for contract in [sb.deployment.registry, sb.deployment.settlement] {
+        for role in [governor_role, admin_role] {
+            sb.transact(
+                "grantRole",
+                deployer,
+                contract,
+                &EnclaveRegistry::grantRoleCall {
+                    role,
+                    account: governance,
+                },
+            )?;
+        }
+        // The admin role last: renouncing it first would leave nobody able to grant.
+        for role in [governor_role, admin_role] {
+            sb.transact(
+                "renounceRole",
+                deployer,
+                contract,
+                &EnclaveRegistry::renounceRoleCall {
+                    role,
+                    callerConfirmation: deployer,
+                },
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! Registering the enclave (DESIGN §4, §8): evidence bound to the latest block hash, appraised
+//! and signed by at least k verifiers, submitted to `EnclaveRegistry.register` — the first
+//! registration and every renewal (continuous attestation) take this one path.
+//!
+//! Who appraises is [`Appraisers`]: INSECURE in-process development verifiers
+//! (`sealbridge node --dev`) or remote verifier services (`sealbridge verifier serve`).
+
+use alloy_primitives::{Address, B256, Bytes};
+use alloy_sol_types::SolValue;
+use sealbridge_attest::{
+    Collateral, Evidence, Policy as AppraisalPolicy,
+    verifier::{self, Challenge, KeyBinding, SignedResult, VerifierRole},
+};
+use sealbridge_chain::{Chain, Sealbridge, bindings::EnclaveRegistry};
+use sealbridge_enclave::boundary::{Description, Request, Response};
+
+use crate::HostError;
+use crate::remote::{
+    AppraiseRequest, RemoteVerifier, VerifierFailure, WireChallenge, WireCollateral, WireEvidence,
+};
+
+/// An attestation result (ABI-encoded) and the verifiers' signatures, for the enclave's log.
+pub type SignedRegistration = (Vec<u8>, Vec<Vec<u8>>);
+
+/// Renew the registration when less than this remains (a third of the verifiers' result TTL).
+pub const RENEW_MARGIN: u64 = verifier::DEFAULT_RESULT_TTL / 3;
+
+/// Who appraises the enclave's evidence.
+#[derive(Debug)]
+pub enum Appraisers {
+    /// Development verifiers in this process, appraising under the INSECURE development policy
+    /// (simulated TEE allowed). `sealbridge node --dev` only.
+    InsecureInProcess(Vec<VerifierRole>),
+    /// Verifier services over HTTP, each appraising under its own policy.
+    Remote(Vec<RemoteVerifier>),
+}
+
+impl Appraisers {
+    /// In-process development verifiers with these keys (INSECURE).
+    pub fn insecure_in_process(keys: &[k256::ecdsa::SigningKey]) -> Self {
+        Self::InsecureInProcess(
+            keys.iter()
+                .map(|k| VerifierRole::new(k.clone(), AppraisalPolicy::insecure_dev()))
+                .collect(),
+        )
+    }
+
+    /// Verifier services at these URLs.
+    pub fn remote<S: AsRef<str>>(urls: &[S]) -> Self {
+        Self::Remote(
+            urls.iter()
+                .map(|u| RemoteVerifier::new(u.as_ref()))
+                .collect(),
+        )
+    }
+
+    /// How many verifiers.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::InsecureInProcess(v) => v.len(),
+            Self::Remote(v) => v.len(),
+        }
+    }
+
+    /// No verifier at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ask every verifier (remote ones concurrently); one answer per verifier, named.
+    fn appraise(&self, a: &Appraisal) -> Vec<(String, Result<SignedResult, VerifierFailure>)> {
+        match self {
+            Self::InsecureInProcess(roles) => roles
+                .iter()
+                .map(|role| {
+                    let r = role
+                        .attest(
+                            &a.evidence,
+                            &a.collateral,
+                            &a.binding,
+                            a.challenge,
+                            a.issued_at,
+                            a.chain_id,
+                            a.registry,
+                        )
+                        .map_err(|e| VerifierFailure::Refused {
+                            rule: Some(e.rule().to_string()),
+                            message: e.to_string(),
+                        });
+                    (format!("development verifier {}", role.address()), r)
+                })
+                .collect(),
+            Self::Remote(remotes) => {
+                let request = AppraiseRequest {
+                    evidence: WireEvidence::from_evidence(&a.evidence),
+                    collateral: WireCollateral::from_collateral(&a.collateral),
+                    key_bundle: Bytes::from(a.binding.key_bundle.clone()),
+                    challenge: WireChallenge {
+                        block: a.challenge.block,
+                        hash: a.challenge.hash,
+                    },
+                    issued_at: Some(a.issued_at),
+                    chain_id: Some(a.chain_id),
+                    registry: Some(a.registry),
+                };
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = remotes
+                        .iter()
+                        .map(|v| {
+                            let request = &request;
+                            s.spawn(move || v.appraise(request, &a.binding, a.chain_id, a.registry))
+                        })
+                        .collect();
+                    remotes
+                        .iter()
+                        .zip(handles)
+                        .map(|(v, h)| {
+                            let r = h.join().unwrap_or_else(|_| {
+                                Err(VerifierFailure::BadAnswer("client thread panicked".into()))
+                            });
+                            (v.url().to_string(), r)
+                        })
+                        .collect()
+                })
+            }
+        }
+    }
+}
+
+/// What the verifiers are asked to appraise.
+struct Appraisal {
+    evidence: Evidence,
+    collateral: Collateral,
+    binding: KeyBinding,
+    challenge: Challenge,
+    issued_at: u64,
+    chain_id: u64,
+    registry: Address,
+}
+
+/// Why the enclave could not be registered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistrationError {
+    /// No verifier is configured.
+    #[error("no verifier configured (pass --verifier URL, k of them at least)")]
+    NoVerifiers,
+    /// Fewer verifiers configured than the registry's threshold.
+    #[error(
+        "the registry requires {needed} verifier signatures but only {configured} verifier(s) \
+         are configured"
+    )]
+    NotEnoughVerifiers {
+        /// The registry's threshold k.
+        needed: u32,
+        /// Verifiers configured.
+        configured: usize,
+    },
+    /// The registry does not allow the enclave's measurement now.
+    #[error(
+        "measurement {0} is not allowed by the registry now (governance must allowMeasurement it)"
+    )]
+    MeasurementNotAllowed(B256),
+    /// The registry refuses simulated-TEE results (a production registry).
+    #[error(
+        "the registry refuses the simulated TEE (allowSimulated is false): this node has no \
+         hardware TEE, and a production deployment does not accept simulated evidence"
+    )]
+    SimulatedNotAllowed,
+    /// Fewer than k verifiers gave a usable, agreeing result.
+    #[error(
+        "{got} of the {needed} verifier results the registry requires: {}",
+        list(failures)
+    )]
+    TooFewResults {
+        /// The registry's threshold k.
+        needed: u32,
+        /// Usable, agreeing results.
+        got: usize,
+        /// What the other verifiers answered.
+        failures: Vec<(String, VerifierFailure)>,
+    },
+    /// The registry reverted the registration.
+    #[error("EnclaveRegistry.register reverted: {0}")]
+    Reverted(String),
+}
+
+fn list(failures: &[(String, VerifierFailure)]) -> String {
+    failures
+        .iter()
+        .map(|(who, f)| format!("verifier {who}: {f}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Continuous attestation (DESIGN §4): when the registration expires within `margin` seconds of
+/// chain time, fetch fresh evidence bound to the latest block hash, have the verifiers appraise
+/// and sign it again, and renew the registration. `Ok(None)` when no renewal is due.
+pub fn renew_if_due<C: Chain>(
+    sb: &mut Sealbridge<C>,
+    sender: Address,
+    description: &Description,
+    appraisers: &Appraisers,
+    call: impl FnMut(Request) -> Result<Response, HostError>,
+    now: u64,
+    margin: u64,
+) -> Result<Option<SignedRegistration>, HostError> {
+    let expires_at = sb.enclave(description.key_bundle.address)?.expiresAt;
+    let chain_now = sb.chain().block_timestamp()?;
+    if expires_at > chain_now.saturating_add(margin) {
+        return Ok(None);
+    }
+    attest_and_register(sb, sender, description, appraisers, call, now).map(Some)
+}
+
+/// Check what the registry would refuse before asking anyone: its threshold against the
+/// verifiers configured, the measurement, the simulated TEE.
+fn preflight<C: Chain>(
+    sb: &Sealbridge<C>,
+    description: &Description,
+    appraisers: &Appraisers,
+    simulated: bool,
+) -> Result<u32, RegistrationError> {
+    if appraisers.is_empty() {
+        return Err(RegistrationError::NoVerifiers);
+    }
+    let chain = |e: sealbridge_chain::ContractError| RegistrationError::Reverted(e.to_string());
+    let k = sb.threshold().map_err(chain)?;
+    if appraisers.len() < k as usize {
+        return Err(RegistrationError::NotEnoughVerifiers {
+            needed: k,
+            configured: appraisers.len(),
+        });
+    }
+    if !sb
+        .measurement_allowed(description.measurement)
+        .map_err(chain)?
+    {
+        return Err(RegistrationError::MeasurementNotAllowed(
+            description.measurement,
+        ));
+    }
+    if simulated
+        && !sb
+            .view(
+                sb.deployment.registry,
+                &EnclaveRegistry::allowSimulatedCall {},
+            )
+            .map_err(chain)?
+    {
+        return Err(RegistrationError::SimulatedNotAllowed);
+    }
+    Ok(k)
+}
+
+/// Evidence bound to the latest block hash, appraised and signed by the verifiers, and submitted
+/// to the registry from `sender` (a first registration or a renewal). Returns the ABI-encoded
+/// result and the signatures, for the enclave's log.
+pub fn attest_and_register<C: Chain>(
+    sb: &mut Sealbridge<C>,
+    sender: Address,
+    description: &Description,
+    appraisers: &Appraisers,
+    mut call: impl FnMut(Request) -> Result<Response, HostError>,
+    now: u64,
+) -> Result<SignedRegistration, HostError> {
+    let chain_now = sb.chain().block_timestamp()?;
+    let block = sb.chain().block_number()?;
+    let hash = sb
+        .chain()
+        .block_hash(block)?
+        .ok_or_else(|| HostError::Chain("no hash for the latest block".into()))?;
+    let evidence = match call(Request::Evidence {
+        challenge: hash.to_vec(),
+        now,
+    })? {
+        Response::Evidence { tee, evidence } => match tee {
+            0 => Evidence::Simulated(evidence),
+            1 => Evidence::Sgx(evidence),
+            2 => Evidence::Tdx(evidence),
+            3 => Evidence::Snp(evidence),
+            4 => Evidence::Nitro(evidence),
+            other => return Err(HostError::Enclave(format!("unknown TEE kind {other}"))),
+        },
+        other => return Err(HostError::Enclave(format!("unexpected {other:?}"))),
+    };
+    let simulated = matches!(evidence, Evidence::Simulated(_));
+    let k = preflight(sb, description, appraisers, simulated)?;
+    let bundle = description.key_bundle;
+    let appraisal = Appraisal {
+        evidence,
+        collateral: Collateral::None,
+        binding: KeyBinding {
+            key_bundle: bundle.to_bytes(),
+            key_bundle_hash: bundle.hash(),
+            enclave: bundle.address,
+            ed25519_key: B256::from(bundle.ed25519),
+        },
+        challenge: Challenge { block, hash },
+        issued_at: chain_now.max(now),
+        chain_id: sb.deployment.chain_id,
+        registry: sb.deployment.registry,
+    };
+
+    // Keep the answers that come from registered verifiers and agree with the first of them.
+    let mut good: Vec<SignedResult> = Vec::new();
+    let mut failures = Vec::new();
+    for (who, answer) in appraisers.appraise(&appraisal) {
+        let checked = answer.and_then(|s| match sb.is_verifier(s.signer) {
+            Ok(true) => Ok(s),
+            Ok(false) => Err(VerifierFailure::NotRegistered(s.signer)),
+            Err(e) => Err(VerifierFailure::BadAnswer(format!(
+                "cannot check its signer on chain: {e}"
+            ))),
+        });
+        match checked {
+            Ok(s) if good.first().is_none_or(|g| g.result == s.result) => good.push(s),
+            Ok(_) => failures.push((who, VerifierFailure::Disagrees)),
+            Err(f) => {
+                tracing::warn!(verifier = %who, reason = %f, "no attestation result");
+                failures.push((who, f));
+            }
+        }
+    }
+    if good.len() < k as usize {
+        return Err(RegistrationError::TooFewResults {
+            needed: k,
+            got: good.len(),
+            failures,
+        }
+        .into());
+    }
+    let (result, sigs) =
+        verifier::collect(&good).map_err(|e| HostError::Chain(format!("verifiers: {e}")))?;
+    let chain_result: sealbridge_chain::AttestationResult = (&result).into();
+    sb.register(
+        sender,
+        &chain_result,
+        sigs.iter().cloned().map(Bytes::from).collect(),
+    )
+    .map_err(|e| RegistrationError::Reverted(e.to_string()))?;
+    tracing::info!(
+        enclave = %bundle.address,
+        verifiers = good.len(),
+        expires_at = result.expiresAt,
+        "enclave registered"
+    );
+    Ok((result.abi_encode(), sigs))
+}
