@@ -2,6 +2,16 @@
 //! (after appraising the enclave), submits them at a target rate from several connections,
 //! retries safely (a re-submission returns the original receipt), shows progress and prints a
 //! receipt-latency histogram.
+//!
+//! Before submitting it funds the participants' escrow from the chain's prefunded accounts
+//! (`--chain`, a development chain such as anvil; `--no-fund` skips it): it plans every
+//! obligation first, so it knows what each participant will owe, reads the escrow the
+//! settlement contract holds for it, and tops up only the shortfall (mint the test token from
+//! the first `eth_accounts` account, deposit from the participant's account unlocked with
+//! `anvil_impersonateAccount`). Then it waits until the node's relayer has credited the
+//! deposits to the enclave (its deposit cursor passed the last deposit's block), mining empty
+//! blocks if the node waits for more confirmations than the chain has produced, so the first
+//! obligations are not refused for want of escrow.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -9,11 +19,18 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use alloy_primitives::{Address, B256, U256};
+use anyhow::{Context, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use sealbridge_host::{client::NodeClient, dev::participants, unix_now};
+use sealbridge_chain::{Chain, Deployment, Sealbridge, rpc::RpcChain};
+use sealbridge_host::{
+    client::NodeClient,
+    dev::{DevChain, DevParticipant, RpcDevChain, participants},
+    unix_now,
+};
 use sealbridge_programs::netting::Obligation;
+use serde_json::{Value, json};
 
 use crate::client_cmd::PolicyArgs;
 
@@ -41,8 +58,182 @@ pub struct LoadArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The node's chain (a development JSON-RPC endpoint such as anvil), to fund the
+    /// participants' escrow from its prefunded accounts.
+    #[arg(long, default_value = "http://127.0.0.1:8545")]
+    pub chain: String,
+    /// Do not fund: submit against the escrow the participants already have.
+    #[arg(long)]
+    pub no_fund: bool,
+    /// Longest wait for the node to credit the deposits, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub fund_timeout: u64,
     #[command(flatten)]
     pub policy: PolicyArgs,
+}
+
+/// One planned obligation: sender index, receiver index, amount.
+type Planned = (u32, u32, u128);
+
+/// Every obligation of the run, drawn before anything is sent so that funding knows what each
+/// participant will owe.
+fn plan(n: u32, count: u64, rng: &mut impl Rng) -> Vec<Planned> {
+    (0..count)
+        .map(|_| {
+            let from = rng.gen_range(0..n);
+            let to = (from + rng.gen_range(1..n)) % n;
+            (from, to, rng.gen_range(1..=100))
+        })
+        .collect()
+}
+
+/// What each participant sends in total: the escrow it needs whatever the order of settlement.
+fn owed(n: u32, planned: &[Planned]) -> Vec<u128> {
+    let mut owed = vec![0u128; n as usize];
+    for (from, _, amount) in planned {
+        owed[*from as usize] = owed[*from as usize].saturating_add(*amount);
+    }
+    owed
+}
+
+fn field<T: std::str::FromStr>(info: &Value, key: &str) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    info[key]
+        .as_str()
+        .with_context(|| format!("the node's /v1/enclave has no {key}"))?
+        .parse()
+        .with_context(|| format!("the node's {key}"))
+}
+
+/// Top up each participant's escrow on `url` to what it owes; returns the funding summary and
+/// the chain's head after the deposits (every deposit so far must reach the enclave, including
+/// earlier ones that already cover the obligations).
+fn fund(
+    url: &str,
+    info: &Value,
+    ps: &[DevParticipant],
+    owed: &[u128],
+    show: bool,
+) -> anyhow::Result<(Value, u64)> {
+    let rpc = RpcChain::connect(url).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach the chain at {url} to fund the participants ({e}); \
+             pass the node's chain with --chain URL, or --no-fund"
+        )
+    })?;
+    let chain_id = rpc.chain_id()?;
+    let node_chain = info["chain_id"].as_u64().context("the node's chain_id")?;
+    if chain_id != node_chain {
+        bail!(
+            "the chain at {url} has chain id {chain_id} but the node settles on chain id \
+             {node_chain}: pass the node's chain with --chain URL"
+        );
+    }
+    let settlement: Address = field(info, "settlement")?;
+    let token: Address = field(info, "token")?;
+    let policy_hash: B256 = field(info, "policy_hash")?;
+    let chain = RpcDevChain(rpc);
+    let admin = chain.admin()?;
+    let mut sb = Sealbridge::attach(
+        chain,
+        Deployment {
+            chain_id,
+            admin,
+            registry: field(info, "registry")?,
+            settlement,
+            token,
+        },
+    );
+    match sb.policy_hash() {
+        Ok(h) if h == policy_hash => {}
+        _ => bail!(
+            "the chain at {url} has no settlement contract of this node at {settlement} \
+             (same chain id {chain_id}, but not the node's chain?): pass it with --chain URL"
+        ),
+    }
+    let (mut topped_up, mut minted, mut last_block) = (0u64, 0u128, None);
+    for (i, (p, need)) in ps.iter().zip(owed).enumerate() {
+        let have = sb.escrow_balance(p.account, token)?;
+        let need_u = U256::from(*need);
+        if have >= need_u {
+            continue;
+        }
+        let short = need_u - have;
+        if show {
+            eprintln!(
+                "funding participant {i} ({}): escrow {have}, owes up to {need}: depositing {short}",
+                p.account
+            );
+        }
+        sb.chain_mut().fund_and_unlock(p.account)?;
+        sb.mint(admin, p.account, short)?;
+        let r = sb.deposit(p.account, token, short)?;
+        topped_up += 1;
+        minted = minted.saturating_add(u128::try_from(short).unwrap_or(u128::MAX));
+        last_block = Some(last_block.unwrap_or(0).max(r.block_number));
+    }
+    if show && topped_up == 0 {
+        eprintln!("escrow already covers every participant's obligations: no deposit");
+    }
+    let head = sb.chain().block_number()?;
+    let summary = json!({
+        "chain": url,
+        "funder": admin,
+        "participants_topped_up": topped_up,
+        "deposited": minted.to_string(),
+        "owed_total": owed.iter().sum::<u128>().to_string(),
+        "deposit_block": last_block,
+    });
+    Ok((summary, head))
+}
+
+/// Wait until the node has credited every deposit up to `block` to the enclave (its relayer's
+/// deposit cursor is past it); returns how long that took. The node only scans confirmed blocks: on a development chain
+/// that mines only on transactions, mine empty blocks until the deposit has its confirmations.
+fn wait_credited(
+    client: &NodeClient,
+    url: &str,
+    block: u64,
+    timeout: Duration,
+    show: bool,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let rpc = RpcChain::connect(url)?;
+    let mut said = false;
+    loop {
+        let s = client.status().context("reading the node's status")?;
+        let Some(cursor) = s["deposit_cursor"].as_u64() else {
+            eprintln!("warning: the node does not report its deposit cursor; not waiting");
+            return Ok(started.elapsed().as_secs_f64());
+        };
+        if cursor > block {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        if started.elapsed() > timeout {
+            bail!(
+                "the node has not credited the deposits after {} s: its relayer scanned \
+                 deposits up to block {} and they are in block {block} (health: {}, {})",
+                timeout.as_secs(),
+                cursor.saturating_sub(1),
+                s["health"],
+                s["relayer_error"]
+            );
+        }
+        let confirmations = s["confirmations"].as_u64().unwrap_or(1).max(1);
+        if rpc.block_number()? < block + confirmations - 1 {
+            rpc.mine()?;
+        }
+        if show && !said {
+            eprintln!(
+                "waiting for the node to credit the deposits up to block {block} \
+                 ({confirmations} confirmation(s))"
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Run the load.
@@ -55,8 +246,27 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let n = attested.info["participants"]
         .as_u64()
         .context("participants")? as u32;
-    let token: alloy_primitives::Address =
-        attested.info["token"].as_str().context("token")?.parse()?;
+    if n < 2 {
+        bail!("the node has {n} participant(s); obligations need two");
+    }
+    let token: Address = field(&attested.info, "token")?;
+    let show = !args.json;
+    let planned = Arc::new(plan(n, args.count, &mut rng));
+    let funding = if args.no_fund {
+        Value::Null
+    } else {
+        let ps = participants(n);
+        let (mut summary, head) = fund(&args.chain, &attested.info, &ps, &owed(n, &planned), show)?;
+        let t = wait_credited(
+            &client,
+            &args.chain,
+            head,
+            Duration::from_secs(args.fund_timeout),
+            show,
+        )?;
+        summary["credited_after_s"] = json!(t);
+        summary
+    };
     let attested = Arc::new(attested);
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
@@ -67,9 +277,10 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for w in 0..args.concurrency.max(1) {
-        let (client, attested, next, done, accepted, failed, latencies, ids) = (
+        let (client, attested, planned, next, done, accepted, failed, latencies, ids) = (
             client.clone(),
             attested.clone(),
+            planned.clone(),
             next.clone(),
             done.clone(),
             accepted.clone(),
@@ -93,12 +304,12 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                         std::thread::sleep(wait);
                     }
                 }
-                let from = rng.gen_range(0..n) as usize;
-                let to = (from + rng.gen_range(1..n) as usize) % n as usize;
+                let (from, to, amount) = planned[i as usize];
+                let from = from as usize;
                 let ob = Obligation {
-                    to: ps[to].account,
+                    to: ps[to as usize].account,
                     token,
-                    amount: rng.gen_range(1..=100),
+                    amount,
                 };
                 let t0 = Instant::now();
                 let ok = attested
@@ -124,7 +335,6 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         }));
     }
     // Progress bar on stderr.
-    let show = !args.json;
     while done.load(Relaxed) < args.count && workers.iter().any(|w| !w.is_finished()) {
         if show {
             let d = done.load(Relaxed);
@@ -158,13 +368,14 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         l[i] * 1000.0
     };
     let acc = accepted.load(Relaxed);
-    let summary = serde_json::json!({
+    let summary = json!({
         "submitted": args.count,
         "accepted": acc,
         "failed": failed.load(Relaxed),
         "elapsed_s": elapsed,
         "envelopes_per_s": acc as f64 / elapsed.max(1e-9),
         "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0)},
+        "funding": funding,
     });
     if let Some(path) = &args.ids_out {
         let ids = ids.lock().map(|i| i.join("\n")).unwrap_or_default();
@@ -173,6 +384,15 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{summary}");
     } else {
+        if !funding.is_null() {
+            println!(
+                "funding: {} participant(s) topped up, {} deposited (owed in total: {}), credited by the node after {:.2} s",
+                funding["participants_topped_up"],
+                funding["deposited"].as_str().unwrap_or("0"),
+                funding["owed_total"].as_str().unwrap_or("0"),
+                funding["credited_after_s"].as_f64().unwrap_or(0.0)
+            );
+        }
         println!(
             "accepted {acc}/{} in {elapsed:.2} s: {:.0} envelopes/s",
             args.count,

@@ -36,6 +36,15 @@ use crate::{
 /// Media type of envelopes and receipts (RFC 9052 §9.1).
 pub const COSE: &str = "application/cose";
 
+/// `Retry-After` (seconds) when the enclave is unreachable: the core tries a new session every
+/// 250 ms and a respawned enclave process restores in about a second.
+pub const RETRY_AFTER_ENCLAVE_DOWN: u32 = 2;
+/// `Retry-After` (seconds) when too many statements wait for the chain: the relayer settles one
+/// statement per round, and backs off up to 10 s while the chain is unreachable.
+pub const RETRY_AFTER_QUEUE_FULL: u32 = 5;
+/// `Retry-After` (seconds) when the core's request queue is momentarily full.
+pub const RETRY_AFTER_BUSY: u32 = 1;
+
 /// Gateway state.
 #[derive(Debug)]
 pub struct AppState {
@@ -78,6 +87,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Seconds a client should wait before retrying a 503 with this error code.
+fn retry_after(code: &str) -> u32 {
+    match code {
+        "queue_full" => RETRY_AFTER_QUEUE_FULL,
+        "busy" => RETRY_AFTER_BUSY,
+        _ => RETRY_AFTER_ENCLAVE_DOWN,
+    }
+}
+
 fn error(s: &AppState, status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     s.metrics.http_status(status.as_u16());
     let mut r = (
@@ -87,7 +105,7 @@ fn error(s: &AppState, status: StatusCode, code: &str, message: impl Into<String
         .into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after(code)));
     }
     r
 }
@@ -379,8 +397,10 @@ async fn receipt(State(s): St, Path(id): Path<String>) -> Response {
     };
     let mut body = receipt_json(&e, false);
     body["statement_sequence"] = json!(batch);
-    // Settled is what the chain says (its lastSequence), whatever this node saw of the tx.
-    body["settled"] = json!(batch.is_some_and(|b| b <= s.metrics.chain_sequence.load(Relaxed)));
+    // Settled is what the chain says (its lastSequence, with the configured confirmations),
+    // whatever this node saw of the tx; included: on chain, maybe not yet confirmed.
+    body["settled"] = json!(batch.is_some_and(|b| b <= s.metrics.final_sequence.load(Relaxed)));
+    body["included"] = json!(batch.is_some_and(|b| b <= s.metrics.chain_sequence.load(Relaxed)));
     body["settlement_tx"] = json!(settled.and_then(|x| x.2));
     let note = s.shared.checkpoint.read().ok().and_then(|c| c.clone());
     if let Some((note, size)) = note
@@ -415,17 +435,20 @@ struct Page {
 async fn settlements(State(s): St, Query(p): Query<Page>) -> Response {
     let from = p.from.unwrap_or(1).max(1);
     let limit = p.limit.unwrap_or(100).min(1000);
+    let final_seq = s.metrics.final_sequence.load(Relaxed);
     let chain_seq = s.metrics.chain_sequence.load(Relaxed);
     match read(&s, |st| st.statements(from, limit)) {
         Ok(list) => Json(json!({
             "chain_sequence": chain_seq,
+            "final_sequence": final_seq,
             "statements": list.iter().map(|x| json!({
                 "sequence": x.signed.statement.sequence,
                 "input_count": x.signed.statement.inputCount,
                 "prev_state_root": x.signed.statement.prevStateRoot,
                 "new_state_root": x.signed.statement.newStateRoot,
                 "digest": x.signed.digest,
-                "settled": x.signed.statement.sequence <= chain_seq,
+                "settled": x.signed.statement.sequence <= final_seq,
+                "included": x.signed.statement.sequence <= chain_seq,
                 "tx_hash": x.tx_hash,
                 "block_number": x.block_number,
                 "confirmed": x.confirmed,
@@ -437,7 +460,10 @@ async fn settlements(State(s): St, Query(p): Query<Page>) -> Response {
 }
 
 async fn status(State(s): St) -> Response {
-    let chain_seq = s.metrics.chain_sequence.load(Relaxed);
+    // Settled means final: on chain with the configured confirmations. The sequence is read
+    // before the root (the relayer writes the root first), so a new sequence is never paired
+    // with the previous root.
+    let chain_seq = s.metrics.final_sequence.load(Relaxed);
     let counts = read(&s, |st| {
         Ok((
             st.envelope_counts()?,
@@ -450,9 +476,11 @@ async fn status(State(s): St) -> Response {
         Err(r) => return r,
     };
     let es = s.shared.status.read().ok().and_then(|x| x.clone());
-    let chain_root = s.metrics.chain_root.lock().map(|r| *r).unwrap_or_default();
+    let chain_root = s.metrics.final_root.lock().map(|r| *r).unwrap_or_default();
+    let m = &s.metrics;
     Json(json!({
-        "health": s.metrics.health(),
+        "health": m.health(),
+        "relayer_error": m.relayer_error(),
         "accepted": accepted,
         "rejected": rejected,
         "settled_inputs": settled_inputs,
@@ -462,6 +490,12 @@ async fn status(State(s): St) -> Response {
         "enclave_state_root": es.as_ref().map(|e| e.state_root),
         "chain_state_root": chain_root,
         "log_size": es.as_ref().map(|e| e.log_size),
+        "last_included_sequence": m.chain_sequence.load(Relaxed),
+        "chain_id": s.setup.chain_id,
+        "settlement": s.setup.settlement,
+        "chain_head": m.chain_head.load(Relaxed),
+        "confirmations": m.confirmations.load(Relaxed),
+        "deposit_cursor": m.deposit_cursor.load(Relaxed),
     }))
     .into_response()
 }
@@ -522,6 +556,7 @@ async fn healthz(State(s): St) -> Response {
             "status": h,
             "enclave": s.metrics.enclave_up.load(Relaxed),
             "chain": s.metrics.chain_up.load(Relaxed),
+            "relayer_error": s.metrics.relayer_error(),
             "pending_statements": s.metrics.pending(),
         })),
     )
@@ -559,14 +594,17 @@ pub fn openapi_document() -> Value {
                 "requestBody": {"required": true, "content": {"application/cose": {"schema": {"type": "string", "format": "binary", "maxLength": MAX_ENVELOPE_BYTES}}}},
                 "responses": {"200": {"description": "accepted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
                               "422": {"description": "rejected by the enclave (signed rejection receipt)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
-                              "400": err, "413": err, "415": err, "503": err}}},
+                              "400": err, "413": err, "415": err,
+                              "503": {"description": format!("not accepted now, nothing changed; Retry-After: {RETRY_AFTER_ENCLAVE_DOWN} s when the enclave is unreachable (enclave_down), {RETRY_AFTER_QUEUE_FULL} s when too many statements wait for the chain (queue_full), {RETRY_AFTER_BUSY} s when the node is busy"),
+                                      "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
             "/v1/receipts/{envelope_id}": {"get": {"summary": "Receipt, batch, settlement and inclusion proof against the latest checkpoint",
                 "parameters": [{"name": "envelope_id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^(0x)?[0-9a-f]{64}$"}}],
                 "responses": {"200": {"description": "the receipt"}, "400": err, "404": err}}},
             "/v1/settlements": {"get": {"summary": "Signed statements and their settlement", "parameters": [
                 {"name": "from", "in": "query", "schema": {"type": "integer"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}}],
                 "responses": {"200": {"description": "statements"}}}},
-            "/v1/status": {"get": {"summary": "Accepted, settled and pending inputs; sequences and roots", "responses": {"200": {"description": "status"}}}},
+            "/v1/status": {"get": {"summary": "Accepted, settled (final: with the configured confirmations) and pending inputs; last settled, included and signed sequences; both roots; health and relayer_error; chain_id, settlement, chain_head, confirmations, and deposit_cursor (every deposit in an earlier block is credited to the enclave)", "responses": {"200": {"description": "status"}}}},
             "/v1/checkpoint": {"get": {"summary": "The log's latest C2SP signed checkpoint", "responses": {"200": {"description": "text/plain note"}}}},
             "/checkpoint": {"get": {"summary": "Same, at the tlog-tiles location", "responses": {"200": {"description": "text/plain note"}}}},
             "/tile/{path}": {"get": {"summary": "C2SP tlog-tiles hash tiles and entry bundles", "responses": {"200": {"description": "tile bytes"}, "404": err}}},

@@ -26,8 +26,18 @@ pub struct Metrics {
     pub http_503: AtomicU64,
     /// Statements signed.
     pub statements: AtomicU64,
-    /// Last sequence settled on chain (as the relayer last read it).
+    /// Last sequence settled on chain (as the relayer last read it), confirmed or not.
     pub chain_sequence: AtomicU64,
+    /// Last sequence settled with the configured number of confirmations: this and every
+    /// earlier statement count as settled (final).
+    pub final_sequence: AtomicU64,
+    /// Chain head (as the relayer last read it).
+    pub chain_head: AtomicU64,
+    /// Confirmations the relayer waits for (settlements and deposits).
+    pub confirmations: AtomicU64,
+    /// Next block the relayer scans for deposits: every deposit in an earlier block has been
+    /// credited to the enclave (durably: the cursor commits with the enclave's record).
+    pub deposit_cursor: AtomicU64,
     /// Last sequence the enclave signed.
     pub enclave_sequence: AtomicU64,
     /// Relayer errors (retried).
@@ -38,6 +48,11 @@ pub struct Metrics {
     pub journal_records: AtomicU64,
     /// State root settled on chain (as the relayer last read it).
     pub chain_root: Mutex<alloy_primitives::B256>,
+    /// State root after [`Metrics::final_sequence`].
+    pub final_root: Mutex<alloy_primitives::B256>,
+    /// Why the relayer cannot make progress although the chain answers (e.g. the next statement
+    /// reverts); `None` when it can. Makes the node degraded.
+    pub relayer_stuck: Mutex<Option<String>>,
     /// Whether the enclave answers.
     pub enclave_up: AtomicBool,
     /// Whether the chain answers.
@@ -52,7 +67,7 @@ pub struct Metrics {
 pub enum Health {
     /// Everything answers.
     Healthy,
-    /// Accepting, but something is lagging (chain unreachable, settlement queue long).
+    /// Accepting, but something is lagging (chain unreachable, a statement the chain refuses).
     Degraded,
     /// Not accepting (enclave unreachable).
     Down,
@@ -96,11 +111,23 @@ impl Metrics {
             .saturating_sub(self.chain_sequence.load(Relaxed))
     }
 
+    /// Why the relayer is stuck, if it is.
+    pub fn relayer_error(&self) -> Option<String> {
+        self.relayer_stuck.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Set or clear why the relayer is stuck.
+    pub fn set_relayer_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.relayer_stuck.lock() {
+            *e = error;
+        }
+    }
+
     /// Health from the flags.
     pub fn health(&self) -> Health {
         if !self.enclave_up.load(Relaxed) {
             Health::Down
-        } else if !self.chain_up.load(Relaxed) {
+        } else if !self.chain_up.load(Relaxed) || self.relayer_error().is_some() {
             Health::Degraded
         } else {
             Health::Healthy
@@ -178,6 +205,26 @@ impl Metrics {
                 "sealbridge_chain_sequence",
                 "Last sequence settled on chain.",
                 self.chain_sequence.load(Relaxed),
+            ),
+            (
+                "sealbridge_final_sequence",
+                "Last sequence settled with the configured confirmations.",
+                self.final_sequence.load(Relaxed),
+            ),
+            (
+                "sealbridge_chain_head",
+                "Chain head as the relayer last read it.",
+                self.chain_head.load(Relaxed),
+            ),
+            (
+                "sealbridge_deposit_cursor",
+                "Next block scanned for deposits (earlier deposits are credited).",
+                self.deposit_cursor.load(Relaxed),
+            ),
+            (
+                "sealbridge_relayer_stuck",
+                "1 if the chain refuses the next statement.",
+                u64::from(self.relayer_error().is_some()),
             ),
             (
                 "sealbridge_enclave_sequence",

@@ -1,15 +1,21 @@
 //! The relayer (DESIGN §8): settles the enclave's statements in order, exactly once.
 //!
 //! It keeps no state the chain or the enclave cannot rebuild. Each round it:
-//! 1. reads `Deposited` events up to the confirmed head and hands them to the enclave (the
-//!    scan cursor is committed together with the enclave's journal record of the events);
+//! 1. reads `Deposited` events up to the confirmed head (`head - confirmations + 1`) and hands
+//!    them to the enclave (the scan cursor is committed together with the enclave's journal
+//!    record of the events): a deposit that a reorg drops before it has `confirmations` is
+//!    never credited;
 //! 2. re-checks the block hash of every settlement it saw but has not yet confirmed: a different
 //!    hash means a reorg, and the statement is forgotten (the chain's `lastSequence` tells what
-//!    really settled);
+//!    really settled). A statement is *final* (reported settled) once it and every earlier one
+//!    have `confirmations`;
 //! 3. reads `lastSequence` from the chain and submits the next stored statement; the contract
 //!    answers `AlreadySettled` for a statement it holds, which counts as success.
 //!
-//! Errors back off exponentially (capped) and mark the chain as down (health: degraded).
+//! Errors back off exponentially (capped). An unreachable chain marks it down; a chain that
+//! answers but refuses the next statement (a revert, e.g. `InsufficientEscrow` when a reorg
+//! deeper than `confirmations` removed a credited deposit) sets [`Metrics::relayer_error`]
+//! naming the statement and the contract error. Both make the node degraded.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
@@ -88,10 +94,15 @@ pub fn round<C: Chain>(
 ) -> Result<bool, HostError> {
     let mut progress = false;
     let head = lock(chain)?.chain().block_number()?;
+    metrics.chain_head.store(head, Relaxed);
+    metrics.confirmations.store(cfg.confirmations, Relaxed);
+    // A block counts once `confirmations` blocks (itself included) are on top of the chain.
     let confirmed_head = head.saturating_sub(cfg.confirmations.saturating_sub(1));
 
-    // 1. Deposits.
+    // 1. Deposits, only from confirmed blocks: one that a reorg drops before it is confirmed
+    //    never reaches the enclave.
     let cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
+    metrics.deposit_cursor.store(cursor, Relaxed);
     if cursor <= confirmed_head {
         let sb = lock(chain)?;
         let logs = sb
@@ -123,6 +134,7 @@ pub fn round<C: Chain>(
             .map_err(|_| HostError::Stopped)?;
             rx.blocking_recv().map_err(|_| HostError::Stopped)??;
         }
+        metrics.deposit_cursor.store(confirmed_head + 1, Relaxed);
     }
 
     // 2. Reorg detection and confirmations.
@@ -133,6 +145,8 @@ pub fn round<C: Chain>(
         *r = root;
     }
     metrics.chain_sequence.store(last, Relaxed);
+    // Final: settled on chain and every settlement up to it confirmed.
+    let mut final_seq = last;
     let seen = store.watched(last)?;
     for s in &seen {
         let seq = s.signed.statement.sequence;
@@ -148,15 +162,32 @@ pub fn round<C: Chain>(
                 "settlement dropped by a reorg; will resubmit"
             );
             store.mark_settled(seq, None, false)?;
+            final_seq = final_seq.min(seq.saturating_sub(1));
         } else if head >= num + cfg.confirmations.saturating_sub(1) {
             store.mark_settled(
                 seq,
                 Some((s.tx_hash.clone().unwrap_or_default(), num, hash.to_string())),
                 true,
             )?;
+        } else {
+            final_seq = final_seq.min(seq.saturating_sub(1));
         }
     }
     drop(sb);
+    let final_root = if final_seq == last {
+        root
+    } else {
+        // The root after `final_seq` is where the next statement starts.
+        store
+            .statements(final_seq + 1, 1)?
+            .first()
+            .map(|s| s.signed.statement.prevStateRoot)
+            .ok_or_else(|| HostError::Storage(format!("statement {} missing", final_seq + 1)))?
+    };
+    if let Ok(mut r) = metrics.final_root.lock() {
+        *r = final_root;
+    }
+    metrics.final_sequence.store(final_seq, Relaxed);
 
     // 3. The next statement, in order.
     let Some(next) = store.statements(last + 1, 1)?.into_iter().next() else {
@@ -178,14 +209,20 @@ pub fn round<C: Chain>(
     drop(sb);
     let outcome = match outcome {
         Ok(o) => o,
-        Err(e) => {
-            return Err(match e {
-                sealbridge_chain::ContractError::Chain(c) => HostError::Chain(c.to_string()),
-                other => HostError::Refused(format!(
-                    "settling statement {}: {other}",
-                    st.statement.sequence
-                )),
-            });
+        Err(sealbridge_chain::ContractError::Chain(c)) => {
+            return Err(HostError::Chain(c.to_string()));
+        }
+        Err(other) => {
+            // The chain answers but refuses the statement (e.g. `InsufficientEscrow` after a
+            // reorg deeper than `confirmations` dropped a deposit the enclave had credited).
+            // Retrying cannot help unless the chain changes: say so loudly, stay degraded.
+            let why = format!(
+                "settling statement {} failed on chain: {other}",
+                st.statement.sequence
+            );
+            tracing::error!(error = %why, "the chain refuses the next statement; retrying with backoff");
+            metrics.set_relayer_error(Some(why.clone()));
+            return Err(HostError::Refused(why));
         }
     };
     let r = outcome.receipt();
@@ -211,6 +248,13 @@ pub fn round<C: Chain>(
         *r = st.statement.newStateRoot;
     }
     metrics.chain_sequence.store(st.statement.sequence, Relaxed);
+    if cfg.confirmations <= 1 {
+        if let Ok(mut r) = metrics.final_root.lock() {
+            *r = st.statement.newStateRoot;
+        }
+        metrics.final_sequence.store(st.statement.sequence, Relaxed);
+    }
+    metrics.set_relayer_error(None);
     progress = true;
     Ok(progress)
 }
