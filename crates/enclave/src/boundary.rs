@@ -7,13 +7,19 @@
 use alloy_primitives::{Address, B256};
 use sealbridge_proto::{EnvelopeId, ReasonCode};
 
-use crate::{EnclavePolicy, KeyBundle, SettlementTarget, SignedStatement, persist::JournalRecord};
+use crate::{
+    EnclavePolicy, KeyBundle, SettlementTarget, SignedStatement,
+    chunks::{SnapshotId, SnapshotManifest},
+    persist::JournalRecord,
+};
 
-/// Version of the boundary protocol; `Hello` must agree on it.
-pub const BOUNDARY_VERSION: u16 = 1;
+/// Version of the boundary protocol; `Hello` must agree on it. Version 2: snapshots cross the
+/// boundary in chunks (`Snapshot { chunk_bytes }`, `SnapshotChunk`, `Restore { manifest }`,
+/// `RestoreChunk`); version 1's single-blob restore survives as `RestoreV1`.
+pub const BOUNDARY_VERSION: u16 = 2;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
-/// effects; the largest frames are sealed snapshots, whose replay set grows with the envelope
-/// rate times the envelope lifetime (56 bytes per entry: about a million entries fit).
+/// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
+/// frame grows with the state.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
 /// A chain event the host observed and reports. The host is untrusted: see THREAT-MODEL.
@@ -89,8 +95,21 @@ pub enum Request {
     /// Serve the inner request and return its sealed journal record and new log entries with
     /// the response (durable enclaves only; see `persist`).
     Journaled(Box<Request>),
-    /// A sealed snapshot of the whole state (durable enclaves, no batch pending).
-    Snapshot,
+    /// Seal a snapshot of the whole state as chunks of at most `chunk_bytes` (clamped to
+    /// `1..=MAX_CHUNK_BYTES`) and return its manifest; the enclave holds the sealed chunks until
+    /// the host has fetched the last one or asks for another snapshot (durable enclaves, no
+    /// batch pending).
+    Snapshot {
+        /// Largest chunk plaintext.
+        chunk_bytes: u32,
+    },
+    /// One sealed chunk of the snapshot `id` the last `Snapshot` produced.
+    SnapshotChunk {
+        /// The snapshot's id (from its manifest).
+        id: SnapshotId,
+        /// Chunk index, `0..manifest.chunks`.
+        index: u32,
+    },
     /// Apply the next journal record after a restore.
     Replay {
         /// The record, exactly as the enclave returned it.
@@ -107,8 +126,28 @@ pub enum Request {
         /// Host time.
         now: u64,
     },
-    /// Session start (enclave process only): restore a durable enclave from a sealed snapshot.
+    /// Session start (enclave process only): begin restoring a durable enclave from a chunked
+    /// snapshot; the chunks follow as `RestoreChunk`, in order. The enclave runs once the last
+    /// chunk is accepted; any refused chunk abandons the restore.
     Restore {
+        /// Policy the snapshot was taken under.
+        policy: EnclavePolicy,
+        /// Settlement target.
+        target: SettlementTarget,
+        /// The snapshot's manifest, as the enclave returned it.
+        manifest: SnapshotManifest,
+    },
+    /// The next chunk of the snapshot being restored.
+    RestoreChunk {
+        /// Chunk index (must be the next one).
+        index: u32,
+        /// The sealed chunk, exactly as the enclave returned it.
+        #[serde(with = "crate::persist::serde_bytes_compat")]
+        blob: Vec<u8>,
+    },
+    /// Session start (enclave process only): restore from a single-blob snapshot of boundary
+    /// version 1 (what a database written by an older node holds; at most one frame).
+    RestoreV1 {
         /// Policy the snapshot was taken under.
         policy: EnclavePolicy,
         /// Settlement target.
@@ -116,6 +155,7 @@ pub enum Request {
         /// Journal position of the snapshot.
         next_record: u64,
         /// The sealed snapshot.
+        #[serde(with = "crate::persist::serde_bytes_compat")]
         snapshot: Vec<u8>,
     },
 }
@@ -205,12 +245,23 @@ pub enum Response {
         /// Log entries appended since the last drain.
         log_entries: Vec<Vec<u8>>,
     },
-    /// Answer to `Snapshot`.
-    Snapshot {
-        /// The journal position the snapshot covers up to (exclusive).
-        next_record: u64,
-        /// The sealed snapshot.
+    /// Answer to `Snapshot`: the manifest (its `next_record` is the journal position the
+    /// snapshot covers up to, exclusive).
+    Snapshot(Box<SnapshotManifest>),
+    /// Answer to `SnapshotChunk`.
+    SnapshotChunk {
+        /// Chunk index.
+        index: u32,
+        /// The sealed chunk.
+        #[serde(with = "crate::persist::serde_bytes_compat")]
         blob: Vec<u8>,
+    },
+    /// Answer to a `RestoreChunk` that was accepted while more chunks are expected.
+    Restoring {
+        /// Chunks accepted so far.
+        received: u32,
+        /// Chunks in the snapshot.
+        chunks: u32,
     },
     /// Answer to `Status`.
     Status(EnclaveStatus),

@@ -11,6 +11,7 @@
 
 pub mod boundary;
 pub mod checkpoint;
+pub mod chunks;
 pub mod epochs;
 pub mod keys;
 pub mod log_entry;

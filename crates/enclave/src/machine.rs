@@ -99,6 +99,14 @@ struct Journal {
     next: u64,
     /// Steps of the request being served.
     steps: Vec<Step>,
+    /// The sealed chunks of the snapshot being fetched by the host.
+    outgoing: Option<OutgoingSnapshot>,
+}
+
+/// A sealed chunked snapshot waiting for the host to fetch its chunks.
+struct OutgoingSnapshot {
+    id: crate::chunks::SnapshotId,
+    chunks: Vec<Vec<u8>>,
 }
 
 impl<P: Program> std::fmt::Debug for Enclave<P> {
@@ -275,17 +283,24 @@ impl<P: Program> Enclave<P> {
                 next_record: self.next_record(),
                 pending_inputs: self.batch_receipts.len() as u64,
             }),
-            Request::Snapshot => match self.snapshot() {
-                Ok((next_record, blob)) => Response::Snapshot { next_record, blob },
+            Request::Snapshot { chunk_bytes } => match self.snapshot(chunk_bytes) {
+                Ok(manifest) => Response::Snapshot(Box::new(manifest)),
+                Err(e) => Response::Error(e),
+            },
+            Request::SnapshotChunk { id, index } => match self.snapshot_chunk(&id, index) {
+                Ok(blob) => Response::SnapshotChunk { index, blob },
                 Err(e) => Response::Error(e),
             },
             Request::Replay { record } => match self.replay(&record) {
                 Ok(()) => Response::Ack,
                 Err(e) => Response::Error(BoundaryError::Refused(e.to_string())),
             },
-            Request::Boot { .. } | Request::Restore { .. } => Response::Error(
-                BoundaryError::Refused("the enclave is already running".into()),
-            ),
+            Request::Boot { .. }
+            | Request::Restore { .. }
+            | Request::RestoreChunk { .. }
+            | Request::RestoreV1 { .. } => Response::Error(BoundaryError::Refused(
+                "the enclave is already running".into(),
+            )),
         }
     }
 
@@ -297,7 +312,10 @@ impl<P: Program> Enclave<P> {
         }
         if matches!(
             inner,
-            Request::Journaled(_) | Request::Replay { .. } | Request::Snapshot
+            Request::Journaled(_)
+                | Request::Replay { .. }
+                | Request::Snapshot { .. }
+                | Request::SnapshotChunk { .. }
         ) {
             return Response::Error(BoundaryError::Refused("request cannot be journaled".into()));
         }

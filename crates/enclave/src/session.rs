@@ -8,8 +8,9 @@ use sealbridge_programs::netting::Netting;
 use sealbridge_seal::at_rest::RootSecret;
 
 use crate::{
-    Enclave,
+    Enclave, EnclavePolicy, SettlementTarget,
     boundary::{BOUNDARY_VERSION, BoundaryError, Request, Response},
+    chunks::ChunkReader,
 };
 
 /// Builds the enclave's randomness for a session (the process passes the OS generator).
@@ -20,6 +21,7 @@ pub struct Session {
     root: RootSecret,
     rng: RngFactory,
     enclave: Option<Enclave<Netting>>,
+    restoring: Option<(EnclavePolicy, SettlementTarget, ChunkReader)>,
     greeted: bool,
 }
 
@@ -38,6 +40,7 @@ impl Session {
             root,
             rng,
             enclave: None,
+            restoring: None,
             greeted: false,
         }
     }
@@ -69,6 +72,7 @@ impl Session {
                 if self.enclave.is_some() {
                     return refuse("the enclave is already running");
                 }
+                self.restoring = None;
                 let program = Netting::new(&policy.netting);
                 match Enclave::boot_durable(policy, program, target, (self.rng)(), now, &self.root)
                 {
@@ -82,12 +86,68 @@ impl Session {
             Request::Restore {
                 policy,
                 target,
+                manifest,
+            } => {
+                if self.enclave.is_some() {
+                    return refuse("the enclave is already running");
+                }
+                // A new Restore abandons any restore in progress.
+                self.restoring = None;
+                match ChunkReader::new(&self.root, manifest) {
+                    Ok(reader) => {
+                        let r = Response::Restoring {
+                            received: 0,
+                            chunks: reader.manifest().chunks,
+                        };
+                        self.restoring = Some((policy, target, reader));
+                        r
+                    }
+                    Err(e) => refuse(&e.to_string()),
+                }
+            }
+            Request::RestoreChunk { index, blob } => {
+                let Some((_, _, reader)) = self.restoring.as_mut() else {
+                    return refuse("no restore in progress: send Restore first");
+                };
+                if let Err(e) = reader.push(index, &blob) {
+                    self.restoring = None;
+                    return refuse(&e.to_string());
+                }
+                if !reader.is_complete() {
+                    return Response::Restoring {
+                        received: reader.received(),
+                        chunks: reader.manifest().chunks,
+                    };
+                }
+                let Some((policy, target, reader)) = self.restoring.take() else {
+                    return Response::Error(BoundaryError::Internal);
+                };
+                let program = Netting::new(&policy.netting);
+                match Enclave::restore_chunked(
+                    policy,
+                    program,
+                    target,
+                    (self.rng)(),
+                    &self.root,
+                    reader,
+                ) {
+                    Ok(e) => {
+                        self.enclave = Some(e);
+                        Response::Ack
+                    }
+                    Err(e) => refuse(&e.to_string()),
+                }
+            }
+            Request::RestoreV1 {
+                policy,
+                target,
                 next_record,
                 snapshot,
             } => {
                 if self.enclave.is_some() {
                     return refuse("the enclave is already running");
                 }
+                self.restoring = None;
                 let program = Netting::new(&policy.netting);
                 match Enclave::restore(
                     policy,
@@ -105,6 +165,14 @@ impl Session {
                     Err(e) => refuse(&e.to_string()),
                 }
             }
+            _ if self.enclave.is_none() => match self.restoring.as_ref() {
+                Some((_, _, r)) => Response::Error(BoundaryError::Refused(format!(
+                    "restore incomplete: {} of {} snapshot chunks received",
+                    r.received(),
+                    r.manifest().chunks
+                ))),
+                None => refuse("no enclave yet: send Boot or Restore"),
+            },
             other => match self.enclave.as_mut() {
                 Some(e) => e.handle(other),
                 None => refuse("no enclave yet: send Boot or Restore"),

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha20Rng;
 use sealbridge_enclave::{
     EnclavePolicy, SettlementTarget,
     boundary::{BOUNDARY_VERSION, BoundaryError, ChainEvent, Request, Response, SubmitOutcome},
+    chunks::SnapshotManifest,
     epochs::EpochAnnouncement,
     persist::JournalRecord,
     session::Session,
@@ -28,6 +29,59 @@ const TARGET: SettlementTarget = SettlementTarget {
     settlement: Address::repeat_byte(0x5e),
 };
 const ROOT: [u8; 32] = [7; 32];
+/// Tiny chunks: every snapshot here is many chunks.
+const CHUNK: u32 = 97;
+
+/// A sealed chunked snapshot as the host stores it.
+type Sealed = (SnapshotManifest, Vec<Vec<u8>>);
+
+/// Fetch every chunk of the snapshot the enclave just sealed.
+fn take_snapshot(s: &mut Session, chunk_bytes: u32) -> Sealed {
+    let m = match s.handle(Request::Snapshot { chunk_bytes }) {
+        Response::Snapshot(m) => *m,
+        r => panic!("{r:?}"),
+    };
+    let chunks = (0..m.chunks)
+        .map(
+            |index| match s.handle(Request::SnapshotChunk { id: m.id, index }) {
+                Response::SnapshotChunk { index: i, blob } if i == index => blob,
+                r => panic!("{r:?}"),
+            },
+        )
+        .collect();
+    (m, chunks)
+}
+
+/// Start a session and hand it a snapshot, chunk by chunk (with whatever index the caller
+/// gives each). Returns the first refusal, or the last answer (`Ack` once running).
+fn restore_chunks(
+    root: [u8; 32],
+    seed: u64,
+    policy: &EnclavePolicy,
+    manifest: &SnapshotManifest,
+    chunks: &[(u32, Vec<u8>)],
+) -> (Session, Response) {
+    let mut s = session(root, seed);
+    let mut r = s.handle(Request::Restore {
+        policy: policy.clone(),
+        target: TARGET,
+        manifest: manifest.clone(),
+    });
+    for (index, blob) in chunks {
+        if matches!(r, Response::Error(_)) {
+            break;
+        }
+        r = s.handle(Request::RestoreChunk {
+            index: *index,
+            blob: blob.clone(),
+        });
+    }
+    (s, r)
+}
+
+fn indexed(chunks: &[Vec<u8>]) -> Vec<(u32, Vec<u8>)> {
+    (0u32..).zip(chunks.iter().cloned()).collect()
+}
 
 fn session(root: [u8; 32], seed: u64) -> Session {
     let mut s = Session::new(
@@ -51,8 +105,8 @@ struct Live {
     policy: EnclavePolicy,
     rng: ChaCha20Rng,
     records: Vec<JournalRecord>,
-    /// (next record, blob) of every snapshot taken.
-    snapshots: Vec<(u64, Vec<u8>)>,
+    /// Every snapshot taken.
+    snapshots: Vec<Sealed>,
     accepted: Vec<Vec<u8>>,
 }
 
@@ -100,13 +154,10 @@ impl Live {
     }
 
     fn snapshot(&mut self) {
-        match self.s.handle(Request::Snapshot) {
-            Response::Snapshot { next_record, blob } => {
-                assert_eq!(next_record, self.records.len() as u64);
-                self.snapshots.push((next_record, blob));
-            }
-            r => panic!("{r:?}"),
-        }
+        let (m, chunks) = take_snapshot(&mut self.s, CHUNK);
+        assert_eq!(m.next_record, self.records.len() as u64);
+        assert!(m.chunks > 5, "{} chunks", m.chunks);
+        self.snapshots.push((m, chunks));
     }
 
     fn envelope(&mut self, now: u64, from: usize, to: usize, amount: u128) -> Vec<u8> {
@@ -171,18 +222,10 @@ fn fingerprint(s: &mut Session) -> (String, u64, alloy_primitives::B256, Vec<u8>
 }
 
 fn restore(live: &Live, snapshot: usize, seed: u64) -> Session {
-    let (next, blob) = live.snapshots[snapshot].clone();
-    let mut s = session(ROOT, seed);
-    assert_eq!(
-        s.handle(Request::Restore {
-            policy: live.policy.clone(),
-            target: TARGET,
-            next_record: next,
-            snapshot: blob,
-        }),
-        Response::Ack
-    );
-    for rec in &live.records[next as usize..] {
+    let (m, chunks) = &live.snapshots[snapshot];
+    let (mut s, r) = restore_chunks(ROOT, seed, &live.policy, m, &indexed(chunks));
+    assert_eq!(r, Response::Ack);
+    for rec in &live.records[m.next_record as usize..] {
         assert_eq!(
             s.handle(Request::Replay {
                 record: rec.clone()
@@ -296,50 +339,23 @@ fn replay_from_any_snapshot_reproduces_the_enclave() {
 #[test]
 fn tampered_reordered_and_foreign_records_are_refused() {
     let live = workload();
-    let (next, blob) = live.snapshots[0].clone();
-    let start = |root: [u8; 32]| {
-        let mut s = session(root, 3);
-        let r = s.handle(Request::Restore {
-            policy: live.policy.clone(),
-            target: TARGET,
-            next_record: next,
-            snapshot: blob.clone(),
-        });
-        (s, r)
-    };
+    let (m, chunks) = live.snapshots[0].clone();
+    let good = indexed(&chunks);
+    let start = |root: [u8; 32]| restore_chunks(root, 3, &live.policy, &m, &good);
+    let refused_because = |r: &Response, what: &str| matches!(r, Response::Error(BoundaryError::Refused(why)) if why.contains(what));
     // Another root secret (another TEE, or a forged snapshot): refused.
     let (_, r) = start([8; 32]);
-    assert!(
-        matches!(r, Response::Error(BoundaryError::Refused(ref why)) if why.contains("root secret")),
-        "{r:?}"
-    );
+    assert!(refused_because(&r, "root secret"), "{r:?}");
     // Another policy: refused.
     let mut other = live.policy.clone();
     other.batch_size += 1;
-    let mut s = session(ROOT, 3);
-    let r = s.handle(Request::Restore {
-        policy: other,
-        target: TARGET,
-        next_record: next,
-        snapshot: blob.clone(),
-    });
-    assert!(
-        matches!(r, Response::Error(BoundaryError::Refused(_))),
-        "{r:?}"
-    );
+    let (_, r) = restore_chunks(ROOT, 3, &other, &m, &good);
+    assert!(refused_because(&r, "another policy"), "{r:?}");
     // A snapshot presented at another journal position: refused.
-    let mut s = session(ROOT, 3);
-    let r = s.handle(Request::Restore {
-        policy: live.policy.clone(),
-        target: TARGET,
-        next_record: next + 1,
-        snapshot: blob.clone(),
-    });
-    assert!(
-        matches!(r, Response::Error(BoundaryError::Refused(_))),
-        "{r:?}"
-    );
-
+    let mut moved = m.clone();
+    moved.next_record += 1;
+    let (_, r) = restore_chunks(ROOT, 3, &live.policy, &moved, &good);
+    assert!(refused_because(&r, "manifest"), "{r:?}");
     let (mut s, r) = start(ROOT);
     assert_eq!(r, Response::Ack);
     let before = fingerprint(&mut s);
@@ -399,7 +415,216 @@ fn a_non_durable_enclave_refuses_journaled_requests() {
         Response::Error(BoundaryError::Refused(_))
     ));
     assert!(matches!(
-        e.handle(Request::Snapshot),
+        e.handle(Request::Snapshot { chunk_bytes: CHUNK }),
         Response::Error(BoundaryError::Refused(_))
+    ));
+}
+
+#[test]
+fn chunked_snapshot_tampering_is_refused_at_the_boundary_and_nothing_runs() {
+    let mut live = workload();
+    let (m, chunks) = live.snapshots[1].clone();
+    assert!(m.chunks >= 8, "{} chunks", m.chunks);
+    let mut records = std::mem::take(&mut live.records);
+    let cut = journaled(
+        &mut live.s,
+        Request::CutBatch { now: T0 + 4_000 },
+        &mut records,
+    );
+    assert!(matches!(cut, Response::Batch(_)), "{cut:?}");
+    live.records = records;
+    // A second snapshot of the very same state (same journal position): other id, other seals.
+    let (m2, chunks2) = take_snapshot(&mut live.s, CHUNK);
+    assert_eq!(m2.next_record, live.records.len() as u64);
+    let good = indexed(&chunks);
+    let last = good.len() - 1;
+
+    let mut dropped = good.clone();
+    dropped.remove(3);
+    let mut relabelled = dropped.clone();
+    for (k, c) in relabelled.iter_mut().enumerate() {
+        c.0 = k as u32;
+    }
+    let mut reordered = good.clone();
+    reordered.swap(2, 5);
+    let mut reordered_blobs = good.clone();
+    let blob = reordered_blobs[2].1.clone();
+    reordered_blobs[2].1 = reordered_blobs[5].1.clone();
+    reordered_blobs[5].1 = blob;
+    let mut duplicated = good.clone();
+    duplicated.insert(4, good[3].clone());
+    let mut flipped = good.clone();
+    flipped[last].1[30] ^= 0x40;
+    let mut foreign = good.clone();
+    foreign[1].1 = chunks2[1].clone();
+    let mut foreign_tail = good.clone();
+    foreign_tail[last].1 = chunks2[last.min(chunks2.len() - 1)].clone();
+    let mut one_too_many = good.clone();
+    one_too_many.push((good.len() as u32, good[0].1.clone()));
+
+    let cases = [
+        ("dropped", &m, dropped),
+        ("dropped, indices relabelled", &m, relabelled),
+        ("reordered", &m, reordered),
+        ("reordered blobs, indices kept", &m, reordered_blobs),
+        ("duplicated", &m, duplicated),
+        ("flipped byte", &m, flipped),
+        ("chunk from another snapshot", &m, foreign),
+        ("last chunk from another snapshot", &m, foreign_tail),
+        (
+            "chunks of one snapshot, manifest of another",
+            &m2,
+            good.clone(),
+        ),
+    ];
+    for (what, manifest, set) in cases {
+        let (mut s, r) = restore_chunks(ROOT, 9, &live.policy, manifest, &set);
+        assert!(
+            matches!(r, Response::Error(BoundaryError::Refused(_))),
+            "{what}: {r:?}"
+        );
+        assert!(s.enclave().is_none(), "{what}: an enclave runs");
+        assert!(
+            matches!(
+                s.handle(Request::Status),
+                Response::Error(BoundaryError::Refused(_))
+            ),
+            "{what}"
+        );
+    }
+    // One too many: the enclave already runs after the last genuine chunk, the extra is refused.
+    let (s, r) = restore_chunks(ROOT, 9, &live.policy, &m, &one_too_many);
+    assert!(
+        matches!(r, Response::Error(BoundaryError::Refused(_))),
+        "{r:?}"
+    );
+    assert!(s.enclave().is_some());
+
+    // Wrong count in the manifest (either way): the manifest's seal fails.
+    for chunks in [m.chunks - 1, m.chunks + 1] {
+        let mut wrong = m.clone();
+        wrong.chunks = chunks;
+        let (s, r) = restore_chunks(ROOT, 9, &live.policy, &wrong, &good);
+        assert!(
+            matches!(&r, Response::Error(BoundaryError::Refused(why)) if why.contains("manifest")),
+            "{r:?}"
+        );
+        assert!(s.enclave().is_none());
+    }
+    // Truncated (the last chunk never comes): nothing runs, and the session says why.
+    let (mut s, r) = restore_chunks(ROOT, 9, &live.policy, &m, &good[..last]);
+    assert_eq!(
+        r,
+        Response::Restoring {
+            received: last as u32,
+            chunks: m.chunks
+        }
+    );
+    assert!(s.enclave().is_none());
+    assert!(
+        matches!(s.handle(Request::Status), Response::Error(BoundaryError::Refused(why)) if why.contains("restore incomplete")),
+    );
+    // A refused restore leaves the session usable: the genuine set then restores.
+    let (mut s, r) = restore_chunks(ROOT, 9, &live.policy, &m, &good[..2]);
+    assert!(matches!(r, Response::Restoring { .. }));
+    assert!(matches!(
+        s.handle(Request::RestoreChunk {
+            index: 2,
+            blob: chunks2[2].clone()
+        }),
+        Response::Error(BoundaryError::Refused(_))
+    ));
+    assert!(
+        matches!(
+            s.handle(Request::RestoreChunk {
+                index: 2,
+                blob: chunks[2].clone()
+            }),
+            Response::Error(BoundaryError::Refused(_))
+        ),
+        "the abandoned restore takes no more chunks"
+    );
+    let mut r = s.handle(Request::Restore {
+        policy: live.policy.clone(),
+        target: TARGET,
+        manifest: m.clone(),
+    });
+    for (index, blob) in good.clone() {
+        r = s.handle(Request::RestoreChunk { index, blob });
+    }
+    assert_eq!(r, Response::Ack);
+    // Both snapshots of the same state restore to it.
+    let (mut a, r) = restore_chunks(ROOT, 10, &live.policy, &m2, &indexed(&chunks2));
+    assert_eq!(r, Response::Ack);
+    assert_eq!(fingerprint(&mut a), fingerprint(&mut live.s));
+}
+
+#[test]
+fn snapshot_chunks_are_served_for_the_current_snapshot_only() {
+    let mut live = Live::new();
+    let m = match live.s.handle(Request::Snapshot { chunk_bytes: 64 }) {
+        Response::Snapshot(m) => *m,
+        r => panic!("{r:?}"),
+    };
+    assert!(m.chunks > 3);
+    let refused = |r: Response| matches!(r, Response::Error(BoundaryError::Refused(_)));
+    // Unknown id, index out of range.
+    assert!(refused(live.s.handle(Request::SnapshotChunk {
+        id: [0; 16],
+        index: 0
+    })));
+    assert!(refused(live.s.handle(Request::SnapshotChunk {
+        id: m.id,
+        index: m.chunks
+    })));
+    // Chunks can be fetched again until the last one is.
+    for index in [0, 1, 1, 0] {
+        assert!(matches!(
+            live.s.handle(Request::SnapshotChunk { id: m.id, index }),
+            Response::SnapshotChunk { .. }
+        ));
+    }
+    // A new snapshot replaces the one in transfer.
+    let m2 = match live.s.handle(Request::Snapshot { chunk_bytes: 64 }) {
+        Response::Snapshot(m) => *m,
+        r => panic!("{r:?}"),
+    };
+    assert!(refused(
+        live.s.handle(Request::SnapshotChunk { id: m.id, index: 0 })
+    ));
+    assert!(matches!(
+        live.s.handle(Request::SnapshotChunk {
+            id: m2.id,
+            index: m2.chunks - 1
+        }),
+        Response::SnapshotChunk { .. }
+    ));
+    // Fetching the last chunk releases them.
+    assert!(refused(live.s.handle(Request::SnapshotChunk {
+        id: m2.id,
+        index: 0
+    })));
+    // Neither snapshotting nor fetching can be journaled.
+    assert!(refused(live.s.handle(Request::Journaled(Box::new(
+        Request::Snapshot { chunk_bytes: 64 }
+    )))));
+    // A pending batch: refused.
+    let env = live.envelope(T0 + 10, 0, 1, 1);
+    let mut records = Vec::new();
+    let r = journaled(
+        &mut live.s,
+        Request::Chain(ChainEvent::Deposit {
+            account: live.users[0].1,
+            token: TOKEN,
+            amount: 10,
+        }),
+        &mut records,
+    );
+    assert_eq!(r, Response::Ack);
+    live.records = records;
+    let out = live.submit(env, T0 + 10);
+    assert_eq!(out.rejected, None);
+    assert!(refused(
+        live.s.handle(Request::Snapshot { chunk_bytes: 64 })
     ));
 }

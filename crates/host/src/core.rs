@@ -16,6 +16,7 @@ use sealbridge_enclave::{
     boundary::{
         BOUNDARY_VERSION, BoundaryError, ChainEvent, Description, EnclaveStatus, Request, Response,
     },
+    chunks::DEFAULT_CHUNK_BYTES,
 };
 use sealbridge_log::TileStore;
 use sealbridge_proto::EnvelopeId;
@@ -25,12 +26,31 @@ use crate::{
     HostError,
     link::EnclaveLink,
     metrics::Metrics,
-    store::{Commit, Store, StoredEnvelope},
+    store::{
+        Commit, SNAPSHOT_FORMAT_CHUNKED, SNAPSHOT_FORMAT_V1, Store, StoredEnvelope, StoredSnapshot,
+    },
     unix_now,
 };
 
 /// Most requests served in one group.
 pub const MAX_GROUP: usize = 512;
+/// Snapshot chunks are written to the database in transactions of at most this many bytes…
+const CHUNK_FLUSH_BYTES: usize = 32 * 1024 * 1024;
+/// …or this many chunks.
+const CHUNK_FLUSH_COUNT: usize = 64;
+
+/// What one stored snapshot took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Journal position it covers up to (exclusive).
+    pub next_record: u64,
+    /// Chunks.
+    pub chunks: u32,
+    /// Sealed bytes stored.
+    pub bytes: u64,
+    /// From the request to the committed manifest.
+    pub elapsed: Duration,
+}
 
 /// Reply to a submission: the receipt, and whether it was answered from storage.
 pub type SubmitReply = Result<(StoredEnvelope, bool), HostError>;
@@ -106,6 +126,7 @@ pub struct Core {
     last_cut: Instant,
     last_tick: Instant,
     records_since_snapshot: u64,
+    snapshot_chunk_bytes: u32,
 }
 
 impl std::fmt::Debug for Core {
@@ -161,7 +182,26 @@ impl Core {
             last_cut: Instant::now(),
             last_tick: Instant::now(),
             records_since_snapshot: 0,
+            snapshot_chunk_bytes: DEFAULT_CHUNK_BYTES,
         })
+    }
+
+    /// Largest snapshot chunk to ask the enclave for (default [`DEFAULT_CHUNK_BYTES`]; the
+    /// enclave clamps it to `1..=MAX_CHUNK_BYTES`). Tiny values are for tests.
+    pub fn set_snapshot_chunk_bytes(&mut self, bytes: u32) {
+        self.snapshot_chunk_bytes = bytes;
+    }
+
+    /// Open a new boundary session and shake hands.
+    fn open_session(&mut self) -> Result<(), HostError> {
+        self.link = None;
+        self.link = Some((self.factory)()?);
+        match self.call(Request::Hello {
+            version: BOUNDARY_VERSION,
+        })? {
+            Response::Hello { .. } => Ok(()),
+            r => Err(HostError::Enclave(format!("handshake refused: {r:?}"))),
+        }
     }
 
     fn call(&mut self, request: Request) -> Result<Response, HostError> {
@@ -181,53 +221,78 @@ impl Core {
     /// restore the snapshot and replay the journal; extend the tiles with what replay produced;
     /// check the tiles against the enclave's log. Returns the enclave's status.
     pub fn recover(&mut self) -> Result<EnclaveStatus, HostError> {
-        self.link = Some((self.factory)()?);
-        match self.call(Request::Hello {
-            version: BOUNDARY_VERSION,
-        })? {
-            Response::Hello { .. } => {}
-            r => return Err(HostError::Enclave(format!("handshake refused: {r:?}"))),
-        }
+        self.open_session()?;
         let started = Instant::now();
-        let replayed = match self.store.snapshot()? {
-            None => {
-                if self.tiles.size() > 0 {
-                    // Left over from a first boot that never stored its snapshot.
-                    std::fs::remove_dir_all(&self.tiles_dir)
-                        .map_err(|e| HostError::Storage(e.to_string()))?;
-                    self.tiles = TileStore::open(&self.tiles_dir)?;
-                }
-                self.expect_ack(Request::Boot {
-                    policy: self.policy.clone(),
-                    target: self.target,
-                    now: unix_now(),
-                })?;
-                self.drain_log_into_tiles()?;
-                self.snapshot()?;
-                0
+        let snapshots = self.store.snapshots()?;
+        let replayed = if snapshots.is_empty() {
+            if self.store.journal_len()? > 0 {
+                return Err(HostError::Inconsistent(
+                    "the journal holds records but no complete snapshot is stored; the \
+                     instance keys exist only in snapshots, so the state cannot be rebuilt"
+                        .into(),
+                ));
             }
-            Some((next, blob)) => {
-                self.expect_ack(Request::Restore {
-                    policy: self.policy.clone(),
-                    target: self.target,
-                    next_record: next,
-                    snapshot: blob,
-                })?;
-                let records = self.store.journal_from(next)?;
-                let n = records.len() as u64;
-                for (i, record) in records.into_iter().enumerate() {
-                    if record.index != next + i as u64 {
-                        return Err(HostError::Inconsistent(format!(
-                            "journal has a gap before record {}",
-                            record.index
-                        )));
+            if self.tiles.size() > 0 {
+                // Left over from a first boot that never stored its snapshot.
+                std::fs::remove_dir_all(&self.tiles_dir)
+                    .map_err(|e| HostError::Storage(e.to_string()))?;
+                self.tiles = TileStore::open(&self.tiles_dir)?;
+            }
+            self.expect_ack(Request::Boot {
+                policy: self.policy.clone(),
+                target: self.target,
+                now: unix_now(),
+            })?;
+            self.drain_log_into_tiles()?;
+            self.snapshot_now()?;
+            0
+        } else {
+            // Newest first; a snapshot the enclave refuses is passed over for the older one
+            // and a longer replay. Never a state the enclave did not seal.
+            let mut refusals = Vec::new();
+            let mut restored = None;
+            for (k, snap) in snapshots.iter().enumerate() {
+                if k > 0 {
+                    self.open_session()?;
+                }
+                match self.restore_snapshot(snap) {
+                    Ok(()) => {
+                        restored = Some(snap.manifest.next_record);
+                        break;
                     }
-                    self.expect_ack(Request::Replay { record })?;
+                    Err(HostError::Inconsistent(why)) => {
+                        let why = format!(
+                            "snapshot {} at record {}: {why}",
+                            hex::encode(snap.manifest.id),
+                            snap.manifest.next_record
+                        );
+                        tracing::warn!(refused = %why, "snapshot not restored, trying an older one");
+                        refusals.push(why);
+                    }
+                    Err(e) => return Err(e),
                 }
-                self.drain_log_into_tiles()?;
-                self.records_since_snapshot = n;
-                n
             }
+            let Some(next) = restored else {
+                return Err(HostError::Inconsistent(format!(
+                    "no stored snapshot could be restored ({}); the journal alone cannot \
+                     rebuild the instance keys",
+                    refusals.join("; ")
+                )));
+            };
+            let records = self.store.journal_from(next)?;
+            let n = records.len() as u64;
+            for (i, record) in records.into_iter().enumerate() {
+                if record.index != next + i as u64 {
+                    return Err(HostError::Inconsistent(format!(
+                        "journal has a gap before record {}",
+                        record.index
+                    )));
+                }
+                self.expect_ack(Request::Replay { record })?;
+            }
+            self.drain_log_into_tiles()?;
+            self.records_since_snapshot = n;
+            n
         };
         let status = self.status()?;
         if self.tiles.size() != status.log_size || self.tiles.root()?.0 != status.log_root.0 {
@@ -325,17 +390,115 @@ impl Core {
         }
     }
 
-    fn snapshot(&mut self) -> Result<(), HostError> {
-        match self.call(Request::Snapshot)? {
-            Response::Snapshot { next_record, blob } => {
-                self.store.put_snapshot(next_record, &blob)?;
-                self.records_since_snapshot = 0;
+    /// Hand one stored snapshot to the enclave. A refusal (or a chunk missing from storage) is
+    /// `HostError::Inconsistent`; transport failures are other errors.
+    fn restore_snapshot(&mut self, snap: &StoredSnapshot) -> Result<(), HostError> {
+        let m = &snap.manifest;
+        let chunk = |store: &Store, index: u32| {
+            store.snapshot_chunk(&m.id, index)?.ok_or_else(|| {
+                HostError::Inconsistent(format!("chunk {index} of {} is not stored", m.chunks))
+            })
+        };
+        match snap.format {
+            SNAPSHOT_FORMAT_V1 => {
+                let snapshot = chunk(&self.store, 0)?;
+                self.expect_ack(Request::RestoreV1 {
+                    policy: self.policy.clone(),
+                    target: self.target,
+                    next_record: m.next_record,
+                    snapshot,
+                })
+            }
+            SNAPSHOT_FORMAT_CHUNKED => {
+                let stored = self.store.snapshot_chunks_stored(&m.id)?;
+                if stored < m.chunks {
+                    return Err(HostError::Inconsistent(format!(
+                        "only {stored} of its {} chunks are stored",
+                        m.chunks
+                    )));
+                }
+                self.expect_restoring(Request::Restore {
+                    policy: self.policy.clone(),
+                    target: self.target,
+                    manifest: m.clone(),
+                })?;
+                for index in 0..m.chunks {
+                    let blob = chunk(&self.store, index)?;
+                    let r = Request::RestoreChunk { index, blob };
+                    if index + 1 < m.chunks {
+                        self.expect_restoring(r)?;
+                    } else {
+                        self.expect_ack(r)?;
+                    }
+                }
                 Ok(())
             }
-            // A batch is pending: try again after the next cut.
-            Response::Error(BoundaryError::Refused(_)) => Ok(()),
+            f => Err(HostError::Inconsistent(format!(
+                "unknown snapshot format {f}"
+            ))),
+        }
+    }
+
+    fn expect_restoring(&mut self, r: Request) -> Result<(), HostError> {
+        match self.call(r)? {
+            Response::Restoring { .. } => Ok(()),
+            Response::Error(BoundaryError::Refused(why)) => Err(HostError::Inconsistent(why)),
             r => Err(unexpected(&r)),
         }
+    }
+
+    /// Take a chunked snapshot now and store it: chunks in transactions of bounded size, then
+    /// the manifest in its own (only then does it count). `Ok(None)` when the enclave refuses
+    /// because a batch is pending (retry after the next cut).
+    pub fn snapshot_now(&mut self) -> Result<Option<SnapshotStats>, HostError> {
+        let started = Instant::now();
+        let manifest = match self.call(Request::Snapshot {
+            chunk_bytes: self.snapshot_chunk_bytes,
+        })? {
+            Response::Snapshot(m) => *m,
+            Response::Error(BoundaryError::Refused(_)) => return Ok(None),
+            r => return Err(unexpected(&r)),
+        };
+        let mut bytes = 0u64;
+        let mut pending: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut pending_bytes = 0usize;
+        for index in 0..manifest.chunks {
+            match self.call(Request::SnapshotChunk {
+                id: manifest.id,
+                index,
+            })? {
+                Response::SnapshotChunk { index: i, blob } if i == index => {
+                    bytes += blob.len() as u64;
+                    pending_bytes += blob.len();
+                    pending.push((index, blob));
+                }
+                r => return Err(unexpected(&r)),
+            }
+            if pending_bytes >= CHUNK_FLUSH_BYTES || pending.len() >= CHUNK_FLUSH_COUNT {
+                self.store.put_snapshot_chunks(&manifest.id, &pending)?;
+                pending.clear();
+                pending_bytes = 0;
+            }
+        }
+        if !pending.is_empty() {
+            self.store.put_snapshot_chunks(&manifest.id, &pending)?;
+        }
+        self.store.complete_snapshot(&manifest)?;
+        self.records_since_snapshot = 0;
+        let stats = SnapshotStats {
+            next_record: manifest.next_record,
+            chunks: manifest.chunks,
+            bytes,
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(
+            next_record = stats.next_record,
+            chunks = stats.chunks,
+            bytes = stats.bytes,
+            elapsed_ms = stats.elapsed.as_millis() as u64,
+            "snapshot stored"
+        );
+        Ok(Some(stats))
     }
 
     fn journaled(&mut self, req: Request, g: &mut Group) -> Result<Response, HostError> {
@@ -574,7 +737,7 @@ impl Core {
         }
         if g.cut {
             if self.records_since_snapshot >= self.cfg.snapshot_every
-                && let Err(e) = self.snapshot()
+                && let Err(e) = self.snapshot_now()
             {
                 // Not fatal: the journal still holds everything; retry after the next cut.
                 tracing::warn!(error = %e, "snapshot failed");

@@ -3,8 +3,9 @@
 //! | table | what | written |
 //! |---|---|---|
 //! | `meta` | node configuration (policy, deployment, cursors) as JSON | setup, deposit scans |
-//! | `snapshot` | the enclave's latest sealed snapshot and its journal position | after batch cuts |
-//! | `journal` | sealed journal records, by index | before any response is acted on |
+//! | `snapshots` | manifests of the enclave's complete sealed snapshots (the newest two) | after batch cuts |
+//! | `snapshot_chunks` | sealed snapshot chunks, by snapshot id and index | one transaction per chunk, before the manifest |
+//! | `journal` | sealed journal records from the older kept snapshot on, by index | before any response is acted on |
 //! | `envelopes` | receipt per envelope id (idempotent re-submission, `GET /v1/receipts`) | with its record |
 //! | `statements` | signed statements (public) and what the relayer saw of them | with their record |
 //! | `batch_members` | receipt log index → statement sequence | with the statement |
@@ -12,11 +13,26 @@
 //! Every submission's journal record, receipt and (if it closed a batch) statement are written
 //! in one transaction, and the transaction commits (`synchronous=FULL`) before the receipt is
 //! returned. Nothing here is secret: records and snapshots are sealed by the enclave.
+//!
+//! A snapshot counts only once its manifest row is committed, which happens in one transaction
+//! after every chunk is (a crash in between leaves orphan chunks, ignored and deleted later).
+//! The two newest complete snapshots are kept, with the journal from the older one on, so that a
+//! snapshot the enclave refuses can be passed over for the older one and a longer replay.
+//!
+//! Schema version (`PRAGMA user_version`): 0 = written before versioning (one `snapshot` row
+//! holding a boundary-version-1 single blob), 1 = chunked snapshots. Opening a version-0
+//! database migrates it in one transaction: the old blob becomes a format-1 snapshot with one
+//! chunk, restored with `Request::RestoreV1`.
 
 use std::path::Path;
 
+use alloy_primitives::B256;
 use rusqlite::{Connection, OptionalExtension, params};
-use sealbridge_enclave::{SignedStatement, persist::JournalRecord};
+use sealbridge_enclave::{
+    SignedStatement,
+    chunks::{SnapshotId, SnapshotManifest},
+    persist::JournalRecord,
+};
 
 use crate::HostError;
 
@@ -75,6 +91,24 @@ impl Commit {
     }
 }
 
+/// Current schema version (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+/// Complete snapshots kept (the journal is kept from the oldest of them on).
+pub const KEEP_SNAPSHOTS: usize = 2;
+/// Snapshot format: one blob of boundary version 1 (migrated from a version-0 database).
+pub const SNAPSHOT_FORMAT_V1: u8 = 1;
+/// Snapshot format: chunked (boundary version 2, `sealbridge_enclave::chunks`).
+pub const SNAPSHOT_FORMAT_CHUNKED: u8 = 2;
+
+/// A complete stored snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// [`SNAPSHOT_FORMAT_V1`] or [`SNAPSHOT_FORMAT_CHUNKED`].
+    pub format: u8,
+    /// Its manifest (for format 1: zero id, instance and commitment, one chunk, no seal).
+    pub manifest: SnapshotManifest,
+}
+
 /// A connection to the node database.
 #[derive(Debug)]
 pub struct Store {
@@ -98,8 +132,6 @@ impl Store {
             .map_err(db)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
-                 next_record INTEGER NOT NULL, blob BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS journal (idx INTEGER PRIMARY KEY, blob BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS envelopes (id BLOB PRIMARY KEY, sequence INTEGER NOT NULL,
                  accepted INTEGER NOT NULL, reason TEXT, receipt BLOB NOT NULL, trace TEXT NOT NULL);
@@ -111,7 +143,63 @@ impl Store {
              CREATE INDEX IF NOT EXISTS members_by_statement ON batch_members (statement_seq);",
         )
         .map_err(db)?;
-        Ok(Self { conn })
+        let mut store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Bring the schema to [`SCHEMA_VERSION`] (see the module docs), in one transaction.
+    fn migrate(&mut self) -> Result<(), HostError> {
+        // IMMEDIATE: take the write lock first, so that two connections opening an old
+        // database at once migrate it once (the second waits, then sees the new version).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)?;
+        if version > SCHEMA_VERSION {
+            return Err(HostError::Storage(format!(
+                "database schema version {version} is newer than this node understands \
+                 ({SCHEMA_VERSION})"
+            )));
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS snapshots (ord INTEGER PRIMARY KEY AUTOINCREMENT,
+                 id BLOB NOT NULL UNIQUE, format INTEGER NOT NULL, next_record INTEGER NOT NULL,
+                 chunks INTEGER NOT NULL, instance BLOB NOT NULL, commitment BLOB NOT NULL,
+                 seal BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS snapshot_chunks (snapshot BLOB NOT NULL,
+                 idx INTEGER NOT NULL, blob BLOB NOT NULL, PRIMARY KEY (snapshot, idx));",
+        )
+        .map_err(db)?;
+        let legacy: bool = tx
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'snapshot'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db)?
+            > 0;
+        if legacy {
+            // Version 0: one boundary-version-1 blob becomes a one-chunk format-1 snapshot.
+            tx.execute_batch(
+                "INSERT INTO snapshots (id, format, next_record, chunks, instance, commitment, seal)
+                     SELECT zeroblob(16), 1, next_record, 1, zeroblob(32), zeroblob(32), x''
+                     FROM snapshot WHERE id = 1;
+                 INSERT INTO snapshot_chunks (snapshot, idx, blob)
+                     SELECT zeroblob(16), 0, blob FROM snapshot WHERE id = 1;
+                 DROP TABLE snapshot;",
+            )
+            .map_err(db)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(db)?;
+        tx.commit().map_err(db)
     }
 
     /// A meta value.
@@ -138,29 +226,146 @@ impl Store {
         Ok(())
     }
 
-    /// The latest snapshot: (next record, sealed blob).
-    pub fn snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, HostError> {
+    /// Complete snapshots, newest first.
+    pub fn snapshots(&self) -> Result<Vec<StoredSnapshot>, HostError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, format, next_record, chunks, instance, commitment, seal
+                 FROM snapshots ORDER BY ord DESC",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                    r.get::<_, Vec<u8>>(6)?,
+                ))
+            })
+            .map_err(db)?;
+        let bad = || HostError::Storage("malformed snapshots row".into());
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, format, next, chunks, instance, commitment, seal) = row.map_err(db)?;
+            out.push(StoredSnapshot {
+                format: u8::try_from(format).map_err(|_| bad())?,
+                manifest: SnapshotManifest {
+                    id: SnapshotId::try_from(id.as_slice()).map_err(|_| bad())?,
+                    instance: B256::try_from(instance.as_slice()).map_err(|_| bad())?,
+                    next_record: u64::try_from(next).map_err(|_| bad())?,
+                    chunks: u32::try_from(chunks).map_err(|_| bad())?,
+                    commitment: B256::try_from(commitment.as_slice()).map_err(|_| bad())?,
+                    seal,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// One stored chunk of snapshot `id`.
+    pub fn snapshot_chunk(
+        &self,
+        id: &SnapshotId,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, HostError> {
         self.conn
             .query_row(
-                "SELECT next_record, blob FROM snapshot WHERE id = 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+                "SELECT blob FROM snapshot_chunks WHERE snapshot = ?1 AND idx = ?2",
+                params![id.as_slice(), i64::from(index)],
+                |r| r.get(0),
             )
             .optional()
             .map_err(db)
     }
 
-    /// Replace the snapshot; journal records it covers are deleted in the same transaction.
-    pub fn put_snapshot(&mut self, next_record: u64, blob: &[u8]) -> Result<(), HostError> {
+    /// Number of chunks stored for snapshot `id` (complete or not).
+    pub fn snapshot_chunks_stored(&self, id: &SnapshotId) -> Result<u32, HostError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM snapshot_chunks WHERE snapshot = ?1",
+                [id.as_slice()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .map_err(db)
+    }
+
+    /// Store chunks of a snapshot being written, in one transaction. They do not count until
+    /// [`Store::complete_snapshot`].
+    pub fn put_snapshot_chunks(
+        &mut self,
+        id: &SnapshotId,
+        chunks: &[(u32, Vec<u8>)],
+    ) -> Result<(), HostError> {
         let tx = self.conn.transaction().map_err(db)?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO snapshot_chunks (snapshot, idx, blob) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(db)?;
+            for (index, blob) in chunks {
+                ins.execute(params![id.as_slice(), i64::from(*index), blob])
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// Make a chunked snapshot count, in one transaction: check that every chunk is stored,
+    /// record its manifest, keep only the newest [`KEEP_SNAPSHOTS`], delete orphan chunks and
+    /// the journal records no kept snapshot needs.
+    pub fn complete_snapshot(&mut self, m: &SnapshotManifest) -> Result<(), HostError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        let stored: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM snapshot_chunks WHERE snapshot = ?1 AND idx < ?2",
+                params![m.id.as_slice(), i64::from(m.chunks)],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if stored != i64::from(m.chunks) {
+            return Err(HostError::Storage(format!(
+                "snapshot {} has {stored} of its {} chunks stored",
+                hex::encode(m.id),
+                m.chunks
+            )));
+        }
         tx.execute(
-            "INSERT INTO snapshot (id, next_record, blob) VALUES (1, ?1, ?2)
-             ON CONFLICT(id) DO UPDATE SET next_record = excluded.next_record, blob = excluded.blob",
-            params![next_record as i64, blob],
+            "INSERT INTO snapshots (id, format, next_record, chunks, instance, commitment, seal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                m.id.as_slice(),
+                i64::from(SNAPSHOT_FORMAT_CHUNKED),
+                m.next_record as i64,
+                i64::from(m.chunks),
+                m.instance.as_slice(),
+                m.commitment.as_slice(),
+                m.seal
+            ],
         )
         .map_err(db)?;
-        tx.execute("DELETE FROM journal WHERE idx < ?1", [next_record as i64])
-            .map_err(db)?;
+        tx.execute(
+            "DELETE FROM snapshots WHERE ord NOT IN
+                 (SELECT ord FROM snapshots ORDER BY ord DESC LIMIT ?1)",
+            [KEEP_SNAPSHOTS as i64],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "DELETE FROM snapshot_chunks WHERE snapshot NOT IN (SELECT id FROM snapshots)",
+            [],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "DELETE FROM journal WHERE idx < (SELECT MIN(next_record) FROM snapshots)",
+            [],
+        )
+        .map_err(db)?;
         tx.commit().map_err(db)
     }
 

@@ -9,11 +9,12 @@ use sealbridge_seal::{
     keys::Ed25519SigningKey,
 };
 
-use super::{Enclave, Journal, SEAL_PURPOSE_INPUT, SettlementTarget};
+use super::{Enclave, Journal, OutgoingSnapshot, SEAL_PURPOSE_INPUT, SettlementTarget};
 use crate::{
     EnclavePolicy, Error, InstanceKeys,
     boundary::{BoundaryError, ChainEvent},
     checkpoint,
+    chunks::{self, ChunkReader, SnapshotId, SnapshotManifest},
     epochs::EpochKeys,
     persist::{
         self, JournalRecord, SEAL_PURPOSE_JOURNAL, SEAL_PURPOSE_SNAPSHOT, SNAPSHOT_VERSION,
@@ -31,6 +32,7 @@ impl Journal {
             snapshot_key: SealingKey::derive(root, SEAL_PURPOSE_SNAPSHOT),
             next,
             steps: Vec::new(),
+            outgoing: None,
         }
     }
 }
@@ -62,9 +64,9 @@ impl<P: Program> Enclave<P> {
         self.journal.as_ref().map(|j| j.next)
     }
 
-    /// A sealed snapshot of the whole state, valid from journal record `next_record` on.
+    /// The plaintext of a snapshot of the whole state, valid from journal record `next` on.
     /// Refused while a batch is pending (the program's snapshot covers settled state only).
-    pub(super) fn snapshot(&mut self) -> Result<(u64, Vec<u8>), BoundaryError> {
+    fn snapshot_plain(&self) -> Result<(u64, zeroize::Zeroizing<Vec<u8>>), BoundaryError> {
         let refuse = |why: &str| BoundaryError::Refused(why.to_string());
         let Some(j) = self.journal.as_ref() else {
             return Err(refuse("this enclave was not booted durable"));
@@ -92,31 +94,119 @@ impl<P: Program> Enclave<P> {
         };
         secp.fill(0);
         let plain = persist::to_cbor(&snap).ok_or(BoundaryError::Internal)?;
-        let next = j.next;
-        let blob = j
-            .snapshot_key
-            .seal(&persist::snapshot_aad(next), &plain, &mut self.rng);
-        Ok((next, blob))
+        Ok((j.next, plain))
     }
 
-    /// Restore a durable enclave from a sealed snapshot taken at journal position
-    /// `next_record`. The policy and settlement target must be the ones it was taken under.
+    /// Seal a snapshot as chunks of at most `chunk_bytes` and keep them for
+    /// [`Enclave::snapshot_chunk`]; returns the manifest.
+    pub(super) fn snapshot(&mut self, chunk_bytes: u32) -> Result<SnapshotManifest, BoundaryError> {
+        let (next, plain) = self.snapshot_plain()?;
+        let instance = alloy_primitives::B256::from(*self.instance.as_bytes());
+        let Some(j) = self.journal.as_mut() else {
+            return Err(BoundaryError::Internal);
+        };
+        j.outgoing = None;
+        let (manifest, chunks) = chunks::seal(
+            &j.snapshot_key,
+            instance,
+            next,
+            &plain,
+            chunk_bytes,
+            &mut self.rng,
+        )
+        .map_err(|_| BoundaryError::Internal)?;
+        j.outgoing = Some(OutgoingSnapshot {
+            id: manifest.id,
+            chunks,
+        });
+        Ok(manifest)
+    }
+
+    /// Chunk `index` of the snapshot `id` last sealed. The chunks are released once the last
+    /// one has been fetched.
+    pub(super) fn snapshot_chunk(
+        &mut self,
+        id: &SnapshotId,
+        index: u32,
+    ) -> Result<Vec<u8>, BoundaryError> {
+        let refuse = |why: &str| BoundaryError::Refused(why.to_string());
+        let j = self
+            .journal
+            .as_mut()
+            .ok_or_else(|| refuse("this enclave was not booted durable"))?;
+        let out = j
+            .outgoing
+            .as_mut()
+            .filter(|o| &o.id == id)
+            .ok_or_else(|| refuse("no such snapshot is being transferred"))?;
+        let i = usize::try_from(index).map_err(|_| refuse("no such chunk"))?;
+        let blob = out
+            .chunks
+            .get(i)
+            .cloned()
+            .ok_or_else(|| refuse("no such chunk"))?;
+        if i + 1 == out.chunks.len() {
+            j.outgoing = None;
+        }
+        Ok(blob)
+    }
+
+    /// Restore a durable enclave from a single-blob snapshot (boundary version 1) taken at
+    /// journal position `next_record`. The policy and settlement target must be the ones it
+    /// was taken under.
     pub fn restore(
         policy: EnclavePolicy,
-        mut program: P,
+        program: P,
         target: SettlementTarget,
         rng: Box<dyn CryptoRngCore + Send>,
         root: &RootSecret,
         next_record: u64,
         blob: &[u8],
     ) -> Result<Self, Error> {
-        let journal = Journal::new(root, next_record);
-        let plain = journal
-            .snapshot_key
+        let key = SealingKey::derive(root, SEAL_PURPOSE_SNAPSHOT);
+        let plain = key
             .open(&persist::snapshot_aad(next_record), blob)
             .map_err(|_| Error::Replay("snapshot does not open under this root secret"))?;
+        Self::from_plain(policy, program, target, rng, root, next_record, &plain)
+    }
+
+    /// Restore a durable enclave from a chunked snapshot whose every chunk `reader` accepted.
+    pub fn restore_chunked(
+        policy: EnclavePolicy,
+        program: P,
+        target: SettlementTarget,
+        rng: Box<dyn CryptoRngCore + Send>,
+        root: &RootSecret,
+        reader: ChunkReader,
+    ) -> Result<Self, Error> {
+        let (manifest, plain) = reader.finish()?;
+        let enclave = Self::from_plain(
+            policy,
+            program,
+            target,
+            rng,
+            root,
+            manifest.next_record,
+            &plain,
+        )?;
+        if enclave.instance.as_bytes() != &manifest.instance.0 {
+            return Err(Error::Replay("snapshot names another enclave instance"));
+        }
+        Ok(enclave)
+    }
+
+    fn from_plain(
+        policy: EnclavePolicy,
+        mut program: P,
+        target: SettlementTarget,
+        rng: Box<dyn CryptoRngCore + Send>,
+        root: &RootSecret,
+        next_record: u64,
+        plain: &[u8],
+    ) -> Result<Self, Error> {
+        let journal = Journal::new(root, next_record);
         let snap: Snapshot =
-            persist::from_cbor(&plain).ok_or(Error::Replay("snapshot does not decode"))?;
+            persist::from_cbor(plain).ok_or(Error::Replay("snapshot does not decode"))?;
         if snap.version != SNAPSHOT_VERSION || snap.next_record != next_record {
             return Err(Error::Replay("snapshot version or position mismatch"));
         }
@@ -256,5 +346,82 @@ impl<P: Program> Enclave<P> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::Address;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use sealbridge_programs::netting::{Netting, NettingConfig};
+
+    const ROOT: [u8; 32] = [6; 32];
+    const TARGET: SettlementTarget = SettlementTarget {
+        chain_id: 1,
+        settlement: Address::repeat_byte(0x5e),
+    };
+
+    fn policy() -> EnclavePolicy {
+        EnclavePolicy::new(
+            NettingConfig {
+                participants: vec![],
+                tokens: vec![Address::repeat_byte(0xee)],
+            },
+            4,
+        )
+    }
+
+    /// Boundary version 1's snapshot: one blob, AAD = context ‖ next record. Databases written
+    /// by an older node hold these; `RestoreV1` must still read them.
+    #[test]
+    fn a_version_1_single_blob_snapshot_still_restores() {
+        let root = RootSecret::from_bytes(ROOT);
+        let rng = || Box::new(ChaCha20Rng::seed_from_u64(3)) as Box<dyn CryptoRngCore + Send>;
+        let mut e = Enclave::boot_durable(
+            policy(),
+            Netting::new(&policy().netting),
+            TARGET,
+            rng(),
+            1_700_000_000,
+            &root,
+        )
+        .unwrap();
+        e.program
+            .credit_deposit(Address::repeat_byte(1), Address::repeat_byte(0xee), 5);
+        let (next, plain) = e.snapshot_plain().unwrap();
+        let key = SealingKey::derive(&root, SEAL_PURPOSE_SNAPSHOT);
+        let blob = key.seal(&persist::snapshot_aad(next), &plain, &mut rng());
+        let back = Enclave::restore(
+            policy(),
+            Netting::new(&policy().netting),
+            TARGET,
+            rng(),
+            &root,
+            next,
+            &blob,
+        )
+        .unwrap();
+        assert_eq!(back.checkpoint().unwrap(), e.checkpoint().unwrap());
+        assert_eq!(back.instance, e.instance);
+        assert_eq!(back.program.encode_state(), e.program.encode_state());
+        // At another position, or tampered: refused.
+        let other = |n: u64, b: &[u8]| {
+            Enclave::restore(
+                policy(),
+                Netting::new(&policy().netting),
+                TARGET,
+                rng(),
+                &root,
+                n,
+                b,
+            )
+            .is_err()
+        };
+        assert!(other(next + 1, &blob));
+        let mut bad = blob.clone();
+        bad[40] ^= 1;
+        assert!(other(next, &bad));
     }
 }
