@@ -1,0 +1,381 @@
+//! `503 Service Unavailable` with `Retry-After` (RFC 9110 §10.2.3), in process on loopback with
+//! the embedded chain: the exact header value when the enclave is unreachable and when the
+//! settlement queue is full (`max_pending_statements`), and that a refused envelope changed
+//! nothing — it was not counted, not logged, and is accepted afresh (not as a re-submission)
+//! once the node can take it.
+
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_sol_types::SolEvent;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use sealbridge_attest::Policy;
+use sealbridge_chain::{Chain, ChainError, LogEntry, TxReceipt, bindings::Settlement};
+use sealbridge_enclave::session::Session;
+use sealbridge_host::{
+    EnclaveMode, Node, NodeConfig,
+    client::{Attested, NodeClient},
+    dev::{DevChain, WallClockChain, participants},
+    gateway::{RETRY_AFTER_ENCLAVE_DOWN, RETRY_AFTER_QUEUE_FULL},
+    link::{serve_connection, simulated_root_secret},
+    node::SharedChain,
+    unix_now,
+};
+use sealbridge_programs::netting::Obligation;
+use sealbridge_seal::at_rest::RootSecret;
+use serde_json::Value;
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// POST an envelope; (status, Retry-After header, JSON body).
+fn post(base: &str, envelope: &[u8]) -> (u16, Option<String>, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(&format!("{base}/v1/envelopes"))
+        .header("content-type", "application/cose")
+        .send(envelope)
+        .unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = r.body_mut().read_to_string().unwrap();
+    (
+        r.status().as_u16(),
+        retry,
+        serde_json::from_str(&body).unwrap(),
+    )
+}
+
+fn config(dir: &Path) -> NodeConfig {
+    let mut cfg = NodeConfig::new(dir.to_path_buf(), "127.0.0.1:0".parse().unwrap());
+    cfg.participants = 4;
+    cfg.batch_size = 1;
+    cfg.batch_interval = Duration::from_millis(50);
+    cfg.poll = Duration::from_millis(25);
+    cfg
+}
+
+fn envelope(a: &Attested, rng: &mut ChaCha20Rng, token: Address, i: u32) -> Vec<u8> {
+    let ps = participants(4);
+    let ob = Obligation {
+        to: ps[((i + 1) % 4) as usize].account,
+        token,
+        amount: u128::from(i) + 1,
+    };
+    a.seal(
+        &ps[(i % 4) as usize].key,
+        &ob.encode(),
+        unix_now(),
+        600,
+        rng,
+    )
+    .unwrap()
+}
+
+/// `(statements, inputs)` settled on chain, from `StatementSettled` events.
+fn settled_on_chain(chain: &impl Chain, settlement: Address) -> (Vec<u64>, u64) {
+    let head = chain.block_number().unwrap();
+    let mut seqs = Vec::new();
+    let mut inputs = 0;
+    for l in chain.logs(settlement, 0, head).unwrap() {
+        if let Ok(ev) = Settlement::StatementSettled::decode_log(&l.inner) {
+            seqs.push(ev.data.sequence);
+            inputs += u64::from(ev.data.inputCount);
+        }
+    }
+    (seqs, inputs)
+}
+
+// ---------------------------------------------------------------- enclave unreachable
+
+/// An enclave process stand-in on a Unix socket that the test can take away and bring back
+/// (the same root secret, so the node restores it from its snapshot and journal).
+struct KillableEnclave {
+    down: Arc<AtomicBool>,
+    conn: Arc<Mutex<Option<UnixStream>>>,
+}
+
+impl KillableEnclave {
+    fn start(path: &Path, root: [u8; 32]) -> Self {
+        let listener = UnixListener::bind(path).unwrap();
+        let down = Arc::new(AtomicBool::new(false));
+        let conn: Arc<Mutex<Option<UnixStream>>> = Arc::new(Mutex::new(None));
+        let (d, c) = (down.clone(), conn.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                if d.load(Relaxed) {
+                    continue; // dropped: the connection closes at once
+                }
+                *c.lock().unwrap() = stream.try_clone().ok();
+                let mut session = Session::new(
+                    RootSecret::from_bytes(root),
+                    Box::new(|| Box::new(rand_core::OsRng)),
+                );
+                serve_connection(&mut stream, &mut session);
+            }
+        });
+        Self { down, conn }
+    }
+
+    /// The enclave is gone: its connection is cut and new ones are closed at once.
+    fn kill(&self) {
+        self.down.store(true, Relaxed);
+        if let Some(c) = self.conn.lock().unwrap().take() {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn revive(&self) {
+        self.down.store(false, Relaxed);
+    }
+}
+
+#[test]
+fn enclave_unreachable_is_503_retry_after_2_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, root) = simulated_root_secret(dir.path()).unwrap();
+    let socket = dir.path().join("enclave.sock");
+    let enclave = KillableEnclave::start(&socket, root);
+    let mut cfg = config(dir.path());
+    cfg.enclave = EnclaveMode::Unix(socket);
+    let chain = SharedChain::new(WallClockChain::new());
+    let node = Node::start(cfg, chain.clone()).unwrap();
+    let base = format!("http://{}", node.addr);
+    let c = NodeClient::new(&base);
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let a = c
+        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+        .unwrap();
+    let token = node.setup.token;
+
+    let first = envelope(&a, &mut rng, token, 0);
+    assert_eq!(post(&base, &first).0, 200);
+    wait_until("the first input settled", 30, || {
+        c.status().is_ok_and(|s| s["settled_inputs"] == 1)
+    });
+    let before = c.status().unwrap();
+
+    // The enclave goes away. The first envelope after it either finds the link broken (the core
+    // answers enclave_down) or the gateway already knows (enclave_down before the core): both
+    // are 503 with the same Retry-After.
+    enclave.kill();
+    let refused = envelope(&a, &mut rng, token, 1);
+    for _ in 0..3 {
+        let (code, retry, v) = post(&base, &refused);
+        assert_eq!(code, 503, "{v}");
+        assert_eq!(v["error"], "enclave_down", "{v}");
+        assert_eq!(
+            retry.as_deref(),
+            Some("2"),
+            "Retry-After while the enclave is down"
+        );
+        assert_eq!(RETRY_AFTER_ENCLAVE_DOWN, 2);
+    }
+    let (code, v) = c.get_json("/healthz").unwrap();
+    assert_eq!((code, &v["status"]), (503, &Value::from("down")), "{v}");
+    let (code, _) = c.get_json("/readyz").unwrap();
+    assert_eq!(code, 503);
+
+    // Nothing changed: counts, sequences and the log are as before.
+    let during = c.status().unwrap();
+    for k in [
+        "accepted",
+        "rejected",
+        "settled_inputs",
+        "last_signed_sequence",
+        "last_settled_sequence",
+    ] {
+        assert_eq!(during[k], before[k], "{k} changed while refusing");
+    }
+
+    // The enclave comes back; the node restores it. The refused envelope was never stored: it
+    // is accepted now as a new input (not answered as a re-submission), and the log grew by
+    // exactly its receipt.
+    enclave.revive();
+    wait_until("the enclave back", 60, || {
+        c.get_json("/readyz").is_ok_and(|(code, _)| code == 200)
+    });
+    let after_restore = c.status().unwrap();
+    assert_eq!(after_restore["log_size"], before["log_size"]);
+    assert_eq!(after_restore["accepted"], before["accepted"]);
+    let (code, retry, v) = post(&base, &refused);
+    assert_eq!((code, retry), (200, None), "{v}");
+    assert_eq!(v["resubmitted"], false, "{v}");
+    wait_until("both settled", 30, || {
+        c.status()
+            .is_ok_and(|s| s["settled_inputs"] == 2 && s["pending_inputs"] == 0)
+    });
+    let (seqs, inputs) = settled_on_chain(&chain, node.setup.settlement);
+    assert_eq!(inputs, 2, "each accepted input settled exactly once");
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    drop(node);
+}
+
+// ---------------------------------------------------------------- settlement queue full
+
+/// The embedded chain behind a switch: while `down`, every request fails like an unreachable
+/// endpoint.
+#[derive(Clone)]
+struct Switched {
+    inner: SharedChain<WallClockChain>,
+    down: Arc<AtomicBool>,
+}
+
+impl Switched {
+    fn up(&self) -> Result<(), ChainError> {
+        if self.down.load(Relaxed) {
+            Err(ChainError::Transport(
+                "connection refused (test switch)".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Chain for Switched {
+    fn chain_id(&self) -> Result<u64, ChainError> {
+        self.up()?;
+        self.inner.chain_id()
+    }
+    fn block_number(&self) -> Result<u64, ChainError> {
+        self.up()?;
+        self.inner.block_number()
+    }
+    fn block_timestamp(&self) -> Result<u64, ChainError> {
+        self.up()?;
+        self.inner.block_timestamp()
+    }
+    fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+        self.up()?;
+        self.inner.block_hash(number)
+    }
+    fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError> {
+        self.up()?;
+        self.inner.deploy(from, init_code)
+    }
+    fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<TxReceipt, ChainError> {
+        self.up()?;
+        self.inner.send(from, to, data)
+    }
+    fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
+        self.up()?;
+        self.inner.call(from, to, data)
+    }
+    fn logs(&self, address: Address, from: u64, to: u64) -> Result<Vec<LogEntry>, ChainError> {
+        self.up()?;
+        self.inner.logs(address, from, to)
+    }
+    fn balance(&self, address: Address) -> Result<U256, ChainError> {
+        self.up()?;
+        self.inner.balance(address)
+    }
+    fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError> {
+        self.up()?;
+        self.inner.receipt(tx_hash)
+    }
+}
+
+impl DevChain for Switched {
+    fn fund_and_unlock(&mut self, account: Address) -> Result<(), ChainError> {
+        self.up()?;
+        self.inner.fund_and_unlock(account)
+    }
+    fn admin(&self) -> Result<Address, ChainError> {
+        self.up()?;
+        self.inner.admin()
+    }
+}
+
+#[test]
+fn settlement_queue_full_is_503_retry_after_5_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.max_pending_statements = 2;
+    let chain = Switched {
+        inner: SharedChain::new(WallClockChain::new()),
+        down: Arc::new(AtomicBool::new(false)),
+    };
+    let node = Node::start(cfg, chain.clone()).unwrap();
+    let base = format!("http://{}", node.addr);
+    let c = NodeClient::new(&base);
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let a = c
+        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+        .unwrap();
+    let token = node.setup.token;
+
+    // The chain becomes unreachable: statements pile up (batch size 1: one per input). The
+    // queue bound refuses once more than 2 wait.
+    chain.down.store(true, Relaxed);
+    wait_until("degraded", 30, || {
+        c.get_json("/healthz")
+            .is_ok_and(|(_, v)| v["status"] == "degraded")
+    });
+    let mut accepted = Vec::new();
+    for i in 0..3 {
+        let env = envelope(&a, &mut rng, token, i);
+        let (code, retry, v) = post(&base, &env);
+        assert_eq!((code, retry), (200, None), "{v}");
+        accepted.push(env);
+    }
+    wait_until("three statements signed", 30, || {
+        c.status().is_ok_and(|s| s["last_signed_sequence"] == 3)
+    });
+    let before = c.status().unwrap();
+    assert_eq!(before["last_settled_sequence"], 0, "{before}");
+    let refused = envelope(&a, &mut rng, token, 3);
+    let (code, retry, v) = post(&base, &refused);
+    assert_eq!(code, 503, "{v}");
+    assert_eq!(v["error"], "queue_full", "{v}");
+    assert_eq!(
+        retry.as_deref(),
+        Some("5"),
+        "Retry-After while the queue is full"
+    );
+    assert_eq!(RETRY_AFTER_QUEUE_FULL, 5);
+    let (code, v) = c.get_json("/readyz").unwrap();
+    assert_eq!(code, 503, "{v}");
+    let after = c.status().unwrap();
+    for k in ["accepted", "rejected", "last_signed_sequence", "log_size"] {
+        assert_eq!(after[k], before[k], "{k} changed while refusing");
+    }
+
+    // The chain returns: the queue drains, the refused envelope is accepted as new.
+    chain.down.store(false, Relaxed);
+    wait_until("the queue drained", 60, || {
+        c.status().is_ok_and(|s| s["settled_inputs"] == 3)
+    });
+    let (code, retry, v) = post(&base, &refused);
+    assert_eq!((code, retry), (200, None), "{v}");
+    assert_eq!(v["resubmitted"], false, "{v}");
+    for env in &accepted {
+        let (code, _, v) = post(&base, env);
+        assert_eq!((code, &v["resubmitted"]), (200, &Value::from(true)), "{v}");
+    }
+    wait_until("all four settled", 60, || {
+        c.status().is_ok_and(|s| {
+            s["settled_inputs"] == 4 && s["pending_inputs"] == 0 && s["health"] == "healthy"
+        })
+    });
+    let (seqs, inputs) = settled_on_chain(&chain.inner, node.setup.settlement);
+    assert_eq!(inputs, 4, "each accepted input settled exactly once");
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    drop(node);
+}
