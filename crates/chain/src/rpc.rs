@@ -1,17 +1,25 @@
 //! [`Chain`] over Ethereum JSON-RPC (anvil, geth, reth, L2s), synchronous, hand-rolled on
 //! `ureq` + `serde_json`.
 //!
-//! Transactions are sent with `eth_sendTransaction` from accounts the node holds unlocked
-//! (anvil's prefunded development accounts, or accounts unlocked with
-//! `anvil_impersonateAccount`): the node assigns nonces and prices gas. Every transaction carries
-//! an explicit gas limit ([`TX_GAS`]) so a reverting one is mined (status 0) like on the
-//! embedded chain instead of failing estimation. [`TxReceipt::output`] is recovered by
-//! replaying the call with `eth_call` at the parent block, exact when the transaction is the
-//! first of its block (anvil's automine mines one per block).
+//! Two ways to send a transaction, chosen by sender:
+//! - **Locally signed** ([`RpcChain::add_local_key`]): an EIP-1559 transaction built, signed and
+//!   sent with `eth_sendRawTransaction`; this chain assigns nonces, prices gas and replaces stuck
+//!   transactions (see [`SignerConfig`] and [`crate::tx`]). Works with any endpoint.
+//!   A transaction whose gas estimation reverts is **not sent**: `send`/`deploy` return
+//!   [`ChainError::Reverted`] with the revert data (no gas is spent on a known failure). One
+//!   that passes estimation and still reverts when mined is a receipt with `success == false`.
+//! - **Endpoint-signed**: `eth_sendTransaction` from accounts the node holds unlocked (anvil's
+//!   prefunded development accounts, or accounts unlocked with `anvil_impersonateAccount`): the
+//!   node assigns nonces and prices gas. Every such transaction carries an explicit gas limit
+//!   ([`TX_GAS`]) so a reverting one is mined (status 0) like on the embedded chain instead of
+//!   failing estimation.
 //!
-//! Local signing of raw transactions (for endpoints without unlocked accounts) is not
-//! implemented; see docs/NODE.md.
+//! [`TxReceipt::output`] is recovered by replaying the call with `eth_call` at the parent block,
+//! exact when the transaction is the first of its block (anvil's automine mines one per block).
 
+mod local;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,16 +28,22 @@ use serde_json::{Value, json};
 
 use crate::chain::{Chain, ChainError, LogEntry, TxReceipt};
 
+pub use local::{Fees, GWEI, MAX_TX_GAS, MIN_FEE_BUMP_PERMILLE, SignerConfig};
+
 /// Gas limit of every transaction (below the EIP-7825 cap and anvil's 30M block limit).
 pub const TX_GAS: u64 = 15_000_000;
 
-/// A JSON-RPC endpoint.
+/// A JSON-RPC endpoint, and the keys it signs transactions with locally.
 #[derive(Debug)]
 pub struct RpcChain {
     url: String,
     agent: ureq::Agent,
     next_id: AtomicU64,
-    receipt_timeout: Duration,
+    /// `eth_chainId`, read once at connect (EIP-155 replay protection of local signatures).
+    chain_id: u64,
+    signer: SignerConfig,
+    local: HashMap<Address, local::LocalAccount>,
+    last_attempts: Vec<B256>,
 }
 
 fn transport(e: impl std::fmt::Display) -> ChainError {
@@ -81,13 +95,16 @@ impl RpcChain {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();
-        let c = Self {
+        let mut c = Self {
             url: url.to_string(),
             agent,
             next_id: AtomicU64::new(1),
-            receipt_timeout: Duration::from_secs(60),
+            chain_id: 0,
+            signer: SignerConfig::default(),
+            local: HashMap::new(),
+            last_attempts: Vec::new(),
         };
-        c.chain_id()?;
+        c.chain_id = c.chain_id()?;
         Ok(c)
     }
 
@@ -177,7 +194,7 @@ impl RpcChain {
     }
 
     fn wait_receipt(&self, hash: &Value) -> Result<Value, ChainError> {
-        let deadline = Instant::now() + self.receipt_timeout;
+        let deadline = Instant::now() + self.signer.receipt_timeout;
         loop {
             let r = self.request("eth_getTransactionReceipt", json!([hash]))?;
             if !r.is_null() {
@@ -196,23 +213,37 @@ impl RpcChain {
         to: Option<Address>,
         data: Bytes,
     ) -> Result<TxReceipt, ChainError> {
+        if self.local.contains_key(&from) {
+            return self.transact_local(from, to, data);
+        }
         let mut tx = json!({"from": from, "data": data, "gas": qty(TX_GAS)});
         if let Some(to) = to {
             tx["to"] = json!(to);
         }
         let hash = self.request("eth_sendTransaction", json!([tx.clone()]))?;
         let r = self.wait_receipt(&hash)?;
+        self.receipt_with_output(&r, tx, to.is_some())
+    }
+
+    /// Parse receipt `r` of transaction `tx` (JSON call object); for a call (not a creation),
+    /// recover the return or revert data by replaying `tx` at the parent block.
+    fn receipt_with_output(
+        &self,
+        r: &Value,
+        tx: Value,
+        is_call: bool,
+    ) -> Result<TxReceipt, ChainError> {
         let block = hex_u64(&r["blockNumber"])?;
-        let output = match to {
-            // Replay at the parent block for the return or revert data.
-            Some(_) => match self.request("eth_call", json!([tx, qty(block.saturating_sub(1))])) {
+        let output = if is_call {
+            match self.request("eth_call", json!([tx, qty(block.saturating_sub(1))])) {
                 Ok(v) => hex_bytes(&v).unwrap_or_default(),
                 Err(ChainError::Reverted { data }) => data,
                 Err(e) => return Err(e),
-            },
-            None => Bytes::new(),
+            }
+        } else {
+            Bytes::new()
         };
-        self.parse_receipt(&r, output)
+        self.parse_receipt(r, output)
     }
 
     /// anvil: send from `account` without its key.
