@@ -6,6 +6,7 @@ mod audit_cmd;
 mod bench_cmd;
 mod client_cmd;
 mod demo;
+mod deploy_cmd;
 mod load_cmd;
 mod node_cmd;
 mod verifier_cmd;
@@ -39,6 +40,8 @@ enum Command {
     Audit(audit_cmd::AuditArgs),
     /// Transparency log: inclusion proofs of receipts against the latest checkpoint.
     Log(audit_cmd::LogArgs),
+    /// Deploy EnclaveRegistry and Settlement from a deployment config; write the deployment file.
+    Deploy(deploy_cmd::DeployArgs),
     /// Run a node: HTTP gateway, durable storage, enclave, relayer (see docs/NODE.md).
     Node(node_cmd::NodeArgs),
     /// Run the enclave as its own process, serving the boundary protocol on a Unix socket.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Verifier(args) => verifier_cmd::run(&args),
         Command::Audit(args) => audit_cmd::run(&args),
         Command::Log(args) => audit_cmd::run_log(&args),
+        Command::Deploy(args) => deploy_cmd::run(&args),
         Command::Node(args) => node_cmd::run(&args),
         Command::Enclave(args) => node_cmd::run_enclave(&args),
         Command::Client(args) => client_cmd::run(&args),

@@ -5,8 +5,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+
+use crate::deploy_cmd::{read_key, sending_account};
 use sealbridge_host::{
     EnclaveMode, Node, NodeConfig,
+    deploy::DeploymentFile,
     dev::WallClockChain,
     link::{read_root_secret, serve_unix},
 };
@@ -30,7 +33,8 @@ pub struct NodeArgs {
     #[arg(long)]
     pub enclave: Option<String>,
     /// Development setup on first start: deploy the contracts and a test ERC-20, register the
-    /// enclave through development verifiers, fund the development participants. INSECURE.
+    /// enclave through development verifiers (and on the embedded chain fund the development
+    /// participants). INSECURE.
     #[arg(long)]
     pub dev: bool,
     /// Development participants.
@@ -51,6 +55,18 @@ pub struct NodeArgs {
     /// Refuse envelopes (503) while more statements than this wait for the chain.
     #[arg(long)]
     pub max_pending: Option<u64>,
+    /// Deployment file written by `sealbridge deploy`: on a fresh data dir the node attaches
+    /// to these contracts and adopts this policy (instead of --dev).
+    #[arg(long)]
+    pub deployment: Option<PathBuf>,
+    /// A verifier service (`sealbridge verifier serve`) URL; repeat for each. At least the
+    /// registry's threshold k are needed to register the enclave.
+    #[arg(long = "verifier")]
+    pub verifiers: Vec<String>,
+    /// The node's own secp256k1 key (hex): it sends the register and settle transactions.
+    /// Never printed. Without it: the endpoint's first unlocked account (development chains).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
 }
 
 /// The configuration file: the same keys as the flags, in snake case.
@@ -68,9 +84,12 @@ struct FileConfig {
     confirmations: Option<u64>,
     snapshot_every: Option<u64>,
     max_pending: Option<u64>,
+    deployment: Option<PathBuf>,
+    verifiers: Option<Vec<String>>,
+    key_file: Option<PathBuf>,
 }
 
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -139,6 +158,22 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or(file.chain)
         .unwrap_or_else(|| "embedded".into());
+    let deployment = args.deployment.clone().or(file.deployment);
+    let key_file = args.key_file.clone().or(file.key_file);
+    cfg.verifiers = if args.verifiers.is_empty() {
+        file.verifiers.unwrap_or_default()
+    } else {
+        args.verifiers.clone()
+    };
+    if !cfg.dev {
+        return run_deployed(cfg, &chain, deployment, key_file);
+    }
+    if deployment.is_some() || key_file.is_some() {
+        bail!(
+            "--dev deploys its own contracts and sends from the endpoint's unlocked accounts: \
+             it takes neither --deployment nor --key-file"
+        );
+    }
     let node = if chain == "embedded" {
         if data_dir.join("node.db").exists() {
             bail!(
@@ -156,6 +191,37 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "sealbridge node: http://{} (settlement {} on chain {})",
         node.addr, node.setup.settlement, node.setup.chain_id
+    );
+    node.wait();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A node on a deployment made by `sealbridge deploy`.
+fn run_deployed(
+    mut cfg: NodeConfig,
+    chain: &str,
+    deployment: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    if chain == "embedded" {
+        bail!(
+            "the embedded chain lives in memory: use --dev with it, or --chain URL with \
+             --deployment FILE"
+        );
+    }
+    if let Some(path) = &deployment {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        cfg.deployment =
+            Some(DeploymentFile::from_json(&bytes).with_context(|| format!("{}", path.display()))?);
+    }
+    let key = key_file.as_deref().map(read_key).transpose()?;
+    let mut rpc = sealbridge_chain::rpc::RpcChain::connect(chain)
+        .with_context(|| format!("connecting to {chain}"))?;
+    cfg.sender = Some(sending_account(&mut rpc, key)?);
+    let node = Node::start_deployed(cfg, rpc)?;
+    eprintln!(
+        "sealbridge node: http://{} (settlement {} on chain {}, sending from {})",
+        node.addr, node.setup.settlement, node.setup.chain_id, node.setup.admin
     );
     node.wait();
     Ok(ExitCode::SUCCESS)

@@ -17,6 +17,7 @@ pub mod node;
 pub mod registration;
 pub mod relayer;
 pub mod remote;
+pub mod remote_service;
 pub mod store;
 
 pub use node::{ChainMode, EnclaveMode, Node, NodeConfig};

@@ -30,6 +30,57 @@ enum VerifierCommand {
     },
     /// Appraise evidence and print the signed attestation result as JSON.
     Attest(Box<AttestArgs>),
+    /// Serve `POST /v1/appraise` and `GET /v1/verifier` over HTTP: appraise an enclave's evidence
+    /// under this verifier's policy and answer with the signed attestation result.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Verifier key file (secp256k1 secret, hex). Never printed.
+    #[arg(long)]
+    key: PathBuf,
+    /// Appraisal policy (JSON, docs/ATTESTATION.md). Required: a service states its policy.
+    #[arg(long)]
+    policy: PathBuf,
+    /// Settlement chain id the results are signed for.
+    #[arg(long)]
+    chain_id: u64,
+    /// EnclaveRegistry address the results are signed for.
+    #[arg(long)]
+    registry: Address,
+    /// HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: String,
+    /// Result lifetime in seconds (shortened to the collateral's expiry).
+    #[arg(long, default_value_t = sealbridge_attest::verifier::DEFAULT_RESULT_TTL)]
+    ttl: u64,
+    /// Largest accepted difference between a proposed issued_at and this machine's clock.
+    #[arg(long, default_value_t = sealbridge_host::remote_service::DEFAULT_MAX_SKEW)]
+    max_skew_secs: u64,
+}
+
+fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
+    crate::node_cmd::init_tracing();
+    let listen: std::net::SocketAddr = a.listen.parse().context("--listen must be HOST:PORT")?;
+    let policy = read_file(&a.policy)?;
+    let service = sealbridge_host::remote_service::VerifierService::new(
+        load_key(&a.key)?,
+        &policy,
+        a.chain_id,
+        a.registry,
+    )
+    .with_context(|| format!("policy {}", a.policy.display()))?
+    .with_ttl(a.ttl)
+    .with_max_skew(a.max_skew_secs);
+    let info = service.info();
+    let served = sealbridge_host::remote_service::serve(service, listen)?;
+    eprintln!(
+        "sealbridge verifier: http://{} (verifier {}, policy {}, registry {} on chain {})",
+        served.addr, info.address, info.policy_hash, info.registry, info.chain_id
+    );
+    served.wait();
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Args)]
@@ -62,7 +113,7 @@ struct AttestArgs {
     ttl: u64,
 }
 
-fn load_key(path: &std::path::Path) -> anyhow::Result<k256::ecdsa::SigningKey> {
+pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<k256::ecdsa::SigningKey> {
     let text = String::from_utf8(read_file(path)?).context("key file is not text")?;
     let raw = hex::decode(text.trim().trim_start_matches("0x")).context("key is not hex")?;
     k256::ecdsa::SigningKey::from_slice(&raw).context("not a secp256k1 secret key")
@@ -80,6 +131,7 @@ struct BindingFile {
 /// Run `sealbridge verifier`.
 pub fn run(args: &VerifierArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
+        VerifierCommand::Serve(a) => serve(a),
         VerifierCommand::Address { key } => {
             println!("{}", Address::from_private_key(&load_key(key)?));
             Ok(ExitCode::SUCCESS)

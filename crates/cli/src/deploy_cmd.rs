@@ -1,0 +1,111 @@
+//! `sealbridge deploy`: deploy `EnclaveRegistry` and `Settlement` (optionally the `TestToken`)
+//! from a deployment config and write the deployment file `sealbridge node --deployment` reads.
+//! Logic in `sealbridge_host::deploy`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use alloy_primitives::Address;
+use anyhow::{Context, bail};
+use sealbridge_chain::rpc::RpcChain;
+use sealbridge_host::deploy::{DeployConfig, deploy};
+
+/// Arguments of `sealbridge deploy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeployArgs {
+    /// JSON-RPC endpoint of the settlement chain.
+    #[arg(long)]
+    pub chain: String,
+    /// Deployment config (JSON; see docs/NODE.md).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Where to write the deployment file (refused if it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The deployer's secp256k1 key (hex); it pays for the deployment and holds governance
+    /// until handed to `governance`. Never printed. Without it: the endpoint's first unlocked
+    /// account (development chains).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Let the registry accept the simulated TEE when the config asks for it. INSECURE: anyone
+    /// can fake a simulated enclave. Tests and demonstrations only.
+    #[arg(long)]
+    pub insecure_allow_simulated: bool,
+    /// Print the deployment file as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Read a secp256k1 key file (hex), for the account this process sends transactions from.
+pub(crate) fn read_key(path: &Path) -> anyhow::Result<k256::ecdsa::SigningKey> {
+    crate::verifier_cmd::load_key(path).with_context(|| format!("key file {}", path.display()))
+}
+
+/// The account this process sends its transactions from on `rpc`: the key's, signed locally,
+/// or without a key the endpoint's first unlocked account (development chains only).
+pub(crate) fn sending_account(
+    rpc: &mut RpcChain,
+    key: Option<k256::ecdsa::SigningKey>,
+) -> anyhow::Result<Address> {
+    match key {
+        Some(_) => bail!(
+            "--key-file: this build cannot sign transactions locally yet; omit it to send from \
+             the endpoint's unlocked account"
+        ),
+        None => {
+            let first = rpc
+                .accounts()
+                .context("listing the endpoint's unlocked accounts")?
+                .first()
+                .copied();
+            first.context(
+                "the endpoint holds no unlocked account: pass --key-file with the sending key",
+            )
+        }
+    }
+}
+
+/// Run `sealbridge deploy`.
+pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
+    crate::node_cmd::init_tracing();
+    let config = DeployConfig::from_json(
+        &std::fs::read(&args.config)
+            .with_context(|| format!("reading {}", args.config.display()))?,
+    )?;
+    config.validate(args.insecure_allow_simulated)?;
+    if args.out.exists() {
+        bail!(
+            "{} exists: refusing to overwrite a deployment file",
+            args.out.display()
+        );
+    }
+    let key = args.key_file.as_deref().map(read_key).transpose()?;
+    let mut rpc =
+        RpcChain::connect(&args.chain).with_context(|| format!("connecting to {}", args.chain))?;
+    let deployer = sending_account(&mut rpc, key)?;
+    let (_, file) = deploy(rpc, deployer, &config, args.insecure_allow_simulated)?;
+    let json = serde_json::to_string_pretty(&file)?;
+    std::fs::write(&args.out, format!("{json}\n"))
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    if args.json {
+        println!("{json}");
+    } else {
+        println!(
+            "deployed on chain {}: EnclaveRegistry {}, Settlement {}{}; policy hash {}; \
+             governance {}; wrote {}",
+            file.chain_id,
+            file.registry,
+            file.settlement,
+            file.test_token
+                .map(|t| format!(", TestToken {t}"))
+                .unwrap_or_default(),
+            file.policy_hash,
+            file.governance,
+            args.out.display()
+        );
+        if file.allow_simulated {
+            eprintln!("WARNING: this registry accepts the simulated TEE (INSECURE)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

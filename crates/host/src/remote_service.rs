@@ -1,0 +1,320 @@
+//! The verifier service (`sealbridge verifier serve`, DESIGN §1 "Verifier"): appraises evidence
+//! under its own policy and signs attestation results for one (chain id, registry). Wire format
+//! in [`crate::remote`].
+//!
+//! Nothing is signed unless the request is well-formed and the evidence passes every rule of the
+//! policy: wrong content type 415, body over [`MAX_REQUEST_BYTES`] 413, undecodable JSON or key
+//! bundle 400, another chain or registry than the one it signs for 422 `wrong_domain`, a
+//! proposed `issued_at` too far from its clock 422 `clock_skew`, evidence that fails appraisal
+//! 422 `refused` with the rule. The key never leaves [`VerifierRole`] and is never logged.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, Bytes, keccak256};
+use axum::{
+    Json, Router,
+    body::Bytes as Body,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use sealbridge_attest::{
+    Policy,
+    verifier::{Challenge, KeyBinding, VerifierRole},
+};
+use sealbridge_enclave::keys::KeyBundle;
+use tokio::sync::oneshot;
+
+use crate::HostError;
+use crate::remote::{
+    AppraiseRequest, AppraiseResponse, ErrorBody, MAX_REQUEST_BYTES, VerifierInfo,
+};
+
+/// Default tolerance between a proposed `issued_at` and the verifier's clock.
+pub const DEFAULT_MAX_SKEW: u64 = 300;
+
+/// A verifier: key and policy ([`VerifierRole`]) and the one domain it signs for.
+#[derive(Debug)]
+pub struct VerifierService {
+    role: VerifierRole,
+    policy_hash: B256,
+    chain_id: u64,
+    registry: Address,
+    max_skew: u64,
+    clock: fn() -> u64,
+}
+
+impl VerifierService {
+    /// A service signing with `key` under the policy parsed from `policy_json` (whose keccak256
+    /// is the policy hash it reports) for `registry` on `chain_id`.
+    pub fn new(
+        key: k256::ecdsa::SigningKey,
+        policy_json: &[u8],
+        chain_id: u64,
+        registry: Address,
+    ) -> Result<Self, HostError> {
+        let policy =
+            Policy::from_json(policy_json).map_err(|e| HostError::Config(e.to_string()))?;
+        Ok(Self {
+            role: VerifierRole::new(key, policy),
+            policy_hash: keccak256(policy_json),
+            chain_id,
+            registry,
+            max_skew: DEFAULT_MAX_SKEW,
+            clock: crate::unix_now,
+        })
+    }
+
+    /// Results expire `ttl` seconds after issue (or earlier, with the collateral).
+    pub fn with_ttl(mut self, ttl: u64) -> Self {
+        self.role = self.role.with_ttl(ttl);
+        self
+    }
+
+    /// Accept a proposed `issued_at` within `secs` of this verifier's clock.
+    pub fn with_max_skew(mut self, secs: u64) -> Self {
+        self.max_skew = secs;
+        self
+    }
+
+    /// What `GET /v1/verifier` answers.
+    pub fn info(&self) -> VerifierInfo {
+        VerifierInfo {
+            address: self.role.address(),
+            policy_hash: self.policy_hash,
+            chain_id: self.chain_id,
+            registry: self.registry,
+        }
+    }
+
+    /// Appraise one request (the body of `POST /v1/appraise`): the HTTP status and JSON answer.
+    pub fn handle(&self, content_type: Option<&str>, body: &[u8]) -> (StatusCode, Vec<u8>) {
+        match self.appraise(content_type, body) {
+            Ok(a) => (StatusCode::OK, serde_json::to_vec(&a).unwrap_or_default()),
+            Err((status, e)) => (status, serde_json::to_vec(&e).unwrap_or_default()),
+        }
+    }
+
+    fn appraise(
+        &self,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<AppraiseResponse, (StatusCode, ErrorBody)> {
+        let fail = |status: StatusCode, error: &str, rule: Option<&str>, message: String| {
+            (
+                status,
+                ErrorBody {
+                    error: error.into(),
+                    rule: rule.map(str::to_string),
+                    message,
+                },
+            )
+        };
+        let json = content_type
+            .and_then(|c| c.split(';').next())
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(fail(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                None,
+                "send Content-Type: application/json".into(),
+            ));
+        }
+        if body.len() > MAX_REQUEST_BYTES {
+            return Err(fail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                None,
+                format!("the body is over {MAX_REQUEST_BYTES} bytes"),
+            ));
+        }
+        let req: AppraiseRequest = serde_json::from_slice(body).map_err(|e| {
+            fail(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                None,
+                format!("undecodable request: {e}"),
+            )
+        })?;
+        let bundle = KeyBundle::from_bytes(&req.key_bundle).map_err(|e| {
+            fail(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                None,
+                format!("key_bundle: {e}"),
+            )
+        })?;
+        if req.chain_id.is_some_and(|c| c != self.chain_id)
+            || req.registry.is_some_and(|r| r != self.registry)
+        {
+            return Err(fail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong_domain",
+                None,
+                format!(
+                    "this verifier signs for registry {} on chain {}",
+                    self.registry, self.chain_id
+                ),
+            ));
+        }
+        let now = (self.clock)();
+        let issued_at = req.issued_at.unwrap_or(now);
+        if issued_at.abs_diff(now) > self.max_skew {
+            return Err(fail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "clock_skew",
+                None,
+                format!(
+                    "issued_at {issued_at} is more than {}s from this verifier's clock ({now})",
+                    self.max_skew
+                ),
+            ));
+        }
+        let binding = KeyBinding {
+            key_bundle: bundle.to_bytes(),
+            key_bundle_hash: bundle.hash(),
+            enclave: bundle.address,
+            ed25519_key: B256::from(bundle.ed25519),
+        };
+        let challenge = Challenge {
+            block: req.challenge.block,
+            hash: req.challenge.hash,
+        };
+        let signed = self
+            .role
+            .attest(
+                &req.evidence.into_evidence(),
+                &req.collateral.into_collateral(),
+                &binding,
+                challenge,
+                issued_at,
+                self.chain_id,
+                self.registry,
+            )
+            .map_err(|e| {
+                tracing::info!(enclave = %bundle.address, rule = e.rule(), "appraisal refused");
+                let status = match e.rule() {
+                    "size_limit" => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                fail(status, "refused", Some(e.rule()), e.to_string())
+            })?;
+        tracing::info!(
+            enclave = %bundle.address,
+            measurement = %signed.result.measurement,
+            expires_at = signed.result.expiresAt,
+            "attestation result signed"
+        );
+        Ok(AppraiseResponse {
+            result: signed.result,
+            signer: signed.signer,
+            signature: Bytes::from(signed.signature),
+            policy_hash: self.policy_hash,
+        })
+    }
+}
+
+type St = State<Arc<VerifierService>>;
+
+async fn verifier_info(State(s): St) -> Response {
+    Json(s.info()).into_response()
+}
+
+async fn appraise(State(s): St, headers: HeaderMap, body: Body) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let answer =
+        tokio::task::spawn_blocking(move || s.handle(content_type.as_deref(), &body)).await;
+    let (status, json) =
+        answer.unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, b"{}".to_vec()));
+    (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody {
+            error: "not_found".into(),
+            rule: None,
+            message: "no such endpoint".into(),
+        }),
+    )
+        .into_response()
+}
+
+/// The router: `GET /v1/verifier`, `POST /v1/appraise`.
+pub fn router(service: Arc<VerifierService>) -> Router {
+    Router::new()
+        .route("/v1/verifier", get(verifier_info))
+        .route("/v1/appraise", post(appraise))
+        .fallback(not_found)
+        // Our own 413 below this; axum's beyond it.
+        .layer(DefaultBodyLimit::max(2 * MAX_REQUEST_BYTES))
+        .with_state(service)
+}
+
+/// A running verifier service; dropping it stops it.
+#[derive(Debug)]
+pub struct Served {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Served {
+    /// Block until interrupted (Ctrl-C).
+    pub fn wait(&self) {
+        if let Some(rt) = &self.runtime {
+            let _ = rt.block_on(tokio::signal::ctrl_c());
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Serve `service` on `listen` (its own small runtime).
+pub fn serve(service: VerifierService, listen: SocketAddr) -> Result<Served, HostError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| HostError::Config(e.to_string()))?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .map_err(|e| HostError::Config(format!("listen {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| HostError::Config(e.to_string()))?;
+    let info = service.info();
+    let app = router(Arc::new(service));
+    let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+    runtime.spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = shutdown_rx.await;
+            })
+            .await;
+    });
+    tracing::info!(%addr, verifier = %info.address, policy = %info.policy_hash, "verifier serving");
+    Ok(Served {
+        addr,
+        shutdown: Some(shutdown),
+        runtime: Some(runtime),
+    })
+}
