@@ -101,6 +101,20 @@ fn settled_on_chain(chain: &impl Chain, settlement: Address) -> (Vec<u64>, u64) 
     (seqs, inputs)
 }
 
+/// The status once the enclave's view (log size) has stopped moving: the gateway refreshes it
+/// just after each batch's commit.
+fn settled_status(c: &NodeClient) -> Value {
+    let mut last = c.status().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = c.status().unwrap();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 // ---------------------------------------------------------------- enclave unreachable
 
 /// An enclave process stand-in on a Unix socket that the test can take away and bring back
@@ -169,7 +183,7 @@ fn enclave_unreachable_is_503_retry_after_2_and_changes_nothing() {
     wait_until("the first input settled", 30, || {
         c.status().is_ok_and(|s| s["settled_inputs"] == 1)
     });
-    let before = c.status().unwrap();
+    let before = settled_status(&c);
 
     // The enclave goes away. The first envelope after it either finds the link broken (the core
     // answers enclave_down) or the gateway already knows (enclave_down before the core): both
@@ -338,7 +352,7 @@ fn settlement_queue_full_is_503_retry_after_5_and_changes_nothing() {
     wait_until("three statements signed", 30, || {
         c.status().is_ok_and(|s| s["last_signed_sequence"] == 3)
     });
-    let before = c.status().unwrap();
+    let before = settled_status(&c);
     assert_eq!(before["last_settled_sequence"], 0, "{before}");
     let refused = envelope(&a, &mut rng, token, 3);
     let (code, retry, v) = post(&base, &refused);
