@@ -1,0 +1,369 @@
+//! The relayer against anvil on loopback (DESIGN §8): confirmations and reorgs, for deposits and
+//! for settlements.
+//!
+//! - With `confirmations = 3` a deposit is credited to the enclave only once it has three
+//!   confirmations, and a settlement is reported settled (final) only three blocks deep.
+//! - A deposit that a reorg removes before it has its confirmations is never credited; when it
+//!   is made again, exactly the chain's escrow is credited; a settlement reorged away before it
+//!   is final is resubmitted and applied exactly once.
+//! - A deposit removed by a reorg deeper than `confirmations`, after it was credited: the
+//!   statement that spends it reverts on chain (`InsufficientEscrow`). The relayer keeps
+//!   retrying (the escrow can come back) but reports the node degraded with an error naming the
+//!   statement and the contract error; once the escrow is back on chain it settles and clears.
+//!
+//! The enclave's view of escrow is observed through the program: an obligation of exactly the
+//! expected escrow is accepted, one unit more is refused (rejections change nothing).
+
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, U256};
+use alloy_sol_types::SolEvent;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use sealbridge_attest::Policy;
+use sealbridge_chain::{Chain, Sealbridge, bindings::Settlement, rpc::RpcChain};
+use sealbridge_host::{
+    Node, NodeConfig,
+    anvil::{Anvil, find_anvil},
+    client::{Attested, NodeClient},
+    dev::{DevChain, RpcDevChain, participants},
+    unix_now,
+};
+use sealbridge_programs::netting::Obligation;
+use serde_json::Value;
+
+const POLL: Duration = Duration::from_millis(25);
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// anvil, a node on it (participants not funded at setup: every deposit is the test's), a
+/// client that appraised the enclave, and a funder acting for the participants.
+struct Rig {
+    _anvil: Anvil,
+    direct: RpcChain,
+    funder: Sealbridge<RpcDevChain>,
+    node: Node,
+    c: NodeClient,
+    a: Attested,
+    rng: ChaCha20Rng,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn start(confirmations: u64) -> Self {
+        let bin = find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .expect("anvil not found: run `npm ci` (scripts/test.sh does)");
+        let anvil = Anvil::start(&bin, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = NodeConfig::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap());
+        cfg.participants = 4;
+        cfg.batch_size = 4;
+        cfg.batch_interval = Duration::from_millis(50);
+        cfg.poll = POLL;
+        cfg.confirmations = confirmations;
+        cfg.fund_participants = Some(false);
+        let node = Node::start(cfg, RpcDevChain(RpcChain::connect(&anvil.url).unwrap())).unwrap();
+        let funder = Sealbridge::attach(
+            RpcDevChain(RpcChain::connect(&anvil.url).unwrap()),
+            node.setup.deployment(),
+        );
+        let c = NodeClient::new(&format!("http://{}", node.addr));
+        let mut rng = ChaCha20Rng::seed_from_u64(confirmations);
+        let a = c
+            .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+            .unwrap();
+        Self {
+            direct: RpcChain::connect(&anvil.url).unwrap(),
+            _anvil: anvil,
+            funder,
+            node,
+            c,
+            a,
+            rng,
+            _dir: dir,
+        }
+    }
+
+    fn account(&self, i: usize) -> Address {
+        participants(4)[i].account
+    }
+
+    /// Gas money, an unlocked account and `amount` test tokens for participant `i`.
+    fn mint(&mut self, i: usize, amount: u128) {
+        let p = self.account(i);
+        let admin = self.node.setup.admin;
+        self.funder.chain_mut().fund_and_unlock(p).unwrap();
+        self.funder.mint(admin, p, U256::from(amount)).unwrap();
+    }
+
+    /// approve + deposit (two blocks); the deposit's block.
+    fn deposit(&mut self, i: usize, amount: u128) -> u64 {
+        let p = self.account(i);
+        let token = self.node.setup.token;
+        self.funder
+            .deposit(p, token, U256::from(amount))
+            .unwrap()
+            .block_number
+    }
+
+    fn escrow(&self, i: usize) -> U256 {
+        self.funder
+            .escrow_balance(self.account(i), self.node.setup.token)
+            .unwrap()
+    }
+
+    /// Submit an obligation `from` → `from + 1`: (HTTP status, receipt JSON).
+    fn obligation(&mut self, from: usize, amount: u128) -> (u16, Value) {
+        let ps = participants(4);
+        let ob = Obligation {
+            to: ps[(from + 1) % 4].account,
+            token: self.node.setup.token,
+            amount,
+        };
+        let env = self
+            .a
+            .seal(&ps[from].key, &ob.encode(), unix_now(), 600, &mut self.rng)
+            .unwrap();
+        self.c.submit(&env, 5).unwrap()
+    }
+
+    /// Wait until the relayer has read the current head, then a few more rounds.
+    fn relayer_caught_up(&self) {
+        let head = self.direct.block_number().unwrap();
+        wait_until("the relayer to read the head", 30, || {
+            self.node.metrics.chain_head.load(Relaxed) >= head
+        });
+        std::thread::sleep(POLL * 8);
+    }
+
+    fn mine(&self, n: u64) {
+        for _ in 0..n {
+            self.direct.mine().unwrap();
+        }
+    }
+
+    fn cursor(&self) -> u64 {
+        self.node.metrics.deposit_cursor.load(Relaxed)
+    }
+
+    fn wait_credited_through(&self, block: u64) {
+        wait_until("the deposit credited", 30, || self.cursor() > block);
+    }
+
+    fn status(&self) -> Value {
+        self.c.status().unwrap()
+    }
+
+    /// `(sequences, inputs)` of every `StatementSettled` event on the chain as it is now.
+    fn settled_on_chain(&self) -> (Vec<u64>, u64) {
+        let head = self.direct.block_number().unwrap();
+        let mut seqs = Vec::new();
+        let mut inputs = 0;
+        for l in self
+            .direct
+            .logs(self.node.setup.settlement, 0, head)
+            .unwrap()
+        {
+            if let Ok(ev) = Settlement::StatementSettled::decode_log(&l.inner) {
+                seqs.push(ev.data.sequence);
+                inputs += u64::from(ev.data.inputCount);
+            }
+        }
+        (seqs, inputs)
+    }
+
+    /// Mine a block at a time until the node reports every accepted input settled (final).
+    fn mine_until_final(&self, accepted: u64) {
+        wait_until("every input final", 60, || {
+            let s = self.status();
+            if s["settled_inputs"] == accepted && s["pending_inputs"] == 0 {
+                return true;
+            }
+            if s["last_included_sequence"] == s["last_signed_sequence"] {
+                self.mine(1);
+            }
+            std::thread::sleep(POLL * 4);
+            false
+        });
+    }
+}
+
+#[test]
+fn with_three_confirmations_deposits_are_credited_and_settlements_final_only_three_deep() {
+    let mut r = Rig::start(3);
+    const D: u128 = 1_000;
+    r.mint(0, D);
+    let b = r.deposit(0, D);
+
+    // The deposit has 1, then 2 confirmations: not credited (the enclave refuses to spend it).
+    for confirmations in 1..=2 {
+        r.relayer_caught_up();
+        assert!(r.cursor() <= b, "block {b} scanned at {confirmations}");
+        let (code, v) = r.obligation(0, D);
+        assert_eq!(code, 422, "spent with {confirmations} confirmation(s): {v}");
+        if confirmations == 1 {
+            r.mine(1);
+        }
+    }
+    // Third confirmation: credited, exactly D.
+    r.mine(1);
+    r.wait_credited_through(b);
+    let (code, v) = r.obligation(0, D + 1);
+    assert_eq!(code, 422, "more than the deposit: {v}");
+    let (code, v) = r.obligation(0, D);
+    assert_eq!(code, 200, "{v}");
+    let id = v["envelope_id"].as_str().unwrap().to_string();
+
+    // The settlement is included, but not final until three blocks deep.
+    wait_until("the statement included", 30, || {
+        r.status()["last_included_sequence"] == 1
+    });
+    let (_, list) = r.c.get_json("/v1/settlements").unwrap();
+    let s_block = list["statements"][0]["block_number"].as_u64().unwrap();
+    for depth in 1..=2 {
+        r.relayer_caught_up();
+        let s = r.status();
+        assert_eq!(s["last_settled_sequence"], 0, "final at depth {depth}: {s}");
+        assert_eq!(s["settled_inputs"], 0, "{s}");
+        assert_eq!(s["pending_inputs"], 1, "{s}");
+        let (_, rc) = r.c.get_json(&format!("/v1/receipts/{id}")).unwrap();
+        assert_eq!(
+            (&rc["included"], &rc["settled"]),
+            (&true.into(), &false.into())
+        );
+        assert_eq!(r.direct.block_number().unwrap(), s_block + depth - 1);
+        r.mine(1);
+    }
+    wait_until("final three blocks deep", 30, || {
+        r.status()["last_settled_sequence"] == 1
+    });
+    let s = r.status();
+    assert_eq!(
+        (&s["settled_inputs"], &s["pending_inputs"]),
+        (&1.into(), &0.into())
+    );
+    assert_eq!(s["enclave_state_root"], s["chain_state_root"], "{s}");
+    assert_eq!(s["confirmations"], 3);
+    let (_, rc) = r.c.get_json(&format!("/v1/receipts/{id}")).unwrap();
+    assert_eq!(rc["settled"], true);
+    let (_, list) = r.c.get_json("/v1/settlements").unwrap();
+    assert_eq!(list["statements"][0]["confirmed"], true, "{list}");
+    assert_eq!(r.settled_on_chain(), (vec![1], 1));
+    assert_eq!((r.escrow(0), r.escrow(1)), (U256::ZERO, U256::from(D)));
+}
+
+#[test]
+fn deposit_reorged_away_before_confirmation_is_never_credited_and_settlement_is_once() {
+    let mut r = Rig::start(3);
+    const D: u128 = 700;
+    r.mint(0, D);
+    let snap = r.direct.snapshot().unwrap();
+    let b = r.deposit(0, D); // approve at b-1, deposit at b: a reorg of depth 2 < 3 drops both
+    r.relayer_caught_up();
+    assert!(r.cursor() < b, "the unconfirmed deposit block was scanned");
+    assert!(r.direct.revert_to(&snap).unwrap(), "evm_revert");
+    assert_eq!(r.escrow(0), U256::ZERO, "the reorg dropped the deposit");
+
+    // The other branch grows past the old deposit's height and beyond its confirmations.
+    r.mine(4);
+    r.wait_credited_through(b);
+    let (code, v) = r.obligation(0, D);
+    assert_eq!(
+        code, 422,
+        "a deposit that never had its confirmations was credited: {v}"
+    );
+    let (code, v) = r.obligation(0, 1);
+    assert_eq!(code, 422, "{v}");
+
+    // Deposited again (re-mined in other blocks): exactly that is credited, once.
+    let b2 = r.deposit(0, D);
+    r.mine(2);
+    r.wait_credited_through(b2);
+    // A settlement reorged away before it is final must be resubmitted and applied once.
+    let snap = r.direct.snapshot().unwrap();
+    let (code, v) = r.obligation(0, D);
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = r.obligation(0, 1);
+    assert_eq!(code, 422, "credited more than the chain holds: {v}");
+    wait_until("the statement included", 30, || {
+        r.status()["last_included_sequence"] == 1
+    });
+    assert_eq!(r.status()["last_settled_sequence"], 0);
+    let reorgs = r.node.metrics.reorgs.load(Relaxed);
+    assert!(r.direct.revert_to(&snap).unwrap(), "evm_revert");
+    assert_eq!(
+        r.settled_on_chain(),
+        (vec![], 0),
+        "the reorg dropped the settlement"
+    );
+    r.mine(1);
+    wait_until("the reorg noticed", 30, || {
+        r.node.metrics.reorgs.load(Relaxed) > reorgs
+    });
+    r.mine_until_final(1);
+    assert_eq!(r.settled_on_chain(), (vec![1], 1), "applied exactly once");
+    assert_eq!((r.escrow(0), r.escrow(1)), (U256::ZERO, U256::from(D)));
+    let s = r.status();
+    assert_eq!(s["enclave_state_root"], s["chain_state_root"], "{s}");
+    assert_eq!(s["health"], "healthy", "{s}");
+}
+
+#[test]
+fn credited_deposit_removed_by_a_deeper_reorg_degrades_the_node_naming_the_statement() {
+    let mut r = Rig::start(1);
+    const D: u128 = 500;
+    r.mint(0, D);
+    let snap = r.direct.snapshot().unwrap();
+    let b = r.deposit(0, D);
+    r.wait_credited_through(b);
+    // A reorg deeper than `confirmations` (1): the credited deposit is gone from the chain.
+    assert!(r.direct.revert_to(&snap).unwrap(), "evm_revert");
+    assert_eq!(r.escrow(0), U256::ZERO);
+
+    // The enclave still counts it, so it accepts an obligation spending it; the statement
+    // reverts on chain. The relayer must say so, not spin silently.
+    let (code, v) = r.obligation(0, D);
+    assert_eq!(code, 200, "{v}");
+    wait_until("degraded with the contract error", 60, || {
+        let s = r.status();
+        s["health"] == "degraded"
+            && s["relayer_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("statement 1") && e.contains("InsufficientEscrow"))
+    });
+    let (code, h) = r.c.get_json("/healthz").unwrap();
+    assert_eq!((code, &h["status"]), (200, &"degraded".into()), "{h}");
+    assert!(h["relayer_error"].as_str().is_some(), "{h}");
+    assert_eq!(h["chain"], true, "the chain answers: it is not an outage");
+    let metrics = r.c.get_bytes("/metrics").unwrap().1;
+    assert!(
+        String::from_utf8(metrics)
+            .unwrap()
+            .contains("sealbridge_relayer_stuck 1")
+    );
+    let s = r.status();
+    assert_eq!(
+        (&s["last_settled_sequence"], &s["settled_inputs"]),
+        (&0.into(), &0.into())
+    );
+    assert_eq!(r.settled_on_chain(), (vec![], 0), "nothing applied");
+
+    // The escrow comes back on chain (the deposit is made again): the retried statement
+    // settles, once, and the error clears.
+    r.mint(0, D);
+    r.deposit(0, D);
+    wait_until("settled after the escrow came back", 60, || {
+        let s = r.status();
+        s["settled_inputs"] == 1 && s["health"] == "healthy" && s["relayer_error"].is_null()
+    });
+    assert_eq!(r.settled_on_chain(), (vec![1], 1));
+    assert_eq!(r.escrow(1), U256::from(D));
+}
