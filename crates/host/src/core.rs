@@ -94,6 +94,8 @@ pub struct Shared {
     pub checkpoint: RwLock<Option<String>>,
     /// The enclave's status after the last group.
     pub status: RwLock<Option<EnclaveStatus>>,
+    /// What the last stored snapshot took.
+    pub last_snapshot: RwLock<Option<SnapshotStats>>,
 }
 
 /// Makes a new link to an enclave (respawning the process where the node owns it).
@@ -498,6 +500,9 @@ impl Core {
             elapsed_ms = stats.elapsed.as_millis() as u64,
             "snapshot stored"
         );
+        if let Ok(mut w) = self.shared.last_snapshot.write() {
+            *w = Some(stats);
+        }
         Ok(Some(stats))
     }
 
