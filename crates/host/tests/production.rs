@@ -1,0 +1,555 @@
+//! A production-shaped deployment on anvil: `deploy` from a config (two verifiers, threshold 2,
+//! a measurement allowlist; the simulated TEE explicitly allowed because there is no TEE
+//! hardware here), two verifier services on loopback, and a node that attaches to the
+//! deployment, registers through the services, serves, renews through them, and restarts.
+//! Then what must be refused: one verifier down, a verifier whose policy refuses the simulated
+//! TEE, a measurement or TEE the registry does not allow, a deployment file for another chain or
+//! with an altered policy, and bad requests to a verifier service. Loopback only; bounded waits.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, B256};
+use alloy_sol_types::SolEvent;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use sealbridge_attest::Policy;
+use sealbridge_chain::{
+    Chain, Sealbridge, bindings::EnclaveRegistry, bindings::Settlement, rpc::RpcChain,
+};
+use sealbridge_enclave::policy::simulated_measurement;
+use sealbridge_host::{
+    HostError, Node, NodeConfig,
+    anvil::{Anvil, find_anvil, free_port},
+    client::NodeClient,
+    deploy::{DeployConfig, DeploymentFile, MeasurementWindow, ParticipantEntry, deploy},
+    dev::{self, RpcDevChain},
+    registration::RENEW_MARGIN,
+    remote_service::{Served, VerifierService, serve},
+    unix_now,
+};
+use sealbridge_programs::netting::Obligation;
+use serde_json::{Value, json};
+
+const NETTING: &str = "sealbridge/netting/v1";
+const SIM_POLICY: &str = r#"{"allow_simulated": true, "max_evidence_age_secs": 3600}"#;
+
+fn verifier_key(i: u8) -> k256::ecdsa::SigningKey {
+    k256::ecdsa::SigningKey::from_slice(&[0x40 + i; 32]).unwrap()
+}
+
+fn anvil() -> Anvil {
+    let bin = find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("anvil not found: run `npm ci` (scripts/test.sh does)");
+    Anvil::start(&bin, None).unwrap()
+}
+
+/// A deployment config for the first four development participants, the two verifier keys,
+/// threshold 2, and `measurement` allowed.
+fn config(measurement: B256, allow_simulated: bool) -> DeployConfig {
+    DeployConfig {
+        governance: None,
+        verifiers: vec![
+            Address::from_private_key(&verifier_key(1)),
+            Address::from_private_key(&verifier_key(2)),
+        ],
+        threshold: 2,
+        measurements: vec![MeasurementWindow {
+            measurement,
+            valid_from: 0,
+            valid_until: unix_now() + 365 * 86_400,
+        }],
+        allow_simulated,
+        participants: dev::participants(4)
+            .iter()
+            .map(|p| ParticipantEntry {
+                sender: p.key.public().sender_id(),
+                account: p.account,
+            })
+            .collect(),
+        tokens: vec![],
+        test_token: true,
+        batch_size: 2,
+    }
+}
+
+fn deploy_on(anvil: &Anvil, cfg: &DeployConfig, insecure: bool) -> DeploymentFile {
+    let rpc = RpcChain::connect(&anvil.url).unwrap();
+    let deployer = rpc.accounts().unwrap()[0];
+    deploy(rpc, deployer, cfg, insecure).unwrap().1
+}
+
+fn service(i: u8, policy: &str, d: &DeploymentFile) -> Served {
+    let svc =
+        VerifierService::new(verifier_key(i), policy.as_bytes(), d.chain_id, d.registry).unwrap();
+    serve(svc, "127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+fn url(s: &Served) -> String {
+    format!("http://{}", s.addr)
+}
+
+fn node_config(
+    dir: &Path,
+    d: &DeploymentFile,
+    verifiers: Vec<String>,
+    sender: Address,
+) -> NodeConfig {
+    let mut cfg = NodeConfig::new(dir.to_path_buf(), "127.0.0.1:0".parse().unwrap());
+    cfg.dev = false;
+    cfg.deployment = Some(d.clone());
+    cfg.verifiers = verifiers;
+    cfg.sender = Some(sender);
+    cfg.batch_interval = Duration::from_millis(50);
+    cfg.poll = Duration::from_millis(50);
+    cfg
+}
+
+/// The node's sending account: anvil's second unlocked account (the deployer is the first).
+fn node_sender(anvil: &Anvil) -> Address {
+    RpcChain::connect(&anvil.url).unwrap().accounts().unwrap()[1]
+}
+
+fn start(anvil: &Anvil, cfg: NodeConfig) -> Result<Node, HostError> {
+    Node::start_deployed(cfg, RpcChain::connect(&anvil.url).unwrap())
+}
+
+/// `EnclaveRegistered` events so far: (enclave, renewal, sender of the transaction).
+fn registrations(chain: &RpcChain, registry: Address) -> Vec<(Address, bool, Address)> {
+    let head = chain.block_number().unwrap();
+    chain
+        .logs(registry, 0, head)
+        .unwrap()
+        .iter()
+        .filter_map(|l| {
+            let ev = EnclaveRegistry::EnclaveRegistered::decode_log(&l.inner).ok()?;
+            let from = chain.receipt(l.tx_hash).ok()??.from;
+            Some((ev.data.enclave, ev.data.renewal, from))
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn submit_one(c: &NodeClient, token: Address, i: u64) {
+    let ps = dev::participants(4);
+    let mut rng = ChaCha20Rng::seed_from_u64(i);
+    let a = c
+        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+        .unwrap();
+    let from = (i % 4) as usize;
+    let ob = Obligation {
+        to: ps[(from + 1) % 4].account,
+        token,
+        amount: 5,
+    };
+    let env = a
+        .seal(&ps[from].key, &ob.encode(), unix_now(), 3600, &mut rng)
+        .unwrap();
+    let (code, v) = c.submit(&env, 20).unwrap();
+    assert_eq!(code, 200, "{v}");
+}
+
+#[test]
+fn a_node_on_a_deployment_registers_through_remote_verifiers_serves_renews_and_restarts() {
+    let anvil = anvil();
+    let chain = RpcChain::connect(&anvil.url).unwrap();
+    let cfg = config(simulated_measurement(NETTING), true);
+
+    // The simulated TEE on chain needs the explicit insecure option.
+    let err = deploy(
+        RpcChain::connect(&anvil.url).unwrap(),
+        chain.accounts().unwrap()[0],
+        &cfg,
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("--insecure-allow-simulated"),
+        "{err}"
+    );
+    let d = deploy_on(&anvil, &cfg, true);
+    assert!(registrations(&chain, d.registry).is_empty());
+
+    // Fund the participants' escrow (test token; anvil impersonation), as `sealbridge load` does.
+    let token = d.test_token.unwrap();
+    let mut funder = Sealbridge::attach(
+        RpcDevChain(RpcChain::connect(&anvil.url).unwrap()),
+        d.deployment(d.deployer),
+    );
+    dev::fund(&mut funder, d.deployer, &dev::participants(4)).unwrap();
+
+    // Results that fall due for renewal 3 s after issue, checked every second.
+    let ttl = RENEW_MARGIN + 3;
+    let v1 = serve(
+        VerifierService::new(
+            verifier_key(1),
+            SIM_POLICY.as_bytes(),
+            d.chain_id,
+            d.registry,
+        )
+        .unwrap()
+        .with_ttl(ttl),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let v2 = serve(
+        VerifierService::new(
+            verifier_key(2),
+            SIM_POLICY.as_bytes(),
+            d.chain_id,
+            d.registry,
+        )
+        .unwrap()
+        .with_ttl(ttl),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let sender = node_sender(&anvil);
+    let mut ncfg = node_config(dir.path(), &d, vec![url(&v1), url(&v2)], sender);
+    ncfg.renew_check = Duration::from_secs(1);
+    let node = start(&anvil, ncfg.clone()).unwrap();
+    let regs = registrations(&chain, d.registry);
+    assert_eq!(regs.len(), 1, "{regs:?}");
+    let (enclave, renewal, from) = regs[0];
+    assert!(!renewal);
+    assert_eq!(from, sender, "registered from the node's own account");
+    let sb = Sealbridge::attach(RpcChain::connect(&anvil.url).unwrap(), d.deployment(sender));
+    assert!(sb.is_active(enclave).unwrap());
+
+    // It serves: an envelope is accepted and settles, sent from the node's account.
+    let c = NodeClient::new(&format!("http://{}", node.addr));
+    submit_one(&c, token, 0);
+    submit_one(&c, token, 1);
+    wait_until("settlement", 60, || {
+        c.status()
+            .map(|s| s["accepted"] == 2 && s["pending_inputs"] == 0)
+            .unwrap_or(false)
+    });
+    let head = chain.block_number().unwrap();
+    let settled: Vec<Address> = chain
+        .logs(d.settlement, 0, head)
+        .unwrap()
+        .iter()
+        .filter(|l| Settlement::StatementSettled::decode_log(&l.inner).is_ok())
+        .map(|l| chain.receipt(l.tx_hash).unwrap().unwrap().from)
+        .collect();
+    assert!(
+        !settled.is_empty() && settled.iter().all(|&f| f == sender),
+        "{settled:?}"
+    );
+
+    // Continuous attestation through the same remote verifiers.
+    wait_until("a renewal", 30, || {
+        registrations(&chain, d.registry)
+            .iter()
+            .any(|&(e, renewal, from)| e == enclave && renewal && from == sender)
+    });
+    drop(node);
+
+    // Restart on the same data dir: same enclave, still registered, still serving.
+    let node = start(&anvil, ncfg).unwrap();
+    let c = NodeClient::new(&format!("http://{}", node.addr));
+    let (_, info) = c.get_json("/v1/enclave").unwrap();
+    assert_eq!(
+        info["address"].as_str().map(str::to_lowercase),
+        Some(enclave.to_string().to_lowercase()),
+        "the same enclave after the restart: {info}"
+    );
+    assert_eq!(info["registration"], "registered", "{info}");
+    assert!(sb.is_active(enclave).unwrap());
+    submit_one(&c, token, 2);
+    submit_one(&c, token, 3);
+    wait_until("settlement after restart", 60, || {
+        c.status()
+            .map(|s| s["accepted"] == 4 && s["pending_inputs"] == 0)
+            .unwrap_or(false)
+    });
+    let s = c.status().unwrap();
+    assert_eq!(s["enclave_state_root"], s["chain_state_root"], "{s}");
+    drop(node);
+    drop((v1, v2));
+}
+
+#[test]
+fn what_a_deployment_refuses() {
+    let anvil = anvil();
+    let chain = RpcChain::connect(&anvil.url).unwrap();
+    let d = deploy_on(&anvil, &config(simulated_measurement(NETTING), true), true);
+    let sender = node_sender(&anvil);
+    let v1 = service(1, SIM_POLICY, &d);
+    let nothing_registered = || assert!(registrations(&chain, d.registry).is_empty());
+
+    // One verifier down with k = 2: a clear error, nothing registered.
+    let down = format!("http://127.0.0.1:{}", free_port().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(
+        &anvil,
+        node_config(dir.path(), &d, vec![url(&v1), down.clone()], sender),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("1 of the 2"), "{err}");
+    assert!(err.contains(&down) && err.contains("unreachable"), "{err}");
+    nothing_registered();
+
+    // Only one verifier configured for k = 2: refused before asking anyone.
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(&anvil, node_config(dir.path(), &d, vec![url(&v1)], sender))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("requires 2 verifier signatures"), "{err}");
+    nothing_registered();
+
+    // A verifier with a production policy refuses the simulated TEE and says which rule.
+    let strict = service(2, "{}", &d);
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(
+        &anvil,
+        node_config(dir.path(), &d, vec![url(&v1), url(&strict)], sender),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(&url(&strict)), "{err}");
+    assert!(err.contains("refused by rule allow_simulated"), "{err}");
+    nothing_registered();
+    drop(strict);
+
+    // A verifier that signs for another registry: its answer is refused.
+    let v2 = service(2, SIM_POLICY, &d);
+    let mut other = d.clone();
+    other.registry = Address::repeat_byte(7);
+    let elsewhere = service(2, SIM_POLICY, &other);
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(
+        &anvil,
+        node_config(dir.path(), &d, vec![url(&v1), url(&elsewhere)], sender),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("wrong_domain"), "{err}");
+    nothing_registered();
+    drop(elsewhere);
+
+    // A deployment file for another chain.
+    let mut wrong_chain = d.clone();
+    wrong_chain.chain_id = 1;
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(
+        &anvil,
+        node_config(dir.path(), &wrong_chain, vec![url(&v1), url(&v2)], sender),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("for chain 1 but the endpoint is chain"),
+        "{err}"
+    );
+    assert!(!dir.path().join("node.db").exists() || registrations(&chain, d.registry).is_empty());
+
+    // An altered policy: refused when the file is read, and — with its hash recomputed — when
+    // the chain holds another hash.
+    let mut altered: Value = serde_json::to_value(&d).unwrap();
+    altered["policy"]["batch_size"] = json!(1000);
+    let err = DeploymentFile::from_json(&serde_json::to_vec(&altered).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("altered"), "{err}");
+    let mut rehashed = d.clone();
+    rehashed.policy.batch_size = 1000;
+    rehashed.policy_hash = rehashed.policy.hash();
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(
+        &anvil,
+        node_config(dir.path(), &rehashed, vec![url(&v1), url(&v2)], sender),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("holds policy hash"), "{err}");
+    // Unknown keys in either file are errors.
+    let mut extra = serde_json::to_value(&d).unwrap();
+    extra["allow_everything"] = json!(true);
+    assert!(DeploymentFile::from_json(&serde_json::to_vec(&extra).unwrap()).is_err());
+    let mut extra = serde_json::to_value(config(B256::ZERO, false)).unwrap();
+    extra["threshhold"] = json!(1);
+    assert!(DeployConfig::from_json(&serde_json::to_vec(&extra).unwrap()).is_err());
+    nothing_registered();
+    drop((v1, v2));
+
+    // A registry whose allowlist lacks the enclave's measurement.
+    let d = deploy_on(&anvil, &config(B256::repeat_byte(0x11), true), true);
+    let (v1, v2) = (service(1, SIM_POLICY, &d), service(2, SIM_POLICY, &d));
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(
+        &anvil,
+        node_config(dir.path(), &d, vec![url(&v1), url(&v2)], sender),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("is not allowed by the registry"), "{err}");
+    assert!(
+        err.contains(&simulated_measurement(NETTING).to_string()),
+        "{err}"
+    );
+    drop((v1, v2));
+
+    // A production registry (simulated TEE not allowed): refused, and it says why.
+    let d = deploy_on(
+        &anvil,
+        &config(simulated_measurement(NETTING), false),
+        false,
+    );
+    let (v1, v2) = (service(1, SIM_POLICY, &d), service(2, SIM_POLICY, &d));
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(
+        &anvil,
+        node_config(dir.path(), &d, vec![url(&v1), url(&v2)], sender),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("refuses the simulated TEE"), "{err}");
+    assert!(registrations(&chain, d.registry).is_empty());
+}
+
+#[test]
+fn a_verifier_service_signs_nothing_on_a_bad_request() {
+    let d = DeploymentFile {
+        version: 1,
+        chain_id: 31337,
+        registry: Address::repeat_byte(3),
+        settlement: Address::repeat_byte(4),
+        test_token: None,
+        governance: Address::repeat_byte(5),
+        deployer: Address::repeat_byte(5),
+        start_block: 0,
+        verifiers: vec![],
+        threshold: 1,
+        allow_simulated: false,
+        measurements: vec![],
+        policy: sealbridge_enclave::EnclavePolicy::new(
+            sealbridge_programs::netting::NettingConfig {
+                participants: vec![],
+                tokens: vec![],
+            },
+            1,
+        ),
+        policy_hash: B256::ZERO,
+    };
+    let v = service(1, SIM_POLICY, &d);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let post = |ct: &str, body: &[u8]| -> (u16, Value) {
+        let mut r = agent
+            .post(format!("{}/v1/appraise", url(&v)))
+            .header("content-type", ct)
+            .send(body)
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    };
+    let good_bundle = format!("0x{}", hex::encode(dev_bundle()));
+    let request = |evidence: &str, bundle: &str, chain_id: u64| {
+        json!({
+            "evidence": {"kind": "simulated", "bytes": evidence},
+            "key_bundle": bundle,
+            "challenge": {"block": 1, "hash": format!("0x{}", "22".repeat(32))},
+            "chain_id": chain_id,
+        })
+        .to_string()
+    };
+
+    let (code, info) = {
+        let mut r = agent
+            .get(format!("{}/v1/verifier", url(&v)))
+            .call()
+            .unwrap();
+        (
+            r.status().as_u16(),
+            serde_json::from_str::<Value>(&r.body_mut().read_to_string().unwrap()).unwrap(),
+        )
+    };
+    assert_eq!(code, 200);
+    assert_eq!(
+        info["address"].as_str().unwrap().to_lowercase(),
+        Address::from_private_key(&verifier_key(1))
+            .to_string()
+            .to_lowercase()
+    );
+    assert!(info["policy_hash"].is_string());
+
+    let body = request("0x00", &good_bundle, 31337);
+    let (code, e) = post("text/plain", body.as_bytes());
+    assert_eq!(
+        (code, e["error"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let (code, e) = post("application/json", b"{not json");
+    assert_eq!((code, e["error"].as_str()), (400, Some("bad_request")));
+    let (code, e) = post("application/json", br#"{"evidence": 1}"#);
+    assert_eq!((code, e["error"].as_str()), (400, Some("bad_request")));
+    let mut unknown: Value = serde_json::from_str(&body).unwrap();
+    unknown["allow_simulated"] = json!(true);
+    let (code, _) = post("application/json", unknown.to_string().as_bytes());
+    assert_eq!(code, 400, "unknown keys are refused");
+    let (code, e) = post(
+        "application/json",
+        request("0x00", "0x1234", 31337).as_bytes(),
+    );
+    assert_eq!(
+        (code, e["error"].as_str()),
+        (400, Some("bad_request")),
+        "{e}"
+    );
+    let (code, e) = post(
+        "application/json",
+        request("0x00", &good_bundle, 1).as_bytes(),
+    );
+    assert_eq!(
+        (code, e["error"].as_str()),
+        (422, Some("wrong_domain")),
+        "{e}"
+    );
+    let (code, e) = post(
+        "application/json",
+        request("0x00", &good_bundle, 31337).as_bytes(),
+    );
+    assert_eq!((code, e["error"].as_str()), (422, Some("refused")), "{e}");
+    assert_eq!(e["rule"], "parse", "{e}");
+    let huge = format!("0x{}", "00".repeat(600 * 1024));
+    let (code, e) = post(
+        "application/json",
+        request(&huge, &good_bundle, 31337).as_bytes(),
+    );
+    assert_eq!((code, e["error"].as_str()), (413, Some("too_large")), "{e}");
+    let mut skewed: Value = serde_json::from_str(&body).unwrap();
+    skewed["issued_at"] = json!(1);
+    let (code, e) = post("application/json", skewed.to_string().as_bytes());
+    assert_eq!(
+        (code, e["error"].as_str()),
+        (422, Some("clock_skew")),
+        "{e}"
+    );
+    let mut r = agent.get(format!("{}/nope", url(&v))).call().unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let _ = r.body_mut().read_to_string();
+}
+
+/// A well-formed key bundle: `"SBKB" ‖ 1 ‖ ed25519 ‖ address`.
+fn dev_bundle() -> Vec<u8> {
+    let mut b = b"SBKB".to_vec();
+    b.push(1);
+    b.extend_from_slice(&[9u8; 32]);
+    b.extend_from_slice(&[8u8; 20]);
+    b
+}
