@@ -158,6 +158,7 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         for k in [
             "health",
+            "relayer_error",
             "accepted",
             "rejected",
             "settled_inputs",
@@ -167,7 +168,15 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             "enclave_state_root",
             "chain_state_root",
             "log_size",
+            "last_included_sequence",
+            "chain_head",
+            "confirmations",
+            "deposit_cursor",
         ] {
+            // Older nodes lack some fields; an empty relayer error is not worth a line.
+            if s[k].is_null() && (k == "relayer_error" || s.get(k).is_none()) {
+                continue;
+            }
             println!("{k:>22}: {}", s[k]);
         }
     }
