@@ -1,0 +1,303 @@
+//! The production-shaped path through the `sealbridge` binary, on anvil: two
+//! `sealbridge verifier serve` processes, `sealbridge deploy` from a config, and
+//! `sealbridge node --deployment … --verifier … --verifier …`, which registers through the
+//! services, serves, and restarts after `kill -9`; plus the usage errors (exit 2, nothing
+//! written). Loopback only; every process is killed on drop; bounded waits.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::Address;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use sealbridge_attest::Policy;
+use sealbridge_chain::{Sealbridge, rpc::RpcChain};
+use sealbridge_enclave::policy::simulated_measurement;
+use sealbridge_host::{
+    anvil::{Anvil, find_anvil, free_port},
+    client::NodeClient,
+    deploy::DeploymentFile,
+    dev::{self, RpcDevChain},
+    unix_now,
+};
+use sealbridge_programs::netting::Obligation;
+use serde_json::{Value, json};
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sealbridge(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sealbridge"));
+    c.args(args).env("RUST_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    sealbridge(args).output().unwrap()
+}
+
+fn spawn(args: &[&str]) -> Proc {
+    Proc(
+        sealbridge(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn up(url: &str, path: &str) -> bool {
+    NodeClient::new(url)
+        .get_json(path)
+        .map(|(code, _)| code == 200)
+        .unwrap_or(false)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
+    let bin = find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("anvil not found: run `npm ci` (scripts/test.sh does)");
+    let anvil = Anvil::start(&bin, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+
+    // Two verifier keys, a policy that allows the simulated TEE (no TEE hardware here).
+    let keys = ["41", "42"].map(|b| b.repeat(32));
+    let mut verifiers = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        std::fs::write(p(&format!("v{i}.key")), format!("0x{k}\n")).unwrap();
+        let o = run(&["verifier", "address", "--key", &p(&format!("v{i}.key"))]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let addr = String::from_utf8(o.stdout).unwrap().trim().to_string();
+        verifiers.push(addr);
+    }
+    std::fs::write(
+        p("policy.json"),
+        r#"{"allow_simulated": true, "max_evidence_age_secs": 3600}"#,
+    )
+    .unwrap();
+    let participants: Vec<Value> = dev::participants(4)
+        .iter()
+        .map(|q| json!({"sender": q.key.public().sender_id(), "account": q.account}))
+        .collect();
+    let config = json!({
+        "verifiers": verifiers,
+        "threshold": 2,
+        "measurements": [{"measurement": simulated_measurement("sealbridge/netting/v1")}],
+        "allow_simulated": true,
+        "participants": participants,
+        "test_token": true,
+        "batch_size": 2,
+    });
+    std::fs::write(p("deploy.json"), config.to_string()).unwrap();
+
+    // allow_simulated without the insecure flag: exit 2, nothing written.
+    let config_path = p("deploy.json");
+    let deploy = |extra: &[&str]| {
+        let mut args = vec!["deploy", "--chain", &anvil.url, "--config", &config_path];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let out = p("deployment.json");
+    let o = deploy(&["--out", &out]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--insecure-allow-simulated"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!Path::new(&out).exists());
+    // A misspelt key in the config: exit 2.
+    std::fs::write(
+        p("typo.json"),
+        config.to_string().replace("threshold", "treshold"),
+    )
+    .unwrap();
+    let o = run(&[
+        "deploy",
+        "--chain",
+        &anvil.url,
+        "--config",
+        &p("typo.json"),
+        "--out",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // Deployed, with --json.
+    let o = deploy(&["--out", &out, "--insecure-allow-simulated", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = DeploymentFile::from_json(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(
+        printed["settlement"].as_str().map(str::to_lowercase),
+        Some(d.settlement.to_string().to_lowercase())
+    );
+    assert_eq!(d.threshold, 2);
+    assert!(d.allow_simulated);
+    // Never over an existing deployment file.
+    let o = deploy(&["--out", &out, "--insecure-allow-simulated"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // The verifier services.
+    let registry = d.registry.to_string();
+    let mut services = Vec::new();
+    let mut urls = Vec::new();
+    for i in 0..2 {
+        let port = free_port().unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        services.push(spawn(&[
+            "verifier",
+            "serve",
+            "--key",
+            &p(&format!("v{i}.key")),
+            "--policy",
+            &p("policy.json"),
+            "--chain-id",
+            "31337",
+            "--registry",
+            &registry,
+            "--listen",
+            &listen,
+        ]));
+        let url = format!("http://{listen}");
+        wait_until("verifier service", 30, || up(&url, "/v1/verifier"));
+        let (_, info) = NodeClient::new(&url).get_json("/v1/verifier").unwrap();
+        assert_eq!(
+            info["address"].as_str().map(str::to_lowercase),
+            Some(verifiers[i].to_lowercase())
+        );
+        urls.push(url);
+    }
+
+    // Escrow for the participants (what `sealbridge load` does on a development chain).
+    let mut funder = Sealbridge::attach(
+        RpcDevChain(RpcChain::connect(&anvil.url).unwrap()),
+        d.deployment(d.deployer),
+    );
+    dev::fund(&mut funder, d.deployer, &dev::participants(4)).unwrap();
+
+    // Usage errors: --dev with --deployment; neither on a fresh data dir.
+    let data = p("node");
+    let o = run(&[
+        "node",
+        "--dev",
+        "--chain",
+        &anvil.url,
+        "--deployment",
+        &out,
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--deployment"), "{}", stderr(&o));
+    let o = run(&["node", "--chain", &anvil.url, "--data-dir", &p("bare")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--deployment FILE"), "{}", stderr(&o));
+    // One verifier down: exit 2 naming it.
+    let down = format!("http://127.0.0.1:{}", free_port().unwrap());
+    let o = run(&[
+        "node",
+        "--chain",
+        &anvil.url,
+        "--deployment",
+        &out,
+        "--data-dir",
+        &p("down"),
+        "--verifier",
+        &urls[0],
+        "--verifier",
+        &down,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(&down) && stderr(&o).contains("unreachable"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The node: registers through both services, serves, survives kill -9.
+    let port = free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let node_args = [
+        "node",
+        "--chain",
+        &anvil.url,
+        "--deployment",
+        &out,
+        "--data-dir",
+        &data,
+        "--verifier",
+        &urls[0],
+        "--verifier",
+        &urls[1],
+        "--listen",
+        &listen,
+        "--batch-interval-ms",
+        "50",
+    ];
+    let node_url = format!("http://{listen}");
+    let mut node = spawn(&node_args);
+    wait_until("node ready", 60, || up(&node_url, "/readyz"));
+    let c = NodeClient::new(&node_url);
+    let (_, info) = c.get_json("/v1/enclave").unwrap();
+    assert_eq!(info["registration"], "registered", "{info}");
+    let token: Address = d.test_token.unwrap();
+    let ps = dev::participants(4);
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let mut submit = |c: &NodeClient, i: usize| {
+        let a = c
+            .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+            .unwrap();
+        let ob = Obligation {
+            to: ps[(i + 1) % 4].account,
+            token,
+            amount: 3,
+        };
+        let env = a
+            .seal(&ps[i % 4].key, &ob.encode(), unix_now(), 3600, &mut rng)
+            .unwrap();
+        let (code, v) = c.submit(&env, 20).unwrap();
+        assert_eq!(code, 200, "{v}");
+    };
+    submit(&c, 0);
+    submit(&c, 1);
+    let settled = |c: &NodeClient, n: u64| {
+        c.status()
+            .map(|s| s["accepted"] == n && s["pending_inputs"] == 0)
+            .unwrap_or(false)
+    };
+    wait_until("settlement", 60, || settled(&c, 2));
+    let _ = node.0.kill();
+    let _ = node.0.wait();
+
+    node = spawn(&node_args);
+    wait_until("node ready after kill -9", 60, || up(&node_url, "/readyz"));
+    submit(&c, 2);
+    submit(&c, 3);
+    wait_until("settlement after restart", 60, || settled(&c, 4));
+    let s = c.status().unwrap();
+    assert_eq!(s["enclave_state_root"], s["chain_state_root"], "{s}");
+    drop(node);
+    drop(services);
+}
