@@ -8,6 +8,13 @@
 //! - Gas price and base fee are zero, so gas is metered but never charged; `gas_used` is the
 //!   value the EVM reports for the receipt.
 //! - BLOCKHASH sees the last 256 blocks: the database serves the hashes of mined blocks.
+//! - Memory only by default; [`EmbeddedChain::open_journaled`] makes it survive restarts by
+//!   journaling every state-changing operation to a file and replaying it on open.
+
+mod durable;
+mod journal;
+
+pub use journal::JournalRecovery;
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -26,6 +33,7 @@ use revm::state::AccountInfo;
 use revm::{ExecuteEvm, MainBuilder};
 
 use crate::chain::{Chain, ChainError, LogEntry, TxReceipt};
+use journal::{Op, Outcome};
 
 /// Gas limit given to every transaction and call (below the EIP-7825 cap of 2^24).
 pub const TX_GAS_LIMIT: u64 = 16_000_000;
@@ -131,8 +139,9 @@ impl DatabaseRef for ChainDb {
 
 /// The in-process revm chain. See the module documentation for its rules.
 ///
-/// `Clone` is a full snapshot: clone to keep a state and go back to it (e.g. to simulate a reorg).
-#[derive(Debug, Clone)]
+/// `Clone` is a full in-memory snapshot: clone to keep a state and go back to it (e.g. to
+/// simulate a reorg). The clone of a journaled chain does not journal.
+#[derive(Debug)]
 pub struct EmbeddedChain {
     config: EmbeddedConfig,
     db: ChainDb,
@@ -142,6 +151,27 @@ pub struct EmbeddedChain {
     unlocked: HashSet<Address>,
     receipts: HashMap<B256, TxReceipt>,
     logs: Vec<LogEntry>,
+    /// Where state changes are appended, for a journaled chain.
+    journal: Option<journal::Journal>,
+    /// What opening the journal found.
+    recovery: Option<JournalRecovery>,
+}
+
+impl Clone for EmbeddedChain {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            db: self.db.clone(),
+            blocks: self.blocks.clone(),
+            next_timestamp: self.next_timestamp,
+            dev: self.dev.clone(),
+            unlocked: self.unlocked.clone(),
+            receipts: self.receipts.clone(),
+            logs: self.logs.clone(),
+            journal: None,
+            recovery: None,
+        }
+    }
 }
 
 impl Default for EmbeddedChain {
@@ -190,6 +220,8 @@ impl EmbeddedChain {
             unlocked,
             receipts: HashMap::new(),
             logs: Vec::new(),
+            journal: None,
+            recovery: None,
         }
     }
 
@@ -207,12 +239,28 @@ impl EmbeddedChain {
     }
 
     /// Allow `address` to send transactions (like anvil's impersonation).
+    ///
+    /// On a journaled chain, a failure to write the journal is reported by the next fallible
+    /// call; use [`Self::try_impersonate`] to see it here.
     pub fn impersonate(&mut self, address: Address) {
-        self.unlocked.insert(address);
+        let _ = self.try_impersonate(address);
     }
 
-    /// Set the ETH balance of `address`.
+    /// [`Self::impersonate`]; `Err` only if the journal cannot be written.
+    pub fn try_impersonate(&mut self, address: Address) -> Result<(), ChainError> {
+        self.writable()?;
+        self.unlocked.insert(address);
+        self.record(Op::Impersonate(address), None)
+    }
+
+    /// Set the ETH balance of `address` (journal failures: see [`Self::impersonate`]).
     pub fn set_balance(&mut self, address: Address, balance: U256) {
+        let _ = self.try_set_balance(address, balance);
+    }
+
+    /// [`Self::set_balance`]; `Err` only if the journal cannot be written.
+    pub fn try_set_balance(&mut self, address: Address, balance: U256) -> Result<(), ChainError> {
+        self.writable()?;
         let mut info = self
             .db
             .state
@@ -222,10 +270,12 @@ impl EmbeddedChain {
             .unwrap_or_default();
         info.balance = balance;
         self.db.state.insert_account_info(address, info);
+        self.record(Op::SetBalance { address, balance }, None)
     }
 
     /// Timestamp of the next mined block; must be later than the latest block's.
     pub fn set_next_timestamp(&mut self, timestamp: u64) -> Result<(), ChainError> {
+        self.writable()?;
         let latest = self.latest().timestamp;
         if timestamp <= latest {
             return Err(ChainError::BadRequest(format!(
@@ -233,22 +283,36 @@ impl EmbeddedChain {
             )));
         }
         self.next_timestamp = Some(timestamp);
-        Ok(())
+        self.record(Op::SetNextTimestamp(timestamp), None)
     }
 
     /// Move the clock forward: the next block is `secs` after the latest block (or after the
-    /// timestamp already scheduled for it).
+    /// timestamp already scheduled for it). Journal failures: see [`Self::impersonate`].
     pub fn advance_time(&mut self, secs: u64) {
+        let _ = self.try_advance_time(secs);
+    }
+
+    /// [`Self::advance_time`]; `Err` only if the journal cannot be written.
+    pub fn try_advance_time(&mut self, secs: u64) -> Result<(), ChainError> {
+        self.writable()?;
         let latest = self.latest().timestamp;
         let base = self.next_timestamp.unwrap_or(latest);
         self.next_timestamp = Some(base.saturating_add(secs).max(latest + 1));
+        self.record(Op::AdvanceTime(secs), None)
     }
 
-    /// Mine `n` empty blocks.
+    /// Mine `n` empty blocks. Journal failures: see [`Self::impersonate`].
     pub fn mine(&mut self, n: u64) {
+        let _ = self.try_mine(n);
+    }
+
+    /// [`Self::mine`]; `Err` only if the journal cannot be written.
+    pub fn try_mine(&mut self, n: u64) -> Result<(), ChainError> {
+        self.writable()?;
         for _ in 0..n {
             self.seal_block(B256::ZERO);
         }
+        self.record(Op::Mine(n), None)
     }
 
     fn latest(&self) -> &Block {
@@ -314,9 +378,22 @@ impl EmbeddedChain {
         kind: TxKind,
         data: Bytes,
     ) -> Result<TxReceipt, ChainError> {
+        self.writable()?;
         if !self.unlocked.contains(&from) {
             return Err(ChainError::UnknownSender(from));
         }
+        // What the journal records (only a journaled chain pays for the copy).
+        let op = self.journal.is_some().then(|| match kind {
+            TxKind::Call(to) => Op::Send {
+                from,
+                to,
+                data: data.clone(),
+            },
+            TxKind::Create => Op::Deploy {
+                from,
+                data: data.clone(),
+            },
+        });
         let nonce = self.nonce_of(from);
         let (number, timestamp) = self.pending_block();
         let tx_hash = self.tx_hash(from, nonce, kind, &data);
@@ -381,6 +458,13 @@ impl EmbeddedChain {
             contract_address,
         };
         self.receipts.insert(tx_hash, receipt.clone());
+        if let Some(op) = op {
+            let outcome = Outcome {
+                success: receipt.success,
+                gas_used: receipt.gas_used,
+            };
+            self.record(op, Some(outcome))?;
+        }
         Ok(receipt)
     }
 

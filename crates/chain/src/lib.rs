@@ -1,6 +1,8 @@
 //! Sealbridge chain access (DESIGN §8): contract bindings generated from the committed artifacts,
-//! a synchronous RPC-shaped [`Chain`] trait, an in-process revm chain ([`EmbeddedChain`]), a gas
-//! ledger, EIP-712 helpers and a typed client for the registry and settlement contracts.
+//! a synchronous RPC-shaped [`Chain`] trait, an in-process revm chain ([`EmbeddedChain`], in
+//! memory or journaled to a file), a JSON-RPC chain ([`RpcChain`]) that can sign EIP-1559
+//! transactions locally ([`tx`]), a gas ledger, EIP-712 helpers and a typed client for the
+//! registry and settlement contracts.
 //!
 //! Not part of the TCB: this crate runs on the host (relayer, tests, demos).
 #![forbid(unsafe_code)]
@@ -18,5 +20,6 @@ pub mod tx;
 pub use bindings::{AttestationResult, Effect, Statement};
 pub use chain::{Chain, ChainError, LogEntry, TxReceipt};
 pub use contracts::{ContractError, Deployment, Sealbridge, SettleOutcome};
-pub use embedded::{DevAccount, EmbeddedChain, EmbeddedConfig};
+pub use embedded::{DevAccount, EmbeddedChain, EmbeddedConfig, JournalRecovery};
 pub use gas::{GasLedger, GasStats};
+pub use rpc::{RpcChain, SignerConfig};

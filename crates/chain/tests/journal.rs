@@ -1,0 +1,244 @@
+//! The journaled embedded chain (`EmbeddedChain::open_journaled`): state, logs, receipts and
+//! block hashes are the same after drop and reopen; a changed byte, a removed record or another
+//! configuration is refused; a torn last record is dropped, reported, and appending goes on.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_sol_types::SolCall;
+use sealbridge_chain::bindings::Settlement;
+use sealbridge_chain::{Chain, ChainError, EmbeddedChain, EmbeddedConfig, Sealbridge, TxReceipt};
+
+/// A fresh path under the system temp dir (removed by `Tmp`'s drop).
+struct Tmp(PathBuf);
+
+impl Tmp {
+    fn new(name: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sealbridge-journal-test-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+    fn file(&self) -> PathBuf {
+        self.0.join("chain.journal")
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Everything a reader can observe.
+#[derive(Debug, PartialEq, Eq)]
+struct Observed {
+    head: u64,
+    timestamp: u64,
+    hashes: Vec<B256>,
+    balances: Vec<U256>,
+    logs: Vec<sealbridge_chain::LogEntry>,
+    receipts: Vec<Option<TxReceipt>>,
+    policy: Vec<u8>,
+}
+
+fn observe(c: &EmbeddedChain, settlement: Address, txs: &[B256], who: &[Address]) -> Observed {
+    let head = c.block_number().unwrap();
+    Observed {
+        head,
+        timestamp: c.block_timestamp().unwrap(),
+        hashes: (0..=head)
+            .map(|n| c.block_hash(n).unwrap().unwrap())
+            .collect(),
+        balances: who.iter().map(|a| c.balance(*a).unwrap()).collect(),
+        logs: c.logs(settlement, 0, head).unwrap(),
+        receipts: txs.iter().map(|h| c.receipt(*h).unwrap()).collect(),
+        // policyHash() of the settlement contract, via eth_call.
+        policy: c
+            .call(
+                who[0],
+                settlement,
+                Settlement::policyHashCall {}.abi_encode().into(),
+            )
+            .unwrap()
+            .to_vec(),
+    }
+}
+
+/// Deploy, escrow, impersonation, balances, time and mining on a journaled chain.
+fn exercise(path: &std::path::Path) -> (Observed, Address, Vec<B256>, Vec<Address>) {
+    let chain = EmbeddedChain::open_journaled(path, EmbeddedConfig::default()).unwrap();
+    assert_eq!(chain.journal_recovery().unwrap().replayed, 0);
+    let admin = chain.dev_address(0);
+    let mut sb = Sealbridge::deploy(chain, admin, B256::repeat_byte(0x11)).unwrap();
+    let user = Address::repeat_byte(0x42);
+    let c = sb.chain_mut();
+    c.try_impersonate(user).unwrap();
+    c.try_set_balance(user, U256::from(10u64).pow(U256::from(18u64)))
+        .unwrap();
+    let token = sb.deployment.token;
+    let mut txs = vec![sb.mint(admin, user, U256::from(500u64)).unwrap().tx_hash];
+    txs.push(sb.deposit(user, token, U256::from(300u64)).unwrap().tx_hash);
+    // A reverted transaction is journaled too (it was mined).
+    assert!(sb.withdraw(user, token, U256::from(10_000u64)).is_err());
+    let c = sb.chain_mut();
+    c.try_advance_time(3600).unwrap();
+    c.try_mine(5).unwrap();
+    let t = c.block_timestamp().unwrap();
+    c.set_next_timestamp(t + 100).unwrap();
+    txs.push(
+        sb.set_policy_hash(admin, B256::repeat_byte(0x22))
+            .unwrap()
+            .tx_hash,
+    );
+    let settlement = sb.deployment.settlement;
+    let who = vec![admin, user];
+    (
+        observe(sb.chain(), settlement, &txs, &who),
+        settlement,
+        txs,
+        who,
+    )
+}
+
+#[test]
+fn reopen_gives_the_same_chain_and_appending_goes_on() {
+    let tmp = Tmp::new("reopen");
+    let (before, settlement, txs, who) = exercise(&tmp.file());
+    assert!(before.logs.len() >= 2, "Deposited and policy events");
+    let mut c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    let rec = c.journal_recovery().unwrap().clone();
+    assert!(rec.replayed >= 10, "{rec:?}");
+    assert_eq!(rec.torn_tail_bytes, 0);
+    assert_eq!(observe(&c, settlement, &txs, &who), before);
+    // Keep going, reopen again: the new operations are there too.
+    let r = c.send(who[0], who[1], Bytes::new()).unwrap();
+    c.mine(2);
+    let mut txs2 = txs.clone();
+    txs2.push(r.tx_hash);
+    let after = observe(&c, settlement, &txs2, &who);
+    drop(c);
+    let c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    assert_eq!(observe(&c, settlement, &txs2, &who), after);
+    assert_eq!(c.journal_recovery().unwrap().replayed, rec.replayed + 2);
+    // A clone is an in-memory snapshot: its changes do not reach the file.
+    let mut snapshot = c.clone();
+    snapshot.mine(10);
+    drop((c, snapshot));
+    let c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    assert_eq!(c.block_number().unwrap(), after.head);
+}
+
+#[test]
+fn a_changed_byte_is_refused() {
+    let tmp = Tmp::new("corrupt");
+    exercise(&tmp.file());
+    let clean = std::fs::read(tmp.file()).unwrap();
+    // Flip one bit in each of a few places (inside records, past the magic).
+    for at in [60, clean.len() / 3, clean.len() / 2, clean.len() - 40] {
+        let mut bytes = clean.clone();
+        bytes[at] ^= 0x01;
+        std::fs::write(tmp.file(), &bytes).unwrap();
+        let err = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default())
+            .expect_err("corruption must be refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("corrupt") || msg.contains("not deterministic"),
+            "byte {at}: {msg}"
+        );
+        assert!(msg.contains("refusing"), "{msg}");
+    }
+    // Bad magic.
+    let mut bytes = clean.clone();
+    bytes[0] ^= 0xff;
+    std::fs::write(tmp.file(), &bytes).unwrap();
+    let err = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("bad magic"), "{err}");
+}
+
+#[test]
+fn a_removed_record_is_refused() {
+    let tmp = Tmp::new("removed");
+    let chain = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    let mut c = chain;
+    c.mine(1);
+    let one = std::fs::read(tmp.file()).unwrap().len();
+    c.mine(1);
+    let two = std::fs::read(tmp.file()).unwrap().len();
+    c.mine(1);
+    drop(c);
+    // Cut the middle record out: the chained check of the last one no longer matches.
+    let bytes = std::fs::read(tmp.file()).unwrap();
+    let mut cut = bytes[..one].to_vec();
+    cut.extend_from_slice(&bytes[two..]);
+    std::fs::write(tmp.file(), &cut).unwrap();
+    let err = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("record 2"), "{err}");
+}
+
+#[test]
+fn torn_tail_is_dropped_and_reported() {
+    let tmp = Tmp::new("torn");
+    let mut c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    let a = c.dev_address(0);
+    c.send(a, a, Bytes::new()).unwrap();
+    let good = std::fs::read(tmp.file()).unwrap();
+    let state = (c.block_number().unwrap(), c.block_hash(1).unwrap());
+    c.send(a, a, Bytes::from(vec![1u8; 100])).unwrap();
+    drop(c);
+    let full = std::fs::read(tmp.file()).unwrap();
+    let last = full.len() - good.len();
+    // Every proper prefix of the last record is a torn write; so is a zero-filled tail.
+    for keep in [1, 3, 4, 50, last - 1] {
+        std::fs::write(tmp.file(), &full[..good.len() + keep]).unwrap();
+        let c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+        let rec = c.journal_recovery().unwrap();
+        assert_eq!(rec.torn_tail_bytes, keep as u64);
+        assert_eq!((c.block_number().unwrap(), c.block_hash(1).unwrap()), state);
+        drop(c);
+        assert_eq!(std::fs::read(tmp.file()).unwrap(), good, "truncated");
+    }
+    let mut zeros = good.clone();
+    zeros.extend_from_slice(&[0u8; 77]);
+    std::fs::write(tmp.file(), &zeros).unwrap();
+    let mut c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    assert_eq!(c.journal_recovery().unwrap().torn_tail_bytes, 77);
+    // Appending continues from the good prefix and survives another reopen.
+    let r = c.send(a, a, Bytes::from(vec![2u8])).unwrap();
+    drop(c);
+    let c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    assert_eq!(c.journal_recovery().unwrap().torn_tail_bytes, 0);
+    assert_eq!(c.receipt(r.tx_hash).unwrap(), Some(r));
+}
+
+#[test]
+fn another_configuration_is_refused() {
+    let tmp = Tmp::new("config");
+    let mut c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    c.mine(1);
+    drop(c);
+    let other = EmbeddedConfig {
+        chain_id: 1,
+        ..EmbeddedConfig::default()
+    };
+    let err = EmbeddedChain::open_journaled(tmp.file(), other).unwrap_err();
+    assert!(matches!(err, ChainError::BadRequest(_)), "{err}");
+    assert!(err.to_string().contains("another configuration"), "{err}");
+}
+
+#[test]
+fn failed_operations_are_not_journaled() {
+    let tmp = Tmp::new("failed");
+    let mut c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    let len = std::fs::read(tmp.file()).unwrap().len();
+    let stranger = Address::repeat_byte(0x99);
+    assert!(c.send(stranger, stranger, Bytes::new()).is_err());
+    assert!(c.set_next_timestamp(0).is_err());
+    assert_eq!(std::fs::read(tmp.file()).unwrap().len(), len);
+}
