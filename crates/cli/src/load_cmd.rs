@@ -4,7 +4,8 @@
 //! receipt-latency histogram.
 //!
 //! Before submitting it funds the participants' escrow from the chain's prefunded accounts
-//! (`--chain`, a development chain such as anvil; `--no-fund` skips it): it plans every
+//! (`--chain`, a development chain such as anvil, by default anvil's `http://127.0.0.1:8545`
+//! if it answers; `--no-fund` skips it): it plans every
 //! obligation first, so it knows what each participant will owe, reads the escrow the
 //! settlement contract holds for it, and tops up only the shortfall (mint the test token from
 //! the first `eth_accounts` account, deposit from the participant's account unlocked with
@@ -59,9 +60,10 @@ pub struct LoadArgs {
     #[arg(long)]
     pub json: bool,
     /// The node's chain (a development JSON-RPC endpoint such as anvil), to fund the
-    /// participants' escrow from its prefunded accounts.
-    #[arg(long, default_value = "http://127.0.0.1:8545")]
-    pub chain: String,
+    /// participants' escrow from its prefunded accounts [default: http://127.0.0.1:8545, and
+    /// if nothing answers there, no funding: a node on its embedded chain funds at setup].
+    #[arg(long)]
+    pub chain: Option<String>,
     /// Do not fund: submit against the escrow the participants already have.
     #[arg(long)]
     pub no_fund: bool,
@@ -71,6 +73,9 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 }
+
+/// Where `--chain` points by default: anvil's default endpoint.
+const DEFAULT_CHAIN: &str = "http://127.0.0.1:8545";
 
 /// One planned obligation: sender index, receiver index, amount.
 type Planned = (u32, u32, u128);
@@ -252,20 +257,35 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let token: Address = field(&attested.info, "token")?;
     let show = !args.json;
     let planned = Arc::new(plan(n, args.count, &mut rng));
-    let funding = if args.no_fund {
-        Value::Null
-    } else {
-        let ps = participants(n);
-        let (mut summary, head) = fund(&args.chain, &attested.info, &ps, &owed(n, &planned), show)?;
-        let t = wait_credited(
-            &client,
-            &args.chain,
-            head,
-            Duration::from_secs(args.fund_timeout),
-            show,
-        )?;
-        summary["credited_after_s"] = json!(t);
-        summary
+    let chain = match (&args.chain, args.no_fund) {
+        (_, true) => None,
+        (Some(url), false) => Some(url.clone()),
+        (None, false) if RpcChain::connect(DEFAULT_CHAIN).is_ok() => Some(DEFAULT_CHAIN.into()),
+        (None, false) => {
+            if show {
+                eprintln!(
+                    "no chain answers at {DEFAULT_CHAIN}: not funding (a node on its embedded \
+                     chain funds its participants at setup; pass --chain URL otherwise)"
+                );
+            }
+            None
+        }
+    };
+    let funding = match chain {
+        None => Value::Null,
+        Some(url) => {
+            let ps = participants(n);
+            let (mut summary, head) = fund(&url, &attested.info, &ps, &owed(n, &planned), show)?;
+            let t = wait_credited(
+                &client,
+                &url,
+                head,
+                Duration::from_secs(args.fund_timeout),
+                show,
+            )?;
+            summary["credited_after_s"] = json!(t);
+            summary
+        }
     };
     let attested = Arc::new(attested);
     let next = Arc::new(AtomicU64::new(0));
