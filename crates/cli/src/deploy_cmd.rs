@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use alloy_primitives::Address;
 use anyhow::{Context, bail};
-use sealbridge_chain::rpc::RpcChain;
+use sealbridge_chain::{Chain, rpc::RpcChain};
 use sealbridge_host::deploy::{DeployConfig, deploy};
 
 /// Arguments of `sealbridge deploy`.
@@ -41,17 +41,15 @@ pub(crate) fn read_key(path: &Path) -> anyhow::Result<k256::ecdsa::SigningKey> {
     crate::verifier_cmd::load_key(path).with_context(|| format!("key file {}", path.display()))
 }
 
-/// The account this process sends its transactions from on `rpc`: the key's, signed locally,
-/// or without a key the endpoint's first unlocked account (development chains only).
+/// The account this process sends its transactions from on `rpc`: the key's, with
+/// transactions signed locally (EIP-1559), or without a key the endpoint's first unlocked
+/// account (development chains). Refused if it cannot pay for gas.
 pub(crate) fn sending_account(
     rpc: &mut RpcChain,
     key: Option<k256::ecdsa::SigningKey>,
 ) -> anyhow::Result<Address> {
-    match key {
-        Some(_) => bail!(
-            "--key-file: this build cannot sign transactions locally yet; omit it to send from \
-             the endpoint's unlocked account"
-        ),
+    let account = match key {
+        Some(key) => rpc.add_local_key(key),
         None => {
             let first = rpc
                 .accounts()
@@ -60,9 +58,17 @@ pub(crate) fn sending_account(
                 .copied();
             first.context(
                 "the endpoint holds no unlocked account: pass --key-file with the sending key",
-            )
+            )?
         }
+    };
+    if rpc
+        .balance(account)
+        .context("reading the sender's balance")?
+        .is_zero()
+    {
+        bail!("account {account} has no funds on this chain to pay for its transactions");
     }
+    Ok(account)
 }
 
 /// Run `sealbridge deploy`.

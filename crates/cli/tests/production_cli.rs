@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, U256};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
@@ -112,8 +112,28 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
 
     // allow_simulated without the insecure flag: exit 2, nothing written.
     let config_path = p("deploy.json");
+    // The deployer's and the node's own keys (transactions signed locally), funded for gas.
+    let rpc = RpcChain::connect(&anvil.url).unwrap();
+    for (name, byte) in [("deployer.key", 0x51u8), ("node.key", 0x52)] {
+        std::fs::write(p(name), hex::encode([byte; 32])).unwrap();
+        let key = k256::ecdsa::SigningKey::from_slice(&[byte; 32]).unwrap();
+        rpc.set_balance(
+            Address::from_private_key(&key),
+            U256::from(10u64).pow(U256::from(18u64)),
+        )
+        .unwrap();
+    }
+    let deployer_key = p("deployer.key");
     let deploy = |extra: &[&str]| {
-        let mut args = vec!["deploy", "--chain", &anvil.url, "--config", &config_path];
+        let mut args = vec![
+            "deploy",
+            "--key-file",
+            &deployer_key,
+            "--chain",
+            &anvil.url,
+            "--config",
+            &config_path,
+        ];
         args.extend_from_slice(extra);
         run(&args)
     };
@@ -152,6 +172,10 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         Some(d.settlement.to_string().to_lowercase())
     );
     assert_eq!(d.threshold, 2);
+    assert_eq!(
+        d.deployer,
+        Address::from_private_key(&k256::ecdsa::SigningKey::from_slice(&[0x51; 32]).unwrap())
+    );
     assert!(d.allow_simulated);
     // Never over an existing deployment file.
     let o = deploy(&["--out", &out, "--insecure-allow-simulated"]);
@@ -161,7 +185,7 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
     let registry = d.registry.to_string();
     let mut services = Vec::new();
     let mut urls = Vec::new();
-    for i in 0..2 {
+    for (i, verifier) in verifiers.iter().enumerate() {
         let port = free_port().unwrap();
         let listen = format!("127.0.0.1:{port}");
         services.push(spawn(&[
@@ -183,17 +207,19 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         let (_, info) = NodeClient::new(&url).get_json("/v1/verifier").unwrap();
         assert_eq!(
             info["address"].as_str().map(str::to_lowercase),
-            Some(verifiers[i].to_lowercase())
+            Some(verifier.to_lowercase())
         );
         urls.push(url);
     }
 
-    // Escrow for the participants (what `sealbridge load` does on a development chain).
+    // Escrow for the participants (what `sealbridge load` does on a development chain); the
+    // test token mints to anyone, here from anvil's first unlocked account.
+    let minter = rpc.accounts().unwrap()[0];
     let mut funder = Sealbridge::attach(
         RpcDevChain(RpcChain::connect(&anvil.url).unwrap()),
-        d.deployment(d.deployer),
+        d.deployment(minter),
     );
-    dev::fund(&mut funder, d.deployer, &dev::participants(4)).unwrap();
+    dev::fund(&mut funder, minter, &dev::participants(4)).unwrap();
 
     // Usage errors: --dev with --deployment; neither on a fresh data dir.
     let data = p("node");
@@ -239,8 +265,11 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
     // The node: registers through both services, serves, survives kill -9.
     let port = free_port().unwrap();
     let listen = format!("127.0.0.1:{port}");
+    let node_key = p("node.key");
     let node_args = [
         "node",
+        "--key-file",
+        &node_key,
         "--chain",
         &anvil.url,
         "--deployment",

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolEvent;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -105,13 +105,28 @@ fn node_config(
     cfg
 }
 
-/// The node's sending account: anvil's second unlocked account (the deployer is the first).
+/// The node's own key: transactions signed locally (no unlocked account), funded for gas.
+fn node_key(anvil: &Anvil) -> k256::ecdsa::SigningKey {
+    let key = k256::ecdsa::SigningKey::from_slice(&[0x77; 32]).unwrap();
+    RpcChain::connect(&anvil.url)
+        .unwrap()
+        .set_balance(
+            Address::from_private_key(&key),
+            U256::from(10u64).pow(U256::from(18u64)),
+        )
+        .unwrap();
+    key
+}
+
 fn node_sender(anvil: &Anvil) -> Address {
-    RpcChain::connect(&anvil.url).unwrap().accounts().unwrap()[1]
+    Address::from_private_key(&node_key(anvil))
 }
 
 fn start(anvil: &Anvil, cfg: NodeConfig) -> Result<Node, HostError> {
-    Node::start_deployed(cfg, RpcChain::connect(&anvil.url).unwrap())
+    let chain = RpcChain::connect(&anvil.url)
+        .unwrap()
+        .with_local_key(node_key(anvil));
+    Node::start_deployed(cfg, chain)
 }
 
 /// `EnclaveRegistered` events so far: (enclave, renewal, sender of the transaction).
