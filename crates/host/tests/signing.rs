@@ -358,3 +358,66 @@ fn settle_applied_already_settled_and_revert() {
         before
     );
 }
+
+/// While our transaction waits in the pool, another holder of the key gets the same nonce mined
+/// (outbidding ours): we notice the account's nonce passed ours without our hash and resend at
+/// the next nonce. Ours at the old nonce is never mined.
+#[test]
+fn nonce_taken_while_waiting_moves_on() {
+    let (anvil, mut rpc, me, key) = setup_with_key();
+    fast(&mut rpc, 5_000);
+    rpc.request("evm_setAutomine", json!([false])).unwrap();
+    let url = anvil.url.clone();
+    let other = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let c = RpcChain::connect(&url).unwrap();
+        let fees = c.fee_estimate().unwrap();
+        let signed = Eip1559Tx {
+            chain_id: c.chain_id().unwrap(),
+            nonce: 0,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas * 3,
+            max_fee_per_gas: fees.max_fee_per_gas * 3,
+            gas_limit: 21_000,
+            to: Some(Address::repeat_byte(0x66)),
+            value: U256::ZERO,
+            input: Bytes::new(),
+        }
+        .sign(&key);
+        c.request("eth_sendRawTransaction", json!([signed.raw()]))
+            .unwrap();
+        c.mine().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        c.mine().unwrap();
+        signed.hash()
+    });
+    let t = Instant::now();
+    let r = rpc
+        .send(me, Address::repeat_byte(0x77), Bytes::from(vec![5u8]))
+        .unwrap();
+    let theirs = other.join().unwrap();
+    eprintln!("moved on after {:?}", t.elapsed());
+    assert_eq!(quantity(&tx_by_hash(&rpc, r.tx_hash)["nonce"]), 1);
+    let attempts = rpc.last_attempts().to_vec();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(rpc.receipt(attempts[0]).unwrap().is_none());
+    assert!(rpc.receipt(theirs).unwrap().is_some());
+    assert_eq!(rpc.transaction_count(me, "latest").unwrap(), 2);
+}
+
+#[test]
+fn no_receipt_within_the_timeout_is_a_clear_error() {
+    let (_anvil, mut rpc, me) = setup();
+    rpc.set_signer_config(SignerConfig {
+        replace_after: Duration::from_secs(60),
+        receipt_timeout: Duration::from_millis(600),
+        ..SignerConfig::default()
+    });
+    rpc.request("evm_setAutomine", json!([false])).unwrap();
+    let t = Instant::now();
+    let err = rpc
+        .send(me, Address::repeat_byte(0x77), Bytes::new())
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(matches!(err, ChainError::Transport(_)), "{err}");
+    assert!(err.to_string().contains("no receipt for nonce 0"), "{err}");
+}

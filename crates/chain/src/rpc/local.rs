@@ -373,11 +373,47 @@ impl RpcChain {
         to: Option<Address>,
         data: Bytes,
     ) -> Result<TxReceipt, ChainError> {
-        let cfg = self.signer.clone();
-        let deadline = Instant::now() + cfg.receipt_timeout;
-        let chain_id = self.chain_id;
         self.last_attempts.clear();
         let gas_limit = self.estimate_gas(from, to, &data)?;
+        let mut in_flight = None;
+        match self.send_and_wait(from, to, &data, gas_limit, &mut in_flight) {
+            Ok((nonce, r)) => self.mined(from, nonce, r, to, data, gas_limit),
+            Err(e) => {
+                match in_flight {
+                    // A version of ours may still be pending at this nonce: remember its fees
+                    // so the next send outbids it (or learns it was mined).
+                    Some((nonce, fees)) => self.give_up(from, nonce, fees),
+                    // Nothing of ours is pending: start from the endpoint's view next time.
+                    None => {
+                        if let Some(a) = self.local.get_mut(&from) {
+                            a.next_nonce = None;
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The send loop: returns the nonce and the receipt (JSON) of the version mined. On error,
+    /// `in_flight` holds the nonce and fees of the last version the endpoint accepted, if one
+    /// may still be pending.
+    fn send_and_wait(
+        &mut self,
+        from: Address,
+        to: Option<Address>,
+        data: &Bytes,
+        gas_limit: u64,
+        in_flight: &mut Option<(u64, Fees)>,
+    ) -> Result<(u64, Value), ChainError> {
+        let cfg = self.signer.clone();
+        let deadline = Instant::now() + cfg.receipt_timeout;
+        let keeps_moving = |nonce: u64| {
+            ChainError::InvalidTransaction(format!(
+                "nonce of {from} keeps moving (last tried {nonce}): is the key used elsewhere \
+                 at the same time?"
+            ))
+        };
         let mut nonce = self.next_nonce(from)?;
         let mut fees = self.fees_for(from, nonce)?;
         let mut sent: Vec<B256> = Vec::new();
@@ -389,7 +425,7 @@ impl RpcChain {
                 .ok_or(ChainError::UnknownSender(from))?
                 .key;
             let signed = Eip1559Tx {
-                chain_id,
+                chain_id: self.chain_id,
                 nonce,
                 max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
                 max_fee_per_gas: fees.max_fee_per_gas,
@@ -407,40 +443,27 @@ impl RpcChain {
                     SendFailure::Underpriced => {
                         let next = fees.bumped(cfg.fee_bump_permille);
                         if next.max_fee_per_gas > cfg.max_fee_per_gas {
-                            if !sent.is_empty() {
-                                self.give_up(from, nonce, fees);
-                            }
                             return Err(fee_cap_reached(nonce, next, cfg.max_fee_per_gas));
                         }
                         fees = next;
                         continue;
                     }
                     SendFailure::NonceTooLow => {
+                        // One of our versions got mined, or someone else used the nonce.
                         if let Some(r) = self.first_receipt(&sent)? {
-                            return self.mined(from, nonce, r, to, data, gas_limit);
+                            return Ok((nonce, r));
                         }
                         nonce_moves += 1;
                         if nonce_moves > MAX_NONCE_MOVES || Instant::now() >= deadline {
-                            return Err(ChainError::InvalidTransaction(format!(
-                                "nonce of {from} keeps moving (last tried {nonce}): is the key \
-                                 used elsewhere at the same time?"
-                            )));
+                            return Err(keeps_moving(nonce));
                         }
+                        *in_flight = None;
                         nonce = self.resync_nonce(from)?;
                         fees = self.fees_for(from, nonce)?.max(fees);
                         sent.clear();
                         continue;
                     }
                     SendFailure::Other => {
-                        if sent.is_empty() {
-                            // Nothing of ours is pending at this nonce: start over from the
-                            // endpoint's view next time.
-                            if let Some(a) = self.local.get_mut(&from) {
-                                a.next_nonce = None;
-                            }
-                        } else {
-                            self.give_up(from, nonce, fees);
-                        }
                         return Err(match e {
                             ChainError::BadRequest(m) => ChainError::InvalidTransaction(m),
                             other => other,
@@ -452,6 +475,7 @@ impl RpcChain {
                 sent.push(hash);
                 self.last_attempts.push(hash);
             }
+            *in_flight = Some((nonce, fees));
             // Our hashes now hold `nonce` in the pool: the next send uses the one after.
             if let Some(a) = self.local.get_mut(&from) {
                 a.next_nonce = Some(nonce + 1);
@@ -460,14 +484,13 @@ impl RpcChain {
             let mut polls = 0u64;
             loop {
                 if let Some(r) = self.first_receipt(&sent)? {
-                    return self.mined(from, nonce, r, to, data, gas_limit);
+                    return Ok((nonce, r));
                 }
                 let now = Instant::now();
                 if now >= deadline {
-                    self.give_up(from, nonce, fees);
                     return Err(ChainError::Transport(format!(
                         "no receipt for nonce {nonce} of {from} after {:?}; sent {sent:?} \
-                         (the nonce will be reused, outbidding them, by the next send)",
+                         (the next send reuses the nonce, outbidding them, unless one is mined)",
                         cfg.receipt_timeout
                     )));
                 }
@@ -480,11 +503,9 @@ impl RpcChain {
                 {
                     nonce_moves += 1;
                     if nonce_moves > MAX_NONCE_MOVES {
-                        return Err(ChainError::InvalidTransaction(format!(
-                            "nonce of {from} keeps moving (last tried {nonce}): is the key used \
-                             elsewhere at the same time?"
-                        )));
+                        return Err(keeps_moving(nonce));
                     }
+                    *in_flight = None;
                     nonce = self.resync_nonce(from)?;
                     fees = self.fees_for(from, nonce)?;
                     sent.clear();
@@ -495,7 +516,6 @@ impl RpcChain {
                         .bumped(cfg.fee_bump_permille)
                         .max(self.fees_for(from, nonce)?);
                     if next.max_fee_per_gas > cfg.max_fee_per_gas {
-                        self.give_up(from, nonce, fees);
                         return Err(fee_cap_reached(nonce, next, cfg.max_fee_per_gas));
                     }
                     fees = next;
