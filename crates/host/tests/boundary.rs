@@ -119,11 +119,27 @@ fn boundary_contract(link: &mut dyn EnclaveLink) {
         panic!("submitted")
     };
     assert!(out.rejected.is_some());
-    let Response::Snapshot { next_record, blob } = link.call(Request::Snapshot).unwrap() else {
+    // A snapshot in many tiny chunks, fetched one frame each.
+    let Response::Snapshot(manifest) = link.call(Request::Snapshot { chunk_bytes: 32 }).unwrap()
+    else {
         panic!("snapshot")
     };
-    assert_eq!(next_record, 2);
-    assert!(!blob.is_empty());
+    assert_eq!(manifest.next_record, 2);
+    assert!(manifest.chunks > 10, "{} chunks", manifest.chunks);
+    let chunks: Vec<Vec<u8>> = (0..manifest.chunks)
+        .map(|index| {
+            match link
+                .call(Request::SnapshotChunk {
+                    id: manifest.id,
+                    index,
+                })
+                .unwrap()
+            {
+                Response::SnapshotChunk { index: i, blob } if i == index => blob,
+                r => panic!("{r:?}"),
+            }
+        })
+        .collect();
     // A new session forgets everything: the host restores it from what it stored.
     link.reconnect().unwrap();
     link.call(Request::Hello {
@@ -135,12 +151,29 @@ fn boundary_contract(link: &mut dyn EnclaveLink) {
         link.call(Request::Restore {
             policy: policy(),
             target: TARGET,
-            next_record,
-            snapshot: blob,
+            manifest: (*manifest).clone(),
         })
         .unwrap(),
-        Response::Ack
+        Response::Restoring {
+            received: 0,
+            chunks: manifest.chunks
+        }
     );
+    for (index, blob) in (0u32..).zip(chunks) {
+        let r = link.call(Request::RestoreChunk { index, blob }).unwrap();
+        if index + 1 < manifest.chunks {
+            assert!(refused(&link.call(Request::Describe).unwrap()), "not yet");
+            assert_eq!(
+                r,
+                Response::Restoring {
+                    received: index + 1,
+                    chunks: manifest.chunks
+                }
+            );
+        } else {
+            assert_eq!(r, Response::Ack);
+        }
+    }
     let Response::Description(d2) = link.call(Request::Describe).unwrap() else {
         panic!("describe")
     };
