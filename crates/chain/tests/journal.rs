@@ -242,3 +242,34 @@ fn failed_operations_are_not_journaled() {
     assert!(c.set_next_timestamp(0).is_err());
     assert_eq!(std::fs::read(tmp.file()).unwrap().len(), len);
 }
+
+/// What the journal costs (printed, not asserted): an fsync per operation, and replay time.
+#[test]
+fn append_and_replay_cost() {
+    let tmp = Tmp::new("cost");
+    let mut c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    let (a, b) = (c.dev_address(0), c.dev_address(1));
+    let n = 200;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        c.send(a, b, Bytes::from(vec![i as u8; 64])).unwrap();
+    }
+    let append = t.elapsed();
+    let head = c.block_hash(n).unwrap();
+    drop(c);
+    let t = std::time::Instant::now();
+    let c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    let replay = t.elapsed();
+    assert_eq!(c.block_hash(n).unwrap(), head);
+    assert_eq!(c.journal_recovery().unwrap().replayed, n);
+    let mut mem = EmbeddedChain::new();
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        mem.send(a, b, Bytes::from(vec![i as u8; 64])).unwrap();
+    }
+    eprintln!(
+        "{n} sends: journaled {append:?} ({:?} each), in memory {:?}; reopen + replay {replay:?}",
+        append / n as u32,
+        t.elapsed()
+    );
+}
