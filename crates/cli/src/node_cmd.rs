@@ -166,6 +166,14 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         args.verifiers.clone()
     };
     if !cfg.dev {
+        if args.participants.or(file.participants).is_some()
+            || args.batch_size.or(file.batch_size).is_some()
+        {
+            bail!(
+                "--participants and --batch-size are --dev options: on a deployment the \
+                 policy in the deployment file sets them"
+            );
+        }
         return run_deployed(cfg, &chain, deployment, key_file);
     }
     if deployment.is_some() || key_file.is_some() {

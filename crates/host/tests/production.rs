@@ -568,3 +568,43 @@ fn dev_bundle() -> Vec<u8> {
     b.extend_from_slice(&[8u8; 20]);
     b
 }
+
+#[test]
+fn governance_is_handed_over_and_the_deployer_keeps_nothing() {
+    let anvil = anvil();
+    let chain = RpcChain::connect(&anvil.url).unwrap();
+    let accounts = chain.accounts().unwrap();
+    let (deployer, governance) = (accounts[0], accounts[2]);
+    let mut cfg = config(simulated_measurement(NETTING), false);
+    cfg.governance = Some(governance);
+    cfg.test_token = false;
+    cfg.tokens = vec![Address::repeat_byte(0x70)];
+    let d = deploy_on(&anvil, &cfg, false);
+    assert_eq!((d.governance, d.deployer), (governance, deployer));
+    assert_eq!(d.test_token, None);
+    assert!(!d.allow_simulated);
+    let sb = Sealbridge::attach(
+        RpcChain::connect(&anvil.url).unwrap(),
+        d.deployment(deployer),
+    );
+    let governor = alloy_primitives::keccak256("GOVERNOR_ROLE");
+    for contract in [d.registry, d.settlement] {
+        for role in [governor, B256::ZERO] {
+            let has = |account| -> bool {
+                sb.view(contract, &EnclaveRegistry::hasRoleCall { role, account })
+                    .unwrap()
+            };
+            assert!(has(governance), "{contract} {role}");
+            assert!(!has(deployer), "{contract} {role}");
+        }
+    }
+    assert_eq!(sb.threshold().unwrap(), 2);
+    assert!(
+        sb.measurement_allowed(simulated_measurement(NETTING))
+            .unwrap()
+    );
+    // The deployer can no longer govern.
+    let mut sb = sb;
+    assert!(sb.set_threshold(deployer, 1).is_err());
+    assert_eq!(sb.threshold().unwrap(), 2);
+}
