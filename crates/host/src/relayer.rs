@@ -12,6 +12,10 @@
 //! 3. reads `lastSequence` from the chain and submits the next stored statement; the contract
 //!    answers `AlreadySettled` for a statement it holds, which counts as success.
 //!
+//! Before scanning, it checks that the newest block it credited deposits from is still on the
+//! chain: if a reorg deeper than `confirmations` replaced it, the node is reported degraded
+//! (the credit cannot be taken back from the enclave).
+//!
 //! Errors back off exponentially (capped). An unreachable chain marks it down; a chain that
 //! answers but refuses the next statement (a revert, e.g. `InsufficientEscrow` when a reorg
 //! deeper than `confirmations` removed a credited deposit) sets [`Metrics::relayer_error`]
@@ -22,7 +26,7 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy_primitives::Bytes;
+use alloy_primitives::{B256, Bytes};
 use alloy_sol_types::SolEvent;
 use sealbridge_chain::{
     Chain, Sealbridge, SettleOutcome, bindings::Settlement, proto_compat::effects_from_proto,
@@ -84,6 +88,38 @@ fn lock<C>(chain: &SharedChain<C>) -> Result<std::sync::MutexGuard<'_, Sealbridg
         .map_err(|_| HostError::Chain("chain lock poisoned".into()))
 }
 
+/// Meta key: the newest block whose deposits were credited to the enclave, and its hash.
+const CREDITED_BLOCK: &str = "credited_deposit_block";
+
+/// A reorg deeper than `confirmations` that replaced a block whose deposits the enclave
+/// credited cannot be undone (the enclave's credit stands; a deposit that is gone from the chain
+/// makes a statement spending it revert). Notice it as early as possible and say so: checking
+/// the newest such block is enough, since a reorg that replaces any block replaces every later
+/// one. Reported once (the node stays degraded until a statement settles again).
+fn check_credited_deposits<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+) -> Result<(), HostError> {
+    let Some((num, hash)) = store.meta::<Option<(u64, B256)>>(CREDITED_BLOCK)?.flatten() else {
+        return Ok(());
+    };
+    if lock(chain)?.chain().block_hash(num)? == Some(hash) {
+        return Ok(());
+    }
+    metrics.reorgs.fetch_add(1, Relaxed);
+    let why = format!(
+        "block {num} ({hash}), whose deposits were credited to the enclave, was replaced by a \
+         reorg deeper than {} confirmation(s): the enclave may count escrow the chain no longer \
+         holds, and a statement spending it will revert (InsufficientEscrow)",
+        cfg.confirmations
+    );
+    tracing::error!(error = %why, "deep reorg under credited deposits");
+    metrics.set_relayer_error(Some(why));
+    store.put_meta(CREDITED_BLOCK, &None::<(u64, B256)>)
+}
+
 /// One round; `Ok(true)` if it did something (go again at once).
 pub fn round<C: Chain>(
     chain: &SharedChain<C>,
@@ -101,6 +137,7 @@ pub fn round<C: Chain>(
 
     // 1. Deposits, only from confirmed blocks: one that a reorg drops before it is confirmed
     //    never reaches the enclave.
+    check_credited_deposits(chain, store, metrics, cfg)?;
     let cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
     metrics.deposit_cursor.store(cursor, Relaxed);
     if cursor <= confirmed_head {
@@ -133,6 +170,14 @@ pub fn round<C: Chain>(
             })
             .map_err(|_| HostError::Stopped)?;
             rx.blocking_recv().map_err(|_| HostError::Stopped)??;
+            // Remember the newest block credited from, to notice if a deeper reorg replaces it.
+            if let Some(l) = logs
+                .iter()
+                .filter(|l| Settlement::Deposited::decode_log(&l.inner).is_ok())
+                .max_by_key(|l| l.block_number)
+            {
+                store.put_meta(CREDITED_BLOCK, &Some((l.block_number, l.block_hash)))?;
+            }
         }
         metrics.deposit_cursor.store(confirmed_head + 1, Relaxed);
     }

@@ -7,9 +7,10 @@
 //!   is made again, exactly the chain's escrow is credited; a settlement reorged away before it
 //!   is final is resubmitted and applied exactly once.
 //! - A deposit removed by a reorg deeper than `confirmations`, after it was credited: the
-//!   statement that spends it reverts on chain (`InsufficientEscrow`). The relayer keeps
-//!   retrying (the escrow can come back) but reports the node degraded with an error naming the
-//!   statement and the contract error; once the escrow is back on chain it settles and clears.
+//!   relayer reports the node degraded as soon as it sees the credited block replaced; the
+//!   statement that spends the deposit reverts on chain (`InsufficientEscrow`), and the relayer
+//!   keeps retrying (the escrow can come back) with an error naming the statement and the
+//!   contract error; once the escrow is back on chain it settles and the error clears.
 //!
 //! The enclave's view of escrow is observed through the program: an obligation of exactly the
 //! expected escrow is accepted, one unit more is refused (rejections change nothing).
@@ -275,6 +276,11 @@ fn deposit_reorged_away_before_confirmation_is_never_credited_and_settlement_is_
     // The other branch grows past the old deposit's height and beyond its confirmations.
     r.mine(4);
     r.wait_credited_through(b);
+    let s = r.status();
+    assert!(
+        s["relayer_error"].is_null() && s["health"] == "healthy",
+        "a reorg within the confirmation depth is no alarm: {s}"
+    );
     let (code, v) = r.obligation(0, D);
     assert_eq!(
         code, 422,
@@ -308,6 +314,7 @@ fn deposit_reorged_away_before_confirmation_is_never_credited_and_settlement_is_
     wait_until("the reorg noticed", 30, || {
         r.node.metrics.reorgs.load(Relaxed) > reorgs
     });
+    assert!(r.status()["relayer_error"].is_null(), "{}", r.status());
     r.mine_until_final(1);
     assert_eq!(r.settled_on_chain(), (vec![1], 1), "applied exactly once");
     assert_eq!((r.escrow(0), r.escrow(1)), (U256::ZERO, U256::from(D)));
@@ -327,6 +334,14 @@ fn credited_deposit_removed_by_a_deeper_reorg_degrades_the_node_naming_the_state
     // A reorg deeper than `confirmations` (1): the credited deposit is gone from the chain.
     assert!(r.direct.revert_to(&snap).unwrap(), "evm_revert");
     assert_eq!(r.escrow(0), U256::ZERO);
+    // The relayer notices at once that a block it credited deposits from was replaced.
+    wait_until("the deep reorg reported", 30, || {
+        let s = r.status();
+        s["health"] == "degraded"
+            && s["relayer_error"].as_str().is_some_and(|e| {
+                e.contains(&format!("block {b} ")) && e.contains("deeper than 1 confirmation")
+            })
+    });
 
     // The enclave still counts it, so it accepts an obligation spending it; the statement
     // reverts on chain. The relayer must say so, not spin silently.
