@@ -411,3 +411,111 @@ fn hand_over<C: Chain>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> DeployConfig {
+        DeployConfig::from_json(
+            format!(
+                r#"{{
+                "verifiers": ["0x{a}", "0x{b}"],
+                "threshold": 2,
+                "measurements": [{{"measurement": "0x{m}", "valid_until": 1900000000}}],
+                "participants": [
+                    {{"sender": "0x{s1}", "account": "0x{a}"}},
+                    {{"sender": "0x{s2}", "account": "0x{b}"}}
+                ],
+                "tokens": ["0x{a}"]
+            }}"#,
+                a = "11".repeat(20),
+                b = "22".repeat(20),
+                m = "33".repeat(32),
+                s1 = "44".repeat(32),
+                s2 = "55".repeat(32),
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn refused(c: &DeployConfig, insecure: bool, what: &str) {
+        let e = c.validate(insecure).unwrap_err().to_string();
+        assert!(e.contains(what), "{e}");
+    }
+
+    #[test]
+    fn config_defaults_and_what_validation_refuses() {
+        let c = config();
+        assert_eq!(c.batch_size, 64);
+        assert!(!c.allow_simulated && !c.test_token && c.governance.is_none());
+        assert_eq!(c.measurements[0].valid_from, 0);
+        c.validate(false).unwrap();
+
+        let mut x = config();
+        x.allow_simulated = true;
+        refused(&x, false, "--insecure-allow-simulated");
+        x.validate(true).unwrap();
+        let mut x = config();
+        x.threshold = 3;
+        refused(&x, false, "threshold");
+        x.threshold = 0;
+        refused(&x, false, "threshold");
+        let mut x = config();
+        x.verifiers[1] = x.verifiers[0];
+        refused(&x, false, "distinct");
+        let mut x = config();
+        x.measurements.clear();
+        refused(&x, false, "measurement");
+        let mut x = config();
+        x.measurements[0].valid_from = x.measurements[0].valid_until;
+        refused(&x, false, "valid_from");
+        let mut x = config();
+        x.participants[1].sender = x.participants[0].sender;
+        refused(&x, false, "sender ids");
+        let mut x = config();
+        x.tokens.clear();
+        refused(&x, false, "token");
+        x.test_token = true;
+        x.validate(false).unwrap();
+        let mut x = config();
+        x.governance = Some(Address::ZERO);
+        refused(&x, false, "governance");
+        // A misspelt key never passes silently.
+        let e = DeployConfig::from_json(br#"{"allow_simulate": true}"#).unwrap_err();
+        assert!(e.to_string().contains("allow_simulate"), "{e}");
+    }
+
+    #[test]
+    fn a_deployment_file_round_trips_and_detects_an_altered_policy() {
+        let c = config();
+        let policy = c.policy(c.tokens.clone());
+        let f = DeploymentFile {
+            version: DEPLOYMENT_FILE_VERSION,
+            chain_id: 5,
+            registry: Address::repeat_byte(1),
+            settlement: Address::repeat_byte(2),
+            test_token: None,
+            governance: Address::repeat_byte(3),
+            deployer: Address::repeat_byte(3),
+            start_block: 9,
+            verifiers: c.verifiers.clone(),
+            threshold: 2,
+            allow_simulated: false,
+            measurements: c.measurements.clone(),
+            policy_hash: policy.hash(),
+            policy,
+        };
+        let json = serde_json::to_vec(&f).unwrap();
+        assert_eq!(DeploymentFile::from_json(&json).unwrap(), f);
+        let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        v["policy"]["netting"]["participants"][0]["account"] =
+            serde_json::json!(format!("0x{}", "99".repeat(20)));
+        let e = DeploymentFile::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("altered"), "{e}");
+        let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        v["version"] = serde_json::json!(2);
+        assert!(DeploymentFile::from_json(&serde_json::to_vec(&v).unwrap()).is_err());
+    }
+}

@@ -318,3 +318,164 @@ pub fn serve(service: VerifierService, listen: SocketAddr) -> Result<Served, Hos
         runtime: Some(runtime),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::{RemoteVerifier, WireChallenge, WireCollateral, WireEvidence};
+    use sealbridge_attest::{Measurement, danger::SimulatedQuote, report_data};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn service(policy: &str) -> VerifierService {
+        let key = k256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+        let mut s =
+            VerifierService::new(key, policy.as_bytes(), 31337, Address::repeat_byte(3)).unwrap();
+        s.clock = || NOW;
+        s
+    }
+
+    fn bundle() -> KeyBundle {
+        KeyBundle {
+            ed25519: [9; 32],
+            address: Address::repeat_byte(8),
+        }
+    }
+
+    fn request(measurement: u8) -> AppraiseRequest {
+        let hash = B256::repeat_byte(0x22);
+        let quote = SimulatedQuote {
+            measurement: Measurement([measurement; 32]),
+            report_data: report_data(&bundle().to_bytes(), hash.as_slice()),
+            issued_at: NOW - 5,
+            debug: false,
+        };
+        AppraiseRequest {
+            evidence: WireEvidence::Simulated {
+                bytes: quote.sign().into(),
+            },
+            collateral: WireCollateral::None,
+            key_bundle: bundle().to_bytes().into(),
+            challenge: WireChallenge { block: 4, hash },
+            issued_at: Some(NOW - 1),
+            chain_id: Some(31337),
+            registry: Some(Address::repeat_byte(3)),
+        }
+    }
+
+    #[test]
+    fn signs_what_its_policy_allows_for_its_domain_only() {
+        let s = service(r#"{"allow_simulated": true}"#);
+        let body = serde_json::to_vec(&request(5)).unwrap();
+        let (status, json) = s.handle(Some("application/json; charset=utf-8"), &body);
+        assert_eq!(status, StatusCode::OK);
+        let a: AppraiseResponse = serde_json::from_slice(&json).unwrap();
+        assert_eq!(a.signer, s.info().address);
+        assert_eq!(a.result.issuedAt, NOW - 1);
+        assert_eq!(a.result.enclave, bundle().address);
+        assert_eq!(a.result.keyBundleHash, bundle().hash());
+        assert_eq!(a.policy_hash, keccak256(br#"{"allow_simulated": true}"#));
+        let digest = a.result.digest(&sealbridge_proto::eip712::registry_domain(
+            31337,
+            Address::repeat_byte(3),
+        ));
+        let sig = alloy_primitives::Signature::try_from(a.signature.as_ref()).unwrap();
+        assert_eq!(sig.recover_address_from_prehash(&digest).unwrap(), a.signer);
+
+        // Its own policy decides: the measurement allowlist names the rule.
+        let strict = service(&format!(
+            r#"{{"allow_simulated": true, "allowed_measurements": [{{"measurement": "{}"}}]}}"#,
+            "06".repeat(32)
+        ));
+        let (status, json) = strict.handle(Some("application/json"), &body);
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let e: ErrorBody = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            (e.error.as_str(), e.rule.as_deref()),
+            ("refused", Some("allowed_measurements"))
+        );
+        let default = service("{}");
+        let e: ErrorBody =
+            serde_json::from_slice(&default.handle(Some("application/json"), &body).1).unwrap();
+        assert_eq!(e.rule.as_deref(), Some("allow_simulated"));
+
+        // Evidence for another key bundle or challenge: the binding fails.
+        let mut other = request(5);
+        other.challenge.hash = B256::repeat_byte(0x23);
+        let (status, json) = s.handle(
+            Some("application/json"),
+            &serde_json::to_vec(&other).unwrap(),
+        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let e: ErrorBody = serde_json::from_slice(&json).unwrap();
+        assert_eq!(e.rule.as_deref(), Some("report_data_binding"), "{e:?}");
+
+        // Another registry, a skewed clock.
+        let mut wrong = request(5);
+        wrong.registry = Some(Address::repeat_byte(4));
+        let e: ErrorBody = serde_json::from_slice(
+            &s.handle(
+                Some("application/json"),
+                &serde_json::to_vec(&wrong).unwrap(),
+            )
+            .1,
+        )
+        .unwrap();
+        assert_eq!(e.error, "wrong_domain");
+        let mut skew = request(5);
+        skew.issued_at = Some(NOW + DEFAULT_MAX_SKEW + 1);
+        let e: ErrorBody = serde_json::from_slice(
+            &s.handle(
+                Some("application/json"),
+                &serde_json::to_vec(&skew).unwrap(),
+            )
+            .1,
+        )
+        .unwrap();
+        assert_eq!(e.error, "clock_skew");
+    }
+
+    #[test]
+    fn the_client_checks_answers_over_http() {
+        let served = serve(
+            service(r#"{"allow_simulated": true}"#),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let client = RemoteVerifier::new(&format!("http://{}/", served.addr));
+        let info = client.info().unwrap();
+        assert_eq!(info.chain_id, 31337);
+        let b = bundle();
+        let binding = KeyBinding {
+            key_bundle: b.to_bytes(),
+            key_bundle_hash: b.hash(),
+            enclave: b.address,
+            ed25519_key: B256::from(b.ed25519),
+        };
+        // The test service's clock is fixed in the future; propose a time near it.
+        let signed = client
+            .appraise(&request(5), &binding, 31337, Address::repeat_byte(3))
+            .unwrap();
+        assert_eq!(signed.signer, info.address);
+        // Checked against another domain, the signature does not recover to the signer.
+        let err = client
+            .appraise(&request(5), &binding, 1, Address::repeat_byte(3))
+            .unwrap_err();
+        assert!(
+            matches!(err, crate::remote::VerifierFailure::BadAnswer(_)),
+            "{err}"
+        );
+        // A result about another enclave is refused.
+        let mut other = binding.clone();
+        other.enclave = Address::repeat_byte(1);
+        assert!(matches!(
+            client.appraise(&request(5), &other, 31337, Address::repeat_byte(3)),
+            Err(crate::remote::VerifierFailure::BadAnswer(_))
+        ));
+        drop(served);
+        assert!(matches!(
+            client.info(),
+            Err(crate::remote::VerifierFailure::Unreachable(_))
+        ));
+    }
+}
