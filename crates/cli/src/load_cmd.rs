@@ -112,16 +112,10 @@ where
         .with_context(|| format!("the node's {key}"))
 }
 
-/// Top up each participant's escrow on `url` to what it owes; returns the funding summary and
-/// the chain's head after the deposits (every deposit so far must reach the enclave, including
-/// earlier ones that already cover the obligations).
-fn fund(
-    url: &str,
-    info: &Value,
-    ps: &[DevParticipant],
-    owed: &[u128],
-    show: bool,
-) -> anyhow::Result<(Value, u64)> {
+/// The node's contracts on the chain at `url`, checked: the same chain id, and the node's
+/// settlement contract (with the enclave's policy) at the address the node gave. The sender
+/// is the chain's first prefunded account (`eth_accounts`).
+fn attach_checked(url: &str, info: &Value) -> anyhow::Result<Sealbridge<RpcDevChain>> {
     let rpc = RpcChain::connect(url).map_err(|e| {
         anyhow::anyhow!(
             "cannot reach the chain at {url} to fund the participants ({e}); \
@@ -137,27 +131,40 @@ fn fund(
         );
     }
     let settlement: Address = field(info, "settlement")?;
-    let token: Address = field(info, "token")?;
     let policy_hash: B256 = field(info, "policy_hash")?;
     let chain = RpcDevChain(rpc);
     let admin = chain.admin()?;
-    let mut sb = Sealbridge::attach(
+    let sb = Sealbridge::attach(
         chain,
         Deployment {
             chain_id,
             admin,
             registry: field(info, "registry")?,
             settlement,
-            token,
+            token: field(info, "token")?,
         },
     );
     match sb.policy_hash() {
-        Ok(h) if h == policy_hash => {}
+        Ok(h) if h == policy_hash => Ok(sb),
         _ => bail!(
             "the chain at {url} has no settlement contract of this node at {settlement} \
              (same chain id {chain_id}, but not the node's chain?): pass it with --chain URL"
         ),
     }
+}
+
+/// Top up each participant's escrow to what it owes: mint the shortfall from the chain's first
+/// prefunded account, deposit it from the participant's (impersonated) account. Returns the
+/// funding summary and the chain's head after the deposits (every deposit so far must reach
+/// the enclave, including earlier ones that already cover the obligations).
+fn fund(
+    sb: &mut Sealbridge<RpcDevChain>,
+    url: &str,
+    ps: &[DevParticipant],
+    owed: &[u128],
+    show: bool,
+) -> anyhow::Result<(Value, u64)> {
+    let (admin, token) = (sb.deployment.admin, sb.deployment.token);
     let (mut topped_up, mut minted, mut last_block) = (0u64, 0u128, None);
     for (i, (p, need)) in ps.iter().zip(owed).enumerate() {
         let have = sb.escrow_balance(p.account, token)?;
@@ -192,6 +199,46 @@ fn fund(
         "deposit_block": last_block,
     });
     Ok((summary, head))
+}
+
+/// Wait (up to `timeout`) until nothing accepted earlier is still unsettled (returns how many
+/// were at first): until then the
+/// enclave's view of escrow includes net positions the chain does not hold yet, and the
+/// shortfall read from the chain would be wrong. Mines a block when the node only waits for
+/// confirmations (a development chain may mine only on transactions).
+fn wait_quiet(
+    client: &NodeClient,
+    url: &str,
+    timeout: Duration,
+    show: bool,
+) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let rpc = RpcChain::connect(url)?;
+    let (mut first, mut said) = (None, false);
+    loop {
+        let s = client.status().context("reading the node's status")?;
+        let pending = s["pending_inputs"].as_u64().unwrap_or(0);
+        let unsettled = *first.get_or_insert(pending);
+        if pending == 0 {
+            return Ok(unsettled);
+        }
+        if started.elapsed() > timeout {
+            eprintln!(
+                "warning: {pending} input(s) of an earlier run are still unsettled; funding from \
+                 the chain's escrow anyway (some obligations may be refused)"
+            );
+            return Ok(unsettled);
+        }
+        if show && !said {
+            eprintln!("waiting for {pending} unsettled input(s) of an earlier run to settle");
+            said = true;
+        }
+        let included = s["last_included_sequence"].as_u64();
+        if included.is_some() && included == s["last_signed_sequence"].as_u64() {
+            rpc.mine()?;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Wait until the node has credited every deposit up to `block` to the enclave (its relayer's
@@ -274,16 +321,14 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let funding = match chain {
         None => Value::Null,
         Some(url) => {
+            let timeout = Duration::from_secs(args.fund_timeout);
+            let mut sb = attach_checked(&url, &attested.info)?;
+            let unsettled = wait_quiet(&client, &url, timeout, show)?;
             let ps = participants(n);
-            let (mut summary, head) = fund(&url, &attested.info, &ps, &owed(n, &planned), show)?;
-            let t = wait_credited(
-                &client,
-                &url,
-                head,
-                Duration::from_secs(args.fund_timeout),
-                show,
-            )?;
+            let (mut summary, head) = fund(&mut sb, &url, &ps, &owed(n, &planned), show)?;
+            let t = wait_credited(&client, &url, head, timeout, show)?;
             summary["credited_after_s"] = json!(t);
+            summary["unsettled_before"] = json!(unsettled);
             summary
         }
     };

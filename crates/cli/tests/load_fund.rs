@@ -271,6 +271,31 @@ fn anvil_node_load_funds_submits_and_every_envelope_settles_exactly_once() {
     assert_eq!(settled_on_chain(&chain, sb.deployment.settlement).1, 400);
     assert_eq!(escrow_total(), big(&f["deposited"]) + big(&g["deposited"]));
 
+    // ---- back to back: a run waits for the previous run's inputs to settle before it reads
+    // the escrow (the enclave's view includes unsettled net positions); nothing refused ------
+    let b1 = summary(&load(&base, &anvil.url, 200, &[]));
+    let b2 = summary(&load(&base, &anvil.url, 200, &[]));
+    for x in [&b1, &b2] {
+        assert_eq!(
+            (&x["accepted"], &x["failed"]),
+            (&200.into(), &0.into()),
+            "{x}"
+        );
+    }
+    assert!(
+        b2["funding"]["unsettled_before"].as_u64().unwrap() > 0,
+        "the second run started while the first was unsettled: {b2}"
+    );
+    settle_all(&c, &chain, 800);
+    let (seqs, inputs) = settled_on_chain(&chain, sb.deployment.settlement);
+    assert_eq!(inputs, 800);
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let deposited: u128 = [&first, &second, &b1, &b2]
+        .iter()
+        .map(|x| big(&x["funding"]["deposited"]))
+        .sum();
+    assert_eq!(escrow_total(), deposited);
+
     // ---- --no-fund: no chain access at all -----------------------------------------------
     let third = summary(&load(&base, &dead, 20, &["--no-fund"]));
     assert_eq!(third["funding"], Value::Null);
