@@ -305,10 +305,10 @@ fn what_a_deployment_refuses() {
 
     // One verifier down with k = 2: a clear error, nothing registered.
     let down = format!("http://127.0.0.1:{}", free_port().unwrap());
-    let dir = tempfile::tempdir().unwrap();
+    let down_dir = tempfile::tempdir().unwrap();
     let err = start(
         &anvil,
-        node_config(dir.path(), &d, vec![url(&v1), down.clone()], sender),
+        node_config(down_dir.path(), &d, vec![url(&v1), down.clone()], sender),
     )
     .unwrap_err()
     .to_string();
@@ -397,6 +397,15 @@ fn what_a_deployment_refuses() {
     extra["threshhold"] = json!(1);
     assert!(DeployConfig::from_json(&serde_json::to_vec(&extra).unwrap()).is_err());
     nothing_registered();
+
+    // Once both verifiers answer, the data dir that failed registers on restart.
+    let node = start(
+        &anvil,
+        node_config(down_dir.path(), &d, vec![url(&v1), url(&v2)], sender),
+    )
+    .unwrap();
+    assert_eq!(registrations(&chain, d.registry).len(), 1);
+    drop(node);
     drop((v1, v2));
 
     // A registry whose allowlist lacks the enclave's measurement.
