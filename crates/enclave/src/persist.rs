@@ -15,9 +15,12 @@
 //! payload, nonce, expiry), newly generated epoch keys and the log entries appended. Receipt,
 //! checkpoint (Ed25519) and statement (RFC 6979 ECDSA) signatures are deterministic.
 //!
-//! Both formats are CBOR inside a sealed blob (`sealbridge_seal::at_rest`):
+//! Both formats are CBOR inside sealed blobs (`sealbridge_seal::at_rest`):
 //! - record: AAD = `"sealbridge/v1/journal" ‖ instance id (32) ‖ index u64 BE`;
-//! - snapshot: AAD = `"sealbridge/v1/snapshot" ‖ next record index u64 BE`.
+//! - snapshot (boundary version 2): the CBOR is cut into chunks, each sealed with its own AAD
+//!   under a sealed manifest (see [`crate::chunks`]), so no frame grows with the state;
+//! - snapshot format 1 (boundary version 1, still restored by `RestoreV1`): one blob,
+//!   AAD = `"sealbridge/v1/snapshot" ‖ next record index u64 BE`.
 //!
 //! A host can withhold the tail of the journal (a rollback); the node's start-up check against
 //! the chain's settled root catches a rollback below what has settled.
