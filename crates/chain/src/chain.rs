@@ -85,7 +85,9 @@ pub enum ChainError {
 /// A synchronous Ethereum chain: the subset of JSON-RPC that Sealbridge needs.
 ///
 /// `send` and `deploy` return the *mined* receipt; a reverted transaction is still mined, so it
-/// is `Ok` with `success == false` (use [`TxReceipt::output`] for the revert data).
+/// is `Ok` with `success == false` (use [`TxReceipt::output`] for the revert data). A chain that
+/// estimates gas before sending (the JSON-RPC chain with a local key) may instead return
+/// `Err(ChainError::Reverted { data })` without sending anything; callers treat both alike.
 pub trait Chain {
     /// `eth_chainId`.
     fn chain_id(&self) -> Result<u64, ChainError>;

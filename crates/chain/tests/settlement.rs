@@ -437,3 +437,84 @@ fn every_flipped_byte_of_a_settle_call_reverts() {
     assert!(r.success);
     assert_eq!(f.sb.last_sequence().unwrap(), 1);
 }
+
+/// A chain whose receipts carry a wrong `output` (`true`), as a JSON-RPC chain's replay at the
+/// parent block can when another transaction preceded ours in the block.
+#[derive(Debug, Clone)]
+struct ReplayedOutput(sealbridge_chain::EmbeddedChain);
+
+impl Chain for ReplayedOutput {
+    fn chain_id(&self) -> Result<u64, sealbridge_chain::ChainError> {
+        self.0.chain_id()
+    }
+    fn block_number(&self) -> Result<u64, sealbridge_chain::ChainError> {
+        self.0.block_number()
+    }
+    fn block_timestamp(&self) -> Result<u64, sealbridge_chain::ChainError> {
+        self.0.block_timestamp()
+    }
+    fn block_hash(&self, n: u64) -> Result<Option<B256>, sealbridge_chain::ChainError> {
+        self.0.block_hash(n)
+    }
+    fn deploy(
+        &mut self,
+        from: Address,
+        code: Bytes,
+    ) -> Result<sealbridge_chain::TxReceipt, sealbridge_chain::ChainError> {
+        self.0.deploy(from, code)
+    }
+    fn send(
+        &mut self,
+        from: Address,
+        to: Address,
+        data: Bytes,
+    ) -> Result<sealbridge_chain::TxReceipt, sealbridge_chain::ChainError> {
+        let mut r = self.0.send(from, to, data)?;
+        if r.success {
+            r.output = Bytes::from(U256::from(1).to_be_bytes::<32>().to_vec());
+        }
+        Ok(r)
+    }
+    fn call(
+        &self,
+        from: Address,
+        to: Address,
+        data: Bytes,
+    ) -> Result<Bytes, sealbridge_chain::ChainError> {
+        self.0.call(from, to, data)
+    }
+    fn logs(
+        &self,
+        a: Address,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<sealbridge_chain::LogEntry>, sealbridge_chain::ChainError> {
+        self.0.logs(a, from, to)
+    }
+    fn balance(&self, a: Address) -> Result<U256, sealbridge_chain::ChainError> {
+        self.0.balance(a)
+    }
+    fn receipt(
+        &self,
+        h: B256,
+    ) -> Result<Option<sealbridge_chain::TxReceipt>, sealbridge_chain::ChainError> {
+        self.0.receipt(h)
+    }
+}
+
+#[test]
+fn settle_outcome_comes_from_events_not_the_return_value() {
+    let f = funded();
+    let (s, effects) = payment(&f);
+    let sig = f.sign(&s);
+    let mut sb =
+        sealbridge_chain::Sealbridge::attach(ReplayedOutput(f.sb.chain().clone()), f.sb.deployment);
+    let first = sb.settle(f.relayer, &s, &effects, sig.clone()).unwrap();
+    assert!(matches!(first, SettleOutcome::Applied(_)), "{first:?}");
+    // The return value claims `true` again; the AlreadySettled event decides.
+    let again = sb.settle(f.relayer, &s, &effects, sig).unwrap();
+    assert!(
+        matches!(again, SettleOutcome::AlreadySettled(_)),
+        "{again:?}"
+    );
+}

@@ -378,12 +378,33 @@ impl<C: Chain> Sealbridge<C> {
             effects: effects.to_vec(),
             signature,
         };
-        let (r, applied) = self.transact("settle", from, to, &call)?;
-        Ok(if applied {
-            SettleOutcome::Applied(r)
+        let r = self.chain.send(from, to, call.abi_encode().into())?;
+        if !r.success {
+            self.gas.record("settle:reverted", r.gas_used);
+            return Err(ContractError::Reverted(Revert::decode(r.output)));
+        }
+        self.gas.record("settle", r.gas_used);
+        // The outcome comes from the receipt's events, not the return value: a JSON-RPC chain
+        // recovers return data by replaying the call at the parent block, which is not exact
+        // when other transactions precede ours in the block.
+        let ours = |l: &&crate::chain::LogEntry| l.address() == to;
+        let sequence = statement.sequence;
+        if r.logs.iter().filter(ours).any(|l| {
+            Settlement::StatementSettled::decode_log(&l.inner)
+                .is_ok_and(|e| e.data.sequence == sequence)
+        }) {
+            Ok(SettleOutcome::Applied(r))
+        } else if r.logs.iter().filter(ours).any(|l| {
+            Settlement::AlreadySettled::decode_log(&l.inner)
+                .is_ok_and(|e| e.data.sequence == sequence)
+        }) {
+            Ok(SettleOutcome::AlreadySettled(r))
         } else {
-            SettleOutcome::AlreadySettled(r)
-        })
+            Err(ContractError::Decode(format!(
+                "settle of statement {sequence} succeeded without a StatementSettled or \
+                 AlreadySettled event"
+            )))
+        }
     }
 
     /// `lastSequence()`.
