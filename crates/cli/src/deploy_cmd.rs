@@ -37,8 +37,24 @@ pub struct DeployArgs {
 }
 
 /// Read a secp256k1 key file (hex), for the account this process sends transactions from.
+/// Warns when other users can read it.
 pub(crate) fn read_key(path: &Path) -> anyhow::Result<k256::ecdsa::SigningKey> {
+    warn_if_shared(path);
     crate::verifier_cmd::load_key(path).with_context(|| format!("key file {}", path.display()))
+}
+
+/// A secret key file should be readable by its owner only.
+pub(crate) fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "warning: key file {} is accessible to other users (mode {:o}); chmod 600 it",
+            path.display(),
+            m.permissions().mode() & 0o777
+        );
+    }
 }
 
 /// The account this process sends its transactions from on `rpc`: the key's, with

@@ -68,6 +68,12 @@ fn up(url: &str, path: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Key files readable by their owner only (the CLI warns otherwise).
+fn private(path: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -85,6 +91,7 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
     let mut verifiers = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         std::fs::write(p(&format!("v{i}.key")), format!("0x{k}\n")).unwrap();
+        private(&p(&format!("v{i}.key")));
         let o = run(&["verifier", "address", "--key", &p(&format!("v{i}.key"))]);
         assert!(o.status.success(), "{}", stderr(&o));
         let addr = String::from_utf8(o.stdout).unwrap().trim().to_string();
@@ -116,6 +123,7 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
     let rpc = RpcChain::connect(&anvil.url).unwrap();
     for (name, byte) in [("deployer.key", 0x51u8), ("node.key", 0x52)] {
         std::fs::write(p(name), hex::encode([byte; 32])).unwrap();
+        private(&p(name));
         let key = k256::ecdsa::SigningKey::from_slice(&[byte; 32]).unwrap();
         rpc.set_balance(
             Address::from_private_key(&key),

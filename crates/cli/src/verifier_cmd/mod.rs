@@ -64,6 +64,7 @@ fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
     crate::node_cmd::init_tracing();
     let listen: std::net::SocketAddr = a.listen.parse().context("--listen must be HOST:PORT")?;
     let policy = read_file(&a.policy)?;
+    crate::deploy_cmd::warn_if_shared(&a.key);
     let service = sealbridge_host::remote_service::VerifierService::new(
         load_key(&a.key)?,
         &policy,
