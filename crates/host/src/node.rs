@@ -440,7 +440,8 @@ impl Node {
                     || s.policy != d.policy
                 {
                     return Err(HostError::Inconsistent(format!(
-                        "this data directory belongs to Settlement {} on chain {}, not to the                          deployment file's Settlement {} on chain {} (or its policy changed)",
+                        "this data directory belongs to Settlement {} on chain {}, not to the \
+                         deployment file's Settlement {} on chain {} (or its policy changed)",
                         s.settlement, s.chain_id, d.settlement, d.chain_id
                     )));
                 }
@@ -462,7 +463,8 @@ impl Node {
             ),
             (None, None) => {
                 return Err(HostError::Config(
-                    "this data directory has no deployment: pass --deployment FILE (written by                      `sealbridge deploy`), or --dev for a development chain"
+                    "this data directory has no deployment: pass --deployment FILE (written by \
+                     `sealbridge deploy`), or --dev for a development chain"
                         .into(),
                 ));
             }
