@@ -304,6 +304,7 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let token: Address = field(&attested.info, "token")?;
     let show = !args.json;
     let planned = Arc::new(plan(n, args.count, &mut rng));
+    let funding_started = Instant::now();
     let chain = match (&args.chain, args.no_fund) {
         (_, true) => None,
         (Some(url), false) => Some(url.clone()),
@@ -329,6 +330,7 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             let t = wait_credited(&client, &url, head, timeout, show)?;
             summary["credited_after_s"] = json!(t);
             summary["unsettled_before"] = json!(unsettled);
+            summary["elapsed_s"] = json!(funding_started.elapsed().as_secs_f64());
             summary
         }
     };
@@ -451,11 +453,12 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     } else {
         if !funding.is_null() {
             println!(
-                "funding: {} participant(s) topped up, {} deposited (owed in total: {}), credited by the node after {:.2} s",
+                "funding: {} participant(s) topped up, {} deposited (owed in total: {}), credited by the node after {:.2} s; {:.2} s in all",
                 funding["participants_topped_up"],
                 funding["deposited"].as_str().unwrap_or("0"),
                 funding["owed_total"].as_str().unwrap_or("0"),
-                funding["credited_after_s"].as_f64().unwrap_or(0.0)
+                funding["credited_after_s"].as_f64().unwrap_or(0.0),
+                funding["elapsed_s"].as_f64().unwrap_or(0.0)
             );
         }
         println!(
