@@ -328,7 +328,18 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
     let _ = node.0.kill();
     let _ = node.0.wait();
 
-    node = spawn(&node_args);
+    // Restarted from a configuration file with the same settings.
+    let node_config = json!({
+        "chain": anvil.url,
+        "deployment": out,
+        "verifiers": urls,
+        "key_file": node_key,
+        "data_dir": data,
+        "listen": listen,
+        "batch_interval_ms": 50,
+    });
+    std::fs::write(p("node.json"), node_config.to_string()).unwrap();
+    node = spawn(&["node", "--config", &p("node.json")]);
     wait_until("node ready after kill -9", 60, || up(&node_url, "/readyz"));
     submit(&c, 2);
     submit(&c, 3);
