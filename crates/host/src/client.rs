@@ -88,6 +88,9 @@ pub struct NodeClient {
     agent: ureq::Agent,
 }
 
+/// The longest `Retry-After` [`NodeClient::submit`] honours.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// An HTTP answer: status and JSON body.
 pub type Answer = (u16, Value);
 
@@ -137,6 +140,18 @@ impl NodeClient {
 
     /// POST bytes with a content type.
     pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Answer, ClientError> {
+        self.post_retry_after(path, content_type, body)
+            .map(|(status, v, _)| (status, v))
+    }
+
+    /// POST, also returning the `Retry-After` header in seconds (RFC 9110 §10.2.3; the node
+    /// sends the delay-seconds form).
+    fn post_retry_after(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(u16, Value, Option<u64>), ClientError> {
         let mut r = self
             .agent
             .post(&format!("{}{path}", self.base))
@@ -144,9 +159,14 @@ impl NodeClient {
             .send(body)
             .map_err(transport)?;
         let status = r.status().as_u16();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
         let text = r.body_mut().read_to_string().map_err(transport)?;
         let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, v))
+        Ok((status, v, retry_after))
     }
 
     /// Fetch the enclave's description and fresh evidence for a random challenge, appraise the
@@ -214,17 +234,24 @@ impl NodeClient {
     }
 
     /// Submit an envelope; retries transport failures and 503s up to `retries` times (safe:
-    /// the node answers a re-submitted accepted envelope with its original receipt).
+    /// the node answers a re-submitted accepted envelope with its original receipt). Waits
+    /// 100 ms more after each attempt (at most 2 s), or what the node's `Retry-After` asks
+    /// if that is longer (at most [`MAX_RETRY_AFTER`]).
     pub fn submit(&self, envelope: &[u8], retries: u32) -> Result<Answer, ClientError> {
         let mut attempt = 0;
         loop {
-            let r = self.post("/v1/envelopes", crate::gateway::COSE, envelope);
-            let retry = matches!(&r, Err(ClientError::Transport(_)) | Ok((503, _)));
+            let r = self.post_retry_after("/v1/envelopes", crate::gateway::COSE, envelope);
+            let retry = matches!(&r, Err(ClientError::Transport(_)) | Ok((503, _, _)));
             if !retry || attempt >= retries {
-                return r;
+                return r.map(|(status, v, _)| (status, v));
             }
             attempt += 1;
-            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(20))));
+            let backoff = Duration::from_millis(100 * u64::from(attempt.min(20)));
+            let asked = match &r {
+                Ok((_, _, Some(secs))) => Duration::from_secs(*secs).min(MAX_RETRY_AFTER),
+                _ => Duration::ZERO,
+            };
+            std::thread::sleep(backoff.max(asked));
         }
     }
 

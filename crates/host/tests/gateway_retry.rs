@@ -201,6 +201,15 @@ fn enclave_unreachable_is_503_retry_after_2_and_changes_nothing() {
         );
         assert_eq!(RETRY_AFTER_ENCLAVE_DOWN, 2);
     }
+    // The client library waits as long as the node asks before its retry.
+    let t = Instant::now();
+    let (code, v) = c.submit(&refused, 1).unwrap();
+    assert_eq!(code, 503, "{v}");
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "retried after {:?}, before Retry-After",
+        t.elapsed()
+    );
     let (code, v) = c.get_json("/healthz").unwrap();
     assert_eq!((code, &v["status"]), (503, &Value::from("down")), "{v}");
     let (code, _) = c.get_json("/readyz").unwrap();
