@@ -176,10 +176,10 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         }
         return run_deployed(cfg, &chain, deployment, key_file);
     }
-    if deployment.is_some() || key_file.is_some() {
+    if deployment.is_some() || key_file.is_some() || !cfg.verifiers.is_empty() {
         bail!(
             "--dev deploys its own contracts and sends from the endpoint's unlocked accounts: \
-             it takes neither --deployment nor --key-file"
+             it takes no --deployment, --key-file or --verifier"
         );
     }
     let node = if chain == "embedded" {

@@ -433,6 +433,12 @@ impl Node {
                 "no account to send transactions from: pass --key-file (the node's own key)".into(),
             )
         })?;
+        if let Some(u) = cfg.verifiers.iter().find(|u| !u.starts_with("http://")) {
+            return Err(HostError::Config(format!(
+                "verifier URL {u:?}: only http:// is supported (the node checks every signed \
+                 result itself; the transport carries only public evidence and signed results)"
+            )));
+        }
         let store = Store::open(&cfg.data_dir)?;
         let (mut setup, fresh) = match (store.meta::<Setup>("setup")?, &cfg.deployment) {
             (Some(s), Some(d)) => {

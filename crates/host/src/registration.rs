@@ -304,8 +304,9 @@ pub fn attest_and_register<C: Chain>(
         registry: sb.deployment.registry,
     };
 
-    // Keep the answers that come from registered verifiers and agree with the first of them.
-    let mut good: Vec<SignedResult> = Vec::new();
+    // Keep the answers from registered verifiers, then the largest group that signed the same
+    // result (verifiers with another TTL or clock sign another one; the registry takes one).
+    let mut signed: Vec<(String, SignedResult)> = Vec::new();
     let mut failures = Vec::new();
     for (who, answer) in appraisers.appraise(&appraisal) {
         let checked = answer.and_then(|s| match sb.is_verifier(s.signer) {
@@ -316,12 +317,25 @@ pub fn attest_and_register<C: Chain>(
             ))),
         });
         match checked {
-            Ok(s) if good.first().is_none_or(|g| g.result == s.result) => good.push(s),
-            Ok(_) => failures.push((who, VerifierFailure::Disagrees)),
+            Ok(s) => signed.push((who, s)),
             Err(f) => {
                 tracing::warn!(verifier = %who, reason = %f, "no attestation result");
                 failures.push((who, f));
             }
+        }
+    }
+    let agreeing = |r: &SignedResult| signed.iter().filter(|(_, s)| s.result == r.result).count();
+    let best = signed
+        .iter()
+        .map(|(_, s)| s)
+        .max_by_key(|s| agreeing(s))
+        .map(|s| s.result.clone());
+    let mut good: Vec<SignedResult> = Vec::new();
+    for (who, s) in signed {
+        if best.as_ref() == Some(&s.result) {
+            good.push(s);
+        } else {
+            failures.push((who, VerifierFailure::Disagrees));
         }
     }
     if good.len() < k as usize {

@@ -354,6 +354,40 @@ fn what_a_deployment_refuses() {
     nothing_registered();
     drop(elsewhere);
 
+    // Two verifiers that sign different results (another result lifetime): no k agree.
+    let short = serve(
+        VerifierService::new(
+            verifier_key(2),
+            SIM_POLICY.as_bytes(),
+            d.chain_id,
+            d.registry,
+        )
+        .unwrap()
+        .with_ttl(3600),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(
+        &anvil,
+        node_config(dir.path(), &d, vec![url(&v1), url(&short)], sender),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("signed a different result"), "{err}");
+    nothing_registered();
+    drop(short);
+
+    // Verifier URLs other than http:// are refused up front.
+    let dir = tempfile::tempdir().unwrap();
+    let err = start(
+        &anvil,
+        node_config(dir.path(), &d, vec![url(&v1), "ftp://x".into()], sender),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("only http://"), "{err}");
+
     // A deployment file for another chain.
     let mut wrong_chain = d.clone();
     wrong_chain.chain_id = 1;
