@@ -3,8 +3,10 @@
 //! escrow funding (embedded chain).
 //!
 //! INSECURE by design: participants' keys derive from public labels so that `sealbridge load`
-//! can sign for them, verifiers' keys are random and thrown away, and the simulated TEE is
-//! allowed on chain. Never use `--dev` with anything of value.
+//! can sign for them, verifiers' keys come from a plain seed file in the data dir, and the
+//! simulated TEE is allowed on chain. Never use `--dev` with anything of value; a real
+//! deployment is `sealbridge deploy` + `sealbridge verifier serve` + `sealbridge node
+//! --deployment` ([`crate::deploy`], [`crate::remote_service`]).
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use sealbridge_chain::{Chain, ChainError, EmbeddedChain, Sealbridge, embedded::key_address};

@@ -3,6 +3,11 @@
 //! process or a Unix socket to `sealbridge enclave`), and the relayer that settles statements
 //! exactly once. Everything it stores is sealed by the enclave or public and verifiable; it can
 //! be killed at any moment and recovers from its data directory (see `docs/NODE.md`).
+//!
+//! Deployments: [`deploy`] (contracts, verifier set, allowlist, policy from a config file),
+//! [`registration`] (the enclave registered through k verifiers, renewed before expiry),
+//! [`remote`] and [`remote_service`] (the verifier service and the node's client for it);
+//! [`dev`] is the INSECURE one-command development setup.
 #![forbid(unsafe_code)]
 
 pub mod anvil;
