@@ -13,7 +13,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
 use sealbridge_chain::{Sealbridge, rpc::RpcChain};
-use sealbridge_enclave::policy::simulated_measurement;
 use sealbridge_host::{
     anvil::{Anvil, find_anvil, free_port},
     client::NodeClient,
@@ -109,7 +108,7 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
     let config = json!({
         "verifiers": verifiers,
         "threshold": 2,
-        "measurements": [{"measurement": simulated_measurement("sealbridge/netting/v1")}],
+        "measurements": [{"measurement": "simulated"}],
         "allow_simulated": true,
         "participants": participants,
         "test_token": true,
@@ -180,6 +179,10 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         Some(d.settlement.to_string().to_lowercase())
     );
     assert_eq!(d.threshold, 2);
+    assert_eq!(
+        d.measurements[0].measurement,
+        sealbridge_enclave::policy::simulated_measurement("sealbridge/netting/v1")
+    );
     assert_eq!(
         d.deployer,
         Address::from_private_key(&k256::ecdsa::SigningKey::from_slice(&[0x51; 32]).unwrap())

@@ -12,8 +12,11 @@ use sealbridge_chain::{
     Chain, Deployment, Sealbridge,
     bindings::{EnclaveRegistry, Settlement, TestToken},
 };
-use sealbridge_enclave::EnclavePolicy;
-use sealbridge_programs::netting::{NettingConfig, Participant};
+use sealbridge_enclave::{EnclavePolicy, policy::simulated_measurement};
+use sealbridge_programs::{
+    Program,
+    netting::{Netting, NettingConfig, Participant},
+};
 use sealbridge_proto::SenderId;
 
 use crate::HostError;
@@ -33,7 +36,9 @@ fn default_batch_size() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeasurementWindow {
-    /// The normalised measurement (docs/ATTESTATION.md).
+    /// The normalised measurement (docs/ATTESTATION.md): 32 bytes of hex, or in a config
+    /// `"simulated"` for the simulated TEE's netting enclave (INSECURE; needs allow_simulated).
+    #[serde(deserialize_with = "measurement_or_simulated")]
     pub measurement: B256,
     /// First second it is allowed (unix).
     #[serde(default)]
@@ -41,6 +46,27 @@ pub struct MeasurementWindow {
     /// First second it is no longer allowed (unix; default: never).
     #[serde(default = "forever")]
     pub valid_until: u64,
+}
+
+/// What the simulated TEE reports for the netting enclave of this build.
+pub fn simulated_netting_measurement() -> B256 {
+    let program = Netting::new(&NettingConfig {
+        participants: Vec::new(),
+        tokens: Vec::new(),
+    });
+    simulated_measurement(program.name())
+}
+
+fn measurement_or_simulated<'de, D: serde::Deserializer<'de>>(d: D) -> Result<B256, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    if s == "simulated" {
+        return Ok(simulated_netting_measurement());
+    }
+    s.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "measurement {s:?}: 32 bytes of hex, or \"simulated\""
+        ))
+    })
 }
 
 /// A netting participant: the Ed25519 key its envelopes are signed with and its escrow account.
@@ -128,6 +154,16 @@ impl DeployConfig {
                 "measurement {}: valid_from must be before valid_until",
                 m.measurement
             ));
+        }
+        let simulated = simulated_netting_measurement();
+        if !self.allow_simulated && self.measurements.iter().any(|m| m.measurement == simulated) {
+            // Harmless (the registry refuses simulated results whatever the allowlist says),
+            // but most likely not what was meant.
+            tracing::warn!(
+                %simulated,
+                "the simulated TEE's measurement is allowed but allow_simulated is false: no \
+                 simulated enclave can register"
+            );
         }
         if self.participants.len() < 2 {
             return bad("netting needs at least two participants".into());
@@ -482,6 +518,20 @@ mod tests {
         let mut x = config();
         x.governance = Some(Address::ZERO);
         refused(&x, false, "governance");
+        // "simulated" names the simulated TEE's measurement.
+        let sim = DeployConfig::from_json(
+            serde_json::to_string(&config())
+                .unwrap()
+                .replace(&format!("0x{}", "33".repeat(32)), "simulated")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            sim.measurements[0].measurement,
+            simulated_netting_measurement()
+        );
+        sim.validate(false).unwrap();
+        assert!(DeployConfig::from_json(br#"{"measurements": [{"measurement": "x"}]}"#).is_err());
         // A misspelt key never passes silently.
         let e = DeployConfig::from_json(br#"{"allow_simulate": true}"#).unwrap_err();
         assert!(e.to_string().contains("allow_simulate"), "{e}");
