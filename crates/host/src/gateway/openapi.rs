@@ -22,10 +22,10 @@ pub fn openapi_document() -> Value {
                               "503": {"description": format!("not accepted now, nothing changed; Retry-After: {RETRY_AFTER_ENCLAVE_DOWN} s when the enclave is unreachable (enclave_down), {RETRY_AFTER_QUEUE_FULL} s when too many statements wait for the chain (queue_full), {RETRY_AFTER_BUSY} s when the node is busy"),
                                       "headers": {"Retry-After": {"schema": {"type": "integer"}}},
                                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
-            "/v1/receipts/{envelope_id}": {"get": {"summary": "Receipt, batch, settlement and inclusion proof against the latest checkpoint",
+            "/v1/receipts/{envelope_id}": {"get": {"summary": "Receipt, batch (statement_sequence), settled (on chain with the configured confirmations) and included (on chain, maybe not yet confirmed), and the inclusion proof against the latest checkpoint",
                 "parameters": [{"name": "envelope_id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^(0x)?[0-9a-f]{64}$"}}],
                 "responses": {"200": {"description": "the receipt"}, "400": err, "404": err}}},
-            "/v1/settlements": {"get": {"summary": "Signed statements and their settlement", "parameters": [
+            "/v1/settlements": {"get": {"summary": "Signed statements and their settlement: settled (final), included, confirmed, tx hash and block; chain_sequence (lastSequence as last read) and final_sequence", "parameters": [
                 {"name": "from", "in": "query", "schema": {"type": "integer"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}}],
                 "responses": {"200": {"description": "statements"}}}},
             "/v1/status": {"get": {"summary": "Accepted, settled (final: with the configured confirmations) and pending inputs; last settled, included and signed sequences; both roots; health and relayer_error; chain_id, settlement, chain_head, confirmations, and deposit_cursor (every deposit in an earlier block is credited to the enclave)", "responses": {"200": {"description": "status"}}}},
@@ -33,7 +33,7 @@ pub fn openapi_document() -> Value {
             "/checkpoint": {"get": {"summary": "Same, at the tlog-tiles location", "responses": {"200": {"description": "text/plain note"}}}},
             "/tile/{path}": {"get": {"summary": "C2SP tlog-tiles hash tiles and entry bundles", "responses": {"200": {"description": "tile bytes"}, "404": err}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
-            "/healthz": {"get": {"summary": "healthy | degraded | down (503 when down)", "responses": {"200": {"description": "up"}, "503": {"description": "down"}}}},
+            "/healthz": {"get": {"summary": "healthy | degraded (chain unreachable, or relayer_error: the chain refuses the next statement or a reorg deeper than the confirmations replaced credited deposits) | down (enclave unreachable; 503)", "responses": {"200": {"description": "up"}, "503": {"description": "down"}}}},
             "/readyz": {"get": {"summary": "Ready to accept envelopes", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
         },
         "components": {"schemas": {
