@@ -5,7 +5,7 @@
 //! written). Loopback only; every process is killed on drop; bounded waits.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U256};
@@ -42,11 +42,18 @@ fn run(args: &[&str]) -> Output {
     sealbridge(args).output().unwrap()
 }
 
-fn spawn(args: &[&str]) -> Proc {
+/// Run in the background at debug level, stdout and stderr appended to `log`.
+fn spawn(args: &[&str], log: &Path) -> Proc {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     Proc(
         sealbridge(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .env("RUST_LOG", "debug")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
             .spawn()
             .unwrap(),
     )
@@ -173,6 +180,8 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
     let o = deploy(&["--out", &out, "--insecure-allow-simulated", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let printed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(&"51".repeat(32)));
+    assert!(!stderr(&o).contains(&"51".repeat(32)));
     let d = DeploymentFile::from_json(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(
         printed["settlement"].as_str().map(str::to_lowercase),
@@ -199,20 +208,23 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
     for (i, verifier) in verifiers.iter().enumerate() {
         let port = free_port().unwrap();
         let listen = format!("127.0.0.1:{port}");
-        services.push(spawn(&[
-            "verifier",
-            "serve",
-            "--key",
-            &p(&format!("v{i}.key")),
-            "--policy",
-            &p("policy.json"),
-            "--chain-id",
-            "31337",
-            "--registry",
-            &registry,
-            "--listen",
-            &listen,
-        ]));
+        services.push(spawn(
+            &[
+                "verifier",
+                "serve",
+                "--key",
+                &p(&format!("v{i}.key")),
+                "--policy",
+                &p("policy.json"),
+                "--chain-id",
+                "31337",
+                "--registry",
+                &registry,
+                "--listen",
+                &listen,
+            ],
+            &dir.path().join("logs"),
+        ));
         let url = format!("http://{listen}");
         wait_until("verifier service", 30, || up(&url, "/v1/verifier"));
         let (_, info) = NodeClient::new(&url).get_json("/v1/verifier").unwrap();
@@ -297,7 +309,7 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         "50",
     ];
     let node_url = format!("http://{listen}");
-    let mut node = spawn(&node_args);
+    let mut node = spawn(&node_args, &dir.path().join("logs"));
     wait_until("node ready", 60, || up(&node_url, "/readyz"));
     let c = NodeClient::new(&node_url);
     let (_, info) = c.get_json("/v1/enclave").unwrap();
@@ -342,7 +354,10 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         "batch_interval_ms": 50,
     });
     std::fs::write(p("node.json"), node_config.to_string()).unwrap();
-    node = spawn(&["node", "--config", &p("node.json")]);
+    node = spawn(
+        &["node", "--config", &p("node.json")],
+        &dir.path().join("logs"),
+    );
     wait_until("node ready after kill -9", 60, || up(&node_url, "/readyz"));
     submit(&c, 2);
     submit(&c, 3);
@@ -351,4 +366,17 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
     assert_eq!(s["enclave_state_root"], s["chain_state_root"], "{s}");
     drop(node);
     drop(services);
+
+    // No secret key in anything the processes printed, at debug level.
+    let logs = std::fs::read_to_string(dir.path().join("logs")).unwrap();
+    assert!(
+        logs.contains("attestation result signed"),
+        "the logs were captured"
+    );
+    for byte in ["41", "42", "51", "52"] {
+        assert!(
+            !logs.to_lowercase().contains(&byte.repeat(32)),
+            "key {byte}… in the logs"
+        );
+    }
 }
