@@ -8,7 +8,8 @@
 //! 2. re-checks the block hash of every settlement it saw but has not yet confirmed: a different
 //!    hash means a reorg, and the statement is forgotten (the chain's `lastSequence` tells what
 //!    really settled). A statement is *final* (reported settled) once it and every earlier one
-//!    have `confirmations`;
+//!    have `confirmations`: the chain's `lastSequence` as of the confirmed head, read from the
+//!    `StatementSettled` events of the unconfirmed blocks;
 //! 3. reads `lastSequence` from the chain and submits the next stored statement; the contract
 //!    answers `AlreadySettled` for a statement it holds, which counts as success.
 //!
@@ -190,8 +191,22 @@ pub fn round<C: Chain>(
         *r = root;
     }
     metrics.chain_sequence.store(last, Relaxed);
-    // Final: settled on chain and every settlement up to it confirmed.
+    // Final: the chain's lastSequence as of the confirmed head, i.e. below the first statement
+    // settled in a block not yet confirmed (read from the chain, so it holds whatever this
+    // node recorded, e.g. after a crash between a settlement and its record). The head is read
+    // again after lastSequence, so every settlement it counts is in the window.
     let mut final_seq = last;
+    if cfg.confirmations > 1 {
+        let head_now = sb.chain().block_number()?;
+        if let Some(first_unconfirmed) = sb
+            .settled_events(confirmed_head + 1, head_now)?
+            .iter()
+            .map(|e| e.sequence)
+            .min()
+        {
+            final_seq = last.min(first_unconfirmed.saturating_sub(1));
+        }
+    }
     let seen = store.watched(last)?;
     for s in &seen {
         let seq = s.signed.statement.sequence;
@@ -207,15 +222,12 @@ pub fn round<C: Chain>(
                 "settlement dropped by a reorg; will resubmit"
             );
             store.mark_settled(seq, None, false)?;
-            final_seq = final_seq.min(seq.saturating_sub(1));
         } else if head >= num + cfg.confirmations.saturating_sub(1) {
             store.mark_settled(
                 seq,
                 Some((s.tx_hash.clone().unwrap_or_default(), num, hash.to_string())),
                 true,
             )?;
-        } else {
-            final_seq = final_seq.min(seq.saturating_sub(1));
         }
     }
     drop(sb);
