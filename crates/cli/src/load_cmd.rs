@@ -64,7 +64,8 @@ pub struct LoadArgs {
     /// Do not fund: submit against the escrow the participants already have.
     #[arg(long)]
     pub no_fund: bool,
-    /// Longest wait for the node to credit the deposits, in seconds.
+    /// Longest wait, in seconds, for an earlier run's inputs to settle, and then for the node to
+    /// credit the deposits.
     #[arg(long, default_value_t = 120)]
     pub fund_timeout: u64,
     #[command(flatten)]
