@@ -14,11 +14,11 @@ use alloy_sol_types::SolEvent;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
-use sealbridge_chain::{Chain, bindings::Settlement, rpc::RpcChain};
+use sealbridge_chain::{Chain, Deployment, Sealbridge, bindings::Settlement, rpc::RpcChain};
 use sealbridge_host::{
     anvil::{Anvil, find_anvil, free_port},
     client::NodeClient,
-    dev::participants,
+    dev::{self, DevChain, RpcDevChain, participants},
     unix_now,
 };
 use sealbridge_programs::netting::Obligation;
@@ -105,6 +105,30 @@ fn kill_9_of_node_and_enclave_at_20_points_settles_every_receipt_exactly_once() 
         .unwrap()
         .parse()
         .unwrap();
+
+    // ---- fund the participants' escrow (on a JSON-RPC chain `--dev` leaves it to `load`) ----
+    let funded_at = {
+        let rpc = RpcChain::connect(&anvil.url).unwrap();
+        let chain = RpcDevChain(rpc);
+        let admin = chain.admin().unwrap();
+        let field = |k: &str| attested.info[k].as_str().unwrap().parse().unwrap();
+        let mut sb = Sealbridge::attach(
+            chain,
+            Deployment {
+                chain_id: attested.info["chain_id"].as_u64().unwrap(),
+                admin,
+                registry: field("registry"),
+                settlement,
+                token,
+            },
+        );
+        dev::fund(&mut sb, admin, &participants(4)).unwrap();
+        sb.chain().block_number().unwrap()
+    };
+    wait_until("the deposits credited", 60, || {
+        c.status()
+            .is_ok_and(|s| s["deposit_cursor"].as_u64().is_some_and(|d| d > funded_at))
+    });
 
     // ---- load: 4 clients, each retrying until it has a receipt ------------------------------
     const PER_CLIENT: u32 = 60;

@@ -145,6 +145,8 @@ fn reorg_and_rpc_outage_still_settle_exactly_once() {
     cfg.batch_size = 4;
     cfg.batch_interval = Duration::from_millis(50);
     cfg.poll = Duration::from_millis(50);
+    // On a JSON-RPC chain `--dev` leaves funding to `sealbridge load`; this test funds at setup.
+    cfg.fund_participants = Some(true);
     let rpc = RpcChain::connect(&format!("http://127.0.0.1:{}", proxy.port)).unwrap();
     let node = Node::start(cfg, RpcDevChain(rpc)).unwrap();
     let settlement = node.setup.settlement;
