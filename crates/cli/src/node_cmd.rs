@@ -20,7 +20,8 @@ pub struct NodeArgs {
     /// JSON configuration file; flags given on the command line override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Chain: `embedded` (in-process EVM, gone when the node stops) or a JSON-RPC URL.
+    /// Chain: `embedded` (in-process EVM, journaled in the data dir so it survives restarts) or
+    /// a JSON-RPC URL.
     #[arg(long)]
     pub chain: Option<String>,
     /// Data directory: database, log tiles, the simulated TEE's root secret.
@@ -183,14 +184,19 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let node = if chain == "embedded" {
-        if data_dir.join("node.db").exists() {
+        if data_dir.join("node.db").exists()
+            && !data_dir
+                .join(sealbridge_host::dev::EMBEDDED_CHAIN_JOURNAL)
+                .exists()
+        {
             bail!(
-                "{} holds a node's state, but the embedded chain lives in memory and did not \
-                 survive: use a fresh --data-dir, or --chain URL for a chain that persists",
+                "{} holds a node's state but no embedded chain journal (made by an older \
+                 version, or the journal was deleted): the chain it settled on is gone; use a \
+                 fresh --data-dir",
                 data_dir.display()
             );
         }
-        Node::start(cfg, WallClockChain::new())?
+        Node::start(cfg, WallClockChain::open(&data_dir)?)?
     } else {
         let rpc = sealbridge_chain::rpc::RpcChain::connect(&chain)
             .with_context(|| format!("connecting to {chain}"))?;

@@ -187,6 +187,11 @@ pub fn renew_if_due<C: Chain>(
     registration::renew_if_due(sb, admin, description, &appraisers, call, now, margin)
 }
 
+/// File in the data dir holding the embedded chain's journal.
+pub const EMBEDDED_CHAIN_JOURNAL: &str = "embedded-chain.journal";
+/// File in the data dir holding the embedded chain's genesis time.
+pub const EMBEDDED_CHAIN_GENESIS: &str = "embedded-chain.genesis";
+
 /// The embedded chain with block timestamps that keep pace with the host's clock (each new
 /// block is stamped `max(latest + 1, now)`), so statements' validity windows, which the enclave
 /// computes from host time, line up with block time as they do on a real chain.
@@ -202,6 +207,51 @@ impl WallClockChain {
                 ..Default::default()
             },
         ))
+    }
+
+    /// The embedded chain kept in `data_dir` across restarts: its journal is
+    /// [`EMBEDDED_CHAIN_JOURNAL`] (replayed on open, see `EmbeddedChain::open_journaled`) and its
+    /// genesis time is [`EMBEDDED_CHAIN_GENESIS`], written once when the chain is created.
+    pub fn open(data_dir: &std::path::Path) -> Result<Self, HostError> {
+        let storage = |p: &std::path::Path, e: std::io::Error| {
+            HostError::Storage(format!("{}: {e}", p.display()))
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| storage(data_dir, e))?;
+        let journal = data_dir.join(EMBEDDED_CHAIN_JOURNAL);
+        let genesis_path = data_dir.join(EMBEDDED_CHAIN_GENESIS);
+        let genesis_timestamp = if journal.exists() {
+            let text =
+                std::fs::read_to_string(&genesis_path).map_err(|e| storage(&genesis_path, e))?;
+            text.trim().parse::<u64>().map_err(|_| {
+                HostError::Config(format!(
+                    "{} must hold the chain's genesis time (seconds)",
+                    genesis_path.display()
+                ))
+            })?
+        } else {
+            let t = crate::unix_now().saturating_sub(1);
+            let mut f =
+                std::fs::File::create(&genesis_path).map_err(|e| storage(&genesis_path, e))?;
+            std::io::Write::write_all(&mut f, format!("{t}\n").as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| storage(&genesis_path, e))?;
+            t
+        };
+        let chain = EmbeddedChain::open_journaled(
+            &journal,
+            sealbridge_chain::EmbeddedConfig {
+                genesis_timestamp,
+                ..Default::default()
+            },
+        )?;
+        if let Some(r) = chain.journal_recovery() {
+            tracing::info!(
+                replayed = r.replayed,
+                torn_tail_bytes = r.torn_tail_bytes,
+                "embedded chain reopened from its journal"
+            );
+        }
+        Ok(Self(chain))
     }
 
     fn stamp(&mut self) {
