@@ -271,6 +271,27 @@ mod tests {
         (0u32..).zip(chunks.iter().cloned()).collect()
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any plaintext, any chunk size: the chunks read back to it; any one flipped bit in
+        /// any chunk is refused.
+        #[test]
+        fn round_trip_and_any_flip_is_refused(
+            plain in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            chunk in 1u32..200,
+            pick in proptest::prelude::any::<usize>(),
+            bit in 0u8..8,
+        ) {
+            let (m, c) = sealed(&plain, chunk, 9);
+            proptest::prop_assert_eq!(read(&m, &indexed(&c)).unwrap(), plain);
+            let mut bad = indexed(&c);
+            let which = pick % bad.len();
+            let at = (pick / 7) % bad[which].1.len();
+            bad[which].1[at] ^= 1 << bit;
+            proptest::prop_assert!(read(&m, &bad).is_err());
+        }
+    }
+
     #[test]
     fn round_trip_with_many_tiny_chunks_and_edge_sizes() {
         let plain: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
