@@ -256,7 +256,8 @@ pub enum Response {
         #[serde(with = "crate::persist::serde_bytes_compat")]
         blob: Vec<u8>,
     },
-    /// Answer to a `RestoreChunk` that was accepted while more chunks are expected.
+    /// Answer to `Restore` (manifest accepted) and to every `RestoreChunk` but the last (which
+    /// is answered `Ack` once the enclave runs).
     Restoring {
         /// Chunks accepted so far.
         received: u32,
