@@ -1,20 +1,36 @@
-//! Fee estimation of `RpcChain` against endpoints anvil cannot imitate, served by a scripted
-//! JSON-RPC stub on loopback: no `eth_maxPriorityFeePerGas` (fall back to `eth_gasPrice − base`,
-//! then to the configured tip), and a pre-London chain without `baseFeePerGas` (clear error).
+//! Fee and gas estimation of `RpcChain` against endpoints anvil cannot imitate, served by a
+//! scripted JSON-RPC stub on loopback: no `eth_maxPriorityFeePerGas` (fall back to
+//! `eth_gasPrice − base`, then to the configured tip), a pre-London chain without
+//! `baseFeePerGas` (clear error), and gas estimated at the `pending` block (geth estimates at
+//! `latest` when no block is named), with a fallback for endpoints that refuse the tag.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 
+use alloy_primitives::{Address, Bytes};
+use k256::ecdsa::SigningKey;
+use sealbridge_chain::Chain;
 use sealbridge_chain::rpc::{GWEI, RpcChain, SignerConfig};
 use serde_json::{Value, json};
 
+type Answer = Arc<dyn Fn(&Value) -> Result<Value, String> + Send + Sync>;
+
 /// Serve JSON-RPC on a loopback port: `answer(method)` is `Ok(result)` or `Err(message)`.
 fn stub(answer: fn(&str) -> Result<Value, String>) -> String {
+    stub_requests(Arc::new(move |req: &Value| {
+        answer(req["method"].as_str().unwrap())
+    }))
+}
+
+/// Serve JSON-RPC on a loopback port: `answer(request)` is `Ok(result)` or `Err(message)`.
+fn stub_requests(answer: Answer) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(conn) = conn else { return };
+            let answer = answer.clone();
             std::thread::spawn(move || {
                 let mut r = BufReader::new(conn.try_clone().unwrap());
                 let mut w = conn;
@@ -38,7 +54,7 @@ fn stub(answer: fn(&str) -> Result<Value, String>) -> String {
                     let mut body = vec![0u8; len];
                     r.read_exact(&mut body).unwrap();
                     let req: Value = serde_json::from_slice(&body).unwrap();
-                    let resp = match answer(req["method"].as_str().unwrap()) {
+                    let resp = match answer(&req) {
                         Ok(v) => json!({"jsonrpc": "2.0", "id": req["id"], "result": v}),
                         Err(m) => json!({"jsonrpc": "2.0", "id": req["id"],
                                           "error": {"code": -32601, "message": m}}),
@@ -108,4 +124,109 @@ fn pre_london_endpoint_is_a_clear_error() {
     let rpc = RpcChain::connect(&stub(pre_london)).unwrap();
     let err = rpc.fee_estimate().unwrap_err();
     assert!(err.to_string().contains("baseFeePerGas"), "{err}");
+}
+
+/// A London chain that accepts one local send: every request is recorded; `estimate` answers
+/// `eth_estimateGas` from its params.
+fn one_send_chain(
+    log: Arc<Mutex<Vec<Value>>>,
+    estimate: fn(&Value) -> Result<Value, String>,
+) -> Answer {
+    Arc::new(move |req: &Value| {
+        log.lock().unwrap().push(req.clone());
+        let hash = format!("0x{}", "ab".repeat(32));
+        match req["method"].as_str().unwrap() {
+            "eth_chainId" => Ok(json!("0x1")),
+            "eth_estimateGas" => estimate(&req["params"]),
+            "eth_getBlockByNumber" => Ok(json!({"number": "0x10", "baseFeePerGas": "0x3b9aca00"})),
+            "eth_maxPriorityFeePerGas" => Ok(json!("0x3b9aca00")),
+            "eth_getTransactionCount" => Ok(json!("0x0")),
+            "eth_sendRawTransaction" => Ok(json!(hash)),
+            "eth_getTransactionReceipt" => Ok(json!({
+                "transactionHash": hash,
+                "from": format!("0x{}", "11".repeat(20)),
+                "to": format!("0x{}", "77".repeat(20)),
+                "blockNumber": "0x11",
+                "blockHash": format!("0x{}", "cd".repeat(32)),
+                "status": "0x1",
+                "gasUsed": "0x5208",
+                "logs": [],
+            })),
+            "eth_call" => Ok(json!("0x")),
+            other => Err(format!(
+                "the method {other} does not exist/is not available"
+            )),
+        }
+    })
+}
+
+fn estimates(log: &Mutex<Vec<Value>>) -> Vec<Value> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "eth_estimateGas")
+        .map(|r| r["params"].clone())
+        .collect()
+}
+
+fn local_send(url: &str) -> Result<sealbridge_chain::TxReceipt, sealbridge_chain::ChainError> {
+    let mut rpc = RpcChain::connect(url).unwrap();
+    let me = rpc.add_local_key(SigningKey::from_slice(&[7u8; 32]).unwrap());
+    rpc.send(me, Address::repeat_byte(0x77), Bytes::from(vec![1u8, 2, 3]))
+}
+
+/// geth estimates at `latest` when no block is named, where `EnclaveRegistry.register` reverts
+/// (`block.number == challengeBlock`): the estimate must name `pending`.
+#[test]
+fn gas_is_estimated_at_the_pending_block() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let url = stub_requests(one_send_chain(log.clone(), |params| {
+        // Like geth at `latest` for a registration: a revert unless the block is `pending`.
+        if params[1] == "pending" {
+            Ok(json!("0x5208"))
+        } else {
+            Err("execution reverted".into())
+        }
+    }));
+    let r = local_send(&url).expect("sent after an estimate at pending");
+    assert!(r.success);
+    let est = estimates(&log);
+    assert_eq!(est.len(), 1, "{est:?}");
+    assert_eq!(est[0][1], "pending", "{est:?}");
+}
+
+/// An endpoint that refuses the block parameter is asked again without it; a revert is not
+/// retried.
+#[test]
+fn estimate_falls_back_without_the_tag_and_reverts_are_final() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let url = stub_requests(one_send_chain(log.clone(), |params| {
+        match params.as_array().unwrap().len() {
+            1 => Ok(json!("0x5208")),
+            _ => Err("too many arguments, want at most 1".into()),
+        }
+    }));
+    local_send(&url).expect("sent after the fallback estimate");
+    let est = estimates(&log);
+    assert_eq!(est.len(), 2, "{est:?}");
+    assert_eq!(est[0][1], "pending");
+    assert_eq!(est[1].as_array().unwrap().len(), 1);
+
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let url = stub_requests(one_send_chain(log.clone(), |_| {
+        Err("execution reverted".into())
+    }));
+    let err = local_send(&url).unwrap_err();
+    assert!(
+        matches!(err, sealbridge_chain::ChainError::Reverted { .. }),
+        "{err}"
+    );
+    assert_eq!(estimates(&log).len(), 1);
+    let sent = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "eth_sendRawTransaction")
+        .count();
+    assert_eq!(sent, 0, "nothing sent after a revert in estimation");
 }

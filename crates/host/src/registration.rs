@@ -299,6 +299,12 @@ pub fn attest_and_register<C: Chain>(
             ed25519_key: B256::from(bundle.ed25519),
         },
         challenge: Challenge { block, hash },
+        // The later of chain time and ours. Not chain time alone: the verifiers appraise the
+        // evidence at `issued_at` and refuse evidence stamped after it (the enclave's and the
+        // TEE's clocks are wall clocks), and on an idle chain a renewal issued at a standing
+        // block time would not extend the registration. The registry's `issuedAt <=
+        // block.timestamp` holds at inclusion on a chain whose blocks carry current time; gas
+        // is estimated at the pending block (`RpcChain`), not at `latest`, for the same reason.
         issued_at: chain_now.max(now),
         chain_id: sb.deployment.chain_id,
         registry: sb.deployment.registry,

@@ -2,8 +2,9 @@
 //! replacement of stuck transactions. The encoding and signature are in [`crate::tx`].
 //!
 //! One send, from an address whose key the chain holds:
-//! 1. `eth_estimateGas` (a revert here is [`ChainError::Reverted`] and nothing is sent, so no gas
-//!    is spent on a transaction known to fail), plus [`SignerConfig::gas_margin_percent`];
+//! 1. `eth_estimateGas` at the `pending` block (a revert here is [`ChainError::Reverted`] and
+//!    nothing is sent, so no gas is spent on a transaction known to fail), plus
+//!    [`SignerConfig::gas_margin_percent`];
 //! 2. the nonce: assigned locally, starting from `eth_getTransactionCount(addr, "pending")`;
 //! 3. fees: `maxFee = 2·baseFee(latest) + tip`, tip from `eth_maxPriorityFeePerGas` (else
 //!    `eth_gasPrice − baseFee`, else [`SignerConfig::fallback_priority_fee_per_gas`]), capped
@@ -301,7 +302,15 @@ impl RpcChain {
         Ok(fees)
     }
 
-    /// `eth_estimateGas` plus the margin, at most [`MAX_TX_GAS`] (unless the estimate is above).
+    /// `eth_estimateGas` at the `pending` block plus the margin, at most [`MAX_TX_GAS`] (unless
+    /// the estimate is above).
+    ///
+    /// Estimated against `pending`, the block the transaction is sent for: geth (≥ 1.12) and reth
+    /// estimate against `latest` when no block is named, where `block.number` and
+    /// `block.timestamp` are those of the block already mined — a call that checks "a block after
+    /// the challenge block" or "not issued in the future" (`EnclaveRegistry.register`) would
+    /// revert there and nothing would be sent. An endpoint that refuses the block parameter is
+    /// asked again without one.
     fn estimate_gas(
         &self,
         from: Address,
@@ -312,7 +321,13 @@ impl RpcChain {
         if let Some(to) = to {
             tx["to"] = json!(to);
         }
-        let est = hex_u64(&self.request("eth_estimateGas", json!([tx]))?)?;
+        let est = match self.request("eth_estimateGas", json!([tx, "pending"])) {
+            Ok(v) => v,
+            // A revert is an answer; anything else the endpoint refuses may be the tag.
+            Err(ChainError::BadRequest(_)) => self.request("eth_estimateGas", json!([tx]))?,
+            Err(e) => return Err(e),
+        };
+        let est = hex_u64(&est)?;
         let with_margin =
             est.saturating_add(est.saturating_mul(self.signer.gas_margin_percent) / 100);
         Ok(with_margin.min(MAX_TX_GAS).max(est))
