@@ -248,9 +248,9 @@ impl EmbeddedChain {
 
     /// [`Self::impersonate`]; `Err` only if the journal cannot be written.
     pub fn try_impersonate(&mut self, address: Address) -> Result<(), ChainError> {
-        self.writable()?;
+        self.journal_append_unmined(Op::Impersonate(address))?;
         self.unlocked.insert(address);
-        self.record(Op::Impersonate(address), None)
+        Ok(())
     }
 
     /// Set the ETH balance of `address` (journal failures: see [`Self::impersonate`]).
@@ -260,7 +260,7 @@ impl EmbeddedChain {
 
     /// [`Self::set_balance`]; `Err` only if the journal cannot be written.
     pub fn try_set_balance(&mut self, address: Address, balance: U256) -> Result<(), ChainError> {
-        self.writable()?;
+        self.journal_append_unmined(Op::SetBalance { address, balance })?;
         let mut info = self
             .db
             .state
@@ -270,7 +270,7 @@ impl EmbeddedChain {
             .unwrap_or_default();
         info.balance = balance;
         self.db.state.insert_account_info(address, info);
-        self.record(Op::SetBalance { address, balance }, None)
+        Ok(())
     }
 
     /// Timestamp of the next mined block; must be later than the latest block's.
@@ -282,8 +282,9 @@ impl EmbeddedChain {
                 "timestamp {timestamp} is not after the latest block's {latest}"
             )));
         }
+        self.journal_append_unmined(Op::SetNextTimestamp(timestamp))?;
         self.next_timestamp = Some(timestamp);
-        self.record(Op::SetNextTimestamp(timestamp), None)
+        Ok(())
     }
 
     /// Move the clock forward: the next block is `secs` after the latest block (or after the
@@ -297,8 +298,10 @@ impl EmbeddedChain {
         self.writable()?;
         let latest = self.latest().timestamp;
         let base = self.next_timestamp.unwrap_or(latest);
-        self.next_timestamp = Some(base.saturating_add(secs).max(latest + 1));
-        self.record(Op::AdvanceTime(secs), None)
+        let next = base.saturating_add(secs).max(latest + 1);
+        self.journal_append_unmined(Op::AdvanceTime(secs))?;
+        self.next_timestamp = Some(next);
+        Ok(())
     }
 
     /// Mine `n` empty blocks. Journal failures: see [`Self::impersonate`].
@@ -309,10 +312,19 @@ impl EmbeddedChain {
     /// [`Self::mine`]; `Err` only if the journal cannot be written.
     pub fn try_mine(&mut self, n: u64) -> Result<(), ChainError> {
         self.writable()?;
+        let mut blocks = Vec::new();
+        let mut next_timestamp = self.next_timestamp;
+        let mut parent = self.latest().clone();
         for _ in 0..n {
-            self.seal_block(B256::ZERO);
+            parent = self.next_block(&parent, next_timestamp, B256::ZERO);
+            next_timestamp = None;
+            blocks.push(parent.clone());
         }
-        self.record(Op::Mine(n), None)
+        self.journal_append(Op::Mine(n), None, parent.number, parent.hash)?;
+        for b in blocks {
+            self.push_block(b);
+        }
+        Ok(())
     }
 
     fn latest(&self) -> &Block {
@@ -322,24 +334,28 @@ impl EmbeddedChain {
             .unwrap_or_else(|| unreachable!("genesis block"))
     }
 
-    /// Append a block containing `tx_hash` (zero for an empty block) and return it.
-    fn seal_block(&mut self, tx_hash: B256) -> Block {
-        let (number, timestamp) = self.pending_block();
-        let parent = self.latest().hash;
+    /// The block after `parent` containing `tx_hash` (zero for an empty block), at
+    /// `next_timestamp` or `block_time` after its parent; not added to the chain.
+    fn next_block(&self, parent: &Block, next_timestamp: Option<u64>, tx_hash: B256) -> Block {
+        let number = parent.number + 1;
+        let timestamp = next_timestamp.unwrap_or(parent.timestamp + self.config.block_time.max(1));
         let mut preimage = Vec::with_capacity(32 * 4);
-        preimage.extend_from_slice(parent.as_slice());
+        preimage.extend_from_slice(parent.hash.as_slice());
         preimage.extend_from_slice(&U256::from(number).to_be_bytes::<32>());
         preimage.extend_from_slice(&U256::from(timestamp).to_be_bytes::<32>());
         preimage.extend_from_slice(tx_hash.as_slice());
-        let block = Block {
+        Block {
             number,
             timestamp,
             hash: keccak256(&preimage),
-        };
+        }
+    }
+
+    /// Add `block` (from [`Self::next_block`] on the latest) to the chain.
+    fn push_block(&mut self, block: Block) {
         self.db.hashes.push(block.hash);
-        self.blocks.push(block.clone());
+        self.blocks.push(block);
         self.next_timestamp = None;
-        block
     }
 
     fn pending_block(&self) -> (u64, u64) {
@@ -416,11 +432,21 @@ impl EmbeddedChain {
             evm.transact(tx)
                 .map_err(|e| ChainError::InvalidTransaction(e.to_string()))?
         };
-        self.db.state.commit(outcome.state);
-        let block = self.seal_block(tx_hash);
-
         let result = outcome.result;
         let gas_used = result.tx_gas_used();
+        let block = self.next_block(self.latest(), self.next_timestamp, tx_hash);
+        debug_assert_eq!((block.number, block.timestamp), (number, timestamp));
+        // Journaled first: if the append fails, nothing of the transaction is applied.
+        if let Some(op) = op {
+            let done = Outcome {
+                success: result.is_success(),
+                gas_used,
+            };
+            self.journal_append(op, Some(done), block.number, block.hash)?;
+        }
+        self.db.state.commit(outcome.state);
+        self.push_block(block.clone());
+
         let to = match kind {
             TxKind::Call(to) => Some(to),
             TxKind::Create => None,
@@ -458,13 +484,6 @@ impl EmbeddedChain {
             contract_address,
         };
         self.receipts.insert(tx_hash, receipt.clone());
-        if let Some(op) = op {
-            let outcome = Outcome {
-                success: receipt.success,
-                gas_used: receipt.gas_used,
-            };
-            self.record(op, Some(outcome))?;
-        }
         Ok(receipt)
     }
 

@@ -1,6 +1,8 @@
 //! The journaled embedded chain (`EmbeddedChain::open_journaled`): state, logs, receipts and
-//! block hashes are the same after drop and reopen; a changed byte, a removed record or another
-//! configuration is refused; a torn last record is dropped, reported, and appending goes on.
+//! block hashes are the same after drop and reopen; a changed byte (in a payload, a check value,
+//! a length or any header byte), a removed record or another configuration is refused and the
+//! file left untouched; only a torn last record is dropped — saved aside first, reported — and
+//! appending goes on.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -135,6 +137,54 @@ fn reopen_gives_the_same_chain_and_appending_goes_on() {
     assert_eq!(c.block_number().unwrap(), after.head);
 }
 
+/// Bytes before a record's payload (length, header check) and after it (check value).
+const HEADER: usize = 8;
+const CHECK: usize = 32;
+
+/// Byte offsets of the records of a journal file (after the magic line), read from the lengths.
+fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut at = bytes.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let mut offsets = Vec::new();
+    while at < bytes.len() {
+        offsets.push(at);
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += HEADER + len + CHECK;
+    }
+    assert_eq!(at, bytes.len(), "records end at the end of the file");
+    offsets
+}
+
+/// Files next to the journal (saved torn tails).
+fn siblings(tmp: &Tmp) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&tmp.0)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| *p != tmp.file())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `bytes` must be refused as corrupt, naming a byte offset, and the file left as it was.
+fn assert_refused(tmp: &Tmp, bytes: &[u8], what: &str) -> String {
+    std::fs::write(tmp.file(), bytes).unwrap();
+    let err = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default())
+        .expect_err("corruption must be refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("corrupt") || msg.contains("not deterministic"),
+        "{what}: {msg}"
+    );
+    assert!(msg.contains("refusing"), "{what}: {msg}");
+    assert_eq!(
+        std::fs::read(tmp.file()).unwrap(),
+        bytes,
+        "{what}: the file was changed ({msg})"
+    );
+    assert_eq!(siblings(tmp), Vec::<PathBuf>::new(), "{what}");
+    msg
+}
+
 #[test]
 fn a_changed_byte_is_refused() {
     let tmp = Tmp::new("corrupt");
@@ -144,15 +194,29 @@ fn a_changed_byte_is_refused() {
     for at in [60, clean.len() / 3, clean.len() / 2, clean.len() - 40] {
         let mut bytes = clean.clone();
         bytes[at] ^= 0x01;
-        std::fs::write(tmp.file(), &bytes).unwrap();
-        let err = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default())
-            .expect_err("corruption must be refused");
-        let msg = err.to_string();
-        assert!(
-            msg.contains("corrupt") || msg.contains("not deterministic"),
-            "byte {at}: {msg}"
-        );
-        assert!(msg.contains("refusing"), "{msg}");
+        assert_refused(&tmp, &bytes, &format!("byte {at}"));
+    }
+    // Every header byte of every record (length and header check), low and high bits: a
+    // changed length must never be read as a torn tail and truncate acknowledged records.
+    let offsets = record_offsets(&clean);
+    assert!(offsets.len() >= 10, "{offsets:?}");
+    for (i, &rec) in offsets.iter().enumerate() {
+        for at in rec..rec + HEADER {
+            for bit in [0x01, 0x80] {
+                let mut bytes = clean.clone();
+                bytes[at] ^= bit;
+                let msg = assert_refused(&tmp, &bytes, &format!("record {i}, header byte {at}"));
+                assert!(
+                    msg.contains(&format!("record {i} at byte offset {rec}")),
+                    "{msg}"
+                );
+            }
+        }
+        // And the last byte of its check value.
+        let end = offsets.get(i + 1).copied().unwrap_or(clean.len());
+        let mut bytes = clean.clone();
+        bytes[end - 1] ^= 0x01;
+        assert_refused(&tmp, &bytes, &format!("record {i}, check value"));
     }
     // Bad magic.
     let mut bytes = clean.clone();
@@ -160,6 +224,32 @@ fn a_changed_byte_is_refused() {
     std::fs::write(tmp.file(), &bytes).unwrap();
     let err = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap_err();
     assert!(err.to_string().contains("bad magic"), "{err}");
+}
+
+/// The reviewer's case: five fsynced records, one bit flipped in the length of record 2 (which
+/// then points past the end of the file). Refused; the file keeps its five records.
+#[test]
+fn a_changed_length_in_the_middle_never_truncates() {
+    let tmp = Tmp::new("length");
+    let mut c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+    let a = c.dev_address(0);
+    for i in 0..5u8 {
+        c.send(a, a, Bytes::from(vec![i; 40])).unwrap();
+    }
+    drop(c);
+    let clean = std::fs::read(tmp.file()).unwrap();
+    let offsets = record_offsets(&clean);
+    assert_eq!(offsets.len(), 6);
+    // Lengths past the end of the file (what was read as a torn tail) and within it.
+    for (byte, bit) in [(1, 0x01), (2, 0x01), (2, 0x80), (3, 0x01), (3, 0x10)] {
+        let mut bytes = clean.clone();
+        bytes[offsets[2] + byte] ^= bit;
+        assert_refused(
+            &tmp,
+            &bytes,
+            &format!("record 2 length byte {byte} ^ {bit:#x}"),
+        );
+    }
 }
 
 #[test]
@@ -183,7 +273,7 @@ fn a_removed_record_is_refused() {
 }
 
 #[test]
-fn torn_tail_is_dropped_and_reported() {
+fn torn_tail_is_dropped_saved_and_reported() {
     let tmp = Tmp::new("torn");
     let mut c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
     let a = c.dev_address(0);
@@ -194,27 +284,75 @@ fn torn_tail_is_dropped_and_reported() {
     drop(c);
     let full = std::fs::read(tmp.file()).unwrap();
     let last = full.len() - good.len();
-    // Every proper prefix of the last record is a torn write; so is a zero-filled tail.
-    for keep in [1, 3, 4, 50, last - 1] {
-        std::fs::write(tmp.file(), &full[..good.len() + keep]).unwrap();
-        let c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
-        let rec = c.journal_recovery().unwrap();
-        assert_eq!(rec.torn_tail_bytes, keep as u64);
+    let torn_file = |tail: &[u8]| [&good[..], tail].concat();
+    let record = &full[good.len()..];
+    let mut landed_then_zeros = record[..20].to_vec();
+    landed_then_zeros.resize(60, 0);
+    let mut end_never_landed = record.to_vec();
+    end_never_landed[last - CHECK..].fill(0);
+    // Every strict prefix of the last record is a torn write, also with zeros where the data did
+    // not land; so is a zero-filled tail, and a last record whose check value never landed.
+    let mut cases: Vec<Vec<u8>> = [1, 3, 4, 5, 7, 8, 50, last - 1]
+        .iter()
+        .map(|keep| record[..*keep].to_vec())
+        .collect();
+    cases.push(landed_then_zeros);
+    cases.push(end_never_landed);
+    cases.push(vec![0u8; 77]);
+    for tail in cases {
+        std::fs::write(tmp.file(), torn_file(&tail)).unwrap();
+        let mut c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+        let rec = c.journal_recovery().unwrap().clone();
+        assert_eq!(rec.torn_tail_bytes, tail.len() as u64);
+        // The dropped bytes are kept next to the journal, named by the offset cut at.
+        let saved = rec.torn_tail_saved.expect("saved");
+        assert!(
+            saved
+                .to_string_lossy()
+                .ends_with(&format!("chain.journal.torn-{}", good.len())),
+            "{saved:?}"
+        );
+        assert_eq!(std::fs::read(&saved).unwrap(), tail);
+        std::fs::remove_file(&saved).unwrap();
         assert_eq!((c.block_number().unwrap(), c.block_hash(1).unwrap()), state);
-        drop(c);
         assert_eq!(std::fs::read(tmp.file()).unwrap(), good, "truncated");
+        // Appending continues from the good prefix and survives another reopen.
+        let r = c.send(a, a, Bytes::from(vec![2u8])).unwrap();
+        drop(c);
+        let c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
+        assert_eq!(c.journal_recovery().unwrap().torn_tail_bytes, 0);
+        assert_eq!(c.receipt(r.tx_hash).unwrap(), Some(r));
+        drop(c);
+        std::fs::write(tmp.file(), &good).unwrap();
     }
-    let mut zeros = good.clone();
-    zeros.extend_from_slice(&[0u8; 77]);
-    std::fs::write(tmp.file(), &zeros).unwrap();
-    let mut c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
-    assert_eq!(c.journal_recovery().unwrap().torn_tail_bytes, 77);
-    // Appending continues from the good prefix and survives another reopen.
-    let r = c.send(a, a, Bytes::from(vec![2u8])).unwrap();
-    drop(c);
+    // An earlier save at the same offset is kept, not overwritten.
+    std::fs::write(tmp.file(), torn_file(&record[..9])).unwrap();
+    drop(EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap());
+    std::fs::write(tmp.file(), torn_file(&record[..10])).unwrap();
     let c = EmbeddedChain::open_journaled(tmp.file(), EmbeddedConfig::default()).unwrap();
-    assert_eq!(c.journal_recovery().unwrap().torn_tail_bytes, 0);
-    assert_eq!(c.receipt(r.tx_hash).unwrap(), Some(r));
+    let second = c
+        .journal_recovery()
+        .unwrap()
+        .torn_tail_saved
+        .clone()
+        .unwrap();
+    assert!(second.to_string_lossy().ends_with(".1"), "{second:?}");
+    assert_eq!(siblings(&tmp).len(), 2);
+    drop(c);
+    for s in siblings(&tmp) {
+        std::fs::remove_file(s).unwrap();
+    }
+    // Not a prefix of one record: refused, nothing dropped.
+    let mut header_then_garbage = record[..6].to_vec();
+    header_then_garbage.extend_from_slice(&[0u8, 0, 0, 9]);
+    for tail in [
+        vec![0xffu8; 10],
+        header_then_garbage,
+        // After a complete record: a byte that no length up to the record limit starts with.
+        [record, &[0xffu8][..]].concat(),
+    ] {
+        assert_refused(&tmp, &torn_file(&tail), &format!("tail {tail:02x?}"));
+    }
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use alloy_primitives::B256;
+
 use super::journal::{Entry, Journal, JournalRecovery, Op, Outcome};
 use super::{EmbeddedChain, EmbeddedConfig};
 use crate::chain::{Chain, ChainError};
@@ -49,6 +51,7 @@ impl EmbeddedChain {
                 path: path.to_path_buf(),
                 replayed: 0,
                 torn_tail_bytes: 0,
+                torn_tail_saved: None,
             });
             return Ok(chain);
         }
@@ -136,12 +139,16 @@ impl EmbeddedChain {
         self.journal.as_ref().map_or(Ok(()), Journal::usable)
     }
 
-    /// Append `op` (done) to the journal, if any, with the latest block after it.
-    pub(super) fn record(&mut self, op: Op, outcome: Option<Outcome>) -> Result<(), ChainError> {
-        let (block_number, block_hash) = {
-            let l = self.latest();
-            (l.number, l.hash)
-        };
+    /// Append `op` to the journal, if any, with the latest block it leads to and what it did,
+    /// and fsync it: called *before* the operation takes effect, so nothing a reader can see is
+    /// missing from the file. On an error the operation must not be applied.
+    pub(super) fn journal_append(
+        &mut self,
+        op: Op,
+        outcome: Option<Outcome>,
+        block_number: u64,
+        block_hash: B256,
+    ) -> Result<(), ChainError> {
         match self.journal.as_mut() {
             None => Ok(()),
             Some(j) => j.append(&Entry {
@@ -151,6 +158,15 @@ impl EmbeddedChain {
                 block_hash,
             }),
         }
+    }
+
+    /// [`Self::journal_append`] for an operation that mines no block.
+    pub(super) fn journal_append_unmined(&mut self, op: Op) -> Result<(), ChainError> {
+        let (number, hash) = {
+            let l = self.latest();
+            (l.number, l.hash)
+        };
+        self.journal_append(op, None, number, hash)
     }
 }
 
@@ -238,6 +254,92 @@ mod tests {
             let err = EmbeddedChain::open_journaled(&path, config.clone()).unwrap_err();
             let msg = err.to_string();
             assert!(msg.contains("record 2") && msg.contains(want), "{msg}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Everything a reader of the chain can see (and the sender's nonce).
+    fn seen(
+        c: &EmbeddedChain,
+        who: &[alloy_primitives::Address],
+    ) -> impl PartialEq + std::fmt::Debug + use<> {
+        let head = c.block_number().unwrap();
+        (
+            head,
+            c.block_timestamp().unwrap(),
+            (0..=head + 3)
+                .map(|n| c.block_hash(n).unwrap())
+                .collect::<Vec<_>>(),
+            who.iter()
+                .map(|a| {
+                    (
+                        c.balance(*a).unwrap(),
+                        c.nonce_of(*a),
+                        c.unlocked.contains(a),
+                    )
+                })
+                .collect::<Vec<_>>(),
+            c.logs.len(),
+            c.receipts.len(),
+            c.next_timestamp,
+        )
+    }
+
+    /// An operation whose journal append fails is not applied: readers never see a change that
+    /// a reopened chain would not have, and the chain refuses changes from then on.
+    #[test]
+    fn a_failed_append_changes_nothing() {
+        type Op = fn(&mut EmbeddedChain) -> Result<(), ChainError>;
+        let ops: [(&str, Op); 6] = [
+            ("send", |c| {
+                let (a, b) = (c.dev_address(0), c.dev_address(1));
+                c.send(a, b, Bytes::from(vec![1u8])).map(|_| ())
+            }),
+            ("deploy", |c| {
+                let a = c.dev_address(0);
+                c.deploy(a, Bytes::from(vec![0x5f, 0x5f, 0xf3])).map(|_| ())
+            }),
+            ("mine", |c| c.try_mine(3)),
+            ("set_balance", |c| {
+                let b = c.dev_address(1);
+                c.try_set_balance(b, alloy_primitives::U256::from(1u64))
+            }),
+            ("impersonate", |c| {
+                c.try_impersonate(alloy_primitives::Address::repeat_byte(0x99))
+            }),
+            ("advance_time", |c| c.try_advance_time(100)),
+        ];
+        let dir =
+            std::env::temp_dir().join(format!("sealbridge-durable-fail-{}", std::process::id()));
+        for (name, op) in ops {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("j");
+            let mut c = EmbeddedChain::open_journaled(&path, EmbeddedConfig::default()).unwrap();
+            let who = [
+                c.dev_address(0),
+                c.dev_address(1),
+                alloy_primitives::Address::repeat_byte(0x99),
+            ];
+            let (a, b) = (who[0], who[1]);
+            c.send(a, b, Bytes::new()).unwrap();
+            let before = seen(&c, &who);
+            c.journal.as_mut().unwrap().break_writes();
+            let err = op(&mut c).expect_err(name);
+            assert!(err.to_string().contains("append"), "{name}: {err}");
+            assert_eq!(
+                seen(&c, &who),
+                before,
+                "{name} is visible after a failed append"
+            );
+            // Refused from then on, still without a change.
+            assert!(c.send(a, b, Bytes::new()).is_err(), "{name}");
+            assert!(c.try_mine(1).is_err(), "{name}");
+            assert_eq!(seen(&c, &who), before, "{name}");
+            // The file is the truth: reopened, the chain is what readers saw.
+            drop(c);
+            let c = EmbeddedChain::open_journaled(&path, EmbeddedConfig::default()).unwrap();
+            assert_eq!(seen(&c, &who), before, "{name} after reopen");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

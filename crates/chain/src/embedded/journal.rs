@@ -1,22 +1,29 @@
 //! The append-only journal of a journaled [`EmbeddedChain`](super::EmbeddedChain): every
-//! state-changing operation, written and fsynced before the call returns, replayed on open.
+//! state-changing operation, written and fsynced before it takes effect, replayed on open.
 //!
 //! File format (all integers big-endian):
 //!
 //! ```text
-//! file   = MAGIC record*                      MAGIC = "sealbridge/embedded-chain/journal/v1\n"
-//! record = len:u32 payload[len] check[32]     check_i = keccak256(check_{i-1} ‖ payload_i),
-//!                                             check_{-1} = keccak256(MAGIC)
+//! file   = MAGIC record*                  MAGIC = "sealbridge/embedded-chain/journal/v2\n"
+//! record = len:u32 head[4] payload[len] check[32]
+//!          head_i  = keccak256(HEAD_CONTEXT ‖ check_{i-1} ‖ len)[..4]
+//!          check_i = keccak256(check_{i-1} ‖ payload_i),   check_{-1} = keccak256(MAGIC)
 //! payload of record 0 = the chain's configuration (see `config_bytes`)
 //! payload of record i>0 = op:u8 op-fields outcome block_number:u64 block_hash[32]
 //! ```
 //!
-//! The chained check makes a flipped bit, a reordered or a removed record detectable; the block
-//! number and hash recorded after each operation are compared with the replayed ones, so a
-//! replay that diverges (another EVM version, another configuration) is refused rather than
-//! silently producing another chain. A record that runs past the end of the file is a write torn
-//! by a crash: it was never acknowledged, so it is dropped (the file is truncated) and reported.
-
+//! The chained check makes a flipped bit, a reordered or a removed record detectable; the header
+//! check makes a changed length detectable *before* it is used to find the next record, so a
+//! damaged length is never mistaken for the end of the file. The block number and hash recorded
+//! with each operation are compared with the replayed ones, so a replay that diverges (another
+//! EVM version, another configuration) is refused rather than silently producing another chain.
+//!
+//! Only a write torn by a crash is dropped: bytes at the very end of the file that can be a strict
+//! prefix of one record (what landed of an append, possibly followed by zeros where the file grew
+//! but the data did not land). Such a record was never acknowledged (an append returns after its
+//! fsync). The dropped bytes are first saved next to the journal (`<journal>.torn-<offset>`),
+//! then the file is truncated at `offset`, and both are reported in [`JournalRecovery`]. Anything
+//! else that does not check is refused with the record and byte offset; the file is not changed.
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -26,7 +33,15 @@ use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use crate::chain::ChainError;
 
 /// First bytes of every journal file.
-pub const MAGIC: &[u8] = b"sealbridge/embedded-chain/journal/v1\n";
+pub const MAGIC: &[u8] = b"sealbridge/embedded-chain/journal/v2\n";
+/// First bytes of a journal in the format before record headers had their own check.
+const MAGIC_V1: &[u8] = b"sealbridge/embedded-chain/journal/v1\n";
+/// Purpose of the header check (`head` in the file format).
+const HEAD_CONTEXT: &[u8] = b"sealbridge/v1/embedded-chain-journal-header";
+/// Bytes before a record's payload: length and header check.
+const HEADER: usize = 8;
+/// Bytes after a record's payload: the chained check value.
+const CHECK: usize = 32;
 /// Largest record accepted (a deployment's init code is far below).
 const MAX_RECORD: usize = 64 << 20;
 
@@ -221,6 +236,9 @@ pub struct JournalRecovery {
     /// Bytes of a torn last record (a crash during an append that was never acknowledged)
     /// dropped from the end of the file; 0 if the file ended cleanly.
     pub torn_tail_bytes: u64,
+    /// Where the dropped bytes were saved before the file was truncated
+    /// (`<journal>.torn-<offset>`, `offset` being the journal's new length).
+    pub torn_tail_saved: Option<PathBuf>,
 }
 
 /// The open journal file, positioned at its end.
@@ -248,6 +266,97 @@ fn corrupt(path: &Path, what: String) -> ChainError {
     ))
 }
 
+fn corrupt_at(path: &Path, index: usize, offset: usize, what: &str) -> ChainError {
+    corrupt(
+        path,
+        format!(
+            "record {index} at byte offset {offset}: {what}; the file is left as it is \
+             (restore it from a backup, or move it aside to start a new chain)"
+        ),
+    )
+}
+
+/// The header check of a record of `len` bytes following check value `prev`.
+fn head_check(prev: &B256, len: u32) -> [u8; 4] {
+    let mut pre = Vec::with_capacity(HEAD_CONTEXT.len() + 36);
+    pre.extend_from_slice(HEAD_CONTEXT);
+    pre.extend_from_slice(prev.as_slice());
+    pre.extend_from_slice(&len.to_be_bytes());
+    let h = keccak256(&pre);
+    [h[0], h[1], h[2], h[3]]
+}
+
+/// The payload length of a record starting with `rest`, if its header is complete and checks.
+fn header(rest: &[u8], prev: &B256) -> Option<usize> {
+    let h = rest.first_chunk::<HEADER>()?;
+    let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+    let ok = len != 0 && len as usize <= MAX_RECORD && h[4..] == head_check(prev, len);
+    ok.then_some(len as usize)
+}
+
+/// Whether `rest`, running to the end of the file and without a header that checks, can be what
+/// landed of one torn append: a prefix of a record's header, then zeros only, and shorter than
+/// the record that header announces.
+fn torn_header(rest: &[u8], prev: &B256) -> bool {
+    let zeros = rest.iter().rev().take_while(|b| **b == 0).count();
+    let landed = &rest[..rest.len() - zeros];
+    if landed.len() >= HEADER {
+        return false;
+    }
+    let longest = match landed.first_chunk::<4>() {
+        Some(l) => {
+            let len = u32::from_be_bytes(*l);
+            if len == 0 || len as usize > MAX_RECORD {
+                return false;
+            }
+            let want = head_check(prev, len);
+            if landed[4..] != want[..landed.len() - 4] {
+                return false;
+            }
+            HEADER + len as usize + CHECK
+        }
+        None => {
+            // The smallest length these bytes can start.
+            let mut l = [0u8; 4];
+            l[..landed.len()].copy_from_slice(landed);
+            if u32::from_be_bytes(l) as usize > MAX_RECORD {
+                return false;
+            }
+            HEADER + MAX_RECORD + CHECK
+        }
+    };
+    rest.len() < longest
+}
+
+/// Save `tail` (dropped from the journal at `offset`) next to it, fsynced, without overwriting
+/// an earlier save.
+fn save_torn_tail(path: &Path, offset: usize, tail: &[u8]) -> Result<PathBuf, ChainError> {
+    for n in 0..1000u32 {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".torn-{offset}"));
+        if n > 0 {
+            name.push(format!(".{n}"));
+        }
+        let saved = PathBuf::from(name);
+        match OpenOptions::new().write(true).create_new(true).open(&saved) {
+            Ok(mut f) => {
+                f.write_all(tail)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| io_err(&saved, "saving the torn tail", e))?;
+                sync_dir(&saved);
+                return Ok(saved);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(&saved, "saving the torn tail", e)),
+        }
+    }
+    Err(io_err(
+        path,
+        "saving the torn tail",
+        "too many earlier .torn files",
+    ))
+}
+
 fn next_check(prev: &B256, payload: &[u8]) -> B256 {
     let mut pre = Vec::with_capacity(32 + payload.len());
     pre.extend_from_slice(prev.as_slice());
@@ -257,9 +366,11 @@ fn next_check(prev: &B256, payload: &[u8]) -> B256 {
 
 fn frame(prev: &B256, payload: &[u8]) -> (Vec<u8>, B256) {
     let check = next_check(prev, payload);
-    let mut rec = Vec::with_capacity(4 + payload.len() + 32);
+    let mut rec = Vec::with_capacity(HEADER + payload.len() + CHECK);
     // Payloads are bounded by MAX_RECORD.
-    rec.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    let len = payload.len() as u32;
+    rec.extend_from_slice(&len.to_be_bytes());
+    rec.extend_from_slice(&head_check(prev, len));
     rec.extend_from_slice(payload);
     rec.extend_from_slice(check.as_slice());
     (rec, check)
@@ -319,40 +430,52 @@ impl Journal {
             .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(|e| io_err(path, "read", e))?;
         let Some(mut rest) = bytes.strip_prefix(MAGIC) else {
+            if bytes.starts_with(MAGIC_V1) {
+                return Err(corrupt(
+                    path,
+                    "written in format v1 by an earlier build, which this one does not read \
+                     (move it aside to start a new chain)"
+                        .into(),
+                ));
+            }
             return Err(corrupt(path, "not a journal (bad magic)".into()));
         };
         let mut check = keccak256(MAGIC);
         let mut payloads: Vec<&[u8]> = Vec::new();
         let mut good_len = MAGIC.len();
-        let mut torn = 0u64;
+        let mut torn = false;
         while !rest.is_empty() {
             let index = payloads.len();
-            let len = match rest.first_chunk::<4>() {
-                Some(l) => u32::from_be_bytes(*l) as usize,
-                None => {
-                    torn = rest.len() as u64;
+            let Some(len) = header(rest, &check) else {
+                if torn_header(rest, &check) {
+                    torn = true;
                     break;
                 }
+                return Err(corrupt_at(
+                    path,
+                    index,
+                    good_len,
+                    "the record header does not check (changed length?)",
+                ));
             };
-            if len == 0 || len > MAX_RECORD {
-                // A zero-filled tail (a crash after the file grew but before the data landed)
-                // is a torn write; any other impossible length is corruption.
-                if rest.iter().all(|b| *b == 0) {
-                    torn = rest.len() as u64;
-                    break;
-                }
-                return Err(corrupt(path, format!("record {index}: length {len}")));
-            }
-            let Some(record) = rest.get(..4 + len + 32) else {
-                torn = rest.len() as u64;
+            let Some(record) = rest.get(..HEADER + len + CHECK) else {
+                // A strict prefix of the one record its header announces, at the end.
+                torn = true;
                 break;
             };
-            let (payload, stored) = record[4..].split_at(len);
+            let (payload, stored) = record[HEADER..].split_at(len);
             let expect = next_check(&check, payload);
             if stored != expect.as_slice() {
-                return Err(corrupt(
+                if record.len() == rest.len() && stored.iter().all(|b| *b == 0) {
+                    // The last record, whose end never landed.
+                    torn = true;
+                    break;
+                }
+                return Err(corrupt_at(
                     path,
-                    format!("record {index}: check value mismatch (changed, reordered or removed)"),
+                    index,
+                    good_len,
+                    "check value mismatch (changed, reordered or removed)",
                 ));
             }
             check = expect;
@@ -377,16 +500,19 @@ impl Journal {
                 Entry::decode(p).map_err(|e| corrupt(path, format!("record {}: {e}", i + 1)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| io_err(path, "open", e))?;
-        if torn > 0 {
+        let tail = bytes.get(good_len..).filter(|_| torn).unwrap_or_default();
+        let mut torn_tail_saved = None;
+        if !tail.is_empty() {
+            // Saved before the truncation: a wrong guess loses nothing.
+            torn_tail_saved = Some(save_torn_tail(path, good_len, tail)?);
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| io_err(path, "open", e))?;
             file.set_len(good_len as u64)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io_err(path, "truncating the torn tail", e))?;
         }
-        drop(file);
         let file = OpenOptions::new()
             .append(true)
             .open(path)
@@ -394,7 +520,8 @@ impl Journal {
         let recovery = JournalRecovery {
             path: path.to_path_buf(),
             replayed: entries.len() as u64,
-            torn_tail_bytes: torn,
+            torn_tail_bytes: tail.len() as u64,
+            torn_tail_saved,
         };
         Ok((
             Self {
@@ -443,6 +570,13 @@ impl Journal {
     /// The file.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Test hook: make every later write fail (the file handle becomes read-only), like a full
+    /// or failing disk.
+    #[cfg(test)]
+    pub(crate) fn break_writes(&mut self) {
+        self.file = File::open(&self.path).expect("reopen the journal read-only");
     }
 }
 
