@@ -44,6 +44,8 @@ pub struct RpcChain {
     signer: SignerConfig,
     local: HashMap<Address, local::LocalAccount>,
     last_attempts: Vec<B256>,
+    /// Zero-value transfers that filled nonce gaps during the latest local send.
+    gap_fillers: Vec<B256>,
 }
 
 fn transport(e: impl std::fmt::Display) -> ChainError {
@@ -103,6 +105,7 @@ impl RpcChain {
             signer: SignerConfig::default(),
             local: HashMap::new(),
             last_attempts: Vec::new(),
+            gap_fillers: Vec::new(),
         };
         c.chain_id = c.chain_id()?;
         Ok(c)

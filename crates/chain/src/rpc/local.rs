@@ -19,6 +19,27 @@
 //! hashes mined: someone else used the key) moves to the account's pending nonce and sends again.
 //! A nonce given up on is remembered with its last fees: the next send reuses it (outbidding the
 //! stuck version) if it is still unmined, so no gap is left behind.
+//!
+//! Reorgs and dropped transactions: before a nonce is assigned, the local counter is compared
+//! with `eth_getTransactionCount(addr, "pending")`; if the counter is ahead and the endpoint knows
+//! none of the hashes we sent at the nonces in between (a reorg removed them, or the pool dropped
+//! them), the counter moves back to the pending nonce. While waiting, if the pending nonce is not
+//! above ours, the version we sent is re-broadcast, and nonces below ours that are neither mined
+//! nor pending (a reorg removed them while we waited) are filled with zero-value transfers to the
+//! sender itself, so our transaction can be mined where it was signed. A caller that detects a
+//! reorg can call [`RpcChain::resync_nonces`]: the next send re-reads the nonce without trusting
+//! the counter at all.
+//!
+//! What a result means:
+//! - `Ok(receipt)`: a version was mined (a later reorg can remove it: callers re-read the chain's
+//!   state, DESIGN §8).
+//! - An error after the endpoint accepted a version (no receipt in time, fee cap, nonce moving)
+//!   means *not known to be mined*: that version may still be mined, but only at its own nonce
+//!   `k`. The next send from the key goes to `k` with higher fees, so at most one of the two is
+//!   mined (or, if the old one was mined meanwhile, learns so and moves on). No later send takes a
+//!   nonce below `k` while the old version waits above a gap — a gap is filled with zero-value
+//!   self-transfers, never with another transaction — so a transaction reported as failed cannot
+//!   be mined after a later one silently took a lower nonce in its place.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -39,6 +60,11 @@ pub const MAX_TX_GAS: u64 = 1 << 24;
 pub const MIN_FEE_BUMP_PERMILLE: u32 = 125;
 /// Most nonce resynchronisations in one send before it gives up.
 const MAX_NONCE_MOVES: u32 = 8;
+/// Hashes are remembered for this many nonces below the latest one sent (to tell a reorged-out
+/// transaction from one the endpoint still holds).
+const REMEMBERED_NONCES: u64 = 64;
+/// Gas of a zero-value transfer filling a nonce gap.
+const FILLER_GAS: u64 = 21_000;
 
 /// Tuning of locally signed transactions (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +161,8 @@ pub(super) struct LocalAccount {
     /// Nonces sent and given up on, with the fees of their last version: a later send that reuses
     /// one must outbid it.
     abandoned: BTreeMap<u64, Fees>,
+    /// Hashes of the versions we sent, by nonce (the last [`REMEMBERED_NONCES`] nonces).
+    sent: BTreeMap<u64, Vec<B256>>,
 }
 
 impl std::fmt::Debug for LocalAccount {
@@ -152,6 +180,7 @@ impl LocalAccount {
             key,
             next_nonce: None,
             abandoned: BTreeMap::new(),
+            sent: BTreeMap::new(),
         }
     }
 }
@@ -333,16 +362,53 @@ impl RpcChain {
         Ok(with_margin.min(MAX_TX_GAS).max(est))
     }
 
-    /// The nonce for a new transaction from `from`: the local counter, or after a
-    /// (re)synchronisation the lowest nonce we gave up on that is still unmined, else the
-    /// account's pending nonce.
+    /// Forget the local nonce counters: the next send from each local key re-reads its nonce
+    /// from the endpoint (see [`Self::transact_local`]'s resynchronisation). Call it after
+    /// detecting a reorg. Nonces given up on are still outbid, never skipped.
+    pub fn resync_nonces(&mut self) {
+        for a in self.local.values_mut() {
+            a.next_nonce = None;
+        }
+    }
+
+    /// The nonce for a new transaction from `from`: the local counter unless it is ahead of the
+    /// account's pending nonce with none of our transactions in between known to the endpoint
+    /// (a reorg or the pool dropped them); else, after a (re)synchronisation, the lowest nonce we
+    /// gave up on that is still unmined, else the account's pending nonce.
     fn next_nonce(&mut self, from: Address) -> Result<u64, ChainError> {
         if let Some(n) = self.local.get(&from).and_then(|a| a.next_nonce) {
-            return Ok(n);
+            let pending = self.transaction_count(from, "pending")?;
+            if n <= pending || self.endpoint_knows(from, pending..n)? {
+                return Ok(n);
+            }
         }
         self.resync_nonce(from)
     }
 
+    /// Whether the endpoint knows (pending or mined) a version we sent at one of `nonces`.
+    fn endpoint_knows(
+        &self,
+        from: Address,
+        nonces: std::ops::Range<u64>,
+    ) -> Result<bool, ChainError> {
+        let Some(a) = self.local.get(&from) else {
+            return Ok(false);
+        };
+        for hashes in a.sent.range(nonces).map(|(_, h)| h) {
+            for h in hashes {
+                if !self
+                    .request("eth_getTransactionByHash", json!([h]))?
+                    .is_null()
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The lowest nonce we gave up on that is still unmined (it is outbid; if it sits above a gap,
+    /// the send loop fills the gap), else the account's pending nonce.
     fn resync_nonce(&mut self, from: Address) -> Result<u64, ChainError> {
         let latest = self.transaction_count(from, "latest")?;
         let pending = self.transaction_count(from, "pending")?.max(latest);
@@ -352,14 +418,47 @@ impl RpcChain {
             .ok_or(ChainError::UnknownSender(from))?;
         // Mined nonces need no outbidding any more.
         account.abandoned.retain(|n, _| *n >= latest);
-        let nonce = account
-            .abandoned
-            .keys()
-            .copied()
-            .find(|n| *n < pending)
-            .unwrap_or(pending);
+        let nonce = account.abandoned.keys().next().copied().unwrap_or(pending);
         account.next_nonce = Some(nonce);
         Ok(nonce)
+    }
+
+    /// Fill nonces `gap` of `from` (below a transaction of ours that cannot be mined before them)
+    /// with zero-value transfers to itself at `fees`. Best effort: a nonce the endpoint already
+    /// holds a transaction for refuses the filler, which is then not needed.
+    fn fill_gap(&mut self, from: Address, gap: std::ops::Range<u64>, fees: Fees) {
+        let Some(a) = self.local.get(&from) else {
+            return;
+        };
+        let fillers: Vec<_> = gap
+            .map(|nonce| {
+                Eip1559Tx {
+                    chain_id: self.chain_id,
+                    nonce,
+                    max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+                    max_fee_per_gas: fees.max_fee_per_gas,
+                    gas_limit: FILLER_GAS,
+                    to: Some(from),
+                    value: U256::ZERO,
+                    input: Bytes::new(),
+                }
+                .sign(&a.key)
+            })
+            .collect();
+        for f in fillers {
+            if self
+                .request("eth_sendRawTransaction", json!([f.raw()]))
+                .is_ok()
+            {
+                self.gap_fillers.push(f.hash());
+            }
+        }
+    }
+
+    /// Hashes of the zero-value transfers sent to fill nonce gaps (see the module documentation)
+    /// during the latest locally signed transaction.
+    pub fn last_gap_fillers(&self) -> &[B256] {
+        &self.gap_fillers
     }
 
     /// The receipt of the first of `hashes` that is mined.
@@ -389,6 +488,7 @@ impl RpcChain {
         data: Bytes,
     ) -> Result<TxReceipt, ChainError> {
         self.last_attempts.clear();
+        self.gap_fillers.clear();
         let gas_limit = self.estimate_gas(from, to, &data)?;
         let mut in_flight = None;
         match self.send_and_wait(from, to, &data, gas_limit, &mut in_flight) {
@@ -433,6 +533,8 @@ impl RpcChain {
         let mut fees = self.fees_for(from, nonce)?;
         let mut sent: Vec<B256> = Vec::new();
         let mut nonce_moves = 0u32;
+        // Fees at which the gap below `nonce` was last filled.
+        let mut filled_at: Option<Fees> = None;
         loop {
             let key = &self
                 .local
@@ -494,7 +596,14 @@ impl RpcChain {
             // Our hashes now hold `nonce` in the pool: the next send uses the one after.
             if let Some(a) = self.local.get_mut(&from) {
                 a.next_nonce = Some(nonce + 1);
+                let versions = a.sent.entry(nonce).or_default();
+                if !versions.contains(&hash) {
+                    versions.push(hash);
+                }
+                let keep_from = nonce.saturating_sub(REMEMBERED_NONCES);
+                a.sent.retain(|n, _| *n >= keep_from);
             }
+            let raw = signed.raw().clone();
             let sent_at = Instant::now();
             let mut polls = 0u64;
             loop {
@@ -512,19 +621,30 @@ impl RpcChain {
                 polls += 1;
                 // Every few polls: did the account's nonce pass ours without one of our hashes
                 // (someone else used the key)? Check receipts again after reading the count.
-                if polls.is_multiple_of(10)
-                    && self.transaction_count(from, "latest")? > nonce
-                    && self.first_receipt(&sent)?.is_none()
-                {
-                    nonce_moves += 1;
-                    if nonce_moves > MAX_NONCE_MOVES {
-                        return Err(keeps_moving(nonce));
+                if polls.is_multiple_of(10) {
+                    let latest = self.transaction_count(from, "latest")?;
+                    if latest > nonce && self.first_receipt(&sent)?.is_none() {
+                        nonce_moves += 1;
+                        if nonce_moves > MAX_NONCE_MOVES {
+                            return Err(keeps_moving(nonce));
+                        }
+                        *in_flight = None;
+                        nonce = self.resync_nonce(from)?;
+                        fees = self.fees_for(from, nonce)?;
+                        sent.clear();
+                        break;
                     }
-                    *in_flight = None;
-                    nonce = self.resync_nonce(from)?;
-                    fees = self.fees_for(from, nonce)?;
-                    sent.clear();
-                    break;
+                    // Ours is not pending at the endpoint: dropped from its pool, or waiting
+                    // behind nonces a reorg removed. Send it again, and fill the gap below it
+                    // (never by moving it down: the version sent here could still be mined).
+                    let pending = self.transaction_count(from, "pending")?.max(latest);
+                    if pending <= nonce {
+                        let _ = self.request("eth_sendRawTransaction", json!([raw]));
+                        if pending < nonce && filled_at != Some(fees) {
+                            self.fill_gap(from, pending..nonce, fees);
+                            filled_at = Some(fees);
+                        }
+                    }
                 }
                 if now.duration_since(sent_at) >= cfg.replace_after {
                     let next = fees
