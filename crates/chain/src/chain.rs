@@ -119,4 +119,9 @@ pub trait Chain {
     fn balance(&self, address: Address) -> Result<U256, ChainError>;
     /// `eth_getTransactionReceipt`.
     fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError>;
+    /// A reorg was detected: forget any locally kept nonce counters, so the next send reads
+    /// the sender's nonce from the chain again (the JSON-RPC chain with local keys,
+    /// [`crate::rpc::RpcChain::resync_nonces`]). Nothing for chains that keep no counters;
+    /// wrappers forward it.
+    fn resync_nonces(&mut self) {}
 }

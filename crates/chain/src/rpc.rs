@@ -371,4 +371,8 @@ impl Chain for RpcChain {
         }
         self.parse_receipt(&r, Bytes::new()).map(Some)
     }
+
+    fn resync_nonces(&mut self) {
+        RpcChain::resync_nonces(self);
+    }
 }

@@ -79,7 +79,8 @@ fn resync_nonces_reads_the_nonce_again() {
         rpc.send(me, TO, Bytes::from(vec![i])).unwrap();
     }
     assert!(rpc.revert_to(&snap).unwrap());
-    rpc.resync_nonces();
+    // Through the trait, as the relayer (generic over the chain) would call it.
+    Chain::resync_nonces(&mut rpc);
     let r = rpc.send(me, TO, Bytes::new()).unwrap();
     assert_eq!(nonce_of(&rpc, r.tx_hash), 0);
 }
