@@ -224,8 +224,11 @@ pub struct DeploymentFile {
     pub governance: Address,
     /// The account that deployed.
     pub deployer: Address,
-    /// Block before the deployment (deposits are scanned from here).
+    /// Block before the deployment (deposits are scanned from here). The node refuses a value
+    /// after the block `settlement_tx` created `Settlement` in (deposits would be missed).
     pub start_block: u64,
+    /// The transaction that created `Settlement` (checked against the chain at node start).
+    pub settlement_tx: B256,
     /// Verifier set admitted at deployment.
     pub verifiers: Vec<Address>,
     /// Threshold k at deployment.
@@ -305,6 +308,67 @@ impl DeploymentFile {
                 self.settlement, self.policy_hash
             )));
         }
+        self.check_start_block(sb)?;
+        self.check_registry(sb)
+    }
+
+    /// `start_block` seeds the deposit scan: a block after `Settlement`'s creation would skip
+    /// deposits made in between. The creation transaction's receipt says where it was mined.
+    fn check_start_block<C: Chain>(&self, sb: &Sealbridge<C>) -> Result<(), HostError> {
+        let r = sb.chain().receipt(self.settlement_tx)?.ok_or_else(|| {
+            HostError::Inconsistent(format!(
+                "the deployment file's settlement_tx {} is not on this chain: the file was \
+                 altered or is for another chain",
+                self.settlement_tx
+            ))
+        })?;
+        if !r.success || r.contract_address != Some(self.settlement) {
+            return Err(HostError::Inconsistent(format!(
+                "transaction {} did not create Settlement {}: the deployment file was altered",
+                self.settlement_tx, self.settlement
+            )));
+        }
+        if self.start_block > r.block_number {
+            return Err(HostError::Inconsistent(format!(
+                "the deployment file's start_block {} is after block {}, where Settlement {} was \
+                 created: deposits in between would never be credited (the file was altered)",
+                self.start_block, r.block_number, self.settlement
+            )));
+        }
+        Ok(())
+    }
+
+    /// The registry must hold the file's threshold, every verifier it lists and its
+    /// `allow_simulated` (the node's own checks and the operator rely on them).
+    fn check_registry<C: Chain>(&self, sb: &Sealbridge<C>) -> Result<(), HostError> {
+        let changed = "(altered or stale file, or governance changed it)";
+        let k = sb.threshold()?;
+        if k != self.threshold {
+            return Err(HostError::Inconsistent(format!(
+                "EnclaveRegistry {} requires {k} verifier signature(s), the deployment file says \
+                 {} {changed}",
+                self.registry, self.threshold
+            )));
+        }
+        for v in &self.verifiers {
+            if !sb.is_verifier(*v)? {
+                return Err(HostError::Inconsistent(format!(
+                    "verifier {v} of the deployment file is not registered in EnclaveRegistry {} \
+                     {changed}",
+                    self.registry
+                )));
+            }
+        }
+        let simulated: bool = sb.view(self.registry, &EnclaveRegistry::allowSimulatedCall {})?;
+        if simulated != self.allow_simulated {
+            return Err(HostError::Inconsistent(format!(
+                "EnclaveRegistry {} {} the simulated TEE, the deployment file says \
+                 allow_simulated = {} {changed}",
+                self.registry,
+                if simulated { "accepts" } else { "refuses" },
+                self.allow_simulated
+            )));
+        }
         Ok(())
     }
 }
@@ -315,7 +379,7 @@ fn deploy_contract<C: Chain>(
     name: &str,
     bytecode: &Bytes,
     args: Vec<u8>,
-) -> Result<Address, HostError> {
+) -> Result<(Address, B256), HostError> {
     let mut init = bytecode.to_vec();
     init.extend_from_slice(&args);
     let r = chain.deploy(from, init.into())?;
@@ -326,7 +390,7 @@ fn deploy_contract<C: Chain>(
         .contract_address
         .ok_or_else(|| HostError::Chain(format!("deploying {name}: no contract address")))?;
     tracing::info!(contract = name, %address, "deployed");
-    Ok(address)
+    Ok((address, r.tx_hash))
 }
 
 /// Deploy from `deployer` (which must be able to send on `chain`): optionally `TestToken`, then
@@ -344,7 +408,7 @@ pub fn deploy<C: Chain>(
     let start_block = chain.block_number()?;
     let mut tokens = config.tokens.clone();
     let test_token = if config.test_token {
-        let t = deploy_contract(
+        let (t, _) = deploy_contract(
             &mut chain,
             deployer,
             "TestToken",
@@ -358,14 +422,14 @@ pub fn deploy<C: Chain>(
     };
     let policy = config.policy(tokens);
     let policy_hash = policy.hash();
-    let registry = deploy_contract(
+    let (registry, _) = deploy_contract(
         &mut chain,
         deployer,
         "EnclaveRegistry",
         &EnclaveRegistry::BYTECODE,
         EnclaveRegistry::constructorCall { admin: deployer }.abi_encode(),
     )?;
-    let settlement = deploy_contract(
+    let (settlement, settlement_tx) = deploy_contract(
         &mut chain,
         deployer,
         "Settlement",
@@ -386,6 +450,7 @@ pub fn deploy<C: Chain>(
         governance: config.governance.unwrap_or(deployer),
         deployer,
         start_block,
+        settlement_tx,
         verifiers: config.verifiers.clone(),
         threshold: config.threshold,
         allow_simulated: config.allow_simulated,
@@ -550,6 +615,7 @@ mod tests {
             governance: Address::repeat_byte(3),
             deployer: Address::repeat_byte(3),
             start_block: 9,
+            settlement_tx: B256::repeat_byte(4),
             verifiers: c.verifiers.clone(),
             threshold: 2,
             allow_simulated: false,

@@ -4,7 +4,9 @@
 //! deployment, registers through the services, serves, renews through them, and restarts.
 //! Then what must be refused: one verifier down, a verifier whose policy refuses the simulated
 //! TEE, a measurement or TEE the registry does not allow, a deployment file for another chain or
-//! with an altered policy, and bad requests to a verifier service. Loopback only; bounded waits.
+//! with an altered policy, one whose start block is after the deployment or whose threshold,
+//! verifier set or `allow_simulated` the registry does not hold, and bad requests to a verifier
+//! service. Loopback only; bounded waits.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -478,6 +480,68 @@ fn what_a_deployment_refuses() {
 }
 
 #[test]
+fn a_deployment_file_that_does_not_match_the_registry_or_the_deployment_block_is_refused() {
+    let anvil = anvil();
+    let chain = RpcChain::connect(&anvil.url).unwrap();
+    let d = deploy_on(&anvil, &config(simulated_measurement(NETTING), true), true);
+    let sender = node_sender(&anvil);
+    let created = chain
+        .receipt(d.settlement_tx)
+        .unwrap()
+        .unwrap()
+        .block_number;
+    assert!(d.start_block <= created);
+    let refused = |f: DeploymentFile, what: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let err = start(&anvil, node_config(dir.path(), &f, vec![], sender))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(what), "expected {what:?}: {err}");
+    };
+    // A start block after the deployment would skip deposits.
+    let mut f = d.clone();
+    f.start_block = created + 1;
+    refused(
+        f,
+        &format!("start_block {} is after block {created}", created + 1),
+    );
+    let mut f = d.clone();
+    f.settlement_tx = B256::repeat_byte(9);
+    refused(f, "is not on this chain");
+    let mut f = d.clone();
+    f.settlement_tx = chain
+        .logs(d.registry, 0, created)
+        .unwrap()
+        .first()
+        .map(|l| l.tx_hash)
+        .unwrap_or(B256::repeat_byte(8));
+    refused(f, "did not create Settlement");
+    // The registry's threshold, verifier set and simulated-TEE switch.
+    let mut f = d.clone();
+    f.threshold = 1;
+    refused(
+        f,
+        "requires 2 verifier signature(s), the deployment file says 1",
+    );
+    let mut f = d.clone();
+    f.verifiers.push(Address::repeat_byte(0x66));
+    refused(
+        f,
+        &format!(
+            "verifier {} of the deployment file is not registered",
+            Address::repeat_byte(0x66)
+        ),
+    );
+    let mut f = d.clone();
+    f.allow_simulated = false;
+    refused(
+        f,
+        "accepts the simulated TEE, the deployment file says allow_simulated = false",
+    );
+    assert!(registrations(&chain, d.registry).is_empty());
+}
+
+#[test]
 fn a_verifier_service_signs_nothing_on_a_bad_request() {
     let d = DeploymentFile {
         version: 1,
@@ -488,6 +552,7 @@ fn a_verifier_service_signs_nothing_on_a_bad_request() {
         governance: Address::repeat_byte(5),
         deployer: Address::repeat_byte(5),
         start_block: 0,
+        settlement_tx: B256::ZERO,
         verifiers: vec![],
         threshold: 1,
         allow_simulated: false,
