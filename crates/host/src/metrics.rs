@@ -223,7 +223,7 @@ impl Metrics {
             ),
             (
                 "sealbridge_relayer_stuck",
-                "1 if the chain refuses the next statement.",
+                "1 if the chain refuses the next statement or its transaction.",
                 u64::from(self.relayer_error().is_some()),
             ),
             (

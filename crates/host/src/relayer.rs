@@ -17,20 +17,22 @@
 //! chain: if a reorg deeper than `confirmations` replaced it, the node is reported degraded
 //! (the credit cannot be taken back from the enclave).
 //!
-//! Errors back off exponentially (capped). An unreachable chain marks it down; a chain that
-//! answers but refuses the next statement (a revert, e.g. `InsufficientEscrow` when a reorg
-//! deeper than `confirmations` removed a credited deposit) sets [`Metrics::relayer_error`]
-//! naming the statement and the contract error. Both make the node degraded.
+//! Errors back off exponentially (capped). A chain that does not answer marks it down; a chain
+//! that answers but refuses the next statement (a revert, e.g. `InsufficientEscrow` when a
+//! reorg deeper than `confirmations` removed a credited deposit) or its transaction (no funds
+//! for gas, the fee cap, no receipt in time) sets [`Metrics::relayer_error`] naming the
+//! statement, the error and what to do. Both make the node degraded.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy_primitives::{B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes};
 use alloy_sol_types::SolEvent;
 use sealbridge_chain::{
-    Chain, Sealbridge, SettleOutcome, bindings::Settlement, proto_compat::effects_from_proto,
+    Chain, ChainError, ContractError, Sealbridge, SettleOutcome, bindings::Settlement,
+    proto_compat::effects_from_proto,
 };
 use sealbridge_enclave::boundary::ChainEvent;
 use tokio::sync::oneshot;
@@ -72,8 +74,12 @@ pub fn run<C: Chain>(
             }
             Err(e) => {
                 metrics.relayer_errors.fetch_add(1, Relaxed);
-                if matches!(e, HostError::Chain(_)) {
-                    metrics.chain_up.store(false, Relaxed);
+                // Only a chain that does not answer is down; one that answers but refuses the
+                // statement or its transaction has set `relayer_error` (`HostError::Refused`).
+                match e {
+                    HostError::Chain(_) => metrics.chain_up.store(false, Relaxed),
+                    HostError::Refused(_) => metrics.chain_up.store(true, Relaxed),
+                    _ => {}
                 }
                 tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "relayer round failed");
                 std::thread::sleep(backoff);
@@ -119,6 +125,33 @@ fn check_credited_deposits<C: Chain>(
     tracing::error!(error = %why, "deep reorg under credited deposits");
     metrics.set_relayer_error(Some(why));
     store.put_meta(CREDITED_BLOCK, &None::<(u64, B256)>)
+}
+
+/// Why a settle transaction failed although the chain answers, and what to do about it.
+fn advice<C: Chain>(sb: &Sealbridge<C>, from: Address, sequence: u64, e: &ChainError) -> String {
+    let msg = e.to_string().to_ascii_lowercase();
+    let balance = sb.chain().balance(from).ok();
+    let todo = if msg.contains("insufficient funds") || balance.is_some_and(|b| b.is_zero()) {
+        format!(
+            "the sending account {from} cannot pay for gas (balance {} wei): fund {from}",
+            balance.map_or_else(|| "unknown".into(), |b| b.to_string())
+        )
+    } else if msg.contains("fee cap") {
+        "the fees the chain asks for are above the node's fee cap: wait for the base fee to fall \
+         or raise the cap"
+            .into()
+    } else if msg.contains("no receipt") {
+        "the transaction was not mined in time: check the endpoint's mempool and the fees offered \
+         (it is resent at the same nonce)"
+            .into()
+    } else if msg.contains("nonce") {
+        format!("is the key of {from} used by another process at the same time?")
+    } else if matches!(e, ChainError::UnknownSender(_)) {
+        format!("the endpoint cannot send from {from}: give the node its key (--key-file)")
+    } else {
+        "the chain refused the transaction".into()
+    };
+    format!("settling statement {sequence} failed: {e}: {todo}")
 }
 
 /// One round; `Ok(true)` if it did something (go again at once).
@@ -263,11 +296,22 @@ pub fn round<C: Chain>(
         &effects_from_proto(&st.effects),
         Bytes::from(st.signature.clone()),
     );
-    drop(sb);
     let outcome = match outcome {
         Ok(o) => o,
-        Err(sealbridge_chain::ContractError::Chain(c)) => {
-            return Err(HostError::Chain(c.to_string()));
+        // A transport failure is an outage only if the chain does not answer now either (a
+        // transaction without a receipt in time is not).
+        Err(ContractError::Chain(ChainError::Transport(t)))
+            if sb.chain().block_number().is_err() =>
+        {
+            return Err(HostError::Chain(t));
+        }
+        Err(ContractError::Chain(c)) => {
+            // The chain answers but will not take the transaction (no funds for gas, the fee
+            // cap, no receipt in time, ...): the operator has to act; say what to do.
+            let why = advice(&sb, from, st.statement.sequence, &c);
+            tracing::error!(error = %why, "the chain does not take the settle transaction; retrying with backoff");
+            metrics.set_relayer_error(Some(why.clone()));
+            return Err(HostError::Refused(why));
         }
         Err(other) => {
             // The chain answers but refuses the statement (e.g. `InsufficientEscrow` after a
@@ -282,6 +326,7 @@ pub fn round<C: Chain>(
             return Err(HostError::Refused(why));
         }
     };
+    drop(sb);
     let r = outcome.receipt();
     let already = matches!(outcome, SettleOutcome::AlreadySettled(_));
     tracing::info!(

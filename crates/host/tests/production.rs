@@ -480,6 +480,55 @@ fn what_a_deployment_refuses() {
 }
 
 #[test]
+fn a_node_whose_key_runs_dry_says_to_fund_it() {
+    let anvil = anvil();
+    let d = deploy_on(&anvil, &config(simulated_measurement(NETTING), true), true);
+    let token = d.test_token.unwrap();
+    let mut funder = Sealbridge::attach(
+        RpcDevChain(RpcChain::connect(&anvil.url).unwrap()),
+        d.deployment(d.deployer),
+    );
+    dev::fund(&mut funder, d.deployer, &dev::participants(4)).unwrap();
+    let (v1, v2) = (service(1, SIM_POLICY, &d), service(2, SIM_POLICY, &d));
+    let dir = tempfile::tempdir().unwrap();
+    let sender = node_sender(&anvil);
+    let node = start(
+        &anvil,
+        node_config(dir.path(), &d, vec![url(&v1), url(&v2)], sender),
+    )
+    .unwrap();
+    let c = NodeClient::new(&format!("http://{}", node.addr));
+
+    // The key runs dry after start: the chain still answers, so the node is not "chain down";
+    // it says why settling stalls and what to do.
+    let rpc = RpcChain::connect(&anvil.url).unwrap();
+    rpc.set_balance(sender, U256::ZERO).unwrap();
+    submit_one(&c, token, 0);
+    submit_one(&c, token, 1);
+    wait_until("the dry key reported", 60, || {
+        c.status().is_ok_and(|s| {
+            s["health"] == "degraded"
+                && s["relayer_error"].as_str().is_some_and(|e| {
+                    e.contains("statement 1") && e.contains(&format!("fund {sender}"))
+                })
+        })
+    });
+    let (_, h) = c.get_json("/healthz").unwrap();
+    assert_eq!(h["chain"], true, "the chain answers: {h}");
+
+    // Funded again: it settles and the error clears.
+    rpc.set_balance(sender, U256::from(10u64).pow(U256::from(18u64)))
+        .unwrap();
+    wait_until("settled after funding", 60, || {
+        c.status().is_ok_and(|s| {
+            s["pending_inputs"] == 0 && s["relayer_error"].is_null() && s["health"] == "healthy"
+        })
+    });
+    drop(node);
+    drop((v1, v2));
+}
+
+#[test]
 fn a_deployment_file_that_does_not_match_the_registry_or_the_deployment_block_is_refused() {
     let anvil = anvil();
     let chain = RpcChain::connect(&anvil.url).unwrap();
