@@ -421,3 +421,59 @@ fn no_receipt_within_the_timeout_is_a_clear_error() {
     assert!(matches!(err, ChainError::Transport(_)), "{err}");
     assert!(err.to_string().contains("no receipt for nonce 0"), "{err}");
 }
+
+/// A contract creation (empty `to`) at nonce 0 with more than 255 bytes of init code, then calls
+/// with 56 and 300 bytes of data (long RLP string headers): anvil accepts our bytes, names our
+/// hash, recovers our address and sees the same fields.
+#[test]
+fn creation_and_long_data_are_accepted_by_anvil() {
+    let (_anvil, rpc, _) = setup();
+    let key = random_key();
+    let me = Address::from_private_key(&key);
+    rpc.set_balance(me, U256::from(ETH)).unwrap();
+    let fees = rpc.fee_estimate().unwrap();
+    let chain_id = rpc.chain_id().unwrap();
+    // PUSH1 0 PUSH1 0 RETURN (deploys empty code), padded to 300 bytes.
+    let mut init = hex::decode("60006000f3").unwrap();
+    init.resize(300, 0);
+    let data = |n: usize| -> Bytes { (0..n).map(|i| i as u8).collect() };
+    let txs = [
+        (None, Bytes::from(init)),
+        (Some(Address::repeat_byte(0x5b)), data(56)),
+        (Some(Address::repeat_byte(0x5b)), data(300)),
+    ];
+    for (nonce, (to, input)) in txs.into_iter().enumerate() {
+        let signed = Eip1559Tx {
+            chain_id,
+            nonce: nonce as u64,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+            max_fee_per_gas: fees.max_fee_per_gas,
+            gas_limit: 200_000,
+            to,
+            value: U256::ZERO,
+            input: input.clone(),
+        }
+        .sign(&key);
+        let h = rpc
+            .request("eth_sendRawTransaction", json!([signed.raw()]))
+            .unwrap();
+        assert_eq!(h.as_str().unwrap(), format!("{:#x}", signed.hash()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let r = loop {
+            if let Some(r) = rpc.receipt(signed.hash()).unwrap() {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "not mined");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(r.success, "nonce {nonce}");
+        assert_eq!(r.from, me);
+        assert_eq!(r.to, to);
+        let tx = tx_by_hash(&rpc, signed.hash());
+        assert_eq!(quantity(&tx["nonce"]), nonce as u128);
+        assert_eq!(tx["input"].as_str().unwrap(), format!("{input}"));
+        if to.is_none() {
+            assert_eq!(r.contract_address, Some(me.create(0)));
+        }
+    }
+}
