@@ -159,6 +159,7 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         for k in [
             "health",
             "relayer_error",
+            "deep_reorg",
             "accepted",
             "rejected",
             "settled_inputs",
@@ -173,8 +174,9 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             "confirmations",
             "deposit_cursor",
         ] {
-            // Older nodes lack some fields; an empty relayer error is not worth a line.
-            if s[k].is_null() && (k == "relayer_error" || s.get(k).is_none()) {
+            // Older nodes lack some fields; an empty error or alarm is not worth a line.
+            let quiet = ["relayer_error", "deep_reorg"].contains(&k);
+            if s[k].is_null() && (quiet || s.get(k).is_none()) {
                 continue;
             }
             println!("{k:>22}: {}", s[k]);

@@ -68,6 +68,11 @@ pub struct NodeArgs {
     /// Never printed. Without it: the endpoint's first unlocked account (development chains).
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// Clear the deep-reorg alarm (a reorg deeper than --confirmations replaced a block whose
+    /// deposits were credited) if it names this block: say so only after checking the
+    /// participants' escrow on chain against what the enclave was credited.
+    #[arg(long)]
+    pub acknowledge_deep_reorg: Option<u64>,
 }
 
 /// The configuration file: the same keys as the flags, in snake case.
@@ -141,6 +146,9 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     if let Some(v) = args.max_pending.or(file.max_pending) {
         cfg.max_pending_statements = v;
     }
+    // Command line only: an acknowledgement left in a configuration file would clear a
+    // future alarm nobody looked at.
+    cfg.acknowledge_deep_reorg = args.acknowledge_deep_reorg;
     let enclave = args
         .enclave
         .clone()

@@ -484,6 +484,7 @@ async fn status(State(s): St) -> Response {
     Json(json!({
         "health": m.health(),
         "relayer_error": m.relayer_error(),
+        "deep_reorg": m.deep_reorg(),
         "accepted": accepted,
         "rejected": rejected,
         "settled_inputs": settled_inputs,
@@ -560,6 +561,7 @@ async fn healthz(State(s): St) -> Response {
             "enclave": s.metrics.enclave_up.load(Relaxed),
             "chain": s.metrics.chain_up.load(Relaxed),
             "relayer_error": s.metrics.relayer_error(),
+            "deep_reorg": s.metrics.deep_reorg(),
             "pending_statements": s.metrics.pending(),
         })),
     )

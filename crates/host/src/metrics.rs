@@ -53,6 +53,10 @@ pub struct Metrics {
     /// Why the relayer cannot make progress although the chain answers (e.g. the next statement
     /// reverts); `None` when it can. Makes the node degraded.
     pub relayer_stuck: Mutex<Option<String>>,
+    /// The deep-reorg alarm: a reorg deeper than the confirmations replaced a block whose
+    /// deposits the enclave credited. Stays (stored in the data dir) until the operator
+    /// acknowledges it at a restart; a later settlement does not clear it. Makes the node degraded.
+    pub deep_reorg: Mutex<Option<String>>,
     /// Whether the enclave answers.
     pub enclave_up: AtomicBool,
     /// Whether the chain answers.
@@ -123,11 +127,26 @@ impl Metrics {
         }
     }
 
+    /// The deep-reorg alarm, if raised and not acknowledged.
+    pub fn deep_reorg(&self) -> Option<String> {
+        self.deep_reorg.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Raise (or, at an acknowledged start, clear) the deep-reorg alarm.
+    pub fn set_deep_reorg(&self, alarm: Option<String>) {
+        if let Ok(mut e) = self.deep_reorg.lock() {
+            *e = alarm;
+        }
+    }
+
     /// Health from the flags.
     pub fn health(&self) -> Health {
         if !self.enclave_up.load(Relaxed) {
             Health::Down
-        } else if !self.chain_up.load(Relaxed) || self.relayer_error().is_some() {
+        } else if !self.chain_up.load(Relaxed)
+            || self.relayer_error().is_some()
+            || self.deep_reorg().is_some()
+        {
             Health::Degraded
         } else {
             Health::Healthy
@@ -225,6 +244,12 @@ impl Metrics {
                 "sealbridge_relayer_stuck",
                 "1 if the chain refuses the next statement or its transaction.",
                 u64::from(self.relayer_error().is_some()),
+            ),
+            (
+                "sealbridge_deep_reorg_alarm",
+                "1 while a reorg deeper than the confirmations under credited deposits is \
+                 unacknowledged.",
+                u64::from(self.deep_reorg().is_some()),
             ),
             (
                 "sealbridge_enclave_sequence",

@@ -88,6 +88,9 @@ pub struct NodeConfig {
     pub verifiers: Vec<String>,
     /// The account this node sends its transactions (register, settle) from (not `--dev`).
     pub sender: Option<Address>,
+    /// Clear the deep-reorg alarm at start if it names this block: the operator's explicit
+    /// acknowledgement that the credited escrow was checked ([`relayer::DeepReorg`]).
+    pub acknowledge_deep_reorg: Option<u64>,
 }
 
 impl NodeConfig {
@@ -110,6 +113,7 @@ impl NodeConfig {
             deployment: None,
             verifiers: Vec::new(),
             sender: None,
+            acknowledge_deep_reorg: None,
         }
     }
 }
@@ -626,6 +630,7 @@ impl Node {
         let chain = Arc::new(Mutex::new(sb));
         {
             let store = Store::open(&cfg.data_dir)?;
+            relayer::load_deep_reorg_alarm(&store, &metrics, cfg.acknowledge_deep_reorg)?;
             let rcfg = RelayerConfig {
                 confirmations: cfg.confirmations,
                 poll: cfg.poll,

@@ -14,8 +14,12 @@
 //!    answers `AlreadySettled` for a statement it holds, which counts as success.
 //!
 //! Before scanning, it checks that the newest block it credited deposits from is still on the
-//! chain: if a reorg deeper than `confirmations` replaced it, the node is reported degraded
-//! (the credit cannot be taken back from the enclave).
+//! chain: if a reorg deeper than `confirmations` replaced it, the enclave may count escrow the
+//! chain no longer holds. That raises the deep-reorg alarm ([`DeepReorg`]), which is stored in
+//! the data directory and stays (degraded health, `deep_reorg` in the status,
+//! `sealbridge_deep_reorg_alarm 1`) until the operator restarts the node acknowledging it
+//! ([`load_deep_reorg_alarm`]): no later event on chain can show that the enclave's view of
+//! escrow is right again.
 //!
 //! Errors back off exponentially (capped). A chain that does not answer marks it down; a chain
 //! that answers but refuses the next statement (a revert, e.g. `InsufficientEscrow` when a
@@ -97,12 +101,76 @@ fn lock<C>(chain: &SharedChain<C>) -> Result<std::sync::MutexGuard<'_, Sealbridg
 
 /// Meta key: the newest block whose deposits were credited to the enclave, and its hash.
 const CREDITED_BLOCK: &str = "credited_deposit_block";
+/// Meta key: the deep-reorg alarm ([`DeepReorg`]), until acknowledged.
+const DEEP_REORG: &str = "deep_reorg_alarm";
+
+/// A reorg deeper than the confirmations replaced a block whose deposits the enclave credited.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeepReorg {
+    /// The replaced block (the newest one credited from when it was noticed).
+    pub block: u64,
+    /// Its hash when the deposits were credited.
+    pub hash: B256,
+    /// Confirmations configured then.
+    pub confirmations: u64,
+    /// Further deep reorgs under credited deposits noticed before the acknowledgement.
+    pub later: u32,
+}
+
+impl DeepReorg {
+    /// The operator-facing text (status `deep_reorg`, logs).
+    pub fn message(&self) -> String {
+        let later = match self.later {
+            0 => String::new(),
+            n => format!(" ({n} more such reorg(s) since)"),
+        };
+        format!(
+            "block {} ({}), whose deposits were credited to the enclave, was replaced by a reorg \
+             deeper than {} confirmation(s){later}: the enclave may count escrow the chain no \
+             longer holds, and a statement spending it will revert (InsufficientEscrow). Compare \
+             the participants' escrow on chain with what they were credited, then restart the \
+             node with --acknowledge-deep-reorg {} to clear this alarm",
+            self.block, self.hash, self.confirmations, self.block
+        )
+    }
+}
+
+/// At start: load the stored deep-reorg alarm into `metrics`, or clear it if `acknowledge`
+/// names its block (the operator's explicit acknowledgement; any other value clears nothing).
+pub fn load_deep_reorg_alarm(
+    store: &Store,
+    metrics: &Metrics,
+    acknowledge: Option<u64>,
+) -> Result<(), HostError> {
+    let alarm = store.meta::<Option<DeepReorg>>(DEEP_REORG)?.flatten();
+    match (alarm, acknowledge) {
+        (Some(a), Some(b)) if a.block == b => {
+            tracing::warn!(
+                block = b,
+                "deep-reorg alarm acknowledged by the operator: cleared"
+            );
+            store.put_meta(DEEP_REORG, &None::<DeepReorg>)?;
+            metrics.set_deep_reorg(None);
+        }
+        (alarm, ack) => {
+            if let Some(b) = ack {
+                tracing::warn!(
+                    block = b,
+                    alarm = ?alarm.as_ref().map(|a| a.block),
+                    "--acknowledge-deep-reorg names no current alarm: nothing cleared"
+                );
+            }
+            metrics.set_deep_reorg(alarm.as_ref().map(DeepReorg::message));
+        }
+    }
+    Ok(())
+}
 
 /// A reorg deeper than `confirmations` that replaced a block whose deposits the enclave
 /// credited cannot be undone (the enclave's credit stands; a deposit that is gone from the chain
-/// makes a statement spending it revert). Notice it as early as possible and say so: checking
-/// the newest such block is enough, since a reorg that replaces any block replaces every later
-/// one. Reported once (the node stays degraded until a statement settles again).
+/// makes a statement spending it revert). Notice it as early as possible and raise the
+/// persistent alarm: checking the newest such block is enough, since a reorg that replaces any
+/// block replaces every later one.
 fn check_credited_deposits<C: Chain>(
     chain: &SharedChain<C>,
     store: &Store,
@@ -116,14 +184,21 @@ fn check_credited_deposits<C: Chain>(
         return Ok(());
     }
     metrics.reorgs.fetch_add(1, Relaxed);
-    let why = format!(
-        "block {num} ({hash}), whose deposits were credited to the enclave, was replaced by a \
-         reorg deeper than {} confirmation(s): the enclave may count escrow the chain no longer \
-         holds, and a statement spending it will revert (InsufficientEscrow)",
-        cfg.confirmations
-    );
-    tracing::error!(error = %why, "deep reorg under credited deposits");
-    metrics.set_relayer_error(Some(why));
+    let alarm = match store.meta::<Option<DeepReorg>>(DEEP_REORG)?.flatten() {
+        Some(mut a) => {
+            a.later = a.later.saturating_add(1);
+            a
+        }
+        None => DeepReorg {
+            block: num,
+            hash,
+            confirmations: cfg.confirmations,
+            later: 0,
+        },
+    };
+    tracing::error!(block = num, %hash, alarm = %alarm.message(), "deep reorg under credited deposits");
+    store.put_meta(DEEP_REORG, &Some(alarm.clone()))?;
+    metrics.set_deep_reorg(Some(alarm.message()));
     store.put_meta(CREDITED_BLOCK, &None::<(u64, B256)>)
 }
 
@@ -356,7 +431,26 @@ pub fn round<C: Chain>(
         }
         metrics.final_sequence.store(st.statement.sequence, Relaxed);
     }
+    // Clears only the relayer's own error: a deep-reorg alarm stays until acknowledged.
     metrics.set_relayer_error(None);
     progress = true;
     Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deep_reorg_alarm_says_how_to_clear_it() {
+        let a = DeepReorg {
+            block: 42,
+            hash: B256::repeat_byte(1),
+            confirmations: 3,
+            later: 0,
+        };
+        let m = a.message();
+        assert!(m.contains("block 42 ") && m.contains("deeper than 3 confirmation"));
+        assert!(m.contains("--acknowledge-deep-reorg 42"), "{m}");
+    }
 }

@@ -10,7 +10,9 @@
 //!   relayer reports the node degraded as soon as it sees the credited block replaced; the
 //!   statement that spends the deposit reverts on chain (`InsufficientEscrow`), and the relayer
 //!   keeps retrying (the escrow can come back) with an error naming the statement and the
-//!   contract error; once the escrow is back on chain it settles and the error clears.
+//!   contract error; once the escrow is back on chain it settles and the error clears. The
+//!   deep-reorg alarm stays through later settlements and restarts until the operator
+//!   acknowledges it (`acknowledge_deep_reorg` naming the block).
 //!
 //! The enclave's view of escrow is observed through the program: an obligation of exactly the
 //! expected escrow is accepted, one unit more is refused (rejections change nothing).
@@ -48,10 +50,11 @@ fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 /// anvil, a node on it (participants not funded at setup: every deposit is the test's), a
 /// client that appraised the enclave, and a funder acting for the participants.
 struct Rig {
-    _anvil: Anvil,
+    anvil: Anvil,
     direct: RpcChain,
     funder: Sealbridge<RpcDevChain>,
     node: Node,
+    cfg: NodeConfig,
     c: NodeClient,
     a: Attested,
     rng: ChaCha20Rng,
@@ -60,6 +63,14 @@ struct Rig {
 
 impl Rig {
     fn start(confirmations: u64) -> Self {
+        Self::start_on(confirmations, |c| c)
+    }
+
+    /// A rig whose node sees anvil through `wrap` (e.g. an endpoint with a range limit).
+    fn start_on<C: DevChain + Send + 'static>(
+        confirmations: u64,
+        wrap: impl FnOnce(RpcDevChain) -> C,
+    ) -> Self {
         let bin = find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
             .expect("anvil not found: run `npm ci` (scripts/test.sh does)");
         let anvil = Anvil::start(&bin, None).unwrap();
@@ -71,7 +82,11 @@ impl Rig {
         cfg.poll = POLL;
         cfg.confirmations = confirmations;
         cfg.fund_participants = Some(false);
-        let node = Node::start(cfg, RpcDevChain(RpcChain::connect(&anvil.url).unwrap())).unwrap();
+        let node = Node::start(
+            cfg.clone(),
+            wrap(RpcDevChain(RpcChain::connect(&anvil.url).unwrap())),
+        )
+        .unwrap();
         let funder = Sealbridge::attach(
             RpcDevChain(RpcChain::connect(&anvil.url).unwrap()),
             node.setup.deployment(),
@@ -83,13 +98,45 @@ impl Rig {
             .unwrap();
         Self {
             direct: RpcChain::connect(&anvil.url).unwrap(),
-            _anvil: anvil,
+            anvil,
             funder,
             node,
+            cfg,
             c,
             a,
             rng,
             _dir: dir,
+        }
+    }
+
+    /// Stop the node and start it again on the same data dir, with `acknowledge_deep_reorg`.
+    fn restart(self, acknowledge_deep_reorg: Option<u64>) -> Self {
+        let Self {
+            anvil,
+            direct,
+            funder,
+            node,
+            cfg,
+            a,
+            rng,
+            _dir,
+            ..
+        } = self;
+        drop(node);
+        let mut next = cfg.clone();
+        next.acknowledge_deep_reorg = acknowledge_deep_reorg;
+        let node = Node::start(next, RpcDevChain(RpcChain::connect(&anvil.url).unwrap())).unwrap();
+        let c = NodeClient::new(&format!("http://{}", node.addr));
+        Self {
+            anvil,
+            direct,
+            funder,
+            node,
+            cfg,
+            c,
+            a,
+            rng,
+            _dir,
         }
     }
 
@@ -338,7 +385,7 @@ fn credited_deposit_removed_by_a_deeper_reorg_degrades_the_node_naming_the_state
     wait_until("the deep reorg reported", 30, || {
         let s = r.status();
         s["health"] == "degraded"
-            && s["relayer_error"].as_str().is_some_and(|e| {
+            && s["deep_reorg"].as_str().is_some_and(|e| {
                 e.contains(&format!("block {b} ")) && e.contains("deeper than 1 confirmation")
             })
     });
@@ -372,13 +419,75 @@ fn credited_deposit_removed_by_a_deeper_reorg_degrades_the_node_naming_the_state
     assert_eq!(r.settled_on_chain(), (vec![], 0), "nothing applied");
 
     // The escrow comes back on chain (the deposit is made again): the retried statement
-    // settles, once, and the error clears.
+    // settles, once, and the relayer's error clears; the deep-reorg alarm stays (the enclave
+    // now counts this second deposit too) until acknowledged.
     r.mint(0, D);
     r.deposit(0, D);
     wait_until("settled after the escrow came back", 60, || {
         let s = r.status();
-        s["settled_inputs"] == 1 && s["health"] == "healthy" && s["relayer_error"].is_null()
+        s["settled_inputs"] == 1 && s["relayer_error"].is_null()
     });
+    let s = r.status();
+    assert_eq!(s["health"], "degraded", "{s}");
+    assert!(s["deep_reorg"].as_str().is_some(), "{s}");
     assert_eq!(r.settled_on_chain(), (vec![1], 1));
     assert_eq!(r.escrow(1), U256::from(D));
+}
+
+#[test]
+fn a_deep_reorg_alarm_outlives_the_next_settlement_until_acknowledged() {
+    let mut r = Rig::start(1);
+    const D: u128 = 300;
+    r.mint(0, D);
+    r.mint(1, D);
+    let snap = r.direct.snapshot().unwrap();
+    let b = r.deposit(0, D);
+    r.wait_credited_through(b);
+    assert!(r.direct.revert_to(&snap).unwrap(), "evm_revert");
+    wait_until("the deep reorg reported", 30, || {
+        r.status()["deep_reorg"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("--acknowledge-deep-reorg {b}")))
+    });
+
+    // The next statement spends participant 1's escrow, which is on chain: it settles fine,
+    // and the alarm must stay (the enclave still counts participant 0's lost deposit). The
+    // deposit goes above the scan cursor (blocks below it were scanned on the old branch).
+    r.mine(3);
+    let b1 = r.deposit(1, D);
+    r.wait_credited_through(b1);
+    let (code, v) = r.obligation(1, D);
+    assert_eq!(code, 200, "{v}");
+    wait_until("the statement settled", 60, || {
+        r.status()["settled_inputs"] == 1
+    });
+    std::thread::sleep(POLL * 8);
+    let s = r.status();
+    assert!(s["relayer_error"].is_null(), "{s}");
+    assert_eq!(s["health"], "degraded", "{s}");
+    assert!(s["deep_reorg"].as_str().is_some(), "{s}");
+    let (_, h) = r.c.get_json("/healthz").unwrap();
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(h["deep_reorg"].as_str().is_some(), "{h}");
+    let metrics = String::from_utf8(r.c.get_bytes("/metrics").unwrap().1).unwrap();
+    assert!(
+        metrics.contains("sealbridge_deep_reorg_alarm 1"),
+        "{metrics}"
+    );
+
+    // A restart keeps it; acknowledging another block clears nothing; naming it clears it.
+    let r = r.restart(None);
+    assert!(r.status()["deep_reorg"].as_str().is_some());
+    let r = r.restart(Some(b + 1));
+    assert!(r.status()["deep_reorg"].as_str().is_some());
+    let r = r.restart(Some(b));
+    wait_until("healthy after the acknowledgement", 30, || {
+        let s = r.status();
+        s["deep_reorg"].is_null() && s["health"] == "healthy"
+    });
+    let metrics = String::from_utf8(r.c.get_bytes("/metrics").unwrap().1).unwrap();
+    assert!(
+        metrics.contains("sealbridge_deep_reorg_alarm 0"),
+        "{metrics}"
+    );
 }

@@ -28,12 +28,12 @@ pub fn openapi_document() -> Value {
             "/v1/settlements": {"get": {"summary": "Signed statements and their settlement: settled (final), included, confirmed, tx hash and block; chain_sequence (lastSequence as last read) and final_sequence", "parameters": [
                 {"name": "from", "in": "query", "schema": {"type": "integer"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}}],
                 "responses": {"200": {"description": "statements"}}}},
-            "/v1/status": {"get": {"summary": "Accepted, settled (final: with the configured confirmations) and pending inputs; last settled, included and signed sequences; both roots; health and relayer_error; chain_id, settlement, chain_head, confirmations, and deposit_cursor (every deposit in an earlier block is credited to the enclave)", "responses": {"200": {"description": "status"}}}},
+            "/v1/status": {"get": {"summary": "Accepted, settled (final: with the configured confirmations) and pending inputs; last settled, included and signed sequences; both roots; health, relayer_error (the chain refuses the next statement or its transaction, with what to do) and deep_reorg (unacknowledged reorg deeper than the confirmations under credited deposits); chain_id, settlement, chain_head, confirmations, and deposit_cursor (every deposit in an earlier block is credited to the enclave)", "responses": {"200": {"description": "status"}}}},
             "/v1/checkpoint": {"get": {"summary": "The log's latest C2SP signed checkpoint", "responses": {"200": {"description": "text/plain note"}}}},
             "/checkpoint": {"get": {"summary": "Same, at the tlog-tiles location", "responses": {"200": {"description": "text/plain note"}}}},
             "/tile/{path}": {"get": {"summary": "C2SP tlog-tiles hash tiles and entry bundles", "responses": {"200": {"description": "tile bytes"}, "404": err}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
-            "/healthz": {"get": {"summary": "healthy | degraded (chain unreachable, or relayer_error: the chain refuses the next statement or a reorg deeper than the confirmations replaced credited deposits) | down (enclave unreachable; 503)", "responses": {"200": {"description": "up"}, "503": {"description": "down"}}}},
+            "/healthz": {"get": {"summary": "healthy | degraded (chain unreachable; relayer_error: the chain refuses the next statement or its transaction; deep_reorg: a reorg deeper than the confirmations replaced credited deposits, until acknowledged at a restart) | down (enclave unreachable; 503)", "responses": {"200": {"description": "up"}, "503": {"description": "down"}}}},
             "/readyz": {"get": {"summary": "Ready to accept envelopes", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
         },
         "components": {"schemas": {
