@@ -160,6 +160,7 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             "health",
             "relayer_error",
             "deep_reorg",
+            "deposit_scan_error",
             "accepted",
             "rejected",
             "settled_inputs",
@@ -175,7 +176,7 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             "deposit_cursor",
         ] {
             // Older nodes lack some fields; an empty error or alarm is not worth a line.
-            let quiet = ["relayer_error", "deep_reorg"].contains(&k);
+            let quiet = ["relayer_error", "deep_reorg", "deposit_scan_error"].contains(&k);
             if s[k].is_null() && (quiet || s.get(k).is_none()) {
                 continue;
             }

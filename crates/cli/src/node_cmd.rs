@@ -68,6 +68,10 @@ pub struct NodeArgs {
     /// Never printed. Without it: the endpoint's first unlocked account (development chains).
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// Most blocks one eth_getLogs of the deposit scan asks for (default 2000; halved while
+    /// the endpoint refuses the range or the result size).
+    #[arg(long)]
+    pub log_chunk_blocks: Option<u64>,
     /// Clear the deep-reorg alarm (a reorg deeper than --confirmations replaced a block whose
     /// deposits were credited) if it names this block: say so only after checking the
     /// participants' escrow on chain against what the enclave was credited.
@@ -93,6 +97,7 @@ struct FileConfig {
     deployment: Option<PathBuf>,
     verifiers: Option<Vec<String>>,
     key_file: Option<PathBuf>,
+    log_chunk_blocks: Option<u64>,
 }
 
 pub(crate) fn init_tracing() {
@@ -145,6 +150,9 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(v) = args.max_pending.or(file.max_pending) {
         cfg.max_pending_statements = v;
+    }
+    if let Some(v) = args.log_chunk_blocks.or(file.log_chunk_blocks) {
+        cfg.log_chunk_blocks = v.max(1);
     }
     // Command line only: an acknowledgement left in a configuration file would clear a
     // future alarm nobody looked at.

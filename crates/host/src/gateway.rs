@@ -485,6 +485,7 @@ async fn status(State(s): St) -> Response {
         "health": m.health(),
         "relayer_error": m.relayer_error(),
         "deep_reorg": m.deep_reorg(),
+        "deposit_scan_error": m.deposit_scan_error(),
         "accepted": accepted,
         "rejected": rejected,
         "settled_inputs": settled_inputs,
@@ -562,6 +563,7 @@ async fn healthz(State(s): St) -> Response {
             "chain": s.metrics.chain_up.load(Relaxed),
             "relayer_error": s.metrics.relayer_error(),
             "deep_reorg": s.metrics.deep_reorg(),
+            "deposit_scan_error": s.metrics.deposit_scan_error(),
             "pending_statements": s.metrics.pending(),
         })),
     )

@@ -57,6 +57,11 @@ pub struct Metrics {
     /// deposits the enclave credited. Stays (stored in the data dir) until the operator
     /// acknowledges it at a restart; a later settlement does not clear it. Makes the node degraded.
     pub deep_reorg: Mutex<Option<String>>,
+    /// Why the deposit scan fails (retried; settlement continues); `None` when it works. Makes
+    /// the node degraded.
+    pub deposit_scan_error: Mutex<Option<String>>,
+    /// Blocks per `eth_getLogs` the deposit scan uses now (halved on a range limit).
+    pub scan_chunk: AtomicU64,
     /// Whether the enclave answers.
     pub enclave_up: AtomicBool,
     /// Whether the chain answers.
@@ -139,6 +144,18 @@ impl Metrics {
         }
     }
 
+    /// Why the deposit scan fails, if it does.
+    pub fn deposit_scan_error(&self) -> Option<String> {
+        self.deposit_scan_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Set or clear why the deposit scan fails.
+    pub fn set_deposit_scan_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.deposit_scan_error.lock() {
+            *e = error;
+        }
+    }
+
     /// Health from the flags.
     pub fn health(&self) -> Health {
         if !self.enclave_up.load(Relaxed) {
@@ -146,6 +163,7 @@ impl Metrics {
         } else if !self.chain_up.load(Relaxed)
             || self.relayer_error().is_some()
             || self.deep_reorg().is_some()
+            || self.deposit_scan_error().is_some()
         {
             Health::Degraded
         } else {
@@ -250,6 +268,16 @@ impl Metrics {
                 "1 while a reorg deeper than the confirmations under credited deposits is \
                  unacknowledged.",
                 u64::from(self.deep_reorg().is_some()),
+            ),
+            (
+                "sealbridge_deposit_scan_failing",
+                "1 while the deposit scan fails (settlement continues).",
+                u64::from(self.deposit_scan_error().is_some()),
+            ),
+            (
+                "sealbridge_deposit_scan_chunk_blocks",
+                "Blocks per eth_getLogs of the deposit scan.",
+                self.scan_chunk.load(Relaxed),
             ),
             (
                 "sealbridge_enclave_sequence",

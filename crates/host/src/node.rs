@@ -88,6 +88,9 @@ pub struct NodeConfig {
     pub verifiers: Vec<String>,
     /// The account this node sends its transactions (register, settle) from (not `--dev`).
     pub sender: Option<Address>,
+    /// Most blocks one `eth_getLogs` of the deposit scan asks for (halved while the endpoint
+    /// refuses the range).
+    pub log_chunk_blocks: u64,
     /// Clear the deep-reorg alarm at start if it names this block: the operator's explicit
     /// acknowledgement that the credited escrow was checked ([`relayer::DeepReorg`]).
     pub acknowledge_deep_reorg: Option<u64>,
@@ -113,6 +116,7 @@ impl NodeConfig {
             deployment: None,
             verifiers: Vec::new(),
             sender: None,
+            log_chunk_blocks: relayer::DEFAULT_LOG_CHUNK,
             acknowledge_deep_reorg: None,
         }
     }
@@ -632,12 +636,12 @@ impl Node {
             let store = Store::open(&cfg.data_dir)?;
             relayer::load_deep_reorg_alarm(&store, &metrics, cfg.acknowledge_deep_reorg)?;
             let rcfg = RelayerConfig {
-                confirmations: cfg.confirmations,
-                poll: cfg.poll,
-                max_backoff: Duration::from_secs(10),
+                log_chunk: cfg.log_chunk_blocks.max(1),
+                ..RelayerConfig::new(cfg.confirmations, cfg.poll)
             };
+            let mut scan = relayer::ScanState::default();
             // One round before serving: deposits made so far reach the enclave first.
-            if let Err(e) = relayer::round(&chain, &store, &core_tx, &metrics, &rcfg) {
+            if let Err(e) = relayer::round(&chain, &store, &core_tx, &metrics, &rcfg, &mut scan) {
                 tracing::warn!(error = %e, "first relayer round failed; will retry");
             }
             let (chain, tx, metrics, stop) = (
@@ -649,7 +653,7 @@ impl Node {
             threads.push(
                 std::thread::Builder::new()
                     .name("sealbridge-relayer".into())
-                    .spawn(move || relayer::run(chain, store, tx, metrics, rcfg, stop))
+                    .spawn(move || relayer::run(chain, store, tx, metrics, rcfg, scan, stop))
                     .map_err(|e| HostError::Config(e.to_string()))?,
             );
         }

@@ -1,10 +1,13 @@
 //! The relayer (DESIGN §8): settles the enclave's statements in order, exactly once.
 //!
 //! It keeps no state the chain or the enclave cannot rebuild. Each round it:
-//! 1. reads `Deposited` events up to the confirmed head (`head - confirmations + 1`) and hands
-//!    them to the enclave (the scan cursor is committed together with the enclave's journal
-//!    record of the events): a deposit that a reorg drops before it has `confirmations` is
-//!    never credited;
+//! 1. scans the Settlement contract's logs up to the confirmed head (`head - confirmations + 1`)
+//!    in chunks of at most [`RelayerConfig::log_chunk`] blocks (halved when the endpoint refuses
+//!    a range or a result as too large) and hands the `Deposited` events to the enclave (the
+//!    scan cursor is committed together with the enclave's journal record of the events): a
+//!    deposit that a reorg drops before it has `confirmations` is never credited. A scan that
+//!    fails is reported ([`Metrics::deposit_scan_error`]) and retried with backoff, but never
+//!    keeps already signed statements from settling;
 //! 2. re-checks the block hash of every settlement it saw but has not yet confirmed: a different
 //!    hash means a reorg, and the statement is forgotten (the chain's `lastSequence` tells what
 //!    really settled). A statement is *final* (reported settled) once it and every earlier one
@@ -22,26 +25,29 @@
 //! escrow is right again.
 //!
 //! Errors back off exponentially (capped). A chain that does not answer marks it down; a chain
-//! that answers but refuses the next statement (a revert, e.g. `InsufficientEscrow` when a
-//! reorg deeper than `confirmations` removed a credited deposit) or its transaction (no funds
-//! for gas, the fee cap, no receipt in time) sets [`Metrics::relayer_error`] naming the
-//! statement, the error and what to do. Both make the node degraded.
+//! that answers but refuses the next statement (a revert, e.g. `InsufficientEscrow`) or its
+//! transaction (no funds for gas, the fee cap, no receipt in time) sets
+//! [`Metrics::relayer_error`] naming the statement, the error and what to do. Both make the
+//! node degraded.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes};
 use alloy_sol_types::SolEvent;
 use sealbridge_chain::{
-    Chain, ChainError, ContractError, Sealbridge, SettleOutcome, bindings::Settlement,
+    Chain, ChainError, ContractError, LogEntry, Sealbridge, SettleOutcome, bindings::Settlement,
     proto_compat::effects_from_proto,
 };
 use sealbridge_enclave::boundary::ChainEvent;
 use tokio::sync::oneshot;
 
 use crate::{HostError, core::Cmd, metrics::Metrics, store::Store};
+
+/// Default [`RelayerConfig::log_chunk`]: a range most providers serve in one `eth_getLogs`.
+pub const DEFAULT_LOG_CHUNK: u64 = 2_000;
 
 /// Relayer tuning.
 #[derive(Debug, Clone)]
@@ -52,10 +58,41 @@ pub struct RelayerConfig {
     pub poll: Duration,
     /// Longest backoff after errors.
     pub max_backoff: Duration,
+    /// Most blocks one `eth_getLogs` asks for (halved while the endpoint refuses the range).
+    pub log_chunk: u64,
+    /// Most `eth_getLogs` chunks scanned per round; the rest is scanned in the next rounds, so
+    /// a long catch-up never holds back settlement.
+    pub max_chunks_per_round: u32,
+}
+
+impl RelayerConfig {
+    /// `confirmations`, `poll`, a 10 s backoff cap, [`DEFAULT_LOG_CHUNK`], 16 chunks a round.
+    pub fn new(confirmations: u64, poll: Duration) -> Self {
+        Self {
+            confirmations,
+            poll,
+            max_backoff: Duration::from_secs(10),
+            log_chunk: DEFAULT_LOG_CHUNK,
+            max_chunks_per_round: 16,
+        }
+    }
 }
 
 /// A chain shared by the relayer and the setup code.
 pub type SharedChain<C> = Arc<Mutex<Sealbridge<C>>>;
+
+/// What the deposit scan remembers between rounds (in memory: the cursor itself is durable).
+#[derive(Debug, Default)]
+pub struct ScanState {
+    /// Current chunk size (0: not yet set, use the configured one).
+    chunk: u64,
+    /// Chunks in a row served since the last halving (the size doubles back after 16).
+    served: u32,
+    /// After a failure: no new attempt before this.
+    retry_at: Option<Instant>,
+    /// The next backoff after a failure.
+    backoff: Duration,
+}
 
 /// Run rounds until `stop` is set.
 pub fn run<C: Chain>(
@@ -64,11 +101,12 @@ pub fn run<C: Chain>(
     core: SyncSender<Cmd>,
     metrics: Arc<Metrics>,
     cfg: RelayerConfig,
+    mut scan: ScanState,
     stop: Arc<AtomicBool>,
 ) {
     let mut backoff = cfg.poll;
     while !stop.load(Relaxed) {
-        match round(&chain, &store, &core, &metrics, &cfg) {
+        match round(&chain, &store, &core, &metrics, &cfg, &mut scan) {
             Ok(progress) => {
                 metrics.chain_up.store(true, Relaxed);
                 backoff = cfg.poll;
@@ -202,6 +240,121 @@ fn check_credited_deposits<C: Chain>(
     store.put_meta(CREDITED_BLOCK, &None::<(u64, B256)>)
 }
 
+/// Is this `eth_getLogs` failure the endpoint's range or result limit (worth a smaller range)?
+/// JSON-RPC errors (`BadRequest`) are: providers word them in many ways ("block range is too
+/// wide", "query returned more than 10000 results", "Log response size exceeded", ...).
+fn range_refused(e: &ChainError) -> bool {
+    match e {
+        ChainError::BadRequest(_) => true,
+        ChainError::Transport(m) => {
+            let m = m.to_ascii_lowercase();
+            ["range", "limit", "too many", "too large", "exceed", "413"]
+                .iter()
+                .any(|p| m.contains(p))
+        }
+        _ => false,
+    }
+}
+
+impl ScanState {
+    fn chunk(&mut self, cfg: &RelayerConfig) -> u64 {
+        if self.chunk == 0 {
+            self.chunk = cfg.log_chunk.max(1);
+        }
+        self.chunk
+    }
+}
+
+/// Step 1: the deposit scan, at most `max_chunks_per_round` chunks. `Ok(true)`: blocks remain.
+fn scan_deposits<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    core: &SyncSender<Cmd>,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    scan: &mut ScanState,
+    confirmed_head: u64,
+) -> Result<bool, HostError> {
+    check_credited_deposits(chain, store, metrics, cfg)?;
+    let mut cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
+    metrics.deposit_cursor.store(cursor, Relaxed);
+    let mut chunks = 0;
+    while cursor <= confirmed_head && chunks < cfg.max_chunks_per_round {
+        let size = scan.chunk(cfg);
+        metrics.scan_chunk.store(size, Relaxed);
+        let to = confirmed_head.min(cursor.saturating_add(size - 1));
+        let sb = lock(chain)?;
+        let logs = sb.chain().logs(sb.deployment.settlement, cursor, to);
+        drop(sb);
+        let logs = match logs {
+            Ok(l) => l,
+            Err(e) if to > cursor && range_refused(&e) => {
+                scan.chunk = (to - cursor).div_ceil(2).max(1);
+                scan.served = 0;
+                tracing::info!(from = cursor, to, error = %e, chunk = scan.chunk, "eth_getLogs refused; halving the range");
+                continue;
+            }
+            Err(e) => {
+                return Err(HostError::Chain(format!(
+                    "eth_getLogs over blocks {cursor}..={to}: {e}"
+                )));
+            }
+        };
+        scan.served += 1;
+        if scan.served >= 16 && scan.chunk < cfg.log_chunk {
+            scan.chunk = (scan.chunk * 2).min(cfg.log_chunk);
+            scan.served = 0;
+        }
+        credit(store, core, &logs, to + 1)?;
+        cursor = to + 1;
+        metrics.deposit_cursor.store(cursor, Relaxed);
+        chunks += 1;
+    }
+    Ok(cursor <= confirmed_head)
+}
+
+/// Hand one scanned chunk's deposits to the enclave and advance the cursor to `next`.
+fn credit(
+    store: &Store,
+    core: &SyncSender<Cmd>,
+    logs: &[LogEntry],
+    next: u64,
+) -> Result<(), HostError> {
+    let deposits: Vec<&LogEntry> = logs
+        .iter()
+        .filter(|l| Settlement::Deposited::decode_log(&l.inner).is_ok())
+        .collect();
+    let events: Vec<ChainEvent> = deposits
+        .iter()
+        .filter_map(|l| Settlement::Deposited::decode_log(&l.inner).ok())
+        .filter_map(|e| {
+            Some(ChainEvent::Deposit {
+                account: e.data.account,
+                token: e.data.token,
+                amount: u128::try_from(e.data.amount).ok()?,
+            })
+        })
+        .collect();
+    if events.is_empty() {
+        // Nothing for the enclave: the cursor alone moves.
+        return store.put_meta("deposit_cursor", &next);
+    }
+    // The cursor commits together with the enclave's journal record of the events.
+    let (tx, rx) = oneshot::channel();
+    core.send(Cmd::Deposits {
+        events,
+        cursor: next,
+        reply: tx,
+    })
+    .map_err(|_| HostError::Stopped)?;
+    rx.blocking_recv().map_err(|_| HostError::Stopped)??;
+    // Remember the newest block credited from, to notice if a deeper reorg replaces it.
+    if let Some(l) = deposits.iter().max_by_key(|l| l.block_number) {
+        store.put_meta(CREDITED_BLOCK, &Some((l.block_number, l.block_hash)))?;
+    }
+    Ok(())
+}
+
 /// Why a settle transaction failed although the chain answers, and what to do about it.
 fn advice<C: Chain>(sb: &Sealbridge<C>, from: Address, sequence: u64, e: &ChainError) -> String {
     let msg = e.to_string().to_ascii_lowercase();
@@ -236,6 +389,7 @@ pub fn round<C: Chain>(
     core: &SyncSender<Cmd>,
     metrics: &Metrics,
     cfg: &RelayerConfig,
+    scan: &mut ScanState,
 ) -> Result<bool, HostError> {
     let mut progress = false;
     let head = lock(chain)?.chain().block_number()?;
@@ -245,50 +399,28 @@ pub fn round<C: Chain>(
     let confirmed_head = head.saturating_sub(cfg.confirmations.saturating_sub(1));
 
     // 1. Deposits, only from confirmed blocks: one that a reorg drops before it is confirmed
-    //    never reaches the enclave.
-    check_credited_deposits(chain, store, metrics, cfg)?;
-    let cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
-    metrics.deposit_cursor.store(cursor, Relaxed);
-    if cursor <= confirmed_head {
-        let sb = lock(chain)?;
-        let logs = sb
-            .chain()
-            .logs(sb.deployment.settlement, cursor, confirmed_head)?;
-        drop(sb);
-        let events: Vec<ChainEvent> = logs
-            .iter()
-            .filter_map(|l| Settlement::Deposited::decode_log(&l.inner).ok())
-            .filter_map(|e| {
-                Some(ChainEvent::Deposit {
-                    account: e.data.account,
-                    token: e.data.token,
-                    amount: u128::try_from(e.data.amount).ok()?,
-                })
-            })
-            .collect();
-        if events.is_empty() {
-            // Nothing for the enclave: the cursor alone moves.
-            store.put_meta("deposit_cursor", &(confirmed_head + 1))?;
-        } else {
-            // The cursor commits together with the enclave's journal record of the events.
-            let (tx, rx) = oneshot::channel();
-            core.send(Cmd::Deposits {
-                events,
-                cursor: confirmed_head + 1,
-                reply: tx,
-            })
-            .map_err(|_| HostError::Stopped)?;
-            rx.blocking_recv().map_err(|_| HostError::Stopped)??;
-            // Remember the newest block credited from, to notice if a deeper reorg replaces it.
-            if let Some(l) = logs
-                .iter()
-                .filter(|l| Settlement::Deposited::decode_log(&l.inner).is_ok())
-                .max_by_key(|l| l.block_number)
-            {
-                store.put_meta(CREDITED_BLOCK, &Some((l.block_number, l.block_hash)))?;
+    //    never reaches the enclave. A failure here is reported but does not stop settlement.
+    if scan.retry_at.is_none_or(|t| Instant::now() >= t) {
+        match scan_deposits(chain, store, core, metrics, cfg, scan, confirmed_head) {
+            Ok(more) => {
+                progress |= more;
+                scan.retry_at = None;
+                scan.backoff = cfg.poll;
+                metrics.set_deposit_scan_error(None);
+            }
+            Err(HostError::Stopped) => return Err(HostError::Stopped),
+            Err(e) => {
+                let cursor = metrics.deposit_cursor.load(Relaxed);
+                let why = format!(
+                    "scanning deposits from block {cursor} failed (deposits from there on are \
+                     not credited yet; retrying, settlement continues): {e}"
+                );
+                tracing::warn!(error = %why, "deposit scan failed");
+                metrics.set_deposit_scan_error(Some(why));
+                scan.backoff = (scan.backoff * 2).clamp(cfg.poll, cfg.max_backoff);
+                scan.retry_at = Some(Instant::now() + scan.backoff);
             }
         }
-        metrics.deposit_cursor.store(confirmed_head + 1, Relaxed);
     }
 
     // 2. Reorg detection and confirmations.
@@ -440,6 +572,22 @@ pub fn round<C: Chain>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_limits_are_told_from_outages() {
+        for m in [
+            "eth_getLogs: query returned more than 10000 results",
+            "eth_getLogs: block range is too wide",
+        ] {
+            assert!(range_refused(&ChainError::BadRequest(m.into())), "{m}");
+        }
+        assert!(range_refused(&ChainError::Transport(
+            "eth_getLogs: HTTP 413: Log response size exceeded".into()
+        )));
+        assert!(!range_refused(&ChainError::Transport(
+            "connection refused".into()
+        )));
+    }
 
     #[test]
     fn the_deep_reorg_alarm_says_how_to_clear_it() {

@@ -13,20 +13,26 @@
 //!   contract error; once the escrow is back on chain it settles and the error clears. The
 //!   deep-reorg alarm stays through later settlements and restarts until the operator
 //!   acknowledges it (`acknowledge_deep_reorg` naming the block).
+//! - An endpoint that refuses `eth_getLogs` over more than 3 blocks: the deposit scan goes in
+//!   ranges it serves; one that refuses every `eth_getLogs` is reported and does not keep
+//!   signed statements from settling.
 //!
 //! The enclave's view of escrow is observed through the program: an obligation of exactly the
 //! expected escrow is accepted, one unit more is refused (rejections change nothing).
 
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_sol_types::SolEvent;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
-use sealbridge_chain::{Chain, Sealbridge, bindings::Settlement, rpc::RpcChain};
+use sealbridge_chain::{
+    Chain, ChainError, LogEntry, Sealbridge, TxReceipt, bindings::Settlement, rpc::RpcChain,
+};
 use sealbridge_host::{
     Node, NodeConfig,
     anvil::{Anvil, find_anvil},
@@ -490,4 +496,119 @@ fn a_deep_reorg_alarm_outlives_the_next_settlement_until_acknowledged() {
         metrics.contains("sealbridge_deep_reorg_alarm 0"),
         "{metrics}"
     );
+}
+
+/// anvil seen through an endpoint that refuses `eth_getLogs` over more than `max` blocks (as
+/// providers do) or, while `refuse_all` is set, every `eth_getLogs`.
+struct LimitedLogs {
+    inner: RpcDevChain,
+    max: u64,
+    refuse_all: Arc<AtomicBool>,
+}
+
+impl Chain for LimitedLogs {
+    fn chain_id(&self) -> Result<u64, ChainError> {
+        self.inner.chain_id()
+    }
+    fn block_number(&self) -> Result<u64, ChainError> {
+        self.inner.block_number()
+    }
+    fn block_timestamp(&self) -> Result<u64, ChainError> {
+        self.inner.block_timestamp()
+    }
+    fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+        self.inner.block_hash(number)
+    }
+    fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError> {
+        self.inner.deploy(from, init_code)
+    }
+    fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<TxReceipt, ChainError> {
+        self.inner.send(from, to, data)
+    }
+    fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
+        self.inner.call(from, to, data)
+    }
+    fn logs(&self, address: Address, from: u64, to: u64) -> Result<Vec<LogEntry>, ChainError> {
+        if self.refuse_all.load(Relaxed) {
+            return Err(ChainError::BadRequest(
+                "eth_getLogs: service temporarily unavailable".into(),
+            ));
+        }
+        if to.saturating_sub(from) + 1 > self.max {
+            return Err(ChainError::BadRequest(format!(
+                "eth_getLogs: block range is too wide (at most {} blocks)",
+                self.max
+            )));
+        }
+        self.inner.logs(address, from, to)
+    }
+    fn balance(&self, address: Address) -> Result<U256, ChainError> {
+        self.inner.balance(address)
+    }
+    fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError> {
+        self.inner.receipt(tx_hash)
+    }
+}
+
+impl DevChain for LimitedLogs {
+    fn fund_and_unlock(&mut self, account: Address) -> Result<(), ChainError> {
+        self.inner.fund_and_unlock(account)
+    }
+    fn admin(&self) -> Result<Address, ChainError> {
+        self.inner.admin()
+    }
+    fn funds_participants_at_setup(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn deposits_are_scanned_in_ranges_the_endpoint_serves_and_a_failing_scan_does_not_stop_settling() {
+    const MAX: u64 = 3;
+    let refuse_all = Arc::new(AtomicBool::new(false));
+    let flag = refuse_all.clone();
+    let mut r = Rig::start_on(1, move |inner| LimitedLogs {
+        inner,
+        max: MAX,
+        refuse_all: flag,
+    });
+    // Far more blocks than one request may cover (as after downtime), then a deposit.
+    r.mine(40);
+    const D: u128 = 900;
+    r.mint(0, D);
+    let b = r.deposit(0, D);
+    r.wait_credited_through(b);
+    let chunk = r.node.metrics.scan_chunk.load(Relaxed);
+    assert!((1..=MAX).contains(&chunk), "chunk {chunk}");
+    assert!(r.status()["deposit_scan_error"].is_null());
+    let (code, v) = r.obligation(0, D);
+    assert_eq!(code, 200, "credited: {v}");
+    wait_until("settled", 60, || r.status()["settled_inputs"] == 1);
+
+    // The endpoint now refuses every eth_getLogs: reported, and signed statements still settle.
+    refuse_all.store(true, Relaxed);
+    r.mine(1);
+    wait_until("the scan failure reported", 30, || {
+        r.status()["deposit_scan_error"].is_string()
+    });
+    let (code, v) = r.obligation(1, D);
+    assert_eq!(code, 200, "{v}");
+    wait_until("settled while the scan fails", 60, || {
+        let s = r.status();
+        s["settled_inputs"] == 2 && s["deposit_scan_error"].is_string()
+    });
+    let s = r.status();
+    assert_eq!(s["health"], "degraded", "{s}");
+    assert!(s["relayer_error"].is_null(), "{s}");
+    let metrics = String::from_utf8(r.c.get_bytes("/metrics").unwrap().1).unwrap();
+    assert!(
+        metrics.contains("sealbridge_deposit_scan_failing 1"),
+        "{metrics}"
+    );
+    refuse_all.store(false, Relaxed);
+    wait_until("the scan recovers", 60, || {
+        let s = r.status();
+        s["deposit_scan_error"].is_null() && s["health"] == "healthy"
+    });
+    assert_eq!(r.settled_on_chain(), (vec![1, 2], 2));
 }
