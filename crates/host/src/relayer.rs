@@ -409,6 +409,10 @@ pub fn round<C: Chain>(
                 metrics.set_deposit_scan_error(None);
             }
             Err(HostError::Stopped) => return Err(HostError::Stopped),
+            // The chain does not answer at all: an outage (chain down), not a scan problem.
+            Err(HostError::Chain(e)) if lock(chain)?.chain().block_number().is_err() => {
+                return Err(HostError::Chain(e));
+            }
             Err(e) => {
                 let cursor = metrics.deposit_cursor.load(Relaxed);
                 let why = format!(
