@@ -5,14 +5,15 @@
 //!    in chunks of at most [`RelayerConfig::log_chunk`] blocks (halved when the endpoint refuses
 //!    a range or a result as too large) and hands the `Deposited` events to the enclave (the
 //!    scan cursor is committed together with the enclave's journal record of the events): a
-//!    deposit that a reorg drops before it has `confirmations` is never credited. A scan that
+//!    deposit that a reorg drops before it has `confirmations` is never credited. The
+//!    `StatementSettled` events of these confirmed blocks give the final sequence. A scan that
 //!    fails is reported ([`Metrics::deposit_scan_error`]) and retried with backoff, but never
 //!    keeps already signed statements from settling;
 //! 2. re-checks the block hash of every settlement it saw but has not yet confirmed: a different
 //!    hash means a reorg, and the statement is forgotten (the chain's `lastSequence` tells what
 //!    really settled). A statement is *final* (reported settled) once it and every earlier one
-//!    have `confirmations`: the chain's `lastSequence` as of the confirmed head, read from the
-//!    `StatementSettled` events of the unconfirmed blocks;
+//!    have `confirmations`: the highest sequence whose `StatementSettled` event is in a scanned
+//!    (confirmed) block — never a value read at `latest`, which a reorg may take back;
 //! 3. reads `lastSequence` from the chain and submits the next stored statement; the contract
 //!    answers `AlreadySettled` for a statement it holds, which counts as success.
 //!
@@ -139,6 +140,9 @@ fn lock<C>(chain: &SharedChain<C>) -> Result<std::sync::MutexGuard<'_, Sealbridg
 
 /// Meta key: the newest block whose deposits were credited to the enclave, and its hash.
 const CREDITED_BLOCK: &str = "credited_deposit_block";
+/// Meta key: the highest `(sequence, new state root)` of a `StatementSettled` event in a
+/// scanned, confirmed block (the final sequence when `confirmations > 1`).
+const CONFIRMED_SETTLEMENT: &str = "confirmed_settlement";
 /// Meta key: the deep-reorg alarm ([`DeepReorg`]), until acknowledged.
 const DEEP_REORG: &str = "deep_reorg_alarm";
 
@@ -313,13 +317,27 @@ fn scan_deposits<C: Chain>(
     Ok(cursor <= confirmed_head)
 }
 
-/// Hand one scanned chunk's deposits to the enclave and advance the cursor to `next`.
+/// Hand one scanned chunk's deposits to the enclave and advance the cursor to `next`; record
+/// the highest settlement of these confirmed blocks first (a crash in between re-scans it).
 fn credit(
     store: &Store,
     core: &SyncSender<Cmd>,
     logs: &[LogEntry],
     next: u64,
 ) -> Result<(), HostError> {
+    if let Some(s) = logs
+        .iter()
+        .filter_map(|l| Settlement::StatementSettled::decode_log(&l.inner).ok())
+        .max_by_key(|e| e.data.sequence)
+    {
+        let known = store.meta::<(u64, B256)>(CONFIRMED_SETTLEMENT)?;
+        if known.is_none_or(|(seq, _)| seq < s.data.sequence) {
+            store.put_meta(
+                CONFIRMED_SETTLEMENT,
+                &(s.data.sequence, s.data.newStateRoot),
+            )?;
+        }
+    }
     let deposits: Vec<&LogEntry> = logs
         .iter()
         .filter(|l| Settlement::Deposited::decode_log(&l.inner).is_ok())
@@ -435,22 +453,17 @@ pub fn round<C: Chain>(
         *r = root;
     }
     metrics.chain_sequence.store(last, Relaxed);
-    // Final: the chain's lastSequence as of the confirmed head, i.e. below the first statement
-    // settled in a block not yet confirmed (read from the chain, so it holds whatever this
-    // node recorded, e.g. after a crash between a settlement and its record). The head is read
-    // again after lastSequence, so every settlement it counts is in the window.
-    let mut final_seq = last;
-    if cfg.confirmations > 1 {
-        let head_now = sb.chain().block_number()?;
-        if let Some(first_unconfirmed) = sb
-            .settled_events(confirmed_head + 1, head_now)?
-            .iter()
-            .map(|e| e.sequence)
-            .min()
-        {
-            final_seq = last.min(first_unconfirmed.saturating_sub(1));
+    // Final: with one confirmation, what is on chain; with more, the highest settlement whose
+    // event is in a scanned block (confirmed when it was scanned: a later shallow reorg cannot
+    // take it back, and a value read at `latest` is never reported final).
+    let (final_seq, final_root) = if cfg.confirmations <= 1 {
+        (last, Some(root))
+    } else {
+        match store.meta::<(u64, B256)>(CONFIRMED_SETTLEMENT)? {
+            Some((seq, root)) => (seq, Some(root)),
+            None => (0, None),
         }
-    }
+    };
     let seen = store.watched(last)?;
     for s in &seen {
         let seq = s.signed.statement.sequence;
@@ -475,15 +488,13 @@ pub fn round<C: Chain>(
         }
     }
     drop(sb);
-    let final_root = if final_seq == last {
-        root
-    } else {
-        // The root after `final_seq` is where the next statement starts.
-        store
-            .statements(final_seq + 1, 1)?
+    let final_root = match final_root {
+        Some(r) => r,
+        // Nothing settled yet: the root statement 1 starts from (the chain's, if none signed).
+        None => store
+            .statements(1, 1)?
             .first()
-            .map(|s| s.signed.statement.prevStateRoot)
-            .ok_or_else(|| HostError::Storage(format!("statement {} missing", final_seq + 1)))?
+            .map_or(root, |s| s.signed.statement.prevStateRoot),
     };
     if let Ok(mut r) = metrics.final_root.lock() {
         *r = final_root;

@@ -13,6 +13,8 @@
 //!   contract error; once the escrow is back on chain it settles and the error clears. The
 //!   deep-reorg alarm stays through later settlements and restarts until the operator
 //!   acknowledges it (`acknowledge_deep_reorg` naming the block).
+//! - A reorg that drops a settlement while the relayer reads the chain (between `lastSequence`
+//!   and the events): the settlement is never reported final.
 //! - An endpoint that refuses `eth_getLogs` over more than 3 blocks: the deposit scan goes in
 //!   ranges it serves; one that refuses every `eth_getLogs` is reported and does not keep
 //!   signed statements from settling.
@@ -21,12 +23,12 @@
 //! expected escrow is accepted, one unit more is refused (rejections change nothing).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes, U256};
-use alloy_sol_types::SolEvent;
+use alloy_sol_types::{SolCall, SolEvent};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
@@ -611,4 +613,118 @@ fn deposits_are_scanned_in_ranges_the_endpoint_serves_and_a_failing_scan_does_no
         s["deposit_scan_error"].is_null() && s["health"] == "healthy"
     });
     assert_eq!(r.settled_on_chain(), (vec![1, 2], 2));
+}
+
+/// anvil, where a reorg can be made to strike while the relayer reads the chain: armed with a
+/// snapshot, it reverts to it (and mines `mine` blocks) right after answering a `stateRoot()`
+/// call, then holds the relayer's next `eth_call` until released (so the test can read what the
+/// node reported in between).
+struct ReorgMidRead {
+    inner: RpcDevChain,
+    armed: Arc<Mutex<Option<(String, u64)>>>,
+    held: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Chain for ReorgMidRead {
+    fn chain_id(&self) -> Result<u64, ChainError> {
+        self.inner.chain_id()
+    }
+    fn block_number(&self) -> Result<u64, ChainError> {
+        self.inner.block_number()
+    }
+    fn block_timestamp(&self) -> Result<u64, ChainError> {
+        self.inner.block_timestamp()
+    }
+    fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+        self.inner.block_hash(number)
+    }
+    fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError> {
+        self.inner.deploy(from, init_code)
+    }
+    fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<TxReceipt, ChainError> {
+        self.inner.send(from, to, data)
+    }
+    fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
+        let (lock, cv) = &*self.held;
+        let mut held = lock.lock().unwrap();
+        while *held {
+            held = cv.wait(held).unwrap();
+        }
+        drop(held);
+        let out = self.inner.call(from, to, data.clone())?;
+        if data.starts_with(&Settlement::stateRootCall::SELECTOR)
+            && let Some((snap, mine)) = self.armed.lock().unwrap().take()
+        {
+            assert!(self.inner.0.revert_to(&snap)?, "evm_revert");
+            for _ in 0..mine {
+                self.inner.0.mine()?;
+            }
+            *lock.lock().unwrap() = true;
+        }
+        Ok(out)
+    }
+    fn logs(&self, address: Address, from: u64, to: u64) -> Result<Vec<LogEntry>, ChainError> {
+        self.inner.logs(address, from, to)
+    }
+    fn balance(&self, address: Address) -> Result<U256, ChainError> {
+        self.inner.balance(address)
+    }
+    fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError> {
+        self.inner.receipt(tx_hash)
+    }
+}
+
+impl DevChain for ReorgMidRead {
+    fn fund_and_unlock(&mut self, account: Address) -> Result<(), ChainError> {
+        self.inner.fund_and_unlock(account)
+    }
+    fn admin(&self) -> Result<Address, ChainError> {
+        self.inner.admin()
+    }
+    fn funds_participants_at_setup(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_settlement_a_reorg_drops_while_the_relayer_reads_is_never_reported_final() {
+    let armed = Arc::new(Mutex::new(None));
+    let held = Arc::new((Mutex::new(false), Condvar::new()));
+    let (a2, h2) = (armed.clone(), held.clone());
+    let mut r = Rig::start_on(3, move |inner| ReorgMidRead {
+        inner,
+        armed: a2,
+        held: h2,
+    });
+    const D: u128 = 400;
+    r.mint(0, D);
+    let b = r.deposit(0, D);
+    r.mine(2);
+    r.wait_credited_through(b);
+    let snap = r.direct.snapshot().unwrap();
+    let (code, v) = r.obligation(0, D);
+    assert_eq!(code, 200, "{v}");
+    wait_until("the statement included", 30, || {
+        r.status()["last_included_sequence"] == 1
+    });
+    // The next read of the chain's state is followed at once by a reorg that drops the
+    // settlement, and the new branch has three blocks without it.
+    *armed.lock().unwrap() = Some((snap, 3));
+    wait_until("the reorg struck mid-read", 30, || *held.0.lock().unwrap());
+    std::thread::sleep(POLL * 4);
+    let s = r.status();
+    let on_chain = r.settled_on_chain();
+    {
+        *held.0.lock().unwrap() = false;
+        held.1.notify_all();
+    }
+    assert_eq!(on_chain, (vec![], 0), "the reorg dropped the settlement");
+    assert_eq!(
+        (&s["last_settled_sequence"], &s["settled_inputs"]),
+        (&0.into(), &0.into()),
+        "a settlement that is not on chain was reported final: {s}"
+    );
+    // It is resubmitted and becomes final once three blocks deep, exactly once.
+    r.mine_until_final(1);
+    assert_eq!(r.settled_on_chain(), (vec![1], 1));
 }
