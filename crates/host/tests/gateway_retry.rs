@@ -102,8 +102,9 @@ fn settled_on_chain(chain: &impl Chain, settlement: Address) -> (Vec<u64>, u64) 
 }
 
 /// The status once the enclave's view (log size) has stopped moving: the gateway refreshes it
-/// just after each batch's commit.
+/// just after each batch's commit. Fails if it is still moving after 60 s.
 fn settled_status(c: &NodeClient) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = c.status().unwrap();
     loop {
         std::thread::sleep(Duration::from_millis(300));
@@ -111,6 +112,10 @@ fn settled_status(c: &NodeClient) -> Value {
         if now == last {
             return now;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the status kept changing for 60 s: {now}"
+        );
         last = now;
     }
 }
