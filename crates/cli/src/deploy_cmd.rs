@@ -102,8 +102,8 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let key = args.key_file.as_deref().map(read_key).transpose()?;
-    let mut rpc =
-        RpcChain::connect(&args.chain).with_context(|| format!("connecting to {}", args.chain))?;
+    let mut rpc = RpcChain::connect(&args.chain)
+        .with_context(|| format!("connecting to {}", crate::endpoint::endpoint(&args.chain)))?;
     let deployer = sending_account(&mut rpc, key)?;
     let (_, file) = deploy(rpc, deployer, &config, args.insecure_allow_simulated)?;
     let json = serde_json::to_string_pretty(&file)?;

@@ -7,6 +7,7 @@ mod bench_cmd;
 mod client_cmd;
 mod demo;
 mod deploy_cmd;
+mod endpoint;
 mod load_cmd;
 mod node_cmd;
 mod verifier_cmd;

@@ -215,7 +215,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         Node::start(cfg, WallClockChain::open(&data_dir)?)?
     } else {
         let rpc = sealbridge_chain::rpc::RpcChain::connect(&chain)
-            .with_context(|| format!("connecting to {chain}"))?;
+            .with_context(|| format!("connecting to {}", crate::endpoint::endpoint(&chain)))?;
         Node::start(cfg, sealbridge_host::dev::RpcDevChain(rpc))?
     };
     eprintln!(
@@ -246,7 +246,7 @@ fn run_deployed(
     }
     let key = key_file.as_deref().map(read_key).transpose()?;
     let mut rpc = sealbridge_chain::rpc::RpcChain::connect(chain)
-        .with_context(|| format!("connecting to {chain}"))?;
+        .with_context(|| format!("connecting to {}", crate::endpoint::endpoint(chain)))?;
     cfg.sender = Some(sending_account(&mut rpc, key)?);
     let node = Node::start_deployed(cfg, rpc)?;
     eprintln!(

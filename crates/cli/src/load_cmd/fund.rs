@@ -76,18 +76,21 @@ where
 /// settlement contract (with the enclave's policy) at the address the node gave. The sender
 /// is the chain's first prefunded account (`eth_accounts`).
 fn attach_checked(url: &str, info: &Value) -> anyhow::Result<Sealbridge<RpcDevChain>> {
+    let shown = crate::endpoint::endpoint(url);
     let rpc = RpcChain::connect(url).map_err(|e| {
         anyhow::anyhow!(
-            "cannot reach the chain at {url} to fund the participants ({e}); \
-             pass the node's chain with --chain URL, or --no-fund"
+            "cannot reach the chain at {} to fund the participants ({e}); \
+             pass the node's chain with --chain URL, or --no-fund",
+            shown
         )
     })?;
     let chain_id = rpc.chain_id()?;
     let node_chain = info["chain_id"].as_u64().context("the node's chain_id")?;
     if chain_id != node_chain {
         bail!(
-            "the chain at {url} has chain id {chain_id} but the node settles on chain id \
-             {node_chain}: pass the node's chain with --chain URL"
+            "the chain at {} has chain id {chain_id} but the node settles on chain id \
+             {node_chain}: pass the node's chain with --chain URL",
+            shown
         );
     }
     let settlement: Address = field(info, "settlement")?;
@@ -107,8 +110,9 @@ fn attach_checked(url: &str, info: &Value) -> anyhow::Result<Sealbridge<RpcDevCh
     match sb.policy_hash() {
         Ok(h) if h == policy_hash => Ok(sb),
         _ => bail!(
-            "the chain at {url} has no settlement contract of this node at {settlement} \
-             (same chain id {chain_id}, but not the node's chain?): pass it with --chain URL"
+            "the chain at {} has no settlement contract of this node at {settlement} \
+             (same chain id {chain_id}, but not the node's chain?): pass it with --chain URL",
+            shown
         ),
     }
 }
@@ -151,7 +155,7 @@ fn fund(
     }
     let head = sb.chain().block_number()?;
     let summary = json!({
-        "chain": url,
+        "chain": crate::endpoint::endpoint(url),
         "funder": admin,
         "participants_topped_up": topped_up,
         "deposited": minted.to_string(),
