@@ -114,10 +114,17 @@ struct AttestArgs {
     ttl: u64,
 }
 
+/// A secp256k1 secret key from a hex file. The file's bytes and the decoded key bytes are
+/// zeroized when dropped, and no error carries (part of) them.
 pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<k256::ecdsa::SigningKey> {
-    let text = String::from_utf8(read_file(path)?).context("key file is not text")?;
-    let raw = hex::decode(text.trim().trim_start_matches("0x")).context("key is not hex")?;
-    k256::ecdsa::SigningKey::from_slice(&raw).context("not a secp256k1 secret key")
+    let bytes = zeroize::Zeroizing::new(read_file(path)?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| anyhow::anyhow!("key file is not text"))?;
+    let raw = zeroize::Zeroizing::new(
+        hex::decode(text.trim().trim_start_matches("0x"))
+            .map_err(|_| anyhow::anyhow!("key is not hex"))?,
+    );
+    k256::ecdsa::SigningKey::from_slice(&raw)
+        .map_err(|_| anyhow::anyhow!("not a secp256k1 secret key"))
 }
 
 #[derive(serde::Deserialize)]
