@@ -37,15 +37,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes};
-use alloy_sol_types::SolEvent;
 use sealbridge_chain::{
-    Chain, ChainError, ContractError, LogEntry, Sealbridge, SettleOutcome, bindings::Settlement,
-    proto_compat::effects_from_proto,
+    Chain, ChainError, ContractError, Sealbridge, SettleOutcome, proto_compat::effects_from_proto,
 };
-use sealbridge_enclave::boundary::ChainEvent;
-use tokio::sync::oneshot;
 
 use crate::{HostError, core::Cmd, metrics::Metrics, store::Store};
+
+mod scan;
+
+use scan::{CONFIRMED_SETTLEMENT, scan_deposits};
+pub use scan::{DeepReorg, ScanState, load_deep_reorg_alarm};
 
 /// Default [`RelayerConfig::log_chunk`]: a range most providers serve in one `eth_getLogs`.
 pub const DEFAULT_LOG_CHUNK: u64 = 2_000;
@@ -81,19 +82,6 @@ impl RelayerConfig {
 
 /// A chain shared by the relayer and the setup code.
 pub type SharedChain<C> = Arc<Mutex<Sealbridge<C>>>;
-
-/// What the deposit scan remembers between rounds (in memory: the cursor itself is durable).
-#[derive(Debug, Default)]
-pub struct ScanState {
-    /// Current chunk size (0: not yet set, use the configured one).
-    chunk: u64,
-    /// Chunks in a row served since the last halving (the size doubles back after 16).
-    served: u32,
-    /// After a failure: no new attempt before this.
-    retry_at: Option<Instant>,
-    /// The next backoff after a failure.
-    backoff: Duration,
-}
 
 /// Run rounds until `stop` is set.
 pub fn run<C: Chain>(
@@ -136,241 +124,6 @@ fn lock<C>(chain: &SharedChain<C>) -> Result<std::sync::MutexGuard<'_, Sealbridg
     chain
         .lock()
         .map_err(|_| HostError::Chain("chain lock poisoned".into()))
-}
-
-/// Meta key: the newest block whose deposits were credited to the enclave, and its hash.
-const CREDITED_BLOCK: &str = "credited_deposit_block";
-/// Meta key: the highest `(sequence, new state root)` of a `StatementSettled` event in a
-/// scanned, confirmed block (the final sequence when `confirmations > 1`).
-const CONFIRMED_SETTLEMENT: &str = "confirmed_settlement";
-/// Meta key: the deep-reorg alarm ([`DeepReorg`]), until acknowledged.
-const DEEP_REORG: &str = "deep_reorg_alarm";
-
-/// A reorg deeper than the confirmations replaced a block whose deposits the enclave credited.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DeepReorg {
-    /// The replaced block (the newest one credited from when it was noticed).
-    pub block: u64,
-    /// Its hash when the deposits were credited.
-    pub hash: B256,
-    /// Confirmations configured then.
-    pub confirmations: u64,
-    /// Further deep reorgs under credited deposits noticed before the acknowledgement.
-    pub later: u32,
-}
-
-impl DeepReorg {
-    /// The operator-facing text (status `deep_reorg`, logs).
-    pub fn message(&self) -> String {
-        let later = match self.later {
-            0 => String::new(),
-            n => format!(" ({n} more such reorg(s) since)"),
-        };
-        format!(
-            "block {} ({}), whose deposits were credited to the enclave, was replaced by a reorg \
-             deeper than {} confirmation(s){later}: the enclave may count escrow the chain no \
-             longer holds, and a statement spending it will revert (InsufficientEscrow). Compare \
-             the participants' escrow on chain with what they were credited, then restart the \
-             node with --acknowledge-deep-reorg {} to clear this alarm",
-            self.block, self.hash, self.confirmations, self.block
-        )
-    }
-}
-
-/// At start: load the stored deep-reorg alarm into `metrics`, or clear it if `acknowledge`
-/// names its block (the operator's explicit acknowledgement; any other value clears nothing).
-pub fn load_deep_reorg_alarm(
-    store: &Store,
-    metrics: &Metrics,
-    acknowledge: Option<u64>,
-) -> Result<(), HostError> {
-    let alarm = store.meta::<Option<DeepReorg>>(DEEP_REORG)?.flatten();
-    match (alarm, acknowledge) {
-        (Some(a), Some(b)) if a.block == b => {
-            tracing::warn!(
-                block = b,
-                "deep-reorg alarm acknowledged by the operator: cleared"
-            );
-            store.put_meta(DEEP_REORG, &None::<DeepReorg>)?;
-            metrics.set_deep_reorg(None);
-        }
-        (alarm, ack) => {
-            if let Some(b) = ack {
-                tracing::warn!(
-                    block = b,
-                    alarm = ?alarm.as_ref().map(|a| a.block),
-                    "--acknowledge-deep-reorg names no current alarm: nothing cleared"
-                );
-            }
-            metrics.set_deep_reorg(alarm.as_ref().map(DeepReorg::message));
-        }
-    }
-    Ok(())
-}
-
-/// A reorg deeper than `confirmations` that replaced a block whose deposits the enclave
-/// credited cannot be undone (the enclave's credit stands; a deposit that is gone from the chain
-/// makes a statement spending it revert). Notice it as early as possible and raise the
-/// persistent alarm: checking the newest such block is enough, since a reorg that replaces any
-/// block replaces every later one.
-fn check_credited_deposits<C: Chain>(
-    chain: &SharedChain<C>,
-    store: &Store,
-    metrics: &Metrics,
-    cfg: &RelayerConfig,
-) -> Result<(), HostError> {
-    let Some((num, hash)) = store.meta::<Option<(u64, B256)>>(CREDITED_BLOCK)?.flatten() else {
-        return Ok(());
-    };
-    if lock(chain)?.chain().block_hash(num)? == Some(hash) {
-        return Ok(());
-    }
-    metrics.reorgs.fetch_add(1, Relaxed);
-    let alarm = match store.meta::<Option<DeepReorg>>(DEEP_REORG)?.flatten() {
-        Some(mut a) => {
-            a.later = a.later.saturating_add(1);
-            a
-        }
-        None => DeepReorg {
-            block: num,
-            hash,
-            confirmations: cfg.confirmations,
-            later: 0,
-        },
-    };
-    tracing::error!(block = num, %hash, alarm = %alarm.message(), "deep reorg under credited deposits");
-    store.put_meta(DEEP_REORG, &Some(alarm.clone()))?;
-    metrics.set_deep_reorg(Some(alarm.message()));
-    store.put_meta(CREDITED_BLOCK, &None::<(u64, B256)>)
-}
-
-/// Is this `eth_getLogs` failure the endpoint's range or result limit (worth a smaller range)?
-/// JSON-RPC errors (`BadRequest`) are: providers word them in many ways ("block range is too
-/// wide", "query returned more than 10000 results", "Log response size exceeded", ...).
-fn range_refused(e: &ChainError) -> bool {
-    match e {
-        ChainError::BadRequest(_) => true,
-        ChainError::Transport(m) => {
-            let m = m.to_ascii_lowercase();
-            ["range", "limit", "too many", "too large", "exceed", "413"]
-                .iter()
-                .any(|p| m.contains(p))
-        }
-        _ => false,
-    }
-}
-
-impl ScanState {
-    fn chunk(&mut self, cfg: &RelayerConfig) -> u64 {
-        if self.chunk == 0 {
-            self.chunk = cfg.log_chunk.max(1);
-        }
-        self.chunk
-    }
-}
-
-/// Step 1: the deposit scan, at most `max_chunks_per_round` chunks. `Ok(true)`: blocks remain.
-fn scan_deposits<C: Chain>(
-    chain: &SharedChain<C>,
-    store: &Store,
-    core: &SyncSender<Cmd>,
-    metrics: &Metrics,
-    cfg: &RelayerConfig,
-    scan: &mut ScanState,
-    confirmed_head: u64,
-) -> Result<bool, HostError> {
-    check_credited_deposits(chain, store, metrics, cfg)?;
-    let mut cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
-    metrics.deposit_cursor.store(cursor, Relaxed);
-    let mut chunks = 0;
-    while cursor <= confirmed_head && chunks < cfg.max_chunks_per_round {
-        let size = scan.chunk(cfg);
-        metrics.scan_chunk.store(size, Relaxed);
-        let to = confirmed_head.min(cursor.saturating_add(size - 1));
-        let sb = lock(chain)?;
-        let logs = sb.chain().logs(sb.deployment.settlement, cursor, to);
-        drop(sb);
-        let logs = match logs {
-            Ok(l) => l,
-            Err(e) if to > cursor && range_refused(&e) => {
-                scan.chunk = (to - cursor).div_ceil(2).max(1);
-                scan.served = 0;
-                tracing::info!(from = cursor, to, error = %e, chunk = scan.chunk, "eth_getLogs refused; halving the range");
-                continue;
-            }
-            Err(e) => {
-                return Err(HostError::Chain(format!(
-                    "eth_getLogs over blocks {cursor}..={to}: {e}"
-                )));
-            }
-        };
-        scan.served += 1;
-        if scan.served >= 16 && scan.chunk < cfg.log_chunk {
-            scan.chunk = (scan.chunk * 2).min(cfg.log_chunk);
-            scan.served = 0;
-        }
-        credit(store, core, &logs, to + 1)?;
-        cursor = to + 1;
-        metrics.deposit_cursor.store(cursor, Relaxed);
-        chunks += 1;
-    }
-    Ok(cursor <= confirmed_head)
-}
-
-/// Hand one scanned chunk's deposits to the enclave and advance the cursor to `next`; record
-/// the highest settlement of these confirmed blocks first (a crash in between re-scans it).
-fn credit(
-    store: &Store,
-    core: &SyncSender<Cmd>,
-    logs: &[LogEntry],
-    next: u64,
-) -> Result<(), HostError> {
-    if let Some(s) = logs
-        .iter()
-        .filter_map(|l| Settlement::StatementSettled::decode_log(&l.inner).ok())
-        .max_by_key(|e| e.data.sequence)
-    {
-        let known = store.meta::<(u64, B256)>(CONFIRMED_SETTLEMENT)?;
-        if known.is_none_or(|(seq, _)| seq < s.data.sequence) {
-            store.put_meta(
-                CONFIRMED_SETTLEMENT,
-                &(s.data.sequence, s.data.newStateRoot),
-            )?;
-        }
-    }
-    let deposits: Vec<&LogEntry> = logs
-        .iter()
-        .filter(|l| Settlement::Deposited::decode_log(&l.inner).is_ok())
-        .collect();
-    let events: Vec<ChainEvent> = deposits
-        .iter()
-        .filter_map(|l| Settlement::Deposited::decode_log(&l.inner).ok())
-        .filter_map(|e| {
-            Some(ChainEvent::Deposit {
-                account: e.data.account,
-                token: e.data.token,
-                amount: u128::try_from(e.data.amount).ok()?,
-            })
-        })
-        .collect();
-    if events.is_empty() {
-        // Nothing for the enclave: the cursor alone moves.
-        return store.put_meta("deposit_cursor", &next);
-    }
-    // The cursor commits together with the enclave's journal record of the events.
-    let (tx, rx) = oneshot::channel();
-    core.send(Cmd::Deposits {
-        events,
-        cursor: next,
-        reply: tx,
-    })
-    .map_err(|_| HostError::Stopped)?;
-    rx.blocking_recv().map_err(|_| HostError::Stopped)??;
-    // Remember the newest block credited from, to notice if a deeper reorg replaces it.
-    if let Some(l) = deposits.iter().max_by_key(|l| l.block_number) {
-        store.put_meta(CREDITED_BLOCK, &Some((l.block_number, l.block_hash)))?;
-    }
-    Ok(())
 }
 
 /// Why a settle transaction failed although the chain answers, and what to do about it.
@@ -582,38 +335,4 @@ pub fn round<C: Chain>(
     metrics.set_relayer_error(None);
     progress = true;
     Ok(progress)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn range_limits_are_told_from_outages() {
-        for m in [
-            "eth_getLogs: query returned more than 10000 results",
-            "eth_getLogs: block range is too wide",
-        ] {
-            assert!(range_refused(&ChainError::BadRequest(m.into())), "{m}");
-        }
-        assert!(range_refused(&ChainError::Transport(
-            "eth_getLogs: HTTP 413: Log response size exceeded".into()
-        )));
-        assert!(!range_refused(&ChainError::Transport(
-            "connection refused".into()
-        )));
-    }
-
-    #[test]
-    fn the_deep_reorg_alarm_says_how_to_clear_it() {
-        let a = DeepReorg {
-            block: 42,
-            hash: B256::repeat_byte(1),
-            confirmations: 3,
-            later: 0,
-        };
-        let m = a.message();
-        assert!(m.contains("block 42 ") && m.contains("deeper than 3 confirmation"));
-        assert!(m.contains("--acknowledge-deep-reorg 42"), "{m}");
-    }
 }
