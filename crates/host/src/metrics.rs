@@ -76,7 +76,8 @@ pub struct Metrics {
 pub enum Health {
     /// Everything answers.
     Healthy,
-    /// Accepting, but something is lagging (chain unreachable, a statement the chain refuses).
+    /// Accepting, but something is lagging or needs the operator: chain unreachable, a statement
+    /// or transaction the chain refuses, a failing deposit scan, an unacknowledged deep reorg.
     Degraded,
     /// Not accepting (enclave unreachable).
     Down,
