@@ -388,6 +388,9 @@ impl<C: Chain> Chain for TimedChain<C> {
     fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError> {
         self.inner.receipt(tx_hash)
     }
+    fn resync_nonces(&mut self) {
+        self.inner.resync_nonces();
+    }
 }
 
 impl<C: Chain> BlockTimes for TimedChain<C> {

@@ -316,6 +316,9 @@ impl Chain for WallClockChain {
     fn receipt(&self, tx_hash: B256) -> Result<Option<sealbridge_chain::TxReceipt>, ChainError> {
         self.0.receipt(tx_hash)
     }
+    fn resync_nonces(&mut self) {
+        self.0.resync_nonces();
+    }
 }
 
 impl DevChain for WallClockChain {
@@ -376,6 +379,9 @@ impl Chain for RpcDevChain {
     }
     fn receipt(&self, tx_hash: B256) -> Result<Option<sealbridge_chain::TxReceipt>, ChainError> {
         self.0.receipt(tx_hash)
+    }
+    fn resync_nonces(&mut self) {
+        self.0.resync_nonces();
     }
 }
 

@@ -211,6 +211,12 @@ impl<C: Chain> Chain for SharedChain<C> {
     fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError> {
         self.with(|c| c.receipt(tx_hash))
     }
+    fn resync_nonces(&mut self) {
+        let _ = self.with(|c| {
+            c.resync_nonces();
+            Ok(())
+        });
+    }
 }
 
 impl<C: DevChain> DevChain for SharedChain<C> {

@@ -199,7 +199,8 @@ pub fn round<C: Chain>(
     }
 
     // 2. Reorg detection and confirmations.
-    let sb = lock(chain)?;
+    let mut sb = lock(chain)?;
+    let mut reorged = false;
     let last = sb.last_sequence()?;
     let root = sb.state_root()?;
     if let Ok(mut r) = metrics.chain_root.lock() {
@@ -226,6 +227,7 @@ pub fn round<C: Chain>(
         let now_hash = sb.chain().block_hash(num)?.map(|h| h.to_string());
         if now_hash.as_deref() != Some(hash) || seq > last {
             metrics.reorgs.fetch_add(1, Relaxed);
+            reorged = true;
             tracing::warn!(
                 sequence = seq,
                 block = num,
@@ -239,6 +241,10 @@ pub fn round<C: Chain>(
                 true,
             )?;
         }
+    }
+    if reorged {
+        // A locally signing chain re-reads its nonces: the dropped transactions' nonces are free.
+        sb.chain_mut().resync_nonces();
     }
     drop(sb);
     let final_root = match final_root {

@@ -111,9 +111,13 @@ fn check_credited_deposits<C: Chain>(
     let Some((num, hash)) = store.meta::<Option<(u64, B256)>>(CREDITED_BLOCK)?.flatten() else {
         return Ok(());
     };
-    if lock(chain)?.chain().block_hash(num)? == Some(hash) {
+    let mut sb = lock(chain)?;
+    if sb.chain().block_hash(num)? == Some(hash) {
         return Ok(());
     }
+    // A locally signing chain re-reads its nonces: the reorg may have dropped our transactions.
+    sb.chain_mut().resync_nonces();
+    drop(sb);
     metrics.reorgs.fetch_add(1, Relaxed);
     let alarm = match store.meta::<Option<DeepReorg>>(DEEP_REORG)?.flatten() {
         Some(mut a) => {
