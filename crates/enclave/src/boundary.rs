@@ -16,7 +16,7 @@ use crate::{
 /// Version of the boundary protocol; `Hello` must agree on it. Version 2: snapshots cross the
 /// boundary in chunks (`Snapshot { chunk_bytes }`, `SnapshotChunk`, `Restore { manifest }`,
 /// `RestoreChunk`); version 1's single-blob restore survives as `RestoreV1`.
-pub const BOUNDARY_VERSION: u16 = 2;
+pub const BOUNDARY_VERSION: u16 = 3;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
 /// frame grows with the state.
@@ -114,6 +114,13 @@ pub enum Request {
     Replay {
         /// The record, exactly as the enclave returned it.
         record: JournalRecord,
+    },
+    /// Apply the next journal records after a restore, in order, in one round trip (a
+    /// restart over a socket replays a long journal without one frame per record). Stops at
+    /// the first record that fails; the answer names it.
+    ReplayBatch {
+        /// Consecutive records, exactly as the enclave returned them.
+        records: Vec<JournalRecord>,
     },
     /// Where the enclave stands: settled sequence and root, log head, journal position.
     Status,

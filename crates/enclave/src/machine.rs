@@ -295,6 +295,17 @@ impl<P: Program> Enclave<P> {
                 Ok(()) => Response::Ack,
                 Err(e) => Response::Error(BoundaryError::Refused(e.to_string())),
             },
+            Request::ReplayBatch { records } => {
+                for record in &records {
+                    if let Err(e) = self.replay(record) {
+                        return Response::Error(BoundaryError::Refused(format!(
+                            "journal record {}: {e}",
+                            record.index
+                        )));
+                    }
+                }
+                Response::Ack
+            }
             Request::Boot { .. }
             | Request::Restore { .. }
             | Request::RestoreChunk { .. }
@@ -314,6 +325,7 @@ impl<P: Program> Enclave<P> {
             inner,
             Request::Journaled(_)
                 | Request::Replay { .. }
+                | Request::ReplayBatch { .. }
                 | Request::Snapshot { .. }
                 | Request::SnapshotChunk { .. }
         ) {

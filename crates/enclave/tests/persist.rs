@@ -628,3 +628,54 @@ fn snapshot_chunks_are_served_for_the_current_snapshot_only() {
         live.s.handle(Request::Snapshot { chunk_bytes: 64 })
     ));
 }
+
+#[test]
+fn a_replay_batch_reproduces_the_enclave_and_names_the_record_it_refuses() {
+    let mut live = workload();
+    let want = fingerprint(&mut live.s);
+    let (m, chunks) = live.snapshots[0].clone();
+    let rest = live.records[m.next_record as usize..].to_vec();
+    assert!(rest.len() >= 4);
+
+    // All remaining records in one batch: the same enclave as replaying them one by one.
+    let (mut s, r) = restore_chunks(ROOT, 5, &live.policy, &m, &indexed(&chunks));
+    assert_eq!(r, Response::Ack);
+    assert_eq!(
+        s.handle(Request::ReplayBatch {
+            records: rest.clone()
+        }),
+        Response::Ack
+    );
+    assert_eq!(fingerprint(&mut s), want);
+
+    // A flipped bit in the third record: the batch stops there and the answer names it; the
+    // two records before it are applied, and replay resumes from the genuine third record.
+    let mut bad = rest.clone();
+    if let Some(b) = bad[2].blob.last_mut() {
+        *b ^= 1;
+    }
+    let (mut s, r) = restore_chunks(ROOT, 6, &live.policy, &m, &indexed(&chunks));
+    assert_eq!(r, Response::Ack);
+    let r = s.handle(Request::ReplayBatch { records: bad });
+    let name = format!("journal record {}", rest[2].index);
+    assert!(
+        matches!(&r, Response::Error(BoundaryError::Refused(why)) if why.contains(&name)),
+        "{r:?}"
+    );
+    assert_eq!(
+        s.handle(Request::ReplayBatch {
+            records: rest[2..].to_vec()
+        }),
+        Response::Ack
+    );
+    assert_eq!(fingerprint(&mut s), want);
+
+    // Out of order inside a batch: refused.
+    let (mut s, _) = restore_chunks(ROOT, 7, &live.policy, &m, &indexed(&chunks));
+    let mut swapped = rest.clone();
+    swapped.swap(0, 1);
+    assert!(matches!(
+        s.handle(Request::ReplayBatch { records: swapped }),
+        Response::Error(BoundaryError::Refused(_))
+    ));
+}

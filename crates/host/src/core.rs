@@ -36,6 +36,10 @@ use crate::{
 pub const MAX_GROUP: usize = 512;
 /// Snapshot chunks are written to the database in transactions of at most this many bytes…
 const CHUNK_FLUSH_BYTES: usize = 32 * 1024 * 1024;
+/// Journal records per `ReplayBatch` on restart.
+const REPLAY_BATCH_RECORDS: usize = 4096;
+/// Bytes of sealed records per `ReplayBatch` (far below the 64 MiB frame limit).
+const REPLAY_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// …or this many chunks.
 const CHUNK_FLUSH_COUNT: usize = 64;
 
@@ -283,6 +287,10 @@ impl Core {
             };
             let records = self.store.journal_from(next)?;
             let n = records.len() as u64;
+            // In batches: one round trip per batch, not per record (over a socket that is the
+            // difference between ~0.4 s and ~4 s for 100,000 records).
+            let mut batch = Vec::new();
+            let mut batch_bytes = 0usize;
             for (i, record) in records.into_iter().enumerate() {
                 if record.index != next + i as u64 {
                     return Err(HostError::Inconsistent(format!(
@@ -290,7 +298,20 @@ impl Core {
                         record.index
                     )));
                 }
-                self.expect_ack(Request::Replay { record })?;
+                if !batch.is_empty()
+                    && (batch.len() >= REPLAY_BATCH_RECORDS
+                        || batch_bytes + record.blob.len() > REPLAY_BATCH_BYTES)
+                {
+                    self.expect_ack(Request::ReplayBatch {
+                        records: std::mem::take(&mut batch),
+                    })?;
+                    batch_bytes = 0;
+                }
+                batch_bytes += record.blob.len();
+                batch.push(record);
+            }
+            if !batch.is_empty() {
+                self.expect_ack(Request::ReplayBatch { records: batch })?;
             }
             self.drain_log_into_tiles()?;
             self.records_since_snapshot = n;
