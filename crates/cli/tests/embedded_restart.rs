@@ -4,8 +4,7 @@
 //! settle. A damaged journal stops the node with an error that names it.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -18,14 +17,8 @@ use sealbridge_host::{
 };
 use sealbridge_programs::netting::Obligation;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
+use support::{Proc, wait_until};
 
 fn node(dir: &Path, port: u16) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sealbridge"));
@@ -47,14 +40,6 @@ fn start(dir: &Path, port: u16) -> Proc {
             .spawn()
             .unwrap(),
     )
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn settled(c: &NodeClient, n: u64) -> bool {

@@ -9,8 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use alloy_primitives::Address;
 use alloy_sol_types::SolEvent;
@@ -22,22 +21,8 @@ use sealbridge_host::{
 };
 use serde_json::Value;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+mod support;
+use support::{Proc, wait_until};
 
 fn anvil_bin() -> PathBuf {
     find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))

@@ -5,8 +5,7 @@
 //! written). Loopback only; every process is killed on drop; bounded waits.
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use alloy_primitives::{Address, U256};
 use rand::SeedableRng;
@@ -23,14 +22,8 @@ use sealbridge_host::{
 use sealbridge_programs::netting::Obligation;
 use serde_json::{Value, json};
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
+use support::{Proc, wait_until};
 
 fn sealbridge(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sealbridge"));
@@ -57,14 +50,6 @@ fn spawn(args: &[&str], log: &Path) -> Proc {
             .spawn()
             .unwrap(),
     )
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn up(url: &str, path: &str) -> bool {
