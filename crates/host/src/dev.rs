@@ -269,57 +269,73 @@ impl Default for WallClockChain {
     }
 }
 
-impl Chain for WallClockChain {
-    fn chain_id(&self) -> Result<u64, ChainError> {
-        self.0.chain_id()
-    }
-    fn block_number(&self) -> Result<u64, ChainError> {
-        self.0.block_number()
-    }
-    fn block_timestamp(&self) -> Result<u64, ChainError> {
-        self.0.block_timestamp()
-    }
-    fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
-        self.0.block_hash(number)
-    }
-    fn deploy(
-        &mut self,
-        from: Address,
-        init_code: Bytes,
-    ) -> Result<sealbridge_chain::TxReceipt, ChainError> {
-        self.stamp();
-        self.0.deploy(from, init_code)
-    }
-    fn send(
-        &mut self,
-        from: Address,
-        to: Address,
-        calldata: Bytes,
-    ) -> Result<sealbridge_chain::TxReceipt, ChainError> {
-        self.stamp();
-        self.0.send(from, to, calldata)
-    }
-    fn call(&self, from: Address, to: Address, calldata: Bytes) -> Result<Bytes, ChainError> {
-        self.0.call(from, to, calldata)
-    }
-    fn logs(
-        &self,
-        address: Address,
-        from_block: u64,
-        to_block: u64,
-    ) -> Result<Vec<sealbridge_chain::LogEntry>, ChainError> {
-        self.0.logs(address, from_block, to_block)
-    }
-    fn balance(&self, address: Address) -> Result<U256, ChainError> {
-        self.0.balance(address)
-    }
-    fn receipt(&self, tx_hash: B256) -> Result<Option<sealbridge_chain::TxReceipt>, ChainError> {
-        self.0.receipt(tx_hash)
-    }
-    fn resync_nonces(&mut self) {
-        self.0.resync_nonces();
-    }
+/// `Chain` for a newtype over another chain: every method forwards to field `.0`; the optional
+/// `before_write` method of the wrapper runs before each deploy and send.
+macro_rules! chain_via_field0 {
+    ($ty:ty $(, before_write = $before_write:ident)?) => {
+        impl Chain for $ty {
+            fn chain_id(&self) -> Result<u64, ChainError> {
+                self.0.chain_id()
+            }
+            fn block_number(&self) -> Result<u64, ChainError> {
+                self.0.block_number()
+            }
+            fn block_timestamp(&self) -> Result<u64, ChainError> {
+                self.0.block_timestamp()
+            }
+            fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+                self.0.block_hash(number)
+            }
+            fn deploy(
+                &mut self,
+                from: Address,
+                init_code: Bytes,
+            ) -> Result<sealbridge_chain::TxReceipt, ChainError> {
+                $(self.$before_write();)?
+                self.0.deploy(from, init_code)
+            }
+            fn send(
+                &mut self,
+                from: Address,
+                to: Address,
+                calldata: Bytes,
+            ) -> Result<sealbridge_chain::TxReceipt, ChainError> {
+                $(self.$before_write();)?
+                self.0.send(from, to, calldata)
+            }
+            fn call(
+                &self,
+                from: Address,
+                to: Address,
+                calldata: Bytes,
+            ) -> Result<Bytes, ChainError> {
+                self.0.call(from, to, calldata)
+            }
+            fn logs(
+                &self,
+                address: Address,
+                from_block: u64,
+                to_block: u64,
+            ) -> Result<Vec<sealbridge_chain::LogEntry>, ChainError> {
+                self.0.logs(address, from_block, to_block)
+            }
+            fn balance(&self, address: Address) -> Result<U256, ChainError> {
+                self.0.balance(address)
+            }
+            fn receipt(
+                &self,
+                tx_hash: B256,
+            ) -> Result<Option<sealbridge_chain::TxReceipt>, ChainError> {
+                self.0.receipt(tx_hash)
+            }
+            fn resync_nonces(&mut self) {
+                self.0.resync_nonces();
+            }
+        }
+    };
 }
+
+chain_via_field0!(WallClockChain, before_write = stamp);
 
 impl DevChain for WallClockChain {
     fn fund_and_unlock(&mut self, account: Address) -> Result<(), ChainError> {
@@ -335,55 +351,7 @@ impl DevChain for WallClockChain {
 #[derive(Debug)]
 pub struct RpcDevChain(pub sealbridge_chain::rpc::RpcChain);
 
-impl Chain for RpcDevChain {
-    fn chain_id(&self) -> Result<u64, ChainError> {
-        self.0.chain_id()
-    }
-    fn block_number(&self) -> Result<u64, ChainError> {
-        self.0.block_number()
-    }
-    fn block_timestamp(&self) -> Result<u64, ChainError> {
-        self.0.block_timestamp()
-    }
-    fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
-        self.0.block_hash(number)
-    }
-    fn deploy(
-        &mut self,
-        from: Address,
-        init_code: Bytes,
-    ) -> Result<sealbridge_chain::TxReceipt, ChainError> {
-        self.0.deploy(from, init_code)
-    }
-    fn send(
-        &mut self,
-        from: Address,
-        to: Address,
-        calldata: Bytes,
-    ) -> Result<sealbridge_chain::TxReceipt, ChainError> {
-        self.0.send(from, to, calldata)
-    }
-    fn call(&self, from: Address, to: Address, calldata: Bytes) -> Result<Bytes, ChainError> {
-        self.0.call(from, to, calldata)
-    }
-    fn logs(
-        &self,
-        address: Address,
-        from_block: u64,
-        to_block: u64,
-    ) -> Result<Vec<sealbridge_chain::LogEntry>, ChainError> {
-        self.0.logs(address, from_block, to_block)
-    }
-    fn balance(&self, address: Address) -> Result<U256, ChainError> {
-        self.0.balance(address)
-    }
-    fn receipt(&self, tx_hash: B256) -> Result<Option<sealbridge_chain::TxReceipt>, ChainError> {
-        self.0.receipt(tx_hash)
-    }
-    fn resync_nonces(&mut self) {
-        self.0.resync_nonces();
-    }
-}
+chain_via_field0!(RpcDevChain);
 
 impl DevChain for RpcDevChain {
     fn fund_and_unlock(&mut self, account: Address) -> Result<(), ChainError> {
