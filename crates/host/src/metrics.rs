@@ -44,6 +44,8 @@ pub struct Metrics {
     pub relayer_errors: AtomicU64,
     /// Reorgs detected.
     pub reorgs: AtomicU64,
+    /// Reorgs that dropped a settlement already reported final (deeper than the confirmations).
+    pub final_reorged: AtomicU64,
     /// Journal records written.
     pub journal_records: AtomicU64,
     /// State root settled on chain (as the relayer last read it).
@@ -203,6 +205,11 @@ impl Metrics {
             "sealbridge_reorgs_total",
             "Reorgs that dropped a settlement.",
             self.reorgs.load(Relaxed),
+        );
+        counter(
+            "sealbridge_final_settlements_reorged_total",
+            "Reorgs deeper than the confirmations that dropped a settlement reported final.",
+            self.final_reorged.load(Relaxed),
         );
         counter(
             "sealbridge_journal_records_total",

@@ -210,7 +210,7 @@ pub fn round<C: Chain>(
     // Final: with one confirmation, what is on chain; with more, the highest settlement whose
     // event is in a scanned block (confirmed when it was scanned: a later shallow reorg cannot
     // take it back, and a value read at `latest` is never reported final).
-    let (final_seq, final_root) = if cfg.confirmations <= 1 {
+    let (mut final_seq, mut final_root) = if cfg.confirmations <= 1 {
         (last, Some(root))
     } else {
         match store.meta::<(u64, B256)>(CONFIRMED_SETTLEMENT)? {
@@ -218,6 +218,27 @@ pub fn round<C: Chain>(
             None => (0, None),
         }
     };
+    // A settlement this node reported final is no longer on chain: a reorg deeper than the
+    // confirmations. The statements are still stored and are resubmitted below (exactly once on
+    // the new chain: the contract takes each sequence once); what clients were told was wrong.
+    let reported = metrics.final_sequence.load(Relaxed);
+    if last < reported || last < final_seq {
+        metrics.final_reorged.fetch_add(1, Relaxed);
+        reorged = true;
+        let why = format!(
+            "statement {} was reported settled (final) but the chain now holds statements only up \
+             to {last}: a reorg deeper than {} confirmation(s); the dropped statements are being \
+             resubmitted. Raise --confirmations to the chain's finality depth",
+            reported.max(final_seq),
+            cfg.confirmations
+        );
+        tracing::error!(reported = reported.max(final_seq), chain = last, "{why}");
+        metrics.set_relayer_error(Some(why));
+        if final_seq > last {
+            store.put_meta(CONFIRMED_SETTLEMENT, &(last, root))?;
+            (final_seq, final_root) = (last, Some(root));
+        }
+    }
     let seen = store.watched(last)?;
     for s in &seen {
         let seq = s.signed.statement.sequence;

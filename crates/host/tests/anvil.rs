@@ -179,6 +179,13 @@ fn reorg_and_rpc_outage_still_settle_exactly_once() {
     let (inputs, seqs) = settled(&direct, settlement);
     assert_eq!(inputs, 20, "exactly once after the reorg");
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    // Those settlements had been reported final (one confirmation): the node says so.
+    let metrics = String::from_utf8(c.get_bytes("/metrics").unwrap().1).unwrap();
+    let reorged = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sealbridge_final_settlements_reorged_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(reorged.is_some_and(|n| n >= 1), "{metrics}");
 
     // ---- the RPC endpoint down: keep accepting, degraded, then drain --------------------------
     proxy.down.store(true, Relaxed);
