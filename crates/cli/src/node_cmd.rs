@@ -53,6 +53,9 @@ pub struct NodeArgs {
     /// Snapshot the enclave after this many journal records.
     #[arg(long)]
     pub snapshot_every: Option<u64>,
+    /// Bytes per sealed snapshot chunk (1 to 16777216; default 8 MiB).
+    #[arg(long)]
+    pub snapshot_chunk_bytes: Option<u32>,
     /// Refuse envelopes (503) while more statements than this wait for the chain.
     #[arg(long)]
     pub max_pending: Option<u64>,
@@ -93,6 +96,7 @@ struct FileConfig {
     batch_interval_ms: Option<u64>,
     confirmations: Option<u64>,
     snapshot_every: Option<u64>,
+    snapshot_chunk_bytes: Option<u32>,
     max_pending: Option<u64>,
     deployment: Option<PathBuf>,
     verifiers: Option<Vec<String>>,
@@ -147,6 +151,13 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(v) = args.snapshot_every.or(file.snapshot_every) {
         cfg.snapshot_every = v.max(1);
+    }
+    if let Some(v) = args.snapshot_chunk_bytes.or(file.snapshot_chunk_bytes) {
+        let max = sealbridge_enclave::chunks::MAX_CHUNK_BYTES;
+        if v == 0 || v > max {
+            bail!("--snapshot-chunk-bytes must be between 1 and {max}, not {v}");
+        }
+        cfg.snapshot_chunk_bytes = v;
     }
     if let Some(v) = args.max_pending.or(file.max_pending) {
         cfg.max_pending_statements = v;

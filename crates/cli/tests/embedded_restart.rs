@@ -28,6 +28,8 @@ fn node(dir: &Path, port: u16) -> Command {
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--participants", "3", "--batch-size", "4"])
         .args(["--batch-interval-ms", "50"])
+        // Tiny snapshot chunks: the restart restores the boot snapshot from many chunks.
+        .args(["--snapshot-chunk-bytes", "64"])
         .env("RUST_LOG", "warn");
     c
 }
@@ -144,4 +146,34 @@ fn node_state_without_a_chain_journal_is_refused() {
     assert_eq!(out.status.code(), Some(2), "usage/config errors exit 2");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no embedded chain journal"), "{err}");
+}
+
+#[test]
+fn a_snapshot_chunk_size_out_of_range_is_refused() {
+    for bad in ["0", "16777217"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+            .args([
+                "node",
+                "--dev",
+                "--chain",
+                "embedded",
+                "--snapshot-chunk-bytes",
+                bad,
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--snapshot-chunk-bytes must be between 1 and"),
+            "{err}"
+        );
+        assert!(
+            !dir.path().join("node.db").exists(),
+            "nothing created for a refused flag"
+        );
+    }
 }

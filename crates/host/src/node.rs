@@ -73,6 +73,8 @@ pub struct NodeConfig {
     pub confirmations: u64,
     /// Snapshot after this many journal records.
     pub snapshot_every: u64,
+    /// Bytes per sealed snapshot chunk (1 ..= `chunks::MAX_CHUNK_BYTES`).
+    pub snapshot_chunk_bytes: u32,
     /// Refuse new envelopes (503) while more statements than this wait for the chain.
     pub max_pending_statements: u64,
     /// Relayer poll interval.
@@ -109,6 +111,7 @@ impl NodeConfig {
             batch_interval: Duration::from_millis(500),
             confirmations: 1,
             snapshot_every: 10_000,
+            snapshot_chunk_bytes: sealbridge_enclave::chunks::DEFAULT_CHUNK_BYTES,
             max_pending_statements: 10_000,
             poll: Duration::from_millis(200),
             renew_check: Duration::from_secs(60),
@@ -577,6 +580,7 @@ impl Node {
                 tick_every: Duration::from_secs(10),
             },
         )?;
+        core.set_snapshot_chunk_bytes(cfg.snapshot_chunk_bytes);
         let status = core.recover()?;
         let check_store = Store::open(&cfg.data_dir)?;
         check_against_chain(&sb, &check_store, &status)?;
