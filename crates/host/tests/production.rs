@@ -82,9 +82,27 @@ fn deploy_on(anvil: &Anvil, cfg: &DeployConfig, insecure: bool) -> DeploymentFil
 }
 
 fn service(i: u8, policy: &str, d: &DeploymentFile) -> Served {
-    let svc =
+    service_with_ttl(i, policy, d, None)
+}
+
+/// A verifier service on loopback; `ttl`: the lifetime of the results it signs.
+fn service_with_ttl(i: u8, policy: &str, d: &DeploymentFile, ttl: Option<u64>) -> Served {
+    let mut svc =
         VerifierService::new(verifier_key(i), policy.as_bytes(), d.chain_id, d.registry).unwrap();
+    if let Some(ttl) = ttl {
+        svc = svc.with_ttl(ttl);
+    }
     serve(svc, "127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+/// Fund the 4 development participants' escrow with the test token (anvil impersonation), as
+/// `sealbridge load` does.
+fn fund_participants(anvil: &Anvil, d: &DeploymentFile) {
+    let mut funder = Sealbridge::attach(
+        RpcDevChain(RpcChain::connect(&anvil.url).unwrap()),
+        d.deployment(d.deployer),
+    );
+    dev::fund(&mut funder, d.deployer, &dev::participants(4)).unwrap();
 }
 
 fn url(s: &Served) -> String {
@@ -196,38 +214,12 @@ fn a_node_on_a_deployment_registers_through_remote_verifiers_serves_renews_and_r
 
     // Fund the participants' escrow (test token; anvil impersonation), as `sealbridge load` does.
     let token = d.test_token.unwrap();
-    let mut funder = Sealbridge::attach(
-        RpcDevChain(RpcChain::connect(&anvil.url).unwrap()),
-        d.deployment(d.deployer),
-    );
-    dev::fund(&mut funder, d.deployer, &dev::participants(4)).unwrap();
+    fund_participants(&anvil, &d);
 
     // Results that fall due for renewal 3 s after issue, checked every second.
-    let ttl = RENEW_MARGIN + 3;
-    let v1 = serve(
-        VerifierService::new(
-            verifier_key(1),
-            SIM_POLICY.as_bytes(),
-            d.chain_id,
-            d.registry,
-        )
-        .unwrap()
-        .with_ttl(ttl),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
-    let v2 = serve(
-        VerifierService::new(
-            verifier_key(2),
-            SIM_POLICY.as_bytes(),
-            d.chain_id,
-            d.registry,
-        )
-        .unwrap()
-        .with_ttl(ttl),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
+    let ttl = Some(RENEW_MARGIN + 3);
+    let v1 = service_with_ttl(1, SIM_POLICY, &d, ttl);
+    let v2 = service_with_ttl(2, SIM_POLICY, &d, ttl);
 
     let dir = tempfile::tempdir().unwrap();
     let sender = node_sender(&anvil);
@@ -484,11 +476,7 @@ fn a_node_whose_key_runs_dry_says_to_fund_it() {
     let anvil = anvil();
     let d = deploy_on(&anvil, &config(simulated_measurement(NETTING), true), true);
     let token = d.test_token.unwrap();
-    let mut funder = Sealbridge::attach(
-        RpcDevChain(RpcChain::connect(&anvil.url).unwrap()),
-        d.deployment(d.deployer),
-    );
-    dev::fund(&mut funder, d.deployer, &dev::participants(4)).unwrap();
+    fund_participants(&anvil, &d);
     let (v1, v2) = (service(1, SIM_POLICY, &d), service(2, SIM_POLICY, &d));
     let dir = tempfile::tempdir().unwrap();
     let sender = node_sender(&anvil);
