@@ -12,9 +12,10 @@ use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use k256::ecdsa::SigningKey;
 use sealbridge_chain::eip712::{effects_hash, sign_attestation_sorted, sign_statement};
 use sealbridge_chain::rpc::{RpcChain, SignerConfig};
-use sealbridge_chain::tx::Eip1559Tx;
+use sealbridge_chain::tx::{Eip1559Tx, SignedTx};
 use sealbridge_chain::{
     AttestationResult, Chain, ChainError, ContractError, Sealbridge, SettleOutcome, Statement,
+    TxReceipt,
 };
 use sealbridge_host::anvil::{Anvil, find_anvil};
 use serde_json::{Value, json};
@@ -49,6 +50,23 @@ fn tx_by_hash(rpc: &RpcChain, h: B256) -> Value {
 
 fn quantity(v: &Value) -> u128 {
     u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// Send a transaction signed with the `tx` module as is; the endpoint must answer with our hash,
+/// and it must be mined within 5 s.
+fn send_raw_and_wait(rpc: &RpcChain, signed: &SignedTx) -> TxReceipt {
+    let h = rpc
+        .request("eth_sendRawTransaction", json!([signed.raw()]))
+        .unwrap();
+    assert_eq!(h.as_str().unwrap(), format!("{:#x}", signed.hash()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(r) = rpc.receipt(signed.hash()).unwrap() {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "not mined");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn fast(rpc: &mut RpcChain, replace_after_ms: u64) {
@@ -139,18 +157,7 @@ fn raw_transaction_from_the_tx_module_is_accepted_as_is() {
         input: Bytes::new(),
     }
     .sign(&key);
-    let h = rpc
-        .request("eth_sendRawTransaction", json!([signed.raw()]))
-        .unwrap();
-    assert_eq!(h.as_str().unwrap(), format!("{:#x}", signed.hash()));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let r = loop {
-        if let Some(r) = rpc.receipt(signed.hash()).unwrap() {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "not mined");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let r = send_raw_and_wait(&rpc, &signed);
     assert_eq!(r.from, from);
     assert_eq!(
         rpc.balance(Address::repeat_byte(0x55)).unwrap(),
@@ -454,18 +461,7 @@ fn creation_and_long_data_are_accepted_by_anvil() {
             input: input.clone(),
         }
         .sign(&key);
-        let h = rpc
-            .request("eth_sendRawTransaction", json!([signed.raw()]))
-            .unwrap();
-        assert_eq!(h.as_str().unwrap(), format!("{:#x}", signed.hash()));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let r = loop {
-            if let Some(r) = rpc.receipt(signed.hash()).unwrap() {
-                break r;
-            }
-            assert!(Instant::now() < deadline, "not mined");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let r = send_raw_and_wait(&rpc, &signed);
         assert!(r.success, "nonce {nonce}");
         assert_eq!(r.from, me);
         assert_eq!(r.to, to);
