@@ -123,6 +123,11 @@ pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<k256::ecdsa::Si
         hex::decode(text.trim().trim_start_matches("0x"))
             .map_err(|_| anyhow::anyhow!("key is not hex"))?,
     );
+    // Exactly 32 bytes: `from_slice` would zero-pad a truncated key (24..32 bytes) into
+    // another valid key.
+    if raw.len() != 32 {
+        anyhow::bail!("not a secp256k1 secret key (expected 32 bytes, 64 hex digits)");
+    }
     k256::ecdsa::SigningKey::from_slice(&raw)
         .map_err(|_| anyhow::anyhow!("not a secp256k1 secret key"))
 }
@@ -196,5 +201,47 @@ pub fn run(args: &VerifierArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load_key;
+
+    fn key_file(content: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, content).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_good_key_file_loads_with_or_without_0x_and_whitespace() {
+        let hex = "11".repeat(32);
+        for text in [hex.clone(), format!("0x{hex}\n"), format!("  {hex}  ")] {
+            let (_d, p) = key_file(text.as_bytes());
+            assert_eq!(load_key(&p).unwrap().to_bytes()[..], [0x11; 32]);
+        }
+    }
+
+    #[test]
+    fn a_bad_key_file_is_a_clear_error_that_quotes_nothing_of_it() {
+        let secretish = "ab".repeat(31);
+        let bad_digit = format!("{secretish}g1");
+        let cases: [(&[u8], &str); 5] = [
+            (&[0xff, 0xfe, 0x00], "not text"),
+            (b"zz not hex at all", "not hex"),
+            (bad_digit.as_bytes(), "not hex"),
+            (secretish.as_bytes(), "expected 32 bytes"), // 31 bytes: truncated, never padded
+            (&[b'0'; 64], "not a secp256k1 secret key"), // zero is not a key
+        ];
+        for (content, want) in cases {
+            let (_d, p) = key_file(content);
+            let err = format!("{:#}", load_key(&p).unwrap_err());
+            assert!(err.contains(want), "{err}");
+            assert!(!err.contains(&secretish), "the error quotes the key: {err}");
+        }
+        let missing = std::path::Path::new("/nonexistent/sealbridge/key");
+        assert!(load_key(missing).is_err());
     }
 }
