@@ -12,7 +12,11 @@
 //!   prefunded development accounts, or accounts unlocked with `anvil_impersonateAccount`): the
 //!   node assigns nonces and prices gas. Every such transaction carries an explicit gas limit
 //!   ([`TX_GAS`]) so a reverting one is mined (status 0) like on the embedded chain instead of
-//!   failing estimation.
+//!   failing estimation. Several clients may send from one unlocked account at once (a node's
+//!   relayer and `sealbridge load` funding both use anvil's first account); the endpoint then
+//!   hands out a nonce twice and either refuses the later transaction or lets it replace the
+//!   earlier one in its pool. A refused send is asked again, a replaced one sent again
+//!   (neither was or can be mined), each at most [`ENDPOINT_NONCE_RETRIES`] times.
 //!
 //! [`TxReceipt::output`] is recovered by replaying the call with `eth_call` at the parent block,
 //! exact when the transaction is the first of its block (anvil's automine mines one per block).
@@ -32,6 +36,10 @@ pub use local::{Fees, GWEI, MAX_TX_GAS, MIN_FEE_BUMP_PERMILLE, SignerConfig};
 
 /// Gas limit of every transaction (below the EIP-7825 cap and anvil's 30M block limit).
 pub const TX_GAS: u64 = 15_000_000;
+
+/// How many times an endpoint-signed send the endpoint refused because the nonce it chose
+/// itself was taken by another sender from the same account is asked again.
+pub const ENDPOINT_NONCE_RETRIES: u32 = 8;
 
 /// A JSON-RPC endpoint, and the keys it signs transactions with locally.
 #[derive(Debug)]
@@ -83,6 +91,15 @@ fn hex_address(v: &Value) -> Result<Address, ChainError> {
         return Err(ChainError::Transport("expected an address".into()));
     }
     Ok(Address::from_slice(&b))
+}
+
+/// An `eth_sendTransaction` refusal that means the nonce the endpoint chose is taken by
+/// another transaction (mined, or pending in the pool).
+fn nonce_taken(message: &str) -> bool {
+    local::classify(message) == local::SendFailure::NonceTooLow
+        || message
+            .to_ascii_lowercase()
+            .contains("replacement transaction underpriced")
 }
 
 fn qty(n: u64) -> String {
@@ -196,20 +213,6 @@ impl RpcChain {
         })
     }
 
-    fn wait_receipt(&self, hash: &Value) -> Result<Value, ChainError> {
-        let deadline = Instant::now() + self.signer.receipt_timeout;
-        loop {
-            let r = self.request("eth_getTransactionReceipt", json!([hash]))?;
-            if !r.is_null() {
-                return Ok(r);
-            }
-            if Instant::now() > deadline {
-                return Err(ChainError::Transport(format!("no receipt for {hash}")));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     fn transact(
         &mut self,
         from: Address,
@@ -223,9 +226,75 @@ impl RpcChain {
         if let Some(to) = to {
             tx["to"] = json!(to);
         }
-        let hash = self.request("eth_sendTransaction", json!([tx.clone()]))?;
-        let r = self.wait_receipt(&hash)?;
-        self.receipt_with_output(&r, tx, to.is_some())
+        let mut resent = 0u32;
+        loop {
+            let hash = self.send_endpoint_signed(&tx)?;
+            match self.wait_endpoint_receipt(&hash)? {
+                Some(r) => return self.receipt_with_output(&r, tx, to.is_some()),
+                None if resent < ENDPOINT_NONCE_RETRIES => resent += 1,
+                None => {
+                    return Err(ChainError::Transport(format!(
+                        "transaction {hash} was dropped by the endpoint {} times",
+                        resent + 1
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Wait for the receipt of endpoint-signed transaction `hash`; `None` if the endpoint no
+    /// longer knows it and never mined it. That happens when another client sending from the
+    /// same unlocked account was given the same nonce with a higher fee (the base fee moved
+    /// between the two sends) and replaced it in the pool: it can no longer be mined (we send
+    /// endpoint-signed transactions only to development endpoints, which have no peers to
+    /// hold a copy), so the caller sends it again.
+    fn wait_endpoint_receipt(&self, hash: &Value) -> Result<Option<Value>, ChainError> {
+        let deadline = Instant::now() + self.signer.receipt_timeout;
+        let mut polls = 0u32;
+        loop {
+            let r = self.request("eth_getTransactionReceipt", json!([hash]))?;
+            if !r.is_null() {
+                return Ok(Some(r));
+            }
+            polls += 1;
+            // Every 10 polls (~200 ms): still known? Asked in this order — known, then the
+            // receipt again — a transaction mined between the two reads is not taken as gone.
+            if polls % 10 == 0
+                && self
+                    .request("eth_getTransactionByHash", json!([hash]))?
+                    .is_null()
+            {
+                let r = self.request("eth_getTransactionReceipt", json!([hash]))?;
+                return Ok((!r.is_null()).then_some(r));
+            }
+            if Instant::now() > deadline {
+                return Err(ChainError::Transport(format!("no receipt for {hash}")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `eth_sendTransaction`: the endpoint picks the nonce. Two clients sending from the same
+    /// unlocked account at once (a relayer and a funder both using anvil's first account) can
+    /// be given the same nonce; the endpoint then refuses the later one — "nonce too low" when
+    /// the other is mined already, "replacement transaction underpriced" while it is still in
+    /// the pool — without accepting it (we never replace endpoint-signed transactions, so the
+    /// transaction holding the nonce is someone else's). Asking again is safe: up to
+    /// [`ENDPOINT_NONCE_RETRIES`] more times, with a short growing pause. Any other error is
+    /// returned at once.
+    fn send_endpoint_signed(&self, tx: &Value) -> Result<Value, ChainError> {
+        let mut attempt = 0u32;
+        loop {
+            match self.request("eth_sendTransaction", json!([tx])) {
+                Err(ChainError::BadRequest(m))
+                    if attempt < ENDPOINT_NONCE_RETRIES && nonce_taken(&m) =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(10 * u64::from(attempt)));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Parse receipt `r` of transaction `tx` (JSON call object); for a call (not a creation),

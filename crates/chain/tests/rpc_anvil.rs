@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_sol_types::SolEvent;
 use sealbridge_chain::{
-    Chain, ChainError, ContractError, Sealbridge, bindings::Settlement, rpc::RpcChain,
+    Chain, ChainError, ContractError, Sealbridge,
+    bindings::Settlement,
+    rpc::{RpcChain, SignerConfig},
 };
 
 struct Anvil(Child);
@@ -36,6 +38,11 @@ fn anvil_bin() -> PathBuf {
 }
 
 fn anvil() -> (Anvil, RpcChain) {
+    let (a, c, _) = anvil_with_url();
+    (a, c)
+}
+
+fn anvil_with_url() -> (Anvil, RpcChain, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -58,7 +65,7 @@ fn anvil() -> (Anvil, RpcChain) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(c) = RpcChain::connect(&url) {
-            return (a, c);
+            return (a, c, url);
         }
         assert!(Instant::now() < deadline, "anvil did not start");
         std::thread::sleep(Duration::from_millis(50));
@@ -128,4 +135,52 @@ fn typed_client_over_json_rpc() {
     // Transport failure is a Transport error, not a panic.
     let err = RpcChain::connect("http://127.0.0.1:9").unwrap_err();
     assert!(matches!(err, ChainError::Transport(_)), "{err}");
+}
+
+/// Several clients sending from the same unlocked account at once (a node's relayer and a
+/// funder both use anvil's first account): anvil hands two of them the same nonce now and
+/// then, and refuses the later one ("nonce too low", "replacement transaction underpriced")
+/// or, when its fee is higher, lets it replace the earlier one in the pool, which then never
+/// gets a receipt. Every send must still land, once each, and promptly.
+#[test]
+fn concurrent_endpoint_signed_sends_from_one_account_all_land() {
+    const THREADS: usize = 4;
+    const EACH: usize = 25;
+    let (_anvil, rpc, url) = anvil_with_url();
+    let admin = rpc.accounts().unwrap()[0];
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                // A lost transaction fails the send in 20 s, not the default 5 minutes.
+                let mut c = RpcChain::connect(&url)
+                    .unwrap()
+                    .with_signer_config(SignerConfig {
+                        receipt_timeout: Duration::from_secs(20),
+                        ..SignerConfig::default()
+                    });
+                (0..EACH)
+                    .map(|i| {
+                        let data = Bytes::from(vec![t as u8, i as u8]);
+                        c.send(admin, Address::repeat_byte(0x55), data)
+                            .map(|r| r.tx_hash)
+                    })
+                    .collect::<Result<Vec<B256>, _>>()
+            })
+        })
+        .collect();
+    let mut hashes = Vec::new();
+    for h in handles {
+        hashes.extend(h.join().unwrap().expect("every send lands"));
+    }
+    hashes.sort();
+    hashes.dedup();
+    assert_eq!(hashes.len(), THREADS * EACH);
+    let nonce = rpc
+        .request(
+            "eth_getTransactionCount",
+            serde_json::json!([admin, "latest"]),
+        )
+        .unwrap();
+    assert_eq!(nonce, serde_json::json!(format!("0x{:x}", THREADS * EACH)));
 }

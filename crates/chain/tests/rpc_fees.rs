@@ -230,3 +230,153 @@ fn estimate_falls_back_without_the_tag_and_reverts_are_final() {
         .count();
     assert_eq!(sent, 0, "nothing sent after a revert in estimation");
 }
+
+/// An endpoint-signed send (`eth_sendTransaction`) the endpoint refuses as "nonce too low" or
+/// "replacement transaction underpriced" — a nonce it chose itself, taken by another client
+/// sending from the same account — was not accepted, so it is asked again; any other refusal is returned at once, and a refusal that
+/// never ends stops after `ENDPOINT_NONCE_RETRIES` more attempts.
+#[test]
+fn endpoint_signed_send_is_asked_again_after_nonce_too_low_only() {
+    use sealbridge_chain::rpc::ENDPOINT_NONCE_RETRIES;
+
+    fn chain(log: Arc<Mutex<Vec<Value>>>, refusals: usize, message: &'static str) -> Answer {
+        Arc::new(move |req: &Value| {
+            let mut log = log.lock().unwrap();
+            log.push(req.clone());
+            let sends = log
+                .iter()
+                .filter(|r| r["method"] == "eth_sendTransaction")
+                .count();
+            let hash = format!("0x{}", "ab".repeat(32));
+            match req["method"].as_str().unwrap() {
+                "eth_chainId" => Ok(json!("0x1")),
+                "eth_sendTransaction" if sends <= refusals => Err(message.into()),
+                "eth_sendTransaction" => Ok(json!(hash)),
+                "eth_getTransactionReceipt" => Ok(json!({
+                    "transactionHash": hash,
+                    "from": format!("0x{}", "11".repeat(20)),
+                    "to": format!("0x{}", "77".repeat(20)),
+                    "blockNumber": "0x11",
+                    "blockHash": format!("0x{}", "cd".repeat(32)),
+                    "status": "0x1",
+                    "gasUsed": "0x5208",
+                    "logs": [],
+                })),
+                "eth_call" => Ok(json!("0x")),
+                other => Err(format!("the method {other} does not exist")),
+            }
+        })
+    }
+    fn sends(log: &Mutex<Vec<Value>>) -> usize {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "eth_sendTransaction")
+            .count()
+    }
+    let send = |url: &str| {
+        let mut rpc = RpcChain::connect(url).unwrap();
+        rpc.send(
+            Address::repeat_byte(0x11),
+            Address::repeat_byte(0x77),
+            Bytes::from(vec![1u8]),
+        )
+    };
+
+    // Refused twice (anvil's spelling), then accepted: one transaction, three asks.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let r = send(&stub_requests(chain(log.clone(), 2, "nonce too low"))).unwrap();
+    assert!(r.success);
+    assert_eq!(sends(&log), 3);
+
+    // While the other transaction is still pending: "replacement transaction underpriced".
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let url = stub_requests(chain(log.clone(), 1, "replacement transaction underpriced"));
+    assert!(send(&url).unwrap().success);
+    assert_eq!(sends(&log), 2);
+
+    // Refused for good: 1 + ENDPOINT_NONCE_RETRIES asks, then the error.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let err = send(&stub_requests(chain(
+        log.clone(),
+        usize::MAX,
+        "nonce too low",
+    )))
+    .unwrap_err();
+    assert!(err.to_string().contains("nonce too low"), "{err}");
+    assert_eq!(sends(&log), 1 + ENDPOINT_NONCE_RETRIES as usize);
+
+    // Any other refusal is not retried.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let err = send(&stub_requests(chain(log.clone(), 1, "insufficient funds"))).unwrap_err();
+    assert!(err.to_string().contains("insufficient funds"), "{err}");
+    assert_eq!(sends(&log), 1);
+}
+
+/// An endpoint-signed transaction that leaves the endpoint's pool without a receipt (replaced
+/// by another client's transaction with the same nonce and a higher fee) is sent again, not
+/// waited for until the receipt timeout; one the endpoint still holds is waited for.
+#[test]
+fn endpoint_signed_transaction_dropped_from_the_pool_is_sent_again() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let url = stub_requests(Arc::new(move |req: &Value| {
+        let mut log = l.lock().unwrap();
+        log.push(req.clone());
+        let sends = log
+            .iter()
+            .filter(|r| r["method"] == "eth_sendTransaction")
+            .count();
+        let first = format!("0x{}", "01".repeat(32));
+        let second = format!("0x{}", "02".repeat(32));
+        let asked = req["params"][0].as_str().unwrap_or_default().to_string();
+        // The first transaction is pending for 30 reads, then gone without a receipt.
+        let reads_of_first = log
+            .iter()
+            .filter(|r| r["method"] == "eth_getTransactionReceipt" && r["params"][0] == first)
+            .count();
+        match req["method"].as_str().unwrap() {
+            "eth_chainId" => Ok(json!("0x1")),
+            "eth_sendTransaction" if sends == 1 => Ok(json!(first)),
+            "eth_sendTransaction" => Ok(json!(second)),
+            "eth_getTransactionByHash" if asked == first && reads_of_first < 30 => {
+                Ok(json!({"hash": first}))
+            }
+            "eth_getTransactionByHash" => Ok(Value::Null),
+            "eth_getTransactionReceipt" if asked == second => Ok(json!({
+                "transactionHash": second,
+                "from": format!("0x{}", "11".repeat(20)),
+                "to": format!("0x{}", "77".repeat(20)),
+                "blockNumber": "0x11",
+                "blockHash": format!("0x{}", "cd".repeat(32)),
+                "status": "0x1",
+                "gasUsed": "0x5208",
+                "logs": [],
+            })),
+            "eth_getTransactionReceipt" => Ok(Value::Null),
+            "eth_call" => Ok(json!("0x")),
+            other => Err(format!("the method {other} does not exist")),
+        }
+    }));
+    let mut rpc = RpcChain::connect(&url).unwrap();
+    let r = rpc
+        .send(
+            Address::repeat_byte(0x11),
+            Address::repeat_byte(0x77),
+            Bytes::from(vec![1u8]),
+        )
+        .unwrap();
+    assert_eq!(r.tx_hash.to_string(), format!("0x{}", "02".repeat(32)));
+    let log = log.lock().unwrap();
+    let count = |m: &str| log.iter().filter(|r| r["method"] == m).count();
+    assert_eq!(count("eth_sendTransaction"), 2);
+    let first = format!("0x{}", "01".repeat(32));
+    let first_reads = log
+        .iter()
+        .filter(|r| r["method"] == "eth_getTransactionReceipt" && r["params"][0] == first)
+        .count();
+    assert!(
+        first_reads >= 30,
+        "waited while the endpoint still held it: {first_reads}"
+    );
+}
