@@ -259,7 +259,7 @@ impl RpcChain {
             polls += 1;
             // Every 10 polls (~200 ms): still known? Asked in this order — known, then the
             // receipt again — a transaction mined between the two reads is not taken as gone.
-            if polls % 10 == 0
+            if polls.is_multiple_of(10)
                 && self
                     .request("eth_getTransactionByHash", json!([hash]))?
                     .is_null()
