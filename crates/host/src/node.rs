@@ -52,6 +52,9 @@ pub enum EnclaveMode {
     Unix(PathBuf),
 }
 
+/// Default depth of the gateway → core request queue ([`NodeConfig::core_queue`]).
+pub const DEFAULT_CORE_QUEUE: usize = 4096;
+
 /// Node configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -96,6 +99,9 @@ pub struct NodeConfig {
     /// Clear the deep-reorg alarm at start if it names this block: the operator's explicit
     /// acknowledgement that the credited escrow was checked ([`relayer::DeepReorg`]).
     pub acknowledge_deep_reorg: Option<u64>,
+    /// Requests the gateway may queue for the core while it serves a group; one more is
+    /// refused at once with 503 `busy` (`Retry-After: 1`) instead of waiting unboundedly.
+    pub core_queue: usize,
 }
 
 impl NodeConfig {
@@ -121,6 +127,7 @@ impl NodeConfig {
             sender: None,
             log_chunk_blocks: relayer::DEFAULT_LOG_CHUNK,
             acknowledge_deep_reorg: None,
+            core_queue: DEFAULT_CORE_QUEUE,
         }
     }
 }
@@ -585,7 +592,7 @@ impl Node {
         let check_store = Store::open(&cfg.data_dir)?;
         check_against_chain(&sb, &check_store, &status)?;
 
-        let (core_tx, core_rx) = sync_channel::<Cmd>(4096);
+        let (core_tx, core_rx) = sync_channel::<Cmd>(cfg.core_queue.max(1));
         let mut threads = Vec::new();
         threads.push(
             std::thread::Builder::new()

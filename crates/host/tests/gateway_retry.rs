@@ -1,6 +1,7 @@
 //! `503 Service Unavailable` with `Retry-After` (RFC 9110 §10.2.3), in process on loopback with
 //! the embedded chain: the exact header value when the enclave is unreachable and when the
-//! settlement queue is full (`max_pending_statements`), and that a refused envelope changed
+//! settlement queue is full (`max_pending_statements`) and when the core's request queue is
+//! full (`core_queue`, the core held up by a lock on its database), and that a refused envelope changed
 //! nothing — it was not counted, not logged, and is accepted afresh (not as a re-submission)
 //! once the node can take it.
 
@@ -21,7 +22,7 @@ use sealbridge_host::{
     EnclaveMode, Node, NodeConfig,
     client::{Attested, NodeClient},
     dev::{DevChain, WallClockChain, participants},
-    gateway::{RETRY_AFTER_ENCLAVE_DOWN, RETRY_AFTER_QUEUE_FULL},
+    gateway::{RETRY_AFTER_BUSY, RETRY_AFTER_ENCLAVE_DOWN, RETRY_AFTER_QUEUE_FULL},
     link::{serve_connection, simulated_root_secret},
     node::SharedChain,
     unix_now,
@@ -405,5 +406,98 @@ fn settlement_queue_full_is_503_retry_after_5_and_changes_nothing() {
     let (seqs, inputs) = settled_on_chain(&chain.inner, node.setup.settlement);
     assert_eq!(inputs, 4, "each accepted input settled exactly once");
     assert_eq!(seqs, vec![1, 2, 3, 4]);
+    drop(node);
+}
+
+// ---------------------------------------------------------------- core request queue full
+
+/// The core is held up — another connection holds the database's write lock, so the core's
+/// group commit waits — and the gateway's queue to it (depth 1 here) fills: the next envelope
+/// is refused at once with 503 `busy` and `Retry-After: 1`, changes nothing, and is accepted
+/// as new once the core moves again; the envelopes that were waiting are all accepted.
+#[test]
+fn core_queue_full_is_503_retry_after_1_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.core_queue = 1;
+    let chain = SharedChain::new(WallClockChain::new());
+    let node = Node::start(cfg, chain.clone()).unwrap();
+    let base = format!("http://{}", node.addr);
+    let c = NodeClient::new(&base);
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let a = c
+        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+        .unwrap();
+    let token = node.setup.token;
+    assert_eq!(post(&base, &envelope(&a, &mut rng, token, 0)).0, 200);
+    wait_until("the first input settled", 30, || {
+        c.status().is_ok_and(|s| s["settled_inputs"] == 1)
+    });
+    let before = settled_status(&c);
+
+    // Hold the write lock (well under the store's 10 s busy timeout, after which the core
+    // would stop the node): the core's next commit waits.
+    let db = rusqlite::Connection::open(dir.path().join("node.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let locked_at = Instant::now();
+    let posts: Vec<_> = (1..=8)
+        .map(|i| {
+            let env = envelope(&a, &mut rng, token, i);
+            let (b, e) = (base.clone(), env.clone());
+            let h = std::thread::spawn(move || post(&b, &e));
+            std::thread::sleep(Duration::from_millis(100));
+            (env, h)
+        })
+        .collect();
+    // While the core is held nothing is accepted: whatever has answered is a refusal.
+    wait_until("a refusal while the core is held", 5, || {
+        posts.iter().any(|(_, h)| h.is_finished())
+    });
+    assert!(locked_at.elapsed() < Duration::from_secs(7));
+    db.execute_batch("ROLLBACK").unwrap();
+    drop(db);
+
+    // The core moves on: every envelope that waited is accepted; each refused one was
+    // refused at once with Retry-After 1 and never stored.
+    let (mut accepted, mut refused) = (0u64, Vec::new());
+    for (env, h) in posts {
+        let (code, retry, v) = h.join().unwrap();
+        if code == 200 {
+            assert_eq!((retry, &v["resubmitted"]), (None, &false.into()), "{v}");
+            accepted += 1;
+        } else {
+            assert_eq!(code, 503, "{v}");
+            assert_eq!(v["error"], "busy", "{v}");
+            assert_eq!(retry.as_deref(), Some("1"), "Retry-After while busy");
+            refused.push(env);
+        }
+    }
+    assert_eq!(RETRY_AFTER_BUSY, 1);
+    assert!(!refused.is_empty(), "a full core queue refuses");
+    assert!(
+        accepted >= 1,
+        "the held group and the queued request are accepted"
+    );
+    let before_accepted = before["accepted"].as_u64().unwrap();
+    wait_until("the accepted inputs settled", 30, || {
+        c.status().is_ok_and(|s| {
+            s["accepted"] == before_accepted + accepted && s["settled_inputs"] == 1 + accepted
+        })
+    });
+    for env in &refused {
+        let (code, retry, v) = post(&base, env);
+        assert_eq!((code, retry), (200, None), "{v}");
+        assert_eq!(v["resubmitted"], false, "refused, so never stored: {v}");
+    }
+    let n = accepted + refused.len() as u64;
+
+    wait_until("all settled", 30, || {
+        c.status().is_ok_and(|s| {
+            s["settled_inputs"] == 1 + n && s["pending_inputs"] == 0 && s["health"] == "healthy"
+        })
+    });
+    let (seqs, inputs) = settled_on_chain(&chain, node.setup.settlement);
+    assert_eq!(inputs, 1 + n, "each accepted input settled exactly once");
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
     drop(node);
 }
