@@ -73,8 +73,8 @@ pub enum Cmd {
     },
     /// Chain events read up to `cursor` (the next block to scan).
     Deposits {
-        /// Events in chain order.
-        events: Vec<ChainEvent>,
+        /// Events in chain order, each with its position on chain.
+        events: Vec<(EventPosition, ChainEvent)>,
         /// Next block to scan.
         cursor: u64,
         /// Reply.
@@ -88,6 +88,15 @@ pub enum Cmd {
         reply: oneshot::Sender<Result<Response, HostError>>,
     },
 }
+
+/// Where a chain event is: `(block number, log index)`, ordered as the chain orders them.
+pub type EventPosition = (u64, u64);
+
+/// Meta key: the position of the last chain event whose journal record is committed. A
+/// `Deposits` command that fails part-way (the enclave lost after k events) commits the records
+/// of the k events it did credit but not the cursor, so the relayer scans the same blocks again;
+/// the events up to this position are skipped then instead of being credited twice.
+pub const EVENTS_APPLIED: &str = "chain_events_applied";
 
 /// What the gateway reads without asking the core.
 #[derive(Debug, Default)]
@@ -627,12 +636,39 @@ impl Core {
                 cursor,
                 reply,
             } => {
-                let mut result = Ok(());
-                for ev in events {
-                    if let Err(e) = self.journaled(Request::Chain(ev), g) {
-                        result = Err(e);
-                        break;
+                // Relayer commands wait for their reply, which comes after the group's commit:
+                // no other `Deposits` of this group can have moved the position.
+                let done = match self.store.meta::<EventPosition>(EVENTS_APPLIED) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
                     }
+                };
+                let mut result = Ok(());
+                let mut applied = None;
+                for (pos, ev) in events {
+                    if done.is_some_and(|d| pos <= d) {
+                        tracing::info!(
+                            block = pos.0,
+                            log_index = pos.1,
+                            "chain event credited before a failure: skipped"
+                        );
+                        continue;
+                    }
+                    match self.journaled(Request::Chain(ev), g) {
+                        Ok(_) => applied = Some(pos),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                // Committed with the events' journal records, also when a later one failed.
+                if let Some(p) = applied
+                    && let Ok(json) = serde_json::to_string(&p)
+                {
+                    g.commit.meta.push((EVENTS_APPLIED.into(), json));
                 }
                 match result {
                     Ok(()) => {

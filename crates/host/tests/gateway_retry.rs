@@ -7,7 +7,7 @@
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -499,5 +499,129 @@ fn core_queue_full_is_503_retry_after_1_and_changes_nothing() {
     let (seqs, inputs) = settled_on_chain(&chain, node.setup.settlement);
     assert_eq!(inputs, 1 + n, "each accepted input settled exactly once");
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    drop(node);
+}
+
+// ---------------------------------------------------------------- enclave lost while crediting
+
+/// An enclave stand-in on a Unix socket that drops its connection, without answering, when
+/// it is handed the `cut_at`-th deposit event (counting over all connections); every later
+/// connection is served normally.
+fn enclave_cutting_at_deposit(path: &Path, root: [u8; 32], cut_at: usize) -> Arc<AtomicUsize> {
+    use sealbridge_enclave::boundary::{ChainEvent, Request, decode_frame, encode_frame};
+    use sealbridge_host::link::read_frame;
+    use std::io::Write as _;
+
+    let listener = UnixListener::bind(path).unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut session = Session::new(
+                RootSecret::from_bytes(root),
+                Box::new(|| Box::new(rand_core::OsRng)),
+            );
+            while let Ok(Some(frame)) = read_frame(&mut stream) {
+                let request: Request = decode_frame(&frame).unwrap();
+                if let Request::Journaled(inner) = &request
+                    && matches!(**inner, Request::Chain(ChainEvent::Deposit { .. }))
+                    && counter.fetch_add(1, Relaxed) + 1 == cut_at
+                {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    break;
+                }
+                let response = session.handle(request);
+                if stream.write_all(&encode_frame(&response).unwrap()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    seen
+}
+
+/// Four deposits reach the enclave in one relayer command; the enclave is lost at the third.
+/// The first two were credited and their journal records committed; the scan cursor was not.
+/// After the node restores the enclave, the relayer scans the same blocks again: exactly the
+/// chain's escrow must be credited — the first two are not credited twice.
+#[test]
+fn enclave_lost_while_crediting_deposits_credits_each_deposit_once() {
+    const AMOUNTS: [u128; 4] = [100, 200, 300, 400];
+    const TOTAL: u128 = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, root) = simulated_root_secret(dir.path()).unwrap();
+    let socket = dir.path().join("enclave.sock");
+    let seen = enclave_cutting_at_deposit(&socket, root, 3);
+    let mut cfg = config(dir.path());
+    cfg.enclave = EnclaveMode::Unix(socket);
+    cfg.fund_participants = Some(false);
+    let chain = Switched {
+        inner: SharedChain::new(WallClockChain::new()),
+        down: Arc::new(AtomicBool::new(false)),
+    };
+    let node = Node::start(cfg, chain.clone()).unwrap();
+    let base = format!("http://{}", node.addr);
+    let c = NodeClient::new(&base);
+    let mut rng = ChaCha20Rng::seed_from_u64(14);
+    let a = c
+        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+        .unwrap();
+    let token = node.setup.token;
+    let ps = participants(4);
+
+    // While the node cannot see the chain, participant 0 deposits four times (four blocks):
+    // when it can again, one scan finds all four and hands them over in one command.
+    chain.down.store(true, Relaxed);
+    let mut sb = sealbridge_chain::Sealbridge::attach(chain.inner.clone(), node.setup.deployment());
+    sb.chain_mut().fund_and_unlock(ps[0].account).unwrap();
+    sb.mint(node.setup.admin, ps[0].account, U256::from(TOTAL))
+        .unwrap();
+    let mut last_block = 0;
+    for amount in AMOUNTS {
+        last_block = sb
+            .deposit(ps[0].account, token, U256::from(amount))
+            .unwrap()
+            .block_number;
+    }
+    assert_eq!(
+        sb.escrow_balance(ps[0].account, token).unwrap(),
+        U256::from(TOTAL)
+    );
+    chain.down.store(false, Relaxed);
+    wait_until("the deposits credited", 60, || {
+        c.status().is_ok_and(|s| {
+            s["deposit_cursor"].as_u64().is_some_and(|d| d > last_block) && s["health"] == "healthy"
+        })
+    });
+    assert!(
+        seen.load(Relaxed) >= 3,
+        "the enclave was lost at the third deposit event"
+    );
+
+    // The enclave's view of participant 0's escrow is the chain's: one unit more is refused,
+    // exactly the total is accepted and settles.
+    let obligation = |amount: u128, rng: &mut ChaCha20Rng| {
+        let ob = Obligation {
+            to: ps[1].account,
+            token,
+            amount,
+        };
+        a.seal(&ps[0].key, &ob.encode(), unix_now(), 600, rng)
+            .unwrap()
+    };
+    let (code, _, v) = post(&base, &obligation(TOTAL + 1, &mut rng));
+    assert_eq!(code, 422, "more than the chain's escrow was credited: {v}");
+    let (code, _, v) = post(&base, &obligation(TOTAL, &mut rng));
+    assert_eq!(code, 200, "{v}");
+    wait_until("settled", 60, || {
+        c.status()
+            .is_ok_and(|s| s["settled_inputs"] == 1 && s["pending_inputs"] == 0)
+    });
+    assert_eq!(sb.escrow_balance(ps[0].account, token).unwrap(), U256::ZERO);
+    assert_eq!(
+        sb.escrow_balance(ps[1].account, token).unwrap(),
+        U256::from(TOTAL)
+    );
     drop(node);
 }

@@ -4,7 +4,7 @@
 //! (ignored, release) a state whose snapshot is larger than a frame.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -124,10 +124,15 @@ impl Node {
     }
 
     fn deposit(&self, events: Vec<ChainEvent>) {
+        static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send(Cmd::Deposits {
-                events,
+                events: events
+                    .into_iter()
+                    // Positions only grow (the core skips positions it credited).
+                    .map(|e| ((NEXT_BLOCK.fetch_add(1, Ordering::Relaxed), 0), e))
+                    .collect(),
                 cursor: 0,
                 reply,
             })

@@ -12,7 +12,12 @@ use sealbridge_enclave::boundary::ChainEvent;
 use tokio::sync::oneshot;
 
 use super::{RelayerConfig, SharedChain, lock};
-use crate::{HostError, core::Cmd, metrics::Metrics, store::Store};
+use crate::{
+    HostError,
+    core::{Cmd, EventPosition},
+    metrics::Metrics,
+    store::Store,
+};
 
 /// What the deposit scan remembers between rounds (in memory: the cursor itself is durable).
 #[derive(Debug, Default)]
@@ -235,15 +240,18 @@ fn credit(
         .iter()
         .filter(|l| Settlement::Deposited::decode_log(&l.inner).is_ok())
         .collect();
-    let events: Vec<ChainEvent> = deposits
+    let events: Vec<(EventPosition, ChainEvent)> = deposits
         .iter()
-        .filter_map(|l| Settlement::Deposited::decode_log(&l.inner).ok())
-        .filter_map(|e| {
-            Some(ChainEvent::Deposit {
-                account: e.data.account,
-                token: e.data.token,
-                amount: u128::try_from(e.data.amount).ok()?,
-            })
+        .filter_map(|l| {
+            let e = Settlement::Deposited::decode_log(&l.inner).ok()?;
+            Some((
+                (l.block_number, l.log_index),
+                ChainEvent::Deposit {
+                    account: e.data.account,
+                    token: e.data.token,
+                    amount: u128::try_from(e.data.amount).ok()?,
+                },
+            ))
         })
         .collect();
     if events.is_empty() {
