@@ -15,7 +15,7 @@ use sealbridge_enclave::{
     boundary::{BoundaryError, MAX_FRAME_BYTES, Request, Response, decode_frame, encode_frame},
     session::{RngFactory, Session},
 };
-use sealbridge_seal::at_rest::RootSecret;
+use sealbridge_seal::{at_rest::RootSecret, envelope::SealedEnvelope};
 
 use crate::HostError;
 
@@ -59,7 +59,7 @@ impl EnclaveLink for InProc {
         let frame = encode_frame(&request).map_err(|e| HostError::Enclave(e.to_string()))?;
         let request: Request =
             decode_frame(&frame).map_err(|e| HostError::Enclave(e.to_string()))?;
-        Ok(self.session.handle(request))
+        Ok(handle_traced(&mut self.session, request, frame.len()))
     }
 
     fn reconnect(&mut self) -> Result<(), HostError> {
@@ -168,8 +168,11 @@ pub fn serve_connection(conn: &mut (impl Read + Write), session: &mut Session) {
         let response = match read_frame(conn) {
             Ok(None) => return,
             Ok(Some(frame)) => match decode_frame::<Request>(&frame) {
-                Ok(request) => session.handle(request),
-                Err(e) => Response::Error(e),
+                Ok(request) => handle_traced(session, request, frame.len()),
+                Err(e) => {
+                    tracing::debug!(bytes = frame.len(), "undecodable boundary frame");
+                    Response::Error(e)
+                }
             },
             Err(e) => Response::Error(e),
         };
@@ -188,6 +191,111 @@ pub fn serve_connection(conn: &mut (impl Read + Write), session: &mut Session) {
         if conn.write_all(&bytes).is_err() || fatal {
             return;
         }
+    }
+}
+
+/// Serve one request on the enclave side of a transport, inside an `enclave` span that names
+/// the request's kind and, for a client envelope, its trace id (so one trace id runs gateway →
+/// core → enclave → relayer, and across the process boundary). Logs only kinds, sizes and
+/// outcomes: never a payload, plaintext or key.
+fn handle_traced(session: &mut Session, request: Request, bytes: usize) -> Response {
+    let span = tracing::info_span!(
+        "enclave",
+        kind = %request_kind(&request),
+        journaled = matches!(request, Request::Journaled(_)),
+        trace_id = tracing::field::Empty,
+    );
+    if !span.is_disabled()
+        && let Some(trace) = envelope_trace_id(&request)
+    {
+        span.record("trace_id", tracing::field::display(trace));
+    }
+    let _entered = span.enter();
+    tracing::debug!(bytes, "boundary request");
+    let response = session.handle(request);
+    tracing::debug!(
+        response = %response_kind(&response),
+        outcome = %outcome(&response),
+        "boundary response"
+    );
+    response
+}
+
+/// The trace id in a client envelope's protected header (the gateway's parser,
+/// [`SealedEnvelope::parse`]); `None` for other requests and for envelopes that do not parse
+/// (the enclave answers those with a `malformed` receipt).
+fn envelope_trace_id(request: &Request) -> Option<String> {
+    match request {
+        Request::Submit { envelope, .. } => SealedEnvelope::parse(envelope)
+            .ok()
+            .map(|e| e.header().trace_id.to_hex()),
+        Request::Journaled(inner) => envelope_trace_id(inner),
+        _ => None,
+    }
+}
+
+/// A request's variant, for logs (`Journaled` names its inner request).
+fn request_kind(request: &Request) -> &'static str {
+    match request {
+        Request::Hello { .. } => "hello",
+        Request::Describe => "describe",
+        Request::Evidence { .. } => "evidence",
+        Request::Tick { .. } => "tick",
+        Request::Submit { .. } => "submit",
+        Request::Chain(_) => "chain",
+        Request::CutBatch { .. } => "cut-batch",
+        Request::Checkpoint => "checkpoint",
+        Request::LogEntries => "log-entries",
+        Request::LogAttestation { .. } => "log-attestation",
+        Request::Journaled(inner) => request_kind(inner),
+        Request::Snapshot { .. } => "snapshot",
+        Request::SnapshotChunk { .. } => "snapshot-chunk",
+        Request::Replay { .. } => "replay",
+        Request::ReplayBatch { .. } => "replay-batch",
+        Request::Status => "status",
+        Request::Boot { .. } => "boot",
+        Request::Restore { .. } => "restore",
+        Request::RestoreChunk { .. } => "restore-chunk",
+        Request::RestoreV1 { .. } => "restore-v1",
+    }
+}
+
+/// A response's variant, for logs (`Journaled` names its inner response).
+fn response_kind(response: &Response) -> &'static str {
+    match response {
+        Response::Hello { .. } => "hello",
+        Response::Description(_) => "description",
+        Response::Evidence { .. } => "evidence",
+        Response::Ticked { .. } => "ticked",
+        Response::Submitted(_) => "submitted",
+        Response::Ack => "ack",
+        Response::Batch(_) => "batch",
+        Response::Checkpoint { .. } => "checkpoint",
+        Response::LogEntries { .. } => "log-entries",
+        Response::Journaled { response, .. } => response_kind(response),
+        Response::Snapshot(_) => "snapshot",
+        Response::SnapshotChunk { .. } => "snapshot-chunk",
+        Response::Restoring { .. } => "restoring",
+        Response::Status(_) => "status",
+        Response::Error(_) => "error",
+    }
+}
+
+/// `accepted` or the rejection's reason code for a submission, a code for a boundary error,
+/// else `ok` (never the error's free text).
+fn outcome(response: &Response) -> &'static str {
+    match response {
+        Response::Submitted(o) => o.rejected.map_or("accepted", |r| r.as_str()),
+        Response::Journaled { response, .. } => outcome(response),
+        Response::Error(e) => match e {
+            BoundaryError::UnsupportedVersion(_) => "unsupported-version",
+            BoundaryError::MalformedFrame => "malformed-frame",
+            BoundaryError::FrameTooLarge => "frame-too-large",
+            BoundaryError::Internal => "internal",
+            BoundaryError::Refused(_) => "refused",
+            _ => "error",
+        },
+        _ => "ok",
     }
 }
 
@@ -259,4 +367,101 @@ pub fn read_root_secret(path: &Path) -> Result<[u8; 32], HostError> {
     hex::decode_to_slice(text.trim(), &mut root)
         .map_err(|_| HostError::Config(format!("{}: not 64 hex digits", path.display())))?;
     Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use sealbridge_proto::{EnvelopeHeader, Epoch, InstanceId, Nonce, ProgramId, TraceId};
+    use sealbridge_seal::{
+        envelope::seal,
+        keys::{Ed25519SigningKey, KemSecretKey},
+    };
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn call(stream: &mut UnixStream, request: &Request) -> Response {
+        stream.write_all(&encode_frame(request).unwrap()).unwrap();
+        decode_frame(&read_frame(stream).unwrap().unwrap()).unwrap()
+    }
+
+    /// The enclave process's side of the socket opens an `enclave` span per request carrying
+    /// the envelope's trace id, and logs neither the envelope nor its plaintext.
+    #[test]
+    fn serve_connection_spans_carry_the_envelope_trace_id() {
+        let trace = TraceId(*b"trace-id-in-test");
+        let header = EnvelopeHeader::new(
+            InstanceId([1; 32]),
+            Epoch(1),
+            ProgramId([2; 32]),
+            Nonce([3; 16]),
+            u64::MAX,
+            trace,
+        );
+        let (_, recipient) = KemSecretKey::derive(b"link test");
+        let sender = Ed25519SigningKey::from_seed([9; 32]);
+        let plaintext = b"canary-plaintext-2EA1C0DE";
+        let envelope = seal(
+            &header,
+            &recipient,
+            &sender,
+            plaintext,
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let (mut host, mut enclave) = UnixStream::pair().unwrap();
+        let server = std::thread::spawn(move || {
+            tracing::subscriber::with_default(subscriber, || {
+                let mut session = Session::new(RootSecret::from_bytes([5; 32]), os_rng());
+                serve_connection(&mut enclave, &mut session);
+            });
+        });
+        let hello = Request::Hello {
+            version: sealbridge_enclave::boundary::BOUNDARY_VERSION,
+        };
+        assert!(matches!(call(&mut host, &hello), Response::Hello { .. }));
+        let submit = Request::Submit {
+            envelope: envelope.clone(),
+            now: 1,
+        };
+        call(&mut host, &Request::Journaled(Box::new(submit.clone())));
+        call(&mut host, &submit);
+        drop(host);
+        server.join().unwrap();
+
+        let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let t = trace.to_hex();
+        for needle in [
+            "enclave{kind=hello journaled=false}".to_string(),
+            format!("enclave{{kind=submit journaled=true trace_id={t}}}"),
+            format!("enclave{{kind=submit journaled=false trace_id={t}}}"),
+        ] {
+            assert!(logs.contains(&needle), "no {needle} in\n{logs}");
+        }
+        assert!(logs.contains("boundary response"), "{logs}");
+        assert!(!logs.contains("canary"), "{logs}");
+        assert!(!logs.contains(&hex::encode(&envelope[envelope.len() - 16..])));
+    }
 }

@@ -1,6 +1,8 @@
 //! Redaction (DESIGN §11, §12 invariant 3): a load of canary plaintexts through the node with
 //! every log at TRACE; no canary appears in the logs, the metrics, or any file the node wrote
-//! (database, its WAL, tiles, checkpoint) — sealed blobs are ciphertext.
+//! (database, its WAL, tiles, checkpoint) — sealed blobs are ciphertext. Meanwhile each
+//! envelope's trace id is logged by the gateway, the core, the enclave side of the boundary and
+//! the relayer.
 //!
 //! Canaries are obligation amounts sent in pairs that net to zero within their batch, so the
 //! program's declared effects (the only plaintext-derived output allowed) do not carry them.
@@ -123,7 +125,8 @@ fn no_canary_in_logs_metrics_or_files() {
     drop(node);
 
     let logs = capture.0.lock().unwrap().clone();
-    // Trace ids do travel: each appears in the gateway's, the core's and the relayer's spans.
+    // Trace ids do travel: each appears in the gateway's, the core's, the enclave's (nested in
+    // the core's: the enclave side of the boundary, `link::handle_traced`) and the relayer's spans.
     let text = String::from_utf8_lossy(&logs);
     for t in &traces {
         let bare = t.trim_start_matches("0x");
@@ -132,6 +135,13 @@ fn no_canary_in_logs_metrics_or_files() {
             (
                 "core",
                 format!(" submit{{trace_id={t}}}: sealbridge_host::core"),
+            ),
+            (
+                "enclave",
+                format!(
+                    " submit{{trace_id={t}}}:enclave{{kind=submit journaled=true trace_id={t}}}: \
+                     sealbridge_host::link: boundary response response=submitted outcome=accepted"
+                ),
             ),
         ] {
             assert!(text.contains(&needle), "{what} span without trace id {t}");
