@@ -409,8 +409,15 @@ impl Store {
             }
             let mut ins = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO envelopes (id, sequence, accepted, reason, receipt, trace)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    // An envelope refused earlier (e.g. no escrow yet) may be accepted when
+                    // sent again: its accepted receipt replaces the refusal. An accepted
+                    // receipt is never replaced (the core answers re-submissions with it).
+                    "INSERT INTO envelopes (id, sequence, accepted, reason, receipt, trace)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(id) DO UPDATE SET sequence = excluded.sequence,
+                       accepted = excluded.accepted, reason = excluded.reason,
+                       receipt = excluded.receipt, trace = excluded.trace
+                     WHERE envelopes.accepted = 0",
                 )
                 .map_err(db)?;
             for e in &c.envelopes {

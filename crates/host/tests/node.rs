@@ -361,3 +361,69 @@ fn an_open_batch_left_by_a_stop_is_cut_after_restart_without_new_inputs() {
         status(&c)["settled_inputs"] == 3
     });
 }
+
+/// An envelope the program refuses (its sender has no escrow yet) and that is sent again after
+/// the deposit is accepted: from then on its receipt is the accepted one — `GET
+/// /v1/receipts/{id}` says accepted, a third submission gets that receipt back as a
+/// re-submission (not a replay refusal) — and it settles once.
+#[test]
+fn an_envelope_refused_then_accepted_keeps_its_accepted_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = SharedChain::new(WallClockChain::new());
+    let mut cfg = config(dir.path());
+    cfg.batch_size = 1;
+    cfg.fund_participants = Some(false);
+    let node = Node::start(cfg, chain.clone()).unwrap();
+    let token = node.setup.token;
+    let c = NodeClient::new(&format!("http://{}", node.addr));
+    let mut clients = Clients::new(&c, 6);
+    let ps = participants(4);
+    let ob = Obligation {
+        to: ps[1].account,
+        token,
+        amount: 50,
+    };
+    let env = clients
+        .attested
+        .seal(&ps[0].key, &ob.encode(), unix_now(), 600, &mut clients.rng)
+        .unwrap();
+    let id = sealbridge_proto::EnvelopeId::of(&env);
+
+    let (code, v) = c.submit(&env, 0).unwrap();
+    assert_eq!((code, &v["status"]), (422, &"rejected".into()), "{v}");
+    assert_eq!(c.receipt(id.as_bytes()).unwrap().0["status"], "rejected");
+
+    // Escrow arrives and is credited; the same envelope is sent again.
+    let mut sb = Sealbridge::attach(chain.clone(), node.setup.deployment());
+    sealbridge_host::dev::fund(&mut sb, node.setup.admin, &ps[..1]).unwrap();
+    let credited_from = chain.block_number().unwrap();
+    wait_until("the deposit credited", || {
+        status(&c)["deposit_cursor"]
+            .as_u64()
+            .is_some_and(|d| d > credited_from)
+    });
+    let (code, accepted) = c.submit(&env, 0).unwrap();
+    assert_eq!(
+        (code, &accepted["status"]),
+        (200, &"accepted".into()),
+        "{accepted}"
+    );
+    assert_eq!(accepted["resubmitted"], false, "{accepted}");
+
+    let (stored, _) = c.receipt(id.as_bytes()).unwrap();
+    assert_eq!(stored["status"], "accepted", "{stored}");
+    assert_eq!(stored["receipt"], accepted["receipt"], "{stored}");
+    let (code, again) = c.submit(&env, 0).unwrap();
+    assert_eq!(
+        (code, &again["resubmitted"]),
+        (200, &true.into()),
+        "{again}"
+    );
+    assert_eq!(again["receipt"], accepted["receipt"]);
+    wait_until("settled", || status(&c)["settled_inputs"] == 1);
+    assert_eq!(settled_on_chain(&chain, &node.setup), (1, 1));
+    assert_eq!(
+        sb.escrow_balance(ps[1].account, token).unwrap(),
+        U256::from(50u64)
+    );
+}
