@@ -189,6 +189,7 @@ async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
             }
         }
     }
+    let registration = s.metrics.registration.lock().ok().and_then(|r| *r);
     Json(json!({
         "evidence": evidence,
         "key_bundle": hex::encode(d.key_bundle.to_bytes()),
@@ -205,7 +206,9 @@ async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
         "settlement": s.setup.settlement,
         "token": s.setup.token,
         "participants": s.setup.participants,
-        "registration": if s.metrics.enclave_up.load(Relaxed) { "registered" } else { "unknown" },
+        "registration": registration.map_or("unknown", |r| r.status(crate::unix_now())),
+        "registration_expires_at": registration.map(|r| r.expires_at),
+        "registration_checked_at": registration.map(|r| r.checked_at),
     }))
     .into_response()
 }

@@ -64,12 +64,40 @@ pub struct Metrics {
     pub deposit_scan_error: Mutex<Option<String>>,
     /// Blocks per `eth_getLogs` the deposit scan uses now (halved on a range limit).
     pub scan_chunk: AtomicU64,
+    /// The enclave's registration as the registry last reported it (at start, then at every
+    /// renewal check); `None` before the first read.
+    pub registration: Mutex<Option<RegistrationView>>,
     /// Whether the enclave answers.
     pub enclave_up: AtomicBool,
     /// Whether the chain answers.
     pub chain_up: AtomicBool,
     /// Receipt latency histogram: bucket counts, then +Inf.
     latency: Mutex<([u64; BUCKETS.len() + 1], f64)>,
+}
+
+/// The registry's record of this node's enclave, as last read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationView {
+    /// `isActive`: registered, not revoked, not expired, measurement allowed (at that block).
+    pub active: bool,
+    /// `expiresAt` of the registration (0: never registered).
+    pub expires_at: u64,
+    /// When it was read (unix seconds, host clock).
+    pub checked_at: u64,
+}
+
+impl RegistrationView {
+    /// `registered` (active when read and not expired since), `expired`, `inactive` (revoked,
+    /// measurement no longer allowed, or never registered).
+    pub fn status(&self, now: u64) -> &'static str {
+        if self.active && self.expires_at > now {
+            "registered"
+        } else if self.expires_at != 0 && self.expires_at <= now {
+            "expired"
+        } else {
+            "inactive"
+        }
+    }
 }
 
 /// Overall health.

@@ -25,7 +25,7 @@ use crate::{
     dev::{self, DevChain},
     gateway,
     link::{EnclaveLink, InProc, SpawnedEnclave, UnixLink, simulated_root_secret},
-    metrics::Metrics,
+    metrics::{Metrics, RegistrationView},
     registration::{self, Appraisers, RENEW_MARGIN},
     relayer::{self, RelayerConfig},
     store::Store,
@@ -278,6 +278,7 @@ fn renewal_loop<C: Chain>(
     appraisers: &Appraisers,
     every: Duration,
     stop: &AtomicBool,
+    metrics: &Metrics,
 ) {
     let mut next = std::time::Instant::now() + every;
     while !stop.load(Relaxed) {
@@ -309,7 +310,29 @@ fn renewal_loop<C: Chain>(
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "registration renewal failed; will retry"),
         }
+        if let Ok(sb) = chain.lock()
+            && let Err(e) = refresh_registration(&sb, description.key_bundle.address, metrics)
+        {
+            tracing::debug!(error = %e, "reading the registration failed");
+        }
     }
+}
+
+/// Read the registry's record of `enclave` into `metrics` (served by `GET /v1/enclave`).
+fn refresh_registration<C: Chain>(
+    sb: &Sealbridge<C>,
+    enclave: Address,
+    metrics: &Metrics,
+) -> Result<(), HostError> {
+    let view = RegistrationView {
+        active: sb.is_active(enclave)?,
+        expires_at: sb.enclave(enclave)?.expiresAt,
+        checked_at: unix_now(),
+    };
+    if let Ok(mut r) = metrics.registration.lock() {
+        *r = Some(view);
+    }
+    Ok(())
 }
 
 fn call_core(tx: &SyncSender<Cmd>, request: Request) -> Result<Response, HostError> {
@@ -644,6 +667,7 @@ impl Node {
         {
             fund(&mut sb, &setup)?;
         }
+        refresh_registration(&sb, description.key_bundle.address, &metrics)?;
         metrics.chain_up.store(true, Relaxed);
 
         // ---- relayer ----------------------------------------------------------------------
@@ -679,11 +703,21 @@ impl Node {
         {
             let (chain, tx, stop) = (chain.clone(), core_tx.clone(), stop.clone());
             let (sender, every, description) = (setup.admin, cfg.renew_check, description.clone());
+            let metrics = metrics.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name("sealbridge-attest".into())
                     .spawn(move || {
-                        renewal_loop(&chain, &tx, sender, &description, &appraisers, every, &stop)
+                        renewal_loop(
+                            &chain,
+                            &tx,
+                            sender,
+                            &description,
+                            &appraisers,
+                            every,
+                            &stop,
+                            &metrics,
+                        )
                     })
                     .map_err(|e| HostError::Config(e.to_string()))?,
             );

@@ -427,3 +427,30 @@ fn an_envelope_refused_then_accepted_keeps_its_accepted_receipt() {
         U256::from(50u64)
     );
 }
+
+/// `GET /v1/enclave` reports the registry's view of the enclave's registration — registered
+/// with its expiry after start, and `inactive` once governance revokes it (read at the next
+/// renewal check) — not merely whether the enclave answers.
+#[test]
+fn the_enclave_endpoint_reports_the_registrys_view_of_the_registration() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = SharedChain::new(WallClockChain::new());
+    let mut cfg = config(dir.path());
+    cfg.renew_check = Duration::from_millis(300);
+    let node = Node::start(cfg, chain.clone()).unwrap();
+    let c = NodeClient::new(&format!("http://{}", node.addr));
+    let (code, info) = c.get_json("/v1/enclave").unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(info["registration"], "registered", "{info}");
+    let expires = info["registration_expires_at"].as_u64().unwrap();
+    assert!(expires > unix_now(), "{info}");
+    assert!(info["registration_checked_at"].as_u64().is_some(), "{info}");
+
+    let enclave: alloy_primitives::Address = info["address"].as_str().unwrap().parse().unwrap();
+    let mut sb = Sealbridge::attach(chain.clone(), node.setup.deployment());
+    sb.revoke_enclave(node.setup.admin, enclave).unwrap();
+    assert!(!sb.is_active(enclave).unwrap());
+    wait_until("the revocation reported", || {
+        c.get_json("/v1/enclave").unwrap().1["registration"] == "inactive"
+    });
+}
