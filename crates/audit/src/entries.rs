@@ -101,6 +101,9 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
             Ok(Entry::AttestationResult { result, signatures })
         }
         EntryKind::Receipt => Ok(Entry::Receipt(body.to_vec())),
+        EntryKind::StatementRenewal => {
+            Err("statement renewal entries are not understood by this auditor yet".into())
+        }
         EntryKind::Statement => {
             if body.len() != STATEMENT_ABI_LEN + 65 {
                 return Err("statement entry is not 417 bytes".into());

@@ -16,7 +16,7 @@ use crate::{
 /// Version of the boundary protocol; `Hello` must agree on it. Version 2: snapshots cross the
 /// boundary in chunks (`Snapshot { chunk_bytes }`, `SnapshotChunk`, `Restore { manifest }`,
 /// `RestoreChunk`); version 1's single-blob restore survives as `RestoreV1`.
-pub const BOUNDARY_VERSION: u16 = 3;
+pub const BOUNDARY_VERSION: u16 = 4;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
 /// frame grows with the state.
@@ -78,6 +78,19 @@ pub enum Request {
     Chain(ChainEvent),
     /// Close the pending batch now (if any input is pending).
     CutBatch {
+        /// Host time.
+        now: u64,
+    },
+    /// Renew a statement this enclave signed whose validity window ran out (or is about to)
+    /// before it settled: the same statement with a fresh window (`notBefore`/`notAfter` from
+    /// `now` as at a cut), signed again and logged as a `StatementRenewal` entry. Refused for a
+    /// statement the enclave did not sign (the signature must be the one it would make: its
+    /// signatures are deterministic) and when the fresh window would not end later.
+    RenewStatement {
+        /// ABI encoding of the statement as signed.
+        statement: Vec<u8>,
+        /// Its 65-byte signature.
+        signature: Vec<u8>,
         /// Host time.
         now: u64,
     },
@@ -228,6 +241,15 @@ pub enum Response {
     Ack,
     /// Answer to `CutBatch`: the signed statement, or `None` when nothing was pending.
     Batch(Option<Box<SignedStatement>>),
+    /// Answer to `RenewStatement`.
+    Renewed {
+        /// ABI encoding of the renewed statement.
+        statement: Vec<u8>,
+        /// Its 65-byte signature.
+        signature: Vec<u8>,
+        /// Its EIP-712 digest.
+        digest: B256,
+    },
     /// Answer to `Checkpoint`: a C2SP signed note.
     Checkpoint {
         /// The signed checkpoint.

@@ -8,7 +8,9 @@
 //! - `Statement`: ABI-encoded `Statement` (11 words, 352 bytes) ‖ 65-byte signature;
 //! - `EpochRotation`: the signed epoch announcement;
 //! - `PolicyChange`: the canonical policy bytes (`EnclavePolicy::to_bytes`), whose hash with the
-//!   policy label is the statements' `policyHash`.
+//!   policy label is the statements' `policyHash`;
+//! - `StatementRenewal`: like `Statement` — the renewed statement (equal to the logged statement
+//!   of its sequence but for `notBefore`/`notAfter`) ‖ its signature.
 
 /// Entry encoding version.
 pub const ENTRY_VERSION: u8 = 1;
@@ -29,6 +31,8 @@ pub enum EntryKind {
     EpochRotation = 5,
     /// A policy change.
     PolicyChange = 6,
+    /// A statement signed again with a fresh validity window (it had not settled in time).
+    StatementRenewal = 7,
 }
 
 /// Encode an entry.
@@ -54,6 +58,7 @@ pub fn decode(bytes: &[u8]) -> Option<(EntryKind, &[u8])> {
         4 => EntryKind::Statement,
         5 => EntryKind::EpochRotation,
         6 => EntryKind::PolicyChange,
+        7 => EntryKind::StatementRenewal,
         _ => return None,
     };
     Some((kind, body))

@@ -274,6 +274,21 @@ impl<P: Program> Enclave<P> {
                     Err(_) => Response::Error(BoundaryError::Internal),
                 }
             }
+            Request::RenewStatement {
+                statement,
+                signature,
+                now,
+            } => {
+                self.advance(now);
+                match self.renew_statement(&statement, &signature) {
+                    Ok((statement, signature, digest)) => Response::Renewed {
+                        statement,
+                        signature,
+                        digest,
+                    },
+                    Err(e) => Response::Error(e),
+                }
+            }
             Request::Journaled(inner) => self.handle_journaled(*inner),
             Request::Status => Response::Status(crate::boundary::EnclaveStatus {
                 sequence: self.sequence,
@@ -608,6 +623,53 @@ impl<P: Program> Enclave<P> {
             sealed_input,
             batch,
         })
+    }
+
+    /// [`Request::RenewStatement`]: (ABI statement, signature, digest) of the renewal.
+    fn renew_statement(
+        &mut self,
+        statement: &[u8],
+        signature: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>, B256), BoundaryError> {
+        let refuse = |why: &str| BoundaryError::Refused(why.to_string());
+        let old = Statement::abi_decode(statement)
+            .ok()
+            .filter(|s| s.abi_encode() == statement)
+            .ok_or_else(|| refuse("the statement does not decode canonically"))?;
+        if old.sequence == 0 || old.sequence > self.sequence {
+            return Err(refuse("no statement of this enclave has that sequence"));
+        }
+        let domain = settlement_domain(self.target.chain_id, self.target.settlement);
+        // Our signatures are deterministic (RFC 6979): signing the statement again gives the
+        // same bytes exactly when this enclave signed exactly this statement.
+        let again = self
+            .keys
+            .sign_eip712(&old.digest(&domain))
+            .map_err(|_| BoundaryError::Internal)?;
+        if again.as_slice() != signature {
+            return Err(refuse("the statement is not signed by this enclave"));
+        }
+        let not_after = self.now.saturating_add(self.policy.statement_validity_secs);
+        if not_after <= old.notAfter {
+            return Err(refuse(
+                "the statement is valid for longer than a renewal would make it",
+            ));
+        }
+        let renewed = Statement {
+            notBefore: self.now.saturating_sub(300),
+            notAfter: not_after,
+            ..old
+        };
+        let digest = renewed.digest(&domain);
+        let signature = self
+            .keys
+            .sign_eip712(&digest)
+            .map_err(|_| BoundaryError::Internal)?;
+        let encoded = renewed.abi_encode();
+        let body = [encoded.as_slice(), signature.as_slice()].concat();
+        self.append_log(EntryKind::StatementRenewal, &body)
+            .map_err(|_| BoundaryError::Internal)?;
+        Ok((encoded, signature.to_vec(), digest))
     }
 
     fn cut_batch(&mut self) -> Result<Option<SignedStatement>, Error> {

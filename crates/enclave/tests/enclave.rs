@@ -520,3 +520,105 @@ fn logs_only_its_own_attestation_result() {
     ));
     assert_eq!(h.enclave.log_head().0, size0 + 1, "refusals change nothing");
 }
+
+/// A statement that did not settle within its window is renewed: the same statement (roots,
+/// counts, anchor, effects hash) with a fresh window, signed by the same key, logged as a
+/// `StatementRenewal` entry. A statement the enclave did not sign exactly (one field changed, a
+/// foreign signature, a sequence it never reached) and a renewal that would not extend the
+/// window are refused and change neither the log nor the state.
+#[test]
+fn an_unsettled_statement_is_renewed_with_a_fresh_window_and_logged() {
+    use alloy_sol_types::SolValue;
+    use sealbridge_enclave::log_entry::{self, EntryKind};
+    use sealbridge_proto::eip712::Statement;
+
+    let mut h = Harness::new(1);
+    let hdr = h.header(T0);
+    let env = h.seal(&hdr, 0, 1, 5);
+    let signed = h.submit(env, T0).batch.expect("batch size 1");
+    let s = &signed.statement;
+    let validity = s.notAfter - (s.notBefore + 300);
+    let domain = settlement_domain(TARGET.chain_id, TARGET.settlement);
+    let log_before = h.enclave.log_head();
+    let later = s.notAfter + 10;
+    let renew = |h: &mut Harness, st: &Statement, sig: &[u8], now: u64| {
+        h.enclave.handle(Request::RenewStatement {
+            statement: st.abi_encode(),
+            signature: sig.to_vec(),
+            now,
+        })
+    };
+
+    // Refusals first: nothing changes.
+    let mut other = s.clone();
+    other.newStateRoot = B256::repeat_byte(7);
+    let mut foreign = signed.signature.clone();
+    foreign[10] ^= 1;
+    let mut ahead = s.clone();
+    ahead.sequence = 2;
+    // (Enclave time only moves forward: the case at the signing time comes first.)
+    for (name, st, sig, now) in [
+        ("no later window", s, &signed.signature, T0),
+        ("a field changed", &other, &signed.signature, later),
+        ("a foreign signature", s, &foreign, later),
+        ("a sequence never signed", &ahead, &signed.signature, later),
+    ] {
+        let fp = h.fingerprint();
+        match renew(&mut h, st, sig, now) {
+            Response::Error(BoundaryError::Refused(_)) => {}
+            r => panic!("{name}: {r:?}"),
+        }
+        assert_eq!(h.enclave.log_head(), log_before, "{name} logged");
+        assert_eq!(h.fingerprint(), fp, "{name} changed the state");
+    }
+    // Not ABI: refused.
+    match h.enclave.handle(Request::RenewStatement {
+        statement: vec![1, 2, 3],
+        signature: signed.signature.clone(),
+        now: later,
+    }) {
+        Response::Error(BoundaryError::Refused(_)) => {}
+        r => panic!("{r:?}"),
+    }
+
+    let (abi, sig, digest) = match renew(&mut h, s, &signed.signature, later) {
+        Response::Renewed {
+            statement,
+            signature,
+            digest,
+        } => (statement, signature, digest),
+        r => panic!("{r:?}"),
+    };
+    let renewed = Statement::abi_decode(&abi).unwrap();
+    assert_eq!(
+        (renewed.notBefore, renewed.notAfter),
+        (later - 300, later + validity)
+    );
+    let same_but_window = Statement {
+        notBefore: s.notBefore,
+        notAfter: s.notAfter,
+        ..renewed.clone()
+    };
+    assert_eq!(&same_but_window, s, "only the window changes");
+    assert_eq!(renewed.digest(&domain), digest);
+    let signer = Signature::try_from(sig.as_slice())
+        .unwrap()
+        .recover_address_from_prehash(&digest)
+        .unwrap();
+    assert_eq!(signer, h.desc.key_bundle.address);
+
+    // One log entry: StatementRenewal, the renewed statement and its signature.
+    assert_eq!(h.enclave.log_head().0, log_before.0 + 1);
+    let entries = match h.enclave.handle(Request::LogEntries) {
+        Response::LogEntries { entries, .. } => entries,
+        r => panic!("{r:?}"),
+    };
+    let (kind, body) = log_entry::decode(entries.last().unwrap()).unwrap();
+    assert_eq!(kind, EntryKind::StatementRenewal);
+    assert_eq!(body, [abi.as_slice(), sig.as_slice()].concat());
+    // The renewal itself can be renewed later (the window moves on again).
+    match renew(&mut h, &renewed, &sig, later + validity + 10) {
+        Response::Renewed { .. } => {}
+        r => panic!("{r:?}"),
+    }
+}
