@@ -40,6 +40,15 @@ pub enum Entry {
         /// `r ‖ s ‖ v`.
         signature: [u8; 65],
     },
+    /// A statement signed again with a fresh validity window (it had not settled within the
+    /// first): equal to the logged statement of its sequence but for `notBefore`/`notAfter`, and
+    /// anchored where that statement is. Same body as [`Entry::Statement`].
+    StatementRenewal {
+        /// The renewed statement.
+        statement: Statement,
+        /// `r ‖ s ‖ v`.
+        signature: [u8; 65],
+    },
     /// A signed epoch announcement.
     EpochRotation(Vec<u8>),
     /// The canonical policy bytes and their `policyHash`.
@@ -57,6 +66,7 @@ impl Entry {
             Entry::AttestationResult { .. } => "attestation result",
             Entry::Receipt(_) => "receipt",
             Entry::Statement { .. } => "statement",
+            Entry::StatementRenewal { .. } => "statement renewal",
             Entry::EpochRotation(_) => "epoch rotation",
             Entry::PolicyChange { .. } => "policy change",
         }
@@ -65,6 +75,20 @@ impl Entry {
 
 fn sig65(b: &[u8]) -> Option<[u8; 65]> {
     b.try_into().ok()
+}
+
+/// The body of a statement or statement renewal entry: canonical ABI `Statement` (352 bytes) ‖
+/// 65-byte signature, exactly.
+fn statement_body(body: &[u8], what: &str) -> Result<(Statement, [u8; 65]), String> {
+    if body.len() != STATEMENT_ABI_LEN + 65 {
+        return Err(format!("{what} entry is {} bytes, not 417", body.len()));
+    }
+    let (abi, sig) = body.split_at(STATEMENT_ABI_LEN);
+    let statement = Statement::abi_decode(abi).map_err(|e| e.to_string())?;
+    if statement.abi_encode() != abi {
+        return Err(format!("{what} is not canonical ABI"));
+    }
+    Ok((statement, sig65(sig).ok_or("signature length")?))
 }
 
 /// Decode one entry; the error says what is wrong.
@@ -101,21 +125,18 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
             Ok(Entry::AttestationResult { result, signatures })
         }
         EntryKind::Receipt => Ok(Entry::Receipt(body.to_vec())),
-        EntryKind::StatementRenewal => {
-            Err("statement renewal entries are not understood by this auditor yet".into())
-        }
         EntryKind::Statement => {
-            if body.len() != STATEMENT_ABI_LEN + 65 {
-                return Err("statement entry is not 417 bytes".into());
-            }
-            let (abi, sig) = body.split_at(STATEMENT_ABI_LEN);
-            let statement = Statement::abi_decode(abi).map_err(|e| e.to_string())?;
-            if statement.abi_encode() != abi {
-                return Err("statement is not canonical ABI".into());
-            }
+            let (statement, signature) = statement_body(body, "statement")?;
             Ok(Entry::Statement {
                 statement,
-                signature: sig65(sig).ok_or("signature length")?,
+                signature,
+            })
+        }
+        EntryKind::StatementRenewal => {
+            let (statement, signature) = statement_body(body, "statement renewal")?;
+            Ok(Entry::StatementRenewal {
+                statement,
+                signature,
             })
         }
         EntryKind::EpochRotation => Ok(Entry::EpochRotation(body.to_vec())),
@@ -182,8 +203,58 @@ mod tests {
         assert!(decode(&log_entry::encode(EntryKind::Statement, &bad)).is_err());
         // Unknown version and kind.
         assert!(decode(&[2, 4]).is_err());
-        assert!(decode(&[1, 7]).is_err());
+        assert!(decode(&[1, 8]).is_err());
+        assert!(decode(&[1, 0]).is_err());
         assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn statement_renewal_entries_decode_strictly() {
+        let renewed = Statement {
+            notBefore: 100,
+            notAfter: 200,
+            ..statement()
+        };
+        let body = [renewed.abi_encode(), vec![28; 65]].concat();
+        let entry = log_entry::encode(EntryKind::StatementRenewal, &body);
+        let decoded = decode(&entry).unwrap();
+        assert_eq!(decoded.kind(), "statement renewal");
+        match decoded {
+            Entry::StatementRenewal {
+                statement: s,
+                signature,
+            } => {
+                assert_eq!(s, renewed);
+                assert_eq!(signature, [28; 65]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same body under kind 4 is a statement, not a renewal: the kind byte decides.
+        assert!(matches!(
+            decode(&log_entry::encode(EntryKind::Statement, &body)),
+            Ok(Entry::Statement { .. })
+        ));
+        // Truncated (in the signature, in the ABI, empty), extended.
+        for len in [body.len() - 1, STATEMENT_ABI_LEN, 100, 0] {
+            let short = log_entry::encode(EntryKind::StatementRenewal, &body[..len]);
+            let err = decode(&short).unwrap_err();
+            assert!(err.contains("not 417"), "{len}: {err}");
+        }
+        let long = log_entry::encode(
+            EntryKind::StatementRenewal,
+            &[body.as_slice(), &[0]].concat(),
+        );
+        assert!(decode(&long).is_err());
+        // Non-canonical ABI: a uint64 word (sequence, notAfter) or the uint32 inputCount with
+        // high bytes set.
+        for at in [0, 10 * 32, 10 * 32 + 23, 4 * 32 + 27] {
+            let mut bad = body.clone();
+            bad[at] = 1;
+            assert!(
+                decode(&log_entry::encode(EntryKind::StatementRenewal, &bad)).is_err(),
+                "byte {at}"
+            );
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub const CHECKS: &[(&str, &str)] = &[
     ),
     (
         "log_entries",
-        "every entry decodes; receipts and epoch announcements are signed by the announced key; receipts sit at their sequence; statements anchor the log just before their own entry, are signed by the announced enclave and carry the logged policy",
+        "every entry decodes; receipts and epoch announcements are signed by the announced key; receipts sit at their sequence; statements anchor the log just before their own entry, are signed by the announced enclave and carry the logged policy; statement renewals are signed by the announced enclave and re-sign an earlier statement of their sequence with a later window only",
     ),
     (
         "registrations",
@@ -24,7 +24,7 @@ pub const CHECKS: &[(&str, &str)] = &[
     ),
     (
         "statements",
-        "every settled statement is in the log as settled and was signed by an enclave registered, not revoked, unexpired and with an allowed measurement at its block",
+        "every settled statement is in the log as settled (its statement entry or one of its logged renewals) and was signed by an enclave registered, not revoked, unexpired and with an allowed measurement at its block",
     ),
     (
         "sequence",

@@ -26,9 +26,11 @@ proptest! {
     }
 
     #[test]
-    fn statement_entries_round_trip(words in proptest::array::uniform11(any::<u64>()), sig in proptest::collection::vec(any::<u8>(), 65)) {
+    fn statement_and_renewal_entries_round_trip(words in proptest::array::uniform11(any::<u64>()), sig in proptest::collection::vec(any::<u8>(), 65)) {
         use alloy_primitives::B256;
         use alloy_sol_types::SolValue;
+        use sealbridge_audit::entries::Entry;
+        use sealbridge_enclave::log_entry::{EntryKind, encode};
         use sealbridge_proto::eip712::Statement;
         let h = |w: u64| B256::left_padding_from(&w.to_be_bytes());
         let s = Statement {
@@ -44,14 +46,20 @@ proptest! {
             notBefore: words[9],
             notAfter: words[10],
         };
-        let entry = sealbridge_enclave::log_entry::encode(
-            sealbridge_enclave::log_entry::EntryKind::Statement,
-            &[s.abi_encode().as_slice(), &sig].concat(),
-        );
-        match decode(&entry).unwrap() {
-            sealbridge_audit::entries::Entry::Statement { statement, signature } => {
-                prop_assert_eq!(statement, s);
-                prop_assert_eq!(signature.to_vec(), sig);
+        let body = [s.abi_encode().as_slice(), &sig].concat();
+        // A statement renewal (kind 7) has exactly the statement entry's body.
+        match (
+            decode(&encode(EntryKind::Statement, &body)).unwrap(),
+            decode(&encode(EntryKind::StatementRenewal, &body)).unwrap(),
+        ) {
+            (
+                Entry::Statement { statement, signature },
+                Entry::StatementRenewal { statement: renewed, signature: renewal_sig },
+            ) => {
+                prop_assert_eq!(&statement, &s);
+                prop_assert_eq!(signature.to_vec(), sig.clone());
+                prop_assert_eq!(renewed, s);
+                prop_assert_eq!(renewal_sig.to_vec(), sig);
             }
             other => prop_assert!(false, "{other:?}"),
         }

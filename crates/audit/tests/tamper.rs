@@ -3,14 +3,20 @@
 
 mod common;
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use alloy_primitives::{B256, Bytes};
 use common::{Scenario, audit_dir};
 use sealbridge_audit::{AuditInput, Status, audit};
-use sealbridge_chain::Chain;
-use sealbridge_enclave::log_entry::{self, EntryKind};
-use sealbridge_proto::{EnvelopeId, Epoch, ReasonCode, eip712::Statement};
+use sealbridge_chain::{Chain, SettleOutcome};
+use sealbridge_enclave::{
+    SignedStatement,
+    log_entry::{self, EntryKind},
+};
+use sealbridge_proto::{
+    EnvelopeId, Epoch, ReasonCode,
+    eip712::{Statement, settlement_domain},
+};
 use sealbridge_seal::receipt::{Receipt, ReceiptStatus};
 
 /// One scenario shared by the read-only tests (building it deploys and settles on the EVM).
@@ -448,4 +454,206 @@ fn statements_not_yet_settled_are_pending_not_failures() {
     let r = audit_dir(&s.write("nothing-settled", &s.entries, None, &record));
     assert!(r.ok, "{}", r.to_human());
     assert_eq!(r.summary.statements_settled, 0);
+}
+
+// ---- statement renewal (kind 7) -------------------------------------------------------------
+
+/// A deployment whose last statement (the 2 inputs left after a full batch of 8, cut) did not
+/// settle within its validity window (the relayer was down): the original can no longer settle,
+/// the enclave renewed it, and when that window ran out too, renewed the renewal; the chain
+/// settled the second renewal.
+struct Renewed {
+    s: Scenario,
+    original: SignedStatement,
+    /// (statement, signature) of each renewal, in log order.
+    renewals: Vec<(Statement, Vec<u8>)>,
+}
+
+fn renewed() -> &'static Mutex<Renewed> {
+    static R: OnceLock<Mutex<Renewed>> = OnceLock::new();
+    R.get_or_init(|| {
+        let mut s = Scenario::build_with(21, 10, 1, 8, false);
+        assert_eq!(
+            s.statements.len(),
+            2,
+            "a full batch of 8 and a cut one of 2"
+        );
+        let original = s.statements[1].clone();
+        let st = &original.statement;
+        let late = st.notAfter + 10;
+        let refused = s
+            .settle_at(late, st, &original.signature, &original)
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("OutsideWindow"),
+            "the original's window has run out: {refused}"
+        );
+        let (r1, sig1) = s.renew(st, &original.signature, late);
+        let later = r1.notAfter + 10;
+        let (r2, sig2) = s.renew(&r1, &sig1, later);
+        let outcome = s.settle_at(later + 5, &r2, &sig2, &original).unwrap();
+        assert!(matches!(outcome, SettleOutcome::Applied(_)));
+        Mutex::new(Renewed {
+            s,
+            original,
+            renewals: vec![(r1, sig1), (r2, sig2)],
+        })
+    })
+}
+
+fn domain(s: &Scenario) -> alloy_sol_types::Eip712Domain {
+    settlement_domain(s.contracts.chain_id, s.contracts.settlement)
+}
+
+#[test]
+fn a_renewed_statement_settled_on_chain_passes_every_check() {
+    let r = renewed().lock().unwrap_or_else(|e| e.into_inner());
+    let s = &r.s;
+    // The log ends with the two renewals; the chain stored the second one's digest.
+    let kinds: Vec<EntryKind> = s.entries[s.entries.len() - 2..]
+        .iter()
+        .map(|e| log_entry::decode(e).unwrap().0)
+        .collect();
+    assert_eq!(kinds, [EntryKind::StatementRenewal; 2]);
+    let head = s.sb.chain().block_number().unwrap();
+    let settled = s.sb.settled_events(0, head).unwrap();
+    assert_eq!(settled.len(), 2);
+    let last = settled.last().unwrap();
+    assert_eq!(last.digest, r.renewals[1].0.digest(&domain(s)));
+    assert_ne!(last.digest, r.original.statement.digest(&domain(s)));
+    assert_eq!(
+        last.logSize, r.original.statement.logSize,
+        "the original's anchor"
+    );
+
+    for report in [
+        audit_dir(&s.honest("renewed")),
+        audit(&AuditInput {
+            chain: s.sb.chain(),
+            contracts: s.contracts,
+            log_dir: &s.honest("renewed-live").join("log"),
+            attestations: &s.attestations,
+            published_receipts: None,
+        })
+        .unwrap(),
+    ] {
+        assert!(report.ok, "{}", report.to_human());
+        for c in &report.checks {
+            if c.name != "published_receipts" {
+                assert_eq!(c.status, Status::Pass, "{}", report.to_human());
+            }
+        }
+        assert_eq!(report.summary.statements_settled, 2);
+        assert_eq!(report.summary.inputs_settled, 10);
+        assert_eq!(report.summary.accepted_receipts, 10);
+        assert_eq!(report.summary.pending_receipts, 0);
+        assert_eq!(report.summary.log_size, s.entries.len() as u64);
+    }
+}
+
+#[test]
+fn a_renewal_with_a_changed_root_fails_log_entries() {
+    // The settled renewal's entry replaced by one with another state root, re-signed by a key
+    // that is not the enclave's, or by the enclave's key itself (equivocating): not a renewal of
+    // the logged statement, and the settled digest is no longer in the log.
+    let r = renewed().lock().unwrap_or_else(|e| e.into_inner());
+    let s = &r.s;
+    let at = s.entries.len() - 1;
+    let mut forged = r.renewals[1].0.clone();
+    forged.newStateRoot = B256::repeat_byte(0x42);
+    let other = k256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+    let by_other: [u8; 65] =
+        sealbridge_chain::eip712::sign_digest(&other, forged.digest(&domain(s)))
+            .as_ref()
+            .try_into()
+            .unwrap();
+    for (name, sig, why) in [
+        ("renewal-other-key", by_other, "not the announced enclave"),
+        (
+            "renewal-enclave-key",
+            s.sign_statement(&forged),
+            "in more than notBefore/notAfter",
+        ),
+    ] {
+        let mut entries = s.entries.clone();
+        entries[at] = Scenario::renewal_entry(&forged, &sig);
+        let report = audit_dir(&s.write(name, &entries, None, &s.record()));
+        assert_fails(&report, "log_entries");
+        let detail = report.check("log_entries").unwrap().detail.clone().unwrap();
+        assert!(
+            detail.contains(&format!("entry {at}: renewal of statement 2")) && detail.contains(why),
+            "{name}: {detail}"
+        );
+        assert_eq!(
+            report.failed(),
+            vec!["log_entries", "statements"],
+            "{name}: {}",
+            report.to_human()
+        );
+    }
+}
+
+#[test]
+fn a_renewal_of_no_logged_statement_or_not_extending_fails_log_entries() {
+    let r = renewed().lock().unwrap_or_else(|e| e.into_inner());
+    let s = &r.s;
+    // A renewal, validly signed by the enclave's key, of a sequence the log has no statement
+    // entry for; and the first renewal logged again after the second (its window goes back).
+    let orphan = Statement {
+        sequence: 3,
+        ..r.renewals[1].0.clone()
+    };
+    let (r1, sig1) = &r.renewals[0];
+    for (name, entry, why) in [
+        (
+            "renewal-orphan",
+            Scenario::renewal_entry(&orphan, &s.sign_statement(&orphan)),
+            "no statement entry of sequence 3 before it",
+        ),
+        (
+            "renewal-backwards",
+            Scenario::renewal_entry(r1, sig1),
+            "is not later than",
+        ),
+    ] {
+        let mut entries = s.entries.clone();
+        entries.push(entry);
+        let report = audit_dir(&s.write(name, &entries, None, &s.record()));
+        assert_fails(&report, "log_entries");
+        let detail = report.check("log_entries").unwrap().detail.clone().unwrap();
+        assert!(detail.contains(why), "{name}: {detail}");
+        assert_eq!(
+            report.failed(),
+            vec!["log_entries"],
+            "{name}: {}",
+            report.to_human()
+        );
+    }
+}
+
+#[test]
+fn settling_a_window_that_no_logged_renewal_has_fails_statements() {
+    // The enclave renewed the statement, but the chain settled the same statement with another
+    // window, signed by the enclave's key (equivocating) and never logged.
+    let mut s = Scenario::build_with(22, 10, 1, 8, false);
+    let original = s.statements[1].clone();
+    let st = &original.statement;
+    let late = st.notAfter + 10;
+    let (r1, _) = s.renew(st, &original.signature, late);
+    let unlogged = Statement {
+        notBefore: r1.notBefore,
+        notAfter: r1.notAfter + 60,
+        ..st.clone()
+    };
+    let sig = s.sign_statement(&unlogged);
+    let outcome = s.settle_at(late + 5, &unlogged, &sig, &original).unwrap();
+    assert!(matches!(outcome, SettleOutcome::Applied(_)));
+    let report = audit_dir(&s.honest("renewal-unlogged-window"));
+    assert_fails(&report, "statements");
+    let detail = report.check("statements").unwrap().detail.clone().unwrap();
+    assert!(
+        detail.contains("statement 2") && detail.contains("none of its 1 logged renewal(s)"),
+        "{detail}"
+    );
+    assert_eq!(report.failed(), vec!["statements"], "{}", report.to_human());
 }

@@ -148,17 +148,32 @@ pub(super) fn check_statement(
         t.fail(format!("settled statement {seq} is not in the log"));
         return;
     };
-    let st = &s.statement;
+    // The chain settles either the statement entry itself or one of its logged renewals (same
+    // statement, fresh window): the one whose digest it stored.
+    let Some((st, signer)) = std::iter::once((&s.statement, s.signer))
+        .chain(s.renewals.iter().map(|r| (&r.statement, r.signer)))
+        .find(|(st, _)| st.digest(domain) == e.digest)
+    else {
+        t.fail(format!(
+            "statement {seq}: the log's statement is not the one settled (digest {} on chain, {} in the log{})",
+            e.digest,
+            s.statement.digest(domain),
+            match s.renewals.len() {
+                0 => String::new(),
+                n => format!(", and none of its {n} logged renewal(s) has it"),
+            }
+        ));
+        return;
+    };
     if !t.expect(
-        st.digest(domain) == e.digest
-            && s.signer == Some(e.signer)
+        signer == Some(e.signer)
             && s.index == e.logSize
             && st.newStateRoot == e.newStateRoot
             && st.inputsRoot == e.inputsRoot
             && st.inputCount == e.inputCount
             && st.logSize == e.logSize
             && st.logRoot == e.logRoot,
-        || format!("statement {seq}: the log's statement is not the one settled (digest {} on chain, {} in the log)", e.digest, st.digest(domain)),
+        || format!("statement {seq}: the log's statement (digest {}) is not the one settled: signer, entry index, roots, count or anchor differ from the event", e.digest),
     ) {
         return;
     }

@@ -96,11 +96,88 @@ pub(super) fn walk_log(
                     statement,
                     signer,
                     batch: std::mem::take(&mut batch),
+                    renewals: Vec::new(),
                 });
+            }
+            // Not a statement for batches, counts or the logSize rule: it re-signs one.
+            Entry::StatementRenewal {
+                statement,
+                signature,
+            } => {
+                let signer = entries::recover(&statement.digest(domain), &signature);
+                match renewal_problem(&statement, signer, key.as_ref(), &v.statements) {
+                    Some(why) => t.fail(format!(
+                        "entry {index}: renewal of statement {}: {why}",
+                        statement.sequence
+                    )),
+                    None => {
+                        t.ok();
+                        if let Some(s) = v.statements.get_mut(&statement.sequence) {
+                            s.renewals.push(LoggedRenewal {
+                                index,
+                                statement,
+                                signer,
+                            });
+                        }
+                    }
+                }
             }
         }
     }
     v.pending = batch.len() as u64;
     v.entries = entries;
     v
+}
+
+/// Why a statement renewal entry is not one the enclave could have logged, if it is not: it must
+/// be signed by the last announced key (which signed the original: the enclave renews only its
+/// own signatures), follow a statement entry of its sequence, equal it in every field but
+/// `notBefore`/`notAfter`, and end later than it and than every earlier renewal of it.
+fn renewal_problem(
+    renewal: &Statement,
+    signer: Option<Address>,
+    key: Option<&KeyBundle>,
+    statements: &BTreeMap<u64, LoggedStatement>,
+) -> Option<String> {
+    let seq = renewal.sequence;
+    let announced = key.map(|k| k.address);
+    if announced.is_none() || signer != announced {
+        return Some(format!(
+            "signed by {signer:?}, not the announced enclave {announced:?}"
+        ));
+    }
+    let Some(original) = statements.get(&seq) else {
+        return Some(format!("no statement entry of sequence {seq} before it"));
+    };
+    let o = &original.statement;
+    if original.signer != signer {
+        return Some(format!(
+            "the statement at entry {} was signed by {:?}, not by the renewing key {signer:?}",
+            original.index, original.signer
+        ));
+    }
+    let window_only = Statement {
+        notBefore: o.notBefore,
+        notAfter: o.notAfter,
+        ..renewal.clone()
+    };
+    if &window_only != o {
+        return Some(format!(
+            "differs from the statement at entry {} in more than notBefore/notAfter",
+            original.index
+        ));
+    }
+    let (latest, at) = original
+        .renewals
+        .last()
+        .map_or((o.notAfter, original.index), |r| {
+            (r.statement.notAfter, r.index)
+        });
+    if renewal.notAfter <= latest {
+        return Some(format!(
+            "notAfter {} is not later than {latest}, that of entry {at}",
+            renewal.notAfter
+        ));
+    }
+    None
 }

@@ -100,12 +100,23 @@ struct BatchReceipt {
     receipt_leaf: Hash,
 }
 
+/// A statement entry (kind 4): the one statement of its sequence, where its batch ends.
 struct LoggedStatement {
     index: u64,
     statement: Statement,
     /// Who signed the logged statement (recovered from its signature).
     signer: Option<Address>,
     batch: Vec<BatchReceipt>,
+    /// Its renewals (kind 7) that passed `log_entries`, in log order: each equal to `statement`
+    /// but for the window, each ending later than the one before.
+    renewals: Vec<LoggedRenewal>,
+}
+
+/// A statement renewal entry (kind 7).
+struct LoggedRenewal {
+    index: u64,
+    statement: Statement,
+    signer: Option<Address>,
 }
 
 #[derive(Default)]

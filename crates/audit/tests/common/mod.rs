@@ -55,6 +55,12 @@ impl Scenario {
     /// `inputs` good obligations and `bad` garbage envelopes (rejected) interleaved, in batches
     /// of `batch_size`.
     pub fn build(seed: u64, inputs: u32, bad: u32, batch_size: u32) -> Self {
+        Self::build_with(seed, inputs, bad, batch_size, true)
+    }
+
+    /// [`Self::build`]; with `settle_cut` false the statement of the final `CutBatch` (the
+    /// inputs left over after the full batches) is signed and logged but not settled.
+    pub fn build_with(seed: u64, inputs: u32, bad: u32, batch_size: u32, settle_cut: bool) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x5eed);
         let chain = TimedChain::new(EmbeddedChain::new()).unwrap();
         let admin = chain.dev_address(0);
@@ -245,7 +251,9 @@ impl Scenario {
         }
         let now = sb.chain().block_timestamp().unwrap();
         if let Response::Batch(Some(batch)) = enclave.handle(Request::CutBatch { now }) {
-            settle(&mut sb, admin, &batch);
+            if settle_cut {
+                settle(&mut sb, admin, &batch);
+            }
             statements.push(*batch);
         }
 
@@ -348,6 +356,64 @@ impl Scenario {
         log_entry::encode(
             EntryKind::Statement,
             &[s.abi_encode().as_slice(), sig].concat(),
+        )
+    }
+
+    /// A statement renewal entry (kind 7): same body as a statement entry.
+    pub fn renewal_entry(s: &Statement, sig: &[u8]) -> Vec<u8> {
+        log_entry::encode(
+            EntryKind::StatementRenewal,
+            &[s.abi_encode().as_slice(), sig].concat(),
+        )
+    }
+
+    /// Have the enclave renew `statement` (signed `signature`) at host time `now`
+    /// (`Request::RenewStatement`) and move the renewal entry into `entries`: the renewed
+    /// statement and its signature.
+    pub fn renew(
+        &mut self,
+        statement: &Statement,
+        signature: &[u8],
+        now: u64,
+    ) -> (Statement, Vec<u8>) {
+        let (abi, sig) = match self.enclave.handle(Request::RenewStatement {
+            statement: statement.abi_encode(),
+            signature: signature.to_vec(),
+            now,
+        }) {
+            Response::Renewed {
+                statement,
+                signature,
+                ..
+            } => (statement, signature),
+            other => panic!("{other:?}"),
+        };
+        self.drain();
+        let renewed = Statement::abi_decode(&abi).unwrap();
+        assert_eq!(
+            self.entries.last(),
+            Some(&Self::renewal_entry(&renewed, &sig)),
+            "the enclave logged the renewal"
+        );
+        (renewed, sig)
+    }
+
+    /// Settle `statement` (signed `signature`) on chain in a block at time `at`, with the effects
+    /// of `batch` (the batch it renews: renewals keep the effects hash).
+    pub fn settle_at(
+        &mut self,
+        at: u64,
+        statement: &Statement,
+        signature: &[u8],
+        batch: &SignedStatement,
+    ) -> Result<SettleOutcome, sealbridge_chain::ContractError> {
+        self.sb.chain_mut().set_next_timestamp(at).unwrap();
+        let admin = self.admin;
+        self.sb.settle(
+            admin,
+            &statement.into(),
+            &effects_from_proto(&batch.effects),
+            Bytes::from(signature.to_vec()),
         )
     }
 }
