@@ -563,6 +563,37 @@ impl Core {
         }
     }
 
+    /// A renewed statement replaces the stored one (same sequence, effects, batch and
+    /// checkpoint; new window, signature and digest), in the commit of the renewal's record.
+    fn stage_renewal(
+        &mut self,
+        statement: &[u8],
+        signature: &[u8],
+        digest: alloy_primitives::B256,
+        g: &mut Group,
+    ) -> Result<(), HostError> {
+        use alloy_sol_types::SolValue;
+        let renewed = sealbridge_proto::eip712::Statement::abi_decode(statement)
+            .map_err(|e| HostError::Enclave(format!("renewed statement: {e}")))?;
+        let seq = renewed.sequence;
+        let old = self
+            .store
+            .statements(seq, 1)?
+            .into_iter()
+            .next()
+            .filter(|s| s.signed.statement.sequence == seq)
+            .ok_or_else(|| {
+                HostError::Inconsistent(format!("renewed statement {seq} is not stored"))
+            })?;
+        g.commit.statements.push(SignedStatement {
+            statement: renewed,
+            signature: signature.to_vec(),
+            digest,
+            ..old.signed
+        });
+        Ok(())
+    }
+
     fn push_statement(&mut self, s: SignedStatement, g: &mut Group) {
         self.metrics.statements.fetch_add(1, Relaxed);
         self.metrics
@@ -690,6 +721,7 @@ impl Core {
                         | Request::CutBatch { .. }
                         | Request::Chain(_)
                         | Request::Evidence { .. }
+                        | Request::RenewStatement { .. }
                 );
                 let r = if changes_state {
                     self.journaled(request, g)
@@ -700,6 +732,18 @@ impl Core {
                     Ok(resp) => {
                         if let Response::Batch(Some(b)) = &resp {
                             self.push_statement((**b).clone(), g);
+                        }
+                        if let Response::Renewed {
+                            statement,
+                            signature,
+                            digest,
+                        } = &resp
+                            && let Err(e) = self.stage_renewal(statement, signature, *digest, g)
+                        {
+                            // The renewal entry is logged; the stored statement stays the old
+                            // one, and the relayer asks for another renewal (harmless).
+                            let _ = reply.send(Err(e));
+                            return;
                         }
                         g.calls.push((reply, resp));
                     }

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub reorgs: AtomicU64,
     /// Reorgs that dropped a settlement already reported final (deeper than the confirmations).
     pub final_reorged: AtomicU64,
+    /// Statements renewed because their validity window ran out before they settled.
+    pub statements_renewed: AtomicU64,
     /// Journal records written.
     pub journal_records: AtomicU64,
     /// State root settled on chain (as the relayer last read it).
@@ -233,6 +235,11 @@ impl Metrics {
             "sealbridge_reorgs_total",
             "Reorgs that dropped a settlement.",
             self.reorgs.load(Relaxed),
+        );
+        counter(
+            "sealbridge_statements_renewed_total",
+            "Statements signed again with a fresh window because it ran out before they settled.",
+            self.statements_renewed.load(Relaxed),
         );
         counter(
             "sealbridge_final_settlements_reorged_total",

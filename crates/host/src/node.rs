@@ -102,6 +102,9 @@ pub struct NodeConfig {
     /// Requests the gateway may queue for the core while it serves a group; one more is
     /// refused at once with 503 `busy` (`Retry-After: 1`) instead of waiting unboundedly.
     pub core_queue: usize,
+    /// `--dev` setup: how long a signed statement stays valid on chain (its window); one that
+    /// has not settled by then is renewed by the enclave (part of the policy, so of its hash).
+    pub statement_validity_secs: u64,
 }
 
 impl NodeConfig {
@@ -128,6 +131,7 @@ impl NodeConfig {
             log_chunk_blocks: relayer::DEFAULT_LOG_CHUNK,
             acknowledge_deep_reorg: None,
             core_queue: DEFAULT_CORE_QUEUE,
+            statement_validity_secs: 3600,
         }
     }
 }
@@ -270,11 +274,11 @@ impl std::fmt::Debug for Node {
 
 /// Every `every`, renew the registration if it expires within [`RENEW_MARGIN`], and log
 /// the new attestation result in the enclave's log.
+/// Also reads the registration into `metrics` after each check.
 fn renewal_loop<C: Chain>(
     chain: &relayer::SharedChain<C>,
     tx: &SyncSender<Cmd>,
-    sender: Address,
-    description: &Description,
+    (sender, description): (Address, &Description),
     appraisers: &Appraisers,
     every: Duration,
     stop: &AtomicBool,
@@ -428,13 +432,14 @@ impl Node {
                 let start_block = chain.block_number()?;
                 let mut sb = Sealbridge::deploy(chain, admin, B256::ZERO)?;
                 let participants = dev::participants(cfg.participants);
-                let policy = EnclavePolicy::new(
+                let mut policy = EnclavePolicy::new(
                     NettingConfig {
                         participants: participants.iter().map(|p| p.netting()).collect(),
                         tokens: vec![sb.deployment.token],
                     },
                     cfg.batch_size,
                 );
+                policy.statement_validity_secs = cfg.statement_validity_secs.max(1);
                 sb.set_policy_hash(admin, policy.hash())?;
                 let d = sb.deployment;
                 let setup = Setup {
@@ -711,8 +716,7 @@ impl Node {
                         renewal_loop(
                             &chain,
                             &tx,
-                            sender,
-                            &description,
+                            (sender, &description),
                             &appraisers,
                             every,
                             &stop,

@@ -153,6 +153,60 @@ fn advice<C: Chain>(sb: &Sealbridge<C>, from: Address, sequence: u64, e: &ChainE
     format!("settling statement {sequence} failed: {e}: {todo}")
 }
 
+/// Whether statement `s` must be renewed before it is sent: its window ends within a quarter
+/// of its length of chain time `now` (or has ended). The contract refuses a statement outside
+/// its window (`OutsideWindow`), and every later statement chains from this one: without a
+/// renewal a chain outage longer than the window would strand every accepted input.
+pub fn renewal_due(s: &sealbridge_proto::eip712::Statement, now: u64) -> bool {
+    // The enclave sets notBefore 300 s before its time and notAfter its validity after it.
+    let validity = s.notAfter.saturating_sub(s.notBefore.saturating_add(300));
+    now.saturating_add(validity / 4) >= s.notAfter
+}
+
+/// Have the enclave renew `st` (journaled; the core stores the renewal in the same commit)
+/// and return the stored statement as it is now.
+fn renew(
+    core: &SyncSender<Cmd>,
+    store: &Store,
+    metrics: &Metrics,
+    st: &crate::store::StoredStatement,
+) -> Result<crate::store::StoredStatement, HostError> {
+    use alloy_sol_types::SolValue;
+    let seq = st.signed.statement.sequence;
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    core.send(Cmd::Call {
+        request: sealbridge_enclave::boundary::Request::RenewStatement {
+            statement: st.signed.statement.abi_encode(),
+            signature: st.signed.signature.clone(),
+            now: crate::unix_now(),
+        },
+        reply,
+    })
+    .map_err(|_| HostError::Stopped)?;
+    match rx.blocking_recv().map_err(|_| HostError::Stopped)?? {
+        sealbridge_enclave::boundary::Response::Renewed { .. } => {}
+        r => {
+            let why = format!("renewing statement {seq}, whose window is over, failed: {r:?}");
+            metrics.set_relayer_error(Some(why.clone()));
+            return Err(HostError::Refused(why));
+        }
+    }
+    metrics.statements_renewed.fetch_add(1, Relaxed);
+    let renewed = store
+        .statements(seq, 1)?
+        .into_iter()
+        .next()
+        .filter(|s| s.signed.statement.sequence == seq)
+        .ok_or_else(|| HostError::Inconsistent(format!("statement {seq} gone after renewal")))?;
+    tracing::warn!(
+        sequence = seq,
+        old_not_after = st.signed.statement.notAfter,
+        not_after = renewed.signed.statement.notAfter,
+        "statement renewed: its validity window ran out before it settled"
+    );
+    Ok(renewed)
+}
+
 /// One round; `Ok(true)` if it did something (go again at once).
 pub fn round<C: Chain>(
     chain: &SharedChain<C>,
@@ -281,10 +335,19 @@ pub fn round<C: Chain>(
     }
     metrics.final_sequence.store(final_seq, Relaxed);
 
-    // 3. The next statement, in order.
-    let Some(next) = store.statements(last + 1, 1)?.into_iter().next() else {
+    // 3. The next statement, in order; renewed first if its window is (about to be) over.
+    let Some(mut next) = store.statements(last + 1, 1)?.into_iter().next() else {
         return Ok(progress);
     };
+    // The next block's time: at least the latest block's, and on an idle chain (no block for
+    // a while) about the wall clock's.
+    let chain_now = lock(chain)?
+        .chain()
+        .block_timestamp()?
+        .max(crate::unix_now());
+    if renewal_due(&next.signed.statement, chain_now) {
+        next = renew(core, store, metrics, &next)?;
+    }
     let st = &next.signed;
     let span = tracing::info_span!("settle", sequence = st.statement.sequence);
     let _e = span.enter();

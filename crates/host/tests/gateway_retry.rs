@@ -625,3 +625,77 @@ fn enclave_lost_while_crediting_deposits_credits_each_deposit_once() {
     );
     drop(node);
 }
+
+// ---------------------------------------------------------------- statement windows
+
+/// The chain is unreachable for longer than a statement's validity window (4 s here): the
+/// statements signed meanwhile can no longer settle as signed (the contract refuses a
+/// statement outside its window). When the chain is back, the relayer has the enclave renew
+/// each one (same statement, fresh window, logged) and settles it: every accepted input
+/// settles exactly once, in order, and nothing was lost.
+#[test]
+fn statements_whose_window_ran_out_during_an_outage_are_renewed_and_settle_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.statement_validity_secs = 4;
+    let chain = Switched {
+        inner: SharedChain::new(WallClockChain::new()),
+        down: Arc::new(AtomicBool::new(false)),
+    };
+    let node = Node::start(cfg, chain.clone()).unwrap();
+    let base = format!("http://{}", node.addr);
+    let c = NodeClient::new(&base);
+    let mut rng = ChaCha20Rng::seed_from_u64(15);
+    let a = c
+        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+        .unwrap();
+    let token = node.setup.token;
+    assert_eq!(post(&base, &envelope(&a, &mut rng, token, 0)).0, 200);
+    wait_until("the first input settled", 30, || {
+        c.status().is_ok_and(|s| s["settled_inputs"] == 1)
+    });
+
+    // The embedded chain stamps each block max(latest + 1, now): the burst of setup blocks
+    // put its clock ahead of the host's (until then statements were renewed and refused as
+    // early as the window's end). Start the outage once the chain's clock is not ahead.
+    wait_until("the chain's clock not ahead of ours", 90, || {
+        chain.inner.block_timestamp().unwrap() <= unix_now()
+    });
+    let renewed = |c: &NodeClient| {
+        let metrics = String::from_utf8(c.get_bytes("/metrics").unwrap().1).unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("sealbridge_statements_renewed_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let renewed_before = renewed(&c);
+
+    chain.down.store(true, Relaxed);
+    for i in 1..4 {
+        let (code, _, v) = post(&base, &envelope(&a, &mut rng, token, i));
+        assert_eq!(code, 200, "accepted while the chain is unreachable: {v}");
+    }
+    wait_until("three statements signed", 30, || {
+        c.status().is_ok_and(|s| s["last_signed_sequence"] == 4)
+    });
+    // Longer than the window (4 s, plus the 300 s the window starts early does not matter:
+    // notAfter is what runs out).
+    std::thread::sleep(Duration::from_secs(6));
+    chain.down.store(false, Relaxed);
+    wait_until("all settled", 60, || {
+        c.status().is_ok_and(|s| {
+            s["settled_inputs"] == 4 && s["pending_inputs"] == 0 && s["health"] == "healthy"
+        })
+    });
+    let (seqs, inputs) = settled_on_chain(&chain.inner, node.setup.settlement);
+    assert_eq!(inputs, 4, "each accepted input settled exactly once");
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    assert!(
+        renewed(&c) > renewed_before,
+        "the statements whose window ran out during the outage were renewed"
+    );
+    let s = c.status().unwrap();
+    assert_eq!(s["enclave_state_root"], s["chain_state_root"], "{s}");
+    drop(node);
+}
