@@ -85,7 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
-        // Our own 413 below this; axum's beyond it.
+        // Beyond this axum stops reading; `submit` still answers with our JSON 413.
         .layer(DefaultBodyLimit::max(2 * MAX_ENVELOPE_BYTES))
         .with_state(state)
 }
@@ -225,7 +225,33 @@ fn receipt_json(e: &StoredEnvelope, resubmitted: bool) -> Value {
     })
 }
 
-async fn submit(State(s): St, headers: HeaderMap, body: Bytes) -> Response {
+async fn submit(
+    State(s): St,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    // A body beyond the transport limit (or one that cannot be read) gets the same JSON error
+    // shape as every other refusal, not axum's plain text.
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "unreadable_body"
+            };
+            return error(
+                &s,
+                status,
+                code,
+                format!(
+                    "an envelope is at most {MAX_ENVELOPE_BYTES} bytes: {}",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
     let started = Instant::now();
     let ct = headers
         .get(header::CONTENT_TYPE)

@@ -167,10 +167,11 @@ fn node_over_http_settles_every_accepted_input_exactly_once_across_restarts() {
         assert_eq!(v["error"], code, "{what}");
         assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
-    let (got, _) = c
+    let (got, v) = c
         .post("/v1/envelopes", "application/cose", &vec![0u8; 300 * 1024])
         .unwrap();
     assert_eq!(got, 413, "beyond the body limit");
+    assert_eq!(v["error"], "too_large", "the same JSON shape: {v}");
     assert_eq!(c.get_json("/v1/receipts/zz").unwrap().0, 400);
     assert_eq!(
         c.get_json(&format!("/v1/receipts/{}", "00".repeat(32)))
