@@ -246,8 +246,8 @@ fn run_deployed(
 ) -> anyhow::Result<ExitCode> {
     if chain == "embedded" {
         bail!(
-            "the embedded chain lives in memory: use --dev with it, or --chain URL with \
-             --deployment FILE"
+            "the embedded chain is a development chain that a --dev node creates in its data \
+             dir: use --dev with it, or --chain URL with --deployment FILE"
         );
     }
     if let Some(path) = &deployment {

@@ -343,7 +343,8 @@ async fn submit(
                 &s,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "timeout",
-                "no answer from the enclave",
+                "no answer from the enclave within 30 s: the envelope may still be accepted; \
+                 send it again to get its receipt (re-submission is safe)",
             );
         }
     };

@@ -35,7 +35,8 @@ use crate::{
 /// Which chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainMode {
-    /// The in-process revm chain (lives in memory: one run only).
+    /// The in-process revm chain, for development (`--dev` only): journaled in the data dir,
+    /// so it survives restarts of the node.
     Embedded,
     /// An Ethereum JSON-RPC endpoint.
     Url(String),
