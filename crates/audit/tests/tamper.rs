@@ -549,6 +549,12 @@ fn a_renewed_statement_settled_on_chain_passes_every_check() {
         assert_eq!(report.summary.pending_receipts, 0);
         assert_eq!(report.summary.log_size, s.entries.len() as u64);
     }
+
+    // The host asked twice at the same enclave time: the same renewal is logged again. Honest.
+    let mut entries = s.entries.clone();
+    entries.push(entries.last().unwrap().clone());
+    let report = audit_dir(&s.write("renewal-twice", &entries, None, &s.record()));
+    assert!(report.ok, "{}", report.to_human());
 }
 
 #[test]
@@ -604,6 +610,10 @@ fn a_renewal_of_no_logged_statement_or_not_extending_fails_log_entries() {
         ..r.renewals[1].0.clone()
     };
     let (r1, sig1) = &r.renewals[0];
+    let not_extending = Statement {
+        notAfter: r.original.statement.notAfter,
+        ..r1.clone()
+    };
     for (name, entry, why) in [
         (
             "renewal-orphan",
@@ -613,6 +623,11 @@ fn a_renewal_of_no_logged_statement_or_not_extending_fails_log_entries() {
         (
             "renewal-backwards",
             Scenario::renewal_entry(r1, sig1),
+            "is earlier than",
+        ),
+        (
+            "renewal-not-extending",
+            Scenario::renewal_entry(&not_extending, &s.sign_statement(&not_extending)),
             "is not later than",
         ),
     ] {

@@ -132,7 +132,7 @@ pub(super) fn walk_log(
 /// Why a statement renewal entry is not one the enclave could have logged, if it is not: it must
 /// be signed by the last announced key (which signed the original: the enclave renews only its
 /// own signatures), follow a statement entry of its sequence, equal it in every field but
-/// `notBefore`/`notAfter`, and end later than it and than every earlier renewal of it.
+/// `notBefore`/`notAfter`, end later than it, and not earlier than the renewal of it before.
 fn renewal_problem(
     renewal: &Statement,
     signer: Option<Address>,
@@ -167,16 +167,20 @@ fn renewal_problem(
             original.index
         ));
     }
-    let (latest, at) = original
-        .renewals
-        .last()
-        .map_or((o.notAfter, original.index), |r| {
-            (r.statement.notAfter, r.index)
-        });
-    if renewal.notAfter <= latest {
+    if renewal.notAfter <= o.notAfter {
         return Some(format!(
-            "notAfter {} is not later than {latest}, that of entry {at}",
-            renewal.notAfter
+            "notAfter {} is not later than {}, that of the statement at entry {}",
+            renewal.notAfter, o.notAfter, original.index
+        ));
+    }
+    // The enclave's clock never goes back, so its renewals' windows never end earlier than an
+    // earlier renewal's; the same renewal may be logged twice (the host asked twice at one time).
+    if let Some(r) = original.renewals.last()
+        && renewal.notAfter < r.statement.notAfter
+    {
+        return Some(format!(
+            "notAfter {} is earlier than {}, that of the renewal at entry {}",
+            renewal.notAfter, r.statement.notAfter, r.index
         ));
     }
     None
