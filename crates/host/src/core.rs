@@ -585,7 +585,7 @@ impl Core {
             .ok_or_else(|| {
                 HostError::Inconsistent(format!("renewed statement {seq} is not stored"))
             })?;
-        g.commit.statements.push(SignedStatement {
+        g.commit.renewed.push(SignedStatement {
             statement: renewed,
             signature: signature.to_vec(),
             digest,
@@ -741,7 +741,8 @@ impl Core {
                             && let Err(e) = self.stage_renewal(statement, signature, *digest, g)
                         {
                             // The renewal entry is logged; the stored statement stays the old
-                            // one, and the relayer asks for another renewal (harmless).
+                            // one, and the relayer asks again: the same or a later renewal,
+                            // both of which the auditor accepts.
                             let _ = reply.send(Err(e));
                             return;
                         }

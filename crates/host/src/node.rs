@@ -673,7 +673,10 @@ impl Node {
         {
             fund(&mut sb, &setup)?;
         }
-        refresh_registration(&sb, description.key_bundle.address, &metrics)?;
+        // Best effort: the renewal thread reads it again at every check.
+        if let Err(e) = refresh_registration(&sb, description.key_bundle.address, &metrics) {
+            tracing::warn!(error = %e, "reading the registration failed; will retry");
+        }
         metrics.chain_up.store(true, Relaxed);
 
         // ---- relayer ----------------------------------------------------------------------

@@ -154,13 +154,17 @@ fn advice<C: Chain>(sb: &Sealbridge<C>, from: Address, sequence: u64, e: &ChainE
 }
 
 /// Whether statement `s` must be renewed before it is sent: its window ends within a quarter
-/// of its length of chain time `now` (or has ended). The contract refuses a statement outside
-/// its window (`OutsideWindow`), and every later statement chains from this one: without a
-/// renewal a chain outage longer than the window would strand every accepted input.
-pub fn renewal_due(s: &sealbridge_proto::eip712::Statement, now: u64) -> bool {
+/// of its length of the next block's time `chain_now` (or has ended), and a renewal now — the
+/// enclave stamps it from the host's clock, `wall` — extends it by at least half its length
+/// (so a chain whose clock runs ahead gets at most one renewal per half window, not one per
+/// round). The contract refuses a statement outside its window (`OutsideWindow`), and every
+/// later statement chains from this one: without a renewal a chain outage longer than the
+/// window would strand every accepted input.
+pub fn renewal_due(s: &sealbridge_proto::eip712::Statement, chain_now: u64, wall: u64) -> bool {
     // The enclave sets notBefore 300 s before its time and notAfter its validity after it.
     let validity = s.notAfter.saturating_sub(s.notBefore.saturating_add(300));
-    now.saturating_add(validity / 4) >= s.notAfter
+    chain_now.saturating_add(validity / 4) >= s.notAfter
+        && s.notAfter <= wall.saturating_add(validity / 2)
 }
 
 /// Have the enclave renew `st` (journaled; the core stores the renewal in the same commit)
@@ -341,12 +345,17 @@ pub fn round<C: Chain>(
     };
     // The next block's time: at least the latest block's, and on an idle chain (no block for
     // a while) about the wall clock's.
-    let chain_now = lock(chain)?
-        .chain()
-        .block_timestamp()?
-        .max(crate::unix_now());
-    if renewal_due(&next.signed.statement, chain_now) {
-        next = renew(core, store, metrics, &next)?;
+    let wall = crate::unix_now();
+    let chain_now = lock(chain)?.chain().block_timestamp()?.max(wall);
+    if renewal_due(&next.signed.statement, chain_now, wall) {
+        match renew(core, store, metrics, &next) {
+            Ok(renewed) => next = renewed,
+            // Still valid: send it as it is rather than not at all (e.g. the enclave is down).
+            Err(e) if chain_now <= next.signed.statement.notAfter => {
+                tracing::warn!(error = %e, "renewing the next statement failed; sending it while its window lasts");
+            }
+            Err(e) => return Err(e),
+        }
     }
     let st = &next.signed;
     let span = tracing::info_span!("settle", sequence = st.statement.sequence);
@@ -425,4 +434,37 @@ pub fn round<C: Chain>(
     metrics.set_relayer_error(None);
     progress = true;
     Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renewal_due;
+    use sealbridge_proto::eip712::Statement;
+
+    #[test]
+    fn renewal_is_due_in_the_last_quarter_and_only_if_it_extends_by_half() {
+        const T0: u64 = 1_700_000_000;
+        use alloy_primitives::B256;
+        let s = Statement {
+            sequence: 1,
+            prevStateRoot: B256::ZERO,
+            newStateRoot: B256::ZERO,
+            inputsRoot: B256::ZERO,
+            inputCount: 1,
+            logSize: 1,
+            logRoot: B256::ZERO,
+            policyHash: B256::ZERO,
+            effectsHash: B256::ZERO,
+            notBefore: T0 - 300,
+            notAfter: T0 + 3600,
+        };
+        assert!(!renewal_due(&s, T0 + 100, T0 + 100), "fresh");
+        assert!(!renewal_due(&s, T0 + 2699, T0 + 2699));
+        assert!(renewal_due(&s, T0 + 2700, T0 + 2700), "last quarter");
+        assert!(renewal_due(&s, T0 + 9000, T0 + 9000), "window over");
+        // The chain's clock 1,700 s ahead of the host's: due by chain time, but a renewal
+        // stamped from the host's clock would extend it by less than half the window.
+        assert!(!renewal_due(&s, T0 + 2700, T0 + 1000));
+        assert!(renewal_due(&s, T0 + 3500, T0 + 1800));
+    }
 }

@@ -79,6 +79,9 @@ pub struct Commit {
     pub statements: Vec<SignedStatement>,
     /// Meta entries (key, JSON).
     pub meta: Vec<(String, String)>,
+    /// Renewed statements: each replaces the stored statement of its sequence (only its JSON:
+    /// what the relayer saw of an earlier send stays).
+    pub renewed: Vec<SignedStatement>,
 }
 
 impl Commit {
@@ -88,6 +91,7 @@ impl Commit {
             && self.envelopes.is_empty()
             && self.statements.is_empty()
             && self.meta.is_empty()
+            && self.renewed.is_empty()
     }
 }
 
@@ -447,6 +451,15 @@ impl Store {
                     )
                     .map_err(db)?;
                 }
+            }
+            for s in &c.renewed {
+                let json =
+                    serde_json::to_string(s).map_err(|e| HostError::Storage(e.to_string()))?;
+                tx.execute(
+                    "UPDATE statements SET json = ?2 WHERE sequence = ?1",
+                    params![s.statement.sequence as i64, json],
+                )
+                .map_err(db)?;
             }
             for (k, v) in &c.meta {
                 tx.execute(

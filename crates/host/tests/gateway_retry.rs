@@ -650,17 +650,16 @@ fn statements_whose_window_ran_out_during_an_outage_are_renewed_and_settle_once(
         .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
         .unwrap();
     let token = node.setup.token;
+    // The embedded chain stamps each block max(latest + 1, now): the burst of setup blocks put
+    // its clock ahead of the host's, by more than the 4 s window. Start once it is not ahead.
+    wait_until("the chain's clock not ahead of ours", 90, || {
+        chain.inner.block_timestamp().unwrap() <= unix_now()
+    });
     assert_eq!(post(&base, &envelope(&a, &mut rng, token, 0)).0, 200);
     wait_until("the first input settled", 30, || {
         c.status().is_ok_and(|s| s["settled_inputs"] == 1)
     });
 
-    // The embedded chain stamps each block max(latest + 1, now): the burst of setup blocks
-    // put its clock ahead of the host's (until then statements were renewed and refused as
-    // early as the window's end). Start the outage once the chain's clock is not ahead.
-    wait_until("the chain's clock not ahead of ours", 90, || {
-        chain.inner.block_timestamp().unwrap() <= unix_now()
-    });
     let renewed = |c: &NodeClient| {
         let metrics = String::from_utf8(c.get_bytes("/metrics").unwrap().1).unwrap();
         metrics
