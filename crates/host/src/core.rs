@@ -89,8 +89,27 @@ pub enum Cmd {
     },
 }
 
-/// Where a chain event is: `(block number, log index)`, ordered as the chain orders them.
-pub type EventPosition = (u64, u64);
+/// Where a chain event is on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventPosition {
+    /// Block number.
+    pub block: u64,
+    /// Log index in the block.
+    pub log_index: u64,
+    /// Hash of the block (a reorg under credited events is noticed by it).
+    pub block_hash: alloy_primitives::B256,
+}
+
+impl EventPosition {
+    /// `(block, log index)`: ordered as the chain orders events.
+    pub fn at(&self) -> (u64, u64) {
+        (self.block, self.log_index)
+    }
+}
+
+/// Meta key: `(block, hash)` of the newest block whose deposits the enclave credited; the
+/// relayer raises the deep-reorg alarm if that block is replaced.
+pub const CREDITED_BLOCK: &str = "credited_deposit_block";
 
 /// Meta key: the position of the last chain event whose journal record is committed. A
 /// `Deposits` command that fails part-way (the enclave lost after k events) commits the records
@@ -669,7 +688,7 @@ impl Core {
             } => {
                 // Relayer commands wait for their reply, which comes after the group's commit:
                 // no other `Deposits` of this group can have moved the position.
-                let done = match self.store.meta::<EventPosition>(EVENTS_APPLIED) {
+                let done = match self.store.meta::<(u64, u64)>(EVENTS_APPLIED) {
                     Ok(d) => d,
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -679,10 +698,10 @@ impl Core {
                 let mut result = Ok(());
                 let mut applied = None;
                 for (pos, ev) in events {
-                    if done.is_some_and(|d| pos <= d) {
+                    if done.is_some_and(|d| pos.at() <= d) {
                         tracing::info!(
-                            block = pos.0,
-                            log_index = pos.1,
+                            block = pos.block,
+                            log_index = pos.log_index,
                             "chain event credited before a failure: skipped"
                         );
                         continue;
@@ -695,11 +714,17 @@ impl Core {
                         }
                     }
                 }
-                // Committed with the events' journal records, also when a later one failed.
+                // Committed with the events' journal records, also when a later one failed;
+                // so is the block credited from, so that a reorg deeper than the confirmations
+                // under these events raises the deep-reorg alarm before any rescan.
                 if let Some(p) = applied
-                    && let Ok(json) = serde_json::to_string(&p)
+                    && let (Ok(at), Ok(block)) = (
+                        serde_json::to_string(&p.at()),
+                        serde_json::to_string(&Some((p.block, p.block_hash))),
+                    )
                 {
-                    g.commit.meta.push((EVENTS_APPLIED.into(), json));
+                    g.commit.meta.push((EVENTS_APPLIED.into(), at));
+                    g.commit.meta.push((CREDITED_BLOCK.into(), block));
                 }
                 match result {
                     Ok(()) => {

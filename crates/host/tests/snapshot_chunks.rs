@@ -22,7 +22,7 @@ use sealbridge_enclave::{
 };
 use sealbridge_host::{
     HostError,
-    core::{Cmd, Core, CoreConfig, LinkFactory, Shared, SnapshotStats},
+    core::{Cmd, Core, CoreConfig, EventPosition, LinkFactory, Shared, SnapshotStats},
     dev::{DevParticipant, participants},
     link::{EnclaveLink, InProc, UnixLink, serve_unix},
     metrics::Metrics,
@@ -131,7 +131,18 @@ impl Node {
                 events: events
                     .into_iter()
                     // Positions only grow (the core skips positions it credited).
-                    .map(|e| ((NEXT_BLOCK.fetch_add(1, Ordering::Relaxed), 0), e))
+                    .map(|e| {
+                        let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed);
+                        let block_hash = alloy_primitives::B256::with_last_byte(block as u8);
+                        (
+                            EventPosition {
+                                block,
+                                log_index: 0,
+                                block_hash,
+                            },
+                            e,
+                        )
+                    })
                     .collect(),
                 cursor: 0,
                 reply,

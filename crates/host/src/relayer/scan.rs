@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::{RelayerConfig, SharedChain, lock};
 use crate::{
     HostError,
-    core::{Cmd, EventPosition},
+    core::{CREDITED_BLOCK, Cmd, EventPosition},
     metrics::Metrics,
     store::Store,
 };
@@ -32,8 +32,6 @@ pub struct ScanState {
     pub(super) backoff: Duration,
 }
 
-/// Meta key: the newest block whose deposits were credited to the enclave, and its hash.
-const CREDITED_BLOCK: &str = "credited_deposit_block";
 /// Meta key: the highest `(sequence, new state root)` of a `StatementSettled` event in a
 /// scanned, confirmed block (the final sequence when `confirmations > 1`).
 pub(super) const CONFIRMED_SETTLEMENT: &str = "confirmed_settlement";
@@ -245,7 +243,11 @@ fn credit(
         .filter_map(|l| {
             let e = Settlement::Deposited::decode_log(&l.inner).ok()?;
             Some((
-                (l.block_number, l.log_index),
+                EventPosition {
+                    block: l.block_number,
+                    log_index: l.log_index,
+                    block_hash: l.block_hash,
+                },
                 ChainEvent::Deposit {
                     account: e.data.account,
                     token: e.data.token,
@@ -266,11 +268,8 @@ fn credit(
         reply: tx,
     })
     .map_err(|_| HostError::Stopped)?;
+    // The core committed the newest block credited from (CREDITED_BLOCK) with the events.
     rx.blocking_recv().map_err(|_| HostError::Stopped)??;
-    // Remember the newest block credited from, to notice if a deeper reorg replaces it.
-    if let Some(l) = deposits.iter().max_by_key(|l| l.block_number) {
-        store.put_meta(CREDITED_BLOCK, &Some((l.block_number, l.block_hash)))?;
-    }
     Ok(())
 }
 
