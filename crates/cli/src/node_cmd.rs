@@ -44,6 +44,10 @@ pub struct NodeArgs {
     /// Inputs per batch.
     #[arg(long)]
     pub batch_size: Option<u32>,
+    /// `--dev`: how long a signed statement stays valid on chain (seconds, default 3600); an
+    /// unsettled one is renewed by the enclave in its last quarter.
+    #[arg(long)]
+    pub statement_validity_secs: Option<u64>,
     /// Cut a non-empty batch after this many milliseconds.
     #[arg(long)]
     pub batch_interval_ms: Option<u64>,
@@ -93,6 +97,7 @@ struct FileConfig {
     dev: Option<bool>,
     participants: Option<u32>,
     batch_size: Option<u32>,
+    statement_validity_secs: Option<u64>,
     batch_interval_ms: Option<u64>,
     confirmations: Option<u64>,
     snapshot_every: Option<u64>,
@@ -139,6 +144,15 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     cfg.dev = args.dev || file.dev.unwrap_or(false);
     if let Some(v) = args.participants.or(file.participants) {
         cfg.participants = v.clamp(2, 1000);
+    }
+    if let Some(v) = args
+        .statement_validity_secs
+        .or(file.statement_validity_secs)
+    {
+        if v == 0 {
+            bail!("--statement-validity-secs must be at least 1");
+        }
+        cfg.statement_validity_secs = v;
     }
     if let Some(v) = args.batch_size.or(file.batch_size) {
         cfg.batch_size = v.max(1);
@@ -196,10 +210,14 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     if !cfg.dev {
         if args.participants.or(file.participants).is_some()
             || args.batch_size.or(file.batch_size).is_some()
+            || args
+                .statement_validity_secs
+                .or(file.statement_validity_secs)
+                .is_some()
         {
             bail!(
-                "--participants and --batch-size are --dev options: on a deployment the \
-                 policy in the deployment file sets them"
+                "--participants, --batch-size and --statement-validity-secs are --dev options: \
+                 on a deployment the policy in the deployment file sets them"
             );
         }
         return run_deployed(cfg, &chain, deployment, key_file);

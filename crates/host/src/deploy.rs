@@ -28,6 +28,18 @@ fn forever() -> u64 {
     u64::MAX
 }
 
+/// Default [`DeployConfig::statement_validity_secs`] (DESIGN: one hour).
+pub const DEFAULT_STATEMENT_VALIDITY_SECS: u64 = 3600;
+/// Shortest statement window a deployment may choose: a relayer must be able to send a statement
+/// (and renew it in its last quarter) within it.
+pub const MIN_STATEMENT_VALIDITY_SECS: u64 = 60;
+/// Longest statement window a deployment may choose (30 days).
+pub const MAX_STATEMENT_VALIDITY_SECS: u64 = 30 * 86_400;
+
+fn default_statement_validity_secs() -> u64 {
+    DEFAULT_STATEMENT_VALIDITY_SECS
+}
+
 fn default_batch_size() -> u32 {
     64
 }
@@ -107,6 +119,10 @@ pub struct DeployConfig {
     /// Inputs per batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
+    /// How long a signed statement stays valid on chain (its `notAfter − notBefore` minus the
+    /// 300 s allowance); an unsettled one is renewed by the enclave in its last quarter.
+    #[serde(default = "default_statement_validity_secs")]
+    pub statement_validity_secs: u64,
 }
 
 impl DeployConfig {
@@ -180,6 +196,15 @@ impl DeployConfig {
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());
         }
+        if !(MIN_STATEMENT_VALIDITY_SECS..=MAX_STATEMENT_VALIDITY_SECS)
+            .contains(&self.statement_validity_secs)
+        {
+            return bad(format!(
+                "statement_validity_secs must be {MIN_STATEMENT_VALIDITY_SECS} to \
+                 {MAX_STATEMENT_VALIDITY_SECS} (30 days), not {}",
+                self.statement_validity_secs
+            ));
+        }
         if self.governance == Some(Address::ZERO) {
             return bad("governance must not be the zero address".into());
         }
@@ -188,7 +213,7 @@ impl DeployConfig {
 
     /// The enclave policy for these tokens.
     pub fn policy(&self, tokens: Vec<Address>) -> EnclavePolicy {
-        EnclavePolicy::new(
+        let mut policy = EnclavePolicy::new(
             NettingConfig {
                 participants: self
                     .participants
@@ -201,7 +226,9 @@ impl DeployConfig {
                 tokens,
             },
             self.batch_size,
-        )
+        );
+        policy.statement_validity_secs = self.statement_validity_secs;
+        policy
     }
 }
 
@@ -583,6 +610,18 @@ mod tests {
         let mut x = config();
         x.governance = Some(Address::ZERO);
         refused(&x, false, "governance");
+        assert_eq!(config().statement_validity_secs, 3600);
+        assert_eq!(config().policy(vec![]).statement_validity_secs, 3600);
+        for v in [0, 59, 30 * 86_400 + 1] {
+            let mut x = config();
+            x.statement_validity_secs = v;
+            refused(&x, false, "statement_validity_secs");
+        }
+        let mut x = config();
+        x.statement_validity_secs = 600;
+        x.validate(false).unwrap();
+        assert_eq!(x.policy(vec![]).statement_validity_secs, 600);
+        assert_ne!(x.policy(vec![]).hash(), config().policy(vec![]).hash());
         // "simulated" names the simulated TEE's measurement.
         let sim = DeployConfig::from_json(
             serde_json::to_string(&config())
