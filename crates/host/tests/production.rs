@@ -72,6 +72,7 @@ fn config(measurement: B256, allow_simulated: bool) -> DeployConfig {
         tokens: vec![],
         test_token: true,
         batch_size: 2,
+        statement_validity_secs: sealbridge_host::deploy::DEFAULT_STATEMENT_VALIDITY_SECS,
     }
 }
 
