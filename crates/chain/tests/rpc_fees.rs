@@ -126,6 +126,20 @@ fn pre_london_endpoint_is_a_clear_error() {
     assert!(err.to_string().contains("baseFeePerGas"), "{err}");
 }
 
+/// A successful receipt of transaction `hash` from 0x11… to 0x77… in block 0x11.
+fn mined_receipt(hash: &str) -> Value {
+    json!({
+        "transactionHash": hash,
+        "from": format!("0x{}", "11".repeat(20)),
+        "to": format!("0x{}", "77".repeat(20)),
+        "blockNumber": "0x11",
+        "blockHash": format!("0x{}", "cd".repeat(32)),
+        "status": "0x1",
+        "gasUsed": "0x5208",
+        "logs": [],
+    })
+}
+
 /// A London chain that accepts one local send: every request is recorded; `estimate` answers
 /// `eth_estimateGas` from its params.
 fn one_send_chain(
@@ -142,16 +156,7 @@ fn one_send_chain(
             "eth_maxPriorityFeePerGas" => Ok(json!("0x3b9aca00")),
             "eth_getTransactionCount" => Ok(json!("0x0")),
             "eth_sendRawTransaction" => Ok(json!(hash)),
-            "eth_getTransactionReceipt" => Ok(json!({
-                "transactionHash": hash,
-                "from": format!("0x{}", "11".repeat(20)),
-                "to": format!("0x{}", "77".repeat(20)),
-                "blockNumber": "0x11",
-                "blockHash": format!("0x{}", "cd".repeat(32)),
-                "status": "0x1",
-                "gasUsed": "0x5208",
-                "logs": [],
-            })),
+            "eth_getTransactionReceipt" => Ok(mined_receipt(&hash)),
             "eth_call" => Ok(json!("0x")),
             other => Err(format!(
                 "the method {other} does not exist/is not available"
@@ -252,16 +257,7 @@ fn endpoint_signed_send_is_asked_again_after_nonce_too_low_only() {
                 "eth_chainId" => Ok(json!("0x1")),
                 "eth_sendTransaction" if sends <= refusals => Err(message.into()),
                 "eth_sendTransaction" => Ok(json!(hash)),
-                "eth_getTransactionReceipt" => Ok(json!({
-                    "transactionHash": hash,
-                    "from": format!("0x{}", "11".repeat(20)),
-                    "to": format!("0x{}", "77".repeat(20)),
-                    "blockNumber": "0x11",
-                    "blockHash": format!("0x{}", "cd".repeat(32)),
-                    "status": "0x1",
-                    "gasUsed": "0x5208",
-                    "logs": [],
-                })),
+                "eth_getTransactionReceipt" => Ok(mined_receipt(&hash)),
                 "eth_call" => Ok(json!("0x")),
                 other => Err(format!("the method {other} does not exist")),
             }
@@ -343,16 +339,7 @@ fn endpoint_signed_transaction_dropped_from_the_pool_is_sent_again() {
                 Ok(json!({"hash": first}))
             }
             "eth_getTransactionByHash" => Ok(Value::Null),
-            "eth_getTransactionReceipt" if asked == second => Ok(json!({
-                "transactionHash": second,
-                "from": format!("0x{}", "11".repeat(20)),
-                "to": format!("0x{}", "77".repeat(20)),
-                "blockNumber": "0x11",
-                "blockHash": format!("0x{}", "cd".repeat(32)),
-                "status": "0x1",
-                "gasUsed": "0x5208",
-                "logs": [],
-            })),
+            "eth_getTransactionReceipt" if asked == second => Ok(mined_receipt(&second)),
             "eth_getTransactionReceipt" => Ok(Value::Null),
             "eth_call" => Ok(json!("0x")),
             other => Err(format!("the method {other} does not exist")),

@@ -121,6 +121,22 @@ fn settled_status(c: &NodeClient) -> Value {
     }
 }
 
+/// A node on `chain`, its base URL, a client that appraised its enclave, and the client's rng.
+fn start<C: DevChain + Send + 'static>(
+    cfg: NodeConfig,
+    chain: C,
+    seed: u64,
+) -> (Node, String, NodeClient, Attested, ChaCha20Rng) {
+    let node = Node::start(cfg, chain).unwrap();
+    let base = format!("http://{}", node.addr);
+    let c = NodeClient::new(&base);
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let a = c
+        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+        .unwrap();
+    (node, base, c, a, rng)
+}
+
 // ---------------------------------------------------------------- enclave unreachable
 
 /// An enclave process stand-in on a Unix socket that the test can take away and bring back
@@ -175,13 +191,7 @@ fn enclave_unreachable_is_503_retry_after_2_and_changes_nothing() {
     let mut cfg = config(dir.path());
     cfg.enclave = EnclaveMode::Unix(socket);
     let chain = SharedChain::new(WallClockChain::new());
-    let node = Node::start(cfg, chain.clone()).unwrap();
-    let base = format!("http://{}", node.addr);
-    let c = NodeClient::new(&base);
-    let mut rng = ChaCha20Rng::seed_from_u64(11);
-    let a = c
-        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
-        .unwrap();
+    let (node, base, c, a, mut rng) = start(cfg, chain.clone(), 11);
     let token = node.setup.token;
 
     let first = envelope(&a, &mut rng, token, 0);
@@ -267,6 +277,14 @@ struct Switched {
 }
 
 impl Switched {
+    /// The embedded chain, reachable.
+    fn up_now() -> Self {
+        Self {
+            inner: SharedChain::new(WallClockChain::new()),
+            down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     fn up(&self) -> Result<(), ChainError> {
         if self.down.load(Relaxed) {
             Err(ChainError::Transport(
@@ -337,17 +355,8 @@ fn settlement_queue_full_is_503_retry_after_5_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.max_pending_statements = 2;
-    let chain = Switched {
-        inner: SharedChain::new(WallClockChain::new()),
-        down: Arc::new(AtomicBool::new(false)),
-    };
-    let node = Node::start(cfg, chain.clone()).unwrap();
-    let base = format!("http://{}", node.addr);
-    let c = NodeClient::new(&base);
-    let mut rng = ChaCha20Rng::seed_from_u64(12);
-    let a = c
-        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
-        .unwrap();
+    let chain = Switched::up_now();
+    let (node, base, c, a, mut rng) = start(cfg, chain.clone(), 12);
     let token = node.setup.token;
 
     // The chain becomes unreachable: statements pile up (batch size 1: one per input). The
@@ -421,13 +430,7 @@ fn core_queue_full_is_503_retry_after_1_and_changes_nothing() {
     let mut cfg = config(dir.path());
     cfg.core_queue = 1;
     let chain = SharedChain::new(WallClockChain::new());
-    let node = Node::start(cfg, chain.clone()).unwrap();
-    let base = format!("http://{}", node.addr);
-    let c = NodeClient::new(&base);
-    let mut rng = ChaCha20Rng::seed_from_u64(13);
-    let a = c
-        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
-        .unwrap();
+    let (node, base, c, a, mut rng) = start(cfg, chain.clone(), 13);
     let token = node.setup.token;
     assert_eq!(post(&base, &envelope(&a, &mut rng, token, 0)).0, 200);
     wait_until("the first input settled", 30, || {
@@ -556,17 +559,8 @@ fn enclave_lost_while_crediting_deposits_credits_each_deposit_once() {
     let mut cfg = config(dir.path());
     cfg.enclave = EnclaveMode::Unix(socket);
     cfg.fund_participants = Some(false);
-    let chain = Switched {
-        inner: SharedChain::new(WallClockChain::new()),
-        down: Arc::new(AtomicBool::new(false)),
-    };
-    let node = Node::start(cfg, chain.clone()).unwrap();
-    let base = format!("http://{}", node.addr);
-    let c = NodeClient::new(&base);
-    let mut rng = ChaCha20Rng::seed_from_u64(14);
-    let a = c
-        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
-        .unwrap();
+    let chain = Switched::up_now();
+    let (node, base, c, a, mut rng) = start(cfg, chain.clone(), 14);
     let token = node.setup.token;
     let ps = participants(4);
 
@@ -638,17 +632,8 @@ fn statements_whose_window_ran_out_during_an_outage_are_renewed_and_settle_once(
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.statement_validity_secs = 4;
-    let chain = Switched {
-        inner: SharedChain::new(WallClockChain::new()),
-        down: Arc::new(AtomicBool::new(false)),
-    };
-    let node = Node::start(cfg, chain.clone()).unwrap();
-    let base = format!("http://{}", node.addr);
-    let c = NodeClient::new(&base);
-    let mut rng = ChaCha20Rng::seed_from_u64(15);
-    let a = c
-        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
-        .unwrap();
+    let chain = Switched::up_now();
+    let (node, base, c, a, mut rng) = start(cfg, chain.clone(), 15);
     let token = node.setup.token;
     // The embedded chain stamps each block max(latest + 1, now): the burst of setup blocks put
     // its clock ahead of the host's, by more than the 4 s window. Start once it is not ahead.
