@@ -604,6 +604,7 @@ impl Core {
             .ok_or_else(|| {
                 HostError::Inconsistent(format!("renewed statement {seq} is not stored"))
             })?;
+        g.commit.superseded.push(old.signed.clone());
         g.commit.renewed.push(SignedStatement {
             statement: renewed,
             signature: signature.to_vec(),

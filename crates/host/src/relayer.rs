@@ -211,6 +211,37 @@ fn renew(
     Ok(renewed)
 }
 
+/// If the chain settled another version of statement `seq` than the stored one (digest
+/// `stored`) — an earlier send of the original, mined after the relayer renewed it — make the
+/// version on chain the stored one again (`Store::restore_version`).
+fn reconcile_version<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    seq: u64,
+    stored: B256,
+) -> Result<(), HostError> {
+    let on_chain = lock(chain)?
+        .statement_digest(seq)
+        .map_err(|e| HostError::Chain(e.to_string()))?;
+    if on_chain.is_zero() || on_chain == stored {
+        return Ok(());
+    }
+    if store.restore_version(seq, on_chain)? {
+        tracing::warn!(
+            sequence = seq,
+            digest = %on_chain,
+            "another version of the statement settled (sent before it was renewed); it is the stored one again"
+        );
+    } else {
+        tracing::error!(
+            sequence = seq,
+            digest = %on_chain,
+            "the chain settled a version of this statement that this node does not hold"
+        );
+    }
+    Ok(())
+}
+
 /// One round; `Ok(true)` if it did something (go again at once).
 pub fn round<C: Chain>(
     chain: &SharedChain<C>,
@@ -339,8 +370,21 @@ pub fn round<C: Chain>(
     }
     metrics.final_sequence.store(final_seq, Relaxed);
 
+    // The last statement on chain, if this relayer never saw it land, may be another version
+    // than the stored one (an earlier send of a statement it renewed since, mined late).
+    if last > 0
+        && let Some(row) = store.statements(last, 1)?.into_iter().next()
+        && row.signed.statement.sequence == last
+        && row.tx_hash.is_none()
+        && store.has_versions(last)?
+    {
+        reconcile_version(chain, store, last, row.signed.digest)?;
+    }
+
     // 3. The next statement, in order; renewed first if its window is (about to be) over.
     let Some(mut next) = store.statements(last + 1, 1)?.into_iter().next() else {
+        // Nothing left to send: an error about sending is over.
+        metrics.set_relayer_error(None);
         return Ok(progress);
     };
     // The next block's time: at least the latest block's, and on an idle chain (no block for

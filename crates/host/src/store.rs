@@ -80,8 +80,10 @@ pub struct Commit {
     /// Meta entries (key, JSON).
     pub meta: Vec<(String, String)>,
     /// Renewed statements: each replaces the stored statement of its sequence (only its JSON:
-    /// what the relayer saw of an earlier send stays).
+    /// what the relayer saw of an earlier send stays)…
     pub renewed: Vec<SignedStatement>,
+    /// …and the versions they replace are kept (an earlier send of one may still settle).
+    pub superseded: Vec<SignedStatement>,
 }
 
 impl Commit {
@@ -92,6 +94,7 @@ impl Commit {
             && self.statements.is_empty()
             && self.meta.is_empty()
             && self.renewed.is_empty()
+            && self.superseded.is_empty()
     }
 }
 
@@ -143,6 +146,8 @@ impl Store {
                  tx_hash TEXT, block_number INTEGER, block_hash TEXT, confirmed INTEGER NOT NULL DEFAULT 0);
              CREATE TABLE IF NOT EXISTS batch_members (receipt_seq INTEGER PRIMARY KEY,
                  statement_seq INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS statement_versions (sequence INTEGER NOT NULL,
+                 digest TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (sequence, digest));
              CREATE INDEX IF NOT EXISTS envelopes_by_sequence ON envelopes (sequence);
              CREATE INDEX IF NOT EXISTS members_by_statement ON batch_members (statement_seq);",
         )
@@ -452,6 +457,16 @@ impl Store {
                     .map_err(db)?;
                 }
             }
+            for s in &c.superseded {
+                let json =
+                    serde_json::to_string(s).map_err(|e| HostError::Storage(e.to_string()))?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO statement_versions (sequence, digest, json)
+                     VALUES (?1, ?2, ?3)",
+                    params![s.statement.sequence as i64, s.digest.to_string(), json],
+                )
+                .map_err(db)?;
+            }
             for s in &c.renewed {
                 let json =
                     serde_json::to_string(s).map_err(|e| HostError::Storage(e.to_string()))?;
@@ -609,6 +624,60 @@ impl Store {
                 |r| r.get::<_, i64>(0).map(|v| v as u64),
             )
             .map_err(db)
+    }
+
+    /// Whether statement `sequence` was renewed (earlier versions are kept).
+    pub fn has_versions(&self, sequence: u64) -> Result<bool, HostError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM statement_versions WHERE sequence = ?1)",
+                [sequence as i64],
+                |r| r.get(0),
+            )
+            .map_err(db)
+    }
+
+    /// The chain settled another version of statement `sequence` (with `digest`) than the one
+    /// stored — an earlier send of the original, mined after it was renewed: make the version
+    /// with that digest the stored one again (keeping the other as a version). `false` if no
+    /// stored version has that digest.
+    pub fn restore_version(&self, sequence: u64, digest: B256) -> Result<bool, HostError> {
+        let tx = self.conn.unchecked_transaction().map_err(db)?;
+        let version: Option<String> = tx
+            .query_row(
+                "SELECT json FROM statement_versions WHERE sequence = ?1 AND digest = ?2",
+                params![sequence as i64, digest.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        let (Some(version), Some(current)) = (
+            version,
+            tx.query_row(
+                "SELECT json FROM statements WHERE sequence = ?1",
+                [sequence as i64],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(db)?,
+        ) else {
+            return Ok(false);
+        };
+        let current_digest = serde_json::from_str::<SignedStatement>(&current)
+            .map_err(|e| HostError::Storage(e.to_string()))?
+            .digest;
+        tx.execute(
+            "INSERT OR IGNORE INTO statement_versions (sequence, digest, json) VALUES (?1, ?2, ?3)",
+            params![sequence as i64, current_digest.to_string(), current],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "UPDATE statements SET json = ?2 WHERE sequence = ?1",
+            params![sequence as i64, version],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(true)
     }
 
     /// Record where the relayer saw a statement land (or forget it after a reorg: `None`).

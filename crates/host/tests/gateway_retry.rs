@@ -274,6 +274,8 @@ fn enclave_unreachable_is_503_retry_after_2_and_changes_nothing() {
 struct Switched {
     inner: SharedChain<WallClockChain>,
     down: Arc<AtomicBool>,
+    /// Only transactions fail (reads work): the endpoint refuses to take them.
+    sends_down: Arc<AtomicBool>,
 }
 
 impl Switched {
@@ -282,6 +284,18 @@ impl Switched {
         Self {
             inner: SharedChain::new(WallClockChain::new()),
             down: Arc::new(AtomicBool::new(false)),
+            sends_down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn takes_transactions(&self) -> Result<(), ChainError> {
+        self.up()?;
+        if self.sends_down.load(Relaxed) {
+            Err(ChainError::Transport(
+                "transaction not accepted (test switch)".into(),
+            ))
+        } else {
+            Ok(())
         }
     }
 
@@ -314,11 +328,11 @@ impl Chain for Switched {
         self.inner.block_hash(number)
     }
     fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError> {
-        self.up()?;
+        self.takes_transactions()?;
         self.inner.deploy(from, init_code)
     }
     fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<TxReceipt, ChainError> {
-        self.up()?;
+        self.takes_transactions()?;
         self.inner.send(from, to, data)
     }
     fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
@@ -681,5 +695,77 @@ fn statements_whose_window_ran_out_during_an_outage_are_renewed_and_settle_once(
     );
     let s = c.status().unwrap();
     assert_eq!(s["enclave_state_root"], s["chain_state_root"], "{s}");
+    drop(node);
+}
+
+/// An earlier send of a statement is mined after the relayer renewed it (here: the endpoint
+/// takes no transaction from the node while the renewal happens, and another party settles the
+/// original): the renewal is refused on chain (`SequenceConflict`), the node stores the version
+/// that settled again, and moves on — healthy, each input settled once, and `/v1/settlements`
+/// shows the digest that is on chain.
+#[test]
+fn the_original_settled_after_its_renewal_is_the_stored_version_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    // 60 s: renewed in the last 15 s, which is longer than the relayer's 10 s backoff cap
+    // while the endpoint refuses its transactions.
+    cfg.statement_validity_secs = 60;
+    let chain = Switched::up_now();
+    let (node, base, c, a, mut rng) = start(cfg, chain.clone(), 16);
+    let token = node.setup.token;
+    wait_until("the chain's clock not ahead of ours", 90, || {
+        chain.inner.block_timestamp().unwrap() <= unix_now()
+    });
+    assert_eq!(post(&base, &envelope(&a, &mut rng, token, 0)).0, 200);
+    wait_until("the first input settled", 30, || {
+        c.status().is_ok_and(|s| s["settled_inputs"] == 1)
+    });
+
+    chain.sends_down.store(true, Relaxed);
+    assert_eq!(post(&base, &envelope(&a, &mut rng, token, 1)).0, 200);
+    let store = sealbridge_host::store::Store::open(dir.path()).unwrap();
+    let mut original = None;
+    wait_until("statement 2 signed", 30, || {
+        original = store.statements(2, 1).unwrap().into_iter().next();
+        original.is_some()
+    });
+    let original = original.unwrap().signed;
+    wait_until("statement 2 renewed in its last quarter", 90, || {
+        store.statements(2, 1).unwrap()[0].signed.digest != original.digest
+    });
+    // Before the original's window ends, it is mined after all.
+    let mut sb = sealbridge_chain::Sealbridge::attach(chain.inner.clone(), node.setup.deployment());
+    let outcome = sb
+        .settle(
+            node.setup.admin,
+            &(&original.statement).into(),
+            &sealbridge_chain::proto_compat::effects_from_proto(&original.effects),
+            Bytes::from(original.signature.clone()),
+        )
+        .unwrap();
+    assert!(matches!(
+        outcome,
+        sealbridge_chain::SettleOutcome::Applied(_)
+    ));
+
+    chain.sends_down.store(false, Relaxed);
+    wait_until("healthy, both settled", 60, || {
+        c.status().is_ok_and(|s| {
+            s["settled_inputs"] == 2 && s["health"] == "healthy" && s["relayer_error"].is_null()
+        })
+    });
+    assert_eq!(
+        store.statements(2, 1).unwrap()[0].signed.digest,
+        original.digest,
+        "the version on chain is the stored one again"
+    );
+    let (_, v) = c.get_json("/v1/settlements").unwrap();
+    assert_eq!(
+        v["statements"][1]["digest"],
+        serde_json::to_value(original.digest).unwrap(),
+        "{v}"
+    );
+    let (seqs, inputs) = settled_on_chain(&chain.inner, node.setup.settlement);
+    assert_eq!((seqs, inputs), (vec![1, 2], 2));
     drop(node);
 }
