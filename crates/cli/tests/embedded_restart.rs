@@ -149,28 +149,40 @@ fn node_state_without_a_chain_journal_is_refused() {
 }
 
 #[test]
-fn a_snapshot_chunk_size_out_of_range_is_refused() {
-    for bad in ["0", "16777217"] {
+fn node_flags_out_of_range_are_refused_and_create_nothing() {
+    for (flags, says) in [
+        (
+            &["--dev", "--snapshot-chunk-bytes", "0"][..],
+            "--snapshot-chunk-bytes must be between 1 and",
+        ),
+        (
+            &["--dev", "--snapshot-chunk-bytes", "16777217"][..],
+            "--snapshot-chunk-bytes must be between 1 and",
+        ),
+        (
+            &["--dev", "--statement-validity-secs", "0"][..],
+            "--statement-validity-secs must be at least 1",
+        ),
+        (
+            &["--statement-validity-secs", "600"][..],
+            "are --dev options",
+        ),
+        (
+            &["--dev", "--statement-validity-secs", "ten"][..],
+            "invalid value 'ten'",
+        ),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_sealbridge"))
-            .args([
-                "node",
-                "--dev",
-                "--chain",
-                "embedded",
-                "--snapshot-chunk-bytes",
-                bad,
-            ])
+            .args(["node", "--chain", "embedded"])
+            .args(flags)
             .arg("--data-dir")
             .arg(dir.path())
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("--snapshot-chunk-bytes must be between 1 and"),
-            "{err}"
-        );
+        assert!(err.contains(says), "{flags:?}: {err}");
         assert!(
             !dir.path().join("node.db").exists(),
             "nothing created for a refused flag"
