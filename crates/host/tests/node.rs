@@ -455,3 +455,16 @@ fn the_enclave_endpoint_reports_the_registrys_view_of_the_registration() {
         c.get_json("/v1/enclave").unwrap().1["registration"] == "inactive"
     });
 }
+
+/// The enclave stamps its evidence when it answers, which can be in the second after the client
+/// read its clock: a client that read its clock a second early still accepts fresh evidence
+/// (the appraisal time is the later of the given time and the clock once the answer arrived).
+#[test]
+fn evidence_stamped_after_the_clients_clock_was_read_is_not_from_the_future() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config(dir.path()), SharedChain::new(WallClockChain::new())).unwrap();
+    let c = NodeClient::new(&format!("http://{}", node.addr));
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    c.attest(&Policy::insecure_dev(), unix_now() - 2, &mut rng)
+        .expect("evidence issued after the given time is appraised at the time it arrived");
+}
