@@ -636,6 +636,28 @@ fn enclave_lost_while_crediting_deposits_credits_each_deposit_once() {
 
 // ---------------------------------------------------------------- statement windows
 
+/// [`start`] on `chain`, once the chain's clock is not ahead of ours, with one input settled.
+/// The embedded chain stamps each block max(latest + 1, now): the burst of setup blocks puts
+/// its clock ahead of the host's, by more than a short window.
+fn start_with_one_settled(
+    cfg: NodeConfig,
+    chain: &Switched,
+    seed: u64,
+) -> (Node, String, NodeClient, Attested, ChaCha20Rng) {
+    let (node, base, c, a, mut rng) = start(cfg, chain.clone(), seed);
+    wait_until("the chain's clock not ahead of ours", 90, || {
+        chain.inner.block_timestamp().unwrap() <= unix_now()
+    });
+    assert_eq!(
+        post(&base, &envelope(&a, &mut rng, node.setup.token, 0)).0,
+        200
+    );
+    wait_until("the first input settled", 30, || {
+        c.status().is_ok_and(|s| s["settled_inputs"] == 1)
+    });
+    (node, base, c, a, rng)
+}
+
 /// The chain is unreachable for longer than a statement's validity window (4 s here): the
 /// statements signed meanwhile can no longer settle as signed (the contract refuses a
 /// statement outside its window). When the chain is back, the relayer has the enclave renew
@@ -647,17 +669,8 @@ fn statements_whose_window_ran_out_during_an_outage_are_renewed_and_settle_once(
     let mut cfg = config(dir.path());
     cfg.statement_validity_secs = 4;
     let chain = Switched::up_now();
-    let (node, base, c, a, mut rng) = start(cfg, chain.clone(), 15);
+    let (node, base, c, a, mut rng) = start_with_one_settled(cfg, &chain, 15);
     let token = node.setup.token;
-    // The embedded chain stamps each block max(latest + 1, now): the burst of setup blocks put
-    // its clock ahead of the host's, by more than the 4 s window. Start once it is not ahead.
-    wait_until("the chain's clock not ahead of ours", 90, || {
-        chain.inner.block_timestamp().unwrap() <= unix_now()
-    });
-    assert_eq!(post(&base, &envelope(&a, &mut rng, token, 0)).0, 200);
-    wait_until("the first input settled", 30, || {
-        c.status().is_ok_and(|s| s["settled_inputs"] == 1)
-    });
 
     let renewed = |c: &NodeClient| {
         let metrics = String::from_utf8(c.get_bytes("/metrics").unwrap().1).unwrap();
@@ -711,15 +724,8 @@ fn the_original_settled_after_its_renewal_is_the_stored_version_again() {
     // while the endpoint refuses its transactions.
     cfg.statement_validity_secs = 60;
     let chain = Switched::up_now();
-    let (node, base, c, a, mut rng) = start(cfg, chain.clone(), 16);
+    let (node, base, c, a, mut rng) = start_with_one_settled(cfg, &chain, 16);
     let token = node.setup.token;
-    wait_until("the chain's clock not ahead of ours", 90, || {
-        chain.inner.block_timestamp().unwrap() <= unix_now()
-    });
-    assert_eq!(post(&base, &envelope(&a, &mut rng, token, 0)).0, 200);
-    wait_until("the first input settled", 30, || {
-        c.status().is_ok_and(|s| s["settled_inputs"] == 1)
-    });
 
     chain.sends_down.store(true, Relaxed);
     assert_eq!(post(&base, &envelope(&a, &mut rng, token, 1)).0, 200);
