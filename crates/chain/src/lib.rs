@@ -19,7 +19,7 @@ pub mod tx;
 
 pub use bindings::{AttestationResult, Effect, Statement};
 pub use chain::{Chain, ChainError, LogEntry, TxReceipt};
-pub use contracts::{ContractError, Deployment, Sealbridge, SettleOutcome};
+pub use contracts::{ContractError, Deployment, Sealbridge, SettleOutcome, settled_on_chain};
 pub use embedded::{DevAccount, EmbeddedChain, EmbeddedConfig, JournalRecovery};
 pub use gas::{GasLedger, GasStats};
 pub use rpc::{RpcChain, SignerConfig};

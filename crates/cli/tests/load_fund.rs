@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use alloy_primitives::Address;
-use alloy_sol_types::SolEvent;
-use sealbridge_chain::{Chain, Deployment, Sealbridge, bindings::Settlement, rpc::RpcChain};
+use sealbridge_chain::{Deployment, Sealbridge, rpc::RpcChain};
 use sealbridge_host::{
     anvil::{Anvil, find_anvil, free_port},
     client::NodeClient,
@@ -94,16 +93,7 @@ fn big(v: &Value) -> u128 {
 
 /// `(sequences, inputs)` of every `StatementSettled` event.
 fn settled_on_chain(chain: &RpcChain, settlement: Address) -> (Vec<u64>, u64) {
-    let head = chain.block_number().unwrap();
-    let mut seqs = Vec::new();
-    let mut inputs = 0;
-    for l in chain.logs(settlement, 0, head).unwrap() {
-        if let Ok(ev) = Settlement::StatementSettled::decode_log(&l.inner) {
-            seqs.push(ev.data.sequence);
-            inputs += u64::from(ev.data.inputCount);
-        }
-    }
-    (seqs, inputs)
+    sealbridge_chain::settled_on_chain(chain, settlement).unwrap()
 }
 
 /// Mine (the node waits for 2 confirmations) until every accepted input is final.

@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
-use alloy_sol_types::SolEvent;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
-use sealbridge_chain::{Chain, bindings::Settlement, rpc::RpcChain};
+use sealbridge_chain::rpc::RpcChain;
 use sealbridge_host::{
     Node, NodeConfig,
     anvil::{Anvil, find_anvil},
@@ -113,15 +112,7 @@ fn submit_n(c: &NodeClient, a: &Attested, rng: &mut ChaCha20Rng, token: Address,
 
 /// (inputs settled, sequences) from the chain's `StatementSettled` events.
 fn settled(chain: &RpcChain, settlement: Address) -> (u64, Vec<u64>) {
-    let head = chain.block_number().unwrap();
-    let mut inputs = 0;
-    let mut seqs = Vec::new();
-    for l in chain.logs(settlement, 0, head).unwrap() {
-        if let Ok(ev) = Settlement::StatementSettled::decode_log(&l.inner) {
-            inputs += u64::from(ev.data.inputCount);
-            seqs.push(ev.data.sequence);
-        }
-    }
+    let (seqs, inputs) = sealbridge_chain::settled_on_chain(chain, settlement).unwrap();
     (inputs, seqs)
 }
 

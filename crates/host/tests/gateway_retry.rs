@@ -12,11 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes, U256};
-use alloy_sol_types::SolEvent;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
-use sealbridge_chain::{Chain, ChainError, LogEntry, TxReceipt, bindings::Settlement};
+use sealbridge_chain::{Chain, ChainError, LogEntry, TxReceipt};
 use sealbridge_enclave::session::Session;
 use sealbridge_host::{
     EnclaveMode, Node, NodeConfig,
@@ -90,16 +89,7 @@ fn envelope(a: &Attested, rng: &mut ChaCha20Rng, token: Address, i: u32) -> Vec<
 
 /// `(statements, inputs)` settled on chain, from `StatementSettled` events.
 fn settled_on_chain(chain: &impl Chain, settlement: Address) -> (Vec<u64>, u64) {
-    let head = chain.block_number().unwrap();
-    let mut seqs = Vec::new();
-    let mut inputs = 0;
-    for l in chain.logs(settlement, 0, head).unwrap() {
-        if let Ok(ev) = Settlement::StatementSettled::decode_log(&l.inner) {
-            seqs.push(ev.data.sequence);
-            inputs += u64::from(ev.data.inputCount);
-        }
-    }
-    (seqs, inputs)
+    sealbridge_chain::settled_on_chain(chain, settlement).unwrap()
 }
 
 /// The status once the enclave's view (log size) has stopped moving: the gateway refreshes it

@@ -7,11 +7,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::U256;
-use alloy_sol_types::SolEvent;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
-use sealbridge_chain::{Chain, Sealbridge, bindings::Settlement};
+use sealbridge_chain::{Chain, Sealbridge};
 use sealbridge_host::{
     Node, NodeConfig,
     client::{Attested, ClientError, NodeClient},
@@ -84,17 +83,8 @@ fn settled_on_chain(
     chain: &SharedChain<WallClockChain>,
     setup: &sealbridge_host::node::Setup,
 ) -> (u64, u64) {
-    let head = chain.block_number().unwrap();
-    let logs = chain.logs(setup.settlement, 0, head).unwrap();
-    let mut inputs = 0u64;
-    let mut statements = 0u64;
-    for l in &logs {
-        if let Ok(ev) = Settlement::StatementSettled::decode_log(&l.inner) {
-            statements += 1;
-            inputs += u64::from(ev.data.inputCount);
-        }
-    }
-    (statements, inputs)
+    let (seqs, inputs) = sealbridge_chain::settled_on_chain(chain, setup.settlement).unwrap();
+    (seqs.len() as u64, inputs)
 }
 
 #[test]

@@ -28,7 +28,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes, U256};
-use alloy_sol_types::{SolCall, SolEvent};
+use alloy_sol_types::SolCall;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
@@ -220,20 +220,7 @@ impl Rig {
 
     /// `(sequences, inputs)` of every `StatementSettled` event on the chain as it is now.
     fn settled_on_chain(&self) -> (Vec<u64>, u64) {
-        let head = self.direct.block_number().unwrap();
-        let mut seqs = Vec::new();
-        let mut inputs = 0;
-        for l in self
-            .direct
-            .logs(self.node.setup.settlement, 0, head)
-            .unwrap()
-        {
-            if let Ok(ev) = Settlement::StatementSettled::decode_log(&l.inner) {
-                seqs.push(ev.data.sequence);
-                inputs += u64::from(ev.data.inputCount);
-            }
-        }
-        (seqs, inputs)
+        sealbridge_chain::settled_on_chain(&self.direct, self.node.setup.settlement).unwrap()
     }
 
     /// Mine a block at a time until the node reports every accepted input settled (final).

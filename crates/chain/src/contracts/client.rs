@@ -480,13 +480,41 @@ impl<C: Chain> Sealbridge<C> {
         from_block: u64,
         to_block: u64,
     ) -> Result<Vec<Settlement::StatementSettled>, ContractError> {
-        let logs = self
-            .chain
-            .logs(self.deployment.settlement, from_block, to_block)?;
-        Ok(logs
-            .iter()
-            .filter_map(|l| Settlement::StatementSettled::decode_log(&l.inner).ok())
-            .map(|l| l.data)
-            .collect())
+        Ok(statement_settled_events(
+            &self.chain,
+            self.deployment.settlement,
+            from_block,
+            to_block,
+        )?)
     }
+}
+
+/// `StatementSettled` events of `settlement` in an inclusive block range, in chain order.
+fn statement_settled_events(
+    chain: &impl Chain,
+    settlement: Address,
+    from_block: u64,
+    to_block: u64,
+) -> Result<Vec<Settlement::StatementSettled>, crate::chain::ChainError> {
+    Ok(chain
+        .logs(settlement, from_block, to_block)?
+        .iter()
+        .filter_map(|l| Settlement::StatementSettled::decode_log(&l.inner).ok())
+        .map(|l| l.data)
+        .collect())
+}
+
+/// What has settled on `chain` as it is now: the sequence of every `StatementSettled` event of
+/// `settlement`, in chain order, and the inputs they settled in total (each sequence is applied
+/// once, so a repeated sequence here would be a broken contract).
+pub fn settled_on_chain(
+    chain: &impl Chain,
+    settlement: Address,
+) -> Result<(Vec<u64>, u64), crate::chain::ChainError> {
+    let head = chain.block_number()?;
+    let events = statement_settled_events(chain, settlement, 0, head)?;
+    Ok((
+        events.iter().map(|e| e.sequence).collect(),
+        events.iter().map(|e| u64::from(e.inputCount)).sum(),
+    ))
 }

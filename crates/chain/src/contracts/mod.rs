@@ -7,7 +7,7 @@
 mod client;
 mod error;
 
-pub use client::Sealbridge;
+pub use client::{Sealbridge, settled_on_chain};
 pub use error::{ContractError, Revert};
 
 use alloy_primitives::{Address, B256, Bytes};
