@@ -32,6 +32,15 @@ sol! {
         int256 delta;
     }
 
+    /// A withdrawal the enclave granted: `amount` of `token` leaves `account`'s escrow and becomes
+    /// claimable by it on chain. One entry per (token, account), amount > 0.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct Exit {
+        address account;
+        address token;
+        uint256 amount;
+    }
+
     /// The attestation result (the concise provenance record of DESIGN §4), signed by verifiers.
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     struct AttestationResult {
@@ -91,9 +100,16 @@ impl AttestationResult {
     }
 }
 
-/// `keccak256(abi.encode(effects))`, exactly as `Settlement.hashEffects` computes it.
-pub fn effects_hash(effects: &[Effect]) -> B256 {
-    keccak256(effects.to_vec().abi_encode())
+/// `keccak256(abi.encode(effects, exits))`, exactly as `Settlement.hashEffects` computes it: the
+/// ABI encoding of the two dynamic arrays as two parameters (head: two offsets, then each array's
+/// length and elements), not of a tuple wrapping them.
+pub fn effects_hash(effects: &[Effect], exits: &[Exit]) -> B256 {
+    keccak256(effects_encoding(effects, exits))
+}
+
+/// The bytes [`effects_hash`] hashes: Solidity's `abi.encode(effects, exits)`.
+pub fn effects_encoding(effects: &[Effect], exits: &[Exit]) -> Vec<u8> {
+    (effects.to_vec(), exits.to_vec()).abi_encode_params()
 }
 
 /// Build an [`Effect`] from a signed 128-bit delta.
@@ -105,9 +121,23 @@ pub fn effect(account: Address, token: Address, delta: i128) -> Effect {
     }
 }
 
+/// Build an [`Exit`] of `amount` base units.
+pub fn exit(account: Address, token: Address, amount: u128) -> Exit {
+    Exit {
+        account,
+        token,
+        amount: U256::from(amount),
+    }
+}
+
 /// Canonical order of effects required by the contract: strictly ascending by (token, account).
 pub fn sort_effects(effects: &mut [Effect]) {
     effects.sort_by_key(|e| (e.token, e.account));
+}
+
+/// Canonical order of exits required by the contract: strictly ascending by (token, account).
+pub fn sort_exits(exits: &mut [Exit]) {
+    exits.sort_by_key(|e| (e.token, e.account));
 }
 
 #[cfg(test)]
@@ -129,6 +159,60 @@ uint64 notBefore,uint64 notAfter)"
         let e = effect(Address::ZERO, Address::ZERO, -5);
         assert!(e.delta.is_negative());
         assert_eq!(e.delta, I256::try_from(-5i64).unwrap());
+    }
+
+    fn word(bytes: &[u8], i: usize) -> U256 {
+        U256::from_be_slice(&bytes[i * 32..(i + 1) * 32])
+    }
+
+    #[test]
+    fn effects_hash_is_the_params_encoding_of_both_arrays() {
+        let (a, b, t) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(0xee),
+        );
+        let effects = vec![effect(a, t, -7), effect(b, t, 7)];
+        let exits = vec![exit(a, t, 3)];
+        let enc = effects_encoding(&effects, &exits);
+        // Head: the two offsets. The first array's tail is its length word and 3 words per
+        // Effect, so the second starts 0x40 + 32 + 2 * 96 bytes in.
+        let first_len = 32 + effects.len() * 96;
+        assert_eq!(word(&enc, 0), U256::from(0x40));
+        assert_eq!(word(&enc, 1), U256::from(0x40 + first_len));
+        assert_eq!(word(&enc, 2), U256::from(effects.len()));
+        assert_eq!(word(&enc, 3), U256::from_be_slice(a.into_word().as_slice()));
+        assert_eq!(word(&enc, 5), U256::MAX - U256::from(6)); // -7, two's complement
+        let second = 2 + first_len / 32;
+        assert_eq!(word(&enc, second), U256::from(exits.len()));
+        assert_eq!(word(&enc, second + 3), U256::from(3));
+        assert_eq!(enc.len(), 64 + first_len + 32 + exits.len() * 96);
+        assert_eq!(effects_hash(&effects, &exits), keccak256(&enc));
+        // Not the encoding of one tuple (which starts with a single 0x20 offset).
+        let tuple = (effects.clone(), exits.clone()).abi_encode();
+        assert_ne!(tuple, enc);
+        assert_eq!(word(&tuple, 0), U256::from(0x20));
+        // Both empty: 0x40, 0x60, 0, 0.
+        let empty = effects_encoding(&[], &[]);
+        assert_eq!(
+            empty,
+            [[0u8; 31].as_slice(), &[0x40], &[0; 31], &[0x60], &[0; 64]].concat()
+        );
+        // Which list an entry is in, and the order of the lists, change the hash.
+        assert_ne!(effects_hash(&effects, &[]), effects_hash(&effects, &exits));
+        assert_ne!(
+            effects_hash(&[], &[exit(a, t, 7)]),
+            effects_hash(&[effect(a, t, 7)], &[])
+        );
+    }
+
+    #[test]
+    fn exits_sort_by_token_then_account() {
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let mut exits = vec![exit(a, b, 1), exit(b, a, 2), exit(a, a, 3)];
+        sort_exits(&mut exits);
+        assert_eq!(exits, vec![exit(a, a, 3), exit(b, a, 2), exit(a, b, 1)]);
+        assert_eq!(exit(a, b, u128::MAX).amount, U256::from(u128::MAX));
     }
 
     #[test]
