@@ -6,8 +6,15 @@
 //! - the sender is a participant, and the obligation is *from* the sender (the sender identity is
 //!   the authenticated envelope sender, never a field of the payload);
 //! - the counterparty is another participant, the token is allowed, the amount is positive;
-//! - after the obligation the sender's escrow plus its pending net position stays ≥ 0, so the
-//!   contract's escrow-coverage rule holds for every batch this program emits.
+//! - after the obligation the sender's escrow plus its pending net position, minus the exits
+//!   already granted to it in the pending batch, stays ≥ 0, so the contract's escrow-coverage
+//!   rule holds for every batch this program emits.
+//!
+//! Withdrawal requests ([`Program::on_withdrawal_request`]) are decided against what the account
+//! can cover after its pending obligations: `available = escrow + min(pending net, 0) − pending
+//! exits`, granted `min(requested, max(available, 0))`. Incoming credit of the pending batch is
+//! not withdrawable until it settles. Granted exits are aggregated per (token, account) and leave
+//! escrow with the batch, after its effects — the order in which `settle` applies them.
 //!
 //! Input encoding (57 bytes): `0x01 ‖ to (20) ‖ token (20) ‖ amount (u128, big-endian, 16)`.
 
@@ -17,10 +24,10 @@ use alloy_primitives::{Address, B256};
 use sealbridge_log::{leaf_hash, merkle_root};
 use sealbridge_proto::{
     SenderId,
-    eip712::{Effect, effect},
+    eip712::{Effect, Exit, effect, exit},
 };
 
-use crate::{BatchResult, Program, Rejection, StateError};
+use crate::{BatchResult, ExitOutcome, ExitReason, Program, Rejection, StateError};
 
 /// Version byte of an obligation payload.
 pub const OBLIGATION_VERSION: u8 = 1;
@@ -97,8 +104,11 @@ pub struct Netting {
     tokens: BTreeSet<Address>,
     /// The enclave's view of escrow, keyed (token, account) — the contract's canonical order.
     escrow: BTreeMap<(Address, Address), u128>,
-    /// Net position of the pending batch, keyed (token, account).
+    /// Net position of the pending batch, keyed (token, account); no zero entries, so its length
+    /// is the number of effects the batch would produce.
     pending: BTreeMap<(Address, Address), i128>,
+    /// Exits granted in the pending batch, keyed (token, account); no zero entries.
+    pending_exits: BTreeMap<(Address, Address), u128>,
     pending_inputs: u32,
 }
 
@@ -115,6 +125,7 @@ impl Netting {
             tokens: config.tokens.iter().copied().collect(),
             escrow: BTreeMap::new(),
             pending: BTreeMap::new(),
+            pending_exits: BTreeMap::new(),
             pending_inputs: 0,
         }
     }
@@ -127,13 +138,6 @@ impl Netting {
         *entry = entry.saturating_add(amount);
     }
 
-    /// Debit a withdrawal observed on chain (saturating at zero).
-    pub fn debit_withdrawal(&mut self, account: Address, token: Address, amount: u128) {
-        if let Some(balance) = self.escrow.get_mut(&(token, account)) {
-            *balance = balance.saturating_sub(amount);
-        }
-    }
-
     /// The enclave's view of an escrow balance (settled batches and reported deposits).
     pub fn escrow_of(&self, account: Address, token: Address) -> u128 {
         self.escrow.get(&(token, account)).copied().unwrap_or(0)
@@ -141,6 +145,29 @@ impl Netting {
 
     fn pending_of(&self, token: Address, account: Address) -> i128 {
         self.pending.get(&(token, account)).copied().unwrap_or(0)
+    }
+
+    /// Exits granted to `account` in `token` in the pending batch.
+    pub fn pending_exit_of(&self, account: Address, token: Address) -> u128 {
+        self.pending_exits.get(&(token, account)).copied().unwrap_or(0)
+    }
+
+    /// What `account` may still withdraw of `token` now: escrow, less its pending net debit and
+    /// the exits already granted in the pending batch (never below zero).
+    pub fn available_of(&self, account: Address, token: Address) -> u128 {
+        let debit = self.pending_of(token, account).min(0).unsigned_abs();
+        self.escrow_of(account, token)
+            .saturating_sub(debit)
+            .saturating_sub(self.pending_exit_of(account, token))
+    }
+
+    /// Set a pending net position, keeping no zero entries.
+    fn set_pending(&mut self, key: (Address, Address), net: i128) {
+        if net == 0 {
+            self.pending.remove(&key);
+        } else {
+            self.pending.insert(key, net);
+        }
     }
 
     fn balance_leaf(token: &Address, account: &Address, balance: u128) -> Vec<u8> {
@@ -154,6 +181,11 @@ impl Netting {
 }
 
 impl Program for Netting {
+    /// The sender's and the receiver's effect.
+    const INPUT_FOOTPRINT: u32 = 2;
+    /// One exit entry (a request changes no net position, so no effect).
+    const EXIT_FOOTPRINT: u32 = 1;
+
     fn name(&self) -> &'static str {
         "sealbridge/netting/v1"
     }
@@ -188,8 +220,12 @@ impl Program for Netting {
             .pending_of(ob.token, ob.to)
             .checked_add(amount)
             .ok_or(Rejection::BadAmount)?;
-        // Escrow plus incoming-minus-outgoing must never go negative.
-        match escrow.checked_add(from_net) {
+        // Escrow plus incoming-minus-outgoing, less the exits granted, must never go negative.
+        let exits = i128::try_from(self.pending_exit_of(from, ob.token)).unwrap_or(i128::MAX);
+        match escrow
+            .checked_add(from_net)
+            .and_then(|v| v.checked_sub(exits))
+        {
             Some(v) if v >= 0 => {}
             _ => return Err(Rejection::InsufficientEscrow),
         }
@@ -197,8 +233,8 @@ impl Program for Netting {
         let to_escrow = i128::try_from(self.escrow_of(ob.to, ob.token)).unwrap_or(i128::MAX);
         to_escrow.checked_add(to_net).ok_or(Rejection::BadAmount)?;
         self.pending_inputs = self.pending_inputs.saturating_add(1);
-        self.pending.insert((ob.token, from), from_net);
-        self.pending.insert((ob.token, ob.to), to_net);
+        self.set_pending((ob.token, from), from_net);
+        self.set_pending((ob.token, ob.to), to_net);
         Ok(())
     }
 
@@ -206,27 +242,47 @@ impl Program for Netting {
         self.pending_inputs
     }
 
+    fn pending_exits(&self) -> u32 {
+        u32::try_from(self.pending_exits.len()).unwrap_or(u32::MAX)
+    }
+
+    fn pending_footprint(&self) -> u32 {
+        u32::try_from(self.pending.len().saturating_add(self.pending_exits.len()))
+            .unwrap_or(u32::MAX)
+    }
+
+    fn has_pending(&self) -> bool {
+        self.pending_inputs > 0 || !self.pending_exits.is_empty()
+    }
+
     fn finish_batch(&mut self) -> BatchResult {
-        let mut effects: Vec<Effect> = Vec::new();
+        // BTreeMap order is (token, account) ascending: the contract's canonical order.
+        let mut effects: Vec<Effect> = Vec::with_capacity(self.pending.len());
         for (&(token, account), &net) in &self.pending {
-            if net == 0 {
-                continue;
-            }
             effects.push(effect(account, token, net));
             let balance = self.escrow.entry((token, account)).or_insert(0);
-            // `apply_input` keeps escrow + net ≥ 0, so this never saturates in practice.
+            // `apply_input` keeps escrow + net - exits ≥ 0, so this never saturates in practice.
             *balance = if net >= 0 {
                 balance.saturating_add(net.unsigned_abs())
             } else {
                 balance.saturating_sub(net.unsigned_abs())
             };
         }
-        // BTreeMap order is (token, account) ascending: the contract's canonical order.
+        // Exits after effects, as `settle` applies them; each was granted within what escrow
+        // covers after the batch's debits.
+        let mut exits: Vec<Exit> = Vec::with_capacity(self.pending_exits.len());
+        for (&(token, account), &amount) in &self.pending_exits {
+            exits.push(exit(account, token, amount));
+            let balance = self.escrow.entry((token, account)).or_insert(0);
+            *balance = balance.saturating_sub(amount);
+        }
         let input_count = self.pending_inputs;
         self.pending.clear();
+        self.pending_exits.clear();
         self.pending_inputs = 0;
         BatchResult {
             effects,
+            exits,
             state_root: self.state_root(),
             input_count,
         }
@@ -251,8 +307,37 @@ impl Program for Netting {
         self.credit_deposit(account, token, amount);
     }
 
-    fn on_withdrawal(&mut self, account: Address, token: Address, amount: u128) {
-        self.debit_withdrawal(account, token, amount);
+    fn on_withdrawal_request(
+        &mut self,
+        account: Address,
+        token: Address,
+        amount: u128,
+    ) -> ExitOutcome {
+        let refuse = |reason| ExitOutcome { granted: 0, reason };
+        if !self.accounts.contains(&account) {
+            return refuse(ExitReason::RefusedNotParticipant);
+        }
+        if !self.tokens.contains(&token) {
+            return refuse(ExitReason::RefusedUnknownToken);
+        }
+        if amount == 0 {
+            return refuse(ExitReason::RefusedZero);
+        }
+        let granted = amount.min(self.available_of(account, token));
+        if granted == 0 {
+            return refuse(ExitReason::RefusedInsufficient);
+        }
+        let pending = self.pending_exits.entry((token, account)).or_insert(0);
+        // Cannot saturate: the sum of grants never exceeds the escrow they came out of.
+        *pending = pending.saturating_add(granted);
+        ExitOutcome {
+            granted,
+            reason: if granted == amount {
+                ExitReason::Full
+            } else {
+                ExitReason::Partial
+            },
+        }
     }
 
     fn encode_state(&self) -> Vec<u8> {
@@ -298,6 +383,7 @@ impl Program for Netting {
         }
         self.escrow = escrow;
         self.pending.clear();
+        self.pending_exits.clear();
         self.pending_inputs = 0;
         Ok(())
     }

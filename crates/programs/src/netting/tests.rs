@@ -36,14 +36,24 @@ fn ob(to: u8, amount: u128) -> Vec<u8> {
     .encode()
 }
 
-type Snapshot = (Vec<u8>, Vec<((Address, Address), i128)>, u32);
+type Snapshot = (
+    Vec<u8>,
+    Vec<((Address, Address), i128)>,
+    Vec<((Address, Address), u128)>,
+    u32,
+);
 
 fn snapshot(n: &Netting) -> Snapshot {
     (
         n.encode_state(),
         n.pending.iter().map(|(k, v)| (*k, *v)).collect(),
+        n.pending_exits.iter().map(|(k, v)| (*k, *v)).collect(),
         n.pending_inputs,
     )
+}
+
+fn outcome(granted: u128, reason: ExitReason) -> ExitOutcome {
+    ExitOutcome { granted, reason }
 }
 
 #[test]
@@ -150,36 +160,277 @@ fn state_root_commits_to_balances() {
     assert_eq!(a.state_root(), setup(2, 10).state_root());
 }
 
+#[test]
+fn every_exit_reason_and_refusals_change_nothing() {
+    let mut n = setup(3, 100);
+    let before = snapshot(&n);
+    let refusals = [
+        (account(9), TOKEN, 5, ExitReason::RefusedNotParticipant),
+        (account(1), Address::ZERO, 5, ExitReason::RefusedUnknownToken),
+        (account(1), TOKEN, 0, ExitReason::RefusedZero),
+        // Not a participant wins over a zero amount and an unknown token: checks in that order.
+        (account(9), Address::ZERO, 0, ExitReason::RefusedNotParticipant),
+        (account(1), Address::ZERO, 0, ExitReason::RefusedUnknownToken),
+    ];
+    for (who, token, amount, reason) in refusals {
+        assert_eq!(
+            n.on_withdrawal_request(who, token, amount),
+            outcome(0, reason),
+            "{reason}"
+        );
+        assert_eq!(snapshot(&n), before, "state changed on {reason}");
+        assert!(!n.has_pending());
+    }
+    assert_eq!(
+        n.on_withdrawal_request(account(1), TOKEN, 40),
+        outcome(40, ExitReason::Full)
+    );
+    assert_eq!(
+        n.on_withdrawal_request(account(1), TOKEN, 100),
+        outcome(60, ExitReason::Partial)
+    );
+    let drained = snapshot(&n);
+    assert_eq!(
+        n.on_withdrawal_request(account(1), TOKEN, 1),
+        outcome(0, ExitReason::RefusedInsufficient)
+    );
+    assert_eq!(snapshot(&n), drained);
+    // Two grants to one (token, account): one exit entry.
+    assert_eq!(n.pending_exit_of(account(1), TOKEN), 100);
+    assert_eq!(n.pending_exits(), 1);
+    assert_eq!(n.pending_footprint(), 1);
+    assert!(n.has_pending());
+    assert_eq!(n.pending_inputs(), 0);
+    let out = n.finish_batch();
+    assert_eq!(out.exits, vec![exit(account(1), TOKEN, 100)]);
+    assert_eq!(out.effects, vec![]);
+    assert_eq!(out.input_count, 0);
+    assert_eq!(n.escrow_of(account(1), TOKEN), 0);
+    assert!(!n.has_pending());
+}
+
+#[test]
+fn partial_fill_leaves_exactly_what_pending_debits_need() {
+    let mut n = setup(3, 100);
+    n.apply_input(&sender(1), &ob(2, 70)).unwrap();
+    // 1 has 100 in escrow and owes 70 in the pending batch: 30 can leave.
+    assert_eq!(n.available_of(account(1), TOKEN), 30);
+    assert_eq!(
+        n.on_withdrawal_request(account(1), TOKEN, 50),
+        outcome(30, ExitReason::Partial)
+    );
+    // 2's incoming 70 is not withdrawable before it settles: its own 100 is.
+    assert_eq!(
+        n.on_withdrawal_request(account(2), TOKEN, 170),
+        outcome(100, ExitReason::Partial)
+    );
+    let out = n.finish_batch();
+    assert_eq!(
+        out.effects,
+        vec![effect(account(1), TOKEN, -70), effect(account(2), TOKEN, 70)]
+    );
+    assert_eq!(
+        out.exits,
+        vec![exit(account(1), TOKEN, 30), exit(account(2), TOKEN, 100)]
+    );
+    assert_eq!(n.escrow_of(account(1), TOKEN), 0);
+    assert_eq!(n.escrow_of(account(2), TOKEN), 70);
+    // Settled, the credit is withdrawable.
+    assert_eq!(
+        n.on_withdrawal_request(account(2), TOKEN, 70),
+        outcome(70, ExitReason::Full)
+    );
+}
+
+#[test]
+fn an_obligation_is_refused_when_a_pending_exit_took_the_escrow() {
+    let mut n = setup(3, 100);
+    assert_eq!(
+        n.on_withdrawal_request(account(1), TOKEN, 80),
+        outcome(80, ExitReason::Full)
+    );
+    let before = snapshot(&n);
+    assert_eq!(
+        n.apply_input(&sender(1), &ob(2, 21)),
+        Err(Rejection::InsufficientEscrow)
+    );
+    assert_eq!(snapshot(&n), before);
+    n.apply_input(&sender(1), &ob(2, 20)).unwrap();
+    // Credit received in the batch may still be paid on (it settles in the same statement).
+    n.apply_input(&sender(2), &ob(1, 5)).unwrap();
+    n.apply_input(&sender(1), &ob(3, 5)).unwrap();
+    assert_eq!(
+        n.apply_input(&sender(1), &ob(3, 1)),
+        Err(Rejection::InsufficientEscrow)
+    );
+    n.finish_batch();
+    assert_eq!(n.escrow_of(account(1), TOKEN), 0);
+}
+
+#[test]
+fn an_exit_is_refused_when_a_pending_obligation_took_the_escrow() {
+    let mut n = setup(3, 100);
+    n.apply_input(&sender(1), &ob(2, 100)).unwrap();
+    let before = snapshot(&n);
+    assert_eq!(
+        n.on_withdrawal_request(account(1), TOKEN, 1),
+        outcome(0, ExitReason::RefusedInsufficient)
+    );
+    assert_eq!(snapshot(&n), before);
+}
+
+#[test]
+fn the_state_root_covers_escrow_after_effects_and_exits() {
+    let mut n = setup(3, 100);
+    n.apply_input(&sender(1), &ob(2, 30)).unwrap();
+    n.on_withdrawal_request(account(3), TOKEN, 60);
+    n.on_withdrawal_request(account(1), TOKEN, 70); // all 1 has left after paying 30
+    let out = n.finish_batch();
+    // The same balances reached by deposits alone give the same root: 0, 130, 40.
+    let mut want = setup(3, 0);
+    want.credit_deposit(account(2), TOKEN, 130);
+    want.credit_deposit(account(3), TOKEN, 40);
+    assert_eq!(out.state_root, want.state_root());
+    assert_eq!(n.state_root(), want.state_root());
+    assert_eq!(n.encode_state(), want.encode_state());
+    assert_ne!(out.state_root, setup(3, 100).state_root());
+}
+
+#[test]
+fn restore_and_an_empty_close_leave_nothing_pending() {
+    let mut n = setup(2, 50);
+    let empty = n.finish_batch();
+    assert_eq!(
+        (empty.effects.len(), empty.exits.len(), empty.input_count),
+        (0, 0, 0)
+    );
+    assert_eq!(empty.state_root, n.state_root());
+    let bytes = n.encode_state();
+    n.on_withdrawal_request(account(1), TOKEN, 10);
+    n.apply_input(&sender(2), &ob(1, 10)).unwrap();
+    assert!(n.has_pending());
+    n.restore_state(&bytes).unwrap();
+    assert!(!n.has_pending());
+    assert_eq!(n.pending_footprint(), 0);
+    assert_eq!(n.available_of(account(1), TOKEN), 50);
+}
+
+#[test]
+fn footprint_counts_the_entries_of_the_batch_with_2000_participants() {
+    let participants = 2000u32;
+    let addr = |i: u32| {
+        let mut a = [0u8; 20];
+        a[16..].copy_from_slice(&(i + 1).to_be_bytes());
+        Address::from(a)
+    };
+    let sid = |i: u32| {
+        let mut s = [0u8; 32];
+        s[28..].copy_from_slice(&(i + 1).to_be_bytes());
+        SenderId::new(s)
+    };
+    let config = NettingConfig {
+        participants: (0..participants)
+            .map(|i| Participant {
+                sender: sid(i),
+                account: addr(i),
+            })
+            .collect(),
+        tokens: vec![TOKEN],
+    };
+    let mut n = Netting::new(&config);
+    for i in 0..participants {
+        n.credit_deposit(addr(i), TOKEN, 1_000);
+    }
+    let pay = |to: u32, amount: u128| {
+        Obligation {
+            to: addr(to),
+            token: TOKEN,
+            amount,
+        }
+        .encode()
+    };
+    // A ring of payments over the first 1000 (1 more each time: every position non-zero)…
+    for i in 0..1000 {
+        let before = n.pending_footprint();
+        n.apply_input(&sid(i), &pay((i + 1) % 1000, u128::from(i) + 1))
+            .unwrap();
+        assert!(n.pending_footprint() - before <= Netting::INPUT_FOOTPRINT);
+    }
+    assert_eq!(n.pending_footprint(), 1000);
+    // …a payment and its reverse cancel out (footprint back down)…
+    n.apply_input(&sid(1500), &pay(1501, 9)).unwrap();
+    assert_eq!(n.pending_footprint(), 1002);
+    n.apply_input(&sid(1501), &pay(1500, 9)).unwrap();
+    assert_eq!(n.pending_footprint(), 1000);
+    // …and exits by the other 1000, and by 10 who also pay (one more entry each).
+    for i in (1000..participants).chain(0..10) {
+        let before = n.pending_footprint();
+        let o = n.on_withdrawal_request(addr(i), TOKEN, 10);
+        assert_eq!(o.reason, ExitReason::Full);
+        assert_eq!(n.pending_footprint() - before, Netting::EXIT_FOOTPRINT);
+    }
+    assert_eq!(n.pending_footprint(), 2010);
+    assert_eq!(n.pending_exits(), 1010);
+    let footprint = n.pending_footprint() as usize;
+    let out = n.finish_batch();
+    assert_eq!(out.effects.len() + out.exits.len(), footprint);
+    assert_eq!(out.input_count, 1002);
+    let total: u128 = (0..participants).map(|i| n.escrow_of(addr(i), TOKEN)).sum();
+    assert_eq!(total, 2_000_000 - 1010 * 10);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn batches_conserve_and_are_deterministic(
-        ops in proptest::collection::vec((1u8..=5, 1u8..=5, 1u128..400), 0..80)
+        ops in proptest::collection::vec((1u8..=5, 0u8..=5, 1u128..400), 0..80)
     ) {
+        // `to == 0`: a withdrawal request by `from` instead of an obligation.
         let run = || {
             let mut n = setup(5, 500);
             let mut accepted = 0u32;
+            let mut granted = 0u128;
+            let mut max_footprint = 0;
             for (from, to, amount) in &ops {
-                if n.apply_input(&sender(*from), &ob(*to, *amount)).is_ok() {
+                if *to == 0 {
+                    let o = n.on_withdrawal_request(account(*from), TOKEN, *amount);
+                    granted += o.granted;
+                } else if n.apply_input(&sender(*from), &ob(*to, *amount)).is_ok() {
                     accepted += 1;
                 }
+                max_footprint = max_footprint.max(n.pending_footprint());
+                // Every sender covers its debits and its exits.
+                for i in 1..=5 {
+                    let net = n.pending_of(TOKEN, account(i));
+                    let cover = n.escrow_of(account(i), TOKEN) as i128 + net
+                        - n.pending_exit_of(account(i), TOKEN) as i128;
+                    assert!(cover >= 0, "account {i} over-committed");
+                }
             }
-            (n.finish_batch(), accepted, n)
+            let footprint = n.pending_footprint();
+            (n.finish_batch(), accepted, granted, footprint, n)
         };
-        let (out, accepted, n) = run();
-        let (out2, _, _) = run();
+        let (out, accepted, granted, footprint, n) = run();
+        let (out2, ..) = run();
         prop_assert_eq!(&out, &out2);
         prop_assert_eq!(out.input_count, accepted);
+        prop_assert_eq!(out.effects.len() + out.exits.len(), footprint as usize);
         let sum = out.effects.iter().fold(I256::ZERO, |acc, e| acc + e.delta);
         prop_assert_eq!(sum, I256::ZERO);
         // Canonical order, no zero entries, escrow never negative.
         for w in out.effects.windows(2) {
             prop_assert!((w[0].token, w[0].account) < (w[1].token, w[1].account));
         }
+        for w in out.exits.windows(2) {
+            prop_assert!((w[0].token, w[0].account) < (w[1].token, w[1].account));
+        }
         prop_assert!(out.effects.iter().all(|e| !e.delta.is_zero()));
+        prop_assert!(out.exits.iter().all(|e| !e.amount.is_zero()));
+        let exited: u128 = out.exits.iter().map(|e| e.amount.to::<u128>()).sum();
+        prop_assert_eq!(exited, granted);
         let total: u128 = (1..=5).map(|i| n.escrow_of(account(i), TOKEN)).sum();
-        prop_assert_eq!(total, 2500);
+        prop_assert_eq!(total, 2500 - granted);
     }
 
     #[test]
