@@ -21,7 +21,7 @@ const require = createRequire(join(root, "package.json"));
 const solc = require("solc");
 
 const EXPECTED_SOLC = "0.8.37";
-const ARTIFACTS = ["EnclaveRegistry", "Settlement", "TestToken"];
+const ARTIFACTS = ["EnclaveRegistry", "Settlement", "TestToken", "FeeOnTransferToken", "SealbridgeTimelock"];
 
 function fail(msg) {
   console.error(`contracts/build.mjs: ${msg}`);

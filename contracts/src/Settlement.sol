@@ -1,21 +1,27 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
 import {EnclaveRegistry} from "./EnclaveRegistry.sol";
 
 /// @title Sealbridge settlement
-/// @notice Escrows ERC-20 deposits and applies the balance effects of statements signed by an
-///         active registered enclave, strictly in sequence (DESIGN §8, "Settlement contract").
-/// @dev A statement commits to its effects through `effectsHash`; the effects themselves travel in
-///      calldata. Re-submitting an already settled statement is recognised and never applied twice,
-///      so relayers can retry blindly.
-contract Settlement is AccessControl, EIP712 {
+/// @notice Escrows ERC-20 deposits of the deployment's participants and applies the balance effects
+///         of statements signed by an active registered enclave, strictly in sequence (DESIGN §8).
+///         Escrow leaves the contract only through a settled statement (an exit the enclave granted,
+///         then `claim`), or through the escape hatch once no statement has settled for `exitDelay`.
+/// @dev A statement commits to its effects and exits through `effectsHash`; both travel in calldata.
+///      Re-submitting an already settled statement is recognised and never applied twice, so relayers
+///      can retry blindly. Roles: GOVERNOR_ROLE and DEFAULT_ADMIN_ROLE belong to a TimelockController in
+///      production (its delay exceeds `exitDelay`, so participants can exit before any change takes
+///      effect); GUARDIAN_ROLE can only make things safer at once (pause, revoke a measurement).
+contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     /// @notice The signed statement (EIP-712 type `Statement`), DESIGN §8.
@@ -33,14 +39,44 @@ contract Settlement is AccessControl, EIP712 {
         uint64 notAfter;
     }
 
-    /// @notice One escrow balance change: `delta` of `token` for `account`.
+    /// @notice One netting balance change: `delta` of `token` for `account`. Effects conserve value.
     struct Effect {
         address account;
         address token;
         int256 delta;
     }
 
+    /// @notice One exit the enclave granted: `amount` of `token` leaves `account`'s escrow and becomes
+    ///         claimable by `account`.
+    struct Exit {
+        address account;
+        address token;
+        uint256 amount;
+    }
+
+    /// @notice Deployment parameters (one struct: the list is long and every field is named).
+    struct Config {
+        EnclaveRegistry registry;
+        /// Receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE (a TimelockController in production).
+        address admin;
+        /// Receives GUARDIAN_ROLE (a separate key or multisig); may be zero.
+        address guardian;
+        /// Delay of a DEFAULT_ADMIN_ROLE transfer (AccessControlDefaultAdminRules).
+        uint48 adminDelay;
+        /// The enclave policy hash without the account and token lists (`EnclavePolicy::base_hash`).
+        bytes32 basePolicyHash;
+        /// The participant accounts, strictly ascending.
+        address[] accounts;
+        /// The tokens, strictly ascending.
+        address[] tokens;
+        /// Measurements whose enclaves may sign statements for this deployment.
+        bytes32[] measurements;
+        /// Seconds without a settled statement after which anyone may freeze the deployment.
+        uint64 exitDelay;
+    }
+
     bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
+    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
 
     bytes32 public constant STATEMENT_TYPEHASH = keccak256(
         "Statement(uint64 sequence,bytes32 prevStateRoot,bytes32 newStateRoot,bytes32 inputsRoot,uint32 inputCount,"
@@ -49,6 +85,12 @@ contract Settlement is AccessControl, EIP712 {
 
     /// @notice The registry consulted for the signer's status on every statement.
     EnclaveRegistry public immutable registry;
+    /// @notice Seconds without a settled statement after which `freeze` opens the escape hatch.
+    uint64 public immutable exitDelay;
+    /// @notice keccak256 of the participant accounts, packed, ascending (part of `policyHash`).
+    bytes32 public immutable accountsHash;
+    /// @notice keccak256 of the tokens, packed, ascending (part of `policyHash`).
+    bytes32 public immutable tokensHash;
 
     /// @notice State root after the last settled statement (genesis: zero).
     bytes32 public stateRoot;
@@ -56,17 +98,50 @@ contract Settlement is AccessControl, EIP712 {
     uint64 public lastSequence;
     /// @notice Log size committed by the last settled statement.
     uint64 public logSize;
+    /// @notice Block time of the last settled statement (deployment time before the first).
+    uint64 public lastSettledAt;
+    /// @notice Settlement and deposits are paused by the guardian (governance resumes).
+    bool public paused;
+    /// @notice The escape hatch is open: no statement settles again; participants withdraw their last
+    ///         settled escrow with `escapeWithdraw`. Terminal in this version.
+    bool public frozen;
+    /// @notice Number of withdrawal requests made so far (the last request id).
+    uint64 public exitRequestCount;
     /// @notice Log root committed by the last settled statement.
     bytes32 public logRoot;
-    /// @notice Hash of the policy statements must be produced under.
+    /// @notice Policy hash without the account and token lists.
+    bytes32 public basePolicyHash;
+    /// @notice Hash of the policy statements must be produced under:
+    ///         keccak256(abi.encode(basePolicyHash, accountsHash, tokensHash)).
     bytes32 public policyHash;
     /// @notice EIP-712 digest of each settled statement, by sequence.
     mapping(uint64 sequence => bytes32) public statementDigest;
+    /// @notice Whether `account` is a participant of this deployment.
+    mapping(address account => bool) public isParticipant;
+    /// @notice Whether `token` is settled by this deployment.
+    mapping(address token => bool) public isToken;
+    /// @notice Measurements whose enclaves may sign statements here (checked beside the registry's own
+    ///         allowlist, so a shared registry cannot admit another deployment's code).
+    mapping(bytes32 measurement => bool) public measurementAllowed;
+    /// @notice Granted exits waiting to be claimed.
+    mapping(address account => mapping(address token => uint256)) public claimable;
 
     mapping(address account => mapping(address token => uint256)) private _escrow;
+    address[] private _accounts;
+    address[] private _tokens;
 
     event Deposited(address indexed account, address indexed token, uint256 amount);
-    event Withdrawn(address indexed account, address indexed token, uint256 amount);
+    event WithdrawalRequested(
+        address indexed account, address indexed token, uint256 amount, uint64 indexed requestId
+    );
+    event ExitGranted(uint64 indexed sequence, address indexed account, address indexed token, uint256 amount);
+    event Claimed(address indexed account, address indexed token, uint256 amount);
+    event EscapeWithdrawn(address indexed account, address indexed token, uint256 amount);
+    event Frozen(uint64 lastSequence, uint64 lastSettledAt, address by);
+    event PausedBy(address indexed by);
+    event Unpaused(address indexed by);
+    event MeasurementAllowed(bytes32 indexed measurement);
+    event MeasurementRevoked(bytes32 indexed measurement);
     event PolicyChanged(bytes32 oldPolicyHash, bytes32 newPolicyHash);
     event AlreadySettled(uint64 indexed sequence, bytes32 digest);
     event StatementSettled(
@@ -82,79 +157,212 @@ contract Settlement is AccessControl, EIP712 {
 
     error ZeroAddress();
     error ZeroAmount();
+    error NotSorted();
+    error EmptyList();
+    error ExitDelayTooShort(uint64 exitDelay);
+    error NotAParticipant(address account);
+    error TokenNotAllowed(address token);
+    error NothingReceived();
+    error SettlementPaused();
+    error DeploymentFrozen();
+    error NotFrozen();
+    error HatchNotOpen(uint256 opensAt, uint256 nowTs);
+    error NothingToClaim(address account, address token);
     error SequenceConflict(uint64 sequence, bytes32 settledDigest, bytes32 digest);
     error SequenceGap(uint64 expected, uint64 sequence);
     error BadSignature();
     error SignerNotActive(address signer, uint8 status);
+    error MeasurementNotAllowedHere(bytes32 measurement);
     error PrevRootMismatch(bytes32 expected, bytes32 got);
     error PolicyMismatch(bytes32 expected, bytes32 got);
     error OutsideWindow(uint64 notBefore, uint64 notAfter, uint256 nowTs);
     error EffectsHashMismatch(bytes32 committed, bytes32 computed);
     error EffectsNotSorted(uint256 index);
+    error ExitsNotSorted(uint256 index);
     error NotConserved(address token);
     error InsufficientEscrow(address account, address token);
 
-    /// @param registry_ The enclave registry.
-    /// @param admin Receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE (a TimelockController in production).
-    /// @param policyHash_ The initial policy hash.
-    constructor(EnclaveRegistry registry_, address admin, bytes32 policyHash_) EIP712("Sealbridge Settlement", "1") {
-        if (address(registry_) == address(0) || admin == address(0)) revert ZeroAddress();
-        registry = registry_;
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _grantRole(GOVERNOR_ROLE, admin);
-        policyHash = policyHash_;
-        emit PolicyChanged(bytes32(0), policyHash_);
+    constructor(Config memory c)
+        AccessControlDefaultAdminRules(c.adminDelay, c.admin)
+        EIP712("Sealbridge Settlement", "1")
+    {
+        if (address(c.registry) == address(0)) revert ZeroAddress();
+        if (c.exitDelay == 0) revert ExitDelayTooShort(c.exitDelay);
+        registry = c.registry;
+        exitDelay = c.exitDelay;
+        _grantRole(GOVERNOR_ROLE, c.admin);
+        if (c.guardian != address(0)) _grantRole(GUARDIAN_ROLE, c.guardian);
+        accountsHash = _commitSet(c.accounts, isParticipant);
+        tokensHash = _commitSet(c.tokens, isToken);
+        _accounts = c.accounts;
+        _tokens = c.tokens;
+        for (uint256 i = 0; i < c.measurements.length; ++i) {
+            measurementAllowed[c.measurements[i]] = true;
+            emit MeasurementAllowed(c.measurements[i]);
+        }
+        lastSettledAt = uint64(block.timestamp);
+        _setPolicy(c.basePolicyHash);
+    }
+
+    /// @dev Marks every address of a strictly ascending, non-empty list and returns its packed hash.
+    function _commitSet(address[] memory list, mapping(address => bool) storage set)
+        private
+        returns (bytes32)
+    {
+        if (list.length == 0) revert EmptyList();
+        address prev = address(0);
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (list[i] <= prev) revert NotSorted();
+            set[list[i]] = true;
+            prev = list[i];
+        }
+        return keccak256(abi.encodePacked(list));
     }
 
     // ------------------------------------------------------------------ escrow
 
     /// @notice Move `amount` of `token` from the caller into escrow (needs a prior ERC-20 approval).
-    /// @dev Credits `amount` as requested: fee-on-transfer and rebasing tokens are not supported.
-    function deposit(IERC20 token, uint256 amount) external {
+    ///         Credits what actually arrived (a fee-on-transfer token credits less than `amount`).
+    /// @dev Only participants, only the deployment's tokens, not while paused or frozen.
+    function deposit(IERC20 token, uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
-        _escrow[msg.sender][address(token)] += amount;
-        emit Deposited(msg.sender, address(token), amount);
+        _checkOpen();
+        if (!isParticipant[msg.sender]) revert NotAParticipant(msg.sender);
+        if (!isToken[address(token)]) revert TokenNotAllowed(address(token));
+        uint256 before = token.balanceOf(address(this));
         token.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received == 0) revert NothingReceived();
+        _escrow[msg.sender][address(token)] += received;
+        emit Deposited(msg.sender, address(token), received);
     }
 
-    /// @notice Take `amount` of `token` out of the caller's escrow.
-    function withdraw(IERC20 token, uint256 amount) external {
+    /// @notice Ask the enclave to release up to `amount` of `token` from the caller's escrow. The
+    ///         enclave grants what the caller can cover after its accepted obligations (partly or
+    ///         not at all, with a logged reason) as an exit of its next statement; then `claim`.
+    /// @return requestId The request's id (1, 2, 3, … with no gaps), as logged by the enclave.
+    function requestWithdrawal(address token, uint256 amount) external returns (uint64 requestId) {
         if (amount == 0) revert ZeroAmount();
-        uint256 bal = _escrow[msg.sender][address(token)];
-        if (bal < amount) revert InsufficientEscrow(msg.sender, address(token));
-        unchecked {
-            _escrow[msg.sender][address(token)] = bal - amount;
-        }
-        emit Withdrawn(msg.sender, address(token), amount);
+        if (frozen) revert DeploymentFrozen();
+        if (!isParticipant[msg.sender]) revert NotAParticipant(msg.sender);
+        if (!isToken[token]) revert TokenNotAllowed(token);
+        requestId = exitRequestCount + 1;
+        exitRequestCount = requestId;
+        emit WithdrawalRequested(msg.sender, token, amount, requestId);
+    }
+
+    /// @notice Pay out every granted exit of `token` to the caller (pull payment: one participant's
+    ///         transfer failing cannot stop a statement from settling).
+    function claim(IERC20 token) external nonReentrant returns (uint256 amount) {
+        amount = claimable[msg.sender][address(token)];
+        if (amount == 0) revert NothingToClaim(msg.sender, address(token));
+        claimable[msg.sender][address(token)] = 0;
+        emit Claimed(msg.sender, address(token), amount);
         token.safeTransfer(msg.sender, amount);
     }
 
-    /// @notice Escrowed balance of `account` in `token`.
+    /// @notice Escape hatch: once frozen, withdraw exactly the caller's last settled escrow of `token`.
+    function escapeWithdraw(IERC20 token) external nonReentrant returns (uint256 amount) {
+        if (!frozen) revert NotFrozen();
+        amount = _escrow[msg.sender][address(token)];
+        if (amount == 0) revert NothingToClaim(msg.sender, address(token));
+        _escrow[msg.sender][address(token)] = 0;
+        emit EscapeWithdrawn(msg.sender, address(token), amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice Anyone may freeze the deployment once no statement has settled for `exitDelay`
+    ///         (enclave stalled or gone, operator vanished, or settlement paused that long).
+    function freeze() external {
+        if (frozen) revert DeploymentFrozen();
+        uint256 opensAt = uint256(lastSettledAt) + exitDelay;
+        if (block.timestamp < opensAt) revert HatchNotOpen(opensAt, block.timestamp);
+        frozen = true;
+        emit Frozen(lastSequence, lastSettledAt, msg.sender);
+    }
+
+    /// @notice When anyone may call `freeze` if nothing settles before then.
+    function hatchOpensAt() external view returns (uint256) {
+        return uint256(lastSettledAt) + exitDelay;
+    }
+
+    /// @notice Settled escrow of `account` in `token`.
     function balanceOf(address account, address token) external view returns (uint256) {
         return _escrow[account][token];
     }
 
+    /// @notice The participant accounts, ascending.
+    function participants() external view returns (address[] memory) {
+        return _accounts;
+    }
+
+    /// @notice The deployment's tokens, ascending.
+    function tokens() external view returns (address[] memory) {
+        return _tokens;
+    }
+
+    function _checkOpen() private view {
+        if (frozen) revert DeploymentFrozen();
+        if (paused) revert SettlementPaused();
+    }
+
     // ------------------------------------------------------------------ governance
 
-    /// @notice Change the policy hash that new statements must carry.
-    function setPolicyHash(bytes32 newPolicyHash) external onlyRole(GOVERNOR_ROLE) {
-        emit PolicyChanged(policyHash, newPolicyHash);
-        policyHash = newPolicyHash;
+    /// @notice Change the base policy hash (the account and token lists stay committed).
+    function setPolicyHash(bytes32 newBasePolicyHash) external onlyRole(GOVERNOR_ROLE) {
+        _setPolicy(newBasePolicyHash);
+    }
+
+    /// @notice Allow enclaves of measurement `m` to sign statements for this deployment.
+    function allowMeasurement(bytes32 m) external onlyRole(GOVERNOR_ROLE) {
+        measurementAllowed[m] = true;
+        emit MeasurementAllowed(m);
+    }
+
+    /// @notice Stop enclaves of measurement `m` from signing statements here (guardian: at once).
+    function revokeMeasurement(bytes32 m) external {
+        if (!hasRole(GUARDIAN_ROLE, msg.sender)) _checkRole(GOVERNOR_ROLE);
+        measurementAllowed[m] = false;
+        emit MeasurementRevoked(m);
+    }
+
+    /// @notice Pause settlement and deposits (guardian or governance). A pause longer than
+    ///         `exitDelay` opens the escape hatch, so a pause cannot trap funds.
+    function pause() external {
+        if (!hasRole(GUARDIAN_ROLE, msg.sender)) _checkRole(GOVERNOR_ROLE);
+        paused = true;
+        emit PausedBy(msg.sender);
+    }
+
+    /// @notice Resume settlement (governance only, through the timelock).
+    function unpause() external onlyRole(GOVERNOR_ROLE) {
+        paused = false;
+        emit Unpaused(msg.sender);
+    }
+
+    function _setPolicy(bytes32 base) private {
+        bytes32 next = keccak256(abi.encode(base, accountsHash, tokensHash));
+        emit PolicyChanged(policyHash, next);
+        basePolicyHash = base;
+        policyHash = next;
     }
 
     // ------------------------------------------------------------------ settlement
 
-    /// @notice Verify and apply statement `s` with its `effects`, signed by an active enclave.
+    /// @notice Verify and apply statement `s` with its `effects` and `exits`, signed by an active
+    ///         enclave whose measurement this deployment allows.
     /// @return applied True if applied now; false if this exact statement was already settled
     ///         (an `AlreadySettled` event is emitted and nothing changes).
-    /// @dev Checks, in order (DESIGN §8): sequence (replay / conflict / gap), signature, signer
-    ///      status in the registry, previous root, policy, time window, effects hash, effects order
-    ///      (strictly ascending by (token, account), so each pair appears once), conservation per
-    ///      token, escrow cover of every debit.
-    function settle(Statement calldata s, Effect[] calldata effects, bytes calldata signature)
+    /// @dev Checks, in order (DESIGN §8): frozen/paused, sequence (replay / conflict / gap), signature,
+    ///      signer status in the registry and measurement here, previous root, policy, time window,
+    ///      effects hash, effects order and membership, conservation per token, escrow cover of every
+    ///      debit, exits order and membership, escrow cover of every exit.
+    function settle(Statement calldata s, Effect[] calldata effects, Exit[] calldata exits, bytes calldata signature)
         external
         returns (bool applied)
     {
+        if (frozen) revert DeploymentFrozen();
+        if (paused) revert SettlementPaused();
         bytes32 digest = hashStatement(s);
         uint64 last = lastSequence;
         if (s.sequence <= last) {
@@ -168,29 +376,32 @@ contract Settlement is AccessControl, EIP712 {
         if (s.sequence != last + 1) revert SequenceGap(last + 1, s.sequence);
 
         address signer = _checkSigner(digest, signature);
-        _checkStatement(s, effects);
+        _checkStatement(s, effects, exits);
         _applyEffects(effects);
+        _applyExits(s.sequence, exits);
         _commit(s, digest, signer);
         return true;
     }
 
-    /// @dev The signer must be a registered enclave that is Active in the registry right now.
+    /// @dev The signer must be Active in the registry right now, with a measurement allowed here.
     function _checkSigner(bytes32 digest, bytes calldata signature) private view returns (address signer) {
         ECDSA.RecoverError err;
         (signer, err,) = ECDSA.tryRecoverCalldata(digest, signature);
         if (err != ECDSA.RecoverError.NoError) revert BadSignature();
         uint8 status = registry.enclaveStatus(signer);
         if (status != 0) revert SignerNotActive(signer, status);
+        (bytes32 m,,,,,,) = registry.enclaves(signer);
+        if (!measurementAllowed[m]) revert MeasurementNotAllowedHere(m);
     }
 
     /// @dev Root, policy, time window, effects hash, effects order and conservation.
-    function _checkStatement(Statement calldata s, Effect[] calldata effects) private view {
+    function _checkStatement(Statement calldata s, Effect[] calldata effects, Exit[] calldata exits) private view {
         if (s.prevStateRoot != stateRoot) revert PrevRootMismatch(stateRoot, s.prevStateRoot);
         if (s.policyHash != policyHash) revert PolicyMismatch(policyHash, s.policyHash);
         if (block.timestamp < s.notBefore || block.timestamp > s.notAfter) {
             revert OutsideWindow(s.notBefore, s.notAfter, block.timestamp);
         }
-        bytes32 eh = hashEffects(effects);
+        bytes32 eh = hashEffects(effects, exits);
         if (eh != s.effectsHash) revert EffectsHashMismatch(s.effectsHash, eh);
         _checkEffects(effects);
     }
@@ -199,6 +410,7 @@ contract Settlement is AccessControl, EIP712 {
         stateRoot = s.newStateRoot;
         lastSequence = s.sequence;
         logSize = s.logSize;
+        lastSettledAt = uint64(block.timestamp);
         logRoot = s.logRoot;
         statementDigest[s.sequence] = digest;
         emit StatementSettled(
@@ -206,13 +418,15 @@ contract Settlement is AccessControl, EIP712 {
         );
     }
 
-    /// @dev Order and conservation. Sorting by token first makes each token's effects contiguous,
-    ///      so the per-token sum is checked when the token changes, in one pass and no memory.
-    function _checkEffects(Effect[] calldata effects) private pure {
+    /// @dev Order, membership and conservation. Sorting by token first makes each token's effects
+    ///      contiguous, so the per-token sum is checked when the token changes, in one pass.
+    function _checkEffects(Effect[] calldata effects) private view {
         uint256 n = effects.length;
         if (n == 0) return;
         address token = effects[0].token;
         address account = effects[0].account;
+        if (!isToken[token]) revert TokenNotAllowed(token);
+        if (!isParticipant[account]) revert NotAParticipant(account);
         int256 sum = effects[0].delta;
         for (uint256 i = 1; i < n; ++i) {
             Effect calldata e = effects[i];
@@ -223,9 +437,11 @@ contract Settlement is AccessControl, EIP712 {
                 if (e.token < token) revert EffectsNotSorted(i);
                 if (sum != 0) revert NotConserved(token);
                 token = e.token;
+                if (!isToken[token]) revert TokenNotAllowed(token);
                 sum = e.delta;
             }
             account = e.account;
+            if (!isParticipant[account]) revert NotAParticipant(account);
         }
         if (sum != 0) revert NotConserved(token);
     }
@@ -250,6 +466,31 @@ contract Settlement is AccessControl, EIP712 {
         }
     }
 
+    /// @dev Exits, strictly ascending by (token, account), each for a participant and token of this
+    ///      deployment, each covered by the escrow left after the effects; each becomes claimable.
+    function _applyExits(uint64 sequence, Exit[] calldata exits) private {
+        address prevToken = address(0);
+        address prevAccount = address(0);
+        for (uint256 i = 0; i < exits.length; ++i) {
+            Exit calldata x = exits[i];
+            if (i > 0 && (x.token < prevToken || (x.token == prevToken && x.account <= prevAccount))) {
+                revert ExitsNotSorted(i);
+            }
+            prevToken = x.token;
+            prevAccount = x.account;
+            if (x.amount == 0) revert ZeroAmount();
+            if (!isToken[x.token]) revert TokenNotAllowed(x.token);
+            if (!isParticipant[x.account]) revert NotAParticipant(x.account);
+            uint256 bal = _escrow[x.account][x.token];
+            if (bal < x.amount) revert InsufficientEscrow(x.account, x.token);
+            unchecked {
+                _escrow[x.account][x.token] = bal - x.amount;
+            }
+            claimable[x.account][x.token] += x.amount;
+            emit ExitGranted(sequence, x.account, x.token, x.amount);
+        }
+    }
+
     // ------------------------------------------------------------------ views
 
     /// @notice The full EIP-712 digest (domain separator included) an enclave signs for `s`.
@@ -258,9 +499,9 @@ contract Settlement is AccessControl, EIP712 {
         return _hashTypedDataV4(keccak256(abi.encode(STATEMENT_TYPEHASH, s)));
     }
 
-    /// @notice `keccak256(abi.encode(effects))`, the value a statement's `effectsHash` commits to.
-    function hashEffects(Effect[] calldata effects) public pure returns (bytes32) {
-        return keccak256(abi.encode(effects));
+    /// @notice `keccak256(abi.encode(effects, exits))`, the value a statement's `effectsHash` commits to.
+    function hashEffects(Effect[] calldata effects, Exit[] calldata exits) public pure returns (bytes32) {
+        return keccak256(abi.encode(effects, exits));
     }
 
     /// @notice The EIP-712 domain separator of this contract.

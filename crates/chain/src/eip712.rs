@@ -8,7 +8,7 @@ use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_sol_types::{SolStruct, SolValue};
 use k256::ecdsa::SigningKey;
 
-use crate::bindings::{AttestationResult, Effect, Statement};
+use crate::bindings::{AttestationResult, Effect, Exit, Statement};
 
 // The domain (name, version, chain id, verifying contract) is defined once, next to the TCB's
 // copy of the structs, so the enclave and the relayer can never disagree on it.
@@ -27,14 +27,32 @@ pub fn attestation_digest(r: &AttestationResult, chain_id: u64, registry: Addres
     r.eip712_signing_hash(&registry_domain(chain_id, registry))
 }
 
-/// `keccak256(abi.encode(effects))`, what `Statement.effectsHash` commits to.
-pub fn effects_hash(effects: &[Effect]) -> B256 {
-    keccak256(effects.abi_encode())
+/// `keccak256(abi.encode(effects, exits))`, what `Statement.effectsHash` commits to (the
+/// parameter encoding of the two arrays: two offsets, then each array).
+pub fn effects_hash(effects: &[Effect], exits: &[Exit]) -> B256 {
+    keccak256((effects.to_vec(), exits.to_vec()).abi_encode_params())
 }
 
 /// Sort effects into the order `settle` requires: strictly ascending by (token, account).
 pub fn sort_effects(effects: &mut [Effect]) {
     effects.sort_by_key(|e| (e.token, e.account));
+}
+
+/// Sort exits into the order `settle` requires: strictly ascending by (token, account).
+pub fn sort_exits(exits: &mut [Exit]) {
+    exits.sort_by_key(|e| (e.token, e.account));
+}
+
+/// The policy hash a deployment's statements carry, as `Settlement` computes it:
+/// `keccak256(abi.encode(base, keccak256(abi.encodePacked(accounts)), keccak256(abi.encodePacked(tokens))))`
+/// with both lists ascending (the enclave computes the same in `EnclavePolicy::hash`).
+pub fn deployment_policy_hash(base: B256, accounts: &[Address], tokens: &[Address]) -> B256 {
+    let packed = |list: &[Address]| {
+        let mut sorted = list.to_vec();
+        sorted.sort();
+        keccak256(sorted.iter().flat_map(|a| a.0.0).collect::<Vec<u8>>())
+    };
+    keccak256((base, packed(accounts), packed(tokens)).abi_encode())
 }
 
 /// Sign a 32-byte digest: 65 bytes r ‖ s ‖ v with low s and v ∈ {27, 28}, the form

@@ -17,9 +17,12 @@ pub mod proto_compat;
 pub mod rpc;
 pub mod tx;
 
-pub use bindings::{AttestationResult, Effect, Statement};
+pub use bindings::{AttestationResult, Effect, Exit, Statement};
 pub use chain::{Chain, ChainError, LogEntry, TxReceipt};
-pub use contracts::{ContractError, Deployment, Sealbridge, SettleOutcome, settled_on_chain};
+pub use contracts::{
+    ContractError, DeployParams, Deployment, RegistryParams, Sealbridge, SettleOutcome,
+    settled_on_chain,
+};
 pub use embedded::{DevAccount, EmbeddedChain, EmbeddedConfig, JournalRecovery};
 pub use gas::{GasLedger, GasStats};
 pub use rpc::{RpcChain, SignerConfig};

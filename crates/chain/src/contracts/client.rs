@@ -3,9 +3,9 @@
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_sol_types::{SolCall, SolEvent};
 
-use super::{ContractError, Deployment, EnclaveStatus, Revert, SettleOutcome};
+use super::{ContractError, DeployParams, Deployment, EnclaveStatus, Revert, SettleOutcome};
 use crate::bindings::{
-    AttestationResult, Effect, EnclaveRegistry, Settlement, Statement, TestToken,
+    AttestationResult, Effect, EnclaveRegistry, Exit, Settlement, Statement, TestToken,
 };
 use crate::chain::{Chain, TxReceipt};
 use crate::eip712;
@@ -21,10 +21,10 @@ pub struct Sealbridge<C> {
 }
 
 impl<C: Chain> Sealbridge<C> {
-    /// Deploy the three contracts from `admin` (see [`Deployment::deploy`]).
-    pub fn deploy(mut chain: C, admin: Address, policy_hash: B256) -> Result<Self, ContractError> {
+    /// Deploy the three contracts from `params.admin` (see [`Deployment::deploy`]).
+    pub fn deploy(mut chain: C, params: &DeployParams) -> Result<Self, ContractError> {
         let mut gas = GasLedger::new();
-        let deployment = Deployment::deploy(&mut chain, admin, policy_hash, &mut gas)?;
+        let deployment = Deployment::deploy(&mut chain, params, &mut gas)?;
         Ok(Self {
             chain,
             deployment,
@@ -319,17 +319,132 @@ impl<C: Chain> Sealbridge<C> {
         self.settlement_tx("deposit", from, &Settlement::depositCall { token, amount })
     }
 
-    /// `withdraw(token, amount)`.
-    pub fn withdraw(
+    /// `requestWithdrawal(token, amount)`: the request id the contract assigned (from the
+    /// receipt's `WithdrawalRequested` event) and the receipt.
+    pub fn request_withdrawal(
         &mut self,
         from: Address,
         token: Address,
         amount: U256,
+    ) -> Result<(u64, TxReceipt), ContractError> {
+        let to = self.deployment.settlement;
+        let (r, _) = self.transact(
+            "requestWithdrawal",
+            from,
+            to,
+            &Settlement::requestWithdrawalCall { token, amount },
+        )?;
+        let id = r
+            .logs
+            .iter()
+            .filter(|l| l.address() == to)
+            .find_map(|l| Settlement::WithdrawalRequested::decode_log(&l.inner).ok())
+            .map(|e| e.data.requestId)
+            .ok_or_else(|| {
+                ContractError::Decode("requestWithdrawal without a WithdrawalRequested event".into())
+            })?;
+        Ok((id, r))
+    }
+
+    /// `claim(token)`: pay out the caller's granted exits of `token`.
+    pub fn claim(&mut self, from: Address, token: Address) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx("claim", from, &Settlement::claimCall { token })
+    }
+
+    /// `escapeWithdraw(token)`: once frozen, the caller's last settled escrow of `token`.
+    pub fn escape_withdraw(
+        &mut self,
+        from: Address,
+        token: Address,
     ) -> Result<TxReceipt, ContractError> {
         self.settlement_tx(
-            "withdraw",
+            "escapeWithdraw",
             from,
-            &Settlement::withdrawCall { token, amount },
+            &Settlement::escapeWithdrawCall { token },
+        )
+    }
+
+    /// `freeze()`: open the escape hatch (anyone, once nothing settled for `exitDelay`).
+    pub fn freeze(&mut self, from: Address) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx("freeze", from, &Settlement::freezeCall {})
+    }
+
+    /// `pause()` (guardian or governor).
+    pub fn pause(&mut self, from: Address) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx("pause", from, &Settlement::pauseCall {})
+    }
+
+    /// `unpause()` (governor).
+    pub fn unpause(&mut self, from: Address) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx("unpause", from, &Settlement::unpauseCall {})
+    }
+
+    /// `claimable(account, token)`: granted exits not yet claimed.
+    pub fn claimable(&self, account: Address, token: Address) -> Result<U256, ContractError> {
+        self.view(
+            self.deployment.settlement,
+            &Settlement::claimableCall { account, token },
+        )
+    }
+
+    /// `frozen()`.
+    pub fn frozen(&self) -> Result<bool, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::frozenCall {})
+    }
+
+    /// `paused()`.
+    pub fn paused(&self) -> Result<bool, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::pausedCall {})
+    }
+
+    /// `exitDelay()`.
+    pub fn exit_delay(&self) -> Result<u64, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::exitDelayCall {})
+    }
+
+    /// `lastSettledAt()`.
+    pub fn last_settled_at(&self) -> Result<u64, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::lastSettledAtCall {})
+    }
+
+    /// `exitRequestCount()`: the last withdrawal request id.
+    pub fn exit_request_count(&self) -> Result<u64, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::exitRequestCountCall {})
+    }
+
+    /// `participants()`: the committed participant accounts, ascending.
+    pub fn participants(&self) -> Result<Vec<Address>, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::participantsCall {})
+    }
+
+    /// `tokens()`: the committed tokens, ascending.
+    pub fn tokens(&self) -> Result<Vec<Address>, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::tokensCall {})
+    }
+
+    /// `Settlement.allowMeasurement(m)` (governor): enclaves of `m` may sign for this deployment.
+    pub fn allow_measurement_here(
+        &mut self,
+        from: Address,
+        measurement: B256,
+    ) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx(
+            "allowMeasurementHere",
+            from,
+            &Settlement::allowMeasurementCall { m: measurement },
+        )
+    }
+
+    /// `Settlement.revokeMeasurement(m)` (guardian or governor).
+    pub fn revoke_measurement_here(
+        &mut self,
+        from: Address,
+        measurement: B256,
+    ) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx(
+            "revokeMeasurementHere",
+            from,
+            &Settlement::revokeMeasurementCall { m: measurement },
         )
     }
 
@@ -348,7 +463,8 @@ impl<C: Chain> Sealbridge<C> {
 
     // ------------------------------------------------------------- settlement
 
-    /// `setPolicyHash(h)`.
+    /// `setPolicyHash(base)`: the policy hash becomes the composition of `base` with the
+    /// committed account and token lists.
     pub fn set_policy_hash(
         &mut self,
         from: Address,
@@ -358,24 +474,26 @@ impl<C: Chain> Sealbridge<C> {
             "setPolicyHash",
             from,
             &Settlement::setPolicyHashCall {
-                newPolicyHash: policy_hash,
+                newBasePolicyHash: policy_hash,
             },
         )
     }
 
-    /// `settle(s, effects, signature)`: [`SettleOutcome::Applied`] if applied now,
+    /// `settle(s, effects, exits, signature)`: [`SettleOutcome::Applied`] if applied now,
     /// [`SettleOutcome::AlreadySettled`] if this exact statement was settled before.
     pub fn settle(
         &mut self,
         from: Address,
         statement: &Statement,
         effects: &[Effect],
+        exits: &[Exit],
         signature: Bytes,
     ) -> Result<SettleOutcome, ContractError> {
         let to = self.deployment.settlement;
         let call = Settlement::settleCall {
             s: statement.clone(),
             effects: effects.to_vec(),
+            exits: exits.to_vec(),
             signature,
         };
         let r = self.chain.send(from, to, call.abi_encode().into())?;
@@ -450,12 +568,13 @@ impl<C: Chain> Sealbridge<C> {
         )
     }
 
-    /// `hashEffects(effects)`: the effects hash computed by the contract.
-    pub fn hash_effects(&self, effects: &[Effect]) -> Result<B256, ContractError> {
+    /// `hashEffects(effects, exits)`: the effects hash computed by the contract.
+    pub fn hash_effects(&self, effects: &[Effect], exits: &[Exit]) -> Result<B256, ContractError> {
         self.view(
             self.deployment.settlement,
             &Settlement::hashEffectsCall {
                 effects: effects.to_vec(),
+                exits: exits.to_vec(),
             },
         )
     }

@@ -10,7 +10,7 @@ mod error;
 pub use client::{Sealbridge, settled_on_chain};
 pub use error::{ContractError, Revert};
 
-use alloy_primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes, aliases::U48};
 use alloy_sol_types::SolConstructor;
 
 use crate::bindings::{EnclaveRegistry, Settlement, TestToken};
@@ -30,6 +30,8 @@ pub enum EnclaveStatus {
     Revoked,
     /// Its measurement is not on the allowlist now.
     MeasurementNotAllowed,
+    /// The verifiers that signed its registration no longer make the threshold.
+    VerifiersGone,
     /// A value this client does not know.
     Unknown(u8),
 }
@@ -42,6 +44,7 @@ impl From<u8> for EnclaveStatus {
             2 => Self::Expired,
             3 => Self::Revoked,
             4 => Self::MeasurementNotAllowed,
+            5 => Self::VerifiersGone,
             other => Self::Unknown(other),
         }
     }
@@ -70,54 +73,186 @@ impl SettleOutcome {
 pub struct Deployment {
     /// Chain the contracts live on.
     pub chain_id: u64,
-    /// Holder of DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE on both contracts, deployer of all three.
+    /// Holder of DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE on both contracts: the deployer's account
+    /// in development, a `TimelockController` in production.
     pub admin: Address,
     /// `EnclaveRegistry`.
     pub registry: Address,
     /// `Settlement`.
     pub settlement: Address,
-    /// `TestToken` (test deployments only).
+    /// `TestToken` (test deployments), or the deployment's first token.
     pub token: Address,
 }
 
+/// Initial configuration of `EnclaveRegistry` (its constructor's `Config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryParams {
+    /// Verifier addresses (empty: governance adds them later).
+    pub verifiers: Vec<Address>,
+    /// Signatures a registration needs (ignored when `verifiers` is empty).
+    pub threshold: u32,
+    /// Accept the simulated TEE (development only).
+    pub allow_simulated: bool,
+    /// Allowed measurements with their windows `[from, until)`.
+    pub measurements: Vec<(B256, u64, u64)>,
+    /// Oldest `issuedAt` accepted, in seconds before the registration's block.
+    pub max_result_age: u32,
+    /// Longest `expiresAt - issuedAt` accepted.
+    pub max_result_lifetime: u32,
+}
+
+impl Default for RegistryParams {
+    fn default() -> Self {
+        Self {
+            verifiers: Vec::new(),
+            threshold: 1,
+            allow_simulated: false,
+            measurements: Vec::new(),
+            max_result_age: DEFAULT_MAX_RESULT_AGE,
+            max_result_lifetime: DEFAULT_MAX_RESULT_LIFETIME,
+        }
+    }
+}
+
+/// Default `maxResultAge`: one hour (a result is registered within minutes of its evidence).
+pub const DEFAULT_MAX_RESULT_AGE: u32 = 3600;
+/// Default `maxResultLifetime`: 30 days.
+pub const DEFAULT_MAX_RESULT_LIFETIME: u32 = 30 * 24 * 3600;
+/// Default `exitDelay` of a development deployment: one day.
+pub const DEFAULT_EXIT_DELAY: u64 = 24 * 3600;
+
+/// What [`Deployment::deploy`] deploys: both contracts' constructor configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployParams {
+    /// Governor and default admin of both contracts (an EOA in development, a timelock otherwise).
+    pub admin: Address,
+    /// Guardian of both contracts (zero: none).
+    pub guardian: Address,
+    /// Delay of a default-admin transfer (seconds).
+    pub admin_delay: u64,
+    /// `EnclavePolicy::base_hash` of the policy the enclave runs.
+    pub base_policy_hash: B256,
+    /// Participant accounts.
+    pub accounts: Vec<Address>,
+    /// Tokens; empty = the `TestToken` this deployment deploys.
+    pub tokens: Vec<Address>,
+    /// Measurements whose enclaves may sign statements for this deployment.
+    pub measurements: Vec<B256>,
+    /// Seconds without a settled statement after which anyone may freeze the deployment.
+    pub exit_delay: u64,
+    /// The registry's configuration.
+    pub registry: RegistryParams,
+}
+
+impl DeployParams {
+    /// Development defaults: `admin` governs and guards both contracts with no delays, the test
+    /// token is the only token, exit delay [`DEFAULT_EXIT_DELAY`], an empty registry.
+    pub fn dev(
+        admin: Address,
+        base_policy_hash: B256,
+        accounts: Vec<Address>,
+        measurements: Vec<B256>,
+    ) -> Self {
+        Self {
+            admin,
+            guardian: admin,
+            admin_delay: 0,
+            base_policy_hash,
+            accounts,
+            tokens: Vec::new(),
+            measurements,
+            exit_delay: DEFAULT_EXIT_DELAY,
+            registry: RegistryParams::default(),
+        }
+    }
+}
+
 impl Deployment {
-    /// Deploy `EnclaveRegistry(admin)`, `Settlement(registry, admin, policy_hash)` and `TestToken`,
-    /// all sent by `admin`; gas is recorded under `"deploy:<Contract>"`.
+    /// Deploy `TestToken`, `EnclaveRegistry` and `Settlement` from `params.admin`; gas is recorded
+    /// under `"deploy:<Contract>"`.
     pub fn deploy<C: Chain>(
         chain: &mut C,
-        admin: Address,
-        policy_hash: B256,
+        params: &DeployParams,
         gas: &mut GasLedger,
     ) -> Result<Self, ContractError> {
+        let admin = params.admin;
+        let token = deploy_one(chain, gas, admin, "TestToken", &TestToken::BYTECODE, &[])?;
         let registry = deploy_one(
             chain,
             gas,
             admin,
             "EnclaveRegistry",
             &EnclaveRegistry::BYTECODE,
-            &EnclaveRegistry::constructorCall { admin }.abi_encode(),
+            &registry_constructor(params).abi_encode(),
         )?;
+        let tokens = if params.tokens.is_empty() {
+            vec![token]
+        } else {
+            params.tokens.clone()
+        };
         let settlement = deploy_one(
             chain,
             gas,
             admin,
             "Settlement",
             &Settlement::BYTECODE,
-            &Settlement::constructorCall {
-                registry_: registry,
-                admin,
-                policyHash_: policy_hash,
-            }
-            .abi_encode(),
+            &settlement_constructor(params, registry, &tokens).abi_encode(),
         )?;
-        let token = deploy_one(chain, gas, admin, "TestToken", &TestToken::BYTECODE, &[])?;
         Ok(Self {
             chain_id: chain.chain_id()?,
             admin,
             registry,
             settlement,
-            token,
+            token: tokens.first().copied().unwrap_or(token),
         })
+    }
+}
+
+fn sorted(list: &[Address]) -> Vec<Address> {
+    let mut v = list.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The `EnclaveRegistry` constructor call for `params`.
+pub fn registry_constructor(params: &DeployParams) -> EnclaveRegistry::constructorCall {
+    let r = &params.registry;
+    EnclaveRegistry::constructorCall {
+        c: EnclaveRegistry::Config {
+            admin: params.admin,
+            guardian: params.guardian,
+            adminDelay: U48::from(params.admin_delay),
+            verifiers: r.verifiers.clone(),
+            threshold: r.threshold,
+            allowSimulated: r.allow_simulated,
+            measurements: r.measurements.iter().map(|m| m.0).collect(),
+            validFrom: r.measurements.iter().map(|m| m.1).collect(),
+            validUntil: r.measurements.iter().map(|m| m.2).collect(),
+            maxResultAge: r.max_result_age,
+            maxResultLifetime: r.max_result_lifetime,
+        },
+    }
+}
+
+/// The `Settlement` constructor call for `params` with `registry` and the final token list.
+pub fn settlement_constructor(
+    params: &DeployParams,
+    registry: Address,
+    tokens: &[Address],
+) -> Settlement::constructorCall {
+    Settlement::constructorCall {
+        c: Settlement::Config {
+            registry,
+            admin: params.admin,
+            guardian: params.guardian,
+            adminDelay: U48::from(params.admin_delay),
+            basePolicyHash: params.base_policy_hash,
+            accounts: sorted(&params.accounts),
+            tokens: sorted(tokens),
+            measurements: params.measurements.clone(),
+            exitDelay: params.exit_delay,
+        },
     }
 }
 
