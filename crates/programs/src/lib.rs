@@ -226,10 +226,7 @@ mod tests {
             assert_eq!(r.to_string(), name);
             assert_eq!(r.is_refusal(), i >= 2);
             // The serde name is the stable name too (what JSON answers carry).
-            assert_eq!(
-                serde_json::to_string(r).unwrap(),
-                format!("\"{name}\"")
-            );
+            assert_eq!(serde_json::to_string(r).unwrap(), format!("\"{name}\""));
         }
         for code in 6..=u8::MAX {
             assert_eq!(ExitReason::from_code(code), None);

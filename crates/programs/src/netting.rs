@@ -149,7 +149,10 @@ impl Netting {
 
     /// Exits granted to `account` in `token` in the pending batch.
     pub fn pending_exit_of(&self, account: Address, token: Address) -> u128 {
-        self.pending_exits.get(&(token, account)).copied().unwrap_or(0)
+        self.pending_exits
+            .get(&(token, account))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// What `account` may still withdraw of `token` now: escrow, less its pending net debit and

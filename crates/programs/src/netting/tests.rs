@@ -166,11 +166,26 @@ fn every_exit_reason_and_refusals_change_nothing() {
     let before = snapshot(&n);
     let refusals = [
         (account(9), TOKEN, 5, ExitReason::RefusedNotParticipant),
-        (account(1), Address::ZERO, 5, ExitReason::RefusedUnknownToken),
+        (
+            account(1),
+            Address::ZERO,
+            5,
+            ExitReason::RefusedUnknownToken,
+        ),
         (account(1), TOKEN, 0, ExitReason::RefusedZero),
         // Not a participant wins over a zero amount and an unknown token: checks in that order.
-        (account(9), Address::ZERO, 0, ExitReason::RefusedNotParticipant),
-        (account(1), Address::ZERO, 0, ExitReason::RefusedUnknownToken),
+        (
+            account(9),
+            Address::ZERO,
+            0,
+            ExitReason::RefusedNotParticipant,
+        ),
+        (
+            account(1),
+            Address::ZERO,
+            0,
+            ExitReason::RefusedUnknownToken,
+        ),
     ];
     for (who, token, amount, reason) in refusals {
         assert_eq!(
@@ -227,7 +242,10 @@ fn partial_fill_leaves_exactly_what_pending_debits_need() {
     let out = n.finish_batch();
     assert_eq!(
         out.effects,
-        vec![effect(account(1), TOKEN, -70), effect(account(2), TOKEN, 70)]
+        vec![
+            effect(account(1), TOKEN, -70),
+            effect(account(2), TOKEN, 70)
+        ]
     );
     assert_eq!(
         out.exits,
