@@ -5,6 +5,7 @@
 //! Frame: `u32 BE length ‖ CBOR(value)`, length ≤ [`MAX_FRAME_BYTES`].
 
 use alloy_primitives::{Address, B256};
+use sealbridge_programs::ExitReason;
 use sealbridge_proto::{EnvelopeId, ReasonCode};
 
 use crate::{
@@ -15,8 +16,15 @@ use crate::{
 
 /// Version of the boundary protocol; `Hello` must agree on it. Version 2: snapshots cross the
 /// boundary in chunks (`Snapshot { chunk_bytes }`, `SnapshotChunk`, `Restore { manifest }`,
-/// `RestoreChunk`); version 1's single-blob restore survives as `RestoreV1`.
-pub const BOUNDARY_VERSION: u16 = 4;
+/// `RestoreChunk`); version 1's single-blob restore survives as `RestoreV1`. Version 3:
+/// `ReplayBatch`. Version 4: `RenewStatement`. Version 5 (exits through the enclave, issue 9):
+/// `ChainEvent::Withdrawal` (a withdrawal the chain had already paid) is gone and
+/// `ChainEvent::WithdrawalRequest` (a request the enclave decides, answered `ExitDecided`) takes
+/// its place; statements carry `exits`; a submission may close up to two statements
+/// (`SubmitOutcome::batches`, the effects cap); `Heartbeat`; `Status` reports pending exits and
+/// the last request id. A version-4 host would still send `Withdrawal`, so it must not talk to
+/// this enclave.
+pub const BOUNDARY_VERSION: u16 = 5;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
 /// frame grows with the state.
@@ -34,13 +42,18 @@ pub enum ChainEvent {
         /// Amount.
         amount: u128,
     },
-    /// Escrow withdrawal.
-    Withdrawal {
-        /// Withdrawing account.
+    /// A withdrawal request (`WithdrawalRequested`): the enclave decides how much of `amount`
+    /// leaves escrow with its next statement. Requests must come in id order, each exactly once:
+    /// `request_id` must be one more than the last the enclave decided (see
+    /// [`EnclaveStatus::last_request_id`]), else [`BoundaryError::ExitRequestOutOfOrder`].
+    WithdrawalRequest {
+        /// The contract's request id (1, 2, 3, …).
+        request_id: u64,
+        /// Requesting account.
         account: Address,
         /// Token.
         token: Address,
-        /// Amount.
+        /// Amount requested.
         amount: u128,
     },
 }
@@ -76,8 +89,15 @@ pub enum Request {
     },
     /// A chain event for the program.
     Chain(ChainEvent),
-    /// Close the pending batch now (if any input is pending).
+    /// Close the pending batch now (if any input or granted exit is pending).
     CutBatch {
+        /// Host time.
+        now: u64,
+    },
+    /// Sign a statement now even when nothing is pending (then with no inputs, effects or
+    /// exits), so that an honest operator keeps the chain's last settlement time fresh and the
+    /// escape hatch closed. With something pending it is a `CutBatch`. Answered `Batch(Some)`.
+    Heartbeat {
         /// Host time.
         now: u64,
     },
@@ -209,8 +229,11 @@ pub struct SubmitOutcome {
     /// For accepted envelopes: the opened input re-sealed at rest; the host must store it
     /// durably before returning the receipt (DESIGN §6).
     pub sealed_input: Option<Vec<u8>>,
-    /// A batch the submission closed (batch size reached).
-    pub batch: Option<SignedStatement>,
+    /// Statements the submission closed, in log order (at most two): the pending batch, closed
+    /// before this input because its effects could have taken it over the policy's effects cap,
+    /// and the batch this input completed (batch size reached). The host treats each like a
+    /// `CutBatch` answer.
+    pub batches: Vec<SignedStatement>,
 }
 
 /// Enclave → host.
@@ -237,9 +260,22 @@ pub enum Response {
     },
     /// Answer to `Submit`.
     Submitted(Box<SubmitOutcome>),
-    /// Answer to `Chain`.
+    /// Answer to `Chain(Deposit)` and to requests that return nothing.
     Ack,
-    /// Answer to `CutBatch`: the signed statement, or `None` when nothing was pending.
+    /// Answer to `Chain(WithdrawalRequest)`: the decision, logged as an `ExitRequest` entry.
+    ExitDecided {
+        /// The request decided.
+        request_id: u64,
+        /// Amount granted (0 when refused); it leaves escrow with the next statement.
+        granted: u128,
+        /// Why.
+        reason: ExitReason,
+        /// The pending batch, closed before this request because its exit could have taken it
+        /// over the effects cap (treat it like a `CutBatch` answer).
+        batch: Option<Box<SignedStatement>>,
+    },
+    /// Answer to `CutBatch` and `Heartbeat`: the signed statement, or `None` when nothing was
+    /// pending (`CutBatch` only).
     Batch(Option<Box<SignedStatement>>),
     /// Answer to `RenewStatement`.
     Renewed {
@@ -314,6 +350,13 @@ pub struct EnclaveStatus {
     pub next_record: Option<u64>,
     /// Accepted inputs waiting for the next batch.
     pub pending_inputs: u64,
+    /// Exit entries (distinct (token, account)) granted and waiting for the next batch; a batch
+    /// holding only exits is cut by `CutBatch` like one holding inputs.
+    pub pending_exits: u64,
+    /// Effects plus exits the pending batch would close with now (≤ the policy's effects cap).
+    pub pending_footprint: u64,
+    /// The last withdrawal request id decided (0 before the first); the next must be one more.
+    pub last_request_id: u64,
 }
 
 /// Errors at the boundary (not envelope rejections, which are receipts).
@@ -335,6 +378,16 @@ pub enum BoundaryError {
     /// The request is well-formed but refused (the reason says why).
     #[error("request refused: {0}")]
     Refused(String),
+    /// A withdrawal request other than the next one: nothing changed. `got < expected` is one
+    /// already decided (the host may skip it), `got > expected` leaves a gap (the host missed
+    /// an event and must deliver `expected` first).
+    #[error("withdrawal request {got} is out of order: the next is {expected}")]
+    ExitRequestOutOfOrder {
+        /// The id the enclave expects (last decided + 1).
+        expected: u64,
+        /// The id the host sent.
+        got: u64,
+    },
 }
 
 /// Encode a value as one frame.

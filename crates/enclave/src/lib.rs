@@ -24,6 +24,7 @@ pub mod session;
 pub use keys::{InstanceKeys, KeyBundle};
 pub use machine::{Enclave, SEAL_PURPOSE_INPUT, SettlementTarget, SignedStatement};
 pub use policy::EnclavePolicy;
+pub use sealbridge_programs::{ExitOutcome, ExitReason};
 
 /// Enclave errors (caller mistakes and internal failures; envelope rejections are receipts).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

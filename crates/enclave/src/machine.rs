@@ -1,6 +1,7 @@
 //! The enclave state machine.
 
 mod durable;
+mod exits;
 
 use alloy_primitives::{Address, B256};
 use alloy_sol_types::SolValue;
@@ -10,7 +11,7 @@ use sealbridge_log::{CompactRange, Hash, leaf_hash, merkle_root};
 use sealbridge_programs::Program;
 use sealbridge_proto::{
     EnvelopeId, Epoch, InstanceId, MAX_ENVELOPE_BYTES, ReasonCode, SuitePolicy,
-    eip712::{AttestationResult, Effect, Statement, effects_hash, settlement_domain},
+    eip712::{AttestationResult, Effect, Exit, Statement, effects_hash, settlement_domain},
 };
 use sealbridge_seal::{
     OpenError,
@@ -40,8 +41,10 @@ pub const SEAL_PURPOSE_INPUT: &[u8] = b"input";
 pub struct SignedStatement {
     /// The EIP-712 statement.
     pub statement: Statement,
-    /// The effects whose hash the statement carries.
+    /// The netting effects; the statement's `effectsHash` covers them and `exits`.
     pub effects: Vec<Effect>,
+    /// The withdrawals granted since the previous statement, one per (token, account).
+    pub exits: Vec<Exit>,
     /// 65-byte `r ‖ s ‖ v` signature by the instance secp256k1 key.
     pub signature: Vec<u8>,
     /// The EIP-712 digest that was signed.
@@ -85,6 +88,8 @@ pub struct Enclave<P: Program> {
     batch_sequences: Vec<u64>,
     sequence: u64,
     last_root: B256,
+    /// The last withdrawal request id decided (0 before the first).
+    last_request_id: u64,
     sealing: SealingKey,
     rng: Box<dyn CryptoRngCore + Send>,
     now: u64,
@@ -184,6 +189,7 @@ impl<P: Program> Enclave<P> {
             batch_sequences: Vec::new(),
             sequence: 0,
             last_root: B256::ZERO,
+            last_request_id: 0,
             sealing,
             rng,
             now,
@@ -230,24 +236,33 @@ impl<P: Program> Enclave<P> {
                 Ok(outcome) => Response::Submitted(Box::new(outcome)),
                 Err(_) => Response::Error(BoundaryError::Internal),
             },
-            Request::Chain(event) => {
-                if self.journal.is_some() {
-                    self.record(Step::Chain(event.clone()));
-                }
-                match event {
-                    ChainEvent::Deposit {
-                        account,
-                        token,
-                        amount,
-                    } => self.program.on_deposit(account, token, amount),
-                    ChainEvent::Withdrawal {
-                        account,
-                        token,
-                        amount,
-                    } => self.program.on_withdrawal(account, token, amount),
-                }
+            Request::Chain(ChainEvent::Deposit {
+                account,
+                token,
+                amount,
+            }) => {
+                self.record(Step::Chain(ChainEvent::Deposit {
+                    account,
+                    token,
+                    amount,
+                }));
+                self.program.on_deposit(account, token, amount);
                 Response::Ack
             }
+            Request::Chain(ChainEvent::WithdrawalRequest {
+                request_id,
+                account,
+                token,
+                amount,
+            }) => match self.exit_request(request_id, account, token, amount) {
+                Ok((outcome, batch)) => Response::ExitDecided {
+                    request_id,
+                    granted: outcome.granted,
+                    reason: outcome.reason,
+                    batch: batch.map(Box::new),
+                },
+                Err(e) => Response::Error(e),
+            },
             Request::Checkpoint => match self.checkpoint() {
                 Ok(note) => Response::Checkpoint { note },
                 Err(_) => Response::Error(BoundaryError::Internal),
@@ -269,7 +284,14 @@ impl<P: Program> Enclave<P> {
             }
             Request::CutBatch { now } => {
                 self.advance(now);
-                match self.cut_batch() {
+                match self.cut_batch(false) {
+                    Ok(batch) => Response::Batch(batch.map(Box::new)),
+                    Err(_) => Response::Error(BoundaryError::Internal),
+                }
+            }
+            Request::Heartbeat { now } => {
+                self.advance(now);
+                match self.cut_batch(true) {
                     Ok(batch) => Response::Batch(batch.map(Box::new)),
                     Err(_) => Response::Error(BoundaryError::Internal),
                 }
@@ -297,6 +319,9 @@ impl<P: Program> Enclave<P> {
                 log_root: B256::from(self.log.root().0),
                 next_record: self.next_record(),
                 pending_inputs: self.batch_receipts.len() as u64,
+                pending_exits: u64::from(self.program.pending_exits()),
+                pending_footprint: u64::from(self.program.pending_footprint()),
+                last_request_id: self.last_request_id,
             }),
             Request::Snapshot { chunk_bytes } => match self.snapshot(chunk_bytes) {
                 Ok(manifest) => Response::Snapshot(Box::new(manifest)),
@@ -558,10 +583,13 @@ impl<P: Program> Enclave<P> {
     fn submit(&mut self, bytes: &[u8], now: u64) -> Result<SubmitOutcome, Error> {
         self.tick(now)?;
         let envelope_id = EnvelopeId::of(bytes);
-        let sequence = self.log.size();
+        let mut batches = Vec::new();
         let (epoch, status, sealed_input) = match self.check(bytes) {
             Err((epoch, reason)) => (epoch, ReceiptStatus::Rejected(reason), None),
             Ok((epoch, opened, sealed)) => {
+                // An authentic input: make room for its effects first (the cut changes no
+                // available balance, so whether the program accepts it is the same either way).
+                batches.extend(self.make_room(P::INPUT_FOOTPRINT)?);
                 match self.program.apply_input(&opened.sender, &opened.payload) {
                     Err(_) => (
                         epoch,
@@ -590,6 +618,8 @@ impl<P: Program> Enclave<P> {
                 }
             }
         };
+        // The receipt's sequence is its log index: after any statement the cut above logged.
+        let sequence = self.log.size();
         let receipt = Receipt {
             envelope_id,
             sequence,
@@ -610,18 +640,16 @@ impl<P: Program> Enclave<P> {
             }
             ReceiptStatus::Rejected(reason) => Some(reason),
         };
-        let batch = if self.batch_receipts.len() >= self.policy.batch_size as usize {
-            self.cut_batch()?
-        } else {
-            None
-        };
+        if self.batch_receipts.len() >= self.policy.batch_size as usize {
+            batches.extend(self.cut_batch(false)?);
+        }
         Ok(SubmitOutcome {
             envelope_id,
             receipt,
             sequence,
             rejected,
             sealed_input,
-            batch,
+            batches,
         })
     }
 
@@ -672,8 +700,11 @@ impl<P: Program> Enclave<P> {
         Ok((encoded, signature.to_vec(), digest))
     }
 
-    fn cut_batch(&mut self) -> Result<Option<SignedStatement>, Error> {
-        if self.batch_receipts.is_empty() {
+    /// Close the pending batch (inputs and exits) into a signed, logged statement. With nothing
+    /// pending: `None`, unless `force` (a heartbeat), which signs a statement with no inputs
+    /// (`inputsRoot` = the empty tree's root), no effects and no exits.
+    fn cut_batch(&mut self, force: bool) -> Result<Option<SignedStatement>, Error> {
+        if !force && self.batch_receipts.is_empty() && !self.program.has_pending() {
             return Ok(None);
         }
         let result = self.program.finish_batch();
@@ -693,7 +724,7 @@ impl<P: Program> Enclave<P> {
             logSize: log_size,
             logRoot: B256::from(log_root.0),
             policyHash: self.policy_hash,
-            effectsHash: effects_hash(&result.effects),
+            effectsHash: effects_hash(&result.effects, &result.exits),
             // Allow for the chain's clock trailing the host's by a few minutes.
             notBefore: self.now.saturating_sub(300),
             notAfter: self.now.saturating_add(self.policy.statement_validity_secs),
@@ -713,6 +744,7 @@ impl<P: Program> Enclave<P> {
         Ok(Some(SignedStatement {
             statement,
             effects: result.effects,
+            exits: result.exits,
             signature: signature.to_vec(),
             digest,
             signer: self.bundle.address,

@@ -25,7 +25,7 @@
 //! A host can withhold the tail of the journal (a rollback); the node's start-up check against
 //! the chain's settled root catches a rollback below what has settled.
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use sealbridge_log::Hash;
 use sealbridge_proto::{Nonce, SenderId};
 use zeroize::Zeroize;
@@ -38,8 +38,8 @@ pub const SEAL_PURPOSE_JOURNAL: &[u8] = b"journal";
 pub const SEAL_PURPOSE_SNAPSHOT: &[u8] = b"snapshot";
 /// AAD prefixes of journal records and snapshots (registered with every other purpose label).
 pub use sealbridge_proto::contexts::{JOURNAL_CONTEXT, SNAPSHOT_CONTEXT};
-/// Snapshot format version.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// Snapshot format version. Version 2 added the last withdrawal request id.
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// One sealed journal record: the state changes of one request.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -107,8 +107,17 @@ pub(crate) enum Step {
     },
     /// An accepted receipt joined the pending batch.
     BatchPush { leaf: Hash, sequence: u64 },
-    /// A chain event was applied to the program.
+    /// A deposit was applied to the program (withdrawal requests are `Exit`).
     Chain(ChainEvent),
+    /// Withdrawal request `request_id` was decided: `granted` of `amount`. Replay decides it
+    /// again and checks the grant.
+    Exit {
+        request_id: u64,
+        account: Address,
+        token: Address,
+        amount: u128,
+        granted: u128,
+    },
     /// The pending batch was closed; the program's new state root.
     Batch { state_root: B256 },
 }
@@ -127,7 +136,7 @@ pub(crate) struct Snapshot {
     pub(crate) version: u8,
     pub(crate) policy_hash: B256,
     pub(crate) chain_id: u64,
-    pub(crate) settlement: alloy_primitives::Address,
+    pub(crate) settlement: Address,
     pub(crate) ed25519_seed: [u8; 32],
     pub(crate) secp256k1: [u8; 32],
     pub(crate) epochs: EpochParts,
@@ -140,6 +149,8 @@ pub(crate) struct Snapshot {
     pub(crate) log: Vec<u8>,
     pub(crate) sequence: u64,
     pub(crate) last_root: B256,
+    /// The last withdrawal request id decided.
+    pub(crate) last_request_id: u64,
     pub(crate) now: u64,
     pub(crate) next_record: u64,
 }

@@ -1,8 +1,16 @@
 //! The enclave policy: everything that governs how inputs are accepted and settled. Its hash is
 //! in every statement, so the chain rejects work done under a policy it does not hold (DESIGN §10).
+//!
+//! The hash statements carry ([`EnclavePolicy::hash`]) also commits, in a form the settlement
+//! contract can recompute, to the participant accounts and the tokens: the contract holds those
+//! lists and refuses any effect or exit outside them (docs/PROTOCOL.md §7).
 
 use alloy_primitives::{Address, B256, keccak256};
-use sealbridge_programs::netting::NettingConfig;
+use alloy_sol_types::SolValue;
+use sealbridge_programs::netting::{NettingConfig, Participant};
+use sealbridge_proto::SenderId;
+
+use crate::Error;
 
 pub use sealbridge_proto::contexts::{POLICY_CONTEXT, PROGRAM_ID_CONTEXT, SIM_MEASUREMENT_CONTEXT};
 
@@ -22,13 +30,54 @@ pub struct EnclavePolicy {
     /// Envelopes whose `expires_at` is further than this in the future are refused, which bounds
     /// the replay set.
     pub max_envelope_lifetime_secs: u64,
+    /// Most effects plus exits one statement may carry, so that `settle` stays under a gas
+    /// ceiling (see [`effects_cap_for_gas`]). The enclave closes the pending batch before an
+    /// input or an exit request that could take it over. Values below
+    /// [`MIN_EFFECTS_PER_STATEMENT`] act as that minimum ([`EnclavePolicy::effects_cap`]); the
+    /// value as given is what the policy bytes and hash carry.
+    pub max_effects_per_statement: u32,
+}
+
+/// The gas ceiling of one `settle` call that [`DEFAULT_MAX_EFFECTS_PER_STATEMENT`] is computed
+/// from: well under a 30M-gas block, so a statement always fits with room for other transactions.
+pub const DEFAULT_STATEMENT_GAS_CEILING: u64 = 12_000_000;
+/// Gas `settle` spends per effect or exit entry, taken high on purpose: calldata (3 words), the
+/// participant and token membership checks, and the escrow (and, for an exit, `claimable`)
+/// storage writes, each priced as a cold `SSTORE` from zero. Provisional until the chain side
+/// measures `settle` on the real bytecode; a lower measured figure only raises the cap.
+pub const STATEMENT_GAS_PER_ENTRY: u64 = 45_000;
+/// Gas `settle` spends whatever its entries: the transaction, the statement's calldata, EIP-712
+/// hashing, signature recovery, the registry call and the `StatementSettled` event. Provisional,
+/// like [`STATEMENT_GAS_PER_ENTRY`].
+pub const STATEMENT_BASE_GAS: u64 = 150_000;
+/// The smallest effects cap the enclave applies: one input adds at most two entries (the
+/// sender's and the receiver's effect) and one exit request at most one, so a batch holding a
+/// single input or exit always fits.
+pub const MIN_EFFECTS_PER_STATEMENT: u32 = 4;
+/// The default effects cap: [`effects_cap_for_gas`] of [`DEFAULT_STATEMENT_GAS_CEILING`] (263).
+pub const DEFAULT_MAX_EFFECTS_PER_STATEMENT: u32 =
+    effects_cap_for_gas(DEFAULT_STATEMENT_GAS_CEILING);
+
+/// How many effect and exit entries fit in one `settle` call under `gas_ceiling`:
+/// `(gas_ceiling − STATEMENT_BASE_GAS) / STATEMENT_GAS_PER_ENTRY`, at least
+/// [`MIN_EFFECTS_PER_STATEMENT`].
+pub const fn effects_cap_for_gas(gas_ceiling: u64) -> u32 {
+    let entries = gas_ceiling.saturating_sub(STATEMENT_BASE_GAS) / STATEMENT_GAS_PER_ENTRY;
+    if entries < MIN_EFFECTS_PER_STATEMENT as u64 {
+        MIN_EFFECTS_PER_STATEMENT
+    } else if entries > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        entries as u32
+    }
 }
 
 impl EnclavePolicy {
-    /// Policy encoding version.
-    pub const VERSION: u8 = 1;
+    /// Policy encoding version. Version 2 added `max_effects_per_statement`.
+    pub const VERSION: u8 = 2;
 
-    /// A policy with the defaults of DESIGN (1 h epochs, 10 min grace).
+    /// A policy with the defaults of DESIGN (1 h epochs, 10 min grace) and the default effects
+    /// cap ([`DEFAULT_MAX_EFFECTS_PER_STATEMENT`]).
     pub fn new(netting: NettingConfig, batch_size: u32) -> Self {
         Self {
             netting,
@@ -37,7 +86,36 @@ impl EnclavePolicy {
             epoch_grace_secs: 600,
             statement_validity_secs: 3600,
             max_envelope_lifetime_secs: 86_400,
+            max_effects_per_statement: DEFAULT_MAX_EFFECTS_PER_STATEMENT,
         }
+    }
+
+    /// The effects cap the enclave applies: `max_effects_per_statement`, at least
+    /// [`MIN_EFFECTS_PER_STATEMENT`].
+    pub fn effects_cap(&self) -> u32 {
+        self.max_effects_per_statement
+            .max(MIN_EFFECTS_PER_STATEMENT)
+    }
+
+    /// The participant accounts the contract holds for this policy: ascending, each once.
+    pub fn committed_accounts(&self) -> Vec<Address> {
+        let mut accounts: Vec<Address> = self
+            .netting
+            .participants
+            .iter()
+            .map(|p| p.account)
+            .collect();
+        accounts.sort();
+        accounts.dedup();
+        accounts
+    }
+
+    /// The tokens the contract holds for this policy: ascending, each once.
+    pub fn committed_tokens(&self) -> Vec<Address> {
+        let mut tokens = self.netting.tokens.clone();
+        tokens.sort();
+        tokens.dedup();
+        tokens
     }
 
     /// Canonical bytes: version, then every field in order, fixed-width big-endian, lists
@@ -66,12 +144,98 @@ impl EnclavePolicy {
         ] {
             out.extend_from_slice(&v.to_be_bytes());
         }
+        out.extend_from_slice(&self.max_effects_per_statement.to_be_bytes());
         out
     }
 
-    /// `keccak256(POLICY_CONTEXT ‖ canonical bytes)`, the `policyHash` of statements.
-    pub fn hash(&self) -> B256 {
+    /// Strict inverse of [`EnclavePolicy::to_bytes`] (what a policy-change log entry holds):
+    /// this version, exact length, lists in canonical order.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let bad = Error::Malformed("policy bytes");
+        let mut r = Reader(bytes);
+        if r.take::<1>().ok_or(bad.clone())? != [Self::VERSION] {
+            return Err(bad);
+        }
+        let n = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
+        let mut participants = Vec::new();
+        for _ in 0..n {
+            let sender: [u8; 32] = r.take().ok_or(bad.clone())?;
+            let account: [u8; 20] = r.take().ok_or(bad.clone())?;
+            participants.push(Participant {
+                sender: SenderId::new(sender),
+                account: Address::from(account),
+            });
+        }
+        let m = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
+        let mut tokens = Vec::new();
+        for _ in 0..m {
+            tokens.push(Address::from(r.take::<20>().ok_or(bad.clone())?));
+        }
+        let batch_size = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
+        let mut secs = [0u64; 4];
+        for v in &mut secs {
+            *v = u64::from_be_bytes(r.take().ok_or(bad.clone())?);
+        }
+        let max_effects_per_statement = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
+        let [
+            epoch_secs,
+            epoch_grace_secs,
+            statement_validity_secs,
+            max_envelope_lifetime_secs,
+        ] = secs;
+        let policy = Self {
+            netting: NettingConfig {
+                participants,
+                tokens,
+            },
+            batch_size,
+            epoch_secs,
+            epoch_grace_secs,
+            statement_validity_secs,
+            max_envelope_lifetime_secs,
+            max_effects_per_statement,
+        };
+        // Canonical: no trailing bytes, lists sorted as `to_bytes` sorts them.
+        if !r.0.is_empty() || policy.to_bytes() != bytes {
+            return Err(bad);
+        }
+        Ok(policy)
+    }
+
+    /// `keccak256(POLICY_CONTEXT ‖ canonical bytes)`: the hash of everything but the on-chain
+    /// commitment to accounts and tokens.
+    pub fn base_hash(&self) -> B256 {
         keccak256([POLICY_CONTEXT, &self.to_bytes()].concat())
+    }
+
+    /// The `policyHash` of statements: `keccak256(abi.encode(base_hash,
+    /// keccak256(abi.encodePacked(accounts)), keccak256(abi.encodePacked(tokens))))` over
+    /// [`EnclavePolicy::committed_accounts`] and [`EnclavePolicy::committed_tokens`] (20 bytes
+    /// each, ascending), which the settlement contract recomputes from the lists it holds.
+    pub fn hash(&self) -> B256 {
+        // Three static words: `abi.encode` of them is their concatenation (96 bytes).
+        let words = (
+            self.base_hash(),
+            packed_hash(&self.committed_accounts()),
+            packed_hash(&self.committed_tokens()),
+        );
+        keccak256(words.abi_encode())
+    }
+}
+
+/// `keccak256(abi.encodePacked(addresses))`: 20 bytes each, no padding.
+fn packed_hash(addresses: &[Address]) -> B256 {
+    keccak256(addresses.iter().flat_map(|a| a.0).collect::<Vec<u8>>())
+}
+
+/// Fixed-width fields off the front of a byte string.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_at_checked(N)?;
+        self.0 = rest;
+        head.try_into().ok()
     }
 }
 
@@ -98,4 +262,101 @@ pub fn program_id(measurement: &B256, policy_hash: &B256) -> B256 {
         ]
         .concat(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> EnclavePolicy {
+        EnclavePolicy::new(
+            NettingConfig {
+                participants: [3u8, 1, 2]
+                    .iter()
+                    .map(|&i| Participant {
+                        sender: SenderId::new([i; 32]),
+                        account: Address::repeat_byte(0x10 - i),
+                    })
+                    .collect(),
+                tokens: vec![Address::repeat_byte(0xee), Address::repeat_byte(0xdd)],
+            },
+            8,
+        )
+    }
+
+    #[test]
+    fn default_effects_cap_comes_from_the_gas_ceiling() {
+        assert_eq!(DEFAULT_MAX_EFFECTS_PER_STATEMENT, 263);
+        assert_eq!(policy().max_effects_per_statement, 263);
+        assert_eq!(effects_cap_for_gas(0), MIN_EFFECTS_PER_STATEMENT);
+        assert_eq!(effects_cap_for_gas(STATEMENT_BASE_GAS + 5 * 45_000), 5);
+        assert_eq!(effects_cap_for_gas(u64::MAX), u32::MAX);
+        let mut p = policy();
+        p.max_effects_per_statement = 1;
+        assert_eq!(p.effects_cap(), MIN_EFFECTS_PER_STATEMENT);
+        p.max_effects_per_statement = 9;
+        assert_eq!(p.effects_cap(), 9);
+    }
+
+    #[test]
+    fn the_hash_composes_the_base_hash_with_the_sorted_accounts_and_tokens() {
+        let p = policy();
+        let hex20 = |b: u8| hex::encode([b; 20]);
+        // Accounts 0x0d…, 0x0e…, 0x0f… ascending; tokens 0xdd…, 0xee….
+        let accounts =
+            hex::decode(format!("{}{}{}", hex20(0x0d), hex20(0x0e), hex20(0x0f))).unwrap();
+        let tokens = hex::decode(format!("{}{}", hex20(0xdd), hex20(0xee))).unwrap();
+        let encoded = [
+            p.base_hash().as_slice(),
+            keccak256(&accounts).as_slice(),
+            keccak256(&tokens).as_slice(),
+        ]
+        .concat();
+        assert_eq!(p.hash(), keccak256(&encoded));
+        assert_eq!(
+            p.base_hash(),
+            keccak256([POLICY_CONTEXT, &p.to_bytes()].concat())
+        );
+        assert_eq!(p.committed_accounts().len(), 3);
+        // The order the lists are given in does not matter; their content does.
+        let mut q = p.clone();
+        q.netting.participants.reverse();
+        q.netting.tokens.reverse();
+        assert_eq!(q.hash(), p.hash());
+        q.netting.tokens.pop();
+        assert_ne!(q.hash(), p.hash());
+        // The cap is hashed.
+        let mut r = p.clone();
+        r.max_effects_per_statement += 1;
+        assert_ne!(r.hash(), p.hash());
+        assert_ne!(r.base_hash(), p.base_hash());
+    }
+
+    #[test]
+    fn policy_bytes_round_trip_and_are_parsed_strictly() {
+        let p = policy();
+        let bytes = p.to_bytes();
+        assert_eq!(bytes.first(), Some(&2));
+        assert_eq!(bytes.len(), 1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4);
+        let back = EnclavePolicy::from_bytes(&bytes).unwrap();
+        assert_eq!(back.hash(), p.hash());
+        assert_eq!(back.to_bytes(), bytes);
+        assert_eq!(back.max_effects_per_statement, 263);
+        for cut in 0..bytes.len() {
+            assert!(EnclavePolicy::from_bytes(&bytes[..cut]).is_err(), "{cut}");
+        }
+        let long = [bytes.as_slice(), &[0]].concat();
+        assert!(EnclavePolicy::from_bytes(&long).is_err());
+        let mut v1 = bytes.clone();
+        v1[0] = 1;
+        assert!(EnclavePolicy::from_bytes(&v1).is_err());
+        // Participants out of order (the first two swapped): not canonical.
+        let mut swapped = bytes.clone();
+        let (a, b) = (5..5 + 52, 5 + 52..5 + 104);
+        let first = swapped[a.clone()].to_vec();
+        let second = swapped[b.clone()].to_vec();
+        swapped[a].copy_from_slice(&second);
+        swapped[b].copy_from_slice(&first);
+        assert!(EnclavePolicy::from_bytes(&swapped).is_err());
+    }
 }

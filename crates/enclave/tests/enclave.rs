@@ -234,7 +234,7 @@ fn every_rejection_has_its_own_reason_and_changes_nothing() {
         let out = h.submit(env, T0);
         assert_eq!(out.rejected, Some(want), "{name}");
         assert!(out.sealed_input.is_none(), "{name}");
-        assert!(out.batch.is_none(), "{name}");
+        assert!(out.batches.is_empty(), "{name}");
         assert_eq!(h.fingerprint(), before, "{name} changed the state");
         let r =
             Receipt::verify(&out.receipt, &Ed25519PublicKey(h.desc.key_bundle.ed25519)).unwrap();
@@ -251,7 +251,7 @@ fn batches_at_size_and_signs_statements_the_registered_key_recovers() {
         let env = h.seal(&hdr, (i % 3) as usize, ((i + 1) % 3) as usize, 5);
         let out = h.submit(env, T0 + i);
         assert_eq!(out.rejected, None);
-        batches.extend(out.batch);
+        batches.extend(out.batches);
     }
     assert_eq!(
         batches.len(),
@@ -290,7 +290,7 @@ fn batches_at_size_and_signs_statements_the_registered_key_recovers() {
         assert_eq!(B256::from(cp.root.0), s.logRoot);
         assert_eq!(
             s.effectsHash,
-            sealbridge_proto::eip712::effects_hash(&b.effects)
+            sealbridge_proto::eip712::effects_hash(&b.effects, &b.exits)
         );
         prev = s.newStateRoot;
     }
@@ -402,7 +402,7 @@ fn same_inputs_same_roots() {
                 ((i + 2) % 3) as usize,
                 3 + i as u128,
             );
-            if let Some(b) = h.submit(env, T0).batch {
+            for b in h.submit(env, T0).batches {
                 roots.push(b.statement.newStateRoot);
             }
         }
@@ -535,7 +535,7 @@ fn an_unsettled_statement_is_renewed_with_a_fresh_window_and_logged() {
     let mut h = Harness::new(1);
     let hdr = h.header(T0);
     let env = h.seal(&hdr, 0, 1, 5);
-    let signed = h.submit(env, T0).batch.expect("batch size 1");
+    let signed = h.submit(env, T0).batches.pop().expect("batch size 1");
     let s = &signed.statement;
     let validity = s.notAfter - (s.notBefore + 300);
     let domain = settlement_domain(TARGET.chain_id, TARGET.settlement);

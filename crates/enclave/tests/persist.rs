@@ -7,7 +7,7 @@ use alloy_primitives::Address;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sealbridge_enclave::{
-    EnclavePolicy, SettlementTarget,
+    EnclavePolicy, ExitReason, SettlementTarget,
     boundary::{BOUNDARY_VERSION, BoundaryError, ChainEvent, Request, Response, SubmitOutcome},
     chunks::SnapshotManifest,
     epochs::EpochAnnouncement,
@@ -129,8 +129,16 @@ fn journaled(s: &mut Session, r: Request, records: &mut Vec<JournalRecord>) -> R
 
 impl Live {
     fn new() -> Self {
+        Self::with_cap(None)
+    }
+
+    /// A live durable enclave whose policy caps statements at `cap` effects (default if `None`).
+    fn with_cap(cap: Option<u32>) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
-        let (users, policy) = common::participants_and_policy(&mut rng, 4, TOKEN, 4);
+        let (users, mut policy) = common::participants_and_policy(&mut rng, 4, TOKEN, 4);
+        if let Some(cap) = cap {
+            policy.max_effects_per_statement = cap;
+        }
         let mut s = session(ROOT, 1);
         assert_eq!(
             s.handle(Request::Boot {
@@ -281,7 +289,7 @@ fn workload() -> Live {
                 Some(ReasonCode::ProgramRejected)
             );
         }
-        if out.batch.is_some() && i == 11 {
+        if !out.batches.is_empty() && i == 11 {
             live.snapshot();
         }
     }
@@ -678,4 +686,121 @@ fn a_replay_batch_reproduces_the_enclave_and_names_the_record_it_refuses() {
         s.handle(Request::ReplayBatch { records: swapped }),
         Response::Error(BoundaryError::Refused(_))
     ));
+}
+
+fn status(s: &mut Session) -> sealbridge_enclave::boundary::EnclaveStatus {
+    match s.handle(Request::Status) {
+        Response::Status(st) => st,
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn exits_cap_cuts_and_heartbeats_replay_and_the_request_id_survives_restore() {
+    let mut live = Live::with_cap(Some(4));
+    let mut records = std::mem::take(&mut live.records);
+    let accounts: Vec<Address> = live.users.iter().map(|(_, a)| *a).collect();
+    for a in &accounts {
+        let deposit = ChainEvent::Deposit {
+            account: *a,
+            token: TOKEN,
+            amount: 1_000,
+        };
+        assert_eq!(
+            journaled(&mut live.s, Request::Chain(deposit), &mut records),
+            Response::Ack
+        );
+    }
+    let request = |request_id: u64, who: usize, amount: u128| {
+        Request::Chain(ChainEvent::WithdrawalRequest {
+            request_id,
+            account: accounts[who],
+            token: TOKEN,
+            amount,
+        })
+    };
+    let decided = |r: Response| match r {
+        Response::ExitDecided { granted, batch, .. } => (granted, batch.is_some()),
+        r => panic!("{r:?}"),
+    };
+    assert_eq!(
+        decided(journaled(&mut live.s, request(1, 0, 300), &mut records)),
+        (300, false)
+    );
+    // Exits pending: no snapshot until a cut.
+    assert!(matches!(
+        live.s.handle(Request::Snapshot { chunk_bytes: CHUNK }),
+        Response::Error(BoundaryError::Refused(_))
+    ));
+    let cut = journaled(&mut live.s, Request::CutBatch { now: T0 + 5 }, &mut records);
+    assert!(matches!(&cut, Response::Batch(Some(b)) if b.exits.len() == 1));
+    live.records = records;
+    live.snapshot();
+    // After the snapshot: an input and exits up to the cap (the fourth entry fits, the fifth
+    // closes the batch first), a cut, a heartbeat with nothing pending, one more exit.
+    let env = live.envelope(T0 + 10, 1, 2, 50);
+    assert_eq!(live.submit(env, T0 + 10).rejected, None);
+    let mut records = std::mem::take(&mut live.records);
+    assert_eq!(
+        decided(journaled(&mut live.s, request(2, 3, 10), &mut records)),
+        (10, false)
+    );
+    assert_eq!(
+        decided(journaled(&mut live.s, request(3, 2, 2_000), &mut records)),
+        (1_000, false)
+    );
+    assert_eq!(
+        decided(journaled(&mut live.s, request(4, 0, 5), &mut records)),
+        (5, true)
+    );
+    let cut = journaled(
+        &mut live.s,
+        Request::CutBatch { now: T0 + 20 },
+        &mut records,
+    );
+    assert!(matches!(&cut, Response::Batch(Some(b)) if b.exits.len() == 1));
+    let beat = journaled(
+        &mut live.s,
+        Request::Heartbeat { now: T0 + 30 },
+        &mut records,
+    );
+    assert!(matches!(&beat, Response::Batch(Some(b)) if b.statement.inputCount == 0));
+    assert_eq!(
+        decided(journaled(&mut live.s, request(5, 1, 5), &mut records)),
+        (5, false)
+    );
+    live.records = records;
+    let want = fingerprint(&mut live.s);
+    let want_status = status(&mut live.s);
+    assert_eq!(want_status.last_request_id, 5);
+    assert_eq!(want_status.sequence, 4);
+    assert_eq!(want_status.pending_exits, 1);
+    let mut answers = Vec::new();
+    for snap in 0..live.snapshots.len() {
+        let mut restored = restore(&live, snap, 500 + snap as u64);
+        assert_eq!(fingerprint(&mut restored), want, "from snapshot {snap}");
+        assert_eq!(status(&mut restored), want_status, "from snapshot {snap}");
+        // A request already decided is refused; the next one gets the same answer as live.
+        let mut scratch = Vec::new();
+        assert_eq!(
+            journaled(&mut restored, request(5, 1, 5), &mut scratch),
+            Response::Error(BoundaryError::ExitRequestOutOfOrder {
+                expected: 6,
+                got: 5
+            })
+        );
+        assert!(scratch.is_empty(), "a refused request writes no record");
+        answers.push(journaled(&mut restored, request(6, 0, 1_000), &mut scratch));
+    }
+    let mut scratch = Vec::new();
+    let answer = journaled(&mut live.s, request(6, 0, 1_000), &mut scratch);
+    assert!(matches!(
+        answer,
+        Response::ExitDecided {
+            granted: 695,
+            reason: ExitReason::Partial,
+            ..
+        }
+    ));
+    assert_eq!(answers, vec![answer; live.snapshots.len()]);
 }

@@ -65,14 +65,17 @@ impl<P: Program> Enclave<P> {
     }
 
     /// The plaintext of a snapshot of the whole state, valid from journal record `next` on.
-    /// Refused while a batch is pending (the program's snapshot covers settled state only).
+    /// Refused while a batch is pending — inputs or granted exits — (the program's snapshot
+    /// covers settled state only; a `CutBatch` clears both).
     fn snapshot_plain(&self) -> Result<(u64, zeroize::Zeroizing<Vec<u8>>), BoundaryError> {
         let refuse = |why: &str| BoundaryError::Refused(why.to_string());
         let Some(j) = self.journal.as_ref() else {
             return Err(refuse("this enclave was not booted durable"));
         };
-        if !self.batch_receipts.is_empty() || self.program.pending_inputs() != 0 {
-            return Err(refuse("a batch is pending; snapshot after the next cut"));
+        if !self.batch_receipts.is_empty() || self.program.has_pending() {
+            return Err(refuse(
+                "a batch (inputs or exits) is pending; snapshot after the next cut",
+            ));
         }
         let mut secp = [0u8; 32];
         secp.copy_from_slice(&self.keys.secp256k1.to_bytes());
@@ -89,6 +92,7 @@ impl<P: Program> Enclave<P> {
             log: self.log.to_bytes(),
             sequence: self.sequence,
             last_root: self.last_root,
+            last_request_id: self.last_request_id,
             now: self.now,
             next_record: j.next,
         };
@@ -258,6 +262,7 @@ impl<P: Program> Enclave<P> {
             batch_sequences: Vec::new(),
             sequence: snap.sequence,
             last_root: snap.last_root,
+            last_request_id: snap.last_request_id,
             sealing: SealingKey::derive(root, SEAL_PURPOSE_INPUT),
             rng,
             now: snap.now,
@@ -327,11 +332,33 @@ impl<P: Program> Enclave<P> {
                 token,
                 amount,
             }) => self.program.on_deposit(*account, *token, *amount),
-            Step::Chain(ChainEvent::Withdrawal {
+            Step::Chain(ChainEvent::WithdrawalRequest { .. }) => {
+                return Err(Error::Replay(
+                    "a withdrawal request journaled as a plain chain event",
+                ));
+            }
+            Step::Exit {
+                request_id,
                 account,
                 token,
                 amount,
-            }) => self.program.on_withdrawal(*account, *token, *amount),
+                granted,
+            } => {
+                if Some(*request_id) != self.last_request_id.checked_add(1) {
+                    return Err(Error::Replay(
+                        "replayed withdrawal request out of order: replay diverged",
+                    ));
+                }
+                let outcome = self
+                    .program
+                    .on_withdrawal_request(*account, *token, *amount);
+                if outcome.granted != *granted {
+                    return Err(Error::Replay(
+                        "replayed withdrawal grant differs: replay diverged",
+                    ));
+                }
+                self.last_request_id = *request_id;
+            }
             Step::Batch { state_root } => {
                 let result = self.program.finish_batch();
                 if result.state_root != *state_root {
