@@ -65,8 +65,11 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         uint48 adminDelay;
         /// The enclave policy hash without the account and token lists (`EnclavePolicy::base_hash`).
         bytes32 basePolicyHash;
-        /// The participant accounts, strictly ascending.
+        /// The participant accounts, strictly ascending (the first chunk when `moreAccounts`).
         address[] accounts;
+        /// More accounts follow through `addParticipants` (a constructor's init code is limited
+        /// to 48 KiB, about 1,500 addresses): the deployer appends them, then `sealParticipants`.
+        bool moreAccounts;
         /// The tokens, strictly ascending.
         address[] tokens;
         /// Measurements whose enclaves may sign statements for this deployment.
@@ -87,10 +90,15 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     EnclaveRegistry public immutable registry;
     /// @notice Seconds without a settled statement after which `freeze` opens the escape hatch.
     uint64 public immutable exitDelay;
-    /// @notice keccak256 of the participant accounts, packed, ascending (part of `policyHash`).
-    bytes32 public immutable accountsHash;
-    /// @notice keccak256 of the tokens, packed, ascending (part of `policyHash`).
+    /// @notice keccak256(abi.encodePacked(accounts)), ascending (part of `policyHash`); zero until the
+    ///         participant list is sealed.
+    bytes32 public accountsHash;
+    /// @notice keccak256(abi.encodePacked(tokens)), ascending (part of `policyHash`).
     bytes32 public immutable tokensHash;
+    /// @notice The account that may still append participants (the deployer, until
+    ///         `sealParticipants`); zero once the list is final. Nothing can be deposited, requested or
+    ///         settled before that, so the deployer never holds anything that can move value.
+    address public participantSetup;
 
     /// @notice State root after the last settled statement (genesis: zero).
     bytes32 public stateRoot;
@@ -159,6 +167,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     error ZeroAmount();
     error NotSorted();
     error EmptyList();
+    error NotInSetup();
+    error SetupNotSealed();
     error ExitDelayTooShort(uint64 exitDelay);
     error NotAParticipant(address account);
     error TokenNotAllowed(address token);
@@ -192,16 +202,51 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         exitDelay = c.exitDelay;
         _grantRole(GOVERNOR_ROLE, c.admin);
         if (c.guardian != address(0)) _grantRole(GUARDIAN_ROLE, c.guardian);
-        accountsHash = _commitSet(c.accounts, isParticipant);
+        if (c.accounts.length == 0) revert EmptyList();
+        _appendAccounts(c.accounts);
         tokensHash = _commitSet(c.tokens, isToken);
-        _accounts = c.accounts;
         _tokens = c.tokens;
         for (uint256 i = 0; i < c.measurements.length; ++i) {
             measurementAllowed[c.measurements[i]] = true;
             emit MeasurementAllowed(c.measurements[i]);
         }
         lastSettledAt = uint64(block.timestamp);
-        _setPolicy(c.basePolicyHash);
+        basePolicyHash = c.basePolicyHash;
+        if (c.moreAccounts) {
+            participantSetup = msg.sender;
+        } else {
+            _sealAccounts();
+        }
+    }
+
+    /// @notice Append participant accounts (deployer only, before `sealParticipants`); the whole
+    ///         list stays strictly ascending.
+    function addParticipants(address[] calldata more) external {
+        if (msg.sender != participantSetup || participantSetup == address(0)) revert NotInSetup();
+        _appendAccounts(more);
+    }
+
+    /// @notice Fix the participant list for good and derive the policy hash from it.
+    function sealParticipants() external {
+        if (msg.sender != participantSetup || participantSetup == address(0)) revert NotInSetup();
+        participantSetup = address(0);
+        _sealAccounts();
+    }
+
+    function _appendAccounts(address[] memory list) private {
+        uint256 n = _accounts.length;
+        address prev = n == 0 ? address(0) : _accounts[n - 1];
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (list[i] <= prev) revert NotSorted();
+            isParticipant[list[i]] = true;
+            _accounts.push(list[i]);
+            prev = list[i];
+        }
+    }
+
+    function _sealAccounts() private {
+        accountsHash = keccak256(abi.encodePacked(_accounts));
+        _setPolicy(basePolicyHash);
     }
 
     /// @dev Marks every address of a strictly ascending, non-empty list and returns its packed hash.
@@ -243,6 +288,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     /// @return requestId The request's id (1, 2, 3, … with no gaps), as logged by the enclave.
     function requestWithdrawal(address token, uint256 amount) external returns (uint64 requestId) {
         if (amount == 0) revert ZeroAmount();
+        if (participantSetup != address(0)) revert SetupNotSealed();
         if (frozen) revert DeploymentFrozen();
         if (!isParticipant[msg.sender]) revert NotAParticipant(msg.sender);
         if (!isToken[token]) revert TokenNotAllowed(token);
@@ -302,6 +348,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     }
 
     function _checkOpen() private view {
+        if (participantSetup != address(0)) revert SetupNotSealed();
         if (frozen) revert DeploymentFrozen();
         if (paused) revert SettlementPaused();
     }
@@ -310,6 +357,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
 
     /// @notice Change the base policy hash (the account and token lists stay committed).
     function setPolicyHash(bytes32 newBasePolicyHash) external onlyRole(GOVERNOR_ROLE) {
+        if (participantSetup != address(0)) revert SetupNotSealed();
         _setPolicy(newBasePolicyHash);
     }
 
@@ -361,6 +409,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         external
         returns (bool applied)
     {
+        if (participantSetup != address(0)) revert SetupNotSealed();
         if (frozen) revert DeploymentFrozen();
         if (paused) revert SettlementPaused();
         bytes32 digest = hashStatement(s);

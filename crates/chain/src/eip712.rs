@@ -50,7 +50,13 @@ pub fn deployment_policy_hash(base: B256, accounts: &[Address], tokens: &[Addres
     let packed = |list: &[Address]| {
         let mut sorted = list.to_vec();
         sorted.sort();
-        keccak256(sorted.iter().flat_map(|a| a.0.0).collect::<Vec<u8>>())
+        // Solidity's `abi.encodePacked(address[])` pads each element to a word.
+        keccak256(
+            sorted
+                .iter()
+                .flat_map(|a| a.into_word().0)
+                .collect::<Vec<u8>>(),
+        )
     };
     keccak256((base, packed(accounts), packed(tokens)).abi_encode())
 }

@@ -4,7 +4,7 @@
 
 use sealbridge_proto::eip712 as proto;
 
-use crate::bindings::{AttestationResult, Effect, Statement};
+use crate::bindings::{AttestationResult, Effect, Exit, Statement};
 
 impl From<&proto::Statement> for Statement {
     fn from(s: &proto::Statement) -> Self {
@@ -62,6 +62,26 @@ impl From<&Effect> for proto::Effect {
     }
 }
 
+impl From<&proto::Exit> for Exit {
+    fn from(e: &proto::Exit) -> Self {
+        Self {
+            account: e.account,
+            token: e.token,
+            amount: e.amount,
+        }
+    }
+}
+
+impl From<&Exit> for proto::Exit {
+    fn from(e: &Exit) -> Self {
+        Self {
+            account: e.account,
+            token: e.token,
+            amount: e.amount,
+        }
+    }
+}
+
 impl From<&proto::AttestationResult> for AttestationResult {
     fn from(r: &proto::AttestationResult) -> Self {
         Self {
@@ -103,4 +123,9 @@ impl From<&AttestationResult> for proto::AttestationResult {
 /// Convert a slice of proto effects (e.g. a statement's canonical effects) to binding effects.
 pub fn effects_from_proto(effects: &[proto::Effect]) -> Vec<Effect> {
     effects.iter().map(Effect::from).collect()
+}
+
+/// The ABI exits of a statement from the enclave's (proto) exits.
+pub fn exits_from_proto(exits: &[proto::Exit]) -> Vec<Exit> {
+    exits.iter().map(Exit::from).collect()
 }

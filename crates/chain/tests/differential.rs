@@ -74,8 +74,36 @@ fn attestation_digest_matches_contract() {
 fn effects_hash_matches_contract() {
     let f = Fixture::new();
     let effects = vec![f.effect(f.alice, -3), f.effect(f.bob, 3)];
-    assert_eq!(effects_hash(&effects), f.sb.hash_effects(&effects).unwrap());
-    assert_eq!(effects_hash(&[]), f.sb.hash_effects(&[]).unwrap());
+    let exits = vec![f.exit(f.carol, 7)];
+    assert_eq!(
+        effects_hash(&effects, &exits),
+        f.sb.hash_effects(&effects, &exits).unwrap()
+    );
+    assert_eq!(
+        effects_hash(&effects, &[]),
+        f.sb.hash_effects(&effects, &[]).unwrap()
+    );
+    assert_eq!(
+        effects_hash(&[], &exits),
+        f.sb.hash_effects(&[], &exits).unwrap()
+    );
+    assert_eq!(effects_hash(&[], &[]), f.sb.hash_effects(&[], &[]).unwrap());
+    // Exits are committed: the same effects with or without an exit hash differently.
+    assert_ne!(effects_hash(&effects, &exits), effects_hash(&effects, &[]));
+}
+
+#[test]
+fn deployment_policy_hash_matches_contract() {
+    let f = Fixture::new();
+    let accounts = vec![f.carol, f.alice, f.bob]; // any order: sorted inside
+    assert_eq!(
+        eip712::deployment_policy_hash(common::POLICY, &accounts, &[f.token()]),
+        f.sb.policy_hash().unwrap()
+    );
+    assert_ne!(
+        eip712::deployment_policy_hash(common::POLICY, &accounts[..2], &[f.token()]),
+        f.sb.policy_hash().unwrap()
+    );
 }
 
 #[test]
@@ -97,7 +125,7 @@ fn typehashes_match_contract() {
     // Selectors come from the same artifacts: sanity-check one against its signature.
     assert_eq!(
         Settlement::settleCall::SIGNATURE,
-        "settle((uint64,bytes32,bytes32,bytes32,uint32,uint64,bytes32,bytes32,bytes32,uint64,uint64),(address,address,int256)[],bytes)"
+        "settle((uint64,bytes32,bytes32,bytes32,uint32,uint64,bytes32,bytes32,bytes32,uint64,uint64),(address,address,int256)[],(address,address,uint256)[],bytes)"
     );
 }
 
@@ -168,6 +196,19 @@ fn attestation() -> impl Strategy<Value = AttestationResult> {
         )
 }
 
+fn exits() -> impl Strategy<Value = Vec<sealbridge_chain::Exit>> {
+    proptest::collection::vec(
+        (address(), address(), any::<[u8; 32]>()).prop_map(|(account, token, a)| {
+            sealbridge_chain::Exit {
+                account,
+                token,
+                amount: alloy_primitives::U256::from_be_bytes(a),
+            }
+        }),
+        0..4,
+    )
+}
+
 fn effects() -> impl Strategy<Value = Vec<Effect>> {
     proptest::collection::vec(
         (address(), address(), any::<[u8; 32]>()).prop_map(|(account, token, d)| Effect {
@@ -190,32 +231,39 @@ fn random_values_hash_identically_in_rust_and_evm() {
         ..Config::default()
     });
     runner
-        .run(&(statement(), attestation(), effects()), |(s, r, e)| {
-            prop_assert_eq!(
-                f.sb.statement_digest_local(&s),
-                f.sb.hash_statement(&s).unwrap()
-            );
-            prop_assert_eq!(
-                f.sb.attestation_digest_local(&r),
-                f.sb.hash_attestation_result(&r).unwrap()
-            );
-            prop_assert_eq!(effects_hash(&e), f.sb.hash_effects(&e).unwrap());
-            // sealbridge-proto's mirror types (what the enclave signs) agree as well.
-            let d = f.sb.deployment;
-            let ps = proto::Statement::from(&s);
-            prop_assert_eq!(
-                ps.digest(&proto::settlement_domain(d.chain_id, d.settlement)),
-                f.sb.hash_statement(&s).unwrap()
-            );
-            let pr = proto::AttestationResult::from(&r);
-            prop_assert_eq!(
-                pr.digest(&proto::registry_domain(d.chain_id, d.registry)),
-                f.sb.hash_attestation_result(&r).unwrap()
-            );
-            let pe: Vec<proto::Effect> = e.iter().map(proto::Effect::from).collect();
-            prop_assert_eq!(proto::effects_hash(&pe), f.sb.hash_effects(&e).unwrap());
-            Ok(())
-        })
+        .run(
+            &(statement(), attestation(), effects(), exits()),
+            |(s, r, e, x)| {
+                prop_assert_eq!(
+                    f.sb.statement_digest_local(&s),
+                    f.sb.hash_statement(&s).unwrap()
+                );
+                prop_assert_eq!(
+                    f.sb.attestation_digest_local(&r),
+                    f.sb.hash_attestation_result(&r).unwrap()
+                );
+                prop_assert_eq!(effects_hash(&e, &x), f.sb.hash_effects(&e, &x).unwrap());
+                // sealbridge-proto's mirror types (what the enclave signs) agree as well.
+                let d = f.sb.deployment;
+                let ps = proto::Statement::from(&s);
+                prop_assert_eq!(
+                    ps.digest(&proto::settlement_domain(d.chain_id, d.settlement)),
+                    f.sb.hash_statement(&s).unwrap()
+                );
+                let pr = proto::AttestationResult::from(&r);
+                prop_assert_eq!(
+                    pr.digest(&proto::registry_domain(d.chain_id, d.registry)),
+                    f.sb.hash_attestation_result(&r).unwrap()
+                );
+                let pe: Vec<proto::Effect> = e.iter().map(proto::Effect::from).collect();
+                let px: Vec<proto::Exit> = x.iter().map(proto::Exit::from).collect();
+                prop_assert_eq!(
+                    proto::effects_hash(&pe, &px),
+                    f.sb.hash_effects(&e, &x).unwrap()
+                );
+                Ok(())
+            },
+        )
         .unwrap();
     // The views ran on the chain without mining anything.
     assert_eq!(f.sb.chain().block_number().unwrap(), height);
@@ -245,17 +293,24 @@ fn proto_statement_settles_on_chain() {
         proto::effect(alice, token, -20),
     ];
     proto::sort_effects(&mut pe);
+    let px = vec![proto::exit(alice, token, 5)];
     let effects = sealbridge_chain::proto_compat::effects_from_proto(&pe);
-    let template = f.next_statement(&mut effects.clone());
+    let exits = sealbridge_chain::proto_compat::exits_from_proto(&px);
+    let template = f.next_statement_with(&mut effects.clone(), &mut exits.clone());
     let mut ps = proto::Statement::from(&template);
-    ps.effectsHash = proto::effects_hash(&pe);
+    ps.effectsHash = proto::effects_hash(&pe, &px);
     let d = f.sb.deployment;
     let digest = ps.digest(&proto::settlement_domain(d.chain_id, d.settlement));
     let sig = sealbridge_chain::eip712::sign_digest(&f.enclave, digest);
     let s = Statement::from(&ps);
     assert!(matches!(
-        f.settle(&s, &effects, sig).unwrap(),
+        f.settle_exits(&s, &effects, &exits, sig).unwrap(),
         sealbridge_chain::SettleOutcome::Applied(_)
     ));
     assert_eq!(f.escrow(bob), alloy_primitives::U256::from(20));
+    assert_eq!(f.escrow(alice), alloy_primitives::U256::from(25));
+    assert_eq!(
+        f.sb.claimable(alice, token).unwrap(),
+        alloy_primitives::U256::from(5)
+    );
 }

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_sol_types::SolCall;
 use sealbridge_chain::bindings::Settlement;
-use sealbridge_chain::{Chain, ChainError, EmbeddedChain, EmbeddedConfig, Sealbridge, TxReceipt};
+use sealbridge_chain::{
+    Chain, ChainError, DeployParams, EmbeddedChain, EmbeddedConfig, Sealbridge, TxReceipt,
+};
 
 /// A fresh path under the system temp dir (removed by `Tmp`'s drop).
 struct Tmp(PathBuf);
@@ -78,8 +80,9 @@ fn exercise(path: &std::path::Path) -> (Observed, Address, Vec<B256>, Vec<Addres
     let chain = EmbeddedChain::open_journaled(path, EmbeddedConfig::default()).unwrap();
     assert_eq!(chain.journal_recovery().unwrap().replayed, 0);
     let admin = chain.dev_address(0);
-    let mut sb = Sealbridge::deploy(chain, admin, B256::repeat_byte(0x11)).unwrap();
     let user = Address::repeat_byte(0x42);
+    let params = DeployParams::dev(admin, B256::repeat_byte(0x11), vec![user], vec![]);
+    let mut sb = Sealbridge::deploy(chain, &params).unwrap();
     let c = sb.chain_mut();
     c.try_impersonate(user).unwrap();
     c.try_set_balance(user, U256::from(10u64).pow(U256::from(18u64)))
@@ -88,7 +91,7 @@ fn exercise(path: &std::path::Path) -> (Observed, Address, Vec<B256>, Vec<Addres
     let mut txs = vec![sb.mint(admin, user, U256::from(500u64)).unwrap().tx_hash];
     txs.push(sb.deposit(user, token, U256::from(300u64)).unwrap().tx_hash);
     // A reverted transaction is journaled too (it was mined).
-    assert!(sb.withdraw(user, token, U256::from(10_000u64)).is_err());
+    assert!(sb.deposit(user, token, U256::from(10_000u64)).is_err());
     let c = sb.chain_mut();
     c.try_advance_time(3600).unwrap();
     c.try_mine(5).unwrap();

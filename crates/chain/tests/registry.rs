@@ -6,7 +6,7 @@ mod common;
 use alloy_primitives::{Address, B256, Bytes};
 use common::{Fixture, MEASUREMENT, RESULT_TTL, assert_revert};
 use sealbridge_chain::bindings::EnclaveRegistry;
-use sealbridge_chain::contracts::EnclaveStatus;
+use sealbridge_chain::contracts::{DeployParams, EnclaveStatus};
 use sealbridge_chain::embedded::{dev_key, key_address};
 use sealbridge_chain::{Chain, EmbeddedChain, Sealbridge};
 
@@ -24,7 +24,14 @@ fn deployment_sets_roles_and_initial_state() {
     assert!(f.sb.measurement_allowed(MEASUREMENT).unwrap());
     assert_eq!(f.sb.last_sequence().unwrap(), 0);
     assert_eq!(f.sb.state_root().unwrap(), B256::ZERO);
-    assert_eq!(f.sb.policy_hash().unwrap(), common::POLICY);
+    assert_eq!(
+        f.sb.policy_hash().unwrap(),
+        sealbridge_chain::eip712::deployment_policy_hash(
+            common::POLICY,
+            &[f.alice, f.bob, f.carol],
+            &[d.token]
+        )
+    );
     assert_eq!(
         f.sb.enclave_status(f.enclave_address()).unwrap(),
         EnclaveStatus::NotRegistered
@@ -42,7 +49,8 @@ fn deployment_sets_roles_and_initial_state() {
 fn fresh_registry_accepts_nothing_without_verifiers() {
     let chain = EmbeddedChain::new();
     let admin = chain.dev_address(0);
-    let mut sb = Sealbridge::deploy(chain, admin, B256::ZERO).unwrap();
+    let params = DeployParams::dev(admin, B256::ZERO, vec![admin], vec![]);
+    let mut sb = Sealbridge::deploy(chain, &params).unwrap();
     assert_eq!(sb.threshold().unwrap(), 1);
     // Threshold above the (empty) verifier set is refused.
     assert_revert(sb.set_threshold(admin, 1), "InvalidThreshold");
@@ -394,4 +402,195 @@ fn governance_rules() {
     let r = f.attestation();
     let sigs = f.sign_result(&r, 2); // verifiers 0 and 1
     assert_revert(f.register(&r, sigs), "UnknownVerifier");
+}
+
+// ------------------------------------------------------------------ wave 2: freshness and liveness
+
+#[test]
+fn rejects_zero_challenge() {
+    // "0 = skip" is gone: every result names a recent block hash.
+    let mut f = Fixture::new();
+    let mut r = f.attestation();
+    r.challengeBlock = 0;
+    let sigs = f.sign_result(&r, 2);
+    assert_revert(f.register(&r, sigs), "ZeroChallenge");
+    // Block 0's hash does not help either.
+    r.challenge = f.sb.chain().block_hash(0).unwrap().unwrap_or_default();
+    let sigs = f.sign_result(&r, 2);
+    assert_revert(f.register(&r, sigs), "ZeroChallenge");
+    assert_eq!(
+        f.sb.enclave_status(f.enclave_address()).unwrap(),
+        EnclaveStatus::NotRegistered
+    );
+}
+
+#[test]
+fn rejects_result_older_than_max_age() {
+    let mut f = Fixture::new();
+    let age = u64::from(sealbridge_chain::contracts::DEFAULT_MAX_RESULT_AGE);
+    let mut r = f.attestation();
+    let now = f.now();
+    // The register transaction lands one second later at least: issuedAt exactly max age before
+    // that block is still fine, one second more is refused.
+    f.sb.chain_mut().set_next_timestamp(now + 1).unwrap();
+    r.issuedAt = now + 1 - age - 1;
+    let sigs = f.sign_result(&r, 2);
+    assert_revert(f.register(&r, sigs), "ResultTooOld");
+    let ts = f.now() + 1;
+    f.sb.chain_mut().set_next_timestamp(ts).unwrap();
+    let mut ok = f.attestation();
+    ok.issuedAt = ts - age;
+    let sigs = f.sign_result(&ok, 2);
+    f.register(&ok, sigs).unwrap();
+}
+
+#[test]
+fn rejects_lifetime_longer_than_max() {
+    let mut f = Fixture::new();
+    let max = u64::from(sealbridge_chain::contracts::DEFAULT_MAX_RESULT_LIFETIME);
+    let mut r = f.attestation();
+    r.expiresAt = r.issuedAt + max + 1;
+    let sigs = f.sign_result(&r, 2);
+    assert_revert(f.register(&r, sigs), "LifetimeTooLong");
+    r.expiresAt = r.issuedAt + max;
+    let sigs = f.sign_result(&r, 2);
+    f.register(&r, sigs).unwrap();
+}
+
+#[test]
+fn freshness_is_governed_and_validated() {
+    let mut f = Fixture::new();
+    let (admin, relayer) = (f.admin, f.relayer);
+    let d = f.sb.deployment;
+    let set = |age: u32, life: u32| EnclaveRegistry::setFreshnessCall {
+        maxAge: age,
+        maxLifetime: life,
+    };
+    assert_revert(
+        f.sb.transact("setFreshness", relayer, d.registry, &set(60, 60))
+            .map(|_| ()),
+        "AccessControlUnauthorizedAccount",
+    );
+    assert_revert(
+        f.sb.transact("setFreshness", admin, d.registry, &set(0, 60))
+            .map(|_| ()),
+        "InvalidFreshness",
+    );
+    f.sb.transact("setFreshness", admin, d.registry, &set(60, 600))
+        .unwrap();
+    let mut r = f.attestation();
+    r.expiresAt = r.issuedAt + 601;
+    let sigs = f.sign_result(&r, 2);
+    assert_revert(f.register(&r, sigs), "LifetimeTooLong");
+}
+
+#[test]
+fn registration_stops_when_its_signers_no_longer_make_the_threshold() {
+    // Signed by the first two verifiers, threshold 2.
+    let mut f = Fixture::with(|chain, p| p.guardian = chain.dev_address(7));
+    f.register_enclave().unwrap();
+    let (admin, e) = (f.admin, f.enclave_address());
+    let guardian = f.sb.chain().dev_address(7);
+    let signers: Vec<Address> = f.verifiers.iter().take(2).map(key_address).collect();
+    assert_eq!(f.sb.enclave_status(e).unwrap(), EnclaveStatus::Active);
+    // Removing the verifier that did not sign changes nothing.
+    let third = key_address(&f.verifiers[2]);
+    f.sb.remove_verifier(admin, third).unwrap();
+    assert_eq!(f.sb.enclave_status(e).unwrap(), EnclaveStatus::Active);
+    // Governance cannot go below the threshold; the guardian can, and a registration whose
+    // remaining signers are fewer than the threshold stops at once.
+    assert_revert(f.sb.remove_verifier(admin, signers[0]), "InvalidThreshold");
+    f.sb.remove_verifier(guardian, signers[0]).unwrap();
+    assert_eq!(
+        f.sb.enclave_status(e).unwrap(),
+        EnclaveStatus::VerifiersGone
+    );
+    assert!(!f.sb.is_active(e).unwrap());
+    // Adding the verifier back restores it (the slot is permanent).
+    f.sb.add_verifier(admin, signers[0]).unwrap();
+    assert_eq!(f.sb.enclave_status(e).unwrap(), EnclaveStatus::Active);
+    // Raising the threshold above the registration's signers stops it too.
+    f.sb.add_verifier(admin, third).unwrap();
+    f.sb.set_threshold(admin, 3).unwrap();
+    assert_eq!(
+        f.sb.enclave_status(e).unwrap(),
+        EnclaveStatus::VerifiersGone
+    );
+}
+
+#[test]
+fn governance_alone_cannot_remove_below_threshold() {
+    let mut f = Fixture::with(|chain, p| p.guardian = chain.dev_address(7));
+    let (admin, guardian) = (f.admin, f.sb.chain().dev_address(7));
+    let v: Vec<Address> = f.verifiers.iter().map(key_address).collect();
+    f.sb.remove_verifier(admin, v[0]).unwrap();
+    assert_revert(f.sb.remove_verifier(admin, v[1]), "InvalidThreshold");
+    // The guardian may: safety first, registration stays closed until governance repairs it.
+    f.sb.remove_verifier(guardian, v[1]).unwrap();
+    assert!(!f.sb.is_verifier(v[1]).unwrap());
+    let r = f.attestation();
+    let sigs = f.sign_result(&r, 3);
+    assert_revert(f.register(&r, sigs), "UnknownVerifier");
+}
+
+#[test]
+fn guardian_can_revoke_but_not_govern() {
+    let mut f = Fixture::with(|chain, p| p.guardian = chain.dev_address(7));
+    f.register_enclave().unwrap();
+    let guardian = f.sb.chain().dev_address(7);
+    let e = f.enclave_address();
+    // Nothing that widens what is accepted.
+    assert_revert(
+        f.sb.add_verifier(guardian, Address::repeat_byte(5)),
+        "AccessControlUnauthorizedAccount",
+    );
+    assert_revert(
+        f.sb.set_threshold(guardian, 1),
+        "AccessControlUnauthorizedAccount",
+    );
+    assert_revert(
+        f.sb.allow_simulated(guardian, true),
+        "AccessControlUnauthorizedAccount",
+    );
+    assert_revert(
+        f.sb.allow_measurement(guardian, B256::repeat_byte(1), 0, u64::MAX),
+        "AccessControlUnauthorizedAccount",
+    );
+    // What makes things safer works at once.
+    f.sb.revoke_enclave(guardian, e).unwrap();
+    assert_eq!(f.sb.enclave_status(e).unwrap(), EnclaveStatus::Revoked);
+    f.sb.revoke_measurement(guardian, MEASUREMENT).unwrap();
+    assert!(!f.sb.measurement_allowed(MEASUREMENT).unwrap());
+    // Someone with no role can do neither.
+    let nobody = f.relayer;
+    assert_revert(
+        f.sb.revoke_enclave(nobody, e),
+        "AccessControlUnauthorizedAccount",
+    );
+}
+
+#[test]
+fn constructor_config_sets_everything_without_governance_calls() {
+    let chain = EmbeddedChain::new();
+    let admin = chain.dev_address(0);
+    let keys: Vec<_> = (0..3).map(|i| dev_key(&format!("verifier/{i}"))).collect();
+    let mut params = DeployParams::dev(admin, B256::ZERO, vec![admin], vec![MEASUREMENT]);
+    params.registry.verifiers = keys.iter().map(key_address).collect();
+    params.registry.threshold = 2;
+    params.registry.allow_simulated = true;
+    params.registry.measurements = vec![(MEASUREMENT, 0, u64::MAX)];
+    let sb = Sealbridge::deploy(chain, &params).unwrap();
+    assert_eq!(sb.threshold().unwrap(), 2);
+    for k in &keys {
+        assert!(sb.is_verifier(key_address(k)).unwrap());
+    }
+    assert!(sb.measurement_allowed(MEASUREMENT).unwrap());
+    // A bad configuration deploys nothing.
+    let chain = EmbeddedChain::new();
+    params.registry.threshold = 4;
+    assert_revert(Sealbridge::deploy(chain, &params), "InvalidThreshold");
+    let chain = EmbeddedChain::new();
+    params.registry.threshold = 2;
+    params.registry.max_result_age = 0;
+    assert_revert(Sealbridge::deploy(chain, &params), "InvalidFreshness");
 }

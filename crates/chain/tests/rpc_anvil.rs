@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_sol_types::SolEvent;
 use sealbridge_chain::{
-    Chain, ChainError, ContractError, Sealbridge,
+    Chain, ChainError, ContractError, DeployParams, Sealbridge,
     bindings::Settlement,
     rpc::{RpcChain, SignerConfig},
 };
@@ -77,22 +77,23 @@ fn typed_client_over_json_rpc() {
     let (_anvil, rpc) = anvil();
     assert_eq!(rpc.chain_id().unwrap(), 31337);
     let admin = rpc.accounts().unwrap()[0];
+    let user = Address::repeat_byte(0x42);
     let policy = B256::repeat_byte(0x11);
-    let mut sb = Sealbridge::deploy(rpc, admin, policy).unwrap();
+    let params = DeployParams::dev(admin, policy, vec![user], vec![]);
+    let mut sb = Sealbridge::deploy(rpc, &params).unwrap();
+    let token = sb.deployment.token;
     assert_eq!(
         sb.policy_hash().unwrap(),
-        policy,
+        sealbridge_chain::eip712::deployment_policy_hash(policy, &[user], &[token]),
         "return data of a view over eth_call"
     );
     assert_eq!(sb.last_sequence().unwrap(), 0);
 
     // Escrow from an impersonated account; the Deposited event comes back from eth_getLogs.
-    let user = Address::repeat_byte(0x42);
     sb.chain()
         .set_balance(user, U256::from(10u64).pow(U256::from(18u64)))
         .unwrap();
     sb.chain().impersonate(user).unwrap();
-    let token = sb.deployment.token;
     let from_block = sb.chain().block_number().unwrap() + 1;
     sb.mint(admin, user, U256::from(500u64)).unwrap();
     sb.deposit(user, token, U256::from(300u64)).unwrap();
@@ -109,7 +110,7 @@ fn typed_client_over_json_rpc() {
     assert_eq!(deposits[0].data.amount, U256::from(300u64));
 
     // A reverting transaction is mined with status 0 and its revert data decodes by name.
-    let err = sb.withdraw(user, token, U256::from(10_000u64)).unwrap_err();
+    let err = sb.deposit(user, token, U256::from(10_000u64)).unwrap_err();
     assert!(matches!(err, ContractError::Reverted(_)), "{err}");
     assert!(err.revert_name().is_some(), "{err}");
     // An eth_call revert is ChainError::Reverted with the data.

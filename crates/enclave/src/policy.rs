@@ -210,8 +210,8 @@ impl EnclavePolicy {
 
     /// The `policyHash` of statements: `keccak256(abi.encode(base_hash,
     /// keccak256(abi.encodePacked(accounts)), keccak256(abi.encodePacked(tokens))))` over
-    /// [`EnclavePolicy::committed_accounts`] and [`EnclavePolicy::committed_tokens`] (20 bytes
-    /// each, ascending), which the settlement contract recomputes from the lists it holds.
+    /// [`EnclavePolicy::committed_accounts`] and [`EnclavePolicy::committed_tokens`] (ascending),
+    /// which the settlement contract recomputes from the lists it holds.
     pub fn hash(&self) -> B256 {
         // Three static words: `abi.encode` of them is their concatenation (96 bytes).
         let words = (
@@ -223,9 +223,15 @@ impl EnclavePolicy {
     }
 }
 
-/// `keccak256(abi.encodePacked(addresses))`: 20 bytes each, no padding.
+/// `keccak256(abi.encodePacked(addresses))` of an `address[]`: Solidity pads every element of an
+/// array to a 32-byte word even in packed encoding, so this is the words without a length.
 fn packed_hash(addresses: &[Address]) -> B256 {
-    keccak256(addresses.iter().flat_map(|a| a.0).collect::<Vec<u8>>())
+    keccak256(
+        addresses
+            .iter()
+            .flat_map(|a| a.into_word().0)
+            .collect::<Vec<u8>>(),
+    )
 }
 
 /// Fixed-width fields off the front of a byte string.

@@ -341,7 +341,9 @@ impl<C: Chain> Sealbridge<C> {
             .find_map(|l| Settlement::WithdrawalRequested::decode_log(&l.inner).ok())
             .map(|e| e.data.requestId)
             .ok_or_else(|| {
-                ContractError::Decode("requestWithdrawal without a WithdrawalRequested event".into())
+                ContractError::Decode(
+                    "requestWithdrawal without a WithdrawalRequested event".into(),
+                )
             })?;
         Ok((id, r))
     }
@@ -404,12 +406,18 @@ impl<C: Chain> Sealbridge<C> {
 
     /// `lastSettledAt()`.
     pub fn last_settled_at(&self) -> Result<u64, ContractError> {
-        self.view(self.deployment.settlement, &Settlement::lastSettledAtCall {})
+        self.view(
+            self.deployment.settlement,
+            &Settlement::lastSettledAtCall {},
+        )
     }
 
     /// `exitRequestCount()`: the last withdrawal request id.
     pub fn exit_request_count(&self) -> Result<u64, ContractError> {
-        self.view(self.deployment.settlement, &Settlement::exitRequestCountCall {})
+        self.view(
+            self.deployment.settlement,
+            &Settlement::exitRequestCountCall {},
+        )
     }
 
     /// `participants()`: the committed participant accounts, ascending.

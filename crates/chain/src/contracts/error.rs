@@ -1,4 +1,4 @@
-//! Revert decoding: custom errors of all three contracts by name.
+//! Revert decoding: custom errors of every Sealbridge contract (and the timelock) by name.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use alloy_primitives::Bytes;
 use alloy_sol_types::{SolInterface, decode_revert_reason};
 
-use crate::bindings::{EnclaveRegistry, Settlement, TestToken};
+use crate::bindings::{EnclaveRegistry, SealbridgeTimelock, Settlement, TestToken};
 use crate::chain::ChainError;
 
 /// A decoded revert: the custom error's name and a readable rendering of its arguments.
@@ -22,7 +22,7 @@ pub struct Revert {
 }
 
 impl Revert {
-    /// Decode raw revert data against the errors of all three contracts.
+    /// Decode raw revert data against the errors of every contract.
     pub fn decode(data: Bytes) -> Self {
         let name = data
             .get(..4)
@@ -33,6 +33,8 @@ impl Revert {
         } else if let Ok(e) = EnclaveRegistry::EnclaveRegistryErrors::abi_decode(&data) {
             format!("{e:?}")
         } else if let Ok(e) = TestToken::TestTokenErrors::abi_decode(&data) {
+            format!("{e:?}")
+        } else if let Ok(e) = SealbridgeTimelock::SealbridgeTimelockErrors::abi_decode(&data) {
             format!("{e:?}")
         } else {
             decode_revert_reason(&data).unwrap_or_else(|| format!("0x{}", hex::encode(&data)))
@@ -46,7 +48,7 @@ impl Revert {
     }
 }
 
-/// Selector → error name, for every error in the three ABIs plus `Error(string)` and `Panic(uint256)`.
+/// Selector → error name, for every error in the contracts' ABIs plus `Error(string)` and `Panic(uint256)`.
 fn error_names() -> &'static HashMap<[u8; 4], String> {
     static NAMES: OnceLock<HashMap<[u8; 4], String>> = OnceLock::new();
     NAMES.get_or_init(|| {
@@ -55,6 +57,7 @@ fn error_names() -> &'static HashMap<[u8; 4], String> {
             Settlement::abi::errors(),
             EnclaveRegistry::abi::errors(),
             TestToken::abi::errors(),
+            SealbridgeTimelock::abi::errors(),
         ] {
             for (name, overloads) in errors {
                 for e in overloads {

@@ -80,7 +80,7 @@ pub struct Deployment {
     pub registry: Address,
     /// `Settlement`.
     pub settlement: Address,
-    /// `TestToken` (test deployments), or the deployment's first token.
+    /// `TestToken` (test deployments; always one of the committed tokens).
     pub token: Address,
 }
 
@@ -134,7 +134,8 @@ pub struct DeployParams {
     pub base_policy_hash: B256,
     /// Participant accounts.
     pub accounts: Vec<Address>,
-    /// Tokens; empty = the `TestToken` this deployment deploys.
+    /// Tokens besides the `TestToken` that [`Deployment::deploy`] always deploys and commits
+    /// (for example a fee-on-transfer token in a test).
     pub tokens: Vec<Address>,
     /// Measurements whose enclaves may sign statements for this deployment.
     pub measurements: Vec<B256>,
@@ -145,8 +146,9 @@ pub struct DeployParams {
 }
 
 impl DeployParams {
-    /// Development defaults: `admin` governs and guards both contracts with no delays, the test
-    /// token is the only token, exit delay [`DEFAULT_EXIT_DELAY`], an empty registry.
+    /// Development defaults: `admin` governs both contracts with no delays (a governor may pause
+    /// and revoke too), no separate guardian, the test token is the only token, exit delay
+    /// [`DEFAULT_EXIT_DELAY`], an empty registry.
     pub fn dev(
         admin: Address,
         base_policy_hash: B256,
@@ -155,7 +157,7 @@ impl DeployParams {
     ) -> Self {
         Self {
             admin,
-            guardian: admin,
+            guardian: Address::ZERO,
             admin_delay: 0,
             base_policy_hash,
             accounts,
@@ -185,11 +187,8 @@ impl Deployment {
             &EnclaveRegistry::BYTECODE,
             &registry_constructor(params).abi_encode(),
         )?;
-        let tokens = if params.tokens.is_empty() {
-            vec![token]
-        } else {
-            params.tokens.clone()
-        };
+        let mut tokens = params.tokens.clone();
+        tokens.push(token);
         let settlement = deploy_one(
             chain,
             gas,
@@ -198,12 +197,20 @@ impl Deployment {
             &Settlement::BYTECODE,
             &settlement_constructor(params, registry, &tokens).abi_encode(),
         )?;
+        for call in participant_setup_calls(params) {
+            let r = chain.send(admin, settlement, call.into())?;
+            if !r.success {
+                gas.record("setupParticipants:reverted", r.gas_used);
+                return Err(ContractError::Reverted(Revert::decode(r.output)));
+            }
+            gas.record("setupParticipants", r.gas_used);
+        }
         Ok(Self {
             chain_id: chain.chain_id()?,
             admin,
             registry,
             settlement,
-            token: tokens.first().copied().unwrap_or(token),
+            token,
         })
     }
 }
@@ -235,7 +242,38 @@ pub fn registry_constructor(params: &DeployParams) -> EnclaveRegistry::construct
     }
 }
 
+/// Participant accounts a `Settlement` constructor takes at most; the rest follow in
+/// `addParticipants` calls of this size (init code is limited to 48 KiB by EIP-3860, and each
+/// account costs two fresh storage slots, about 44k gas).
+pub const ACCOUNTS_PER_TX: usize = 200;
+
+/// The calls that complete a `Settlement` deployed with more than [`ACCOUNTS_PER_TX`] accounts:
+/// `addParticipants` for each further chunk, then `sealParticipants` (sent by the deployer). Empty
+/// when the constructor took every account.
+pub fn participant_setup_calls(params: &DeployParams) -> Vec<Vec<u8>> {
+    use alloy_sol_types::SolCall;
+    let accounts = sorted(&params.accounts);
+    if accounts.len() <= ACCOUNTS_PER_TX {
+        return Vec::new();
+    }
+    let mut calls: Vec<Vec<u8>> = accounts
+        .get(ACCOUNTS_PER_TX..)
+        .unwrap_or_default()
+        .chunks(ACCOUNTS_PER_TX)
+        .map(|chunk| {
+            Settlement::addParticipantsCall {
+                more: chunk.to_vec(),
+            }
+            .abi_encode()
+        })
+        .collect();
+    calls.push(Settlement::sealParticipantsCall {}.abi_encode());
+    calls
+}
+
 /// The `Settlement` constructor call for `params` with `registry` and the final token list.
+/// With more than [`ACCOUNTS_PER_TX`] accounts it carries the first chunk and leaves the list
+/// open: send [`participant_setup_calls`] next, from the same account.
 pub fn settlement_constructor(
     params: &DeployParams,
     registry: Address,
@@ -248,7 +286,12 @@ pub fn settlement_constructor(
             guardian: params.guardian,
             adminDelay: U48::from(params.admin_delay),
             basePolicyHash: params.base_policy_hash,
-            accounts: sorted(&params.accounts),
+            accounts: {
+                let mut a = sorted(&params.accounts);
+                a.truncate(ACCOUNTS_PER_TX);
+                a
+            },
+            moreAccounts: sorted(&params.accounts).len() > ACCOUNTS_PER_TX,
             tokens: sorted(tokens),
             measurements: params.measurements.clone(),
             exitDelay: params.exit_delay,

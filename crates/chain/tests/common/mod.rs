@@ -4,13 +4,16 @@
 
 use alloy_primitives::{Address, B256, Bytes, I256, U256, keccak256};
 use k256::ecdsa::SigningKey;
-use sealbridge_chain::contracts::ContractError;
+use sealbridge_chain::contracts::{ContractError, DeployParams};
 use sealbridge_chain::eip712::{
-    effects_hash, sign_attestation_sorted, sign_statement, sort_effects,
+    effects_hash, sign_attestation_sorted, sign_statement, sort_effects, sort_exits,
 };
 use sealbridge_chain::embedded::{dev_key, key_address};
-use sealbridge_chain::{AttestationResult, Chain, Effect, EmbeddedChain, Sealbridge, Statement};
+use sealbridge_chain::{
+    AttestationResult, Chain, Effect, EmbeddedChain, Exit, Sealbridge, Statement,
+};
 
+/// The base policy hash the fixture deploys with (the statements carry the composite).
 pub const POLICY: B256 = B256::repeat_byte(0x50);
 pub const MEASUREMENT: B256 = B256::repeat_byte(0x4d);
 /// Lifetime of an attestation result in the fixture.
@@ -30,7 +33,13 @@ pub struct Fixture {
 impl Fixture {
     /// Deployed, 3 verifiers, threshold 2, MEASUREMENT allowed; no enclave registered yet.
     pub fn new() -> Self {
-        let chain = EmbeddedChain::new();
+        Self::with(|_, _| {})
+    }
+
+    /// As [`Fixture::new`], with the deploy parameters changed by `tweak` first (which may also
+    /// deploy things on the chain, such as another token).
+    pub fn with(tweak: impl FnOnce(&mut EmbeddedChain, &mut DeployParams)) -> Self {
+        let mut chain = EmbeddedChain::new();
         let admin = chain.dev_address(0);
         let relayer = chain.dev_address(1);
         let (alice, bob, carol) = (
@@ -38,7 +47,10 @@ impl Fixture {
             chain.dev_address(3),
             chain.dev_address(4),
         );
-        let mut sb = Sealbridge::deploy(chain, admin, POLICY).expect("deploy");
+        let mut params =
+            DeployParams::dev(admin, POLICY, vec![alice, bob, carol], vec![MEASUREMENT]);
+        tweak(&mut chain, &mut params);
+        let mut sb = Sealbridge::deploy(chain, &params).expect("deploy");
         let verifiers: Vec<SigningKey> =
             (0..3).map(|i| dev_key(&format!("verifier/{i}"))).collect();
         for v in &verifiers {
@@ -76,9 +88,12 @@ impl Fixture {
         self.sb.chain().block_timestamp().unwrap()
     }
 
-    /// A valid SGX result for `enclave`, nonce challenge, valid from now for RESULT_TTL.
+    /// A valid SGX result for `enclave`, challenged with the latest block's hash, valid from now
+    /// for RESULT_TTL.
     pub fn attestation_for(&self, enclave: Address) -> AttestationResult {
         let now = self.now();
+        let block = self.sb.chain().block_number().unwrap();
+        let hash = self.sb.chain().block_hash(block).unwrap().unwrap();
         AttestationResult {
             tee: 1,
             measurement: MEASUREMENT,
@@ -88,8 +103,8 @@ impl Fixture {
             keyBundleHash: B256::repeat_byte(0x6b),
             evidenceHash: B256::repeat_byte(0xe0),
             advisoryHash: B256::ZERO,
-            challengeBlock: 0,
-            challenge: B256::repeat_byte(0x11),
+            challengeBlock: block,
+            challenge: hash,
             issuedAt: now,
             expiresAt: now + RESULT_TTL,
         }
@@ -147,10 +162,30 @@ impl Fixture {
         }
     }
 
+    /// The policy hash statements must carry (read from the contract).
+    pub fn policy(&self) -> B256 {
+        self.sb.policy_hash().unwrap()
+    }
+
+    /// Exit of `amount` SBT for `account`.
+    pub fn exit(&self, account: Address, amount: u64) -> Exit {
+        Exit {
+            account,
+            token: self.token(),
+            amount: U256::from(amount),
+        }
+    }
+
     /// The next statement on top of the contract's current state, committing to `effects`
-    /// (sorted here), valid for an hour around now.
+    /// (sorted here) and no exits, valid for an hour around now.
     pub fn next_statement(&self, effects: &mut [Effect]) -> Statement {
+        self.next_statement_with(effects, &mut [])
+    }
+
+    /// The next statement committing to `effects` and `exits` (both sorted here).
+    pub fn next_statement_with(&self, effects: &mut [Effect], exits: &mut [Exit]) -> Statement {
         sort_effects(effects);
+        sort_exits(exits);
         let seq = self.sb.last_sequence().unwrap() + 1;
         let now = self.now();
         Statement {
@@ -161,8 +196,8 @@ impl Fixture {
             inputCount: 3,
             logSize: 10 * seq,
             logRoot: keccak256(format!("log/{seq}")),
-            policyHash: POLICY,
-            effectsHash: effects_hash(effects),
+            policyHash: self.policy(),
+            effectsHash: effects_hash(effects, exits),
             notBefore: now - 60,
             notAfter: now + 3600,
         }
@@ -179,8 +214,18 @@ impl Fixture {
         effects: &[Effect],
         sig: Bytes,
     ) -> Result<sealbridge_chain::SettleOutcome, ContractError> {
+        self.settle_exits(s, effects, &[], sig)
+    }
+
+    pub fn settle_exits(
+        &mut self,
+        s: &Statement,
+        effects: &[Effect],
+        exits: &[Exit],
+        sig: Bytes,
+    ) -> Result<sealbridge_chain::SettleOutcome, ContractError> {
         let relayer = self.relayer;
-        self.sb.settle(relayer, s, effects, sig)
+        self.sb.settle(relayer, s, effects, exits, sig)
     }
 
     /// Sign with the fixture enclave and settle.
@@ -191,6 +236,17 @@ impl Fixture {
     ) -> Result<sealbridge_chain::SettleOutcome, ContractError> {
         let sig = self.sign(s);
         self.settle(s, effects, sig)
+    }
+
+    /// Sign with the fixture enclave and settle with exits.
+    pub fn settle_signed_exits(
+        &mut self,
+        s: &Statement,
+        effects: &[Effect],
+        exits: &[Exit],
+    ) -> Result<sealbridge_chain::SettleOutcome, ContractError> {
+        let sig = self.sign(s);
+        self.settle_exits(s, effects, exits, sig)
     }
 }
 
