@@ -487,3 +487,84 @@ fn settlement_constructor_validates_its_lists() {
     no_registry.c.registry = Address::ZERO;
     assert_eq!(deploy(no_registry).1.as_deref(), Some("ZeroAddress"));
 }
+
+#[test]
+fn large_participant_lists_are_appended_then_sealed() {
+    use alloy_sol_types::{SolCall, SolConstructor};
+    use sealbridge_chain::contracts::{ACCOUNTS_PER_TX, DeployParams, participant_setup_calls};
+    let f = Fixture::new();
+    let mut chain = f.sb.chain().clone();
+    let admin = f.admin;
+    let accounts: Vec<Address> = (0..ACCOUNTS_PER_TX + 50)
+        .map(|i| Address::from_word(alloy_primitives::keccak256(format!("many/{i}"))))
+        .collect();
+    let params = DeployParams::dev(
+        admin,
+        B256::repeat_byte(1),
+        accounts.clone(),
+        vec![MEASUREMENT],
+    );
+    let c = settlement_constructor(&params, f.sb.deployment.registry, &[f.token()]);
+    assert_eq!(c.c.accounts.len(), ACCOUNTS_PER_TX);
+    assert!(c.c.moreAccounts);
+    let mut init = Settlement::BYTECODE.to_vec();
+    init.extend_from_slice(&c.abi_encode());
+    let addr = chain
+        .deploy(admin, init.into())
+        .unwrap()
+        .contract_address
+        .unwrap();
+    let mut d = f.sb.deployment;
+    d.settlement = addr;
+    let mut sb = sealbridge_chain::Sealbridge::attach(chain, d);
+    // Open: nothing can move, the policy hash is not set.
+    assert_eq!(sb.policy_hash().unwrap(), B256::ZERO);
+    let first = accounts.iter().copied().min().unwrap();
+    sb.chain_mut().impersonate(first);
+    assert_revert(
+        sb.request_withdrawal(first, f.token(), U256::from(1)),
+        "SetupNotSealed",
+    );
+    let calls = participant_setup_calls(&params);
+    assert_eq!(calls.len(), 2, "one chunk of 50, then the seal");
+    // Only the deployer appends.
+    let r = sb
+        .chain_mut()
+        .send(f.relayer, addr, calls[0].clone().into())
+        .unwrap();
+    assert_eq!(
+        sealbridge_chain::contracts::Revert::decode(r.output)
+            .name
+            .as_deref(),
+        Some("NotInSetup")
+    );
+    for call in &calls {
+        assert!(
+            sb.chain_mut()
+                .send(admin, addr, call.clone().into())
+                .unwrap()
+                .success
+        );
+    }
+    assert_eq!(sb.participants().unwrap().len(), ACCOUNTS_PER_TX + 50);
+    assert_eq!(
+        sb.policy_hash().unwrap(),
+        sealbridge_chain::eip712::deployment_policy_hash(
+            B256::repeat_byte(1),
+            &accounts,
+            &[f.token()]
+        )
+    );
+    // Sealed for good.
+    let again = Settlement::addParticipantsCall {
+        more: vec![Address::repeat_byte(0xff)],
+    }
+    .abi_encode();
+    let r = sb.chain_mut().send(admin, addr, again.into()).unwrap();
+    assert_eq!(
+        sealbridge_chain::contracts::Revert::decode(r.output)
+            .name
+            .as_deref(),
+        Some("NotInSetup")
+    );
+}
