@@ -1,11 +1,10 @@
 //! Log entries, decoded strictly (`sealbridge_enclave::log_entry`, documented in `docs/AUDIT.md`).
 
-use alloy_primitives::{Address, B256, Signature, keccak256};
+use alloy_primitives::{Address, B256, Signature};
 use alloy_sol_types::SolValue;
 use sealbridge_enclave::{
-    KeyBundle,
-    log_entry::{self, EntryKind},
-    policy::POLICY_CONTEXT,
+    EnclavePolicy, KeyBundle,
+    log_entry::{self, EntryKind, ExitRequestEntry},
 };
 use sealbridge_proto::eip712::{AttestationResult, Statement};
 
@@ -53,9 +52,12 @@ pub enum Entry {
     EpochRotation(Vec<u8>),
     /// The canonical policy bytes and their `policyHash`.
     PolicyChange {
-        /// `keccak256(POLICY_CONTEXT ‖ bytes)`.
+        /// `EnclavePolicy::hash` of the bytes: the base hash `keccak256(POLICY_CONTEXT ‖ bytes)`
+        /// composed with the policy's accounts and tokens.
         hash: B256,
     },
+    /// A withdrawal request and the enclave's decision (amount granted, reason).
+    ExitRequest(ExitRequestEntry),
 }
 
 impl Entry {
@@ -69,6 +71,7 @@ impl Entry {
             Entry::StatementRenewal { .. } => "statement renewal",
             Entry::EpochRotation(_) => "epoch rotation",
             Entry::PolicyChange { .. } => "policy change",
+            Entry::ExitRequest(_) => "exit request",
         }
     }
 }
@@ -140,9 +143,16 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
             })
         }
         EntryKind::EpochRotation => Ok(Entry::EpochRotation(body.to_vec())),
-        EntryKind::PolicyChange => Ok(Entry::PolicyChange {
-            hash: keccak256([POLICY_CONTEXT, body].concat()),
-        }),
+        EntryKind::PolicyChange => {
+            let policy = EnclavePolicy::from_bytes(body)
+                .map_err(|_| "policy change entry is not canonical policy bytes")?;
+            Ok(Entry::PolicyChange {
+                hash: policy.hash(),
+            })
+        }
+        EntryKind::ExitRequest => ExitRequestEntry::decode(body)
+            .map(Entry::ExitRequest)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -203,7 +213,7 @@ mod tests {
         assert!(decode(&log_entry::encode(EntryKind::Statement, &bad)).is_err());
         // Unknown version and kind.
         assert!(decode(&[2, 4]).is_err());
-        assert!(decode(&[1, 8]).is_err());
+        assert!(decode(&[1, 9]).is_err());
         assert!(decode(&[1, 0]).is_err());
         assert!(decode(&[]).is_err());
     }
@@ -293,6 +303,66 @@ mod tests {
         assert!(decode(&body(1, 2)).is_err());
         let ann = log_entry::encode(EntryKind::KeyAnnouncement, &[0; 88]);
         assert!(decode(&ann).is_err());
+    }
+
+    #[test]
+    fn exit_request_entries_decode_strictly() {
+        use sealbridge_enclave::{ExitOutcome, ExitReason};
+        let e = ExitRequestEntry {
+            request_id: 3,
+            account: Address::repeat_byte(1),
+            token: Address::repeat_byte(2),
+            requested: 10,
+            outcome: ExitOutcome {
+                granted: 4,
+                reason: ExitReason::Partial,
+            },
+        };
+        let body = e.encode();
+        let entry = |b: &[u8]| decode(&log_entry::encode(EntryKind::ExitRequest, b));
+        let decoded = entry(&body).unwrap();
+        assert_eq!(decoded.kind(), "exit request");
+        assert_eq!(decoded, Entry::ExitRequest(e));
+        // Truncated, extended, empty.
+        for b in [&body[..80], &[body.as_slice(), &[0]].concat(), &[]] {
+            assert!(entry(b).unwrap_err().contains("not 81"), "{}", b.len());
+        }
+        // Unknown reason; more granted than requested; a refusal that grants; a full grant
+        // that is not the request.
+        let with = |at: usize, v: u8| {
+            let mut b = body.clone();
+            b[at] = v;
+            entry(&b).unwrap_err()
+        };
+        assert!(with(80, 6).contains("unknown exit reason"));
+        assert!(with(79, 11).contains("does not fit"));
+        assert!(with(80, 2).contains("does not fit"));
+        assert!(with(80, 0).contains("does not fit"));
+    }
+
+    #[test]
+    fn policy_change_entries_carry_the_composite_policy_hash() {
+        use sealbridge_programs::netting::{NettingConfig, Participant};
+        let policy = EnclavePolicy::new(
+            NettingConfig {
+                participants: vec![Participant {
+                    sender: sealbridge_proto::SenderId::new([1; 32]),
+                    account: Address::repeat_byte(1),
+                }],
+                tokens: vec![Address::repeat_byte(2)],
+            },
+            4,
+        );
+        let bytes = policy.to_bytes();
+        assert_eq!(
+            decode(&log_entry::encode(EntryKind::PolicyChange, &bytes)),
+            Ok(Entry::PolicyChange {
+                hash: policy.hash()
+            })
+        );
+        assert_ne!(policy.hash(), policy.base_hash());
+        let truncated = log_entry::encode(EntryKind::PolicyChange, &bytes[..bytes.len() - 1]);
+        assert!(decode(&truncated).is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub const CHECKS: &[(&str, &str)] = &[
     ),
     (
         "log_entries",
-        "every entry decodes; receipts and epoch announcements are signed by the announced key; receipts sit at their sequence; statements anchor the log just before their own entry, are signed by the announced enclave and carry the logged policy; statement renewals are signed by the announced enclave and re-sign an earlier statement of their sequence with a later window only",
+        "every entry decodes; receipts and epoch announcements are signed by the announced key; receipts sit at their sequence; statements anchor the log just before their own entry, are signed by the announced enclave and carry the logged policy; statement renewals are signed by the announced enclave and re-sign an earlier statement of their sequence with a later window only; exit requests are logged in request-id order 1, 2, 3, … with a grant that fits their reason",
     ),
     (
         "registrations",
@@ -45,6 +45,10 @@ pub const CHECKS: &[(&str, &str)] = &[
     (
         "counts",
         "accepted receipts up to the last settled statement equal the inputs settled on chain, and every settled statement is the log's",
+    ),
+    (
+        "exits",
+        "every logged withdrawal request is the chain's request of its id, and every settled statement paid exactly the exits the enclave logged granting in its batch",
     ),
     (
         "published_receipts",
@@ -99,6 +103,12 @@ pub struct Summary {
     pub inputs_settled: u64,
     /// Accepted receipts after the last settled statement (not yet settled).
     pub pending_receipts: u64,
+    /// Withdrawal requests the log decided (kind-8 entries).
+    pub exit_requests: u64,
+    /// Exits paid by settled statements (`ExitGranted` events).
+    pub exits_settled: u64,
+    /// Exit entries granted after the last statement entry (not yet in a statement).
+    pub pending_exits: u64,
 }
 
 /// The audit report.
@@ -153,14 +163,17 @@ impl Report {
         let m = &self.summary;
         let _ = writeln!(
             s,
-            "\nlog size {}, registrations {}, statements settled {}, receipts accepted {} / rejected {}, inputs settled {}, pending {}",
+            "\nlog size {}, registrations {}, statements settled {}, receipts accepted {} / rejected {}, inputs settled {}, pending {}, exit requests {}, exits settled {}, exits pending {}",
             m.log_size,
             m.registrations,
             m.statements_settled,
             m.accepted_receipts,
             m.rejected_receipts,
             m.inputs_settled,
-            m.pending_receipts
+            m.pending_receipts,
+            m.exit_requests,
+            m.exits_settled,
+            m.pending_exits
         );
         let _ = writeln!(
             s,

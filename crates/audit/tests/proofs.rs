@@ -13,12 +13,13 @@ fn key() -> Ed25519SigningKey {
     Ed25519SigningKey::from_seed([7; 32])
 }
 
-/// A log of `n` policy-change entries (any kind works for the proof) with its checkpoint.
+/// A log of `n` epoch-rotation entries (any kind whose body the decoder does not parse works
+/// for the proof; policy-change bodies must be policies) with its checkpoint.
 fn log(n: u64, batch: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut store = TileStore::open(dir.path()).unwrap();
     let entries: Vec<Vec<u8>> = (0..n)
-        .map(|i| log_entry::encode(EntryKind::PolicyChange, &i.to_be_bytes()))
+        .map(|i| log_entry::encode(EntryKind::EpochRotation, &i.to_be_bytes()))
         .collect();
     for chunk in entries.chunks(batch.max(1)) {
         store.append_batch(chunk).unwrap();

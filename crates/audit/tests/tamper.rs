@@ -73,6 +73,11 @@ fn honest_deployment_passes_every_check() {
     assert_eq!(r.summary.inputs_settled, 40);
     assert_eq!(r.summary.registrations, 1);
     assert_eq!(r.summary.log_size, s.entries.len() as u64);
+    // The scenario's three withdrawal requests, granted in two statements (two accounts, then
+    // one), all settled.
+    assert_eq!(r.summary.exit_requests, 3);
+    assert_eq!(r.summary.exits_settled, 3);
+    assert_eq!(r.summary.pending_exits, 0);
 }
 
 #[test]
@@ -248,7 +253,7 @@ fn anchoring_an_inconsistent_checkpoint_fails_anchors() {
     let sig = s.sign_statement(&bogus);
     let admin = s.admin;
     let outcome =
-        s.sb.settle(admin, &(&bogus).into(), &[], Bytes::from(sig.to_vec()))
+        s.sb.settle(admin, &(&bogus).into(), &[], &[], Bytes::from(sig.to_vec()))
             .unwrap();
     assert!(matches!(
         outcome,
@@ -364,7 +369,7 @@ fn an_envelope_accepted_and_settled_twice_fails_exactly_once() {
     };
     let sig = s.sign_statement(&st);
     let admin = s.admin;
-    s.sb.settle(admin, &(&st).into(), &[], Bytes::from(sig.to_vec()))
+    s.sb.settle(admin, &(&st).into(), &[], &[], Bytes::from(sig.to_vec()))
         .unwrap();
     s.entries.push(Scenario::statement_entry(&st, &sig));
     let dir = s.write("twice", &s.entries, None, &s.record());
@@ -442,15 +447,27 @@ fn statements_not_yet_settled_are_pending_not_failures() {
     let settled = |l: &sealbridge_audit::chain::RecordedLog| {
         l.address == s.contracts.settlement && l.data.len() == 7 * 32
     };
+    // A settle transaction that did not happen: its StatementSettled and its ExitGranted.
+    let unsettle = |record: &mut sealbridge_audit::ChainRecord, tx: B256| {
+        record.logs.retain(|l| l.tx_hash != tx);
+    };
     let mut record = s.record();
-    let last = record.logs.iter().rposition(settled).unwrap();
-    record.logs.remove(last);
+    let last = record.logs.iter().rfind(|l| settled(l)).unwrap().tx_hash;
+    unsettle(&mut record, last);
     let r = audit_dir(&s.write("lagging", &s.entries, None, &record));
     assert!(r.ok, "{}", r.to_human());
     assert_eq!(r.summary.statements_settled, 4);
     assert_eq!(r.summary.inputs_settled, 32);
 
-    record.logs.retain(|l| !settled(l));
+    let settle_txs: Vec<B256> = record
+        .logs
+        .iter()
+        .filter(|l| settled(l))
+        .map(|l| l.tx_hash)
+        .collect();
+    for tx in settle_txs {
+        unsettle(&mut record, tx);
+    }
     let r = audit_dir(&s.write("nothing-settled", &s.entries, None, &record));
     assert!(r.ok, "{}", r.to_human());
     assert_eq!(r.summary.statements_settled, 0);

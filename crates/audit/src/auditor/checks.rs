@@ -324,6 +324,67 @@ pub(super) fn check_counts(view: &LogView, settled: &[StatementSettled], t: &mut
     });
 }
 
+/// Exits: the host reported every logged request as the chain has it (id, account, token,
+/// amount), and each settled statement paid exactly the grants logged in its batch. Requests on
+/// chain that the log has not decided yet are pending, not failures (the host may lag); grants
+/// after the last statement entry are pending too.
+pub(super) fn check_exits(
+    view: &LogView,
+    requests: &BTreeMap<u64, WithdrawalRequested>,
+    granted: &BTreeMap<u64, Vec<ExitGranted>>,
+    settled: &[StatementSettled],
+    t: &mut Tally,
+) {
+    for (index, e) in &view.exit_requests {
+        let id = e.request_id;
+        let Some(r) = requests.get(&id) else {
+            t.fail(format!(
+                "entry {index}: exit request {id} was never requested on chain (the host reported a request that does not exist)"
+            ));
+            continue;
+        };
+        t.expect(
+            r.account == e.account && r.token == e.token && r.amount == U256::from(e.requested),
+            || {
+                format!(
+                    "entry {index}: exit request {id} is {} of {} by {}, on chain {} of {} by {}",
+                    e.requested, e.token, e.account, r.amount, r.token, r.account
+                )
+            },
+        );
+    }
+    for e in settled {
+        let seq = e.sequence;
+        // A statement missing from the log fails `statements`; nothing to compare here.
+        let Some(s) = view.statements.get(&seq) else {
+            continue;
+        };
+        let logged: Vec<(Address, Address, U256)> = s
+            .exits
+            .iter()
+            .map(|(&(token, account), &amount)| (account, token, U256::from(amount)))
+            .collect();
+        let paid: Vec<(Address, Address, U256)> = granted
+            .get(&seq)
+            .map(|g| g.iter().map(|x| (x.account, x.token, x.amount)).collect())
+            .unwrap_or_default();
+        t.expect(logged == paid, || {
+            format!(
+                "statement {seq} paid {} exit(s) {paid:?}; the log granted {} in its batch {logged:?}",
+                paid.len(),
+                logged.len()
+            )
+        });
+    }
+    // Exits paid under a sequence that never settled cannot happen on chain; say so if the
+    // chain data claims it.
+    for seq in granted.keys() {
+        t.expect(settled.iter().any(|e| e.sequence == *seq), || {
+            format!("exits paid under sequence {seq}, which did not settle")
+        });
+    }
+}
+
 pub(super) fn check_published(
     list: &[PublishedReceipt],
     view: &LogView,

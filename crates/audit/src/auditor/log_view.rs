@@ -11,6 +11,9 @@ pub(super) fn walk_log(
     let mut key: Option<KeyBundle> = None;
     let mut policy: Option<B256> = None;
     let mut batch: Vec<BatchReceipt> = Vec::new();
+    // Grants logged since the last statement entry: the exits of the next statement.
+    let mut batch_exits: BTreeMap<(Address, Address), u128> = BTreeMap::new();
+    let mut last_request_id = 0u64;
     for (index, bytes) in (0u64..).zip(&entries) {
         let entry = match entries::decode(bytes) {
             Ok(e) => e,
@@ -96,8 +99,26 @@ pub(super) fn walk_log(
                     statement,
                     signer,
                     batch: std::mem::take(&mut batch),
+                    exits: std::mem::take(&mut batch_exits),
                     renewals: Vec::new(),
                 });
+            }
+            Entry::ExitRequest(e) => {
+                // Requests are decided in the contract's id order, each once.
+                let expected = last_request_id.saturating_add(1);
+                if t.expect(e.request_id == expected, || {
+                    format!(
+                        "entry {index}: exit request {} where request {expected} is next (requests dropped, repeated or reordered)",
+                        e.request_id
+                    )
+                }) {
+                    last_request_id = e.request_id;
+                }
+                if e.outcome.granted > 0 {
+                    let g = batch_exits.entry((e.token, e.account)).or_insert(0);
+                    *g = g.saturating_add(e.outcome.granted);
+                }
+                v.exit_requests.push((index, e));
             }
             // Not a statement for batches, counts or the logSize rule: it re-signs one.
             Entry::StatementRenewal {
@@ -125,6 +146,7 @@ pub(super) fn walk_log(
         }
     }
     v.pending = batch.len() as u64;
+    v.pending_exits = batch_exits.len() as u64;
     v.entries = entries;
     v
 }

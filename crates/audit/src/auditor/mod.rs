@@ -4,17 +4,19 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolEventInterface;
 use sealbridge_attest::{report_data, verifier::advisory_hash};
 use sealbridge_chain::{
     Chain,
     bindings::{
-        EnclaveRegistry::EnclaveRegistryEvents, Settlement::SettlementEvents,
-        Settlement::StatementSettled,
+        EnclaveRegistry::EnclaveRegistryEvents,
+        Settlement::{ExitGranted, SettlementEvents, StatementSettled, WithdrawalRequested},
     },
 };
-use sealbridge_enclave::{KeyBundle, checkpoint::log_origin, epochs::EpochAnnouncement};
+use sealbridge_enclave::{
+    KeyBundle, checkpoint::log_origin, epochs::EpochAnnouncement, log_entry::ExitRequestEntry,
+};
 use sealbridge_log::{
     Checkpoint, Hash, MemoryTree, TileReader, consistency_proof, inclusion_proof, leaf_hash,
     merkle_root, root_at, verify_checkpoint_for_origin, verify_consistency, verify_inclusion,
@@ -33,7 +35,7 @@ mod checks;
 mod log_view;
 
 use checks::{
-    check_anchors, check_batches, check_counts, check_exactly_once, check_published,
+    check_anchors, check_batches, check_counts, check_exactly_once, check_exits, check_published,
     check_registration, check_statement,
 };
 use log_view::walk_log;
@@ -107,6 +109,9 @@ struct LoggedStatement {
     /// Who signed the logged statement (recovered from its signature).
     signer: Option<Address>,
     batch: Vec<BatchReceipt>,
+    /// The grants logged (kind 8) between the previous statement entry and its own, summed per
+    /// (token, account): the exits it must have settled.
+    exits: BTreeMap<(Address, Address), u128>,
     /// Its renewals (kind 7) that passed `log_entries`, in log order: each equal to `statement`
     /// but for the window, each ending later than the one before.
     renewals: Vec<LoggedRenewal>,
@@ -128,6 +133,10 @@ struct LogView {
     accepted: Vec<(u64, [u8; 32])>,
     rejected: u64,
     pending: u64,
+    /// Exit request entries (kind 8) with their log index, in log order.
+    exit_requests: Vec<(u64, ExitRequestEntry)>,
+    /// Exit entries granted after the last statement entry.
+    pending_exits: u64,
 }
 
 #[derive(Default)]
@@ -149,6 +158,7 @@ struct Checks {
     batch_receipts: Tally,
     exactly_once: Tally,
     counts: Tally,
+    exits: Tally,
     published_receipts: Tally,
 }
 
@@ -178,6 +188,7 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
         batch_receipts: Tally::default(),
         exactly_once: Tally::default(),
         counts: Tally::default(),
+        exits: Tally::default(),
         published_receipts: Tally::default(),
     };
     let mut summary = Summary::default();
@@ -277,6 +288,7 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
             &mut k.batch_receipts,
             &mut k.exactly_once,
             &mut k.counts,
+            &mut k.exits,
             &mut k.published_receipts,
         ] {
             t.skip("the log could not be verified");
@@ -295,6 +307,8 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     summary.accepted_receipts = view.accepted.len() as u64;
     summary.rejected_receipts = view.rejected;
     summary.pending_receipts = view.pending;
+    summary.exit_requests = view.exit_requests.len() as u64;
+    summary.pending_exits = view.pending_exits;
 
     // The announced keys must be ones the registry attested.
     for (bundle, _) in &view.bundles {
@@ -320,6 +334,9 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     let mut last_seq = 0u64;
     let mut last_root = B256::ZERO;
     let mut settled: Vec<StatementSettled> = Vec::new();
+    // Withdrawal requests by id, and the exits each settled sequence paid, in event order.
+    let mut requests: BTreeMap<u64, WithdrawalRequested> = BTreeMap::new();
+    let mut granted: BTreeMap<u64, Vec<ExitGranted>> = BTreeMap::new();
     for l in &logs {
         if l.address() == c.registry {
             let Ok(ev) = EnclaveRegistryEvents::decode_log(&l.inner) else {
@@ -411,6 +428,13 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
                     last_root = e.newStateRoot;
                     settled.push(e);
                 }
+                SettlementEvents::WithdrawalRequested(e) => {
+                    requests.insert(e.requestId, e);
+                }
+                SettlementEvents::ExitGranted(e) => {
+                    summary.exits_settled += 1;
+                    granted.entry(e.sequence).or_default().push(e);
+                }
                 _ => {}
             }
         }
@@ -420,6 +444,7 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     check_batches(&view, &cp, &tiles, &mut k.batch_receipts)?;
     check_exactly_once(&view, &settled, &mut k.exactly_once);
     check_counts(&view, &settled, &mut k.counts);
+    check_exits(&view, &requests, &granted, &settled, &mut k.exits);
     match input.published_receipts {
         None => k.published_receipts.skip("no published receipts given"),
         Some(list) => check_published(list, &view, &cp, &tiles, &mut k.published_receipts)?,
@@ -439,6 +464,7 @@ fn finish(k: Checks, summary: Summary) -> Report {
         k.batch_receipts.finish("batch_receipts"),
         k.exactly_once.finish("exactly_once"),
         k.counts.finish("counts"),
+        k.exits.finish("exits"),
         k.published_receipts.finish("published_receipts"),
     ];
     let ok = checks.iter().all(|c| {

@@ -17,11 +17,13 @@ use sealbridge_audit::{
     TimedChain, audit, published::INSECURE_DEV_POLICY_JSON,
 };
 use sealbridge_chain::{
-    Chain, EmbeddedChain, Sealbridge, SettleOutcome, embedded::key_address,
-    proto_compat::effects_from_proto,
+    Chain, EmbeddedChain, Sealbridge, SettleOutcome,
+    contracts::DeployParams,
+    embedded::key_address,
+    proto_compat::{effects_from_proto, exits_from_proto},
 };
 use sealbridge_enclave::{
-    Enclave, EnclavePolicy, SettlementTarget, SignedStatement,
+    Enclave, EnclavePolicy, ExitReason, SettlementTarget, SignedStatement,
     boundary::{ChainEvent, Description, Request, Response},
     epochs::EpochAnnouncement,
     log_entry::{self, EntryKind},
@@ -30,7 +32,7 @@ use sealbridge_log::{TileStore, leaf_hash, merkle_root};
 use sealbridge_programs::netting::{Netting, NettingConfig, Obligation, Participant};
 use sealbridge_proto::{
     EnvelopeHeader, Nonce, ProgramId, SenderId, TraceId,
-    eip712::{Statement, effects_hash, settlement_domain},
+    eip712::{Exit, Statement, effects_hash, settlement_domain},
 };
 use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey};
 
@@ -51,9 +53,14 @@ pub struct Scenario {
     pub tmp: tempfile::TempDir,
 }
 
+/// Withdrawal requests the scenario makes: before submission `i`, participant `who` asks for
+/// `amount` (each granted in full: well within escrow).
+pub const EXIT_REQUESTS: &[(u32, usize, u64)] = &[(5, 0, 700), (6, 1, 300), (14, 0, 50)];
+
 impl Scenario {
     /// `inputs` good obligations and `bad` garbage envelopes (rejected) interleaved, in batches
-    /// of `batch_size`.
+    /// of `batch_size`, and the [`EXIT_REQUESTS`] made along the way (those before the last
+    /// submission).
     pub fn build(seed: u64, inputs: u32, bad: u32, batch_size: u32) -> Self {
         Self::build_with(seed, inputs, bad, batch_size, true)
     }
@@ -64,15 +71,19 @@ impl Scenario {
         let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x5eed);
         let chain = TimedChain::new(EmbeddedChain::new()).unwrap();
         let admin = chain.dev_address(0);
-        let mut sb = Sealbridge::deploy(chain, admin, B256::ZERO).unwrap();
-        let d = sb.deployment;
-
         let people: Vec<(Ed25519SigningKey, Address)> = (0..3)
             .map(|_| {
                 let key = Ed25519SigningKey::generate(&mut rng);
                 (key, Address::from(rng.r#gen::<[u8; 20]>()))
             })
             .collect();
+        // The base policy hash and the measurement follow once the enclave runs (the policy
+        // names the token this deploys).
+        let mut accounts: Vec<Address> = people.iter().map(|p| p.1).collect();
+        accounts.sort();
+        let params = DeployParams::dev(admin, B256::ZERO, accounts, Vec::new());
+        let mut sb = Sealbridge::deploy(chain, &params).unwrap();
+        let d = sb.deployment;
         let policy = EnclavePolicy::new(
             NettingConfig {
                 participants: people
@@ -117,7 +128,12 @@ impl Scenario {
                 .then_some((ed, secp))
             })
             .expect("instance keys recreated from the enclave's seed");
-        sb.set_policy_hash(admin, description.policy_hash).unwrap();
+        // The contract composes the base hash with the account and token lists it holds: it
+        // must arrive at the hash the enclave signs statements with.
+        sb.set_policy_hash(admin, policy.base_hash()).unwrap();
+        assert_eq!(sb.policy_hash().unwrap(), description.policy_hash);
+        sb.allow_measurement_here(admin, description.measurement)
+            .unwrap();
 
         // Registration: evidence → 2 of 3 verifiers → registry; the enclave logs the result.
         let verifiers: Vec<k256::ecdsa::SigningKey> = (0..3)
@@ -211,6 +227,26 @@ impl Scenario {
         let total = inputs + bad;
         let mut bad_left = bad;
         for i in 0..total {
+            for &(_, who, amount) in EXIT_REQUESTS.iter().filter(|r| r.0 == i) {
+                let (account, token) = (people[who].1, d.token);
+                let (request_id, _) = sb
+                    .request_withdrawal(account, token, U256::from(amount))
+                    .unwrap();
+                match enclave.handle(Request::Chain(ChainEvent::WithdrawalRequest {
+                    request_id,
+                    account,
+                    token,
+                    amount: u128::from(amount),
+                })) {
+                    Response::ExitDecided {
+                        granted,
+                        reason: ExitReason::Full,
+                        batch: None,
+                        ..
+                    } => assert_eq!(granted, u128::from(amount)),
+                    other => panic!("{other:?}"),
+                }
+            }
             let now = sb.chain().block_timestamp().unwrap();
             let envelope = if bad_left > 0 && i % 3 == 1 {
                 bad_left -= 1;
@@ -244,7 +280,7 @@ impl Scenario {
                 Response::Submitted(o) => *o,
                 other => panic!("{other:?}"),
             };
-            if let Some(batch) = outcome.batch {
+            for batch in outcome.batches {
                 settle(&mut sb, admin, &batch);
                 statements.push(batch);
             }
@@ -413,8 +449,29 @@ impl Scenario {
             admin,
             &statement.into(),
             &effects_from_proto(&batch.effects),
+            &exits_from_proto(&batch.exits),
             Bytes::from(signature.to_vec()),
         )
+    }
+
+    /// Settle a statement the test signed (with the enclave's key) carrying `exits` and no
+    /// effects.
+    pub fn settle_exits(
+        &mut self,
+        statement: &Statement,
+        signature: &[u8; 65],
+        exits: &[Exit],
+    ) -> SettleOutcome {
+        let admin = self.admin;
+        self.sb
+            .settle(
+                admin,
+                &statement.into(),
+                &[],
+                &exits_from_proto(exits),
+                Bytes::from(signature.to_vec()),
+            )
+            .unwrap()
     }
 }
 
@@ -424,6 +481,7 @@ fn settle(sb: &mut Sb, admin: Address, batch: &SignedStatement) {
             admin,
             &(&batch.statement).into(),
             &effects_from_proto(&batch.effects),
+            &exits_from_proto(&batch.exits),
             Bytes::from(batch.signature.clone()),
         )
         .unwrap();
@@ -446,5 +504,5 @@ pub fn audit_dir(dir: &Path) -> Report {
 }
 
 pub fn empty_effects_hash() -> B256 {
-    effects_hash(&[])
+    effects_hash(&[], &[])
 }
