@@ -307,11 +307,12 @@ mod tests {
     #[test]
     fn the_hash_composes_the_base_hash_with_the_sorted_accounts_and_tokens() {
         let p = policy();
-        let hex20 = |b: u8| hex::encode([b; 20]);
-        // Accounts 0x0d…, 0x0e…, 0x0f… ascending; tokens 0xdd…, 0xee….
-        let accounts =
-            hex::decode(format!("{}{}{}", hex20(0x0d), hex20(0x0e), hex20(0x0f))).unwrap();
-        let tokens = hex::decode(format!("{}{}", hex20(0xdd), hex20(0xee))).unwrap();
+        // `abi.encodePacked(address[])` pads each element to a word (12 zero bytes, then the
+        // address): accounts 0x0d…, 0x0e…, 0x0f… ascending; tokens 0xdd…, 0xee….
+        let word = |b: u8| format!("{}{}", "00".repeat(12), hex::encode([b; 20]));
+        let accounts = hex::decode(format!("{}{}{}", word(0x0d), word(0x0e), word(0x0f))).unwrap();
+        let tokens = hex::decode(format!("{}{}", word(0xdd), word(0xee))).unwrap();
+        assert_eq!((accounts.len(), tokens.len()), (96, 64));
         let encoded = [
             p.base_hash().as_slice(),
             keccak256(&accounts).as_slice(),
