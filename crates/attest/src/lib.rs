@@ -393,6 +393,19 @@ pub enum Error {
     /// The report data does not bind the expected key bundle and challenge.
     #[error("report data does not match the expected key bundle and challenge")]
     ReportDataMismatch,
+    /// A result was asked for a challenge of block 0 or a zero hash: every result needs a
+    /// block-hash challenge of a recent block (the registry refuses any other).
+    #[error(
+        "no block-hash challenge (block {block}{}): a result needs a recent block (not 0) and \
+         its hash (not zero)",
+        if *zero_hash { ", zero hash" } else { "" }
+    )]
+    ZeroChallenge {
+        /// The challenge block asked for.
+        block: u64,
+        /// Whether the challenge hash is zero.
+        zero_hash: bool,
+    },
 }
 
 impl Error {
@@ -417,6 +430,7 @@ impl Error {
             Error::Stale { .. } => "max_evidence_age",
             Error::CollateralStale { .. } => "max_collateral_age",
             Error::ReportDataMismatch => "report_data_binding",
+            Error::ZeroChallenge { .. } => "challenge",
         }
     }
 

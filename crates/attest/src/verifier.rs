@@ -130,7 +130,9 @@ impl VerifierRole {
     }
 
     /// Verify and appraise `evidence`, check that its report data is
-    /// `report_data(key bundle, challenge hash)`, and return the unsigned result.
+    /// `report_data(key bundle, challenge hash)`, and return the unsigned result. A challenge of
+    /// block 0 or a zero hash is refused ([`Error::ZeroChallenge`]): every result is bound to a
+    /// recent block of the settlement chain.
     pub fn appraise(
         &self,
         evidence: &Evidence,
@@ -139,6 +141,12 @@ impl VerifierRole {
         challenge: Challenge,
         now: u64,
     ) -> Result<AttestationResult, Error> {
+        if challenge.block == 0 || challenge.hash.is_zero() {
+            return Err(Error::ZeroChallenge {
+                block: challenge.block,
+                zero_hash: challenge.hash.is_zero(),
+            });
+        }
         let verified = self.cache.verify(evidence, collateral, now, &self.policy)?;
         let want = report_data(&binding.key_bundle, challenge.hash.as_slice());
         if verified.claims.report_data.as_slice() != want.as_slice() {
@@ -272,6 +280,50 @@ mod tests {
             .recover_address_from_prehash(&r.digest(&registry_domain(31337, reg)))
             .unwrap();
         assert_eq!(rec, v.address());
+    }
+
+    #[test]
+    fn a_challenge_of_block_zero_or_a_zero_hash_is_never_signed() {
+        let v = VerifierRole::new(key(1), Policy::insecure_dev());
+        for ch in [
+            Challenge {
+                block: 0,
+                hash: B256::repeat_byte(9),
+            },
+            Challenge {
+                block: 7,
+                hash: B256::ZERO,
+            },
+        ] {
+            // Evidence that binds exactly this challenge: only the challenge rule refuses it.
+            let q = SimulatedQuote {
+                measurement: Measurement([5; 32]),
+                report_data: report_data(b"bundle", ch.hash.as_slice()),
+                issued_at: 100,
+                debug: false,
+            };
+            let ev = Evidence::Simulated(q.sign());
+            let err = v
+                .attest(
+                    &ev,
+                    &Collateral::None,
+                    &binding(),
+                    ch,
+                    100,
+                    1,
+                    Address::ZERO,
+                )
+                .unwrap_err();
+            assert_eq!(
+                err,
+                Error::ZeroChallenge {
+                    block: ch.block,
+                    zero_hash: ch.hash.is_zero()
+                }
+            );
+            assert_eq!(err.rule(), "challenge");
+            assert!(err.to_string().contains("block-hash challenge"), "{err}");
+        }
     }
 
     #[test]
