@@ -73,20 +73,34 @@ impl Appraisers {
             Self::InsecureInProcess(roles) => roles
                 .iter()
                 .map(|role| {
+                    let refused = |e: sealbridge_attest::Error| VerifierFailure::Refused {
+                        rule: Some(e.rule().to_string()),
+                        message: e.to_string(),
+                    };
                     let r = role
-                        .attest(
+                        .appraise(
                             &a.evidence,
                             &a.collateral,
                             &a.binding,
                             a.challenge,
                             a.issued_at,
-                            a.chain_id,
-                            a.registry,
                         )
-                        .map_err(|e| VerifierFailure::Refused {
-                            rule: Some(e.rule().to_string()),
-                            message: e.to_string(),
-                        });
+                        .map(|mut result| {
+                            // The lifetime the registry accepts (a remote verifier is asked).
+                            result.expiresAt = result
+                                .expiresAt
+                                .min(result.issuedAt.saturating_add(a.lifetime));
+                            result
+                        })
+                        .and_then(|result| {
+                            let signature = role.sign(&result, a.chain_id, a.registry)?;
+                            Ok(SignedResult {
+                                result,
+                                signer: role.address(),
+                                signature,
+                            })
+                        })
+                        .map_err(refused);
                     (format!("development verifier {}", role.address()), r)
                 })
                 .collect(),
@@ -102,6 +116,7 @@ impl Appraisers {
                     issued_at: Some(a.issued_at),
                     chain_id: Some(a.chain_id),
                     registry: Some(a.registry),
+                    lifetime: Some(a.lifetime),
                 };
                 std::thread::scope(|s| {
                     let handles: Vec<_> = remotes
@@ -134,6 +149,8 @@ struct Appraisal {
     binding: KeyBinding,
     challenge: Challenge,
     issued_at: u64,
+    /// Longest `expiresAt - issuedAt` asked for: at most the registry's `maxResultLifetime`.
+    lifetime: u64,
     chain_id: u64,
     registry: Address,
 }
@@ -180,7 +197,14 @@ pub enum RegistrationError {
         /// What the other verifiers answered.
         failures: Vec<(String, VerifierFailure)>,
     },
-    /// The registry reverted the registration.
+    /// The chain has no block but its genesis: every result needs a block-hash challenge and
+    /// the registry refuses block 0.
+    #[error(
+        "the chain has no block after genesis to take a challenge from (the registry refuses \
+         challenge block 0): wait for (or mine) a block"
+    )]
+    NoChallengeBlock,
+    /// The registry reverted the registration, and does not hold this result either.
     #[error("EnclaveRegistry.register reverted: {0}")]
     Reverted(String),
 }
@@ -194,8 +218,10 @@ fn list(failures: &[(String, VerifierFailure)]) -> String {
 }
 
 /// Continuous attestation (DESIGN §4): when the registration expires within `margin` seconds of
-/// chain time, fetch fresh evidence bound to the latest block hash, have the verifiers appraise
-/// and sign it again, and renew the registration. `Ok(None)` when no renewal is due.
+/// chain time (at most a third of the registry's `maxResultLifetime`, so that a short lifetime
+/// is not renewed on every check), fetch fresh evidence bound to the latest block hash, have the
+/// verifiers appraise and sign it again, log it and renew the registration. `Ok(None)` when no
+/// renewal is due.
 pub fn renew_if_due<C: Chain>(
     sb: &mut Sealbridge<C>,
     sender: Address,
@@ -206,6 +232,7 @@ pub fn renew_if_due<C: Chain>(
     margin: u64,
 ) -> Result<Option<SignedRegistration>, HostError> {
     let expires_at = sb.enclave(description.key_bundle.address)?.expiresAt;
+    let margin = margin.min(u64::from(max_result_lifetime(sb)?) / 3);
     // The later of the latest block's time and ours: an idle chain mines no blocks, and its
     // time would stand still while the registration runs out.
     let chain_now = sb.chain().block_timestamp()?.max(now);
@@ -215,8 +242,16 @@ pub fn renew_if_due<C: Chain>(
     attest_and_register(sb, sender, description, appraisers, call, now).map(Some)
 }
 
+/// The registry's `maxResultLifetime`: the longest `expiresAt - issuedAt` it registers.
+pub fn max_result_lifetime<C: Chain>(sb: &Sealbridge<C>) -> Result<u32, HostError> {
+    Ok(sb.view(
+        sb.deployment.registry,
+        &EnclaveRegistry::maxResultLifetimeCall {},
+    )?)
+}
+
 /// Check what the registry would refuse before asking anyone: its threshold against the
-/// verifiers configured, the measurement, the simulated TEE.
+/// verifiers configured, the measurement, the simulated TEE. Returns the threshold.
 fn preflight<C: Chain>(
     sb: &Sealbridge<C>,
     description: &Description,
@@ -255,9 +290,30 @@ fn preflight<C: Chain>(
     Ok(k)
 }
 
-/// Evidence bound to the latest block hash, appraised and signed by the verifiers, and submitted
-/// to the registry from `sender` (a first registration or a renewal). Returns the ABI-encoded
-/// result and the signatures, for the enclave's log.
+/// The challenge every result carries: the latest block and its hash (the registry accepts a
+/// block among the 256 before the registration's, never block 0).
+fn challenge<C: Chain>(sb: &Sealbridge<C>) -> Result<Challenge, HostError> {
+    let block = sb.chain().block_number()?;
+    if block == 0 {
+        return Err(RegistrationError::NoChallengeBlock.into());
+    }
+    let hash = sb
+        .chain()
+        .block_hash(block)?
+        .filter(|h| !h.is_zero())
+        .ok_or_else(|| HostError::Chain(format!("no hash for the latest block {block}")))?;
+    Ok(Challenge { block, hash })
+}
+
+/// Evidence bound to the latest block hash, appraised and signed by the verifiers; the result
+/// is logged by the enclave (`LogAttestation`, durable before anything is sent) and then
+/// submitted to the registry from `sender` (a first registration or a renewal). If `register`
+/// fails but the registry holds exactly this result — a copy of the transaction was mined first,
+/// or an earlier send went through after all — the registration is done: the result is in the
+/// log once either way. Returns the ABI-encoded result and the signatures.
+///
+/// A result logged whose registration then fails for good is in the log but never on chain;
+/// the auditor checks that every registration's result is logged, not the converse.
 pub fn attest_and_register<C: Chain>(
     sb: &mut Sealbridge<C>,
     sender: Address,
@@ -267,13 +323,9 @@ pub fn attest_and_register<C: Chain>(
     now: u64,
 ) -> Result<SignedRegistration, HostError> {
     let chain_now = sb.chain().block_timestamp()?;
-    let block = sb.chain().block_number()?;
-    let hash = sb
-        .chain()
-        .block_hash(block)?
-        .ok_or_else(|| HostError::Chain("no hash for the latest block".into()))?;
+    let challenge = challenge(sb)?;
     let evidence = match call(Request::Evidence {
-        challenge: hash.to_vec(),
+        challenge: challenge.hash.to_vec(),
         now,
     })? {
         Response::Evidence { tee, evidence } => match tee {
@@ -288,6 +340,7 @@ pub fn attest_and_register<C: Chain>(
     };
     let simulated = matches!(evidence, Evidence::Simulated(_));
     let k = preflight(sb, description, appraisers, simulated)?;
+    let max_lifetime = u64::from(max_result_lifetime(sb)?);
     let bundle = description.key_bundle;
     let appraisal = Appraisal {
         evidence,
@@ -298,7 +351,7 @@ pub fn attest_and_register<C: Chain>(
             enclave: bundle.address,
             ed25519_key: B256::from(bundle.ed25519),
         },
-        challenge: Challenge { block, hash },
+        challenge,
         // The later of chain time and ours. Not chain time alone: the verifiers appraise the
         // evidence at `issued_at` and refuse evidence stamped after it (the enclave's and the
         // TEE's clocks are wall clocks), and on an idle chain a renewal issued at a standing
@@ -306,21 +359,80 @@ pub fn attest_and_register<C: Chain>(
         // block.timestamp` holds at inclusion on a chain whose blocks carry current time; gas
         // is estimated at the pending block (`RpcChain`), not at `latest`, for the same reason.
         issued_at: chain_now.max(now),
+        lifetime: verifier::DEFAULT_RESULT_TTL.min(max_lifetime),
         chain_id: sb.deployment.chain_id,
         registry: sb.deployment.registry,
     };
+    let (result, sigs) = collect_signed(sb, appraisers, &appraisal, k, max_lifetime)?;
+    let chain_result: sealbridge_chain::AttestationResult = (&result).into();
+    let encoded = result.abi_encode();
 
-    // Keep the answers from registered verifiers, then the largest group that signed the same
-    // result (verifiers with another TTL or clock sign another one; the registry takes one).
+    // Logged first: whatever happens to the transaction, a registered result is in the log.
+    match call(Request::LogAttestation {
+        result: encoded.clone(),
+        signatures: sigs.clone(),
+    })? {
+        Response::Ack => {}
+        r => {
+            return Err(HostError::Enclave(format!(
+                "logging the attestation result: {r:?}"
+            )));
+        }
+    }
+    let digest = sb.attestation_digest_local(&chain_result);
+    if let Err(e) = sb.register(
+        sender,
+        &chain_result,
+        sigs.iter().cloned().map(Bytes::from).collect(),
+    ) {
+        match sb.enclave(bundle.address) {
+            Ok(record) if record.resultHash == digest => tracing::warn!(
+                enclave = %bundle.address,
+                error = %e,
+                "register failed, but the registry holds this very result (a copy of the \
+                 transaction, or an earlier send, was mined): registered"
+            ),
+            _ => return Err(RegistrationError::Reverted(e.to_string()).into()),
+        }
+    }
+    tracing::info!(
+        enclave = %bundle.address,
+        verifiers = sigs.len(),
+        expires_at = result.expiresAt,
+        "enclave registered"
+    );
+    Ok((encoded, sigs))
+}
+
+/// Appraisals from every verifier; the answers from registered verifiers whose result the
+/// registry would take (lifetime at most `max_lifetime`), then the largest group that signed
+/// the same result (verifiers with another TTL or clock sign another one; the registry takes
+/// one). At least `k` are needed.
+fn collect_signed<C: Chain>(
+    sb: &Sealbridge<C>,
+    appraisers: &Appraisers,
+    appraisal: &Appraisal,
+    k: u32,
+    max_lifetime: u64,
+) -> Result<(sealbridge_proto::eip712::AttestationResult, Vec<Vec<u8>>), HostError> {
     let mut signed: Vec<(String, SignedResult)> = Vec::new();
     let mut failures = Vec::new();
-    for (who, answer) in appraisers.appraise(&appraisal) {
-        let checked = answer.and_then(|s| match sb.is_verifier(s.signer) {
-            Ok(true) => Ok(s),
-            Ok(false) => Err(VerifierFailure::NotRegistered(s.signer)),
-            Err(e) => Err(VerifierFailure::BadAnswer(format!(
-                "cannot check its signer on chain: {e}"
-            ))),
+    for (who, answer) in appraisers.appraise(appraisal) {
+        let checked = answer.and_then(|s| {
+            let lifetime = s.result.expiresAt.saturating_sub(s.result.issuedAt);
+            if lifetime > max_lifetime {
+                return Err(VerifierFailure::BadAnswer(format!(
+                    "its result lives {lifetime} s, longer than the registry's maxResultLifetime \
+                     ({max_lifetime} s)"
+                )));
+            }
+            match sb.is_verifier(s.signer) {
+                Ok(true) => Ok(s),
+                Ok(false) => Err(VerifierFailure::NotRegistered(s.signer)),
+                Err(e) => Err(VerifierFailure::BadAnswer(format!(
+                    "cannot check its signer on chain: {e}"
+                ))),
+            }
         });
         match checked {
             Ok(s) => signed.push((who, s)),
@@ -352,20 +464,5 @@ pub fn attest_and_register<C: Chain>(
         }
         .into());
     }
-    let (result, sigs) =
-        verifier::collect(&good).map_err(|e| HostError::Chain(format!("verifiers: {e}")))?;
-    let chain_result: sealbridge_chain::AttestationResult = (&result).into();
-    sb.register(
-        sender,
-        &chain_result,
-        sigs.iter().cloned().map(Bytes::from).collect(),
-    )
-    .map_err(|e| RegistrationError::Reverted(e.to_string()))?;
-    tracing::info!(
-        enclave = %bundle.address,
-        verifiers = good.len(),
-        expires_at = result.expiresAt,
-        "enclave registered"
-    );
-    Ok((result.abi_encode(), sigs))
+    verifier::collect(&good).map_err(|e| HostError::Chain(format!("verifiers: {e}")))
 }

@@ -9,6 +9,8 @@
 //!
 //! The request proposes `issued_at` so that k verifiers sign the *same* result (the registry
 //! takes one result with k signatures); a verifier refuses a time too far from its own clock.
+//! It may bound the result's `lifetime` (the registry's `maxResultLifetime`). The challenge is
+//! never block 0 or a zero hash: the registry refuses such a result, and so does the verifier.
 //! The client checks every answer before it is used: the result must be about this enclave and
 //! this challenge, and the signature must recover to the signer the verifier names.
 
@@ -174,6 +176,11 @@ pub struct AppraiseRequest {
     /// The registry the caller expects the result to be signed for.
     #[serde(default)]
     pub registry: Option<Address>,
+    /// Longest lifetime (`expiresAt - issuedAt`, seconds) the caller's registry accepts
+    /// (`maxResultLifetime`): the verifier signs a result expiring no later than `issued_at +
+    /// lifetime` (or earlier, by its own TTL or the collateral's expiry). At least 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<u64>,
 }
 
 /// Answer of `POST /v1/appraise` (200).
@@ -355,6 +362,16 @@ impl RemoteVerifier {
             return Err(VerifierFailure::BadAnswer(
                 "the result has another issuedAt than proposed".into(),
             ));
+        }
+        if request
+            .lifetime
+            .is_some_and(|l| r.expiresAt.saturating_sub(r.issuedAt) > l)
+        {
+            return Err(VerifierFailure::BadAnswer(format!(
+                "the result lives {} s, longer than the {} s asked for",
+                r.expiresAt.saturating_sub(r.issuedAt),
+                request.lifetime.unwrap_or_default()
+            )));
         }
         let digest = r.digest(&registry_domain(chain_id, registry));
         let recovered = alloy_primitives::Signature::try_from(a.signature.as_ref())

@@ -4,7 +4,8 @@
 //!
 //! Nothing is signed unless the request is well-formed and the evidence passes every rule of the
 //! policy: wrong content type 415, body over [`MAX_REQUEST_BYTES`] 413, undecodable JSON or key
-//! bundle 400, another chain or registry than the one it signs for 422 `wrong_domain`, a
+//! bundle, a challenge of block 0 or a zero hash, or a lifetime of 0 400, another chain or
+//! registry than the one it signs for 422 `wrong_domain`, a
 //! proposed `issued_at` too far from its clock 422 `clock_skew`, evidence that fails appraisal
 //! 422 `refused` with the rule. The key never leaves [`VerifierRole`] and is never logged.
 
@@ -148,6 +149,24 @@ impl VerifierService {
                 format!("key_bundle: {e}"),
             )
         })?;
+        if req.challenge.block == 0 || req.challenge.hash.is_zero() {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                None,
+                "challenge: a result needs a block-hash challenge, a recent block (not 0) and its \
+                 hash (not zero): the registry refuses any other"
+                    .into(),
+            ));
+        }
+        if req.lifetime == Some(0) {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                None,
+                "lifetime: at least 1 second".into(),
+            ));
+        }
         if req.chain_id.is_some_and(|c| c != self.chain_id)
             || req.registry.is_some_and(|r| r != self.registry)
         {
@@ -184,25 +203,37 @@ impl VerifierService {
             block: req.challenge.block,
             hash: req.challenge.hash,
         };
-        let signed = self
+        let refused = |e: sealbridge_attest::Error| {
+            tracing::info!(enclave = %bundle.address, rule = e.rule(), "appraisal refused");
+            let status = match e.rule() {
+                "size_limit" => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            fail(status, "refused", Some(e.rule()), e.to_string())
+        };
+        let mut result = self
             .role
-            .attest(
+            .appraise(
                 &req.evidence.into_evidence(),
                 &req.collateral.into_collateral(),
                 &binding,
                 challenge,
                 issued_at,
-                self.chain_id,
-                self.registry,
             )
-            .map_err(|e| {
-                tracing::info!(enclave = %bundle.address, rule = e.rule(), "appraisal refused");
-                let status = match e.rule() {
-                    "size_limit" => StatusCode::PAYLOAD_TOO_LARGE,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
-                fail(status, "refused", Some(e.rule()), e.to_string())
-            })?;
+            .map_err(refused)?;
+        // Never longer than the caller's registry accepts (`maxResultLifetime`).
+        if let Some(l) = req.lifetime {
+            result.expiresAt = result.expiresAt.min(result.issuedAt.saturating_add(l));
+        }
+        let signature = self
+            .role
+            .sign(&result, self.chain_id, self.registry)
+            .map_err(refused)?;
+        let signed = sealbridge_attest::verifier::SignedResult {
+            result,
+            signer: self.role.address(),
+            signature,
+        };
         tracing::info!(
             enclave = %bundle.address,
             measurement = %signed.result.measurement,
@@ -360,6 +391,7 @@ mod tests {
             issued_at: Some(NOW - 1),
             chain_id: Some(31337),
             registry: Some(Address::repeat_byte(3)),
+            lifetime: None,
         }
     }
 
@@ -433,6 +465,90 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.error, "clock_skew");
+    }
+
+    #[test]
+    fn a_zero_challenge_or_lifetime_is_refused_and_the_lifetime_bounds_the_result() {
+        let s = service(r#"{"allow_simulated": true}"#);
+        // The evidence binds the zero hash, so only the challenge rule can refuse it.
+        let mut zero_hash = request(5);
+        zero_hash.challenge.hash = B256::ZERO;
+        if let WireEvidence::Simulated { bytes } = &mut zero_hash.evidence {
+            *bytes = SimulatedQuote {
+                measurement: Measurement([5; 32]),
+                report_data: report_data(&bundle().to_bytes(), B256::ZERO.as_slice()),
+                issued_at: NOW - 5,
+                debug: false,
+            }
+            .sign()
+            .into();
+        }
+        let mut block_zero = request(5);
+        block_zero.challenge.block = 0;
+        let mut no_lifetime = request(5);
+        no_lifetime.lifetime = Some(0);
+        for (what, bad) in [
+            ("block 0", &block_zero),
+            ("zero hash", &zero_hash),
+            ("lifetime 0", &no_lifetime),
+        ] {
+            let (status, json) =
+                s.handle(Some("application/json"), &serde_json::to_vec(bad).unwrap());
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{what}");
+            let e: ErrorBody = serde_json::from_slice(&json).unwrap();
+            assert_eq!(e.error, "bad_request", "{what}: {e:?}");
+            assert!(
+                e.message.contains(if what == "lifetime 0" {
+                    "lifetime"
+                } else {
+                    "challenge"
+                }),
+                "{what}: {e:?}"
+            );
+        }
+        // The library refuses too (`verifier attest`, the in-process development verifiers).
+        let b = bundle();
+        let binding = KeyBinding {
+            key_bundle: b.to_bytes(),
+            key_bundle_hash: b.hash(),
+            enclave: b.address,
+            ed25519_key: B256::from(b.ed25519),
+        };
+        let zero = Challenge {
+            block: 4,
+            hash: B256::ZERO,
+        };
+        let err = s
+            .role
+            .appraise(
+                &zero_hash.evidence.clone().into_evidence(),
+                &sealbridge_attest::Collateral::None,
+                &binding,
+                zero,
+                NOW - 1,
+            )
+            .unwrap_err();
+        assert_eq!(err.rule(), "challenge", "{err}");
+
+        // A lifetime shorter than the verifier's TTL bounds the result.
+        let mut short = request(5);
+        short.lifetime = Some(3600);
+        let (status, json) = s.handle(
+            Some("application/json"),
+            &serde_json::to_vec(&short).unwrap(),
+        );
+        assert_eq!(status, StatusCode::OK);
+        let a: AppraiseResponse = serde_json::from_slice(&json).unwrap();
+        assert_eq!(a.result.expiresAt, a.result.issuedAt + 3600);
+        let (_, json) = s.handle(
+            Some("application/json"),
+            &serde_json::to_vec(&request(5)).unwrap(),
+        );
+        let a: AppraiseResponse = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            a.result.expiresAt,
+            a.result.issuedAt + sealbridge_attest::verifier::DEFAULT_RESULT_TTL
+        );
     }
 
     #[test]
