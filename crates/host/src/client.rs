@@ -1,10 +1,12 @@
 //! The client library: fetch the enclave's attestation, check it against an appraisal policy
 //! *before* sealing anything, seal, submit (retrying safely: a re-submitted envelope gets its
-//! original receipt), and fetch receipts with inclusion proofs.
+//! original receipt), and fetch receipts with inclusion proofs; withdraw escrow through the
+//! enclave ([`withdraw`]: request on chain, the enclave's decision from the node, the settled
+//! exit, the claim).
 
 use std::time::Duration;
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256, U256};
 use rand_core::CryptoRngCore;
 use sealbridge_attest::{Collateral, Evidence, Policy, report_data, verify};
 use sealbridge_enclave::{KeyBundle, epochs::EpochAnnouncement};
@@ -29,6 +31,15 @@ pub enum ClientError {
     /// The node refused the request (status, body).
     #[error("node answered {0}: {1}")]
     Refused(u16, String),
+    /// The caller's request is not valid; nothing was sent.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// A chain transaction or read failed (a revert names the contract error).
+    #[error("chain: {0}")]
+    Chain(String),
+    /// Something did not happen in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
 }
 
 fn transport(e: impl std::fmt::Display) -> ClientError {
@@ -273,6 +284,17 @@ impl NodeClient {
         Ok((v, proof_ok))
     }
 
+    /// The node's decision on withdrawal request `request_id` (`GET /v1/withdrawals/{id}`);
+    /// `None` while there is none (not yet confirmed and forwarded, or no such request).
+    pub fn withdrawal(&self, request_id: u64) -> Result<Option<WithdrawalDecision>, ClientError> {
+        let (status, v) = self.get_json(&format!("/v1/withdrawals/{request_id}"))?;
+        match status {
+            200 => WithdrawalDecision::from_json(&v).map(Some),
+            404 => Ok(None),
+            _ => Err(ClientError::Refused(status, v.to_string())),
+        }
+    }
+
     /// `/v1/status`.
     pub fn status(&self) -> Result<Value, ClientError> {
         let (status, v) = self.get_json("/v1/status")?;
@@ -281,6 +303,163 @@ impl NodeClient {
         }
         Ok(v)
     }
+}
+
+/// The enclave's decision on a withdrawal request, as the node serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithdrawalDecision {
+    /// The contract's request id.
+    pub request_id: u64,
+    /// The requesting account.
+    pub account: Address,
+    /// The token.
+    pub token: Address,
+    /// Amount requested.
+    pub requested: u128,
+    /// Amount granted (0 for a refusal).
+    pub granted: u128,
+    /// The reason code (`full`, `partial`, `refused-insufficient`, …).
+    pub reason: String,
+    /// The statement whose exits carry the grant (none for a refusal).
+    pub statement_sequence: Option<u64>,
+    /// That statement is on chain (maybe not yet with every confirmation).
+    pub included: bool,
+    /// That statement is settled with the node's confirmations (the exit is claimable).
+    pub settled: bool,
+}
+
+impl WithdrawalDecision {
+    fn from_json(v: &Value) -> Result<Self, ClientError> {
+        let bad = |k: &str| ClientError::Protocol(format!("withdrawal decision: field {k}"));
+        let text = |k: &str| v[k].as_str().ok_or_else(|| bad(k));
+        let amount = |k: &str| text(k)?.parse::<u128>().map_err(|_| bad(k));
+        let address = |k: &str| text(k)?.parse::<Address>().map_err(|_| bad(k));
+        Ok(Self {
+            request_id: v["request_id"].as_u64().ok_or_else(|| bad("request_id"))?,
+            account: address("account")?,
+            token: address("token")?,
+            requested: amount("requested")?,
+            granted: amount("granted")?,
+            reason: text("reason")?.to_string(),
+            statement_sequence: v["statement_sequence"].as_u64(),
+            included: v["included"].as_bool().unwrap_or(false),
+            settled: v["settled"].as_bool().ok_or_else(|| bad("settled"))?,
+        })
+    }
+}
+
+/// What [`withdraw`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithdrawOutcome {
+    /// The enclave's decision (as the node served it when the exit had settled, or the refusal).
+    pub decision: WithdrawalDecision,
+    /// The `requestWithdrawal` transaction.
+    pub request_tx: B256,
+    /// The `claim` transaction (none when nothing was granted or nothing was left to claim).
+    pub claim_tx: Option<B256>,
+    /// Tokens the claim paid out (every granted exit of this token not claimed before).
+    pub claimed: U256,
+    /// The account's token balance afterwards.
+    pub wallet: U256,
+}
+
+/// Withdraw `amount` of `token` from `from`'s escrow through the enclave: `requestWithdrawal`
+/// on chain (sent from `from`), wait (up to `timeout` for each step) for the enclave's decision
+/// (`GET /v1/withdrawals/{id}`: granted in full, in part or not at all, with a reason code),
+/// then — if anything was granted — until the statement carrying the exit has settled, then
+/// `claim(token)`. A partial fill or a refusal is an outcome, not an error; a request the
+/// contract refuses (not a participant, zero, frozen, ...) is [`ClientError::Chain`]. `wait` runs
+/// between polls (e.g. to mine a block on a development chain).
+pub fn withdraw<C: sealbridge_chain::Chain>(
+    node: &NodeClient,
+    sb: &mut sealbridge_chain::Sealbridge<C>,
+    from: Address,
+    token: Address,
+    amount: u128,
+    timeout: Duration,
+    mut wait: impl FnMut(&mut sealbridge_chain::Sealbridge<C>),
+) -> Result<WithdrawOutcome, ClientError> {
+    if amount == 0 {
+        return Err(ClientError::Invalid(
+            "the amount to withdraw must be at least 1".into(),
+        ));
+    }
+    let chain =
+        |what: &str, e: sealbridge_chain::ContractError| ClientError::Chain(format!("{what}: {e}"));
+    let (id, receipt) = sb
+        .request_withdrawal(from, token, U256::from(amount))
+        .map_err(|e| chain("requestWithdrawal", e))?;
+    let mut poll = |what: &str, done: &dyn Fn(&WithdrawalDecision) -> bool| {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(d) = node.withdrawal(id)?
+                && done(&d)
+            {
+                return Ok(d);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ClientError::Timeout(format!(
+                    "withdrawal request {id}: {what} after {} s",
+                    timeout.as_secs()
+                )));
+            }
+            wait(sb);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let decision = poll("the node has not decided it", &|_| true)?;
+    if (decision.account, decision.token, decision.requested) != (from, token, amount) {
+        return Err(ClientError::Protocol(format!(
+            "the node's request {id} is {} of {} by {}, not the one made",
+            decision.requested, decision.token, decision.account
+        )));
+    }
+    if decision.granted == 0 {
+        let wallet = sb
+            .token_balance(token, from)
+            .map_err(|e| chain("balanceOf", e))?;
+        return Ok(WithdrawOutcome {
+            decision,
+            request_tx: receipt.tx_hash,
+            claim_tx: None,
+            claimed: U256::ZERO,
+            wallet,
+        });
+    }
+    let decision = poll("the statement carrying the exit has not settled", &|d| {
+        d.settled
+    })?;
+    let claimable = sb
+        .claimable(from, token)
+        .map_err(|e| chain("claimable", e))?;
+    let (claim_tx, claimed) = if claimable.is_zero() {
+        // Claimed already (by an earlier claim of this account): nothing left to pay out.
+        (None, U256::ZERO)
+    } else {
+        use alloy_sol_types::SolEvent;
+        let r = sb.claim(from, token).map_err(|e| chain("claim", e))?;
+        let settlement = sb.deployment.settlement;
+        let paid = r
+            .logs
+            .iter()
+            .filter(|l| l.address() == settlement)
+            .find_map(|l| {
+                sealbridge_chain::bindings::Settlement::Claimed::decode_log(&l.inner).ok()
+            })
+            .map(|e| e.data.amount)
+            .ok_or_else(|| ClientError::Chain("claim succeeded without a Claimed event".into()))?;
+        (Some(r.tx_hash), paid)
+    };
+    let wallet = sb
+        .token_balance(token, from)
+        .map_err(|e| chain("balanceOf", e))?;
+    Ok(WithdrawOutcome {
+        decision,
+        request_tx: receipt.tx_hash,
+        claim_tx,
+        claimed,
+        wallet,
+    })
 }
 
 /// Check a receipt's inclusion proof against the root in its checkpoint (the checkpoint's

@@ -28,6 +28,7 @@ use crate::{
     metrics::Metrics,
     store::{
         Commit, SNAPSHOT_FORMAT_CHUNKED, SNAPSHOT_FORMAT_V1, Store, StoredEnvelope, StoredSnapshot,
+        StoredWithdrawal,
     },
     unix_now,
 };
@@ -71,8 +72,9 @@ pub enum Cmd {
         /// Reply.
         reply: oneshot::Sender<SubmitReply>,
     },
-    /// Chain events read up to `cursor` (the next block to scan).
-    Deposits {
+    /// Chain events (deposits and withdrawal requests, one ordered stream) read up to `cursor`
+    /// (the next block to scan).
+    ChainEvents {
         /// Events in chain order, each with its position on chain.
         events: Vec<(EventPosition, ChainEvent)>,
         /// Next block to scan.
@@ -112,7 +114,7 @@ impl EventPosition {
 pub const CREDITED_BLOCK: &str = "credited_deposit_block";
 
 /// Meta key: the position of the last chain event whose journal record is committed. A
-/// `Deposits` command that fails part-way (the enclave lost after k events) commits the records
+/// `ChainEvents` command that fails part-way (the enclave lost after k events) commits the records
 /// of the k events it did credit but not the cursor, so the relayer scans the same blocks again;
 /// the events up to this position are skipped then instead of being credited twice.
 pub const EVENTS_APPLIED: &str = "chain_events_applied";
@@ -156,7 +158,10 @@ pub struct Core {
     metrics: Arc<Metrics>,
     shared: Arc<Shared>,
     cfg: CoreConfig,
-    accepted_since_cut: u64,
+    /// Accepted inputs and granted exits waiting for the next cut.
+    pending_since_cut: u64,
+    /// The last statement sequence the enclave signed.
+    last_signed: u64,
     last_cut: Instant,
     last_tick: Instant,
     records_since_snapshot: u64,
@@ -212,7 +217,8 @@ impl Core {
             metrics,
             shared,
             cfg,
-            accepted_since_cut: 0,
+            pending_since_cut: 0,
+            last_signed: 0,
             last_cut: Instant::now(),
             last_tick: Instant::now(),
             records_since_snapshot: 0,
@@ -355,8 +361,8 @@ impl Core {
         }
         self.refresh_description()?;
         self.refresh_checkpoint()?;
-        // Inputs replayed into the open batch must still be cut on time.
-        self.accepted_since_cut = status.pending_inputs;
+        // Inputs and exits replayed into the open batch must still be cut on time.
+        self.pending_since_cut = status.pending_inputs + status.pending_exits;
         self.last_cut = Instant::now();
         self.metrics.enclave_up.store(true, Relaxed);
         tracing::info!(
@@ -407,6 +413,7 @@ impl Core {
         match self.call(Request::Status)? {
             Response::Status(s) => {
                 self.metrics.enclave_sequence.store(s.sequence, Relaxed);
+                self.last_signed = s.sequence;
                 if let Ok(mut w) = self.shared.status.write() {
                     *w = Some(s.clone());
                 }
@@ -555,6 +562,8 @@ impl Core {
         Ok(Some(stats))
     }
 
+    /// `req` inside `Journaled`: its record and log entries go into the group. A refusal of the
+    /// inner request comes back as `Ok(Response::Error(..))` (nothing changed).
     fn journaled(&mut self, req: Request, g: &mut Group) -> Result<Response, HostError> {
         match self.call(Request::Journaled(Box::new(req)))? {
             Response::Journaled {
@@ -619,7 +628,8 @@ impl Core {
         self.metrics
             .enclave_sequence
             .store(s.statement.sequence, Relaxed);
-        self.accepted_since_cut = 0;
+        self.last_signed = s.statement.sequence;
+        self.pending_since_cut = 0;
         self.last_cut = Instant::now();
         g.cut = true;
         g.commit.statements.push(s);
@@ -650,7 +660,6 @@ impl Core {
         match &stored.reason {
             None => {
                 self.metrics.accepted.fetch_add(1, Relaxed);
-                self.accepted_since_cut += 1;
                 tracing::debug!(trace_id = trace, sequence = stored.sequence, "accepted");
             }
             Some(r) => {
@@ -658,12 +667,100 @@ impl Core {
                 tracing::debug!(trace_id = trace, reason = %r, "rejected");
             }
         }
-        if let Some(batch) = outcome.batch {
+        // The pending batch closed before this input (effects cap), and the one it completed.
+        let batched = outcome
+            .batches
+            .iter()
+            .any(|b| b.receipt_sequences.contains(&stored.sequence));
+        for batch in outcome.batches {
             self.push_statement(batch, g);
+        }
+        if stored.accepted && !batched {
+            self.pending_since_cut += 1;
         }
         g.seen.insert(id, stored.clone());
         g.commit.envelopes.push(stored.clone());
         Ok((stored, false))
+    }
+
+    /// Hand one chain event to the enclave (journaled). A deposit is credited; a withdrawal
+    /// request is decided, and the decision is stored with the group (with the statement that
+    /// will carry a grant: the next one signed). A request the enclave decided already (the
+    /// node lost it part-way through an earlier command) is skipped: it never decides twice.
+    fn chain_event(
+        &mut self,
+        pos: EventPosition,
+        ev: ChainEvent,
+        g: &mut Group,
+    ) -> Result<(), HostError> {
+        let request = match &ev {
+            ChainEvent::WithdrawalRequest {
+                request_id,
+                account,
+                token,
+                amount,
+            } => Some((*request_id, *account, *token, *amount)),
+            _ => None,
+        };
+        match self.journaled(Request::Chain(ev), g)? {
+            Response::Ack if request.is_none() => Ok(()),
+            Response::ExitDecided {
+                request_id,
+                granted,
+                reason,
+                batch,
+            } => {
+                let Some((id, account, token, requested)) = request.filter(|r| r.0 == request_id)
+                else {
+                    return Err(HostError::Enclave(format!(
+                        "decision on withdrawal request {request_id} for another request"
+                    )));
+                };
+                // Closed before the request, to keep the next one under the effects cap.
+                if let Some(b) = batch {
+                    self.push_statement(*b, g);
+                }
+                if granted > 0 {
+                    self.pending_since_cut += 1;
+                }
+                self.metrics.exit_decided(reason.as_str());
+                tracing::info!(
+                    request_id = id,
+                    %account,
+                    %token,
+                    requested,
+                    granted,
+                    reason = reason.as_str(),
+                    "withdrawal request decided"
+                );
+                g.commit.withdrawals.push(StoredWithdrawal {
+                    request_id: id,
+                    account,
+                    token,
+                    requested,
+                    granted,
+                    reason: reason.as_str().to_string(),
+                    statement_sequence: (granted > 0).then_some(self.last_signed + 1),
+                    block_number: pos.block,
+                    log_index: pos.log_index,
+                });
+                Ok(())
+            }
+            Response::Error(BoundaryError::ExitRequestOutOfOrder { expected, got })
+                if got < expected =>
+            {
+                tracing::info!(
+                    request_id = got,
+                    "withdrawal request decided before a failure: skipped"
+                );
+                Ok(())
+            }
+            Response::Error(e) => Err(HostError::Refused(format!(
+                "the enclave refused the chain event at block {} log {}: {e}",
+                pos.block, pos.log_index
+            ))),
+            r => Err(unexpected(&r)),
+        }
     }
 
     fn serve(&mut self, cmd: Cmd, g: &mut Group) {
@@ -682,13 +779,13 @@ impl Core {
                     }
                 }
             }
-            Cmd::Deposits {
+            Cmd::ChainEvents {
                 events,
                 cursor,
                 reply,
             } => {
                 // Relayer commands wait for their reply, which comes after the group's commit:
-                // no other `Deposits` of this group can have moved the position.
+                // no other `ChainEvents` of this group can have moved the position.
                 let done = match self.store.meta::<(u64, u64)>(EVENTS_APPLIED) {
                     Ok(d) => d,
                     Err(e) => {
@@ -703,12 +800,12 @@ impl Core {
                         tracing::info!(
                             block = pos.block,
                             log_index = pos.log_index,
-                            "chain event credited before a failure: skipped"
+                            "chain event handed to the enclave before a failure: skipped"
                         );
                         continue;
                     }
-                    match self.journaled(Request::Chain(ev), g) {
-                        Ok(_) => applied = Some(pos),
+                    match self.chain_event(pos, ev, g) {
+                        Ok(()) => applied = Some(pos),
                         Err(e) => {
                             result = Err(e);
                             break;
@@ -748,6 +845,7 @@ impl Core {
                         | Request::Chain(_)
                         | Request::Evidence { .. }
                         | Request::RenewStatement { .. }
+                        | Request::Heartbeat { .. }
                 );
                 let r = if changes_state {
                     self.journaled(request, g)
@@ -833,10 +931,10 @@ impl Core {
                 g.rotated = !announcements.is_empty();
             }
         }
-        if self.accepted_since_cut > 0 && self.last_cut.elapsed() >= self.cfg.batch_interval {
+        if self.pending_since_cut > 0 && self.last_cut.elapsed() >= self.cfg.batch_interval {
             match self.journaled(Request::CutBatch { now }, g) {
                 Ok(Response::Batch(Some(b))) => self.push_statement(*b, g),
-                Ok(_) => self.accepted_since_cut = 0,
+                Ok(_) => self.pending_since_cut = 0,
                 Err(e) => tracing::warn!(error = %e, "cutting a batch failed"),
             }
         }
@@ -888,7 +986,7 @@ fn refuse(cmd: Cmd, e: &HostError) {
         Cmd::Submit { reply, .. } => {
             let _ = reply.send(Err(err()));
         }
-        Cmd::Deposits { reply, .. } => {
+        Cmd::ChainEvents { reply, .. } => {
             let _ = reply.send(Err(err()));
         }
         Cmd::Call { reply, .. } => {

@@ -76,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/envelopes", post(submit))
         .route("/v1/receipts/{envelope_id}", get(receipt))
         .route("/v1/settlements", get(settlements))
+        .route("/v1/withdrawals/{request_id}", get(withdrawal))
         .route("/v1/status", get(status))
         .route("/v1/checkpoint", get(checkpoint))
         .route("/checkpoint", get(checkpoint))
@@ -485,6 +486,12 @@ async fn settlements(State(s): St, Query(p): Query<Page>) -> Response {
                 "tx_hash": x.tx_hash,
                 "block_number": x.block_number,
                 "confirmed": x.confirmed,
+                "effects": x.signed.effects.len(),
+                "exits": x.signed.exits.iter().map(|e| json!({
+                    "account": e.account,
+                    "token": e.token,
+                    "amount": e.amount.to_string(),
+                })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         }))
         .into_response(),
@@ -531,6 +538,67 @@ async fn status(State(s): St) -> Response {
         "chain_head": m.chain_head.load(Relaxed),
         "confirmations": m.confirmations.load(Relaxed),
         "deposit_cursor": m.deposit_cursor.load(Relaxed),
+        "pending_exits": es.as_ref().map(|e| e.pending_exits),
+        "last_withdrawal_request": es.as_ref().map(|e| e.last_request_id),
+        "frozen": m.frozen.load(Relaxed),
+        "paused": m.paused.load(Relaxed),
+        "hatch_opens_at": match m.hatch_opens_at.load(Relaxed) {
+            0 => None,
+            t => Some(t),
+        },
+    }))
+    .into_response()
+}
+
+async fn withdrawal(State(s): St, Path(id): Path<String>) -> Response {
+    let request_id = match id.parse::<u64>() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            return error(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "bad_id",
+                format!(
+                    "a withdrawal request id is a positive decimal integer (1, 2, 3, ...: the \
+                     requestId of the WithdrawalRequested event), not {:?}",
+                    id.chars().take(80).collect::<String>()
+                ),
+            );
+        }
+    };
+    let w = match read(&s, |st| st.withdrawal(request_id)) {
+        Ok(Some(w)) => w,
+        Ok(None) => {
+            let cursor = s.metrics.deposit_cursor.load(Relaxed);
+            return error(
+                &s,
+                StatusCode::NOT_FOUND,
+                "unknown_withdrawal",
+                format!(
+                    "no decision on withdrawal request {request_id}: none was made on chain, or \
+                     it is not confirmed yet (the node forwards requests to the enclave once they \
+                     have {} confirmation(s); it has scanned up to block {})",
+                    s.metrics.confirmations.load(Relaxed).max(1),
+                    cursor.saturating_sub(1)
+                ),
+            );
+        }
+        Err(r) => return r,
+    };
+    let final_seq = s.metrics.final_sequence.load(Relaxed);
+    let chain_seq = s.metrics.chain_sequence.load(Relaxed);
+    Json(json!({
+        "request_id": w.request_id,
+        "account": w.account,
+        "token": w.token,
+        "requested": w.requested.to_string(),
+        "granted": w.granted.to_string(),
+        "reason": w.reason,
+        "statement_sequence": w.statement_sequence,
+        "included": w.statement_sequence.is_some_and(|q| q <= chain_seq),
+        "settled": w.statement_sequence.is_some_and(|q| q <= final_seq),
+        "block_number": w.block_number,
+        "log_index": w.log_index,
     }))
     .into_response()
 }

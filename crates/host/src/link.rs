@@ -244,6 +244,7 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Submit { .. } => "submit",
         Request::Chain(_) => "chain",
         Request::CutBatch { .. } => "cut-batch",
+        Request::Heartbeat { .. } => "heartbeat",
         Request::RenewStatement { .. } => "renew-statement",
         Request::Checkpoint => "checkpoint",
         Request::LogEntries => "log-entries",
@@ -270,6 +271,7 @@ fn response_kind(response: &Response) -> &'static str {
         Response::Ticked { .. } => "ticked",
         Response::Submitted(_) => "submitted",
         Response::Ack => "ack",
+        Response::ExitDecided { .. } => "exit-decided",
         Response::Batch(_) => "batch",
         Response::Renewed { .. } => "renewed",
         Response::Checkpoint { .. } => "checkpoint",
@@ -288,6 +290,7 @@ fn response_kind(response: &Response) -> &'static str {
 fn outcome(response: &Response) -> &'static str {
     match response {
         Response::Submitted(o) => o.rejected.map_or("accepted", |r| r.as_str()),
+        Response::ExitDecided { reason, .. } => reason.as_str(),
         Response::Journaled { response, .. } => outcome(response),
         Response::Error(e) => match e {
             BoundaryError::UnsupportedVersion(_) => "unsupported-version",
@@ -295,6 +298,7 @@ fn outcome(response: &Response) -> &'static str {
             BoundaryError::FrameTooLarge => "frame-too-large",
             BoundaryError::Internal => "internal",
             BoundaryError::Refused(_) => "refused",
+            BoundaryError::ExitRequestOutOfOrder { .. } => "exit-request-out-of-order",
             _ => "error",
         },
         _ => "ok",

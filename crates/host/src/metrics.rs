@@ -69,6 +69,17 @@ pub struct Metrics {
     /// The enclave's registration as the registry last reported it (at start, then at every
     /// renewal check); `None` before the first read.
     pub registration: Mutex<Option<RegistrationView>>,
+    /// Withdrawal requests decided by the enclave, by reason (`full`, `partial`, `refused-…`).
+    pub exits: Mutex<BTreeMap<String, u64>>,
+    /// Heartbeat statements asked for (nothing else settled for half the exit delay).
+    pub heartbeats: AtomicU64,
+    /// `Settlement.frozen()` as last read: the escape hatch is open, nothing settles again.
+    pub frozen: AtomicBool,
+    /// `Settlement.paused()` as last read: the guardian paused settlement and deposits.
+    pub paused: AtomicBool,
+    /// When anyone may freeze the deployment if nothing settles before (`lastSettledAt +
+    /// exitDelay`, unix seconds) as last read; 0 before the first read.
+    pub hatch_opens_at: AtomicU64,
     /// Whether the enclave answers.
     pub enclave_up: AtomicBool,
     /// Whether the chain answers.
@@ -109,7 +120,8 @@ pub enum Health {
     /// Everything answers.
     Healthy,
     /// Accepting, but something is lagging or needs the operator: chain unreachable, a statement
-    /// or transaction the chain refuses, a failing deposit scan, an unacknowledged deep reorg.
+    /// or transaction the chain refuses, a failing deposit scan, an unacknowledged deep reorg,
+    /// settlement paused or the deployment frozen.
     Degraded,
     /// Not accepting (enclave unreachable).
     Down,
@@ -131,6 +143,13 @@ impl Metrics {
     /// Count a rejection.
     pub fn reject(&self, reason: &str) {
         if let Ok(mut m) = self.rejected.lock() {
+            *m.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Count a withdrawal request decided for `reason`.
+    pub fn exit_decided(&self, reason: &str) {
+        if let Ok(mut m) = self.exits.lock() {
             *m.entry(reason.to_string()).or_default() += 1;
         }
     }
@@ -197,6 +216,8 @@ impl Metrics {
             || self.relayer_error().is_some()
             || self.deep_reorg().is_some()
             || self.deposit_scan_error().is_some()
+            || self.frozen.load(Relaxed)
+            || self.paused.load(Relaxed)
         {
             Health::Degraded
         } else {
@@ -256,6 +277,20 @@ impl Metrics {
             "Requests refused with 503.",
             self.http_503.load(Relaxed),
         );
+        counter(
+            "sealbridge_heartbeats_total",
+            "Heartbeat statements asked for so that an idle deployment's escape hatch stays closed.",
+            self.heartbeats.load(Relaxed),
+        );
+        let _ = writeln!(
+            o,
+            "# HELP sealbridge_exit_requests_total Withdrawal requests decided by the enclave, by reason.\n# TYPE sealbridge_exit_requests_total counter"
+        );
+        if let Ok(m) = self.exits.lock() {
+            for (r, v) in m.iter() {
+                let _ = writeln!(o, "sealbridge_exit_requests_total{{reason=\"{r}\"}} {v}");
+            }
+        }
         let _ = writeln!(
             o,
             "# HELP sealbridge_envelopes_rejected_total Envelopes rejected, by reason.\n# TYPE sealbridge_envelopes_rejected_total counter"
@@ -331,6 +366,21 @@ impl Metrics {
                 "sealbridge_pending_statements",
                 "Statements signed but not settled.",
                 self.pending(),
+            ),
+            (
+                "sealbridge_frozen",
+                "1 once the deployment is frozen (escape hatch open; nothing settles again).",
+                u64::from(self.frozen.load(Relaxed)),
+            ),
+            (
+                "sealbridge_paused",
+                "1 while settlement is paused by the guardian.",
+                u64::from(self.paused.load(Relaxed)),
+            ),
+            (
+                "sealbridge_hatch_opens_at",
+                "When anyone may freeze the deployment if nothing settles before (unix seconds).",
+                self.hatch_opens_at.load(Relaxed),
             ),
             (
                 "sealbridge_enclave_up",

@@ -3,9 +3,10 @@
 //! It keeps no state the chain or the enclave cannot rebuild. Each round it:
 //! 1. scans the Settlement contract's logs up to the confirmed head (`head - confirmations + 1`)
 //!    in chunks of at most [`RelayerConfig::log_chunk`] blocks (halved when the endpoint refuses
-//!    a range or a result as too large) and hands the `Deposited` events to the enclave (the
-//!    scan cursor is committed together with the enclave's journal record of the events): a
-//!    deposit that a reorg drops before it has `confirmations` is never credited. The
+//!    a range or a result as too large) and hands the `Deposited` and `WithdrawalRequested`
+//!    events to the enclave, in chain order (the scan cursor is committed together with the
+//!    enclave's journal record of the events): a deposit or a withdrawal request that a reorg
+//!    drops before it has `confirmations` never reaches the enclave. The
 //!    `StatementSettled` events of these confirmed blocks give the final sequence. A scan that
 //!    fails is reported ([`Metrics::deposit_scan_error`]) and retried with backoff, but never
 //!    keeps already signed statements from settling;
@@ -14,8 +15,11 @@
 //!    really settled). A statement is *final* (reported settled) once it and every earlier one
 //!    have `confirmations`: the highest sequence whose `StatementSettled` event is in a scanned
 //!    (confirmed) block — never a value read at `latest`, which a reorg may take back;
-//! 3. reads `lastSequence` from the chain and submits the next stored statement; the contract
-//!    answers `AlreadySettled` for a statement it holds, which counts as success.
+//! 3. reads `lastSequence` from the chain and submits the next stored statement with its effects
+//!    and exits; the contract answers `AlreadySettled` for a statement it holds, which counts as
+//!    success. With nothing to send, if no statement has settled for half the deployment's
+//!    `exitDelay`, it asks the enclave for a heartbeat statement (`Request::Heartbeat`) and
+//!    settles it, so that an honest idle deployment never opens its escape hatch.
 //!
 //! Before scanning, it checks that the newest block it credited deposits from is still on the
 //! chain: if a reorg deeper than `confirmations` replaced it, the enclave may count escrow the
@@ -38,7 +42,8 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes};
 use sealbridge_chain::{
-    Chain, ChainError, ContractError, Sealbridge, SettleOutcome, proto_compat::effects_from_proto,
+    Chain, ChainError, ContractError, Exit, Sealbridge, SettleOutcome,
+    proto_compat::effects_from_proto,
 };
 
 use crate::{HostError, core::Cmd, metrics::Metrics, store::Store};
@@ -242,6 +247,108 @@ fn reconcile_version<C: Chain>(
     Ok(())
 }
 
+/// The exits a statement carries, as `settle` takes them.
+pub fn exits_from_proto(exits: &[sealbridge_proto::eip712::Exit]) -> Vec<Exit> {
+    exits
+        .iter()
+        .map(|x| Exit {
+            account: x.account,
+            token: x.token,
+            amount: x.amount,
+        })
+        .collect()
+}
+
+/// What the relayer reads of the deployment each round (also shown in `/v1/status`).
+#[derive(Debug, Clone, Copy)]
+struct DeploymentState {
+    frozen: bool,
+    paused: bool,
+    last_settled_at: u64,
+    exit_delay: u64,
+}
+
+fn read_deployment_state<C: Chain>(
+    sb: &Sealbridge<C>,
+    metrics: &Metrics,
+    scan: &mut ScanState,
+) -> Result<DeploymentState, HostError> {
+    let exit_delay = match scan.exit_delay {
+        Some(d) => d,
+        // Immutable: read once.
+        None => *scan.exit_delay.insert(sb.exit_delay()?),
+    };
+    let state = DeploymentState {
+        frozen: sb.frozen()?,
+        paused: sb.paused()?,
+        last_settled_at: sb.last_settled_at()?,
+        exit_delay,
+    };
+    metrics.frozen.store(state.frozen, Relaxed);
+    metrics.paused.store(state.paused, Relaxed);
+    metrics.hatch_opens_at.store(
+        state.last_settled_at.saturating_add(state.exit_delay),
+        Relaxed,
+    );
+    Ok(state)
+}
+
+/// Whether a heartbeat is due: nothing settled for half the exit delay (by the next block's
+/// time, `chain_now`), and the deployment is neither frozen nor paused (a statement could not
+/// settle then).
+pub fn heartbeat_due(
+    last_settled_at: u64,
+    exit_delay: u64,
+    chain_now: u64,
+    frozen: bool,
+    paused: bool,
+) -> bool {
+    !frozen && !paused && chain_now >= last_settled_at.saturating_add(exit_delay / 2)
+}
+
+/// With nothing to send: if a heartbeat is due, ask the enclave for one (a statement even with
+/// nothing pending; the core stores it, and the next round settles it). `Ok(true)` if asked.
+fn heartbeat_if_due<C: Chain>(
+    chain: &SharedChain<C>,
+    core: &SyncSender<Cmd>,
+    metrics: &Metrics,
+    d: &DeploymentState,
+) -> Result<bool, HostError> {
+    let wall = crate::unix_now();
+    let chain_now = lock(chain)?.chain().block_timestamp()?.max(wall);
+    if !heartbeat_due(
+        d.last_settled_at,
+        d.exit_delay,
+        chain_now,
+        d.frozen,
+        d.paused,
+    ) {
+        return Ok(false);
+    }
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    core.send(Cmd::Call {
+        request: sealbridge_enclave::boundary::Request::Heartbeat { now: wall },
+        reply,
+    })
+    .map_err(|_| HostError::Stopped)?;
+    match rx.blocking_recv().map_err(|_| HostError::Stopped)?? {
+        sealbridge_enclave::boundary::Response::Batch(Some(b)) => {
+            metrics.heartbeats.fetch_add(1, Relaxed);
+            tracing::info!(
+                sequence = b.statement.sequence,
+                last_settled_at = d.last_settled_at,
+                hatch_opens_at = d.last_settled_at.saturating_add(d.exit_delay),
+                "heartbeat: nothing settled for half the exit delay; a statement keeps the \
+                 escape hatch closed"
+            );
+            Ok(true)
+        }
+        r => Err(HostError::Enclave(format!(
+            "heartbeat: unexpected answer {r:?}"
+        ))),
+    }
+}
+
 /// One round; `Ok(true)` if it did something (go again at once).
 pub fn round<C: Chain>(
     chain: &SharedChain<C>,
@@ -292,6 +399,7 @@ pub fn round<C: Chain>(
     let mut reorged = false;
     let last = sb.last_sequence()?;
     let root = sb.state_root()?;
+    let deployment = read_deployment_state(&sb, metrics, scan)?;
     if let Ok(mut r) = metrics.chain_root.lock() {
         *r = root;
     }
@@ -385,7 +493,7 @@ pub fn round<C: Chain>(
     let Some(mut next) = store.statements(last + 1, 1)?.into_iter().next() else {
         // Nothing left to send: an error about sending is over.
         metrics.set_relayer_error(None);
-        return Ok(progress);
+        return Ok(heartbeat_if_due(chain, core, metrics, &deployment)? || progress);
     };
     // The next block's time: at least the latest block's, and on an idle chain (no block for
     // a while) about the wall clock's.
@@ -412,6 +520,7 @@ pub fn round<C: Chain>(
         from,
         &(&st.statement).into(),
         &effects_from_proto(&st.effects),
+        &exits_from_proto(&st.exits),
         Bytes::from(st.signature.clone()),
     );
     let outcome = match outcome {
@@ -482,7 +591,18 @@ pub fn round<C: Chain>(
 
 #[cfg(test)]
 mod tests {
-    use super::renewal_due;
+    use super::{heartbeat_due, renewal_due};
+
+    #[test]
+    fn a_heartbeat_is_due_after_half_the_exit_delay_unless_frozen_or_paused() {
+        const T0: u64 = 1_700_000_000;
+        assert!(!heartbeat_due(T0, 600, T0 + 299, false, false));
+        assert!(heartbeat_due(T0, 600, T0 + 300, false, false));
+        assert!(heartbeat_due(T0, 600, T0 + 9_000, false, false));
+        assert!(!heartbeat_due(T0, 600, T0 + 300, true, false), "frozen");
+        assert!(!heartbeat_due(T0, 600, T0 + 300, false, true), "paused");
+    }
+
     use sealbridge_proto::eip712::Statement;
 
     #[test]

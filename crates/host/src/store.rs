@@ -9,6 +9,7 @@
 //! | `envelopes` | receipt per envelope id (idempotent re-submission, `GET /v1/receipts`) | with its record |
 //! | `statements` | signed statements (public) and what the relayer saw of them | with their record |
 //! | `batch_members` | receipt log index → statement sequence | with the statement |
+//! | `withdrawals` | each withdrawal request the enclave decided: requested, granted, reason, the statement carrying the exit | with its record |
 //!
 //! Every submission's journal record, receipt and (if it closed a batch) statement are written
 //! in one transaction, and the transaction commits (`synchronous=FULL`) before the receipt is
@@ -26,7 +27,7 @@
 
 use std::path::Path;
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use rusqlite::{Connection, OptionalExtension, params};
 use sealbridge_enclave::{
     SignedStatement,
@@ -68,6 +69,30 @@ pub struct StoredStatement {
     pub confirmed: bool,
 }
 
+/// A withdrawal request (`WithdrawalRequested`) and the enclave's decision on it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredWithdrawal {
+    /// The contract's request id (1, 2, 3, …).
+    pub request_id: u64,
+    /// The requesting account.
+    pub account: Address,
+    /// The token.
+    pub token: Address,
+    /// Amount requested.
+    pub requested: u128,
+    /// Amount granted (0 for a refusal).
+    pub granted: u128,
+    /// Why (`full`, `partial`, `refused-…`).
+    pub reason: String,
+    /// The statement whose exits carry the grant (none for a refusal): the next one the
+    /// enclave signed after deciding.
+    pub statement_sequence: Option<u64>,
+    /// Block of the request event.
+    pub block_number: u64,
+    /// Log index of the request event in its block.
+    pub log_index: u64,
+}
+
 /// Everything one group of requests made durable, written in one transaction.
 #[derive(Debug, Default)]
 pub struct Commit {
@@ -84,6 +109,8 @@ pub struct Commit {
     pub renewed: Vec<SignedStatement>,
     /// …and the versions they replace are kept (an earlier send of one may still settle).
     pub superseded: Vec<SignedStatement>,
+    /// Withdrawal requests decided.
+    pub withdrawals: Vec<StoredWithdrawal>,
 }
 
 impl Commit {
@@ -95,6 +122,7 @@ impl Commit {
             && self.meta.is_empty()
             && self.renewed.is_empty()
             && self.superseded.is_empty()
+            && self.withdrawals.is_empty()
     }
 }
 
@@ -148,6 +176,10 @@ impl Store {
                  statement_seq INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS statement_versions (sequence INTEGER NOT NULL,
                  digest TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (sequence, digest));
+             CREATE TABLE IF NOT EXISTS withdrawals (request_id INTEGER PRIMARY KEY,
+                 account TEXT NOT NULL, token TEXT NOT NULL, requested TEXT NOT NULL,
+                 granted TEXT NOT NULL, reason TEXT NOT NULL, statement_seq INTEGER,
+                 block_number INTEGER NOT NULL, log_index INTEGER NOT NULL);
              CREATE INDEX IF NOT EXISTS envelopes_by_sequence ON envelopes (sequence);
              CREATE INDEX IF NOT EXISTS members_by_statement ON batch_members (statement_seq);",
         )
@@ -476,6 +508,26 @@ impl Store {
                 )
                 .map_err(db)?;
             }
+            for w in &c.withdrawals {
+                // A request is decided once (the enclave refuses any other id than the next).
+                tx.execute(
+                    "INSERT INTO withdrawals (request_id, account, token, requested, granted,
+                         reason, statement_seq, block_number, log_index)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        w.request_id as i64,
+                        w.account.to_string(),
+                        w.token.to_string(),
+                        w.requested.to_string(),
+                        w.granted.to_string(),
+                        w.reason,
+                        w.statement_sequence.map(|s| s as i64),
+                        w.block_number as i64,
+                        w.log_index as i64
+                    ],
+                )
+                .map_err(db)?;
+            }
             for (k, v) in &c.meta {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -506,6 +558,57 @@ impl Store {
                 },
             )
             .optional()
+            .map_err(db)
+    }
+
+    /// The decision on withdrawal request `request_id`, if the enclave made it.
+    pub fn withdrawal(&self, request_id: u64) -> Result<Option<StoredWithdrawal>, HostError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT account, token, requested, granted, reason, statement_seq, block_number,
+                     log_index FROM withdrawals WHERE request_id = ?1",
+                [request_id as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, i64>(7)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(db)?;
+        let Some((account, token, requested, granted, reason, seq, block, index)) = row else {
+            return Ok(None);
+        };
+        let bad = || HostError::Storage(format!("malformed withdrawals row {request_id}"));
+        Ok(Some(StoredWithdrawal {
+            request_id,
+            account: account.parse().map_err(|_| bad())?,
+            token: token.parse().map_err(|_| bad())?,
+            requested: requested.parse().map_err(|_| bad())?,
+            granted: granted.parse().map_err(|_| bad())?,
+            reason,
+            statement_sequence: seq.map(|s| s as u64),
+            block_number: block as u64,
+            log_index: index as u64,
+        }))
+    }
+
+    /// The highest withdrawal request id decided (0 if none).
+    pub fn last_withdrawal(&self) -> Result<u64, HostError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(request_id), 0) FROM withdrawals",
+                [],
+                |r| r.get::<_, i64>(0).map(|v| v as u64),
+            )
             .map_err(db)
     }
 

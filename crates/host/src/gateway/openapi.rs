@@ -25,10 +25,14 @@ pub fn openapi_document() -> Value {
             "/v1/receipts/{envelope_id}": {"get": {"summary": "Receipt, batch (statement_sequence), settled (on chain with the configured confirmations) and included (on chain, maybe not yet confirmed), and the inclusion proof against the latest checkpoint",
                 "parameters": [{"name": "envelope_id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^(0x)?[0-9a-f]{64}$"}}],
                 "responses": {"200": {"description": "the receipt"}, "400": err, "404": err}}},
-            "/v1/settlements": {"get": {"summary": "Signed statements and their settlement: settled (final), included, confirmed, tx hash and block; chain_sequence (lastSequence as last read) and final_sequence", "parameters": [
+            "/v1/settlements": {"get": {"summary": "Signed statements and their settlement: settled (final), included, confirmed, tx hash and block, the number of netting effects and the exits (withdrawals granted) they carry; chain_sequence (lastSequence as last read) and final_sequence", "parameters": [
                 {"name": "from", "in": "query", "schema": {"type": "integer"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}}],
                 "responses": {"200": {"description": "statements"}}}},
-            "/v1/status": {"get": {"summary": "Accepted, settled (final: with the configured confirmations) and pending inputs; last settled, included and signed sequences; both roots; health, relayer_error (the chain refuses the next statement or its transaction, with what to do), deep_reorg (unacknowledged reorg deeper than the confirmations under credited deposits) and deposit_scan_error; chain_id, settlement, chain_head, confirmations, and deposit_cursor (every deposit in an earlier block is credited to the enclave)", "responses": {"200": {"description": "status"}}}},
+            "/v1/withdrawals/{request_id}": {"get": {"summary": "The enclave's decision on a withdrawal request (requestWithdrawal on Settlement): amounts requested and granted (decimal strings), reason (full, partial, refused-insufficient, refused-not-participant, refused-unknown-token, refused-zero), the statement whose exits carry a grant, and whether it is included and settled (final); then Settlement.claim(token) pays it out",
+                "parameters": [{"name": "request_id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
+                "responses": {"200": {"description": "the decision", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Withdrawal"}}}},
+                              "400": err, "404": {"description": "no decision: no such request on chain, or not confirmed and forwarded yet (unknown_withdrawal)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "/v1/status": {"get": {"summary": "Accepted, settled (final: with the configured confirmations) and pending inputs; last settled, included and signed sequences; both roots; health, relayer_error (the chain refuses the next statement or its transaction, with what to do), deep_reorg (unacknowledged reorg deeper than the confirmations under credited deposits) and deposit_scan_error; chain_id, settlement, chain_head, confirmations, and deposit_cursor (every deposit and withdrawal request in an earlier block is handed to the enclave); pending_exits and last_withdrawal_request (the enclave's); frozen (escape hatch open), paused, and hatch_opens_at (when anyone may freeze the deployment if nothing settles before; the node settles a heartbeat statement after half the exit delay)", "responses": {"200": {"description": "status"}}}},
             "/v1/checkpoint": {"get": {"summary": "The log's latest C2SP signed checkpoint", "responses": {"200": {"description": "text/plain note"}}}},
             "/checkpoint": {"get": {"summary": "Same, at the tlog-tiles location", "responses": {"200": {"description": "text/plain note"}}}},
             "/tile/{path}": {"get": {"summary": "C2SP tlog-tiles hash tiles and entry bundles", "responses": {"200": {"description": "tile bytes"}, "404": err}}},
@@ -42,6 +46,13 @@ pub fn openapi_document() -> Value {
                 "envelope_id": {"type": "string"}, "status": {"enum": ["accepted", "rejected"]}, "reason": {"type": ["string", "null"]},
                 "sequence": {"type": "integer"}, "receipt": {"type": "string", "description": "COSE_Sign1, hex"},
                 "trace_id": {"type": "string"}, "resubmitted": {"type": "boolean"}}},
+            "Withdrawal": {"type": "object", "required": ["request_id", "account", "token", "requested", "granted", "reason", "settled"], "properties": {
+                "request_id": {"type": "integer"}, "account": {"type": "string"}, "token": {"type": "string"},
+                "requested": {"type": "string", "description": "decimal"}, "granted": {"type": "string", "description": "decimal; 0 for a refusal"},
+                "reason": {"enum": ["full", "partial", "refused-insufficient", "refused-not-participant", "refused-unknown-token", "refused-zero"]},
+                "statement_sequence": {"type": ["integer", "null"], "description": "the statement carrying the exit (null for a refusal)"},
+                "included": {"type": "boolean"}, "settled": {"type": "boolean"},
+                "block_number": {"type": "integer"}, "log_index": {"type": "integer"}}},
         }},
     })
 }

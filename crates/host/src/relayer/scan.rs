@@ -1,5 +1,6 @@
-//! Step 1 of a relayer round (DESIGN §8): the deposit scan of confirmed blocks in bounded
-//! `eth_getLogs` ranges, the highest confirmed settlement it sees, and the deep-reorg alarm.
+//! Step 1 of a relayer round (DESIGN §8): the scan of confirmed blocks in bounded `eth_getLogs`
+//! ranges for the events the enclave must see — `Deposited` and `WithdrawalRequested`, one
+//! stream in chain order —, the highest confirmed settlement it sees, and the deep-reorg alarm.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::SyncSender;
@@ -30,6 +31,8 @@ pub struct ScanState {
     pub(super) retry_at: Option<Instant>,
     /// The next backoff after a failure.
     pub(super) backoff: Duration,
+    /// The deployment's `exitDelay` (immutable), once read.
+    pub(super) exit_delay: Option<u64>,
 }
 
 /// Meta key: the highest `(sequence, new state root)` of a `StatementSettled` event in a
@@ -213,8 +216,45 @@ pub(super) fn scan_deposits<C: Chain>(
     Ok(cursor <= confirmed_head)
 }
 
-/// Hand one scanned chunk's deposits to the enclave and advance the cursor to `next`; record
-/// the highest settlement of these confirmed blocks first (a crash in between re-scans it).
+/// The events of `logs` the enclave must see, in chain order: deposits (the amount the contract
+/// credited, i.e. what it received) and withdrawal requests.
+pub(crate) fn enclave_events(logs: &[LogEntry]) -> Vec<(EventPosition, ChainEvent)> {
+    let mut events: Vec<(EventPosition, ChainEvent)> = logs
+        .iter()
+        .filter_map(|l| {
+            let event = if let Ok(e) = Settlement::Deposited::decode_log(&l.inner) {
+                ChainEvent::Deposit {
+                    account: e.data.account,
+                    token: e.data.token,
+                    amount: u128::try_from(e.data.amount).ok()?,
+                }
+            } else if let Ok(e) = Settlement::WithdrawalRequested::decode_log(&l.inner) {
+                // Every request reaches the enclave (it takes ids in order, without gaps); one
+                // for more than any escrow can hold asks for everything.
+                ChainEvent::WithdrawalRequest {
+                    request_id: e.data.requestId,
+                    account: e.data.account,
+                    token: e.data.token,
+                    amount: u128::try_from(e.data.amount).unwrap_or(u128::MAX),
+                }
+            } else {
+                return None;
+            };
+            let position = EventPosition {
+                block: l.block_number,
+                log_index: l.log_index,
+                block_hash: l.block_hash,
+            };
+            Some((position, event))
+        })
+        .collect();
+    events.sort_by_key(|(p, _)| p.at());
+    events
+}
+
+/// Hand one scanned chunk's deposits and withdrawal requests to the enclave and advance the
+/// cursor to `next`; record the highest settlement of these confirmed blocks first (a crash in
+/// between re-scans it).
 fn credit(
     store: &Store,
     core: &SyncSender<Cmd>,
@@ -234,35 +274,14 @@ fn credit(
             )?;
         }
     }
-    let deposits: Vec<&LogEntry> = logs
-        .iter()
-        .filter(|l| Settlement::Deposited::decode_log(&l.inner).is_ok())
-        .collect();
-    let events: Vec<(EventPosition, ChainEvent)> = deposits
-        .iter()
-        .filter_map(|l| {
-            let e = Settlement::Deposited::decode_log(&l.inner).ok()?;
-            Some((
-                EventPosition {
-                    block: l.block_number,
-                    log_index: l.log_index,
-                    block_hash: l.block_hash,
-                },
-                ChainEvent::Deposit {
-                    account: e.data.account,
-                    token: e.data.token,
-                    amount: u128::try_from(e.data.amount).ok()?,
-                },
-            ))
-        })
-        .collect();
+    let events = enclave_events(logs);
     if events.is_empty() {
         // Nothing for the enclave: the cursor alone moves.
         return store.put_meta("deposit_cursor", &next);
     }
     // The cursor commits together with the enclave's journal record of the events.
     let (tx, rx) = oneshot::channel();
-    core.send(Cmd::Deposits {
+    core.send(Cmd::ChainEvents {
         events,
         cursor: next,
         reply: tx,
@@ -291,6 +310,81 @@ mod tests {
         assert!(!range_refused(&ChainError::Transport(
             "connection refused".into()
         )));
+    }
+
+    #[test]
+    fn deposits_and_withdrawal_requests_reach_the_enclave_as_one_stream_in_chain_order() {
+        use alloy_primitives::{Address, Log, U256};
+        let settlement = Address::repeat_byte(5);
+        let (a, t) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let entry = |block: u64, log_index: u64, data: alloy_primitives::LogData| LogEntry {
+            inner: Log {
+                address: settlement,
+                data,
+            },
+            block_number: block,
+            block_hash: B256::repeat_byte(block as u8),
+            tx_hash: B256::ZERO,
+            log_index,
+        };
+        let deposit = |amount: u64| {
+            Settlement::Deposited {
+                account: a,
+                token: t,
+                amount: U256::from(amount),
+            }
+            .encode_log_data()
+        };
+        let request = |id: u64, amount: U256| {
+            Settlement::WithdrawalRequested {
+                account: a,
+                token: t,
+                amount,
+                requestId: id,
+            }
+            .encode_log_data()
+        };
+        let settled = Settlement::Unpaused { by: a }.encode_log_data();
+        // Handed over out of order (as no endpoint should, but the stream must not care).
+        let logs = vec![
+            entry(9, 0, request(2, U256::MAX)),
+            entry(7, 3, deposit(70)),
+            entry(7, 1, request(1, U256::from(5u8))),
+            entry(8, 0, settled),
+            entry(9, 1, deposit(90)),
+        ];
+        let events = enclave_events(&logs);
+        let at: Vec<(u64, u64)> = events.iter().map(|(p, _)| p.at()).collect();
+        assert_eq!(at, [(7, 1), (7, 3), (9, 0), (9, 1)]);
+        assert_eq!(
+            events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+            [
+                ChainEvent::WithdrawalRequest {
+                    request_id: 1,
+                    account: a,
+                    token: t,
+                    amount: 5
+                },
+                ChainEvent::Deposit {
+                    account: a,
+                    token: t,
+                    amount: 70
+                },
+                // More than any escrow can hold: a request for everything, still delivered.
+                ChainEvent::WithdrawalRequest {
+                    request_id: 2,
+                    account: a,
+                    token: t,
+                    amount: u128::MAX
+                },
+                ChainEvent::Deposit {
+                    account: a,
+                    token: t,
+                    amount: 90
+                },
+            ]
+        );
+        assert_eq!(events[1].0.block_hash, B256::repeat_byte(7));
     }
 
     #[test]
