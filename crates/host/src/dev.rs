@@ -9,7 +9,11 @@
 //! --deployment` ([`crate::deploy`], [`crate::remote_service`]).
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use sealbridge_chain::{Chain, ChainError, EmbeddedChain, Sealbridge, embedded::key_address};
+use sealbridge_chain::{
+    Chain, ChainError, DeployParams, EmbeddedChain, RegistryParams, Sealbridge,
+    bindings::{EnclaveRegistry, Settlement},
+    embedded::key_address,
+};
 use sealbridge_enclave::boundary::{Description, Request, Response};
 use sealbridge_programs::netting::Participant;
 use sealbridge_seal::keys::Ed25519SigningKey;
@@ -104,7 +108,15 @@ pub const DEV_VERIFIER_SEED_FILE: &str = "INSECURE-dev-verifier-seed";
 
 pub use crate::registration::{RENEW_MARGIN, SignedRegistration};
 
-/// The two development verifiers' keys, from [`DEV_VERIFIER_SEED_FILE`] (created on first use).
+/// Development verifiers: [`DEV_VERIFIERS`] keys, [`DEV_THRESHOLD`] of which sign a registration.
+pub const DEV_VERIFIERS: u8 = 3;
+/// Signatures a development registration needs.
+pub const DEV_THRESHOLD: u32 = 2;
+/// How long the development deployment allows the enclave's measurement: ten years.
+pub const DEV_MEASUREMENT_WINDOW: u64 = 10 * 365 * 86_400;
+
+/// The development verifiers' keys ([`DEV_VERIFIERS`] of them), from [`DEV_VERIFIER_SEED_FILE`]
+/// (created on first use).
 pub fn dev_verifiers(
     data_dir: &std::path::Path,
 ) -> Result<Vec<k256::ecdsa::SigningKey>, HostError> {
@@ -122,7 +134,7 @@ pub fn dev_verifiers(
         }
         Err(e) => return Err(HostError::Storage(format!("{}: {e}", path.display()))),
     };
-    (0..2u8)
+    (0..DEV_VERIFIERS)
         .map(|i| {
             k256::ecdsa::SigningKey::from_slice(
                 keccak256([seed.as_slice(), &[i]].concat()).as_slice(),
@@ -132,8 +144,37 @@ pub fn dev_verifiers(
         .collect()
 }
 
-/// Development governance: admit the development verifiers (threshold 2), the simulated TEE
-/// and the enclave's measurement (for ten years from now), all sent by `admin`. INSECURE.
+/// What a development deployment commits to (INSECURE): `admin` (the deployer's account)
+/// governs and guards both contracts with no delays; the participants' accounts; the test
+/// token; the simulated netting measurement allowed on `Settlement` and, for ten years from
+/// `now`, in the registry, which accepts the simulated TEE and the development verifiers
+/// (`verifiers`, [`DEV_THRESHOLD`] of them per registration); escape hatch after `exit_delay`
+/// seconds without a settlement. The base policy hash is set once the token's address (part of
+/// the policy) is known (`Sealbridge::set_policy_hash`).
+pub fn deploy_params(
+    admin: Address,
+    accounts: Vec<Address>,
+    verifiers: &[k256::ecdsa::SigningKey],
+    now: u64,
+    exit_delay: u64,
+) -> DeployParams {
+    let measurement = crate::deploy::simulated_netting_measurement();
+    let mut params = DeployParams::dev(admin, B256::ZERO, accounts, vec![measurement]);
+    params.exit_delay = exit_delay.max(1);
+    params.registry = RegistryParams {
+        verifiers: verifiers.iter().map(key_address).collect(),
+        threshold: DEV_THRESHOLD,
+        allow_simulated: true,
+        measurements: vec![(measurement, 0, now.saturating_add(DEV_MEASUREMENT_WINDOW))],
+        ..RegistryParams::default()
+    };
+    params
+}
+
+/// Development governance, for a deployment whose enclave is not active: whatever of the
+/// development set-up is missing on chain — the development verifiers and their threshold, the
+/// simulated TEE, the enclave's measurement in the registry (for ten years) and on
+/// `Settlement` — is sent by `admin`; nothing is sent for what is there already. INSECURE.
 pub fn admit<C: Chain>(
     sb: &mut Sealbridge<C>,
     admin: Address,
@@ -145,21 +186,31 @@ pub fn admit<C: Chain>(
             sb.add_verifier(admin, key_address(v))?;
         }
     }
-    sb.set_threshold(admin, 2)?;
-    sb.allow_simulated(admin, true)?;
-    let chain_now = sb.chain().block_timestamp()?;
-    sb.allow_measurement(
-        admin,
-        description.measurement,
-        chain_now,
-        chain_now + 10 * 365 * 86_400,
-    )?;
+    if sb.threshold()? != DEV_THRESHOLD {
+        sb.set_threshold(admin, DEV_THRESHOLD)?;
+    }
+    let registry = sb.deployment.registry;
+    if !sb.view(registry, &EnclaveRegistry::allowSimulatedCall {})? {
+        sb.allow_simulated(admin, true)?;
+    }
+    let m = description.measurement;
+    if !sb.measurement_allowed(m)? {
+        let chain_now = sb.chain().block_timestamp()?;
+        sb.allow_measurement(admin, m, 0, chain_now + DEV_MEASUREMENT_WINDOW)?;
+    }
+    let settlement = sb.deployment.settlement;
+    if !sb.view(
+        settlement,
+        &Settlement::measurementAllowedCall { measurement: m },
+    )? {
+        sb.allow_measurement_here(admin, m)?;
+    }
     Ok(())
 }
 
 /// Register the enclave: [`admit`], then [`registration::attest_and_register`] through the
-/// development verifiers in process. Returns the ABI-encoded result and signatures for the
-/// enclave's log.
+/// development verifiers in process (the result is logged by the enclave before the
+/// registration is sent). Returns the ABI-encoded result and signatures.
 pub fn register<C: Chain>(
     sb: &mut Sealbridge<C>,
     admin: Address,

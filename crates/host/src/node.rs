@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes, U256};
-use sealbridge_chain::{Chain, ChainError, Deployment, LogEntry, Sealbridge, TxReceipt};
+use sealbridge_chain::{
+    Chain, ChainError, Deployment, LogEntry, Sealbridge, TxReceipt, eip712::deployment_policy_hash,
+};
 use sealbridge_enclave::{
     EnclavePolicy, SettlementTarget,
     boundary::Description,
@@ -106,6 +108,10 @@ pub struct NodeConfig {
     /// `--dev` setup: how long a signed statement stays valid on chain (its window); one that
     /// has not settled by then is renewed by the enclave (part of the policy, so of its hash).
     pub statement_validity_secs: u64,
+    /// `--dev` setup: seconds without a settled statement after which anyone may freeze the
+    /// deployment (`Settlement.exitDelay`). The relayer settles a heartbeat statement after
+    /// half of it when nothing else settled.
+    pub exit_delay_secs: u64,
 }
 
 impl NodeConfig {
@@ -133,6 +139,7 @@ impl NodeConfig {
             acknowledge_deep_reorg: None,
             core_queue: DEFAULT_CORE_QUEUE,
             statement_validity_secs: 3600,
+            exit_delay_secs: sealbridge_chain::contracts::DEFAULT_EXIT_DELAY,
         }
     }
 }
@@ -249,6 +256,34 @@ impl<C: DevChain> DevChain for SharedChain<C> {
     }
 }
 
+/// The threads of a node being started. If the start fails part-way, dropping this stops them
+/// (the stop flag, the core's channel) and joins them.
+struct Started {
+    stop: Arc<AtomicBool>,
+    core_tx: Option<SyncSender<Cmd>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    armed: bool,
+}
+
+impl Started {
+    fn tx(&self) -> Result<&SyncSender<Cmd>, HostError> {
+        self.core_tx.as_ref().ok_or(HostError::Stopped)
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.stop.store(true, Relaxed);
+        self.core_tx.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A running node. Dropping it stops the relayer and the gateway and ends the core.
 pub struct Node {
     /// Where the gateway listens.
@@ -273,8 +308,8 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// Every `every`, renew the registration if it expires within [`RENEW_MARGIN`], and log
-/// the new attestation result in the enclave's log.
+/// Every `every`, renew the registration if it expires within [`RENEW_MARGIN`] (the new
+/// attestation result is logged by the enclave before the renewal is sent).
 /// Also reads the registration into `metrics` after each check.
 fn renewal_loop<C: Chain>(
     chain: &relayer::SharedChain<C>,
@@ -305,13 +340,8 @@ fn renewal_loop<C: Chain>(
             Err(_) => Err(HostError::Chain("chain lock poisoned".into())),
         };
         match renewed {
-            Ok(Some((result, signatures))) => {
-                tracing::info!("registration renewed before expiry");
-                match call_core(tx, Request::LogAttestation { result, signatures }) {
-                    Ok(Response::Ack) => {}
-                    other => tracing::warn!(?other, "logging the renewed attestation failed"),
-                }
-            }
+            // The enclave logged the new result before it was sent.
+            Ok(Some(_)) => tracing::info!("registration renewed before expiry"),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "registration renewal failed; will retry"),
         }
@@ -391,6 +421,54 @@ fn check_against_chain<C: Chain>(
     Ok(())
 }
 
+/// The policy hash statements carry ([`EnclavePolicy::hash`]) must be the one `Settlement`
+/// holds, which the contract composes from the base hash it was given and the participant
+/// accounts and tokens it committed to at deployment (`deployment_policy_hash`). Says which part
+/// differs.
+fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<(), HostError> {
+    let (accounts, tokens) = (policy.committed_accounts(), policy.committed_tokens());
+    let ours = policy.hash();
+    let composed = deployment_policy_hash(policy.base_hash(), &accounts, &tokens);
+    if composed != ours {
+        return Err(HostError::Inconsistent(format!(
+            "the enclave policy's hash {ours} is not the composition of its base hash with its \
+             accounts and tokens as the contract computes it ({composed}): this build's enclave \
+             and chain client disagree"
+        )));
+    }
+    let on_chain = sb.policy_hash()?;
+    if on_chain == ours {
+        return Ok(());
+    }
+    let (chain_accounts, chain_tokens) = (sb.participants()?, sb.tokens()?);
+    let why = if chain_accounts != accounts {
+        format!(
+            "the contract commits to {} participant account(s), this policy names {} (or other \
+             ones)",
+            chain_accounts.len(),
+            accounts.len()
+        )
+    } else if chain_tokens != tokens {
+        format!(
+            "the contract commits to the token(s) {chain_tokens:?}, this policy names {tokens:?}"
+        )
+    } else {
+        let base: B256 = sb.view(
+            sb.deployment.settlement,
+            &sealbridge_chain::bindings::Settlement::basePolicyHashCall {},
+        )?;
+        format!(
+            "same accounts and tokens, but the contract's base policy hash is {base}, this \
+             policy's {}",
+            policy.base_hash()
+        )
+    };
+    Err(HostError::Inconsistent(format!(
+        "the chain holds another policy than this data directory (policy hash {on_chain} on \
+         chain, {ours} here; wrong chain?): {why}"
+    )))
+}
+
 /// Funds the development participants once the enclave is registered.
 type FundFn<C> = Box<dyn FnOnce(&mut Sealbridge<C>, &Setup) -> Result<(), HostError>>;
 
@@ -431,8 +509,15 @@ impl Node {
             None => {
                 let admin = chain.admin()?;
                 let start_block = chain.block_number()?;
-                let mut sb = Sealbridge::deploy(chain, admin, B256::ZERO)?;
                 let participants = dev::participants(cfg.participants);
+                let params = dev::deploy_params(
+                    admin,
+                    participants.iter().map(|p| p.account).collect(),
+                    &dev::dev_verifiers(&cfg.data_dir)?,
+                    chain.block_timestamp()?.max(unix_now()),
+                    cfg.exit_delay_secs,
+                );
+                let mut sb = Sealbridge::deploy(chain, &params)?;
                 let mut policy = EnclavePolicy::new(
                     NettingConfig {
                         participants: participants.iter().map(|p| p.netting()).collect(),
@@ -441,7 +526,9 @@ impl Node {
                     cfg.batch_size,
                 );
                 policy.statement_validity_secs = cfg.statement_validity_secs.max(1);
-                sb.set_policy_hash(admin, policy.hash())?;
+                // The token is part of the policy: its base hash is known only now. The contract
+                // composes it with the accounts and tokens it holds.
+                sb.set_policy_hash(admin, policy.base_hash())?;
                 let d = sb.deployment;
                 let setup = Setup {
                     chain_id: d.chain_id,
@@ -559,11 +646,7 @@ impl Node {
     ) -> Result<Self, HostError> {
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared::default());
-        if sb.policy_hash()? != setup.policy.hash() {
-            return Err(HostError::Inconsistent(
-                "the chain holds another policy than this data directory (wrong chain?)".into(),
-            ));
-        }
+        check_policy(&sb, &setup.policy)?;
         let target = SettlementTarget {
             chain_id: setup.chain_id,
             settlement: setup.settlement,
@@ -622,8 +705,15 @@ impl Node {
         check_against_chain(&sb, &check_store, &status)?;
 
         let (core_tx, core_rx) = sync_channel::<Cmd>(cfg.core_queue.max(1));
-        let mut threads = Vec::new();
-        threads.push(
+        // From here on a failure stops and joins every thread started (`Started::drop`), so that
+        // nothing of this start keeps running beside a restart on the same data dir.
+        let mut started = Started {
+            stop: Arc::new(AtomicBool::new(false)),
+            core_tx: Some(core_tx),
+            threads: Vec::new(),
+            armed: true,
+        };
+        started.threads.push(
             std::thread::Builder::new()
                 .name("sealbridge-core".into())
                 .spawn(move || {
@@ -654,18 +744,15 @@ impl Node {
             {
                 dev::admit(&mut sb, *admin, &description, verifiers)?;
             }
-            let (result, signatures) = registration::attest_and_register(
+            // The enclave logs the result before the registration is sent.
+            registration::attest_and_register(
                 &mut sb,
                 setup.admin,
                 &description,
                 &appraisers,
-                |r| call_core(&core_tx, r),
+                |r| call_core(started.tx()?, r),
                 unix_now(),
             )?;
-            match call_core(&core_tx, Request::LogAttestation { result, signatures })? {
-                Response::Ack => {}
-                r => return Err(HostError::Enclave(format!("LogAttestation: {r:?}"))),
-            }
         }
         if let Provision::Dev {
             fund: Some(fund), ..
@@ -680,7 +767,7 @@ impl Node {
         metrics.chain_up.store(true, Relaxed);
 
         // ---- relayer ----------------------------------------------------------------------
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = started.stop.clone();
         let chain = Arc::new(Mutex::new(sb));
         {
             let store = Store::open(&cfg.data_dir)?;
@@ -691,16 +778,18 @@ impl Node {
             };
             let mut scan = relayer::ScanState::default();
             // One round before serving: deposits made so far reach the enclave first.
-            if let Err(e) = relayer::round(&chain, &store, &core_tx, &metrics, &rcfg, &mut scan) {
+            if let Err(e) =
+                relayer::round(&chain, &store, started.tx()?, &metrics, &rcfg, &mut scan)
+            {
                 tracing::warn!(error = %e, "first relayer round failed; will retry");
             }
             let (chain, tx, metrics, stop) = (
                 chain.clone(),
-                core_tx.clone(),
+                started.tx()?.clone(),
                 metrics.clone(),
                 stop.clone(),
             );
-            threads.push(
+            started.threads.push(
                 std::thread::Builder::new()
                     .name("sealbridge-relayer".into())
                     .spawn(move || relayer::run(chain, store, tx, metrics, rcfg, scan, stop))
@@ -710,10 +799,10 @@ impl Node {
 
         // ---- continuous attestation: renew the registration before it expires ---------------
         {
-            let (chain, tx, stop) = (chain.clone(), core_tx.clone(), stop.clone());
+            let (chain, tx, stop) = (chain.clone(), started.tx()?.clone(), stop.clone());
             let (sender, every, description) = (setup.admin, cfg.renew_check, description.clone());
             let metrics = metrics.clone();
-            threads.push(
+            started.threads.push(
                 std::thread::Builder::new()
                     .name("sealbridge-attest".into())
                     .spawn(move || {
@@ -738,7 +827,7 @@ impl Node {
             .build()
             .map_err(|e| HostError::Config(e.to_string()))?;
         let state = Arc::new(gateway::AppState {
-            core: core_tx.clone(),
+            core: started.tx()?.clone(),
             store: Mutex::new(Store::open(&cfg.data_dir)?),
             tiles_dir: cfg.data_dir.join("log"),
             metrics: metrics.clone(),
@@ -762,13 +851,14 @@ impl Node {
                 .await;
         });
         tracing::info!(%addr, settlement = %setup.settlement, "node serving");
+        started.armed = false;
         Ok(Self {
             addr,
             metrics,
             setup,
             stop,
-            core_tx: Some(core_tx),
-            threads,
+            core_tx: started.core_tx.take(),
+            threads: std::mem::take(&mut started.threads),
             shutdown: Some(shutdown),
             runtime: Some(runtime),
             _spawned: spawned,

@@ -567,8 +567,11 @@ fn deposits_are_scanned_in_ranges_the_endpoint_serves_and_a_failing_scan_does_no
     r.mint(0, D);
     let b = r.deposit(0, D);
     r.wait_credited_through(b);
+    // Halved from the default 2,000 to what the endpoint serves; after 16 ranges served in a
+    // row the scan tries a range twice as large again (refused, halved back), so the size in
+    // use at any moment is at most 2 * MAX.
     let chunk = r.node.metrics.scan_chunk.load(Relaxed);
-    assert!((1..=MAX).contains(&chunk), "chunk {chunk}");
+    assert!((1..=2 * MAX).contains(&chunk), "chunk {chunk}");
     assert!(r.status()["deposit_scan_error"].is_null());
     let (code, v) = r.obligation(0, D);
     assert_eq!(code, 200, "credited: {v}");

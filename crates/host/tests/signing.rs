@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use k256::ecdsa::SigningKey;
-use sealbridge_chain::eip712::{effects_hash, sign_attestation_sorted, sign_statement};
+use sealbridge_chain::eip712::{
+    deployment_policy_hash, effects_hash, sign_attestation_sorted, sign_statement,
+};
 use sealbridge_chain::rpc::{RpcChain, SignerConfig};
 use sealbridge_chain::tx::{Eip1559Tx, SignedTx};
 use sealbridge_chain::{
-    AttestationResult, Chain, ChainError, ContractError, Sealbridge, SettleOutcome, Statement,
-    TxReceipt,
+    AttestationResult, Chain, ChainError, ContractError, DeployParams, RegistryParams, Sealbridge,
+    SettleOutcome, Statement, TxReceipt,
 };
 use sealbridge_host::anvil::{Anvil, find_anvil};
 use serde_json::{Value, json};
@@ -82,8 +84,12 @@ fn local_key_deploys_and_anvil_recovers_the_sender() {
     let t = Instant::now();
     let (_anvil, rpc, me) = setup();
     let policy = B256::repeat_byte(0x11);
-    let mut sb = Sealbridge::deploy(rpc, me, policy).expect("deploy from a local key");
-    assert_eq!(sb.policy_hash().unwrap(), policy);
+    let mut sb = Sealbridge::deploy(rpc, &DeployParams::dev(me, policy, vec![me], vec![]))
+        .expect("deploy from a local key");
+    assert_eq!(
+        sb.policy_hash().unwrap(),
+        deployment_policy_hash(policy, &[me], &[sb.deployment.token])
+    );
     let r = sb.mint(me, me, U256::from(7u64)).unwrap();
     assert_eq!(r.from, me);
     assert_eq!(
@@ -240,7 +246,11 @@ fn fee_cap_give_up_then_the_next_send_reuses_the_nonce() {
 #[test]
 fn revert_in_estimation_is_reported_and_nothing_is_sent() {
     let (_anvil, rpc, admin) = setup();
-    let mut sb = Sealbridge::deploy(rpc, admin, B256::repeat_byte(0x11)).unwrap();
+    let mut sb = Sealbridge::deploy(
+        rpc,
+        &DeployParams::dev(admin, B256::repeat_byte(0x11), vec![admin], vec![]),
+    )
+    .unwrap();
     let stranger = sb.chain_mut().add_local_key(random_key());
     sb.chain().set_balance(stranger, U256::from(ETH)).unwrap();
     let balance = sb.chain().balance(stranger).unwrap();
@@ -300,19 +310,27 @@ fn fee_cap_below_the_base_fee_is_a_clear_error() {
 #[test]
 fn settle_applied_already_settled_and_revert() {
     let (_anvil, rpc, admin) = setup();
-    let policy = B256::repeat_byte(0x50);
     let measurement = B256::repeat_byte(0x4d);
-    let mut sb = Sealbridge::deploy(rpc, admin, policy).unwrap();
     let verifiers: Vec<SigningKey> = (0..2).map(|_| random_key()).collect();
-    for v in &verifiers {
-        sb.add_verifier(admin, Address::from_private_key(v))
-            .unwrap();
-    }
-    sb.set_threshold(admin, 2).unwrap();
-    let now = sb.chain().block_timestamp().unwrap();
-    sb.allow_measurement(admin, measurement, now - 10, now + 365 * 24 * 3600)
-        .unwrap();
+    let now = rpc.block_timestamp().unwrap();
+    let mut params = DeployParams::dev(
+        admin,
+        B256::repeat_byte(0x50),
+        vec![admin],
+        vec![measurement],
+    );
+    params.registry = RegistryParams {
+        verifiers: verifiers.iter().map(Address::from_private_key).collect(),
+        threshold: 2,
+        measurements: vec![(measurement, now - 10, now + 365 * 24 * 3600)],
+        ..RegistryParams::default()
+    };
+    let mut sb = Sealbridge::deploy(rpc, &params).unwrap();
+    let policy = sb.policy_hash().unwrap();
     let enclave = random_key();
+    // Every result carries a block-hash challenge of a recent block.
+    let challenge_block = sb.chain().block_number().unwrap();
+    let challenge = sb.chain().block_hash(challenge_block).unwrap().unwrap();
     let result = AttestationResult {
         tee: 1,
         measurement,
@@ -322,8 +340,8 @@ fn settle_applied_already_settled_and_revert() {
         keyBundleHash: B256::repeat_byte(0x6b),
         evidenceHash: B256::repeat_byte(0xe0),
         advisoryHash: B256::ZERO,
-        challengeBlock: 0,
-        challenge: B256::repeat_byte(0x11),
+        challengeBlock: challenge_block,
+        challenge,
         issuedAt: now,
         expiresAt: now + 24 * 3600,
     };
@@ -341,15 +359,15 @@ fn settle_applied_already_settled_and_revert() {
         logSize: seq,
         logRoot: keccak256(format!("log/{seq}")),
         policyHash: policy,
-        effectsHash: effects_hash(&[]),
+        effectsHash: effects_hash(&[], &[]),
         notBefore: now - 60,
         notAfter: now + 3600,
     };
     let s1 = statement(1, sb.state_root().unwrap());
     let sig1 = sign_statement(&enclave, &s1, d.chain_id, d.settlement);
-    let first = sb.settle(admin, &s1, &[], sig1.clone()).unwrap();
+    let first = sb.settle(admin, &s1, &[], &[], sig1.clone()).unwrap();
     assert!(matches!(first, SettleOutcome::Applied(_)), "{first:?}");
-    let again = sb.settle(admin, &s1, &[], sig1).unwrap();
+    let again = sb.settle(admin, &s1, &[], &[], sig1).unwrap();
     assert!(
         matches!(again, SettleOutcome::AlreadySettled(_)),
         "{again:?}"
@@ -358,7 +376,7 @@ fn settle_applied_already_settled_and_revert() {
     let before = sb.chain().transaction_count(admin, "pending").unwrap();
     let s3 = statement(3, s1.newStateRoot);
     let sig3 = sign_statement(&enclave, &s3, d.chain_id, d.settlement);
-    let err = sb.settle(admin, &s3, &[], sig3).unwrap_err();
+    let err = sb.settle(admin, &s3, &[], &[], sig3).unwrap_err();
     assert_eq!(err.revert_name(), Some("SequenceGap"), "{err}");
     assert_eq!(
         sb.chain().transaction_count(admin, "pending").unwrap(),

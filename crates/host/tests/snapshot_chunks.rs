@@ -127,7 +127,7 @@ impl Node {
         static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.tx
-            .send(Cmd::Deposits {
+            .send(Cmd::ChainEvents {
                 events: events
                     .into_iter()
                     // Positions only grow (the core skips positions it credited).
