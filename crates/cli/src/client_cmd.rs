@@ -69,6 +69,40 @@ pub enum ClientCommand {
         /// Envelope id (hex).
         envelope_id: String,
     },
+    /// Withdraw escrow through the enclave: send requestWithdrawal from the participant's
+    /// account, wait for the enclave's decision (granted in full, in part or not at all, with a
+    /// reason code), wait until the statement carrying the exit settled, claim it and print the
+    /// tokens now in the wallet. A partial fill or a refusal exits 0.
+    Withdraw(WithdrawArgs),
+}
+
+/// Arguments of `sealbridge client withdraw`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("account").required(true).args(["from", "key_file"])))]
+pub struct WithdrawArgs {
+    /// Amount to withdraw (base units of the token).
+    #[arg(long)]
+    pub amount: u128,
+    /// Token [default: the node's first token].
+    #[arg(long)]
+    pub token: Option<alloy_primitives::Address>,
+    /// A development participant (index): its account is unlocked and given gas on the
+    /// development chain (anvil). INSECURE: development only.
+    #[arg(long)]
+    pub from: Option<u32>,
+    /// The participant account's own secp256k1 key (hex file): it signs requestWithdrawal and
+    /// claim. Never printed.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// The node's chain (JSON-RPC).
+    #[arg(long, default_value = "http://127.0.0.1:8545")]
+    pub chain: String,
+    /// Longest wait, in seconds, for the decision, and then for the exit to settle.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Run `sealbridge client`.
@@ -120,6 +154,7 @@ pub fn run(args: &ClientArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        ClientCommand::Withdraw(w) => return withdraw(&c, w),
         ClientCommand::Receipt { envelope_id } => {
             let mut id = [0u8; 32];
             hex::decode_to_slice(envelope_id.trim_start_matches("0x"), &mut id)
@@ -134,6 +169,179 @@ pub fn run(args: &ClientArgs) -> anyhow::Result<ExitCode> {
                 }
                 None => eprintln!("inclusion proof: not yet (no checkpoint covers it)"),
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The node's contracts on the chain at `url`, checked against the node's `/v1/enclave`
+/// answer: the same chain id, and the node's settlement contract there holding the enclave's
+/// policy hash. `admin` is the deployment's sender of record (views are called from it).
+pub(crate) fn attach_node_chain<C: sealbridge_chain::Chain>(
+    chain: C,
+    url: &str,
+    info: &serde_json::Value,
+    admin: alloy_primitives::Address,
+) -> anyhow::Result<sealbridge_chain::Sealbridge<C>> {
+    use crate::load_cmd::field;
+    let shown = crate::endpoint::endpoint(url);
+    let chain_id = chain.chain_id()?;
+    let node_chain = info["chain_id"].as_u64().context("the node's chain_id")?;
+    if chain_id != node_chain {
+        bail!(
+            "the chain at {shown} has chain id {chain_id} but the node settles on chain id \
+             {node_chain}: pass the node's chain with --chain URL"
+        );
+    }
+    let settlement: alloy_primitives::Address = field(info, "settlement")?;
+    let policy_hash: alloy_primitives::B256 = field(info, "policy_hash")?;
+    let sb = sealbridge_chain::Sealbridge::attach(
+        chain,
+        sealbridge_chain::Deployment {
+            chain_id,
+            admin,
+            registry: field(info, "registry")?,
+            settlement,
+            token: field(info, "token")?,
+        },
+    );
+    match sb.policy_hash() {
+        Ok(h) if h == policy_hash => Ok(sb),
+        _ => bail!(
+            "the chain at {shown} has no settlement contract of this node at {settlement} \
+             (same chain id {chain_id}, but not the node's chain?): pass it with --chain URL"
+        ),
+    }
+}
+
+/// What a reason code means, for people.
+fn reason_text(reason: &str) -> &'static str {
+    match reason {
+        "full" => "granted in full",
+        "partial" => {
+            "granted in part: the rest is not covered by the escrow left after the payments \
+             already accepted and the exits already granted"
+        }
+        "refused-insufficient" => {
+            "refused: nothing is left to withdraw after the payments already accepted and the \
+             exits already granted"
+        }
+        "refused-not-participant" => "refused: the account is not a participant",
+        "refused-unknown-token" => "refused: the deployment does not settle this token",
+        "refused-zero" => "refused: the amount is zero",
+        _ => "(a reason this client does not know)",
+    }
+}
+
+/// `sealbridge client withdraw`.
+fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
+    use sealbridge_chain::rpc::RpcChain;
+    if w.amount == 0 {
+        bail!("--amount must be at least 1 (nothing was sent)");
+    }
+    let (status, info) = c.get_json("/v1/enclave")?;
+    if status != 200 {
+        bail!("the node's /v1/enclave answered {status}: {info}");
+    }
+    let shown = crate::endpoint::endpoint(&w.chain);
+    let mut rpc = RpcChain::connect(&w.chain).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach the chain at {shown} ({e}): pass the node's chain with --chain URL (a \
+             node on its embedded chain cannot be reached by clients)"
+        )
+    })?;
+    let account = match (w.from, &w.key_file) {
+        (Some(i), None) => {
+            let n = info["participants"].as_u64().context("participants")? as u32;
+            if i >= n {
+                bail!("--from: the development participants are 0..{n}, not {i}");
+            }
+            let account = participants(n)[i as usize].account;
+            // A development chain: the account gets gas money and is unlocked (anvil).
+            rpc.set_balance(
+                account,
+                alloy_primitives::U256::from(10u64).pow(alloy_primitives::U256::from(18u64)),
+            )
+            .and_then(|()| rpc.impersonate(account))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "--from needs a development chain that can act for the participant's \
+                     account (anvil): {e}; on any other chain pass the account's --key-file"
+                )
+            })?;
+            account
+        }
+        (None, Some(path)) => rpc.add_local_key(crate::deploy_cmd::read_key(path)?),
+        _ => bail!("pass either --from INDEX or --key-file FILE"),
+    };
+    let mut sb = attach_node_chain(rpc, &w.chain, &info, account)?;
+    let token = match w.token {
+        Some(t) => t,
+        None => sb.deployment.token,
+    };
+    let confirmations = c
+        .status()
+        .ok()
+        .and_then(|s| s["confirmations"].as_u64())
+        .unwrap_or(1);
+    // With more than one confirmation on a development chain that mines only on
+    // transactions, mine a block a second (an error means a real chain: it mines itself).
+    let mut last_mined = std::time::Instant::now();
+    let nudge = |sb: &mut sealbridge_chain::Sealbridge<RpcChain>| {
+        if confirmations > 1 && last_mined.elapsed() >= std::time::Duration::from_secs(1) {
+            last_mined = std::time::Instant::now();
+            let _ = sb.chain().mine();
+        }
+    };
+    let out = sealbridge_host::client::withdraw(
+        c,
+        &mut sb,
+        account,
+        token,
+        w.amount,
+        std::time::Duration::from_secs(w.timeout),
+        nudge,
+    )?;
+    let d = &out.decision;
+    if w.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "request_id": d.request_id,
+                "account": d.account,
+                "token": d.token,
+                "requested": d.requested.to_string(),
+                "granted": d.granted.to_string(),
+                "reason": d.reason,
+                "statement_sequence": d.statement_sequence,
+                "settled": d.settled,
+                "request_tx": out.request_tx,
+                "claim_tx": out.claim_tx,
+                "claimed": out.claimed.to_string(),
+                "wallet_balance": out.wallet.to_string(),
+            })
+        );
+    } else {
+        println!(
+            "withdrawal request {}: {} of {} granted ({}: {})",
+            d.request_id,
+            d.granted,
+            d.requested,
+            d.reason,
+            reason_text(&d.reason)
+        );
+        match (d.statement_sequence, out.claim_tx) {
+            (Some(seq), Some(tx)) => println!(
+                "exit settled with statement {seq}; claimed {} (tx {tx}); wallet balance of {} \
+                 in {}: {}",
+                out.claimed, d.account, d.token, out.wallet
+            ),
+            (Some(seq), None) => println!(
+                "exit settled with statement {seq}; nothing left to claim (claimed before); \
+                 wallet balance: {}",
+                out.wallet
+            ),
+            _ => println!("nothing to claim; wallet balance: {}", out.wallet),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -174,6 +382,11 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             "chain_head",
             "confirmations",
             "deposit_cursor",
+            "pending_exits",
+            "last_withdrawal_request",
+            "frozen",
+            "paused",
+            "hatch_opens_at",
         ] {
             // Older nodes lack some fields; an empty error or alarm is not worth a line.
             let quiet = ["relayer_error", "deep_reorg", "deposit_scan_error"].contains(&k);

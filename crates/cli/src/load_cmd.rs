@@ -32,6 +32,8 @@ use crate::client_cmd::PolicyArgs;
 
 mod fund;
 
+pub(crate) use fund::field;
+
 /// Arguments of `sealbridge load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {

@@ -48,6 +48,11 @@ pub struct NodeArgs {
     /// unsettled one is renewed by the enclave in its last quarter.
     #[arg(long)]
     pub statement_validity_secs: Option<u64>,
+    /// `--dev`: seconds without a settled statement after which anyone may freeze the
+    /// deployment (Settlement's exitDelay, default 86400); the node settles a heartbeat
+    /// statement after half of it when nothing else settled.
+    #[arg(long)]
+    pub exit_delay_secs: Option<u64>,
     /// Cut a non-empty batch after this many milliseconds.
     #[arg(long)]
     pub batch_interval_ms: Option<u64>,
@@ -98,6 +103,7 @@ struct FileConfig {
     participants: Option<u32>,
     batch_size: Option<u32>,
     statement_validity_secs: Option<u64>,
+    exit_delay_secs: Option<u64>,
     batch_interval_ms: Option<u64>,
     confirmations: Option<u64>,
     snapshot_every: Option<u64>,
@@ -153,6 +159,12 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             bail!("--statement-validity-secs must be at least 1");
         }
         cfg.statement_validity_secs = v;
+    }
+    if let Some(v) = args.exit_delay_secs.or(file.exit_delay_secs) {
+        if v == 0 {
+            bail!("--exit-delay-secs must be at least 1");
+        }
+        cfg.exit_delay_secs = v;
     }
     if let Some(v) = args.batch_size.or(file.batch_size) {
         cfg.batch_size = v.max(1);
@@ -214,10 +226,12 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
                 .statement_validity_secs
                 .or(file.statement_validity_secs)
                 .is_some()
+            || args.exit_delay_secs.or(file.exit_delay_secs).is_some()
         {
             bail!(
-                "--participants, --batch-size and --statement-validity-secs are --dev options: \
-                 on a deployment the policy in the deployment file sets them"
+                "--participants, --batch-size, --statement-validity-secs and --exit-delay-secs \
+                 are --dev options: on a deployment the policy and the contracts in the \
+                 deployment file set them"
             );
         }
         return run_deployed(cfg, &chain, deployment, key_file);

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::U256;
 use anyhow::{Context, bail};
-use sealbridge_chain::{Chain, Deployment, Sealbridge, rpc::RpcChain};
+use sealbridge_chain::{Chain, Sealbridge, rpc::RpcChain};
 use sealbridge_host::{
     client::NodeClient,
     dev::{DevChain, DevParticipant, RpcDevChain, participants},
@@ -61,7 +61,7 @@ pub(super) fn prepare(
 }
 
 /// A string field of the node's `/v1/enclave` answer, parsed (an address, a hash).
-pub(super) fn field<T: std::str::FromStr>(info: &Value, key: &str) -> anyhow::Result<T>
+pub(crate) fn field<T: std::str::FromStr>(info: &Value, key: &str) -> anyhow::Result<T>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
@@ -72,9 +72,9 @@ where
         .with_context(|| format!("the node's {key}"))
 }
 
-/// The node's contracts on the chain at `url`, checked: the same chain id, and the node's
-/// settlement contract (with the enclave's policy) at the address the node gave. The sender
-/// is the chain's first prefunded account (`eth_accounts`).
+/// The node's contracts on the chain at `url`, checked (`client_cmd::attach_node_chain`): the
+/// same chain id, and the node's settlement contract (with the enclave's policy) at the address
+/// the node gave. The sender is the chain's first prefunded account (`eth_accounts`).
 fn attach_checked(url: &str, info: &Value) -> anyhow::Result<Sealbridge<RpcDevChain>> {
     let shown = crate::endpoint::endpoint(url);
     let rpc = RpcChain::connect(url).map_err(|e| {
@@ -84,37 +84,9 @@ fn attach_checked(url: &str, info: &Value) -> anyhow::Result<Sealbridge<RpcDevCh
             shown
         )
     })?;
-    let chain_id = rpc.chain_id()?;
-    let node_chain = info["chain_id"].as_u64().context("the node's chain_id")?;
-    if chain_id != node_chain {
-        bail!(
-            "the chain at {} has chain id {chain_id} but the node settles on chain id \
-             {node_chain}: pass the node's chain with --chain URL",
-            shown
-        );
-    }
-    let settlement: Address = field(info, "settlement")?;
-    let policy_hash: B256 = field(info, "policy_hash")?;
     let chain = RpcDevChain(rpc);
     let admin = chain.admin()?;
-    let sb = Sealbridge::attach(
-        chain,
-        Deployment {
-            chain_id,
-            admin,
-            registry: field(info, "registry")?,
-            settlement,
-            token: field(info, "token")?,
-        },
-    );
-    match sb.policy_hash() {
-        Ok(h) if h == policy_hash => Ok(sb),
-        _ => bail!(
-            "the chain at {} has no settlement contract of this node at {settlement} \
-             (same chain id {chain_id}, but not the node's chain?): pass it with --chain URL",
-            shown
-        ),
-    }
+    crate::client_cmd::attach_node_chain(chain, url, info, admin)
 }
 
 /// Top up each participant's escrow to what it owes: mint the shortfall from the chain's first
