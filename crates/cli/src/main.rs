@@ -8,6 +8,7 @@ mod client_cmd;
 mod demo;
 mod deploy_cmd;
 mod endpoint;
+mod gov_cmd;
 mod load_cmd;
 mod node_cmd;
 mod verifier_cmd;
@@ -43,6 +44,8 @@ enum Command {
     Log(audit_cmd::LogArgs),
     /// Deploy EnclaveRegistry and Settlement from a deployment config; write the deployment file.
     Deploy(deploy_cmd::DeployArgs),
+    /// Drive a deployment's governance timelock: schedule, list, execute, cancel changes.
+    Gov(gov_cmd::GovArgs),
     /// Run a node: HTTP gateway, durable storage, enclave, relayer (see docs/NODE.md).
     Node(node_cmd::NodeArgs),
     /// Run the enclave as its own process, serving the boundary protocol on a Unix socket.
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit_cmd::run(&args),
         Command::Log(args) => audit_cmd::run_log(&args),
         Command::Deploy(args) => deploy_cmd::run(&args),
+        Command::Gov(args) => gov_cmd::run(&args),
         Command::Node(args) => node_cmd::run(&args),
         Command::Enclave(args) => node_cmd::run_enclave(&args),
         Command::Client(args) => client_cmd::run(&args),

@@ -1,5 +1,6 @@
 //! The production-shaped path through the `sealbridge` binary, on anvil: two
-//! `sealbridge verifier serve` processes, `sealbridge deploy` from a config, and
+//! `sealbridge verifier serve` processes, `sealbridge deploy` from a config (governed by a
+//! timelock, with a guardian; `gov_cli.rs` drives the timelock), and
 //! `sealbridge node --deployment … --verifier … --verifier …`, which registers through the
 //! services, serves, and restarts after `kill -9`; plus the usage errors (exit 2, nothing
 //! written). Loopback only; every process is killed on drop; bounded waits.
@@ -97,7 +98,12 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         .iter()
         .map(|q| json!({"sender": q.key.public().sender_id(), "account": q.account}))
         .collect();
+    let gov = |byte: u8| {
+        Address::from_private_key(&k256::ecdsa::SigningKey::from_slice(&[byte; 32]).unwrap())
+    };
     let config = json!({
+        "timelock": {"proposers": [gov(0x61)], "executors": [gov(0x62)], "min_delay_secs": 172_800},
+        "guardian": gov(0x63),
         "verifiers": verifiers,
         "threshold": 2,
         "measurements": [{"measurement": "simulated"}],
@@ -182,6 +188,8 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         Address::from_private_key(&k256::ecdsa::SigningKey::from_slice(&[0x51; 32]).unwrap())
     );
     assert!(d.allow_simulated);
+    assert_eq!(d.guardian, Some(gov(0x63)));
+    assert_eq!(d.timelock.as_ref().map(|t| t.min_delay_secs), Some(172_800));
     // Never over an existing deployment file.
     let o = deploy(&["--out", &out, "--insecure-allow-simulated"]);
     assert_eq!(o.status.code(), Some(2));

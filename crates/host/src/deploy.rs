@@ -1,238 +1,60 @@
-//! A production-shaped deployment (`sealbridge deploy`, DESIGN §8, §10): `EnclaveRegistry` and
-//! `Settlement` (and, for tests, the `TestToken`) from a deployment config, the registry's
-//! verifier set, threshold and measurement allowlist, and the enclave policy whose hash
-//! `Settlement` holds. The result is a deployment file that `sealbridge node --deployment` reads.
+//! A production-shaped deployment (`sealbridge deploy`, DESIGN §8, §10): `SealbridgeTimelock`
+//! (OpenZeppelin 5 `TimelockController`), then `EnclaveRegistry` and `Settlement` with the timelock
+//! as their only administrator and governor, configured entirely by their constructors (verifiers,
+//! threshold, measurement allowlist, freshness, participants, tokens, exit delay, the policy's base
+//! hash), so no governance call follows the deployment and the deployer never holds a role of
+//! either contract. The result is a deployment file that `sealbridge node --deployment` and
+//! `sealbridge gov` read.
 //!
-//! The simulated TEE is refused on chain unless the config asks for it *and* the caller passes
-//! the explicit insecure option: a deployment that accepts it protects nothing.
+//! Outside `--dev` the config must describe a timelock whose delay outlasts the exit delay by
+//! [`GOVERNANCE_MARGIN_SECS`], and a guardian (see [`DeployConfig::validate`]). The simulated TEE
+//! is refused on chain unless the config asks for it *and* the caller passes the explicit insecure
+//! option: a deployment that accepts it protects nothing.
 
-use alloy_primitives::{Address, B256, Bytes, keccak256};
-use alloy_sol_types::SolConstructor;
+mod config;
+pub mod governance;
+
+pub use config::{
+    DEFAULT_STATEMENT_VALIDITY_SECS, DeployConfig, DeployOptions, GOVERNANCE_MARGIN_SECS,
+    MAX_STATEMENT_VALIDITY_SECS, MIN_EXIT_DELAY_SECS, MIN_STATEMENT_VALIDITY_SECS,
+    MeasurementWindow, ParticipantEntry, TimelockConfig, parse_measurement,
+    simulated_netting_measurement,
+};
+
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_sol_types::{SolCall, SolConstructor};
 use sealbridge_chain::{
     Chain, Deployment, Sealbridge,
-    bindings::{EnclaveRegistry, Settlement, TestToken},
+    bindings::{EnclaveRegistry, SealbridgeTimelock, Settlement, TestToken},
+    contracts::{
+        DeployParams, RegistryParams, participant_setup_calls, registry_constructor,
+        settlement_constructor,
+    },
 };
-use sealbridge_enclave::{EnclavePolicy, policy::simulated_measurement};
-use sealbridge_programs::{
-    Program,
-    netting::{Netting, NettingConfig, Participant},
-};
-use sealbridge_proto::SenderId;
+use sealbridge_enclave::EnclavePolicy;
 
 use crate::HostError;
 
-/// Version of the deployment file format.
-pub const DEPLOYMENT_FILE_VERSION: u32 = 1;
+/// Version of the deployment file format. Version 2: timelocked governance (`timelock`,
+/// `guardian`, `exit_delay_secs`), contracts configured by their constructors.
+pub const DEPLOYMENT_FILE_VERSION: u32 = 2;
 
-fn forever() -> u64 {
-    u64::MAX
-}
-
-/// Default [`DeployConfig::statement_validity_secs`] (DESIGN: one hour).
-pub const DEFAULT_STATEMENT_VALIDITY_SECS: u64 = 3600;
-/// Shortest statement window a deployment may choose: a relayer must be able to send a statement
-/// (and renew it in its last quarter) within it.
-pub const MIN_STATEMENT_VALIDITY_SECS: u64 = 60;
-/// Longest statement window a deployment may choose (30 days).
-pub const MAX_STATEMENT_VALIDITY_SECS: u64 = 30 * 86_400;
-
-fn default_statement_validity_secs() -> u64 {
-    DEFAULT_STATEMENT_VALIDITY_SECS
-}
-
-fn default_batch_size() -> u32 {
-    64
-}
-
-/// A measurement on the registry's allowlist, valid in `[valid_from, valid_until)`.
+/// The timelock of a deployment, as deployed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MeasurementWindow {
-    /// The normalised measurement (docs/ATTESTATION.md): 32 bytes of hex, or in a config
-    /// `"simulated"` for the simulated TEE's netting enclave (INSECURE; needs allow_simulated).
-    #[serde(deserialize_with = "measurement_or_simulated")]
-    pub measurement: B256,
-    /// First second it is allowed (unix).
-    #[serde(default)]
-    pub valid_from: u64,
-    /// First second it is no longer allowed (unix; default: never).
-    #[serde(default = "forever")]
-    pub valid_until: u64,
+pub struct TimelockRecord {
+    /// `SealbridgeTimelock`.
+    pub address: Address,
+    /// Its minimum delay at deployment (seconds).
+    pub min_delay_secs: u64,
+    /// PROPOSER_ROLE (and CANCELLER_ROLE) holders at deployment.
+    pub proposers: Vec<Address>,
+    /// EXECUTOR_ROLE holders at deployment (the zero address: anyone).
+    pub executors: Vec<Address>,
 }
 
-/// What the simulated TEE reports for the netting enclave of this build.
-pub fn simulated_netting_measurement() -> B256 {
-    let program = Netting::new(&NettingConfig {
-        participants: Vec::new(),
-        tokens: Vec::new(),
-    });
-    simulated_measurement(program.name())
-}
-
-fn measurement_or_simulated<'de, D: serde::Deserializer<'de>>(d: D) -> Result<B256, D::Error> {
-    let s = <String as serde::Deserialize>::deserialize(d)?;
-    if s == "simulated" {
-        return Ok(simulated_netting_measurement());
-    }
-    s.parse().map_err(|_| {
-        serde::de::Error::custom(format!(
-            "measurement {s:?}: 32 bytes of hex, or \"simulated\""
-        ))
-    })
-}
-
-/// A netting participant: the Ed25519 key its envelopes are signed with and its escrow account.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParticipantEntry {
-    /// Sender id (the Ed25519 public key, 32 bytes hex).
-    pub sender: SenderId,
-    /// Escrow account.
-    pub account: Address,
-}
-
-/// Input of `sealbridge deploy` (JSON; unknown keys are an error).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeployConfig {
-    /// Receives the admin and governor roles of both contracts (a `TimelockController` in
-    /// production); the deployer then renounces its own. Default: the deployer keeps them.
-    #[serde(default)]
-    pub governance: Option<Address>,
-    /// Verifier addresses admitted to the registry.
-    pub verifiers: Vec<Address>,
-    /// k: verifier signatures needed to register an enclave.
-    pub threshold: u32,
-    /// Allowed measurements with their windows.
-    pub measurements: Vec<MeasurementWindow>,
-    /// Accept simulated-TEE registrations. INSECURE; needs `--insecure-allow-simulated`.
-    #[serde(default)]
-    pub allow_simulated: bool,
-    /// Netting participants.
-    pub participants: Vec<ParticipantEntry>,
-    /// ERC-20 tokens settled.
-    #[serde(default)]
-    pub tokens: Vec<Address>,
-    /// Also deploy the open-mint `TestToken` and settle it (tests only).
-    #[serde(default)]
-    pub test_token: bool,
-    /// Inputs per batch.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: u32,
-    /// How long a signed statement stays valid on chain (its `notAfter − notBefore` minus the
-    /// 300 s allowance); an unsettled one is renewed by the enclave in its last quarter.
-    #[serde(default = "default_statement_validity_secs")]
-    pub statement_validity_secs: u64,
-}
-
-impl DeployConfig {
-    /// Parse the JSON config.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, HostError> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| HostError::Config(format!("deployment config: {e}")))
-    }
-
-    /// Refuse what cannot work or is unsafe, before anything is sent.
-    pub fn validate(&self, insecure_allow_simulated: bool) -> Result<(), HostError> {
-        let bad = |m: String| Err(HostError::Config(format!("deployment config: {m}")));
-        if self.allow_simulated && !insecure_allow_simulated {
-            return bad(
-                "allow_simulated is true: a registry that accepts the simulated TEE accepts \
-                 enclaves anyone can fake; pass --insecure-allow-simulated to deploy it anyway \
-                 (tests only)"
-                    .into(),
-            );
-        }
-        if self.verifiers.is_empty() {
-            return bad("at least one verifier is needed".into());
-        }
-        let mut v = self.verifiers.clone();
-        v.sort();
-        v.dedup();
-        if v.len() != self.verifiers.len() || v.contains(&Address::ZERO) {
-            return bad("verifiers must be distinct non-zero addresses".into());
-        }
-        if self.threshold == 0 || self.threshold as usize > self.verifiers.len() {
-            return bad(format!(
-                "threshold must be between 1 and the number of verifiers ({})",
-                self.verifiers.len()
-            ));
-        }
-        if self.measurements.is_empty() {
-            return bad("at least one allowed measurement is needed".into());
-        }
-        if let Some(m) = self
-            .measurements
-            .iter()
-            .find(|m| m.valid_from >= m.valid_until)
-        {
-            return bad(format!(
-                "measurement {}: valid_from must be before valid_until",
-                m.measurement
-            ));
-        }
-        let simulated = simulated_netting_measurement();
-        if !self.allow_simulated && self.measurements.iter().any(|m| m.measurement == simulated) {
-            // Harmless (the registry refuses simulated results whatever the allowlist says),
-            // but most likely not what was meant.
-            tracing::warn!(
-                %simulated,
-                "the simulated TEE's measurement is allowed but allow_simulated is false: no \
-                 simulated enclave can register"
-            );
-        }
-        if self.participants.len() < 2 {
-            return bad("netting needs at least two participants".into());
-        }
-        let mut s: Vec<SenderId> = self.participants.iter().map(|p| p.sender).collect();
-        s.sort();
-        s.dedup();
-        if s.len() != self.participants.len() {
-            return bad("participants' sender ids must be distinct".into());
-        }
-        if self.tokens.is_empty() && !self.test_token {
-            return bad("no token: list tokens, or set test_token".into());
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size must be at least 1".into());
-        }
-        if !(MIN_STATEMENT_VALIDITY_SECS..=MAX_STATEMENT_VALIDITY_SECS)
-            .contains(&self.statement_validity_secs)
-        {
-            return bad(format!(
-                "statement_validity_secs must be {MIN_STATEMENT_VALIDITY_SECS} to \
-                 {MAX_STATEMENT_VALIDITY_SECS} (30 days), not {}",
-                self.statement_validity_secs
-            ));
-        }
-        if self.governance == Some(Address::ZERO) {
-            return bad("governance must not be the zero address".into());
-        }
-        Ok(())
-    }
-
-    /// The enclave policy for these tokens.
-    pub fn policy(&self, tokens: Vec<Address>) -> EnclavePolicy {
-        let mut policy = EnclavePolicy::new(
-            NettingConfig {
-                participants: self
-                    .participants
-                    .iter()
-                    .map(|p| Participant {
-                        sender: p.sender,
-                        account: p.account,
-                    })
-                    .collect(),
-                tokens,
-            },
-            self.batch_size,
-        );
-        policy.statement_validity_secs = self.statement_validity_secs;
-        policy
-    }
-}
-
-/// Output of `sealbridge deploy`, read by `sealbridge node --deployment` (JSON).
+/// Output of `sealbridge deploy`, read by `sealbridge node --deployment` and `sealbridge gov`
+/// (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentFile {
@@ -247,12 +69,24 @@ pub struct DeploymentFile {
     /// The `TestToken`, when deployed.
     #[serde(default)]
     pub test_token: Option<Address>,
-    /// Holder of the governance roles.
+    /// Holder of DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE on both contracts: the timelock, or in a
+    /// `--dev` deployment an account.
     pub governance: Address,
-    /// The account that deployed.
+    /// The timelock governing the deployment (`null`: a `--dev` deployment governed by the
+    /// account `governance`, whose changes are immediate). Required, like `guardian`.
+    #[serde(deserialize_with = "present")]
+    pub timelock: Option<TimelockRecord>,
+    /// Holder of GUARDIAN_ROLE on both contracts and CANCELLER_ROLE on the timelock (`null`:
+    /// none, `--dev` only).
+    #[serde(deserialize_with = "present")]
+    pub guardian: Option<Address>,
+    /// `Settlement.exitDelay`: seconds without a settled statement before anyone may freeze.
+    pub exit_delay_secs: u64,
+    /// The account that deployed (it holds no role).
     pub deployer: Address,
-    /// Block before the deployment (deposits are scanned from here). The node refuses a value
-    /// after the block `settlement_tx` created `Settlement` in (deposits would be missed).
+    /// Block before the deployment (deposits are scanned from here, and the timelock's events).
+    /// The node refuses a value after the block `settlement_tx` created `Settlement` in
+    /// (deposits would be missed).
     pub start_block: u64,
     /// The transaction that created `Settlement` (checked against the chain at node start).
     pub settlement_tx: B256,
@@ -266,21 +100,35 @@ pub struct DeploymentFile {
     pub measurements: Vec<MeasurementWindow>,
     /// The enclave policy.
     pub policy: EnclavePolicy,
-    /// Its hash, as set on `Settlement`.
+    /// Its hash (the composite of its base hash with the account and token lists), as held by
+    /// `Settlement`.
     pub policy_hash: B256,
+}
+
+/// An `Option` field that must be present (as `null` when empty): serde's derive would take a
+/// missing one for `None`.
+fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d)
 }
 
 impl DeploymentFile {
     /// Parse a deployment file and check that its policy hashes to `policy_hash`.
     pub fn from_json(bytes: &[u8]) -> Result<Self, HostError> {
-        let d: Self = serde_json::from_slice(bytes)
-            .map_err(|e| HostError::Config(format!("deployment file: {e}")))?;
-        if d.version != DEPLOYMENT_FILE_VERSION {
+        let version = serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
+        if let Some(v) = version
+            && v != u64::from(DEPLOYMENT_FILE_VERSION)
+        {
             return Err(HostError::Config(format!(
-                "deployment file version {} (this build reads {DEPLOYMENT_FILE_VERSION})",
-                d.version
+                "deployment file version {v} (this build reads {DEPLOYMENT_FILE_VERSION}; \
+                 redeploy with this build's `sealbridge deploy`)"
             )));
         }
+        let d: Self = serde_json::from_slice(bytes)
+            .map_err(|e| HostError::Config(format!("deployment file: {e}")))?;
         let h = d.policy.hash();
         if h != d.policy_hash {
             return Err(HostError::Inconsistent(format!(
@@ -304,7 +152,7 @@ impl DeploymentFile {
     }
 
     /// The file must describe the chain `sb` talks to: same chain id, `Settlement` at the
-    /// address linked to this registry and holding this policy's hash.
+    /// address linked to this registry, holding this policy's hash and exit delay.
     pub fn check_chain<C: Chain>(&self, sb: &Sealbridge<C>) -> Result<(), HostError> {
         let id = sb.chain().chain_id()?;
         if id != self.chain_id {
@@ -333,6 +181,14 @@ impl DeploymentFile {
                 "Settlement {} holds policy hash {on_chain}, the deployment file's policy \
                  hashes to {}: another policy (stale or altered file, or governance changed it)",
                 self.settlement, self.policy_hash
+            )));
+        }
+        let exit_delay = sb.exit_delay()?;
+        if exit_delay != self.exit_delay_secs {
+            return Err(HostError::Inconsistent(format!(
+                "Settlement {} has an exit delay of {exit_delay} s, the deployment file says {} s \
+                 (the file was altered)",
+                self.settlement, self.exit_delay_secs
             )));
         }
         self.check_start_block(sb)?;
@@ -400,6 +256,7 @@ impl DeploymentFile {
     }
 }
 
+/// Deploy one contract from `from`: its address and the creating transaction.
 fn deploy_contract<C: Chain>(
     chain: &mut C,
     from: Address,
@@ -411,7 +268,10 @@ fn deploy_contract<C: Chain>(
     init.extend_from_slice(&args);
     let r = chain.deploy(from, init.into())?;
     if !r.success {
-        return Err(HostError::Chain(format!("deploying {name} reverted")));
+        return Err(HostError::Chain(format!(
+            "deploying {name} reverted: {}",
+            governance::describe_revert(&r.output)
+        )));
     }
     let address = r
         .contract_address
@@ -420,17 +280,90 @@ fn deploy_contract<C: Chain>(
     Ok((address, r.tx_hash))
 }
 
-/// Deploy from `deployer` (which must be able to send on `chain`): optionally `TestToken`, then
-/// `EnclaveRegistry(deployer)` and `Settlement(registry, deployer, policy hash)`; admit the
-/// verifiers, set the threshold, allow the measurements (and the simulated TEE if asked and
-/// `insecure_allow_simulated`), then hand governance over. Returns the client and the file.
+fn send_call<C: Chain, T: SolCall>(
+    chain: &mut C,
+    from: Address,
+    to: Address,
+    what: &str,
+    call: &T,
+) -> Result<(), HostError> {
+    let r = chain.send(from, to, call.abi_encode().into())?;
+    if !r.success {
+        return Err(HostError::Chain(format!(
+            "{what} reverted: {}",
+            governance::describe_revert(&r.output)
+        )));
+    }
+    Ok(())
+}
+
+/// Deploy `SealbridgeTimelock` from `config`; the guardian, if any, may cancel.
+///
+/// OpenZeppelin's constructor grants CANCELLER_ROLE only to the proposers. To give it to the
+/// guardian as well, the deployer is the constructor's optional initial admin for exactly one
+/// grant and renounces at once (OpenZeppelin's documented use of that admin); without a guardian
+/// the admin is zero and the timelock administers itself from the start. [`deploy`] checks
+/// afterwards that the deployer holds no role. (A constructor taking the cancellers would make
+/// the two transactions unnecessary.)
+fn deploy_timelock<C: Chain>(
+    chain: &mut C,
+    deployer: Address,
+    t: &TimelockConfig,
+    guardian: Option<Address>,
+) -> Result<Address, HostError> {
+    let (timelock, _) = deploy_contract(
+        chain,
+        deployer,
+        "SealbridgeTimelock",
+        &SealbridgeTimelock::BYTECODE,
+        SealbridgeTimelock::constructorCall {
+            minDelay: U256::from(t.min_delay_secs),
+            proposers: t.proposers.clone(),
+            executors: t.executors.clone(),
+            admin: if guardian.is_some() {
+                deployer
+            } else {
+                Address::ZERO
+            },
+        }
+        .abi_encode(),
+    )?;
+    if let Some(guardian) = guardian {
+        send_call(
+            chain,
+            deployer,
+            timelock,
+            "granting the guardian CANCELLER_ROLE",
+            &SealbridgeTimelock::grantRoleCall {
+                role: keccak256("CANCELLER_ROLE"),
+                account: guardian,
+            },
+        )?;
+        send_call(
+            chain,
+            deployer,
+            timelock,
+            "renouncing the deployer's timelock admin role",
+            &SealbridgeTimelock::renounceRoleCall {
+                role: B256::ZERO,
+                callerConfirmation: deployer,
+            },
+        )?;
+    }
+    Ok(timelock)
+}
+
+/// Deploy from `deployer` (which must be able to send on `chain`): optionally `TestToken`, the
+/// timelock (unless a `--dev` config names a plain governor), then `EnclaveRegistry` and
+/// `Settlement` administered and governed by it, configured by their constructors. Returns the
+/// client and the file.
 pub fn deploy<C: Chain>(
     mut chain: C,
     deployer: Address,
     config: &DeployConfig,
-    insecure_allow_simulated: bool,
+    opts: &DeployOptions,
 ) -> Result<(Sealbridge<C>, DeploymentFile), HostError> {
-    config.validate(insecure_allow_simulated)?;
+    config.validate(opts)?;
     let chain_id = chain.chain_id()?;
     let start_block = chain.block_number()?;
     let mut tokens = config.tokens.clone();
@@ -447,94 +380,157 @@ pub fn deploy<C: Chain>(
     } else {
         None
     };
-    let policy = config.policy(tokens);
-    let policy_hash = policy.hash();
+    let timelock = match &config.timelock {
+        Some(t) => Some(TimelockRecord {
+            address: deploy_timelock(&mut chain, deployer, t, config.guardian)?,
+            min_delay_secs: t.min_delay_secs,
+            proposers: t.proposers.clone(),
+            executors: t.executors.clone(),
+        }),
+        None => None,
+    };
+    let governance = match &timelock {
+        Some(t) => t.address,
+        None => config.governance.unwrap_or(deployer),
+    };
+    if config.allow_simulated {
+        tracing::warn!("INSECURE: this registry accepts simulated-TEE registrations");
+    }
+    let policy = config.policy(tokens.clone());
+    let params = DeployParams {
+        admin: governance,
+        guardian: config.guardian.unwrap_or(Address::ZERO),
+        admin_delay: timelock.as_ref().map_or(0, |t| t.min_delay_secs),
+        base_policy_hash: policy.base_hash(),
+        accounts: policy.committed_accounts(),
+        tokens: policy.committed_tokens(),
+        measurements: config.measurements.iter().map(|m| m.measurement).collect(),
+        exit_delay: config.exit_delay_secs,
+        registry: RegistryParams {
+            verifiers: config.verifiers.clone(),
+            threshold: config.threshold,
+            allow_simulated: config.allow_simulated,
+            measurements: config
+                .measurements
+                .iter()
+                .map(|m| (m.measurement, m.valid_from, m.valid_until))
+                .collect(),
+            max_result_age: config.max_result_age_secs,
+            max_result_lifetime: config.max_result_lifetime_secs,
+        },
+    };
     let (registry, _) = deploy_contract(
         &mut chain,
         deployer,
         "EnclaveRegistry",
         &EnclaveRegistry::BYTECODE,
-        EnclaveRegistry::constructorCall { admin: deployer }.abi_encode(),
+        registry_constructor(&params).abi_encode(),
     )?;
     let (settlement, settlement_tx) = deploy_contract(
         &mut chain,
         deployer,
         "Settlement",
         &Settlement::BYTECODE,
-        Settlement::constructorCall {
-            registry_: registry,
-            admin: deployer,
-            policyHash_: policy_hash,
-        }
-        .abi_encode(),
+        settlement_constructor(&params, registry, &params.tokens).abi_encode(),
     )?;
+    // More participants than one constructor takes: the deployer appends the rest and seals
+    // the list (nothing can be deposited or settled before); it keeps no power afterwards.
+    for call in participant_setup_calls(&params) {
+        let r = chain.send(deployer, settlement, call.into())?;
+        if !r.success {
+            return Err(HostError::Chain(format!(
+                "completing Settlement's participant list reverted: {}",
+                governance::describe_revert(&r.output)
+            )));
+        }
+    }
     let file = DeploymentFile {
         version: DEPLOYMENT_FILE_VERSION,
         chain_id,
         registry,
         settlement,
         test_token,
-        governance: config.governance.unwrap_or(deployer),
+        governance,
+        timelock,
+        guardian: config.guardian,
+        exit_delay_secs: config.exit_delay_secs,
         deployer,
         start_block,
         settlement_tx,
         verifiers: config.verifiers.clone(),
         threshold: config.threshold,
         allow_simulated: config.allow_simulated,
+        policy_hash: policy.hash(),
         measurements: config.measurements.clone(),
         policy,
-        policy_hash,
     };
-    let mut sb = Sealbridge::attach(chain, file.deployment(deployer));
-    for v in &config.verifiers {
-        sb.add_verifier(deployer, *v)?;
-    }
-    sb.set_threshold(deployer, config.threshold)?;
-    if config.allow_simulated {
-        tracing::warn!("INSECURE: this registry accepts simulated-TEE registrations");
-        sb.allow_simulated(deployer, true)?;
-    }
-    for m in &config.measurements {
-        sb.allow_measurement(deployer, m.measurement, m.valid_from, m.valid_until)?;
-    }
-    if file.governance != deployer {
-        hand_over(&mut sb, deployer, file.governance)?;
-    }
+    let sb = Sealbridge::attach(chain, file.deployment(deployer));
     file.check_chain(&sb)?;
+    check_roles(&sb, &file)?;
     Ok((sb, file))
 }
 
-/// Grant both roles on both contracts to `governance`, then renounce the deployer's.
-fn hand_over<C: Chain>(
-    sb: &mut Sealbridge<C>,
-    deployer: Address,
-    governance: Address,
-) -> Result<(), HostError> {
-    let admin_role = B256::ZERO; // OpenZeppelin DEFAULT_ADMIN_ROLE
-    let governor_role = keccak256("GOVERNOR_ROLE");
-    for contract in [sb.deployment.registry, sb.deployment.settlement] {
-        for role in [governor_role, admin_role] {
-            sb.transact(
-                "grantRole",
-                deployer,
-                contract,
-                &EnclaveRegistry::grantRoleCall {
-                    role,
-                    account: governance,
-                },
-            )?;
+/// Who holds which role, as the file says: `governance` is the default admin and governor of
+/// both contracts, the guardian their guardian, and the deployer (unless it is the `--dev`
+/// governor or guardian) holds nothing — on the timelock either.
+fn check_roles<C: Chain>(sb: &Sealbridge<C>, file: &DeploymentFile) -> Result<(), HostError> {
+    let has = |contract: Address, role: B256, account: Address| -> Result<bool, HostError> {
+        Ok(sb.view(contract, &EnclaveRegistry::hasRoleCall { role, account })?)
+    };
+    let governor = keccak256("GOVERNOR_ROLE");
+    let guardian_role = keccak256("GUARDIAN_ROLE");
+    let wrong = |m: String| Err(HostError::Inconsistent(format!("after deployment: {m}")));
+    let deployer_is_keyholder =
+        file.governance == file.deployer || file.guardian == Some(file.deployer);
+    for contract in [file.registry, file.settlement] {
+        for role in [B256::ZERO, governor] {
+            if !has(contract, role, file.governance)? {
+                return wrong(format!("{} lacks a role on {contract}", file.governance));
+            }
         }
-        // The admin role last: renouncing it first would leave nobody able to grant.
-        for role in [governor_role, admin_role] {
-            sb.transact(
-                "renounceRole",
-                deployer,
-                contract,
-                &EnclaveRegistry::renounceRoleCall {
-                    role,
-                    callerConfirmation: deployer,
-                },
-            )?;
+        if let Some(g) = file.guardian
+            && !has(contract, guardian_role, g)?
+        {
+            return wrong(format!(
+                "the guardian {g} lacks GUARDIAN_ROLE on {contract}"
+            ));
+        }
+        if !deployer_is_keyholder {
+            for role in [B256::ZERO, governor, guardian_role] {
+                if has(contract, role, file.deployer)? {
+                    return wrong(format!("the deployer holds a role on {contract}"));
+                }
+            }
+        }
+    }
+    let setup: Address = sb.view(file.settlement, &Settlement::participantSetupCall {})?;
+    if setup != Address::ZERO {
+        return wrong(format!(
+            "Settlement's participant list is still open to {setup}"
+        ));
+    }
+    if let Some(t) = &file.timelock {
+        for role in ["PROPOSER_ROLE", "EXECUTOR_ROLE", "CANCELLER_ROLE"]
+            .map(keccak256)
+            .into_iter()
+            .chain([B256::ZERO])
+        {
+            let proposer_or_executor =
+                t.proposers.contains(&file.deployer) || t.executors.contains(&file.deployer);
+            if !proposer_or_executor && has(t.address, role, file.deployer)? {
+                return wrong(format!(
+                    "the deployer holds {} on the timelock",
+                    governance::role_name(role)
+                ));
+            }
+        }
+        if !has(t.address, B256::ZERO, t.address)? {
+            return wrong("the timelock does not administer itself".into());
+        }
+        if let Some(g) = file.guardian
+            && !has(t.address, keccak256("CANCELLER_ROLE"), g)?
+        {
+            return wrong(format!("the guardian {g} cannot cancel"));
         }
     }
     Ok(())
@@ -544,114 +540,37 @@ fn hand_over<C: Chain>(
 mod tests {
     use super::*;
 
-    fn config() -> DeployConfig {
-        DeployConfig::from_json(
-            format!(
-                r#"{{
-                "verifiers": ["0x{a}", "0x{b}"],
-                "threshold": 2,
-                "measurements": [{{"measurement": "0x{m}", "valid_until": 1900000000}}],
-                "participants": [
-                    {{"sender": "0x{s1}", "account": "0x{a}"}},
-                    {{"sender": "0x{s2}", "account": "0x{b}"}}
-                ],
-                "tokens": ["0x{a}"]
-            }}"#,
-                a = "11".repeat(20),
-                b = "22".repeat(20),
-                m = "33".repeat(32),
-                s1 = "44".repeat(32),
-                s2 = "55".repeat(32),
-            )
-            .as_bytes(),
-        )
-        .unwrap()
-    }
-
-    fn refused(c: &DeployConfig, insecure: bool, what: &str) {
-        let e = c.validate(insecure).unwrap_err().to_string();
-        assert!(e.contains(what), "{e}");
-    }
-
-    #[test]
-    fn config_defaults_and_what_validation_refuses() {
-        let c = config();
-        assert_eq!(c.batch_size, 64);
-        assert!(!c.allow_simulated && !c.test_token && c.governance.is_none());
-        assert_eq!(c.measurements[0].valid_from, 0);
-        c.validate(false).unwrap();
-
-        let mut x = config();
-        x.allow_simulated = true;
-        refused(&x, false, "--insecure-allow-simulated");
-        x.validate(true).unwrap();
-        let mut x = config();
-        x.threshold = 3;
-        refused(&x, false, "threshold");
-        x.threshold = 0;
-        refused(&x, false, "threshold");
-        let mut x = config();
-        x.verifiers[1] = x.verifiers[0];
-        refused(&x, false, "distinct");
-        let mut x = config();
-        x.measurements.clear();
-        refused(&x, false, "measurement");
-        let mut x = config();
-        x.measurements[0].valid_from = x.measurements[0].valid_until;
-        refused(&x, false, "valid_from");
-        let mut x = config();
-        x.participants[1].sender = x.participants[0].sender;
-        refused(&x, false, "sender ids");
-        let mut x = config();
-        x.tokens.clear();
-        refused(&x, false, "token");
-        x.test_token = true;
-        x.validate(false).unwrap();
-        let mut x = config();
-        x.governance = Some(Address::ZERO);
-        refused(&x, false, "governance");
-        assert_eq!(config().statement_validity_secs, 3600);
-        assert_eq!(config().policy(vec![]).statement_validity_secs, 3600);
-        for v in [0, 59, 30 * 86_400 + 1] {
-            let mut x = config();
-            x.statement_validity_secs = v;
-            refused(&x, false, "statement_validity_secs");
-        }
-        let mut x = config();
-        x.statement_validity_secs = 600;
-        x.validate(false).unwrap();
-        assert_eq!(x.policy(vec![]).statement_validity_secs, 600);
-        assert_ne!(x.policy(vec![]).hash(), config().policy(vec![]).hash());
-        // "simulated" names the simulated TEE's measurement.
-        let sim = DeployConfig::from_json(
-            serde_json::to_string(&config())
-                .unwrap()
-                .replace(&format!("0x{}", "33".repeat(32)), "simulated")
-                .as_bytes(),
-        )
+    fn file() -> DeploymentFile {
+        let a = Address::repeat_byte(0x11);
+        let b = Address::repeat_byte(0x22);
+        let c: DeployConfig = serde_json::from_value(serde_json::json!({
+            "governance": Address::repeat_byte(3),
+            "verifiers": [a, b],
+            "threshold": 2,
+            "measurements": [{"measurement": B256::repeat_byte(0x33), "valid_until": 1_900_000_000u64}],
+            "participants": [
+                {"sender": B256::repeat_byte(0x44), "account": a},
+                {"sender": B256::repeat_byte(0x55), "account": b},
+            ],
+            "tokens": [a],
+        }))
         .unwrap();
-        assert_eq!(
-            sim.measurements[0].measurement,
-            simulated_netting_measurement()
-        );
-        sim.validate(false).unwrap();
-        assert!(DeployConfig::from_json(br#"{"measurements": [{"measurement": "x"}]}"#).is_err());
-        // A misspelt key never passes silently.
-        let e = DeployConfig::from_json(br#"{"allow_simulate": true}"#).unwrap_err();
-        assert!(e.to_string().contains("allow_simulate"), "{e}");
-    }
-
-    #[test]
-    fn a_deployment_file_round_trips_and_detects_an_altered_policy() {
-        let c = config();
         let policy = c.policy(c.tokens.clone());
-        let f = DeploymentFile {
+        DeploymentFile {
             version: DEPLOYMENT_FILE_VERSION,
             chain_id: 5,
             registry: Address::repeat_byte(1),
             settlement: Address::repeat_byte(2),
             test_token: None,
-            governance: Address::repeat_byte(3),
+            governance: Address::repeat_byte(6),
+            timelock: Some(TimelockRecord {
+                address: Address::repeat_byte(6),
+                min_delay_secs: 3 * 86_400,
+                proposers: vec![Address::repeat_byte(7)],
+                executors: vec![Address::ZERO],
+            }),
+            guardian: Some(Address::repeat_byte(8)),
+            exit_delay_secs: 86_400,
             deployer: Address::repeat_byte(3),
             start_block: 9,
             settlement_tx: B256::repeat_byte(4),
@@ -661,7 +580,12 @@ mod tests {
             measurements: c.measurements.clone(),
             policy_hash: policy.hash(),
             policy,
-        };
+        }
+    }
+
+    #[test]
+    fn a_deployment_file_round_trips_and_detects_an_altered_policy() {
+        let f = file();
         let json = serde_json::to_vec(&f).unwrap();
         assert_eq!(DeploymentFile::from_json(&json).unwrap(), f);
         let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
@@ -669,8 +593,22 @@ mod tests {
             serde_json::json!(format!("0x{}", "99".repeat(20)));
         let e = DeploymentFile::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
         assert!(e.to_string().contains("altered"), "{e}");
+        // A file of the previous format says so (and what to do), not which key is missing.
         let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-        v["version"] = serde_json::json!(2);
+        v["version"] = serde_json::json!(1);
+        v.as_object_mut().unwrap().remove("timelock");
+        let e = DeploymentFile::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("version 1"), "{e}");
+        assert!(e.to_string().contains("redeploy"), "{e}");
+        // The governance fields are required.
+        for key in ["timelock", "guardian", "exit_delay_secs"] {
+            let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            v.as_object_mut().unwrap().remove(key);
+            let e = DeploymentFile::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+            assert!(e.to_string().contains(key), "{key}: {e}");
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        v["timelock"]["admin"] = serde_json::json!(Address::repeat_byte(1));
         assert!(DeploymentFile::from_json(&serde_json::to_vec(&v).unwrap()).is_err());
     }
 }

@@ -1,12 +1,16 @@
-//! A production-shaped deployment on anvil: `deploy` from a config (two verifiers, threshold 2,
-//! a measurement allowlist; the simulated TEE explicitly allowed because there is no TEE
-//! hardware here), two verifier services on loopback, and a node that attaches to the
-//! deployment, registers through the services, serves, renews through them, and restarts.
-//! Then what must be refused: one verifier down, a verifier whose policy refuses the simulated
-//! TEE, a measurement or TEE the registry does not allow, a deployment file for another chain or
-//! with an altered policy, one whose start block is after the deployment or whose threshold,
-//! verifier set or `allow_simulated` the registry does not hold, and bad requests to a verifier
-//! service. Loopback only; bounded waits.
+//! A production-shaped deployment on anvil: `deploy` from a config (a timelock with a proposer
+//! and an executor, a guardian, two verifiers, threshold 2, a measurement allowlist; the
+//! simulated TEE explicitly allowed because there is no TEE hardware here), two verifier services
+//! on loopback, and a node that attaches to the deployment, registers through the services,
+//! serves, renews through them, and restarts. Then what must be refused: one verifier down, a
+//! verifier whose policy refuses the simulated TEE, a measurement or TEE the registry does not
+//! allow, a deployment file for another chain or with an altered policy, one whose start block is
+//! after the deployment or whose threshold, verifier set, `allow_simulated` or exit delay the
+//! chain does not hold, and bad requests to a verifier service. Governance: the timelock holds
+//! every role and the deployer none, a config that would not let participants exit before a
+//! change deploys nothing, and the timelock driven through `deploy::governance` (schedule, list,
+//! too early, execute, cancel, batches scheduled by other tools, every refusal). Loopback only;
+//! bounded waits.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,14 +21,20 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
 use sealbridge_chain::{
-    Chain, Sealbridge, bindings::EnclaveRegistry, bindings::Settlement, rpc::RpcChain,
+    Chain, Sealbridge,
+    bindings::{EnclaveRegistry, SealbridgeTimelock, Settlement},
+    rpc::RpcChain,
 };
 use sealbridge_enclave::policy::simulated_measurement;
 use sealbridge_host::{
     HostError, Node, NodeConfig,
     anvil::{Anvil, find_anvil, free_port},
     client::NodeClient,
-    deploy::{DeployConfig, DeploymentFile, MeasurementWindow, ParticipantEntry, deploy},
+    deploy::{
+        DeployConfig, DeployOptions, DeploymentFile, GOVERNANCE_MARGIN_SECS, MIN_EXIT_DELAY_SECS,
+        MeasurementWindow, ParticipantEntry, TimelockConfig, deploy,
+        governance::{Action, GovError, OpState, Timelock, utc},
+    },
     dev::{self, RpcDevChain},
     registration::RENEW_MARGIN,
     remote_service::{Served, VerifierService, serve},
@@ -40,6 +50,32 @@ fn verifier_key(i: u8) -> k256::ecdsa::SigningKey {
     k256::ecdsa::SigningKey::from_slice(&[0x40 + i; 32]).unwrap()
 }
 
+/// The governance keys: proposer, executor, guardian.
+fn gov_key(i: u8) -> k256::ecdsa::SigningKey {
+    k256::ecdsa::SigningKey::from_slice(&[0x60 + i; 32]).unwrap()
+}
+
+fn gov_address(i: u8) -> Address {
+    Address::from_private_key(&gov_key(i))
+}
+
+const PROPOSER: u8 = 1;
+const EXECUTOR: u8 = 2;
+const GUARDIAN: u8 = 3;
+/// The timelock's delay in these deployments: the shortest allowed over the shortest exit delay.
+const MIN_DELAY: u64 = MIN_EXIT_DELAY_SECS + GOVERNANCE_MARGIN_SECS;
+
+fn production() -> DeployOptions {
+    DeployOptions::default()
+}
+
+fn insecure() -> DeployOptions {
+    DeployOptions {
+        insecure_allow_simulated: true,
+        ..DeployOptions::default()
+    }
+}
+
 fn anvil() -> Anvil {
     let bin = find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
         .expect("anvil not found: run `npm ci` (scripts/test.sh does)");
@@ -50,7 +86,16 @@ fn anvil() -> Anvil {
 /// threshold 2, and `measurement` allowed.
 fn config(measurement: B256, allow_simulated: bool) -> DeployConfig {
     DeployConfig {
+        timelock: Some(TimelockConfig {
+            proposers: vec![gov_address(PROPOSER)],
+            executors: vec![gov_address(EXECUTOR)],
+            min_delay_secs: MIN_DELAY,
+        }),
         governance: None,
+        guardian: Some(gov_address(GUARDIAN)),
+        exit_delay_secs: MIN_EXIT_DELAY_SECS,
+        max_result_age_secs: sealbridge_chain::contracts::DEFAULT_MAX_RESULT_AGE,
+        max_result_lifetime_secs: sealbridge_chain::contracts::DEFAULT_MAX_RESULT_LIFETIME,
         verifiers: vec![
             Address::from_private_key(&verifier_key(1)),
             Address::from_private_key(&verifier_key(2)),
@@ -76,10 +121,10 @@ fn config(measurement: B256, allow_simulated: bool) -> DeployConfig {
     }
 }
 
-fn deploy_on(anvil: &Anvil, cfg: &DeployConfig, insecure: bool) -> DeploymentFile {
+fn deploy_on(anvil: &Anvil, cfg: &DeployConfig, opts: DeployOptions) -> DeploymentFile {
     let rpc = RpcChain::connect(&anvil.url).unwrap();
     let deployer = rpc.accounts().unwrap()[0];
-    deploy(rpc, deployer, cfg, insecure).unwrap().1
+    deploy(rpc, deployer, cfg, &opts).unwrap().1
 }
 
 fn service(i: u8, policy: &str, d: &DeploymentFile) -> Served {
@@ -203,14 +248,14 @@ fn a_node_on_a_deployment_registers_through_remote_verifiers_serves_renews_and_r
         RpcChain::connect(&anvil.url).unwrap(),
         chain.accounts().unwrap()[0],
         &cfg,
-        false,
+        &production(),
     )
     .unwrap_err();
     assert!(
         err.to_string().contains("--insecure-allow-simulated"),
         "{err}"
     );
-    let d = deploy_on(&anvil, &cfg, true);
+    let d = deploy_on(&anvil, &cfg, insecure());
     assert!(registrations(&chain, d.registry).is_empty());
 
     // Fund the participants' escrow (test token; anvil impersonation), as `sealbridge load` does.
@@ -293,7 +338,11 @@ fn a_node_on_a_deployment_registers_through_remote_verifiers_serves_renews_and_r
 fn what_a_deployment_refuses() {
     let anvil = anvil();
     let chain = RpcChain::connect(&anvil.url).unwrap();
-    let d = deploy_on(&anvil, &config(simulated_measurement(NETTING), true), true);
+    let d = deploy_on(
+        &anvil,
+        &config(simulated_measurement(NETTING), true),
+        insecure(),
+    );
     let sender = node_sender(&anvil);
     let v1 = service(1, SIM_POLICY, &d);
     let nothing_registered = || assert!(registrations(&chain, d.registry).is_empty());
@@ -438,7 +487,7 @@ fn what_a_deployment_refuses() {
     drop((v1, v2));
 
     // A registry whose allowlist lacks the enclave's measurement.
-    let d = deploy_on(&anvil, &config(B256::repeat_byte(0x11), true), true);
+    let d = deploy_on(&anvil, &config(B256::repeat_byte(0x11), true), insecure());
     let (v1, v2) = (service(1, SIM_POLICY, &d), service(2, SIM_POLICY, &d));
     let dir = tempfile::tempdir().unwrap();
     let err = start(
@@ -458,7 +507,7 @@ fn what_a_deployment_refuses() {
     let d = deploy_on(
         &anvil,
         &config(simulated_measurement(NETTING), false),
-        false,
+        production(),
     );
     let (v1, v2) = (service(1, SIM_POLICY, &d), service(2, SIM_POLICY, &d));
     let dir = tempfile::tempdir().unwrap();
@@ -475,7 +524,11 @@ fn what_a_deployment_refuses() {
 #[test]
 fn a_node_whose_key_runs_dry_says_to_fund_it() {
     let anvil = anvil();
-    let d = deploy_on(&anvil, &config(simulated_measurement(NETTING), true), true);
+    let d = deploy_on(
+        &anvil,
+        &config(simulated_measurement(NETTING), true),
+        insecure(),
+    );
     let token = d.test_token.unwrap();
     fund_participants(&anvil, &d);
     let (v1, v2) = (service(1, SIM_POLICY, &d), service(2, SIM_POLICY, &d));
@@ -521,7 +574,11 @@ fn a_node_whose_key_runs_dry_says_to_fund_it() {
 fn a_deployment_file_that_does_not_match_the_registry_or_the_deployment_block_is_refused() {
     let anvil = anvil();
     let chain = RpcChain::connect(&anvil.url).unwrap();
-    let d = deploy_on(&anvil, &config(simulated_measurement(NETTING), true), true);
+    let d = deploy_on(
+        &anvil,
+        &config(simulated_measurement(NETTING), true),
+        insecure(),
+    );
     let sender = node_sender(&anvil);
     let created = chain
         .receipt(d.settlement_tx)
@@ -576,18 +633,31 @@ fn a_deployment_file_that_does_not_match_the_registry_or_the_deployment_block_is
         f,
         "accepts the simulated TEE, the deployment file says allow_simulated = false",
     );
+    // The exit delay is the contract's (immutable).
+    let mut f = d.clone();
+    f.exit_delay_secs += 1;
+    refused(
+        f,
+        &format!(
+            "has an exit delay of {MIN_EXIT_DELAY_SECS} s, the deployment file says {} s",
+            MIN_EXIT_DELAY_SECS + 1
+        ),
+    );
     assert!(registrations(&chain, d.registry).is_empty());
 }
 
 #[test]
 fn a_verifier_service_signs_nothing_on_a_bad_request() {
     let d = DeploymentFile {
-        version: 1,
+        version: sealbridge_host::deploy::DEPLOYMENT_FILE_VERSION,
         chain_id: 31337,
         registry: Address::repeat_byte(3),
         settlement: Address::repeat_byte(4),
         test_token: None,
         governance: Address::repeat_byte(5),
+        timelock: None,
+        guardian: None,
+        exit_delay_secs: 86_400,
         deployer: Address::repeat_byte(5),
         start_block: 0,
         settlement_tx: B256::ZERO,
@@ -715,42 +785,476 @@ fn dev_bundle() -> Vec<u8> {
     b
 }
 
+fn has_role(sb: &Sealbridge<RpcChain>, contract: Address, role: B256, account: Address) -> bool {
+    sb.view(contract, &EnclaveRegistry::hasRoleCall { role, account })
+        .unwrap()
+}
+
+fn nonce(chain: &RpcChain, account: Address) -> u64 {
+    let v = chain
+        .request("eth_getTransactionCount", json!([account, "latest"]))
+        .unwrap();
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// anvil: move the clock `secs` forward and mine a block there.
+fn travel(chain: &RpcChain, secs: u64) {
+    chain.request("evm_increaseTime", json!([secs])).unwrap();
+    chain.mine().unwrap();
+}
+
 #[test]
-fn governance_is_handed_over_and_the_deployer_keeps_nothing() {
+fn a_timelocked_deployment_gives_every_role_to_the_timelock_and_none_to_the_deployer() {
     let anvil = anvil();
     let chain = RpcChain::connect(&anvil.url).unwrap();
-    let accounts = chain.accounts().unwrap();
-    let (deployer, governance) = (accounts[0], accounts[2]);
+    let deployer = chain.accounts().unwrap()[0];
     let mut cfg = config(simulated_measurement(NETTING), false);
-    cfg.governance = Some(governance);
     cfg.test_token = false;
     cfg.tokens = vec![Address::repeat_byte(0x70)];
-    let d = deploy_on(&anvil, &cfg, false);
-    assert_eq!((d.governance, d.deployer), (governance, deployer));
+    let d = deploy_on(&anvil, &cfg, production());
+    let t = d.timelock.clone().expect("the file records the timelock");
+    let (proposer, executor, guardian) = (
+        gov_address(PROPOSER),
+        gov_address(EXECUTOR),
+        gov_address(GUARDIAN),
+    );
+    assert_eq!(d.governance, t.address);
+    assert_eq!(
+        (t.min_delay_secs, t.proposers.clone(), t.executors.clone()),
+        (MIN_DELAY, vec![proposer], vec![executor])
+    );
+    assert_eq!(d.guardian, Some(guardian));
+    assert_eq!(d.exit_delay_secs, MIN_EXIT_DELAY_SECS);
+    assert_eq!(d.deployer, deployer);
     assert_eq!(d.test_token, None);
-    assert!(!d.allow_simulated);
+    // The deployer sent the timelock, its one guardian grant and its renunciation, the
+    // registry and the settlement contract: no governance transaction follows a deployment.
+    assert_eq!(nonce(&chain, deployer), 5);
+
     let sb = Sealbridge::attach(
         RpcChain::connect(&anvil.url).unwrap(),
         d.deployment(deployer),
     );
-    let governor = alloy_primitives::keccak256("GOVERNOR_ROLE");
-    for contract in [d.registry, d.settlement] {
-        for role in [governor, B256::ZERO] {
-            let has = |account| -> bool {
-                sb.view(contract, &EnclaveRegistry::hasRoleCall { role, account })
-                    .unwrap()
-            };
-            assert!(has(governance), "{contract} {role}");
-            assert!(!has(deployer), "{contract} {role}");
+    let [
+        admin,
+        governor,
+        guardian_role,
+        proposer_role,
+        executor_role,
+        canceller_role,
+    ] = [
+        "DEFAULT_ADMIN_ROLE",
+        "GOVERNOR_ROLE",
+        "GUARDIAN_ROLE",
+        "PROPOSER_ROLE",
+        "EXECUTOR_ROLE",
+        "CANCELLER_ROLE",
+    ]
+    .map(|r| {
+        if r == "DEFAULT_ADMIN_ROLE" {
+            B256::ZERO
+        } else {
+            alloy_primitives::keccak256(r)
         }
+    });
+    for contract in [d.registry, d.settlement] {
+        for role in [admin, governor] {
+            assert!(
+                has_role(&sb, contract, role, t.address),
+                "{contract} {role}"
+            );
+            for key in [deployer, proposer, executor, guardian] {
+                assert!(!has_role(&sb, contract, role, key), "{key} holds {role}");
+            }
+        }
+        assert!(has_role(&sb, contract, guardian_role, guardian));
+        assert!(!has_role(&sb, contract, guardian_role, deployer));
+        let delay: alloy_primitives::aliases::U48 = sb
+            .view(contract, &EnclaveRegistry::defaultAdminDelayCall {})
+            .unwrap();
+        assert_eq!(delay.to::<u64>(), MIN_DELAY);
     }
+    let tl = t.address;
+    assert!(
+        has_role(&sb, tl, admin, tl),
+        "the timelock administers itself"
+    );
+    assert!(has_role(&sb, tl, proposer_role, proposer));
+    assert!(has_role(&sb, tl, canceller_role, proposer));
+    assert!(has_role(&sb, tl, executor_role, executor));
+    assert!(has_role(&sb, tl, canceller_role, guardian));
+    assert!(!has_role(&sb, tl, proposer_role, guardian));
+    for role in [admin, proposer_role, executor_role, canceller_role] {
+        assert!(
+            !has_role(&sb, tl, role, deployer),
+            "the deployer holds {role}"
+        );
+    }
+    let min: U256 = sb
+        .view(tl, &SealbridgeTimelock::getMinDelayCall {})
+        .unwrap();
+    assert_eq!(min, U256::from(MIN_DELAY));
+    // Configured by the constructors: verifiers, threshold, allowlist, policy, participants.
     assert_eq!(sb.threshold().unwrap(), 2);
+    for v in &d.verifiers {
+        assert!(sb.is_verifier(*v).unwrap());
+    }
     assert!(
         sb.measurement_allowed(simulated_measurement(NETTING))
             .unwrap()
     );
-    // The deployer can no longer govern.
+    assert_eq!(sb.policy_hash().unwrap(), d.policy_hash);
+    let base: B256 = sb
+        .view(d.settlement, &Settlement::basePolicyHashCall {})
+        .unwrap();
+    assert_eq!(base, d.policy.base_hash());
+    assert_eq!(sb.participants().unwrap(), d.policy.committed_accounts());
+    assert_eq!(sb.tokens().unwrap(), vec![Address::repeat_byte(0x70)]);
+    assert_eq!(sb.exit_delay().unwrap(), MIN_EXIT_DELAY_SECS);
+    // The deployer can no longer change anything.
     let mut sb = sb;
     assert!(sb.set_threshold(deployer, 1).is_err());
+    assert!(sb.pause(deployer).is_err());
     assert_eq!(sb.threshold().unwrap(), 2);
+    assert!(!sb.paused().unwrap());
+}
+
+#[test]
+fn a_config_that_would_not_let_participants_exit_first_deploys_nothing() {
+    let anvil = anvil();
+    let chain = RpcChain::connect(&anvil.url).unwrap();
+    let deployer = chain.accounts().unwrap()[0];
+    let good = config(simulated_measurement(NETTING), false);
+    let eoa = gov_address(PROPOSER);
+    let mut cases: Vec<(DeployConfig, &str)> = Vec::new();
+    let mut c = good.clone();
+    c.timelock = None;
+    c.governance = Some(eoa);
+    cases.push((c, "names the plain address"));
+    let mut c = good.clone();
+    c.timelock = None;
+    cases.push((c, "no \"timelock\""));
+    let mut c = good.clone();
+    c.timelock.as_mut().unwrap().min_delay_secs = MIN_DELAY - 1;
+    cases.push((c, "shorter than exit_delay_secs + the governance margin"));
+    let mut c = good.clone();
+    c.exit_delay_secs = 2 * 86_400;
+    cases.push((c, "shorter than exit_delay_secs + the governance margin"));
+    let mut c = good.clone();
+    c.exit_delay_secs = 3600;
+    cases.push((c, "below the minimum"));
+    let mut c = good.clone();
+    c.guardian = None;
+    cases.push((c, "no \"guardian\""));
+    let mut c = good.clone();
+    c.timelock.as_mut().unwrap().proposers.clear();
+    cases.push((c, "proposers is empty"));
+    let mut c = good.clone();
+    c.timelock.as_mut().unwrap().executors.clear();
+    cases.push((c, "executors is empty"));
+    let before = (nonce(&chain, deployer), chain.block_number().unwrap());
+    for (cfg, what) in cases {
+        let rpc = RpcChain::connect(&anvil.url).unwrap();
+        let err = deploy(rpc, deployer, &cfg, &production())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(what), "expected {what:?}: {err}");
+        assert_eq!(
+            (nonce(&chain, deployer), chain.block_number().unwrap()),
+            before,
+            "nothing sent for {what:?}"
+        );
+    }
+
+    // --dev: a plain governor whose changes are immediate, no guardian.
+    let mut dev = good.clone();
+    dev.timelock = None;
+    dev.governance = Some(eoa);
+    dev.guardian = None;
+    dev.exit_delay_secs = 60;
+    let d = deploy_on(
+        &anvil,
+        &dev,
+        DeployOptions {
+            dev: true,
+            ..DeployOptions::default()
+        },
+    );
+    assert_eq!(
+        (d.governance, d.timelock.clone(), d.guardian),
+        (eoa, None, None)
+    );
+    assert_eq!(d.exit_delay_secs, 60);
+    let sb = Sealbridge::attach(
+        RpcChain::connect(&anvil.url).unwrap(),
+        d.deployment(deployer),
+    );
+    assert!(has_role(
+        &sb,
+        d.settlement,
+        alloy_primitives::keccak256("GOVERNOR_ROLE"),
+        eoa
+    ));
+    assert!(!has_role(&sb, d.settlement, B256::ZERO, deployer));
+    // `gov` has nothing to drive there, and says why.
+    let err = Timelock::attach(RpcChain::connect(&anvil.url).unwrap(), &d).unwrap_err();
+    assert!(matches!(err, GovError::NoTimelock(a) if a == eoa), "{err}");
+    assert!(err.to_string().contains("--dev"), "{err}");
+}
+
+#[test]
+fn the_timelock_schedules_lists_executes_and_cancels_and_refuses_what_it_cannot_do() {
+    let anvil = anvil();
+    let d = deploy_on(
+        &anvil,
+        &config(simulated_measurement(NETTING), false),
+        production(),
+    );
+    let mut rpc = RpcChain::connect(&anvil.url).unwrap();
+    let outsider_key = k256::ecdsa::SigningKey::from_slice(&[0x69; 32]).unwrap();
+    let mut keys = Vec::new();
+    for key in [
+        gov_key(PROPOSER),
+        gov_key(EXECUTOR),
+        gov_key(GUARDIAN),
+        outsider_key,
+    ] {
+        let a = rpc.add_local_key(key);
+        rpc.set_balance(a, U256::from(10u64).pow(U256::from(18u64)))
+            .unwrap();
+        keys.push(a);
+    }
+    let [proposer, executor, guardian, outsider] = [keys[0], keys[1], keys[2], keys[3]];
+    let view = RpcChain::connect(&anvil.url).unwrap();
+    let sb = Sealbridge::attach(
+        RpcChain::connect(&anvil.url).unwrap(),
+        d.deployment(d.deployer),
+    );
+    let mut tl = Timelock::attach(rpc, &d).unwrap();
+    let c = tl.contracts;
+    let new_verifier = Address::repeat_byte(0x3e);
+    let add = Action::AddVerifier(new_verifier).call(&c);
+    let salt = B256::repeat_byte(1);
+
+    // Refused before anything is sent: not a proposer, a delay below the minimum, a call that
+    // would revert now.
+    let sent = || {
+        (
+            nonce(&view, proposer),
+            nonce(&view, outsider),
+            view.block_number().unwrap(),
+        )
+    };
+    let before = sent();
+    let e = tl.schedule(outsider, &add, None, salt, true).unwrap_err();
+    assert!(
+        matches!(e, GovError::MissingRole { account, role: "a proposer", .. } if account == outsider),
+        "{e}"
+    );
+    let e = tl
+        .schedule(proposer, &add, Some(MIN_DELAY - 1), salt, true)
+        .unwrap_err();
+    assert!(matches!(e, GovError::DelayTooShort { .. }), "{e}");
+    assert!(e.to_string().contains("1 day 23 h"), "{e}");
+    let too_high = Action::SetThreshold(3).call(&c);
+    let e = tl
+        .schedule(proposer, &too_high, None, salt, true)
+        .unwrap_err();
+    assert!(matches!(e, GovError::WouldRevert(_)), "{e}");
+    assert!(e.to_string().contains("InvalidThreshold"), "{e}");
+    assert_eq!(sent(), before, "nothing was sent");
+
+    // Scheduled: executable after the minimum delay; the same call and salt twice is refused.
+    let s = tl.schedule(proposer, &add, None, salt, true).unwrap();
+    assert_eq!(s.eta, s.now + MIN_DELAY);
+    assert_eq!(s.delay, MIN_DELAY);
+    let e = tl.schedule(proposer, &add, None, salt, true).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            GovError::AlreadyScheduled {
+                state: "pending",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Unchecked: a threshold the registry refuses today is scheduled (then cancelled below).
+    let bad = tl
+        .schedule(proposer, &too_high, None, B256::repeat_byte(2), false)
+        .unwrap();
+    // A batch with a salt and a call waiting for it, scheduled by another tool.
+    let other = B256::repeat_byte(0x4f);
+    let batch_calls = [
+        Action::AllowMeasurementHere(other).call(&c),
+        Action::SetFreshness {
+            max_age: 600,
+            max_lifetime: 86_400,
+        }
+        .call(&c),
+    ];
+    let batch_salt = B256::repeat_byte(3);
+    let r = tl
+        .chain_mut()
+        .send(
+            proposer,
+            c.timelock,
+            alloy_sol_types::SolCall::abi_encode(&SealbridgeTimelock::scheduleBatchCall {
+                targets: batch_calls.iter().map(|x| x.target).collect(),
+                values: vec![U256::ZERO; 2],
+                payloads: batch_calls.iter().map(|x| x.data.clone()).collect(),
+                predecessor: B256::ZERO,
+                salt: batch_salt,
+                delay: U256::from(MIN_DELAY + 10),
+            })
+            .into(),
+        )
+        .unwrap();
+    assert!(r.success);
+    let ops = tl.operations().unwrap();
+    let batch = ops
+        .iter()
+        .find(|o| o.batch)
+        .expect("the batch is listed")
+        .clone();
+    assert_eq!(
+        (batch.calls.clone(), batch.salt),
+        (batch_calls.to_vec(), batch_salt)
+    );
+    let after_batch = Action::Unpause.call(&c);
+    let r = tl
+        .chain_mut()
+        .send(
+            proposer,
+            c.timelock,
+            alloy_sol_types::SolCall::abi_encode(&SealbridgeTimelock::scheduleCall {
+                target: after_batch.target,
+                value: U256::ZERO,
+                data: after_batch.data.clone(),
+                predecessor: batch.id,
+                salt: B256::ZERO,
+                delay: U256::from(MIN_DELAY),
+            })
+            .into(),
+        )
+        .unwrap();
+    assert!(r.success);
+
+    // The list: every operation pending with its ETA and its calls.
+    let ops = tl.operations().unwrap();
+    assert_eq!(ops.len(), 4);
+    let first = ops.iter().find(|o| o.id == s.id).unwrap();
+    assert_eq!(
+        (first.state, first.eta, first.salt),
+        (OpState::Pending, Some(s.eta), salt)
+    );
+    assert_eq!(first.calls, vec![add.clone()]);
+    let follower = ops
+        .iter()
+        .find(|o| o.predecessor == batch.id)
+        .unwrap()
+        .clone();
+    assert_eq!(follower.salt, B256::ZERO);
+
+    // Too early, unknown, wrong keys.
+    let e = tl.execute(executor, s.id).unwrap_err();
+    assert!(
+        matches!(e, GovError::TooEarly { eta, .. } if eta == s.eta),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains(&format!("executable at {} (in ", utc(s.eta))),
+        "{e}"
+    );
+    let unknown = B256::repeat_byte(0x99);
+    let e = tl.execute(executor, unknown).unwrap_err();
+    assert!(
+        matches!(e, GovError::UnknownOperation(id) if id == unknown),
+        "{e}"
+    );
+    let e = tl.cancel(guardian, unknown).unwrap_err();
+    assert!(matches!(e, GovError::UnknownOperation(_)), "{e}");
+    let e = tl.cancel(outsider, bad.id).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            GovError::MissingRole {
+                role: "a canceller",
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    // The guardian cancels the bad threshold.
+    tl.cancel(guardian, bad.id).unwrap();
+    let cancelled = tl.operation(bad.id).unwrap();
+    assert_eq!(cancelled.state, OpState::Cancelled);
+    assert!(cancelled.cancelled_tx.is_some());
+
+    // Time passes: ready. Only an executor executes, a waiting successor only after its
+    // predecessor, and each operation once.
+    travel(&view, MIN_DELAY + 10);
+    assert_eq!(tl.operation(s.id).unwrap().state, OpState::Ready);
+    let e = tl.execute(proposer, s.id).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            GovError::MissingRole {
+                role: "an executor",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = tl.execute(executor, follower.id).unwrap_err();
+    assert!(
+        matches!(e, GovError::PredecessorPending { predecessor, .. } if predecessor == batch.id),
+        "{e}"
+    );
+    let e = tl.execute(executor, bad.id).unwrap_err();
+    assert!(matches!(e, GovError::Cancelled(_)), "{e}");
+    let e = tl.cancel(proposer, bad.id).unwrap_err();
+    assert!(matches!(e, GovError::Cancelled(_)), "{e}");
+    assert!(!sb.is_verifier(new_verifier).unwrap());
+    tl.execute(executor, s.id).unwrap();
+    assert!(sb.is_verifier(new_verifier).unwrap());
+    tl.execute(executor, batch.id).unwrap();
+    let here: bool = sb
+        .view(
+            d.settlement,
+            &Settlement::measurementAllowedCall { measurement: other },
+        )
+        .unwrap();
+    assert!(here);
+    let age: u32 = sb
+        .view(d.registry, &EnclaveRegistry::maxResultAgeCall {})
+        .unwrap();
+    assert_eq!(age, 600);
+    tl.execute(executor, follower.id).unwrap();
+    let e = tl.execute(executor, s.id).unwrap_err();
+    assert!(matches!(e, GovError::AlreadyDone(_)), "{e}");
+    let e = tl.cancel(guardian, s.id).unwrap_err();
+    assert!(matches!(e, GovError::AlreadyDone(_)), "{e}");
+    let states: Vec<OpState> = tl.operations().unwrap().iter().map(|o| o.state).collect();
+    assert_eq!(
+        states,
+        [
+            OpState::Done,
+            OpState::Cancelled,
+            OpState::Done,
+            OpState::Done
+        ]
+    );
+
+    // A file that does not match the chain.
+    let mut wrong = d.clone();
+    wrong.chain_id = 1;
+    let e = Timelock::attach(RpcChain::connect(&anvil.url).unwrap(), &wrong).unwrap_err();
+    assert!(e.to_string().contains("for chain 1"), "{e}");
+    let mut wrong = d.clone();
+    wrong.timelock.as_mut().unwrap().address = d.deployer;
+    let e = Timelock::attach(RpcChain::connect(&anvil.url).unwrap(), &wrong).unwrap_err();
+    assert!(e.to_string().contains("no timelock answers"), "{e}");
 }
