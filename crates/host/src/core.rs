@@ -184,6 +184,9 @@ struct Group {
     calls: Vec<(oneshot::Sender<Result<Response, HostError>>, Response)>,
     seen: HashMap<[u8; 32], StoredEnvelope>,
     cut: bool,
+    /// A chain event or a call changed the enclave's state: refresh the status the gateway
+    /// serves (log size, last withdrawal request, pending exits) after the commit.
+    status_stale: bool,
     rotated: bool,
 }
 
@@ -784,6 +787,7 @@ impl Core {
                 cursor,
                 reply,
             } => {
+                g.status_stale = true;
                 // Relayer commands wait for their reply, which comes after the group's commit:
                 // no other `ChainEvents` of this group can have moved the position.
                 let done = match self.store.meta::<(u64, u64)>(EVENTS_APPLIED) {
@@ -847,6 +851,7 @@ impl Core {
                         | Request::RenewStatement { .. }
                         | Request::Heartbeat { .. }
                 );
+                g.status_stale |= changes_state;
                 let r = if changes_state {
                     self.journaled(request, g)
                 } else {
@@ -974,6 +979,8 @@ impl Core {
                 tracing::warn!(error = %e, "snapshot failed");
             }
             let _ = self.refresh_checkpoint();
+        }
+        if g.cut || g.status_stale {
             let _ = self.status();
         }
         Ok(())
