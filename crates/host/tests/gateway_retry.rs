@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
 use sealbridge_chain::{Chain, ChainError, LogEntry, TxReceipt};
-use sealbridge_enclave::session::Session;
+use sealbridge_enclave::{boundary::ChainEvent, log_entry::EntryKind, session::Session};
 use sealbridge_host::{
     EnclaveMode, Node, NodeConfig,
     client::{Attested, NodeClient},
@@ -512,16 +512,22 @@ fn core_queue_full_is_503_retry_after_1_and_changes_nothing() {
 // ---------------------------------------------------------------- enclave lost while crediting
 
 /// An enclave stand-in on a Unix socket that drops its connection, without answering, when
-/// it is handed the `cut_at`-th deposit event (counting over all connections); every later
-/// connection is served normally.
-fn enclave_cutting_at_deposit(path: &Path, root: [u8; 32], cut_at: usize) -> Arc<AtomicUsize> {
-    use sealbridge_enclave::boundary::{ChainEvent, Request, decode_frame, encode_frame};
+/// it is handed the `cut_at`-th chain event that `counts` (counting over all connections);
+/// every later connection is served normally. Returns every counted event it was handed, in
+/// order (the one it dropped the connection at included).
+fn enclave_cutting_at(
+    path: &Path,
+    root: [u8; 32],
+    cut_at: usize,
+    counts: fn(&ChainEvent) -> bool,
+) -> Arc<Mutex<Vec<ChainEvent>>> {
+    use sealbridge_enclave::boundary::{Request, decode_frame, encode_frame};
     use sealbridge_host::link::read_frame;
     use std::io::Write as _;
 
     let listener = UnixListener::bind(path).unwrap();
-    let seen = Arc::new(AtomicUsize::new(0));
-    let counter = seen.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let handed = seen.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -532,8 +538,13 @@ fn enclave_cutting_at_deposit(path: &Path, root: [u8; 32], cut_at: usize) -> Arc
             while let Ok(Some(frame)) = read_frame(&mut stream) {
                 let request: Request = decode_frame(&frame).unwrap();
                 if let Request::Journaled(inner) = &request
-                    && matches!(**inner, Request::Chain(ChainEvent::Deposit { .. }))
-                    && counter.fetch_add(1, Relaxed) + 1 == cut_at
+                    && let Request::Chain(event) = &**inner
+                    && counts(event)
+                    && {
+                        let mut h = handed.lock().unwrap();
+                        h.push(event.clone());
+                        h.len() == cut_at
+                    }
                 {
                     let _ = stream.shutdown(std::net::Shutdown::Both);
                     break;
@@ -559,7 +570,9 @@ fn enclave_lost_while_crediting_deposits_credits_each_deposit_once() {
     let dir = tempfile::tempdir().unwrap();
     let (_, root) = simulated_root_secret(dir.path()).unwrap();
     let socket = dir.path().join("enclave.sock");
-    let seen = enclave_cutting_at_deposit(&socket, root, 3);
+    let seen = enclave_cutting_at(&socket, root, 3, |e| {
+        matches!(e, ChainEvent::Deposit { .. })
+    });
     let mut cfg = config(dir.path());
     cfg.enclave = EnclaveMode::Unix(socket);
     cfg.fund_participants = Some(false);
@@ -593,7 +606,7 @@ fn enclave_lost_while_crediting_deposits_credits_each_deposit_once() {
         })
     });
     assert!(
-        seen.load(Relaxed) >= 3,
+        seen.lock().unwrap().len() >= 3,
         "the enclave was lost at the third deposit event"
     );
 
@@ -621,6 +634,103 @@ fn enclave_lost_while_crediting_deposits_credits_each_deposit_once() {
         sb.escrow_balance(ps[1].account, token).unwrap(),
         U256::from(TOTAL)
     );
+    drop(node);
+}
+
+/// The log's entries of `kind` (from the node's tiles), once the log has stopped growing.
+fn logged(dir: &Path, c: &NodeClient, kind: EntryKind) -> Vec<Vec<u8>> {
+    let size = settled_status(c)["log_size"].as_u64().unwrap();
+    sealbridge_log::TileReader::open(dir.join("log"))
+        .unwrap()
+        .at(size)
+        .read_all_entries()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| {
+            let (k, body) = sealbridge_enclave::log_entry::decode(&e)?;
+            (k == kind).then(|| body.to_vec())
+        })
+        .collect()
+}
+
+/// Four withdrawal requests reach the enclave in one relayer command; the enclave is lost at
+/// the third. The first two were decided and their records committed with the event position;
+/// the scan cursor was not. After the node restores the enclave and scans the same blocks
+/// again, each request is decided exactly once: four decisions, four `ExitRequest` log entries,
+/// and exactly the escrow leaves it.
+#[test]
+fn enclave_lost_while_forwarding_withdrawal_requests_decides_each_once() {
+    const AMOUNTS: [u128; 4] = [100, 200, 300, 400];
+    const TOTAL: u128 = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, root) = simulated_root_secret(dir.path()).unwrap();
+    let socket = dir.path().join("enclave.sock");
+    let seen = enclave_cutting_at(&socket, root, 3, |e| {
+        matches!(e, ChainEvent::WithdrawalRequest { .. })
+    });
+    let mut cfg = config(dir.path());
+    cfg.enclave = EnclaveMode::Unix(socket);
+    cfg.fund_participants = Some(false);
+    let chain = Switched::up_now();
+    let (node, _, c, _, _) = start(cfg, chain.clone(), 15);
+    let token = node.setup.token;
+    let p0 = participants(4)[0].account;
+    let mut sb = sealbridge_chain::Sealbridge::attach(chain.inner.clone(), node.setup.deployment());
+    sb.chain_mut().fund_and_unlock(p0).unwrap();
+    sb.mint(node.setup.admin, p0, U256::from(TOTAL)).unwrap();
+    let b = sb
+        .deposit(p0, token, U256::from(TOTAL))
+        .unwrap()
+        .block_number;
+    wait_until("the deposit credited", 60, || {
+        c.status()
+            .is_ok_and(|s| s["deposit_cursor"].as_u64().is_some_and(|d| d > b))
+    });
+
+    // While the node cannot see the chain, four requests (four blocks): one scan finds them all.
+    chain.down.store(true, Relaxed);
+    for (i, amount) in AMOUNTS.iter().enumerate() {
+        let (id, _) = sb
+            .request_withdrawal(p0, token, U256::from(*amount))
+            .unwrap();
+        assert_eq!(id, i as u64 + 1);
+    }
+    chain.down.store(false, Relaxed);
+    wait_until("every request decided and settled", 60, || {
+        c.withdrawal(4).unwrap().is_some_and(|d| d.settled)
+            && c.status().is_ok_and(|s| s["health"] == "healthy")
+    });
+    // Handed over: 1, 2, 3 (lost with the enclave, never answered), then 3 and 4 after the
+    // restore — 1 and 2 are not forwarded again.
+    let handed: Vec<u64> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ChainEvent::WithdrawalRequest { request_id, .. } => Some(*request_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(handed, [1, 2, 3, 3, 4], "forwarded to the enclave");
+    for (i, amount) in AMOUNTS.iter().enumerate() {
+        let d = c.withdrawal(i as u64 + 1).unwrap().unwrap();
+        assert_eq!((d.requested, d.granted), (*amount, *amount), "{d:?}");
+        assert_eq!(d.reason, "full");
+    }
+    let s = settled_status(&c);
+    assert_eq!(s["last_withdrawal_request"], 4, "{s}");
+    let decided: Vec<u64> = logged(dir.path(), &c, EntryKind::ExitRequest)
+        .iter()
+        .map(|b| {
+            sealbridge_enclave::log_entry::ExitRequestEntry::decode(b)
+                .unwrap()
+                .request_id
+        })
+        .collect();
+    assert_eq!(decided, [1, 2, 3, 4], "each request decided once, in order");
+    // Exactly the escrow left it: granted once each, claimable, nothing more.
+    assert_eq!(sb.escrow_balance(p0, token).unwrap(), U256::ZERO);
+    assert_eq!(sb.claimable(p0, token).unwrap(), U256::from(TOTAL));
     drop(node);
 }
 
