@@ -379,30 +379,52 @@ fn verifier_attest_refuses_unbound_evidence() {
         ),
     )
     .unwrap();
-    let o = run(&[
-        "verifier",
-        "attest",
-        "--key",
-        key.to_str().unwrap(),
-        "--evidence",
-        &vectors("tdx/dcap-qvl_tdx_quote_v4.bin"),
-        "--collateral",
-        &vectors("tdx/dcap-qvl_tdx_quote_v4.collateral.json"),
-        "--at",
-        "1751000000",
-        "--binding",
-        binding.to_str().unwrap(),
-        "--challenge-block",
-        "1",
-        "--challenge",
-        &z,
-        "--chain-id",
-        "31337",
-        "--registry",
-        &format!("0x{}", "11".repeat(20)),
-    ]);
+    let attest = |block: &str, challenge: &str| {
+        run(&[
+            "verifier",
+            "attest",
+            "--key",
+            key.to_str().unwrap(),
+            "--evidence",
+            &vectors("tdx/dcap-qvl_tdx_quote_v4.bin"),
+            "--collateral",
+            &vectors("tdx/dcap-qvl_tdx_quote_v4.collateral.json"),
+            "--at",
+            "1751000000",
+            "--binding",
+            binding.to_str().unwrap(),
+            "--challenge-block",
+            block,
+            "--challenge",
+            challenge,
+            "--chain-id",
+            "31337",
+            "--registry",
+            &format!("0x{}", "11".repeat(20)),
+        ])
+    };
+    let o = attest("1", &format!("0x{}", "22".repeat(32)));
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(json(&o)["rule"], "report_data_binding");
+    // No block-hash challenge (block 0, or a zero hash): refused before anything else, nothing
+    // signed.
+    for (block, challenge) in [("0", format!("0x{}", "22".repeat(32))), ("1", z.clone())] {
+        let o = attest(block, &challenge);
+        assert_eq!(o.status.code(), Some(1), "block {block}");
+        let j = json(&o);
+        assert_eq!(
+            (&j["verdict"], &j["rule"]),
+            (&"invalid".into(), &"challenge".into())
+        );
+        assert!(
+            j["reason"]
+                .as_str()
+                .unwrap()
+                .contains("block-hash challenge"),
+            "{j}"
+        );
+        assert!(j.get("signature").is_none(), "{j}");
+    }
 }
 
 /// Continuous attestation on the embedded chain, driven by the verifier library: a simulated
@@ -415,24 +437,25 @@ fn verifier_library_registers_renews_expires_and_revocation_stops() {
     use sealbridge_attest::provider::{EvidenceProvider, SimulatedProvider};
     use sealbridge_attest::verifier::{Challenge, KeyBinding, VerifierRole, collect};
     use sealbridge_attest::{Collateral, Measurement, Policy, report_data};
-    use sealbridge_chain::{Chain, EmbeddedChain, Sealbridge};
+    use sealbridge_chain::{Chain, DeployParams, EmbeddedChain, RegistryParams, Sealbridge};
 
     let chain = EmbeddedChain::new();
     let admin = chain.dev_address(0);
-    let mut sb = Sealbridge::deploy(chain, admin, B256::ZERO).unwrap();
     let keys: Vec<SigningKey> = (1..=3u8)
         .map(|i| SigningKey::from_slice(&[i; 32]).unwrap())
         .collect();
-    for k in &keys {
-        sb.add_verifier(admin, Address::from_private_key(k))
-            .unwrap();
-    }
-    sb.set_threshold(admin, 2).unwrap();
-    sb.allow_simulated(admin, true).unwrap();
     let measurement = Measurement([7; 32]);
-    let t0 = sb.chain().block_timestamp().unwrap();
-    sb.allow_measurement(admin, B256::from(measurement.0), t0, t0 + 365 * 86_400)
-        .unwrap();
+    let t0 = chain.block_timestamp().unwrap();
+    // 2 of 3 verifiers, the simulated TEE and the measurement, in the registry's constructor.
+    let mut params = DeployParams::dev(admin, B256::ZERO, vec![admin], vec![]);
+    params.registry = RegistryParams {
+        verifiers: keys.iter().map(Address::from_private_key).collect(),
+        threshold: 2,
+        allow_simulated: true,
+        measurements: vec![(B256::from(measurement.0), t0, t0 + 365 * 86_400)],
+        ..RegistryParams::default()
+    };
+    let mut sb = Sealbridge::deploy(chain, &params).unwrap();
     let enclave = Address::from_private_key(&SigningKey::from_slice(&[9; 32]).unwrap());
     let binding = KeyBinding {
         key_bundle: b"canonical key bundle".to_vec(),
