@@ -1,0 +1,68 @@
+//! The registry of scenarios: one file each, listed once in [`scenarios`]. Later issues add
+//! theirs here.
+
+use alloy_primitives::U256;
+use serde_json::Value;
+
+use crate::Scenario;
+
+mod exit_hatch;
+mod fee_on_transfer_deposit;
+mod foreign_token_deposit;
+mod front_run_registration;
+mod governor_drain;
+mod oversized_statement;
+mod pay_outsider;
+mod relayer_replay;
+mod stale_evidence;
+mod withdraw_after_accept;
+mod withdraw_then_pay;
+mod zero_challenge;
+
+/// Every scenario, in the order `--scenario all` runs them.
+pub fn scenarios() -> Vec<&'static dyn Scenario> {
+    vec![
+        &withdraw_then_pay::WithdrawThenPay,
+        &withdraw_after_accept::WithdrawAfterAccept,
+        &governor_drain::GovernorDrain,
+        &pay_outsider::PayOutsider,
+        &foreign_token_deposit::ForeignTokenDeposit,
+        &fee_on_transfer_deposit::FeeOnTransferDeposit,
+        &stale_evidence::StaleEvidence,
+        &zero_challenge::ZeroChallenge,
+        &front_run_registration::FrontRunRegistration,
+        &oversized_statement::OversizedStatement,
+        &exit_hatch::ExitHatch,
+        &relayer_replay::RelayerReplay,
+    ]
+}
+
+/// A token amount as evidence: a JSON number when it fits in 64 bits, else its decimal string.
+pub(crate) fn amount(v: U256) -> Value {
+    u64::try_from(v)
+        .map(Value::from)
+        .unwrap_or_else(|_| Value::String(v.to_string()))
+}
+
+/// A `u128` amount as evidence (see [`amount`]).
+pub(crate) fn amount128(v: u128) -> Value {
+    amount(U256::from(v))
+}
+
+/// A revert name as evidence: the name, or `null` when the call went through.
+pub(crate) fn revert(v: &Option<String>) -> Value {
+    v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
+}
+
+/// Where the tokens are, as evidence, with whether they are conserved.
+pub(crate) fn totals(t: &crate::world::Totals) -> Value {
+    serde_json::json!({
+        "deposited": amount(t.deposited),
+        "escrow": amount(t.escrow),
+        "claimable": amount(t.claimable),
+        "claimed": amount(t.claimed),
+        "escaped": amount(t.escaped),
+        "contract_balance": amount(t.contract_balance),
+        "conserved": t.conserved(),
+    })
+}

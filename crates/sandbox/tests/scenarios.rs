@@ -1,0 +1,221 @@
+//! Each scenario's assertions as a Rust test: run it on a fresh embedded chain, assert that the
+//! system held and that the evidence shows the figures the attack should leave.
+
+use sealbridge_sandbox::{ChainSpec, ScenarioReport, find, run};
+use serde_json::Value;
+
+fn scenario(name: &str) -> ScenarioReport {
+    let s = find(name).unwrap_or_else(|| panic!("no scenario {name}"));
+    let r = run(s, &ChainSpec::Embedded, &|line| {
+        eprintln!("[{name}] {line}")
+    });
+    assert_eq!(r.name, name);
+    assert!(r.held, "{name} did not hold: {:#}", r.evidence);
+    // Every check the scenario made is in the evidence, and passed.
+    let checks = r.evidence["checks"].as_object().expect("checks");
+    assert!(!checks.is_empty());
+    assert!(checks.values().all(|v| v == &Value::Bool(true)));
+    r
+}
+
+#[test]
+fn withdraw_then_pay() {
+    let e = scenario("withdraw-then-pay").evidence;
+    assert_eq!(e["reason"], "full");
+    assert_eq!(e["granted"], e["escrow_before"]);
+    assert_eq!(e["claimed"], e["escrow_before"]);
+    assert_eq!(e["payment_after_exit"]["accepted"], false);
+    assert_eq!(e["payment_after_exit"]["rejected_as"], "program-rejected");
+    assert_eq!(e["attacker_escrow_after"], 0);
+    assert_eq!(e["statements_settled"], serde_json::json!([1, 2]));
+    assert_eq!(e["totals"]["conserved"], true);
+}
+
+#[test]
+fn withdraw_after_accept() {
+    let e = scenario("withdraw-after-accept").evidence;
+    assert_eq!(e["reason"], "partial");
+    assert_eq!(
+        e["granted"].as_u64().unwrap(),
+        e["escrow_before"].as_u64().unwrap() - e["payment"].as_u64().unwrap()
+    );
+    assert_eq!(e["claimed"], e["granted"]);
+    assert_eq!(e["statement"]["exits"], 1);
+    assert_eq!(e["statement"]["inputs"], 1);
+    assert!(e["settle_refused"].is_null());
+    assert_eq!(e["totals"]["conserved"], true);
+}
+
+#[test]
+fn governor_drain() {
+    let e = scenario("governor-drain").evidence;
+    for r in e["direct_calls"].as_array().unwrap() {
+        assert_eq!(r, "AccessControlUnauthorizedAccount");
+    }
+    assert_eq!(e["deployer_call"], "AccessControlUnauthorizedAccount");
+    assert_eq!(e["schedule_with_exit_delay"], "TimelockInsufficientDelay");
+    assert_eq!(
+        e["execute_before_delay"],
+        "TimelockUnexpectedOperationState"
+    );
+    let (eta, hatch, exited) = (
+        e["eta"].as_u64().unwrap(),
+        e["hatch_opens_at"].as_u64().unwrap(),
+        e["participants_exited_at"].as_u64().unwrap(),
+    );
+    assert!(exited < hatch && hatch < eta, "{e:#}");
+    assert!(eta >= e["scheduled_at"].as_u64().unwrap() + e["timelock_delay"].as_u64().unwrap());
+    assert!(e["timelock_delay"].as_u64().unwrap() > e["exit_delay"].as_u64().unwrap());
+    assert_eq!(
+        e["claimed"],
+        serde_json::json!([1_000_000, 1_000_000, 1_000_000, 1_000_000])
+    );
+    assert!(e["execute_after_delay"].is_null());
+    assert_eq!(e["rogue_enclave_active"], true);
+    assert_eq!(e["drain_statement"], "NotAParticipant");
+    assert_eq!(e["attacker_could_move"], 0);
+    assert_eq!(e["attacker_gained"], 0);
+}
+
+#[test]
+fn pay_outsider() {
+    let e = scenario("pay-outsider").evidence;
+    assert_eq!(e["rogue_active"], true);
+    let reverts = e["reverts"].as_object().unwrap();
+    assert_eq!(reverts.len(), 4);
+    assert_eq!(reverts["effect crediting the outsider"], "NotAParticipant");
+    assert_eq!(reverts["exit granted to the outsider"], "NotAParticipant");
+    assert_eq!(reverts["effects in a foreign token"], "TokenNotAllowed");
+    assert_eq!(reverts["exit in a foreign token"], "TokenNotAllowed");
+    assert_eq!(e["outsider_request_withdrawal"], "NotAParticipant");
+    assert_eq!(
+        e["outsider_got"],
+        serde_json::json!({"escrow": 0, "claimable": 0, "wallet": 0})
+    );
+    assert_eq!(e["victim_escrow"]["after"], e["victim_escrow"]["before"]);
+}
+
+#[test]
+fn foreign_token_deposit() {
+    let e = scenario("foreign-token-deposit").evidence;
+    assert_eq!(e["foreign_token_deposit"], "TokenNotAllowed");
+    assert_eq!(e["outsider_deposit"], "NotAParticipant");
+    assert_eq!(
+        e["deposited_events"]["after"],
+        e["deposited_events"]["before"]
+    );
+    for v in e["credited"].as_object().unwrap().values() {
+        assert_eq!(v, 0);
+    }
+    assert_eq!(e["wallets_after"]["outsider"], e["amount"]);
+}
+
+#[test]
+fn fee_on_transfer_deposit() {
+    let e = scenario("fee-on-transfer-deposit").evidence;
+    assert_eq!(e["received"], 990_000, "1% of 1,000,000 burnt in transit");
+    assert_eq!(
+        e["deposited_events"],
+        serde_json::json!([990_000, 990_000, 990_000])
+    );
+    assert_eq!(e["enclave_credit"], e["deposited_events"]);
+    assert_eq!(e["payment_above_received"]["accepted"], false);
+    assert_eq!(e["payment_within"]["accepted"], true);
+    assert_eq!(e["exit"]["granted"], 1_490_000);
+    assert_eq!(e["exit"]["claimed"], 1_490_000);
+    assert_eq!(
+        e["exit"]["wallet_gain"], 1_475_100,
+        "the token burns 1% on the way out too"
+    );
+    assert_eq!(e["statements_settled"], serde_json::json!([1, 2]));
+    assert_eq!(e["totals"]["conserved"], true);
+}
+
+#[test]
+fn stale_evidence() {
+    let e = scenario("stale-evidence").evidence;
+    assert_eq!(e["result_too_old"], "ResultTooOld");
+    assert_eq!(e["challenge_300_blocks_back"], "StaleChallenge");
+    assert_eq!(e["lifetime_too_long"], "LifetimeTooLong");
+    assert_eq!(e["active_after_refusals"], false);
+    assert!(e["fresh_result"].is_null());
+    assert_eq!(e["active_after_fresh"], true);
+}
+
+#[test]
+fn zero_challenge() {
+    let e = scenario("zero-challenge").evidence;
+    assert_eq!(e["verifier_refused_block_0"], true);
+    assert_eq!(e["challenge_block_0"], "ZeroChallenge");
+    assert_eq!(e["challenge_block_0_empty_challenge"], "ZeroChallenge");
+    assert_eq!(e["active_after_refusals"], false);
+    assert!(e["fresh_result"].is_null());
+}
+
+#[test]
+fn front_run_registration() {
+    let e = scenario("front-run-registration").evidence;
+    assert_eq!(e["copies_landed"], 1);
+    assert_eq!(e["node_register_tx"], "NotARenewal");
+    assert!(e["node_registration"].is_null(), "{e:#}");
+    assert_eq!(e["result_hash_on_chain"], e["node_result_hash"]);
+    assert_eq!(e["attestation_results_logged"], 1);
+    assert_eq!(e["logged_matching_chain"], 1);
+    assert_eq!(e["settled"], serde_json::json!([1]));
+}
+
+#[test]
+fn oversized_statement() {
+    let e = scenario("oversized-statement").evidence;
+    assert_eq!(e["participants"], 2_000);
+    assert_eq!(e["accepted"], 1_000);
+    assert_eq!(e["inputs_settled"], 1_000);
+    let cap = e["effects_cap"].as_u64().unwrap();
+    let entries = e["entries_per_statement"].as_array().unwrap();
+    let gas = e["gas_per_statement"].as_array().unwrap();
+    assert_eq!(entries.len(), gas.len());
+    assert_eq!(e["statements"].as_u64().unwrap() as usize, gas.len());
+    assert!(gas.len() as u64 >= 2_000 / cap, "{e:#}");
+    assert_eq!(
+        entries.iter().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        2_000,
+        "every pair's effect settled once"
+    );
+    assert!(entries.iter().all(|n| n.as_u64().unwrap() <= cap));
+    let ceiling = e["gas_ceiling"].as_u64().unwrap();
+    assert!(gas.iter().all(|g| g.as_u64().unwrap() <= ceiling), "{e:#}");
+}
+
+#[test]
+fn exit_hatch() {
+    let e = scenario("exit-hatch").evidence;
+    assert_eq!(e["freeze_before_delay"], "HatchNotOpen");
+    assert!(e["freeze_after_delay"].is_null());
+    assert_eq!(e["settle_after_freeze"], "DeploymentFrozen");
+    assert_eq!(e["request_after_freeze"], "DeploymentFrozen");
+    assert_eq!(e["deposit_after_freeze"], "DeploymentFrozen");
+    assert_eq!(e["escaped"], e["last_settled_escrow"]);
+    assert_eq!(
+        e["last_settled_escrow"],
+        serde_json::json!([700_000, 1_300_000, 900_000, 1_050_000])
+    );
+    assert_eq!(e["claimed_after_freeze"], 50_000);
+    assert_eq!(e["second_escape"], "NothingToClaim");
+    assert_eq!(e["sum_out"], e["contract_balance_before"]);
+    assert_eq!(e["totals"]["contract_balance"], 0);
+}
+
+#[test]
+fn relayer_replay() {
+    let e = scenario("relayer-replay").evidence;
+    assert_eq!(e["statement_2_before_1"], "SequenceGap");
+    assert_eq!(e["statement_3_before_1"], "SequenceGap");
+    assert!(e["statement_1"].is_null());
+    assert_eq!(e["statement_1_again"], "AlreadySettled");
+    assert_eq!(e["renewed_statement_1"], "SequenceConflict");
+    assert_eq!(e["altered_statement_1"], "SequenceConflict");
+    assert_eq!(e["statement_2_tampered_effects"], "EffectsHashMismatch");
+    assert_eq!(e["statement_2_added_exit"], "EffectsHashMismatch");
+    assert_eq!(e["settled_sequences"], serde_json::json!([1, 2, 3]));
+    assert_eq!(e["already_settled_events"], serde_json::json!([1]));
+}
