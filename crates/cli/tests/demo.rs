@@ -44,6 +44,8 @@ fn demo_settles_every_accepted_input_and_matches_net_positions() {
         "16",
         "--seed",
         "3",
+        "--exits",
+        "2",
         "--export",
         export.to_str().unwrap(),
     ]);
@@ -78,6 +80,23 @@ fn demo_settles_every_accepted_input_and_matches_net_positions() {
     let settle = &r["gas"]["settle"];
     assert!(settle["per_input"].as_u64().unwrap() > 0);
     assert!(r["gas"]["register"]["total"].as_u64().unwrap() > 0);
+
+    // Two withdrawal requests, each granted (a quarter of a deposit at most, against escrow
+    // barely touched by 70 small payments), settled with the batches and claimed.
+    let exits = &r["exits"];
+    assert_eq!(exits["requested"], 2);
+    assert_eq!(exits["reasons"]["full"], 2, "{exits:#}");
+    let granted = exits["amount_granted"].as_u64().unwrap();
+    assert!(granted > 0);
+    assert_eq!(exits["amount_claimed"].as_u64().unwrap(), granted);
+    assert_eq!(exits["wallets_match"], true);
+    assert_eq!(r["gas"]["requestWithdrawal"]["calls"], 2);
+    assert_eq!(r["gas"]["claim"]["calls"], exits["claimants"]);
+    // The escape hatch stayed closed: it opens exitDelay after the last settlement.
+    let hatch = &r["hatch"];
+    assert_eq!(hatch["frozen"], false);
+    assert_eq!(hatch["exit_delay"], 86_400);
+    assert!(hatch["opens_at"].as_u64().unwrap() > hatch["chain_time"].as_u64().unwrap());
 
     check_export(&export, &r);
     check_log(&export, &r);
@@ -135,9 +154,13 @@ fn check_export(dir: &std::path::Path, report: &Value) {
     // recovers to the enclave's registered address.
     let statements = std::fs::read_to_string(dir.join("statements.jsonl")).unwrap();
     let mut count = 0;
+    let mut exits_carried = 0u64;
     let mut prev_root = B256::ZERO;
     for line in statements.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
+        for x in v["exits"].as_array().unwrap() {
+            exits_carried += x["amount"].as_str().unwrap().parse::<u64>().unwrap();
+        }
         let typed: TypedData = serde_json::from_value(v["typed_data"].clone()).unwrap();
         let digest = typed.eip712_signing_hash().unwrap();
         assert_eq!(format!("{digest}"), v["digest"].as_str().unwrap());
@@ -164,6 +187,11 @@ fn check_export(dir: &std::path::Path, report: &Value) {
         count += 1;
     }
     assert_eq!(count, report["batches_settled"].as_u64().unwrap());
+    // The exits the statements carried are exactly what the enclave granted.
+    assert_eq!(
+        exits_carried,
+        report["exits"]["amount_granted"].as_u64().unwrap()
+    );
     assert_eq!(
         format!("{prev_root}"),
         report["chain_state_root"].as_str().unwrap()
@@ -244,6 +272,8 @@ fn demo_human_output_reports_success() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("demo succeeded"), "{stdout}");
     assert!(!stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains("escape hatch never needed"), "{stdout}");
+    assert!(stdout.contains("never frozen"), "{stdout}");
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("registering the enclave"), "{stderr}");
 }

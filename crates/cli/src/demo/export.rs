@@ -1,7 +1,8 @@
 //! `--export DIR`: public artifacts in formats other tools read.
 //!
 //! - `statements.jsonl`: per statement, the EIP-712 typed data exactly as `eth_signTypedData_v4`
-//!   takes it, the 65-byte signature (0x-hex), the signer address, the digest and the effects;
+//!   takes it, the 65-byte signature (0x-hex), the signer address, the digest, the effects and
+//!   the exits;
 //! - `receipts.jsonl`: per receipt, the COSE_Sign1 bytes (hex), envelope id, status, sequence;
 //! - `enclave.json`: instance Ed25519 public key, secp256k1 address, measurement and more;
 //! - for `sealbridge audit --dir DIR` (`docs/AUDIT.md`): `chain.json` (every registry and
@@ -114,6 +115,11 @@ pub fn write(
                 "account": e.account.to_checksum(None),
                 "token": e.token.to_checksum(None),
                 "delta": e.delta.to_string(),
+            })).collect::<Vec<_>>(),
+            "exits": s.exits.iter().map(|x| json!({
+                "account": x.account.to_checksum(None),
+                "token": x.token.to_checksum(None),
+                "amount": x.amount.to_string(),
             })).collect::<Vec<_>>(),
             "receipt_sequences": s.receipt_sequences,
         });

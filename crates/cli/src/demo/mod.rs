@@ -2,38 +2,48 @@
 //!
 //! Boots the simulated enclave, deploys the real contract bytecode on the embedded EVM, registers
 //! the enclave through 2-of-3 verifiers, funds participants' escrow with a test ERC-20, has them
-//! submit sealed obligations plus deliberately bad envelopes, settles every batch, and checks the
-//! chain against the clients' own plaintext.
+//! submit sealed obligations plus deliberately bad envelopes and request withdrawals, settles
+//! every batch with its exits, has the participants claim their exits, and checks the chain
+//! against the clients' own plaintext and their wallets — and that the escape hatch was never
+//! needed. Deployment, registration and the host's event forwarding are
+//! `sealbridge-sandbox`'s, shared with `sealbridge sandbox`.
 
 mod bad;
 pub(crate) mod client;
+mod exits;
 mod export;
 mod host_log;
 mod report;
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Instant};
 
-use alloy_primitives::{Address, B256, Bytes, I256, U256};
-use alloy_sol_types::{SolEvent, SolValue};
+use alloy_primitives::{Address, Bytes, I256, U256};
 use anyhow::{Context, bail, ensure};
+use k256::ecdsa::SigningKey;
 use rand::{Rng, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha20Rng;
-use sealbridge_attest::{Evidence, Policy as AppraisalPolicy, report_data};
+use sealbridge_attest::{Evidence, report_data};
 use sealbridge_audit::{AuditInput, Contracts, PublishedReceipt, TimedChain};
 use sealbridge_chain::{
-    Chain, EmbeddedChain, Sealbridge, SettleOutcome, bindings::Settlement,
-    eip712::sign_attestation_sorted, embedded::key_address, proto_compat::effects_from_proto,
+    Chain, EmbeddedChain, Sealbridge, SettleOutcome, contracts::DEFAULT_EXIT_DELAY,
+    eip712::sign_attestation_sorted, embedded::key_address,
 };
 use sealbridge_enclave::{
-    Enclave, EnclavePolicy, SettlementTarget, SignedStatement,
-    boundary::{ChainEvent, Request, Response, SubmitOutcome},
+    Enclave, EnclavePolicy, SignedStatement,
+    boundary::{Description, Request, Response, SubmitOutcome},
 };
 use sealbridge_programs::netting::{Netting, NettingConfig, Obligation};
-use sealbridge_proto::eip712::AttestationResult;
+use sealbridge_sandbox::{
+    TokenKind,
+    deploy::{boot_enclave, deploy, deploy_params, deploy_token},
+    host::{self, ExitDecision, forward_events},
+    registration::register_enclave,
+};
 
 use self::{
     bad::BadKind,
     client::{Addressing, ExpectedNets, Participant, seal_obligation},
+    exits::{ExitsReport, HatchReport},
     host_log::HostLog,
     report::{DemoReport, GasLine, Reporter},
 };
@@ -50,6 +60,10 @@ pub struct DemoArgs {
     /// Number of deliberately bad envelopes mixed in.
     #[arg(long, default_value_t = 10)]
     pub bad: u32,
+    /// Number of withdrawal requests participants make during the run (each up to a quarter of
+    /// a deposit; granted exits settle with the next statement and are claimed at the end).
+    #[arg(long, default_value_t = 3)]
+    pub exits: u32,
     /// Accepted inputs per batch.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
@@ -71,108 +85,77 @@ type DemoChain = TimedChain<EmbeddedChain>;
 const DEPOSIT: u128 = 1_000_000;
 const MAX_AMOUNT: u128 = 5_000;
 
+/// What the participants do in one slot of the run.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// A good obligation.
+    Pay,
+    /// A deliberately bad envelope.
+    Bad(BadKind),
+    /// A withdrawal request on chain.
+    Exit,
+}
+
+/// The deployment, the enclave and the host's copy of its log, registered and funded.
+struct Setup {
+    sb: Sealbridge<DemoChain>,
+    enclave: Enclave<Netting>,
+    description: Description,
+    participants: Vec<Participant>,
+    token: Address,
+    admin: Address,
+    evidence: Evidence,
+    host_log: HostLog,
+    /// The next block whose events the host forwards.
+    cursor: u64,
+}
+
 /// Run the demo; exit 0 when every check passed, 1 otherwise.
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let out = Reporter::new(!args.json);
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
-
-    // ---- chain and contracts -------------------------------------------------------------
-    out.step("deploying EnclaveRegistry, Settlement and TestToken on the embedded EVM");
-    let chain = TimedChain::new(EmbeddedChain::new())?;
-    let admin = chain.dev_address(0);
-    let mut sb = Sealbridge::deploy(chain, admin, B256::ZERO).context("deploying contracts")?;
-    let d = sb.deployment;
+    let mut d = setup(args, &out, &mut rng)?;
     let token = d.token;
 
-    // ---- participants and the enclave ----------------------------------------------------
-    let participants: Vec<Participant> = (0..args.participants)
-        .map(|_| Participant::generate(&mut rng))
-        .collect();
-    let policy = EnclavePolicy::new(
-        NettingConfig {
-            participants: participants.iter().map(Participant::netting).collect(),
-            tokens: vec![token],
-        },
-        args.batch_size,
-    );
-    let now = sb.chain().block_timestamp()?;
-    out.step("booting the simulated enclave (INSECURE: development only)");
-    let mut enclave = Enclave::boot(
-        policy.clone(),
-        Netting::new(&policy.netting),
-        SettlementTarget {
-            chain_id: d.chain_id,
-            settlement: d.settlement,
-        },
-        Box::new(rand_core::OsRng),
-        now,
-    )
-    .context("booting the enclave")?;
-    let mut host_log = HostLog::open(args.export.as_deref())?;
-    host_log.sync(&mut enclave)?;
-    let description = match enclave.handle(Request::Describe) {
-        Response::Description(d) => *d,
-        other => bail!("unexpected enclave response {other:?}"),
-    };
-    // Governance adopts the enclave policy on chain.
-    sb.set_policy_hash(admin, description.policy_hash)?;
-
-    // ---- attestation and threshold registration -------------------------------------------
-    out.step("registering the enclave: evidence → 2-of-3 verifiers → EnclaveRegistry");
-    let evidence = register(&mut sb, &mut enclave, &description, admin, &mut rng)?;
-
-    // ---- escrow deposits -----------------------------------------------------------------
+    // ---- clients submit and withdraw ------------------------------------------------------
+    let addressing = Addressing::from_description(&d.description)?;
+    let schedule = schedule(args, &mut rng);
     out.step(&format!(
-        "funding {} participants' escrow",
-        participants.len()
+        "submitting {} sealed obligations and {} bad envelopes; {} withdrawal requests",
+        args.obligations, args.bad, args.exits
     ));
-    let deposit_block = sb.chain().block_number()? + 1;
-    for p in &participants {
-        sb.chain_mut()
-            .set_balance(p.account, U256::from(10u64).pow(U256::from(18u64)));
-        sb.chain_mut().impersonate(p.account);
-        sb.mint(admin, p.account, U256::from(DEPOSIT))?;
-        sb.deposit(p.account, token, U256::from(DEPOSIT))?;
-    }
-    // The host relays the Deposited events it reads from the chain to the enclave.
-    let head = sb.chain().block_number()?;
-    for ev in deposited_events(&sb, deposit_block, head)? {
-        let amount = u128::try_from(ev.amount).context("deposit amount")?;
-        expect_ack(enclave.handle(Request::Chain(ChainEvent::Deposit {
-            account: ev.account,
-            token: ev.token,
-            amount,
-        })))?;
-    }
-
-    // ---- clients submit -------------------------------------------------------------------
-    let addressing = Addressing::from_description(&description)?;
-    let mut schedule: Vec<Option<BadKind>> = (0..args.obligations).map(|_| None).collect();
-    for i in 0..args.bad {
-        let kind = BadKind::ALL[i as usize % BadKind::ALL.len()];
-        // Bad envelopes go after the first good one so a replay has something to replay.
-        let pos = rng.gen_range(1..=schedule.len().max(1));
-        schedule.insert(pos.min(schedule.len()), Some(kind));
-    }
-    out.step(&format!(
-        "submitting {} sealed obligations and {} bad envelopes",
-        args.obligations, args.bad
-    ));
-
     let mut expected = ExpectedNets::default();
     let mut tally = Tally::default();
     let mut first_accepted: Option<Vec<u8>> = None;
     let mut statements: Vec<SignedStatement> = Vec::new();
     let mut receipts: Vec<SubmitOutcome> = Vec::new();
+    let mut decisions: Vec<ExitDecision> = Vec::new();
+    let mut exits = ExitsReport::default();
     let mut settle_gas = SettleGas::default();
-    let progress = out.progress(schedule.len() as u64, "envelopes");
+    let progress = out.progress(schedule.len() as u64, "steps");
 
     for slot in schedule {
-        let now = sb.chain().block_timestamp()?;
-        let from = participants.choose(&mut rng).context("no participants")?;
+        let now = d.sb.chain().block_timestamp()?;
+        let from = d.participants.choose(&mut rng).context("no participants")?;
+        if let Slot::Exit = slot {
+            let amount = rng.gen_range(1..=DEPOSIT / 4);
+            let account = from.account;
+            let (decided, closed) = request_exit(&mut d, account, amount)?;
+            for s in closed {
+                settle(&mut d.sb, d.admin, &s, &mut settle_gas)?;
+                statements.push(s);
+            }
+            exits.decided(&decided);
+            if decided.granted > 0 {
+                expected.record_exit(decided.account, token, decided.granted);
+            }
+            decisions.push(decided);
+            progress.inc();
+            continue;
+        }
         let to = loop {
-            let p = participants.choose(&mut rng).context("no participants")?;
+            let p = d.participants.choose(&mut rng).context("no participants")?;
             if p.account != from.account {
                 break p;
             }
@@ -183,12 +166,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             amount: rng.gen_range(1..=MAX_AMOUNT),
         };
         let envelope = match slot {
-            None => {
+            Slot::Pay => {
                 let header = addressing.header(&mut rng, now + 600);
                 seal_obligation(&addressing, &header, &from.key, &ob, &mut rng)?
             }
-            Some(BadKind::Replayed) if first_accepted.is_none() => continue,
-            Some(kind) => bad::make(
+            Slot::Bad(BadKind::Replayed) if first_accepted.is_none() => continue,
+            Slot::Bad(kind) => bad::make(
                 kind,
                 &addressing,
                 &from.key,
@@ -197,8 +180,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 now,
                 &mut rng,
             )?,
+            Slot::Exit => unreachable!("handled above"),
         };
-        let outcome = match enclave.handle(Request::Submit {
+        let outcome = match d.enclave.handle(Request::Submit {
             envelope: envelope.clone(),
             now,
         }) {
@@ -206,13 +190,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             other => bail!("unexpected enclave response {other:?}"),
         };
         match (slot, outcome.rejected) {
-            (None, None) => {
+            (Slot::Pay, None) => {
                 tally.accepted += 1;
                 expected.record(from.account, &ob);
                 first_accepted.get_or_insert(envelope);
             }
-            (None, Some(reason)) => bail!("a good envelope was rejected: {}", reason.as_str()),
-            (Some(kind), Some(reason)) => {
+            (Slot::Pay, Some(reason)) => {
+                bail!("a good envelope was rejected: {}", reason.as_str())
+            }
+            (Slot::Bad(kind), Some(reason)) => {
                 *tally
                     .rejected
                     .entry(reason.as_str().to_string())
@@ -225,27 +211,36 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                     ));
                 }
             }
-            (Some(kind), None) => bail!("a bad envelope ({kind:?}) was accepted"),
+            (Slot::Bad(kind), None) => bail!("a bad envelope ({kind:?}) was accepted"),
+            (Slot::Exit, _) => unreachable!("handled above"),
         }
-        if let Some(batch) = outcome.batch.clone() {
-            host_log.sync(&mut enclave)?;
-            settle(&mut sb, admin, &batch, &mut settle_gas)?;
-            statements.push(batch);
+        if !outcome.batches.is_empty() {
+            d.host_log.sync(&mut d.enclave)?;
+        }
+        for batch in &outcome.batches {
+            settle(&mut d.sb, d.admin, batch, &mut settle_gas)?;
+            statements.push(batch.clone());
         }
         receipts.push(outcome);
         progress.inc();
     }
     progress.finish();
 
-    // ---- close the last batch ---------------------------------------------------------------
-    let now = sb.chain().block_timestamp()?;
-    if let Response::Batch(Some(batch)) = enclave.handle(Request::CutBatch { now }) {
-        settle(&mut sb, admin, &batch, &mut settle_gas)?;
+    // ---- close the last batch, claim the exits ---------------------------------------------
+    let now = d.sb.chain().block_timestamp()?;
+    if let Response::Batch(Some(batch)) = d.enclave.handle(Request::CutBatch { now }) {
+        settle(&mut d.sb, d.admin, &batch, &mut settle_gas)?;
         statements.push(*batch);
     }
     out.step(&format!("settled {} batches", statements.len()));
-    let (checkpoint_note, checkpoint) =
-        host_log.checkpoint(&mut enclave, &description.key_bundle.ed25519)?;
+    exits::claim_all(&mut d.sb, token, &decisions, &mut exits)?;
+    out.step(&format!(
+        "{} participants claimed their granted exits ({} in all) into their wallets",
+        exits.claimants, exits.amount_claimed
+    ));
+    let (checkpoint_note, checkpoint) = d
+        .host_log
+        .checkpoint(&mut d.enclave, &d.description.key_bundle.ed25519)?;
     out.step(&format!(
         "log: {} entries in C2SP tiles, checkpoint signed by the enclave verifies",
         checkpoint.size
@@ -254,30 +249,26 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     // A relayer retrying after a crash re-submits: the contract must recognise it.
     let mut resubmitted_already_settled = false;
     if let Some(last) = statements.last() {
-        let outcome = sb.settle(
-            admin,
-            &(&last.statement).into(),
-            &effects_from_proto(&last.effects),
-            Bytes::from(last.signature.clone()),
-        )?;
+        let outcome = host::relay(&mut d.sb, d.admin, last)?;
         resubmitted_already_settled = matches!(outcome, SettleOutcome::AlreadySettled(_));
     }
 
     // ---- checks, from the clients' plaintext, outside the enclave ---------------------------
     let mut mismatches = Vec::new();
-    for p in &participants {
+    for p in &d.participants {
         let want = I256::try_from(DEPOSIT)?
             .checked_add(expected.net(p.account, token))
             .filter(|v| !v.is_negative())
             .map(I256::into_raw)
             .context("expected balance out of range")?;
-        let got = sb.escrow_balance(p.account, token)?;
+        let got = d.sb.escrow_balance(p.account, token)?;
         if want != got {
             mismatches.push(format!("{}: chain {got}, expected {want}", p.account));
         }
     }
-    let chain_state_root = sb.state_root()?;
-    let chain_sequence = sb.last_sequence()?;
+    let hatch = HatchReport::read(&d.sb)?;
+    let chain_state_root = d.sb.state_root()?;
+    let chain_sequence = d.sb.last_sequence()?;
     let inputs_settled: u64 = statements
         .iter()
         .map(|s| u64::from(s.statement.inputCount))
@@ -285,12 +276,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
     // ---- the auditor, from public data only ---------------------------------------------------
     out.step("auditing from public data: chain events, log tiles, evidence, appraisal policy");
+    let dep = d.sb.deployment;
     let contracts = Contracts {
-        chain_id: d.chain_id,
-        registry: d.registry,
-        settlement: d.settlement,
+        chain_id: dep.chain_id,
+        registry: dep.registry,
+        settlement: dep.settlement,
     };
-    let attestations = export::attestations(&evidence)?;
+    let attestations = export::attestations(&d.evidence)?;
     let published: Vec<PublishedReceipt> = receipts
         .iter()
         .map(|r| PublishedReceipt {
@@ -299,33 +291,33 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let audit = sealbridge_audit::audit(&AuditInput {
-        chain: sb.chain(),
+        chain: d.sb.chain(),
         contracts,
-        log_dir: host_log.dir(),
+        log_dir: d.host_log.dir(),
         attestations: &attestations,
         published_receipts: Some(&published),
     })
     .context("auditing")?;
 
     if let Some(dir) = &args.export {
-        export::write_audit_data(dir, sb.chain(), contracts, &attestations)?;
+        export::write_audit_data(dir, d.sb.chain(), contracts, &attestations)?;
         export::write(
             dir,
-            &description,
+            &d.description,
             &statements,
             &receipts,
-            d.chain_id,
-            d.settlement,
+            dep.chain_id,
+            dep.settlement,
         )?;
         std::fs::write(dir.join("checkpoint"), &checkpoint_note)?;
         out.step(&format!(
             "exported statements, receipts, enclave keys, log tiles ({}), checkpoint, chain.json, evidence and appraisal policy to {}",
-            host_log.dir().display(),
+            d.host_log.dir().display(),
             dir.display()
         ));
     }
 
-    let gas = gas_lines(&sb, &settle_gas, inputs_settled);
+    let gas = gas_lines(&d.sb, &settle_gas, inputs_settled);
     let report = DemoReport {
         accepted: tally.accepted,
         rejected: tally.rejected,
@@ -333,17 +325,19 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         misclassified: tally.misclassified,
         batches_settled: statements.len() as u64,
         inputs_settled,
-        enclave_state_root: enclave.last_state_root(),
+        enclave_state_root: d.enclave.last_state_root(),
         chain_state_root,
-        enclave_sequence: enclave.last_sequence(),
+        enclave_sequence: d.enclave.last_sequence(),
         chain_sequence,
         net_positions_match: mismatches.is_empty(),
         mismatches,
         resubmitted_already_settled,
+        exits,
+        hatch,
         participants: args.participants,
         batch_size: args.batch_size,
-        enclave_address: description.key_bundle.address,
-        settlement_address: d.settlement,
+        enclave_address: d.description.key_bundle.address,
+        settlement_address: dep.settlement,
         gas,
         audit_ok: audit.ok,
         audit_failed: audit.failed().iter().map(|s| s.to_string()).collect(),
@@ -359,6 +353,112 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Good obligations in order, bad envelopes at random places after the first good one (so a
+/// replay has something to replay), withdrawal requests spread evenly over the run.
+fn schedule(args: &DemoArgs, rng: &mut ChaCha20Rng) -> Vec<Slot> {
+    let mut schedule: Vec<Slot> = (0..args.obligations).map(|_| Slot::Pay).collect();
+    for i in 0..args.bad {
+        let kind = BadKind::ALL[i as usize % BadKind::ALL.len()];
+        let pos = rng.gen_range(1..=schedule.len().max(1));
+        schedule.insert(pos.min(schedule.len()), Slot::Bad(kind));
+    }
+    let n = schedule.len() as u64;
+    for i in 0..u64::from(args.exits) {
+        // The (i+1)-th of `exits + 1` equal parts of the run (the last one never at the end).
+        let pos = (n * (i + 1) / (u64::from(args.exits) + 1)) as usize + i as usize;
+        schedule.insert(pos.min(schedule.len()), Slot::Exit);
+    }
+    schedule
+}
+
+/// Deploy, boot the enclave, register it through 2 of 3 verifiers, fund every participant and
+/// forward the deposits.
+fn setup(args: &DemoArgs, out: &Reporter, rng: &mut ChaCha20Rng) -> anyhow::Result<Setup> {
+    out.step("deploying TestToken, EnclaveRegistry and Settlement on the embedded EVM");
+    let mut chain = TimedChain::new(EmbeddedChain::new())?;
+    let admin = chain.dev_address(0);
+    let token = deploy_token(&mut chain, admin, TokenKind::Test)?;
+    let participants: Vec<Participant> = (0..args.participants)
+        .map(|_| Participant::generate(&mut *rng))
+        .collect();
+    let policy = EnclavePolicy::new(
+        NettingConfig {
+            participants: participants.iter().map(Participant::netting).collect(),
+            tokens: vec![token],
+        },
+        args.batch_size,
+    );
+    let verifiers: Vec<SigningKey> = (0..3).map(|_| SigningKey::random(&mut *rng)).collect();
+    let now = chain.block_timestamp()?;
+    // The simulated TEE is refused on chain unless the deployment opts in, as here.
+    let params = deploy_params(
+        &policy,
+        admin,
+        Address::ZERO,
+        &verifiers.iter().map(key_address).collect::<Vec<_>>(),
+        now,
+        DEFAULT_EXIT_DELAY,
+    );
+    let mut sb = deploy(chain, &params, admin).context("deploying contracts")?;
+
+    out.step("booting the simulated enclave (INSECURE: development only)");
+    let (mut enclave, description) = boot_enclave(&sb, policy, Box::new(rand_core::OsRng), now)
+        .context("booting the enclave")?;
+    let mut host_log = HostLog::open(args.export.as_deref())?;
+    host_log.sync(&mut enclave)?;
+
+    out.step("registering the enclave: evidence → 2-of-3 verifiers → EnclaveRegistry");
+    let evidence = register(&mut sb, &mut enclave, &description, admin, &verifiers)?;
+
+    out.step(&format!(
+        "funding {} participants' escrow",
+        participants.len()
+    ));
+    let first = sb.chain().block_number()? + 1;
+    for p in &participants {
+        sb.chain_mut()
+            .set_balance(p.account, U256::from(10u64).pow(U256::from(18u64)));
+        sb.chain_mut().impersonate(p.account);
+        sb.mint(admin, p.account, U256::from(DEPOSIT))?;
+        sb.deposit(p.account, token, U256::from(DEPOSIT))?;
+    }
+    // The host relays the Deposited events it reads from the chain to the enclave.
+    let head = sb.chain().block_number()?;
+    forward_events(&sb, &mut enclave, first, head)?;
+    Ok(Setup {
+        sb,
+        enclave,
+        description,
+        participants,
+        token,
+        admin,
+        evidence,
+        host_log,
+        cursor: head + 1,
+    })
+}
+
+/// `account` requests a withdrawal on chain and the host forwards it: the enclave's decision,
+/// and any statement it closed first to make room.
+fn request_exit(
+    d: &mut Setup,
+    account: Address,
+    amount: u128,
+) -> anyhow::Result<(ExitDecision, Vec<SignedStatement>)> {
+    let (id, _) =
+        d.sb.request_withdrawal(account, d.token, U256::from(amount))?;
+    let head = d.sb.chain().block_number()?;
+    let forwarded = forward_events(&d.sb, &mut d.enclave, d.cursor, head)?;
+    d.cursor = head + 1;
+    d.host_log.sync(&mut d.enclave)?;
+    let decided = forwarded
+        .decisions
+        .into_iter()
+        .find(|x| x.request_id == id)
+        .with_context(|| format!("the enclave decided nothing on request {id}"))?;
+    Ok((decided, forwarded.statements))
+}
+
 #[derive(Debug, Default)]
 struct Tally {
     accepted: u64,
@@ -372,13 +472,6 @@ struct SettleGas {
     batches: u64,
 }
 
-fn expect_ack(r: Response) -> anyhow::Result<()> {
-    match r {
-        Response::Ack => Ok(()),
-        other => bail!("unexpected enclave response {other:?}"),
-    }
-}
-
 /// The relayer step: submit one statement, in order.
 fn settle(
     sb: &mut Sealbridge<DemoChain>,
@@ -386,13 +479,7 @@ fn settle(
     batch: &SignedStatement,
     gas: &mut SettleGas,
 ) -> anyhow::Result<()> {
-    let outcome = sb
-        .settle(
-            from,
-            &(&batch.statement).into(),
-            &effects_from_proto(&batch.effects),
-            Bytes::from(batch.signature.clone()),
-        )
+    let outcome = host::relay(sb, from, batch)
         .with_context(|| format!("settling statement {}", batch.statement.sequence))?;
     match outcome {
         SettleOutcome::Applied(r) => {
@@ -406,121 +493,43 @@ fn settle(
     }
 }
 
-/// Evidence bound to a fresh block hash, appraised by three verifiers; two sign (k = 2).
+/// Evidence bound to a fresh block hash, appraised by three verifiers; two sign (k = 2). The
+/// result is logged by the enclave before `register` is sent.
 fn register(
     sb: &mut Sealbridge<DemoChain>,
     enclave: &mut Enclave<Netting>,
-    description: &sealbridge_enclave::boundary::Description,
+    description: &Description,
     admin: Address,
-    rng: &mut ChaCha20Rng,
+    verifiers: &[SigningKey],
 ) -> anyhow::Result<Evidence> {
-    let verifiers: Vec<k256::ecdsa::SigningKey> = (0..3)
-        .map(|_| k256::ecdsa::SigningKey::random(&mut *rng))
-        .collect();
-    for v in &verifiers {
-        sb.add_verifier(admin, key_address(v))?;
-    }
-    sb.set_threshold(admin, 2)?;
-    // The simulated TEE is refused on chain unless governance opts in, as here.
-    sb.allow_simulated(admin, true)?;
-    let now = sb.chain().block_timestamp()?;
-    sb.allow_measurement(admin, description.measurement, now, now + 365 * 86_400)?;
-
-    let challenge_block = sb.chain().block_number()?;
-    let challenge = sb
-        .chain()
-        .block_hash(challenge_block)?
-        .context("no hash for the latest block")?;
-    let evidence = match enclave.handle(Request::Evidence {
-        challenge: challenge.to_vec(),
-        now,
-    }) {
-        Response::Evidence { evidence, .. } => evidence,
-        other => bail!("unexpected enclave response {other:?}"),
-    };
-    let evidence = Evidence::Simulated(evidence);
-    let bundle = description.key_bundle;
-    let binding = sealbridge_attest::verifier::KeyBinding {
-        key_bundle: bundle.to_bytes(),
-        key_bundle_hash: bundle.hash(),
-        enclave: bundle.address,
-        ed25519_key: B256::from(bundle.ed25519),
-    };
-    let challenge = sealbridge_attest::verifier::Challenge {
-        block: challenge_block,
-        hash: challenge,
-    };
     // Each verifier appraises independently with the verifier library (verify, policy, binding
     // of keys to the challenge, EIP-712 signature); two of the three reach the registry (k = 2).
-    let mut signed = Vec::new();
-    for key in verifiers.iter().take(2) {
-        let role = sealbridge_attest::verifier::VerifierRole::new(
-            key.clone(),
-            AppraisalPolicy::insecure_dev(),
-        );
-        signed.push(
-            role.attest(
-                &evidence,
-                &sealbridge_attest::Collateral::None,
-                &binding,
-                challenge,
-                now,
-                sb.deployment.chain_id,
-                sb.deployment.registry,
-            )
-            .context("appraising the enclave's evidence")?,
-        );
-    }
-    let (result, sigs): (AttestationResult, Vec<Vec<u8>>) =
-        sealbridge_attest::verifier::collect(&signed)?;
-    let claims = sealbridge_attest::verify_claims(&evidence, &Default::default(), now)?;
+    let signers = &verifiers[..2];
+    let r = register_enclave(sb, enclave, description, admin, signers)?;
+    let claims =
+        sealbridge_attest::verify_claims(&r.evidence, &Default::default(), r.result.issuedAt)?;
     ensure!(
-        claims.report_data == report_data(&bundle.to_bytes(), challenge.hash.as_slice()),
+        claims.report_data
+            == report_data(
+                &description.key_bundle.to_bytes(),
+                r.result.challenge.as_slice()
+            ),
         "evidence does not bind the enclave's keys to the challenge"
     );
-    let chain_result: sealbridge_chain::AttestationResult = (&result).into();
-    let signers: Vec<&k256::ecdsa::SigningKey> = verifiers.iter().take(2).collect();
-    let sigs: Vec<Bytes> = sigs.into_iter().map(Bytes::from).collect();
     // Differential check: the verifier library signs exactly as the chain crate does.
+    let keys: Vec<&SigningKey> = signers.iter().collect();
+    let chain_result: sealbridge_chain::AttestationResult = (&r.result).into();
+    let sigs: Vec<Bytes> = r.signatures.iter().cloned().map(Bytes::from).collect();
     ensure!(
         sigs == sign_attestation_sorted(
-            &signers,
+            &keys,
             &chain_result,
             sb.deployment.chain_id,
             sb.deployment.registry,
         ),
         "verifier signatures differ from the chain crate's"
     );
-    sb.register(admin, &chain_result, sigs.clone())?;
-    // The enclave logs the record it was registered under, so auditors find it in the log.
-    match enclave.handle(Request::LogAttestation {
-        result: result.abi_encode(),
-        signatures: sigs.iter().map(|s| s.to_vec()).collect(),
-    }) {
-        Response::Ack => {}
-        other => bail!("the enclave refused to log its attestation result: {other:?}"),
-    }
-    ensure!(
-        sb.is_active(bundle.address)?,
-        "the enclave is not active after registration"
-    );
-    Ok(evidence)
-}
-
-/// `Deposited` events of the settlement contract in an inclusive block range.
-fn deposited_events(
-    sb: &Sealbridge<DemoChain>,
-    from_block: u64,
-    to_block: u64,
-) -> anyhow::Result<Vec<Settlement::Deposited>> {
-    let logs = sb
-        .chain()
-        .logs(sb.deployment.settlement, from_block, to_block)?;
-    Ok(logs
-        .iter()
-        .filter_map(|l| Settlement::Deposited::decode_log(&l.inner).ok())
-        .map(|l| l.data)
-        .collect())
+    Ok(r.evidence)
 }
 
 fn gas_lines(

@@ -9,6 +9,8 @@ use std::{
 use alloy_primitives::{Address, B256};
 use serde::Serialize;
 
+use super::exits::{ExitsReport, HatchReport};
+
 /// Gas of one kind of call.
 #[derive(Debug, Clone, Serialize)]
 pub struct GasLine {
@@ -38,6 +40,10 @@ pub struct DemoReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mismatches: Vec<String>,
     pub resubmitted_already_settled: bool,
+    /// Withdrawal requests during the run: decisions, amounts granted and claimed.
+    pub exits: ExitsReport,
+    /// The escape hatch: when it would open, and that it was never needed.
+    pub hatch: HatchReport,
     pub participants: u32,
     pub batch_size: u32,
     pub enclave_address: Address,
@@ -63,6 +69,8 @@ impl DemoReport {
             && self.enclave_sequence == self.chain_sequence
             && self.inputs_settled == self.accepted
             && self.resubmitted_already_settled
+            && self.exits.ok()
+            && self.hatch.never_needed()
             && self.audit_ok
     }
 }
@@ -109,6 +117,25 @@ impl Reporter {
         }
         println!("batches settled           {}", r.batches_settled);
         println!("inputs settled            {}", r.inputs_settled);
+        let reasons: Vec<String> = r
+            .exits
+            .reasons
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        println!(
+            "withdrawal requests       {} ({})",
+            r.exits.requested,
+            if reasons.is_empty() {
+                "none".to_string()
+            } else {
+                reasons.join(", ")
+            }
+        );
+        println!(
+            "exits granted / claimed   {} / {}",
+            r.exits.amount_granted, r.exits.amount_claimed
+        );
         println!("enclave state root        {}", r.enclave_state_root);
         println!("chain state root          {}", r.chain_state_root);
         println!();
@@ -139,6 +166,27 @@ impl Reporter {
         println!(
             "[{}] re-submitted statement recognised as already settled",
             mark(r.resubmitted_already_settled)
+        );
+        println!(
+            "[{}] every granted exit settled and was claimed into its owner's wallet ({} claimants)",
+            mark(r.exits.ok()),
+            r.exits.claimants
+        );
+        for m in &r.exits.wallet_mismatches {
+            println!("       {m}");
+        }
+        println!(
+            "[{}] escape hatch never needed: it opens at {} (exitDelay {} s after the last \
+             settlement, chain time now {}), {}",
+            mark(r.hatch.never_needed()),
+            r.hatch.opens_at,
+            r.hatch.exit_delay,
+            r.hatch.chain_time,
+            if r.hatch.frozen {
+                "FROZEN"
+            } else {
+                "never frozen"
+            }
         );
         println!(
             "[{}] the auditor's {} checks pass from public data (chain events, log, evidence, policy)",
