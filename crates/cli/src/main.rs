@@ -11,6 +11,7 @@ mod endpoint;
 mod gov_cmd;
 mod load_cmd;
 mod node_cmd;
+mod sandbox_cmd;
 mod verifier_cmd;
 
 use std::process::ExitCode;
@@ -56,6 +57,8 @@ enum Command {
     Load(load_cmd::LoadArgs),
     /// A node's accepted, settled and pending inputs, sequences and roots.
     Status(client_cmd::StatusArgs),
+    /// Run adversarial scenarios against the real bytecode and report whether the system held.
+    Sandbox(sandbox_cmd::SandboxArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Client(args) => client_cmd::run(&args),
         Command::Load(args) => load_cmd::run(&args),
         Command::Status(args) => client_cmd::run_status(&args),
+        Command::Sandbox(args) => sandbox_cmd::run(&args),
     };
     match result {
         Ok(code) => code,
