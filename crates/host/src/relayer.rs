@@ -259,7 +259,11 @@ pub fn exits_from_proto(exits: &[sealbridge_proto::eip712::Exit]) -> Vec<Exit> {
         .collect()
 }
 
-/// What the relayer reads of the deployment each round (also shown in `/v1/status`).
+/// How long a read of the deployment's state serves (unless a settlement changed it): three
+/// `eth_call`s a round would be most of a polling relayer's load on a metered endpoint.
+const DEPLOYMENT_STATE_EVERY: Duration = Duration::from_secs(2);
+
+/// What the relayer reads of the deployment (also shown in `/v1/status`).
 #[derive(Debug, Clone, Copy)]
 struct DeploymentState {
     frozen: bool,
@@ -268,11 +272,20 @@ struct DeploymentState {
     exit_delay: u64,
 }
 
+/// The deployment's state: read again after [`DEPLOYMENT_STATE_EVERY`], or at once when the
+/// chain's `lastSequence` (`last`) moved since the last read.
 fn read_deployment_state<C: Chain>(
     sb: &Sealbridge<C>,
     metrics: &Metrics,
     scan: &mut ScanState,
+    last: u64,
 ) -> Result<DeploymentState, HostError> {
+    if let Some((at, seq, state)) = scan.deployment
+        && seq == last
+        && at.elapsed() < DEPLOYMENT_STATE_EVERY
+    {
+        return Ok(state);
+    }
     let exit_delay = match scan.exit_delay {
         Some(d) => d,
         // Immutable: read once.
@@ -290,6 +303,7 @@ fn read_deployment_state<C: Chain>(
         state.last_settled_at.saturating_add(state.exit_delay),
         Relaxed,
     );
+    scan.deployment = Some((Instant::now(), last, state));
     Ok(state)
 }
 
@@ -399,7 +413,7 @@ pub fn round<C: Chain>(
     let mut reorged = false;
     let last = sb.last_sequence()?;
     let root = sb.state_root()?;
-    let deployment = read_deployment_state(&sb, metrics, scan)?;
+    let deployment = read_deployment_state(&sb, metrics, scan, last)?;
     if let Ok(mut r) = metrics.chain_root.lock() {
         *r = root;
     }

@@ -33,6 +33,8 @@ pub struct ScanState {
     pub(super) backoff: Duration,
     /// The deployment's `exitDelay` (immutable), once read.
     pub(super) exit_delay: Option<u64>,
+    /// The deployment's state as last read: when, at which `lastSequence`, and what.
+    pub(super) deployment: Option<(Instant, u64, super::DeploymentState)>,
 }
 
 /// Meta key: the highest `(sequence, new state root)` of a `StatementSettled` event in a
