@@ -197,6 +197,10 @@ pub enum RegistrationError {
         /// What the other verifiers answered.
         failures: Vec<(String, VerifierFailure)>,
     },
+    /// The registry revoked this enclave: it can never register again (a new enclave instance,
+    /// with new keys, can).
+    #[error("the registry has revoked enclave {0}: it can never register again")]
+    Revoked(Address),
     /// The chain has no block but its genesis: every result needs a block-hash challenge and
     /// the registry refuses block 0.
     #[error(
@@ -251,7 +255,8 @@ pub fn max_result_lifetime<C: Chain>(sb: &Sealbridge<C>) -> Result<u32, HostErro
 }
 
 /// Check what the registry would refuse before asking anyone: its threshold against the
-/// verifiers configured, the measurement, the simulated TEE. Returns the threshold.
+/// verifiers configured, the measurement, the simulated TEE, a revoked enclave. Returns the
+/// threshold.
 fn preflight<C: Chain>(
     sb: &Sealbridge<C>,
     description: &Description,
@@ -286,6 +291,11 @@ fn preflight<C: Chain>(
             .map_err(chain)?
     {
         return Err(RegistrationError::SimulatedNotAllowed);
+    }
+    // Refused for good: checked before a result is logged, so that retries log nothing.
+    let enclave = description.key_bundle.address;
+    if sb.enclave(enclave).map_err(chain)?.revoked {
+        return Err(RegistrationError::Revoked(enclave));
     }
     Ok(k)
 }

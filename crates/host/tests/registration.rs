@@ -329,6 +329,65 @@ fn results_live_at_most_the_registrys_max_lifetime_and_renew_in_its_last_third()
 }
 
 #[test]
+fn a_revoked_enclave_is_not_registered_again_and_nothing_more_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = EmbeddedChain::new();
+    let admin = chain.dev_address(0);
+    let participants = dev::participants(3);
+    let verifiers = dev::dev_verifiers(dir.path()).unwrap();
+    let now = chain.block_timestamp().unwrap();
+    let params = dev::deploy_params(
+        admin,
+        participants.iter().map(|p| p.account).collect(),
+        &verifiers,
+        now,
+        86_400,
+    );
+    let mut sb = Sealbridge::deploy(chain, &params).unwrap();
+    let enclave = enclave_for(&mut sb, admin, &participants);
+    let call =
+        |r: Request| -> Result<Response, HostError> { Ok(enclave.lock().unwrap().handle(r)) };
+    let description = match call(Request::Describe).unwrap() {
+        Response::Description(d) => *d,
+        r => panic!("{r:?}"),
+    };
+    let results = || match call(Request::LogEntries).unwrap() {
+        Response::LogEntries { entries, .. } => entries
+            .iter()
+            .filter(|e| {
+                sealbridge_enclave::log_entry::decode(e)
+                    .is_some_and(|(k, _)| k == EntryKind::AttestationResult)
+            })
+            .count(),
+        r => panic!("{r:?}"),
+    };
+    let now = sb.chain().block_timestamp().unwrap();
+    dev::register(&mut sb, admin, &description, &verifiers, call, now).unwrap();
+    assert_eq!(results(), 1);
+    // The guardian revokes it: every renewal is refused before a result is logged.
+    sb.revoke_enclave(admin, description.key_bundle.address)
+        .unwrap();
+    for _ in 0..2 {
+        let err = dev::renew_if_due(
+            &mut sb,
+            admin,
+            &description,
+            &verifiers,
+            call,
+            now,
+            u64::MAX,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, HostError::Registration(RegistrationError::Revoked(a)) if a == description.key_bundle.address),
+            "{err}"
+        );
+        assert!(err.to_string().contains("never register again"), "{err}");
+    }
+    assert_eq!(results(), 0, "nothing logged since");
+}
+
+#[test]
 fn a_chain_with_only_its_genesis_block_gives_no_challenge_and_nothing_is_asked() {
     // Attached to a deployment on a chain that has mined nothing yet: block 0 only.
     let chain = EmbeddedChain::new();
