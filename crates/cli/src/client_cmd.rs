@@ -287,22 +287,32 @@ fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
     // With more than one confirmation on a development chain that mines only on
     // transactions, mine a block a second (an error means a real chain: it mines itself).
     let mut last_mined = std::time::Instant::now();
-    let nudge = |sb: &mut sealbridge_chain::Sealbridge<RpcChain>| {
+    let mut nudge = |sb: &mut sealbridge_chain::Sealbridge<RpcChain>| {
         if confirmations > 1 && last_mined.elapsed() >= std::time::Duration::from_secs(1) {
             last_mined = std::time::Instant::now();
             let _ = sb.chain().mine();
         }
     };
-    let out = sealbridge_host::client::withdraw(
-        c,
-        &mut sb,
-        account,
-        token,
-        w.amount,
-        std::time::Duration::from_secs(w.timeout),
-        nudge,
+    let timeout = std::time::Duration::from_secs(w.timeout);
+    let (d, request_tx) = sealbridge_host::client::request_withdrawal(
+        c, &mut sb, account, token, w.amount, timeout, &mut nudge,
     )?;
-    let d = &out.decision;
+    if !w.json {
+        println!(
+            "withdrawal request {}: {} of {} granted ({}: {})",
+            d.request_id,
+            d.granted,
+            d.requested,
+            d.reason,
+            reason_text(&d.reason)
+        );
+        if d.granted > 0 {
+            println!("waiting for the statement carrying the exit to settle, then claiming");
+        }
+    }
+    let (d, claim_tx, claimed) =
+        sealbridge_host::client::claim_exit(c, &mut sb, d, timeout, &mut nudge)?;
+    let wallet = sb.token_balance(token, account)?;
     if w.json {
         println!(
             "{}",
@@ -315,33 +325,24 @@ fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
                 "reason": d.reason,
                 "statement_sequence": d.statement_sequence,
                 "settled": d.settled,
-                "request_tx": out.request_tx,
-                "claim_tx": out.claim_tx,
-                "claimed": out.claimed.to_string(),
-                "wallet_balance": out.wallet.to_string(),
+                "request_tx": request_tx,
+                "claim_tx": claim_tx,
+                "claimed": claimed.to_string(),
+                "wallet_balance": wallet.to_string(),
             })
         );
     } else {
-        println!(
-            "withdrawal request {}: {} of {} granted ({}: {})",
-            d.request_id,
-            d.granted,
-            d.requested,
-            d.reason,
-            reason_text(&d.reason)
-        );
-        match (d.statement_sequence, out.claim_tx) {
+        match (d.statement_sequence, claim_tx) {
             (Some(seq), Some(tx)) => println!(
-                "exit settled with statement {seq}; claimed {} (tx {tx}); wallet balance of {} \
-                 in {}: {}",
-                out.claimed, d.account, d.token, out.wallet
+                "exit settled with statement {seq}; claimed {claimed} (tx {tx}); wallet balance \
+                 of {} in {}: {wallet}",
+                d.account, d.token
             ),
             (Some(seq), None) => println!(
                 "exit settled with statement {seq}; nothing left to claim (claimed before); \
-                 wallet balance: {}",
-                out.wallet
+                 wallet balance: {wallet}"
             ),
-            _ => println!("nothing to claim; wallet balance: {}", out.wallet),
+            _ => println!("nothing to claim; wallet balance: {wallet}"),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -363,13 +363,127 @@ pub struct WithdrawOutcome {
     pub wallet: U256,
 }
 
-/// Withdraw `amount` of `token` from `from`'s escrow through the enclave: `requestWithdrawal`
-/// on chain (sent from `from`), wait (up to `timeout` for each step) for the enclave's decision
-/// (`GET /v1/withdrawals/{id}`: granted in full, in part or not at all, with a reason code),
-/// then — if anything was granted — until the statement carrying the exit has settled, then
-/// `claim(token)`. A partial fill or a refusal is an outcome, not an error; a request the
-/// contract refuses (not a participant, zero, frozen, ...) is [`ClientError::Chain`]. `wait` runs
-/// between polls (e.g. to mine a block on a development chain).
+/// Poll the node's decision on request `id` until `done` holds, running `wait` between polls;
+/// [`ClientError::Timeout`] (saying `what` did not happen) after `timeout`.
+fn poll_withdrawal<C: sealbridge_chain::Chain>(
+    node: &NodeClient,
+    sb: &mut sealbridge_chain::Sealbridge<C>,
+    id: u64,
+    timeout: Duration,
+    wait: &mut impl FnMut(&mut sealbridge_chain::Sealbridge<C>),
+    what: &str,
+    done: impl Fn(&WithdrawalDecision) -> bool,
+) -> Result<WithdrawalDecision, ClientError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(d) = node.withdrawal(id)?
+            && done(&d)
+        {
+            return Ok(d);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ClientError::Timeout(format!(
+                "withdrawal request {id}: {what} after {} s",
+                timeout.as_secs()
+            )));
+        }
+        wait(sb);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn chain_error(what: &str, e: sealbridge_chain::ContractError) -> ClientError {
+    ClientError::Chain(format!("{what}: {e}"))
+}
+
+/// Ask for a withdrawal: `requestWithdrawal(token, amount)` sent from `from`, then wait (up to
+/// `timeout`) for the enclave's decision as the node serves it (`GET /v1/withdrawals/{id}`):
+/// granted in full, in part or not at all, with a reason code. A partial fill or a refusal is
+/// an outcome, not an error; a request the contract refuses (not a participant, zero, frozen,
+/// ...) is [`ClientError::Chain`], and an amount of 0 is refused before anything is sent.
+/// `wait` runs between polls (e.g. to mine a block on a development chain). Returns the decision
+/// and the request's transaction.
+pub fn request_withdrawal<C: sealbridge_chain::Chain>(
+    node: &NodeClient,
+    sb: &mut sealbridge_chain::Sealbridge<C>,
+    from: Address,
+    token: Address,
+    amount: u128,
+    timeout: Duration,
+    mut wait: impl FnMut(&mut sealbridge_chain::Sealbridge<C>),
+) -> Result<(WithdrawalDecision, B256), ClientError> {
+    if amount == 0 {
+        return Err(ClientError::Invalid(
+            "the amount to withdraw must be at least 1".into(),
+        ));
+    }
+    let (id, receipt) = sb
+        .request_withdrawal(from, token, U256::from(amount))
+        .map_err(|e| chain_error("requestWithdrawal", e))?;
+    let decision = poll_withdrawal(
+        node,
+        sb,
+        id,
+        timeout,
+        &mut wait,
+        "the node has not decided it",
+        |_| true,
+    )?;
+    if (decision.account, decision.token, decision.requested) != (from, token, amount) {
+        return Err(ClientError::Protocol(format!(
+            "the node's request {id} is {} of {} by {}, not the one made",
+            decision.requested, decision.token, decision.account
+        )));
+    }
+    Ok((decision, receipt.tx_hash))
+}
+
+/// Once a granted exit's statement has settled (waiting up to `timeout`, running `wait` between
+/// polls), `claim` it from `decision.account`: returns the decision as the node serves it then,
+/// the claim's transaction and what it paid out (every granted exit of the token not claimed
+/// before; nothing, and no transaction, if an earlier claim took it). A refusal claims nothing.
+pub fn claim_exit<C: sealbridge_chain::Chain>(
+    node: &NodeClient,
+    sb: &mut sealbridge_chain::Sealbridge<C>,
+    decision: WithdrawalDecision,
+    timeout: Duration,
+    mut wait: impl FnMut(&mut sealbridge_chain::Sealbridge<C>),
+) -> Result<(WithdrawalDecision, Option<B256>, U256), ClientError> {
+    if decision.granted == 0 {
+        return Ok((decision, None, U256::ZERO));
+    }
+    let (from, token) = (decision.account, decision.token);
+    let decision = poll_withdrawal(
+        node,
+        sb,
+        decision.request_id,
+        timeout,
+        &mut wait,
+        "the statement carrying the exit has not settled",
+        |d| d.settled,
+    )?;
+    let claimable = sb
+        .claimable(from, token)
+        .map_err(|e| chain_error("claimable", e))?;
+    if claimable.is_zero() {
+        return Ok((decision, None, U256::ZERO));
+    }
+    use alloy_sol_types::SolEvent;
+    let r = sb.claim(from, token).map_err(|e| chain_error("claim", e))?;
+    let settlement = sb.deployment.settlement;
+    let paid = r
+        .logs
+        .iter()
+        .filter(|l| l.address() == settlement)
+        .find_map(|l| sealbridge_chain::bindings::Settlement::Claimed::decode_log(&l.inner).ok())
+        .map(|e| e.data.amount)
+        .ok_or_else(|| ClientError::Chain("claim succeeded without a Claimed event".into()))?;
+    Ok((decision, Some(r.tx_hash), paid))
+}
+
+/// Withdraw `amount` of `token` from `from`'s escrow through the enclave:
+/// [`request_withdrawal`], then [`claim_exit`] (each step waits up to `timeout`), then the
+/// account's token balance.
 pub fn withdraw<C: sealbridge_chain::Chain>(
     node: &NodeClient,
     sb: &mut sealbridge_chain::Sealbridge<C>,
@@ -379,83 +493,15 @@ pub fn withdraw<C: sealbridge_chain::Chain>(
     timeout: Duration,
     mut wait: impl FnMut(&mut sealbridge_chain::Sealbridge<C>),
 ) -> Result<WithdrawOutcome, ClientError> {
-    if amount == 0 {
-        return Err(ClientError::Invalid(
-            "the amount to withdraw must be at least 1".into(),
-        ));
-    }
-    let chain =
-        |what: &str, e: sealbridge_chain::ContractError| ClientError::Chain(format!("{what}: {e}"));
-    let (id, receipt) = sb
-        .request_withdrawal(from, token, U256::from(amount))
-        .map_err(|e| chain("requestWithdrawal", e))?;
-    let mut poll = |what: &str, done: &dyn Fn(&WithdrawalDecision) -> bool| {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(d) = node.withdrawal(id)?
-                && done(&d)
-            {
-                return Ok(d);
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(ClientError::Timeout(format!(
-                    "withdrawal request {id}: {what} after {} s",
-                    timeout.as_secs()
-                )));
-            }
-            wait(sb);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    let decision = poll("the node has not decided it", &|_| true)?;
-    if (decision.account, decision.token, decision.requested) != (from, token, amount) {
-        return Err(ClientError::Protocol(format!(
-            "the node's request {id} is {} of {} by {}, not the one made",
-            decision.requested, decision.token, decision.account
-        )));
-    }
-    if decision.granted == 0 {
-        let wallet = sb
-            .token_balance(token, from)
-            .map_err(|e| chain("balanceOf", e))?;
-        return Ok(WithdrawOutcome {
-            decision,
-            request_tx: receipt.tx_hash,
-            claim_tx: None,
-            claimed: U256::ZERO,
-            wallet,
-        });
-    }
-    let decision = poll("the statement carrying the exit has not settled", &|d| {
-        d.settled
-    })?;
-    let claimable = sb
-        .claimable(from, token)
-        .map_err(|e| chain("claimable", e))?;
-    let (claim_tx, claimed) = if claimable.is_zero() {
-        // Claimed already (by an earlier claim of this account): nothing left to pay out.
-        (None, U256::ZERO)
-    } else {
-        use alloy_sol_types::SolEvent;
-        let r = sb.claim(from, token).map_err(|e| chain("claim", e))?;
-        let settlement = sb.deployment.settlement;
-        let paid = r
-            .logs
-            .iter()
-            .filter(|l| l.address() == settlement)
-            .find_map(|l| {
-                sealbridge_chain::bindings::Settlement::Claimed::decode_log(&l.inner).ok()
-            })
-            .map(|e| e.data.amount)
-            .ok_or_else(|| ClientError::Chain("claim succeeded without a Claimed event".into()))?;
-        (Some(r.tx_hash), paid)
-    };
+    let (decision, request_tx) =
+        request_withdrawal(node, sb, from, token, amount, timeout, &mut wait)?;
+    let (decision, claim_tx, claimed) = claim_exit(node, sb, decision, timeout, &mut wait)?;
     let wallet = sb
         .token_balance(token, from)
-        .map_err(|e| chain("balanceOf", e))?;
+        .map_err(|e| chain_error("balanceOf", e))?;
     Ok(WithdrawOutcome {
         decision,
-        request_tx: receipt.tx_hash,
+        request_tx,
         claim_tx,
         claimed,
         wallet,
