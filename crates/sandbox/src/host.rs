@@ -105,18 +105,6 @@ pub fn forward_events<C: Chain, P: Program>(
     Ok(out)
 }
 
-/// The proto exits of a statement as the contract binding takes them.
-pub fn exits_to_chain(exits: &[sealbridge_proto::eip712::Exit]) -> Vec<sealbridge_chain::Exit> {
-    exits
-        .iter()
-        .map(|x| sealbridge_chain::Exit {
-            account: x.account,
-            token: x.token,
-            amount: x.amount,
-        })
-        .collect()
-}
-
 /// Send a signed statement, exactly as the enclave signed it, from `from`.
 pub fn relay<C: Chain>(
     sb: &mut Sealbridge<C>,
@@ -127,7 +115,7 @@ pub fn relay<C: Chain>(
         from,
         &(&s.statement).into(),
         &effects_from_proto(&s.effects),
-        &exits_to_chain(&s.exits),
+        &sealbridge_chain::proto_compat::exits_from_proto(&s.exits),
         Bytes::from(s.signature.clone()),
     )
 }

@@ -82,11 +82,13 @@ impl<C: Chain> Sealbridge<C> {
         Ok((r, ret))
     }
 
-    /// `eth_call` of `call` on `to` at the latest block.
+    /// `eth_call` of `call` on `to` at the latest block, from the zero address (the admin may be a
+    /// contract such as a timelock, and a call "from" an address with code is refused by EIP-3607
+    /// rules; no view reads `msg.sender`).
     pub fn view<T: SolCall>(&self, to: Address, call: &T) -> Result<T::Return, ContractError> {
         let out = self
             .chain
-            .call(self.deployment.admin, to, call.abi_encode().into())?;
+            .call(Address::ZERO, to, call.abi_encode().into())?;
         T::abi_decode_returns(&out).map_err(|e| ContractError::Decode(e.to_string()))
     }
 
