@@ -42,8 +42,7 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes};
 use sealbridge_chain::{
-    Chain, ChainError, ContractError, Exit, Sealbridge, SettleOutcome,
-    proto_compat::effects_from_proto,
+    Chain, ChainError, ContractError, Sealbridge, SettleOutcome, proto_compat::effects_from_proto,
 };
 
 use crate::{HostError, core::Cmd, metrics::Metrics, store::Store};
@@ -245,18 +244,6 @@ fn reconcile_version<C: Chain>(
         );
     }
     Ok(())
-}
-
-/// The exits a statement carries, as `settle` takes them.
-pub fn exits_from_proto(exits: &[sealbridge_proto::eip712::Exit]) -> Vec<Exit> {
-    exits
-        .iter()
-        .map(|x| Exit {
-            account: x.account,
-            token: x.token,
-            amount: x.amount,
-        })
-        .collect()
 }
 
 /// How long a read of the deployment's state serves (unless a settlement changed it): three
@@ -534,7 +521,7 @@ pub fn round<C: Chain>(
         from,
         &(&st.statement).into(),
         &effects_from_proto(&st.effects),
-        &exits_from_proto(&st.exits),
+        &sealbridge_chain::proto_compat::exits_from_proto(&st.exits),
         Bytes::from(st.signature.clone()),
     );
     let outcome = match outcome {

@@ -60,20 +60,29 @@ pub(super) fn check_registration<C: Chain + BlockTimes + ?Sized>(
     ) {
         return Ok(());
     }
-    // The challenge is the chain's block hash.
-    if result.challengeBlock != 0 {
-        let hash = input.chain.block_hash(result.challengeBlock)?;
-        if !t.expect(
-            hash == Some(result.challenge) && result.challengeBlock < block,
-            || {
-                format!(
-                    "registration of {who}: challenge is not the hash of block {}",
-                    result.challengeBlock
-                )
-            },
-        ) {
-            return Ok(());
-        }
+    // The challenge is the hash of one of the 256 blocks before the registration (the registry
+    // refuses block 0 and older blocks; an auditor holds the chain to the same rule).
+    if !t.expect(
+        result.challengeBlock != 0
+            && result.challengeBlock < block
+            && block - result.challengeBlock <= 256,
+        || {
+            format!(
+                "registration of {who}: challenge block {} is not one of the 256 before block {block}",
+                result.challengeBlock
+            )
+        },
+    ) {
+        return Ok(());
+    }
+    let hash = input.chain.block_hash(result.challengeBlock)?;
+    if !t.expect(hash == Some(result.challenge), || {
+        format!(
+            "registration of {who}: challenge is not the hash of block {}",
+            result.challengeBlock
+        )
+    }) {
+        return Ok(());
     }
     // Evidence, re-verified under the policy in force when the verifiers appraised it.
     let Some(published) = input.attestations.evidence.get(&result.evidenceHash) else {
