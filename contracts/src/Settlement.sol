@@ -115,6 +115,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     bool public frozen;
     /// @notice Number of withdrawal requests made so far (the last request id).
     uint64 public exitRequestCount;
+    /// @notice Withdrawal requests 1..requestsDecided were decided by the enclave (granted or
+    ///         refused), as the last settled statement that said so (its request marker) declared.
+    uint64 public requestsDecided;
     /// @notice Log root committed by the last settled statement.
     bytes32 public logRoot;
     /// @notice Policy hash without the account and token lists.
@@ -131,6 +134,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     /// @notice Measurements whose enclaves may sign statements here (checked beside the registry's own
     ///         allowlist, so a shared registry cannot admit another deployment's code).
     mapping(bytes32 measurement => bool) public measurementAllowed;
+    /// @notice Block time of each withdrawal request, by id: a request left undecided for
+    ///         `exitDelay` opens the escape hatch even while other statements settle.
+    mapping(uint64 requestId => uint64) public requestedAt;
     /// @notice Granted exits waiting to be claimed.
     mapping(address account => mapping(address token => uint256)) public claimable;
 
@@ -189,6 +195,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     error EffectsHashMismatch(bytes32 committed, bytes32 computed);
     error EffectsNotSorted(uint256 index);
     error ExitsNotSorted(uint256 index);
+    error BadRequestMarker(uint256 marker, uint64 decided, uint64 requested);
     error NotConserved(address token);
     error InsufficientEscrow(address account, address token);
 
@@ -294,6 +301,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         if (!isToken[token]) revert TokenNotAllowed(token);
         requestId = exitRequestCount + 1;
         exitRequestCount = requestId;
+        requestedAt[requestId] = uint64(block.timestamp);
         emit WithdrawalRequested(msg.sender, token, amount, requestId);
     }
 
@@ -318,18 +326,26 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     }
 
     /// @notice Anyone may freeze the deployment once no statement has settled for `exitDelay`
-    ///         (enclave stalled or gone, operator vanished, or settlement paused that long).
+    ///         (enclave stalled or gone, operator vanished, or settlement paused that long), or once
+    ///         a withdrawal request has gone undecided for `exitDelay` while statements kept
+    ///         settling (a host withholding requests).
     function freeze() external {
         if (frozen) revert DeploymentFrozen();
-        uint256 opensAt = uint256(lastSettledAt) + exitDelay;
+        uint256 opensAt = hatchOpensAt();
         if (block.timestamp < opensAt) revert HatchNotOpen(opensAt, block.timestamp);
         frozen = true;
         emit Frozen(lastSequence, lastSettledAt, msg.sender);
     }
 
-    /// @notice When anyone may call `freeze` if nothing settles before then.
-    function hatchOpensAt() external view returns (uint256) {
-        return uint256(lastSettledAt) + exitDelay;
+    /// @notice When anyone may call `freeze` if nothing changes before then: `exitDelay` after the
+    ///         last settled statement, or after the oldest undecided withdrawal request if earlier.
+    function hatchOpensAt() public view returns (uint256 opensAt) {
+        opensAt = uint256(lastSettledAt) + exitDelay;
+        uint64 decided = requestsDecided;
+        if (exitRequestCount > decided) {
+            uint256 byRequest = uint256(requestedAt[decided + 1]) + exitDelay;
+            if (byRequest < opensAt) opensAt = byRequest;
+        }
     }
 
     /// @notice Settled escrow of `account` in `token`.
@@ -517,12 +533,26 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
 
     /// @dev Exits, strictly ascending by (token, account), each for a participant and token of this
     ///      deployment, each covered by the escrow left after the effects; each becomes claimable.
+    ///      A first entry with token and account zero is the enclave's request marker, not an
+    ///      exit: `amount` is how many withdrawal requests it has decided (never fewer than a
+    ///      settled statement said, never more than were made).
     function _applyExits(uint64 sequence, Exit[] calldata exits) private {
         address prevToken = address(0);
         address prevAccount = address(0);
-        for (uint256 i = 0; i < exits.length; ++i) {
+        uint256 start = 0;
+        if (exits.length > 0 && exits[0].token == address(0) && exits[0].account == address(0)) {
+            uint256 marker = exits[0].amount;
+            uint64 decided = requestsDecided;
+            uint64 made = exitRequestCount;
+            if (marker < decided || marker > made) {
+                revert BadRequestMarker(marker, decided, made);
+            }
+            requestsDecided = uint64(marker);
+            start = 1;
+        }
+        for (uint256 i = start; i < exits.length; ++i) {
             Exit calldata x = exits[i];
-            if (i > 0 && (x.token < prevToken || (x.token == prevToken && x.account <= prevAccount))) {
+            if (i > start && (x.token < prevToken || (x.token == prevToken && x.account <= prevAccount))) {
                 revert ExitsNotSorted(i);
             }
             prevToken = x.token;

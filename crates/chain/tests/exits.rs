@@ -568,3 +568,111 @@ fn large_participant_lists_are_appended_then_sealed() {
         Some("NotInSetup")
     );
 }
+
+/// The request marker: a first exit with token and account zero declaring how many withdrawal
+/// requests the enclave decided.
+fn marker(decided: u64) -> sealbridge_chain::Exit {
+    sealbridge_chain::Exit {
+        account: Address::ZERO,
+        token: Address::ZERO,
+        amount: U256::from(decided),
+    }
+}
+
+#[test]
+fn a_request_left_undecided_opens_the_hatch_even_while_statements_settle() {
+    // A host that withholds a withdrawal request from the enclave while it keeps settling other
+    // statements (or heartbeats) must not keep the participant's escrow in for good. (An hour's
+    // exit delay: the fixture's registration lives a day.)
+    let mut f = Fixture::with(|_, p| p.exit_delay = 3600);
+    f.register_enclave().unwrap();
+    let (alice, bob) = (f.alice, f.bob);
+    f.fund(alice, 1000);
+    f.fund(bob, 1000);
+    let (alice, bob, token) = (f.alice, f.bob, f.token());
+    let delay = f.sb.exit_delay().unwrap();
+    f.sb.request_withdrawal(alice, token, U256::from(100))
+        .unwrap();
+    let requested_at = f.sb.chain().block_timestamp().unwrap();
+    // Before any statement the deployment's own clock is the earlier one.
+    assert!(f.sb.hatch_opens_at().unwrap() <= requested_at + delay);
+    // Statements without a marker keep settling: lastSettledAt moves, the request's clock does not.
+    let o = outsider();
+    f.sb.chain_mut().impersonate(o);
+    for k in 1..=3u64 {
+        let at = requested_at + k * delay / 3 - 5;
+        f.sb.chain_mut().set_next_timestamp(at).unwrap();
+        let mut effects = vec![f.effect(bob, -1), f.effect(alice, 1)];
+        let mut s = f.next_statement(&mut effects);
+        s.notBefore = at - 10;
+        s.notAfter = at + 10;
+        f.settle_signed(&s, &effects).unwrap();
+    }
+    assert!(f.sb.last_settled_at().unwrap() > requested_at + delay - 10);
+    f.sb.chain_mut()
+        .set_next_timestamp(requested_at + delay - 1)
+        .unwrap();
+    assert_revert(f.sb.freeze(o), "HatchNotOpen");
+    f.sb.chain_mut()
+        .set_next_timestamp(requested_at + delay)
+        .unwrap();
+    f.sb.freeze(o).unwrap();
+    f.sb.escape_withdraw(alice, token).unwrap();
+    assert_eq!(f.sb.token_balance(token, alice).unwrap(), U256::from(1003));
+}
+
+#[test]
+fn a_statement_declaring_the_request_decided_keeps_the_hatch_closed() {
+    let mut f = funded();
+    let (alice, token) = (f.alice, f.token());
+    let delay = f.sb.exit_delay().unwrap();
+    f.sb.request_withdrawal(alice, token, U256::from(100))
+        .unwrap();
+    f.sb.request_withdrawal(f.bob, token, U256::from(5))
+        .unwrap();
+    let t0 = f.sb.chain().block_timestamp().unwrap();
+    // Declaring more than was requested, or going backwards, is refused.
+    let mut none: Vec<Effect> = vec![];
+    let mut too_many = vec![marker(3)];
+    let s = f.next_statement_with(&mut none, &mut too_many);
+    assert_revert(
+        f.settle_signed_exits(&s, &none, &too_many),
+        "BadRequestMarker",
+    );
+    // Request 1 granted (exit), request 2 not yet decided: marker 1.
+    let mut exits = vec![marker(1), f.exit(alice, 100)];
+    let s = f.next_statement_with(&mut none, &mut exits);
+    assert_eq!(exits[0], marker(1), "the marker sorts first");
+    f.settle_signed_exits(&s, &none, &exits).unwrap();
+    assert_eq!(f.sb.requests_decided().unwrap(), 1);
+    // The marker is not paid: only alice's exit became claimable.
+    assert_eq!(f.sb.claimable(alice, token).unwrap(), U256::from(100));
+    assert_eq!(
+        f.sb.claimable(Address::ZERO, Address::ZERO).unwrap(),
+        U256::ZERO
+    );
+    // Request 2 is still undecided: the hatch follows its clock.
+    let second_at = f.sb.requested_at(2).unwrap();
+    assert!(second_at >= t0 - 1);
+    assert_eq!(f.sb.hatch_opens_at().unwrap(), second_at + delay);
+    let mut back = vec![marker(0)];
+    let s = f.next_statement_with(&mut none, &mut back);
+    assert_revert(f.settle_signed_exits(&s, &none, &back), "BadRequestMarker");
+    // Request 2 refused by the enclave: marker 2 with no exit; the hatch is the settlement clock.
+    let mut decided = vec![marker(2)];
+    let s = f.next_statement_with(&mut none, &mut decided);
+    f.settle_signed_exits(&s, &none, &decided).unwrap();
+    assert_eq!(f.sb.requests_decided().unwrap(), 2);
+    assert_eq!(
+        f.sb.hatch_opens_at().unwrap(),
+        f.sb.last_settled_at().unwrap() + delay
+    );
+    // A zero token or account anywhere but first is no marker: the list is then out of order.
+    let misplaced = vec![f.exit(alice, 1), marker(2)];
+    let mut s = f.next_statement(&mut none);
+    s.effectsHash = sealbridge_chain::eip712::effects_hash(&none, &misplaced);
+    assert_revert(
+        f.settle_signed_exits(&s, &none, &misplaced),
+        "ExitsNotSorted",
+    );
+}

@@ -11,7 +11,9 @@ use sealbridge_log::{CompactRange, Hash, leaf_hash, merkle_root};
 use sealbridge_programs::Program;
 use sealbridge_proto::{
     EnvelopeId, Epoch, InstanceId, MAX_ENVELOPE_BYTES, ReasonCode, SuitePolicy,
-    eip712::{AttestationResult, Effect, Exit, Statement, effects_hash, settlement_domain},
+    eip712::{
+        AttestationResult, Effect, Exit, Statement, effects_hash, request_marker, settlement_domain,
+    },
 };
 use sealbridge_seal::{
     OpenError,
@@ -45,6 +47,11 @@ pub struct SignedStatement {
     pub effects: Vec<Effect>,
     /// The withdrawals granted since the previous statement, one per (token, account).
     pub exits: Vec<Exit>,
+    /// How many withdrawal requests the enclave had decided when it signed (0: none yet). Once
+    /// non-zero, `settle` takes a request marker before the exits: see
+    /// [`SignedStatement::exits_for_settle`].
+    #[serde(default)]
+    pub requests_decided: u64,
     /// 65-byte `r ‖ s ‖ v` signature by the instance secp256k1 key.
     pub signature: Vec<u8>,
     /// The EIP-712 digest that was signed.
@@ -55,6 +62,20 @@ pub struct SignedStatement {
     pub receipt_sequences: Vec<u64>,
     /// The signed checkpoint of the log at (`logSize`, `logRoot`), which the statement anchors.
     pub checkpoint: String,
+}
+
+impl SignedStatement {
+    /// The exits array `settle` takes and `effectsHash` commits to: the request marker (once any
+    /// withdrawal request was decided) followed by the exits.
+    pub fn exits_for_settle(&self) -> Vec<Exit> {
+        with_request_marker(self.requests_decided, &self.exits)
+    }
+}
+
+/// `exits` preceded by the request marker for `decided` requests, if any was decided.
+fn with_request_marker(decided: u64, exits: &[Exit]) -> Vec<Exit> {
+    let marker = (decided > 0).then(|| request_marker(decided));
+    marker.into_iter().chain(exits.iter().cloned()).collect()
 }
 
 /// Where statements settle: the EIP-712 domain of the settlement contract.
@@ -715,6 +736,10 @@ impl<P: Program> Enclave<P> {
         let input_count = u32::try_from(self.batch_receipts.len()).unwrap_or(u32::MAX);
         debug_assert_eq!(input_count, result.input_count);
         let (log_size, log_root) = self.log_head();
+        // Every statement after the first withdrawal request declares how many requests the
+        // enclave has decided (a marker before the exits, PROTOCOL §8b): the chain opens the
+        // escape hatch for a request left undecided too long, whatever else settles.
+        let committed = with_request_marker(self.last_request_id, &result.exits);
         let statement = Statement {
             sequence: self.sequence + 1,
             prevStateRoot: self.last_root,
@@ -724,7 +749,7 @@ impl<P: Program> Enclave<P> {
             logSize: log_size,
             logRoot: B256::from(log_root.0),
             policyHash: self.policy_hash,
-            effectsHash: effects_hash(&result.effects, &result.exits),
+            effectsHash: effects_hash(&result.effects, &committed),
             // Allow for the chain's clock trailing the host's by a few minutes.
             notBefore: self.now.saturating_sub(300),
             notAfter: self.now.saturating_add(self.policy.statement_validity_secs),
@@ -745,6 +770,7 @@ impl<P: Program> Enclave<P> {
             statement,
             effects: result.effects,
             exits: result.exits,
+            requests_decided: self.last_request_id,
             signature: signature.to_vec(),
             digest,
             signer: self.bundle.address,

@@ -290,7 +290,7 @@ fn batches_at_size_and_signs_statements_the_registered_key_recovers() {
         assert_eq!(B256::from(cp.root.0), s.logRoot);
         assert_eq!(
             s.effectsHash,
-            sealbridge_proto::eip712::effects_hash(&b.effects, &b.exits)
+            sealbridge_proto::eip712::effects_hash(&b.effects, &b.exits_for_settle())
         );
         prev = s.newStateRoot;
     }

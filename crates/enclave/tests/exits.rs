@@ -208,7 +208,7 @@ fn exit_entries(entries: &[Vec<u8>]) -> Vec<ExitRequestEntry> {
 fn check_statement(s: &SignedStatement, cap: usize) {
     assert_eq!(
         s.statement.effectsHash,
-        effects_hash(&s.effects, &s.exits),
+        effects_hash(&s.effects, &s.exits_for_settle()),
         "effectsHash covers effects and exits"
     );
     assert!(s.effects.len() + s.exits.len() <= cap, "over the cap");

@@ -521,7 +521,7 @@ pub fn round<C: Chain>(
         from,
         &(&st.statement).into(),
         &effects_from_proto(&st.effects),
-        &sealbridge_chain::proto_compat::exits_from_proto(&st.exits),
+        &sealbridge_chain::proto_compat::exits_from_proto(&st.exits_for_settle()),
         Bytes::from(st.signature.clone()),
     );
     let outcome = match outcome {

@@ -846,7 +846,7 @@ fn the_original_settled_after_its_renewal_is_the_stored_version_again() {
             node.setup.admin,
             &(&original.statement).into(),
             &sealbridge_chain::proto_compat::effects_from_proto(&original.effects),
-            &sealbridge_chain::proto_compat::exits_from_proto(&original.exits),
+            &sealbridge_chain::proto_compat::exits_from_proto(&original.exits_for_settle()),
             Bytes::from(original.signature.clone()),
         )
         .unwrap();

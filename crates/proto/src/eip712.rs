@@ -121,6 +121,23 @@ pub fn effect(account: Address, token: Address, delta: i128) -> Effect {
     }
 }
 
+/// The request marker: a first "exit" with token and account zero whose `amount` is how many
+/// withdrawal requests the enclave has decided (ids 1..=amount). `Settlement` records it instead
+/// of paying it, and opens the escape hatch when a request stays undecided for `exitDelay`, so a
+/// host that withholds requests cannot keep the hatch shut by letting other statements settle.
+pub fn request_marker(decided: u64) -> Exit {
+    Exit {
+        account: Address::ZERO,
+        token: Address::ZERO,
+        amount: U256::from(decided),
+    }
+}
+
+/// Whether `e` is a [`request_marker`] rather than an exit.
+pub fn is_request_marker(e: &Exit) -> bool {
+    e.account == Address::ZERO && e.token == Address::ZERO
+}
+
 /// Build an [`Exit`] of `amount` base units.
 pub fn exit(account: Address, token: Address, amount: u128) -> Exit {
     Exit {

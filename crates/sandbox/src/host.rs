@@ -115,7 +115,7 @@ pub fn relay<C: Chain>(
         from,
         &(&s.statement).into(),
         &effects_from_proto(&s.effects),
-        &sealbridge_chain::proto_compat::exits_from_proto(&s.exits),
+        &sealbridge_chain::proto_compat::exits_from_proto(&s.exits_for_settle()),
         Bytes::from(s.signature.clone()),
     )
 }

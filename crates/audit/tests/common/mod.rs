@@ -449,7 +449,7 @@ impl Scenario {
             admin,
             &statement.into(),
             &effects_from_proto(&batch.effects),
-            &exits_from_proto(&batch.exits),
+            &exits_from_proto(&batch.exits_for_settle()),
             Bytes::from(signature.to_vec()),
         )
     }
@@ -481,7 +481,7 @@ fn settle(sb: &mut Sb, admin: Address, batch: &SignedStatement) {
             admin,
             &(&batch.statement).into(),
             &effects_from_proto(&batch.effects),
-            &exits_from_proto(&batch.exits),
+            &exits_from_proto(&batch.exits_for_settle()),
             Bytes::from(batch.signature.clone()),
         )
         .unwrap();

@@ -422,6 +422,28 @@ impl<C: Chain> Sealbridge<C> {
         )
     }
 
+    /// `requestsDecided()`: withdrawal requests 1..=n the enclave declared decided.
+    pub fn requests_decided(&self) -> Result<u64, ContractError> {
+        self.view(
+            self.deployment.settlement,
+            &Settlement::requestsDecidedCall {},
+        )
+    }
+
+    /// `requestedAt(id)`: block time of withdrawal request `id` (0 if none).
+    pub fn requested_at(&self, id: u64) -> Result<u64, ContractError> {
+        self.view(
+            self.deployment.settlement,
+            &Settlement::requestedAtCall { requestId: id },
+        )
+    }
+
+    /// `hatchOpensAt()`: when anyone may `freeze` if nothing changes before.
+    pub fn hatch_opens_at(&self) -> Result<u64, ContractError> {
+        let t: U256 = self.view(self.deployment.settlement, &Settlement::hatchOpensAtCall {})?;
+        u64::try_from(t).map_err(|e| ContractError::Decode(e.to_string()))
+    }
+
     /// `participants()`: the committed participant accounts, ascending.
     pub fn participants(&self) -> Result<Vec<Address>, ContractError> {
         self.view(self.deployment.settlement, &Settlement::participantsCall {})
