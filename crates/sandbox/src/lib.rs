@@ -211,6 +211,7 @@ mod tests {
             "oversized-statement",
             "exit-hatch",
             "relayer-replay",
+            "withhold-withdrawal",
         ];
         assert_eq!(names, want);
         for s in scenarios() {

@@ -404,6 +404,15 @@ impl<'p> World<'p> {
         Ok(forwarded.decisions)
     }
 
+    /// A dishonest host: skip every chain event up to the head, so the enclave never hears of
+    /// them (later [`World::sync`] calls start after them). Returns how many blocks were skipped.
+    pub fn withhold_events(&mut self) -> Result<u64, SandboxError> {
+        let head = self.sb.chain().block_number()?;
+        let skipped = (head + 1).saturating_sub(self.cursor);
+        self.cursor = head + 1;
+        Ok(skipped)
+    }
+
     /// Participant `i` seals an obligation to pay `amount` of `token` to `to` and submits it.
     pub fn pay_to(
         &mut self,

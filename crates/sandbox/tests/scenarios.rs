@@ -219,3 +219,17 @@ fn relayer_replay() {
     assert_eq!(e["settled_sequences"], serde_json::json!([1, 2, 3]));
     assert_eq!(e["already_settled_events"], serde_json::json!([1]));
 }
+
+#[test]
+fn withhold_withdrawal() {
+    let e = scenario("withhold-withdrawal").evidence;
+    assert_eq!(e["requests_decided_on_chain"], 0);
+    assert!(e["statements_settled_after_request"].as_u64().unwrap() >= 3);
+    let requested = e["requested_at"].as_u64().unwrap();
+    let delay = e["exit_delay"].as_u64().unwrap();
+    assert!(e["last_settled_at"].as_u64().unwrap() > requested);
+    assert_eq!(e["hatch_opens_at"].as_u64().unwrap(), requested + delay);
+    assert!(e["freeze"].is_null());
+    assert_eq!(e["escaped"], e["escrow_before"]);
+    assert_eq!(e["totals"]["conserved"], true);
+}

@@ -17,6 +17,7 @@ mod relayer_replay;
 mod stale_evidence;
 mod withdraw_after_accept;
 mod withdraw_then_pay;
+mod withhold_withdrawal;
 mod zero_challenge;
 
 /// Every scenario, in the order `--scenario all` runs them.
@@ -34,6 +35,7 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &oversized_statement::OversizedStatement,
         &exit_hatch::ExitHatch,
         &relayer_replay::RelayerReplay,
+        &withhold_withdrawal::WithholdWithdrawal,
     ]
 }
 
