@@ -50,7 +50,7 @@ use crate::{HostError, core::Cmd, metrics::Metrics, store::Store};
 mod scan;
 
 use scan::{CONFIRMED_SETTLEMENT, scan_deposits};
-pub use scan::{DeepReorg, ScanState, load_deep_reorg_alarm};
+pub use scan::{DeepReorg, ScanState, enclave_events, load_deep_reorg_alarm};
 
 /// Default [`RelayerConfig::log_chunk`]: a range most providers serve in one `eth_getLogs`.
 pub const DEFAULT_LOG_CHUNK: u64 = 2_000;

@@ -4,10 +4,8 @@
 //! too.
 
 use alloy_primitives::{Address, Bytes};
-use alloy_sol_types::SolEvent;
 use sealbridge_chain::{
-    Chain, ContractError, Sealbridge, SettleOutcome, bindings::Settlement,
-    proto_compat::effects_from_proto,
+    Chain, ContractError, Sealbridge, SettleOutcome, proto_compat::effects_from_proto,
 };
 use sealbridge_enclave::{
     Enclave, ExitReason, SignedStatement,
@@ -57,27 +55,23 @@ pub fn forward_events<C: Chain, P: Program>(
         .chain()
         .logs(sb.deployment.settlement, from_block, to_block)?;
     let mut out = Forwarded::default();
-    for l in logs {
-        if let Ok(e) = Settlement::Deposited::decode_log(&l.inner) {
-            let amount = u128::try_from(e.data.amount)
-                .map_err(|_| SandboxError::Setup("deposit out of range".into()))?;
-            match enclave.handle(Request::Chain(ChainEvent::Deposit {
-                account: e.data.account,
-                token: e.data.token,
+    // The same decoding and chain order the node's relayer uses.
+    for (_, event) in sealbridge_host::relayer::enclave_events(&logs) {
+        match event {
+            ChainEvent::Deposit {
+                account,
+                token,
                 amount,
-            })) {
-                Response::Ack => out.deposits.push((e.data.account, e.data.token, amount)),
+            } => match enclave.handle(Request::Chain(event)) {
+                Response::Ack => out.deposits.push((account, token, amount)),
                 other => return Err(SandboxError::Enclave(format!("Deposit: {other:?}"))),
-            }
-        } else if let Ok(e) = Settlement::WithdrawalRequested::decode_log(&l.inner) {
-            let requested = u128::try_from(e.data.amount).unwrap_or(u128::MAX);
-            let request_id = e.data.requestId;
-            match enclave.handle(Request::Chain(ChainEvent::WithdrawalRequest {
+            },
+            ChainEvent::WithdrawalRequest {
                 request_id,
-                account: e.data.account,
-                token: e.data.token,
+                account,
+                token,
                 amount: requested,
-            })) {
+            } => match enclave.handle(Request::Chain(event)) {
                 Response::ExitDecided {
                     granted,
                     reason,
@@ -87,8 +81,8 @@ pub fn forward_events<C: Chain, P: Program>(
                     out.statements.extend(batch.map(|b| *b));
                     out.decisions.push(ExitDecision {
                         request_id,
-                        account: e.data.account,
-                        token: e.data.token,
+                        account,
+                        token,
                         requested,
                         granted,
                         reason,
@@ -99,7 +93,7 @@ pub fn forward_events<C: Chain, P: Program>(
                         "WithdrawalRequest {request_id}: {other:?}"
                     )));
                 }
-            }
+            },
         }
     }
     Ok(out)

@@ -219,8 +219,8 @@ pub(super) fn scan_deposits<C: Chain>(
 }
 
 /// The events of `logs` the enclave must see, in chain order: deposits (the amount the contract
-/// credited, i.e. what it received) and withdrawal requests.
-pub(crate) fn enclave_events(logs: &[LogEntry]) -> Vec<(EventPosition, ChainEvent)> {
+/// credited, i.e. what it received) and withdrawal requests. Shared with the sandbox's honest host.
+pub fn enclave_events(logs: &[LogEntry]) -> Vec<(EventPosition, ChainEvent)> {
     let mut events: Vec<(EventPosition, ChainEvent)> = logs
         .iter()
         .filter_map(|l| {
