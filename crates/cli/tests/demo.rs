@@ -246,6 +246,8 @@ fn demo_rejects_bad_flags_with_a_usage_error() {
         vec!["--obligations", "-5"],
         vec!["--seed", "x"],
         vec!["--no-such-flag"],
+        vec!["--participants", "2", "--exits", "5"],
+        vec!["--exits", "-1"],
     ] {
         let out = sealbridge().arg("demo").args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");

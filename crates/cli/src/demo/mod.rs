@@ -61,7 +61,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 10)]
     pub bad: u32,
     /// Number of withdrawal requests participants make during the run (each up to a quarter of
-    /// a deposit; granted exits settle with the next statement and are claimed at the end).
+    /// a deposit; granted exits settle with the next statement and are claimed at the end); at
+    /// most twice --participants.
     #[arg(long, default_value_t = 3)]
     pub exits: u32,
     /// Accepted inputs per batch.
@@ -112,6 +113,15 @@ struct Setup {
 
 /// Run the demo; exit 0 when every check passed, 1 otherwise.
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    // Each request asks for up to a quarter of a deposit; more than two per participant would
+    // drain escrow the demo's obligations were sized against, and good envelopes would be refused.
+    ensure!(
+        u64::from(args.exits) <= 2 * u64::from(args.participants),
+        "--exits {} is more than twice --participants {}: the demo's obligations would no longer \
+         be covered",
+        args.exits,
+        args.participants
+    );
     let started = Instant::now();
     let out = Reporter::new(!args.json);
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
