@@ -5,10 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -f ../shared/vectors/README.md ]; then
-  echo "warning: ../shared/vectors not found beside the checkout; vector tests will fail" >&2
-fi
-
 # npm toolchain: reinstall only when package-lock.json changed since the last install.
 stamp=node_modules/.sealbridge-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)

@@ -12,7 +12,7 @@ use sealbridge_attest::{Collateral, Evidence, Policy, verify};
 fn read(p: &str) -> Vec<u8> {
     std::fs::read(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/vectors")
+            .join("../../vectors")
             .join(p),
     )
     .unwrap()

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::{Claims, Collateral, Error, Measurement, Register, TcbStatus, TeeKind};
 
-/// The collateral JSON with hex-encoded binary fields, as `../shared/vectors` and PCCS clients
+/// The collateral JSON with hex-encoded binary fields, as `vectors/` and PCCS clients
 /// store `QuoteCollateralV3`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,4 +1,4 @@
-//! Every case of `../shared/vectors/{sgx,tdx,snp,nitro}/cases.json`, at its verification time and
+//! Every case of `vectors/{sgx,tdx,snp,nitro}/cases.json`, at its verification time and
 //! just outside its validity window, cold and through the collateral cache; plus tamper tests.
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 fn dir(kind: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/vectors")
+        .join("../../vectors")
         .join(kind)
 }
 

@@ -1,11 +1,11 @@
-//! `sealbridge attest …` and `sealbridge verifier …` end to end on the shared vectors.
+//! `sealbridge attest …` and `sealbridge verifier …` end to end on the vectors in `vectors/`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn vectors(p: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/vectors")
+        .join("../../vectors")
         .join(p)
         .display()
         .to_string()

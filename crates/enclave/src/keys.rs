@@ -124,7 +124,7 @@ mod tests {
     use super::*;
     use alloy_primitives::{b256, keccak256};
 
-    /// EIP-712 spec example (`../shared/vectors/eip712/eip712_spec_example_mail.json`): the
+    /// EIP-712 spec example (`vectors/eip712/eip712_spec_example_mail.json`): the
     /// key keccak256("cow") signs digest 0xbe60…7bd2 as v = 28, r = 0x4355…1c9d,
     /// s = 0x0729…1562 (RFC 6979, low s) — our signer must produce exactly that.
     #[test]

@@ -1,5 +1,5 @@
 //! Known-answer vectors from transparency-dev/merkle (see
-//! `shared/vectors/merkle/README.md` for provenance): the RFC 6962 reference tree and the
+//! `vectors/merkle/README.md` for provenance): the RFC 6962 reference tree and the
 //! upstream inclusion/consistency probes. The subtree probes are not run: this crate does not
 //! implement transparency-dev's subtree proofs (they go beyond RFC 9162).
 
@@ -15,7 +15,7 @@ macro_rules! vector {
     ($name:literal) => {
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/vectors/merkle/",
+            "/../../vectors/merkle/",
             $name
         ))
     };

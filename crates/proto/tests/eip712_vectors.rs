@@ -1,4 +1,4 @@
-//! EIP-712 known answers (`../shared/vectors/eip712`): the spec's "Ether Mail" example through
+//! EIP-712 known answers (`vectors/eip712`): the spec's "Ether Mail" example through
 //! the same `sol!`/`SolStruct` machinery our `Statement` uses, and ethers.js's 130 typed-data
 //! cases through the dynamic encoder the export test uses to re-check our statements.
 
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 fn vector(name: &str) -> Value {
     let path = format!(
-        "{}/../../../shared/vectors/eip712/{name}",
+        "{}/../../vectors/eip712/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
