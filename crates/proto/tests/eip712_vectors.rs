@@ -8,10 +8,7 @@ use alloy_sol_types::{Eip712Domain, SolStruct, sol};
 use serde_json::Value;
 
 fn vector(name: &str) -> Value {
-    let path = format!(
-        "{}/../../vectors/eip712/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../vectors/eip712/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
         .unwrap()
 }
