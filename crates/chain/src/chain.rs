@@ -52,6 +52,12 @@ pub struct TxReceipt {
 }
 
 /// Errors of [`Chain`] operations.
+///
+/// Callers decide by kind, not by message: [`ChainError::is_unavailable`] (the endpoint cannot
+/// be reached, timed out or failed on its side: retry later, it is an outage),
+/// [`ChainError::is_revert`] (the EVM refused: retrying the same call cannot help) and
+/// [`ChainError::is_bad_data`] (the endpoint answered something that is not what the JSON-RPC
+/// method returns).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChainError {
@@ -74,12 +80,75 @@ pub enum ChainError {
     /// The sender is not an account this chain can send from.
     #[error("unknown sender {0}")]
     UnknownSender(Address),
-    /// A request the chain could not serve (bad block range, timestamp in the past, ...).
+    /// A request the chain could not serve (bad block range, timestamp in the past, ...): a
+    /// JSON-RPC error answer without revert data.
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// Transport or node failure (JSON-RPC implementations).
+    /// Other node or transport failure: no receipt in time, a journal that cannot be written,
+    /// a test double's failure. Not classified as an outage (see [`Self::is_unavailable`]).
     #[error("transport: {0}")]
     Transport(String),
+    /// The request did not get an HTTP answer: connection refused or reset, name not
+    /// resolved, timeout, TLS failure (an untrusted certificate says so).
+    #[error("{method}: {source}")]
+    Connection {
+        /// JSON-RPC method being called.
+        method: String,
+        /// What went wrong, with its kind.
+        #[source]
+        source: sealbridge_net::NetError,
+    },
+    /// The endpoint answered with an HTTP error status and no JSON-RPC body (a proxy's 502, a
+    /// provider's 429 or 413).
+    #[error("{method}: HTTP {status}: {body}")]
+    Http {
+        /// JSON-RPC method being called.
+        method: String,
+        /// HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// The endpoint's answer is not what the method returns.
+    #[error("bad data from the endpoint: {what}: {source}")]
+    Decode {
+        /// What was being decoded.
+        what: String,
+        /// serde_json's reason.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl ChainError {
+    /// The endpoint could not be reached, timed out, or failed on its side (HTTP 5xx, 429):
+    /// an outage, worth retrying later. A revert, a refused request, an untrusted certificate
+    /// or bad data are not.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Connection { source, .. } => source.is_unavailable(),
+            Self::Http { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// The EVM refused the call or transaction ([`Self::Reverted`] or [`Self::Halted`]).
+    pub fn is_revert(&self) -> bool {
+        matches!(self, Self::Reverted { .. } | Self::Halted { .. })
+    }
+
+    /// The endpoint answered, but with something that cannot be what the method returns.
+    pub fn is_bad_data(&self) -> bool {
+        matches!(self, Self::Decode { .. })
+    }
+
+    /// The network failure underneath, if any (e.g. to tell an untrusted certificate).
+    pub fn net_error(&self) -> Option<&sealbridge_net::NetError> {
+        match self {
+            Self::Connection { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 /// A synchronous Ethereum chain: the subset of JSON-RPC that Sealbridge needs.

@@ -31,6 +31,7 @@ use alloy_primitives::{Address, B256, Bytes, Log, LogData, U256};
 use serde_json::{Value, json};
 
 use crate::chain::{Chain, ChainError, LogEntry, TxReceipt};
+pub use sealbridge_net::AgentConfig;
 
 pub use local::{Fees, GWEI, MAX_TX_GAS, MIN_FEE_BUMP_PERMILLE, SignerConfig};
 
@@ -56,42 +57,36 @@ pub struct RpcChain {
     gap_fillers: Vec<B256>,
 }
 
-fn transport(e: impl std::fmt::Display) -> ChainError {
-    ChainError::Transport(e.to_string())
+/// Decode a JSON-RPC result; a mismatch is [`ChainError::Decode`] (bad data, not an outage).
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: &str,
+    v: Value,
+) -> Result<T, ChainError> {
+    serde_json::from_value(v).map_err(|source| ChainError::Decode {
+        what: what.to_string(),
+        source,
+    })
 }
 
 fn hex_u64(v: &Value) -> Result<u64, ChainError> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| ChainError::Transport(format!("expected a hex quantity, got {v}")))?;
-    u64::from_str_radix(s.trim_start_matches("0x"), 16)
-        .map_err(|_| ChainError::Transport(format!("bad quantity {s}")))
+    let q: alloy_primitives::U64 = decode("a hex quantity", v.clone())?;
+    Ok(q.to::<u64>())
 }
 
 fn hex_bytes(v: &Value) -> Result<Bytes, ChainError> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| ChainError::Transport(format!("expected hex data, got {v}")))?;
-    hex::decode(s.trim_start_matches("0x"))
-        .map(Bytes::from)
-        .map_err(|_| ChainError::Transport("bad hex data".into()))
+    decode("hex data", v.clone())
 }
 
 fn hex_b256(v: &Value) -> Result<B256, ChainError> {
-    let b = hex_bytes(v)?;
-    if b.len() != 32 {
-        return Err(ChainError::Transport("expected 32 bytes".into()));
-    }
-    Ok(B256::from_slice(&b))
+    decode("a 32-byte hash", v.clone())
 }
 
 fn hex_address(v: &Value) -> Result<Address, ChainError> {
-    let b = hex_bytes(v)?;
-    if b.len() != 20 {
-        return Err(ChainError::Transport("expected an address".into()));
-    }
-    Ok(Address::from_slice(&b))
+    decode("an address", v.clone())
 }
+
+/// At most this much of a non-JSON HTTP error body is kept in [`ChainError::Http`].
+const HTTP_BODY_KEPT: usize = 512;
 
 /// An `eth_sendTransaction` refusal that means the nonce the endpoint chose is taken by
 /// another transaction (mined, or pending in the pool).
@@ -107,13 +102,25 @@ fn qty(n: u64) -> String {
 }
 
 impl RpcChain {
-    /// Connect to `url` and check that it answers `eth_chainId`.
+    /// Connect to `url` (`http://` or `https://`) and check that it answers `eth_chainId`.
+    /// HTTPS trusts the platform's roots, or `SSL_CERT_FILE` / `SSL_CERT_DIR` (see
+    /// [`sealbridge_net`]); each request is bounded by 30 s.
     pub fn connect(url: &str) -> Result<Self, ChainError> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        Self::connect_with(url, &AgentConfig::default())
+    }
+
+    /// [`Self::connect`] with the HTTP client's settings (timeouts, an extra CA to trust).
+    /// Statuses are never turned into errors here: a JSON-RPC error comes with HTTP 4xx/5xx
+    /// from some providers and its body says more.
+    pub fn connect_with(url: &str, config: &AgentConfig) -> Result<Self, ChainError> {
+        let config = AgentConfig {
+            http_status_as_error: false,
+            ..config.clone()
+        };
+        let agent = sealbridge_net::agent(&config).map_err(|source| ChainError::Connection {
+            method: "connect".into(),
+            source,
+        })?;
         let mut c = Self {
             url: url.to_string(),
             agent,
@@ -128,20 +135,51 @@ impl RpcChain {
         Ok(c)
     }
 
+    /// The endpoint's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// One JSON-RPC request. A JSON-RPC error with revert data is [`ChainError::Reverted`].
     pub fn request(&self, method: &str, params: Value) -> Result<Value, ChainError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let connection = |e: ureq::Error| ChainError::Connection {
+            method: method.to_string(),
+            source: e.into(),
+        };
         let mut resp = self
             .agent
             .post(&self.url)
             .header("content-type", "application/json")
             .send(body.to_string().as_bytes())
-            .map_err(transport)?;
+            .map_err(connection)?;
         let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().map_err(transport)?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|_| ChainError::Transport(format!("{method}: HTTP {status}: {text}")))?;
+        let text = resp.body_mut().read_to_string().map_err(connection)?;
+        let v: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(_) if status >= 400 => {
+                let mut body = text;
+                if body.len() > HTTP_BODY_KEPT {
+                    let mut end = HTTP_BODY_KEPT;
+                    while !body.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    body.truncate(end);
+                }
+                return Err(ChainError::Http {
+                    method: method.to_string(),
+                    status,
+                    body,
+                });
+            }
+            Err(source) => {
+                return Err(ChainError::Decode {
+                    what: format!("{method} response (HTTP {status})"),
+                    source,
+                });
+            }
+        };
         if let Some(err) = v.get("error") {
             let msg = err["message"].as_str().unwrap_or("").to_string();
             if let Some(data) = err.get("data").and_then(|d| {
@@ -170,12 +208,7 @@ impl RpcChain {
     }
 
     fn parse_log(l: &Value) -> Result<LogEntry, ChainError> {
-        let topics = l["topics"]
-            .as_array()
-            .ok_or_else(|| ChainError::Transport("log topics".into()))?
-            .iter()
-            .map(hex_b256)
-            .collect::<Result<Vec<_>, _>>()?;
+        let topics: Vec<B256> = decode("log topics", l["topics"].clone())?;
         Ok(LogEntry {
             inner: Log {
                 address: hex_address(&l["address"])?,
@@ -332,12 +365,7 @@ impl RpcChain {
 
     /// `eth_accounts`: the accounts the node holds unlocked.
     pub fn accounts(&self) -> Result<Vec<Address>, ChainError> {
-        let v = self.request("eth_accounts", json!([]))?;
-        v.as_array()
-            .ok_or_else(|| ChainError::Transport("eth_accounts".into()))?
-            .iter()
-            .map(hex_address)
-            .collect()
+        decode("eth_accounts", self.request("eth_accounts", json!([]))?)
     }
 
     /// `evm_snapshot`: an id to revert to.
@@ -419,18 +447,15 @@ impl Chain for RpcChain {
             "eth_getLogs",
             json!([{"address": address, "fromBlock": qty(from_block), "toBlock": qty(to_block)}]),
         )?;
-        v.as_array()
-            .ok_or_else(|| ChainError::Transport("eth_getLogs".into()))?
-            .iter()
-            .map(Self::parse_log)
-            .collect()
+        let logs: Vec<Value> = decode("eth_getLogs", v)?;
+        logs.iter().map(Self::parse_log).collect()
     }
 
     fn balance(&self, address: Address) -> Result<U256, ChainError> {
-        let v = self.request("eth_getBalance", json!([address, "latest"]))?;
-        let s = v.as_str().unwrap_or("0x0");
-        U256::from_str_radix(s.trim_start_matches("0x"), 16)
-            .map_err(|_| ChainError::Transport("balance".into()))
+        decode(
+            "eth_getBalance",
+            self.request("eth_getBalance", json!([address, "latest"]))?,
+        )
     }
 
     fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError> {

@@ -3,9 +3,7 @@
 //! hashes (which change under `evm_revert`, the relayer's reorg signal). anvil comes from
 //! `npm ci`; the process is killed on drop.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_sol_types::SolEvent;
@@ -14,28 +12,7 @@ use sealbridge_chain::{
     bindings::Settlement,
     rpc::{RpcChain, SignerConfig},
 };
-
-struct Anvil(Child);
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn anvil_bin() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../node_modules");
-    if let Ok(rd) = std::fs::read_dir(root.join("@foundry-rs")) {
-        for e in rd.flatten() {
-            let bin = e.path().join("bin/anvil");
-            if e.file_name().to_string_lossy().starts_with("anvil-") && bin.exists() {
-                return bin;
-            }
-        }
-    }
-    panic!("anvil not found under node_modules: run `npm ci` (scripts/test.sh does)");
-}
+use sealbridge_testkit::anvil::Anvil;
 
 fn anvil() -> (Anvil, RpcChain) {
     let (a, c, _) = anvil_with_url();
@@ -43,33 +20,10 @@ fn anvil() -> (Anvil, RpcChain) {
 }
 
 fn anvil_with_url() -> (Anvil, RpcChain, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(anvil_bin())
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--silent",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let a = Anvil(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(c) = RpcChain::connect(&url) {
-            return (a, c, url);
-        }
-        assert!(Instant::now() < deadline, "anvil did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let a = Anvil::spawn();
+    let c = RpcChain::connect(&a.url).unwrap();
+    let url = a.url.clone();
+    (a, c, url)
 }
 
 #[test]
@@ -133,9 +87,13 @@ fn typed_client_over_json_rpc() {
     assert_ne!(h1, h2, "a reorg changes the hash at that height");
     assert_eq!(sb.chain().block_hash(n + 100).unwrap(), None);
 
-    // Transport failure is a Transport error, not a panic.
+    // A closed port is an outage (a kind callers match on), not a panic.
     let err = RpcChain::connect("http://127.0.0.1:9").unwrap_err();
-    assert!(matches!(err, ChainError::Transport(_)), "{err}");
+    assert!(matches!(err, ChainError::Connection { .. }), "{err}");
+    assert!(
+        err.is_unavailable() && !err.is_revert() && !err.is_bad_data(),
+        "{err}"
+    );
 }
 
 /// Several clients sending from the same unlocked account at once (a node's relayer and a

@@ -77,8 +77,7 @@ impl<C: Chain> Sealbridge<C> {
             return Err(ContractError::Reverted(Revert::decode(r.output)));
         }
         self.gas.record(kind, r.gas_used);
-        let ret =
-            T::abi_decode_returns(&r.output).map_err(|e| ContractError::Decode(e.to_string()))?;
+        let ret = T::abi_decode_returns(&r.output).map_err(ContractError::Abi)?;
         Ok((r, ret))
     }
 
@@ -89,7 +88,7 @@ impl<C: Chain> Sealbridge<C> {
         let out = self
             .chain
             .call(Address::ZERO, to, call.abi_encode().into())?;
-        T::abi_decode_returns(&out).map_err(|e| ContractError::Decode(e.to_string()))
+        T::abi_decode_returns(&out).map_err(ContractError::Abi)
     }
 
     fn registry_tx<T: SolCall>(

@@ -84,6 +84,9 @@ pub enum ContractError {
     /// The contract returned data that does not match its ABI.
     #[error("cannot decode return data: {0}")]
     Decode(String),
+    /// The contract's return data does not decode as its ABI says.
+    #[error("cannot decode return data: {0}")]
+    Abi(#[source] alloy_sol_types::Error),
     /// A deployment succeeded but reported no contract address.
     #[error("deployment of {0} returned no address")]
     NoContractAddress(&'static str),
@@ -99,6 +102,20 @@ impl From<ChainError> for ContractError {
 }
 
 impl ContractError {
+    /// The chain could not be reached or failed on its side (see
+    /// [`ChainError::is_unavailable`]): an outage, not a refusal.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Chain(c) if c.is_unavailable())
+    }
+
+    /// The chain error underneath, if this is one.
+    pub fn chain_error(&self) -> Option<&ChainError> {
+        match self {
+            Self::Chain(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// The custom error's name, if this is a decoded revert.
     pub fn revert_name(&self) -> Option<&str> {
         match self {

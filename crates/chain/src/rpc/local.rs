@@ -221,11 +221,8 @@ pub(super) fn classify(message: &str) -> SendFailure {
 }
 
 fn hex_u128(v: &Value) -> Result<u128, ChainError> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| ChainError::Transport(format!("expected a hex quantity, got {v}")))?;
-    u128::from_str_radix(s.trim_start_matches("0x"), 16)
-        .map_err(|_| ChainError::Transport(format!("bad quantity {s}")))
+    let q: alloy_primitives::U128 = super::decode("a hex quantity", v.clone())?;
+    Ok(q.to::<u128>())
 }
 
 fn error_message(e: &ChainError) -> String {
