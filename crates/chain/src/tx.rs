@@ -1,73 +1,29 @@
 //! EIP-1559 (type 2) transactions signed locally, for [`crate::rpc::RpcChain`] senders whose key
 //! the host holds (endpoints without unlocked accounts: geth, reth, L2s, public RPCs).
 //!
-//! - Encoding: RLP as defined in the Yellow Paper, Appendix B ("Recursive Length Prefix"), in
-//!   the small [`rlp`] module below (no dependency).
-//! - Envelope: EIP-2718 typed transaction `TransactionType ‖ TransactionPayload` with type `0x02`.
-//! - Payload: EIP-1559 §"Specification": `rlp([chain_id, nonce, max_priority_fee_per_gas,
-//!   max_fee_per_gas, gas_limit, destination, amount, data, access_list, signature_y_parity,
-//!   signature_r, signature_s])`; the signature is over
-//!   `keccak256(0x02 ‖ rlp([chain_id, nonce, max_priority_fee_per_gas, max_fee_per_gas,
-//!   gas_limit, destination, amount, data, access_list]))`.
-//! - Transaction hash: `keccak256` of the whole typed envelope (EIP-2718).
+//! Encoding, hashing and signing are alloy's ([`alloy_consensus::TxEip1559`], the EIP-2718
+//! envelope of [`alloy_consensus::TxEnvelope`], [`alloy_signer_local::PrivateKeySigner`]); these
+//! types keep the small shape the rest of Sealbridge uses (an empty access list, a
+//! recoverable signature, the raw bytes `eth_sendRawTransaction` takes). Nonces, fees and
+//! replacement stay ours ([`crate::rpc`]).
 //!
-//! The access list is always empty: Sealbridge never sends one.
+//! - Payload (EIP-1559 §"Specification"): `0x02 ‖ rlp([chain_id, nonce,
+//!   max_priority_fee_per_gas, max_fee_per_gas, gas_limit, destination, amount, data,
+//!   access_list, signature_y_parity, signature_r, signature_s])`; the signature is over the
+//!   keccak256 of the same without the signature fields.
+//! - Transaction hash: `keccak256` of the whole typed envelope (EIP-2718).
 
-use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, transaction::SignerRecoverable};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use k256::ecdsa::SigningKey;
 
 use crate::chain::ChainError;
 
 /// EIP-2718 transaction type of an EIP-1559 transaction.
 pub const EIP1559_TX_TYPE: u8 = 0x02;
-
-/// Recursive Length Prefix encoding (Yellow Paper, Appendix B), encode side only.
-pub mod rlp {
-    use alloy_primitives::U256;
-
-    /// Append the header of an item whose payload is `len` bytes: `offset` is 0x80 for a byte
-    /// string and 0xc0 for a list (YP eqs. 180 and 183: short form up to 55 bytes, else
-    /// `offset + 55 + len(BE(len))` followed by the big-endian length).
-    fn header(out: &mut Vec<u8>, len: usize, offset: u8) {
-        if len <= 55 {
-            // len <= 55 fits a byte.
-            out.push(offset + len as u8);
-        } else {
-            let be = len.to_be_bytes();
-            let skip = be.iter().take_while(|b| **b == 0).count();
-            let len_bytes = &be[skip..];
-            out.push(offset + 55 + len_bytes.len() as u8);
-            out.extend_from_slice(len_bytes);
-        }
-    }
-
-    /// Append byte string `b`: a single byte below 0x80 is its own encoding, otherwise a header
-    /// then the bytes.
-    pub fn encode_bytes(out: &mut Vec<u8>, b: &[u8]) {
-        if let [single] = b
-            && *single < 0x80
-        {
-            out.push(*single);
-            return;
-        }
-        header(out, b.len(), 0x80);
-        out.extend_from_slice(b);
-    }
-
-    /// Append a scalar: its minimal big-endian bytes as a byte string (zero is the empty string,
-    /// YP eq. 186: no leading zeros).
-    pub fn encode_uint(out: &mut Vec<u8>, v: U256) {
-        let be = v.to_be_bytes::<32>();
-        let skip = be.iter().take_while(|b| **b == 0).count();
-        encode_bytes(out, &be[skip..]);
-    }
-
-    /// Append a list whose items are already encoded and concatenated in `payload`.
-    pub fn encode_list(out: &mut Vec<u8>, payload: &[u8]) {
-        header(out, payload.len(), 0xc0);
-        out.extend_from_slice(payload);
-    }
-}
 
 /// An unsigned EIP-1559 transaction with an empty access list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,51 +47,40 @@ pub struct Eip1559Tx {
 }
 
 impl Eip1559Tx {
-    /// The nine unsigned fields, RLP-encoded and concatenated (the list payload).
-    fn fields(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(96 + self.input.len());
-        rlp::encode_uint(&mut out, U256::from(self.chain_id));
-        rlp::encode_uint(&mut out, U256::from(self.nonce));
-        rlp::encode_uint(&mut out, U256::from(self.max_priority_fee_per_gas));
-        rlp::encode_uint(&mut out, U256::from(self.max_fee_per_gas));
-        rlp::encode_uint(&mut out, U256::from(self.gas_limit));
-        match self.to {
-            Some(to) => rlp::encode_bytes(&mut out, to.as_slice()),
-            // A creation's destination is the empty byte string.
-            None => rlp::encode_bytes(&mut out, &[]),
+    /// The alloy transaction with these fields.
+    pub fn to_alloy(&self) -> TxEip1559 {
+        TxEip1559 {
+            chain_id: self.chain_id,
+            nonce: self.nonce,
+            gas_limit: self.gas_limit,
+            max_fee_per_gas: self.max_fee_per_gas,
+            max_priority_fee_per_gas: self.max_priority_fee_per_gas,
+            to: self.to.map_or(TxKind::Create, TxKind::Call),
+            value: self.value,
+            access_list: Default::default(),
+            input: self.input.clone(),
         }
-        rlp::encode_uint(&mut out, self.value);
-        rlp::encode_bytes(&mut out, &self.input);
-        // access_list: the empty list.
-        rlp::encode_list(&mut out, &[]);
-        out
     }
 
     /// `0x02 ‖ rlp([chain_id, …, access_list])`: the bytes whose keccak256 is signed (EIP-1559).
     pub fn signing_payload(&self) -> Vec<u8> {
-        let mut out = vec![EIP1559_TX_TYPE];
-        rlp::encode_list(&mut out, &self.fields());
+        let mut out = Vec::new();
+        self.to_alloy().encode_for_signing(&mut out);
         out
     }
 
     /// keccak256 of [`Self::signing_payload`].
     pub fn signing_hash(&self) -> B256 {
-        keccak256(self.signing_payload())
+        self.to_alloy().signature_hash()
     }
 
     /// Sign with `key` (RFC 6979 deterministic ECDSA, low s as EIP-2 requires).
     pub fn sign(&self, key: &SigningKey) -> SignedTx {
-        let hash = self.signing_hash();
-        let (sig, recid) = key
-            .sign_prehash_recoverable(hash.as_slice())
+        let signer = PrivateKeySigner::from_signing_key(key.clone());
+        let sig = signer
+            .sign_hash_sync(&self.signing_hash())
             .unwrap_or_else(|_| unreachable!("a 32-byte prehash is always signable"));
-        let (r, s) = sig.split_bytes();
-        SignedTx::from_parts(
-            self.clone(),
-            recid.is_y_odd(),
-            U256::from_be_slice(&r),
-            U256::from_be_slice(&s),
-        )
+        SignedTx::from_parts(self.clone(), sig.v(), sig.r(), sig.s())
     }
 }
 
@@ -158,21 +103,24 @@ impl SignedTx {
     /// Assemble a signed transaction from its fields and signature (no check that it verifies:
     /// see [`Self::recover_signer`]).
     pub fn from_parts(tx: Eip1559Tx, y_parity: bool, r: U256, s: U256) -> Self {
-        let mut payload = tx.fields();
-        rlp::encode_uint(&mut payload, U256::from(u8::from(y_parity)));
-        rlp::encode_uint(&mut payload, r);
-        rlp::encode_uint(&mut payload, s);
-        let mut raw = vec![EIP1559_TX_TYPE];
-        rlp::encode_list(&mut raw, &payload);
-        let hash = keccak256(&raw);
+        let envelope = TxEnvelope::from(tx.to_alloy().into_signed(Signature::new(r, s, y_parity)));
         Self {
+            raw: envelope.encoded_2718().into(),
+            hash: *envelope.tx_hash(),
             tx,
             y_parity,
             r,
             s,
-            raw: raw.into(),
-            hash,
         }
+    }
+
+    /// The alloy envelope of this transaction.
+    pub fn to_envelope(&self) -> TxEnvelope {
+        TxEnvelope::from(self.tx.to_alloy().into_signed(Signature::new(
+            self.r,
+            self.s,
+            self.y_parity,
+        )))
     }
 
     /// The EIP-2718 envelope `0x02 ‖ rlp([…, y_parity, r, s])`: what `eth_sendRawTransaction`
@@ -188,81 +136,19 @@ impl SignedTx {
 
     /// The address whose key produced the signature, as a node recovers it.
     pub fn recover_signer(&self) -> Result<Address, ChainError> {
-        let bad = |what: &str| ChainError::InvalidTransaction(format!("bad signature: {what}"));
-        let sig = Signature::from_scalars(self.r.to_be_bytes::<32>(), self.s.to_be_bytes::<32>())
-            .map_err(|_| bad("r or s out of range"))?;
-        let recid = RecoveryId::new(self.y_parity, false);
-        let vk = VerifyingKey::recover_from_prehash(self.tx.signing_hash().as_slice(), &sig, recid)
-            .map_err(|_| bad("no key recovers"))?;
-        Ok(Address::from_public_key(&vk))
+        self.to_envelope()
+            .recover_signer()
+            .map_err(|_| ChainError::InvalidTransaction("bad signature: no key recovers".into()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy_primitives::keccak256;
     use proptest::prelude::*;
 
-    fn enc_bytes(b: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        rlp::encode_bytes(&mut out, b);
-        out
-    }
-
-    fn enc_uint(v: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        rlp::encode_uint(&mut out, U256::from(v));
-        out
-    }
-
-    /// The examples of the RLP specification (ethereum.org "Recursive-length prefix (RLP)
-    /// serialization", which restates Yellow Paper Appendix B).
-    #[test]
-    fn rlp_spec_examples() {
-        assert_eq!(enc_bytes(b"dog"), b"\x83dog");
-        assert_eq!(enc_bytes(b""), [0x80]);
-        assert_eq!(enc_bytes(&[0x00]), [0x00]);
-        assert_eq!(enc_bytes(&[0x0f]), [0x0f]);
-        assert_eq!(enc_bytes(&[0x04, 0x00]), [0x82, 0x04, 0x00]);
-        assert_eq!(enc_uint(0), [0x80]);
-        assert_eq!(enc_uint(15), [0x0f]);
-        assert_eq!(enc_uint(1024), [0x82, 0x04, 0x00]);
-        let lorem = b"Lorem ipsum dolor sit amet, consectetur adipisicing elit";
-        let mut want = vec![0xb8, 0x38];
-        want.extend_from_slice(lorem);
-        assert_eq!(enc_bytes(lorem), want);
-        // ["cat", "dog"]
-        let mut payload = enc_bytes(b"cat");
-        payload.extend(enc_bytes(b"dog"));
-        let mut list = Vec::new();
-        rlp::encode_list(&mut list, &payload);
-        assert_eq!(list, b"\xc8\x83cat\x83dog");
-        let mut empty = Vec::new();
-        rlp::encode_list(&mut empty, &[]);
-        assert_eq!(empty, [0xc0]);
-    }
-
     proptest! {
-        /// Differential against alloy-rlp (an independent implementation of the same appendix).
-        #[test]
-        fn rlp_matches_alloy_rlp(b in proptest::collection::vec(any::<u8>(), 0..300),
-                                 v in any::<[u8; 32]>(), items in 0usize..40) {
-            prop_assert_eq!(enc_bytes(&b), alloy_rlp::encode(&b[..]));
-            let u = U256::from_be_bytes(v);
-            let mut ours = Vec::new();
-            rlp::encode_uint(&mut ours, u);
-            prop_assert_eq!(ours, alloy_rlp::encode(u));
-            // A list of `items` copies of `b` (long lists exercise the long header form).
-            let mut payload = Vec::new();
-            for _ in 0..items {
-                rlp::encode_bytes(&mut payload, &b);
-            }
-            let mut ours = Vec::new();
-            rlp::encode_list(&mut ours, &payload);
-            let theirs: Vec<&[u8]> = std::iter::repeat_n(&b[..], items).collect();
-            prop_assert_eq!(ours, alloy_rlp::encode(&theirs));
-        }
-
         /// Every signature recovers to the signing key, and any change of a field changes the
         /// signed hash (so a tampered transaction recovers to another address).
         #[test]
@@ -284,6 +170,7 @@ mod tests {
             let signed = tx.sign(&key);
             prop_assert_eq!(signed.recover_signer().unwrap(), Address::from_private_key(&key));
             prop_assert_eq!(signed.hash(), keccak256(signed.raw()));
+            prop_assert_eq!(signed.raw()[0], EIP1559_TX_TYPE);
             let mut tampered = signed.clone();
             tampered.tx.nonce = nonce.wrapping_add(1);
             let tampered = SignedTx::from_parts(tampered.tx, signed.y_parity, signed.r, signed.s);

@@ -1,6 +1,7 @@
 //! Differential tests across the EVM boundary (STYLE: "the digest Rust computes equals the one
 //! Solidity computes"): EIP-712 digests and the effects hash computed in Rust against the views of
 //! the deployed bytecode, for fixed and for random values.
+#![cfg(feature = "embedded")] // runs on the in-process revm chain
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! effects and deposits bounded to the deployment, the per-deployment measurement allowlist and
 //! the guardian's pause. One test per new custom error, each asserting it by name and that
 //! nothing changed.
+#![cfg(feature = "embedded")] // runs on the in-process revm chain
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! well under 300k gas), registration with 2-of-3 verifiers ≤ 150k (issue 9), and the per-entry
 //! figure the enclave's statement cap assumes (`sealbridge_enclave` caps effects + exits per
 //! statement from a gas ceiling): no effect or exit of a statement costs more than it.
+#![cfg(feature = "embedded")] // runs on the in-process revm chain
 
 mod common;
 

@@ -13,6 +13,7 @@
 //!   contract's own admin delay;
 //! - a participant who sees a change scheduled can leave through the escape hatch before the
 //!   change can execute.
+#![cfg(feature = "embedded")] // runs on the in-process revm chain
 
 use std::collections::BTreeSet;
 

@@ -3,6 +3,7 @@
 //! a length or any header byte), a removed record or another configuration is refused and the
 //! file left untouched; only a torn last record is dropped — saved aside first, reported — and
 //! appending goes on.
+#![cfg(feature = "embedded")] // runs on the in-process revm chain
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

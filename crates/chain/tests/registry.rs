@@ -1,5 +1,6 @@
 //! EnclaveRegistry on the embedded chain: deployment, registration, governance and one test per
 //! rejection rule (each asserts the specific custom error).
+#![cfg(feature = "embedded")] // runs on the in-process revm chain
 
 mod common;
 

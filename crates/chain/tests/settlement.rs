@@ -1,5 +1,6 @@
 //! Settlement on the embedded chain: escrow, settling statements, idempotent resubmission and one
 //! test per rejection rule (each asserts the specific custom error).
+#![cfg(feature = "embedded")] // runs on the in-process revm chain
 
 mod common;
 

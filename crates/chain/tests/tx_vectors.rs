@@ -1,8 +1,8 @@
 //! Known-answer tests of locally signed EIP-1559 transactions (`sealbridge_chain::tx`): the
 //! ethereumjs test vectors (source recorded in `vectors/eip1559-ethereumjs.json`): same fields
 //! and key → byte-identical signed envelope (RFC 6979 makes the signature deterministic); and
-//! contract creations, nonce 0 and long data, checked against alloy-rlp as an independent
-//! encoder and decoder.
+//! contract creations, nonce 0 and long data, against known transaction hashes (computed by the
+//! hand-written encoder this crate had, cross-checked then against alloy-rlp) and decoded back.
 
 use alloy_primitives::{Address, Bytes, U256, keccak256};
 use k256::ecdsa::SigningKey;
@@ -115,82 +115,10 @@ fn more_cases() -> Vec<(&'static str, Eip1559Tx)> {
     ]
 }
 
-/// The unsigned fields, then (if given) the signature, as an RLP list encoded by alloy-rlp.
-fn alloy_rlp_envelope(tx: &Eip1559Tx, sig: Option<(bool, U256, U256)>) -> Vec<u8> {
-    use alloy_rlp::Encodable;
-    let mut p = Vec::new();
-    tx.chain_id.encode(&mut p);
-    tx.nonce.encode(&mut p);
-    tx.max_priority_fee_per_gas.encode(&mut p);
-    tx.max_fee_per_gas.encode(&mut p);
-    tx.gas_limit.encode(&mut p);
-    let to: &[u8] = tx.to.as_ref().map_or(&[], |a| a.as_slice());
-    to.encode(&mut p);
-    tx.value.encode(&mut p);
-    tx.input[..].encode(&mut p);
-    Vec::<Vec<u8>>::new().encode(&mut p); // access list
-    if let Some((y, r, s)) = sig {
-        u8::from(y).encode(&mut p);
-        r.encode(&mut p);
-        s.encode(&mut p);
-    }
-    let mut out = vec![0x02];
-    alloy_rlp::Header {
-        list: true,
-        payload_length: p.len(),
-    }
-    .encode(&mut out);
-    out.extend_from_slice(&p);
-    out
-}
-
-/// Decode our envelope with alloy-rlp: the fields and signature it carries.
-fn alloy_rlp_decode(raw: &[u8]) -> (Eip1559Tx, bool, U256, U256) {
-    use alloy_rlp::{Decodable, Header};
-    assert_eq!(raw[0], 0x02);
-    let mut buf = &raw[1..];
-    let h = Header::decode(&mut buf).unwrap();
-    assert!(h.list);
-    assert_eq!(h.payload_length, buf.len(), "one list, nothing after it");
-    let chain_id = u64::decode(&mut buf).unwrap();
-    let nonce = u64::decode(&mut buf).unwrap();
-    let tip = u128::decode(&mut buf).unwrap();
-    let max = u128::decode(&mut buf).unwrap();
-    let gas = u64::decode(&mut buf).unwrap();
-    let to = Header::decode_bytes(&mut buf, false).unwrap();
-    let to = match to.len() {
-        0 => None,
-        20 => Some(Address::from_slice(to)),
-        n => panic!("destination of {n} bytes"),
-    };
-    let value = U256::decode(&mut buf).unwrap();
-    let input = Bytes::copy_from_slice(Header::decode_bytes(&mut buf, false).unwrap());
-    let access = Header::decode(&mut buf).unwrap();
-    assert!(
-        access.list && access.payload_length == 0,
-        "empty access list"
-    );
-    let y = u8::decode(&mut buf).unwrap();
-    assert!(y <= 1);
-    let r = U256::decode(&mut buf).unwrap();
-    let s = U256::decode(&mut buf).unwrap();
-    assert!(buf.is_empty());
-    let tx = Eip1559Tx {
-        chain_id,
-        nonce,
-        max_priority_fee_per_gas: tip,
-        max_fee_per_gas: max,
-        gas_limit: gas,
-        to,
-        value,
-        input,
-    };
-    (tx, y == 1, r, s)
-}
-
 /// Transaction hashes of `more_cases` signed with `KEY` (source: computed by
-/// `sealbridge_chain::tx` and cross-checked here against alloy-rlp, encoding and decoding, and
-/// k256 recovery over the alloy-rlp preimage; transactions of the same shapes are sent to anvil
+/// the hand-written encoder `sealbridge_chain::tx` had before it moved to alloy-consensus,
+/// cross-checked then against alloy-rlp, encoding and decoding, and k256 recovery over the
+/// alloy-rlp preimage; transactions of the same shapes are sent to anvil
 /// in crates/host/tests/signing.rs, `creation_and_long_data_are_accepted_by_anvil`).
 const KEY: [u8; 32] = [0x42; 32];
 const HASHES: [&str; 6] = [
@@ -203,42 +131,40 @@ const HASHES: [&str; 6] = [
 ];
 
 #[test]
-fn creation_nonce_zero_and_long_data_match_alloy_rlp() {
+fn creation_nonce_zero_and_long_data_known_answers() {
+    use alloy_consensus::{Transaction, TxEnvelope};
+    use alloy_eips::eip2718::Decodable2718;
     let key = SigningKey::from_slice(&KEY).unwrap();
     let me = Address::from_private_key(&key);
     for (i, (what, tx)) in more_cases().into_iter().enumerate() {
         let signed = tx.sign(&key);
-        // The preimage of the signature, encoded independently.
-        let unsigned = alloy_rlp_envelope(&tx, None);
-        assert_eq!(tx.signing_payload(), unsigned, "{what}: signing payload");
-        // The envelope, encoded independently from the same signature…
-        let expected = alloy_rlp_envelope(&tx, Some((signed.y_parity, signed.r, signed.s)));
-        assert_eq!(signed.raw()[..], expected[..], "{what}: envelope");
-        // …and decoded independently: the same fields, a signature by `key` over the alloy-rlp
-        // preimage.
-        let (decoded, y, r, s) = alloy_rlp_decode(signed.raw());
-        assert_eq!(decoded, tx, "{what}: decoded fields");
-        let sig =
-            k256::ecdsa::Signature::from_scalars(r.to_be_bytes::<32>(), s.to_be_bytes::<32>())
-                .unwrap();
-        assert!(sig.normalize_s().is_none(), "{what}: low s (EIP-2)");
-        let vk = k256::ecdsa::VerifyingKey::recover_from_prehash(
-            keccak256(&unsigned).as_slice(),
-            &sig,
-            k256::ecdsa::RecoveryId::new(y, false),
-        )
-        .unwrap();
-        assert_eq!(Address::from_public_key(&vk), me, "{what}: signer");
-        assert_eq!(signed.hash(), keccak256(&expected), "{what}: hash");
-        eprintln!(
-            "{what}: {:#x} ({} bytes)",
-            signed.hash(),
-            signed.raw().len()
-        );
         assert_eq!(
             format!("{:#x}", signed.hash()),
             HASHES[i],
             "{what}: known answer"
         );
+        assert_eq!(signed.hash(), keccak256(signed.raw()), "{what}: hash");
+        // Decoded back: the same fields, a low-s signature by `key` over the signing payload.
+        let env = TxEnvelope::decode_2718(&mut &signed.raw()[..]).unwrap();
+        assert_eq!(env.nonce(), tx.nonce, "{what}");
+        assert_eq!(env.to(), tx.to, "{what}");
+        assert_eq!(env.input(), &tx.input, "{what}");
+        assert_eq!(env.value(), tx.value, "{what}");
+        assert_eq!(env.gas_limit(), tx.gas_limit, "{what}");
+        let sig = k256::ecdsa::Signature::from_scalars(
+            signed.r.to_be_bytes::<32>(),
+            signed.s.to_be_bytes::<32>(),
+        )
+        .unwrap();
+        assert!(sig.normalize_s().is_none(), "{what}: low s (EIP-2)");
+        let vk = k256::ecdsa::VerifyingKey::recover_from_prehash(
+            keccak256(tx.signing_payload()).as_slice(),
+            &sig,
+            k256::ecdsa::RecoveryId::new(signed.y_parity, false),
+        )
+        .unwrap();
+        assert_eq!(Address::from_public_key(&vk), me, "{what}: signer");
+        assert_eq!(signed.recover_signer().unwrap(), me, "{what}: signer");
+        assert_eq!(tx.signing_payload()[0], 0x02, "{what}: EIP-2718 type");
     }
 }
