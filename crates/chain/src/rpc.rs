@@ -1,5 +1,7 @@
-//! [`Chain`] over Ethereum JSON-RPC (anvil, geth, reth, L2s), synchronous, hand-rolled on
-//! `ureq` + `serde_json`.
+//! [`Chain`] over Ethereum JSON-RPC (anvil, geth, reth, L2s), synchronous: HTTP(S) through
+//! [`sealbridge_net`] (ureq, rustls), answers decoded into alloy's RPC types
+//! (`alloy-rpc-types-eth`: receipts, logs, headers). Errors keep their kind: see
+//! [`ChainError::is_unavailable`].
 //!
 //! Two ways to send a transaction, chosen by sender:
 //! - **Locally signed** ([`RpcChain::add_local_key`]): an EIP-1559 transaction built, signed and
@@ -27,7 +29,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, B256, Bytes, Log, LogData, U256};
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_rpc_types_eth::TransactionReceipt as RpcReceipt;
 use serde_json::{Value, json};
 
 use crate::chain::{Chain, ChainError, LogEntry, TxReceipt};
@@ -75,14 +78,6 @@ fn hex_u64(v: &Value) -> Result<u64, ChainError> {
 
 fn hex_bytes(v: &Value) -> Result<Bytes, ChainError> {
     decode("hex data", v.clone())
-}
-
-fn hex_b256(v: &Value) -> Result<B256, ChainError> {
-    decode("a 32-byte hash", v.clone())
-}
-
-fn hex_address(v: &Value) -> Result<Address, ChainError> {
-    decode("an address", v.clone())
 }
 
 /// At most this much of a non-JSON HTTP error body is kept in [`ChainError::Http`].
@@ -199,50 +194,65 @@ impl RpcChain {
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
     }
 
-    fn block(&self, tag: &str) -> Result<Value, ChainError> {
-        let b = self.request("eth_getBlockByNumber", json!([tag, false]))?;
-        if b.is_null() {
-            return Err(ChainError::BadRequest(format!("no block {tag}")));
-        }
-        Ok(b)
+    /// The header of block `tag` (`"latest"` or a hex number), `None` if there is none.
+    fn header(&self, tag: &str) -> Result<Option<alloy_rpc_types_eth::Header>, ChainError> {
+        decode(
+            "eth_getBlockByNumber",
+            self.request("eth_getBlockByNumber", json!([tag, false]))?,
+        )
     }
 
-    fn parse_log(l: &Value) -> Result<LogEntry, ChainError> {
-        let topics: Vec<B256> = decode("log topics", l["topics"].clone())?;
+    /// [`Self::header`] of a block that must exist.
+    fn block(&self, tag: &str) -> Result<alloy_rpc_types_eth::Header, ChainError> {
+        self.header(tag)?
+            .ok_or_else(|| ChainError::BadRequest(format!("no block {tag}")))
+    }
+
+    /// An `eth_getLogs` / receipt log (alloy's RPC type) as a [`LogEntry`]; a pending log
+    /// (no block yet) is bad data here: we only read mined ranges and receipts.
+    fn log_entry(l: alloy_rpc_types_eth::Log) -> Result<LogEntry, ChainError> {
+        let missing = |field: &'static str| ChainError::Decode {
+            what: "log".into(),
+            source: serde::de::Error::missing_field(field),
+        };
         Ok(LogEntry {
-            inner: Log {
-                address: hex_address(&l["address"])?,
-                data: LogData::new_unchecked(topics, hex_bytes(&l["data"])?),
-            },
-            block_number: hex_u64(&l["blockNumber"])?,
-            block_hash: hex_b256(&l["blockHash"])?,
-            tx_hash: hex_b256(&l["transactionHash"])?,
-            log_index: hex_u64(&l["logIndex"])?,
+            block_number: l.block_number.ok_or_else(|| missing("blockNumber"))?,
+            block_hash: l.block_hash.ok_or_else(|| missing("blockHash"))?,
+            tx_hash: l
+                .transaction_hash
+                .ok_or_else(|| missing("transactionHash"))?,
+            log_index: l.log_index.ok_or_else(|| missing("logIndex"))?,
+            inner: l.inner,
         })
     }
 
     fn parse_receipt(&self, r: &Value, output: Bytes) -> Result<TxReceipt, ChainError> {
+        Self::receipt_from(decode("eth_getTransactionReceipt", r.clone())?, output)
+    }
+
+    /// alloy's RPC receipt as a [`TxReceipt`] with `output`.
+    fn receipt_from(r: RpcReceipt, output: Bytes) -> Result<TxReceipt, ChainError> {
+        let missing = |field: &'static str| ChainError::Decode {
+            what: "receipt".into(),
+            source: serde::de::Error::missing_field(field),
+        };
         Ok(TxReceipt {
-            tx_hash: hex_b256(&r["transactionHash"])?,
-            from: hex_address(&r["from"])?,
-            to: r["to"]
-                .as_str()
-                .map(|_| hex_address(&r["to"]))
-                .transpose()?,
-            block_number: hex_u64(&r["blockNumber"])?,
-            block_hash: hex_b256(&r["blockHash"])?,
-            success: hex_u64(&r["status"])? == 1,
-            gas_used: hex_u64(&r["gasUsed"])?,
-            logs: r["logs"]
-                .as_array()
-                .map(|ls| ls.iter().map(Self::parse_log).collect())
-                .transpose()?
-                .unwrap_or_default(),
+            tx_hash: r.transaction_hash,
+            from: r.from,
+            to: r.to,
+            block_number: r.block_number.ok_or_else(|| missing("blockNumber"))?,
+            block_hash: r.block_hash.ok_or_else(|| missing("blockHash"))?,
+            success: r.status(),
+            gas_used: r.gas_used,
+            logs: r
+                .inner
+                .logs()
+                .iter()
+                .cloned()
+                .map(Self::log_entry)
+                .collect::<Result<_, _>>()?,
             output,
-            contract_address: r["contractAddress"]
-                .as_str()
-                .map(|_| hex_address(&r["contractAddress"]))
-                .transpose()?,
+            contract_address: r.contract_address,
         })
     }
 
@@ -338,7 +348,8 @@ impl RpcChain {
         tx: Value,
         is_call: bool,
     ) -> Result<TxReceipt, ChainError> {
-        let block = hex_u64(&r["blockNumber"])?;
+        let receipt: RpcReceipt = decode("eth_getTransactionReceipt", r.clone())?;
+        let block = receipt.block_number.unwrap_or_default();
         let output = if is_call {
             match self.request("eth_call", json!([tx, qty(block.saturating_sub(1))])) {
                 Ok(v) => hex_bytes(&v).unwrap_or_default(),
@@ -348,7 +359,7 @@ impl RpcChain {
         } else {
             Bytes::new()
         };
-        self.parse_receipt(r, output)
+        Self::receipt_from(receipt, output)
     }
 
     /// anvil: send from `account` without its key.
@@ -402,15 +413,11 @@ impl Chain for RpcChain {
     }
 
     fn block_timestamp(&self) -> Result<u64, ChainError> {
-        hex_u64(&self.block("latest")?["timestamp"])
+        Ok(self.block("latest")?.timestamp)
     }
 
     fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
-        let b = self.request("eth_getBlockByNumber", json!([qty(number), false]))?;
-        if b.is_null() {
-            return Ok(None);
-        }
-        hex_b256(&b["hash"]).map(Some)
+        Ok(self.header(&qty(number))?.map(|h| h.hash))
     }
 
     fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError> {
@@ -447,8 +454,8 @@ impl Chain for RpcChain {
             "eth_getLogs",
             json!([{"address": address, "fromBlock": qty(from_block), "toBlock": qty(to_block)}]),
         )?;
-        let logs: Vec<Value> = decode("eth_getLogs", v)?;
-        logs.iter().map(Self::parse_log).collect()
+        let logs: Vec<alloy_rpc_types_eth::Log> = decode("eth_getLogs", v)?;
+        logs.into_iter().map(Self::log_entry).collect()
     }
 
     fn balance(&self, address: Address) -> Result<U256, ChainError> {

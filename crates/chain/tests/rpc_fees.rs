@@ -73,11 +73,29 @@ fn stub_requests(answer: Answer) -> String {
     url
 }
 
+/// Block 0x10 as `eth_getBlockByNumber` returns it, with this base fee (`None`: before London).
+fn block(base_fee: Option<&str>) -> Value {
+    let h = |b: &str| format!("0x{}", b.repeat(32));
+    let mut b = json!({
+        "hash": h("10"), "parentHash": h("0f"), "sha3Uncles": h("00"),
+        "miner": format!("0x{}", "00".repeat(20)), "stateRoot": h("01"),
+        "transactionsRoot": h("02"), "receiptsRoot": h("03"),
+        "logsBloom": format!("0x{}", "00".repeat(256)), "difficulty": "0x0",
+        "number": "0x10", "gasLimit": "0x1c9c380", "gasUsed": "0x0", "timestamp": "0x6000",
+        "extraData": "0x", "mixHash": h("00"), "nonce": "0x0000000000000000",
+        "transactions": [], "uncles": [],
+    });
+    if let Some(fee) = base_fee {
+        b["baseFeePerGas"] = json!(fee);
+    }
+    b
+}
+
 fn london_without_tip_method(method: &str) -> Result<Value, String> {
     match method {
         "eth_chainId" => Ok(json!("0x1")),
         // base fee 10 gwei
-        "eth_getBlockByNumber" => Ok(json!({"number": "0x10", "baseFeePerGas": "0x2540be400"})),
+        "eth_getBlockByNumber" => Ok(block(Some("0x2540be400"))),
         // 13 gwei: tip 3 gwei
         "eth_gasPrice" => Ok(json!("0x306dc4200")),
         _ => Err("the method does not exist/is not available".into()),
@@ -87,7 +105,7 @@ fn london_without_tip_method(method: &str) -> Result<Value, String> {
 fn london_without_any_price(method: &str) -> Result<Value, String> {
     match method {
         "eth_chainId" => Ok(json!("0x1")),
-        "eth_getBlockByNumber" => Ok(json!({"number": "0x10", "baseFeePerGas": "0x2540be400"})),
+        "eth_getBlockByNumber" => Ok(block(Some("0x2540be400"))),
         _ => Err("Method not found".into()),
     }
 }
@@ -95,7 +113,7 @@ fn london_without_any_price(method: &str) -> Result<Value, String> {
 fn pre_london(method: &str) -> Result<Value, String> {
     match method {
         "eth_chainId" => Ok(json!("0x1")),
-        "eth_getBlockByNumber" => Ok(json!({"number": "0x10"})),
+        "eth_getBlockByNumber" => Ok(block(None)),
         "eth_maxPriorityFeePerGas" | "eth_gasPrice" => Ok(json!("0x3b9aca00")),
         _ => Err("Method not found".into()),
     }
@@ -137,6 +155,12 @@ fn mined_receipt(hash: &str) -> Value {
         "status": "0x1",
         "gasUsed": "0x5208",
         "logs": [],
+        "type": "0x2",
+        "transactionIndex": "0x0",
+        "cumulativeGasUsed": "0x5208",
+        "effectiveGasPrice": "0x3b9aca00",
+        "logsBloom": format!("0x{}", "00".repeat(256)),
+        "contractAddress": null,
     })
 }
 
@@ -152,7 +176,7 @@ fn one_send_chain(
         match req["method"].as_str().unwrap() {
             "eth_chainId" => Ok(json!("0x1")),
             "eth_estimateGas" => estimate(&req["params"]),
-            "eth_getBlockByNumber" => Ok(json!({"number": "0x10", "baseFeePerGas": "0x3b9aca00"})),
+            "eth_getBlockByNumber" => Ok(block(Some("0x3b9aca00"))),
             "eth_maxPriorityFeePerGas" => Ok(json!("0x3b9aca00")),
             "eth_getTransactionCount" => Ok(json!("0x0")),
             "eth_sendRawTransaction" => Ok(json!(hash)),

@@ -287,10 +287,9 @@ impl RpcChain {
     }
 
     fn base_fee_and_tip(&self) -> Result<(u128, u128), ChainError> {
-        let block = self.block("latest")?;
-        let base = match block.get("baseFeePerGas") {
-            Some(v) if !v.is_null() => hex_u128(v)?,
-            _ => {
+        let base = match self.block("latest")?.base_fee_per_gas {
+            Some(base) => u128::from(base),
+            None => {
                 return Err(ChainError::InvalidTransaction(
                     "the latest block has no baseFeePerGas: the endpoint predates EIP-1559 \
                      (London), so type-2 transactions cannot be sent"
