@@ -8,7 +8,9 @@
 //! private network's CA or a test CA). Synchronous, no async runtime.
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rustls::{CertificateError, pki_types::CertificateDer};
@@ -161,12 +163,7 @@ pub fn agent(cfg: &AgentConfig) -> Result<ureq::Agent, NetError> {
 /// `SSL_CERT_DIR`) followed by the certificates of `extra_pem`. Unreadable platform
 /// certificates are skipped (a host without a CA bundle can still trust its extra CA).
 pub fn root_certificates(extra_pem: Option<&[u8]>) -> Result<Vec<Certificate<'static>>, NetError> {
-    let native = rustls_native_certs::load_native_certs();
-    let mut roots: Vec<Certificate<'static>> = native
-        .certs
-        .iter()
-        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-        .collect();
+    let mut roots: Vec<Certificate<'static>> = native_roots().as_ref().clone();
     if let Some(pem) = extra_pem {
         let extra = parse_pem_certificates(pem)?;
         roots.extend(
@@ -176,6 +173,33 @@ pub fn root_certificates(extra_pem: Option<&[u8]>) -> Result<Vec<Certificate<'st
         );
     }
     Ok(roots)
+}
+
+/// The platform's roots, read once per value of `SSL_CERT_FILE` / `SSL_CERT_DIR` (reading
+/// them is a few hundred file reads; clients connect often).
+fn native_roots() -> Arc<Vec<Certificate<'static>>> {
+    type Cache =
+        Mutex<HashMap<(Option<OsString>, Option<OsString>), Arc<Vec<Certificate<'static>>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let key = (
+        std::env::var_os("SSL_CERT_FILE"),
+        std::env::var_os("SSL_CERT_DIR"),
+    );
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return hit;
+    }
+    let roots: Arc<Vec<_>> = Arc::new(
+        rustls_native_certs::load_native_certs()
+            .certs
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect(),
+    );
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, roots.clone());
+    }
+    roots
 }
 
 /// The certificates of a PEM bundle (other items are ignored); an error if it holds none.
