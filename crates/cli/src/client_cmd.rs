@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
-use sealbridge_host::{client::NodeClient, dev::participants, unix_now};
+use sealbridge_client::NodeClient;
+use sealbridge_deploy::dev::participants;
+use sealbridge_node::unix_now;
 use sealbridge_programs::netting::Obligation;
 
 /// How the client appraises the enclave before sealing anything.
@@ -294,7 +296,7 @@ fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let timeout = std::time::Duration::from_secs(w.timeout);
-    let (d, request_tx) = sealbridge_host::client::request_withdrawal(
+    let (d, request_tx) = sealbridge_client::request_withdrawal(
         c, &mut sb, account, token, w.amount, timeout, &mut nudge,
     )?;
     if !w.json {
@@ -310,8 +312,7 @@ fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
             println!("waiting for the statement carrying the exit to settle, then claiming");
         }
     }
-    let (d, claim_tx, claimed) =
-        sealbridge_host::client::claim_exit(c, &mut sb, d, timeout, &mut nudge)?;
+    let (d, claim_tx, claimed) = sealbridge_client::claim_exit(c, &mut sb, d, timeout, &mut nudge)?;
     let wallet = sb.token_balance(token, account)?;
     if w.json {
         println!(

@@ -2,7 +2,7 @@
 //! (optionally the `TestToken`) from a deployment config and write the deployment file that
 //! `sealbridge node --deployment` and `sealbridge gov` read. Outside `--dev` it refuses a
 //! config whose governance is not a timelock outlasting the exit delay. Logic in
-//! `sealbridge_host::deploy`.
+//! `sealbridge_deploy`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use alloy_primitives::Address;
 use anyhow::{Context, bail};
 use sealbridge_chain::{Chain, rpc::RpcChain};
-use sealbridge_host::deploy::{DeployConfig, DeployOptions, deploy, governance::in_words};
+use sealbridge_deploy::{DeployConfig, DeployOptions, deploy, governance::in_words};
 
 /// Arguments of `sealbridge deploy`.
 #[derive(Debug, Clone, clap::Args)]

@@ -1,7 +1,7 @@
 //! `sealbridge gov schedule|execute|cancel|list`: drive the timelock of a deployment made by
 //! `sealbridge deploy` — propose a named change, see what is pending and when it becomes
 //! executable, execute or cancel it; every call said in words. Every refusal happens before a
-//! transaction is sent. Logic in `sealbridge_host::deploy::governance`.
+//! transaction is sent. Logic in `sealbridge_deploy::governance`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use alloy_primitives::{Address, B256};
 use anyhow::Context;
 use sealbridge_chain::rpc::RpcChain;
-use sealbridge_host::deploy::{
+use sealbridge_deploy::{
     DeploymentFile,
     governance::{
         Action, Call, Contracts, GovError, OpState, Operation, Timelock, describe, in_words,

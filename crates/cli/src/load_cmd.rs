@@ -24,7 +24,9 @@ use alloy_primitives::Address;
 use anyhow::{Context, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use sealbridge_host::{client::NodeClient, dev::participants, unix_now};
+use sealbridge_client::NodeClient;
+use sealbridge_deploy::dev::participants;
+use sealbridge_node::unix_now;
 use sealbridge_programs::netting::Obligation;
 use serde_json::json;
 

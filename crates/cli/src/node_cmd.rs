@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::deploy_cmd::{read_key, sending_account};
-use sealbridge_host::{
-    EnclaveMode, Node, NodeConfig,
-    deploy::DeploymentFile,
-    dev::WallClockChain,
-    link::{read_root_secret, serve_unix},
-};
+use sealbridge_core::link::{read_root_secret, serve_unix};
+use sealbridge_deploy::DeploymentFile;
+use sealbridge_deploy::dev::WallClockChain;
+use sealbridge_node::EnclaveMode;
+use sealbridge_node::Node;
+use sealbridge_node::NodeConfig;
 
 /// Arguments of `sealbridge node`.
 #[derive(Debug, Clone, clap::Args)]
@@ -245,7 +245,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     let node = if chain == "embedded" {
         if data_dir.join("node.db").exists()
             && !data_dir
-                .join(sealbridge_host::dev::EMBEDDED_CHAIN_JOURNAL)
+                .join(sealbridge_deploy::dev::EMBEDDED_CHAIN_JOURNAL)
                 .exists()
         {
             bail!(
@@ -259,7 +259,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     } else {
         let rpc = sealbridge_chain::rpc::RpcChain::connect(&chain)
             .with_context(|| format!("connecting to {}", crate::endpoint::endpoint(&chain)))?;
-        Node::start(cfg, sealbridge_host::dev::RpcDevChain(rpc))?
+        Node::start(cfg, sealbridge_deploy::dev::RpcDevChain(rpc))?
     };
     eprintln!(
         "sealbridge node: http://{} (settlement {} on chain {})",

@@ -9,13 +9,11 @@ use std::process::{Command, Stdio};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
-use sealbridge_host::{
-    anvil::free_port,
-    client::{Attested, NodeClient},
-    dev::{EMBEDDED_CHAIN_JOURNAL, participants},
-    unix_now,
-};
+use sealbridge_client::{Attested, NodeClient};
+use sealbridge_deploy::dev::{EMBEDDED_CHAIN_JOURNAL, participants};
+use sealbridge_node::unix_now;
 use sealbridge_programs::netting::Obligation;
+use sealbridge_testkit::anvil::free_port;
 
 mod support;
 use support::{Proc, wait_until};

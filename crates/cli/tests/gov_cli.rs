@@ -9,11 +9,9 @@ use std::process::{Command, Output};
 
 use alloy_primitives::{Address, U256};
 use sealbridge_chain::{Sealbridge, rpc::RpcChain};
-use sealbridge_host::{
-    anvil::{Anvil, find_anvil},
-    deploy::{DeploymentFile, GOVERNANCE_MARGIN_SECS, MIN_EXIT_DELAY_SECS},
-    dev,
-};
+use sealbridge_deploy::dev;
+use sealbridge_deploy::{DeploymentFile, GOVERNANCE_MARGIN_SECS, MIN_EXIT_DELAY_SECS};
+use sealbridge_testkit::anvil::{Anvil, find_anvil};
 use serde_json::{Value, json};
 
 /// The timelock's delay in these deployments.
@@ -425,7 +423,7 @@ fn gov_schedules_lists_executes_and_cancels_through_the_binary() {
         .collect();
     assert_eq!(states, [json!("done"), json!("cancelled")]);
     assert!(
-        sb.measurement_allowed(sealbridge_host::deploy::simulated_netting_measurement())
+        sb.measurement_allowed(sealbridge_deploy::simulated_netting_measurement())
             .unwrap()
     );
 }

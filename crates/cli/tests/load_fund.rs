@@ -13,11 +13,9 @@ use std::process::{Command, Output, Stdio};
 
 use alloy_primitives::Address;
 use sealbridge_chain::{Deployment, Sealbridge, rpc::RpcChain};
-use sealbridge_host::{
-    anvil::{Anvil, find_anvil, free_port},
-    client::NodeClient,
-    dev::participants,
-};
+use sealbridge_client::NodeClient;
+use sealbridge_deploy::dev::participants;
+use sealbridge_testkit::anvil::{Anvil, find_anvil, free_port};
 use serde_json::Value;
 
 mod support;

@@ -24,13 +24,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
 use sealbridge_chain::{Chain, Deployment, Sealbridge, bindings::Settlement, rpc::RpcChain};
-use sealbridge_host::{
-    anvil::{Anvil, find_anvil, free_port},
-    client::NodeClient,
-    dev::{self, DevChain, RpcDevChain, participants},
-    unix_now,
-};
+use sealbridge_client::NodeClient;
+use sealbridge_deploy::dev::{self, DevChain, RpcDevChain, participants};
+use sealbridge_node::unix_now;
 use sealbridge_programs::netting::Obligation;
+use sealbridge_testkit::anvil::{Anvil, find_anvil, free_port};
 
 mod support;
 use support::{Proc, wait_until};

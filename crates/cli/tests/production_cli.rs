@@ -13,14 +13,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
 use sealbridge_chain::{Sealbridge, rpc::RpcChain};
-use sealbridge_host::{
-    anvil::{Anvil, find_anvil, free_port},
-    client::NodeClient,
-    deploy::DeploymentFile,
-    dev::{self, RpcDevChain},
-    unix_now,
-};
+use sealbridge_client::NodeClient;
+use sealbridge_deploy::DeploymentFile;
+use sealbridge_deploy::dev::{self, RpcDevChain};
+use sealbridge_node::unix_now;
 use sealbridge_programs::netting::Obligation;
+use sealbridge_testkit::anvil::{Anvil, find_anvil, free_port};
 use serde_json::{Value, json};
 
 mod support;

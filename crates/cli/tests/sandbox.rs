@@ -3,7 +3,7 @@
 
 use std::{path::Path, process::Command};
 
-use sealbridge_host::anvil::{Anvil, find_anvil};
+use sealbridge_testkit::anvil::{Anvil, find_anvil};
 use serde_json::Value;
 
 fn sealbridge() -> Command {

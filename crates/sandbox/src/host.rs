@@ -56,7 +56,7 @@ pub fn forward_events<C: Chain, P: Program>(
         .logs(sb.deployment.settlement, from_block, to_block)?;
     let mut out = Forwarded::default();
     // The same decoding and chain order the node's relayer uses.
-    for (_, event) in sealbridge_host::relayer::enclave_events(&logs) {
+    for (_, event) in sealbridge_relayer::enclave_events(&logs) {
         match event {
             ChainEvent::Deposit {
                 account,

@@ -8,10 +8,8 @@ use std::time::{Duration, Instant};
 use alloy_primitives::U256;
 use anyhow::{Context, bail};
 use sealbridge_chain::{Chain, Sealbridge, rpc::RpcChain};
-use sealbridge_host::{
-    client::NodeClient,
-    dev::{DevChain, DevParticipant, RpcDevChain, participants},
-};
+use sealbridge_client::NodeClient;
+use sealbridge_deploy::dev::{DevChain, DevParticipant, RpcDevChain, participants};
 use serde_json::{Value, json};
 
 use super::LoadArgs;

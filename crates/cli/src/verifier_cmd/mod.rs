@@ -56,7 +56,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = sealbridge_attest::verifier::DEFAULT_RESULT_TTL)]
     ttl: u64,
     /// Largest accepted difference between a proposed issued_at and this machine's clock.
-    #[arg(long, default_value_t = sealbridge_host::remote_service::DEFAULT_MAX_SKEW)]
+    #[arg(long, default_value_t = sealbridge_verifier::service::DEFAULT_MAX_SKEW)]
     max_skew_secs: u64,
 }
 
@@ -65,7 +65,7 @@ fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
     let listen: std::net::SocketAddr = a.listen.parse().context("--listen must be HOST:PORT")?;
     let policy = read_file(&a.policy)?;
     crate::deploy_cmd::warn_if_shared(&a.key);
-    let service = sealbridge_host::remote_service::VerifierService::new(
+    let service = sealbridge_verifier::service::VerifierService::new(
         load_key(&a.key)?,
         &policy,
         a.chain_id,
@@ -75,7 +75,7 @@ fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
     .with_ttl(a.ttl)
     .with_max_skew(a.max_skew_secs);
     let info = service.info();
-    let served = sealbridge_host::remote_service::serve(service, listen)?;
+    let served = sealbridge_verifier::service::serve(service, listen)?;
     eprintln!(
         "sealbridge verifier: http://{} (verifier {}, policy {}, registry {} on chain {})",
         served.addr, info.address, info.policy_hash, info.registry, info.chain_id

@@ -4,7 +4,7 @@
 //! Before issue 9 the node logged its attestation result only after its own `register`
 //! succeeded: the copy made the node's transaction revert, the result never reached the log, and
 //! the audit failed for good. Now the node's registration path
-//! (`sealbridge_host::registration::attest_and_register`, run here as the node runs it, against
+//! (`sealbridge_verifier::registration::attest_and_register`, run here as the node runs it, against
 //! a chain that front-runs it) logs the result before sending its transaction and, when that
 //! transaction reverts, recognises its own result on chain: the registration holds and the
 //! result is in the log exactly once.
@@ -15,8 +15,8 @@ use sealbridge_chain::{
     embedded::{dev_key, key_address},
 };
 use sealbridge_enclave::log_entry::{self, EntryKind};
-use sealbridge_host::registration::{Appraisers, attest_and_register};
 use sealbridge_proto::eip712::AttestationResult;
+use sealbridge_verifier::registration::{Appraisers, attest_and_register};
 use serde_json::json;
 
 use super::revert;
@@ -138,7 +138,7 @@ impl Scenario for FrontRunRegistration {
             "logged_matching_chain": logged_matching,
             "active": active,
             "settled": relayed.settled.iter().map(|s| s.sequence).collect::<Vec<_>>(),
-            "node_side": "sealbridge_host::registration::attest_and_register",
+            "node_side": "sealbridge_verifier::registration::attest_and_register",
         })))
     }
 }

@@ -1,0 +1,50 @@
+//! The Sealbridge node core (untrusted host side, DESIGN §1, §11): the transports to the enclave
+//! ([`link`]: in process, or a Unix socket to `sealbridge enclave`) and the group-commit loop
+//! ([`engine`]) — one thread owns the enclave link, the writing database connection and the log
+//! tiles; every request of a group goes through the enclave, the group's records commit in one
+//! transaction, the tiles are extended, and only then is anyone answered.
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod link;
+pub mod metrics;
+
+pub use engine::{Cmd, Core, CoreConfig, LinkFactory, Shared};
+
+/// Errors of the core and the enclave links.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// The database failed.
+    #[error("storage: {0}")]
+    Store(#[from] sealbridge_store::StoreError),
+    /// The file system failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The log tiles failed.
+    #[error("log tiles: {0}")]
+    Tiles(#[from] sealbridge_log::Error),
+    /// The enclave could not be reached or broke the protocol.
+    #[error("enclave unavailable: {0}")]
+    Enclave(String),
+    /// The enclave refused a request.
+    #[error("enclave refused: {0}")]
+    Refused(String),
+    /// The node's state is inconsistent with itself or the chain; it will not start.
+    #[error("refusing to start: {0}")]
+    Inconsistent(String),
+    /// Bad configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The core is shutting down or gone.
+    #[error("node stopped")]
+    Stopped,
+}
+
+/// Unix time now (host clock; the enclave only lets it move forward).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,473 @@
+//! Boundary transports: the enclave in process, or its own process behind a Unix socket.
+//!
+//! Over the socket every message is one frame (`u32 BE length ‖ CBOR`, at most
+//! [`MAX_FRAME_BYTES`]; `boundary::encode_frame`). A session starts with `Hello` (version
+//! handshake) and then `Boot` or `Restore`; each new connection is a new session, so either side
+//! may be restarted (docs/NODE.md).
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use sealbridge_enclave::{
+    boundary::{BoundaryError, MAX_FRAME_BYTES, Request, Response, decode_frame, encode_frame},
+    session::{RngFactory, Session},
+};
+use sealbridge_seal::{at_rest::RootSecret, envelope::SealedEnvelope};
+
+use crate::CoreError;
+
+/// A connection to an enclave.
+pub trait EnclaveLink: Send {
+    /// One request, one response.
+    fn call(&mut self, request: Request) -> Result<Response, CoreError>;
+    /// Drop the current session and open a new one (the enclave forgets its state).
+    fn reconnect(&mut self) -> Result<(), CoreError>;
+}
+
+/// The enclave in this process (development and the demo's shape).
+pub struct InProc {
+    root: [u8; 32],
+    session: Session,
+}
+
+impl std::fmt::Debug for InProc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InProc")
+    }
+}
+
+fn os_rng() -> RngFactory {
+    Box::new(|| Box::new(rand_core::OsRng))
+}
+
+impl InProc {
+    /// A session over the root secret.
+    pub fn new(root: [u8; 32]) -> Self {
+        Self {
+            root,
+            session: Session::new(RootSecret::from_bytes(root), os_rng()),
+        }
+    }
+}
+
+impl EnclaveLink for InProc {
+    fn call(&mut self, request: Request) -> Result<Response, CoreError> {
+        // Same bytes as over the socket, so in-process runs exercise the codec too.
+        let frame = encode_frame(&request).map_err(|e| CoreError::Enclave(e.to_string()))?;
+        let request: Request =
+            decode_frame(&frame).map_err(|e| CoreError::Enclave(e.to_string()))?;
+        Ok(handle_traced(&mut self.session, request, frame.len()))
+    }
+
+    fn reconnect(&mut self) -> Result<(), CoreError> {
+        self.session = Session::new(RootSecret::from_bytes(self.root), os_rng());
+        Ok(())
+    }
+}
+
+/// Read one frame; `Ok(None)` on a clean end of stream.
+pub fn read_frame(r: &mut impl Read) -> Result<Option<Vec<u8>>, BoundaryError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(_) => return Err(BoundaryError::MalformedFrame),
+    }
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_FRAME_BYTES {
+        return Err(BoundaryError::FrameTooLarge);
+    }
+    let mut frame = vec![0u8; 4 + n];
+    frame[..4].copy_from_slice(&len);
+    r.read_exact(&mut frame[4..])
+        .map_err(|_| BoundaryError::MalformedFrame)?;
+    Ok(Some(frame))
+}
+
+/// The enclave in its own process, reached over a Unix socket.
+#[derive(Debug)]
+pub struct UnixLink {
+    path: PathBuf,
+    stream: Option<UnixStream>,
+}
+
+impl UnixLink {
+    /// Connect (retrying for up to `wait`).
+    pub fn connect(path: &Path, wait: Duration) -> Result<Self, CoreError> {
+        let mut link = Self {
+            path: path.to_path_buf(),
+            stream: None,
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            match link.reconnect() {
+                Ok(()) => return Ok(link),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+impl EnclaveLink for UnixLink {
+    fn call(&mut self, request: Request) -> Result<Response, CoreError> {
+        let down = |e: &dyn std::fmt::Display| CoreError::Enclave(e.to_string());
+        let frame = encode_frame(&request).map_err(|e| down(&e))?;
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| CoreError::Enclave("not connected".into()))?;
+        let result = stream
+            .write_all(&frame)
+            .map_err(|e| down(&e))
+            .and_then(|()| read_frame(stream).map_err(|e| down(&e)))
+            .and_then(|f| f.ok_or_else(|| CoreError::Enclave("enclave closed the socket".into())))
+            .and_then(|f| decode_frame::<Response>(&f).map_err(|e| down(&e)));
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
+    fn reconnect(&mut self) -> Result<(), CoreError> {
+        self.stream = None;
+        let s = UnixStream::connect(&self.path)
+            .map_err(|e| CoreError::Enclave(format!("{}: {e}", self.path.display())))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| CoreError::Enclave(e.to_string()))?;
+        self.stream = Some(s);
+        Ok(())
+    }
+}
+
+/// `sealbridge enclave`: serve sessions on a Unix socket, one connection at a time.
+pub fn serve_unix(path: &Path, root: [u8; 32]) -> Result<(), CoreError> {
+    let io = |e: std::io::Error| CoreError::Enclave(format!("{}: {e}", path.display()));
+    if path.exists() {
+        std::fs::remove_file(path).map_err(io)?;
+    }
+    let listener = UnixListener::bind(path).map_err(io)?;
+    tracing::info!(socket = %path.display(), "enclave listening");
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        let mut session = Session::new(RootSecret::from_bytes(root), os_rng());
+        tracing::info!("new boundary session");
+        serve_connection(&mut conn, &mut session);
+    }
+    Ok(())
+}
+
+/// Serve one connection until it closes. A frame that is too large or does not decode gets an
+/// error response and the connection is closed (the stream can no longer be trusted to be in
+/// sync); nothing reaches the enclave.
+pub fn serve_connection(conn: &mut (impl Read + Write), session: &mut Session) {
+    loop {
+        let response = match read_frame(conn) {
+            Ok(None) => return,
+            Ok(Some(frame)) => match decode_frame::<Request>(&frame) {
+                Ok(request) => handle_traced(session, request, frame.len()),
+                Err(e) => {
+                    tracing::debug!(bytes = frame.len(), "undecodable boundary frame");
+                    Response::Error(e)
+                }
+            },
+            Err(e) => Response::Error(e),
+        };
+        let fatal = matches!(
+            response,
+            Response::Error(BoundaryError::FrameTooLarge | BoundaryError::MalformedFrame)
+        );
+        // A response too large for a frame becomes an error the host can read.
+        let bytes = match encode_frame(&response) {
+            Ok(b) => b,
+            Err(e) => match encode_frame(&Response::Error(e)) {
+                Ok(b) => b,
+                Err(_) => return,
+            },
+        };
+        if conn.write_all(&bytes).is_err() || fatal {
+            return;
+        }
+    }
+}
+
+/// Serve one request on the enclave side of a transport, inside an `enclave` span that names
+/// the request's kind and, for a client envelope, its trace id (so one trace id runs gateway →
+/// core → enclave → relayer, and across the process boundary). Logs only kinds, sizes and
+/// outcomes: never a payload, plaintext or key.
+fn handle_traced(session: &mut Session, request: Request, bytes: usize) -> Response {
+    let span = tracing::info_span!(
+        "enclave",
+        kind = %request_kind(&request),
+        journaled = matches!(request, Request::Journaled(_)),
+        trace_id = tracing::field::Empty,
+    );
+    if !span.is_disabled()
+        && let Some(trace) = envelope_trace_id(&request)
+    {
+        span.record("trace_id", tracing::field::display(trace));
+    }
+    let _entered = span.enter();
+    tracing::debug!(bytes, "boundary request");
+    let response = session.handle(request);
+    tracing::debug!(
+        response = %response_kind(&response),
+        outcome = %outcome(&response),
+        "boundary response"
+    );
+    response
+}
+
+/// The trace id in a client envelope's protected header (the gateway's parser,
+/// [`SealedEnvelope::parse`]); `None` for other requests and for envelopes that do not parse
+/// (the enclave answers those with a `malformed` receipt).
+fn envelope_trace_id(request: &Request) -> Option<String> {
+    match request {
+        Request::Submit { envelope, .. } => SealedEnvelope::parse(envelope)
+            .ok()
+            .map(|e| e.header().trace_id.to_hex()),
+        Request::Journaled(inner) => envelope_trace_id(inner),
+        _ => None,
+    }
+}
+
+/// A request's variant, for logs (`Journaled` names its inner request).
+fn request_kind(request: &Request) -> &'static str {
+    match request {
+        Request::Hello { .. } => "hello",
+        Request::Describe => "describe",
+        Request::Evidence { .. } => "evidence",
+        Request::Tick { .. } => "tick",
+        Request::Submit { .. } => "submit",
+        Request::Chain(_) => "chain",
+        Request::CutBatch { .. } => "cut-batch",
+        Request::Heartbeat { .. } => "heartbeat",
+        Request::RenewStatement { .. } => "renew-statement",
+        Request::Checkpoint => "checkpoint",
+        Request::LogEntries => "log-entries",
+        Request::LogAttestation { .. } => "log-attestation",
+        Request::Journaled(inner) => request_kind(inner),
+        Request::Snapshot { .. } => "snapshot",
+        Request::SnapshotChunk { .. } => "snapshot-chunk",
+        Request::Replay { .. } => "replay",
+        Request::ReplayBatch { .. } => "replay-batch",
+        Request::Status => "status",
+        Request::Boot { .. } => "boot",
+        Request::Restore { .. } => "restore",
+        Request::RestoreChunk { .. } => "restore-chunk",
+        Request::RestoreV1 { .. } => "restore-v1",
+    }
+}
+
+/// A response's variant, for logs (`Journaled` names its inner response).
+fn response_kind(response: &Response) -> &'static str {
+    match response {
+        Response::Hello { .. } => "hello",
+        Response::Description(_) => "description",
+        Response::Evidence { .. } => "evidence",
+        Response::Ticked { .. } => "ticked",
+        Response::Submitted(_) => "submitted",
+        Response::Ack => "ack",
+        Response::ExitDecided { .. } => "exit-decided",
+        Response::Batch(_) => "batch",
+        Response::Renewed { .. } => "renewed",
+        Response::Checkpoint { .. } => "checkpoint",
+        Response::LogEntries { .. } => "log-entries",
+        Response::Journaled { response, .. } => response_kind(response),
+        Response::Snapshot(_) => "snapshot",
+        Response::SnapshotChunk { .. } => "snapshot-chunk",
+        Response::Restoring { .. } => "restoring",
+        Response::Status(_) => "status",
+        Response::Error(_) => "error",
+    }
+}
+
+/// `accepted` or the rejection's reason code for a submission, a code for a boundary error,
+/// else `ok` (never the error's free text).
+fn outcome(response: &Response) -> &'static str {
+    match response {
+        Response::Submitted(o) => o.rejected.map_or("accepted", |r| r.as_str()),
+        Response::ExitDecided { reason, .. } => reason.as_str(),
+        Response::Journaled { response, .. } => outcome(response),
+        Response::Error(e) => match e {
+            BoundaryError::UnsupportedVersion(_) => "unsupported-version",
+            BoundaryError::MalformedFrame => "malformed-frame",
+            BoundaryError::FrameTooLarge => "frame-too-large",
+            BoundaryError::Internal => "internal",
+            BoundaryError::Refused(_) => "refused",
+            BoundaryError::ExitRequestOutOfOrder { .. } => "exit-request-out-of-order",
+            _ => "error",
+        },
+        _ => "ok",
+    }
+}
+
+/// An enclave process this node spawned (`--enclave spawn`); killed when dropped.
+#[derive(Debug)]
+pub struct SpawnedEnclave {
+    child: Child,
+    /// Its socket.
+    pub socket: PathBuf,
+}
+
+impl SpawnedEnclave {
+    /// Start `exe enclave --socket <dir>/enclave.sock --root-secret <file>`.
+    pub fn spawn(exe: &Path, data_dir: &Path, root_file: &Path) -> Result<Self, CoreError> {
+        let socket = data_dir.join("enclave.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new(exe)
+            .arg("enclave")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--root-secret")
+            .arg(root_file)
+            .arg("--parent-pid")
+            .arg(std::process::id().to_string())
+            .spawn()
+            .map_err(|e| CoreError::Enclave(format!("spawning {}: {e}", exe.display())))?;
+        Ok(Self { child, socket })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for SpawnedEnclave {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The simulated TEE's root sealing secret: `<data-dir>/INSECURE-simulated-root-secret`, created
+/// on first use. A real TEE derives it in hardware; this file is for development only.
+pub fn simulated_root_secret(data_dir: &Path) -> Result<(PathBuf, [u8; 32]), CoreError> {
+    let path = data_dir.join("INSECURE-simulated-root-secret");
+    let io = |e: std::io::Error| CoreError::Storage(format!("{}: {e}", path.display()));
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    if !path.exists() {
+        let mut root = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut root);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, hex::encode(root)).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+    }
+    read_root_secret(&path).map(|r| (path, r))
+}
+
+/// Read a root secret file (64 hex digits).
+pub fn read_root_secret(path: &Path) -> Result<[u8; 32], CoreError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CoreError::Config(format!("{}: {e}", path.display())))?;
+    let mut root = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut root)
+        .map_err(|_| CoreError::Config(format!("{}: not 64 hex digits", path.display())))?;
+    Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use sealbridge_proto::{EnvelopeHeader, Epoch, InstanceId, Nonce, ProgramId, TraceId};
+    use sealbridge_seal::{
+        envelope::seal,
+        keys::{Ed25519SigningKey, KemSecretKey},
+    };
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn call(stream: &mut UnixStream, request: &Request) -> Response {
+        stream.write_all(&encode_frame(request).unwrap()).unwrap();
+        decode_frame(&read_frame(stream).unwrap().unwrap()).unwrap()
+    }
+
+    /// The enclave process's side of the socket opens an `enclave` span per request carrying
+    /// the envelope's trace id, and logs neither the envelope nor its plaintext.
+    #[test]
+    fn serve_connection_spans_carry_the_envelope_trace_id() {
+        let trace = TraceId(*b"trace-id-in-test");
+        let header = EnvelopeHeader::new(
+            InstanceId([1; 32]),
+            Epoch(1),
+            ProgramId([2; 32]),
+            Nonce([3; 16]),
+            u64::MAX,
+            trace,
+        );
+        let (_, recipient) = KemSecretKey::derive(b"link test");
+        let sender = Ed25519SigningKey::from_seed([9; 32]);
+        let plaintext = b"canary-plaintext-2EA1C0DE";
+        let envelope = seal(
+            &header,
+            &recipient,
+            &sender,
+            plaintext,
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let (mut host, mut enclave) = UnixStream::pair().unwrap();
+        let server = std::thread::spawn(move || {
+            tracing::subscriber::with_default(subscriber, || {
+                let mut session = Session::new(RootSecret::from_bytes([5; 32]), os_rng());
+                serve_connection(&mut enclave, &mut session);
+            });
+        });
+        let hello = Request::Hello {
+            version: sealbridge_enclave::boundary::BOUNDARY_VERSION,
+        };
+        assert!(matches!(call(&mut host, &hello), Response::Hello { .. }));
+        let submit = Request::Submit {
+            envelope: envelope.clone(),
+            now: 1,
+        };
+        call(&mut host, &Request::Journaled(Box::new(submit.clone())));
+        call(&mut host, &submit);
+        drop(host);
+        server.join().unwrap();
+
+        let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let t = trace.to_hex();
+        for needle in [
+            "enclave{kind=hello journaled=false}".to_string(),
+            format!("enclave{{kind=submit journaled=true trace_id={t}}}"),
+            format!("enclave{{kind=submit journaled=false trace_id={t}}}"),
+        ] {
+            assert!(logs.contains(&needle), "no {needle} in\n{logs}");
+        }
+        assert!(logs.contains("boundary response"), "{logs}");
+        assert!(!logs.contains("canary"), "{logs}");
+        assert!(!logs.contains(&hex::encode(&envelope[envelope.len() - 16..])));
+    }
+}

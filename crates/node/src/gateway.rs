@@ -1,0 +1,689 @@
+//! The HTTP gateway (axum). Documented at `GET /openapi.json` and in docs/NODE.md.
+//!
+//! Bad requests are refused before anything reaches the enclave, with a JSON body
+//! `{"error": <code>, "message": <text>}`, and change nothing: wrong content type (415), empty or
+//! undecodable envelope (400), oversized body (413), unknown id (404). An envelope that decodes
+//! but that the enclave rejects gets its signed rejection receipt with 422.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use sealbridge_log::{HashReader, TileReader, inclusion_proof};
+use sealbridge_proto::MAX_ENVELOPE_BYTES;
+use sealbridge_seal::envelope::SealedEnvelope;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use crate::{NodeError, Setup};
+use sealbridge_core::{
+    Cmd, CoreError, Shared,
+    metrics::{Health, Metrics},
+};
+use sealbridge_store::{Store, StoredEnvelope};
+
+mod openapi;
+pub use openapi::openapi_document;
+
+/// Media type of envelopes and receipts (RFC 9052 §9.1).
+pub use sealbridge_api::COSE;
+
+/// `Retry-After` (seconds) when the enclave is unreachable: the core tries a new session every
+/// 250 ms and a respawned enclave process restores in about a second.
+pub const RETRY_AFTER_ENCLAVE_DOWN: u32 = 2;
+/// `Retry-After` (seconds) when too many statements wait for the chain: the relayer settles one
+/// statement per round, and backs off up to 10 s while the chain is unreachable.
+pub const RETRY_AFTER_QUEUE_FULL: u32 = 5;
+/// `Retry-After` (seconds) when the core's request queue is momentarily full.
+pub const RETRY_AFTER_BUSY: u32 = 1;
+
+/// Gateway state.
+#[derive(Debug)]
+pub struct AppState {
+    /// The core.
+    pub core: SyncSender<Cmd>,
+    /// A reading database connection.
+    pub store: Mutex<Store>,
+    /// Log tiles.
+    pub tiles_dir: PathBuf,
+    /// Metrics and health.
+    pub metrics: Arc<Metrics>,
+    /// Description, checkpoint, status.
+    pub shared: Arc<Shared>,
+    /// Deployment and policy.
+    pub setup: Setup,
+    /// Settlement queue bound.
+    pub max_pending: u64,
+}
+
+type St = State<Arc<AppState>>;
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/enclave", get(enclave))
+        .route("/v1/envelopes", post(submit))
+        .route("/v1/receipts/{envelope_id}", get(receipt))
+        .route("/v1/settlements", get(settlements))
+        .route("/v1/withdrawals/{request_id}", get(withdrawal))
+        .route("/v1/status", get(status))
+        .route("/v1/checkpoint", get(checkpoint))
+        .route("/checkpoint", get(checkpoint))
+        .route("/tile/{*path}", get(tile))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        // Beyond this axum stops reading; `submit` still answers with our JSON 413.
+        .layer(DefaultBodyLimit::max(2 * MAX_ENVELOPE_BYTES))
+        .with_state(state)
+}
+
+/// Seconds a client should wait before retrying a 503 with this error code.
+fn retry_after(code: &str) -> u32 {
+    match code {
+        "queue_full" => RETRY_AFTER_QUEUE_FULL,
+        "busy" => RETRY_AFTER_BUSY,
+        _ => RETRY_AFTER_ENCLAVE_DOWN,
+    }
+}
+
+fn error(s: &AppState, status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    s.metrics.http_status(status.as_u16());
+    let mut r = (
+        status,
+        Json(json!({ "error": code, "message": message.into() })),
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after(code)));
+    }
+    r
+}
+
+async fn not_found(State(s): St) -> Response {
+    error(&s, StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+#[allow(clippy::result_large_err)] // the error is the HTTP answer itself
+fn read<T, E: Into<NodeError>>(
+    s: &AppState,
+    f: impl FnOnce(&Store) -> Result<T, E>,
+) -> Result<T, Response> {
+    let result = match s.store.lock() {
+        Ok(store) => f(&store).map_err(Into::into),
+        Err(_) => Err(NodeError::Internal("store lock poisoned")),
+    };
+    result.map_err(|e| {
+        error(
+            s,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct EnclaveQuery {
+    challenge: Option<String>,
+}
+
+async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
+    let Some(d) = s.shared.description.read().ok().and_then(|d| d.clone()) else {
+        return error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "enclave_down",
+            "no enclave yet",
+        );
+    };
+    let mut evidence = Value::Null;
+    if let Some(c) = q.challenge {
+        let challenge = match hex::decode(c.trim_start_matches("0x")) {
+            Ok(b) if !b.is_empty() && b.len() <= 64 => b,
+            _ => {
+                return error(
+                    &s,
+                    StatusCode::BAD_REQUEST,
+                    "bad_challenge",
+                    "a challenge is 1 to 64 bytes of hex",
+                );
+            }
+        };
+        let (reply, rx) = oneshot::channel();
+        let request = sealbridge_enclave::boundary::Request::Evidence {
+            challenge,
+            now: crate::unix_now(),
+        };
+        if s.core.try_send(Cmd::Call { request, reply }).is_err() {
+            return error(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the node is busy",
+            );
+        }
+        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(Ok(sealbridge_enclave::boundary::Response::Evidence {
+                evidence: e, ..
+            }))) => {
+                evidence = json!(hex::encode(e));
+            }
+            _ => {
+                return error(
+                    &s,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "enclave_down",
+                    "no evidence from the enclave",
+                );
+            }
+        }
+    }
+    let registration = s.metrics.registration.lock().ok().and_then(|r| *r);
+    Json(json!({
+        "evidence": evidence,
+        "key_bundle": hex::encode(d.key_bundle.to_bytes()),
+        "ed25519": hex::encode(d.key_bundle.ed25519),
+        "address": d.key_bundle.address,
+        "instance_id": d.key_bundle.instance_id().to_hex(),
+        "measurement": d.measurement,
+        "program_id": d.program_id,
+        "policy_hash": d.policy_hash,
+        "epoch_announcement": hex::encode(&d.epoch_announcement),
+        "tee": "simulated",
+        "chain_id": s.setup.chain_id,
+        "registry": s.setup.registry,
+        "settlement": s.setup.settlement,
+        "token": s.setup.token,
+        "participants": s.setup.participants,
+        "registration": registration.map_or("unknown", |r| r.status(crate::unix_now())),
+        "registration_expires_at": registration.map(|r| r.expires_at),
+        "registration_checked_at": registration.map(|r| r.checked_at),
+    }))
+    .into_response()
+}
+
+fn receipt_json(e: &StoredEnvelope, resubmitted: bool) -> Value {
+    json!({
+        "envelope_id": hex::encode(e.envelope_id),
+        "status": if e.accepted { "accepted" } else { "rejected" },
+        "reason": e.reason,
+        "sequence": e.sequence,
+        "receipt": hex::encode(&e.receipt),
+        "trace_id": e.trace_id,
+        "resubmitted": resubmitted,
+    })
+}
+
+async fn submit(
+    State(s): St,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    // A body beyond the transport limit (or one that cannot be read) gets the same JSON error
+    // shape as every other refusal, not axum's plain text.
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "unreadable_body"
+            };
+            return error(
+                &s,
+                status,
+                code,
+                format!(
+                    "an envelope is at most {MAX_ENVELOPE_BYTES} bytes: {}",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
+    let started = Instant::now();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.split(';').next().map(str::trim) != Some(COSE) {
+        return error(
+            &s,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("envelopes are sent as {COSE}, not {ct:?}"),
+        );
+    }
+    if body.is_empty() {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the body is empty",
+        );
+    }
+    if body.len() > MAX_ENVELOPE_BYTES {
+        return error(
+            &s,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("an envelope is at most {MAX_ENVELOPE_BYTES} bytes"),
+        );
+    }
+    let trace = match SealedEnvelope::parse(&body) {
+        Ok(env) => env.header().trace_id.to_hex(),
+        Err(e) => {
+            return error(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "malformed_envelope",
+                format!("not a Sealbridge envelope: {}", e.reason().as_str()),
+            );
+        }
+    };
+    if !s.metrics.enclave_up.load(Relaxed) {
+        return error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "enclave_down",
+            "the enclave is unreachable",
+        );
+    }
+    if s.metrics.pending() > s.max_pending {
+        return error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            "too many statements wait for the chain",
+        );
+    }
+    let span = tracing::info_span!("gateway.submit", trace_id = %trace);
+    let _e = span.enter();
+    tracing::debug!(bytes = body.len(), "envelope received");
+    drop(_e);
+    let (reply, rx) = oneshot::channel();
+    match s.core.try_send(Cmd::Submit {
+        envelope: body.to_vec(),
+        trace: trace.clone(),
+        reply,
+    }) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            return error(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the node is busy",
+            );
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            return error(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                "the node is stopping",
+            );
+        }
+    }
+    let outcome = match tokio::time::timeout(Duration::from_secs(30), rx).await {
+        Ok(Ok(r)) => r,
+        _ => {
+            return error(
+                &s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "no answer from the enclave within 30 s: the envelope may still be accepted; \
+                 send it again to get its receipt (re-submission is safe)",
+            );
+        }
+    };
+    match outcome {
+        Ok((stored, resubmitted)) => {
+            s.metrics.observe_latency(started.elapsed().as_secs_f64());
+            if resubmitted {
+                s.metrics.resubmitted.fetch_add(1, Relaxed);
+            }
+            let status = if stored.accepted {
+                StatusCode::OK
+            } else {
+                s.metrics.http_status(422);
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            (status, Json(receipt_json(&stored, resubmitted))).into_response()
+        }
+        Err(e @ (CoreError::Enclave(_) | CoreError::Stopped)) => error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "enclave_down",
+            e.to_string(),
+        ),
+        Err(e) => error(
+            &s,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        ),
+    }
+}
+
+fn parse_id(text: &str) -> Option<[u8; 32]> {
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(text.strip_prefix("0x").unwrap_or(text), &mut id).ok()?;
+    Some(id)
+}
+
+/// Size line of a C2SP checkpoint note (second line).
+fn checkpoint_size(note: &str) -> Option<u64> {
+    note.lines().nth(1)?.parse().ok()
+}
+
+async fn receipt(State(s): St, Path(id): Path<String>) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            "an envelope id is 32 bytes of hex",
+        );
+    };
+    let found = read(&s, |st| -> Result<_, sealbridge_store::StoreError> {
+        let Some(e) = st.envelope(&id)? else {
+            return Ok(None);
+        };
+        let batch = if e.accepted {
+            st.batch_of(e.sequence)?
+        } else {
+            None
+        };
+        let settled = match batch {
+            Some(seq) => st
+                .statements(seq, 1)?
+                .into_iter()
+                .next()
+                .map(|x| (x.tx_hash.is_some(), x.confirmed, x.tx_hash)),
+            None => None,
+        };
+        Ok(Some((e, batch, settled)))
+    });
+    let (e, batch, settled) = match found {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            return error(
+                &s,
+                StatusCode::NOT_FOUND,
+                "unknown_envelope",
+                "no receipt for this envelope id",
+            );
+        }
+        Err(r) => return r,
+    };
+    let mut body = receipt_json(&e, false);
+    body["statement_sequence"] = json!(batch);
+    // Settled is what the chain says (its lastSequence, with the configured confirmations),
+    // whatever this node saw of the tx; included: on chain, maybe not yet confirmed.
+    body["settled"] = json!(batch.is_some_and(|b| b <= s.metrics.final_sequence.load(Relaxed)));
+    body["included"] = json!(batch.is_some_and(|b| b <= s.metrics.chain_sequence.load(Relaxed)));
+    body["settlement_tx"] = json!(settled.and_then(|x| x.2));
+    let note = s.shared.checkpoint.read().ok().and_then(|c| c.clone());
+    if let Some((note, size)) = note
+        .and_then(|n| checkpoint_size(&n).map(|z| (n, z)))
+        .filter(|(_, size)| e.sequence < *size)
+    {
+        {
+            let proof = TileReader::open(&s.tiles_dir).and_then(|r| {
+                let at = r.at(size);
+                debug_assert_eq!(at.size(), size);
+                inclusion_proof(&at, e.sequence, size)
+            });
+            if let Ok(proof) = proof {
+                body["inclusion"] = json!({
+                    "checkpoint": note,
+                    "log_size": size,
+                    "leaf_index": e.sequence,
+                    "proof": proof.iter().map(|h| hex::encode(h.0)).collect::<Vec<_>>(),
+                });
+            }
+        }
+    }
+    Json(body).into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Page {
+    from: Option<u64>,
+    limit: Option<u64>,
+}
+
+async fn settlements(State(s): St, Query(p): Query<Page>) -> Response {
+    let from = p.from.unwrap_or(1).max(1);
+    let limit = p.limit.unwrap_or(100).min(1000);
+    let final_seq = s.metrics.final_sequence.load(Relaxed);
+    let chain_seq = s.metrics.chain_sequence.load(Relaxed);
+    match read(&s, |st| st.statements(from, limit)) {
+        Ok(list) => Json(json!({
+            "chain_sequence": chain_seq,
+            "final_sequence": final_seq,
+            "statements": list.iter().map(|x| json!({
+                "sequence": x.signed.statement.sequence,
+                "input_count": x.signed.statement.inputCount,
+                "prev_state_root": x.signed.statement.prevStateRoot,
+                "new_state_root": x.signed.statement.newStateRoot,
+                "digest": x.signed.digest,
+                "settled": x.signed.statement.sequence <= final_seq,
+                "included": x.signed.statement.sequence <= chain_seq,
+                "tx_hash": x.tx_hash,
+                "block_number": x.block_number,
+                "confirmed": x.confirmed,
+                "effects": x.signed.effects.len(),
+                "exits": x.signed.exits.iter().map(|e| json!({
+                    "account": e.account,
+                    "token": e.token,
+                    "amount": e.amount.to_string(),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn status(State(s): St) -> Response {
+    // Settled means final: on chain with the configured confirmations. The sequence is read
+    // before the root (the relayer writes the root first), so a new sequence is never paired
+    // with the previous root.
+    let chain_seq = s.metrics.final_sequence.load(Relaxed);
+    let counts = read(&s, |st| -> Result<_, sealbridge_store::StoreError> {
+        Ok((
+            st.envelope_counts()?,
+            st.inputs_up_to(chain_seq)?,
+            st.last_statement()?,
+        ))
+    });
+    let ((accepted, rejected), settled_inputs, last_statement) = match counts {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let es = s.shared.status.read().ok().and_then(|x| x.clone());
+    let chain_root = s.metrics.final_root.lock().map(|r| *r).unwrap_or_default();
+    let m = &s.metrics;
+    Json(json!({
+        "health": m.health(),
+        "relayer_error": m.relayer_error(),
+        "deep_reorg": m.deep_reorg(),
+        "deposit_scan_error": m.deposit_scan_error(),
+        "accepted": accepted,
+        "rejected": rejected,
+        "settled_inputs": settled_inputs,
+        "pending_inputs": accepted.saturating_sub(settled_inputs),
+        "last_settled_sequence": chain_seq,
+        "last_signed_sequence": last_statement,
+        "enclave_state_root": es.as_ref().map(|e| e.state_root),
+        "chain_state_root": chain_root,
+        "log_size": es.as_ref().map(|e| e.log_size),
+        "last_included_sequence": m.chain_sequence.load(Relaxed),
+        "chain_id": s.setup.chain_id,
+        "settlement": s.setup.settlement,
+        "chain_head": m.chain_head.load(Relaxed),
+        "confirmations": m.confirmations.load(Relaxed),
+        "deposit_cursor": m.deposit_cursor.load(Relaxed),
+        "pending_exits": es.as_ref().map(|e| e.pending_exits),
+        "last_withdrawal_request": es.as_ref().map(|e| e.last_request_id),
+        "frozen": m.frozen.load(Relaxed),
+        "paused": m.paused.load(Relaxed),
+        "hatch_opens_at": match m.hatch_opens_at.load(Relaxed) {
+            0 => None,
+            t => Some(t),
+        },
+    }))
+    .into_response()
+}
+
+async fn withdrawal(State(s): St, Path(id): Path<String>) -> Response {
+    let request_id = match id.parse::<u64>() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            return error(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "bad_id",
+                format!(
+                    "a withdrawal request id is a positive decimal integer (1, 2, 3, ...: the \
+                     requestId of the WithdrawalRequested event), not {:?}",
+                    id.chars().take(80).collect::<String>()
+                ),
+            );
+        }
+    };
+    let w = match read(&s, |st| st.withdrawal(request_id)) {
+        Ok(Some(w)) => w,
+        Ok(None) => {
+            let cursor = s.metrics.deposit_cursor.load(Relaxed);
+            return error(
+                &s,
+                StatusCode::NOT_FOUND,
+                "unknown_withdrawal",
+                format!(
+                    "no decision on withdrawal request {request_id}: none was made on chain, or \
+                     it is not confirmed yet (the node forwards requests to the enclave once they \
+                     have {} confirmation(s); it has scanned up to block {})",
+                    s.metrics.confirmations.load(Relaxed).max(1),
+                    cursor.saturating_sub(1)
+                ),
+            );
+        }
+        Err(r) => return r,
+    };
+    let final_seq = s.metrics.final_sequence.load(Relaxed);
+    let chain_seq = s.metrics.chain_sequence.load(Relaxed);
+    Json(json!({
+        "request_id": w.request_id,
+        "account": w.account,
+        "token": w.token,
+        "requested": w.requested.to_string(),
+        "granted": w.granted.to_string(),
+        "reason": w.reason,
+        "statement_sequence": w.statement_sequence,
+        "included": w.statement_sequence.is_some_and(|q| q <= chain_seq),
+        "settled": w.statement_sequence.is_some_and(|q| q <= final_seq),
+        "block_number": w.block_number,
+        "log_index": w.log_index,
+    }))
+    .into_response()
+}
+
+async fn checkpoint(State(s): St) -> Response {
+    match s.shared.checkpoint.read().ok().and_then(|c| c.clone()) {
+        Some(note) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response(),
+        None => error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_checkpoint",
+            "no checkpoint yet",
+        ),
+    }
+}
+
+async fn tile(State(s): St, Path(path): Path<String>) -> Response {
+    // c2sp.org/tlog-tiles paths only: digits, "x", "entries", ".p", "/" — never "..".
+    let ok = !path.is_empty()
+        && path.len() < 128
+        && !path.contains("..")
+        && path.chars().all(|c| {
+            c.is_ascii_digit()
+                || matches!(c, 'x' | '/' | '.' | 'p' | 'e' | 'n' | 't' | 'r' | 'i' | 's')
+        });
+    if !ok {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "bad_tile_path",
+            "not a tlog-tiles path",
+        );
+    }
+    match tokio::fs::read(s.tiles_dir.join("tile").join(&path)).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(_) => error(&s, StatusCode::NOT_FOUND, "no_tile", "no such tile"),
+    }
+}
+
+async fn metrics(State(s): St) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(s): St) -> Response {
+    let h = s.metrics.health();
+    let code = if h == Health::Down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        Json(json!({
+            "status": h,
+            "enclave": s.metrics.enclave_up.load(Relaxed),
+            "chain": s.metrics.chain_up.load(Relaxed),
+            "relayer_error": s.metrics.relayer_error(),
+            "deep_reorg": s.metrics.deep_reorg(),
+            "deposit_scan_error": s.metrics.deposit_scan_error(),
+            "pending_statements": s.metrics.pending(),
+        })),
+    )
+        .into_response()
+}
+
+async fn readyz(State(s): St) -> Response {
+    let h = s.metrics.health();
+    let ready = h != Health::Down && s.metrics.pending() <= s.max_pending;
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(json!({ "ready": ready, "status": h })),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    Json(openapi_document()).into_response()
+}

@@ -1,0 +1,864 @@
+//! Wiring: configuration, first-start setup, recovery and the start-up consistency check
+//! against the chain, and the three long-running parts (core thread, relayer thread, gateway).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use sealbridge_chain::{
+    Chain, ChainError, LogEntry, Sealbridge, TxReceipt, eip712::deployment_policy_hash,
+};
+use sealbridge_enclave::{
+    EnclavePolicy, SettlementTarget,
+    boundary::Description,
+    boundary::{EnclaveStatus, Request, Response},
+};
+use sealbridge_programs::netting::NettingConfig;
+use tokio::sync::oneshot;
+
+use crate::{NodeError, Setup, gateway, unix_now};
+use sealbridge_core::{
+    Cmd, Core, CoreConfig, CoreError, LinkFactory, Shared,
+    link::{EnclaveLink, InProc, SpawnedEnclave, UnixLink, simulated_root_secret},
+    metrics::{Metrics, RegistrationView},
+};
+use sealbridge_deploy::{
+    DeploymentFile,
+    dev::{self, DevChain},
+};
+use sealbridge_relayer::{self as relayer, RelayerConfig};
+use sealbridge_store::Store;
+use sealbridge_verifier::registration::{self, Appraisers, RENEW_MARGIN, RegistrationError};
+
+/// Which chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainMode {
+    /// The in-process revm chain, for development (`--dev` only): journaled in the data dir,
+    /// so it survives restarts of the node.
+    Embedded,
+    /// An Ethereum JSON-RPC endpoint.
+    Url(String),
+}
+
+/// Where the enclave runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnclaveMode {
+    /// In this process.
+    InProc,
+    /// A child process (`<exe> enclave`) this node starts, restarts and kills.
+    Spawn(PathBuf),
+    /// An enclave process already listening on this socket.
+    Unix(PathBuf),
+}
+
+/// Default depth of the gateway → core request queue ([`NodeConfig::core_queue`]).
+pub const DEFAULT_CORE_QUEUE: usize = 4096;
+
+/// Node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Data directory (database, tiles, simulated root secret).
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Enclave placement.
+    pub enclave: EnclaveMode,
+    /// Development setup on first start (deploy, register, fund).
+    pub dev: bool,
+    /// Development participants.
+    pub participants: u32,
+    /// Inputs per batch.
+    pub batch_size: u32,
+    /// Cut a non-empty batch after this long.
+    pub batch_interval: Duration,
+    /// Confirmations before a settlement counts.
+    pub confirmations: u64,
+    /// Snapshot after this many journal records.
+    pub snapshot_every: u64,
+    /// Bytes per sealed snapshot chunk (1 ..= `chunks::MAX_CHUNK_BYTES`).
+    pub snapshot_chunk_bytes: u32,
+    /// Refuse new envelopes (503) while more statements than this wait for the chain.
+    pub max_pending_statements: u64,
+    /// Relayer poll interval.
+    pub poll: Duration,
+    /// How often to check whether the registration needs renewing (continuous attestation).
+    pub renew_check: Duration,
+    /// Fund the development participants' escrow at `--dev` setup; `None`: as the chain
+    /// says ([`DevChain::funds_participants_at_setup`]: the embedded chain yes, JSON-RPC no).
+    pub fund_participants: Option<bool>,
+    /// A deployment made by `sealbridge deploy` (not `--dev`): attach to it on first start.
+    pub deployment: Option<DeploymentFile>,
+    /// Verifier services (`sealbridge verifier serve`) that appraise the enclave (not `--dev`).
+    pub verifiers: Vec<String>,
+    /// The account this node sends its transactions (register, settle) from (not `--dev`).
+    pub sender: Option<Address>,
+    /// Most blocks one `eth_getLogs` of the deposit scan asks for (halved while the endpoint
+    /// refuses the range).
+    pub log_chunk_blocks: u64,
+    /// Clear the deep-reorg alarm at start if it names this block: the operator's explicit
+    /// acknowledgement that the credited escrow was checked ([`relayer::DeepReorg`]).
+    pub acknowledge_deep_reorg: Option<u64>,
+    /// Requests the gateway may queue for the core while it serves a group; one more is
+    /// refused at once with 503 `busy` (`Retry-After: 1`) instead of waiting unboundedly.
+    pub core_queue: usize,
+    /// `--dev` setup: how long a signed statement stays valid on chain (its window); one that
+    /// has not settled by then is renewed by the enclave (part of the policy, so of its hash).
+    pub statement_validity_secs: u64,
+    /// `--dev` setup: seconds without a settled statement after which anyone may freeze the
+    /// deployment (`Settlement.exitDelay`). The relayer settles a heartbeat statement after
+    /// half of it when nothing else settled.
+    pub exit_delay_secs: u64,
+}
+
+impl NodeConfig {
+    /// Defaults for a data dir and listen address.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            listen,
+            enclave: EnclaveMode::InProc,
+            dev: true,
+            participants: 8,
+            batch_size: 64,
+            batch_interval: Duration::from_millis(500),
+            confirmations: 1,
+            snapshot_every: 10_000,
+            snapshot_chunk_bytes: sealbridge_enclave::chunks::DEFAULT_CHUNK_BYTES,
+            max_pending_statements: 10_000,
+            poll: Duration::from_millis(200),
+            renew_check: Duration::from_secs(60),
+            fund_participants: None,
+            deployment: None,
+            verifiers: Vec::new(),
+            sender: None,
+            log_chunk_blocks: relayer::DEFAULT_LOG_CHUNK,
+            acknowledge_deep_reorg: None,
+            core_queue: DEFAULT_CORE_QUEUE,
+            statement_validity_secs: 3600,
+            exit_delay_secs: sealbridge_chain::contracts::DEFAULT_EXIT_DELAY,
+        }
+    }
+}
+
+/// A chain shared between the node and whoever else holds it (tests keep an embedded chain
+/// alive across node restarts this way).
+#[derive(Debug)]
+pub struct SharedChain<C>(pub Arc<Mutex<C>>);
+
+impl<C> Clone for SharedChain<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<C> SharedChain<C> {
+    /// Share `chain`.
+    pub fn new(chain: C) -> Self {
+        Self(Arc::new(Mutex::new(chain)))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut C) -> Result<T, ChainError>) -> Result<T, ChainError> {
+        let mut g = self
+            .0
+            .lock()
+            .map_err(|_| ChainError::Transport("chain lock poisoned".into()))?;
+        f(&mut g)
+    }
+}
+
+impl<C: Chain> Chain for SharedChain<C> {
+    fn chain_id(&self) -> Result<u64, ChainError> {
+        self.with(|c| c.chain_id())
+    }
+    fn block_number(&self) -> Result<u64, ChainError> {
+        self.with(|c| c.block_number())
+    }
+    fn block_timestamp(&self) -> Result<u64, ChainError> {
+        self.with(|c| c.block_timestamp())
+    }
+    fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+        self.with(|c| c.block_hash(number))
+    }
+    fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError> {
+        self.with(|c| c.deploy(from, init_code))
+    }
+    fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<TxReceipt, ChainError> {
+        self.with(|c| c.send(from, to, data))
+    }
+    fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
+        self.with(|c| c.call(from, to, data))
+    }
+    fn logs(&self, address: Address, from: u64, to: u64) -> Result<Vec<LogEntry>, ChainError> {
+        self.with(|c| c.logs(address, from, to))
+    }
+    fn balance(&self, address: Address) -> Result<U256, ChainError> {
+        self.with(|c| c.balance(address))
+    }
+    fn receipt(&self, tx_hash: B256) -> Result<Option<TxReceipt>, ChainError> {
+        self.with(|c| c.receipt(tx_hash))
+    }
+    fn resync_nonces(&mut self) {
+        let _ = self.with(|c| {
+            c.resync_nonces();
+            Ok(())
+        });
+    }
+}
+
+impl<C: DevChain> DevChain for SharedChain<C> {
+    fn fund_and_unlock(&mut self, account: Address) -> Result<(), ChainError> {
+        self.with(|c| c.fund_and_unlock(account))
+    }
+    fn admin(&self) -> Result<Address, ChainError> {
+        self.with(|c| c.admin())
+    }
+    fn funds_participants_at_setup(&self) -> bool {
+        self.0
+            .lock()
+            .map(|c| c.funds_participants_at_setup())
+            .unwrap_or(true)
+    }
+}
+
+/// The threads of a node being started. If the start fails part-way, dropping this stops them
+/// (the stop flag, the core's channel) and joins them.
+struct Started {
+    stop: Arc<AtomicBool>,
+    core_tx: Option<SyncSender<Cmd>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    armed: bool,
+}
+
+impl Started {
+    fn tx(&self) -> Result<&SyncSender<Cmd>, NodeError> {
+        self.core_tx.as_ref().ok_or(NodeError::Stopped)
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.stop.store(true, Relaxed);
+        self.core_tx.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A running node. Dropping it stops the relayer and the gateway and ends the core.
+pub struct Node {
+    /// Where the gateway listens.
+    pub addr: SocketAddr,
+    /// Metrics and health.
+    pub metrics: Arc<Metrics>,
+    /// What the setup stored.
+    pub setup: Setup,
+    stop: Arc<AtomicBool>,
+    core_tx: Option<SyncSender<Cmd>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _spawned: Arc<Mutex<Option<SpawnedEnclave>>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every `every`, renew the registration if it expires within [`RENEW_MARGIN`] (the new
+/// attestation result is logged by the enclave before the renewal is sent).
+/// Also reads the registration into `metrics` after each check.
+fn renewal_loop<C: Chain>(
+    chain: &relayer::SharedChain<C>,
+    tx: &SyncSender<Cmd>,
+    (sender, description): (Address, &Description),
+    appraisers: &Appraisers,
+    every: Duration,
+    stop: &AtomicBool,
+    metrics: &Metrics,
+) {
+    let mut next = std::time::Instant::now() + every;
+    while !stop.load(Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if std::time::Instant::now() < next {
+            continue;
+        }
+        next = std::time::Instant::now() + every;
+        let renewed = match chain.lock() {
+            Ok(mut sb) => registration::renew_if_due(
+                &mut sb,
+                sender,
+                description,
+                appraisers,
+                |r| call_core(tx, r).map_err(RegistrationError::enclave),
+                unix_now(),
+                RENEW_MARGIN,
+            )
+            .map_err(NodeError::from),
+            Err(_) => Err(NodeError::Chain("chain lock poisoned".into())),
+        };
+        match renewed {
+            // The enclave logged the new result before it was sent.
+            Ok(Some(_)) => tracing::info!("registration renewed before expiry"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "registration renewal failed; will retry"),
+        }
+        if let Ok(sb) = chain.lock()
+            && let Err(e) = refresh_registration(&sb, description.key_bundle.address, metrics)
+        {
+            tracing::debug!(error = %e, "reading the registration failed");
+        }
+    }
+}
+
+/// Read the registry's record of `enclave` into `metrics` (served by `GET /v1/enclave`).
+fn refresh_registration<C: Chain>(
+    sb: &Sealbridge<C>,
+    enclave: Address,
+    metrics: &Metrics,
+) -> Result<(), NodeError> {
+    let view = RegistrationView {
+        active: sb.is_active(enclave)?,
+        expires_at: sb.enclave(enclave)?.expiresAt,
+        checked_at: unix_now(),
+    };
+    if let Ok(mut r) = metrics.registration.lock() {
+        *r = Some(view);
+    }
+    Ok(())
+}
+
+fn call_core(tx: &SyncSender<Cmd>, request: Request) -> Result<Response, NodeError> {
+    let (reply, rx) = oneshot::channel();
+    tx.send(Cmd::Call { request, reply })
+        .map_err(|_| NodeError::Stopped)?;
+    Ok(rx.blocking_recv().map_err(|_| NodeError::Stopped)??)
+}
+
+/// The start-up check (DESIGN §6): the enclave's state must equal or extend what the chain
+/// has settled.
+fn check_against_chain<C: Chain>(
+    sb: &Sealbridge<C>,
+    store: &Store,
+    status: &EnclaveStatus,
+) -> Result<(), NodeError> {
+    let m = sb.last_sequence()?;
+    let root = sb.state_root()?;
+    let n = status.sequence;
+    if n < m {
+        return Err(NodeError::Inconsistent(format!(
+            "the enclave's state (sequence {n}) is behind the chain (sequence {m} settled): \
+             this data directory is stale or was rolled back"
+        )));
+    }
+    if n == m && status.state_root != root {
+        return Err(NodeError::Inconsistent(format!(
+            "the enclave's state root {} differs from the chain's {root} at sequence {m}",
+            status.state_root
+        )));
+    }
+    if n > m {
+        let next = store.statements(m + 1, 1)?;
+        match next.first() {
+            Some(s) if s.signed.statement.prevStateRoot == root => {}
+            Some(s) => {
+                return Err(NodeError::Inconsistent(format!(
+                    "statement {} starts from root {} but the chain is at {root}",
+                    m + 1,
+                    s.signed.statement.prevStateRoot
+                )));
+            }
+            None => {
+                return Err(NodeError::Inconsistent(format!(
+                    "statement {} is missing from the database",
+                    m + 1
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The policy hash statements carry ([`EnclavePolicy::hash`]) must be the one `Settlement`
+/// holds, which the contract composes from the base hash it was given and the participant
+/// accounts and tokens it committed to at deployment (`deployment_policy_hash`). Says which part
+/// differs.
+fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<(), NodeError> {
+    let (accounts, tokens) = (policy.committed_accounts(), policy.committed_tokens());
+    let ours = policy.hash();
+    let composed = deployment_policy_hash(policy.base_hash(), &accounts, &tokens);
+    if composed != ours {
+        return Err(NodeError::Inconsistent(format!(
+            "the enclave policy's hash {ours} is not the composition of its base hash with its \
+             accounts and tokens as the contract computes it ({composed}): this build's enclave \
+             and chain client disagree"
+        )));
+    }
+    let on_chain = sb.policy_hash()?;
+    if on_chain == ours {
+        return Ok(());
+    }
+    let (chain_accounts, chain_tokens) = (sb.participants()?, sb.tokens()?);
+    let why = if chain_accounts != accounts {
+        format!(
+            "the contract commits to {} participant account(s), this policy names {} (or other \
+             ones)",
+            chain_accounts.len(),
+            accounts.len()
+        )
+    } else if chain_tokens != tokens {
+        format!(
+            "the contract commits to the token(s) {chain_tokens:?}, this policy names {tokens:?}"
+        )
+    } else {
+        let base: B256 = sb.view(
+            sb.deployment.settlement,
+            &sealbridge_chain::bindings::Settlement::basePolicyHashCall {},
+        )?;
+        format!(
+            "same accounts and tokens, but the contract's base policy hash is {base}, this \
+             policy's {}",
+            policy.base_hash()
+        )
+    };
+    Err(NodeError::Inconsistent(format!(
+        "the chain holds another policy than this data directory (policy hash {on_chain} on \
+         chain, {ours} here; wrong chain?): {why}"
+    )))
+}
+
+/// Funds the development participants once the enclave is registered.
+type FundFn<C> = Box<dyn FnOnce(&mut Sealbridge<C>, &Setup) -> Result<(), NodeError>>;
+
+/// How the enclave gets registered when it is not active.
+enum Provision<C> {
+    /// `--dev`: development governance by `admin` admits the in-process development verifiers
+    /// (INSECURE), then registration through them; `fund` on first start.
+    Dev {
+        admin: Address,
+        verifiers: Vec<k256::ecdsa::SigningKey>,
+        fund: Option<FundFn<C>>,
+    },
+    /// A deployment (`sealbridge deploy`): registration through the remote verifier services.
+    Deployed,
+}
+
+impl Node {
+    /// Start a node on `chain`: `--dev` (deploy and register on first start, INSECURE), or
+    /// with `cfg.deployment` set, [`Node::start_deployed`].
+    pub fn start<C: DevChain + Send + 'static>(
+        cfg: NodeConfig,
+        chain: C,
+    ) -> Result<Self, NodeError> {
+        if cfg.dev && cfg.deployment.is_some() {
+            return Err(NodeError::Config(
+                "--dev deploys its own contracts: it cannot be combined with --deployment".into(),
+            ));
+        }
+        if !cfg.dev {
+            return Self::start_deployed(cfg, chain);
+        }
+        let store = Store::open(&cfg.data_dir)?;
+        let (setup, fresh, sb) = match store.meta::<Setup>("setup")? {
+            Some(s) => {
+                let sb = Sealbridge::attach(chain, s.deployment());
+                (s, false, sb)
+            }
+            None => {
+                let admin = chain.admin()?;
+                let start_block = chain.block_number()?;
+                let participants = dev::participants(cfg.participants);
+                let params = dev::deploy_params(
+                    admin,
+                    participants.iter().map(|p| p.account).collect(),
+                    &dev::dev_verifiers(&cfg.data_dir)?,
+                    chain.block_timestamp()?.max(unix_now()),
+                    cfg.exit_delay_secs,
+                );
+                let mut sb = Sealbridge::deploy(chain, &params)?;
+                let mut policy = EnclavePolicy::new(
+                    NettingConfig {
+                        participants: participants.iter().map(|p| p.netting()).collect(),
+                        tokens: vec![sb.deployment.token],
+                    },
+                    cfg.batch_size,
+                );
+                policy.statement_validity_secs = cfg.statement_validity_secs.max(1);
+                // The token is part of the policy: its base hash is known only now. The contract
+                // composes it with the accounts and tokens it holds.
+                sb.set_policy_hash(admin, policy.base_hash())?;
+                let d = sb.deployment;
+                let setup = Setup {
+                    chain_id: d.chain_id,
+                    admin,
+                    registry: d.registry,
+                    settlement: d.settlement,
+                    token: d.token,
+                    policy,
+                    participants: cfg.participants,
+                };
+                store.put_meta("deposit_cursor", &start_block)?;
+                store.put_meta("setup", &setup)?;
+                (setup, true, sb)
+            }
+        };
+        let fund = fresh
+            && cfg
+                .fund_participants
+                .unwrap_or_else(|| sb.chain().funds_participants_at_setup());
+        let provision = Provision::Dev {
+            admin: setup.admin,
+            verifiers: dev::dev_verifiers(&cfg.data_dir)?,
+            fund: fund.then(|| {
+                Box::new(|sb: &mut Sealbridge<C>, setup: &Setup| {
+                    Ok(dev::fund(
+                        sb,
+                        setup.admin,
+                        &dev::participants(setup.participants),
+                    )?)
+                }) as FundFn<C>
+            }),
+        };
+        Self::launch(cfg, store, setup, sb, provision)
+    }
+
+    /// Start a node on a deployment made by `sealbridge deploy` (`cfg.deployment` on first
+    /// start): nothing is deployed or funded; the deployment file must match the chain (chain
+    /// id, contracts, policy hash); an enclave that is not active is registered through the
+    /// verifier services `cfg.verifiers`, and transactions are sent from `cfg.sender`.
+    pub fn start_deployed<C: Chain + Send + 'static>(
+        cfg: NodeConfig,
+        chain: C,
+    ) -> Result<Self, NodeError> {
+        let sender = cfg.sender.ok_or_else(|| {
+            NodeError::Config(
+                "no account to send transactions from: pass --key-file (the node's own key)".into(),
+            )
+        })?;
+        if let Some(u) = cfg.verifiers.iter().find(|u| !u.starts_with("http://")) {
+            return Err(NodeError::Config(format!(
+                "verifier URL {u:?}: only http:// is supported (the node checks every signed \
+                 result itself; the transport carries only public evidence and signed results)"
+            )));
+        }
+        let store = Store::open(&cfg.data_dir)?;
+        let (mut setup, fresh) = match (store.meta::<Setup>("setup")?, &cfg.deployment) {
+            (Some(s), Some(d)) => {
+                if (s.chain_id, s.registry, s.settlement) != (d.chain_id, d.registry, d.settlement)
+                    || s.policy != d.policy
+                {
+                    return Err(NodeError::Inconsistent(format!(
+                        "this data directory belongs to Settlement {} on chain {}, not to the \
+                         deployment file's Settlement {} on chain {} (or its policy changed)",
+                        s.settlement, s.chain_id, d.settlement, d.chain_id
+                    )));
+                }
+                (s, false)
+            }
+            (Some(s), None) => (s, false),
+            (None, Some(d)) => (
+                Setup {
+                    chain_id: d.chain_id,
+                    admin: sender,
+                    registry: d.registry,
+                    settlement: d.settlement,
+                    token: d.test_token.unwrap_or(Address::ZERO),
+                    participants: u32::try_from(d.policy.netting.participants.len())
+                        .unwrap_or(u32::MAX),
+                    policy: d.policy.clone(),
+                },
+                true,
+            ),
+            (None, None) => {
+                return Err(NodeError::Config(
+                    "this data directory has no deployment: pass --deployment FILE (written by \
+                     `sealbridge deploy`), or --dev for a development chain"
+                        .into(),
+                ));
+            }
+        };
+        setup.admin = sender;
+        let sb = Sealbridge::attach(chain, setup.deployment());
+        match &cfg.deployment {
+            Some(d) => d.check_chain(&sb)?,
+            None => {
+                let id = sb.chain().chain_id()?;
+                if id != setup.chain_id {
+                    return Err(NodeError::Inconsistent(format!(
+                        "this data directory's deployment is on chain {} but the endpoint is \
+                         chain {id}",
+                        setup.chain_id
+                    )));
+                }
+            }
+        }
+        if fresh && let Some(d) = &cfg.deployment {
+            store.put_meta("deposit_cursor", &d.start_block)?;
+            store.put_meta("setup", &setup)?;
+        }
+        Self::launch(cfg, store, setup, sb, Provision::Deployed)
+    }
+
+    fn launch<C: Chain + Send + 'static>(
+        cfg: NodeConfig,
+        store: Store,
+        setup: Setup,
+        mut sb: Sealbridge<C>,
+        provision: Provision<C>,
+    ) -> Result<Self, NodeError> {
+        let metrics = Arc::new(Metrics::default());
+        let shared = Arc::new(Shared::default());
+        check_policy(&sb, &setup.policy)?;
+        let target = SettlementTarget {
+            chain_id: setup.chain_id,
+            settlement: setup.settlement,
+        };
+
+        // ---- the enclave --------------------------------------------------------------
+        let (root_file, root) = simulated_root_secret(&cfg.data_dir)?;
+        let spawned: Arc<Mutex<Option<SpawnedEnclave>>> = Arc::new(Mutex::new(None));
+        let factory: LinkFactory = match cfg.enclave.clone() {
+            EnclaveMode::InProc => {
+                Box::new(move || Ok(Box::new(InProc::new(root)) as Box<dyn EnclaveLink>))
+            }
+            EnclaveMode::Unix(path) => Box::new(move || {
+                Ok(Box::new(UnixLink::connect(&path, Duration::from_secs(5))?)
+                    as Box<dyn EnclaveLink>)
+            }),
+            EnclaveMode::Spawn(exe) => {
+                let data_dir = cfg.data_dir.clone();
+                let slot = spawned.clone();
+                Box::new(move || {
+                    let mut slot = slot
+                        .lock()
+                        .map_err(|_| CoreError::Enclave("spawn lock".into()))?;
+                    let alive = slot.as_mut().is_some_and(SpawnedEnclave::alive);
+                    if !alive {
+                        *slot = Some(SpawnedEnclave::spawn(&exe, &data_dir, &root_file)?);
+                    }
+                    let socket = slot
+                        .as_ref()
+                        .map(|s| s.socket.clone())
+                        .ok_or_else(|| CoreError::Enclave("no enclave process".into()))?;
+                    Ok(
+                        Box::new(UnixLink::connect(&socket, Duration::from_secs(10))?)
+                            as Box<dyn EnclaveLink>,
+                    )
+                })
+            }
+        };
+        let mut core = Core::new(
+            factory,
+            store,
+            cfg.data_dir.join("log"),
+            setup.policy.clone(),
+            target,
+            metrics.clone(),
+            shared.clone(),
+            CoreConfig {
+                batch_interval: cfg.batch_interval,
+                snapshot_every: cfg.snapshot_every,
+                tick_every: Duration::from_secs(10),
+            },
+        )?;
+        core.set_snapshot_chunk_bytes(cfg.snapshot_chunk_bytes);
+        let status = core.recover()?;
+        let check_store = Store::open(&cfg.data_dir)?;
+        check_against_chain(&sb, &check_store, &status)?;
+
+        let (core_tx, core_rx) = sync_channel::<Cmd>(cfg.core_queue.max(1));
+        // From here on a failure stops and joins every thread started (`Started::drop`), so that
+        // nothing of this start keeps running beside a restart on the same data dir.
+        let mut started = Started {
+            stop: Arc::new(AtomicBool::new(false)),
+            core_tx: Some(core_tx),
+            threads: Vec::new(),
+            armed: true,
+        };
+        started.threads.push(
+            std::thread::Builder::new()
+                .name("sealbridge-core".into())
+                .spawn(move || {
+                    if let Err(e) = core.run(core_rx) {
+                        tracing::error!(error = %e, "core stopped: durable state could not be written");
+                        // The enclave may be ahead of the journal: stop serving, restart recovers.
+                        std::process::abort();
+                    }
+                })
+                .map_err(|e| NodeError::Config(e.to_string()))?,
+        );
+
+        // ---- registration (and development funding) -------------------------------------
+        let description = shared
+            .description
+            .read()
+            .ok()
+            .and_then(|d| d.clone())
+            .ok_or_else(|| NodeError::Enclave("no description".into()))?;
+        let appraisers = Arc::new(match &provision {
+            Provision::Dev { verifiers, .. } => Appraisers::insecure_in_process(verifiers),
+            Provision::Deployed => Appraisers::remote(&cfg.verifiers),
+        });
+        if !sb.is_active(description.key_bundle.address)? {
+            if let Provision::Dev {
+                admin, verifiers, ..
+            } = &provision
+            {
+                dev::admit(&mut sb, *admin, &description, verifiers)?;
+            }
+            // The enclave logs the result before the registration is sent.
+            let tx = started.tx()?;
+            registration::attest_and_register(
+                &mut sb,
+                setup.admin,
+                &description,
+                &appraisers,
+                |r| call_core(tx, r).map_err(RegistrationError::enclave),
+                unix_now(),
+            )?;
+        }
+        if let Provision::Dev {
+            fund: Some(fund), ..
+        } = provision
+        {
+            fund(&mut sb, &setup)?;
+        }
+        // Best effort: the renewal thread reads it again at every check.
+        if let Err(e) = refresh_registration(&sb, description.key_bundle.address, &metrics) {
+            tracing::warn!(error = %e, "reading the registration failed; will retry");
+        }
+        metrics.chain_up.store(true, Relaxed);
+
+        // ---- relayer ----------------------------------------------------------------------
+        let stop = started.stop.clone();
+        let chain = Arc::new(Mutex::new(sb));
+        {
+            let store = Store::open(&cfg.data_dir)?;
+            relayer::load_deep_reorg_alarm(&store, &metrics, cfg.acknowledge_deep_reorg)?;
+            let rcfg = RelayerConfig {
+                log_chunk: cfg.log_chunk_blocks.max(1),
+                ..RelayerConfig::new(cfg.confirmations, cfg.poll)
+            };
+            let mut scan = relayer::ScanState::default();
+            // One round before serving: deposits made so far reach the enclave first.
+            if let Err(e) =
+                relayer::round(&chain, &store, started.tx()?, &metrics, &rcfg, &mut scan)
+            {
+                tracing::warn!(error = %e, "first relayer round failed; will retry");
+            }
+            let (chain, tx, metrics, stop) = (
+                chain.clone(),
+                started.tx()?.clone(),
+                metrics.clone(),
+                stop.clone(),
+            );
+            started.threads.push(
+                std::thread::Builder::new()
+                    .name("sealbridge-relayer".into())
+                    .spawn(move || relayer::run(chain, store, tx, metrics, rcfg, scan, stop))
+                    .map_err(|e| NodeError::Config(e.to_string()))?,
+            );
+        }
+
+        // ---- continuous attestation: renew the registration before it expires ---------------
+        {
+            let (chain, tx, stop) = (chain.clone(), started.tx()?.clone(), stop.clone());
+            let (sender, every, description) = (setup.admin, cfg.renew_check, description.clone());
+            let metrics = metrics.clone();
+            started.threads.push(
+                std::thread::Builder::new()
+                    .name("sealbridge-attest".into())
+                    .spawn(move || {
+                        renewal_loop(
+                            &chain,
+                            &tx,
+                            (sender, &description),
+                            &appraisers,
+                            every,
+                            &stop,
+                            &metrics,
+                        )
+                    })
+                    .map_err(|e| NodeError::Config(e.to_string()))?,
+            );
+        }
+
+        // ---- gateway ------------------------------------------------------------------------
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let state = Arc::new(gateway::AppState {
+            core: started.tx()?.clone(),
+            store: Mutex::new(Store::open(&cfg.data_dir)?),
+            tiles_dir: cfg.data_dir.join("log"),
+            metrics: metrics.clone(),
+            shared,
+            setup: setup.clone(),
+            max_pending: cfg.max_pending_statements,
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(cfg.listen))
+            .map_err(|e| NodeError::Config(format!("listen {}: {e}", cfg.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+        let app = gateway::router(state);
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = shutdown_rx.await;
+                })
+                .await;
+        });
+        tracing::info!(%addr, settlement = %setup.settlement, "node serving");
+        started.armed = false;
+        Ok(Self {
+            addr,
+            metrics,
+            setup,
+            stop,
+            core_tx: started.core_tx.take(),
+            threads: std::mem::take(&mut started.threads),
+            shutdown: Some(shutdown),
+            runtime: Some(runtime),
+            _spawned: spawned,
+        })
+    }
+
+    /// Block until interrupted (Ctrl-C).
+    pub fn wait(&self) {
+        if let Some(rt) = &self.runtime {
+            let _ = rt.block_on(tokio::signal::ctrl_c());
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        self.core_tx.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

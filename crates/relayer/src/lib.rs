@@ -1,0 +1,688 @@
+//! The relayer (DESIGN §8): settles the enclave's statements in order, exactly once.
+//!
+//! It keeps no state the chain or the enclave cannot rebuild. Each round it:
+//! 1. scans the Settlement contract's logs up to the confirmed head (`head - confirmations + 1`)
+//!    in chunks of at most [`RelayerConfig::log_chunk`] blocks (halved when the endpoint refuses
+//!    a range or a result as too large) and hands the `Deposited` and `WithdrawalRequested`
+//!    events to the enclave, in chain order (the scan cursor is committed together with the
+//!    enclave's journal record of the events): a deposit or a withdrawal request that a reorg
+//!    drops before it has `confirmations` never reaches the enclave. The
+//!    `StatementSettled` events of these confirmed blocks give the final sequence. A scan that
+//!    fails is reported ([`Metrics::deposit_scan_error`]) and retried with backoff, but never
+//!    keeps already signed statements from settling;
+//! 2. re-checks the block hash of every settlement it saw but has not yet confirmed: a different
+//!    hash means a reorg, and the statement is forgotten (the chain's `lastSequence` tells what
+//!    really settled). A statement is *final* (reported settled) once it and every earlier one
+//!    have `confirmations`: the highest sequence whose `StatementSettled` event is in a scanned
+//!    (confirmed) block — never a value read at `latest`, which a reorg may take back;
+//! 3. reads `lastSequence` from the chain and submits the next stored statement with its effects
+//!    and exits; the contract answers `AlreadySettled` for a statement it holds, which counts as
+//!    success. With nothing to send, if no statement has settled for half the deployment's
+//!    `exitDelay`, it asks the enclave for a heartbeat statement (`Request::Heartbeat`) and
+//!    settles it, so that an honest idle deployment never opens its escape hatch.
+//!
+//! Before scanning, it checks that the newest block it credited deposits from is still on the
+//! chain: if a reorg deeper than `confirmations` replaced it, the enclave may count escrow the
+//! chain no longer holds. That raises the deep-reorg alarm ([`DeepReorg`]), which is stored in
+//! the data directory and stays (degraded health, `deep_reorg` in the status,
+//! `sealbridge_deep_reorg_alarm 1`) until the operator restarts the node acknowledging it
+//! ([`load_deep_reorg_alarm`]): no later event on chain can show that the enclave's view of
+//! escrow is right again.
+//!
+//! Errors back off exponentially (capped). A chain that does not answer marks it down; a chain
+//! that answers but refuses the next statement (a revert, e.g. `InsufficientEscrow`) or its
+//! transaction (no funds for gas, the fee cap, no receipt in time) sets
+//! [`Metrics::relayer_error`] naming the statement, the error and what to do. Both make the
+//! node degraded.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, B256, Bytes};
+use sealbridge_chain::{
+    Chain, ChainError, ContractError, Sealbridge, SettleOutcome, proto_compat::effects_from_proto,
+};
+
+use sealbridge_core::{Cmd, CoreError, metrics::Metrics};
+use sealbridge_store::{Store, StoreError};
+
+/// Relayer errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayerError {
+    /// The chain failed (unreachable, or a call reverted).
+    #[error("chain: {0}")]
+    Chain(String),
+    /// The enclave refused (the statement cannot be settled as it is).
+    #[error("enclave refused: {0}")]
+    Refused(String),
+    /// The enclave broke the protocol.
+    #[error("enclave: {0}")]
+    Enclave(String),
+    /// The node's state contradicts itself or the chain.
+    #[error("inconsistent: {0}")]
+    Inconsistent(String),
+    /// The core failed.
+    #[error(transparent)]
+    Core(CoreError),
+    /// The database failed.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The node is stopping.
+    #[error("node stopped")]
+    Stopped,
+}
+
+impl From<CoreError> for RelayerError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Stopped => Self::Stopped,
+            CoreError::Refused(why) => Self::Refused(why),
+            CoreError::Store(e) => Self::Store(e),
+            other => Self::Core(other),
+        }
+    }
+}
+
+impl From<sealbridge_chain::ContractError> for RelayerError {
+    fn from(e: sealbridge_chain::ContractError) -> Self {
+        Self::Chain(e.to_string())
+    }
+}
+
+impl From<sealbridge_chain::ChainError> for RelayerError {
+    fn from(e: sealbridge_chain::ChainError) -> Self {
+        Self::Chain(e.to_string())
+    }
+}
+
+mod scan;
+
+use scan::{CONFIRMED_SETTLEMENT, scan_deposits};
+pub use scan::{DeepReorg, ScanState, enclave_events, load_deep_reorg_alarm};
+
+/// Default [`RelayerConfig::log_chunk`]: a range most providers serve in one `eth_getLogs`.
+pub const DEFAULT_LOG_CHUNK: u64 = 2_000;
+
+/// Relayer tuning.
+#[derive(Debug, Clone)]
+pub struct RelayerConfig {
+    /// Confirmations before a settlement (or a deposit) counts.
+    pub confirmations: u64,
+    /// Pause between rounds when idle.
+    pub poll: Duration,
+    /// Longest backoff after errors.
+    pub max_backoff: Duration,
+    /// Most blocks one `eth_getLogs` asks for (halved while the endpoint refuses the range).
+    pub log_chunk: u64,
+    /// Most `eth_getLogs` chunks scanned per round; the rest is scanned in the next rounds, so
+    /// a long catch-up never holds back settlement.
+    pub max_chunks_per_round: u32,
+}
+
+impl RelayerConfig {
+    /// `confirmations`, `poll`, a 10 s backoff cap, [`DEFAULT_LOG_CHUNK`], 16 chunks a round.
+    pub fn new(confirmations: u64, poll: Duration) -> Self {
+        Self {
+            confirmations,
+            poll,
+            max_backoff: Duration::from_secs(10),
+            log_chunk: DEFAULT_LOG_CHUNK,
+            max_chunks_per_round: 16,
+        }
+    }
+}
+
+/// A chain shared by the relayer and the setup code.
+pub type SharedChain<C> = Arc<Mutex<Sealbridge<C>>>;
+
+/// Run rounds until `stop` is set.
+pub fn run<C: Chain>(
+    chain: SharedChain<C>,
+    store: Store,
+    core: SyncSender<Cmd>,
+    metrics: Arc<Metrics>,
+    cfg: RelayerConfig,
+    mut scan: ScanState,
+    stop: Arc<AtomicBool>,
+) {
+    let mut backoff = cfg.poll;
+    while !stop.load(Relaxed) {
+        match round(&chain, &store, &core, &metrics, &cfg, &mut scan) {
+            Ok(progress) => {
+                metrics.chain_up.store(true, Relaxed);
+                backoff = cfg.poll;
+                if !progress {
+                    std::thread::sleep(cfg.poll);
+                }
+            }
+            Err(e) => {
+                metrics.relayer_errors.fetch_add(1, Relaxed);
+                // Only a chain that does not answer is down; one that answers but refuses the
+                // statement or its transaction has set `relayer_error` (`RelayerError::Refused`).
+                match e {
+                    RelayerError::Chain(_) => metrics.chain_up.store(false, Relaxed),
+                    RelayerError::Refused(_) => metrics.chain_up.store(true, Relaxed),
+                    _ => {}
+                }
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "relayer round failed");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(cfg.max_backoff);
+            }
+        }
+    }
+}
+
+fn lock<C>(
+    chain: &SharedChain<C>,
+) -> Result<std::sync::MutexGuard<'_, Sealbridge<C>>, RelayerError> {
+    chain
+        .lock()
+        .map_err(|_| RelayerError::Chain("chain lock poisoned".into()))
+}
+
+/// Why a settle transaction failed although the chain answers, and what to do about it.
+fn advice<C: Chain>(sb: &Sealbridge<C>, from: Address, sequence: u64, e: &ChainError) -> String {
+    let msg = e.to_string().to_ascii_lowercase();
+    let balance = sb.chain().balance(from).ok();
+    let todo = if msg.contains("insufficient funds") || balance.is_some_and(|b| b.is_zero()) {
+        format!(
+            "the sending account {from} cannot pay for gas (balance {} wei): fund {from}",
+            balance.map_or_else(|| "unknown".into(), |b| b.to_string())
+        )
+    } else if msg.contains("fee cap") {
+        "the fees the chain asks for are above the node's fee cap: wait for the base fee to fall \
+         or raise the cap"
+            .into()
+    } else if msg.contains("no receipt") {
+        "the transaction was not mined in time: check the endpoint's mempool and the fees offered \
+         (it is resent at the same nonce)"
+            .into()
+    } else if msg.contains("nonce") {
+        format!("is the key of {from} used by another process at the same time?")
+    } else if matches!(e, ChainError::UnknownSender(_)) {
+        format!("the endpoint cannot send from {from}: give the node its key (--key-file)")
+    } else {
+        "the chain refused the transaction".into()
+    };
+    format!("settling statement {sequence} failed: {e}: {todo}")
+}
+
+/// Whether statement `s` must be renewed before it is sent: its window ends within a quarter
+/// of its length of the next block's time `chain_now` (or has ended), and a renewal now — the
+/// enclave stamps it from the host's clock, `wall` — extends it by at least half its length
+/// (so a chain whose clock runs ahead gets at most one renewal per half window, not one per
+/// round). The contract refuses a statement outside its window (`OutsideWindow`), and every
+/// later statement chains from this one: without a renewal a chain outage longer than the
+/// window would strand every accepted input.
+pub fn renewal_due(s: &sealbridge_proto::eip712::Statement, chain_now: u64, wall: u64) -> bool {
+    // The enclave sets notBefore 300 s before its time and notAfter its validity after it.
+    let validity = s.notAfter.saturating_sub(s.notBefore.saturating_add(300));
+    chain_now.saturating_add(validity / 4) >= s.notAfter
+        && s.notAfter <= wall.saturating_add(validity / 2)
+}
+
+/// Have the enclave renew `st` (journaled; the core stores the renewal in the same commit)
+/// and return the stored statement as it is now.
+fn renew(
+    core: &SyncSender<Cmd>,
+    store: &Store,
+    metrics: &Metrics,
+    st: &sealbridge_store::StoredStatement,
+) -> Result<sealbridge_store::StoredStatement, RelayerError> {
+    use alloy_sol_types::SolValue;
+    let seq = st.signed.statement.sequence;
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    core.send(Cmd::Call {
+        request: sealbridge_enclave::boundary::Request::RenewStatement {
+            statement: st.signed.statement.abi_encode(),
+            signature: st.signed.signature.clone(),
+            now: sealbridge_core::unix_now(),
+        },
+        reply,
+    })
+    .map_err(|_| RelayerError::Stopped)?;
+    match rx.blocking_recv().map_err(|_| RelayerError::Stopped)?? {
+        sealbridge_enclave::boundary::Response::Renewed { .. } => {}
+        r => {
+            let why = format!("renewing statement {seq}, whose window is over, failed: {r:?}");
+            metrics.set_relayer_error(Some(why.clone()));
+            return Err(RelayerError::Refused(why));
+        }
+    }
+    metrics.statements_renewed.fetch_add(1, Relaxed);
+    let renewed = store
+        .statements(seq, 1)?
+        .into_iter()
+        .next()
+        .filter(|s| s.signed.statement.sequence == seq)
+        .ok_or_else(|| RelayerError::Inconsistent(format!("statement {seq} gone after renewal")))?;
+    tracing::warn!(
+        sequence = seq,
+        old_not_after = st.signed.statement.notAfter,
+        not_after = renewed.signed.statement.notAfter,
+        "statement renewed: its validity window ran out before it settled"
+    );
+    Ok(renewed)
+}
+
+/// If the chain settled another version of statement `seq` than the stored one (digest
+/// `stored`) — an earlier send of the original, mined after the relayer renewed it — make the
+/// version on chain the stored one again (`Store::restore_version`).
+fn reconcile_version<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    seq: u64,
+    stored: B256,
+) -> Result<(), RelayerError> {
+    let on_chain = lock(chain)?
+        .statement_digest(seq)
+        .map_err(|e| RelayerError::Chain(e.to_string()))?;
+    if on_chain.is_zero() || on_chain == stored {
+        return Ok(());
+    }
+    if store.restore_version(seq, on_chain)? {
+        tracing::warn!(
+            sequence = seq,
+            digest = %on_chain,
+            "another version of the statement settled (sent before it was renewed); it is the stored one again"
+        );
+    } else {
+        tracing::error!(
+            sequence = seq,
+            digest = %on_chain,
+            "the chain settled a version of this statement that this node does not hold"
+        );
+    }
+    Ok(())
+}
+
+/// How long a read of the deployment's state serves (unless a settlement changed it): three
+/// `eth_call`s a round would be most of a polling relayer's load on a metered endpoint.
+const DEPLOYMENT_STATE_EVERY: Duration = Duration::from_secs(2);
+
+/// What the relayer reads of the deployment (also shown in `/v1/status`).
+#[derive(Debug, Clone, Copy)]
+struct DeploymentState {
+    frozen: bool,
+    paused: bool,
+    last_settled_at: u64,
+    exit_delay: u64,
+}
+
+/// The deployment's state: read again after [`DEPLOYMENT_STATE_EVERY`], or at once when the
+/// chain's `lastSequence` (`last`) moved since the last read.
+fn read_deployment_state<C: Chain>(
+    sb: &Sealbridge<C>,
+    metrics: &Metrics,
+    scan: &mut ScanState,
+    last: u64,
+) -> Result<DeploymentState, RelayerError> {
+    if let Some((at, seq, state)) = scan.deployment
+        && seq == last
+        && at.elapsed() < DEPLOYMENT_STATE_EVERY
+    {
+        return Ok(state);
+    }
+    let exit_delay = match scan.exit_delay {
+        Some(d) => d,
+        // Immutable: read once.
+        None => *scan.exit_delay.insert(sb.exit_delay()?),
+    };
+    let state = DeploymentState {
+        frozen: sb.frozen()?,
+        paused: sb.paused()?,
+        last_settled_at: sb.last_settled_at()?,
+        exit_delay,
+    };
+    metrics.frozen.store(state.frozen, Relaxed);
+    metrics.paused.store(state.paused, Relaxed);
+    metrics.hatch_opens_at.store(
+        state.last_settled_at.saturating_add(state.exit_delay),
+        Relaxed,
+    );
+    scan.deployment = Some((Instant::now(), last, state));
+    Ok(state)
+}
+
+/// Whether a heartbeat is due: nothing settled for half the exit delay (by the next block's
+/// time, `chain_now`), and the deployment is neither frozen nor paused (a statement could not
+/// settle then).
+pub fn heartbeat_due(
+    last_settled_at: u64,
+    exit_delay: u64,
+    chain_now: u64,
+    frozen: bool,
+    paused: bool,
+) -> bool {
+    !frozen && !paused && chain_now >= last_settled_at.saturating_add(exit_delay / 2)
+}
+
+/// With nothing to send: if a heartbeat is due, ask the enclave for one (a statement even with
+/// nothing pending; the core stores it, and the next round settles it). `Ok(true)` if asked.
+fn heartbeat_if_due<C: Chain>(
+    chain: &SharedChain<C>,
+    core: &SyncSender<Cmd>,
+    metrics: &Metrics,
+    d: &DeploymentState,
+) -> Result<bool, RelayerError> {
+    let wall = sealbridge_core::unix_now();
+    let chain_now = lock(chain)?.chain().block_timestamp()?.max(wall);
+    if !heartbeat_due(
+        d.last_settled_at,
+        d.exit_delay,
+        chain_now,
+        d.frozen,
+        d.paused,
+    ) {
+        return Ok(false);
+    }
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    core.send(Cmd::Call {
+        request: sealbridge_enclave::boundary::Request::Heartbeat { now: wall },
+        reply,
+    })
+    .map_err(|_| RelayerError::Stopped)?;
+    match rx.blocking_recv().map_err(|_| RelayerError::Stopped)?? {
+        sealbridge_enclave::boundary::Response::Batch(Some(b)) => {
+            metrics.heartbeats.fetch_add(1, Relaxed);
+            tracing::info!(
+                sequence = b.statement.sequence,
+                last_settled_at = d.last_settled_at,
+                hatch_opens_at = d.last_settled_at.saturating_add(d.exit_delay),
+                "heartbeat: nothing settled for half the exit delay; a statement keeps the \
+                 escape hatch closed"
+            );
+            Ok(true)
+        }
+        r => Err(RelayerError::Enclave(format!(
+            "heartbeat: unexpected answer {r:?}"
+        ))),
+    }
+}
+
+/// One round; `Ok(true)` if it did something (go again at once).
+pub fn round<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    core: &SyncSender<Cmd>,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    scan: &mut ScanState,
+) -> Result<bool, RelayerError> {
+    let mut progress = false;
+    let head = lock(chain)?.chain().block_number()?;
+    metrics.chain_head.store(head, Relaxed);
+    metrics.confirmations.store(cfg.confirmations, Relaxed);
+    // A block counts once `confirmations` blocks (itself included) are on top of the chain.
+    let confirmed_head = head.saturating_sub(cfg.confirmations.saturating_sub(1));
+
+    // 1. Deposits, only from confirmed blocks: one that a reorg drops before it is confirmed
+    //    never reaches the enclave. A failure here is reported but does not stop settlement.
+    if scan.retry_at.is_none_or(|t| Instant::now() >= t) {
+        match scan_deposits(chain, store, core, metrics, cfg, scan, confirmed_head) {
+            Ok(more) => {
+                progress |= more;
+                scan.retry_at = None;
+                scan.backoff = cfg.poll;
+                metrics.set_deposit_scan_error(None);
+            }
+            Err(RelayerError::Stopped) => return Err(RelayerError::Stopped),
+            // The chain does not answer at all: an outage (chain down), not a scan problem.
+            Err(RelayerError::Chain(e)) if lock(chain)?.chain().block_number().is_err() => {
+                return Err(RelayerError::Chain(e));
+            }
+            Err(e) => {
+                let cursor = metrics.deposit_cursor.load(Relaxed);
+                let why = format!(
+                    "scanning deposits from block {cursor} failed (deposits from there on are \
+                     not credited yet; retrying, settlement continues): {e}"
+                );
+                tracing::warn!(error = %why, "deposit scan failed");
+                metrics.set_deposit_scan_error(Some(why));
+                scan.backoff = (scan.backoff * 2).clamp(cfg.poll, cfg.max_backoff);
+                scan.retry_at = Some(Instant::now() + scan.backoff);
+            }
+        }
+    }
+
+    // 2. Reorg detection and confirmations.
+    let mut sb = lock(chain)?;
+    let mut reorged = false;
+    let last = sb.last_sequence()?;
+    let root = sb.state_root()?;
+    let deployment = read_deployment_state(&sb, metrics, scan, last)?;
+    if let Ok(mut r) = metrics.chain_root.lock() {
+        *r = root;
+    }
+    metrics.chain_sequence.store(last, Relaxed);
+    // Final: with one confirmation, what is on chain; with more, the highest settlement whose
+    // event is in a scanned block (confirmed when it was scanned: a later shallow reorg cannot
+    // take it back, and a value read at `latest` is never reported final).
+    let (mut final_seq, mut final_root) = if cfg.confirmations <= 1 {
+        (last, Some(root))
+    } else {
+        match store.meta::<(u64, B256)>(CONFIRMED_SETTLEMENT)? {
+            Some((seq, root)) => (seq, Some(root)),
+            None => (0, None),
+        }
+    };
+    // A settlement this node reported final is no longer on chain: a reorg deeper than the
+    // confirmations. The statements are still stored and are resubmitted below (exactly once on
+    // the new chain: the contract takes each sequence once); what clients were told was wrong.
+    let reported = metrics.final_sequence.load(Relaxed);
+    if last < reported || last < final_seq {
+        metrics.final_reorged.fetch_add(1, Relaxed);
+        reorged = true;
+        let why = format!(
+            "statement {} was reported settled (final) but the chain now holds statements only up \
+             to {last}: a reorg deeper than {} confirmation(s); the dropped statements are being \
+             resubmitted. Raise --confirmations to the chain's finality depth",
+            reported.max(final_seq),
+            cfg.confirmations
+        );
+        tracing::error!(reported = reported.max(final_seq), chain = last, "{why}");
+        metrics.set_relayer_error(Some(why));
+        if final_seq > last {
+            store.put_meta(CONFIRMED_SETTLEMENT, &(last, root))?;
+            (final_seq, final_root) = (last, Some(root));
+        }
+    }
+    let seen = store.watched(last)?;
+    for s in &seen {
+        let seq = s.signed.statement.sequence;
+        let (Some(num), Some(hash)) = (s.block_number, s.block_hash.as_deref()) else {
+            continue;
+        };
+        let now_hash = sb.chain().block_hash(num)?.map(|h| h.to_string());
+        if now_hash.as_deref() != Some(hash) || seq > last {
+            metrics.reorgs.fetch_add(1, Relaxed);
+            reorged = true;
+            tracing::warn!(
+                sequence = seq,
+                block = num,
+                "settlement dropped by a reorg; will resubmit"
+            );
+            store.mark_settled(seq, None, false)?;
+        } else if head >= num + cfg.confirmations.saturating_sub(1) {
+            store.mark_settled(
+                seq,
+                Some((s.tx_hash.clone().unwrap_or_default(), num, hash.to_string())),
+                true,
+            )?;
+        }
+    }
+    if reorged {
+        // A locally signing chain re-reads its nonces: the dropped transactions' nonces are free.
+        sb.chain_mut().resync_nonces();
+    }
+    drop(sb);
+    let final_root = match final_root {
+        Some(r) => r,
+        // Nothing settled yet: the root statement 1 starts from (the chain's, if none signed).
+        None => store
+            .statements(1, 1)?
+            .first()
+            .map_or(root, |s| s.signed.statement.prevStateRoot),
+    };
+    if let Ok(mut r) = metrics.final_root.lock() {
+        *r = final_root;
+    }
+    metrics.final_sequence.store(final_seq, Relaxed);
+
+    // The last statement on chain, if this relayer never saw it land, may be another version
+    // than the stored one (an earlier send of a statement it renewed since, mined late).
+    if last > 0
+        && let Some(row) = store.statements(last, 1)?.into_iter().next()
+        && row.signed.statement.sequence == last
+        && row.tx_hash.is_none()
+        && store.has_versions(last)?
+    {
+        reconcile_version(chain, store, last, row.signed.digest)?;
+    }
+
+    // 3. The next statement, in order; renewed first if its window is (about to be) over.
+    let Some(mut next) = store.statements(last + 1, 1)?.into_iter().next() else {
+        // Nothing left to send: an error about sending is over.
+        metrics.set_relayer_error(None);
+        return Ok(heartbeat_if_due(chain, core, metrics, &deployment)? || progress);
+    };
+    // The next block's time: at least the latest block's, and on an idle chain (no block for
+    // a while) about the wall clock's.
+    let wall = sealbridge_core::unix_now();
+    let chain_now = lock(chain)?.chain().block_timestamp()?.max(wall);
+    if renewal_due(&next.signed.statement, chain_now, wall) {
+        match renew(core, store, metrics, &next) {
+            Ok(renewed) => next = renewed,
+            // Still valid: send it as it is rather than not at all (e.g. the enclave is down).
+            Err(e) if chain_now <= next.signed.statement.notAfter => {
+                tracing::warn!(error = %e, "renewing the next statement failed; sending it while its window lasts");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let st = &next.signed;
+    let span = tracing::info_span!("settle", sequence = st.statement.sequence);
+    let _e = span.enter();
+    // The envelopes' trace ids join this span to their gateway and core spans.
+    tracing::debug!(trace_ids = ?store.trace_ids(st.statement.sequence)?, "settling");
+    let mut sb = lock(chain)?;
+    let from = sb.deployment.admin;
+    let outcome = sb.settle(
+        from,
+        &(&st.statement).into(),
+        &effects_from_proto(&st.effects),
+        &sealbridge_chain::proto_compat::exits_from_proto(&st.exits_for_settle()),
+        Bytes::from(st.signature.clone()),
+    );
+    let outcome = match outcome {
+        Ok(o) => o,
+        // A transport failure is an outage only if the chain does not answer now either (a
+        // transaction without a receipt in time is not).
+        Err(ContractError::Chain(ChainError::Transport(t)))
+            if sb.chain().block_number().is_err() =>
+        {
+            return Err(RelayerError::Chain(t));
+        }
+        Err(ContractError::Chain(c)) => {
+            // The chain answers but will not take the transaction (no funds for gas, the fee
+            // cap, no receipt in time, ...): the operator has to act; say what to do.
+            let why = advice(&sb, from, st.statement.sequence, &c);
+            tracing::error!(error = %why, "the chain does not take the settle transaction; retrying with backoff");
+            metrics.set_relayer_error(Some(why.clone()));
+            return Err(RelayerError::Refused(why));
+        }
+        Err(other) => {
+            // The chain answers but refuses the statement (e.g. `InsufficientEscrow` after a
+            // reorg deeper than `confirmations` dropped a deposit the enclave had credited).
+            // Retrying cannot help unless the chain changes: say so loudly, stay degraded.
+            let why = format!(
+                "settling statement {} failed on chain: {other}",
+                st.statement.sequence
+            );
+            tracing::error!(error = %why, "the chain refuses the next statement; retrying with backoff");
+            metrics.set_relayer_error(Some(why.clone()));
+            return Err(RelayerError::Refused(why));
+        }
+    };
+    drop(sb);
+    let r = outcome.receipt();
+    let already = matches!(outcome, SettleOutcome::AlreadySettled(_));
+    tracing::info!(
+        tx = %r.tx_hash,
+        block = r.block_number,
+        already_settled = already,
+        "statement settled"
+    );
+    store.mark_settled(
+        st.statement.sequence,
+        Some((
+            r.tx_hash.to_string(),
+            r.block_number,
+            r.block_hash.to_string(),
+        )),
+        cfg.confirmations <= 1,
+    )?;
+    // The root first, then the sequence: a status read never pairs a new sequence with the
+    // previous root (the settled statement's new root is the chain's root now).
+    if let Ok(mut r) = metrics.chain_root.lock() {
+        *r = st.statement.newStateRoot;
+    }
+    metrics.chain_sequence.store(st.statement.sequence, Relaxed);
+    if cfg.confirmations <= 1 {
+        if let Ok(mut r) = metrics.final_root.lock() {
+            *r = st.statement.newStateRoot;
+        }
+        metrics.final_sequence.store(st.statement.sequence, Relaxed);
+    }
+    // Clears only the relayer's own error: a deep-reorg alarm stays until acknowledged.
+    metrics.set_relayer_error(None);
+    progress = true;
+    Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{heartbeat_due, renewal_due};
+
+    #[test]
+    fn a_heartbeat_is_due_after_half_the_exit_delay_unless_frozen_or_paused() {
+        const T0: u64 = 1_700_000_000;
+        assert!(!heartbeat_due(T0, 600, T0 + 299, false, false));
+        assert!(heartbeat_due(T0, 600, T0 + 300, false, false));
+        assert!(heartbeat_due(T0, 600, T0 + 9_000, false, false));
+        assert!(!heartbeat_due(T0, 600, T0 + 300, true, false), "frozen");
+        assert!(!heartbeat_due(T0, 600, T0 + 300, false, true), "paused");
+    }
+
+    use sealbridge_proto::eip712::Statement;
+
+    #[test]
+    fn renewal_is_due_in_the_last_quarter_and_only_if_it_extends_by_half() {
+        const T0: u64 = 1_700_000_000;
+        use alloy_primitives::B256;
+        let s = Statement {
+            sequence: 1,
+            prevStateRoot: B256::ZERO,
+            newStateRoot: B256::ZERO,
+            inputsRoot: B256::ZERO,
+            inputCount: 1,
+            logSize: 1,
+            logRoot: B256::ZERO,
+            policyHash: B256::ZERO,
+            effectsHash: B256::ZERO,
+            notBefore: T0 - 300,
+            notAfter: T0 + 3600,
+        };
+        assert!(!renewal_due(&s, T0 + 100, T0 + 100), "fresh");
+        assert!(!renewal_due(&s, T0 + 2699, T0 + 2699));
+        assert!(renewal_due(&s, T0 + 2700, T0 + 2700), "last quarter");
+        assert!(renewal_due(&s, T0 + 9000, T0 + 9000), "window over");
+        // The chain's clock 1,700 s ahead of the host's: due by chain time, but a renewal
+        // stamped from the host's clock would extend it by less than half the window.
+        assert!(!renewal_due(&s, T0 + 2700, T0 + 1000));
+        assert!(renewal_due(&s, T0 + 3500, T0 + 1800));
+    }
+}

@@ -1,0 +1,404 @@
+//! Step 1 of a relayer round (DESIGN §8): the scan of confirmed blocks in bounded `eth_getLogs`
+//! ranges for the events the enclave must see — `Deposited` and `WithdrawalRequested`, one
+//! stream in chain order —, the highest confirmed settlement it sees, and the deep-reorg alarm.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::B256;
+use alloy_sol_types::SolEvent;
+use sealbridge_chain::{Chain, ChainError, LogEntry, bindings::Settlement};
+use sealbridge_enclave::boundary::ChainEvent;
+use tokio::sync::oneshot;
+
+use super::{RelayerConfig, SharedChain, lock};
+use crate::RelayerError;
+use sealbridge_core::{
+    engine::{CREDITED_BLOCK, Cmd, EventPosition},
+    metrics::Metrics,
+};
+use sealbridge_store::Store;
+
+/// What the deposit scan remembers between rounds (in memory: the cursor itself is durable).
+#[derive(Debug, Default)]
+pub struct ScanState {
+    /// Current chunk size (0: not yet set, use the configured one).
+    chunk: u64,
+    /// Chunks in a row served since the last halving (the size doubles back after 16).
+    served: u32,
+    /// After a failure: no new attempt before this.
+    pub(super) retry_at: Option<Instant>,
+    /// The next backoff after a failure.
+    pub(super) backoff: Duration,
+    /// The deployment's `exitDelay` (immutable), once read.
+    pub(super) exit_delay: Option<u64>,
+    /// The deployment's state as last read: when, at which `lastSequence`, and what.
+    pub(super) deployment: Option<(Instant, u64, super::DeploymentState)>,
+}
+
+/// Meta key: the highest `(sequence, new state root)` of a `StatementSettled` event in a
+/// scanned, confirmed block (the final sequence when `confirmations > 1`).
+pub(super) const CONFIRMED_SETTLEMENT: &str = "confirmed_settlement";
+/// Meta key: the deep-reorg alarm ([`DeepReorg`]), until acknowledged.
+const DEEP_REORG: &str = "deep_reorg_alarm";
+
+/// A reorg deeper than the confirmations replaced a block whose deposits the enclave credited.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeepReorg {
+    /// The replaced block (the newest one credited from when it was noticed).
+    pub block: u64,
+    /// Its hash when the deposits were credited.
+    pub hash: B256,
+    /// Confirmations configured then.
+    pub confirmations: u64,
+    /// Further deep reorgs under credited deposits noticed before the acknowledgement.
+    pub later: u32,
+}
+
+impl DeepReorg {
+    /// The operator-facing text (status `deep_reorg`, logs).
+    pub fn message(&self) -> String {
+        let later = match self.later {
+            0 => String::new(),
+            n => format!(" ({n} more such reorg(s) since)"),
+        };
+        format!(
+            "block {} ({}), whose deposits were credited to the enclave, was replaced by a reorg \
+             deeper than {} confirmation(s){later}: the enclave may count escrow the chain no \
+             longer holds, and a statement spending it will revert (InsufficientEscrow). Compare \
+             the participants' escrow on chain with what they were credited, then restart the \
+             node with --acknowledge-deep-reorg {} to clear this alarm",
+            self.block, self.hash, self.confirmations, self.block
+        )
+    }
+}
+
+/// At start: load the stored deep-reorg alarm into `metrics`, or clear it if `acknowledge`
+/// names its block (the operator's explicit acknowledgement; any other value clears nothing).
+pub fn load_deep_reorg_alarm(
+    store: &Store,
+    metrics: &Metrics,
+    acknowledge: Option<u64>,
+) -> Result<(), RelayerError> {
+    let alarm = store.meta::<Option<DeepReorg>>(DEEP_REORG)?.flatten();
+    match (alarm, acknowledge) {
+        (Some(a), Some(b)) if a.block == b => {
+            tracing::warn!(
+                block = b,
+                "deep-reorg alarm acknowledged by the operator: cleared"
+            );
+            store.put_meta(DEEP_REORG, &None::<DeepReorg>)?;
+            metrics.set_deep_reorg(None);
+        }
+        (alarm, ack) => {
+            if let Some(b) = ack {
+                tracing::warn!(
+                    block = b,
+                    alarm = ?alarm.as_ref().map(|a| a.block),
+                    "--acknowledge-deep-reorg names no current alarm: nothing cleared"
+                );
+            }
+            metrics.set_deep_reorg(alarm.as_ref().map(DeepReorg::message));
+        }
+    }
+    Ok(())
+}
+
+/// A reorg deeper than `confirmations` that replaced a block whose deposits the enclave
+/// credited cannot be undone (the enclave's credit stands; a deposit that is gone from the chain
+/// makes a statement spending it revert). Notice it as early as possible and raise the
+/// persistent alarm: checking the newest such block is enough, since a reorg that replaces any
+/// block replaces every later one.
+fn check_credited_deposits<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+) -> Result<(), RelayerError> {
+    let Some((num, hash)) = store.meta::<Option<(u64, B256)>>(CREDITED_BLOCK)?.flatten() else {
+        return Ok(());
+    };
+    let mut sb = lock(chain)?;
+    if sb.chain().block_hash(num)? == Some(hash) {
+        return Ok(());
+    }
+    // A locally signing chain re-reads its nonces: the reorg may have dropped our transactions.
+    sb.chain_mut().resync_nonces();
+    drop(sb);
+    metrics.reorgs.fetch_add(1, Relaxed);
+    let alarm = match store.meta::<Option<DeepReorg>>(DEEP_REORG)?.flatten() {
+        Some(mut a) => {
+            a.later = a.later.saturating_add(1);
+            a
+        }
+        None => DeepReorg {
+            block: num,
+            hash,
+            confirmations: cfg.confirmations,
+            later: 0,
+        },
+    };
+    tracing::error!(block = num, %hash, alarm = %alarm.message(), "deep reorg under credited deposits");
+    store.put_meta(DEEP_REORG, &Some(alarm.clone()))?;
+    metrics.set_deep_reorg(Some(alarm.message()));
+    Ok(store.put_meta(CREDITED_BLOCK, &None::<(u64, B256)>)?)
+}
+
+/// Is this `eth_getLogs` failure the endpoint's range or result limit (worth a smaller range)?
+/// JSON-RPC errors (`BadRequest`) are: providers word them in many ways ("block range is too
+/// wide", "query returned more than 10000 results", "Log response size exceeded", ...).
+fn range_refused(e: &ChainError) -> bool {
+    match e {
+        ChainError::BadRequest(_) => true,
+        ChainError::Transport(m) => {
+            let m = m.to_ascii_lowercase();
+            ["range", "limit", "too many", "too large", "exceed", "413"]
+                .iter()
+                .any(|p| m.contains(p))
+        }
+        _ => false,
+    }
+}
+
+impl ScanState {
+    fn chunk(&mut self, cfg: &RelayerConfig) -> u64 {
+        if self.chunk == 0 {
+            self.chunk = cfg.log_chunk.max(1);
+        }
+        self.chunk
+    }
+}
+
+/// Step 1: the deposit scan, at most `max_chunks_per_round` chunks. `Ok(true)`: blocks remain.
+pub(super) fn scan_deposits<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    core: &SyncSender<Cmd>,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    scan: &mut ScanState,
+    confirmed_head: u64,
+) -> Result<bool, RelayerError> {
+    check_credited_deposits(chain, store, metrics, cfg)?;
+    let mut cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
+    metrics.deposit_cursor.store(cursor, Relaxed);
+    let mut chunks = 0;
+    while cursor <= confirmed_head && chunks < cfg.max_chunks_per_round {
+        let size = scan.chunk(cfg);
+        metrics.scan_chunk.store(size, Relaxed);
+        let to = confirmed_head.min(cursor.saturating_add(size - 1));
+        let sb = lock(chain)?;
+        let logs = sb.chain().logs(sb.deployment.settlement, cursor, to);
+        drop(sb);
+        let logs = match logs {
+            Ok(l) => l,
+            Err(e) if to > cursor && range_refused(&e) => {
+                scan.chunk = (to - cursor).div_ceil(2).max(1);
+                scan.served = 0;
+                tracing::info!(from = cursor, to, error = %e, chunk = scan.chunk, "eth_getLogs refused; halving the range");
+                continue;
+            }
+            Err(e) => {
+                return Err(RelayerError::Chain(format!(
+                    "eth_getLogs over blocks {cursor}..={to}: {e}"
+                )));
+            }
+        };
+        scan.served += 1;
+        if scan.served >= 16 && scan.chunk < cfg.log_chunk {
+            scan.chunk = (scan.chunk * 2).min(cfg.log_chunk);
+            scan.served = 0;
+        }
+        credit(store, core, &logs, to + 1)?;
+        cursor = to + 1;
+        metrics.deposit_cursor.store(cursor, Relaxed);
+        chunks += 1;
+    }
+    Ok(cursor <= confirmed_head)
+}
+
+/// The events of `logs` the enclave must see, in chain order: deposits (the amount the contract
+/// credited, i.e. what it received) and withdrawal requests. Shared with the sandbox's honest host.
+pub fn enclave_events(logs: &[LogEntry]) -> Vec<(EventPosition, ChainEvent)> {
+    let mut events: Vec<(EventPosition, ChainEvent)> = logs
+        .iter()
+        .filter_map(|l| {
+            let event = if let Ok(e) = Settlement::Deposited::decode_log(&l.inner) {
+                ChainEvent::Deposit {
+                    account: e.data.account,
+                    token: e.data.token,
+                    amount: u128::try_from(e.data.amount).ok()?,
+                }
+            } else if let Ok(e) = Settlement::WithdrawalRequested::decode_log(&l.inner) {
+                // Every request reaches the enclave (it takes ids in order, without gaps); one
+                // for more than any escrow can hold asks for everything.
+                ChainEvent::WithdrawalRequest {
+                    request_id: e.data.requestId,
+                    account: e.data.account,
+                    token: e.data.token,
+                    amount: u128::try_from(e.data.amount).unwrap_or(u128::MAX),
+                }
+            } else {
+                return None;
+            };
+            let position = EventPosition {
+                block: l.block_number,
+                log_index: l.log_index,
+                block_hash: l.block_hash,
+            };
+            Some((position, event))
+        })
+        .collect();
+    events.sort_by_key(|(p, _)| p.at());
+    events
+}
+
+/// Hand one scanned chunk's deposits and withdrawal requests to the enclave and advance the
+/// cursor to `next`; record the highest settlement of these confirmed blocks first (a crash in
+/// between re-scans it).
+fn credit(
+    store: &Store,
+    core: &SyncSender<Cmd>,
+    logs: &[LogEntry],
+    next: u64,
+) -> Result<(), RelayerError> {
+    if let Some(s) = logs
+        .iter()
+        .filter_map(|l| Settlement::StatementSettled::decode_log(&l.inner).ok())
+        .max_by_key(|e| e.data.sequence)
+    {
+        let known = store.meta::<(u64, B256)>(CONFIRMED_SETTLEMENT)?;
+        if known.is_none_or(|(seq, _)| seq < s.data.sequence) {
+            store.put_meta(
+                CONFIRMED_SETTLEMENT,
+                &(s.data.sequence, s.data.newStateRoot),
+            )?;
+        }
+    }
+    let events = enclave_events(logs);
+    if events.is_empty() {
+        // Nothing for the enclave: the cursor alone moves.
+        return Ok(store.put_meta("deposit_cursor", &next)?);
+    }
+    // The cursor commits together with the enclave's journal record of the events.
+    let (tx, rx) = oneshot::channel();
+    core.send(Cmd::ChainEvents {
+        events,
+        cursor: next,
+        reply: tx,
+    })
+    .map_err(|_| RelayerError::Stopped)?;
+    // The core committed the newest block credited from (CREDITED_BLOCK) with the events.
+    rx.blocking_recv().map_err(|_| RelayerError::Stopped)??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_limits_are_told_from_outages() {
+        for m in [
+            "eth_getLogs: query returned more than 10000 results",
+            "eth_getLogs: block range is too wide",
+        ] {
+            assert!(range_refused(&ChainError::BadRequest(m.into())), "{m}");
+        }
+        assert!(range_refused(&ChainError::Transport(
+            "eth_getLogs: HTTP 413: Log response size exceeded".into()
+        )));
+        assert!(!range_refused(&ChainError::Transport(
+            "connection refused".into()
+        )));
+    }
+
+    #[test]
+    fn deposits_and_withdrawal_requests_reach_the_enclave_as_one_stream_in_chain_order() {
+        use alloy_primitives::{Address, Log, U256};
+        let settlement = Address::repeat_byte(5);
+        let (a, t) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let entry = |block: u64, log_index: u64, data: alloy_primitives::LogData| LogEntry {
+            inner: Log {
+                address: settlement,
+                data,
+            },
+            block_number: block,
+            block_hash: B256::repeat_byte(block as u8),
+            tx_hash: B256::ZERO,
+            log_index,
+        };
+        let deposit = |amount: u64| {
+            Settlement::Deposited {
+                account: a,
+                token: t,
+                amount: U256::from(amount),
+            }
+            .encode_log_data()
+        };
+        let request = |id: u64, amount: U256| {
+            Settlement::WithdrawalRequested {
+                account: a,
+                token: t,
+                amount,
+                requestId: id,
+            }
+            .encode_log_data()
+        };
+        let settled = Settlement::Unpaused { by: a }.encode_log_data();
+        // Handed over out of order (as no endpoint should, but the stream must not care).
+        let logs = vec![
+            entry(9, 0, request(2, U256::MAX)),
+            entry(7, 3, deposit(70)),
+            entry(7, 1, request(1, U256::from(5u8))),
+            entry(8, 0, settled),
+            entry(9, 1, deposit(90)),
+        ];
+        let events = enclave_events(&logs);
+        let at: Vec<(u64, u64)> = events.iter().map(|(p, _)| p.at()).collect();
+        assert_eq!(at, [(7, 1), (7, 3), (9, 0), (9, 1)]);
+        assert_eq!(
+            events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+            [
+                ChainEvent::WithdrawalRequest {
+                    request_id: 1,
+                    account: a,
+                    token: t,
+                    amount: 5
+                },
+                ChainEvent::Deposit {
+                    account: a,
+                    token: t,
+                    amount: 70
+                },
+                // More than any escrow can hold: a request for everything, still delivered.
+                ChainEvent::WithdrawalRequest {
+                    request_id: 2,
+                    account: a,
+                    token: t,
+                    amount: u128::MAX
+                },
+                ChainEvent::Deposit {
+                    account: a,
+                    token: t,
+                    amount: 90
+                },
+            ]
+        );
+        assert_eq!(events[1].0.block_hash, B256::repeat_byte(7));
+    }
+
+    #[test]
+    fn the_deep_reorg_alarm_says_how_to_clear_it() {
+        let a = DeepReorg {
+            block: 42,
+            hash: B256::repeat_byte(1),
+            confirmations: 3,
+            later: 0,
+        };
+        let m = a.message();
+        assert!(m.contains("block 42 ") && m.contains("deeper than 3 confirmation"));
+        assert!(m.contains("--acknowledge-deep-reorg 42"), "{m}");
+    }
+}

@@ -1,0 +1,827 @@
+//! Durable storage: one SQLite database in WAL mode (`<data-dir>/node.db`).
+//!
+//! | table | what | written |
+//! |---|---|---|
+//! | `meta` | node configuration (policy, deployment, cursors) as JSON | setup, deposit scans |
+//! | `snapshots` | manifests of the enclave's complete sealed snapshots (the newest two) | after batch cuts |
+//! | `snapshot_chunks` | sealed snapshot chunks, by snapshot id and index | one transaction per chunk, before the manifest |
+//! | `journal` | sealed journal records from the older kept snapshot on, by index | before any response is acted on |
+//! | `envelopes` | receipt per envelope id (idempotent re-submission, `GET /v1/receipts`) | with its record |
+//! | `statements` | signed statements (public) and what the relayer saw of them | with their record |
+//! | `batch_members` | receipt log index → statement sequence | with the statement |
+//! | `withdrawals` | each withdrawal request the enclave decided: requested, granted, reason, the statement carrying the exit | with its record |
+//!
+//! Every submission's journal record, receipt and (if it closed a batch) statement are written
+//! in one transaction, and the transaction commits (`synchronous=FULL`) before the receipt is
+//! returned. Nothing here is secret: records and snapshots are sealed by the enclave.
+//!
+//! A snapshot counts only once its manifest row is committed, which happens in one transaction
+//! after every chunk is (a crash in between leaves orphan chunks, ignored and deleted later).
+//! The two newest complete snapshots are kept, with the journal from the older one on, so that a
+//! snapshot the enclave refuses can be passed over for the older one and a longer replay.
+//!
+//! Schema version (`PRAGMA user_version`): 0 = written before versioning (one `snapshot` row
+//! holding a boundary-version-1 single blob), 1 = chunked snapshots. Opening a version-0
+//! database migrates it in one transaction: the old blob becomes a format-1 snapshot with one
+//! chunk, restored with `Request::RestoreV1`.
+
+use std::path::Path;
+
+use alloy_primitives::{Address, B256};
+use rusqlite::{Connection, OptionalExtension, params};
+use sealbridge_enclave::{
+    SignedStatement,
+    chunks::{SnapshotId, SnapshotManifest},
+    persist::JournalRecord,
+};
+
+/// Storage errors, with their causes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The file system failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// What was being accessed.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored JSON value could not be read or written.
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A row or the schema is not what this version wrote.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+}
+
+/// A stored receipt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredEnvelope {
+    /// SHA-256 of the envelope bytes.
+    pub envelope_id: [u8; 32],
+    /// Log index of the receipt.
+    pub sequence: u64,
+    /// Whether the receipt says accepted.
+    pub accepted: bool,
+    /// Reason code when rejected.
+    pub reason: Option<String>,
+    /// The signed receipt (COSE_Sign1).
+    pub receipt: Vec<u8>,
+    /// Trace id from the envelope header (hex).
+    pub trace_id: String,
+}
+
+/// A stored statement with the relayer's view of it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredStatement {
+    /// The signed statement.
+    pub signed: SignedStatement,
+    /// Transaction that settled it (or found it already settled), once seen.
+    pub tx_hash: Option<String>,
+    /// Block of that transaction.
+    pub block_number: Option<u64>,
+    /// Hash of that block (reorg detection).
+    pub block_hash: Option<String>,
+    /// Whether it has the configured number of confirmations.
+    pub confirmed: bool,
+}
+
+/// A withdrawal request (`WithdrawalRequested`) and the enclave's decision on it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredWithdrawal {
+    /// The contract's request id (1, 2, 3, …).
+    pub request_id: u64,
+    /// The requesting account.
+    pub account: Address,
+    /// The token.
+    pub token: Address,
+    /// Amount requested.
+    pub requested: u128,
+    /// Amount granted (0 for a refusal).
+    pub granted: u128,
+    /// Why (`full`, `partial`, `refused-…`).
+    pub reason: String,
+    /// The statement whose exits carry the grant (none for a refusal): the next one the
+    /// enclave signed after deciding.
+    pub statement_sequence: Option<u64>,
+    /// Block of the request event.
+    pub block_number: u64,
+    /// Log index of the request event in its block.
+    pub log_index: u64,
+}
+
+/// Everything one group of requests made durable, written in one transaction.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// Journal records, in order.
+    pub records: Vec<JournalRecord>,
+    /// Receipts.
+    pub envelopes: Vec<StoredEnvelope>,
+    /// Statements.
+    pub statements: Vec<SignedStatement>,
+    /// Meta entries (key, JSON).
+    pub meta: Vec<(String, String)>,
+    /// Renewed statements: each replaces the stored statement of its sequence (only its JSON:
+    /// what the relayer saw of an earlier send stays)…
+    pub renewed: Vec<SignedStatement>,
+    /// …and the versions they replace are kept (an earlier send of one may still settle).
+    pub superseded: Vec<SignedStatement>,
+    /// Withdrawal requests decided.
+    pub withdrawals: Vec<StoredWithdrawal>,
+}
+
+impl Commit {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.envelopes.is_empty()
+            && self.statements.is_empty()
+            && self.meta.is_empty()
+            && self.renewed.is_empty()
+            && self.superseded.is_empty()
+            && self.withdrawals.is_empty()
+    }
+}
+
+/// Current schema version (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+/// Complete snapshots kept (the journal is kept from the oldest of them on).
+pub const KEEP_SNAPSHOTS: usize = 2;
+/// Snapshot format: one blob of boundary version 1 (migrated from a version-0 database).
+pub const SNAPSHOT_FORMAT_V1: u8 = 1;
+/// Snapshot format: chunked (boundary version 2, `sealbridge_enclave::chunks`).
+pub const SNAPSHOT_FORMAT_CHUNKED: u8 = 2;
+
+/// A complete stored snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// [`SNAPSHOT_FORMAT_V1`] or [`SNAPSHOT_FORMAT_CHUNKED`].
+    pub format: u8,
+    /// Its manifest (for format 1: zero id, instance and commitment, one chunk, no seal).
+    pub manifest: SnapshotManifest,
+}
+
+/// A connection to the node database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Db(e)
+}
+
+impl Store {
+    /// Open (creating if needed) `<dir>/node.db` in WAL mode.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let conn = Connection::open(dir.join("node.db")).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS journal (idx INTEGER PRIMARY KEY, blob BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS envelopes (id BLOB PRIMARY KEY, sequence INTEGER NOT NULL,
+                 accepted INTEGER NOT NULL, reason TEXT, receipt BLOB NOT NULL, trace TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS statements (sequence INTEGER PRIMARY KEY, json TEXT NOT NULL,
+                 tx_hash TEXT, block_number INTEGER, block_hash TEXT, confirmed INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE IF NOT EXISTS batch_members (receipt_seq INTEGER PRIMARY KEY,
+                 statement_seq INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS statement_versions (sequence INTEGER NOT NULL,
+                 digest TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (sequence, digest));
+             CREATE TABLE IF NOT EXISTS withdrawals (request_id INTEGER PRIMARY KEY,
+                 account TEXT NOT NULL, token TEXT NOT NULL, requested TEXT NOT NULL,
+                 granted TEXT NOT NULL, reason TEXT NOT NULL, statement_seq INTEGER,
+                 block_number INTEGER NOT NULL, log_index INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS envelopes_by_sequence ON envelopes (sequence);
+             CREATE INDEX IF NOT EXISTS members_by_statement ON batch_members (statement_seq);",
+        )
+        .map_err(db)?;
+        let mut store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Bring the schema to [`SCHEMA_VERSION`] (see the module docs), in one transaction.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        // IMMEDIATE: take the write lock first, so that two connections opening an old
+        // database at once migrate it once (the second waits, then sees the new version).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Corrupt(format!(
+                "database schema version {version} is newer than this node understands \
+                 ({SCHEMA_VERSION})"
+            )));
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS snapshots (ord INTEGER PRIMARY KEY AUTOINCREMENT,
+                 id BLOB NOT NULL UNIQUE, format INTEGER NOT NULL, next_record INTEGER NOT NULL,
+                 chunks INTEGER NOT NULL, instance BLOB NOT NULL, commitment BLOB NOT NULL,
+                 seal BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS snapshot_chunks (snapshot BLOB NOT NULL,
+                 idx INTEGER NOT NULL, blob BLOB NOT NULL, PRIMARY KEY (snapshot, idx));",
+        )
+        .map_err(db)?;
+        let legacy: bool = tx
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'snapshot'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db)?
+            > 0;
+        if legacy {
+            // Version 0: one boundary-version-1 blob becomes a one-chunk format-1 snapshot.
+            tx.execute_batch(
+                "INSERT INTO snapshots (id, format, next_record, chunks, instance, commitment, seal)
+                     SELECT zeroblob(16), 1, next_record, 1, zeroblob(32), zeroblob(32), x''
+                     FROM snapshot WHERE id = 1;
+                 INSERT INTO snapshot_chunks (snapshot, idx, blob)
+                     SELECT zeroblob(16), 0, blob FROM snapshot WHERE id = 1;
+                 DROP TABLE snapshot;",
+            )
+            .map_err(db)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    /// A meta value.
+    pub fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        v.map(|s| serde_json::from_str(&s).map_err(StoreError::from))
+            .transpose()
+    }
+
+    /// Set a meta value.
+    pub fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        let s = serde_json::to_string(value).map_err(StoreError::from)?;
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, s],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Complete snapshots, newest first.
+    pub fn snapshots(&self) -> Result<Vec<StoredSnapshot>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, format, next_record, chunks, instance, commitment, seal
+                 FROM snapshots ORDER BY ord DESC",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                    r.get::<_, Vec<u8>>(6)?,
+                ))
+            })
+            .map_err(db)?;
+        let bad = || StoreError::Corrupt("malformed snapshots row".into());
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, format, next, chunks, instance, commitment, seal) = row.map_err(db)?;
+            out.push(StoredSnapshot {
+                format: u8::try_from(format).map_err(|_| bad())?,
+                manifest: SnapshotManifest {
+                    id: SnapshotId::try_from(id.as_slice()).map_err(|_| bad())?,
+                    instance: B256::try_from(instance.as_slice()).map_err(|_| bad())?,
+                    next_record: u64::try_from(next).map_err(|_| bad())?,
+                    chunks: u32::try_from(chunks).map_err(|_| bad())?,
+                    commitment: B256::try_from(commitment.as_slice()).map_err(|_| bad())?,
+                    seal,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// One stored chunk of snapshot `id`.
+    pub fn snapshot_chunk(
+        &self,
+        id: &SnapshotId,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT blob FROM snapshot_chunks WHERE snapshot = ?1 AND idx = ?2",
+                params![id.as_slice(), i64::from(index)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    /// Number of chunks stored for snapshot `id` (complete or not).
+    pub fn snapshot_chunks_stored(&self, id: &SnapshotId) -> Result<u32, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM snapshot_chunks WHERE snapshot = ?1",
+                [id.as_slice()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .map_err(db)
+    }
+
+    /// Store chunks of a snapshot being written, in one transaction. They do not count until
+    /// [`Store::complete_snapshot`].
+    pub fn put_snapshot_chunks(
+        &mut self,
+        id: &SnapshotId,
+        chunks: &[(u32, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO snapshot_chunks (snapshot, idx, blob) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(db)?;
+            for (index, blob) in chunks {
+                ins.execute(params![id.as_slice(), i64::from(*index), blob])
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// Make a chunked snapshot count, in one transaction: check that every chunk is stored,
+    /// record its manifest, keep only the newest [`KEEP_SNAPSHOTS`], delete orphan chunks and
+    /// the journal records no kept snapshot needs.
+    pub fn complete_snapshot(&mut self, m: &SnapshotManifest) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        let stored: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM snapshot_chunks WHERE snapshot = ?1 AND idx < ?2",
+                params![m.id.as_slice(), i64::from(m.chunks)],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if stored != i64::from(m.chunks) {
+            return Err(StoreError::Corrupt(format!(
+                "snapshot {} has {stored} of its {} chunks stored",
+                hex::encode(m.id),
+                m.chunks
+            )));
+        }
+        tx.execute(
+            "INSERT INTO snapshots (id, format, next_record, chunks, instance, commitment, seal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                m.id.as_slice(),
+                i64::from(SNAPSHOT_FORMAT_CHUNKED),
+                m.next_record as i64,
+                i64::from(m.chunks),
+                m.instance.as_slice(),
+                m.commitment.as_slice(),
+                m.seal
+            ],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "DELETE FROM snapshots WHERE ord NOT IN
+                 (SELECT ord FROM snapshots ORDER BY ord DESC LIMIT ?1)",
+            [KEEP_SNAPSHOTS as i64],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "DELETE FROM snapshot_chunks WHERE snapshot NOT IN (SELECT id FROM snapshots)",
+            [],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "DELETE FROM journal WHERE idx < (SELECT MIN(next_record) FROM snapshots)",
+            [],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    /// Journal records from `from` on, in order.
+    pub fn journal_from(&self, from: u64) -> Result<Vec<JournalRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, blob FROM journal WHERE idx >= ?1 ORDER BY idx")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([from as i64], |r| {
+                Ok(JournalRecord {
+                    index: r.get::<_, i64>(0)? as u64,
+                    blob: r.get(1)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    /// Number of journal records stored (after the snapshot).
+    pub fn journal_len(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM journal", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(db)
+    }
+
+    /// Write one group durably.
+    pub fn commit(&mut self, c: &Commit) -> Result<(), StoreError> {
+        if c.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(db)?;
+        {
+            let mut ins = tx
+                .prepare_cached("INSERT INTO journal (idx, blob) VALUES (?1, ?2)")
+                .map_err(db)?;
+            for r in &c.records {
+                ins.execute(params![r.index as i64, r.blob]).map_err(db)?;
+            }
+            let mut ins = tx
+                .prepare_cached(
+                    // An envelope refused earlier (e.g. no escrow yet) may be accepted when
+                    // sent again: its accepted receipt replaces the refusal. An accepted
+                    // receipt is never replaced (the core answers re-submissions with it).
+                    "INSERT INTO envelopes (id, sequence, accepted, reason, receipt, trace)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(id) DO UPDATE SET sequence = excluded.sequence,
+                       accepted = excluded.accepted, reason = excluded.reason,
+                       receipt = excluded.receipt, trace = excluded.trace
+                     WHERE envelopes.accepted = 0",
+                )
+                .map_err(db)?;
+            for e in &c.envelopes {
+                ins.execute(params![
+                    e.envelope_id.as_slice(),
+                    e.sequence as i64,
+                    e.accepted,
+                    e.reason,
+                    e.receipt,
+                    e.trace_id
+                ])
+                .map_err(db)?;
+            }
+            for s in &c.statements {
+                let json = serde_json::to_string(s).map_err(StoreError::from)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO statements (sequence, json) VALUES (?1, ?2)",
+                    params![s.statement.sequence as i64, json],
+                )
+                .map_err(db)?;
+                for r in &s.receipt_sequences {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO batch_members (receipt_seq, statement_seq)
+                         VALUES (?1, ?2)",
+                        params![*r as i64, s.statement.sequence as i64],
+                    )
+                    .map_err(db)?;
+                }
+            }
+            for s in &c.superseded {
+                let json = serde_json::to_string(s).map_err(StoreError::from)?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO statement_versions (sequence, digest, json)
+                     VALUES (?1, ?2, ?3)",
+                    params![s.statement.sequence as i64, s.digest.to_string(), json],
+                )
+                .map_err(db)?;
+            }
+            for s in &c.renewed {
+                let json = serde_json::to_string(s).map_err(StoreError::from)?;
+                tx.execute(
+                    "UPDATE statements SET json = ?2 WHERE sequence = ?1",
+                    params![s.statement.sequence as i64, json],
+                )
+                .map_err(db)?;
+            }
+            for w in &c.withdrawals {
+                // A request is decided once (the enclave refuses any other id than the next).
+                tx.execute(
+                    "INSERT INTO withdrawals (request_id, account, token, requested, granted,
+                         reason, statement_seq, block_number, log_index)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        w.request_id as i64,
+                        w.account.to_string(),
+                        w.token.to_string(),
+                        w.requested.to_string(),
+                        w.granted.to_string(),
+                        w.reason,
+                        w.statement_sequence.map(|s| s as i64),
+                        w.block_number as i64,
+                        w.log_index as i64
+                    ],
+                )
+                .map_err(db)?;
+            }
+            for (k, v) in &c.meta {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![k, v],
+                )
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The stored receipt of an envelope.
+    pub fn envelope(&self, id: &[u8; 32]) -> Result<Option<StoredEnvelope>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT sequence, accepted, reason, receipt, trace FROM envelopes WHERE id = ?1",
+                [id.as_slice()],
+                |r| {
+                    Ok(StoredEnvelope {
+                        envelope_id: *id,
+                        sequence: r.get::<_, i64>(0)? as u64,
+                        accepted: r.get(1)?,
+                        reason: r.get(2)?,
+                        receipt: r.get(3)?,
+                        trace_id: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    /// The decision on withdrawal request `request_id`, if the enclave made it.
+    pub fn withdrawal(&self, request_id: u64) -> Result<Option<StoredWithdrawal>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT account, token, requested, granted, reason, statement_seq, block_number,
+                     log_index FROM withdrawals WHERE request_id = ?1",
+                [request_id as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, i64>(7)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(db)?;
+        let Some((account, token, requested, granted, reason, seq, block, index)) = row else {
+            return Ok(None);
+        };
+        let bad = || StoreError::Corrupt(format!("malformed withdrawals row {request_id}"));
+        Ok(Some(StoredWithdrawal {
+            request_id,
+            account: account.parse().map_err(|_| bad())?,
+            token: token.parse().map_err(|_| bad())?,
+            requested: requested.parse().map_err(|_| bad())?,
+            granted: granted.parse().map_err(|_| bad())?,
+            reason,
+            statement_sequence: seq.map(|s| s as u64),
+            block_number: block as u64,
+            log_index: index as u64,
+        }))
+    }
+
+    /// The highest withdrawal request id decided (0 if none).
+    pub fn last_withdrawal(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(request_id), 0) FROM withdrawals",
+                [],
+                |r| r.get::<_, i64>(0).map(|v| v as u64),
+            )
+            .map_err(db)
+    }
+
+    /// (accepted, rejected) receipts stored.
+    pub fn envelope_counts(&self) -> Result<(u64, u64), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(accepted), 0), COUNT(*) - COALESCE(SUM(accepted), 0) FROM envelopes",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(db)
+    }
+
+    /// The statement sequence whose batch holds receipt `log_index`.
+    pub fn batch_of(&self, log_index: u64) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT statement_seq FROM batch_members WHERE receipt_seq = ?1",
+                [log_index as i64],
+                |r| r.get::<_, i64>(0).map(|v| v as u64),
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    /// Trace ids of the envelopes a statement settles (for the relayer's span).
+    pub fn trace_ids(&self, statement: u64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT e.trace FROM batch_members b JOIN envelopes e ON e.sequence = b.receipt_seq
+                 WHERE b.statement_seq = ?1 ORDER BY b.receipt_seq",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([statement as i64], |r| r.get::<_, String>(0))
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    /// Number of accepted inputs in batches with sequence ≤ `sequence`.
+    pub fn inputs_up_to(&self, sequence: u64) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM batch_members WHERE statement_seq <= ?1",
+                [sequence as i64],
+                |r| r.get::<_, i64>(0).map(|v| v as u64),
+            )
+            .map_err(db)
+    }
+
+    /// Statements with sequence ≥ `from`, ascending, at most `limit`.
+    pub fn statements(&self, from: u64, limit: u64) -> Result<Vec<StoredStatement>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT json, tx_hash, block_number, block_hash, confirmed FROM statements
+                 WHERE sequence >= ?1 ORDER BY sequence LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![from as i64, limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, bool>(4)?,
+                ))
+            })
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (json, tx_hash, block_number, block_hash, confirmed) = row.map_err(db)?;
+            out.push(StoredStatement {
+                signed: serde_json::from_str(&json).map_err(StoreError::from)?,
+                tx_hash,
+                block_number: block_number.map(|b| b as u64),
+                block_hash,
+                confirmed,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Statements the relayer saw land that still need watching: not yet confirmed, or above
+    /// the chain's `lastSequence` (dropped by a reorg).
+    pub fn watched(&self, last: u64) -> Result<Vec<StoredStatement>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT sequence FROM statements WHERE block_number IS NOT NULL
+                 AND (confirmed = 0 OR sequence > ?1) ORDER BY sequence",
+            )
+            .map_err(db)?;
+        let seqs = stmt
+            .query_map([last as i64], |r| r.get::<_, i64>(0))
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for s in seqs {
+            out.extend(self.statements(s as u64, 1)?);
+        }
+        Ok(out)
+    }
+
+    /// The highest statement sequence stored (0 if none).
+    pub fn last_statement(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(sequence), 0) FROM statements",
+                [],
+                |r| r.get::<_, i64>(0).map(|v| v as u64),
+            )
+            .map_err(db)
+    }
+
+    /// Whether statement `sequence` was renewed (earlier versions are kept).
+    pub fn has_versions(&self, sequence: u64) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM statement_versions WHERE sequence = ?1)",
+                [sequence as i64],
+                |r| r.get(0),
+            )
+            .map_err(db)
+    }
+
+    /// The chain settled another version of statement `sequence` (with `digest`) than the one
+    /// stored — an earlier send of the original, mined after it was renewed: make the version
+    /// with that digest the stored one again (keeping the other as a version). `false` if no
+    /// stored version has that digest.
+    pub fn restore_version(&self, sequence: u64, digest: B256) -> Result<bool, StoreError> {
+        let tx = self.conn.unchecked_transaction().map_err(db)?;
+        let version: Option<String> = tx
+            .query_row(
+                "SELECT json FROM statement_versions WHERE sequence = ?1 AND digest = ?2",
+                params![sequence as i64, digest.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        let (Some(version), Some(current)) = (
+            version,
+            tx.query_row(
+                "SELECT json FROM statements WHERE sequence = ?1",
+                [sequence as i64],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(db)?,
+        ) else {
+            return Ok(false);
+        };
+        let current_digest = serde_json::from_str::<SignedStatement>(&current)
+            .map_err(StoreError::from)?
+            .digest;
+        tx.execute(
+            "INSERT OR IGNORE INTO statement_versions (sequence, digest, json) VALUES (?1, ?2, ?3)",
+            params![sequence as i64, current_digest.to_string(), current],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "UPDATE statements SET json = ?2 WHERE sequence = ?1",
+            params![sequence as i64, version],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(true)
+    }
+
+    /// Record where the relayer saw a statement land (or forget it after a reorg: `None`).
+    pub fn mark_settled(
+        &self,
+        sequence: u64,
+        seen: Option<(String, u64, String)>,
+        confirmed: bool,
+    ) -> Result<(), StoreError> {
+        let (tx, num, hash) = match seen {
+            Some((t, n, h)) => (Some(t), Some(n as i64), Some(h)),
+            None => (None, None, None),
+        };
+        self.conn
+            .execute(
+                "UPDATE statements SET tx_hash = ?2, block_number = ?3, block_hash = ?4, confirmed = ?5
+                 WHERE sequence = ?1",
+                params![sequence as i64, tx, num, hash, confirmed],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! The verifier side of attestation (DESIGN §4), host code: [`service`] is the verifier service
+//! (`sealbridge verifier serve`: appraises evidence under its policy and signs EIP-712
+//! attestation results), [`remote`] is the HTTP client a node uses to ask one, and
+//! [`registration`] registers the node's enclave through k of them and renews it before expiry.
+#![forbid(unsafe_code)]
+
+pub mod registration;
+pub mod remote;
+pub mod service;
+
+// TODO(lead): move to sealbridge-net once its owner is done.
+/// Unix time now (host clock).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
