@@ -208,7 +208,7 @@ impl NodeClient {
         let bundle = KeyBundle::from_bytes(&hexfield("key_bundle")?)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let evidence = Evidence::Simulated(hexfield("evidence")?);
-        let now = now.max(sealbridge_verifier_free_now());
+        let now = now.max(sealbridge_net::unix_now());
         let verified = verify(&evidence, &Collateral::None, now, policy)
             .map_err(|e| ClientError::Attestation(e.to_string()))?;
         if verified.claims.report_data.as_slice()
@@ -555,12 +555,4 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-// TODO(lead): one wall clock for the host crates (sealbridge-net).
-fn sealbridge_verifier_free_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -41,10 +41,4 @@ pub enum CoreError {
     Stopped,
 }
 
-/// Unix time now (host clock; the enclave only lets it move forward).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use sealbridge_net::unix_now;

@@ -276,7 +276,7 @@ impl WallClockChain {
     pub fn new() -> Self {
         Self(EmbeddedChain::with_config(
             sealbridge_chain::EmbeddedConfig {
-                genesis_timestamp: sealbridge_verifier::unix_now().saturating_sub(1),
+                genesis_timestamp: sealbridge_net::unix_now().saturating_sub(1),
                 ..Default::default()
             },
         ))
@@ -303,7 +303,7 @@ impl WallClockChain {
                 ))
             })?
         } else {
-            let t = sealbridge_verifier::unix_now().saturating_sub(1);
+            let t = sealbridge_net::unix_now().saturating_sub(1);
             let mut f =
                 std::fs::File::create(&genesis_path).map_err(|e| storage(&genesis_path, e))?;
             std::io::Write::write_all(&mut f, format!("{t}\n").as_bytes())
@@ -330,7 +330,7 @@ impl WallClockChain {
 
     fn stamp(&mut self) {
         let latest = self.0.block_timestamp().unwrap_or(0);
-        let now = sealbridge_verifier::unix_now();
+        let now = sealbridge_net::unix_now();
         if now > latest {
             let _ = self.0.set_next_timestamp(now);
         }

@@ -364,3 +364,22 @@ mod tests {
         assert!(e.is_unavailable(), "{e:?}");
     }
 }
+
+/// A server's certificate chain and private key, PEM files (`--tls-cert`, `--tls-key`): the
+/// node, `sealbridge verifier serve` and later services serve HTTPS when given them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first (PEM).
+    pub cert: std::path::PathBuf,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+}
+
+/// Unix time now, from the host's wall clock (the enclave only lets its own clock move forward;
+/// everything host-side that needs "now" reads it here).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

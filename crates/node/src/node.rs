@@ -65,6 +65,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// HTTP listen address.
     pub listen: SocketAddr,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<sealbridge_net::TlsFiles>,
     /// Enclave placement.
     pub enclave: EnclaveMode,
     /// Development setup on first start (deploy, register, fund).
@@ -120,6 +122,7 @@ impl NodeConfig {
         Self {
             data_dir,
             listen,
+            tls: None,
             enclave: EnclaveMode::InProc,
             dev: true,
             participants: 8,

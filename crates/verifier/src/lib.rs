@@ -7,12 +7,3 @@
 pub mod registration;
 pub mod remote;
 pub mod service;
-
-// TODO(lead): move to sealbridge-net once its owner is done.
-/// Unix time now (host clock).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

@@ -84,7 +84,7 @@ impl VerifierService {
             chain_id,
             registry,
             max_skew: DEFAULT_MAX_SKEW,
-            clock: crate::unix_now,
+            clock: sealbridge_net::unix_now,
         })
     }
 
