@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-20}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-v=../../shared/vectors
+v=../vectors
 # Seed corpora with the real vectors.
 seed() { d="corpus/$1"; shift; mkdir -p "$d"; cp "$@" "$d/" 2>/dev/null || true; }
 seed dcap_quote $v/sgx/*.bin $v/tdx/*.bin

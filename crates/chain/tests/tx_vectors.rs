@@ -119,7 +119,7 @@ fn more_cases() -> Vec<(&'static str, Eip1559Tx)> {
 /// the hand-written encoder `sealbridge_chain::tx` had before it moved to alloy-consensus,
 /// cross-checked then against alloy-rlp, encoding and decoding, and k256 recovery over the
 /// alloy-rlp preimage; transactions of the same shapes are sent to anvil
-/// in crates/host/tests/signing.rs, `creation_and_long_data_are_accepted_by_anvil`).
+/// in crates/node/tests/signing.rs, `creation_and_long_data_are_accepted_by_anvil`).
 const KEY: [u8; 32] = [0x42; 32];
 const HASHES: [&str; 6] = [
     "0xd57ccbf8235df4db897a2a39a6a2f4c8f452f7b47dff43545e350c6249439450",

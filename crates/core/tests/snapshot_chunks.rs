@@ -554,7 +554,7 @@ fn a_version_0_database_is_migrated_and_its_single_blob_snapshot_restored() {
 /// escrow balances (56 bytes each, about 73 MB). Built in process, then restored, snapshotted
 /// and restored again over the Unix socket, where every frame is checked against the limit.
 ///
-/// `cargo test --release -p sealbridge-host --test snapshot_chunks -- --ignored --nocapture`
+/// `cargo test --release -p sealbridge-core --test snapshot_chunks -- --ignored --nocapture`
 #[test]
 #[ignore = "large: run in release (see the doc comment)"]
 fn a_state_larger_than_a_frame_is_snapshotted_and_restored() {
