@@ -185,7 +185,7 @@ pub(crate) fn attach_node_chain<C: sealbridge_chain::Chain>(
     info: &serde_json::Value,
     admin: alloy_primitives::Address,
 ) -> anyhow::Result<sealbridge_chain::Sealbridge<C>> {
-    use crate::load_cmd::field;
+    use crate::common::field;
     let shown = crate::endpoint::endpoint(url);
     let chain_id = chain.chain_id()?;
     let node_chain = info["chain_id"].as_u64().context("the node's chain_id")?;
@@ -273,7 +273,7 @@ fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
             })?;
             account
         }
-        (None, Some(path)) => rpc.add_local_key(crate::deploy_cmd::read_key(path)?),
+        (None, Some(path)) => rpc.add_local_key(crate::common::read_key(path)?),
         _ => bail!("pass either --from INDEX or --key-file FILE"),
     };
     let mut sb = attach_node_chain(rpc, &w.chain, &info, account)?;

@@ -4,13 +4,15 @@
 //! config whose governance is not a timelock outlasting the exit delay. Logic in
 //! `sealbridge_deploy`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alloy_primitives::Address;
 use anyhow::{Context, bail};
-use sealbridge_chain::{Chain, rpc::RpcChain};
+use sealbridge_chain::rpc::RpcChain;
 use sealbridge_deploy::{DeployConfig, DeployOptions, deploy, governance::in_words};
+
+use crate::common::{init_tracing, read_key, sending_account};
 
 /// Arguments of `sealbridge deploy`.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,57 +45,6 @@ pub struct DeployArgs {
     pub json: bool,
 }
 
-/// Read a secp256k1 key file (hex), for the account this process sends transactions from.
-/// Warns when other users can read it.
-pub(crate) fn read_key(path: &Path) -> anyhow::Result<k256::ecdsa::SigningKey> {
-    warn_if_shared(path);
-    crate::verifier_cmd::load_key(path).with_context(|| format!("key file {}", path.display()))
-}
-
-/// A secret key file should be readable by its owner only.
-pub(crate) fn warn_if_shared(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(m) = std::fs::metadata(path)
-        && m.permissions().mode() & 0o077 != 0
-    {
-        eprintln!(
-            "warning: key file {} is accessible to other users (mode {:o}); chmod 600 it",
-            path.display(),
-            m.permissions().mode() & 0o777
-        );
-    }
-}
-
-/// The account this process sends its transactions from on `rpc`: the key's, with
-/// transactions signed locally (EIP-1559), or without a key the endpoint's first unlocked
-/// account (development chains). Refused if it cannot pay for gas.
-pub(crate) fn sending_account(
-    rpc: &mut RpcChain,
-    key: Option<k256::ecdsa::SigningKey>,
-) -> anyhow::Result<Address> {
-    let account = match key {
-        Some(key) => rpc.add_local_key(key),
-        None => {
-            let first = rpc
-                .accounts()
-                .context("listing the endpoint's unlocked accounts")?
-                .first()
-                .copied();
-            first.context(
-                "the endpoint holds no unlocked account: pass --key-file with the sending key",
-            )?
-        }
-    };
-    if rpc
-        .balance(account)
-        .context("reading the sender's balance")?
-        .is_zero()
-    {
-        bail!("account {account} has no funds on this chain to pay for its transactions");
-    }
-    Ok(account)
-}
-
 fn list(addresses: &[Address]) -> String {
     addresses
         .iter()
@@ -110,7 +61,7 @@ fn list(addresses: &[Address]) -> String {
 
 /// Run `sealbridge deploy`.
 pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
-    crate::node_cmd::init_tracing();
+    init_tracing();
     let config = DeployConfig::from_json(
         &std::fs::read(&args.config)
             .with_context(|| format!("reading {}", args.config.display()))?,

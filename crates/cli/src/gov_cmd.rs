@@ -19,7 +19,7 @@ use sealbridge_deploy::{
 };
 use serde_json::{Value, json};
 
-use crate::deploy_cmd::{read_key, sending_account};
+use crate::common::{read_key, sending_account};
 
 /// Arguments of `sealbridge gov`.
 #[derive(Debug, Clone, clap::Args)]
@@ -205,7 +205,7 @@ impl ActionArg {
 /// Run `sealbridge gov`. With `--json` a refusal is also printed as
 /// `{"error": code, "message": ...}` on stdout; it exits 2 either way.
 pub fn run(args: &GovArgs) -> anyhow::Result<ExitCode> {
-    crate::node_cmd::init_tracing();
+    crate::common::init_tracing();
     match run_command(args) {
         Ok(out) => {
             if args.json {

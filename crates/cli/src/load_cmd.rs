@@ -34,8 +34,6 @@ use crate::client_cmd::PolicyArgs;
 
 mod fund;
 
-pub(crate) use fund::field;
-
 /// Arguments of `sealbridge load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
@@ -113,7 +111,7 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     if n < 2 {
         bail!("the node has {n} participant(s); obligations need two");
     }
-    let token: Address = fund::field(&attested.info, "token")?;
+    let token: Address = crate::common::field(&attested.info, "token")?;
     let show = !args.json;
     let planned = Arc::new(plan(n, args.count, &mut rng));
     let funding = fund::prepare(&client, &attested.info, args, &owed(n, &planned), show)?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::deploy_cmd::{read_key, sending_account};
+use crate::common::{init_tracing, read_key, sending_account};
 use sealbridge_core::link::{read_root_secret, serve_unix};
 use sealbridge_deploy::DeploymentFile;
 use sealbridge_deploy::dev::WallClockChain;
@@ -113,15 +113,6 @@ struct FileConfig {
     verifiers: Option<Vec<String>>,
     key_file: Option<PathBuf>,
     log_chunk_blocks: Option<u64>,
-}
-
-pub(crate) fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Run the node until Ctrl-C.

@@ -58,18 +58,6 @@ pub(super) fn prepare(
     })
 }
 
-/// A string field of the node's `/v1/enclave` answer, parsed (an address, a hash).
-pub(crate) fn field<T: std::str::FromStr>(info: &Value, key: &str) -> anyhow::Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    info[key]
-        .as_str()
-        .with_context(|| format!("the node's /v1/enclave has no {key}"))?
-        .parse()
-        .with_context(|| format!("the node's {key}"))
-}
-
 /// The node's contracts on the chain at `url`, checked (`client_cmd::attach_node_chain`): the
 /// same chain id, and the node's settlement contract (with the enclave's policy) at the address
 /// the node gave. The sender is the chain's first prefunded account (`eth_accounts`).

@@ -11,7 +11,8 @@ use sealbridge_attest::Policy;
 use sealbridge_attest::verifier::{Challenge, KeyBinding, VerifierRole};
 use serde_json::json;
 
-use crate::attest_cmd::{EvidenceArgs, load, read_file};
+use crate::common::{init_tracing, load_key, read_file, warn_if_shared};
+use crate::evidence::{EvidenceArgs, load};
 
 /// `sealbridge verifier`.
 #[derive(Debug, Args)]
@@ -61,10 +62,10 @@ struct ServeArgs {
 }
 
 fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
-    crate::node_cmd::init_tracing();
+    init_tracing();
     let listen: std::net::SocketAddr = a.listen.parse().context("--listen must be HOST:PORT")?;
     let policy = read_file(&a.policy)?;
-    crate::deploy_cmd::warn_if_shared(&a.key);
+    warn_if_shared(&a.key);
     let service = sealbridge_verifier::service::VerifierService::new(
         load_key(&a.key)?,
         &policy,
@@ -112,24 +113,6 @@ struct AttestArgs {
     /// Result lifetime in seconds (shortened to the collateral's expiry).
     #[arg(long, default_value_t = sealbridge_attest::verifier::DEFAULT_RESULT_TTL)]
     ttl: u64,
-}
-
-/// A secp256k1 secret key from a hex file. The file's bytes and the decoded key bytes are
-/// zeroized when dropped, and no error carries (part of) them.
-pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<k256::ecdsa::SigningKey> {
-    let bytes = zeroize::Zeroizing::new(read_file(path)?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| anyhow::anyhow!("key file is not text"))?;
-    let raw = zeroize::Zeroizing::new(
-        hex::decode(text.trim().trim_start_matches("0x"))
-            .map_err(|_| anyhow::anyhow!("key is not hex"))?,
-    );
-    // Exactly 32 bytes: `from_slice` would zero-pad a truncated key (24..32 bytes) into
-    // another valid key.
-    if raw.len() != 32 {
-        anyhow::bail!("not a secp256k1 secret key (expected 32 bytes, 64 hex digits)");
-    }
-    k256::ecdsa::SigningKey::from_slice(&raw)
-        .map_err(|_| anyhow::anyhow!("not a secp256k1 secret key"))
 }
 
 #[derive(serde::Deserialize)]
@@ -201,47 +184,5 @@ pub fn run(args: &VerifierArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::load_key;
-
-    fn key_file(content: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k");
-        std::fs::write(&path, content).unwrap();
-        (dir, path)
-    }
-
-    #[test]
-    fn a_good_key_file_loads_with_or_without_0x_and_whitespace() {
-        let hex = "11".repeat(32);
-        for text in [hex.clone(), format!("0x{hex}\n"), format!("  {hex}  ")] {
-            let (_d, p) = key_file(text.as_bytes());
-            assert_eq!(load_key(&p).unwrap().to_bytes()[..], [0x11; 32]);
-        }
-    }
-
-    #[test]
-    fn a_bad_key_file_is_a_clear_error_that_quotes_nothing_of_it() {
-        let secretish = "ab".repeat(31);
-        let bad_digit = format!("{secretish}g1");
-        let cases: [(&[u8], &str); 5] = [
-            (&[0xff, 0xfe, 0x00], "not text"),
-            (b"zz not hex at all", "not hex"),
-            (bad_digit.as_bytes(), "not hex"),
-            (secretish.as_bytes(), "expected 32 bytes"), // 31 bytes: truncated, never padded
-            (&[b'0'; 64], "not a secp256k1 secret key"), // zero is not a key
-        ];
-        for (content, want) in cases {
-            let (_d, p) = key_file(content);
-            let err = format!("{:#}", load_key(&p).unwrap_err());
-            assert!(err.contains(want), "{err}");
-            assert!(!err.contains(&secretish), "the error quotes the key: {err}");
-        }
-        let missing = std::path::Path::new("/nonexistent/sealbridge/key");
-        assert!(load_key(missing).is_err());
     }
 }
