@@ -20,10 +20,12 @@
 //! The two newest complete snapshots are kept, with the journal from the older one on, so that a
 //! snapshot the enclave refuses can be passed over for the older one and a longer replay.
 //!
-//! Schema version (`PRAGMA user_version`): 0 = written before versioning (one `snapshot` row
-//! holding a boundary-version-1 single blob), 1 = chunked snapshots. Opening a version-0
-//! database migrates it in one transaction: the old blob becomes a format-1 snapshot with one
-//! chunk, restored with `Request::RestoreV1`.
+//! Schema version (`PRAGMA user_version`), changed only by the ordered [`migrate::MIGRATIONS`]:
+//! 0 = written before versioning (one `snapshot` row holding a boundary-version-1 single blob),
+//! 1 = chunked snapshots (the old blob becomes a format-1 snapshot with one chunk, restored with
+//! `Request::RestoreV1`). A database from a newer version is refused untouched.
+
+pub mod migrate;
 
 use std::path::Path;
 
@@ -57,6 +59,18 @@ pub enum StoreError {
     /// A row or the schema is not what this version wrote.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The database was written by a newer version (a higher schema version than any
+    /// migration here); it is left untouched.
+    #[error(
+        "this database was written by a newer sealbridge (schema {found}); this binary knows \
+         up to {known}: run the newer sealbridge, or restore a backup taken before it ran"
+    )]
+    TooNew {
+        /// The database's schema version.
+        found: i64,
+        /// The newest this code knows ([`SCHEMA_VERSION`]).
+        known: i64,
+    },
 }
 
 /// A stored receipt.
@@ -148,8 +162,8 @@ impl Commit {
     }
 }
 
-/// Current schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+/// Current schema version (`PRAGMA user_version`): the last migration's.
+pub use migrate::SCHEMA_VERSION;
 /// Complete snapshots kept (the journal is kept from the oldest of them on).
 pub const KEEP_SNAPSHOTS: usize = 2;
 /// Snapshot format: one blob of boundary version 1 (migrated from a version-0 database).
@@ -183,89 +197,18 @@ impl Store {
             path: dir.display().to_string(),
             source,
         })?;
-        let conn = Connection::open(dir.join("node.db")).map_err(db)?;
+        let mut conn = Connection::open(dir.join("node.db")).map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db)?;
+        // Before anything is written: a newer version's database is left as it is.
+        migrate::check_not_newer(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS journal (idx INTEGER PRIMARY KEY, blob BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS envelopes (id BLOB PRIMARY KEY, sequence INTEGER NOT NULL,
-                 accepted INTEGER NOT NULL, reason TEXT, receipt BLOB NOT NULL, trace TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS statements (sequence INTEGER PRIMARY KEY, json TEXT NOT NULL,
-                 tx_hash TEXT, block_number INTEGER, block_hash TEXT, confirmed INTEGER NOT NULL DEFAULT 0);
-             CREATE TABLE IF NOT EXISTS batch_members (receipt_seq INTEGER PRIMARY KEY,
-                 statement_seq INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS statement_versions (sequence INTEGER NOT NULL,
-                 digest TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (sequence, digest));
-             CREATE TABLE IF NOT EXISTS withdrawals (request_id INTEGER PRIMARY KEY,
-                 account TEXT NOT NULL, token TEXT NOT NULL, requested TEXT NOT NULL,
-                 granted TEXT NOT NULL, reason TEXT NOT NULL, statement_seq INTEGER,
-                 block_number INTEGER NOT NULL, log_index INTEGER NOT NULL);
-             CREATE INDEX IF NOT EXISTS envelopes_by_sequence ON envelopes (sequence);
-             CREATE INDEX IF NOT EXISTS members_by_statement ON batch_members (statement_seq);",
-        )
-        .map_err(db)?;
-        let mut store = Self { conn };
-        store.migrate()?;
-        Ok(store)
-    }
-
-    /// Bring the schema to [`SCHEMA_VERSION`] (see the module docs), in one transaction.
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        // IMMEDIATE: take the write lock first, so that two connections opening an old
-        // database at once migrate it once (the second waits, then sees the new version).
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(db)?;
-        let version: i64 = tx
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(db)?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Corrupt(format!(
-                "database schema version {version} is newer than this node understands \
-                 ({SCHEMA_VERSION})"
-            )));
-        }
-        if version == SCHEMA_VERSION {
-            return Ok(());
-        }
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS snapshots (ord INTEGER PRIMARY KEY AUTOINCREMENT,
-                 id BLOB NOT NULL UNIQUE, format INTEGER NOT NULL, next_record INTEGER NOT NULL,
-                 chunks INTEGER NOT NULL, instance BLOB NOT NULL, commitment BLOB NOT NULL,
-                 seal BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS snapshot_chunks (snapshot BLOB NOT NULL,
-                 idx INTEGER NOT NULL, blob BLOB NOT NULL, PRIMARY KEY (snapshot, idx));",
-        )
-        .map_err(db)?;
-        let legacy: bool = tx
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'snapshot'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(db)?
-            > 0;
-        if legacy {
-            // Version 0: one boundary-version-1 blob becomes a one-chunk format-1 snapshot.
-            tx.execute_batch(
-                "INSERT INTO snapshots (id, format, next_record, chunks, instance, commitment, seal)
-                     SELECT zeroblob(16), 1, next_record, 1, zeroblob(32), zeroblob(32), x''
-                     FROM snapshot WHERE id = 1;
-                 INSERT INTO snapshot_chunks (snapshot, idx, blob)
-                     SELECT zeroblob(16), 0, blob FROM snapshot WHERE id = 1;
-                 DROP TABLE snapshot;",
-            )
-            .map_err(db)?;
-        }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db)?;
-        tx.commit().map_err(db)
+        conn.execute_batch(migrate::BASE_SCHEMA).map_err(db)?;
+        migrate::migrate(&mut conn)?;
+        Ok(Self { conn })
     }
 
     /// A meta value.
