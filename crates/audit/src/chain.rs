@@ -151,16 +151,20 @@ impl ChainRecord {
 
     /// Write as pretty JSON.
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let json = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::Input(format!("chain record: {e}")))?;
+        let json = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
+            what: "chain record".into(),
+            source,
+        })?;
         std::fs::write(path, json + "\n").map_err(|e| Error::io(path, e))
     }
 
     /// Read and check a `chain.json`.
     pub fn read(path: &Path) -> Result<Self, Error> {
         let bytes = crate::read_limited(path, MAX_CHAIN_RECORD_BYTES)?;
-        let record: Self = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+        let record: Self = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            what: path.display().to_string(),
+            source,
+        })?;
         record.validate()?;
         Ok(record)
     }
@@ -495,7 +499,8 @@ mod tests {
         let dir = tempfile_dir();
         let p = dir.join("chain.json");
         std::fs::write(&p, b"{").unwrap();
-        assert!(matches!(ChainRecord::read(&p), Err(Error::Input(_))));
+        // The parser's error is kept as the cause.
+        assert!(matches!(ChainRecord::read(&p), Err(Error::Json { .. })));
         assert!(matches!(
             ChainRecord::read(&dir.join("none.json")),
             Err(Error::Io { .. })

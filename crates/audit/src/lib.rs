@@ -49,6 +49,25 @@ pub enum Error {
     /// The log could not be read.
     #[error("log: {0}")]
     Log(#[from] sealbridge_log::Error),
+    /// The log directory (`path`) or its checkpoint (`path` ends in `checkpoint`) could not be
+    /// read.
+    #[error("{path}: {source}")]
+    LogDir {
+        /// The directory or file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: sealbridge_log::Error,
+    },
+    /// A JSON input or output (`what`) does not parse or serialize.
+    #[error("{what}: {source}")]
+    Json {
+        /// What was being read or written.
+        what: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl Error {
@@ -58,6 +77,19 @@ impl Error {
             source,
         }
     }
+}
+
+/// Open the log in `log_dir` and read its checkpoint note (not yet verified).
+pub(crate) fn open_log(log_dir: &Path) -> Result<(sealbridge_log::TileReader, String), Error> {
+    let reader = sealbridge_log::TileReader::open(log_dir).map_err(|source| Error::LogDir {
+        path: log_dir.to_path_buf(),
+        source,
+    })?;
+    let note = reader.read_checkpoint().map_err(|source| Error::LogDir {
+        path: log_dir.join("checkpoint"),
+        source,
+    })?;
+    Ok((reader, note))
 }
 
 /// Read a whole file, refusing more than `max` bytes.

@@ -8,8 +8,7 @@ use std::path::Path;
 
 use alloy_primitives::{B256, Bytes};
 use sealbridge_log::{
-    Checkpoint, Hash, TileReader, inclusion_proof, leaf_hash, verify_checkpoint_for_origin,
-    verify_inclusion,
+    Checkpoint, Hash, inclusion_proof, leaf_hash, verify_checkpoint_for_origin, verify_inclusion,
 };
 use sealbridge_seal::{keys::Ed25519PublicKey, receipt::Receipt};
 use serde::{Deserialize, Serialize};
@@ -78,11 +77,7 @@ fn unsigned_checkpoint(note: &str) -> Result<Checkpoint, Error> {
 /// Build the bundle for entry `sequence` of the log in `log_dir` against its `checkpoint` file.
 /// Nothing is verified here (the tiles are the host's); [`verify`] does that.
 pub fn prove(log_dir: &Path, sequence: u64) -> Result<InclusionBundle, Error> {
-    let reader = TileReader::open(log_dir)
-        .map_err(|e| Error::Input(format!("{}: {e}", log_dir.display())))?;
-    let note = reader
-        .read_checkpoint()
-        .map_err(|e| Error::Input(format!("{}/checkpoint: {e}", log_dir.display())))?;
+    let (reader, note) = crate::open_log(log_dir)?;
     let cp = unsigned_checkpoint(&note)?;
     if sequence >= cp.size {
         return Err(Error::Input(format!(

@@ -137,8 +137,10 @@ impl PolicySchedule {
     pub fn insert(&mut self, from: u64, policy_json: &str) -> Result<(), Error> {
         let policy = Policy::from_json(policy_json.as_bytes())
             .map_err(|e| Error::Input(format!("appraisal policy from {from}: {e}")))?;
-        let value: Value = serde_json::from_str(policy_json)
-            .map_err(|e| Error::Input(format!("appraisal policy from {from}: {e}")))?;
+        let value: Value = serde_json::from_str(policy_json).map_err(|source| Error::Json {
+            what: format!("appraisal policy from {from}"),
+            source,
+        })?;
         if self.policies.insert(from, (policy, value)).is_some() {
             return Err(Error::Input(format!("two appraisal policies from {from}")));
         }
@@ -152,8 +154,10 @@ impl PolicySchedule {
 
     /// Parse `appraisal-policies.json`.
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
-        let file: PolicyFile = serde_json::from_slice(bytes)
-            .map_err(|e| Error::Input(format!("appraisal policies: {e}")))?;
+        let file: PolicyFile = serde_json::from_slice(bytes).map_err(|source| Error::Json {
+            what: "appraisal policies".into(),
+            source,
+        })?;
         let mut me = Self::default();
         for p in file.policies {
             me.insert(p.from, &p.policy.to_string())?;

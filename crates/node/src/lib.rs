@@ -10,6 +10,7 @@
 pub mod gateway;
 pub mod node;
 pub mod setup;
+pub mod trace_context;
 
 pub use node::{ChainMode, EnclaveMode, Node, NodeConfig};
 pub use setup::Setup;
@@ -35,7 +36,10 @@ pub enum NodeError {
     /// The enclave could not be reached or broke the protocol.
     #[error("enclave unavailable: {0}")]
     Enclave(String),
-    /// The chain failed.
+    /// A chain read or transaction failed.
+    #[error("chain: {0}")]
+    Contract(#[from] sealbridge_chain::ContractError),
+    /// The chain cannot be used, with no underlying chain error (its lock was poisoned).
     #[error("chain: {0}")]
     Chain(String),
     /// The node's state is inconsistent with the chain; it will not start.
@@ -64,15 +68,9 @@ impl From<CoreError> for NodeError {
     }
 }
 
-impl From<sealbridge_chain::ContractError> for NodeError {
-    fn from(e: sealbridge_chain::ContractError) -> Self {
-        Self::Chain(e.to_string())
-    }
-}
-
 impl From<sealbridge_chain::ChainError> for NodeError {
     fn from(e: sealbridge_chain::ChainError) -> Self {
-        Self::Chain(e.to_string())
+        Self::Contract(e.into())
     }
 }
 

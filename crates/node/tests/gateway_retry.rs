@@ -293,9 +293,11 @@ impl Switched {
 
     fn up(&self) -> Result<(), ChainError> {
         if self.down.load(Relaxed) {
-            Err(ChainError::Transport(
-                "connection refused (test switch)".into(),
-            ))
+            Err(ChainError::Http {
+                method: "eth_call".into(),
+                status: 503,
+                body: "endpoint down (test switch)".into(),
+            })
         } else {
             Ok(())
         }

@@ -73,7 +73,11 @@ impl Hooked {
 
     fn up(&self) -> Result<(), ChainError> {
         if self.gone.load(Relaxed) {
-            Err(ChainError::Transport("connection refused (test)".into()))
+            Err(ChainError::Http {
+                method: "eth_call".into(),
+                status: 503,
+                body: "endpoint down (test)".into(),
+            })
         } else {
             Ok(())
         }
@@ -115,12 +119,20 @@ impl Chain for Hooked {
             }
             OnRegister::MinedButReportedFailed => {
                 assert!(self.inner.send(from, to, data)?.success);
-                Err(ChainError::Transport("connection reset (test)".into()))
+                Err(ChainError::Http {
+                    method: "eth_sendRawTransaction".into(),
+                    status: 502,
+                    body: "connection reset (test)".into(),
+                })
             }
             OnRegister::MinedThenGone => {
                 assert!(self.inner.send(from, to, data)?.success);
                 self.gone.store(true, Relaxed);
-                Err(ChainError::Transport("connection reset (test)".into()))
+                Err(ChainError::Http {
+                    method: "eth_sendRawTransaction".into(),
+                    status: 502,
+                    body: "connection reset (test)".into(),
+                })
             }
         }
     }

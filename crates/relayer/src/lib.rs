@@ -49,13 +49,32 @@ use sealbridge_core::{Cmd, CoreError, metrics::Metrics};
 use sealbridge_store::{Store, StoreError};
 
 /// Relayer errors.
+///
+/// A caller decides by kind: [`RelayerError::is_chain_unavailable`] (the chain does not answer:
+/// an outage), [`RelayerError::is_chain`] (any chain failure: the chain is reported down),
+/// [`RelayerError::Refused`] (the chain or the enclave answers but refuses: the operator acts).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RelayerError {
-    /// The chain failed (unreachable, or a call reverted).
+    /// A chain read or transaction failed (unreachable, a revert, bad data).
     #[error("chain: {0}")]
-    Chain(String),
-    /// The enclave refused (the statement cannot be settled as it is).
+    Chain(#[source] ContractError),
+    /// The scan's `eth_getLogs` over `from..=to` failed.
+    #[error("chain: eth_getLogs over blocks {from}..={to}: {source}")]
+    Logs {
+        /// First block asked for.
+        from: u64,
+        /// Last block asked for.
+        to: u64,
+        /// The chain's error.
+        #[source]
+        source: ChainError,
+    },
+    /// The shared chain's lock was poisoned by a panicking thread.
+    #[error("chain: chain lock poisoned")]
+    ChainLock,
+    /// The enclave or the chain refused (the statement cannot be settled as it is); the text
+    /// says what to do.
     #[error("enclave refused: {0}")]
     Refused(String),
     /// The enclave broke the protocol.
@@ -75,6 +94,22 @@ pub enum RelayerError {
     Stopped,
 }
 
+impl RelayerError {
+    /// A chain failure of any kind (the relayer reports the chain down).
+    pub fn is_chain(&self) -> bool {
+        matches!(self, Self::Chain(_) | Self::Logs { .. } | Self::ChainLock)
+    }
+
+    /// The chain does not answer (see [`ChainError::is_unavailable`]): an outage, not a refusal.
+    pub fn is_chain_unavailable(&self) -> bool {
+        match self {
+            Self::Chain(e) => e.is_unavailable(),
+            Self::Logs { source, .. } => source.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
 impl From<CoreError> for RelayerError {
     fn from(e: CoreError) -> Self {
         match e {
@@ -86,15 +121,15 @@ impl From<CoreError> for RelayerError {
     }
 }
 
-impl From<sealbridge_chain::ContractError> for RelayerError {
-    fn from(e: sealbridge_chain::ContractError) -> Self {
-        Self::Chain(e.to_string())
+impl From<ContractError> for RelayerError {
+    fn from(e: ContractError) -> Self {
+        Self::Chain(e)
     }
 }
 
-impl From<sealbridge_chain::ChainError> for RelayerError {
-    fn from(e: sealbridge_chain::ChainError) -> Self {
-        Self::Chain(e.to_string())
+impl From<ChainError> for RelayerError {
+    fn from(e: ChainError) -> Self {
+        Self::Chain(e.into())
     }
 }
 
@@ -162,10 +197,10 @@ pub fn run<C: Chain>(
                 metrics.relayer_errors.fetch_add(1, Relaxed);
                 // Only a chain that does not answer is down; one that answers but refuses the
                 // statement or its transaction has set `relayer_error` (`RelayerError::Refused`).
-                match e {
-                    RelayerError::Chain(_) => metrics.chain_up.store(false, Relaxed),
-                    RelayerError::Refused(_) => metrics.chain_up.store(true, Relaxed),
-                    _ => {}
+                if e.is_chain() {
+                    metrics.chain_up.store(false, Relaxed);
+                } else if matches!(e, RelayerError::Refused(_)) {
+                    metrics.chain_up.store(true, Relaxed);
                 }
                 tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "relayer round failed");
                 std::thread::sleep(backoff);
@@ -178,9 +213,7 @@ pub fn run<C: Chain>(
 fn lock<C>(
     chain: &SharedChain<C>,
 ) -> Result<std::sync::MutexGuard<'_, Sealbridge<C>>, RelayerError> {
-    chain
-        .lock()
-        .map_err(|_| RelayerError::Chain("chain lock poisoned".into()))
+    chain.lock().map_err(|_| RelayerError::ChainLock)
 }
 
 /// Why a settle transaction failed although the chain answers, and what to do about it.
@@ -277,9 +310,7 @@ fn reconcile_version<C: Chain>(
     seq: u64,
     stored: B256,
 ) -> Result<(), RelayerError> {
-    let on_chain = lock(chain)?
-        .statement_digest(seq)
-        .map_err(|e| RelayerError::Chain(e.to_string()))?;
+    let on_chain = lock(chain)?.statement_digest(seq)?;
     if on_chain.is_zero() || on_chain == stored {
         return Ok(());
     }
@@ -412,45 +443,80 @@ pub fn round<C: Chain>(
     cfg: &RelayerConfig,
     scan: &mut ScanState,
 ) -> Result<bool, RelayerError> {
-    let mut progress = false;
     let head = lock(chain)?.chain().block_number()?;
     metrics.chain_head.store(head, Relaxed);
     metrics.confirmations.store(cfg.confirmations, Relaxed);
     // A block counts once `confirmations` blocks (itself included) are on top of the chain.
     let confirmed_head = head.saturating_sub(cfg.confirmations.saturating_sub(1));
 
-    // 1. Deposits, only from confirmed blocks: one that a reorg drops before it is confirmed
-    //    never reaches the enclave. A failure here is reported but does not stop settlement.
-    if scan.retry_at.is_none_or(|t| Instant::now() >= t) {
-        match scan_deposits(chain, store, core, metrics, cfg, scan, confirmed_head) {
-            Ok(more) => {
-                progress |= more;
-                scan.retry_at = None;
-                scan.backoff = cfg.poll;
-                metrics.set_deposit_scan_error(None);
-            }
-            Err(RelayerError::Stopped) => return Err(RelayerError::Stopped),
-            // The chain does not answer at all: an outage (chain down), not a scan problem.
-            Err(RelayerError::Chain(e)) if lock(chain)?.chain().block_number().is_err() => {
-                return Err(RelayerError::Chain(e));
-            }
-            Err(e) => {
-                let cursor = metrics.deposit_cursor.load(Relaxed);
-                let why = format!(
-                    "scanning deposits from block {cursor} failed (deposits from there on are \
-                     not credited yet; retrying, settlement continues): {e}"
-                );
-                tracing::warn!(error = %why, "deposit scan failed");
-                metrics.set_deposit_scan_error(Some(why));
-                scan.backoff = (scan.backoff * 2).clamp(cfg.poll, cfg.max_backoff);
-                scan.retry_at = Some(Instant::now() + scan.backoff);
-            }
+    // 1. Deposits, only from confirmed blocks.
+    let scanned = scan_step(chain, store, core, metrics, cfg, scan, confirmed_head)?;
+    // 2. Reorg detection and confirmations.
+    let (last, deployment) = confirm(chain, store, metrics, cfg, scan, head)?;
+    reconcile_last(chain, store, last)?;
+    // 3. The next statement, in order.
+    let Some(next) = next_statement(chain, store, core, metrics, last)? else {
+        // Nothing left to send: an error about sending is over.
+        metrics.set_relayer_error(None);
+        return Ok(heartbeat_if_due(chain, core, metrics, &deployment)? || scanned);
+    };
+    settle(chain, store, metrics, cfg, &next)?;
+    Ok(true)
+}
+
+/// Step 1: the deposit scan, unless it is backing off after a failure. A deposit that a reorg
+/// drops before it is confirmed never reaches the enclave. A failure is reported and retried
+/// with backoff but does not stop settlement; only a chain that does not answer at all fails
+/// the round (an outage, not a scan problem). `Ok(true)`: blocks remain to scan.
+fn scan_step<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    core: &SyncSender<Cmd>,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    scan: &mut ScanState,
+    confirmed_head: u64,
+) -> Result<bool, RelayerError> {
+    if scan.retry_at.is_some_and(|t| Instant::now() < t) {
+        return Ok(false);
+    }
+    match scan_deposits(chain, store, core, metrics, cfg, scan, confirmed_head) {
+        Ok(more) => {
+            scan.retry_at = None;
+            scan.backoff = cfg.poll;
+            metrics.set_deposit_scan_error(None);
+            Ok(more)
+        }
+        Err(e @ (RelayerError::Stopped | RelayerError::ChainLock)) => Err(e),
+        Err(e) if e.is_chain_unavailable() => Err(e),
+        Err(e) => {
+            let cursor = metrics.deposit_cursor.load(Relaxed);
+            let why = format!(
+                "scanning deposits from block {cursor} failed (deposits from there on are \
+                 not credited yet; retrying, settlement continues): {e}"
+            );
+            tracing::warn!(error = %why, "deposit scan failed");
+            metrics.set_deposit_scan_error(Some(why));
+            scan.backoff = (scan.backoff * 2).clamp(cfg.poll, cfg.max_backoff);
+            scan.retry_at = Some(Instant::now() + scan.backoff);
+            Ok(false)
         }
     }
+}
 
-    // 2. Reorg detection and confirmations.
+/// Step 2: read what the chain holds (`lastSequence`, the root, the deployment's state), notice
+/// reorgs (of a settlement reported final, of a settlement not yet confirmed), confirm the
+/// settlements deep enough, and publish the final sequence. Returns `lastSequence` and the
+/// deployment's state.
+fn confirm<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    scan: &mut ScanState,
+    head: u64,
+) -> Result<(u64, DeploymentState), RelayerError> {
     let mut sb = lock(chain)?;
-    let mut reorged = false;
     let last = sb.last_sequence()?;
     let root = sb.state_root()?;
     let deployment = read_deployment_state(&sb, metrics, scan, last)?;
@@ -458,9 +524,39 @@ pub fn round<C: Chain>(
         *r = root;
     }
     metrics.chain_sequence.store(last, Relaxed);
-    // Final: with one confirmation, what is on chain; with more, the highest settlement whose
-    // event is in a scanned block (confirmed when it was scanned: a later shallow reorg cannot
-    // take it back, and a value read at `latest` is never reported final).
+    let (final_seq, final_root, final_reorged) = final_settlement(store, metrics, cfg, last, root)?;
+    let dropped = recheck_unconfirmed(&sb, store, metrics, cfg, last, head)?;
+    if final_reorged || dropped {
+        // A locally signing chain re-reads its nonces: the dropped transactions' nonces are free.
+        sb.chain_mut().resync_nonces();
+    }
+    drop(sb);
+    let final_root = match final_root {
+        Some(r) => r,
+        // Nothing settled yet: the root statement 1 starts from (the chain's, if none signed).
+        None => store
+            .statements(1, 1)?
+            .first()
+            .map_or(root, |s| s.signed.statement.prevStateRoot),
+    };
+    if let Ok(mut r) = metrics.final_root.lock() {
+        *r = final_root;
+    }
+    metrics.final_sequence.store(final_seq, Relaxed);
+    Ok((last, deployment))
+}
+
+/// The final settlement `(sequence, root)` and whether a reorg took back one reported final.
+/// With one confirmation it is what is on chain (`last`, `root`); with more, the highest
+/// settlement whose event is in a scanned block (confirmed when it was scanned: a later shallow
+/// reorg cannot take it back, and a value read at `latest` is never reported final).
+fn final_settlement(
+    store: &Store,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    last: u64,
+    root: B256,
+) -> Result<(u64, Option<B256>, bool), RelayerError> {
     let (mut final_seq, mut final_root) = if cfg.confirmations <= 1 {
         (last, Some(root))
     } else {
@@ -473,25 +569,39 @@ pub fn round<C: Chain>(
     // confirmations. The statements are still stored and are resubmitted below (exactly once on
     // the new chain: the contract takes each sequence once); what clients were told was wrong.
     let reported = metrics.final_sequence.load(Relaxed);
-    if last < reported || last < final_seq {
-        metrics.final_reorged.fetch_add(1, Relaxed);
-        reorged = true;
-        let why = format!(
-            "statement {} was reported settled (final) but the chain now holds statements only up \
-             to {last}: a reorg deeper than {} confirmation(s); the dropped statements are being \
-             resubmitted. Raise --confirmations to the chain's finality depth",
-            reported.max(final_seq),
-            cfg.confirmations
-        );
-        tracing::error!(reported = reported.max(final_seq), chain = last, "{why}");
-        metrics.set_relayer_error(Some(why));
-        if final_seq > last {
-            store.put_meta(CONFIRMED_SETTLEMENT, &(last, root))?;
-            (final_seq, final_root) = (last, Some(root));
-        }
+    if last >= reported && last >= final_seq {
+        return Ok((final_seq, final_root, false));
     }
-    let seen = store.watched(last)?;
-    for s in &seen {
+    metrics.final_reorged.fetch_add(1, Relaxed);
+    let why = format!(
+        "statement {} was reported settled (final) but the chain now holds statements only up \
+         to {last}: a reorg deeper than {} confirmation(s); the dropped statements are being \
+         resubmitted. Raise --confirmations to the chain's finality depth",
+        reported.max(final_seq),
+        cfg.confirmations
+    );
+    tracing::error!(reported = reported.max(final_seq), chain = last, "{why}");
+    metrics.set_relayer_error(Some(why));
+    if final_seq > last {
+        store.put_meta(CONFIRMED_SETTLEMENT, &(last, root))?;
+        (final_seq, final_root) = (last, Some(root));
+    }
+    Ok((final_seq, final_root, true))
+}
+
+/// Re-check the block hash of every settlement seen but not yet confirmed: a different hash (or
+/// a sequence above the chain's `last`) means a reorg dropped it, and it is forgotten; one with
+/// `confirmations` on top is confirmed. `Ok(true)` if a reorg dropped one.
+fn recheck_unconfirmed<C: Chain>(
+    sb: &Sealbridge<C>,
+    store: &Store,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    last: u64,
+    head: u64,
+) -> Result<bool, RelayerError> {
+    let mut reorged = false;
+    for s in &store.watched(last)? {
         let seq = s.signed.statement.sequence;
         let (Some(num), Some(hash)) = (s.block_number, s.block_hash.as_deref()) else {
             continue;
@@ -514,26 +624,16 @@ pub fn round<C: Chain>(
             )?;
         }
     }
-    if reorged {
-        // A locally signing chain re-reads its nonces: the dropped transactions' nonces are free.
-        sb.chain_mut().resync_nonces();
-    }
-    drop(sb);
-    let final_root = match final_root {
-        Some(r) => r,
-        // Nothing settled yet: the root statement 1 starts from (the chain's, if none signed).
-        None => store
-            .statements(1, 1)?
-            .first()
-            .map_or(root, |s| s.signed.statement.prevStateRoot),
-    };
-    if let Ok(mut r) = metrics.final_root.lock() {
-        *r = final_root;
-    }
-    metrics.final_sequence.store(final_seq, Relaxed);
+    Ok(reorged)
+}
 
-    // The last statement on chain, if this relayer never saw it land, may be another version
-    // than the stored one (an earlier send of a statement it renewed since, mined late).
+/// The last statement on chain, if this relayer never saw it land, may be another version than
+/// the stored one (an earlier send of a statement it renewed since, mined late).
+fn reconcile_last<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    last: u64,
+) -> Result<(), RelayerError> {
     if last > 0
         && let Some(row) = store.statements(last, 1)?.into_iter().next()
         && row.signed.statement.sequence == last
@@ -542,27 +642,47 @@ pub fn round<C: Chain>(
     {
         reconcile_version(chain, store, last, row.signed.digest)?;
     }
+    Ok(())
+}
 
-    // 3. The next statement, in order; renewed first if its window is (about to be) over.
-    let Some(mut next) = store.statements(last + 1, 1)?.into_iter().next() else {
-        // Nothing left to send: an error about sending is over.
-        metrics.set_relayer_error(None);
-        return Ok(heartbeat_if_due(chain, core, metrics, &deployment)? || progress);
+/// Step 3a: the next stored statement after `last`, renewed first if its window is (about to
+/// be) over. `None`: nothing to send.
+fn next_statement<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    core: &SyncSender<Cmd>,
+    metrics: &Metrics,
+    last: u64,
+) -> Result<Option<sealbridge_store::StoredStatement>, RelayerError> {
+    let Some(next) = store.statements(last + 1, 1)?.into_iter().next() else {
+        return Ok(None);
     };
     // The next block's time: at least the latest block's, and on an idle chain (no block for
     // a while) about the wall clock's.
     let wall = sealbridge_core::unix_now();
     let chain_now = lock(chain)?.chain().block_timestamp()?.max(wall);
-    if renewal_due(&next.signed.statement, chain_now, wall) {
-        match renew(core, store, metrics, &next) {
-            Ok(renewed) => next = renewed,
-            // Still valid: send it as it is rather than not at all (e.g. the enclave is down).
-            Err(e) if chain_now <= next.signed.statement.notAfter => {
-                tracing::warn!(error = %e, "renewing the next statement failed; sending it while its window lasts");
-            }
-            Err(e) => return Err(e),
-        }
+    if !renewal_due(&next.signed.statement, chain_now, wall) {
+        return Ok(Some(next));
     }
+    match renew(core, store, metrics, &next) {
+        Ok(renewed) => Ok(Some(renewed)),
+        // Still valid: send it as it is rather than not at all (e.g. the enclave is down).
+        Err(e) if chain_now <= next.signed.statement.notAfter => {
+            tracing::warn!(error = %e, "renewing the next statement failed; sending it while its window lasts");
+            Ok(Some(next))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Step 3b: send the settle transaction of `next` and record where it landed.
+fn settle<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    next: &sealbridge_store::StoredStatement,
+) -> Result<(), RelayerError> {
     let st = &next.signed;
     let span = tracing::info_span!("settle", sequence = st.statement.sequence);
     let _e = span.enter();
@@ -579,35 +699,53 @@ pub fn round<C: Chain>(
     );
     let outcome = match outcome {
         Ok(o) => o,
-        // A transport failure is an outage only if the chain does not answer now either (a
-        // transaction without a receipt in time is not).
-        Err(ContractError::Chain(ChainError::Transport(t)))
-            if sb.chain().block_number().is_err() =>
-        {
-            return Err(RelayerError::Chain(t));
-        }
-        Err(ContractError::Chain(c)) => {
-            // The chain answers but will not take the transaction (no funds for gas, the fee
-            // cap, no receipt in time, ...): the operator has to act; say what to do.
-            let why = advice(&sb, from, st.statement.sequence, &c);
-            tracing::error!(error = %why, "the chain does not take the settle transaction; retrying with backoff");
-            metrics.set_relayer_error(Some(why.clone()));
-            return Err(RelayerError::Refused(why));
-        }
-        Err(other) => {
-            // The chain answers but refuses the statement (e.g. `InsufficientEscrow` after a
-            // reorg deeper than `confirmations` dropped a deposit the enclave had credited).
-            // Retrying cannot help unless the chain changes: say so loudly, stay degraded.
-            let why = format!(
-                "settling statement {} failed on chain: {other}",
-                st.statement.sequence
-            );
-            tracing::error!(error = %why, "the chain refuses the next statement; retrying with backoff");
+        // The chain does not answer: an outage (a transaction without a receipt in time is not).
+        Err(e) if e.is_unavailable() => return Err(RelayerError::Chain(e)),
+        Err(e) => {
+            let why = refusal(&sb, from, st.statement.sequence, &e);
             metrics.set_relayer_error(Some(why.clone()));
             return Err(RelayerError::Refused(why));
         }
     };
     drop(sb);
+    record_settled(store, metrics, cfg, st, &outcome)
+}
+
+/// What the operator is told when the chain answers but does not take the settle transaction.
+fn refusal<C: Chain>(
+    sb: &Sealbridge<C>,
+    from: Address,
+    sequence: u64,
+    e: &ContractError,
+) -> String {
+    match e {
+        ContractError::Chain(c) => {
+            // The chain will not take the transaction (no funds for gas, the fee cap, no
+            // receipt in time, ...): the operator has to act; say what to do.
+            let why = advice(sb, from, sequence, c);
+            tracing::error!(error = %why, "the chain does not take the settle transaction; retrying with backoff");
+            why
+        }
+        other => {
+            // The chain refuses the statement (e.g. `InsufficientEscrow` after a reorg deeper
+            // than `confirmations` dropped a deposit the enclave had credited). Retrying cannot
+            // help unless the chain changes: say so loudly, stay degraded.
+            let why = format!("settling statement {sequence} failed on chain: {other}");
+            tracing::error!(error = %why, "the chain refuses the next statement; retrying with backoff");
+            why
+        }
+    }
+}
+
+/// Record a settlement: stored with its transaction and block (final at once with one
+/// confirmation), and the chain's (and final) sequence and root published.
+fn record_settled(
+    store: &Store,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    st: &sealbridge_enclave::SignedStatement,
+    outcome: &SettleOutcome,
+) -> Result<(), RelayerError> {
     let r = outcome.receipt();
     let already = matches!(outcome, SettleOutcome::AlreadySettled(_));
     tracing::info!(
@@ -639,8 +777,7 @@ pub fn round<C: Chain>(
     }
     // Clears only the relayer's own error: a deep-reorg alarm stays until acknowledged.
     metrics.set_relayer_error(None);
-    progress = true;
-    Ok(progress)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -147,13 +147,14 @@ fn check_credited_deposits<C: Chain>(
 
 /// Is this `eth_getLogs` failure the endpoint's range or result limit (worth a smaller range)?
 /// JSON-RPC errors (`BadRequest`) are: providers word them in many ways ("block range is too
-/// wide", "query returned more than 10000 results", "Log response size exceeded", ...).
+/// wide", "query returned more than 10000 results", "Log response size exceeded", ...); so is
+/// an HTTP 413 (payload too large) without a JSON-RPC body.
 fn range_refused(e: &ChainError) -> bool {
     match e {
-        ChainError::BadRequest(_) => true,
+        ChainError::BadRequest(_) | ChainError::Http { status: 413, .. } => true,
         ChainError::Transport(m) => {
             let m = m.to_ascii_lowercase();
-            ["range", "limit", "too many", "too large", "exceed", "413"]
+            ["range", "limit", "too many", "too large", "exceed"]
                 .iter()
                 .any(|p| m.contains(p))
         }
@@ -199,10 +200,12 @@ pub(super) fn scan_deposits<C: Chain>(
                 tracing::info!(from = cursor, to, error = %e, chunk = scan.chunk, "eth_getLogs refused; halving the range");
                 continue;
             }
-            Err(e) => {
-                return Err(RelayerError::Chain(format!(
-                    "eth_getLogs over blocks {cursor}..={to}: {e}"
-                )));
+            Err(source) => {
+                return Err(RelayerError::Logs {
+                    from: cursor,
+                    to,
+                    source,
+                });
             }
         };
         scan.served += 1;
@@ -306,9 +309,16 @@ mod tests {
         ] {
             assert!(range_refused(&ChainError::BadRequest(m.into())), "{m}");
         }
-        assert!(range_refused(&ChainError::Transport(
-            "eth_getLogs: HTTP 413: Log response size exceeded".into()
-        )));
+        assert!(range_refused(&ChainError::Http {
+            method: "eth_getLogs".into(),
+            status: 413,
+            body: "Log response size exceeded".into()
+        }));
+        assert!(!range_refused(&ChainError::Http {
+            method: "eth_getLogs".into(),
+            status: 503,
+            body: "Service Unavailable".into()
+        }));
         assert!(!range_refused(&ChainError::Transport(
             "connection refused".into()
         )));

@@ -209,7 +209,7 @@ pub enum RegistrationError {
     NoChallengeBlock,
     /// The registry reverted the registration, and does not hold this result either.
     #[error("EnclaveRegistry.register reverted: {0}")]
-    Reverted(String),
+    Reverted(#[source] sealbridge_chain::ContractError),
     /// A registry read or the chain failed.
     #[error("chain: {0}")]
     Chain(#[from] sealbridge_chain::ContractError),
@@ -287,35 +287,29 @@ fn preflight<C: Chain>(
     if appraisers.is_empty() {
         return Err(RegistrationError::NoVerifiers);
     }
-    let chain = |e: sealbridge_chain::ContractError| RegistrationError::Reverted(e.to_string());
-    let k = sb.threshold().map_err(chain)?;
+    let k = sb.threshold()?;
     if appraisers.len() < k as usize {
         return Err(RegistrationError::NotEnoughVerifiers {
             needed: k,
             configured: appraisers.len(),
         });
     }
-    if !sb
-        .measurement_allowed(description.measurement)
-        .map_err(chain)?
-    {
+    if !sb.measurement_allowed(description.measurement)? {
         return Err(RegistrationError::MeasurementNotAllowed(
             description.measurement,
         ));
     }
     if simulated
-        && !sb
-            .view(
-                sb.deployment.registry,
-                &EnclaveRegistry::allowSimulatedCall {},
-            )
-            .map_err(chain)?
+        && !sb.view(
+            sb.deployment.registry,
+            &EnclaveRegistry::allowSimulatedCall {},
+        )?
     {
         return Err(RegistrationError::SimulatedNotAllowed);
     }
     // Refused for good: checked before a result is logged, so that retries log nothing.
     let enclave = description.key_bundle.address;
-    if sb.enclave(enclave).map_err(chain)?.revoked {
+    if sb.enclave(enclave)?.revoked {
         return Err(RegistrationError::Revoked(enclave));
     }
     Ok(k)
@@ -429,7 +423,7 @@ pub fn attest_and_register<C: Chain>(
                 "register failed, but the registry holds this very result (a copy of the \
                  transaction, or an earlier send, was mined): registered"
             ),
-            _ => return Err(RegistrationError::Reverted(e.to_string())),
+            _ => return Err(RegistrationError::Reverted(e)),
         }
     }
     tracing::info!(

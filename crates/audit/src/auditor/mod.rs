@@ -8,7 +8,7 @@ use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolEventInterface;
 use sealbridge_attest::{report_data, verifier::advisory_hash};
 use sealbridge_chain::{
-    Chain,
+    Chain, LogEntry,
     bindings::{
         EnclaveRegistry::EnclaveRegistryEvents,
         Settlement::{ExitGranted, SettlementEvents, StatementSettled, WithdrawalRequested},
@@ -147,6 +147,7 @@ struct Registry {
     enclaves: HashMap<Address, (B256, u64, bool)>,
 }
 
+#[derive(Default)]
 struct Checks {
     checkpoint: Tally,
     log_tiles: Tally,
@@ -165,134 +166,40 @@ struct Checks {
 /// Run every check. `Err` only for inputs that cannot be read at all (exit 2).
 pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Result<Report, Error> {
     let c = input.contracts;
-    let chain_id = input.chain.chain_id()?;
-    if chain_id != c.chain_id {
-        return Err(Error::Input(format!(
-            "the chain's id is {chain_id}, the deployment says {}",
-            c.chain_id
-        )));
-    }
-    let head = input.chain.block_number()?;
-    let mut logs = input.chain.logs(c.registry, 0, head)?;
-    logs.extend(input.chain.logs(c.settlement, 0, head)?);
-    logs.sort_by_key(|l| (l.block_number, l.log_index));
-
-    let mut k = Checks {
-        checkpoint: Tally::default(),
-        log_tiles: Tally::default(),
-        log_entries: Tally::default(),
-        registrations: Tally::default(),
-        statements: Tally::default(),
-        sequence: Tally::default(),
-        anchors: Tally::default(),
-        batch_receipts: Tally::default(),
-        exactly_once: Tally::default(),
-        counts: Tally::default(),
-        exits: Tally::default(),
-        published_receipts: Tally::default(),
-    };
+    let logs = chain_events(input)?;
+    let mut k = Checks::default();
     let mut summary = Summary::default();
     let registry_domain = registry_domain(c.chain_id, c.registry);
     let settlement_domain = settlement_domain(c.chain_id, c.settlement);
+    let registered = registered_results(&logs, c.registry);
 
-    // ---- checkpoint: trusted keys are those of results the registry registered ----------------
-    let registered_hashes: HashSet<B256> = logs
-        .iter()
-        .filter(|l| l.address() == c.registry)
-        .filter_map(|l| match EnclaveRegistryEvents::decode_log(&l.inner) {
-            Ok(ev) => match ev.data {
-                EnclaveRegistryEvents::EnclaveRegistered(r) => Some(r.resultHash),
-                _ => None,
-            },
-            Err(_) => None,
-        })
-        .collect();
-    let reader = TileReader::open(input.log_dir)
-        .map_err(|e| Error::Input(format!("{}: {e}", input.log_dir.display())))?;
-    let note = reader
-        .read_checkpoint()
-        .map_err(|e| Error::Input(format!("{}/checkpoint: {e}", input.log_dir.display())))?;
-    let origin = log_origin(c.chain_id, c.settlement);
+    let (reader, note) = crate::open_log(input.log_dir)?;
     let claimed = claimed_checkpoint(&note);
     let raw_entries = claimed
         .as_ref()
         .map(|cp| reader.at(cp.size).read_all_entries());
-    let mut keys: Vec<[u8; 32]> = Vec::new();
-    // The keys to try come from the (not yet verified) log; if the tiles are damaged, scan the
-    // readable prefix so that the damage is reported by `log_tiles`, not as an unknown key.
-    let scanned: Vec<Vec<u8>> = match (&claimed, &raw_entries) {
-        (_, Some(Ok(_))) | (None, _) => Vec::new(),
-        (Some(cp), _) => (1..=cp.size.min(KEY_SCAN_LIMIT))
-            .rev()
-            .find_map(|w| reader.at(w).read_all_entries().ok())
-            .unwrap_or_default(),
-    };
-    if let Some(entries) = raw_entries
-        .as_ref()
-        .and_then(|r| r.as_ref().ok())
-        .or(Some(&scanned))
-    {
-        for e in entries {
-            if let Ok(Entry::AttestationResult { result, .. }) = entries::decode(e)
-                && registered_hashes.contains(&result.digest(&registry_domain))
-                && !keys.contains(&result.ed25519Key.0)
-            {
-                keys.push(result.ed25519Key.0);
-            }
-        }
-    }
-    let cp = keys
-        .iter()
-        .find_map(|key| verify_checkpoint_for_origin(&note, &origin, &origin, key).ok());
-    match &cp {
-        Some(cp) => {
-            k.checkpoint.ok();
-            summary.log_size = cp.size;
-        }
-        None if keys.is_empty() => k.checkpoint.fail(format!(
-            "no attestation result registered on chain is in the log (origin {origin}), so no key can verify the checkpoint"
-        )),
-        None => k.checkpoint.fail(format!(
-            "the checkpoint is not a valid signed note for origin {origin} by any of the {} registered enclave key(s)",
-            keys.len()
-        )),
-    }
-
-    // ---- tiles -------------------------------------------------------------------------------
-    let mut view = None;
+    let cp = verify_checkpoint(
+        input,
+        &reader,
+        &note,
+        claimed.as_ref(),
+        raw_entries.as_ref(),
+        &registered,
+        &registry_domain,
+        &mut k.checkpoint,
+    );
     if let Some(cp) = &cp {
-        match reader.verify_against(cp) {
-            Err(e) => k
-                .log_tiles
-                .fail(format!("tiles do not verify against the checkpoint: {e}")),
-            Ok(()) => match raw_entries {
-                Some(Ok(entries)) => {
-                    k.log_tiles.ok();
-                    view = Some(walk_log(entries, &mut k.log_entries, &settlement_domain));
-                }
-                Some(Err(e)) => k.log_tiles.fail(format!("entry bundles unreadable: {e}")),
-                None => k.log_tiles.fail("checkpoint body does not parse"),
-            },
-        }
-    } else {
-        k.log_tiles.skip("no verified checkpoint");
+        summary.log_size = cp.size;
     }
-
+    let view = verify_tiles(
+        &reader,
+        cp.as_ref(),
+        raw_entries,
+        &settlement_domain,
+        &mut k,
+    );
     let Some(view) = view else {
-        for t in [
-            &mut k.log_entries,
-            &mut k.registrations,
-            &mut k.statements,
-            &mut k.sequence,
-            &mut k.anchors,
-            &mut k.batch_receipts,
-            &mut k.exactly_once,
-            &mut k.counts,
-            &mut k.exits,
-            &mut k.published_receipts,
-        ] {
-            t.skip("the log could not be verified");
-        }
+        skip_log_checks(&mut k);
         return Ok(finish(k, summary));
     };
     let Some(cp) = cp else {
@@ -309,147 +216,353 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     summary.pending_receipts = view.pending;
     summary.exit_requests = view.exit_requests.len() as u64;
     summary.pending_exits = view.pending_exits;
+    check_announced_keys(&view, &registered, &registry_domain, &mut k.log_entries);
 
-    // The announced keys must be ones the registry attested.
+    let replay = replay_chain(
+        input,
+        &logs,
+        &view,
+        &registry_domain,
+        &settlement_domain,
+        &mut k,
+        &mut summary,
+    )?;
+    let settled = &replay.settled;
+    check_anchors(settled, &cp, &tiles, &mut k.anchors)?;
+    check_batches(&view, &cp, &tiles, &mut k.batch_receipts)?;
+    check_exactly_once(&view, settled, &mut k.exactly_once);
+    check_counts(&view, settled, &mut k.counts);
+    check_exits(
+        &view,
+        &replay.requests,
+        &replay.granted,
+        settled,
+        &mut k.exits,
+    );
+    match input.published_receipts {
+        None => k.published_receipts.skip("no published receipts given"),
+        Some(list) => check_published(list, &view, &cp, &tiles, &mut k.published_receipts)?,
+    }
+    Ok(finish(k, summary))
+}
+
+/// The registry's and the settlement's events up to the head, in chain order, after checking
+/// that the chain is the deployment's.
+fn chain_events<C: Chain + BlockTimes + ?Sized>(
+    input: &AuditInput<'_, C>,
+) -> Result<Vec<LogEntry>, Error> {
+    let c = input.contracts;
+    let chain_id = input.chain.chain_id()?;
+    if chain_id != c.chain_id {
+        return Err(Error::Input(format!(
+            "the chain's id is {chain_id}, the deployment says {}",
+            c.chain_id
+        )));
+    }
+    let head = input.chain.block_number()?;
+    let mut logs = input.chain.logs(c.registry, 0, head)?;
+    logs.extend(input.chain.logs(c.settlement, 0, head)?);
+    logs.sort_by_key(|l| (l.block_number, l.log_index));
+    Ok(logs)
+}
+
+/// The digests of the attestation results the registry registered (their keys are trusted).
+fn registered_results(logs: &[LogEntry], registry: Address) -> HashSet<B256> {
+    logs.iter()
+        .filter(|l| l.address() == registry)
+        .filter_map(|l| match EnclaveRegistryEvents::decode_log(&l.inner) {
+            Ok(ev) => match ev.data {
+                EnclaveRegistryEvents::EnclaveRegistered(r) => Some(r.resultHash),
+                _ => None,
+            },
+            Err(_) => None,
+        })
+        .collect()
+}
+
+/// Check `checkpoint`: the note must be signed by a key of a result the registry registered.
+/// The keys to try come from the (not yet verified) log; if the tiles are damaged, the readable
+/// prefix is scanned, so that the damage is reported by `log_tiles`, not as an unknown key.
+#[allow(clippy::too_many_arguments)]
+fn verify_checkpoint<C: ?Sized>(
+    input: &AuditInput<'_, C>,
+    reader: &TileReader,
+    note: &str,
+    claimed: Option<&Checkpoint>,
+    raw_entries: Option<&Result<Vec<Vec<u8>>, sealbridge_log::Error>>,
+    registered: &HashSet<B256>,
+    registry_domain: &alloy_sol_types::Eip712Domain,
+    t: &mut Tally,
+) -> Option<Checkpoint> {
+    let c = input.contracts;
+    let origin = log_origin(c.chain_id, c.settlement);
+    let scanned: Vec<Vec<u8>> = match (claimed, raw_entries) {
+        (_, Some(Ok(_))) | (None, _) => Vec::new(),
+        (Some(cp), _) => (1..=cp.size.min(KEY_SCAN_LIMIT))
+            .rev()
+            .find_map(|w| reader.at(w).read_all_entries().ok())
+            .unwrap_or_default(),
+    };
+    let entries = raw_entries
+        .and_then(|r| r.as_ref().ok())
+        .unwrap_or(&scanned);
+    let mut keys: Vec<[u8; 32]> = Vec::new();
+    for e in entries {
+        if let Ok(Entry::AttestationResult { result, .. }) = entries::decode(e)
+            && registered.contains(&result.digest(registry_domain))
+            && !keys.contains(&result.ed25519Key.0)
+        {
+            keys.push(result.ed25519Key.0);
+        }
+    }
+    let cp = keys
+        .iter()
+        .find_map(|key| verify_checkpoint_for_origin(note, &origin, &origin, key).ok());
+    match &cp {
+        Some(_) => t.ok(),
+        None if keys.is_empty() => t.fail(format!(
+            "no attestation result registered on chain is in the log (origin {origin}), so no key can verify the checkpoint"
+        )),
+        None => t.fail(format!(
+            "the checkpoint is not a valid signed note for origin {origin} by any of the {} registered enclave key(s)",
+            keys.len()
+        )),
+    }
+    cp
+}
+
+/// Check `log_tiles` against the verified checkpoint and walk the entries (`log_entries`).
+fn verify_tiles(
+    reader: &TileReader,
+    cp: Option<&Checkpoint>,
+    raw_entries: Option<Result<Vec<Vec<u8>>, sealbridge_log::Error>>,
+    settlement_domain: &alloy_sol_types::Eip712Domain,
+    k: &mut Checks,
+) -> Option<LogView> {
+    let Some(cp) = cp else {
+        k.log_tiles.skip("no verified checkpoint");
+        return None;
+    };
+    if let Err(e) = reader.verify_against(cp) {
+        k.log_tiles
+            .fail(format!("tiles do not verify against the checkpoint: {e}"));
+        return None;
+    }
+    match raw_entries {
+        Some(Ok(entries)) => {
+            k.log_tiles.ok();
+            Some(walk_log(entries, &mut k.log_entries, settlement_domain))
+        }
+        Some(Err(e)) => {
+            k.log_tiles.fail(format!("entry bundles unreadable: {e}"));
+            None
+        }
+        None => {
+            k.log_tiles.fail("checkpoint body does not parse");
+            None
+        }
+    }
+}
+
+/// Without a verified log, every check that reads it is skipped.
+fn skip_log_checks(k: &mut Checks) {
+    for t in [
+        &mut k.log_entries,
+        &mut k.registrations,
+        &mut k.statements,
+        &mut k.sequence,
+        &mut k.anchors,
+        &mut k.batch_receipts,
+        &mut k.exactly_once,
+        &mut k.counts,
+        &mut k.exits,
+        &mut k.published_receipts,
+    ] {
+        t.skip("the log could not be verified");
+    }
+}
+
+/// The announced keys must be ones the registry attested.
+fn check_announced_keys(
+    view: &LogView,
+    registered: &HashSet<B256>,
+    registry_domain: &alloy_sol_types::Eip712Domain,
+    t: &mut Tally,
+) {
     for (bundle, _) in &view.bundles {
         let attested = view.results.iter().any(|(r, _)| {
-            registered_hashes.contains(&r.digest(&registry_domain))
+            registered.contains(&r.digest(registry_domain))
                 && r.ed25519Key.0 == bundle.ed25519
                 && r.enclave == bundle.address
         });
-        k.log_entries.expect(attested, || {
+        t.expect(attested, || {
             format!(
                 "announced key bundle of {} was never registered on chain",
                 bundle.address
             )
         });
     }
+}
 
-    // ---- chain events in order -----------------------------------------------------------------
-    let mut reg = Registry {
-        threshold: 1,
-        ..Registry::default()
+/// What the replay of the chain's events collects for the checks that follow.
+#[derive(Default)]
+struct Replay {
+    /// The registry's state as of the event being replayed.
+    reg: Registry,
+    /// The policy on chain.
+    policy_hash: B256,
+    /// The last settled sequence and its new state root.
+    last_seq: u64,
+    last_root: B256,
+    /// Every settlement, in order.
+    settled: Vec<StatementSettled>,
+    /// Withdrawal requests by id.
+    requests: BTreeMap<u64, WithdrawalRequested>,
+    /// The exits each settled sequence paid, in event order.
+    granted: BTreeMap<u64, Vec<ExitGranted>>,
+}
+
+/// Replay the chain's events in order, with the registry's state rebuilt as of each event:
+/// `registrations`, `statements` and `sequence` are checked on the way.
+fn replay_chain<C: Chain + BlockTimes + ?Sized>(
+    input: &AuditInput<'_, C>,
+    logs: &[LogEntry],
+    view: &LogView,
+    registry_domain: &alloy_sol_types::Eip712Domain,
+    settlement_domain: &alloy_sol_types::Eip712Domain,
+    k: &mut Checks,
+    summary: &mut Summary,
+) -> Result<Replay, Error> {
+    let mut r = Replay {
+        reg: Registry {
+            threshold: 1,
+            ..Registry::default()
+        },
+        ..Replay::default()
     };
-    let mut policy_hash = B256::ZERO;
-    let mut last_seq = 0u64;
-    let mut last_root = B256::ZERO;
-    let mut settled: Vec<StatementSettled> = Vec::new();
-    // Withdrawal requests by id, and the exits each settled sequence paid, in event order.
-    let mut requests: BTreeMap<u64, WithdrawalRequested> = BTreeMap::new();
-    let mut granted: BTreeMap<u64, Vec<ExitGranted>> = BTreeMap::new();
-    for l in &logs {
-        if l.address() == c.registry {
+    for l in logs {
+        if l.address() == input.contracts.registry {
             let Ok(ev) = EnclaveRegistryEvents::decode_log(&l.inner) else {
                 continue;
             };
-            match ev.data {
-                EnclaveRegistryEvents::VerifierAdded(e) => {
-                    reg.verifiers.insert(e.verifier);
-                }
-                EnclaveRegistryEvents::VerifierRemoved(e) => {
-                    reg.verifiers.remove(&e.verifier);
-                }
-                EnclaveRegistryEvents::ThresholdChanged(e) => reg.threshold = e.newThreshold,
-                EnclaveRegistryEvents::MeasurementAllowed(e) => {
-                    reg.windows
-                        .insert(e.measurement, (e.validFrom, e.validUntil));
-                }
-                EnclaveRegistryEvents::MeasurementRevoked(e) => {
-                    reg.windows.remove(&e.measurement);
-                }
-                EnclaveRegistryEvents::EnclaveRevoked(e) => {
-                    if let Some(x) = reg.enclaves.get_mut(&e.enclave) {
-                        x.2 = true;
-                    }
-                }
-                EnclaveRegistryEvents::EnclaveRegistered(e) => {
-                    summary.registrations += 1;
-                    let ts = input.chain.block_timestamp_at(l.block_number)?;
-                    check_registration(
-                        &e,
-                        l.block_number,
-                        ts,
-                        &reg,
-                        &view,
-                        input,
-                        &registry_domain,
-                        &mut k.registrations,
-                    )?;
-                    reg.enclaves
-                        .insert(e.enclave, (e.measurement, e.expiresAt, false));
-                }
-                _ => {}
+            if let EnclaveRegistryEvents::EnclaveRegistered(e) = &ev.data {
+                summary.registrations += 1;
+                let ts = input.chain.block_timestamp_at(l.block_number)?;
+                check_registration(
+                    e,
+                    l.block_number,
+                    ts,
+                    &r.reg,
+                    view,
+                    input,
+                    registry_domain,
+                    &mut k.registrations,
+                )?;
             }
-        } else {
-            let Ok(ev) = SettlementEvents::decode_log(&l.inner) else {
-                continue;
-            };
-            match ev.data {
-                SettlementEvents::PolicyChanged(e) => policy_hash = e.newPolicyHash,
-                SettlementEvents::StatementSettled(e) => {
-                    summary.statements_settled += 1;
-                    summary.inputs_settled += u64::from(e.inputCount);
-                    let ts = input.chain.block_timestamp_at(l.block_number)?;
-                    let logged = view.statements.get(&e.sequence);
-                    // statements
-                    check_statement(
-                        &e,
-                        l.block_number,
-                        ts,
-                        &reg,
-                        logged,
-                        &settlement_domain,
-                        &mut k.statements,
-                    );
-                    // sequence
-                    let seq = e.sequence;
-                    k.sequence.expect(seq == last_seq + 1, || {
-                        format!("statement {seq} settled after {last_seq}: sequence gap")
-                    });
-                    if let Some(s) = logged {
-                        let st = &s.statement;
-                        k.sequence.expect(st.prevStateRoot == last_root, || {
-                            format!(
-                                "statement {seq}: prevStateRoot {} is not the previous new state root {last_root}",
-                                st.prevStateRoot
-                            )
-                        });
-                        k.sequence.expect(st.policyHash == policy_hash, || {
-                            format!(
-                                "statement {seq}: policyHash {} is not the policy on chain {policy_hash}",
-                                st.policyHash
-                            )
-                        });
-                    } else {
-                        k.sequence
-                            .fail(format!("statement {seq} is not in the log"));
-                    }
-                    last_seq = seq;
-                    last_root = e.newStateRoot;
-                    settled.push(e);
-                }
-                SettlementEvents::WithdrawalRequested(e) => {
-                    requests.insert(e.requestId, e);
-                }
-                SettlementEvents::ExitGranted(e) => {
-                    summary.exits_settled += 1;
-                    granted.entry(e.sequence).or_default().push(e);
-                }
-                _ => {}
+            r.reg.apply(ev.data);
+            continue;
+        }
+        let Ok(ev) = SettlementEvents::decode_log(&l.inner) else {
+            continue;
+        };
+        match ev.data {
+            SettlementEvents::PolicyChanged(e) => r.policy_hash = e.newPolicyHash,
+            SettlementEvents::StatementSettled(e) => {
+                summary.statements_settled += 1;
+                summary.inputs_settled += u64::from(e.inputCount);
+                let ts = input.chain.block_timestamp_at(l.block_number)?;
+                let logged = view.statements.get(&e.sequence);
+                check_statement(
+                    &e,
+                    l.block_number,
+                    ts,
+                    &r.reg,
+                    logged,
+                    settlement_domain,
+                    &mut k.statements,
+                );
+                r.check_sequence(&e, logged, &mut k.sequence);
+                r.last_seq = e.sequence;
+                r.last_root = e.newStateRoot;
+                r.settled.push(e);
             }
+            SettlementEvents::WithdrawalRequested(e) => {
+                r.requests.insert(e.requestId, e);
+            }
+            SettlementEvents::ExitGranted(e) => {
+                summary.exits_settled += 1;
+                r.granted.entry(e.sequence).or_default().push(e);
+            }
+            _ => {}
         }
     }
+    Ok(r)
+}
 
-    check_anchors(&settled, &cp, &tiles, &mut k.anchors)?;
-    check_batches(&view, &cp, &tiles, &mut k.batch_receipts)?;
-    check_exactly_once(&view, &settled, &mut k.exactly_once);
-    check_counts(&view, &settled, &mut k.counts);
-    check_exits(&view, &requests, &granted, &settled, &mut k.exits);
-    match input.published_receipts {
-        None => k.published_receipts.skip("no published receipts given"),
-        Some(list) => check_published(list, &view, &cp, &tiles, &mut k.published_receipts)?,
+impl Replay {
+    /// `sequence`: settlement `e` follows the previous one without a gap, and its logged
+    /// statement chains from the previous root under the policy on chain.
+    fn check_sequence(
+        &self,
+        e: &StatementSettled,
+        logged: Option<&LoggedStatement>,
+        t: &mut Tally,
+    ) {
+        let (seq, last_seq, last_root) = (e.sequence, self.last_seq, self.last_root);
+        t.expect(seq == last_seq + 1, || {
+            format!("statement {seq} settled after {last_seq}: sequence gap")
+        });
+        let Some(s) = logged else {
+            t.fail(format!("statement {seq} is not in the log"));
+            return;
+        };
+        let st = &s.statement;
+        t.expect(st.prevStateRoot == last_root, || {
+            format!(
+                "statement {seq}: prevStateRoot {} is not the previous new state root {last_root}",
+                st.prevStateRoot
+            )
+        });
+        let policy_hash = self.policy_hash;
+        t.expect(st.policyHash == policy_hash, || {
+            format!(
+                "statement {seq}: policyHash {} is not the policy on chain {policy_hash}",
+                st.policyHash
+            )
+        });
     }
-    Ok(finish(k, summary))
+}
+
+impl Registry {
+    /// The registry's state after event `ev` (a registration is checked before it applies).
+    fn apply(&mut self, ev: EnclaveRegistryEvents) {
+        match ev {
+            EnclaveRegistryEvents::VerifierAdded(e) => {
+                self.verifiers.insert(e.verifier);
+            }
+            EnclaveRegistryEvents::VerifierRemoved(e) => {
+                self.verifiers.remove(&e.verifier);
+            }
+            EnclaveRegistryEvents::ThresholdChanged(e) => self.threshold = e.newThreshold,
+            EnclaveRegistryEvents::MeasurementAllowed(e) => {
+                self.windows
+                    .insert(e.measurement, (e.validFrom, e.validUntil));
+            }
+            EnclaveRegistryEvents::MeasurementRevoked(e) => {
+                self.windows.remove(&e.measurement);
+            }
+            EnclaveRegistryEvents::EnclaveRevoked(e) => {
+                if let Some(x) = self.enclaves.get_mut(&e.enclave) {
+                    x.2 = true;
+                }
+            }
+            EnclaveRegistryEvents::EnclaveRegistered(e) => {
+                self.enclaves
+                    .insert(e.enclave, (e.measurement, e.expiresAt, false));
+            }
+            _ => {}
+        }
+    }
 }
 
 fn finish(k: Checks, summary: Summary) -> Report {
