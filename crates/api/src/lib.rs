@@ -1,6 +1,491 @@
 //! The node's HTTP API (`/v1/…`): content types and the typed request and response models shared
-//! by the gateway (`sealbridge-node`) and the light client (`sealbridge-client`).
+//! by the gateway (`sealbridge-node`) and the light client (`sealbridge-client`), and the OpenAPI
+//! 3.1 document generated from them ([`openapi`]).
+//!
+//! The models are the wire format: field names, order and encodings are what the gateway sends.
+//! Hashes, addresses and byte strings are `0x`-prefixed or bare hex *strings* exactly as the
+//! gateway has always written them (see each field), amounts beyond 2^53 are decimal strings, and
+//! a field documented "null when …" is always present. Unknown fields are ignored when reading,
+//! so a client keeps working against a newer node.
 #![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+mod openapi;
+pub use openapi::{ApiDoc, openapi, openapi_json};
 
 /// Content type of a sealed envelope (`POST /v1/envelopes`) and of a COSE receipt.
 pub const COSE: &str = "application/cose";
+
+/// `Retry-After` (seconds) when the enclave is unreachable: the core tries a new session every
+/// 250 ms and a respawned enclave process restores in about a second.
+pub const RETRY_AFTER_ENCLAVE_DOWN: u32 = 2;
+/// `Retry-After` (seconds) when too many statements wait for the chain: the relayer settles one
+/// statement per round, and backs off up to 10 s while the chain is unreachable.
+pub const RETRY_AFTER_QUEUE_FULL: u32 = 5;
+/// `Retry-After` (seconds) when the core's request queue is momentarily full.
+pub const RETRY_AFTER_BUSY: u32 = 1;
+
+/// Every refusal: `{"error": <code>, "message": <text>}`. A 503 also carries `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong, for programs.
+    pub error: ErrorCode,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+}
+
+/// The code of a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// No such endpoint (404).
+    NotFound,
+    /// The node failed on its side (500).
+    Internal,
+    /// The enclave is unreachable (503).
+    EnclaveDown,
+    /// `?challenge=` is not 1 to 64 bytes of hex (400).
+    BadChallenge,
+    /// The core's request queue is full (503).
+    Busy,
+    /// The body is larger than an envelope may be (413).
+    TooLarge,
+    /// The body could not be read (400).
+    UnreadableBody,
+    /// Not `application/cose` (415).
+    UnsupportedMediaType,
+    /// The body is empty (400).
+    EmptyBody,
+    /// Not a Sealbridge envelope (400).
+    MalformedEnvelope,
+    /// Too many statements wait for the chain (503).
+    QueueFull,
+    /// The node is stopping (503).
+    Stopping,
+    /// No answer from the enclave in time; re-submission is safe (503).
+    Timeout,
+    /// A malformed id in the path (400).
+    BadId,
+    /// No receipt for this envelope id (404).
+    UnknownEnvelope,
+    /// No decision on this withdrawal request (404).
+    UnknownWithdrawal,
+    /// No checkpoint yet (503).
+    NoCheckpoint,
+    /// Not a tlog-tiles path (400).
+    BadTilePath,
+    /// No such tile (404).
+    NoTile,
+    /// A code this version does not know (a newer node).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Internal => "internal",
+            Self::EnclaveDown => "enclave_down",
+            Self::BadChallenge => "bad_challenge",
+            Self::Busy => "busy",
+            Self::TooLarge => "too_large",
+            Self::UnreadableBody => "unreadable_body",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::EmptyBody => "empty_body",
+            Self::MalformedEnvelope => "malformed_envelope",
+            Self::QueueFull => "queue_full",
+            Self::Stopping => "stopping",
+            Self::Timeout => "timeout",
+            Self::BadId => "bad_id",
+            Self::UnknownEnvelope => "unknown_envelope",
+            Self::UnknownWithdrawal => "unknown_withdrawal",
+            Self::NoCheckpoint => "no_checkpoint",
+            Self::BadTilePath => "bad_tile_path",
+            Self::NoTile => "no_tile",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Seconds a client should wait before retrying a 503 with this code.
+    pub fn retry_after(self) -> u32 {
+        match self {
+            Self::QueueFull => RETRY_AFTER_QUEUE_FULL,
+            Self::Busy => RETRY_AFTER_BUSY,
+            _ => RETRY_AFTER_ENCLAVE_DOWN,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Overall health of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Everything answers.
+    Healthy,
+    /// Accepting, but something is lagging or needs the operator (chain unreachable,
+    /// relayer_error, deep_reorg, deposit_scan_error).
+    Degraded,
+    /// The enclave is unreachable: nothing is accepted.
+    Down,
+}
+
+/// The node's view of the enclave's registration on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationStatus {
+    /// Active when read and not expired since.
+    Registered,
+    /// The registration expired.
+    Expired,
+    /// Revoked, measurement no longer allowed, or never registered.
+    Inactive,
+    /// Not read yet.
+    Unknown,
+}
+
+/// `GET /v1/enclave`: who the enclave is, what it runs, and where it settles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Enclave {
+    /// Attestation evidence (hex) binding the key bundle to `?challenge=`; null without one.
+    pub evidence: Option<String>,
+    /// The instance's public key bundle (hex).
+    pub key_bundle: String,
+    /// The Ed25519 key (hex) that signs receipts, checkpoints and epoch announcements.
+    pub ed25519: String,
+    /// The secp256k1 address (0x, checksummed) that signs statements.
+    pub address: String,
+    /// Instance id (hex).
+    pub instance_id: String,
+    /// Code measurement (0x hex).
+    pub measurement: String,
+    /// The program id envelopes must name (0x hex).
+    pub program_id: String,
+    /// The policy hash statements carry (0x hex).
+    pub policy_hash: String,
+    /// Signed announcement of the current epoch key (hex).
+    pub epoch_announcement: String,
+    /// The TEE kind (`simulated`).
+    pub tee: String,
+    /// Chain id the node settles on.
+    pub chain_id: u64,
+    /// Registry contract (0x).
+    pub registry: String,
+    /// Settlement contract (0x).
+    pub settlement: String,
+    /// The deployment's token (0x).
+    pub token: String,
+    /// What the node's setup says about the program (e.g. `participants`: the development
+    /// participants it funded): passed through as the program describes it, opaque to the node
+    /// and the client.
+    #[serde(flatten)]
+    #[schema(value_type = Object, additional_properties)]
+    pub program: serde_json::Map<String, serde_json::Value>,
+    /// The enclave's registration on chain, as last read.
+    pub registration: RegistrationStatus,
+    /// When that registration expires (unix seconds); null before it was read.
+    pub registration_expires_at: Option<u64>,
+    /// When it was read (unix seconds, host clock); null before.
+    pub registration_checked_at: Option<u64>,
+}
+
+/// Whether the enclave accepted an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptStatus {
+    /// Accepted (200).
+    Accepted,
+    /// Rejected: the receipt is a signed rejection (422).
+    Rejected,
+}
+
+/// `POST /v1/envelopes` (200 and 422): the enclave's signed receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Receipt {
+    /// SHA-256 of the envelope bytes (hex).
+    pub envelope_id: String,
+    /// Accepted or rejected.
+    pub status: ReceiptStatus,
+    /// The rejection's reason code; null when accepted.
+    pub reason: Option<String>,
+    /// Log index of the receipt.
+    pub sequence: u64,
+    /// The receipt, COSE_Sign1 (hex).
+    pub receipt: String,
+    /// Trace id from the envelope header (hex).
+    pub trace_id: String,
+    /// This envelope had been accepted before: this is its original receipt.
+    pub resubmitted: bool,
+}
+
+/// An inclusion proof of a receipt in the log, against a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Inclusion {
+    /// The C2SP signed checkpoint note the proof is against.
+    pub checkpoint: String,
+    /// The checkpoint's log size.
+    pub log_size: u64,
+    /// The receipt's leaf index.
+    pub leaf_index: u64,
+    /// The proof's hashes (hex).
+    pub proof: Vec<String>,
+}
+
+/// `GET /v1/receipts/{envelope_id}`: the receipt and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptInfo {
+    /// The receipt.
+    #[serde(flatten)]
+    pub receipt: Receipt,
+    /// The statement (batch) carrying the input; null when rejected or not yet batched.
+    pub statement_sequence: Option<u64>,
+    /// That statement is final on chain (the configured confirmations).
+    pub settled: bool,
+    /// That statement is on chain, maybe not yet confirmed.
+    pub included: bool,
+    /// The transaction that settled it (0x), once seen.
+    pub settlement_tx: Option<String>,
+    /// The inclusion proof against the latest checkpoint; absent until a checkpoint covers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion: Option<Inclusion>,
+}
+
+/// A withdrawal granted by a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Exit {
+    /// The account (0x).
+    pub account: String,
+    /// The token (0x).
+    pub token: String,
+    /// Amount (decimal).
+    pub amount: String,
+}
+
+/// A signed statement and its settlement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Settlement {
+    /// Statement sequence.
+    pub sequence: u64,
+    /// Inputs in the batch.
+    pub input_count: u32,
+    /// State root before (0x).
+    pub prev_state_root: String,
+    /// State root after (0x).
+    pub new_state_root: String,
+    /// The statement's EIP-712 digest (0x).
+    pub digest: String,
+    /// Final on chain.
+    pub settled: bool,
+    /// On chain, maybe not yet confirmed.
+    pub included: bool,
+    /// The transaction that settled it (0x), once seen.
+    pub tx_hash: Option<String>,
+    /// Its block.
+    pub block_number: Option<u64>,
+    /// It has the configured confirmations.
+    pub confirmed: bool,
+    /// Number of netting effects.
+    pub effects: u64,
+    /// Withdrawals granted.
+    pub exits: Vec<Exit>,
+}
+
+/// `GET /v1/settlements`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Settlements {
+    /// `lastSequence` as last read from the chain.
+    pub chain_sequence: u64,
+    /// The last sequence final with the configured confirmations.
+    pub final_sequence: u64,
+    /// The statements, from `from`, at most `limit`.
+    pub statements: Vec<Settlement>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    /// Overall health.
+    pub health: Health,
+    /// The chain refuses the next statement or its transaction, with what to do; null if not.
+    pub relayer_error: Option<String>,
+    /// An unacknowledged reorg deeper than the confirmations under credited deposits; null if
+    /// none.
+    pub deep_reorg: Option<String>,
+    /// The deposit scan fails; null if not.
+    pub deposit_scan_error: Option<String>,
+    /// Envelopes accepted.
+    pub accepted: u64,
+    /// Envelopes rejected.
+    pub rejected: u64,
+    /// Accepted inputs in final statements.
+    pub settled_inputs: u64,
+    /// Accepted inputs not yet final.
+    pub pending_inputs: u64,
+    /// The last statement final on chain.
+    pub last_settled_sequence: u64,
+    /// The last statement the enclave signed.
+    pub last_signed_sequence: u64,
+    /// The enclave's state root (0x); null before the enclave answered.
+    pub enclave_state_root: Option<String>,
+    /// The chain's final state root (0x).
+    pub chain_state_root: String,
+    /// The log's size; null before the enclave answered.
+    pub log_size: Option<u64>,
+    /// The last statement on chain, maybe not yet confirmed.
+    pub last_included_sequence: u64,
+    /// Chain id.
+    pub chain_id: u64,
+    /// Settlement contract (0x).
+    pub settlement: String,
+    /// The chain's head block as last read.
+    pub chain_head: u64,
+    /// Confirmations the node waits for.
+    pub confirmations: u64,
+    /// Every deposit and withdrawal request in an earlier block is handed to the enclave.
+    pub deposit_cursor: u64,
+    /// Exits waiting for the next statement (the enclave's); null before it answered.
+    pub pending_exits: Option<u64>,
+    /// The last withdrawal request the enclave decided; null before it answered.
+    pub last_withdrawal_request: Option<u64>,
+    /// The escape hatch is open.
+    pub frozen: bool,
+    /// Settlement is paused.
+    pub paused: bool,
+    /// When anyone may freeze the deployment if nothing settles before (unix seconds); null
+    /// when unknown.
+    pub hatch_opens_at: Option<u64>,
+}
+
+/// `GET /v1/withdrawals/{request_id}`: the enclave's decision on a withdrawal request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Withdrawal {
+    /// The contract's request id.
+    pub request_id: u64,
+    /// The requesting account (0x).
+    pub account: String,
+    /// The token (0x).
+    pub token: String,
+    /// Amount requested (decimal).
+    pub requested: String,
+    /// Amount granted (decimal; 0 for a refusal).
+    pub granted: String,
+    /// `full`, `partial`, `refused-insufficient`, `refused-not-participant`,
+    /// `refused-unknown-token` or `refused-zero`.
+    pub reason: String,
+    /// The statement whose exits carry the grant; null for a refusal.
+    pub statement_sequence: Option<u64>,
+    /// That statement is on chain, maybe not yet confirmed.
+    pub included: bool,
+    /// That statement is final: the exit is claimable.
+    pub settled: bool,
+    /// Block of the request event.
+    pub block_number: u64,
+    /// Log index of the request event in its block.
+    pub log_index: u64,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Healthz {
+    /// Overall health (503 when down).
+    pub status: Health,
+    /// The enclave answers.
+    pub enclave: bool,
+    /// The chain answers.
+    pub chain: bool,
+    /// See [`Status::relayer_error`].
+    pub relayer_error: Option<String>,
+    /// See [`Status::deep_reorg`].
+    pub deep_reorg: Option<String>,
+    /// See [`Status::deposit_scan_error`].
+    pub deposit_scan_error: Option<String>,
+    /// Signed statements not yet on chain.
+    pub pending_statements: u64,
+}
+
+/// `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Readyz {
+    /// Ready to accept envelopes (503 when not).
+    pub ready: bool,
+    /// Overall health.
+    pub status: Health,
+}
+
+/// Query of `GET /v1/enclave`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EnclaveQuery {
+    /// 1 to 64 bytes of hex: the evidence binds the key bundle to it.
+    pub challenge: Option<String>,
+}
+
+/// Query of `GET /v1/settlements`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// First statement sequence (default 1).
+    pub from: Option<u64>,
+    /// At most this many (default 100, at most 1000).
+    #[param(maximum = 1000)]
+    pub limit: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip_and_unknown_codes_read() {
+        for c in [
+            ErrorCode::EnclaveDown,
+            ErrorCode::QueueFull,
+            ErrorCode::NoTile,
+        ] {
+            let v = serde_json::to_value(c).unwrap();
+            assert_eq!(v, c.as_str());
+            assert_eq!(serde_json::from_value::<ErrorCode>(v).unwrap(), c);
+        }
+        let e: ErrorBody =
+            serde_json::from_str(r#"{"error":"draining","message":"later"}"#).unwrap();
+        assert_eq!(e.error, ErrorCode::Unknown);
+        assert_eq!(ErrorCode::QueueFull.retry_after(), 5);
+    }
+
+    #[test]
+    fn receipt_info_keeps_the_receipt_fields_at_the_top_level() {
+        let r = ReceiptInfo {
+            receipt: Receipt {
+                envelope_id: "ab".into(),
+                status: ReceiptStatus::Accepted,
+                reason: None,
+                sequence: 3,
+                receipt: "cd".into(),
+                trace_id: "ef".into(),
+                resubmitted: false,
+            },
+            statement_sequence: None,
+            settled: false,
+            included: false,
+            settlement_tx: None,
+            inclusion: None,
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"envelope_id":"ab","status":"accepted","reason":null,"sequence":3,"receipt":"cd","trace_id":"ef","resubmitted":false,"statement_sequence":null,"settled":false,"included":false,"settlement_tx":null}"#
+        );
+        assert_eq!(serde_json::from_str::<ReceiptInfo>(&text).unwrap(), r);
+    }
+}

@@ -1,5 +1,9 @@
 //! `sealbridge client`, `sealbridge status` and `sealbridge load`: the node's HTTP API from the
 //! command line. Clients check the enclave's attestation against a policy before sealing.
+//!
+//! Every command here prints lines for people by default and exactly one JSON object with
+//! `--json`; with `--json` a failure is `{"error": <code>, "message": <text>}` on stdout (as
+//! `sealbridge gov` does), and the exit code is non-zero either way.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,10 +12,12 @@ use anyhow::{Context, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
-use sealbridge_client::NodeClient;
+use sealbridge_client::api::{Enclave, Receipt, ReceiptInfo, ReceiptStatus};
+use sealbridge_client::{ClientError, NodeClient, Submitted};
 use sealbridge_deploy::dev::participants;
 use sealbridge_node::unix_now;
 use sealbridge_programs::netting::Obligation;
+use serde_json::{Value, json};
 
 /// How the client appraises the enclave before sealing anything.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,6 +51,9 @@ pub struct ClientArgs {
     pub node: String,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Print one JSON object (also for a failure: `{"error": code, "message": text}`).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: ClientCommand,
 }
@@ -102,42 +111,65 @@ pub struct WithdrawArgs {
     /// Longest wait, in seconds, for the decision, and then for the exit to settle.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
-    /// Print one JSON object.
-    #[arg(long)]
-    pub json: bool,
+}
+
+/// With `--json`, a failure as one JSON object on stdout; the error goes on to `main` (stderr,
+/// exit 2) either way.
+fn reported(json: bool, r: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    if let (true, Err(e)) = (json, &r) {
+        let code = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<ClientError>())
+            .map_or("error", ClientError::code);
+        println!("{}", json!({"error": code, "message": format!("{e:#}")}));
+    }
+    r
 }
 
 /// Run `sealbridge client`.
 pub fn run(args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    reported(args.json, run_client(args))
+}
+
+fn run_client(args: &ClientArgs) -> anyhow::Result<ExitCode> {
     let c = NodeClient::new(&args.node);
     let mut rng = ChaCha20Rng::from_entropy();
     match &args.command {
         ClientCommand::Attest => {
             let a = c.attest(&args.policy.policy()?, unix_now(), &mut rng)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "appraisal": "passed",
-                    "address": a.key_bundle.address,
-                    "instance_id": a.instance.to_hex(),
-                    "measurement": a.measurement,
-                    "epoch": a.epoch.0,
-                    "settlement": a.info["settlement"],
-                }))?
-            );
+            if args.json {
+                println!(
+                    "{}",
+                    json!({
+                        "appraisal": "passed",
+                        "address": a.key_bundle.address,
+                        "instance_id": a.instance.to_hex(),
+                        "measurement": a.measurement,
+                        "epoch": a.epoch.0,
+                        "settlement": a.enclave.settlement,
+                    })
+                );
+            } else {
+                println!("appraisal: passed");
+                println!("  address: {:#x}", a.key_bundle.address);
+                println!("  instance id: {}", a.instance.to_hex());
+                println!("  measurement: {}", a.measurement);
+                println!("  epoch: {}", a.epoch.0);
+                println!("  settlement: {}", a.enclave.settlement);
+            }
         }
         ClientCommand::Submit { from, to, amount } => {
             let a = c.attest(&args.policy.policy()?, unix_now(), &mut rng)?;
-            let n = a.info["participants"].as_u64().context("participants")? as u32;
+            let n = participant_count(&a.enclave)?;
             if *from >= n || *to >= n || from == to {
                 bail!("participants are 0..{n}, and from must differ from to");
             }
             let ps = participants(n);
-            let token = a.info["token"]
-                .as_str()
-                .context("token")?
+            let token = a
+                .enclave
+                .token
                 .parse()
-                .context("token address")?;
+                .context("the node's token address")?;
             let ob = Obligation {
                 to: ps[*to as usize].account,
                 token,
@@ -150,30 +182,90 @@ pub fn run(args: &ClientArgs) -> anyhow::Result<ExitCode> {
                 600,
                 &mut rng,
             )?;
-            let (status, v) = c.submit(&env, 10)?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
-            if status != 200 {
+            let answer = c.send(&env, 10)?;
+            if args.json {
+                println!("{}", answer.to_json());
+            } else {
+                print_submitted(&answer);
+            }
+            if answer.status() != 200 {
                 return Ok(ExitCode::from(1));
             }
         }
-        ClientCommand::Withdraw(w) => return withdraw(&c, w),
+        ClientCommand::Withdraw(w) => return withdraw(&c, w, args.json),
         ClientCommand::Receipt { envelope_id } => {
             let mut id = [0u8; 32];
             hex::decode_to_slice(envelope_id.trim_start_matches("0x"), &mut id)
                 .context("an envelope id is 32 bytes of hex")?;
-            let (v, proof) = c.receipt(&id)?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
-            match proof {
-                Some(true) => eprintln!("inclusion proof: verified"),
-                Some(false) => {
-                    eprintln!("inclusion proof: DOES NOT VERIFY");
-                    return Ok(ExitCode::from(1));
-                }
-                None => eprintln!("inclusion proof: not yet (no checkpoint covers it)"),
+            let (r, proof) = c.receipt_info(&id)?;
+            if args.json {
+                let mut v = serde_json::to_value(&r)?;
+                v["inclusion_verified"] = json!(proof);
+                println!("{v}");
+            } else {
+                print_receipt(&r, proof);
+            }
+            if proof == Some(false) {
+                return Ok(ExitCode::from(1));
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The enclave's verdict on an envelope, for people.
+fn print_verdict(r: &Receipt) {
+    let again = if r.resubmitted { " (sent before)" } else { "" };
+    match r.status {
+        ReceiptStatus::Accepted => println!("accepted{again}"),
+        ReceiptStatus::Rejected => println!(
+            "rejected by the enclave{again}: {}",
+            r.reason.as_deref().unwrap_or("(no reason given)")
+        ),
+    }
+    println!("  envelope id: {}", r.envelope_id);
+    println!("  log sequence: {}", r.sequence);
+    println!("  trace id: {}", r.trace_id);
+}
+
+fn print_submitted(answer: &Submitted) {
+    match answer {
+        Submitted::Receipt(r) => print_verdict(r),
+        Submitted::Refused { status, error } => println!(
+            "refused by the node (HTTP {status}, {}): {}",
+            error.error, error.message
+        ),
+    }
+}
+
+fn print_receipt(r: &ReceiptInfo, proof: Option<bool>) {
+    print_verdict(&r.receipt);
+    match r.statement_sequence {
+        Some(q) if r.settled => println!("  statement: {q} (settled)"),
+        Some(q) if r.included => println!("  statement: {q} (on chain, not yet final)"),
+        Some(q) => println!("  statement: {q} (not yet on chain)"),
+        None => println!("  statement: none"),
+    }
+    if let Some(tx) = &r.settlement_tx {
+        println!("  settlement tx: {tx}");
+    }
+    println!(
+        "  inclusion proof: {}",
+        match proof {
+            Some(true) => "verified",
+            Some(false) => "DOES NOT VERIFY",
+            None => "not yet (no checkpoint covers it)",
+        }
+    );
+}
+
+/// The development participants the node's setup funded (its program's `participants`).
+fn participant_count(info: &Enclave) -> anyhow::Result<u32> {
+    info.program
+        .get("participants")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .context("the node's /v1/enclave names no development participants")
 }
 
 /// The node's contracts on the chain at `url`, checked against the node's `/v1/enclave`
@@ -182,29 +274,35 @@ pub fn run(args: &ClientArgs) -> anyhow::Result<ExitCode> {
 pub(crate) fn attach_node_chain<C: sealbridge_chain::Chain>(
     chain: C,
     url: &str,
-    info: &serde_json::Value,
+    info: &Value,
     admin: alloy_primitives::Address,
 ) -> anyhow::Result<sealbridge_chain::Sealbridge<C>> {
-    use crate::common::field;
+    let info: Enclave =
+        serde_json::from_value(info.clone()).context("the node's /v1/enclave answer")?;
+    let field = |what: &str, text: &str| -> anyhow::Result<alloy_primitives::Address> {
+        text.parse()
+            .with_context(|| format!("the node's {what} ({text:?})"))
+    };
     let shown = crate::endpoint::endpoint(url);
     let chain_id = chain.chain_id()?;
-    let node_chain = info["chain_id"].as_u64().context("the node's chain_id")?;
+    let node_chain = info.chain_id;
     if chain_id != node_chain {
         bail!(
             "the chain at {shown} has chain id {chain_id} but the node settles on chain id \
              {node_chain}: pass the node's chain with --chain URL"
         );
     }
-    let settlement: alloy_primitives::Address = field(info, "settlement")?;
-    let policy_hash: alloy_primitives::B256 = field(info, "policy_hash")?;
+    let settlement = field("settlement", &info.settlement)?;
+    let policy_hash: alloy_primitives::B256 =
+        info.policy_hash.parse().context("the node's policy_hash")?;
     let sb = sealbridge_chain::Sealbridge::attach(
         chain,
         sealbridge_chain::Deployment {
             chain_id,
             admin,
-            registry: field(info, "registry")?,
+            registry: field("registry", &info.registry)?,
             settlement,
-            token: field(info, "token")?,
+            token: field("token", &info.token)?,
         },
     );
     match sb.policy_hash() {
@@ -236,15 +334,13 @@ fn reason_text(reason: &str) -> &'static str {
 }
 
 /// `sealbridge client withdraw`.
-fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
+fn withdraw(c: &NodeClient, w: &WithdrawArgs, json: bool) -> anyhow::Result<ExitCode> {
     use sealbridge_chain::rpc::RpcChain;
     if w.amount == 0 {
         bail!("--amount must be at least 1 (nothing was sent)");
     }
-    let (status, info) = c.get_json("/v1/enclave")?;
-    if status != 200 {
-        bail!("the node's /v1/enclave answered {status}: {info}");
-    }
+    let enclave = c.enclave(None).context("the node's /v1/enclave")?;
+    let info = serde_json::to_value(&enclave)?;
     let shown = crate::endpoint::endpoint(&w.chain);
     let mut rpc = RpcChain::connect(&w.chain).map_err(|e| {
         anyhow::anyhow!(
@@ -254,7 +350,7 @@ fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
     })?;
     let account = match (w.from, &w.key_file) {
         (Some(i), None) => {
-            let n = info["participants"].as_u64().context("participants")? as u32;
+            let n = participant_count(&enclave)?;
             if i >= n {
                 bail!("--from: the development participants are 0..{n}, not {i}");
             }
@@ -281,11 +377,7 @@ fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
         Some(t) => t,
         None => sb.deployment.token,
     };
-    let confirmations = c
-        .status()
-        .ok()
-        .and_then(|s| s["confirmations"].as_u64())
-        .unwrap_or(1);
+    let confirmations = c.node_status().map_or(1, |s| s.confirmations);
     // With more than one confirmation on a development chain that mines only on
     // transactions, mine a block a second (an error means a real chain: it mines itself).
     let mut last_mined = std::time::Instant::now();
@@ -299,7 +391,7 @@ fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
     let (d, request_tx) = sealbridge_client::request_withdrawal(
         c, &mut sb, account, token, w.amount, timeout, &mut nudge,
     )?;
-    if !w.json {
+    if !json {
         println!(
             "withdrawal request {}: {} of {} granted ({}: {})",
             d.request_id,
@@ -314,7 +406,7 @@ fn withdraw(c: &NodeClient, w: &WithdrawArgs) -> anyhow::Result<ExitCode> {
     }
     let (d, claim_tx, claimed) = sealbridge_client::claim_exit(c, &mut sb, d, timeout, &mut nudge)?;
     let wallet = sb.token_balance(token, account)?;
-    if w.json {
+    if json {
         println!(
             "{}",
             serde_json::json!({
@@ -362,40 +454,27 @@ pub struct StatusArgs {
 
 /// Run `sealbridge status`.
 pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let s = NodeClient::new(&args.node).status()?;
+    reported(args.json, status(args))
+}
+
+fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let s = NodeClient::new(&args.node).node_status()?;
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
-    } else {
-        for k in [
-            "health",
-            "relayer_error",
-            "deep_reorg",
-            "deposit_scan_error",
-            "accepted",
-            "rejected",
-            "settled_inputs",
-            "pending_inputs",
-            "last_settled_sequence",
-            "last_signed_sequence",
-            "enclave_state_root",
-            "chain_state_root",
-            "log_size",
-            "last_included_sequence",
-            "chain_head",
-            "confirmations",
-            "deposit_cursor",
-            "pending_exits",
-            "last_withdrawal_request",
-            "frozen",
-            "paused",
-            "hatch_opens_at",
-        ] {
-            // Older nodes lack some fields; an empty error or alarm is not worth a line.
-            let quiet = ["relayer_error", "deep_reorg", "deposit_scan_error"].contains(&k);
-            if s[k].is_null() && (quiet || s.get(k).is_none()) {
-                continue;
-            }
-            println!("{k:>22}: {}", s[k]);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Value::Object(fields) = serde_json::to_value(&s)? else {
+        bail!("the node's status is not an object");
+    };
+    for (k, v) in &fields {
+        // An empty error or alarm is not worth a line.
+        let quiet = ["relayer_error", "deep_reorg", "deposit_scan_error"].contains(&k.as_str());
+        if v.is_null() && quiet {
+            continue;
+        }
+        match v {
+            Value::String(text) => println!("{k:>23}: {text}"),
+            other => println!("{k:>23}: {other}"),
         }
     }
     Ok(ExitCode::SUCCESS)

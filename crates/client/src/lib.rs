@@ -6,31 +6,57 @@
 
 use std::time::Duration;
 
+/// The node API's models this client reads and returns.
+pub use sealbridge_api as api;
+
 use alloy_primitives::{Address, B256, U256};
 use rand_core::CryptoRngCore;
+use sealbridge_api::{
+    Enclave, ErrorBody, ErrorCode, Inclusion, Receipt, ReceiptInfo, ReceiptStatus, Settlements,
+    Status, Withdrawal,
+};
 use sealbridge_attest::{Collateral, Evidence, Policy, report_data, verify};
 use sealbridge_enclave::{KeyBundle, epochs::EpochAnnouncement};
 use sealbridge_log::{Hash, leaf_hash, verify_inclusion};
+use sealbridge_net::{AgentConfig, NetError};
 use sealbridge_proto::{EnvelopeHeader, Epoch, InstanceId, Nonce, ProgramId, TraceId};
 use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The node could not be reached.
-    #[error("transport: {0}")]
-    Transport(String),
+    /// The node could not be reached, or the connection failed (an untrusted certificate says
+    /// so, and what to do).
+    #[error("cannot talk to the node: {0}")]
+    Transport(#[source] NetError),
     /// The node answered something unexpected.
     #[error("unexpected answer: {0}")]
     Protocol(String),
+    /// The node's answer does not parse as the API model it should be.
+    #[error("unexpected answer from {what}: {source}")]
+    Decode {
+        /// Which answer.
+        what: String,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The enclave's attestation did not pass the policy: nothing was sealed.
     #[error("attestation refused: {0}")]
     Attestation(String),
-    /// The node refused the request (status, body).
-    #[error("node answered {0}: {1}")]
-    Refused(u16, String),
+    /// The node refused the request.
+    #[error("node answered {status}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The refusal's code, when the body is an API error.
+        code: Option<ErrorCode>,
+        /// The refusal's message (or the body as it came).
+        message: String,
+    },
     /// The caller's request is not valid; nothing was sent.
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -42,8 +68,42 @@ pub enum ClientError {
     Timeout(String),
 }
 
-fn transport(e: impl std::fmt::Display) -> ClientError {
-    ClientError::Transport(e.to_string())
+impl ClientError {
+    /// A short code for programs: the node's error code for a refusal, else the kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Transport(_) => "transport",
+            Self::Protocol(_) | Self::Decode { .. } => "protocol",
+            Self::Attestation(_) => "attestation",
+            Self::Refused { code: Some(c), .. } => c.as_str(),
+            Self::Refused { code: None, .. } => "refused",
+            Self::Invalid(_) => "invalid",
+            Self::Chain(_) => "chain",
+            Self::Timeout(_) => "timeout",
+        }
+    }
+
+    /// The refusal of a non-success answer (`status`, body text).
+    fn refused(status: u16, body: &str) -> Self {
+        match serde_json::from_str::<ErrorBody>(body) {
+            Ok(e) => Self::Refused {
+                status,
+                code: Some(e.error),
+                message: e.message,
+            },
+            Err(_) => Self::Refused {
+                status,
+                code: None,
+                message: body.chars().take(500).collect(),
+            },
+        }
+    }
+}
+
+impl From<ureq::Error> for ClientError {
+    fn from(e: ureq::Error) -> Self {
+        Self::Transport(e.into())
+    }
 }
 
 /// What a client needs to address envelopes to an attested enclave.
@@ -62,6 +122,8 @@ pub struct Attested {
     /// Measurement.
     pub measurement: B256,
     /// The full `/v1/enclave` answer.
+    pub enclave: Enclave,
+    /// The same, as JSON (for callers not yet reading [`Attested::enclave`]).
     pub info: Value,
 }
 
@@ -102,82 +164,161 @@ pub struct NodeClient {
 /// The longest `Retry-After` [`NodeClient::submit`] honours.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
+/// The bound on one request of a [`NodeClient::new`] (a submission waits for the enclave and
+/// the durable write: the node answers within 30 s).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// An HTTP answer: status and JSON body.
 pub type Answer = (u16, Value);
 
+/// The node's answer to a submitted envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Accepted (200) or rejected by the enclave with a signed rejection receipt (422): see
+    /// [`Receipt::status`].
+    Receipt(Receipt),
+    /// Refused before the enclave (4xx) or not now (503, after the retries).
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The refusal.
+        error: ErrorBody,
+    },
+}
+
+impl Submitted {
+    /// The HTTP status the node answered.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Receipt(r) if r.status == ReceiptStatus::Accepted => 200,
+            Self::Receipt(_) => 422,
+            Self::Refused { status, .. } => *status,
+        }
+    }
+
+    /// The answer as the node wrote it.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Receipt(r) => serde_json::to_value(r),
+            Self::Refused { error, .. } => serde_json::to_value(error),
+        }
+        .unwrap_or_default()
+    }
+}
+
+/// A raw answer: status, body, `Retry-After` in seconds.
+struct Raw {
+    status: u16,
+    body: String,
+    retry_after: Option<u64>,
+}
+
+impl Raw {
+    /// The body as `T` when the status is one of `ok`, else the node's refusal.
+    fn decode<T: DeserializeOwned>(&self, what: &str, ok: &[u16]) -> Result<T, ClientError> {
+        if !ok.contains(&self.status) {
+            return Err(ClientError::refused(self.status, &self.body));
+        }
+        serde_json::from_str(&self.body).map_err(|source| ClientError::Decode {
+            what: what.to_string(),
+            source,
+        })
+    }
+
+    fn json(self) -> Answer {
+        let v = serde_json::from_str(&self.body).unwrap_or(Value::String(self.body));
+        (self.status, v)
+    }
+}
+
 impl NodeClient {
-    /// A client for `base` (e.g. `http://127.0.0.1:8080`).
+    /// A client for `base` (e.g. `http://127.0.0.1:8080` or `https://…`), trusting the
+    /// platform's roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` honoured), each request bounded by
+    /// [`REQUEST_TIMEOUT`].
     pub fn new(base: &str) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
+        let cfg = AgentConfig::with_timeout(REQUEST_TIMEOUT);
+        // Only an extra CA can make an agent fail to build, and there is none here.
+        let agent = sealbridge_net::agent(&cfg).expect("an agent without an extra CA");
+        Self::with_agent(base, agent)
+    }
+
+    /// A client for `base` with its own agent configuration, e.g. an extra CA to trust
+    /// ([`AgentConfig::extra_ca`]); an error if that CA is not a PEM certificate.
+    pub fn with_agent_config(base: &str, cfg: &AgentConfig) -> Result<Self, ClientError> {
+        let agent = sealbridge_net::agent(cfg).map_err(ClientError::Transport)?;
+        Ok(Self::with_agent(base, agent))
+    }
+
+    fn with_agent(base: &str, agent: ureq::Agent) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
             agent,
         }
     }
 
-    /// GET a JSON document.
-    pub fn get_json(&self, path: &str) -> Result<Answer, ClientError> {
-        let mut r = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .call()
-            .map_err(transport)?;
-        let status = r.status().as_u16();
-        let body = r.body_mut().read_to_string().map_err(transport)?;
-        let v = serde_json::from_str(&body).unwrap_or(Value::String(body));
-        Ok((status, v))
+    /// The node's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
-    /// GET raw bytes.
-    pub fn get_bytes(&self, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
-        let mut r = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .call()
-            .map_err(transport)?;
+    fn get_raw(&self, path: &str) -> Result<Raw, ClientError> {
+        let mut r = self.agent.get(&format!("{}{path}", self.base)).call()?;
         let status = r.status().as_u16();
-        let body = r
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .map_err(transport)?;
-        Ok((status, body))
-    }
-
-    /// POST bytes with a content type.
-    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Answer, ClientError> {
-        self.post_retry_after(path, content_type, body)
-            .map(|(status, v, _)| (status, v))
+        let body = r.body_mut().read_to_string()?;
+        Ok(Raw {
+            status,
+            body,
+            retry_after: None,
+        })
     }
 
     /// POST, also returning the `Retry-After` header in seconds (RFC 9110 §10.2.3; the node
     /// sends the delay-seconds form).
-    fn post_retry_after(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: &[u8],
-    ) -> Result<(u16, Value, Option<u64>), ClientError> {
+    fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Raw, ClientError> {
         let mut r = self
             .agent
             .post(&format!("{}{path}", self.base))
             .header("content-type", content_type)
-            .send(body)
-            .map_err(transport)?;
+            .send(body)?;
         let status = r.status().as_u16();
         let retry_after = r
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
-        let text = r.body_mut().read_to_string().map_err(transport)?;
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, v, retry_after))
+        let body = r.body_mut().read_to_string()?;
+        Ok(Raw {
+            status,
+            body,
+            retry_after,
+        })
+    }
+
+    /// GET any path as JSON, whatever the status (a body that is not JSON comes as a string).
+    pub fn get_json(&self, path: &str) -> Result<Answer, ClientError> {
+        self.get_raw(path).map(Raw::json)
+    }
+
+    /// GET raw bytes.
+    pub fn get_bytes(&self, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
+        let mut r = self.agent.get(&format!("{}{path}", self.base)).call()?;
+        let status = r.status().as_u16();
+        let body = r.body_mut().with_config().limit(64 << 20).read_to_vec()?;
+        Ok((status, body))
+    }
+
+    /// POST bytes with a content type; the answer as JSON, whatever the status.
+    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Answer, ClientError> {
+        self.post_raw(path, content_type, body).map(Raw::json)
+    }
+
+    /// `GET /v1/enclave`, with fresh evidence for `challenge` when given.
+    pub fn enclave(&self, challenge: Option<&[u8]>) -> Result<Enclave, ClientError> {
+        let path = match challenge {
+            Some(c) => format!("/v1/enclave?challenge={}", hex::encode(c)),
+            None => "/v1/enclave".to_string(),
+        };
+        self.get_raw(&path)?.decode("/v1/enclave", &[200])
     }
 
     /// Fetch the enclave's description and fresh evidence for a random challenge, appraise the
@@ -194,20 +335,14 @@ impl NodeClient {
     ) -> Result<Attested, ClientError> {
         let mut challenge = [0u8; 32];
         rng.fill_bytes(&mut challenge);
-        let (status, info) =
-            self.get_json(&format!("/v1/enclave?challenge={}", hex::encode(challenge)))?;
-        if status != 200 {
-            return Err(ClientError::Refused(status, info.to_string()));
-        }
-        let hexfield = |k: &str| -> Result<Vec<u8>, ClientError> {
-            info[k]
-                .as_str()
-                .and_then(|s| hex::decode(s.trim_start_matches("0x")).ok())
-                .ok_or_else(|| ClientError::Protocol(format!("field {k}")))
+        let info = self.enclave(Some(&challenge))?;
+        let hexfield = |k: &str, v: Option<&str>| -> Result<Vec<u8>, ClientError> {
+            v.and_then(|s| hex::decode(s.trim_start_matches("0x")).ok())
+                .ok_or_else(|| ClientError::Protocol(format!("/v1/enclave: field {k} is not hex")))
         };
-        let bundle = KeyBundle::from_bytes(&hexfield("key_bundle")?)
+        let bundle = KeyBundle::from_bytes(&hexfield("key_bundle", Some(&info.key_bundle))?)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let evidence = Evidence::Simulated(hexfield("evidence")?);
+        let evidence = Evidence::Simulated(hexfield("evidence", info.evidence.as_deref())?);
         let now = now.max(sealbridge_net::unix_now());
         let verified = verify(&evidence, &Collateral::None, now, policy)
             .map_err(|e| ClientError::Attestation(e.to_string()))?;
@@ -218,14 +353,17 @@ impl NodeClient {
                 "the evidence does not bind this key bundle to our challenge".into(),
             ));
         }
-        let measurement = B256::from_slice(&hexfield("measurement")?);
+        let measurement = B256::try_from(
+            hexfield("measurement", Some(&info.measurement))?.as_slice(),
+        )
+        .map_err(|_| ClientError::Protocol("/v1/enclave: measurement is not 32 bytes".into()))?;
         if verified.claims.measurement.0 != measurement.0 {
             return Err(ClientError::Attestation(
                 "the described measurement is not the attested one".into(),
             ));
         }
         let ann = EpochAnnouncement::verify(
-            &hexfield("epoch_announcement")?,
+            &hexfield("epoch_announcement", Some(&info.epoch_announcement))?,
             &Ed25519PublicKey::from_bytes(bundle.ed25519),
         )
         .map_err(|e| ClientError::Attestation(format!("epoch announcement: {e}")))?;
@@ -234,9 +372,8 @@ impl NodeClient {
                 "epoch announcement names another instance".into(),
             ));
         }
-        let program = hexfield("program_id")?;
-        let program = ProgramId::from_slice(&program)
-            .map_err(|_| ClientError::Protocol("program id".into()))?;
+        let program = ProgramId::from_slice(&hexfield("program_id", Some(&info.program_id))?)
+            .map_err(|_| ClientError::Protocol("/v1/enclave: program id".into()))?;
         Ok(Attested {
             key_bundle: bundle,
             instance: ann.instance,
@@ -244,64 +381,106 @@ impl NodeClient {
             kem: ann.public_key,
             program,
             measurement,
-            info,
+            info: serde_json::to_value(&info).unwrap_or_default(),
+            enclave: info,
         })
     }
 
-    /// Submit an envelope; retries transport failures and 503s up to `retries` times (safe:
-    /// the node answers a re-submitted accepted envelope with its original receipt). Waits
-    /// 100 ms more after each attempt (at most 2 s), or what the node's `Retry-After` asks
-    /// if that is longer (at most [`MAX_RETRY_AFTER`]).
+    /// Send an envelope; retries transport failures and 503s up to `retries` times (safe: the
+    /// node answers a re-submitted accepted envelope with its original receipt). Waits 100 ms
+    /// more after each attempt (at most 2 s), or what the node's `Retry-After` asks if that is
+    /// longer (at most [`MAX_RETRY_AFTER`]). A receipt (accepted or rejected) and a refusal are
+    /// answers; an error is a failure to get one.
+    pub fn send(&self, envelope: &[u8], retries: u32) -> Result<Submitted, ClientError> {
+        let raw = self.send_raw(envelope, retries)?;
+        match raw.status {
+            200 | 422 => raw
+                .decode("/v1/envelopes", &[200, 422])
+                .map(Submitted::Receipt),
+            status => match serde_json::from_str::<ErrorBody>(&raw.body) {
+                Ok(error) => Ok(Submitted::Refused { status, error }),
+                Err(_) => Err(ClientError::refused(status, &raw.body)),
+            },
+        }
+    }
+
+    /// [`NodeClient::send`], the answer as the node wrote it: status and JSON (a body that is
+    /// not JSON comes as a string).
     pub fn submit(&self, envelope: &[u8], retries: u32) -> Result<Answer, ClientError> {
+        self.send_raw(envelope, retries).map(Raw::json)
+    }
+
+    fn send_raw(&self, envelope: &[u8], retries: u32) -> Result<Raw, ClientError> {
         let mut attempt = 0;
         loop {
-            let r = self.post_retry_after("/v1/envelopes", sealbridge_api::COSE, envelope);
-            let retry = matches!(&r, Err(ClientError::Transport(_)) | Ok((503, _, _)));
+            let r = self.post_raw("/v1/envelopes", sealbridge_api::COSE, envelope);
+            let retry = matches!(&r, Err(ClientError::Transport(_)))
+                || matches!(&r, Ok(raw) if raw.status == 503);
             if !retry || attempt >= retries {
-                return r.map(|(status, v, _)| (status, v));
+                return r;
             }
             attempt += 1;
             let backoff = Duration::from_millis(100 * u64::from(attempt.min(20)));
             let asked = match &r {
-                Ok((_, _, Some(secs))) => Duration::from_secs(*secs).min(MAX_RETRY_AFTER),
+                Ok(Raw {
+                    retry_after: Some(secs),
+                    ..
+                }) => Duration::from_secs(*secs).min(MAX_RETRY_AFTER),
                 _ => Duration::ZERO,
             };
             std::thread::sleep(backoff.max(asked));
         }
     }
 
-    /// The receipt of an envelope, with its inclusion proof checked when present: returns the
-    /// JSON and whether the proof verified against the checkpoint's root.
+    /// The receipt of an envelope and what became of it, with its inclusion proof checked when
+    /// present: whether the proof verified against the checkpoint's root (`None`: no proof
+    /// yet).
+    pub fn receipt_info(
+        &self,
+        envelope_id: &[u8; 32],
+    ) -> Result<(ReceiptInfo, Option<bool>), ClientError> {
+        let r: ReceiptInfo = self
+            .get_raw(&format!("/v1/receipts/{}", hex::encode(envelope_id)))?
+            .decode("/v1/receipts", &[200])?;
+        let proof_ok = r
+            .inclusion
+            .as_ref()
+            .map(|inc| check_inclusion(&r.receipt, inc).unwrap_or(false));
+        Ok((r, proof_ok))
+    }
+
+    /// [`NodeClient::receipt_info`] as JSON.
     pub fn receipt(&self, envelope_id: &[u8; 32]) -> Result<(Value, Option<bool>), ClientError> {
-        let (status, v) = self.get_json(&format!("/v1/receipts/{}", hex::encode(envelope_id)))?;
-        if status != 200 {
-            return Err(ClientError::Refused(status, v.to_string()));
-        }
-        let proof_ok = v
-            .get("inclusion")
-            .filter(|i| !i.is_null())
-            .map(|inc| check_inclusion(&v, inc).unwrap_or(false));
-        Ok((v, proof_ok))
+        self.receipt_info(envelope_id)
+            .map(|(r, ok)| (serde_json::to_value(r).unwrap_or_default(), ok))
     }
 
     /// The node's decision on withdrawal request `request_id` (`GET /v1/withdrawals/{id}`);
     /// `None` while there is none (not yet confirmed and forwarded, or no such request).
     pub fn withdrawal(&self, request_id: u64) -> Result<Option<WithdrawalDecision>, ClientError> {
-        let (status, v) = self.get_json(&format!("/v1/withdrawals/{request_id}"))?;
-        match status {
-            200 => WithdrawalDecision::from_json(&v).map(Some),
-            404 => Ok(None),
-            _ => Err(ClientError::Refused(status, v.to_string())),
+        let raw = self.get_raw(&format!("/v1/withdrawals/{request_id}"))?;
+        if raw.status == 404 {
+            return Ok(None);
         }
+        let w: Withdrawal = raw.decode("/v1/withdrawals", &[200])?;
+        WithdrawalDecision::try_from(&w).map(Some)
     }
 
-    /// `/v1/status`.
+    /// `GET /v1/settlements` from statement `from`, at most `limit`.
+    pub fn settlements(&self, from: u64, limit: u64) -> Result<Settlements, ClientError> {
+        self.get_raw(&format!("/v1/settlements?from={from}&limit={limit}"))?
+            .decode("/v1/settlements", &[200])
+    }
+
+    /// `GET /v1/status`.
+    pub fn node_status(&self) -> Result<Status, ClientError> {
+        self.get_raw("/v1/status")?.decode("/v1/status", &[200])
+    }
+
+    /// [`NodeClient::node_status`] as JSON.
     pub fn status(&self) -> Result<Value, ClientError> {
-        let (status, v) = self.get_json("/v1/status")?;
-        if status != 200 {
-            return Err(ClientError::Refused(status, v.to_string()));
-        }
-        Ok(v)
+        self.node_status()
+            .map(|s| serde_json::to_value(s).unwrap_or_default())
     }
 }
 
@@ -328,22 +507,23 @@ pub struct WithdrawalDecision {
     pub settled: bool,
 }
 
-impl WithdrawalDecision {
-    fn from_json(v: &Value) -> Result<Self, ClientError> {
+impl TryFrom<&Withdrawal> for WithdrawalDecision {
+    type Error = ClientError;
+
+    fn try_from(w: &Withdrawal) -> Result<Self, ClientError> {
         let bad = |k: &str| ClientError::Protocol(format!("withdrawal decision: field {k}"));
-        let text = |k: &str| v[k].as_str().ok_or_else(|| bad(k));
-        let amount = |k: &str| text(k)?.parse::<u128>().map_err(|_| bad(k));
-        let address = |k: &str| text(k)?.parse::<Address>().map_err(|_| bad(k));
+        let amount = |k: &str, v: &str| v.parse::<u128>().map_err(|_| bad(k));
+        let address = |k: &str, v: &str| v.parse::<Address>().map_err(|_| bad(k));
         Ok(Self {
-            request_id: v["request_id"].as_u64().ok_or_else(|| bad("request_id"))?,
-            account: address("account")?,
-            token: address("token")?,
-            requested: amount("requested")?,
-            granted: amount("granted")?,
-            reason: text("reason")?.to_string(),
-            statement_sequence: v["statement_sequence"].as_u64(),
-            included: v["included"].as_bool().unwrap_or(false),
-            settled: v["settled"].as_bool().ok_or_else(|| bad("settled"))?,
+            request_id: w.request_id,
+            account: address("account", &w.account)?,
+            token: address("token", &w.token)?,
+            requested: amount("requested", &w.requested)?,
+            granted: amount("granted", &w.granted)?,
+            reason: w.reason.clone(),
+            statement_sequence: w.statement_sequence,
+            included: w.included,
+            settled: w.settled,
         })
     }
 }
@@ -510,28 +690,24 @@ pub fn withdraw<C: sealbridge_chain::Chain>(
 
 /// Check a receipt's inclusion proof against the root in its checkpoint (the checkpoint's
 /// signature is the enclave's; verify it with `sealbridge_log::verify_checkpoint` for full trust).
-fn check_inclusion(v: &Value, inc: &Value) -> Option<bool> {
-    let receipt = hex::decode(v["receipt"].as_str()?).ok()?;
+fn check_inclusion(r: &Receipt, inc: &Inclusion) -> Option<bool> {
+    let receipt = hex::decode(&r.receipt).ok()?;
     let entry = sealbridge_enclave::log_entry::encode(
         sealbridge_enclave::log_entry::EntryKind::Receipt,
         &receipt,
     );
-    let note = inc["checkpoint"].as_str()?;
-    let root_b64 = note.lines().nth(2)?;
+    let root_b64 = inc.checkpoint.lines().nth(2)?;
     let root = base64_decode(root_b64)?;
     let root = Hash(root.try_into().ok()?);
-    let proof: Vec<Hash> = inc["proof"]
-        .as_array()?
+    let proof = inc
+        .proof
         .iter()
-        .filter_map(|h| {
-            let b = hex::decode(h.as_str()?).ok()?;
-            Some(Hash(b.try_into().ok()?))
-        })
-        .collect();
+        .map(|h| Some(Hash(hex::decode(h).ok()?.try_into().ok()?)))
+        .collect::<Option<Vec<Hash>>>()?;
     Some(
         verify_inclusion(
-            inc["leaf_index"].as_u64()?,
-            inc["log_size"].as_u64()?,
+            inc.leaf_index,
+            inc.log_size,
             &leaf_hash(&entry),
             &proof,
             &root,

@@ -1,9 +1,10 @@
-//! The HTTP gateway (axum). Documented at `GET /openapi.json` and in docs/NODE.md.
+//! The HTTP gateway (axum). Every answer is a model of `sealbridge-api`, and the OpenAPI document
+//! served at `GET /openapi.json` is generated from those models; see also docs/NODE.md.
 //!
 //! Bad requests are refused before anything reaches the enclave, with a JSON body
-//! `{"error": <code>, "message": <text>}`, and change nothing: wrong content type (415), empty or
-//! undecodable envelope (400), oversized body (413), unknown id (404). An envelope that decodes
-//! but that the enclave rejects gets its signed rejection receipt with 422.
+//! `{"error": <code>, "message": <text>}` ([`ErrorBody`]), and change nothing: wrong content type
+//! (415), empty or undecodable envelope (400), oversized body (413), unknown id (404). An envelope
+//! that decodes but that the enclave rejects gets its signed rejection receipt with 422.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -17,12 +18,15 @@ use axum::{
     extract::{DefaultBodyLimit, Path, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{MethodRouter, get, post},
+};
+use sealbridge_api::{
+    Enclave, EnclaveQuery, ErrorBody, ErrorCode, Exit, Healthz, Inclusion, Page, Readyz, Receipt,
+    ReceiptInfo, ReceiptStatus, RegistrationStatus, Settlement, Settlements, Status, Withdrawal,
 };
 use sealbridge_log::{HashReader, TileReader, inclusion_proof};
 use sealbridge_proto::MAX_ENVELOPE_BYTES;
 use sealbridge_seal::envelope::SealedEnvelope;
-use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::{NodeError, Setup};
@@ -38,14 +42,8 @@ pub use openapi::openapi_document;
 /// Media type of envelopes and receipts (RFC 9052 §9.1).
 pub use sealbridge_api::COSE;
 
-/// `Retry-After` (seconds) when the enclave is unreachable: the core tries a new session every
-/// 250 ms and a respawned enclave process restores in about a second.
-pub const RETRY_AFTER_ENCLAVE_DOWN: u32 = 2;
-/// `Retry-After` (seconds) when too many statements wait for the chain: the relayer settles one
-/// statement per round, and backs off up to 10 s while the chain is unreachable.
-pub const RETRY_AFTER_QUEUE_FULL: u32 = 5;
-/// `Retry-After` (seconds) when the core's request queue is momentarily full.
-pub const RETRY_AFTER_BUSY: u32 = 1;
+/// `Retry-After` (seconds) of each 503: part of the API.
+pub use sealbridge_api::{RETRY_AFTER_BUSY, RETRY_AFTER_ENCLAVE_DOWN, RETRY_AFTER_QUEUE_FULL};
 
 /// Gateway state.
 #[derive(Debug)]
@@ -70,51 +68,69 @@ type St = State<Arc<AppState>>;
 
 /// The router.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/enclave", get(enclave))
-        .route("/v1/envelopes", post(submit))
-        .route("/v1/receipts/{envelope_id}", get(receipt))
-        .route("/v1/settlements", get(settlements))
-        .route("/v1/withdrawals/{request_id}", get(withdrawal))
-        .route("/v1/status", get(status))
-        .route("/v1/checkpoint", get(checkpoint))
-        .route("/checkpoint", get(checkpoint))
-        .route("/tile/{*path}", get(tile))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, (_, path, handler)| {
+            r.route(path, handler)
+        })
         .fallback(not_found)
         // Beyond this axum stops reading; `submit` still answers with our JSON 413.
         .layer(DefaultBodyLimit::max(2 * MAX_ENVELOPE_BYTES))
         .with_state(state)
 }
 
-/// Seconds a client should wait before retrying a 503 with this error code.
-fn retry_after(code: &str) -> u32 {
-    match code {
-        "queue_full" => RETRY_AFTER_QUEUE_FULL,
-        "busy" => RETRY_AFTER_BUSY,
-        _ => RETRY_AFTER_ENCLAVE_DOWN,
-    }
+/// Every route the gateway serves: method, axum path, handler. The router is built from this
+/// table, and a test checks that the OpenAPI document describes each of them.
+fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
+    vec![
+        ("get", "/v1/enclave", get(enclave)),
+        ("post", "/v1/envelopes", post(submit)),
+        ("get", "/v1/receipts/{envelope_id}", get(receipt)),
+        ("get", "/v1/settlements", get(settlements)),
+        ("get", "/v1/withdrawals/{request_id}", get(withdrawal)),
+        ("get", "/v1/status", get(status)),
+        ("get", "/v1/checkpoint", get(checkpoint)),
+        ("get", "/checkpoint", get(checkpoint)),
+        ("get", "/tile/{*path}", get(tile)),
+        ("get", "/metrics", get(metrics)),
+        ("get", "/healthz", get(healthz)),
+        ("get", "/readyz", get(readyz)),
+        ("get", "/openapi.json", get(openapi)),
+    ]
 }
 
-fn error(s: &AppState, status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+/// `0x` and lowercase hex: how addresses and 32-byte hashes are written on the wire (as
+/// alloy's serde writes them).
+fn hex0x(bytes: impl AsRef<[u8]>) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+fn error(
+    s: &AppState,
+    status: StatusCode,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> Response {
     s.metrics.http_status(status.as_u16());
-    let mut r = (
-        status,
-        Json(json!({ "error": code, "message": message.into() })),
-    )
-        .into_response();
+    let body = ErrorBody {
+        error: code,
+        message: message.into(),
+    };
+    let mut r = (status, Json(body)).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after(code)));
+            .insert(header::RETRY_AFTER, HeaderValue::from(code.retry_after()));
     }
     r
 }
 
 async fn not_found(State(s): St) -> Response {
-    error(&s, StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    error(
+        &s,
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "no such endpoint",
+    )
 }
 
 #[allow(clippy::result_large_err)] // the error is the HTTP answer itself
@@ -130,15 +146,10 @@ fn read<T, E: Into<NodeError>>(
         error(
             s,
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             e.to_string(),
         )
     })
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct EnclaveQuery {
-    challenge: Option<String>,
 }
 
 async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
@@ -146,11 +157,11 @@ async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
         return error(
             &s,
             StatusCode::SERVICE_UNAVAILABLE,
-            "enclave_down",
+            ErrorCode::EnclaveDown,
             "no enclave yet",
         );
     };
-    let mut evidence = Value::Null;
+    let mut evidence = None;
     if let Some(c) = q.challenge {
         let challenge = match hex::decode(c.trim_start_matches("0x")) {
             Ok(b) if !b.is_empty() && b.len() <= 64 => b,
@@ -158,7 +169,7 @@ async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
                 return error(
                     &s,
                     StatusCode::BAD_REQUEST,
-                    "bad_challenge",
+                    ErrorCode::BadChallenge,
                     "a challenge is 1 to 64 bytes of hex",
                 );
             }
@@ -172,7 +183,7 @@ async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
             return error(
                 &s,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
+                ErrorCode::Busy,
                 "the node is busy",
             );
         }
@@ -180,52 +191,69 @@ async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
             Ok(Ok(Ok(sealbridge_enclave::boundary::Response::Evidence {
                 evidence: e, ..
             }))) => {
-                evidence = json!(hex::encode(e));
+                evidence = Some(hex::encode(e));
             }
             _ => {
                 return error(
                     &s,
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "enclave_down",
+                    ErrorCode::EnclaveDown,
                     "no evidence from the enclave",
                 );
             }
         }
     }
     let registration = s.metrics.registration.lock().ok().and_then(|r| *r);
-    Json(json!({
-        "evidence": evidence,
-        "key_bundle": hex::encode(d.key_bundle.to_bytes()),
-        "ed25519": hex::encode(d.key_bundle.ed25519),
-        "address": d.key_bundle.address,
-        "instance_id": d.key_bundle.instance_id().to_hex(),
-        "measurement": d.measurement,
-        "program_id": d.program_id,
-        "policy_hash": d.policy_hash,
-        "epoch_announcement": hex::encode(&d.epoch_announcement),
-        "tee": "simulated",
-        "chain_id": s.setup.chain_id,
-        "registry": s.setup.registry,
-        "settlement": s.setup.settlement,
-        "token": s.setup.token,
-        "participants": s.setup.participants,
-        "registration": registration.map_or("unknown", |r| r.status(crate::unix_now())),
-        "registration_expires_at": registration.map(|r| r.expires_at),
-        "registration_checked_at": registration.map(|r| r.checked_at),
-    }))
+    Json(Enclave {
+        evidence,
+        key_bundle: hex::encode(d.key_bundle.to_bytes()),
+        ed25519: hex::encode(d.key_bundle.ed25519),
+        address: hex0x(d.key_bundle.address),
+        instance_id: d.key_bundle.instance_id().to_hex(),
+        measurement: hex0x(d.measurement),
+        program_id: hex0x(d.program_id),
+        policy_hash: hex0x(d.policy_hash),
+        epoch_announcement: hex::encode(&d.epoch_announcement),
+        tee: "simulated".into(),
+        chain_id: s.setup.chain_id,
+        registry: hex0x(s.setup.registry),
+        settlement: hex0x(s.setup.settlement),
+        token: hex0x(s.setup.token),
+        program: program_fields(&s.setup),
+        registration: match registration.map(|r| r.status(crate::unix_now())) {
+            None => RegistrationStatus::Unknown,
+            Some("registered") => RegistrationStatus::Registered,
+            Some("expired") => RegistrationStatus::Expired,
+            Some(_) => RegistrationStatus::Inactive,
+        },
+        registration_expires_at: registration.map(|r| r.expires_at),
+        registration_checked_at: registration.map(|r| r.checked_at),
+    })
     .into_response()
 }
 
-fn receipt_json(e: &StoredEnvelope, resubmitted: bool) -> Value {
-    json!({
-        "envelope_id": hex::encode(e.envelope_id),
-        "status": if e.accepted { "accepted" } else { "rejected" },
-        "reason": e.reason,
-        "sequence": e.sequence,
-        "receipt": hex::encode(&e.receipt),
-        "trace_id": e.trace_id,
-        "resubmitted": resubmitted,
-    })
+/// What the setup says about the program, passed through to clients as it is: the gateway
+/// reads none of it.
+fn program_fields(setup: &Setup) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("participants".into(), setup.participants.into());
+    m
+}
+
+fn receipt_model(e: &StoredEnvelope, resubmitted: bool) -> Receipt {
+    Receipt {
+        envelope_id: hex::encode(e.envelope_id),
+        status: if e.accepted {
+            ReceiptStatus::Accepted
+        } else {
+            ReceiptStatus::Rejected
+        },
+        reason: e.reason.clone(),
+        sequence: e.sequence,
+        receipt: hex::encode(&e.receipt),
+        trace_id: e.trace_id.clone(),
+        resubmitted,
+    }
 }
 
 async fn submit(
@@ -240,9 +268,9 @@ async fn submit(
         Err(rejection) => {
             let status = rejection.status();
             let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
+                ErrorCode::TooLarge
             } else {
-                "unreadable_body"
+                ErrorCode::UnreadableBody
             };
             return error(
                 &s,
@@ -264,7 +292,7 @@ async fn submit(
         return error(
             &s,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!("envelopes are sent as {COSE}, not {ct:?}"),
         );
     }
@@ -272,7 +300,7 @@ async fn submit(
         return error(
             &s,
             StatusCode::BAD_REQUEST,
-            "empty_body",
+            ErrorCode::EmptyBody,
             "the body is empty",
         );
     }
@@ -280,7 +308,7 @@ async fn submit(
         return error(
             &s,
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!("an envelope is at most {MAX_ENVELOPE_BYTES} bytes"),
         );
     }
@@ -290,7 +318,7 @@ async fn submit(
             return error(
                 &s,
                 StatusCode::BAD_REQUEST,
-                "malformed_envelope",
+                ErrorCode::MalformedEnvelope,
                 format!("not a Sealbridge envelope: {}", e.reason().as_str()),
             );
         }
@@ -299,7 +327,7 @@ async fn submit(
         return error(
             &s,
             StatusCode::SERVICE_UNAVAILABLE,
-            "enclave_down",
+            ErrorCode::EnclaveDown,
             "the enclave is unreachable",
         );
     }
@@ -307,7 +335,7 @@ async fn submit(
         return error(
             &s,
             StatusCode::SERVICE_UNAVAILABLE,
-            "queue_full",
+            ErrorCode::QueueFull,
             "too many statements wait for the chain",
         );
     }
@@ -326,7 +354,7 @@ async fn submit(
             return error(
                 &s,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
+                ErrorCode::Busy,
                 "the node is busy",
             );
         }
@@ -334,7 +362,7 @@ async fn submit(
             return error(
                 &s,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "stopping",
+                ErrorCode::Stopping,
                 "the node is stopping",
             );
         }
@@ -345,7 +373,7 @@ async fn submit(
             return error(
                 &s,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
+                ErrorCode::Timeout,
                 "no answer from the enclave within 30 s: the envelope may still be accepted; \
                  send it again to get its receipt (re-submission is safe)",
             );
@@ -363,18 +391,18 @@ async fn submit(
                 s.metrics.http_status(422);
                 StatusCode::UNPROCESSABLE_ENTITY
             };
-            (status, Json(receipt_json(&stored, resubmitted))).into_response()
+            (status, Json(receipt_model(&stored, resubmitted))).into_response()
         }
         Err(e @ (CoreError::Enclave(_) | CoreError::Stopped)) => error(
             &s,
             StatusCode::SERVICE_UNAVAILABLE,
-            "enclave_down",
+            ErrorCode::EnclaveDown,
             e.to_string(),
         ),
         Err(e) => error(
             &s,
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             e.to_string(),
         ),
     }
@@ -396,7 +424,7 @@ async fn receipt(State(s): St, Path(id): Path<String>) -> Response {
         return error(
             &s,
             StatusCode::BAD_REQUEST,
-            "bad_id",
+            ErrorCode::BadId,
             "an envelope id is 32 bytes of hex",
         );
     };
@@ -414,58 +442,51 @@ async fn receipt(State(s): St, Path(id): Path<String>) -> Response {
                 .statements(seq, 1)?
                 .into_iter()
                 .next()
-                .map(|x| (x.tx_hash.is_some(), x.confirmed, x.tx_hash)),
+                .and_then(|x| x.tx_hash),
             None => None,
         };
         Ok(Some((e, batch, settled)))
     });
-    let (e, batch, settled) = match found {
+    let (e, batch, settlement_tx) = match found {
         Ok(Some(x)) => x,
         Ok(None) => {
             return error(
                 &s,
                 StatusCode::NOT_FOUND,
-                "unknown_envelope",
+                ErrorCode::UnknownEnvelope,
                 "no receipt for this envelope id",
             );
         }
         Err(r) => return r,
     };
-    let mut body = receipt_json(&e, false);
-    body["statement_sequence"] = json!(batch);
-    // Settled is what the chain says (its lastSequence, with the configured confirmations),
-    // whatever this node saw of the tx; included: on chain, maybe not yet confirmed.
-    body["settled"] = json!(batch.is_some_and(|b| b <= s.metrics.final_sequence.load(Relaxed)));
-    body["included"] = json!(batch.is_some_and(|b| b <= s.metrics.chain_sequence.load(Relaxed)));
-    body["settlement_tx"] = json!(settled.and_then(|x| x.2));
     let note = s.shared.checkpoint.read().ok().and_then(|c| c.clone());
-    if let Some((note, size)) = note
+    let inclusion = note
         .and_then(|n| checkpoint_size(&n).map(|z| (n, z)))
         .filter(|(_, size)| e.sequence < *size)
-    {
-        {
+        .and_then(|(note, size)| {
             let proof = TileReader::open(&s.tiles_dir).and_then(|r| {
                 let at = r.at(size);
                 debug_assert_eq!(at.size(), size);
                 inclusion_proof(&at, e.sequence, size)
             });
-            if let Ok(proof) = proof {
-                body["inclusion"] = json!({
-                    "checkpoint": note,
-                    "log_size": size,
-                    "leaf_index": e.sequence,
-                    "proof": proof.iter().map(|h| hex::encode(h.0)).collect::<Vec<_>>(),
-                });
-            }
-        }
-    }
-    Json(body).into_response()
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Page {
-    from: Option<u64>,
-    limit: Option<u64>,
+            proof.ok().map(|proof| Inclusion {
+                checkpoint: note,
+                log_size: size,
+                leaf_index: e.sequence,
+                proof: proof.iter().map(|h| hex::encode(h.0)).collect(),
+            })
+        });
+    Json(ReceiptInfo {
+        receipt: receipt_model(&e, false),
+        statement_sequence: batch,
+        // Settled is what the chain says (its lastSequence, with the configured confirmations),
+        // whatever this node saw of the tx; included: on chain, maybe not yet confirmed.
+        settled: batch.is_some_and(|b| b <= s.metrics.final_sequence.load(Relaxed)),
+        included: batch.is_some_and(|b| b <= s.metrics.chain_sequence.load(Relaxed)),
+        settlement_tx,
+        inclusion,
+    })
+    .into_response()
 }
 
 async fn settlements(State(s): St, Query(p): Query<Page>) -> Response {
@@ -474,28 +495,36 @@ async fn settlements(State(s): St, Query(p): Query<Page>) -> Response {
     let final_seq = s.metrics.final_sequence.load(Relaxed);
     let chain_seq = s.metrics.chain_sequence.load(Relaxed);
     match read(&s, |st| st.statements(from, limit)) {
-        Ok(list) => Json(json!({
-            "chain_sequence": chain_seq,
-            "final_sequence": final_seq,
-            "statements": list.iter().map(|x| json!({
-                "sequence": x.signed.statement.sequence,
-                "input_count": x.signed.statement.inputCount,
-                "prev_state_root": x.signed.statement.prevStateRoot,
-                "new_state_root": x.signed.statement.newStateRoot,
-                "digest": x.signed.digest,
-                "settled": x.signed.statement.sequence <= final_seq,
-                "included": x.signed.statement.sequence <= chain_seq,
-                "tx_hash": x.tx_hash,
-                "block_number": x.block_number,
-                "confirmed": x.confirmed,
-                "effects": x.signed.effects.len(),
-                "exits": x.signed.exits.iter().map(|e| json!({
-                    "account": e.account,
-                    "token": e.token,
-                    "amount": e.amount.to_string(),
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }))
+        Ok(list) => Json(Settlements {
+            chain_sequence: chain_seq,
+            final_sequence: final_seq,
+            statements: list
+                .into_iter()
+                .map(|x| Settlement {
+                    sequence: x.signed.statement.sequence,
+                    input_count: x.signed.statement.inputCount,
+                    prev_state_root: hex0x(x.signed.statement.prevStateRoot),
+                    new_state_root: hex0x(x.signed.statement.newStateRoot),
+                    digest: hex0x(x.signed.digest),
+                    settled: x.signed.statement.sequence <= final_seq,
+                    included: x.signed.statement.sequence <= chain_seq,
+                    tx_hash: x.tx_hash,
+                    block_number: x.block_number,
+                    confirmed: x.confirmed,
+                    effects: x.signed.effects.len() as u64,
+                    exits: x
+                        .signed
+                        .exits
+                        .iter()
+                        .map(|e| Exit {
+                            account: hex0x(e.account),
+                            token: hex0x(e.token),
+                            amount: e.amount.to_string(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
         .into_response(),
         Err(r) => r,
     }
@@ -520,35 +549,35 @@ async fn status(State(s): St) -> Response {
     let es = s.shared.status.read().ok().and_then(|x| x.clone());
     let chain_root = s.metrics.final_root.lock().map(|r| *r).unwrap_or_default();
     let m = &s.metrics;
-    Json(json!({
-        "health": m.health(),
-        "relayer_error": m.relayer_error(),
-        "deep_reorg": m.deep_reorg(),
-        "deposit_scan_error": m.deposit_scan_error(),
-        "accepted": accepted,
-        "rejected": rejected,
-        "settled_inputs": settled_inputs,
-        "pending_inputs": accepted.saturating_sub(settled_inputs),
-        "last_settled_sequence": chain_seq,
-        "last_signed_sequence": last_statement,
-        "enclave_state_root": es.as_ref().map(|e| e.state_root),
-        "chain_state_root": chain_root,
-        "log_size": es.as_ref().map(|e| e.log_size),
-        "last_included_sequence": m.chain_sequence.load(Relaxed),
-        "chain_id": s.setup.chain_id,
-        "settlement": s.setup.settlement,
-        "chain_head": m.chain_head.load(Relaxed),
-        "confirmations": m.confirmations.load(Relaxed),
-        "deposit_cursor": m.deposit_cursor.load(Relaxed),
-        "pending_exits": es.as_ref().map(|e| e.pending_exits),
-        "last_withdrawal_request": es.as_ref().map(|e| e.last_request_id),
-        "frozen": m.frozen.load(Relaxed),
-        "paused": m.paused.load(Relaxed),
-        "hatch_opens_at": match m.hatch_opens_at.load(Relaxed) {
+    Json(Status {
+        health: health(m.health()),
+        relayer_error: m.relayer_error(),
+        deep_reorg: m.deep_reorg(),
+        deposit_scan_error: m.deposit_scan_error(),
+        accepted,
+        rejected,
+        settled_inputs,
+        pending_inputs: accepted.saturating_sub(settled_inputs),
+        last_settled_sequence: chain_seq,
+        last_signed_sequence: last_statement,
+        enclave_state_root: es.as_ref().map(|e| hex0x(e.state_root)),
+        chain_state_root: hex0x(chain_root),
+        log_size: es.as_ref().map(|e| e.log_size),
+        last_included_sequence: m.chain_sequence.load(Relaxed),
+        chain_id: s.setup.chain_id,
+        settlement: hex0x(s.setup.settlement),
+        chain_head: m.chain_head.load(Relaxed),
+        confirmations: m.confirmations.load(Relaxed),
+        deposit_cursor: m.deposit_cursor.load(Relaxed),
+        pending_exits: es.as_ref().map(|e| e.pending_exits),
+        last_withdrawal_request: es.as_ref().map(|e| e.last_request_id),
+        frozen: m.frozen.load(Relaxed),
+        paused: m.paused.load(Relaxed),
+        hatch_opens_at: match m.hatch_opens_at.load(Relaxed) {
             0 => None,
             t => Some(t),
         },
-    }))
+    })
     .into_response()
 }
 
@@ -559,7 +588,7 @@ async fn withdrawal(State(s): St, Path(id): Path<String>) -> Response {
             return error(
                 &s,
                 StatusCode::BAD_REQUEST,
-                "bad_id",
+                ErrorCode::BadId,
                 format!(
                     "a withdrawal request id is a positive decimal integer (1, 2, 3, ...: the \
                      requestId of the WithdrawalRequested event), not {:?}",
@@ -575,7 +604,7 @@ async fn withdrawal(State(s): St, Path(id): Path<String>) -> Response {
             return error(
                 &s,
                 StatusCode::NOT_FOUND,
-                "unknown_withdrawal",
+                ErrorCode::UnknownWithdrawal,
                 format!(
                     "no decision on withdrawal request {request_id}: none was made on chain, or \
                      it is not confirmed yet (the node forwards requests to the enclave once they \
@@ -589,19 +618,19 @@ async fn withdrawal(State(s): St, Path(id): Path<String>) -> Response {
     };
     let final_seq = s.metrics.final_sequence.load(Relaxed);
     let chain_seq = s.metrics.chain_sequence.load(Relaxed);
-    Json(json!({
-        "request_id": w.request_id,
-        "account": w.account,
-        "token": w.token,
-        "requested": w.requested.to_string(),
-        "granted": w.granted.to_string(),
-        "reason": w.reason,
-        "statement_sequence": w.statement_sequence,
-        "included": w.statement_sequence.is_some_and(|q| q <= chain_seq),
-        "settled": w.statement_sequence.is_some_and(|q| q <= final_seq),
-        "block_number": w.block_number,
-        "log_index": w.log_index,
-    }))
+    Json(Withdrawal {
+        request_id: w.request_id,
+        account: hex0x(w.account),
+        token: hex0x(w.token),
+        requested: w.requested.to_string(),
+        granted: w.granted.to_string(),
+        reason: w.reason,
+        statement_sequence: w.statement_sequence,
+        included: w.statement_sequence.is_some_and(|q| q <= chain_seq),
+        settled: w.statement_sequence.is_some_and(|q| q <= final_seq),
+        block_number: w.block_number,
+        log_index: w.log_index,
+    })
     .into_response()
 }
 
@@ -611,7 +640,7 @@ async fn checkpoint(State(s): St) -> Response {
         None => error(
             &s,
             StatusCode::SERVICE_UNAVAILABLE,
-            "no_checkpoint",
+            ErrorCode::NoCheckpoint,
             "no checkpoint yet",
         ),
     }
@@ -630,13 +659,13 @@ async fn tile(State(s): St, Path(path): Path<String>) -> Response {
         return error(
             &s,
             StatusCode::BAD_REQUEST,
-            "bad_tile_path",
+            ErrorCode::BadTilePath,
             "not a tlog-tiles path",
         );
     }
     match tokio::fs::read(s.tiles_dir.join("tile").join(&path)).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
-        Err(_) => error(&s, StatusCode::NOT_FOUND, "no_tile", "no such tile"),
+        Err(_) => error(&s, StatusCode::NOT_FOUND, ErrorCode::NoTile, "no such tile"),
     }
 }
 
@@ -657,15 +686,15 @@ async fn healthz(State(s): St) -> Response {
     };
     (
         code,
-        Json(json!({
-            "status": h,
-            "enclave": s.metrics.enclave_up.load(Relaxed),
-            "chain": s.metrics.chain_up.load(Relaxed),
-            "relayer_error": s.metrics.relayer_error(),
-            "deep_reorg": s.metrics.deep_reorg(),
-            "deposit_scan_error": s.metrics.deposit_scan_error(),
-            "pending_statements": s.metrics.pending(),
-        })),
+        Json(Healthz {
+            status: health(h),
+            enclave: s.metrics.enclave_up.load(Relaxed),
+            chain: s.metrics.chain_up.load(Relaxed),
+            relayer_error: s.metrics.relayer_error(),
+            deep_reorg: s.metrics.deep_reorg(),
+            deposit_scan_error: s.metrics.deposit_scan_error(),
+            pending_statements: s.metrics.pending(),
+        }),
     )
         .into_response()
 }
@@ -679,11 +708,80 @@ async fn readyz(State(s): St) -> Response {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         },
-        Json(json!({ "ready": ready, "status": h })),
+        Json(Readyz {
+            ready,
+            status: health(h),
+        }),
     )
         .into_response()
 }
 
+/// The API's health from the core's.
+fn health(h: Health) -> sealbridge_api::Health {
+    match h {
+        Health::Healthy => sealbridge_api::Health::Healthy,
+        Health::Degraded => sealbridge_api::Health::Degraded,
+        Health::Down => sealbridge_api::Health::Down,
+    }
+}
+
 async fn openapi() -> Response {
     Json(openapi_document()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_with_a_schema_for_each_answer() {
+        let doc = openapi_document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        let routes = routes();
+        for (method, path, _) in &routes {
+            // axum's catch-all `{*path}` is OpenAPI's `{path}`.
+            let documented = path.replace("{*", "{");
+            let op = &doc["paths"][&documented][method];
+            assert!(
+                op.is_object(),
+                "{method} {path} is not in the OpenAPI document"
+            );
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.contains_key("200"), "{method} {path}: no 200");
+            for (status, r) in responses {
+                let content = r["content"].as_object();
+                assert!(
+                    content.is_some_and(|c| c.values().all(|m| m["schema"].is_object())),
+                    "{method} {path} {status}: no response schema"
+                );
+            }
+        }
+        assert_eq!(
+            paths.len(),
+            routes.len(),
+            "documented paths the router does not serve"
+        );
+        // Every schema a response refers to exists.
+        let text = doc.to_string();
+        for name in text.split("#/components/schemas/").skip(1) {
+            let name = name.split('"').next().unwrap();
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "dangling $ref {name}"
+            );
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["SealedEnvelope"]["maxLength"],
+            MAX_ENVELOPE_BYTES
+        );
+    }
+
+    #[test]
+    fn hashes_and_addresses_are_written_as_alloy_writes_them() {
+        let a = alloy_primitives::Address::repeat_byte(0xAB);
+        let h = alloy_primitives::B256::repeat_byte(0xCD);
+        assert_eq!(serde_json::to_value(a).unwrap(), hex0x(a));
+        assert_eq!(serde_json::to_value(h).unwrap(), hex0x(h));
+    }
 }

@@ -1,0 +1,215 @@
+//! The OpenAPI 3.1 document of the node's HTTP API, generated from the models by utoipa. The
+//! functions below exist only to carry each operation's description; the gateway implements
+//! them.
+#![allow(dead_code)] // operation descriptions only
+
+use utoipa::OpenApi;
+
+use crate::{
+    Enclave, EnclaveQuery, ErrorBody, ErrorCode, Exit, Health, Healthz, Inclusion, Page, Readyz,
+    Receipt, ReceiptInfo, ReceiptStatus, RegistrationStatus, Settlement, Settlements, Status,
+    Withdrawal,
+};
+
+/// A sealed envelope: COSE_Encrypt0 bytes (at most `sealbridge_proto::MAX_ENVELOPE_BYTES`).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+struct SealedEnvelope(Vec<u8>);
+
+/// The OpenAPI description of the node's HTTP API.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Sealbridge node",
+        description = "The node's HTTP API. Every refusal is an `Error` body; a 503 carries \
+                       `Retry-After` (seconds) and changes nothing."
+    ),
+    paths(
+        enclave,
+        submit,
+        receipt,
+        settlements,
+        withdrawal,
+        status,
+        checkpoint_v1,
+        checkpoint,
+        tile,
+        metrics,
+        healthz,
+        readyz,
+        openapi_document
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorCode,
+        Health,
+        RegistrationStatus,
+        Enclave,
+        ReceiptStatus,
+        Receipt,
+        Inclusion,
+        ReceiptInfo,
+        Exit,
+        Settlement,
+        Settlements,
+        Status,
+        Withdrawal,
+        Healthz,
+        Readyz,
+        SealedEnvelope
+    ))
+)]
+pub struct ApiDoc;
+
+/// The document, with the version of this crate.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+/// The document as JSON, as served at `GET /openapi.json`.
+pub fn openapi_json() -> serde_json::Value {
+    serde_json::to_value(openapi()).unwrap_or_default()
+}
+
+/// Key bundle, measurement, program id, policy hash, epoch announcement and deployment; with
+/// `?challenge=`, fresh evidence binding the key bundle to the challenge.
+#[utoipa::path(get, path = "/v1/enclave", params(EnclaveQuery), responses(
+    (status = 200, description = "the enclave", body = Enclave),
+    (status = 400, description = "bad_challenge", body = ErrorBody),
+    (status = 503, description = "no enclave yet, or no evidence from it (enclave_down), or the \
+        node is busy (busy)", body = ErrorBody,
+        headers(("Retry-After" = u32, description = "seconds"))),
+))]
+fn enclave() {}
+
+/// Submit a sealed envelope (COSE_Encrypt0); returns the signed receipt once the input is
+/// durable. Re-submitting an accepted envelope returns the original receipt.
+#[utoipa::path(post, path = "/v1/envelopes",
+    request_body(content = SealedEnvelope, content_type = "application/cose"),
+    responses(
+    (status = 200, description = "accepted", body = Receipt),
+    (status = 422, description = "rejected by the enclave (signed rejection receipt)",
+        body = Receipt),
+    (status = 400, description = "empty_body, malformed_envelope or unreadable_body",
+        body = ErrorBody),
+    (status = 413, description = "too_large", body = ErrorBody),
+    (status = 415, description = "unsupported_media_type", body = ErrorBody),
+    (status = 500, description = "internal", body = ErrorBody),
+    (status = 503, description = "not accepted now, nothing changed; Retry-After: 2 s when the \
+        enclave is unreachable (enclave_down) or did not answer in time (timeout: re-submission \
+        is safe), 5 s when too many statements wait for the chain (queue_full), 1 s when the node \
+        is busy (busy); stopping", body = ErrorBody,
+        headers(("Retry-After" = u32, description = "seconds"))),
+))]
+fn submit() {}
+
+/// Receipt, batch (statement_sequence), settled (on chain with the configured confirmations)
+/// and included (on chain, maybe not yet confirmed), and the inclusion proof against the latest
+/// checkpoint.
+#[utoipa::path(get, path = "/v1/receipts/{envelope_id}",
+    params(("envelope_id" = String, Path, description = "32 bytes of hex, 0x optional",
+        pattern = "^(0x)?[0-9a-fA-F]{64}$")),
+    responses(
+    (status = 200, description = "the receipt", body = ReceiptInfo),
+    (status = 400, description = "bad_id", body = ErrorBody),
+    (status = 404, description = "unknown_envelope", body = ErrorBody),
+    (status = 500, description = "internal", body = ErrorBody),
+))]
+fn receipt() {}
+
+/// Signed statements and their settlement: settled (final), included, confirmed, tx hash and
+/// block, the number of netting effects and the exits (withdrawals granted) they carry;
+/// chain_sequence (lastSequence as last read) and final_sequence.
+#[utoipa::path(get, path = "/v1/settlements", params(Page), responses(
+    (status = 200, description = "statements", body = Settlements),
+    (status = 500, description = "internal", body = ErrorBody),
+))]
+fn settlements() {}
+
+/// The enclave's decision on a withdrawal request (requestWithdrawal on Settlement): amounts
+/// requested and granted (decimal strings), reason (full, partial, refused-insufficient,
+/// refused-not-participant, refused-unknown-token, refused-zero), the statement whose exits
+/// carry a grant, and whether it is included and settled (final); then Settlement.claim(token)
+/// pays it out.
+#[utoipa::path(get, path = "/v1/withdrawals/{request_id}",
+    params(("request_id" = u64, Path, description = "the requestId of the WithdrawalRequested \
+        event", minimum = 1)),
+    responses(
+    (status = 200, description = "the decision", body = Withdrawal),
+    (status = 400, description = "bad_id", body = ErrorBody),
+    (status = 404, description = "no decision: no such request on chain, or not confirmed and \
+        forwarded yet (unknown_withdrawal)", body = ErrorBody),
+    (status = 500, description = "internal", body = ErrorBody),
+))]
+fn withdrawal() {}
+
+/// Accepted, settled (final) and pending inputs; sequences and roots; health and the errors
+/// that degrade it; the chain as the node sees it; the enclave's exits and withdrawal requests;
+/// frozen, paused and when the escape hatch opens (the node settles a heartbeat statement after
+/// half the exit delay).
+#[utoipa::path(get, path = "/v1/status", responses(
+    (status = 200, description = "status", body = Status),
+    (status = 500, description = "internal", body = ErrorBody),
+))]
+fn status() {}
+
+/// The log's latest C2SP signed checkpoint.
+#[utoipa::path(get, path = "/v1/checkpoint", responses(
+    (status = 200, description = "the checkpoint note", body = String,
+        content_type = "text/plain; charset=utf-8"),
+    (status = 503, description = "no_checkpoint", body = ErrorBody,
+        headers(("Retry-After" = u32, description = "seconds"))),
+))]
+fn checkpoint_v1() {}
+
+/// The same, at the tlog-tiles location.
+#[utoipa::path(get, path = "/checkpoint", responses(
+    (status = 200, description = "the checkpoint note", body = String,
+        content_type = "text/plain; charset=utf-8"),
+    (status = 503, description = "no_checkpoint", body = ErrorBody,
+        headers(("Retry-After" = u32, description = "seconds"))),
+))]
+fn checkpoint() {}
+
+/// C2SP tlog-tiles hash tiles and entry bundles.
+#[utoipa::path(get, path = "/tile/{path}",
+    params(("path" = String, Path, description = "a tlog-tiles path")),
+    responses(
+    (status = 200, description = "tile bytes", body = SealedEnvelope,
+        content_type = "application/octet-stream"),
+    (status = 400, description = "bad_tile_path", body = ErrorBody),
+    (status = 404, description = "no_tile", body = ErrorBody),
+))]
+fn tile() {}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus text exposition", body = String,
+        content_type = "text/plain; version=0.0.4"),
+))]
+fn metrics() {}
+
+/// healthy | degraded (chain unreachable; relayer_error: the chain refuses the next statement
+/// or its transaction; deep_reorg: a reorg deeper than the confirmations replaced credited
+/// deposits, until acknowledged at a restart; deposit_scan_error) | down (enclave unreachable;
+/// 503).
+#[utoipa::path(get, path = "/healthz", responses(
+    (status = 200, description = "up (healthy or degraded)", body = Healthz),
+    (status = 503, description = "down", body = Healthz),
+))]
+fn healthz() {}
+
+/// Ready to accept envelopes.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "ready", body = Readyz),
+    (status = 503, description = "not ready", body = Readyz),
+))]
+fn readyz() {}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", responses(
+    (status = 200, description = "the OpenAPI 3.1 document", body = Object),
+))]
+fn openapi_document() {}
