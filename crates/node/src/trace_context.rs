@@ -192,4 +192,71 @@ mod tests {
         .unwrap();
         assert_eq!(p.to_string(), VALID);
     }
+
+    /// Through a served router: a valid `traceparent` is continued (same trace id, a new span
+    /// id, the handler sees it), an invalid one starts a new trace, never an error.
+    #[test]
+    fn a_router_continues_a_valid_trace_and_ignores_an_invalid_one() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app =
+            axum::Router::new()
+                .route(
+                    "/",
+                    axum::routing::get(
+                        |axum::Extension(t): axum::Extension<RequestTrace>| async move {
+                            t.0.to_string()
+                        },
+                    ),
+                )
+                .layer(axum::middleware::from_fn(propagate));
+        rt.spawn(async move { axum::serve(listener, app).await });
+        let agent = ureq::Agent::new_with_defaults();
+        let get = |header: Option<&str>| {
+            let mut req = agent.get(format!("http://{addr}/"));
+            if let Some(h) = header {
+                req = req.header("traceparent", h);
+            }
+            let mut resp = req.call().unwrap();
+            let answered = resp
+                .headers()
+                .get("traceparent")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let seen = resp.body_mut().read_to_string().unwrap();
+            (TraceParent::parse(&answered).unwrap(), seen)
+        };
+
+        let (answered, seen) = get(Some(VALID));
+        let sent = TraceParent::parse(VALID).unwrap();
+        assert_eq!(
+            answered.trace_id, sent.trace_id,
+            "the caller's trace continues"
+        );
+        assert_ne!(answered.parent_id, sent.parent_id, "a span of its own");
+        assert_eq!(answered.flags, 1);
+        assert_eq!(
+            seen,
+            answered.to_string(),
+            "the handler sees the request's context"
+        );
+
+        for bad in [None, Some("00-zz-00f067aa0ba902b7-01"), Some("garbage")] {
+            let (answered, _) = get(bad);
+            assert_ne!(answered.trace_id, sent.trace_id, "{bad:?}: a new trace");
+            assert_ne!(answered.trace_id, [0; 16]);
+        }
+        let (a, _) = get(None);
+        let (b, _) = get(None);
+        assert_ne!(a.trace_id, b.trace_id, "each new trace has its own id");
+    }
 }
