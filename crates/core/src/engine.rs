@@ -161,6 +161,7 @@ pub struct Core {
     last_tick: Instant,
     records_since_snapshot: u64,
     snapshot_chunk_bytes: u32,
+    final_snapshot: bool,
 }
 
 impl std::fmt::Debug for Core {
@@ -221,7 +222,15 @@ impl Core {
             last_tick: Instant::now(),
             records_since_snapshot: 0,
             snapshot_chunk_bytes: DEFAULT_CHUNK_BYTES,
+            final_snapshot: false,
         })
+    }
+
+    /// On a clean stop ([`Core::run`] returning because every sender is gone), cut the open
+    /// batch and store a snapshot, so that the next start replays nothing (default: off; the
+    /// node turns it on).
+    pub fn set_final_snapshot(&mut self, on: bool) {
+        self.final_snapshot = on;
     }
 
     /// Largest snapshot chunk to ask the enclave for (default [`DEFAULT_CHUNK_BYTES`]; the
@@ -880,15 +889,18 @@ impl Core {
         }
     }
 
-    /// Serve until the channel closes. Returns an error when durable state could not be
-    /// written (the node must stop: the enclave is ahead of the journal).
+    /// Serve until the channel closes (every sender dropped: the requests queued before are
+    /// served and committed first), then, if asked ([`Core::set_final_snapshot`]), cut the open
+    /// batch and store a final snapshot. Returns an
+    /// error when durable state could not be written (the node must stop: the enclave is ahead
+    /// of the journal).
     pub fn run(mut self, rx: Receiver<Cmd>) -> Result<(), CoreError> {
         let poll = self.cfg.batch_interval.min(Duration::from_millis(200));
         loop {
             let first = match rx.recv_timeout(poll) {
                 Ok(c) => Some(c),
                 Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Disconnected) => return self.stop(),
             };
             if self.link.is_none() {
                 // The enclave went away: a new session, restored from durable state.
@@ -922,6 +934,49 @@ impl Core {
         }
     }
 
+    /// A clean stop (every group is committed and answered already): cut the open batch and
+    /// snapshot, so that the next start restores the snapshot and replays nothing. The snapshot
+    /// is best effort: if it fails, the journal still holds everything and the next start
+    /// replays it.
+    fn stop(&mut self) -> Result<(), CoreError> {
+        if !self.final_snapshot {
+            return Ok(());
+        }
+        if self.link.is_none() {
+            tracing::info!(
+                "core stopped without an enclave session: the next start replays the journal"
+            );
+            return Ok(());
+        }
+        if self.pending_since_cut > 0 {
+            // The enclave snapshots no open batch.
+            let mut g = Group::default();
+            self.cut(&mut g, unix_now());
+            self.finish(g)?;
+        }
+        if self.records_since_snapshot == 0 {
+            tracing::info!("core stopped: the last snapshot covers the journal");
+            return Ok(());
+        }
+        match self.snapshot_now() {
+            Ok(Some(s)) => tracing::info!(
+                next_record = s.next_record,
+                "core stopped: final snapshot stored, the next start replays nothing"
+            ),
+            Ok(None) => tracing::warn!(
+                records_since_snapshot = self.records_since_snapshot,
+                "core stopped: the enclave refused the final snapshot (a batch is pending); the \
+                 next start replays the journal"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                records_since_snapshot = self.records_since_snapshot,
+                "core stopped: the final snapshot failed; the next start replays the journal"
+            ),
+        }
+        Ok(())
+    }
+
     fn housekeeping(&mut self, g: &mut Group) {
         let now = unix_now();
         if self.last_tick.elapsed() >= self.cfg.tick_every {
@@ -932,11 +987,16 @@ impl Core {
             }
         }
         if self.pending_since_cut > 0 && self.last_cut.elapsed() >= self.cfg.batch_interval {
-            match self.journaled(Request::CutBatch { now }, g) {
-                Ok(Response::Batch(Some(b))) => self.push_statement(*b, g),
-                Ok(_) => self.pending_since_cut = 0,
-                Err(e) => tracing::warn!(error = %e, "cutting a batch failed"),
-            }
+            self.cut(g, now);
+        }
+    }
+
+    /// Cut the open batch into a statement (in `g`).
+    fn cut(&mut self, g: &mut Group, now: u64) {
+        match self.journaled(Request::CutBatch { now }, g) {
+            Ok(Response::Batch(Some(b))) => self.push_statement(*b, g),
+            Ok(_) => self.pending_since_cut = 0,
+            Err(e) => tracing::warn!(error = %e, "cutting a batch failed"),
         }
     }
 

@@ -31,6 +31,7 @@ use sealbridge_deploy::{
     dev::{self, DevChain},
 };
 use sealbridge_relayer::{self as relayer, RelayerConfig};
+use sealbridge_serve::{ServeOptions, Server};
 use sealbridge_store::Store;
 use sealbridge_verifier::registration::{self, Appraisers, RENEW_MARGIN, RegistrationError};
 
@@ -67,6 +68,9 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Serve HTTPS with this certificate and key instead of plain HTTP.
     pub tls: Option<sealbridge_net::TlsFiles>,
+    /// On SIGTERM/SIGINT, how long new work is refused (503 with `Retry-After`) while the
+    /// listener still accepts, before it closes ([`Node::wait_for_signal`]).
+    pub drain_grace: Duration,
     /// Enclave placement.
     pub enclave: EnclaveMode,
     /// Development setup on first start (deploy, register, fund).
@@ -123,6 +127,7 @@ impl NodeConfig {
             data_dir,
             listen,
             tls: None,
+            drain_grace: Duration::from_secs(1),
             enclave: EnclaveMode::InProc,
             dev: true,
             participants: 8,
@@ -227,26 +232,34 @@ impl<C: DevChain> DevChain for SharedChain<C> {
     }
 }
 
-/// The threads of a node being started. If the start fails part-way, dropping this stops them
-/// (the stop flag, the core's channel) and joins them.
-struct Started {
+/// The worker threads of a node (core, relayer, registration renewal) and what stops them:
+/// the stop flag (relayer, renewal) and the core's channel (the core finishes the group in
+/// flight, stores a final snapshot and ends once every sender is gone). Dropping it stops and
+/// joins them, so that nothing of a start that failed part-way keeps running beside a restart
+/// on the same data dir.
+struct Workers {
     stop: Arc<AtomicBool>,
     core_tx: Option<SyncSender<Cmd>>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    armed: bool,
 }
 
-impl Started {
+impl Workers {
     fn tx(&self) -> Result<&SyncSender<Cmd>, NodeError> {
         self.core_tx.as_ref().ok_or(NodeError::Stopped)
     }
-}
 
-impl Drop for Started {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
+    fn spawn(&mut self, name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), NodeError> {
+        let t = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .map_err(|e| NodeError::Config(format!("starting thread {name}: {e}")))?;
+        self.threads.push(t);
+        Ok(())
+    }
+
+    /// Stop the relayer and the renewal, let the core drain its queue, and join them all. Call
+    /// after the gateway stopped (it holds a sender too).
+    fn stop_and_join(&mut self) {
         self.stop.store(true, Relaxed);
         self.core_tx.take();
         for t in self.threads.drain(..) {
@@ -255,7 +268,14 @@ impl Drop for Started {
     }
 }
 
-/// A running node. Dropping it stops the relayer and the gateway and ends the core.
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// A running node. Dropping it stops the gateway and the relayer and ends the core (without
+/// the drain period of [`Node::wait_for_signal`]).
 pub struct Node {
     /// Where the gateway listens.
     pub addr: SocketAddr,
@@ -263,18 +283,18 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// What the setup stored.
     pub setup: Setup,
-    stop: Arc<AtomicBool>,
-    core_tx: Option<SyncSender<Cmd>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    runtime: Option<tokio::runtime::Runtime>,
-    _spawned: Arc<Mutex<Option<SpawnedEnclave>>>,
+    tls: bool,
+    // Declared (so dropped) before the workers: the gateway holds a sender to the core.
+    server: Mutex<Option<Server>>,
+    workers: Mutex<Workers>,
+    _spawned: SpawnedSlot,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("addr", &self.addr)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -441,6 +461,9 @@ fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<
     )))
 }
 
+/// The enclave process this node spawned ([`EnclaveMode::Spawn`]), if any.
+type SpawnedSlot = Arc<Mutex<Option<SpawnedEnclave>>>;
+
 /// Funds the development participants once the enclave is registered.
 type FundFn<C> = Box<dyn FnOnce(&mut Sealbridge<C>, &Setup) -> Result<(), NodeError>>;
 
@@ -549,10 +572,13 @@ impl Node {
                 "no account to send transactions from: pass --key-file (the node's own key)".into(),
             )
         })?;
-        if let Some(u) = cfg.verifiers.iter().find(|u| !u.starts_with("http://")) {
+        if let Some(u) = cfg
+            .verifiers
+            .iter()
+            .find(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+        {
             return Err(NodeError::Config(format!(
-                "verifier URL {u:?}: only http:// is supported (the node checks every signed \
-                 result itself; the transport carries only public evidence and signed results)"
+                "verifier URL {u:?}: expected http://host:port or https://host:port"
             )));
         }
         let store = Store::open(&cfg.data_dir)?;
@@ -623,245 +649,306 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared::default());
         check_policy(&sb, &setup.policy)?;
-        let target = SettlementTarget {
-            chain_id: setup.chain_id,
-            settlement: setup.settlement,
-        };
-
-        // ---- the enclave --------------------------------------------------------------
-        let (root_file, root) = simulated_root_secret(&cfg.data_dir)?;
-        let spawned: Arc<Mutex<Option<SpawnedEnclave>>> = Arc::new(Mutex::new(None));
-        let factory: LinkFactory = match cfg.enclave.clone() {
-            EnclaveMode::InProc => {
-                Box::new(move || Ok(Box::new(InProc::new(root)) as Box<dyn EnclaveLink>))
-            }
-            EnclaveMode::Unix(path) => Box::new(move || {
-                Ok(Box::new(UnixLink::connect(&path, Duration::from_secs(5))?)
-                    as Box<dyn EnclaveLink>)
-            }),
-            EnclaveMode::Spawn(exe) => {
-                let data_dir = cfg.data_dir.clone();
-                let slot = spawned.clone();
-                Box::new(move || {
-                    let mut slot = slot
-                        .lock()
-                        .map_err(|_| CoreError::Enclave("spawn lock".into()))?;
-                    let alive = slot.as_mut().is_some_and(SpawnedEnclave::alive);
-                    if !alive {
-                        *slot = Some(SpawnedEnclave::spawn(&exe, &data_dir, &root_file)?);
-                    }
-                    let socket = slot
-                        .as_ref()
-                        .map(|s| s.socket.clone())
-                        .ok_or_else(|| CoreError::Enclave("no enclave process".into()))?;
-                    Ok(
-                        Box::new(UnixLink::connect(&socket, Duration::from_secs(10))?)
-                            as Box<dyn EnclaveLink>,
-                    )
-                })
-            }
-        };
-        let mut core = Core::new(
-            factory,
-            store,
-            cfg.data_dir.join("log"),
-            setup.policy.clone(),
-            target,
-            metrics.clone(),
-            shared.clone(),
-            CoreConfig {
-                batch_interval: cfg.batch_interval,
-                snapshot_every: cfg.snapshot_every,
-                tick_every: Duration::from_secs(10),
-            },
-        )?;
-        core.set_snapshot_chunk_bytes(cfg.snapshot_chunk_bytes);
-        let status = core.recover()?;
-        let check_store = Store::open(&cfg.data_dir)?;
-        check_against_chain(&sb, &check_store, &status)?;
-
-        let (core_tx, core_rx) = sync_channel::<Cmd>(cfg.core_queue.max(1));
-        // From here on a failure stops and joins every thread started (`Started::drop`), so that
-        // nothing of this start keeps running beside a restart on the same data dir.
-        let mut started = Started {
-            stop: Arc::new(AtomicBool::new(false)),
-            core_tx: Some(core_tx),
-            threads: Vec::new(),
-            armed: true,
-        };
-        started.threads.push(
-            std::thread::Builder::new()
-                .name("sealbridge-core".into())
-                .spawn(move || {
-                    if let Err(e) = core.run(core_rx) {
-                        tracing::error!(error = %e, "core stopped: durable state could not be written");
-                        // The enclave may be ahead of the journal: stop serving, restart recovers.
-                        std::process::abort();
-                    }
-                })
-                .map_err(|e| NodeError::Config(e.to_string()))?,
-        );
-
-        // ---- registration (and development funding) -------------------------------------
+        let (core, spawned) = recover_core(&cfg, store, &setup, &sb, &metrics, &shared)?;
+        let mut workers = spawn_core(core, cfg.core_queue)?;
         let description = shared
             .description
             .read()
             .ok()
             .and_then(|d| d.clone())
             .ok_or_else(|| NodeError::Enclave("no description".into()))?;
-        let appraisers = Arc::new(match &provision {
+        let appraisers = match &provision {
             Provision::Dev { verifiers, .. } => Appraisers::insecure_in_process(verifiers),
             Provision::Deployed => Appraisers::remote(&cfg.verifiers),
-        });
-        if !sb.is_active(description.key_bundle.address)? {
-            if let Provision::Dev {
-                admin, verifiers, ..
-            } = &provision
-            {
-                dev::admit(&mut sb, *admin, &description, verifiers)?;
-            }
-            // The enclave logs the result before the registration is sent.
-            let tx = started.tx()?;
-            registration::attest_and_register(
-                &mut sb,
-                setup.admin,
-                &description,
-                &appraisers,
-                |r| call_core(tx, r).map_err(RegistrationError::enclave),
-                unix_now(),
-            )?;
-        }
-        if let Provision::Dev {
-            fund: Some(fund), ..
-        } = provision
-        {
-            fund(&mut sb, &setup)?;
-        }
+        };
+        register(
+            &mut sb,
+            provision,
+            &setup,
+            &description,
+            &appraisers,
+            workers.tx()?,
+        )?;
         // Best effort: the renewal thread reads it again at every check.
         if let Err(e) = refresh_registration(&sb, description.key_bundle.address, &metrics) {
             tracing::warn!(error = %e, "reading the registration failed; will retry");
         }
         metrics.chain_up.store(true, Relaxed);
-
-        // ---- relayer ----------------------------------------------------------------------
-        let stop = started.stop.clone();
         let chain = Arc::new(Mutex::new(sb));
-        {
-            let store = Store::open(&cfg.data_dir)?;
-            relayer::load_deep_reorg_alarm(&store, &metrics, cfg.acknowledge_deep_reorg)?;
-            let rcfg = RelayerConfig {
-                log_chunk: cfg.log_chunk_blocks.max(1),
-                ..RelayerConfig::new(cfg.confirmations, cfg.poll)
-            };
-            let mut scan = relayer::ScanState::default();
-            // One round before serving: deposits made so far reach the enclave first.
-            if let Err(e) =
-                relayer::round(&chain, &store, started.tx()?, &metrics, &rcfg, &mut scan)
-            {
-                tracing::warn!(error = %e, "first relayer round failed; will retry");
-            }
-            let (chain, tx, metrics, stop) = (
-                chain.clone(),
-                started.tx()?.clone(),
-                metrics.clone(),
-                stop.clone(),
-            );
-            started.threads.push(
-                std::thread::Builder::new()
-                    .name("sealbridge-relayer".into())
-                    .spawn(move || relayer::run(chain, store, tx, metrics, rcfg, scan, stop))
-                    .map_err(|e| NodeError::Config(e.to_string()))?,
-            );
-        }
-
-        // ---- continuous attestation: renew the registration before it expires ---------------
-        {
-            let (chain, tx, stop) = (chain.clone(), started.tx()?.clone(), stop.clone());
-            let (sender, every, description) = (setup.admin, cfg.renew_check, description.clone());
-            let metrics = metrics.clone();
-            started.threads.push(
-                std::thread::Builder::new()
-                    .name("sealbridge-attest".into())
-                    .spawn(move || {
-                        renewal_loop(
-                            &chain,
-                            &tx,
-                            (sender, &description),
-                            &appraisers,
-                            every,
-                            &stop,
-                            &metrics,
-                        )
-                    })
-                    .map_err(|e| NodeError::Config(e.to_string()))?,
-            );
-        }
-
-        // ---- gateway ------------------------------------------------------------------------
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| NodeError::Config(e.to_string()))?;
-        let state = Arc::new(gateway::AppState {
-            core: started.tx()?.clone(),
-            store: Mutex::new(Store::open(&cfg.data_dir)?),
-            tiles_dir: cfg.data_dir.join("log"),
-            metrics: metrics.clone(),
-            shared,
-            setup: setup.clone(),
-            max_pending: cfg.max_pending_statements,
-        });
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(cfg.listen))
-            .map_err(|e| NodeError::Config(format!("listen {}: {e}", cfg.listen)))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| NodeError::Config(e.to_string()))?;
-        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let app = gateway::router(state);
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = shutdown_rx.await;
-                })
-                .await;
-        });
-        tracing::info!(%addr, settlement = %setup.settlement, "node serving");
-        started.armed = false;
+        start_relayer(&mut workers, &cfg, chain.clone(), &metrics)?;
+        start_renewal(
+            &mut workers,
+            chain,
+            (setup.admin, description),
+            appraisers,
+            cfg.renew_check,
+            &metrics,
+        )?;
+        let server = start_gateway(&cfg, workers.tx()?.clone(), &metrics, shared, &setup)?;
+        tracing::info!(url = %server.url(), settlement = %setup.settlement, "node serving");
         Ok(Self {
-            addr,
+            addr: server.addr(),
+            tls: server.is_tls(),
             metrics,
             setup,
-            stop,
-            core_tx: started.core_tx.take(),
-            threads: std::mem::take(&mut started.threads),
-            shutdown: Some(shutdown),
-            runtime: Some(runtime),
+            server: Mutex::new(Some(server)),
+            workers: Mutex::new(workers),
             _spawned: spawned,
         })
     }
 
-    /// Block until interrupted (Ctrl-C).
+    /// `http://addr` or `https://addr` (with [`NodeConfig::tls`]).
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
+    }
+
+    /// Block until SIGTERM or SIGINT, then stop gracefully: refuse new work (503 with
+    /// `Retry-After`) while [`NodeConfig::drain_grace`] runs, close the listener and answer
+    /// the requests in flight, stop the relayer and the renewal, and let the core commit what
+    /// it holds and store a final snapshot (the next start replays nothing). Returns the
+    /// signal; an error if the gateway failed (before or during the stop).
+    pub fn wait_for_signal(&self) -> Result<sealbridge_serve::Signal, NodeError> {
+        let server = self
+            .server
+            .lock()
+            .map_err(|_| NodeError::Internal("server lock poisoned"))?
+            .take()
+            .ok_or(NodeError::Stopped)?;
+        let served = server.wait_for_signal();
+        let t = std::time::Instant::now();
+        // Its runtime goes with it, and with the runtime every sender to the core it held.
+        drop(server);
+        if let Ok(mut w) = self.workers.lock() {
+            w.stop_and_join();
+        }
+        let signal = served.map_err(serve_error)?;
+        tracing::info!(%signal, stop_ms = t.elapsed().as_millis() as u64, "node stopped");
+        Ok(signal)
+    }
+
+    /// [`Node::wait_for_signal`], logging its error.
     pub fn wait(&self) {
-        if let Some(rt) = &self.runtime {
-            let _ = rt.block_on(tokio::signal::ctrl_c());
+        if let Err(e) = self.wait_for_signal() {
+            tracing::error!(error = %e, "node stopped on an error");
         }
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.stop.store(true, Relaxed);
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
+        if let Ok(s) = self.server.get_mut() {
+            s.take();
         }
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
-        }
-        self.core_tx.take();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        if let Ok(w) = self.workers.get_mut() {
+            w.stop_and_join();
         }
     }
+}
+
+/// A serving error as a node error (bad certificate or key, port taken, server failure).
+fn serve_error(e: sealbridge_serve::ServeError) -> NodeError {
+    NodeError::Config(e.to_string())
+}
+
+/// The enclave (in process, spawned or reached over a socket) and the core over it, brought to
+/// the durable state and checked against the chain.
+fn recover_core<C: Chain>(
+    cfg: &NodeConfig,
+    store: Store,
+    setup: &Setup,
+    sb: &Sealbridge<C>,
+    metrics: &Arc<Metrics>,
+    shared: &Arc<Shared>,
+) -> Result<(Core, SpawnedSlot), NodeError> {
+    let target = SettlementTarget {
+        chain_id: setup.chain_id,
+        settlement: setup.settlement,
+    };
+    let (factory, spawned) = link_factory(cfg)?;
+    let mut core = Core::new(
+        factory,
+        store,
+        cfg.data_dir.join("log"),
+        setup.policy.clone(),
+        target,
+        metrics.clone(),
+        shared.clone(),
+        CoreConfig {
+            batch_interval: cfg.batch_interval,
+            snapshot_every: cfg.snapshot_every,
+            tick_every: Duration::from_secs(10),
+        },
+    )?;
+    core.set_snapshot_chunk_bytes(cfg.snapshot_chunk_bytes);
+    // A clean stop leaves nothing to replay.
+    core.set_final_snapshot(true);
+    let status = core.recover()?;
+    check_against_chain(sb, &Store::open(&cfg.data_dir)?, &status)?;
+    Ok((core, spawned))
+}
+
+/// How the core reaches the enclave ([`NodeConfig::enclave`]); the slot holds the enclave
+/// process this node spawned, if any.
+fn link_factory(cfg: &NodeConfig) -> Result<(LinkFactory, SpawnedSlot), NodeError> {
+    let (root_file, root) = simulated_root_secret(&cfg.data_dir)?;
+    let spawned: SpawnedSlot = Arc::new(Mutex::new(None));
+    let factory: LinkFactory = match cfg.enclave.clone() {
+        EnclaveMode::InProc => {
+            Box::new(move || Ok(Box::new(InProc::new(root)) as Box<dyn EnclaveLink>))
+        }
+        EnclaveMode::Unix(path) => Box::new(move || {
+            Ok(Box::new(UnixLink::connect(&path, Duration::from_secs(5))?) as Box<dyn EnclaveLink>)
+        }),
+        EnclaveMode::Spawn(exe) => {
+            let data_dir = cfg.data_dir.clone();
+            let slot = spawned.clone();
+            Box::new(move || {
+                let mut slot = slot
+                    .lock()
+                    .map_err(|_| CoreError::Enclave("spawn lock".into()))?;
+                let alive = slot.as_mut().is_some_and(SpawnedEnclave::alive);
+                if !alive {
+                    *slot = Some(SpawnedEnclave::spawn(&exe, &data_dir, &root_file)?);
+                }
+                let socket = slot
+                    .as_ref()
+                    .map(|s| s.socket.clone())
+                    .ok_or_else(|| CoreError::Enclave("no enclave process".into()))?;
+                Ok(
+                    Box::new(UnixLink::connect(&socket, Duration::from_secs(10))?)
+                        as Box<dyn EnclaveLink>,
+                )
+            })
+        }
+    };
+    Ok((factory, spawned))
+}
+
+/// The core on its own thread, fed by a queue of `queue` requests.
+fn spawn_core(core: Core, queue: usize) -> Result<Workers, NodeError> {
+    let (core_tx, core_rx) = sync_channel::<Cmd>(queue.max(1));
+    let mut workers = Workers {
+        stop: Arc::new(AtomicBool::new(false)),
+        core_tx: Some(core_tx),
+        threads: Vec::new(),
+    };
+    workers.spawn("sealbridge-core", move || {
+        if let Err(e) = core.run(core_rx) {
+            tracing::error!(error = %e, "core stopped: durable state could not be written");
+            // The enclave may be ahead of the journal: stop serving, restart recovers.
+            std::process::abort();
+        }
+    })?;
+    Ok(workers)
+}
+
+/// Register the enclave if it is not active (`--dev`: development governance admits the
+/// development verifiers first), then fund the development participants on first start.
+fn register<C: Chain>(
+    sb: &mut Sealbridge<C>,
+    provision: Provision<C>,
+    setup: &Setup,
+    description: &Description,
+    appraisers: &Appraisers,
+    tx: &SyncSender<Cmd>,
+) -> Result<(), NodeError> {
+    if !sb.is_active(description.key_bundle.address)? {
+        if let Provision::Dev {
+            admin, verifiers, ..
+        } = &provision
+        {
+            dev::admit(sb, *admin, description, verifiers)?;
+        }
+        // The enclave logs the result before the registration is sent.
+        registration::attest_and_register(
+            sb,
+            setup.admin,
+            description,
+            appraisers,
+            |r| call_core(tx, r).map_err(RegistrationError::enclave),
+            unix_now(),
+        )?;
+    }
+    if let Provision::Dev {
+        fund: Some(fund), ..
+    } = provision
+    {
+        fund(sb, setup)?;
+    }
+    Ok(())
+}
+
+/// One relayer round before serving (deposits made so far reach the enclave first), then the
+/// relayer thread.
+fn start_relayer<C: Chain + Send + 'static>(
+    workers: &mut Workers,
+    cfg: &NodeConfig,
+    chain: relayer::SharedChain<C>,
+    metrics: &Arc<Metrics>,
+) -> Result<(), NodeError> {
+    let store = Store::open(&cfg.data_dir)?;
+    relayer::load_deep_reorg_alarm(&store, metrics, cfg.acknowledge_deep_reorg)?;
+    let rcfg = RelayerConfig {
+        log_chunk: cfg.log_chunk_blocks.max(1),
+        ..RelayerConfig::new(cfg.confirmations, cfg.poll)
+    };
+    let mut scan = relayer::ScanState::default();
+    if let Err(e) = relayer::round(&chain, &store, workers.tx()?, metrics, &rcfg, &mut scan) {
+        tracing::warn!(error = %e, "first relayer round failed; will retry");
+    }
+    let (tx, metrics, stop) = (workers.tx()?.clone(), metrics.clone(), workers.stop.clone());
+    workers.spawn("sealbridge-relayer", move || {
+        relayer::run(chain, store, tx, metrics, rcfg, scan, stop)
+    })
+}
+
+/// Continuous attestation: a thread that renews the registration before it expires.
+fn start_renewal<C: Chain + Send + 'static>(
+    workers: &mut Workers,
+    chain: relayer::SharedChain<C>,
+    (sender, description): (Address, Description),
+    appraisers: Appraisers,
+    every: Duration,
+    metrics: &Arc<Metrics>,
+) -> Result<(), NodeError> {
+    let (tx, stop, metrics) = (workers.tx()?.clone(), workers.stop.clone(), metrics.clone());
+    workers.spawn("sealbridge-attest", move || {
+        renewal_loop(
+            &chain,
+            &tx,
+            (sender, &description),
+            &appraisers,
+            every,
+            &stop,
+            &metrics,
+        )
+    })
+}
+
+/// The HTTP(S) gateway ([`NodeConfig::listen`], [`NodeConfig::tls`]) on its own runtime.
+fn start_gateway(
+    cfg: &NodeConfig,
+    core: SyncSender<Cmd>,
+    metrics: &Arc<Metrics>,
+    shared: Arc<Shared>,
+    setup: &Setup,
+) -> Result<Server, NodeError> {
+    let state = Arc::new(gateway::AppState {
+        core,
+        store: Mutex::new(Store::open(&cfg.data_dir)?),
+        tiles_dir: cfg.data_dir.join("log"),
+        metrics: metrics.clone(),
+        shared,
+        setup: setup.clone(),
+        max_pending: cfg.max_pending_statements,
+    });
+    let opts = ServeOptions {
+        drain_grace: cfg.drain_grace,
+        ..ServeOptions::default()
+    };
+    Server::start(cfg.listen, cfg.tls.as_ref(), gateway::router(state), opts).map_err(serve_error)
 }

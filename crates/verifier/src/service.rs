@@ -11,7 +11,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use axum::{
@@ -27,7 +26,7 @@ use sealbridge_attest::{
     verifier::{Challenge, KeyBinding, VerifierRole},
 };
 use sealbridge_enclave::keys::KeyBundle;
-use tokio::sync::oneshot;
+use sealbridge_serve::{ServeError, ServeOptions, Server, Signal, TlsFiles};
 
 /// Why the verifier service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,18 +35,10 @@ pub enum ServiceError {
     /// The appraisal policy is not valid.
     #[error("appraisal policy: {0}")]
     Policy(String),
-    /// The listening socket could not be opened.
-    #[error("listen {addr}: {source}")]
-    Listen {
-        /// Address asked for.
-        addr: SocketAddr,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The runtime could not start.
-    #[error("runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    /// It could not serve: the socket, the certificate or key, the runtime, or the server
+    /// failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
 use crate::remote::{
     AppraiseRequest, AppraiseResponse, ErrorBody, MAX_REQUEST_BYTES, VerifierInfo,
@@ -314,64 +305,52 @@ pub fn router(service: Arc<VerifierService>) -> Router {
 pub struct Served {
     /// Where it listens.
     pub addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: Server,
 }
 
 impl Served {
-    /// Block until interrupted (Ctrl-C).
+    /// `http://addr` or `https://addr`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Block until SIGTERM or SIGINT, then stop gracefully (new appraisals refused with 503
+    /// and `Retry-After` for a moment, the ones in flight answered). An error if the server
+    /// failed.
+    pub fn wait_for_signal(&self) -> Result<Signal, ServiceError> {
+        Ok(self.server.wait_for_signal()?)
+    }
+
+    /// [`Served::wait_for_signal`], logging its error.
     pub fn wait(&self) {
-        if let Some(rt) = &self.runtime {
-            let _ = rt.block_on(tokio::signal::ctrl_c());
+        if let Err(e) = self.wait_for_signal() {
+            tracing::error!(error = %e, "verifier service stopped on an error");
         }
     }
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
-        }
-    }
-}
-
-/// Serve `service` on `listen` (its own small runtime).
+/// Serve `service` on `listen` over plain HTTP (its own small runtime).
 pub fn serve(service: VerifierService, listen: SocketAddr) -> Result<Served, ServiceError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(ServiceError::Runtime)?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(listen))
-        .map_err(|source| ServiceError::Listen {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ServiceError::Listen {
-            addr: listen,
-            source,
-        })?;
+    serve_with(service, listen, None)
+}
+
+/// Serve `service` on `listen`, over HTTPS with `tls` (certificate chain and key, PEM), plain
+/// HTTP without.
+pub fn serve_with(
+    service: VerifierService,
+    listen: SocketAddr,
+    tls: Option<&TlsFiles>,
+) -> Result<Served, ServiceError> {
     let info = service.info();
-    let app = router(Arc::new(service));
-    let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-    runtime.spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = shutdown_rx.await;
-            })
-            .await;
-    });
-    tracing::info!(%addr, verifier = %info.address, policy = %info.policy_hash, "verifier serving");
+    let opts = ServeOptions {
+        worker_threads: 1,
+        ..ServeOptions::default()
+    };
+    let server = Server::start(listen, tls, router(Arc::new(service)), opts)?;
+    tracing::info!(url = %server.url(), verifier = %info.address, policy = %info.policy_hash, "verifier serving");
     Ok(Served {
-        addr,
-        shutdown: Some(shutdown),
-        runtime: Some(runtime),
+        addr: server.addr(),
+        server,
     })
 }
 
