@@ -578,7 +578,7 @@ impl Node {
             .find(|u| !u.starts_with("http://") && !u.starts_with("https://"))
         {
             return Err(NodeError::Config(format!(
-                "verifier URL {u:?}: expected http://host:port or https://host:port"
+                "verifier URL {u:?}: only http:// and https:// URLs are supported"
             )));
         }
         let store = Store::open(&cfg.data_dir)?;
