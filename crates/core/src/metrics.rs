@@ -88,44 +88,7 @@ pub struct Metrics {
     latency: Mutex<([u64; BUCKETS.len() + 1], f64)>,
 }
 
-/// The registry's record of this node's enclave, as last read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RegistrationView {
-    /// `isActive`: registered, not revoked, not expired, measurement allowed (at that block).
-    pub active: bool,
-    /// `expiresAt` of the registration (0: never registered).
-    pub expires_at: u64,
-    /// When it was read (unix seconds, host clock).
-    pub checked_at: u64,
-}
-
-impl RegistrationView {
-    /// `registered` (active when read and not expired since), `expired`, `inactive` (revoked,
-    /// measurement no longer allowed, or never registered).
-    pub fn status(&self, now: u64) -> &'static str {
-        if self.active && self.expires_at > now {
-            "registered"
-        } else if self.expires_at != 0 && self.expires_at <= now {
-            "expired"
-        } else {
-            "inactive"
-        }
-    }
-}
-
-/// Overall health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// Everything answers.
-    Healthy,
-    /// Accepting, but something is lagging or needs the operator: chain unreachable, a statement
-    /// or transaction the chain refuses, a failing deposit scan, an unacknowledged deep reorg,
-    /// settlement paused or the deployment frozen.
-    Degraded,
-    /// Not accepting (enclave unreachable).
-    Down,
-}
+pub use crate::health::{Health, HealthInputs, RegistrationView};
 
 impl Metrics {
     /// Record one receipt latency.
@@ -208,21 +171,17 @@ impl Metrics {
         }
     }
 
-    /// Health from the flags.
+    /// Health from the flags (the rule: [`Health::of`]).
     pub fn health(&self) -> Health {
-        if !self.enclave_up.load(Relaxed) {
-            Health::Down
-        } else if !self.chain_up.load(Relaxed)
-            || self.relayer_error().is_some()
-            || self.deep_reorg().is_some()
-            || self.deposit_scan_error().is_some()
-            || self.frozen.load(Relaxed)
-            || self.paused.load(Relaxed)
-        {
-            Health::Degraded
-        } else {
-            Health::Healthy
-        }
+        Health::of(&HealthInputs {
+            enclave_up: self.enclave_up.load(Relaxed),
+            chain_up: self.chain_up.load(Relaxed),
+            relayer_error: self.relayer_error().is_some(),
+            deep_reorg: self.deep_reorg().is_some(),
+            deposit_scan_error: self.deposit_scan_error().is_some(),
+            frozen: self.frozen.load(Relaxed),
+            paused: self.paused.load(Relaxed),
+        })
     }
 
     /// The Prometheus text exposition.
