@@ -203,8 +203,10 @@ fn distinct_nonzero(list: &[Address]) -> bool {
 impl DeployConfig {
     /// Parse the JSON config.
     pub fn from_json(bytes: &[u8]) -> Result<Self, DeployError> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| DeployError::Config(format!("deployment config: {e}")))
+        serde_json::from_slice(bytes).map_err(|source| DeployError::Json {
+            what: "deployment config",
+            source,
+        })
     }
 
     /// Refuse what cannot work or is unsafe, before anything is sent.

@@ -50,6 +50,28 @@ pub enum DeployError {
     /// The chain failed.
     #[error("chain: {0}")]
     ChainAccess(#[from] sealbridge_chain::ChainError),
+    /// A JSON file (`what`: the deployment file or config) does not parse.
+    #[error("configuration: {what}: {source}")]
+    Json {
+        /// Which file.
+        what: &'static str,
+        /// The parser's reason.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No `Settlement` contract answers at the deployment file's address.
+    #[error(
+        "inconsistent deployment: no Settlement contract answers at {at} on chain {chain_id}: {source}"
+    )]
+    NoSettlement {
+        /// The file's settlement address.
+        at: Address,
+        /// The endpoint's chain.
+        chain_id: u64,
+        /// The call's failure.
+        #[source]
+        source: sealbridge_chain::ContractError,
+    },
     /// The chain answered something unusable (a deployment without an address, a failed receipt).
     #[error("chain: {0}")]
     Chain(String),
@@ -162,8 +184,10 @@ impl DeploymentFile {
                  redeploy with this build's `sealbridge deploy`)"
             )));
         }
-        let d: Self = serde_json::from_slice(bytes)
-            .map_err(|e| DeployError::Config(format!("deployment file: {e}")))?;
+        let d: Self = serde_json::from_slice(bytes).map_err(|source| DeployError::Json {
+            what: "deployment file",
+            source,
+        })?;
         let h = d.policy.hash();
         if h != d.policy_hash {
             return Err(DeployError::Inconsistent(format!(
@@ -198,11 +222,10 @@ impl DeploymentFile {
         }
         let registry: Address = sb
             .view(self.settlement, &Settlement::registryCall {})
-            .map_err(|e| {
-                DeployError::Inconsistent(format!(
-                    "no Settlement contract answers at {} on chain {id}: {e}",
-                    self.settlement
-                ))
+            .map_err(|source| DeployError::NoSettlement {
+                at: self.settlement,
+                chain_id: id,
+                source,
             })?;
         if registry != self.registry {
             return Err(DeployError::Inconsistent(format!(
