@@ -14,6 +14,7 @@
 //! blocks if the node waits for more confirmations than the chain has produced, so the first
 //! obligations are not refused for want of escrow.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -28,6 +29,7 @@ use sealbridge_client::NodeClient;
 use sealbridge_deploy::dev::participants;
 use sealbridge_node::unix_now;
 use sealbridge_programs::netting::Obligation;
+use sealbridge_proto::ReasonCode;
 use serde_json::json;
 
 use crate::client_cmd::PolicyArgs;
@@ -72,6 +74,51 @@ pub struct LoadArgs {
     pub fund_timeout: u64,
     #[command(flatten)]
     pub policy: PolicyArgs,
+}
+
+/// Stop when each of the first this many answers was a refusal: the rest would be refused too.
+const EARLY_STOP: u64 = 32;
+
+/// Why envelopes were not accepted, by count: the node's reason from the receipt (a 422
+/// answer), else its error code, else the client's error.
+type Refusals = BTreeMap<String, u64>;
+
+/// The reason one submission was not accepted.
+fn refusal(answer: Result<(u16, &serde_json::Value), String>) -> String {
+    match answer {
+        Ok((_, v)) if v["reason"].is_string() => v["reason"].as_str().unwrap_or_default().into(),
+        Ok((code, v)) => match v["error"].as_str() {
+            Some(e) => format!("HTTP {code} {e}"),
+            None => format!("HTTP {code}"),
+        },
+        Err(e) => e,
+    }
+}
+
+/// "300 × insufficient escrow, 2 × HTTP 503 busy", most frequent first.
+fn by_count(refused: &Refusals) -> String {
+    let mut v: Vec<_> = refused.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(r, n)| format!("{n} × {r}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What to do about refusals, when the reasons say. The receipt's code for an obligation the
+/// netting program refuses is `program-rejected`; with nothing funded, that is escrow.
+fn advice(refused: &Refusals, funded: bool) -> &'static str {
+    let program = refused
+        .keys()
+        .any(|r| r == ReasonCode::ProgramRejected.as_str());
+    match (program, funded) {
+        (true, false) => {
+            " — the program refuses an obligation its sender's escrow does not cover, and \
+             nothing funded the participants' escrow: pass the node's chain with --chain URL \
+             (a development chain such as anvil) so load can fund them"
+        }
+        _ => "",
+    }
 }
 
 /// One planned obligation: sender index, receiver index, amount.
@@ -120,12 +167,13 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let done = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(Mutex::new(Refusals::new()));
     let latencies = Arc::new(Mutex::new(Vec::<f64>::with_capacity(args.count as usize)));
     let ids = Arc::new(Mutex::new(Vec::<String>::new()));
     let started = Instant::now();
     let mut workers = Vec::new();
     for w in 0..args.concurrency.max(1) {
-        let (client, attested, planned, next, done, accepted, failed, latencies, ids) = (
+        let (client, attested, planned, next, done, accepted, failed, refused, latencies, ids) = (
             client.clone(),
             attested.clone(),
             planned.clone(),
@@ -133,6 +181,7 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             done.clone(),
             accepted.clone(),
             failed.clone(),
+            refused.clone(),
             latencies.clone(),
             ids.clone(),
         );
@@ -160,12 +209,16 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                     amount,
                 };
                 let t0 = Instant::now();
-                let ok = attested
+                let answer = attested
                     .seal(&ps[from].key, &ob.encode(), unix_now(), 3600, &mut rng)
-                    .ok()
-                    .and_then(|env| client.submit(&env, retries).ok());
-                match ok {
-                    Some((200, v)) => {
+                    .map_err(|e| format!("sealing failed: {e}"))
+                    .and_then(|env| {
+                        client
+                            .submit(&env, retries)
+                            .map_err(|e| format!("no answer: {e}"))
+                    });
+                match answer {
+                    Ok((200, v)) => {
                         accepted.fetch_add(1, Relaxed);
                         if let Ok(mut l) = latencies.lock() {
                             l.push(t0.elapsed().as_secs_f64());
@@ -174,11 +227,20 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                             ids.push(id.to_string());
                         }
                     }
-                    _ => {
+                    other => {
+                        let why =
+                            refusal(other.as_ref().map(|(c, v)| (*c, v)).map_err(Clone::clone));
+                        if let Ok(mut r) = refused.lock() {
+                            *r.entry(why).or_default() += 1;
+                        }
                         failed.fetch_add(1, Relaxed);
                     }
                 }
-                done.fetch_add(1, Relaxed);
+                let answered = done.fetch_add(1, Relaxed) + 1;
+                if count > EARLY_STOP && answered >= EARLY_STOP && accepted.load(Relaxed) == 0 {
+                    // Every answer so far was a refusal: stop handing out work.
+                    next.fetch_max(count, Relaxed);
+                }
             }
         }));
     }
@@ -216,10 +278,22 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         l[i] * 1000.0
     };
     let acc = accepted.load(Relaxed);
+    let refused = refused.lock().map(|r| r.clone()).unwrap_or_default();
+    let answered = done.load(Relaxed);
+    if answered < args.count && acc == 0 {
+        bail!(
+            "the node refused each of the first {answered} envelopes ({}); stopped before \
+             submitting the other {}{}",
+            by_count(&refused),
+            args.count - answered,
+            advice(&refused, !funding.is_null())
+        );
+    }
     let summary = json!({
         "submitted": args.count,
         "accepted": acc,
         "failed": failed.load(Relaxed),
+        "refused": refused,
         "elapsed_s": elapsed,
         "envelopes_per_s": acc as f64 / elapsed.max(1e-9),
         "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0)},
@@ -247,6 +321,14 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             args.count,
             acc as f64 / elapsed.max(1e-9)
         );
+        if !refused.is_empty() {
+            println!(
+                "refused {}: {}{}",
+                failed.load(Relaxed),
+                by_count(&refused),
+                advice(&refused, !funding.is_null())
+            );
+        }
         println!(
             "receipt latency (ms): p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
             pct(0.5),

@@ -8,6 +8,7 @@ mod client_cmd;
 mod common;
 mod demo;
 mod deploy_cmd;
+mod docs_cmd;
 mod endpoint;
 mod evidence;
 mod gov_cmd;
@@ -18,7 +19,7 @@ mod verifier_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,7 +51,7 @@ enum Command {
     /// Drive a deployment's governance timelock: schedule, list, execute, cancel changes.
     Gov(gov_cmd::GovArgs),
     /// Run a node: HTTP gateway, durable storage, enclave, relayer (see docs/NODE.md).
-    Node(node_cmd::NodeArgs),
+    Node(Box<node_cmd::NodeArgs>),
     /// Run the enclave as its own process, serving the boundary protocol on a Unix socket.
     Enclave(node_cmd::EnclaveArgs),
     /// Talk to a node: appraise its enclave, submit, fetch receipts with inclusion proofs.
@@ -61,6 +62,10 @@ enum Command {
     Status(client_cmd::StatusArgs),
     /// Run adversarial scenarios against the real bytecode and report whether the system held.
     Sandbox(sandbox_cmd::SandboxArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs_cmd::CompletionsArgs),
+    /// Print the man page, or write one per command with --out DIR.
+    Man(docs_cmd::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +85,8 @@ fn main() -> ExitCode {
         Command::Load(args) => load_cmd::run(&args),
         Command::Status(args) => client_cmd::run_status(&args),
         Command::Sandbox(args) => sandbox_cmd::run(&args),
+        Command::Completions(args) => docs_cmd::completions(&args, Cli::command()),
+        Command::Man(args) => docs_cmd::man(&args, Cli::command()),
     };
     match result {
         Ok(code) => code,

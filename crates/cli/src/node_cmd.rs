@@ -2,237 +2,77 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+mod config;
+
 use crate::common::{init_tracing, read_key, sending_account};
+pub use config::NodeOptions;
 use sealbridge_core::link::{read_root_secret, serve_unix};
 use sealbridge_deploy::DeploymentFile;
 use sealbridge_deploy::dev::WallClockChain;
-use sealbridge_node::EnclaveMode;
 use sealbridge_node::Node;
 use sealbridge_node::NodeConfig;
 
 /// Arguments of `sealbridge node`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeArgs {
-    /// JSON configuration file; flags given on the command line override it.
-    #[arg(long)]
+    /// Configuration file (JSON; the keys are the options' file keys in docs/NODE.md). Flags
+    /// and SEALBRIDGE_* environment variables override it.
+    #[arg(long, env = "SEALBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Chain: `embedded` (in-process EVM, journaled in the data dir so it survives restarts) or
-    /// a JSON-RPC URL.
-    #[arg(long)]
-    pub chain: Option<String>,
-    /// Data directory: database, log tiles, the simulated TEE's root secret.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// HTTP listen address.
-    #[arg(long)]
-    pub listen: Option<String>,
-    /// Enclave: `inproc`, `spawn` (a child `sealbridge enclave` process) or `unix:PATH`.
-    #[arg(long)]
-    pub enclave: Option<String>,
-    /// Development setup on first start: deploy the contracts and a test ERC-20, register the
-    /// enclave through development verifiers (and on the embedded chain fund the development
-    /// participants). INSECURE.
-    #[arg(long)]
-    pub dev: bool,
-    /// Development participants.
-    #[arg(long)]
-    pub participants: Option<u32>,
-    /// Inputs per batch.
-    #[arg(long)]
-    pub batch_size: Option<u32>,
-    /// `--dev`: how long a signed statement stays valid on chain (seconds, default 3600); an
-    /// unsettled one is renewed by the enclave in its last quarter.
-    #[arg(long)]
-    pub statement_validity_secs: Option<u64>,
-    /// `--dev`: seconds without a settled statement after which anyone may freeze the
-    /// deployment (Settlement's exitDelay, default 86400); the node settles a heartbeat
-    /// statement after half of it when nothing else settled.
-    #[arg(long)]
-    pub exit_delay_secs: Option<u64>,
-    /// Cut a non-empty batch after this many milliseconds.
-    #[arg(long)]
-    pub batch_interval_ms: Option<u64>,
-    /// Confirmations before a settlement counts.
-    #[arg(long)]
-    pub confirmations: Option<u64>,
-    /// Snapshot the enclave after this many journal records.
-    #[arg(long)]
-    pub snapshot_every: Option<u64>,
-    /// Bytes per sealed snapshot chunk (1 to 16777216; default 8 MiB).
-    #[arg(long)]
-    pub snapshot_chunk_bytes: Option<u32>,
-    /// Refuse envelopes (503) while more statements than this wait for the chain.
-    #[arg(long)]
-    pub max_pending: Option<u64>,
-    /// Deployment file written by `sealbridge deploy`: on a fresh data dir the node attaches
-    /// to these contracts and adopts this policy (instead of --dev).
-    #[arg(long)]
-    pub deployment: Option<PathBuf>,
-    /// A verifier service (`sealbridge verifier serve`) URL; repeat for each. At least the
-    /// registry's threshold k are needed to register the enclave.
-    #[arg(long = "verifier")]
-    pub verifiers: Vec<String>,
-    /// The node's own secp256k1 key (hex): it sends the register and settle transactions.
-    /// Never printed. Without it: the endpoint's first unlocked account (development chains).
-    #[arg(long)]
-    pub key_file: Option<PathBuf>,
-    /// Most blocks one eth_getLogs of the deposit scan asks for (default 2000; halved while
-    /// the endpoint refuses the range or the result size).
-    #[arg(long)]
-    pub log_chunk_blocks: Option<u64>,
+    #[command(flatten)]
+    pub options: NodeOptions,
     /// Clear the deep-reorg alarm (a reorg deeper than --confirmations replaced a block whose
     /// deposits were credited) if it names this block: say so only after checking the
-    /// participants' escrow on chain against what the enclave was credited.
+    /// participants' escrow on chain against what the enclave was credited. Command line only:
+    /// an acknowledgement left in a file would clear a future alarm nobody looked at.
     #[arg(long)]
     pub acknowledge_deep_reorg: Option<u64>,
+    /// Print the configuration as resolved (flags > environment > file > defaults) as one JSON
+    /// object and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Print the reference of every option (Markdown, as in docs/NODE.md) and exit.
+    #[arg(long)]
+    pub print_config_reference: bool,
 }
 
-/// The configuration file: the same keys as the flags, in snake case.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    chain: Option<String>,
-    data_dir: Option<PathBuf>,
-    listen: Option<String>,
-    enclave: Option<String>,
-    dev: Option<bool>,
-    participants: Option<u32>,
-    batch_size: Option<u32>,
-    statement_validity_secs: Option<u64>,
-    exit_delay_secs: Option<u64>,
-    batch_interval_ms: Option<u64>,
-    confirmations: Option<u64>,
-    snapshot_every: Option<u64>,
-    snapshot_chunk_bytes: Option<u32>,
-    max_pending: Option<u64>,
-    deployment: Option<PathBuf>,
-    verifiers: Option<Vec<String>>,
-    key_file: Option<PathBuf>,
-    log_chunk_blocks: Option<u64>,
+/// The reference of `sealbridge node`'s options (Markdown).
+pub fn config_reference() -> String {
+    use clap::Args;
+    config::reference(&NodeArgs::augment_args(clap::Command::new("node")))
 }
 
 /// Run the node until Ctrl-C.
 pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
+    if args.print_config_reference {
+        print!("{}", config_reference());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let file = args
+        .config
+        .as_deref()
+        .map(NodeOptions::from_file)
+        .transpose()?;
+    let config::Resolved {
+        options,
+        mut cfg,
+        chain,
+        deployment,
+        key_file,
+    } = config::resolve(&args.options, file.as_ref())?;
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&options)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     init_tracing();
-    let file: FileConfig = match &args.config {
-        Some(p) => serde_json::from_slice(
-            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        )
-        .with_context(|| format!("parsing {}", p.display()))?,
-        None => FileConfig::default(),
-    };
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from("sealbridge-data"));
-    let listen = args
-        .listen
-        .clone()
-        .or(file.listen)
-        .unwrap_or_else(|| "127.0.0.1:8080".into())
-        .parse()
-        .context("--listen must be HOST:PORT")?;
-    let mut cfg = NodeConfig::new(data_dir.clone(), listen);
-    cfg.dev = args.dev || file.dev.unwrap_or(false);
-    if let Some(v) = args.participants.or(file.participants) {
-        cfg.participants = v.clamp(2, 1000);
-    }
-    if let Some(v) = args
-        .statement_validity_secs
-        .or(file.statement_validity_secs)
-    {
-        if v == 0 {
-            bail!("--statement-validity-secs must be at least 1");
-        }
-        cfg.statement_validity_secs = v;
-    }
-    if let Some(v) = args.exit_delay_secs.or(file.exit_delay_secs) {
-        if v == 0 {
-            bail!("--exit-delay-secs must be at least 1");
-        }
-        cfg.exit_delay_secs = v;
-    }
-    if let Some(v) = args.batch_size.or(file.batch_size) {
-        cfg.batch_size = v.max(1);
-    }
-    if let Some(v) = args.batch_interval_ms.or(file.batch_interval_ms) {
-        cfg.batch_interval = Duration::from_millis(v.max(1));
-    }
-    if let Some(v) = args.confirmations.or(file.confirmations) {
-        cfg.confirmations = v.max(1);
-    }
-    if let Some(v) = args.snapshot_every.or(file.snapshot_every) {
-        cfg.snapshot_every = v.max(1);
-    }
-    if let Some(v) = args.snapshot_chunk_bytes.or(file.snapshot_chunk_bytes) {
-        let max = sealbridge_enclave::chunks::MAX_CHUNK_BYTES;
-        if v == 0 || v > max {
-            bail!("--snapshot-chunk-bytes must be between 1 and {max}, not {v}");
-        }
-        cfg.snapshot_chunk_bytes = v;
-    }
-    if let Some(v) = args.max_pending.or(file.max_pending) {
-        cfg.max_pending_statements = v;
-    }
-    if let Some(v) = args.log_chunk_blocks.or(file.log_chunk_blocks) {
-        cfg.log_chunk_blocks = v.max(1);
-    }
-    // Command line only: an acknowledgement left in a configuration file would clear a
-    // future alarm nobody looked at.
     cfg.acknowledge_deep_reorg = args.acknowledge_deep_reorg;
-    let enclave = args
-        .enclave
-        .clone()
-        .or(file.enclave)
-        .unwrap_or_else(|| "inproc".into());
-    cfg.enclave = match enclave.as_str() {
-        "inproc" => EnclaveMode::InProc,
-        "spawn" => EnclaveMode::Spawn(std::env::current_exe().context("locating sealbridge")?),
-        other => match other.strip_prefix("unix:") {
-            Some(p) if !p.is_empty() => EnclaveMode::Unix(PathBuf::from(p)),
-            _ => bail!("--enclave must be inproc, spawn or unix:PATH, not {other:?}"),
-        },
-    };
-    let chain = args
-        .chain
-        .clone()
-        .or(file.chain)
-        .unwrap_or_else(|| "embedded".into());
-    let deployment = args.deployment.clone().or(file.deployment);
-    let key_file = args.key_file.clone().or(file.key_file);
-    cfg.verifiers = if args.verifiers.is_empty() {
-        file.verifiers.unwrap_or_default()
-    } else {
-        args.verifiers.clone()
-    };
     if !cfg.dev {
-        if args.participants.or(file.participants).is_some()
-            || args.batch_size.or(file.batch_size).is_some()
-            || args
-                .statement_validity_secs
-                .or(file.statement_validity_secs)
-                .is_some()
-            || args.exit_delay_secs.or(file.exit_delay_secs).is_some()
-        {
-            bail!(
-                "--participants, --batch-size, --statement-validity-secs and --exit-delay-secs \
-                 are --dev options: on a deployment the policy and the contracts in the \
-                 deployment file set them"
-            );
-        }
         return run_deployed(cfg, &chain, deployment, key_file);
     }
-    if deployment.is_some() || key_file.is_some() || !cfg.verifiers.is_empty() {
-        bail!(
-            "--dev deploys its own contracts and sends from the endpoint's unlocked accounts: \
-             it takes no --deployment, --key-file or --verifier"
-        );
-    }
+    let data_dir = cfg.data_dir.clone();
     let node = if chain == "embedded" {
         if data_dir.join("node.db").exists()
             && !data_dir

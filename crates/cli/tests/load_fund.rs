@@ -173,6 +173,44 @@ fn anvil_node_load_funds_submits_and_every_envelope_settles_exactly_once() {
     assert_eq!(c.status().unwrap()["accepted"], 0, "nothing was submitted");
     assert_eq!(escrow_total(), 0, "nothing was deposited");
 
+    // ---- unfunded: the node's reasons, by count; a run that cannot succeed stops early ----
+    let few = load(&base, &dead, 8, &["--no-fund"]);
+    assert_eq!(few.status.code(), Some(1), "refusals exit 1");
+    let few: Value = serde_json::from_slice(&few.stdout).unwrap();
+    assert_eq!((&few["accepted"], &few["failed"]), (&0.into(), &8.into()));
+    let refused = few["refused"].as_object().unwrap();
+    assert_eq!(refused.len(), 1, "{few}");
+    let (reason, n) = refused.iter().next().unwrap();
+    assert_eq!(reason, "program-rejected", "the receipt's code: {few}");
+    assert_eq!(n, 8, "{few}");
+    let human = sealbridge(&[
+        "load",
+        "--node",
+        &base,
+        "--no-fund",
+        "--allow-simulated",
+        "--count",
+        "4",
+    ]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains(&format!("refused 4: 4 × {reason}")) && text.contains("--chain URL"),
+        "{text}"
+    );
+    let many = load(&base, &dead, 1000, &["--no-fund"]);
+    refused_with(&many, "the node refused each of the first");
+    let err = String::from_utf8_lossy(&many.stderr);
+    assert!(
+        err.contains(reason.as_str()) && err.contains("--chain URL"),
+        "{err}"
+    );
+    let rejected = c.status().unwrap()["rejected"].as_u64().unwrap();
+    assert!(
+        rejected < 8 + 4 + 100,
+        "load stopped early: {rejected} refused"
+    );
+    assert_eq!(c.status().unwrap()["accepted"], 0);
+
     // ---- load funds exactly what its obligations owe, waits for the credit, submits -----
     let ids = dir.path().join("ids.txt");
     let ids_arg = ids.to_str().unwrap();

@@ -14,13 +14,14 @@ mod exits;
 mod export;
 mod host_log;
 mod report;
+mod submit;
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Instant};
 
 use alloy_primitives::{Address, Bytes, I256, U256};
 use anyhow::{Context, bail, ensure};
 use k256::ecdsa::SigningKey;
-use rand::{Rng, SeedableRng, seq::SliceRandom};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::{Evidence, report_data};
 use sealbridge_audit::{AuditInput, Contracts, PublishedReceipt, TimedChain};
@@ -30,9 +31,9 @@ use sealbridge_chain::{
 };
 use sealbridge_enclave::{
     Enclave, EnclavePolicy, SignedStatement,
-    boundary::{Description, Request, Response, SubmitOutcome},
+    boundary::{Description, Request, Response},
 };
-use sealbridge_programs::netting::{Netting, NettingConfig, Obligation};
+use sealbridge_programs::netting::{Netting, NettingConfig};
 use sealbridge_sandbox::{
     TokenKind,
     deploy::{boot_enclave, deploy, deploy_params, deploy_token},
@@ -42,10 +43,11 @@ use sealbridge_sandbox::{
 
 use self::{
     bad::BadKind,
-    client::{Addressing, ExpectedNets, Participant, seal_obligation},
-    exits::{ExitsReport, HatchReport},
+    client::Participant,
+    exits::HatchReport,
     host_log::HostLog,
     report::{DemoReport, GasLine, Reporter},
+    submit::Run,
 };
 
 /// Arguments of `sealbridge demo`.
@@ -113,8 +115,31 @@ struct Setup {
 
 /// Run the demo; exit 0 when every check passed, 1 otherwise.
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    // Each request asks for up to a quarter of a deposit; more than two per participant would
-    // drain escrow the demo's obligations were sized against, and good envelopes would be refused.
+    check_args(args)?;
+    let started = Instant::now();
+    let out = Reporter::new(!args.json);
+    let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
+    let mut d = setup(args, &out, &mut rng)?;
+    let mut run = submit::run_schedule(args, &mut d, &out, &mut rng)?;
+    let closed = close_and_claim(&mut d, &mut run, &out)?;
+    let checks = check_chain(&d, &run)?;
+    let audit = audit_public_data(&d, &run, &out)?;
+    if let Some(dir) = &args.export {
+        export_all(dir, &d, &run, &audit, &closed.checkpoint_note, &out)?;
+    }
+    let report = report(args, &d, run, closed, checks, &audit.report, started);
+    let ok = report.ok();
+    out.finish(&report)?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Each request asks for up to a quarter of a deposit; more than two per participant would
+/// drain escrow the demo's obligations were sized against, and good envelopes would be refused.
+fn check_args(args: &DemoArgs) -> anyhow::Result<()> {
     ensure!(
         u64::from(args.exits) <= 2 * u64::from(args.participants),
         "--exits {} is more than twice --participants {}: the demo's obligations would no longer \
@@ -122,131 +147,30 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         args.exits,
         args.participants
     );
-    let started = Instant::now();
-    let out = Reporter::new(!args.json);
-    let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
-    let mut d = setup(args, &out, &mut rng)?;
-    let token = d.token;
+    Ok(())
+}
 
-    // ---- clients submit and withdraw ------------------------------------------------------
-    let addressing = Addressing::from_description(&d.description)?;
-    let schedule = schedule(args, &mut rng);
-    out.step(&format!(
-        "submitting {} sealed obligations and {} bad envelopes; {} withdrawal requests",
-        args.obligations, args.bad, args.exits
-    ));
-    let mut expected = ExpectedNets::default();
-    let mut tally = Tally::default();
-    let mut first_accepted: Option<Vec<u8>> = None;
-    let mut statements: Vec<SignedStatement> = Vec::new();
-    let mut receipts: Vec<SubmitOutcome> = Vec::new();
-    let mut decisions: Vec<ExitDecision> = Vec::new();
-    let mut exits = ExitsReport::default();
-    let mut settle_gas = SettleGas::default();
-    let progress = out.progress(schedule.len() as u64, "steps");
+/// What closing the run produced.
+struct Closed {
+    /// The log's checkpoint, signed note.
+    checkpoint_note: String,
+    /// A relayer re-submitting the last statement was told it had settled.
+    resubmitted_already_settled: bool,
+}
 
-    for slot in schedule {
-        let now = d.sb.chain().block_timestamp()?;
-        let from = d.participants.choose(&mut rng).context("no participants")?;
-        if let Slot::Exit = slot {
-            let amount = rng.gen_range(1..=DEPOSIT / 4);
-            let account = from.account;
-            let (decided, closed) = request_exit(&mut d, account, amount)?;
-            for s in closed {
-                settle(&mut d.sb, d.admin, &s, &mut settle_gas)?;
-                statements.push(s);
-            }
-            exits.decided(&decided);
-            if decided.granted > 0 {
-                expected.record_exit(decided.account, token, decided.granted);
-            }
-            decisions.push(decided);
-            progress.inc();
-            continue;
-        }
-        let to = loop {
-            let p = d.participants.choose(&mut rng).context("no participants")?;
-            if p.account != from.account {
-                break p;
-            }
-        };
-        let ob = Obligation {
-            to: to.account,
-            token,
-            amount: rng.gen_range(1..=MAX_AMOUNT),
-        };
-        let envelope = match slot {
-            Slot::Pay => {
-                let header = addressing.header(&mut rng, now + 600);
-                seal_obligation(&addressing, &header, &from.key, &ob, &mut rng)?
-            }
-            Slot::Bad(BadKind::Replayed) if first_accepted.is_none() => continue,
-            Slot::Bad(kind) => bad::make(
-                kind,
-                &addressing,
-                &from.key,
-                &ob,
-                first_accepted.as_deref().unwrap_or_default(),
-                now,
-                &mut rng,
-            )?,
-            Slot::Exit => unreachable!("handled above"),
-        };
-        let outcome = match d.enclave.handle(Request::Submit {
-            envelope: envelope.clone(),
-            now,
-        }) {
-            Response::Submitted(o) => *o,
-            other => bail!("unexpected enclave response {other:?}"),
-        };
-        match (slot, outcome.rejected) {
-            (Slot::Pay, None) => {
-                tally.accepted += 1;
-                expected.record(from.account, &ob);
-                first_accepted.get_or_insert(envelope);
-            }
-            (Slot::Pay, Some(reason)) => {
-                bail!("a good envelope was rejected: {}", reason.as_str())
-            }
-            (Slot::Bad(kind), Some(reason)) => {
-                *tally
-                    .rejected
-                    .entry(reason.as_str().to_string())
-                    .or_default() += 1;
-                if reason != kind.expected() {
-                    tally.misclassified.push(format!(
-                        "{kind:?} rejected as {} (expected {})",
-                        reason.as_str(),
-                        kind.expected().as_str()
-                    ));
-                }
-            }
-            (Slot::Bad(kind), None) => bail!("a bad envelope ({kind:?}) was accepted"),
-            (Slot::Exit, _) => unreachable!("handled above"),
-        }
-        if !outcome.batches.is_empty() {
-            d.host_log.sync(&mut d.enclave)?;
-        }
-        for batch in &outcome.batches {
-            settle(&mut d.sb, d.admin, batch, &mut settle_gas)?;
-            statements.push(batch.clone());
-        }
-        receipts.push(outcome);
-        progress.inc();
-    }
-    progress.finish();
-
-    // ---- close the last batch, claim the exits ---------------------------------------------
+/// Close the last batch, settle it, have the participants claim their exits, checkpoint the
+/// log, and re-submit the last statement as a relayer retrying after a crash would.
+fn close_and_claim(d: &mut Setup, run: &mut Run, out: &Reporter) -> anyhow::Result<Closed> {
     let now = d.sb.chain().block_timestamp()?;
     if let Response::Batch(Some(batch)) = d.enclave.handle(Request::CutBatch { now }) {
-        settle(&mut d.sb, d.admin, &batch, &mut settle_gas)?;
-        statements.push(*batch);
+        settle(&mut d.sb, d.admin, &batch, &mut run.settle_gas)?;
+        run.statements.push(*batch);
     }
-    out.step(&format!("settled {} batches", statements.len()));
-    exits::claim_all(&mut d.sb, token, &decisions, &mut exits)?;
+    out.step(&format!("settled {} batches", run.statements.len()));
+    exits::claim_all(&mut d.sb, d.token, &run.decisions, &mut run.exits)?;
     out.step(&format!(
         "{} participants claimed their granted exits ({} in all) into their wallets",
-        exits.claimants, exits.amount_claimed
+        run.exits.claimants, run.exits.amount_claimed
     ));
     let (checkpoint_note, checkpoint) = d
         .host_log
@@ -255,36 +179,65 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         "log: {} entries in C2SP tiles, checkpoint signed by the enclave verifies",
         checkpoint.size
     ));
-
     // A relayer retrying after a crash re-submits: the contract must recognise it.
     let mut resubmitted_already_settled = false;
-    if let Some(last) = statements.last() {
+    if let Some(last) = run.statements.last() {
         let outcome = host::relay(&mut d.sb, d.admin, last)?;
         resubmitted_already_settled = matches!(outcome, SettleOutcome::AlreadySettled(_));
     }
+    Ok(Closed {
+        checkpoint_note,
+        resubmitted_already_settled,
+    })
+}
 
-    // ---- checks, from the clients' plaintext, outside the enclave ---------------------------
+/// What the chain holds, read back.
+struct ChainChecks {
+    /// Escrow balances that differ from the clients' own plaintext.
+    mismatches: Vec<String>,
+    hatch: HatchReport,
+    chain_state_root: alloy_primitives::B256,
+    chain_sequence: u64,
+    inputs_settled: u64,
+}
+
+/// Checks from the clients' plaintext, outside the enclave: every participant's escrow is its
+/// deposit plus its net position.
+fn check_chain(d: &Setup, run: &Run) -> anyhow::Result<ChainChecks> {
     let mut mismatches = Vec::new();
     for p in &d.participants {
         let want = I256::try_from(DEPOSIT)?
-            .checked_add(expected.net(p.account, token))
+            .checked_add(run.expected.net(p.account, d.token))
             .filter(|v| !v.is_negative())
             .map(I256::into_raw)
             .context("expected balance out of range")?;
-        let got = d.sb.escrow_balance(p.account, token)?;
+        let got = d.sb.escrow_balance(p.account, d.token)?;
         if want != got {
             mismatches.push(format!("{}: chain {got}, expected {want}", p.account));
         }
     }
-    let hatch = HatchReport::read(&d.sb)?;
-    let chain_state_root = d.sb.state_root()?;
-    let chain_sequence = d.sb.last_sequence()?;
-    let inputs_settled: u64 = statements
-        .iter()
-        .map(|s| u64::from(s.statement.inputCount))
-        .sum();
+    Ok(ChainChecks {
+        mismatches,
+        hatch: HatchReport::read(&d.sb)?,
+        chain_state_root: d.sb.state_root()?,
+        chain_sequence: d.sb.last_sequence()?,
+        inputs_settled: run
+            .statements
+            .iter()
+            .map(|s| u64::from(s.statement.inputCount))
+            .sum(),
+    })
+}
 
-    // ---- the auditor, from public data only ---------------------------------------------------
+/// The auditor's verdict and what it read.
+struct Audited {
+    report: sealbridge_audit::Report,
+    contracts: Contracts,
+    attestations: sealbridge_audit::Attestations,
+}
+
+/// The auditor, from public data only: chain events, log tiles, evidence, appraisal policy.
+fn audit_public_data(d: &Setup, run: &Run, out: &Reporter) -> anyhow::Result<Audited> {
     out.step("auditing from public data: chain events, log tiles, evidence, appraisal policy");
     let dep = d.sb.deployment;
     let contracts = Contracts {
@@ -293,14 +246,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         settlement: dep.settlement,
     };
     let attestations = export::attestations(&d.evidence)?;
-    let published: Vec<PublishedReceipt> = receipts
+    let published: Vec<PublishedReceipt> = run
+        .receipts
         .iter()
         .map(|r| PublishedReceipt {
             sequence: r.sequence,
             receipt: r.receipt.clone(),
         })
         .collect();
-    let audit = sealbridge_audit::audit(&AuditInput {
+    let report = sealbridge_audit::audit(&AuditInput {
         chain: d.sb.chain(),
         contracts,
         log_dir: d.host_log.dir(),
@@ -308,59 +262,78 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         published_receipts: Some(&published),
     })
     .context("auditing")?;
+    Ok(Audited {
+        report,
+        contracts,
+        attestations,
+    })
+}
 
-    if let Some(dir) = &args.export {
-        export::write_audit_data(dir, d.sb.chain(), contracts, &attestations)?;
-        export::write(
-            dir,
-            &d.description,
-            &statements,
-            &receipts,
-            dep.chain_id,
-            dep.settlement,
-        )?;
-        std::fs::write(dir.join("checkpoint"), &checkpoint_note)?;
-        out.step(&format!(
-            "exported statements, receipts, enclave keys, log tiles ({}), checkpoint, chain.json, evidence and appraisal policy to {}",
-            d.host_log.dir().display(),
-            dir.display()
-        ));
-    }
+/// `--export DIR`: what `sealbridge audit --dir` reads, and the run's statements and receipts.
+fn export_all(
+    dir: &std::path::Path,
+    d: &Setup,
+    run: &Run,
+    audit: &Audited,
+    checkpoint_note: &str,
+    out: &Reporter,
+) -> anyhow::Result<()> {
+    let dep = d.sb.deployment;
+    export::write_audit_data(dir, d.sb.chain(), audit.contracts, &audit.attestations)?;
+    export::write(
+        dir,
+        &d.description,
+        &run.statements,
+        &run.receipts,
+        dep.chain_id,
+        dep.settlement,
+    )?;
+    std::fs::write(dir.join("checkpoint"), checkpoint_note)?;
+    out.step(&format!(
+        "exported statements, receipts, enclave keys, log tiles ({}), checkpoint, chain.json, evidence and appraisal policy to {}",
+        d.host_log.dir().display(),
+        dir.display()
+    ));
+    Ok(())
+}
 
-    let gas = gas_lines(&d.sb, &settle_gas, inputs_settled);
-    let report = DemoReport {
-        accepted: tally.accepted,
-        rejected: tally.rejected,
-        bad_rejected_as_expected: tally.misclassified.is_empty(),
-        misclassified: tally.misclassified,
-        batches_settled: statements.len() as u64,
-        inputs_settled,
+/// The report of the whole run.
+fn report(
+    args: &DemoArgs,
+    d: &Setup,
+    run: Run,
+    closed: Closed,
+    checks: ChainChecks,
+    audit: &sealbridge_audit::Report,
+    started: Instant,
+) -> DemoReport {
+    let gas = gas_lines(&d.sb, &run.settle_gas, checks.inputs_settled);
+    DemoReport {
+        accepted: run.tally.accepted,
+        rejected: run.tally.rejected,
+        bad_rejected_as_expected: run.tally.misclassified.is_empty(),
+        misclassified: run.tally.misclassified,
+        batches_settled: run.statements.len() as u64,
+        inputs_settled: checks.inputs_settled,
         enclave_state_root: d.enclave.last_state_root(),
-        chain_state_root,
+        chain_state_root: checks.chain_state_root,
         enclave_sequence: d.enclave.last_sequence(),
-        chain_sequence,
-        net_positions_match: mismatches.is_empty(),
-        mismatches,
-        resubmitted_already_settled,
-        exits,
-        hatch,
+        chain_sequence: checks.chain_sequence,
+        net_positions_match: checks.mismatches.is_empty(),
+        mismatches: checks.mismatches,
+        resubmitted_already_settled: closed.resubmitted_already_settled,
+        exits: run.exits,
+        hatch: checks.hatch,
         participants: args.participants,
         batch_size: args.batch_size,
         enclave_address: d.description.key_bundle.address,
-        settlement_address: dep.settlement,
+        settlement_address: d.sb.deployment.settlement,
         gas,
         audit_ok: audit.ok,
         audit_failed: audit.failed().iter().map(|s| s.to_string()).collect(),
         audit_checks: audit.checks.len() as u64,
         elapsed_ms: started.elapsed().as_millis() as u64,
-    };
-    let ok = report.ok();
-    out.finish(&report)?;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    }
 }
 
 /// Good obligations in order, bad envelopes at random places after the first good one (so a
