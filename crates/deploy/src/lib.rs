@@ -68,9 +68,9 @@ pub enum DeployError {
         at: Address,
         /// The endpoint's chain.
         chain_id: u64,
-        /// The call's failure.
+        /// The call's failure (boxed: every result carrying a `DeployError` stays small).
         #[source]
-        source: sealbridge_chain::ContractError,
+        source: Box<sealbridge_chain::ContractError>,
     },
     /// The chain answered something unusable (a deployment without an address, a failed receipt).
     #[error("chain: {0}")]
@@ -225,7 +225,7 @@ impl DeploymentFile {
             .map_err(|source| DeployError::NoSettlement {
                 at: self.settlement,
                 chain_id: id,
-                source,
+                source: Box::new(source),
             })?;
         if registry != self.registry {
             return Err(DeployError::Inconsistent(format!(
