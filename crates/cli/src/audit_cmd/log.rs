@@ -1,7 +1,5 @@
 //! `sealbridge log proof|verify`, and fetching a log over plain HTTP for `sealbridge audit --log`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -207,7 +205,7 @@ fn rule(e: &ProofError) -> &'static str {
     }
 }
 
-/// Download the checkpoint and every tile and entry bundle of its tree from an `http://` prefix
+/// Download the checkpoint and every tile and entry bundle of its tree from an `http(s)://` prefix
 /// (c2sp.org/tlog-tiles) into `dir`. Nothing is trusted: the auditor verifies what it fetched.
 pub fn fetch(url: &str, dir: &Path) -> anyhow::Result<()> {
     let prefix = url.trim_end_matches('/');
@@ -240,35 +238,26 @@ pub fn fetch(url: &str, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A minimal HTTP/1.0 GET (no TLS, no redirects): status 200 or an error; at most `MAX_FETCH`.
+/// GET `url` (`http://` or `https://`, through [`sealbridge_net::agent`]: the system's roots or
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR`): status 200 or an error; at most `MAX_FETCH` bytes.
 fn get(url: &str) -> anyhow::Result<Vec<u8>> {
-    let rest = url.strip_prefix("http://").context("only http:// URLs")?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let addr = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let mut s = TcpStream::connect(&addr).with_context(|| format!("connecting to {addr}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let request =
-        format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: sealbridge-audit\r\n\r\n");
-    s.write_all(request.as_bytes())?;
-    let mut resp = Vec::new();
-    s.take(MAX_FETCH + 64 * 1024).read_to_end(&mut resp)?;
-    let head_end = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("malformed HTTP response")?;
-    let head = std::str::from_utf8(resp.get(..head_end).unwrap_or_default())
-        .context("malformed HTTP headers")?;
-    let status = head.split_whitespace().nth(1).unwrap_or_default();
-    ensure!(status == "200", "GET {url}: HTTP status {status}");
-    let body = resp.get(head_end + 4..).unwrap_or_default().to_vec();
-    ensure!(
-        body.len() as u64 <= MAX_FETCH,
-        "GET {url}: larger than {MAX_FETCH} bytes"
-    );
+    let agent = sealbridge_net::agent(&sealbridge_net::AgentConfig {
+        user_agent: Some("sealbridge-audit".into()),
+        ..sealbridge_net::AgentConfig::with_timeout(Duration::from_secs(30))
+    })?;
+    let mut resp = agent
+        .get(url)
+        .call()
+        .map_err(sealbridge_net::NetError::from)
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status().as_u16();
+    ensure!(status == 200, "GET {url}: HTTP status {status}");
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_FETCH)
+        .read_to_vec()
+        .map_err(sealbridge_net::NetError::from)
+        .with_context(|| format!("GET {url}: reading at most {MAX_FETCH} bytes"))?;
     Ok(body)
 }

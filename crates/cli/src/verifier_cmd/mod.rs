@@ -31,7 +31,8 @@ enum VerifierCommand {
     },
     /// Appraise evidence and print the signed attestation result as JSON.
     Attest(Box<AttestArgs>),
-    /// Serve `POST /v1/appraise` and `GET /v1/verifier` over HTTP: appraise an enclave's evidence
+    /// Serve `POST /v1/appraise` and `GET /v1/verifier` over HTTP (HTTPS with --tls-cert and
+    /// --tls-key): appraise an enclave's evidence
     /// under this verifier's policy and answer with the signed attestation result.
     Serve(ServeArgs),
 }
@@ -53,6 +54,12 @@ struct ServeArgs {
     /// HTTP listen address.
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: String,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Result lifetime in seconds (shortened to the collateral's expiry).
     #[arg(long, default_value_t = sealbridge_attest::verifier::DEFAULT_RESULT_TTL)]
     ttl: u64,
@@ -76,12 +83,23 @@ fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
     .with_ttl(a.ttl)
     .with_max_skew(a.max_skew_secs);
     let info = service.info();
-    let served = sealbridge_verifier::service::serve(service, listen)?;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(sealbridge_net::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let served = sealbridge_verifier::service::serve_with(service, listen, tls.as_ref())?;
     eprintln!(
-        "sealbridge verifier: http://{} (verifier {}, policy {}, registry {} on chain {})",
-        served.addr, info.address, info.policy_hash, info.registry, info.chain_id
+        "sealbridge verifier: {} (verifier {}, policy {}, registry {} on chain {})",
+        served.url(),
+        info.address,
+        info.policy_hash,
+        info.registry,
+        info.chain_id
     );
-    served.wait();
+    served.wait_for_signal()?;
     Ok(ExitCode::SUCCESS)
 }
 
