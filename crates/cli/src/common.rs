@@ -100,14 +100,30 @@ where
         .with_context(|| format!("the node's {key}"))
 }
 
-/// Log lines on stderr, filtered by `RUST_LOG` (default `info`).
+/// Text log lines on stderr, filtered by `RUST_LOG` (default `info`), for short-lived commands.
 pub(crate) fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    // No OTLP export: the guard holds nothing to flush.
+    let _ = crate::telemetry::init(crate::telemetry::LogFormat::Text, None);
+}
+
+/// Log options of a long-running command (`node`, `verifier serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LogArgs {
+    /// Log lines on stderr as `text` or `json` (one object per event); `RUST_LOG` filters them
+    /// (default `info`).
+    #[arg(long, value_enum, default_value_t, env = "SEALBRIDGE_LOG_FORMAT")]
+    pub log_format: crate::telemetry::LogFormat,
+    /// Export spans to this OpenTelemetry collector over OTLP/HTTP (e.g.
+    /// http://localhost:4318); off when not given.
+    #[arg(long, env = "SEALBRIDGE_OTLP")]
+    pub otlp: Option<String>,
+}
+
+impl LogArgs {
+    /// Install the subscriber; keep the guard until the process ends (it flushes the spans).
+    pub(crate) fn init(&self) -> anyhow::Result<crate::telemetry::Guard> {
+        crate::telemetry::init(self.log_format, self.otlp.as_deref())
+    }
 }
 
 #[cfg(test)]

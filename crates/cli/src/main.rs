@@ -15,6 +15,7 @@ mod gov_cmd;
 mod load_cmd;
 mod node_cmd;
 mod sandbox_cmd;
+mod telemetry;
 mod verifier_cmd;
 
 use std::process::ExitCode;

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 mod config;
 
-use crate::common::{init_tracing, read_key, sending_account};
+use crate::common::{LogArgs, init_tracing, read_key, sending_account};
 pub use config::NodeOptions;
 use sealbridge_core::link::{read_root_secret, serve_unix};
 use sealbridge_deploy::DeploymentFile;
@@ -24,6 +24,8 @@ pub struct NodeArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub options: NodeOptions,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Clear the deep-reorg alarm (a reorg deeper than --confirmations replaced a block whose
     /// deposits were credited) if it names this block: say so only after checking the
     /// participants' escrow on chain against what the enclave was credited. Command line only:
@@ -67,7 +69,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&options)?);
         return Ok(ExitCode::SUCCESS);
     }
-    init_tracing();
+    let _telemetry = args.log.init()?;
     cfg.acknowledge_deep_reorg = args.acknowledge_deep_reorg;
     if !cfg.dev {
         return run_deployed(cfg, &chain, deployment, key_file);
@@ -96,7 +98,8 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         "sealbridge node: http://{} (settlement {} on chain {})",
         node.addr, node.setup.settlement, node.setup.chain_id
     );
-    node.wait();
+    node.wait_for_signal()
+        .context("the node stopped on an error")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -127,7 +130,8 @@ fn run_deployed(
         "sealbridge node: http://{} (settlement {} on chain {}, sending from {})",
         node.addr, node.setup.settlement, node.setup.chain_id, node.setup.admin
     );
-    node.wait();
+    node.wait_for_signal()
+        .context("the node stopped on an error")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -124,6 +124,9 @@ fn a_bad_configuration_is_a_usage_error_that_says_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--tls-cert needs --tls-key"), "{err}");
 
+    let out = node(&["--print-config", "--log-format", "yaml"], &[]);
+    assert_eq!(out.status.code(), Some(2), "--log-format is text or json");
+
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("node.json");
     std::fs::write(&file, r#"{"lisen": "127.0.0.1:1"}"#).unwrap();
@@ -144,6 +147,8 @@ fn docs_node_md_holds_the_current_reference() {
         "--tls-key",
         "--config",
         "SEALBRIDGE_LISTEN",
+        "--log-format",
+        "--otlp",
     ] {
         assert!(reference.contains(flag), "{flag} missing:\n{reference}");
     }

@@ -316,7 +316,15 @@ pub fn reference(node: &clap::Command) -> String {
         } else {
             "— (command line only)".to_string()
         };
+        let clap_default = arg
+            .get_default_values()
+            .first()
+            .map(|v| match v.to_string_lossy() {
+                f if f == "false" => "off".to_string(),
+                v => format!("`{v}`"),
+            });
         let default = match defaults.get(id) {
+            None if clap_default.is_some() => clap_default.unwrap_or_default(),
             Some(Value::Null) | None => "—".to_string(),
             Some(Value::Bool(false)) => "off".to_string(),
             Some(Value::Array(a)) if a.is_empty() => "—".to_string(),
