@@ -259,7 +259,7 @@ impl Core {
         let r = link.call(request);
         if r.is_err() {
             self.link = None;
-            self.metrics.enclave_up.store(false, Relaxed);
+            self.metrics.state.enclave_up.store(false, Relaxed);
         }
         r
     }
@@ -371,7 +371,7 @@ impl Core {
         // Inputs and exits replayed into the open batch must still be cut on time.
         self.pending_since_cut = status.pending_inputs + status.pending_exits;
         self.last_cut = Instant::now();
-        self.metrics.enclave_up.store(true, Relaxed);
+        self.metrics.state.enclave_up.store(true, Relaxed);
         tracing::info!(
             replayed,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -419,7 +419,10 @@ impl Core {
     pub fn status(&mut self) -> Result<EnclaveStatus, CoreError> {
         match self.call(Request::Status)? {
             Response::Status(s) => {
-                self.metrics.enclave_sequence.store(s.sequence, Relaxed);
+                self.metrics
+                    .state
+                    .enclave_sequence
+                    .store(s.sequence, Relaxed);
                 self.last_signed = s.sequence;
                 if let Ok(mut w) = self.shared.status.write() {
                     *w = Some(s.clone());
@@ -631,8 +634,9 @@ impl Core {
     }
 
     fn push_statement(&mut self, s: SignedStatement, g: &mut Group) {
-        self.metrics.statements.fetch_add(1, Relaxed);
+        self.metrics.statements.increment(1);
         self.metrics
+            .state
             .enclave_sequence
             .store(s.statement.sequence, Relaxed);
         self.last_signed = s.statement.sequence;
@@ -666,7 +670,7 @@ impl Core {
         };
         match &stored.reason {
             None => {
-                self.metrics.accepted.fetch_add(1, Relaxed);
+                self.metrics.accepted.increment(1);
                 tracing::debug!(trace_id = trace, sequence = stored.sequence, "accepted");
             }
             Some(r) => {
@@ -906,7 +910,7 @@ impl Core {
                 // The enclave went away: a new session, restored from durable state.
                 if let Err(e) = self.recover() {
                     tracing::warn!(error = %e, "enclave unavailable");
-                    self.metrics.enclave_up.store(false, Relaxed);
+                    self.metrics.state.enclave_up.store(false, Relaxed);
                     if let Some(cmd) = first {
                         refuse(cmd, &e);
                     }
@@ -1005,7 +1009,7 @@ impl Core {
         // Durable before anyone hears of it. If this fails the enclave is ahead of the journal:
         // stop; a restart restores from what is durable.
         self.store.commit(&g.commit)?;
-        self.metrics.journal_records.fetch_add(records, Relaxed);
+        self.metrics.journal_records.increment(records);
         self.records_since_snapshot += records;
         if !g.entries.is_empty() {
             let first = self.tiles.size();

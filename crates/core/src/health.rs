@@ -1,6 +1,119 @@
 //! The node's health: what makes it degraded or down (decided from the state the relayer, the
-//! core and the registration checks report), and the registry's view of its enclave. Kept
-//! apart from [`crate::metrics`], which records measurements.
+//! core and the registration checks report, kept in [`NodeState`]), and the registry's view of
+//! its enclave. Kept apart from [`crate::metrics`], which records measurements.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// The node's control state: what the gateway (`/healthz`, `/readyz`, receipts, back-pressure)
+/// and the relayer consult to decide, as the core, the relayer and the registration checks last
+/// reported it. Shared by those parts of one node (each node has its own); `/metrics` exports
+/// it as gauges at render time, but it is state, not measurements.
+#[derive(Debug, Default)]
+pub struct NodeState {
+    /// Last sequence settled on chain (as the relayer last read it), confirmed or not.
+    pub chain_sequence: AtomicU64,
+    /// Last sequence settled with the configured number of confirmations: this and every
+    /// earlier statement count as settled (final).
+    pub final_sequence: AtomicU64,
+    /// Chain head (as the relayer last read it).
+    pub chain_head: AtomicU64,
+    /// Confirmations the relayer waits for (settlements and deposits).
+    pub confirmations: AtomicU64,
+    /// Next block the relayer scans for deposits: every deposit in an earlier block has been
+    /// credited to the enclave (durably: the cursor commits with the enclave's record).
+    pub deposit_cursor: AtomicU64,
+    /// Last sequence the enclave signed.
+    pub enclave_sequence: AtomicU64,
+    /// State root settled on chain (as the relayer last read it).
+    pub chain_root: Mutex<alloy_primitives::B256>,
+    /// State root after [`NodeState::final_sequence`].
+    pub final_root: Mutex<alloy_primitives::B256>,
+    /// Why the relayer cannot make progress although the chain answers (e.g. the next statement
+    /// reverts); `None` when it can. Makes the node degraded.
+    relayer_stuck: Mutex<Option<String>>,
+    /// The deep-reorg alarm: a reorg deeper than the confirmations replaced a block whose
+    /// deposits the enclave credited. Stays (stored in the data dir) until the operator
+    /// acknowledges it at a restart; a later settlement does not clear it. Makes the node degraded.
+    deep_reorg: Mutex<Option<String>>,
+    /// Why the deposit scan fails (retried; settlement continues); `None` when it works. Makes
+    /// the node degraded.
+    deposit_scan_error: Mutex<Option<String>>,
+    /// Blocks per `eth_getLogs` the deposit scan uses now (halved on a range limit).
+    pub scan_chunk: AtomicU64,
+    /// The enclave's registration as the registry last reported it (at start, then at every
+    /// renewal check); `None` before the first read.
+    pub registration: Mutex<Option<RegistrationView>>,
+    /// `Settlement.frozen()` as last read: the escape hatch is open, nothing settles again.
+    pub frozen: AtomicBool,
+    /// `Settlement.paused()` as last read: the guardian paused settlement and deposits.
+    pub paused: AtomicBool,
+    /// When anyone may freeze the deployment if nothing settles before (`lastSettledAt +
+    /// exitDelay`, unix seconds) as last read; 0 before the first read.
+    pub hatch_opens_at: AtomicU64,
+    /// Whether the enclave answers.
+    pub enclave_up: AtomicBool,
+    /// Whether the chain answers.
+    pub chain_up: AtomicBool,
+}
+
+impl NodeState {
+    /// Pending statements: signed but not yet settled.
+    pub fn pending(&self) -> u64 {
+        self.enclave_sequence
+            .load(Relaxed)
+            .saturating_sub(self.chain_sequence.load(Relaxed))
+    }
+
+    /// Why the relayer is stuck, if it is.
+    pub fn relayer_error(&self) -> Option<String> {
+        self.relayer_stuck.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Set or clear why the relayer is stuck.
+    pub fn set_relayer_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.relayer_stuck.lock() {
+            *e = error;
+        }
+    }
+
+    /// The deep-reorg alarm, if raised and not acknowledged.
+    pub fn deep_reorg(&self) -> Option<String> {
+        self.deep_reorg.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Raise (or, at an acknowledged start, clear) the deep-reorg alarm.
+    pub fn set_deep_reorg(&self, alarm: Option<String>) {
+        if let Ok(mut e) = self.deep_reorg.lock() {
+            *e = alarm;
+        }
+    }
+
+    /// Why the deposit scan fails, if it does.
+    pub fn deposit_scan_error(&self) -> Option<String> {
+        self.deposit_scan_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Set or clear why the deposit scan fails.
+    pub fn set_deposit_scan_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.deposit_scan_error.lock() {
+            *e = error;
+        }
+    }
+
+    /// Health from the flags (the rule: [`Health::of`]).
+    pub fn health(&self) -> Health {
+        Health::of(&HealthInputs {
+            enclave_up: self.enclave_up.load(Relaxed),
+            chain_up: self.chain_up.load(Relaxed),
+            relayer_error: self.relayer_error().is_some(),
+            deep_reorg: self.deep_reorg().is_some(),
+            deposit_scan_error: self.deposit_scan_error().is_some(),
+            frozen: self.frozen.load(Relaxed),
+            paused: self.paused.load(Relaxed),
+        })
+    }
+}
 
 /// The registry's record of this node's enclave, as last read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -203,7 +203,7 @@ async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
             }
         }
     }
-    let registration = s.metrics.registration.lock().ok().and_then(|r| *r);
+    let registration = s.metrics.state.registration.lock().ok().and_then(|r| *r);
     Json(Enclave {
         evidence,
         key_bundle: hex::encode(d.key_bundle.to_bytes()),
@@ -323,7 +323,7 @@ async fn submit(
             );
         }
     };
-    if !s.metrics.enclave_up.load(Relaxed) {
+    if !s.metrics.state.enclave_up.load(Relaxed) {
         return error(
             &s,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -331,7 +331,7 @@ async fn submit(
             "the enclave is unreachable",
         );
     }
-    if s.metrics.pending() > s.max_pending {
+    if s.metrics.state.pending() > s.max_pending {
         return error(
             &s,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -383,7 +383,7 @@ async fn submit(
         Ok((stored, resubmitted)) => {
             s.metrics.observe_latency(started.elapsed().as_secs_f64());
             if resubmitted {
-                s.metrics.resubmitted.fetch_add(1, Relaxed);
+                s.metrics.resubmitted.increment(1);
             }
             let status = if stored.accepted {
                 StatusCode::OK
@@ -481,8 +481,8 @@ async fn receipt(State(s): St, Path(id): Path<String>) -> Response {
         statement_sequence: batch,
         // Settled is what the chain says (its lastSequence, with the configured confirmations),
         // whatever this node saw of the tx; included: on chain, maybe not yet confirmed.
-        settled: batch.is_some_and(|b| b <= s.metrics.final_sequence.load(Relaxed)),
-        included: batch.is_some_and(|b| b <= s.metrics.chain_sequence.load(Relaxed)),
+        settled: batch.is_some_and(|b| b <= s.metrics.state.final_sequence.load(Relaxed)),
+        included: batch.is_some_and(|b| b <= s.metrics.state.chain_sequence.load(Relaxed)),
         settlement_tx,
         inclusion,
     })
@@ -492,8 +492,8 @@ async fn receipt(State(s): St, Path(id): Path<String>) -> Response {
 async fn settlements(State(s): St, Query(p): Query<Page>) -> Response {
     let from = p.from.unwrap_or(1).max(1);
     let limit = p.limit.unwrap_or(100).min(1000);
-    let final_seq = s.metrics.final_sequence.load(Relaxed);
-    let chain_seq = s.metrics.chain_sequence.load(Relaxed);
+    let final_seq = s.metrics.state.final_sequence.load(Relaxed);
+    let chain_seq = s.metrics.state.chain_sequence.load(Relaxed);
     match read(&s, |st| st.statements(from, limit)) {
         Ok(list) => Json(Settlements {
             chain_sequence: chain_seq,
@@ -534,7 +534,7 @@ async fn status(State(s): St) -> Response {
     // Settled means final: on chain with the configured confirmations. The sequence is read
     // before the root (the relayer writes the root first), so a new sequence is never paired
     // with the previous root.
-    let chain_seq = s.metrics.final_sequence.load(Relaxed);
+    let chain_seq = s.metrics.state.final_sequence.load(Relaxed);
     let counts = read(&s, |st| -> Result<_, sealbridge_store::StoreError> {
         Ok((
             st.envelope_counts()?,
@@ -547,8 +547,14 @@ async fn status(State(s): St) -> Response {
         Err(r) => return r,
     };
     let es = s.shared.status.read().ok().and_then(|x| x.clone());
-    let chain_root = s.metrics.final_root.lock().map(|r| *r).unwrap_or_default();
-    let m = &s.metrics;
+    let chain_root = s
+        .metrics
+        .state
+        .final_root
+        .lock()
+        .map(|r| *r)
+        .unwrap_or_default();
+    let m = &s.metrics.state;
     Json(Status {
         health: health(m.health()),
         relayer_error: m.relayer_error(),
@@ -600,7 +606,7 @@ async fn withdrawal(State(s): St, Path(id): Path<String>) -> Response {
     let w = match read(&s, |st| st.withdrawal(request_id)) {
         Ok(Some(w)) => w,
         Ok(None) => {
-            let cursor = s.metrics.deposit_cursor.load(Relaxed);
+            let cursor = s.metrics.state.deposit_cursor.load(Relaxed);
             return error(
                 &s,
                 StatusCode::NOT_FOUND,
@@ -609,15 +615,15 @@ async fn withdrawal(State(s): St, Path(id): Path<String>) -> Response {
                     "no decision on withdrawal request {request_id}: none was made on chain, or \
                      it is not confirmed yet (the node forwards requests to the enclave once they \
                      have {} confirmation(s); it has scanned up to block {})",
-                    s.metrics.confirmations.load(Relaxed).max(1),
+                    s.metrics.state.confirmations.load(Relaxed).max(1),
                     cursor.saturating_sub(1)
                 ),
             );
         }
         Err(r) => return r,
     };
-    let final_seq = s.metrics.final_sequence.load(Relaxed);
-    let chain_seq = s.metrics.chain_sequence.load(Relaxed);
+    let final_seq = s.metrics.state.final_sequence.load(Relaxed);
+    let chain_seq = s.metrics.state.chain_sequence.load(Relaxed);
     Json(Withdrawal {
         request_id: w.request_id,
         account: hex0x(w.account),
@@ -678,7 +684,7 @@ async fn metrics(State(s): St) -> Response {
 }
 
 async fn healthz(State(s): St) -> Response {
-    let h = s.metrics.health();
+    let h = s.metrics.state.health();
     let code = if h == Health::Down {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -688,20 +694,20 @@ async fn healthz(State(s): St) -> Response {
         code,
         Json(Healthz {
             status: health(h),
-            enclave: s.metrics.enclave_up.load(Relaxed),
-            chain: s.metrics.chain_up.load(Relaxed),
-            relayer_error: s.metrics.relayer_error(),
-            deep_reorg: s.metrics.deep_reorg(),
-            deposit_scan_error: s.metrics.deposit_scan_error(),
-            pending_statements: s.metrics.pending(),
+            enclave: s.metrics.state.enclave_up.load(Relaxed),
+            chain: s.metrics.state.chain_up.load(Relaxed),
+            relayer_error: s.metrics.state.relayer_error(),
+            deep_reorg: s.metrics.state.deep_reorg(),
+            deposit_scan_error: s.metrics.state.deposit_scan_error(),
+            pending_statements: s.metrics.state.pending(),
         }),
     )
         .into_response()
 }
 
 async fn readyz(State(s): St) -> Response {
-    let h = s.metrics.health();
-    let ready = h != Health::Down && s.metrics.pending() <= s.max_pending;
+    let h = s.metrics.state.health();
+    let ready = h != Health::Down && s.metrics.state.pending() <= s.max_pending;
     (
         if ready {
             StatusCode::OK

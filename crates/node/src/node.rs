@@ -356,7 +356,7 @@ fn refresh_registration<C: Chain>(
         expires_at: sb.enclave(enclave)?.expiresAt,
         checked_at: unix_now(),
     };
-    if let Ok(mut r) = metrics.registration.lock() {
+    if let Ok(mut r) = metrics.state.registration.lock() {
         *r = Some(view);
     }
     Ok(())
@@ -673,7 +673,7 @@ impl Node {
         if let Err(e) = refresh_registration(&sb, description.key_bundle.address, &metrics) {
             tracing::warn!(error = %e, "reading the registration failed; will retry");
         }
-        metrics.chain_up.store(true, Relaxed);
+        metrics.state.chain_up.store(true, Relaxed);
         let chain = Arc::new(Mutex::new(sb));
         start_relayer(&mut workers, &cfg, chain.clone(), &metrics)?;
         start_renewal(

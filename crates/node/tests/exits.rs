@@ -114,12 +114,12 @@ impl Rig {
     /// Until the node has handed every event up to `block` to the enclave (mining blocks while
     /// it waits for confirmations).
     fn wait_scanned(&self, block: u64) {
-        let confirmations = self.node.metrics.confirmations.load(Relaxed).max(1);
+        let confirmations = self.node.metrics.state.confirmations.load(Relaxed).max(1);
         wait_until("the events handed to the enclave", 30, || {
             if self.direct.block_number().unwrap() < block + confirmations - 1 {
                 self.direct.mine().unwrap();
             }
-            self.node.metrics.deposit_cursor.load(Relaxed) > block
+            self.node.metrics.state.deposit_cursor.load(Relaxed) > block
         });
     }
 
@@ -292,10 +292,10 @@ fn a_request_reorged_away_before_its_confirmations_never_reaches_the_enclave() {
     r.direct.mine().unwrap();
     let head = r.direct.block_number().unwrap();
     wait_until("the relayer read the head", 30, || {
-        r.node.metrics.chain_head.load(Relaxed) >= head
+        r.node.metrics.state.chain_head.load(Relaxed) >= head
     });
     std::thread::sleep(POLL * 8);
-    assert!(r.node.metrics.deposit_cursor.load(Relaxed) <= receipt.block_number);
+    assert!(r.node.metrics.state.deposit_cursor.load(Relaxed) <= receipt.block_number);
     assert_eq!(r.decision("1").0, 404);
     assert!(r.direct.revert_to(&snap).unwrap(), "evm_revert");
     assert_eq!(
@@ -357,7 +357,7 @@ fn an_idle_deployment_settles_heartbeats_so_the_hatch_stays_closed_until_paused(
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let beats = r.node.metrics.heartbeats.load(Relaxed);
+    let beats = r.node.metrics.value("sealbridge_heartbeats_total").unwrap();
     assert!(beats >= 3, "{beats} heartbeats in three exit delays");
     let (seqs, inputs) = r.settled_on_chain();
     assert!(seqs.len() as u64 >= beats - 1, "{seqs:?}");
@@ -377,7 +377,7 @@ fn an_idle_deployment_settles_heartbeats_so_the_hatch_stays_closed_until_paused(
         let s = r.status();
         s["paused"] == true && s["health"] == "degraded"
     });
-    let beats = r.node.metrics.heartbeats.load(Relaxed);
+    let beats = r.node.metrics.value("sealbridge_heartbeats_total").unwrap();
     let opens = sb.last_settled_at().unwrap() + EXIT_DELAY;
     wait_until("the hatch open", 30, || {
         r.direct.mine().unwrap();
@@ -387,7 +387,10 @@ fn an_idle_deployment_settles_heartbeats_so_the_hatch_stays_closed_until_paused(
     assert!(sb.frozen().unwrap());
     wait_until("frozen shown", 30, || r.status()["frozen"] == true);
     std::thread::sleep(POLL * 8);
-    assert_eq!(r.node.metrics.heartbeats.load(Relaxed), beats);
+    assert_eq!(
+        r.node.metrics.value("sealbridge_heartbeats_total").unwrap(),
+        beats
+    );
     let metrics = String::from_utf8(r.c.get_bytes("/metrics").unwrap().1).unwrap();
     assert!(metrics.contains("sealbridge_frozen 1"), "{metrics}");
     assert!(metrics.contains("sealbridge_paused 1"), "{metrics}");

@@ -194,7 +194,7 @@ impl Rig {
     fn relayer_caught_up(&self) {
         let head = self.direct.block_number().unwrap();
         wait_until("the relayer to read the head", 30, || {
-            self.node.metrics.chain_head.load(Relaxed) >= head
+            self.node.metrics.state.chain_head.load(Relaxed) >= head
         });
         std::thread::sleep(POLL * 8);
     }
@@ -206,7 +206,7 @@ impl Rig {
     }
 
     fn cursor(&self) -> u64 {
-        self.node.metrics.deposit_cursor.load(Relaxed)
+        self.node.metrics.state.deposit_cursor.load(Relaxed)
     }
 
     fn wait_credited_through(&self, block: u64) {
@@ -344,7 +344,7 @@ fn deposit_reorged_away_before_confirmation_is_never_credited_and_settlement_is_
         r.status()["last_included_sequence"] == 1
     });
     assert_eq!(r.status()["last_settled_sequence"], 0);
-    let reorgs = r.node.metrics.reorgs.load(Relaxed);
+    let reorgs = r.node.metrics.value("sealbridge_reorgs_total").unwrap();
     assert!(r.direct.revert_to(&snap).unwrap(), "evm_revert");
     assert_eq!(
         r.settled_on_chain(),
@@ -353,7 +353,7 @@ fn deposit_reorged_away_before_confirmation_is_never_credited_and_settlement_is_
     );
     r.mine(1);
     wait_until("the reorg noticed", 30, || {
-        r.node.metrics.reorgs.load(Relaxed) > reorgs
+        r.node.metrics.value("sealbridge_reorgs_total").unwrap() > reorgs
     });
     assert!(r.status()["relayer_error"].is_null(), "{}", r.status());
     r.mine_until_final(1);
@@ -569,7 +569,7 @@ fn deposits_are_scanned_in_ranges_the_endpoint_serves_and_a_failing_scan_does_no
     // Halved from the default 2,000 to what the endpoint serves; after 16 ranges served in a
     // row the scan tries a range twice as large again (refused, halved back), so the size in
     // use at any moment is at most 2 * MAX.
-    let chunk = r.node.metrics.scan_chunk.load(Relaxed);
+    let chunk = r.node.metrics.state.scan_chunk.load(Relaxed);
     assert!((1..=2 * MAX).contains(&chunk), "chunk {chunk}");
     assert!(r.status()["deposit_scan_error"].is_null());
     let (code, v) = r.obligation(0, D);

@@ -8,7 +8,7 @@
 //!    enclave's journal record of the events): a deposit or a withdrawal request that a reorg
 //!    drops before it has `confirmations` never reaches the enclave. The
 //!    `StatementSettled` events of these confirmed blocks give the final sequence. A scan that
-//!    fails is reported ([`Metrics::deposit_scan_error`]) and retried with backoff, but never
+//!    fails is reported ([`NodeState::deposit_scan_error`](sealbridge_core::metrics::NodeState::deposit_scan_error)) and retried with backoff, but never
 //!    keeps already signed statements from settling;
 //! 2. re-checks the block hash of every settlement it saw but has not yet confirmed: a different
 //!    hash means a reorg, and the statement is forgotten (the chain's `lastSequence` tells what
@@ -32,7 +32,7 @@
 //! Errors back off exponentially (capped). A chain that does not answer marks it down; a chain
 //! that answers but refuses the next statement (a revert, e.g. `InsufficientEscrow`) or its
 //! transaction (no funds for gas, the fee cap, no receipt in time) sets
-//! [`Metrics::relayer_error`] naming the statement, the error and what to do. Both make the
+//! [`NodeState::relayer_error`](sealbridge_core::metrics::NodeState::relayer_error) naming the statement, the error and what to do. Both make the
 //! node degraded.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -187,20 +187,20 @@ pub fn run<C: Chain>(
     while !stop.load(Relaxed) {
         match round(&chain, &store, &core, &metrics, &cfg, &mut scan) {
             Ok(progress) => {
-                metrics.chain_up.store(true, Relaxed);
+                metrics.state.chain_up.store(true, Relaxed);
                 backoff = cfg.poll;
                 if !progress {
                     std::thread::sleep(cfg.poll);
                 }
             }
             Err(e) => {
-                metrics.relayer_errors.fetch_add(1, Relaxed);
+                metrics.relayer_errors.increment(1);
                 // Only a chain that does not answer is down; one that answers but refuses the
                 // statement or its transaction has set `relayer_error` (`RelayerError::Refused`).
                 if e.is_chain() {
-                    metrics.chain_up.store(false, Relaxed);
+                    metrics.state.chain_up.store(false, Relaxed);
                 } else if matches!(e, RelayerError::Refused(_)) {
-                    metrics.chain_up.store(true, Relaxed);
+                    metrics.state.chain_up.store(true, Relaxed);
                 }
                 tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "relayer round failed");
                 std::thread::sleep(backoff);
@@ -281,11 +281,11 @@ fn renew(
         sealbridge_enclave::boundary::Response::Renewed { .. } => {}
         r => {
             let why = format!("renewing statement {seq}, whose window is over, failed: {r:?}");
-            metrics.set_relayer_error(Some(why.clone()));
+            metrics.state.set_relayer_error(Some(why.clone()));
             return Err(RelayerError::Refused(why));
         }
     }
-    metrics.statements_renewed.fetch_add(1, Relaxed);
+    metrics.statements_renewed.increment(1);
     let renewed = store
         .statements(seq, 1)?
         .into_iter()
@@ -368,9 +368,9 @@ fn read_deployment_state<C: Chain>(
         last_settled_at: sb.last_settled_at()?,
         exit_delay,
     };
-    metrics.frozen.store(state.frozen, Relaxed);
-    metrics.paused.store(state.paused, Relaxed);
-    metrics.hatch_opens_at.store(
+    metrics.state.frozen.store(state.frozen, Relaxed);
+    metrics.state.paused.store(state.paused, Relaxed);
+    metrics.state.hatch_opens_at.store(
         state.last_settled_at.saturating_add(state.exit_delay),
         Relaxed,
     );
@@ -418,7 +418,7 @@ fn heartbeat_if_due<C: Chain>(
     .map_err(|_| RelayerError::Stopped)?;
     match rx.blocking_recv().map_err(|_| RelayerError::Stopped)?? {
         sealbridge_enclave::boundary::Response::Batch(Some(b)) => {
-            metrics.heartbeats.fetch_add(1, Relaxed);
+            metrics.heartbeats.increment(1);
             tracing::info!(
                 sequence = b.statement.sequence,
                 last_settled_at = d.last_settled_at,
@@ -444,8 +444,11 @@ pub fn round<C: Chain>(
     scan: &mut ScanState,
 ) -> Result<bool, RelayerError> {
     let head = lock(chain)?.chain().block_number()?;
-    metrics.chain_head.store(head, Relaxed);
-    metrics.confirmations.store(cfg.confirmations, Relaxed);
+    metrics.state.chain_head.store(head, Relaxed);
+    metrics
+        .state
+        .confirmations
+        .store(cfg.confirmations, Relaxed);
     // A block counts once `confirmations` blocks (itself included) are on top of the chain.
     let confirmed_head = head.saturating_sub(cfg.confirmations.saturating_sub(1));
 
@@ -457,7 +460,7 @@ pub fn round<C: Chain>(
     // 3. The next statement, in order.
     let Some(next) = next_statement(chain, store, core, metrics, last)? else {
         // Nothing left to send: an error about sending is over.
-        metrics.set_relayer_error(None);
+        metrics.state.set_relayer_error(None);
         return Ok(heartbeat_if_due(chain, core, metrics, &deployment)? || scanned);
     };
     settle(chain, store, metrics, cfg, &next)?;
@@ -484,19 +487,19 @@ fn scan_step<C: Chain>(
         Ok(more) => {
             scan.retry_at = None;
             scan.backoff = cfg.poll;
-            metrics.set_deposit_scan_error(None);
+            metrics.state.set_deposit_scan_error(None);
             Ok(more)
         }
         Err(e @ (RelayerError::Stopped | RelayerError::ChainLock)) => Err(e),
         Err(e) if e.is_chain_unavailable() => Err(e),
         Err(e) => {
-            let cursor = metrics.deposit_cursor.load(Relaxed);
+            let cursor = metrics.state.deposit_cursor.load(Relaxed);
             let why = format!(
                 "scanning deposits from block {cursor} failed (deposits from there on are \
                  not credited yet; retrying, settlement continues): {e}"
             );
             tracing::warn!(error = %why, "deposit scan failed");
-            metrics.set_deposit_scan_error(Some(why));
+            metrics.state.set_deposit_scan_error(Some(why));
             scan.backoff = (scan.backoff * 2).clamp(cfg.poll, cfg.max_backoff);
             scan.retry_at = Some(Instant::now() + scan.backoff);
             Ok(false)
@@ -520,10 +523,10 @@ fn confirm<C: Chain>(
     let last = sb.last_sequence()?;
     let root = sb.state_root()?;
     let deployment = read_deployment_state(&sb, metrics, scan, last)?;
-    if let Ok(mut r) = metrics.chain_root.lock() {
+    if let Ok(mut r) = metrics.state.chain_root.lock() {
         *r = root;
     }
-    metrics.chain_sequence.store(last, Relaxed);
+    metrics.state.chain_sequence.store(last, Relaxed);
     let (final_seq, final_root, final_reorged) = final_settlement(store, metrics, cfg, last, root)?;
     let dropped = recheck_unconfirmed(&sb, store, metrics, cfg, last, head)?;
     if final_reorged || dropped {
@@ -539,10 +542,10 @@ fn confirm<C: Chain>(
             .first()
             .map_or(root, |s| s.signed.statement.prevStateRoot),
     };
-    if let Ok(mut r) = metrics.final_root.lock() {
+    if let Ok(mut r) = metrics.state.final_root.lock() {
         *r = final_root;
     }
-    metrics.final_sequence.store(final_seq, Relaxed);
+    metrics.state.final_sequence.store(final_seq, Relaxed);
     Ok((last, deployment))
 }
 
@@ -568,11 +571,11 @@ fn final_settlement(
     // A settlement this node reported final is no longer on chain: a reorg deeper than the
     // confirmations. The statements are still stored and are resubmitted below (exactly once on
     // the new chain: the contract takes each sequence once); what clients were told was wrong.
-    let reported = metrics.final_sequence.load(Relaxed);
+    let reported = metrics.state.final_sequence.load(Relaxed);
     if last >= reported && last >= final_seq {
         return Ok((final_seq, final_root, false));
     }
-    metrics.final_reorged.fetch_add(1, Relaxed);
+    metrics.final_reorged.increment(1);
     let why = format!(
         "statement {} was reported settled (final) but the chain now holds statements only up \
          to {last}: a reorg deeper than {} confirmation(s); the dropped statements are being \
@@ -581,7 +584,7 @@ fn final_settlement(
         cfg.confirmations
     );
     tracing::error!(reported = reported.max(final_seq), chain = last, "{why}");
-    metrics.set_relayer_error(Some(why));
+    metrics.state.set_relayer_error(Some(why));
     if final_seq > last {
         store.put_meta(CONFIRMED_SETTLEMENT, &(last, root))?;
         (final_seq, final_root) = (last, Some(root));
@@ -608,7 +611,7 @@ fn recheck_unconfirmed<C: Chain>(
         };
         let now_hash = sb.chain().block_hash(num)?.map(|h| h.to_string());
         if now_hash.as_deref() != Some(hash) || seq > last {
-            metrics.reorgs.fetch_add(1, Relaxed);
+            metrics.reorgs.increment(1);
             reorged = true;
             tracing::warn!(
                 sequence = seq,
@@ -703,7 +706,7 @@ fn settle<C: Chain>(
         Err(e) if e.is_unavailable() => return Err(RelayerError::Chain(e)),
         Err(e) => {
             let why = refusal(&sb, from, st.statement.sequence, &e);
-            metrics.set_relayer_error(Some(why.clone()));
+            metrics.state.set_relayer_error(Some(why.clone()));
             return Err(RelayerError::Refused(why));
         }
     };
@@ -765,18 +768,24 @@ fn record_settled(
     )?;
     // The root first, then the sequence: a status read never pairs a new sequence with the
     // previous root (the settled statement's new root is the chain's root now).
-    if let Ok(mut r) = metrics.chain_root.lock() {
+    if let Ok(mut r) = metrics.state.chain_root.lock() {
         *r = st.statement.newStateRoot;
     }
-    metrics.chain_sequence.store(st.statement.sequence, Relaxed);
+    metrics
+        .state
+        .chain_sequence
+        .store(st.statement.sequence, Relaxed);
     if cfg.confirmations <= 1 {
-        if let Ok(mut r) = metrics.final_root.lock() {
+        if let Ok(mut r) = metrics.state.final_root.lock() {
             *r = st.statement.newStateRoot;
         }
-        metrics.final_sequence.store(st.statement.sequence, Relaxed);
+        metrics
+            .state
+            .final_sequence
+            .store(st.statement.sequence, Relaxed);
     }
     // Clears only the relayer's own error: a deep-reorg alarm stays until acknowledged.
-    metrics.set_relayer_error(None);
+    metrics.state.set_relayer_error(None);
     Ok(())
 }
 

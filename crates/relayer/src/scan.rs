@@ -89,7 +89,7 @@ pub fn load_deep_reorg_alarm(
                 "deep-reorg alarm acknowledged by the operator: cleared"
             );
             store.put_meta(DEEP_REORG, &None::<DeepReorg>)?;
-            metrics.set_deep_reorg(None);
+            metrics.state.set_deep_reorg(None);
         }
         (alarm, ack) => {
             if let Some(b) = ack {
@@ -99,7 +99,9 @@ pub fn load_deep_reorg_alarm(
                     "--acknowledge-deep-reorg names no current alarm: nothing cleared"
                 );
             }
-            metrics.set_deep_reorg(alarm.as_ref().map(DeepReorg::message));
+            metrics
+                .state
+                .set_deep_reorg(alarm.as_ref().map(DeepReorg::message));
         }
     }
     Ok(())
@@ -126,7 +128,7 @@ fn check_credited_deposits<C: Chain>(
     // A locally signing chain re-reads its nonces: the reorg may have dropped our transactions.
     sb.chain_mut().resync_nonces();
     drop(sb);
-    metrics.reorgs.fetch_add(1, Relaxed);
+    metrics.reorgs.increment(1);
     let alarm = match store.meta::<Option<DeepReorg>>(DEEP_REORG)?.flatten() {
         Some(mut a) => {
             a.later = a.later.saturating_add(1);
@@ -141,7 +143,7 @@ fn check_credited_deposits<C: Chain>(
     };
     tracing::error!(block = num, %hash, alarm = %alarm.message(), "deep reorg under credited deposits");
     store.put_meta(DEEP_REORG, &Some(alarm.clone()))?;
-    metrics.set_deep_reorg(Some(alarm.message()));
+    metrics.state.set_deep_reorg(Some(alarm.message()));
     Ok(store.put_meta(CREDITED_BLOCK, &None::<(u64, B256)>)?)
 }
 
@@ -183,11 +185,11 @@ pub(super) fn scan_deposits<C: Chain>(
 ) -> Result<bool, RelayerError> {
     check_credited_deposits(chain, store, metrics, cfg)?;
     let mut cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
-    metrics.deposit_cursor.store(cursor, Relaxed);
+    metrics.state.deposit_cursor.store(cursor, Relaxed);
     let mut chunks = 0;
     while cursor <= confirmed_head && chunks < cfg.max_chunks_per_round {
         let size = scan.chunk(cfg);
-        metrics.scan_chunk.store(size, Relaxed);
+        metrics.state.scan_chunk.store(size, Relaxed);
         let to = confirmed_head.min(cursor.saturating_add(size - 1));
         let sb = lock(chain)?;
         let logs = sb.chain().logs(sb.deployment.settlement, cursor, to);
@@ -215,7 +217,7 @@ pub(super) fn scan_deposits<C: Chain>(
         }
         credit(store, core, &logs, to + 1)?;
         cursor = to + 1;
-        metrics.deposit_cursor.store(cursor, Relaxed);
+        metrics.state.deposit_cursor.store(cursor, Relaxed);
         chunks += 1;
     }
     Ok(cursor <= confirmed_head)
