@@ -39,9 +39,9 @@ pub enum NodeError {
     /// A chain read or transaction failed.
     #[error("chain: {0}")]
     Contract(#[from] sealbridge_chain::ContractError),
-    /// The chain cannot be used, with no underlying chain error (its lock was poisoned).
-    #[error("chain: {0}")]
-    Chain(String),
+    /// The HTTP server could not start or stopped on an error.
+    #[error("server: {0}")]
+    Serve(#[from] sealbridge_serve::ServeError),
     /// The node's state is inconsistent with the chain; it will not start.
     #[error("refusing to start: {0}")]
     Inconsistent(String),

@@ -329,7 +329,7 @@ fn renewal_loop<C: Chain>(
                 RENEW_MARGIN,
             )
             .map_err(NodeError::from),
-            Err(_) => Err(NodeError::Chain("chain lock poisoned".into())),
+            Err(_) => Err(NodeError::Internal("chain lock poisoned")),
         };
         match renewed {
             // The enclave logged the new result before it was sent.
@@ -725,7 +725,7 @@ impl Node {
         if let Ok(mut w) = self.workers.lock() {
             w.stop_and_join();
         }
-        let signal = served.map_err(serve_error)?;
+        let signal = served?;
         tracing::info!(%signal, stop_ms = t.elapsed().as_millis() as u64, "node stopped");
         Ok(signal)
     }
@@ -750,10 +750,6 @@ impl Drop for Node {
 }
 
 /// A serving error as a node error (bad certificate or key, port taken, server failure).
-fn serve_error(e: sealbridge_serve::ServeError) -> NodeError {
-    NodeError::Config(e.to_string())
-}
-
 /// The enclave (in process, spawned or reached over a socket) and the core over it, brought to
 /// the durable state and checked against the chain.
 fn recover_core<C: Chain>(
@@ -950,5 +946,8 @@ fn start_gateway(
         drain_grace: cfg.drain_grace,
         ..ServeOptions::default()
     };
-    Server::start(cfg.listen, cfg.tls.as_ref(), gateway::router(state), opts).map_err(serve_error)
+    // Every request's span joins the caller's W3C trace (`traceparent`), drained or not.
+    let router =
+        gateway::router(state).layer(axum::middleware::from_fn(crate::trace_context::propagate));
+    Ok(Server::start(cfg.listen, cfg.tls.as_ref(), router, opts)?)
 }

@@ -203,10 +203,24 @@ pub fn run<C: Chain>(
                     metrics.state.chain_up.store(true, Relaxed);
                 }
                 tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "relayer round failed");
-                std::thread::sleep(backoff);
+                sleep_unless_stopped(backoff, &stop);
                 backoff = (backoff * 2).min(cfg.max_backoff);
             }
         }
+    }
+}
+
+/// Sleep `d` in short slices, returning early once `stop` is set: a node stopping during a chain
+/// outage must not wait out a 10 s backoff.
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    const SLICE: Duration = Duration::from_millis(50);
+    let until = Instant::now() + d;
+    while !stop.load(Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(SLICE));
     }
 }
 
