@@ -17,6 +17,9 @@ fi
 echo "==> contract artifacts are fresh (solc $(node -e 'console.log(require("solc/package.json").version)'))"
 node contracts/build.mjs --check
 
+echo "==> dependencies declared once in the workspace, none unused"
+python3 scripts/check-deps.py
+
 echo "==> TCB crates are free of async runtimes, network and RPC clients"
 bash scripts/check-tcb.sh
 
