@@ -66,6 +66,9 @@ pub enum ErrorCode {
     QueueFull,
     /// The node is stopping (503).
     Stopping,
+    /// The server is draining before it stops: it takes no new work (503, on every request that
+    /// adds work and on `/readyz`), answered by `sealbridge-serve`'s drain layer.
+    Draining,
     /// No answer from the enclave in time; re-submission is safe (503).
     Timeout,
     /// A malformed id in the path (400).
@@ -101,6 +104,7 @@ impl ErrorCode {
             Self::MalformedEnvelope => "malformed_envelope",
             Self::QueueFull => "queue_full",
             Self::Stopping => "stopping",
+            Self::Draining => "draining",
             Self::Timeout => "timeout",
             Self::BadId => "bad_id",
             Self::UnknownEnvelope => "unknown_envelope",
@@ -115,7 +119,7 @@ impl ErrorCode {
     /// Seconds a client should wait before retrying a 503 with this code.
     pub fn retry_after(self) -> u32 {
         match self {
-            Self::QueueFull => RETRY_AFTER_QUEUE_FULL,
+            Self::QueueFull | Self::Draining => RETRY_AFTER_QUEUE_FULL,
             Self::Busy => RETRY_AFTER_BUSY,
             _ => RETRY_AFTER_ENCLAVE_DOWN,
         }
@@ -459,6 +463,9 @@ mod tests {
         }
         let e: ErrorBody =
             serde_json::from_str(r#"{"error":"draining","message":"later"}"#).unwrap();
+        assert_eq!(e.error, ErrorCode::Draining);
+        let e: ErrorBody =
+            serde_json::from_str(r#"{"error":"a_future_code","message":"later"}"#).unwrap();
         assert_eq!(e.error, ErrorCode::Unknown);
         assert_eq!(ErrorCode::QueueFull.retry_after(), 5);
     }

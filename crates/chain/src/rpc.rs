@@ -96,6 +96,22 @@ fn qty(n: u64) -> String {
     format!("0x{n:x}")
 }
 
+/// An HTTP failure as [`ChainError::Http`], its body cut to what is worth keeping.
+fn http_error(method: &str, status: u16, mut body: String) -> ChainError {
+    if body.len() > HTTP_BODY_KEPT {
+        let mut end = HTTP_BODY_KEPT;
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        body.truncate(end);
+    }
+    ChainError::Http {
+        method: method.to_string(),
+        status,
+        body,
+    }
+}
+
 impl RpcChain {
     /// Connect to `url` (`http://` or `https://`) and check that it answers `eth_chainId`.
     /// HTTPS trusts the platform's roots, or `SSL_CERT_FILE` / `SSL_CERT_DIR` (see
@@ -151,23 +167,14 @@ impl RpcChain {
             .map_err(connection)?;
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().map_err(connection)?;
+        // A rate limit or a server failure is an outage whatever its body says: providers answer
+        // 429 (and some 5xx) with a JSON-RPC error object (e.g. -32005 "limit exceeded"), which
+        // must not read as the chain refusing the request.
+        let outage = status == 429 || status >= 500;
         let v: Value = match serde_json::from_str(&text) {
+            Ok(_) if outage => return Err(http_error(method, status, text)),
             Ok(v) => v,
-            Err(_) if status >= 400 => {
-                let mut body = text;
-                if body.len() > HTTP_BODY_KEPT {
-                    let mut end = HTTP_BODY_KEPT;
-                    while !body.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    body.truncate(end);
-                }
-                return Err(ChainError::Http {
-                    method: method.to_string(),
-                    status,
-                    body,
-                });
-            }
+            Err(_) if status >= 400 => return Err(http_error(method, status, text)),
             Err(source) => {
                 return Err(ChainError::Decode {
                     what: format!("{method} response (HTTP {status})"),

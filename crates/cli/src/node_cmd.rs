@@ -66,7 +66,21 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         key_file,
     } = config::resolve(&args.options, file.as_ref())?;
     if args.print_config {
-        println!("{}", serde_json::to_string_pretty(&options)?);
+        // URLs often carry provider API keys: show scheme://host:port only, as every log does.
+        let mut shown = serde_json::to_value(&options)?;
+        for key in ["chain", "otlp"] {
+            if let Some(url) = shown.get(key).and_then(|v| v.as_str()).map(str::to_owned) {
+                shown[key] = crate::endpoint::endpoint(&url).into();
+            }
+        }
+        if let Some(list) = shown.get_mut("verifiers").and_then(|v| v.as_array_mut()) {
+            for v in list.iter_mut() {
+                if let Some(url) = v.as_str().map(str::to_owned) {
+                    *v = crate::endpoint::endpoint(&url).into();
+                }
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(ExitCode::SUCCESS);
     }
     let _telemetry = args.log.init()?;
@@ -95,8 +109,10 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         Node::start(cfg, sealbridge_deploy::dev::RpcDevChain(rpc))?
     };
     eprintln!(
-        "sealbridge node: http://{} (settlement {} on chain {})",
-        node.addr, node.setup.settlement, node.setup.chain_id
+        "sealbridge node: {} (settlement {} on chain {})",
+        node.url(),
+        node.setup.settlement,
+        node.setup.chain_id
     );
     node.wait_for_signal()
         .context("the node stopped on an error")?;
@@ -127,8 +143,11 @@ fn run_deployed(
     cfg.sender = Some(sending_account(&mut rpc, key)?);
     let node = Node::start_deployed(cfg, rpc)?;
     eprintln!(
-        "sealbridge node: http://{} (settlement {} on chain {}, sending from {})",
-        node.addr, node.setup.settlement, node.setup.chain_id, node.setup.admin
+        "sealbridge node: {} (settlement {} on chain {}, sending from {})",
+        node.url(),
+        node.setup.settlement,
+        node.setup.chain_id,
+        node.setup.admin
     );
     node.wait_for_signal()
         .context("the node stopped on an error")?;

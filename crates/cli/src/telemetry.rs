@@ -117,9 +117,12 @@ mod otlp {
     /// A tracer provider that batches spans and sends them to the collector at `base`.
     pub(super) fn provider(base: &str) -> Result<SdkTracerProvider> {
         let url = traces_url(base);
-        let agent = sealbridge_net::agent(&sealbridge_net::AgentConfig::with_timeout(
-            std::time::Duration::from_secs(10),
-        ))
+        // Short bounds: a collector that does not answer must not hold a stopping node (the
+        // exporter flushes on shutdown) beyond the 10 s a supervisor gives it.
+        let agent = sealbridge_net::agent(&sealbridge_net::AgentConfig {
+            timeout_connect: Some(std::time::Duration::from_secs(1)),
+            ..sealbridge_net::AgentConfig::with_timeout(std::time::Duration::from_secs(3))
+        })
         .with_context(|| format!("--otlp {base}"))?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()

@@ -414,7 +414,8 @@ impl NodeClient {
         let mut attempt = 0;
         loop {
             let r = self.post_raw("/v1/envelopes", sealbridge_api::COSE, envelope);
-            let retry = matches!(&r, Err(ClientError::Transport(_)))
+            // Retry what may pass next time (an outage), never an untrusted certificate.
+            let retry = matches!(&r, Err(ClientError::Transport(e)) if e.is_unavailable())
                 || matches!(&r, Ok(raw) if raw.status == 503);
             if !retry || attempt >= retries {
                 return r;

@@ -43,8 +43,8 @@ impl Drain {
     }
 
     /// `router` with this switch in front: while draining, a request that is not a read
-    /// (`GET`, `HEAD`, `OPTIONS`) gets `503` with `Retry-After` and the JSON error body of our
-    /// APIs (`{"error": "draining", "message": …}`), and every answer carries
+    /// (`GET`, `HEAD`, `OPTIONS`), and `GET /readyz`, gets `503` with `Retry-After` and the JSON
+    /// error body of our APIs (`{"error": "draining", "message": …}`), and every answer carries
     /// `Connection: close` so that clients move their keep-alive connections elsewhere.
     pub fn wrap(&self, router: Router) -> Router {
         router.layer(from_fn_with_state(self.clone(), refuse_new_work))
@@ -70,7 +70,10 @@ fn is_read(m: &Method) -> bool {
 }
 
 async fn refuse_new_work(State(drain): State<Drain>, req: Request, next: Next) -> Response {
-    let mut r = if drain.is_draining() && !is_read(req.method()) {
+    // Readiness says "not ready" from the first moment of the drain, so that load balancers stop
+    // routing new work here during the grace period (liveness, `/healthz`, stays as it is).
+    let refuse = !is_read(req.method()) || req.uri().path() == "/readyz";
+    let mut r = if drain.is_draining() && refuse {
         drain.refusal()
     } else {
         next.run(req).await

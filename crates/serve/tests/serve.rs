@@ -9,10 +9,12 @@ use sealbridge_serve::{ServeError, ServeOptions, Server, TlsFiles};
 use sealbridge_testkit::tls::TestCa;
 
 fn app() -> Router {
-    Router::new().route(
-        "/hello",
-        get(|| async { "hello" }).post(|| async { "posted" }),
-    )
+    Router::new()
+        .route(
+            "/hello",
+            get(|| async { "hello" }).post(|| async { "posted" }),
+        )
+        .route("/readyz", get(|| async { "ready" }))
 }
 
 fn loopback() -> std::net::SocketAddr {
@@ -125,6 +127,8 @@ fn draining_refuses_new_work_with_retry_after_and_keeps_serving_reads() {
     let url = format!("{}/hello", server.url());
     let a = agent(None);
     assert_eq!(a.post(&url).send("x").unwrap().status(), 200);
+    let ready = format!("{}/readyz", server.url());
+    assert_eq!(a.get(&ready).call().unwrap().status(), 200);
 
     std::thread::scope(|s| {
         let stopping = s.spawn(|| {
@@ -144,6 +148,8 @@ fn draining_refuses_new_work_with_retry_after_and_keeps_serving_reads() {
             serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
         assert_eq!(body["error"], "draining", "{body}");
         assert_eq!(a.get(&url).call().unwrap().status(), 200);
+        // Readiness turns 503 at once, so load balancers stop sending work during the grace.
+        assert_eq!(a.get(&ready).call().unwrap().status(), 503);
         let took = stopping.join().unwrap();
         assert!(took >= Duration::from_millis(1500), "{took:?}");
         assert!(took < Duration::from_secs(4), "{took:?}");

@@ -411,11 +411,32 @@ pub fn attest_and_register<C: Chain>(
         }
     }
     let digest = sb.attestation_digest_local(&chain_result);
-    if let Err(e) = sb.register(
-        sender,
-        &chain_result,
-        sigs.iter().cloned().map(Bytes::from).collect(),
-    ) {
+    let register = |sb: &mut Sealbridge<C>| {
+        sb.register(
+            sender,
+            &chain_result,
+            sigs.iter().cloned().map(Bytes::from).collect(),
+        )
+    };
+    let mut sent = register(sb);
+    // `issuedAt` is the later of chain time and ours; a chain whose blocks ran ahead of the wall
+    // clock (several blocks in one second, each a second after its parent) can estimate at a
+    // pending block stamped with wall time, a second or two before `issuedAt`: the registry's
+    // `ResultNotYetValid`. Wait for its clock to pass `issuedAt` and send the same result again
+    // (bounded: a result issued further ahead than this is refused as it was).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Err(sealbridge_chain::ContractError::Reverted(r)) = &sent
+        && r.name.as_deref() == Some("ResultNotYetValid")
+        && std::time::Instant::now() < deadline
+    {
+        tracing::info!(
+            issued_at = result.issuedAt,
+            "registry clock behind issuedAt; waiting"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        sent = register(sb);
+    }
+    if let Err(e) = sent {
         match sb.enclave(bundle.address) {
             Ok(record) if record.resultHash == digest => tracing::warn!(
                 enclave = %bundle.address,

@@ -53,7 +53,7 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let _fetched;
     let log_dir: PathBuf = match args.log.as_deref() {
         None => args.dir.join("log"),
-        Some(url) if url.starts_with("http://") => {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
             let tmp = tempfile::tempdir().context("temporary directory")?;
             log::fetch(url, tmp.path()).with_context(|| format!("fetching the log from {url}"))?;
             let p = tmp.path().to_path_buf();
@@ -61,7 +61,7 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             p
         }
         Some(url) if url.contains("://") => {
-            anyhow::bail!("unsupported log URL scheme (http:// or a directory): {url}")
+            anyhow::bail!("unsupported log URL scheme (http://, https:// or a directory): {url}")
         }
         Some(dir) => PathBuf::from(dir),
     };
