@@ -66,17 +66,16 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         key_file,
     } = config::resolve(&args.options, file.as_ref())?;
     if args.print_config {
-        // URLs often carry provider API keys: show scheme://host:port only, as every log does.
+        // URLs often carry provider API keys (user info, path, query): those parts are not
+        // printed, as in every log line (`endpoint`).
         let mut shown = serde_json::to_value(&options)?;
-        for key in ["chain", "otlp"] {
-            if let Some(url) = shown.get(key).and_then(|v| v.as_str()).map(str::to_owned) {
-                shown[key] = crate::endpoint::endpoint(&url).into();
-            }
+        if let Some(url) = shown.get("chain").and_then(|v| v.as_str()).map(redact_url) {
+            shown["chain"] = url.into();
         }
         if let Some(list) = shown.get_mut("verifiers").and_then(|v| v.as_array_mut()) {
             for v in list.iter_mut() {
-                if let Some(url) = v.as_str().map(str::to_owned) {
-                    *v = crate::endpoint::endpoint(&url).into();
+                if let Some(url) = v.as_str().map(redact_url) {
+                    *v = url.into();
                 }
             }
         }
@@ -186,4 +185,17 @@ pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
     }
     serve_unix(&args.socket, root)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `url` as it may be printed: unchanged when it is only `scheme://host[:port][/]` (or not a URL,
+/// such as `embedded`), else `scheme://host:port/<redacted>`.
+fn redact_url(url: &str) -> String {
+    let Some((_, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    if !authority.contains('@') && (tail.is_empty() || tail == "/") {
+        return url.to_owned();
+    }
+    format!("{}/<redacted>", crate::endpoint::endpoint(url))
 }

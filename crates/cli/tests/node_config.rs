@@ -170,3 +170,26 @@ fn docs_node_md_holds_the_current_reference() {
          `sealbridge node --print-config-reference` between its markers)"
     );
 }
+
+/// `--print-config` (often pasted into CI logs and tickets) never prints a provider's API key.
+#[test]
+fn print_config_hides_the_secrets_of_urls() {
+    let r = resolved(
+        &[
+            "--chain",
+            "https://user:pw@rpc.example.io/v3/SECRETKEY?apikey=SECRET2",
+            "--verifier",
+            "https://v1.example.io/SECRET3",
+            "--verifier",
+            "http://v2:8090",
+        ],
+        &[],
+    );
+    let text = r.to_string();
+    assert!(!text.contains("SECRET") && !text.contains("pw@"), "{text}");
+    assert_eq!(r["chain"], "https://rpc.example.io:443/<redacted>");
+    assert_eq!(
+        r["verifiers"],
+        json!(["https://v1.example.io:443/<redacted>", "http://v2:8090"])
+    );
+}
