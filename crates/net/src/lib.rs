@@ -164,16 +164,18 @@ pub fn agent(cfg: &AgentConfig) -> Result<ureq::Agent, NetError> {
 /// `SSL_CERT_DIR`) followed by the certificates of `extra_pem`. Unreadable platform
 /// certificates are skipped (a host without a CA bundle can still trust its extra CA).
 pub fn root_certificates(extra_pem: Option<&[u8]>) -> Result<Vec<Certificate<'static>>, NetError> {
-    // An operator who sets SSL_CERT_FILE means it: a path that does not exist or holds no
-    // certificate is said so here, not later as "the server's certificate is not trusted".
-    if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
-        let shown = std::path::Path::new(&path).display().to_string();
-        let pem = std::fs::read(&path).map_err(|e| NetError::BadCa {
-            reason: format!("SSL_CERT_FILE={shown}: {e}"),
-        })?;
-        parse_pem_certificates(&pem).map_err(|e| NetError::BadCa {
-            reason: format!("SSL_CERT_FILE={shown}: {e}"),
-        })?;
+    // An operator who sets SSL_CERT_FILE means it: a path that cannot be read is said so here,
+    // not later as "the server's certificate is not trusted". (A readable file without any
+    // certificate, such as /dev/null, is a deliberate "trust nothing", as for OpenSSL.)
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE")
+        && let Err(e) = std::fs::File::open(&path)
+    {
+        return Err(NetError::BadCa {
+            reason: format!(
+                "SSL_CERT_FILE={}: {e}",
+                std::path::Path::new(&path).display()
+            ),
+        });
     }
     let mut roots: Vec<Certificate<'static>> = native_roots().as_ref().clone();
     if let Some(pem) = extra_pem {

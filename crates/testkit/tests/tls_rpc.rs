@@ -89,23 +89,17 @@ fn ssl_cert_file_is_honoured() {
     let out = String::from_utf8_lossy(&refused.stdout).to_string()
         + &String::from_utf8_lossy(&refused.stderr);
     assert!(out.contains("not trusted"), "{out}");
-    // An SSL_CERT_FILE that names no file, or a file without a certificate, is said so, naming
-    // the path, instead of every server reading as untrusted.
-    for (bad, why) in [
-        (dir.join("missing.pem"), "No such file"),
-        (dir.join("empty.pem"), "no CERTIFICATE"),
-    ] {
-        if why.starts_with("no") {
-            std::fs::write(&bad, b"not a certificate\n").unwrap();
-        }
-        let out = run(Some(&bad));
-        assert!(!out.status.success());
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(
-            text.contains("SSL_CERT_FILE=") && text.contains(why),
-            "{text}"
-        );
-    }
+    // An SSL_CERT_FILE that names no file is said so, naming the path, instead of every server
+    // reading as untrusted.
+    let missing = dir.join("missing.pem");
+    let out = run(Some(&missing));
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(&format!("SSL_CERT_FILE={}", missing.display()))
+            && text.contains("No such file"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
