@@ -5,22 +5,24 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy_primitives::Address;
+use common::{submit_n, wait_until};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
 use sealbridge_chain::rpc::RpcChain;
-use sealbridge_client::{Attested, NodeClient};
-use sealbridge_deploy::dev::{RpcDevChain, participants};
+use sealbridge_client::NodeClient;
+use sealbridge_deploy::dev::RpcDevChain;
 use sealbridge_node::Node;
 use sealbridge_node::NodeConfig;
 use sealbridge_node::unix_now;
-use sealbridge_programs::netting::Obligation;
 use sealbridge_testkit::anvil::{Anvil, find_anvil};
 
 /// A TCP proxy to the RPC endpoint that can be taken down (connections refused and cut).
@@ -81,31 +83,6 @@ impl Proxy {
             }
         });
         Self { port, down }
-    }
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn submit_n(c: &NodeClient, a: &Attested, rng: &mut ChaCha20Rng, token: Address, n: u32) {
-    let ps = participants(4);
-    for i in 0..n {
-        let from = (i % 4) as usize;
-        let ob = Obligation {
-            to: ps[(from + 1) % 4].account,
-            token,
-            amount: u128::from(i % 5) + 1,
-        };
-        let env = a
-            .seal(&ps[from].key, &ob.encode(), unix_now(), 3600, rng)
-            .unwrap();
-        let (code, v) = c.submit(&env, 20).unwrap();
-        assert_eq!(code, 200, "{v}");
     }
 }
 

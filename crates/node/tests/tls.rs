@@ -3,20 +3,21 @@
 //! client submits over HTTPS; a client that does not trust the node's CA is refused with an
 //! error that says so.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+mod common;
 
-use alloy_primitives::Address;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{submit_n, wait_until};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
 use sealbridge_chain::rpc::RpcChain;
-use sealbridge_client::{Attested, NodeClient};
-use sealbridge_deploy::dev::{RpcDevChain, WallClockChain, participants};
+use sealbridge_client::NodeClient;
+use sealbridge_deploy::dev::{RpcDevChain, WallClockChain};
 use sealbridge_net::{AgentConfig, TlsFiles};
 use sealbridge_node::node::SharedChain;
 use sealbridge_node::{Node, NodeConfig, unix_now};
-use sealbridge_programs::netting::Obligation;
 use sealbridge_testkit::anvil::{Anvil, find_anvil};
 use sealbridge_testkit::tls::{TestCa, TlsProxy};
 
@@ -37,31 +38,6 @@ fn tls_files(ca: &TestCa, dir: &Path) -> TlsFiles {
 
 fn trusting(ca: &TestCa) -> AgentConfig {
     AgentConfig::with_timeout(Duration::from_secs(20)).extra_ca(ca.cert_pem.as_bytes().to_vec())
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn submit_n(c: &NodeClient, a: &Attested, rng: &mut ChaCha20Rng, token: Address, n: u32) {
-    let ps = participants(4);
-    for i in 0..n {
-        let from = (i % 4) as usize;
-        let ob = Obligation {
-            to: ps[(from + 1) % 4].account,
-            token,
-            amount: u128::from(i % 5) + 1,
-        };
-        let env = a
-            .seal(&ps[from].key, &ob.encode(), unix_now(), 3600, rng)
-            .unwrap();
-        let (code, v) = c.submit(&env, 20).unwrap();
-        assert_eq!(code, 200, "{v}");
-    }
 }
 
 #[test]
