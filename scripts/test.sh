@@ -23,6 +23,8 @@ python3 scripts/check-deps.py
 echo "==> TCB crates are free of async runtimes, network and RPC clients"
 bash scripts/check-tcb.sh
 
+bash scripts/prune-target.sh
+
 echo "==> cargo test (workspace, all targets)"
 cargo test --workspace --all-targets --locked
 echo "==> cargo test --doc"
