@@ -18,6 +18,9 @@ pub struct NodeState {
     pub final_sequence: AtomicU64,
     /// Chain head (as the relayer last read it).
     pub chain_head: AtomicU64,
+    /// Timestamp of the latest block the relayer has seen (unix seconds); 0 = unknown. Bounds how
+    /// far the core steps the enclave's clock forward (never beyond it plus a margin).
+    pub chain_time: AtomicU64,
     /// Confirmations the relayer waits for (settlements and deposits).
     pub confirmations: AtomicU64,
     /// Next block the relayer scans for deposits: every deposit in an earlier block has been
@@ -25,6 +28,12 @@ pub struct NodeState {
     pub deposit_cursor: AtomicU64,
     /// Last sequence the enclave signed.
     pub enclave_sequence: AtomicU64,
+    /// Settlement opportunities the relayer has offered (a counter; 0: no relayer paces this
+    /// core, which then cuts by time alone): raised whenever the chain can take the next
+    /// statement — the relayer has nothing left to send, after a new block or a settlement.
+    /// The core cuts the open batch at most once per opportunity, carrying everything
+    /// accepted since the last cut (`engine::Core::cut_due`).
+    pub settle_opportunity: AtomicU64,
     /// State root settled on chain (as the relayer last read it).
     pub chain_root: Mutex<alloy_primitives::B256>,
     /// State root after [`NodeState::final_sequence`].
