@@ -3,7 +3,21 @@
 //! original receipt), and fetch receipts with inclusion proofs; withdraw escrow through the
 //! enclave ([`withdraw`]: request on chain, the enclave's decision from the node, the settled
 //! exit, the claim).
+//!
+//! Nothing the node says is taken on its word ([`verify`]): once the client attested the
+//! enclave, every receipt [`NodeClient::send`] / [`NodeClient::submit`] return is checked under
+//! the attested Ed25519 key and against the bytes sent (and kept in a directory with
+//! [`NodeClient::keep_receipts`], for `sealbridge audit --receipts`); an inclusion proof counts
+//! only against a checkpoint signed by that key ([`NodeClient::receipt_info`]); the enclave is
+//! tied to the chain with [`verify::verify_enclave_on_chain`]; a receipt is final once the chain
+//! anchors a log that holds it ([`wait_final`]).
 
+pub mod kept;
+pub mod tiles;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The node API's models this client reads and returns.
@@ -12,12 +26,12 @@ pub use sealbridge_api as api;
 use alloy_primitives::{Address, B256, U256};
 use rand_core::CryptoRngCore;
 use sealbridge_api::{
-    Enclave, ErrorBody, ErrorCode, Inclusion, Receipt, ReceiptInfo, ReceiptStatus, Settlements,
-    Status, Withdrawal,
+    Enclave, ErrorBody, ErrorCode, Receipt, ReceiptInfo, ReceiptStatus, Settlements, Status,
+    Withdrawal,
 };
 use sealbridge_attest::{Collateral, Evidence, Policy, report_data, verify};
 use sealbridge_enclave::{KeyBundle, epochs::EpochAnnouncement};
-use sealbridge_log::{Hash, leaf_hash, verify_inclusion};
+use sealbridge_log::Hash;
 use sealbridge_net::{AgentConfig, NetError};
 use sealbridge_proto::{EnvelopeHeader, Epoch, InstanceId, Nonce, ProgramId, TraceId};
 use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey};
@@ -66,6 +80,18 @@ pub enum ClientError {
     /// Something did not happen in time.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// What the node returned does not verify: it is not relied on.
+    #[error("not verified: {0}")]
+    Verify(#[from] verify::VerifyError),
+    /// Kept receipts could not be written.
+    #[error("keeping the receipt in {path}: {source}")]
+    Keep {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ClientError {
@@ -80,6 +106,8 @@ impl ClientError {
             Self::Invalid(_) => "invalid",
             Self::Chain(_) => "chain",
             Self::Timeout(_) => "timeout",
+            Self::Verify(_) => "unverified",
+            Self::Keep { .. } => "io",
         }
     }
 
@@ -125,9 +153,35 @@ pub struct Attested {
     pub enclave: Enclave,
     /// The same, as JSON (for callers not yet reading [`Attested::enclave`]).
     pub info: Value,
+    /// The signed epoch announcement (verified under the attested key).
+    pub epoch_announcement: Vec<u8>,
+    /// The policy hash the enclave says it runs under (check it with
+    /// [`verify::verify_enclave_on_chain`] before relying on it).
+    pub policy_hash: B256,
 }
 
 impl Attested {
+    /// The enclave's self-description, as [`verify::verify_enclave_on_chain`] takes it.
+    pub fn description(&self) -> sealbridge_enclave::boundary::Description {
+        sealbridge_enclave::boundary::Description {
+            key_bundle: self.key_bundle,
+            measurement: self.measurement,
+            program_id: B256::from(self.program.0),
+            policy_hash: self.policy_hash,
+            epoch_announcement: self.epoch_announcement.clone(),
+        }
+    }
+
+    /// The deployment's log origin (`sealbridge/<chain id>/<settlement>`) as the node
+    /// describes the deployment; `None` if the settlement address does not parse.
+    pub fn log_origin(&self) -> Option<String> {
+        let settlement: Address = self.enclave.settlement.parse().ok()?;
+        Some(sealbridge_enclave::checkpoint::log_origin(
+            self.enclave.chain_id,
+            settlement,
+        ))
+    }
+
     /// Seal `payload` from `from`, valid for `lifetime` seconds after `now`.
     pub fn seal(
         &self,
@@ -154,11 +208,23 @@ impl Attested {
     }
 }
 
+/// What a client checks the node's answers against, learnt from the attestation.
+#[derive(Debug, Clone, Default)]
+struct Trust {
+    /// The attested Ed25519 key (receipts, checkpoints).
+    ed25519: Option<[u8; 32]>,
+    /// The deployment's log origin (checkpoint notes).
+    origin: Option<String>,
+    /// Where verified receipts are kept.
+    receipts: Option<PathBuf>,
+}
+
 /// A node's HTTP API.
 #[derive(Debug, Clone)]
 pub struct NodeClient {
     base: String,
     agent: ureq::Agent,
+    trust: Arc<Mutex<Trust>>,
 }
 
 /// The longest `Retry-After` [`NodeClient::submit`] honours.
@@ -253,7 +319,45 @@ impl NodeClient {
         Self {
             base: base.trim_end_matches('/').to_string(),
             agent,
+            trust: Arc::default(),
         }
+    }
+
+    fn trust(&self) -> Trust {
+        self.trust.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn set_trust(&self, f: impl FnOnce(&mut Trust)) {
+        if let Ok(mut t) = self.trust.lock() {
+            f(&mut t);
+        }
+    }
+
+    /// Verify receipts and checkpoints under `ed25519` for log `origin` (what [`attest`] sets
+    /// from the appraised evidence; for a caller that attested the enclave another way).
+    ///
+    /// [`attest`]: NodeClient::attest
+    #[must_use]
+    pub fn with_enclave_key(self, ed25519: [u8; 32], origin: &str) -> Self {
+        self.set_trust(|t| {
+            t.ed25519 = Some(ed25519);
+            t.origin = Some(origin.to_string());
+        });
+        self
+    }
+
+    /// Keep every verified receipt in `dir` (created if missing; one file per envelope, see
+    /// [`kept`]) for `sealbridge audit --receipts DIR`.
+    #[must_use]
+    pub fn keep_receipts(self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        self.set_trust(|t| t.receipts = Some(dir));
+        self
+    }
+
+    /// The attested Ed25519 key receipts are verified under, once known.
+    pub fn enclave_key(&self) -> Option<[u8; 32]> {
+        self.trust().ed25519
     }
 
     /// The node's base URL.
@@ -374,7 +478,23 @@ impl NodeClient {
         }
         let program = ProgramId::from_slice(&hexfield("program_id", Some(&info.program_id))?)
             .map_err(|_| ClientError::Protocol("/v1/enclave: program id".into()))?;
+        let policy_hash = B256::try_from(
+            hexfield("policy_hash", Some(&info.policy_hash))?.as_slice(),
+        )
+        .map_err(|_| ClientError::Protocol("/v1/enclave: policy hash is not 32 bytes".into()))?;
+        let epoch_announcement = hexfield("epoch_announcement", Some(&info.epoch_announcement))?;
+        let origin = info
+            .settlement
+            .parse::<Address>()
+            .map(|s| sealbridge_enclave::checkpoint::log_origin(info.chain_id, s))
+            .map_err(|_| ClientError::Protocol("/v1/enclave: settlement address".into()))?;
+        self.set_trust(|t| {
+            t.ed25519 = Some(bundle.ed25519);
+            t.origin = Some(origin);
+        });
         Ok(Attested {
+            epoch_announcement,
+            policy_hash,
             key_bundle: bundle,
             instance: ann.instance,
             epoch: ann.epoch,
@@ -391,12 +511,19 @@ impl NodeClient {
     /// more after each attempt (at most 2 s), or what the node's `Retry-After` asks if that is
     /// longer (at most [`MAX_RETRY_AFTER`]). A receipt (accepted or rejected) and a refusal are
     /// answers; an error is a failure to get one.
+    ///
+    /// Once the client attested the enclave ([`NodeClient::attest`]), a receipt is returned
+    /// only if it verifies under the attested key, names the envelope sent and says what the
+    /// node's JSON says ([`ClientError::Verify`] otherwise); it is then kept when
+    /// [`NodeClient::keep_receipts`] asked for it.
     pub fn send(&self, envelope: &[u8], retries: u32) -> Result<Submitted, ClientError> {
         let raw = self.send_raw(envelope, retries)?;
         match raw.status {
-            200 | 422 => raw
-                .decode("/v1/envelopes", &[200, 422])
-                .map(Submitted::Receipt),
+            200 | 422 => {
+                let r: Receipt = raw.decode("/v1/envelopes", &[200, 422])?;
+                self.check_receipt(&r, envelope)?;
+                Ok(Submitted::Receipt(r))
+            }
             status => match serde_json::from_str::<ErrorBody>(&raw.body) {
                 Ok(error) => Ok(Submitted::Refused { status, error }),
                 Err(_) => Err(ClientError::refused(status, &raw.body)),
@@ -405,9 +532,43 @@ impl NodeClient {
     }
 
     /// [`NodeClient::send`], the answer as the node wrote it: status and JSON (a body that is
-    /// not JSON comes as a string).
+    /// not JSON comes as a string). A receipt is verified (and kept) as [`NodeClient::send`]
+    /// does.
     pub fn submit(&self, envelope: &[u8], retries: u32) -> Result<Answer, ClientError> {
-        self.send_raw(envelope, retries).map(Raw::json)
+        let raw = self.send_raw(envelope, retries)?;
+        if matches!(raw.status, 200 | 422) {
+            let r: Receipt = raw.decode("/v1/envelopes", &[200, 422])?;
+            self.check_receipt(&r, envelope)?;
+        }
+        Ok(raw.json())
+    }
+
+    /// Verify a receipt the node returned for `envelope` under the attested key (nothing to do
+    /// before an attestation), check that the node's JSON says what the signed receipt says,
+    /// and keep it.
+    fn check_receipt(&self, r: &Receipt, envelope: &[u8]) -> Result<(), ClientError> {
+        let trust = self.trust();
+        let Some(key) = trust.ed25519 else {
+            return Ok(());
+        };
+        let bytes = hex::decode(r.receipt.trim_start_matches("0x"))
+            .map_err(|_| verify::VerifyError::ReceiptSignature("the receipt is not hex".into()))?;
+        let signed = verify::verify_receipt(&bytes, envelope, &key)?;
+        let accepted = signed.status == sealbridge_seal::receipt::ReceiptStatus::Accepted;
+        if signed.sequence != r.sequence
+            || accepted != (r.status == ReceiptStatus::Accepted)
+            || hex::encode(signed.envelope_id.as_bytes()) != r.envelope_id.trim_start_matches("0x")
+        {
+            return Err(ClientError::Protocol(format!(
+                "the node's answer (sequence {}, {:?}) is not what the signed receipt says \
+                 (sequence {}, {:?})",
+                r.sequence, r.status, signed.sequence, signed.status
+            )));
+        }
+        if let Some(dir) = &trust.receipts {
+            kept::keep(dir, &bytes, &signed)?;
+        }
+        Ok(())
     }
 
     fn send_raw(&self, envelope: &[u8], retries: u32) -> Result<Raw, ClientError> {
@@ -434,20 +595,89 @@ impl NodeClient {
     }
 
     /// The receipt of an envelope and what became of it, with its inclusion proof checked when
-    /// present: whether the proof verified against the checkpoint's root (`None`: no proof
-    /// yet).
+    /// present (`None`: no proof yet): `Some(true)` only if the receipt verifies under the
+    /// attested key and names `envelope_id`, the checkpoint is signed by that key for the
+    /// deployment's log and the proof leads from the receipt's entry at its own sequence to the
+    /// checkpoint's root ([`NodeClient::verify_receipt_info`] says which check failed). Before
+    /// an attestation nothing can be verified: `Some(false)`.
     pub fn receipt_info(
         &self,
         envelope_id: &[u8; 32],
     ) -> Result<(ReceiptInfo, Option<bool>), ClientError> {
-        let r: ReceiptInfo = self
-            .get_raw(&format!("/v1/receipts/{}", hex::encode(envelope_id)))?
-            .decode("/v1/receipts", &[200])?;
+        let r = self.receipt_info_raw(envelope_id)?;
         let proof_ok = r
             .inclusion
             .as_ref()
-            .map(|inc| check_inclusion(&r.receipt, inc).unwrap_or(false));
+            .map(|_| self.verify_receipt_info(envelope_id, &r).is_ok());
         Ok((r, proof_ok))
+    }
+
+    /// `GET /v1/receipts/{id}`, nothing verified.
+    pub fn receipt_info_raw(&self, envelope_id: &[u8; 32]) -> Result<ReceiptInfo, ClientError> {
+        self.get_raw(&format!("/v1/receipts/{}", hex::encode(envelope_id)))?
+            .decode("/v1/receipts", &[200])
+    }
+
+    /// Check a `/v1/receipts` answer for `envelope_id` in full: the receipt under the attested
+    /// key, naming `envelope_id`; and, if the answer carries an inclusion proof, the checkpoint's
+    /// signature and the proof. Returns the signed receipt, its bytes and the verified
+    /// checkpoint (`None` without a proof).
+    pub fn verify_receipt_info(
+        &self,
+        envelope_id: &[u8; 32],
+        r: &ReceiptInfo,
+    ) -> Result<(verify::Receipt, Vec<u8>, Option<verify::Checkpoint>), ClientError> {
+        let trust = self.trust();
+        let (Some(key), Some(origin)) = (trust.ed25519, trust.origin) else {
+            return Err(ClientError::Invalid(
+                "attest the enclave first: there is no key to verify under".into(),
+            ));
+        };
+        let bytes = hex::decode(r.receipt.receipt.trim_start_matches("0x"))
+            .map_err(|_| verify::VerifyError::ReceiptSignature("the receipt is not hex".into()))?;
+        let signed =
+            sealbridge_seal::receipt::Receipt::verify(&bytes, &Ed25519PublicKey::from_bytes(key))
+                .map_err(|e| verify::VerifyError::ReceiptSignature(e.to_string()))?;
+        if signed.envelope_id.as_bytes() != envelope_id {
+            return Err(verify::VerifyError::ReceiptForOtherEnvelope {
+                sent: hex::encode(envelope_id),
+                receipt: hex::encode(signed.envelope_id.as_bytes()),
+            }
+            .into());
+        }
+        let Some(inc) = &r.inclusion else {
+            return Ok((signed, bytes, None));
+        };
+        let cp = verify::verify_checkpoint(&inc.checkpoint, &origin, &key)?;
+        let proof = parse_proof(&inc.proof)?;
+        verify::verify_receipt_inclusion(&signed, &bytes, inc.leaf_index, &proof, &cp)?;
+        Ok((signed, bytes, Some(cp)))
+    }
+
+    /// The node's latest checkpoint (`GET /v1/checkpoint`), verified under the attested key.
+    pub fn checkpoint(&self) -> Result<verify::Checkpoint, ClientError> {
+        let trust = self.trust();
+        let (Some(key), Some(origin)) = (trust.ed25519, trust.origin) else {
+            return Err(ClientError::Invalid(
+                "attest the enclave first: there is no key to verify under".into(),
+            ));
+        };
+        let (status, bytes) = self.get_bytes("/v1/checkpoint")?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ClientError::Protocol("/v1/checkpoint is not UTF-8".into()))?;
+        if status != 200 {
+            return Err(ClientError::refused(status, &text));
+        }
+        // The node serves the note as text, or as JSON {"checkpoint": note}.
+        let note = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| {
+                v.get("checkpoint")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+            .unwrap_or(text);
+        Ok(verify::verify_checkpoint(&note, &origin, &key)?)
     }
 
     /// [`NodeClient::receipt_info`] as JSON.
@@ -689,47 +919,13 @@ pub fn withdraw<C: sealbridge_chain::Chain>(
     })
 }
 
-/// Check a receipt's inclusion proof against the root in its checkpoint (the checkpoint's
-/// signature is the enclave's; verify it with `sealbridge_log::verify_checkpoint` for full trust).
-fn check_inclusion(r: &Receipt, inc: &Inclusion) -> Option<bool> {
-    let receipt = hex::decode(&r.receipt).ok()?;
-    let entry = sealbridge_enclave::log_entry::encode(
-        sealbridge_enclave::log_entry::EntryKind::Receipt,
-        &receipt,
-    );
-    let root_b64 = inc.checkpoint.lines().nth(2)?;
-    let root = base64_decode(root_b64)?;
-    let root = Hash(root.try_into().ok()?);
-    let proof = inc
-        .proof
+/// Proof hashes as the node serves them (hex).
+fn parse_proof(proof: &[String]) -> Result<Vec<Hash>, ClientError> {
+    proof
         .iter()
-        .map(|h| Some(Hash(hex::decode(h).ok()?.try_into().ok()?)))
-        .collect::<Option<Vec<Hash>>>()?;
-    Some(
-        verify_inclusion(
-            inc.leaf_index,
-            inc.log_size,
-            &leaf_hash(&entry),
-            &proof,
-            &root,
-        )
-        .is_ok(),
-    )
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for c in s.trim().bytes().filter(|c| *c != b'=') {
-        let v = A.iter().position(|a| *a == c)? as u32;
-        buf = (buf << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-            buf &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+        .map(|h| Hash::from_hex(h.trim_start_matches("0x")))
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            ClientError::Protocol("/v1/receipts: a proof hash is not 32 bytes of hex".into())
+        })
 }
