@@ -23,8 +23,10 @@ use crate::{
 /// its place; statements carry `exits`; a submission may close up to two statements
 /// (`SubmitOutcome::batches`, the effects cap); `Heartbeat`; `Status` reports pending exits and
 /// the last request id. A version-4 host would still send `Withdrawal`, so it must not talk to
-/// this enclave.
-pub const BOUNDARY_VERSION: u16 = 5;
+/// this enclave. Version 6 (issue 11): `BoundaryError::ClockStep`, `SubmitOutcome::logged`
+/// (unlogged rejections), `EnclaveStatus::waiting` (anonymity set), and `CutBatch`/`Heartbeat`
+/// answered `Batch(None)` below the anonymity set.
+pub const BOUNDARY_VERSION: u16 = 6;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
 /// frame grows with the state.
@@ -222,10 +224,15 @@ pub struct SubmitOutcome {
     pub envelope_id: EnvelopeId,
     /// The signed receipt (COSE_Sign1).
     pub receipt: Vec<u8>,
-    /// Log index of the receipt (its `sequence`).
+    /// Log index of the receipt (its `sequence`), or
+    /// [`sealbridge_seal::receipt::UNLOGGED_SEQUENCE`] for an unlogged rejection.
     pub sequence: u64,
     /// `None` when accepted, else why not.
     pub rejected: Option<ReasonCode>,
+    /// `false` for an unlogged rejection (nothing a participant signed fresh: the enclave only
+    /// counts it into the next rejection summary entry): the host stores nothing for it.
+    #[serde(default = "logged_default")]
+    pub logged: bool,
     /// For accepted envelopes: the opened input re-sealed at rest; the host must store it
     /// durably before returning the receipt (DESIGN §6).
     pub sealed_input: Option<Vec<u8>>,
@@ -234,6 +241,10 @@ pub struct SubmitOutcome {
     /// and the batch this input completed (batch size reached). The host treats each like a
     /// `CutBatch` answer.
     pub batches: Vec<SignedStatement>,
+}
+
+fn logged_default() -> bool {
+    true
 }
 
 /// Enclave → host.
@@ -357,6 +368,28 @@ pub struct EnclaveStatus {
     pub pending_footprint: u64,
     /// The last withdrawal request id decided (0 before the first); the next must be one more.
     pub last_request_id: u64,
+    /// Why the pending inputs are not cut: `Some` exactly when inputs are pending and a cut now
+    /// would be refused for the policy's anonymity set.
+    #[serde(default)]
+    pub waiting: Option<BatchWait>,
+}
+
+/// Pending inputs waiting for the anonymity set ([`EnclaveStatus::waiting`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchWait {
+    /// Accepted inputs pending.
+    pub inputs: u64,
+    /// Distinct senders among them.
+    pub senders: u64,
+    /// The policy's `min_batch_inputs`.
+    pub min_inputs: u64,
+    /// The policy's `min_batch_senders`.
+    pub min_senders: u64,
+    /// Enclave time of the oldest pending input.
+    pub since: u64,
+    /// When a cut flushes the pending inputs anyway (`since + max_batch_wait_secs`), if the
+    /// policy allows flushing (`max_batch_wait_secs > 0`).
+    pub flush_at: Option<u64>,
 }
 
 /// Errors at the boundary (not envelope rejections, which are receipts).
@@ -387,6 +420,18 @@ pub enum BoundaryError {
         expected: u64,
         /// The id the host sent.
         got: u64,
+    },
+    /// A request whose `now` is more than the policy's `max_clock_step_secs` ahead of enclave
+    /// time: nothing changed (no state, no journal step). The host steps the clock in smaller
+    /// increments (`Tick`) if the time is genuine.
+    #[error("clock step from {from} to {to} exceeds the policy's {max} s")]
+    ClockStep {
+        /// Enclave time.
+        from: u64,
+        /// The time the request carried.
+        to: u64,
+        /// The policy's `max_clock_step_secs`.
+        max: u64,
     },
 }
 

@@ -42,4 +42,7 @@ pub enum Error {
     /// A snapshot or journal record could not be restored or replayed.
     #[error("recovery failed: {0}")]
     Replay(&'static str),
+    /// The policy cannot be run under ([`EnclavePolicy::validate`]).
+    #[error("invalid policy: {0}")]
+    InvalidPolicy(String),
 }

@@ -343,6 +343,7 @@ impl<P: Program> Enclave<P> {
                 pending_exits: u64::from(self.program.pending_exits()),
                 pending_footprint: u64::from(self.program.pending_footprint()),
                 last_request_id: self.last_request_id,
+                waiting: None,
             }),
             Request::Snapshot { chunk_bytes } => match self.snapshot(chunk_bytes) {
                 Ok(manifest) => Response::Snapshot(Box::new(manifest)),
@@ -669,6 +670,7 @@ impl<P: Program> Enclave<P> {
             receipt,
             sequence,
             rejected,
+            logged: true,
             sealed_input,
             batches,
         })

@@ -36,7 +36,28 @@ pub struct EnclavePolicy {
     /// [`MIN_EFFECTS_PER_STATEMENT`] act as that minimum ([`EnclavePolicy::effects_cap`]); the
     /// value as given is what the policy bytes and hash carry.
     pub max_effects_per_statement: u32,
+    /// Anonymity set: a statement that carries inputs carries at least this many (at least 1).
+    /// The enclave refuses to cut below it whatever the host asks (issue 11 part 1).
+    pub min_batch_inputs: u32,
+    /// Anonymity set: … from at least this many distinct senders (at most `min_batch_inputs`).
+    pub min_batch_senders: u32,
+    /// 0: inputs below the anonymity set wait for more (the default). N > 0: once the oldest
+    /// pending input has waited N seconds of enclave time, a cut flushes whatever is pending.
+    pub max_batch_wait_secs: u64,
+    /// The largest forward step of enclave time one request may make: a request whose `now` is
+    /// further ahead is refused and changes nothing (`BoundaryError::ClockStep`).
+    pub max_clock_step_secs: u64,
+    /// Replay-set quota: live (unexpired) nonces per sender; an authenticated participant over
+    /// it is rejected `quota-exceeded`.
+    pub max_pending_per_sender: u32,
 }
+
+/// The production anonymity set (`sealbridge deploy` defaults): inputs per statement.
+pub const PRODUCTION_MIN_BATCH_INPUTS: u32 = 8;
+/// The production anonymity set: distinct senders per statement.
+pub const PRODUCTION_MIN_BATCH_SENDERS: u32 = 3;
+/// Default [`EnclavePolicy::max_pending_per_sender`].
+pub const DEFAULT_MAX_PENDING_PER_SENDER: u32 = 100_000;
 
 /// The gas ceiling of one `settle` call that [`DEFAULT_MAX_EFFECTS_PER_STATEMENT`] is computed
 /// from: well under a 30M-gas block, so a statement always fits with room for other transactions.
@@ -73,8 +94,10 @@ pub const fn effects_cap_for_gas(gas_ceiling: u64) -> u32 {
 }
 
 impl EnclavePolicy {
-    /// Policy encoding version. Version 2 added `max_effects_per_statement`.
-    pub const VERSION: u8 = 2;
+    /// Policy encoding version. Version 2 added `max_effects_per_statement`; version 3 the
+    /// anonymity set (`min_batch_inputs`, `min_batch_senders`, `max_batch_wait_secs`),
+    /// `max_clock_step_secs` and `max_pending_per_sender`.
+    pub const VERSION: u8 = 3;
 
     /// A policy with the defaults of DESIGN (1 h epochs, 10 min grace) and the default effects
     /// cap ([`DEFAULT_MAX_EFFECTS_PER_STATEMENT`]).
@@ -87,7 +110,64 @@ impl EnclavePolicy {
             statement_validity_secs: 3600,
             max_envelope_lifetime_secs: 86_400,
             max_effects_per_statement: DEFAULT_MAX_EFFECTS_PER_STATEMENT,
+            min_batch_inputs: 1,
+            min_batch_senders: 1,
+            max_batch_wait_secs: 0,
+            max_clock_step_secs: 3600,
+            max_pending_per_sender: DEFAULT_MAX_PENDING_PER_SENDER,
         }
+    }
+
+    /// This policy with the anonymity set `min_inputs` inputs from `min_senders` distinct
+    /// senders per statement, flushed after `max_wait_secs` (0: never flushed).
+    #[must_use]
+    pub fn with_anonymity_set(
+        mut self,
+        min_inputs: u32,
+        min_senders: u32,
+        max_wait_secs: u64,
+    ) -> Self {
+        self.min_batch_inputs = min_inputs;
+        self.min_batch_senders = min_senders;
+        self.max_batch_wait_secs = max_wait_secs;
+        self
+    }
+
+    /// Refuse a policy the enclave cannot run under: an anonymity set of 0 inputs, more
+    /// senders than inputs, a minimal batch that does not fit the effects cap (two entries per
+    /// input), a batch size below the set, or a clock that may not step.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.min_batch_inputs == 0 {
+            return Err(Error::InvalidPolicy(
+                "min_batch_inputs must be at least 1".into(),
+            ));
+        }
+        if self.min_batch_senders > self.min_batch_inputs {
+            return Err(Error::InvalidPolicy(format!(
+                "min_batch_senders ({}) exceeds min_batch_inputs ({})",
+                self.min_batch_senders, self.min_batch_inputs
+            )));
+        }
+        if u64::from(self.min_batch_inputs) * 2 > u64::from(self.effects_cap()) {
+            return Err(Error::InvalidPolicy(format!(
+                "a minimal batch of {} inputs needs up to {} effects, over the cap of {}",
+                self.min_batch_inputs,
+                u64::from(self.min_batch_inputs) * 2,
+                self.effects_cap()
+            )));
+        }
+        if self.batch_size < self.min_batch_inputs {
+            return Err(Error::InvalidPolicy(format!(
+                "batch_size ({}) is below min_batch_inputs ({})",
+                self.batch_size, self.min_batch_inputs
+            )));
+        }
+        if self.max_clock_step_secs == 0 {
+            return Err(Error::InvalidPolicy(
+                "max_clock_step_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The effects cap the enclave applies: `max_effects_per_statement`, at least
@@ -145,6 +225,11 @@ impl EnclavePolicy {
             out.extend_from_slice(&v.to_be_bytes());
         }
         out.extend_from_slice(&self.max_effects_per_statement.to_be_bytes());
+        out.extend_from_slice(&self.min_batch_inputs.to_be_bytes());
+        out.extend_from_slice(&self.min_batch_senders.to_be_bytes());
+        out.extend_from_slice(&self.max_batch_wait_secs.to_be_bytes());
+        out.extend_from_slice(&self.max_clock_step_secs.to_be_bytes());
+        out.extend_from_slice(&self.max_pending_per_sender.to_be_bytes());
         out
     }
 
@@ -177,6 +262,11 @@ impl EnclavePolicy {
             *v = u64::from_be_bytes(r.take().ok_or(bad.clone())?);
         }
         let max_effects_per_statement = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
+        let min_batch_inputs = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
+        let min_batch_senders = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
+        let max_batch_wait_secs = u64::from_be_bytes(r.take().ok_or(bad.clone())?);
+        let max_clock_step_secs = u64::from_be_bytes(r.take().ok_or(bad.clone())?);
+        let max_pending_per_sender = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
         let [
             epoch_secs,
             epoch_grace_secs,
@@ -194,6 +284,11 @@ impl EnclavePolicy {
             statement_validity_secs,
             max_envelope_lifetime_secs,
             max_effects_per_statement,
+            min_batch_inputs,
+            min_batch_senders,
+            max_batch_wait_secs,
+            max_clock_step_secs,
+            max_pending_per_sender,
         };
         // Canonical: no trailing bytes, lists sorted as `to_bytes` sorts them.
         if !r.0.is_empty() || policy.to_bytes() != bytes {
@@ -343,8 +438,11 @@ mod tests {
     fn policy_bytes_round_trip_and_are_parsed_strictly() {
         let p = policy();
         let bytes = p.to_bytes();
-        assert_eq!(bytes.first(), Some(&2));
-        assert_eq!(bytes.len(), 1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4);
+        assert_eq!(bytes.first(), Some(&3));
+        assert_eq!(
+            bytes.len(),
+            1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4 + 4 + 4 + 8 + 8 + 4
+        );
         let back = EnclavePolicy::from_bytes(&bytes).unwrap();
         assert_eq!(back.hash(), p.hash());
         assert_eq!(back.to_bytes(), bytes);
@@ -357,6 +455,13 @@ mod tests {
         let mut v1 = bytes.clone();
         v1[0] = 1;
         assert!(EnclavePolicy::from_bytes(&v1).is_err());
+        // Version-2 bytes (no anonymity set, clock step or quota) are refused.
+        let mut v2 = bytes[..bytes.len() - 28].to_vec();
+        v2[0] = 2;
+        assert_eq!(
+            EnclavePolicy::from_bytes(&v2),
+            Err(Error::Malformed("policy bytes"))
+        );
         // Participants out of order (the first two swapped): not canonical.
         let mut swapped = bytes.clone();
         let (a, b) = (5..5 + 52, 5 + 52..5 + 104);

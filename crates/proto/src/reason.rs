@@ -41,11 +41,14 @@ pub enum ReasonCode {
     ProgramRejected = 13,
     /// Larger than the size limit.
     Oversized = 14,
+    /// An authenticated participant already holds the policy's maximum of live (unexpired)
+    /// nonces in the replay set (`max_pending_per_sender`).
+    QuotaExceeded = 15,
 }
 
 impl ReasonCode {
     /// All codes, in numeric order.
-    pub const ALL: [ReasonCode; 14] = [
+    pub const ALL: [ReasonCode; 15] = [
         ReasonCode::Malformed,
         ReasonCode::UnsupportedVersion,
         ReasonCode::UnsupportedSuite,
@@ -60,6 +63,7 @@ impl ReasonCode {
         ReasonCode::UnauthorisedSender,
         ReasonCode::ProgramRejected,
         ReasonCode::Oversized,
+        ReasonCode::QuotaExceeded,
     ];
 
     /// The stable numeric code (never 0: 0 means "accepted" in receipts).
@@ -88,6 +92,7 @@ impl ReasonCode {
             12 => ReasonCode::UnauthorisedSender,
             13 => ReasonCode::ProgramRejected,
             14 => ReasonCode::Oversized,
+            15 => ReasonCode::QuotaExceeded,
             other => return Err(Error::UnknownReasonCode(other)),
         })
     }
@@ -110,6 +115,7 @@ impl ReasonCode {
             ReasonCode::UnauthorisedSender => "unauthorised-sender",
             ReasonCode::ProgramRejected => "program-rejected",
             ReasonCode::Oversized => "oversized",
+            ReasonCode::QuotaExceeded => "quota-exceeded",
         }
     }
 }
@@ -136,6 +142,8 @@ mod tests {
         }
         assert_eq!(ReasonCode::Oversized.code(), 14);
         assert!(ReasonCode::from_code(0).is_err());
-        assert!(ReasonCode::from_code(15).is_err());
+        assert_eq!(ReasonCode::QuotaExceeded.code(), 15);
+        assert_eq!(ReasonCode::QuotaExceeded.as_str(), "quota-exceeded");
+        assert!(ReasonCode::from_code(16).is_err());
     }
 }

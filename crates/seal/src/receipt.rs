@@ -38,6 +38,10 @@ pub const COSE_SIGN1_TAG: u64 = 18;
 pub const COSE_ALG_EDDSA: i64 = -8;
 /// Receipts are small; anything bigger is rejected before decoding.
 pub const MAX_RECEIPT_BYTES: usize = 512;
+/// The `sequence` of a rejected receipt the enclave did not append to its log (a rejection of
+/// nothing a participant signed fresh: it is counted into a rejection summary entry instead).
+/// No log index ever reaches it.
+pub const UNLOGGED_SEQUENCE: u64 = u64::MAX;
 
 /// Accepted, or rejected with a reason.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
