@@ -369,6 +369,46 @@ pub struct Status {
     /// When anyone may freeze the deployment if nothing settles before (unix seconds); null
     /// when unknown.
     pub hatch_opens_at: Option<u64>,
+    /// Why accepted inputs wait instead of being cut into a statement (the enclave's anonymity
+    /// set is not reached); null when nothing waits for it.
+    #[serde(default)]
+    pub batch_waiting: Option<BatchWaiting>,
+    /// Why the enclave's clock is held behind host time (the chain's time unknown or behind;
+    /// requests that need the time are refused meanwhile); null when it follows host time.
+    #[serde(default)]
+    pub clock: Option<String>,
+}
+
+/// Inputs pending below the enclave's anonymity set (the policy's `min_batch_inputs` and
+/// `min_batch_senders`): the enclave refuses to cut them into a statement until more arrive,
+/// or, when the policy allows, until `flush_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BatchWaiting {
+    /// E.g. "anonymity set not reached: 1 of 2 inputs, 1 of 2 senders".
+    pub reason: String,
+    /// Inputs pending.
+    pub inputs: u64,
+    /// Distinct senders among them.
+    pub senders: u64,
+    /// Inputs a statement needs.
+    pub min_inputs: u64,
+    /// Distinct senders a statement needs.
+    pub min_senders: u64,
+    /// Enclave time (unix seconds) of the oldest pending input.
+    pub since: u64,
+    /// Enclave time from which a cut flushes them anyway; null when the policy keeps them
+    /// waiting.
+    pub flush_at: Option<u64>,
+}
+
+impl BatchWaiting {
+    /// The human reason for these figures.
+    pub fn reason_for(inputs: u64, senders: u64, min_inputs: u64, min_senders: u64) -> String {
+        format!(
+            "anonymity set not reached: {inputs} of {min_inputs} inputs, {senders} of \
+             {min_senders} senders"
+        )
+    }
 }
 
 /// `GET /v1/withdrawals/{request_id}`: the enclave's decision on a withdrawal request.

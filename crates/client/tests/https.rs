@@ -36,6 +36,8 @@ fn status() -> Status {
         frozen: false,
         paused: false,
         hatch_opens_at: None,
+        batch_waiting: None,
+        clock: None,
     }
 }
 

@@ -149,7 +149,7 @@ pub fn serve_unix(path: &Path, root: [u8; 32]) -> Result<(), CoreError> {
     if path.exists() {
         std::fs::remove_file(path).map_err(io)?;
     }
-    let listener = UnixListener::bind(path).map_err(io)?;
+    let listener = bind_private(path).map_err(io)?;
     tracing::info!(socket = %path.display(), "enclave listening");
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
@@ -158,6 +158,29 @@ pub fn serve_unix(path: &Path, root: [u8; 32]) -> Result<(), CoreError> {
         serve_connection(&mut conn, &mut session);
     }
     Ok(())
+}
+
+/// Bind a Unix socket at `path` that only this user can connect to (`0600`), with no window in
+/// which it is reachable under looser permissions: it is bound inside a fresh directory that
+/// only this user may enter (`0700`), made `0600` there, and only then renamed into place.
+pub fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let staging = parent.join(format!(".sealbridge-bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    let bound = (|| {
+        let tmp = staging.join("s");
+        let listener = UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    bound
 }
 
 /// Serve one connection until it closes. A frame that is too large or does not decode gets an

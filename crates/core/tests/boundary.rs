@@ -187,6 +187,29 @@ fn in_process() {
 }
 
 #[test]
+fn the_enclave_socket_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("enclave.sock");
+    let s = sock.clone();
+    std::thread::spawn(move || serve_unix(&s, ROOT));
+    // Connecting waits until the socket exists.
+    let link = UnixLink::connect(&sock, Duration::from_secs(10)).unwrap();
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode {mode:o}");
+    drop(link);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        [std::ffi::OsString::from("enclave.sock")],
+        "no staging left"
+    );
+}
+
+#[test]
 fn over_a_unix_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("enclave.sock");

@@ -49,7 +49,7 @@ pub use note::{
 };
 pub use proof::{HashReader, consistency_proof, inclusion_proof, root_at};
 #[cfg(feature = "tiles-fs")]
-pub use tiles_fs::{Durability, TileReader, TileStore, TilesAt};
+pub use tiles_fs::{Durability, TilePath, TileReader, TileStore, TilesAt};
 pub use verify::{root_from_inclusion_proof, verify_consistency, verify_inclusion};
 
 /// Test-only helpers that must not be used by a real log.

@@ -21,8 +21,9 @@ use axum::{
     routing::{MethodRouter, get, post},
 };
 use sealbridge_api::{
-    Enclave, EnclaveQuery, ErrorBody, ErrorCode, Exit, Healthz, Inclusion, Page, Readyz, Receipt,
-    ReceiptInfo, ReceiptStatus, RegistrationStatus, Settlement, Settlements, Status, Withdrawal,
+    BatchWaiting, Enclave, EnclaveQuery, ErrorBody, ErrorCode, Exit, Healthz, Inclusion, Page,
+    Readyz, Receipt, ReceiptInfo, ReceiptStatus, RegistrationStatus, Settlement, Settlements,
+    Status, Withdrawal,
 };
 use sealbridge_log::{HashReader, TileReader, inclusion_proof};
 use sealbridge_proto::MAX_ENVELOPE_BYTES;
@@ -583,6 +584,19 @@ async fn status(State(s): St) -> Response {
             0 => None,
             t => Some(t),
         },
+        batch_waiting: es
+            .as_ref()
+            .and_then(|e| e.waiting.as_ref())
+            .map(|w| BatchWaiting {
+                reason: BatchWaiting::reason_for(w.inputs, w.senders, w.min_inputs, w.min_senders),
+                inputs: w.inputs,
+                senders: w.senders,
+                min_inputs: w.min_inputs,
+                min_senders: w.min_senders,
+                since: w.since,
+                flush_at: w.flush_at,
+            }),
+        clock: s.shared.clock.read().ok().and_then(|c| c.clone()),
     })
     .into_response()
 }
@@ -653,23 +667,20 @@ async fn checkpoint(State(s): St) -> Response {
 }
 
 async fn tile(State(s): St, Path(path): Path<String>) -> Response {
-    // c2sp.org/tlog-tiles paths only: digits, "x", "entries", ".p", "/" — never "..".
-    let ok = !path.is_empty()
-        && path.len() < 128
-        && !path.contains("..")
-        && path.chars().all(|c| {
-            c.is_ascii_digit()
-                || matches!(c, 'x' | '/' | '.' | 'p' | 'e' | 'n' | 't' | 'r' | 'i' | 's')
-        });
-    if !ok {
-        return error(
-            &s,
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadTilePath,
-            "not a tlog-tiles path",
-        );
-    }
-    match tokio::fs::read(s.tiles_dir.join("tile").join(&path)).await {
+    // Parsed, not joined: the file read is the one the parsed (level, index, width) names in
+    // c2sp.org/tlog-tiles form, never the requested string (`/tile//init`, `..`: 400).
+    let tile = match sealbridge_log::TilePath::parse(&format!("tile/{path}")) {
+        Ok(t) => t,
+        Err(e) => {
+            return error(
+                &s,
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadTilePath,
+                format!("not a tlog-tiles path: {e}"),
+            );
+        }
+    };
+    match tokio::fs::read(s.tiles_dir.join(tile.to_path())).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(_) => error(&s, StatusCode::NOT_FOUND, ErrorCode::NoTile, "no such tile"),
     }

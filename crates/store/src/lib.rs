@@ -206,6 +206,10 @@ impl Store {
             .map_err(db)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
+        // Deleted rows (pruned journal records, replaced snapshots) are overwritten with zeros,
+        // not left in free pages (forward secrecy at rest).
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(db)?;
         conn.execute_batch(migrate::BASE_SCHEMA).map_err(db)?;
         migrate::migrate(&mut conn)?;
         Ok(Self { conn })
@@ -375,7 +379,23 @@ impl Store {
             [],
         )
         .map_err(db)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        // The pruned pages' old contents also live in the WAL until it is checkpointed: copy it
+        // into the database and truncate it. Best effort: a reader holding an old snapshot
+        // keeps the WAL busy, and the next prune tries again.
+        let _ = self.checkpoint_wal();
+        Ok(())
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`: copy the WAL into the database and truncate it to
+    /// zero bytes. Returns `(busy, wal pages, pages checkpointed)` as SQLite reports them
+    /// (`busy` = 1 when a reader kept it from completing).
+    pub fn checkpoint_wal(&self) -> Result<(i64, i64, i64), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(db)
     }
 
     /// Journal records from `from` on, in order.
@@ -766,5 +786,64 @@ impl Store {
             )
             .map_err(db)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: u8, next_record: u64) -> SnapshotManifest {
+        SnapshotManifest {
+            id: [id; 16],
+            instance: B256::ZERO,
+            next_record,
+            chunks: 1,
+            commitment: B256::ZERO,
+            seal: vec![],
+        }
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn pruned_journal_records_leave_no_bytes_in_the_database_or_its_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let on: i64 = store
+            .conn
+            .query_row("PRAGMA secure_delete", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(on, 1, "secure_delete");
+        // A recognisable record body, pruned by the second snapshot.
+        let marker = b"PRUNED-RECORD-MARKER-0123456789".repeat(40);
+        let commit = Commit {
+            records: vec![JournalRecord {
+                index: 0,
+                blob: marker.clone(),
+            }],
+            ..Commit::default()
+        };
+        store.commit(&commit).unwrap();
+        for (id, next) in [(1u8, 0u64), (2, 1), (3, 1)] {
+            store
+                .put_snapshot_chunks(&[id; 16], &[(0, vec![id])])
+                .unwrap();
+            store.complete_snapshot(&manifest(id, next)).unwrap();
+        }
+        assert_eq!(store.journal_len().unwrap(), 0, "record 0 pruned");
+        let wal = std::fs::metadata(dir.path().join("node.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert_eq!(wal, 0, "the WAL is truncated after pruning");
+        for f in ["node.db", "node.db-wal"] {
+            let bytes = std::fs::read(dir.path().join(f)).unwrap_or_default();
+            assert!(
+                !contains(&bytes, &marker[..64]),
+                "{f} still holds the pruned record"
+            );
+        }
     }
 }

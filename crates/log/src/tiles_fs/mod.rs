@@ -20,9 +20,11 @@ use std::sync::Arc;
 use crate::tile::{TILE_WIDTH, entries_path, parse_bundle, parse_tile, tile_path, tile_width};
 use crate::{Error, Hash, HashReader, merkle_root};
 
+mod path;
 mod reader;
 mod store;
 
+pub use path::TilePath;
 pub use reader::TileReader;
 pub use store::TileStore;
 

@@ -1,9 +1,11 @@
 //! The writer: appends batches as C2SP tiles and resumes from them (see the parent module for
 //! the write protocol).
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{ErrorKind, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Durability, TilesAt, encode_hashes, load_bundle, load_hashes, partial_widths};
 use crate::compact::MAX_TREE_SIZE;
@@ -22,6 +24,16 @@ pub struct TileStore {
     edge: Vec<Vec<Hash>>,
     /// The encoded entries of the partial entry bundle.
     bundle: Vec<u8>,
+    /// [`Durability::Rename`]: files renamed into place and directories changed since the last
+    /// [`TileStore::sync`] (what a power cut could still lose).
+    unsynced: RefCell<Unsynced>,
+}
+
+/// Paths written but not yet flushed to stable storage.
+#[derive(Debug, Default)]
+struct Unsynced {
+    files: BTreeSet<PathBuf>,
+    dirs: BTreeSet<PathBuf>,
 }
 
 impl TileStore {
@@ -45,6 +57,7 @@ impl TileStore {
             durability,
             edge: Vec::new(),
             bundle: Vec::new(),
+            unsynced: RefCell::default(),
         };
         store.resume()?;
         Ok(store)
@@ -92,6 +105,80 @@ impl TileStore {
     /// Reads entry `index`.
     pub fn read_entry(&self, index: u64) -> Result<Vec<u8>, Error> {
         self.tiles.read_entry(index)
+    }
+
+    /// Files and directories written since the last [`TileStore::sync`] and not yet on stable
+    /// storage (always 0 with [`Durability::Fsync`] and [`Durability::GroupSync`]).
+    pub fn unsynced(&self) -> usize {
+        let u = self.unsynced.borrow();
+        u.files.len() + u.dirs.len()
+    }
+
+    /// Makes every batch appended (and the checkpoint written) so far durable: with
+    /// [`Durability::Rename`], `fsync` each file renamed into place since the last call, then
+    /// each directory whose entries changed (deepest first, up to the log root). The other
+    /// modes are durable when `append_batch` returns already. Call it before anything that
+    /// could rebuild these tiles is discarded (the node's journal, pruned after a snapshot).
+    /// Returns the number of files and directories flushed.
+    pub fn sync(&self) -> Result<usize, Error> {
+        let mut u = self.unsynced.borrow_mut();
+        let mut flushed = 0;
+        for f in std::mem::take(&mut u.files) {
+            match fs::File::open(&f) {
+                Ok(file) => file.sync_all()?,
+                // Replaced or removed since (a partial tile whose full tile exists): its
+                // directory's flush below makes that durable.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => {
+                    u.files.insert(f);
+                    return Err(e.into());
+                }
+            }
+            flushed += 1;
+        }
+        // Deepest first: a new directory's own entries before its entry in its parent.
+        let mut dirs: Vec<PathBuf> = std::mem::take(&mut u.dirs).into_iter().collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for (i, d) in dirs.iter().enumerate() {
+            match fs::File::open(d) {
+                Ok(dir) => {
+                    if let Err(e) = dir.sync_all() {
+                        u.dirs.extend(dirs.iter().skip(i).cloned());
+                        return Err(e.into());
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => {
+                    u.dirs.extend(dirs.iter().skip(i).cloned());
+                    return Err(e.into());
+                }
+            }
+            flushed += 1;
+        }
+        Ok(flushed)
+    }
+
+    /// Remembers that `path` (under the log root) was written or removed without a flush.
+    fn note_unsynced(&self, path: &Path, file: bool) {
+        if self.durability != Durability::Rename {
+            return;
+        }
+        let mut u = self.unsynced.borrow_mut();
+        if file {
+            u.files.insert(path.to_path_buf());
+        }
+        let root = &self.tiles.root;
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if !d.starts_with(root) {
+                break;
+            }
+            u.dirs.insert(d.to_path_buf());
+            if d == root.as_path() {
+                break;
+            }
+            dir = d.parent();
+        }
     }
 
     /// Writes the `checkpoint` file (a signed note produced by the enclave) atomically.
@@ -246,6 +333,7 @@ impl TileStore {
         }
         drop(f);
         fs::rename(&tmp, &path)?;
+        self.note_unsynced(&path, true);
         if matches!(self.durability, Durability::Fsync | Durability::GroupSync) {
             fs::File::open(parent)?.sync_all()?;
             if created {
@@ -274,8 +362,12 @@ impl TileStore {
     }
 
     fn remove(&self, rel: &str) -> Result<(), Error> {
-        match fs::remove_file(self.tiles.root.join(rel)) {
-            Ok(()) => Ok(()),
+        let path = self.tiles.root.join(rel);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                self.note_unsynced(&path, false);
+                Ok(())
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -414,4 +506,39 @@ fn sync_filesystem(dir: &Path) -> Result<(), Error> {
 #[cfg(not(target_os = "linux"))]
 fn sync_filesystem(_dir: &Path) -> Result<(), Error> {
     Err(Error::InvalidArgument("GroupSync needs syncfs (Linux)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_flushes_what_rename_mode_left_unsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = TileStore::open(dir.path()).unwrap();
+        let entries: Vec<Vec<u8>> = (0..300u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        store.append_batch(&entries).unwrap();
+        store.write_checkpoint("note\n").unwrap();
+        // Full bundle + tile, partial bundle + tile, checkpoint; their directories.
+        assert!(store.unsynced() >= 5, "{}", store.unsynced());
+        let flushed = store.sync().unwrap();
+        assert!(flushed >= 5, "{flushed}");
+        assert_eq!(store.unsynced(), 0);
+        assert_eq!(store.sync().unwrap(), 0, "nothing left to flush");
+        // A partial tile replaced by a wider one: the removed file is skipped, not an error.
+        store.append_batch(&entries[..10]).unwrap();
+        store.append_batch(&entries[..1]).unwrap();
+        assert!(store.sync().unwrap() > 0);
+        assert_eq!(store.unsynced(), 0);
+    }
+
+    #[test]
+    fn fsync_modes_leave_nothing_unsynced() {
+        for d in [Durability::Fsync, Durability::GroupSync] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = TileStore::open_with(dir.path(), d).unwrap();
+            store.append_batch(&[b"a".to_vec(), b"b".to_vec()]).unwrap();
+            assert_eq!(store.unsynced(), 0, "{d:?}");
+        }
+    }
 }
