@@ -175,6 +175,28 @@ pub trait Chain {
         to: Address,
         calldata: Bytes,
     ) -> Result<TxReceipt, ChainError>;
+    /// Send several transactions from `from`, to be mined in this order (consecutive nonces),
+    /// sending each without waiting for the one before to be mined where the chain can, so
+    /// that they can share a block; then wait until they are mined. The results are in order
+    /// and end at the first error: a transaction after it was not sent, or is not known to be
+    /// mined (it may still be: callers re-read the chain's state). Default: one
+    /// [`Chain::send`] after another; wrappers forward it.
+    fn send_many(
+        &mut self,
+        from: Address,
+        txs: &[(Address, Bytes)],
+    ) -> Vec<Result<TxReceipt, ChainError>> {
+        let mut out = Vec::with_capacity(txs.len());
+        for (to, data) in txs {
+            let r = self.send(from, *to, data.clone());
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
     /// `eth_call` at the latest block; a revert is `Err(ChainError::Reverted { data })`.
     fn call(&self, from: Address, to: Address, calldata: Bytes) -> Result<Bytes, ChainError>;
     /// `eth_getLogs` for one contract over an inclusive block range.

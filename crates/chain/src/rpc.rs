@@ -292,6 +292,49 @@ impl RpcChain {
         }
     }
 
+    /// [`Chain::send_many`] from an account the endpoint holds unlocked: every transaction is
+    /// handed to the endpoint first (it assigns consecutive nonces from its pending state),
+    /// then the receipts are awaited in order. A transaction the endpoint dropped (another
+    /// sender from the same account took its nonce) ends the list with an error: the caller
+    /// sends it again (after re-reading the chain's state).
+    fn send_many_endpoint(
+        &mut self,
+        from: Address,
+        txs: &[(Address, Bytes)],
+    ) -> Vec<Result<TxReceipt, ChainError>> {
+        let mut sent = Vec::with_capacity(txs.len());
+        let mut refused = None;
+        for (to, data) in txs {
+            let tx = json!({"from": from, "to": to, "data": data, "gas": qty(TX_GAS)});
+            match self.send_endpoint_signed(&tx) {
+                Ok(hash) => sent.push((tx, hash)),
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(sent.len() + 1);
+        for (tx, hash) in sent {
+            let r = match self.wait_endpoint_receipt(&hash) {
+                Ok(Some(r)) => self.receipt_with_output(&r, tx, true),
+                Ok(None) => Err(ChainError::Transport(format!(
+                    "transaction {hash} was dropped by the endpoint"
+                ))),
+                Err(e) => Err(e),
+            };
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                return out;
+            }
+        }
+        if let Some(e) = refused {
+            out.push(Err(e));
+        }
+        out
+    }
+
     /// Wait for the receipt of endpoint-signed transaction `hash`; `None` if the endpoint no
     /// longer knows it and never mined it. That happens when another client sending from the
     /// same unlocked account was given the same nonce with a higher fee (the base fee moved
@@ -438,6 +481,18 @@ impl Chain for RpcChain {
         calldata: Bytes,
     ) -> Result<TxReceipt, ChainError> {
         self.transact(from, Some(to), calldata)
+    }
+
+    fn send_many(
+        &mut self,
+        from: Address,
+        txs: &[(Address, Bytes)],
+    ) -> Vec<Result<TxReceipt, ChainError>> {
+        if self.local.contains_key(&from) {
+            self.send_many_local(from, txs)
+        } else {
+            self.send_many_endpoint(from, txs)
+        }
     }
 
     fn call(&self, from: Address, to: Address, calldata: Bytes) -> Result<Bytes, ChainError> {

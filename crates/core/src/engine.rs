@@ -127,13 +127,36 @@ pub struct Shared {
     pub last_snapshot: RwLock<Option<SnapshotStats>>,
 }
 
+/// What the cut trigger remembers between groups ([`Core::cut_due`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Pacing {
+    /// The settlement opportunity last acted on.
+    opportunity: u64,
+    /// The enclave's last refusal to cut (anonymity set), if nothing was cut since.
+    refused: Option<Refused>,
+}
+
+/// A cut the enclave refused for the anonymity set.
+#[derive(Debug, Clone, Copy)]
+struct Refused {
+    /// The last statement signed then (a later one makes this refusal stale).
+    signed: u64,
+    /// Inputs and exits pending then.
+    pending: u64,
+    /// Enclave time from which a cut flushes them anyway (the policy's maximum wait).
+    flush_at: Option<u64>,
+}
+
 /// Makes a new link to an enclave (respawning the process where the node owns it).
 pub type LinkFactory = Box<dyn FnMut() -> Result<Box<dyn EnclaveLink>, CoreError> + Send>;
 
 /// Core tuning.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
-    /// Cut a batch when inputs have waited this long.
+    /// Least time between two cuts. A node whose relayer paces it (see
+    /// [`NodeState::settle_opportunity`](crate::health::NodeState::settle_opportunity)) cuts
+    /// at most once per settlement opportunity, and no sooner than this after the last cut;
+    /// without a relayer, a non-empty batch is cut once this much time has passed.
     pub batch_interval: Duration,
     /// Take a snapshot (after a cut) once this many records were written since the last one.
     pub snapshot_every: u64,
@@ -158,6 +181,8 @@ pub struct Core {
     /// The last statement sequence the enclave signed.
     last_signed: u64,
     last_cut: Instant,
+    /// When to cut next (settlement pacing, the anonymity set): [`Core::cut_due`].
+    pacing: Pacing,
     last_tick: Instant,
     records_since_snapshot: u64,
     snapshot_chunk_bytes: u32,
@@ -219,6 +244,7 @@ impl Core {
             pending_since_cut: 0,
             last_signed: 0,
             last_cut: Instant::now(),
+            pacing: Pacing::default(),
             last_tick: Instant::now(),
             records_since_snapshot: 0,
             snapshot_chunk_bytes: DEFAULT_CHUNK_BYTES,
@@ -990,16 +1016,68 @@ impl Core {
                 g.rotated = !announcements.is_empty();
             }
         }
-        if self.pending_since_cut > 0 && self.last_cut.elapsed() >= self.cfg.batch_interval {
+        if self.cut_due(now) {
+            self.pacing.opportunity = self.metrics.state.settle_opportunity.load(Relaxed);
             self.cut(g, now);
         }
     }
 
-    /// Cut the open batch into a statement (in `g`).
+    /// Whether to ask the enclave to cut the open batch now (`now`: host time, as sent with
+    /// the cut). Settlement keeps pace with ingest by cutting *when the chain can take a
+    /// statement*: the relayer raises
+    /// [`NodeState::settle_opportunity`](crate::health::NodeState::settle_opportunity) each time
+    /// it has nothing left to send (after a new block or a settlement), and the core cuts once
+    /// per opportunity, carrying everything accepted since the last cut (the enclave's batch
+    /// size and effects cap still close batches on their own). Without a relayer (the counter
+    /// is 0) the core cuts by time alone. Never sooner than `batch_interval` after the last
+    /// cut. After the enclave refused a cut for the anonymity set, no new attempt until more
+    /// inputs (or exits) are pending or the policy's maximum wait is over (`flush_at`): the
+    /// host cannot cut below the set anyway, and a refused attempt every opportunity would
+    /// only cost round trips.
+    fn cut_due(&self, now: u64) -> bool {
+        if self.pending_since_cut == 0 || self.last_cut.elapsed() < self.cfg.batch_interval {
+            return false;
+        }
+        if let Some(r) = self.pacing.refused
+            && r.signed == self.last_signed
+            && self.pending_since_cut <= r.pending
+            && r.flush_at.is_none_or(|t| now < t)
+        {
+            return false;
+        }
+        let opportunity = self.metrics.state.settle_opportunity.load(Relaxed);
+        opportunity == 0 || opportunity != self.pacing.opportunity
+    }
+
+    /// Cut the open batch into a statement (in `g`). Below the anonymity set the enclave
+    /// answers `Batch(None)` and the inputs stay pending: their count is read back from the
+    /// enclave (not zeroed), so that they are cut once the set is reached or the wait is over.
     fn cut(&mut self, g: &mut Group, now: u64) {
         match self.journaled(Request::CutBatch { now }, g) {
             Ok(Response::Batch(Some(b))) => self.push_statement(*b, g),
-            Ok(_) => self.pending_since_cut = 0,
+            Ok(_) => match self.status() {
+                Ok(s) => {
+                    self.pending_since_cut = s.pending_inputs + s.pending_exits;
+                    self.pacing.refused = (self.pending_since_cut > 0).then_some(Refused {
+                        signed: self.last_signed,
+                        pending: self.pending_since_cut,
+                        flush_at: s.waiting.as_ref().and_then(|w| w.flush_at),
+                    });
+                    if let Some(w) = &s.waiting {
+                        tracing::debug!(
+                            inputs = w.inputs,
+                            senders = w.senders,
+                            min_inputs = w.min_inputs,
+                            min_senders = w.min_senders,
+                            flush_at = ?w.flush_at,
+                            "batch not cut: anonymity set not reached"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the enclave's status after a cut failed")
+                }
+            },
             Err(e) => tracing::warn!(error = %e, "cutting a batch failed"),
         }
     }

@@ -377,6 +377,14 @@ macro_rules! chain_via_field0 {
                 $(self.$before_write();)?
                 self.0.send(from, to, calldata)
             }
+            fn send_many(
+                &mut self,
+                from: Address,
+                txs: &[(Address, Bytes)],
+            ) -> Vec<Result<sealbridge_chain::TxReceipt, ChainError>> {
+                $(self.$before_write();)?
+                self.0.send_many(from, txs)
+            }
             fn call(
                 &self,
                 from: Address,

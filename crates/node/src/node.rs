@@ -197,6 +197,16 @@ impl<C: Chain> Chain for SharedChain<C> {
     fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<TxReceipt, ChainError> {
         self.with(|c| c.send(from, to, data))
     }
+    fn send_many(
+        &mut self,
+        from: Address,
+        txs: &[(Address, Bytes)],
+    ) -> Vec<Result<TxReceipt, ChainError>> {
+        match self.0.lock() {
+            Ok(mut c) => c.send_many(from, txs),
+            Err(_) => vec![Err(ChainError::Transport("chain lock poisoned".into()))],
+        }
+    }
     fn call(&self, from: Address, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
         self.with(|c| c.call(from, to, data))
     }

@@ -136,7 +136,9 @@ impl From<ChainError> for RelayerError {
 mod scan;
 
 use scan::{CONFIRMED_SETTLEMENT, scan_deposits};
-pub use scan::{DeepReorg, ScanState, enclave_events, load_deep_reorg_alarm};
+pub use scan::{
+    DeepReorg, Members, ScanState, enclave_events, load_deep_reorg_alarm, members_only,
+};
 
 /// Default [`RelayerConfig::log_chunk`]: a range most providers serve in one `eth_getLogs`.
 pub const DEFAULT_LOG_CHUNK: u64 = 2_000;
@@ -457,8 +459,13 @@ pub fn round<C: Chain>(
     cfg: &RelayerConfig,
     scan: &mut ScanState,
 ) -> Result<bool, RelayerError> {
-    let head = lock(chain)?.chain().block_number()?;
+    let (head, head_time) = {
+        let sb = lock(chain)?;
+        (sb.chain().block_number()?, sb.chain().block_timestamp()?)
+    };
     metrics.state.chain_head.store(head, Relaxed);
+    // What bounds how far the core may step the enclave's clock.
+    metrics.state.chain_time.store(head_time, Relaxed);
     metrics
         .state
         .confirmations
@@ -471,14 +478,45 @@ pub fn round<C: Chain>(
     // 2. Reorg detection and confirmations.
     let (last, deployment) = confirm(chain, store, metrics, cfg, scan, head)?;
     reconcile_last(chain, store, last)?;
-    // 3. The next statement, in order.
-    let Some(next) = next_statement(chain, store, core, metrics, last)? else {
+    // 3. Every statement ready to send, in order, in one go.
+    let mut ready = next_statements(chain, store, core, metrics, last)?;
+    if ready.is_empty() {
+        // The chain can take a statement and none is waiting: a settlement opportunity. The
+        // core cuts the open batch for it before it answers.
+        offer_opportunity(core, metrics)?;
+        ready = next_statements(chain, store, core, metrics, last)?;
+    }
+    if ready.is_empty() {
         // Nothing left to send: an error about sending is over.
         metrics.state.set_relayer_error(None);
         return Ok(heartbeat_if_due(chain, core, metrics, &deployment)? || scanned);
-    };
-    settle(chain, store, metrics, cfg, &next)?;
+    }
+    settle_all(chain, store, metrics, cfg, &ready)?;
     Ok(true)
+}
+
+/// Most statements sent in one go (one round): each is a transaction of the same block if the
+/// chain takes them.
+pub const MAX_STATEMENTS_PER_ROUND: u64 = 32;
+
+/// A settlement opportunity: the relayer has nothing left to send, so the chain can take the
+/// next statement now. Raises
+/// [`NodeState::settle_opportunity`](sealbridge_core::health::NodeState::settle_opportunity)
+/// and waits until the core has served a request after it: by then the core has cut the open
+/// batch if it was due (the cut is committed before any reply of its group), so the statement
+/// is in the store for this round to send. The core cuts at most once per opportunity, so
+/// settlement keeps pace with ingest: one statement per block carrying everything accepted
+/// since the last.
+fn offer_opportunity(core: &SyncSender<Cmd>, metrics: &Metrics) -> Result<(), RelayerError> {
+    metrics.state.settle_opportunity.fetch_add(1, Relaxed);
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    core.send(Cmd::Call {
+        request: sealbridge_enclave::boundary::Request::Status,
+        reply,
+    })
+    .map_err(|_| RelayerError::Stopped)?;
+    rx.blocking_recv().map_err(|_| RelayerError::Stopped)??;
+    Ok(())
 }
 
 /// Step 1: the deposit scan, unless it is backing off after a failure. A deposit that a reorg
@@ -662,37 +700,109 @@ fn reconcile_last<C: Chain>(
     Ok(())
 }
 
-/// Step 3a: the next stored statement after `last`, renewed first if its window is (about to
-/// be) over. `None`: nothing to send.
-fn next_statement<C: Chain>(
+/// Step 3a: the stored statements after `last` (consecutive, at most
+/// [`MAX_STATEMENTS_PER_ROUND`]), each renewed first if its window is (about to be) over.
+/// Empty: nothing to send. A renewal that fails for a statement whose window is over ends the
+/// list there (an error if it is the first).
+fn next_statements<C: Chain>(
     chain: &SharedChain<C>,
     store: &Store,
     core: &SyncSender<Cmd>,
     metrics: &Metrics,
     last: u64,
-) -> Result<Option<sealbridge_store::StoredStatement>, RelayerError> {
-    let Some(next) = store.statements(last + 1, 1)?.into_iter().next() else {
-        return Ok(None);
+) -> Result<Vec<sealbridge_store::StoredStatement>, RelayerError> {
+    let stored = store.statements(last + 1, MAX_STATEMENTS_PER_ROUND)?;
+    let mut ready = Vec::with_capacity(stored.len());
+    let Some(first) = stored.first().map(|s| s.signed.statement.sequence) else {
+        return Ok(ready);
     };
     // The next block's time: at least the latest block's, and on an idle chain (no block for
     // a while) about the wall clock's.
     let wall = sealbridge_core::unix_now();
     let chain_now = lock(chain)?.chain().block_timestamp()?.max(wall);
-    if !renewal_due(&next.signed.statement, chain_now, wall) {
-        return Ok(Some(next));
-    }
-    match renew(core, store, metrics, &next) {
-        Ok(renewed) => Ok(Some(renewed)),
-        // Still valid: send it as it is rather than not at all (e.g. the enclave is down).
-        Err(e) if chain_now <= next.signed.statement.notAfter => {
-            tracing::warn!(error = %e, "renewing the next statement failed; sending it while its window lasts");
-            Ok(Some(next))
+    for (i, next) in stored.into_iter().enumerate() {
+        if next.signed.statement.sequence != first + i as u64 {
+            break;
         }
-        Err(e) => Err(e),
+        if !renewal_due(&next.signed.statement, chain_now, wall) {
+            ready.push(next);
+            continue;
+        }
+        match renew(core, store, metrics, &next) {
+            Ok(renewed) => ready.push(renewed),
+            // Still valid: send it as it is rather than not at all (e.g. the enclave is down).
+            Err(e) if chain_now <= next.signed.statement.notAfter => {
+                tracing::warn!(error = %e, "renewing the next statement failed; sending it while its window lasts");
+                ready.push(next);
+            }
+            Err(e) if ready.is_empty() => return Err(e),
+            Err(_) => break,
+        }
     }
+    Ok(ready)
 }
 
-/// Step 3b: send the settle transaction of `next` and record where it landed.
+/// Step 3b: send the settle transactions of `ready` (consecutive statements) in one go, with
+/// consecutive nonces and without waiting for each to be mined (`Sealbridge::settle_many`), and
+/// record where each landed. Exactly once as for one statement: the contract takes each
+/// sequence once (`AlreadySettled` for one it holds counts as success), and the next round
+/// starts again from the chain's `lastSequence`. The first failure stops the recording and is
+/// reported like a single settle's.
+fn settle_all<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    ready: &[sealbridge_store::StoredStatement],
+) -> Result<(), RelayerError> {
+    if let [one] = ready {
+        return settle(chain, store, metrics, cfg, one);
+    }
+    let (Some(first), Some(last)) = (ready.first(), ready.last()) else {
+        return Ok(());
+    };
+    let span = tracing::info_span!(
+        "settle",
+        sequence = first.signed.statement.sequence,
+        through = last.signed.statement.sequence
+    );
+    let _e = span.enter();
+    let batch: Vec<_> = ready
+        .iter()
+        .map(|n| {
+            let st = &n.signed;
+            (
+                sealbridge_chain::Statement::from(&st.statement),
+                effects_from_proto(&st.effects),
+                sealbridge_chain::proto_compat::exits_from_proto(&st.exits_for_settle()),
+                Bytes::from(st.signature.clone()),
+            )
+        })
+        .collect();
+    let mut sb = lock(chain)?;
+    let from = sb.deployment.admin;
+    let outcomes = sb.settle_many(from, &batch);
+    tracing::debug!(
+        statements = ready.len(),
+        outcomes = outcomes.len(),
+        "settled in one go"
+    );
+    for (next, outcome) in ready.iter().zip(outcomes) {
+        let st = &next.signed;
+        match outcome {
+            Ok(o) => record_settled(store, metrics, cfg, st, &o)?,
+            Err(e) if e.is_unavailable() => return Err(RelayerError::Chain(e)),
+            Err(e) => {
+                let why = refusal(&sb, from, st.statement.sequence, &e);
+                metrics.state.set_relayer_error(Some(why.clone()));
+                return Err(RelayerError::Refused(why));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Step 3b for one statement: send its settle transaction and record where it landed.
 fn settle<C: Chain>(
     chain: &SharedChain<C>,
     store: &Store,

@@ -35,6 +35,55 @@ pub struct ScanState {
     pub(super) exit_delay: Option<u64>,
     /// The deployment's state as last read: when, at which `lastSequence`, and what.
     pub(super) deployment: Option<(Instant, u64, super::DeploymentState)>,
+    /// The deployment's participants and tokens (fixed at deployment), once read: only their
+    /// deposits reach the enclave.
+    members: Option<Members>,
+    /// Deposit events not handed to the enclave because their account or token is not the
+    /// deployment's, since start.
+    pub ignored_deposits: u64,
+}
+
+/// The deployment's participants and tokens (`Settlement.participants()`, `tokens()`).
+#[derive(Debug, Clone, Default)]
+pub struct Members {
+    /// Participant accounts.
+    pub participants: std::collections::BTreeSet<alloy_primitives::Address>,
+    /// Tokens.
+    pub tokens: std::collections::BTreeSet<alloy_primitives::Address>,
+}
+
+/// Keep the events the enclave must see from the deployment's members: a deposit for an
+/// account or a token outside the deployment is dropped (the contract refuses such deposits,
+/// so one in the logs is not the deployment's doing; defence in depth against growing the
+/// enclave's memory with arbitrary tokens), withdrawal requests all pass (the enclave takes
+/// their ids in order, without gaps, and refuses one it cannot grant). Returns the events kept
+/// and how many deposits were dropped.
+pub fn members_only(
+    events: Vec<(EventPosition, ChainEvent)>,
+    members: &Members,
+) -> (Vec<(EventPosition, ChainEvent)>, u64) {
+    let before = events.len();
+    let kept: Vec<_> = events
+        .into_iter()
+        .filter(|(p, e)| match e {
+            ChainEvent::Deposit { account, token, .. } => {
+                let ok = members.participants.contains(account) && members.tokens.contains(token);
+                if !ok {
+                    tracing::debug!(
+                        block = p.block,
+                        log_index = p.log_index,
+                        %account,
+                        %token,
+                        "deposit outside the deployment's participants and tokens: not credited"
+                    );
+                }
+                ok
+            }
+            _ => true,
+        })
+        .collect();
+    let dropped = (before - kept.len()) as u64;
+    (kept, dropped)
 }
 
 /// Meta key: the highest `(sequence, new state root)` of a `StatementSettled` event in a
@@ -184,6 +233,18 @@ pub(super) fn scan_deposits<C: Chain>(
     confirmed_head: u64,
 ) -> Result<bool, RelayerError> {
     check_credited_deposits(chain, store, metrics, cfg)?;
+    let members = match &scan.members {
+        Some(m) => m.clone(),
+        None => {
+            let sb = lock(chain)?;
+            let m = Members {
+                participants: sb.participants()?.into_iter().collect(),
+                tokens: sb.tokens()?.into_iter().collect(),
+            };
+            drop(sb);
+            scan.members.insert(m).clone()
+        }
+    };
     let mut cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
     metrics.state.deposit_cursor.store(cursor, Relaxed);
     let mut chunks = 0;
@@ -215,7 +276,7 @@ pub(super) fn scan_deposits<C: Chain>(
             scan.chunk = (scan.chunk * 2).min(cfg.log_chunk);
             scan.served = 0;
         }
-        credit(store, core, &logs, to + 1)?;
+        scan.ignored_deposits += credit(store, core, &logs, to + 1, &members)?;
         cursor = to + 1;
         metrics.state.deposit_cursor.store(cursor, Relaxed);
         chunks += 1;
@@ -259,15 +320,17 @@ pub fn enclave_events(logs: &[LogEntry]) -> Vec<(EventPosition, ChainEvent)> {
     events
 }
 
-/// Hand one scanned chunk's deposits and withdrawal requests to the enclave and advance the
-/// cursor to `next`; record the highest settlement of these confirmed blocks first (a crash in
-/// between re-scans it).
+/// Hand one scanned chunk's deposits (the deployment's members' only, [`members_only`]) and
+/// withdrawal requests to the enclave and advance the cursor to `next`; record the highest
+/// settlement of these confirmed blocks first (a crash in between re-scans it). Returns the
+/// deposits dropped.
 fn credit(
     store: &Store,
     core: &SyncSender<Cmd>,
     logs: &[LogEntry],
     next: u64,
-) -> Result<(), RelayerError> {
+    members: &Members,
+) -> Result<u64, RelayerError> {
     if let Some(s) = logs
         .iter()
         .filter_map(|l| Settlement::StatementSettled::decode_log(&l.inner).ok())
@@ -281,10 +344,11 @@ fn credit(
             )?;
         }
     }
-    let events = enclave_events(logs);
+    let (events, dropped) = members_only(enclave_events(logs), members);
     if events.is_empty() {
         // Nothing for the enclave: the cursor alone moves.
-        return Ok(store.put_meta("deposit_cursor", &next)?);
+        store.put_meta("deposit_cursor", &next)?;
+        return Ok(dropped);
     }
     // The cursor commits together with the enclave's journal record of the events.
     let (tx, rx) = oneshot::channel();
@@ -296,7 +360,7 @@ fn credit(
     .map_err(|_| RelayerError::Stopped)?;
     // The core committed the newest block credited from (CREDITED_BLOCK) with the events.
     rx.blocking_recv().map_err(|_| RelayerError::Stopped)??;
-    Ok(())
+    Ok(dropped)
 }
 
 #[cfg(test)]
@@ -399,6 +463,52 @@ mod tests {
             ]
         );
         assert_eq!(events[1].0.block_hash, B256::repeat_byte(7));
+    }
+
+    #[test]
+    fn only_the_deployments_deposits_reach_the_enclave() {
+        use alloy_primitives::Address;
+        let (p, q, stranger) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(9),
+        );
+        let (t, junk) = (Address::repeat_byte(0x70), Address::repeat_byte(0x71));
+        let members = Members {
+            participants: [p, q].into_iter().collect(),
+            tokens: [t].into_iter().collect(),
+        };
+        let at = |i: u64| EventPosition {
+            block: 1,
+            log_index: i,
+            block_hash: B256::ZERO,
+        };
+        let deposit = |account, token| ChainEvent::Deposit {
+            account,
+            token,
+            amount: 5,
+        };
+        let request = ChainEvent::WithdrawalRequest {
+            request_id: 1,
+            account: stranger,
+            token: junk,
+            amount: 1,
+        };
+        let events = vec![
+            (at(0), deposit(p, t)),
+            (at(1), deposit(p, junk)),
+            (at(2), deposit(stranger, t)),
+            (at(3), request.clone()),
+            (at(4), deposit(q, t)),
+        ];
+        let (kept, dropped) = members_only(events, &members);
+        assert_eq!(dropped, 2);
+        assert_eq!(
+            kept.into_iter()
+                .map(|(p, e)| (p.log_index, e))
+                .collect::<Vec<_>>(),
+            [(0, deposit(p, t)), (3, request), (4, deposit(q, t))]
+        );
     }
 
     #[test]

@@ -528,6 +528,53 @@ impl<C: Chain> Sealbridge<C> {
             signature,
         };
         let r = self.chain.send(from, to, call.abi_encode().into())?;
+        self.settle_outcome(statement.sequence, r)
+    }
+
+    /// `settle` of several statements in one go, in this order, from `from`: sent with
+    /// consecutive nonces without waiting for each to be mined ([`Chain::send_many`]), so that
+    /// they can share a block. One outcome per statement sent, in order, ending at the first
+    /// failure (a later statement was not sent, or is not known to be mined).
+    pub fn settle_many(
+        &mut self,
+        from: Address,
+        statements: &[(Statement, Vec<Effect>, Vec<Exit>, Bytes)],
+    ) -> Vec<Result<SettleOutcome, ContractError>> {
+        let to = self.deployment.settlement;
+        let txs: Vec<(Address, Bytes)> = statements
+            .iter()
+            .map(|(s, effects, exits, signature)| {
+                let call = Settlement::settleCall {
+                    s: s.clone(),
+                    effects: effects.clone(),
+                    exits: exits.clone(),
+                    signature: signature.clone(),
+                };
+                (to, call.abi_encode().into())
+            })
+            .collect();
+        let receipts = self.chain.send_many(from, &txs);
+        let mut out = Vec::with_capacity(receipts.len());
+        for ((s, ..), r) in statements.iter().zip(receipts) {
+            let o = r
+                .map_err(ContractError::from)
+                .and_then(|r| self.settle_outcome(s.sequence, r));
+            let failed = o.is_err();
+            out.push(o);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// What the receipt of the settle transaction of statement `sequence` says.
+    fn settle_outcome(
+        &mut self,
+        sequence: u64,
+        r: TxReceipt,
+    ) -> Result<SettleOutcome, ContractError> {
+        let to = self.deployment.settlement;
         if !r.success {
             self.gas.record("settle:reverted", r.gas_used);
             return Err(ContractError::Reverted(Revert::decode(r.output)));
@@ -537,7 +584,6 @@ impl<C: Chain> Sealbridge<C> {
         // recovers return data by replaying the call at the parent block, which is not exact
         // when other transactions precede ours in the block.
         let ours = |l: &&crate::chain::LogEntry| l.address() == to;
-        let sequence = statement.sequence;
         if r.logs.iter().filter(ours).any(|l| {
             Settlement::StatementSettled::decode_log(&l.inner)
                 .is_ok_and(|e| e.data.sequence == sequence)

@@ -506,6 +506,139 @@ impl RpcChain {
         }
     }
 
+    /// [`crate::Chain::send_many`] with `from`'s local key: each transaction is estimated (at
+    /// `pending`, so after the ones sent before it where the endpoint's pending state holds
+    /// them), signed at the next nonce and sent without waiting; then the receipts are awaited
+    /// in order. A transaction not mined within [`SignerConfig::replace_after`] hands it and
+    /// every later one over to the one-by-one send loop: their nonces are given up on (kept
+    /// with their fees), so each is re-sent at its own nonce outbidding the version pending
+    /// there, or learnt mined — the stuck-transaction policy of a single send. One whose
+    /// estimate reverts (it needs the earlier ones mined first) ends the list: not sent.
+    pub(super) fn send_many_local(
+        &mut self,
+        from: Address,
+        txs: &[(Address, Bytes)],
+    ) -> Vec<Result<TxReceipt, ChainError>> {
+        if txs.len() <= 1 {
+            return txs
+                .iter()
+                .map(|(to, data)| self.transact_local(from, Some(*to), data.clone()))
+                .collect();
+        }
+        self.last_attempts.clear();
+        self.gap_fillers.clear();
+        let first = (|| {
+            let nonce = self.next_nonce(from)?;
+            Ok::<_, ChainError>((nonce, self.fees_for(from, nonce)?))
+        })();
+        let (nonce0, fees) = match first {
+            Ok(f) => f,
+            Err(e) => return vec![Err(e)],
+        };
+        // (nonce, hash, to, data, gas limit, sent at)
+        let mut sent = Vec::with_capacity(txs.len());
+        let mut not_sent = None;
+        for (i, (to, data)) in txs.iter().enumerate() {
+            let nonce = nonce0 + i as u64;
+            let gas_limit = match self.estimate_gas(from, Some(*to), data) {
+                Ok(g) => g,
+                Err(e) => {
+                    not_sent = Some(e);
+                    break;
+                }
+            };
+            let Some(account) = self.local.get(&from) else {
+                not_sent = Some(ChainError::UnknownSender(from));
+                break;
+            };
+            let signed = Eip1559Tx {
+                chain_id: self.chain_id,
+                nonce,
+                max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+                max_fee_per_gas: fees.max_fee_per_gas,
+                gas_limit,
+                to: Some(*to),
+                value: U256::ZERO,
+                input: data.clone(),
+            }
+            .sign(&account.key);
+            let hash = signed.hash();
+            match self.request("eth_sendRawTransaction", json!([signed.raw()])) {
+                Ok(_) => {}
+                Err(e) if classify(&error_message(&e)) == SendFailure::AlreadyKnown => {}
+                Err(e) => {
+                    not_sent = Some(e);
+                    break;
+                }
+            }
+            self.last_attempts.push(hash);
+            if let Some(a) = self.local.get_mut(&from) {
+                a.next_nonce = Some(nonce + 1);
+                a.sent.entry(nonce).or_default().push(hash);
+                let keep_from = nonce.saturating_sub(REMEMBERED_NONCES);
+                a.sent.retain(|n, _| *n >= keep_from);
+            }
+            sent.push((nonce, hash, *to, data.clone(), gas_limit, Instant::now()));
+        }
+        let mut out = Vec::with_capacity(txs.len());
+        if sent.is_empty() {
+            if let Some(a) = self.local.get_mut(&from) {
+                a.next_nonce = None;
+            }
+            out.push(Err(not_sent.unwrap_or_else(|| {
+                ChainError::InvalidTransaction("nothing was sent".into())
+            })));
+            return out;
+        }
+        let poll = self.signer.poll_interval;
+        let replace_after = self.signer.replace_after;
+        for k in 0..sent.len() {
+            let Some(&(nonce, hash, to, ref data, gas, at)) = sent.get(k) else {
+                break;
+            };
+            let receipt = loop {
+                match self.first_receipt(&[hash]) {
+                    Ok(Some(r)) => break Ok(Some(r)),
+                    Ok(None) if at.elapsed() >= replace_after => break Ok(None),
+                    Ok(None) => std::thread::sleep(poll),
+                    Err(e) => break Err(e),
+                }
+            };
+            match receipt {
+                Ok(Some(r)) => out.push(self.mined(from, nonce, r, Some(to), data.clone(), gas)),
+                Ok(None) => {
+                    // Stuck: this one and every later one go through the single-send loop,
+                    // each at its own nonce (given up on, so outbid rather than skipped).
+                    let rest: Vec<_> = sent.get(k..).unwrap_or_default().to_vec();
+                    for (n, ..) in &rest {
+                        self.give_up(from, *n, fees);
+                    }
+                    for (_, _, to, data, ..) in rest {
+                        let r = self.transact_local(from, Some(to), data);
+                        let failed = r.is_err();
+                        out.push(r);
+                        if failed {
+                            return out;
+                        }
+                    }
+                    return out;
+                }
+                Err(e) => {
+                    // Not known to be mined: the next send outbids what may be pending.
+                    for (n, ..) in sent.get(k..).unwrap_or_default() {
+                        self.give_up(from, *n, fees);
+                    }
+                    out.push(Err(e));
+                    return out;
+                }
+            }
+        }
+        if let Some(e) = not_sent {
+            out.push(Err(e));
+        }
+        out
+    }
+
     /// The send loop: returns the nonce and the receipt (JSON) of the version mined. On error,
     /// `in_flight` holds the nonce and fees of the last version the endpoint accepted, if one
     /// may still be pending.
