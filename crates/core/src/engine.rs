@@ -125,7 +125,19 @@ pub struct Shared {
     pub status: RwLock<Option<EnclaveStatus>>,
     /// What the last stored snapshot took.
     pub last_snapshot: RwLock<Option<SnapshotStats>>,
+    /// Why the enclave's clock is held behind host time (the chain's time unknown or behind,
+    /// see [`CLOCK_CHAIN_MARGIN_SECS`]); `None` when it follows host time.
+    pub clock: RwLock<Option<String>>,
 }
+
+/// The core steps the enclave's clock forward (after a `ClockStep` refusal) at most this far
+/// beyond the timestamp of the latest block the relayer saw
+/// ([`NodeState::chain_time`](crate::health::NodeState::chain_time)): a host clock that jumped
+/// ahead does not drag the enclave's (journaled, forward-only) time with it.
+pub const CLOCK_CHAIN_MARGIN_SECS: u64 = 300;
+/// Most `Tick` steps one catch-up sends; the rest follow at the next housekeeping, so one
+/// large gap never stalls a group.
+pub const MAX_CLOCK_STEPS: u64 = 256;
 
 /// What the cut trigger remembers between groups ([`Core::cut_due`]).
 #[derive(Debug, Default, Clone, Copy)]
@@ -577,6 +589,11 @@ impl Core {
         if !pending.is_empty() {
             self.store.put_snapshot_chunks(&manifest.id, &pending)?;
         }
+        // The manifest's commit prunes the journal before it, and a restart restores this
+        // snapshot: the log entries the pruned records produced exist only in the tiles from
+        // then on. Flush them to stable storage first (a power cut must not lose them).
+        let flushed = self.tiles.sync()?;
+        tracing::debug!(flushed, "log tiles synced before the journal is pruned");
         self.store.complete_snapshot(&manifest)?;
         self.records_since_snapshot = 0;
         let stats = SnapshotStats {
@@ -622,9 +639,108 @@ impl Core {
                 }
                 Ok(*response)
             }
+            // Nothing changed (no record): the caller may step the clock and try again.
+            Response::Error(e @ BoundaryError::ClockStep { .. }) => Ok(Response::Error(e)),
             Response::Error(e) => Err(CoreError::Refused(e.to_string())),
             r => Err(unexpected(&r)),
         }
+    }
+
+    /// [`Core::journaled`], and if the enclave refuses the request's time as too large a step
+    /// (`ClockStep`), step its clock forward ([`Core::catch_up_clock`]) and send it once more.
+    fn journaled_timed(&mut self, req: Request, g: &mut Group) -> Result<Response, CoreError> {
+        match self.journaled(req.clone(), g)? {
+            Response::Error(BoundaryError::ClockStep { from, to, max }) => {
+                self.catch_up_clock(from, to, max, g)?;
+                self.journaled(req, g)
+            }
+            r => Ok(r),
+        }
+    }
+
+    /// The enclave refused a request at host time `to` because its clock is at `from` and a
+    /// request may step it by at most `max` seconds. Step it forward with `Tick`s of `max`
+    /// (each journaled), but never beyond the chain's latest block time plus
+    /// [`CLOCK_CHAIN_MARGIN_SECS`], and at most [`MAX_CLOCK_STEPS`] now. When the chain's time
+    /// is unknown or behind, the clock is not stepped: the reason goes to `/v1/status`
+    /// (`clock`) and the log, and the request is refused.
+    fn catch_up_clock(
+        &mut self,
+        from: u64,
+        to: u64,
+        max: u64,
+        g: &mut Group,
+    ) -> Result<(), CoreError> {
+        let chain = self.metrics.state.chain_time.load(Relaxed);
+        let held = |core: &Self, why: String| {
+            tracing::warn!(enclave_time = from, host_time = to, chain_time = chain, "{why}");
+            if let Ok(mut c) = core.shared.clock.write() {
+                *c = Some(why.clone());
+            }
+            Err(CoreError::Refused(why))
+        };
+        if chain == 0 {
+            return held(
+                self,
+                format!(
+                    "enclave clock held at {from}, {} s behind host time {to}: the chain's \
+                     time is not known yet, so it is not stepped forward",
+                    to.saturating_sub(from)
+                ),
+            );
+        }
+        let limit = chain.saturating_add(CLOCK_CHAIN_MARGIN_SECS);
+        let target = to.min(limit);
+        if target <= from {
+            return held(
+                self,
+                format!(
+                    "enclave clock held at {from}: host time {to} is ahead of the chain's \
+                     latest block time {chain} plus {CLOCK_CHAIN_MARGIN_SECS} s"
+                ),
+            );
+        }
+        let step = max.max(1);
+        let (mut t, mut steps) = (from, 0u64);
+        while t < target && steps < MAX_CLOCK_STEPS {
+            let next = t.saturating_add(step).min(target);
+            match self.journaled(Request::Tick { now: next }, g)? {
+                Response::Ticked { announcements } => g.rotated |= !announcements.is_empty(),
+                Response::Error(e) => {
+                    return Err(CoreError::Refused(format!(
+                        "stepping the enclave's clock from {t} to {next}: {e}"
+                    )));
+                }
+                r => return Err(unexpected(&r)),
+            }
+            t = next;
+            steps += 1;
+        }
+        g.status_stale = true;
+        tracing::info!(from, to = t, steps, "enclave clock stepped forward");
+        if t < target {
+            let why = format!(
+                "enclave clock catching up: at {t}, host time {to} ({steps} steps of {step} s \
+                 so far)"
+            );
+            if let Ok(mut c) = self.shared.clock.write() {
+                *c = Some(why.clone());
+            }
+            return Err(CoreError::Refused(why));
+        }
+        if target < to {
+            return held(
+                self,
+                format!(
+                    "enclave clock held at {t}: host time {to} is ahead of the chain's latest \
+                     block time {chain} plus {CLOCK_CHAIN_MARGIN_SECS} s"
+                ),
+            );
+        }
+        if let Ok(mut c) = self.shared.clock.write() {
+            *c = None;
+        }
+        Ok(())
     }
 
     /// A renewed statement replaces the stored one (same sequence, effects, batch and
@@ -682,8 +798,11 @@ impl Core {
             return Ok((prev, true));
         }
         let now = unix_now();
-        let outcome = match self.journaled(Request::Submit { envelope, now }, g)? {
+        let outcome = match self.journaled_timed(Request::Submit { envelope, now }, g)? {
             Response::Submitted(o) => *o,
+            Response::Error(e @ BoundaryError::ClockStep { .. }) => {
+                return Err(CoreError::Refused(e.to_string()));
+            }
             r => return Err(unexpected(&r)),
         };
         let stored = StoredEnvelope {
@@ -715,8 +834,13 @@ impl Core {
         if stored.accepted && !batched {
             self.pending_since_cut += 1;
         }
-        g.seen.insert(id, stored.clone());
-        g.commit.envelopes.push(stored.clone());
+        // An unlogged rejection (junk nobody signed fresh): the enclave kept no record and no
+        // log entry of it, only a count in its rejection summary; the host stores nothing
+        // either, so junk grows neither the database nor the tiles.
+        if outcome.logged {
+            g.seen.insert(id, stored.clone());
+            g.commit.envelopes.push(stored.clone());
+        }
         Ok((stored, false))
     }
 
@@ -1011,9 +1135,16 @@ impl Core {
         let now = unix_now();
         if self.last_tick.elapsed() >= self.cfg.tick_every {
             self.last_tick = Instant::now();
-            if let Ok(Response::Ticked { announcements }) = self.journaled(Request::Tick { now }, g)
-            {
-                g.rotated = !announcements.is_empty();
+            match self.journaled_timed(Request::Tick { now }, g) {
+                Ok(Response::Ticked { announcements }) => {
+                    g.rotated |= !announcements.is_empty();
+                    if let Ok(mut c) = self.shared.clock.write() {
+                        *c = None;
+                    }
+                }
+                Ok(Response::Error(e)) => tracing::warn!(error = %e, "tick refused"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "tick failed"),
             }
         }
         if self.cut_due(now) {
