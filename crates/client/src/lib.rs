@@ -22,6 +22,8 @@ use std::time::Duration;
 
 /// The node API's models this client reads and returns.
 pub use sealbridge_api as api;
+/// The transparency log's hashes, proofs and checkpoints the checks run on.
+pub use sealbridge_log as log;
 
 use alloy_primitives::{Address, B256, U256};
 use rand_core::CryptoRngCore;

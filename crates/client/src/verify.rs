@@ -35,7 +35,7 @@ pub use sealbridge_log::Checkpoint;
 
 /// The `sequence` of a rejection the enclave did not log one by one (it is counted into a
 /// rejection summary entry instead): such a receipt has no inclusion proof.
-pub const UNLOGGED_SEQUENCE: u64 = u64::MAX;
+pub use sealbridge_seal::receipt::UNLOGGED_SEQUENCE;
 
 /// Why a client does not rely on what it was given. Every variant says what was checked and
 /// what was found.

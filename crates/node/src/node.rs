@@ -118,6 +118,11 @@ pub struct NodeConfig {
     /// deployment (`Settlement.exitDelay`). The relayer settles a heartbeat statement after
     /// half of it when nothing else settled.
     pub exit_delay_secs: u64,
+    /// Submissions per second the gateway takes from one client (an IPv4 address or an IPv6
+    /// /64); 0 = no limit. Beyond it: 429 with `Retry-After`.
+    pub rate_limit_per_sec: u32,
+    /// Submissions one client may send at once after being idle (at least 1).
+    pub rate_limit_burst: u32,
 }
 
 impl NodeConfig {
@@ -148,6 +153,8 @@ impl NodeConfig {
             core_queue: DEFAULT_CORE_QUEUE,
             statement_validity_secs: 3600,
             exit_delay_secs: sealbridge_chain::contracts::DEFAULT_EXIT_DELAY,
+            rate_limit_per_sec: gateway::DEFAULT_RATE_LIMIT_PER_SEC,
+            rate_limit_burst: gateway::DEFAULT_RATE_LIMIT_BURST,
         }
     }
 }
@@ -951,6 +958,10 @@ fn start_gateway(
         shared,
         setup: setup.clone(),
         max_pending: cfg.max_pending_statements,
+        rate_limit: gateway::RateLimiter::new(gateway::RateLimit {
+            per_sec: f64::from(cfg.rate_limit_per_sec),
+            burst: f64::from(cfg.rate_limit_burst),
+        }),
     });
     let opts = ServeOptions {
         drain_grace: cfg.drain_grace,

@@ -226,15 +226,23 @@ impl Listener {
     ) -> Result<(), ServeError> {
         let addr = self.addr;
         let served = match self.tls {
+            // Handlers may read the peer's address (`ConnectInfo<SocketAddr>`), e.g. to rate-limit
+            // per client.
             None => {
-                axum::serve(self.tcp, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                axum::serve(
+                    self.tcp,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
             }
             Some(cfg) => {
-                axum::serve(TlsListener::new(self.tcp, cfg), app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                axum::serve(
+                    TlsListener::new(self.tcp, cfg),
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
             }
         };
         served.map_err(|source| ServeError::Serve { addr, source })
