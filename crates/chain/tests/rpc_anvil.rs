@@ -143,3 +143,79 @@ fn concurrent_endpoint_signed_sends_from_one_account_all_land() {
         .unwrap();
     assert_eq!(nonce, serde_json::json!(format!("0x{:x}", THREADS * EACH)));
 }
+
+/// Mine one block once the pool holds `n` transactions (automine is off): what a chain with a
+/// block time does while a relayer's transactions wait, without depending on timing.
+fn mine_when_pooled(url: String, n: u64) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let c = RpcChain::connect(&url).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let pool = c.request("txpool_status", serde_json::json!([])).unwrap();
+            let pending = u64::from_str_radix(
+                pool["pending"].as_str().unwrap().trim_start_matches("0x"),
+                16,
+            )
+            .unwrap();
+            if pending >= n {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {pending} of {n} in the pool"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        c.mine().unwrap();
+        c.block_number().unwrap()
+    })
+}
+
+/// `send_many`: every transaction is handed over before any is mined (consecutive nonces), so
+/// that one block takes them all — from an account the endpoint holds, and from a local key.
+#[test]
+fn send_many_puts_consecutive_transactions_in_one_block() {
+    // anvil's second development account (its well-known key).
+    const LOCAL_KEY: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    let (_anvil, rpc, url) = anvil_with_url();
+    // Sent one after another, the first would wait for a block that never comes: fail in 20 s.
+    let mut rpc = rpc.with_signer_config(SignerConfig {
+        receipt_timeout: Duration::from_secs(20),
+        ..SignerConfig::default()
+    });
+    let unlocked = rpc.accounts().unwrap()[0];
+    let key = k256::ecdsa::SigningKey::from_slice(&hex::decode(LOCAL_KEY).unwrap()).unwrap();
+    let local = rpc.add_local_key(key);
+    rpc.request("evm_setAutomine", serde_json::json!([false]))
+        .unwrap();
+    for from in [unlocked, local] {
+        let txs: Vec<(Address, Bytes)> = (0..3u8)
+            .map(|i| (Address::repeat_byte(0x60 + i), Bytes::from(vec![i])))
+            .collect();
+        let miner = mine_when_pooled(url.clone(), 3);
+        let receipts: Vec<_> = rpc
+            .send_many(from, &txs)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let block = miner.join().unwrap();
+        assert_eq!(receipts.len(), 3);
+        let mut nonces = Vec::new();
+        for (r, (to, _)) in receipts.iter().zip(&txs) {
+            assert!(r.success, "{r:?}");
+            assert_eq!(
+                (r.block_number, r.to),
+                (block, Some(*to)),
+                "{from}: one block"
+            );
+            let tx = rpc
+                .request("eth_getTransactionByHash", serde_json::json!([r.tx_hash]))
+                .unwrap();
+            nonces.push(
+                u64::from_str_radix(tx["nonce"].as_str().unwrap().trim_start_matches("0x"), 16)
+                    .unwrap(),
+            );
+        }
+        assert_eq!(nonces, [nonces[0], nonces[0] + 1, nonces[0] + 2], "{from}");
+    }
+}
