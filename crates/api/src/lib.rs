@@ -83,6 +83,9 @@ pub enum ErrorCode {
     BadTilePath,
     /// No such tile (404).
     NoTile,
+    /// This client sent more submissions than the node's per-client rate allows (429, with
+    /// `Retry-After`).
+    RateLimited,
     /// A code this version does not know (a newer node).
     #[serde(other)]
     Unknown,
@@ -112,6 +115,7 @@ impl ErrorCode {
             Self::NoCheckpoint => "no_checkpoint",
             Self::BadTilePath => "bad_tile_path",
             Self::NoTile => "no_tile",
+            Self::RateLimited => "rate_limited",
             Self::Unknown => "unknown",
         }
     }
@@ -496,6 +500,7 @@ mod tests {
             ErrorCode::EnclaveDown,
             ErrorCode::QueueFull,
             ErrorCode::NoTile,
+            ErrorCode::RateLimited,
         ] {
             let v = serde_json::to_value(c).unwrap();
             assert_eq!(v, c.as_str());

@@ -97,6 +97,9 @@ fn enclave() {}
         body = ErrorBody),
     (status = 413, description = "too_large", body = ErrorBody),
     (status = 415, description = "unsupported_media_type", body = ErrorBody),
+    (status = 429, description = "rate_limited: more submissions from this client (its IPv4 \
+        address or IPv6 /64) than the node's per-client rate; nothing changed", body = ErrorBody,
+        headers(("Retry-After" = u32, description = "seconds until the client may submit again"))),
     (status = 500, description = "internal", body = ErrorBody),
     (status = 503, description = "not accepted now, nothing changed; Retry-After: 2 s when the \
         enclave is unreachable (enclave_down) or did not answer in time (timeout: re-submission \

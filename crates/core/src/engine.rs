@@ -673,7 +673,12 @@ impl Core {
     ) -> Result<(), CoreError> {
         let chain = self.metrics.state.chain_time.load(Relaxed);
         let held = |core: &Self, why: String| {
-            tracing::warn!(enclave_time = from, host_time = to, chain_time = chain, "{why}");
+            tracing::warn!(
+                enclave_time = from,
+                host_time = to,
+                chain_time = chain,
+                "{why}"
+            );
             if let Ok(mut c) = core.shared.clock.write() {
                 *c = Some(why.clone());
             }

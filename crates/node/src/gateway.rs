@@ -38,7 +38,16 @@ use sealbridge_core::{
 use sealbridge_store::{Store, StoredEnvelope};
 
 mod openapi;
+mod rate;
 pub use openapi::openapi_document;
+pub use rate::{MAX_CLIENTS, RateLimit, RateLimiter, client_key};
+
+/// Default per-client submission rate (per second) of the gateway ([`RateLimiter`]): far above
+/// one honest client's needs (and `sealbridge load`'s 1,000/s benchmark), low enough that one
+/// client cannot take the whole node.
+pub const DEFAULT_RATE_LIMIT_PER_SEC: u32 = 2_000;
+/// Default burst per client.
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 4_000;
 
 /// Media type of envelopes and receipts (RFC 9052 §9.1).
 pub use sealbridge_api::COSE;
@@ -63,6 +72,8 @@ pub struct AppState {
     pub setup: Setup,
     /// Settlement queue bound.
     pub max_pending: u64,
+    /// Per-client limit on submissions; `None`: off.
+    pub rate_limit: Option<RateLimiter>,
 }
 
 type St = State<Arc<AppState>>;
@@ -77,7 +88,45 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         // Beyond this axum stops reading; `submit` still answers with our JSON 413.
         .layer(DefaultBodyLimit::max(2 * MAX_ENVELOPE_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit,
+        ))
         .with_state(state)
+}
+
+/// Submissions over the client's rate ([`AppState::rate_limit`]): `429 rate_limited` with
+/// `Retry-After`, before the body is read or anything reaches the core. The client is the
+/// connection's peer address (a proxy in front of the node makes every client one: limit
+/// there). Requests without a peer address (an in-process router) are not limited.
+async fn rate_limit(
+    State(s): St,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(limiter) = &s.rate_limit
+        && req.method() == axum::http::Method::POST
+        && req.uri().path() == "/v1/envelopes"
+        && let Some(peer) = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<sealbridge_serve::PeerAddr>>()
+        && let Err(wait) = limiter.check(peer.0.0.ip(), Instant::now())
+    {
+        let secs = rate::retry_after_secs(wait);
+        let mut r = error(
+            &s,
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!(
+                "more than {} submissions per second from this client; retry after {secs} s",
+                limiter.limit().per_sec
+            ),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return r;
+    }
+    next.run(req).await
 }
 
 /// Every route the gateway serves: method, axum path, handler. The router is built from this

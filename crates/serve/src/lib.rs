@@ -23,6 +23,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -226,12 +228,12 @@ impl Listener {
     ) -> Result<(), ServeError> {
         let addr = self.addr;
         let served = match self.tls {
-            // Handlers may read the peer's address (`ConnectInfo<SocketAddr>`), e.g. to rate-limit
+            // Handlers may read the peer's address (`ConnectInfo<PeerAddr>`), e.g. to rate-limit
             // per client.
             None => {
                 axum::serve(
                     self.tcp,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                    app.into_make_service_with_connect_info::<PeerAddr>(),
                 )
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -239,13 +241,30 @@ impl Listener {
             Some(cfg) => {
                 axum::serve(
                     TlsListener::new(self.tcp, cfg),
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                    app.into_make_service_with_connect_info::<PeerAddr>(),
                 )
                 .with_graceful_shutdown(shutdown)
                 .await
             }
         };
         served.map_err(|source| ServeError::Serve { addr, source })
+    }
+}
+
+/// The address of a connection's peer, over plain HTTP or TLS: what a handler reads as
+/// `axum::extract::ConnectInfo<PeerAddr>` (a request extension) on a [`Listener`]'s server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
     }
 }
 
