@@ -580,3 +580,61 @@ fn settle_outcome_comes_from_events_not_the_return_value() {
         "{again:?}"
     );
 }
+
+/// `settle_many` (the relayer's way of sending every ready statement at once): consecutive
+/// statements settle in order, one already settled is `AlreadySettled`, and the list of outcomes
+/// ends at the first failure (a gap reverts `SequenceGap`; nothing after it is reported).
+#[test]
+fn settle_many_settles_in_order_and_ends_at_the_first_failure() {
+    let mut f = funded();
+    let (s1, e1) = payment(&f);
+    // Statements chained on s1 before it is on chain (what the enclave signs back to back).
+    let after = |prev: &Statement, seq: u64| Statement {
+        sequence: seq,
+        prevStateRoot: prev.newStateRoot,
+        newStateRoot: alloy_primitives::keccak256(format!("state/{seq}")),
+        logSize: 10 * seq,
+        logRoot: alloy_primitives::keccak256(format!("log/{seq}")),
+        ..prev.clone()
+    };
+    let mut none: Vec<Effect> = vec![];
+    let empty = f.next_statement(&mut none).effectsHash;
+    let s2 = Statement {
+        effectsHash: empty,
+        ..after(&s1, 2)
+    };
+    let s3 = after(&s2, 3);
+    let entry =
+        |f: &Fixture, s: &Statement, e: &[Effect]| (s.clone(), e.to_vec(), vec![], f.sign(s));
+    let batch = vec![
+        entry(&f, &s1, &e1),
+        entry(&f, &s2, &[]),
+        entry(&f, &s3, &[]),
+        entry(&f, &s1, &e1),
+    ];
+    let relayer = f.relayer;
+    let out = f.sb.settle_many(relayer, &batch);
+    let kinds: Vec<&str> = out
+        .iter()
+        .map(|o| match o {
+            Ok(SettleOutcome::Applied(_)) => "applied",
+            Ok(SettleOutcome::AlreadySettled(_)) => "already",
+            Err(_) => "error",
+        })
+        .collect();
+    assert_eq!(kinds, ["applied", "applied", "applied", "already"]);
+    assert_eq!(f.sb.last_sequence().unwrap(), 3);
+    assert_eq!(f.escrow(f.alice), U256::from(900));
+
+    // A gap first: it reverts and ends the list; the statement after it is not reported.
+    let s5 = after(&s3, 5);
+    let s4 = after(&s3, 4);
+    let batch = vec![entry(&f, &s5, &[]), entry(&f, &s4, &[])];
+    let out = f.sb.settle_many(relayer, &batch);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_revert(out.into_iter().next().unwrap(), "SequenceGap");
+    // The transaction after it was sent all the same (a revert is mined; only a send that fails
+    // stops the sending) and s4 settled: a caller learns that from the chain, as the relayer
+    // does by reading `lastSequence` each round.
+    assert_eq!(f.sb.last_sequence().unwrap(), 4);
+}

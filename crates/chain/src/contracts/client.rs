@@ -533,8 +533,9 @@ impl<C: Chain> Sealbridge<C> {
 
     /// `settle` of several statements in one go, in this order, from `from`: sent with
     /// consecutive nonces without waiting for each to be mined ([`Chain::send_many`]), so that
-    /// they can share a block. One outcome per statement sent, in order, ending at the first
-    /// failure (a later statement was not sent, or is not known to be mined).
+    /// they can share a block. One outcome per statement, in order, ending at the first
+    /// failure; a later statement may still have been sent and even settled (a revert is mined
+    /// and does not stop the sending): the chain's `lastSequence` tells.
     pub fn settle_many(
         &mut self,
         from: Address,
