@@ -4,7 +4,7 @@ use alloy_primitives::{Address, B256, Signature};
 use alloy_sol_types::SolValue;
 use sealbridge_enclave::{
     EnclavePolicy, KeyBundle,
-    log_entry::{self, EntryKind, ExitRequestEntry},
+    log_entry::{self, EntryKind, ExitRequestEntry, RejectionSummaryEntry},
 };
 use sealbridge_proto::eip712::{AttestationResult, Statement};
 
@@ -58,6 +58,9 @@ pub enum Entry {
     },
     /// A withdrawal request and the enclave's decision (amount granted, reason).
     ExitRequest(ExitRequestEntry),
+    /// The rejections of a window that were not logged one by one (issue 11): counts per
+    /// reason and a SHA-256 chain over their envelope ids.
+    RejectionSummary(RejectionSummaryEntry),
 }
 
 impl Entry {
@@ -72,6 +75,7 @@ impl Entry {
             Entry::EpochRotation(_) => "epoch rotation",
             Entry::PolicyChange { .. } => "policy change",
             Entry::ExitRequest(_) => "exit request",
+            Entry::RejectionSummary(_) => "rejection summary",
         }
     }
 }
@@ -153,6 +157,13 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
         EntryKind::ExitRequest => ExitRequestEntry::decode(body)
             .map(Entry::ExitRequest)
             .map_err(|e| e.to_string()),
+        EntryKind::RejectionSummary => RejectionSummaryEntry::decode(body)
+            .map(Entry::RejectionSummary)
+            .ok_or_else(|| {
+                "rejection summary is not window start, end, total, ascending non-zero counts \
+                 that sum to the total, and a 32-byte digest"
+                    .into()
+            }),
     }
 }
 
@@ -172,6 +183,31 @@ pub fn recover(digest: &B256, sig: &[u8; 65]) -> Option<Address> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejection_summaries_are_accepted_and_decoded_strictly() {
+        let mut body = Vec::new();
+        for v in [10u64, 80, 3] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        body.push(1);
+        body.push(1);
+        body.extend_from_slice(&3u64.to_be_bytes());
+        body.extend_from_slice(&[9; 32]);
+        match decode(&log_entry::encode(EntryKind::RejectionSummary, &body)) {
+            Ok(Entry::RejectionSummary(s)) => {
+                assert_eq!((s.window_start, s.window_end, s.total), (10, 80, 3));
+                assert_eq!(s.counts, vec![(1, 3)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = decode(&log_entry::encode(
+            EntryKind::RejectionSummary,
+            &body[..body.len() - 1],
+        ))
+        .unwrap_err();
+        assert!(err.contains("rejection summary"), "{err}");
+    }
 
     fn statement() -> Statement {
         Statement {

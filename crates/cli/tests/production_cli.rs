@@ -109,6 +109,8 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         "participants": participants,
         "test_token": true,
         "batch_size": 2,
+        "min_batch_inputs": 1,
+        "min_batch_senders": 1,
     });
     std::fs::write(p("deploy.json"), config.to_string()).unwrap();
 

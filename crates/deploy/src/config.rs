@@ -6,7 +6,10 @@ use alloy_primitives::{Address, B256};
 use sealbridge_chain::contracts::{
     DEFAULT_EXIT_DELAY, DEFAULT_MAX_RESULT_AGE, DEFAULT_MAX_RESULT_LIFETIME,
 };
-use sealbridge_enclave::{EnclavePolicy, policy::simulated_measurement};
+use sealbridge_enclave::{
+    EnclavePolicy,
+    policy::{PRODUCTION_MIN_BATCH_INPUTS, PRODUCTION_MIN_BATCH_SENDERS, simulated_measurement},
+};
 use sealbridge_programs::{
     Program,
     netting::{Netting, NettingConfig, Participant},
@@ -180,6 +183,25 @@ pub struct DeployConfig {
     /// 300 s allowance); an unsettled one is renewed by the enclave in its last quarter.
     #[serde(default = "default_statement_validity_secs")]
     pub statement_validity_secs: u64,
+    /// The anonymity set: a statement carrying inputs carries at least this many (policy field,
+    /// so in its hash). Default [`PRODUCTION_MIN_BATCH_INPUTS`].
+    #[serde(default = "default_min_batch_inputs")]
+    pub min_batch_inputs: u32,
+    /// … from at least this many distinct senders, lowered to the number of participants when
+    /// there are fewer. Default [`PRODUCTION_MIN_BATCH_SENDERS`].
+    #[serde(default = "default_min_batch_senders")]
+    pub min_batch_senders: u32,
+    /// 0 (default): inputs below the set wait for more; N: they are flushed after N s.
+    #[serde(default)]
+    pub max_batch_wait_secs: u64,
+}
+
+fn default_min_batch_inputs() -> u32 {
+    PRODUCTION_MIN_BATCH_INPUTS
+}
+
+fn default_min_batch_senders() -> u32 {
+    PRODUCTION_MIN_BATCH_SENDERS
 }
 
 /// How `sealbridge deploy` was asked to deploy.
@@ -389,6 +411,9 @@ impl DeployConfig {
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());
         }
+        if let Err(e) = self.policy(Vec::new()).validate() {
+            return bad(e.to_string());
+        }
         if !(MIN_STATEMENT_VALIDITY_SECS..=MAX_STATEMENT_VALIDITY_SECS)
             .contains(&self.statement_validity_secs)
         {
@@ -416,6 +441,14 @@ impl DeployConfig {
                 tokens,
             },
             self.batch_size,
+        );
+        // The anonymity set (issue 11); by default 8 inputs from 3 senders, no flush. More
+        // senders than participants could never be met.
+        let participants = u32::try_from(self.participants.len()).unwrap_or(u32::MAX);
+        policy = policy.with_anonymity_set(
+            self.min_batch_inputs,
+            self.min_batch_senders.min(participants).max(1),
+            self.max_batch_wait_secs,
         );
         policy.statement_validity_secs = self.statement_validity_secs;
         policy
@@ -475,6 +508,25 @@ mod tests {
     fn config_defaults_and_what_validation_refuses() {
         let c = config();
         assert_eq!(c.batch_size, 64);
+        // The production anonymity set by default (senders lowered to the 2 participants).
+        let p = c.policy(vec![]);
+        assert_eq!(
+            (
+                p.min_batch_inputs,
+                p.min_batch_senders,
+                p.max_batch_wait_secs
+            ),
+            (PRODUCTION_MIN_BATCH_INPUTS, 2, 0)
+        );
+        let mut small = c.clone();
+        small.batch_size = 4;
+        refused(
+            &small,
+            &PROD,
+            "batch_size (4) is below min_batch_inputs (8)",
+        );
+        small.min_batch_inputs = 0;
+        refused(&small, &PROD, "min_batch_inputs must be at least 1");
         assert!(!c.allow_simulated && !c.test_token && c.governance.is_none());
         assert_eq!(c.measurements[0].valid_from, 0);
         assert_eq!(c.exit_delay_secs, DEFAULT_EXIT_DELAY);

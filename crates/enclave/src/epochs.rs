@@ -137,28 +137,46 @@ impl EpochKeys {
         self.current.public
     }
 
-    /// Rotate as often as `now` requires and retire the previous epoch once its grace window is
-    /// over. Returns the epochs that started (announce them).
-    pub fn tick(&mut self, rng: &mut impl CryptoRngCore, now: u64) -> Vec<Epoch> {
-        let mut started = Vec::new();
-        while now >= self.current.not_before.saturating_add(self.length) {
-            let (secret, public) = KemSecretKey::generate(rng);
-            let next = EpochKey {
-                epoch: Epoch(self.current.epoch.0.saturating_add(1)),
-                secret,
-                public,
-                not_before: self.current.not_before.saturating_add(self.length),
-            };
-            // Dropping the old previous key zeroises it.
-            self.previous = Some(std::mem::replace(&mut self.current, next));
-            started.push(self.current.epoch);
-        }
-        let retire_at = self.previous.as_ref().map(|p| {
+    /// Whether [`EpochKeys::tick`] at `now` would change anything (a rotation or a retirement).
+    pub fn tick_due(&self, now: u64) -> bool {
+        now >= self.current.not_before.saturating_add(self.length)
+            || self.retire_at().is_some_and(|t| now >= t)
+    }
+
+    fn retire_at(&self) -> Option<u64> {
+        self.previous.as_ref().map(|p| {
             p.not_before
                 .saturating_add(self.length)
                 .saturating_add(self.grace)
-        });
-        if retire_at.is_some_and(|t| now >= t) {
+        })
+    }
+
+    /// Rotate to the epoch `now` falls in and retire the previous epoch once its grace window is
+    /// over. Returns the epoch that started, if any (announce it). However far `now` is ahead,
+    /// this computes the new epoch rather than stepping through the ones in between: the
+    /// epochs skipped were never announced, so no envelope can be addressed to them, and one key
+    /// is generated for the new epoch (issue 11: `Tick(u64::MAX)` returns).
+    pub fn tick(&mut self, rng: &mut impl CryptoRngCore, now: u64) -> Option<Epoch> {
+        let mut started = None;
+        let elapsed = now.saturating_sub(self.current.not_before) / self.length;
+        if elapsed >= 1 {
+            let (secret, public) = KemSecretKey::generate(rng);
+            let next = EpochKey {
+                epoch: Epoch(self.current.epoch.0.saturating_add(elapsed)),
+                secret,
+                public,
+                not_before: self
+                    .current
+                    .not_before
+                    .saturating_add(elapsed.saturating_mul(self.length)),
+            };
+            // Dropping the old previous key zeroises it. The old current key stays usable for
+            // its grace window only if it was the epoch right before the new one.
+            let old = std::mem::replace(&mut self.current, next);
+            self.previous = (elapsed == 1).then_some(old);
+            started = Some(self.current.epoch);
+        }
+        if self.retire_at().is_some_and(|t| now >= t) {
             self.previous = None;
         }
         started

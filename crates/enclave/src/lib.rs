@@ -22,7 +22,10 @@ pub mod replay;
 pub mod session;
 
 pub use keys::{InstanceKeys, KeyBundle};
-pub use machine::{Enclave, SEAL_PURPOSE_INPUT, SettlementTarget, SignedStatement};
+pub use machine::{
+    Enclave, GrowthCounters, REJECTION_SUMMARY_SECS, SEAL_PURPOSE_INPUT, SettlementTarget,
+    SignedStatement,
+};
 pub use policy::EnclavePolicy;
 pub use sealbridge_programs::{ExitOutcome, ExitReason};
 

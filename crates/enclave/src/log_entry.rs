@@ -13,7 +13,11 @@
 //!   of its sequence but for `notBefore`/`notAfter`) ‖ its signature;
 //! - `ExitRequest` (81 bytes, [`ExitRequestEntry`]): `request_id u64 BE ‖ account (20) ‖
 //!   token (20) ‖ requested u128 BE ‖ granted u128 BE ‖ reason u8` — one per withdrawal request
-//!   the enclave decided, in request-id order (1, 2, 3, …).
+//!   the enclave decided, in request-id order (1, 2, 3, …);
+//! - `RejectionSummary` ([`RejectionSummaryEntry`]): `window_start u64 ‖ window_end u64 ‖
+//!   total u64 ‖ n u8 ‖ n × (reason u8 ‖ count u64), reasons strictly ascending ‖ ids_digest
+//!   (32)` — the unlogged rejections of a window (issue 11): their count per reason code and
+//!   a SHA-256 chain over their envelope ids (`d₀ = 0³², dᵢ = SHA-256(dᵢ₋₁ ‖ idᵢ)`).
 
 use alloy_primitives::Address;
 use sealbridge_programs::{ExitOutcome, ExitReason};
@@ -41,6 +45,8 @@ pub enum EntryKind {
     StatementRenewal = 7,
     /// A withdrawal request and the enclave's decision on it.
     ExitRequest = 8,
+    /// The rejections of a window that were not logged one by one.
+    RejectionSummary = 9,
 }
 
 /// Encode an entry.
@@ -68,6 +74,7 @@ pub fn decode(bytes: &[u8]) -> Option<(EntryKind, &[u8])> {
         6 => EntryKind::PolicyChange,
         7 => EntryKind::StatementRenewal,
         8 => EntryKind::ExitRequest,
+        9 => EntryKind::RejectionSummary,
         _ => return None,
     };
     Some((kind, body))
@@ -172,9 +179,101 @@ impl ExitRequestEntry {
     }
 }
 
+/// The body of a `RejectionSummary` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectionSummaryEntry {
+    /// Enclave time of the first rejection counted.
+    pub window_start: u64,
+    /// Enclave time the window closed (the entry was appended).
+    pub window_end: u64,
+    /// Rejections counted.
+    pub total: u64,
+    /// (reason code, count), reasons strictly ascending, counts non-zero.
+    pub counts: Vec<(u8, u64)>,
+    /// SHA-256 chain over the envelope ids counted.
+    pub ids_digest: [u8; 32],
+}
+
+impl RejectionSummaryEntry {
+    /// Strict decoding: exact length, reasons strictly ascending with non-zero counts that sum
+    /// to `total`, `window_start ≤ window_end`. `None` for anything else.
+    pub fn decode(body: &[u8]) -> Option<Self> {
+        let (start, rest) = body.split_first_chunk::<8>()?;
+        let (end, rest) = rest.split_first_chunk::<8>()?;
+        let (total, rest) = rest.split_first_chunk::<8>()?;
+        let (&n, mut rest) = rest.split_first()?;
+        let mut counts = Vec::with_capacity(usize::from(n));
+        for _ in 0..n {
+            let (&reason, r) = rest.split_first()?;
+            let (count, r) = r.split_first_chunk::<8>()?;
+            counts.push((reason, u64::from_be_bytes(*count)));
+            rest = r;
+        }
+        let ids_digest: [u8; 32] = rest.try_into().ok()?;
+        let entry = Self {
+            window_start: u64::from_be_bytes(*start),
+            window_end: u64::from_be_bytes(*end),
+            total: u64::from_be_bytes(*total),
+            counts,
+            ids_digest,
+        };
+        let ascending = entry.counts.windows(2).all(|w| match w {
+            [a, b] => a.0 < b.0,
+            _ => true,
+        });
+        let sum = entry
+            .counts
+            .iter()
+            .try_fold(0u64, |acc, (_, c)| acc.checked_add(*c));
+        let ok = ascending
+            && entry.counts.iter().all(|(_, c)| *c > 0)
+            && sum == Some(entry.total)
+            && entry.total > 0
+            && entry.window_start <= entry.window_end;
+        ok.then_some(entry)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejection_summary_bodies_are_decoded_strictly() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&100u64.to_be_bytes());
+        body.extend_from_slice(&170u64.to_be_bytes());
+        body.extend_from_slice(&5u64.to_be_bytes());
+        body.push(2);
+        body.push(1);
+        body.extend_from_slice(&2u64.to_be_bytes());
+        body.push(14);
+        body.extend_from_slice(&3u64.to_be_bytes());
+        body.extend_from_slice(&[7; 32]);
+        let e = RejectionSummaryEntry::decode(&body).unwrap();
+        assert_eq!((e.window_start, e.window_end, e.total), (100, 170, 5));
+        assert_eq!(e.counts, vec![(1, 2), (14, 3)]);
+        assert_eq!(e.ids_digest, [7; 32]);
+        for cut in 0..body.len() {
+            assert!(
+                RejectionSummaryEntry::decode(&body[..cut]).is_none(),
+                "{cut}"
+            );
+        }
+        assert!(RejectionSummaryEntry::decode(&[body.as_slice(), &[0]].concat()).is_none());
+        // Total not the sum; reasons out of order; a window ending before it starts.
+        let mut wrong_total = body.clone();
+        wrong_total[23] = 6;
+        assert!(RejectionSummaryEntry::decode(&wrong_total).is_none());
+        let mut unordered = body.clone();
+        unordered[25] = 14;
+        assert!(RejectionSummaryEntry::decode(&unordered).is_none());
+        let mut backwards = body.clone();
+        backwards[15] = 99;
+        assert!(RejectionSummaryEntry::decode(&backwards).is_none());
+        let framed = encode(EntryKind::RejectionSummary, &body);
+        assert_eq!(framed[..2], [1, 9]);
+    }
 
     fn entry(requested: u128, granted: u128, reason: ExitReason) -> ExitRequestEntry {
         ExitRequestEntry {

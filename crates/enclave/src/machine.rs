@@ -1,7 +1,12 @@
 //! The enclave state machine.
 
+mod anonymity;
 mod durable;
 mod exits;
+mod rejections;
+
+pub use rejections::{GrowthCounters, REJECTION_SUMMARY_SECS};
+use std::collections::BTreeSet;
 
 use alloy_primitives::{Address, B256};
 use alloy_sol_types::SolValue;
@@ -10,7 +15,7 @@ use sealbridge_attest::{Measurement, danger::SimulatedQuote, report_data};
 use sealbridge_log::{CompactRange, Hash, leaf_hash, merkle_root};
 use sealbridge_programs::Program;
 use sealbridge_proto::{
-    EnvelopeId, Epoch, InstanceId, MAX_ENVELOPE_BYTES, ReasonCode, SuitePolicy,
+    EnvelopeId, Epoch, InstanceId, MAX_ENVELOPE_BYTES, ReasonCode, SenderId, SuitePolicy,
     eip712::{
         AttestationResult, Effect, Exit, Statement, effects_hash, request_marker, settlement_domain,
     },
@@ -107,6 +112,12 @@ pub struct Enclave<P: Program> {
     log_outbox_first: u64,
     batch_receipts: Vec<Hash>,
     batch_sequences: Vec<u64>,
+    /// Distinct senders of the pending inputs (the anonymity set's second measure).
+    batch_senders: BTreeSet<SenderId>,
+    /// Enclave time the oldest pending input was accepted.
+    batch_since: Option<u64>,
+    /// Unlogged rejections counted since the last rejection summary entry (memory only).
+    rejections: Option<rejections::RejectionWindow>,
     sequence: u64,
     last_root: B256,
     /// The last withdrawal request id decided (0 before the first).
@@ -183,6 +194,7 @@ impl<P: Program> Enclave<P> {
         root: &RootSecret,
         durable: bool,
     ) -> Result<Self, Error> {
+        policy.validate()?;
         let keys = InstanceKeys::generate(&mut rng);
         let bundle = keys.bundle();
         let sealing = SealingKey::derive(root, SEAL_PURPOSE_INPUT);
@@ -208,6 +220,9 @@ impl<P: Program> Enclave<P> {
             log_outbox_first: 0,
             batch_receipts: Vec::new(),
             batch_sequences: Vec::new(),
+            batch_senders: BTreeSet::new(),
+            batch_since: None,
+            rejections: None,
             sequence: 0,
             last_root: B256::ZERO,
             last_request_id: 0,
@@ -243,20 +258,36 @@ impl<P: Program> Enclave<P> {
             }
             Request::Describe => Response::Description(Box::new(self.describe())),
             Request::Evidence { challenge, now } => {
+                if let Err(e) = self.check_clock(now) {
+                    return Response::Error(e);
+                }
                 self.advance(now);
                 Response::Evidence {
                     tee: 0,
                     evidence: self.evidence(&challenge),
                 }
             }
-            Request::Tick { now } => match self.tick(now) {
-                Ok(announcements) => Response::Ticked { announcements },
-                Err(_) => Response::Error(BoundaryError::Internal),
-            },
-            Request::Submit { envelope, now } => match self.submit(&envelope, now) {
-                Ok(outcome) => Response::Submitted(Box::new(outcome)),
-                Err(_) => Response::Error(BoundaryError::Internal),
-            },
+            Request::Tick { now } => {
+                if let Err(e) = self.check_clock(now) {
+                    return Response::Error(e);
+                }
+                match self
+                    .tick(now)
+                    .and_then(|a| self.maybe_summarise(self.now).map(|()| a))
+                {
+                    Ok(announcements) => Response::Ticked { announcements },
+                    Err(_) => Response::Error(BoundaryError::Internal),
+                }
+            }
+            Request::Submit { envelope, now } => {
+                if let Err(e) = self.check_clock(now) {
+                    return Response::Error(e);
+                }
+                match self.submit(&envelope, now) {
+                    Ok(outcome) => Response::Submitted(Box::new(outcome)),
+                    Err(_) => Response::Error(BoundaryError::Internal),
+                }
+            }
             Request::Chain(ChainEvent::Deposit {
                 account,
                 token,
@@ -304,15 +335,27 @@ impl<P: Program> Enclave<P> {
                 }
             }
             Request::CutBatch { now } => {
+                if let Err(e) = self.check_clock(now) {
+                    return Response::Error(e);
+                }
                 self.advance(now);
-                match self.cut_batch(false) {
+                match self
+                    .maybe_summarise(self.now)
+                    .and_then(|()| self.cut_batch(false))
+                {
                     Ok(batch) => Response::Batch(batch.map(Box::new)),
                     Err(_) => Response::Error(BoundaryError::Internal),
                 }
             }
             Request::Heartbeat { now } => {
+                if let Err(e) = self.check_clock(now) {
+                    return Response::Error(e);
+                }
                 self.advance(now);
-                match self.cut_batch(true) {
+                match self
+                    .maybe_summarise(self.now)
+                    .and_then(|()| self.cut_batch(true))
+                {
                     Ok(batch) => Response::Batch(batch.map(Box::new)),
                     Err(_) => Response::Error(BoundaryError::Internal),
                 }
@@ -322,6 +365,9 @@ impl<P: Program> Enclave<P> {
                 signature,
                 now,
             } => {
+                if let Err(e) = self.check_clock(now) {
+                    return Response::Error(e);
+                }
                 self.advance(now);
                 match self.renew_statement(&statement, &signature) {
                     Ok((statement, signature, digest)) => Response::Renewed {
@@ -343,7 +389,7 @@ impl<P: Program> Enclave<P> {
                 pending_exits: u64::from(self.program.pending_exits()),
                 pending_footprint: u64::from(self.program.pending_footprint()),
                 last_request_id: self.last_request_id,
-                waiting: None,
+                waiting: self.waiting(),
             }),
             Request::Snapshot { chunk_bytes } => match self.snapshot(chunk_bytes) {
                 Ok(manifest) => Response::Snapshot(Box::new(manifest)),
@@ -428,6 +474,11 @@ impl<P: Program> Enclave<P> {
         self.last_root
     }
 
+    /// Enclave time: the latest host time it accepted (never goes backwards).
+    pub fn enclave_time(&self) -> u64 {
+        self.now
+    }
+
     /// The sequence number of the last statement (zero before the first).
     pub fn last_sequence(&self) -> u64 {
         self.sequence
@@ -493,6 +544,21 @@ impl<P: Program> Enclave<P> {
         &self.program
     }
 
+    /// Refuse a request whose `now` is more than the policy's `max_clock_step_secs` ahead of
+    /// enclave time (it then changes nothing). A `now` behind enclave time is not an error:
+    /// enclave time never goes backwards.
+    fn check_clock(&self, now: u64) -> Result<(), BoundaryError> {
+        let max = self.policy.max_clock_step_secs;
+        if now.saturating_sub(self.now) > max {
+            return Err(BoundaryError::ClockStep {
+                from: self.now,
+                to: now,
+                max,
+            });
+        }
+        Ok(())
+    }
+
     fn advance(&mut self, now: u64) {
         // Host time is untrusted; the enclave's own notion of time never goes backwards.
         if now > self.now {
@@ -517,17 +583,21 @@ impl<P: Program> Enclave<P> {
         .sign()
     }
 
+    /// Advance enclave time, prune the replay set and rotate epoch keys. Each is journaled only
+    /// when it changed something (pruning is idempotent), so a request at an unchanged time
+    /// leaves no journal step.
     fn tick(&mut self, now: u64) -> Result<Vec<Vec<u8>>, Error> {
         self.advance(now);
-        self.replay.prune(self.now);
-        self.record(Step::Prune);
+        if self.replay.prune(self.now) > 0 {
+            self.record(Step::Prune);
+        }
         let shape = self.epochs.shape();
         let started = self.epochs.tick(&mut self.rng, self.now);
         if self.journal.is_some() && self.epochs.shape() != shape {
             self.record(Step::Epochs(self.epochs.parts()));
         }
         let mut announcements = Vec::new();
-        if !started.is_empty() {
+        if started.is_some() {
             let signed = self
                 .epochs
                 .announcement(self.instance)
@@ -555,6 +625,7 @@ impl<P: Program> Enclave<P> {
     fn check(
         &mut self,
         bytes: &[u8],
+        now: u64,
     ) -> Result<
         (
             Epoch,
@@ -572,7 +643,7 @@ impl<P: Program> Enclave<P> {
         let epoch = header.epoch;
         let reject = |r| (epoch, r);
         self.suites
-            .check(header.suite, self.now)
+            .check(header.suite, now)
             .map_err(|_| reject(ReasonCode::UnsupportedSuite))?;
         if header.instance != self.instance {
             return Err(reject(ReasonCode::WrongInstance));
@@ -580,14 +651,14 @@ impl<P: Program> Enclave<P> {
         if header.program.as_bytes() != &self.program_id.0 {
             return Err(reject(ReasonCode::WrongProgram));
         }
-        if header.expires_at <= self.now {
+        if header.expires_at <= now {
             return Err(reject(ReasonCode::Expired));
         }
-        if header.expires_at - self.now > self.policy.max_envelope_lifetime_secs {
+        if header.expires_at - now > self.policy.max_envelope_lifetime_secs {
             // A far-future expiry would pin the replay entry for too long.
             return Err(reject(ReasonCode::Malformed));
         }
-        let key = self.epochs.key_for(epoch, self.now).map_err(reject)?;
+        let key = self.epochs.key_for(epoch, now).map_err(reject)?;
         let opened = sealed.open(key).map_err(|e| match e {
             OpenError::BadSenderSignature => reject(ReasonCode::BadSenderSignature),
             _ => reject(ReasonCode::Undecryptable),
@@ -599,15 +670,43 @@ impl<P: Program> Enclave<P> {
         if !self.program.is_authorised(&opened.sender) {
             return Err(reject(ReasonCode::UnauthorisedSender));
         }
+        // The replay set was pruned at `now` (see `submit`): this counts live nonces only.
+        if self.replay.count_of(&opened.sender) >= self.policy.max_pending_per_sender {
+            return Err(reject(ReasonCode::QuotaExceeded));
+        }
         Ok((epoch, opened, sealed))
     }
 
     fn submit(&mut self, bytes: &[u8], now: u64) -> Result<SubmitOutcome, Error> {
-        self.tick(now)?;
+        let t = now.max(self.now);
+        // Changes time alone makes (epoch rotation or retirement, replay pruning) come first and
+        // are journaled, but only when due: a junk submission at an unchanged time changes
+        // nothing the journal would have to hold.
+        if self.epochs.tick_due(t) || self.replay.prune_due(t) {
+            self.tick(now)?;
+        }
+        self.maybe_summarise(t)?;
         let envelope_id = EnvelopeId::of(bytes);
+        let checked = self.check(bytes, t);
+        if let Err((epoch, reason)) = checked
+            && !rejections::is_logged(reason)
+        {
+            return Ok(self.unlogged_rejection(envelope_id, epoch, reason, t));
+        }
+        // Logged from here on: enclave time moves to `t` (journaled).
+        self.tick(now)?;
         let mut batches = Vec::new();
-        let (epoch, status, sealed_input) = match self.check(bytes) {
+        let (epoch, status, sealed_input) = match checked {
             Err((epoch, reason)) => (epoch, ReceiptStatus::Rejected(reason), None),
+            Ok((epoch, _, _)) if self.batch_full_below_set(P::INPUT_FOOTPRINT) => {
+                // The pending batch is at the effects cap but below the anonymity set: it can
+                // neither grow nor close, so the input is refused (signed, logged).
+                (
+                    epoch,
+                    ReceiptStatus::Rejected(ReasonCode::ProgramRejected),
+                    None,
+                )
+            }
             Ok((epoch, opened, sealed)) => {
                 // An authentic input: make room for its effects first (the cut changes no
                 // available balance, so whether the program accepts it is the same either way).
@@ -622,6 +721,7 @@ impl<P: Program> Enclave<P> {
                         let header = sealed.header();
                         self.replay
                             .insert(opened.sender, header.nonce, header.expires_at);
+                        self.note_batch_input(opened.sender);
                         if self.journal.is_some() {
                             self.record(Step::Input {
                                 sender: opened.sender,
@@ -726,10 +826,19 @@ impl<P: Program> Enclave<P> {
     /// Close the pending batch (inputs and exits) into a signed, logged statement. With nothing
     /// pending: `None`, unless `force` (a heartbeat), which signs a statement with no inputs
     /// (`inputsRoot` = the empty tree's root), no effects and no exits.
+    ///
+    /// Pending inputs below the policy's anonymity set are never cut, whoever asks (`None`),
+    /// until the policy's maximum wait, if it has one, has passed (see [`Enclave::waiting`]).
     fn cut_batch(&mut self, force: bool) -> Result<Option<SignedStatement>, Error> {
         if !force && self.batch_receipts.is_empty() && !self.program.has_pending() {
             return Ok(None);
         }
+        if self.waiting().is_some() {
+            return Ok(None);
+        }
+        // Unlogged rejections counted so far are summarised before every statement, so the
+        // statement's log head covers them.
+        self.summarise(self.now)?;
         let result = self.program.finish_batch();
         self.record(Step::Batch {
             state_root: result.state_root,
@@ -768,6 +877,7 @@ impl<P: Program> Enclave<P> {
         self.sequence += 1;
         self.last_root = result.state_root;
         self.batch_receipts.clear();
+        self.clear_batch_set();
         Ok(Some(SignedStatement {
             statement,
             effects: result.effects,

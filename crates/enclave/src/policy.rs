@@ -56,6 +56,14 @@ pub struct EnclavePolicy {
 pub const PRODUCTION_MIN_BATCH_INPUTS: u32 = 8;
 /// The production anonymity set: distinct senders per statement.
 pub const PRODUCTION_MIN_BATCH_SENDERS: u32 = 3;
+/// The development node's and the demo's batch size (`--dev`).
+pub const DEV_BATCH_SIZE: u32 = 16_384;
+/// The development anonymity set: inputs per statement.
+pub const DEV_MIN_BATCH_INPUTS: u32 = 2;
+/// The development anonymity set: distinct senders per statement.
+pub const DEV_MIN_BATCH_SENDERS: u32 = 2;
+/// The development policy flushes inputs below the set after this long.
+pub const DEV_MAX_BATCH_WAIT_SECS: u64 = 2;
 /// Default [`EnclavePolicy::max_pending_per_sender`].
 pub const DEFAULT_MAX_PENDING_PER_SENDER: u32 = 100_000;
 
@@ -131,6 +139,19 @@ impl EnclavePolicy {
         self.min_batch_senders = min_senders;
         self.max_batch_wait_secs = max_wait_secs;
         self
+    }
+
+    /// This policy with the development anonymity set ([`DEV_MIN_BATCH_INPUTS`] inputs from
+    /// [`DEV_MIN_BATCH_SENDERS`] senders, flushed after [`DEV_MAX_BATCH_WAIT_SECS`]), lowered to
+    /// the batch size when that is smaller (a test node that asks for batches of one).
+    #[must_use]
+    pub fn with_dev_anonymity_set(self) -> Self {
+        let inputs = DEV_MIN_BATCH_INPUTS.min(self.batch_size).max(1);
+        self.with_anonymity_set(
+            inputs,
+            DEV_MIN_BATCH_SENDERS.min(inputs),
+            DEV_MAX_BATCH_WAIT_SECS,
+        )
     }
 
     /// Refuse a policy the enclave cannot run under: an anonymity set of 0 inputs, more

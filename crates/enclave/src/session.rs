@@ -80,6 +80,7 @@ impl Session {
                         self.enclave = Some(e);
                         Response::Ack
                     }
+                    Err(e @ crate::Error::InvalidPolicy(_)) => refuse(&e.to_string()),
                     Err(_) => Response::Error(BoundaryError::Internal),
                 }
             }

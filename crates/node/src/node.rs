@@ -136,7 +136,7 @@ impl NodeConfig {
             enclave: EnclaveMode::InProc,
             dev: true,
             participants: 8,
-            batch_size: 64,
+            batch_size: sealbridge_enclave::policy::DEV_BATCH_SIZE,
             batch_interval: Duration::from_millis(500),
             confirmations: 1,
             snapshot_every: 10_000,
@@ -536,7 +536,8 @@ impl Node {
                         tokens: vec![sb.deployment.token],
                     },
                     cfg.batch_size,
-                );
+                )
+                .with_dev_anonymity_set();
                 policy.statement_validity_secs = cfg.statement_validity_secs.max(1);
                 // The token is part of the policy: its base hash is known only now. The contract
                 // composes it with the accounts and tokens it holds.

@@ -307,6 +307,12 @@ impl Program for Netting {
     }
 
     fn on_deposit(&mut self, account: Address, token: Address, amount: u128) {
+        // Defence in depth (issue 11): only the deployment's tokens and participants hold
+        // escrow here. The chain refuses other deposits' effects anyway, and the relayer does
+        // not forward them; a host that reports them anyway cannot grow enclave state with them.
+        if !self.accounts.contains(&account) || !self.tokens.contains(&token) {
+            return;
+        }
         self.credit_deposit(account, token, amount);
     }
 

@@ -208,6 +208,7 @@ impl<P: Program> Enclave<P> {
         next_record: u64,
         plain: &[u8],
     ) -> Result<Self, Error> {
+        policy.validate()?;
         let journal = Journal::new(root, next_record);
         let snap: Snapshot =
             persist::from_cbor(plain).ok_or(Error::Replay("snapshot does not decode"))?;
@@ -260,6 +261,9 @@ impl<P: Program> Enclave<P> {
             log,
             batch_receipts: Vec::new(),
             batch_sequences: Vec::new(),
+            batch_senders: std::collections::BTreeSet::new(),
+            batch_since: None,
+            rejections: None,
             sequence: snap.sequence,
             last_root: snap.last_root,
             last_request_id: snap.last_request_id,
@@ -298,7 +302,9 @@ impl<P: Program> Enclave<P> {
     fn apply(&mut self, step: &Step) -> Result<(), Error> {
         match step {
             Step::Advance(t) => self.now = self.now.max(*t),
-            Step::Prune => self.replay.prune(self.now),
+            Step::Prune => {
+                self.replay.prune(self.now);
+            }
             Step::Epochs(parts) => {
                 self.epochs = EpochKeys::from_parts(
                     parts,
@@ -322,6 +328,7 @@ impl<P: Program> Enclave<P> {
                     .apply_input(sender, payload)
                     .map_err(|_| Error::Replay("replayed input rejected: replay diverged"))?;
                 self.replay.insert(*sender, *nonce, *expires_at);
+                self.note_batch_input(*sender);
             }
             Step::BatchPush { leaf, sequence } => {
                 self.batch_receipts.push(*leaf);
@@ -370,6 +377,7 @@ impl<P: Program> Enclave<P> {
                 self.last_root = B256::from(result.state_root.0);
                 self.batch_receipts.clear();
                 self.batch_sequences.clear();
+                self.clear_batch_set();
             }
         }
         Ok(())

@@ -30,6 +30,15 @@ impl<P: Program> Enclave<P> {
                 got: request_id,
             });
         }
+        if self.batch_full_below_set(P::EXIT_FOOTPRINT) {
+            // Nothing changed: the host delivers the request again once more inputs let the
+            // pending batch close.
+            return Err(BoundaryError::Refused(
+                "the pending batch is at the effects cap and below the anonymity set: \
+                 the request waits for the batch to close"
+                    .into(),
+            ));
+        }
         let batch = self
             .make_room(P::EXIT_FOOTPRINT)
             .map_err(|_| BoundaryError::Internal)?;

@@ -57,6 +57,23 @@ fn outcome(granted: u128, reason: ExitReason) -> ExitOutcome {
 }
 
 #[test]
+fn deposits_outside_the_deployment_are_ignored() {
+    let mut net = setup(2, 100);
+    let root = net.state_root();
+    let before = net.encode_state();
+    // A stranger's deposit, and a participant's deposit of a token the deployment lacks.
+    net.on_deposit(account(9), TOKEN, 50);
+    net.on_deposit(account(1), Address::repeat_byte(0xab), 50);
+    assert_eq!(net.state_root(), root);
+    assert_eq!(net.encode_state(), before);
+    assert_eq!(net.escrow_of(account(9), TOKEN), 0);
+    // The deployment's own still count.
+    net.on_deposit(account(1), TOKEN, 50);
+    assert_eq!(net.escrow_of(account(1), TOKEN), 150);
+    assert_ne!(net.state_root(), root);
+}
+
+#[test]
 fn nets_and_hides_individual_obligations() {
     let mut n = setup(3, 100);
     n.apply_input(&sender(1), &ob(2, 30)).unwrap();
