@@ -15,6 +15,7 @@
 mod auditor;
 pub mod chain;
 pub mod entries;
+pub mod kept;
 pub mod proof;
 pub mod published;
 mod report;
@@ -23,6 +24,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use auditor::{AuditInput, PublishedReceipt, audit, read_published_receipts};
+pub use kept::{KeptReceipt, KeptReport, check_kept_receipts, read_kept_receipts};
 pub use chain::{BlockTimes, ChainRecord, Contracts, RecordedChain, TimedChain};
 pub use published::{Attestations, PolicySchedule, PublishedEvidence};
 pub use report::{CHECKS, CheckResult, Report, Status, Summary};

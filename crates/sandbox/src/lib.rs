@@ -212,6 +212,10 @@ mod tests {
             "exit-hatch",
             "relayer-replay",
             "withhold-withdrawal",
+            "forged-receipt",
+            "forged-checkpoint",
+            "foreign-policy-enclave",
+            "host-rollback",
         ];
         assert_eq!(names, want);
         for s in scenarios() {

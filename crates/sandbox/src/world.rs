@@ -4,6 +4,7 @@
 //! statements in order) — so that a scenario only adds the attacker.
 
 mod relayer;
+mod submit;
 mod view;
 
 use std::collections::{HashSet, VecDeque};

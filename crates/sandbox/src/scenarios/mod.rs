@@ -8,9 +8,13 @@ use crate::Scenario;
 
 mod exit_hatch;
 mod fee_on_transfer_deposit;
+mod foreign_policy_enclave;
+mod forged_checkpoint;
+mod forged_receipt;
 mod foreign_token_deposit;
 mod front_run_registration;
 mod governor_drain;
+mod host_rollback;
 mod oversized_statement;
 mod pay_outsider;
 mod relayer_replay;
@@ -36,6 +40,10 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &exit_hatch::ExitHatch,
         &relayer_replay::RelayerReplay,
         &withhold_withdrawal::WithholdWithdrawal,
+        &forged_receipt::ForgedReceipt,
+        &forged_checkpoint::ForgedCheckpoint,
+        &foreign_policy_enclave::ForeignPolicyEnclave,
+        &host_rollback::HostRollback,
     ]
 }
 

@@ -1,0 +1,218 @@
+//! Kept receipts (`sealbridge audit --receipts DIR`): the receipts a client kept, each checked
+//! against the log the host serves — the defence against a host that rolls the enclave back (an
+//! older snapshot, a withheld journal record) before the next anchor and hands the same log
+//! positions to other receipts.
+//!
+//! The directory is what `sealbridge_client::NodeClient::keep_receipts` writes: one file per
+//! envelope, `<envelope id, 64 hex>.receipt`, holding the COSE_Sign1 bytes as the enclave signed
+//! them. A kept receipt passes when it verifies under an instance key the log announces and the
+//! log's entry at its sequence is exactly that receipt. Unlogged rejections (sequence
+//! `u64::MAX`: counted into a rejection summary, not logged one by one) are skipped.
+
+use std::path::{Path, PathBuf};
+
+use sealbridge_log::{Checkpoint, MemoryTree, leaf_hash, verify_checkpoint};
+use sealbridge_seal::{
+    keys::Ed25519PublicKey,
+    receipt::{Receipt, ReceiptStatus},
+};
+use serde::Serialize;
+
+use crate::Error;
+use crate::entries::{self, Entry};
+
+/// File name suffix of a kept receipt.
+pub const SUFFIX: &str = ".receipt";
+
+/// The sequence of a rejection the enclave did not log one by one.
+pub use sealbridge_seal::receipt::UNLOGGED_SEQUENCE;
+
+/// Largest kept receipt file read (receipts are at most 512 bytes).
+const MAX_FILE: u64 = 4096;
+
+/// One kept receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptReceipt {
+    /// Where it was kept (for messages).
+    pub name: String,
+    /// COSE_Sign1 bytes.
+    pub receipt: Vec<u8>,
+}
+
+/// Every `*.receipt` file in `dir`, in file name order.
+pub fn read_kept_receipts(dir: &Path) -> Result<Vec<KeptReceipt>, Error> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .map(|e| e.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
+        .collect::<Result<_, _>>()?;
+    paths.retain(|p| p.to_string_lossy().ends_with(SUFFIX));
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            Ok(KeptReceipt {
+                name: p
+                    .file_name()
+                    .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into()),
+                receipt: crate::read_limited(&p, MAX_FILE)?,
+            })
+        })
+        .collect()
+}
+
+/// A kept receipt the log does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptFailure {
+    /// The kept receipt's name.
+    pub name: String,
+    /// Its sequence, if it verified.
+    pub sequence: Option<u64>,
+    /// What the log holds instead.
+    pub why: String,
+}
+
+/// What [`check_kept_receipts`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeptReport {
+    /// Kept receipts checked.
+    pub checked: u64,
+    /// Found in the log at their sequence, byte for byte.
+    pub in_log: u64,
+    /// Accepted receipts among those.
+    pub accepted_in_log: u64,
+    /// Unlogged rejections (skipped: no log entry by design).
+    pub unlogged: u64,
+    /// The log's size the receipts were checked against.
+    pub log_size: u64,
+    /// Every kept receipt the log does not hold.
+    pub failures: Vec<KeptFailure>,
+}
+
+impl KeptReport {
+    /// Every kept receipt is in the log (or an unlogged rejection).
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Check each kept receipt against `entries`, the log's entries in order (the log the host
+/// serves, verified against its checkpoint by the caller — see [`check_log_dir`]).
+pub fn check_kept_receipts(entries: &[Vec<u8>], kept: &[KeptReceipt]) -> KeptReport {
+    let keys: Vec<Ed25519PublicKey> = entries
+        .iter()
+        .filter_map(|e| match entries::decode(e) {
+            Ok(Entry::KeyAnnouncement { bundle, .. }) => {
+                Some(Ed25519PublicKey::from_bytes(bundle.ed25519))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut report = KeptReport {
+        log_size: entries.len() as u64,
+        ..KeptReport::default()
+    };
+    for k in kept {
+        report.checked += 1;
+        let fail = |sequence, why: String| KeptFailure {
+            name: k.name.clone(),
+            sequence,
+            why,
+        };
+        let Some(r) = keys
+            .iter()
+            .find_map(|key| Receipt::verify(&k.receipt, key).ok())
+        else {
+            report.failures.push(fail(
+                None,
+                "not signed by any enclave key the log announces (a receipt of another log, or a \
+                 log that lost its key announcement)"
+                    .into(),
+            ));
+            continue;
+        };
+        if r.sequence == UNLOGGED_SEQUENCE {
+            report.unlogged += 1;
+            continue;
+        }
+        let seq = r.sequence;
+        let entry = usize::try_from(seq).ok().and_then(|i| entries.get(i));
+        match entry.map(|e| entries::decode(e)) {
+            None => report.failures.push(fail(
+                Some(seq),
+                format!(
+                    "the log has {} entries: entry {seq} is missing (the log was rolled back \
+                     below a receipt the enclave handed out)",
+                    entries.len()
+                ),
+            )),
+            Some(Ok(Entry::Receipt(b))) if b == k.receipt => {
+                report.in_log += 1;
+                if r.status == ReceiptStatus::Accepted {
+                    report.accepted_in_log += 1;
+                }
+            }
+            Some(Ok(Entry::Receipt(_))) => report.failures.push(fail(
+                Some(seq),
+                format!(
+                    "log entry {seq} is another receipt (the log was rolled back or forked and \
+                     the position handed to another envelope)"
+                ),
+            )),
+            Some(_) => report.failures.push(fail(
+                Some(seq),
+                format!("log entry {seq} is not a receipt (the log was rolled back or forked)"),
+            )),
+        }
+    }
+    report
+}
+
+/// [`check_kept_receipts`] against the log in `log_dir` (C2SP tiles and `checkpoint`): the
+/// entries are read at the checkpoint's size and must hash to its root, and the checkpoint must
+/// be signed by the first instance key the log announces. Returns the verified checkpoint too.
+pub fn check_log_dir(
+    log_dir: &Path,
+    kept: &[KeptReceipt],
+) -> Result<(Checkpoint, KeptReport), Error> {
+    let (reader, note) = crate::open_log(log_dir)?;
+    let body_end = note
+        .find("\n\n")
+        .ok_or_else(|| Error::Input("the log's checkpoint is not a signed note".into()))?;
+    let claimed = Checkpoint::from_note_body(note.get(..=body_end).unwrap_or_default())?;
+    let entries = reader.at(claimed.size).read_all_entries()?;
+    check_entries_under(&entries, &note, &claimed.origin)
+        .map(|cp| (cp, check_kept_receipts(&entries, kept)))
+}
+
+/// The checkpoint `note` for `origin`, verified under the first instance key `entries`
+/// announce, with `entries` hashing to its root.
+pub fn check_entries_under(
+    entries: &[Vec<u8>],
+    note: &str,
+    origin: &str,
+) -> Result<Checkpoint, Error> {
+    let key = entries
+        .iter()
+        .find_map(|e| match entries::decode(e) {
+            Ok(Entry::KeyAnnouncement { bundle, .. }) => Some(bundle.ed25519),
+            _ => None,
+        })
+        .ok_or_else(|| Error::Input("the log announces no instance key".into()))?;
+    let cp = verify_checkpoint(note, origin, &key).map_err(|e| {
+        Error::Input(format!(
+            "the log's checkpoint is not signed by its instance key: {e}"
+        ))
+    })?;
+    let mut tree = MemoryTree::new();
+    for e in entries {
+        tree.append(leaf_hash(e))?;
+    }
+    if entries.len() as u64 != cp.size || tree.root() != cp.root {
+        return Err(Error::Input(format!(
+            "the log's entries ({}) do not hash to its checkpoint's root (size {})",
+            entries.len(),
+            cp.size
+        )));
+    }
+    Ok(cp)
+}

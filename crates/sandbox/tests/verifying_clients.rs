@@ -1,0 +1,135 @@
+//! Issue 11 part 2, verifying clients: the four scenarios hold with the figures their attacks
+//! leave, and `verify_enclave_on_chain` refuses each way an enclave can fail to be the one the
+//! chain trusts (not registered, another Ed25519 key or measurement, another policy, another
+//! program id).
+
+use alloy_primitives::B256;
+use sealbridge_client::verify::{VerifyError, verify_enclave_on_chain};
+use sealbridge_sandbox::{ChainSpec, ScenarioReport, World, WorldConfig, find, run};
+use serde_json::Value;
+
+fn scenario(name: &str) -> ScenarioReport {
+    let s = find(name).unwrap_or_else(|| panic!("no scenario {name}"));
+    let r = run(s, &ChainSpec::Embedded, &|line| {
+        eprintln!("[{name}] {line}")
+    });
+    assert!(r.held, "{name} did not hold: {:#}", r.evidence);
+    let checks = r.evidence["checks"].as_object().expect("checks");
+    assert!(checks.len() >= 4, "{name}: {checks:?}");
+    assert!(checks.values().all(|v| v == &Value::Bool(true)));
+    r
+}
+
+#[test]
+fn forged_receipts_are_refused_by_name() {
+    let e = scenario("forged-receipt").evidence;
+    assert_eq!(e["genuine"]["verdict"], "accepted", "{e:#}");
+    let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+    assert!(
+        text("another_envelope_receipt").contains("not the envelope sent"),
+        "{e:#}"
+    );
+    assert!(text("self_signed").contains("does not verify"), "{e:#}");
+    assert_eq!(e["edited_rejection"]["reason"], "program-rejected", "{e:#}");
+}
+
+#[test]
+fn forged_checkpoints_are_refused_though_the_old_client_took_them() {
+    let e = scenario("forged-checkpoint").evidence;
+    assert_eq!(e["made_up"]["old_client_would_accept"], true, "{e:#}");
+    assert_eq!(e["genuine_inclusion"], "accepted", "{e:#}");
+    assert!(
+        e["made_up"]["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("not signed by")
+    );
+}
+
+#[test]
+fn a_foreign_policy_enclave_is_registered_yet_refused() {
+    let e = scenario("foreign-policy-enclave").evidence;
+    assert_eq!(e["registered_and_active"], true, "{e:#}");
+    assert_eq!(e["same_measurement"], true, "{e:#}");
+    assert_ne!(e["chain_policy_hash"], e["foreign_policy_hash"]);
+    // The client that did not check had its obligation accepted where it cannot settle.
+    assert_eq!(
+        e["unverifying_client"]["accepted_by_foreign_enclave"], true,
+        "{e:#}"
+    );
+    assert!(
+        e["unverifying_client"]["settle_reverted_with"].is_string(),
+        "{e:#}"
+    );
+}
+
+#[test]
+fn a_rollback_is_caught_by_the_kept_receipts_and_the_kept_checkpoint() {
+    let e = scenario("host-rollback").evidence;
+    assert_eq!(e["dropped_sequence"], e["next_envelope_sequence"], "{e:#}");
+    assert_eq!(
+        e["rolled_back"]["missing"].as_array().unwrap().len(),
+        1,
+        "{e:#}"
+    );
+    assert_eq!(
+        e["rolled_back"]["missing"][0]["sequence"],
+        e["dropped_sequence"]
+    );
+    assert!(
+        e["honest_restart"]["missing"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(e["kept_checkpoint_vs_served"].is_string(), "{e:#}");
+}
+
+fn world(cfg: &WorldConfig) -> World<'static> {
+    World::build(&ChainSpec::Embedded, cfg, &|_| {}).unwrap()
+}
+
+#[test]
+fn an_enclave_the_chain_does_not_trust_is_refused() {
+    let w = world(&WorldConfig::default());
+    let tie = verify_enclave_on_chain(&w.sb, &w.description).unwrap();
+    assert_eq!(tie.address, w.description.key_bundle.address);
+    assert_eq!(tie.tokens, vec![w.token]);
+    let mut accounts: Vec<_> = w.participants.iter().map(|p| p.account).collect();
+    accounts.sort();
+    assert_eq!(tie.participants, accounts);
+
+    let refused = |edit: &dyn Fn(&mut sealbridge_enclave::boundary::Description)| {
+        let mut d = w.description.clone();
+        edit(&mut d);
+        verify_enclave_on_chain(&w.sb, &d).unwrap_err()
+    };
+    let e = refused(&|d| d.key_bundle.ed25519[0] ^= 1);
+    assert!(matches!(e, VerifyError::Ed25519Mismatch { .. }), "{e}");
+    let e = refused(&|d| d.measurement = B256::repeat_byte(7));
+    assert!(matches!(e, VerifyError::MeasurementMismatch { .. }), "{e}");
+    let e = refused(&|d| d.policy_hash = B256::repeat_byte(8));
+    assert!(matches!(e, VerifyError::PolicyHashMismatch { .. }), "{e}");
+    assert!(
+        e.to_string().contains("the chain's settlement holds"),
+        "{e}"
+    );
+    let e = refused(&|d| d.program_id = B256::repeat_byte(9));
+    assert!(matches!(e, VerifyError::ProgramIdMismatch { .. }), "{e}");
+    let e = refused(&|d| d.key_bundle.address = alloy_primitives::Address::repeat_byte(3));
+    assert!(matches!(e, VerifyError::EnclaveNotActive { .. }), "{e}");
+
+    // Not registered at all.
+    let w = world(&WorldConfig {
+        register: false,
+        deposit: 0,
+        ..WorldConfig::default()
+    });
+    let e = verify_enclave_on_chain(&w.sb, &w.description).unwrap_err();
+    assert!(matches!(e, VerifyError::EnclaveNotActive { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("is not active in the registry (NotRegistered)"),
+        "{e}"
+    );
+}
