@@ -17,8 +17,10 @@ mod governor_drain;
 mod host_rollback;
 mod oversized_statement;
 mod pay_outsider;
+mod power_loss_tiles;
 mod relayer_replay;
 mod stale_evidence;
+mod tile_path_escape;
 mod withdraw_after_accept;
 mod withdraw_then_pay;
 mod withhold_withdrawal;
@@ -40,6 +42,8 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &exit_hatch::ExitHatch,
         &relayer_replay::RelayerReplay,
         &withhold_withdrawal::WithholdWithdrawal,
+        &tile_path_escape::TilePathEscape,
+        &power_loss_tiles::PowerLossTiles,
         &forged_receipt::ForgedReceipt,
         &forged_checkpoint::ForgedCheckpoint,
         &foreign_policy_enclave::ForeignPolicyEnclave,
