@@ -830,10 +830,20 @@ impl<P: Program> Enclave<P> {
     /// Pending inputs below the policy's anonymity set are never cut, whoever asks (`None`),
     /// until the policy's maximum wait, if it has one, has passed (see [`Enclave::waiting`]).
     fn cut_batch(&mut self, force: bool) -> Result<Option<SignedStatement>, Error> {
+        self.cut_batch_at(force, false)
+    }
+
+    /// [`Enclave::cut_batch`]; `at_cap`: the effects cap forces the cut (see
+    /// [`Enclave::waiting_for`]).
+    fn cut_batch_at(
+        &mut self,
+        force: bool,
+        at_cap: bool,
+    ) -> Result<Option<SignedStatement>, Error> {
         if !force && self.batch_receipts.is_empty() && !self.program.has_pending() {
             return Ok(None);
         }
-        if self.waiting().is_some() {
+        if self.waiting_for(at_cap).is_some() {
             return Ok(None);
         }
         // Unlogged rejections counted so far are summarised before every statement, so the

@@ -14,6 +14,15 @@ impl<P: Program> Enclave<P> {
     /// Why the pending inputs cannot be cut now: `Some` exactly when inputs are pending, they
     /// are below the anonymity set and the policy's maximum wait (if any) has not passed.
     pub fn waiting(&self) -> Option<BatchWait> {
+        self.waiting_for(false)
+    }
+
+    /// [`Enclave::waiting`], for a cut the effects cap forces (`at_cap`): then the sender
+    /// minimum yields to the cap once the batch holds `min_batch_inputs` inputs. (Those are
+    /// then one sender's — or a few senders' — many payments to many payees, aggregated; a
+    /// policy that passes `validate` fits a minimal batch under the cap, so inputs alone never
+    /// fill it before the input minimum is met.)
+    pub(super) fn waiting_for(&self, at_cap: bool) -> Option<BatchWait> {
         let inputs = self.batch_receipts.len() as u64;
         if inputs == 0 {
             return None;
@@ -21,7 +30,7 @@ impl<P: Program> Enclave<P> {
         let senders = self.batch_senders.len() as u64;
         let min_inputs = u64::from(self.policy.min_batch_inputs);
         let min_senders = u64::from(self.policy.min_batch_senders);
-        if inputs >= min_inputs && senders >= min_senders {
+        if inputs >= min_inputs && (senders >= min_senders || at_cap) {
             return None;
         }
         let since = self.batch_since.unwrap_or(self.now);
@@ -55,11 +64,10 @@ impl<P: Program> Enclave<P> {
     }
 
     /// Whether `growth` more entries would take the pending batch over the effects cap while
-    /// it cannot be cut (below the anonymity set): then it can neither grow nor close. A policy
-    /// that passes [`crate::EnclavePolicy::validate`] fits a minimal batch under the cap, so
-    /// this takes many inputs from fewer senders than the set asks for.
+    /// it cannot be cut even so (fewer inputs than the set: granted exits filled it): then it
+    /// can neither grow nor close until more inputs arrive.
     pub(super) fn batch_full_below_set(&self, growth: u32) -> bool {
         self.program.pending_footprint().saturating_add(growth) > self.policy.effects_cap()
-            && self.waiting().is_some()
+            && self.waiting_for(true).is_some()
     }
 }

@@ -78,7 +78,7 @@ impl<P: Program> Enclave<P> {
         growth: u32,
     ) -> Result<Option<SignedStatement>, crate::Error> {
         if self.program.pending_footprint().saturating_add(growth) > self.policy.effects_cap() {
-            self.cut_batch(false)
+            self.cut_batch_at(false, true)
         } else {
             Ok(None)
         }
