@@ -90,6 +90,13 @@ pub struct NodeOptions {
     /// while the endpoint refuses the range or the result size).
     #[arg(long, env = "SEALBRIDGE_LOG_CHUNK_BLOCKS")]
     pub log_chunk_blocks: Option<u64>,
+    /// Submissions per second the gateway takes from one client (an IPv4 address or an IPv6
+    /// /64); beyond it 429 with Retry-After. 0: no limit.
+    #[arg(long, value_name = "PER_SEC", env = "SEALBRIDGE_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Submissions one client may send at once after being idle (at least 1).
+    #[arg(long, env = "SEALBRIDGE_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// Default data directory.
@@ -139,6 +146,8 @@ impl NodeOptions {
             verifiers: Vec::new(),
             key_file: None,
             log_chunk_blocks: Some(c.log_chunk_blocks),
+            rate_limit: Some(c.rate_limit_per_sec),
+            rate_limit_burst: Some(c.rate_limit_burst),
         }
     }
 
@@ -264,6 +273,15 @@ pub fn resolve(cli: &NodeOptions, file: Option<&NodeOptions>) -> anyhow::Result<
     }
     if let Some(v) = o.log_chunk_blocks {
         cfg.log_chunk_blocks = v.max(1);
+    }
+    if let Some(v) = o.rate_limit {
+        cfg.rate_limit_per_sec = v;
+    }
+    if let Some(v) = o.rate_limit_burst {
+        if v == 0 {
+            bail!("--rate-limit-burst must be at least 1");
+        }
+        cfg.rate_limit_burst = v;
     }
     let enclave = o.enclave.as_deref().unwrap_or("inproc");
     cfg.enclave = match enclave {
@@ -391,6 +409,21 @@ mod tests {
         let file = opts(serde_json::json!({ "batch_size": 3 }));
         let err = resolve(&NodeOptions::default(), Some(&file)).unwrap_err();
         assert!(err.to_string().contains("are --dev options"), "{err}");
+    }
+
+    #[test]
+    fn the_rate_limit_comes_from_the_file_and_zero_turns_it_off() {
+        let d = resolve(&NodeOptions::default(), None).unwrap().cfg;
+        assert!(d.rate_limit_per_sec > 0, "on by default");
+        let file = opts(serde_json::json!({ "rate_limit": 0, "rate_limit_burst": 7 }));
+        let r = resolve(&NodeOptions::default(), Some(&file)).unwrap().cfg;
+        assert_eq!((r.rate_limit_per_sec, r.rate_limit_burst), (0, 7));
+        let bad = opts(serde_json::json!({ "rate_limit_burst": 0 }));
+        let err = resolve(&bad, None).unwrap_err().to_string();
+        assert!(
+            err.contains("--rate-limit-burst must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]
