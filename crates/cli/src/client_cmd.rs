@@ -1,6 +1,12 @@
 //! `sealbridge client`, `sealbridge status` and `sealbridge load`: the node's HTTP API from the
 //! command line. Clients check the enclave's attestation against a policy before sealing.
 //!
+//! Clients verify what they rely on (issue 11): receipts under the attested key and against the
+//! bytes sent (kept with `--receipts DIR` for `sealbridge audit --receipts DIR`), inclusion
+//! proofs only against a checkpoint signed by that key, the enclave tied to the chain with
+//! `--chain URL` (registry key, policy hash, program id, tokens and participants read on chain),
+//! and `receipt --wait-final` until an on-chain anchor covers the receipt.
+//!
 //! Every command here prints lines for people by default and exactly one JSON object with
 //! `--json`; with `--json` a failure is `{"error": <code>, "message": <text>}` on stdout (as
 //! `sealbridge gov` does), and the exit code is non-zero either way.
@@ -54,6 +60,11 @@ pub struct ClientArgs {
     /// Print one JSON object (also for a failure: `{"error": code, "message": text}`).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Keep every verified receipt in this directory (one `<envelope id>.receipt` file each),
+    /// for `sealbridge audit --receipts DIR`: the defence against a host that rolls the log
+    /// back before it is anchored.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub receipts: Option<PathBuf>,
     #[command(subcommand)]
     pub command: ClientCommand,
 }
@@ -63,28 +74,86 @@ pub struct ClientArgs {
 pub enum ClientCommand {
     /// Fetch the enclave's evidence for a fresh challenge and appraise it.
     Attest,
-    /// Seal an obligation from a development participant and submit it.
-    Submit {
-        /// Sending participant (index).
-        #[arg(long)]
-        from: u32,
-        /// Receiving participant (index).
-        #[arg(long)]
-        to: u32,
-        /// Amount of the test token.
-        #[arg(long)]
-        amount: u128,
-    },
-    /// Fetch a receipt and check its inclusion proof.
+    /// Seal an obligation and submit it, from a development participant (`--from INDEX`) or
+    /// with the participant's own Ed25519 key (`--key-file FILE`); the receipt is verified
+    /// under the attested key before it is printed.
+    Submit(SubmitArgs),
+    /// Fetch a receipt and check it: its signature under the attested key, then its inclusion
+    /// proof against a checkpoint signed by that key ("verified" only then); with
+    /// `--wait-final`, wait until an on-chain statement anchors a log that holds it.
     Receipt {
         /// Envelope id (hex).
         envelope_id: String,
+        /// Wait until the chain anchors the receipt: the settlement contract's
+        /// (logSize, logRoot) covers it, with a consistency proof from that root to the signed
+        /// checkpoint the inclusion is shown against (proofs computed from the node's tiles).
+        #[arg(long)]
+        wait_final: bool,
+        /// The node's chain (JSON-RPC), for `--wait-final`.
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        chain: String,
+        /// Longest wait, in seconds, with `--wait-final`.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
     },
     /// Withdraw escrow through the enclave: send requestWithdrawal from the participant's
     /// account, wait for the enclave's decision (granted in full, in part or not at all, with a
     /// reason code), wait until the statement carrying the exit settled, claim it and print the
     /// tokens now in the wallet. A partial fill or a refusal exits 0.
     Withdraw(WithdrawArgs),
+}
+
+/// Arguments of `sealbridge client submit`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("sender").required(true).args(["from", "key_file"])))]
+pub struct SubmitArgs {
+    /// A development participant (index) sends. INSECURE: development keys are public.
+    #[arg(long)]
+    pub from: Option<u32>,
+    /// The participant's own Ed25519 envelope key: a file with its 32-byte seed in hex (64 hex
+    /// digits, as `sealbridge` key files are; mode 600). Never printed.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Receiving participant: a development participant's index, or an account (0x…).
+    #[arg(long)]
+    pub to: String,
+    /// Amount (base units of the token).
+    #[arg(long)]
+    pub amount: u128,
+    /// Token [default: the deployment's first token, from the chain with `--chain`].
+    #[arg(long)]
+    pub token: Option<alloy_primitives::Address>,
+    /// Tie the enclave to the chain before sealing (JSON-RPC URL of the node's chain): its key
+    /// active in the registry, its policy hash the settlement contract's, its program id
+    /// recomputed; the token and the recipient checked against the deployment's on chain.
+    /// Without it the enclave's policy is the node's word (a warning says so).
+    #[arg(long)]
+    pub chain: Option<String>,
+}
+
+/// An Ed25519 seed from a hex key file (32 bytes, 64 hex digits), zeroized after use; no error
+/// carries (part of) it.
+fn load_ed25519(
+    path: &std::path::Path,
+) -> anyhow::Result<sealbridge_seal::keys::Ed25519SigningKey> {
+    crate::common::warn_if_shared(path);
+    let bytes = zeroize::Zeroizing::new(
+        crate::common::read_file(path).with_context(|| format!("key file {}", path.display()))?,
+    );
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow::anyhow!("key file {}: not text", path.display()))?;
+    let raw = zeroize::Zeroizing::new(
+        hex::decode(text.trim().trim_start_matches("0x"))
+            .map_err(|_| anyhow::anyhow!("key file {}: not hex", path.display()))?,
+    );
+    let seed: zeroize::Zeroizing<[u8; 32]> =
+        zeroize::Zeroizing::new(raw.as_slice().try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "key file {}: not an Ed25519 seed (expected 32 bytes, 64 hex digits)",
+                path.display()
+            )
+        })?);
+    Ok(sealbridge_seal::keys::Ed25519SigningKey::from_seed(*seed))
 }
 
 /// Arguments of `sealbridge client withdraw`.
@@ -132,7 +201,10 @@ pub fn run(args: &ClientArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_client(args: &ClientArgs) -> anyhow::Result<ExitCode> {
-    let c = NodeClient::new(&args.node);
+    let mut c = NodeClient::new(&args.node);
+    if let Some(dir) = &args.receipts {
+        c = c.keep_receipts(dir);
+    }
     let mut rng = ChaCha20Rng::from_entropy();
     match &args.command {
         ClientCommand::Attest => {
@@ -158,54 +230,42 @@ fn run_client(args: &ClientArgs) -> anyhow::Result<ExitCode> {
                 println!("  settlement: {}", a.enclave.settlement);
             }
         }
-        ClientCommand::Submit { from, to, amount } => {
-            let a = c.attest(&args.policy.policy()?, unix_now(), &mut rng)?;
-            let n = participant_count(&a.enclave)?;
-            if *from >= n || *to >= n || from == to {
-                bail!("participants are 0..{n}, and from must differ from to");
-            }
-            let ps = participants(n);
-            let token = a
-                .enclave
-                .token
-                .parse()
-                .context("the node's token address")?;
-            let ob = Obligation {
-                to: ps[*to as usize].account,
-                token,
-                amount: *amount,
-            };
-            let env = a.seal(
-                &ps[*from as usize].key,
-                &ob.encode(),
-                unix_now(),
-                600,
-                &mut rng,
-            )?;
-            let answer = c.send(&env, 10)?;
-            if args.json {
-                println!("{}", answer.to_json());
-            } else {
-                print_submitted(&answer);
-            }
-            if answer.status() != 200 {
-                return Ok(ExitCode::from(1));
-            }
-        }
+        ClientCommand::Submit(sub) => return submit(&c, args, sub, &mut rng),
         ClientCommand::Withdraw(w) => return withdraw(&c, w, args.json),
-        ClientCommand::Receipt { envelope_id } => {
+        ClientCommand::Receipt {
+            envelope_id,
+            wait_final,
+            chain,
+            timeout,
+        } => {
             let mut id = [0u8; 32];
             hex::decode_to_slice(envelope_id.trim_start_matches("0x"), &mut id)
                 .context("an envelope id is 32 bytes of hex")?;
-            let (r, proof) = c.receipt_info(&id)?;
+            let a = c.attest(&args.policy.policy()?, unix_now(), &mut rng)?;
+            if *wait_final {
+                return receipt_final(&c, &a, &id, chain, *timeout, args.json);
+            }
+            let r = c.receipt_info_raw(&id)?;
+            let checked = c.verify_receipt_info(&id, &r);
+            let proof = match (&checked, &r.inclusion) {
+                (_, None) => None,
+                (Ok(_), Some(_)) => Some(true),
+                (Err(_), Some(_)) => Some(false),
+            };
+            let why = checked.as_ref().err().map(ToString::to_string);
             if args.json {
                 let mut v = serde_json::to_value(&r)?;
+                v["verified"] = json!(checked.is_ok());
                 v["inclusion_verified"] = json!(proof);
+                v["not_verified"] = json!(why);
                 println!("{v}");
             } else {
                 print_receipt(&r, proof);
+                if let Some(why) = &why {
+                    println!("  NOT VERIFIED: {why}");
+                }
             }
-            if proof == Some(false) {
+            if checked.is_err() {
                 return Ok(ExitCode::from(1));
             }
         }
@@ -252,11 +312,179 @@ fn print_receipt(r: &ReceiptInfo, proof: Option<bool>) {
     println!(
         "  inclusion proof: {}",
         match proof {
-            Some(true) => "verified",
+            Some(true) => "verified (checkpoint signed by the attested enclave key)",
             Some(false) => "DOES NOT VERIFY",
             None => "not yet (no checkpoint covers it)",
         }
     );
+}
+
+/// `sealbridge client submit`.
+fn submit(
+    c: &NodeClient,
+    args: &ClientArgs,
+    sub: &SubmitArgs,
+    rng: &mut ChaCha20Rng,
+) -> anyhow::Result<ExitCode> {
+    let a = c.attest(&args.policy.policy()?, unix_now(), rng)?;
+    let tie = match &sub.chain {
+        Some(url) => Some(tie_to_chain(&a, url)?),
+        None => {
+            eprintln!(
+                "warning: the enclave is not tied to the chain (pass --chain URL): its policy, \
+                 program id and token are the node's word"
+            );
+            None
+        }
+    };
+    let dev = |what: &str| -> anyhow::Result<u32> {
+        participant_count(&a.enclave)
+            .with_context(|| format!("{what} names a development participant"))
+    };
+    let key = match (sub.from, &sub.key_file) {
+        (Some(i), None) => {
+            let n = dev("--from")?;
+            if i >= n {
+                bail!("--from: the development participants are 0..{n}, not {i}");
+            }
+            participants(n).swap_remove(i as usize).key
+        }
+        (None, Some(path)) => load_ed25519(path)?,
+        _ => bail!("pass either --from INDEX or --key-file FILE"),
+    };
+    let to: alloy_primitives::Address = match sub.to.parse::<u32>() {
+        Ok(j) => {
+            let n = dev("--to")?;
+            if j >= n || Some(j) == sub.from {
+                bail!("participants are 0..{n}, and from must differ from to");
+            }
+            participants(n)[j as usize].account
+        }
+        Err(_) => sub.to.parse().with_context(|| {
+            format!(
+                "--to {}: neither a participant index nor an account",
+                sub.to
+            )
+        })?,
+    };
+    let token = match (sub.token, &tie) {
+        (Some(t), _) => t,
+        (None, Some(t)) => *t
+            .tokens
+            .first()
+            .context("the deployment on chain lists no token")?,
+        (None, None) => a
+            .enclave
+            .token
+            .parse()
+            .context("the node's token address")?,
+    };
+    if let Some(t) = &tie {
+        if !t.tokens.contains(&token) {
+            bail!("token {token} is not one of the deployment's on chain");
+        }
+        if !t.participants.contains(&to) {
+            bail!("{to} is not a participant of the deployment on chain");
+        }
+    }
+    let ob = Obligation {
+        to,
+        token,
+        amount: sub.amount,
+    };
+    let env = a.seal(&key, &ob.encode(), unix_now(), 600, rng)?;
+    let answer = c.send(&env, 10)?;
+    if args.json {
+        println!("{}", answer.to_json());
+    } else {
+        print_submitted(&answer);
+        if matches!(answer, Submitted::Receipt(_)) {
+            println!("  receipt: verified under the attested enclave key");
+        }
+        if let Some(dir) = &args.receipts {
+            println!("  kept in: {}", dir.display());
+        }
+    }
+    Ok(if answer.status() == 200 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The node's chain at `url`, with the attested enclave tied to it.
+fn tie_to_chain(
+    a: &sealbridge_client::Attested,
+    url: &str,
+) -> anyhow::Result<sealbridge_client::verify::ChainTie> {
+    let sb = connect_chain(a, url)?;
+    Ok(
+        sealbridge_client::verify::verify_enclave_on_chain(&sb, &a.description())
+            .map_err(ClientError::from)?,
+    )
+}
+
+fn connect_chain(
+    a: &sealbridge_client::Attested,
+    url: &str,
+) -> anyhow::Result<sealbridge_chain::Sealbridge<sealbridge_chain::rpc::RpcChain>> {
+    let shown = crate::endpoint::endpoint(url);
+    let rpc = sealbridge_chain::rpc::RpcChain::connect(url).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach the chain at {shown} ({e}): pass the node's chain with --chain URL (a \
+             node on its embedded chain cannot be reached by clients)"
+        )
+    })?;
+    attach_node_chain(rpc, url, &a.info, alloy_primitives::Address::ZERO)
+}
+
+/// `sealbridge client receipt --wait-final`.
+fn receipt_final(
+    c: &NodeClient,
+    a: &sealbridge_client::Attested,
+    id: &[u8; 32],
+    chain: &str,
+    timeout: u64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut sb = connect_chain(a, chain)?;
+    let tie = sealbridge_client::verify::verify_enclave_on_chain(&sb, &a.description())
+        .map_err(ClientError::from)?;
+    if !json {
+        println!(
+            "enclave {} tied to the chain (policy {}); waiting for an anchor",
+            tie.address, tie.policy_hash
+        );
+    }
+    let f = sealbridge_client::tiles::wait_final(
+        c,
+        &mut sb,
+        id,
+        std::time::Duration::from_secs(timeout),
+        |_| {},
+    )?;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "envelope_id": hex::encode(id),
+                "final": true,
+                "sequence": f.receipt.sequence,
+                "accepted": f.receipt.status == sealbridge_seal::receipt::ReceiptStatus::Accepted,
+                "checkpoint_size": f.checkpoint.size,
+                "anchor_size": f.anchor_size,
+                "anchor_root": hex::encode(f.anchor_root.0),
+                "statement_sequence": f.statement_sequence,
+            })
+        );
+    } else {
+        println!(
+            "final: log entry {} is in the checkpoint of {} entries (signed by the attested key), \
+             and the chain's anchor after statement {} ({} entries) is a prefix of it",
+            f.receipt.sequence, f.checkpoint.size, f.statement_sequence, f.anchor_size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The development participants the node's setup funded (its program's `participants`).

@@ -31,6 +31,11 @@ pub struct AuditArgs {
     /// Recorded chain data (default `DIR/chain.json`).
     #[arg(long)]
     pub chain: Option<PathBuf>,
+    /// A client's kept receipts (what `sealbridge client --receipts DIR` keeps): each must be
+    /// in the log at its sequence, byte for byte (unlogged rejections are skipped). A host that
+    /// rolled the enclave back below a receipt it handed out fails here.
+    #[arg(long, value_name = "DIR")]
+    pub receipts: Option<PathBuf>,
     /// Print one JSON object (each check's status and first failure).
     #[arg(long)]
     pub json: bool,
@@ -72,8 +77,46 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         attestations: &attestations,
         published_receipts: receipts.as_deref(),
     })?;
-    print(&report, args.json)?;
-    Ok(exit(&report))
+    let Some(dir) = &args.receipts else {
+        print(&report, args.json)?;
+        return Ok(exit(&report));
+    };
+    let kept = sealbridge_audit::read_kept_receipts(dir)?;
+    let (_, k) = sealbridge_audit::kept::check_log_dir(&log_dir, &kept)
+        .with_context(|| format!("checking the kept receipts in {}", dir.display()))?;
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["kept_receipts"] = serde_json::to_value(&k)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", report.to_human());
+        print_kept(&k);
+    }
+    Ok(if report.ok && k.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The kept receipts' check, for people.
+pub fn print_kept(k: &sealbridge_audit::KeptReport) {
+    println!(
+        "kept receipts: {} checked against a log of {} entries: {} in the log ({} accepted), {} \
+         unlogged rejections skipped, {} NOT in the log",
+        k.checked,
+        k.log_size,
+        k.in_log,
+        k.accepted_in_log,
+        k.unlogged,
+        k.failures.len()
+    );
+    for f in &k.failures {
+        match f.sequence {
+            Some(s) => println!("  FAIL {} (sequence {s}): {}", f.name, f.why),
+            None => println!("  FAIL {}: {}", f.name, f.why),
+        }
+    }
 }
 
 /// Print a report, human or JSON.
