@@ -24,8 +24,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use auditor::{AuditInput, PublishedReceipt, audit, read_published_receipts};
-pub use kept::{KeptReceipt, KeptReport, check_kept_receipts, read_kept_receipts};
 pub use chain::{BlockTimes, ChainRecord, Contracts, RecordedChain, TimedChain};
+pub use kept::{KeptReceipt, KeptReport, check_kept_receipts, read_kept_receipts};
 pub use published::{Attestations, PolicySchedule, PublishedEvidence};
 pub use report::{CHECKS, CheckResult, Report, Status, Summary};
 
