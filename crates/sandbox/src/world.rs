@@ -72,6 +72,9 @@ pub struct WorldConfig {
     pub register: bool,
     /// Seed of the participants' keys, the clients' and the enclave's randomness.
     pub seed: u64,
+    /// Adjusts the enclave policy before deployment (anonymity set, clock step, quota, …):
+    /// `None` keeps [`EnclavePolicy::new`]'s.
+    pub policy: Option<fn(EnclavePolicy) -> EnclavePolicy>,
 }
 
 impl Default for WorldConfig {
@@ -86,6 +89,7 @@ impl Default for WorldConfig {
             governance: Governance::Eoa,
             register: true,
             seed: 9,
+            policy: None,
         }
     }
 }
@@ -245,6 +249,9 @@ impl<'p> World<'p> {
         );
         if let Some(cap) = cfg.max_effects_per_statement {
             policy.max_effects_per_statement = cap;
+        }
+        if let Some(adjust) = cfg.policy {
+            policy = adjust(policy);
         }
         let verifiers = registration::dev_verifiers(3);
         let now = chain.block_timestamp()?;
@@ -491,9 +498,18 @@ impl<'p> World<'p> {
     pub fn advance_time(&mut self, secs: u64) -> Result<(), SandboxError> {
         self.sb.chain_mut().advance_time(secs)?;
         let now = self.now()?;
-        match self.enclave.handle(Request::Tick { now }) {
-            Response::Ticked { .. } => {}
-            other => return Err(SandboxError::Enclave(format!("Tick: {other:?}"))),
+        // The enclave's clock may step at most `max_clock_step_secs` per request (issue 11):
+        // an honest host walks it to the chain's time.
+        let step = self.policy.max_clock_step_secs.max(1);
+        loop {
+            let at = now.min(self.enclave.enclave_time().saturating_add(step));
+            match self.enclave.handle(Request::Tick { now: at }) {
+                Response::Ticked { .. } => {}
+                other => return Err(SandboxError::Enclave(format!("Tick: {other:?}"))),
+            }
+            if at >= now {
+                break;
+            }
         }
         self.description = match self.enclave.handle(Request::Describe) {
             Response::Description(d) => *d,

@@ -14,12 +14,18 @@ mod forged_receipt;
 mod foreign_token_deposit;
 mod front_run_registration;
 mod governor_drain;
+mod host_cut_batch_of_one;
 mod host_rollback;
+mod lone_obligation;
+mod log_spam;
 mod oversized_statement;
 mod pay_outsider;
 mod power_loss_tiles;
 mod relayer_replay;
+mod replay_set_flood;
 mod stale_evidence;
+mod tick_max;
+mod time_jump;
 mod tile_path_escape;
 mod withdraw_after_accept;
 mod withdraw_then_pay;
@@ -48,6 +54,12 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &forged_checkpoint::ForgedCheckpoint,
         &foreign_policy_enclave::ForeignPolicyEnclave,
         &host_rollback::HostRollback,
+        &lone_obligation::LoneObligation,
+        &host_cut_batch_of_one::HostCutBatchOfOne,
+        &time_jump::TimeJump,
+        &tick_max::TickMax,
+        &replay_set_flood::ReplaySetFlood,
+        &log_spam::LogSpam,
     ]
 }
 
