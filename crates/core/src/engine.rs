@@ -56,6 +56,9 @@ pub struct SnapshotStats {
 pub type SubmitReply = Result<(StoredEnvelope, bool), CoreError>;
 
 /// A request to the core.
+// `Call` carries a whole `Request` (its `Boot`/`Restore` a policy): boxing it would change every
+// sender for no gain, since commands are moved once through the channel.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Cmd {
     /// A client's envelope.
