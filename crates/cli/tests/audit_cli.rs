@@ -396,3 +396,79 @@ fn receipt_proof_round_trip_and_tamper() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not below the checkpoint"));
 }
+
+/// The export's receipts as a client keeps them (`<name>.receipt`, the COSE bytes).
+fn kept_dir(dir: &Path, to: &Path) -> usize {
+    std::fs::create_dir_all(to).unwrap();
+    let text = std::fs::read_to_string(dir.join("receipts.jsonl")).unwrap();
+    let mut n = 0;
+    for (i, l) in text.lines().enumerate() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let bytes = hex::decode(v["receipt"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+        std::fs::write(to.join(format!("{i:04}.receipt")), bytes).unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn kept_receipts_are_checked_against_the_log() {
+    let (t, dir) = copy();
+    let kept = t.path().join("kept");
+    let n = kept_dir(&dir, &kept);
+    assert!(n > 10);
+    let k = kept.to_str().unwrap();
+    let (r, out) = audit_json(&dir, &["--receipts", k]);
+    assert!(out.status.success(), "{r:#}");
+    assert_eq!(r["kept_receipts"]["checked"], n as u64, "{r:#}");
+    // Unlogged rejections (sequence u64::MAX) are skipped; every other receipt is in the log.
+    let in_log = r["kept_receipts"]["in_log"].as_u64().unwrap();
+    let unlogged = r["kept_receipts"]["unlogged"].as_u64().unwrap();
+    assert_eq!(in_log + unlogged, n as u64, "{r:#}");
+    assert!(in_log > 10, "{r:#}");
+    assert!(
+        r["kept_receipts"]["failures"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let human = sealbridge()
+        .args(["audit", "--dir"])
+        .arg(&dir)
+        .args(["--receipts", k])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(human.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("kept receipts: {n} checked")),
+        "{text}"
+    );
+
+    // A receipt the log does not hold (its signature broken: no key the log announces signed
+    // it): exit 1, named.
+    let first = kept.join("0000.receipt");
+    let mut bytes = std::fs::read(&first).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&first, bytes).unwrap();
+    let (r, out) = audit_json(&dir, &["--receipts", k]);
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    let f = &r["kept_receipts"]["failures"];
+    assert_eq!(f.as_array().unwrap().len(), 1, "{r:#}");
+    assert_eq!(f[0]["name"], "0000.receipt");
+    assert!(
+        f[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("not signed by any enclave key")
+    );
+
+    // No such directory: exit 2.
+    let gone = t.path().join("no-such-dir");
+    assert_exit_2(
+        &["audit", "--receipts", gone.to_str().unwrap(), "--dir"],
+        Some(&dir),
+        "no-such-dir",
+    );
+}
