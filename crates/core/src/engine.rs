@@ -202,6 +202,8 @@ pub struct Core {
     records_since_snapshot: u64,
     snapshot_chunk_bytes: u32,
     final_snapshot: bool,
+    /// Host time (unix seconds): the system clock unless a test moves it ([`Core::set_clock`]).
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
 }
 
 impl std::fmt::Debug for Core {
@@ -264,7 +266,14 @@ impl Core {
             records_since_snapshot: 0,
             snapshot_chunk_bytes: DEFAULT_CHUNK_BYTES,
             final_snapshot: false,
+            clock: Arc::new(unix_now),
         })
+    }
+
+    /// Take host time from `clock` instead of the system clock (tests: a host whose clock
+    /// jumps).
+    pub fn set_clock(&mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) {
+        self.clock = Arc::new(clock);
     }
 
     /// On a clean stop ([`Core::run`] returning because every sender is gone), cut the open
@@ -329,7 +338,7 @@ impl Core {
             self.expect_ack(Request::Boot {
                 policy: self.policy.clone(),
                 target: self.target,
-                now: unix_now(),
+                now: (self.clock)(),
             })?;
             self.drain_log_into_tiles()?;
             self.snapshot_now()?;
@@ -805,7 +814,7 @@ impl Core {
         if let Some(prev) = self.store.envelope(&id)?.filter(|p| p.accepted) {
             return Ok((prev, true));
         }
-        let now = unix_now();
+        let now = (self.clock)();
         let outcome = match self.journaled_timed(Request::Submit { envelope, now }, g)? {
             Response::Submitted(o) => *o,
             Response::Error(e @ BoundaryError::ClockStep { .. }) => {
@@ -1113,7 +1122,7 @@ impl Core {
         if self.pending_since_cut > 0 {
             // The enclave snapshots no open batch.
             let mut g = Group::default();
-            self.cut(&mut g, unix_now());
+            self.cut(&mut g, (self.clock)());
             self.finish(g)?;
         }
         if self.records_since_snapshot == 0 {
@@ -1140,7 +1149,7 @@ impl Core {
     }
 
     fn housekeeping(&mut self, g: &mut Group) {
-        let now = unix_now();
+        let now = (self.clock)();
         if self.last_tick.elapsed() >= self.cfg.tick_every {
             self.last_tick = Instant::now();
             match self.journaled_timed(Request::Tick { now }, g) {
