@@ -255,6 +255,8 @@ fn gas_at(batch_size: u32, participants: u32, obligations: u32) -> anyhow::Resul
             &obligations.to_string(),
             "--batch-size",
             &batch_size.to_string(),
+            // Gas per input of full batches only: no lone input flushed alone.
+            "--no-lone-input",
         ])
         .output()
         .context("running sealbridge demo")?;

@@ -403,6 +403,11 @@ pub(super) fn check_published(
 ) -> Result<(), Error> {
     for r in list {
         let seq = r.sequence;
+        // An unlogged rejection (issue 11) has no entry of its own: it is counted in a
+        // rejection summary.
+        if seq == sealbridge_seal::receipt::UNLOGGED_SEQUENCE {
+            continue;
+        }
         let entry = view.entries.get(usize::try_from(seq).unwrap_or(usize::MAX));
         let same = entry
             .is_some_and(|e| matches!(entries::decode(e), Ok(Entry::Receipt(b)) if b == r.receipt));

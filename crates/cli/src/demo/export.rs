@@ -131,6 +131,7 @@ pub fn write(
             "receipt": hex::encode(&r.receipt),
             "envelope_id": r.envelope_id,
             "sequence": r.sequence,
+            "logged": r.logged,
             "status": if r.rejected.is_none() { "accepted" } else { "rejected" },
             "reason": r.rejected.map(|c| c.as_str()),
         });

@@ -8,6 +8,7 @@
 //! needed. Deployment, registration and the host's event forwarding are
 //! `sealbridge-sandbox`'s, shared with `sealbridge sandbox`.
 
+mod anonymity;
 mod bad;
 pub(crate) mod client;
 mod exits;
@@ -68,7 +69,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 3)]
     pub exits: u32,
     /// Accepted inputs per batch.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = sealbridge_enclave::policy::DEV_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
     /// Seed of the clients' randomness (participants, obligations); the enclave uses OS randomness.
     #[arg(long, default_value_t = 7)]
@@ -80,6 +81,10 @@ pub struct DemoArgs {
     /// Print one JSON object instead of human output.
     #[arg(long)]
     pub json: bool,
+    /// Skip showing a lone input that waits for the anonymity set and is flushed after the
+    /// policy's 2 s (`sealbridge bench` measures gas of full batches only).
+    #[arg(long)]
+    pub no_lone_input: bool,
 }
 
 /// The embedded chain, remembering block timestamps for the auditor.
@@ -249,6 +254,7 @@ fn audit_public_data(d: &Setup, run: &Run, out: &Reporter) -> anyhow::Result<Aud
     let published: Vec<PublishedReceipt> = run
         .receipts
         .iter()
+        .filter(|r| r.logged)
         .map(|r| PublishedReceipt {
             sequence: r.sequence,
             receipt: r.receipt.clone(),
@@ -333,6 +339,7 @@ fn report(
         audit_failed: audit.failed().iter().map(|s| s.to_string()).collect(),
         audit_checks: audit.checks.len() as u64,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        anonymity: run.anonymity,
     }
 }
 
@@ -364,13 +371,15 @@ fn setup(args: &DemoArgs, out: &Reporter, rng: &mut ChaCha20Rng) -> anyhow::Resu
     let participants: Vec<Participant> = (0..args.participants)
         .map(|_| Participant::generate(&mut *rng))
         .collect();
+    // The development anonymity set (2 inputs from 2 senders, flushed after 2 s).
     let policy = EnclavePolicy::new(
         NettingConfig {
             participants: participants.iter().map(Participant::netting).collect(),
             tokens: vec![token],
         },
         args.batch_size,
-    );
+    )
+    .with_dev_anonymity_set();
     let verifiers: Vec<SigningKey> = (0..3).map(|_| SigningKey::random(&mut *rng)).collect();
     let now = chain.block_timestamp()?;
     // The simulated TEE is refused on chain unless the deployment opts in, as here.

@@ -58,6 +58,31 @@ pub struct DemoReport {
     /// Number of audit checks run.
     pub audit_checks: u64,
     pub elapsed_ms: u64,
+    /// A lone input waited for the anonymity set, then the policy's wait flushed it.
+    pub anonymity: AnonymityReport,
+}
+
+/// The anonymity set in the demo: a lone input waits (the host's cut refused), then is
+/// flushed after the development policy's maximum wait.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AnonymityReport {
+    /// The host's cut was refused and the status said why.
+    pub waited: bool,
+    /// What the status said.
+    pub reason: String,
+    /// The policy's maximum wait.
+    pub flushed_after_secs: u64,
+    /// Inputs in the flushed statement.
+    pub flushed_inputs: u32,
+    /// Not shown (`--no-lone-input`).
+    pub skipped: bool,
+}
+
+impl AnonymityReport {
+    /// Waited, then flushed alone (or not shown: `--no-lone-input`).
+    pub fn ok(&self) -> bool {
+        self.skipped || (self.waited && self.flushed_inputs == 1)
+    }
 }
 
 impl DemoReport {
@@ -72,6 +97,7 @@ impl DemoReport {
             && self.exits.ok()
             && self.hatch.never_needed()
             && self.audit_ok
+            && self.anonymity.ok()
     }
 }
 
@@ -167,6 +193,14 @@ impl Reporter {
             "[{}] re-submitted statement recognised as already settled",
             mark(r.resubmitted_already_settled)
         );
+        if !r.anonymity.skipped {
+            println!(
+                "[{}] a lone input waited ({}), then was flushed after {} s",
+                mark(r.anonymity.ok()),
+                r.anonymity.reason,
+                r.anonymity.flushed_after_secs
+            );
+        }
         println!(
             "[{}] every granted exit settled and was claimed into its owner's wallet ({} claimants)",
             mark(r.exits.ok()),

@@ -36,6 +36,8 @@ pub(super) struct Run {
     pub decisions: Vec<ExitDecision>,
     pub exits: ExitsReport,
     pub settle_gas: SettleGas,
+    /// The lone input that waited for the anonymity set, then was flushed.
+    pub anonymity: super::report::AnonymityReport,
 }
 
 /// Clients submit and withdraw, slot by slot.
@@ -52,6 +54,11 @@ pub(super) fn run_schedule(
         args.obligations, args.bad, args.exits
     ));
     let mut run = Run::default();
+    if args.no_lone_input {
+        run.anonymity.skipped = true;
+    } else {
+        super::anonymity::lone_input(d, &mut run, &addressing, out, rng)?;
+    }
     let progress = out.progress(schedule.len() as u64, "steps");
     for slot in schedule {
         let now = d.sb.chain().block_timestamp()?;
@@ -98,7 +105,7 @@ fn withdraw(
 /// `from` submits a good obligation or a deliberately bad envelope to another participant;
 /// the outcome must be the expected one, and any batch it closed is settled. `false`: the
 /// slot was skipped (a replay before anything was accepted).
-fn submit(
+pub(super) fn submit(
     d: &mut Setup,
     run: &mut Run,
     addressing: &Addressing,
