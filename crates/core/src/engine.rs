@@ -145,8 +145,11 @@ pub const MAX_CLOCK_STEPS: u64 = 256;
 /// What the cut trigger remembers between groups ([`Core::cut_due`]).
 #[derive(Debug, Default, Clone, Copy)]
 struct Pacing {
-    /// The settlement opportunity last acted on.
+    /// The settlement opportunity last cut for.
     opportunity: u64,
+    /// The settlement opportunity last seen by the trigger (published after the group's commit
+    /// as `NodeState::settle_opportunity_served`).
+    served: u64,
     /// The enclave's last refusal to cut (anonymity set), if nothing was cut since.
     refused: Option<Refused>,
 }
@@ -1102,6 +1105,11 @@ impl Core {
                 self.housekeeping(&mut g);
             }
             self.finish(g)?;
+            // After the commit: a statement cut for this opportunity is in the store now.
+            self.metrics
+                .state
+                .settle_opportunity_served
+                .store(self.pacing.served, Relaxed);
         }
     }
 
@@ -1164,10 +1172,12 @@ impl Core {
                 Err(e) => tracing::warn!(error = %e, "tick failed"),
             }
         }
+        let opportunity = self.metrics.state.settle_opportunity.load(Relaxed);
         if self.cut_due(now) {
-            self.pacing.opportunity = self.metrics.state.settle_opportunity.load(Relaxed);
+            self.pacing.opportunity = opportunity;
             self.cut(g, now);
         }
+        self.pacing.served = opportunity;
     }
 
     /// Whether to ask the enclave to cut the open batch now (`now`: host time, as sent with

@@ -34,6 +34,10 @@ pub struct NodeState {
     /// The core cuts the open batch at most once per opportunity, carrying everything
     /// accepted since the last cut (`engine::Core::cut_due`).
     pub settle_opportunity: AtomicU64,
+    /// The last settlement opportunity the core has acted on (cut the open batch and committed
+    /// the statement, or found no cut due): the relayer waits for it before it looks for the
+    /// statement, without a request on the core's queue.
+    pub settle_opportunity_served: AtomicU64,
     /// State root settled on chain (as the relayer last read it).
     pub chain_root: Mutex<alloy_primitives::B256>,
     /// State root after [`NodeState::final_sequence`].

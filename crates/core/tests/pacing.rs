@@ -75,8 +75,8 @@ fn start(dir: &Path, policy: EnclavePolicy, paced: bool) -> Node {
         metrics.clone(),
         Arc::new(Shared::default()),
         CoreConfig {
-            // No least time between cuts: only the trigger under test decides.
-            batch_interval: Duration::ZERO,
+            // (Almost) no least time between cuts: only the trigger under test decides.
+            batch_interval: Duration::from_millis(1),
             snapshot_every: 1_000_000,
             tick_every: Duration::from_secs(3600),
         },
@@ -112,11 +112,19 @@ impl Node {
         }
     }
 
-    /// What the relayer does when it has nothing left to send (offer an opportunity, wait for
-    /// a reply), then the status after it.
+    /// What the relayer does when it has nothing left to send: offer an opportunity and wait
+    /// until the core has acted on it (no request on its queue); then the status.
     fn opportunity(&self) -> EnclaveStatus {
-        self.metrics.state.settle_opportunity.fetch_add(1, Relaxed);
-        self.status();
+        let state = &self.metrics.state;
+        let k = state.settle_opportunity.fetch_add(1, Relaxed) + 1;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state.settle_opportunity_served.load(Relaxed) < k {
+            assert!(
+                Instant::now() < deadline,
+                "the core never acted on opportunity {k}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.status()
     }
 

@@ -483,8 +483,9 @@ pub fn round<C: Chain>(
     if ready.is_empty() {
         // The chain can take a statement and none is waiting: a settlement opportunity. The
         // core cuts the open batch for it before it answers.
-        offer_opportunity(core, metrics)?;
-        ready = next_statements(chain, store, core, metrics, last)?;
+        if offer_opportunity(metrics) {
+            ready = next_statements(chain, store, core, metrics, last)?;
+        }
     }
     if ready.is_empty() {
         // Nothing left to send: an error about sending is over.
@@ -499,24 +500,30 @@ pub fn round<C: Chain>(
 /// chain takes them.
 pub const MAX_STATEMENTS_PER_ROUND: u64 = 32;
 
+/// Longest wait for the core to act on a settlement opportunity ([`offer_opportunity`]); the
+/// core looks at least every 200 ms, and at once after each group it serves under load.
+pub const OPPORTUNITY_WAIT: Duration = Duration::from_secs(1);
+
 /// A settlement opportunity: the relayer has nothing left to send, so the chain can take the
 /// next statement now. Raises
 /// [`NodeState::settle_opportunity`](sealbridge_core::health::NodeState::settle_opportunity)
-/// and waits until the core has served a request after it: by then the core has cut the open
-/// batch if it was due (the cut is committed before any reply of its group), so the statement
-/// is in the store for this round to send. The core cuts at most once per opportunity, so
-/// settlement keeps pace with ingest: one statement per block carrying everything accepted
-/// since the last.
-fn offer_opportunity(core: &SyncSender<Cmd>, metrics: &Metrics) -> Result<(), RelayerError> {
-    metrics.state.settle_opportunity.fetch_add(1, Relaxed);
-    let (reply, rx) = tokio::sync::oneshot::channel();
-    core.send(Cmd::Call {
-        request: sealbridge_enclave::boundary::Request::Status,
-        reply,
-    })
-    .map_err(|_| RelayerError::Stopped)?;
-    rx.blocking_recv().map_err(|_| RelayerError::Stopped)??;
-    Ok(())
+/// and waits (at most [`OPPORTUNITY_WAIT`]) until the core has acted on it
+/// (`settle_opportunity_served`, published after the commit): by then the core has cut the
+/// open batch if a cut was due, so the statement is in the store for this round to send. The
+/// core cuts at most once per opportunity, so settlement keeps pace with ingest: one statement
+/// per block carrying everything accepted since the last. Nothing is put on the core's queue
+/// (the gateway's submissions share it). `true` if the core acted in time.
+fn offer_opportunity(metrics: &Metrics) -> bool {
+    let state = &metrics.state;
+    let k = state.settle_opportunity.fetch_add(1, Relaxed) + 1;
+    let until = Instant::now() + OPPORTUNITY_WAIT;
+    while state.settle_opportunity_served.load(Relaxed) < k {
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
 }
 
 /// Step 1: the deposit scan, unless it is backing off after a failure. A deposit that a reorg
