@@ -212,10 +212,18 @@ mod tests {
             "exit-hatch",
             "relayer-replay",
             "withhold-withdrawal",
+            "tile-path-escape",
+            "power-loss-tiles",
             "forged-receipt",
             "forged-checkpoint",
             "foreign-policy-enclave",
             "host-rollback",
+            "lone-obligation",
+            "host-cut-batch-of-one",
+            "time-jump",
+            "tick-max",
+            "replay-set-flood",
+            "log-spam",
         ];
         assert_eq!(names, want);
         for s in scenarios() {
