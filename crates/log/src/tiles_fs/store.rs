@@ -166,6 +166,10 @@ impl TileStore {
         let mut u = self.unsynced.borrow_mut();
         if file {
             u.files.insert(path.to_path_buf());
+        } else {
+            // Removed (a partial tile whose full tile exists): nothing of it to flush but its
+            // directory's entry, so the set stays bounded by the files that exist.
+            u.files.remove(path);
         }
         let root = &self.tiles.root;
         let mut dir = path.parent();
