@@ -158,6 +158,7 @@ def run_one(exe, block_time, args, keep):
         # transactions from /v1/settlements), each transaction's gasUsed from its receipt, over
         # the inputs those statements carry.
         gas, txs, settled, statements, seen = 0, 0, 0, 0, set()
+        per_statement = []
         nxt = 1
         while True:
             page = get_json(f"{node}/v1/settlements?from={nxt}&limit=1000")["statements"]
@@ -174,8 +175,11 @@ def run_one(exe, block_time, args, keep):
                 seen.add(st["tx_hash"])
                 rc = rpc(chain, "eth_getTransactionReceipt", [st["tx_hash"]])
                 if rc:
-                    gas += int(rc["gasUsed"], 16)
+                    used = int(rc["gasUsed"], 16)
+                    gas += used
                     txs += 1
+                    per_statement.append({"sequence": st["sequence"], "inputs": st["input_count"],
+                                          "gas": used, "block": st["block_number"]})
         during = [s for s in samples if load_start is not None and s["block"] >= load_start]
         max_backlog = max((s["pending_inputs"] for s in during), default=0)
         return {
@@ -198,6 +202,12 @@ def run_one(exe, block_time, args, keep):
             "settle_gas": gas,
             "settled_inputs": settled,
             "gas_per_settled_input": round(gas / settled, 2) if settled else None,
+            # Without the run's first and last statement (ramp-up and drain: a statement costs
+            # about the same whatever it carries): what a sustained load pays.
+            "gas_per_input_sustained": (lambda mid: round(sum(x["gas"] for x in mid) / max(
+                1, sum(x["inputs"] for x in mid)), 2) if len(mid) else None)(
+                [x for x in per_statement if x["inputs"] > 0][1:-1]),
+            "statements": per_statement,
             "final_status": {k: status[k] for k in ("accepted", "settled_inputs", "pending_inputs",
                                                      "last_signed_sequence",
                                                      "last_settled_sequence")},
@@ -247,7 +257,8 @@ def main():
             print(f"{r['block_time_s']:>3} s blocks: max backlog {r['max_backlog_blocks']} blocks' "
                   f"worth ({r['max_backlog_inputs']} inputs), drain {r['drain_blocks']} blocks "
                   f"({r['drain_secs']} s) after the load, {r['settle_txs']} settle txs, "
-                  f"{r['gas_per_settled_input']} gas per settled input; load "
+                  f"{r['gas_per_settled_input']} gas per settled input "
+                  f"({r['gas_per_input_sustained']} without the first and last statement); load "
                   f"{(r['load'] or {}).get('envelopes_per_s')} envelopes/s")
 
 
