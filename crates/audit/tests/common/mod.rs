@@ -248,10 +248,12 @@ impl Scenario {
                 }
             }
             let now = sb.chain().block_timestamp().unwrap();
-            let envelope = if bad_left > 0 && i % 3 == 1 {
-                bad_left -= 1;
-                vec![0xA0 ^ (i as u8); 24]
-            } else {
+            // A bad envelope is an obligation no escrow covers: rejected (`program-rejected`)
+            // and logged. (Junk no participant signed is an unlogged rejection since issue 11:
+            // it would leave no log entry to audit.)
+            let overdraft = bad_left > 0 && i % 3 == 1;
+            bad_left -= u32::from(overdraft);
+            let envelope = {
                 let from = &people[i as usize % 3];
                 let to = &people[(i as usize + 1) % 3];
                 let header = EnvelopeHeader::new(
@@ -265,7 +267,11 @@ impl Scenario {
                 let ob = Obligation {
                     to: to.1,
                     token: d.token,
-                    amount: rng.gen_range(1..=500),
+                    amount: if overdraft {
+                        u128::MAX / 4
+                    } else {
+                        rng.gen_range(1..=500)
+                    },
                 };
                 sealbridge_seal::envelope::seal(
                     &header,
@@ -412,6 +418,14 @@ impl Scenario {
         signature: &[u8],
         now: u64,
     ) -> (Statement, Vec<u8>) {
+        // An honest host walks the enclave's clock to `now` in steps the policy allows.
+        while self.enclave.enclave_time() < now {
+            let at = now.min(self.enclave.enclave_time() + 3_000);
+            match self.enclave.handle(Request::Tick { now: at }) {
+                Response::Ticked { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
         let (abi, sig) = match self.enclave.handle(Request::RenewStatement {
             statement: statement.abi_encode(),
             signature: signature.to_vec(),
