@@ -1031,7 +1031,9 @@ impl Core {
                 );
                 g.status_stale |= changes_state;
                 let r = if changes_state {
-                    self.journaled(request, g)
+                    // Evidence and renewals carry host time: a genuine jump is caught up in
+                    // allowed steps (`ClockStep`, issue 11).
+                    self.journaled_timed(request, g)
                 } else {
                     self.call(request)
                 };

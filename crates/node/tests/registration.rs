@@ -302,7 +302,7 @@ fn results_live_at_most_the_registrys_max_lifetime_and_renew_in_its_last_third()
     let mut sb = Sealbridge::deploy(chain, &params).unwrap();
     let enclave = enclave_for(&mut sb, admin, &participants);
     let call = |r: Request| -> Result<Response, RegistrationError> {
-        Ok(enclave.lock().unwrap().handle(r))
+        Ok(handle_stepping(&mut enclave.lock().unwrap(), r))
     };
     let description = match call(Request::Describe).unwrap() {
         Response::Description(d) => *d,
@@ -360,7 +360,7 @@ fn a_revoked_enclave_is_not_registered_again_and_nothing_more_is_logged() {
     let mut sb = Sealbridge::deploy(chain, &params).unwrap();
     let enclave = enclave_for(&mut sb, admin, &participants);
     let call = |r: Request| -> Result<Response, RegistrationError> {
-        Ok(enclave.lock().unwrap().handle(r))
+        Ok(handle_stepping(&mut enclave.lock().unwrap(), r))
     };
     let description = match call(Request::Describe).unwrap() {
         Response::Description(d) => *d,
@@ -446,4 +446,16 @@ fn a_chain_with_only_its_genesis_block_gives_no_challenge_and_nothing_is_asked()
     assert!(matches!(err, RegistrationError::NoChallengeBlock), "{err}");
     assert!(err.to_string().contains("challenge block 0"), "{err}");
     assert_eq!(asked, 0, "the enclave was not asked for evidence");
+}
+
+/// Serve `r`, first walking the enclave's clock to the request's time in steps its policy
+/// allows (one request may step it at most `max_clock_step_secs`, issue 11), as the core does.
+fn handle_stepping(e: &mut sealbridge_enclave::Enclave<Netting>, r: Request) -> Response {
+    if let Request::Evidence { now, .. } = &r {
+        while e.enclave_time().saturating_add(3600) < *now {
+            let step = e.enclave_time() + 3600;
+            e.handle(Request::Tick { now: step });
+        }
+    }
+    e.handle(r)
 }

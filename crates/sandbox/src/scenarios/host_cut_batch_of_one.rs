@@ -39,7 +39,7 @@ impl Scenario for HostCutBatchOfOne {
     fn threat(&self) -> &'static str {
         "The host, which decides when batches are cut, asks the enclave to close a batch \
          holding a single participant's input so that its effects reveal that obligation \
-         (DESIGN §1; issue 11 part 1)."
+         (DESIGN §12 invariant 7; issue 11 part 1)."
     }
 
     fn world(&self) -> WorldConfig {

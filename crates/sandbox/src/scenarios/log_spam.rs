@@ -76,7 +76,7 @@ impl Scenario for LogSpam {
 
     fn threat(&self) -> &'static str {
         "Anyone, without a participant key, grows the permanent log, the journal and the \
-         database by one signed entry per junk envelope (issue 11 part 6)."
+         database by one signed entry per junk envelope (DESIGN §12 invariants 4 and 5; issue 11 part 6)."
     }
 
     fn run(&self, w: &mut World<'_>) -> Result<Outcome, SandboxError> {

@@ -34,8 +34,7 @@ impl Scenario for LoneObligation {
 
     fn threat(&self) -> &'static str {
         "At low traffic the host cuts a batch holding one obligation, so that the statement's \
-         effects publish who paid whom how much (DESIGN §1: the host learns nothing; issue 11 \
-         part 1)."
+         effects publish who paid whom how much (DESIGN §12 invariant 7; issue 11 part 1)."
     }
 
     fn world(&self) -> WorldConfig {

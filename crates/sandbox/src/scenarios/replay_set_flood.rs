@@ -39,8 +39,8 @@ impl Scenario for ReplaySetFlood {
 
     fn threat(&self) -> &'static str {
         "A participant (or anyone) floods the enclave with fresh nonces so that the replay set, \
-         kept in enclave memory until each envelope expires, grows without bound (issue 11 \
-         part 6)."
+         kept in enclave memory until each envelope expires, grows without bound (DESIGN §12 \
+         invariant 6; issue 11 part 6)."
     }
 
     fn world(&self) -> WorldConfig {

@@ -35,7 +35,7 @@ impl Scenario for TickMax {
 
     fn threat(&self) -> &'static str {
         "The host ticks the enclave to the end of time (u64::MAX) so that a loop proportional \
-         to the time difference never returns and the instance hangs (issue 11 part 5)."
+         to the time difference never returns and the instance hangs (DESIGN §12 invariant 6; issue 11 part 5)."
     }
 
     fn run(&self, w: &mut World<'_>) -> Result<Outcome, SandboxError> {

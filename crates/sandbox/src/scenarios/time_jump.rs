@@ -30,7 +30,7 @@ impl Scenario for TimeJump {
     fn threat(&self) -> &'static str {
         "The host reports a time far in the future so that the enclave's clock, which never goes \
          back, leaves every client's envelope expired: the instance is bricked for good \
-         (issue 11 part 5)."
+         (DESIGN §12 invariant 6; issue 11 part 5)."
     }
 
     fn run(&self, w: &mut World<'_>) -> Result<Outcome, SandboxError> {
