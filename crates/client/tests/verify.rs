@@ -358,3 +358,102 @@ fn an_anchor_that_is_not_a_prefix_of_the_checkpoint_is_refused() {
         Err(VerifyError::Consistency { .. })
     ));
 }
+
+/// A node that answers every request with `status` and `body` (one connection each).
+fn fake_node(answers: Vec<(u16, String)>) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (status, body) in answers {
+            let (mut s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut sink = vec![0; len];
+            r.read_exact(&mut sink).unwrap();
+            write!(
+                s,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn answer(receipt: &[u8], sequence: u64, envelope: &[u8]) -> String {
+    serde_json::json!({
+        "envelope_id": hex::encode(sealbridge_proto::EnvelopeId::of(envelope).as_bytes()),
+        "status": "accepted",
+        "reason": null,
+        "sequence": sequence,
+        "receipt": hex::encode(receipt),
+        "trace_id": "00",
+        "resubmitted": false,
+    })
+    .to_string()
+}
+
+#[test]
+fn node_client_submit_verifies_and_keeps_receipts_once_it_knows_the_key() {
+    use sealbridge_client::{ClientError, NodeClient};
+    let mut n = Node::boot(10);
+    let (a, b) = (n.envelope(0, 1, 5), n.envelope(1, 2, 6));
+    let (ra, sa) = n.submit(&a);
+    let (_, sb) = n.submit(&b);
+    let dir = tempfile_dir();
+    let base = fake_node(vec![
+        (200, answer(&ra, sa, &a)),
+        // Envelope b answered with a's genuine receipt (and JSON claiming b).
+        (200, answer(&ra, sb, &b)),
+        // a's genuine receipt, the JSON lying about its sequence.
+        (200, answer(&ra, sa + 7, &a)),
+    ]);
+    let c = NodeClient::new(&base)
+        .with_enclave_key(n.key(), &n.origin())
+        .keep_receipts(&dir);
+    let (code, v) = c.submit(&a, 0).unwrap();
+    assert_eq!(code, 200, "{v}");
+    let kept = sealbridge_client::kept::read(&dir).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].1, ra);
+    let e = c.submit(&b, 0).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::Verify(VerifyError::ReceiptForOtherEnvelope { .. })
+        ),
+        "{e}"
+    );
+    assert_eq!(e.code(), "unverified");
+    let e = c.send(&a, 0).unwrap_err();
+    assert!(matches!(e, ClientError::Protocol(_)), "{e}");
+    assert!(
+        e.to_string().contains("not what the signed receipt says"),
+        "{e}"
+    );
+    // Nothing kept for the refused answers.
+    assert_eq!(sealbridge_client::kept::read(&dir).unwrap().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "sealbridge-client-kept-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
