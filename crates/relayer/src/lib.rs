@@ -137,7 +137,7 @@ mod scan;
 
 use scan::{CONFIRMED_SETTLEMENT, scan_deposits};
 pub use scan::{
-    DeepReorg, Members, ScanState, enclave_events, load_deep_reorg_alarm, members_only,
+    DeepReorg, Members, Pace, ScanState, enclave_events, load_deep_reorg_alarm, members_only,
 };
 
 /// Default [`RelayerConfig::log_chunk`]: a range most providers serve in one `eth_getLogs`.
@@ -464,6 +464,7 @@ pub fn round<C: Chain>(
         (sb.chain().block_number()?, sb.chain().block_timestamp()?)
     };
     metrics.state.chain_head.store(head, Relaxed);
+    scan.pace.observe(head, Instant::now());
     // What bounds how far the core may step the enclave's clock.
     metrics.state.chain_time.store(head_time, Relaxed);
     metrics
@@ -480,9 +481,10 @@ pub fn round<C: Chain>(
     reconcile_last(chain, store, last)?;
     // 3. Every statement ready to send, in order, in one go.
     let mut ready = next_statements(chain, store, core, metrics, last)?;
-    if ready.is_empty() {
-        // The chain can take a statement and none is waiting: a settlement opportunity. The
-        // core cuts the open batch for it before it answers.
+    if ready.is_empty() && scan.pace.due(Instant::now()) {
+        // The chain can take a statement and none is waiting: a settlement opportunity (on a
+        // chain with a steady block time, shortly before its next block: `Pace`). The core
+        // cuts the open batch for it.
         if offer_opportunity(metrics) {
             ready = next_statements(chain, store, core, metrics, last)?;
         }

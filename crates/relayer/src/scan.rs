@@ -41,6 +41,73 @@ pub struct ScanState {
     /// Deposit events not handed to the enclave because their account or token is not the
     /// deployment's, since start.
     pub ignored_deposits: u64,
+    /// When the chain will take the next block (settlement pacing).
+    pub pace: Pace,
+}
+
+/// Blocks whose intervals [`Pace`] remembers.
+const PACE_WINDOW: usize = 8;
+
+/// When the next block is due, from the heads the relayer saw (its own clock, not the chain's
+/// timestamps). A statement sent right after a block waits in the pool until the next one, so on
+/// a chain with a steady block time of a few seconds or more the settlement opportunity is
+/// offered shortly before the next block is due: the statement then carries everything
+/// accepted until then, and its inputs wait less. A chain that mines when sent to (automine,
+/// the embedded chain) or whose blocks come irregularly has no steady interval: opportunities
+/// are offered at once.
+#[derive(Debug, Default, Clone)]
+pub struct Pace {
+    head: u64,
+    seen_at: Option<Instant>,
+    intervals: std::collections::VecDeque<Duration>,
+}
+
+impl Pace {
+    /// The chain's head is `head` at `now`.
+    pub fn observe(&mut self, head: u64, now: Instant) {
+        if head == self.head && self.seen_at.is_some() {
+            return;
+        }
+        if head > self.head
+            && let Some(at) = self.seen_at
+        {
+            let blocks = u32::try_from(head - self.head).unwrap_or(u32::MAX);
+            self.intervals
+                .push_back(now.saturating_duration_since(at) / blocks);
+            while self.intervals.len() > PACE_WINDOW {
+                self.intervals.pop_front();
+            }
+        } else if head < self.head {
+            // A reorg to a lower head: start over.
+            self.intervals.clear();
+        }
+        self.head = head;
+        self.seen_at = Some(now);
+    }
+
+    /// The chain's block interval, if steady: the shortest of the last [`PACE_WINDOW`] seen,
+    /// when at least four were seen and the longest is within half of it (plus 300 ms of
+    /// polling jitter).
+    pub fn interval(&self) -> Option<Duration> {
+        let min = *self.intervals.iter().min()?;
+        let max = *self.intervals.iter().max()?;
+        (self.intervals.len() >= 4 && max <= min + min / 2 + Duration::from_millis(300))
+            .then_some(min)
+    }
+
+    /// Whether to offer a settlement opportunity now: at once, unless the chain has a steady
+    /// block interval of at least 3 s and its next block is more than a quarter of it (at
+    /// least 1 s) away.
+    pub fn due(&self, now: Instant) -> bool {
+        let (Some(interval), Some(at)) = (self.interval(), self.seen_at) else {
+            return true;
+        };
+        if interval < Duration::from_secs(3) {
+            return true;
+        }
+        let lead = (interval / 4).max(Duration::from_secs(1));
+        now.saturating_duration_since(at) + lead >= interval
+    }
 }
 
 /// The deployment's participants and tokens (`Settlement.participants()`, `tokens()`).
@@ -509,6 +576,52 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(0, deposit(p, t)), (3, request), (4, deposit(q, t))]
         );
+    }
+
+    #[test]
+    fn opportunities_wait_for_the_next_block_only_on_a_chain_with_a_steady_block_time() {
+        let t0 = Instant::now();
+        let s = |secs: f64| t0 + Duration::from_secs_f64(secs);
+        // Twelve-second blocks: due only in the last quarter before the next one.
+        let mut p = Pace::default();
+        assert!(p.due(t0), "nothing seen yet");
+        for (i, at) in [0.0, 12.0, 24.1, 36.0, 48.2].into_iter().enumerate() {
+            p.observe(100 + i as u64, s(at));
+        }
+        assert_eq!(p.interval(), Some(Duration::from_secs_f64(11.9)));
+        assert!(!p.due(s(48.3)), "just after a block");
+        assert!(!p.due(s(56.0)));
+        assert!(p.due(s(57.3)), "within a quarter of the next block");
+        // The same head again changes nothing.
+        p.observe(104, s(50.0));
+        assert!(!p.due(s(56.0)));
+        // Two-second blocks: at once.
+        let mut p = Pace::default();
+        for i in 0..6 {
+            p.observe(i + 1, s(2.0 * i as f64));
+        }
+        assert!(p.due(s(10.1)));
+        // Blocks only when sent to (automine) after idle gaps: no steady interval, at once.
+        let mut p = Pace::default();
+        for (i, at) in [0.0, 0.05, 60.0, 60.04, 120.0, 181.0]
+            .into_iter()
+            .enumerate()
+        {
+            p.observe(i as u64 + 1, s(at));
+        }
+        assert_eq!(p.interval(), None);
+        assert!(p.due(s(181.1)));
+        // Sporadic but regular-looking gaps of a minute are steady: due near the next one,
+        // never later than the interval after the last head.
+        let mut p = Pace::default();
+        for i in 0..5 {
+            p.observe(i + 1, s(60.0 * i as f64));
+        }
+        assert!(!p.due(s(241.0)));
+        assert!(p.due(s(240.0 + 45.0)));
+        // A reorg to a lower head forgets the intervals.
+        p.observe(2, s(290.0));
+        assert_eq!(p.interval(), None);
     }
 
     #[test]
