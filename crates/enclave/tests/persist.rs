@@ -134,11 +134,19 @@ impl Live {
 
     /// A live durable enclave whose policy caps statements at `cap` effects (default if `None`).
     fn with_cap(cap: Option<u32>) -> Self {
+        Self::with_policy(|mut policy| {
+            if let Some(cap) = cap {
+                policy.max_effects_per_statement = cap;
+            }
+            policy
+        })
+    }
+
+    /// A live durable enclave under the common policy as `adjust` changes it.
+    fn with_policy(adjust: impl FnOnce(EnclavePolicy) -> EnclavePolicy) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
-        let (users, mut policy) = common::participants_and_policy(&mut rng, 4, TOKEN, 4);
-        if let Some(cap) = cap {
-            policy.max_effects_per_statement = cap;
-        }
+        let (users, policy) = common::participants_and_policy(&mut rng, 4, TOKEN, 4);
+        let policy = adjust(policy);
         let mut s = session(ROOT, 1);
         assert_eq!(
             s.handle(Request::Boot {
@@ -804,4 +812,48 @@ fn exits_cap_cuts_and_heartbeats_replay_and_the_request_id_survives_restore() {
         }
     ));
     assert_eq!(answers, vec![answer; live.snapshots.len()]);
+}
+
+#[test]
+fn a_restored_enclave_waits_for_the_anonymity_set_as_the_live_one_did() {
+    // 3 inputs from 2 senders, flushed after 100 s; batch size 4.
+    let mut live = Live::with_policy(|p| p.with_anonymity_set(3, 2, 100));
+    let mut records = std::mem::take(&mut live.records);
+    let accounts: Vec<Address> = live.users.iter().map(|(_, a)| *a).collect();
+    for a in accounts {
+        let r = journaled(
+            &mut live.s,
+            Request::Chain(ChainEvent::Deposit {
+                account: a,
+                token: TOKEN,
+                amount: 1_000,
+            }),
+            &mut records,
+        );
+        assert_eq!(r, Response::Ack);
+    }
+    live.records = records;
+    for t in [T0 + 1, T0 + 2] {
+        let env = live.envelope(t, 0, 1, 5);
+        assert_eq!(live.submit(env, t).rejected, None);
+    }
+    let want = status(&mut live.s).waiting;
+    assert_eq!(
+        want.as_ref()
+            .map(|w| (w.inputs, w.senders, w.since, w.flush_at)),
+        Some((2, 1, T0 + 1, Some(T0 + 101)))
+    );
+    // A restart: the last snapshot (at boot) and every record since.
+    let mut restored = restore(&live, 0, 41);
+    assert_eq!(status(&mut restored).waiting, want);
+    let cut = |s: &mut Session, now: u64| match s.handle(Request::CutBatch { now }) {
+        Response::Batch(b) => b,
+        r => panic!("{r:?}"),
+    };
+    assert_eq!(cut(&mut live.s, T0 + 50), None);
+    assert_eq!(cut(&mut restored, T0 + 50), None);
+    // After the wait both flush the same statement.
+    let (a, b) = (cut(&mut live.s, T0 + 101), cut(&mut restored, T0 + 101));
+    assert!(a.is_some());
+    assert_eq!(a, b);
 }
