@@ -223,7 +223,7 @@ impl Scenario for PowerLossTiles {
     fn threat(&self) -> &'static str {
         "A power cut drops the log tile writes the OS had not flushed while the journal that \
          could rebuild them was pruned: log entries (receipts, statements) lost for good and a \
-         node that cannot start."
+         node that cannot start (DESIGN §12 invariants 1 and 4)."
     }
 
     fn world(&self) -> WorldConfig {

@@ -130,7 +130,7 @@ impl Scenario for TilePathEscape {
     fn threat(&self) -> &'static str {
         "A client requests tile paths that leave the log directory (absolute, `..`, encoded \
          separators) to read the node's database or any host file through the public tile \
-         endpoint."
+         endpoint (DESIGN §12 invariants 3 and 5)."
     }
 
     fn world(&self) -> WorldConfig {
