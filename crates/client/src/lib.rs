@@ -508,7 +508,8 @@ impl NodeClient {
         })
     }
 
-    /// Send an envelope; retries transport failures and 503s up to `retries` times (safe: the
+    /// Send an envelope; retries transport failures, 503s and 429s (the node's per-client rate
+    /// limit, which answers before reading the envelope) up to `retries` times (safe: the
     /// node answers a re-submitted accepted envelope with its original receipt). Waits 100 ms
     /// more after each attempt (at most 2 s), or what the node's `Retry-After` asks if that is
     /// longer (at most [`MAX_RETRY_AFTER`]). A receipt (accepted or rejected) and a refusal are
@@ -577,9 +578,10 @@ impl NodeClient {
         let mut attempt = 0;
         loop {
             let r = self.post_raw("/v1/envelopes", sealbridge_api::COSE, envelope);
-            // Retry what may pass next time (an outage), never an untrusted certificate.
+            // Retry what may pass next time (an outage, a rate limit), never an untrusted
+            // certificate.
             let retry = matches!(&r, Err(ClientError::Transport(e)) if e.is_unavailable())
-                || matches!(&r, Ok(raw) if raw.status == 503);
+                || matches!(&r, Ok(raw) if raw.status == 503 || raw.status == 429);
             if !retry || attempt >= retries {
                 return r;
             }

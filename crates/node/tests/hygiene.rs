@@ -184,6 +184,14 @@ fn the_gateway_limits_submissions_per_client_with_429_and_retry_after() {
         })
         .expect("Retry-After");
     assert_eq!(retry, "1");
+    // The client library waits for Retry-After and tries again instead of failing.
+    let (status, _) = NodeClient::new(&format!("http://{addr}"))
+        .submit(b"junk", 5)
+        .expect("the client retries a 429");
+    assert_eq!(
+        status, 400,
+        "after the wait the junk reaches the gateway's checks"
+    );
     // Reads are not limited.
     assert_eq!(http(addr, "GET", "/v1/status", b"").0, 200);
     // Once the bucket refills (one token a second), the client may submit again.
