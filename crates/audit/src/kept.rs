@@ -131,7 +131,21 @@ pub fn check_kept_receipts(entries: &[Vec<u8>], kept: &[KeptReceipt]) -> KeptRep
             continue;
         };
         if r.sequence == UNLOGGED_SEQUENCE {
-            report.unlogged += 1;
+            // An unlogged rejection (replayed, expired, …) never decides an envelope the log
+            // shows accepted: a host that hands one out for an accepted envelope (by replaying
+            // it to the enclave) would have the client pay twice.
+            if let Some(at) = accepted_at(entries, &keys, &r.envelope_id) {
+                report.failures.push(fail(
+                    Some(at),
+                    format!(
+                        "the kept receipt is an unlogged rejection ({:?}), but log entry {at} \
+                         accepts the same envelope: the rejection does not decide it",
+                        r.status
+                    ),
+                ));
+            } else {
+                report.unlogged += 1;
+            }
             continue;
         }
         let seq = r.sequence;
@@ -165,6 +179,25 @@ pub fn check_kept_receipts(entries: &[Vec<u8>], kept: &[KeptReceipt]) -> KeptRep
         }
     }
     report
+}
+
+/// The log index of an accepted receipt for `envelope_id` (signed by one of `keys`), if any.
+fn accepted_at(
+    entries: &[Vec<u8>],
+    keys: &[Ed25519PublicKey],
+    envelope_id: &sealbridge_proto::EnvelopeId,
+) -> Option<u64> {
+    entries
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| match entries::decode(e) {
+            Ok(Entry::Receipt(b)) => keys
+                .iter()
+                .find_map(|key| Receipt::verify(&b, key).ok())
+                .filter(|r| r.envelope_id == *envelope_id && r.status == ReceiptStatus::Accepted)
+                .map(|_| i as u64),
+            _ => None,
+        })
 }
 
 /// [`check_kept_receipts`] against the log in `log_dir` (C2SP tiles and `checkpoint`): the

@@ -5,7 +5,10 @@
 //! Format: one file per envelope in the directory, named `<envelope id, 64 hex>.receipt`,
 //! holding the receipt's COSE_Sign1 bytes exactly as the enclave signed them. A file is written
 //! to a temporary name and renamed, so a crash never leaves half a receipt under the final name.
-//! Re-submitting an envelope rewrites the same file with the same bytes.
+//! A receipt already kept is never replaced: re-submitting an envelope answered with the same
+//! bytes leaves the file as it is, and a *different* receipt for the same envelope (say an
+//! unlogged `expired` or `replayed` rejection after an acceptance the host later rolled back) is
+//! kept beside it as `<envelope id>.<n>.receipt`, so the audit still sees the first one.
 
 use std::path::{Path, PathBuf};
 
@@ -30,7 +33,16 @@ pub fn keep(dir: &Path, bytes: &[u8], receipt: &Receipt) -> Result<PathBuf, Clie
         move |source| ClientError::Keep { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let path = path(dir, receipt);
+    let stem = hex::encode(receipt.envelope_id.as_bytes());
+    let mut path = path(dir, receipt);
+    for n in 1u32.. {
+        match std::fs::read(&path) {
+            Ok(existing) if existing == bytes => return Ok(path),
+            Ok(_) => path = dir.join(format!("{stem}.{n}{SUFFIX}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
     let tmp = path.with_extension("receipt.tmp");
     std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
@@ -53,4 +65,43 @@ pub fn read(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, ClientError> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use sealbridge_proto::{EnvelopeId, Epoch, ReasonCode};
+    use sealbridge_seal::receipt::{Receipt, ReceiptStatus, UNLOGGED_SEQUENCE};
+
+    use super::*;
+
+    #[test]
+    fn a_kept_receipt_is_never_replaced_by_another_for_the_same_envelope() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = EnvelopeId::of(b"envelope");
+        let accepted = Receipt {
+            envelope_id: id,
+            sequence: 7,
+            status: ReceiptStatus::Accepted,
+            epoch: Epoch(1),
+            enclave_time: 100,
+        };
+        let later = Receipt {
+            sequence: UNLOGGED_SEQUENCE,
+            status: ReceiptStatus::Rejected(ReasonCode::Expired),
+            ..accepted
+        };
+        let first = keep(dir.path(), b"accepted bytes", &accepted).unwrap();
+        // The same bytes again: the same file, untouched.
+        assert_eq!(
+            keep(dir.path(), b"accepted bytes", &accepted).unwrap(),
+            first
+        );
+        // Another receipt for the same envelope: kept beside it, the first one stays.
+        let second = keep(dir.path(), b"expired bytes", &later).unwrap();
+        assert_ne!(second, first);
+        assert_eq!(std::fs::read(&first).unwrap(), b"accepted bytes");
+        let all = read(dir.path()).unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(keep(dir.path(), b"expired bytes", &later).unwrap(), second);
+    }
 }

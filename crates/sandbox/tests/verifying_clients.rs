@@ -133,3 +133,32 @@ fn an_enclave_the_chain_does_not_trust_is_refused() {
         "{e}"
     );
 }
+
+/// A host that replays a client's accepted envelope to the enclave gets a genuine, signed,
+/// unlogged `replayed` rejection for it; handing that to the client as the envelope's outcome
+/// would have it pay again. `audit --receipts` refuses such a kept receipt: the log accepts
+/// the same envelope.
+#[test]
+fn an_unlogged_rejection_for_an_accepted_envelope_fails_the_kept_receipts_check() {
+    use sealbridge_audit::kept::{KeptReceipt, check_kept_receipts};
+    let mut w = world(&WorldConfig::default());
+    let (to, token) = (w.account(1), w.token);
+    let envelope = w.seal_payment(0, to, token, 5).unwrap();
+    let accepted = w.submit_envelope(envelope.clone()).unwrap();
+    assert!(accepted.rejected.is_none() && accepted.logged);
+    let replayed = w.submit_envelope(envelope).unwrap();
+    assert!(!replayed.logged, "a replay is an unlogged rejection");
+    let kept = |name: &str, receipt: &[u8]| KeptReceipt {
+        name: name.into(),
+        receipt: receipt.to_vec(),
+    };
+    let honest = check_kept_receipts(&w.log, &[kept("accepted", &accepted.receipt)]);
+    assert!(honest.ok(), "{honest:?}");
+    let misled = check_kept_receipts(&w.log, &[kept("replayed", &replayed.receipt)]);
+    assert_eq!(misled.failures.len(), 1, "{misled:?}");
+    assert_eq!(misled.failures[0].sequence, Some(accepted.sequence));
+    assert!(
+        misled.failures[0].why.contains("does not decide it"),
+        "{misled:?}"
+    );
+}
