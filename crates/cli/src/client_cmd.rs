@@ -65,6 +65,17 @@ pub struct ClientArgs {
     /// back before it is anchored.
     #[arg(long, global = true, value_name = "DIR")]
     pub receipts: Option<PathBuf>,
+    /// The deployment you trust: its settlement contract's address. A node that names another
+    /// (a host that deployed contracts of its own, with its own policy, and registered the
+    /// genuine enclave there) is refused before anything is sealed; with `--chain` the checks
+    /// on chain then run against this deployment.
+    #[arg(
+        long,
+        global = true,
+        env = "SEALBRIDGE_SETTLEMENT",
+        value_name = "ADDR"
+    )]
+    pub settlement: Option<alloy_primitives::Address>,
     #[command(subcommand)]
     pub command: ClientCommand,
 }
@@ -209,6 +220,7 @@ fn run_client(args: &ClientArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         ClientCommand::Attest => {
             let a = c.attest(&args.policy.policy()?, unix_now(), &mut rng)?;
+            check_pin(args.settlement, &a.info)?;
             if args.json {
                 println!(
                     "{}",
@@ -231,7 +243,7 @@ fn run_client(args: &ClientArgs) -> anyhow::Result<ExitCode> {
             }
         }
         ClientCommand::Submit(sub) => return submit(&c, args, sub, &mut rng),
-        ClientCommand::Withdraw(w) => return withdraw(&c, w, args.json),
+        ClientCommand::Withdraw(w) => return withdraw(&c, w, args.settlement, args.json),
         ClientCommand::Receipt {
             envelope_id,
             wait_final,
@@ -242,6 +254,7 @@ fn run_client(args: &ClientArgs) -> anyhow::Result<ExitCode> {
             hex::decode_to_slice(envelope_id.trim_start_matches("0x"), &mut id)
                 .context("an envelope id is 32 bytes of hex")?;
             let a = c.attest(&args.policy.policy()?, unix_now(), &mut rng)?;
+            check_pin(args.settlement, &a.info)?;
             if *wait_final {
                 return receipt_final(&c, &a, &id, chain, *timeout, args.json);
             }
@@ -327,6 +340,7 @@ fn submit(
     rng: &mut ChaCha20Rng,
 ) -> anyhow::Result<ExitCode> {
     let a = c.attest(&args.policy.policy()?, unix_now(), rng)?;
+    check_pin(args.settlement, &a.info)?;
     let tie = match &sub.chain {
         Some(url) => Some(tie_to_chain(&a, url)?),
         None => {
@@ -542,6 +556,23 @@ pub(crate) fn attach_node_chain<C: sealbridge_chain::Chain>(
     }
 }
 
+/// Refuse a node whose settlement contract is not the pinned one (`--settlement`), before
+/// anything is sealed or sent.
+fn check_pin(pin: Option<alloy_primitives::Address>, info: &Value) -> anyhow::Result<()> {
+    let Some(pin) = pin else { return Ok(()) };
+    let named = info["settlement"].as_str().unwrap_or_default();
+    match named.parse::<alloy_primitives::Address>() {
+        Ok(a) if a == pin => Ok(()),
+        _ => Err(
+            ClientError::from(sealbridge_client::verify::VerifyError::DeploymentMismatch {
+                pinned: pin.to_string(),
+                named: named.to_string(),
+            })
+            .into(),
+        ),
+    }
+}
+
 /// What a reason code means, for people.
 fn reason_text(reason: &str) -> &'static str {
     match reason {
@@ -562,13 +593,19 @@ fn reason_text(reason: &str) -> &'static str {
 }
 
 /// `sealbridge client withdraw`.
-fn withdraw(c: &NodeClient, w: &WithdrawArgs, json: bool) -> anyhow::Result<ExitCode> {
+fn withdraw(
+    c: &NodeClient,
+    w: &WithdrawArgs,
+    pin: Option<alloy_primitives::Address>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     use sealbridge_chain::rpc::RpcChain;
     if w.amount == 0 {
         bail!("--amount must be at least 1 (nothing was sent)");
     }
     let enclave = c.enclave(None).context("the node's /v1/enclave")?;
     let info = serde_json::to_value(&enclave)?;
+    check_pin(pin, &info)?;
     let shown = crate::endpoint::endpoint(&w.chain);
     let mut rpc = RpcChain::connect(&w.chain).map_err(|e| {
         anyhow::anyhow!(

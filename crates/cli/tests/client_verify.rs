@@ -199,5 +199,33 @@ fn a_participant_submits_with_its_own_key_keeps_the_receipt_and_waits_until_it_i
     ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a participant"));
+    // A client pinned to another deployment refuses this node before sealing anything; pinned
+    // to this one, it goes ahead.
+    let settlement = c.get_json("/v1/enclave").unwrap().1["settlement"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pinned = |to: &str| {
+        client(&[
+            "--settlement",
+            to,
+            "submit",
+            "--key-file",
+            kf,
+            "--to",
+            &to1,
+            "--amount",
+            "1",
+        ])
+    };
+    let out = pinned(&format!("{:#x}", Address::repeat_byte(7)));
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not on the deployment this client trusts"),
+        "{err}"
+    );
     assert_eq!(c.status().unwrap()["accepted"], before);
+    let out = pinned(&settlement);
+    assert!(out.status.success(), "{out:?}");
 }

@@ -62,6 +62,18 @@ pub enum VerifyError {
         /// What failed.
         cause: String,
     },
+    /// The node settles on another deployment than the one the client pinned
+    /// (`sealbridge client --settlement`).
+    #[error(
+        "the node settles on the contract {named}, not on the deployment this client trusts \
+         ({pinned}): a host's own deployment, or the wrong node"
+    )]
+    DeploymentMismatch {
+        /// The pinned settlement address.
+        pinned: String,
+        /// What the node named.
+        named: String,
+    },
     /// An unlogged rejection (sequence `u64::MAX`) has no log entry to prove.
     #[error("the receipt is an unlogged rejection (sequence u64::MAX): it has no log entry")]
     Unlogged,
