@@ -776,6 +776,11 @@ fn settle_all<C: Chain>(
         through = last.signed.statement.sequence
     );
     let _e = span.enter();
+    // The envelopes' trace ids join this span to their gateway and core spans, as in `settle`.
+    for n in ready {
+        let sequence = n.signed.statement.sequence;
+        tracing::debug!(sequence, trace_ids = ?store.trace_ids(sequence)?, "settling");
+    }
     let batch: Vec<_> = ready
         .iter()
         .map(|n| {
