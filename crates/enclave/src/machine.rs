@@ -122,6 +122,10 @@ pub struct Enclave<P: Program> {
     last_root: B256,
     /// The last withdrawal request id decided (0 before the first).
     last_request_id: u64,
+    /// The request marker the last statement carried: a heartbeat that leaves the pending
+    /// batch open (below the anonymity set) carries this one, not `last_request_id`, because
+    /// the exits of the requests decided since travel with that batch.
+    carried_request_id: u64,
     sealing: SealingKey,
     rng: Box<dyn CryptoRngCore + Send>,
     now: u64,
@@ -226,6 +230,7 @@ impl<P: Program> Enclave<P> {
             sequence: 0,
             last_root: B256::ZERO,
             last_request_id: 0,
+            carried_request_id: 0,
             sealing,
             rng,
             now,
@@ -829,6 +834,9 @@ impl<P: Program> Enclave<P> {
     ///
     /// Pending inputs below the policy's anonymity set are never cut, whoever asks (`None`),
     /// until the policy's maximum wait, if it has one, has passed (see [`Enclave::waiting`]).
+    /// A heartbeat below the set signs an *empty* statement and leaves the pending batch open
+    /// ([`Enclave::heartbeat_open`]), so waiting inputs never stop settlement (the chain's
+    /// escape hatch and `freeze` stay shut).
     fn cut_batch(&mut self, force: bool) -> Result<Option<SignedStatement>, Error> {
         self.cut_batch_at(force, false)
     }
@@ -844,7 +852,11 @@ impl<P: Program> Enclave<P> {
             return Ok(None);
         }
         if self.waiting_for(at_cap).is_some() {
-            return Ok(None);
+            return if force {
+                self.heartbeat_open().map(Some)
+            } else {
+                Ok(None)
+            };
         }
         // Unlogged rejections counted so far are summarised before every statement, so the
         // statement's log head covers them.
@@ -875,17 +887,9 @@ impl<P: Program> Enclave<P> {
             notBefore: self.now.saturating_sub(300),
             notAfter: self.now.saturating_add(self.policy.statement_validity_secs),
         };
-        let digest = statement.digest(&settlement_domain(
-            self.target.chain_id,
-            self.target.settlement,
-        ));
-        let signature = self.keys.sign_eip712(&digest)?;
-        let checkpoint =
-            checkpoint::sign(&self.keys.ed25519, &self.log_origin, log_size, log_root)?;
-        let body = [statement.abi_encode().as_slice(), signature.as_slice()].concat();
-        self.append_log(EntryKind::Statement, &body)?;
-        self.sequence += 1;
+        let (signature, digest, checkpoint) = self.sign_and_log(&statement)?;
         self.last_root = result.state_root;
+        self.carried_request_id = self.last_request_id;
         self.batch_receipts.clear();
         self.clear_batch_set();
         Ok(Some(SignedStatement {
@@ -899,5 +903,60 @@ impl<P: Program> Enclave<P> {
             receipt_sequences: std::mem::take(&mut self.batch_sequences),
             checkpoint,
         }))
+    }
+
+    /// A heartbeat while inputs wait below the anonymity set: a statement with no inputs, no
+    /// effects and no exits, from the settled state (deposits included) to itself plus the
+    /// deposits since, carrying the request marker of the last statement. The pending batch —
+    /// inputs, their senders, granted exits — stays open for the cut that reaches the set.
+    fn heartbeat_open(&mut self) -> Result<SignedStatement, Error> {
+        self.summarise(self.now)?;
+        let state_root = self.program.state_root();
+        self.record(Step::Heartbeat { state_root });
+        let (log_size, log_root) = self.log_head();
+        let committed = with_request_marker(self.carried_request_id, &[]);
+        let statement = Statement {
+            sequence: self.sequence + 1,
+            prevStateRoot: self.last_root,
+            newStateRoot: state_root,
+            inputsRoot: B256::from(merkle_root(&[]).0),
+            inputCount: 0,
+            logSize: log_size,
+            logRoot: B256::from(log_root.0),
+            policyHash: self.policy_hash,
+            effectsHash: effects_hash(&[], &committed),
+            notBefore: self.now.saturating_sub(300),
+            notAfter: self.now.saturating_add(self.policy.statement_validity_secs),
+        };
+        let (signature, digest, checkpoint) = self.sign_and_log(&statement)?;
+        self.last_root = state_root;
+        Ok(SignedStatement {
+            statement,
+            effects: Vec::new(),
+            exits: Vec::new(),
+            requests_decided: self.carried_request_id,
+            signature: signature.to_vec(),
+            digest,
+            signer: self.bundle.address,
+            receipt_sequences: Vec::new(),
+            checkpoint,
+        })
+    }
+
+    /// Sign `statement` (EIP-712) and its log head's checkpoint, log it and count it:
+    /// (signature, digest, checkpoint).
+    fn sign_and_log(&mut self, statement: &Statement) -> Result<([u8; 65], B256, String), Error> {
+        let digest = statement.digest(&settlement_domain(
+            self.target.chain_id,
+            self.target.settlement,
+        ));
+        let signature = self.keys.sign_eip712(&digest)?;
+        let size = statement.logSize;
+        let root = Hash(statement.logRoot.0);
+        let checkpoint = checkpoint::sign(&self.keys.ed25519, &self.log_origin, size, root)?;
+        let body = [statement.abi_encode().as_slice(), signature.as_slice()].concat();
+        self.append_log(EntryKind::Statement, &body)?;
+        self.sequence += 1;
+        Ok((signature, digest, checkpoint))
     }
 }

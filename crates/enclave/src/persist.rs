@@ -120,6 +120,9 @@ pub(crate) enum Step {
     },
     /// The pending batch was closed; the program's new state root.
     Batch { state_root: B256 },
+    /// A heartbeat below the anonymity set signed an empty statement over the settled state
+    /// (`state_root`) and left the pending batch open.
+    Heartbeat { state_root: B256 },
 }
 
 impl Drop for Step {

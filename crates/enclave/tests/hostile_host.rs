@@ -241,12 +241,28 @@ fn a_cut_below_the_set_returns_none_whatever_the_host_asks() {
         flush_at: None,
     };
     assert_eq!(h.waiting(), Some(want.clone()));
-    // CutBatch, Heartbeat, later and much later (in allowed clock steps): never a statement.
+    // CutBatch, later and much later (in allowed clock steps): never a statement. A heartbeat
+    // signs an empty statement that leaves the batch open (settlement, and so the chain's
+    // escape hatch, never waits for the set): no inputs, no effects, no exits.
+    let mut last_root = None;
     for i in 0..30u64 {
         let now = T0 + i * 3600;
         assert_eq!(h.cut(now), None, "cut at +{}", i * 3600);
-        assert_eq!(h.heartbeat(now), None, "heartbeat at +{}", i * 3600);
+        let beat = h
+            .heartbeat(now)
+            .expect("a heartbeat below the set still signs");
+        assert_eq!(beat.statement.inputCount, 0);
+        assert!(beat.effects.is_empty() && beat.exits.is_empty());
+        assert!(beat.receipt_sequences.is_empty());
+        assert_eq!(beat.statement.prevStateRoot, beat.statement.newStateRoot);
+        assert_eq!(
+            h.waiting().map(|w| w.inputs),
+            Some(1),
+            "the input still waits"
+        );
+        last_root = Some(beat.statement.newStateRoot);
     }
+    let before = h.enclave.last_sequence();
     // Three inputs, but from one sender: still below the set.
     let t = h.enclave.enclave_time();
     h.enclave.handle(Request::Tick { now: t });
@@ -265,6 +281,13 @@ fn a_cut_below_the_set_returns_none_whatever_the_host_asks() {
     assert_eq!(h.waiting(), None);
     let s = h.cut(t).expect("the set is reached");
     assert_eq!(s.statement.inputCount, 4);
+    assert_eq!(s.statement.sequence, before + 1);
+    assert_eq!(
+        Some(s.statement.prevStateRoot),
+        last_root,
+        "chains from the heartbeats"
+    );
+    assert!(!s.effects.is_empty());
     assert_eq!(h.waiting(), None);
     assert_eq!(h.cut(t), None, "nothing pending");
 }
@@ -276,7 +299,8 @@ fn a_policy_with_a_maximum_wait_flushes_after_it_and_not_before() {
     let w = h.waiting().unwrap();
     assert_eq!((w.since, w.flush_at), (T0, Some(T0 + 5)));
     assert_eq!(h.cut(T0 + 4), None);
-    assert_eq!(h.heartbeat(T0 + 4), None);
+    let beat = h.heartbeat(T0 + 4).expect("an empty heartbeat");
+    assert_eq!(beat.statement.inputCount, 0);
     let s = h.cut(T0 + 5).expect("flushed after the wait");
     assert_eq!(s.statement.inputCount, 1);
     // The wait restarts with the next input.

@@ -837,6 +837,19 @@ fn a_restored_enclave_waits_for_the_anonymity_set_as_the_live_one_did() {
         let env = live.envelope(t, 0, 1, 5);
         assert_eq!(live.submit(env, t).rejected, None);
     }
+    // A heartbeat below the set signs an empty statement and leaves the batch open; the restored
+    // enclave replays it (journal step `Heartbeat`).
+    let mut records = std::mem::take(&mut live.records);
+    let beat = journaled(
+        &mut live.s,
+        Request::Heartbeat { now: T0 + 3 },
+        &mut records,
+    );
+    live.records = records;
+    assert!(
+        matches!(&beat, Response::Batch(Some(s)) if s.statement.inputCount == 0 && s.statement.sequence == 1),
+        "{beat:?}"
+    );
     let want = status(&mut live.s).waiting;
     assert_eq!(
         want.as_ref()
@@ -854,6 +867,9 @@ fn a_restored_enclave_waits_for_the_anonymity_set_as_the_live_one_did() {
     assert_eq!(cut(&mut restored, T0 + 50), None);
     // After the wait both flush the same statement.
     let (a, b) = (cut(&mut live.s, T0 + 101), cut(&mut restored, T0 + 101));
-    assert!(a.is_some());
+    assert!(
+        a.as_ref()
+            .is_some_and(|s| s.statement.sequence == 2 && s.statement.inputCount == 2)
+    );
     assert_eq!(a, b);
 }

@@ -146,7 +146,7 @@ pub struct World<'p> {
     addressing: Addressing,
     deploy_block: u64,
     cursor: u64,
-    pending: VecDeque<SignedStatement>,
+    pub(crate) pending: VecDeque<SignedStatement>,
     unlocked: HashSet<Address>,
     progress: &'p dyn Fn(&str),
 }

@@ -161,4 +161,14 @@ fn an_unlogged_rejection_for_an_accepted_envelope_fails_the_kept_receipts_check(
         misled.failures[0].why.contains("does not decide it"),
         "{misled:?}"
     );
+    // A client that holds the acceptance too was not misled (a re-send answered `replayed`).
+    let both = check_kept_receipts(
+        &w.log,
+        &[
+            kept("accepted", &accepted.receipt),
+            kept("replayed", &replayed.receipt),
+        ],
+    );
+    assert!(both.ok(), "{both:?}");
+    assert_eq!((both.in_log, both.unlogged), (1, 1));
 }

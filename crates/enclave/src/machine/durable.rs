@@ -267,6 +267,9 @@ impl<P: Program> Enclave<P> {
             sequence: snap.sequence,
             last_root: snap.last_root,
             last_request_id: snap.last_request_id,
+            // A snapshot is taken with nothing pending: the last statement carried every
+            // decision.
+            carried_request_id: snap.last_request_id,
             sealing: SealingKey::derive(root, SEAL_PURPOSE_INPUT),
             rng,
             now: snap.now,
@@ -375,9 +378,19 @@ impl<P: Program> Enclave<P> {
                 }
                 self.sequence += 1;
                 self.last_root = B256::from(result.state_root.0);
+                self.carried_request_id = self.last_request_id;
                 self.batch_receipts.clear();
                 self.batch_sequences.clear();
                 self.clear_batch_set();
+            }
+            Step::Heartbeat { state_root } => {
+                if self.program.state_root() != *state_root {
+                    return Err(Error::Replay(
+                        "replayed heartbeat root differs: replay diverged",
+                    ));
+                }
+                self.sequence += 1;
+                self.last_root = *state_root;
             }
         }
         Ok(())

@@ -4,8 +4,10 @@
 //! Before issue 11 the enclave signed a batch of one: the statement's effects `{A: −x, B: +x}`
 //! published payer, payee, token and amount on chain — by default, whenever traffic was low.
 //! Now the policy's anonymity set (here the production one: 8 inputs from 3 senders) holds the
-//! input back: every cut is answered "nothing", the enclave's status says why, and the input
-//! settles only inside a statement whose effects are the net of at least 8 inputs.
+//! input back: every cut is answered "nothing", the enclave's status says why, heartbeats sign
+//! empty statements that leave the batch open (so settlement, and the chain's escape hatch, never
+//! wait for the set), and the input settles only inside a statement whose effects are the net of
+//! at least 8 inputs.
 
 use std::collections::BTreeSet;
 
@@ -51,6 +53,10 @@ impl Scenario for LoneObligation {
         let lone = w.pay(payer, payee, amount)?;
         let mut cuts = 0;
         let mut statements = 0;
+        // Heartbeats below the set sign empty statements that leave the batch open, so
+        // settlement (and the chain's escape hatch) never waits for the set.
+        let mut beats = 0u64;
+        let mut carried_while_alone = 0usize;
         for _ in 0..5 {
             cuts += 1;
             if w.cut()? {
@@ -59,7 +65,12 @@ impl Scenario for LoneObligation {
             let now = w.now()?;
             cuts += 1;
             match w.enclave.handle(Request::Heartbeat { now }) {
-                Response::Batch(Some(_)) => statements += 1,
+                Response::Batch(Some(s)) => {
+                    beats += 1;
+                    carried_while_alone +=
+                        s.statement.inputCount as usize + s.effects.len() + s.exits.len();
+                    w.pending.push_back(*s);
+                }
                 Response::Batch(None) => {}
                 other => return Err(SandboxError::Enclave(format!("Heartbeat: {other:?}"))),
             }
@@ -69,6 +80,7 @@ impl Scenario for LoneObligation {
             Response::Status(s) => s.waiting,
             other => return Err(SandboxError::Enclave(format!("Status: {other:?}"))),
         };
+        let relayed_alone = w.settle_pending()?;
         let settled_while_alone = w.sb.last_sequence()?;
 
         w.step("traffic picks up: seven more payments from other participants");
@@ -107,8 +119,15 @@ impl Scenario for LoneObligation {
         let mut c = Checks::new();
         c.check("the lone obligation was accepted", lone.accepted)
             .check(
-                "no cut or heartbeat signed a statement while it was alone",
-                statements == 0 && settled_while_alone == 0,
+                "no cut signed a statement while it was alone",
+                statements == 0,
+            )
+            .check(
+                "heartbeats settled while it waited, each empty: no input, effect or exit",
+                beats == 5
+                    && carried_while_alone == 0
+                    && relayed_alone.refused.is_none()
+                    && settled_while_alone == beats,
             )
             .check(
                 "the enclave's status said the batch waits for the anonymity set",
@@ -121,7 +140,7 @@ impl Scenario for LoneObligation {
             .check(
                 "it settled on chain inside one statement of at least 8 inputs",
                 cut && relayed.refused.is_none()
-                    && chain_sequence == 1
+                    && chain_sequence == beats + 1
                     && settled.is_some_and(|s| s.inputs >= PRODUCTION_MIN_BATCH_INPUTS),
             )
             .check(
@@ -131,7 +150,8 @@ impl Scenario for LoneObligation {
         Ok(c.outcome(json!({
             "lone_amount": amount,
             "host_cut_requests": cuts,
-            "statements_signed_while_alone": statements,
+            "statements_cut_while_alone": statements,
+            "empty_heartbeats_settled_while_alone": settled_while_alone,
             "waiting": waiting.map(|w| json!({
                 "inputs": w.inputs, "senders": w.senders,
                 "min_inputs": w.min_inputs, "min_senders": w.min_senders,
