@@ -230,7 +230,6 @@ fn a_cut_below_the_set_returns_none_whatever_the_host_asks() {
     // Nothing pending: a heartbeat still signs an empty statement (exits cut as before).
     assert!(h.heartbeat(T0).is_some());
     assert_eq!(h.waiting(), None);
-    let before = h.enclave.last_sequence();
     h.pay(T0, 0, 1, 7);
     let want = BatchWait {
         inputs: 1,
