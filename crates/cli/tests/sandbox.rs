@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 13] = [
+const NAMES: [&str; 25] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
@@ -24,6 +24,18 @@ const NAMES: [&str; 13] = [
     "exit-hatch",
     "relayer-replay",
     "withhold-withdrawal",
+    "tile-path-escape",
+    "power-loss-tiles",
+    "forged-receipt",
+    "forged-checkpoint",
+    "foreign-policy-enclave",
+    "host-rollback",
+    "lone-obligation",
+    "host-cut-batch-of-one",
+    "time-jump",
+    "tick-max",
+    "replay-set-flood",
+    "log-spam",
 ];
 
 /// Run `sealbridge sandbox ARGS --json`: the one object it prints, its exit code, stderr.
