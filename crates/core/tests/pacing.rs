@@ -18,6 +18,7 @@ use sealbridge_core::CoreError;
 use sealbridge_core::engine::{Cmd, Core, CoreConfig, EventPosition, Shared};
 use sealbridge_core::link::{EnclaveLink, InProc};
 use sealbridge_core::metrics::Metrics;
+use sealbridge_core::unix_now;
 use sealbridge_deploy::dev::{DevParticipant, participants};
 use sealbridge_enclave::{
     EnclavePolicy, SettlementTarget,
@@ -42,13 +43,6 @@ fn netting() -> NettingConfig {
         participants: participants(USERS).iter().map(|p| p.netting()).collect(),
         tokens: vec![TOKEN],
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 struct Node {
@@ -240,12 +234,26 @@ fn a_paced_core_cuts_once_per_opportunity_carrying_everything_since() {
 fn without_a_relayer_the_core_cuts_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = start(dir.path(), EnclavePolicy::new(netting(), 1000), false);
+    // The core cuts on its own timer (1 ms here), between requests: wait for the condition
+    // (bounded) instead of racing the timer.
+    let cut_to = |node: &Node, sequence: u64| {
+        let t0 = std::time::Instant::now();
+        loop {
+            let s = node.status();
+            if (s.sequence, s.pending_inputs) == (sequence, 0) {
+                return;
+            }
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(10),
+                "no cut by time to sequence {sequence}: {s:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
     node.submit_from(0);
-    let s = node.status();
-    assert_eq!((s.sequence, s.pending_inputs), (1, 0), "{s:?}");
+    cut_to(&node, 1);
     node.submit_from(1);
-    let s = node.status();
-    assert_eq!((s.sequence, s.pending_inputs), (2, 0), "{s:?}");
+    cut_to(&node, 2);
     node.stop();
 }
 

@@ -21,6 +21,7 @@ use sealbridge_core::CoreError;
 use sealbridge_core::engine::{Cmd, Core, CoreConfig, EventPosition, Shared};
 use sealbridge_core::link::{EnclaveLink, InProc};
 use sealbridge_core::metrics::Metrics;
+use sealbridge_core::unix_now;
 use sealbridge_deploy::dev::{DevParticipant, participants};
 use sealbridge_enclave::{
     EnclavePolicy, SettlementTarget,
@@ -41,10 +42,6 @@ const TARGET: SettlementTarget = SettlementTarget {
 };
 const USERS: u32 = 4;
 const BATCH: u32 = 4;
-
-fn unix_now() -> u64 {
-    sealbridge_core::unix_now()
-}
 
 struct Node {
     tx: SyncSender<Cmd>,
