@@ -13,6 +13,7 @@ pub mod boundary;
 pub mod checkpoint;
 pub mod chunks;
 pub mod epochs;
+pub mod forensics;
 pub mod keys;
 pub mod log_entry;
 mod machine;

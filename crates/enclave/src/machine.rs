@@ -4,6 +4,7 @@ mod anonymity;
 mod durable;
 mod exits;
 mod rejections;
+mod session_start;
 
 pub use rejections::{GrowthCounters, REJECTION_SUMMARY_SECS};
 use std::collections::BTreeSet;
