@@ -17,7 +17,17 @@
 //! - `RejectionSummary` ([`RejectionSummaryEntry`]): `window_start u64 ‖ window_end u64 ‖
 //!   total u64 ‖ n u8 ‖ n × (reason u8 ‖ count u64), reasons strictly ascending ‖ ids_digest
 //!   (32)` — the unlogged rejections of a window (issue 11): their count per reason code and
-//!   a SHA-256 chain over their envelope ids (`d₀ = 0³², dᵢ = SHA-256(dᵢ₋₁ ‖ idᵢ)`).
+//!   a SHA-256 chain over their envelope ids (`d₀ = 0³², dᵢ = SHA-256(dᵢ₋₁ ‖ idᵢ)`);
+//! - `SessionStart` (48 bytes, [`SessionStartEntry`]): `session_id (16) ‖ resumed_at_record u64
+//!   BE ‖ log_size u64 BE ‖ last_sequence u64 BE ‖ process_high_water u64 BE` — a boundary
+//!   session went live (issue 11): right after `Boot`, or at the first live request after a
+//!   restore. `session_id` is drawn from the enclave's rng, so two sessions started from one
+//!   sealed state log different entries at the same index (a fork anyone holding both
+//!   checkpoints can show); `resumed_at_record` is the journal position it went live at,
+//!   `log_size` the log's size before this entry (its own index), `last_sequence` the last
+//!   statement's sequence, and `process_high_water` the next journal record an earlier session
+//!   of the same enclave process had reached (0 if none): above `resumed_at_record`, journal
+//!   records were withheld from this session (a rollback).
 
 use alloy_primitives::Address;
 use sealbridge_programs::{ExitOutcome, ExitReason};
@@ -47,6 +57,8 @@ pub enum EntryKind {
     ExitRequest = 8,
     /// The rejections of a window that were not logged one by one.
     RejectionSummary = 9,
+    /// A boundary session went live.
+    SessionStart = 10,
 }
 
 /// Encode an entry.
@@ -75,6 +87,7 @@ pub fn decode(bytes: &[u8]) -> Option<(EntryKind, &[u8])> {
         7 => EntryKind::StatementRenewal,
         8 => EntryKind::ExitRequest,
         9 => EntryKind::RejectionSummary,
+        10 => EntryKind::SessionStart,
         _ => return None,
     };
     Some((kind, body))
@@ -234,9 +247,97 @@ impl RejectionSummaryEntry {
     }
 }
 
+/// Length of a [`SessionStartEntry`] body.
+pub const SESSION_START_LEN: usize = 16 + 8 + 8 + 8 + 8;
+
+/// The body of a `SessionStart` entry: where a boundary session of the enclave went live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStartEntry {
+    /// 16 random bytes from the enclave's rng.
+    pub session_id: [u8; 16],
+    /// The journal position the session went live at (the index of the record that holds this
+    /// entry; 0 after `Boot`, whose entry the first snapshot holds).
+    pub resumed_at_record: u64,
+    /// The log's size before this entry (its own index).
+    pub log_size: u64,
+    /// The sequence of the last statement (0 before the first).
+    pub last_sequence: u64,
+    /// The next journal record an earlier session of the same enclave process had reached for
+    /// this instance (0 if none).
+    pub process_high_water: u64,
+}
+
+impl SessionStartEntry {
+    /// The 48-byte body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SESSION_START_LEN);
+        out.extend_from_slice(&self.session_id);
+        out.extend_from_slice(&self.resumed_at_record.to_be_bytes());
+        out.extend_from_slice(&self.log_size.to_be_bytes());
+        out.extend_from_slice(&self.last_sequence.to_be_bytes());
+        out.extend_from_slice(&self.process_high_water.to_be_bytes());
+        out
+    }
+
+    /// Strict decoding: exactly [`SESSION_START_LEN`] bytes, else `None`.
+    pub fn decode(body: &[u8]) -> Option<Self> {
+        let (session_id, rest) = body.split_first_chunk::<16>()?;
+        let (resumed, rest) = rest.split_first_chunk::<8>()?;
+        let (log_size, rest) = rest.split_first_chunk::<8>()?;
+        let (last_sequence, rest) = rest.split_first_chunk::<8>()?;
+        let high_water: [u8; 8] = rest.try_into().ok()?;
+        Some(Self {
+            session_id: *session_id,
+            resumed_at_record: u64::from_be_bytes(*resumed),
+            log_size: u64::from_be_bytes(*log_size),
+            last_sequence: u64::from_be_bytes(*last_sequence),
+            process_high_water: u64::from_be_bytes(high_water),
+        })
+    }
+
+    /// Journal records an earlier session of the same process had run beyond where this one
+    /// went live: `process_high_water − resumed_at_record` (0 when none were withheld).
+    pub fn withheld_records(&self) -> u64 {
+        self.process_high_water
+            .saturating_sub(self.resumed_at_record)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_start_bodies_have_the_documented_layout_and_are_decoded_strictly() {
+        let e = SessionStartEntry {
+            session_id: [0x5a; 16],
+            resumed_at_record: 0x0102_0304_0506_0708,
+            log_size: 9,
+            last_sequence: 3,
+            process_high_water: 0x0102_0304_0506_070a,
+        };
+        let body = e.encode();
+        assert_eq!(body.len(), SESSION_START_LEN);
+        assert_eq!(body[..16], [0x5a; 16]);
+        assert_eq!(body[16..24], [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(body[24..32], 9u64.to_be_bytes());
+        assert_eq!(body[32..40], 3u64.to_be_bytes());
+        assert_eq!(body[40..48], [1, 2, 3, 4, 5, 6, 7, 10]);
+        assert_eq!(SessionStartEntry::decode(&body), Some(e));
+        assert_eq!(e.withheld_records(), 2);
+        let framed = encode(EntryKind::SessionStart, &body);
+        assert_eq!(framed[..2], [1, 10]);
+        assert_eq!(
+            decode(&framed),
+            Some((EntryKind::SessionStart, body.as_slice()))
+        );
+        for len in [0, 1, 47, 49] {
+            let mut b = body.clone();
+            b.resize(len, 0);
+            assert_eq!(SessionStartEntry::decode(&b), None, "{len}");
+        }
+        assert_eq!(decode(&[1, 11]), None, "kind 11 is not defined");
+    }
 
     #[test]
     fn rejection_summary_bodies_are_decoded_strictly() {

@@ -2,7 +2,34 @@
 //! [`Request::Boot`] or [`Request::Restore`], replays the journal, then sends ordinary requests.
 //! Each new connection starts a new session (the host holds everything durable), so the enclave
 //! process and the host can each be restarted independently.
+//!
+//! **One session per sealed state** (issue 11 part 3). A host could open a second session on
+//! the same sealed state — restore the same or an older snapshot again, or withhold journal
+//! records — and run it beside the first: two forks of one enclave, each signing genuine
+//! receipts and checkpoints. Two things stop that from going unseen:
+//!
+//! - Every session logs a `SessionStart` entry when it goes live
+//!   ([`crate::log_entry::SessionStartEntry`]; the rule is [`goes_live`]) with a random session
+//!   id, so two sessions started from one sealed state fork the log at once, even on identical
+//!   inputs: both sign checkpoints of equal size with different roots, which anyone holding both
+//!   can show.
+//! - A [`Lineage`] remembers what this enclave *process* has run, per instance, across its
+//!   sessions (`InProc` keeps it across `reconnect`, `sealbridge enclave` across connections):
+//!   restoring a snapshot older than the newest one this process sealed or restored is
+//!   **refused**, and a session that goes live below the journal high-water mark of an earlier
+//!   session (records withheld) is **recorded** in its `SessionStart` entry
+//!   (`process_high_water > resumed_at_record`), which the auditor reports. It is not refused:
+//!   a crash can lose the last record the host had not yet stored, and the node must restart.
+//!
+//! A snapshot counts as sealed once the host has fetched its last chunk. A host that fetched a
+//! snapshot in full and crashed before storing it therefore cannot restore an older one in the
+//! same enclave process: it restarts the enclave process (a fresh lineage), which is what any
+//! host can always do — the residual that `SessionStart` entries and clients' kept receipts
+//! cover.
 
+use std::collections::BTreeMap;
+
+use alloy_primitives::B256;
 use rand_core::CryptoRngCore;
 use sealbridge_programs::netting::Netting;
 use sealbridge_seal::at_rest::RootSecret;
@@ -10,11 +37,109 @@ use sealbridge_seal::at_rest::RootSecret;
 use crate::{
     Enclave, EnclavePolicy, SettlementTarget,
     boundary::{BOUNDARY_VERSION, BoundaryError, Request, Response},
-    chunks::ChunkReader,
+    chunks::{ChunkReader, SnapshotId},
+    log_entry::SessionStartEntry,
 };
 
 /// Builds the enclave's randomness for a session (the process passes the OS generator).
 pub type RngFactory = Box<dyn Fn() -> Box<dyn CryptoRngCore + Send> + Send>;
+
+/// Where the newest snapshot a process knows of came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotOrigin {
+    /// This process sealed it and the host fetched every chunk.
+    Sealed,
+    /// This process restored it.
+    Restored,
+}
+
+/// What one enclave process has run for one instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstanceLineage {
+    /// The newest snapshot position (manifest `next_record`) sealed or restored, and how.
+    pub newest_snapshot: Option<(u64, SnapshotOrigin)>,
+    /// The next journal record reached by any session (the journal high-water mark).
+    pub high_water: u64,
+    /// Sessions that went live (logged a `SessionStart`).
+    pub sessions: u64,
+}
+
+/// What one enclave process has run, per instance id (see the module documentation). Kept in
+/// memory only: a new process starts with an empty lineage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lineage {
+    instances: BTreeMap<B256, InstanceLineage>,
+}
+
+impl Lineage {
+    /// What this process has run for `instance`, if anything.
+    pub fn instance(&self, instance: &B256) -> Option<&InstanceLineage> {
+        self.instances.get(instance)
+    }
+
+    fn entry(&mut self, instance: B256) -> &mut InstanceLineage {
+        self.instances.entry(instance).or_default()
+    }
+
+    /// Rule (a): a snapshot older than the newest this process sealed or restored is refused.
+    fn check_restore(&self, instance: &B256, next_record: u64) -> Result<(), String> {
+        match self.instance(instance).and_then(|l| l.newest_snapshot) {
+            Some((newest, origin)) if next_record < newest => Err(format!(
+                "restoring an older snapshot (record {next_record}) of instance {instance}: this \
+                 enclave process has {} one at record {newest}; that would fork the enclave",
+                match origin {
+                    SnapshotOrigin::Sealed => "sealed",
+                    SnapshotOrigin::Restored => "restored",
+                }
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn note_snapshot(&mut self, instance: B256, next_record: u64, origin: SnapshotOrigin) {
+        let l = self.entry(instance);
+        if l.newest_snapshot.is_none_or(|(n, _)| next_record >= n) {
+            l.newest_snapshot = Some((next_record, origin));
+        }
+    }
+
+    fn note_reached(&mut self, instance: B256, next_record: u64) {
+        let l = self.entry(instance);
+        l.high_water = l.high_water.max(next_record);
+    }
+}
+
+/// Whether `request` makes a restored session go live (log its `SessionStart` first): every
+/// request but those that restore, replay, fetch snapshots or only read (`Hello`, `Describe`,
+/// `Status`, `LogEntries`, `Checkpoint`), and but a `Journaled` wrapper around one of those or
+/// around a request the enclave will not journal. `Snapshot`/`SnapshotChunk` do not: a
+/// snapshot taken before going live holds no `SessionStart`, and the entry then goes into the
+/// journal record of the request that does go live (were it written before a snapshot and
+/// journaled after it, replay from that snapshot would log it twice). A bare (not `Journaled`)
+/// request that goes live leaves the entry's step to the next journal record, like any bare
+/// state change of a durable enclave.
+pub fn goes_live(request: &Request) -> bool {
+    match request {
+        Request::Hello { .. }
+        | Request::Describe
+        | Request::Status
+        | Request::LogEntries
+        | Request::Checkpoint
+        | Request::Boot { .. }
+        | Request::Restore { .. }
+        | Request::RestoreChunk { .. }
+        | Request::RestoreV1 { .. }
+        | Request::Replay { .. }
+        | Request::ReplayBatch { .. }
+        | Request::Snapshot { .. }
+        | Request::SnapshotChunk { .. } => false,
+        Request::Journaled(inner) => !matches!(**inner, Request::Journaled(_)) && goes_live(inner),
+        _ => true,
+    }
+}
+
+/// A snapshot being fetched by the host: (id, chunks, next_record).
+type Outgoing = (SnapshotId, u32, u64);
 
 /// A session: before `Boot`/`Restore` only `Hello` is served.
 pub struct Session {
@@ -23,6 +148,18 @@ pub struct Session {
     enclave: Option<Enclave<Netting>>,
     restoring: Option<(EnclavePolicy, SettlementTarget, ChunkReader)>,
     greeted: bool,
+    lineage: Lineage,
+    /// The running enclave's instance id.
+    instance: Option<B256>,
+    /// The journal high-water mark of earlier sessions of this process, for this instance, as
+    /// it stood when this session's enclave came up.
+    prior_high_water: u64,
+    /// Restored, not yet live.
+    pending_start: bool,
+    /// This session's `SessionStart`, once live.
+    started: Option<SessionStartEntry>,
+    /// The snapshot the host is fetching.
+    outgoing: Option<Outgoing>,
 }
 
 impl std::fmt::Debug for Session {
@@ -34,15 +171,43 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// A new session holding the TEE's root sealing secret.
+    /// A new session holding the TEE's root sealing secret, in a new process (a fresh
+    /// [`Lineage`]).
     pub fn new(root: RootSecret, rng: RngFactory) -> Self {
+        Self::with_lineage(root, rng, Lineage::default())
+    }
+
+    /// A new session of a process that has run `lineage` (the previous session's
+    /// [`Session::into_lineage`]).
+    pub fn with_lineage(root: RootSecret, rng: RngFactory, lineage: Lineage) -> Self {
         Self {
             root,
             rng,
             enclave: None,
             restoring: None,
             greeted: false,
+            lineage,
+            instance: None,
+            prior_high_water: 0,
+            pending_start: false,
+            started: None,
+            outgoing: None,
         }
+    }
+
+    /// End the session, keeping what the process has run (for the next session).
+    pub fn into_lineage(self) -> Lineage {
+        self.lineage
+    }
+
+    /// What this process has run so far, this session included.
+    pub fn lineage(&self) -> &Lineage {
+        &self.lineage
+    }
+
+    /// This session's `SessionStart` entry, once it went live.
+    pub fn session_start(&self) -> Option<&SessionStartEntry> {
+        self.started.as_ref()
     }
 
     /// The running enclave, if booted or restored.
@@ -50,8 +215,80 @@ impl Session {
         self.enclave.as_ref()
     }
 
-    /// Serve one request.
+    /// Serve one request. A restored session goes live first if the request is one that
+    /// [`goes_live`]; snapshots fetched in full and the journal position reached are noted in
+    /// the lineage.
     pub fn handle(&mut self, request: Request) -> Response {
+        if self.pending_start
+            && self.enclave.is_some()
+            && goes_live(&request)
+            && let Err(e) = self.go_live()
+        {
+            return Response::Error(e);
+        }
+        let chunk = match &request {
+            Request::SnapshotChunk { id, index } => Some((*id, *index)),
+            _ => None,
+        };
+        let response = self.serve(request);
+        self.observe(chunk, &response);
+        response
+    }
+
+    /// Log this session's `SessionStart` (a restored session going live).
+    fn go_live(&mut self) -> Result<(), BoundaryError> {
+        let (Some(e), Some(instance)) = (self.enclave.as_mut(), self.instance) else {
+            return Err(BoundaryError::Internal);
+        };
+        match e.log_session_start(self.prior_high_water, false) {
+            Ok(entry) => {
+                self.pending_start = false;
+                self.started = entry;
+                self.lineage.entry(instance).sessions += 1;
+                Ok(())
+            }
+            Err(_) => Err(BoundaryError::Internal),
+        }
+    }
+
+    /// A snapshot counts once its last chunk is answered; the journal position reached.
+    fn observe(&mut self, chunk: Option<(SnapshotId, u32)>, response: &Response) {
+        let Some(instance) = self.instance else {
+            return;
+        };
+        match response {
+            Response::Snapshot(m) => self.outgoing = Some((m.id, m.chunks, m.next_record)),
+            Response::SnapshotChunk { .. } => {
+                if let (Some((id, index)), Some((out, chunks, next))) = (chunk, self.outgoing)
+                    && id == out
+                    && index.checked_add(1) == Some(chunks)
+                {
+                    self.lineage
+                        .note_snapshot(instance, next, SnapshotOrigin::Sealed);
+                    self.outgoing = None;
+                }
+            }
+            _ => {}
+        }
+        if let Some(next) = self.enclave.as_ref().and_then(Enclave::next_record) {
+            self.lineage.note_reached(instance, next);
+        }
+    }
+
+    /// The enclave `e` came up from a snapshot at `next_record`: rule (a), then note it.
+    fn restored(&mut self, e: Enclave<Netting>, next_record: u64) -> Result<(), String> {
+        let instance = B256::from(*e.instance_id().as_bytes());
+        self.lineage.check_restore(&instance, next_record)?;
+        self.prior_high_water = self.lineage.instance(&instance).map_or(0, |l| l.high_water);
+        self.lineage
+            .note_snapshot(instance, next_record, SnapshotOrigin::Restored);
+        self.instance = Some(instance);
+        self.enclave = Some(e);
+        self.pending_start = true;
+        Ok(())
+    }
+
+    fn serve(&mut self, request: Request) -> Response {
         let refuse = |why: &str| Response::Error(BoundaryError::Refused(why.to_string()));
         match request {
             Request::Hello { version } if version == BOUNDARY_VERSION => {
@@ -76,7 +313,17 @@ impl Session {
                 let program = Netting::new(&policy.netting);
                 match Enclave::boot_durable(policy, program, target, (self.rng)(), now, &self.root)
                 {
-                    Ok(e) => {
+                    Ok(mut e) => {
+                        // A new instance: no earlier session of it. Live at once; the entry is
+                        // part of the boot state (the first snapshot holds it).
+                        let instance = B256::from(*e.instance_id().as_bytes());
+                        match e.log_session_start(0, true) {
+                            Ok(entry) => self.started = entry,
+                            Err(_) => return Response::Error(BoundaryError::Internal),
+                        }
+                        self.lineage.entry(instance).sessions += 1;
+                        self.instance = Some(instance);
+                        self.prior_high_water = 0;
                         self.enclave = Some(e);
                         Response::Ack
                     }
@@ -96,6 +343,10 @@ impl Session {
                 self.restoring = None;
                 match ChunkReader::new(&self.root, manifest) {
                     Ok(reader) => {
+                        let m = reader.manifest();
+                        if let Err(why) = self.lineage.check_restore(&m.instance, m.next_record) {
+                            return refuse(&why);
+                        }
                         let r = Response::Restoring {
                             received: 0,
                             chunks: reader.manifest().chunks,
@@ -123,6 +374,7 @@ impl Session {
                 let Some((policy, target, reader)) = self.restoring.take() else {
                     return Response::Error(BoundaryError::Internal);
                 };
+                let next_record = reader.manifest().next_record;
                 let program = Netting::new(&policy.netting);
                 match Enclave::restore_chunked(
                     policy,
@@ -132,10 +384,10 @@ impl Session {
                     &self.root,
                     reader,
                 ) {
-                    Ok(e) => {
-                        self.enclave = Some(e);
-                        Response::Ack
-                    }
+                    Ok(e) => match self.restored(e, next_record) {
+                        Ok(()) => Response::Ack,
+                        Err(why) => refuse(&why),
+                    },
                     Err(e) => refuse(&e.to_string()),
                 }
             }
@@ -159,10 +411,10 @@ impl Session {
                     next_record,
                     &snapshot,
                 ) {
-                    Ok(e) => {
-                        self.enclave = Some(e);
-                        Response::Ack
-                    }
+                    Ok(e) => match self.restored(e, next_record) {
+                        Ok(()) => Response::Ack,
+                        Err(why) => refuse(&why),
+                    },
                     Err(e) => refuse(&e.to_string()),
                 }
             }
@@ -179,5 +431,384 @@ impl Session {
                 None => refuse("no enclave yet: send Boot or Restore"),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::Address;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use sealbridge_programs::netting::NettingConfig;
+
+    use super::*;
+    use crate::{
+        chunks::SnapshotManifest,
+        log_entry::{self, EntryKind},
+        persist::JournalRecord,
+    };
+
+    const ROOT: [u8; 32] = [0x3c; 32];
+    const T0: u64 = 1_700_000_000;
+    const TARGET: SettlementTarget = SettlementTarget {
+        chain_id: 1,
+        settlement: Address::repeat_byte(0x5e),
+    };
+
+    fn policy() -> EnclavePolicy {
+        EnclavePolicy::new(
+            NettingConfig {
+                participants: vec![],
+                tokens: vec![Address::repeat_byte(0xee)],
+            },
+            4,
+        )
+    }
+
+    fn session(lineage: Lineage, seed: u64) -> Session {
+        let mut s = Session::with_lineage(
+            RootSecret::from_bytes(ROOT),
+            Box::new(move || Box::new(ChaCha20Rng::seed_from_u64(seed))),
+            lineage,
+        );
+        let hello = Request::Hello {
+            version: BOUNDARY_VERSION,
+        };
+        assert!(matches!(s.handle(hello), Response::Hello { .. }));
+        s
+    }
+
+    fn boot(lineage: Lineage) -> Session {
+        let mut s = session(lineage, 1);
+        let r = s.handle(Request::Boot {
+            policy: policy(),
+            target: TARGET,
+            now: T0,
+        });
+        assert_eq!(r, Response::Ack);
+        s
+    }
+
+    /// A journaled tick at `now`: (its record, the log entries it produced).
+    fn tick(s: &mut Session, now: u64) -> (JournalRecord, Vec<Vec<u8>>) {
+        match s.handle(Request::Journaled(Box::new(Request::Tick { now }))) {
+            Response::Journaled {
+                response,
+                record: Some(record),
+                log_entries,
+                ..
+            } => {
+                assert!(matches!(*response, Response::Ticked { .. }), "{response:?}");
+                (record, log_entries)
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    /// A snapshot; only the first `fetch` chunks are fetched (`None`: all).
+    fn snapshot(s: &mut Session, fetch: Option<u32>) -> (SnapshotManifest, Vec<Vec<u8>>) {
+        let Response::Snapshot(m) = s.handle(Request::Snapshot { chunk_bytes: 64 }) else {
+            panic!("snapshot")
+        };
+        let n = fetch.unwrap_or(m.chunks);
+        assert!(n <= m.chunks && m.chunks > 2, "{} chunks", m.chunks);
+        let chunks = (0..n)
+            .map(
+                |index| match s.handle(Request::SnapshotChunk { id: m.id, index }) {
+                    Response::SnapshotChunk { blob, .. } => blob,
+                    r => panic!("{r:?}"),
+                },
+            )
+            .collect();
+        (*m, chunks)
+    }
+
+    fn restore(s: &mut Session, (m, chunks): &(SnapshotManifest, Vec<Vec<u8>>)) -> Response {
+        let mut r = s.handle(Request::Restore {
+            policy: policy(),
+            target: TARGET,
+            manifest: m.clone(),
+        });
+        for (index, blob) in (0u32..).zip(chunks) {
+            if matches!(r, Response::Error(_)) {
+                break;
+            }
+            r = s.handle(Request::RestoreChunk {
+                index,
+                blob: blob.clone(),
+            });
+        }
+        r
+    }
+
+    fn replay(s: &mut Session, records: &[JournalRecord]) {
+        let r = s.handle(Request::ReplayBatch {
+            records: records.to_vec(),
+        });
+        assert_eq!(r, Response::Ack);
+    }
+
+    fn checkpoint(s: &mut Session) -> String {
+        match s.handle(Request::Checkpoint) {
+            Response::Checkpoint { note } => note,
+            r => panic!("{r:?}"),
+        }
+    }
+
+    fn log_entries(s: &mut Session) -> Vec<Vec<u8>> {
+        match s.handle(Request::LogEntries) {
+            Response::LogEntries { entries, .. } => entries,
+            r => panic!("{r:?}"),
+        }
+    }
+
+    /// The `SessionStart` entries among `entries`.
+    fn starts(entries: &[Vec<u8>]) -> Vec<SessionStartEntry> {
+        entries
+            .iter()
+            .filter_map(|e| match log_entry::decode(e) {
+                Some((EntryKind::SessionStart, body)) => SessionStartEntry::decode(body),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn instance(s: &Session) -> B256 {
+        B256::from(*s.enclave().unwrap().instance_id().as_bytes())
+    }
+
+    #[test]
+    fn boot_logs_a_session_start_that_the_first_snapshot_holds_and_no_record() {
+        let mut s = boot(Lineage::default());
+        let start = *s.session_start().unwrap();
+        assert_eq!(
+            (
+                start.resumed_at_record,
+                start.log_size,
+                start.last_sequence,
+                start.process_high_water
+            ),
+            (0, 3, 0, 0),
+            "after the key announcement, policy and epoch"
+        );
+        let entries = log_entries(&mut s);
+        assert_eq!(entries.len(), 4);
+        assert_eq!(starts(&entries), vec![start]);
+        let snap = snapshot(&mut s, None);
+        assert_eq!(snap.0.next_record, 0);
+        // The first record does not carry the boot's entry again.
+        let (record, produced) = tick(&mut s, T0 + 1);
+        assert_eq!(record.index, 0);
+        assert!(starts(&produced).is_empty());
+        let live = checkpoint(&mut s);
+        let mut again = session(Lineage::default(), 2);
+        assert_eq!(restore(&mut again, &snap), Response::Ack);
+        replay(&mut again, &[record]);
+        assert_eq!(checkpoint(&mut again), live);
+        assert_eq!(s.lineage().instance(&instance(&s)).unwrap().sessions, 1);
+    }
+
+    #[test]
+    fn an_older_snapshot_is_refused_in_the_same_process_and_the_same_or_newer_accepted() {
+        let mut s = boot(Lineage::default());
+        let older = snapshot(&mut s, None);
+        for i in 1..=2 {
+            tick(&mut s, T0 + i);
+        }
+        let newer = snapshot(&mut s, None);
+        assert_eq!((older.0.next_record, newer.0.next_record), (0, 2));
+        let id = instance(&s);
+        let lineage = s.into_lineage();
+        assert_eq!(
+            lineage.instance(&id).unwrap().newest_snapshot,
+            Some((2, SnapshotOrigin::Sealed))
+        );
+
+        // The older snapshot in the same process: refused, and nothing runs.
+        let mut second = session(lineage.clone(), 2);
+        let r = restore(&mut second, &older);
+        let Response::Error(BoundaryError::Refused(why)) = &r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            why,
+            &format!(
+                "restoring an older snapshot (record 0) of instance {id}: this enclave process \
+                 has sealed one at record 2; that would fork the enclave"
+            )
+        );
+        assert!(second.enclave().is_none());
+        assert!(matches!(
+            second.handle(Request::Describe),
+            Response::Error(BoundaryError::Refused(_))
+        ));
+        assert_eq!(
+            second.into_lineage(),
+            lineage,
+            "the refusal changed nothing"
+        );
+        // Control: in a fresh process (no lineage) the same bytes restore.
+        let mut fresh = session(Lineage::default(), 3);
+        assert_eq!(restore(&mut fresh, &older), Response::Ack);
+
+        // The same snapshot, and a newer one, are accepted.
+        let mut same = session(lineage, 4);
+        assert_eq!(restore(&mut same, &newer), Response::Ack);
+        tick(&mut same, T0 + 3);
+        let newest = snapshot(&mut same, None);
+        assert_eq!(newest.0.next_record, 3);
+        // A snapshot whose last chunk the host never fetched does not count.
+        tick(&mut same, T0 + 4);
+        let partial = snapshot(&mut same, Some(2));
+        assert_eq!(partial.0.next_record, 4);
+        let lineage = same.into_lineage();
+        assert_eq!(
+            lineage.instance(&id).unwrap().newest_snapshot,
+            Some((3, SnapshotOrigin::Sealed))
+        );
+        let mut next = session(lineage.clone(), 5);
+        assert_eq!(restore(&mut next, &newest), Response::Ack);
+        let mut back = session(next.into_lineage(), 6);
+        let r = restore(&mut back, &newer);
+        assert!(
+            matches!(&r, Response::Error(BoundaryError::Refused(w)) if w.contains("(record 2)") && w.contains("at record 3")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_session_below_the_high_water_mark_goes_live_and_says_so() {
+        let mut s = boot(Lineage::default());
+        let snap = snapshot(&mut s, None);
+        let records: Vec<_> = (1..=3).map(|i| tick(&mut s, T0 + i).0).collect();
+        let lineage = s.into_lineage();
+
+        // Two records withheld: not refused, but the SessionStart records it.
+        let mut rolled = session(lineage.clone(), 2);
+        assert_eq!(restore(&mut rolled, &snap), Response::Ack);
+        replay(&mut rolled, &records[..1]);
+        let size = rolled.enclave().unwrap().log_head().0;
+        log_entries(&mut rolled);
+        assert!(rolled.session_start().is_none(), "not live yet");
+        let (record, produced) = tick(&mut rolled, T0 + 10);
+        assert_eq!(record.index, 1);
+        let start = *rolled.session_start().unwrap();
+        assert_eq!(
+            starts(&produced),
+            vec![start],
+            "in the record's log entries"
+        );
+        assert_eq!(
+            (
+                start.resumed_at_record,
+                start.log_size,
+                start.last_sequence,
+                start.process_high_water,
+                start.withheld_records()
+            ),
+            (1, size, 0, 3, 2)
+        );
+
+        // Control: every record replayed, the same process: nothing withheld.
+        let mut honest = session(rolled.into_lineage(), 3);
+        assert_eq!(restore(&mut honest, &snap), Response::Ack);
+        replay(&mut honest, &records);
+        tick(&mut honest, T0 + 11);
+        let h = *honest.session_start().unwrap();
+        assert_eq!((h.resumed_at_record, h.process_high_water), (3, 3));
+        assert_eq!(h.withheld_records(), 0);
+        // A fresh process knows no earlier session.
+        let mut fresh = session(Lineage::default(), 4);
+        assert_eq!(restore(&mut fresh, &snap), Response::Ack);
+        replay(&mut fresh, &records[..1]);
+        tick(&mut fresh, T0 + 12);
+        let f = *fresh.session_start().unwrap();
+        assert_eq!((f.resumed_at_record, f.process_high_water), (1, 0));
+    }
+
+    #[test]
+    fn replay_reproduces_the_session_start_entry() {
+        let mut s = boot(Lineage::default());
+        let snap = snapshot(&mut s, None);
+        let mut records = vec![tick(&mut s, T0 + 1).0];
+        // Restore, go live (the entry goes into the live request's record), crash.
+        let mut live = session(Lineage::default(), 2);
+        assert_eq!(restore(&mut live, &snap), Response::Ack);
+        replay(&mut live, &records);
+        let (record, produced) = tick(&mut live, T0 + 2);
+        assert_eq!(starts(&produced).len(), 1);
+        records.push(record);
+        let before = checkpoint(&mut live);
+        let start = *live.session_start().unwrap();
+        drop(live);
+        // Restore and replay every record: the same log, the entry included.
+        let mut again = session(Lineage::default(), 3);
+        assert_eq!(restore(&mut again, &snap), Response::Ack);
+        replay(&mut again, &records);
+        assert_eq!(checkpoint(&mut again), before);
+        assert_eq!(starts(&log_entries(&mut again)), vec![start]);
+        assert!(again.session_start().is_none(), "replay is not going live");
+    }
+
+    #[test]
+    fn two_sessions_from_one_sealed_state_fork_at_once_on_identical_inputs() {
+        let mut s = boot(Lineage::default());
+        let snap = snapshot(&mut s, None);
+        let mut a = session(Lineage::default(), 2);
+        let mut b = session(Lineage::default(), 3);
+        for x in [&mut a, &mut b] {
+            assert_eq!(restore(x, &snap), Response::Ack);
+            tick(x, T0 + 5);
+        }
+        let (ha, hb) = (
+            a.enclave().unwrap().log_head(),
+            b.enclave().unwrap().log_head(),
+        );
+        assert_eq!(ha.0, hb.0, "equal sizes");
+        assert_ne!(ha.1, hb.1, "different roots");
+        assert_ne!(a.session_start(), b.session_start());
+    }
+
+    #[test]
+    fn only_live_requests_start_a_session() {
+        let passive = [
+            Request::Describe,
+            Request::Status,
+            Request::LogEntries,
+            Request::Checkpoint,
+            Request::Snapshot { chunk_bytes: 64 },
+            Request::Journaled(Box::new(Request::Status)),
+            Request::Journaled(Box::new(Request::Journaled(Box::new(Request::Tick {
+                now: 1,
+            })))),
+            Request::Journaled(Box::new(Request::ReplayBatch { records: vec![] })),
+        ];
+        for r in &passive {
+            assert!(!goes_live(r), "{r:?}");
+        }
+        for r in [
+            Request::Tick { now: 1 },
+            Request::Journaled(Box::new(Request::Tick { now: 1 })),
+            Request::CutBatch { now: 1 },
+            Request::Evidence {
+                challenge: vec![],
+                now: 1,
+            },
+        ] {
+            assert!(goes_live(&r), "{r:?}");
+        }
+        let mut s = boot(Lineage::default());
+        let snap = snapshot(&mut s, None);
+        let mut r = session(Lineage::default(), 2);
+        assert_eq!(restore(&mut r, &snap), Response::Ack);
+        for req in passive {
+            r.handle(req);
+        }
+        assert!(r.session_start().is_none());
+        let size = r.enclave().unwrap().log_head().0;
+        assert_eq!(size, 4, "boot's entries and its SessionStart");
+        r.handle(Request::Journaled(Box::new(Request::CutBatch { now: T0 })));
+        assert!(r.session_start().is_some());
+        assert_eq!(r.enclave().unwrap().log_head().0, size + 1);
     }
 }
