@@ -18,7 +18,10 @@
 //! A snapshot counts only once its manifest row is committed, which happens in one transaction
 //! after every chunk is (a crash in between leaves orphan chunks, ignored and deleted later).
 //! The two newest complete snapshots are kept, with the journal from the older one on, so that a
-//! snapshot the enclave refuses can be passed over for the older one and a longer replay.
+//! snapshot the enclave refuses can be passed over for the older one and a longer replay —
+//! except after the enclave erased an epoch's input key: the next snapshot is then stored alone
+//! ([`Store::complete_snapshot_alone`]), since the older ones hold the erased key and the journal
+//! records between them inputs sealed under it (forward secrecy at rest).
 //!
 //! Schema version (`PRAGMA user_version`), changed only by the ordered [`migrate::MIGRATIONS`]:
 //! 0 = written before versioning (one `snapshot` row holding a boundary-version-1 single blob),
@@ -334,6 +337,23 @@ impl Store {
     /// record its manifest, keep only the newest [`KEEP_SNAPSHOTS`], delete orphan chunks and
     /// the journal records no kept snapshot needs.
     pub fn complete_snapshot(&mut self, m: &SnapshotManifest) -> Result<(), StoreError> {
+        self.complete(m, KEEP_SNAPSHOTS).map(|_| ())
+    }
+
+    /// [`Store::complete_snapshot`], but the new snapshot is the only one kept: every older
+    /// snapshot, its chunks and every journal record below this one are deleted in the same
+    /// transaction (overwritten: `secure_delete`), then the WAL is checkpointed and truncated.
+    /// For the snapshot after the enclave erased an epoch's input key: the older snapshots hold
+    /// that key and the records between them inputs sealed under it (forward secrecy at rest,
+    /// issue 11). Returns whether the WAL was truncated (`false`: a reader kept it busy; its
+    /// frames may still hold the deleted pages until [`Store::checkpoint_wal`] succeeds).
+    pub fn complete_snapshot_alone(&mut self, m: &SnapshotManifest) -> Result<bool, StoreError> {
+        self.complete(m, 1)
+    }
+
+    /// Record `m`, keep the newest `keep` snapshots, prune, checkpoint: whether the WAL was
+    /// truncated.
+    fn complete(&mut self, m: &SnapshotManifest, keep: usize) -> Result<bool, StoreError> {
         let tx = self.conn.transaction().map_err(db)?;
         let stored: i64 = tx
             .query_row(
@@ -366,7 +386,7 @@ impl Store {
         tx.execute(
             "DELETE FROM snapshots WHERE ord NOT IN
                  (SELECT ord FROM snapshots ORDER BY ord DESC LIMIT ?1)",
-            [KEEP_SNAPSHOTS as i64],
+            [keep.max(1) as i64],
         )
         .map_err(db)?;
         tx.execute(
@@ -383,8 +403,7 @@ impl Store {
         // The pruned pages' old contents also live in the WAL until it is checkpointed: copy it
         // into the database and truncate it. Best effort: a reader holding an old snapshot
         // keeps the WAL busy, and the next prune tries again.
-        let _ = self.checkpoint_wal();
-        Ok(())
+        Ok(matches!(self.checkpoint_wal(), Ok((0, _, _))))
     }
 
     /// `PRAGMA wal_checkpoint(TRUNCATE)`: copy the WAL into the database and truncate it to
@@ -702,6 +721,34 @@ impl Store {
         Ok(out)
     }
 
+    /// The highest statement sequence `s ≥ after` such that every statement `after+1..=s` is
+    /// stored, seen on chain and confirmed (`after` when the next one is not). The caller passes
+    /// the last value it acted on, so one range read over the primary key covers only the
+    /// statements since then (plus the first one not yet confirmed). Statements settle in
+    /// order, so with `after` itself settled this is the end of the settled prefix `1..=s`.
+    pub fn settled_through(&self, after: u64) -> Result<u64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT sequence, block_number IS NOT NULL AND confirmed FROM statements
+                 WHERE sequence > ?1 ORDER BY sequence",
+            )
+            .map_err(db)?;
+        let mut rows = stmt.query([after as i64]).map_err(db)?;
+        let mut through = after;
+        while let Some(row) = rows.next().map_err(db)? {
+            let (sequence, settled) = (
+                row.get::<_, i64>(0).map_err(db)?,
+                row.get::<_, bool>(1).map_err(db)?,
+            );
+            if !settled || sequence as u64 != through + 1 {
+                break;
+            }
+            through += 1;
+        }
+        Ok(through)
+    }
+
     /// The highest statement sequence stored (0 if none).
     pub fn last_statement(&self) -> Result<u64, StoreError> {
         self.conn
@@ -806,6 +853,169 @@ mod tests {
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {
         hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    fn record(index: u64, blob: &[u8]) -> JournalRecord {
+        JournalRecord {
+            index,
+            blob: blob.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_stored_alone_deletes_every_older_snapshot_its_chunks_and_the_journal_below() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let marker = b"ERASED-EPOCH-INPUT-MARKER-012345".repeat(20);
+        // Records 0..3 hold the marker (pruned below snapshot 3); record 3 stays.
+        let mut records: Vec<_> = (0..3)
+            .map(|i| record(i, &[marker.as_slice(), &[i as u8]].concat()))
+            .collect();
+        records.push(record(3, b"after the snapshot"));
+        store
+            .commit(&Commit {
+                records,
+                ..Commit::default()
+            })
+            .unwrap();
+        // Two snapshots kept as usual (records from the older one on).
+        for (id, next) in [(1u8, 1u64), (2, 2)] {
+            store
+                .put_snapshot_chunks(&[id; 16], &[(0, marker.clone())])
+                .unwrap();
+            store.complete_snapshot(&manifest(id, next)).unwrap();
+        }
+        assert_eq!(
+            store.snapshots().unwrap().len(),
+            2,
+            "control: the newest two are kept"
+        );
+        assert_eq!(
+            store.journal_len().unwrap(),
+            3,
+            "control: records from the older one on"
+        );
+        store
+            .put_snapshot_chunks(&[3; 16], &[(0, vec![3])])
+            .unwrap();
+        let truncated = store.complete_snapshot_alone(&manifest(3, 3)).unwrap();
+        assert!(truncated, "no reader: the WAL is truncated");
+        let kept: Vec<_> = store
+            .snapshots()
+            .unwrap()
+            .iter()
+            .map(|s| s.manifest.id)
+            .collect();
+        assert_eq!(kept, vec![[3u8; 16]], "only the new snapshot is left");
+        assert_eq!(store.snapshot_chunk(&[1; 16], 0).unwrap(), None);
+        assert_eq!(store.snapshot_chunk(&[2; 16], 0).unwrap(), None);
+        let left: Vec<_> = store
+            .journal_from(0)
+            .unwrap()
+            .iter()
+            .map(|r| r.index)
+            .collect();
+        assert_eq!(left, vec![3], "only the record after the snapshot is left");
+        for f in ["node.db", "node.db-wal"] {
+            let bytes = std::fs::read(dir.path().join(f)).unwrap_or_default();
+            assert!(
+                !contains(&bytes, &marker[..32]),
+                "{f} still holds deleted bytes"
+            );
+        }
+        // The usual rule again afterwards: the next snapshot keeps this one.
+        store
+            .put_snapshot_chunks(&[4; 16], &[(0, vec![4])])
+            .unwrap();
+        store.complete_snapshot(&manifest(4, 4)).unwrap();
+        assert_eq!(store.snapshots().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_snapshot_alone_with_a_missing_chunk_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .put_snapshot_chunks(&[1; 16], &[(0, vec![1])])
+            .unwrap();
+        store.complete_snapshot(&manifest(1, 0)).unwrap();
+        let mut two = manifest(2, 0);
+        two.chunks = 2;
+        store
+            .put_snapshot_chunks(&[2; 16], &[(0, vec![2])])
+            .unwrap();
+        let err = store.complete_snapshot_alone(&two).unwrap_err();
+        assert!(err.to_string().contains("1 of its 2 chunks"), "{err}");
+        let kept: Vec<_> = store
+            .snapshots()
+            .unwrap()
+            .iter()
+            .map(|s| s.manifest.id)
+            .collect();
+        assert_eq!(kept, vec![[1u8; 16]], "the older snapshot is still there");
+        assert!(store.snapshot_chunk(&[1; 16], 0).unwrap().is_some());
+    }
+
+    fn statement(sequence: u64) -> SignedStatement {
+        let z = B256::ZERO;
+        let statement = serde_json::from_value(serde_json::json!({
+            "sequence": sequence, "prevStateRoot": z, "newStateRoot": z, "inputsRoot": z,
+            "inputCount": 0, "logSize": 0, "logRoot": z, "policyHash": z, "effectsHash": z,
+            "notBefore": 0, "notAfter": 0,
+        }))
+        .unwrap();
+        SignedStatement {
+            statement,
+            effects: vec![],
+            exits: vec![],
+            requests_decided: 0,
+            signature: vec![],
+            digest: B256::ZERO,
+            signer: Address::ZERO,
+            receipt_sequences: vec![],
+            checkpoint: String::new(),
+        }
+    }
+
+    #[test]
+    fn settled_through_is_the_end_of_the_confirmed_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.settled_through(0).unwrap(), 0, "no statements");
+        store
+            .commit(&Commit {
+                statements: (1..=5).map(statement).collect(),
+                ..Commit::default()
+            })
+            .unwrap();
+        let seen = |n: u64| Some((format!("0x{n:064x}"), 10 + n, format!("0x{n:064x}")));
+        assert_eq!(store.settled_through(0).unwrap(), 0, "none landed");
+        store.mark_settled(1, seen(1), true).unwrap();
+        store.mark_settled(2, seen(2), false).unwrap();
+        store.mark_settled(3, seen(3), true).unwrap();
+        assert_eq!(
+            store.settled_through(0).unwrap(),
+            1,
+            "2 landed but is not confirmed"
+        );
+        store.mark_settled(2, seen(2), true).unwrap();
+        assert_eq!(store.settled_through(0).unwrap(), 3);
+        assert_eq!(
+            store.settled_through(1).unwrap(),
+            3,
+            "from the last value acted on"
+        );
+        // A reorg forgets 4's landing: it is not settled, nor is anything after it.
+        store.mark_settled(5, seen(5), true).unwrap();
+        store.mark_settled(4, None, false).unwrap();
+        assert_eq!(store.settled_through(3).unwrap(), 3);
+        store.mark_settled(4, seen(4), true).unwrap();
+        assert_eq!(store.settled_through(3).unwrap(), 5);
+        assert_eq!(
+            store.settled_through(5).unwrap(),
+            5,
+            "nothing after the last"
+        );
     }
 
     #[test]
