@@ -3,7 +3,10 @@
 //! Over the socket every message is one frame (`u32 BE length ‖ CBOR`, at most
 //! [`MAX_FRAME_BYTES`]; `boundary::encode_frame`). A session starts with `Hello` (version
 //! handshake) and then `Boot` or `Restore`; each new connection is a new session, so either side
-//! may be restarted (docs/NODE.md).
+//! may be restarted (docs/NODE.md). An enclave process keeps one [`Lineage`] across its sessions
+//! (`InProc` across `reconnect`, [`serve_unix`] across connections): it refuses a snapshot older
+//! than one it sealed or restored, and a session that resumes below what an earlier one ran says
+//! so in its `SessionStart` log entry (issue 11; `sealbridge_enclave::session`).
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sealbridge_enclave::{
     boundary::{BoundaryError, MAX_FRAME_BYTES, Request, Response, decode_frame, encode_frame},
-    session::{RngFactory, Session},
+    session::{Lineage, RngFactory, Session},
 };
 use sealbridge_seal::{at_rest::RootSecret, envelope::SealedEnvelope};
 
@@ -62,8 +65,17 @@ impl EnclaveLink for InProc {
         Ok(handle_traced(&mut self.session, request, frame.len()))
     }
 
+    /// A new session of the same enclave "process": the lineage carries over.
     fn reconnect(&mut self) -> Result<(), CoreError> {
-        self.session = Session::new(RootSecret::from_bytes(self.root), os_rng());
+        let old = std::mem::replace(
+            &mut self.session,
+            Session::new(RootSecret::from_bytes(self.root), os_rng()),
+        );
+        self.session = Session::with_lineage(
+            RootSecret::from_bytes(self.root),
+            os_rng(),
+            old.into_lineage(),
+        );
         Ok(())
     }
 }
@@ -151,11 +163,13 @@ pub fn serve_unix(path: &Path, root: [u8; 32]) -> Result<(), CoreError> {
     }
     let listener = bind_private(path).map_err(io)?;
     tracing::info!(socket = %path.display(), "enclave listening");
+    let mut lineage = Lineage::default();
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
-        let mut session = Session::new(RootSecret::from_bytes(root), os_rng());
+        let mut session = Session::with_lineage(RootSecret::from_bytes(root), os_rng(), lineage);
         tracing::info!("new boundary session");
         serve_connection(&mut conn, &mut session);
+        lineage = session.into_lineage();
     }
     Ok(())
 }
@@ -426,6 +440,124 @@ mod tests {
     fn call(stream: &mut UnixStream, request: &Request) -> Response {
         stream.write_all(&encode_frame(request).unwrap()).unwrap();
         decode_frame(&read_frame(stream).unwrap().unwrap()).unwrap()
+    }
+
+    /// One enclave "process" across sessions: `InProc::reconnect` keeps the lineage, so a
+    /// snapshot older than one the process sealed is refused; a new `InProc` (a new process)
+    /// restores it.
+    #[test]
+    fn in_process_reconnect_keeps_the_lineage() {
+        use sealbridge_enclave::{
+            EnclavePolicy, SettlementTarget, boundary::BOUNDARY_VERSION, chunks::SnapshotManifest,
+        };
+        use sealbridge_programs::netting::NettingConfig;
+
+        let policy = EnclavePolicy::new(
+            NettingConfig {
+                participants: vec![],
+                tokens: vec![alloy_primitives::Address::repeat_byte(0xee)],
+            },
+            4,
+        );
+        let target = SettlementTarget {
+            chain_id: 1,
+            settlement: alloy_primitives::Address::repeat_byte(0x5e),
+        };
+        let hello = |link: &mut InProc| {
+            let r = link
+                .call(Request::Hello {
+                    version: BOUNDARY_VERSION,
+                })
+                .unwrap();
+            assert!(matches!(r, Response::Hello { .. }), "{r:?}");
+        };
+        let snapshot = |link: &mut InProc| -> (SnapshotManifest, Vec<Vec<u8>>) {
+            let Response::Snapshot(m) = link
+                .call(Request::Snapshot {
+                    chunk_bytes: 1 << 16,
+                })
+                .unwrap()
+            else {
+                panic!("snapshot")
+            };
+            let chunks = (0..m.chunks)
+                .map(|index| {
+                    match link
+                        .call(Request::SnapshotChunk { id: m.id, index })
+                        .unwrap()
+                    {
+                        Response::SnapshotChunk { blob, .. } => blob,
+                        r => panic!("{r:?}"),
+                    }
+                })
+                .collect();
+            (*m, chunks)
+        };
+        let restore = |link: &mut InProc, (m, chunks): &(SnapshotManifest, Vec<Vec<u8>>)| {
+            let mut r = link
+                .call(Request::Restore {
+                    policy: policy.clone(),
+                    target,
+                    manifest: m.clone(),
+                })
+                .unwrap();
+            for (index, blob) in (0u32..).zip(chunks) {
+                if matches!(r, Response::Error(_)) {
+                    break;
+                }
+                r = link
+                    .call(Request::RestoreChunk {
+                        index,
+                        blob: blob.clone(),
+                    })
+                    .unwrap();
+            }
+            r
+        };
+
+        let mut link = InProc::new([5; 32]);
+        hello(&mut link);
+        let r = link
+            .call(Request::Boot {
+                policy: policy.clone(),
+                target,
+                now: 1_700_000_000,
+            })
+            .unwrap();
+        assert_eq!(r, Response::Ack);
+        let older = snapshot(&mut link);
+        let r = link
+            .call(Request::Journaled(Box::new(Request::Tick {
+                now: 1_700_000_001,
+            })))
+            .unwrap();
+        assert!(
+            matches!(
+                r,
+                Response::Journaled {
+                    record: Some(_),
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+        let newer = snapshot(&mut link);
+        assert!(older.0.next_record < newer.0.next_record);
+
+        link.reconnect().unwrap();
+        hello(&mut link);
+        let r = restore(&mut link, &older);
+        assert!(
+            matches!(&r, Response::Error(BoundaryError::Refused(why)) if why.contains("restoring an older snapshot (record 0)")),
+            "{r:?}"
+        );
+        // The newer one is accepted in the same process; the older one in a new process.
+        link.reconnect().unwrap();
+        hello(&mut link);
+        assert_eq!(restore(&mut link, &newer), Response::Ack);
+        let mut other_process = InProc::new([5; 32]);
+        hello(&mut other_process);
+        assert_eq!(restore(&mut other_process, &older), Response::Ack);
     }
 
     /// The enclave process's side of the socket opens an `enclave` span per request carrying

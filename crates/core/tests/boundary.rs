@@ -102,7 +102,11 @@ fn boundary_contract(link: &mut dyn EnclaveLink) {
     assert_eq!(*response, Response::Ack);
     assert_eq!(record.map(|r| r.index), Some(0));
     assert_eq!(log_first_index, 0, "boot entries were not drained yet");
-    assert_eq!(log_entries.len(), 3, "key announcement, policy, epoch");
+    assert_eq!(
+        log_entries.len(),
+        4,
+        "key announcement, policy, epoch, the session start"
+    );
     // A submission of garbage is a signed rejection, not a transport error.
     let Response::Journaled { response, .. } = link
         .call(Request::Journaled(Box::new(Request::Submit {
