@@ -4,7 +4,7 @@ use alloy_primitives::{Address, B256, Signature};
 use alloy_sol_types::SolValue;
 use sealbridge_enclave::{
     EnclavePolicy, KeyBundle,
-    log_entry::{self, EntryKind, ExitRequestEntry, RejectionSummaryEntry},
+    log_entry::{self, EntryKind, ExitRequestEntry, RejectionSummaryEntry, SessionStartEntry},
 };
 use sealbridge_proto::eip712::{AttestationResult, Statement};
 
@@ -61,6 +61,9 @@ pub enum Entry {
     /// The rejections of a window that were not logged one by one (issue 11): counts per
     /// reason and a SHA-256 chain over their envelope ids.
     RejectionSummary(RejectionSummaryEntry),
+    /// A boundary session of the enclave went live (issue 11): its random id, the journal
+    /// position and log size it resumed at, and its process's journal high-water mark.
+    SessionStart(SessionStartEntry),
 }
 
 impl Entry {
@@ -76,6 +79,7 @@ impl Entry {
             Entry::PolicyChange { .. } => "policy change",
             Entry::ExitRequest(_) => "exit request",
             Entry::RejectionSummary(_) => "rejection summary",
+            Entry::SessionStart(_) => "session start",
         }
     }
 }
@@ -164,6 +168,9 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
                  that sum to the total, and a 32-byte digest"
                     .into()
             }),
+        EntryKind::SessionStart => SessionStartEntry::decode(body)
+            .map(Entry::SessionStart)
+            .ok_or_else(|| format!("session start entry is {} bytes, not 48", body.len())),
     }
 }
 
@@ -207,6 +214,28 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.contains("rejection summary"), "{err}");
+    }
+
+    #[test]
+    fn session_starts_are_accepted_and_decoded_strictly() {
+        let e = SessionStartEntry {
+            session_id: [3; 16],
+            resumed_at_record: 4,
+            log_size: 20,
+            last_sequence: 2,
+            process_high_water: 9,
+        };
+        let body = e.encode();
+        assert_eq!(
+            decode(&log_entry::encode(EntryKind::SessionStart, &body)),
+            Ok(Entry::SessionStart(e))
+        );
+        let err = decode(&log_entry::encode(
+            EntryKind::SessionStart,
+            &body[..body.len() - 1],
+        ))
+        .unwrap_err();
+        assert_eq!(err, "session start entry is 47 bytes, not 48");
     }
 
     fn statement() -> Statement {

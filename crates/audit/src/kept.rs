@@ -8,6 +8,10 @@
 //! them. A kept receipt passes when it verifies under an instance key the log announces and the
 //! log's entry at its sequence is exactly that receipt. Unlogged rejections (sequence
 //! `u64::MAX`: counted into a rejection summary, not logged one by one) are skipped.
+//!
+//! The log's sessions that resumed below their enclave process's journal high-water mark
+//! (`SessionStart` entries, [`crate::sessions`]) are listed; a kept acceptance lost at or after
+//! where such a session went live names it in its failure (the rollback that lost it).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +24,7 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::entries::{self, Entry};
+use crate::sessions::{SessionReport, sessions};
 
 /// File name suffix of a kept receipt.
 pub const SUFFIX: &str = ".receipt";
@@ -86,6 +91,9 @@ pub struct KeptReport {
     pub log_size: u64,
     /// Every kept receipt the log does not hold.
     pub failures: Vec<KeptFailure>,
+    /// The log's sessions that resumed below their process's high-water mark (withheld
+    /// journal records).
+    pub sessions_below_high_water: Vec<SessionReport>,
 }
 
 impl KeptReport {
@@ -118,6 +126,23 @@ pub fn check_kept_receipts(entries: &[Vec<u8>], kept: &[KeptReceipt]) -> KeptRep
         .filter(|r| r.status == ReceiptStatus::Accepted)
         .map(|r| r.envelope_id)
         .collect();
+    let below: Vec<SessionReport> = sessions(entries)
+        .into_iter()
+        .filter(|s| s.withheld_records > 0)
+        .collect();
+    // The rollback that explains an acceptance lost at `seq`: the last session below the
+    // high-water mark that went live at or before it.
+    let explain = |seq: u64, accepted: bool, why: String| -> String {
+        match below
+            .iter()
+            .rev()
+            .find(|s| accepted && s.log_size <= seq)
+            .and_then(SessionReport::finding)
+        {
+            Some(f) => format!("{why}; {f}"),
+            None => why,
+        }
+    };
     let mut report = KeptReport {
         log_size: entries.len() as u64,
         ..KeptReport::default()
@@ -161,35 +186,31 @@ pub fn check_kept_receipts(entries: &[Vec<u8>], kept: &[KeptReceipt]) -> KeptRep
             continue;
         }
         let seq = r.sequence;
+        let accepted = r.status == ReceiptStatus::Accepted;
+        let fail = |why: String| fail(Some(seq), explain(seq, accepted, why));
         let entry = usize::try_from(seq).ok().and_then(|i| entries.get(i));
         match entry.map(|e| entries::decode(e)) {
-            None => report.failures.push(fail(
-                Some(seq),
-                format!(
-                    "the log has {} entries: entry {seq} is missing (the log was rolled back \
+            None => report.failures.push(fail(format!(
+                "the log has {} entries: entry {seq} is missing (the log was rolled back \
                      below a receipt the enclave handed out)",
-                    entries.len()
-                ),
-            )),
+                entries.len()
+            ))),
             Some(Ok(Entry::Receipt(b))) if b == k.receipt => {
                 report.in_log += 1;
                 if r.status == ReceiptStatus::Accepted {
                     report.accepted_in_log += 1;
                 }
             }
-            Some(Ok(Entry::Receipt(_))) => report.failures.push(fail(
-                Some(seq),
-                format!(
-                    "log entry {seq} is another receipt (the log was rolled back or forked and \
+            Some(Ok(Entry::Receipt(_))) => report.failures.push(fail(format!(
+                "log entry {seq} is another receipt (the log was rolled back or forked and \
                      the position handed to another envelope)"
-                ),
-            )),
-            Some(_) => report.failures.push(fail(
-                Some(seq),
-                format!("log entry {seq} is not a receipt (the log was rolled back or forked)"),
-            )),
+            ))),
+            Some(_) => report.failures.push(fail(format!(
+                "log entry {seq} is not a receipt (the log was rolled back or forked)"
+            ))),
         }
     }
+    report.sessions_below_high_water = below;
     report
 }
 
@@ -260,4 +281,95 @@ pub fn check_entries_under(
         )));
     }
     Ok(cp)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use sealbridge_enclave::{
+        KeyBundle,
+        log_entry::{self, EntryKind, SessionStartEntry},
+    };
+    use sealbridge_proto::{EnvelopeId, Epoch};
+    use sealbridge_seal::keys::Ed25519SigningKey;
+
+    use super::*;
+
+    fn receipt(key: &Ed25519SigningKey, envelope: u8, sequence: u64) -> Vec<u8> {
+        Receipt {
+            envelope_id: EnvelopeId([envelope; 32]),
+            sequence,
+            status: ReceiptStatus::Accepted,
+            epoch: Epoch(1),
+            enclave_time: 1,
+        }
+        .sign(key)
+    }
+
+    fn session_start(high_water: u64) -> Vec<u8> {
+        let e = SessionStartEntry {
+            session_id: [1; 16],
+            resumed_at_record: 1,
+            log_size: 2,
+            last_sequence: 0,
+            process_high_water: high_water,
+        };
+        log_entry::encode(EntryKind::SessionStart, &e.encode())
+    }
+
+    /// The host ran a session to journal record 2 (receipts A at 1 and B at 2), then a second
+    /// session of the same process from record 1: B's position holds its `SessionStart`.
+    #[test]
+    fn a_lost_acceptance_names_the_session_that_resumed_below_the_high_water_mark() {
+        let keys = Ed25519SigningKey::generate(&mut ChaCha20Rng::seed_from_u64(1));
+        let bundle = KeyBundle {
+            ed25519: *keys.public().as_bytes(),
+            address: alloy_primitives::Address::repeat_byte(1),
+        };
+        let announcement = log_entry::encode(
+            EntryKind::KeyAnnouncement,
+            &[bundle.to_bytes().as_slice(), &[0; 32]].concat(),
+        );
+        let (a, b, c) = (
+            receipt(&keys, 0xa, 1),
+            receipt(&keys, 0xb, 2),
+            receipt(&keys, 0xc, 3),
+        );
+        let kept = [("a", &a), ("b", &b)].map(|(name, r)| KeptReceipt {
+            name: name.into(),
+            receipt: r.clone(),
+        });
+        let log = |high_water| {
+            vec![
+                announcement.clone(),
+                log_entry::encode(EntryKind::Receipt, &a),
+                session_start(high_water),
+                log_entry::encode(EntryKind::Receipt, &c),
+            ]
+        };
+        let report = check_kept_receipts(&log(2), &kept);
+        assert_eq!((report.checked, report.in_log), (2, 1));
+        let [failure] = report.failures.as_slice() else {
+            panic!("{report:?}")
+        };
+        assert_eq!(failure.sequence, Some(2));
+        assert!(
+            failure.why.contains("log entry 2 is not a receipt")
+                && failure.why.contains(
+                    "session resumed 1 records below what its enclave process had already run"
+                ),
+            "{}",
+            failure.why
+        );
+        assert_eq!(report.sessions_below_high_water.len(), 1);
+        // Control: a session that resumed where its process stood explains nothing (the receipt
+        // is still lost: a fresh process leaves no such trace).
+        let report = check_kept_receipts(&log(1), &kept);
+        let [failure] = report.failures.as_slice() else {
+            panic!("{report:?}")
+        };
+        assert!(!failure.why.contains("session resumed"), "{}", failure.why);
+        assert!(report.sessions_below_high_water.is_empty());
+    }
 }

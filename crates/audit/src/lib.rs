@@ -19,6 +19,7 @@ pub mod kept;
 pub mod proof;
 pub mod published;
 mod report;
+pub mod sessions;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use chain::{BlockTimes, ChainRecord, Contracts, RecordedChain, TimedChain};
 pub use kept::{KeptReceipt, KeptReport, check_kept_receipts, read_kept_receipts};
 pub use published::{Attestations, PolicySchedule, PublishedEvidence};
 pub use report::{CHECKS, CheckResult, Report, Status, Summary};
+pub use sessions::SessionReport;
 
 /// Errors that stop an audit before it can judge (usage, I/O, unreadable input): exit code 2.
 /// Failed checks are not errors; they are in the [`Report`].

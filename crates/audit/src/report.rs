@@ -4,6 +4,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::sessions::SessionReport;
+
 /// Every check, in the order it runs, with what it establishes.
 pub const CHECKS: &[(&str, &str)] = &[
     (
@@ -16,7 +18,7 @@ pub const CHECKS: &[(&str, &str)] = &[
     ),
     (
         "log_entries",
-        "every entry decodes; receipts and epoch announcements are signed by the announced key; receipts sit at their sequence; statements anchor the log just before their own entry, are signed by the announced enclave and carry the logged policy; statement renewals are signed by the announced enclave and re-sign an earlier statement of their sequence with a later window only; exit requests are logged in request-id order 1, 2, 3, … with a grant that fits their reason",
+        "every entry decodes; receipts and epoch announcements are signed by the announced key; receipts sit at their sequence; statements anchor the log just before their own entry, are signed by the announced enclave and carry the logged policy; statement renewals are signed by the announced enclave and re-sign an earlier statement of their sequence with a later window only; exit requests are logged in request-id order 1, 2, 3, … with a grant that fits their reason; session starts name their own index as the log size and the last statement's sequence before them",
     ),
     (
         "registrations",
@@ -109,6 +111,8 @@ pub struct Summary {
     pub exits_settled: u64,
     /// Exit entries granted after the last statement entry (not yet in a statement).
     pub pending_exits: u64,
+    /// Enclave sessions that went live (`SessionStart` entries, kind 10).
+    pub sessions: u64,
 }
 
 /// The audit report.
@@ -120,6 +124,12 @@ pub struct Report {
     pub checks: Vec<CheckResult>,
     /// Counts.
     pub summary: Summary,
+    /// Every session start in the log, in log order.
+    pub sessions: Vec<SessionReport>,
+    /// Findings that do not fail a check by themselves (a session that resumed below its
+    /// process's high-water mark: withheld journal records; `audit --receipts` fails if a kept
+    /// acceptance was lost with them).
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -175,6 +185,22 @@ impl Report {
             m.exits_settled,
             m.pending_exits
         );
+        let _ = writeln!(s, "enclave sessions {}", m.sessions);
+        for x in &self.sessions {
+            let _ = writeln!(
+                s,
+                "  session {} at log entry {}: resumed at journal record {}, log size {}, last statement {}, process high water {}",
+                x.session_id,
+                x.index,
+                x.resumed_at_record,
+                x.log_size,
+                x.last_sequence,
+                x.process_high_water
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "WARNING: {w}");
+        }
         let _ = writeln!(
             s,
             "{}",

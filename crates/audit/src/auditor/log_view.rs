@@ -14,6 +14,8 @@ pub(super) fn walk_log(
     // Grants logged since the last statement entry: the exits of the next statement.
     let mut batch_exits: BTreeMap<(Address, Address), u128> = BTreeMap::new();
     let mut last_request_id = 0u64;
+    // The sequence of the last statement entry (0 before the first).
+    let mut last_sequence = 0u64;
     for (index, bytes) in (0u64..).zip(&entries) {
         let entry = match entries::decode(bytes) {
             Ok(e) => e,
@@ -83,6 +85,7 @@ pub(super) fn walk_log(
                 signature,
             } => {
                 let seq = statement.sequence;
+                last_sequence = seq;
                 let signer = entries::recover(&statement.digest(domain), &signature);
                 let ok = statement.logSize == index
                     && key.is_some_and(|k| Some(k.address) == signer)
@@ -105,6 +108,17 @@ pub(super) fn walk_log(
             }
             // Unlogged rejections, counted (issue 11): nothing to check against other entries.
             Entry::RejectionSummary(_) => t.ok(),
+            // A session went live (issue 11): where it says it did.
+            Entry::SessionStart(e) => {
+                t.expect(e.log_size == index && e.last_sequence == last_sequence, || {
+                    format!(
+                        "entry {index}: session start says log size {} and last statement {} (want {index}, {last_sequence})",
+                        e.log_size, e.last_sequence
+                    )
+                });
+                v.sessions
+                    .push(crate::sessions::SessionReport::new(index, &e));
+            }
             Entry::ExitRequest(e) => {
                 // Requests are decided in the contract's id order, each once.
                 let expected = last_request_id.saturating_add(1);

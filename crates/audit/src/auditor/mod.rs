@@ -29,6 +29,7 @@ use sealbridge_seal::{
 
 use crate::entries::{self, Entry};
 use crate::report::{Report, Summary, Tally};
+use crate::sessions::SessionReport;
 use crate::{Attestations, BlockTimes, Contracts, Error};
 
 mod checks;
@@ -137,6 +138,8 @@ struct LogView {
     exit_requests: Vec<(u64, ExitRequestEntry)>,
     /// Exit entries granted after the last statement entry.
     pending_exits: u64,
+    /// Session start entries (kind 10), in log order.
+    sessions: Vec<SessionReport>,
 }
 
 #[derive(Default)]
@@ -200,10 +203,10 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     );
     let Some(view) = view else {
         skip_log_checks(&mut k);
-        return Ok(finish(k, summary));
+        return Ok(finish(k, summary, Vec::new()));
     };
     let Some(cp) = cp else {
-        return Ok(finish(k, summary));
+        return Ok(finish(k, summary, Vec::new()));
     };
     // The proofs below run over the verified entries in memory (the tiles gave exactly these
     // leaves: `log_tiles` passed), which is ~15x faster than reading tiles per proof.
@@ -216,6 +219,7 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     summary.pending_receipts = view.pending;
     summary.exit_requests = view.exit_requests.len() as u64;
     summary.pending_exits = view.pending_exits;
+    summary.sessions = view.sessions.len() as u64;
     check_announced_keys(&view, &registered, &registry_domain, &mut k.log_entries);
 
     let replay = replay_chain(
@@ -243,7 +247,7 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
         None => k.published_receipts.skip("no published receipts given"),
         Some(list) => check_published(list, &view, &cp, &tiles, &mut k.published_receipts)?,
     }
-    Ok(finish(k, summary))
+    Ok(finish(k, summary, view.sessions))
 }
 
 /// The registry's and the settlement's events up to the head, in chain order, after checking
@@ -565,7 +569,10 @@ impl Registry {
     }
 }
 
-fn finish(k: Checks, summary: Summary) -> Report {
+/// The report. A session that resumed below its process's high-water mark is a warning, not a
+/// failed check: a crash can lose the last journal record the host had not stored (see
+/// [`crate::sessions`]).
+fn finish(k: Checks, summary: Summary, sessions: Vec<SessionReport>) -> Report {
     let checks = vec![
         k.checkpoint.finish("checkpoint"),
         k.log_tiles.finish("log_tiles"),
@@ -584,10 +591,13 @@ fn finish(k: Checks, summary: Summary) -> Report {
         c.status == crate::Status::Pass
             || (c.status == crate::Status::Skip && c.name == "published_receipts")
     });
+    let warnings = sessions.iter().filter_map(SessionReport::finding).collect();
     Report {
         ok,
         checks,
         summary,
+        sessions,
+        warnings,
     }
 }
 
