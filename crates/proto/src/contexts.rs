@@ -27,6 +27,14 @@ pub const SIM_QUOTE_CONTEXT: &[u8] = b"sealbridge/v1/INSECURE-simulated-quote";
 pub const JOURNAL_CONTEXT: &[u8] = b"sealbridge/v1/journal";
 /// AAD prefix of sealed enclave snapshots.
 pub const SNAPSHOT_CONTEXT: &[u8] = b"sealbridge/v1/snapshot";
+/// HKDF info prefix of one epoch ratchet step: `ck_e' = HKDF-SHA256(ck_e, this ‖ e' u64 BE)`.
+pub const EPOCH_CHAIN_NEXT_LABEL: &[u8] = b"sealbridge/v1/epoch-chain-next";
+/// HKDF info deriving an epoch's X25519 KEM secret from its chain key.
+pub const EPOCH_KEM_LABEL: &[u8] = b"sealbridge/v1/epoch-kem";
+/// HKDF info deriving an epoch's input key (AES-256-GCM, inputs at rest) from its chain key.
+pub const EPOCH_INPUT_KEY_LABEL: &[u8] = b"sealbridge/v1/epoch-input-key";
+/// AAD prefix of an accepted input sealed under its epoch's input key in a journal record.
+pub const SEALED_INPUT_CONTEXT: &[u8] = b"sealbridge/v1/sealed-input";
 /// The simulated TEE root's seed is SHA-256 of this public label. Not a secret.
 pub const SIM_ROOT_SEED_LABEL: &[u8] = b"sealbridge/v1/INSECURE-simulated-tee-root";
 
@@ -47,6 +55,10 @@ pub const ALL: &[&[u8]] = &[
     SIM_ROOT_SEED_LABEL,
     JOURNAL_CONTEXT,
     SNAPSHOT_CONTEXT,
+    EPOCH_CHAIN_NEXT_LABEL,
+    EPOCH_KEM_LABEL,
+    EPOCH_INPUT_KEY_LABEL,
+    SEALED_INPUT_CONTEXT,
 ];
 
 #[cfg(test)]

@@ -71,6 +71,19 @@ impl SealingKey {
         }
     }
 
+    /// The key with the given 32 raw AES-256-GCM key bytes (a key derived elsewhere, e.g. an
+    /// epoch's input key from its chain key). The caller should zeroise its copy.
+    #[must_use]
+    pub fn from_secret_bytes(bytes: &[u8; 32]) -> Self {
+        // A 32-byte key is always valid for AES-256-GCM.
+        #[allow(clippy::expect_used)]
+        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, bytes.as_slice())
+            .expect("32-byte AES-256-GCM key");
+        Self {
+            key: aead::LessSafeKey::new(unbound),
+        }
+    }
+
     fn full_aad(aad: &[u8]) -> Vec<u8> {
         let mut a = Vec::with_capacity(1 + aad.len());
         a.push(BLOB_VERSION);
@@ -130,6 +143,17 @@ impl SealingKey {
     }
 }
 
+/// `HKDF-SHA256(salt = "", IKM = ikm, info = info parts concatenated, L = 32)` (RFC 5869 §2):
+/// one step of a key ratchet or the derivation of a key from a chain key.
+#[must_use]
+pub fn hkdf_sha256(ikm: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+    let prk = kdf::extract(&[], &[ikm]);
+    let mut okm = Zeroizing::new([0u8; 32]);
+    // 32 <= 255 * 32: cannot fail.
+    let _ = kdf::expand(prk.as_slice(), info, okm.as_mut_slice());
+    okm
+}
+
 impl fmt::Debug for SealingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SealingKey([REDACTED])")
@@ -179,6 +203,23 @@ mod tests {
             );
         }
         assert!(k.open(b"aad", &[blob.as_slice(), &[0]].concat()).is_err());
+    }
+
+    #[test]
+    fn raw_keys_and_hkdf() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let a = hkdf_sha256(&[1; 32], &[b"label", &7u64.to_be_bytes()]);
+        // Info is the concatenation of its parts; another label or ikm gives another key.
+        let joined = [b"label".as_slice(), &7u64.to_be_bytes()].concat();
+        assert_eq!(*a, *hkdf_sha256(&[1; 32], &[&joined]));
+        assert_ne!(*a, *hkdf_sha256(&[1; 32], &[b"label", &8u64.to_be_bytes()]));
+        assert_ne!(*a, *hkdf_sha256(&[2; 32], &[b"label", &7u64.to_be_bytes()]));
+        let k = SealingKey::from_secret_bytes(&a);
+        let blob = k.seal(b"x", b"input", &mut rng);
+        let again = SealingKey::from_secret_bytes(&a);
+        assert_eq!(again.open(b"x", &blob).unwrap().as_slice(), b"input");
+        let other = SealingKey::from_secret_bytes(&[0; 32]);
+        assert_eq!(other.open(b"x", &blob), Err(Error::Undecryptable));
     }
 
     #[test]
