@@ -25,8 +25,10 @@ use crate::{
 /// the last request id. A version-4 host would still send `Withdrawal`, so it must not talk to
 /// this enclave. Version 6 (issue 11): `BoundaryError::ClockStep`, `SubmitOutcome::logged`
 /// (unlogged rejections), `EnclaveStatus::waiting` (anonymity set), and `CutBatch`/`Heartbeat`
-/// answered `Batch(None)` below the anonymity set.
-pub const BOUNDARY_VERSION: u16 = 6;
+/// answered `Batch(None)` below the anonymity set. Version 7 (issue 11, forward secrecy at
+/// rest): `Settled` (answered `Settled`), and `SubmitOutcome::sealed_input` is gone (accepted
+/// inputs travel only inside the journal record, sealed under their epoch's input key).
+pub const BOUNDARY_VERSION: u16 = 7;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
 /// frame grows with the state.
@@ -126,6 +128,15 @@ pub enum Request {
         result: Vec<u8>,
         /// The verifiers' 65-byte signatures, in the order `register` took them.
         signatures: Vec<Vec<u8>>,
+    },
+    /// The host says statements `1..=sequence` have settled on chain with the required
+    /// confirmations. The enclave clamps `sequence` to its own last statement, ignores a value
+    /// at or below what it already holds, and erases the input keys of epochs no longer needed
+    /// (forward secrecy at rest, see `persist`). Send it `Journaled`: the record carries the
+    /// `Settled` and `Erase` steps. Answered `Settled`.
+    Settled {
+        /// The highest statement sequence settled with the required confirmations.
+        sequence: u64,
     },
     /// Serve the inner request and return its sealed journal record and new log entries with
     /// the response (durable enclaves only; see `persist`).
@@ -233,9 +244,6 @@ pub struct SubmitOutcome {
     /// counts it into the next rejection summary entry): the host stores nothing for it.
     #[serde(default = "logged_default")]
     pub logged: bool,
-    /// For accepted envelopes: the opened input re-sealed at rest; the host must store it
-    /// durably before returning the receipt (DESIGN §6).
-    pub sealed_input: Option<Vec<u8>>,
     /// Statements the submission closed, in log order (at most two): the pending batch, closed
     /// before this input because its effects could have taken it over the policy's effects cap,
     /// and the batch this input completed (batch size reached). The host treats each like a
@@ -296,6 +304,14 @@ pub enum Response {
         signature: Vec<u8>,
         /// Its EIP-712 digest.
         digest: B256,
+    },
+    /// Answer to `Settled`.
+    Settled {
+        /// The settled-through sequence the enclave now holds (after clamping; unchanged when
+        /// the request went backwards).
+        through: u64,
+        /// Epochs whose input keys were erased by this request.
+        erased: Vec<u64>,
     },
     /// Answer to `Checkpoint`: a C2SP signed note.
     Checkpoint {

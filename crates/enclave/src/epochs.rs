@@ -1,10 +1,34 @@
 //! Epoch KEM keys (DESIGN §3): a new X25519 key pair every epoch, announced under the instance
 //! Ed25519 key. The previous epoch stays usable for a grace period, after which its private key
 //! is dropped (and zeroised by `KemSecretKey`'s `Drop`), giving envelopes forward secrecy.
+//!
+//! Forward secrecy at rest (issue 11 part 4): every epoch's secrets come from a one-way ratchet.
+//! Epoch `e` has a 32-byte chain key `ck_e`; the first comes from the rng at boot, and rotating
+//! to epoch `e'` (however far ahead: one step, so `Tick(u64::MAX)` returns) is
+//!
+//! ```text
+//! ck_e'      = HKDF-SHA256(ikm = ck_e, info = EPOCH_CHAIN_NEXT_LABEL ‖ e' u64 BE)
+//! kem_e      = HKDF-SHA256(ikm = ck_e, info = EPOCH_KEM_LABEL)        (X25519 private key)
+//! input_key_e = HKDF-SHA256(ikm = ck_e, info = EPOCH_INPUT_KEY_LABEL)  (AES-256-GCM)
+//! ```
+//!
+//! (empty salt). Only the current epoch's chain key (the ratchet head) is kept; nothing derives
+//! an earlier epoch's keys from it. The journal records rotations and retirements as public
+//! facts only ([`crate::persist`]); a sealed snapshot is the only place a chain key exists
+//! outside enclave memory.
 
 use rand_core::CryptoRngCore;
-use sealbridge_proto::{Epoch, InstanceId, ReasonCode, contexts::EPOCH_ANNOUNCEMENT_CONTEXT};
-use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey, KemSecretKey};
+use sealbridge_proto::{
+    Epoch, InstanceId, ReasonCode,
+    contexts::{
+        EPOCH_ANNOUNCEMENT_CONTEXT, EPOCH_CHAIN_NEXT_LABEL, EPOCH_INPUT_KEY_LABEL, EPOCH_KEM_LABEL,
+    },
+};
+use sealbridge_seal::{
+    at_rest::{SealingKey, hkdf_sha256},
+    keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey, KemSecretKey},
+};
+use zeroize::Zeroizing;
 
 use crate::Error;
 
@@ -86,6 +110,81 @@ impl EpochAnnouncement {
     }
 }
 
+/// An epoch's chain key (`ck_e`): zeroised on drop, never printed.
+pub struct ChainKey(Zeroizing<[u8; 32]>);
+
+impl ChainKey {
+    /// A chain key from its 32 bytes (from the rng at boot, or from a sealed snapshot).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// `ck_to = HKDF-SHA256(ck, EPOCH_CHAIN_NEXT_LABEL ‖ to u64 BE)`: one step, whatever the
+    /// distance, bound to the target epoch number.
+    pub fn next(&self, to: Epoch) -> Self {
+        Self(hkdf_sha256(
+            self.0.as_slice(),
+            &[EPOCH_CHAIN_NEXT_LABEL, &to.0.to_be_bytes()],
+        ))
+    }
+
+    /// The epoch's X25519 KEM key pair.
+    pub fn kem(&self) -> (KemSecretKey, KemPublicKey) {
+        let sk = hkdf_sha256(self.0.as_slice(), &[EPOCH_KEM_LABEL]);
+        let secret = KemSecretKey::from_bytes(*sk);
+        let public = secret.public();
+        (secret, public)
+    }
+
+    /// The epoch's input key (inputs sealed at rest in the journal).
+    pub fn input_key(&self) -> InputKey {
+        InputKey::from_bytes(*hkdf_sha256(self.0.as_slice(), &[EPOCH_INPUT_KEY_LABEL]))
+    }
+
+    /// The raw bytes, for sealed snapshots and tests only.
+    pub(crate) fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey([REDACTED])")
+    }
+}
+
+/// An epoch's input key: AES-256-GCM over accepted inputs in journal records. The raw bytes are
+/// kept (zeroised on drop) so that a snapshot can carry the key while it is still needed.
+pub struct InputKey {
+    bytes: Zeroizing<[u8; 32]>,
+    key: SealingKey,
+}
+
+impl InputKey {
+    /// The input key with these bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        let bytes = Zeroizing::new(bytes);
+        let key = SealingKey::from_secret_bytes(&bytes);
+        Self { bytes, key }
+    }
+
+    /// The AEAD key.
+    pub fn sealing(&self) -> &SealingKey {
+        &self.key
+    }
+
+    /// The raw bytes, for sealed snapshots and tests only.
+    pub(crate) fn expose(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for InputKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InputKey([REDACTED])")
+    }
+}
+
 struct EpochKey {
     epoch: Epoch,
     secret: KemSecretKey,
@@ -93,12 +192,23 @@ struct EpochKey {
     not_before: u64,
 }
 
-/// The live epoch keys: the current one and, during its grace window, the previous one.
+/// The live epoch keys: the ratchet head (the current epoch's chain key), the current KEM key
+/// and, during its grace window, the previous one.
 pub struct EpochKeys {
     length: u64,
     grace: u64,
+    head: ChainKey,
     current: EpochKey,
     previous: Option<EpochKey>,
+}
+
+/// What [`EpochKeys::tick`] changed (public facts: what the journal records).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EpochChange {
+    /// The epoch that started, with its start time.
+    pub rotated: Option<(Epoch, u64)>,
+    /// The previous epoch whose KEM key was dropped at the end of its grace window.
+    pub retired: Option<Epoch>,
 }
 
 impl std::fmt::Debug for EpochKeys {
@@ -110,19 +220,30 @@ impl std::fmt::Debug for EpochKeys {
     }
 }
 
+impl EpochKey {
+    fn of(epoch: Epoch, ck: &ChainKey, not_before: u64) -> Self {
+        let (secret, public) = ck.kem();
+        Self {
+            epoch,
+            secret,
+            public,
+            not_before,
+        }
+    }
+}
+
 impl EpochKeys {
-    /// Start epoch 1 at `now`.
+    /// Start epoch 1 at `now`, its chain key from `rng`.
     pub fn new(rng: &mut impl CryptoRngCore, now: u64, length: u64, grace: u64) -> Self {
-        let (secret, public) = KemSecretKey::generate(rng);
+        let mut ck = [0u8; 32];
+        rng.fill_bytes(&mut ck);
+        let head = ChainKey::from_bytes(ck);
+        zeroize::Zeroize::zeroize(&mut ck);
         Self {
             length: length.max(1),
             grace,
-            current: EpochKey {
-                epoch: Epoch(1),
-                secret,
-                public,
-                not_before: now,
-            },
+            current: EpochKey::of(Epoch(1), &head, now),
+            head,
             previous: None,
         }
     }
@@ -137,10 +258,14 @@ impl EpochKeys {
         self.current.public
     }
 
+    /// The ratchet head: the current epoch's chain key.
+    pub fn head(&self) -> &ChainKey {
+        &self.head
+    }
+
     /// Whether [`EpochKeys::tick`] at `now` would change anything (a rotation or a retirement).
     pub fn tick_due(&self, now: u64) -> bool {
-        now >= self.current.not_before.saturating_add(self.length)
-            || self.retire_at().is_some_and(|t| now >= t)
+        self.rotation_due(now).is_some() || self.retire_at().is_some_and(|t| now >= t)
     }
 
     fn retire_at(&self) -> Option<u64> {
@@ -151,35 +276,60 @@ impl EpochKeys {
         })
     }
 
-    /// Rotate to the epoch `now` falls in and retire the previous epoch once its grace window is
-    /// over. Returns the epoch that started, if any (announce it). However far `now` is ahead,
-    /// this computes the new epoch rather than stepping through the ones in between: the
-    /// epochs skipped were never announced, so no envelope can be addressed to them, and one key
-    /// is generated for the new epoch (issue 11: `Tick(u64::MAX)` returns).
-    pub fn tick(&mut self, rng: &mut impl CryptoRngCore, now: u64) -> Option<Epoch> {
-        let mut started = None;
+    /// The epoch `now` falls in and its start, if that is a later epoch than the current one.
+    /// Computed, not stepped: the epochs skipped were never announced, so no envelope can be
+    /// addressed to them (issue 11: `Tick(u64::MAX)` returns). `None` once the epoch number
+    /// would overflow.
+    fn rotation_due(&self, now: u64) -> Option<(Epoch, u64)> {
         let elapsed = now.saturating_sub(self.current.not_before) / self.length;
-        if elapsed >= 1 {
-            let (secret, public) = KemSecretKey::generate(rng);
-            let next = EpochKey {
-                epoch: Epoch(self.current.epoch.0.saturating_add(elapsed)),
-                secret,
-                public,
-                not_before: self
-                    .current
-                    .not_before
-                    .saturating_add(elapsed.saturating_mul(self.length)),
-            };
-            // Dropping the old previous key zeroises it. The old current key stays usable for
-            // its grace window only if it was the epoch right before the new one.
-            let old = std::mem::replace(&mut self.current, next);
-            self.previous = (elapsed == 1).then_some(old);
-            started = Some(self.current.epoch);
+        if elapsed == 0 {
+            return None;
+        }
+        let epoch = self.current.epoch.0.checked_add(elapsed)?;
+        let not_before = self
+            .current
+            .not_before
+            .saturating_add(elapsed.saturating_mul(self.length));
+        Some((Epoch(epoch), not_before))
+    }
+
+    /// Rotate to the epoch `now` falls in and retire the previous epoch once its grace window is
+    /// over. One ratchet step whatever the distance.
+    pub fn tick(&mut self, now: u64) -> EpochChange {
+        let mut change = EpochChange::default();
+        if let Some((epoch, not_before)) = self.rotation_due(now) {
+            self.rotate_to(epoch, not_before);
+            change.rotated = Some((epoch, not_before));
         }
         if self.retire_at().is_some_and(|t| now >= t) {
-            self.previous = None;
+            change.retired = self.previous.take().map(|p| p.epoch);
         }
-        started
+        change
+    }
+
+    /// Ratchet to `epoch` (later than the current one) starting at `not_before`: the head moves
+    /// one step and the old head is dropped (zeroised). The old current KEM key stays usable for
+    /// its grace window only if it was the epoch right before the new one; any older previous
+    /// key is dropped. Replay applies recorded rotations through this.
+    pub(crate) fn rotate_to(&mut self, epoch: Epoch, not_before: u64) -> bool {
+        if epoch <= self.current.epoch {
+            return false;
+        }
+        self.head = self.head.next(epoch);
+        let next = EpochKey::of(epoch, &self.head, not_before);
+        let old = std::mem::replace(&mut self.current, next);
+        self.previous = (old.epoch.0.checked_add(1) == Some(epoch.0)).then_some(old);
+        true
+    }
+
+    /// Drop the previous epoch's KEM key if it is `epoch` (replay of a recorded retirement).
+    pub(crate) fn retire(&mut self, epoch: Epoch) -> bool {
+        if self.previous.as_ref().is_some_and(|p| p.epoch == epoch) {
+            self.previous = None;
+            true
+        } else {
+            false
+        }
     }
 
     /// The private key for `epoch` at `now`, or why there is none.
@@ -220,8 +370,8 @@ impl EpochKeys {
     }
 }
 
-/// One epoch key in exportable form, for sealed snapshots and journal records only
-/// (see [`crate::persist`]). The secret is zeroised on drop.
+/// The previous epoch's KEM key in exportable form (sealed snapshots only: it cannot be derived
+/// from the head). The secret is zeroised on drop.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct EpochKeyParts {
     pub(crate) epoch: Epoch,
@@ -235,61 +385,138 @@ impl Drop for EpochKeyParts {
     }
 }
 
-/// The whole epoch key state in exportable form.
+/// The epoch key state in exportable form (sealed snapshots only): the ratchet head and the
+/// previous KEM key while in grace. The current KEM key is derived from the head.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct EpochParts {
-    pub(crate) current: EpochKeyParts,
+    pub(crate) epoch: Epoch,
+    pub(crate) chain_key: [u8; 32],
+    pub(crate) not_before: u64,
     pub(crate) previous: Option<EpochKeyParts>,
+}
+
+impl Drop for EpochParts {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.chain_key);
+    }
 }
 
 impl std::fmt::Debug for EpochParts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EpochParts")
-            .field("current", &self.current.epoch)
+            .field("epoch", &self.epoch)
             .finish_non_exhaustive()
-    }
-}
-
-impl EpochKey {
-    fn parts(&self) -> EpochKeyParts {
-        EpochKeyParts {
-            epoch: self.epoch,
-            secret: *self.secret.expose_secret_bytes(),
-            not_before: self.not_before,
-        }
-    }
-
-    fn from_parts(p: &EpochKeyParts) -> Self {
-        let secret = KemSecretKey::from_bytes(p.secret);
-        let public = secret.public();
-        Self {
-            epoch: p.epoch,
-            secret,
-            public,
-            not_before: p.not_before,
-        }
     }
 }
 
 impl EpochKeys {
     /// `(current epoch, previous epoch)`: changes whenever a key is created or retired.
+    #[cfg(test)]
     pub(crate) fn shape(&self) -> (Epoch, Option<Epoch>) {
         (self.current.epoch, self.previous.as_ref().map(|p| p.epoch))
     }
 
     pub(crate) fn parts(&self) -> EpochParts {
         EpochParts {
-            current: self.current.parts(),
-            previous: self.previous.as_ref().map(EpochKey::parts),
+            epoch: self.current.epoch,
+            chain_key: *self.head.expose(),
+            not_before: self.current.not_before,
+            previous: self.previous.as_ref().map(|p| EpochKeyParts {
+                epoch: p.epoch,
+                secret: *p.secret.expose_secret_bytes(),
+                not_before: p.not_before,
+            }),
         }
     }
 
     pub(crate) fn from_parts(parts: &EpochParts, length: u64, grace: u64) -> Self {
+        let head = ChainKey::from_bytes(parts.chain_key);
         Self {
             length: length.max(1),
             grace,
-            current: EpochKey::from_parts(&parts.current),
-            previous: parts.previous.as_ref().map(EpochKey::from_parts),
+            current: EpochKey::of(parts.epoch, &head, parts.not_before),
+            head,
+            previous: parts.previous.as_ref().map(|p| {
+                let secret = KemSecretKey::from_bytes(p.secret);
+                EpochKey {
+                    epoch: p.epoch,
+                    public: secret.public(),
+                    secret,
+                    not_before: p.not_before,
+                }
+            }),
         }
+    }
+
+    /// The raw KEM secrets held now (tests: they must never appear in a journal record).
+    #[cfg(test)]
+    pub(crate) fn kem_secrets(&self) -> Vec<[u8; 32]> {
+        std::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .map(|k| *k.secret.expose_secret_bytes())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn ratchet_is_bound_to_the_target_epoch_and_one_step() {
+        let ck = ChainKey::from_bytes([7; 32]);
+        let a = ck.next(Epoch(2));
+        assert_ne!(a.expose(), ck.expose());
+        assert_ne!(a.expose(), ck.next(Epoch(3)).expose());
+        // Two steps are not one step to the same epoch: the jump is its own derivation.
+        assert_ne!(a.next(Epoch(3)).expose(), ck.next(Epoch(3)).expose());
+        // The KEM and input keys differ from each other and from the chain key.
+        let (kem, _) = a.kem();
+        let input = a.input_key();
+        assert_ne!(&*kem.expose_secret_bytes(), input.expose());
+        assert_ne!(input.expose(), a.expose());
+        assert!(format!("{a:?}{input:?}").contains("REDACTED"));
+    }
+
+    #[test]
+    fn rotation_ratchets_the_head_and_keeps_grace_semantics() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let mut k = EpochKeys::new(&mut rng, 1000, 100, 10);
+        let ck1 = *k.head().expose();
+        let pk1 = k.current_public();
+        assert_eq!(k.tick(1099), EpochChange::default());
+        let c = k.tick(1100);
+        assert_eq!(c.rotated, Some((Epoch(2), 1100)));
+        assert_eq!(c.retired, None);
+        assert_eq!(
+            k.head().expose(),
+            ChainKey::from_bytes(ck1).next(Epoch(2)).expose()
+        );
+        assert!(k.key_for(Epoch(1), 1105).is_ok());
+        assert_eq!(
+            k.key_for(Epoch(1), 1110).err(),
+            Some(ReasonCode::RetiredEpoch)
+        );
+        assert_eq!(k.tick(1110).retired, Some(Epoch(1)));
+        assert_ne!(k.current_public(), pk1);
+        // A restored copy derives the same keys.
+        let back = EpochKeys::from_parts(&k.parts(), 100, 10);
+        assert_eq!(back.current_public(), k.current_public());
+        assert_eq!(back.head().expose(), k.head().expose());
+    }
+
+    #[test]
+    fn a_jump_to_the_end_of_time_is_one_step() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let mut k = EpochKeys::new(&mut rng, 1000, 1, 0);
+        let c = k.tick(u64::MAX);
+        let (epoch, _) = c.rotated.unwrap();
+        assert_eq!(epoch.0, 1 + (u64::MAX - 1000));
+        assert_eq!(k.shape(), (epoch, None));
+        // Nothing more is due afterwards, and nothing overflows.
+        assert!(!k.tick_due(u64::MAX));
+        assert_eq!(k.tick(u64::MAX), EpochChange::default());
     }
 }

@@ -1,1 +1,207 @@
-//! What an attacker holding the root sealing secret and the host's files can open (issue 11 part 4). Placeholder.
+//! What an attacker holding the root sealing secret and the host's files can open (issue 11
+//! part 4): the probe behind the forward-secrecy-at-rest tests and the `settled-inputs-at-rest`
+//! sandbox scenario.
+//!
+//! [`open_host_files`] is a genuine attacker, not a reading of the enclave's own state: it opens
+//! every snapshot with the root-derived snapshot key and takes every key in it (the ratchet head,
+//! the retained input keys), opens every journal record with the root-derived journal key (under
+//! the instance ids the snapshots name), ratchets every chain key it holds forward along the
+//! rotations the records show and also straight to every epoch number any record mentions (one
+//! HKDF step reaches any later epoch), and tries every sealed input with every key it has for its
+//! epoch. Whatever opens is an accepted input the host's files still expose.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sealbridge_proto::{Epoch, SenderId};
+use sealbridge_seal::at_rest::{RootSecret, SealingKey};
+
+use crate::{
+    chunks::{ChunkReader, SnapshotManifest},
+    epochs::{ChainKey, InputKey},
+    persist::{self, JournalRecord, SEAL_PURPOSE_JOURNAL, SealedInput, Snapshot, Step},
+};
+
+/// One accepted input the attacker read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredInput {
+    /// Index of the journal record that held it.
+    pub record: u64,
+    /// The epoch whose input key sealed it.
+    pub epoch: u64,
+    /// Its sender.
+    pub sender: SenderId,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
+
+/// Everything [`open_host_files`] got out of the host's files.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Every accepted input the attacker can read.
+    pub inputs: Vec<RecoveredInput>,
+    /// Snapshots that opened under the root secret.
+    pub snapshots_opened: usize,
+    /// Journal records that opened under the root secret.
+    pub records_opened: usize,
+    /// `Step::Input`s seen in opened records.
+    pub sealed_inputs_seen: usize,
+    /// Epochs whose input key the attacker could derive (held in a snapshot, derived along the
+    /// recorded rotations, or a guessed jump that opened an input), ascending.
+    pub epochs_with_keys: Vec<u64>,
+}
+
+/// What one opened record holds for the attacker.
+struct OpenedRecord {
+    index: u64,
+    instance: [u8; 32],
+    steps: Vec<Step>,
+}
+
+/// Open everything `root` opens in the host's files: `snapshots` (each manifest with its chunks
+/// in order) and journal `records`. See the module docs.
+pub fn open_host_files(
+    root: &RootSecret,
+    snapshots: &[(SnapshotManifest, Vec<Vec<u8>>)],
+    records: &[JournalRecord],
+) -> Recovered {
+    let mut out = Recovered::default();
+    // Keys the snapshots hold: ratchet heads (epoch, chain key) and input keys per epoch.
+    let mut heads: Vec<(Epoch, ChainKey)> = Vec::new();
+    let mut held: BTreeMap<Epoch, Vec<InputKey>> = BTreeMap::new();
+    let mut instances: BTreeSet<[u8; 32]> = BTreeSet::new();
+    for (manifest, chunks) in snapshots {
+        let Some(snap) = open_snapshot(root, manifest, chunks) else {
+            continue;
+        };
+        out.snapshots_opened += 1;
+        instances.insert(manifest.instance.0);
+        heads.push((
+            snap.epochs.epoch,
+            ChainKey::from_bytes(snap.epochs.chain_key),
+        ));
+        for k in &snap.input_keys {
+            held.entry(k.epoch)
+                .or_default()
+                .push(InputKey::from_bytes(k.key));
+        }
+    }
+
+    // Every record that opens under the journal key, for any instance the snapshots name.
+    let journal = SealingKey::derive(root, SEAL_PURPOSE_JOURNAL);
+    let mut opened: Vec<OpenedRecord> = Vec::new();
+    let mut seen_index = BTreeSet::new();
+    for record in records {
+        if !seen_index.insert(record.index) {
+            continue;
+        }
+        for instance in &instances {
+            let aad = persist::journal_aad(instance, record.index);
+            let Ok(plain) = journal.open(&aad, &record.blob) else {
+                continue;
+            };
+            if let Some(steps) = persist::from_cbor::<Vec<Step>>(&plain) {
+                opened.push(OpenedRecord {
+                    index: record.index,
+                    instance: *instance,
+                    steps,
+                });
+                break;
+            }
+        }
+    }
+    opened.sort_by_key(|r| r.index);
+    out.records_opened = opened.len();
+
+    // Public facts in the records: the rotations, in order, and every epoch number mentioned.
+    let mut rotations: Vec<Epoch> = Vec::new();
+    let mut mentioned: BTreeSet<Epoch> = BTreeSet::new();
+    for r in &opened {
+        for step in &r.steps {
+            match step {
+                Step::Rotate { epoch, .. } => {
+                    rotations.push(*epoch);
+                    mentioned.insert(*epoch);
+                }
+                Step::Retire { epoch } | Step::Erase { epoch } | Step::Input { epoch, .. } => {
+                    mentioned.insert(*epoch);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // Derived keys: along the recorded rotations from every head (the enclave's own path).
+    let mut derived: BTreeMap<Epoch, Vec<InputKey>> = BTreeMap::new();
+    let mut chain_keys: Vec<(Epoch, ChainKey)> = Vec::new();
+    for (epoch, ck) in &heads {
+        let (mut at, mut ck) = (*epoch, ChainKey::from_bytes(*ck.expose()));
+        derived.entry(at).or_default().push(ck.input_key());
+        chain_keys.push((at, ChainKey::from_bytes(*ck.expose())));
+        for next in rotations.iter().filter(|e| **e > *epoch) {
+            if *next <= at {
+                continue;
+            }
+            ck = ck.next(*next);
+            at = *next;
+            derived.entry(at).or_default().push(ck.input_key());
+            chain_keys.push((at, ChainKey::from_bytes(*ck.expose())));
+        }
+    }
+    // Guessed jumps: from every chain key straight to every later epoch mentioned.
+    let mut guessed: BTreeMap<Epoch, Vec<InputKey>> = BTreeMap::new();
+    for (at, ck) in &chain_keys {
+        for target in mentioned.iter().filter(|e| **e > *at) {
+            guessed
+                .entry(*target)
+                .or_default()
+                .push(ck.next(*target).input_key());
+        }
+    }
+
+    let mut with_keys: BTreeSet<u64> = held.keys().chain(derived.keys()).map(|e| e.0).collect();
+    for r in &opened {
+        for step in &r.steps {
+            let Step::Input { epoch, sealed } = step else {
+                continue;
+            };
+            out.sealed_inputs_seen += 1;
+            let aad = persist::sealed_input_aad(&r.instance, *epoch, r.index);
+            let candidates = [&held, &derived, &guessed]
+                .into_iter()
+                .filter_map(|m| m.get(epoch))
+                .flatten();
+            for key in candidates {
+                let Ok(plain) = key.sealing().open(&aad, sealed) else {
+                    continue;
+                };
+                let Some(input) = persist::from_cbor::<SealedInput>(&plain) else {
+                    continue;
+                };
+                with_keys.insert(epoch.0);
+                out.inputs.push(RecoveredInput {
+                    record: r.index,
+                    epoch: epoch.0,
+                    sender: input.sender,
+                    payload: input.payload.clone(),
+                });
+                break;
+            }
+        }
+    }
+    out.epochs_with_keys = with_keys.into_iter().collect();
+    out
+}
+
+/// A snapshot's plaintext if it opens under `root` and decodes as the current format.
+fn open_snapshot(
+    root: &RootSecret,
+    manifest: &SnapshotManifest,
+    chunks: &[Vec<u8>],
+) -> Option<Snapshot> {
+    let mut reader = ChunkReader::new(root, manifest.clone()).ok()?;
+    for (i, blob) in chunks.iter().enumerate() {
+        reader.push(u32::try_from(i).ok()?, blob).ok()?;
+    }
+    let (_, plain) = reader.finish().ok()?;
+    persist::from_cbor(&plain)
+}

@@ -24,8 +24,7 @@ pub mod session;
 
 pub use keys::{InstanceKeys, KeyBundle};
 pub use machine::{
-    Enclave, GrowthCounters, REJECTION_SUMMARY_SECS, SEAL_PURPOSE_INPUT, SettlementTarget,
-    SignedStatement,
+    Enclave, GrowthCounters, REJECTION_SUMMARY_SECS, SettlementTarget, SignedStatement,
 };
 pub use policy::EnclavePolicy;
 pub use sealbridge_programs::{ExitOutcome, ExitReason};

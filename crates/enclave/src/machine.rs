@@ -1,6 +1,7 @@
 //! The enclave state machine.
 
 mod anonymity;
+mod at_rest;
 mod durable;
 mod exits;
 mod rejections;
@@ -40,9 +41,6 @@ use crate::{
     policy::{program_id, simulated_measurement},
     replay::ReplaySet,
 };
-
-/// Purpose of the sealing key for accepted inputs in the host's write-ahead log.
-pub const SEAL_PURPOSE_INPUT: &[u8] = b"input";
 
 /// A settlement statement with everything the relayer and auditors need.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -127,7 +125,8 @@ pub struct Enclave<P: Program> {
     /// batch open (below the anonymity set) carries this one, not `last_request_id`, because
     /// the exits of the requests decided since travel with that batch.
     carried_request_id: u64,
-    sealing: SealingKey,
+    /// Input keys still needed and the settled-through sequence (forward secrecy at rest).
+    inputs: at_rest::InputKeys,
     rng: Box<dyn CryptoRngCore + Send>,
     now: u64,
     journal: Option<Journal>,
@@ -202,8 +201,8 @@ impl<P: Program> Enclave<P> {
         policy.validate()?;
         let keys = InstanceKeys::generate(&mut rng);
         let bundle = keys.bundle();
-        let sealing = SealingKey::derive(root, SEAL_PURPOSE_INPUT);
         let epochs = EpochKeys::new(&mut rng, now, policy.epoch_secs, policy.epoch_grace_secs);
+        let inputs = at_rest::InputKeys::new(epochs.current(), epochs.head().input_key());
         let policy_hash = policy.hash();
         let measurement = simulated_measurement(program.name());
         let mut enclave = Self {
@@ -232,7 +231,7 @@ impl<P: Program> Enclave<P> {
             last_root: B256::ZERO,
             last_request_id: 0,
             carried_request_id: 0,
-            sealing,
+            inputs,
             rng,
             now,
             journal: durable.then(|| Journal::new(root, 0)),
@@ -383,6 +382,10 @@ impl<P: Program> Enclave<P> {
                     },
                     Err(e) => Response::Error(e),
                 }
+            }
+            Request::Settled { sequence } => {
+                let (through, erased) = self.settled(sequence);
+                Response::Settled { through, erased }
             }
             Request::Journaled(inner) => self.handle_journaled(*inner),
             Request::Status => Response::Status(crate::boundary::EnclaveStatus {
@@ -597,13 +600,19 @@ impl<P: Program> Enclave<P> {
         if self.replay.prune(self.now) > 0 {
             self.record(Step::Prune);
         }
-        let shape = self.epochs.shape();
-        let started = self.epochs.tick(&mut self.rng, self.now);
-        if self.journal.is_some() && self.epochs.shape() != shape {
-            self.record(Step::Epochs(self.epochs.parts()));
+        // Public facts only: replay re-derives the keys from the ratchet head.
+        let change = self.epochs.tick(self.now);
+        if let Some((epoch, not_before)) = change.rotated {
+            self.record(Step::Rotate { epoch, not_before });
+        }
+        if let Some(epoch) = change.retired {
+            self.record(Step::Retire { epoch });
+        }
+        if change.rotated.is_some() {
+            self.rotated_input_keys();
         }
         let mut announcements = Vec::new();
-        if started.is_some() {
+        if change.rotated.is_some() {
             let signed = self
                 .epochs
                 .announcement(self.instance)
@@ -702,46 +711,36 @@ impl<P: Program> Enclave<P> {
         // Logged from here on: enclave time moves to `t` (journaled).
         self.tick(now)?;
         let mut batches = Vec::new();
-        let (epoch, status, sealed_input) = match checked {
-            Err((epoch, reason)) => (epoch, ReceiptStatus::Rejected(reason), None),
+        let (epoch, status) = match checked {
+            Err((epoch, reason)) => (epoch, ReceiptStatus::Rejected(reason)),
             Ok((epoch, _, _)) if self.batch_full_below_set(P::INPUT_FOOTPRINT) => {
                 // The pending batch is at the effects cap but below the anonymity set: it can
                 // neither grow nor close, so the input is refused (signed, logged).
-                (
-                    epoch,
-                    ReceiptStatus::Rejected(ReasonCode::ProgramRejected),
-                    None,
-                )
+                (epoch, ReceiptStatus::Rejected(ReasonCode::ProgramRejected))
             }
             Ok((epoch, opened, sealed)) => {
                 // An authentic input: make room for its effects first (the cut changes no
                 // available balance, so whether the program accepts it is the same either way).
                 batches.extend(self.make_room(P::INPUT_FOOTPRINT)?);
                 match self.program.apply_input(&opened.sender, &opened.payload) {
-                    Err(_) => (
-                        epoch,
-                        ReceiptStatus::Rejected(ReasonCode::ProgramRejected),
-                        None,
-                    ),
+                    Err(_) => (epoch, ReceiptStatus::Rejected(ReasonCode::ProgramRejected)),
                     Ok(()) => {
                         let header = sealed.header();
                         self.replay
                             .insert(opened.sender, header.nonce, header.expires_at);
                         self.note_batch_input(opened.sender);
-                        if self.journal.is_some() {
-                            self.record(Step::Input {
-                                sender: opened.sender,
-                                nonce: header.nonce,
-                                expires_at: header.expires_at,
-                                payload: opened.payload.to_vec(),
-                            });
+                        // Sealed under the input key of the epoch current now (whatever epoch
+                        // the envelope named), erased once its statement has settled.
+                        self.inputs.note_input(self.epochs.current());
+                        if let Some(step) = self.sealed_input_step(
+                            opened.sender,
+                            header.nonce,
+                            header.expires_at,
+                            &opened.payload,
+                        )? {
+                            self.record(step);
                         }
-                        let plaintext =
-                            [opened.sender.as_bytes().as_slice(), &opened.payload].concat();
-                        let blob =
-                            self.sealing
-                                .seal(envelope_id.as_bytes(), &plaintext, &mut self.rng);
-                        (epoch, ReceiptStatus::Accepted, Some(blob))
+                        (epoch, ReceiptStatus::Accepted)
                     }
                 }
             }
@@ -777,7 +776,6 @@ impl<P: Program> Enclave<P> {
             sequence,
             rejected,
             logged: true,
-            sealed_input,
             batches,
         })
     }
@@ -889,6 +887,7 @@ impl<P: Program> Enclave<P> {
             notAfter: self.now.saturating_add(self.policy.statement_validity_secs),
         };
         let (signature, digest, checkpoint) = self.sign_and_log(&statement)?;
+        self.inputs.on_cut(self.sequence);
         self.last_root = result.state_root;
         self.carried_request_id = self.last_request_id;
         self.batch_receipts.clear();

@@ -11,9 +11,18 @@
 //! (`apply_input`, `finish_batch`) and checks the roots it gets against the ones recorded, so a
 //! divergence is detected, never silently settled.
 //!
-//! Records carry only what replay cannot recompute deterministically: opened inputs (sender,
-//! payload, nonce, expiry), newly generated epoch keys and the log entries appended. Receipt,
-//! checkpoint (Ed25519) and statement (RFC 6979 ECDSA) signatures are deterministic.
+//! Records carry only what replay cannot recompute deterministically: accepted inputs, epoch
+//! rotations and the log entries appended. Receipt, checkpoint (Ed25519) and statement (RFC 6979
+//! ECDSA) signatures are deterministic.
+//!
+//! Forward secrecy at rest (issue 11 part 4): a record holds no secret key. Epoch rotations,
+//! retirements and input-key erasures are public facts ([`Step::Rotate`], [`Step::Retire`],
+//! [`Step::Erase`]); replay re-derives the keys from the ratchet head the snapshot holds (see
+//! [`crate::epochs`]). Each accepted input is sealed under the input key of the epoch that was
+//! current when it was accepted ([`Step::Input`], AAD = [`SEALED_INPUT_CONTEXT`] ‖ instance ‖
+//! epoch u64 BE ‖ record index u64 BE), and that key is erased once every statement holding
+//! inputs of the epoch has settled ([`Step::Settled`]): the root sealing secret then opens the
+//! record but no longer the input.
 //!
 //! Both formats are CBOR inside sealed blobs (`sealbridge_seal::at_rest`):
 //! - record: AAD = `"sealbridge/v1/journal" ‖ instance id (32) ‖ index u64 BE`;
@@ -27,10 +36,12 @@
 
 use alloy_primitives::{Address, B256};
 use sealbridge_log::Hash;
-use sealbridge_proto::{Nonce, SenderId};
+use sealbridge_proto::{Epoch, Nonce, SenderId};
 use zeroize::Zeroize;
 
 use crate::{boundary::ChainEvent, epochs::EpochParts};
+
+pub use sealbridge_proto::contexts::SEALED_INPUT_CONTEXT;
 
 /// Purpose of the journal sealing key.
 pub const SEAL_PURPOSE_JOURNAL: &[u8] = b"journal";
@@ -38,8 +49,10 @@ pub const SEAL_PURPOSE_JOURNAL: &[u8] = b"journal";
 pub const SEAL_PURPOSE_SNAPSHOT: &[u8] = b"snapshot";
 /// AAD prefixes of journal records and snapshots (registered with every other purpose label).
 pub use sealbridge_proto::contexts::{JOURNAL_CONTEXT, SNAPSHOT_CONTEXT};
-/// Snapshot format version. Version 2 added the last withdrawal request id.
-pub const SNAPSHOT_VERSION: u8 = 2;
+/// Snapshot format version. Version 2 added the last withdrawal request id. Version 3 (forward
+/// secrecy at rest): the ratchet head instead of epoch secrets, the retained input keys and the
+/// settled-through sequence; older snapshots are refused.
+pub const SNAPSHOT_VERSION: u8 = 3;
 
 /// One sealed journal record: the state changes of one request.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -93,17 +106,24 @@ pub(crate) enum Step {
     Advance(u64),
     /// The replay set was pruned at the current time.
     Prune,
-    /// The epoch keys changed (a rotation or a retirement); the new state in full.
-    Epochs(EpochParts),
+    /// The ratchet moved to `epoch`, starting at `not_before` (replay derives its keys from the
+    /// head; the previous KEM key stays for grace only if `epoch` is the next one).
+    Rotate { epoch: Epoch, not_before: u64 },
+    /// The previous epoch's KEM key was dropped (end of its grace window).
+    Retire { epoch: Epoch },
+    /// The input key of `epoch` was erased: no input it sealed is needed any more.
+    Erase { epoch: Epoch },
+    /// The host reported statements `1..=through` settled with the required confirmations.
+    Settled { through: u64 },
     /// A log entry was appended.
     Log(#[serde(with = "serde_bytes_compat")] Vec<u8>),
     /// An input was accepted: applied to the program and remembered for replay protection.
+    /// `sealed` is the CBOR [`SealedInput`] under the input key of `epoch` (the epoch current at
+    /// acceptance), see [`sealed_input_aad`].
     Input {
-        sender: SenderId,
-        nonce: Nonce,
-        expires_at: u64,
+        epoch: Epoch,
         #[serde(with = "serde_bytes_compat")]
-        payload: Vec<u8>,
+        sealed: Vec<u8>,
     },
     /// An accepted receipt joined the pending batch.
     BatchPush { leaf: Hash, sequence: u64 },
@@ -125,12 +145,53 @@ pub(crate) enum Step {
     Heartbeat { state_root: B256 },
 }
 
-impl Drop for Step {
+/// The plaintext of a sealed input ([`Step::Input`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct SealedInput {
+    pub(crate) sender: SenderId,
+    pub(crate) nonce: Nonce,
+    pub(crate) expires_at: u64,
+    #[serde(with = "serde_bytes_compat")]
+    pub(crate) payload: Vec<u8>,
+}
+
+impl Drop for SealedInput {
     fn drop(&mut self) {
-        if let Step::Input { payload, .. } = self {
-            payload.zeroize();
-        }
+        self.payload.zeroize();
     }
+}
+
+/// AAD of an input sealed in journal record `record`: it opens in that record only.
+pub(crate) fn sealed_input_aad(instance: &[u8; 32], epoch: Epoch, record: u64) -> Vec<u8> {
+    [
+        SEALED_INPUT_CONTEXT,
+        instance.as_slice(),
+        &epoch.0.to_be_bytes(),
+        &record.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// A retained input key in a snapshot: the key, the highest statement sequence holding one of
+/// its inputs (`None`: none cut yet) and whether inputs of it are in the open batch.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct InputKeyParts {
+    pub(crate) epoch: Epoch,
+    pub(crate) key: [u8; 32],
+    pub(crate) highest: Option<u64>,
+    pub(crate) open: bool,
+}
+
+impl Drop for InputKeyParts {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+/// Only the version of a snapshot (read first, to refuse older formats clearly).
+#[derive(serde::Deserialize)]
+pub(crate) struct SnapshotVersion {
+    pub(crate) version: u8,
 }
 
 /// Everything a restored enclave needs. Only ever exists sealed outside the enclave.
@@ -142,7 +203,12 @@ pub(crate) struct Snapshot {
     pub(crate) settlement: Address,
     pub(crate) ed25519_seed: [u8; 32],
     pub(crate) secp256k1: [u8; 32],
+    /// The ratchet head and the previous KEM key while in grace.
     pub(crate) epochs: EpochParts,
+    /// The input keys still needed (never one of an erased epoch).
+    pub(crate) input_keys: Vec<InputKeyParts>,
+    /// Statements `1..=settled_through` settled with the required confirmations (host's word).
+    pub(crate) settled_through: u64,
     /// Replay set: 56-byte entries `sender (32) ‖ nonce (16) ‖ expires_at u64 BE`.
     #[serde(with = "serde_bytes_compat")]
     pub(crate) replay: Vec<u8>,

@@ -9,7 +9,7 @@ use sealbridge_seal::{
     keys::Ed25519SigningKey,
 };
 
-use super::{Enclave, Journal, OutgoingSnapshot, SEAL_PURPOSE_INPUT, SettlementTarget};
+use super::{Enclave, Journal, OutgoingSnapshot, SettlementTarget, at_rest::InputKeys};
 use crate::{
     EnclavePolicy, Error, InstanceKeys,
     boundary::{BoundaryError, ChainEvent},
@@ -18,7 +18,7 @@ use crate::{
     epochs::EpochKeys,
     persist::{
         self, JournalRecord, SEAL_PURPOSE_JOURNAL, SEAL_PURPOSE_SNAPSHOT, SNAPSHOT_VERSION,
-        Snapshot, Step,
+        Snapshot, SnapshotVersion, Step,
     },
     policy::{program_id, simulated_measurement},
     replay::ReplaySet,
@@ -67,7 +67,9 @@ impl<P: Program> Enclave<P> {
     /// The plaintext of a snapshot of the whole state, valid from journal record `next` on.
     /// Refused while a batch is pending — inputs or granted exits — (the program's snapshot
     /// covers settled state only; a `CutBatch` clears both).
-    fn snapshot_plain(&self) -> Result<(u64, zeroize::Zeroizing<Vec<u8>>), BoundaryError> {
+    pub(super) fn snapshot_plain(
+        &self,
+    ) -> Result<(u64, zeroize::Zeroizing<Vec<u8>>), BoundaryError> {
         let refuse = |why: &str| BoundaryError::Refused(why.to_string());
         let Some(j) = self.journal.as_ref() else {
             return Err(refuse("this enclave was not booted durable"));
@@ -87,6 +89,8 @@ impl<P: Program> Enclave<P> {
             ed25519_seed: *self.keys.ed25519.expose_seed(),
             secp256k1: secp,
             epochs: self.epochs.parts(),
+            input_keys: self.inputs.parts(),
+            settled_through: self.inputs.settled_through(),
             replay: persist::encode_replay(self.replay.entries()),
             program_state: self.program.encode_state(),
             log: self.log.to_bytes(),
@@ -199,7 +203,7 @@ impl<P: Program> Enclave<P> {
         Ok(enclave)
     }
 
-    fn from_plain(
+    pub(super) fn from_plain(
         policy: EnclavePolicy,
         mut program: P,
         target: SettlementTarget,
@@ -210,10 +214,21 @@ impl<P: Program> Enclave<P> {
     ) -> Result<Self, Error> {
         policy.validate()?;
         let journal = Journal::new(root, next_record);
+        let version: SnapshotVersion =
+            persist::from_cbor(plain).ok_or(Error::Replay("snapshot does not decode"))?;
+        if version.version < SNAPSHOT_VERSION {
+            return Err(Error::Replay(
+                "snapshot format predates forward secrecy at rest (it holds epoch secrets under \
+                 the root key): this enclave restores format 3 only",
+            ));
+        }
+        if version.version != SNAPSHOT_VERSION {
+            return Err(Error::Replay("snapshot format is newer than this enclave"));
+        }
         let snap: Snapshot =
             persist::from_cbor(plain).ok_or(Error::Replay("snapshot does not decode"))?;
-        if snap.version != SNAPSHOT_VERSION || snap.next_record != next_record {
-            return Err(Error::Replay("snapshot version or position mismatch"));
+        if snap.next_record != next_record {
+            return Err(Error::Replay("snapshot position mismatch"));
         }
         let policy_hash = policy.hash();
         if snap.policy_hash != policy_hash {
@@ -242,9 +257,15 @@ impl<P: Program> Enclave<P> {
         let log =
             CompactRange::from_bytes(&snap.log).map_err(|_| Error::Replay("snapshot log range"))?;
         let measurement = simulated_measurement(program.name());
+        let epochs =
+            EpochKeys::from_parts(&snap.epochs, policy.epoch_secs, policy.epoch_grace_secs);
+        let mut inputs = InputKeys::from_parts(&snap.input_keys, snap.settled_through);
+        // The current epoch's input key follows from the head (a snapshot holds it anyway).
+        inputs.add(epochs.current(), epochs.head().input_key());
         Ok(Self {
             program_id: program_id(&measurement, &policy_hash),
-            epochs: EpochKeys::from_parts(&snap.epochs, policy.epoch_secs, policy.epoch_grace_secs),
+            epochs,
+            inputs,
             policy,
             policy_hash,
             measurement,
@@ -270,7 +291,6 @@ impl<P: Program> Enclave<P> {
             // A snapshot is taken with nothing pending: the last statement carried every
             // decision.
             carried_request_id: snap.last_request_id,
-            sealing: SealingKey::derive(root, SEAL_PURPOSE_INPUT),
             rng,
             now: snap.now,
             journal: Some(journal),
@@ -294,7 +314,7 @@ impl<P: Program> Enclave<P> {
         let steps: Vec<Step> =
             persist::from_cbor(&plain).ok_or(Error::Replay("journal record does not decode"))?;
         for step in &steps {
-            self.apply(step)?;
+            self.apply(step, record.index)?;
         }
         if let Some(j) = self.journal.as_mut() {
             j.next += 1;
@@ -302,18 +322,37 @@ impl<P: Program> Enclave<P> {
         Ok(())
     }
 
-    fn apply(&mut self, step: &Step) -> Result<(), Error> {
+    fn apply(&mut self, step: &Step, record: u64) -> Result<(), Error> {
         match step {
             Step::Advance(t) => self.now = self.now.max(*t),
             Step::Prune => {
                 self.replay.prune(self.now);
             }
-            Step::Epochs(parts) => {
-                self.epochs = EpochKeys::from_parts(
-                    parts,
-                    self.policy.epoch_secs,
-                    self.policy.epoch_grace_secs,
-                );
+            Step::Rotate { epoch, not_before } => {
+                if !self.epochs.rotate_to(*epoch, *not_before) {
+                    return Err(Error::Replay(
+                        "replayed epoch rotation does not go forward: replay diverged",
+                    ));
+                }
+                let current = self.epochs.current();
+                self.inputs.add(current, self.epochs.head().input_key());
+            }
+            Step::Retire { epoch } => {
+                if !self.epochs.retire(*epoch) {
+                    return Err(Error::Replay(
+                        "replayed retirement of an epoch not in grace: replay diverged",
+                    ));
+                }
+            }
+            Step::Erase { epoch } => {
+                if !self.inputs.erase(*epoch) {
+                    return Err(Error::Replay(
+                        "replayed erasure of an input key not held: replay diverged",
+                    ));
+                }
+            }
+            Step::Settled { through } => {
+                self.inputs.settle(*through);
             }
             Step::Log(entry) => {
                 self.log
@@ -321,17 +360,15 @@ impl<P: Program> Enclave<P> {
                     .map_err(|_| Error::Replay("log full"))?;
                 self.log_outbox.push(entry.clone());
             }
-            Step::Input {
-                sender,
-                nonce,
-                expires_at,
-                payload,
-            } => {
+            Step::Input { epoch, sealed } => {
+                let input = self.open_sealed_input(*epoch, sealed, record)?;
                 self.program
-                    .apply_input(sender, payload)
+                    .apply_input(&input.sender, &input.payload)
                     .map_err(|_| Error::Replay("replayed input rejected: replay diverged"))?;
-                self.replay.insert(*sender, *nonce, *expires_at);
-                self.note_batch_input(*sender);
+                self.replay
+                    .insert(input.sender, input.nonce, input.expires_at);
+                self.note_batch_input(input.sender);
+                self.inputs.note_input(*epoch);
             }
             Step::BatchPush { leaf, sequence } => {
                 self.batch_receipts.push(*leaf);
@@ -377,6 +414,7 @@ impl<P: Program> Enclave<P> {
                     ));
                 }
                 self.sequence += 1;
+                self.inputs.on_cut(self.sequence);
                 self.last_root = B256::from(result.state_root.0);
                 self.carried_request_id = self.last_request_id;
                 self.batch_receipts.clear();

@@ -116,7 +116,6 @@ impl<P: Program> Enclave<P> {
             sequence: UNLOGGED_SEQUENCE,
             rejected: Some(reason),
             logged: false,
-            sealed_input: None,
             batches: Vec::new(),
         }
     }
