@@ -357,7 +357,7 @@ mod tests {
         assert!(
             failure.why.contains("log entry 2 is not a receipt")
                 && failure.why.contains(
-                    "session resumed 1 records below what its enclave process had already run"
+                    "session resumed 1 record below what its enclave process had already run"
                 ),
             "{}",
             failure.why

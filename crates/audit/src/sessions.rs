@@ -50,10 +50,14 @@ impl SessionReport {
     pub fn finding(&self) -> Option<String> {
         (self.withheld_records > 0).then(|| {
             format!(
-                "log entry {}: session resumed {} records below what its enclave process had \
+                "log entry {}: session resumed {} record{} below what its enclave process had \
                  already run (journal record {}, high water {}): withheld journal records (a \
                  rollback)",
-                self.index, self.withheld_records, self.resumed_at_record, self.process_high_water
+                self.index,
+                self.withheld_records,
+                if self.withheld_records == 1 { "" } else { "s" },
+                self.resumed_at_record,
+                self.process_high_water
             )
         })
     }

@@ -1,14 +1,15 @@
 //! `host-rollback`: a durable enclave; a client submits four obligations and keeps each verified
 //! receipt (and the checkpoint it saw). The host then restarts the enclave from its snapshot and
 //! replays the journal *without* the record that holds the last receipted input — the input is
-//! gone — and hands that log position to the next envelope it gets. The restarted enclave is
+//! gone — and hands that log position to what comes next (the restarted session's
+//! `SessionStart` entry, then the next envelope it gets). The restarted enclave is
 //! genuine: its log and checkpoint verify on their own.
 //!
 //! Before issue 11 nothing caught this before the next anchor: clients neither verified nor kept
 //! receipts, and `sealbridge audit` checked only the receipts the host chose to publish. Now the
 //! client's kept receipts are checked against the log the restarted host serves (the library
 //! function behind `sealbridge audit --receipts DIR`): the dropped receipt is reported missing at
-//! its sequence (another receipt holds it), and the checkpoint the client kept is not a prefix of
+//! its sequence (another entry holds it), and the checkpoint the client kept is not a prefix of
 //! the host's new log (the fork an auditor sees). A control restart that replays every record
 //! passes the same check.
 
@@ -353,7 +354,7 @@ impl HostRollback {
             3,
         )?;
         let size_after_restart = rolled.log.len() as u64;
-        w.step("the next envelope gets the dropped receipt's log position");
+        w.step("the restarted session's start and the next envelope take the dropped position on");
         let (next, _) = client.pay(w, &mut rolled, 1, 2, 3)?;
         let note = rolled.checkpoint()?;
         let served_log_verifies = check_entries_under(&rolled.log, &note, origin).is_ok();
@@ -384,7 +385,8 @@ impl HostRollback {
             "dropped receipt detected",
             report.failures.len() == 1
                 && report.failures.first().and_then(|f| f.sequence) == Some(dropped)
-                && next.sequence == dropped,
+                // The dropped position holds the restarted session's `SessionStart` entry.
+                && next.sequence == dropped + 1,
         );
         c.check("other kept receipts found", report.in_log == 4);
         c.check("fork of the kept checkpoint detected", fork.is_some());
