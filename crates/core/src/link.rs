@@ -536,7 +536,7 @@ mod tests {
         let newer = snapshot(&mut link);
         assert!(older.0.next_record < newer.0.next_record);
 
-        link.reconnect();
+        link.reconnect().unwrap();
         hello(&mut link);
         let r = restore(&mut link, &older);
         assert!(
@@ -544,7 +544,7 @@ mod tests {
             "{r:?}"
         );
         // The newer one is accepted in the same process; the older one in a new process.
-        link.reconnect();
+        link.reconnect().unwrap();
         hello(&mut link);
         assert_eq!(restore(&mut link, &newer), Response::Ack);
         let mut other_process = InProc::new([5; 32]);
