@@ -70,6 +70,13 @@ fn demo_settles_every_accepted_input_and_matches_net_positions() {
     );
     assert_eq!(lone["flushed_after_secs"], 2);
     assert_eq!(lone["flushed_inputs"], 1);
+    // The production policy keeps waiting: every hourly cut over a simulated day refused.
+    assert_eq!(lone["production_cuts_refused"], 24);
+    assert_eq!(lone["production_waited_secs"], 24 * 3600);
+    assert_eq!(
+        lone["production_still_waiting"],
+        "anonymity set not reached: 1 of 8 inputs, 1 of 3 senders"
+    );
     assert_eq!(r["resubmitted_already_settled"], true);
     assert_eq!(r["bad_rejected_as_expected"], true);
     // 20 bad envelopes = every one of the 10 kinds twice, each with its own reason.

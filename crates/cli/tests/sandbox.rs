@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 25] = [
+const NAMES: [&str; 27] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
@@ -30,12 +30,14 @@ const NAMES: [&str; 25] = [
     "forged-checkpoint",
     "foreign-policy-enclave",
     "host-rollback",
+    "second-session",
     "lone-obligation",
     "host-cut-batch-of-one",
     "time-jump",
     "tick-max",
     "replay-set-flood",
     "log-spam",
+    "settled-inputs-at-rest",
 ];
 
 /// Run `sealbridge sandbox ARGS --json`: the one object it prints, its exit code, stderr.

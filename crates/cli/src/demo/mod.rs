@@ -108,6 +108,8 @@ enum Slot {
 struct Setup {
     sb: Sealbridge<DemoChain>,
     enclave: Enclave<Netting>,
+    /// The enclave's policy (the demo also shows it with the production anonymity set).
+    policy: EnclavePolicy,
     description: Description,
     participants: Vec<Participant>,
     token: Address,
@@ -394,8 +396,9 @@ fn setup(args: &DemoArgs, out: &Reporter, rng: &mut ChaCha20Rng) -> anyhow::Resu
     let mut sb = deploy(chain, &params, admin).context("deploying contracts")?;
 
     out.step("booting the simulated enclave (INSECURE: development only)");
-    let (mut enclave, description) = boot_enclave(&sb, policy, Box::new(rand_core::OsRng), now)
-        .context("booting the enclave")?;
+    let (mut enclave, description) =
+        boot_enclave(&sb, policy.clone(), Box::new(rand_core::OsRng), now)
+            .context("booting the enclave")?;
     let mut host_log = HostLog::open(args.export.as_deref())?;
     host_log.sync(&mut enclave)?;
 
@@ -420,6 +423,7 @@ fn setup(args: &DemoArgs, out: &Reporter, rng: &mut ChaCha20Rng) -> anyhow::Resu
     Ok(Setup {
         sb,
         enclave,
+        policy,
         description,
         participants,
         token,

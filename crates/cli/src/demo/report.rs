@@ -76,12 +76,24 @@ pub struct AnonymityReport {
     pub flushed_inputs: u32,
     /// Not shown (`--no-lone-input`).
     pub skipped: bool,
+    /// Under the production policy (no flush), the host's hourly cuts refused over a simulated
+    /// day for one lone input.
+    pub production_cuts_refused: u64,
+    /// How long (enclave time) that lone input was kept waiting.
+    pub production_waited_secs: u64,
+    /// What that enclave's status said at the end (`None`: it was not waiting).
+    pub production_still_waiting: Option<String>,
 }
 
 impl AnonymityReport {
-    /// Waited, then flushed alone (or not shown: `--no-lone-input`).
+    /// Waited, then flushed alone, and under the production policy kept waiting (or not
+    /// shown: `--no-lone-input`).
     pub fn ok(&self) -> bool {
-        self.skipped || (self.waited && self.flushed_inputs == 1)
+        self.skipped
+            || (self.waited
+                && self.flushed_inputs == 1
+                && self.production_still_waiting.is_some()
+                && self.production_cuts_refused > 0)
     }
 }
 
@@ -195,10 +207,12 @@ impl Reporter {
         );
         if !r.anonymity.skipped {
             println!(
-                "[{}] a lone input waited ({}), then was flushed after {} s",
+                "[{}] a lone input waited ({}), then was flushed after {} s; under the production \
+                 policy (no flush) one still waited after {} h",
                 mark(r.anonymity.ok()),
                 r.anonymity.reason,
-                r.anonymity.flushed_after_secs
+                r.anonymity.flushed_after_secs,
+                r.anonymity.production_waited_secs / 3600
             );
         }
         println!(

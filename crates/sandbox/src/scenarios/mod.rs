@@ -23,6 +23,8 @@ mod pay_outsider;
 mod power_loss_tiles;
 mod relayer_replay;
 mod replay_set_flood;
+mod second_session;
+mod settled_inputs_at_rest;
 mod stale_evidence;
 mod tick_max;
 mod tile_path_escape;
@@ -54,12 +56,14 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &forged_checkpoint::ForgedCheckpoint,
         &foreign_policy_enclave::ForeignPolicyEnclave,
         &host_rollback::HostRollback,
+        &second_session::SecondSession,
         &lone_obligation::LoneObligation,
         &host_cut_batch_of_one::HostCutBatchOfOne,
         &time_jump::TimeJump,
         &tick_max::TickMax,
         &replay_set_flood::ReplaySetFlood,
         &log_spam::LogSpam,
+        &settled_inputs_at_rest::SettledInputsAtRest,
     ]
 }
 
