@@ -408,8 +408,14 @@ fn submit(
     };
     let env = a.seal(&key, &ob.encode(), unix_now(), 600, rng)?;
     let answer = c.send(&env, 10)?;
+    let unknown = answer.outcome_unknown();
     if args.json {
-        println!("{}", answer.to_json());
+        let mut v = answer.to_json();
+        if let Some(why) = unknown {
+            v["outcome"] = json!("unknown");
+            v["outcome_unknown"] = json!(why);
+        }
+        println!("{v}");
     } else {
         print_submitted(&answer);
         if matches!(answer, Submitted::Receipt(_)) {
@@ -418,9 +424,15 @@ fn submit(
         if let Some(dir) = &args.receipts {
             println!("  kept in: {}", dir.display());
         }
+        if let Some(why) = unknown {
+            println!("  OUTCOME UNKNOWN: {why}");
+        }
     }
     Ok(if answer.status() == 200 {
         ExitCode::SUCCESS
+    } else if unknown.is_some() {
+        // Neither accepted nor rejected as far as this client can tell.
+        ExitCode::from(3)
     } else {
         ExitCode::from(1)
     })

@@ -264,6 +264,28 @@ impl Submitted {
         }
     }
 
+    /// Why the outcome of this envelope is unknown despite the answer, if it is: a rejection
+    /// `replayed` for an envelope this client sealed means the enclave saw these exact bytes
+    /// before — an earlier attempt reached it (a retry after a lost answer) — yet the node,
+    /// which answers a re-sent envelope with its stored receipt, has none. That first attempt
+    /// may have been accepted and its receipt lost or withheld (a host rollback): do not treat
+    /// it as rejected, and do not simply seal the obligation again without checking (audit the
+    /// log with the kept receipts, or ask the recipient).
+    pub fn outcome_unknown(&self) -> Option<&'static str> {
+        match self {
+            Self::Receipt(r)
+                if r.status == ReceiptStatus::Rejected
+                    && r.reason.as_deref() == Some("replayed") =>
+            {
+                Some(
+                    "the enclave saw this envelope before, but the node holds no receipt for it: \
+                     an earlier attempt may have been accepted and its receipt lost or withheld",
+                )
+            }
+            _ => None,
+        }
+    }
+
     /// The answer as the node wrote it.
     pub fn to_json(&self) -> Value {
         match self {
@@ -932,4 +954,45 @@ fn parse_proof(proof: &[String]) -> Result<Vec<Hash>, ClientError> {
         .map_err(|_| {
             ClientError::Protocol("/v1/receipts: a proof hash is not 32 bytes of hex".into())
         })
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::*;
+
+    fn answer(status: ReceiptStatus, reason: Option<&str>) -> Submitted {
+        Submitted::Receipt(Receipt {
+            envelope_id: "00".repeat(32),
+            status,
+            reason: reason.map(str::to_string),
+            sequence: u64::MAX,
+            receipt: String::new(),
+            trace_id: String::new(),
+            resubmitted: false,
+        })
+    }
+
+    #[test]
+    fn a_replayed_rejection_of_our_own_envelope_is_an_unknown_outcome_not_a_rejection() {
+        let replayed = answer(ReceiptStatus::Rejected, Some("replayed"));
+        assert!(replayed.outcome_unknown().is_some());
+        assert_eq!(replayed.status(), 422);
+        // Every other answer is what it says.
+        for other in [
+            answer(ReceiptStatus::Accepted, None),
+            answer(ReceiptStatus::Rejected, Some("expired")),
+            answer(ReceiptStatus::Rejected, Some("program-rejected")),
+            answer(ReceiptStatus::Rejected, None),
+        ] {
+            assert_eq!(other.outcome_unknown(), None, "{other:?}");
+        }
+        let refused = Submitted::Refused {
+            status: 429,
+            error: ErrorBody {
+                error: sealbridge_api::ErrorCode::RateLimited,
+                message: String::new(),
+            },
+        };
+        assert_eq!(refused.outcome_unknown(), None);
+    }
 }

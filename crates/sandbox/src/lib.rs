@@ -218,12 +218,14 @@ mod tests {
             "forged-checkpoint",
             "foreign-policy-enclave",
             "host-rollback",
+            "second-session",
             "lone-obligation",
             "host-cut-batch-of-one",
             "time-jump",
             "tick-max",
             "replay-set-flood",
             "log-spam",
+            "settled-inputs-at-rest",
         ];
         assert_eq!(names, want);
         for s in scenarios() {
