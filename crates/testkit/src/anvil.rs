@@ -44,9 +44,14 @@ pub fn find_anvil(start: &Path) -> Option<PathBuf> {
 
 /// anvil found from this workspace (see [`find_anvil`]), or a panic that says to run `npm ci`.
 pub fn anvil_bin() -> PathBuf {
-    find_anvil(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap_or_else(|| {
-        panic!("anvil not found under node_modules: run `npm ci` (scripts/test.sh does)")
-    })
+    // The compile-time manifest dir can name another checkout when a shared build cache reused
+    // this crate's artifact (workspace fingerprints do not depend on the path): the working
+    // directory (a test runs in its crate's) is the fallback.
+    find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .or_else(|| std::env::current_dir().ok().and_then(|d| find_anvil(&d)))
+        .unwrap_or_else(|| {
+            panic!("anvil not found under node_modules: run `npm ci` (scripts/test.sh does)")
+        })
 }
 
 /// A free loopback port (bound and released; racy but fine for tests).
