@@ -198,11 +198,19 @@ pub trait Program {
         token: Address,
         amount: u128,
     ) -> ExitOutcome;
-    /// Canonical encoding of the settled state (for sealed snapshots, which the enclave takes
-    /// only with nothing pending).
+    /// Canonical encoding of the settled state (for sealed snapshots; the pending batch is
+    /// [`Program::encode_pending`]'s).
     fn encode_state(&self) -> Vec<u8>;
     /// Restore the state from [`Program::encode_state`] output; nothing is pending after.
     fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError>;
+    /// Canonical encoding of the pending batch exactly as it stands (for sealed snapshots taken
+    /// while a batch is open): what [`Program::restore_pending`] needs to make
+    /// [`Program::finish_batch`] return the same result, without deciding anything again.
+    fn encode_pending(&self) -> Vec<u8>;
+    /// Restore the pending batch from [`Program::encode_pending`] output, after
+    /// [`Program::restore_state`]. Inputs are not applied again and exits not decided again: the
+    /// batch is taken as encoded. On `Err` nothing changed.
+    fn restore_pending(&mut self, bytes: &[u8]) -> Result<(), StateError>;
 }
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ pub const OBLIGATION_VERSION: u8 = 1;
 pub const OBLIGATION_LEN: usize = 1 + 20 + 20 + 16;
 /// Version byte of a state snapshot and of balance leaves.
 const STATE_VERSION: u8 = 1;
+/// Version byte of an encoded pending batch ([`Program::encode_pending`]).
+const PENDING_VERSION: u8 = 1;
+/// Length of one entry of an encoded pending batch: token (20) ‖ account (20) ‖ amount (16).
+const PENDING_ENTRY_LEN: usize = 20 + 20 + 16;
 
 /// A confidential payment obligation from the (authenticated) sender to `to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +175,11 @@ impl Netting {
         } else {
             self.pending.insert(key, net);
         }
+    }
+
+    /// Whether `(token, account)` is one of this deployment's tokens and participants.
+    fn known(&self, key: &(Address, Address)) -> bool {
+        self.tokens.contains(&key.0) && self.accounts.contains(&key.1)
     }
 
     fn balance_leaf(token: &Address, account: &Address, balance: u128) -> Vec<u8> {
@@ -396,6 +405,98 @@ impl Program for Netting {
         self.pending_inputs = 0;
         Ok(())
     }
+
+    /// `PENDING_VERSION (1) ‖ pending inputs u32 ‖ n u32 ‖ n × (token ‖ account ‖ net i128) ‖
+    /// m u32 ‖ m × (token ‖ account ‖ granted exit u128)`, all big-endian, each list ascending
+    /// by (token, account) with no zero entries.
+    fn encode_pending(&self) -> Vec<u8> {
+        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes();
+        let mut out = vec![PENDING_VERSION];
+        out.extend_from_slice(&self.pending_inputs.to_be_bytes());
+        out.extend_from_slice(&len(self.pending.len()));
+        for ((token, account), net) in &self.pending {
+            out.extend_from_slice(token.as_slice());
+            out.extend_from_slice(account.as_slice());
+            out.extend_from_slice(&net.to_be_bytes());
+        }
+        out.extend_from_slice(&len(self.pending_exits.len()));
+        for ((token, account), amount) in &self.pending_exits {
+            out.extend_from_slice(token.as_slice());
+            out.extend_from_slice(account.as_slice());
+            out.extend_from_slice(&amount.to_be_bytes());
+        }
+        out
+    }
+
+    /// Strict: canonical order, no zero entries, only this deployment's tokens and participants,
+    /// net positions of each token summing to zero (every obligation debits what it credits),
+    /// positions only with inputs, nothing trailing.
+    fn restore_pending(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let (version, rest) = bytes.split_first().ok_or(StateError::Malformed)?;
+        if *version != PENDING_VERSION {
+            return Err(StateError::Malformed);
+        }
+        let (inputs, rest) = take_u32(rest)?;
+        let (nets, rest) = take_entries(rest, i128::from_be_bytes)?;
+        let (exits, rest) = take_entries(rest, u128::from_be_bytes)?;
+        if !rest.is_empty() {
+            return Err(StateError::Malformed);
+        }
+        if !nets.keys().chain(exits.keys()).all(|k| self.known(k)) {
+            return Err(StateError::Malformed);
+        }
+        if nets.values().any(|v| *v == 0) || exits.values().any(|v| *v == 0) {
+            return Err(StateError::Malformed);
+        }
+        if inputs == 0 && !nets.is_empty() {
+            return Err(StateError::Malformed);
+        }
+        let mut sums: BTreeMap<Address, i128> = BTreeMap::new();
+        for ((token, _), net) in &nets {
+            let sum = sums.entry(*token).or_insert(0);
+            *sum = sum.checked_add(*net).ok_or(StateError::Malformed)?;
+        }
+        if sums.values().any(|s| *s != 0) {
+            return Err(StateError::Malformed);
+        }
+        self.pending = nets;
+        self.pending_exits = exits;
+        self.pending_inputs = inputs;
+        Ok(())
+    }
+}
+
+fn take_u32(bytes: &[u8]) -> Result<(u32, &[u8]), StateError> {
+    let (n, rest) = bytes.split_at_checked(4).ok_or(StateError::Malformed)?;
+    let n = u32::from_be_bytes(n.try_into().map_err(|_| StateError::Malformed)?);
+    Ok((n, rest))
+}
+
+/// Pending entries keyed (token, account).
+type Entries<V> = BTreeMap<(Address, Address), V>;
+
+/// A count and that many `token ‖ account ‖ 16-byte value` entries, strictly ascending by
+/// (token, account).
+fn take_entries<V>(
+    bytes: &[u8],
+    value: impl Fn([u8; 16]) -> V,
+) -> Result<(Entries<V>, &[u8]), StateError> {
+    let (count, mut rest) = take_u32(bytes)?;
+    let mut out = BTreeMap::new();
+    for _ in 0..count {
+        let (entry, tail) = rest
+            .split_at_checked(PENDING_ENTRY_LEN)
+            .ok_or(StateError::Malformed)?;
+        let (token, entry) = entry.split_at_checked(20).ok_or(StateError::Malformed)?;
+        let (account, v) = entry.split_at_checked(20).ok_or(StateError::Malformed)?;
+        let key = (Address::from_slice(token), Address::from_slice(account));
+        if out.keys().next_back().is_some_and(|last| *last >= key) {
+            return Err(StateError::Malformed);
+        }
+        out.insert(key, value(v.try_into().map_err(|_| StateError::Malformed)?));
+        rest = tail;
+    }
+    Ok((out, rest))
 }
 
 #[cfg(test)]

@@ -169,6 +169,111 @@ fn snapshot_round_trip_and_malformed_snapshots() {
     assert_eq!(m.restore_state(&bad_version), Err(StateError::Malformed));
 }
 
+/// A batch left open: inputs (one pair cancelling out), exits, a partial grant.
+fn open_batch() -> Netting {
+    let mut n = setup(4, 1000);
+    n.apply_input(&sender(1), &ob(2, 300)).unwrap();
+    n.apply_input(&sender(2), &ob(3, 120)).unwrap();
+    n.apply_input(&sender(3), &ob(4, 7)).unwrap();
+    n.apply_input(&sender(4), &ob(3, 7)).unwrap();
+    assert_eq!(n.on_withdrawal_request(account(1), TOKEN, 900).granted, 700);
+    n.on_withdrawal_request(account(4), TOKEN, 5);
+    n
+}
+
+#[test]
+fn a_pending_batch_restores_exactly_and_closes_as_the_original_would() {
+    let n = open_batch();
+    let (state, pending) = (n.encode_state(), n.encode_pending());
+    let mut m = setup(4, 0);
+    m.restore_state(&state).unwrap();
+    // Control: the settled state alone closes another batch.
+    assert_ne!(m.clone().finish_batch(), n.clone().finish_batch());
+    m.restore_pending(&pending).unwrap();
+    assert_eq!(snapshot(&m), snapshot(&n));
+    assert_eq!(m.encode_pending(), pending);
+    assert_eq!(
+        (m.pending_inputs(), m.pending_exits(), m.pending_footprint()),
+        (n.pending_inputs(), n.pending_exits(), n.pending_footprint())
+    );
+    assert_eq!(m.available_of(account(1), TOKEN), 0);
+    assert_eq!(m.clone().finish_batch(), n.clone().finish_batch());
+    // And it keeps deciding as the original: the same next input and exit outcomes.
+    let (mut a, mut b) = (n.clone(), m.clone());
+    assert_eq!(
+        a.apply_input(&sender(1), &ob(2, 1)),
+        b.apply_input(&sender(1), &ob(2, 1))
+    );
+    assert_eq!(
+        a.on_withdrawal_request(account(2), TOKEN, 5_000),
+        b.on_withdrawal_request(account(2), TOKEN, 5_000)
+    );
+    assert_eq!(a.finish_batch(), b.finish_batch());
+    // Nothing pending encodes too, and restores to nothing pending.
+    let mut empty = setup(4, 1000);
+    let bytes = empty.encode_pending();
+    let mut c = n.clone();
+    c.restore_pending(&bytes).unwrap();
+    assert!(!c.has_pending());
+    assert_eq!(c.finish_batch(), empty.finish_batch());
+}
+
+#[test]
+fn a_malformed_pending_batch_is_refused_and_changes_nothing() {
+    let n = open_batch();
+    let good = n.encode_pending();
+    let mut target = open_batch();
+    target.apply_input(&sender(2), &ob(1, 3)).unwrap();
+    let before = snapshot(&target);
+    let refused = |bytes: &[u8], what: &str| {
+        let mut t = target.clone();
+        assert_eq!(
+            t.restore_pending(bytes),
+            Err(StateError::Malformed),
+            "{what}"
+        );
+        assert_eq!(snapshot(&t), before, "{what}: changed");
+    };
+    for cut in 0..good.len() {
+        refused(&good[..cut], "truncated");
+    }
+    let mut extra = good.clone();
+    extra.push(0);
+    refused(&extra, "trailing byte");
+    let mut bad = good.clone();
+    bad[0] = 2;
+    refused(&bad, "version");
+    // Entry layout: version (1) ‖ inputs (4) ‖ n (4) ‖ entries of 56 bytes.
+    let first = 1 + 4 + 4;
+    let second = first + PENDING_ENTRY_LEN;
+    let mut token = good.clone();
+    token[first] ^= 1;
+    refused(&token, "unknown token");
+    let mut acct = good.clone();
+    acct[first + 39] = 0x77;
+    refused(&acct, "unknown account");
+    let mut swapped = good.clone();
+    let (a, b) = swapped[first..second + PENDING_ENTRY_LEN].split_at_mut(PENDING_ENTRY_LEN);
+    a.swap_with_slice(b);
+    refused(&swapped, "out of order");
+    let mut unbalanced = good.clone();
+    unbalanced[second - 1] ^= 1;
+    refused(&unbalanced, "net positions that do not sum to zero");
+    let mut zero = good.clone();
+    let mut e = n.clone();
+    e.pending.clear();
+    e.pending.insert((TOKEN, account(1)), 0);
+    zero.clone_from(&e.encode_pending());
+    refused(&zero, "zero entry");
+    let mut no_inputs = good.clone();
+    no_inputs[1..5].copy_from_slice(&0u32.to_be_bytes());
+    refused(&no_inputs, "positions without inputs");
+    // Control: the genuine bytes restore.
+    let mut t = target.clone();
+    t.restore_pending(&good).unwrap();
+    assert_eq!(snapshot(&t), snapshot(&n));
+}
+
 #[test]
 fn state_root_commits_to_balances() {
     let a = setup(2, 10);
