@@ -388,6 +388,16 @@ pub struct EnclaveStatus {
     /// would be refused for the policy's anonymity set.
     #[serde(default)]
     pub waiting: Option<BatchWait>,
+    /// Input keys erased since boot (issue 11 part 4): monotone, kept in snapshots and restored
+    /// exactly by replay. An erasure can happen inside any request that moves time or reports
+    /// settlement (`Settled`, `Tick`, `Submit`, `CutBatch`, …); when this grows the host stores
+    /// its next snapshot alone (older snapshots and the journal below deleted).
+    #[serde(default)]
+    pub erased_epochs: u64,
+    /// Statements `1..=settled_through` settled with the required confirmations, as the host
+    /// last reported them (`Settled`, clamped to the last statement signed).
+    #[serde(default)]
+    pub settled_through: u64,
 }
 
 /// Pending inputs waiting for the anonymity set ([`EnclaveStatus::waiting`]).

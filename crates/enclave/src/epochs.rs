@@ -258,6 +258,11 @@ impl EpochKeys {
         self.current.public
     }
 
+    /// The previous epoch while its KEM key is held (its grace window, until retired).
+    pub fn in_grace(&self) -> Option<Epoch> {
+        self.previous.as_ref().map(|p| p.epoch)
+    }
+
     /// The ratchet head: the current epoch's chain key.
     pub fn head(&self) -> &ChainKey {
         &self.head

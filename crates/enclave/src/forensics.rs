@@ -9,15 +9,26 @@
 //! rotations the records show and also straight to every epoch number any record mentions (one
 //! HKDF step reaches any later epoch), and tries every sealed input with every key it has for its
 //! epoch. Whatever opens is an accepted input the host's files still expose.
+//!
+//! It also collects every epoch KEM secret it finds or derives — the previous epoch's secret a
+//! snapshot holds during its grace window, the current one from each head, and those along the
+//! rotations and guessed jumps — and keeps those whose public key is the one the epoch had (a
+//! snapshot's own, or one a signed `EpochRotation` announcement in the records names): each
+//! opens every envelope ever sealed to its epoch, for whoever recorded them
+//! ([`Recovered::kem_epochs`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use sealbridge_proto::{Epoch, SenderId};
-use sealbridge_seal::at_rest::{RootSecret, SealingKey};
+use sealbridge_seal::{
+    at_rest::{RootSecret, SealingKey},
+    keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey},
+};
 
 use crate::{
     chunks::{ChunkReader, SnapshotManifest},
-    epochs::{ChainKey, InputKey},
+    epochs::{ChainKey, EpochAnnouncement, InputKey},
+    log_entry::{self, EntryKind},
     persist::{self, JournalRecord, SEAL_PURPOSE_JOURNAL, SealedInput, Snapshot, Step},
 };
 
@@ -48,6 +59,11 @@ pub struct Recovered {
     /// Epochs whose input key the attacker could derive (held in a snapshot, derived along the
     /// recorded rotations, or a guessed jump that opened an input), ascending.
     pub epochs_with_keys: Vec<u64>,
+    /// Epochs whose KEM secret (X25519: opens every envelope sealed to the epoch) the attacker
+    /// holds, ascending: a snapshot's previous epoch in grace or current epoch, or a secret
+    /// derived along the rotations or by a guessed jump whose public key a signed announcement
+    /// in the records confirms.
+    pub kem_epochs: Vec<u64>,
 }
 
 /// What one opened record holds for the attacker.
@@ -69,6 +85,10 @@ pub fn open_host_files(
     let mut heads: Vec<(Epoch, ChainKey)> = Vec::new();
     let mut held: BTreeMap<Epoch, Vec<InputKey>> = BTreeMap::new();
     let mut instances: BTreeSet<[u8; 32]> = BTreeSet::new();
+    // KEM secrets the snapshots hold or their heads give (certain), and the instance keys that
+    // sign epoch announcements.
+    let mut kem_epochs: BTreeSet<u64> = BTreeSet::new();
+    let mut signers: Vec<Ed25519PublicKey> = Vec::new();
     for (manifest, chunks) in snapshots {
         let Some(snap) = open_snapshot(root, manifest, chunks) else {
             continue;
@@ -84,6 +104,12 @@ pub fn open_host_files(
                 .or_default()
                 .push(InputKey::from_bytes(k.key));
         }
+        kem_epochs.insert(snap.epochs.epoch.0);
+        if let Some(previous) = &snap.epochs.previous {
+            // Held raw: the snapshot was taken during the previous epoch's grace window.
+            kem_epochs.insert(previous.epoch.0);
+        }
+        signers.push(Ed25519SigningKey::from_seed(snap.ed25519_seed).public());
     }
 
     // Every record that opens under the journal key, for any instance the snapshots name.
@@ -112,12 +138,20 @@ pub fn open_host_files(
     opened.sort_by_key(|r| r.index);
     out.records_opened = opened.len();
 
-    // Public facts in the records: the rotations, in order, and every epoch number mentioned.
+    // Public facts in the records: the rotations, in order, every epoch number mentioned, and
+    // the KEM public keys the signed announcements name.
     let mut rotations: Vec<Epoch> = Vec::new();
     let mut mentioned: BTreeSet<Epoch> = BTreeSet::new();
+    let mut announced: BTreeSet<(Epoch, KemPublicKey)> = BTreeSet::new();
     for r in &opened {
         for step in &r.steps {
             match step {
+                Step::Log(entry) => {
+                    if let Some(a) = announcement(entry, &signers) {
+                        mentioned.insert(a.epoch);
+                        announced.insert((a.epoch, a.public_key));
+                    }
+                }
                 Step::Rotate { epoch, .. } => {
                     rotations.push(*epoch);
                     mentioned.insert(*epoch);
@@ -149,14 +183,22 @@ pub fn open_host_files(
     }
     // Guessed jumps: from every chain key straight to every later epoch mentioned.
     let mut guessed: BTreeMap<Epoch, Vec<InputKey>> = BTreeMap::new();
+    let mut kem_candidates: Vec<(Epoch, KemPublicKey)> = Vec::new();
     for (at, ck) in &chain_keys {
+        kem_candidates.push((*at, ck.kem().1));
         for target in mentioned.iter().filter(|e| **e > *at) {
-            guessed
-                .entry(*target)
-                .or_default()
-                .push(ck.next(*target).input_key());
+            let jumped = ck.next(*target);
+            guessed.entry(*target).or_default().push(jumped.input_key());
+            kem_candidates.push((*target, jumped.kem().1));
         }
     }
+    // A derived or guessed KEM secret counts once an announcement confirms its public key.
+    for candidate in kem_candidates {
+        if announced.contains(&candidate) {
+            kem_epochs.insert(candidate.0.0);
+        }
+    }
+    out.kem_epochs = kem_epochs.into_iter().collect();
 
     let mut with_keys: BTreeSet<u64> = held.keys().chain(derived.keys()).map(|e| e.0).collect();
     for r in &opened {
@@ -190,6 +232,17 @@ pub fn open_host_files(
     }
     out.epochs_with_keys = with_keys.into_iter().collect();
     out
+}
+
+/// The epoch announcement an `EpochRotation` log entry carries, if one of `signers` signed it.
+fn announcement(entry: &[u8], signers: &[Ed25519PublicKey]) -> Option<EpochAnnouncement> {
+    let (kind, body) = log_entry::decode(entry)?;
+    if kind != EntryKind::EpochRotation {
+        return None;
+    }
+    signers
+        .iter()
+        .find_map(|k| EpochAnnouncement::verify(body, k).ok())
 }
 
 /// A snapshot's plaintext if it opens under `root` and decodes as the current format.

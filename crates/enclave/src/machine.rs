@@ -399,6 +399,8 @@ impl<P: Program> Enclave<P> {
                 pending_footprint: u64::from(self.program.pending_footprint()),
                 last_request_id: self.last_request_id,
                 waiting: self.waiting(),
+                erased_epochs: self.inputs.erased(),
+                settled_through: self.inputs.settled_through(),
             }),
             Request::Snapshot { chunk_bytes } => match self.snapshot(chunk_bytes) {
                 Ok(manifest) => Response::Snapshot(Box::new(manifest)),
@@ -610,6 +612,10 @@ impl<P: Program> Enclave<P> {
         }
         if change.rotated.is_some() {
             self.rotated_input_keys();
+        }
+        if change.rotated.is_some() || change.retired.is_some() {
+            // A KEM key gone (rotated past or retired) can free its epoch's input key.
+            self.erase_spent();
         }
         let mut announcements = Vec::new();
         if change.rotated.is_some() {

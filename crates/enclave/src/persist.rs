@@ -50,8 +50,9 @@ pub const SEAL_PURPOSE_SNAPSHOT: &[u8] = b"snapshot";
 /// AAD prefixes of journal records and snapshots (registered with every other purpose label).
 pub use sealbridge_proto::contexts::{JOURNAL_CONTEXT, SNAPSHOT_CONTEXT};
 /// Snapshot format version. Version 2 added the last withdrawal request id. Version 3 (forward
-/// secrecy at rest): the ratchet head instead of epoch secrets, the retained input keys and the
-/// settled-through sequence; older snapshots are refused.
+/// secrecy at rest): the ratchet head instead of epoch secrets, the retained input keys, the
+/// settled-through sequence, the count of input keys erased, and the open batch (so a snapshot
+/// can be taken while inputs wait for the anonymity set); older snapshots are refused.
 pub const SNAPSHOT_VERSION: u8 = 3;
 
 /// One sealed journal record: the state changes of one request.
@@ -222,6 +223,32 @@ pub(crate) struct Snapshot {
     pub(crate) last_request_id: u64,
     pub(crate) now: u64,
     pub(crate) next_record: u64,
+    /// Input keys erased since boot (monotone; `EnclaveStatus::erased_epochs`).
+    pub(crate) erased_epochs: u64,
+    /// The open batch, exactly as the live enclave holds it: a restore plus the journal after
+    /// it closes the same statement the live enclave would.
+    pub(crate) batch: OpenBatch,
+}
+
+/// The open (uncut) batch in a snapshot. Empty (`program_pending` encoding nothing pending,
+/// `since` `None`, `carried_request_id` = `last_request_id`) right after a cut.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct OpenBatch {
+    /// The program's pending batch (`Program::encode_pending`): net positions, granted exits,
+    /// input count.
+    #[serde(with = "serde_bytes_compat")]
+    pub(crate) program_pending: Vec<u8>,
+    /// Leaf hashes of the pending inputs' receipts, in order (their Merkle root is the next
+    /// statement's `inputsRoot`).
+    pub(crate) receipts: Vec<Hash>,
+    /// Log indices of those receipts, in the same order.
+    pub(crate) sequences: Vec<u64>,
+    /// Distinct senders of the pending inputs (anonymity set).
+    pub(crate) senders: Vec<SenderId>,
+    /// Enclave time the oldest pending input was accepted.
+    pub(crate) since: Option<u64>,
+    /// The request marker the last statement carried (a heartbeat below the set carries it).
+    pub(crate) carried_request_id: u64,
 }
 
 impl Drop for Snapshot {

@@ -86,7 +86,9 @@ impl Lineage {
         match self.instance(instance).and_then(|l| l.newest_snapshot) {
             Some((newest, origin)) if next_record < newest => Err(format!(
                 "restoring an older snapshot (record {next_record}) of instance {instance}: this \
-                 enclave process has {} one at record {newest}; that would fork the enclave",
+                 enclave process has {} one at record {newest}; that would fork the enclave; if \
+                 the host lost that snapshot, restart the enclave process (the restart is visible \
+                 in the log as a new session)",
                 match origin {
                     SnapshotOrigin::Sealed => "sealed",
                     SnapshotOrigin::Restored => "restored",
@@ -634,7 +636,9 @@ mod tests {
             why,
             &format!(
                 "restoring an older snapshot (record 0) of instance {id}: this enclave process \
-                 has sealed one at record 2; that would fork the enclave"
+                 has sealed one at record 2; that would fork the enclave; if the host lost that \
+                 snapshot, restart the enclave process (the restart is visible in the log as a \
+                 new session)"
             )
         );
         assert!(second.enclave().is_none());

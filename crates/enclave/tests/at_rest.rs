@@ -221,7 +221,15 @@ impl Host {
 /// What must match between the live enclave and a restored one.
 fn fingerprint(
     e: &Enclave<Netting>,
-) -> (String, u64, alloy_primitives::B256, Vec<u8>, Vec<u64>, u64) {
+) -> (
+    String,
+    u64,
+    alloy_primitives::B256,
+    Vec<u8>,
+    Vec<u64>,
+    u64,
+    u64,
+) {
     (
         e.checkpoint().unwrap(),
         e.last_sequence(),
@@ -229,6 +237,7 @@ fn fingerprint(
         e.describe().epoch_announcement,
         e.input_key_epochs(),
         e.settled_through(),
+        e.erased_epochs(),
     )
 }
 
@@ -281,6 +290,9 @@ fn after_settlement_root_and_host_files_open_no_settled_input() {
     assert!(r.inputs.is_empty(), "{:?}", r.inputs);
     assert!(!r.epochs_with_keys.contains(&1));
     assert!(r.epochs_with_keys.contains(&2));
+    // Nor does any KEM secret of epoch 1 survive (its grace ended before the erasure).
+    assert_eq!(r.kem_epochs, vec![2]);
+    assert_eq!(h.e.erased_epochs(), 1);
 
     // Epoch-2 inputs are readable while not settled (the residual), not after.
     h.submit(0, 1, 5);
@@ -290,14 +302,30 @@ fn after_settlement_root_and_host_files_open_no_settled_input() {
     let r = h.probe(std::slice::from_ref(&mid));
     assert_eq!(r.inputs.len(), 1);
     assert_eq!(r.inputs[0].epoch, 2);
-    assert_eq!(h.settled(s), (s, vec![2]));
+    // Settled while epoch 2's KEM key is in grace: the input key stays until it is retired
+    // (a snapshot now holds the KEM secret: control, the probe finds it).
+    assert_eq!(h.settled(s), (s, vec![]));
+    let in_grace = h.snapshot();
+    assert_eq!(
+        h.probe(std::slice::from_ref(&in_grace)).kem_epochs,
+        vec![2, 3]
+    );
+    h.tick_to(T0 + 2 * EPOCH + GRACE);
+    assert_eq!((h.e.input_key_epochs(), h.e.erased_epochs()), (vec![3], 2));
     let last = h.snapshot();
-    assert!(h.probe(std::slice::from_ref(&last)).inputs.is_empty());
+    let r = h.probe(std::slice::from_ref(&last));
+    assert!(r.inputs.is_empty());
+    assert_eq!(r.kem_epochs, vec![3], "no KEM secret of an erased epoch");
     // A host that kept the older snapshots still reads what their heads derive (the residual
     // the docs name): the epoch-2 input through `after`'s head, nothing of epoch 1.
     let kept = h.probe(&[after, last]);
     assert_eq!(kept.inputs.len(), 1);
     assert_eq!(kept.inputs[0].epoch, 2);
+    // And epoch 2's KEM secret (`after`'s head); epoch 3's is derived along the recorded
+    // rotation and confirmed by its signed announcement.
+    assert_eq!(kept.kem_epochs, vec![2, 3]);
+    let (_, rest) = h.snapshots.split_first().unwrap();
+    assert_eq!(h.probe(&rest[..1]).kem_epochs, vec![2, 3], "derived from a head");
 }
 
 #[test]
@@ -315,15 +343,24 @@ fn an_open_batch_and_the_current_epoch_keep_their_keys() {
     assert_eq!(s2, s + 1);
     assert_eq!(h.settled(s - 1).1, Vec::<u64>::new());
     assert_eq!(h.e.input_key_epochs(), vec![1, 2]);
-    // Settled through it: erased; the current epoch (2) never is, settled or not.
-    assert_eq!(h.settled(s2), (s2, vec![1]));
+    // Settled through it, but epoch 1's KEM key is still in grace: kept.
+    assert_eq!(h.settled(s2), (s2, vec![]));
+    assert_eq!(h.e.input_key_epochs(), vec![1, 2]);
+    // The retirement (a Tick) erases it; the current epoch (2) never is, settled or not.
+    h.tick_to(T0 + EPOCH + GRACE);
     assert_eq!(h.e.input_key_epochs(), vec![2]);
-    // Epoch 2's statements have settled: erased at the rotation that ends it.
+    assert_eq!(h.e.erased_epochs(), 1);
+    // Epoch 2's statements have settled: erased once the rotation that ends it and its grace
+    // have passed.
     h.tick_to(T0 + 2 * EPOCH);
+    assert_eq!(h.e.input_key_epochs(), vec![2, 3]);
+    h.tick_to(T0 + 2 * EPOCH + GRACE);
     assert_eq!(h.e.input_key_epochs(), vec![3]);
-    // An epoch that accepted nothing is erased as soon as it stops being current.
-    h.tick_to(T0 + 3 * EPOCH);
-    assert_eq!(h.e.input_key_epochs(), vec![4]);
+    // An epoch that accepted nothing is erased as soon as it stops being current and its KEM
+    // key is gone (a jump over an epoch drops the KEM key at once).
+    h.tick_to(T0 + 4 * EPOCH);
+    assert_eq!(h.e.input_key_epochs(), vec![5]);
+    assert_eq!(h.e.erased_epochs(), 3);
 }
 
 #[test]

@@ -2,12 +2,17 @@
 //! still needed, sealing accepted inputs under them for the journal, and erasing them once the
 //! statements holding their inputs have settled with the required confirmations.
 //!
-//! An epoch's input key is erased when the epoch is not the current one, none of its inputs is
-//! in the open (uncut) batch, and every statement holding its inputs has a sequence at most the
-//! settled-through sequence the host reported ([`Request::Settled`]). An epoch that never
-//! accepted an input is erased as soon as it stops being current. The check runs on every
-//! `Settled` and every rotation; each erasure is journaled as the public fact
-//! [`Step::Erase`].
+//! An epoch's input key is erased when the epoch is not the current one, its KEM key is gone
+//! too (retired at the end of its grace window, or dropped by a jump: while the KEM secret is
+//! held, a snapshot holds it and whoever recorded the envelopes could open them with the root
+//! secret, so erasing the input key alone would promise what the disk does not keep), none of
+//! its inputs is in the open (uncut) batch, and every statement holding its inputs has a
+//! sequence at most the settled-through sequence the host reported ([`Request::Settled`]). An
+//! epoch that never accepted an input is erased as soon as it stops being current and its KEM
+//! key is gone. The check runs on every `Settled`, rotation and retirement; each erasure is
+//! journaled as the public fact [`Step::Erase`] and counted (`EnclaveStatus::erased_epochs`,
+//! monotone, in snapshots and restored by replay), so the host sees an erasure whatever request
+//! made it and can store the next snapshot alone.
 //!
 //! [`Request::Settled`]: crate::boundary::Request::Settled
 
@@ -32,10 +37,12 @@ struct Retained {
     open: bool,
 }
 
-/// The input keys the enclave still holds and the settled-through sequence.
+/// The input keys the enclave still holds, the settled-through sequence and how many input
+/// keys were erased since boot.
 pub(super) struct InputKeys {
     keys: BTreeMap<Epoch, Retained>,
     settled_through: u64,
+    erased: u64,
 }
 
 impl InputKeys {
@@ -53,6 +60,7 @@ impl InputKeys {
         Self {
             keys,
             settled_through: 0,
+            erased: 0,
         }
     }
 
@@ -98,20 +106,33 @@ impl InputKeys {
         self.settled_through
     }
 
-    /// Epochs whose input key is no longer needed (see the module docs).
-    fn spent(&self, current: Epoch) -> Vec<Epoch> {
+    /// Input keys erased since boot.
+    pub(super) fn erased(&self) -> u64 {
+        self.erased
+    }
+
+    /// Epochs whose input key is no longer needed (see the module docs): `current` and
+    /// `in_grace` (the previous epoch while its KEM key is held) never are.
+    fn spent(&self, current: Epoch, in_grace: Option<Epoch>) -> Vec<Epoch> {
         self.keys
             .iter()
             .filter(|(e, r)| {
-                **e != current && !r.open && r.highest.is_none_or(|h| h <= self.settled_through)
+                **e != current
+                    && Some(**e) != in_grace
+                    && !r.open
+                    && r.highest.is_none_or(|h| h <= self.settled_through)
             })
             .map(|(e, _)| *e)
             .collect()
     }
 
-    /// Drop (and zeroise) the key of `epoch`; `false` if it was not held.
+    /// Drop (and zeroise) the key of `epoch` and count it; `false` if it was not held.
     pub(super) fn erase(&mut self, epoch: Epoch) -> bool {
-        self.keys.remove(&epoch).is_some()
+        let held = self.keys.remove(&epoch).is_some();
+        if held {
+            self.erased = self.erased.saturating_add(1);
+        }
+        held
     }
 
     /// Epochs whose input key is held, ascending.
@@ -131,7 +152,7 @@ impl InputKeys {
             .collect()
     }
 
-    pub(super) fn from_parts(parts: &[InputKeyParts], settled_through: u64) -> Self {
+    pub(super) fn from_parts(parts: &[InputKeyParts], settled_through: u64, erased: u64) -> Self {
         let keys = parts
             .iter()
             .map(|p| {
@@ -148,6 +169,7 @@ impl InputKeys {
         Self {
             keys,
             settled_through,
+            erased,
         }
     }
 }
@@ -164,9 +186,16 @@ impl<P: Program> Enclave<P> {
         self.inputs.settled_through()
     }
 
+    /// Input keys erased since boot (monotone).
+    pub fn erased_epochs(&self) -> u64 {
+        self.inputs.erased()
+    }
+
     /// Erase every input key no longer needed, journaling each erasure; the epochs erased.
     pub(super) fn erase_spent(&mut self) -> Vec<u64> {
-        let spent = self.inputs.spent(self.epochs.current());
+        let spent = self
+            .inputs
+            .spent(self.epochs.current(), self.epochs.in_grace());
         for epoch in &spent {
             self.inputs.erase(*epoch);
             self.record(Step::Erase { epoch: *epoch });
@@ -174,11 +203,10 @@ impl<P: Program> Enclave<P> {
         spent.into_iter().map(|e| e.0).collect()
     }
 
-    /// After a rotation: hold the new current epoch's input key, erase what is spent.
+    /// After a rotation: hold the new current epoch's input key.
     pub(super) fn rotated_input_keys(&mut self) {
         let current = self.epochs.current();
         self.inputs.add(current, self.epochs.head().input_key());
-        self.erase_spent();
     }
 
     /// [`Request::Settled`](crate::boundary::Request::Settled): the host says statements
@@ -489,10 +517,15 @@ mod tests {
         let input_record = l.records.last().unwrap().clone();
         l.at(|now| Request::CutBatch { now }, T0 + 10);
         l.at(|now| Request::Tick { now }, T0 + 1_000);
+        // Settled while epoch 1's KEM key is in grace: its input key stays (the snapshot
+        // would hold the KEM secret anyway); the retirement erases it.
         match l.call(Request::Settled { sequence: 1 }) {
-            Response::Settled { through, erased } => assert_eq!((through, erased), (1, vec![1])),
+            Response::Settled { through, erased } => assert_eq!((through, erased), (1, vec![])),
             r => panic!("{r:?}"),
         }
+        assert_eq!(l.e.input_key_epochs(), vec![1, 2]);
+        l.at(|now| Request::Tick { now }, T0 + 1_100);
+        assert_eq!((l.e.input_key_epochs(), l.e.erased_epochs()), (vec![2], 1));
         let (next1, after) = l.e.snapshot_plain().unwrap();
         // Control: from the snapshot before erasure the journal replays.
         let mut old = l.restore(next0, &before).unwrap();
@@ -564,6 +597,79 @@ mod tests {
             Error::Replay("a sealed input in the journal record does not open")
         );
         e.replay(&at(index, &mut l.rng)).unwrap();
+    }
+
+    #[test]
+    fn the_open_batch_a_snapshot_carries_is_what_restores_it_and_an_inconsistent_one_is_refused() {
+        let mut l = Live::new();
+        l.submit(0);
+        l.submit(1);
+        l.call(Request::Chain(ChainEvent::WithdrawalRequest {
+            request_id: 1,
+            account: Address::repeat_byte(3),
+            token: TOKEN,
+            amount: 5,
+        }));
+        let (next, plain) = l.e.snapshot_plain().unwrap();
+        let cut = |e: &mut Enclave<Netting>| match e.handle(Request::CutBatch { now: T0 + 5 }) {
+            Response::Batch(b) => b,
+            r => panic!("{r:?}"),
+        };
+        let snap: persist::Snapshot = persist::from_cbor(&plain).unwrap();
+        assert_eq!(snap.batch.receipts.len(), 2);
+        let want = cut(&mut l.e);
+        assert!(want.as_ref().is_some_and(|b| b.statement.inputCount == 2));
+        let with = |change: &dyn Fn(&mut persist::Snapshot)| {
+            let mut s: persist::Snapshot = persist::from_cbor(&plain).unwrap();
+            change(&mut s);
+            l.restore(next, &persist::to_cbor(&s).unwrap())
+        };
+        // Control: the same snapshot with the open batch emptied restores (it is consistent)
+        // but closes another statement: the batch fields are what carry it.
+        let mut emptied = with(&|s| {
+            s.batch = persist::OpenBatch {
+                program_pending: Netting::new(&l.policy.netting).encode_pending(),
+                receipts: vec![],
+                sequences: vec![],
+                senders: vec![],
+                since: None,
+                carried_request_id: s.last_request_id,
+            };
+        })
+        .unwrap();
+        let mut genuine = l.restore(next, &plain).unwrap();
+        assert_eq!(cut(&mut genuine), want);
+        assert_ne!(cut(&mut emptied), want);
+        // An open batch the enclave could not have held: refused, clearly.
+        let inconsistent = Error::Replay("snapshot open batch is inconsistent");
+        type Change = dyn Fn(&mut persist::Snapshot);
+        let cases: [(&str, &Change); 7] = [
+            ("a receipt dropped", &|s| {
+                s.batch.receipts.pop();
+                s.batch.sequences.pop();
+            }),
+            ("sequences and receipts differ", &|s| {
+                s.batch.sequences.pop();
+            }),
+            ("a sequence beyond the log", &|s| {
+                if let Some(q) = s.batch.sequences.last_mut() {
+                    *q = 1_000_000;
+                }
+            }),
+            ("sequences out of order", &|s| s.batch.sequences.reverse()),
+            ("no senders", &|s| s.batch.senders.clear()),
+            ("no start time", &|s| s.batch.since = None),
+            ("a marker ahead of the decisions", &|s| {
+                s.batch.carried_request_id = s.last_request_id + 1;
+            }),
+        ];
+        for (what, change) in cases {
+            assert_eq!(with(change).err(), Some(inconsistent.clone()), "{what}");
+        }
+        assert_eq!(
+            with(&|s| s.batch.program_pending = vec![9]).err(),
+            Some(Error::Replay("snapshot pending batch of the program"))
+        );
     }
 
     #[test]

@@ -17,8 +17,8 @@ use crate::{
     chunks::{self, ChunkReader, SnapshotId, SnapshotManifest},
     epochs::EpochKeys,
     persist::{
-        self, JournalRecord, SEAL_PURPOSE_JOURNAL, SEAL_PURPOSE_SNAPSHOT, SNAPSHOT_VERSION,
-        Snapshot, SnapshotVersion, Step,
+        self, JournalRecord, OpenBatch, SEAL_PURPOSE_JOURNAL, SEAL_PURPOSE_SNAPSHOT,
+        SNAPSHOT_VERSION, Snapshot, SnapshotVersion, Step,
     },
     policy::{program_id, simulated_measurement},
     replay::ReplaySet,
@@ -64,9 +64,10 @@ impl<P: Program> Enclave<P> {
         self.journal.as_ref().map(|j| j.next)
     }
 
-    /// The plaintext of a snapshot of the whole state, valid from journal record `next` on.
-    /// Refused while a batch is pending — inputs or granted exits — (the program's snapshot
-    /// covers settled state only; a `CutBatch` clears both).
+    /// The plaintext of a snapshot of the whole state, valid from journal record `next` on,
+    /// the open batch included (inputs waiting for the anonymity set, granted exits). Refused
+    /// while state changes are not yet sealed into a journal record (a bare state-changing
+    /// request): that record would come after the snapshot and apply them twice on replay.
     pub(super) fn snapshot_plain(
         &self,
     ) -> Result<(u64, zeroize::Zeroizing<Vec<u8>>), BoundaryError> {
@@ -74,9 +75,9 @@ impl<P: Program> Enclave<P> {
         let Some(j) = self.journal.as_ref() else {
             return Err(refuse("this enclave was not booted durable"));
         };
-        if !self.batch_receipts.is_empty() || self.program.has_pending() {
+        if !j.steps.is_empty() {
             return Err(refuse(
-                "a batch (inputs or exits) is pending; snapshot after the next cut",
+                "state changes not yet journaled: send state-changing requests inside Journaled",
             ));
         }
         let mut secp = [0u8; 32];
@@ -99,6 +100,15 @@ impl<P: Program> Enclave<P> {
             last_request_id: self.last_request_id,
             now: self.now,
             next_record: j.next,
+            erased_epochs: self.inputs.erased(),
+            batch: OpenBatch {
+                program_pending: self.program.encode_pending(),
+                receipts: self.batch_receipts.clone(),
+                sequences: self.batch_sequences.clone(),
+                senders: self.batch_senders.iter().copied().collect(),
+                since: self.batch_since,
+                carried_request_id: self.carried_request_id,
+            },
         };
         secp.fill(0);
         let plain = persist::to_cbor(&snap).ok_or(BoundaryError::Internal)?;
@@ -254,12 +264,23 @@ impl<P: Program> Enclave<P> {
         program
             .restore_state(&snap.program_state)
             .map_err(|_| Error::Replay("snapshot program state"))?;
+        program
+            .restore_pending(&snap.batch.program_pending)
+            .map_err(|_| Error::Replay("snapshot pending batch of the program"))?;
         let log =
             CompactRange::from_bytes(&snap.log).map_err(|_| Error::Replay("snapshot log range"))?;
+        let batch = &snap.batch;
+        check_open_batch(
+            batch,
+            program.pending_inputs(),
+            log.size(),
+            snap.last_request_id,
+        )?;
         let measurement = simulated_measurement(program.name());
         let epochs =
             EpochKeys::from_parts(&snap.epochs, policy.epoch_secs, policy.epoch_grace_secs);
-        let mut inputs = InputKeys::from_parts(&snap.input_keys, snap.settled_through);
+        let mut inputs =
+            InputKeys::from_parts(&snap.input_keys, snap.settled_through, snap.erased_epochs);
         // The current epoch's input key follows from the head (a snapshot holds it anyway).
         inputs.add(epochs.current(), epochs.head().input_key());
         Ok(Self {
@@ -280,17 +301,15 @@ impl<P: Program> Enclave<P> {
             log_outbox: Vec::new(),
             log_outbox_first: log.size(),
             log,
-            batch_receipts: Vec::new(),
-            batch_sequences: Vec::new(),
-            batch_senders: std::collections::BTreeSet::new(),
-            batch_since: None,
+            batch_receipts: batch.receipts.clone(),
+            batch_sequences: batch.sequences.clone(),
+            batch_senders: batch.senders.iter().copied().collect(),
+            batch_since: batch.since,
             rejections: None,
             sequence: snap.sequence,
             last_root: snap.last_root,
             last_request_id: snap.last_request_id,
-            // A snapshot is taken with nothing pending: the last statement carried every
-            // decision.
-            carried_request_id: snap.last_request_id,
+            carried_request_id: batch.carried_request_id,
             rng,
             now: snap.now,
             journal: Some(journal),
@@ -432,6 +451,33 @@ impl<P: Program> Enclave<P> {
             }
         }
         Ok(())
+    }
+}
+
+/// A snapshot's open batch must be one the enclave could have been holding: as many receipts
+/// as the program has pending inputs, one log index each (ascending, inside the log), senders
+/// and a start time exactly when inputs are pending, and no request marker ahead of the
+/// requests decided.
+fn check_open_batch(
+    batch: &OpenBatch,
+    pending_inputs: u32,
+    log_size: u64,
+    last_request_id: u64,
+) -> Result<(), Error> {
+    let inputs = batch.receipts.len();
+    let consistent = batch.sequences.len() == inputs
+        && u32::try_from(inputs).is_ok_and(|n| n == pending_inputs)
+        && batch.sequences.windows(2).all(|w| w.first() < w.last())
+        && batch.sequences.last().is_none_or(|s| *s < log_size)
+        && (inputs == 0) == batch.senders.is_empty()
+        && batch.senders.len() <= inputs
+        && batch.senders.windows(2).all(|w| w.first() < w.last())
+        && (inputs == 0) == batch.since.is_none()
+        && batch.carried_request_id <= last_request_id;
+    if consistent {
+        Ok(())
+    } else {
+        Err(Error::Replay("snapshot open batch is inconsistent"))
     }
 }
 
