@@ -23,6 +23,10 @@ use sealbridge_proto::EnvelopeId;
 use tokio::sync::oneshot;
 
 use crate::{CoreError, link::EnclaveLink, metrics::Metrics, unix_now};
+use erasure::Erasure;
+pub use erasure::{ErasureStatus, PRUNE_SETTLED_SECS};
+
+mod erasure;
 use sealbridge_store::{
     Commit, SNAPSHOT_FORMAT_CHUNKED, SNAPSHOT_FORMAT_V1, Store, StoredEnvelope, StoredSnapshot,
     StoredWithdrawal,
@@ -136,30 +140,6 @@ pub struct Shared {
     pub erasure: RwLock<ErasureStatus>,
 }
 
-/// Forward secrecy at rest (issue 11), as the core sees it: the enclave erases an epoch's input
-/// key once every statement holding the epoch's inputs has settled with the required
-/// confirmations (`Request::Settled`, sent by the core) and the epoch is no longer current; the
-/// erasure reaches the disk when the next snapshot is stored alone — every older snapshot (which
-/// holds the key) and every journal record below it (inputs sealed under it) deleted, the WAL
-/// truncated.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ErasureStatus {
-    /// The last `Settled { sequence }` the enclave accepted: statements `1..=sequence` settled
-    /// and confirmed.
-    pub settled_through: u64,
-    /// Epochs whose input keys the enclave reported erased (`Response::Settled`), in total.
-    pub erased_epochs: u64,
-    /// The epochs it erased last.
-    pub last_erased: Vec<u64>,
-    /// An erasure (or a rotation after a settlement, which may erase) the disk has not caught
-    /// up with yet: older snapshots or their journal records are still stored, or the WAL still
-    /// holds their pages.
-    pub pending_on_disk: bool,
-    /// Host time (unix seconds) the disk last caught up: a snapshot stored alone and the WAL
-    /// truncated.
-    pub on_disk_at: Option<u64>,
-}
-
 /// The core steps the enclave's clock forward (after a `ClockStep` refusal) at most this far
 /// beyond the timestamp of the latest block the relayer saw
 /// ([`NodeState::chain_time`](crate::health::NodeState::chain_time)): a host clock that jumped
@@ -190,27 +170,6 @@ struct Refused {
     pending: u64,
     /// Enclave time from which a cut flushes them anyway (the policy's maximum wait).
     flush_at: Option<u64>,
-}
-
-/// What the core tracks of forward secrecy at rest ([`ErasureStatus`] is what it publishes).
-#[derive(Debug, Default)]
-struct Erasure {
-    /// The last `Settled { sequence }` sent and acknowledged (0 after a start: the first
-    /// housekeeping sends the whole settled prefix again; the enclave ignores what it holds).
-    sent: u64,
-    /// The next snapshot must be stored alone: input keys were (or may have been) erased since
-    /// the last one, and older snapshots and journal records still hold them / inputs under them.
-    snapshot_alone: bool,
-    /// A snapshot was stored alone but a reader kept the WAL from being truncated.
-    wal_dirty: bool,
-    /// Epochs reported erased and not yet off the disk (for the log line when they are).
-    epochs: Vec<u64>,
-    /// When the pending erasure was noticed (for the log line).
-    since: Option<Instant>,
-    /// The last recovery replayed journal records: if statements have settled, those records
-    /// may hold erasures whose snapshot (stored alone) a crash prevented, so the next snapshot
-    /// is stored alone once the first `Settled` after the restart is acknowledged.
-    after_replay: bool,
 }
 
 /// Makes a new link to an enclave (respawning the process where the node owns it).
@@ -461,9 +420,6 @@ impl Core {
             }
             self.drain_log_into_tiles()?;
             self.records_since_snapshot = n;
-            // Replayed records may hold erasures whose snapshot (stored alone) a crash
-            // prevented: checked when the settled prefix is sent again.
-            self.erasure.after_replay = n > 0;
             n
         };
         let status = self.status()?;
@@ -479,6 +435,8 @@ impl Core {
         // Inputs and exits replayed into the open batch must still be cut on time.
         self.pending_since_cut = status.pending_inputs + status.pending_exits;
         self.last_cut = Instant::now();
+        // Replayed records may hold erasures whose snapshot (stored alone) a crash prevented.
+        self.erasure_recovered(&status, replayed);
         self.metrics.state.enclave_up.store(true, Relaxed);
         tracing::info!(
             replayed,
@@ -628,11 +586,24 @@ impl Core {
     /// because a batch is pending (retry after the next cut).
     pub fn snapshot_now(&mut self) -> Result<Option<SnapshotStats>, CoreError> {
         let started = Instant::now();
+        // Stored alone (forward secrecy at rest): what the enclave has erased and settled at
+        // the state this snapshot seals (no request comes between).
+        let alone = if self.erasure.alone.is_some() {
+            let s = self.status()?;
+            Some((s.erased_epochs, s.settled_through))
+        } else {
+            None
+        };
         let manifest = match self.call(Request::Snapshot {
             chunk_bytes: self.snapshot_chunk_bytes,
         })? {
             Response::Snapshot(m) => *m,
-            Response::Error(BoundaryError::Refused(_)) => return Ok(None),
+            Response::Error(BoundaryError::Refused(_)) => {
+                if alone.is_some() {
+                    self.erasure.refused_at = Some(self.last_signed);
+                }
+                return Ok(None);
+            }
             r => return Err(unexpected(&r)),
         };
         let mut bytes = 0u64;
@@ -664,12 +635,9 @@ impl Core {
         // then on. Flush them to stable storage first (a power cut must not lose them).
         let flushed = self.tiles.sync()?;
         tracing::debug!(flushed, "log tiles synced before the journal is pruned");
-        let alone = self.erasure.snapshot_alone;
-        if alone {
+        if let Some((erased, settled)) = alone {
             let truncated = self.store.complete_snapshot_alone(&manifest)?;
-            self.erasure.snapshot_alone = false;
-            self.erasure.wal_dirty = !truncated;
-            self.erasure_reached_disk(manifest.next_record);
+            self.stored_alone(erased, settled, manifest.next_record, truncated);
         } else {
             self.store.complete_snapshot(&manifest)?;
         }
@@ -685,7 +653,7 @@ impl Core {
             chunks = stats.chunks,
             bytes = stats.bytes,
             elapsed_ms = stats.elapsed.as_millis() as u64,
-            alone,
+            alone = alone.is_some(),
             "snapshot stored"
         );
         if let Ok(mut w) = self.shared.last_snapshot.write() {
@@ -825,102 +793,6 @@ impl Core {
             *c = None;
         }
         Ok(())
-    }
-
-    /// Tell the enclave what has settled: the end of the prefix of statements the store holds as
-    /// landed and confirmed (the relayer marks them), if it grew since the last one sent. One
-    /// primary-key range read from the last value sent; nothing is sent when it is unchanged.
-    fn report_settled(&mut self, g: &mut Group) {
-        let through = match self.store.settled_through(self.erasure.sent) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the settled statements failed");
-                return;
-            }
-        };
-        if through <= self.erasure.sent {
-            return;
-        }
-        match self.journaled(Request::Settled { sequence: through }, g) {
-            Ok(r @ Response::Settled { .. }) => {
-                self.erasure.sent = through;
-                self.note_settled(&r);
-            }
-            Ok(r) => tracing::warn!(response = ?r, "the enclave did not take the settled sequence"),
-            Err(e) => tracing::warn!(error = %e, "telling the enclave what settled failed"),
-        }
-    }
-
-    /// The enclave's answer to `Settled` (from [`Core::report_settled`] or a caller's
-    /// `Cmd::Call`): epochs it erased make the next snapshot one stored alone.
-    fn note_settled(&mut self, r: &Response) {
-        let Response::Settled { through, erased } = r else {
-            return;
-        };
-        self.erasure.sent = self.erasure.sent.max(*through);
-        if std::mem::take(&mut self.erasure.after_replay) && *through > 0 {
-            tracing::info!(
-                settled_through = through,
-                "recovered by replay with statements settled: the next snapshot is stored alone"
-            );
-            self.erasure_due();
-        }
-        if !erased.is_empty() {
-            tracing::info!(
-                epochs = ?erased,
-                settled_through = through,
-                "input keys erased by the enclave; the next snapshot is stored alone (older \
-                 snapshots and the journal below it deleted)"
-            );
-            self.erasure.epochs.extend(erased.iter().copied());
-            self.erasure_due();
-        }
-        if let Ok(mut w) = self.shared.erasure.write() {
-            w.settled_through = w.settled_through.max(*through);
-            w.erased_epochs += erased.len() as u64;
-            if !erased.is_empty() {
-                w.last_erased = erased.clone();
-            }
-        }
-    }
-
-    /// The disk must catch up with an erasure in the enclave's memory.
-    fn erasure_due(&mut self) {
-        self.erasure.snapshot_alone = true;
-        self.erasure.since.get_or_insert_with(Instant::now);
-        if let Ok(mut w) = self.shared.erasure.write() {
-            w.pending_on_disk = true;
-        }
-    }
-
-    /// A snapshot was stored alone (journal up to `next_record` pruned): if the WAL was
-    /// truncated too, the erased keys and inputs are off the disk.
-    fn erasure_reached_disk(&mut self, next_record: u64) {
-        if self.erasure.wal_dirty {
-            tracing::info!(
-                next_record,
-                "snapshot stored alone; a reader keeps the WAL from being truncated: retried \
-                 at the next housekeeping"
-            );
-            return;
-        }
-        let epochs = std::mem::take(&mut self.erasure.epochs);
-        let after_ms = self
-            .erasure
-            .since
-            .take()
-            .map_or(0, |t| t.elapsed().as_millis() as u64);
-        tracing::info!(
-            epochs = ?epochs,
-            next_record,
-            after_ms,
-            "erasure reached the disk: only the new snapshot is stored, the journal below it \
-             and every older snapshot deleted, the WAL truncated"
-        );
-        if let Ok(mut w) = self.shared.erasure.write() {
-            w.pending_on_disk = false;
-            w.on_disk_at = Some((self.clock)());
-        }
     }
 
     /// A renewed statement replaces the stored one (same sequence, effects, batch and
@@ -1346,12 +1218,7 @@ impl Core {
         }
         self.pacing.served = opportunity;
         self.report_settled(g);
-        if self.erasure.wal_dirty && matches!(self.store.checkpoint_wal(), Ok((0, _, _))) {
-            self.erasure.wal_dirty = false;
-            if !self.erasure.snapshot_alone {
-                self.erasure_reached_disk(self.store_next_record());
-            }
-        }
+        self.retry_wal_truncation();
     }
 
     /// The journal position the newest stored snapshot covers (for log lines; 0 if unknown).
@@ -1448,34 +1315,31 @@ impl Core {
         }
         if g.rotated {
             let _ = self.refresh_description();
-            // A rotation erases the input keys of epochs whose statements all settled before
-            // (the enclave checks on `Settled` and on rotation; only `Settled` reports it).
-            if self.erasure.sent > 0 {
-                tracing::debug!(
-                    settled_through = self.erasure.sent,
-                    "epoch rotated after settlements: the next snapshot is stored alone"
-                );
-                self.erasure_due();
+        }
+        // Every change of the enclave's state is a journal record, an input key's erasure
+        // (`Step::Erase`) included — whichever request made it: `Settled`, a `Tick`, or the
+        // rotation or retirement a `Submit` or `CutBatch` makes on the way. So after a group
+        // that wrote records, one `Status` round trip (no I/O in the enclave; far less than the
+        // group's fsync) says whether keys were erased since the disk last caught up.
+        if records > 0 || g.cut || g.status_stale {
+            match self.status() {
+                Ok(s) => self.erasure_seen(&s),
+                Err(e) => tracing::warn!(error = %e, "reading the enclave's status failed"),
             }
         }
-        // After an erasure, a snapshot as soon as the enclave allows one (it refuses while a
-        // batch is pending: then after the next cut).
-        let alone = self.erasure.snapshot_alone && (g.cut || self.pending_since_cut == 0);
-        if alone || (g.cut && self.records_since_snapshot >= self.cfg.snapshot_every) {
+        self.prune_settled_due((self.clock)());
+        // After an erasure, a snapshot stored alone at once (the enclave snapshots a pending
+        // batch too; one that refuses is asked again after the next cut).
+        if self.alone_now() || (g.cut && self.records_since_snapshot >= self.cfg.snapshot_every) {
             match self.snapshot_now() {
                 Ok(Some(_)) => {}
-                Ok(None) => {
-                    tracing::debug!("snapshot refused (a batch is pending): after the next cut")
-                }
+                Ok(None) => tracing::debug!("snapshot refused: after the next cut"),
                 // Not fatal: the journal still holds everything; retry after the next cut.
                 Err(e) => tracing::warn!(error = %e, "snapshot failed"),
             }
         }
         if g.cut {
             let _ = self.refresh_checkpoint();
-        }
-        if g.cut || g.status_stale {
-            let _ = self.status();
         }
         Ok(())
     }
