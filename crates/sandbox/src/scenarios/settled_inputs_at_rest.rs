@@ -16,12 +16,16 @@
 //! Participants deposit on chain, the deposits are forwarded, obligations are sealed and
 //! accepted, the batch is cut, its statement settled on the world's chain by the real contract,
 //! blocks mined until it has its confirmations, and the store marked as the relayer marks it.
-//! The core sends `Settled`, chain and enclave time pass the epoch and its grace, and the
-//! snapshot is stored. The attacker then gets the root secret and the data directory: every live
-//! snapshot and journal row, plus every journal record the run produced (recorded at the link)
-//! of which any 32-byte window is still in the raw bytes of the directory's files — and runs
-//! `sealbridge_enclave::forensics::open_host_files`. The same attack on a copy of the files taken
-//! before the erasure is the control.
+//! Meanwhile the epoch rotates and one more obligation is accepted: it waits in the open batch
+//! while the statement is reported settled and epoch 1 is erased (it is not settled, and may
+//! stay readable). The core sends `Settled`, chain and enclave time pass the grace, epoch 1's
+//! keys go, and the snapshot is stored alone with that input pending. The attacker then gets the
+//! root secret and the data directory: every live snapshot and journal row, plus everything the
+//! run produced (recorded at the link) of which any 32-byte window is still in the raw bytes of
+//! the directory's files — journal records, and whole snapshots (manifest and chunks: the keys
+//! live there, so a snapshot whose deletion failed is found too) — and runs
+//! `sealbridge_enclave::forensics::open_host_files`. Controls: the same attack on a copy of the
+//! files taken before the erasure, and on that copy's raw bytes alone (carving only).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -39,6 +43,7 @@ use sealbridge_core::{CoreError, metrics::Metrics};
 use sealbridge_enclave::{
     EnclavePolicy, SettlementTarget,
     boundary::{ChainEvent, Description, EnclaveStatus, Request, Response},
+    chunks::SnapshotManifest,
     forensics::{Recovered, open_host_files},
     persist::JournalRecord,
 };
@@ -76,9 +81,16 @@ fn short_epochs(p: EnclavePolicy) -> EnclavePolicy {
     }
 }
 
-type Produced = Arc<Mutex<Vec<JournalRecord>>>;
+/// Everything the enclave handed the core in the run: journal records and snapshots.
+#[derive(Default, Clone)]
+struct Output {
+    records: Vec<JournalRecord>,
+    snapshots: Vec<(SnapshotManifest, Vec<Vec<u8>>)>,
+}
 
-/// The in-process enclave, recording every journal record it produces.
+type Produced = Arc<Mutex<Output>>;
+
+/// The in-process enclave, recording every journal record and snapshot it produces.
 struct Recording {
     inner: InProc,
     produced: Produced,
@@ -86,13 +98,29 @@ struct Recording {
 
 impl EnclaveLink for Recording {
     fn call(&mut self, request: Request) -> Result<Response, CoreError> {
+        let chunk_of = match &request {
+            Request::SnapshotChunk { id, .. } => Some(*id),
+            _ => None,
+        };
         let r = self.inner.call(request)?;
-        if let Response::Journaled {
-            record: Some(rec), ..
-        } = &r
-            && let Ok(mut p) = self.produced.lock()
-        {
-            p.push(rec.clone());
+        if let Ok(mut p) = self.produced.lock() {
+            match &r {
+                Response::Journaled {
+                    record: Some(rec), ..
+                } => p.records.push(rec.clone()),
+                Response::Snapshot(m) => p.snapshots.push(((**m).clone(), Vec::new())),
+                Response::SnapshotChunk { blob, .. } => {
+                    if let Some((_, chunks)) = p
+                        .snapshots
+                        .iter_mut()
+                        .rev()
+                        .find(|(m, _)| Some(m.id) == chunk_of)
+                    {
+                        chunks.push(blob.clone());
+                    }
+                }
+                _ => {}
+            }
         }
         Ok(r)
     }
@@ -241,17 +269,22 @@ impl Node {
         rx.blocking_recv().map_err(err)?.map_err(err)
     }
 
-    /// `N` obligations around the ring with distinct amounts; their payloads.
-    fn submit(&self, w: &mut World<'_>) -> Result<Vec<Vec<u8>>, SandboxError> {
+    /// `n` obligations around the ring, amounts from `base` on; their payloads.
+    fn submit(
+        &self,
+        w: &mut World<'_>,
+        n: usize,
+        base: u128,
+    ) -> Result<Vec<Vec<u8>>, SandboxError> {
         let addressing = Addressing::from_description(&self.describe()?)?;
         let now = w.now()?;
         let k = w.participants.len();
         let mut payloads = Vec::new();
-        for i in 0..N as usize {
+        for i in 0..n {
             let ob = Obligation {
                 to: w.account((i + 1) % k),
                 token: w.token,
-                amount: 31_001 + i as u128,
+                amount: base + i as u128,
             };
             let header = addressing.header(&mut w.rng, now + 600);
             let key = &w
@@ -332,24 +365,34 @@ struct Attack {
     recovered: Recovered,
     /// Settled inputs opened.
     opened: usize,
+    /// Inputs not settled (the waiting one) opened.
+    other_opened: usize,
     /// Produced records no longer in the journal whose bytes the raw files still hold.
     carved: usize,
+    /// Produced snapshots no longer stored whose chunk bytes the raw files still hold.
+    carved_snapshots: usize,
     /// Bytes of the directory's files.
     bytes: u64,
     /// Payloads found in plaintext in the raw files.
     plaintext: usize,
 }
 
+/// The attacker on `dir`: the root; the live snapshot and journal rows (if `rows`); and every
+/// produced record, and every produced snapshot (all its chunks), of which a 32-byte window
+/// survives in the raw files.
 fn attack(
     dir: &Path,
-    produced: &[JournalRecord],
-    payloads: &[Vec<u8>],
+    produced: &Output,
+    settled: &[Vec<u8>],
+    other: &[Vec<u8>],
+    rows: bool,
 ) -> Result<Attack, SandboxError> {
     // Raw bytes first: opening the store may checkpoint its WAL.
     let files = raw_files(dir)?;
     let bytes = files.iter().map(|f| f.len() as u64).sum();
-    let plaintext = payloads
+    let plaintext = settled
         .iter()
+        .chain(other)
         .filter(|p| {
             files
                 .iter()
@@ -357,38 +400,55 @@ fn attack(
         })
         .count();
     let windows: HashSet<&[u8]> = files.iter().flat_map(|f| f.windows(32)).collect();
-    let store = Store::open(dir).map_err(err)?;
+    let found = |blob: &[u8]| blob.windows(32).any(|w| windows.contains(w));
     let mut snapshots = Vec::new();
-    for s in store.snapshots().map_err(err)? {
-        let mut chunks = Vec::new();
-        for i in 0..s.manifest.chunks {
-            chunks.push(
-                store
-                    .snapshot_chunk(&s.manifest.id, i)
-                    .map_err(err)?
-                    .ok_or_else(|| err("chunk missing"))?,
-            );
+    let mut records = Vec::new();
+    if rows {
+        let store = Store::open(dir).map_err(err)?;
+        for s in store.snapshots().map_err(err)? {
+            let mut chunks = Vec::new();
+            for i in 0..s.manifest.chunks {
+                chunks.push(
+                    store
+                        .snapshot_chunk(&s.manifest.id, i)
+                        .map_err(err)?
+                        .ok_or_else(|| err("chunk missing"))?,
+                );
+            }
+            snapshots.push((s.manifest, chunks));
         }
-        snapshots.push((s.manifest, chunks));
+        records = store.journal_from(0).map_err(err)?;
     }
-    let mut records = store.journal_from(0).map_err(err)?;
+    let live_snapshots: HashSet<_> = snapshots.iter().map(|(m, _)| m.id).collect();
+    let mut carved_snapshots = 0;
+    for (m, chunks) in &produced.snapshots {
+        if !live_snapshots.contains(&m.id) && chunks.iter().any(|c| found(c)) {
+            carved_snapshots += 1;
+            snapshots.push((m.clone(), chunks.clone()));
+        }
+    }
     let live: HashSet<u64> = records.iter().map(|r| r.index).collect();
     let mut carved = 0;
-    for r in produced {
-        if !live.contains(&r.index) && r.blob.windows(32).any(|w| windows.contains(w)) {
+    for r in &produced.records {
+        if !live.contains(&r.index) && found(&r.blob) {
             carved += 1;
             records.push(r.clone());
         }
     }
     let recovered = open_host_files(&RootSecret::from_bytes(ROOT), &snapshots, &records);
-    let opened = payloads
-        .iter()
-        .filter(|p| recovered.inputs.iter().any(|i| &&i.payload == p))
-        .count();
+    let opened_of = |payloads: &[Vec<u8>]| {
+        payloads
+            .iter()
+            .filter(|p| recovered.inputs.iter().any(|i| &&i.payload == p))
+            .count()
+    };
+    let (opened, other_opened) = (opened_of(settled), opened_of(other));
     Ok(Attack {
         recovered,
         opened,
+        other_opened,
         carved,
+        carved_snapshots,
         bytes,
         plaintext,
     })
@@ -397,12 +457,15 @@ fn attack(
 fn attack_json(a: &Attack) -> serde_json::Value {
     json!({
         "settled_inputs_recovered": a.opened,
+        "waiting_inputs_recovered": a.other_opened,
         "inputs_recovered": a.recovered.inputs.len(),
         "snapshots_opened": a.recovered.snapshots_opened,
         "records_opened": a.recovered.records_opened,
         "sealed_inputs_seen": a.recovered.sealed_inputs_seen,
         "epochs_with_keys": a.recovered.epochs_with_keys,
+        "kem_epochs": a.recovered.kem_epochs,
         "deleted_records_carved_from_raw_bytes": a.carved,
+        "deleted_snapshots_carved_from_raw_bytes": a.carved_snapshots,
         "payloads_in_plaintext": a.plaintext,
         "data_dir_bytes": a.bytes,
     })
@@ -473,7 +536,7 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
     w.step(&format!(
         "{N} obligations sealed and accepted; the batch closes"
     ));
-    let payloads = node.submit(w)?;
+    let payloads = node.submit(w, N as usize, 31_001)?;
     let status = node.settle_down()?;
     let view = Store::open(&dir).map_err(err)?;
     let statement = view
@@ -493,6 +556,13 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
     let head = w.sb.chain().block_number()?;
     let confirmations = head + 1 - receipt.block_number;
     let on_chain = w.sb.last_sequence()?;
+
+    w.step("the epoch rotates; one more obligation is accepted and waits in the open batch");
+    w.sb.chain_mut().advance_time(EPOCH_SECS)?;
+    node.tick_to(w.now()?)?;
+    let waiting = node.submit(w, 1, 41_001)?;
+    let pending = node.settle_down()?.pending_inputs;
+
     view.mark_settled(
         1,
         Some((
@@ -506,19 +576,21 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
     drop(view);
     copy_dir(&dir, &before_dir)?;
 
-    w.step("the core tells the enclave (Settled); the epoch and its grace pass");
+    w.step("the core tells the enclave (Settled); the grace passes, epoch 1's keys go");
     node.settle_down()?;
     let told = node.erasure().settled_through;
-    w.sb.chain_mut().advance_time(EPOCH_SECS + GRACE_SECS + 1)?;
+    w.sb.chain_mut().advance_time(GRACE_SECS + 1)?;
     node.tick_to(w.now()?)?;
-    node.settle_down()?;
+    let still_pending = node.settle_down()?.pending_inputs;
     let erasure = node.erasure();
     node.stop()?;
 
     w.step("the attacker: root secret + the data directory, then + the copy from before");
     let produced = produced.lock().map(|p| p.clone()).map_err(err)?;
-    let after = attack(&dir, &produced, &payloads)?;
-    let before = attack(&before_dir, &produced, &payloads)?;
+    // Carving first: opening the store (the other attacks) checkpoints the copy's WAL.
+    let carved_only = attack(&before_dir, &produced, &payloads, &waiting, false)?;
+    let before = attack(&before_dir, &produced, &payloads, &waiting, true)?;
+    let after = attack(&dir, &produced, &payloads, &waiting, true)?;
     let n = payloads.len();
 
     let mut c = Checks::new();
@@ -530,18 +602,38 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
         "the statement settled on chain with the required confirmations",
         on_chain == 1 && confirmations >= CONFIRMATIONS,
     )
+    .check(
+        "an input of the next epoch waited in the open batch throughout",
+        pending == 1 && still_pending == 1,
+    )
     .check("the core sent Settled for it", told == 1)
     .check(
         "the erasure reached the disk (snapshot stored alone, WAL truncated)",
-        !erasure.pending_on_disk && erasure.on_disk_at.is_some(),
+        erasure.erased_epochs >= 1
+            && erasure.erased_on_disk == erasure.erased_epochs
+            && !erasure.pending_on_disk
+            && erasure.on_disk_at.is_some(),
     )
     .check(
-        "control: root + the files before erasure open every settled input",
-        n > 0 && before.opened == n,
+        "control: root + the files before erasure open every settled input, and so do their \
+         raw bytes alone (a snapshot not deleted is found)",
+        n > 0 && before.opened == n && carved_only.opened == n && carved_only.carved_snapshots > 0,
+    )
+    .check(
+        "control: the files before erasure hold epoch 1's KEM key",
+        before.recovered.kem_epochs.contains(&1),
     )
     .check(
         "root + the files after erasure open no settled input",
         after.opened == 0,
+    )
+    .check(
+        "no deleted snapshot or journal record survives in the raw bytes",
+        after.carved == 0 && after.carved_snapshots == 0,
+    )
+    .check(
+        "no input key and no KEM key of the erased epoch is left",
+        !after.recovered.epochs_with_keys.contains(&1) && !after.recovered.kem_epochs.contains(&1),
     )
     .check(
         "no payload in plaintext in the files, before or after",
@@ -549,13 +641,18 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
     );
     Ok(c.outcome(json!({
         "settled_inputs": n,
+        "waiting_inputs": waiting.len(),
+        "waiting_input_note": "not settled: its epoch's keys and the open batch are in the \
+            snapshot, so it may stay readable until its own statement settles",
         "statement_block": receipt.block_number,
         "confirmations": confirmations,
         "required_confirmations": CONFIRMATIONS,
         "settled_through_sent": told,
         "erasure": erasure,
-        "journal_records_produced": produced.len(),
+        "journal_records_produced": produced.records.len(),
+        "snapshots_produced": produced.snapshots.len(),
         "before_erasure": attack_json(&before),
+        "before_erasure_raw_bytes_only": attack_json(&carved_only),
         "after_erasure": attack_json(&after),
     })))
 }
