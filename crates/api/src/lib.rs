@@ -381,6 +381,31 @@ pub struct Status {
     /// requests that need the time are refused meanwhile); null when it follows host time.
     #[serde(default)]
     pub clock: Option<String>,
+    /// Forward secrecy at rest: what has settled, which input keys the enclave erased, and
+    /// whether the disk has caught up; null when the node does not say.
+    #[serde(default)]
+    pub erasure: Option<Erasure>,
+}
+
+/// Forward secrecy at rest (`/v1/status`): the enclave erases an epoch's input key once the
+/// statements holding its inputs settled with the required confirmations and the epoch retired;
+/// the erasure reaches the disk when the next snapshot is stored alone (older snapshots and the
+/// journal below it deleted, the WAL truncated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Erasure {
+    /// Statements `1..=settled_through` settled and confirmed, as the enclave was told.
+    pub settled_through: u64,
+    /// Input keys the enclave erased since its boot.
+    pub erased_epochs: u64,
+    /// Of those, how many the disk has caught up with.
+    pub erased_on_disk: u64,
+    /// An erasure has not reached the disk yet (older snapshots, journal records or WAL pages
+    /// still hold what was erased).
+    pub pending_on_disk: bool,
+    /// Host time (unix seconds) the disk last caught up; null if not since the start.
+    pub on_disk_at: Option<u64>,
+    /// The journal records of the batches of statements `1..=pruned_through` are deleted.
+    pub pruned_through: u64,
 }
 
 /// Inputs pending below the enclave's anonymity set (the policy's `min_batch_inputs` and

@@ -6,9 +6,9 @@
 use utoipa::OpenApi;
 
 use crate::{
-    BatchWaiting, Enclave, EnclaveQuery, ErrorBody, ErrorCode, Exit, Health, Healthz, Inclusion,
-    Page, Readyz, Receipt, ReceiptInfo, ReceiptStatus, RegistrationStatus, Settlement, Settlements,
-    Status, Withdrawal,
+    BatchWaiting, Enclave, EnclaveQuery, Erasure, ErrorBody, ErrorCode, Exit, Health, Healthz,
+    Inclusion, Page, Readyz, Receipt, ReceiptInfo, ReceiptStatus, RegistrationStatus, Settlement,
+    Settlements, Status, Withdrawal,
 };
 
 /// A sealed envelope: COSE_Encrypt0 bytes (at most `sealbridge_proto::MAX_ENVELOPE_BYTES`).
@@ -54,6 +54,7 @@ struct SealedEnvelope(Vec<u8>);
         Settlements,
         Status,
         BatchWaiting,
+        Erasure,
         Withdrawal,
         Healthz,
         Readyz,

@@ -38,6 +38,7 @@ fn status() -> Status {
         hatch_opens_at: None,
         batch_waiting: None,
         clock: None,
+        erasure: None,
     }
 }
 

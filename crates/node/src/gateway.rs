@@ -21,8 +21,8 @@ use axum::{
     routing::{MethodRouter, get, post},
 };
 use sealbridge_api::{
-    BatchWaiting, Enclave, EnclaveQuery, ErrorBody, ErrorCode, Exit, Healthz, Inclusion, Page,
-    Readyz, Receipt, ReceiptInfo, ReceiptStatus, RegistrationStatus, Settlement, Settlements,
+    BatchWaiting, Enclave, EnclaveQuery, Erasure, ErrorBody, ErrorCode, Exit, Healthz, Inclusion,
+    Page, Readyz, Receipt, ReceiptInfo, ReceiptStatus, RegistrationStatus, Settlement, Settlements,
     Status, Withdrawal,
 };
 use sealbridge_log::{HashReader, TileReader, inclusion_proof};
@@ -646,6 +646,14 @@ async fn status(State(s): St) -> Response {
                 flush_at: w.flush_at,
             }),
         clock: s.shared.clock.read().ok().and_then(|c| c.clone()),
+        erasure: s.shared.erasure.read().ok().map(|e| Erasure {
+            settled_through: e.settled_through,
+            erased_epochs: e.erased_epochs,
+            erased_on_disk: e.erased_on_disk,
+            pending_on_disk: e.pending_on_disk,
+            on_disk_at: e.on_disk_at,
+            pruned_through: e.pruned_through,
+        }),
     })
     .into_response()
 }
