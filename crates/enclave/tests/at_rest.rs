@@ -325,7 +325,11 @@ fn after_settlement_root_and_host_files_open_no_settled_input() {
     // rotation and confirmed by its signed announcement.
     assert_eq!(kept.kem_epochs, vec![2, 3]);
     let (_, rest) = h.snapshots.split_first().unwrap();
-    assert_eq!(h.probe(&rest[..1]).kem_epochs, vec![2, 3], "derived from a head");
+    assert_eq!(
+        h.probe(&rest[..1]).kem_epochs,
+        vec![2, 3],
+        "derived from a head"
+    );
 }
 
 #[test]
