@@ -583,7 +583,7 @@ impl Core {
 
     /// Take a chunked snapshot now and store it: chunks in transactions of bounded size, then
     /// the manifest in its own (only then does it count). `Ok(None)` when the enclave refuses
-    /// because a batch is pending (retry after the next cut).
+    /// (state changes not yet journaled; retry after the next group).
     pub fn snapshot_now(&mut self) -> Result<Option<SnapshotStats>, CoreError> {
         let started = Instant::now();
         // Stored alone (forward secrecy at rest): what the enclave has erased and settled at
@@ -1167,7 +1167,8 @@ impl Core {
             return Ok(());
         }
         if self.pending_since_cut > 0 {
-            // The enclave snapshots no open batch.
+            // Close what the anonymity set allows; inputs still waiting for it travel in the
+            // snapshot's open batch.
             let mut g = Group::default();
             self.cut(&mut g, (self.clock)());
             self.finish(g)?;
@@ -1183,8 +1184,8 @@ impl Core {
             ),
             Ok(None) => tracing::warn!(
                 records_since_snapshot = self.records_since_snapshot,
-                "core stopped: the enclave refused the final snapshot (a batch is pending); the \
-                 next start replays the journal"
+                "core stopped: the enclave refused the final snapshot; the next start replays \
+                 the journal"
             ),
             Err(e) => tracing::warn!(
                 error = %e,

@@ -156,7 +156,10 @@ pub fn open_host_files(
                     rotations.push(*epoch);
                     mentioned.insert(*epoch);
                 }
-                Step::Retire { epoch } | Step::Erase { epoch } | Step::Input { epoch, .. } => {
+                Step::Retire { epoch }
+                | Step::Erase { epoch }
+                | Step::Input { epoch, .. }
+                | Step::Remember { epoch, .. } => {
                     mentioned.insert(*epoch);
                 }
                 _ => {}

@@ -719,9 +719,10 @@ impl<P: Program> Enclave<P> {
         let mut batches = Vec::new();
         let (epoch, status) = match checked {
             Err((epoch, reason)) => (epoch, ReceiptStatus::Rejected(reason)),
-            Ok((epoch, _, _)) if self.batch_full_below_set(P::INPUT_FOOTPRINT) => {
+            Ok((epoch, opened, sealed)) if self.batch_full_below_set(P::INPUT_FOOTPRINT) => {
                 // The pending batch is at the effects cap but below the anonymity set: it can
                 // neither grow nor close, so the input is refused (signed, logged).
+                self.remember_rejected(opened.sender, &sealed.header())?;
                 (epoch, ReceiptStatus::Rejected(ReasonCode::ProgramRejected))
             }
             Ok((epoch, opened, sealed)) => {
@@ -729,7 +730,10 @@ impl<P: Program> Enclave<P> {
                 // available balance, so whether the program accepts it is the same either way).
                 batches.extend(self.make_room(P::INPUT_FOOTPRINT)?);
                 match self.program.apply_input(&opened.sender, &opened.payload) {
-                    Err(_) => (epoch, ReceiptStatus::Rejected(ReasonCode::ProgramRejected)),
+                    Err(_) => {
+                        self.remember_rejected(opened.sender, &sealed.header())?;
+                        (epoch, ReceiptStatus::Rejected(ReasonCode::ProgramRejected))
+                    }
                     Ok(()) => {
                         let header = sealed.header();
                         self.replay

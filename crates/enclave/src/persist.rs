@@ -126,6 +126,15 @@ pub(crate) enum Step {
         #[serde(with = "serde_bytes_compat")]
         sealed: Vec<u8>,
     },
+    /// An authenticated envelope the program refused (a logged `program-rejected` receipt) was
+    /// remembered for replay protection, so that a host holding it cannot have it accepted
+    /// later (after a deposit) although its sender holds a signed rejection. Sealed like
+    /// `Input`, with an empty payload.
+    Remember {
+        epoch: Epoch,
+        #[serde(with = "serde_bytes_compat")]
+        sealed: Vec<u8>,
+    },
     /// An accepted receipt joined the pending batch.
     BatchPush { leaf: Hash, sequence: u64 },
     /// A deposit was applied to the program (withdrawal requests are `Exit`).

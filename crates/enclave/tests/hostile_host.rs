@@ -724,3 +724,28 @@ fn junk_is_not_logged_but_counted_into_a_summary_and_leaves_no_journal_record() 
         "the summary comes before the statement"
     );
 }
+
+/// A host that keeps an envelope the program refused (its sender holds a signed
+/// `program-rejected` receipt) must not get it accepted later, once the sender has the escrow:
+/// the refused envelope is remembered like an accepted one. Before, the same bytes were accepted
+/// after a deposit — a payment its sender had been told was rejected.
+#[test]
+fn a_refused_envelope_kept_by_the_host_is_not_accepted_after_a_deposit() {
+    let mut h = H::new(3, |p| p);
+    // More than the sender's escrow (1,000,000): refused.
+    let env = h.envelope(T0, 0, 1, 1_500_000);
+    let out = h.submit(env.clone(), T0);
+    assert_eq!(out.rejected, Some(ReasonCode::ProgramRejected));
+    assert!(out.logged);
+    // The sender deposits; the host submits the kept envelope again.
+    let r = h.enclave.handle(Request::Chain(ChainEvent::Deposit {
+        account: h.users[0].1,
+        token: TOKEN,
+        amount: 1_000_000,
+    }));
+    assert_eq!(r, Response::Ack);
+    let again = h.submit(env, T0 + 1);
+    assert_eq!(again.rejected, Some(ReasonCode::Replayed));
+    // Control: a fresh envelope of the same obligation is accepted now.
+    h.pay(T0 + 1, 0, 1, 1_500_000);
+}

@@ -352,6 +352,16 @@ fn replay_from_any_snapshot_reproduces_the_enclave() {
     for snap in 0..live.snapshots.len() {
         let mut restored = restore(&live, snap, 1000 + snap as u64);
         assert_eq!(fingerprint(&mut restored), want, "from snapshot {snap}");
+        // The replay set too: accepted inputs and the refused envelopes it remembers.
+        let (r, l) = (
+            restored.enclave().unwrap().growth_counters(),
+            live.s.enclave().unwrap().growth_counters(),
+        );
+        assert_eq!(
+            (r.replay_pairs, r.replay_senders, r.pending_inputs),
+            (l.replay_pairs, l.replay_senders, l.pending_inputs),
+            "from snapshot {snap}"
+        );
         // And it behaves the same: a journaled envelope is refused as a replay, and the next
         // new input gets the byte-identical receipt and statement.
         let old = live.accepted.last().unwrap().clone();

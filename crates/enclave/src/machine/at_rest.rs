@@ -252,6 +252,23 @@ impl<P: Program> Enclave<P> {
         Ok(Some(Step::Input { epoch, sealed }))
     }
 
+    /// Remember an authenticated envelope the program refused, as an accepted one is remembered
+    /// (replay set, journaled sealed like an input): its sender holds a signed rejection, so a
+    /// host that kept the envelope must not get it accepted later, e.g. after a deposit.
+    pub(super) fn remember_rejected(
+        &mut self,
+        sender: SenderId,
+        header: &sealbridge_proto::EnvelopeHeader,
+    ) -> Result<(), Error> {
+        self.replay.insert(sender, header.nonce, header.expires_at);
+        if let Some(Step::Input { epoch, sealed }) =
+            self.sealed_input_step(sender, header.nonce, header.expires_at, &[])?
+        {
+            self.record(Step::Remember { epoch, sealed });
+        }
+        Ok(())
+    }
+
     /// Open an input sealed in journal record `record` (replay).
     pub(super) fn open_sealed_input(
         &self,

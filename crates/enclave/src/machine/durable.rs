@@ -389,6 +389,11 @@ impl<P: Program> Enclave<P> {
                 self.note_batch_input(input.sender);
                 self.inputs.note_input(*epoch);
             }
+            Step::Remember { epoch, sealed } => {
+                let input = self.open_sealed_input(*epoch, sealed, record)?;
+                self.replay
+                    .insert(input.sender, input.nonce, input.expires_at);
+            }
             Step::BatchPush { leaf, sequence } => {
                 self.batch_receipts.push(*leaf);
                 self.batch_sequences.push(*sequence);
