@@ -722,7 +722,7 @@ impl<P: Program> Enclave<P> {
             Ok((epoch, opened, sealed)) if self.batch_full_below_set(P::INPUT_FOOTPRINT) => {
                 // The pending batch is at the effects cap but below the anonymity set: it can
                 // neither grow nor close, so the input is refused (signed, logged).
-                self.remember_rejected(opened.sender, &sealed.header())?;
+                self.remember_rejected(opened.sender, sealed.header())?;
                 (epoch, ReceiptStatus::Rejected(ReasonCode::ProgramRejected))
             }
             Ok((epoch, opened, sealed)) => {
@@ -731,7 +731,7 @@ impl<P: Program> Enclave<P> {
                 batches.extend(self.make_room(P::INPUT_FOOTPRINT)?);
                 match self.program.apply_input(&opened.sender, &opened.payload) {
                     Err(_) => {
-                        self.remember_rejected(opened.sender, &sealed.header())?;
+                        self.remember_rejected(opened.sender, sealed.header())?;
                         (epoch, ReceiptStatus::Rejected(ReasonCode::ProgramRejected))
                     }
                     Ok(()) => {
