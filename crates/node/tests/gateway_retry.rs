@@ -237,13 +237,16 @@ fn enclave_unreachable_is_503_retry_after_2_and_changes_nothing() {
 
     // The enclave comes back; the node restores it. The refused envelope was never stored: it
     // is accepted now as a new input (not answered as a re-submission), and the log grew by
-    // exactly its receipt.
+    // exactly its receipt (beside the restored session's SessionStart entry).
     enclave.revive();
     wait_until("the enclave back", 60, || {
         c.get_json("/readyz").is_ok_and(|(code, _)| code == 200)
     });
     let after_restore = c.status().unwrap();
-    assert_eq!(after_restore["log_size"], before["log_size"]);
+    // The restored session logs one SessionStart entry when it goes live (issue 11 part 3),
+    // which the core's first live request after recovery may already have triggered.
+    let grew = after_restore["log_size"].as_u64().unwrap() - before["log_size"].as_u64().unwrap();
+    assert!(grew <= 1, "{after_restore} vs {before}");
     assert_eq!(after_restore["accepted"], before["accepted"]);
     let (code, retry, v) = post(&base, &refused);
     assert_eq!((code, retry), (200, None), "{v}");

@@ -356,12 +356,13 @@ fn inputs_of_an_open_batch_settle_after_a_stop_and_restart_without_new_inputs() 
     });
 }
 
-/// An envelope the program refuses (its sender has no escrow yet) and that is sent again after
-/// the deposit is accepted: from then on its receipt is the accepted one — `GET
-/// /v1/receipts/{id}` says accepted, a third submission gets that receipt back as a
-/// re-submission (not a replay refusal) — and it settles once.
+/// An envelope the program refuses (its sender has no escrow yet) stays refused: sent again
+/// after the deposit — by its sender or by a host that kept it — it is a `replayed` rejection
+/// (issue 11: the sender holds a signed rejection, so the same bytes must never pay later), and
+/// `GET /v1/receipts/{id}` still says rejected. A new envelope of the same obligation is accepted
+/// and settles once.
 #[test]
-fn an_envelope_refused_then_accepted_keeps_its_accepted_receipt() {
+fn an_envelope_refused_stays_refused_after_a_deposit_and_a_new_one_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let chain = SharedChain::new(WallClockChain::new());
     let mut cfg = config(dir.path());
@@ -385,6 +386,7 @@ fn an_envelope_refused_then_accepted_keeps_its_accepted_receipt() {
 
     let (code, v) = c.submit(&env, 0).unwrap();
     assert_eq!((code, &v["status"]), (422, &"rejected".into()), "{v}");
+    assert_eq!(v["reason"], "program-rejected", "{v}");
     assert_eq!(c.receipt(id.as_bytes()).unwrap().0["status"], "rejected");
 
     // Escrow arrives and is credited; the same envelope is sent again.
@@ -396,24 +398,30 @@ fn an_envelope_refused_then_accepted_keeps_its_accepted_receipt() {
             .as_u64()
             .is_some_and(|d| d > credited_from)
     });
-    let (code, accepted) = c.submit(&env, 0).unwrap();
+    let (code, again) = c.submit(&env, 0).unwrap();
+    assert_eq!(
+        (code, &again["status"]),
+        (422, &"rejected".into()),
+        "{again}"
+    );
+    assert!(
+        again["reason"] == "replayed" || again["resubmitted"] == true,
+        "the refused bytes are not accepted later: {again}"
+    );
+    let (stored, _) = c.receipt(id.as_bytes()).unwrap();
+    assert_eq!(stored["status"], "rejected", "{stored}");
+
+    // A new envelope of the same obligation is accepted and settles once.
+    let fresh = clients
+        .attested
+        .seal(&ps[0].key, &ob.encode(), unix_now(), 600, &mut clients.rng)
+        .unwrap();
+    let (code, accepted) = c.submit(&fresh, 0).unwrap();
     assert_eq!(
         (code, &accepted["status"]),
         (200, &"accepted".into()),
         "{accepted}"
     );
-    assert_eq!(accepted["resubmitted"], false, "{accepted}");
-
-    let (stored, _) = c.receipt(id.as_bytes()).unwrap();
-    assert_eq!(stored["status"], "accepted", "{stored}");
-    assert_eq!(stored["receipt"], accepted["receipt"], "{stored}");
-    let (code, again) = c.submit(&env, 0).unwrap();
-    assert_eq!(
-        (code, &again["resubmitted"]),
-        (200, &true.into()),
-        "{again}"
-    );
-    assert_eq!(again["receipt"], accepted["receipt"]);
     wait_until("settled", || status(&c)["settled_inputs"] == 1);
     assert_eq!(settled_on_chain(&chain, &node.setup), (1, 1));
     assert_eq!(
