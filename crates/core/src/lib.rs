@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod engine;
+pub mod forensics;
 pub mod health;
 pub mod link;
 pub mod metrics;

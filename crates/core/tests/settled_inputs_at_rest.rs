@@ -23,8 +23,7 @@
 //! happening inside `Submit`s (the core never ticks); and the journal records of settled
 //! batches pruned without any erasure, at most once a minute.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -38,16 +37,17 @@ use sealbridge_core::CoreError;
 use sealbridge_core::engine::{
     Cmd, Core, CoreConfig, ErasureStatus, EventPosition, PRUNE_SETTLED_SECS, Shared,
 };
+use sealbridge_core::forensics::{
+    DirAttack as Attack, Produced, RecordingLink, attack_data_dir, copy_dir, raw_files,
+};
 use sealbridge_core::link::{EnclaveLink, InProc};
 use sealbridge_core::metrics::Metrics;
 use sealbridge_deploy::dev::{DevParticipant, participants};
 use sealbridge_enclave::{
     EnclavePolicy, SettlementTarget,
     boundary::{ChainEvent, EnclaveStatus, Request, Response},
-    chunks::SnapshotManifest,
     epochs::EpochAnnouncement,
-    forensics::{Recovered, open_host_files},
-    persist::JournalRecord,
+    forensics::Recovered,
 };
 use sealbridge_programs::netting::{NettingConfig, Obligation};
 use sealbridge_proto::{EnvelopeHeader, Nonce, ProgramId, TraceId};
@@ -66,57 +66,7 @@ const N: u32 = 4;
 const EPOCH_SECS: u64 = 60;
 const GRACE_SECS: u64 = 10;
 
-/// Everything the enclave handed the core during a run, recorded at the link: every journal
-/// record, every snapshot (manifest and chunks), and how many `Tick`s the core sent.
-#[derive(Default, Clone)]
-struct Produced {
-    records: Vec<JournalRecord>,
-    snapshots: Vec<(SnapshotManifest, Vec<Vec<u8>>)>,
-    ticks: usize,
-}
-
 type Recorder = Arc<Mutex<Produced>>;
-
-/// The in-process enclave, recording what it produces.
-struct Recording {
-    inner: InProc,
-    produced: Recorder,
-}
-
-impl EnclaveLink for Recording {
-    fn call(&mut self, request: Request) -> Result<Response, CoreError> {
-        let chunk_of = match &request {
-            Request::SnapshotChunk { id, .. } => Some(*id),
-            _ => None,
-        };
-        let tick = matches!(&request, Request::Journaled(r) if matches!(**r, Request::Tick { .. }));
-        let r = self.inner.call(request)?;
-        let mut p = self.produced.lock().unwrap();
-        p.ticks += usize::from(tick);
-        match &r {
-            Response::Journaled {
-                record: Some(rec), ..
-            } => p.records.push(rec.clone()),
-            Response::Snapshot(m) => p.snapshots.push(((**m).clone(), Vec::new())),
-            Response::SnapshotChunk { blob, .. } => {
-                if let Some((_, chunks)) = p
-                    .snapshots
-                    .iter_mut()
-                    .rev()
-                    .find(|(m, _)| Some(m.id) == chunk_of)
-                {
-                    chunks.push(blob.clone());
-                }
-            }
-            _ => {}
-        }
-        Ok(r)
-    }
-
-    fn reconnect(&mut self) -> Result<(), CoreError> {
-        self.inner.reconnect()
-    }
-}
 
 struct Node {
     tx: SyncSender<Cmd>,
@@ -148,10 +98,10 @@ fn start(dir: &Path, produced: Recorder, t0: u64) -> Node {
     let (shared, metrics) = (Arc::new(Shared::default()), Arc::new(Metrics::default()));
     let mut core = Core::new(
         Box::new(move || {
-            Ok(Box::new(Recording {
-                inner: InProc::new(ROOT),
-                produced: produced.clone(),
-            }) as Box<dyn EnclaveLink>)
+            Ok(
+                Box::new(RecordingLink::new(InProc::new(ROOT), produced.clone()))
+                    as Box<dyn EnclaveLink>,
+            )
         }),
         Store::open(dir).unwrap(),
         dir.join("log"),
@@ -304,92 +254,9 @@ impl Node {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
-/// Every file under `dir`, raw.
-fn raw_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            out.extend(raw_files(&e.path()));
-        } else {
-            out.push((e.path(), std::fs::read(e.path()).unwrap()));
-        }
-    }
-    out
-}
-
-/// Whether any 32-byte window of `blob` occurs in `windows` (every 32-byte window of the files).
-fn found(blob: &[u8], windows: &HashSet<&[u8]>) -> bool {
-    blob.windows(32).any(|w| windows.contains(w))
-}
-
-/// What the attacker got out of one data directory.
-struct Attack {
-    recovered: Recovered,
-    /// Produced journal records no longer stored as rows whose bytes the raw files still hold.
-    carved_records: usize,
-    /// Produced snapshots no longer stored as rows whose chunk bytes the raw files still hold.
-    carved_snapshots: usize,
-}
-
-/// What the attacker gets from `dir`: the root; every live snapshot and journal row (if `rows`);
-/// and every snapshot and record produced in the run that the raw files still hold a piece of
-/// (any 32-byte window of a record, or of any chunk of a snapshot: the whole snapshot is then
-/// handed over).
+/// The attacker on `dir` with the root (see `sealbridge_core::forensics`).
 fn attack(dir: &Path, produced: &Produced, rows: bool) -> Attack {
-    // Raw bytes first: opening the store may checkpoint its WAL.
-    let files = raw_files(dir);
-    let windows: HashSet<&[u8]> = files
-        .iter()
-        .flat_map(|(_, bytes)| bytes.windows(32))
-        .collect();
-    let mut snapshots = Vec::new();
-    let mut records = Vec::new();
-    if rows {
-        let store = Store::open(dir).unwrap();
-        for s in store.snapshots().unwrap() {
-            let chunks = (0..s.manifest.chunks)
-                .map(|i| store.snapshot_chunk(&s.manifest.id, i).unwrap().unwrap())
-                .collect();
-            snapshots.push((s.manifest, chunks));
-        }
-        records = store.journal_from(0).unwrap();
-    }
-    let live_snapshots: HashSet<_> = snapshots.iter().map(|(m, _)| m.id).collect();
-    let live_records: HashSet<u64> = records.iter().map(|r| r.index).collect();
-    let mut carved_snapshots = 0;
-    for (m, chunks) in &produced.snapshots {
-        if !live_snapshots.contains(&m.id) && chunks.iter().any(|c| found(c, &windows)) {
-            carved_snapshots += 1;
-            snapshots.push((m.clone(), chunks.clone()));
-        }
-    }
-    let mut carved_records = 0;
-    for r in &produced.records {
-        if !live_records.contains(&r.index) && found(&r.blob, &windows) {
-            carved_records += 1;
-            records.push(r.clone());
-        }
-    }
-    let root = RootSecret::from_bytes(ROOT);
-    Attack {
-        recovered: open_host_files(&root, &snapshots, &records),
-        carved_records,
-        carved_snapshots,
-    }
+    attack_data_dir(dir, &RootSecret::from_bytes(ROOT), produced, rows).unwrap()
 }
 
 fn opened_of(r: &Recovered, payloads: &[Vec<u8>]) -> usize {
@@ -518,7 +385,7 @@ fn assert_erased(
     );
     // No plaintext anywhere, before or after.
     for d in [dir, before_dir] {
-        for (path, bytes) in raw_files(d) {
+        for (path, bytes) in raw_files(d).unwrap() {
             for p in settled.iter().chain(other) {
                 assert!(
                     !contains(&bytes, p),
@@ -547,7 +414,7 @@ fn settled_inputs_are_not_opened_by_root_plus_host_files_after_erasure() {
     );
     mark_settled(dir.path(), 1);
     // The control copy: every settled input still on disk, sealed.
-    copy_dir(dir.path(), before_dir.path());
+    copy_dir(dir.path(), before_dir.path()).unwrap();
 
     // The next housekeeping tells the enclave; epoch 1 is still current, nothing is erased.
     node.settle_down();
@@ -599,7 +466,7 @@ fn an_input_waiting_in_the_open_batch_does_not_hold_back_the_erasure_of_settled_
         "one input waits"
     );
     mark_settled(dir.path(), 1);
-    copy_dir(dir.path(), before_dir.path());
+    copy_dir(dir.path(), before_dir.path()).unwrap();
     node.settle_down();
     assert_eq!(node.erasure().settled_through, 1);
 
@@ -627,7 +494,7 @@ fn an_erasure_inside_a_submit_reaches_the_disk() {
     let settled = node.submit(N);
     assert_eq!(node.settle_down().sequence, 1);
     mark_settled(dir.path(), 1);
-    copy_dir(dir.path(), before_dir.path());
+    copy_dir(dir.path(), before_dir.path()).unwrap();
     node.settle_down();
     let e = node.erasure();
     assert_eq!((e.settled_through, e.erased_epochs), (1, 0), "{e:?}");

@@ -27,7 +27,6 @@
 //! `sealbridge_enclave::forensics::open_host_files`. Controls: the same attack on a copy of the
 //! files taken before the erasure, and on that copy's raw bytes alone (carving only).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -38,14 +37,13 @@ use std::time::Duration;
 use sealbridge_attest::Evidence;
 use sealbridge_chain::{Chain, SettleOutcome};
 use sealbridge_core::engine::{Cmd, Core, CoreConfig, ErasureStatus, EventPosition, Shared};
+use sealbridge_core::forensics::{Produced as Output, RecordingLink, attack_data_dir, copy_dir};
 use sealbridge_core::link::{EnclaveLink, InProc};
 use sealbridge_core::{CoreError, metrics::Metrics};
 use sealbridge_enclave::{
     EnclavePolicy, SettlementTarget,
     boundary::{ChainEvent, Description, EnclaveStatus, Request, Response},
-    chunks::SnapshotManifest,
-    forensics::{Recovered, open_host_files},
-    persist::JournalRecord,
+    forensics::Recovered,
 };
 use sealbridge_programs::netting::Obligation;
 use sealbridge_seal::at_rest::RootSecret;
@@ -81,54 +79,7 @@ fn short_epochs(p: EnclavePolicy) -> EnclavePolicy {
     }
 }
 
-/// Everything the enclave handed the core in the run: journal records and snapshots.
-#[derive(Default, Clone)]
-struct Output {
-    records: Vec<JournalRecord>,
-    snapshots: Vec<(SnapshotManifest, Vec<Vec<u8>>)>,
-}
-
 type Produced = Arc<Mutex<Output>>;
-
-/// The in-process enclave, recording every journal record and snapshot it produces.
-struct Recording {
-    inner: InProc,
-    produced: Produced,
-}
-
-impl EnclaveLink for Recording {
-    fn call(&mut self, request: Request) -> Result<Response, CoreError> {
-        let chunk_of = match &request {
-            Request::SnapshotChunk { id, .. } => Some(*id),
-            _ => None,
-        };
-        let r = self.inner.call(request)?;
-        if let Ok(mut p) = self.produced.lock() {
-            match &r {
-                Response::Journaled {
-                    record: Some(rec), ..
-                } => p.records.push(rec.clone()),
-                Response::Snapshot(m) => p.snapshots.push(((**m).clone(), Vec::new())),
-                Response::SnapshotChunk { blob, .. } => {
-                    if let Some((_, chunks)) = p
-                        .snapshots
-                        .iter_mut()
-                        .rev()
-                        .find(|(m, _)| Some(m.id) == chunk_of)
-                    {
-                        chunks.push(blob.clone());
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(r)
-    }
-
-    fn reconnect(&mut self) -> Result<(), CoreError> {
-        self.inner.reconnect()
-    }
-}
 
 /// A node core over `dir` whose host clock the scenario sets (to the chain's time).
 struct Node {
@@ -149,10 +100,10 @@ fn start(
     metrics.state.chain_time.store(now, Relaxed);
     let mut core = Core::new(
         Box::new(move || {
-            Ok(Box::new(Recording {
-                inner: InProc::new(ROOT),
-                produced: produced.clone(),
-            }) as Box<dyn EnclaveLink>)
+            Ok(
+                Box::new(RecordingLink::new(InProc::new(ROOT), produced.clone()))
+                    as Box<dyn EnclaveLink>,
+            )
         }),
         Store::open(dir)?,
         dir.join("log"),
@@ -333,33 +284,6 @@ impl Node {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<(), SandboxError> {
-    std::fs::create_dir_all(to).map_err(err)?;
-    for e in std::fs::read_dir(from).map_err(err)? {
-        let e = e.map_err(err)?;
-        let target = to.join(e.file_name());
-        if e.file_type().map_err(err)?.is_dir() {
-            copy_dir(&e.path(), &target)?;
-        } else {
-            std::fs::copy(e.path(), &target).map_err(err)?;
-        }
-    }
-    Ok(())
-}
-
-fn raw_files(dir: &Path) -> Result<Vec<Vec<u8>>, SandboxError> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(err)? {
-        let e = e.map_err(err)?;
-        if e.file_type().map_err(err)?.is_dir() {
-            out.extend(raw_files(&e.path())?);
-        } else {
-            out.push(std::fs::read(e.path()).map_err(err)?);
-        }
-    }
-    Ok(out)
-}
-
 /// What the attacker got out of one data directory.
 struct Attack {
     recovered: Recovered,
@@ -387,64 +311,12 @@ fn attack(
     other: &[Vec<u8>],
     rows: bool,
 ) -> Result<Attack, SandboxError> {
-    // Raw bytes first: opening the store may checkpoint its WAL.
-    let files = raw_files(dir)?;
-    let bytes = files.iter().map(|f| f.len() as u64).sum();
-    let plaintext = settled
-        .iter()
-        .chain(other)
-        .filter(|p| {
-            files
-                .iter()
-                .any(|f| f.windows(p.len()).any(|w| w == p.as_slice()))
-        })
-        .count();
-    let windows: HashSet<&[u8]> = files.iter().flat_map(|f| f.windows(32)).collect();
-    let found = |blob: &[u8]| blob.windows(32).any(|w| windows.contains(w));
-    let mut snapshots = Vec::new();
-    let mut records = Vec::new();
-    if rows {
-        let store = Store::open(dir).map_err(err)?;
-        for s in store.snapshots().map_err(err)? {
-            let mut chunks = Vec::new();
-            for i in 0..s.manifest.chunks {
-                chunks.push(
-                    store
-                        .snapshot_chunk(&s.manifest.id, i)
-                        .map_err(err)?
-                        .ok_or_else(|| err("chunk missing"))?,
-                );
-            }
-            snapshots.push((s.manifest, chunks));
-        }
-        records = store.journal_from(0).map_err(err)?;
-    }
-    let live_snapshots: HashSet<_> = snapshots.iter().map(|(m, _)| m.id).collect();
-    let mut carved_snapshots = 0;
-    for (m, chunks) in &produced.snapshots {
-        if !live_snapshots.contains(&m.id) && chunks.iter().any(|c| found(c)) {
-            carved_snapshots += 1;
-            snapshots.push((m.clone(), chunks.clone()));
-        }
-    }
-    let live: HashSet<u64> = records.iter().map(|r| r.index).collect();
-    let mut carved = 0;
-    for r in &produced.records {
-        if !live.contains(&r.index) && found(&r.blob) {
-            carved += 1;
-            records.push(r.clone());
-        }
-    }
-    let recovered = open_host_files(&RootSecret::from_bytes(ROOT), &snapshots, &records);
-    let opened_of = |payloads: &[Vec<u8>]| {
-        payloads
-            .iter()
-            .filter(|p| recovered.inputs.iter().any(|i| &&i.payload == p))
-            .count()
-    };
-    let (opened, other_opened) = (opened_of(settled), opened_of(other));
+    let a = attack_data_dir(dir, &RootSecret::from_bytes(ROOT), produced, rows).map_err(err)?;
+    let (bytes, plaintext) = (a.bytes(), a.in_plaintext(settled) + a.in_plaintext(other));
+    let (opened, other_opened) = (a.opened(settled), a.opened(other));
+    let (carved, carved_snapshots) = (a.carved_records, a.carved_snapshots);
     Ok(Attack {
-        recovered,
+        recovered: a.recovered,
         opened,
         other_opened,
         carved,
@@ -574,7 +446,7 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
     )
     .map_err(err)?;
     drop(view);
-    copy_dir(&dir, &before_dir)?;
+    copy_dir(&dir, &before_dir).map_err(err)?;
 
     w.step("the core tells the enclave (Settled); the grace passes, epoch 1's keys go");
     node.settle_down()?;
