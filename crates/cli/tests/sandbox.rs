@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 27] = [
+const NAMES: [&str; 28] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
@@ -38,6 +38,7 @@ const NAMES: [&str; 27] = [
     "replay-set-flood",
     "log-spam",
     "settled-inputs-at-rest",
+    "replay-refused-envelope",
 ];
 
 /// Run `sealbridge sandbox ARGS --json`: the one object it prints, its exit code, stderr.

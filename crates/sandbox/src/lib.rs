@@ -226,6 +226,7 @@ mod tests {
             "replay-set-flood",
             "log-spam",
             "settled-inputs-at-rest",
+            "replay-refused-envelope",
         ];
         assert_eq!(names, want);
         for s in scenarios() {

@@ -22,6 +22,7 @@ mod oversized_statement;
 mod pay_outsider;
 mod power_loss_tiles;
 mod relayer_replay;
+mod replay_refused_envelope;
 mod replay_set_flood;
 mod second_session;
 mod settled_inputs_at_rest;
@@ -64,6 +65,7 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &replay_set_flood::ReplaySetFlood,
         &log_spam::LogSpam,
         &settled_inputs_at_rest::SettledInputsAtRest,
+        &replay_refused_envelope::ReplayRefusedEnvelope,
     ]
 }
 
