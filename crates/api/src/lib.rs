@@ -184,6 +184,11 @@ pub struct Enclave {
     pub policy_hash: String,
     /// Signed announcement of the current epoch key (hex).
     pub epoch_announcement: String,
+    /// Signed X-Wing announcement of the current epoch (hex): the epoch's X-Wing key and the
+    /// policy's suite lifecycle, which says the suite to seal with (issue 12). Empty from a node
+    /// before issue 12; a client of the previous version ignores it.
+    #[serde(default)]
+    pub xwing_announcement: String,
     /// The TEE kind (`simulated`).
     pub tee: String,
     /// Chain id the node settles on.
@@ -564,5 +569,29 @@ mod tests {
             r#"{"envelope_id":"ab","status":"accepted","reason":null,"sequence":3,"receipt":"cd","trace_id":"ef","resubmitted":false,"statement_sequence":null,"settled":false,"included":false,"settlement_tx":null}"#
         );
         assert_eq!(serde_json::from_str::<ReceiptInfo>(&text).unwrap(), r);
+    }
+
+    /// The N−1 window of the API (docs/PROTOCOL.md §12): a client of this version reads the
+    /// `/v1/enclave` answer of a node before issue 12 (no `xwing_announcement`), and the new
+    /// field does not leak into the program's pass-through fields.
+    #[test]
+    fn the_enclave_answer_reads_across_one_version() {
+        let new = serde_json::json!({
+            "evidence": null, "key_bundle": "aa", "ed25519": "bb", "address": "0x00",
+            "instance_id": "cc", "measurement": "0x01", "program_id": "0x02",
+            "policy_hash": "0x03", "epoch_announcement": "dd", "xwing_announcement": "ee",
+            "tee": "simulated", "chain_id": 1, "registry": "0x04", "settlement": "0x05",
+            "token": "0x06", "participants": 4, "registration": "active",
+            "registration_expires_at": null, "registration_checked_at": null
+        });
+        let e: Enclave = serde_json::from_value(new.clone()).unwrap();
+        assert_eq!(e.xwing_announcement, "ee");
+        assert!(!e.program.contains_key("xwing_announcement"));
+        assert_eq!(e.program.get("participants"), Some(&serde_json::json!(4)));
+        let mut old = new;
+        old.as_object_mut().unwrap().remove("xwing_announcement");
+        let e: Enclave = serde_json::from_value(old).unwrap();
+        assert_eq!(e.xwing_announcement, "");
+        assert_eq!(e.epoch_announcement, "dd");
     }
 }

@@ -140,6 +140,11 @@ pub struct SubmitArgs {
     /// Without it the enclave's policy is the node's word (a warning says so).
     #[arg(long)]
     pub chain: Option<String>,
+    /// Seal with this suite (`xwing`, `x25519-aes128gcm`, `x25519-chacha20` or a registered
+    /// suite name) instead of the preferred suite of the enclave's policy, as its signed X-Wing
+    /// announcement names it. Refused if the policy does not accept it now.
+    #[arg(long, value_parser = crate::demo::parse_suite)]
+    pub suite: Option<sealbridge_proto::Suite>,
 }
 
 /// An Ed25519 seed from a hex key file (32 bytes, 64 hex digits), zeroized after use; no error
@@ -339,7 +344,10 @@ fn submit(
     sub: &SubmitArgs,
     rng: &mut ChaCha20Rng,
 ) -> anyhow::Result<ExitCode> {
-    let a = c.attest(&args.policy.policy()?, unix_now(), rng)?;
+    let mut a = c.attest(&args.policy.policy()?, unix_now(), rng)?;
+    if let Some(suite) = sub.suite {
+        a = a.with_suite(suite, unix_now())?;
+    }
     check_pin(args.settlement, &a.info)?;
     let tie = match &sub.chain {
         Some(url) => Some(tie_to_chain(&a, url)?),

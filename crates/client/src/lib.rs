@@ -32,11 +32,20 @@ use sealbridge_api::{
     Withdrawal,
 };
 use sealbridge_attest::{Collateral, Evidence, Policy, report_data, verify};
-use sealbridge_enclave::{KeyBundle, epochs::EpochAnnouncement};
+use sealbridge_enclave::{
+    KeyBundle,
+    epochs::{EpochAnnouncement, XWingAnnouncement},
+};
 use sealbridge_log::Hash;
 use sealbridge_net::{AgentConfig, NetError};
-use sealbridge_proto::{EnvelopeHeader, Epoch, InstanceId, Nonce, ProgramId, TraceId};
-use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey};
+use sealbridge_proto::{
+    EnvelopeHeader, Epoch, InstanceId, Nonce, ProgramId, Suite, SuitePolicy, TraceId,
+};
+use sealbridge_seal::{
+    envelope::Recipient,
+    hpke::xwing::XWingPublicKey,
+    keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey},
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -160,6 +169,17 @@ pub struct Attested {
     /// The policy hash the enclave says it runs under (check it with
     /// [`verify::verify_enclave_on_chain`] before relying on it).
     pub policy_hash: B256,
+    /// The epoch's X-Wing key, from the signed X-Wing announcement (`None` from a node before
+    /// issue 12).
+    pub xwing: Option<XWingPublicKey>,
+    /// The signed X-Wing announcement (empty from a node before issue 12).
+    pub xwing_announcement: Vec<u8>,
+    /// The suite lifecycle of the enclave's policy, as its signed X-Wing announcement names it
+    /// (the default lifecycle for a node before issue 12).
+    pub suites: SuitePolicy,
+    /// The suite [`Attested::seal`] uses: the policy's preferred suite at attestation time,
+    /// unless [`Attested::with_suite`] chose another.
+    pub suite: Suite,
 }
 
 impl Attested {
@@ -171,7 +191,23 @@ impl Attested {
             program_id: B256::from(self.program.0),
             policy_hash: self.policy_hash,
             epoch_announcement: self.epoch_announcement.clone(),
+            xwing_announcement: self.xwing_announcement.clone(),
         }
+    }
+
+    /// Seal with `suite` instead of the policy's preferred one (`--suite`). Refused when the
+    /// enclave announced no key for its KEM or its policy does not accept it at `now`.
+    pub fn with_suite(mut self, suite: Suite, now: u64) -> Result<Self, ClientError> {
+        if suite == Suite::XWingAes256Gcm && self.xwing.is_none() {
+            return Err(ClientError::Protocol(
+                "the enclave announced no X-Wing key (a node before issue 12?)".into(),
+            ));
+        }
+        self.suites.check(suite, now).map_err(|e| {
+            ClientError::Protocol(format!("the enclave's policy refuses {suite}: {e}"))
+        })?;
+        self.suite = suite;
+        Ok(self)
     }
 
     /// The deployment's log origin (`sealbridge/<chain id>/<settlement>`) as the node
@@ -197,7 +233,7 @@ impl Attested {
         rng.fill_bytes(&mut nonce);
         let mut trace = [0u8; 16];
         rng.fill_bytes(&mut trace);
-        let header = EnvelopeHeader::new(
+        let mut header = EnvelopeHeader::new(
             self.instance,
             self.epoch,
             self.program,
@@ -205,7 +241,17 @@ impl Attested {
             now + lifetime,
             TraceId::new(trace),
         );
-        sealbridge_seal::envelope::seal(&header, &self.kem, from, payload, rng)
+        header.suite = self.suite;
+        let recipient = match (&self.xwing, self.suite) {
+            (Some(pk), Suite::XWingAes256Gcm) => Recipient::XWing(pk),
+            (None, Suite::XWingAes256Gcm) => {
+                return Err(ClientError::Protocol(
+                    "sealing with X-Wing: the enclave announced no X-Wing key".into(),
+                ));
+            }
+            _ => Recipient::X25519(&self.kem),
+        };
+        sealbridge_seal::envelope::seal_to(&header, recipient, from, payload, rng)
             .map_err(|e| ClientError::Protocol(format!("sealing: {e}")))
     }
 }
@@ -507,6 +553,32 @@ impl NodeClient {
         )
         .map_err(|_| ClientError::Protocol("/v1/enclave: policy hash is not 32 bytes".into()))?;
         let epoch_announcement = hexfield("epoch_announcement", Some(&info.epoch_announcement))?;
+        // The X-Wing key and the suite lifecycle, signed by the same attested key (absent from
+        // a node before issue 12: then X25519 and the default lifecycle).
+        let xwing_announcement = hexfield("xwing_announcement", Some(&info.xwing_announcement))?;
+        let (xwing, suites) = if xwing_announcement.is_empty() {
+            (None, SuitePolicy::default())
+        } else {
+            let x = XWingAnnouncement::verify(
+                &xwing_announcement,
+                &Ed25519PublicKey::from_bytes(bundle.ed25519),
+            )
+            .map_err(|e| ClientError::Attestation(format!("x-wing announcement: {e}")))?;
+            if x.instance != ann.instance || x.epoch != ann.epoch {
+                return Err(ClientError::Attestation(
+                    "x-wing announcement names another instance or epoch".into(),
+                ));
+            }
+            (Some(x.public_key), x.suites)
+        };
+        let suite = suites
+            .sealing_suite(now)
+            .unwrap_or(Suite::X25519Sha256Aes128Gcm);
+        let suite = if suite == Suite::XWingAes256Gcm && xwing.is_none() {
+            Suite::X25519Sha256Aes128Gcm
+        } else {
+            suite
+        };
         let origin = info
             .settlement
             .parse::<Address>()
@@ -518,6 +590,10 @@ impl NodeClient {
         });
         Ok(Attested {
             epoch_announcement,
+            xwing,
+            xwing_announcement,
+            suites,
+            suite,
             policy_hash,
             key_bundle: bundle,
             instance: ann.instance,

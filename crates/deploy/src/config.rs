@@ -194,6 +194,20 @@ pub struct DeployConfig {
     /// 0 (default): inputs below the set wait for more; N: they are flushed after N s.
     #[serde(default)]
     pub max_batch_wait_secs: u64,
+    /// The suite lifecycle (issue 12), part of the policy and its hash: suite name →
+    /// `"preferred"`, `"allowed"`, `{"deprecated-after": unix seconds}` or `"forbidden"`; a
+    /// suite left out is forbidden. Default: X25519/AES-128-GCM preferred, X25519/ChaCha20 and
+    /// X-Wing allowed.
+    #[serde(default)]
+    pub suites: sealbridge_proto::SuitePolicy,
+    /// The oldest envelope version the enclave accepts (1: clients of the previous release are
+    /// still served, the default; 2: only current clients). Part of the policy and its hash.
+    #[serde(default = "default_min_envelope_version")]
+    pub min_envelope_version: u8,
+}
+
+fn default_min_envelope_version() -> u8 {
+    sealbridge_proto::PREVIOUS_ENVELOPE_VERSION
 }
 
 fn default_min_batch_inputs() -> u32 {
@@ -451,6 +465,8 @@ impl DeployConfig {
             self.max_batch_wait_secs,
         );
         policy.statement_validity_secs = self.statement_validity_secs;
+        policy.suites = self.suites.clone();
+        policy.min_envelope_version = self.min_envelope_version;
         policy
     }
 }

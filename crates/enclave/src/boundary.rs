@@ -226,6 +226,11 @@ pub struct Description {
     pub policy_hash: B256,
     /// The signed announcement of the current epoch key.
     pub epoch_announcement: Vec<u8>,
+    /// The signed X-Wing announcement of the current epoch
+    /// ([`crate::epochs::XWingAnnouncement`]: the X-Wing key and the policy's suite lifecycle);
+    /// empty from an enclave before issue 12.
+    #[serde(default)]
+    pub xwing_announcement: Vec<u8>,
 }
 
 /// The outcome of one submitted envelope.

@@ -9,6 +9,7 @@
 //! ```text
 //! ck_e'      = HKDF-SHA256(ikm = ck_e, info = EPOCH_CHAIN_NEXT_LABEL ‖ e' u64 BE)
 //! kem_e      = HKDF-SHA256(ikm = ck_e, info = EPOCH_KEM_LABEL)        (X25519 private key)
+//! xwing_e    = HKDF-SHA256(ikm = ck_e, info = EPOCH_XWING_KEM_LABEL)  (X-Wing seed, issue 12)
 //! input_key_e = HKDF-SHA256(ikm = ck_e, info = EPOCH_INPUT_KEY_LABEL)  (AES-256-GCM)
 //! ```
 //!
@@ -19,13 +20,16 @@
 
 use rand_core::CryptoRngCore;
 use sealbridge_proto::{
-    Epoch, InstanceId, ReasonCode,
+    Epoch, InstanceId, ReasonCode, Suite, SuitePolicy,
     contexts::{
         EPOCH_ANNOUNCEMENT_CONTEXT, EPOCH_CHAIN_NEXT_LABEL, EPOCH_INPUT_KEY_LABEL, EPOCH_KEM_LABEL,
+        EPOCH_XWING_KEM_LABEL, XWING_ANNOUNCEMENT_CONTEXT,
     },
 };
 use sealbridge_seal::{
     at_rest::{SealingKey, hkdf_sha256},
+    envelope::RecipientSecret,
+    hpke::xwing::{XWING_N_PK, XWingPublicKey, XWingSecretKey},
     keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey, KemSecretKey},
 };
 use zeroize::Zeroizing;
@@ -110,6 +114,94 @@ impl EpochAnnouncement {
     }
 }
 
+/// Version byte of an X-Wing epoch announcement.
+pub const XWING_ANNOUNCEMENT_VERSION: u8 = 1;
+
+/// A signed statement that `public_key` is the instance's X-Wing KEM key for `epoch`, usable in
+/// `[not_before, not_after)`, under the suite lifecycle `suites` of the enclave's policy (issue
+/// 12). It travels beside the X25519 [`EpochAnnouncement`] (in the description clients read),
+/// which stays as it was so clients of the previous version keep working.
+///
+/// Encoding: `version (1) ‖ instance (32) ‖ epoch u64 BE ‖ X-Wing public key (1216) ‖
+/// not_before u64 BE ‖ not_after u64 BE ‖ suite policy bytes (SuitePolicy::to_bytes) ‖ Ed25519
+/// signature (64)`, the signature over everything before it under `XWING_ANNOUNCEMENT_CONTEXT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XWingAnnouncement {
+    /// The enclave instance.
+    pub instance: InstanceId,
+    /// Epoch number.
+    pub epoch: Epoch,
+    /// The epoch's X-Wing public key.
+    pub public_key: XWingPublicKey,
+    /// Start of the epoch (unix seconds, enclave time).
+    pub not_before: u64,
+    /// End of the grace window.
+    pub not_after: u64,
+    /// The suite lifecycle of the policy the enclave runs under (which suite to seal with).
+    pub suites: SuitePolicy,
+}
+
+impl XWingAnnouncement {
+    fn body(&self) -> Vec<u8> {
+        let suites = self.suites.to_bytes();
+        let mut out = Vec::with_capacity(1 + 32 + 8 + XWING_N_PK + 16 + suites.len() + 64);
+        out.push(XWING_ANNOUNCEMENT_VERSION);
+        out.extend_from_slice(self.instance.as_bytes());
+        out.extend_from_slice(&self.epoch.0.to_be_bytes());
+        out.extend_from_slice(self.public_key.as_bytes());
+        out.extend_from_slice(&self.not_before.to_be_bytes());
+        out.extend_from_slice(&self.not_after.to_be_bytes());
+        out.extend_from_slice(&suites);
+        out
+    }
+
+    /// Sign with the instance key.
+    pub fn sign(&self, key: &Ed25519SigningKey) -> Vec<u8> {
+        let mut out = self.body();
+        let sig = key.sign(XWING_ANNOUNCEMENT_CONTEXT, &out);
+        out.extend_from_slice(sig.as_ref());
+        out
+    }
+
+    /// Verify a signed announcement against the instance's Ed25519 key (from attestation).
+    pub fn verify(bytes: &[u8], key: &Ed25519PublicKey) -> Result<Self, Error> {
+        let body_len = bytes
+            .len()
+            .checked_sub(64)
+            .ok_or(Error::Malformed("x-wing announcement length"))?;
+        let (body, sig) = bytes.split_at(body_len);
+        key.verify(XWING_ANNOUNCEMENT_CONTEXT, body, sig)
+            .map_err(|_| Error::BadSignature)?;
+        let bad = Error::Malformed("x-wing announcement");
+        let (version, rest) = body.split_first().ok_or(bad.clone())?;
+        if *version != XWING_ANNOUNCEMENT_VERSION {
+            return Err(Error::Malformed("x-wing announcement version"));
+        }
+        let (instance, rest) = rest.split_at_checked(32).ok_or(bad.clone())?;
+        let (epoch, rest) = rest.split_at_checked(8).ok_or(bad.clone())?;
+        let (pk, rest) = rest.split_at_checked(XWING_N_PK).ok_or(bad.clone())?;
+        let (nb, rest) = rest.split_at_checked(8).ok_or(bad.clone())?;
+        let (na, rest) = rest.split_at_checked(8).ok_or(bad.clone())?;
+        let (suites, rest) = SuitePolicy::from_bytes_prefix(rest).map_err(|_| bad.clone())?;
+        if !rest.is_empty() {
+            return Err(bad);
+        }
+        let u64_of = |b: &[u8]| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_be_bytes(a)
+        };
+        Ok(Self {
+            instance: InstanceId::from_slice(instance).map_err(|_| Error::Malformed("instance"))?,
+            epoch: Epoch(u64_of(epoch)),
+            public_key: XWingPublicKey::from_slice(pk).map_err(|_| bad)?,
+            not_before: u64_of(nb),
+            not_after: u64_of(na),
+            suites,
+        })
+    }
+}
+
 /// An epoch's chain key (`ck_e`): zeroised on drop, never printed.
 pub struct ChainKey(Zeroizing<[u8; 32]>);
 
@@ -134,6 +226,12 @@ impl ChainKey {
         let secret = KemSecretKey::from_bytes(*sk);
         let public = secret.public();
         (secret, public)
+    }
+
+    /// The epoch's X-Wing KEM key: its 32-byte seed is `HKDF-SHA256(ck, EPOCH_XWING_KEM_LABEL)`.
+    pub fn xwing(&self) -> XWingSecretKey {
+        let seed = hkdf_sha256(self.0.as_slice(), &[EPOCH_XWING_KEM_LABEL]);
+        XWingSecretKey::from_seed(*seed)
     }
 
     /// The epoch's input key (inputs sealed at rest in the journal).
@@ -189,6 +287,9 @@ struct EpochKey {
     epoch: Epoch,
     secret: KemSecretKey,
     public: KemPublicKey,
+    /// The X-Wing key: always for the current epoch; for a previous epoch restored from a
+    /// snapshot written before issue 12, absent (nothing was ever sealed to it).
+    xwing: Option<XWingSecretKey>,
     not_before: u64,
 }
 
@@ -227,6 +328,7 @@ impl EpochKey {
             epoch,
             secret,
             public,
+            xwing: Some(ck.xwing()),
             not_before,
         }
     }
@@ -339,8 +441,31 @@ impl EpochKeys {
 
     /// The private key for `epoch` at `now`, or why there is none.
     pub fn key_for(&self, epoch: Epoch, now: u64) -> Result<&KemSecretKey, ReasonCode> {
+        self.epoch_key(epoch, now).map(|k| &k.secret)
+    }
+
+    /// The private key of `suite`'s KEM for `epoch` at `now` (the enclave opens an envelope
+    /// with the key of its suite), or why there is none.
+    pub fn key_for_suite(
+        &self,
+        epoch: Epoch,
+        now: u64,
+        suite: Suite,
+    ) -> Result<RecipientSecret<'_>, ReasonCode> {
+        let key = self.epoch_key(epoch, now)?;
+        match suite {
+            Suite::XWingAes256Gcm => key
+                .xwing
+                .as_ref()
+                .map(RecipientSecret::XWing)
+                .ok_or(ReasonCode::Undecryptable),
+            _ => Ok(RecipientSecret::X25519(&key.secret)),
+        }
+    }
+
+    fn epoch_key(&self, epoch: Epoch, now: u64) -> Result<&EpochKey, ReasonCode> {
         if epoch == self.current.epoch {
-            return Ok(&self.current.secret);
+            return Ok(&self.current);
         }
         match &self.previous {
             Some(prev) if prev.epoch == epoch => {
@@ -349,7 +474,7 @@ impl EpochKeys {
                     .saturating_add(self.length)
                     .saturating_add(self.grace);
                 if now < end {
-                    Ok(&prev.secret)
+                    Ok(prev)
                 } else {
                     Err(ReasonCode::RetiredEpoch)
                 }
@@ -357,6 +482,31 @@ impl EpochKeys {
             _ if epoch < self.current.epoch && epoch.0 > 0 => Err(ReasonCode::RetiredEpoch),
             _ => Err(ReasonCode::UnknownEpoch),
         }
+    }
+
+    /// The current epoch's X-Wing public key.
+    pub fn current_xwing_public(&self) -> Option<&XWingPublicKey> {
+        self.current.xwing.as_ref().map(XWingSecretKey::public)
+    }
+
+    /// The X-Wing announcement of the current epoch, naming the suite lifecycle `suites`.
+    pub fn xwing_announcement(
+        &self,
+        instance: InstanceId,
+        suites: &SuitePolicy,
+    ) -> Option<XWingAnnouncement> {
+        Some(XWingAnnouncement {
+            instance,
+            epoch: self.current.epoch,
+            public_key: self.current_xwing_public()?.clone(),
+            not_before: self.current.not_before,
+            not_after: self
+                .current
+                .not_before
+                .saturating_add(self.length)
+                .saturating_add(self.grace),
+            suites: suites.clone(),
+        })
     }
 
     /// The announcement of the current epoch.
@@ -382,11 +532,17 @@ pub(crate) struct EpochKeyParts {
     pub(crate) epoch: Epoch,
     pub(crate) secret: [u8; 32],
     pub(crate) not_before: u64,
+    /// The previous epoch's X-Wing seed (issue 12); absent in snapshots written before.
+    #[serde(default)]
+    pub(crate) xwing_seed: Option<[u8; 32]>,
 }
 
 impl Drop for EpochKeyParts {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.secret);
+        if let Some(seed) = self.xwing_seed.as_mut() {
+            zeroize::Zeroize::zeroize(seed);
+        }
     }
 }
 
@@ -430,6 +586,7 @@ impl EpochKeys {
                 epoch: p.epoch,
                 secret: *p.secret.expose_secret_bytes(),
                 not_before: p.not_before,
+                xwing_seed: p.xwing.as_ref().map(|x| *x.expose_seed()),
             }),
         }
     }
@@ -447,18 +604,23 @@ impl EpochKeys {
                     epoch: p.epoch,
                     public: secret.public(),
                     secret,
+                    xwing: p.xwing_seed.map(XWingSecretKey::from_seed),
                     not_before: p.not_before,
                 }
             }),
         }
     }
 
-    /// The raw KEM secrets held now (tests: they must never appear in a journal record).
+    /// The raw KEM secrets held now, X25519 and X-Wing seeds (tests: they must never appear in
+    /// a journal record).
     #[cfg(test)]
     pub(crate) fn kem_secrets(&self) -> Vec<[u8; 32]> {
         std::iter::once(&self.current)
             .chain(self.previous.as_ref())
-            .map(|k| *k.secret.expose_secret_bytes())
+            .flat_map(|k| {
+                std::iter::once(*k.secret.expose_secret_bytes())
+                    .chain(k.xwing.as_ref().map(|x| *x.expose_seed()))
+            })
             .collect()
     }
 }
@@ -480,7 +642,13 @@ mod tests {
         // The KEM and input keys differ from each other and from the chain key.
         let (kem, _) = a.kem();
         let input = a.input_key();
+        let xwing = a.xwing();
         assert_ne!(&*kem.expose_secret_bytes(), input.expose());
+        assert_ne!(&*xwing.expose_seed(), input.expose());
+        assert_ne!(&*xwing.expose_seed(), &*kem.expose_secret_bytes());
+        assert_ne!(&*xwing.expose_seed(), a.expose());
+        // Derived, not random: the same chain key gives the same X-Wing key.
+        assert_eq!(a.xwing().public(), xwing.public());
         assert_ne!(input.expose(), a.expose());
         assert!(format!("{a:?}{input:?}").contains("REDACTED"));
     }

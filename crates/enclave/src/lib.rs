@@ -48,4 +48,12 @@ pub enum Error {
     /// The policy cannot be run under ([`EnclavePolicy::validate`]).
     #[error("invalid policy: {0}")]
     InvalidPolicy(String),
+    /// Policy bytes of a version this enclave does not read (issue 12).
+    #[error("policy bytes of version {found}: this enclave reads version {supported} only")]
+    UnsupportedPolicyVersion {
+        /// The version byte found.
+        found: u8,
+        /// The version this code reads and writes.
+        supported: u8,
+    },
 }

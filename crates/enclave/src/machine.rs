@@ -17,7 +17,7 @@ use sealbridge_attest::{Measurement, danger::SimulatedQuote, report_data};
 use sealbridge_log::{CompactRange, Hash, leaf_hash, merkle_root};
 use sealbridge_programs::Program;
 use sealbridge_proto::{
-    EnvelopeId, Epoch, InstanceId, MAX_ENVELOPE_BYTES, ReasonCode, SenderId, SuitePolicy,
+    EnvelopeId, Epoch, InstanceId, MAX_ENVELOPE_BYTES, ReasonCode, SenderId,
     eip712::{
         AttestationResult, Effect, Exit, Statement, effects_hash, request_marker, settlement_domain,
     },
@@ -103,7 +103,6 @@ pub struct Enclave<P: Program> {
     instance: InstanceId,
     epochs: EpochKeys,
     replay: ReplaySet,
-    suites: SuitePolicy,
     program: P,
     log: CompactRange,
     log_origin: String,
@@ -216,7 +215,6 @@ impl<P: Program> Enclave<P> {
             keys,
             epochs,
             replay: ReplaySet::default(),
-            suites: SuitePolicy::default(),
             program,
             log: CompactRange::new(),
             log_origin: checkpoint::log_origin(target.chain_id, target.settlement),
@@ -477,6 +475,11 @@ impl<P: Program> Enclave<P> {
                 .epochs
                 .announcement(self.instance)
                 .sign(&self.keys.ed25519),
+            xwing_announcement: self
+                .epochs
+                .xwing_announcement(self.instance, &self.policy.suites)
+                .map(|a| a.sign(&self.keys.ed25519))
+                .unwrap_or_default(),
         }
     }
 
@@ -663,9 +666,21 @@ impl<P: Program> Enclave<P> {
         let header = *sealed.header();
         let epoch = header.epoch;
         let reject = |r| (epoch, r);
-        self.suites
+        // The N−1 window (docs/PROTOCOL.md): the parser reads the current and the previous
+        // envelope version; the policy may close the window by raising the minimum.
+        if header.version < self.policy.min_envelope_version {
+            return Err(reject(ReasonCode::UnsupportedVersion));
+        }
+        // The suite lifecycle, by enclave time (`now` here never goes backwards).
+        self.policy
+            .suites
             .check(header.suite, now)
-            .map_err(|_| reject(ReasonCode::UnsupportedSuite))?;
+            .map_err(|e| match e {
+                sealbridge_proto::Error::SuiteDeprecated { .. } => {
+                    reject(ReasonCode::SuiteDeprecated)
+                }
+                _ => reject(ReasonCode::UnsupportedSuite),
+            })?;
         if header.instance != self.instance {
             return Err(reject(ReasonCode::WrongInstance));
         }
@@ -679,8 +694,11 @@ impl<P: Program> Enclave<P> {
             // A far-future expiry would pin the replay entry for too long.
             return Err(reject(ReasonCode::Malformed));
         }
-        let key = self.epochs.key_for(epoch, now).map_err(reject)?;
-        let opened = sealed.open(key).map_err(|e| match e {
+        let key = self
+            .epochs
+            .key_for_suite(epoch, now, header.suite)
+            .map_err(reject)?;
+        let opened = sealed.open_with(key).map_err(|e| match e {
             OpenError::BadSenderSignature => reject(ReasonCode::BadSenderSignature),
             _ => reject(ReasonCode::Undecryptable),
         })?;

@@ -8,7 +8,7 @@
 use alloy_primitives::{Address, B256, keccak256};
 use alloy_sol_types::SolValue;
 use sealbridge_programs::netting::{NettingConfig, Participant};
-use sealbridge_proto::SenderId;
+use sealbridge_proto::{PREVIOUS_ENVELOPE_VERSION, SenderId, SuitePolicy};
 
 use crate::Error;
 
@@ -50,6 +50,20 @@ pub struct EnclavePolicy {
     /// Replay-set quota: live (unexpired) nonces per sender; an authenticated participant over
     /// it is rejected `quota-exceeded`.
     pub max_pending_per_sender: u32,
+    // ---- issue 12 part 4 (crypto agility): suite lifecycle and client versions ----
+    /// Which envelope suites the enclave accepts, and until when (enclave time): preferred,
+    /// allowed, deprecated after a date, forbidden. Clients seal with the preferred one.
+    #[serde(default)]
+    pub suites: SuitePolicy,
+    /// The oldest envelope version the enclave accepts (the N−1 window of docs/PROTOCOL.md):
+    /// [`PREVIOUS_ENVELOPE_VERSION`] keeps clients of the previous release working; raising it
+    /// to the current version closes the window.
+    #[serde(default = "default_min_envelope_version")]
+    pub min_envelope_version: u8,
+}
+
+fn default_min_envelope_version() -> u8 {
+    PREVIOUS_ENVELOPE_VERSION
 }
 
 /// The production anonymity set (`sealbridge deploy` defaults): inputs per statement.
@@ -104,8 +118,9 @@ pub const fn effects_cap_for_gas(gas_ceiling: u64) -> u32 {
 impl EnclavePolicy {
     /// Policy encoding version. Version 2 added `max_effects_per_statement`; version 3 the
     /// anonymity set (`min_batch_inputs`, `min_batch_senders`, `max_batch_wait_secs`),
-    /// `max_clock_step_secs` and `max_pending_per_sender`.
-    pub const VERSION: u8 = 3;
+    /// `max_clock_step_secs` and `max_pending_per_sender`; version 4 (issue 12) the suite
+    /// lifecycle (`suites`) and `min_envelope_version`.
+    pub const VERSION: u8 = 4;
 
     /// A policy with the defaults of DESIGN (1 h epochs, 10 min grace) and the default effects
     /// cap ([`DEFAULT_MAX_EFFECTS_PER_STATEMENT`]).
@@ -123,7 +138,16 @@ impl EnclavePolicy {
             max_batch_wait_secs: 0,
             max_clock_step_secs: 3600,
             max_pending_per_sender: DEFAULT_MAX_PENDING_PER_SENDER,
+            suites: SuitePolicy::default(),
+            min_envelope_version: PREVIOUS_ENVELOPE_VERSION,
         }
+    }
+
+    /// This policy with the suite lifecycle `suites`.
+    #[must_use]
+    pub fn with_suites(mut self, suites: SuitePolicy) -> Self {
+        self.suites = suites;
+        self
     }
 
     /// This policy with the anonymity set `min_inputs` inputs from `min_senders` distinct
@@ -188,6 +212,20 @@ impl EnclavePolicy {
                 "max_clock_step_secs must be at least 1".into(),
             ));
         }
+        // ---- issue 12 part 4 ----
+        if self.suites.preferred().is_none() {
+            return Err(Error::InvalidPolicy(
+                "the suite lifecycle names no preferred suite".into(),
+            ));
+        }
+        if !sealbridge_proto::envelope_version_supported(u64::from(self.min_envelope_version)) {
+            return Err(Error::InvalidPolicy(format!(
+                "min_envelope_version {} is not an envelope version this enclave reads ({} or {})",
+                self.min_envelope_version,
+                PREVIOUS_ENVELOPE_VERSION,
+                sealbridge_proto::ENVELOPE_VERSION
+            )));
+        }
         Ok(())
     }
 
@@ -251,6 +289,9 @@ impl EnclavePolicy {
         out.extend_from_slice(&self.max_batch_wait_secs.to_be_bytes());
         out.extend_from_slice(&self.max_clock_step_secs.to_be_bytes());
         out.extend_from_slice(&self.max_pending_per_sender.to_be_bytes());
+        // ---- issue 12 part 4 (crypto agility) block: suite lifecycle, min envelope version ----
+        out.extend_from_slice(&self.suites.to_bytes());
+        out.push(self.min_envelope_version);
         out
     }
 
@@ -259,8 +300,12 @@ impl EnclavePolicy {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let bad = Error::Malformed("policy bytes");
         let mut r = Reader(bytes);
-        if r.take::<1>().ok_or(bad.clone())? != [Self::VERSION] {
-            return Err(bad);
+        let [version] = r.take::<1>().ok_or(bad.clone())?;
+        if version != Self::VERSION {
+            return Err(Error::UnsupportedPolicyVersion {
+                found: version,
+                supported: Self::VERSION,
+            });
         }
         let n = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
         let mut participants = Vec::new();
@@ -288,6 +333,10 @@ impl EnclavePolicy {
         let max_batch_wait_secs = u64::from_be_bytes(r.take().ok_or(bad.clone())?);
         let max_clock_step_secs = u64::from_be_bytes(r.take().ok_or(bad.clone())?);
         let max_pending_per_sender = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
+        // ---- issue 12 part 4 (crypto agility) block ----
+        let (suites, rest) = SuitePolicy::from_bytes_prefix(r.0).map_err(|_| bad.clone())?;
+        r.0 = rest;
+        let [min_envelope_version] = r.take::<1>().ok_or(bad.clone())?;
         let [
             epoch_secs,
             epoch_grace_secs,
@@ -310,6 +359,8 @@ impl EnclavePolicy {
             max_batch_wait_secs,
             max_clock_step_secs,
             max_pending_per_sender,
+            suites,
+            min_envelope_version,
         };
         // Canonical: no trailing bytes, lists sorted as `to_bytes` sorts them.
         if !r.0.is_empty() || policy.to_bytes() != bytes {
@@ -459,10 +510,10 @@ mod tests {
     fn policy_bytes_round_trip_and_are_parsed_strictly() {
         let p = policy();
         let bytes = p.to_bytes();
-        assert_eq!(bytes.first(), Some(&3));
+        assert_eq!(bytes.first(), Some(&4));
         assert_eq!(
             bytes.len(),
-            1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4 + 4 + 4 + 8 + 8 + 4
+            1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4 + 4 + 4 + 8 + 8 + 4 + (1 + 3 * 11) + 1
         );
         let back = EnclavePolicy::from_bytes(&bytes).unwrap();
         assert_eq!(back.hash(), p.hash());
@@ -476,13 +527,32 @@ mod tests {
         let mut v1 = bytes.clone();
         v1[0] = 1;
         assert!(EnclavePolicy::from_bytes(&v1).is_err());
-        // Version-2 bytes (no anonymity set, clock step or quota) are refused.
-        let mut v2 = bytes[..bytes.len() - 28].to_vec();
+        // Version-2 bytes (no anonymity set, clock step or quota) are refused, by version.
+        let mut v2 = bytes[..bytes.len() - 28 - 35].to_vec();
         v2[0] = 2;
         assert_eq!(
             EnclavePolicy::from_bytes(&v2),
-            Err(Error::Malformed("policy bytes"))
+            Err(Error::UnsupportedPolicyVersion {
+                found: 2,
+                supported: 4
+            })
         );
+        // Version-3 bytes (no suite lifecycle) and an unknown future version: refused clearly.
+        let mut v3 = bytes[..bytes.len() - 35].to_vec();
+        v3[0] = 3;
+        assert_eq!(
+            EnclavePolicy::from_bytes(&v3),
+            Err(Error::UnsupportedPolicyVersion {
+                found: 3,
+                supported: 4
+            })
+        );
+        let mut v5 = bytes.clone();
+        v5[0] = 5;
+        assert!(matches!(
+            EnclavePolicy::from_bytes(&v5),
+            Err(Error::UnsupportedPolicyVersion { found: 5, .. })
+        ));
         // Participants out of order (the first two swapped): not canonical.
         let mut swapped = bytes.clone();
         let (a, b) = (5..5 + 52, 5 + 52..5 + 104);
@@ -491,5 +561,46 @@ mod tests {
         swapped[a].copy_from_slice(&second);
         swapped[b].copy_from_slice(&first);
         assert!(EnclavePolicy::from_bytes(&swapped).is_err());
+    }
+
+    #[test]
+    fn the_suite_lifecycle_is_in_the_bytes_and_the_hash() {
+        use sealbridge_proto::{Suite, SuiteState};
+        let p = policy();
+        assert_eq!(p.suites, SuitePolicy::default());
+        assert_eq!(p.min_envelope_version, 1);
+        let q = p.clone().with_suites(SuitePolicy::default().with(
+            Suite::X25519Sha256ChaCha20Poly1305,
+            SuiteState::DeprecatedAfter(1_800_000_000),
+        ));
+        assert_ne!(q.hash(), p.hash());
+        assert_ne!(q.base_hash(), p.base_hash());
+        // (`from_bytes` gives the lists in canonical order: compare canonical bytes.)
+        let back = EnclavePolicy::from_bytes(&q.to_bytes()).unwrap();
+        assert_eq!((back.to_bytes(), &back.suites), (q.to_bytes(), &q.suites));
+        let mut r = p.clone();
+        r.min_envelope_version = 2;
+        assert_ne!(r.hash(), p.hash());
+        let back = EnclavePolicy::from_bytes(&r.to_bytes()).unwrap();
+        assert_eq!(
+            (back.to_bytes(), back.min_envelope_version),
+            (r.to_bytes(), 2)
+        );
+        r.validate().unwrap();
+        // A lifecycle without a preferred suite, or a window on a version never defined: refused.
+        let mut bad = p.clone();
+        bad.suites = SuitePolicy::empty().with(Suite::XWingAes256Gcm, SuiteState::Allowed);
+        assert!(matches!(bad.validate(), Err(Error::InvalidPolicy(_))));
+        let mut bad = p.clone();
+        bad.min_envelope_version = 3;
+        assert!(matches!(bad.validate(), Err(Error::InvalidPolicy(_))));
+        // A JSON policy written before issue 12 (no `suites`, no `min_envelope_version`) reads
+        // with the defaults.
+        let mut j = serde_json::to_value(&p).unwrap();
+        let o = j.as_object_mut().unwrap();
+        o.remove("suites");
+        o.remove("min_envelope_version");
+        let back: EnclavePolicy = serde_json::from_value(j).unwrap();
+        assert_eq!(back, p);
     }
 }

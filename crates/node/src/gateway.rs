@@ -264,6 +264,7 @@ async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
         program_id: hex0x(d.program_id),
         policy_hash: hex0x(d.policy_hash),
         epoch_announcement: hex::encode(&d.epoch_announcement),
+        xwing_announcement: hex::encode(&d.xwing_announcement),
         tee: "simulated".into(),
         chain_id: s.setup.chain_id,
         registry: hex0x(s.setup.registry),

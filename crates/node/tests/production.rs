@@ -123,6 +123,8 @@ fn config(measurement: B256, allow_simulated: bool) -> DeployConfig {
         min_batch_inputs: 1,
         min_batch_senders: 1,
         max_batch_wait_secs: 0,
+        suites: Default::default(),
+        min_envelope_version: sealbridge_proto::PREVIOUS_ENVELOPE_VERSION,
     }
 }
 

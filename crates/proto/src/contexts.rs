@@ -35,6 +35,11 @@ pub const EPOCH_KEM_LABEL: &[u8] = b"sealbridge/v1/epoch-kem";
 pub const EPOCH_INPUT_KEY_LABEL: &[u8] = b"sealbridge/v1/epoch-input-key";
 /// AAD prefix of an accepted input sealed under its epoch's input key in a journal record.
 pub const SEALED_INPUT_CONTEXT: &[u8] = b"sealbridge/v1/sealed-input";
+/// HKDF info deriving an epoch's X-Wing KEM seed (its 32-byte decapsulation key) from its chain
+/// key (issue 12; not `…/epoch-kem-xwing`, which would extend `EPOCH_KEM_LABEL`).
+pub const EPOCH_XWING_KEM_LABEL: &[u8] = b"sealbridge/v1/epoch-xwing-kem";
+/// Signature over an epoch's X-Wing KEM key announcement (with the suite lifecycle).
+pub const XWING_ANNOUNCEMENT_CONTEXT: &[u8] = b"sealbridge/v1/xwing-epoch-announcement";
 /// The simulated TEE root's seed is SHA-256 of this public label. Not a secret.
 pub const SIM_ROOT_SEED_LABEL: &[u8] = b"sealbridge/v1/INSECURE-simulated-tee-root";
 
@@ -59,6 +64,8 @@ pub const ALL: &[&[u8]] = &[
     EPOCH_KEM_LABEL,
     EPOCH_INPUT_KEY_LABEL,
     SEALED_INPUT_CONTEXT,
+    EPOCH_XWING_KEM_LABEL,
+    XWING_ANNOUNCEMENT_CONTEXT,
 ];
 
 #[cfg(test)]

@@ -3,8 +3,21 @@
 
 use crate::{Epoch, InstanceId, Nonce, ProgramId, Suite, TraceId};
 
-/// The only envelope format version this code produces or accepts.
-pub const ENVELOPE_VERSION: u8 = 1;
+/// The envelope format version this code produces. Version 2 (issue 12) lets `ek` be as long as
+/// the suite's HPKE `Nenc` (1120 bytes for X-Wing); version 1 had `ek` fixed at 32 bytes and
+/// only the X25519 suites.
+pub const ENVELOPE_VERSION: u8 = 2;
+/// The previous envelope version, still accepted (docs/PROTOCOL.md "Versions and the N−1
+/// window"): a version-1 envelope is byte for byte what the previous release sealed, and is
+/// read as before (X25519 suites only). Older or newer versions are refused
+/// (`unsupported-version`).
+pub const PREVIOUS_ENVELOPE_VERSION: u8 = 1;
+
+/// Whether this code reads envelopes of `version` (the current one or the previous one).
+#[must_use]
+pub const fn envelope_version_supported(version: u64) -> bool {
+    version == ENVELOPE_VERSION as u64 || version == PREVIOUS_ENVELOPE_VERSION as u64
+}
 
 /// Routing and freshness metadata of an envelope, integrity-protected as the HPKE `aad`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
@@ -28,7 +41,7 @@ pub struct EnvelopeHeader {
 }
 
 impl EnvelopeHeader {
-    /// A version-1 header with the default suite.
+    /// A header of the current version ([`ENVELOPE_VERSION`]) with the default suite.
     #[must_use]
     pub fn new(
         instance: InstanceId,

@@ -24,7 +24,9 @@ mod reason;
 mod suite;
 
 pub use error::Error;
-pub use header::{ENVELOPE_VERSION, EnvelopeHeader};
+pub use header::{
+    ENVELOPE_VERSION, EnvelopeHeader, PREVIOUS_ENVELOPE_VERSION, envelope_version_supported,
+};
 pub use ids::{
     Digest32, EnvelopeId, Epoch, InstanceId, KemKeyId, Nonce, ProgramId, SenderId, TraceId,
 };

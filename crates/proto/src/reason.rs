@@ -44,11 +44,14 @@ pub enum ReasonCode {
     /// An authenticated participant already holds the policy's maximum of live (unexpired)
     /// nonces in the replay set (`max_pending_per_sender`).
     QuotaExceeded = 15,
+    /// The envelope's suite is past the `deprecated-after` date the policy sets for it
+    /// (enclave time; docs/PROTOCOL.md "Suite lifecycle").
+    SuiteDeprecated = 16,
 }
 
 impl ReasonCode {
     /// All codes, in numeric order.
-    pub const ALL: [ReasonCode; 15] = [
+    pub const ALL: [ReasonCode; 16] = [
         ReasonCode::Malformed,
         ReasonCode::UnsupportedVersion,
         ReasonCode::UnsupportedSuite,
@@ -64,6 +67,7 @@ impl ReasonCode {
         ReasonCode::ProgramRejected,
         ReasonCode::Oversized,
         ReasonCode::QuotaExceeded,
+        ReasonCode::SuiteDeprecated,
     ];
 
     /// The stable numeric code (never 0: 0 means "accepted" in receipts).
@@ -93,6 +97,7 @@ impl ReasonCode {
             13 => ReasonCode::ProgramRejected,
             14 => ReasonCode::Oversized,
             15 => ReasonCode::QuotaExceeded,
+            16 => ReasonCode::SuiteDeprecated,
             other => return Err(Error::UnknownReasonCode(other)),
         })
     }
@@ -116,6 +121,7 @@ impl ReasonCode {
             ReasonCode::ProgramRejected => "program-rejected",
             ReasonCode::Oversized => "oversized",
             ReasonCode::QuotaExceeded => "quota-exceeded",
+            ReasonCode::SuiteDeprecated => "suite-deprecated",
         }
     }
 }
@@ -144,6 +150,8 @@ mod tests {
         assert!(ReasonCode::from_code(0).is_err());
         assert_eq!(ReasonCode::QuotaExceeded.code(), 15);
         assert_eq!(ReasonCode::QuotaExceeded.as_str(), "quota-exceeded");
-        assert!(ReasonCode::from_code(16).is_err());
+        assert_eq!(ReasonCode::SuiteDeprecated.code(), 16);
+        assert_eq!(ReasonCode::SuiteDeprecated.as_str(), "suite-deprecated");
+        assert!(ReasonCode::from_code(17).is_err());
     }
 }

@@ -34,7 +34,8 @@ pub enum Suite {
     /// DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305.
     #[serde(rename = "x25519-sha256-chacha20poly1305")]
     X25519Sha256ChaCha20Poly1305 = 2,
-    /// X-Wing (ML-KEM-768 + X25519) with AES-256-GCM. Registered, not yet implemented.
+    /// X-Wing (ML-KEM-768 + X25519, draft-connolly-cfrg-xwing-kem) with HKDF-SHA256 and
+    /// AES-256-GCM: hybrid post-quantum (harvest-now-decrypt-later).
     #[serde(rename = "xwing-aes256gcm")]
     XWingAes256Gcm = 3,
 }
@@ -147,13 +148,33 @@ pub struct SuitePolicy {
 }
 
 impl Default for SuitePolicy {
-    /// Suite 1 preferred, suite 2 allowed, suite 3 forbidden.
+    /// Suite 1 (X25519/AES-128-GCM) preferred, suite 2 (X25519/ChaCha20) allowed, suite 3
+    /// (X-Wing/AES-256-GCM) allowed.
     fn default() -> Self {
         let mut states = BTreeMap::new();
         states.insert(Suite::X25519Sha256Aes128Gcm, SuiteState::Preferred);
         states.insert(Suite::X25519Sha256ChaCha20Poly1305, SuiteState::Allowed);
-        states.insert(Suite::XWingAes256Gcm, SuiteState::Forbidden);
+        states.insert(Suite::XWingAes256Gcm, SuiteState::Allowed);
         Self { states }
+    }
+}
+
+/// Encoding tags of [`SuiteState`] in [`SuitePolicy::to_bytes`].
+const STATE_PREFERRED: u8 = 1;
+const STATE_ALLOWED: u8 = 2;
+const STATE_DEPRECATED_AFTER: u8 = 3;
+const STATE_FORBIDDEN: u8 = 4;
+
+impl SuiteState {
+    /// Stable kebab-case name (`deprecated-after` for a dated deprecation).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SuiteState::Preferred => "preferred",
+            SuiteState::Allowed => "allowed",
+            SuiteState::DeprecatedAfter(_) => "deprecated-after",
+            SuiteState::Forbidden => "forbidden",
+        }
     }
 }
 
@@ -185,6 +206,83 @@ impl SuitePolicy {
             .get(&suite)
             .copied()
             .unwrap_or(SuiteState::Forbidden)
+    }
+
+    /// Every suite with an explicit state, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (Suite, SuiteState)> + '_ {
+        self.states.iter().map(|(s, st)| (*s, *st))
+    }
+
+    /// Canonical bytes (part of the enclave policy's bytes, hence of its hash): `n u8`, then per
+    /// suite in id order `suite id u16 BE ‖ state u8 (1 preferred, 2 allowed, 3
+    /// deprecated-after, 4 forbidden) ‖ date u64 BE (0 unless deprecated-after)`.
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + self.states.len() * 11);
+        // At most `Suite::ALL.len()` entries: fits a byte.
+        out.push(u8::try_from(self.states.len()).unwrap_or(u8::MAX));
+        for (suite, state) in &self.states {
+            out.extend_from_slice(&suite.id().to_be_bytes());
+            let (tag, date) = match state {
+                SuiteState::Preferred => (STATE_PREFERRED, 0),
+                SuiteState::Allowed => (STATE_ALLOWED, 0),
+                SuiteState::DeprecatedAfter(t) => (STATE_DEPRECATED_AFTER, *t),
+                SuiteState::Forbidden => (STATE_FORBIDDEN, 0),
+            };
+            out.push(tag);
+            out.extend_from_slice(&date.to_be_bytes());
+        }
+        out
+    }
+
+    /// Strict parse of [`to_bytes`](Self::to_bytes) at the front of `bytes`: returns the policy
+    /// and the rest. Suites must be registered, ascending, each once; a date only with
+    /// `deprecated-after`.
+    ///
+    /// # Errors
+    /// [`Error::Cbor`]`("suite policy")` for anything else (kept as a `&'static str` like the
+    /// crate's other decoding errors); [`Error::UnknownSuite`] for an unregistered suite id.
+    pub fn from_bytes_prefix(bytes: &[u8]) -> Result<(Self, &[u8]), Error> {
+        let bad = Error::Cbor("suite policy");
+        let (&n, mut rest) = bytes.split_first().ok_or(bad.clone())?;
+        let mut states = BTreeMap::new();
+        let mut prev: Option<Suite> = None;
+        for _ in 0..n {
+            let (entry, tail) = rest.split_at_checked(11).ok_or(bad.clone())?;
+            rest = tail;
+            let (id, entry) = entry.split_at(2);
+            let (tag, date) = entry.split_at(1);
+            let id = u16::from_be_bytes(id.try_into().map_err(|_| bad.clone())?);
+            let date = u64::from_be_bytes(date.try_into().map_err(|_| bad.clone())?);
+            let suite = Suite::from_id(id)?;
+            if prev.is_some_and(|p| p >= suite) {
+                return Err(bad);
+            }
+            prev = Some(suite);
+            let state = match (tag, date) {
+                ([STATE_PREFERRED], 0) => SuiteState::Preferred,
+                ([STATE_ALLOWED], 0) => SuiteState::Allowed,
+                ([STATE_DEPRECATED_AFTER], t) => SuiteState::DeprecatedAfter(t),
+                ([STATE_FORBIDDEN], 0) => SuiteState::Forbidden,
+                _ => return Err(bad),
+            };
+            states.insert(suite, state);
+        }
+        Ok((Self { states }, rest))
+    }
+
+    /// The suite a client should seal with at `now`: the preferred one if it is acceptable
+    /// then, else the first acceptable suite in id order.
+    #[must_use]
+    pub fn sealing_suite(&self, now: u64) -> Option<Suite> {
+        self.preferred()
+            .filter(|s| self.check(*s, now).is_ok())
+            .or_else(|| {
+                self.states
+                    .keys()
+                    .copied()
+                    .find(|s| self.check(*s, now).is_ok())
+            })
     }
 
     /// The first suite (in id order) marked preferred, if any.
@@ -230,14 +328,72 @@ mod tests {
 
     #[test]
     fn default_policy() {
+        // Issue 12: X-Wing works, so the default allows it (it was forbidden while unimplemented).
         let p = SuitePolicy::default();
         assert!(p.check(Suite::X25519Sha256Aes128Gcm, 0).is_ok());
         assert!(p.check(Suite::X25519Sha256ChaCha20Poly1305, 0).is_ok());
+        assert!(p.check(Suite::XWingAes256Gcm, 0).is_ok());
+        assert_eq!(p.preferred(), Some(Suite::X25519Sha256Aes128Gcm));
+        assert_eq!(p.sealing_suite(0), Some(Suite::X25519Sha256Aes128Gcm));
+        let f = SuitePolicy::default().with(Suite::XWingAes256Gcm, SuiteState::Forbidden);
         assert_eq!(
-            p.check(Suite::XWingAes256Gcm, 0),
+            f.check(Suite::XWingAes256Gcm, 0),
             Err(Error::SuiteForbidden(Suite::XWingAes256Gcm))
         );
-        assert_eq!(p.preferred(), Some(Suite::X25519Sha256Aes128Gcm));
+    }
+
+    #[test]
+    fn sealing_suite_skips_a_preferred_suite_past_its_date() {
+        let p = SuitePolicy::empty()
+            .with(
+                Suite::X25519Sha256Aes128Gcm,
+                SuiteState::DeprecatedAfter(50),
+            )
+            .with(Suite::XWingAes256Gcm, SuiteState::Allowed);
+        assert_eq!(p.sealing_suite(0), Some(Suite::X25519Sha256Aes128Gcm));
+        let q = p.clone().with(Suite::XWingAes256Gcm, SuiteState::Preferred);
+        assert_eq!(q.sealing_suite(0), Some(Suite::XWingAes256Gcm));
+        assert_eq!(p.sealing_suite(50), Some(Suite::XWingAes256Gcm));
+        assert_eq!(SuitePolicy::empty().sealing_suite(0), None);
+    }
+
+    #[test]
+    fn policy_bytes_round_trip_and_are_strict() {
+        let p = SuitePolicy::default()
+            .with(
+                Suite::X25519Sha256ChaCha20Poly1305,
+                SuiteState::DeprecatedAfter(1_900_000_000),
+            )
+            .with(Suite::XWingAes256Gcm, SuiteState::Preferred);
+        let b = p.to_bytes();
+        assert_eq!(b.len(), 1 + 3 * 11);
+        let with_tail = [b.as_slice(), &[9]].concat();
+        let (back, rest) = SuitePolicy::from_bytes_prefix(&with_tail).unwrap();
+        assert_eq!((back, rest), (p.clone(), &[9u8][..]));
+        for cut in 0..b.len() {
+            assert!(SuitePolicy::from_bytes_prefix(&b[..cut]).is_err(), "{cut}");
+        }
+        // Unknown suite id, unknown state tag, a date on a state without one, out of order.
+        let mut unknown = b.clone();
+        unknown[2] = 9;
+        assert_eq!(
+            SuitePolicy::from_bytes_prefix(&unknown),
+            Err(Error::UnknownSuite(9))
+        );
+        let mut tag = b.clone();
+        tag[3] = 5;
+        assert!(SuitePolicy::from_bytes_prefix(&tag).is_err());
+        let mut dated = b.clone();
+        dated[11] = 1;
+        assert!(SuitePolicy::from_bytes_prefix(&dated).is_err());
+        let mut swapped = b.clone();
+        swapped[1..12].copy_from_slice(&b[12..23]);
+        swapped[12..23].copy_from_slice(&b[1..12]);
+        assert!(SuitePolicy::from_bytes_prefix(&swapped).is_err());
+        assert_eq!(
+            SuitePolicy::from_bytes_prefix(&[0]).unwrap().0,
+            SuitePolicy::empty()
+        );
     }
 
     #[test]

@@ -7,10 +7,19 @@ use std::collections::BTreeMap;
 use alloy_primitives::{Address, I256};
 use rand::Rng;
 use rand_core::CryptoRngCore;
-use sealbridge_enclave::{boundary::Description, epochs::EpochAnnouncement};
+use sealbridge_enclave::{
+    boundary::Description,
+    epochs::{EpochAnnouncement, XWingAnnouncement},
+};
 use sealbridge_programs::netting::{Obligation, Participant as NettingParticipant};
-use sealbridge_proto::{EnvelopeHeader, Epoch, InstanceId, Nonce, ProgramId, SenderId, TraceId};
-use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey};
+use sealbridge_proto::{
+    EnvelopeHeader, Epoch, InstanceId, Nonce, ProgramId, SenderId, Suite, SuitePolicy, TraceId,
+};
+use sealbridge_seal::{
+    envelope::Recipient,
+    hpke::xwing::XWingPublicKey,
+    keys::{Ed25519PublicKey, Ed25519SigningKey, KemPublicKey},
+};
 
 use crate::SandboxError;
 
@@ -59,7 +68,7 @@ impl Participant {
 
 /// What a client needs to address an envelope, learned from the enclave's description after
 /// checking the epoch announcement's signature against the attested instance key.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Addressing {
     /// Enclave instance.
     pub instance: InstanceId,
@@ -69,6 +78,13 @@ pub struct Addressing {
     pub kem: KemPublicKey,
     /// Program id.
     pub program: ProgramId,
+    /// The epoch's X-Wing key (from the signed X-Wing announcement, when there is one).
+    pub xwing: Option<XWingPublicKey>,
+    /// The suite lifecycle the enclave announced.
+    pub suites: SuitePolicy,
+    /// The suite [`Addressing::header`] names: the announced preferred suite, unless
+    /// [`Addressing::with_suite`] chose another.
+    pub suite: Suite,
 }
 
 impl Addressing {
@@ -83,24 +99,66 @@ impl Addressing {
                 "epoch announcement names another instance".into(),
             ));
         }
+        let (xwing, suites) = if d.xwing_announcement.is_empty() {
+            (None, SuitePolicy::default())
+        } else {
+            let x =
+                XWingAnnouncement::verify(&d.xwing_announcement, &instance_key).map_err(|e| {
+                    SandboxError::Enclave(format!("x-wing announcement does not verify: {e}"))
+                })?;
+            if x.instance != ann.instance || x.epoch != ann.epoch {
+                return Err(SandboxError::Enclave(
+                    "x-wing announcement names another instance or epoch".into(),
+                ));
+            }
+            (Some(x.public_key), x.suites)
+        };
+        let suite = suites
+            .preferred()
+            .filter(|s| *s != Suite::XWingAes256Gcm || xwing.is_some())
+            .unwrap_or_default();
         Ok(Self {
             instance: ann.instance,
             epoch: ann.epoch,
             kem: ann.public_key,
             program: ProgramId::new(d.program_id.0),
+            xwing,
+            suites,
+            suite,
         })
     }
 
-    /// A fresh header (random nonce and trace id) expiring at `expires_at`.
+    /// The same addressing, sealing with `suite`.
+    #[must_use]
+    pub fn with_suite(mut self, suite: Suite) -> Self {
+        self.suite = suite;
+        self
+    }
+
+    /// A fresh header (random nonce and trace id) expiring at `expires_at`, naming
+    /// [`Addressing::suite`].
     pub fn header(&self, rng: &mut impl Rng, expires_at: u64) -> EnvelopeHeader {
-        EnvelopeHeader::new(
+        let mut h = EnvelopeHeader::new(
             self.instance,
             self.epoch,
             self.program,
             Nonce::new(rng.r#gen()),
             expires_at,
             TraceId::new(rng.r#gen()),
-        )
+        );
+        h.suite = self.suite;
+        h
+    }
+
+    /// The epoch key of `suite`'s KEM.
+    pub fn recipient(&self, suite: Suite) -> Result<Recipient<'_>, SandboxError> {
+        match (suite, &self.xwing) {
+            (Suite::XWingAes256Gcm, Some(pk)) => Ok(Recipient::XWing(pk)),
+            (Suite::XWingAes256Gcm, None) => Err(SandboxError::Enclave(
+                "the enclave announced no X-Wing key".into(),
+            )),
+            _ => Ok(Recipient::X25519(&self.kem)),
+        }
     }
 }
 
@@ -112,8 +170,80 @@ pub fn seal_obligation(
     obligation: &Obligation,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>, SandboxError> {
-    sealbridge_seal::envelope::seal(header, &addressing.kem, from, &obligation.encode(), rng)
+    let recipient = addressing.recipient(header.suite)?;
+    sealbridge_seal::envelope::seal_to(header, recipient, from, &obligation.encode(), rng)
         .map_err(|e| SandboxError::Enclave(format!("sealing failed: {e}")))
+}
+
+/// A client pinned to the previous release: seals `obligation` as envelope version 1 exactly as
+/// that release did (X25519/AES-128-GCM, `ek` of 32 bytes, `version: 1` in the protected
+/// header). Written out from the version-1 format (docs/PROTOCOL.md §envelope) on the HPKE and
+/// CBOR primitives, not through `envelope::seal`, so it cannot follow later changes of the
+/// envelope code by accident.
+pub fn seal_obligation_v1(
+    addressing: &Addressing,
+    header: &EnvelopeHeader,
+    from: &Ed25519SigningKey,
+    obligation: &Obligation,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<u8>, SandboxError> {
+    use sealbridge_proto::cbor::Encoder;
+    let payload = obligation.encode();
+    let mut p = Encoder::new();
+    p.map(10)
+        .int(1) // alg
+        .int(41) // HPKE-3
+        .int(4) // kid
+        .bytes(addressing.kem.key_id().as_bytes())
+        .int(-65_537) // version
+        .uint(1)
+        .int(-65_538) // suite
+        .uint(1)
+        .int(-65_539)
+        .bytes(header.instance.as_bytes())
+        .int(-65_540)
+        .uint(header.epoch.0)
+        .int(-65_541)
+        .bytes(header.program.as_bytes())
+        .int(-65_542)
+        .bytes(header.nonce.as_bytes())
+        .int(-65_543)
+        .uint(header.expires_at)
+        .int(-65_544)
+        .bytes(header.trace_id.as_bytes());
+    let protected = p.into_bytes();
+    let mut signed = Encoder::new();
+    signed
+        .array(3)
+        .text("sealbridge/v1/envelope-sender")
+        .bytes(&protected)
+        .bytes(&payload);
+    let sig = from.sign_raw(&signed.into_bytes());
+    let mut pt = Encoder::new();
+    pt.array(3)
+        .bytes(from.public().as_bytes())
+        .bytes(sig.as_bytes())
+        .bytes(&payload);
+    let mut aad = Encoder::new();
+    aad.array(3).text("Encrypt0").bytes(&protected).bytes(&[]);
+    let (enc, ct) = sealbridge_seal::hpke::seal_base(
+        sealbridge_seal::hpke::Aead::Aes128Gcm,
+        &addressing.kem,
+        b"",
+        &aad.into_bytes(),
+        &pt.into_bytes(),
+        rng,
+    )
+    .map_err(|e| SandboxError::Enclave(format!("sealing v1 failed: {e}")))?;
+    let mut e = Encoder::new();
+    e.tag(16)
+        .array(3)
+        .bytes(&protected)
+        .map(1)
+        .int(-4)
+        .bytes(&enc)
+        .bytes(&ct);
+    Ok(e.into_bytes())
 }
 
 /// The net positions the clients expect, computed from their own plaintext of accepted

@@ -227,6 +227,8 @@ mod tests {
             "log-spam",
             "settled-inputs-at-rest",
             "replay-refused-envelope",
+            "suite-sunset",
+            "previous-version-client",
         ];
         assert_eq!(names, want);
         for s in scenarios() {

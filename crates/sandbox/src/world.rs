@@ -75,6 +75,9 @@ pub struct WorldConfig {
     /// Adjusts the enclave policy before deployment (anonymity set, clock step, quota, …):
     /// `None` keeps [`EnclavePolicy::new`]'s.
     pub policy: Option<fn(EnclavePolicy) -> EnclavePolicy>,
+    /// Like `policy`, also given the chain's time at deployment (a dated suite lifecycle, issue
+    /// 12); applied after `policy`.
+    pub policy_at: Option<fn(EnclavePolicy, u64) -> EnclavePolicy>,
 }
 
 impl Default for WorldConfig {
@@ -90,6 +93,7 @@ impl Default for WorldConfig {
             register: true,
             seed: 9,
             policy: None,
+            policy_at: None,
         }
     }
 }
@@ -255,6 +259,9 @@ impl<'p> World<'p> {
         }
         let verifiers = registration::dev_verifiers(3);
         let now = chain.block_timestamp()?;
+        if let Some(adjust) = cfg.policy_at {
+            policy = adjust(policy, now);
+        }
         let verifier_addresses: Vec<Address> = verifiers.iter().map(key_address).collect();
         let params = deploy_params(
             &policy,

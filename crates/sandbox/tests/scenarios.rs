@@ -233,3 +233,41 @@ fn withhold_withdrawal() {
     assert_eq!(e["escaped"], e["escrow_before"]);
     assert_eq!(e["totals"]["conserved"], true);
 }
+
+#[test]
+fn suite_sunset() {
+    let e = scenario("suite-sunset").evidence;
+    assert_eq!(e["before_t"], "accepted");
+    assert_eq!(e["kept_envelope_after_t"], "suite-deprecated");
+    assert_eq!(e["fresh_envelope_after_t"], "suite-deprecated");
+    assert_eq!(e["kept_envelope_at_lied_time"], "suite-deprecated");
+    assert!(e["enclave_time_after_lie"].as_u64().unwrap() >= e["sunset_at"].as_u64().unwrap());
+    assert!(e["host_reported_time"].as_u64().unwrap() < e["sunset_at"].as_u64().unwrap());
+    assert_eq!(e["log_size_before_after"][0], e["log_size_before_after"][1]);
+    assert_eq!(
+        e["replay_pairs_before_after"][0],
+        e["replay_pairs_before_after"][1]
+    );
+    assert_eq!(e["xwing_after_t"], "accepted");
+    assert_eq!(e["preferred_after_t"], "accepted");
+    assert_eq!(e["settled_inputs"], serde_json::json!([1, 2]));
+    assert_eq!(e["escrow_mismatches"], serde_json::json!([]));
+}
+
+#[test]
+fn previous_version_client() {
+    let e = scenario("previous-version-client").evidence;
+    assert_eq!(e["current_envelope_version"], 2);
+    assert_eq!(e["pinned_client_version"], 1);
+    assert_eq!(e["first_submission"], "accepted");
+    assert_eq!(e["resubmission"], "replayed");
+    assert_eq!(
+        e["claimed_versions"],
+        serde_json::json!([
+            {"version": 3, "answer": "unsupported-version"},
+            {"version": 0, "answer": "unsupported-version"}
+        ])
+    );
+    assert_eq!(e["settled_inputs"], serde_json::json!([2]));
+    assert_eq!(e["escrow_mismatches"], serde_json::json!([]));
+}

@@ -196,10 +196,13 @@ fn unsupported_version_and_suite() {
     )
     .unwrap_err();
     assert_eq!(e.reason(), ReasonCode::UnsupportedSuite);
-    let mut h = header(Suite::default());
-    h.version = 2;
-    let e = seal(&h, &pk, &f.sender, b"x", &mut f.rng).unwrap_err();
-    assert_eq!(e, Error::UnsupportedVersion(2));
+    // Version 2 is current and 1 the previous one (both sealable); 0 and 3 are not versions.
+    for v in [0u8, 3] {
+        let mut h = header(Suite::default());
+        h.version = v;
+        let e = seal(&h, &pk, &f.sender, b"x", &mut f.rng).unwrap_err();
+        assert_eq!(e, Error::UnsupportedVersion(u64::from(v)));
+    }
 }
 
 fn arb_suite() -> impl Strategy<Value = Suite> {

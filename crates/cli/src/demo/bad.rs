@@ -108,9 +108,9 @@ pub fn make(
         BadKind::ForgedSender => {
             let forger = Ed25519SigningKey::generate(rng);
             let h = addressing.header(rng, fresh);
-            sealbridge_seal::envelope::danger::seal_claiming_sender(
+            sealbridge_seal::envelope::danger_to::seal_claiming_sender(
                 &h,
-                &addressing.kem,
+                addressing.recipient(h.suite)?,
                 &forger,
                 from.public().sender_id(),
                 &obligation.encode(),

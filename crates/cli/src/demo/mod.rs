@@ -35,6 +35,7 @@ use sealbridge_enclave::{
     boundary::{Description, Request, Response},
 };
 use sealbridge_programs::netting::{Netting, NettingConfig};
+use sealbridge_proto::Suite;
 use sealbridge_sandbox::{
     TokenKind,
     deploy::{boot_enclave, deploy, deploy_params, deploy_token},
@@ -81,10 +82,33 @@ pub struct DemoArgs {
     /// Print one JSON object instead of human output.
     #[arg(long)]
     pub json: bool,
+    /// The suite participants seal with (`xwing`, `x25519-aes128gcm`, `x25519-chacha20`, or a
+    /// registered suite name such as `xwing-aes256gcm`); default: the policy's preferred suite,
+    /// as the enclave announces it.
+    #[arg(long, value_parser = parse_suite)]
+    pub suite: Option<Suite>,
     /// Skip showing a lone input that waits for the anonymity set and is flushed after the
     /// policy's 2 s (`sealbridge bench` measures gas of full batches only).
     #[arg(long)]
     pub no_lone_input: bool,
+}
+
+/// `--suite`: a short name or a registered suite name.
+pub fn parse_suite(s: &str) -> Result<Suite, String> {
+    match s {
+        "xwing" | "x-wing" => Ok(Suite::XWingAes256Gcm),
+        "x25519" | "x25519-aes128gcm" => Ok(Suite::X25519Sha256Aes128Gcm),
+        "x25519-chacha20" | "chacha20" => Ok(Suite::X25519Sha256ChaCha20Poly1305),
+        other => Suite::ALL
+            .into_iter()
+            .find(|x| x.as_str() == other)
+            .ok_or_else(|| {
+                format!(
+                    "unknown suite {other:?}: xwing, x25519-aes128gcm, x25519-chacha20 or one of {}",
+                    Suite::ALL.map(Suite::as_str).join(", ")
+                )
+            }),
+    }
 }
 
 /// The embedded chain, remembering block timestamps for the auditor.
@@ -333,6 +357,14 @@ fn report(
         exits: run.exits,
         hatch: checks.hatch,
         participants: args.participants,
+        suite: args
+            .suite
+            .or_else(|| {
+                sealbridge_sandbox::client::Addressing::from_description(&d.description)
+                    .ok()
+                    .map(|a| a.suite)
+            })
+            .unwrap_or_default(),
         batch_size: args.batch_size,
         enclave_address: d.description.key_bundle.address,
         settlement_address: d.sb.deployment.settlement,

@@ -45,6 +45,9 @@ pub struct DemoReport {
     /// The escape hatch: when it would open, and that it was never needed.
     pub hatch: HatchReport,
     pub participants: u32,
+    /// The suite the participants sealed their obligations with (`--suite`, else the policy's
+    /// preferred suite).
+    pub suite: sealbridge_proto::Suite,
     pub batch_size: u32,
     pub enclave_address: Address,
     pub settlement_address: Address,

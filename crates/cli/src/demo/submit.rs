@@ -47,7 +47,11 @@ pub(super) fn run_schedule(
     out: &Reporter,
     rng: &mut ChaCha20Rng,
 ) -> anyhow::Result<Run> {
-    let addressing = Addressing::from_description(&d.description)?;
+    let mut addressing = Addressing::from_description(&d.description)?;
+    if let Some(suite) = args.suite {
+        addressing = addressing.with_suite(suite);
+    }
+    out.step(&format!("participants seal with {}", addressing.suite));
     let schedule = schedule(args, rng);
     out.step(&format!(
         "submitting {} sealed obligations and {} bad envelopes; {} withdrawal requests",

@@ -23,7 +23,6 @@ use crate::{
     policy::{program_id, simulated_measurement},
     replay::ReplaySet,
 };
-use sealbridge_proto::SuitePolicy;
 
 impl Journal {
     pub(super) fn new(root: &RootSecret, next: u64) -> Self {
@@ -295,7 +294,6 @@ impl<P: Program> Enclave<P> {
             bundle,
             keys,
             replay,
-            suites: SuitePolicy::default(),
             program,
             log_origin: checkpoint::log_origin(target.chain_id, target.settlement),
             log_outbox: Vec::new(),

@@ -21,12 +21,14 @@ mod lone_obligation;
 mod oversized_statement;
 mod pay_outsider;
 mod power_loss_tiles;
+mod previous_version_client;
 mod relayer_replay;
 mod replay_refused_envelope;
 mod replay_set_flood;
 mod second_session;
 mod settled_inputs_at_rest;
 mod stale_evidence;
+mod suite_sunset;
 mod tick_max;
 mod tile_path_escape;
 mod time_jump;
@@ -66,6 +68,8 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &log_spam::LogSpam,
         &settled_inputs_at_rest::SettledInputsAtRest,
         &replay_refused_envelope::ReplayRefusedEnvelope,
+        &suite_sunset::SuiteSunset,
+        &previous_version_client::PreviousVersionClient,
     ]
 }
 

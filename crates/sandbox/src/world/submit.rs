@@ -45,6 +45,28 @@ impl World<'_> {
         Ok(outcome)
     }
 
+    /// Submit envelope bytes the scenario sealed itself for `ob` from participant `i`, at host
+    /// time `now` (a host may lie about it): the enclave's answer; an accepted obligation counts
+    /// in the clients' expected nets like [`World::pay`]'s.
+    pub fn submit_obligation_at(
+        &mut self,
+        i: usize,
+        ob: &Obligation,
+        envelope: Vec<u8>,
+        now: u64,
+    ) -> Result<SubmitOutcome, SandboxError> {
+        let outcome = match self.enclave.handle(Request::Submit { envelope, now }) {
+            Response::Submitted(o) => *o,
+            other => return Err(SandboxError::Enclave(format!("Submit: {other:?}"))),
+        };
+        self.pending.extend(outcome.batches.iter().cloned());
+        if outcome.rejected.is_none() {
+            self.expected.record(self.participants[i].account, ob);
+        }
+        self.sync_log()?;
+        Ok(outcome)
+    }
+
     /// The enclave's signed checkpoint of its log as it is now (C2SP signed note).
     pub fn checkpoint_note(&mut self) -> Result<String, SandboxError> {
         match self.enclave.handle(Request::Checkpoint) {

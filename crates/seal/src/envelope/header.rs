@@ -5,9 +5,10 @@
 //!
 //! | label   | name       | value                                                        |
 //! |---------|------------|--------------------------------------------------------------|
-//! | 1       | alg        | int: 41 HPKE-3, 42 HPKE-4 (draft-ietf-cose-hpke "assumed")    |
+//! | 1       | alg        | int: 41 HPKE-3, 42 HPKE-4 (draft-ietf-cose-hpke "assumed"),  |
+//! |         |            | -65537 X-Wing/AES-256-GCM (private use; version 2 only)      |
 //! | 4       | kid        | bstr(16): first 16 bytes of SHA-256(epoch KEM public key)    |
-//! | -65537  | version    | uint: 1                                                      |
+//! | -65537  | version    | uint: 2 (this code), 1 (previous release, still read)         |
 //! | -65538  | suite      | uint: Sealbridge suite id (must agree with `alg`)            |
 //! | -65539  | instance   | bstr(32): instance id                                        |
 //! | -65540  | epoch      | uint                                                         |
@@ -16,17 +17,18 @@
 //! | -65543  | expires_at | uint: unix seconds                                           |
 //! | -65544  | trace_id   | bstr(16)                                                     |
 //!
-//! The unprotected header holds only `-4` (`ek`, draft-ietf-cose-hpke "assumed" label):
-//! bstr(32), the HPKE `enc`.
+//! The unprotected header holds only `-4` (`ek`, draft-ietf-cose-hpke "assumed" label): the
+//! HPKE `enc`, bstr(32) for the X25519 suites and bstr(1120) for X-Wing.
 //!
 //! All ten protected entries are required, in deterministic key order (RFC 8949 §4.2.1:
 //! `1, 4, -65537, …, -65544`); any other label is rejected (we understand no optional
 //! parameters, so every unknown one is treated as critical).
 
 use sealbridge_proto::{
-    ENVELOPE_VERSION, EnvelopeHeader, Epoch, InstanceId, KemKeyId, Nonce, ProgramId, Suite,
-    TraceId,
+    EnvelopeHeader, Epoch, InstanceId, KemKeyId, Nonce, PREVIOUS_ENVELOPE_VERSION, ProgramId,
+    Suite, TraceId,
     cbor::{Decoder, Encoder},
+    envelope_version_supported,
 };
 
 use crate::Error;
@@ -133,6 +135,20 @@ impl<'a> Entries<'a> {
     }
 }
 
+/// The version is one this code reads ([`envelope_version_supported`]) and the suite is
+/// implemented and was defined at that version (version 1 had only the X25519 suites).
+pub(crate) fn check_version_and_suite(version: u64, suite: Suite) -> Result<(), Error> {
+    if !envelope_version_supported(version) {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    let in_version =
+        version != u64::from(PREVIOUS_ENVELOPE_VERSION) || suite != Suite::XWingAes256Gcm;
+    if super::hpke_aead(suite).is_none() || !in_version {
+        return Err(Error::UnsupportedSuite(i64::from(suite.id())));
+    }
+    Ok(())
+}
+
 /// Decodes the protected header. Checks, in order: well-formed deterministic map; version
 /// (→ [`Error::UnsupportedVersion`]); `alg` and suite known, consistent and implemented
 /// (→ [`Error::UnsupportedSuite`]); then exactly the ten known labels with the right types.
@@ -140,7 +156,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(EnvelopeHeader, KemKeyId), Error> 
     let entries = Entries::read(bytes)?;
 
     let version = entries.uint(LABEL_VERSION)?;
-    if version != u64::from(ENVELOPE_VERSION) {
+    if !envelope_version_supported(version) {
         return Err(Error::UnsupportedVersion(version));
     }
 
@@ -161,15 +177,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(EnvelopeHeader, KemKeyId), Error> 
     if suite != by_alg {
         return Err(Error::Malformed("alg and suite disagree"));
     }
-    if super::hpke_aead(suite).is_none() {
-        return Err(Error::UnsupportedSuite(i64::from(suite.id())));
-    }
+    check_version_and_suite(version, suite)?;
 
     if entries.0.len() != ENTRIES {
         return Err(Error::Malformed("unknown or missing header parameter"));
     }
     let header = EnvelopeHeader {
-        version: ENVELOPE_VERSION,
+        // Supported versions fit a byte (checked above).
+        version: u8::try_from(version).map_err(|_| Error::UnsupportedVersion(version))?,
         suite,
         instance: InstanceId(entries.fixed(LABEL_INSTANCE)?),
         epoch: Epoch(entries.uint(LABEL_EPOCH)?),
@@ -243,12 +258,24 @@ mod tests {
 
     #[test]
     fn version_and_suite_errors_are_distinct() {
-        let mut h = header();
-        h.version = 2;
-        let b = encode(&h, &KemKeyId([0; 16]));
-        assert_eq!(decode(&b), Err(Error::UnsupportedVersion(2)));
+        // Version 0 (never defined) and 3 (a future one) are refused; 1 and 2 are read.
+        for v in [0u8, 3, 255] {
+            let mut h = header();
+            h.version = v;
+            let b = encode(&h, &KemKeyId([0; 16]));
+            assert_eq!(decode(&b), Err(Error::UnsupportedVersion(u64::from(v))));
+        }
+        for v in [1u8, 2] {
+            let mut h = header();
+            h.version = v;
+            let b = encode(&h, &KemKeyId([0; 16]));
+            assert_eq!(decode(&b).unwrap().0.version, v);
+        }
+        // X-Wing is a version-2 suite: a version-1 header naming it is refused.
         let mut h = header();
         h.suite = Suite::XWingAes256Gcm;
+        assert!(decode(&encode(&h, &KemKeyId([0; 16]))).is_ok());
+        h.version = 1;
         let b = encode(&h, &KemKeyId([0; 16]));
         assert_eq!(decode(&b), Err(Error::UnsupportedSuite(3)));
     }

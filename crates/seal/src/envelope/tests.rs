@@ -25,7 +25,7 @@ fn forged_sender_is_bad_sender_signature() {
     let mallory = Ed25519SigningKey::from_seed([0x66; 32]);
     let bytes = seal_inner(
         &header(),
-        &pk,
+        Recipient::X25519(&pk),
         &mallory,
         alice.public().sender_id(),
         b"pay alice",
@@ -57,6 +57,31 @@ fn layout_is_as_documented() {
         bytes.len(),
         1 + 1 + 2 + env.protected.len() + 1 + 1 + 34 + 2 + env.ciphertext.len()
     );
+}
+
+#[test]
+fn xwing_layout_is_as_documented() {
+    // The same envelope as `layout_is_as_documented` with suite 3: `ek` of 1120 bytes (bstr head
+    // 59 0460) and alg -65537 (3a 00010000) instead of 41 (18 29): 1,092 bytes longer.
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let sk = XWingSecretKey::from_seed([1; 32]);
+    let alice = Ed25519SigningKey::from_seed([0xa1; 32]);
+    let mut h = header();
+    h.suite = Suite::XWingAes256Gcm;
+    let bytes = seal_to(
+        &h,
+        Recipient::XWing(sk.public()),
+        &alice,
+        &[0xab; 100],
+        &mut rng,
+    )
+    .unwrap();
+    let env = SealedEnvelope::parse(&bytes).unwrap();
+    assert_eq!(env.protected.len(), 175);
+    assert_eq!(env.enc.len(), 1120);
+    assert_eq!(env.ciphertext.len(), 100 + 1 + 34 + 66 + 2 + 16);
+    assert_eq!(bytes.len(), 433 + 1092);
+    assert!(hex::encode(&bytes).starts_with("d08358af"));
 }
 
 #[test]

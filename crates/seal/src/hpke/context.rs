@@ -75,8 +75,8 @@ impl Aead {
 }
 
 /// `suite_id = "HPKE" ‖ I2OSP(kem_id, 2) ‖ I2OSP(kdf_id, 2) ‖ I2OSP(aead_id, 2)` (§5.1).
-fn suite_id(aead: Aead) -> [u8; 10] {
-    let [k0, k1] = KEM_ID.to_be_bytes();
+fn suite_id(kem_id: u16, aead: Aead) -> [u8; 10] {
+    let [k0, k1] = kem_id.to_be_bytes();
     let [f0, f1] = KDF_ID.to_be_bytes();
     let [a0, a1] = aead.id().to_be_bytes();
     [b'H', b'P', b'K', b'E', k0, k1, f0, f1, a0, a1]
@@ -84,6 +84,7 @@ fn suite_id(aead: Aead) -> [u8; 10] {
 
 /// Everything `KeySchedule` (RFC 9180 §5.1) computes, base mode (`psk = psk_id = ""`).
 pub(crate) struct Schedule {
+    pub(crate) kem_id: u16,
     pub(crate) aead: Aead,
     pub(crate) key_schedule_context: Vec<u8>,
     pub(crate) secret: Zeroizing<[u8; NH]>,
@@ -92,13 +93,25 @@ pub(crate) struct Schedule {
     pub(crate) exporter_secret: Zeroizing<[u8; NH]>,
 }
 
-/// `KeySchedule(mode_base, shared_secret, info, "", "")` (RFC 9180 §5.1).
+/// `KeySchedule(mode_base, shared_secret, info, "", "")` (RFC 9180 §5.1) for
+/// DHKEM(X25519, HKDF-SHA256).
 pub(crate) fn key_schedule(
     aead: Aead,
     shared_secret: &[u8],
     info: &[u8],
 ) -> Result<Schedule, Error> {
-    let sid = suite_id(aead);
+    key_schedule_kem(KEM_ID, aead, shared_secret, info)
+}
+
+/// `KeySchedule(mode_base, shared_secret, info, "", "")` (RFC 9180 §5.1) for the KEM `kem_id`
+/// (it enters `suite_id`).
+pub(crate) fn key_schedule_kem(
+    kem_id: u16,
+    aead: Aead,
+    shared_secret: &[u8],
+    info: &[u8],
+) -> Result<Schedule, Error> {
+    let sid = suite_id(kem_id, aead);
     let psk_id_hash = kdf::labeled_extract(&sid, b"", b"psk_id_hash", b"");
     let info_hash = kdf::labeled_extract(&sid, b"", b"info_hash", info);
     let mut ksc = Vec::with_capacity(1 + 2 * NH);
@@ -127,6 +140,7 @@ pub(crate) fn key_schedule(
         exporter_secret.as_mut_slice(),
     )?;
     Ok(Schedule {
+        kem_id,
         aead,
         key_schedule_context: ksc,
         secret,
@@ -138,6 +152,7 @@ pub(crate) fn key_schedule(
 
 /// State shared by sender and receiver contexts (RFC 9180 §5.2).
 struct Context {
+    kem_id: u16,
     aead: Aead,
     key: Option<aead::LessSafeKey>,
     base_nonce: Zeroizing<[u8; NN]>,
@@ -158,6 +173,7 @@ impl Context {
             *o = *b;
         }
         Ok(Self {
+            kem_id: s.kem_id,
             aead: s.aead,
             key,
             base_nonce,
@@ -183,7 +199,7 @@ impl Context {
     fn export(&self, exporter_context: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
         let mut out = Zeroizing::new(vec![0u8; len]);
         kdf::labeled_expand(
-            &suite_id(self.aead),
+            &suite_id(self.kem_id, self.aead),
             self.exporter_secret.as_slice(),
             b"sec",
             exporter_context,

@@ -10,6 +10,7 @@
 
 mod context;
 pub(crate) mod kem;
+pub mod xwing;
 
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
@@ -105,6 +106,80 @@ pub fn open_base(
     ctx.open(aad, ct).map_err(|_| Error::Undecryptable)
 }
 
+/// `SetupBaseS(pkR, info)` for the X-Wing KEM with the encapsulation randomness `eseed`
+/// (deterministic, for known-answer tests; `eseed` must be fresh secret randomness otherwise).
+/// Returns `(enc, context)`.
+///
+/// # Errors
+/// [`Error::InvalidKey`] for an invalid recipient key (see [`xwing`]).
+pub fn xwing_setup_base_sender_derand(
+    aead: Aead,
+    pk_r: &xwing::XWingPublicKey,
+    info: &[u8],
+    eseed: &[u8; xwing::XWING_N_ESEED],
+) -> Result<(Box<[u8; xwing::XWING_N_ENC]>, SenderContext), Error> {
+    let (shared_secret, enc) = xwing::encap_derand(pk_r, eseed)?;
+    let schedule =
+        context::key_schedule_kem(xwing::XWING_KEM_ID, aead, shared_secret.as_slice(), info)?;
+    Ok((enc, SenderContext::new(schedule)?))
+}
+
+/// Single-shot `SealBase(pkR, info, aad, pt)` with the X-Wing KEM: returns `(enc, ct)`, `enc`
+/// 1120 bytes.
+///
+/// # Errors
+/// As [`xwing_setup_base_sender_derand`] and [`SenderContext::seal`].
+pub fn xwing_seal_base(
+    aead: Aead,
+    pk_r: &xwing::XWingPublicKey,
+    info: &[u8],
+    aad: &[u8],
+    pt: &[u8],
+    rng: &mut impl CryptoRngCore,
+) -> Result<(Box<[u8; xwing::XWING_N_ENC]>, Vec<u8>), Error> {
+    let mut eseed = Zeroizing::new([0u8; xwing::XWING_N_ESEED]);
+    rng.fill_bytes(eseed.as_mut_slice());
+    let (enc, mut ctx) = xwing_setup_base_sender_derand(aead, pk_r, info, &eseed)?;
+    Ok((enc, ctx.seal(aad, pt)?))
+}
+
+/// `SetupBaseR(enc, skR, info)` with the X-Wing KEM.
+///
+/// # Errors
+/// [`Error::InvalidKey`] for an `enc` of the wrong length or a low-order X25519 half.
+pub fn xwing_setup_base_receiver(
+    aead: Aead,
+    enc: &[u8],
+    sk_r: &xwing::XWingSecretKey,
+    info: &[u8],
+) -> Result<ReceiverContext, Error> {
+    let shared_secret = xwing::decap(enc, sk_r)?;
+    let schedule =
+        context::key_schedule_kem(xwing::XWING_KEM_ID, aead, shared_secret.as_slice(), info)?;
+    ReceiverContext::new(schedule)
+}
+
+/// Single-shot `OpenBase(enc, skR, info, aad, ct)` with the X-Wing KEM; every failure is
+/// [`Error::Undecryptable`].
+///
+/// # Errors
+/// [`Error::Undecryptable`]; [`Error::ExportOnly`] for the export-only AEAD.
+pub fn xwing_open_base(
+    aead: Aead,
+    enc: &[u8],
+    sk_r: &xwing::XWingSecretKey,
+    info: &[u8],
+    aad: &[u8],
+    ct: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    if aead == Aead::ExportOnly {
+        return Err(Error::ExportOnly);
+    }
+    let mut ctx =
+        xwing_setup_base_receiver(aead, enc, sk_r, info).map_err(|_| Error::Undecryptable)?;
+    ctx.open(aad, ct).map_err(|_| Error::Undecryptable)
+}
+
 /// Intermediate values, exposed **only** for known-answer tests against RFC 9180 vectors.
 /// Nothing here is needed to use HPKE; never log or persist these values.
 pub mod danger {
@@ -133,6 +208,28 @@ pub mod danger {
     /// [`Error::InvalidKey`] for a malformed or low-order `enc`.
     pub fn decap(enc: &[u8], sk_r: &KemSecretKey) -> Result<Zeroizing<[u8; 32]>, Error> {
         kem::decap(enc, sk_r)
+    }
+
+    /// X-Wing `EncapsulateDerand(pk, eseed)`: `(ss, ct)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for an invalid `pk`.
+    pub fn xwing_encap_derand(
+        pk: &super::xwing::XWingPublicKey,
+        eseed: &[u8; super::xwing::XWING_N_ESEED],
+    ) -> Result<(Zeroizing<[u8; 32]>, Box<[u8; super::xwing::XWING_N_ENC]>), Error> {
+        super::xwing::encap_derand(pk, eseed)
+    }
+
+    /// X-Wing `Decapsulate(ct, sk)`: the shared secret.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for a `ct` of the wrong length or with a low-order X25519 half.
+    pub fn xwing_decap(
+        ct: &[u8],
+        sk: &super::xwing::XWingSecretKey,
+    ) -> Result<Zeroizing<[u8; 32]>, Error> {
+        super::xwing::decap(ct, sk)
     }
 
     /// The outputs of the base-mode key schedule (RFC 9180 §5.1).
