@@ -217,7 +217,7 @@ pub mod danger {
     pub fn xwing_encap_derand(
         pk: &super::xwing::XWingPublicKey,
         eseed: &[u8; super::xwing::XWING_N_ESEED],
-    ) -> Result<(Zeroizing<[u8; 32]>, Box<[u8; super::xwing::XWING_N_ENC]>), Error> {
+    ) -> Result<super::xwing::XWingEncapsulation, Error> {
         super::xwing::encap_derand(pk, eseed)
     }
 

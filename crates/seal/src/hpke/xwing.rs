@@ -54,6 +54,9 @@ const CT_M: usize = 1088;
 /// The combiner's label, `\.//^\` (6 bytes).
 const LABEL: &[u8; 6] = b"\\.//^\\";
 
+/// An X-Wing shared secret and ciphertext (`enc`), as encapsulation returns them.
+pub type XWingEncapsulation = (Zeroizing<[u8; 32]>, Box<[u8; XWING_N_ENC]>);
+
 /// An X-Wing public (encapsulation) key: `pk_M ‖ pk_X`, 1216 bytes.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct XWingPublicKey(Box<[u8; XWING_N_PK]>);
@@ -198,7 +201,7 @@ fn combiner(ss_m: &[u8], ss_x: &[u8], ct_x: &[u8], pk_x: &[u8]) -> Zeroizing<[u8
 pub(crate) fn encap_derand(
     pk: &XWingPublicKey,
     eseed: &[u8; XWING_N_ESEED],
-) -> Result<(Zeroizing<[u8; 32]>, Box<[u8; XWING_N_ENC]>), Error> {
+) -> Result<XWingEncapsulation, Error> {
     let (pk_m, pk_x) = pk.halves();
     let ek_m =
         ml_kem::Key::<EncapsulationKey<MlKem768>>::try_from(pk_m).map_err(|_| Error::InvalidKey)?;
