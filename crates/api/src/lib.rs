@@ -581,7 +581,7 @@ mod tests {
             "instance_id": "cc", "measurement": "0x01", "program_id": "0x02",
             "policy_hash": "0x03", "epoch_announcement": "dd", "xwing_announcement": "ee",
             "tee": "simulated", "chain_id": 1, "registry": "0x04", "settlement": "0x05",
-            "token": "0x06", "participants": 4, "registration": "active",
+            "token": "0x06", "participants": 4, "registration": "registered",
             "registration_expires_at": null, "registration_checked_at": null
         });
         let e: Enclave = serde_json::from_value(new.clone()).unwrap();

@@ -37,7 +37,7 @@ impl Scenario for PreviousVersionClient {
     fn threat(&self) -> &'static str {
         "An upgrade strands clients of the previous release (their envelopes refused), or lets \
          their envelopes count twice, or the compatibility window lets envelopes of unknown or \
-         retired versions in (issue 12 part 4)."
+         retired versions in (DESIGN §12 invariants 1 and 5; issue 12 part 4)."
     }
 
     fn run(&self, w: &mut World<'_>) -> Result<Outcome, SandboxError> {

@@ -44,8 +44,8 @@ impl Scenario for SuiteSunset {
     fn threat(&self) -> &'static str {
         "A suite the policy deprecates after a date keeps being accepted after it (kept envelopes \
          sealed before the date, fresh ones, or a host that reports an earlier time), or its \
-         refusal changes state, or the sunset also stops the suites still allowed (issue 12 \
-         part 4)."
+         refusal changes state, or the sunset also stops the suites still allowed (DESIGN §12 \
+         invariants 2 and 5; issue 12 part 4)."
     }
 
     fn world(&self) -> WorldConfig {
