@@ -14,6 +14,7 @@
 
 pub mod chain;
 pub mod client;
+pub mod custody;
 pub mod deploy;
 pub mod host;
 pub mod registration;
@@ -227,6 +228,9 @@ mod tests {
             "log-spam",
             "settled-inputs-at-rest",
             "replay-refused-envelope",
+            "keyholder-minority",
+            "lost-enclave",
+            "root-rotation",
         ];
         assert_eq!(names, want);
         for s in scenarios() {
