@@ -115,6 +115,10 @@ impl Keyholders {
         settlement: Address,
         down: &[usize],
     ) -> Vec<OnChain<'a>> {
+        // Keyholders keep time: the chain's, as the world's clock.
+        if let Ok(t) = chain.block_timestamp() {
+            self.clock.store(t, Relaxed);
+        }
         self.holders
             .iter()
             .enumerate()
