@@ -1009,7 +1009,7 @@ mod tests {
         assert!(k.generations().unwrap().is_empty());
         // A measurement the chain does not allow.
         let deny = Keyholder::open(
-            &f._dirs[0].path().to_path_buf(),
+            f._dirs[0].path(),
             target(),
             Policy::insecure_dev(),
             Some(Box::new(|_| Ok(false))),
@@ -1019,18 +1019,13 @@ mod tests {
         let e = deny.deliver(&reqs[0]).unwrap_err();
         assert_eq!((e.status, e.code), (403, "measurement_not_allowed"));
         // The chain cannot be read.
-        let down = Keyholder::open(
-            &f._dirs[0].path().to_path_buf(),
-            target(),
-            Policy::insecure_dev(),
-            None,
-        )
-        .unwrap()
-        .with_clock(|| NOW);
+        let down = Keyholder::open(f._dirs[0].path(), target(), Policy::insecure_dev(), None)
+            .unwrap()
+            .with_clock(|| NOW);
         assert_eq!(down.deliver(&reqs[0]).unwrap_err().status, 503);
         // Simulated evidence under a production appraisal policy.
         let strict = Keyholder::open(
-            &f._dirs[0].path().to_path_buf(),
+            f._dirs[0].path(),
             target(),
             Policy::default(),
             Some(Box::new(|_| Ok(true))),
