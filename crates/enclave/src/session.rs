@@ -1197,4 +1197,137 @@ mod tests {
         assert!(r.session_start().is_some());
         assert_eq!(r.enclave().unwrap().log_head().0, size + 1);
     }
+
+    fn custody_policy() -> EnclavePolicy {
+        let keyholders = (1u8..=3)
+            .map(|i| crate::custody::KeyholderId {
+                hpke_pk: KemSecretKey::derive(&[i]).1.0,
+                tee: 0,
+            })
+            .collect();
+        policy().with_custody(Custody {
+            threshold: 2,
+            keyholders,
+        })
+    }
+
+    fn custody_session(seed: u64) -> Session {
+        let mut s = Session::custody(Box::new(move || Box::new(ChaCha20Rng::seed_from_u64(seed))));
+        let hello = Request::Hello {
+            version: BOUNDARY_VERSION,
+        };
+        assert!(matches!(s.handle(hello), Response::Hello { .. }));
+        s
+    }
+
+    fn refused(r: &Response, needle: &str) -> bool {
+        matches!(r, Response::Error(BoundaryError::Refused(why)) if why.contains(needle))
+    }
+
+    /// Every custody request out of place is refused with a reason and changes nothing.
+    #[test]
+    fn custody_requests_out_of_place_are_refused() {
+        let cp = custody_policy();
+        // A root handed to the process (a file) cannot boot a custody policy, nor deal.
+        let mut tee = session(Lineage::default(), 1);
+        let r = tee.handle(Request::Boot {
+            policy: cp.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "puts the root in custody"), "{r:?}");
+        let r = tee.handle(Request::CustodyDeal {
+            policy: cp.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "already holds a sealing root"), "{r:?}");
+        let r = tee.handle(Request::RotateRoot { now: T0 });
+        assert!(refused(&r, "needs a running enclave with custody"), "{r:?}");
+        // A custody process without a root: no Boot, no deal without custody, no recovery
+        // without a recovery key, no commit without a rotation.
+        let mut c = custody_session(2);
+        let r = c.handle(Request::Boot {
+            policy: cp.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "no sealing root"), "{r:?}");
+        let r = c.handle(Request::CustodyDeal {
+            policy: policy(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "names no keyholders"), "{r:?}");
+        let r = c.handle(Request::RecoverRoot {
+            policy: cp.clone(),
+            target: TARGET,
+            released: vec![vec![0; 64]],
+        });
+        assert!(refused(&r, "send RecoveryEvidence first"), "{r:?}");
+        let r = c.handle(Request::RecoveryEvidence {
+            target: TARGET,
+            challenge: vec![],
+            now: T0,
+        });
+        assert!(refused(&r, "1 to 64 bytes"), "{r:?}");
+        // Garbage shares: refused, naming each, and the recovery key is gone afterwards.
+        let r = c.handle(Request::RecoveryEvidence {
+            target: TARGET,
+            challenge: vec![7; 32],
+            now: T0,
+        });
+        assert!(
+            matches!(r, Response::RecoveryEvidence { tee: 0, .. }),
+            "{r:?}"
+        );
+        let r = c.handle(Request::RecoverRoot {
+            policy: cp.clone(),
+            target: TARGET,
+            released: vec![vec![0; 64], vec![1; 10]],
+        });
+        assert!(refused(&r, "share 0:") && refused(&r, "share 1:"), "{r:?}");
+        let r = c.handle(Request::RecoverRoot {
+            policy: cp.clone(),
+            target: TARGET,
+            released: vec![],
+        });
+        assert!(refused(&r, "send RecoveryEvidence first"), "{r:?}");
+        // Deal, boot, then: a second deal, recovery evidence and a commit without rotation.
+        let r = c.handle(Request::CustodyDeal {
+            policy: cp.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(matches!(&r, Response::Shares { generation: 0, sealed, .. } if sealed.len() == 3));
+        assert_eq!(
+            c.handle(Request::Boot {
+                policy: cp.clone(),
+                target: TARGET,
+                now: T0,
+            }),
+            Response::Ack
+        );
+        assert_eq!(c.root_generation(), Some(0));
+        let r = c.handle(Request::CustodyDeal {
+            policy: cp.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "already running"), "{r:?}");
+        let r = c.handle(Request::CommitRootRotation);
+        assert!(refused(&r, "no root rotation pending"), "{r:?}");
+        // A rotation: generation 1 dealt, the root changes only on commit.
+        let r = c.handle(Request::RotateRoot { now: T0 });
+        assert!(matches!(r, Response::Shares { generation: 1, .. }), "{r:?}");
+        assert_eq!(c.root_generation(), Some(0));
+        assert_eq!(c.handle(Request::CommitRootRotation), Response::Ack);
+        assert_eq!(c.root_generation(), Some(1));
+        // The process keeps its custody root across sessions.
+        let next = Session::resume(
+            c.into_process(),
+            Box::new(|| Box::new(ChaCha20Rng::seed_from_u64(3))),
+        );
+        assert_eq!(next.root_generation(), Some(1));
+    }
 }
