@@ -138,6 +138,14 @@ impl Custody {
     }
 }
 
+/// `keccak256` of a custody rule's canonical bytes ([`Custody::encode`]): what a custody root is
+/// bound to (a root dealt or recovered under one rule boots no policy naming another).
+pub fn custody_hash(c: &Custody) -> [u8; 32] {
+    let mut out = Vec::new();
+    c.encode(&mut out);
+    keccak256(out).0
+}
+
 /// The deployment a share belongs to: `chain id u64 BE ‖ settlement address`.
 pub fn deployment_bytes(target: &SettlementTarget) -> [u8; 28] {
     let mut out = [0u8; 28];

@@ -152,9 +152,17 @@ type Outgoing = (SnapshotId, u32, u64);
 pub enum RootOrigin {
     /// The TEE's own root (today's simulated root file): policies without custody only.
     Tee,
-    /// Generated inside and dealt to keyholders, or recovered from them (this generation):
-    /// policies with custody only.
-    Custody(u64),
+    /// Generated inside and dealt to keyholders, or recovered from them: policies with custody
+    /// only, and only the custody rule and deployment it was dealt or recovered under (a host
+    /// that deals under a policy naming its own keys cannot boot the real policy with that root).
+    Custody {
+        /// The root's generation.
+        generation: u64,
+        /// [`custody::custody_hash`] of the rule it was dealt or recovered under.
+        custody: [u8; 32],
+        /// The deployment it was dealt or recovered for.
+        target: SettlementTarget,
+    },
 }
 
 /// What an enclave process keeps across its sessions: the lineage, and in custody mode the
@@ -181,7 +189,7 @@ pub struct Session {
     root: Option<(RootSecret, RootOrigin)>,
     /// Roots recombined by `RecoverRoot`, newest generation first; `Restore` takes the one
     /// that opens the snapshot.
-    candidates: Vec<(u64, RootSecret)>,
+    candidates: Vec<(RootOrigin, RootSecret)>,
     /// The one-time recovery key of `RecoveryEvidence`, until `RecoverRoot`.
     recovery: Option<KemSecretKey>,
     /// A rotated root waiting for `CommitRootRotation`.
@@ -281,7 +289,7 @@ impl Session {
     /// or no root yet).
     pub fn root_generation(&self) -> Option<u64> {
         match self.root {
-            Some((_, RootOrigin::Custody(g))) => Some(g),
+            Some((_, RootOrigin::Custody { generation, .. })) => Some(generation),
             _ => None,
         }
     }
@@ -396,7 +404,7 @@ impl Session {
                     return refuse("the enclave is already running");
                 }
                 self.restoring = None;
-                let root = match self.root_for(&policy) {
+                let root = match self.root_for(&policy, &target) {
                     Ok(r) => r,
                     Err(why) => return refuse(&why),
                 };
@@ -435,7 +443,7 @@ impl Session {
                 if let Err(why) = self.adopt_candidate(&policy, &manifest) {
                     return refuse(&why);
                 }
-                let root = match self.root_for(&policy) {
+                let root = match self.root_for(&policy, &target) {
                     Ok(r) => r,
                     Err(why) => return refuse(&why),
                 };
@@ -473,7 +481,7 @@ impl Session {
                     return Response::Error(BoundaryError::Internal);
                 };
                 let next_record = reader.manifest().next_record;
-                let root = match self.root_for(&policy) {
+                let root = match self.root_for(&policy, &target) {
                     Ok(r) => r,
                     Err(why) => return refuse(&why),
                 };
@@ -504,7 +512,7 @@ impl Session {
                 if policy.custody.is_some() {
                     return refuse("a custody enclave restores chunked snapshots only");
                 }
-                let root = match self.root_for(&policy) {
+                let root = match self.root_for(&policy, &target) {
                     Ok(r) => r,
                     Err(why) => return refuse(&why),
                 };
@@ -561,24 +569,54 @@ impl Session {
 
     /// The root to boot or restore `policy` under: a custody policy needs a custody root, a
     /// policy without custody the TEE's root (a host cannot hand a custody enclave a root file).
-    fn root_for(&self, policy: &EnclavePolicy) -> Result<&RootSecret, String> {
-        match (&self.root, policy.custody.is_some()) {
-            (Some((root, RootOrigin::Custody(_))), true)
-            | (Some((root, RootOrigin::Tee)), false) => Ok(root),
-            (Some((_, RootOrigin::Tee)), true) => Err(
+    fn root_for(
+        &self,
+        policy: &EnclavePolicy,
+        target: &SettlementTarget,
+    ) -> Result<&RootSecret, String> {
+        match (&self.root, policy.custody.as_ref()) {
+            (
+                Some((
+                    root,
+                    RootOrigin::Custody {
+                        custody: bound,
+                        target: dealt_for,
+                        ..
+                    },
+                )),
+                Some(c),
+            ) => {
+                if *bound != custody::custody_hash(c) {
+                    return Err(
+                        "this enclave process's custody root was dealt or recovered under \
+                         another custody rule than this policy's keyholders"
+                            .into(),
+                    );
+                }
+                if *dealt_for != *target {
+                    return Err(
+                        "this enclave process's custody root was dealt or recovered for \
+                         another deployment"
+                            .into(),
+                    );
+                }
+                Ok(root)
+            }
+            (Some((root, RootOrigin::Tee)), None) => Ok(root),
+            (Some((_, RootOrigin::Tee)), Some(_)) => Err(
                 "the policy puts the root in custody, but this enclave process was given a root \
                  (start it without one: deal or recover from keyholders)"
                     .into(),
             ),
-            (Some((_, RootOrigin::Custody(_))), false) => Err(
+            (Some((_, RootOrigin::Custody { .. })), None) => Err(
                 "this enclave process holds a custody root but the policy names no custody".into(),
             ),
-            (None, true) => Err(
+            (None, Some(_)) => Err(
                 "no sealing root: deal one (CustodyDeal) or recover it from keyholders \
                  (RecoveryEvidence, RecoverRoot) first"
                     .into(),
             ),
-            (None, false) => Err("no sealing root in this enclave process".into()),
+            (None, None) => Err("no sealing root in this enclave process".into()),
         }
     }
 
@@ -598,9 +636,9 @@ impl Session {
             .position(|(_, r)| ChunkReader::new(r, manifest.clone()).is_ok());
         match found {
             Some(i) => {
-                let (generation, root) = self.candidates.remove(i);
+                let (origin, root) = self.candidates.remove(i);
                 self.candidates.clear();
-                self.root = Some((root, RootOrigin::Custody(generation)));
+                self.root = Some((root, origin));
                 Ok(())
             }
             None => Err(format!(
@@ -608,7 +646,10 @@ impl Session {
                 self.candidates.len(),
                 self.candidates
                     .iter()
-                    .map(|(g, _)| g.to_string())
+                    .filter_map(|(o, _)| match o {
+                        RootOrigin::Custody { generation, .. } => Some(generation.to_string()),
+                        RootOrigin::Tee => None,
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
@@ -676,7 +717,14 @@ impl Session {
         match custody::deal(c, target, 0, &mut rng) {
             Ok(dealt) => {
                 let r = Self::shares_response(&dealt, target, now);
-                self.root = Some((dealt.root, RootOrigin::Custody(0)));
+                self.root = Some((
+                    dealt.root,
+                    RootOrigin::Custody {
+                        generation: 0,
+                        custody: custody::custody_hash(c),
+                        target: *target,
+                    },
+                ));
                 r
             }
             Err(e) => refuse(&e.to_string()),
@@ -758,7 +806,18 @@ impl Session {
                     .iter()
                     .map(|r| (r.generation, B256::from(r.root_id), r.used.clone()))
                     .collect();
-                self.candidates = roots.into_iter().map(|r| (r.generation, r.root)).collect();
+                let bound = custody::custody_hash(c);
+                self.candidates = roots
+                    .into_iter()
+                    .map(|r| {
+                        let origin = RootOrigin::Custody {
+                            generation: r.generation,
+                            custody: bound,
+                            target: *target,
+                        };
+                        (origin, r.root)
+                    })
+                    .collect();
                 Response::RootRecovered {
                     roots: summary,
                     refused,
@@ -807,7 +866,17 @@ impl Session {
         };
         match e.rekey(&root) {
             Ok(()) => {
-                self.root = Some((root, RootOrigin::Custody(generation)));
+                let Some((c, target)) = &self.custody else {
+                    return Response::Error(BoundaryError::Internal);
+                };
+                self.root = Some((
+                    root,
+                    RootOrigin::Custody {
+                        generation,
+                        custody: custody::custody_hash(c),
+                        target: *target,
+                    },
+                ));
                 Response::Ack
             }
             Err(err) => {
@@ -1329,5 +1398,53 @@ mod tests {
             Box::new(|| Box::new(ChaCha20Rng::seed_from_u64(3))),
         );
         assert_eq!(next.root_generation(), Some(1));
+    }
+
+    /// H1: a host that deals under a policy naming its own keys (it then opens the shares and
+    /// learns the root) cannot boot or restore the real policy, or another deployment, with it.
+    #[test]
+    fn custody_root_dealt_under_another_policy_boots_nothing_else() {
+        let real = custody_policy();
+        let evil_keys = (10u8..=12)
+            .map(|i| crate::custody::KeyholderId {
+                hpke_pk: KemSecretKey::derive(&[i]).1.0,
+                tee: 0,
+            })
+            .collect();
+        let evil = policy().with_custody(Custody {
+            threshold: 2,
+            keyholders: evil_keys,
+        });
+        let mut c = custody_session(5);
+        let r = c.handle(Request::CustodyDeal {
+            policy: evil.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(matches!(r, Response::Shares { .. }), "{r:?}");
+        let r = c.handle(Request::Boot {
+            policy: real.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "another custody rule"), "{r:?}");
+        assert!(c.enclave().is_none());
+        let other = SettlementTarget {
+            chain_id: TARGET.chain_id + 1,
+            ..TARGET
+        };
+        let r = c.handle(Request::Boot {
+            policy: evil.clone(),
+            target: other,
+            now: T0,
+        });
+        assert!(refused(&r, "another deployment"), "{r:?}");
+        // Under the rule and deployment it was dealt for, it boots.
+        let r = c.handle(Request::Boot {
+            policy: evil,
+            target: TARGET,
+            now: T0,
+        });
+        assert_eq!(r, Response::Ack);
     }
 }
