@@ -464,6 +464,47 @@ pub fn report_data(key_bundle: &[u8], challenge: &[u8]) -> [u8; 64] {
     out
 }
 
+/// `SHA-512(len ‖ context ‖ len ‖ part ‖ …)`, length prefixes u32 BE as in [`report_data`].
+fn prefixed_sha512(context: &[u8], parts: &[&[u8]]) -> [u8; 64] {
+    let mut ctx = digest::Context::new(&digest::SHA512);
+    for part in std::iter::once(context).chain(parts.iter().copied()) {
+        ctx.update(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        ctx.update(part);
+    }
+    let mut out = [0u8; 64];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// `report_data` of a recovering enclave's request to a keyholder (docs/PROTOCOL.md "Key
+/// custody"): `SHA-512(len ‖ "sealbridge/v1/keyholder-request" ‖ len ‖ recovery key ‖ len ‖
+/// deployment ‖ len ‖ challenge)`. Its context differs from [`report_data`]'s, so evidence
+/// made for one is never the other.
+pub fn keyholder_request_report_data(
+    recovery_key: &[u8],
+    deployment: &[u8],
+    challenge: &[u8],
+) -> [u8; 64] {
+    prefixed_sha512(
+        sealbridge_proto::contexts::KEYHOLDER_REQUEST_CONTEXT,
+        &[recovery_key, deployment, challenge],
+    )
+}
+
+/// `report_data` of a dealing of shares to keyholders: `SHA-512(len ‖
+/// "sealbridge/v1/keyholder-deal" ‖ len ‖ dealing digest ‖ len ‖ deployment ‖ len ‖ generation
+/// u64 BE)`.
+pub fn keyholder_deal_report_data(
+    dealing_digest: &[u8],
+    deployment: &[u8],
+    generation: u64,
+) -> [u8; 64] {
+    prefixed_sha512(
+        sealbridge_proto::contexts::KEYHOLDER_DEAL_CONTEXT,
+        &[dealing_digest, deployment, &generation.to_be_bytes()],
+    )
+}
+
 /// SHA-256 of evidence bytes (the `evidenceHash` of an attestation result).
 pub fn evidence_hash(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -554,6 +595,23 @@ mod tests {
         assert_ne!(base, report_data(b"bundle", b"challenge2"));
         // Moving a byte across the boundary changes the hash (length prefixes).
         assert_ne!(base, report_data(b"bundlec", b"hallenge"));
+        let k = keyholder_request_report_data(b"key", b"dep", b"challenge");
+        assert_ne!(
+            k,
+            keyholder_request_report_data(b"key2", b"dep", b"challenge")
+        );
+        assert_ne!(
+            k,
+            keyholder_request_report_data(b"key", b"dep2", b"challenge")
+        );
+        assert_ne!(
+            k,
+            keyholder_request_report_data(b"key", b"dep", b"challenge2")
+        );
+        assert_ne!(k[..], report_data(b"key", b"challenge")[..]);
+        let d = keyholder_deal_report_data(b"key", b"dep", 0);
+        assert_ne!(d, k);
+        assert_ne!(d, keyholder_deal_report_data(b"key", b"dep", 1));
     }
 
     #[test]

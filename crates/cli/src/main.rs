@@ -12,6 +12,7 @@ mod docs_cmd;
 mod endpoint;
 mod evidence;
 mod gov_cmd;
+mod keyholder_cmd;
 mod load_cmd;
 mod node_cmd;
 mod sandbox_cmd;
@@ -43,6 +44,9 @@ enum Command {
     Attest(attest_cmd::AttestArgs),
     /// The verifier role: appraise evidence and sign attestation results (EIP-712).
     Verifier(verifier_cmd::VerifierArgs),
+    /// A keyholder: hold one share of a deployment's sealing root, release it only to an
+    /// attested enclave the chain allows.
+    Keyholder(keyholder_cmd::KeyholderArgs),
     /// Audit a deployment from public data: chain events, log tiles, evidence and policy.
     Audit(audit_cmd::AuditArgs),
     /// Transparency log: inclusion proofs of receipts against the latest checkpoint.
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench_cmd::run(&args),
         Command::Attest(args) => attest_cmd::run(&args),
         Command::Verifier(args) => verifier_cmd::run(&args),
+        Command::Keyholder(args) => keyholder_cmd::run(&args),
         Command::Audit(args) => audit_cmd::run(&args),
         Command::Log(args) => audit_cmd::run_log(&args),
         Command::Deploy(args) => deploy_cmd::run(&args),

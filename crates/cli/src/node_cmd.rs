@@ -161,8 +161,12 @@ pub struct EnclaveArgs {
     pub socket: PathBuf,
     /// The simulated TEE's root sealing secret (64 hex digits). INSECURE: a real TEE derives it
     /// in hardware.
+    #[arg(long, required_unless_present = "custody", conflicts_with = "custody")]
+    pub root_secret: Option<PathBuf>,
+    /// Key custody: start without a root; the host has the enclave deal one to the policy's
+    /// keyholders or recover it from them (docs/PROTOCOL.md "Key custody").
     #[arg(long)]
-    pub root_secret: PathBuf,
+    pub custody: bool,
     /// Exit when this process (the node that spawned us) is gone.
     #[arg(long)]
     pub parent_pid: Option<u32>,
@@ -171,7 +175,10 @@ pub struct EnclaveArgs {
 /// Serve the boundary protocol on a Unix socket until killed.
 pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
-    let root = read_root_secret(&args.root_secret)?;
+    let root = match &args.root_secret {
+        Some(path) => Some(read_root_secret(path)?),
+        None => None,
+    };
     if let Some(parent) = args.parent_pid {
         // A node killed with -9 cannot kill its enclave: the enclave notices instead.
         std::thread::spawn(move || {
@@ -183,7 +190,10 @@ pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    serve_unix(&args.socket, root)?;
+    match root {
+        Some(root) => serve_unix(&args.socket, root)?,
+        None => sealbridge_core::link::serve_unix_custody(&args.socket)?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 30] = [
+const NAMES: [&str; 33] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
@@ -41,6 +41,9 @@ const NAMES: [&str; 30] = [
     "replay-refused-envelope",
     "suite-sunset",
     "previous-version-client",
+    "keyholder-minority",
+    "lost-enclave",
+    "root-rotation",
 ];
 
 /// Run `sealbridge sandbox ARGS --json`: the one object it prints, its exit code, stderr.

@@ -214,6 +214,9 @@ pub struct Core {
     final_snapshot: bool,
     /// Forward secrecy at rest: the last settled sequence sent, and the erasure the disk has
     /// not caught up with ([`Core::report_settled`]).
+    /// A command taken off the channel that must start its own group (a root rotation's
+    /// commit), served first in the next round.
+    deferred: Option<Cmd>,
     erasure: Erasure,
     /// Host time (unix seconds): the system clock unless a test moves it ([`Core::set_clock`]).
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
@@ -280,6 +283,7 @@ impl Core {
             snapshot_chunk_bytes: DEFAULT_CHUNK_BYTES,
             final_snapshot: false,
             erasure: Erasure::default(),
+            deferred: None,
             clock: Arc::new(unix_now),
         })
     }
@@ -1110,10 +1114,13 @@ impl Core {
     pub fn run(mut self, rx: Receiver<Cmd>) -> Result<(), CoreError> {
         let poll = self.cfg.batch_interval.min(Duration::from_millis(200));
         loop {
-            let first = match rx.recv_timeout(poll) {
-                Ok(c) => Some(c),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return self.stop(),
+            let first = match self.deferred.take() {
+                Some(c) => Some(c),
+                None => match rx.recv_timeout(poll) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return self.stop(),
+                },
             };
             if self.link.is_none() {
                 // The enclave went away: a new session, restored from durable state.
@@ -1130,11 +1137,41 @@ impl Core {
                     continue;
                 }
             }
+            // A root rotation's commit is a group of its own: every record before it is
+            // committed (sealed under the old root), and no record follows before the snapshot
+            // under the new root is stored alone.
+            let first = match first {
+                Some(Cmd::Call {
+                    request: Request::CommitRootRotation,
+                    reply,
+                }) => {
+                    match self.commit_rotation() {
+                        Ok(r) => {
+                            let _ = reply.send(Ok(r));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(CoreError::Enclave(e.to_string())));
+                            return Err(e);
+                        }
+                    }
+                    continue;
+                }
+                other => other,
+            };
             let mut g = Group::default();
             if let Some(cmd) = first {
                 self.serve(cmd, &mut g);
                 while g.replies.len() + g.calls.len() < MAX_GROUP {
                     match rx.try_recv() {
+                        Ok(
+                            cmd @ Cmd::Call {
+                                request: Request::CommitRootRotation,
+                                ..
+                            },
+                        ) => {
+                            self.deferred = Some(cmd);
+                            break;
+                        }
                         Ok(cmd) => self.serve(cmd, &mut g),
                         Err(_) => break,
                     }
@@ -1149,6 +1186,35 @@ impl Core {
                 .state
                 .settle_opportunity_served
                 .store(self.pacing.served, Relaxed);
+        }
+    }
+
+    /// Commit a root rotation (key custody; `Request::RotateRoot` came before and the host
+    /// delivered the new shares): the enclave seals under the new root from now on, and a
+    /// snapshot under it is stored alone at once (older snapshots and the journal below it,
+    /// sealed under the old root, deleted). A refusal changes nothing. If the snapshot cannot
+    /// be stored the core stops with an error: the enclave process must be restarted, and
+    /// recovers from the keyholders, which still hold the old generation (see
+    /// docs/PROTOCOL.md "Key custody").
+    fn commit_rotation(&mut self) -> Result<Response, CoreError> {
+        let r = self.call(Request::CommitRootRotation)?;
+        if r != Response::Ack {
+            return Ok(r);
+        }
+        self.rotation_due();
+        match self.snapshot_now()? {
+            Some(stats) => {
+                tracing::info!(
+                    next_record = stats.next_record,
+                    "root rotation committed: snapshot under the new root stored alone"
+                );
+                Ok(Response::Ack)
+            }
+            None => Err(CoreError::Inconsistent(
+                "the enclave refused the snapshot after a root rotation; restart the enclave \
+                 process (it recovers from the keyholders)"
+                    .into(),
+            )),
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sealbridge_enclave::{
     boundary::{BoundaryError, MAX_FRAME_BYTES, Request, Response, decode_frame, encode_frame},
-    session::{Lineage, RngFactory, Session},
+    session::{ProcessState, RngFactory, RootOrigin, Session},
 };
 use sealbridge_seal::{at_rest::RootSecret, envelope::SealedEnvelope};
 
@@ -32,7 +32,6 @@ pub trait EnclaveLink: Send {
 
 /// The enclave in this process (development and the demo's shape).
 pub struct InProc {
-    root: [u8; 32],
     session: Session,
 }
 
@@ -50,8 +49,15 @@ impl InProc {
     /// A session over the root secret.
     pub fn new(root: [u8; 32]) -> Self {
         Self {
-            root,
             session: Session::new(RootSecret::from_bytes(root), os_rng()),
+        }
+    }
+
+    /// A session of an enclave "process" in custody mode: no root until it deals one or
+    /// recovers it from keyholders (`sealbridge_enclave::custody`).
+    pub fn custody() -> Self {
+        Self {
+            session: Session::custody(os_rng()),
         }
     }
 }
@@ -65,17 +71,10 @@ impl EnclaveLink for InProc {
         Ok(handle_traced(&mut self.session, request, frame.len()))
     }
 
-    /// A new session of the same enclave "process": the lineage carries over.
+    /// A new session of the same enclave "process": the lineage and the root carry over.
     fn reconnect(&mut self) -> Result<(), CoreError> {
-        let old = std::mem::replace(
-            &mut self.session,
-            Session::new(RootSecret::from_bytes(self.root), os_rng()),
-        );
-        self.session = Session::with_lineage(
-            RootSecret::from_bytes(self.root),
-            os_rng(),
-            old.into_lineage(),
-        );
+        let old = std::mem::replace(&mut self.session, Session::custody(os_rng()));
+        self.session = Session::resume(old.into_process(), os_rng());
         Ok(())
     }
 }
@@ -157,19 +156,34 @@ impl EnclaveLink for UnixLink {
 
 /// `sealbridge enclave`: serve sessions on a Unix socket, one connection at a time.
 pub fn serve_unix(path: &Path, root: [u8; 32]) -> Result<(), CoreError> {
+    serve_unix_with(
+        path,
+        ProcessState {
+            root: Some((RootSecret::from_bytes(root), RootOrigin::Tee)),
+            ..ProcessState::default()
+        },
+    )
+}
+
+/// `sealbridge enclave --custody`: like [`serve_unix`], for an enclave process started without
+/// a root (it deals one, or the host has it recover one from keyholders).
+pub fn serve_unix_custody(path: &Path) -> Result<(), CoreError> {
+    serve_unix_with(path, ProcessState::default())
+}
+
+fn serve_unix_with(path: &Path, mut state: ProcessState) -> Result<(), CoreError> {
     let io = |e: std::io::Error| CoreError::Enclave(format!("{}: {e}", path.display()));
     if path.exists() {
         std::fs::remove_file(path).map_err(io)?;
     }
     let listener = bind_private(path).map_err(io)?;
     tracing::info!(socket = %path.display(), "enclave listening");
-    let mut lineage = Lineage::default();
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
-        let mut session = Session::with_lineage(RootSecret::from_bytes(root), os_rng(), lineage);
+        let mut session = Session::resume(state, os_rng());
         tracing::info!("new boundary session");
         serve_connection(&mut conn, &mut session);
-        lineage = session.into_lineage();
+        state = session.into_process();
     }
     Ok(())
 }
@@ -297,6 +311,11 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Restore { .. } => "restore",
         Request::RestoreChunk { .. } => "restore-chunk",
         Request::RestoreV1 { .. } => "restore-v1",
+        Request::CustodyDeal { .. } => "custody-deal",
+        Request::RecoveryEvidence { .. } => "recovery-evidence",
+        Request::RecoverRoot { .. } => "recover-root",
+        Request::RotateRoot { .. } => "rotate-root",
+        Request::CommitRootRotation => "commit-root-rotation",
     }
 }
 
@@ -320,6 +339,9 @@ fn response_kind(response: &Response) -> &'static str {
         Response::SnapshotChunk { .. } => "snapshot-chunk",
         Response::Restoring { .. } => "restoring",
         Response::Status(_) => "status",
+        Response::Shares { .. } => "shares",
+        Response::RecoveryEvidence { .. } => "recovery-evidence",
+        Response::RootRecovered { .. } => "root-recovered",
         Response::Error(_) => "error",
     }
 }
@@ -355,14 +377,28 @@ pub struct SpawnedEnclave {
 impl SpawnedEnclave {
     /// Start `exe enclave --socket <dir>/enclave.sock --root-secret <file>`.
     pub fn spawn(exe: &Path, data_dir: &Path, root_file: &Path) -> Result<Self, CoreError> {
+        Self::spawn_with(exe, data_dir, Some(root_file))
+    }
+
+    /// Start `exe enclave --socket <dir>/enclave.sock --custody` (no root: key custody).
+    pub fn spawn_custody(exe: &Path, data_dir: &Path) -> Result<Self, CoreError> {
+        Self::spawn_with(exe, data_dir, None)
+    }
+
+    fn spawn_with(
+        exe: &Path,
+        data_dir: &Path,
+        root_file: Option<&Path>,
+    ) -> Result<Self, CoreError> {
         let socket = data_dir.join("enclave.sock");
         let _ = std::fs::remove_file(&socket);
-        let child = Command::new(exe)
-            .arg("enclave")
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--root-secret")
-            .arg(root_file)
+        let mut cmd = Command::new(exe);
+        cmd.arg("enclave").arg("--socket").arg(&socket);
+        match root_file {
+            Some(f) => cmd.arg("--root-secret").arg(f),
+            None => cmd.arg("--custody"),
+        };
+        let child = cmd
             .arg("--parent-pid")
             .arg(std::process::id().to_string())
             .spawn()

@@ -198,6 +198,59 @@ pub enum Request {
         #[serde(with = "crate::persist::serde_bytes_compat")]
         blob: Vec<u8>,
     },
+    // --- key custody (issue 12 part 3; docs/PROTOCOL.md "Key custody") ----------------------
+    /// Session start in custody mode, before `Boot` (enclave process started without a root):
+    /// generate the sealing root inside, split it among `policy.custody`'s keyholders and seal
+    /// each share to its keyholder. Answered `Shares`; the host delivers them (`POST
+    /// /v1/shares`) and then sends `Boot` with the same policy and target. Refused when the
+    /// session already holds a root or the policy has no custody.
+    CustodyDeal {
+        /// The policy to boot under (its custody names the keyholders).
+        policy: EnclavePolicy,
+        /// Settlement target (the deployment the shares are bound to).
+        target: SettlementTarget,
+        /// Host time (the dealing's evidence).
+        now: u64,
+    },
+    /// Session start in custody mode, recovering a lost enclave's root: attestation evidence
+    /// binding this session's one-time recovery key (created on the first such request, kept
+    /// until `RecoverRoot`), `target` and a keyholder's `challenge`
+    /// (`keyholder_request_report_data`). Answered `RecoveryEvidence`.
+    RecoveryEvidence {
+        /// Settlement target whose root is recovered.
+        target: SettlementTarget,
+        /// The keyholder's challenge (`GET /v1/challenge`).
+        challenge: Vec<u8>,
+        /// Host time.
+        now: u64,
+    },
+    /// Session start in custody mode: the shares keyholders released to the recovery key.
+    /// The enclave opens them, recombines every generation with k consistent shares (root id
+    /// checked) and erases the recovery key; `Restore` then picks the recovered root that
+    /// opens the snapshot (newest generation first). Answered `RootRecovered`, or refused with
+    /// what each share was.
+    RecoverRoot {
+        /// Policy (its custody gives k).
+        policy: EnclavePolicy,
+        /// Settlement target.
+        target: SettlementTarget,
+        /// Released shares as the keyholders returned them (`enc ‖ ct`).
+        released: Vec<Vec<u8>>,
+    },
+    /// Root rotation, step 1 (a running custody enclave): generate the next root (generation
+    /// +1), split and seal it like `CustodyDeal`, and hold it aside. Answered `Shares`. The
+    /// host delivers them to every keyholder, then sends `CommitRootRotation`.
+    RotateRoot {
+        /// Host time (the dealing's evidence).
+        now: u64,
+    },
+    /// Root rotation, step 2: seal from now on under the root `RotateRoot` made (journal and
+    /// snapshots). Refused unless a rotation is pending and no state change is unjournaled.
+    /// The host must then store a snapshot alone at once (older snapshots and the journal
+    /// below it deleted) before any other request, and tell the keyholders to drop the old
+    /// generation. Answered `Ack`.
+    CommitRootRotation,
+    // --- end key custody ---------------------------------------------------------------------
     /// Session start (enclave process only): restore from a single-blob snapshot of boundary
     /// version 1 (what a database written by an older node holds; at most one frame).
     RestoreV1 {
@@ -363,6 +416,39 @@ pub enum Response {
     },
     /// Answer to `Status`.
     Status(EnclaveStatus),
+    // --- key custody ---
+    /// Shares of a new root (`CustodyDeal`, `RotateRoot`), one per keyholder in policy order.
+    Shares {
+        /// Root generation.
+        generation: u64,
+        /// The root's id (`keccak256("sealbridge/v1/root-id" ‖ root)`).
+        root_id: B256,
+        /// Share i sealed to keyholder i (`enc ‖ ct`).
+        sealed: Vec<Vec<u8>>,
+        /// TEE kind of the evidence (0: simulated).
+        tee: u8,
+        /// Evidence whose report_data is `keyholder_deal_report_data(dealing_digest,
+        /// deployment, generation)`: keyholders store only shares a genuine enclave dealt.
+        evidence: Vec<u8>,
+    },
+    /// Evidence for a keyholder (`RecoveryEvidence`).
+    RecoveryEvidence {
+        /// The one-time recovery public key (X25519) shares are released to.
+        recovery_key: [u8; 32],
+        /// TEE kind (0: simulated).
+        tee: u8,
+        /// The evidence.
+        evidence: Vec<u8>,
+    },
+    /// Roots recombined (`RecoverRoot`): `(generation, root id, share indices used)` per
+    /// generation, newest first, and why each share that did not count was refused.
+    RootRecovered {
+        /// Recovered generations.
+        roots: Vec<(u64, B256, Vec<u8>)>,
+        /// `(position in the request, reason)` of shares that did not open or parse.
+        refused: Vec<(u32, String)>,
+    },
+    // --- end key custody ---
     /// The request could not be served.
     Error(BoundaryError),
 }

@@ -12,6 +12,7 @@
 pub mod boundary;
 pub mod checkpoint;
 pub mod chunks;
+pub mod custody;
 pub mod epochs;
 pub mod forensics;
 pub mod keys;

@@ -426,9 +426,16 @@ impl<P: Program> Enclave<P> {
             Request::Boot { .. }
             | Request::Restore { .. }
             | Request::RestoreChunk { .. }
-            | Request::RestoreV1 { .. } => Response::Error(BoundaryError::Refused(
+            | Request::RestoreV1 { .. }
+            | Request::CustodyDeal { .. }
+            | Request::RecoveryEvidence { .. }
+            | Request::RecoverRoot { .. } => Response::Error(BoundaryError::Refused(
                 "the enclave is already running".into(),
             )),
+            // Served by the session (which holds the root), never journaled.
+            Request::RotateRoot { .. } | Request::CommitRootRotation => Response::Error(
+                BoundaryError::Refused("root rotation is a session request (not journaled)".into()),
+            ),
         }
     }
 

@@ -11,6 +11,7 @@ use sealbridge_programs::netting::{NettingConfig, Participant};
 use sealbridge_proto::{PREVIOUS_ENVELOPE_VERSION, SenderId, SuitePolicy};
 
 use crate::Error;
+pub use crate::custody::{Custody, KeyholderId};
 
 pub use sealbridge_proto::contexts::{POLICY_CONTEXT, PROGRAM_ID_CONTEXT, SIM_MEASUREMENT_CONTEXT};
 
@@ -64,6 +65,13 @@ pub struct EnclavePolicy {
 
 fn default_min_envelope_version() -> u8 {
     PREVIOUS_ENVELOPE_VERSION
+    // --- key custody (issue 12 part 3, policy version 4) -------------------------------------
+    /// Key custody: the sealing root is generated inside and split among these keyholders,
+    /// `threshold` of whom recover it ([`crate::custody`]). `None`: the TEE's own root (today's
+    /// simulated root file).
+    #[serde(default)]
+    pub custody: Option<Custody>,
+    // --- end key custody ---------------------------------------------------------------------
 }
 
 /// The production anonymity set (`sealbridge deploy` defaults): inputs per statement.
@@ -119,7 +127,8 @@ impl EnclavePolicy {
     /// Policy encoding version. Version 2 added `max_effects_per_statement`; version 3 the
     /// anonymity set (`min_batch_inputs`, `min_batch_senders`, `max_batch_wait_secs`),
     /// `max_clock_step_secs` and `max_pending_per_sender`; version 4 (issue 12) the suite
-    /// lifecycle (`suites`) and `min_envelope_version`.
+    /// lifecycle (`suites`), `min_envelope_version` and key custody (`custody`), each in its
+    /// own marked block of [`EnclavePolicy::to_bytes`].
     pub const VERSION: u8 = 4;
 
     /// A policy with the defaults of DESIGN (1 h epochs, 10 min grace) and the default effects
@@ -147,6 +156,14 @@ impl EnclavePolicy {
     #[must_use]
     pub fn with_suites(mut self, suites: SuitePolicy) -> Self {
         self.suites = suites;
+            custody: None,
+        }
+    }
+
+    /// This policy with the sealing root in the custody of `custody`'s keyholders.
+    #[must_use]
+    pub fn with_custody(mut self, custody: Custody) -> Self {
+        self.custody = Some(custody);
         self
     }
 
@@ -226,6 +243,12 @@ impl EnclavePolicy {
                 sealbridge_proto::ENVELOPE_VERSION
             )));
         }
+        // --- key custody ---
+        if let Some(c) = &self.custody {
+            c.validate()
+                .map_err(|e| Error::InvalidPolicy(e.to_string()))?;
+        }
+        // --- end key custody ---
         Ok(())
     }
 
@@ -292,6 +315,15 @@ impl EnclavePolicy {
         // ---- issue 12 part 4 (crypto agility) block: suite lifecycle, min envelope version ----
         out.extend_from_slice(&self.suites.to_bytes());
         out.push(self.min_envelope_version);
+        // --- key custody (version 4): 0x00, or 0x01 ‖ Custody::encode ---
+        match &self.custody {
+            None => out.push(0),
+            Some(c) => {
+                out.push(1);
+                c.encode(&mut out);
+            }
+        }
+        // --- end key custody ---
         out
     }
 
@@ -337,6 +369,25 @@ impl EnclavePolicy {
         let (suites, rest) = SuitePolicy::from_bytes_prefix(r.0).map_err(|_| bad.clone())?;
         r.0 = rest;
         let [min_envelope_version] = r.take::<1>().ok_or(bad.clone())?;
+        // --- key custody ---
+        let custody = match r.take::<1>().ok_or(bad.clone())? {
+            [0] => None,
+            [1] => {
+                let [threshold, n] = r.take::<2>().ok_or(bad.clone())?;
+                let mut keyholders = Vec::new();
+                for _ in 0..n {
+                    let hpke_pk: [u8; 32] = r.take().ok_or(bad.clone())?;
+                    let [tee] = r.take::<1>().ok_or(bad.clone())?;
+                    keyholders.push(KeyholderId { hpke_pk, tee });
+                }
+                Some(Custody {
+                    threshold,
+                    keyholders,
+                })
+            }
+            _ => return Err(bad),
+        };
+        // --- end key custody ---
         let [
             epoch_secs,
             epoch_grace_secs,
@@ -361,6 +412,7 @@ impl EnclavePolicy {
             max_pending_per_sender,
             suites,
             min_envelope_version,
+            custody,
         };
         // Canonical: no trailing bytes, lists sorted as `to_bytes` sorts them.
         if !r.0.is_empty() || policy.to_bytes() != bytes {
@@ -513,7 +565,7 @@ mod tests {
         assert_eq!(bytes.first(), Some(&4));
         assert_eq!(
             bytes.len(),
-            1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4 + 4 + 4 + 8 + 8 + 4 + (1 + 3 * 11) + 1
+            1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4 + 4 + 4 + 8 + 8 + 4 + (1 + 3 * 11) + 1 + 1
         );
         let back = EnclavePolicy::from_bytes(&bytes).unwrap();
         assert_eq!(back.hash(), p.hash());
@@ -528,7 +580,7 @@ mod tests {
         v1[0] = 1;
         assert!(EnclavePolicy::from_bytes(&v1).is_err());
         // Version-2 bytes (no anonymity set, clock step or quota) are refused, by version.
-        let mut v2 = bytes[..bytes.len() - 28 - 35].to_vec();
+        let mut v2 = bytes[..bytes.len() - 28 - 35 - 1].to_vec();
         v2[0] = 2;
         assert_eq!(
             EnclavePolicy::from_bytes(&v2),
@@ -538,7 +590,7 @@ mod tests {
             })
         );
         // Version-3 bytes (no suite lifecycle) and an unknown future version: refused clearly.
-        let mut v3 = bytes[..bytes.len() - 35].to_vec();
+        let mut v3 = bytes[..bytes.len() - 35 - 1].to_vec();
         v3[0] = 3;
         assert_eq!(
             EnclavePolicy::from_bytes(&v3),
@@ -561,6 +613,56 @@ mod tests {
         swapped[a].copy_from_slice(&second);
         swapped[b].copy_from_slice(&first);
         assert!(EnclavePolicy::from_bytes(&swapped).is_err());
+        // Version-3 bytes (no custody byte) are refused.
+        let mut v3 = bytes[..bytes.len() - 1].to_vec();
+        v3[0] = 3;
+        assert!(EnclavePolicy::from_bytes(&v3).is_err());
+    }
+
+    #[test]
+    fn custody_is_encoded_hashed_and_validated() {
+        let keyholder = |b: u8| KeyholderId {
+            hpke_pk: [b; 32],
+            tee: b % 2,
+        };
+        let custody = Custody {
+            threshold: 2,
+            keyholders: vec![keyholder(1), keyholder(2), keyholder(3)],
+        };
+        let p = policy().with_custody(custody.clone());
+        assert!(p.validate().is_ok());
+        let bytes = p.to_bytes();
+        assert_eq!(bytes.len(), policy().to_bytes().len() + 2 + 3 * 33);
+        let back = EnclavePolicy::from_bytes(&bytes).unwrap();
+        assert_eq!(back.custody, p.custody);
+        assert_eq!((back.to_bytes(), back.hash()), (bytes.clone(), p.hash()));
+        assert_ne!(p.hash(), policy().hash());
+        for cut in 0..bytes.len() {
+            assert!(EnclavePolicy::from_bytes(&bytes[..cut]).is_err(), "{cut}");
+        }
+        let long = [bytes.as_slice(), &[0]].concat();
+        assert!(EnclavePolicy::from_bytes(&long).is_err());
+        // Another keyholder, another threshold or another TEE kind: another policy hash.
+        let mut q = p.clone();
+        q.custody.as_mut().unwrap().keyholders[2] = keyholder(4);
+        assert_ne!(q.hash(), p.hash());
+        let mut q = p.clone();
+        q.custody.as_mut().unwrap().threshold = 3;
+        assert_ne!(q.hash(), p.hash());
+        let mut q = p.clone();
+        q.custody.as_mut().unwrap().keyholders[0].tee = 7;
+        assert_ne!(q.hash(), p.hash());
+        // An unknown custody tag is refused.
+        let mut tag = policy().to_bytes();
+        *tag.last_mut().unwrap() = 2;
+        assert!(EnclavePolicy::from_bytes(&tag).is_err());
+        // A custody rule that cannot hold is refused by `validate`.
+        let mut single = custody;
+        single.threshold = 1;
+        assert!(matches!(
+            policy().with_custody(single).validate(),
+            Err(Error::InvalidPolicy(_))
+        ));
     }
 
     #[test]

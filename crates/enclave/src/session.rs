@@ -32,12 +32,13 @@ use std::collections::BTreeMap;
 use alloy_primitives::B256;
 use rand_core::CryptoRngCore;
 use sealbridge_programs::netting::Netting;
-use sealbridge_seal::at_rest::RootSecret;
+use sealbridge_seal::{at_rest::RootSecret, keys::KemSecretKey};
 
 use crate::{
     Enclave, EnclavePolicy, SettlementTarget,
     boundary::{BOUNDARY_VERSION, BoundaryError, Request, Response},
     chunks::{ChunkReader, SnapshotId},
+    custody::{self, Custody},
     log_entry::SessionStartEntry,
 };
 
@@ -134,7 +135,10 @@ pub fn goes_live(request: &Request) -> bool {
         | Request::Replay { .. }
         | Request::ReplayBatch { .. }
         | Request::Snapshot { .. }
-        | Request::SnapshotChunk { .. } => false,
+        | Request::SnapshotChunk { .. }
+        | Request::CustodyDeal { .. }
+        | Request::RecoveryEvidence { .. }
+        | Request::RecoverRoot { .. } => false,
         Request::Journaled(inner) => !matches!(**inner, Request::Journaled(_)) && goes_live(inner),
         _ => true,
     }
@@ -143,9 +147,55 @@ pub fn goes_live(request: &Request) -> bool {
 /// A snapshot being fetched by the host: (id, chunks, next_record).
 type Outgoing = (SnapshotId, u32, u64);
 
+/// Where a session's sealing root came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootOrigin {
+    /// The TEE's own root (today's simulated root file): policies without custody only.
+    Tee,
+    /// Generated inside and dealt to keyholders, or recovered from them: policies with custody
+    /// only, and only the custody rule and deployment it was dealt or recovered under (a host
+    /// that deals under a policy naming its own keys cannot boot the real policy with that root).
+    Custody {
+        /// The root's generation.
+        generation: u64,
+        /// [`custody::custody_hash`] of the rule it was dealt or recovered under.
+        custody: [u8; 32],
+        /// The deployment it was dealt or recovered for.
+        target: SettlementTarget,
+    },
+}
+
+/// What an enclave process keeps across its sessions: the lineage, and in custody mode the
+/// root it dealt, recovered or rotated to (it lives in the process's memory only).
+#[derive(Default)]
+pub struct ProcessState {
+    /// What the process has run.
+    pub lineage: Lineage,
+    /// The root and where it came from (`None`: a custody process that has none yet).
+    pub root: Option<(RootSecret, RootOrigin)>,
+}
+
+impl std::fmt::Debug for ProcessState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessState")
+            .field("lineage", &self.lineage)
+            .field("root", &self.root.as_ref().map(|(_, o)| o))
+            .finish()
+    }
+}
+
 /// A session: before `Boot`/`Restore` only `Hello` is served.
 pub struct Session {
-    root: RootSecret,
+    root: Option<(RootSecret, RootOrigin)>,
+    /// Roots recombined by `RecoverRoot`, newest generation first; `Restore` takes the one
+    /// that opens the snapshot.
+    candidates: Vec<(RootOrigin, RootSecret)>,
+    /// The one-time recovery key of `RecoveryEvidence`, until `RecoverRoot`.
+    recovery: Option<KemSecretKey>,
+    /// A rotated root waiting for `CommitRootRotation`.
+    rotation: Option<(u64, RootSecret)>,
+    /// The running enclave's custody rule and deployment.
+    custody: Option<(Custody, SettlementTarget)>,
     rng: RngFactory,
     enclave: Option<Enclave<Netting>>,
     restoring: Option<(EnclavePolicy, SettlementTarget, ChunkReader)>,
@@ -182,8 +232,32 @@ impl Session {
     /// A new session of a process that has run `lineage` (the previous session's
     /// [`Session::into_lineage`]).
     pub fn with_lineage(root: RootSecret, rng: RngFactory, lineage: Lineage) -> Self {
+        Self::resume(
+            ProcessState {
+                lineage,
+                root: Some((root, RootOrigin::Tee)),
+            },
+            rng,
+        )
+    }
+
+    /// A new session of a process in custody mode that holds no root yet: it must deal one
+    /// (`CustodyDeal`) or recover one from keyholders (`RecoveryEvidence`, `RecoverRoot`)
+    /// before `Boot` or `Restore`.
+    pub fn custody(rng: RngFactory) -> Self {
+        Self::resume(ProcessState::default(), rng)
+    }
+
+    /// A new session of a process in `state` (the previous session's
+    /// [`Session::into_process`]).
+    pub fn resume(state: ProcessState, rng: RngFactory) -> Self {
+        let ProcessState { lineage, root } = state;
         Self {
             root,
+            candidates: Vec::new(),
+            recovery: None,
+            rotation: None,
+            custody: None,
             rng,
             enclave: None,
             restoring: None,
@@ -200,6 +274,24 @@ impl Session {
     /// End the session, keeping what the process has run (for the next session).
     pub fn into_lineage(self) -> Lineage {
         self.lineage
+    }
+
+    /// End the session, keeping what the process holds: its lineage and its root (in custody
+    /// mode, the root it dealt, recovered or rotated to).
+    pub fn into_process(self) -> ProcessState {
+        ProcessState {
+            lineage: self.lineage,
+            root: self.root,
+        }
+    }
+
+    /// The generation of the custody root this session seals under (`None`: the TEE's root,
+    /// or no root yet).
+    pub fn root_generation(&self) -> Option<u64> {
+        match self.root {
+            Some((_, RootOrigin::Custody { generation, .. })) => Some(generation),
+            _ => None,
+        }
     }
 
     /// What this process has run so far, this session included.
@@ -312,9 +404,13 @@ impl Session {
                     return refuse("the enclave is already running");
                 }
                 self.restoring = None;
+                let root = match self.root_for(&policy, &target) {
+                    Ok(r) => r,
+                    Err(why) => return refuse(&why),
+                };
+                let custody = policy.custody.clone().map(|c| (c, target));
                 let program = Netting::new(&policy.netting);
-                match Enclave::boot_durable(policy, program, target, (self.rng)(), now, &self.root)
-                {
+                match Enclave::boot_durable(policy, program, target, (self.rng)(), now, root) {
                     Ok(mut e) => {
                         // A new instance: no earlier session of it. Live at once; the entry is
                         // part of the boot state (the first snapshot holds it).
@@ -327,6 +423,7 @@ impl Session {
                         self.instance = Some(instance);
                         self.prior_high_water = 0;
                         self.enclave = Some(e);
+                        self.custody = custody;
                         Response::Ack
                     }
                     Err(e @ crate::Error::InvalidPolicy(_)) => refuse(&e.to_string()),
@@ -343,7 +440,14 @@ impl Session {
                 }
                 // A new Restore abandons any restore in progress.
                 self.restoring = None;
-                match ChunkReader::new(&self.root, manifest) {
+                if let Err(why) = self.adopt_candidate(&policy, &manifest) {
+                    return refuse(&why);
+                }
+                let root = match self.root_for(&policy, &target) {
+                    Ok(r) => r,
+                    Err(why) => return refuse(&why),
+                };
+                match ChunkReader::new(root, manifest) {
                     Ok(reader) => {
                         let m = reader.manifest();
                         if let Err(why) = self.lineage.check_restore(&m.instance, m.next_record) {
@@ -377,17 +481,19 @@ impl Session {
                     return Response::Error(BoundaryError::Internal);
                 };
                 let next_record = reader.manifest().next_record;
+                let root = match self.root_for(&policy, &target) {
+                    Ok(r) => r,
+                    Err(why) => return refuse(&why),
+                };
+                let custody = policy.custody.clone().map(|c| (c, target));
                 let program = Netting::new(&policy.netting);
-                match Enclave::restore_chunked(
-                    policy,
-                    program,
-                    target,
-                    (self.rng)(),
-                    &self.root,
-                    reader,
-                ) {
+                match Enclave::restore_chunked(policy, program, target, (self.rng)(), root, reader)
+                {
                     Ok(e) => match self.restored(e, next_record) {
-                        Ok(()) => Response::Ack,
+                        Ok(()) => {
+                            self.custody = custody;
+                            Response::Ack
+                        }
                         Err(why) => refuse(&why),
                     },
                     Err(e) => refuse(&e.to_string()),
@@ -403,13 +509,20 @@ impl Session {
                     return refuse("the enclave is already running");
                 }
                 self.restoring = None;
+                if policy.custody.is_some() {
+                    return refuse("a custody enclave restores chunked snapshots only");
+                }
+                let root = match self.root_for(&policy, &target) {
+                    Ok(r) => r,
+                    Err(why) => return refuse(&why),
+                };
                 let program = Netting::new(&policy.netting);
                 match Enclave::restore(
                     policy,
                     program,
                     target,
                     (self.rng)(),
-                    &self.root,
+                    root,
                     next_record,
                     &snapshot,
                 ) {
@@ -420,6 +533,23 @@ impl Session {
                     Err(e) => refuse(&e.to_string()),
                 }
             }
+            Request::CustodyDeal {
+                policy,
+                target,
+                now,
+            } => self.custody_deal(&policy, &target, now),
+            Request::RecoveryEvidence {
+                target,
+                challenge,
+                now,
+            } => self.recovery_evidence(&target, &challenge, now),
+            Request::RecoverRoot {
+                policy,
+                target,
+                released,
+            } => self.recover_root(&policy, &target, &released),
+            Request::RotateRoot { now } => self.rotate_root(now),
+            Request::CommitRootRotation => self.commit_rotation(),
             _ if self.enclave.is_none() => match self.restoring.as_ref() {
                 Some((_, _, r)) => Response::Error(BoundaryError::Refused(format!(
                     "restore incomplete: {} of {} snapshot chunks received",
@@ -432,6 +562,327 @@ impl Session {
                 Some(e) => e.handle(other),
                 None => refuse("no enclave yet: send Boot or Restore"),
             },
+        }
+    }
+
+    // --- key custody (issue 12 part 3) --------------------------------------------------------
+
+    /// The root to boot or restore `policy` under: a custody policy needs a custody root, a
+    /// policy without custody the TEE's root (a host cannot hand a custody enclave a root file).
+    fn root_for(
+        &self,
+        policy: &EnclavePolicy,
+        target: &SettlementTarget,
+    ) -> Result<&RootSecret, String> {
+        match (&self.root, policy.custody.as_ref()) {
+            (
+                Some((
+                    root,
+                    RootOrigin::Custody {
+                        custody: bound,
+                        target: dealt_for,
+                        ..
+                    },
+                )),
+                Some(c),
+            ) => {
+                if *bound != custody::custody_hash(c) {
+                    return Err(
+                        "this enclave process's custody root was dealt or recovered under \
+                         another custody rule than this policy's keyholders"
+                            .into(),
+                    );
+                }
+                if *dealt_for != *target {
+                    return Err(
+                        "this enclave process's custody root was dealt or recovered for \
+                         another deployment"
+                            .into(),
+                    );
+                }
+                Ok(root)
+            }
+            (Some((root, RootOrigin::Tee)), None) => Ok(root),
+            (Some((_, RootOrigin::Tee)), Some(_)) => Err(
+                "the policy puts the root in custody, but this enclave process was given a root \
+                 (start it without one: deal or recover from keyholders)"
+                    .into(),
+            ),
+            (Some((_, RootOrigin::Custody { .. })), None) => Err(
+                "this enclave process holds a custody root but the policy names no custody".into(),
+            ),
+            (None, Some(_)) => Err(
+                "no sealing root: deal one (CustodyDeal) or recover it from keyholders \
+                 (RecoveryEvidence, RecoverRoot) first"
+                    .into(),
+            ),
+            (None, None) => Err("no sealing root in this enclave process".into()),
+        }
+    }
+
+    /// Before a custody `Restore` with no root yet: take the recovered root that opens the
+    /// manifest (newest generation first).
+    fn adopt_candidate(
+        &mut self,
+        policy: &EnclavePolicy,
+        manifest: &crate::chunks::SnapshotManifest,
+    ) -> Result<(), String> {
+        if self.root.is_some() || policy.custody.is_none() || self.candidates.is_empty() {
+            return Ok(());
+        }
+        let found = self
+            .candidates
+            .iter()
+            .position(|(_, r)| ChunkReader::new(r, manifest.clone()).is_ok());
+        match found {
+            Some(i) => {
+                let (origin, root) = self.candidates.remove(i);
+                self.candidates.clear();
+                self.root = Some((root, origin));
+                Ok(())
+            }
+            None => Err(format!(
+                "none of the {} recovered root(s) (generations {}) opens this snapshot",
+                self.candidates.len(),
+                self.candidates
+                    .iter()
+                    .filter_map(|(o, _)| match o {
+                        RootOrigin::Custody { generation, .. } => Some(generation.to_string()),
+                        RootOrigin::Tee => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// The simulated TEE's evidence of this program with `report_data` at `now`.
+    fn simulated_evidence(report_data: [u8; 64], now: u64) -> Vec<u8> {
+        use sealbridge_attest::{Measurement, danger::SimulatedQuote};
+        use sealbridge_programs::Program;
+        let program = Netting::new(&sealbridge_programs::netting::NettingConfig {
+            participants: Vec::new(),
+            tokens: Vec::new(),
+        });
+        let measurement = crate::policy::simulated_measurement(program.name());
+        SimulatedQuote {
+            measurement: Measurement(measurement.0),
+            report_data,
+            issued_at: now,
+            debug: false,
+        }
+        .sign()
+    }
+
+    fn shares_response(dealt: &custody::Dealt, target: &SettlementTarget, now: u64) -> Response {
+        let digests: Vec<[u8; 32]> = dealt
+            .sealed
+            .iter()
+            .map(|s| custody::sealed_digest(s))
+            .collect();
+        let report_data = sealbridge_attest::keyholder_deal_report_data(
+            &custody::dealing_digest(&digests),
+            &custody::deployment_bytes(target),
+            dealt.generation,
+        );
+        Response::Shares {
+            generation: dealt.generation,
+            root_id: B256::from(dealt.root_id),
+            sealed: dealt.sealed.clone(),
+            tee: 0,
+            evidence: Self::simulated_evidence(report_data, now),
+        }
+    }
+
+    fn custody_deal(
+        &mut self,
+        policy: &EnclavePolicy,
+        target: &SettlementTarget,
+        now: u64,
+    ) -> Response {
+        let refuse = |why: &str| Response::Error(BoundaryError::Refused(why.to_string()));
+        if self.enclave.is_some() {
+            return refuse("the enclave is already running");
+        }
+        if self.root.is_some() {
+            return refuse("this enclave process already holds a sealing root");
+        }
+        let Some(c) = &policy.custody else {
+            return refuse("the policy names no keyholders (no custody)");
+        };
+        if let Err(e) = policy.validate() {
+            return refuse(&e.to_string());
+        }
+        let mut rng = (self.rng)();
+        match custody::deal(c, target, 0, &mut rng) {
+            Ok(dealt) => {
+                let r = Self::shares_response(&dealt, target, now);
+                self.root = Some((
+                    dealt.root,
+                    RootOrigin::Custody {
+                        generation: 0,
+                        custody: custody::custody_hash(c),
+                        target: *target,
+                    },
+                ));
+                r
+            }
+            Err(e) => refuse(&e.to_string()),
+        }
+    }
+
+    fn recovery_evidence(
+        &mut self,
+        target: &SettlementTarget,
+        challenge: &[u8],
+        now: u64,
+    ) -> Response {
+        let refuse = |why: &str| Response::Error(BoundaryError::Refused(why.to_string()));
+        if self.enclave.is_some() || self.root.is_some() {
+            return refuse("this enclave process already holds a sealing root");
+        }
+        if challenge.is_empty() || challenge.len() > 64 {
+            return refuse("a keyholder challenge is 1 to 64 bytes");
+        }
+        if self.recovery.is_none() {
+            let mut rng = (self.rng)();
+            self.recovery = Some(KemSecretKey::generate(&mut rng).0);
+        }
+        let Some(sk) = &self.recovery else {
+            return Response::Error(BoundaryError::Internal);
+        };
+        let recovery_key = sk.public().0;
+        let evidence = Self::simulated_evidence(
+            sealbridge_attest::keyholder_request_report_data(
+                &recovery_key,
+                &custody::deployment_bytes(target),
+                challenge,
+            ),
+            now,
+        );
+        Response::RecoveryEvidence {
+            recovery_key,
+            tee: 0,
+            evidence,
+        }
+    }
+
+    fn recover_root(
+        &mut self,
+        policy: &EnclavePolicy,
+        target: &SettlementTarget,
+        released: &[Vec<u8>],
+    ) -> Response {
+        let refuse = |why: &str| Response::Error(BoundaryError::Refused(why.to_string()));
+        if self.enclave.is_some() || self.root.is_some() {
+            return refuse("this enclave process already holds a sealing root");
+        }
+        let Some(c) = &policy.custody else {
+            return refuse("the policy names no keyholders (no custody)");
+        };
+        let Some(sk) = self.recovery.take() else {
+            return refuse("no recovery key: send RecoveryEvidence first");
+        };
+        let mut shares = Vec::new();
+        let mut refused = Vec::new();
+        for (i, blob) in (0u32..).zip(released) {
+            match custody::open_released(blob, &sk, target) {
+                Ok(s) if s.threshold != c.threshold => refused.push((
+                    i,
+                    format!(
+                        "share of a {}-of-n split, the policy says {}",
+                        s.threshold, c.threshold
+                    ),
+                )),
+                Ok(s) => shares.push(s),
+                Err(e) => refused.push((i, e.to_string())),
+            }
+        }
+        // The recovery key is single use: dropped here (zeroised), whatever the outcome.
+        drop(sk);
+        match custody::recover(&shares) {
+            Ok(roots) => {
+                let summary = roots
+                    .iter()
+                    .map(|r| (r.generation, B256::from(r.root_id), r.used.clone()))
+                    .collect();
+                let bound = custody::custody_hash(c);
+                self.candidates = roots
+                    .into_iter()
+                    .map(|r| {
+                        let origin = RootOrigin::Custody {
+                            generation: r.generation,
+                            custody: bound,
+                            target: *target,
+                        };
+                        (origin, r.root)
+                    })
+                    .collect();
+                Response::RootRecovered {
+                    roots: summary,
+                    refused,
+                }
+            }
+            Err(e) => {
+                let why = refused
+                    .iter()
+                    .map(|(i, w)| format!("share {i}: {w}"))
+                    .collect::<Vec<_>>();
+                refuse(&format!(
+                    "{e}{}{}",
+                    if why.is_empty() { "" } else { "; " },
+                    why.join("; ")
+                ))
+            }
+        }
+    }
+
+    fn rotate_root(&mut self, now: u64) -> Response {
+        let refuse = |why: &str| Response::Error(BoundaryError::Refused(why.to_string()));
+        let (Some(generation), Some((c, target))) = (self.root_generation(), &self.custody) else {
+            return refuse("root rotation needs a running enclave with custody");
+        };
+        let Some(next) = generation.checked_add(1) else {
+            return refuse("root generation exhausted");
+        };
+        let mut rng = (self.rng)();
+        match custody::deal(c, target, next, &mut rng) {
+            Ok(dealt) => {
+                let r = Self::shares_response(&dealt, target, now);
+                self.rotation = Some((next, dealt.root));
+                r
+            }
+            Err(e) => refuse(&e.to_string()),
+        }
+    }
+
+    fn commit_rotation(&mut self) -> Response {
+        let refuse = |why: &str| Response::Error(BoundaryError::Refused(why.to_string()));
+        let Some(e) = self.enclave.as_mut() else {
+            return refuse("no enclave yet");
+        };
+        let Some((generation, root)) = self.rotation.take() else {
+            return refuse("no root rotation pending: send RotateRoot first");
+        };
+        match e.rekey(&root) {
+            Ok(()) => {
+                let Some((c, target)) = &self.custody else {
+                    return Response::Error(BoundaryError::Internal);
+                };
+                self.root = Some((
+                    root,
+                    RootOrigin::Custody {
+                        generation,
+                        custody: custody::custody_hash(c),
+                        target: *target,
+                    },
+                ));
+                Response::Ack
+            }
+            Err(err) => {
+                self.rotation = Some((generation, root));
+                Response::Error(err)
+            }
         }
     }
 }
@@ -814,5 +1265,186 @@ mod tests {
         r.handle(Request::Journaled(Box::new(Request::CutBatch { now: T0 })));
         assert!(r.session_start().is_some());
         assert_eq!(r.enclave().unwrap().log_head().0, size + 1);
+    }
+
+    fn custody_policy() -> EnclavePolicy {
+        let keyholders = (1u8..=3)
+            .map(|i| crate::custody::KeyholderId {
+                hpke_pk: KemSecretKey::derive(&[i]).1.0,
+                tee: 0,
+            })
+            .collect();
+        policy().with_custody(Custody {
+            threshold: 2,
+            keyholders,
+        })
+    }
+
+    fn custody_session(seed: u64) -> Session {
+        let mut s = Session::custody(Box::new(move || Box::new(ChaCha20Rng::seed_from_u64(seed))));
+        let hello = Request::Hello {
+            version: BOUNDARY_VERSION,
+        };
+        assert!(matches!(s.handle(hello), Response::Hello { .. }));
+        s
+    }
+
+    fn refused(r: &Response, needle: &str) -> bool {
+        matches!(r, Response::Error(BoundaryError::Refused(why)) if why.contains(needle))
+    }
+
+    /// Every custody request out of place is refused with a reason and changes nothing.
+    #[test]
+    fn custody_requests_out_of_place_are_refused() {
+        let cp = custody_policy();
+        // A root handed to the process (a file) cannot boot a custody policy, nor deal.
+        let mut tee = session(Lineage::default(), 1);
+        let r = tee.handle(Request::Boot {
+            policy: cp.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "puts the root in custody"), "{r:?}");
+        let r = tee.handle(Request::CustodyDeal {
+            policy: cp.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "already holds a sealing root"), "{r:?}");
+        let r = tee.handle(Request::RotateRoot { now: T0 });
+        assert!(refused(&r, "needs a running enclave with custody"), "{r:?}");
+        // A custody process without a root: no Boot, no deal without custody, no recovery
+        // without a recovery key, no commit without a rotation.
+        let mut c = custody_session(2);
+        let r = c.handle(Request::Boot {
+            policy: cp.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "no sealing root"), "{r:?}");
+        let r = c.handle(Request::CustodyDeal {
+            policy: policy(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "names no keyholders"), "{r:?}");
+        let r = c.handle(Request::RecoverRoot {
+            policy: cp.clone(),
+            target: TARGET,
+            released: vec![vec![0; 64]],
+        });
+        assert!(refused(&r, "send RecoveryEvidence first"), "{r:?}");
+        let r = c.handle(Request::RecoveryEvidence {
+            target: TARGET,
+            challenge: vec![],
+            now: T0,
+        });
+        assert!(refused(&r, "1 to 64 bytes"), "{r:?}");
+        // Garbage shares: refused, naming each, and the recovery key is gone afterwards.
+        let r = c.handle(Request::RecoveryEvidence {
+            target: TARGET,
+            challenge: vec![7; 32],
+            now: T0,
+        });
+        assert!(
+            matches!(r, Response::RecoveryEvidence { tee: 0, .. }),
+            "{r:?}"
+        );
+        let r = c.handle(Request::RecoverRoot {
+            policy: cp.clone(),
+            target: TARGET,
+            released: vec![vec![0; 64], vec![1; 10]],
+        });
+        assert!(refused(&r, "share 0:") && refused(&r, "share 1:"), "{r:?}");
+        let r = c.handle(Request::RecoverRoot {
+            policy: cp.clone(),
+            target: TARGET,
+            released: vec![],
+        });
+        assert!(refused(&r, "send RecoveryEvidence first"), "{r:?}");
+        // Deal, boot, then: a second deal, recovery evidence and a commit without rotation.
+        let r = c.handle(Request::CustodyDeal {
+            policy: cp.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(matches!(&r, Response::Shares { generation: 0, sealed, .. } if sealed.len() == 3));
+        assert_eq!(
+            c.handle(Request::Boot {
+                policy: cp.clone(),
+                target: TARGET,
+                now: T0,
+            }),
+            Response::Ack
+        );
+        assert_eq!(c.root_generation(), Some(0));
+        let r = c.handle(Request::CustodyDeal {
+            policy: cp.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "already running"), "{r:?}");
+        let r = c.handle(Request::CommitRootRotation);
+        assert!(refused(&r, "no root rotation pending"), "{r:?}");
+        // A rotation: generation 1 dealt, the root changes only on commit.
+        let r = c.handle(Request::RotateRoot { now: T0 });
+        assert!(matches!(r, Response::Shares { generation: 1, .. }), "{r:?}");
+        assert_eq!(c.root_generation(), Some(0));
+        assert_eq!(c.handle(Request::CommitRootRotation), Response::Ack);
+        assert_eq!(c.root_generation(), Some(1));
+        // The process keeps its custody root across sessions.
+        let next = Session::resume(
+            c.into_process(),
+            Box::new(|| Box::new(ChaCha20Rng::seed_from_u64(3))),
+        );
+        assert_eq!(next.root_generation(), Some(1));
+    }
+
+    /// H1: a host that deals under a policy naming its own keys (it then opens the shares and
+    /// learns the root) cannot boot or restore the real policy, or another deployment, with it.
+    #[test]
+    fn custody_root_dealt_under_another_policy_boots_nothing_else() {
+        let real = custody_policy();
+        let evil_keys = (10u8..=12)
+            .map(|i| crate::custody::KeyholderId {
+                hpke_pk: KemSecretKey::derive(&[i]).1.0,
+                tee: 0,
+            })
+            .collect();
+        let evil = policy().with_custody(Custody {
+            threshold: 2,
+            keyholders: evil_keys,
+        });
+        let mut c = custody_session(5);
+        let r = c.handle(Request::CustodyDeal {
+            policy: evil.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(matches!(r, Response::Shares { .. }), "{r:?}");
+        let r = c.handle(Request::Boot {
+            policy: real.clone(),
+            target: TARGET,
+            now: T0,
+        });
+        assert!(refused(&r, "another custody rule"), "{r:?}");
+        assert!(c.enclave().is_none());
+        let other = SettlementTarget {
+            chain_id: TARGET.chain_id + 1,
+            ..TARGET
+        };
+        let r = c.handle(Request::Boot {
+            policy: evil.clone(),
+            target: other,
+            now: T0,
+        });
+        assert!(refused(&r, "another deployment"), "{r:?}");
+        // Under the rule and deployment it was dealt for, it boots.
+        let r = c.handle(Request::Boot {
+            policy: evil,
+            target: TARGET,
+            now: T0,
+        });
+        assert_eq!(r, Response::Ack);
     }
 }

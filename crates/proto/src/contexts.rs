@@ -43,6 +43,25 @@ pub const XWING_ANNOUNCEMENT_CONTEXT: &[u8] = b"sealbridge/v1/xwing-epoch-announ
 /// The simulated TEE root's seed is SHA-256 of this public label. Not a secret.
 pub const SIM_ROOT_SEED_LABEL: &[u8] = b"sealbridge/v1/INSECURE-simulated-tee-root";
 
+// Key custody across keyholders (issue 12 part 3; docs/PROTOCOL.md "Key custody").
+
+/// Prefix of a sealing root's id: `keccak256(this ‖ root)`. Shares carry it, so a recombined
+/// root is checked and a bad share detected.
+pub const ROOT_ID_CONTEXT: &[u8] = b"sealbridge/v1/root-id";
+/// HPKE `info` prefix of a share sealed by the enclave to a keyholder (then the deployment).
+pub const KEYHOLDER_SHARE_CONTEXT: &[u8] = b"sealbridge/v1/keyholder-share";
+/// Prefix of the attestation `report_data` of a recovering enclave's request to a keyholder:
+/// binds its one-time recovery key, the deployment and the keyholder's challenge.
+pub const KEYHOLDER_REQUEST_CONTEXT: &[u8] = b"sealbridge/v1/keyholder-request";
+/// Prefix of the attestation `report_data` of a dealing (the enclave's new shares): binds the
+/// digest of every sealed share, the deployment and the generation, so that a keyholder stores
+/// only shares a genuine enclave dealt (a host cannot substitute a root it knows).
+pub const KEYHOLDER_DEAL_CONTEXT: &[u8] = b"sealbridge/v1/keyholder-deal";
+/// HPKE `info` prefix of a share a keyholder releases to a recovery key (then the deployment).
+pub const KEYHOLDER_RELEASE_CONTEXT: &[u8] = b"sealbridge/v1/keyholder-release";
+/// Sealing-at-rest purpose of a keyholder's own secrets (its HPKE key, the shares it holds).
+pub const KEYHOLDER_AT_REST_LABEL: &[u8] = b"sealbridge/v1/keyholder-at-rest";
+
 // Transparency-log checkpoints are C2SP signed notes: their domain separation is the note format
 // itself (key name = log origin, key id), so they use no label here, by design.
 
@@ -66,6 +85,12 @@ pub const ALL: &[&[u8]] = &[
     SEALED_INPUT_CONTEXT,
     EPOCH_XWING_KEM_LABEL,
     XWING_ANNOUNCEMENT_CONTEXT,
+    ROOT_ID_CONTEXT,
+    KEYHOLDER_SHARE_CONTEXT,
+    KEYHOLDER_REQUEST_CONTEXT,
+    KEYHOLDER_DEAL_CONTEXT,
+    KEYHOLDER_RELEASE_CONTEXT,
+    KEYHOLDER_AT_REST_LABEL,
 ];
 
 #[cfg(test)]

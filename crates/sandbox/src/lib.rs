@@ -14,6 +14,7 @@
 
 pub mod chain;
 pub mod client;
+pub mod custody;
 pub mod deploy;
 pub mod host;
 pub mod registration;
@@ -229,6 +230,9 @@ mod tests {
             "replay-refused-envelope",
             "suite-sunset",
             "previous-version-client",
+            "keyholder-minority",
+            "lost-enclave",
+            "root-rotation",
         ];
         assert_eq!(names, want);
         for s in scenarios() {

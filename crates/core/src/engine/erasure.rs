@@ -185,6 +185,13 @@ impl Core {
         }
     }
 
+    /// A root rotation was committed (key custody): the next snapshot, taken at once, is stored
+    /// alone, so that nothing sealed under the old root stays on disk.
+    pub(super) fn rotation_due(&mut self) {
+        tracing::info!("sealing root rotated: the next snapshot is stored alone");
+        self.erasure_due(Alone::Erasure);
+    }
+
     fn erasure_due(&mut self, why: Alone) {
         self.erasure.alone = Some(why);
         self.erasure.refused_at = None;

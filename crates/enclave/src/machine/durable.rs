@@ -58,6 +58,26 @@ impl<P: Program> Enclave<P> {
         Ok(Some(JournalRecord { index, blob }))
     }
 
+    /// Root rotation (key custody): seal journal records and snapshots from now on under keys
+    /// derived from `root`. Refused unless durable and every state change so far is sealed in
+    /// a journal record (the records before stay under the old root; the host stores a
+    /// snapshot alone right after, which deletes them). A snapshot being fetched is dropped.
+    pub fn rekey(&mut self, root: &RootSecret) -> Result<(), BoundaryError> {
+        let refuse = |why: &str| BoundaryError::Refused(why.to_string());
+        let Some(j) = self.journal.as_mut() else {
+            return Err(refuse("this enclave was not booted durable"));
+        };
+        if !j.steps.is_empty() {
+            return Err(refuse(
+                "state changes not yet journaled: rotate between journaled requests",
+            ));
+        }
+        j.record_key = SealingKey::derive(root, SEAL_PURPOSE_JOURNAL);
+        j.snapshot_key = SealingKey::derive(root, SEAL_PURPOSE_SNAPSHOT);
+        j.outgoing = None;
+        Ok(())
+    }
+
     /// Index of the next journal record (`None` unless durable).
     pub fn next_record(&self) -> Option<u64> {
         self.journal.as_ref().map(|j| j.next)

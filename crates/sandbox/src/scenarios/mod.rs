@@ -16,8 +16,10 @@ mod front_run_registration;
 mod governor_drain;
 mod host_cut_batch_of_one;
 mod host_rollback;
+mod keyholder_minority;
 mod log_spam;
 mod lone_obligation;
+mod lost_enclave;
 mod oversized_statement;
 mod pay_outsider;
 mod power_loss_tiles;
@@ -25,6 +27,7 @@ mod previous_version_client;
 mod relayer_replay;
 mod replay_refused_envelope;
 mod replay_set_flood;
+mod root_rotation;
 mod second_session;
 mod settled_inputs_at_rest;
 mod stale_evidence;
@@ -70,6 +73,9 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &replay_refused_envelope::ReplayRefusedEnvelope,
         &suite_sunset::SuiteSunset,
         &previous_version_client::PreviousVersionClient,
+        &keyholder_minority::KeyholderMinority,
+        &lost_enclave::LostEnclave,
+        &root_rotation::RootRotation,
     ]
 }
 

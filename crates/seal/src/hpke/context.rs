@@ -13,6 +13,8 @@ use crate::kdf::{self, NH};
 pub const KDF_ID: u16 = 0x0001;
 /// `mode_base` (RFC 9180 §5).
 const MODE_BASE: u8 = 0x00;
+/// `mode_auth` (RFC 9180 §5): the sender authenticated by its static KEM key.
+pub(crate) const MODE_AUTH: u8 = 0x02;
 /// `Nn` of every AEAD supported here.
 pub(crate) const NN: usize = 12;
 
@@ -100,7 +102,7 @@ pub(crate) fn key_schedule(
     shared_secret: &[u8],
     info: &[u8],
 ) -> Result<Schedule, Error> {
-    key_schedule_kem(KEM_ID, aead, shared_secret, info)
+    key_schedule_full(MODE_BASE, KEM_ID, aead, shared_secret, info)
 }
 
 /// `KeySchedule(mode_base, shared_secret, info, "", "")` (RFC 9180 §5.1) for the KEM `kem_id`
@@ -111,11 +113,33 @@ pub(crate) fn key_schedule_kem(
     shared_secret: &[u8],
     info: &[u8],
 ) -> Result<Schedule, Error> {
+    key_schedule_full(MODE_BASE, kem_id, aead, shared_secret, info)
+}
+
+/// `KeySchedule(mode, shared_secret, info, "", "")` for `mode_base` or `mode_auth` (no PSK),
+/// DHKEM(X25519, HKDF-SHA256).
+pub(crate) fn key_schedule_mode(
+    mode: u8,
+    aead: Aead,
+    shared_secret: &[u8],
+    info: &[u8],
+) -> Result<Schedule, Error> {
+    key_schedule_full(mode, KEM_ID, aead, shared_secret, info)
+}
+
+/// `KeySchedule(mode, shared_secret, info, "", "")` (RFC 9180 §5.1, no PSK) for the KEM `kem_id`.
+fn key_schedule_full(
+    mode: u8,
+    kem_id: u16,
+    aead: Aead,
+    shared_secret: &[u8],
+    info: &[u8],
+) -> Result<Schedule, Error> {
     let sid = suite_id(kem_id, aead);
     let psk_id_hash = kdf::labeled_extract(&sid, b"", b"psk_id_hash", b"");
     let info_hash = kdf::labeled_extract(&sid, b"", b"info_hash", info);
     let mut ksc = Vec::with_capacity(1 + 2 * NH);
-    ksc.push(MODE_BASE);
+    ksc.push(mode);
     ksc.extend_from_slice(psk_id_hash.as_slice());
     ksc.extend_from_slice(info_hash.as_slice());
     let secret = kdf::labeled_extract(&sid, shared_secret, b"secret", b"");

@@ -26,6 +26,7 @@ pub(crate) fn derive_secret_bytes(ikm: &[u8]) -> Zeroizing<[u8; 32]> {
 }
 
 /// `ExtractAndExpand(dh, kem_context)` (RFC 9180 §4.1).
+/// `pk_r` is `pkR` in base mode and `pkR ‖ pkS` in auth mode.
 fn extract_and_expand(dh: &[u8], enc: &[u8], pk_r: &[u8]) -> Zeroizing<[u8; NH]> {
     let eae_prk = kdf::labeled_extract(&SUITE_ID, b"", b"eae_prk", dh);
     let kem_context = [enc, pk_r].concat();
@@ -58,4 +59,35 @@ pub(crate) fn decap(enc: &[u8], sk_r: &KemSecretKey) -> Result<Zeroizing<[u8; NH
     let pk_e = KemPublicKey::from_slice(enc)?;
     let dh = sk_r.dh(&pk_e)?;
     Ok(extract_and_expand(dh.as_slice(), enc, &sk_r.public().0))
+}
+
+/// `AuthEncap(pkR, skS)` with the ephemeral key pair `DeriveKeyPair(ikm_e)` (RFC 9180 §4.1):
+/// `dh = DH(skE, pkR) ‖ DH(skS, pkR)`, `kem_context = enc ‖ pkR ‖ pkS`. Returns
+/// `(shared_secret, enc)`.
+pub(crate) fn auth_encap_derand(
+    pk_r: &KemPublicKey,
+    sk_s: &KemSecretKey,
+    ikm_e: &[u8],
+) -> Result<(Zeroizing<[u8; NH]>, [u8; N_ENC]), Error> {
+    let (sk_e, pk_e) = KemSecretKey::derive(ikm_e);
+    let dh_e = sk_e.dh(pk_r)?;
+    let dh_s = sk_s.dh(pk_r)?;
+    let dh = Zeroizing::new([dh_e.as_slice(), dh_s.as_slice()].concat());
+    let enc = pk_e.0;
+    let pk_rs = [pk_r.0, sk_s.public().0].concat();
+    Ok((extract_and_expand(&dh, &enc, &pk_rs), enc))
+}
+
+/// `AuthDecap(enc, skR, pkS)` (RFC 9180 §4.1).
+pub(crate) fn auth_decap(
+    enc: &[u8],
+    sk_r: &KemSecretKey,
+    pk_s: &KemPublicKey,
+) -> Result<Zeroizing<[u8; NH]>, Error> {
+    let pk_e = KemPublicKey::from_slice(enc)?;
+    let dh_e = sk_r.dh(&pk_e)?;
+    let dh_s = sk_r.dh(pk_s)?;
+    let dh = Zeroizing::new([dh_e.as_slice(), dh_s.as_slice()].concat());
+    let pk_rs = [sk_r.public().0, pk_s.0].concat();
+    Ok(extract_and_expand(&dh, enc, &pk_rs))
 }

@@ -180,6 +180,98 @@ pub fn xwing_open_base(
     ctx.open(aad, ct).map_err(|_| Error::Undecryptable)
 }
 
+/// `SetupAuthS(pkR, info, skS)` with a fresh ephemeral key from `rng` (RFC 9180 §5.1.3): the
+/// receiver learns that the holder of `sk_s` sealed it. Returns `(enc, context)`.
+///
+/// # Errors
+/// [`Error::InvalidKey`] if `pk_r` is a low-order point.
+pub fn setup_auth_sender(
+    aead: Aead,
+    pk_r: &KemPublicKey,
+    info: &[u8],
+    sk_s: &KemSecretKey,
+    rng: &mut impl CryptoRngCore,
+) -> Result<([u8; N_ENC], SenderContext), Error> {
+    let mut ikm_e = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(ikm_e.as_mut_slice());
+    setup_auth_sender_derand(aead, pk_r, info, sk_s, ikm_e.as_slice())
+}
+
+/// `SetupAuthS` with the ephemeral key `DeriveKeyPair(ikm_e)`: deterministic, for known-answer
+/// tests. `ikm_e` must be fresh secret randomness for every call otherwise.
+///
+/// # Errors
+/// [`Error::InvalidKey`] if `pk_r` is a low-order point.
+pub fn setup_auth_sender_derand(
+    aead: Aead,
+    pk_r: &KemPublicKey,
+    info: &[u8],
+    sk_s: &KemSecretKey,
+    ikm_e: &[u8],
+) -> Result<([u8; N_ENC], SenderContext), Error> {
+    let (shared_secret, enc) = kem::auth_encap_derand(pk_r, sk_s, ikm_e)?;
+    let schedule =
+        context::key_schedule_mode(context::MODE_AUTH, aead, shared_secret.as_slice(), info)?;
+    Ok((enc, SenderContext::new(schedule)?))
+}
+
+/// `SetupAuthR(enc, skR, info, pkS)` (RFC 9180 §5.1.3): opens only what the holder of the
+/// secret key of `pk_s` sealed.
+///
+/// # Errors
+/// [`Error::InvalidKey`] for a malformed or low-order `enc` or `pk_s`.
+pub fn setup_auth_receiver(
+    aead: Aead,
+    enc: &[u8],
+    sk_r: &KemSecretKey,
+    info: &[u8],
+    pk_s: &KemPublicKey,
+) -> Result<ReceiverContext, Error> {
+    let shared_secret = kem::auth_decap(enc, sk_r, pk_s)?;
+    let schedule =
+        context::key_schedule_mode(context::MODE_AUTH, aead, shared_secret.as_slice(), info)?;
+    ReceiverContext::new(schedule)
+}
+
+/// Single-shot `SealAuth(pkR, info, aad, pt, skS)` (RFC 9180 §6.1): returns `(enc, ct)`.
+///
+/// # Errors
+/// As [`setup_auth_sender`] and [`SenderContext::seal`].
+pub fn seal_auth(
+    aead: Aead,
+    pk_r: &KemPublicKey,
+    info: &[u8],
+    aad: &[u8],
+    pt: &[u8],
+    sk_s: &KemSecretKey,
+    rng: &mut impl CryptoRngCore,
+) -> Result<([u8; N_ENC], Vec<u8>), Error> {
+    let (enc, mut ctx) = setup_auth_sender(aead, pk_r, info, sk_s, rng)?;
+    Ok((enc, ctx.seal(aad, pt)?))
+}
+
+/// Single-shot `OpenAuth(enc, skR, info, aad, ct, pkS)` (RFC 9180 §6.1). Every failure (a
+/// different sender included) is [`Error::Undecryptable`].
+///
+/// # Errors
+/// [`Error::Undecryptable`]; [`Error::ExportOnly`] for the export-only AEAD.
+pub fn open_auth(
+    aead: Aead,
+    enc: &[u8],
+    sk_r: &KemSecretKey,
+    info: &[u8],
+    aad: &[u8],
+    ct: &[u8],
+    pk_s: &KemPublicKey,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    if aead == Aead::ExportOnly {
+        return Err(Error::ExportOnly);
+    }
+    let mut ctx =
+        setup_auth_receiver(aead, enc, sk_r, info, pk_s).map_err(|_| Error::Undecryptable)?;
+    ctx.open(aad, ct).map_err(|_| Error::Undecryptable)
+}
+
 /// Intermediate values, exposed **only** for known-answer tests against RFC 9180 vectors.
 /// Nothing here is needed to use HPKE; never log or persist these values.
 pub mod danger {

@@ -1,0 +1,447 @@
+//! The host's side of key custody: deliver a dealing to the keyholders, recover a lost
+//! enclave's root from them, and rotate the root (docs/PROTOCOL.md "Key custody").
+//!
+//! The host only carries sealed bytes: shares are sealed by the enclave to each keyholder and
+//! by each keyholder to the enclave's one-time recovery key. [`CustodyLink`] wraps any
+//! [`EnclaveLink`] so that the node core needs no change: when a custody enclave process
+//! answers `Boot` or `Restore` with "no sealing root", the link deals (fresh deployment) or
+//! recovers (a successor on a new machine) and sends the request again.
+
+use std::sync::{Arc, Mutex};
+
+use alloy_primitives::{B256, Bytes};
+use sealbridge_core::{CoreError, link::EnclaveLink};
+use sealbridge_enclave::{
+    EnclavePolicy, SettlementTarget,
+    boundary::{BoundaryError, Request, Response},
+    custody,
+};
+
+use crate::remote::{CommitRequest, DeliverRequest, KeyholderApi, ReleaseRequest};
+
+/// The refusal a custody enclave process gives before it holds a root.
+const NO_ROOT: &str = "no sealing root";
+
+/// What one keyholder did in a recovery or a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyholderOutcome {
+    /// The keyholder (its URL or name).
+    pub keyholder: String,
+    /// `released` / `stored` / `already-held`, or why not.
+    pub outcome: String,
+    /// Generations it released or stored.
+    pub generations: Vec<u64>,
+}
+
+/// A recovery, as the host saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecoveryReport {
+    /// Per keyholder.
+    pub keyholders: Vec<KeyholderOutcome>,
+    /// `(generation, root id, share indices used)` the enclave recombined, newest first.
+    pub roots: Vec<(u64, B256, Vec<u8>)>,
+    /// Shares the enclave did not count, and why.
+    pub refused_shares: Vec<(u32, String)>,
+    /// Wall time of the whole recovery (challenges, evidence, releases, recombination).
+    pub elapsed_ms: u64,
+}
+
+/// A delivery of a dealing (or a rotation) to every keyholder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryReport {
+    /// Root generation.
+    pub generation: u64,
+    /// Root id.
+    pub root_id: B256,
+    /// Per keyholder.
+    pub keyholders: Vec<KeyholderOutcome>,
+}
+
+impl DeliveryReport {
+    /// Whether every keyholder stored its share.
+    pub fn complete(&self) -> bool {
+        self.keyholders
+            .iter()
+            .all(|k| k.outcome == "stored" || k.outcome == "already-held")
+    }
+}
+
+/// A keyholder the node core can reach from its own thread.
+pub type SharedKeyholder = Box<dyn KeyholderApi + Send + Sync>;
+
+/// The keyholders of one deployment, as the host reaches them (`K`: [`SharedKeyholder`] for a
+/// node, anything implementing [`KeyholderApi`] in tests).
+pub struct Custodian<K = SharedKeyholder> {
+    keyholders: Vec<K>,
+    policy: EnclavePolicy,
+    target: SettlementTarget,
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    last_recovery: Mutex<Option<RecoveryReport>>,
+}
+
+impl<K: KeyholderApi> std::fmt::Debug for Custodian<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Custodian")
+            .field(
+                "keyholders",
+                &self.keyholders.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            )
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+fn enclave_err(what: &str, r: &Response) -> CoreError {
+    match r {
+        Response::Error(e) => CoreError::Enclave(format!("{what}: {e}")),
+        r => CoreError::Enclave(format!("{what}: unexpected response {r:?}")),
+    }
+}
+
+impl<K: KeyholderApi> Custodian<K> {
+    /// The keyholders of `policy.custody`, in policy order (keyholder i gets share i).
+    pub fn new(
+        keyholders: Vec<K>,
+        policy: EnclavePolicy,
+        target: SettlementTarget,
+    ) -> Result<Self, CoreError> {
+        let Some(c) = &policy.custody else {
+            return Err(CoreError::Config(
+                "the policy names no keyholders (no custody)".into(),
+            ));
+        };
+        if c.keyholders.len() != keyholders.len() {
+            return Err(CoreError::Config(format!(
+                "the policy names {} keyholders, {} were given",
+                c.keyholders.len(),
+                keyholders.len()
+            )));
+        }
+        Ok(Self {
+            keyholders,
+            policy,
+            target,
+            clock: Arc::new(sealbridge_net::unix_now),
+            last_recovery: Mutex::new(None),
+        })
+    }
+
+    /// Take host time from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The keyholders, in policy order.
+    pub fn keyholders(&self) -> &[K] {
+        &self.keyholders
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &EnclavePolicy {
+        &self.policy
+    }
+
+    /// The last recovery this custodian ran.
+    pub fn last_recovery(&self) -> Option<RecoveryReport> {
+        self.last_recovery.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Deliver a `Response::Shares` to every keyholder (share i to keyholder i).
+    pub fn deliver(&self, shares: &Response) -> Result<DeliveryReport, CoreError> {
+        let Response::Shares {
+            generation,
+            root_id,
+            sealed,
+            tee,
+            evidence,
+        } = shares
+        else {
+            return Err(enclave_err("dealing", shares));
+        };
+        let dealing: Vec<B256> = sealed
+            .iter()
+            .map(|s| B256::from(custody::sealed_digest(s)))
+            .collect();
+        let mut outcomes = Vec::new();
+        for (k, s) in self.keyholders.iter().zip(sealed) {
+            let r = k.deliver(&DeliverRequest {
+                chain_id: self.target.chain_id,
+                settlement: self.target.settlement,
+                generation: *generation,
+                sealed: Bytes::from(s.clone()),
+                dealing: dealing.clone(),
+                tee: *tee,
+                evidence: Bytes::from(evidence.clone()),
+            });
+            outcomes.push(KeyholderOutcome {
+                keyholder: k.name(),
+                outcome: match &r {
+                    Ok(d) if d.already_held => "already-held".into(),
+                    Ok(_) => "stored".into(),
+                    Err(e) => e.to_string(),
+                },
+                generations: vec![*generation],
+            });
+        }
+        Ok(DeliveryReport {
+            generation: *generation,
+            root_id: *root_id,
+            keyholders: outcomes,
+        })
+    }
+
+    /// Tell every keyholder that `generation` is in force (older shares dropped). Returns the
+    /// keyholders that did not confirm.
+    pub fn commit(&self, generation: u64) -> Vec<KeyholderOutcome> {
+        let mut failed = Vec::new();
+        for k in &self.keyholders {
+            if let Err(e) = k.commit(&CommitRequest {
+                chain_id: self.target.chain_id,
+                settlement: self.target.settlement,
+                generation,
+            }) {
+                failed.push(KeyholderOutcome {
+                    keyholder: k.name(),
+                    outcome: e.to_string(),
+                    generations: vec![generation],
+                });
+            }
+        }
+        failed
+    }
+
+    /// Have the enclave session behind `link` (custody mode, no root yet) recover the root:
+    /// per keyholder a challenge, evidence binding the session's one-time recovery key, and a
+    /// release; then `RecoverRoot` with every share released. Fails naming each keyholder that
+    /// refused and why when the enclave cannot recombine a root.
+    pub fn recover(&self, link: &mut dyn EnclaveLink) -> Result<RecoveryReport, CoreError> {
+        let started = std::time::Instant::now();
+        let mut released = Vec::new();
+        let mut outcomes = Vec::new();
+        for k in &self.keyholders {
+            let mut step = || -> Result<Vec<(u64, Vec<u8>)>, String> {
+                let c = k.challenge().map_err(|e| format!("challenge: {e}"))?;
+                let (recovery_key, tee, evidence) = match link
+                    .call(Request::RecoveryEvidence {
+                        target: self.target,
+                        challenge: c.challenge.to_vec(),
+                        now: (self.clock)(),
+                    })
+                    .map_err(|e| e.to_string())?
+                {
+                    Response::RecoveryEvidence {
+                        recovery_key,
+                        tee,
+                        evidence,
+                    } => (recovery_key, tee, evidence),
+                    r => return Err(enclave_err("recovery evidence", &r).to_string()),
+                };
+                let r = k
+                    .release(&ReleaseRequest {
+                        chain_id: self.target.chain_id,
+                        settlement: self.target.settlement,
+                        recovery_key: B256::from(recovery_key),
+                        challenge: c.challenge,
+                        tee,
+                        evidence: Bytes::from(evidence),
+                    })
+                    .map_err(|e| e.to_string())?;
+                Ok(r.shares
+                    .into_iter()
+                    .map(|s| (s.generation, s.sealed.to_vec()))
+                    .collect())
+            };
+            match step() {
+                Ok(shares) => {
+                    outcomes.push(KeyholderOutcome {
+                        keyholder: k.name(),
+                        outcome: "released".into(),
+                        generations: shares.iter().map(|(g, _)| *g).collect(),
+                    });
+                    released.extend(shares.into_iter().map(|(_, s)| s));
+                }
+                Err(why) => outcomes.push(KeyholderOutcome {
+                    keyholder: k.name(),
+                    outcome: why,
+                    generations: Vec::new(),
+                }),
+            }
+        }
+        let refusals = || {
+            outcomes
+                .iter()
+                .filter(|o| o.outcome != "released")
+                .map(|o| format!("{}: {}", o.keyholder, o.outcome))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let r = link.call(Request::RecoverRoot {
+            policy: self.policy.clone(),
+            target: self.target,
+            released,
+        })?;
+        let report = match r {
+            Response::RootRecovered { roots, refused } => RecoveryReport {
+                keyholders: outcomes.clone(),
+                roots,
+                refused_shares: refused,
+                elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            },
+            Response::Error(BoundaryError::Refused(why)) => {
+                return Err(CoreError::Enclave(format!(
+                    "the root could not be recovered from the keyholders ({why}); keyholders \
+                     that refused: {}",
+                    refusals()
+                )));
+            }
+            r => return Err(enclave_err("recover root", &r)),
+        };
+        tracing::info!(
+            roots = report.roots.len(),
+            elapsed_ms = report.elapsed_ms,
+            refused = %refusals(),
+            "sealing root recovered from keyholders"
+        );
+        if let Ok(mut l) = self.last_recovery.lock() {
+            *l = Some(report.clone());
+        }
+        Ok(report)
+    }
+
+    /// Deal a fresh root in the enclave session behind `link` and deliver it to every
+    /// keyholder; an error unless every keyholder stored its share.
+    pub fn deal(&self, link: &mut dyn EnclaveLink) -> Result<DeliveryReport, CoreError> {
+        let r = link.call(Request::CustodyDeal {
+            policy: self.policy.clone(),
+            target: self.target,
+            now: (self.clock)(),
+        })?;
+        let report = self.deliver(&r)?;
+        if !report.complete() {
+            return Err(CoreError::Enclave(format!(
+                "the new root's shares did not reach every keyholder: {}",
+                report
+                    .keyholders
+                    .iter()
+                    .map(|k| format!("{}: {}", k.keyholder, k.outcome))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        tracing::info!(root_id = %report.root_id, "sealing root dealt to every keyholder");
+        Ok(report)
+    }
+
+    /// Rotate the root of the running enclave reached through `call` (the node core's
+    /// `Cmd::Call`): `RotateRoot`, deliver the new generation to every keyholder (the old one
+    /// stays held), `CommitRootRotation` (the core stores a snapshot under the new root alone),
+    /// then tell the keyholders to drop the old generation. A delivery that does not reach every
+    /// keyholder commits nothing: the enclave keeps sealing under the old root.
+    pub fn rotate(
+        &self,
+        mut call: impl FnMut(Request) -> Result<Response, CoreError>,
+    ) -> Result<RotationReport, CoreError> {
+        let started = std::time::Instant::now();
+        let r = call(Request::RotateRoot {
+            now: (self.clock)(),
+        })?;
+        let delivery = self.deliver(&r)?;
+        if !delivery.complete() {
+            return Err(CoreError::Enclave(format!(
+                "rotation to generation {} not committed: the shares did not reach every \
+                 keyholder ({})",
+                delivery.generation,
+                delivery
+                    .keyholders
+                    .iter()
+                    .map(|k| format!("{}: {}", k.keyholder, k.outcome))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        match call(Request::CommitRootRotation)? {
+            Response::Ack => {}
+            r => return Err(enclave_err("commit root rotation", &r)),
+        }
+        let not_dropped = self.commit(delivery.generation);
+        Ok(RotationReport {
+            generation: delivery.generation,
+            root_id: delivery.root_id,
+            delivery,
+            old_generation_still_held_by: not_dropped,
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+/// A completed rotation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RotationReport {
+    /// New generation.
+    pub generation: u64,
+    /// New root id.
+    pub root_id: B256,
+    /// The delivery.
+    pub delivery: DeliveryReport,
+    /// Keyholders that did not confirm dropping the old generation (retry `commit`).
+    pub old_generation_still_held_by: Vec<KeyholderOutcome>,
+    /// Wall time.
+    pub elapsed_ms: u64,
+}
+
+/// An [`EnclaveLink`] to a custody enclave process: deals or recovers the root when the
+/// process has none (see the module documentation).
+pub struct CustodyLink {
+    inner: Box<dyn EnclaveLink>,
+    custodian: Arc<Custodian<SharedKeyholder>>,
+}
+
+impl std::fmt::Debug for CustodyLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustodyLink")
+            .field("custodian", &self.custodian)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CustodyLink {
+    /// Wrap `inner`.
+    pub fn new(inner: Box<dyn EnclaveLink>, custodian: Arc<Custodian<SharedKeyholder>>) -> Self {
+        Self { inner, custodian }
+    }
+}
+
+fn no_root(r: &Response) -> bool {
+    matches!(r, Response::Error(BoundaryError::Refused(why)) if why.contains(NO_ROOT))
+}
+
+impl EnclaveLink for CustodyLink {
+    fn call(&mut self, request: Request) -> Result<Response, CoreError> {
+        let custody = self.custodian.policy.custody.is_some();
+        match &request {
+            Request::Boot { .. } if custody => {
+                let r = self.inner.call(request.clone())?;
+                if !no_root(&r) {
+                    return Ok(r);
+                }
+                self.custodian.deal(self.inner.as_mut())?;
+                self.inner.call(request)
+            }
+            Request::Restore { .. } if custody => {
+                let r = self.inner.call(request.clone())?;
+                if !no_root(&r) {
+                    return Ok(r);
+                }
+                self.custodian.recover(self.inner.as_mut())?;
+                self.inner.call(request)
+            }
+            _ => self.inner.call(request),
+        }
+    }
+
+    fn reconnect(&mut self) -> Result<(), CoreError> {
+        self.inner.reconnect()
+    }
+}

@@ -1,0 +1,1177 @@
+//! The keyholder service: key and shares at rest, the release rule, the router.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use alloy_primitives::{Address, B256, Bytes};
+use alloy_sol_types::SolCall;
+use axum::{
+    Json, Router,
+    body::Bytes as Body,
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use rand_core::{OsRng, RngCore};
+use sealbridge_attest::{Collateral, Evidence, Policy};
+use sealbridge_chain::{Chain, bindings::Settlement};
+use sealbridge_enclave::{
+    SettlementTarget,
+    custody::{self, KeyholderId, Share},
+};
+use sealbridge_proto::contexts::{
+    KEYHOLDER_AT_REST_LABEL, KEYHOLDER_RELEASE_CONTEXT, KEYHOLDER_SHARE_CONTEXT,
+};
+use sealbridge_seal::{
+    at_rest::{RootSecret, SealingKey},
+    keys::{KemPublicKey, KemSecretKey},
+};
+use sealbridge_serve::{ServeOptions, Server, TlsFiles};
+
+use crate::remote::{
+    ChallengeResponse, CommitRequest, CommitResponse, DeliverRequest, DeliverResponse, ErrorBody,
+    KeyholderApi, KeyholderFailure, KeyholderInfo, ReleaseRequest, ReleaseResponse, ReleasedShare,
+};
+
+/// How long a challenge stays valid (keyholder time).
+pub const CHALLENGE_TTL_SECS: u64 = 120;
+/// Most outstanding challenges (the oldest are dropped beyond it).
+const MAX_CHALLENGES: usize = 1024;
+/// Largest request body.
+const MAX_REQUEST_BYTES: usize = 256 * 1024;
+const KEY_FILE: &str = "keyholder-key.sealed";
+const SHARES_DIR: &str = "shares";
+const FLOOR_FILE: &str = "floor";
+
+/// `Settlement.measurementAllowed(m)` of the deployment: `Err` when the chain cannot be read.
+pub type MeasurementOracle = Box<dyn Fn(B256) -> Result<bool, String> + Send + Sync>;
+
+/// The oracle reading `Settlement.measurementAllowed(m)` at `settlement` on `chain`.
+pub fn chain_oracle<C: Chain + Send + 'static>(chain: C, settlement: Address) -> MeasurementOracle {
+    let chain = Mutex::new(chain);
+    Box::new(move |m| {
+        let chain = chain
+            .lock()
+            .map_err(|_| "chain client poisoned".to_string())?;
+        measurement_allowed(&*chain, settlement, m)
+    })
+}
+
+/// `Settlement.measurementAllowed(m)` at `settlement` on `chain`, now.
+pub fn measurement_allowed(
+    chain: &impl Chain,
+    settlement: Address,
+    m: B256,
+) -> Result<bool, String> {
+    let call = Settlement::measurementAllowedCall { measurement: m };
+    let out = chain
+        .call(Address::ZERO, settlement, call.abi_encode().into())
+        .map_err(|e| format!("Settlement.measurementAllowed: {e}"))?;
+    Settlement::measurementAllowedCall::abi_decode_returns(&out)
+        .map_err(|e| format!("Settlement.measurementAllowed: {e}"))
+}
+
+/// A refusal: HTTP status, code, message. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct KeyholderError {
+    /// HTTP status.
+    pub status: u16,
+    /// Code.
+    pub code: &'static str,
+    /// In words.
+    pub message: String,
+}
+
+fn fail(status: u16, code: &'static str, message: impl Into<String>) -> KeyholderError {
+    KeyholderError {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> KeyholderError {
+    fail(500, "storage", format!("{}: {e}", path.display()))
+}
+
+/// The keyholder's own simulated TEE root (a file, like the development enclave's).
+fn own_root(dir: &Path) -> Result<RootSecret, KeyholderError> {
+    let (_, root) = sealbridge_core::link::simulated_root_secret(dir)
+        .map_err(|e| fail(500, "storage", e.to_string()))?;
+    Ok(RootSecret::from_bytes(root))
+}
+
+fn at_rest_key(root: &RootSecret, what: &[u8]) -> SealingKey {
+    SealingKey::derive(root, &[KEYHOLDER_AT_REST_LABEL, what].concat())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyholderError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+/// `keyholder init`: create the keyholder's HPKE key in `dir` (sealed at rest under its
+/// simulated root) unless it exists; its public id either way.
+pub fn init(dir: &Path) -> Result<(KeyholderId, bool), KeyholderError> {
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    let r = init_with_secret(dir, seed);
+    seed.fill(0);
+    r
+}
+
+/// [`init`] with the given X25519 secret (tests and the sandbox, whose policies name keyholder
+/// keys fixed in advance). Never overwrites an existing key.
+pub fn init_with_secret(
+    dir: &Path,
+    mut seed: [u8; 32],
+) -> Result<(KeyholderId, bool), KeyholderError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let root = own_root(dir)?;
+    let path = dir.join(KEY_FILE);
+    let created = if path.exists() {
+        false
+    } else {
+        let blob = at_rest_key(&root, b"hpke-key").seal(b"", &seed, &mut OsRng);
+        seed.fill(0);
+        write_atomic(&path, &blob)?;
+        true
+    };
+    let (_, pk) = load_key(dir, &root)?;
+    Ok((
+        KeyholderId {
+            hpke_pk: pk.0,
+            tee: 0,
+        },
+        created,
+    ))
+}
+
+fn load_key(dir: &Path, root: &RootSecret) -> Result<(KemSecretKey, KemPublicKey), KeyholderError> {
+    let path = dir.join(KEY_FILE);
+    let blob = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    let seed = at_rest_key(root, b"hpke-key")
+        .open(b"", &blob)
+        .map_err(|_| fail(500, "storage", format!("{}: does not open", path.display())))?;
+    let seed: [u8; 32] = seed
+        .as_slice()
+        .try_into()
+        .map_err(|_| fail(500, "storage", "key file: wrong length"))?;
+    let sk = KemSecretKey::from_bytes(seed);
+    let pk = sk.public();
+    Ok((sk, pk))
+}
+
+/// The public id of the keyholder in `dir` (after `init`).
+pub fn public_id(dir: &Path) -> Result<KeyholderId, KeyholderError> {
+    let root = own_root(dir)?;
+    let (_, pk) = load_key(dir, &root)?;
+    Ok(KeyholderId {
+        hpke_pk: pk.0,
+        tee: 0,
+    })
+}
+
+#[derive(Default)]
+struct Challenges {
+    /// Outstanding challenges and when they were issued.
+    challenges: BTreeMap<[u8; 32], u64>,
+}
+
+/// One keyholder for one deployment (see the crate documentation).
+pub struct Keyholder {
+    dir: PathBuf,
+    sk: KemSecretKey,
+    pk: KemPublicKey,
+    shares_key: SealingKey,
+    target: SettlementTarget,
+    appraisal: Policy,
+    allowed: Option<MeasurementOracle>,
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    state: Mutex<Challenges>,
+}
+
+impl std::fmt::Debug for Keyholder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyholder")
+            .field("dir", &self.dir)
+            .field("pk", &hex::encode(self.pk.0))
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keyholder {
+    /// Open the keyholder in `dir` (created by [`init`]) for the deployment `target`, appraising
+    /// evidence under `appraisal` and asking `allowed` whether a measurement may hold the key
+    /// (`None`: only the `_with` methods, which are given a chain reader per call, can pass).
+    pub fn open(
+        dir: &Path,
+        target: SettlementTarget,
+        appraisal: Policy,
+        allowed: Option<MeasurementOracle>,
+    ) -> Result<Self, KeyholderError> {
+        let root = own_root(dir)?;
+        let (sk, pk) = load_key(dir, &root)?;
+        let shares = dir.join(SHARES_DIR);
+        std::fs::create_dir_all(&shares).map_err(|e| io(&shares, e))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            sk,
+            pk,
+            shares_key: at_rest_key(&root, b"shares"),
+            target,
+            appraisal,
+            allowed,
+            clock: Arc::new(sealbridge_net::unix_now),
+            state: Mutex::new(Challenges::default()),
+        })
+    }
+
+    /// Take time from `clock` (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Its public id.
+    pub fn id(&self) -> KeyholderId {
+        KeyholderId {
+            hpke_pk: self.pk.0,
+            tee: 0,
+        }
+    }
+
+    fn deployment(&self, chain_id: u64, settlement: Address) -> Result<(), KeyholderError> {
+        if chain_id != self.target.chain_id || settlement != self.target.settlement {
+            return Err(fail(
+                422,
+                "wrong_deployment",
+                format!(
+                    "this keyholder serves chain {} settlement {}, not chain {chain_id} \
+                     settlement {settlement}",
+                    self.target.chain_id, self.target.settlement
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn share_path(&self, generation: u64) -> PathBuf {
+        self.dir
+            .join(SHARES_DIR)
+            .join(format!("{generation}.sealed"))
+    }
+
+    fn floor(&self) -> Result<u64, KeyholderError> {
+        let path = self.dir.join(SHARES_DIR).join(FLOOR_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => t
+                .trim()
+                .parse()
+                .map_err(|_| fail(500, "storage", format!("{}: not a number", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io(&path, e)),
+        }
+    }
+
+    /// Generations held, ascending.
+    pub fn generations(&self) -> Result<Vec<u64>, KeyholderError> {
+        let dir = self.dir.join(SHARES_DIR);
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let entry = entry.map_err(|e| io(&dir, e))?;
+            let name = entry.file_name();
+            if let Some(g) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".sealed"))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                out.push(g);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    fn aad(&self, generation: u64) -> Vec<u8> {
+        [
+            custody::deployment_bytes(&self.target).as_slice(),
+            &generation.to_be_bytes(),
+        ]
+        .concat()
+    }
+
+    fn load_share(&self, generation: u64) -> Result<Share, KeyholderError> {
+        let path = self.share_path(generation);
+        let blob = std::fs::read(&path).map_err(|e| io(&path, e))?;
+        let plain = self
+            .shares_key
+            .open(&self.aad(generation), &blob)
+            .map_err(|_| fail(500, "storage", format!("{}: does not open", path.display())))?;
+        Share::from_bytes(&plain).map_err(|e| fail(500, "storage", e.to_string()))
+    }
+
+    /// Verify `evidence` (TEE kind `tee`) under the appraisal policy, check its report_data is
+    /// `expected`, and that the chain allows its measurement.
+    fn appraise(
+        &self,
+        tee: u8,
+        evidence: &[u8],
+        expected: &[u8; 64],
+        allowed: &dyn Fn(B256) -> Result<bool, String>,
+    ) -> Result<B256, KeyholderError> {
+        let evidence = match tee {
+            0 => Evidence::Simulated(evidence.to_vec()),
+            _ => Evidence::detect(evidence.to_vec())
+                .map_err(|e| fail(422, "refused", format!("evidence: {e}")))?,
+        };
+        let verified = sealbridge_attest::verify(
+            &evidence,
+            &Collateral::None,
+            (self.clock)(),
+            &self.appraisal,
+        )
+        .map_err(|e| {
+            fail(
+                422,
+                "refused",
+                format!("evidence does not pass appraisal: {e}"),
+            )
+        })?;
+        if verified.claims.report_data.as_slice() != expected.as_slice() {
+            return Err(fail(
+                422,
+                "wrong_binding",
+                "the evidence binds another key, deployment, challenge or dealing",
+            ));
+        }
+        let m = B256::from(verified.claims.measurement.0);
+        match allowed(m) {
+            Ok(true) => Ok(m),
+            Ok(false) => Err(fail(
+                403,
+                "measurement_not_allowed",
+                format!("Settlement.measurementAllowed({m}) is false on chain"),
+            )),
+            Err(e) => Err(fail(503, "chain_unavailable", e)),
+        }
+    }
+
+    /// `GET /v1/keyholder`.
+    pub fn info(&self) -> Result<KeyholderInfo, KeyholderError> {
+        Ok(KeyholderInfo {
+            hpke_pk: B256::from(self.pk.0),
+            tee: 0,
+            chain_id: self.target.chain_id,
+            settlement: self.target.settlement,
+            generations: self.generations()?,
+        })
+    }
+
+    /// `GET /v1/challenge`.
+    pub fn challenge(&self) -> Result<ChallengeResponse, KeyholderError> {
+        let now = (self.clock)();
+        let mut c = [0u8; 32];
+        OsRng.fill_bytes(&mut c);
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| fail(500, "internal", "state poisoned"))?;
+        st.challenges
+            .retain(|_, issued| now.saturating_sub(*issued) <= CHALLENGE_TTL_SECS);
+        while st.challenges.len() >= MAX_CHALLENGES {
+            let oldest = st
+                .challenges
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| *k);
+            match oldest {
+                Some(k) => st.challenges.remove(&k),
+                None => break,
+            };
+        }
+        st.challenges.insert(c, now);
+        Ok(ChallengeResponse {
+            challenge: Bytes::from(c.to_vec()),
+            expires_at: now + CHALLENGE_TTL_SECS,
+        })
+    }
+
+    fn oracle(&self) -> impl Fn(B256) -> Result<bool, String> + '_ {
+        move |m| match &self.allowed {
+            Some(f) => f(m),
+            None => Err("this keyholder has no chain client".into()),
+        }
+    }
+
+    /// `POST /v1/shares`, reading `Settlement.measurementAllowed` through its own chain client.
+    pub fn deliver(&self, r: &DeliverRequest) -> Result<DeliverResponse, KeyholderError> {
+        self.deliver_with(r, &self.oracle())
+    }
+
+    /// `POST /v1/release`, reading `Settlement.measurementAllowed` through its own chain client.
+    pub fn release(&self, r: &ReleaseRequest) -> Result<ReleaseResponse, KeyholderError> {
+        self.release_with(r, &self.oracle())
+    }
+
+    /// [`Keyholder::deliver`], reading the chain through `allowed`.
+    pub fn deliver_with(
+        &self,
+        r: &DeliverRequest,
+        allowed: &dyn Fn(B256) -> Result<bool, String>,
+    ) -> Result<DeliverResponse, KeyholderError> {
+        self.deployment(r.chain_id, r.settlement)?;
+        let share = custody::open_share(KEYHOLDER_SHARE_CONTEXT, &r.sealed, &self.sk, &self.target)
+            .map_err(|e| fail(422, "bad_share", e.to_string()))?;
+        if share.generation != r.generation {
+            return Err(fail(
+                422,
+                "bad_share",
+                format!(
+                    "the share is of generation {}, the request says {}",
+                    share.generation, r.generation
+                ),
+            ));
+        }
+        let mine = custody::sealed_digest(&r.sealed);
+        let listed = r
+            .dealing
+            .get(usize::from(share.index).saturating_sub(1))
+            .is_some_and(|d| d.0 == mine);
+        if !listed {
+            return Err(fail(
+                422,
+                "not_in_dealing",
+                "the share is not at its index in the dealing",
+            ));
+        }
+        let digests: Vec<[u8; 32]> = r.dealing.iter().map(|d| d.0).collect();
+        let expected = sealbridge_attest::keyholder_deal_report_data(
+            &custody::dealing_digest(&digests),
+            &custody::deployment_bytes(&self.target),
+            r.generation,
+        );
+        self.appraise(r.tee, &r.evidence, &expected, allowed)?;
+        if r.generation < self.floor()? {
+            return Err(fail(
+                409,
+                "stale_generation",
+                format!(
+                    "generation {} is older than the one in force ({})",
+                    r.generation,
+                    self.floor()?
+                ),
+            ));
+        }
+        let _guard = self
+            .state
+            .lock()
+            .map_err(|_| fail(500, "internal", "state poisoned"))?;
+        let path = self.share_path(r.generation);
+        if path.exists() {
+            let held = self.load_share(r.generation)?;
+            if held == share {
+                return Ok(DeliverResponse {
+                    generation: share.generation,
+                    index: share.index,
+                    root_id: B256::from(share.root_id),
+                    already_held: true,
+                });
+            }
+            return Err(fail(
+                409,
+                "conflict",
+                format!(
+                    "a different share of generation {} is held; it is never overwritten",
+                    r.generation
+                ),
+            ));
+        }
+        let blob = self
+            .shares_key
+            .seal(&self.aad(r.generation), &share.to_bytes(), &mut OsRng);
+        write_atomic(&path, &blob)?;
+        tracing::info!(
+            generation = share.generation,
+            index = share.index,
+            root_id = %hex::encode(share.root_id),
+            "share stored"
+        );
+        Ok(DeliverResponse {
+            generation: share.generation,
+            index: share.index,
+            root_id: B256::from(share.root_id),
+            already_held: false,
+        })
+    }
+
+    /// `POST /v1/shares/commit`: drop generations below `generation`, which must be held.
+    pub fn commit(&self, r: &CommitRequest) -> Result<CommitResponse, KeyholderError> {
+        self.deployment(r.chain_id, r.settlement)?;
+        let _guard = self
+            .state
+            .lock()
+            .map_err(|_| fail(500, "internal", "state poisoned"))?;
+        let held = self.generations()?;
+        if !held.contains(&r.generation) {
+            return Err(fail(
+                409,
+                "not_held",
+                format!(
+                    "no share of generation {} is held: deliver it first",
+                    r.generation
+                ),
+            ));
+        }
+        let floor = self.dir.join(SHARES_DIR).join(FLOOR_FILE);
+        write_atomic(&floor, r.generation.to_string().as_bytes())?;
+        let mut dropped = Vec::new();
+        for g in held.iter().copied().filter(|g| *g < r.generation) {
+            let path = self.share_path(g);
+            std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+            dropped.push(g);
+        }
+        tracing::info!(generation = r.generation, ?dropped, "rotation committed");
+        Ok(CommitResponse {
+            kept: self.generations()?,
+            dropped,
+        })
+    }
+
+    /// [`Keyholder::release`], reading the chain through `allowed` (see the crate documentation
+    /// for the rule).
+    pub fn release_with(
+        &self,
+        r: &ReleaseRequest,
+        allowed: &dyn Fn(B256) -> Result<bool, String>,
+    ) -> Result<ReleaseResponse, KeyholderError> {
+        self.deployment(r.chain_id, r.settlement)?;
+        let now = (self.clock)();
+        // Single use, whatever comes next.
+        let challenge: Option<[u8; 32]> = r.challenge.as_ref().try_into().ok();
+        let issued = {
+            let mut st = self
+                .state
+                .lock()
+                .map_err(|_| fail(500, "internal", "state poisoned"))?;
+            challenge.and_then(|c| st.challenges.remove(&c))
+        };
+        match issued {
+            Some(t) if now.saturating_sub(t) <= CHALLENGE_TTL_SECS => {}
+            Some(_) => {
+                return Err(fail(422, "stale_challenge", "the challenge has expired"));
+            }
+            None => {
+                return Err(fail(
+                    422,
+                    "stale_challenge",
+                    "not a challenge this keyholder issued, or already used",
+                ));
+            }
+        }
+        let expected = sealbridge_attest::keyholder_request_report_data(
+            r.recovery_key.as_slice(),
+            &custody::deployment_bytes(&self.target),
+            &r.challenge,
+        );
+        let measurement = self.appraise(r.tee, &r.evidence, &expected, allowed)?;
+        let recovery = KemPublicKey(r.recovery_key.0);
+        let mut shares = Vec::new();
+        for g in self.generations()?.into_iter().rev() {
+            let share = self.load_share(g)?;
+            let sealed =
+                custody::seal_share(KEYHOLDER_RELEASE_CONTEXT, &share, &recovery, &mut OsRng)
+                    .map_err(|e| fail(422, "bad_recovery_key", e.to_string()))?;
+            shares.push(ReleasedShare {
+                generation: g,
+                sealed: Bytes::from(sealed),
+            });
+        }
+        if shares.is_empty() {
+            return Err(fail(404, "no_share", "no share of this deployment is held"));
+        }
+        tracing::info!(%measurement, generations = shares.len(), "shares released");
+        Ok(ReleaseResponse { shares })
+    }
+}
+
+fn to_failure(e: KeyholderError) -> KeyholderFailure {
+    KeyholderFailure::Refused {
+        status: e.status,
+        code: e.code.to_string(),
+        message: e.message,
+    }
+}
+
+/// In process, the same answers as over HTTP.
+impl KeyholderApi for Keyholder {
+    fn name(&self) -> String {
+        format!("keyholder {}", hex::encode(&self.pk.0[..6]))
+    }
+    fn info(&self) -> Result<KeyholderInfo, KeyholderFailure> {
+        Keyholder::info(self).map_err(to_failure)
+    }
+    fn challenge(&self) -> Result<ChallengeResponse, KeyholderFailure> {
+        Keyholder::challenge(self).map_err(to_failure)
+    }
+    fn deliver(&self, r: &DeliverRequest) -> Result<DeliverResponse, KeyholderFailure> {
+        Keyholder::deliver(self, r).map_err(to_failure)
+    }
+    fn commit(&self, r: &CommitRequest) -> Result<CommitResponse, KeyholderFailure> {
+        Keyholder::commit(self, r).map_err(to_failure)
+    }
+    fn release(&self, r: &ReleaseRequest) -> Result<ReleaseResponse, KeyholderFailure> {
+        Keyholder::release(self, r).map_err(to_failure)
+    }
+}
+
+impl<K: KeyholderApi + ?Sized> KeyholderApi for Box<K> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn info(&self) -> Result<KeyholderInfo, KeyholderFailure> {
+        (**self).info()
+    }
+    fn challenge(&self) -> Result<ChallengeResponse, KeyholderFailure> {
+        (**self).challenge()
+    }
+    fn deliver(&self, r: &DeliverRequest) -> Result<DeliverResponse, KeyholderFailure> {
+        (**self).deliver(r)
+    }
+    fn commit(&self, r: &CommitRequest) -> Result<CommitResponse, KeyholderFailure> {
+        (**self).commit(r)
+    }
+    fn release(&self, r: &ReleaseRequest) -> Result<ReleaseResponse, KeyholderFailure> {
+        (**self).release(r)
+    }
+}
+
+impl<K: KeyholderApi + ?Sized> KeyholderApi for Arc<K> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn info(&self) -> Result<KeyholderInfo, KeyholderFailure> {
+        (**self).info()
+    }
+    fn challenge(&self) -> Result<ChallengeResponse, KeyholderFailure> {
+        (**self).challenge()
+    }
+    fn deliver(&self, r: &DeliverRequest) -> Result<DeliverResponse, KeyholderFailure> {
+        (**self).deliver(r)
+    }
+    fn commit(&self, r: &CommitRequest) -> Result<CommitResponse, KeyholderFailure> {
+        (**self).commit(r)
+    }
+    fn release(&self, r: &ReleaseRequest) -> Result<ReleaseResponse, KeyholderFailure> {
+        (**self).release(r)
+    }
+}
+
+// ------------------------------------------------------------------------------- HTTP
+
+type St = State<Arc<Keyholder>>;
+
+fn answer<T: serde::Serialize>(r: Result<T, KeyholderError>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Json(ErrorBody {
+                error: e.code.to_string(),
+                message: e.message,
+            }),
+        )
+            .into_response(),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, KeyholderError> {
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(fail(413, "too_large", "request body too large"));
+    }
+    serde_json::from_slice(body).map_err(|e| fail(400, "bad_request", e.to_string()))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KeyholderError> + Send + 'static,
+) -> Result<T, KeyholderError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|_| Err(fail(500, "internal", "handler panicked")))
+}
+
+async fn info(State(k): St) -> Response {
+    answer(blocking(move || Keyholder::info(&k)).await)
+}
+
+async fn challenge(State(k): St) -> Response {
+    answer(blocking(move || Keyholder::challenge(&k)).await)
+}
+
+async fn deliver(State(k): St, body: Body) -> Response {
+    answer(blocking(move || Keyholder::deliver(&k, &parse(&body)?)).await)
+}
+
+async fn commit(State(k): St, body: Body) -> Response {
+    answer(blocking(move || Keyholder::commit(&k, &parse(&body)?)).await)
+}
+
+async fn release(State(k): St, body: Body) -> Response {
+    answer(blocking(move || Keyholder::release(&k, &parse(&body)?)).await)
+}
+
+async fn not_found() -> Response {
+    answer::<()>(Err(fail(404, "not_found", "no such endpoint")))
+}
+
+/// The router: `GET /v1/keyholder`, `GET /v1/challenge`, `POST /v1/shares`,
+/// `POST /v1/shares/commit`, `POST /v1/release`.
+pub fn router(keyholder: Arc<Keyholder>) -> Router {
+    Router::new()
+        .route("/v1/keyholder", get(info))
+        .route("/v1/challenge", get(challenge))
+        .route("/v1/shares", post(deliver))
+        .route("/v1/shares/commit", post(commit))
+        .route("/v1/release", post(release))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(2 * MAX_REQUEST_BYTES))
+        .with_state(keyholder)
+}
+
+/// A running keyholder service; dropping it stops it.
+#[derive(Debug)]
+pub struct Served {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    server: Server,
+}
+
+impl Served {
+    /// `http://addr` or `https://addr`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Block until SIGTERM or SIGINT, then stop gracefully.
+    pub fn wait(&self) {
+        if let Err(e) = self.server.wait_for_signal() {
+            tracing::error!(error = %e, "keyholder service stopped on an error");
+        }
+    }
+}
+
+/// Serve `keyholder` on `listen` (HTTPS with `tls`), on its own small runtime.
+pub fn serve(
+    keyholder: Arc<Keyholder>,
+    listen: SocketAddr,
+    tls: Option<&TlsFiles>,
+) -> Result<Served, KeyholderError> {
+    let opts = ServeOptions {
+        worker_threads: 1,
+        ..ServeOptions::default()
+    };
+    let server = Server::start(listen, tls, router(keyholder), opts)
+        .map_err(|e| fail(500, "serve", e.to_string()))?;
+    Ok(Served {
+        addr: server.addr(),
+        server,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    use sealbridge_enclave::{
+        EnclavePolicy,
+        boundary::{BOUNDARY_VERSION, Request, Response},
+        custody::Custody,
+        policy::simulated_measurement,
+        session::Session,
+    };
+    use sealbridge_programs::netting::NettingConfig;
+
+    fn netting_config() -> NettingConfig {
+        NettingConfig {
+            participants: vec![],
+            tokens: vec![Address::repeat_byte(0xee)],
+        }
+    }
+
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn target() -> SettlementTarget {
+        SettlementTarget {
+            chain_id: 31337,
+            settlement: Address::repeat_byte(0x5e),
+        }
+    }
+
+    fn allowed_m() -> B256 {
+        simulated_measurement("sealbridge/netting/v1")
+    }
+
+    struct Fixture {
+        _dirs: Vec<tempfile::TempDir>,
+        holders: Vec<Keyholder>,
+        policy: EnclavePolicy,
+        clock: Arc<AtomicU64>,
+    }
+
+    fn fixture() -> Fixture {
+        let clock = Arc::new(AtomicU64::new(NOW));
+        let mut dirs = Vec::new();
+        let mut holders = Vec::new();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let d = tempfile::tempdir().unwrap();
+            let (id, created) = init(d.path()).unwrap();
+            assert!(created);
+            assert_eq!(init(d.path()).unwrap(), (id, false));
+            assert_eq!(public_id(d.path()).unwrap(), id);
+            ids.push(id);
+            let c = clock.clone();
+            let allowed: MeasurementOracle = Box::new(|m| Ok(m == allowed_m()));
+            holders.push(
+                Keyholder::open(d.path(), target(), Policy::insecure_dev(), Some(allowed))
+                    .unwrap()
+                    .with_clock(move || c.load(Relaxed)),
+            );
+            dirs.push(d);
+        }
+        let policy = EnclavePolicy::new(netting_config(), 4).with_custody(Custody {
+            threshold: 2,
+            keyholders: ids,
+        });
+        Fixture {
+            _dirs: dirs,
+            holders,
+            policy,
+            clock,
+        }
+    }
+
+    fn session() -> Session {
+        let mut s = Session::custody(Box::new(|| Box::new(OsRng)));
+        assert!(matches!(
+            s.handle(Request::Hello {
+                version: BOUNDARY_VERSION
+            }),
+            Response::Hello { .. }
+        ));
+        s
+    }
+
+    /// A dealing's delivery requests, one per keyholder.
+    fn dealing(f: &Fixture, s: &mut Session) -> Vec<DeliverRequest> {
+        let r = s.handle(Request::CustodyDeal {
+            policy: f.policy.clone(),
+            target: target(),
+            now: NOW,
+        });
+        let Response::Shares {
+            generation,
+            sealed,
+            tee,
+            evidence,
+            ..
+        } = r
+        else {
+            panic!("{r:?}")
+        };
+        let dealing: Vec<B256> = sealed
+            .iter()
+            .map(|s| B256::from(custody::sealed_digest(s)))
+            .collect();
+        sealed
+            .into_iter()
+            .map(|s| DeliverRequest {
+                chain_id: 31337,
+                settlement: Address::repeat_byte(0x5e),
+                generation,
+                sealed: Bytes::from(s),
+                dealing: dealing.clone(),
+                tee,
+                evidence: Bytes::from(evidence.clone()),
+            })
+            .collect()
+    }
+
+    fn release_request(k: &Keyholder, s: &mut Session) -> ReleaseRequest {
+        let c = k.challenge().unwrap().challenge;
+        let Response::RecoveryEvidence {
+            recovery_key,
+            tee,
+            evidence,
+        } = s.handle(Request::RecoveryEvidence {
+            target: target(),
+            challenge: c.to_vec(),
+            now: NOW,
+        })
+        else {
+            panic!()
+        };
+        ReleaseRequest {
+            chain_id: 31337,
+            settlement: Address::repeat_byte(0x5e),
+            recovery_key: B256::from(recovery_key),
+            challenge: c,
+            tee,
+            evidence: Bytes::from(evidence),
+        }
+    }
+
+    fn delivered() -> (Fixture, Vec<DeliverRequest>) {
+        let f = fixture();
+        let mut s = session();
+        let reqs = dealing(&f, &mut s);
+        for (k, r) in f.holders.iter().zip(&reqs) {
+            let d = k.deliver(r).unwrap();
+            assert!(!d.already_held);
+            assert_eq!(d.generation, 0);
+        }
+        (f, reqs)
+    }
+
+    #[test]
+    fn deliver_then_release_to_an_attested_recovery_key_recovers_the_root() {
+        let (f, reqs) = delivered();
+        // Delivering the same share again is a no-op.
+        assert!(f.holders[0].deliver(&reqs[0]).unwrap().already_held);
+        let mut successor = session();
+        let mut released = Vec::new();
+        for k in &f.holders[..2] {
+            let r = release_request(k, &mut successor);
+            let out = k.release(&r).unwrap();
+            assert_eq!(out.shares.len(), 1);
+            released.push(out.shares[0].sealed.to_vec());
+        }
+        let r = successor.handle(Request::RecoverRoot {
+            policy: f.policy.clone(),
+            target: target(),
+            released,
+        });
+        let Response::RootRecovered { roots, refused } = r else {
+            panic!("{r:?}")
+        };
+        assert!(refused.is_empty());
+        assert_eq!(roots.len(), 1);
+        assert_eq!(roots[0].2, vec![1, 2]);
+        // The successor can now boot nothing new: it holds candidates for a Restore only.
+        assert!(f.holders[2].info().unwrap().generations == vec![0]);
+    }
+
+    #[test]
+    fn delivery_refusals_change_nothing() {
+        let f = fixture();
+        let mut s = session();
+        let reqs = dealing(&f, &mut s);
+        let k = &f.holders[0];
+        let code = |r: Result<DeliverResponse, KeyholderError>| r.unwrap_err().code;
+        // Another deployment.
+        let mut r = reqs[0].clone();
+        r.settlement = Address::repeat_byte(1);
+        assert_eq!(code(k.deliver(&r)), "wrong_deployment");
+        // Another keyholder's share.
+        assert_eq!(code(k.deliver(&reqs[1])), "bad_share");
+        // Garbage.
+        let mut r = reqs[0].clone();
+        r.sealed = Bytes::from(vec![7u8; 40]);
+        assert_eq!(code(k.deliver(&r)), "bad_share");
+        // Not at its index in the dealing.
+        let mut r = reqs[0].clone();
+        r.dealing.swap(0, 1);
+        assert_eq!(code(k.deliver(&r)), "not_in_dealing");
+        // A dealing list other than the one the evidence binds.
+        let mut r = reqs[0].clone();
+        r.dealing[2] = B256::repeat_byte(9);
+        assert_eq!(code(k.deliver(&r)), "wrong_binding");
+        // The generation claimed differs from the share's.
+        let mut r = reqs[0].clone();
+        r.generation = 5;
+        assert_eq!(code(k.deliver(&r)), "bad_share");
+        // Evidence that does not verify.
+        let mut r = reqs[0].clone();
+        r.evidence = Bytes::from(vec![1, 2, 3]);
+        assert_eq!(code(k.deliver(&r)), "refused");
+        assert!(k.generations().unwrap().is_empty());
+        // A measurement the chain does not allow.
+        let deny = Keyholder::open(
+            f._dirs[0].path(),
+            target(),
+            Policy::insecure_dev(),
+            Some(Box::new(|_| Ok(false))),
+        )
+        .unwrap()
+        .with_clock(|| NOW);
+        let e = deny.deliver(&reqs[0]).unwrap_err();
+        assert_eq!((e.status, e.code), (403, "measurement_not_allowed"));
+        // The chain cannot be read.
+        let down = Keyholder::open(f._dirs[0].path(), target(), Policy::insecure_dev(), None)
+            .unwrap()
+            .with_clock(|| NOW);
+        assert_eq!(down.deliver(&reqs[0]).unwrap_err().status, 503);
+        // Simulated evidence under a production appraisal policy.
+        let strict = Keyholder::open(
+            f._dirs[0].path(),
+            target(),
+            Policy::default(),
+            Some(Box::new(|_| Ok(true))),
+        )
+        .unwrap()
+        .with_clock(|| NOW);
+        assert_eq!(strict.deliver(&reqs[0]).unwrap_err().code, "refused");
+        assert!(k.generations().unwrap().is_empty());
+        // Stored once; a different dealing of the same generation never overwrites it.
+        k.deliver(&reqs[0]).unwrap();
+        let mut other = session();
+        let again = dealing(&f, &mut other);
+        let e = k.deliver(&again[0]).unwrap_err();
+        assert_eq!((e.status, e.code), (409, "conflict"));
+        assert_eq!(k.generations().unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn release_refusals_release_nothing() {
+        let (f, _) = delivered();
+        let k = &f.holders[0];
+        let mut s = session();
+        let code = |r: Result<ReleaseResponse, KeyholderError>| r.unwrap_err().code;
+        // Another deployment.
+        let mut r = release_request(k, &mut s);
+        r.settlement = Address::repeat_byte(2);
+        assert_eq!(code(k.release(&r)), "wrong_deployment");
+        // A challenge never issued.
+        let mut r = release_request(k, &mut s);
+        r.challenge = Bytes::from(vec![0u8; 32]);
+        assert_eq!(code(k.release(&r)), "stale_challenge");
+        // Evidence bound to another recovery key (the challenge is used up by the attempt).
+        let mut r = release_request(k, &mut s);
+        let genuine = r.clone();
+        r.recovery_key = B256::repeat_byte(0x42);
+        assert_eq!(code(k.release(&r)), "wrong_binding");
+        assert_eq!(code(k.release(&genuine)), "stale_challenge");
+        // Expired.
+        let r = release_request(k, &mut s);
+        f.clock.fetch_add(CHALLENGE_TTL_SECS + 1, Relaxed);
+        assert_eq!(code(k.release(&r)), "stale_challenge");
+        f.clock.store(NOW, Relaxed);
+        // Evidence that does not verify.
+        let mut r = release_request(k, &mut s);
+        r.evidence = Bytes::from(vec![9; 10]);
+        assert_eq!(code(k.release(&r)), "refused");
+        // A measurement the chain does not allow (forged simulated quote for another program).
+        let mut r = release_request(k, &mut s);
+        r.evidence = Bytes::from(
+            sealbridge_attest::danger::SimulatedQuote {
+                measurement: sealbridge_attest::Measurement(simulated_measurement("evil").0),
+                report_data: sealbridge_attest::keyholder_request_report_data(
+                    r.recovery_key.as_slice(),
+                    &custody::deployment_bytes(&target()),
+                    &r.challenge,
+                ),
+                issued_at: NOW,
+                debug: false,
+            }
+            .sign(),
+        );
+        let e = k.release(&r).unwrap_err();
+        assert_eq!((e.status, e.code), (403, "measurement_not_allowed"));
+        // The good request still works, once.
+        let r = release_request(k, &mut s);
+        assert_eq!(k.release(&r).unwrap().shares.len(), 1);
+        assert_eq!(code(k.release(&r)), "stale_challenge");
+    }
+
+    #[test]
+    fn nothing_held_is_404_and_commit_drops_only_older_generations() {
+        let f = fixture();
+        let k = &f.holders[0];
+        let mut s = session();
+        let r = release_request(k, &mut s);
+        let e = k.release(&r).unwrap_err();
+        assert_eq!((e.status, e.code), (404, "no_share"));
+        let commit = |g| CommitRequest {
+            chain_id: 31337,
+            settlement: Address::repeat_byte(0x5e),
+            generation: g,
+        };
+        assert_eq!(k.commit(&commit(0)).unwrap_err().code, "not_held");
+        let reqs = dealing(&f, &mut session());
+        k.deliver(&reqs[0]).unwrap();
+        let out = k.commit(&commit(0)).unwrap();
+        assert_eq!((out.kept, out.dropped), (vec![0], vec![]));
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_old_generation_until_committed_then_refuses_it() {
+        let (f, old) = delivered();
+        // A live custody enclave: boot on the dealt root, rotate.
+        let mut s = session();
+        let reqs = dealing(&f, &mut s);
+        let _ = reqs;
+        let r = s.handle(Request::Boot {
+            policy: f.policy.clone(),
+            target: target(),
+            now: NOW,
+        });
+        assert_eq!(r, Response::Ack);
+        let Response::Shares {
+            generation,
+            sealed,
+            tee,
+            evidence,
+            ..
+        } = s.handle(Request::RotateRoot { now: NOW })
+        else {
+            panic!()
+        };
+        assert_eq!(generation, 1);
+        let dealing: Vec<B256> = sealed
+            .iter()
+            .map(|x| B256::from(custody::sealed_digest(x)))
+            .collect();
+        let k = &f.holders[0];
+        k.deliver(&DeliverRequest {
+            chain_id: 31337,
+            settlement: Address::repeat_byte(0x5e),
+            generation,
+            sealed: Bytes::from(sealed[0].clone()),
+            dealing,
+            tee,
+            evidence: Bytes::from(evidence),
+        })
+        .unwrap();
+        assert_eq!(k.generations().unwrap(), vec![0, 1]);
+        let mut successor = session();
+        let r = release_request(k, &mut successor);
+        let out = k.release(&r).unwrap();
+        assert_eq!(
+            out.shares.iter().map(|s| s.generation).collect::<Vec<_>>(),
+            vec![1, 0]
+        );
+        let c = k
+            .commit(&CommitRequest {
+                chain_id: 31337,
+                settlement: Address::repeat_byte(0x5e),
+                generation: 1,
+            })
+            .unwrap();
+        assert_eq!((c.kept, c.dropped), (vec![1], vec![0]));
+        // Generation 0 cannot come back.
+        let e = k.deliver(&old[0]).unwrap_err();
+        assert_eq!((e.status, e.code), (409, "stale_generation"));
+    }
+}

@@ -1,0 +1,232 @@
+//! Three keyholders over HTTP (`serve` on 127.0.0.1, `RemoteKeyholder`), a custody enclave in
+//! process behind `CustodyLink`: a fresh Boot deals the root, a successor's Restore recovers it
+//! from two keyholders (the third stopped), and the snapshot opens. Prints the release and
+//! recovery times (`cargo test -p sealbridge-keyholder --test http -- --nocapture`).
+//!
+//! The keyholders' chain client is a fixed allowlist (the simulated netting measurement) here;
+//! the sandbox scenarios read `Settlement.measurementAllowed` from a real deployment.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use alloy_primitives::{Address, B256, Bytes};
+use sealbridge_core::link::{EnclaveLink, InProc};
+use sealbridge_enclave::{
+    EnclavePolicy, SettlementTarget,
+    boundary::{BOUNDARY_VERSION, Request, Response},
+    custody::Custody,
+    policy::simulated_measurement,
+};
+use sealbridge_keyholder::{
+    Keyholder, KeyholderApi, KeyholderFailure, ReleaseRequest, RemoteKeyholder,
+    host::{Custodian, CustodyLink, SharedKeyholder},
+};
+use sealbridge_programs::netting::NettingConfig;
+
+fn target() -> SettlementTarget {
+    SettlementTarget {
+        chain_id: 31337,
+        settlement: Address::repeat_byte(0x5e),
+    }
+}
+
+fn hello(link: &mut dyn EnclaveLink) {
+    let r = link
+        .call(Request::Hello {
+            version: BOUNDARY_VERSION,
+        })
+        .unwrap();
+    assert!(matches!(r, Response::Hello { .. }), "{r:?}");
+}
+
+#[test]
+fn deal_over_http_then_a_successor_recovers_from_two_of_three() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = Vec::new();
+    let mut ids = Vec::new();
+    for d in &dirs {
+        let (id, _) = sealbridge_keyholder::init(d.path()).unwrap();
+        ids.push(id);
+        let allowed = simulated_measurement("sealbridge/netting/v1");
+        let k = Keyholder::open(
+            d.path(),
+            target(),
+            sealbridge_attest::Policy::insecure_dev(),
+            Some(Box::new(move |m: B256| Ok(m == allowed))),
+        )
+        .unwrap();
+        servers.push(Some(
+            sealbridge_keyholder::serve(Arc::new(k), "127.0.0.1:0".parse().unwrap(), None).unwrap(),
+        ));
+    }
+    let urls: Vec<String> = servers.iter().flatten().map(|s| s.url()).collect();
+    let policy = EnclavePolicy::new(
+        NettingConfig {
+            participants: vec![],
+            tokens: vec![Address::repeat_byte(0xee)],
+        },
+        4,
+    )
+    .with_custody(Custody {
+        threshold: 2,
+        keyholders: ids,
+    });
+    let custodian = |urls: &[String]| {
+        let ks: Vec<SharedKeyholder> = urls
+            .iter()
+            .map(|u| Box::new(RemoteKeyholder::new(u).unwrap()) as SharedKeyholder)
+            .collect();
+        Arc::new(Custodian::new(ks, policy.clone(), target()).unwrap())
+    };
+
+    // A fresh deployment: Boot → "no sealing root" → deal to all three → Boot.
+    let mut link = CustodyLink::new(Box::new(InProc::custody()), custodian(&urls));
+    hello(&mut link);
+    let r = link
+        .call(Request::Boot {
+            policy: policy.clone(),
+            target: target(),
+            now: 1_800_000_000,
+        })
+        .unwrap();
+    assert_eq!(r, Response::Ack);
+    for u in &urls {
+        let info = RemoteKeyholder::new(u).unwrap().info().unwrap();
+        assert_eq!(info.generations, vec![0]);
+    }
+    let Response::Snapshot(m) = link
+        .call(Request::Snapshot {
+            chunk_bytes: 1 << 16,
+        })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let m = *m;
+    let chunks: Vec<Vec<u8>> = (0..m.chunks)
+        .map(|index| {
+            match link
+                .call(Request::SnapshotChunk { id: m.id, index })
+                .unwrap()
+            {
+                Response::SnapshotChunk { blob, .. } => blob,
+                r => panic!("{r:?}"),
+            }
+        })
+        .collect();
+    drop(link);
+
+    // Refusals over HTTP: malformed JSON (400), unknown path (404), another deployment (422).
+    let agent = ureq::Agent::new_with_defaults();
+    let resp = agent
+        .post(format!("{}/v1/release", urls[0]))
+        .header("content-type", "application/json")
+        .send(&b"{not json"[..]);
+    match resp {
+        Ok(r) => assert_eq!(r.status().as_u16(), 400),
+        Err(ureq::Error::StatusCode(c)) => assert_eq!(c, 400),
+        Err(e) => panic!("{e}"),
+    }
+    let k0 = RemoteKeyholder::new(&urls[0]).unwrap();
+    let e = k0
+        .release(&ReleaseRequest {
+            chain_id: 1,
+            settlement: Address::repeat_byte(0x5e),
+            recovery_key: B256::repeat_byte(1),
+            challenge: Bytes::from(vec![0u8; 32]),
+            tee: 0,
+            evidence: Bytes::new(),
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&e, KeyholderFailure::Refused { status: 422, code, .. } if code == "wrong_deployment"),
+        "{e}"
+    );
+
+    // One release, timed: challenge, evidence from a custody session, release.
+    let mut probe = InProc::custody();
+    hello(&mut probe);
+    let started = Instant::now();
+    let c = k0.challenge().unwrap();
+    let Response::RecoveryEvidence {
+        recovery_key,
+        tee,
+        evidence,
+    } = probe
+        .call(Request::RecoveryEvidence {
+            target: target(),
+            challenge: c.challenge.to_vec(),
+            now: sealbridge_net::unix_now(),
+        })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let released = k0
+        .release(&ReleaseRequest {
+            chain_id: 31337,
+            settlement: Address::repeat_byte(0x5e),
+            recovery_key: B256::from(recovery_key),
+            challenge: c.challenge,
+            tee,
+            evidence: Bytes::from(evidence),
+        })
+        .unwrap();
+    let one_release = started.elapsed();
+    assert_eq!(released.shares.len(), 1);
+
+    // The third keyholder goes down; a successor recovers from the other two on Restore.
+    servers[2] = None;
+    let two = custodian(&urls);
+    let mut successor = CustodyLink::new(Box::new(InProc::custody()), two.clone());
+    hello(&mut successor);
+    let started = Instant::now();
+    let mut r = successor
+        .call(Request::Restore {
+            policy: policy.clone(),
+            target: target(),
+            manifest: m.clone(),
+        })
+        .unwrap();
+    let recovery = started.elapsed();
+    for (index, blob) in (0u32..).zip(&chunks) {
+        assert!(matches!(r, Response::Restoring { .. }), "{r:?}");
+        r = successor
+            .call(Request::RestoreChunk {
+                index,
+                blob: blob.clone(),
+            })
+            .unwrap();
+    }
+    assert_eq!(r, Response::Ack);
+    let report = two.last_recovery().unwrap();
+    assert_eq!(report.roots.len(), 1);
+    assert_eq!(report.roots[0].2, vec![1, 2]);
+    assert!(
+        report.keyholders[2]
+            .outcome
+            .starts_with("challenge: unreachable"),
+        "{:?}",
+        report.keyholders[2]
+    );
+    println!(
+        "keyholder release over HTTP (challenge + evidence + release): {:.2} ms; 2-of-3 recovery (2 releases, 1 keyholder down, recombination): {:.2} ms",
+        one_release.as_secs_f64() * 1e3,
+        recovery.as_secs_f64() * 1e3
+    );
+
+    // With only one keyholder left, recovery fails naming who refused.
+    servers[1] = None;
+    let mut lonely = CustodyLink::new(Box::new(InProc::custody()), custodian(&urls));
+    hello(&mut lonely);
+    let e = lonely
+        .call(Request::Restore {
+            policy,
+            target: target(),
+            manifest: m,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("could not be recovered"), "{e}");
+    assert!(e.contains(&urls[1]) && e.contains(&urls[2]), "{e}");
+}
