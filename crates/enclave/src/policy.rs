@@ -61,10 +61,6 @@ pub struct EnclavePolicy {
     /// to the current version closes the window.
     #[serde(default = "default_min_envelope_version")]
     pub min_envelope_version: u8,
-}
-
-fn default_min_envelope_version() -> u8 {
-    PREVIOUS_ENVELOPE_VERSION
     // --- key custody (issue 12 part 3, policy version 4) -------------------------------------
     /// Key custody: the sealing root is generated inside and split among these keyholders,
     /// `threshold` of whom recover it ([`crate::custody`]). `None`: the TEE's own root (today's
@@ -72,6 +68,10 @@ fn default_min_envelope_version() -> u8 {
     #[serde(default)]
     pub custody: Option<Custody>,
     // --- end key custody ---------------------------------------------------------------------
+}
+
+fn default_min_envelope_version() -> u8 {
+    PREVIOUS_ENVELOPE_VERSION
 }
 
 /// The production anonymity set (`sealbridge deploy` defaults): inputs per statement.
@@ -149,6 +149,7 @@ impl EnclavePolicy {
             max_pending_per_sender: DEFAULT_MAX_PENDING_PER_SENDER,
             suites: SuitePolicy::default(),
             min_envelope_version: PREVIOUS_ENVELOPE_VERSION,
+            custody: None,
         }
     }
 
@@ -156,8 +157,7 @@ impl EnclavePolicy {
     #[must_use]
     pub fn with_suites(mut self, suites: SuitePolicy) -> Self {
         self.suites = suites;
-            custody: None,
-        }
+        self
     }
 
     /// This policy with the sealing root in the custody of `custody`'s keyholders.
