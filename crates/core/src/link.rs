@@ -297,6 +297,9 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Restore { .. } => "restore",
         Request::RestoreChunk { .. } => "restore-chunk",
         Request::RestoreV1 { .. } => "restore-v1",
+        Request::Handover { .. } => "handover",
+        Request::AwaitHandover { .. } => "await-handover",
+        Request::AcceptHandover { .. } => "accept-handover",
     }
 }
 
@@ -320,6 +323,7 @@ fn response_kind(response: &Response) -> &'static str {
         Response::SnapshotChunk { .. } => "snapshot-chunk",
         Response::Restoring { .. } => "restoring",
         Response::Status(_) => "status",
+        Response::HandedOver { .. } => "handed-over",
         Response::Error(_) => "error",
     }
 }
@@ -338,6 +342,8 @@ fn outcome(response: &Response) -> &'static str {
             BoundaryError::Internal => "internal",
             BoundaryError::Refused(_) => "refused",
             BoundaryError::ExitRequestOutOfOrder { .. } => "exit-request-out-of-order",
+            BoundaryError::HandedOver { .. } => "handed-over",
+            BoundaryError::AwaitingHandover => "awaiting-handover",
             _ => "error",
         },
         _ => "ok",

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod chunks;
 pub mod epochs;
 pub mod forensics;
+pub mod handover;
 pub mod keys;
 pub mod log_entry;
 mod machine;

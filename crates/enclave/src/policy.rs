@@ -50,6 +50,101 @@ pub struct EnclavePolicy {
     /// Replay-set quota: live (unexpired) nonces per sender; an authenticated participant over
     /// it is rejected `quota-exceeded`.
     pub max_pending_per_sender: u32,
+    /// Whom the enclave may hand its state over to (issue 12; policy version 4). The default
+    /// (no verifiers) refuses every handover.
+    #[serde(default)]
+    pub handover: HandoverTrust,
+}
+
+/// Handover trust (issue 12): the verifier set and registry whose EIP-712 `AttestationResult`
+/// signatures the enclave checks when it attests a successor itself, and the measurements it may
+/// hand over to besides its own. Part of the policy hash, so it is what the chain agreed to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HandoverTrust {
+    /// Verifier signing addresses (the registry's verifier set for this deployment).
+    pub verifiers: Vec<Address>,
+    /// Distinct verifiers that must have signed a successor's attestation result (≥ 1 when
+    /// `verifiers` is not empty).
+    pub threshold: u8,
+    /// The enclave registry whose EIP-712 domain the results are signed under (on the
+    /// settlement target's chain).
+    pub registry: Address,
+    /// Measurements a successor may have besides the enclave's own.
+    pub successors: Vec<B256>,
+}
+
+impl HandoverTrust {
+    /// Whether a handover can be performed at all under this trust.
+    pub fn enabled(&self) -> bool {
+        !self.verifiers.is_empty() && self.threshold > 0
+    }
+
+    /// Canonical bytes (the policy's version-4 block): `u32 n ‖ n verifiers (ascending) ‖
+    /// threshold u8 ‖ registry (20) ‖ u32 m ‖ m successor measurements (ascending)`.
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut verifiers = self.verifiers.clone();
+        verifiers.sort();
+        out.extend_from_slice(&(verifiers.len() as u32).to_be_bytes());
+        for v in &verifiers {
+            out.extend_from_slice(v.as_slice());
+        }
+        out.push(self.threshold);
+        out.extend_from_slice(self.registry.as_slice());
+        let mut successors = self.successors.clone();
+        successors.sort();
+        out.extend_from_slice(&(successors.len() as u32).to_be_bytes());
+        for m in &successors {
+            out.extend_from_slice(m.as_slice());
+        }
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Option<Self> {
+        let n = u32::from_be_bytes(r.take()?);
+        let mut verifiers = Vec::new();
+        for _ in 0..n {
+            verifiers.push(Address::from(r.take::<20>()?));
+        }
+        let [threshold] = r.take::<1>()?;
+        let registry = Address::from(r.take::<20>()?);
+        let m = u32::from_be_bytes(r.take()?);
+        let mut successors = Vec::new();
+        for _ in 0..m {
+            successors.push(B256::from(r.take::<32>()?));
+        }
+        Some(Self {
+            verifiers,
+            threshold,
+            registry,
+            successors,
+        })
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |why: String| Err(Error::InvalidPolicy(format!("handover trust: {why}")));
+        let mut v = self.verifiers.clone();
+        v.sort();
+        v.dedup();
+        if v.len() != self.verifiers.len() {
+            return bad("a verifier is listed twice".into());
+        }
+        if usize::from(self.threshold) > self.verifiers.len() {
+            return bad(format!(
+                "threshold {} exceeds the {} verifiers",
+                self.threshold,
+                self.verifiers.len()
+            ));
+        }
+        if !self.verifiers.is_empty() && self.threshold == 0 {
+            return bad("threshold 0 with verifiers listed".into());
+        }
+        let mut m = self.successors.clone();
+        m.sort();
+        m.dedup();
+        if m.len() != self.successors.len() {
+            return bad("a successor measurement is listed twice".into());
+        }
+        Ok(())
+    }
 }
 
 /// The production anonymity set (`sealbridge deploy` defaults): inputs per statement.
@@ -104,8 +199,9 @@ pub const fn effects_cap_for_gas(gas_ceiling: u64) -> u32 {
 impl EnclavePolicy {
     /// Policy encoding version. Version 2 added `max_effects_per_statement`; version 3 the
     /// anonymity set (`min_batch_inputs`, `min_batch_senders`, `max_batch_wait_secs`),
-    /// `max_clock_step_secs` and `max_pending_per_sender`.
-    pub const VERSION: u8 = 3;
+    /// `max_clock_step_secs` and `max_pending_per_sender`; version 4 the handover trust
+    /// ([`HandoverTrust`], issue 12) as a block after them.
+    pub const VERSION: u8 = 4;
 
     /// A policy with the defaults of DESIGN (1 h epochs, 10 min grace) and the default effects
     /// cap ([`DEFAULT_MAX_EFFECTS_PER_STATEMENT`]).
@@ -123,7 +219,15 @@ impl EnclavePolicy {
             max_batch_wait_secs: 0,
             max_clock_step_secs: 3600,
             max_pending_per_sender: DEFAULT_MAX_PENDING_PER_SENDER,
+            handover: HandoverTrust::default(),
         }
+    }
+
+    /// This policy with the handover trust `handover` (issue 12).
+    #[must_use]
+    pub fn with_handover(mut self, handover: HandoverTrust) -> Self {
+        self.handover = handover;
+        self
     }
 
     /// This policy with the anonymity set `min_inputs` inputs from `min_senders` distinct
@@ -188,7 +292,7 @@ impl EnclavePolicy {
                 "max_clock_step_secs must be at least 1".into(),
             ));
         }
-        Ok(())
+        self.handover.validate()
     }
 
     /// The effects cap the enclave applies: `max_effects_per_statement`, at least
@@ -251,6 +355,8 @@ impl EnclavePolicy {
         out.extend_from_slice(&self.max_batch_wait_secs.to_be_bytes());
         out.extend_from_slice(&self.max_clock_step_secs.to_be_bytes());
         out.extend_from_slice(&self.max_pending_per_sender.to_be_bytes());
+        // Version 4: the handover trust block.
+        self.handover.encode_into(&mut out);
         out
     }
 
@@ -288,6 +394,7 @@ impl EnclavePolicy {
         let max_batch_wait_secs = u64::from_be_bytes(r.take().ok_or(bad.clone())?);
         let max_clock_step_secs = u64::from_be_bytes(r.take().ok_or(bad.clone())?);
         let max_pending_per_sender = u32::from_be_bytes(r.take().ok_or(bad.clone())?);
+        let handover = HandoverTrust::decode_from(&mut r).ok_or(bad.clone())?;
         let [
             epoch_secs,
             epoch_grace_secs,
@@ -310,6 +417,7 @@ impl EnclavePolicy {
             max_batch_wait_secs,
             max_clock_step_secs,
             max_pending_per_sender,
+            handover,
         };
         // Canonical: no trailing bytes, lists sorted as `to_bytes` sorts them.
         if !r.0.is_empty() || policy.to_bytes() != bytes {
@@ -372,6 +480,25 @@ pub fn simulated_measurement(program_name: &str) -> B256 {
         ]
         .concat(),
     )
+}
+
+/// The simulated TEE's measurement of a build of a program: [`simulated_measurement`] for the
+/// default build (`None`), else the hash with `"+build:" ‖ label` appended — how a simulated
+/// deployment stands for a new program version (a successor's measurement, issue 12).
+pub fn simulated_measurement_of(program_name: &str, build: Option<&str>) -> B256 {
+    match build {
+        None => simulated_measurement(program_name),
+        Some(label) => keccak256(
+            [
+                SIM_MEASUREMENT_CONTEXT,
+                program_name.as_bytes(),
+                env!("CARGO_PKG_VERSION").as_bytes(),
+                b"+build:",
+                label.as_bytes(),
+            ]
+            .concat(),
+        ),
+    }
 }
 
 /// Program id = hash(measurement ‖ policy hash): the code and the policy it runs under.
@@ -459,10 +586,10 @@ mod tests {
     fn policy_bytes_round_trip_and_are_parsed_strictly() {
         let p = policy();
         let bytes = p.to_bytes();
-        assert_eq!(bytes.first(), Some(&3));
+        assert_eq!(bytes.first(), Some(&4));
         assert_eq!(
             bytes.len(),
-            1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4 + 4 + 4 + 8 + 8 + 4
+            1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4 + 4 + 4 + 8 + 8 + 4 + (4 + 1 + 20 + 4)
         );
         let back = EnclavePolicy::from_bytes(&bytes).unwrap();
         assert_eq!(back.hash(), p.hash());
@@ -476,8 +603,15 @@ mod tests {
         let mut v1 = bytes.clone();
         v1[0] = 1;
         assert!(EnclavePolicy::from_bytes(&v1).is_err());
+        // Version-3 bytes (no handover block) are refused.
+        let mut v3 = bytes[..bytes.len() - 29].to_vec();
+        v3[0] = 3;
+        assert_eq!(
+            EnclavePolicy::from_bytes(&v3),
+            Err(Error::Malformed("policy bytes"))
+        );
         // Version-2 bytes (no anonymity set, clock step or quota) are refused.
-        let mut v2 = bytes[..bytes.len() - 28].to_vec();
+        let mut v2 = bytes[..bytes.len() - 29 - 28].to_vec();
         v2[0] = 2;
         assert_eq!(
             EnclavePolicy::from_bytes(&v2),
@@ -491,5 +625,72 @@ mod tests {
         swapped[a].copy_from_slice(&second);
         swapped[b].copy_from_slice(&first);
         assert!(EnclavePolicy::from_bytes(&swapped).is_err());
+    }
+
+    fn trust() -> HandoverTrust {
+        HandoverTrust {
+            verifiers: vec![Address::repeat_byte(0xb2), Address::repeat_byte(0xa1)],
+            threshold: 2,
+            registry: Address::repeat_byte(0x77),
+            successors: vec![B256::repeat_byte(9), B256::repeat_byte(3)],
+        }
+    }
+
+    #[test]
+    fn handover_trust_is_in_the_bytes_and_the_hash() {
+        let p = policy().with_handover(trust());
+        let bytes = p.to_bytes();
+        assert_eq!(
+            bytes.len(),
+            policy().to_bytes().len() + 2 * 20 + 2 * 32,
+            "two verifiers and two successors"
+        );
+        let back = EnclavePolicy::from_bytes(&bytes).unwrap();
+        assert_eq!(back.hash(), p.hash());
+        assert_ne!(p.hash(), policy().hash());
+        // The order the lists are given in does not matter; each field does.
+        let mut q = p.clone();
+        q.handover.verifiers.reverse();
+        q.handover.successors.reverse();
+        assert_eq!(q.hash(), p.hash());
+        for change in [
+            |t: &mut HandoverTrust| t.threshold = 1,
+            |t: &mut HandoverTrust| t.registry = Address::repeat_byte(0x78),
+            |t: &mut HandoverTrust| {
+                t.successors.pop();
+            },
+            |t: &mut HandoverTrust| t.verifiers.push(Address::repeat_byte(0xc3)),
+        ] {
+            let mut r = p.clone();
+            change(&mut r.handover);
+            assert_ne!(r.hash(), p.hash());
+        }
+        for cut in 0..bytes.len() {
+            assert!(EnclavePolicy::from_bytes(&bytes[..cut]).is_err(), "{cut}");
+        }
+        assert!(p.validate().is_ok());
+        assert!(p.handover.enabled() && !policy().handover.enabled());
+    }
+
+    #[test]
+    fn inconsistent_handover_trust_is_refused() {
+        let bad = |t: HandoverTrust| {
+            matches!(
+                policy().with_handover(t).validate(),
+                Err(Error::InvalidPolicy(m)) if m.starts_with("handover trust")
+            )
+        };
+        let mut t = trust();
+        t.threshold = 3;
+        assert!(bad(t));
+        let mut t = trust();
+        t.threshold = 0;
+        assert!(bad(t));
+        let mut t = trust();
+        t.verifiers.push(Address::repeat_byte(0xa1));
+        assert!(bad(t));
+        let mut t = trust();
+        t.successors.push(B256::repeat_byte(3));
+        assert!(bad(t));
     }
 }

@@ -37,6 +37,9 @@ pub const EPOCH_INPUT_KEY_LABEL: &[u8] = b"sealbridge/v1/epoch-input-key";
 pub const SEALED_INPUT_CONTEXT: &[u8] = b"sealbridge/v1/sealed-input";
 /// The simulated TEE root's seed is SHA-256 of this public label. Not a secret.
 pub const SIM_ROOT_SEED_LABEL: &[u8] = b"sealbridge/v1/INSECURE-simulated-tee-root";
+/// HPKE `info` prefix of a handover package: the sealing root sealed to an attested successor
+/// (issue 12), followed by predecessor address, successor address and handover sequence.
+pub const HANDOVER_CONTEXT: &[u8] = b"sealbridge/v1/handover";
 
 // Transparency-log checkpoints are C2SP signed notes: their domain separation is the note format
 // itself (key name = log origin, key id), so they use no label here, by design.
@@ -59,6 +62,7 @@ pub const ALL: &[&[u8]] = &[
     EPOCH_KEM_LABEL,
     EPOCH_INPUT_KEY_LABEL,
     SEALED_INPUT_CONTEXT,
+    HANDOVER_CONTEXT,
 ];
 
 #[cfg(test)]
