@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 28] = [
+const NAMES: [&str; 30] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
@@ -39,6 +39,8 @@ const NAMES: [&str; 28] = [
     "log-spam",
     "settled-inputs-at-rest",
     "replay-refused-envelope",
+    "upgrade-handover",
+    "handover-to-unallowed-measurement",
 ];
 
 /// Run `sealbridge sandbox ARGS --json`: the one object it prints, its exit code, stderr.

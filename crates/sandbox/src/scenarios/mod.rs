@@ -14,6 +14,7 @@ mod forged_checkpoint;
 mod forged_receipt;
 mod front_run_registration;
 mod governor_drain;
+mod handover_to_unallowed_measurement;
 mod host_cut_batch_of_one;
 mod host_rollback;
 mod log_spam;
@@ -30,6 +31,7 @@ mod stale_evidence;
 mod tick_max;
 mod tile_path_escape;
 mod time_jump;
+mod upgrade_handover;
 mod withdraw_after_accept;
 mod withdraw_then_pay;
 mod withhold_withdrawal;
@@ -66,6 +68,8 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &log_spam::LogSpam,
         &settled_inputs_at_rest::SettledInputsAtRest,
         &replay_refused_envelope::ReplayRefusedEnvelope,
+        &upgrade_handover::UpgradeHandover,
+        &handover_to_unallowed_measurement::HandoverToUnallowedMeasurement,
     ]
 }
 
