@@ -321,8 +321,8 @@ fn handover() -> impl Strategy<Value = sealbridge_chain::Handover> {
         (any::<u64>(), b256(), any::<u64>(), b256(), b256()),
         (address(), b256(), b256(), any::<u64>(), any::<u64>()),
     )
-        .prop_map(
-            |((seq, root, size, log, policy), (succ, m, rh, nb, na))| sealbridge_chain::Handover {
+        .prop_map(|((seq, root, size, log, policy), (succ, m, rh, nb, na))| {
+            sealbridge_chain::Handover {
                 sequence: seq,
                 stateRoot: root,
                 logSize: size,
@@ -333,8 +333,8 @@ fn handover() -> impl Strategy<Value = sealbridge_chain::Handover> {
                 successorResultHash: rh,
                 notBefore: nb,
                 notAfter: na,
-            },
-        )
+            }
+        })
 }
 
 /// The handover digest (and its typehash) in Rust — the chain crate's bindings and

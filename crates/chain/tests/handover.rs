@@ -172,8 +172,14 @@ fn a_handover_makes_the_successor_the_only_signer() {
         sb.last_settled_at().unwrap(),
         sb.chain().block_timestamp().unwrap()
     );
-    assert_eq!(sb.statement_digest(2).unwrap(), sb.handover_digest_local(&h));
-    assert_eq!(sb.statement_digest(2).unwrap(), sb.hash_handover(&h).unwrap());
+    assert_eq!(
+        sb.statement_digest(2).unwrap(),
+        sb.handover_digest_local(&h)
+    );
+    assert_eq!(
+        sb.statement_digest(2).unwrap(),
+        sb.hash_handover(&h).unwrap()
+    );
     let head = sb.chain().block_number().unwrap();
     assert_eq!(sb.handed_over_events(0, head).unwrap().len(), 1);
     assert_eq!(
@@ -190,7 +196,10 @@ fn a_handover_makes_the_successor_the_only_signer() {
     else {
         panic!("{err}")
     };
-    assert_eq!((e.expected, e.got), (w.successor_address(), w.f.enclave_address()));
+    assert_eq!(
+        (e.expected, e.got),
+        (w.successor_address(), w.f.enclave_address())
+    );
     // The successor settles from the same root.
     let new = w.successor.clone();
     assert!(matches!(
@@ -271,8 +280,16 @@ fn rejects_a_bad_signature_or_signer() {
 #[test]
 fn rejects_a_wrong_root_policy_or_window() {
     let mut w = World::new();
-    refused(&mut w, |h| h.stateRoot = B256::repeat_byte(0xee), "PrevRootMismatch");
-    refused(&mut w, |h| h.policyHash = B256::repeat_byte(0xee), "PolicyMismatch");
+    refused(
+        &mut w,
+        |h| h.stateRoot = B256::repeat_byte(0xee),
+        "PrevRootMismatch",
+    );
+    refused(
+        &mut w,
+        |h| h.policyHash = B256::repeat_byte(0xee),
+        "PolicyMismatch",
+    );
     let now = w.f.now();
     refused(&mut w, |h| h.notBefore = now + 600, "OutsideWindow");
     refused(
@@ -310,7 +327,11 @@ fn rejects_a_successor_that_is_not_active() {
     };
     assert_eq!((e.successor, e.status), (nobody, 1));
     // The zero address is never a successor.
-    refused(&mut w, |h| h.successor = Address::ZERO, "SuccessorNotActive");
+    refused(
+        &mut w,
+        |h| h.successor = Address::ZERO,
+        "SuccessorNotActive",
+    );
     // Revoked in the registry.
     let (admin, s) = (w.f.admin, w.successor_address());
     w.f.sb.revoke_enclave(admin, s).unwrap();
@@ -421,7 +442,10 @@ fn a_handover_waits_like_a_statement_while_paused_or_frozen() {
     w.f.sb.unpause(admin).unwrap();
     let at = w.f.sb.last_settled_at().unwrap();
     let delay = w.f.sb.exit_delay().unwrap();
-    w.f.sb.chain_mut().set_next_timestamp(at + delay + 1).unwrap();
+    w.f.sb
+        .chain_mut()
+        .set_next_timestamp(at + delay + 1)
+        .unwrap();
     let relayer = w.f.relayer;
     w.f.sb.freeze(relayer).unwrap();
     refused(&mut w, |_| {}, "DeploymentFrozen");
@@ -449,7 +473,10 @@ fn governance_adopts_an_enclave() {
         .iter()
         .find_map(|l| Settlement::EnclaveAdopted::decode_log(&l.inner).ok())
         .expect("EnclaveAdopted");
-    assert_eq!((ev.enclave, ev.previous, ev.measurement), (s, Address::ZERO, M2));
+    assert_eq!(
+        (ev.enclave, ev.previous, ev.measurement),
+        (s, Address::ZERO, M2)
+    );
     assert_eq!(w.f.sb.current_enclave().unwrap(), s);
     // The old enclave's statements stop settling; the adopted one's settle.
     let old = w.f.enclave.clone();

@@ -272,7 +272,10 @@ uint64 notBefore,uint64 notAfter)"
         for v in &variants {
             assert_ne!(v.digest(&d), base, "{v:?}");
         }
-        assert_ne!(h.digest(&settlement_domain(2, Address::repeat_byte(9))), base);
+        assert_ne!(
+            h.digest(&settlement_domain(2, Address::repeat_byte(9))),
+            base
+        );
         assert_ne!(h.digest(&registry_domain(1, Address::repeat_byte(9))), base);
     }
 
