@@ -155,7 +155,7 @@ pub(crate) enum Step {
     Heartbeat { state_root: B256 },
     /// The enclave handed over (issue 12): it enters handed-over mode at the handover's
     /// sequence (the `Handover` entry is the `Log` step before it).
-    HandOver(crate::machine::HandedOverTo),
+    HandOver(Box<crate::machine::HandedOverTo>),
 }
 
 /// The plaintext of a sealed input ([`Step::Input`]).

@@ -249,7 +249,7 @@ fn log_entries(e: &mut Enclave<Netting>) -> (u64, Vec<Vec<u8>>) {
 }
 
 fn recover(digest: B256, sig: &[u8]) -> Address {
-    Signature::from_raw(sig.try_into().unwrap())
+    Signature::from_raw(sig)
         .unwrap()
         .recover_address_from_prehash(&digest)
         .unwrap()
@@ -328,11 +328,14 @@ fn handover(
     handover_logged(p, evidence).map(|(h, package, _, _)| (h, package))
 }
 
+/// The signed handover, the package, and the log entries it appended (first index, entries).
+type HandoverLogged = (SignedHandover, Vec<u8>, u64, Vec<Vec<u8>>);
+
 /// [`handover`], with the log entries it appended (first index, entries).
 fn handover_logged(
     p: &mut Predecessor,
     evidence: SuccessorEvidence,
-) -> Result<(SignedHandover, Vec<u8>, u64, Vec<Vec<u8>>), BoundaryError> {
+) -> Result<HandoverLogged, BoundaryError> {
     let now = p.clients.now + 1;
     let r = p.e.handle(Request::Journaled(Box::new(Request::Handover {
         successor: evidence,

@@ -52,7 +52,7 @@ pub(crate) enum Mode {
     /// Booted with keys but no state, waiting for a predecessor's package.
     Awaiting,
     /// Handed over: changes no state any more.
-    HandedOver(HandedOverTo),
+    HandedOver(Box<HandedOverTo>),
 }
 
 /// The handover this enclave signed.
@@ -252,9 +252,9 @@ impl<P: Program> Enclave<P> {
             handover: handover.clone(),
             successor_ed25519,
         };
-        self.record(Step::HandOver(to.clone()));
+        self.record(Step::HandOver(Box::new(to.clone())));
         self.sequence = sequence;
-        self.mode = Mode::HandedOver(to);
+        self.mode = Mode::HandedOver(Box::new(to));
         Ok(handover)
     }
 
@@ -266,7 +266,7 @@ impl<P: Program> Enclave<P> {
             ));
         }
         self.sequence = to.handover.sequence;
-        self.mode = Mode::HandedOver(to.clone());
+        self.mode = Mode::HandedOver(Box::new(to.clone()));
         Ok(())
     }
 
