@@ -39,6 +39,24 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         uint64 notAfter;
     }
 
+    /// @notice A handover (EIP-712 type `Handover`, issue 12): the current enclave names an attested
+    ///         successor at the next sequence; from then on only the successor signs statements.
+    ///         The state root does not change; the log (size, root) grows by the handover entry.
+    /// @param successorResultHash The registry's `resultHash` of the successor's registration (the
+    ///        EIP-712 digest of its `AttestationResult`), so the handover names one attestation.
+    struct Handover {
+        uint64 sequence;
+        bytes32 stateRoot;
+        uint64 logSize;
+        bytes32 logRoot;
+        bytes32 policyHash;
+        address successor;
+        bytes32 successorMeasurement;
+        bytes32 successorResultHash;
+        uint64 notBefore;
+        uint64 notAfter;
+    }
+
     /// @notice One netting balance change: `delta` of `token` for `account`. Effects conserve value.
     struct Effect {
         address account;
@@ -86,6 +104,11 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         "uint64 logSize,bytes32 logRoot,bytes32 policyHash,bytes32 effectsHash,uint64 notBefore,uint64 notAfter)"
     );
 
+    bytes32 public constant HANDOVER_TYPEHASH = keccak256(
+        "Handover(uint64 sequence,bytes32 stateRoot,uint64 logSize,bytes32 logRoot,bytes32 policyHash,"
+        "address successor,bytes32 successorMeasurement,bytes32 successorResultHash,uint64 notBefore,uint64 notAfter)"
+    );
+
     /// @notice The registry consulted for the signer's status on every statement.
     EnclaveRegistry public immutable registry;
     /// @notice Seconds without a settled statement after which `freeze` opens the escape hatch.
@@ -125,7 +148,11 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     /// @notice Hash of the policy statements must be produced under:
     ///         keccak256(abi.encode(basePolicyHash, accountsHash, tokensHash)).
     bytes32 public policyHash;
-    /// @notice EIP-712 digest of each settled statement, by sequence.
+    /// @notice The deployment's current signer. Zero (as deployed): any Active registered enclave
+    ///         whose measurement is allowed here may sign. Set by a settled `handover` (to its
+    ///         successor) or by governance (`adoptEnclave`); once set, only it signs.
+    address public enclave;
+    /// @notice EIP-712 digest of each settled statement (or handover), by sequence.
     mapping(uint64 sequence => bytes32) public statementDigest;
     /// @notice Whether `account` is a participant of this deployment.
     mapping(address account => bool) public isParticipant;
@@ -158,6 +185,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     event MeasurementRevoked(bytes32 indexed measurement);
     event PolicyChanged(bytes32 oldPolicyHash, bytes32 newPolicyHash);
     event AlreadySettled(uint64 indexed sequence, bytes32 digest);
+    event HandedOver(uint64 indexed sequence, address indexed from, address indexed to, bytes32 measurement);
+    event EnclaveAdopted(address indexed enclave, address indexed previous, bytes32 measurement);
     event StatementSettled(
         uint64 indexed sequence,
         bytes32 digest,
@@ -198,6 +227,10 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     error BadRequestMarker(uint256 marker, uint64 decided, uint64 requested);
     error NotConserved(address token);
     error InsufficientEscrow(address account, address token);
+    error NotCurrentEnclave(address expected, address got);
+    error SuccessorNotActive(address successor, uint8 status);
+    error SuccessorMismatch(address successor);
+    error SelfHandover();
 
     constructor(Config memory c)
         AccessControlDefaultAdminRules(c.adminDelay, c.admin)
@@ -404,6 +437,15 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         emit Unpaused(msg.sender);
     }
 
+    /// @notice Make `successor` the deployment's only signer (governance, through the timelock):
+    ///         for a deployment whose enclave is gone without a handover. It must be Active in the
+    ///         registry with a measurement allowed here.
+    function adoptEnclave(address successor) external onlyRole(GOVERNOR_ROLE) {
+        bytes32 m = _checkSuccessor(successor);
+        emit EnclaveAdopted(successor, enclave, m);
+        enclave = successor;
+    }
+
     function _setPolicy(bytes32 base) private {
         bytes32 next = keccak256(abi.encode(base, accountsHash, tokensHash));
         emit PolicyChanged(policyHash, next);
@@ -448,7 +490,54 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         return true;
     }
 
-    /// @dev The signer must be Active in the registry right now, with a measurement allowed here.
+    /// @notice Verify and apply handover `h`, signed by the current enclave: from now on only
+    ///         `h.successor` signs statements (DESIGN §8, issue 12).
+    /// @return applied True if applied now; false if this exact handover was already settled.
+    /// @dev Checks, in order: setup, frozen, paused, sequence (replay / conflict / gap), signer
+    ///      (as `settle`), state root, policy, time window, successor != signer, successor Active
+    ///      in the registry with the named measurement and attestation result, measurement
+    ///      allowed here.
+    function handover(Handover calldata h, bytes calldata signature) external returns (bool applied) {
+        if (participantSetup != address(0)) revert SetupNotSealed();
+        if (frozen) revert DeploymentFrozen();
+        if (paused) revert SettlementPaused();
+        bytes32 digest = hashHandover(h);
+        uint64 last = lastSequence;
+        if (h.sequence <= last) {
+            bytes32 settled = statementDigest[h.sequence];
+            if (settled == digest && h.sequence != 0) {
+                emit AlreadySettled(h.sequence, digest);
+                return false;
+            }
+            revert SequenceConflict(h.sequence, settled, digest);
+        }
+        if (h.sequence != last + 1) revert SequenceGap(last + 1, h.sequence);
+
+        address signer = _checkSigner(digest, signature);
+        if (h.stateRoot != stateRoot) revert PrevRootMismatch(stateRoot, h.stateRoot);
+        if (h.policyHash != policyHash) revert PolicyMismatch(policyHash, h.policyHash);
+        if (block.timestamp < h.notBefore || block.timestamp > h.notAfter) {
+            revert OutsideWindow(h.notBefore, h.notAfter, block.timestamp);
+        }
+        if (h.successor == signer) revert SelfHandover();
+        (bytes32 m, bytes32 resultHash) = _successor(h.successor);
+        if (m != h.successorMeasurement || resultHash != h.successorResultHash) {
+            revert SuccessorMismatch(h.successor);
+        }
+        if (!measurementAllowed[m]) revert MeasurementNotAllowedHere(m);
+
+        enclave = h.successor;
+        lastSequence = h.sequence;
+        statementDigest[h.sequence] = digest;
+        logSize = h.logSize;
+        logRoot = h.logRoot;
+        lastSettledAt = uint64(block.timestamp);
+        emit HandedOver(h.sequence, signer, h.successor, m);
+        return true;
+    }
+
+    /// @dev The signer must be Active in the registry right now, with a measurement allowed here,
+    ///      and be the deployment's enclave once one is set.
     function _checkSigner(bytes32 digest, bytes calldata signature) private view returns (address signer) {
         ECDSA.RecoverError err;
         (signer, err,) = ECDSA.tryRecoverCalldata(digest, signature);
@@ -456,6 +545,21 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         uint8 status = registry.enclaveStatus(signer);
         if (status != 0) revert SignerNotActive(signer, status);
         (bytes32 m,,,,,,) = registry.enclaves(signer);
+        if (!measurementAllowed[m]) revert MeasurementNotAllowedHere(m);
+        address current = enclave;
+        if (current != address(0) && signer != current) revert NotCurrentEnclave(current, signer);
+    }
+
+    /// @dev A successor must be Active in the registry now: its measurement and result hash.
+    function _successor(address successor) private view returns (bytes32 m, bytes32 resultHash) {
+        uint8 status = registry.enclaveStatus(successor);
+        if (status != 0) revert SuccessorNotActive(successor, status);
+        (m,, resultHash,,,,) = registry.enclaves(successor);
+    }
+
+    /// @dev `_successor`, and its measurement allowed here.
+    function _checkSuccessor(address successor) private view returns (bytes32 m) {
+        (m,) = _successor(successor);
         if (!measurementAllowed[m]) revert MeasurementNotAllowedHere(m);
     }
 
@@ -576,6 +680,11 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     /// @dev Every member is a static type, so abi.encode(typehash, s) is exactly EIP-712 encodeData.
     function hashStatement(Statement calldata s) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(STATEMENT_TYPEHASH, s)));
+    }
+
+    /// @notice The full EIP-712 digest an enclave signs for handover `h`.
+    function hashHandover(Handover calldata h) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(HANDOVER_TYPEHASH, h)));
     }
 
     /// @notice `keccak256(abi.encode(effects, exits))`, the value a statement's `effectsHash` commits to.

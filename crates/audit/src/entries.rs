@@ -4,7 +4,10 @@ use alloy_primitives::{Address, B256, Signature};
 use alloy_sol_types::SolValue;
 use sealbridge_enclave::{
     EnclavePolicy, KeyBundle,
-    log_entry::{self, EntryKind, ExitRequestEntry, RejectionSummaryEntry, SessionStartEntry},
+    log_entry::{
+        self, EntryKind, ExitRequestEntry, HANDOVER_ACCEPTED_LEN, HANDOVER_LEN,
+        HandoverAcceptedEntry, HandoverEntry, RejectionSummaryEntry, SessionStartEntry,
+    },
 };
 use sealbridge_proto::eip712::{AttestationResult, Statement};
 
@@ -64,6 +67,11 @@ pub enum Entry {
     /// A boundary session of the enclave went live (issue 11): its random id, the journal
     /// position and log size it resumed at, and its process's journal high-water mark.
     SessionStart(SessionStartEntry),
+    /// The enclave hands the deployment over to an attested successor (issue 12): the
+    /// successor's address, measurement, registration (result hash) and Ed25519 key.
+    Handover(HandoverEntry),
+    /// The successor took the handed-over state (issue 12): from here on its keys sign.
+    HandoverAccepted(HandoverAcceptedEntry),
 }
 
 impl Entry {
@@ -80,6 +88,8 @@ impl Entry {
             Entry::ExitRequest(_) => "exit request",
             Entry::RejectionSummary(_) => "rejection summary",
             Entry::SessionStart(_) => "session start",
+            Entry::Handover(_) => "handover",
+            Entry::HandoverAccepted(_) => "handover accepted",
         }
     }
 }
@@ -171,6 +181,18 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
         EntryKind::SessionStart => SessionStartEntry::decode(body)
             .map(Entry::SessionStart)
             .ok_or_else(|| format!("session start entry is {} bytes, not 48", body.len())),
+        EntryKind::Handover => HandoverEntry::decode(body)
+            .map(Entry::Handover)
+            .ok_or_else(|| format!("handover entry is {} bytes, not {HANDOVER_LEN}", body.len())),
+        EntryKind::HandoverAccepted => HandoverAcceptedEntry::decode(body)
+            .map(Entry::HandoverAccepted)
+            .ok_or_else(|| {
+                format!(
+                    "handover accepted entry is not {HANDOVER_ACCEPTED_LEN} bytes of sequence, \
+                     predecessor, key bundle, measurement and a zero reserved field ({} bytes)",
+                    body.len()
+                )
+            }),
     }
 }
 

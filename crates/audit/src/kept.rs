@@ -106,11 +106,15 @@ impl KeptReport {
 /// Check each kept receipt against `entries`, the log's entries in order (the log the host
 /// serves, verified against its checkpoint by the caller — see [`check_log_dir`]).
 pub fn check_kept_receipts(entries: &[Vec<u8>], kept: &[KeptReceipt]) -> KeptReport {
+    // The announced instance keys, and a successor's once it accepted a handover (issue 12).
     let keys: Vec<Ed25519PublicKey> = entries
         .iter()
         .filter_map(|e| match entries::decode(e) {
             Ok(Entry::KeyAnnouncement { bundle, .. }) => {
                 Some(Ed25519PublicKey::from_bytes(bundle.ed25519))
+            }
+            Ok(Entry::HandoverAccepted(a)) => {
+                Some(Ed25519PublicKey::from_bytes(a.successor.ed25519))
             }
             _ => None,
         })
@@ -251,17 +255,24 @@ pub fn check_log_dir(
 }
 
 /// The checkpoint `note` for `origin`, verified under the first instance key `entries`
-/// announce, with `entries` hashing to its root.
+/// announce — or, once a successor accepted a handover in them (issue 12), under the successor's
+/// key of the last such entry: the log past it is the successor's — with `entries` hashing to
+/// its root.
 pub fn check_entries_under(
     entries: &[Vec<u8>],
     note: &str,
     origin: &str,
 ) -> Result<Checkpoint, Error> {
-    let key = entries
-        .iter()
-        .find_map(|e| match entries::decode(e) {
-            Ok(Entry::KeyAnnouncement { bundle, .. }) => Some(bundle.ed25519),
-            _ => None,
+    let successor = entries.iter().rev().find_map(|e| match entries::decode(e) {
+        Ok(Entry::HandoverAccepted(a)) => Some(a.successor.ed25519),
+        _ => None,
+    });
+    let key = successor
+        .or_else(|| {
+            entries.iter().find_map(|e| match entries::decode(e) {
+                Ok(Entry::KeyAnnouncement { bundle, .. }) => Some(bundle.ed25519),
+                _ => None,
+            })
         })
         .ok_or_else(|| Error::Input("the log announces no instance key".into()))?;
     let cp = verify_checkpoint(note, origin, &key).map_err(|e| {

@@ -53,6 +53,10 @@ pub const CHECKS: &[(&str, &str)] = &[
         "every logged withdrawal request is the chain's request of its id, and every settled statement paid exactly the exits the enclave logged granting in its batch",
     ),
     (
+        "handovers",
+        "every handover settled on chain is the log's handover entry of its sequence (same successor, measurement and handing-over enclave, the root unchanged) to an enclave registered at its block; a successor takes the log over only right after such an entry with the keys it names; the handing-over enclave logs no receipt, statement or other change after it; and once the deployment's enclave is set, only its statements settle",
+    ),
+    (
         "published_receipts",
         "every receipt the host published is the log's entry at its sequence, with a verifying inclusion proof",
     ),
@@ -113,6 +117,10 @@ pub struct Summary {
     pub pending_exits: u64,
     /// Enclave sessions that went live (`SessionStart` entries, kind 10).
     pub sessions: u64,
+    /// Handover entries in the log (kind 11, issue 12).
+    pub handovers_logged: u64,
+    /// Handovers settled on chain (`HandedOver` events).
+    pub handovers_settled: u64,
 }
 
 /// The audit report.
@@ -186,6 +194,13 @@ impl Report {
             m.pending_exits
         );
         let _ = writeln!(s, "enclave sessions {}", m.sessions);
+        if m.handovers_logged > 0 || m.handovers_settled > 0 {
+            let _ = writeln!(
+                s,
+                "handovers logged {}, settled {}",
+                m.handovers_logged, m.handovers_settled
+            );
+        }
         for x in &self.sessions {
             let _ = writeln!(
                 s,

@@ -64,7 +64,10 @@ fn honest_deployment_passes_every_check() {
     for c in &r.checks {
         if c.name != "published_receipts" {
             assert_eq!(c.status, Status::Pass, "{}", r.to_human());
-            assert!(c.checked > 0, "{} checked nothing", c.name);
+            // No handover happened in this deployment: nothing for `handovers` to check.
+            if c.name != "handovers" {
+                assert!(c.checked > 0, "{} checked nothing", c.name);
+            }
         }
     }
     assert_eq!(r.summary.statements_settled, 5);

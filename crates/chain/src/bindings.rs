@@ -62,3 +62,5 @@ pub type Effect = Settlement::Effect;
 pub type Exit = Settlement::Exit;
 /// The verifier-signed attestation result (EIP-712 type `AttestationResult`).
 pub type AttestationResult = EnclaveRegistry::AttestationResult;
+/// The handover to an attested successor an enclave signs (EIP-712 type `Handover`).
+pub type Handover = Settlement::Handover;

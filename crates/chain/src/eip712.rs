@@ -8,7 +8,7 @@ use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_sol_types::{SolStruct, SolValue};
 use k256::ecdsa::SigningKey;
 
-use crate::bindings::{AttestationResult, Effect, Exit, Statement};
+use crate::bindings::{AttestationResult, Effect, Exit, Handover, Statement};
 
 // The domain (name, version, chain id, verifying contract) is defined once, next to the TCB's
 // copy of the structs, so the enclave and the relayer can never disagree on it.
@@ -20,6 +20,11 @@ pub use sealbridge_proto::eip712::{
 /// The digest `Settlement.hashStatement` computes: keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(s)).
 pub fn statement_digest(s: &Statement, chain_id: u64, settlement: Address) -> B256 {
     s.eip712_signing_hash(&settlement_domain(chain_id, settlement))
+}
+
+/// The digest `Settlement.hashHandover` computes.
+pub fn handover_digest(h: &Handover, chain_id: u64, settlement: Address) -> B256 {
+    h.eip712_signing_hash(&settlement_domain(chain_id, settlement))
 }
 
 /// The digest `EnclaveRegistry.hashAttestationResult` computes.
@@ -84,6 +89,11 @@ pub fn sign_statement(
     sign_digest(key, statement_digest(s, chain_id, settlement))
 }
 
+/// Sign handover `h` for the settlement contract at `settlement`.
+pub fn sign_handover(key: &SigningKey, h: &Handover, chain_id: u64, settlement: Address) -> Bytes {
+    sign_digest(key, handover_digest(h, chain_id, settlement))
+}
+
 /// Sign attestation result `r` for the registry at `registry` (a verifier's signature).
 pub fn sign_attestation(
     key: &SigningKey,
@@ -133,6 +143,16 @@ uint64 notBefore,uint64 notAfter)"
             "AttestationResult(uint8 tee,bytes32 measurement,uint8 tcbStatus,address enclave,\
 bytes32 ed25519Key,bytes32 keyBundleHash,bytes32 evidenceHash,bytes32 advisoryHash,\
 uint64 challengeBlock,bytes32 challenge,uint64 issuedAt,uint64 expiresAt)"
+        );
+    }
+
+    #[test]
+    fn handover_type_string_matches_solidity() {
+        assert_eq!(
+            Handover::eip712_encode_type(),
+            "Handover(uint64 sequence,bytes32 stateRoot,uint64 logSize,bytes32 logRoot,\
+bytes32 policyHash,address successor,bytes32 successorMeasurement,bytes32 successorResultHash,\
+uint64 notBefore,uint64 notAfter)"
         );
     }
 

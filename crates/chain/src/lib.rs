@@ -18,7 +18,7 @@ pub mod proto_compat;
 pub mod rpc;
 pub mod tx;
 
-pub use bindings::{AttestationResult, Effect, Exit, Statement};
+pub use bindings::{AttestationResult, Effect, Exit, Handover, Statement};
 pub use chain::{Chain, ChainError, LogEntry, TxReceipt};
 pub use contracts::{
     ContractError, DeployParams, Deployment, RegistryParams, Sealbridge, SettleOutcome,

@@ -4,7 +4,7 @@
 
 use sealbridge_proto::eip712 as proto;
 
-use crate::bindings::{AttestationResult, Effect, Exit, Statement};
+use crate::bindings::{AttestationResult, Effect, Exit, Handover, Statement};
 
 impl From<&proto::Statement> for Statement {
     fn from(s: &proto::Statement) -> Self {
@@ -116,6 +116,40 @@ impl From<&AttestationResult> for proto::AttestationResult {
             challenge: r.challenge,
             issuedAt: r.issuedAt,
             expiresAt: r.expiresAt,
+        }
+    }
+}
+
+impl From<&proto::Handover> for Handover {
+    fn from(h: &proto::Handover) -> Self {
+        Self {
+            sequence: h.sequence,
+            stateRoot: h.stateRoot,
+            logSize: h.logSize,
+            logRoot: h.logRoot,
+            policyHash: h.policyHash,
+            successor: h.successor,
+            successorMeasurement: h.successorMeasurement,
+            successorResultHash: h.successorResultHash,
+            notBefore: h.notBefore,
+            notAfter: h.notAfter,
+        }
+    }
+}
+
+impl From<&Handover> for proto::Handover {
+    fn from(h: &Handover) -> Self {
+        Self {
+            sequence: h.sequence,
+            stateRoot: h.stateRoot,
+            logSize: h.logSize,
+            logRoot: h.logRoot,
+            policyHash: h.policyHash,
+            successor: h.successor,
+            successorMeasurement: h.successorMeasurement,
+            successorResultHash: h.successorResultHash,
+            notBefore: h.notBefore,
+            notAfter: h.notAfter,
         }
     }
 }

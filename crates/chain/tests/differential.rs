@@ -315,3 +315,92 @@ fn proto_statement_settles_on_chain() {
         alloy_primitives::U256::from(5)
     );
 }
+
+fn handover() -> impl Strategy<Value = sealbridge_chain::Handover> {
+    (
+        (any::<u64>(), b256(), any::<u64>(), b256(), b256()),
+        (address(), b256(), b256(), any::<u64>(), any::<u64>()),
+    )
+        .prop_map(|((seq, root, size, log, policy), (succ, m, rh, nb, na))| {
+            sealbridge_chain::Handover {
+                sequence: seq,
+                stateRoot: root,
+                logSize: size,
+                logRoot: log,
+                policyHash: policy,
+                successor: succ,
+                successorMeasurement: m,
+                successorResultHash: rh,
+                notBefore: nb,
+                notAfter: na,
+            }
+        })
+}
+
+/// The handover digest (and its typehash) in Rust — the chain crate's bindings and
+/// sealbridge-proto's mirror, which the enclave signs — equals the deployed bytecode's.
+#[test]
+fn handover_digest_matches_contract() {
+    use alloy_sol_types::SolStruct;
+    let f = Fixture::new();
+    let d = f.sb.deployment;
+    let th: B256 =
+        f.sb.view(d.settlement, &Settlement::HANDOVER_TYPEHASHCall {})
+            .unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: 32,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&handover(), |h| {
+            prop_assert_eq!(th, h.eip712_type_hash());
+            let on_chain = f.sb.hash_handover(&h).unwrap();
+            prop_assert_eq!(f.sb.handover_digest_local(&h), on_chain);
+            let ph = proto::Handover::from(&h);
+            prop_assert_eq!(
+                ph.digest(&proto::settlement_domain(d.chain_id, d.settlement)),
+                on_chain
+            );
+            prop_assert_eq!(sealbridge_chain::Handover::from(&ph), h);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A handover built and signed with `sealbridge-proto`'s types (as the enclave does) settles.
+#[test]
+fn proto_handover_settles_on_chain() {
+    let mut f = Fixture::registered();
+    let successor = sealbridge_chain::embedded::dev_key("enclave/successor");
+    let s = sealbridge_chain::embedded::key_address(&successor);
+    let r = f.attestation_for(s);
+    let sigs = f.sign_result(&r, 2);
+    f.register(&r, sigs).unwrap();
+    let d = f.sb.deployment;
+    let now = f.now();
+    let ph = proto::Handover {
+        sequence: 1,
+        stateRoot: f.sb.state_root().unwrap(),
+        logSize: 3,
+        logRoot: B256::repeat_byte(3),
+        policyHash: f.policy(),
+        successor: s,
+        successorMeasurement: r.measurement,
+        successorResultHash: proto::attestation_result_hash(
+            &proto::AttestationResult::from(&r),
+            d.chain_id,
+            d.registry,
+        ),
+        notBefore: now - 60,
+        notAfter: now + 3600,
+    };
+    let digest = ph.digest(&proto::settlement_domain(d.chain_id, d.settlement));
+    let sig = sealbridge_chain::eip712::sign_digest(&f.enclave, digest);
+    let relayer = f.relayer;
+    assert!(matches!(
+        f.sb.handover(relayer, &(&ph).into(), sig).unwrap(),
+        sealbridge_chain::SettleOutcome::Applied(_)
+    ));
+    assert_eq!(f.sb.current_enclave().unwrap(), s);
+}

@@ -165,6 +165,12 @@ pub enum ActionArg {
     },
     /// Settlement: resume after a pause.
     Unpause,
+    /// Settlement: make an enclave (Active in the registry, measurement allowed here) the
+    /// deployment's only signer, for a deployment whose enclave is gone without a handover.
+    AdoptEnclave {
+        /// The enclave's signing address.
+        enclave: Address,
+    },
 }
 
 impl ActionArg {
@@ -198,6 +204,7 @@ impl ActionArg {
             },
             Self::SetPolicyHash { base } => Action::SetPolicyHash(base),
             Self::Unpause => Action::Unpause,
+            Self::AdoptEnclave { enclave } => Action::AdoptEnclave(enclave),
         }
     }
 }

@@ -39,7 +39,7 @@ fn export() -> &'static Path {
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(out.status.success(), "{r:#}");
         assert_eq!(r["audit_ok"], true, "{r:#}");
-        assert_eq!(r["audit_checks"], 12);
+        assert_eq!(r["audit_checks"], 13);
         assert!(r.get("audit_failed").is_none());
         (tmp, dir)
     })
@@ -105,7 +105,10 @@ fn demo_export_passes_the_audit_offline() {
     assert_eq!(r["ok"], true);
     for c in r["checks"].as_array().unwrap() {
         assert_eq!(c["status"], "pass", "{c:#}");
-        assert!(c["checked"].as_u64().unwrap() > 0, "{c:#}");
+        // The demo hands nothing over: nothing for `handovers` to check (issue 12).
+        if c["name"] != "handovers" {
+            assert!(c["checked"].as_u64().unwrap() > 0, "{c:#}");
+        }
     }
     // 300 obligations and the demo's lone input (the anonymity set's wait, then its flush).
     assert_eq!(r["summary"]["inputs_settled"], 301);

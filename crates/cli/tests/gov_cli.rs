@@ -304,6 +304,14 @@ fn gov_schedules_lists_executes_and_cancels_through_the_binary() {
     assert_refused(&o, "true or false");
     let o = run(&["gov", "list", "--rpc", &s.anvil.url]);
     assert_refused(&o, "--deployment FILE is required");
+    // Adopting an enclave the registry does not hold as Active would revert (issue 12).
+    let o = s.gov(
+        &out,
+        Some(PROPOSER),
+        &["schedule", "adopt-enclave", &nv, "--json"],
+    );
+    assert_refused(&o, "would revert");
+    assert!(stderr(&o).contains("SuccessorNotActive"), "{}", stderr(&o));
     assert_eq!(sent(), before, "nothing was sent");
 
     // Schedule: the id, when, and what, in JSON and in words.

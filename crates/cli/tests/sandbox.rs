@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 33] = [
+const NAMES: [&str; 35] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
@@ -44,6 +44,8 @@ const NAMES: [&str; 33] = [
     "keyholder-minority",
     "lost-enclave",
     "root-rotation",
+    "upgrade-handover",
+    "handover-to-unallowed-measurement",
 ];
 
 /// Run `sealbridge sandbox ARGS --json`: the one object it prints, its exit code, stderr.

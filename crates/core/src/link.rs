@@ -316,6 +316,9 @@ fn request_kind(request: &Request) -> &'static str {
         Request::RecoverRoot { .. } => "recover-root",
         Request::RotateRoot { .. } => "rotate-root",
         Request::CommitRootRotation => "commit-root-rotation",
+        Request::Handover { .. } => "handover",
+        Request::AwaitHandover { .. } => "await-handover",
+        Request::AcceptHandover { .. } => "accept-handover",
     }
 }
 
@@ -342,6 +345,7 @@ fn response_kind(response: &Response) -> &'static str {
         Response::Shares { .. } => "shares",
         Response::RecoveryEvidence { .. } => "recovery-evidence",
         Response::RootRecovered { .. } => "root-recovered",
+        Response::HandedOver { .. } => "handed-over",
         Response::Error(_) => "error",
     }
 }
@@ -360,6 +364,8 @@ fn outcome(response: &Response) -> &'static str {
             BoundaryError::Internal => "internal",
             BoundaryError::Refused(_) => "refused",
             BoundaryError::ExitRequestOutOfOrder { .. } => "exit-request-out-of-order",
+            BoundaryError::HandedOver { .. } => "handed-over",
+            BoundaryError::AwaitingHandover => "awaiting-handover",
             _ => "error",
         },
         _ => "ok",

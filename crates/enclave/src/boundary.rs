@@ -11,6 +11,7 @@ use sealbridge_proto::{EnvelopeId, ReasonCode};
 use crate::{
     EnclavePolicy, KeyBundle, SettlementTarget, SignedStatement,
     chunks::{SnapshotId, SnapshotManifest},
+    handover::{SignedHandover, SuccessorEvidence},
     persist::JournalRecord,
 };
 
@@ -264,6 +265,44 @@ pub enum Request {
         #[serde(with = "crate::persist::serde_bytes_compat")]
         snapshot: Vec<u8>,
     },
+    /// Hand the deployment over to an attested successor (issue 12; durable enclaves, send it
+    /// `Journaled`). The enclave checks the evidence itself (`crate::handover`), logs a
+    /// `Handover` entry, signs the `Handover` at its last sequence + 1 and enters handed-over
+    /// mode: from then on every request that would change state is refused
+    /// ([`BoundaryError::HandedOver`]). Sent again in handed-over mode for the same successor
+    /// (fresh evidence), it changes nothing and returns the same signed handover with a new
+    /// package. Answered [`Response::HandedOver`].
+    Handover {
+        /// The successor's keys, epoch announcement and registered attestation result.
+        successor: SuccessorEvidence,
+        /// Host time.
+        now: u64,
+    },
+    /// Session start (enclave process only): boot a fresh durable enclave that awaits a
+    /// handover. It has instance keys (so it can be attested and registered) but no state:
+    /// `Submit`, `Chain`, cuts and statements are refused ([`BoundaryError::AwaitingHandover`])
+    /// until `AcceptHandover` and its snapshot chunks (`RestoreChunk`) arrive.
+    AwaitHandover {
+        /// Policy to run under (the predecessor's).
+        policy: EnclavePolicy,
+        /// Settlement target.
+        target: SettlementTarget,
+        /// Host time.
+        now: u64,
+        /// Simulated TEE only: a build label that changes the reported measurement (a new
+        /// program version); `None` is the build every other enclave reports.
+        build: Option<String>,
+    },
+    /// An awaiting enclave: the predecessor's package and the manifest of its handed-over
+    /// snapshot; the chunks follow as `RestoreChunk`. The last chunk makes it the deployment's
+    /// enclave (answered `Ack`); any refusal leaves it awaiting, unchanged.
+    AcceptHandover {
+        /// The package the predecessor's `Handover` returned.
+        #[serde(with = "crate::persist::serde_bytes_compat")]
+        package: Vec<u8>,
+        /// The manifest of a snapshot the predecessor took in handed-over mode.
+        manifest: SnapshotManifest,
+    },
 }
 
 /// What the enclave says about itself.
@@ -449,6 +488,14 @@ pub enum Response {
         refused: Vec<(u32, String)>,
     },
     // --- end key custody ---
+    /// Answer to `Handover`.
+    HandedOver {
+        /// The signed handover statement (settle it after every lower sequence).
+        handover: Box<SignedHandover>,
+        /// The sealing root HPKE-sealed to the successor (`crate::handover`).
+        #[serde(with = "crate::persist::serde_bytes_compat")]
+        package: Vec<u8>,
+    },
     /// The request could not be served.
     Error(BoundaryError),
 }
@@ -489,6 +536,13 @@ pub struct EnclaveStatus {
     /// last reported them (`Settled`, clamped to the last statement signed).
     #[serde(default)]
     pub settled_through: u64,
+    /// Issue 12: `Some((successor, sequence))` once the enclave handed the deployment over (it
+    /// changes no state any more).
+    #[serde(default)]
+    pub handed_over: Option<(Address, u64)>,
+    /// Issue 12: the enclave awaits a handover (it has keys but no state).
+    #[serde(default)]
+    pub awaiting_handover: bool,
 }
 
 /// Pending inputs waiting for the anonymity set ([`EnclaveStatus::waiting`]).
@@ -550,6 +604,18 @@ pub enum BoundaryError {
         /// The policy's `max_clock_step_secs`.
         max: u64,
     },
+    /// The enclave handed the deployment over (issue 12): it changes no state any more. Its
+    /// successor serves from here on.
+    #[error("handed over to {successor} at sequence {sequence}: this enclave changes no state")]
+    HandedOver {
+        /// The successor's address.
+        successor: Address,
+        /// The handover's sequence.
+        sequence: u64,
+    },
+    /// The enclave awaits a handover and has no state yet.
+    #[error("awaiting a handover: this enclave has no state yet")]
+    AwaitingHandover,
 }
 
 /// Encode a value as one frame.

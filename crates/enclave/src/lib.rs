@@ -15,6 +15,7 @@ pub mod chunks;
 pub mod custody;
 pub mod epochs;
 pub mod forensics;
+pub mod handover;
 pub mod keys;
 pub mod log_entry;
 mod machine;

@@ -28,6 +28,19 @@
 //!   statement's sequence, and `process_high_water` the next journal record an earlier session
 //!   of the same enclave process had reached (0 if none): above `resumed_at_record`, journal
 //!   records were withheld from this session (a rollback).
+//! - `Handover` (156 bytes, [`HandoverEntry`], issue 12): `sequence u64 BE ‖ successor address
+//!   (20) ‖ successor measurement (32) ‖ successor result hash (32) ‖ successor Ed25519 key (32)
+//!   ‖ state root (32)` — the enclave attested a successor and hands the deployment over to it.
+//!   The signed `Handover` that follows is not logged: its `logSize` is this entry's index + 1
+//!   and its digest follows from this entry, the policy hash and the log head (its window from
+//!   the chain's `HandedOver` event). From this entry on the predecessor signs nothing that
+//!   changes state; checkpoints after it that extend the log are the successor's.
+//! - `HandoverAccepted` (153 bytes, [`HandoverAcceptedEntry`]): `sequence u64 BE ‖ predecessor
+//!   address (20) ‖ predecessor Ed25519 key (32) ‖ successor key bundle (57) ‖ successor
+//!   measurement (32) ‖ reserved u32 BE (0)` — the successor took the state over (appended by the
+//!   successor, right after the predecessor's `Handover` entry and anything the predecessor
+//!   logged after it); every receipt, statement and checkpoint from here on is signed by the
+//!   successor's keys.
 
 use alloy_primitives::Address;
 use sealbridge_programs::{ExitOutcome, ExitReason};
@@ -59,6 +72,10 @@ pub enum EntryKind {
     RejectionSummary = 9,
     /// A boundary session went live.
     SessionStart = 10,
+    /// The enclave hands the deployment over to an attested successor (issue 12).
+    Handover = 11,
+    /// The successor took the handed-over state (issue 12).
+    HandoverAccepted = 12,
 }
 
 /// Encode an entry.
@@ -88,6 +105,8 @@ pub fn decode(bytes: &[u8]) -> Option<(EntryKind, &[u8])> {
         8 => EntryKind::ExitRequest,
         9 => EntryKind::RejectionSummary,
         10 => EntryKind::SessionStart,
+        11 => EntryKind::Handover,
+        12 => EntryKind::HandoverAccepted,
         _ => return None,
     };
     Some((kind, body))
@@ -303,6 +322,109 @@ impl SessionStartEntry {
     }
 }
 
+/// Length of a [`HandoverEntry`] body.
+pub const HANDOVER_LEN: usize = 8 + 20 + 32 + 32 + 32 + 32;
+
+/// The body of a `Handover` entry (issue 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoverEntry {
+    /// The handover's statement sequence (last statement signed + 1).
+    pub sequence: u64,
+    /// The successor's statement signer.
+    pub successor: alloy_primitives::Address,
+    /// The successor's attested measurement.
+    pub measurement: alloy_primitives::B256,
+    /// The registry's hash of the successor's attestation result (`successorResultHash`).
+    pub result_hash: alloy_primitives::B256,
+    /// The successor's Ed25519 key (its receipts and checkpoints from the handover on).
+    pub successor_ed25519: [u8; 32],
+    /// The state root handed over (the last statement's, unchanged by the handover).
+    pub state_root: alloy_primitives::B256,
+}
+
+impl HandoverEntry {
+    /// The 156-byte body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HANDOVER_LEN);
+        out.extend_from_slice(&self.sequence.to_be_bytes());
+        out.extend_from_slice(self.successor.as_slice());
+        out.extend_from_slice(self.measurement.as_slice());
+        out.extend_from_slice(self.result_hash.as_slice());
+        out.extend_from_slice(&self.successor_ed25519);
+        out.extend_from_slice(self.state_root.as_slice());
+        out
+    }
+
+    /// Strict decoding (exact length).
+    pub fn decode(body: &[u8]) -> Option<Self> {
+        let (sequence, rest) = body.split_first_chunk::<8>()?;
+        let (successor, rest) = rest.split_first_chunk::<20>()?;
+        let (measurement, rest) = rest.split_first_chunk::<32>()?;
+        let (result_hash, rest) = rest.split_first_chunk::<32>()?;
+        let (ed, rest) = rest.split_first_chunk::<32>()?;
+        let state_root: [u8; 32] = rest.try_into().ok()?;
+        Some(Self {
+            sequence: u64::from_be_bytes(*sequence),
+            successor: (*successor).into(),
+            measurement: (*measurement).into(),
+            result_hash: (*result_hash).into(),
+            successor_ed25519: *ed,
+            state_root: state_root.into(),
+        })
+    }
+}
+
+/// Length of a [`HandoverAcceptedEntry`] body.
+pub const HANDOVER_ACCEPTED_LEN: usize = 8 + 20 + 32 + 57 + 32 + 4;
+
+/// The body of a `HandoverAccepted` entry (issue 12), appended by the successor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoverAcceptedEntry {
+    /// The handover's sequence; the successor's first statement is `sequence + 1`.
+    pub sequence: u64,
+    /// The predecessor's statement signer.
+    pub predecessor: alloy_primitives::Address,
+    /// The predecessor's Ed25519 key.
+    pub predecessor_ed25519: [u8; 32],
+    /// The successor's key bundle.
+    pub successor: crate::KeyBundle,
+    /// The successor's measurement.
+    pub measurement: alloy_primitives::B256,
+}
+
+impl HandoverAcceptedEntry {
+    /// The 153-byte body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HANDOVER_ACCEPTED_LEN);
+        out.extend_from_slice(&self.sequence.to_be_bytes());
+        out.extend_from_slice(self.predecessor.as_slice());
+        out.extend_from_slice(&self.predecessor_ed25519);
+        out.extend_from_slice(&self.successor.to_bytes());
+        out.extend_from_slice(self.measurement.as_slice());
+        out.extend_from_slice(&0u32.to_be_bytes());
+        out
+    }
+
+    /// Strict decoding (exact length, a valid key bundle, reserved field zero).
+    pub fn decode(body: &[u8]) -> Option<Self> {
+        let (sequence, rest) = body.split_first_chunk::<8>()?;
+        let (predecessor, rest) = rest.split_first_chunk::<20>()?;
+        let (ed, rest) = rest.split_first_chunk::<32>()?;
+        let (bundle, rest) = rest.split_first_chunk::<57>()?;
+        let (measurement, rest) = rest.split_first_chunk::<32>()?;
+        if rest != [0u8; 4] {
+            return None;
+        }
+        Some(Self {
+            sequence: u64::from_be_bytes(*sequence),
+            predecessor: (*predecessor).into(),
+            predecessor_ed25519: *ed,
+            successor: crate::KeyBundle::from_bytes(bundle).ok()?,
+            measurement: (*measurement).into(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,7 +458,52 @@ mod tests {
             b.resize(len, 0);
             assert_eq!(SessionStartEntry::decode(&b), None, "{len}");
         }
-        assert_eq!(decode(&[1, 11]), None, "kind 11 is not defined");
+        assert_eq!(decode(&[1, 13]), None, "kind 13 is not defined");
+    }
+
+    #[test]
+    fn handover_bodies_have_the_documented_layout_and_are_decoded_strictly() {
+        let e = HandoverEntry {
+            sequence: 7,
+            successor: Address::repeat_byte(0xaa),
+            measurement: alloy_primitives::B256::repeat_byte(0xbb),
+            result_hash: alloy_primitives::B256::repeat_byte(0xcc),
+            successor_ed25519: [0xdd; 32],
+            state_root: alloy_primitives::B256::repeat_byte(0xee),
+        };
+        let body = e.encode();
+        assert_eq!(body.len(), HANDOVER_LEN);
+        assert_eq!(body[..8], 7u64.to_be_bytes());
+        assert_eq!(body[8..28], [0xaa; 20]);
+        assert_eq!(body[124..], [0xee; 32]);
+        assert_eq!(HandoverEntry::decode(&body), Some(e));
+        assert_eq!(encode(EntryKind::Handover, &body)[..2], [1, 11]);
+        for len in [0, HANDOVER_LEN - 1, HANDOVER_LEN + 1] {
+            let mut b = body.clone();
+            b.resize(len, 0);
+            assert_eq!(HandoverEntry::decode(&b), None, "{len}");
+        }
+        let a = HandoverAcceptedEntry {
+            sequence: 7,
+            predecessor: Address::repeat_byte(1),
+            predecessor_ed25519: [2; 32],
+            successor: crate::KeyBundle {
+                ed25519: [3; 32],
+                address: Address::repeat_byte(4),
+            },
+            measurement: alloy_primitives::B256::repeat_byte(5),
+        };
+        let body = a.encode();
+        assert_eq!(body.len(), HANDOVER_ACCEPTED_LEN);
+        assert_eq!(HandoverAcceptedEntry::decode(&body), Some(a));
+        assert_eq!(encode(EntryKind::HandoverAccepted, &body)[..2], [1, 12]);
+        let mut reserved = body.clone();
+        *reserved.last_mut().unwrap() = 1;
+        assert_eq!(HandoverAcceptedEntry::decode(&reserved), None);
+        let mut bad_bundle = body.clone();
+        bad_bundle[60] ^= 1; // the key bundle's magic
+        assert_eq!(HandoverAcceptedEntry::decode(&bad_bundle), None);
+        assert_eq!(HandoverAcceptedEntry::decode(&body[1..]), None);
     }
 
     #[test]

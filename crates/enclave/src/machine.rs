@@ -4,9 +4,11 @@ mod anonymity;
 mod at_rest;
 mod durable;
 mod exits;
+mod handover;
 mod rejections;
 mod session_start;
 
+pub(crate) use handover::{HandedOverTo, Mode};
 pub use rejections::{GrowthCounters, REJECTION_SUMMARY_SECS};
 use std::collections::BTreeSet;
 
@@ -38,7 +40,7 @@ use crate::{
     epochs::EpochKeys,
     log_entry::{self, EntryKind},
     persist::Step,
-    policy::{program_id, simulated_measurement},
+    policy::{program_id, simulated_measurement_of},
     replay::ReplaySet,
 };
 
@@ -129,10 +131,17 @@ pub struct Enclave<P: Program> {
     rng: Box<dyn CryptoRngCore + Send>,
     now: u64,
     journal: Option<Journal>,
+    /// Live, awaiting a handover, or handed over (issue 12).
+    mode: Mode,
+    /// Simulated TEE only: the build label the measurement derives from (issue 12).
+    build: Option<String>,
 }
 
 /// The journal of a durable enclave (see [`crate::persist`]).
 struct Journal {
+    /// The root sealing secret the keys below derive from: it leaves the enclave only
+    /// HPKE-sealed to an attested successor (issue 12).
+    root: RootSecret,
     record_key: SealingKey,
     snapshot_key: SealingKey,
     /// Index of the next record.
@@ -171,7 +180,7 @@ impl<P: Program> Enclave<P> {
         let mut root = [0u8; 32];
         rng.fill_bytes(&mut root);
         let root = RootSecret::from_bytes(root);
-        Self::boot_with(policy, program, target, rng, now, &root, false)
+        Self::boot_with(policy, program, target, rng, now, &root, false, None)
     }
 
     /// Boot a durable enclave: like [`Enclave::boot`], but sealing keys derive from `root` (the
@@ -185,9 +194,28 @@ impl<P: Program> Enclave<P> {
         now: u64,
         root: &RootSecret,
     ) -> Result<Self, Error> {
-        Self::boot_with(policy, program, target, rng, now, root, true)
+        Self::boot_with(policy, program, target, rng, now, root, true, None)
     }
 
+    /// Boot a durable enclave that awaits a handover (issue 12): fresh instance keys (so it can
+    /// be attested and registered), no state; state-changing requests are refused until it
+    /// accepts a predecessor's package and snapshot ([`crate::session::Session`] serves
+    /// `AcceptHandover`). `build` (simulated TEE only) changes the reported measurement.
+    pub fn boot_awaiting_handover(
+        policy: EnclavePolicy,
+        program: P,
+        target: SettlementTarget,
+        rng: Box<dyn CryptoRngCore + Send>,
+        now: u64,
+        root: &RootSecret,
+        build: Option<String>,
+    ) -> Result<Self, Error> {
+        let mut e = Self::boot_with(policy, program, target, rng, now, root, true, build)?;
+        e.mode = Mode::Awaiting;
+        Ok(e)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn boot_with(
         policy: EnclavePolicy,
         program: P,
@@ -196,6 +224,7 @@ impl<P: Program> Enclave<P> {
         now: u64,
         root: &RootSecret,
         durable: bool,
+        build: Option<String>,
     ) -> Result<Self, Error> {
         policy.validate()?;
         let keys = InstanceKeys::generate(&mut rng);
@@ -203,7 +232,7 @@ impl<P: Program> Enclave<P> {
         let epochs = EpochKeys::new(&mut rng, now, policy.epoch_secs, policy.epoch_grace_secs);
         let inputs = at_rest::InputKeys::new(epochs.current(), epochs.head().input_key());
         let policy_hash = policy.hash();
-        let measurement = simulated_measurement(program.name());
+        let measurement = simulated_measurement_of(program.name(), build.as_deref());
         let mut enclave = Self {
             program_id: program_id(&measurement, &policy_hash),
             policy,
@@ -233,6 +262,8 @@ impl<P: Program> Enclave<P> {
             rng,
             now,
             journal: durable.then(|| Journal::new(root, 0)),
+            mode: Mode::Live,
+            build,
         };
         let announcement = [enclave.bundle.to_bytes().as_slice(), measurement.as_slice()].concat();
         enclave.append_log(EntryKind::KeyAnnouncement, &announcement)?;
@@ -252,6 +283,12 @@ impl<P: Program> Enclave<P> {
 
     /// Serve one boundary request.
     pub fn handle(&mut self, request: Request) -> Response {
+        // A `Journaled` request is judged by its inner request (answered inside `Journaled`).
+        if !matches!(request, Request::Journaled(_))
+            && let Some(refusal) = self.mode_refusal(&request)
+        {
+            return Response::Error(refusal);
+        }
         match request {
             Request::Hello { version } if version == BOUNDARY_VERSION => Response::Hello {
                 version: BOUNDARY_VERSION,
@@ -399,6 +436,8 @@ impl<P: Program> Enclave<P> {
                 waiting: self.waiting(),
                 erased_epochs: self.inputs.erased(),
                 settled_through: self.inputs.settled_through(),
+                handed_over: self.handed_over(),
+                awaiting_handover: self.mode == Mode::Awaiting,
             }),
             Request::Snapshot { chunk_bytes } => match self.snapshot(chunk_bytes) {
                 Ok(manifest) => Response::Snapshot(Box::new(manifest)),
@@ -423,7 +462,12 @@ impl<P: Program> Enclave<P> {
                 }
                 Response::Ack
             }
+            Request::Handover { successor, now } => self.handle_handover(&successor, now),
+            Request::AcceptHandover { .. } => Response::Error(BoundaryError::Refused(
+                "this enclave is not awaiting a handover".into(),
+            )),
             Request::Boot { .. }
+            | Request::AwaitHandover { .. }
             | Request::Restore { .. }
             | Request::RestoreChunk { .. }
             | Request::RestoreV1 { .. }
@@ -558,6 +602,11 @@ impl<P: Program> Enclave<P> {
         self.append_log(EntryKind::AttestationResult, &body)
             .map(|_| ())
             .map_err(|_| BoundaryError::Internal)
+    }
+
+    /// The policy the enclave runs under.
+    pub fn policy(&self) -> &EnclavePolicy {
+        &self.policy
     }
 
     /// The program (read-only), e.g. for tests.

@@ -153,6 +153,9 @@ pub(crate) enum Step {
     /// A heartbeat below the anonymity set signed an empty statement over the settled state
     /// (`state_root`) and left the pending batch open.
     Heartbeat { state_root: B256 },
+    /// The enclave handed over (issue 12): it enters handed-over mode at the handover's
+    /// sequence (the `Handover` entry is the `Log` step before it).
+    HandOver(Box<crate::machine::HandedOverTo>),
 }
 
 /// The plaintext of a sealed input ([`Step::Input`]).
@@ -237,6 +240,12 @@ pub(crate) struct Snapshot {
     /// The open batch, exactly as the live enclave holds it: a restore plus the journal after
     /// it closes the same statement the live enclave would.
     pub(crate) batch: OpenBatch,
+    /// Issue 12: live, awaiting a handover or handed over (absent in older snapshots: live).
+    #[serde(default)]
+    pub(crate) mode: crate::machine::Mode,
+    /// Issue 12, simulated TEE only: the build label the measurement derives from.
+    #[serde(default)]
+    pub(crate) build: Option<String>,
 }
 
 /// The open (uncut) batch in a snapshot. Empty (`program_pending` encoding nothing pending,

@@ -68,10 +68,105 @@ pub struct EnclavePolicy {
     #[serde(default)]
     pub custody: Option<Custody>,
     // --- end key custody ---------------------------------------------------------------------
+    /// Whom the enclave may hand its state over to (issue 12; policy version 4). The default
+    /// (no verifiers) refuses every handover.
+    #[serde(default)]
+    pub handover: HandoverTrust,
 }
 
 fn default_min_envelope_version() -> u8 {
     PREVIOUS_ENVELOPE_VERSION
+}
+
+/// Handover trust (issue 12): the verifier set and registry whose EIP-712 `AttestationResult`
+/// signatures the enclave checks when it attests a successor itself, and the measurements it may
+/// hand over to besides its own. Part of the policy hash, so it is what the chain agreed to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HandoverTrust {
+    /// Verifier signing addresses (the registry's verifier set for this deployment).
+    pub verifiers: Vec<Address>,
+    /// Distinct verifiers that must have signed a successor's attestation result (≥ 1 when
+    /// `verifiers` is not empty).
+    pub threshold: u8,
+    /// The enclave registry whose EIP-712 domain the results are signed under (on the
+    /// settlement target's chain).
+    pub registry: Address,
+    /// Measurements a successor may have besides the enclave's own.
+    pub successors: Vec<B256>,
+}
+
+impl HandoverTrust {
+    /// Whether a handover can be performed at all under this trust.
+    pub fn enabled(&self) -> bool {
+        !self.verifiers.is_empty() && self.threshold > 0
+    }
+
+    /// Canonical bytes (the policy's version-4 block): `u32 n ‖ n verifiers (ascending) ‖
+    /// threshold u8 ‖ registry (20) ‖ u32 m ‖ m successor measurements (ascending)`.
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut verifiers = self.verifiers.clone();
+        verifiers.sort();
+        out.extend_from_slice(&(verifiers.len() as u32).to_be_bytes());
+        for v in &verifiers {
+            out.extend_from_slice(v.as_slice());
+        }
+        out.push(self.threshold);
+        out.extend_from_slice(self.registry.as_slice());
+        let mut successors = self.successors.clone();
+        successors.sort();
+        out.extend_from_slice(&(successors.len() as u32).to_be_bytes());
+        for m in &successors {
+            out.extend_from_slice(m.as_slice());
+        }
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Option<Self> {
+        let n = u32::from_be_bytes(r.take()?);
+        let mut verifiers = Vec::new();
+        for _ in 0..n {
+            verifiers.push(Address::from(r.take::<20>()?));
+        }
+        let [threshold] = r.take::<1>()?;
+        let registry = Address::from(r.take::<20>()?);
+        let m = u32::from_be_bytes(r.take()?);
+        let mut successors = Vec::new();
+        for _ in 0..m {
+            successors.push(B256::from(r.take::<32>()?));
+        }
+        Some(Self {
+            verifiers,
+            threshold,
+            registry,
+            successors,
+        })
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |why: String| Err(Error::InvalidPolicy(format!("handover trust: {why}")));
+        let mut v = self.verifiers.clone();
+        v.sort();
+        v.dedup();
+        if v.len() != self.verifiers.len() {
+            return bad("a verifier is listed twice".into());
+        }
+        if usize::from(self.threshold) > self.verifiers.len() {
+            return bad(format!(
+                "threshold {} exceeds the {} verifiers",
+                self.threshold,
+                self.verifiers.len()
+            ));
+        }
+        if !self.verifiers.is_empty() && self.threshold == 0 {
+            return bad("threshold 0 with verifiers listed".into());
+        }
+        let mut m = self.successors.clone();
+        m.sort();
+        m.dedup();
+        if m.len() != self.successors.len() {
+            return bad("a successor measurement is listed twice".into());
+        }
+        Ok(())
+    }
 }
 
 /// The production anonymity set (`sealbridge deploy` defaults): inputs per statement.
@@ -127,8 +222,8 @@ impl EnclavePolicy {
     /// Policy encoding version. Version 2 added `max_effects_per_statement`; version 3 the
     /// anonymity set (`min_batch_inputs`, `min_batch_senders`, `max_batch_wait_secs`),
     /// `max_clock_step_secs` and `max_pending_per_sender`; version 4 (issue 12) the suite
-    /// lifecycle (`suites`), `min_envelope_version` and key custody (`custody`), each in its
-    /// own marked block of [`EnclavePolicy::to_bytes`].
+    /// lifecycle (`suites`), `min_envelope_version`, key custody (`custody`) and the handover
+    /// trust ([`HandoverTrust`]), each in its own marked block of [`EnclavePolicy::to_bytes`].
     pub const VERSION: u8 = 4;
 
     /// A policy with the defaults of DESIGN (1 h epochs, 10 min grace) and the default effects
@@ -150,6 +245,7 @@ impl EnclavePolicy {
             suites: SuitePolicy::default(),
             min_envelope_version: PREVIOUS_ENVELOPE_VERSION,
             custody: None,
+            handover: HandoverTrust::default(),
         }
     }
 
@@ -164,6 +260,13 @@ impl EnclavePolicy {
     #[must_use]
     pub fn with_custody(mut self, custody: Custody) -> Self {
         self.custody = Some(custody);
+        self
+    }
+
+    /// This policy with the handover trust `handover` (issue 12).
+    #[must_use]
+    pub fn with_handover(mut self, handover: HandoverTrust) -> Self {
+        self.handover = handover;
         self
     }
 
@@ -249,7 +352,7 @@ impl EnclavePolicy {
                 .map_err(|e| Error::InvalidPolicy(e.to_string()))?;
         }
         // --- end key custody ---
-        Ok(())
+        self.handover.validate()
     }
 
     /// The effects cap the enclave applies: `max_effects_per_statement`, at least
@@ -324,6 +427,8 @@ impl EnclavePolicy {
             }
         }
         // --- end key custody ---
+        // Version 4: the handover trust block.
+        self.handover.encode_into(&mut out);
         out
     }
 
@@ -388,6 +493,7 @@ impl EnclavePolicy {
             _ => return Err(bad),
         };
         // --- end key custody ---
+        let handover = HandoverTrust::decode_from(&mut r).ok_or(bad.clone())?;
         let [
             epoch_secs,
             epoch_grace_secs,
@@ -413,6 +519,7 @@ impl EnclavePolicy {
             suites,
             min_envelope_version,
             custody,
+            handover,
         };
         // Canonical: no trailing bytes, lists sorted as `to_bytes` sorts them.
         if !r.0.is_empty() || policy.to_bytes() != bytes {
@@ -475,6 +582,25 @@ pub fn simulated_measurement(program_name: &str) -> B256 {
         ]
         .concat(),
     )
+}
+
+/// The simulated TEE's measurement of a build of a program: [`simulated_measurement`] for the
+/// default build (`None`), else the hash with `"+build:" ‖ label` appended — how a simulated
+/// deployment stands for a new program version (a successor's measurement, issue 12).
+pub fn simulated_measurement_of(program_name: &str, build: Option<&str>) -> B256 {
+    match build {
+        None => simulated_measurement(program_name),
+        Some(label) => keccak256(
+            [
+                SIM_MEASUREMENT_CONTEXT,
+                program_name.as_bytes(),
+                env!("CARGO_PKG_VERSION").as_bytes(),
+                b"+build:",
+                label.as_bytes(),
+            ]
+            .concat(),
+        ),
+    }
 }
 
 /// Program id = hash(measurement ‖ policy hash): the code and the policy it runs under.
@@ -565,7 +691,7 @@ mod tests {
         assert_eq!(bytes.first(), Some(&4));
         assert_eq!(
             bytes.len(),
-            1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4 + 4 + 4 + 8 + 8 + 4 + (1 + 3 * 11) + 1 + 1
+            1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4 + 4 + 4 + 8 + 8 + 4 + (1 + 3 * 11) + 1 + 1 + (4 + 1 + 20 + 4)
         );
         let back = EnclavePolicy::from_bytes(&bytes).unwrap();
         assert_eq!(back.hash(), p.hash());
@@ -580,7 +706,7 @@ mod tests {
         v1[0] = 1;
         assert!(EnclavePolicy::from_bytes(&v1).is_err());
         // Version-2 bytes (no anonymity set, clock step or quota) are refused, by version.
-        let mut v2 = bytes[..bytes.len() - 28 - 35 - 1].to_vec();
+        let mut v2 = bytes[..bytes.len() - 28 - 35 - 1 - 29].to_vec();
         v2[0] = 2;
         assert_eq!(
             EnclavePolicy::from_bytes(&v2),
@@ -590,7 +716,7 @@ mod tests {
             })
         );
         // Version-3 bytes (no suite lifecycle) and an unknown future version: refused clearly.
-        let mut v3 = bytes[..bytes.len() - 35 - 1].to_vec();
+        let mut v3 = bytes[..bytes.len() - 35 - 1 - 29].to_vec();
         v3[0] = 3;
         assert_eq!(
             EnclavePolicy::from_bytes(&v3),
@@ -704,5 +830,72 @@ mod tests {
         o.remove("min_envelope_version");
         let back: EnclavePolicy = serde_json::from_value(j).unwrap();
         assert_eq!(back, p);
+    }
+
+    fn trust() -> HandoverTrust {
+        HandoverTrust {
+            verifiers: vec![Address::repeat_byte(0xb2), Address::repeat_byte(0xa1)],
+            threshold: 2,
+            registry: Address::repeat_byte(0x77),
+            successors: vec![B256::repeat_byte(9), B256::repeat_byte(3)],
+        }
+    }
+
+    #[test]
+    fn handover_trust_is_in_the_bytes_and_the_hash() {
+        let p = policy().with_handover(trust());
+        let bytes = p.to_bytes();
+        assert_eq!(
+            bytes.len(),
+            policy().to_bytes().len() + 2 * 20 + 2 * 32,
+            "two verifiers and two successors"
+        );
+        let back = EnclavePolicy::from_bytes(&bytes).unwrap();
+        assert_eq!(back.hash(), p.hash());
+        assert_ne!(p.hash(), policy().hash());
+        // The order the lists are given in does not matter; each field does.
+        let mut q = p.clone();
+        q.handover.verifiers.reverse();
+        q.handover.successors.reverse();
+        assert_eq!(q.hash(), p.hash());
+        for change in [
+            |t: &mut HandoverTrust| t.threshold = 1,
+            |t: &mut HandoverTrust| t.registry = Address::repeat_byte(0x78),
+            |t: &mut HandoverTrust| {
+                t.successors.pop();
+            },
+            |t: &mut HandoverTrust| t.verifiers.push(Address::repeat_byte(0xc3)),
+        ] {
+            let mut r = p.clone();
+            change(&mut r.handover);
+            assert_ne!(r.hash(), p.hash());
+        }
+        for cut in 0..bytes.len() {
+            assert!(EnclavePolicy::from_bytes(&bytes[..cut]).is_err(), "{cut}");
+        }
+        assert!(p.validate().is_ok());
+        assert!(p.handover.enabled() && !policy().handover.enabled());
+    }
+
+    #[test]
+    fn inconsistent_handover_trust_is_refused() {
+        let bad = |t: HandoverTrust| {
+            matches!(
+                policy().with_handover(t).validate(),
+                Err(Error::InvalidPolicy(m)) if m.starts_with("handover trust")
+            )
+        };
+        let mut t = trust();
+        t.threshold = 3;
+        assert!(bad(t));
+        let mut t = trust();
+        t.threshold = 0;
+        assert!(bad(t));
+        let mut t = trust();
+        t.verifiers.push(Address::repeat_byte(0xa1));
+        assert!(bad(t));
+        let mut t = trust();
+        t.successors.push(B256::repeat_byte(3));
+        assert!(bad(t));
     }
 }

@@ -39,6 +39,7 @@ use crate::{
     boundary::{BOUNDARY_VERSION, BoundaryError, Request, Response},
     chunks::{ChunkReader, SnapshotId},
     custody::{self, Custody},
+    handover::PackageHeader,
     log_entry::SessionStartEntry,
 };
 
@@ -129,6 +130,8 @@ pub fn goes_live(request: &Request) -> bool {
         | Request::LogEntries
         | Request::Checkpoint
         | Request::Boot { .. }
+        | Request::AwaitHandover { .. }
+        | Request::AcceptHandover { .. }
         | Request::Restore { .. }
         | Request::RestoreChunk { .. }
         | Request::RestoreV1 { .. }
@@ -199,6 +202,8 @@ pub struct Session {
     rng: RngFactory,
     enclave: Option<Enclave<Netting>>,
     restoring: Option<(EnclavePolicy, SettlementTarget, ChunkReader)>,
+    /// An awaiting enclave reading a handed-over snapshot (issue 12).
+    accepting: Option<(ChunkReader, PackageHeader)>,
     greeted: bool,
     lineage: Lineage,
     /// The running enclave's instance id.
@@ -261,6 +266,7 @@ impl Session {
             rng,
             enclave: None,
             restoring: None,
+            accepting: None,
             greeted: false,
             lineage,
             instance: None,
@@ -382,6 +388,43 @@ impl Session {
         Ok(())
     }
 
+    /// The next chunk of a handed-over snapshot; the last one makes the awaiting enclave the
+    /// deployment's (any refusal abandons the acceptance and leaves it awaiting).
+    fn accept_chunk(&mut self, index: u32, blob: &[u8]) -> Response {
+        let refuse = |why: String| Response::Error(BoundaryError::Refused(why));
+        let Some((reader, _)) = self.accepting.as_mut() else {
+            return Response::Error(BoundaryError::Internal);
+        };
+        if let Err(e) = reader.push(index, blob) {
+            self.accepting = None;
+            return refuse(format!("the handed-over snapshot: {e}"));
+        }
+        if !reader.is_complete() {
+            return Response::Restoring {
+                received: reader.received(),
+                chunks: reader.manifest().chunks,
+            };
+        }
+        let (Some((reader, header)), Some(awaiting)) =
+            (self.accepting.take(), self.enclave.as_ref())
+        else {
+            return Response::Error(BoundaryError::Internal);
+        };
+        let program = Netting::new(&awaiting.policy().netting);
+        match awaiting.accept_handover(program, (self.rng)(), &self.root, reader, &header) {
+            Ok(e) => {
+                if let Some(next) = e.next_record()
+                    && let Some(instance) = self.instance
+                {
+                    self.lineage.note_reached(instance, next);
+                }
+                self.enclave = Some(e);
+                Response::Ack
+            }
+            Err(e) => Response::Error(e),
+        }
+    }
+
     fn serve(&mut self, request: Request) -> Response {
         let refuse = |why: &str| Response::Error(BoundaryError::Refused(why.to_string()));
         match request {
@@ -429,6 +472,63 @@ impl Session {
                     Err(e @ crate::Error::InvalidPolicy(_)) => refuse(&e.to_string()),
                     Err(_) => Response::Error(BoundaryError::Internal),
                 }
+            }
+            Request::AwaitHandover {
+                policy,
+                target,
+                now,
+                build,
+            } => {
+                if self.enclave.is_some() {
+                    return refuse("the enclave is already running");
+                }
+                self.restoring = None;
+                let program = Netting::new(&policy.netting);
+                match Enclave::boot_awaiting_handover(
+                    policy,
+                    program,
+                    target,
+                    (self.rng)(),
+                    now,
+                    &self.root,
+                    build,
+                ) {
+                    Ok(mut e) => {
+                        let instance = B256::from(*e.instance_id().as_bytes());
+                        match e.log_session_start(0, true) {
+                            Ok(entry) => self.started = entry,
+                            Err(_) => return Response::Error(BoundaryError::Internal),
+                        }
+                        self.lineage.entry(instance).sessions += 1;
+                        self.instance = Some(instance);
+                        self.prior_high_water = 0;
+                        self.enclave = Some(e);
+                        Response::Ack
+                    }
+                    Err(e @ crate::Error::InvalidPolicy(_)) => refuse(&e.to_string()),
+                    Err(_) => Response::Error(BoundaryError::Internal),
+                }
+            }
+            Request::AcceptHandover { package, manifest } => {
+                let Some(e) = self.enclave.as_ref() else {
+                    return refuse("no enclave yet: send AwaitHandover first");
+                };
+                // A new AcceptHandover abandons any in progress.
+                self.accepting = None;
+                match e.open_handover(&package, manifest) {
+                    Ok((reader, header)) => {
+                        let r = Response::Restoring {
+                            received: 0,
+                            chunks: reader.manifest().chunks,
+                        };
+                        self.accepting = Some((reader, header));
+                        r
+                    }
+                    Err(e) => Response::Error(e),
+                }
+            }
+            Request::RestoreChunk { index, blob } if self.accepting.is_some() => {
+                self.accept_chunk(index, &blob)
             }
             Request::Restore {
                 policy,

@@ -42,6 +42,9 @@ pub const EPOCH_XWING_KEM_LABEL: &[u8] = b"sealbridge/v1/epoch-xwing-kem";
 pub const XWING_ANNOUNCEMENT_CONTEXT: &[u8] = b"sealbridge/v1/xwing-epoch-announcement";
 /// The simulated TEE root's seed is SHA-256 of this public label. Not a secret.
 pub const SIM_ROOT_SEED_LABEL: &[u8] = b"sealbridge/v1/INSECURE-simulated-tee-root";
+/// HPKE `info` prefix of a handover package: the sealing root sealed to an attested successor
+/// (issue 12), followed by predecessor address, successor address and handover sequence.
+pub const HANDOVER_CONTEXT: &[u8] = b"sealbridge/v1/handover";
 
 // Key custody across keyholders (issue 12 part 3; docs/PROTOCOL.md "Key custody").
 
@@ -91,6 +94,7 @@ pub const ALL: &[&[u8]] = &[
     KEYHOLDER_DEAL_CONTEXT,
     KEYHOLDER_RELEASE_CONTEXT,
     KEYHOLDER_AT_REST_LABEL,
+    HANDOVER_CONTEXT,
 ];
 
 #[cfg(test)]

@@ -57,6 +57,23 @@ sol! {
         uint64 issuedAt;
         uint64 expiresAt;
     }
+
+    /// A handover statement (DESIGN §8, issue 12): the current enclave names an attested successor
+    /// at the next sequence. `Settlement.handover` applies it without changing the state root;
+    /// from then on only `successor` signs statements for the deployment.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct Handover {
+        uint64 sequence;
+        bytes32 stateRoot;
+        uint64 logSize;
+        bytes32 logRoot;
+        bytes32 policyHash;
+        address successor;
+        bytes32 successorMeasurement;
+        bytes32 successorResultHash;
+        uint64 notBefore;
+        uint64 notAfter;
+    }
 }
 
 /// EIP-712 domain name of the settlement contract.
@@ -98,6 +115,26 @@ impl AttestationResult {
     pub fn digest(&self, domain: &Eip712Domain) -> B256 {
         self.eip712_signing_hash(domain)
     }
+}
+
+impl Handover {
+    /// The EIP-712 signing digest under the settlement's domain (what `Settlement.hashHandover`
+    /// computes and the enclave signs).
+    pub fn digest(&self, domain: &Eip712Domain) -> B256 {
+        self.eip712_signing_hash(domain)
+    }
+}
+
+/// The hash the registry stores for a registration (`EnclaveRegistry.enclaves(a).resultHash`):
+/// the full EIP-712 digest of the attestation result under the registry's domain (the registry
+/// at `registry` on chain `chain_id`), i.e. exactly what the verifiers signed. A [`Handover`]
+/// names its successor's registration by this value (`successorResultHash`).
+pub fn attestation_result_hash(
+    result: &AttestationResult,
+    chain_id: u64,
+    registry: Address,
+) -> B256 {
+    result.digest(&registry_domain(chain_id, registry))
 }
 
 /// `keccak256(abi.encode(effects, exits))`, exactly as `Settlement.hashEffects` computes it: the
@@ -168,6 +205,108 @@ mod tests {
             "Statement(uint64 sequence,bytes32 prevStateRoot,bytes32 newStateRoot,bytes32 inputsRoot,\
 uint32 inputCount,uint64 logSize,bytes32 logRoot,bytes32 policyHash,bytes32 effectsHash,\
 uint64 notBefore,uint64 notAfter)"
+        );
+    }
+
+    #[test]
+    fn handover_type_string_matches_solidity() {
+        assert_eq!(
+            Handover::eip712_encode_type(),
+            "Handover(uint64 sequence,bytes32 stateRoot,uint64 logSize,bytes32 logRoot,\
+bytes32 policyHash,address successor,bytes32 successorMeasurement,bytes32 successorResultHash,\
+uint64 notBefore,uint64 notAfter)"
+        );
+    }
+
+    fn sample_handover() -> Handover {
+        Handover {
+            sequence: 7,
+            stateRoot: B256::repeat_byte(1),
+            logSize: 9,
+            logRoot: B256::repeat_byte(2),
+            policyHash: B256::repeat_byte(3),
+            successor: Address::repeat_byte(4),
+            successorMeasurement: B256::repeat_byte(5),
+            successorResultHash: B256::repeat_byte(6),
+            notBefore: 10,
+            notAfter: 20,
+        }
+    }
+
+    #[test]
+    fn handover_digest_binds_every_field_and_the_domain() {
+        let d = settlement_domain(1, Address::repeat_byte(9));
+        let h = sample_handover();
+        let base = h.digest(&d);
+        let mut variants = Vec::new();
+        let mut v = sample_handover();
+        v.sequence = 8;
+        variants.push(v);
+        let mut v = sample_handover();
+        v.stateRoot = B256::repeat_byte(0x11);
+        variants.push(v);
+        let mut v = sample_handover();
+        v.logSize = 10;
+        variants.push(v);
+        let mut v = sample_handover();
+        v.logRoot = B256::repeat_byte(0x12);
+        variants.push(v);
+        let mut v = sample_handover();
+        v.policyHash = B256::repeat_byte(0x13);
+        variants.push(v);
+        let mut v = sample_handover();
+        v.successor = Address::repeat_byte(0x14);
+        variants.push(v);
+        let mut v = sample_handover();
+        v.successorMeasurement = B256::repeat_byte(0x15);
+        variants.push(v);
+        let mut v = sample_handover();
+        v.successorResultHash = B256::repeat_byte(0x16);
+        variants.push(v);
+        let mut v = sample_handover();
+        v.notBefore = 11;
+        variants.push(v);
+        let mut v = sample_handover();
+        v.notAfter = 21;
+        variants.push(v);
+        for v in &variants {
+            assert_ne!(v.digest(&d), base, "{v:?}");
+        }
+        assert_ne!(
+            h.digest(&settlement_domain(2, Address::repeat_byte(9))),
+            base
+        );
+        assert_ne!(h.digest(&registry_domain(1, Address::repeat_byte(9))), base);
+    }
+
+    #[test]
+    fn result_hash_is_the_registry_domain_digest() {
+        let r = AttestationResult {
+            tee: 0,
+            measurement: B256::repeat_byte(1),
+            tcbStatus: 0,
+            enclave: Address::repeat_byte(2),
+            ed25519Key: B256::repeat_byte(3),
+            keyBundleHash: B256::repeat_byte(4),
+            evidenceHash: B256::repeat_byte(5),
+            advisoryHash: B256::repeat_byte(6),
+            challengeBlock: 7,
+            challenge: B256::repeat_byte(8),
+            issuedAt: 9,
+            expiresAt: 10,
+        };
+        let reg = Address::repeat_byte(0xaa);
+        assert_eq!(
+            attestation_result_hash(&r, 31337, reg),
+            r.digest(&registry_domain(31337, reg))
+        );
+        assert_ne!(
+            attestation_result_hash(&r, 31337, reg),
+            attestation_result_hash(&r, 1, reg)
+        );
+        assert_ne!(
+            attestation_result_hash(&r, 31337, reg),
+            r.digest(&settlement_domain(31337, reg))
         );
     }
 

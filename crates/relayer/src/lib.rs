@@ -17,7 +17,9 @@
 //!    (confirmed) block — never a value read at `latest`, which a reorg may take back;
 //! 3. reads `lastSequence` from the chain and submits the next stored statement with its effects
 //!    and exits; the contract answers `AlreadySettled` for a statement it holds, which counts as
-//!    success. With nothing to send, if no statement has settled for half the deployment's
+//!    success. A stored handover to an attested successor (issue 12) is settled at its sequence
+//!    like a statement (`Settlement.handover`, alone in its round, after every statement before
+//!    it), with the same confirmation, reorg and replacement rules. With nothing to send, if no statement has settled for half the deployment's
 //!    `exitDelay`, it asks the enclave for a heartbeat statement (`Request::Heartbeat`) and
 //!    settles it, so that an honest idle deployment never opens its escape hatch.
 //!
@@ -46,7 +48,7 @@ use sealbridge_chain::{
 };
 
 use sealbridge_core::{Cmd, CoreError, metrics::Metrics};
-use sealbridge_store::{Store, StoreError};
+use sealbridge_store::{Settleable, Store, StoreError, StoredHandover, StoredRow};
 
 /// Relayer errors.
 ///
@@ -233,7 +235,13 @@ fn lock<C>(
 }
 
 /// Why a settle transaction failed although the chain answers, and what to do about it.
-fn advice<C: Chain>(sb: &Sealbridge<C>, from: Address, sequence: u64, e: &ChainError) -> String {
+fn advice<C: Chain>(
+    sb: &Sealbridge<C>,
+    from: Address,
+    what: &str,
+    sequence: u64,
+    e: &ChainError,
+) -> String {
     let msg = e.to_string().to_ascii_lowercase();
     let balance = sb.chain().balance(from).ok();
     let todo = if msg.contains("insufficient funds") || balance.is_some_and(|b| b.is_zero()) {
@@ -256,7 +264,7 @@ fn advice<C: Chain>(sb: &Sealbridge<C>, from: Address, sequence: u64, e: &ChainE
     } else {
         "the chain refused the transaction".into()
     };
-    format!("settling statement {sequence} failed: {e}: {todo}")
+    format!("settling {what} {sequence} failed: {e}: {todo}")
 }
 
 /// Whether statement `s` must be renewed before it is sent: its window ends within a quarter
@@ -279,15 +287,15 @@ fn renew(
     core: &SyncSender<Cmd>,
     store: &Store,
     metrics: &Metrics,
-    st: &sealbridge_store::StoredStatement,
-) -> Result<sealbridge_store::StoredStatement, RelayerError> {
+    st: &sealbridge_enclave::SignedStatement,
+) -> Result<StoredRow, RelayerError> {
     use alloy_sol_types::SolValue;
-    let seq = st.signed.statement.sequence;
+    let seq = st.statement.sequence;
     let (reply, rx) = tokio::sync::oneshot::channel();
     core.send(Cmd::Call {
         request: sealbridge_enclave::boundary::Request::RenewStatement {
-            statement: st.signed.statement.abi_encode(),
-            signature: st.signed.signature.clone(),
+            statement: st.statement.abi_encode(),
+            signature: st.signature.clone(),
             now: sealbridge_core::unix_now(),
         },
         reply,
@@ -303,17 +311,19 @@ fn renew(
     }
     metrics.statements_renewed.increment(1);
     let renewed = store
-        .statements(seq, 1)?
+        .rows(seq, 1)?
         .into_iter()
         .next()
-        .filter(|s| s.signed.statement.sequence == seq)
+        .filter(|s| matches!(&s.item, Settleable::Statement(r) if r.statement.sequence == seq))
         .ok_or_else(|| RelayerError::Inconsistent(format!("statement {seq} gone after renewal")))?;
-    tracing::warn!(
-        sequence = seq,
-        old_not_after = st.signed.statement.notAfter,
-        not_after = renewed.signed.statement.notAfter,
-        "statement renewed: its validity window ran out before it settled"
-    );
+    if let Settleable::Statement(r) = &renewed.item {
+        tracing::warn!(
+            sequence = seq,
+            old_not_after = st.statement.notAfter,
+            not_after = r.statement.notAfter,
+            "statement renewed: its validity window ran out before it settled"
+        );
+    }
     Ok(renewed)
 }
 
@@ -666,7 +676,7 @@ fn recheck_unconfirmed<C: Chain>(
 ) -> Result<bool, RelayerError> {
     let mut reorged = false;
     for s in &store.watched(last)? {
-        let seq = s.signed.statement.sequence;
+        let seq = s.sequence();
         let (Some(num), Some(hash)) = (s.block_number, s.block_hash.as_deref()) else {
             continue;
         };
@@ -712,17 +722,19 @@ fn reconcile_last<C: Chain>(
 /// Step 3a: the stored statements after `last` (consecutive, at most
 /// [`MAX_STATEMENTS_PER_ROUND`]), each renewed first if its window is (about to be) over.
 /// Empty: nothing to send. A renewal that fails for a statement whose window is over ends the
-/// list there (an error if it is the first).
+/// list there (an error if it is the first). A handover is sent alone: it ends the list, or is
+/// the whole list when it is next; one whose window is over is an error (the enclave that
+/// signed it must sign it again: handovers are not renewed).
 fn next_statements<C: Chain>(
     chain: &SharedChain<C>,
     store: &Store,
     core: &SyncSender<Cmd>,
     metrics: &Metrics,
     last: u64,
-) -> Result<Vec<sealbridge_store::StoredStatement>, RelayerError> {
-    let stored = store.statements(last + 1, MAX_STATEMENTS_PER_ROUND)?;
+) -> Result<Vec<StoredRow>, RelayerError> {
+    let stored = store.rows(last + 1, MAX_STATEMENTS_PER_ROUND)?;
     let mut ready = Vec::with_capacity(stored.len());
-    let Some(first) = stored.first().map(|s| s.signed.statement.sequence) else {
+    let Some(first) = stored.first().map(StoredRow::sequence) else {
         return Ok(ready);
     };
     // The next block's time: at least the latest block's, and on an idle chain (no block for
@@ -730,17 +742,38 @@ fn next_statements<C: Chain>(
     let wall = sealbridge_core::unix_now();
     let chain_now = lock(chain)?.chain().block_timestamp()?.max(wall);
     for (i, next) in stored.into_iter().enumerate() {
-        if next.signed.statement.sequence != first + i as u64 {
+        if next.sequence() != first + i as u64 {
             break;
         }
-        if !renewal_due(&next.signed.statement, chain_now, wall) {
+        let st = match &next.item {
+            Settleable::Handover(h) => {
+                if !ready.is_empty() {
+                    break;
+                }
+                if chain_now > h.handover.notAfter {
+                    let why = format!(
+                        "handover {} to {} was not settled within its window (until {}): the \
+                         enclave must sign the handover again",
+                        h.sequence(),
+                        h.handover.successor,
+                        h.handover.notAfter
+                    );
+                    metrics.state.set_relayer_error(Some(why.clone()));
+                    return Err(RelayerError::Refused(why));
+                }
+                ready.push(next);
+                break;
+            }
+            Settleable::Statement(st) => st,
+        };
+        if !renewal_due(&st.statement, chain_now, wall) {
             ready.push(next);
             continue;
         }
-        match renew(core, store, metrics, &next) {
+        match renew(core, store, metrics, st) {
             Ok(renewed) => ready.push(renewed),
             // Still valid: send it as it is rather than not at all (e.g. the enclave is down).
-            Err(e) if chain_now <= next.signed.statement.notAfter => {
+            Err(e) if chain_now <= st.statement.notAfter => {
                 tracing::warn!(error = %e, "renewing the next statement failed; sending it while its window lasts");
                 ready.push(next);
             }
@@ -751,40 +784,60 @@ fn next_statements<C: Chain>(
     Ok(ready)
 }
 
-/// Step 3b: send the settle transactions of `ready` (consecutive statements) in one go, with
-/// consecutive nonces and without waiting for each to be mined (`Sealbridge::settle_many`), and
-/// record where each landed. Exactly once as for one statement: the contract takes each
-/// sequence once (`AlreadySettled` for one it holds counts as success), and the next round
-/// starts again from the chain's `lastSequence`. The first failure stops the recording and is
-/// reported like a single settle's.
+/// Step 3b: send the settle transactions of `ready` (consecutive statements, or one handover)
+/// in one go, with consecutive nonces and without waiting for each to be mined
+/// (`Sealbridge::settle_many`), and record where each landed. Exactly once as for one
+/// statement: the contract takes each sequence once (`AlreadySettled` for one it holds counts
+/// as success), and the next round starts again from the chain's `lastSequence`. The first
+/// failure stops the recording and is reported like a single settle's.
 fn settle_all<C: Chain>(
     chain: &SharedChain<C>,
     store: &Store,
     metrics: &Metrics,
     cfg: &RelayerConfig,
-    ready: &[sealbridge_store::StoredStatement],
+    ready: &[StoredRow],
 ) -> Result<(), RelayerError> {
-    if let [one] = ready {
+    if let [
+        StoredRow {
+            item: Settleable::Handover(h),
+            ..
+        },
+    ] = ready
+    {
+        return settle_handover(chain, store, metrics, cfg, h);
+    }
+    let statements: Vec<&sealbridge_enclave::SignedStatement> = ready
+        .iter()
+        .filter_map(|r| match &r.item {
+            Settleable::Statement(s) => Some(s),
+            Settleable::Handover(_) => None,
+        })
+        .collect();
+    if statements.len() != ready.len() {
+        return Err(RelayerError::Inconsistent(
+            "a handover was queued with statements: it settles alone".into(),
+        ));
+    }
+    if let [one] = statements.as_slice() {
         return settle(chain, store, metrics, cfg, one);
     }
-    let (Some(first), Some(last)) = (ready.first(), ready.last()) else {
+    let (Some(first), Some(last)) = (statements.first(), statements.last()) else {
         return Ok(());
     };
     let span = tracing::info_span!(
         "settle",
-        sequence = first.signed.statement.sequence,
-        through = last.signed.statement.sequence
+        sequence = first.statement.sequence,
+        through = last.statement.sequence
     );
     let _e = span.enter();
     // The envelopes' trace ids join this span to their gateway and core spans, as in `settle`.
-    for n in ready {
-        let sequence = n.signed.statement.sequence;
+    for st in &statements {
+        let sequence = st.statement.sequence;
         tracing::debug!(sequence, trace_ids = ?store.trace_ids(sequence)?, "settling");
     }
-    let batch: Vec<_> = ready
+    let batch: Vec<_> = statements
         .iter()
-        .map(|n| {
-            let st = &n.signed;
+        .map(|st| {
             (
                 sealbridge_chain::Statement::from(&st.statement),
                 effects_from_proto(&st.effects),
@@ -797,17 +850,23 @@ fn settle_all<C: Chain>(
     let from = sb.deployment.admin;
     let outcomes = sb.settle_many(from, &batch);
     tracing::debug!(
-        statements = ready.len(),
+        statements = statements.len(),
         outcomes = outcomes.len(),
         "settled in one go"
     );
-    for (next, outcome) in ready.iter().zip(outcomes) {
-        let st = &next.signed;
+    for (st, outcome) in statements.iter().zip(outcomes) {
         match outcome {
-            Ok(o) => record_settled(store, metrics, cfg, st, &o)?,
+            Ok(o) => record_settled(
+                store,
+                metrics,
+                cfg,
+                st.statement.sequence,
+                st.statement.newStateRoot,
+                &o,
+            )?,
             Err(e) if e.is_unavailable() => return Err(RelayerError::Chain(e)),
             Err(e) => {
-                let why = refusal(&sb, from, st.statement.sequence, &e);
+                let why = refusal(&sb, from, "statement", st.statement.sequence, &e);
                 metrics.state.set_relayer_error(Some(why.clone()));
                 return Err(RelayerError::Refused(why));
             }
@@ -822,9 +881,8 @@ fn settle<C: Chain>(
     store: &Store,
     metrics: &Metrics,
     cfg: &RelayerConfig,
-    next: &sealbridge_store::StoredStatement,
+    st: &sealbridge_enclave::SignedStatement,
 ) -> Result<(), RelayerError> {
-    let st = &next.signed;
     let span = tracing::info_span!("settle", sequence = st.statement.sequence);
     let _e = span.enter();
     // The envelopes' trace ids join this span to their gateway and core spans.
@@ -843,19 +901,65 @@ fn settle<C: Chain>(
         // The chain does not answer: an outage (a transaction without a receipt in time is not).
         Err(e) if e.is_unavailable() => return Err(RelayerError::Chain(e)),
         Err(e) => {
-            let why = refusal(&sb, from, st.statement.sequence, &e);
+            let why = refusal(&sb, from, "statement", st.statement.sequence, &e);
             metrics.state.set_relayer_error(Some(why.clone()));
             return Err(RelayerError::Refused(why));
         }
     };
     drop(sb);
-    record_settled(store, metrics, cfg, st, &outcome)
+    record_settled(
+        store,
+        metrics,
+        cfg,
+        st.statement.sequence,
+        st.statement.newStateRoot,
+        &outcome,
+    )
+}
+
+/// Step 3b for a handover: send its `handover` transaction and record where it landed (the
+/// state root stays; from then on only the successor's statements settle).
+fn settle_handover<C: Chain>(
+    chain: &SharedChain<C>,
+    store: &Store,
+    metrics: &Metrics,
+    cfg: &RelayerConfig,
+    h: &StoredHandover,
+) -> Result<(), RelayerError> {
+    let seq = h.sequence();
+    let span = tracing::info_span!("handover", sequence = seq, successor = %h.handover.successor);
+    let _e = span.enter();
+    let mut sb = lock(chain)?;
+    let from = sb.deployment.admin;
+    let outcome = sb.handover(
+        from,
+        &(&h.handover).into(),
+        Bytes::from(h.signature.clone()),
+    );
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) if e.is_unavailable() => return Err(RelayerError::Chain(e)),
+        Err(e) => {
+            let why = refusal(&sb, from, "handover", seq, &e);
+            metrics.state.set_relayer_error(Some(why.clone()));
+            return Err(RelayerError::Refused(why));
+        }
+    };
+    drop(sb);
+    tracing::info!(
+        sequence = seq,
+        successor = %h.handover.successor,
+        measurement = %h.handover.successorMeasurement,
+        "handover settled: only the successor signs from now on"
+    );
+    record_settled(store, metrics, cfg, seq, h.handover.stateRoot, &outcome)
 }
 
 /// What the operator is told when the chain answers but does not take the settle transaction.
 fn refusal<C: Chain>(
     sb: &Sealbridge<C>,
     from: Address,
+    what: &str,
     sequence: u64,
     e: &ContractError,
 ) -> String {
@@ -863,7 +967,7 @@ fn refusal<C: Chain>(
         ContractError::Chain(c) => {
             // The chain will not take the transaction (no funds for gas, the fee cap, no
             // receipt in time, ...): the operator has to act; say what to do.
-            let why = advice(sb, from, sequence, c);
+            let why = advice(sb, from, what, sequence, c);
             tracing::error!(error = %why, "the chain does not take the settle transaction; retrying with backoff");
             why
         }
@@ -871,7 +975,7 @@ fn refusal<C: Chain>(
             // The chain refuses the statement (e.g. `InsufficientEscrow` after a reorg deeper
             // than `confirmations` dropped a deposit the enclave had credited). Retrying cannot
             // help unless the chain changes: say so loudly, stay degraded.
-            let why = format!("settling statement {sequence} failed on chain: {other}");
+            let why = format!("settling {what} {sequence} failed on chain: {other}");
             tracing::error!(error = %why, "the chain refuses the next statement; retrying with backoff");
             why
         }
@@ -884,7 +988,8 @@ fn record_settled(
     store: &Store,
     metrics: &Metrics,
     cfg: &RelayerConfig,
-    st: &sealbridge_enclave::SignedStatement,
+    sequence: u64,
+    root_after: B256,
     outcome: &SettleOutcome,
 ) -> Result<(), RelayerError> {
     let r = outcome.receipt();
@@ -896,7 +1001,7 @@ fn record_settled(
         "statement settled"
     );
     store.mark_settled(
-        st.statement.sequence,
+        sequence,
         Some((
             r.tx_hash.to_string(),
             r.block_number,
@@ -907,20 +1012,14 @@ fn record_settled(
     // The root first, then the sequence: a status read never pairs a new sequence with the
     // previous root (the settled statement's new root is the chain's root now).
     if let Ok(mut r) = metrics.state.chain_root.lock() {
-        *r = st.statement.newStateRoot;
+        *r = root_after;
     }
-    metrics
-        .state
-        .chain_sequence
-        .store(st.statement.sequence, Relaxed);
+    metrics.state.chain_sequence.store(sequence, Relaxed);
     if cfg.confirmations <= 1 {
         if let Ok(mut r) = metrics.state.final_root.lock() {
-            *r = st.statement.newStateRoot;
+            *r = root_after;
         }
-        metrics
-            .state
-            .final_sequence
-            .store(st.statement.sequence, Relaxed);
+        metrics.state.final_sequence.store(sequence, Relaxed);
     }
     // Clears only the relayer's own error: a deep-reorg alarm stays until acknowledged.
     metrics.state.set_relayer_error(None);

@@ -387,6 +387,26 @@ pub fn enclave_events(logs: &[LogEntry]) -> Vec<(EventPosition, ChainEvent)> {
     events
 }
 
+/// The highest `(sequence, state root after it)` settled in `logs` (in chain order) if above
+/// `known`: a `StatementSettled` event carries its new root; a `HandedOver` event keeps the root
+/// of the settlement before it (`known`'s, or an earlier event's of the same logs; zero at
+/// genesis).
+fn highest_settlement(logs: &[LogEntry], known: Option<(u64, B256)>) -> Option<(u64, B256)> {
+    let mut current = known.unwrap_or((0, B256::ZERO));
+    for l in logs {
+        if let Ok(e) = Settlement::StatementSettled::decode_log(&l.inner) {
+            if e.data.sequence > current.0 {
+                current = (e.data.sequence, e.data.newStateRoot);
+            }
+        } else if let Ok(e) = Settlement::HandedOver::decode_log(&l.inner)
+            && e.data.sequence > current.0
+        {
+            current = (e.data.sequence, current.1);
+        }
+    }
+    (known.is_none_or(|(seq, _)| seq < current.0) && current.0 > 0).then_some(current)
+}
+
 /// Hand one scanned chunk's deposits (the deployment's members' only, [`members_only`]) and
 /// withdrawal requests to the enclave and advance the cursor to `next`; record the highest
 /// settlement of these confirmed blocks first (a crash in between re-scans it). Returns the
@@ -398,18 +418,9 @@ fn credit(
     next: u64,
     members: &Members,
 ) -> Result<u64, RelayerError> {
-    if let Some(s) = logs
-        .iter()
-        .filter_map(|l| Settlement::StatementSettled::decode_log(&l.inner).ok())
-        .max_by_key(|e| e.data.sequence)
-    {
-        let known = store.meta::<(u64, B256)>(CONFIRMED_SETTLEMENT)?;
-        if known.is_none_or(|(seq, _)| seq < s.data.sequence) {
-            store.put_meta(
-                CONFIRMED_SETTLEMENT,
-                &(s.data.sequence, s.data.newStateRoot),
-            )?;
-        }
+    let known = store.meta::<(u64, B256)>(CONFIRMED_SETTLEMENT)?;
+    if let Some(highest) = highest_settlement(logs, known) {
+        store.put_meta(CONFIRMED_SETTLEMENT, &highest)?;
     }
     let (events, dropped) = members_only(enclave_events(logs), members);
     if events.is_empty() {

@@ -100,6 +100,52 @@ pub fn boot_enclave<C: Chain>(
     Ok((enclave, description))
 }
 
+/// [`boot_enclave`], durable: sealing keys from `root` (the simulated TEE's root), every
+/// state change journaled — what a handover needs (issue 12). The boot state is captured by a
+/// first `Journaled` request, as the node does with a snapshot.
+pub fn boot_enclave_durable<C: Chain>(
+    sb: &Sealbridge<C>,
+    policy: EnclavePolicy,
+    rng: Box<dyn CryptoRngCore + Send>,
+    now: u64,
+    root: [u8; 32],
+) -> Result<(Enclave<Netting>, Description), SandboxError> {
+    let d = sb.deployment;
+    let program = Netting::new(&policy.netting);
+    let target = SettlementTarget {
+        chain_id: d.chain_id,
+        settlement: d.settlement,
+    };
+    let enclave = Enclave::boot_durable(
+        policy,
+        program,
+        target,
+        rng,
+        now,
+        &sealbridge_seal::at_rest::RootSecret::from_bytes(root),
+    )
+    .map_err(|e| SandboxError::Enclave(format!("boot: {e}")))?;
+    check_policy(sb, enclave)
+}
+
+fn check_policy<C: Chain>(
+    sb: &Sealbridge<C>,
+    mut enclave: Enclave<Netting>,
+) -> Result<(Enclave<Netting>, Description), SandboxError> {
+    let description = match enclave.handle(Request::Describe) {
+        Response::Description(d) => *d,
+        other => return Err(SandboxError::Enclave(format!("Describe: {other:?}"))),
+    };
+    let on_chain = sb.policy_hash()?;
+    if description.policy_hash != on_chain {
+        return Err(SandboxError::Setup(format!(
+            "the enclave's policy hash {} is not the deployment's {on_chain}",
+            description.policy_hash
+        )));
+    }
+    Ok((enclave, description))
+}
+
 /// The token a deployment escrows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -147,16 +193,31 @@ pub fn deploy_timelock<C: Chain>(
 /// `Sealbridge::deploy` sends from `params.admin`, which cannot be a timelock (it cannot send);
 /// here the deployer sends and the roles still go to `params.admin`.
 pub fn deploy<C: Chain>(
-    mut chain: C,
+    chain: C,
     params: &DeployParams,
     deployer: Address,
 ) -> Result<Sealbridge<C>, SandboxError> {
+    deploy_with(chain, params, deployer, |_, _| {})
+}
+
+/// [`deploy`], with `before_settlement` given the registry's address and the parameters to
+/// change before `Settlement` is deployed (a policy whose handover trust names the registry
+/// commits to it in its hash, issue 12).
+pub fn deploy_with<C: Chain>(
+    mut chain: C,
+    params: &DeployParams,
+    deployer: Address,
+    before_settlement: impl FnOnce(Address, &mut DeployParams),
+) -> Result<Sealbridge<C>, SandboxError> {
+    let mut params = params.clone();
+    let params = &mut params;
     let registry = deploy_contract(
         &mut chain,
         deployer,
         &EnclaveRegistry::BYTECODE,
         &registry_constructor(params).abi_encode(),
     )?;
+    before_settlement(registry, params);
     let settlement = deploy_contract(
         &mut chain,
         deployer,

@@ -28,7 +28,7 @@ use serde_json::Value;
 pub use chain::{ChainSpec, SandboxChain};
 pub use deploy::TokenKind;
 pub use scenarios::scenarios;
-pub use world::{Governance, World, WorldConfig};
+pub use world::{Governance, HandoverWorld, World, WorldConfig};
 
 /// Errors of the harness itself (a scenario that cannot be carried out, not one that found the
 /// system broken: that is an [`Outcome`] with `held: false`).
@@ -233,6 +233,8 @@ mod tests {
             "keyholder-minority",
             "lost-enclave",
             "root-rotation",
+            "upgrade-handover",
+            "handover-to-unallowed-measurement",
         ];
         assert_eq!(names, want);
         for s in scenarios() {

@@ -3,13 +3,14 @@
 //! keys and chain accounts, and the host's jobs done honestly (forwarding chain events, relaying
 //! statements in order) — so that a scenario only adds the attacker.
 
+mod handover;
 mod relayer;
 mod submit;
 mod view;
 
 use std::collections::{HashSet, VecDeque};
 
-use alloy_primitives::{Address, Bytes, U256};
+use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_sol_types::SolEvent;
 use k256::ecdsa::SigningKey;
 use rand::SeedableRng;
@@ -23,17 +24,22 @@ use sealbridge_chain::{
 use sealbridge_enclave::{
     Enclave, EnclavePolicy, SignedStatement,
     boundary::{Description, Request, Response},
+    policy::HandoverTrust,
 };
 use sealbridge_programs::netting::{Netting, NettingConfig, Obligation};
 
 pub use self::{
+    handover::{SealedSnapshot, Successor, snapshot_of},
     relayer::{Refusal, Relayed, Settled},
     view::Totals,
 };
 use crate::{
     ChainSpec, SandboxChain, SandboxError,
     client::{Addressing, ExpectedNets, Participant, seal_obligation},
-    deploy::{TokenKind, boot_enclave, deploy, deploy_params, deploy_timelock, deploy_token},
+    deploy::{
+        MEASUREMENT_WINDOW, TokenKind, boot_enclave, boot_enclave_durable, deploy_params,
+        deploy_timelock, deploy_token, deploy_with,
+    },
     host::{self, ExitDecision},
     registration::{self, Registration},
 };
@@ -78,6 +84,21 @@ pub struct WorldConfig {
     /// Like `policy`, also given the chain's time at deployment (a dated suite lifecycle, issue
     /// 12); applied after `policy`.
     pub policy_at: Option<fn(EnclavePolicy, u64) -> EnclavePolicy>,
+    /// Issue 12: a deployment that can hand over (see [`HandoverWorld`]); `None`: a plain
+    /// in-memory enclave whose policy trusts no one to hand over to.
+    pub handover: Option<HandoverWorld>,
+}
+
+/// A deployment that can hand over (issue 12): the enclave is durable (sealing root
+/// [`World::root`]) and its policy's handover trust names the development verifiers (threshold
+/// 2), the deployment's registry and `successors`; the registry also allows `registry_also`
+/// (for the ten-year window), which `Settlement` does not until governance allows it.
+#[derive(Debug, Clone, Default)]
+pub struct HandoverWorld {
+    /// Successor measurements the policy lists.
+    pub successors: Vec<B256>,
+    /// Further measurements the registry allows at deployment.
+    pub registry_also: Vec<B256>,
 }
 
 impl Default for WorldConfig {
@@ -94,6 +115,7 @@ impl Default for WorldConfig {
             seed: 9,
             policy: None,
             policy_at: None,
+            handover: None,
         }
     }
 }
@@ -147,6 +169,8 @@ pub struct World<'p> {
     pub settled: Vec<Settled>,
     /// The host's copy of the enclave's log entries.
     pub log: Vec<Vec<u8>>,
+    /// The enclave's sealing root when it is durable ([`WorldConfig::handover`]).
+    pub root: Option<[u8; 32]>,
     addressing: Addressing,
     deploy_block: u64,
     cursor: u64,
@@ -263,7 +287,7 @@ impl<'p> World<'p> {
             policy = adjust(policy, now);
         }
         let verifier_addresses: Vec<Address> = verifiers.iter().map(key_address).collect();
-        let params = deploy_params(
+        let mut params = deploy_params(
             &policy,
             timelock.unwrap_or(admin),
             guardian,
@@ -271,11 +295,40 @@ impl<'p> World<'p> {
             now,
             cfg.exit_delay,
         );
+        if let Some(h) = &cfg.handover {
+            for m in &h.registry_also {
+                params
+                    .registry
+                    .measurements
+                    .push((*m, now, now + MEASUREMENT_WINDOW));
+            }
+        }
         // The deployment transactions come from the deployer; the roles go to `params.admin`.
-        let sb = deploy(chain, &params, admin)?;
+        // A handover trust names the registry, whose address the policy hash (and so the
+        // settlement constructor) then commits to: fill it in between the two deployments.
+        let sb = deploy_with(chain, &params, admin, |registry, params| {
+            if let Some(h) = &cfg.handover {
+                policy.handover = HandoverTrust {
+                    verifiers: verifier_addresses.clone(),
+                    threshold: 2,
+                    registry,
+                    successors: h.successors.clone(),
+                };
+                params.base_policy_hash = policy.base_hash();
+            }
+        })?;
         let deploy_block = sb.chain().block_number()?;
         let enclave_rng = Box::new(ChaCha20Rng::seed_from_u64(cfg.seed ^ 0x5eed_e4c1));
-        let (enclave, description) = boot_enclave(&sb, policy.clone(), enclave_rng, now)?;
+        let root = cfg.handover.as_ref().map(|_| {
+            let mut r = [0u8; 32];
+            r[..8].copy_from_slice(&cfg.seed.to_be_bytes());
+            r[8] = 0x4f;
+            r
+        });
+        let (enclave, description) = match root {
+            Some(r) => boot_enclave_durable(&sb, policy.clone(), enclave_rng, now, r)?,
+            None => boot_enclave(&sb, policy.clone(), enclave_rng, now)?,
+        };
         let addressing = Addressing::from_description(&description)?;
         let mut world = Self {
             sb,
@@ -296,6 +349,7 @@ impl<'p> World<'p> {
             decisions: Vec::new(),
             settled: Vec::new(),
             log: Vec::new(),
+            root,
             addressing,
             deploy_block,
             cursor: deploy_block + 1,

@@ -271,3 +271,38 @@ fn previous_version_client() {
     assert_eq!(e["settled_inputs"], serde_json::json!([2]));
     assert_eq!(e["escrow_mismatches"], serde_json::json!([]));
 }
+
+#[test]
+fn upgrade_handover() {
+    let e = scenario("upgrade-handover").evidence;
+    assert_eq!(e["m2_allowed_before"], false);
+    assert_eq!(e["m2_allowed_after"], true);
+    assert_eq!(e["handover"]["sequence"], 3);
+    assert_eq!(e["handover"]["settle"], Value::Null);
+    assert_eq!(e["handover"]["replay"], "AlreadySettled");
+    assert_eq!(e["current_enclave"], e["successor"]);
+    assert_eq!(e["open_batch_moved"], 5);
+    assert_eq!(e["successor_statement"]["sequence"], 4);
+    assert_eq!(e["successor_statement"]["moved_receipts"], 5);
+    assert_eq!(e["successor_statement"]["signer"], e["successor"]);
+    assert_eq!(e["settled_sequences"], serde_json::json!([1, 2, 3, 4]));
+    assert_eq!(e["inputs_settled"], e["inputs_accepted"]);
+    let fork = e["fork_statements"].as_array().unwrap();
+    assert_eq!(fork.last().unwrap()["revert"], "NotCurrentEnclave");
+}
+
+#[test]
+fn handover_to_unallowed_measurement() {
+    let e = scenario("handover-to-unallowed-measurement").evidence;
+    assert_eq!(e["successor_active"], true);
+    assert_eq!(e["m3_allowed_on_settlement"], false);
+    assert_eq!(e["m3_in_policy"], false);
+    assert_eq!(e["log_entries_added"], 0);
+    assert_eq!(e["status_unchanged"], true);
+    assert_eq!(e["contract"]["to_m3"], "MeasurementNotAllowedHere");
+    assert_eq!(e["contract"]["to_unregistered"], "SuccessorNotActive");
+    assert_eq!(
+        e["current_enclave"],
+        "0x0000000000000000000000000000000000000000"
+    );
+}

@@ -41,6 +41,13 @@ impl RootSecret {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(Zeroizing::new(bytes))
     }
+
+    /// The secret bytes, for the one place they may leave the enclave: HPKE-sealed to an
+    /// attested successor at a handover (issue 12). Never log or persist them in the clear.
+    #[must_use]
+    pub fn expose_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(*self.0)
+    }
 }
 
 impl fmt::Debug for RootSecret {

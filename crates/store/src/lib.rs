@@ -7,7 +7,7 @@
 //! | `snapshot_chunks` | sealed snapshot chunks, by snapshot id and index | one transaction per chunk, before the manifest |
 //! | `journal` | sealed journal records from the older kept snapshot on, by index | before any response is acted on |
 //! | `envelopes` | receipt per envelope id (idempotent re-submission, `GET /v1/receipts`) | with its record |
-//! | `statements` | signed statements (public) and what the relayer saw of them | with their record |
+//! | `statements` | signed statements and handovers (public, `kind`) and what the relayer saw of them | with their record |
 //! | `batch_members` | receipt log index → statement sequence | with the statement |
 //! | `withdrawals` | each withdrawal request the enclave decided: requested, granted, reason, the statement carrying the exit | with its record |
 //!
@@ -26,19 +26,26 @@
 //! Schema version (`PRAGMA user_version`), changed only by the ordered [`migrate::MIGRATIONS`]:
 //! 0 = written before versioning (one `snapshot` row holding a boundary-version-1 single blob),
 //! 1 = chunked snapshots (the old blob becomes a format-1 snapshot with one chunk, restored with
-//! `Request::RestoreV1`). A database from a newer version is refused untouched.
+//! `Request::RestoreV1`), 2 = `statements.kind`: a row is a statement or a handover to an
+//! attested successor (issue 12; older rows are statements). A database from a newer version is
+//! refused untouched.
+//!
+//! A handover is settled like a statement, at its sequence, in order with them: the relayer
+//! reads both kinds with [`Store::rows`]; [`Store::statements`] reads only statements.
 
 pub mod migrate;
 
 use std::path::Path;
 
 use alloy_primitives::{Address, B256};
+use alloy_sol_types::SolValue;
 use rusqlite::{Connection, OptionalExtension, params};
 use sealbridge_enclave::{
     SignedStatement,
     chunks::{SnapshotId, SnapshotManifest},
     persist::JournalRecord,
 };
+use sealbridge_proto::eip712::Handover;
 
 /// Storage errors, with their causes.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +69,10 @@ pub enum StoreError {
     /// A row or the schema is not what this version wrote.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The caller asked to store something malformed or contradicting what is stored;
+    /// nothing was written.
+    #[error("refused, nothing stored: {0}")]
+    Invalid(String),
     /// The database was written by a newer version (a higher schema version than any
     /// migration here); it is left untouched.
     #[error(
@@ -108,6 +119,123 @@ pub struct StoredStatement {
     pub confirmed: bool,
 }
 
+/// A signed handover to an attested successor (issue 12), settled at its sequence with
+/// `Settlement.handover` in order with the statements.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredHandover {
+    /// The handover the enclave signed (its ABI encoding is [`StoredHandover::abi`]).
+    pub handover: Handover,
+    /// 65-byte `r ‖ s ‖ v` signature by the predecessor's secp256k1 key.
+    pub signature: Vec<u8>,
+}
+
+impl StoredHandover {
+    /// Decode the ABI bytes the enclave signed (`abi.encode(Handover)`: ten words) and keep the
+    /// signature. Refused (nothing else to do with them): bytes that are not exactly a canonical
+    /// encoding, a signature that is not 65 bytes.
+    pub fn from_abi(abi: &[u8], signature: &[u8]) -> Result<Self, StoreError> {
+        let handover = Handover::abi_decode(abi)
+            .map_err(|e| StoreError::Invalid(format!("handover ABI bytes: {e}")))?;
+        if handover.abi_encode() != abi {
+            return Err(StoreError::Invalid(format!(
+                "handover ABI bytes are not the canonical encoding ({} bytes, expected 320)",
+                abi.len()
+            )));
+        }
+        if signature.len() != 65 {
+            return Err(StoreError::Invalid(format!(
+                "handover {} signature is {} bytes, not 65",
+                handover.sequence,
+                signature.len()
+            )));
+        }
+        Ok(Self {
+            handover,
+            signature: signature.to_vec(),
+        })
+    }
+
+    /// The ABI bytes that were signed (`abi.encode(Handover)`).
+    pub fn abi(&self) -> Vec<u8> {
+        self.handover.abi_encode()
+    }
+
+    /// Its sequence.
+    pub fn sequence(&self) -> u64 {
+        self.handover.sequence
+    }
+}
+
+/// What a row of `statements` holds.
+#[derive(Debug, Clone)]
+pub enum Settleable {
+    /// A statement (`Settlement.settle`).
+    Statement(SignedStatement),
+    /// A handover (`Settlement.handover`).
+    Handover(StoredHandover),
+}
+
+impl Settleable {
+    /// Its sequence.
+    pub fn sequence(&self) -> u64 {
+        match self {
+            Self::Statement(s) => s.statement.sequence,
+            Self::Handover(h) => h.handover.sequence,
+        }
+    }
+
+    /// `"statement"` or `"handover"` (the stored `kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Statement(_) => KIND_STATEMENT,
+            Self::Handover(_) => KIND_HANDOVER,
+        }
+    }
+
+    /// The state root on chain once it settled (a handover keeps the root).
+    pub fn state_root_after(&self) -> B256 {
+        match self {
+            Self::Statement(s) => s.statement.newStateRoot,
+            Self::Handover(h) => h.handover.stateRoot,
+        }
+    }
+
+    /// The state root it starts from.
+    pub fn state_root_before(&self) -> B256 {
+        match self {
+            Self::Statement(s) => s.statement.prevStateRoot,
+            Self::Handover(h) => h.handover.stateRoot,
+        }
+    }
+}
+
+/// A stored statement or handover with the relayer's view of it.
+#[derive(Debug, Clone)]
+pub struct StoredRow {
+    /// The signed statement or handover.
+    pub item: Settleable,
+    /// Transaction that settled it (or found it already settled), once seen.
+    pub tx_hash: Option<String>,
+    /// Block of that transaction.
+    pub block_number: Option<u64>,
+    /// Hash of that block (reorg detection).
+    pub block_hash: Option<String>,
+    /// Whether it has the configured number of confirmations.
+    pub confirmed: bool,
+}
+
+impl StoredRow {
+    /// Its sequence.
+    pub fn sequence(&self) -> u64 {
+        self.item.sequence()
+    }
+}
+
+/// `statements.kind` of a statement.
+pub const KIND_STATEMENT: &str = "statement";
+/// `statements.kind` of a handover.
+pub const KIND_HANDOVER: &str = "handover";
+
 /// A withdrawal request (`WithdrawalRequested`) and the enclave's decision on it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredWithdrawal {
@@ -150,6 +278,10 @@ pub struct Commit {
     pub superseded: Vec<SignedStatement>,
     /// Withdrawal requests decided.
     pub withdrawals: Vec<StoredWithdrawal>,
+    /// Signed handovers (each at the sequence after every statement stored, including this
+    /// commit's; the same handover again is a no-op, anything else at its sequence is refused
+    /// and the whole commit with it).
+    pub handovers: Vec<StoredHandover>,
 }
 
 impl Commit {
@@ -162,6 +294,7 @@ impl Commit {
             && self.renewed.is_empty()
             && self.superseded.is_empty()
             && self.withdrawals.is_empty()
+            && self.handovers.is_empty()
     }
 }
 
@@ -481,6 +614,20 @@ impl Store {
             }
             for s in &c.statements {
                 let json = serde_json::to_string(s).map_err(StoreError::from)?;
+                let seq = s.statement.sequence;
+                let kind: Option<String> = tx
+                    .query_row(
+                        "SELECT kind FROM statements WHERE sequence = ?1",
+                        [seq as i64],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                if kind.as_deref() == Some(KIND_HANDOVER) {
+                    return Err(StoreError::Invalid(format!(
+                        "a handover is stored at sequence {seq}: no statement can replace it"
+                    )));
+                }
                 tx.execute(
                     "INSERT OR REPLACE INTO statements (sequence, json) VALUES (?1, ?2)",
                     params![s.statement.sequence as i64, json],
@@ -532,6 +679,9 @@ impl Store {
                 )
                 .map_err(db)?;
             }
+            for h in &c.handovers {
+                insert_handover(&tx, h)?;
+            }
             for (k, v) in &c.meta {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -542,6 +692,60 @@ impl Store {
             }
         }
         tx.commit().map_err(db)
+    }
+
+    /// Store a signed handover (the ABI bytes of the `Handover` the enclave signed and its
+    /// signature) at `sequence`, for the relayer to settle after every statement before it —
+    /// in its own transaction; to store it with the journal record that produced it, put it in
+    /// [`Commit::handovers`] instead. Refused, with nothing written: malformed bytes or
+    /// signature, a `sequence` other than the handover's, a sequence that is not the next one
+    /// after every stored statement, or another row at that sequence. Storing the same handover
+    /// again is a no-op.
+    pub fn put_handover(
+        &mut self,
+        sequence: u64,
+        abi: &[u8],
+        signature: &[u8],
+    ) -> Result<StoredHandover, StoreError> {
+        let h = StoredHandover::from_abi(abi, signature)?;
+        if h.sequence() != sequence {
+            return Err(StoreError::Invalid(format!(
+                "the handover's sequence is {}, not {sequence}",
+                h.sequence()
+            )));
+        }
+        self.commit(&Commit {
+            handovers: vec![h.clone()],
+            ..Commit::default()
+        })?;
+        Ok(h)
+    }
+
+    /// The stored handover at `sequence`, if that row is one.
+    pub fn handover(&self, sequence: u64) -> Result<Option<StoredHandover>, StoreError> {
+        Ok(self
+            .rows(sequence, 1)?
+            .into_iter()
+            .find_map(|r| match r.item {
+                Settleable::Handover(h) if h.sequence() == sequence => Some(h),
+                _ => None,
+            }))
+    }
+
+    /// Every stored handover, ascending.
+    pub fn handovers(&self) -> Result<Vec<StoredHandover>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT json FROM statements WHERE kind = ?1 ORDER BY sequence")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([KIND_HANDOVER], |r| r.get::<_, String>(0))
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for json in rows {
+            out.push(serde_json::from_str(&json.map_err(db)?).map_err(StoreError::from)?);
+        }
+        Ok(out)
     }
 
     /// The stored receipt of an envelope.
@@ -665,13 +869,14 @@ impl Store {
             .map_err(db)
     }
 
-    /// Statements with sequence ≥ `from`, ascending, at most `limit`.
+    /// Statements with sequence ≥ `from`, ascending, at most `limit` (handovers are skipped:
+    /// [`Store::rows`] reads both).
     pub fn statements(&self, from: u64, limit: u64) -> Result<Vec<StoredStatement>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT json, tx_hash, block_number, block_hash, confirmed FROM statements
-                 WHERE sequence >= ?1 ORDER BY sequence LIMIT ?2",
+                 WHERE sequence >= ?1 AND kind = 'statement' ORDER BY sequence LIMIT ?2",
             )
             .map_err(db)?;
         let rows = stmt
@@ -699,9 +904,58 @@ impl Store {
         Ok(out)
     }
 
-    /// Statements the relayer saw land that still need watching: not yet confirmed, or above
-    /// the chain's `lastSequence` (dropped by a reorg).
-    pub fn watched(&self, last: u64) -> Result<Vec<StoredStatement>, StoreError> {
+    /// Statements and handovers with sequence ≥ `from`, ascending, at most `limit`: what the
+    /// relayer settles, in this order.
+    pub fn rows(&self, from: u64, limit: u64) -> Result<Vec<StoredRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, json, tx_hash, block_number, block_hash, confirmed FROM statements
+                 WHERE sequence >= ?1 ORDER BY sequence LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![from as i64, limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, bool>(5)?,
+                ))
+            })
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, json, tx_hash, block_number, block_hash, confirmed) = row.map_err(db)?;
+            let item = match kind.as_str() {
+                KIND_STATEMENT => {
+                    Settleable::Statement(serde_json::from_str(&json).map_err(StoreError::from)?)
+                }
+                KIND_HANDOVER => {
+                    Settleable::Handover(serde_json::from_str(&json).map_err(StoreError::from)?)
+                }
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "statements row of unknown kind {other:?}"
+                    )));
+                }
+            };
+            out.push(StoredRow {
+                item,
+                tx_hash,
+                block_number: block_number.map(|b| b as u64),
+                block_hash,
+                confirmed,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Statements and handovers the relayer saw land that still need watching: not yet
+    /// confirmed, or above the chain's `lastSequence` (dropped by a reorg).
+    pub fn watched(&self, last: u64) -> Result<Vec<StoredRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -716,7 +970,7 @@ impl Store {
             .map_err(db)?;
         let mut out = Vec::new();
         for s in seqs {
-            out.extend(self.statements(s as u64, 1)?);
+            out.extend(self.rows(s as u64, 1)?);
         }
         Ok(out)
     }
@@ -749,7 +1003,7 @@ impl Store {
         Ok(through)
     }
 
-    /// The highest statement sequence stored (0 if none).
+    /// The highest sequence stored, statement or handover (0 if none).
     pub fn last_statement(&self) -> Result<u64, StoreError> {
         self.conn
             .query_row(
@@ -834,6 +1088,57 @@ impl Store {
             .map_err(db)?;
         Ok(())
     }
+}
+
+/// Insert handover `h` in `tx`: at the sequence after every stored row, or a no-op if the same
+/// handover is stored there; anything else is refused (and the caller's transaction with it).
+fn insert_handover(tx: &rusqlite::Transaction<'_>, h: &StoredHandover) -> Result<(), StoreError> {
+    let seq = h.sequence();
+    let json = serde_json::to_string(h).map_err(StoreError::from)?;
+    let existing: Option<(String, String)> = tx
+        .query_row(
+            "SELECT kind, json FROM statements WHERE sequence = ?1",
+            [seq as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db)?;
+    match existing {
+        Some((kind, stored)) if kind == KIND_HANDOVER => {
+            let stored: StoredHandover = serde_json::from_str(&stored).map_err(StoreError::from)?;
+            if stored == *h {
+                return Ok(());
+            }
+            return Err(StoreError::Invalid(format!(
+                "another handover is stored at sequence {seq}"
+            )));
+        }
+        Some(_) => {
+            return Err(StoreError::Invalid(format!(
+                "a statement is stored at sequence {seq}: a handover takes the next sequence"
+            )));
+        }
+        None => {}
+    }
+    let last: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(sequence), 0) FROM statements",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if seq == 0 || seq as i64 != last + 1 {
+        return Err(StoreError::Invalid(format!(
+            "handover at sequence {seq}, but the next sequence is {}",
+            last + 1
+        )));
+    }
+    tx.execute(
+        "INSERT INTO statements (sequence, json, kind) VALUES (?1, ?2, ?3)",
+        params![seq as i64, json, KIND_HANDOVER],
+    )
+    .map_err(db)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1016,6 +1321,195 @@ mod tests {
             5,
             "nothing after the last"
         );
+    }
+
+    fn handover(sequence: u64) -> Handover {
+        Handover {
+            sequence,
+            stateRoot: B256::repeat_byte(1),
+            logSize: 10,
+            logRoot: B256::repeat_byte(2),
+            policyHash: B256::repeat_byte(3),
+            successor: Address::repeat_byte(4),
+            successorMeasurement: B256::repeat_byte(5),
+            successorResultHash: B256::repeat_byte(6),
+            notBefore: 100,
+            notAfter: 200,
+        }
+    }
+
+    fn kinds(store: &Store) -> Vec<(u64, &'static str)> {
+        store
+            .rows(0, 100)
+            .unwrap()
+            .iter()
+            .map(|r| (r.sequence(), r.item.kind()))
+            .collect()
+    }
+
+    #[test]
+    fn a_handover_is_stored_at_the_next_sequence_and_read_in_order_with_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .commit(&Commit {
+                statements: (1..=2).map(statement).collect(),
+                ..Commit::default()
+            })
+            .unwrap();
+        let abi = handover(3).abi_encode();
+        assert_eq!(abi.len(), 320, "ten static words");
+        let h = store.put_handover(3, &abi, &[7; 65]).unwrap();
+        assert_eq!(h.abi(), abi, "the signed bytes are kept exactly");
+        // Stored again: the same handover is a no-op.
+        store.put_handover(3, &abi, &[7; 65]).unwrap();
+        // The successor's statements follow it.
+        store
+            .commit(&Commit {
+                statements: vec![statement(4)],
+                ..Commit::default()
+            })
+            .unwrap();
+        assert_eq!(
+            kinds(&store),
+            vec![
+                (1, KIND_STATEMENT),
+                (2, KIND_STATEMENT),
+                (3, KIND_HANDOVER),
+                (4, KIND_STATEMENT)
+            ]
+        );
+        // Statement readers skip it; the row reader and the handover reader see it.
+        let seqs: Vec<_> = store
+            .statements(3, 10)
+            .unwrap()
+            .iter()
+            .map(|s| s.signed.statement.sequence)
+            .collect();
+        assert_eq!(seqs, vec![4]);
+        assert_eq!(store.handover(3).unwrap(), Some(h.clone()));
+        assert_eq!(store.handover(2).unwrap(), None);
+        assert_eq!(store.handovers().unwrap(), vec![h]);
+        assert_eq!(store.last_statement().unwrap(), 4);
+        // Settled like a statement: it counts in the settled prefix and is watched.
+        let seen = |n: u64| Some((format!("0x{n:064x}"), 10 + n, format!("0x{n:064x}")));
+        for n in 1..=3 {
+            store.mark_settled(n, seen(n), n != 3).unwrap();
+        }
+        assert_eq!(store.settled_through(0).unwrap(), 2, "3 is not confirmed");
+        let watched: Vec<_> = store
+            .watched(3)
+            .unwrap()
+            .iter()
+            .map(|r| r.sequence())
+            .collect();
+        assert_eq!(watched, vec![3]);
+        store.mark_settled(3, seen(3), true).unwrap();
+        assert_eq!(store.settled_through(0).unwrap(), 3);
+        // It survives reopening.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(kinds(&store).len(), 4);
+        assert!(store.rows(3, 1).unwrap()[0].confirmed);
+    }
+
+    #[test]
+    fn bad_handovers_are_refused_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .commit(&Commit {
+                statements: (1..=2).map(statement).collect(),
+                ..Commit::default()
+            })
+            .unwrap();
+        let abi = handover(3).abi_encode();
+        let refused = |r: Result<StoredHandover, StoreError>, what: &str| {
+            let e = r.unwrap_err();
+            assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+            assert!(e.to_string().contains(what), "{e}");
+        };
+        refused(store.put_handover(3, &abi[..319], &[7; 65]), "ABI");
+        let mut longer = abi.clone();
+        longer.push(0);
+        refused(store.put_handover(3, &longer, &[7; 65]), "");
+        refused(store.put_handover(3, &abi, &[7; 64]), "64 bytes, not 65");
+        refused(
+            store.put_handover(4, &abi, &[7; 65]),
+            "sequence is 3, not 4",
+        );
+        refused(
+            store.put_handover(4, &handover(4).abi_encode(), &[7; 65]),
+            "the next sequence is 3",
+        );
+        refused(
+            store.put_handover(2, &handover(2).abi_encode(), &[7; 65]),
+            "a statement is stored at sequence 2",
+        );
+        assert_eq!(
+            kinds(&store),
+            vec![(1, KIND_STATEMENT), (2, KIND_STATEMENT)],
+            "nothing stored"
+        );
+        store.put_handover(3, &abi, &[7; 65]).unwrap();
+        let mut other = handover(3);
+        other.successor = Address::repeat_byte(9);
+        refused(
+            store.put_handover(3, &other.abi_encode(), &[7; 65]),
+            "another handover",
+        );
+        // A statement cannot take the handover's place; the commit carrying it writes nothing.
+        let e = store
+            .commit(&Commit {
+                records: vec![record(0, b"r")],
+                statements: vec![statement(3)],
+                ..Commit::default()
+            })
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("a handover is stored at sequence 3"),
+            "{e}"
+        );
+        assert_eq!(
+            store.journal_len().unwrap(),
+            0,
+            "the commit was rolled back"
+        );
+        assert_eq!(store.handover(3).unwrap().unwrap().handover, handover(3));
+    }
+
+    #[test]
+    fn a_version_1_database_keeps_its_statements_as_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut conn = Connection::open(dir.path().join("node.db")).unwrap();
+            conn.execute_batch(migrate::BASE_SCHEMA).unwrap();
+            let tx = conn.transaction().unwrap();
+            (migrate::MIGRATIONS[0].apply)(&tx).unwrap();
+            tx.pragma_update(None, "user_version", 1).unwrap();
+            tx.commit().unwrap();
+            for n in 1..=2u64 {
+                conn.execute(
+                    "INSERT INTO statements (sequence, json) VALUES (?1, ?2)",
+                    params![n as i64, serde_json::to_string(&statement(n)).unwrap()],
+                )
+                .unwrap();
+            }
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            migrate::schema_version(&store.conn).unwrap(),
+            SCHEMA_VERSION
+        );
+        assert_eq!(
+            kinds(&store),
+            vec![(1, KIND_STATEMENT), (2, KIND_STATEMENT)]
+        );
+        assert_eq!(store.statements(1, 10).unwrap().len(), 2);
+        store
+            .put_handover(3, &handover(3).abi_encode(), &[7; 65])
+            .unwrap();
+        assert_eq!(kinds(&store).last(), Some(&(3, KIND_HANDOVER)));
     }
 
     #[test]

@@ -22,12 +22,20 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "chunked snapshots: `snapshots` manifests and `snapshot_chunks`; a version-0 \
-                  `snapshot` blob becomes a one-chunk format-1 snapshot",
-    apply: v1_chunked_snapshots,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "chunked snapshots: `snapshots` manifests and `snapshot_chunks`; a version-0 \
+                      `snapshot` blob becomes a one-chunk format-1 snapshot",
+        apply: v1_chunked_snapshots,
+    },
+    Migration {
+        version: 2,
+        description: "handovers: `statements.kind` ('statement' | 'handover'); every existing row \
+                      is a statement",
+        apply: v2_statement_kind,
+    },
+];
 
 /// The schema version this code writes: the last migration's.
 pub const SCHEMA_VERSION: i64 = match MIGRATIONS.last() {
@@ -122,6 +130,12 @@ fn v1_chunked_snapshots(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Version 2: a row of `statements` is a statement or a handover (issue 12). Existing rows are
+/// statements (the column's default); a handover row's `json` is a [`crate::StoredHandover`].
+fn v2_statement_kind(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch("ALTER TABLE statements ADD COLUMN kind TEXT NOT NULL DEFAULT 'statement';")
 }
 
 #[cfg(test)]

@@ -208,6 +208,61 @@ pub(super) fn check_statement(
     });
 }
 
+/// `handovers`: a settled handover is the log's handover entry of its sequence — the same
+/// successor and measurement, logged by the enclave that signed it, handing over the root the
+/// chain holds — naming a successor registered (with that result hash), not revoked and
+/// unexpired at its block.
+pub(super) fn check_handover(
+    e: &HandedOver,
+    ts: Option<u64>,
+    r: &Replay,
+    view: &LogView,
+    t: &mut Tally,
+) {
+    let (seq, to) = (e.sequence, e.to);
+    let Some(h) = view.handovers.iter().find(|h| h.entry.sequence == seq) else {
+        t.fail(format!(
+            "handover {seq} to {to} settled on chain but is not in the log"
+        ));
+        return;
+    };
+    let by = h.predecessor.map(|k| k.address);
+    if !t.expect(
+        h.entry.successor == to
+            && h.entry.measurement == e.measurement
+            && by == Some(e.from)
+            && h.entry.state_root == r.last_root,
+        || {
+            format!(
+                "handover {seq}: the log's entry {} (to {}, measurement {}, by {by:?}, root {}) is not the one settled (to {to}, measurement {}, by {}, root {})",
+                h.index, h.entry.successor, h.entry.measurement, h.entry.state_root, e.measurement, e.from, r.last_root
+            )
+        },
+    ) {
+        return;
+    }
+    let Some(ts) = ts else {
+        t.fail(format!("handover {seq}: no timestamp for its block"));
+        return;
+    };
+    let status = match r.reg.enclaves.get(&to) {
+        None => Some("not registered"),
+        Some((_, _, true)) => Some("revoked"),
+        Some((_, exp, _)) if ts >= *exp => Some("expired"),
+        Some((m, _, _)) if *m != e.measurement => Some("registered with another measurement"),
+        Some(_) if r.reg.result_hashes.get(&to) != Some(&h.entry.result_hash) => {
+            Some("registered under another attestation result than the logged one")
+        }
+        Some(_) => None,
+    };
+    t.expect(status.is_none(), || {
+        format!(
+            "handover {seq} (time {ts}): successor {to} {}",
+            status.unwrap_or_default()
+        )
+    });
+}
+
 pub(super) fn check_anchors(
     settled: &[StatementSettled],
     cp: &Checkpoint,

@@ -14,8 +14,13 @@ pub(super) fn walk_log(
     // Grants logged since the last statement entry: the exits of the next statement.
     let mut batch_exits: BTreeMap<(Address, Address), u128> = BTreeMap::new();
     let mut last_request_id = 0u64;
-    // The sequence of the last statement entry (0 before the first).
+    // The sequence of the last statement (or handover) entry (0 before the first).
     let mut last_sequence = 0u64;
+    // The state root after it (a handover keeps it).
+    let mut last_root = B256::ZERO;
+    // A handover logged and not yet taken over by its successor: (its position in
+    // `v.handovers`, its log index).
+    let mut handing: Option<(usize, u64)> = None;
     for (index, bytes) in (0u64..).zip(&entries) {
         let entry = match entries::decode(bytes) {
             Ok(e) => e,
@@ -24,6 +29,24 @@ pub(super) fn walk_log(
                 continue;
             }
         };
+        // After a handover the handing-over enclave changes nothing (issue 12): until its
+        // successor's `HandoverAccepted`, only session starts, rejection summaries and renewals
+        // of statements it signed before (they settle before the handover) may follow.
+        if let Some((_, at)) = handing
+            && !matches!(
+                entry,
+                Entry::HandoverAccepted(_)
+                    | Entry::SessionStart(_)
+                    | Entry::RejectionSummary(_)
+                    | Entry::StatementRenewal { .. }
+            )
+        {
+            t.fail(format!(
+                "entry {index}: a {} after the handover at entry {at}, before its successor took over: the handing-over enclave changes nothing after a handover",
+                entry.kind()
+            ));
+            continue;
+        }
         match entry {
             Entry::KeyAnnouncement {
                 bundle,
@@ -97,6 +120,7 @@ pub(super) fn walk_log(
                         statement.logSize, statement.policyHash
                     )
                 });
+                last_root = statement.newStateRoot;
                 v.statements.entry(seq).or_insert(LoggedStatement {
                     index,
                     statement,
@@ -118,6 +142,69 @@ pub(super) fn walk_log(
                 });
                 v.sessions
                     .push(crate::sessions::SessionReport::new(index, &e));
+            }
+            // A handover (issue 12): to the sequence after the last statement, from its root, by
+            // the announced enclave to another one.
+            Entry::Handover(h) => {
+                let ok = key.is_some_and(|k| k.address != h.successor)
+                    && h.sequence == last_sequence.saturating_add(1)
+                    && h.state_root == last_root;
+                t.expect(ok, || {
+                    format!(
+                        "entry {index}: handover {} to {} from root {} (want sequence {}, root {last_root}, a successor other than the announced enclave {:?})",
+                        h.sequence,
+                        h.successor,
+                        h.state_root,
+                        last_sequence.saturating_add(1),
+                        key.map(|k| k.address)
+                    )
+                });
+                last_sequence = h.sequence;
+                v.handovers.push(LoggedHandover {
+                    index,
+                    entry: h,
+                    predecessor: key,
+                });
+                handing = Some((v.handovers.len().saturating_sub(1), index));
+            }
+            // The successor takes over the handover pending, with the keys it named: from here
+            // on receipts, statements and checkpoints are its own.
+            Entry::HandoverAccepted(a) => {
+                let Some((i, at)) = handing else {
+                    t.fail(format!(
+                        "entry {index}: a successor took over sequence {} with no handover pending",
+                        a.sequence
+                    ));
+                    continue;
+                };
+                let Some(h) = v.handovers.get(i) else {
+                    continue;
+                };
+                let ok = a.sequence == h.entry.sequence
+                    && h.predecessor.is_some_and(|p| {
+                        p.address == a.predecessor && p.ed25519 == a.predecessor_ed25519
+                    })
+                    && a.successor.address == h.entry.successor
+                    && a.successor.ed25519 == h.entry.successor_ed25519
+                    && a.measurement == h.entry.measurement;
+                if t.expect(ok, || {
+                    format!(
+                        "entry {index}: the successor's takeover (sequence {}, {} with measurement {}, from {}) is not the handover at entry {at} (sequence {}, {} with measurement {}, from {:?}) or names other keys",
+                        a.sequence,
+                        a.successor.address,
+                        a.measurement,
+                        a.predecessor,
+                        h.entry.sequence,
+                        h.entry.successor,
+                        h.entry.measurement,
+                        h.predecessor.map(|p| p.address)
+                    )
+                }) {
+                    // Its key bundle is announced here: its registration must bind it.
+                    v.bundles.push((a.successor, a.measurement));
+                    key = Some(a.successor);
+                    handing = None;
+                }
             }
             Entry::ExitRequest(e) => {
                 // Requests are decided in the contract's id order, each once.

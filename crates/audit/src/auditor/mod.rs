@@ -11,11 +11,16 @@ use sealbridge_chain::{
     Chain, LogEntry,
     bindings::{
         EnclaveRegistry::EnclaveRegistryEvents,
-        Settlement::{ExitGranted, SettlementEvents, StatementSettled, WithdrawalRequested},
+        Settlement::{
+            ExitGranted, HandedOver, SettlementEvents, StatementSettled, WithdrawalRequested,
+        },
     },
 };
 use sealbridge_enclave::{
-    KeyBundle, checkpoint::log_origin, epochs::EpochAnnouncement, log_entry::ExitRequestEntry,
+    KeyBundle,
+    checkpoint::log_origin,
+    epochs::EpochAnnouncement,
+    log_entry::{ExitRequestEntry, HandoverEntry},
 };
 use sealbridge_log::{
     Checkpoint, Hash, MemoryTree, TileReader, consistency_proof, inclusion_proof, leaf_hash,
@@ -36,8 +41,8 @@ mod checks;
 mod log_view;
 
 use checks::{
-    check_anchors, check_batches, check_counts, check_exactly_once, check_exits, check_published,
-    check_registration, check_statement,
+    check_anchors, check_batches, check_counts, check_exactly_once, check_exits, check_handover,
+    check_published, check_registration, check_statement,
 };
 use log_view::walk_log;
 
@@ -125,6 +130,14 @@ struct LoggedRenewal {
     signer: Option<Address>,
 }
 
+/// A handover entry (kind 11) and what followed it (issue 12).
+struct LoggedHandover {
+    index: u64,
+    entry: HandoverEntry,
+    /// The key bundle that logged it: the predecessor's.
+    predecessor: Option<KeyBundle>,
+}
+
 #[derive(Default)]
 struct LogView {
     entries: Vec<Vec<u8>>,
@@ -140,6 +153,8 @@ struct LogView {
     pending_exits: u64,
     /// Session start entries (kind 10), in log order.
     sessions: Vec<SessionReport>,
+    /// Handover entries (kind 11), in log order.
+    handovers: Vec<LoggedHandover>,
 }
 
 #[derive(Default)]
@@ -148,6 +163,8 @@ struct Registry {
     threshold: u32,
     windows: HashMap<B256, (u64, u64)>,
     enclaves: HashMap<Address, (B256, u64, bool)>,
+    /// The result hash of each enclave's latest registration.
+    result_hashes: HashMap<Address, B256>,
 }
 
 #[derive(Default)]
@@ -163,6 +180,7 @@ struct Checks {
     exactly_once: Tally,
     counts: Tally,
     exits: Tally,
+    handovers: Tally,
     published_receipts: Tally,
 }
 
@@ -220,6 +238,7 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     summary.exit_requests = view.exit_requests.len() as u64;
     summary.pending_exits = view.pending_exits;
     summary.sessions = view.sessions.len() as u64;
+    summary.handovers_logged = view.handovers.len() as u64;
     check_announced_keys(&view, &registered, &registry_domain, &mut k.log_entries);
 
     let replay = replay_chain(
@@ -311,28 +330,49 @@ fn verify_checkpoint<C: ?Sized>(
         .and_then(|r| r.as_ref().ok())
         .unwrap_or(&scanned);
     let mut keys: Vec<[u8; 32]> = Vec::new();
-    for e in entries {
-        if let Ok(Entry::AttestationResult { result, .. }) = entries::decode(e)
-            && registered.contains(&result.digest(registry_domain))
-            && !keys.contains(&result.ed25519Key.0)
-        {
-            keys.push(result.ed25519Key.0);
+    // The successor's key of the last handover a successor accepted (issue 12), and where.
+    let mut accepted: Option<(usize, [u8; 32])> = None;
+    for (i, e) in entries.iter().enumerate() {
+        match entries::decode(e) {
+            Ok(Entry::AttestationResult { result, .. })
+                if registered.contains(&result.digest(registry_domain))
+                    && !keys.contains(&result.ed25519Key.0) =>
+            {
+                keys.push(result.ed25519Key.0);
+            }
+            // A successor's key, attested by the enclave that handed over to it and named by
+            // a registration on chain (its result hash).
+            Ok(Entry::Handover(h))
+                if registered.contains(&h.result_hash) && !keys.contains(&h.successor_ed25519) =>
+            {
+                keys.push(h.successor_ed25519);
+            }
+            Ok(Entry::HandoverAccepted(a)) => accepted = Some((i, a.successor.ed25519)),
+            _ => {}
         }
     }
-    let cp = keys
-        .iter()
-        .find_map(|key| verify_checkpoint_for_origin(note, &origin, &origin, key).ok());
-    match &cp {
-        Some(_) => t.ok(),
-        None if keys.is_empty() => t.fail(format!(
+    let cp = keys.iter().find_map(|key| {
+        verify_checkpoint_for_origin(note, &origin, &origin, key)
+            .ok()
+            .map(|cp| (cp, *key))
+    });
+    match (&cp, accepted) {
+        // Past the successor's `HandoverAccepted` entry the log is the successor's: a
+        // checkpoint over it by another key (the predecessor's) is a fork.
+        (Some((_, key)), Some((i, successor))) if *key != successor => t.fail(format!(
+            "the checkpoint covers entry {i}, where a successor took the log over, but is signed by another key ({}): the predecessor signs nothing after a handover",
+            hex::encode(key)
+        )),
+        (Some(_), _) => t.ok(),
+        (None, _) if keys.is_empty() => t.fail(format!(
             "no attestation result registered on chain is in the log (origin {origin}), so no key can verify the checkpoint"
         )),
-        None => t.fail(format!(
+        (None, _) => t.fail(format!(
             "the checkpoint is not a valid signed note for origin {origin} by any of the {} registered enclave key(s)",
             keys.len()
         )),
     }
-    cp
+    cp.map(|(cp, _)| cp)
 }
 
 /// Check `log_tiles` against the verified checkpoint and walk the entries (`log_entries`).
@@ -380,6 +420,7 @@ fn skip_log_checks(k: &mut Checks) {
         &mut k.exactly_once,
         &mut k.counts,
         &mut k.exits,
+        &mut k.handovers,
         &mut k.published_receipts,
     ] {
         t.skip("the log could not be verified");
@@ -424,6 +465,8 @@ struct Replay {
     requests: BTreeMap<u64, WithdrawalRequested>,
     /// The exits each settled sequence paid, in event order.
     granted: BTreeMap<u64, Vec<ExitGranted>>,
+    /// The deployment's current signer once set (a settled handover, `adoptEnclave`).
+    enclave: Option<Address>,
 }
 
 /// Replay the chain's events in order, with the registry's state rebuilt as of each event:
@@ -485,11 +528,32 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
                     settlement_domain,
                     &mut k.statements,
                 );
+                if let Some(current) = r.enclave {
+                    let seq = e.sequence;
+                    k.handovers.expect(e.signer == current, || {
+                        format!(
+                            "statement {seq} settled signed by {}, but the deployment's enclave was {current}",
+                            e.signer
+                        )
+                    });
+                }
                 r.check_sequence(&e, logged, &mut k.sequence);
                 r.last_seq = e.sequence;
                 r.last_root = e.newStateRoot;
                 r.settled.push(e);
             }
+            SettlementEvents::HandedOver(e) => {
+                summary.handovers_settled += 1;
+                let ts = input.chain.block_timestamp_at(l.block_number)?;
+                check_handover(&e, ts, &r, view, &mut k.handovers);
+                let (seq, last_seq) = (e.sequence, r.last_seq);
+                k.sequence.expect(seq == last_seq + 1, || {
+                    format!("handover {seq} settled after {last_seq}: sequence gap")
+                });
+                r.last_seq = seq;
+                r.enclave = Some(e.to);
+            }
+            SettlementEvents::EnclaveAdopted(e) => r.enclave = Some(e.enclave),
             SettlementEvents::WithdrawalRequested(e) => {
                 r.requests.insert(e.requestId, e);
             }
@@ -563,6 +627,7 @@ impl Registry {
             EnclaveRegistryEvents::EnclaveRegistered(e) => {
                 self.enclaves
                     .insert(e.enclave, (e.measurement, e.expiresAt, false));
+                self.result_hashes.insert(e.enclave, e.resultHash);
             }
             _ => {}
         }
@@ -585,6 +650,7 @@ fn finish(k: Checks, summary: Summary, sessions: Vec<SessionReport>) -> Report {
         k.exactly_once.finish("exactly_once"),
         k.counts.finish("counts"),
         k.exits.finish("exits"),
+        k.handovers.finish("handovers"),
         k.published_receipts.finish("published_receipts"),
     ];
     let ok = checks.iter().all(|c| {

@@ -51,6 +51,104 @@ pub struct Scenario {
     pub contracts: Contracts,
     pub origin: String,
     pub tmp: tempfile::TempDir,
+    /// The enclave's policy (a successor runs the same).
+    pub policy: EnclavePolicy,
+    /// The three verifiers (threshold 2).
+    pub verifiers: Vec<k256::ecdsa::SigningKey>,
+}
+
+/// A second enclave registered on chain for a handover (issue 12): its keys recreated from its
+/// seed, its registered result and the verifiers' signatures.
+pub struct Successor {
+    pub enclave: Enclave<Netting>,
+    pub description: Description,
+    pub ed: Ed25519SigningKey,
+    pub secp: k256::ecdsa::SigningKey,
+    pub result: sealbridge_proto::eip712::AttestationResult,
+    pub signatures: Vec<Vec<u8>>,
+}
+
+/// The instance keys an enclave booted from `seed` generated: `InstanceKeys::generate` draws
+/// Ed25519 then secp256k1; boot may draw other 32-byte secrets first, so find where they start.
+fn recreate_keys(
+    seed: u64,
+    description: &Description,
+) -> (Ed25519SigningKey, k256::ecdsa::SigningKey) {
+    (0..8)
+        .find_map(|skip| {
+            let mut krng = ChaCha20Rng::seed_from_u64(seed);
+            for _ in 0..skip {
+                rand_core::RngCore::fill_bytes(&mut krng, &mut [0u8; 32]);
+            }
+            let ed = Ed25519SigningKey::generate(&mut krng);
+            let secp = k256::ecdsa::SigningKey::random(&mut krng);
+            (description.key_bundle.ed25519 == *ed.public().as_bytes()
+                && description.key_bundle.address == key_address(&secp))
+            .then_some((ed, secp))
+        })
+        .expect("instance keys recreated from the enclave's seed")
+}
+
+/// Register `enclave` (described by `description`) through the first two `verifiers`, with the
+/// latest block as challenge: the result, the signatures and the evidence.
+fn register(
+    sb: &mut Sb,
+    admin: Address,
+    verifiers: &[k256::ecdsa::SigningKey],
+    enclave: &mut Enclave<Netting>,
+    description: &Description,
+) -> (
+    sealbridge_proto::eip712::AttestationResult,
+    Vec<Vec<u8>>,
+    Evidence,
+) {
+    let d = sb.deployment;
+    let now = sb.chain().block_timestamp().unwrap();
+    let challenge_block = sb.chain().block_number().unwrap();
+    let challenge = sb.chain().block_hash(challenge_block).unwrap().unwrap();
+    let evidence = match enclave.handle(Request::Evidence {
+        challenge: challenge.to_vec(),
+        now,
+    }) {
+        Response::Evidence { evidence, .. } => Evidence::Simulated(evidence),
+        other => panic!("{other:?}"),
+    };
+    let bundle = description.key_bundle;
+    let binding = sealbridge_attest::verifier::KeyBinding {
+        key_bundle: bundle.to_bytes(),
+        key_bundle_hash: bundle.hash(),
+        enclave: bundle.address,
+        ed25519_key: B256::from(bundle.ed25519),
+    };
+    let signed: Vec<_> = verifiers
+        .iter()
+        .take(2)
+        .map(|key| {
+            sealbridge_attest::verifier::VerifierRole::new(key.clone(), Policy::insecure_dev())
+                .attest(
+                    &evidence,
+                    &Collateral::None,
+                    &binding,
+                    sealbridge_attest::verifier::Challenge {
+                        block: challenge_block,
+                        hash: challenge,
+                    },
+                    now,
+                    d.chain_id,
+                    d.registry,
+                )
+                .unwrap()
+        })
+        .collect();
+    let (result, sigs) = sealbridge_attest::verifier::collect(&signed).unwrap();
+    let chain_result: sealbridge_chain::AttestationResult = (&result).into();
+    sb.register(
+        admin,
+        &chain_result,
+        sigs.iter().cloned().map(Bytes::from).collect(),
+    )
+    .unwrap();
+    (result, sigs, evidence)
 }
 
 /// Withdrawal requests the scenario makes: before submission `i`, participant `who` asks for
@@ -113,21 +211,8 @@ impl Scenario {
             Response::Description(d) => *d,
             other => panic!("{other:?}"),
         };
-        // Recreate the instance keys from the same seed: InstanceKeys::generate draws Ed25519 then
-        // secp256k1; boot may draw other 32-byte secrets first, so find where they start.
-        let (ed, secp) = (0..8)
-            .find_map(|skip| {
-                let mut krng = ChaCha20Rng::seed_from_u64(seed);
-                for _ in 0..skip {
-                    rand_core::RngCore::fill_bytes(&mut krng, &mut [0u8; 32]);
-                }
-                let ed = Ed25519SigningKey::generate(&mut krng);
-                let secp = k256::ecdsa::SigningKey::random(&mut krng);
-                (description.key_bundle.ed25519 == *ed.public().as_bytes()
-                    && description.key_bundle.address == key_address(&secp))
-                .then_some((ed, secp))
-            })
-            .expect("instance keys recreated from the enclave's seed");
+        // Recreate the instance keys from the same seed.
+        let (ed, secp) = recreate_keys(seed, &description);
         // The contract composes the base hash with the account and token lists it holds: it
         // must arrive at the hash the enclave signs statements with.
         sb.set_policy_hash(admin, policy.base_hash()).unwrap();
@@ -147,50 +232,9 @@ impl Scenario {
         let now = sb.chain().block_timestamp().unwrap();
         sb.allow_measurement(admin, description.measurement, now, now + 365 * 86_400)
             .unwrap();
-        let challenge_block = sb.chain().block_number().unwrap();
-        let challenge = sb.chain().block_hash(challenge_block).unwrap().unwrap();
-        let evidence = match enclave.handle(Request::Evidence {
-            challenge: challenge.to_vec(),
-            now,
-        }) {
-            Response::Evidence { evidence, .. } => Evidence::Simulated(evidence),
-            other => panic!("{other:?}"),
-        };
+        let (result, sigs, evidence) =
+            register(&mut sb, admin, &verifiers, &mut enclave, &description);
         let bundle = description.key_bundle;
-        let binding = sealbridge_attest::verifier::KeyBinding {
-            key_bundle: bundle.to_bytes(),
-            key_bundle_hash: bundle.hash(),
-            enclave: bundle.address,
-            ed25519_key: B256::from(bundle.ed25519),
-        };
-        let signed: Vec<_> = verifiers
-            .iter()
-            .take(2)
-            .map(|key| {
-                sealbridge_attest::verifier::VerifierRole::new(key.clone(), Policy::insecure_dev())
-                    .attest(
-                        &evidence,
-                        &Collateral::None,
-                        &binding,
-                        sealbridge_attest::verifier::Challenge {
-                            block: challenge_block,
-                            hash: challenge,
-                        },
-                        now,
-                        d.chain_id,
-                        d.registry,
-                    )
-                    .unwrap()
-            })
-            .collect();
-        let (result, sigs) = sealbridge_attest::verifier::collect(&signed).unwrap();
-        let chain_result: sealbridge_chain::AttestationResult = (&result).into();
-        sb.register(
-            admin,
-            &chain_result,
-            sigs.iter().cloned().map(Bytes::from).collect(),
-        )
-        .unwrap();
         assert!(matches!(
             enclave.handle(Request::LogAttestation {
                 result: result.abi_encode(),
@@ -323,9 +367,52 @@ impl Scenario {
             ed,
             secp,
             tmp: tempfile::tempdir().unwrap(),
+            policy,
+            verifiers,
         };
         me.drain();
         me
+    }
+
+    /// Boot a second enclave of the same policy from `seed`, let this deployment allow its
+    /// measurement, register it on chain through the verifiers and publish its evidence.
+    pub fn register_successor(&mut self, seed: u64) -> Successor {
+        let now = self.sb.chain().block_timestamp().unwrap();
+        let mut enclave = Enclave::boot(
+            self.policy.clone(),
+            Netting::new(&self.policy.netting),
+            SettlementTarget {
+                chain_id: self.contracts.chain_id,
+                settlement: self.contracts.settlement,
+            },
+            Box::new(ChaCha20Rng::seed_from_u64(seed)),
+            now,
+        )
+        .unwrap();
+        let description = match enclave.handle(Request::Describe) {
+            Response::Description(d) => *d,
+            other => panic!("{other:?}"),
+        };
+        let (ed, secp) = recreate_keys(seed, &description);
+        let admin = self.admin;
+        self.sb
+            .allow_measurement_here(admin, description.measurement)
+            .unwrap();
+        let verifiers = self.verifiers.clone();
+        let (result, signatures, evidence) =
+            register(&mut self.sb, admin, &verifiers, &mut enclave, &description);
+        let published = PublishedEvidence::new(&evidence, &Collateral::None).unwrap();
+        self.attestations
+            .evidence
+            .insert(published.hash(), published);
+        Successor {
+            enclave,
+            description,
+            ed,
+            secp,
+            result,
+            signatures,
+        }
     }
 
     /// Move the enclave's new log entries into `entries`.

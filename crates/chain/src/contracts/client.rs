@@ -5,7 +5,7 @@ use alloy_sol_types::{SolCall, SolEvent};
 
 use super::{ContractError, DeployParams, Deployment, EnclaveStatus, Revert, SettleOutcome};
 use crate::bindings::{
-    AttestationResult, Effect, EnclaveRegistry, Exit, Settlement, Statement, TestToken,
+    AttestationResult, Effect, EnclaveRegistry, Exit, Handover, Settlement, Statement, TestToken,
 };
 use crate::chain::{Chain, TxReceipt};
 use crate::eip712;
@@ -531,6 +531,106 @@ impl<C: Chain> Sealbridge<C> {
         self.settle_outcome(statement.sequence, r)
     }
 
+    /// `handover(h, signature)`: [`SettleOutcome::Applied`] if applied now (a `HandedOver`
+    /// event), [`SettleOutcome::AlreadySettled`] if this exact handover was settled before.
+    pub fn handover(
+        &mut self,
+        from: Address,
+        handover: &Handover,
+        signature: Bytes,
+    ) -> Result<SettleOutcome, ContractError> {
+        let to = self.deployment.settlement;
+        let call = Settlement::handoverCall {
+            h: handover.clone(),
+            signature,
+        };
+        let r = self.chain.send(from, to, call.abi_encode().into())?;
+        self.handover_outcome(handover.sequence, r)
+    }
+
+    /// What the receipt of the handover transaction at `sequence` says.
+    fn handover_outcome(
+        &mut self,
+        sequence: u64,
+        r: TxReceipt,
+    ) -> Result<SettleOutcome, ContractError> {
+        let to = self.deployment.settlement;
+        if !r.success {
+            self.gas.record("handover:reverted", r.gas_used);
+            return Err(ContractError::Reverted(Revert::decode(r.output)));
+        }
+        self.gas.record("handover", r.gas_used);
+        let ours = |l: &&crate::chain::LogEntry| l.address() == to;
+        if r.logs.iter().filter(ours).any(|l| {
+            Settlement::HandedOver::decode_log(&l.inner).is_ok_and(|e| e.data.sequence == sequence)
+        }) {
+            Ok(SettleOutcome::Applied(r))
+        } else if r.logs.iter().filter(ours).any(|l| {
+            Settlement::AlreadySettled::decode_log(&l.inner)
+                .is_ok_and(|e| e.data.sequence == sequence)
+        }) {
+            Ok(SettleOutcome::AlreadySettled(r))
+        } else {
+            Err(ContractError::Decode(format!(
+                "handover at sequence {sequence} succeeded without a HandedOver or \
+                 AlreadySettled event"
+            )))
+        }
+    }
+
+    /// `enclave()`: the deployment's current signer (zero: any Active enclave allowed here).
+    pub fn current_enclave(&self) -> Result<Address, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::enclaveCall {})
+    }
+
+    /// `adoptEnclave(successor)` (governor: the timelock in production): `successor` becomes
+    /// the deployment's only signer.
+    pub fn adopt_enclave(
+        &mut self,
+        from: Address,
+        successor: Address,
+    ) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx(
+            "adoptEnclave",
+            from,
+            &Settlement::adoptEnclaveCall { successor },
+        )
+    }
+
+    /// `hashHandover(h)`: the digest computed by the contract.
+    pub fn hash_handover(&self, handover: &Handover) -> Result<B256, ContractError> {
+        self.view(
+            self.deployment.settlement,
+            &Settlement::hashHandoverCall {
+                h: handover.clone(),
+            },
+        )
+    }
+
+    /// Digest of `handover` under this deployment's settlement domain, computed in Rust.
+    pub fn handover_digest_local(&self, handover: &Handover) -> B256 {
+        eip712::handover_digest(
+            handover,
+            self.deployment.chain_id,
+            self.deployment.settlement,
+        )
+    }
+
+    /// `HandedOver` events in an inclusive block range, in chain order.
+    pub fn handed_over_events(
+        &self,
+        from_block: u64,
+        to_block: u64,
+    ) -> Result<Vec<Settlement::HandedOver>, ContractError> {
+        Ok(self
+            .chain
+            .logs(self.deployment.settlement, from_block, to_block)?
+            .iter()
+            .filter_map(|l| Settlement::HandedOver::decode_log(&l.inner).ok())
+            .map(|l| l.data)
+            .collect())
+    }
+
     /// `settle` of several statements in one go, in this order, from `from`: sent with
     /// consecutive nonces without waiting for each to be mined ([`Chain::send_many`]), so that
     /// they can share a block. One outcome per statement, in order, ending at the first
@@ -701,17 +801,24 @@ fn statement_settled_events(
         .collect())
 }
 
-/// What has settled on `chain` as it is now: the sequence of every `StatementSettled` event of
-/// `settlement`, in chain order, and the inputs they settled in total (each sequence is applied
-/// once, so a repeated sequence here would be a broken contract).
+/// What has settled on `chain` as it is now: the sequence of every `StatementSettled` and
+/// `HandedOver` event of `settlement`, in chain order, and the inputs the statements settled in
+/// total (each sequence is applied once, so a repeated sequence here would be a broken
+/// contract; a handover settles no input).
 pub fn settled_on_chain(
     chain: &impl Chain,
     settlement: Address,
 ) -> Result<(Vec<u64>, u64), crate::chain::ChainError> {
     let head = chain.block_number()?;
-    let events = statement_settled_events(chain, settlement, 0, head)?;
-    Ok((
-        events.iter().map(|e| e.sequence).collect(),
-        events.iter().map(|e| u64::from(e.inputCount)).sum(),
-    ))
+    let mut sequences = Vec::new();
+    let mut inputs = 0u64;
+    for l in chain.logs(settlement, 0, head)? {
+        if let Ok(e) = Settlement::StatementSettled::decode_log(&l.inner) {
+            sequences.push(e.data.sequence);
+            inputs += u64::from(e.data.inputCount);
+        } else if let Ok(e) = Settlement::HandedOver::decode_log(&l.inner) {
+            sequences.push(e.data.sequence);
+        }
+    }
+    Ok((sequences, inputs))
 }

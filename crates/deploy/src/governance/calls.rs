@@ -80,6 +80,9 @@ pub enum Action {
     SetPolicyHash(B256),
     /// `Settlement.unpause`.
     Unpause,
+    /// `Settlement.adoptEnclave`: the enclave becomes the deployment's only signer (for a
+    /// deployment whose enclave is gone without a handover, issue 12).
+    AdoptEnclave(Address),
 }
 
 impl Action {
@@ -134,6 +137,9 @@ impl Action {
                 .abi_encode(),
             ),
             Self::Unpause => (s, Settlement::unpauseCall {}.abi_encode()),
+            Self::AdoptEnclave(successor) => {
+                (s, Settlement::adoptEnclaveCall { successor }.abi_encode())
+            }
         };
         Call {
             target,
@@ -317,6 +323,14 @@ fn settlement_words(data: &[u8]) -> Option<(&'static str, String)> {
             ),
         ),
         C::pause(_) => ("pause", "settlement: pause settlement and deposits".into()),
+        C::adoptEnclave(c) => (
+            "adoptEnclave",
+            format!(
+                "settlement: make enclave {} the deployment's only signer (statements of any \
+                 other enclave, the current one included, stop settling)",
+                c.successor
+            ),
+        ),
         C::unpause(_) => (
             "unpause",
             "settlement: resume settlement and deposits".into(),
@@ -492,6 +506,12 @@ mod tests {
                 "settlement",
                 "unpause",
                 "resume settlement",
+            ),
+            (
+                Action::AdoptEnclave(a),
+                "settlement",
+                "adoptEnclave",
+                "the deployment's only signer",
             ),
         ] {
             let d = describe(&c, &action.call(&c));

@@ -20,13 +20,14 @@ use crate::{
         self, JournalRecord, OpenBatch, SEAL_PURPOSE_JOURNAL, SEAL_PURPOSE_SNAPSHOT,
         SNAPSHOT_VERSION, Snapshot, SnapshotVersion, Step,
     },
-    policy::{program_id, simulated_measurement},
+    policy::{program_id, simulated_measurement_of},
     replay::ReplaySet,
 };
 
 impl Journal {
     pub(super) fn new(root: &RootSecret, next: u64) -> Self {
         Self {
+            root: RootSecret::from_bytes(*root.expose_bytes()),
             record_key: SealingKey::derive(root, SEAL_PURPOSE_JOURNAL),
             snapshot_key: SealingKey::derive(root, SEAL_PURPOSE_SNAPSHOT),
             next,
@@ -128,6 +129,8 @@ impl<P: Program> Enclave<P> {
                 since: self.batch_since,
                 carried_request_id: self.carried_request_id,
             },
+            mode: self.mode.clone(),
+            build: self.build.clone(),
         };
         secp.fill(0);
         let plain = persist::to_cbor(&snap).ok_or(BoundaryError::Internal)?;
@@ -295,7 +298,7 @@ impl<P: Program> Enclave<P> {
             log.size(),
             snap.last_request_id,
         )?;
-        let measurement = simulated_measurement(program.name());
+        let measurement = simulated_measurement_of(program.name(), snap.build.as_deref());
         let epochs =
             EpochKeys::from_parts(&snap.epochs, policy.epoch_secs, policy.epoch_grace_secs);
         let mut inputs =
@@ -331,6 +334,8 @@ impl<P: Program> Enclave<P> {
             rng,
             now: snap.now,
             journal: Some(journal),
+            mode: snap.mode.clone(),
+            build: snap.build.clone(),
         })
     }
 
@@ -472,6 +477,7 @@ impl<P: Program> Enclave<P> {
                 self.sequence += 1;
                 self.last_root = *state_root;
             }
+            Step::HandOver(to) => self.apply_handover(to)?,
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ mod forged_checkpoint;
 mod forged_receipt;
 mod front_run_registration;
 mod governor_drain;
+mod handover_to_unallowed_measurement;
 mod host_cut_batch_of_one;
 mod host_rollback;
 mod keyholder_minority;
@@ -35,6 +36,7 @@ mod suite_sunset;
 mod tick_max;
 mod tile_path_escape;
 mod time_jump;
+mod upgrade_handover;
 mod withdraw_after_accept;
 mod withdraw_then_pay;
 mod withhold_withdrawal;
@@ -76,6 +78,8 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &keyholder_minority::KeyholderMinority,
         &lost_enclave::LostEnclave,
         &root_rotation::RootRotation,
+        &upgrade_handover::UpgradeHandover,
+        &handover_to_unallowed_measurement::HandoverToUnallowedMeasurement,
     ]
 }
 
