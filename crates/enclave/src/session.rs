@@ -411,7 +411,12 @@ impl Session {
             return Response::Error(BoundaryError::Internal);
         };
         let program = Netting::new(&awaiting.policy().netting);
-        match awaiting.accept_handover(program, (self.rng)(), &self.root, reader, &header) {
+        // The successor's own root (its root file, or a custody root it was dealt: bound to
+        // its policy's keyholders when it booted awaiting).
+        let Some((root, _)) = &self.root else {
+            return refuse("this enclave process has no sealing root".to_string());
+        };
+        match awaiting.accept_handover(program, (self.rng)(), root, reader, &header) {
             Ok(e) => {
                 if let Some(next) = e.next_record()
                     && let Some(instance) = self.instance
@@ -483,6 +488,10 @@ impl Session {
                     return refuse("the enclave is already running");
                 }
                 self.restoring = None;
+                let root = match self.root_for(&policy, &target) {
+                    Ok(r) => r,
+                    Err(why) => return refuse(&why),
+                };
                 let program = Netting::new(&policy.netting);
                 match Enclave::boot_awaiting_handover(
                     policy,
@@ -490,7 +499,7 @@ impl Session {
                     target,
                     (self.rng)(),
                     now,
-                    &self.root,
+                    root,
                     build,
                 ) {
                     Ok(mut e) => {
