@@ -180,6 +180,13 @@ pub struct Attested {
     /// The suite [`Attested::seal`] uses: the policy's preferred suite at attestation time,
     /// unless [`Attested::with_suite`] chose another.
     pub suite: Suite,
+    /// Whether [`Attested::suite`] is authenticated: the node sent a signed X-Wing announcement
+    /// (with the policy's suite lifecycle), or the caller chose the suite explicitly
+    /// ([`Attested::with_suite`], `--suite`). When the node sent none, [`Attested::seal`]
+    /// refuses: a hostile node can strip the announcement to downgrade a deployment that
+    /// prefers X-Wing to X25519 (harvest now, decrypt later), and a client of this version
+    /// falls back to X25519 only when told to.
+    pub suite_authenticated: bool,
 }
 
 impl Attested {
@@ -207,6 +214,7 @@ impl Attested {
             ClientError::Protocol(format!("the enclave's policy refuses {suite}: {e}"))
         })?;
         self.suite = suite;
+        self.suite_authenticated = true;
         Ok(self)
     }
 
@@ -229,6 +237,14 @@ impl Attested {
         lifetime: u64,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Vec<u8>, ClientError> {
+        if !self.suite_authenticated {
+            return Err(ClientError::Protocol(
+                "the node sent no X-Wing announcement (stripped by the node, or a node before \
+                 issue 12): refusing to fall back to X25519 without being told to; choose the \
+                 suite explicitly (--suite x25519-aes128gcm) to accept it"
+                    .into(),
+            ));
+        }
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
         let mut trace = [0u8; 16];
@@ -553,8 +569,10 @@ impl NodeClient {
         )
         .map_err(|_| ClientError::Protocol("/v1/enclave: policy hash is not 32 bytes".into()))?;
         let epoch_announcement = hexfield("epoch_announcement", Some(&info.epoch_announcement))?;
-        // The X-Wing key and the suite lifecycle, signed by the same attested key (absent from
-        // a node before issue 12: then X25519 and the default lifecycle).
+        // The X-Wing key and the suite lifecycle, signed by the same attested key. Absent (a
+        // node before issue 12, or a hostile node that stripped it to downgrade the suite):
+        // the default lifecycle, and sealing is refused until the caller chooses the suite
+        // explicitly (`suite_authenticated`).
         let xwing_announcement = hexfield("xwing_announcement", Some(&info.xwing_announcement))?;
         let (xwing, suites) = if xwing_announcement.is_empty() {
             (None, SuitePolicy::default())
@@ -571,6 +589,7 @@ impl NodeClient {
             }
             (Some(x.public_key), x.suites)
         };
+        let suite_authenticated = xwing.is_some();
         let suite = suites
             .sealing_suite(now)
             .unwrap_or(Suite::X25519Sha256Aes128Gcm);
@@ -594,6 +613,7 @@ impl NodeClient {
             xwing_announcement,
             suites,
             suite,
+            suite_authenticated,
             policy_hash,
             key_bundle: bundle,
             instance: ann.instance,
@@ -1070,5 +1090,63 @@ mod outcome_tests {
             },
         };
         assert_eq!(refused.outcome_unknown(), None);
+    }
+}
+
+#[cfg(test)]
+mod downgrade_tests {
+    use super::*;
+    use rand::SeedableRng;
+    use sealbridge_seal::keys::KemSecretKey;
+
+    /// What `attest` builds when the node's `/v1/enclave` has no X-Wing announcement (a node
+    /// before issue 12, or a hostile node that stripped it).
+    fn stripped() -> Attested {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
+        let (_, kem) = KemSecretKey::generate(&mut rng);
+        let enclave: Enclave = serde_json::from_value(serde_json::json!({
+            "key_bundle": "00", "ed25519": "00", "address": "0x00", "instance_id": "00",
+            "measurement": "00", "program_id": "00", "policy_hash": "00",
+            "epoch_announcement": "00", "tee": "sandbox", "chain_id": 1,
+            "registry": "0x00", "settlement": "0x00", "token": "0x00",
+            "registration": "registered", "registration_expires_at": null,
+            "registration_checked_at": null,
+        }))
+        .unwrap();
+        let suites = SuitePolicy::default();
+        Attested {
+            key_bundle: KeyBundle {
+                ed25519: [0; 32],
+                address: Address::ZERO,
+            },
+            instance: InstanceId::new([1; 32]),
+            epoch: Epoch(1),
+            kem,
+            program: ProgramId::new([2; 32]),
+            measurement: B256::ZERO,
+            info: serde_json::to_value(&enclave).unwrap(),
+            enclave,
+            epoch_announcement: Vec::new(),
+            policy_hash: B256::ZERO,
+            xwing: None,
+            xwing_announcement: Vec::new(),
+            suite: suites.sealing_suite(0).unwrap_or_default(),
+            suites,
+            suite_authenticated: false,
+        }
+    }
+
+    #[test]
+    fn a_stripped_xwing_announcement_refuses_to_seal_until_the_suite_is_chosen() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let from = Ed25519SigningKey::generate(&mut rng);
+        let a = stripped();
+        let err = a.seal(&from, b"secret", 100, 60, &mut rng).unwrap_err();
+        assert!(err.to_string().contains("no X-Wing announcement"), "{err}");
+        // X-Wing cannot be chosen without a key; X25519 only explicitly.
+        assert!(a.clone().with_suite(Suite::XWingAes256Gcm, 100).is_err());
+        let chosen = a.with_suite(Suite::X25519Sha256Aes128Gcm, 100).unwrap();
+        let env = chosen.seal(&from, b"secret", 100, 60, &mut rng).unwrap();
+        assert!(!env.is_empty());
     }
 }

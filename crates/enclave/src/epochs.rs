@@ -680,6 +680,36 @@ mod tests {
         assert_eq!(back.head().expose(), k.head().expose());
     }
 
+    /// The retired epoch's X-Wing seed is erased with it (not merely refused by time): held
+    /// through the grace window, gone from the live secrets once the epoch retires.
+    #[test]
+    fn a_retired_epochs_xwing_seed_is_erased() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let mut k = EpochKeys::new(&mut rng, 1000, 100, 10);
+        let seed1 = *k.current.xwing.as_ref().unwrap().expose_seed();
+        assert!(k.kem_secrets().contains(&seed1));
+        k.tick(1100);
+        assert!(
+            k.kem_secrets().contains(&seed1),
+            "kept for the grace window"
+        );
+        assert!(
+            k.key_for_suite(Epoch(1), 1105, Suite::XWingAes256Gcm)
+                .is_ok()
+        );
+        assert_eq!(k.tick(1110).retired, Some(Epoch(1)));
+        assert!(!k.kem_secrets().contains(&seed1), "erased with its epoch");
+        assert!(
+            k.key_for_suite(Epoch(1), 1110, Suite::XWingAes256Gcm)
+                .is_err()
+        );
+        // The snapshot parts no longer carry it either.
+        assert_ne!(
+            k.parts().previous.as_ref().and_then(|p| p.xwing_seed),
+            Some(seed1)
+        );
+    }
+
     #[test]
     fn a_jump_to_the_end_of_time_is_one_step() {
         let mut rng = ChaCha20Rng::seed_from_u64(2);

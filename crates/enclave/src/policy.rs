@@ -333,9 +333,9 @@ impl EnclavePolicy {
             ));
         }
         // ---- issue 12 part 4 ----
-        if self.suites.preferred().is_none() {
+        if self.suites.validate().is_err() {
             return Err(Error::InvalidPolicy(
-                "the suite lifecycle names no preferred suite".into(),
+                "the suite lifecycle must name exactly one preferred suite".into(),
             ));
         }
         if !sealbridge_proto::envelope_version_supported(u64::from(self.min_envelope_version)) {

@@ -141,11 +141,28 @@ fn the_enclave_announces_an_xwing_key_and_opens_xwing_envelopes() {
         let out = h.submit(env, T0);
         assert_eq!(out.rejected, None, "{suite}");
     }
-    // The X-Wing key does not open an X25519-suite envelope claiming X-Wing: the header's
-    // suite decides the key, so a relabelled envelope is malformed or undecryptable.
+    // An X25519-suite envelope relabelled as X-Wing (suite field 1 -> 3 in the protected
+    // header) is not opened with the X-Wing key: refused malformed (alg and suite disagree, `ek`
+    // is 32 bytes not 1120) or undecryptable, and nothing is recorded — the original, sent
+    // afterwards, is still accepted.
     let env = h.seal(Suite::X25519Sha256Aes128Gcm, 2, 1, T0);
-    let out = h.submit(env.clone(), T0);
-    assert_eq!(out.rejected, None);
+    let suite_field = [0x3a, 0x00, 0x01, 0x00, 0x01, 0x01];
+    let at = env
+        .windows(suite_field.len())
+        .position(|w| w == suite_field)
+        .expect("the suite field in the protected header");
+    let mut relabelled = env.clone();
+    relabelled[at + 5] = 0x03;
+    let out = h.submit(relabelled, T0);
+    assert!(
+        matches!(
+            out.rejected,
+            Some(ReasonCode::Malformed | ReasonCode::Undecryptable)
+        ),
+        "{:?}",
+        out.rejected
+    );
+    assert_eq!(h.submit(env.clone(), T0).rejected, None);
     assert_eq!(h.submit(env, T0).rejected, Some(ReasonCode::Replayed));
 }
 
@@ -179,7 +196,8 @@ fn the_previous_epochs_xwing_key_lives_through_its_grace_window_only() {
     assert_eq!(
         h.submit(old2, T0 + 4200).rejected,
         Some(ReasonCode::RetiredEpoch),
-        "erased with its epoch"
+        "refused after its grace window (the seed's erasure is checked through the live \
+         secrets: epochs.rs `a_retired_epochs_xwing_seed_is_erased`)"
     );
     let fresh = h.seal(Suite::XWingAes256Gcm, 2, 2, T0 + 4200);
     assert_eq!(h.submit(fresh, T0 + 4200).rejected, None);

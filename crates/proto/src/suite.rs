@@ -141,10 +141,33 @@ pub enum SuiteState {
 }
 
 /// Which suites are acceptable, and until when. Suites absent from the map are forbidden.
+///
+/// Canonical: a forbidden suite is never stored (setting `Forbidden` removes it, JSON
+/// `"forbidden"` entries are dropped on reading, the bytes refuse it), so one meaning has one
+/// encoding and one policy hash; setting a suite `Preferred` demotes the previous preferred one
+/// to `Allowed`. [`SuitePolicy::validate`] (and the byte parser) require exactly one preferred.
 #[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
+#[serde(
+    from = "BTreeMap<Suite, SuiteState>",
+    into = "BTreeMap<Suite, SuiteState>"
+)]
 pub struct SuitePolicy {
     states: BTreeMap<Suite, SuiteState>,
+}
+
+impl From<BTreeMap<Suite, SuiteState>> for SuitePolicy {
+    /// Drops explicit `Forbidden` entries (absent means forbidden). Several `Preferred` are
+    /// kept, for [`SuitePolicy::validate`] to refuse.
+    fn from(mut states: BTreeMap<Suite, SuiteState>) -> Self {
+        states.retain(|_, s| *s != SuiteState::Forbidden);
+        Self { states }
+    }
+}
+
+impl From<SuitePolicy> for BTreeMap<Suite, SuiteState> {
+    fn from(p: SuitePolicy) -> Self {
+        p.states
+    }
 }
 
 impl Default for SuitePolicy {
@@ -194,9 +217,44 @@ impl SuitePolicy {
         self
     }
 
-    /// Sets the state of one suite.
+    /// Sets the state of one suite: `Forbidden` removes it; `Preferred` demotes any other
+    /// preferred suite to `Allowed` (one preferred suite at most).
     pub fn set(&mut self, suite: Suite, state: SuiteState) {
-        self.states.insert(suite, state);
+        match state {
+            SuiteState::Forbidden => {
+                self.states.remove(&suite);
+            }
+            SuiteState::Preferred => {
+                for s in self.states.values_mut() {
+                    if *s == SuiteState::Preferred {
+                        *s = SuiteState::Allowed;
+                    }
+                }
+                self.states.insert(suite, state);
+            }
+            _ => {
+                self.states.insert(suite, state);
+            }
+        }
+    }
+
+    /// Whether this is a usable, canonical lifecycle: exactly one preferred suite and no
+    /// explicit forbidden entry.
+    ///
+    /// # Errors
+    /// [`Error::Cbor`]`("suite policy")` otherwise.
+    pub fn validate(&self) -> Result<(), Error> {
+        let preferred = self
+            .states
+            .values()
+            .filter(|s| **s == SuiteState::Preferred)
+            .count();
+        let forbidden = self.states.values().any(|s| *s == SuiteState::Forbidden);
+        if preferred == 1 && !forbidden {
+            Ok(())
+        } else {
+            Err(Error::Cbor("suite policy"))
+        }
     }
 
     /// The state of a suite (`Forbidden` if absent).
@@ -237,7 +295,8 @@ impl SuitePolicy {
 
     /// Strict parse of [`to_bytes`](Self::to_bytes) at the front of `bytes`: returns the policy
     /// and the rest. Suites must be registered, ascending, each once; a date only with
-    /// `deprecated-after`.
+    /// `deprecated-after`; exactly one preferred and no explicit forbidden entry (canonical:
+    /// [`SuitePolicy::validate`]).
     ///
     /// # Errors
     /// [`Error::Cbor`]`("suite policy")` for anything else (kept as a `&'static str` like the
@@ -263,12 +322,13 @@ impl SuitePolicy {
                 ([STATE_PREFERRED], 0) => SuiteState::Preferred,
                 ([STATE_ALLOWED], 0) => SuiteState::Allowed,
                 ([STATE_DEPRECATED_AFTER], t) => SuiteState::DeprecatedAfter(t),
-                ([STATE_FORBIDDEN], 0) => SuiteState::Forbidden,
                 _ => return Err(bad),
             };
             states.insert(suite, state);
         }
-        Ok((Self { states }, rest))
+        let policy = Self { states };
+        policy.validate()?;
+        Ok((policy, rest))
     }
 
     /// The suite a client should seal with at `now`: the preferred one if it is acceptable
@@ -390,10 +450,46 @@ mod tests {
         swapped[1..12].copy_from_slice(&b[12..23]);
         swapped[12..23].copy_from_slice(&b[1..12]);
         assert!(SuitePolicy::from_bytes_prefix(&swapped).is_err());
-        assert_eq!(
-            SuitePolicy::from_bytes_prefix(&[0]).unwrap().0,
-            SuitePolicy::empty()
-        );
+        // No preferred suite (the empty lifecycle included), two preferred, an explicit
+        // forbidden entry: refused (one meaning, one encoding).
+        assert!(SuitePolicy::from_bytes_prefix(&[0]).is_err());
+        let mut none = b.clone();
+        none[23 + 3] = STATE_ALLOWED;
+        assert!(SuitePolicy::from_bytes_prefix(&none).is_err());
+        let mut two = b.clone();
+        two[3] = STATE_PREFERRED;
+        assert!(SuitePolicy::from_bytes_prefix(&two).is_err());
+        let mut forbidden = b.clone();
+        forbidden[3] = STATE_FORBIDDEN;
+        assert!(SuitePolicy::from_bytes_prefix(&forbidden).is_err());
+    }
+
+    #[test]
+    fn one_meaning_one_encoding() {
+        // Forbidding a suite explicitly and leaving it out are the same policy, in bytes and JSON.
+        let explicit = SuitePolicy::default().with(Suite::XWingAes256Gcm, SuiteState::Forbidden);
+        let absent: SuitePolicy = serde_json::from_str(
+            r#"{"x25519-sha256-aes128gcm":"preferred","x25519-sha256-chacha20poly1305":"allowed"}"#,
+        )
+        .unwrap();
+        let from_json: SuitePolicy = serde_json::from_str(
+            r#"{"x25519-sha256-aes128gcm":"preferred","x25519-sha256-chacha20poly1305":"allowed","xwing-aes256gcm":"forbidden"}"#,
+        )
+        .unwrap();
+        assert_eq!(explicit.to_bytes(), absent.to_bytes());
+        assert_eq!(from_json.to_bytes(), absent.to_bytes());
+        assert_eq!(explicit, absent);
+        // Preferring a second suite demotes the first: still exactly one.
+        let p = SuitePolicy::default().with(Suite::XWingAes256Gcm, SuiteState::Preferred);
+        assert_eq!(p.state(Suite::X25519Sha256Aes128Gcm), SuiteState::Allowed);
+        assert!(p.validate().is_ok());
+        // Two preferred from JSON: read, then refused by validate.
+        let two: SuitePolicy = serde_json::from_str(
+            r#"{"x25519-sha256-aes128gcm":"preferred","xwing-aes256gcm":"preferred"}"#,
+        )
+        .unwrap();
+        assert!(two.validate().is_err());
+        assert!(SuitePolicy::empty().validate().is_err());
     }
 
     #[test]

@@ -88,8 +88,16 @@ pub struct Addressing {
 }
 
 impl Addressing {
-    /// From a description whose announcement verifies under its own instance key.
+    /// From a description whose announcements verify under its own instance key, sealing with
+    /// the suite the announced lifecycle chooses at the start of the epoch (enclave time; see
+    /// [`Addressing::from_description_at`]).
     pub fn from_description(d: &Description) -> Result<Self, SandboxError> {
+        Self::from_description_at(d, None)
+    }
+
+    /// The same, sealing with [`SuitePolicy::sealing_suite`] at `now` (as the real client
+    /// does), or at the epoch's start when `now` is `None`.
+    pub fn from_description_at(d: &Description, now: Option<u64>) -> Result<Self, SandboxError> {
         let instance_key = Ed25519PublicKey::from_bytes(d.key_bundle.ed25519);
         let ann = EpochAnnouncement::verify(&d.epoch_announcement, &instance_key).map_err(|e| {
             SandboxError::Enclave(format!("epoch announcement does not verify: {e}"))
@@ -99,23 +107,26 @@ impl Addressing {
                 "epoch announcement names another instance".into(),
             ));
         }
-        let (xwing, suites) = if d.xwing_announcement.is_empty() {
-            (None, SuitePolicy::default())
-        } else {
-            let x =
-                XWingAnnouncement::verify(&d.xwing_announcement, &instance_key).map_err(|e| {
-                    SandboxError::Enclave(format!("x-wing announcement does not verify: {e}"))
-                })?;
-            if x.instance != ann.instance || x.epoch != ann.epoch {
-                return Err(SandboxError::Enclave(
-                    "x-wing announcement names another instance or epoch".into(),
-                ));
-            }
-            (Some(x.public_key), x.suites)
-        };
+        // This version's client requires the signed X-Wing announcement: a node that strips it
+        // would otherwise downgrade a deployment preferring X-Wing to X25519 (the real client
+        // refuses to seal until the suite is chosen explicitly; the sandbox's enclaves always
+        // announce one).
+        if d.xwing_announcement.is_empty() {
+            return Err(SandboxError::Enclave(
+                "no x-wing announcement: refusing to fall back to X25519 silently".into(),
+            ));
+        }
+        let x = XWingAnnouncement::verify(&d.xwing_announcement, &instance_key).map_err(|e| {
+            SandboxError::Enclave(format!("x-wing announcement does not verify: {e}"))
+        })?;
+        if x.instance != ann.instance || x.epoch != ann.epoch {
+            return Err(SandboxError::Enclave(
+                "x-wing announcement names another instance or epoch".into(),
+            ));
+        }
+        let (xwing, suites) = (Some(x.public_key), x.suites);
         let suite = suites
-            .preferred()
-            .filter(|s| *s != Suite::XWingAes256Gcm || xwing.is_some())
+            .sealing_suite(now.unwrap_or(x.not_before))
             .unwrap_or_default();
         Ok(Self {
             instance: ann.instance,

@@ -10,7 +10,8 @@ use sealbridge_proto::{
 };
 use sealbridge_seal::{
     Error, OpenError,
-    envelope::{SealedEnvelope, seal},
+    envelope::{Recipient, RecipientSecret, SealedEnvelope, seal, seal_to},
+    hpke::xwing::XWingSecretKey,
     keys::{Ed25519SigningKey, KemSecretKey},
 };
 
@@ -208,7 +209,8 @@ fn unsupported_version_and_suite() {
 fn arb_suite() -> impl Strategy<Value = Suite> {
     prop_oneof![
         Just(Suite::X25519Sha256Aes128Gcm),
-        Just(Suite::X25519Sha256ChaCha20Poly1305)
+        Just(Suite::X25519Sha256ChaCha20Poly1305),
+        Just(Suite::XWingAes256Gcm)
     ]
 }
 
@@ -221,12 +223,17 @@ prop_compose! {
         nonce in any::<[u8; 16]>(),
         expires_at in any::<u64>(),
         trace in any::<[u8; 16]>(),
+        previous_version in any::<bool>(),
     ) -> EnvelopeHeader {
         let mut h = EnvelopeHeader::new(
             InstanceId(instance), Epoch(epoch), ProgramId(program), Nonce(nonce), expires_at,
             TraceId(trace),
         );
         h.suite = suite;
+        // Version 1 (the N-1 window) carries the X25519 suites only; X-Wing is version 2.
+        if previous_version && suite != Suite::XWingAes256Gcm {
+            h.version = 1;
+        }
         h
     }
 }
@@ -244,12 +251,22 @@ proptest! {
     ) {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let (sk, pk) = KemSecretKey::derive(&kem_ikm);
+        let xsk = XWingSecretKey::from_seed(kem_ikm);
         let sender = Ed25519SigningKey::from_seed(sender_seed);
-        let bytes = seal(&h, &pk, &sender, &payload, &mut rng).unwrap();
+        let xwing = h.suite == Suite::XWingAes256Gcm;
+        let bytes = if xwing {
+            seal_to(&h, Recipient::XWing(xsk.public()), &sender, &payload, &mut rng).unwrap()
+        } else {
+            seal(&h, &pk, &sender, &payload, &mut rng).unwrap()
+        };
         let env = SealedEnvelope::parse(&bytes).unwrap();
         prop_assert_eq!(*env.header(), h);
         prop_assert_eq!(env.id(), EnvelopeId::of(&bytes));
-        let opened = env.open(&sk).unwrap();
+        let opened = if xwing {
+            env.open_with(RecipientSecret::XWing(&xsk)).unwrap()
+        } else {
+            env.open(&sk).unwrap()
+        };
         prop_assert_eq!(opened.sender, sender.public().sender_id());
         prop_assert_eq!(opened.payload.as_slice(), payload.as_slice());
     }

@@ -200,8 +200,89 @@ fn xwing_hpke_round_trip_and_tamper() {
     assert!(
         hpke::xwing_open_base(Aead::Aes256Gcm, &enc[..], &other, b"info", b"aad", &ct).is_err()
     );
-    // The KEM id is in the key schedule: the same shared secret under DHKEM's suite id differs.
+    // Another AEAD (a different suite id, hence different keys) does not open it either. This
+    // does not pin the KEM id: `xwing_key_schedule_matches_an_independent_rfc9180_one` does.
     assert!(hpke::xwing_open_base(Aead::Aes128Gcm, &enc[..], &sk, b"info", b"aad", &ct).is_err());
+}
+
+/// RFC 9180 §5.1 base-mode `KeySchedule`, written out independently of the crate (aws-lc-rs HMAC
+/// for HKDF-SHA256): `(key, base_nonce)` for AES-256-GCM under `kem_id`.
+fn independent_key_schedule(
+    kem_id: u16,
+    shared_secret: &[u8],
+    info: &[u8],
+) -> ([u8; 32], [u8; 12]) {
+    use aws_lc_rs::hmac;
+    let mut suite_id = b"HPKE".to_vec();
+    suite_id.extend_from_slice(&kem_id.to_be_bytes());
+    suite_id.extend_from_slice(&[0x00, 0x01, 0x00, 0x02]); // HKDF-SHA256, AES-256-GCM
+    let extract = |salt: &[u8], label: &[u8], ikm: &[u8]| -> Vec<u8> {
+        let msg = [b"HPKE-v1".as_slice(), &suite_id, label, ikm].concat();
+        hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, salt), &msg)
+            .as_ref()
+            .to_vec()
+    };
+    let expand = |prk: &[u8], label: &[u8], info: &[u8], len: u16| -> Vec<u8> {
+        let msg = [
+            &len.to_be_bytes()[..],
+            b"HPKE-v1",
+            &suite_id,
+            label,
+            info,
+            &[1],
+        ]
+        .concat();
+        let t1 = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, prk), &msg);
+        t1.as_ref()[..usize::from(len)].to_vec()
+    };
+    let psk_id_hash = extract(b"", b"psk_id_hash", b"");
+    let info_hash = extract(b"", b"info_hash", info);
+    let context = [&[0u8][..], &psk_id_hash, &info_hash].concat();
+    let secret = extract(shared_secret, b"secret", b"");
+    let key = expand(&secret, b"key", &context, 32);
+    let nonce = expand(&secret, b"base_nonce", &context, 12);
+    (key.try_into().unwrap(), nonce.try_into().unwrap())
+}
+
+fn aes256gcm_open(key: [u8; 32], nonce: [u8; 12], aad: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).unwrap());
+    let mut buf = ct.to_vec();
+    let pt = k
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf,
+        )
+        .ok()?;
+    Some(pt.to_vec())
+}
+
+/// Known answer for the X-Wing HPKE key schedule: the ciphertext our `xwing_seal_base` makes
+/// opens under the key and base nonce an independent RFC 9180 key schedule derives from the
+/// X-Wing shared secret with suite id `"HPKE" ‖ 0x647a ‖ 0x0001 ‖ 0x0002`, and not under the
+/// same schedule with DHKEM(X25519)'s KEM id 0x0020 — so the KEM id in our suite id is pinned.
+#[test]
+fn xwing_key_schedule_matches_an_independent_rfc9180_one() {
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let sk = XWingSecretKey::from_seed([0x5a; 32]);
+    let (enc, ct) = hpke::xwing_seal_base(
+        Aead::Aes256Gcm,
+        sk.public(),
+        b"kat-info",
+        b"kat-aad",
+        b"known answer",
+        &mut rng,
+    )
+    .unwrap();
+    let ss = xwing_decap(&enc[..], &sk).unwrap();
+    let (key, nonce) = independent_key_schedule(0x647a, ss.as_slice(), b"kat-info");
+    assert_eq!(
+        aes256gcm_open(key, nonce, b"kat-aad", &ct).as_deref(),
+        Some(&b"known answer"[..])
+    );
+    let (key, nonce) = independent_key_schedule(0x0020, ss.as_slice(), b"kat-info");
+    assert_eq!(aes256gcm_open(key, nonce, b"kat-aad", &ct), None);
 }
 
 fn header(suite: Suite, version: u8) -> EnvelopeHeader {
