@@ -147,6 +147,9 @@ pub fn goes_live(request: &Request) -> bool {
 /// A snapshot being fetched by the host: (id, chunks, next_record).
 type Outgoing = (SnapshotId, u32, u64);
 
+/// At most this many released shares in one `RecoverRoot` (16 keyholders × 16 generations).
+const MAX_RELEASED: usize = 256;
+
 /// Where a session's sealing root came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RootOrigin {
@@ -780,13 +783,24 @@ impl Session {
         let Some(c) = &policy.custody else {
             return refuse("the policy names no keyholders (no custody)");
         };
+        if let Err(e) = c.validate() {
+            return refuse(&e.to_string());
+        }
+        // Every keyholder releases one share per generation it holds: bounded, so a host cannot
+        // make the enclave open (and combine) an unbounded list.
+        if released.len() > MAX_RELEASED {
+            return refuse(&format!(
+                "{} released shares, at most {MAX_RELEASED}",
+                released.len()
+            ));
+        }
         let Some(sk) = self.recovery.take() else {
             return refuse("no recovery key: send RecoveryEvidence first");
         };
         let mut shares = Vec::new();
         let mut refused = Vec::new();
         for (i, blob) in (0u32..).zip(released) {
-            match custody::open_released(blob, &sk, target) {
+            match custody::open_released(blob, &sk, target, c).map(|(_, s)| s) {
                 Ok(s) if s.threshold != c.threshold => refused.push((
                     i,
                     format!(
