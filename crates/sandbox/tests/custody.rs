@@ -35,6 +35,19 @@ fn keyholder_minority() {
             "substitute_share": "conflict",
         })
     );
+    let r = &e["enclave_refusals"];
+    assert!(
+        r["deal_under_another_policy_then_boot_the_real_one"]
+            .as_str()
+            .is_some_and(|w| w.contains("another custody rule")),
+        "{r}"
+    );
+    assert!(
+        r["host_forged_released_shares"]
+            .as_str()
+            .is_some_and(|w| w.contains("does not open as released by any keyholder")),
+        "{r}"
+    );
 }
 
 #[test]
