@@ -437,13 +437,69 @@ pub fn open_share(
     Ok(share)
 }
 
-/// Open a share released by a keyholder to this recovery key.
+/// Release `share` to a recovery key, authenticated as the keyholder holding `keyholder_sk`
+/// (HPKE Auth mode under [`KEYHOLDER_RELEASE_CONTEXT`] and the share's deployment): `enc ‖ ct`.
+/// Only the recovery key opens it, and only as coming from that keyholder.
+pub fn seal_released(
+    share: &Share,
+    recovery: &KemPublicKey,
+    keyholder_sk: &KemSecretKey,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<u8>, CustodyError> {
+    let (enc, ct) = hpke::seal_auth(
+        AEAD,
+        recovery,
+        &info(KEYHOLDER_RELEASE_CONTEXT, &share.target),
+        &[],
+        &share.to_bytes(),
+        keyholder_sk,
+        rng,
+    )
+    .map_err(|_| CustodyError::BadShare("the recovery key is not usable"))?;
+    Ok([enc.as_slice(), &ct].concat())
+}
+
+/// Open a share released to this recovery key by one of `custody`'s keyholders: it must open
+/// as sent by the keyholder at some position `p` (HPKE Auth mode with that keyholder's static
+/// key as sender) and carry index `p + 1` (so a host cannot seal shares of its own root to the
+/// recovery key, and one lying keyholder cannot claim another's index). Returns `(p, share)`.
 pub fn open_released(
     sealed: &[u8],
     recovery: &KemSecretKey,
     target: &SettlementTarget,
-) -> Result<Share, CustodyError> {
-    open_share(KEYHOLDER_RELEASE_CONTEXT, sealed, recovery, target)
+    custody: &Custody,
+) -> Result<(usize, Share), CustodyError> {
+    let (enc, ct) = sealed
+        .split_at_checked(N_ENC)
+        .ok_or(CustodyError::BadShare("sealed share too short"))?;
+    let info = info(KEYHOLDER_RELEASE_CONTEXT, target);
+    for (position, k) in custody.keyholders.iter().enumerate() {
+        let Ok(plain) = hpke::open_auth(
+            AEAD,
+            enc,
+            recovery,
+            &info,
+            &[],
+            ct,
+            &KemPublicKey(k.hpke_pk),
+        ) else {
+            continue;
+        };
+        let share = Share::from_bytes(&plain)?;
+        if share.target != *target {
+            return Err(CustodyError::WrongDeployment);
+        }
+        if usize::from(share.index) != position + 1 {
+            return Err(CustodyError::BadShare(
+                "a keyholder released a share whose index is not its position + 1",
+            ));
+        }
+        return Ok((position, share));
+    }
+    Err(CustodyError::BadShare(
+        "does not open as released by any keyholder of the policy to this recovery key \
+         (another sender, key or deployment, or altered)",
+    ))
 }
 
 /// A root recombined from shares.
@@ -722,9 +778,26 @@ mod tests {
         // Released to a recovery key: opens there only.
         let share = open_share(KEYHOLDER_SHARE_CONTEXT, s, &sks[0], &target()).unwrap();
         let (rsk, rpk) = KemSecretKey::generate(&mut rng);
-        let released = seal_share(KEYHOLDER_RELEASE_CONTEXT, &share, &rpk, &mut rng).unwrap();
-        assert_eq!(open_released(&released, &rsk, &target()).unwrap(), share);
-        assert!(open_released(&released, &sks[0], &target()).is_err());
+        let released = seal_released(&share, &rpk, &sks[0], &mut rng).unwrap();
+        assert_eq!(
+            open_released(&released, &rsk, &target(), &custody).unwrap(),
+            (0, share.clone())
+        );
+        assert!(open_released(&released, &sks[0], &target(), &custody).is_err());
+        // H2: the host, knowing only the recovery public key, seals a share (here of the real
+        // root; of its own root alike) to it: not from a keyholder, refused.
+        let (host_sk, _) = KemSecretKey::generate(&mut rng);
+        let forged = seal_released(&share, &rpk, &host_sk, &mut rng).unwrap();
+        assert!(open_released(&forged, &rsk, &target(), &custody).is_err());
+        let base = seal_share(KEYHOLDER_RELEASE_CONTEXT, &share, &rpk, &mut rng).unwrap();
+        assert!(open_released(&base, &rsk, &target(), &custody).is_err());
+        // M1: keyholder 2 releasing a share claiming index 1 is refused.
+        let claims_1 = seal_released(&share, &rpk, &sks[1], &mut rng).unwrap();
+        let r = open_released(&claims_1, &rsk, &target(), &custody);
+        assert!(
+            matches!(r, Err(CustodyError::BadShare(w)) if w.contains("position + 1")),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -150,6 +150,9 @@ pub fn goes_live(request: &Request) -> bool {
 /// A snapshot being fetched by the host: (id, chunks, next_record).
 type Outgoing = (SnapshotId, u32, u64);
 
+/// At most this many released shares in one `RecoverRoot` (16 keyholders × 16 generations).
+const MAX_RELEASED: usize = 256;
+
 /// Where a session's sealing root came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RootOrigin {
@@ -196,7 +199,10 @@ pub struct Session {
     /// The one-time recovery key of `RecoveryEvidence`, until `RecoverRoot`.
     recovery: Option<KemSecretKey>,
     /// A rotated root waiting for `CommitRootRotation`.
-    rotation: Option<(u64, RootSecret)>,
+    rotation: Option<(u64, RootSecret, Response)>,
+    /// The newest generation `RecoverRoot` saw (a rotation dealt but never committed may be
+    /// held by keyholders above the root adopted): the next rotation deals above it.
+    recovered_max: Option<u64>,
     /// The running enclave's custody rule and deployment.
     custody: Option<(Custody, SettlementTarget)>,
     rng: RngFactory,
@@ -262,6 +268,7 @@ impl Session {
             candidates: Vec::new(),
             recovery: None,
             rotation: None,
+            recovered_max: None,
             custody: None,
             rng,
             enclave: None,
@@ -889,13 +896,24 @@ impl Session {
         let Some(c) = &policy.custody else {
             return refuse("the policy names no keyholders (no custody)");
         };
+        if let Err(e) = c.validate() {
+            return refuse(&e.to_string());
+        }
+        // Every keyholder releases one share per generation it holds: bounded, so a host cannot
+        // make the enclave open (and combine) an unbounded list.
+        if released.len() > MAX_RELEASED {
+            return refuse(&format!(
+                "{} released shares, at most {MAX_RELEASED}",
+                released.len()
+            ));
+        }
         let Some(sk) = self.recovery.take() else {
             return refuse("no recovery key: send RecoveryEvidence first");
         };
         let mut shares = Vec::new();
         let mut refused = Vec::new();
         for (i, blob) in (0u32..).zip(released) {
-            match custody::open_released(blob, &sk, target) {
+            match custody::open_released(blob, &sk, target, c).map(|(_, s)| s) {
                 Ok(s) if s.threshold != c.threshold => refused.push((
                     i,
                     format!(
@@ -916,6 +934,7 @@ impl Session {
                     .map(|r| (r.generation, B256::from(r.root_id), r.used.clone()))
                     .collect();
                 let bound = custody::custody_hash(c);
+                self.recovered_max = roots.iter().map(|r| r.generation).max();
                 self.candidates = roots
                     .into_iter()
                     .map(|r| {
@@ -951,14 +970,20 @@ impl Session {
         let (Some(generation), Some((c, target))) = (self.root_generation(), &self.custody) else {
             return refuse("root rotation needs a running enclave with custody");
         };
-        let Some(next) = generation.checked_add(1) else {
+        // A rotation already pending (its delivery failed part way): the same dealing again, so
+        // keyholders that stored it answer as before and the others can catch up.
+        if let Some((_, _, dealing)) = &self.rotation {
+            return dealing.clone();
+        }
+        let top = self.recovered_max.map_or(generation, |m| m.max(generation));
+        let Some(next) = top.checked_add(1) else {
             return refuse("root generation exhausted");
         };
         let mut rng = (self.rng)();
         match custody::deal(c, target, next, &mut rng) {
             Ok(dealt) => {
                 let r = Self::shares_response(&dealt, target, now);
-                self.rotation = Some((next, dealt.root));
+                self.rotation = Some((next, dealt.root, r.clone()));
                 r
             }
             Err(e) => refuse(&e.to_string()),
@@ -970,7 +995,7 @@ impl Session {
         let Some(e) = self.enclave.as_mut() else {
             return refuse("no enclave yet");
         };
-        let Some((generation, root)) = self.rotation.take() else {
+        let Some((generation, root, dealing)) = self.rotation.take() else {
             return refuse("no root rotation pending: send RotateRoot first");
         };
         match e.rekey(&root) {
@@ -989,7 +1014,7 @@ impl Session {
                 Response::Ack
             }
             Err(err) => {
-                self.rotation = Some((generation, root));
+                self.rotation = Some((generation, root, dealing));
                 Response::Error(err)
             }
         }
@@ -1498,6 +1523,8 @@ mod tests {
         // A rotation: generation 1 dealt, the root changes only on commit.
         let r = c.handle(Request::RotateRoot { now: T0 });
         assert!(matches!(r, Response::Shares { generation: 1, .. }), "{r:?}");
+        // M3: asked again while pending (a delivery failed part way), the same dealing.
+        assert_eq!(c.handle(Request::RotateRoot { now: T0 + 1 }), r);
         assert_eq!(c.root_generation(), Some(0));
         assert_eq!(c.handle(Request::CommitRootRotation), Response::Ack);
         assert_eq!(c.root_generation(), Some(1));

@@ -22,9 +22,7 @@ use sealbridge_enclave::{
     SettlementTarget,
     custody::{self, KeyholderId, Share},
 };
-use sealbridge_proto::contexts::{
-    KEYHOLDER_AT_REST_LABEL, KEYHOLDER_RELEASE_CONTEXT, KEYHOLDER_SHARE_CONTEXT,
-};
+use sealbridge_proto::contexts::{KEYHOLDER_AT_REST_LABEL, KEYHOLDER_SHARE_CONTEXT};
 use sealbridge_seal::{
     at_rest::{RootSecret, SealingKey},
     keys::{KemPublicKey, KemSecretKey},
@@ -589,9 +587,10 @@ impl Keyholder {
         let mut shares = Vec::new();
         for g in self.generations()?.into_iter().rev() {
             let share = self.load_share(g)?;
-            let sealed =
-                custody::seal_share(KEYHOLDER_RELEASE_CONTEXT, &share, &recovery, &mut OsRng)
-                    .map_err(|e| fail(422, "bad_recovery_key", e.to_string()))?;
+            // Auth mode with this keyholder's static key: the enclave opens it only as coming
+            // from the keyholder the policy names at this share's position.
+            let sealed = custody::seal_released(&share, &recovery, &self.sk, &mut OsRng)
+                .map_err(|e| fail(422, "bad_recovery_key", e.to_string()))?;
             shares.push(ReleasedShare {
                 generation: g,
                 sealed: Bytes::from(sealed),

@@ -35,6 +35,19 @@ fn keyholder_minority() {
             "substitute_share": "conflict",
         })
     );
+    let r = &e["enclave_refusals"];
+    assert!(
+        r["deal_under_another_policy_then_boot_the_real_one"]
+            .as_str()
+            .is_some_and(|w| w.contains("another custody rule")),
+        "{r}"
+    );
+    assert!(
+        r["host_forged_released_shares"]
+            .as_str()
+            .is_some_and(|w| w.contains("does not open as released by any keyholder")),
+        "{r}"
+    );
 }
 
 #[test]
@@ -49,8 +62,19 @@ fn lost_enclave() {
 #[test]
 fn root_rotation() {
     let e = scenario("root-rotation").evidence;
-    assert_eq!(e["old_shares_after_rotation"]["inputs_opened"], 0);
-    assert_eq!(e["old_shares_after_rotation"]["snapshots_opened"], 0);
+    assert_eq!(
+        e["old_shares_vs_current_files_after_rotation"]["inputs_opened"],
+        0
+    );
+    assert_eq!(
+        e["old_shares_vs_current_files_after_rotation"]["snapshots_opened"],
+        0
+    );
     assert_eq!(e["generations_held_after_rotation"], json!([[1], [1], [1]]));
     assert_eq!(e["settled_on_chain"], 2);
+    // Reported, not held: a pre-rotation copy the host kept still opens with the old shares.
+    assert_eq!(
+        e["host_kept_a_pre_rotation_backup"]["exposed_to_the_old_shares"],
+        true
+    );
 }

@@ -15,6 +15,15 @@
 //!    challenge already used, and one expired; for another deployment; and by delivering a
 //!    share of its own root to replace theirs. Each gets a 4xx and nothing is released or
 //!    changed (the keyholders hold what they held).
+//! 3. against the enclave: deals under a copy of the policy naming keys of its own (it could
+//!    open those shares and learn the root), then boots the real policy with that root —
+//!    refused (the root is bound to the custody rule it was dealt under); and seals shares of
+//!    a root it knows to a recovering enclave's recovery key (public in its evidence), in base
+//!    mode and in auth mode under its own key — refused (a release must come from a keyholder
+//!    the policy names, with index = its position + 1).
+//!
+//! Not tried yet (open, see PROTOCOL §12): delivering generation G ≫ current and committing it
+//! (dealings and commits are not yet authenticated as this deployment's enclave).
 //!
 //! Note: the simulated TEE's quotes are signed with a public key, so in this world an attacker
 //! can forge evidence of an allowed measurement; what a real TEE adds is exactly that it
@@ -303,7 +312,76 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
         .iter()
         .map(|k| k.generations().unwrap_or_default())
         .collect();
-    // The shares still held are the enclave's: a released-to-enclave recovery still works.
+    // (f) H1: deal under a policy naming the host's own keys (it opens those shares and learns
+    // the root), then boot the real policy with that root.
+    let mut dealer = custody_enclave()?;
+    let mut evil_policy = policy.clone();
+    if let Some(c) = evil_policy.custody.as_mut() {
+        for k in &mut c.keyholders {
+            k.hpke_pk = KemSecretKey::generate(&mut w.rng).1.0;
+        }
+    }
+    let evil_deal = dealer
+        .call(Request::CustodyDeal {
+            policy: evil_policy,
+            target: t,
+            now,
+        })
+        .map_err(err)?;
+    let evil_dealt = matches!(evil_deal, Response::Shares { .. });
+    let boot_real = dealer
+        .call(Request::Boot {
+            policy: policy.clone(),
+            target: t,
+            now,
+        })
+        .map_err(err)?;
+    // (g) H2: shares of the host's own root (the dealing of (e)) sealed by the host to a
+    // recovering enclave's recovery key (public in its evidence), in base and in auth mode
+    // under a key of the host's.
+    let own_shares: Vec<Share> = own
+        .sealed
+        .iter()
+        .zip([0u8, 2])
+        .map(|(s, i)| {
+            let sk = KemSecretKey::from_bytes(keyholder_secret(i));
+            custody::open_share(KEYHOLDER_SHARE_CONTEXT, s, &sk, &t).map_err(err)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut victim = custody_enclave()?;
+    let recovery_key = match victim
+        .call(Request::RecoveryEvidence {
+            target: t,
+            challenge: vec![1; 32],
+            now,
+        })
+        .map_err(err)?
+    {
+        Response::RecoveryEvidence { recovery_key, .. } => recovery_key,
+        r => return Err(err(format!("recovery evidence: {r:?}"))),
+    };
+    let rpk = sealbridge_seal::keys::KemPublicKey(recovery_key);
+    let mut forged_released = Vec::new();
+    for sh in &own_shares {
+        forged_released.push(
+            custody::seal_share(
+                sealbridge_proto::contexts::KEYHOLDER_RELEASE_CONTEXT,
+                sh,
+                &rpk,
+                &mut w.rng,
+            )
+            .map_err(err)?,
+        );
+        forged_released
+            .push(custody::seal_released(sh, &rpk, &attacker_sk, &mut w.rng).map_err(err)?);
+    }
+    let forged_recovery = victim
+        .call(Request::RecoverRoot {
+            policy: policy.clone(),
+            target: t,
+            released: forged_released,
+        })
+        .map_err(err)?;
     drop(attacker_sk);
 
     let refusals = json!({
@@ -314,6 +392,10 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
         "another_deployment": code(&other_deployment),
         "evidence_for_another_deployment": code(&evidence_for_other),
         "substitute_share": substitute.as_ref().err().and_then(|e| e.code()).unwrap_or("stored"),
+    });
+    let enclave_refusals = json!({
+        "deal_under_another_policy_then_boot_the_real_one": format!("{boot_real:?}"),
+        "host_forged_released_shares": format!("{forged_recovery:?}"),
     });
     let mut c = Checks::new();
     c.check("statement 1 settled with the obligations", settled == 1)
@@ -353,6 +435,15 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
             substitute.as_ref().err().and_then(|e| e.code()) == Some("conflict")
                 && before == after
                 && after.iter().all(|g| g == &vec![0]),
+        )
+        .check(
+            "a root dealt under a policy naming the host's keys does not boot the real policy",
+            evil_dealt
+                && matches!(&boot_real, Response::Error(sealbridge_enclave::boundary::BoundaryError::Refused(w)) if w.contains("another custody rule")),
+        )
+        .check(
+            "shares of the host's own root sealed to the recovery key (base mode, or auth mode under the host's key): refused, no root recovered",
+            matches!(&forged_recovery, Response::Error(sealbridge_enclave::boundary::BoundaryError::Refused(w)) if w.contains("does not open as released by any keyholder")),
         );
     Ok(c.outcome(json!({
         "threshold": "2-of-3",
@@ -369,6 +460,7 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
             "inputs_opened": majority.opened(&payloads),
         },
         "refusals": refusals,
+        "enclave_refusals": enclave_refusals,
         "generations_held_before": before,
         "generations_held_after": after,
         "note": "simulated quotes are forgeable (public signing key): a real TEE's evidence is \
