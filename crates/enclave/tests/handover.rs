@@ -16,7 +16,8 @@ use sealbridge_enclave::{
     Enclave, EnclavePolicy, KeyBundle, SettlementTarget, SignedStatement,
     boundary::{BoundaryError, ChainEvent, EnclaveStatus, Request, Response},
     chunks::{ChunkReader, SnapshotManifest},
-    epochs::EpochAnnouncement,
+    epochs::{ChainKey, EpochAnnouncement},
+    forensics,
     handover::{SignedHandover, SuccessorEvidence},
     log_entry::{self, EntryKind, HandoverAcceptedEntry, HandoverEntry},
     persist::JournalRecord,
@@ -25,7 +26,7 @@ use sealbridge_enclave::{
 };
 use sealbridge_programs::netting::{Netting, Obligation};
 use sealbridge_proto::{
-    EnvelopeHeader, Nonce, ProgramId, TraceId,
+    EnvelopeHeader, Epoch, Nonce, ProgramId, TraceId,
     eip712::{AttestationResult, attestation_result_hash, registry_domain, settlement_domain},
 };
 use sealbridge_seal::{
@@ -528,6 +529,59 @@ fn the_successor_takes_the_open_batch_and_continues_at_the_next_sequence() {
     assert_eq!(accepted.predecessor, signed.signer);
     assert_eq!(accepted.successor, s.describe().key_bundle);
     assert_eq!(accepted.measurement, m2());
+
+    // Review H1: the successor runs a fresh epoch chain. Whoever holds the predecessor's
+    // handed-over state (its root and snapshot) derives neither the successor's epoch KEM key nor
+    // its input key; the inherited epoch is only the previous one, in grace.
+    let (pred_epoch, pred_head) =
+        forensics::snapshot_head(&RootSecret::from_bytes(ROOT_P), &snap.0, &snap.1).unwrap();
+    let succ_snap = snapshot(&mut s2);
+    let (succ_epoch, succ_head) =
+        forensics::snapshot_head(&RootSecret::from_bytes(ROOT_S), &succ_snap.0, &succ_snap.1)
+            .unwrap();
+    let announced = s2.describe().epoch_announcement;
+    let announced = EpochAnnouncement::verify(
+        &announced,
+        &Ed25519PublicKey::from_bytes(s2.describe().key_bundle.ed25519),
+    )
+    .unwrap();
+    assert_eq!(announced.epoch.0, succ_epoch);
+    assert_eq!(
+        succ_head.kem().1,
+        announced.public_key,
+        "the successor's real head"
+    );
+    let later: Vec<(u64, ChainKey)> = (succ_epoch + 1..succ_epoch + 4)
+        .map(|e| (e, succ_head.next(Epoch(e))))
+        .collect();
+    for (epoch, real) in
+        std::iter::once((succ_epoch, &succ_head)).chain(later.iter().map(|(e, k)| (*e, k)))
+    {
+        // The predecessor's head itself and one ratchet step to `epoch` (any distance is one).
+        for derived in [&pred_head, &pred_head.next(Epoch(epoch))] {
+            assert_ne!(
+                derived.kem().1,
+                real.kem().1,
+                "epoch {epoch} KEM key derivable"
+            );
+            let mut r = ChaCha20Rng::seed_from_u64(5);
+            let sealed = real.input_key().sealing().seal(b"aad", b"input", &mut r);
+            assert!(
+                derived.input_key().sealing().open(b"aad", &sealed).is_err(),
+                "epoch {epoch} input key derivable"
+            );
+        }
+    }
+    assert_eq!(
+        succ_epoch,
+        pred_epoch + 1,
+        "a new epoch after the inherited one"
+    );
+    assert_eq!(
+        s2.input_key_epochs(),
+        vec![pred_epoch, succ_epoch],
+        "the inherited input key stays for the moved inputs"
+    );
 
     // Five more inputs sealed to the successor close the batch: statement 3, signed by the
     // successor, carries the 3 moved inputs (receipts the predecessor signed) and the 5 new.

@@ -14,12 +14,12 @@
 //! - **Successor.** Booted awaiting a handover (own instance keys, no state). `AcceptHandover`
 //!   opens the package with the KEM secret of the epoch it names, then the snapshot chunks
 //!   under the root it carries. The snapshot must be the predecessor's handed-over state naming
-//!   this enclave at the package's sequence. The successor takes that state — the epoch ratchet
-//!   included, so envelopes the predecessor's clients sealed to the current epoch key still
-//!   open once they name the successor's instance — but keeps its own instance keys, its own
-//!   measurement and its own sealing root (its journal continues under it), logs
-//!   `HandoverAccepted` and its own epoch announcement, and continues at sequence + 1 from the
-//!   same state root.
+//!   this enclave at the package's sequence. The successor takes that state and the inherited
+//!   input keys, but keeps its own instance keys, its own measurement and its own sealing root
+//!   (its journal continues under it), starts a fresh epoch chain from its own rng at the next
+//!   epoch number (the inherited epoch stays only as the previous one for its grace window, so
+//!   the predecessor's state derives none of its later keys), logs `HandoverAccepted` and the
+//!   new epoch's announcement, and continues at sequence + 1 from the same state root.
 
 use alloy_primitives::{Address, B256};
 use rand_core::CryptoRngCore;
@@ -382,6 +382,15 @@ impl<P: Program> Enclave<P> {
         e.now = e.now.max(self.now);
         // Its own journal continues under its own root, after its records while awaiting.
         e.journal = Some(Journal::new(own_root, self.next_record().unwrap_or(0)));
+        // Review H1: a fresh epoch chain from the successor's own rng. The inherited head is
+        // dropped; the inherited epoch stays only as the previous one for its grace window
+        // (envelopes in flight), its input keys for the moved inputs. Whoever holds the
+        // predecessor's state derives none of the successor's later epoch or input keys.
+        let now = e.now;
+        if e.epochs.reseed(&mut e.rng, now).is_none() {
+            return Err(refuse("the inherited epoch number is exhausted".into()));
+        }
+        e.rotated_input_keys();
         let accepted = HandoverAcceptedEntry {
             sequence: header.sequence,
             predecessor: predecessor.address,
