@@ -831,3 +831,92 @@ fn a_session_boots_awaiting_and_accepts_through_the_boundary() {
     };
     assert!(m2.chunks >= 1);
 }
+
+/// Review H2 and L1: a handover whose window ran out is re-signed on a repeated `Handover` to the
+/// same successor — same sequence, roots, successor and result hash, a fresh window — and replay
+/// reproduces it; the same address with another result is refused, nothing changed.
+#[test]
+fn an_expired_handover_is_renewed_for_the_same_successor_only() {
+    let mut p = predecessor(trust());
+    let s = awaiting(Some(V2), &p.policy, 7);
+    let (signed, _) = handover(&mut p, evidence(&s)).unwrap();
+    let h = signed.handover.clone();
+    let st = status(&mut p.e);
+
+    // L1: the successor's address with another result (another evidence hash) is refused.
+    let v = verifiers();
+    let mut other = result_for(&s.describe().key_bundle, s.measurement(), T0 + 86_400);
+    other.evidenceHash = B256::repeat_byte(9);
+    assert!(matches!(
+        handover(&mut p, evidence_with(&s, &other, &[&v[0], &v[2]])),
+        Err(BoundaryError::Refused(m)) if m.contains("already handed over")
+    ));
+    assert_eq!(status(&mut p.e), st);
+
+    // Step host time (a clock step at a time) past the handover's window.
+    let step = p.policy.max_clock_step_secs;
+    let mut last = signed.clone();
+    while p.clients.now + 1 <= h.notAfter {
+        p.clients.now = (p.clients.now + step).min(h.notAfter);
+        last = handover(&mut p, evidence(&s)).unwrap().0;
+    }
+    let r = &last.handover;
+    assert_ne!(last, signed, "renewed");
+    assert!(r.notAfter > h.notAfter && r.notBefore > h.notBefore);
+    let mut same = r.clone();
+    same.notBefore = h.notBefore;
+    same.notAfter = h.notAfter;
+    assert_eq!(same, h, "only the window changed");
+    assert_eq!(recover(last.digest, &last.signature), signed.signer);
+    // Still handed over, nothing else changed (the journal holds the time steps and renewals).
+    let renewed_status = status(&mut p.e);
+    assert!(renewed_status.next_record > st.next_record);
+    assert_eq!(
+        EnclaveStatus {
+            next_record: st.next_record,
+            ..renewed_status
+        },
+        st
+    );
+    // Repeated at the same host time: the renewal again, byte for byte.
+    let at = p.clients.now;
+    assert_eq!(handover(&mut p, evidence(&s)).unwrap().0, last);
+
+    // Replay of the journal since the snapshot before the handover reproduces the renewal.
+    let (m, chunks) = &p.before;
+    let mut reader = ChunkReader::new(&RootSecret::from_bytes(ROOT_P), m.clone()).unwrap();
+    for (i, c) in chunks.iter().enumerate() {
+        reader.push(i as u32, c).unwrap();
+    }
+    let mut back = Enclave::restore_chunked(
+        p.policy.clone(),
+        Netting::new(&p.policy.netting),
+        TARGET,
+        rng(3),
+        &RootSecret::from_bytes(ROOT_P),
+        reader,
+    )
+    .unwrap();
+    for rec in &p.records {
+        back.replay(rec).unwrap();
+    }
+    let mut q = Predecessor {
+        e: back,
+        records: Vec::new(),
+        clients: Clients {
+            users: Vec::new(),
+            rng: ChaCha20Rng::seed_from_u64(1),
+            now: at,
+        },
+        policy: p.policy.clone(),
+        first: p.first.clone(),
+        before: p.before.clone(),
+    };
+    assert_eq!(handover(&mut q, evidence(&s)).unwrap().0, last);
+
+    // The successor still takes the handed-over state after a renewal.
+    let snap = snapshot(&mut p.e);
+    let (_, package) = handover(&mut p, evidence(&s)).unwrap();
+    let mut s2 = accept(&s, &package, &snap).unwrap();
+    assert_eq!(status(&mut s2).sequence, h.sequence);
+}

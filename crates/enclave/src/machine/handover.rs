@@ -175,7 +175,18 @@ impl<P: Program> Enclave<P> {
             return Err(refuse(HandoverRefusal::SelfHandover));
         }
         let handover = match &self.mode {
-            Mode::HandedOver(to) if to.handover.successor == bundle.address => to.handover.clone(),
+            Mode::HandedOver(to) if to.handover.successor == bundle.address => {
+                // Review L1: the same successor is the same address, Ed25519 key and result.
+                if to.successor_ed25519 != bundle.ed25519
+                    || to.handover.successorResultHash != verified.result_hash
+                {
+                    return Err(refuse(HandoverRefusal::AlreadyHandedOver(
+                        to.handover.successor,
+                    )));
+                }
+                let to = (**to).clone();
+                self.renew_handover(to, now)?
+            }
             Mode::HandedOver(to) => {
                 return Err(refuse(HandoverRefusal::AlreadyHandedOver(
                     to.handover.successor,
@@ -258,8 +269,48 @@ impl<P: Program> Enclave<P> {
         Ok(handover)
     }
 
+    /// A repeated `Handover` to the recorded successor (review H2): the same handover, re-signed
+    /// with a fresh window (`notBefore`/`notAfter` from `now`, as at a cut) once the recorded
+    /// window has run out or is in its last quarter at host time `now` (bounded by the clock
+    /// step; a later `now` advances enclave time, journaled, as `RenewStatement` does) — same sequence, roots, successor
+    /// and result hash, journaled (`Step::HandOver` again), not logged (the handover's log head
+    /// is unchanged). Before that: the recorded handover unchanged, so a repeat is idempotent.
+    fn renew_handover(
+        &mut self,
+        mut to: HandedOverTo,
+        now: u64,
+    ) -> Result<Handover, BoundaryError> {
+        let validity = self.policy.statement_validity_secs;
+        let renew_from = to.handover.notAfter.saturating_sub(validity / 4);
+        if now <= self.now {
+            return Ok(to.handover);
+        }
+        // Time moves here only (handed-over mode refuses `Tick`), a clock step at a time.
+        self.check_clock(now)?;
+        self.advance(now);
+        if self.now < renew_from {
+            return Ok(to.handover);
+        }
+        to.handover.notBefore = self.now.saturating_sub(300);
+        to.handover.notAfter = self.now.saturating_add(validity);
+        self.record(Step::HandOver(Box::new(to.clone())));
+        let handover = to.handover.clone();
+        self.mode = Mode::HandedOver(Box::new(to));
+        Ok(handover)
+    }
+
     /// Replay of [`Step::HandOver`].
     pub(super) fn apply_handover(&mut self, to: &HandedOverTo) -> Result<(), Error> {
+        // A renewal: the recorded handover with only its window changed.
+        if let Mode::HandedOver(cur) = &self.mode {
+            let mut same = to.clone();
+            same.handover.notBefore = cur.handover.notBefore;
+            same.handover.notAfter = cur.handover.notAfter;
+            if same == **cur && to.handover.notAfter > cur.handover.notAfter {
+                self.mode = Mode::HandedOver(Box::new(to.clone()));
+                return Ok(());
+            }
+        }
         if self.mode != Mode::Live || Some(to.handover.sequence) != self.sequence.checked_add(1) {
             return Err(Error::Replay(
                 "replayed handover out of place: replay diverged",
