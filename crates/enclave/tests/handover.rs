@@ -856,7 +856,7 @@ fn an_expired_handover_is_renewed_for_the_same_successor_only() {
     // Step host time (a clock step at a time) past the handover's window.
     let step = p.policy.max_clock_step_secs;
     let mut last = signed.clone();
-    while p.clients.now + 1 <= h.notAfter {
+    while p.clients.now < h.notAfter {
         p.clients.now = (p.clients.now + step).min(h.notAfter);
         last = handover(&mut p, evidence(&s)).unwrap().0;
     }
