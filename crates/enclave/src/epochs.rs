@@ -429,6 +429,24 @@ impl EpochKeys {
         true
     }
 
+    /// A handover successor's fresh chain (review H1): the next epoch after the inherited one
+    /// starts at `now` under a chain key from `rng`, unrelated to the inherited head (which is
+    /// dropped, zeroised), so whoever holds the predecessor's state derives none of the
+    /// successor's epoch keys. The inherited current epoch stays only as the previous epoch for
+    /// its grace window (envelopes in flight); an older inherited previous key is dropped.
+    /// `None` (nothing changed) once the epoch number would overflow.
+    pub(crate) fn reseed(&mut self, rng: &mut impl CryptoRngCore, now: u64) -> Option<Epoch> {
+        let epoch = Epoch(self.current.epoch.0.checked_add(1)?);
+        let mut ck = [0u8; 32];
+        rng.fill_bytes(&mut ck);
+        let head = ChainKey::from_bytes(ck);
+        zeroize::Zeroize::zeroize(&mut ck);
+        let next = EpochKey::of(epoch, &head, now.max(self.current.not_before));
+        self.head = head;
+        self.previous = Some(std::mem::replace(&mut self.current, next));
+        Some(epoch)
+    }
+
     /// Drop the previous epoch's KEM key if it is `epoch` (replay of a recorded retirement).
     pub(crate) fn retire(&mut self, epoch: Epoch) -> bool {
         if self.previous.as_ref().is_some_and(|p| p.epoch == epoch) {
@@ -707,6 +725,26 @@ mod tests {
         assert_ne!(
             k.parts().previous.as_ref().and_then(|p| p.xwing_seed),
             Some(seed1)
+        );
+    }
+
+    #[test]
+    fn a_reseed_starts_an_unrelated_chain_and_keeps_the_old_epoch_in_grace() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let mut k = EpochKeys::new(&mut rng, 100, 60, 30);
+        let old_head = ChainKey::from_bytes(*k.head().expose());
+        let old_public = k.current_public();
+        assert_eq!(k.reseed(&mut rng, 150), Some(Epoch(2)));
+        assert_eq!(k.shape(), (Epoch(2), Some(Epoch(1))));
+        assert_ne!(k.head().expose(), old_head.next(Epoch(2)).expose());
+        assert_ne!(k.head().expose(), old_head.expose());
+        assert_ne!(k.current_public(), old_head.next(Epoch(2)).kem().1);
+        // The inherited epoch opens until the end of its own grace window, then retires.
+        assert_eq!(k.key_for(Epoch(1), 189).map(|s| s.public()), Ok(old_public));
+        assert_eq!(k.tick(190).retired, Some(Epoch(1)));
+        assert_eq!(
+            k.key_for(Epoch(1), 190).err(),
+            Some(ReasonCode::RetiredEpoch)
         );
     }
 

@@ -237,6 +237,21 @@ pub fn open_host_files(
     out
 }
 
+/// The ratchet head a snapshot holds — `(current epoch, chain key)` — for whoever has `root`
+/// and the snapshot (an exploited enclave, a kept snapshot). The handover tests use it to show a
+/// predecessor's state derives none of its successor's epoch keys (review H1).
+pub fn snapshot_head(
+    root: &RootSecret,
+    manifest: &SnapshotManifest,
+    chunks: &[Vec<u8>],
+) -> Option<(u64, ChainKey)> {
+    let snap = open_snapshot(root, manifest, chunks)?;
+    Some((
+        snap.epochs.epoch.0,
+        ChainKey::from_bytes(snap.epochs.chain_key),
+    ))
+}
+
 /// The epoch announcement an `EpochRotation` log entry carries, if one of `signers` signed it.
 fn announcement(entry: &[u8], signers: &[Ed25519PublicKey]) -> Option<EpochAnnouncement> {
     let (kind, body) = log_entry::decode(entry)?;

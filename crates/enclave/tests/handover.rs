@@ -16,7 +16,8 @@ use sealbridge_enclave::{
     Enclave, EnclavePolicy, KeyBundle, SettlementTarget, SignedStatement,
     boundary::{BoundaryError, ChainEvent, EnclaveStatus, Request, Response},
     chunks::{ChunkReader, SnapshotManifest},
-    epochs::EpochAnnouncement,
+    epochs::{ChainKey, EpochAnnouncement},
+    forensics,
     handover::{SignedHandover, SuccessorEvidence},
     log_entry::{self, EntryKind, HandoverAcceptedEntry, HandoverEntry},
     persist::JournalRecord,
@@ -25,7 +26,7 @@ use sealbridge_enclave::{
 };
 use sealbridge_programs::netting::{Netting, Obligation};
 use sealbridge_proto::{
-    EnvelopeHeader, Nonce, ProgramId, TraceId,
+    EnvelopeHeader, Epoch, Nonce, ProgramId, TraceId,
     eip712::{AttestationResult, attestation_result_hash, registry_domain, settlement_domain},
 };
 use sealbridge_seal::{
@@ -529,6 +530,59 @@ fn the_successor_takes_the_open_batch_and_continues_at_the_next_sequence() {
     assert_eq!(accepted.successor, s.describe().key_bundle);
     assert_eq!(accepted.measurement, m2());
 
+    // Review H1: the successor runs a fresh epoch chain. Whoever holds the predecessor's
+    // handed-over state (its root and snapshot) derives neither the successor's epoch KEM key nor
+    // its input key; the inherited epoch is only the previous one, in grace.
+    let (pred_epoch, pred_head) =
+        forensics::snapshot_head(&RootSecret::from_bytes(ROOT_P), &snap.0, &snap.1).unwrap();
+    let succ_snap = snapshot(&mut s2);
+    let (succ_epoch, succ_head) =
+        forensics::snapshot_head(&RootSecret::from_bytes(ROOT_S), &succ_snap.0, &succ_snap.1)
+            .unwrap();
+    let announced = s2.describe().epoch_announcement;
+    let announced = EpochAnnouncement::verify(
+        &announced,
+        &Ed25519PublicKey::from_bytes(s2.describe().key_bundle.ed25519),
+    )
+    .unwrap();
+    assert_eq!(announced.epoch.0, succ_epoch);
+    assert_eq!(
+        succ_head.kem().1,
+        announced.public_key,
+        "the successor's real head"
+    );
+    let later: Vec<(u64, ChainKey)> = (succ_epoch + 1..succ_epoch + 4)
+        .map(|e| (e, succ_head.next(Epoch(e))))
+        .collect();
+    for (epoch, real) in
+        std::iter::once((succ_epoch, &succ_head)).chain(later.iter().map(|(e, k)| (*e, k)))
+    {
+        // The predecessor's head itself and one ratchet step to `epoch` (any distance is one).
+        for derived in [&pred_head, &pred_head.next(Epoch(epoch))] {
+            assert_ne!(
+                derived.kem().1,
+                real.kem().1,
+                "epoch {epoch} KEM key derivable"
+            );
+            let mut r = ChaCha20Rng::seed_from_u64(5);
+            let sealed = real.input_key().sealing().seal(b"aad", b"input", &mut r);
+            assert!(
+                derived.input_key().sealing().open(b"aad", &sealed).is_err(),
+                "epoch {epoch} input key derivable"
+            );
+        }
+    }
+    assert_eq!(
+        succ_epoch,
+        pred_epoch + 1,
+        "a new epoch after the inherited one"
+    );
+    assert_eq!(
+        s2.input_key_epochs(),
+        vec![pred_epoch, succ_epoch],
+        "the inherited input key stays for the moved inputs"
+    );
+
     // Five more inputs sealed to the successor close the batch: statement 3, signed by the
     // successor, carries the 3 moved inputs (receipts the predecessor signed) and the 5 new.
     let mut records2 = Vec::new();
@@ -776,4 +830,93 @@ fn a_session_boots_awaiting_and_accepts_through_the_boundary() {
         panic!()
     };
     assert!(m2.chunks >= 1);
+}
+
+/// Review H2 and L1: a handover whose window ran out is re-signed on a repeated `Handover` to the
+/// same successor — same sequence, roots, successor and result hash, a fresh window — and replay
+/// reproduces it; the same address with another result is refused, nothing changed.
+#[test]
+fn an_expired_handover_is_renewed_for_the_same_successor_only() {
+    let mut p = predecessor(trust());
+    let s = awaiting(Some(V2), &p.policy, 7);
+    let (signed, _) = handover(&mut p, evidence(&s)).unwrap();
+    let h = signed.handover.clone();
+    let st = status(&mut p.e);
+
+    // L1: the successor's address with another result (another evidence hash) is refused.
+    let v = verifiers();
+    let mut other = result_for(&s.describe().key_bundle, s.measurement(), T0 + 86_400);
+    other.evidenceHash = B256::repeat_byte(9);
+    assert!(matches!(
+        handover(&mut p, evidence_with(&s, &other, &[&v[0], &v[2]])),
+        Err(BoundaryError::Refused(m)) if m.contains("already handed over")
+    ));
+    assert_eq!(status(&mut p.e), st);
+
+    // Step host time (a clock step at a time) past the handover's window.
+    let step = p.policy.max_clock_step_secs;
+    let mut last = signed.clone();
+    while p.clients.now < h.notAfter {
+        p.clients.now = (p.clients.now + step).min(h.notAfter);
+        last = handover(&mut p, evidence(&s)).unwrap().0;
+    }
+    let r = &last.handover;
+    assert_ne!(last, signed, "renewed");
+    assert!(r.notAfter > h.notAfter && r.notBefore > h.notBefore);
+    let mut same = r.clone();
+    same.notBefore = h.notBefore;
+    same.notAfter = h.notAfter;
+    assert_eq!(same, h, "only the window changed");
+    assert_eq!(recover(last.digest, &last.signature), signed.signer);
+    // Still handed over, nothing else changed (the journal holds the time steps and renewals).
+    let renewed_status = status(&mut p.e);
+    assert!(renewed_status.next_record > st.next_record);
+    assert_eq!(
+        EnclaveStatus {
+            next_record: st.next_record,
+            ..renewed_status
+        },
+        st
+    );
+    // Repeated at the same host time: the renewal again, byte for byte.
+    let at = p.clients.now;
+    assert_eq!(handover(&mut p, evidence(&s)).unwrap().0, last);
+
+    // Replay of the journal since the snapshot before the handover reproduces the renewal.
+    let (m, chunks) = &p.before;
+    let mut reader = ChunkReader::new(&RootSecret::from_bytes(ROOT_P), m.clone()).unwrap();
+    for (i, c) in chunks.iter().enumerate() {
+        reader.push(i as u32, c).unwrap();
+    }
+    let mut back = Enclave::restore_chunked(
+        p.policy.clone(),
+        Netting::new(&p.policy.netting),
+        TARGET,
+        rng(3),
+        &RootSecret::from_bytes(ROOT_P),
+        reader,
+    )
+    .unwrap();
+    for rec in &p.records {
+        back.replay(rec).unwrap();
+    }
+    let mut q = Predecessor {
+        e: back,
+        records: Vec::new(),
+        clients: Clients {
+            users: Vec::new(),
+            rng: ChaCha20Rng::seed_from_u64(1),
+            now: at,
+        },
+        policy: p.policy.clone(),
+        first: p.first.clone(),
+        before: p.before.clone(),
+    };
+    assert_eq!(handover(&mut q, evidence(&s)).unwrap().0, last);
+
+    // The successor still takes the handed-over state after a renewal.
+    let snap = snapshot(&mut p.e);
+    let (_, package) = handover(&mut p, evidence(&s)).unwrap();
+    let mut s2 = accept(&s, &package, &snap).unwrap();
+    assert_eq!(status(&mut s2).sequence, h.sequence);
 }

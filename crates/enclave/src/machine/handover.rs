@@ -14,12 +14,12 @@
 //! - **Successor.** Booted awaiting a handover (own instance keys, no state). `AcceptHandover`
 //!   opens the package with the KEM secret of the epoch it names, then the snapshot chunks
 //!   under the root it carries. The snapshot must be the predecessor's handed-over state naming
-//!   this enclave at the package's sequence. The successor takes that state — the epoch ratchet
-//!   included, so envelopes the predecessor's clients sealed to the current epoch key still
-//!   open once they name the successor's instance — but keeps its own instance keys, its own
-//!   measurement and its own sealing root (its journal continues under it), logs
-//!   `HandoverAccepted` and its own epoch announcement, and continues at sequence + 1 from the
-//!   same state root.
+//!   this enclave at the package's sequence. The successor takes that state and the inherited
+//!   input keys, but keeps its own instance keys, its own measurement and its own sealing root
+//!   (its journal continues under it), starts a fresh epoch chain from its own rng at the next
+//!   epoch number (the inherited epoch stays only as the previous one for its grace window, so
+//!   the predecessor's state derives none of its later keys), logs `HandoverAccepted` and the
+//!   new epoch's announcement, and continues at sequence + 1 from the same state root.
 
 use alloy_primitives::{Address, B256};
 use rand_core::CryptoRngCore;
@@ -175,7 +175,18 @@ impl<P: Program> Enclave<P> {
             return Err(refuse(HandoverRefusal::SelfHandover));
         }
         let handover = match &self.mode {
-            Mode::HandedOver(to) if to.handover.successor == bundle.address => to.handover.clone(),
+            Mode::HandedOver(to) if to.handover.successor == bundle.address => {
+                // Review L1: the same successor is the same address, Ed25519 key and result.
+                if to.successor_ed25519 != bundle.ed25519
+                    || to.handover.successorResultHash != verified.result_hash
+                {
+                    return Err(refuse(HandoverRefusal::AlreadyHandedOver(
+                        to.handover.successor,
+                    )));
+                }
+                let to = (**to).clone();
+                self.renew_handover(to, now)?
+            }
             Mode::HandedOver(to) => {
                 return Err(refuse(HandoverRefusal::AlreadyHandedOver(
                     to.handover.successor,
@@ -258,8 +269,48 @@ impl<P: Program> Enclave<P> {
         Ok(handover)
     }
 
+    /// A repeated `Handover` to the recorded successor (review H2): the same handover, re-signed
+    /// with a fresh window (`notBefore`/`notAfter` from `now`, as at a cut) once the recorded
+    /// window has run out or is in its last quarter at host time `now` (bounded by the clock
+    /// step; a later `now` advances enclave time, journaled, as `RenewStatement` does) — same sequence, roots, successor
+    /// and result hash, journaled (`Step::HandOver` again), not logged (the handover's log head
+    /// is unchanged). Before that: the recorded handover unchanged, so a repeat is idempotent.
+    fn renew_handover(
+        &mut self,
+        mut to: HandedOverTo,
+        now: u64,
+    ) -> Result<Handover, BoundaryError> {
+        let validity = self.policy.statement_validity_secs;
+        let renew_from = to.handover.notAfter.saturating_sub(validity / 4);
+        if now <= self.now {
+            return Ok(to.handover);
+        }
+        // Time moves here only (handed-over mode refuses `Tick`), a clock step at a time.
+        self.check_clock(now)?;
+        self.advance(now);
+        if self.now < renew_from {
+            return Ok(to.handover);
+        }
+        to.handover.notBefore = self.now.saturating_sub(300);
+        to.handover.notAfter = self.now.saturating_add(validity);
+        self.record(Step::HandOver(Box::new(to.clone())));
+        let handover = to.handover.clone();
+        self.mode = Mode::HandedOver(Box::new(to));
+        Ok(handover)
+    }
+
     /// Replay of [`Step::HandOver`].
     pub(super) fn apply_handover(&mut self, to: &HandedOverTo) -> Result<(), Error> {
+        // A renewal: the recorded handover with only its window changed.
+        if let Mode::HandedOver(cur) = &self.mode {
+            let mut same = to.clone();
+            same.handover.notBefore = cur.handover.notBefore;
+            same.handover.notAfter = cur.handover.notAfter;
+            if same == **cur && to.handover.notAfter > cur.handover.notAfter {
+                self.mode = Mode::HandedOver(Box::new(to.clone()));
+                return Ok(());
+            }
+        }
         if self.mode != Mode::Live || Some(to.handover.sequence) != self.sequence.checked_add(1) {
             return Err(Error::Replay(
                 "replayed handover out of place: replay diverged",
@@ -382,6 +433,15 @@ impl<P: Program> Enclave<P> {
         e.now = e.now.max(self.now);
         // Its own journal continues under its own root, after its records while awaiting.
         e.journal = Some(Journal::new(own_root, self.next_record().unwrap_or(0)));
+        // Review H1: a fresh epoch chain from the successor's own rng. The inherited head is
+        // dropped; the inherited epoch stays only as the previous one for its grace window
+        // (envelopes in flight), its input keys for the moved inputs. Whoever holds the
+        // predecessor's state derives none of the successor's later epoch or input keys.
+        let now = e.now;
+        if e.epochs.reseed(&mut e.rng, now).is_none() {
+            return Err(refuse("the inherited epoch number is exhausted".into()));
+        }
+        e.rotated_input_keys();
         let accepted = HandoverAcceptedEntry {
             sequence: header.sequence,
             predecessor: predecessor.address,
