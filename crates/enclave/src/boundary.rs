@@ -28,8 +28,14 @@ use crate::{
 /// (unlogged rejections), `EnclaveStatus::waiting` (anonymity set), and `CutBatch`/`Heartbeat`
 /// answered `Batch(None)` below the anonymity set. Version 7 (issue 11, forward secrecy at
 /// rest): `Settled` (answered `Settled`), and `SubmitOutcome::sealed_input` is gone (accepted
-/// inputs travel only inside the journal record, sealed under their epoch's input key).
-pub const BOUNDARY_VERSION: u16 = 7;
+/// inputs travel only inside the journal record, sealed under their epoch's input key). Version 8
+/// (issue 12): policy version 4 inside `Boot`/`Restore` (suite lifecycle, key custody, handover
+/// trust), `Description::xwing_announcement`, key custody (`CustodyDeal`, `RecoveryEvidence`,
+/// `RecoverRoot`, `RotateRoot`, `CommitRootRotation`; answered `Shares`, `RecoveryEvidence`,
+/// `RootRecovered`), handover (`Handover` answered `HandedOver`, `AwaitHandover`,
+/// `AcceptHandover`; `BoundaryError::HandedOver`, `AwaitingHandover`), and `EnclaveStatus`
+/// `handed_over`/`awaiting_handover`.
+pub const BOUNDARY_VERSION: u16 = 8;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
 /// frame grows with the state.
