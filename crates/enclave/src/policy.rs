@@ -691,7 +691,22 @@ mod tests {
         assert_eq!(bytes.first(), Some(&4));
         assert_eq!(
             bytes.len(),
-            1 + 4 + 3 * 52 + 4 + 2 * 20 + 4 + 4 * 8 + 4 + 4 + 4 + 8 + 8 + 4 + (1 + 3 * 11) + 1 + 1 + (4 + 1 + 20 + 4)
+            1 + 4
+                + 3 * 52
+                + 4
+                + 2 * 20
+                + 4
+                + 4 * 8
+                + 4
+                + 4
+                + 4
+                + 8
+                + 8
+                + 4
+                + (1 + 3 * 11)
+                + 1
+                + 1
+                + (4 + 1 + 20 + 4)
         );
         let back = EnclavePolicy::from_bytes(&bytes).unwrap();
         assert_eq!(back.hash(), p.hash());
