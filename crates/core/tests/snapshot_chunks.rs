@@ -494,6 +494,7 @@ fn a_version_0_database_is_migrated_and_its_single_blob_snapshot_restored() {
     let db = raw(dir.path());
     db.execute_batch(
         "DROP TABLE snapshots; DROP TABLE snapshot_chunks;
+         ALTER TABLE statements DROP COLUMN kind;
          CREATE TABLE snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
              next_record INTEGER NOT NULL, blob BLOB NOT NULL);
          PRAGMA user_version = 0;",
@@ -506,12 +507,13 @@ fn a_version_0_database_is_migrated_and_its_single_blob_snapshot_restored() {
     .unwrap();
     drop(db);
 
-    // Opening migrates: schema version 1, the blob as a one-chunk format-1 snapshot.
+    // Opening migrates: the latest schema version (1 moved the blob to a one-chunk format-1
+    // snapshot, 2 added the statement kind), the blob as a one-chunk format-1 snapshot.
     let store = Store::open(dir.path()).unwrap();
     let version: i64 = raw(dir.path())
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, sealbridge_store::migrate::SCHEMA_VERSION);
     let snaps = store.snapshots().unwrap();
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0].format, SNAPSHOT_FORMAT_V1);
@@ -544,7 +546,10 @@ fn a_version_0_database_is_migrated_and_its_single_blob_snapshot_restored() {
 
     // A database from a newer node is refused, not guessed at.
     raw(dir.path())
-        .execute_batch("PRAGMA user_version = 2;")
+        .execute_batch(&format!(
+            "PRAGMA user_version = {};",
+            sealbridge_store::migrate::SCHEMA_VERSION + 1
+        ))
         .unwrap();
     let err = Store::open(dir.path()).unwrap_err().to_string();
     assert!(err.contains("newer"), "{err}");

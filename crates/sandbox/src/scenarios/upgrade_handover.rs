@@ -64,8 +64,8 @@ impl Scenario for UpgradeHandover {
     fn threat(&self) -> &'static str {
         "A program upgrade hands a running deployment to an attested successor: accepted but \
          unsettled inputs must settle exactly once under the successor, and the old enclave — \
-         kept running from a snapshot by the host — must sign nothing that settles (DESIGN §8, \
-         §12 invariants 1 and 3; issue 12)."
+         kept running from a snapshot by the host — must sign nothing that settles (DESIGN §8; \
+         DESIGN §12 invariants 1 and 3; issue 12)."
     }
 
     fn world(&self) -> WorldConfig {
