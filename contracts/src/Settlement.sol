@@ -148,6 +148,20 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     /// @notice Hash of the policy statements must be produced under:
     ///         keccak256(abi.encode(basePolicyHash, accountsHash, tokensHash)).
     bytes32 public policyHash;
+    /// @notice A policy change scheduled by governance (issue 12 part 2, DESIGN §12): the policy
+    ///         hash it makes (zero: none pending). Until a statement under it settles, statements
+    ///         under `policyHash` still settle, so everything accepted before the enclave adopted
+    ///         it settles under the old policy; the first settled statement that names it makes it
+    ///         the policy in force (and its added participants participants), for good.
+    bytes32 public pendingPolicyHash;
+    /// @notice The base hash of the pending policy.
+    bytes32 public pendingBasePolicyHash;
+    /// @notice Block time before which no statement under the pending policy settles (the
+    ///         activation point governance chose; the timelock's delay is the notice before it).
+    uint64 public pendingPolicyActivatesAt;
+    /// @notice Sequence of the first statement under the policy now in force (0: the genesis
+    ///         policy, or one set before any statement by `setPolicyHash`).
+    uint64 public policySince;
     /// @notice The deployment's current signer. Zero (as deployed): any Active registered enclave
     ///         whose measurement is allowed here may sign. Set by a settled `handover` (to its
     ///         successor) or by governance (`adoptEnclave`); once set, only it signs.
@@ -170,6 +184,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     mapping(address account => mapping(address token => uint256)) private _escrow;
     address[] private _accounts;
     address[] private _tokens;
+    /// @dev The whole participant list under the pending policy (ascending): today's list with
+    ///      the added accounts merged in.
+    address[] private _pendingAccounts;
 
     event Deposited(address indexed account, address indexed token, uint256 amount);
     event WithdrawalRequested(
@@ -184,6 +201,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     event MeasurementAllowed(bytes32 indexed measurement);
     event MeasurementRevoked(bytes32 indexed measurement);
     event PolicyChanged(bytes32 oldPolicyHash, bytes32 newPolicyHash);
+    event PolicyScheduled(bytes32 indexed policyHash, bytes32 basePolicyHash, address[] added, uint64 activatesAt);
+    event PolicyActivated(uint64 indexed sequence, bytes32 oldPolicyHash, bytes32 newPolicyHash);
     event AlreadySettled(uint64 indexed sequence, bytes32 digest);
     event HandedOver(uint64 indexed sequence, address indexed from, address indexed to, bytes32 measurement);
     event EnclaveAdopted(address indexed enclave, address indexed previous, bytes32 measurement);
@@ -220,6 +239,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     error MeasurementNotAllowedHere(bytes32 measurement);
     error PrevRootMismatch(bytes32 expected, bytes32 got);
     error PolicyMismatch(bytes32 expected, bytes32 got);
+    error PolicyNotActiveYet(uint64 activatesAt, uint256 nowTs);
+    error AlreadyParticipant(address account);
+    error PolicyUnchanged(bytes32 policyHash);
     error OutsideWindow(uint64 notBefore, uint64 notAfter, uint256 nowTs);
     error EffectsHashMismatch(bytes32 committed, bytes32 computed);
     error EffectsNotSorted(uint256 index);
@@ -404,10 +426,51 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
 
     // ------------------------------------------------------------------ governance
 
-    /// @notice Change the base policy hash (the account and token lists stay committed).
+    /// @notice Change the base policy hash at once (the account and token lists stay committed).
+    ///         Every statement the enclave signed under the old policy and not yet settled then
+    ///         reverts `PolicyMismatch`: use it to set the policy up before the first statement;
+    ///         a running deployment changes its policy with `schedulePolicy`.
     function setPolicyHash(bytes32 newBasePolicyHash) external onlyRole(GOVERNOR_ROLE) {
         if (participantSetup != address(0)) revert SetupNotSealed();
         _setPolicy(newBasePolicyHash);
+    }
+
+    /// @notice Schedule a policy change (governance, through the timelock): base hash
+    ///         `newBasePolicyHash`, participants `added` (strictly ascending, none already a
+    ///         participant) merged into the list, the same tokens. Statements under the current
+    ///         policy keep settling; from `activatesAt` (block time) a statement under the new
+    ///         one may settle, and the first that does puts it in force. Scheduling again
+    ///         replaces a pending change that has not taken effect.
+    function schedulePolicy(bytes32 newBasePolicyHash, address[] calldata added, uint64 activatesAt)
+        external
+        onlyRole(GOVERNOR_ROLE)
+    {
+        if (participantSetup != address(0)) revert SetupNotSealed();
+        uint256 n = _accounts.length;
+        address[] memory merged = new address[](n + added.length);
+        uint256 i = 0;
+        uint256 j = 0;
+        address prevAdded = address(0);
+        for (uint256 k = 0; k < merged.length; ++k) {
+            if (j < added.length && (i == n || added[j] < _accounts[i])) {
+                address a = added[j];
+                if (a <= prevAdded) revert NotSorted();
+                if (isParticipant[a]) revert AlreadyParticipant(a);
+                prevAdded = a;
+                merged[k] = a;
+                ++j;
+            } else {
+                merged[k] = _accounts[i];
+                ++i;
+            }
+        }
+        bytes32 next = keccak256(abi.encode(newBasePolicyHash, keccak256(abi.encodePacked(merged)), tokensHash));
+        if (next == policyHash) revert PolicyUnchanged(next);
+        pendingPolicyHash = next;
+        pendingBasePolicyHash = newBasePolicyHash;
+        pendingPolicyActivatesAt = activatesAt;
+        _pendingAccounts = merged;
+        emit PolicyScheduled(next, newBasePolicyHash, added, activatesAt);
     }
 
     /// @notice Allow enclaves of measurement `m` to sign statements for this deployment.
@@ -483,6 +546,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         if (s.sequence != last + 1) revert SequenceGap(last + 1, s.sequence);
 
         address signer = _checkSigner(digest, signature);
+        if (s.policyHash != policyHash) _activatePolicy(s.sequence, s.policyHash);
         _checkStatement(s, effects, exits);
         _applyEffects(effects);
         _applyExits(s.sequence, exits);
@@ -573,6 +637,31 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         bytes32 eh = hashEffects(effects, exits);
         if (eh != s.effectsHash) revert EffectsHashMismatch(s.effectsHash, eh);
         _checkEffects(effects);
+    }
+
+    /// @dev A statement under the pending policy, at or after its activation point, puts it in
+    ///      force before the statement's own checks (its effects may name added participants).
+    ///      Anything else is left to `_checkStatement` (`PolicyMismatch`).
+    function _activatePolicy(uint64 sequence, bytes32 named) private {
+        bytes32 next = pendingPolicyHash;
+        if (next == bytes32(0) || named != next) return;
+        uint64 at = pendingPolicyActivatesAt;
+        if (block.timestamp < at) revert PolicyNotActiveYet(at, block.timestamp);
+        address[] storage merged = _pendingAccounts;
+        for (uint256 k = 0; k < merged.length; ++k) {
+            isParticipant[merged[k]] = true;
+        }
+        _accounts = merged;
+        delete _pendingAccounts;
+        accountsHash = keccak256(abi.encodePacked(_accounts));
+        emit PolicyActivated(sequence, policyHash, next);
+        emit PolicyChanged(policyHash, next);
+        basePolicyHash = pendingBasePolicyHash;
+        policyHash = next;
+        policySince = sequence;
+        pendingPolicyHash = bytes32(0);
+        pendingBasePolicyHash = bytes32(0);
+        pendingPolicyActivatesAt = 0;
     }
 
     function _commit(Statement calldata s, bytes32 digest, address signer) private {

@@ -638,3 +638,102 @@ fn settle_many_settles_in_order_and_ends_at_the_first_failure() {
     // does by reading `lastSequence` each round.
     assert_eq!(f.sb.last_sequence().unwrap(), 4);
 }
+
+/// A policy change (issue 12 part 2): scheduled by governance, it changes nothing until the
+/// first statement under it settles at or after its activation point; statements under the
+/// old policy settle meanwhile; from then on only the new policy settles, and the participants
+/// it adds are participants.
+#[test]
+fn scheduled_policy_takes_effect_with_the_first_statement_under_it() {
+    let mut f = funded();
+    let (admin, relayer, token) = (f.admin, f.relayer, f.token());
+    let old = f.policy();
+    let tokens = f.sb.tokens().unwrap();
+    // A dev key of the embedded chain (it signs only for those), not a participant.
+    let newcomer = f.sb.chain().dev_address(7);
+    let base = B256::repeat_byte(7);
+    let activates_at = f.now() + 1000;
+
+    // Who and what may be scheduled.
+    assert_revert(
+        f.sb.schedule_policy(relayer, base, &[newcomer], activates_at),
+        "AccessControlUnauthorizedAccount",
+    );
+    assert_revert(
+        f.sb.schedule_policy(admin, base, &[newcomer, Address::ZERO], 0),
+        "NotSorted",
+    );
+    assert_revert(
+        f.sb.schedule_policy(admin, base, &[newcomer, newcomer], 0),
+        "NotSorted",
+    );
+    let alice = f.alice;
+    assert_revert(
+        f.sb.schedule_policy(admin, base, &[alice], 0),
+        "AlreadyParticipant",
+    );
+    assert_revert(
+        f.sb.schedule_policy(admin, POLICY, &[], 0),
+        "PolicyUnchanged",
+    );
+
+    f.sb.schedule_policy(admin, base, &[newcomer], activates_at)
+        .unwrap();
+    let mut accounts = f.sb.participants().unwrap();
+    assert!(!accounts.contains(&newcomer));
+    accounts.push(newcomer);
+    accounts.sort();
+    let new = sealbridge_chain::eip712::deployment_policy_hash(base, &accounts, &tokens);
+    assert_eq!(f.sb.pending_policy_hash().unwrap(), new);
+    assert_eq!(f.sb.policy_hash().unwrap(), old);
+    // Not a participant yet: no deposit.
+    assert!(!f.sb.participants().unwrap().contains(&newcomer));
+    f.sb.mint(newcomer, newcomer, U256::from(1)).unwrap();
+    assert_revert(
+        f.sb.deposit(newcomer, token, U256::from(1)),
+        "NotAParticipant",
+    );
+
+    // The old policy still settles while the change is pending.
+    let (s, effects) = payment(&f);
+    assert!(matches!(
+        f.settle_signed(&s, &effects).unwrap(),
+        SettleOutcome::Applied(_)
+    ));
+    // Under the new policy, but before its activation point.
+    let mut pay_newcomer = vec![f.effect(f.alice, -50), f.effect(newcomer, 50)];
+    let mut early = f.next_statement(&mut pay_newcomer);
+    early.policyHash = new;
+    assert_revert(f.settle_signed(&early, &pay_newcomer), "PolicyNotActiveYet");
+    // Under a policy nobody scheduled.
+    let mut other = early.clone();
+    other.policyHash = B256::repeat_byte(9);
+    assert_revert(f.settle_signed(&other, &pay_newcomer), "PolicyMismatch");
+
+    f.sb.chain_mut().advance_time(1000);
+    let mut first_new = f.next_statement(&mut pay_newcomer);
+    first_new.policyHash = new;
+    let SettleOutcome::Applied(receipt) = f.settle_signed(&first_new, &pay_newcomer).unwrap()
+    else {
+        panic!("the first statement under the new policy must settle")
+    };
+    let ev = receipt
+        .logs
+        .iter()
+        .find_map(|l| Settlement::PolicyActivated::decode_log(&l.inner).ok())
+        .expect("PolicyActivated");
+    assert_eq!(
+        (ev.sequence, ev.oldPolicyHash, ev.newPolicyHash),
+        (2, old, new)
+    );
+    assert_eq!(f.sb.policy_hash().unwrap(), new);
+    assert_eq!(f.sb.pending_policy_hash().unwrap(), B256::ZERO);
+    assert_eq!(f.sb.policy_since().unwrap(), 2);
+    assert_eq!(f.sb.participants().unwrap(), accounts);
+    assert_eq!(f.escrow(newcomer), U256::from(50));
+
+    // From now on the old policy is refused.
+    let (mut stale, effects) = payment(&f);
+    stale.policyHash = old;
+    assert_revert(f.settle_signed(&stale, &effects), "PolicyMismatch");
+}

@@ -163,6 +163,19 @@ pub enum ActionArg {
         /// 32 bytes hex.
         base: B256,
     },
+    /// Settlement: schedule a policy change (issue 12): the new base hash, the participants it
+    /// adds, and the block time from which statements under it may settle. Statements under the
+    /// current policy keep settling until the enclave adopts the new one at a statement boundary.
+    SchedulePolicy {
+        /// The new policy's base hash (`EnclavePolicy::base_hash` of the new policy), 32 bytes hex.
+        base: B256,
+        /// A participant account the new policy adds (repeat; ascending order is not needed).
+        #[arg(long = "add")]
+        added: Vec<Address>,
+        /// Unix time from which statements under the new policy may settle (0: at once).
+        #[arg(long, default_value_t = 0)]
+        activates_at: u64,
+    },
     /// Settlement: resume after a pause.
     Unpause,
     /// Settlement: make an enclave (Active in the registry, measurement allowed here) the
@@ -203,6 +216,20 @@ impl ActionArg {
                 max_lifetime,
             },
             Self::SetPolicyHash { base } => Action::SetPolicyHash(base),
+            Self::SchedulePolicy {
+                base,
+                ref added,
+                activates_at,
+            } => {
+                let mut added = added.clone();
+                added.sort_unstable();
+                added.dedup();
+                Action::SchedulePolicy {
+                    base,
+                    added,
+                    activates_at,
+                }
+            }
             Self::Unpause => Action::Unpause,
             Self::AdoptEnclave { enclave } => Action::AdoptEnclave(enclave),
         }

@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 35] = [
+const NAMES: [&str; 36] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
@@ -46,6 +46,7 @@ const NAMES: [&str; 35] = [
     "root-rotation",
     "upgrade-handover",
     "handover-to-unallowed-measurement",
+    "policy-change-midload",
 ];
 
 /// Run `sealbridge sandbox ARGS --json`: the one object it prints, its exit code, stderr.

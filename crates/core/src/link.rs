@@ -319,6 +319,7 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Handover { .. } => "handover",
         Request::AwaitHandover { .. } => "await-handover",
         Request::AcceptHandover { .. } => "accept-handover",
+        Request::AdoptPolicy { .. } => "adopt-policy",
     }
 }
 
@@ -346,6 +347,7 @@ fn response_kind(response: &Response) -> &'static str {
         Response::RecoveryEvidence { .. } => "recovery-evidence",
         Response::RootRecovered { .. } => "root-recovered",
         Response::HandedOver { .. } => "handed-over",
+        Response::PolicyAdopted { .. } => "policy-adopted",
         Response::Error(_) => "error",
     }
 }

@@ -34,8 +34,10 @@ use crate::{
 /// `RecoverRoot`, `RotateRoot`, `CommitRootRotation`; answered `Shares`, `RecoveryEvidence`,
 /// `RootRecovered`), handover (`Handover` answered `HandedOver`, `AwaitHandover`,
 /// `AcceptHandover`; `BoundaryError::HandedOver`, `AwaitingHandover`), and `EnclaveStatus`
-/// `handed_over`/`awaiting_handover`.
-pub const BOUNDARY_VERSION: u16 = 8;
+/// `handed_over`/`awaiting_handover`. Version 9 (issue 12): `AdoptPolicy` (answered
+/// `PolicyAdopted`) and the journal step that records it; a version-8 enclave would refuse the
+/// request and a version-8 host could not replay a journal holding it.
+pub const BOUNDARY_VERSION: u16 = 9;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
 /// frame grows with the state.
@@ -122,6 +124,24 @@ pub enum Request {
         statement: Vec<u8>,
         /// Its 65-byte signature.
         signature: Vec<u8>,
+        /// Host time.
+        now: u64,
+    },
+    /// Adopt a policy change governance scheduled on chain (issue 12 part 2; send it
+    /// `Journaled`). At a statement boundary: the pending batch is cut first, under the policy
+    /// in force (so everything accepted before settles under it); if it cannot be cut (below
+    /// the anonymity set) nothing changes and the answer is [`BoundaryError::Refused`] — send
+    /// it again after the next cut. The transition must pass
+    /// [`crate::policy::EnclavePolicy::check_transition`], and enclave time must have reached
+    /// `activates_at`. The enclave then logs a `PolicyChange` entry with the new policy and
+    /// signs every later statement under its hash (a new program id: clients fetch the
+    /// description again). Sent again for the policy in force, it changes nothing. Answered
+    /// [`Response::PolicyAdopted`].
+    AdoptPolicy {
+        /// The scheduled policy (its hash is the chain's `pendingPolicyHash`).
+        policy: EnclavePolicy,
+        /// The activation point governance scheduled (`pendingPolicyActivatesAt`).
+        activates_at: u64,
         /// Host time.
         now: u64,
     },
@@ -399,6 +419,16 @@ pub enum Response {
     /// Answer to `CutBatch` and `Heartbeat`: the signed statement, or `None` when nothing was
     /// pending (`CutBatch` only).
     Batch(Option<Box<SignedStatement>>),
+    /// Answer to `AdoptPolicy`: the statement that closed the batch under the old policy (if
+    /// anything was pending) and what statements and envelopes name from now on.
+    PolicyAdopted {
+        /// The last statement under the old policy, cut by this request.
+        batch: Option<Box<SignedStatement>>,
+        /// The policy hash later statements carry.
+        policy_hash: B256,
+        /// The program id envelopes must name from now on.
+        program_id: B256,
+    },
     /// Answer to `RenewStatement`.
     Renewed {
         /// ABI encoding of the renewed statement.

@@ -5,6 +5,7 @@ mod at_rest;
 mod durable;
 mod exits;
 mod handover;
+mod policy_change;
 mod rejections;
 mod session_start;
 
@@ -355,6 +356,11 @@ impl<P: Program> Enclave<P> {
                 },
                 Err(e) => Response::Error(e),
             },
+            Request::AdoptPolicy {
+                policy,
+                activates_at,
+                now,
+            } => self.adopt_policy(policy, activates_at, now),
             Request::Checkpoint => match self.checkpoint() {
                 Ok(note) => Response::Checkpoint { note },
                 Err(_) => Response::Error(BoundaryError::Internal),

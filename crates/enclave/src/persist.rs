@@ -153,6 +153,9 @@ pub(crate) enum Step {
     /// A heartbeat below the anonymity set signed an empty statement over the settled state
     /// (`state_root`) and left the pending batch open.
     Heartbeat { state_root: B256 },
+    /// A policy change was adopted at a statement boundary (issue 12 part 2): the new
+    /// policy's canonical bytes ([`crate::policy::EnclavePolicy::to_bytes`]).
+    AdoptPolicy(#[serde(with = "serde_bytes_compat")] Vec<u8>),
     /// The enclave handed over (issue 12): it enters handed-over mode at the handover's
     /// sequence (the `Handover` entry is the `Log` step before it).
     HandOver(Box<crate::machine::HandedOverTo>),

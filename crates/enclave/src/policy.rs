@@ -298,6 +298,69 @@ impl EnclavePolicy {
         )
     }
 
+    /// Whether a running enclave may move from this policy to `next` at a statement boundary
+    /// (issue 12 part 2, docs/PROTOCOL.md "Policy transitions"). `next` must be valid, and:
+    /// participants only added, tokens unchanged (checked again by the program); the anonymity
+    /// set, the batch wait, the clock step and the oldest envelope version never weakened; the
+    /// epoch schedule, key custody and handover trust unchanged (those move with a handover or
+    /// a root rotation, not a policy change). Batch size, statement validity, envelope
+    /// lifetime, the effects cap, the per-sender quota and the suite lifecycle may change.
+    pub fn check_transition(&self, next: &EnclavePolicy) -> Result<(), Error> {
+        next.validate()?;
+        let refuse = |why: &str| {
+            Err(Error::InvalidPolicy(format!(
+                "policy change refused: {why}"
+            )))
+        };
+        if next.netting.tokens != self.netting.tokens {
+            return refuse("the token list may not change");
+        }
+        let kept = self.netting.participants.iter().all(|p| {
+            next.netting
+                .participants
+                .iter()
+                .any(|q| q.sender == p.sender && q.account == p.account)
+        });
+        if !kept {
+            return refuse("a participant may not be removed or moved to another account");
+        }
+        if next.min_batch_inputs < self.min_batch_inputs
+            || next.min_batch_senders < self.min_batch_senders
+        {
+            return refuse("the anonymity set may not shrink");
+        }
+        let wait_weaker = match (self.max_batch_wait_secs, next.max_batch_wait_secs) {
+            (_, 0) => false,
+            (0, _) => true,
+            (old, new) => new < old,
+        };
+        if wait_weaker {
+            return refuse("inputs may not be flushed below the anonymity set sooner");
+        }
+        if next.max_clock_step_secs > self.max_clock_step_secs {
+            return refuse("the largest clock step may not grow");
+        }
+        if next.min_envelope_version < self.min_envelope_version {
+            return refuse("the oldest accepted envelope version may not go back");
+        }
+        if next.epoch_secs != self.epoch_secs || next.epoch_grace_secs != self.epoch_grace_secs {
+            return refuse(
+                "the epoch schedule may not change in a running enclave (announced epochs \
+                 keep their end); not supported in this version",
+            );
+        }
+        if next.custody != self.custody {
+            return refuse("key custody changes by root rotation, not by a policy change");
+        }
+        if next.handover != self.handover {
+            return refuse("handover trust may not change in a running enclave");
+        }
+        if next.hash() == self.hash() {
+            return refuse("the new policy is the one in force");
+        }
+        Ok(())
+    }
+
     /// Refuse a policy the enclave cannot run under: an anonymity set of 0 inputs, more
     /// senders than inputs, a minimal batch that does not fit the effects cap (two entries per
     /// input), a batch size below the set, or a clock that may not step.

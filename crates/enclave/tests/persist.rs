@@ -961,3 +961,145 @@ fn a_restored_enclave_waits_for_the_anonymity_set_as_the_live_one_did() {
     );
     same_but_one_entry_later(&a.unwrap(), &b.unwrap());
 }
+
+/// A policy change (issue 12 part 2) is adopted at a statement boundary, journaled, and
+/// reproduced by replay: a session restored from a snapshot taken before it, under the old
+/// policy, ends under the new one, byte for byte; a snapshot taken after it restores only under
+/// the new policy. Refused transitions change nothing.
+#[test]
+fn an_adopted_policy_is_journaled_and_replays() {
+    let mut live = Live::new();
+    let mut records = std::mem::take(&mut live.records);
+    let accounts: Vec<Address> = live.users.iter().map(|(_, a)| *a).collect();
+    for a in accounts {
+        let r = journaled(
+            &mut live.s,
+            Request::Chain(ChainEvent::Deposit {
+                account: a,
+                token: TOKEN,
+                amount: 1_000,
+            }),
+            &mut records,
+        );
+        assert_eq!(r, Response::Ack);
+    }
+    live.records = records;
+    let old = live.policy.clone();
+    let now = T0 + 10;
+    for i in 0..2 {
+        let env = live.envelope(now, i, i + 1, 5);
+        assert_eq!(live.submit(env, now).rejected, None);
+    }
+    let newcomer = Ed25519SigningKey::generate(&mut live.rng);
+    let mut next = old.clone();
+    next.netting
+        .participants
+        .push(sealbridge_programs::netting::Participant {
+            sender: newcomer.public().sender_id(),
+            account: Address::repeat_byte(5),
+        });
+    let status_before = status(&mut live.s);
+    let adopt = |live: &mut Live, policy: &EnclavePolicy, activates_at: u64| {
+        let mut records = std::mem::take(&mut live.records);
+        let r = journaled(
+            &mut live.s,
+            Request::AdoptPolicy {
+                policy: policy.clone(),
+                activates_at,
+                now,
+            },
+            &mut records,
+        );
+        live.records = records;
+        r
+    };
+    // Refused: before the activation point, a dropped participant, another token, a smaller
+    // anonymity set. Nothing changes.
+    let mut dropped = next.clone();
+    dropped.netting.participants.remove(0);
+    let mut token = next.clone();
+    token.netting.tokens = vec![Address::repeat_byte(0xef)];
+    let mut weaker = next.clone();
+    weaker.min_batch_senders = 0;
+    for (policy, at) in [(&next, now + 1), (&dropped, 0), (&token, 0), (&weaker, 0)] {
+        assert!(
+            matches!(
+                adopt(&mut live, policy, at),
+                Response::Error(BoundaryError::Refused(_))
+            ),
+            "{policy:?}"
+        );
+    }
+    let status_after = status(&mut live.s);
+    assert_eq!(
+        (status_after.sequence, status_after.pending_inputs),
+        (status_before.sequence, status_before.pending_inputs)
+    );
+    assert_eq!(live.s.enclave().unwrap().describe().policy_hash, old.hash());
+
+    // Adopted: the two pending inputs are cut under the old policy first.
+    let Response::PolicyAdopted {
+        batch: Some(boundary),
+        policy_hash,
+        program_id,
+    } = adopt(&mut live, &next, now)
+    else {
+        panic!("adoption refused")
+    };
+    assert_eq!(boundary.statement.policyHash, old.hash());
+    assert_eq!(boundary.statement.inputCount, 2);
+    assert_eq!(policy_hash, next.hash());
+    let desc = live.s.enclave().unwrap().describe();
+    assert_eq!(
+        (desc.policy_hash, desc.program_id),
+        (policy_hash, program_id)
+    );
+    // Again for the policy in force: nothing changes.
+    assert!(matches!(
+        adopt(&mut live, &next, now),
+        Response::PolicyAdopted { batch: None, .. }
+    ));
+
+    // The newcomer deposits and pays; the statement carries the new policy hash.
+    live.users.push((newcomer, Address::repeat_byte(5)));
+    let mut records = std::mem::take(&mut live.records);
+    journaled(
+        &mut live.s,
+        Request::Chain(ChainEvent::Deposit {
+            account: Address::repeat_byte(5),
+            token: TOKEN,
+            amount: 100,
+        }),
+        &mut records,
+    );
+    live.records = records;
+    let env = live.envelope(now + 1, 4, 0, 7);
+    assert_eq!(live.submit(env, now + 1).rejected, None);
+    let mut records = std::mem::take(&mut live.records);
+    let Response::Batch(Some(after)) = journaled(
+        &mut live.s,
+        Request::CutBatch { now: now + 2 },
+        &mut records,
+    ) else {
+        panic!("cut")
+    };
+    live.records = records;
+    assert_eq!(after.statement.policyHash, next.hash());
+    assert_eq!(after.statement.sequence, boundary.statement.sequence + 1);
+
+    // Replayed from the snapshot taken at boot, under the old policy: the same enclave.
+    let want = fingerprint(&mut live.s);
+    let mut restored = restore(&live, 0, 4242);
+    assert_eq!(fingerprint(&mut restored), want);
+    assert_eq!(
+        restored.enclave().unwrap().describe().policy_hash,
+        next.hash()
+    );
+    // A snapshot after the change is the new policy's.
+    live.snapshot();
+    let (m, chunks) = live.snapshots.last().unwrap().clone();
+    let (_, r) = restore_chunks(ROOT, 9, &old, &m, &indexed(&chunks));
+    assert!(matches!(r, Response::Error(_)), "{r:?}");
+    let (_, r) = restore_chunks(ROOT, 9, &next, &m, &indexed(&chunks));
+    assert_eq!(r, Response::Ack);
+}

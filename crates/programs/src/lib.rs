@@ -54,6 +54,9 @@ pub enum StateError {
     /// The snapshot bytes are not a valid state encoding.
     #[error("malformed state snapshot")]
     Malformed,
+    /// A new configuration the program cannot take (see [`Program::reconfigure`]).
+    #[error("refused reconfiguration: {0}")]
+    Reconfigure(&'static str),
 }
 
 /// Why a withdrawal request was granted in full, in part or not at all. Each reason has a stable
@@ -207,6 +210,11 @@ pub trait Program {
     /// while a batch is open): what [`Program::restore_pending`] needs to make
     /// [`Program::finish_batch`] return the same result, without deciding anything again.
     fn encode_pending(&self) -> Vec<u8>;
+    /// Take a new configuration at a statement boundary (a policy change, issue 12 part 2):
+    /// nothing may be pending, and the settled state carries over unchanged. A program refuses
+    /// a configuration it cannot move to without changing what was settled (see each
+    /// program's rules); on `Err` nothing changed.
+    fn reconfigure(&mut self, config: &netting::NettingConfig) -> Result<(), StateError>;
     /// Restore the pending batch from [`Program::encode_pending`] output, after
     /// [`Program::restore_state`]. Inputs are not applied again and exits not decided again: the
     /// batch is taken as encoded. On `Err` nothing changed.

@@ -374,6 +374,45 @@ impl Program for Netting {
         out
     }
 
+    /// Participants may only be added: every current sender keeps its account, no account or
+    /// sender appears twice, and the tokens stay the same (escrow in a dropped token or of a
+    /// dropped participant would be stranded; the contract's token list is fixed).
+    fn reconfigure(&mut self, config: &NettingConfig) -> Result<(), StateError> {
+        if self.has_pending() {
+            return Err(StateError::Reconfigure("a batch is pending"));
+        }
+        let tokens: BTreeSet<Address> = config.tokens.iter().copied().collect();
+        if tokens != self.tokens || tokens.len() != config.tokens.len() {
+            return Err(StateError::Reconfigure("the token list may not change"));
+        }
+        let mut senders = BTreeMap::new();
+        let mut accounts = BTreeSet::new();
+        for p in &config.participants {
+            if senders.insert(p.sender, p.account).is_some() || !accounts.insert(p.account) {
+                return Err(StateError::Reconfigure(
+                    "a participant sender or account appears twice",
+                ));
+            }
+        }
+        if self
+            .senders
+            .iter()
+            .any(|(sender, account)| senders.get(sender) != Some(account))
+        {
+            return Err(StateError::Reconfigure(
+                "a participant may not be removed or moved to another account",
+            ));
+        }
+        if !self.accounts.is_subset(&accounts) {
+            return Err(StateError::Reconfigure(
+                "a participant account may not be removed",
+            ));
+        }
+        self.senders = senders;
+        self.accounts = accounts;
+        Ok(())
+    }
+
     fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
         let (version, rest) = bytes.split_first().ok_or(StateError::Malformed)?;
         if *version != STATE_VERSION {

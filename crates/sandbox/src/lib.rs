@@ -235,6 +235,7 @@ mod tests {
             "root-rotation",
             "upgrade-handover",
             "handover-to-unallowed-measurement",
+            "policy-change-midload",
         ];
         assert_eq!(names, want);
         for s in scenarios() {

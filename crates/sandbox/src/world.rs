@@ -572,6 +572,12 @@ impl<'p> World<'p> {
                 break;
             }
         }
+        self.refresh_description()
+    }
+
+    /// What a client does when the enclave's keys, program id or suites change: fetch the
+    /// description again and seal to it from now on.
+    pub fn refresh_description(&mut self) -> Result<(), SandboxError> {
         self.description = match self.enclave.handle(Request::Describe) {
             Response::Description(d) => *d,
             other => return Err(SandboxError::Enclave(format!("Describe: {other:?}"))),

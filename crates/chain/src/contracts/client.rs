@@ -510,6 +510,40 @@ impl<C: Chain> Sealbridge<C> {
         )
     }
 
+    /// `schedulePolicy(base, added, activatesAt)` (issue 12 part 2): the policy of base hash
+    /// `base` with the participants `added` (ascending) merged in takes effect with the first
+    /// statement under it that settles at or after `activates_at`.
+    pub fn schedule_policy(
+        &mut self,
+        from: Address,
+        base: B256,
+        added: &[Address],
+        activates_at: u64,
+    ) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx(
+            "schedulePolicy",
+            from,
+            &Settlement::schedulePolicyCall {
+                newBasePolicyHash: base,
+                added: added.to_vec(),
+                activatesAt: activates_at,
+            },
+        )
+    }
+
+    /// `pendingPolicyHash()`: the scheduled policy hash (zero: none).
+    pub fn pending_policy_hash(&self) -> Result<B256, ContractError> {
+        self.view(
+            self.deployment.settlement,
+            &Settlement::pendingPolicyHashCall {},
+        )
+    }
+
+    /// `policySince()`: the sequence of the first statement under the policy in force.
+    pub fn policy_since(&self) -> Result<u64, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::policySinceCall {})
+    }
+
     /// `settle(s, effects, exits, signature)`: [`SettleOutcome::Applied`] if applied now,
     /// [`SettleOutcome::AlreadySettled`] if this exact statement was settled before.
     pub fn settle(

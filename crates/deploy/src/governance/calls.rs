@@ -78,6 +78,16 @@ pub enum Action {
     },
     /// `Settlement.setPolicyHash` (the base hash, without the account and token lists).
     SetPolicyHash(B256),
+    /// `Settlement.schedulePolicy` (issue 12 part 2): a policy change that takes effect with
+    /// the first statement under it settled at or after `activates_at`.
+    SchedulePolicy {
+        /// The new policy's base hash (`EnclavePolicy::base_hash`).
+        base: B256,
+        /// Participants added (ascending).
+        added: Vec<Address>,
+        /// Block time from which statements under it may settle.
+        activates_at: u64,
+    },
     /// `Settlement.unpause`.
     Unpause,
     /// `Settlement.adoptEnclave`: the enclave becomes the deployment's only signer (for a
@@ -90,7 +100,7 @@ impl Action {
     pub fn call(&self, contracts: &Contracts) -> Call {
         use EnclaveRegistry as R;
         let (r, s) = (contracts.registry, contracts.settlement);
-        let (target, data) = match *self {
+        let (target, data) = match self.clone() {
             Self::AddVerifier(verifier) => (r, R::addVerifierCall { verifier }.abi_encode()),
             Self::RemoveVerifier(verifier) => (r, R::removeVerifierCall { verifier }.abi_encode()),
             Self::SetThreshold(k) => (r, R::setThresholdCall { k }.abi_encode()),
@@ -133,6 +143,19 @@ impl Action {
                 s,
                 Settlement::setPolicyHashCall {
                     newBasePolicyHash: h,
+                }
+                .abi_encode(),
+            ),
+            Self::SchedulePolicy {
+                base,
+                added,
+                activates_at,
+            } => (
+                s,
+                Settlement::schedulePolicyCall {
+                    newBasePolicyHash: base,
+                    added,
+                    activatesAt: activates_at,
                 }
                 .abi_encode(),
             ),
@@ -306,6 +329,29 @@ fn settlement_words(data: &[u8]) -> Option<(&'static str, String)> {
                 "settlement: set the base policy hash to {}: from then on only enclaves running \
                  that policy settle",
                 c.newBasePolicyHash
+            ),
+        ),
+        C::schedulePolicy(c) => (
+            "schedulePolicy",
+            format!(
+                "settlement: change the policy to base hash {} with {} participant(s) added{}; \
+                 statements under the current policy keep settling until the first statement \
+                 under the new one settles, at or after {}",
+                c.newBasePolicyHash,
+                c.added.len(),
+                if c.added.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        c.added
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                utc(c.activatesAt)
             ),
         ),
         C::allowMeasurement(c) => (
@@ -500,6 +546,16 @@ mod tests {
                 "settlement",
                 "setPolicyHash",
                 "base policy hash",
+            ),
+            (
+                Action::SchedulePolicy {
+                    base: m,
+                    added: vec![a],
+                    activates_at: 0,
+                },
+                "settlement",
+                "schedulePolicy",
+                "1 participant(s) added",
             ),
             (
                 Action::Unpause,

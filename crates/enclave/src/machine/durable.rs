@@ -478,6 +478,12 @@ impl<P: Program> Enclave<P> {
                 self.last_root = *state_root;
             }
             Step::HandOver(to) => self.apply_handover(to)?,
+            Step::AdoptPolicy(bytes) => {
+                let next = EnclavePolicy::from_bytes(bytes)
+                    .map_err(|_| Error::Replay("adopted policy does not decode"))?;
+                self.apply_policy(next)
+                    .map_err(|_| Error::Replay("adopted policy refused on replay"))?;
+            }
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ mod lone_obligation;
 mod lost_enclave;
 mod oversized_statement;
 mod pay_outsider;
+mod policy_change_midload;
 mod power_loss_tiles;
 mod previous_version_client;
 mod relayer_replay;
@@ -80,6 +81,7 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &root_rotation::RootRotation,
         &upgrade_handover::UpgradeHandover,
         &handover_to_unallowed_measurement::HandoverToUnallowedMeasurement,
+        &policy_change_midload::PolicyChangeMidload,
     ]
 }
 

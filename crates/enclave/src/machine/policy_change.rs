@@ -1,0 +1,95 @@
+//! Policy transitions (issue 12 part 2, docs/PROTOCOL.md "Policy transitions"): the enclave
+//! adopts a policy change governance scheduled on chain at a statement boundary. Everything
+//! accepted before the change is cut into a statement under the old policy first, so it settles
+//! under the policy it was accepted under; the chain accepts statements under the old policy
+//! until the first one under the new policy settles (`Settlement.schedulePolicy`).
+//!
+//! The enclave cannot see the chain: a host that feeds a policy governance never scheduled
+//! makes every later statement revert `PolicyMismatch` (liveness, like withholding statements;
+//! governance recovers by scheduling that policy or adopting a successor). What the enclave
+//! refuses whatever the host says is a change that would weaken what participants were promised
+//! ([`crate::policy::EnclavePolicy::check_transition`]).
+
+use sealbridge_programs::Program;
+
+use super::Enclave;
+use crate::{
+    EnclavePolicy, Error,
+    boundary::{BoundaryError, Response},
+    log_entry::EntryKind,
+    persist::Step,
+    policy::program_id,
+};
+
+impl<P: Program> Enclave<P> {
+    /// [`crate::boundary::Request::AdoptPolicy`].
+    pub(super) fn adopt_policy(
+        &mut self,
+        next: EnclavePolicy,
+        activates_at: u64,
+        now: u64,
+    ) -> Response {
+        if let Err(e) = self.check_clock(now) {
+            return Response::Error(e);
+        }
+        if next.hash() == self.policy_hash {
+            return Response::PolicyAdopted {
+                batch: None,
+                policy_hash: self.policy_hash,
+                program_id: self.program_id,
+            };
+        }
+        if let Err(e) = self.policy.check_transition(&next) {
+            return Response::Error(BoundaryError::Refused(e.to_string()));
+        }
+        self.advance(now);
+        if self.now < activates_at {
+            return Response::Error(BoundaryError::Refused(format!(
+                "the policy change activates at {activates_at}; enclave time is {}",
+                self.now
+            )));
+        }
+        let batch = match self
+            .maybe_summarise(self.now)
+            .and_then(|()| self.cut_batch(false))
+        {
+            Ok(batch) => batch,
+            Err(_) => return Response::Error(BoundaryError::Internal),
+        };
+        if !self.batch_receipts.is_empty() || self.program.has_pending() {
+            // Below the anonymity set: the boundary comes with the cut that reaches it.
+            return Response::Error(BoundaryError::Refused(format!(
+                "the pending batch ({} inputs) waits for its anonymity set; adopt the policy \
+                 after the next cut",
+                self.batch_receipts.len()
+            )));
+        }
+        let bytes = next.to_bytes();
+        self.record(Step::AdoptPolicy(bytes.clone()));
+        if let Err(e) = self.apply_policy(next) {
+            // `check_transition` passed and nothing is pending: the program cannot refuse.
+            return Response::Error(BoundaryError::Refused(e.to_string()));
+        }
+        if self.append_log(EntryKind::PolicyChange, &bytes).is_err() {
+            return Response::Error(BoundaryError::Internal);
+        }
+        Response::PolicyAdopted {
+            batch: batch.map(Box::new),
+            policy_hash: self.policy_hash,
+            program_id: self.program_id,
+        }
+    }
+
+    /// Switch to `next` (live, or replaying [`Step::AdoptPolicy`]): the program takes its new
+    /// configuration, statements carry its hash and envelopes must name its program id.
+    pub(super) fn apply_policy(&mut self, next: EnclavePolicy) -> Result<(), Error> {
+        self.policy.check_transition(&next)?;
+        self.program
+            .reconfigure(&next.netting)
+            .map_err(|e| Error::InvalidPolicy(e.to_string()))?;
+        self.policy_hash = next.hash();
+        self.program_id = program_id(&self.measurement, &self.policy_hash);
+        self.policy = next;
+        Ok(())
+    }
+}

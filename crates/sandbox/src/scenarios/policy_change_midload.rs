@@ -1,0 +1,404 @@
+//! `policy-change-midload`: governance adds a participant while obligations keep arriving, and
+//! nothing accepted is stranded (issue 12 part 2).
+//!
+//! Governance schedules `Settlement.schedulePolicy` through the timelock: the policy with a fifth
+//! participant, active from a block time after the delay. Load runs the whole time: statement 1
+//! settles before the change is scheduled, statement 2 is cut while it waits in the timelock,
+//! and inputs sit in the open batch when the host asks the enclave to adopt. The enclave adopts
+//! only at a statement boundary: below the anonymity set it refuses (nothing changes), and when
+//! the set is reached it cuts the batch under the old policy first (statement 3), then switches.
+//! Statements 2 and 3 settle under the old policy after the change was scheduled; statement 4,
+//! the first under the new policy, puts it in force on chain (the new participant is paid in
+//! it), and the new participant deposits and pays in statement 5.
+//!
+//! The attacks: a stranger and the governor's own key (not the timelock) cannot schedule; the
+//! new participant cannot deposit before the policy is in force; the host cannot make the
+//! enclave adopt early, adopt a policy that shrinks the anonymity set, or drop a participant;
+//! an envelope sealed to the old program id is refused after the switch (the client reseals).
+//! Before this change `setPolicyHash` switched the chain at once: statements 2 and 3, signed
+//! under the old policy, would have reverted `PolicyMismatch` and their inputs been stranded,
+//! and a running enclave had no way to take a new policy at all.
+
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_sol_types::SolCall;
+use sealbridge_chain::{
+    bindings::{SealbridgeTimelock, Settlement},
+    contracts::settled_on_chain,
+};
+use sealbridge_enclave::{
+    EnclavePolicy, SignedStatement,
+    boundary::{Request, Response},
+    log_entry::{self, EntryKind},
+};
+use serde_json::json;
+
+use crate::{
+    Checks, Governance, Outcome, SandboxError, Scenario, World, WorldConfig, client::Participant,
+    world::revert_of,
+};
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct PolicyChangeMidload;
+
+/// The timelock's delay.
+const TIMELOCK_DELAY: u64 = 3600;
+/// How long after the timelock executes the new policy may take effect.
+const NOTICE: u64 = 600;
+
+fn anonymity(mut p: EnclavePolicy) -> EnclavePolicy {
+    p.min_batch_inputs = 3;
+    p.min_batch_senders = 2;
+    // Statement 2 waits out the timelock before it is relayed.
+    p.statement_validity_secs = 3 * TIMELOCK_DELAY;
+    p
+}
+
+impl Scenario for PolicyChangeMidload {
+    fn name(&self) -> &'static str {
+        "policy-change-midload"
+    }
+
+    fn threat(&self) -> &'static str {
+        "A policy change (a participant added) under load strands every accepted-but-unsettled \
+         input signed under the old policy, or a host makes the running enclave adopt a policy \
+         governance never agreed to, early, or one that weakens the anonymity set (DESIGN §12 \
+         invariant 1; issue 12 part 2)."
+    }
+
+    fn world(&self) -> WorldConfig {
+        WorldConfig {
+            governance: Governance::Timelock {
+                delay: TIMELOCK_DELAY,
+            },
+            policy: Some(anonymity),
+            ..WorldConfig::default()
+        }
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn run(&self, w: &mut World<'_>) -> Result<Outcome, SandboxError> {
+        let settlement = w.sb.deployment.settlement;
+        let old_hash = w.policy.hash();
+        let newcomer = Participant::generate(&mut w.rng);
+        let mut next = w.policy.clone();
+        next.netting.participants.push(newcomer.netting());
+        let new_hash = next.hash();
+        let mut accepted = 0u64;
+        // (sequence, policy hash) of every statement, as the relayer sends it.
+        let mut policies: Vec<(u64, B256)> = Vec::new();
+
+        w.step("load: 6 obligations settle in statement 1 under the deployment's policy");
+        for i in 0..6 {
+            accepted += u64::from(w.pay(i % 4, (i + 1) % 4, 10)?.accepted);
+        }
+        w.cut()?;
+        note(w, &mut policies);
+        let first = w.settle_pending()?;
+
+        w.step("a stranger and the governor's own key try to schedule the change");
+        let schedule = Settlement::schedulePolicyCall {
+            newBasePolicyHash: next.base_hash(),
+            added: vec![newcomer.account],
+            activatesAt: 0,
+        };
+        let stranger = w.account(0);
+        let by_stranger = w.send_raw(stranger, settlement, schedule.abi_encode().into())?;
+        let governor = w.governor;
+        w.unlock(governor)?;
+        let by_governor_key = w.send_raw(governor, settlement, schedule.abi_encode().into())?;
+
+        w.step("governance schedules the new policy through the timelock; load goes on");
+        let activates_at = w.now()? + TIMELOCK_DELAY + NOTICE;
+        let call: Bytes = Settlement::schedulePolicyCall {
+            newBasePolicyHash: next.base_hash(),
+            added: vec![newcomer.account],
+            activatesAt: activates_at,
+        }
+        .abi_encode()
+        .into();
+        let queued = timelock(w, settlement, call.clone(), false)?;
+        for i in 0..5 {
+            accepted += u64::from(w.pay(i % 4, (i + 2) % 4, 7)?.accepted);
+        }
+        w.cut()?;
+        w.advance_time(TIMELOCK_DELAY + 1)?;
+        let executed = timelock(w, settlement, call, true)?;
+        let pending_hash = w.sb.pending_policy_hash()?;
+        let in_force_after_schedule = w.sb.policy_hash()?;
+
+        w.step("the newcomer tries to deposit before the policy is in force");
+        w.participants.push(newcomer);
+        let early_deposit = deposit(w, 4, 1000)?;
+
+        w.step("2 inputs wait below the anonymity set (3); the host asks the enclave to adopt");
+        for i in 0..2 {
+            accepted += u64::from(w.pay(i, i + 2, 5)?.accepted);
+        }
+        let too_early = adopt(w, &next, activates_at)?;
+        w.advance_time(NOTICE)?;
+        let mut weaker = next.clone();
+        weaker.min_batch_inputs = 1;
+        weaker.min_batch_senders = 1;
+        let weaker_refused = adopt(w, &weaker, activates_at)?;
+        let mut dropped = next.clone();
+        dropped.netting.participants.remove(3);
+        let dropped_refused = adopt(w, &dropped, activates_at)?;
+        let below_set = adopt(w, &next, activates_at)?;
+        let unchanged = w.enclave.describe().policy_hash == old_hash;
+
+        w.step("a third input reaches the set: the enclave cuts under the old policy, then adopts");
+        accepted += u64::from(w.pay(2, 0, 5)?.accepted);
+        // A client sealed to the old program id just before the switch.
+        let stale = w.seal_payment(3, w.account(1), w.token, 4)?;
+        let adopted = match w.enclave.handle(Request::AdoptPolicy {
+            policy: next.clone(),
+            activates_at,
+            now: w.now()?,
+        }) {
+            Response::PolicyAdopted {
+                batch,
+                policy_hash,
+                program_id,
+            } => {
+                if let Some(b) = batch.clone() {
+                    w.pending.push_back(*b);
+                }
+                (batch.map(|b| *b), policy_hash, program_id)
+            }
+            other => return Err(SandboxError::Enclave(format!("AdoptPolicy: {other:?}"))),
+        };
+        let boundary: Option<SignedStatement> = adopted.0.clone();
+        let stale_outcome = w.submit_envelope(stale)?;
+
+        w.step("statements 2 and 3, signed under the old policy, settle after the schedule");
+        note(w, &mut policies);
+        let old_settled = w.settle_pending()?;
+        let in_force_before_first_new = w.sb.policy_hash()?;
+
+        w.step("clients fetch the new description; 3 obligations pay the newcomer (statement 4)");
+        w.refresh_description()?;
+        w.policy = next.clone();
+        for i in 0..3 {
+            accepted += u64::from(w.pay(i, 4, 20)?.accepted);
+        }
+        w.cut()?;
+        note(w, &mut policies);
+        let activation = w.settle_pending()?;
+        let in_force = w.sb.policy_hash()?;
+        let since = w.sb.policy_since()?;
+        let is_participant = w.sb.view(
+            settlement,
+            &Settlement::isParticipantCall {
+                account: w.account(4),
+            },
+        )?;
+
+        w.step("the newcomer deposits and pays (statement 5)");
+        let late_deposit = deposit(w, 4, 1000)?;
+        w.sync()?;
+        let newcomer_pays = w.pay(4, 0, 30)?;
+        accepted += u64::from(newcomer_pays.accepted);
+        for i in 1..3 {
+            accepted += u64::from(w.pay(i, 4, 1)?.accepted);
+        }
+        w.cut()?;
+        note(w, &mut policies);
+        let last = w.settle_pending()?;
+
+        w.step("the chain and the log, as anyone sees them");
+        let (sequences, inputs_settled) = settled_on_chain(w.sb.chain(), settlement)?;
+        let activated = w.events::<Settlement::PolicyActivated>()?;
+        w.sync_log()?;
+        let logged_change = w
+            .log
+            .iter()
+            .filter_map(|e| log_entry::decode(e))
+            .filter(|(k, _)| *k == EntryKind::PolicyChange)
+            .filter_map(|(_, b)| EnclavePolicy::from_bytes(b).ok())
+            .any(|p| p.hash() == new_hash);
+        let mismatches = w.escrow_mismatches()?;
+
+        let mut c = Checks::new();
+        c.check(
+            "only the timelock schedules a policy change",
+            by_stranger.as_deref() == Some("AccessControlUnauthorizedAccount")
+                && by_governor_key.as_deref() == Some("AccessControlUnauthorizedAccount")
+                && queued.is_none()
+                && executed.is_none(),
+        )
+        .check(
+            "scheduled, the new policy is pending and the old one still in force",
+            pending_hash == new_hash && in_force_after_schedule == old_hash,
+        )
+        .check(
+            "the newcomer cannot deposit before the policy is in force",
+            early_deposit.as_deref() == Some("NotAParticipant"),
+        )
+        .check(
+            "the enclave refuses to adopt early, a weaker anonymity set, a dropped participant, \
+             or below the anonymity set, and nothing changes",
+            too_early.is_some()
+                && weaker_refused.is_some()
+                && dropped_refused.is_some()
+                && below_set.is_some()
+                && unchanged,
+        )
+        .check(
+            "at the boundary the open batch is cut under the old policy, then the enclave \
+             switches",
+            boundary
+                .as_ref()
+                .is_some_and(|s| s.statement.policyHash == old_hash && s.statement.inputCount == 3)
+                && adopted.1 == new_hash,
+        )
+        .check(
+            "an envelope sealed to the old program id is refused (the client reseals)",
+            stale_outcome.rejected.map(|r| r.as_str()) == Some("wrong-program"),
+        )
+        .check(
+            "statements under the old policy settle while the change is pending",
+            old_settled.refused.is_none()
+                && old_settled.settled.len() == 2
+                && in_force_before_first_new == old_hash,
+        )
+        .check(
+            "the first statement under the new policy puts it in force and admits the newcomer",
+            activation.refused.is_none()
+                && in_force == new_hash
+                && since == 4
+                && is_participant
+                && activated.len() == 1,
+        )
+        .check(
+            "the newcomer deposits and pays once the policy is in force",
+            late_deposit.is_none() && newcomer_pays.accepted && last.refused.is_none(),
+        )
+        .check(
+            "statements 1-3 carry the old policy hash, 4-5 the new one",
+            policies
+                == [
+                    (1, old_hash),
+                    (2, old_hash),
+                    (3, old_hash),
+                    (4, new_hash),
+                    (5, new_hash),
+                ],
+        )
+        .check(
+            "every accepted input settled exactly once; escrow matches the obligations",
+            first.refused.is_none()
+                && sequences == [1, 2, 3, 4, 5]
+                && inputs_settled == accepted
+                && accepted == 20
+                && mismatches.is_empty(),
+        )
+        .check("the log records the adopted policy", logged_change);
+        Ok(c.outcome(json!({
+            "old_policy_hash": old_hash.to_string(),
+            "new_policy_hash": new_hash.to_string(),
+            "newcomer": w.account(4).to_string(),
+            "activates_at": activates_at,
+            "schedule_by_stranger": by_stranger,
+            "schedule_by_governor_key": by_governor_key,
+            "pending_after_schedule": pending_hash.to_string(),
+            "early_deposit": early_deposit,
+            "refused": {
+                "too_early": too_early,
+                "weaker_anonymity_set": weaker_refused,
+                "dropped_participant": dropped_refused,
+                "below_anonymity_set": below_set,
+            },
+            "boundary_statement": boundary.as_ref().map(|s| json!({
+                "sequence": s.statement.sequence,
+                "inputs": s.statement.inputCount,
+                "policy_hash": s.statement.policyHash.to_string(),
+            })),
+            "new_program_id": adopted.2.to_string(),
+            "stale_envelope": stale_outcome.rejected.map(|r| r.as_str()),
+            "policy_since": since,
+            "statements": policies
+                .iter()
+                .map(|(q, h)| json!({"sequence": q, "policy_hash": h.to_string()}))
+                .collect::<Vec<_>>(),
+            "settled_sequences": sequences,
+            "inputs_accepted": accepted,
+            "inputs_settled": inputs_settled,
+            "escrow_mismatches": mismatches,
+        })))
+    }
+}
+
+/// Ask the enclave to adopt `policy`: `None` if it did, else the refusal.
+fn adopt(
+    w: &mut World<'_>,
+    policy: &EnclavePolicy,
+    activates_at: u64,
+) -> Result<Option<String>, SandboxError> {
+    let now = w.now()?;
+    match w.enclave.handle(Request::AdoptPolicy {
+        policy: policy.clone(),
+        activates_at,
+        now,
+    }) {
+        Response::PolicyAdopted { .. } => Ok(None),
+        Response::Error(e) => Ok(Some(e.to_string())),
+        other => Err(SandboxError::Enclave(format!("AdoptPolicy: {other:?}"))),
+    }
+}
+
+/// Participant `i` mints and deposits `amount`: `None` if the deposit went through, else the
+/// revert.
+fn deposit(w: &mut World<'_>, i: usize, amount: u128) -> Result<Option<String>, SandboxError> {
+    let account = w.account(i);
+    let token = w.token;
+    w.unlock(account)?;
+    w.mint(token, account, amount)?;
+    revert_of(w.sb.deposit(account, token, U256::from(amount)))
+}
+
+/// Note the (sequence, policy hash) of the statements about to be relayed.
+fn note(w: &World<'_>, policies: &mut Vec<(u64, B256)>) {
+    policies.extend(
+        w.pending()
+            .iter()
+            .map(|s| (s.statement.sequence, s.statement.policyHash)),
+    );
+}
+
+/// Schedule (`execute` false) or execute (`true`) the timelock batch calling `target` with
+/// `data`: `None` if it went through, else the revert.
+fn timelock(
+    w: &mut World<'_>,
+    target: Address,
+    data: Bytes,
+    execute: bool,
+) -> Result<Option<String>, SandboxError> {
+    let governor = w.governor;
+    let timelock = w
+        .timelock
+        .ok_or_else(|| SandboxError::Setup("no timelock".into()))?;
+    w.unlock(governor)?;
+    let salt = keccak256("sandbox/policy-change-midload");
+    let call = if execute {
+        SealbridgeTimelock::executeBatchCall {
+            targets: vec![target],
+            values: vec![U256::ZERO],
+            payloads: vec![data],
+            predecessor: B256::ZERO,
+            salt,
+        }
+        .abi_encode()
+    } else {
+        SealbridgeTimelock::scheduleBatchCall {
+            targets: vec![target],
+            values: vec![U256::ZERO],
+            payloads: vec![data],
+            predecessor: B256::ZERO,
+            salt,
+            delay: U256::from(TIMELOCK_DELAY),
+        }
+        .abi_encode()
+    };
+    w.send_raw(governor, timelock, call.into())
+}
