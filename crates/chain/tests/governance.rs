@@ -579,6 +579,16 @@ fn governor_calls(w: &World) -> Vec<(Target, Bytes, Refusal)> {
         ),
         (
             SettlementTarget,
+            S::schedulePolicyCall {
+                newBasePolicyHash: B256::repeat_byte(0x77),
+                added: vec![Address::repeat_byte(0xfe)],
+                activatesAt: 0,
+            }
+            .abi_encode(),
+            Unauthorized,
+        ),
+        (
+            SettlementTarget,
             S::addParticipantsCall {
                 more: vec![Address::repeat_byte(0xff)],
             }

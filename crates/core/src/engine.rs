@@ -189,6 +189,9 @@ pub struct CoreConfig {
     pub tick_every: Duration,
 }
 
+/// Store meta key: every policy the enclave was asked to adopt (issue 12 part 2), oldest first.
+const ADOPTED_POLICIES: &str = "adopted_policies";
+
 /// The core.
 pub struct Core {
     link: Option<Box<dyn EnclaveLink>>,
@@ -422,6 +425,7 @@ impl Core {
             if !batch.is_empty() {
                 self.expect_ack(Request::ReplayBatch { records: batch })?;
             }
+            self.follow_adopted_policy()?;
             self.drain_log_into_tiles()?;
             self.records_since_snapshot = n;
             n
@@ -528,9 +532,78 @@ impl Core {
         }
     }
 
-    /// Hand one stored snapshot to the enclave. A refusal (or a chunk missing from storage) is
-    /// `CoreError::Inconsistent`; transport failures are other errors.
+    /// The policies this data directory may hold snapshots under: the one in force first,
+    /// then every policy the enclave was asked to adopt (issue 12 part 2), newest first.
+    fn candidate_policies(&self) -> Result<Vec<EnclavePolicy>, CoreError> {
+        let mut out = vec![self.policy.clone()];
+        let adopted: Vec<EnclavePolicy> = self.store.meta(ADOPTED_POLICIES)?.unwrap_or_default();
+        for p in adopted.into_iter().rev() {
+            if out.iter().all(|q| q.hash() != p.hash()) {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Core::restore_policy_snapshot`] under each candidate policy in turn: a snapshot taken
+    /// after a policy change restores only under the new policy, one from before only under
+    /// the old (the journal replays the change). The policy it restored under becomes the one
+    /// in force here.
     fn restore_snapshot(&mut self, snap: &StoredSnapshot) -> Result<(), CoreError> {
+        let candidates = self.candidate_policies()?;
+        let mut last = None;
+        for (k, policy) in candidates.into_iter().enumerate() {
+            if k > 0 {
+                self.open_session()?;
+            }
+            let previous = std::mem::replace(&mut self.policy, policy);
+            match self.restore_policy_snapshot(snap) {
+                Err(CoreError::Inconsistent(why)) if why.contains("another policy") => {
+                    self.policy = previous;
+                    last = Some(CoreError::Inconsistent(why));
+                }
+                Err(e) => {
+                    self.policy = previous;
+                    return Err(e);
+                }
+                Ok(()) => return Ok(()),
+            }
+        }
+        Err(last.unwrap_or_else(|| CoreError::Inconsistent("no policy to restore under".into())))
+    }
+
+    /// After replay the enclave may run under a policy the journal adopted: take it as the one
+    /// in force (it must be one this data directory holds).
+    fn follow_adopted_policy(&mut self) -> Result<(), CoreError> {
+        let hash = match self.call(Request::Describe)? {
+            Response::Description(d) => d.policy_hash,
+            r => return Err(unexpected(&r)),
+        };
+        if hash == self.policy.hash() {
+            return Ok(());
+        }
+        let policy = self
+            .candidate_policies()?
+            .into_iter()
+            .find(|p| p.hash() == hash)
+            .ok_or_else(|| {
+                CoreError::Inconsistent(format!(
+                    "the enclave runs under policy {hash}, which this data directory does not                      hold"
+                ))
+            })?;
+        tracing::info!(policy = %hash, "the journal adopted a policy change");
+        self.policy = policy;
+        Ok(())
+    }
+
+    /// The policy the enclave runs under (the deployment's, or the last one it adopted).
+    pub fn policy(&self) -> &EnclavePolicy {
+        &self.policy
+    }
+
+    /// Hand one stored snapshot to the enclave under [`Core::policy`]. A refusal (or a chunk
+    /// missing from storage) is `CoreError::Inconsistent`; transport failures are other errors.
+    fn restore_policy_snapshot(&mut self, snap: &StoredSnapshot) -> Result<(), CoreError> {
         let m = &snap.manifest;
         let chunk = |store: &Store, index: u32| {
             store.snapshot_chunk(&m.id, index)?.ok_or_else(|| {
@@ -1065,8 +1138,19 @@ impl Core {
                         | Request::RenewStatement { .. }
                         | Request::Heartbeat { .. }
                         | Request::Settled { .. }
+                        | Request::AdoptPolicy { .. }
                 );
                 g.status_stale |= changes_state;
+                let adopting = match &request {
+                    Request::AdoptPolicy { policy, .. } => match self.remember_policy(policy) {
+                        Ok(()) => Some(policy.clone()),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            return;
+                        }
+                    },
+                    _ => None,
+                };
                 let r = if changes_state {
                     // Evidence and renewals carry host time: a genuine jump is caught up in
                     // allowed steps (`ClockStep`, issue 11).
@@ -1078,6 +1162,20 @@ impl Core {
                     Ok(resp) => {
                         if let Response::Batch(Some(b)) = &resp {
                             self.push_statement((**b).clone(), g);
+                        }
+                        if let Response::PolicyAdopted {
+                            batch, policy_hash, ..
+                        } = &resp
+                        {
+                            if let Some(b) = batch {
+                                self.push_statement((**b).clone(), g);
+                            }
+                            if let Some(p) = adopting.filter(|p| p.hash() == *policy_hash) {
+                                tracing::info!(policy = %policy_hash, "policy change adopted");
+                                self.policy = p;
+                                // A new program id: clients must see the new description.
+                                g.rotated = true;
+                            }
                         }
                         if let Response::Ticked { announcements } = &resp {
                             g.rotated |= !announcements.is_empty();
@@ -1104,6 +1202,20 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Keep `policy` among the policies this data directory may restore under, before the
+    /// enclave is asked to adopt it (a crash right after the adoption is journaled must still
+    /// find the policy its snapshots and journal need).
+    fn remember_policy(&mut self, policy: &EnclavePolicy) -> Result<(), CoreError> {
+        let mut adopted: Vec<EnclavePolicy> =
+            self.store.meta(ADOPTED_POLICIES)?.unwrap_or_default();
+        if adopted.iter().any(|p| p.hash() == policy.hash()) {
+            return Ok(());
+        }
+        adopted.push(policy.clone());
+        self.store.put_meta(ADOPTED_POLICIES, &adopted)?;
+        Ok(())
     }
 
     /// Serve until the channel closes (every sender dropped: the requests queued before are

@@ -9,6 +9,7 @@
 
 pub mod gateway;
 pub mod node;
+pub mod policy_watch;
 pub mod setup;
 pub mod trace_context;
 

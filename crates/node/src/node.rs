@@ -123,6 +123,10 @@ pub struct NodeConfig {
     pub rate_limit_per_sec: u32,
     /// Submissions one client may send at once after being idle (at least 1).
     pub rate_limit_burst: u32,
+    /// A policy change governance scheduled: adopted at a statement boundary once it is the
+    /// chain's pending policy and its activation time has passed (issue 12 part 2,
+    /// [`crate::policy_watch`]).
+    pub next_policy: Option<EnclavePolicy>,
 }
 
 impl NodeConfig {
@@ -155,6 +159,7 @@ impl NodeConfig {
             exit_delay_secs: sealbridge_chain::contracts::DEFAULT_EXIT_DELAY,
             rate_limit_per_sec: gateway::DEFAULT_RATE_LIMIT_PER_SEC,
             rate_limit_burst: gateway::DEFAULT_RATE_LIMIT_BURST,
+            next_policy: None,
         }
     }
 }
@@ -434,6 +439,9 @@ fn check_against_chain<C: Chain>(
 /// holds, which the contract composes from the base hash it was given and the participant
 /// accounts and tokens it committed to at deployment (`deployment_policy_hash`). Says which part
 /// differs.
+///
+/// A policy change (issue 12 part 2): the policy may also be the chain's *pending* one (the
+/// enclave adopted it; no statement under it has settled yet).
 fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<(), NodeError> {
     let (accounts, tokens) = (policy.committed_accounts(), policy.committed_tokens());
     let ours = policy.hash();
@@ -446,7 +454,7 @@ fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<
         )));
     }
     let on_chain = sb.policy_hash()?;
-    if on_chain == ours {
+    if on_chain == ours || sb.pending_policy_hash()? == ours {
         return Ok(());
     }
     let (chain_accounts, chain_tokens) = (sb.participants()?, sb.tokens()?);
@@ -666,8 +674,19 @@ impl Node {
     ) -> Result<Self, NodeError> {
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared::default());
-        check_policy(&sb, &setup.policy)?;
+        // Before the enclave starts: this data directory belongs to this chain (under the
+        // deployment's policy or one it adopted since, issue 12 part 2).
+        let adopted: Vec<EnclavePolicy> = store.meta("adopted_policies")?.unwrap_or_default();
+        let mut known = check_policy(&sb, &setup.policy);
+        for p in adopted.iter().rev() {
+            if known.is_err() && check_policy(&sb, p).is_ok() {
+                known = Ok(());
+            }
+        }
+        known?;
         let (core, spawned) = recover_core(&cfg, store, &setup, &sb, &metrics, &shared)?;
+        // After it: exactly the policy the enclave runs under.
+        check_policy(&sb, core.policy())?;
         let mut workers = spawn_core(core, cfg.core_queue)?;
         let description = shared
             .description
@@ -693,6 +712,7 @@ impl Node {
         }
         metrics.state.chain_up.store(true, Relaxed);
         let chain = Arc::new(Mutex::new(sb));
+        let chain_for_policy = chain.clone();
         start_relayer(&mut workers, &cfg, chain.clone(), &metrics)?;
         start_renewal(
             &mut workers,
@@ -702,6 +722,13 @@ impl Node {
             cfg.renew_check,
             &metrics,
         )?;
+        if let Some(next) = cfg.next_policy.clone() {
+            let (tx, stop) = (workers.tx()?.clone(), workers.stop.clone());
+            let poll = cfg.poll.max(Duration::from_millis(200));
+            workers.spawn("sealbridge-policy", move || {
+                crate::policy_watch::adopt_when_due(&chain_for_policy, &tx, &next, poll, &stop);
+            })?;
+        }
         let server = start_gateway(&cfg, workers.tx()?.clone(), &metrics, shared, &setup)?;
         tracing::info!(url = %server.url(), settlement = %setup.settlement, "node serving");
         Ok(Self {

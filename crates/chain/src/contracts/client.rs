@@ -539,6 +539,14 @@ impl<C: Chain> Sealbridge<C> {
         )
     }
 
+    /// `pendingPolicyActivatesAt()`: block time from which the pending policy may settle.
+    pub fn pending_policy_activates_at(&self) -> Result<u64, ContractError> {
+        self.view(
+            self.deployment.settlement,
+            &Settlement::pendingPolicyActivatesAtCall {},
+        )
+    }
+
     /// `policySince()`: the sequence of the first statement under the policy in force.
     pub fn policy_since(&self) -> Result<u64, ContractError> {
         self.view(self.deployment.settlement, &Settlement::policySinceCall {})

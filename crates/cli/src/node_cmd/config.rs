@@ -97,6 +97,12 @@ pub struct NodeOptions {
     /// Submissions one client may send at once after being idle (at least 1).
     #[arg(long, env = "SEALBRIDGE_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
+    /// A policy change governance scheduled (`Settlement.schedulePolicy`): the new policy as
+    /// JSON (the form of a deployment file's `policy`). Once the chain's pending policy is this
+    /// one and its activation time has passed, the node has the enclave adopt it at the next
+    /// statement boundary.
+    #[arg(long, env = "SEALBRIDGE_NEXT_POLICY")]
+    pub next_policy: Option<PathBuf>,
 }
 
 /// Default data directory.
@@ -148,6 +154,7 @@ impl NodeOptions {
             log_chunk_blocks: Some(c.log_chunk_blocks),
             rate_limit: Some(c.rate_limit_per_sec),
             rate_limit_burst: Some(c.rate_limit_burst),
+            next_policy: None,
         }
     }
 
@@ -293,6 +300,16 @@ pub fn resolve(cli: &NodeOptions, file: Option<&NodeOptions>) -> anyhow::Result<
         },
     };
     cfg.verifiers = o.verifiers.clone();
+    if let Some(path) = &o.next_policy {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --next-policy {}", path.display()))?;
+        let policy: sealbridge_enclave::EnclavePolicy = serde_json::from_str(&text)
+            .with_context(|| format!("--next-policy {}: not a policy (JSON)", path.display()))?;
+        policy
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--next-policy {}: {e}", path.display()))?;
+        cfg.next_policy = Some(policy);
+    }
     Ok(Resolved {
         chain: o.chain.clone().unwrap_or_else(|| "embedded".into()),
         deployment: o.deployment.clone(),

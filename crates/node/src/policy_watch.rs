@@ -1,0 +1,94 @@
+//! Policy transitions on the node (issue 12 part 2, docs/PROTOCOL.md §14): governance schedules
+//! a policy on chain (`Settlement.schedulePolicy`) and publishes it; the operator gives it to
+//! the node (`--next-policy FILE`). This loop watches the chain and, once that policy is the
+//! pending one and its activation time has passed, asks the enclave to adopt it. The enclave
+//! adopts only at a statement boundary: while the open batch waits for its anonymity set it
+//! refuses, and the loop asks again at the next poll (after the next cut). The core keeps the
+//! statement that closed the batch under the old policy, like any cut, and remembers the new
+//! policy so that a restart restores snapshots taken under either.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::SyncSender;
+use std::time::Duration;
+
+use alloy_primitives::B256;
+use sealbridge_chain::Chain;
+use sealbridge_core::engine::Cmd;
+use sealbridge_enclave::{
+    EnclavePolicy,
+    boundary::{Request, Response},
+};
+use sealbridge_relayer::SharedChain;
+use tokio::sync::oneshot;
+
+/// What the chain says about the policy (in force, pending, activation time, block time).
+fn read<C: Chain>(chain: &SharedChain<C>) -> Option<(B256, B256, u64, u64)> {
+    let sb = chain.lock().ok()?;
+    Some((
+        sb.policy_hash().ok()?,
+        sb.pending_policy_hash().ok()?,
+        sb.pending_policy_activates_at().ok()?,
+        sb.chain().block_timestamp().ok()?,
+    ))
+}
+
+/// Until `stop`: adopt `next` once it is pending on chain and due (see the module docs).
+/// Returns when the enclave runs under it (or the chain already has it in force).
+pub fn adopt_when_due<C: Chain>(
+    chain: &SharedChain<C>,
+    core: &SyncSender<Cmd>,
+    next: &EnclavePolicy,
+    poll: Duration,
+    stop: &AtomicBool,
+) {
+    let want = next.hash();
+    let mut last_refusal = String::new();
+    tracing::info!(policy = %want, "waiting for the scheduled policy change");
+    while !stop.load(Relaxed) {
+        std::thread::sleep(poll);
+        let Some((in_force, pending, activates_at, chain_now)) = read(chain) else {
+            continue;
+        };
+        if in_force == want {
+            tracing::info!(policy = %want, "the policy change is in force on chain");
+            return;
+        }
+        if pending != want || chain_now < activates_at {
+            continue;
+        }
+        // Host time, as for every request (the enclave refuses until it reaches
+        // `activates_at`; a chain running ahead of the wall clock only delays it).
+        let now = crate::unix_now();
+        let (reply, rx) = oneshot::channel();
+        let request = Request::AdoptPolicy {
+            policy: next.clone(),
+            activates_at,
+            now,
+        };
+        if core.send(Cmd::Call { request, reply }).is_err() {
+            return;
+        }
+        match rx.blocking_recv() {
+            Ok(Ok(Response::PolicyAdopted {
+                policy_hash, batch, ..
+            })) if policy_hash == want => {
+                tracing::info!(
+                    policy = %want,
+                    closed_under_old = ?batch.map(|b| b.statement.sequence),
+                    "the enclave adopted the policy change"
+                );
+                return;
+            }
+            Ok(Ok(Response::Error(e))) => {
+                let why = e.to_string();
+                if why != last_refusal {
+                    tracing::info!(reason = %why, "policy change not adopted yet; will retry");
+                    last_refusal = why;
+                }
+            }
+            Ok(Ok(other)) => tracing::warn!(response = ?other, "unexpected answer to AdoptPolicy"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "policy change not adopted; will retry"),
+            Err(_) => return,
+        }
+    }
+}
