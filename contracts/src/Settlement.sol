@@ -413,6 +413,12 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         return _accounts;
     }
 
+    /// @notice The participant accounts under the pending policy change, ascending (empty when
+    ///         none is pending).
+    function pendingParticipants() external view returns (address[] memory) {
+        return _pendingAccounts;
+    }
+
     /// @notice The deployment's tokens, ascending.
     function tokens() external view returns (address[] memory) {
         return _tokens;

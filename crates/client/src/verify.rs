@@ -411,15 +411,26 @@ pub fn verify_enclave_on_chain<C: Chain>(
     if !allowed {
         return Err(VerifyError::MeasurementNotAllowed(record.measurement));
     }
-    let policy_hash = sb
+    let in_force = sb
         .policy_hash()
         .map_err(|e| chain_err("Settlement.policyHash", e))?;
-    if policy_hash != description.policy_hash {
-        return Err(VerifyError::PolicyHashMismatch {
-            chain: policy_hash,
-            enclave: description.policy_hash,
-        });
-    }
+    // A policy change governance scheduled (issue 12 part 2) that the enclave has adopted: the
+    // chain settles statements under it once one does, with its participant list.
+    let pending = if in_force == description.policy_hash {
+        None
+    } else {
+        let pending = sb
+            .pending_policy_hash()
+            .map_err(|e| chain_err("Settlement.pendingPolicyHash", e))?;
+        if pending == B256::ZERO || pending != description.policy_hash {
+            return Err(VerifyError::PolicyHashMismatch {
+                chain: in_force,
+                enclave: description.policy_hash,
+            });
+        }
+        Some(pending)
+    };
+    let policy_hash = pending.unwrap_or(in_force);
     let expected = program_id(&record.measurement, &policy_hash);
     if expected != description.program_id {
         return Err(VerifyError::ProgramIdMismatch {
@@ -427,9 +438,14 @@ pub fn verify_enclave_on_chain<C: Chain>(
             described: description.program_id,
         });
     }
-    let participants = sb
-        .participants()
-        .map_err(|e| chain_err("Settlement.participants", e))?;
+    let participants = match pending {
+        None => sb
+            .participants()
+            .map_err(|e| chain_err("Settlement.participants", e))?,
+        Some(_) => sb
+            .view(d.settlement, &Settlement::pendingParticipantsCall {})
+            .map_err(|e| chain_err("Settlement.pendingParticipants", e))?,
+    };
     let tokens = sb.tokens().map_err(|e| chain_err("Settlement.tokens", e))?;
     Ok(ChainTie {
         address,

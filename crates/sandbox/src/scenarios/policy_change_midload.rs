@@ -178,6 +178,12 @@ impl Scenario for PolicyChangeMidload {
 
         w.step("clients fetch the new description; 3 obligations pay the newcomer (statement 4)");
         w.refresh_description()?;
+        // A client that ties the enclave to the chain before sealing accepts the adopted
+        // policy: it is the chain's pending one, with the newcomer among its participants.
+        let tie = sealbridge_client::verify::verify_enclave_on_chain(&w.sb, &w.description);
+        let tied_to_pending = tie
+            .as_ref()
+            .is_ok_and(|t| t.policy_hash == new_hash && t.participants.contains(&w.account(4)));
         w.policy = next.clone();
         for i in 0..3 {
             accepted += u64::from(w.pay(i, 4, 20)?.accepted);
@@ -257,6 +263,10 @@ impl Scenario for PolicyChangeMidload {
             stale_outcome.rejected.map(|r| r.as_str()) == Some("wrong-program"),
         )
         .check(
+            "a client tying the enclave to the chain accepts the adopted, pending policy",
+            tied_to_pending,
+        )
+        .check(
             "statements under the old policy settle while the change is pending",
             old_settled.refused.is_none()
                 && old_settled.settled.len() == 2
@@ -316,6 +326,7 @@ impl Scenario for PolicyChangeMidload {
             })),
             "new_program_id": adopted.2.to_string(),
             "stale_envelope": stale_outcome.rejected.map(|r| r.as_str()),
+            "client_chain_tie": tie.map(|t| t.policy_hash.to_string()).map_err(|e| e.to_string()),
             "policy_since": since,
             "statements": policies
                 .iter()
