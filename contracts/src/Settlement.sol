@@ -203,6 +203,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     event PolicyChanged(bytes32 oldPolicyHash, bytes32 newPolicyHash);
     event PolicyScheduled(bytes32 indexed policyHash, bytes32 basePolicyHash, address[] added, uint64 activatesAt);
     event PolicyActivated(uint64 indexed sequence, bytes32 oldPolicyHash, bytes32 newPolicyHash);
+    event PolicyCancelled(bytes32 indexed policyHash);
     event AlreadySettled(uint64 indexed sequence, bytes32 digest);
     event HandedOver(uint64 indexed sequence, address indexed from, address indexed to, bytes32 measurement);
     event EnclaveAdopted(address indexed enclave, address indexed previous, bytes32 measurement);
@@ -242,6 +243,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     error PolicyNotActiveYet(uint64 activatesAt, uint256 nowTs);
     error AlreadyParticipant(address account);
     error PolicyUnchanged(bytes32 policyHash);
+    error PolicyPending(bytes32 pendingPolicyHash);
+    error NoPolicyPending();
     error OutsideWindow(uint64 notBefore, uint64 notAfter, uint256 nowTs);
     error EffectsHashMismatch(bytes32 committed, bytes32 computed);
     error EffectsNotSorted(uint256 index);
@@ -438,7 +441,21 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     ///         a running deployment changes its policy with `schedulePolicy`.
     function setPolicyHash(bytes32 newBasePolicyHash) external onlyRole(GOVERNOR_ROLE) {
         if (participantSetup != address(0)) revert SetupNotSealed();
+        if (pendingPolicyHash != bytes32(0)) revert PolicyPending(pendingPolicyHash);
         _setPolicy(newBasePolicyHash);
+    }
+
+    /// @notice Withdraw a scheduled policy change that has not taken effect (governance). An
+    ///         enclave that already adopted it signs statements the chain then refuses
+    ///         (`PolicyMismatch`) until governance schedules that policy again.
+    function cancelPolicy() external onlyRole(GOVERNOR_ROLE) {
+        bytes32 p = pendingPolicyHash;
+        if (p == bytes32(0)) revert NoPolicyPending();
+        pendingPolicyHash = bytes32(0);
+        pendingBasePolicyHash = bytes32(0);
+        pendingPolicyActivatesAt = 0;
+        delete _pendingAccounts;
+        emit PolicyCancelled(p);
     }
 
     /// @notice Schedule a policy change (governance, through the timelock): base hash
@@ -584,6 +601,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         if (h.sequence != last + 1) revert SequenceGap(last + 1, h.sequence);
 
         address signer = _checkSigner(digest, signature);
+        if (h.policyHash != policyHash) _activatePolicy(h.sequence, h.policyHash);
         if (h.stateRoot != stateRoot) revert PrevRootMismatch(stateRoot, h.stateRoot);
         if (h.policyHash != policyHash) revert PolicyMismatch(policyHash, h.policyHash);
         if (block.timestamp < h.notBefore || block.timestamp > h.notAfter) {
@@ -655,7 +673,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         if (block.timestamp < at) revert PolicyNotActiveYet(at, block.timestamp);
         address[] storage merged = _pendingAccounts;
         for (uint256 k = 0; k < merged.length; ++k) {
-            isParticipant[merged[k]] = true;
+            address a = merged[k];
+            if (!isParticipant[a]) isParticipant[a] = true;
         }
         _accounts = merged;
         delete _pendingAccounts;

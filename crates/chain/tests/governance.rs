@@ -443,7 +443,8 @@ enum Refusal {
     NotInSetup,
     /// `AccessControlUnauthorizedAccount` too (the role is checked first), for a call whose
     /// governor form needs chain state the reference deployment lacks (`adoptEnclave`: an
-    /// Active registered enclave; `crates/chain/tests/handover.rs` has the governor make it).
+    /// Active registered enclave, `crates/chain/tests/handover.rs` has the governor make it;
+    /// `cancelPolicy`: a scheduled change, `settlement.rs` has the governor make it).
     UnauthorizedNeedsState,
 }
 
@@ -586,6 +587,11 @@ fn governor_calls(w: &World) -> Vec<(Target, Bytes, Refusal)> {
             }
             .abi_encode(),
             Unauthorized,
+        ),
+        (
+            SettlementTarget,
+            S::cancelPolicyCall {}.abi_encode(),
+            UnauthorizedNeedsState,
         ),
         (
             SettlementTarget,

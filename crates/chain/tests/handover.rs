@@ -504,3 +504,27 @@ fn the_result_hash_a_handover_names_is_the_registrys() {
         w.f.sb.enclave(o).unwrap().resultHash
     );
 }
+
+/// A handover signed under a scheduled policy the enclave adopted (review of issue 12 part 2):
+/// it puts the policy in force like the first statement under it would, so a handover right
+/// after an adoption does not revert `PolicyMismatch` for good; under a policy nobody scheduled
+/// it still does.
+#[test]
+fn a_handover_under_the_pending_policy_puts_it_in_force() {
+    let mut w = World::new();
+    let admin = w.f.admin;
+    let old = w.f.sb.policy_hash().unwrap();
+    let base = B256::repeat_byte(0x5c);
+    w.f.sb.schedule_policy(admin, base, &[], 0).unwrap();
+    let pending = w.f.sb.pending_policy_hash().unwrap();
+    assert_ne!(pending, old);
+    let mut stray = w.handover();
+    stray.policyHash = B256::repeat_byte(0x99);
+    assert_revert(w.send(&stray), "PolicyMismatch");
+    let mut h = w.handover();
+    h.policyHash = pending;
+    assert!(matches!(w.send(&h).unwrap(), SettleOutcome::Applied(_)));
+    assert_eq!(w.f.sb.policy_hash().unwrap(), pending);
+    assert_eq!(w.f.sb.policy_since().unwrap(), h.sequence);
+    assert_eq!(w.f.sb.current_enclave().unwrap(), w.successor_address());
+}

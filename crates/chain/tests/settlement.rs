@@ -677,6 +677,14 @@ fn scheduled_policy_takes_effect_with_the_first_statement_under_it() {
         "PolicyUnchanged",
     );
 
+    // Scheduled, then withdrawn: nothing pending; while pending, no abrupt switch.
+    f.sb.schedule_policy(admin, base, &[newcomer], activates_at)
+        .unwrap();
+    assert_revert(f.sb.set_policy_hash(admin, base), "PolicyPending");
+    f.sb.cancel_policy(admin).unwrap();
+    assert_eq!(f.sb.pending_policy_hash().unwrap(), B256::ZERO);
+    assert!(f.sb.pending_participants().unwrap().is_empty());
+    assert_revert(f.sb.cancel_policy(admin), "NoPolicyPending");
     f.sb.schedule_policy(admin, base, &[newcomer], activates_at)
         .unwrap();
     let mut accounts = f.sb.participants().unwrap();
@@ -685,6 +693,7 @@ fn scheduled_policy_takes_effect_with_the_first_statement_under_it() {
     accounts.sort();
     let new = sealbridge_chain::eip712::deployment_policy_hash(base, &accounts, &tokens);
     assert_eq!(f.sb.pending_policy_hash().unwrap(), new);
+    assert_eq!(f.sb.pending_participants().unwrap(), accounts);
     assert_eq!(f.sb.policy_hash().unwrap(), old);
     // Not a participant yet: no deposit.
     assert!(!f.sb.participants().unwrap().contains(&newcomer));

@@ -176,6 +176,8 @@ pub enum ActionArg {
         #[arg(long, default_value_t = 0)]
         activates_at: u64,
     },
+    /// Settlement: withdraw a scheduled policy change that has not taken effect.
+    CancelPolicy,
     /// Settlement: resume after a pause.
     Unpause,
     /// Settlement: make an enclave (Active in the registry, measurement allowed here) the
@@ -230,6 +232,7 @@ impl ActionArg {
                     activates_at,
                 }
             }
+            Self::CancelPolicy => Action::CancelPolicy,
             Self::Unpause => Action::Unpause,
             Self::AdoptEnclave { enclave } => Action::AdoptEnclave(enclave),
         }

@@ -442,9 +442,18 @@ pub fn verify_enclave_on_chain<C: Chain>(
         None => sb
             .participants()
             .map_err(|e| chain_err("Settlement.participants", e))?,
-        Some(_) => sb
-            .view(d.settlement, &Settlement::pendingParticipantsCall {})
-            .map_err(|e| chain_err("Settlement.pendingParticipants", e))?,
+        Some(_) => {
+            let pending: Vec<Address> = sb
+                .view(d.settlement, &Settlement::pendingParticipantsCall {})
+                .map_err(|e| chain_err("Settlement.pendingParticipants", e))?;
+            if pending.is_empty() {
+                // Put in force between the reads: it is the list in force now.
+                sb.participants()
+                    .map_err(|e| chain_err("Settlement.participants", e))?
+            } else {
+                pending
+            }
+        }
     };
     let tokens = sb.tokens().map_err(|e| chain_err("Settlement.tokens", e))?;
     Ok(ChainTie {

@@ -532,12 +532,17 @@ impl Core {
         }
     }
 
-    /// The policies this data directory may hold snapshots under: the one in force first,
-    /// then every policy the enclave was asked to adopt (issue 12 part 2), newest first.
+    /// The policies this data directory may hold snapshots under: every policy the enclave was
+    /// asked to adopt (issue 12 part 2), newest first (after a change the newest snapshot is
+    /// the newest policy's), then the deployment's.
     fn candidate_policies(&self) -> Result<Vec<EnclavePolicy>, CoreError> {
-        let mut out = vec![self.policy.clone()];
         let adopted: Vec<EnclavePolicy> = self.store.meta(ADOPTED_POLICIES)?.unwrap_or_default();
-        for p in adopted.into_iter().rev() {
+        let mut out: Vec<EnclavePolicy> = Vec::new();
+        for p in adopted
+            .into_iter()
+            .rev()
+            .chain(std::iter::once(self.policy.clone()))
+        {
             if out.iter().all(|q| q.hash() != p.hash()) {
                 out.push(p);
             }
@@ -1164,10 +1169,13 @@ impl Core {
                             self.push_statement((**b).clone(), g);
                         }
                         if let Response::PolicyAdopted {
-                            batch, policy_hash, ..
+                            batch,
+                            activation,
+                            policy_hash,
+                            ..
                         } = &resp
                         {
-                            if let Some(b) = batch {
+                            for b in batch.iter().chain(activation.iter()) {
                                 self.push_statement((**b).clone(), g);
                             }
                             if let Some(p) = adopting.filter(|p| p.hash() == *policy_hash) {

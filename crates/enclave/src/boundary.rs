@@ -133,8 +133,8 @@ pub enum Request {
     /// the anonymity set) nothing changes and the answer is [`BoundaryError::Refused`] — send
     /// it again after the next cut. The transition must pass
     /// [`crate::policy::EnclavePolicy::check_transition`], and enclave time must have reached
-    /// `activates_at`. The enclave then logs a `PolicyChange` entry with the new policy and
-    /// signs every later statement under its hash (a new program id: clients fetch the
+    /// `activates_at`. The enclave then logs a `PolicyChange` entry with the new policy, signs
+    /// an empty statement under it (the activation) and every later statement under its hash (a new program id: clients fetch the
     /// description again). Sent again for the policy in force, it changes nothing. Answered
     /// [`Response::PolicyAdopted`].
     AdoptPolicy {
@@ -424,6 +424,9 @@ pub enum Response {
     PolicyAdopted {
         /// The last statement under the old policy, cut by this request.
         batch: Option<Box<SignedStatement>>,
+        /// The first statement under the new policy: empty (no inputs, effects or exits), so
+        /// that it puts the policy in force on chain at once.
+        activation: Option<Box<SignedStatement>>,
         /// The policy hash later statements carry.
         policy_hash: B256,
         /// The program id envelopes must name from now on.

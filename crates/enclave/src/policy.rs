@@ -315,6 +315,18 @@ impl EnclavePolicy {
         if next.netting.tokens != self.netting.tokens {
             return refuse("the token list may not change");
         }
+        let mut senders = std::collections::BTreeSet::new();
+        let mut accounts = std::collections::BTreeSet::new();
+        for p in &next.netting.participants {
+            if !senders.insert(p.sender) || !accounts.insert(p.account) {
+                return refuse("a participant sender or account appears twice");
+            }
+        }
+        if next.min_batch_senders as usize > senders.len() {
+            return refuse(
+                "the anonymity set needs more distinct senders than there are participants",
+            );
+        }
         let kept = self.netting.participants.iter().all(|p| {
             next.netting
                 .participants

@@ -1021,14 +1021,23 @@ fn an_adopted_policy_is_journaled_and_replays() {
     token.netting.tokens = vec![Address::repeat_byte(0xef)];
     let mut weaker = next.clone();
     weaker.min_batch_senders = 0;
-    for (policy, at) in [(&next, now + 1), (&dropped, 0), (&token, 0), (&weaker, 0)] {
-        assert!(
-            matches!(
-                adopt(&mut live, policy, at),
-                Response::Error(BoundaryError::Refused(_))
-            ),
-            "{policy:?}"
-        );
+    // The newcomer's key given to an existing account too: refused before anything is cut
+    // (review: it used to be found only after the cut, losing that statement).
+    let mut twice = next.clone();
+    let mut dup = twice.netting.participants[4];
+    dup.account = twice.netting.participants[0].account;
+    twice.netting.participants[4] = dup;
+    for (policy, at, why) in [
+        (&next, now + 1, "activates at"),
+        (&dropped, 0, "may not be removed"),
+        (&token, 0, "token list"),
+        (&weaker, 0, "anonymity set"),
+        (&twice, 0, "appears twice"),
+    ] {
+        match adopt(&mut live, policy, at) {
+            Response::Error(BoundaryError::Refused(r)) => assert!(r.contains(why), "{r}"),
+            r => panic!("{why}: {r:?}"),
+        }
     }
     let status_after = status(&mut live.s);
     assert_eq!(
@@ -1040,12 +1049,21 @@ fn an_adopted_policy_is_journaled_and_replays() {
     // Adopted: the two pending inputs are cut under the old policy first.
     let Response::PolicyAdopted {
         batch: Some(boundary),
+        activation: Some(activation),
         policy_hash,
         program_id,
     } = adopt(&mut live, &next, now)
     else {
         panic!("adoption refused")
     };
+    // Then an empty statement under the new policy, which puts it in force on chain.
+    assert_eq!(activation.statement.policyHash, next.hash());
+    assert_eq!(
+        activation.statement.sequence,
+        boundary.statement.sequence + 1
+    );
+    assert_eq!(activation.statement.inputCount, 0);
+    assert!(activation.effects.is_empty());
     assert_eq!(boundary.statement.policyHash, old.hash());
     assert_eq!(boundary.statement.inputCount, 2);
     assert_eq!(policy_hash, next.hash());
@@ -1085,7 +1103,7 @@ fn an_adopted_policy_is_journaled_and_replays() {
     };
     live.records = records;
     assert_eq!(after.statement.policyHash, next.hash());
-    assert_eq!(after.statement.sequence, boundary.statement.sequence + 1);
+    assert_eq!(after.statement.sequence, activation.statement.sequence + 1);
 
     // Replayed from the snapshot taken at boot, under the old policy: the same enclave.
     let want = fingerprint(&mut live.s);

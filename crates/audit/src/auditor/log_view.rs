@@ -61,7 +61,15 @@ pub(super) fn walk_log(
                 v.results.push((result, signatures));
             }
             Entry::PolicyChange { hash } => {
-                t.ok();
+                // A policy change is adopted at a statement boundary (PROTOCOL §14): every
+                // input accepted before it is in a statement under the old policy.
+                t.expect(batch.is_empty(), || {
+                    format!(
+                        "entry {index}: policy change with {} accepted input(s) not yet in a \
+                         statement",
+                        batch.len()
+                    )
+                });
                 policy = Some(hash);
             }
             Entry::EpochRotation(b) => match key {

@@ -531,6 +531,19 @@ impl<C: Chain> Sealbridge<C> {
         )
     }
 
+    /// `cancelPolicy()`: withdraw the scheduled policy change.
+    pub fn cancel_policy(&mut self, from: Address) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx("cancelPolicy", from, &Settlement::cancelPolicyCall {})
+    }
+
+    /// `pendingParticipants()`: the participant list under the scheduled policy (empty: none).
+    pub fn pending_participants(&self) -> Result<Vec<Address>, ContractError> {
+        self.view(
+            self.deployment.settlement,
+            &Settlement::pendingParticipantsCall {},
+        )
+    }
+
     /// `pendingPolicyHash()`: the scheduled policy hash (zero: none).
     pub fn pending_policy_hash(&self) -> Result<B256, ContractError> {
         self.view(

@@ -88,6 +88,8 @@ pub enum Action {
         /// Block time from which statements under it may settle.
         activates_at: u64,
     },
+    /// `Settlement.cancelPolicy`: withdraw a scheduled policy change not yet in force.
+    CancelPolicy,
     /// `Settlement.unpause`.
     Unpause,
     /// `Settlement.adoptEnclave`: the enclave becomes the deployment's only signer (for a
@@ -159,6 +161,7 @@ impl Action {
                 }
                 .abi_encode(),
             ),
+            Self::CancelPolicy => (s, Settlement::cancelPolicyCall {}.abi_encode()),
             Self::Unpause => (s, Settlement::unpauseCall {}.abi_encode()),
             Self::AdoptEnclave(successor) => {
                 (s, Settlement::adoptEnclaveCall { successor }.abi_encode())
@@ -353,6 +356,12 @@ fn settlement_words(data: &[u8]) -> Option<(&'static str, String)> {
                 },
                 utc(c.activatesAt)
             ),
+        ),
+        C::cancelPolicy(_) => (
+            "cancelPolicy",
+            "settlement: withdraw the scheduled policy change (an enclave that adopted it stops \
+             settling until it is scheduled again)"
+                .into(),
         ),
         C::allowMeasurement(c) => (
             "allowMeasurement",
@@ -556,6 +565,12 @@ mod tests {
                 "settlement",
                 "schedulePolicy",
                 "1 participant(s) added",
+            ),
+            (
+                Action::CancelPolicy,
+                "settlement",
+                "cancelPolicy",
+                "withdraw the scheduled policy change",
             ),
             (
                 Action::Unpause,

@@ -35,6 +35,7 @@ impl<P: Program> Enclave<P> {
         if next.hash() == self.policy_hash {
             return Response::PolicyAdopted {
                 batch: None,
+                activation: None,
                 policy_hash: self.policy_hash,
                 program_id: self.program_id,
             };
@@ -65,16 +66,27 @@ impl<P: Program> Enclave<P> {
             )));
         }
         let bytes = next.to_bytes();
-        self.record(Step::AdoptPolicy(bytes.clone()));
         if let Err(e) = self.apply_policy(next) {
-            // `check_transition` passed and nothing is pending: the program cannot refuse.
-            return Response::Error(BoundaryError::Refused(e.to_string()));
+            // Every check `apply_policy` makes ran above (`check_transition` is the program's
+            // rules and more), so this does not happen; if it did, the statement just cut under
+            // the old policy must still reach the relayer, and nothing was adopted.
+            debug_assert!(false, "adoption refused after the cut: {e}");
+            return Response::Batch(batch.map(Box::new));
         }
+        self.record(Step::AdoptPolicy(bytes.clone()));
         if self.append_log(EntryKind::PolicyChange, &bytes).is_err() {
             return Response::Error(BoundaryError::Internal);
         }
+        // The first statement under the new policy, empty: it puts the policy in force on chain
+        // (the contract's activation copies the participant list, so it comes without effects)
+        // before anything else is signed under it — a handover included.
+        let activation = match self.cut_batch(true) {
+            Ok(a) => a,
+            Err(_) => return Response::Error(BoundaryError::Internal),
+        };
         Response::PolicyAdopted {
             batch: batch.map(Box::new),
+            activation: activation.map(Box::new),
             policy_hash: self.policy_hash,
             program_id: self.program_id,
         }

@@ -7,9 +7,10 @@
 //! and inputs sit in the open batch when the host asks the enclave to adopt. The enclave adopts
 //! only at a statement boundary: below the anonymity set it refuses (nothing changes), and when
 //! the set is reached it cuts the batch under the old policy first (statement 3), then switches.
-//! Statements 2 and 3 settle under the old policy after the change was scheduled; statement 4,
-//! the first under the new policy, puts it in force on chain (the new participant is paid in
-//! it), and the new participant deposits and pays in statement 5.
+//! Right after, the enclave signs an empty statement 4 under the new policy. Statements 2 and 3
+//! settle under the old policy after the change was scheduled; statement 4, the first under the
+//! new policy, puts it in force on chain; the new participant is paid in statement 5, and
+//! deposits and pays in statement 6.
 //!
 //! The attacks: a stranger and the governor's own key (not the timelock) cannot schedule; the
 //! new participant cannot deposit before the policy is in force; the host cannot make the
@@ -158,13 +159,19 @@ impl Scenario for PolicyChangeMidload {
         }) {
             Response::PolicyAdopted {
                 batch,
+                activation,
                 policy_hash,
                 program_id,
             } => {
-                if let Some(b) = batch.clone() {
-                    w.pending.push_back(*b);
+                for b in batch.iter().chain(activation.iter()) {
+                    w.pending.push_back((**b).clone());
                 }
-                (batch.map(|b| *b), policy_hash, program_id)
+                (
+                    batch.map(|b| *b),
+                    policy_hash,
+                    program_id,
+                    activation.map(|b| *b),
+                )
             }
             other => return Err(SandboxError::Enclave(format!("AdoptPolicy: {other:?}"))),
         };
@@ -172,11 +179,12 @@ impl Scenario for PolicyChangeMidload {
         let stale_outcome = w.submit_envelope(stale)?;
 
         w.step("statements 2 and 3, signed under the old policy, settle after the schedule");
+        let activation = w.pending.pop_back();
         note(w, &mut policies);
         let old_settled = w.settle_pending()?;
         let in_force_before_first_new = w.sb.policy_hash()?;
 
-        w.step("clients fetch the new description; 3 obligations pay the newcomer (statement 4)");
+        w.step("clients fetch the new description; 3 obligations pay the newcomer (statement 5)");
         w.refresh_description()?;
         // A client that ties the enclave to the chain before sealing accepts the adopted
         // policy: it is the chain's pending one, with the newcomer among its participants.
@@ -185,12 +193,16 @@ impl Scenario for PolicyChangeMidload {
             .as_ref()
             .is_ok_and(|t| t.policy_hash == new_hash && t.participants.contains(&w.account(4)));
         w.policy = next.clone();
+        w.step("the empty statement 4, the first under the new policy, puts it in force");
+        w.pending.extend(activation.clone());
+        note(w, &mut policies);
+        let activated_by = w.settle_pending()?;
         for i in 0..3 {
             accepted += u64::from(w.pay(i, 4, 20)?.accepted);
         }
         w.cut()?;
         note(w, &mut policies);
-        let activation = w.settle_pending()?;
+        let newcomer_paid = w.settle_pending()?;
         let in_force = w.sb.policy_hash()?;
         let since = w.sb.policy_since()?;
         let is_participant = w.sb.view(
@@ -200,7 +212,7 @@ impl Scenario for PolicyChangeMidload {
             },
         )?;
 
-        w.step("the newcomer deposits and pays (statement 5)");
+        w.step("the newcomer deposits and pays (statement 6)");
         let late_deposit = deposit(w, 4, 1000)?;
         w.sync()?;
         let newcomer_pays = w.pay(4, 0, 30)?;
@@ -244,19 +256,25 @@ impl Scenario for PolicyChangeMidload {
         .check(
             "the enclave refuses to adopt early, a weaker anonymity set, a dropped participant, \
              or below the anonymity set, and nothing changes",
-            too_early.is_some()
-                && weaker_refused.is_some()
-                && dropped_refused.is_some()
-                && below_set.is_some()
+            refused_for(&too_early, "activates at")
+                && refused_for(&weaker_refused, "anonymity set may not shrink")
+                && refused_for(&dropped_refused, "may not be removed")
+                && refused_for(&below_set, "waits for its anonymity set")
                 && unchanged,
         )
         .check(
             "at the boundary the open batch is cut under the old policy, then the enclave \
-             switches",
+             switches and signs an empty statement under the new one",
             boundary
                 .as_ref()
                 .is_some_and(|s| s.statement.policyHash == old_hash && s.statement.inputCount == 3)
-                && adopted.1 == new_hash,
+                && adopted.1 == new_hash
+                && adopted.3.as_ref().is_some_and(|a| {
+                    a.statement.policyHash == new_hash
+                        && a.statement.inputCount == 0
+                        && a.effects.is_empty()
+                        && a.statement.sequence == 4
+                }),
         )
         .check(
             "an envelope sealed to the old program id is refused (the client reseals)",
@@ -274,7 +292,8 @@ impl Scenario for PolicyChangeMidload {
         )
         .check(
             "the first statement under the new policy puts it in force and admits the newcomer",
-            activation.refused.is_none()
+            activated_by.refused.is_none()
+                && newcomer_paid.refused.is_none()
                 && in_force == new_hash
                 && since == 4
                 && is_participant
@@ -285,7 +304,7 @@ impl Scenario for PolicyChangeMidload {
             late_deposit.is_none() && newcomer_pays.accepted && last.refused.is_none(),
         )
         .check(
-            "statements 1-3 carry the old policy hash, 4-5 the new one",
+            "statements 1-3 carry the old policy hash, 4-6 the new one",
             policies
                 == [
                     (1, old_hash),
@@ -293,12 +312,13 @@ impl Scenario for PolicyChangeMidload {
                     (3, old_hash),
                     (4, new_hash),
                     (5, new_hash),
+                    (6, new_hash),
                 ],
         )
         .check(
             "every accepted input settled exactly once; escrow matches the obligations",
             first.refused.is_none()
-                && sequences == [1, 2, 3, 4, 5]
+                && sequences == [1, 2, 3, 4, 5, 6]
                 && inputs_settled == accepted
                 && accepted == 20
                 && mismatches.is_empty(),
@@ -338,6 +358,11 @@ impl Scenario for PolicyChangeMidload {
             "escrow_mismatches": mismatches,
         })))
     }
+}
+
+/// Whether `refusal` is one, for the reason `why` names.
+fn refused_for(refusal: &Option<String>, why: &str) -> bool {
+    refusal.as_deref().is_some_and(|r| r.contains(why))
 }
 
 /// Ask the enclave to adopt `policy`: `None` if it did, else the refusal.
