@@ -352,7 +352,7 @@ pub(super) fn scan_deposits<C: Chain>(
 }
 
 /// The events of `logs` the enclave must see, in chain order: deposits (the amount the contract
-/// credited, i.e. what it received) and withdrawal requests. Shared with the sandbox's honest host.
+/// credited, i.e. what it received), withdrawal requests and escape-hatch withdrawals. Shared with the sandbox's honest host.
 pub fn enclave_events(logs: &[LogEntry]) -> Vec<(EventPosition, ChainEvent)> {
     let mut events: Vec<(EventPosition, ChainEvent)> = logs
         .iter()
@@ -368,6 +368,14 @@ pub fn enclave_events(logs: &[LogEntry]) -> Vec<(EventPosition, ChainEvent)> {
                 // for more than any escrow can hold asks for everything.
                 ChainEvent::WithdrawalRequest {
                     request_id: e.data.requestId,
+                    account: e.data.account,
+                    token: e.data.token,
+                    amount: u128::try_from(e.data.amount).unwrap_or(u128::MAX),
+                }
+            } else if let Ok(e) = Settlement::EscapeWithdrawn::decode_log(&l.inner) {
+                // Only while frozen; an enclave resumed before the freeze is lifted must learn
+                // of it (issue 12, lost data directory).
+                ChainEvent::Escape {
                     account: e.data.account,
                     token: e.data.token,
                     amount: u128::try_from(e.data.amount).unwrap_or(u128::MAX),
