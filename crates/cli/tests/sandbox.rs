@@ -43,6 +43,7 @@ const NAMES: [&str; 35] = [
     "previous-version-client",
     "keyholder-minority",
     "lost-enclave",
+    "lost-enclave-and-data",
     "root-rotation",
     "upgrade-handover",
     "handover-to-unallowed-measurement",

@@ -323,6 +323,12 @@ impl Session {
         self.enclave.as_ref()
     }
 
+    /// End the session, keeping the running enclave (an in-process host that serves it
+    /// directly from then on, as the sandbox does).
+    pub fn into_enclave(self) -> Option<Enclave<Netting>> {
+        self.enclave
+    }
+
     /// Serve one request. A restored session goes live first if the request is one that
     /// [`goes_live`]; snapshots fetched in full and the journal position reached are noted in
     /// the lineage.
