@@ -259,6 +259,64 @@ fn check_prefix(entries: &[Vec<u8>], settled: &SettledAnchor) -> Result<(), Erro
     Ok(())
 }
 
+/// The chain's settled anchor as `chain`'s events for `settlement` say: the last
+/// `StatementSettled` (sequence, log anchor, inputs). Refused when a handover settled after it
+/// (a handover's event carries no log anchor: read the state from the contract instead).
+pub fn anchor_from_chain(
+    chain: &impl sealbridge_chain::Chain,
+    settlement: alloy_primitives::Address,
+) -> Result<SettledAnchor, Error> {
+    use alloy_sol_types::SolEvent;
+    use sealbridge_chain::bindings::Settlement;
+    let head = chain.block_number()?;
+    let mut anchor = SettledAnchor {
+        sequence: 0,
+        log_size: 0,
+        log_root: B256::ZERO,
+        inputs_root: B256::ZERO,
+        input_count: 0,
+    };
+    let mut handover = 0u64;
+    for l in chain.logs(settlement, 0, head)? {
+        if let Ok(e) = Settlement::StatementSettled::decode_log(&l.inner) {
+            if e.sequence > anchor.sequence {
+                anchor = SettledAnchor {
+                    sequence: e.sequence,
+                    log_size: e.logSize,
+                    log_root: e.logRoot,
+                    inputs_root: e.inputsRoot,
+                    input_count: e.inputCount,
+                };
+            }
+        } else if let Ok(e) = Settlement::HandedOver::decode_log(&l.inner) {
+            handover = handover.max(e.sequence);
+        }
+    }
+    if handover > anchor.sequence {
+        return Err(Error::Input(format!(
+            "the last settlement ({handover}) is a handover: its log anchor is not in its event"
+        )));
+    }
+    Ok(anchor)
+}
+
+/// [`loss_report`] over the published log in `log_dir` (C2SP tiles and `checkpoint`, verified
+/// under the key the log announces): its entries and the report.
+pub fn loss_report_dir(
+    log_dir: &std::path::Path,
+    anchor: &SettledAnchor,
+) -> Result<(Vec<Vec<u8>>, LossReport), Error> {
+    let (reader, note) = crate::open_log(log_dir)?;
+    let body_end = note
+        .find("\n\n")
+        .ok_or_else(|| Error::Input("the log's checkpoint is not a signed note".into()))?;
+    let claimed = sealbridge_log::Checkpoint::from_note_body(note.get(..=body_end).unwrap_or_default())?;
+    let entries = reader.at(claimed.size).read_all_entries()?;
+    crate::kept::check_entries_under(&entries, &note, &claimed.origin)?;
+    let report = loss_report(&entries, anchor)?;
+    Ok((entries, report))
+}
+
 /// How a client's kept receipts fare after the loss.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KeptAfterLoss {
