@@ -41,7 +41,7 @@
 //!   successor, right after the predecessor's `Handover` entry and anything the predecessor
 //!   logged after it); every receipt, statement and checkpoint from here on is signed by the
 //!   successor's keys.
-//! - `Resumed` (164 bytes, [`ResumedEntry`], issue 12, lost data directory): `sequence u64 BE ‖
+//! - `Resumed` (156 bytes, [`ResumedEntry`], issue 12, lost data directory): `sequence u64 BE ‖
 //!   settled log size u64 BE ‖ lost log size u64 BE ‖ requests decided u64 BE ‖ block u64 BE ‖
 //!   previous address (20) ‖ previous Ed25519 key (32) ‖ chain state root (32) ‖ balances root
 //!   (32)` — a fresh enclave resumed from the chain's settled state after the enclave and the
@@ -468,7 +468,7 @@ pub struct ResumedEntry {
 }
 
 impl ResumedEntry {
-    /// The 164-byte body.
+    /// The 156-byte body.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(RESUMED_LEN);
         for n in [
@@ -565,7 +565,7 @@ mod tests {
         };
         let body = e.encode();
         assert_eq!(body.len(), RESUMED_LEN);
-        assert_eq!(RESUMED_LEN, 164);
+        assert_eq!(RESUMED_LEN, 156);
         assert_eq!(body[..8], 1u64.to_be_bytes());
         assert_eq!(body[8..16], 9u64.to_be_bytes());
         assert_eq!(body[16..24], 17u64.to_be_bytes());
