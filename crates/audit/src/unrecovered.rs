@@ -180,7 +180,8 @@ pub fn loss_report(entries: &[Vec<u8>], settled: &SettledAnchor) -> Result<LossR
                     if !the_settled {
                         if index == settled.log_size {
                             return Err(Error::Input(format!(
-                                "published entry {index} is statement {seq} but not the one the                                  chain settled at sequence {} (log size, log root, inputs)",
+                                "published entry {index} is statement {seq} but not the one the chain settled \
+                                 at sequence {} (log size, log root, inputs)",
                                 settled.sequence
                             )));
                         }
