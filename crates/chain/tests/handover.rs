@@ -506,6 +506,10 @@ fn governance_resumes_a_frozen_deployment_after_loss() {
     assert!(w.f.sb.frozen().unwrap());
     w.f.sb.escape_withdraw(alice, token).unwrap();
     assert_eq!(w.f.escrow(alice), U256::ZERO);
+    // Registrations expired while nothing settled: the successor registers now, as a real one
+    // does; the lost enclave too (the worst case: it is still Active).
+    w.register(s, M2);
+    w.f.register_enclave().unwrap();
     assert_revert(
         w.f.sb.resume_after_loss(relayer, s),
         "AccessControlUnauthorizedAccount",
