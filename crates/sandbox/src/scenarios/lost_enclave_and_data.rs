@@ -221,7 +221,12 @@ impl Scenario for LostEnclaveAndData {
         let after_sequence = w.sb.last_sequence()?;
         let lost_again = revert_of(w.relay(&lost_statement))?;
         let escrow_2 = w.escrow(2)?;
-        let mismatches = w.escrow_mismatches()?;
+        // Chain escrow against the successor's view, participant by participant.
+        let mut escrow_views = Vec::new();
+        for i in 0..w.participants.len() {
+            escrow_views.push((w.escrow(i)?, U256::from(w.enclave_escrow(i))));
+        }
+        let views_agree = escrow_views.iter().all(|(chain, view)| chain == view);
         let t = w.totals()?;
 
         let successor_statement = second.settled.first().copied();
@@ -308,7 +313,7 @@ impl Scenario for LostEnclaveAndData {
         )
         .check(
             "escrow on chain is what the successor holds, and every token is accounted for",
-            mismatches.is_empty() && t.conserved(),
+            views_agree && t.conserved(),
         );
         Ok(c.outcome(json!({
             "lost_enclave": lost_address.to_string(),
@@ -357,6 +362,10 @@ impl Scenario for LostEnclaveAndData {
             })),
             "last_sequence": after_sequence,
             "conserved": t.conserved(),
+            "escrow_chain_vs_successor": escrow_views
+                .iter()
+                .map(|(c, v)| json!([amount(*c), amount(*v)]))
+                .collect::<Vec<_>>(),
         })))
     }
 }

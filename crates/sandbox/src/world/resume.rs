@@ -7,7 +7,7 @@
 use alloy_primitives::{Address, B256, U256};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use sealbridge_chain::bindings::Settlement;
+use sealbridge_chain::{Chain, bindings::Settlement};
 use sealbridge_enclave::{
     Enclave, KeyBundle,
     boundary::{BOUNDARY_VERSION, Request, Response},
