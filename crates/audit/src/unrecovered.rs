@@ -311,7 +311,8 @@ pub fn loss_report_dir(
     let body_end = note
         .find("\n\n")
         .ok_or_else(|| Error::Input("the log's checkpoint is not a signed note".into()))?;
-    let claimed = sealbridge_log::Checkpoint::from_note_body(note.get(..=body_end).unwrap_or_default())?;
+    let claimed =
+        sealbridge_log::Checkpoint::from_note_body(note.get(..=body_end).unwrap_or_default())?;
     let entries = reader.at(claimed.size).read_all_entries()?;
     crate::kept::check_entries_under(&entries, &note, &claimed.origin)?;
     let report = loss_report(&entries, anchor)?;
@@ -509,8 +510,11 @@ mod tests {
         assert_eq!(report.settled_receipts, 2);
         assert_eq!(report.void_entries, 5);
         assert_eq!(report.unsettled_statements, vec![2]);
-        let named: Vec<(u64, Unsettled)> =
-            report.unrecovered.iter().map(|u| (u.index, u.why)).collect();
+        let named: Vec<(u64, Unsettled)> = report
+            .unrecovered
+            .iter()
+            .map(|u| (u.index, u.why))
+            .collect();
         assert_eq!(
             named,
             vec![

@@ -498,7 +498,9 @@ fn governance_resumes_a_frozen_deployment_after_loss() {
     let (admin, relayer, s) = (w.f.admin, w.f.relayer, w.successor_address());
     let (alice, bob, token) = (w.f.alice, w.f.bob, w.f.token());
     // Bob asks to withdraw; nobody decides (the enclave and its host are gone).
-    w.f.sb.request_withdrawal(bob, token, U256::from(5)).unwrap();
+    w.f.sb
+        .request_withdrawal(bob, token, U256::from(5))
+        .unwrap();
     // Not frozen yet: resuming is allowed (governance decides), but not by anyone else.
     let opens = w.f.sb.hatch_opens_at().unwrap();
     w.f.sb.chain_mut().set_next_timestamp(opens + 1).unwrap();
@@ -515,13 +517,19 @@ fn governance_resumes_a_frozen_deployment_after_loss() {
         "AccessControlUnauthorizedAccount",
     );
     let nobody = key_address(&dev_key("enclave/nobody"));
-    assert_revert(w.f.sb.resume_after_loss(admin, nobody), "SuccessorNotActive");
+    assert_revert(
+        w.f.sb.resume_after_loss(admin, nobody),
+        "SuccessorNotActive",
+    );
     w.f.sb.revoke_measurement_here(admin, M2).unwrap();
     assert_revert(
         w.f.sb.resume_after_loss(admin, s),
         "MeasurementNotAllowedHere",
     );
-    assert!(w.f.sb.frozen().unwrap(), "a refused resumption changes nothing");
+    assert!(
+        w.f.sb.frozen().unwrap(),
+        "a refused resumption changes nothing"
+    );
     w.f.sb.allow_measurement_here(admin, M2).unwrap();
 
     let (seq, root, log_size, log_root, _, _) = w.state();
@@ -532,7 +540,13 @@ fn governance_resumes_a_frozen_deployment_after_loss() {
         .find_map(|l| Settlement::ResumedAfterLoss::decode_log(&l.inner).ok())
         .expect("ResumedAfterLoss");
     assert_eq!(
-        (ev.successor, ev.previous, ev.lastSequence, ev.stateRoot, ev.logSize),
+        (
+            ev.successor,
+            ev.previous,
+            ev.lastSequence,
+            ev.stateRoot,
+            ev.logSize
+        ),
         (s, Address::ZERO, seq, root, log_size)
     );
     let now = w.f.now();

@@ -585,9 +585,15 @@ mod tests {
             assert_eq!(ResumedEntry::decode(&b), None, "{len}");
         }
         // Unknown lost size (0) is fine; a lost log shorter than the settled one is not.
-        let unknown = ResumedEntry { lost_log_size: 0, ..e };
+        let unknown = ResumedEntry {
+            lost_log_size: 0,
+            ..e
+        };
         assert_eq!(ResumedEntry::decode(&unknown.encode()), Some(unknown));
-        let below = ResumedEntry { lost_log_size: 8, ..e };
+        let below = ResumedEntry {
+            lost_log_size: 8,
+            ..e
+        };
         assert_eq!(ResumedEntry::decode(&below.encode()), None);
     }
 

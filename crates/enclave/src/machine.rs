@@ -288,7 +288,11 @@ impl<P: Program> Enclave<P> {
     /// Log what a boot logs: the key announcement, the policy and the first epoch key. Boot's
     /// own changes are captured by the first snapshot, not journaled.
     fn announce_boot(&mut self) -> Result<(), Error> {
-        let announcement = [self.bundle.to_bytes().as_slice(), self.measurement.as_slice()].concat();
+        let announcement = [
+            self.bundle.to_bytes().as_slice(),
+            self.measurement.as_slice(),
+        ]
+        .concat();
         self.append_log(EntryKind::KeyAnnouncement, &announcement)?;
         let policy_bytes = self.policy.to_bytes();
         self.append_log(EntryKind::PolicyChange, &policy_bytes)?;

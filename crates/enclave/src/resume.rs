@@ -101,7 +101,9 @@ pub enum ResumeError {
         got: B256,
     },
     /// The lost enclave's last checkpoint cannot be below what the chain settled.
-    #[error("the lost enclave's last checkpoint ({lost}) is below the settled log size ({log_size})")]
+    #[error(
+        "the lost enclave's last checkpoint ({lost}) is below the settled log size ({log_size})"
+    )]
     LostBelowSettled {
         /// `lost_log_size`.
         lost: u64,

@@ -273,10 +273,12 @@ fn a_resumed_enclave_snapshots_and_restores_like_any_other() {
         panic!()
     };
     let chunks: Vec<Vec<u8>> = (0..m.chunks)
-        .map(|index| match s.handle(Request::SnapshotChunk { id: m.id, index }) {
-            Response::SnapshotChunk { blob, .. } => blob,
-            other => panic!("{other:?}"),
-        })
+        .map(
+            |index| match s.handle(Request::SnapshotChunk { id: m.id, index }) {
+                Response::SnapshotChunk { blob, .. } => blob,
+                other => panic!("{other:?}"),
+            },
+        )
         .collect();
     let mut again = session();
     let r = again.handle(Request::Restore {

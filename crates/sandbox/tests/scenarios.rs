@@ -315,13 +315,30 @@ fn lost_enclave_and_data() {
     assert_eq!(report["unrecovered"].as_array().unwrap().len(), 5);
     assert_eq!(report["unsettled_statements"], serde_json::json!([2]));
     assert_eq!(e["kept_receipts"]["settled"].as_array().unwrap().len(), 4);
-    assert_eq!(e["kept_receipts"]["unrecovered"].as_array().unwrap().len(), 5);
-    assert!(e["kept_receipts"]["failures"].as_array().unwrap().is_empty());
-    assert_eq!(e["governance"]["non_governor"], "AccessControlUnauthorizedAccount");
-    assert_eq!(e["governance"]["unallowed_measurement"], "MeasurementNotAllowedHere");
+    assert_eq!(
+        e["kept_receipts"]["unrecovered"].as_array().unwrap().len(),
+        5
+    );
+    assert!(
+        e["kept_receipts"]["failures"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        e["governance"]["non_governor"],
+        "AccessControlUnauthorizedAccount"
+    );
+    assert_eq!(
+        e["governance"]["unallowed_measurement"],
+        "MeasurementNotAllowedHere"
+    );
     assert_eq!(e["governance"]["resume"], Value::Null);
     assert_eq!(e["governance"]["freeze_after_resume"], "HatchNotOpen");
-    assert_eq!(e["lost_statement_2"]["before_successor_settles"], "NotCurrentEnclave");
+    assert_eq!(
+        e["lost_statement_2"]["before_successor_settles"],
+        "NotCurrentEnclave"
+    );
     assert_eq!(e["lost_statement_2"]["after"], "SequenceConflict");
     assert_eq!(e["misled_successor"], "PrevRootMismatch");
     assert_eq!(e["successor_statement"]["sequence"], 2);

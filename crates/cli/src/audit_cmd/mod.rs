@@ -143,7 +143,10 @@ fn unrecovered(
             report.unrecovered.len()
         );
         for r in &report.unrecovered {
-            println!("  entry {} envelope {}: {:?}", r.index, r.envelope_id, r.why);
+            println!(
+                "  entry {} envelope {}: {:?}",
+                r.index, r.envelope_id, r.why
+            );
         }
         if let Some(k) = &kept {
             println!(

@@ -130,9 +130,8 @@ impl Scenario for LostEnclaveAndData {
 
         w.step("the loss report: which accepted receipts never settled");
         let anchor = settled_anchor(w)?;
-        let report = loss_report(&published, &anchor).map_err(|e| {
-            SandboxError::Setup(format!("loss report: {e}"))
-        })?;
+        let report = loss_report(&published, &anchor)
+            .map_err(|e| SandboxError::Setup(format!("loss report: {e}")))?;
         let kept_verdict = check_kept(&report, &published, &kept);
         let expected_void: Vec<u64> = kept
             .iter()
@@ -179,7 +178,9 @@ impl Scenario for LostEnclaveAndData {
         let _lost = w.serve_resumed(successor, prefix, &chain)?;
         let resumed_entry = resumed_at_index(&w.log, chain.log_size);
 
-        w.step("a non-governor calls resumeAfterLoss; governance schedules it through the timelock");
+        w.step(
+            "a non-governor calls resumeAfterLoss; governance schedules it through the timelock",
+        );
         let direct = revert_of(w.sb.resume_after_loss(stranger, successor_address))?;
         let bad_call = resume_call(w, bad_address, "bad");
         let good_call = resume_call(w, successor_address, "good");
@@ -205,11 +206,17 @@ impl Scenario for LostEnclaveAndData {
         walk_clock(&mut misled, now)?;
         let misled_statement = match misled.handle(Request::Heartbeat { now }) {
             Response::Batch(Some(s)) => *s,
-            other => return Err(SandboxError::Enclave(format!("misled Heartbeat: {other:?}"))),
+            other => {
+                return Err(SandboxError::Enclave(format!(
+                    "misled Heartbeat: {other:?}"
+                )));
+            }
         };
         let misled_revert = revert_of(w.relay(&misled_statement))?;
 
-        w.step("new deposits and obligations settle at sequence 2; escaped participants pay nothing");
+        w.step(
+            "new deposits and obligations settle at sequence 2; escaped participants pay nothing",
+        );
         w.fund(1, 5000)?;
         w.sync()?;
         let mut fresh = 0u32;

@@ -68,9 +68,9 @@ impl World<'_> {
         let previous_ed25519 = published
             .iter()
             .find_map(|e| match log_entry::decode(e) {
-                Some((EntryKind::KeyAnnouncement, body)) => {
-                    KeyBundle::from_bytes(body.get(..57)?).ok().map(|b| b.ed25519)
-                }
+                Some((EntryKind::KeyAnnouncement, body)) => KeyBundle::from_bytes(body.get(..57)?)
+                    .ok()
+                    .map(|b| b.ed25519),
                 _ => None,
             })
             .unwrap_or([0; 32]);
