@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 35] = [
+const NAMES: [&str; 36] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
