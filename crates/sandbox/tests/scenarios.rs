@@ -344,4 +344,6 @@ fn lost_enclave_and_data() {
     assert_eq!(e["successor_statement"]["sequence"], 2);
     assert_eq!(e["last_sequence"], 2);
     assert_eq!(e["escaped"]["successor_view_of_2"], 0);
+    assert_eq!(e["withdrawal_request_1"]["granted_by_successor"], 500);
+    assert_eq!(e["withdrawal_request_1"]["claimed"], 500);
 }

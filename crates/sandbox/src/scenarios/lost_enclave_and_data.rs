@@ -1,9 +1,9 @@
 //! `lost-enclave-and-data`: the enclave's machine **and** the host's data directory are lost —
 //! no root, no snapshot, no journal (issue 12, docs/OPERATIONS.md "Lost data directory").
 //!
-//! Deposits and obligations; statement 1 settles; three more obligations are cut into a
-//! statement 2 that is never relayed, and two wait in the open batch — the clients keep every
-//! receipt. The host had published the log (a copy outside the data directory). Then everything
+//! Deposits and obligations; statement 1 settles; participant 3's withdrawal request is granted
+//! for statement 2; three more obligations are cut into that statement 2, which is never
+//! relayed, and two wait in the open batch — the clients keep every receipt. The host had published the log (a copy outside the data directory). Then everything
 //! is lost. Time passes: a stranger `freeze`s the deployment and participant 1 escapes. The new
 //! host reads the chain's settled state (escrow, sequence, state root, log anchor) and the
 //! published log's settled prefix, and starts a successor enclave process with
@@ -12,7 +12,8 @@
 //! the timelock, governance calls `Settlement.resumeAfterLoss`: for an enclave whose measurement
 //! is not allowed here it reverts; for the successor it lifts the freeze. The report names
 //! exactly the five receipts accepted after statement 1, and every kept receipt is settled or
-//! named. New deposits and obligations settle at sequence 2; the escaped participants' zero
+//! named. The successor decides the withdrawal request again (the chain never saw it decided)
+//! and it is paid once. New deposits and obligations settle at sequence 2; the escaped participants' zero
 //! balances hold (their obligations are refused); the lost statement 2 now reverts
 //! (`NotCurrentEnclave`, then `SequenceConflict`), and so does a statement from the same
 //! successor fed a wrong state root (`PrevRootMismatch`); a non-governor's `resumeAfterLoss`
@@ -38,7 +39,7 @@ use sealbridge_enclave::{
 };
 use serde_json::json;
 
-use super::{amount, revert, upgrade_handover::netting_build};
+use super::{amount, amount128, revert, upgrade_handover::netting_build};
 use crate::{
     Checks, Governance, HandoverWorld, Outcome, SandboxError, Scenario, World, WorldConfig,
     registration, world::revert_of,
@@ -104,6 +105,8 @@ impl Scenario for LostEnclaveAndData {
             accepted_before += u32::from(keep(w, &format!("s1-{i}"), i, (i + 1) % 4, 1000)?);
         }
         let first = w.cut_and_settle()?;
+        w.step("participant 3 asks to withdraw 500: granted, to travel with statement 2");
+        let lost_grant = w.withdraw(3, 500)?;
         w.step("3 more cut into statement 2 (never relayed), 2 more wait in the open batch");
         let mut accepted_after = 0;
         for i in 0..3 {
@@ -176,6 +179,7 @@ impl Scenario for LostEnclaveAndData {
             .unwrap_or_default()
             .to_vec();
         let _lost = w.serve_resumed(successor, prefix, &chain)?;
+        let redecided = w.decisions.last().copied();
         let resumed_entry = resumed_at_index(&w.log, chain.log_size);
 
         w.step(
@@ -226,6 +230,8 @@ impl Scenario for LostEnclaveAndData {
         let escaped_pays = w.pay(2, 0, 1)?;
         let second = w.cut_and_settle()?;
         let after_sequence = w.sb.last_sequence()?;
+        let claimed_3 = w.claim(3)?;
+        let decided_on_chain = w.sb.requests_decided()?;
         let lost_again = revert_of(w.relay(&lost_statement))?;
         let escrow_2 = w.escrow(2)?;
         // Chain escrow against the successor's view, participant by participant.
@@ -315,6 +321,14 @@ impl Scenario for LostEnclaveAndData {
                 && after_sequence == 2,
         )
         .check(
+            "a withdrawal granted only in the lost statement 2 is decided again by the successor and paid once",
+            lost_grant.granted == 500
+                && chain.requests_decided == 0
+                && redecided.is_some_and(|d| d.request_id == 1 && d.granted == 500)
+                && decided_on_chain == 1
+                && claimed_3 == U256::from(500u64),
+        )
+        .check(
             "the escaped participants' zero balance holds: an obligation from one is refused",
             !escaped_pays.accepted && escrow_2.is_zero(),
         )
@@ -367,6 +381,12 @@ impl Scenario for LostEnclaveAndData {
                 "sequence": s.sequence,
                 "inputs": s.inputs,
             })),
+            "withdrawal_request_1": {
+                "granted_by_lost_enclave": amount128(lost_grant.granted),
+                "granted_by_successor": redecided.map(|d| amount128(d.granted)),
+                "requests_decided_on_chain": decided_on_chain,
+                "claimed": amount(claimed_3),
+            },
             "last_sequence": after_sequence,
             "conserved": t.conserved(),
             "escrow_chain_vs_successor": escrow_views

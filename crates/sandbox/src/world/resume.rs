@@ -10,7 +10,7 @@ use rand_chacha::ChaCha20Rng;
 use sealbridge_chain::{Chain, bindings::Settlement};
 use sealbridge_enclave::{
     Enclave, KeyBundle,
-    boundary::{BOUNDARY_VERSION, Request, Response},
+    boundary::{BOUNDARY_VERSION, ChainEvent, Request, Response},
     log_entry::{self, EntryKind},
     resume::{ChainBalance, ChainResume},
     session::Session,
@@ -23,6 +23,7 @@ use super::{Payment, World};
 use crate::{
     SandboxError,
     client::{Addressing, seal_obligation},
+    host::ExitDecision,
 };
 
 impl World<'_> {
@@ -125,7 +126,8 @@ impl World<'_> {
     }
 
     /// Serve from `resumed` from now on: its log continues `settled_prefix` (the host's tiles
-    /// are rebuilt from the published ones up to the settled size), clients address it, and
+    /// are rebuilt from the published ones up to the settled size), clients address it, the
+    /// withdrawal requests the chain has undecided up to the read block are handed to it, and
     /// chain events are forwarded to it from the block after the one `chain` was read at. The
     /// enclave it replaces is returned.
     pub fn serve_resumed(
@@ -143,8 +145,61 @@ impl World<'_> {
             other => return Err(SandboxError::Enclave(format!("Describe: {other:?}"))),
         };
         self.addressing = Addressing::from_description(&self.description)?;
+        self.decide_pending_requests(chain)?;
         self.sync_log()?;
         Ok(lost)
+    }
+
+    /// Withdrawal requests made up to the read block that the chain does not have decided (ids
+    /// above `requests_decided`): the successor decides them, in id order (later ones come with
+    /// the chain events after the block).
+    fn decide_pending_requests(&mut self, chain: &ChainResume) -> Result<(), SandboxError> {
+        let logs = self.sb.chain().logs(
+            self.sb.deployment.settlement,
+            self.deploy_block,
+            chain.block,
+        )?;
+        for (_, event) in sealbridge_relayer::enclave_events(&logs) {
+            let ChainEvent::WithdrawalRequest {
+                request_id,
+                account,
+                token,
+                amount,
+            } = event
+            else {
+                continue;
+            };
+            if request_id <= chain.requests_decided {
+                continue;
+            }
+            match self.enclave.handle(Request::Chain(event)) {
+                Response::ExitDecided {
+                    granted,
+                    reason,
+                    batch,
+                    ..
+                } => {
+                    self.pending.extend(batch.map(|b| *b));
+                    if granted > 0 {
+                        self.expected.record_exit(account, token, granted);
+                    }
+                    self.decisions.push(ExitDecision {
+                        request_id,
+                        account,
+                        token,
+                        requested: amount,
+                        granted,
+                        reason,
+                    });
+                }
+                other => {
+                    return Err(SandboxError::Enclave(format!(
+                        "WithdrawalRequest {request_id}: {other:?}"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// [`World::pay`], the client keeping the receipt it got (COSE_Sign1 bytes).
