@@ -133,8 +133,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     uint64 public lastSettledAt;
     /// @notice Settlement and deposits are paused by the guardian (governance resumes).
     bool public paused;
-    /// @notice The escape hatch is open: no statement settles again; participants withdraw their last
-    ///         settled escrow with `escapeWithdraw`. Terminal in this version.
+    /// @notice The escape hatch is open: no statement settles; participants withdraw their last
+    ///         settled escrow with `escapeWithdraw`. Only governance lifts it, with
+    ///         `resumeAfterLoss` (through the timelock).
     bool public frozen;
     /// @notice Number of withdrawal requests made so far (the last request id).
     uint64 public exitRequestCount;
@@ -178,6 +179,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     /// @notice Block time of each withdrawal request, by id: a request left undecided for
     ///         `exitDelay` opens the escape hatch even while other statements settle.
     mapping(uint64 requestId => uint64) public requestedAt;
+    /// @notice Block time of the last `resumeAfterLoss` (zero if never): a withdrawal request
+    ///         still undecided then gets a full `exitDelay` from it before it reopens the hatch.
+    uint64 public resumedAt;
     /// @notice Granted exits waiting to be claimed.
     mapping(address account => mapping(address token => uint256)) public claimable;
 
@@ -207,6 +211,13 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     event AlreadySettled(uint64 indexed sequence, bytes32 digest);
     event HandedOver(uint64 indexed sequence, address indexed from, address indexed to, bytes32 measurement);
     event EnclaveAdopted(address indexed enclave, address indexed previous, bytes32 measurement);
+    event ResumedAfterLoss(
+        address indexed successor,
+        address indexed previous,
+        uint64 lastSequence,
+        bytes32 stateRoot,
+        uint64 logSize
+    );
     event StatementSettled(
         uint64 indexed sequence,
         bytes32 digest,
@@ -396,12 +407,15 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     }
 
     /// @notice When anyone may call `freeze` if nothing changes before then: `exitDelay` after the
-    ///         last settled statement, or after the oldest undecided withdrawal request if earlier.
+    ///         last settled statement, or after the oldest undecided withdrawal request if earlier
+    ///         (counted from the last `resumeAfterLoss` for a request made before it).
     function hatchOpensAt() public view returns (uint256 opensAt) {
         opensAt = uint256(lastSettledAt) + exitDelay;
         uint64 decided = requestsDecided;
         if (exitRequestCount > decided) {
-            uint256 byRequest = uint256(requestedAt[decided + 1]) + exitDelay;
+            uint256 from = requestedAt[decided + 1];
+            if (from < resumedAt) from = resumedAt;
+            uint256 byRequest = from + exitDelay;
             if (byRequest < opensAt) opensAt = byRequest;
         }
     }
@@ -530,6 +544,35 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         bytes32 m = _checkSuccessor(successor);
         emit EnclaveAdopted(successor, enclave, m);
         enclave = successor;
+    }
+
+    /// @notice Recovery after losing the enclave **and** the host's data (issue 12, "Lost data
+    ///         directory"): make `successor` the deployment's only signer, lift the escape hatch
+    ///         and restart its clock. Governance only, through the timelock: its delay (longer
+    ///         than `exitDelay`) is the participants' notice — while the deployment is frozen
+    ///         they may still `escapeWithdraw`, and every escape has already reduced the escrow
+    ///         the successor resumes from.
+    /// @dev The successor must be Active in the registry with a measurement allowed here
+    ///      (`_checkSuccessor`). Nothing settled changes: `lastSequence`, `stateRoot`,
+    ///      `logSize`, `logRoot` and `requestsDecided` stay, so the successor's first statement
+    ///      is `lastSequence + 1` and must chain from `stateRoot` (`PrevRootMismatch`
+    ///      otherwise), its effects must be covered by the escrow as it is now
+    ///      (`InsufficientEscrow`), and anything the lost enclave signed above `lastSequence`
+    ///      now reverts (`NotCurrentEnclave`). `lastSettledAt` is reset so the hatch does not
+    ///      reopen at once; `resumedAt` gives a withdrawal request still undecided a full
+    ///      `exitDelay` from now before it can reopen the hatch (`hatchOpensAt`), so the
+    ///      successor has the time any enclave has to decide it. A paused deployment stays
+    ///      paused (`unpause` is its own decision). The contract does not judge whether
+    ///      anything was lost: governance decides, and the event records what it resumed from.
+    function resumeAfterLoss(address successor) external onlyRole(GOVERNOR_ROLE) {
+        if (participantSetup != address(0)) revert SetupNotSealed();
+        _checkSuccessor(successor);
+        emit ResumedAfterLoss(successor, enclave, lastSequence, stateRoot, logSize);
+        enclave = successor;
+        frozen = false;
+        uint64 t = uint64(block.timestamp);
+        lastSettledAt = t;
+        resumedAt = t;
     }
 
     function _setPolicy(bytes32 base) private {

@@ -6,7 +6,8 @@ use sealbridge_enclave::{
     EnclavePolicy, KeyBundle,
     log_entry::{
         self, EntryKind, ExitRequestEntry, HANDOVER_ACCEPTED_LEN, HANDOVER_LEN,
-        HandoverAcceptedEntry, HandoverEntry, RejectionSummaryEntry, SessionStartEntry,
+        HandoverAcceptedEntry, HandoverEntry, RESUMED_LEN, RejectionSummaryEntry, ResumedEntry,
+        SessionStartEntry,
     },
 };
 use sealbridge_proto::eip712::{AttestationResult, Statement};
@@ -72,6 +73,10 @@ pub enum Entry {
     Handover(HandoverEntry),
     /// The successor took the handed-over state (issue 12): from here on its keys sign.
     HandoverAccepted(HandoverAcceptedEntry),
+    /// A fresh enclave resumed from the chain's settled state after the enclave and the host's
+    /// data were lost (issue 12): the log from here on is the successor's (its key announcement
+    /// follows); entries of the lost log from this index on are void.
+    Resumed(ResumedEntry),
 }
 
 impl Entry {
@@ -90,6 +95,7 @@ impl Entry {
             Entry::SessionStart(_) => "session start",
             Entry::Handover(_) => "handover",
             Entry::HandoverAccepted(_) => "handover accepted",
+            Entry::Resumed(_) => "resumed",
         }
     }
 }
@@ -190,6 +196,16 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
                 format!(
                     "handover accepted entry is not {HANDOVER_ACCEPTED_LEN} bytes of sequence, \
                      predecessor, key bundle, measurement and a zero reserved field ({} bytes)",
+                    body.len()
+                )
+            }),
+        EntryKind::Resumed => ResumedEntry::decode(body)
+            .map(Entry::Resumed)
+            .ok_or_else(|| {
+                format!(
+                    "resumed entry is not {RESUMED_LEN} bytes of sequence, settled and lost log \
+                     sizes (the lost one 0 or not below the settled one), requests decided, \
+                     block, previous enclave and key, state and balances roots ({} bytes)",
                     body.len()
                 )
             }),

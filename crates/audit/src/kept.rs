@@ -256,25 +256,27 @@ pub fn check_log_dir(
 
 /// The checkpoint `note` for `origin`, verified under the first instance key `entries`
 /// announce — or, once a successor accepted a handover in them (issue 12), under the successor's
-/// key of the last such entry: the log past it is the successor's — with `entries` hashing to
-/// its root.
+/// key of the last such entry: the log past it is the successor's; after a `Resumed` entry, under
+/// the key announced after it — with `entries` hashing to its root.
 pub fn check_entries_under(
     entries: &[Vec<u8>],
     note: &str,
     origin: &str,
 ) -> Result<Checkpoint, Error> {
-    let successor = entries.iter().rev().find_map(|e| match entries::decode(e) {
-        Ok(Entry::HandoverAccepted(a)) => Some(a.successor.ed25519),
-        _ => None,
-    });
-    let key = successor
-        .or_else(|| {
-            entries.iter().find_map(|e| match entries::decode(e) {
-                Ok(Entry::KeyAnnouncement { bundle, .. }) => Some(bundle.ed25519),
-                _ => None,
-            })
-        })
-        .ok_or_else(|| Error::Input("the log announces no instance key".into()))?;
+    // The first key announced, a successor's once it accepted a handover, and after a
+    // resumption from the chain (issue 12, lost data) the key the resumed enclave announced.
+    let mut key = None;
+    for e in entries {
+        match entries::decode(e) {
+            Ok(Entry::KeyAnnouncement { bundle, .. }) if key.is_none() => {
+                key = Some(bundle.ed25519);
+            }
+            Ok(Entry::HandoverAccepted(a)) => key = Some(a.successor.ed25519),
+            Ok(Entry::Resumed(_)) => key = None,
+            _ => {}
+        }
+    }
+    let key = key.ok_or_else(|| Error::Input("the log announces no instance key".into()))?;
     let cp = verify_checkpoint(note, origin, &key).map_err(|e| {
         Error::Input(format!(
             "the log's checkpoint is not signed by its instance key: {e}"

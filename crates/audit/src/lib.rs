@@ -20,6 +20,7 @@ pub mod proof;
 pub mod published;
 mod report;
 pub mod sessions;
+pub mod unrecovered;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use kept::{KeptReceipt, KeptReport, check_kept_receipts, read_kept_receipts}
 pub use published::{Attestations, PolicySchedule, PublishedEvidence};
 pub use report::{CHECKS, CheckResult, Report, Status, Summary};
 pub use sessions::SessionReport;
+pub use unrecovered::{KeptAfterLoss, LossReport, SettledAnchor, check_kept, loss_report};
 
 /// Errors that stop an audit before it can judge (usage, I/O, unreadable input): exit code 2.
 /// Failed checks are not errors; they are in the [`Report`].

@@ -9,7 +9,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn log_entries_never_panic(kind in 0u8..8, body in proptest::collection::vec(any::<u8>(), 0..600)) {
+    fn log_entries_never_panic(kind in 0u8..15, body in proptest::collection::vec(any::<u8>(), 0..600)) {
         let mut entry = vec![1, kind];
         entry.extend_from_slice(&body);
         let _ = decode(&entry);
@@ -62,6 +62,42 @@ proptest! {
                 prop_assert_eq!(renewal_sig.to_vec(), sig);
             }
             other => prop_assert!(false, "{other:?}"),
+        }
+    }
+
+    #[test]
+    fn resumed_entries_round_trip_and_are_strict(
+        words in proptest::array::uniform5(any::<u64>()),
+        bytes in proptest::array::uniform32(any::<u8>()),
+        cut in 0usize..156,
+    ) {
+        use alloy_primitives::{Address, B256};
+        use sealbridge_audit::entries::Entry;
+        use sealbridge_enclave::log_entry::{EntryKind, RESUMED_LEN, ResumedEntry, encode};
+        let e = ResumedEntry {
+            sequence: words[0],
+            settled_log_size: words[1],
+            // 0 (unknown) or not below the settled size: what an enclave writes.
+            lost_log_size: if words[2] % 2 == 0 { 0 } else { words[1].saturating_add(words[2] >> 1) },
+            requests_decided: words[3],
+            block: words[4],
+            previous: Address::from_slice(&bytes[..20]),
+            previous_ed25519: bytes,
+            state_root: B256::from(bytes),
+            balances_root: B256::repeat_byte(bytes[0]),
+        };
+        let body = e.encode();
+        prop_assert_eq!(body.len(), RESUMED_LEN);
+        prop_assert_eq!(decode(&encode(EntryKind::Resumed, &body)), Ok(Entry::Resumed(e)));
+        // Any other length is refused with the reason.
+        let short = decode(&encode(EntryKind::Resumed, &body[..cut]));
+        prop_assert!(matches!(&short, Err(why) if why.contains("resumed entry")), "{short:?}");
+        let long = decode(&encode(EntryKind::Resumed, &[body.as_slice(), &[0]].concat()));
+        prop_assert!(long.is_err());
+        // A lost log shorter than the settled one is not one an enclave writes.
+        if e.settled_log_size > 0 {
+            let below = ResumedEntry { lost_log_size: e.settled_log_size - 1, ..e };
+            prop_assert!(decode(&encode(EntryKind::Resumed, &below.encode())).is_err() || below.lost_log_size == 0);
         }
     }
 }

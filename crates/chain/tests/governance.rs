@@ -442,9 +442,10 @@ enum Refusal {
     /// The deployer's participant-list setup, closed at deployment.
     NotInSetup,
     /// `AccessControlUnauthorizedAccount` too (the role is checked first), for a call whose
-    /// governor form needs chain state the reference deployment lacks (`adoptEnclave`: an
-    /// Active registered enclave, `crates/chain/tests/handover.rs` has the governor make it;
-    /// `cancelPolicy`: a scheduled change, `settlement.rs` has the governor make it).
+    /// governor form needs chain state the reference deployment lacks (`adoptEnclave`,
+    /// `resumeAfterLoss`: an Active registered enclave, `crates/chain/tests/handover.rs` has the
+    /// governor make it; `cancelPolicy`: a scheduled change, `settlement.rs` has the governor
+    /// make it).
     UnauthorizedNeedsState,
 }
 
@@ -591,6 +592,11 @@ fn governor_calls(w: &World) -> Vec<(Target, Bytes, Refusal)> {
         (
             SettlementTarget,
             S::cancelPolicyCall {}.abi_encode(),
+            UnauthorizedNeedsState,
+        ),
+        (
+            SettlementTarget,
+            S::resumeAfterLossCall { successor: someone }.abi_encode(),
             UnauthorizedNeedsState,
         ),
         (

@@ -488,6 +488,94 @@ fn governance_adopts_an_enclave() {
     ));
 }
 
+/// Issue 12, lost data directory: governance resumes a frozen deployment with a successor.
+/// Settled state is kept, the hatch is lifted and its clock restarted (an undecided request
+/// made before gets `exitDelay` from the resumption), escapes stay respected, and the lost
+/// enclave signs nothing that settles.
+#[test]
+fn governance_resumes_a_frozen_deployment_after_loss() {
+    let mut w = World::new();
+    let (admin, relayer, s) = (w.f.admin, w.f.relayer, w.successor_address());
+    let (alice, bob, token) = (w.f.alice, w.f.bob, w.f.token());
+    // Bob asks to withdraw; nobody decides (the enclave and its host are gone).
+    w.f.sb
+        .request_withdrawal(bob, token, U256::from(5))
+        .unwrap();
+    // Not frozen yet: resuming is allowed (governance decides), but not by anyone else.
+    let opens = w.f.sb.hatch_opens_at().unwrap();
+    w.f.sb.chain_mut().set_next_timestamp(opens + 1).unwrap();
+    w.f.sb.freeze(relayer).unwrap();
+    assert!(w.f.sb.frozen().unwrap());
+    w.f.sb.escape_withdraw(alice, token).unwrap();
+    assert_eq!(w.f.escrow(alice), U256::ZERO);
+    // Registrations expired while nothing settled: the successor registers now, as a real one
+    // does; the lost enclave too (the worst case: it is still Active).
+    w.register(s, M2);
+    w.f.register_enclave().unwrap();
+    assert_revert(
+        w.f.sb.resume_after_loss(relayer, s),
+        "AccessControlUnauthorizedAccount",
+    );
+    let nobody = key_address(&dev_key("enclave/nobody"));
+    assert_revert(
+        w.f.sb.resume_after_loss(admin, nobody),
+        "SuccessorNotActive",
+    );
+    w.f.sb.revoke_measurement_here(admin, M2).unwrap();
+    assert_revert(
+        w.f.sb.resume_after_loss(admin, s),
+        "MeasurementNotAllowedHere",
+    );
+    assert!(
+        w.f.sb.frozen().unwrap(),
+        "a refused resumption changes nothing"
+    );
+    w.f.sb.allow_measurement_here(admin, M2).unwrap();
+
+    let (seq, root, log_size, log_root, _, _) = w.state();
+    let r = w.f.sb.resume_after_loss(admin, s).unwrap();
+    let ev = r
+        .logs
+        .iter()
+        .find_map(|l| Settlement::ResumedAfterLoss::decode_log(&l.inner).ok())
+        .expect("ResumedAfterLoss");
+    assert_eq!(
+        (
+            ev.successor,
+            ev.previous,
+            ev.lastSequence,
+            ev.stateRoot,
+            ev.logSize
+        ),
+        (s, Address::ZERO, seq, root, log_size)
+    );
+    let now = w.f.now();
+    assert!(!w.f.sb.frozen().unwrap());
+    assert_eq!(w.state(), (seq, root, log_size, log_root, now, s));
+    assert_eq!(w.f.sb.resumed_at().unwrap(), now);
+    // Bob's request is older than exitDelay, yet the hatch opens only exitDelay from now.
+    let delay = w.f.sb.exit_delay().unwrap();
+    assert_eq!(w.f.sb.hatch_opens_at().unwrap(), now + delay);
+    assert_revert(w.f.sb.freeze(relayer), "HatchNotOpen");
+
+    // The lost enclave's statements revert; the successor's chain from the settled root, and
+    // Alice's escape is respected (a debit of her account is not covered).
+    let old = w.f.enclave.clone();
+    assert_revert(w.pay_signed_by(&old), "NotCurrentEnclave");
+    let new = w.successor.clone();
+    assert_revert(w.pay_signed_by(&new), "InsufficientEscrow");
+    let mut effects = vec![w.f.effect(bob, -7), w.f.effect(alice, 7)];
+    let st = w.f.next_statement(&mut effects);
+    let d = w.f.sb.deployment;
+    let sig = sealbridge_chain::eip712::sign_statement(&new, &st, d.chain_id, d.settlement);
+    assert!(matches!(
+        w.f.settle(&st, &effects, sig).unwrap(),
+        SettleOutcome::Applied(_)
+    ));
+    assert_eq!(w.f.sb.last_sequence().unwrap(), seq + 1);
+    assert_eq!(w.f.escrow(alice), U256::from(7));
+}
+
 #[test]
 fn the_result_hash_a_handover_names_is_the_registrys() {
     let mut w = World::new();

@@ -186,6 +186,13 @@ pub enum ActionArg {
         /// The enclave's signing address.
         enclave: Address,
     },
+    /// Settlement: after losing the enclave and the host's data, make a successor booted with
+    /// `ResumeFromChain` (Active, measurement allowed here) the only signer and lift the escape
+    /// hatch; settled state is kept (docs/OPERATIONS.md, "Lost data directory").
+    ResumeAfterLoss {
+        /// The successor's signing address.
+        enclave: Address,
+    },
 }
 
 impl ActionArg {
@@ -235,6 +242,7 @@ impl ActionArg {
             Self::CancelPolicy => Action::CancelPolicy,
             Self::Unpause => Action::Unpause,
             Self::AdoptEnclave { enclave } => Action::AdoptEnclave(enclave),
+            Self::ResumeAfterLoss { enclave } => Action::ResumeAfterLoss(enclave),
         }
     }
 }

@@ -485,3 +485,33 @@ fn kept_receipts_are_checked_against_the_log() {
         "no-such-dir",
     );
 }
+
+/// `audit --unrecovered` (issue 12, lost data directory) on an export whose enclave was not
+/// lost: the report anchors at the last settled statement (its prefix checked against the
+/// chain's log root) and every accepted receipt is settled or named.
+#[test]
+fn unrecovered_names_the_receipts_past_the_last_settled_statement() {
+    let out = sealbridge()
+        .args(["audit", "--unrecovered", "--json", "--dir"])
+        .arg(export())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let settled = &r["settled"];
+    assert!(settled["sequence"].as_u64().unwrap() >= 1, "{r:#}");
+    let (size, published) = (
+        settled["log_size"].as_u64().unwrap(),
+        r["published_log_size"].as_u64().unwrap(),
+    );
+    assert!(size <= published, "{r:#}");
+    assert_eq!(r["void_entries"].as_u64().unwrap(), published - size);
+    assert!(r["settled_receipts"].as_u64().unwrap() > 0, "{r:#}");
+    for u in r["unrecovered"].as_array().unwrap() {
+        assert_eq!(u["envelope_id"].as_str().unwrap().len(), 64, "{u}");
+    }
+}

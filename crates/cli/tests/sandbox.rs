@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 36] = [
+const NAMES: [&str; 37] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
@@ -43,6 +43,7 @@ const NAMES: [&str; 36] = [
     "previous-version-client",
     "keyholder-minority",
     "lost-enclave",
+    "lost-enclave-and-data",
     "root-rotation",
     "upgrade-handover",
     "handover-to-unallowed-measurement",

@@ -318,6 +318,7 @@ fn request_kind(request: &Request) -> &'static str {
         Request::CommitRootRotation => "commit-root-rotation",
         Request::Handover { .. } => "handover",
         Request::AwaitHandover { .. } => "await-handover",
+        Request::ResumeFromChain { .. } => "resume-from-chain",
         Request::AcceptHandover { .. } => "accept-handover",
         Request::AdoptPolicy { .. } => "adopt-policy",
     }

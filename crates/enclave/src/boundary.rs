@@ -35,8 +35,9 @@ use crate::{
 /// `RootRecovered`), handover (`Handover` answered `HandedOver`, `AwaitHandover`,
 /// `AcceptHandover`; `BoundaryError::HandedOver`, `AwaitingHandover`), and `EnclaveStatus`
 /// `handed_over`/`awaiting_handover`. Version 9 (issue 12): `AdoptPolicy` (answered
-/// `PolicyAdopted`) and the journal step that records it; a version-8 enclave would refuse the
-/// request and a version-8 host could not replay a journal holding it.
+/// `PolicyAdopted`) and the journal step that records it, `ResumeFromChain` (a session start
+/// after the enclave and the host's data were lost) and `ChainEvent::Escape`; a version-8
+/// enclave would refuse these and a version-8 host could not replay a journal holding them.
 pub const BOUNDARY_VERSION: u16 = 9;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
@@ -67,6 +68,21 @@ pub enum ChainEvent {
         /// Token.
         token: Address,
         /// Amount requested.
+        amount: u128,
+    },
+    /// An escape-hatch withdrawal (`EscapeWithdrawn`, issue 12): while the deployment is
+    /// frozen a participant took `amount` (its whole settled escrow of `token`) out. Forwarded
+    /// so that an enclave resumed from the chain before governance lifted the freeze
+    /// (`ResumeFromChain`, then `resumeAfterLoss` after the timelock delay) learns of escapes
+    /// made in between. A false report only lowers the enclave's view of escrow (it refuses
+    /// inputs or exits the chain would cover: liveness); a withheld one makes a statement that
+    /// spends the escaped escrow revert `InsufficientEscrow` (liveness).
+    Escape {
+        /// The escaping account.
+        account: Address,
+        /// Token.
+        token: Address,
+        /// Amount withdrawn.
         amount: u128,
     },
 }
@@ -328,6 +344,23 @@ pub enum Request {
         package: Vec<u8>,
         /// The manifest of a snapshot the predecessor took in handed-over mode.
         manifest: SnapshotManifest,
+    },
+    /// Start a fresh durable enclave from the chain's settled state, after the enclave **and**
+    /// the host's data were lost (issue 12; [`crate::resume`]): new instance keys, the program's
+    /// state = the chain's escrow balances, sequence, state root and requests decided as
+    /// settled, and a log that continues the settled prefix (the frontier must hash to the
+    /// chain's log root). Logs a `Resumed` entry, then what a `Boot` logs. Answered `Ack`. The
+    /// deployment accepts its statements once governance has run
+    /// `Settlement.resumeAfterLoss(its address)`.
+    ResumeFromChain {
+        /// Policy to run under (the deployment's).
+        policy: EnclavePolicy,
+        /// Settlement target.
+        target: SettlementTarget,
+        /// What the host read from the chain and the published log.
+        chain: Box<crate::resume::ChainResume>,
+        /// Host time.
+        now: u64,
     },
 }
 

@@ -22,6 +22,7 @@ mod machine;
 pub mod persist;
 pub mod policy;
 pub mod replay;
+pub mod resume;
 pub mod session;
 
 pub use keys::{InstanceKeys, KeyBundle};
@@ -50,6 +51,10 @@ pub enum Error {
     /// The policy cannot be run under ([`EnclavePolicy::validate`]).
     #[error("invalid policy: {0}")]
     InvalidPolicy(String),
+    /// A `ResumeFromChain` the enclave refuses (issue 12): the frontier does not hash to the
+    /// chain's log root, or the balances are not the policy's.
+    #[error("cannot resume from the chain: {0}")]
+    Resume(#[from] resume::ResumeError),
     /// Policy bytes of a version this enclave does not read (issue 12).
     #[error("policy bytes of version {found}: this enclave reads version {supported} only")]
     UnsupportedPolicyVersion {

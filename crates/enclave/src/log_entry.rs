@@ -41,6 +41,17 @@
 //!   successor, right after the predecessor's `Handover` entry and anything the predecessor
 //!   logged after it); every receipt, statement and checkpoint from here on is signed by the
 //!   successor's keys.
+//! - `Resumed` (156 bytes, [`ResumedEntry`], issue 12, lost data directory): `sequence u64 BE ‖
+//!   settled log size u64 BE ‖ lost log size u64 BE ‖ requests decided u64 BE ‖ block u64 BE ‖
+//!   previous address (20) ‖ previous Ed25519 key (32) ‖ chain state root (32) ‖ balances root
+//!   (32)` — a fresh enclave resumed from the chain's settled state after the enclave and the
+//!   host's data were lost. It is the first entry past the settled prefix (its index is the
+//!   settled log size): entries of the lost log from that index on (up to the lost log size,
+//!   when the host knew it; 0: unknown) are void, and every receipt among them was never
+//!   settled. The balances root is the program's state root over the chain's escrow balances
+//!   read at `block` (for netting: the RFC 9162 root over `0x01 ‖ token ‖ account ‖ balance`),
+//!   which anyone can recompute from the chain. The successor's key announcement, policy and
+//!   epoch entries follow, as at a boot.
 
 use alloy_primitives::Address;
 use sealbridge_programs::{ExitOutcome, ExitReason};
@@ -76,6 +87,8 @@ pub enum EntryKind {
     Handover = 11,
     /// The successor took the handed-over state (issue 12).
     HandoverAccepted = 12,
+    /// A fresh enclave resumed from the chain's settled state after loss (issue 12).
+    Resumed = 13,
 }
 
 /// Encode an entry.
@@ -107,6 +120,7 @@ pub fn decode(bytes: &[u8]) -> Option<(EntryKind, &[u8])> {
         10 => EntryKind::SessionStart,
         11 => EntryKind::Handover,
         12 => EntryKind::HandoverAccepted,
+        13 => EntryKind::Resumed,
         _ => return None,
     };
     Some((kind, body))
@@ -425,6 +439,81 @@ impl HandoverAcceptedEntry {
     }
 }
 
+/// Length of a [`ResumedEntry`] body.
+pub const RESUMED_LEN: usize = 5 * 8 + 20 + 32 + 32 + 32;
+
+/// The body of a `Resumed` entry (issue 12, lost data directory), appended first by an enclave
+/// booted with `ResumeFromChain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumedEntry {
+    /// The chain's last settled sequence; the successor's first statement is `sequence + 1`.
+    pub sequence: u64,
+    /// The chain's settled log size: this entry's own index.
+    pub settled_log_size: u64,
+    /// The size of the last checkpoint the lost enclave published (0: unknown); entries
+    /// `settled_log_size..lost_log_size` of the lost log are void.
+    pub lost_log_size: u64,
+    /// The chain's `requestsDecided`.
+    pub requests_decided: u64,
+    /// The block the chain state was read at.
+    pub block: u64,
+    /// The lost enclave's address (zero: unknown).
+    pub previous: Address,
+    /// The lost enclave's Ed25519 key (zero: unknown).
+    pub previous_ed25519: [u8; 32],
+    /// The chain's state root (the successor's first `prevStateRoot`).
+    pub state_root: alloy_primitives::B256,
+    /// The program's state root over the chain's escrow balances at `block`.
+    pub balances_root: alloy_primitives::B256,
+}
+
+impl ResumedEntry {
+    /// The 156-byte body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(RESUMED_LEN);
+        for n in [
+            self.sequence,
+            self.settled_log_size,
+            self.lost_log_size,
+            self.requests_decided,
+            self.block,
+        ] {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        out.extend_from_slice(self.previous.as_slice());
+        out.extend_from_slice(&self.previous_ed25519);
+        out.extend_from_slice(self.state_root.as_slice());
+        out.extend_from_slice(self.balances_root.as_slice());
+        out
+    }
+
+    /// Strict decoding: exactly [`RESUMED_LEN`] bytes, and a lost log size that is 0 (unknown)
+    /// or not below the settled one. `None` for anything else.
+    pub fn decode(body: &[u8]) -> Option<Self> {
+        let (sequence, rest) = body.split_first_chunk::<8>()?;
+        let (settled, rest) = rest.split_first_chunk::<8>()?;
+        let (lost, rest) = rest.split_first_chunk::<8>()?;
+        let (decided, rest) = rest.split_first_chunk::<8>()?;
+        let (block, rest) = rest.split_first_chunk::<8>()?;
+        let (previous, rest) = rest.split_first_chunk::<20>()?;
+        let (ed, rest) = rest.split_first_chunk::<32>()?;
+        let (state_root, rest) = rest.split_first_chunk::<32>()?;
+        let balances_root: [u8; 32] = rest.try_into().ok()?;
+        let e = Self {
+            sequence: u64::from_be_bytes(*sequence),
+            settled_log_size: u64::from_be_bytes(*settled),
+            lost_log_size: u64::from_be_bytes(*lost),
+            requests_decided: u64::from_be_bytes(*decided),
+            block: u64::from_be_bytes(*block),
+            previous: (*previous).into(),
+            previous_ed25519: *ed,
+            state_root: (*state_root).into(),
+            balances_root: balances_root.into(),
+        };
+        (e.lost_log_size == 0 || e.lost_log_size >= e.settled_log_size).then_some(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,7 +547,54 @@ mod tests {
             b.resize(len, 0);
             assert_eq!(SessionStartEntry::decode(&b), None, "{len}");
         }
-        assert_eq!(decode(&[1, 13]), None, "kind 13 is not defined");
+        assert_eq!(decode(&[1, 14]), None, "kind 14 is not defined");
+    }
+
+    #[test]
+    fn resumed_bodies_have_the_documented_layout_and_are_decoded_strictly() {
+        let e = ResumedEntry {
+            sequence: 1,
+            settled_log_size: 9,
+            lost_log_size: 17,
+            requests_decided: 2,
+            block: 0x0102_0304_0506_0708,
+            previous: Address::repeat_byte(0xaa),
+            previous_ed25519: [0xbb; 32],
+            state_root: alloy_primitives::B256::repeat_byte(0xcc),
+            balances_root: alloy_primitives::B256::repeat_byte(0xdd),
+        };
+        let body = e.encode();
+        assert_eq!(body.len(), RESUMED_LEN);
+        assert_eq!(RESUMED_LEN, 156);
+        assert_eq!(body[..8], 1u64.to_be_bytes());
+        assert_eq!(body[8..16], 9u64.to_be_bytes());
+        assert_eq!(body[16..24], 17u64.to_be_bytes());
+        assert_eq!(body[24..32], 2u64.to_be_bytes());
+        assert_eq!(body[32..40], [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(body[40..60], [0xaa; 20]);
+        assert_eq!(body[60..92], [0xbb; 32]);
+        assert_eq!(body[92..124], [0xcc; 32]);
+        assert_eq!(body[124..], [0xdd; 32]);
+        assert_eq!(ResumedEntry::decode(&body), Some(e));
+        let framed = encode(EntryKind::Resumed, &body);
+        assert_eq!(framed[..2], [1, 13]);
+        assert_eq!(decode(&framed), Some((EntryKind::Resumed, body.as_slice())));
+        for len in [0, RESUMED_LEN - 1, RESUMED_LEN + 1] {
+            let mut b = body.clone();
+            b.resize(len, 0);
+            assert_eq!(ResumedEntry::decode(&b), None, "{len}");
+        }
+        // Unknown lost size (0) is fine; a lost log shorter than the settled one is not.
+        let unknown = ResumedEntry {
+            lost_log_size: 0,
+            ..e
+        };
+        assert_eq!(ResumedEntry::decode(&unknown.encode()), Some(unknown));
+        let below = ResumedEntry {
+            lost_log_size: 8,
+            ..e
+        };
+        assert_eq!(ResumedEntry::decode(&below.encode()), None);
     }
 
     #[test]

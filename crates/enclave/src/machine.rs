@@ -7,6 +7,7 @@ mod exits;
 mod handover;
 mod policy_change;
 mod rejections;
+mod resume;
 mod session_start;
 
 pub(crate) use handover::{HandedOverTo, Mode};
@@ -221,6 +222,23 @@ impl<P: Program> Enclave<P> {
         policy: EnclavePolicy,
         program: P,
         target: SettlementTarget,
+        rng: Box<dyn CryptoRngCore + Send>,
+        now: u64,
+        root: &RootSecret,
+        durable: bool,
+        build: Option<String>,
+    ) -> Result<Self, Error> {
+        let mut enclave = Self::fresh(policy, program, target, rng, now, root, durable, build)?;
+        enclave.announce_boot()?;
+        Ok(enclave)
+    }
+
+    /// A new instance (fresh keys, first epoch key, empty log and state), nothing logged yet.
+    #[allow(clippy::too_many_arguments)]
+    fn fresh(
+        policy: EnclavePolicy,
+        program: P,
+        target: SettlementTarget,
         mut rng: Box<dyn CryptoRngCore + Send>,
         now: u64,
         root: &RootSecret,
@@ -234,7 +252,7 @@ impl<P: Program> Enclave<P> {
         let inputs = at_rest::InputKeys::new(epochs.current(), epochs.head().input_key());
         let policy_hash = policy.hash();
         let measurement = simulated_measurement_of(program.name(), build.as_deref());
-        let mut enclave = Self {
+        Ok(Self {
             program_id: program_id(&measurement, &policy_hash),
             policy,
             policy_hash,
@@ -265,21 +283,29 @@ impl<P: Program> Enclave<P> {
             journal: durable.then(|| Journal::new(root, 0)),
             mode: Mode::Live,
             build,
-        };
-        let announcement = [enclave.bundle.to_bytes().as_slice(), measurement.as_slice()].concat();
-        enclave.append_log(EntryKind::KeyAnnouncement, &announcement)?;
-        let policy_bytes = enclave.policy.to_bytes();
-        enclave.append_log(EntryKind::PolicyChange, &policy_bytes)?;
-        let epoch = enclave
+        })
+    }
+
+    /// Log what a boot logs: the key announcement, the policy and the first epoch key. Boot's
+    /// own changes are captured by the first snapshot, not journaled.
+    fn announce_boot(&mut self) -> Result<(), Error> {
+        let announcement = [
+            self.bundle.to_bytes().as_slice(),
+            self.measurement.as_slice(),
+        ]
+        .concat();
+        self.append_log(EntryKind::KeyAnnouncement, &announcement)?;
+        let policy_bytes = self.policy.to_bytes();
+        self.append_log(EntryKind::PolicyChange, &policy_bytes)?;
+        let epoch = self
             .epochs
-            .announcement(enclave.instance)
-            .sign(&enclave.keys.ed25519);
-        enclave.append_log(EntryKind::EpochRotation, &epoch)?;
-        // Boot's own changes are captured by the first snapshot, not journaled.
-        if let Some(j) = enclave.journal.as_mut() {
+            .announcement(self.instance)
+            .sign(&self.keys.ed25519);
+        self.append_log(EntryKind::EpochRotation, &epoch)?;
+        if let Some(j) = self.journal.as_mut() {
             j.steps.clear();
         }
-        Ok(enclave)
+        Ok(())
     }
 
     /// Serve one boundary request.
@@ -340,6 +366,19 @@ impl<P: Program> Enclave<P> {
                     amount,
                 }));
                 self.program.on_deposit(account, token, amount);
+                Response::Ack
+            }
+            Request::Chain(ChainEvent::Escape {
+                account,
+                token,
+                amount,
+            }) => {
+                self.record(Step::Chain(ChainEvent::Escape {
+                    account,
+                    token,
+                    amount,
+                }));
+                self.program.on_escape(account, token, amount);
                 Response::Ack
             }
             Request::Chain(ChainEvent::WithdrawalRequest {
@@ -474,6 +513,7 @@ impl<P: Program> Enclave<P> {
             )),
             Request::Boot { .. }
             | Request::AwaitHandover { .. }
+            | Request::ResumeFromChain { .. }
             | Request::Restore { .. }
             | Request::RestoreChunk { .. }
             | Request::RestoreV1 { .. }

@@ -131,6 +131,7 @@ pub fn goes_live(request: &Request) -> bool {
         | Request::Checkpoint
         | Request::Boot { .. }
         | Request::AwaitHandover { .. }
+        | Request::ResumeFromChain { .. }
         | Request::AcceptHandover { .. }
         | Request::Restore { .. }
         | Request::RestoreChunk { .. }
@@ -322,6 +323,12 @@ impl Session {
         self.enclave.as_ref()
     }
 
+    /// End the session, keeping the running enclave (an in-process host that serves it
+    /// directly from then on, as the sandbox does).
+    pub fn into_enclave(self) -> Option<Enclave<Netting>> {
+        self.enclave
+    }
+
     /// Serve one request. A restored session goes live first if the request is one that
     /// [`goes_live`]; snapshots fetched in full and the journal position reached are noted in
     /// the lineage.
@@ -485,6 +492,12 @@ impl Session {
                     Err(_) => Response::Error(BoundaryError::Internal),
                 }
             }
+            Request::ResumeFromChain {
+                policy,
+                target,
+                chain,
+                now,
+            } => self.resume_from_chain(policy, target, &chain, now),
             Request::AwaitHandover {
                 policy,
                 target,
@@ -678,6 +691,47 @@ impl Session {
                 Some(e) => e.handle(other),
                 None => refuse("no enclave yet: send Boot or Restore"),
             },
+        }
+    }
+
+    /// `ResumeFromChain` (issue 12, lost data directory): a new instance, live at once like a
+    /// boot (its `SessionStart` follows the boot entries and is part of the boot state).
+    fn resume_from_chain(
+        &mut self,
+        policy: EnclavePolicy,
+        target: SettlementTarget,
+        chain: &crate::resume::ChainResume,
+        now: u64,
+    ) -> Response {
+        let refuse = |why: &str| Response::Error(BoundaryError::Refused(why.to_string()));
+        if self.enclave.is_some() {
+            return refuse("the enclave is already running");
+        }
+        self.restoring = None;
+        let root = match self.root_for(&policy, &target) {
+            Ok(r) => r,
+            Err(why) => return refuse(&why),
+        };
+        let custody = policy.custody.clone().map(|c| (c, target));
+        let program = Netting::new(&policy.netting);
+        match Enclave::resume_from_chain(policy, program, target, (self.rng)(), now, root, chain) {
+            Ok(mut e) => {
+                let instance = B256::from(*e.instance_id().as_bytes());
+                match e.log_session_start(0, true) {
+                    Ok(entry) => self.started = entry,
+                    Err(_) => return Response::Error(BoundaryError::Internal),
+                }
+                self.lineage.entry(instance).sessions += 1;
+                self.instance = Some(instance);
+                self.prior_high_water = 0;
+                self.enclave = Some(e);
+                self.custody = custody;
+                Response::Ack
+            }
+            Err(e @ (crate::Error::InvalidPolicy(_) | crate::Error::Resume(_))) => {
+                refuse(&e.to_string())
+            }
+            Err(_) => Response::Error(BoundaryError::Internal),
         }
     }
 

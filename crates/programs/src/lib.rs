@@ -192,6 +192,9 @@ pub trait Program {
     fn state_root(&self) -> B256;
     /// An escrow deposit observed on chain (reported by the untrusted host).
     fn on_deposit(&mut self, account: Address, token: Address, amount: u128);
+    /// An escape-hatch withdrawal observed on chain (reported by the untrusted host): `amount`
+    /// of `account`'s settled escrow of `token` left the contract.
+    fn on_escape(&mut self, account: Address, token: Address, amount: u128);
     /// A withdrawal request observed on chain (reported by the untrusted host): decide how
     /// much of `amount` leaves `account`'s escrow with the next statement, and add it to the
     /// pending batch's exits. A refusal changes nothing.

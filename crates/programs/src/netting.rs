@@ -325,6 +325,16 @@ impl Program for Netting {
         self.credit_deposit(account, token, amount);
     }
 
+    fn on_escape(&mut self, account: Address, token: Address, amount: u128) {
+        // The chain paid out the whole settled escrow; a larger report cannot go below zero.
+        if let Some(balance) = self.escrow.get_mut(&(token, account)) {
+            *balance = balance.saturating_sub(amount);
+            if *balance == 0 {
+                self.escrow.remove(&(token, account));
+            }
+        }
+    }
+
     fn on_withdrawal_request(
         &mut self,
         account: Address,

@@ -352,7 +352,7 @@ pub(super) fn scan_deposits<C: Chain>(
 }
 
 /// The events of `logs` the enclave must see, in chain order: deposits (the amount the contract
-/// credited, i.e. what it received) and withdrawal requests. Shared with the sandbox's honest host.
+/// credited, i.e. what it received), withdrawal requests and escape-hatch withdrawals. Shared with the sandbox's honest host.
 pub fn enclave_events(logs: &[LogEntry]) -> Vec<(EventPosition, ChainEvent)> {
     let mut events: Vec<(EventPosition, ChainEvent)> = logs
         .iter()
@@ -368,6 +368,14 @@ pub fn enclave_events(logs: &[LogEntry]) -> Vec<(EventPosition, ChainEvent)> {
                 // for more than any escrow can hold asks for everything.
                 ChainEvent::WithdrawalRequest {
                     request_id: e.data.requestId,
+                    account: e.data.account,
+                    token: e.data.token,
+                    amount: u128::try_from(e.data.amount).unwrap_or(u128::MAX),
+                }
+            } else if let Ok(e) = Settlement::EscapeWithdrawn::decode_log(&l.inner) {
+                // Only while frozen; an enclave resumed before the freeze is lifted must learn
+                // of it (issue 12, lost data directory).
+                ChainEvent::Escape {
                     account: e.data.account,
                     token: e.data.token,
                     amount: u128::try_from(e.data.amount).unwrap_or(u128::MAX),
@@ -469,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn deposits_and_withdrawal_requests_reach_the_enclave_as_one_stream_in_chain_order() {
+    fn deposits_requests_and_escapes_reach_the_enclave_as_one_stream_in_chain_order() {
         use alloy_primitives::{Address, Log, U256};
         let settlement = Address::repeat_byte(5);
         let (a, t) = (Address::repeat_byte(1), Address::repeat_byte(2));
@@ -501,17 +509,26 @@ mod tests {
             .encode_log_data()
         };
         let settled = Settlement::Unpaused { by: a }.encode_log_data();
+        // An escape-hatch withdrawal (issue 12: a successor resumed before the freeze is lifted
+        // must hear of it).
+        let escape = Settlement::EscapeWithdrawn {
+            account: a,
+            token: t,
+            amount: U256::from(30u8),
+        }
+        .encode_log_data();
         // Handed over out of order (as no endpoint should, but the stream must not care).
         let logs = vec![
             entry(9, 0, request(2, U256::MAX)),
             entry(7, 3, deposit(70)),
             entry(7, 1, request(1, U256::from(5u8))),
             entry(8, 0, settled),
+            entry(8, 1, escape),
             entry(9, 1, deposit(90)),
         ];
         let events = enclave_events(&logs);
         let at: Vec<(u64, u64)> = events.iter().map(|(p, _)| p.at()).collect();
-        assert_eq!(at, [(7, 1), (7, 3), (9, 0), (9, 1)]);
+        assert_eq!(at, [(7, 1), (7, 3), (8, 1), (9, 0), (9, 1)]);
         assert_eq!(
             events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
             [
@@ -525,6 +542,11 @@ mod tests {
                     account: a,
                     token: t,
                     amount: 70
+                },
+                ChainEvent::Escape {
+                    account: a,
+                    token: t,
+                    amount: 30
                 },
                 // More than any escrow can hold: a request for everything, still delivered.
                 ChainEvent::WithdrawalRequest {

@@ -66,6 +66,10 @@ pub fn forward_events<C: Chain, P: Program>(
                 Response::Ack => out.deposits.push((account, token, amount)),
                 other => return Err(SandboxError::Enclave(format!("Deposit: {other:?}"))),
             },
+            ChainEvent::Escape { .. } => match enclave.handle(Request::Chain(event)) {
+                Response::Ack => {}
+                other => return Err(SandboxError::Enclave(format!("Escape: {other:?}"))),
+            },
             ChainEvent::WithdrawalRequest {
                 request_id,
                 account,

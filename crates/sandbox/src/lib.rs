@@ -232,6 +232,7 @@ mod tests {
             "previous-version-client",
             "keyholder-minority",
             "lost-enclave",
+            "lost-enclave-and-data",
             "root-rotation",
             "upgrade-handover",
             "handover-to-unallowed-measurement",

@@ -5,6 +5,7 @@
 
 mod handover;
 mod relayer;
+mod resume;
 mod submit;
 mod view;
 

@@ -306,3 +306,44 @@ fn handover_to_unallowed_measurement() {
         "0x0000000000000000000000000000000000000000"
     );
 }
+
+#[test]
+fn lost_enclave_and_data() {
+    let e = scenario("lost-enclave-and-data").evidence;
+    let report = &e["loss_report"];
+    assert_eq!(report["settled_receipts"], 4);
+    assert_eq!(report["unrecovered"].as_array().unwrap().len(), 5);
+    assert_eq!(report["unsettled_statements"], serde_json::json!([2]));
+    assert_eq!(e["kept_receipts"]["settled"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        e["kept_receipts"]["unrecovered"].as_array().unwrap().len(),
+        5
+    );
+    assert!(
+        e["kept_receipts"]["failures"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        e["governance"]["non_governor"],
+        "AccessControlUnauthorizedAccount"
+    );
+    assert_eq!(
+        e["governance"]["unallowed_measurement"],
+        "MeasurementNotAllowedHere"
+    );
+    assert_eq!(e["governance"]["resume"], Value::Null);
+    assert_eq!(e["governance"]["freeze_after_resume"], "HatchNotOpen");
+    assert_eq!(
+        e["lost_statement_2"]["before_successor_settles"],
+        "NotCurrentEnclave"
+    );
+    assert_eq!(e["lost_statement_2"]["after"], "SequenceConflict");
+    assert_eq!(e["misled_successor"], "PrevRootMismatch");
+    assert_eq!(e["successor_statement"]["sequence"], 2);
+    assert_eq!(e["last_sequence"], 2);
+    assert_eq!(e["escaped"]["successor_view_of_2"], 0);
+    assert_eq!(e["withdrawal_request_1"]["granted_by_successor"], 500);
+    assert_eq!(e["withdrawal_request_1"]["claimed"], 500);
+}

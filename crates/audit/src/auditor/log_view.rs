@@ -214,6 +214,28 @@ pub(super) fn walk_log(
                     handing = None;
                 }
             }
+            // A fresh enclave resumed from the chain after the enclave and its data were lost
+            // (issue 12): it sits right past the settled prefix, at or above the last statement
+            // logged before; the open batch and grants before it are void (never settled), and
+            // the key announcement that follows is the successor's.
+            Entry::Resumed(r) => {
+                t.expect(
+                    r.settled_log_size == index && r.sequence >= last_sequence,
+                    || {
+                        format!(
+                            "entry {index}: resumed at settled log size {} after statement {} (want {index}, at least {last_sequence})",
+                            r.settled_log_size, r.sequence
+                        )
+                    },
+                );
+                batch.clear();
+                batch_exits.clear();
+                last_sequence = r.sequence;
+                last_root = r.state_root;
+                last_request_id = r.requests_decided;
+                key = None;
+                handing = None;
+            }
             Entry::ExitRequest(e) => {
                 // Requests are decided in the contract's id order, each once.
                 let expected = last_request_id.saturating_add(1);

@@ -465,7 +465,8 @@ struct Replay {
     requests: BTreeMap<u64, WithdrawalRequested>,
     /// The exits each settled sequence paid, in event order.
     granted: BTreeMap<u64, Vec<ExitGranted>>,
-    /// The deployment's current signer once set (a settled handover, `adoptEnclave`).
+    /// The deployment's current signer once set (a settled handover, `adoptEnclave`,
+    /// `resumeAfterLoss`).
     enclave: Option<Address>,
 }
 
@@ -554,6 +555,8 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
                 r.enclave = Some(e.to);
             }
             SettlementEvents::EnclaveAdopted(e) => r.enclave = Some(e.enclave),
+            // Issue 12, lost data: governance resumed with a successor (the freeze is lifted).
+            SettlementEvents::ResumedAfterLoss(e) => r.enclave = Some(e.successor),
             SettlementEvents::WithdrawalRequested(e) => {
                 r.requests.insert(e.requestId, e);
             }

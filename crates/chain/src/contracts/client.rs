@@ -652,6 +652,26 @@ impl<C: Chain> Sealbridge<C> {
         )
     }
 
+    /// `resumeAfterLoss(successor)` (governor: the timelock in production; issue 12, lost
+    /// data directory): `successor` becomes the only signer, the escape hatch is lifted and its
+    /// clock restarted; settled state (sequence, roots, log anchor) is kept.
+    pub fn resume_after_loss(
+        &mut self,
+        from: Address,
+        successor: Address,
+    ) -> Result<TxReceipt, ContractError> {
+        self.settlement_tx(
+            "resumeAfterLoss",
+            from,
+            &Settlement::resumeAfterLossCall { successor },
+        )
+    }
+
+    /// `resumedAt()`: block time of the last `resumeAfterLoss` (0 if never).
+    pub fn resumed_at(&self) -> Result<u64, ContractError> {
+        self.view(self.deployment.settlement, &Settlement::resumedAtCall {})
+    }
+
     /// `hashHandover(h)`: the digest computed by the contract.
     pub fn hash_handover(&self, handover: &Handover) -> Result<B256, ContractError> {
         self.view(

@@ -39,6 +39,12 @@ pub struct AuditArgs {
     /// Print one JSON object (each check's status and first failure).
     #[arg(long)]
     pub json: bool,
+    /// After the enclave and the host's data were lost (issue 12, docs/OPERATIONS.md "Lost data
+    /// directory"): instead of the audit, name every accepted receipt of the (lost enclave's)
+    /// published log that never settled, against the chain's last settled statement; with
+    /// `--receipts`, each kept receipt must be settled or named. Exit 1 if one is neither.
+    #[arg(long)]
+    pub unrecovered: bool,
 }
 
 /// Run `sealbridge audit`.
@@ -70,6 +76,9 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         }
         Some(dir) => PathBuf::from(dir),
     };
+    if args.unrecovered {
+        return unrecovered(args, &chain, &log_dir);
+    }
     let report = audit(&AuditInput {
         chain: &chain,
         contracts: chain.record().contracts(),
@@ -93,6 +102,69 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         print_kept(&k);
     }
     Ok(if report.ok && k.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `sealbridge audit --unrecovered`: the loss report, and the kept receipts against it.
+fn unrecovered(
+    args: &AuditArgs,
+    chain: &RecordedChain,
+    log_dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    use sealbridge_audit::unrecovered as u;
+    let anchor = u::anchor_from_chain(chain, chain.record().contracts().settlement)?;
+    let (entries, report) = u::loss_report_dir(log_dir, &anchor)?;
+    let kept = match &args.receipts {
+        Some(dir) => Some(u::check_kept(
+            &report,
+            &entries,
+            &sealbridge_audit::read_kept_receipts(dir)?,
+        )),
+        None => None,
+    };
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(k) = &kept {
+            v["kept_receipts"] = serde_json::to_value(k)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "settled: statement {} anchoring log size {}; the published log has {} entries ({} \
+             void); {} accepted receipts settled, {} never settled:",
+            anchor.sequence,
+            anchor.log_size,
+            report.published_log_size,
+            report.void_entries,
+            report.settled_receipts,
+            report.unrecovered.len()
+        );
+        for r in &report.unrecovered {
+            println!(
+                "  entry {} envelope {}: {:?}",
+                r.index, r.envelope_id, r.why
+            );
+        }
+        if let Some(k) = &kept {
+            println!(
+                "kept receipts: {} checked: {} settled, {} named unrecovered, {} unrecovered past \
+                 the published log, {} rejected, {} FAILED",
+                k.checked,
+                k.settled.len(),
+                k.unrecovered.len(),
+                k.unrecovered_unpublished.len(),
+                k.rejected,
+                k.failures.len()
+            );
+            for f in &k.failures {
+                println!("  FAIL {}: {}", f.name, f.why);
+            }
+        }
+    }
+    Ok(if kept.as_ref().is_none_or(|k| k.ok()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -95,6 +95,9 @@ pub enum Action {
     /// `Settlement.adoptEnclave`: the enclave becomes the deployment's only signer (for a
     /// deployment whose enclave is gone without a handover, issue 12).
     AdoptEnclave(Address),
+    /// `Settlement.resumeAfterLoss`: the enclave becomes the only signer and the escape hatch
+    /// is lifted, settled state kept (enclave and data directory lost, issue 12).
+    ResumeAfterLoss(Address),
 }
 
 impl Action {
@@ -166,6 +169,10 @@ impl Action {
             Self::AdoptEnclave(successor) => {
                 (s, Settlement::adoptEnclaveCall { successor }.abi_encode())
             }
+            Self::ResumeAfterLoss(successor) => (
+                s,
+                Settlement::resumeAfterLossCall { successor }.abi_encode(),
+            ),
         };
         Call {
             target,
@@ -386,6 +393,16 @@ fn settlement_words(data: &[u8]) -> Option<(&'static str, String)> {
                 c.successor
             ),
         ),
+        C::resumeAfterLoss(c) => (
+            "resumeAfterLoss",
+            format!(
+                "settlement: resume after the enclave and its data were lost: make enclave {} \
+                 the deployment's only signer and lift the escape hatch; it continues from the \
+                 chain's settled state (whatever the lost enclave accepted after its last \
+                 settled statement is void)",
+                c.successor
+            ),
+        ),
         C::unpause(_) => (
             "unpause",
             "settlement: resume settlement and deposits".into(),
@@ -583,6 +600,12 @@ mod tests {
                 "settlement",
                 "adoptEnclave",
                 "the deployment's only signer",
+            ),
+            (
+                Action::ResumeAfterLoss(a),
+                "settlement",
+                "resumeAfterLoss",
+                "lift the escape hatch",
             ),
         ] {
             let d = describe(&c, &action.call(&c));

@@ -426,6 +426,11 @@ impl<P: Program> Enclave<P> {
                 token,
                 amount,
             }) => self.program.on_deposit(*account, *token, *amount),
+            Step::Chain(ChainEvent::Escape {
+                account,
+                token,
+                amount,
+            }) => self.program.on_escape(*account, *token, *amount),
             Step::Chain(ChainEvent::WithdrawalRequest { .. }) => {
                 return Err(Error::Replay(
                     "a withdrawal request journaled as a plain chain event",

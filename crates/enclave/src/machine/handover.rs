@@ -78,6 +78,7 @@ fn reads_only(request: &Request) -> bool {
         | Request::ReplayBatch { .. }
         | Request::Boot { .. }
         | Request::AwaitHandover { .. }
+        | Request::ResumeFromChain { .. }
         | Request::Restore { .. }
         | Request::RestoreChunk { .. }
         | Request::RestoreV1 { .. }

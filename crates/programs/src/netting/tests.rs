@@ -579,3 +579,30 @@ proptest! {
         prop_assert_eq!(Obligation::decode(&o.encode()), Ok(o));
     }
 }
+
+/// Issue 12: an escape-hatch withdrawal takes the escaped escrow out of the enclave's view (never
+/// below zero), so the account can no longer pay, and the state root is that of the remaining
+/// balances.
+#[test]
+fn an_escape_empties_the_escrow_it_took() {
+    let mut n = setup(3, 100);
+    let without_2 = {
+        let mut m = setup(3, 100);
+        m.escrow.remove(&(TOKEN, account(2)));
+        m.state_root()
+    };
+    n.on_escape(account(2), TOKEN, 100);
+    assert_eq!(n.escrow_of(account(2), TOKEN), 0);
+    assert_eq!(n.state_root(), without_2);
+    assert_eq!(
+        n.apply_input(&sender(2), &ob(1, 1)),
+        Err(Rejection::InsufficientEscrow)
+    );
+    // A larger report saturates; an unknown account changes nothing.
+    n.on_escape(account(1), TOKEN, 1_000);
+    assert_eq!(n.escrow_of(account(1), TOKEN), 0);
+    let before = n.state_root();
+    n.on_escape(account(9), TOKEN, 5);
+    assert_eq!(n.state_root(), before);
+    assert_eq!(n.escrow_of(account(3), TOKEN), 100);
+}

@@ -21,6 +21,7 @@ mod keyholder_minority;
 mod log_spam;
 mod lone_obligation;
 mod lost_enclave;
+mod lost_enclave_and_data;
 mod oversized_statement;
 mod pay_outsider;
 mod policy_change_midload;
@@ -78,6 +79,7 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &previous_version_client::PreviousVersionClient,
         &keyholder_minority::KeyholderMinority,
         &lost_enclave::LostEnclave,
+        &lost_enclave_and_data::LostEnclaveAndData,
         &root_rotation::RootRotation,
         &upgrade_handover::UpgradeHandover,
         &handover_to_unallowed_measurement::HandoverToUnallowedMeasurement,
