@@ -165,7 +165,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     uint64 public policySince;
     /// @notice The deployment's current signer. Zero (as deployed): any Active registered enclave
     ///         whose measurement is allowed here may sign. Set by a settled `handover` (to its
-    ///         successor) or by governance (`adoptEnclave`); once set, only it signs.
+    ///         successor) or by governance (`adoptEnclave`, `resumeAfterLoss`); once set, only it
+    ///         signs.
     address public enclave;
     /// @notice EIP-712 digest of each settled statement (or handover), by sequence.
     mapping(uint64 sequence => bytes32) public statementDigest;

@@ -105,6 +105,7 @@ type Pending = (u64, [u8; 32], sealbridge_log::Hash);
 /// not extend the settled anchor or contradicts itself within the settled prefix.
 pub fn loss_report(entries: &[Vec<u8>], settled: &SettledAnchor) -> Result<LossReport, Error> {
     check_prefix(entries, settled)?;
+    check_settled_entry(entries, settled)?;
     let mut keys: Option<Ed25519PublicKey> = None;
     let mut pending: Vec<Pending> = Vec::new();
     let mut report = LossReport {
@@ -231,6 +232,47 @@ pub fn loss_report(entries: &[Vec<u8>], settled: &SettledAnchor) -> Result<LossR
     );
     report.unrecovered.sort_by_key(|u| u.index);
     Ok(report)
+}
+
+/// Which receipts settled is known only from the settled statement's own entry, right past the
+/// prefix it anchors: without it (a log published up to the settled size, or a resumed log whose
+/// entry there is `Resumed`) a settled batch would look open and clients would be told to send
+/// again what already settled (review of issue 12: a double settlement). A log that was resumed
+/// before inside the settled prefix (a second loss) is not covered either. Both are errors,
+/// never a report.
+fn check_settled_entry(entries: &[Vec<u8>], settled: &SettledAnchor) -> Result<(), Error> {
+    let size = usize::try_from(settled.log_size).unwrap_or(usize::MAX);
+    if let Some(i) = entries
+        .iter()
+        .take(size)
+        .position(|e| matches!(entries::decode(e), Ok(Entry::Resumed(_))))
+    {
+        return Err(Error::Input(format!(
+            "settled log entry {i} is a resumption: the loss report covers one loss since the \
+             last resumption, not a log resumed before"
+        )));
+    }
+    if settled.sequence == 0 {
+        return Ok(());
+    }
+    let at = entries.get(size).map(|e| entries::decode(e));
+    match at {
+        Some(Ok(Entry::Statement { statement, .. }))
+            if statement.sequence == settled.sequence
+                && statement.logSize == settled.log_size
+                && statement.logRoot == settled.log_root
+                && statement.inputsRoot == settled.inputs_root
+                && statement.inputCount == settled.input_count =>
+        {
+            Ok(())
+        }
+        _ => Err(Error::Input(format!(
+            "published entry {size} must be statement {} as the chain settled it: without it the \
+             receipts it settled cannot be told from void ones (publish the log through that \
+             entry)",
+            settled.sequence
+        ))),
+    }
 }
 
 /// The published log must reach the settled size and its prefix hash to the settled root.

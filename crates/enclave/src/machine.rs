@@ -137,6 +137,11 @@ pub struct Enclave<P: Program> {
     mode: Mode,
     /// Simulated TEE only: the build label the measurement derives from (issue 12).
     build: Option<String>,
+    /// Resumed from the chain and no statement signed since (issue 12): only then are
+    /// `ChainEvent::Escape`s taken — escapes happen only while the deployment is frozen, which
+    /// ends before the successor settles anything. Any other enclave refuses them, so a host
+    /// cannot invent an escape to zero a participant's escrow in the enclave's view.
+    escape_window: bool,
 }
 
 /// The journal of a durable enclave (see [`crate::persist`]).
@@ -283,6 +288,7 @@ impl<P: Program> Enclave<P> {
             journal: durable.then(|| Journal::new(root, 0)),
             mode: Mode::Live,
             build,
+            escape_window: false,
         })
     }
 
@@ -367,6 +373,13 @@ impl<P: Program> Enclave<P> {
                 }));
                 self.program.on_deposit(account, token, amount);
                 Response::Ack
+            }
+            Request::Chain(ChainEvent::Escape { .. }) if !self.escape_window => {
+                Response::Error(BoundaryError::Refused(
+                    "escapes are taken only by an enclave resumed from the chain, before its \
+                     first statement"
+                        .into(),
+                ))
             }
             Request::Chain(ChainEvent::Escape {
                 account,
@@ -1087,6 +1100,7 @@ impl<P: Program> Enclave<P> {
         let body = [statement.abi_encode().as_slice(), signature.as_slice()].concat();
         self.append_log(EntryKind::Statement, &body)?;
         self.sequence += 1;
+        self.escape_window = false;
         Ok((signature, digest, checkpoint))
     }
 }

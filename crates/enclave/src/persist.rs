@@ -249,6 +249,9 @@ pub(crate) struct Snapshot {
     /// Issue 12, simulated TEE only: the build label the measurement derives from.
     #[serde(default)]
     pub(crate) build: Option<String>,
+    /// Issue 12: resumed from the chain, no statement signed since (escapes are taken).
+    #[serde(default)]
+    pub(crate) escape_window: bool,
 }
 
 /// The open (uncut) batch in a snapshot. Empty (`program_pending` encoding nothing pending,

@@ -142,7 +142,18 @@ fn refuses_a_published_log_that_is_not_the_settled_one() {
         ..anchor
     };
     let e = loss_report(&log, &more).unwrap_err().to_string();
-    assert!(e.contains("not the one the chain settled"), "{e}");
+    assert!(
+        e.contains("must be statement 1 as the chain settled it"),
+        "{e}"
+    );
+    // Published only up to the settled size: statement 1's own entry is missing, so its two
+    // receipts cannot be told from void ones — an error, never a report naming them (review:
+    // they used to be reported open, and clients told to send them again).
+    let e = loss_report(&log[..3], &anchor).unwrap_err().to_string();
+    assert!(
+        e.contains("must be statement 1 as the chain settled it"),
+        "{e}"
+    );
 }
 
 #[test]

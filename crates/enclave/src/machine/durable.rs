@@ -131,6 +131,7 @@ impl<P: Program> Enclave<P> {
             },
             mode: self.mode.clone(),
             build: self.build.clone(),
+            escape_window: self.escape_window,
         };
         secp.fill(0);
         let plain = persist::to_cbor(&snap).ok_or(BoundaryError::Internal)?;
@@ -336,6 +337,7 @@ impl<P: Program> Enclave<P> {
             journal: Some(journal),
             mode: snap.mode.clone(),
             build: snap.build.clone(),
+            escape_window: snap.escape_window,
         })
     }
 

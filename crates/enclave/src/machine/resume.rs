@@ -41,6 +41,7 @@ impl<P: Program> Enclave<P> {
         e.last_root = chain.state_root;
         e.last_request_id = chain.requests_decided;
         e.carried_request_id = chain.requests_decided;
+        e.escape_window = true;
         let entry = ResumedEntry {
             sequence: chain.sequence,
             settled_log_size: chain.log_size,
