@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod gateway;
+pub mod handover;
 pub mod node;
 pub mod setup;
 pub mod trace_context;

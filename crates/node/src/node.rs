@@ -254,14 +254,14 @@ impl<C: DevChain> DevChain for SharedChain<C> {
 /// flight, stores a final snapshot and ends once every sender is gone). Dropping it stops and
 /// joins them, so that nothing of a start that failed part-way keeps running beside a restart
 /// on the same data dir.
-struct Workers {
+pub(crate) struct Workers {
     stop: Arc<AtomicBool>,
     core_tx: Option<SyncSender<Cmd>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Workers {
-    fn tx(&self) -> Result<&SyncSender<Cmd>, NodeError> {
+    pub(crate) fn tx(&self) -> Result<&SyncSender<Cmd>, NodeError> {
         self.core_tx.as_ref().ok_or(NodeError::Stopped)
     }
 
@@ -276,7 +276,7 @@ impl Workers {
 
     /// Stop the relayer and the renewal, let the core drain its queue, and join them all. Call
     /// after the gateway stopped (it holds a sender too).
-    fn stop_and_join(&mut self) {
+    pub(crate) fn stop_and_join(&mut self) {
         self.stop.store(true, Relaxed);
         self.core_tx.take();
         for t in self.threads.drain(..) {
@@ -305,6 +305,8 @@ pub struct Node {
     server: Mutex<Option<Server>>,
     workers: Mutex<Workers>,
     _spawned: SpawnedSlot,
+    // Released last: no other node or upgrade runs on this data dir while this one does.
+    _lock: crate::handover::DataDirLock,
 }
 
 impl std::fmt::Debug for Node {
@@ -388,7 +390,7 @@ fn call_core(tx: &SyncSender<Cmd>, request: Request) -> Result<Response, NodeErr
 
 /// The start-up check (DESIGN §6): the enclave's state must equal or extend what the chain
 /// has settled.
-fn check_against_chain<C: Chain>(
+pub(crate) fn check_against_chain<C: Chain>(
     sb: &Sealbridge<C>,
     store: &Store,
     status: &EnclaveStatus,
@@ -434,7 +436,7 @@ fn check_against_chain<C: Chain>(
 /// holds, which the contract composes from the base hash it was given and the participant
 /// accounts and tokens it committed to at deployment (`deployment_policy_hash`). Says which part
 /// differs.
-fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<(), NodeError> {
+pub(crate) fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<(), NodeError> {
     let (accounts, tokens) = (policy.committed_accounts(), policy.committed_tokens());
     let ours = policy.hash();
     let composed = deployment_policy_hash(policy.base_hash(), &accounts, &tokens);
@@ -479,7 +481,7 @@ fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<
 }
 
 /// The enclave process this node spawned ([`EnclaveMode::Spawn`]), if any.
-type SpawnedSlot = Arc<Mutex<Option<SpawnedEnclave>>>;
+pub(crate) type SpawnedSlot = Arc<Mutex<Option<SpawnedEnclave>>>;
 
 /// Funds the development participants once the enclave is registered.
 type FundFn<C> = Box<dyn FnOnce(&mut Sealbridge<C>, &Setup) -> Result<(), NodeError>>;
@@ -664,6 +666,7 @@ impl Node {
         mut sb: Sealbridge<C>,
         provision: Provision<C>,
     ) -> Result<Self, NodeError> {
+        let lock = crate::handover::DataDirLock::acquire(&cfg.data_dir)?;
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared::default());
         check_policy(&sb, &setup.policy)?;
@@ -712,6 +715,7 @@ impl Node {
             server: Mutex::new(Some(server)),
             workers: Mutex::new(workers),
             _spawned: spawned,
+            _lock: lock,
         })
     }
 
@@ -778,6 +782,21 @@ fn recover_core<C: Chain>(
     metrics: &Arc<Metrics>,
     shared: &Arc<Shared>,
 ) -> Result<(Core, SpawnedSlot), NodeError> {
+    let (mut core, spawned) = build_core(cfg, store, setup, metrics, shared)?;
+    let status = core.recover()?;
+    crate::handover::refuse_unless_live(&status)?;
+    check_against_chain(sb, &Store::open(&cfg.data_dir)?, &status)?;
+    Ok((core, spawned))
+}
+
+/// The core over the enclave (in process, spawned or reached over a socket), not yet recovered.
+pub(crate) fn build_core(
+    cfg: &NodeConfig,
+    store: Store,
+    setup: &Setup,
+    metrics: &Arc<Metrics>,
+    shared: &Arc<Shared>,
+) -> Result<(Core, SpawnedSlot), NodeError> {
     let target = SettlementTarget {
         chain_id: setup.chain_id,
         settlement: setup.settlement,
@@ -800,8 +819,6 @@ fn recover_core<C: Chain>(
     core.set_snapshot_chunk_bytes(cfg.snapshot_chunk_bytes);
     // A clean stop leaves nothing to replay.
     core.set_final_snapshot(true);
-    let status = core.recover()?;
-    check_against_chain(sb, &Store::open(&cfg.data_dir)?, &status)?;
     Ok((core, spawned))
 }
 
@@ -843,7 +860,7 @@ fn link_factory(cfg: &NodeConfig) -> Result<(LinkFactory, SpawnedSlot), NodeErro
 }
 
 /// The core on its own thread, fed by a queue of `queue` requests.
-fn spawn_core(core: Core, queue: usize) -> Result<Workers, NodeError> {
+pub(crate) fn spawn_core(core: Core, queue: usize) -> Result<Workers, NodeError> {
     let (core_tx, core_rx) = sync_channel::<Cmd>(queue.max(1));
     let mut workers = Workers {
         stop: Arc::new(AtomicBool::new(false)),

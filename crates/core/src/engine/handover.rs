@@ -72,6 +72,27 @@ impl Core {
         Ok(status)
     }
 
+    /// One request served at once on a core that is not running ([`Core::run`]): journaled
+    /// (record and log entries committed before the answer) when it changes state — what an
+    /// awaiting enclave is asked while it is attested and registered (`Evidence`,
+    /// `LogAttestation`, `Tick`) — else sent bare (`Describe`, `Status`, …).
+    pub fn call_now(&mut self, request: Request) -> Result<Response, CoreError> {
+        let changes_state = matches!(
+            request,
+            Request::Evidence { .. } | Request::LogAttestation { .. } | Request::Tick { .. }
+        );
+        if !changes_state {
+            return self.call(request);
+        }
+        let mut g = Group::default();
+        let r = self.journaled_timed(request, &mut g);
+        self.finish(g)?;
+        if matches!(&r, Ok(Response::Ticked { announcements }) if !announcements.is_empty()) {
+            self.refresh_description()?;
+        }
+        r
+    }
+
     /// The predecessor's step (`Request::Handover`, journaled): the enclave checks `successor`
     /// itself and signs the handover at its last sequence + 1, or refuses
     /// ([`CoreError::Refused`], nothing changed). The signed handover is stored with the
