@@ -541,6 +541,10 @@ impl Node {
                 )
                 .with_dev_anonymity_set();
                 policy.statement_validity_secs = cfg.statement_validity_secs.max(1);
+                // Issue 12: the enclave may hand over to its own measurement on another machine,
+                // attested by the development verifiers (`node --await-handover`).
+                policy.handover =
+                    dev::handover_trust(&dev::dev_verifiers(&cfg.data_dir)?, sb.deployment.registry);
                 // The token is part of the policy: its base hash is known only now. The contract
                 // composes it with the accounts and tokens it holds.
                 sb.set_policy_hash(admin, policy.base_hash())?;

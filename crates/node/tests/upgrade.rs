@@ -1,0 +1,221 @@
+//! Handover to an attested successor driven as an operator does (issue 12 part 1;
+//! docs/OPERATIONS.md "Upgrade the program"): a successor node awaiting a handover
+//! ([`Awaiting`]), the stopped predecessor's `upgrade`, then the successor as a node — over HTTP
+//! on loopback, with the embedded chain and both enclaves in process.
+//!
+//! Invariants (DESIGN §12): every accepted input settles exactly once across the handover
+//! (1), only the successor's statements settle after it (2), and a successor the policy does not
+//! allow is refused by the enclave with nothing changed (5).
+
+mod common;
+
+use std::path::Path;
+
+use alloy_primitives::Address;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use sealbridge_attest::Policy;
+use sealbridge_chain::Sealbridge;
+use sealbridge_client::NodeClient;
+use sealbridge_deploy::dev::WallClockChain;
+use sealbridge_node::handover::{
+    successor::{AwaitConfig, Awaiting, join_dev},
+    upgrade::{UpgradeOptions, upgrade},
+};
+use sealbridge_node::node::SharedChain;
+use sealbridge_node::{Node, NodeConfig, unix_now};
+
+use common::{submit_n, wait_until};
+
+fn config(dir: &Path) -> NodeConfig {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let mut cfg = NodeConfig::new(dir.to_path_buf(), "127.0.0.1:0".parse().unwrap());
+    cfg.participants = 4;
+    cfg.batch_size = 4;
+    cfg.batch_interval = Duration::from_millis(100);
+    cfg.poll = Duration::from_millis(50);
+    cfg.snapshot_every = 8;
+    cfg
+}
+
+fn client(url: &str, seed: u64) -> (NodeClient, sealbridge_client::Attested, ChaCha20Rng) {
+    let c = NodeClient::new(url);
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let a = c
+        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+        .expect("the simulated enclave passes the development policy");
+    (c, a, rng)
+}
+
+type Chain = SharedChain<WallClockChain>;
+
+fn sb(chain: &Chain, setup: &sealbridge_node::Setup) -> Sealbridge<Chain> {
+    Sealbridge::attach(chain.clone(), setup.deployment())
+}
+
+/// A predecessor node left with inputs settled (4), in a signed but unsettled statement (4)
+/// and in the open batch (1), then stopped. Returns its setup and the inputs accepted.
+fn loaded_predecessor(chain: &Chain, dir: &Path) -> (sealbridge_node::Setup, u64, Address) {
+    let node = Node::start(config(dir), chain.clone()).unwrap();
+    let setup = node.setup.clone();
+    let (c, a, mut rng) = client(&node.url(), 1);
+    submit_n(&c, &a, &mut rng, setup.token, 4);
+    wait_until("the first statement settles", 60, || {
+        sb(chain, &setup).last_sequence().unwrap() >= 1
+    });
+    // Paused, the chain takes no statement: the next one stays signed and unsettled.
+    sb(chain, &setup).pause(setup.admin).unwrap();
+    submit_n(&c, &a, &mut rng, setup.token, 4);
+    wait_until("a second statement is signed", 60, || {
+        c.status().unwrap()["last_signed_sequence"].as_u64() >= Some(2)
+    });
+    // One input, below the anonymity set (2 inputs from 2 senders): a stop cannot cut it.
+    submit_n(&c, &a, &mut rng, setup.token, 1);
+    drop(node);
+    sb(chain, &setup).unpause(setup.admin).unwrap();
+    assert_eq!(sb(chain, &setup).last_sequence().unwrap(), 1);
+    (setup, 9, a.description().key_bundle.address)
+}
+
+fn options(to: String) -> UpgradeOptions {
+    UpgradeOptions {
+        to,
+        settle_timeout: Duration::from_secs(60),
+        wait_first_statement: None,
+    }
+}
+
+#[test]
+fn upgrade_hands_over_to_a_successor_and_every_accepted_input_settles_exactly_once() {
+    let chain = SharedChain::new(WallClockChain::new());
+    let old = tempfile::tempdir().unwrap();
+    let new = tempfile::tempdir().unwrap();
+    let (setup, mut accepted, predecessor) = loaded_predecessor(&chain, old.path());
+
+    // The successor: same deployment, same measurement, another machine (its own root).
+    join_dev(old.path(), new.path()).unwrap();
+    let awaiting = Awaiting::start(&config(new.path()), chain.clone(), &AwaitConfig::default())
+        .unwrap()
+        .expect("a fresh successor awaits");
+    let successor = awaiting.description.key_bundle.address;
+    assert!(sb(&chain, &setup).is_active(successor).unwrap());
+    let url = awaiting.url();
+    let enclave: serde_json::Value = ureq::get(&format!("{url}/v1/enclave"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(enclave["awaiting_handover"], true, "{enclave}");
+
+    // While the old node runs on its data dir, the upgrade cannot take it.
+    let guard = sealbridge_node::handover::DataDirLock::acquire(old.path()).unwrap();
+    let busy = upgrade(&config(old.path()), chain.clone(), &options(url.clone()), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(busy.contains("is in use"), "{busy}");
+    drop(guard);
+
+    let mut lines = Vec::new();
+    let report = upgrade(
+        &config(old.path()),
+        chain.clone(),
+        &options(url.clone()),
+        &mut |l| lines.push(l.to_string()),
+    )
+    .unwrap();
+    // Statement 1 settled; 2 and maybe more (the core cuts at each settlement opportunity)
+    // signed while the chain was paused: the handover follows them.
+    assert!(report.sequence >= 3, "{report:?}");
+    assert_eq!(report.successor, successor);
+    assert_eq!(report.predecessor, predecessor);
+    assert_eq!(report.pending_inputs_moved, 1);
+    assert_eq!(report.statements_settled, report.sequence - 2, "{report:?}");
+    assert!(!report.resumed);
+    assert!(lines.iter().any(|l| l.contains("handover settled")), "{lines:?}");
+    let accepted_by = awaiting
+        .wait_accepted(Some(Duration::from_secs(10)))
+        .expect("the successor accepted");
+    assert_eq!(accepted_by.status.sequence, report.sequence);
+    assert_eq!(accepted_by.status.pending_inputs, 1);
+    assert_eq!(sb(&chain, &setup).current_enclave().unwrap(), successor);
+    assert_eq!(sb(&chain, &setup).last_sequence().unwrap(), report.sequence);
+
+    // The successor runs as a node from the data dir, its moved input and new ones settle.
+    let node = Node::start(config(new.path()), chain.clone()).unwrap();
+    let (c, a, mut rng) = client(&node.url(), 2);
+    assert_eq!(a.description().key_bundle.address, successor);
+    submit_n(&c, &a, &mut rng, setup.token, 3);
+    accepted += 3;
+    wait_until("the successor's statements settle", 60, || {
+        let (_, inputs) = sealbridge_chain::settled_on_chain(&chain, setup.settlement).unwrap();
+        inputs >= accepted
+    });
+    drop(node);
+    let (seqs, inputs) = sealbridge_chain::settled_on_chain(&chain, setup.settlement).unwrap();
+    assert_eq!(inputs, accepted, "every accepted input settled exactly once");
+    let n = seqs.len() as u64;
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "in order, each once");
+    assert!(n > report.sequence, "the successor's statement after the handover: {seqs:?}");
+    assert_eq!(sb(&chain, &setup).current_enclave().unwrap(), successor);
+
+    // The successor restarts from its own data dir.
+    let node = Node::start(config(new.path()), chain.clone()).unwrap();
+    drop(node);
+
+    // The old data dir refuses to run on: its enclave is handed over.
+    let err = Node::start(config(old.path()), chain.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("handed the deployment over"), "{err}");
+}
+
+#[test]
+fn upgrade_to_a_successor_the_policy_does_not_allow_is_refused_and_changes_nothing() {
+    let chain = SharedChain::new(WallClockChain::new());
+    let old = tempfile::tempdir().unwrap();
+    let new = tempfile::tempdir().unwrap();
+    let (setup, _, _) = loaded_predecessor(&chain, old.path());
+    // Before any handover `Settlement.enclave()` is unset: the first registered one signs.
+    let current = sb(&chain, &setup).current_enclave().unwrap();
+    join_dev(old.path(), new.path()).unwrap();
+    // Another build: registered (development governance allows any measurement in the registry
+    // and on Settlement), but the policy lists no successor measurement.
+    let how = AwaitConfig {
+        build: Some("v2".into()),
+        ..AwaitConfig::default()
+    };
+    let awaiting = Awaiting::start(&config(new.path()), chain.clone(), &how)
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        awaiting.description.measurement,
+        sealbridge_deploy::simulated_netting_measurement()
+    );
+    let err = upgrade(
+        &config(old.path()),
+        chain.clone(),
+        &options(awaiting.url()),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("refused"), "{err}");
+    assert!(err.contains("measurement"), "{err}");
+    assert!(awaiting.wait_accepted(Some(Duration::from_millis(200))).is_none());
+    // Nothing changed: the chain, and the old node runs on and settles what it holds.
+    assert_eq!(sb(&chain, &setup).current_enclave().unwrap(), current);
+    let node = Node::start(config(old.path()), chain.clone()).unwrap();
+    wait_until("the old node settles what it holds", 60, || {
+        let (_, inputs) = sealbridge_chain::settled_on_chain(&chain, setup.settlement).unwrap();
+        inputs == 9
+    });
+    drop(node);
+}
