@@ -26,7 +26,7 @@ use axum::{
 };
 use sealbridge_chain::{Chain, Sealbridge};
 use sealbridge_core::{Core, CoreError, Shared, engine::Accepted, metrics::Metrics};
-use sealbridge_deploy::dev::{self, DevChain};
+use sealbridge_deploy::dev;
 use sealbridge_enclave::{
     boundary::{Description, Request, Response as EnclaveResponse},
     handover::SuccessorEvidence,
@@ -99,7 +99,7 @@ impl Awaiting {
     /// active, and serve. The data dir must belong to the deployment already (its `setup`:
     /// [`join_dev`] for a development deployment) or `cfg.deployment` must name it.
     /// `Ok(None)`: this data dir's enclave accepted a handover already — start it as a node.
-    pub fn start<C: DevChain>(
+    pub fn start<C: Chain>(
         cfg: &NodeConfig,
         chain: C,
         how: &AwaitConfig,
