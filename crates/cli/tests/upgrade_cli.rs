@@ -163,17 +163,28 @@ fn await_handover_and_upgrade_move_a_deployment_to_a_successor_node() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "upgrade failed: {stderr}");
-    assert!(stderr.contains("upgrade: handover signed at sequence"), "{stderr}");
+    assert!(
+        stderr.contains("upgrade: handover signed at sequence"),
+        "{stderr}"
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let h = report["sequence"].as_u64().unwrap();
     assert_eq!(h, before + 1, "the handover at the next sequence: {report}");
-    assert_eq!(report["successor"].as_str().unwrap().parse::<Address>().unwrap(), successor);
+    assert_eq!(
+        report["successor"]
+            .as_str()
+            .unwrap()
+            .parse::<Address>()
+            .unwrap(),
+        successor
+    );
     assert_eq!(sb.current_enclave().unwrap(), successor);
     assert_eq!(sb.last_sequence().unwrap(), h);
 
     // ---- the successor serves as the node; its statements settle after the handover ------
     wait_until("the successor as a node", 120, || {
-        c2.status().is_ok_and(|s| s["last_settled_sequence"].as_u64() >= Some(h))
+        c2.status()
+            .is_ok_and(|s| s["last_settled_sequence"].as_u64() >= Some(h))
     });
     let info2 = c2.get_json("/v1/enclave").unwrap().1;
     assert_eq!(info2["settlement"], info["settlement"], "{info2}");
@@ -185,10 +196,16 @@ fn await_handover_and_upgrade_move_a_deployment_to_a_successor_node() {
             .is_ok_and(|(_, inputs)| inputs >= accepted)
     });
     let (seqs, inputs) = sealbridge_chain::settled_on_chain(sb.chain(), settlement).unwrap();
-    assert_eq!(inputs, accepted, "every accepted input settled exactly once");
+    assert_eq!(
+        inputs, accepted,
+        "every accepted input settled exactly once"
+    );
     let n = seqs.len() as u64;
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
-    assert!(n > h, "a statement of the successor settled after the handover");
+    assert!(
+        n > h,
+        "a statement of the successor settled after the handover"
+    );
     assert_eq!(sb.current_enclave().unwrap(), successor);
 
     // ---- the old data dir refuses to run on ---------------------------------------------

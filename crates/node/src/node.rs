@@ -436,7 +436,10 @@ pub(crate) fn check_against_chain<C: Chain>(
 /// holds, which the contract composes from the base hash it was given and the participant
 /// accounts and tokens it committed to at deployment (`deployment_policy_hash`). Says which part
 /// differs.
-pub(crate) fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<(), NodeError> {
+pub(crate) fn check_policy<C: Chain>(
+    sb: &Sealbridge<C>,
+    policy: &EnclavePolicy,
+) -> Result<(), NodeError> {
     let (accounts, tokens) = (policy.committed_accounts(), policy.committed_tokens());
     let ours = policy.hash();
     let composed = deployment_policy_hash(policy.base_hash(), &accounts, &tokens);
@@ -543,8 +546,10 @@ impl Node {
                 policy.statement_validity_secs = cfg.statement_validity_secs.max(1);
                 // Issue 12: the enclave may hand over to its own measurement on another machine,
                 // attested by the development verifiers (`node --await-handover`).
-                policy.handover =
-                    dev::handover_trust(&dev::dev_verifiers(&cfg.data_dir)?, sb.deployment.registry);
+                policy.handover = dev::handover_trust(
+                    &dev::dev_verifiers(&cfg.data_dir)?,
+                    sb.deployment.registry,
+                );
                 // The token is part of the policy: its base hash is known only now. The contract
                 // composes it with the accounts and tokens it holds.
                 sb.set_policy_hash(admin, policy.base_hash())?;

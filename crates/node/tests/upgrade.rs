@@ -117,9 +117,14 @@ fn upgrade_hands_over_to_a_successor_and_every_accepted_input_settles_exactly_on
 
     // While the old node runs on its data dir, the upgrade cannot take it.
     let guard = sealbridge_node::handover::DataDirLock::acquire(old.path()).unwrap();
-    let busy = upgrade(&config(old.path()), chain.clone(), &options(url.clone()), &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let busy = upgrade(
+        &config(old.path()),
+        chain.clone(),
+        &options(url.clone()),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(busy.contains("is in use"), "{busy}");
     drop(guard);
 
@@ -139,7 +144,10 @@ fn upgrade_hands_over_to_a_successor_and_every_accepted_input_settles_exactly_on
     assert_eq!(report.pending_inputs_moved, 1);
     assert_eq!(report.statements_settled, report.sequence - 2, "{report:?}");
     assert!(!report.resumed);
-    assert!(lines.iter().any(|l| l.contains("handover settled")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("handover settled")),
+        "{lines:?}"
+    );
     let accepted_by = awaiting
         .wait_accepted(Some(Duration::from_secs(10)))
         .expect("the successor accepted");
@@ -160,10 +168,16 @@ fn upgrade_hands_over_to_a_successor_and_every_accepted_input_settles_exactly_on
     });
     drop(node);
     let (seqs, inputs) = sealbridge_chain::settled_on_chain(&chain, setup.settlement).unwrap();
-    assert_eq!(inputs, accepted, "every accepted input settled exactly once");
+    assert_eq!(
+        inputs, accepted,
+        "every accepted input settled exactly once"
+    );
     let n = seqs.len() as u64;
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "in order, each once");
-    assert!(n > report.sequence, "the successor's statement after the handover: {seqs:?}");
+    assert!(
+        n > report.sequence,
+        "the successor's statement after the handover: {seqs:?}"
+    );
     assert_eq!(sb(&chain, &setup).current_enclave().unwrap(), successor);
 
     // The successor restarts from its own data dir.
@@ -209,7 +223,11 @@ fn upgrade_to_a_successor_the_policy_does_not_allow_is_refused_and_changes_nothi
     .to_string();
     assert!(err.contains("refused"), "{err}");
     assert!(err.contains("measurement"), "{err}");
-    assert!(awaiting.wait_accepted(Some(Duration::from_millis(200))).is_none());
+    assert!(
+        awaiting
+            .wait_accepted(Some(Duration::from_millis(200)))
+            .is_none()
+    );
     // Nothing changed: the chain, and the old node runs on and settles what it holds.
     assert_eq!(sb(&chain, &setup).current_enclave().unwrap(), current);
     let node = Node::start(config(old.path()), chain.clone()).unwrap();

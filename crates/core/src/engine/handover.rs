@@ -68,7 +68,10 @@ impl Core {
         self.refresh_description()?;
         self.refresh_checkpoint()?;
         self.metrics.state.enclave_up.store(true, Relaxed);
-        tracing::info!(log_size = status.log_size, "enclave booted awaiting a handover");
+        tracing::info!(
+            log_size = status.log_size,
+            "enclave booted awaiting a handover"
+        );
         Ok(status)
     }
 

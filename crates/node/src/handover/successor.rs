@@ -309,7 +309,11 @@ type St = State<Arc<AwaitState>>;
 /// nothing to it yet).
 async fn enclave(State(s): St) -> Response {
     let Ok(d) = describe(&s.shared) else {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "no description");
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no description",
+        );
     };
     Json(json!({
         "awaiting_handover": !s.live.load(Relaxed),

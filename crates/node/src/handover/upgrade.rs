@@ -116,7 +116,11 @@ pub fn upgrade<C: Chain + Send + 'static>(
         status.sequence,
         status.pending_inputs,
         status.log_size,
-        if resumed { " (handed over already)" } else { "" }
+        if resumed {
+            " (handed over already)"
+        } else {
+            ""
+        }
     ));
 
     let doc = fetch_evidence(&opts.to)?;
@@ -262,7 +266,9 @@ fn settle<C: Chain + Send + 'static>(
         let last = lock(chain)?.last_sequence()?;
         if last != seen {
             seen = last;
-            progress(&format!("chain settled through sequence {last} (handover at {sequence})"));
+            progress(&format!(
+                "chain settled through sequence {last} (handover at {sequence})"
+            ));
         }
         let confirmed = store
             .rows(sequence, 1)?
