@@ -19,11 +19,6 @@ use sealbridge_node::NodeConfig;
 /// Arguments of `sealbridge node`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeArgs {
-    /// `upgrade`: hand this node's deployment over to an awaiting successor.
-    #[command(subcommand)]
-    pub command: Option<NodeCommand>,
-    #[command(flatten)]
-    pub handover: handover::AwaitArgs,
     /// Configuration file (JSON; the keys are the options' file keys in docs/NODE.md). Flags
     /// and SEALBRIDGE_* environment variables override it.
     #[arg(long, env = "SEALBRIDGE_CONFIG")]
@@ -45,6 +40,11 @@ pub struct NodeArgs {
     /// Print the reference of every option (Markdown, as in docs/NODE.md) and exit.
     #[arg(long)]
     pub print_config_reference: bool,
+    #[command(flatten)]
+    pub handover: handover::AwaitArgs,
+    /// `upgrade`: hand this node's deployment over to an awaiting successor.
+    #[command(subcommand)]
+    pub command: Option<NodeCommand>,
 }
 
 /// Subcommands of `sealbridge node`.

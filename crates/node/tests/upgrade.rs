@@ -63,7 +63,14 @@ fn sb(chain: &Chain, setup: &sealbridge_node::Setup) -> Sealbridge<Chain> {
 /// A predecessor node left with inputs settled (4), in a signed but unsettled statement (4)
 /// and in the open batch (1), then stopped. Returns its setup and the inputs accepted.
 fn loaded_predecessor(chain: &Chain, dir: &Path) -> (sealbridge_node::Setup, u64, Address) {
-    let node = Node::start(config(dir), chain.clone()).unwrap();
+    loaded_predecessor_with(chain, config(dir))
+}
+
+fn loaded_predecessor_with(
+    chain: &Chain,
+    cfg: NodeConfig,
+) -> (sealbridge_node::Setup, u64, Address) {
+    let node = Node::start(cfg, chain.clone()).unwrap();
     let setup = node.setup.clone();
     let (c, a, mut rng) = client(&node.url(), 1);
     submit_n(&c, &a, &mut rng, setup.token, 4);
@@ -236,4 +243,79 @@ fn upgrade_to_a_successor_the_policy_does_not_allow_is_refused_and_changes_nothi
         inputs == 9
     });
     drop(node);
+}
+
+/// An upgrade interrupted before its handover settled is run again after the handover's window
+/// ran out: the enclave signs the same handover again with a fresh window, it is stored in place
+/// of the expired one, and settles; the successor takes over as before.
+#[test]
+fn an_expired_handover_is_signed_again_when_the_upgrade_runs_again() {
+    let chain = SharedChain::new(WallClockChain::new());
+    let old = tempfile::tempdir().unwrap();
+    let new = tempfile::tempdir().unwrap();
+    let mut cfg = config(old.path());
+    cfg.statement_validity_secs = 4;
+    let (setup, mut accepted, _) = loaded_predecessor_with(&chain, cfg.clone());
+    join_dev(old.path(), new.path()).unwrap();
+    let awaiting = Awaiting::start(&config(new.path()), chain.clone(), &AwaitConfig::default())
+        .unwrap()
+        .unwrap();
+    let successor = awaiting.description.key_bundle.address;
+
+    // Interrupted: no time to settle the handover.
+    let mut first = Vec::new();
+    let hurried = UpgradeOptions {
+        settle_timeout: Duration::ZERO,
+        ..options(awaiting.url())
+    };
+    let err = upgrade(&cfg, chain.clone(), &hurried, &mut |l| {
+        first.push(l.to_string())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("did not settle"), "{err}");
+    let window = |lines: &[String]| {
+        lines
+            .iter()
+            .find(|l| l.contains("handover signed"))
+            .cloned()
+            .unwrap()
+    };
+    assert_ne!(sb(&chain, &setup).current_enclave().unwrap(), successor);
+    // The old data dir is handed over: it does not run as a node.
+    let refused = Node::start(config(old.path()), chain.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("handed the deployment over"), "{refused}");
+    std::thread::sleep(Duration::from_secs(6));
+
+    let mut second = Vec::new();
+    let report = upgrade(&cfg, chain.clone(), &options(awaiting.url()), &mut |l| {
+        second.push(l.to_string())
+    })
+    .unwrap();
+    assert!(report.resumed, "{report:?}");
+    assert_ne!(window(&first), window(&second), "a fresh window");
+    assert_eq!(sb(&chain, &setup).current_enclave().unwrap(), successor);
+    assert_eq!(sb(&chain, &setup).last_sequence().unwrap(), report.sequence);
+    assert!(
+        awaiting
+            .wait_accepted(Some(Duration::from_secs(10)))
+            .is_some()
+    );
+    let node = Node::start(config(new.path()), chain.clone()).unwrap();
+    let (c, a, mut rng) = client(&node.url(), 3);
+    submit_n(&c, &a, &mut rng, setup.token, 2);
+    accepted += 2;
+    wait_until("the successor's statements settle", 60, || {
+        let (_, inputs) = sealbridge_chain::settled_on_chain(&chain, setup.settlement).unwrap();
+        inputs >= accepted
+    });
+    drop(node);
+    let (seqs, inputs) = sealbridge_chain::settled_on_chain(&chain, setup.settlement).unwrap();
+    assert_eq!(
+        inputs, accepted,
+        "every accepted input settled exactly once"
+    );
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
 }

@@ -131,14 +131,14 @@ impl Core {
             Some(h) if h == stored => {}
             Some(_) => {
                 // Re-signed with a fresh window: the stored one ran out unsettled. The record
-                // is committed (the enclave holds the new window), the row is not replaced.
+                // first (the enclave holds the new window), then the row.
                 self.finish(g)?;
-                return Err(CoreError::Refused(format!(
-                    "the handover at sequence {sequence} was re-signed with a fresh window \
-                     (the stored one expired unsettled), but replacing a stored handover is \
-                     not built: settle it with the new signature by hand \
-                     (Settlement.handover) and run the upgrade again"
-                )));
+                self.store.renew_handover(&stored)?;
+                tracing::info!(
+                    sequence,
+                    "handover re-signed with a fresh window and stored"
+                );
+                return Ok((handover, package));
             }
             None => g.commit.handovers.push(stored),
         }

@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256};
 use sealbridge_chain::{Chain, Sealbridge};
-use sealbridge_core::{Shared, metrics::Metrics};
+use sealbridge_core::{Core, Shared, engine::SnapshotStats, metrics::Metrics};
+use sealbridge_enclave::{
+    chunks::SnapshotManifest,
+    handover::{SignedHandover, SuccessorEvidence},
+};
 use sealbridge_relayer::{self as relayer, RelayerConfig};
 use sealbridge_store::Store;
 
@@ -56,6 +60,8 @@ pub struct UpgradeReport {
     /// Whether this data dir's enclave had handed over already (an interrupted upgrade run
     /// again).
     pub resumed: bool,
+    /// How often the enclave re-signed the handover because its window ran out unsettled.
+    pub resigned: u32,
     /// Statements settled by this upgrade before the handover.
     pub statements_settled: u64,
     /// Inputs moved with the state (the successor's open batch).
@@ -99,7 +105,7 @@ pub fn upgrade<C: Chain + Send + 'static>(
     check_policy(&sb, &setup.policy)?;
     let metrics = Arc::new(Metrics::default());
     let shared = Arc::new(Shared::default());
-    let (mut core, _spawned) = build_core(cfg, store, &setup, &metrics, &shared)?;
+    let (mut core, spawned) = build_core(cfg, store, &setup, &metrics, &shared)?;
     let status = core.recover()?;
     if status.awaiting_handover {
         return Err(NodeError::Config(
@@ -139,26 +145,47 @@ pub fn upgrade<C: Chain + Send + 'static>(
     let evidence = doc
         .evidence()
         .map_err(|e| NodeError::Config(format!("the successor's evidence: {e}")))?;
-    let (signed, package) = core.hand_over(evidence)?;
-    let h = signed.handover.clone();
+    let mut signed = sign(&mut core, evidence, progress)?;
     let signed_ms = ms(started);
-    progress(&format!(
-        "handover signed at sequence {} to {} (valid {}..{})",
-        h.sequence, h.successor, h.notBefore, h.notAfter
-    ));
-    let pending_inputs_moved = core.status()?.pending_inputs;
-    let (manifest, chunks, snap) = core.handed_over_snapshot()?;
-    let log_entries = core.log_entries()?;
-    progress(&format!(
-        "handed-over snapshot: {} chunks, {} bytes; log of {} entries",
-        snap.chunks,
-        snap.bytes,
-        log_entries.len()
-    ));
-
+    let h = signed.handover.handover.clone();
     let before = sb.last_sequence()?;
     let chain = Arc::new(Mutex::new(sb));
-    settle(cfg, core, &chain, &metrics, h.sequence, opts, progress)?;
+    let mut slots = vec![spawned];
+    let mut resigned = 0;
+    loop {
+        match settle(cfg, core, &chain, &metrics, h.sequence, opts, progress)? {
+            Settled::Yes => break,
+            Settled::Expired(why) if resigned < MAX_RESIGN => {
+                resigned += 1;
+                progress(&format!("{why}: the enclave signs it again"));
+                let (c, slot) =
+                    build_core(cfg, Store::open(&cfg.data_dir)?, &setup, &metrics, &shared)?;
+                slots.push(slot);
+                core = c;
+                core.recover()?;
+                let evidence = fetch_evidence(&opts.to)?
+                    .evidence()
+                    .map_err(|e| NodeError::Config(format!("the successor's evidence: {e}")))?;
+                signed = sign(&mut core, evidence, progress)?;
+            }
+            Settled::Expired(why) => {
+                return Err(NodeError::Inconsistent(format!(
+                    "{why} (signed {} times); the data dir stays handed over: run the upgrade \
+                     again",
+                    resigned + 1
+                )));
+            }
+        }
+    }
+    let Signed {
+        handover: signed,
+        package,
+        pending_inputs_moved,
+        manifest,
+        chunks,
+        snap,
+        log_entries,
+    } = signed;
     let settled_ms = ms(started);
     let current = lock(&chain)?.current_enclave()?;
     if current != h.successor {
@@ -220,6 +247,7 @@ pub fn upgrade<C: Chain + Send + 'static>(
         state_root: h.stateRoot,
         log_size: h.logSize,
         resumed,
+        resigned,
         statements_settled: h.sequence.saturating_sub(before.saturating_add(1)),
         pending_inputs_moved,
         snapshot_chunks: snap.chunks,
@@ -228,6 +256,58 @@ pub fn upgrade<C: Chain + Send + 'static>(
         settled_ms,
         accepted_ms,
         first_successor_statement_ms,
+    })
+}
+
+/// How often an upgrade has the enclave re-sign a handover whose window ran out unsettled.
+const MAX_RESIGN: u32 = 3;
+
+/// The handover signed and what goes to the successor with it.
+struct Signed {
+    handover: SignedHandover,
+    package: Vec<u8>,
+    pending_inputs_moved: u64,
+    manifest: SnapshotManifest,
+    chunks: Vec<Vec<u8>>,
+    snap: SnapshotStats,
+    log_entries: Vec<Vec<u8>>,
+}
+
+/// Whether the handover settled, or its window ran out first (the relayer's report).
+enum Settled {
+    Yes,
+    Expired(String),
+}
+
+/// `Handover` (journaled, stored for the relayer), then the handed-over snapshot and the log.
+fn sign(
+    core: &mut Core,
+    evidence: SuccessorEvidence,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Signed, NodeError> {
+    let (handover, package) = core.hand_over(evidence)?;
+    let h = &handover.handover;
+    progress(&format!(
+        "handover signed at sequence {} to {} (valid {}..{})",
+        h.sequence, h.successor, h.notBefore, h.notAfter
+    ));
+    let pending_inputs_moved = core.status()?.pending_inputs;
+    let (manifest, chunks, snap) = core.handed_over_snapshot()?;
+    let log_entries = core.log_entries()?;
+    progress(&format!(
+        "handed-over snapshot: {} chunks, {} bytes; log of {} entries",
+        snap.chunks,
+        snap.bytes,
+        log_entries.len()
+    ));
+    Ok(Signed {
+        handover,
+        package,
+        pending_inputs_moved,
+        manifest,
+        chunks,
+        snap,
+        log_entries,
     })
 }
 
@@ -243,13 +323,13 @@ fn lock<C>(
 /// until the stored handover at `sequence` is settled with its confirmations.
 fn settle<C: Chain + Send + 'static>(
     cfg: &NodeConfig,
-    core: sealbridge_core::Core,
+    core: Core,
     chain: &relayer::SharedChain<C>,
     metrics: &Arc<Metrics>,
     sequence: u64,
     opts: &UpgradeOptions,
     progress: &mut dyn FnMut(&str),
-) -> Result<(), NodeError> {
+) -> Result<Settled, NodeError> {
     let mut workers = spawn_core(core, 64)?;
     let store = Store::open(&cfg.data_dir)?;
     let rcfg = RelayerConfig {
@@ -275,16 +355,13 @@ fn settle<C: Chain + Send + 'static>(
             .first()
             .is_some_and(|r| r.sequence() == sequence && r.confirmed);
         if last >= sequence && confirmed {
-            break Ok(());
+            break Ok(Settled::Yes);
         }
         let error = metrics.state.relayer_error();
         if let Some(why) = error.as_deref()
             && why.contains("sign the handover again")
         {
-            break Err(NodeError::Inconsistent(format!(
-                "{why}; run the upgrade again (the enclave re-signs the handover with a fresh \
-                 window)"
-            )));
+            break Ok(Settled::Expired(why.to_string()));
         }
         if Instant::now() >= until {
             break Err(NodeError::Inconsistent(format!(
