@@ -28,6 +28,15 @@ use sealbridge_node::node::SharedChain;
 use sealbridge_node::{Node, NodeConfig, unix_now};
 
 use common::{submit_n, wait_until};
+use sealbridge_enclave::log_entry::{self, EntryKind};
+
+/// Every entry of the log in the tiles at `dir` (checked against its checkpoint's size).
+fn read_entries(dir: &Path) -> Vec<Vec<u8>> {
+    let reader = sealbridge_log::TileReader::open(dir).unwrap();
+    let note = reader.read_checkpoint().unwrap();
+    let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+    reader.at(size).read_all_entries().unwrap()
+}
 
 fn config(dir: &Path) -> NodeConfig {
     let _ = tracing_subscriber::fmt()
@@ -63,14 +72,7 @@ fn sb(chain: &Chain, setup: &sealbridge_node::Setup) -> Sealbridge<Chain> {
 /// A predecessor node left with inputs settled (4), in a signed but unsettled statement (4)
 /// and in the open batch (1), then stopped. Returns its setup and the inputs accepted.
 fn loaded_predecessor(chain: &Chain, dir: &Path) -> (sealbridge_node::Setup, u64, Address) {
-    loaded_predecessor_with(chain, config(dir))
-}
-
-fn loaded_predecessor_with(
-    chain: &Chain,
-    cfg: NodeConfig,
-) -> (sealbridge_node::Setup, u64, Address) {
-    let node = Node::start(cfg, chain.clone()).unwrap();
+    let node = Node::start(config(dir), chain.clone()).unwrap();
     let setup = node.setup.clone();
     let (c, a, mut rng) = client(&node.url(), 1);
     submit_n(&c, &a, &mut rng, setup.token, 4);
@@ -80,8 +82,24 @@ fn loaded_predecessor_with(
     // Paused, the chain takes no statement: the next one stays signed and unsettled.
     sb(chain, &setup).pause(setup.admin).unwrap();
     submit_n(&c, &a, &mut rng, setup.token, 4);
-    wait_until("a second statement is signed", 60, || {
-        c.status().unwrap()["last_signed_sequence"].as_u64() >= Some(2)
+    // Every input so far in a signed statement (the core cuts at each settlement opportunity,
+    // so perhaps in more than one) before the last one arrives.
+    wait_until("8 inputs in signed statements", 60, || {
+        // While the chain refuses statements the relayer offers no settlement opportunity:
+        // offer them here, so the core cuts what is pending (the anonymity set permitting).
+        node.metrics
+            .state
+            .settle_opportunity
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(200));
+        let (_, v) = c.get_json("/v1/settlements?from=1&limit=100").unwrap();
+        let inputs: u64 = v["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["input_count"].as_u64().unwrap())
+            .sum();
+        inputs == 8
     });
     // One input, below the anonymity set (2 inputs from 2 senders): a stop cannot cut it.
     submit_n(&c, &a, &mut rng, setup.token, 1);
@@ -187,6 +205,21 @@ fn upgrade_hands_over_to_a_successor_and_every_accepted_input_settles_exactly_on
     );
     assert_eq!(sb(&chain, &setup).current_enclave().unwrap(), successor);
 
+    // The successor's log is the predecessor's, then its acceptance, its first epoch and the
+    // registration it was attested under, then what it did since.
+    let kinds: Vec<EntryKind> = read_entries(&new.path().join("log"))
+        .iter()
+        .filter_map(|e| log_entry::decode(e).map(|(k, _)| k))
+        .collect();
+    let at = |k: EntryKind| kinds.iter().position(|x| *x == k);
+    let handover = at(EntryKind::Handover).expect("the predecessor's handover entry");
+    let accepted_at = at(EntryKind::HandoverAccepted).expect("the acceptance entry");
+    assert!(handover < accepted_at, "{kinds:?}");
+    assert!(
+        kinds[accepted_at..].contains(&EntryKind::AttestationResult),
+        "the successor's registration is in the log after its acceptance: {kinds:?}"
+    );
+
     // The successor restarts from its own data dir.
     let node = Node::start(config(new.path()), chain.clone()).unwrap();
     drop(node);
@@ -245,34 +278,46 @@ fn upgrade_to_a_successor_the_policy_does_not_allow_is_refused_and_changes_nothi
     drop(node);
 }
 
-/// An upgrade interrupted before its handover settled is run again after the handover's window
-/// ran out: the enclave signs the same handover again with a fresh window, it is stored in place
+/// An upgrade interrupted before its handover settled is run again: the enclave signs the same handover again with a fresh window, it is stored in place
 /// of the expired one, and settles; the successor takes over as before.
 #[test]
-fn an_expired_handover_is_signed_again_when_the_upgrade_runs_again() {
+fn an_interrupted_upgrade_run_again_has_the_handover_signed_again_and_settles() {
     let chain = SharedChain::new(WallClockChain::new());
     let old = tempfile::tempdir().unwrap();
     let new = tempfile::tempdir().unwrap();
+    // A short window: a repeated `Handover` re-signs once the window has run out or is in its
+    // last quarter (the last 5 of these 20 s).
     let mut cfg = config(old.path());
-    cfg.statement_validity_secs = 4;
-    let (setup, mut accepted, _) = loaded_predecessor_with(&chain, cfg.clone());
+    cfg.statement_validity_secs = 20;
+    let node = Node::start(cfg.clone(), chain.clone()).unwrap();
+    let setup = node.setup.clone();
+    let (c, a, mut rng) = client(&node.url(), 1);
+    submit_n(&c, &a, &mut rng, setup.token, 4);
+    let mut accepted = 4;
+    wait_until("the first statement settles", 60, || {
+        sealbridge_chain::settled_on_chain(&chain, setup.settlement)
+            .is_ok_and(|(_, inputs)| inputs == 4)
+    });
+    drop(node);
     join_dev(old.path(), new.path()).unwrap();
     let awaiting = Awaiting::start(&config(new.path()), chain.clone(), &AwaitConfig::default())
         .unwrap()
         .unwrap();
     let successor = awaiting.description.key_bundle.address;
 
-    // Interrupted: no time to settle the handover.
+    // Interrupted: the chain paused, and no time to wait for it.
     let mut first = Vec::new();
     let hurried = UpgradeOptions {
         settle_timeout: Duration::ZERO,
         ..options(awaiting.url())
     };
+    sb(&chain, &setup).pause(setup.admin).unwrap();
     let err = upgrade(&cfg, chain.clone(), &hurried, &mut |l| {
         first.push(l.to_string())
     })
     .unwrap_err()
     .to_string();
+    sb(&chain, &setup).unpause(setup.admin).unwrap();
     assert!(err.contains("did not settle"), "{err}");
     let window = |lines: &[String]| {
         lines
@@ -287,7 +332,7 @@ fn an_expired_handover_is_signed_again_when_the_upgrade_runs_again() {
         .unwrap_err()
         .to_string();
     assert!(refused.contains("handed the deployment over"), "{refused}");
-    std::thread::sleep(Duration::from_secs(6));
+    std::thread::sleep(Duration::from_secs(16));
 
     let mut second = Vec::new();
     let report = upgrade(&cfg, chain.clone(), &options(awaiting.url()), &mut |l| {

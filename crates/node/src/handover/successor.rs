@@ -444,14 +444,25 @@ fn take(s: &AwaitState, t: Transfer) -> Result<AcceptedDoc, Taken> {
             other => Taken::Failed(other.to_string()),
         })?;
     s.live.store(true, Relaxed);
+    // The registration it was attested under goes into the deployment's log too (its own
+    // awaiting log, which held it, is over): the auditor's registration check follows the
+    // signer from the `HandoverAccepted` entry on.
+    let (result, signatures) = s.registration.clone();
+    let status = match core.call_now(Request::LogAttestation { result, signatures }) {
+        Ok(EnclaveResponse::Ack) => core.status().map_or(accepted.status.clone(), |st| st),
+        other => {
+            tracing::warn!(?other, "logging the successor's registration failed");
+            accepted.status.clone()
+        }
+    };
     let address = describe(&s.shared)
         .map(|d| d.key_bundle.address)
         .unwrap_or_default();
     let doc = AcceptedDoc {
         address,
-        sequence: accepted.status.sequence,
-        pending_inputs: accepted.status.pending_inputs,
-        log_size: accepted.status.log_size,
+        sequence: status.sequence,
+        pending_inputs: status.pending_inputs,
+        log_size: status.log_size,
     };
     if let Ok(tx) = s.accepted.lock() {
         let _ = tx.send(accepted);
