@@ -20,7 +20,9 @@ use sealbridge_attest::Policy;
 use sealbridge_chain::Sealbridge;
 use sealbridge_client::NodeClient;
 use sealbridge_deploy::dev::WallClockChain;
+use sealbridge_enclave::chunks::SnapshotManifest;
 use sealbridge_node::handover::{
+    Transfer,
     successor::{AwaitConfig, Awaiting, join_dev},
     upgrade::{UpgradeOptions, upgrade},
 };
@@ -139,6 +141,54 @@ fn upgrade_hands_over_to_a_successor_and_every_accepted_input_settles_exactly_on
         .read_json()
         .unwrap();
     assert_eq!(enclave["awaiting_handover"], true, "{enclave}");
+
+    // Bad transfers are refused with clear errors and change nothing; one for a handover that
+    // has not settled is refused before the enclave sees it.
+    let post = |ct: &str, body: &[u8]| {
+        let mut r = ureq::post(&format!("{url}/v1/handover"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("content-type", ct)
+            .send(body)
+            .unwrap();
+        let code = r.status().as_u16();
+        let v: serde_json::Value = r.body_mut().read_json().unwrap_or_default();
+        (code, v)
+    };
+    assert_eq!(post("application/json", b"{}").0, 415);
+    let (code, v) = post("application/cbor", b"not cbor");
+    assert_eq!((code, v["error"].as_str()), (400, Some("malformed")), "{v}");
+    let early = Transfer {
+        sequence: 3,
+        package: vec![1; 10],
+        manifest: SnapshotManifest {
+            id: [0; 16],
+            instance: Default::default(),
+            next_record: 0,
+            chunks: 0,
+            commitment: Default::default(),
+            seal: Vec::new(),
+        },
+        chunks: Vec::new(),
+        log_entries: Vec::new(),
+        meta: Vec::new(),
+    };
+    let mut body = Vec::new();
+    ciborium::into_writer(&early, &mut body).unwrap();
+    let (code, v) = post("application/cbor", &body);
+    assert_eq!((code, v["error"].as_str()), (422, Some("refused")), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("has not settled"),
+        "{v}"
+    );
+    let again: serde_json::Value = ureq::get(&format!("{url}/v1/enclave"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(again["awaiting_handover"], true, "{again}");
 
     // While the old node runs on its data dir, the upgrade cannot take it.
     let guard = sealbridge_node::handover::DataDirLock::acquire(old.path()).unwrap();

@@ -15,7 +15,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use axum::{
     Json, Router,
     body::Bytes,
@@ -33,7 +33,9 @@ use sealbridge_enclave::{
 };
 use sealbridge_serve::{ServeOptions, Server};
 use sealbridge_store::Store;
-use sealbridge_verifier::registration::{self, Appraisers, RegistrationError, SignedRegistration};
+use sealbridge_verifier::registration::{
+    self, Appraisers, RENEW_MARGIN, RegistrationError, SignedRegistration,
+};
 use serde_json::json;
 
 use super::{
@@ -62,11 +64,20 @@ impl Default for AwaitConfig {
     }
 }
 
+/// `(Settlement.lastSequence(), Settlement.enclave())`.
+type ReadSettlement = Box<dyn Fn() -> Result<(u64, Address), NodeError> + Send + Sync>;
+/// Renew the registration if it is due (`registration::renew_if_due`).
+type Renew = Box<
+    dyn Fn(&mut Core, &Description) -> Result<Option<SignedRegistration>, NodeError> + Send + Sync,
+>;
+
 struct AwaitState {
     core: Mutex<Core>,
     data_dir: std::path::PathBuf,
     shared: Arc<Shared>,
-    registration: SignedRegistration,
+    registration: Mutex<SignedRegistration>,
+    settlement: ReadSettlement,
+    renew: Renew,
     setup: Setup,
     live: AtomicBool,
     accepted: Mutex<Sender<Accepted>>,
@@ -99,7 +110,7 @@ impl Awaiting {
     /// active, and serve. The data dir must belong to the deployment already (its `setup`:
     /// [`join_dev`] for a development deployment) or `cfg.deployment` must name it.
     /// `Ok(None)`: this data dir's enclave accepted a handover already — start it as a node.
-    pub fn start<C: Chain>(
+    pub fn start<C: Chain + Send + 'static>(
         cfg: &NodeConfig,
         chain: C,
         how: &AwaitConfig,
@@ -125,7 +136,35 @@ impl Awaiting {
             return Ok(None);
         }
         let description = describe(&shared)?;
-        let registration = register(cfg, &setup, &mut sb, &description, &mut core)?;
+        let appraisers = if cfg.dev {
+            Appraisers::insecure_in_process(&dev::dev_verifiers(&cfg.data_dir)?)
+        } else {
+            Appraisers::remote(&cfg.verifiers)
+        };
+        let registration = register(cfg, &setup, &mut sb, &description, &appraisers, &mut core)?;
+        let sb = Arc::new(Mutex::new(sb));
+        let chain = sb.clone();
+        let settlement: ReadSettlement = Box::new(move || {
+            let sb = chain
+                .lock()
+                .map_err(|_| NodeError::Internal("chain lock poisoned"))?;
+            Ok((sb.last_sequence()?, sb.current_enclave()?))
+        });
+        let sender = setup.admin;
+        let renew: Renew = Box::new(move |core, d| {
+            let mut sb = sb
+                .lock()
+                .map_err(|_| NodeError::Internal("chain lock poisoned"))?;
+            Ok(registration::renew_if_due(
+                &mut sb,
+                sender,
+                d,
+                &appraisers,
+                |r| core.call_now(r).map_err(RegistrationError::enclave),
+                unix_now(),
+                RENEW_MARGIN,
+            )?)
+        });
         tracing::info!(
             address = %description.key_bundle.address,
             measurement = %description.measurement,
@@ -136,7 +175,9 @@ impl Awaiting {
             core: Mutex::new(core),
             data_dir: cfg.data_dir.clone(),
             shared,
-            registration,
+            registration: Mutex::new(registration),
+            settlement,
+            renew,
             setup: setup.clone(),
             live: AtomicBool::new(false),
             accepted: Mutex::new(tx),
@@ -172,7 +213,13 @@ impl Awaiting {
 
     /// The evidence a predecessor's enclave checks.
     pub fn evidence(&self) -> SuccessorEvidence {
-        evidence_of(&self.description, &self.state.registration)
+        let registration = self
+            .state
+            .registration
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
+        evidence_of(&self.description, &registration)
     }
 
     /// Block until a handover is accepted (or `timeout`: `None` returned), then stop serving.
@@ -261,6 +308,7 @@ fn register<C: Chain>(
     setup: &Setup,
     sb: &mut Sealbridge<C>,
     description: &Description,
+    appraisers: &Appraisers,
     core: &mut Core,
 ) -> Result<SignedRegistration, NodeError> {
     let store = Store::open(&cfg.data_dir)?;
@@ -270,18 +318,19 @@ fn register<C: Chain>(
     {
         return Ok(r);
     }
-    let appraisers = if cfg.dev {
-        let verifiers = dev::dev_verifiers(&cfg.data_dir)?;
-        dev::admit(sb, setup.admin, description, &verifiers)?;
-        Appraisers::insecure_in_process(&verifiers)
-    } else {
-        Appraisers::remote(&cfg.verifiers)
-    };
+    if cfg.dev {
+        dev::admit(
+            sb,
+            setup.admin,
+            description,
+            &dev::dev_verifiers(&cfg.data_dir)?,
+        )?;
+    }
     let signed = registration::attest_and_register(
         sb,
         setup.admin,
         description,
-        &appraisers,
+        appraisers,
         |r| core.call_now(r).map_err(RegistrationError::enclave),
         unix_now(),
     )?;
@@ -349,8 +398,28 @@ async fn evidence(State(s): St) -> Response {
             EnclaveResponse::Description(d) => *d,
             other => return Err(CoreError::Enclave(format!("Describe: {other:?}"))),
         };
+        // Continuous attestation while it awaits: the evidence carries the registration the
+        // registry holds now (`Settlement.handover` checks its hash).
+        match (state.renew)(&mut core, &d) {
+            Ok(Some(renewed)) => {
+                tracing::info!("registration renewed before expiry");
+                if let Ok(store) = Store::open(&state.data_dir) {
+                    let _ = store.put_meta(REGISTRATION_META, &renewed);
+                }
+                if let Ok(mut r) = state.registration.lock() {
+                    *r = renewed;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "renewing the registration failed"),
+        }
+        let registration = state
+            .registration
+            .lock()
+            .map(|r| r.clone())
+            .map_err(|_| CoreError::Stopped)?;
         let m: B256 = d.measurement;
-        Ok(EvidenceDoc::new(m, &evidence_of(&d, &state.registration)))
+        Ok(EvidenceDoc::new(m, &evidence_of(&d, &registration)))
     })
     .await;
     match r {
@@ -420,6 +489,20 @@ fn take(s: &AwaitState, t: Transfer) -> Result<AcceptedDoc, Taken> {
         log_entries = t.log_entries.len(),
         "handover received"
     );
+    // Live only once the chain says so: a successor serving before its handover settled could
+    // hand out receipts that a fork of the predecessor strands (docs/THREAT-MODEL.md).
+    let me = describe(&s.shared)
+        .map_err(|e| Taken::Failed(e.to_string()))?
+        .key_bundle
+        .address;
+    let (last, current) = (s.settlement)().map_err(|e| Taken::Failed(e.to_string()))?;
+    if current != me || last < t.sequence {
+        return Err(Taken::Refused(format!(
+            "the handover at sequence {} has not settled: Settlement.enclave() is {current} at \
+             sequence {last}; send it again once it has",
+            t.sequence
+        )));
+    }
     // The relayer's position moves with the state: written first (nothing reads it while
     // awaiting), so a crash right after acceptance cannot scan deposits from the start again.
     let store = Store::open(&s.data_dir).map_err(|e| Taken::Failed(e.to_string()))?;
@@ -447,7 +530,11 @@ fn take(s: &AwaitState, t: Transfer) -> Result<AcceptedDoc, Taken> {
     // The registration it was attested under goes into the deployment's log too (its own
     // awaiting log, which held it, is over): the auditor's registration check follows the
     // signer from the `HandoverAccepted` entry on.
-    let (result, signatures) = s.registration.clone();
+    let (result, signatures) = s
+        .registration
+        .lock()
+        .map(|r| r.clone())
+        .map_err(|_| Taken::Failed("registration lock poisoned".into()))?;
     let status = match core.call_now(Request::LogAttestation { result, signatures }) {
         Ok(EnclaveResponse::Ack) => core.status().map_or(accepted.status.clone(), |st| st),
         other => {
