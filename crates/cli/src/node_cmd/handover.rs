@@ -95,17 +95,20 @@ pub fn run_awaiting(
         }
         join_dev(old, &cfg.data_dir)?;
     }
-    if !cfg.dev {
-        if let Some(path) = &deployment {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            cfg.deployment = Some(
-                DeploymentFile::from_json(&bytes).with_context(|| format!("{}", path.display()))?,
-            );
-        }
-        let key = key_file.as_deref().map(read_key).transpose()?;
-        cfg.sender = Some(sending_account(&mut connect(chain)?, key.clone())?);
+    if !cfg.dev
+        && let Some(path) = &deployment
+    {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        cfg.deployment =
+            Some(DeploymentFile::from_json(&bytes).with_context(|| format!("{}", path.display()))?);
     }
+    let key = key_file.as_deref().map(read_key).transpose()?;
+    // A deployed node sends from its own key: every connection signs with it.
+    let signing = |cfg: &mut NodeConfig| -> anyhow::Result<RpcChain> {
+        let mut rpc = connect(chain)?;
+        cfg.sender = Some(sending_account(&mut rpc, key.clone())?);
+        Ok(rpc)
+    };
     let how = AwaitConfig {
         build: args.build.clone(),
         max_transfer_bytes: args.max_transfer_bytes,
@@ -113,7 +116,8 @@ pub fn run_awaiting(
     let awaiting = if cfg.dev {
         Awaiting::start(&cfg, RpcDevChain(connect(chain)?), &how)?
     } else {
-        Awaiting::start(&cfg, connect(chain)?, &how)?
+        let rpc = signing(&mut cfg)?;
+        Awaiting::start(&cfg, rpc, &how)?
     };
     match awaiting {
         None => eprintln!("sealbridge node: this enclave accepted a handover already"),
@@ -140,7 +144,8 @@ pub fn run_awaiting(
     let node = if cfg.dev {
         Node::start(cfg, RpcDevChain(connect(chain)?))?
     } else {
-        Node::start_deployed(cfg, connect(chain)?)?
+        let rpc = signing(&mut cfg)?;
+        Node::start_deployed(cfg, rpc)?
     };
     eprintln!(
         "sealbridge node: {} (settlement {} on chain {})",

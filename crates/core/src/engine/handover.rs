@@ -133,11 +133,14 @@ impl Core {
                 // Re-signed with a fresh window: the stored one ran out unsettled. The record
                 // first (the enclave holds the new window), then the row.
                 self.finish(g)?;
-                self.store.renew_handover(&stored)?;
-                tracing::info!(
-                    sequence,
-                    "handover re-signed with a fresh window and stored"
-                );
+                match self.store.renew_handover(&stored) {
+                    Ok(_) => tracing::info!(sequence, "handover re-signed and stored"),
+                    // Seen on chain already: the stored one is what settles (or settled); the
+                    // new package is as good as the old.
+                    Err(e) => {
+                        tracing::info!(sequence, reason = %e, "re-signed handover not stored")
+                    }
+                }
                 return Ok((handover, package));
             }
             None => g.commit.handovers.push(stored),
