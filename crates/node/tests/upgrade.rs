@@ -414,3 +414,69 @@ fn an_interrupted_upgrade_run_again_has_the_handover_signed_again_and_settles() 
     );
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
 }
+
+/// A successor that cannot take the transfer (here: larger than its bound) leaves the upgrade
+/// failed after the handover settled; the successor restarted awaiting and the upgrade run
+/// again resume from there (the enclave hands the same handover over again, with a new package).
+#[test]
+fn a_transfer_refused_after_the_handover_settled_is_sent_again_by_a_second_run() {
+    let chain = SharedChain::new(WallClockChain::new());
+    let old = tempfile::tempdir().unwrap();
+    let new = tempfile::tempdir().unwrap();
+    let (setup, mut accepted, _) = loaded_predecessor(&chain, old.path());
+    join_dev(old.path(), new.path()).unwrap();
+    let small = AwaitConfig {
+        max_transfer_bytes: 1024,
+        ..AwaitConfig::default()
+    };
+    let awaiting = Awaiting::start(&config(new.path()), chain.clone(), &small)
+        .unwrap()
+        .unwrap();
+    let successor = awaiting.description.key_bundle.address;
+    let err = upgrade(
+        &config(old.path()),
+        chain.clone(),
+        &options(awaiting.url()),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("answered 413"), "{err}");
+    // The chain names the successor already; the successor still awaits.
+    assert_eq!(sb(&chain, &setup).current_enclave().unwrap(), successor);
+    drop(awaiting);
+    let awaiting = Awaiting::start(&config(new.path()), chain.clone(), &AwaitConfig::default())
+        .unwrap()
+        .expect("still awaiting after the refused transfer");
+    assert_eq!(awaiting.description.key_bundle.address, successor);
+
+    let report = upgrade(
+        &config(old.path()),
+        chain.clone(),
+        &options(awaiting.url()),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(report.resumed, "{report:?}");
+    assert_eq!(report.pending_inputs_moved, 1);
+    assert!(
+        awaiting
+            .wait_accepted(Some(Duration::from_secs(10)))
+            .is_some()
+    );
+    let node = Node::start(config(new.path()), chain.clone()).unwrap();
+    let (c, a, mut rng) = client(&node.url(), 4);
+    submit_n(&c, &a, &mut rng, setup.token, 2);
+    accepted += 2;
+    wait_until("everything settles", 60, || {
+        let (_, inputs) = sealbridge_chain::settled_on_chain(&chain, setup.settlement).unwrap();
+        inputs >= accepted
+    });
+    drop(node);
+    let (seqs, inputs) = sealbridge_chain::settled_on_chain(&chain, setup.settlement).unwrap();
+    assert_eq!(
+        inputs, accepted,
+        "every accepted input settled exactly once"
+    );
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
