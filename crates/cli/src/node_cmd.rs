@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 mod config;
+mod handover;
 
 use crate::common::{LogArgs, init_tracing, read_key, sending_account};
 pub use config::NodeOptions;
@@ -39,6 +40,21 @@ pub struct NodeArgs {
     /// Print the reference of every option (Markdown, as in docs/NODE.md) and exit.
     #[arg(long)]
     pub print_config_reference: bool,
+    #[command(flatten)]
+    pub handover: handover::AwaitArgs,
+    /// `upgrade`: hand this node's deployment over to an awaiting successor.
+    #[command(subcommand)]
+    pub command: Option<NodeCommand>,
+}
+
+/// Subcommands of `sealbridge node`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum NodeCommand {
+    /// Hand the deployment of a stopped node over to a successor awaiting a handover
+    /// (`sealbridge node --await-handover`): the enclave attests the successor itself and signs
+    /// the handover; every signed statement settles, then the handover; the package and the
+    /// handed-over snapshot go to the successor. Prints a summary.
+    Upgrade(handover::UpgradeArgs),
 }
 
 /// The reference of `sealbridge node`'s options (Markdown).
@@ -49,6 +65,9 @@ pub fn config_reference() -> String {
 
 /// Run the node until Ctrl-C.
 pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(NodeCommand::Upgrade(u)) = &args.command {
+        return handover::run_upgrade(u);
+    }
     if args.print_config_reference {
         print!("{}", config_reference());
         return Ok(ExitCode::SUCCESS);
@@ -84,6 +103,9 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     }
     let _telemetry = args.log.init()?;
     cfg.acknowledge_deep_reorg = args.acknowledge_deep_reorg;
+    if args.handover.await_handover {
+        return handover::run_awaiting(cfg, &chain, deployment, key_file, &args.handover);
+    }
     if !cfg.dev {
         return run_deployed(cfg, &chain, deployment, key_file);
     }

@@ -27,6 +27,8 @@ use erasure::Erasure;
 pub use erasure::{ErasureStatus, PRUNE_SETTLED_SECS};
 
 mod erasure;
+mod handover;
+pub use handover::Accepted;
 use sealbridge_store::{
     Commit, SNAPSHOT_FORMAT_CHUNKED, SNAPSHOT_FORMAT_V1, Store, StoredEnvelope, StoredSnapshot,
     StoredWithdrawal,

@@ -452,3 +452,19 @@ impl DevChain for RpcDevChain {
         false
     }
 }
+
+/// The handover trust of a development deployment (issue 12): its development verifiers,
+/// [`DEV_THRESHOLD`] of them, and its registry. No other measurement is listed, so its enclave
+/// hands over only to its own measurement (the same build on another machine: `sealbridge node
+/// --await-handover`). INSECURE, like the verifiers it names.
+pub fn handover_trust(
+    verifiers: &[k256::ecdsa::SigningKey],
+    registry: Address,
+) -> sealbridge_enclave::policy::HandoverTrust {
+    sealbridge_enclave::policy::HandoverTrust {
+        verifiers: verifiers.iter().map(key_address).collect(),
+        threshold: u8::try_from(DEV_THRESHOLD).unwrap_or(u8::MAX),
+        registry,
+        successors: Vec::new(),
+    }
+}

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod gateway;
+pub mod handover;
 pub mod node;
 pub mod policy_watch;
 pub mod setup;

@@ -259,14 +259,14 @@ impl<C: DevChain> DevChain for SharedChain<C> {
 /// flight, stores a final snapshot and ends once every sender is gone). Dropping it stops and
 /// joins them, so that nothing of a start that failed part-way keeps running beside a restart
 /// on the same data dir.
-struct Workers {
+pub(crate) struct Workers {
     stop: Arc<AtomicBool>,
     core_tx: Option<SyncSender<Cmd>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Workers {
-    fn tx(&self) -> Result<&SyncSender<Cmd>, NodeError> {
+    pub(crate) fn tx(&self) -> Result<&SyncSender<Cmd>, NodeError> {
         self.core_tx.as_ref().ok_or(NodeError::Stopped)
     }
 
@@ -281,7 +281,7 @@ impl Workers {
 
     /// Stop the relayer and the renewal, let the core drain its queue, and join them all. Call
     /// after the gateway stopped (it holds a sender too).
-    fn stop_and_join(&mut self) {
+    pub(crate) fn stop_and_join(&mut self) {
         self.stop.store(true, Relaxed);
         self.core_tx.take();
         for t in self.threads.drain(..) {
@@ -310,6 +310,8 @@ pub struct Node {
     server: Mutex<Option<Server>>,
     workers: Mutex<Workers>,
     _spawned: SpawnedSlot,
+    // Released last: no other node or upgrade runs on this data dir while this one does.
+    _lock: crate::handover::DataDirLock,
 }
 
 impl std::fmt::Debug for Node {
@@ -393,7 +395,7 @@ fn call_core(tx: &SyncSender<Cmd>, request: Request) -> Result<Response, NodeErr
 
 /// The start-up check (DESIGN §6): the enclave's state must equal or extend what the chain
 /// has settled.
-fn check_against_chain<C: Chain>(
+pub(crate) fn check_against_chain<C: Chain>(
     sb: &Sealbridge<C>,
     store: &Store,
     status: &EnclaveStatus,
@@ -435,6 +437,22 @@ fn check_against_chain<C: Chain>(
     Ok(())
 }
 
+/// [`check_policy`] for a data directory before its enclave starts: the deployment's policy, or
+/// one the enclave was asked to adopt since (issue 12 part 2, store meta `adopted_policies`),
+/// must be the chain's. The first error is the deployment policy's.
+pub(crate) fn check_known_policy<C: Chain>(
+    sb: &Sealbridge<C>,
+    store: &Store,
+    deployment: &EnclavePolicy,
+) -> Result<(), NodeError> {
+    let adopted: Vec<EnclavePolicy> = store.meta("adopted_policies")?.unwrap_or_default();
+    let first = check_policy(sb, deployment);
+    if first.is_ok() || adopted.iter().any(|p| check_policy(sb, p).is_ok()) {
+        return Ok(());
+    }
+    first
+}
+
 /// The policy hash statements carry ([`EnclavePolicy::hash`]) must be the one `Settlement`
 /// holds, which the contract composes from the base hash it was given and the participant
 /// accounts and tokens it committed to at deployment (`deployment_policy_hash`). Says which part
@@ -442,7 +460,10 @@ fn check_against_chain<C: Chain>(
 ///
 /// A policy change (issue 12 part 2): the policy may also be the chain's *pending* one (the
 /// enclave adopted it; no statement under it has settled yet).
-fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<(), NodeError> {
+pub(crate) fn check_policy<C: Chain>(
+    sb: &Sealbridge<C>,
+    policy: &EnclavePolicy,
+) -> Result<(), NodeError> {
     let (accounts, tokens) = (policy.committed_accounts(), policy.committed_tokens());
     let ours = policy.hash();
     let composed = deployment_policy_hash(policy.base_hash(), &accounts, &tokens);
@@ -487,7 +508,7 @@ fn check_policy<C: Chain>(sb: &Sealbridge<C>, policy: &EnclavePolicy) -> Result<
 }
 
 /// The enclave process this node spawned ([`EnclaveMode::Spawn`]), if any.
-type SpawnedSlot = Arc<Mutex<Option<SpawnedEnclave>>>;
+pub(crate) type SpawnedSlot = Arc<Mutex<Option<SpawnedEnclave>>>;
 
 /// Funds the development participants once the enclave is registered.
 type FundFn<C> = Box<dyn FnOnce(&mut Sealbridge<C>, &Setup) -> Result<(), NodeError>>;
@@ -547,6 +568,12 @@ impl Node {
                 )
                 .with_dev_anonymity_set();
                 policy.statement_validity_secs = cfg.statement_validity_secs.max(1);
+                // Issue 12: the enclave may hand over to its own measurement on another machine,
+                // attested by the development verifiers (`node --await-handover`).
+                policy.handover = dev::handover_trust(
+                    &dev::dev_verifiers(&cfg.data_dir)?,
+                    sb.deployment.registry,
+                );
                 // The token is part of the policy: its base hash is known only now. The contract
                 // composes it with the accounts and tokens it holds.
                 sb.set_policy_hash(admin, policy.base_hash())?;
@@ -672,18 +699,12 @@ impl Node {
         mut sb: Sealbridge<C>,
         provision: Provision<C>,
     ) -> Result<Self, NodeError> {
+        let lock = crate::handover::DataDirLock::acquire(&cfg.data_dir)?;
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared::default());
         // Before the enclave starts: this data directory belongs to this chain (under the
         // deployment's policy or one it adopted since, issue 12 part 2).
-        let adopted: Vec<EnclavePolicy> = store.meta("adopted_policies")?.unwrap_or_default();
-        let mut known = check_policy(&sb, &setup.policy);
-        for p in adopted.iter().rev() {
-            if known.is_err() && check_policy(&sb, p).is_ok() {
-                known = Ok(());
-            }
-        }
-        known?;
+        check_known_policy(&sb, &store, &setup.policy)?;
         let (core, spawned) = recover_core(&cfg, store, &setup, &sb, &metrics, &shared)?;
         // After it: exactly the policy the enclave runs under.
         check_policy(&sb, core.policy())?;
@@ -739,6 +760,7 @@ impl Node {
             server: Mutex::new(Some(server)),
             workers: Mutex::new(workers),
             _spawned: spawned,
+            _lock: lock,
         })
     }
 
@@ -805,6 +827,21 @@ fn recover_core<C: Chain>(
     metrics: &Arc<Metrics>,
     shared: &Arc<Shared>,
 ) -> Result<(Core, SpawnedSlot), NodeError> {
+    let (mut core, spawned) = build_core(cfg, store, setup, metrics, shared)?;
+    let status = core.recover()?;
+    crate::handover::refuse_unless_live(&status)?;
+    check_against_chain(sb, &Store::open(&cfg.data_dir)?, &status)?;
+    Ok((core, spawned))
+}
+
+/// The core over the enclave (in process, spawned or reached over a socket), not yet recovered.
+pub(crate) fn build_core(
+    cfg: &NodeConfig,
+    store: Store,
+    setup: &Setup,
+    metrics: &Arc<Metrics>,
+    shared: &Arc<Shared>,
+) -> Result<(Core, SpawnedSlot), NodeError> {
     let target = SettlementTarget {
         chain_id: setup.chain_id,
         settlement: setup.settlement,
@@ -827,8 +864,6 @@ fn recover_core<C: Chain>(
     core.set_snapshot_chunk_bytes(cfg.snapshot_chunk_bytes);
     // A clean stop leaves nothing to replay.
     core.set_final_snapshot(true);
-    let status = core.recover()?;
-    check_against_chain(sb, &Store::open(&cfg.data_dir)?, &status)?;
     Ok((core, spawned))
 }
 
@@ -870,7 +905,7 @@ fn link_factory(cfg: &NodeConfig) -> Result<(LinkFactory, SpawnedSlot), NodeErro
 }
 
 /// The core on its own thread, fed by a queue of `queue` requests.
-fn spawn_core(core: Core, queue: usize) -> Result<Workers, NodeError> {
+pub(crate) fn spawn_core(core: Core, queue: usize) -> Result<Workers, NodeError> {
     let (core_tx, core_rx) = sync_channel::<Cmd>(queue.max(1));
     let mut workers = Workers {
         stop: Arc::new(AtomicBool::new(false)),

@@ -1068,6 +1068,62 @@ impl Store {
         Ok(true)
     }
 
+    /// Store `h` in place of the handover at its sequence that the enclave re-signed with a
+    /// fresh window (issue 12, review H2: a handover whose window ran out unsettled). Refused,
+    /// with nothing written, unless a handover is stored there that differs from `h` only in
+    /// `notBefore`, `notAfter` and the signature, and the relayer has not seen it on chain.
+    /// `Ok(false)`: `h` is stored already.
+    pub fn renew_handover(&mut self, h: &StoredHandover) -> Result<bool, StoreError> {
+        let seq = h.sequence();
+        let tx = self.conn.transaction().map_err(db)?;
+        let existing: Option<(String, String, Option<String>)> = tx
+            .query_row(
+                "SELECT kind, json, tx_hash FROM statements WHERE sequence = ?1",
+                [seq as i64],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        let Some((kind, json, seen)) = existing else {
+            return Err(StoreError::Invalid(format!(
+                "no handover is stored at sequence {seq} to renew"
+            )));
+        };
+        if kind != KIND_HANDOVER {
+            return Err(StoreError::Invalid(format!(
+                "a statement is stored at sequence {seq}, not a handover"
+            )));
+        }
+        let stored: StoredHandover = serde_json::from_str(&json).map_err(StoreError::from)?;
+        if stored == *h {
+            return Ok(false);
+        }
+        let same_but_window = |a: &Handover| {
+            let mut a = a.clone();
+            a.notBefore = h.handover.notBefore;
+            a.notAfter = h.handover.notAfter;
+            a == h.handover
+        };
+        if !same_but_window(&stored.handover) {
+            return Err(StoreError::Invalid(format!(
+                "another handover is stored at sequence {seq} (not the same one re-signed)"
+            )));
+        }
+        if seen.is_some() {
+            return Err(StoreError::Invalid(format!(
+                "the handover at sequence {seq} was seen on chain: it is not replaced"
+            )));
+        }
+        let json = serde_json::to_string(h).map_err(StoreError::from)?;
+        tx.execute(
+            "UPDATE statements SET json = ?2 WHERE sequence = ?1",
+            params![seq as i64, json],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(true)
+    }
+
     /// Record where the relayer saw a statement land (or forget it after a reorg: `None`).
     pub fn mark_settled(
         &self,
@@ -1345,6 +1401,46 @@ mod tests {
             .iter()
             .map(|r| (r.sequence(), r.item.kind()))
             .collect()
+    }
+
+    #[test]
+    fn a_re_signed_handover_replaces_the_unsettled_one_and_nothing_else_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let h = handover(1);
+        store.put_handover(1, &h.abi_encode(), &[7u8; 65]).unwrap();
+        let mut renewed = h.clone();
+        renewed.notBefore = 300;
+        renewed.notAfter = 400;
+        let r = StoredHandover::from_abi(&renewed.abi_encode(), &[8u8; 65]).unwrap();
+        assert!(store.renew_handover(&r).unwrap());
+        assert_eq!(store.handover(1).unwrap(), Some(r.clone()));
+        assert!(
+            !store.renew_handover(&r).unwrap(),
+            "the same again: a no-op"
+        );
+        // Another successor is not a renewal.
+        let mut other = renewed.clone();
+        other.successor = Address::repeat_byte(9);
+        let o = StoredHandover::from_abi(&other.abi_encode(), &[8u8; 65]).unwrap();
+        assert!(store.renew_handover(&o).is_err());
+        // Seen on chain: kept as it is.
+        store
+            .mark_settled(1, Some(("0xab".into(), 5, "0xcd".into())), false)
+            .unwrap();
+        let mut later = renewed.clone();
+        later.notAfter = 500;
+        let l = StoredHandover::from_abi(&later.abi_encode(), &[9u8; 65]).unwrap();
+        assert!(store.renew_handover(&l).is_err());
+        assert_eq!(store.handover(1).unwrap(), Some(r));
+        // A sequence without a handover.
+        assert!(
+            store
+                .renew_handover(
+                    &StoredHandover::from_abi(&handover(2).abi_encode(), &[1u8; 65]).unwrap()
+                )
+                .is_err()
+        );
     }
 
     #[test]
