@@ -259,6 +259,31 @@ fn a_resumed_enclave_continues_the_settled_log_and_chains_from_the_settled_root(
     }
     assert_eq!(B256::from(range.root().0), s2.statement.logRoot);
     assert_ne!(s2.signer, s1.signer, "a new instance");
+
+    // After its first statement the deployment is no longer frozen for it: an escape (a host
+    // inventing one to zero a participant's escrow in the enclave's view) is refused and
+    // changes nothing.
+    let before = s
+        .enclave()
+        .unwrap()
+        .program()
+        .escrow_of(Address::repeat_byte(3), TOKEN);
+    let r = s.handle(Request::Chain(ChainEvent::Escape {
+        account: Address::repeat_byte(3),
+        token: TOKEN,
+        amount: 300,
+    }));
+    assert!(
+        matches!(&r, Response::Error(BoundaryError::Refused(why)) if why.contains("resumed from the chain")),
+        "{r:?}"
+    );
+    assert_eq!(
+        s.enclave()
+            .unwrap()
+            .program()
+            .escrow_of(Address::repeat_byte(3), TOKEN),
+        before
+    );
 }
 
 #[test]
