@@ -163,9 +163,10 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     /// @notice Sequence of the first statement under the policy now in force (0: the genesis
     ///         policy, or one set before any statement by `setPolicyHash`).
     uint64 public policySince;
-    /// @notice The deployment's current signer. Zero (as deployed): any Active registered enclave
-    ///         whose measurement is allowed here may sign. Set by a settled `handover` (to its
-    ///         successor) or by governance (`adoptEnclave`, `resumeAfterLoss`); once set, only it
+    /// @notice The deployment's current signer. Zero (as deployed, until the first statement
+    ///         settles): any Active registered enclave whose measurement is allowed here may sign.
+    ///         Set by the first settled statement (its signer), a settled `handover` (to its
+    ///         successor) or governance (`adoptEnclave`, `resumeAfterLoss`); once set, only it
     ///         signs.
     address public enclave;
     /// @notice EIP-712 digest of each settled statement (or handover), by sequence.
@@ -734,6 +735,11 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     }
 
     function _commit(Statement calldata s, bytes32 digest, address signer) private {
+        // The first settled statement binds the deployment to its signer: from then on only a
+        // handover, `adoptEnclave` or `resumeAfterLoss` changes who signs (otherwise another
+        // Active enclave of an allowed measurement — a second one the host started — could
+        // settle the next sequence and void the real one's receipts without notice).
+        if (enclave == address(0)) enclave = signer;
         stateRoot = s.newStateRoot;
         lastSequence = s.sequence;
         logSize = s.logSize;

@@ -136,8 +136,8 @@ fn a_handover_makes_the_successor_the_only_signer() {
     let mut w = World::new();
     assert_eq!(
         w.f.sb.current_enclave().unwrap(),
-        Address::ZERO,
-        "as deployed: any active allowed enclave"
+        w.f.enclave_address(),
+        "the first settled statement binds the deployment to its signer"
     );
     let root = w.f.sb.state_root().unwrap();
     let h = w.handover();
@@ -465,7 +465,7 @@ fn governance_adopts_an_enclave() {
     assert_revert(w.f.sb.adopt_enclave(admin, nobody), "SuccessorNotActive");
     w.f.sb.revoke_measurement_here(admin, M2).unwrap();
     assert_revert(w.f.sb.adopt_enclave(admin, s), "MeasurementNotAllowedHere");
-    assert_eq!(w.f.sb.current_enclave().unwrap(), Address::ZERO);
+    assert_eq!(w.f.sb.current_enclave().unwrap(), w.f.enclave_address());
     w.f.sb.allow_measurement_here(admin, M2).unwrap();
     let r = w.f.sb.adopt_enclave(admin, s).unwrap();
     let ev = r
@@ -475,7 +475,7 @@ fn governance_adopts_an_enclave() {
         .expect("EnclaveAdopted");
     assert_eq!(
         (ev.enclave, ev.previous, ev.measurement),
-        (s, Address::ZERO, M2)
+        (s, w.f.enclave_address(), M2)
     );
     assert_eq!(w.f.sb.current_enclave().unwrap(), s);
     // The old enclave's statements stop settling; the adopted one's settle.
@@ -547,7 +547,7 @@ fn governance_resumes_a_frozen_deployment_after_loss() {
             ev.stateRoot,
             ev.logSize
         ),
-        (s, Address::ZERO, seq, root, log_size)
+        (s, w.f.enclave_address(), seq, root, log_size)
     );
     let now = w.f.now();
     assert!(!w.f.sb.frozen().unwrap());
@@ -615,4 +615,22 @@ fn a_handover_under_the_pending_policy_puts_it_in_force() {
     assert_eq!(w.f.sb.policy_hash().unwrap(), pending);
     assert_eq!(w.f.sb.policy_since().unwrap(), h.sequence);
     assert_eq!(w.f.sb.current_enclave().unwrap(), w.successor_address());
+}
+
+/// The first settled statement binds the deployment to its signer (review of issue 12): a
+/// second Active enclave of an allowed measurement — one a host started and registered, say
+/// resumed from the chain — cannot settle the next sequence without governance.
+#[test]
+fn the_first_settled_statement_binds_the_deployment_to_its_signer() {
+    let mut w = World::new();
+    assert_eq!(w.f.sb.current_enclave().unwrap(), w.f.enclave_address());
+    let before = w.state();
+    let other = w.successor.clone();
+    assert_revert(w.pay_signed_by(&other), "NotCurrentEnclave");
+    assert_eq!(w.state(), before);
+    let own = w.f.enclave.clone();
+    assert!(matches!(
+        w.pay_signed_by(&own).unwrap(),
+        SettleOutcome::Applied(_)
+    ));
 }

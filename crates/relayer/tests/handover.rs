@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, keccak256};
+use alloy_primitives::{B256, keccak256};
 use alloy_sol_types::SolValue;
 use k256::ecdsa::SigningKey;
 use sealbridge_chain::contracts::DeployParams;
@@ -310,7 +310,8 @@ fn a_handover_whose_window_ran_out_is_reported_not_sent() {
         "{err}"
     );
     assert_eq!(w.sb().last_sequence().unwrap(), 1, "nothing sent");
-    assert_eq!(w.sb().current_enclave().unwrap(), Address::ZERO);
+    // Still the predecessor's: statement 1 bound the deployment to its signer.
+    assert_eq!(w.sb().current_enclave().unwrap(), key_address(&w.pred));
     let why = w.metrics.state.relayer_error();
     assert!(
         why.is_some_and(|e| e.contains("handover 2")),

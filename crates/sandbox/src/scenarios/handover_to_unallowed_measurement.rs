@@ -6,9 +6,11 @@
 //! lists only M2 and `Settlement` allows neither. The host brings its evidence to the enclave as
 //! is, then forged (the result's measurement rewritten to M2, and signed by a key of the host's
 //! own): the enclave refuses each, seals nothing to anyone, changes nothing, and keeps settling.
-//! And a handover naming M3 signed by any Active enclave key is refused by the contract
-//! (`MeasurementNotAllowedHere`), as is one naming an unregistered successor
-//! (`SuccessorNotActive`).
+//! And a handover naming M3, or an unregistered successor, signed by another Active enclave key
+//! is refused by the contract: the deployment is bound to the signer of its first settled
+//! statement (`NotCurrentEnclave`; before that binding the contract answered
+//! `MeasurementNotAllowedHere` and `SuccessorNotActive`, which `crates/chain/tests/handover.rs`
+//! still checks for the deployment's own signer).
 
 use alloy_primitives::{Address, B256, keccak256};
 use alloy_sol_types::SolValue;
@@ -153,15 +155,19 @@ impl Scenario for HandoverToUnallowedMeasurement {
                 && still.settled.iter().map(|s| s.inputs).sum::<u32>() == 5,
         )
         .check(
-            "the contract refuses a handover to M3",
-            rogue_registered.is_none()
-                && contract_m3.as_deref() == Some("MeasurementNotAllowedHere"),
+            "the contract refuses a handover to M3 signed by another Active enclave key (the \
+             deployment is bound to its first signer; the measurement check behind it is \
+             crates/chain/tests/handover.rs)",
+            rogue_registered.is_none() && contract_m3.as_deref() == Some("NotCurrentEnclave"),
         )
         .check(
             "the contract refuses a handover to an unregistered successor",
-            contract_nobody.as_deref() == Some("SuccessorNotActive"),
+            contract_nobody.as_deref() == Some("NotCurrentEnclave"),
         )
-        .check("the deployment has no new signer", current == Address::ZERO);
+        .check(
+            "the deployment's signer is still its own enclave",
+            current == w.description.key_bundle.address,
+        );
         let err = |r: &Result<(SignedHandover, Vec<u8>), BoundaryError>| match r {
             Ok(_) => json!("handed over"),
             Err(e) => json!(e.to_string()),
