@@ -714,8 +714,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     function _activatePolicy(uint64 sequence, bytes32 named) private {
         bytes32 next = pendingPolicyHash;
         if (next == bytes32(0) || named != next) return;
-        uint64 at = pendingPolicyActivatesAt;
-        if (block.timestamp < at) revert PolicyNotActiveYet(at, block.timestamp);
+        uint64 activation = pendingPolicyActivatesAt;
+        if (block.timestamp < activation) revert PolicyNotActiveYet(activation, block.timestamp);
         address[] storage merged = _pendingAccounts;
         for (uint256 k = 0; k < merged.length; ++k) {
             address a = merged[k];
