@@ -170,6 +170,25 @@ impl Live {
         live
     }
 
+    /// Every participant deposits `amount` (journaled chain events).
+    fn deposit_all(&mut self, amount: u128) {
+        let mut records = std::mem::take(&mut self.records);
+        let accounts: Vec<Address> = self.users.iter().map(|(_, a)| *a).collect();
+        for a in accounts {
+            let r = journaled(
+                &mut self.s,
+                Request::Chain(ChainEvent::Deposit {
+                    account: a,
+                    token: TOKEN,
+                    amount,
+                }),
+                &mut records,
+            );
+            assert_eq!(r, Response::Ack);
+        }
+        self.records = records;
+    }
+
     fn snapshot(&mut self) {
         let (m, chunks) = take_snapshot(&mut self.s, CHUNK);
         assert_eq!(m.next_record, self.records.len() as u64);
@@ -296,21 +315,7 @@ fn same_but_one_entry_later(a: &SignedStatement, b: &SignedStatement) {
 /// rotation and a snapshot in the middle.
 fn workload() -> Live {
     let mut live = Live::new();
-    let mut records = std::mem::take(&mut live.records);
-    let accounts: Vec<Address> = live.users.iter().map(|(_, a)| *a).collect();
-    for a in accounts {
-        let r = journaled(
-            &mut live.s,
-            Request::Chain(ChainEvent::Deposit {
-                account: a,
-                token: TOKEN,
-                amount: 1_000,
-            }),
-            &mut records,
-        );
-        assert_eq!(r, Response::Ack);
-    }
-    live.records = records;
+    live.deposit_all(1_000);
     let mut now = T0;
     for i in 0..30u64 {
         now += 37;
@@ -906,21 +911,7 @@ fn exits_cap_cuts_and_heartbeats_replay_and_the_request_id_survives_restore() {
 fn a_restored_enclave_waits_for_the_anonymity_set_as_the_live_one_did() {
     // 3 inputs from 2 senders, flushed after 100 s; batch size 4.
     let mut live = Live::with_policy(|p| p.with_anonymity_set(3, 2, 100));
-    let mut records = std::mem::take(&mut live.records);
-    let accounts: Vec<Address> = live.users.iter().map(|(_, a)| *a).collect();
-    for a in accounts {
-        let r = journaled(
-            &mut live.s,
-            Request::Chain(ChainEvent::Deposit {
-                account: a,
-                token: TOKEN,
-                amount: 1_000,
-            }),
-            &mut records,
-        );
-        assert_eq!(r, Response::Ack);
-    }
-    live.records = records;
+    live.deposit_all(1_000);
     for t in [T0 + 1, T0 + 2] {
         let env = live.envelope(t, 0, 1, 5);
         assert_eq!(live.submit(env, t).rejected, None);
@@ -969,21 +960,7 @@ fn a_restored_enclave_waits_for_the_anonymity_set_as_the_live_one_did() {
 #[test]
 fn an_adopted_policy_is_journaled_and_replays() {
     let mut live = Live::new();
-    let mut records = std::mem::take(&mut live.records);
-    let accounts: Vec<Address> = live.users.iter().map(|(_, a)| *a).collect();
-    for a in accounts {
-        let r = journaled(
-            &mut live.s,
-            Request::Chain(ChainEvent::Deposit {
-                account: a,
-                token: TOKEN,
-                amount: 1_000,
-            }),
-            &mut records,
-        );
-        assert_eq!(r, Response::Ack);
-    }
-    live.records = records;
+    live.deposit_all(1_000);
     let old = live.policy.clone();
     let now = T0 + 10;
     for i in 0..2 {
