@@ -5,7 +5,9 @@
 
 use alloy_primitives::{Address, B256, keccak256};
 use k256::ecdsa::SigningKey;
-use sealbridge_proto::eip712::{AttestationResult, registry_domain};
+use sealbridge_proto::eip712::{
+    AttestationResult, PolicyApproval, policy_approval_hash, registry_domain,
+};
 
 use crate::cache::Verifier;
 use crate::{Collateral, Error, Evidence, Policy, VerifiedEvidence, report_data};
@@ -165,6 +167,21 @@ impl VerifierRole {
         sign_digest(
             &self.key,
             result.digest(&registry_domain(chain_id, registry)),
+        )
+    }
+
+    /// Sign a policy change approval under the registry's domain (issue 12). The caller is
+    /// responsible for having read `approval` from the chain (the verifier service reads it
+    /// itself: `POST /v1/policy-approval`).
+    pub fn approve_policy(
+        &self,
+        approval: &PolicyApproval,
+        chain_id: u64,
+        registry: Address,
+    ) -> Result<Vec<u8>, Error> {
+        sign_digest(
+            &self.key,
+            policy_approval_hash(approval, chain_id, registry),
         )
     }
 

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
@@ -215,6 +215,8 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
                 &registry,
                 "--listen",
                 &listen,
+                "--rpc",
+                &anvil.url,
             ],
             &dir.path().join("logs"),
         ));
@@ -227,6 +229,52 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         );
         urls.push(url);
     }
+    // Policy approvals (issue 12): each verifier reads the deployment itself; nothing is
+    // pending, so it approves nothing (422 not_pending), whatever the caller names.
+    let verifier = NodeClient::new(&urls[0]);
+    let ask = |body: Value| {
+        verifier
+            .post(
+                "/v1/policy-approval",
+                "application/json",
+                body.to_string().as_bytes(),
+            )
+            .unwrap()
+    };
+    let (code, v) = ask(json!({
+        "settlement": d.settlement,
+        "next_policy_hash": B256::repeat_byte(9),
+    }));
+    assert_eq!(
+        (code, v["error"].as_str()),
+        (422, Some("not_pending")),
+        "{v}"
+    );
+    let (code, v) = ask(json!({"settlement": d.settlement}));
+    assert_eq!(
+        (code, v["error"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
+    // Not a settlement contract: the chain cannot answer it.
+    let (code, v) = ask(json!({
+        "settlement": d.registry,
+        "next_policy_hash": B256::repeat_byte(9),
+    }));
+    assert_eq!(
+        (code, v["error"].as_str()),
+        (502, Some("chain_unavailable")),
+        "{v}"
+    );
+    // The deployed policy trusts these verifiers, 2 of them, under this registry.
+    assert_eq!(
+        (
+            d.policy.handover.verifiers.len(),
+            d.policy.handover.threshold,
+            d.policy.handover.registry,
+        ),
+        (2, 2, d.registry)
+    );
 
     // Escrow for the participants (what `sealbridge load` does on a development chain); the
     // test token mints to anyone, here from anvil's first unlocked account.

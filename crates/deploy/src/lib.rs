@@ -454,8 +454,8 @@ pub fn deploy<C: Chain>(
     if config.allow_simulated {
         tracing::warn!("INSECURE: this registry accepts simulated-TEE registrations");
     }
-    let policy = config.policy(tokens.clone());
-    let params = DeployParams {
+    let mut policy = config.policy(tokens.clone());
+    let mut params = DeployParams {
         admin: governance,
         guardian: config.guardian.unwrap_or(Address::ZERO),
         admin_delay: timelock.as_ref().map_or(0, |t| t.min_delay_secs),
@@ -484,6 +484,16 @@ pub fn deploy<C: Chain>(
         &EnclaveRegistry::BYTECODE,
         registry_constructor(&params).abi_encode(),
     )?;
+    // Issue 12: the policy trusts the deployment's verifiers (k of them) to attest a successor
+    // of the same measurement and to approve a policy change scheduled on chain — signed under
+    // this registry's domain, so the policy (and the hash the Settlement commits to) names it.
+    policy.handover = sealbridge_enclave::policy::HandoverTrust {
+        verifiers: config.verifiers.clone(),
+        threshold: u8::try_from(config.threshold).unwrap_or(u8::MAX),
+        registry,
+        successors: Vec::new(),
+    };
+    params.base_policy_hash = policy.base_hash();
     let (settlement, settlement_tx) = deploy_contract(
         &mut chain,
         deployer,

@@ -38,7 +38,9 @@ use crate::{
 /// `PolicyAdopted`) and the journal step that records it, `ResumeFromChain` (a session start
 /// after the enclave and the host's data were lost) and `ChainEvent::Escape`; a version-8
 /// enclave would refuse these and a version-8 host could not replay a journal holding them.
-pub const BOUNDARY_VERSION: u16 = 9;
+/// Version 10 (issue 12): `AdoptPolicy::approvals`, the verifiers' signed approvals of the
+/// change (the journal step is unchanged).
+pub const BOUNDARY_VERSION: u16 = 10;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
 /// frame grows with the state.
@@ -160,6 +162,13 @@ pub enum Request {
         activates_at: u64,
         /// Host time.
         now: u64,
+        /// Signatures (65 bytes each) of the verifiers the policy in force names
+        /// (`HandoverTrust`) over the EIP-712 `PolicyApproval` (this settlement, the policy in
+        /// force, `policy`'s hash, `activates_at`) under the registry's domain: each verifier
+        /// read the chain and saw that change pending. At least the trust's threshold of
+        /// distinct verifiers must have signed (version 10): the enclave cannot read the
+        /// chain, and a host could otherwise feed it a policy nobody scheduled.
+        approvals: Vec<Vec<u8>>,
     },
     /// A signed checkpoint of the log as it is now.
     Checkpoint,

@@ -171,17 +171,10 @@ pub fn verify_successor(
         return Err(HandoverRefusal::SignatureShape);
     }
     let result_hash = attestation_result_hash(&result, chain_id, trust.registry);
-    let mut signers: Vec<Address> = evidence
-        .signatures
-        .iter()
-        .filter_map(|s| recover(&result_hash, s))
-        .filter(|a| trust.verifiers.contains(a))
-        .collect();
-    signers.sort();
-    signers.dedup();
-    if signers.len() < usize::from(trust.threshold) {
+    let valid = trusted_signers(trust, &result_hash, &evidence.signatures);
+    if valid < usize::from(trust.threshold) {
         return Err(HandoverRefusal::TooFewSignatures {
-            valid: signers.len(),
+            valid,
             threshold: trust.threshold,
         });
     }
@@ -207,6 +200,23 @@ pub fn verify_successor(
         result_hash,
         announcement,
     })
+}
+
+/// How many distinct verifiers of `trust` signed `digest` among `signatures` (malformed, high-s
+/// and strangers' signatures count for nothing).
+pub(crate) fn trusted_signers(
+    trust: &HandoverTrust,
+    digest: &B256,
+    signatures: &[Vec<u8>],
+) -> usize {
+    let mut signers: Vec<Address> = signatures
+        .iter()
+        .filter_map(|s| recover(digest, s))
+        .filter(|a| trust.verifiers.contains(a))
+        .collect();
+    signers.sort();
+    signers.dedup();
+    signers.len()
 }
 
 /// Recover the signer of an EIP-712 `digest` from `r ‖ s ‖ v` (v ∈ {27, 28}), refusing high-s

@@ -412,7 +412,8 @@ impl<P: Program> Enclave<P> {
                 policy,
                 activates_at,
                 now,
-            } => self.adopt_policy(policy, activates_at, now),
+                approvals,
+            } => self.adopt_policy(policy, activates_at, now, &approvals),
             Request::Checkpoint => match self.checkpoint() {
                 Ok(note) => Response::Checkpoint { note },
                 Err(_) => Response::Error(BoundaryError::Internal),

@@ -959,8 +959,11 @@ fn a_restored_enclave_waits_for_the_anonymity_set_as_the_live_one_did() {
 /// the new policy. Refused transitions change nothing.
 #[test]
 fn an_adopted_policy_is_journaled_and_replays() {
-    let mut live = Live::new();
+    let registry = Address::repeat_byte(0x7e);
+    let mut live = Live::with_policy(|p| common::with_policy_verifiers(p, registry));
     live.deposit_all(1_000);
+    let domain = (TARGET.chain_id, TARGET.settlement, registry);
+    let verifiers = common::policy_verifiers();
     let old = live.policy.clone();
     let now = T0 + 10;
     for i in 0..2 {
@@ -976,19 +979,26 @@ fn an_adopted_policy_is_journaled_and_replays() {
             account: Address::repeat_byte(5),
         });
     let status_before = status(&mut live.s);
+    let adopt_with =
+        |live: &mut Live, policy: &EnclavePolicy, activates_at: u64, approvals: Vec<Vec<u8>>| {
+            let mut records = std::mem::take(&mut live.records);
+            let r = journaled(
+                &mut live.s,
+                Request::AdoptPolicy {
+                    policy: policy.clone(),
+                    activates_at,
+                    now,
+                    approvals,
+                },
+                &mut records,
+            );
+            live.records = records;
+            r
+        };
+    // Approved by two of the three policy verifiers, as the node gathers them.
     let adopt = |live: &mut Live, policy: &EnclavePolicy, activates_at: u64| {
-        let mut records = std::mem::take(&mut live.records);
-        let r = journaled(
-            &mut live.s,
-            Request::AdoptPolicy {
-                policy: policy.clone(),
-                activates_at,
-                now,
-            },
-            &mut records,
-        );
-        live.records = records;
-        r
+        let approvals = common::approvals(&verifiers[1..], domain, &old, policy, activates_at);
+        adopt_with(live, policy, activates_at, approvals)
     };
     // Refused: before the activation point, a dropped participant, another token, a smaller
     // anonymity set. Nothing changes.
@@ -1013,6 +1023,47 @@ fn an_adopted_policy_is_journaled_and_replays() {
     ] {
         match adopt(&mut live, policy, at) {
             Response::Error(BoundaryError::Refused(r)) => assert!(r.contains(why), "{r}"),
+            r => panic!("{why}: {r:?}"),
+        }
+    }
+    // Refused: a change the policy's verifiers did not approve — none, one of the two needed
+    // (given twice), strangers' signatures, or approvals of another policy, another activation
+    // time, another settlement or from another policy in force (what a host feeding a policy
+    // nobody scheduled has at best).
+    let stranger = vec![k256::ecdsa::SigningKey::from_slice(&[0x42; 32]).unwrap(); 2];
+    let one = common::approvals(&verifiers[..1], domain, &old, &next, now);
+    let mut other_target = domain;
+    other_target.1 = Address::repeat_byte(0x5f);
+    for (approvals, why) in [
+        (Vec::new(), "0 distinct policy verifiers"),
+        (
+            [one.clone(), one].concat(),
+            "1 distinct policy verifiers approved",
+        ),
+        (
+            common::approvals(&stranger, domain, &old, &next, now),
+            "0 distinct",
+        ),
+        (
+            common::approvals(&verifiers, domain, &old, &dropped, now),
+            "0 distinct",
+        ),
+        (
+            common::approvals(&verifiers, domain, &old, &next, now - 1),
+            "0 distinct",
+        ),
+        (
+            common::approvals(&verifiers, other_target, &old, &next, now),
+            "0 distinct",
+        ),
+        (
+            common::approvals(&verifiers, domain, &next, &next, now),
+            "0 distinct",
+        ),
+        (vec![vec![0u8; 65]; 17], "at most 16"),
+    ] {
+        match adopt_with(&mut live, &next, now, approvals) {
+            Response::Error(BoundaryError::Refused(r)) => assert!(r.contains(why), "{why}: {r}"),
             r => panic!("{why}: {r:?}"),
         }
     }
@@ -1097,4 +1148,42 @@ fn an_adopted_policy_is_journaled_and_replays() {
     assert!(matches!(r, Response::Error(_)), "{r:?}");
     let (_, r) = restore_chunks(ROOT, 9, &next, &m, &indexed(&chunks));
     assert_eq!(r, Response::Ack);
+}
+
+/// A policy that names no verifiers cannot change at all (issue 12): nobody could attest that
+/// governance scheduled the change, so the enclave refuses whatever the host sends.
+#[test]
+fn a_policy_naming_no_verifiers_refuses_every_change() {
+    let mut live = Live::new();
+    let old = live.policy.clone();
+    let mut next = old.clone();
+    next.netting
+        .participants
+        .push(sealbridge_programs::netting::Participant {
+            sender: Ed25519SigningKey::generate(&mut live.rng)
+                .public()
+                .sender_id(),
+            account: Address::repeat_byte(5),
+        });
+    let verifiers = common::policy_verifiers();
+    let approvals = common::approvals(
+        &verifiers,
+        (TARGET.chain_id, TARGET.settlement, Address::ZERO),
+        &old,
+        &next,
+        T0,
+    );
+    let r = live.s.handle(Request::AdoptPolicy {
+        policy: next,
+        activates_at: T0,
+        now: T0 + 1,
+        approvals,
+    });
+    match r {
+        Response::Error(BoundaryError::Refused(r)) => {
+            assert!(r.contains("this policy names none"), "{r}");
+        }
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(live.s.enclave().unwrap().describe().policy_hash, old.hash());
 }

@@ -719,6 +719,11 @@ impl Node {
             Provision::Dev { verifiers, .. } => Appraisers::insecure_in_process(verifiers),
             Provision::Deployed => Appraisers::remote(&cfg.verifiers),
         };
+        // The same verifiers approve a scheduled policy change (issue 12).
+        let approvers = match &provision {
+            Provision::Dev { verifiers, .. } => Appraisers::insecure_in_process(verifiers),
+            Provision::Deployed => Appraisers::remote(&cfg.verifiers),
+        };
         register(
             &mut sb,
             provision,
@@ -747,7 +752,13 @@ impl Node {
             let (tx, stop) = (workers.tx()?.clone(), workers.stop.clone());
             let poll = cfg.poll.max(Duration::from_millis(200));
             workers.spawn("sealbridge-policy", move || {
-                crate::policy_watch::adopt_when_due(&chain_for_policy, &tx, &next, poll, &stop);
+                crate::policy_watch::adopt_when_due(
+                    &chain_for_policy,
+                    &tx,
+                    (&next, &approvers),
+                    poll,
+                    &stop,
+                );
             })?;
         }
         let server = start_gateway(&cfg, workers.tx()?.clone(), &metrics, shared, &setup)?;

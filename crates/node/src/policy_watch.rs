@@ -6,6 +6,11 @@
 //! refuses, and the loop asks again at the next poll (after the next cut). The core keeps the
 //! statement that closed the batch under the old policy, like any cut, and remembers the new
 //! policy so that a restart restores snapshots taken under either.
+//!
+//! The enclave cannot read the chain, so with each request goes the approval of the verifiers
+//! (`Appraisers::approve_policy`): each reads the settlement itself and signs only the change
+//! pending there. They are asked once the change is due and again after a refusal that names
+//! too few approvals.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
@@ -19,6 +24,7 @@ use sealbridge_enclave::{
     boundary::{Request, Response},
 };
 use sealbridge_relayer::SharedChain;
+use sealbridge_verifier::registration::Appraisers;
 use tokio::sync::oneshot;
 
 /// What the chain says about the policy (in force, pending, activation time, block time).
@@ -37,12 +43,14 @@ fn read<C: Chain>(chain: &SharedChain<C>) -> Option<(B256, B256, u64, u64)> {
 pub fn adopt_when_due<C: Chain>(
     chain: &SharedChain<C>,
     core: &SyncSender<Cmd>,
-    next: &EnclavePolicy,
+    (next, appraisers): (&EnclavePolicy, &Appraisers),
     poll: Duration,
     stop: &AtomicBool,
 ) {
     let want = next.hash();
     let mut last_refusal = String::new();
+    // The approvals gathered for (activation time): asked again after a refusal.
+    let mut approvals: Option<(u64, Vec<Vec<u8>>)> = None;
     tracing::info!(policy = %want, "waiting for the scheduled policy change");
     while !stop.load(Relaxed) {
         std::thread::sleep(poll);
@@ -56,6 +64,16 @@ pub fn adopt_when_due<C: Chain>(
         if pending != want || chain_now < activates_at {
             continue;
         }
+        let signatures = match &approvals {
+            Some((at, sigs)) if *at == activates_at => sigs.clone(),
+            _ => {
+                let Some(sigs) = gather(chain, appraisers, want) else {
+                    continue;
+                };
+                approvals = Some((activates_at, sigs.clone()));
+                sigs
+            }
+        };
         // Host time, as for every request (the enclave refuses until it reaches
         // `activates_at`; a chain running ahead of the wall clock only delays it).
         let now = crate::unix_now();
@@ -64,6 +82,7 @@ pub fn adopt_when_due<C: Chain>(
             policy: next.clone(),
             activates_at,
             now,
+            approvals: signatures,
         };
         if core.send(Cmd::Call { request, reply }).is_err() {
             return;
@@ -81,6 +100,9 @@ pub fn adopt_when_due<C: Chain>(
             }
             Ok(Ok(Response::Error(e))) => {
                 let why = e.to_string();
+                if why.contains("policy verifiers approved") {
+                    approvals = None;
+                }
                 if why != last_refusal {
                     tracing::info!(reason = %why, "policy change not adopted yet; will retry");
                     last_refusal = why;
@@ -91,4 +113,30 @@ pub fn adopt_when_due<C: Chain>(
             Err(_) => return,
         }
     }
+}
+
+/// Ask every verifier for its approval of `want`; the signatures of those that gave it (each
+/// failure logged with the verifier's name), or `None` if the chain could not be read.
+fn gather<C: Chain>(
+    chain: &SharedChain<C>,
+    appraisers: &Appraisers,
+    want: B256,
+) -> Option<Vec<Vec<u8>>> {
+    let answers = {
+        let sb = chain.lock().ok()?;
+        appraisers.approve_policy(&sb, want)
+    };
+    let mut signatures = Vec::new();
+    for (verifier, answer) in answers {
+        match answer {
+            Ok(sig) => signatures.push(sig),
+            Err(e) => tracing::warn!(%verifier, error = %e, "no approval of the policy change"),
+        }
+    }
+    tracing::info!(
+        approvals = signatures.len(),
+        policy = %want,
+        "verifiers approved the policy change"
+    );
+    Some(signatures)
 }

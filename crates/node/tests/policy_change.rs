@@ -108,6 +108,10 @@ fn a_scheduled_policy_is_adopted_by_the_node_and_nothing_is_stranded() {
     wait_until("the new policy is in force", 60, || {
         sb.policy_hash().unwrap() == next.hash()
     });
+    // The newcomer's statement follows the empty activation statement.
+    wait_until("the newcomer is paid", 60, || {
+        sb.escrow_balance(newcomer.account, setup.token).unwrap() > U256::ZERO
+    });
     // The statements before it (2 batches, and any heartbeat) settled under the old policy.
     let since = sb.policy_since().unwrap();
     assert!(

@@ -74,6 +74,19 @@ sol! {
         uint64 notBefore;
         uint64 notAfter;
     }
+
+    /// A verifier's approval of a policy change (issue 12, docs/PROTOCOL.md §14): it read the
+    /// settlement contract and saw `policyHash` in force and `nextPolicyHash` pending from
+    /// `activatesAt`. Signed under the registry's EIP-712 domain by the verifiers the policy's
+    /// handover trust names; the enclave adopts a policy change only with a threshold of them,
+    /// because it cannot read the chain itself. No contract checks it.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct PolicyApproval {
+        address settlement;
+        bytes32 policyHash;
+        bytes32 nextPolicyHash;
+        uint64 activatesAt;
+    }
 }
 
 /// EIP-712 domain name of the settlement contract.
@@ -135,6 +148,12 @@ pub fn attestation_result_hash(
     registry: Address,
 ) -> B256 {
     result.digest(&registry_domain(chain_id, registry))
+}
+
+/// The digest verifiers sign for a [`PolicyApproval`]: under the registry's domain (the registry
+/// at `registry` on chain `chain_id`), as for attestation results.
+pub fn policy_approval_hash(approval: &PolicyApproval, chain_id: u64, registry: Address) -> B256 {
+    approval.eip712_signing_hash(&registry_domain(chain_id, registry))
 }
 
 /// `keccak256(abi.encode(effects, exits))`, exactly as `Settlement.hashEffects` computes it: the

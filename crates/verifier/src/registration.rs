@@ -14,12 +14,35 @@ use sealbridge_attest::{
 use sealbridge_chain::{Chain, Sealbridge, bindings::EnclaveRegistry};
 use sealbridge_enclave::boundary::{Description, Request, Response};
 
+use crate::policy_approval::{ChainPolicy, PolicyApprovalRequest, PolicyView, approve};
 use crate::remote::{
     AppraiseRequest, RemoteVerifier, VerifierFailure, WireChallenge, WireCollateral, WireEvidence,
 };
 
 /// An attestation result (ABI-encoded) and the verifiers' signatures, for the enclave's log.
 pub type SignedRegistration = (Vec<u8>, Vec<Vec<u8>>);
+
+/// The settlement's policy state as `sb` reads it, for in-process development verifiers.
+fn read_policy<C: Chain>(sb: &Sealbridge<C>, chain_id: u64) -> Result<FixedView, String> {
+    Ok(FixedView(ChainPolicy {
+        chain_id,
+        policy_hash: sb.policy_hash().map_err(|e| e.to_string())?,
+        pending_policy_hash: sb.pending_policy_hash().map_err(|e| e.to_string())?,
+        activates_at: sb
+            .pending_policy_activates_at()
+            .map_err(|e| e.to_string())?,
+    }))
+}
+
+/// A policy state read once.
+#[derive(Debug, Clone)]
+struct FixedView(ChainPolicy);
+
+impl PolicyView for FixedView {
+    fn read(&self, _: Address) -> Result<ChainPolicy, String> {
+        Ok(self.0)
+    }
+}
 
 /// Renew the registration when less than this remains (a third of the verifiers' result TTL).
 pub const RENEW_MARGIN: u64 = verifier::DEFAULT_RESULT_TTL / 3;
@@ -64,6 +87,76 @@ impl Appraisers {
     /// No verifier at all.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Ask every verifier to approve the policy change pending at `sb`'s settlement to
+    /// `next_policy_hash` (issue 12): each remote verifier reads the chain itself; in-process
+    /// development verifiers read it through `sb`. One answer per verifier, named; the caller
+    /// hands the signatures to the enclave (`Request::AdoptPolicy::approvals`), which counts
+    /// those of the verifiers its policy names.
+    pub fn approve_policy<C: Chain>(
+        &self,
+        sb: &Sealbridge<C>,
+        next_policy_hash: B256,
+    ) -> Vec<(String, Result<Vec<u8>, VerifierFailure>)> {
+        let request = PolicyApprovalRequest {
+            settlement: sb.deployment.settlement,
+            next_policy_hash,
+        };
+        let chain_id = match sb.chain().chain_id() {
+            Ok(c) => c,
+            Err(e) => {
+                return vec![(
+                    "chain".into(),
+                    Err(VerifierFailure::Unreachable(e.to_string())),
+                )];
+            }
+        };
+        let registry = sb.deployment.registry;
+        match self {
+            Self::InsecureInProcess(roles) => {
+                let read = read_policy(sb, chain_id);
+                roles
+                    .iter()
+                    .map(|role| {
+                        let answer = match &read {
+                            Ok(view) => approve(role, (chain_id, registry), view, &request)
+                                .map(|a| a.signature.to_vec())
+                                .map_err(|e| VerifierFailure::Refused {
+                                    rule: Some(e.code().into()),
+                                    message: e.to_string(),
+                                }),
+                            Err(e) => Err(VerifierFailure::Unreachable(e.clone())),
+                        };
+                        (format!("in-process {}", role.address()), answer)
+                    })
+                    .collect()
+            }
+            Self::Remote(remote) => std::thread::scope(|s| {
+                let handles: Vec<_> = remote
+                    .iter()
+                    .map(|v| {
+                        let request = &request;
+                        s.spawn(move || {
+                            v.approve_policy(request, chain_id, registry)
+                                .map(|a| a.signature.to_vec())
+                        })
+                    })
+                    .collect();
+                remote
+                    .iter()
+                    .zip(handles)
+                    .map(|(v, h)| {
+                        let answer = h.join().unwrap_or_else(|_| {
+                            Err(VerifierFailure::Unreachable(
+                                "the request thread failed".into(),
+                            ))
+                        });
+                        (v.url().to_string(), answer)
+                    })
+                    .collect()
+            }),
+        }
     }
 
     /// Ask every verifier (remote ones concurrently); one answer per verifier, named.

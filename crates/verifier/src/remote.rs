@@ -324,6 +324,28 @@ impl RemoteVerifier {
         Self::answer(self.agent.get(format!("{}/v1/verifier", self.url)).call())
     }
 
+    /// `POST /v1/policy-approval` ([`crate::policy_approval`]), and check the answer against the
+    /// request: the approval is of the settlement and policy asked for and its signature
+    /// recovers to the signer named under the registry's domain. Returns the signature.
+    pub fn approve_policy(
+        &self,
+        request: &crate::policy_approval::PolicyApprovalRequest,
+        chain_id: u64,
+        registry: Address,
+    ) -> Result<crate::policy_approval::PolicyApprovalResponse, VerifierFailure> {
+        let body = serde_json::to_vec(request)
+            .map_err(|e| VerifierFailure::BadAnswer(format!("encoding the request: {e}")))?;
+        let a: crate::policy_approval::PolicyApprovalResponse = Self::answer(
+            self.agent
+                .post(format!("{}/v1/policy-approval", self.url))
+                .header("content-type", "application/json")
+                .send(&body[..]),
+        )?;
+        crate::policy_approval::check_answer(request, &a, chain_id, registry)
+            .map_err(VerifierFailure::BadAnswer)?;
+        Ok(a)
+    }
+
     /// `POST /v1/appraise`, and check the answer against the request: the result is about the
     /// enclave of `binding`, the challenge and `issued_at` asked for, and its signature under
     /// the registry's EIP-712 domain recovers to the signer named.

@@ -40,6 +40,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
+use crate::policy_approval::{ApprovalRefusal, PolicyApprovalRequest, PolicyView, approve};
 use crate::remote::{
     AppraiseRequest, AppraiseResponse, ErrorBody, MAX_REQUEST_BYTES, VerifierInfo,
 };
@@ -56,6 +57,7 @@ pub struct VerifierService {
     registry: Address,
     max_skew: u64,
     clock: fn() -> u64,
+    chain: Option<Arc<dyn PolicyView>>,
 }
 
 impl VerifierService {
@@ -76,6 +78,7 @@ impl VerifierService {
             registry,
             max_skew: DEFAULT_MAX_SKEW,
             clock: sealbridge_net::unix_now,
+            chain: None,
         })
     }
 
@@ -89,6 +92,79 @@ impl VerifierService {
     pub fn with_max_skew(mut self, secs: u64) -> Self {
         self.max_skew = secs;
         self
+    }
+
+    /// Read the chain through `view` to approve policy changes (`POST /v1/policy-approval`);
+    /// without it the verifier approves none.
+    pub fn with_chain(mut self, view: Arc<dyn PolicyView>) -> Self {
+        self.chain = Some(view);
+        self
+    }
+
+    /// Answer `POST /v1/policy-approval` (see [`crate::policy_approval`]): the HTTP status and
+    /// JSON answer.
+    pub fn handle_policy_approval(
+        &self,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (StatusCode, Vec<u8>) {
+        let fail = |status: StatusCode, error: &str, message: String| {
+            let e = ErrorBody {
+                error: error.into(),
+                rule: None,
+                message,
+            };
+            (status, serde_json::to_vec(&e).unwrap_or_default())
+        };
+        if !is_json(content_type) {
+            return fail(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json".into(),
+            );
+        }
+        if body.len() > MAX_REQUEST_BYTES {
+            return fail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the body is over {MAX_REQUEST_BYTES} bytes"),
+            );
+        }
+        let req: PolicyApprovalRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return fail(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("undecodable request: {e}"),
+                );
+            }
+        };
+        let Some(view) = &self.chain else {
+            return fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_chain",
+                ApprovalRefusal::NoChain.to_string(),
+            );
+        };
+        match approve(
+            &self.role,
+            (self.chain_id, self.registry),
+            view.as_ref(),
+            &req,
+        ) {
+            Ok(a) => (StatusCode::OK, serde_json::to_vec(&a).unwrap_or_default()),
+            Err(e) => {
+                tracing::info!(reason = %e, "policy approval refused");
+                let status = match e {
+                    ApprovalRefusal::NotPending { .. } | ApprovalRefusal::WrongChain { .. } => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                fail(status, e.code(), e.to_string())
+            }
+        }
     }
 
     /// What `GET /v1/verifier` answers.
@@ -124,10 +200,7 @@ impl VerifierService {
                 },
             )
         };
-        let json = content_type
-            .and_then(|c| c.split(';').next())
-            .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
-        if !json {
+        if !is_json(content_type) {
             return Err(fail(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -259,6 +332,12 @@ impl VerifierService {
     }
 }
 
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"))
+}
+
 type St = State<Arc<VerifierService>>;
 
 async fn verifier_info(State(s): St) -> Response {
@@ -277,6 +356,21 @@ async fn appraise(State(s): St, headers: HeaderMap, body: Body) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
+async fn policy_approval(State(s): St, headers: HeaderMap, body: Body) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // It reads the chain: off the async workers.
+    let answer = tokio::task::spawn_blocking(move || {
+        s.handle_policy_approval(content_type.as_deref(), &body)
+    })
+    .await;
+    let (status, json) =
+        answer.unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, b"{}".to_vec()));
+    (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -289,11 +383,12 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-/// The router: `GET /v1/verifier`, `POST /v1/appraise`.
+/// The router: `GET /v1/verifier`, `POST /v1/appraise`, `POST /v1/policy-approval`.
 pub fn router(service: Arc<VerifierService>) -> Router {
     Router::new()
         .route("/v1/verifier", get(verifier_info))
         .route("/v1/appraise", post(appraise))
+        .route("/v1/policy-approval", post(policy_approval))
         .fallback(not_found)
         // Our own 413 below this; axum's beyond it.
         .layer(DefaultBodyLimit::max(2 * MAX_REQUEST_BYTES))
@@ -596,6 +691,87 @@ mod tests {
         assert!(matches!(
             client.info(),
             Err(crate::remote::VerifierFailure::Unreachable(_))
+        ));
+    }
+
+    /// A chain as a policy view sees it (fixed).
+    #[derive(Debug)]
+    struct Pending(crate::policy_approval::ChainPolicy);
+
+    impl PolicyView for Pending {
+        fn read(&self, _: Address) -> Result<crate::policy_approval::ChainPolicy, String> {
+            Ok(self.0)
+        }
+    }
+
+    #[test]
+    fn policy_approvals_only_for_the_pending_change_and_checked_by_the_client() {
+        use crate::policy_approval::{ChainPolicy, PolicyApprovalRequest};
+        let pending = B256::repeat_byte(0x44);
+        let chain = ChainPolicy {
+            chain_id: 31337,
+            policy_hash: B256::repeat_byte(0x43),
+            pending_policy_hash: pending,
+            activates_at: 77,
+        };
+        let settlement = Address::repeat_byte(0x5e);
+        let ask = |next_policy_hash| PolicyApprovalRequest {
+            settlement,
+            next_policy_hash,
+        };
+        // Without a chain: approves nothing.
+        let (status, body) = service("{}").handle_policy_approval(
+            Some("application/json"),
+            &serde_json::to_vec(&ask(pending)).unwrap(),
+        );
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(String::from_utf8_lossy(&body).contains("no_chain"));
+        // Its chain is another than it signs for.
+        let mut elsewhere = chain;
+        elsewhere.chain_id = 1;
+        let (status, body) = service("{}")
+            .with_chain(Arc::new(Pending(elsewhere)))
+            .handle_policy_approval(
+                Some("application/json"),
+                &serde_json::to_vec(&ask(pending)).unwrap(),
+            );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(String::from_utf8_lossy(&body).contains("wrong_domain"));
+        let s = service("{}").with_chain(Arc::new(Pending(chain)));
+        let (status, _) = s.handle_policy_approval(Some("text/plain"), b"{}");
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let (status, _) =
+            s.handle_policy_approval(Some("application/json"), &vec![b' '; MAX_REQUEST_BYTES + 1]);
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let served = serve(s, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = RemoteVerifier::new(&format!("http://{}", served.addr));
+        let registry = Address::repeat_byte(3);
+        // Another policy than the pending one: refused.
+        let err = client
+            .approve_policy(&ask(B256::repeat_byte(0x45)), 31337, registry)
+            .unwrap_err();
+        assert!(
+            matches!(&err, crate::remote::VerifierFailure::Rejected { status: 422, code, .. } if code == "not_pending"),
+            "{err}"
+        );
+        // The pending one: what it read, signed under the registry's domain.
+        let a = client
+            .approve_policy(&ask(pending), 31337, registry)
+            .unwrap();
+        assert_eq!(
+            (
+                a.approval.settlement,
+                a.approval.policyHash,
+                a.approval.nextPolicyHash,
+                a.approval.activatesAt
+            ),
+            (settlement, chain.policy_hash, pending, 77)
+        );
+        assert_eq!(a.signer, client.info().unwrap().address);
+        // Checked under another domain, the signature does not recover to the signer.
+        assert!(matches!(
+            client.approve_policy(&ask(pending), 31337, Address::repeat_byte(4)),
+            Err(crate::remote::VerifierFailure::BadAnswer(_))
         ));
     }
 }

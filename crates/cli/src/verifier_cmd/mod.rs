@@ -66,6 +66,11 @@ struct ServeArgs {
     /// Largest accepted difference between a proposed issued_at and this machine's clock.
     #[arg(long, default_value_t = sealbridge_verifier::service::DEFAULT_MAX_SKEW)]
     max_skew_secs: u64,
+    /// JSON-RPC endpoint of the settlement chain (must be --chain-id). With it the verifier
+    /// approves a policy change it reads pending on chain (`POST /v1/policy-approval`); without
+    /// it, it approves none and an enclave whose policy names it cannot change policy through it.
+    #[arg(long)]
+    rpc: Option<String>,
 }
 
 fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -82,6 +87,23 @@ fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("policy {}", a.policy.display()))?
     .with_ttl(a.ttl)
     .with_max_skew(a.max_skew_secs);
+    let service = match &a.rpc {
+        Some(url) => {
+            let chain =
+                sealbridge_chain::RpcChain::connect(url).with_context(|| format!("--rpc {url}"))?;
+            let id = sealbridge_chain::Chain::chain_id(&chain)
+                .with_context(|| format!("reading the chain id from {url}"))?;
+            anyhow::ensure!(
+                id == a.chain_id,
+                "--rpc {url} is chain {id}, not --chain-id {}",
+                a.chain_id
+            );
+            service.with_chain(std::sync::Arc::new(
+                sealbridge_verifier::policy_approval::ChainView::new(chain),
+            ))
+        }
+        None => service,
+    };
     let info = service.info();
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(sealbridge_net::TlsFiles {

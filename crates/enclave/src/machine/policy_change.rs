@@ -4,18 +4,26 @@
 //! under the policy it was accepted under; the chain accepts statements under the old policy
 //! until the first one under the new policy settles (`Settlement.schedulePolicy`).
 //!
-//! The enclave cannot see the chain: a host that feeds a policy governance never scheduled
-//! makes every later statement revert `PolicyMismatch` (liveness, like withholding statements;
-//! governance recovers by scheduling that policy or adopting a successor). What the enclave
-//! refuses whatever the host says is a change that would weaken what participants were promised
+//! The enclave cannot see the chain, so it takes the chain's word from the verifiers the policy
+//! in force names (its handover trust): a threshold of them must have signed a
+//! `PolicyApproval` — this settlement, the policy in force, the new policy's hash and the
+//! activation time — which each signs only after reading that change pending on chain
+//! (`POST /v1/policy-approval`). Without it a host could feed a policy governance never
+//! scheduled, one adding sender keys of its own, and fill the anonymity set of later batches
+//! with its own inputs: a victim's obligation would then be published, signed and logged, in a
+//! batch shared only with the host's (the statement would never settle, but its effects would
+//! be out). A policy naming no verifiers cannot change. What the enclave refuses whatever the
+//! verifiers say is a change that would weaken what participants were promised
 //! ([`crate::policy::EnclavePolicy::check_transition`]).
 
 use sealbridge_programs::Program;
+use sealbridge_proto::eip712::{PolicyApproval, policy_approval_hash};
 
 use super::Enclave;
 use crate::{
     EnclavePolicy, Error,
     boundary::{BoundaryError, Response},
+    handover::{MAX_SIGNATURES, trusted_signers},
     log_entry::EntryKind,
     persist::Step,
     policy::program_id,
@@ -28,6 +36,7 @@ impl<P: Program> Enclave<P> {
         next: EnclavePolicy,
         activates_at: u64,
         now: u64,
+        approvals: &[Vec<u8>],
     ) -> Response {
         if let Err(e) = self.check_clock(now) {
             return Response::Error(e);
@@ -42,6 +51,9 @@ impl<P: Program> Enclave<P> {
         }
         if let Err(e) = self.policy.check_transition(&next) {
             return Response::Error(BoundaryError::Refused(e.to_string()));
+        }
+        if let Err(why) = self.check_approvals(&next, activates_at, approvals) {
+            return Response::Error(BoundaryError::Refused(why));
         }
         self.advance(now);
         if self.now < activates_at {
@@ -90,6 +102,46 @@ impl<P: Program> Enclave<P> {
             policy_hash: self.policy_hash,
             program_id: self.program_id,
         }
+    }
+
+    /// A threshold of the verifiers the policy in force names approved exactly this change:
+    /// this settlement, from the policy in force to `next`, from `activates_at`.
+    fn check_approvals(
+        &self,
+        next: &EnclavePolicy,
+        activates_at: u64,
+        approvals: &[Vec<u8>],
+    ) -> Result<(), String> {
+        let trust = &self.policy.handover;
+        if !trust.enabled() {
+            return Err(
+                "a policy change needs the approval of the verifiers the policy in \
+                        force names, and this policy names none"
+                    .into(),
+            );
+        }
+        if approvals.len() > MAX_SIGNATURES {
+            return Err(format!(
+                "{} approvals: at most {MAX_SIGNATURES} are read",
+                approvals.len()
+            ));
+        }
+        let approval = PolicyApproval {
+            settlement: self.target.settlement,
+            policyHash: self.policy_hash,
+            nextPolicyHash: next.hash(),
+            activatesAt: activates_at,
+        };
+        let digest = policy_approval_hash(&approval, self.target.chain_id, trust.registry);
+        let valid = trusted_signers(trust, &digest, approvals);
+        if valid < usize::from(trust.threshold) {
+            return Err(format!(
+                "{valid} distinct policy verifiers approved this change (this settlement, the \
+                 policy in force, {}, activation at {activates_at}), {} needed",
+                approval.nextPolicyHash, trust.threshold
+            ));
+        }
+        Ok(())
     }
 
     /// Switch to `next` (live, or replaying [`Step::AdoptPolicy`]): the program takes its new

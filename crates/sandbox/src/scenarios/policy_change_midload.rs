@@ -16,6 +16,14 @@
 //! new participant cannot deposit before the policy is in force; the host cannot make the
 //! enclave adopt early, adopt a policy that shrinks the anonymity set, or drop a participant;
 //! an envelope sealed to the old program id is refused after the switch (the client reseals).
+//! Nor can the host feed the enclave a policy governance never scheduled — one adding a sender
+//! key of its own, with which it would fill the anonymity set of later batches and publish a
+//! victim's obligation in a batch shared only with its own: the enclave adopts a change only
+//! with the approval of two of the three verifiers its policy names, and each verifier reads the
+//! settlement contract itself and approves only the pending change (`POST
+//! /v1/policy-approval`). The host's forged approvals, and the genuine approvals of the
+//! scheduled change replayed for its own policy, count for nothing. Before the approvals, the
+//! enclave adopted the host's policy at that boundary.
 //! Before this change `setPolicyHash` switched the chain at once: statements 2 and 3, signed
 //! under the old policy, would have reverted `PolicyMismatch` and their inputs been stranded,
 //! and a running enclave had no way to take a new policy at all.
@@ -33,9 +41,13 @@ use sealbridge_enclave::{
 };
 use serde_json::json;
 
+use sealbridge_proto::eip712::{PolicyApproval, policy_approval_hash};
+use sealbridge_verifier::registration::Appraisers;
+
 use crate::{
-    Checks, Governance, Outcome, SandboxError, Scenario, World, WorldConfig, client::Participant,
-    world::revert_of,
+    Checks, Governance, Outcome, SandboxError, Scenario, World, WorldConfig,
+    client::Participant,
+    world::{HandoverWorld, revert_of},
 };
 
 /// See the module documentation.
@@ -73,6 +85,8 @@ impl Scenario for PolicyChangeMidload {
                 delay: TIMELOCK_DELAY,
             },
             policy: Some(anonymity),
+            // The policy names the development verifiers (2 of 3), who approve its changes.
+            handover: Some(HandoverWorld::default()),
             ..WorldConfig::default()
         }
     }
@@ -150,12 +164,45 @@ impl Scenario for PolicyChangeMidload {
 
         w.step("a third input reaches the set: the enclave cuts under the old policy, then adopts");
         accepted += u64::from(w.pay(2, 0, 5)?.accepted);
+        // First the host tries its own policy, nobody scheduled: the scheduled one plus a
+        // sender key of its own (with it, the host's inputs fill later anonymity sets).
+        let host_key = Participant::generate(&mut w.rng);
+        let mut rogue = next.clone();
+        rogue.netting.participants.push(host_key.netting());
+        let rogue_asked = ask_verifiers(w, rogue.hash())?;
+        let rogue_unapproved = adopt_with(w, &rogue, activates_at, Vec::new())?;
+        let forged = {
+            let host_signer = k256::ecdsa::SigningKey::from_slice(&[0x66; 32])
+                .map_err(|e| SandboxError::Enclave(e.to_string()))?;
+            let approval = PolicyApproval {
+                settlement,
+                policyHash: old_hash,
+                nextPolicyHash: rogue.hash(),
+                activatesAt: activates_at,
+            };
+            let digest = policy_approval_hash(
+                &approval,
+                sealbridge_chain::Chain::chain_id(w.sb.chain())?,
+                w.sb.deployment.registry,
+            );
+            let sig = sealbridge_attest::verifier::sign_digest(&host_signer, digest)
+                .map_err(|e| SandboxError::Enclave(e.to_string()))?;
+            adopt_with(w, &rogue, activates_at, vec![sig.clone(), sig])?
+        };
+        let genuine: Vec<Vec<u8>> = ask_verifiers(w, new_hash)?
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
+        let replayed = adopt_with(w, &rogue, activates_at, genuine)?;
+        let rogue_not_adopted = w.enclave.describe().policy_hash == old_hash;
         // A client sealed to the old program id just before the switch.
         let stale = w.seal_payment(3, w.account(1), w.token, 4)?;
+        let approvals = approvals(w, new_hash)?;
         let adopted = match w.enclave.handle(Request::AdoptPolicy {
             policy: next.clone(),
             activates_at,
             now: w.now()?,
+            approvals,
         }) {
             Response::PolicyAdopted {
                 batch,
@@ -263,6 +310,19 @@ impl Scenario for PolicyChangeMidload {
                 && unchanged,
         )
         .check(
+            "a policy nobody scheduled (a host's sender key added) is adopted by no means: the \
+             verifiers read the chain and refuse to approve it, and the enclave refuses it \
+             unapproved, with forged approvals and with the scheduled change's approvals",
+            rogue_asked.len() == 3
+                && rogue_asked
+                    .iter()
+                    .all(|a| a.as_ref().is_err_and(|e| e.contains("pending")))
+                && refused_for(&rogue_unapproved, "0 distinct policy verifiers approved")
+                && refused_for(&forged, "0 distinct policy verifiers approved")
+                && refused_for(&replayed, "0 distinct policy verifiers approved")
+                && rogue_not_adopted,
+        )
+        .check(
             "at the boundary the open batch is cut under the old policy, then the enclave \
              switches and signs an empty statement under the new one",
             boundary
@@ -339,6 +399,14 @@ impl Scenario for PolicyChangeMidload {
                 "dropped_participant": dropped_refused,
                 "below_anonymity_set": below_set,
             },
+            "host_fed_policy": {
+                "policy_hash": rogue.hash().to_string(),
+                "verifiers": rogue_asked,
+                "unapproved": rogue_unapproved,
+                "forged_approvals": forged,
+                "replayed_approvals": replayed,
+                "adopted": !rogue_not_adopted,
+            },
             "boundary_statement": boundary.as_ref().map(|s| json!({
                 "sequence": s.statement.sequence,
                 "inputs": s.statement.inputCount,
@@ -365,17 +433,51 @@ fn refused_for(refusal: &Option<String>, why: &str) -> bool {
     refusal.as_deref().is_some_and(|r| r.contains(why))
 }
 
-/// Ask the enclave to adopt `policy`: `None` if it did, else the refusal.
+/// Ask the three development verifiers to approve `policy_hash`: each reads the settlement
+/// contract (the real one, on this world's chain) and signs only the pending change.
+fn ask_verifiers(
+    w: &World<'_>,
+    policy_hash: B256,
+) -> Result<Vec<Result<Vec<u8>, String>>, SandboxError> {
+    Ok(Appraisers::insecure_in_process(&w.verifiers)
+        .approve_policy(&w.sb, policy_hash)
+        .into_iter()
+        .map(|(_, a)| a.map_err(|e| e.to_string()))
+        .collect())
+}
+
+/// The verifiers' approvals of `policy_hash` (those given).
+fn approvals(w: &World<'_>, policy_hash: B256) -> Result<Vec<Vec<u8>>, SandboxError> {
+    Ok(ask_verifiers(w, policy_hash)?
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect())
+}
+
+/// Ask the enclave to adopt `policy` with what the verifiers approve: `None` if it did, else
+/// the refusal.
 fn adopt(
     w: &mut World<'_>,
     policy: &EnclavePolicy,
     activates_at: u64,
+) -> Result<Option<String>, SandboxError> {
+    let approvals = approvals(w, policy.hash())?;
+    adopt_with(w, policy, activates_at, approvals)
+}
+
+/// Ask the enclave to adopt `policy` with `approvals`: `None` if it did, else the refusal.
+fn adopt_with(
+    w: &mut World<'_>,
+    policy: &EnclavePolicy,
+    activates_at: u64,
+    approvals: Vec<Vec<u8>>,
 ) -> Result<Option<String>, SandboxError> {
     let now = w.now()?;
     match w.enclave.handle(Request::AdoptPolicy {
         policy: policy.clone(),
         activates_at,
         now,
+        approvals,
     }) {
         Response::PolicyAdopted { .. } => Ok(None),
         Response::Error(e) => Ok(Some(e.to_string())),
