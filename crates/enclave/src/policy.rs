@@ -304,7 +304,8 @@ impl EnclavePolicy {
     /// set, the batch wait, the clock step and the oldest envelope version never weakened; the
     /// epoch schedule, key custody and handover trust unchanged (those move with a handover or
     /// a root rotation, not a policy change). Batch size, statement validity, envelope
-    /// lifetime, the effects cap, the per-sender quota and the suite lifecycle may change.
+    /// lifetime, the effects cap, the per-sender quota and the suite lifecycle may change — a
+    /// deprecated suite only towards an earlier sunset or forbidden.
     pub fn check_transition(&self, next: &EnclavePolicy) -> Result<(), Error> {
         next.validate()?;
         let refuse = |why: &str| {
@@ -354,6 +355,23 @@ impl EnclavePolicy {
         }
         if next.min_envelope_version < self.min_envelope_version {
             return refuse("the oldest accepted envelope version may not go back");
+        }
+        // A deprecated suite only ever goes out sooner (or is forbidden): a change may not bring
+        // it back or push its sunset later. A suite the old policy does not list may be added.
+        for (suite, state) in self.suites.iter() {
+            if let sealbridge_proto::SuiteState::DeprecatedAfter(date) = state {
+                let kept = match next.suites.state(suite) {
+                    sealbridge_proto::SuiteState::Forbidden => true,
+                    sealbridge_proto::SuiteState::DeprecatedAfter(d) => d <= date,
+                    _ => false,
+                };
+                if !kept {
+                    return refuse(&format!(
+                        "suite {suite:?} is deprecated after {date}: a policy change may not \
+                         bring it back or move its sunset later"
+                    ));
+                }
+            }
         }
         if next.epoch_secs != self.epoch_secs || next.epoch_grace_secs != self.epoch_grace_secs {
             return refuse(
@@ -708,6 +726,43 @@ mod tests {
             },
             8,
         )
+    }
+
+    #[test]
+    fn a_deprecated_suite_is_never_brought_back_by_a_policy_change() {
+        use sealbridge_proto::{Suite, SuiteState};
+        let mut old = policy();
+        old.suites = SuitePolicy::empty()
+            .with(
+                Suite::X25519Sha256Aes128Gcm,
+                SuiteState::DeprecatedAfter(1_900_000_000),
+            )
+            .with(Suite::X25519Sha256ChaCha20Poly1305, SuiteState::Preferred);
+        let with = |state| {
+            let mut p = old.clone();
+            p.batch_size += 1;
+            p.suites.set(Suite::X25519Sha256Aes128Gcm, state);
+            p
+        };
+        for back in [
+            SuiteState::Allowed,
+            SuiteState::Preferred,
+            SuiteState::DeprecatedAfter(1_900_000_001),
+        ] {
+            let e = old.check_transition(&with(back)).unwrap_err().to_string();
+            assert!(e.contains("may not bring it back"), "{back:?}: {e}");
+        }
+        for sooner in [
+            SuiteState::DeprecatedAfter(1_900_000_000),
+            SuiteState::DeprecatedAfter(1_800_000_000),
+            SuiteState::Forbidden,
+        ] {
+            old.check_transition(&with(sooner)).unwrap();
+        }
+        // A suite the old policy does not list may be added.
+        let mut added = old.clone();
+        added.suites.set(Suite::XWingAes256Gcm, SuiteState::Allowed);
+        old.check_transition(&added).unwrap();
     }
 
     #[test]
