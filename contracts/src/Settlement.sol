@@ -258,6 +258,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     error PolicyUnchanged(bytes32 policyHash);
     error PolicyPending(bytes32 pendingPolicyHash);
     error NoPolicyPending();
+    error PolicyDue(bytes32 pendingPolicyHash, uint64 activatesAt);
     error OutsideWindow(uint64 notBefore, uint64 notAfter, uint256 nowTs);
     error EffectsHashMismatch(bytes32 committed, bytes32 computed);
     error EffectsNotSorted(uint256 index);
@@ -461,12 +462,14 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         _setPolicy(newBasePolicyHash);
     }
 
-    /// @notice Withdraw a scheduled policy change that has not taken effect (governance). An
-    ///         enclave that already adopted it signs statements the chain then refuses
-    ///         (`PolicyMismatch`) until governance schedules that policy again.
+    /// @notice Withdraw a scheduled policy change before its activation time (governance).
+    ///         From `pendingPolicyActivatesAt` on it can no longer be withdrawn or replaced
+    ///         (`PolicyDue`): the policy's verifiers approve a change to the enclave only once
+    ///         it is due, so an approval always names a change the chain will take.
     function cancelPolicy() external onlyRole(GOVERNOR_ROLE) {
         bytes32 p = pendingPolicyHash;
         if (p == bytes32(0)) revert NoPolicyPending();
+        _requireNotDue();
         pendingPolicyHash = bytes32(0);
         pendingBasePolicyHash = bytes32(0);
         pendingPolicyActivatesAt = 0;
@@ -479,12 +482,13 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     ///         participant) merged into the list, the same tokens. Statements under the current
     ///         policy keep settling; from `activatesAt` (block time) a statement under the new
     ///         one may settle, and the first that does puts it in force. Scheduling again
-    ///         replaces a pending change that has not taken effect.
+    ///         replaces a pending change before its activation time (`PolicyDue` after).
     function schedulePolicy(bytes32 newBasePolicyHash, address[] calldata added, uint64 activatesAt)
         external
         onlyRole(GOVERNOR_ROLE)
     {
         if (participantSetup != address(0)) revert SetupNotSealed();
+        if (pendingPolicyHash != bytes32(0)) _requireNotDue();
         uint256 n = _accounts.length;
         address[] memory merged = new address[](n + added.length);
         uint256 i = 0;
@@ -510,6 +514,19 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         pendingPolicyActivatesAt = activatesAt;
         _pendingAccounts = merged;
         emit PolicyScheduled(next, newBasePolicyHash, added, activatesAt);
+    }
+
+    /// @notice The policy in force, the pending one (zero: none) and its activation time, read
+    ///         at one block (what a verifier reads before approving a change to the enclave).
+    function policyState() external view returns (bytes32 inForce, bytes32 pending, uint64 activatesAt) {
+        return (policyHash, pendingPolicyHash, pendingPolicyActivatesAt);
+    }
+
+    /// @dev A pending change may be withdrawn or replaced only before its activation time.
+    function _requireNotDue() private view {
+        if (block.timestamp >= pendingPolicyActivatesAt) {
+            revert PolicyDue(pendingPolicyHash, pendingPolicyActivatesAt);
+        }
     }
 
     /// @notice Allow enclaves of measurement `m` to sign statements for this deployment.

@@ -695,3 +695,34 @@ fn settling_a_window_that_no_logged_renewal_has_fails_statements() {
     );
     assert_eq!(report.failed(), vec!["statements"], "{}", report.to_human());
 }
+
+#[test]
+fn an_epoch_rotation_entry_carries_the_x_wing_announcement_and_a_tampered_one_fails() {
+    // Issue 12: the log shows which X-Wing key (and suite lifecycle) each epoch announced.
+    let s = scenario().lock().unwrap_or_else(|e| e.into_inner());
+    let key = sealbridge_seal::keys::Ed25519PublicKey::from_bytes(*s.ed.public().as_bytes());
+    let i = s
+        .entries
+        .iter()
+        .position(|e| log_entry::decode(e).unwrap().0 == EntryKind::EpochRotation)
+        .unwrap();
+    let (_, body) = log_entry::decode(&s.entries[i]).unwrap();
+    let (x25519, xwing) = body.split_at(sealbridge_enclave::epochs::ANNOUNCEMENT_LEN);
+    let epoch = sealbridge_enclave::epochs::EpochAnnouncement::verify(x25519, &key).unwrap();
+    let x = sealbridge_enclave::epochs::XWingAnnouncement::verify(xwing, &key).unwrap();
+    assert_eq!((x.instance, x.epoch), (epoch.instance, epoch.epoch));
+    // Its signature flipped: the entry fails, nothing else about the log does.
+    let mut entries = s.entries.clone();
+    let last = entries[i].len() - 1;
+    entries[i][last] ^= 1;
+    let dir = s.write("xwing-flip", &entries, None, &s.record());
+    let r = audit_dir(&dir);
+    assert_fails(&r, "log_entries");
+    let detail = r
+        .check("log_entries")
+        .unwrap()
+        .detail
+        .clone()
+        .unwrap_or_default();
+    assert!(detail.contains("X-Wing announcement"), "{detail}");
+}

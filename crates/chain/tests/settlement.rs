@@ -685,6 +685,9 @@ fn scheduled_policy_takes_effect_with_the_first_statement_under_it() {
     assert_eq!(f.sb.pending_policy_hash().unwrap(), B256::ZERO);
     assert!(f.sb.pending_participants().unwrap().is_empty());
     assert_revert(f.sb.cancel_policy(admin), "NoPolicyPending");
+    // Before it is due a change may be replaced.
+    f.sb.schedule_policy(admin, B256::repeat_byte(8), &[newcomer], activates_at)
+        .unwrap();
     f.sb.schedule_policy(admin, base, &[newcomer], activates_at)
         .unwrap();
     let mut accounts = f.sb.participants().unwrap();
@@ -720,6 +723,20 @@ fn scheduled_policy_takes_effect_with_the_first_statement_under_it() {
     assert_revert(f.settle_signed(&other, &pay_newcomer), "PolicyMismatch");
 
     f.sb.chain_mut().advance_time(1000);
+    // Due: it can no longer be withdrawn or replaced (its verifiers may now approve it to the
+    // enclave, and an approval must name a change the chain will take).
+    assert_revert(f.sb.cancel_policy(admin), "PolicyDue");
+    assert_revert(
+        f.sb.schedule_policy(admin, B256::repeat_byte(8), &[newcomer], 0),
+        "PolicyDue",
+    );
+    let state =
+        f.sb.view(f.sb.deployment.settlement, &Settlement::policyStateCall {})
+            .unwrap();
+    assert_eq!(
+        (state.inForce, state.pending, state.activatesAt),
+        (old, new, activates_at)
+    );
     let mut first_new = f.next_statement(&mut pay_newcomer);
     first_new.policyHash = new;
     let SettleOutcome::Applied(receipt) = f.settle_signed(&first_new, &pay_newcomer).unwrap()

@@ -266,7 +266,7 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         (502, Some("chain_unavailable")),
         "{v}"
     );
-    // The deployed policy trusts these verifiers, 2 of them, under this registry.
+    // The deployed policy trusts these verifiers, 2 of them, under this registry …
     assert_eq!(
         (
             d.policy.handover.verifiers.len(),
@@ -275,6 +275,8 @@ fn deploy_verifier_serve_and_a_non_dev_node_through_the_binary() {
         ),
         (2, 2, d.registry)
     );
+    // … to approve policy changes only: handover is opt-in (`"handover": true`).
+    assert!(!d.policy.handover.allow_handover);
 
     // Escrow for the participants (what `sealbridge load` does on a development chain); the
     // test token mints to anyone, here from anvil's first unlocked account.

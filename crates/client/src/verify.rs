@@ -172,6 +172,21 @@ pub enum VerifyError {
         /// The enclave's.
         enclave: B256,
     },
+    /// The enclave already runs the chain's pending policy, before its activation time: a host
+    /// that walked the enclave's clock forward (the policy's verifiers approve a change only once
+    /// it is due, so this enclave was not given a due change by them).
+    #[error(
+        "the enclave runs the pending policy {pending}, which activates at {activates_at}; the \
+         chain's time is {now}"
+    )]
+    PendingPolicyNotDue {
+        /// The pending policy hash.
+        pending: B256,
+        /// `pendingPolicyActivatesAt()`.
+        activates_at: u64,
+        /// The latest block's time.
+        now: u64,
+    },
     /// The program id is not `program_id(measurement, the chain's policy hash)`.
     #[error(
         "the enclave's program id is {described}, but its measurement under the chain's policy \
@@ -411,21 +426,34 @@ pub fn verify_enclave_on_chain<C: Chain>(
     if !allowed {
         return Err(VerifyError::MeasurementNotAllowed(record.measurement));
     }
-    let in_force = sb
-        .policy_hash()
-        .map_err(|e| chain_err("Settlement.policyHash", e))?;
+    // One read of the policy in force, the pending one and its activation (a change put in
+    // force between separate reads would look like a mismatch).
+    let now = sb
+        .chain()
+        .block_timestamp()
+        .map_err(|e| chain_err("the latest block", e))?;
+    let state = sb
+        .view(d.settlement, &Settlement::policyStateCall {})
+        .map_err(|e| chain_err("Settlement.policyState", e))?;
+    let in_force = state.inForce;
     // A policy change governance scheduled (issue 12 part 2) that the enclave has adopted: the
-    // chain settles statements under it once one does, with its participant list.
+    // chain settles statements under it once one does, with its participant list — and only
+    // from its activation time, before which the enclave should not run it.
     let pending = if in_force == description.policy_hash {
         None
     } else {
-        let pending = sb
-            .pending_policy_hash()
-            .map_err(|e| chain_err("Settlement.pendingPolicyHash", e))?;
+        let pending = state.pending;
         if pending == B256::ZERO || pending != description.policy_hash {
             return Err(VerifyError::PolicyHashMismatch {
                 chain: in_force,
                 enclave: description.policy_hash,
+            });
+        }
+        if now < state.activatesAt {
+            return Err(VerifyError::PendingPolicyNotDue {
+                pending,
+                activates_at: state.activatesAt,
+                now,
             });
         }
         Some(pending)

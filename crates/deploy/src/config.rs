@@ -154,8 +154,15 @@ pub struct DeployConfig {
     pub exit_delay_secs: u64,
     /// Verifier addresses admitted to the registry.
     pub verifiers: Vec<Address>,
-    /// k: verifier signatures needed to register an enclave.
+    /// k: verifier signatures needed to register an enclave — and, in the enclave's policy, to
+    /// approve a policy change (docs/PROTOCOL.md §14). At most 16.
     pub threshold: u32,
+    /// Let the same k verifiers attest a successor of the same measurement that receives the
+    /// sealing root (`sealbridge node upgrade`, docs/OPERATIONS.md "Upgrade the program").
+    /// Default false: k colluding verifiers and the host could then hand the root to a key of
+    /// their own, so it is opt-in, and needs k ≥ 2.
+    #[serde(default)]
+    pub handover: bool,
     /// Allowed measurements with their windows (in the registry; the settlement contract allows
     /// the same measurements for this deployment).
     pub measurements: Vec<MeasurementWindow>,
@@ -371,6 +378,19 @@ impl DeployConfig {
                 self.verifiers.len()
             ));
         }
+        if self.threshold as usize > sealbridge_enclave::handover::MAX_SIGNATURES {
+            return bad(format!(
+                "threshold must be at most {}: the enclave reads at most that many signatures",
+                sealbridge_enclave::handover::MAX_SIGNATURES
+            ));
+        }
+        if self.handover && self.threshold < 2 {
+            return bad(
+                "handover needs a threshold of at least 2: one verifier could otherwise hand \
+                 the sealing root to a key of its choosing"
+                    .into(),
+            );
+        }
         if self.max_result_age_secs == 0 || self.max_result_lifetime_secs == 0 {
             return bad(
                 "max_result_age_secs and max_result_lifetime_secs must be at least 1".into(),
@@ -563,6 +583,17 @@ mod tests {
         refused(&x, &PROD, "threshold");
         x.threshold = 0;
         refused(&x, &PROD, "threshold");
+        // Handover is opt-in and needs k ≥ 2; k above 16 could never be met in the enclave.
+        let mut x = config();
+        assert!(!x.handover);
+        x.handover = true;
+        x.validate(&PROD).unwrap();
+        x.threshold = 1;
+        refused(&x, &PROD, "handover needs a threshold of at least 2");
+        let mut x = config();
+        x.verifiers = (1..=17u8).map(Address::repeat_byte).collect();
+        x.threshold = 17;
+        refused(&x, &PROD, "at most 16");
         let mut x = config();
         x.verifiers[1] = x.verifiers[0];
         refused(&x, &PROD, "distinct");

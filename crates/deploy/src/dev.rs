@@ -466,5 +466,6 @@ pub fn handover_trust(
         threshold: u8::try_from(DEV_THRESHOLD).unwrap_or(u8::MAX),
         registry,
         successors: Vec::new(),
+        allow_handover: true,
     }
 }

@@ -484,14 +484,16 @@ pub fn deploy<C: Chain>(
         &EnclaveRegistry::BYTECODE,
         registry_constructor(&params).abi_encode(),
     )?;
-    // Issue 12: the policy trusts the deployment's verifiers (k of them) to attest a successor
-    // of the same measurement and to approve a policy change scheduled on chain — signed under
-    // this registry's domain, so the policy (and the hash the Settlement commits to) names it.
+    // Issue 12: the policy trusts the deployment's verifiers (k of them) to approve a policy
+    // change scheduled on chain and, only if the config opts in, to attest a successor of the
+    // same measurement — signed under this registry's domain, so the policy (and the hash the
+    // Settlement commits to) names it. `validate` kept k at most 16.
     policy.handover = sealbridge_enclave::policy::HandoverTrust {
         verifiers: config.verifiers.clone(),
         threshold: u8::try_from(config.threshold).unwrap_or(u8::MAX),
         registry,
         successors: Vec::new(),
+        allow_handover: config.handover,
     };
     params.base_policy_hash = policy.base_hash();
     let (settlement, settlement_tx) = deploy_contract(

@@ -95,6 +95,7 @@ fn main() {
         threshold: 2,
         registry: REGISTRY,
         successors: Vec::new(),
+        allow_handover: true,
     });
     policy.max_pending_per_sender = n;
     let mut p = Enclave::boot_durable(

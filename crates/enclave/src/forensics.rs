@@ -258,6 +258,8 @@ fn announcement(entry: &[u8], signers: &[Ed25519PublicKey]) -> Option<EpochAnnou
     if kind != EntryKind::EpochRotation {
         return None;
     }
+    // The X25519 announcement first; the X-Wing announcement after it (issue 12) is not needed.
+    let body = body.get(..crate::epochs::ANNOUNCEMENT_LEN)?;
     signers
         .iter()
         .find_map(|k| EpochAnnouncement::verify(body, k).ok())

@@ -303,10 +303,7 @@ impl<P: Program> Enclave<P> {
         self.append_log(EntryKind::KeyAnnouncement, &announcement)?;
         let policy_bytes = self.policy.to_bytes();
         self.append_log(EntryKind::PolicyChange, &policy_bytes)?;
-        let epoch = self
-            .epochs
-            .announcement(self.instance)
-            .sign(&self.keys.ed25519);
+        let epoch = self.epoch_rotation_entry();
         self.append_log(EntryKind::EpochRotation, &epoch)?;
         if let Some(j) = self.journal.as_mut() {
             j.steps.clear();
@@ -742,10 +739,29 @@ impl<P: Program> Enclave<P> {
                 .epochs
                 .announcement(self.instance)
                 .sign(&self.keys.ed25519);
-            self.append_log(EntryKind::EpochRotation, &signed)?;
+            let entry = self.epoch_rotation_entry();
+            self.append_log(EntryKind::EpochRotation, &entry)?;
             announcements.push(signed);
         }
         Ok(announcements)
+    }
+
+    /// The body of an `EpochRotation` log entry: the current epoch's signed announcement
+    /// (fixed length, [`crate::epochs::ANNOUNCEMENT_LEN`]) followed by its signed X-Wing
+    /// announcement (with the suite lifecycle in force), so that an auditor sees from the log
+    /// alone which keys each epoch offered and which suite clients were told to seal with.
+    pub(crate) fn epoch_rotation_entry(&self) -> Vec<u8> {
+        let mut body = self
+            .epochs
+            .announcement(self.instance)
+            .sign(&self.keys.ed25519);
+        if let Some(x) = self
+            .epochs
+            .xwing_announcement(self.instance, &self.policy.suites)
+        {
+            body.extend_from_slice(&x.sign(&self.keys.ed25519));
+        }
+        body
     }
 
     fn append_log(&mut self, kind: EntryKind, body: &[u8]) -> Result<u64, Error> {

@@ -81,7 +81,7 @@ fn default_min_envelope_version() -> u8 {
 /// Handover trust (issue 12): the verifier set and registry whose EIP-712 `AttestationResult`
 /// signatures the enclave checks when it attests a successor itself, and the measurements it may
 /// hand over to besides its own. Part of the policy hash, so it is what the chain agreed to.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HandoverTrust {
     /// Verifier signing addresses (the registry's verifier set for this deployment).
     pub verifiers: Vec<Address>,
@@ -93,11 +93,38 @@ pub struct HandoverTrust {
     pub registry: Address,
     /// Measurements a successor may have besides the enclave's own.
     pub successors: Vec<B256>,
+    /// Whether these verifiers may attest a successor that receives the sealing root (a
+    /// handover). `false`: they only approve policy changes (docs/PROTOCOL.md §14) — what
+    /// `sealbridge deploy` writes unless the deployment opts in, because k verifiers who can
+    /// approve a handover can, with the host, hand the root to a key of their choosing.
+    #[serde(default = "allow_handover_default")]
+    pub allow_handover: bool,
+}
+
+fn allow_handover_default() -> bool {
+    true
+}
+
+impl Default for HandoverTrust {
+    fn default() -> Self {
+        Self {
+            verifiers: Vec::new(),
+            threshold: 0,
+            registry: Address::ZERO,
+            successors: Vec::new(),
+            allow_handover: true,
+        }
+    }
 }
 
 impl HandoverTrust {
     /// Whether a handover can be performed at all under this trust.
     pub fn enabled(&self) -> bool {
+        self.allow_handover && self.approves_policy_changes()
+    }
+
+    /// Whether these verifiers can approve a policy change (docs/PROTOCOL.md §14).
+    pub fn approves_policy_changes(&self) -> bool {
         !self.verifiers.is_empty() && self.threshold > 0
     }
 
@@ -138,6 +165,7 @@ impl HandoverTrust {
             threshold,
             registry,
             successors,
+            allow_handover: true,
         })
     }
 
@@ -154,6 +182,13 @@ impl HandoverTrust {
                 "threshold {} exceeds the {} verifiers",
                 self.threshold,
                 self.verifiers.len()
+            ));
+        }
+        if usize::from(self.threshold) > crate::handover::MAX_SIGNATURES {
+            return bad(format!(
+                "threshold {} could never be met: at most {} signatures are read",
+                self.threshold,
+                crate::handover::MAX_SIGNATURES
             ));
         }
         if !self.verifiers.is_empty() && self.threshold == 0 {
@@ -522,6 +557,11 @@ impl EnclavePolicy {
         // --- end key custody ---
         // Version 4: the handover trust block.
         self.handover.encode_into(&mut out);
+        // Then, only for a trust that may not hand over, one byte 0x01 (absent: handover
+        // allowed, so the bytes and hashes of earlier policies are unchanged).
+        if !self.handover.allow_handover {
+            out.push(1);
+        }
         out
     }
 
@@ -586,7 +626,11 @@ impl EnclavePolicy {
             _ => return Err(bad),
         };
         // --- end key custody ---
-        let handover = HandoverTrust::decode_from(&mut r).ok_or(bad.clone())?;
+        let mut handover = HandoverTrust::decode_from(&mut r).ok_or(bad.clone())?;
+        if r.0 == [1] {
+            handover.allow_handover = false;
+            r.0 = &[];
+        }
         let [
             epoch_secs,
             epoch_grace_secs,
@@ -983,6 +1027,7 @@ mod tests {
             threshold: 2,
             registry: Address::repeat_byte(0x77),
             successors: vec![B256::repeat_byte(9), B256::repeat_byte(3)],
+            allow_handover: true,
         }
     }
 
@@ -1020,6 +1065,22 @@ mod tests {
         }
         assert!(p.validate().is_ok());
         assert!(p.handover.enabled() && !policy().handover.enabled());
+        // Approvals only (what `sealbridge deploy` writes by default): one more byte, its own
+        // hash, round trip; the verifiers approve policy changes but no handover.
+        let mut a = p.clone();
+        a.handover.allow_handover = false;
+        let a_bytes = a.to_bytes();
+        assert_eq!(a_bytes.len(), bytes.len() + 1);
+        assert_ne!(a.hash(), p.hash());
+        assert_eq!(
+            EnclavePolicy::from_bytes(&a_bytes).unwrap().to_bytes(),
+            a_bytes
+        );
+        assert!(!a.handover.enabled() && a.handover.approves_policy_changes());
+        let mut junk = a_bytes.clone();
+        *junk.last_mut().unwrap() = 2;
+        assert!(EnclavePolicy::from_bytes(&junk).is_err());
+        assert!(EnclavePolicy::from_bytes(&[bytes.clone(), vec![1, 1]].concat()).is_err());
     }
 
     #[test]

@@ -72,6 +72,7 @@ fn trust() -> HandoverTrust {
         threshold: 2,
         registry: REGISTRY,
         successors: vec![m2()],
+        allow_handover: true,
     }
 }
 

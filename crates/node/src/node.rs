@@ -749,13 +749,15 @@ impl Node {
             &metrics,
         )?;
         if let Some(next) = cfg.next_policy.clone() {
+            // The verifiers whose approvals the enclave counts: those of the policy it runs.
+            let trusted = setup.policy.handover.verifiers.clone();
             let (tx, stop) = (workers.tx()?.clone(), workers.stop.clone());
             let poll = cfg.poll.max(Duration::from_millis(200));
             workers.spawn("sealbridge-policy", move || {
                 crate::policy_watch::adopt_when_due(
                     &chain_for_policy,
                     &tx,
-                    (&next, &approvers),
+                    (&next, &approvers, &trusted),
                     poll,
                     &stop,
                 );

@@ -16,12 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use sealbridge_chain::Chain;
 use sealbridge_core::engine::Cmd;
 use sealbridge_enclave::{
     EnclavePolicy,
     boundary::{Request, Response},
+    handover::MAX_SIGNATURES,
 };
 use sealbridge_relayer::SharedChain;
 use sealbridge_verifier::registration::Appraisers;
@@ -43,7 +44,7 @@ fn read<C: Chain>(chain: &SharedChain<C>) -> Option<(B256, B256, u64, u64)> {
 pub fn adopt_when_due<C: Chain>(
     chain: &SharedChain<C>,
     core: &SyncSender<Cmd>,
-    (next, appraisers): (&EnclavePolicy, &Appraisers),
+    (next, appraisers, trusted): (&EnclavePolicy, &Appraisers, &[Address]),
     poll: Duration,
     stop: &AtomicBool,
 ) {
@@ -67,7 +68,7 @@ pub fn adopt_when_due<C: Chain>(
         let signatures = match &approvals {
             Some((at, sigs)) if *at == activates_at => sigs.clone(),
             _ => {
-                let Some(sigs) = gather(chain, appraisers, want) else {
+                let Some(sigs) = gather(chain, (appraisers, trusted), want) else {
                     continue;
                 };
                 approvals = Some((activates_at, sigs.clone()));
@@ -115,21 +116,33 @@ pub fn adopt_when_due<C: Chain>(
     }
 }
 
-/// Ask every verifier for its approval of `want`; the signatures of those that gave it (each
-/// failure logged with the verifier's name), or `None` if the chain could not be read.
+/// Ask every verifier for its approval of `want`; the signatures of those that gave it and that
+/// the policy in force names (each failure logged with the verifier's name; at most
+/// [`MAX_SIGNATURES`], what the enclave reads), or `None` if the chain could not be read. The
+/// chain lock is held only to read what the verifiers need, not while they answer.
 fn gather<C: Chain>(
     chain: &SharedChain<C>,
-    appraisers: &Appraisers,
+    (appraisers, trusted): (&Appraisers, &[Address]),
     want: B256,
 ) -> Option<Vec<Vec<u8>>> {
-    let answers = {
+    let query = {
         let sb = chain.lock().ok()?;
-        appraisers.approve_policy(&sb, want)
+        match appraisers.policy_query(&sb) {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the policy state for the verifiers failed");
+                return None;
+            }
+        }
     };
     let mut signatures = Vec::new();
-    for (verifier, answer) in answers {
+    for (verifier, answer) in appraisers.approve_policy(&query, want) {
         match answer {
-            Ok(sig) => signatures.push(sig),
+            Ok((signer, _)) if !trusted.contains(&signer) => tracing::warn!(
+                %verifier, %signer, "approval from a verifier the policy does not name: not sent"
+            ),
+            Ok((_, sig)) if signatures.len() < MAX_SIGNATURES => signatures.push(sig),
+            Ok(_) => {}
             Err(e) => tracing::warn!(%verifier, error = %e, "no approval of the policy change"),
         }
     }

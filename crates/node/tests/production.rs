@@ -101,6 +101,7 @@ fn config(measurement: B256, allow_simulated: bool) -> DeployConfig {
             Address::from_private_key(&verifier_key(2)),
         ],
         threshold: 2,
+        handover: false,
         measurements: vec![MeasurementWindow {
             measurement,
             valid_from: 0,

@@ -314,6 +314,7 @@ impl<'p> World<'p> {
                     threshold: 2,
                     registry,
                     successors: h.successors.clone(),
+                    allow_handover: true,
                 };
                 params.base_policy_hash = policy.base_hash();
             }

@@ -2,13 +2,19 @@
 //! so before it adopts a scheduled policy it wants a threshold of the verifiers its policy names
 //! to say the chain has that change pending. A verifier says so only after reading it itself:
 //! `POST /v1/policy-approval` with the settlement and the policy hash the host wants adopted;
-//! the verifier reads `policyHash()`, `pendingPolicyHash()` and `pendingPolicyActivatesAt()`
-//! from the settlement contract over its own RPC endpoint and signs the EIP-712
-//! `PolicyApproval` under its registry's domain only if that policy is the pending one.
+//! the verifier reads `Settlement.policyState()` (policy in force, pending policy, activation
+//! time, in one call) and `registry()` over its own RPC endpoint and signs the EIP-712
+//! `PolicyApproval` under its registry's domain only if the settlement is of its registry, that
+//! policy is the pending one, and the chain's latest block time has reached the activation
+//! time. From then on the contract lets nobody withdraw or replace the change (`PolicyDue`),
+//! so an approval always names a change the chain will take, and the host cannot get one
+//! before the activation time whatever it tells the enclave about time.
 //!
 //! A verifier started without `--rpc` approves nothing (503 `no_chain`): it has no way of
-//! knowing. What it reads is the chain's latest state; governance's timelock delay keeps a
-//! scheduled change far deeper than any reorg before it can activate.
+//! knowing. Each verifier must read through **its own** node (never the operator's RPC
+//! endpoint, or the host controls every read). It reads the latest state: a reorg that drops
+//! the schedule after an approval makes the enclave adopt a change the chain does not hold —
+//! statements under it revert `PolicyMismatch` until governance schedules it again (liveness).
 
 use std::sync::Mutex;
 
@@ -44,6 +50,10 @@ pub struct PolicyApprovalResponse {
 pub struct ChainPolicy {
     /// The chain's id.
     pub chain_id: u64,
+    /// The settlement's `registry()`.
+    pub registry: Address,
+    /// The latest block's time.
+    pub block_time: u64,
     /// `policyHash()`: the policy in force.
     pub policy_hash: B256,
     /// `pendingPolicyHash()` (zero: none).
@@ -82,15 +92,16 @@ impl<C: Chain + Send + std::fmt::Debug> PolicyView for ChainView<C> {
             .0
             .lock()
             .map_err(|_| "the chain reader failed".to_string())?;
+        // The block time first: the state read after it is at least as new.
+        let block_time = chain.block_timestamp().map_err(|e| e.to_string())?;
+        let state = view(&*chain, settlement, &Settlement::policyStateCall {})?;
         Ok(ChainPolicy {
             chain_id: chain.chain_id().map_err(|e| e.to_string())?,
-            policy_hash: view(&*chain, settlement, &Settlement::policyHashCall {})?,
-            pending_policy_hash: view(&*chain, settlement, &Settlement::pendingPolicyHashCall {})?,
-            activates_at: view(
-                &*chain,
-                settlement,
-                &Settlement::pendingPolicyActivatesAtCall {},
-            )?,
+            registry: view(&*chain, settlement, &Settlement::registryCall {})?,
+            block_time,
+            policy_hash: state.inForce,
+            pending_policy_hash: state.pending,
+            activates_at: state.activatesAt,
         })
     }
 }
@@ -123,6 +134,22 @@ pub enum ApprovalRefusal {
         /// What was asked.
         asked: B256,
     },
+    /// The settlement belongs to another registry than the one it signs for.
+    #[error("{settlement} is a settlement of registry {registry}, not of this verifier's")]
+    OtherRegistry {
+        /// The settlement.
+        settlement: Address,
+        /// Its registry.
+        registry: Address,
+    },
+    /// The change is pending but its activation time has not come.
+    #[error("the change activates at {activates_at}; the chain's time is {block_time}")]
+    NotDue {
+        /// `pendingPolicyActivatesAt()`.
+        activates_at: u64,
+        /// The latest block's time.
+        block_time: u64,
+    },
     /// Signing failed.
     #[error("signing failed: {0}")]
     Sign(String),
@@ -135,14 +162,16 @@ impl ApprovalRefusal {
         match self {
             Self::NoChain => "no_chain",
             Self::NotPending { .. } => "not_pending",
-            Self::WrongChain { .. } => "wrong_domain",
+            Self::NotDue { .. } => "not_due",
+            Self::WrongChain { .. } | Self::OtherRegistry { .. } => "wrong_domain",
             Self::Chain(_) | Self::Sign(_) => "chain_unavailable",
         }
     }
 }
 
-/// Read `settlement` through `view` and, if `next_policy_hash` is its pending policy, sign the
-/// approval as `role` for `registry` on `chain_id`.
+/// Read `settlement` through `view` and, if it is a settlement of `registry` on `chain_id`,
+/// `next_policy_hash` is its pending policy and the chain's time has reached its activation,
+/// sign the approval as `role`.
 pub fn approve(
     role: &VerifierRole,
     (chain_id, registry): (u64, Address),
@@ -158,11 +187,23 @@ pub fn approve(
             signs_for: chain_id,
         });
     }
+    if read.registry != registry {
+        return Err(ApprovalRefusal::OtherRegistry {
+            settlement: request.settlement,
+            registry: read.registry,
+        });
+    }
     if read.pending_policy_hash.is_zero() || read.pending_policy_hash != request.next_policy_hash {
         return Err(ApprovalRefusal::NotPending {
             settlement: request.settlement,
             pending: read.pending_policy_hash,
             asked: request.next_policy_hash,
+        });
+    }
+    if read.block_time < read.activates_at {
+        return Err(ApprovalRefusal::NotDue {
+            activates_at: read.activates_at,
+            block_time: read.block_time,
         });
     }
     let approval = PolicyApproval {

@@ -11,7 +11,10 @@ use sealbridge_attest::{
     Collateral, Evidence, Policy as AppraisalPolicy,
     verifier::{self, Challenge, KeyBinding, SignedResult, VerifierRole},
 };
-use sealbridge_chain::{Chain, Sealbridge, bindings::EnclaveRegistry};
+use sealbridge_chain::{
+    Chain, Sealbridge,
+    bindings::{EnclaveRegistry, Settlement},
+};
 use sealbridge_enclave::boundary::{Description, Request, Response};
 
 use crate::policy_approval::{ChainPolicy, PolicyApprovalRequest, PolicyView, approve};
@@ -22,16 +25,21 @@ use crate::remote::{
 /// An attestation result (ABI-encoded) and the verifiers' signatures, for the enclave's log.
 pub type SignedRegistration = (Vec<u8>, Vec<Vec<u8>>);
 
-/// The settlement's policy state as `sb` reads it, for in-process development verifiers.
-fn read_policy<C: Chain>(sb: &Sealbridge<C>, chain_id: u64) -> Result<FixedView, String> {
-    Ok(FixedView(ChainPolicy {
-        chain_id,
-        policy_hash: sb.policy_hash().map_err(|e| e.to_string())?,
-        pending_policy_hash: sb.pending_policy_hash().map_err(|e| e.to_string())?,
-        activates_at: sb
-            .pending_policy_activates_at()
-            .map_err(|e| e.to_string())?,
-    }))
+/// A verifier's approval of a policy change: its address and 65-byte signature.
+pub type Approval = (Address, Vec<u8>);
+
+/// What [`Appraisers::approve_policy`] asks about: a settlement, its chain and registry, and
+/// the policy state read for in-process verifiers.
+#[derive(Debug, Clone)]
+pub struct PolicyQuery {
+    /// The settlement contract.
+    pub settlement: Address,
+    /// Its chain.
+    pub chain_id: u64,
+    /// Its registry (the verifiers' signing domain).
+    pub registry: Address,
+    /// Read through the node's connection, for in-process development verifiers only.
+    pub local: Option<ChainPolicy>,
 }
 
 /// A policy state read once.
@@ -89,49 +97,76 @@ impl Appraisers {
         self.len() == 0
     }
 
-    /// Ask every verifier to approve the policy change pending at `sb`'s settlement to
-    /// `next_policy_hash` (issue 12): each remote verifier reads the chain itself; in-process
-    /// development verifiers read it through `sb`. One answer per verifier, named; the caller
-    /// hands the signatures to the enclave (`Request::AdoptPolicy::approvals`), which counts
-    /// those of the verifiers its policy names.
-    pub fn approve_policy<C: Chain>(
+    /// What [`Appraisers::approve_policy`] needs from the chain, read through `sb` (under the
+    /// caller's lock, which it can then release before any verifier is asked): the
+    /// settlement, chain id and registry, and for in-process development verifiers the policy
+    /// state they approve from.
+    pub fn policy_query<C: Chain>(&self, sb: &Sealbridge<C>) -> Result<PolicyQuery, String> {
+        let chain_id = sb.chain().chain_id().map_err(|e| e.to_string())?;
+        let settlement = sb.deployment.settlement;
+        let local = match self {
+            Self::InsecureInProcess(_) => {
+                let block_time = sb.chain().block_timestamp().map_err(|e| e.to_string())?;
+                let state = sb
+                    .view(settlement, &Settlement::policyStateCall {})
+                    .map_err(|e| e.to_string())?;
+                Some(ChainPolicy {
+                    chain_id,
+                    registry: sb
+                        .view(settlement, &Settlement::registryCall {})
+                        .map_err(|e| e.to_string())?,
+                    block_time,
+                    policy_hash: state.inForce,
+                    pending_policy_hash: state.pending,
+                    activates_at: state.activatesAt,
+                })
+            }
+            Self::Remote(_) => None,
+        };
+        Ok(PolicyQuery {
+            settlement,
+            chain_id,
+            registry: sb.deployment.registry,
+            local,
+        })
+    }
+
+    /// Ask every verifier to approve the policy change to `next_policy_hash` pending at the
+    /// query's settlement (issue 12): each remote verifier reads the chain itself (concurrently);
+    /// in-process development verifiers approve from what [`Appraisers::policy_query`] read.
+    /// One answer per verifier, named: its address and signature. The caller hands the
+    /// signatures to the enclave (`Request::AdoptPolicy::approvals`), which counts those of the
+    /// verifiers its policy names.
+    pub fn approve_policy(
         &self,
-        sb: &Sealbridge<C>,
+        query: &PolicyQuery,
         next_policy_hash: B256,
-    ) -> Vec<(String, Result<Vec<u8>, VerifierFailure>)> {
+    ) -> Vec<(String, Result<Approval, VerifierFailure>)> {
         let request = PolicyApprovalRequest {
-            settlement: sb.deployment.settlement,
+            settlement: query.settlement,
             next_policy_hash,
         };
-        let chain_id = match sb.chain().chain_id() {
-            Ok(c) => c,
-            Err(e) => {
-                return vec![(
-                    "chain".into(),
-                    Err(VerifierFailure::Unreachable(e.to_string())),
-                )];
-            }
-        };
-        let registry = sb.deployment.registry;
+        let (chain_id, registry) = (query.chain_id, query.registry);
         match self {
-            Self::InsecureInProcess(roles) => {
-                let read = read_policy(sb, chain_id);
-                roles
-                    .iter()
-                    .map(|role| {
-                        let answer = match &read {
-                            Ok(view) => approve(role, (chain_id, registry), view, &request)
-                                .map(|a| a.signature.to_vec())
+            Self::InsecureInProcess(roles) => roles
+                .iter()
+                .map(|role| {
+                    let answer = match &query.local {
+                        Some(read) => {
+                            approve(role, (chain_id, registry), &FixedView(*read), &request)
+                                .map(|a| (a.signer, a.signature.to_vec()))
                                 .map_err(|e| VerifierFailure::Refused {
                                     rule: Some(e.code().into()),
                                     message: e.to_string(),
-                                }),
-                            Err(e) => Err(VerifierFailure::Unreachable(e.clone())),
-                        };
-                        (format!("in-process {}", role.address()), answer)
-                    })
-                    .collect()
-            }
+                                })
+                        }
+                        None => Err(VerifierFailure::Unreachable(
+                            "the policy state was not read".into(),
+                        )),
+                    };
+                    (format!("in-process {}", role.address()), answer)
+                })
+                .collect(),
             Self::Remote(remote) => std::thread::scope(|s| {
                 let handles: Vec<_> = remote
                     .iter()
@@ -139,7 +174,7 @@ impl Appraisers {
                         let request = &request;
                         s.spawn(move || {
                             v.approve_policy(request, chain_id, registry)
-                                .map(|a| a.signature.to_vec())
+                                .map(|a| (a.signer, a.signature.to_vec()))
                         })
                     })
                     .collect();

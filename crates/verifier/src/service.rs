@@ -58,7 +58,14 @@ pub struct VerifierService {
     max_skew: u64,
     clock: fn() -> u64,
     chain: Option<Arc<dyn PolicyView>>,
+    /// Policy-approval requests reading the chain now ([`MAX_CHAIN_READS`] at most).
+    reading: std::sync::atomic::AtomicUsize,
 }
+
+/// At most this many `POST /v1/policy-approval` requests read the chain at once; more are
+/// answered 503 `busy` at once, so a flood neither queues on the chain reader nor takes the
+/// blocking threads `/v1/appraise` needs.
+pub const MAX_CHAIN_READS: usize = 4;
 
 impl VerifierService {
     /// A service signing with `key` under the policy parsed from `policy_json` (whose keccak256
@@ -79,6 +86,7 @@ impl VerifierService {
             max_skew: DEFAULT_MAX_SKEW,
             clock: sealbridge_net::unix_now,
             chain: None,
+            reading: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -147,19 +155,31 @@ impl VerifierService {
                 ApprovalRefusal::NoChain.to_string(),
             );
         };
-        match approve(
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.reading.fetch_add(1, SeqCst) >= MAX_CHAIN_READS {
+            self.reading.fetch_sub(1, SeqCst);
+            return fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("{MAX_CHAIN_READS} policy approvals are being read; retry"),
+            );
+        }
+        let answer = approve(
             &self.role,
             (self.chain_id, self.registry),
             view.as_ref(),
             &req,
-        ) {
+        );
+        self.reading.fetch_sub(1, SeqCst);
+        match answer {
             Ok(a) => (StatusCode::OK, serde_json::to_vec(&a).unwrap_or_default()),
             Err(e) => {
                 tracing::info!(reason = %e, "policy approval refused");
                 let status = match e {
-                    ApprovalRefusal::NotPending { .. } | ApprovalRefusal::WrongChain { .. } => {
-                        StatusCode::UNPROCESSABLE_ENTITY
-                    }
+                    ApprovalRefusal::NotPending { .. }
+                    | ApprovalRefusal::NotDue { .. }
+                    | ApprovalRefusal::WrongChain { .. }
+                    | ApprovalRefusal::OtherRegistry { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                     _ => StatusCode::BAD_GATEWAY,
                 };
                 fail(status, e.code(), e.to_string())
@@ -710,6 +730,8 @@ mod tests {
         let pending = B256::repeat_byte(0x44);
         let chain = ChainPolicy {
             chain_id: 31337,
+            registry: Address::repeat_byte(3),
+            block_time: 77,
             policy_hash: B256::repeat_byte(0x43),
             pending_policy_hash: pending,
             activates_at: 77,
@@ -737,6 +759,32 @@ mod tests {
             );
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(String::from_utf8_lossy(&body).contains("wrong_domain"));
+        // A settlement of another registry, or a change not yet due: nothing signed.
+        for (changed, code) in [
+            (
+                ChainPolicy {
+                    registry: Address::repeat_byte(4),
+                    ..chain
+                },
+                "wrong_domain",
+            ),
+            (
+                ChainPolicy {
+                    block_time: 76,
+                    ..chain
+                },
+                "not_due",
+            ),
+        ] {
+            let (status, body) = service("{}")
+                .with_chain(Arc::new(Pending(changed)))
+                .handle_policy_approval(
+                    Some("application/json"),
+                    &serde_json::to_vec(&ask(pending)).unwrap(),
+                );
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{code}");
+            assert!(String::from_utf8_lossy(&body).contains(code), "{code}");
+        }
         let s = service("{}").with_chain(Arc::new(Pending(chain)));
         let (status, _) = s.handle_policy_approval(Some("text/plain"), b"{}");
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);

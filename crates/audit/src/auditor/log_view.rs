@@ -77,10 +77,20 @@ pub(super) fn walk_log(
                     "entry {index}: epoch announcement before any key announcement"
                 )),
                 Some(k) => {
-                    let ok =
-                        EpochAnnouncement::verify(&b, &Ed25519PublicKey::from_bytes(k.ed25519))
-                            .is_ok_and(|a| a.instance == k.instance_id());
-                    t.expect(ok, || format!("entry {index}: epoch announcement does not verify under the announced key"));
+                    // The X25519 announcement, then (issue 12) the same epoch's X-Wing
+                    // announcement with the suite lifecycle; a log of an earlier version has
+                    // the first only.
+                    let signer = Ed25519PublicKey::from_bytes(k.ed25519);
+                    let (x25519, xwing) = b.split_at(b.len().min(ANNOUNCEMENT_LEN));
+                    let epoch = EpochAnnouncement::verify(x25519, &signer)
+                        .ok()
+                        .filter(|a| a.instance == k.instance_id());
+                    t.expect(epoch.is_some(), || format!("entry {index}: epoch announcement does not verify under the announced key"));
+                    if let (Some(epoch), false) = (epoch, xwing.is_empty()) {
+                        let ok = XWingAnnouncement::verify(xwing, &signer)
+                            .is_ok_and(|x| x.instance == epoch.instance && x.epoch == epoch.epoch);
+                        t.expect(ok, || format!("entry {index}: the X-Wing announcement does not verify under the announced key for the same epoch"));
+                    }
                 }
             },
             Entry::Receipt(b) => {

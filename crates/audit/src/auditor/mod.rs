@@ -19,7 +19,7 @@ use sealbridge_chain::{
 use sealbridge_enclave::{
     KeyBundle,
     checkpoint::log_origin,
-    epochs::EpochAnnouncement,
+    epochs::{ANNOUNCEMENT_LEN, EpochAnnouncement, XWingAnnouncement},
     log_entry::{ExitRequestEntry, HandoverEntry},
 };
 use sealbridge_log::{

@@ -452,7 +452,7 @@ impl<P: Program> Enclave<P> {
         };
         e.append_log(EntryKind::HandoverAccepted, &accepted.encode())
             .map_err(|_| BoundaryError::Internal)?;
-        let announcement = e.epochs.announcement(e.instance).sign(&e.keys.ed25519);
+        let announcement = e.epoch_rotation_entry();
         e.append_log(EntryKind::EpochRotation, &announcement)
             .map_err(|_| BoundaryError::Internal)?;
         // Like boot: the host's first snapshot of the successor holds these, no record does.

@@ -113,7 +113,7 @@ impl<P: Program> Enclave<P> {
         approvals: &[Vec<u8>],
     ) -> Result<(), String> {
         let trust = &self.policy.handover;
-        if !trust.enabled() {
+        if !trust.approves_policy_changes() {
             return Err(
                 "a policy change needs the approval of the verifiers the policy in \
                         force names, and this policy names none"

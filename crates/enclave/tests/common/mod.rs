@@ -52,6 +52,8 @@ pub fn with_policy_verifiers(mut policy: EnclavePolicy, registry: Address) -> En
         threshold: 2,
         registry,
         successors: Vec::new(),
+        // Approvals only: policy changes need no handover.
+        allow_handover: false,
     };
     policy
 }

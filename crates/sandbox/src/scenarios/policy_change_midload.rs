@@ -14,7 +14,8 @@
 //!
 //! The attacks: a stranger and the governor's own key (not the timelock) cannot schedule; the
 //! new participant cannot deposit before the policy is in force; the host cannot make the
-//! enclave adopt early, adopt a policy that shrinks the anonymity set, or drop a participant;
+//! enclave adopt early (the verifiers approve nothing before the activation time), adopt a
+//! policy that shrinks the anonymity set, or drop a participant;
 //! an envelope sealed to the old program id is refused after the switch (the client reseals).
 //! Nor can the host feed the enclave a policy governance never scheduled — one adding a sender
 //! key of its own, with which it would fill the anonymity set of later batches and publish a
@@ -150,6 +151,9 @@ impl Scenario for PolicyChangeMidload {
         for i in 0..2 {
             accepted += u64::from(w.pay(i, i + 2, 5)?.accepted);
         }
+        // Before the activation time the verifiers approve nothing, whatever time the host
+        // tells the enclave.
+        let early_asked = ask_verifiers(w, new_hash)?;
         let too_early = adopt(w, &next, activates_at)?;
         w.advance_time(NOTICE)?;
         let mut weaker = next.clone();
@@ -301,9 +305,14 @@ impl Scenario for PolicyChangeMidload {
             early_deposit.as_deref() == Some("NotAParticipant"),
         )
         .check(
-            "the enclave refuses to adopt early, a weaker anonymity set, a dropped participant, \
-             or below the anonymity set, and nothing changes",
-            refused_for(&too_early, "activates at")
+            "the verifiers approve nothing before the activation time and the enclave refuses \
+             to adopt early, a weaker anonymity set, a dropped participant, or below the \
+             anonymity set, and nothing changes",
+            early_asked.len() == 3
+                && early_asked
+                    .iter()
+                    .all(|a| a.as_ref().is_err_and(|e| e.contains("not_due")))
+                && refused_for(&too_early, "0 distinct policy verifiers approved")
                 && refused_for(&weaker_refused, "anonymity set may not shrink")
                 && refused_for(&dropped_refused, "may not be removed")
                 && refused_for(&below_set, "waits for its anonymity set")
@@ -394,6 +403,7 @@ impl Scenario for PolicyChangeMidload {
             "pending_after_schedule": pending_hash.to_string(),
             "early_deposit": early_deposit,
             "refused": {
+                "verifiers_before_activation": early_asked,
                 "too_early": too_early,
                 "weaker_anonymity_set": weaker_refused,
                 "dropped_participant": dropped_refused,
@@ -439,10 +449,14 @@ fn ask_verifiers(
     w: &World<'_>,
     policy_hash: B256,
 ) -> Result<Vec<Result<Vec<u8>, String>>, SandboxError> {
-    Ok(Appraisers::insecure_in_process(&w.verifiers)
-        .approve_policy(&w.sb, policy_hash)
+    let verifiers = Appraisers::insecure_in_process(&w.verifiers);
+    let query = verifiers
+        .policy_query(&w.sb)
+        .map_err(SandboxError::Enclave)?;
+    Ok(verifiers
+        .approve_policy(&query, policy_hash)
         .into_iter()
-        .map(|(_, a)| a.map_err(|e| e.to_string()))
+        .map(|(_, a)| a.map(|(_, sig)| sig).map_err(|e| e.to_string()))
         .collect())
 }
 
