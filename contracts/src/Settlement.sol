@@ -259,6 +259,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     error PolicyPending(bytes32 pendingPolicyHash);
     error NoPolicyPending();
     error PolicyDue(bytes32 pendingPolicyHash, uint64 activatesAt);
+    error ActivationNotInFuture(uint64 activatesAt, uint256 nowTs);
     error OutsideWindow(uint64 notBefore, uint64 notAfter, uint256 nowTs);
     error EffectsHashMismatch(bytes32 committed, bytes32 computed);
     error EffectsNotSorted(uint256 index);
@@ -463,9 +464,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     }
 
     /// @notice Withdraw a scheduled policy change before its activation time (governance).
-    ///         From `pendingPolicyActivatesAt` on it can no longer be withdrawn or replaced
-    ///         (`PolicyDue`): the policy's verifiers approve a change to the enclave only once
-    ///         it is due, so an approval always names a change the chain will take.
+    ///         From `pendingPolicyActivatesAt` on, for `exitDelay`, it can no longer be withdrawn
+    ///         or replaced (`PolicyDue`): the policy's verifiers approve a change to the enclave
+    ///         only once it is due. After that an abandoned change can be withdrawn.
     function cancelPolicy() external onlyRole(GOVERNOR_ROLE) {
         bytes32 p = pendingPolicyHash;
         if (p == bytes32(0)) revert NoPolicyPending();
@@ -481,8 +482,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     ///         `newBasePolicyHash`, participants `added` (strictly ascending, none already a
     ///         participant) merged into the list, the same tokens. Statements under the current
     ///         policy keep settling; from `activatesAt` (block time) a statement under the new
-    ///         one may settle, and the first that does puts it in force. Scheduling again
-    ///         replaces a pending change before its activation time (`PolicyDue` after).
+    ///         one may settle, and the first that does puts it in force. `activatesAt` must lie
+    ///         in the future. Scheduling again replaces a pending change before its activation
+    ///         time or once abandoned (`PolicyDue` in between).
     function schedulePolicy(bytes32 newBasePolicyHash, address[] calldata added, uint64 activatesAt)
         external
         onlyRole(GOVERNOR_ROLE)
@@ -509,6 +511,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         }
         bytes32 next = keccak256(abi.encode(newBasePolicyHash, keccak256(abi.encodePacked(merged)), tokensHash));
         if (next == policyHash) revert PolicyUnchanged(next);
+        // Never due at once: governance keeps a window to withdraw a mistaken change.
+        if (activatesAt <= block.timestamp) revert ActivationNotInFuture(activatesAt, block.timestamp);
         pendingPolicyHash = next;
         pendingBasePolicyHash = newBasePolicyHash;
         pendingPolicyActivatesAt = activatesAt;
@@ -522,9 +526,14 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         return (policyHash, pendingPolicyHash, pendingPolicyActivatesAt);
     }
 
-    /// @dev A pending change may be withdrawn or replaced only before its activation time.
+    /// @dev A pending change may be withdrawn or replaced before its activation time, or once it
+    ///      has been due for `exitDelay` without any statement putting it in force (abandoned: an
+    ///      enclave that cannot adopt it must not lock policy changes for good). In between it
+    ///      is fixed, because the policy's verifiers approve it to the enclave from its
+    ///      activation time on.
     function _requireNotDue() private view {
-        if (block.timestamp >= pendingPolicyActivatesAt) {
+        uint256 at = pendingPolicyActivatesAt;
+        if (block.timestamp >= at && block.timestamp < at + exitDelay) {
             revert PolicyDue(pendingPolicyHash, pendingPolicyActivatesAt);
         }
     }

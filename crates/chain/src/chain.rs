@@ -199,6 +199,28 @@ pub trait Chain {
     }
     /// `eth_call` at the latest block; a revert is `Err(ChainError::Reverted { data })`.
     fn call(&self, from: Address, to: Address, calldata: Bytes) -> Result<Bytes, ChainError>;
+
+    /// The latest block's hash and time, for reads pinned to it ([`Chain::call_at`]). Default:
+    /// two reads of the latest block (chains with one state, in-process).
+    fn latest_block(&self) -> Result<(B256, u64), ChainError> {
+        let number = self.block_number()?;
+        let hash = self.block_hash(number)?.unwrap_or_default();
+        Ok((hash, self.block_timestamp()?))
+    }
+
+    /// `call` against the state after block `hash` (EIP-1898), so that several reads see one
+    /// block even behind a load-balanced provider. Default: the latest state (chains with one
+    /// state, in-process).
+    fn call_at(
+        &self,
+        from: Address,
+        to: Address,
+        calldata: Bytes,
+        hash: B256,
+    ) -> Result<Bytes, ChainError> {
+        let _ = hash;
+        self.call(from, to, calldata)
+    }
     /// `eth_getLogs` for one contract over an inclusive block range.
     fn logs(
         &self,

@@ -503,6 +503,25 @@ impl Chain for RpcChain {
         hex_bytes(&v)
     }
 
+    fn latest_block(&self) -> Result<(B256, u64), ChainError> {
+        let h = self.block("latest")?;
+        Ok((h.hash, h.timestamp))
+    }
+
+    fn call_at(
+        &self,
+        from: Address,
+        to: Address,
+        calldata: Bytes,
+        hash: B256,
+    ) -> Result<Bytes, ChainError> {
+        let v = self.request(
+            "eth_call",
+            json!([{"from": from, "to": to, "data": calldata}, {"blockHash": hash}]),
+        )?;
+        hex_bytes(&v)
+    }
+
     fn logs(
         &self,
         address: Address,

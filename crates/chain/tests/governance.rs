@@ -584,7 +584,8 @@ fn governor_calls(w: &World) -> Vec<(Target, Bytes, Refusal)> {
             S::schedulePolicyCall {
                 newBasePolicyHash: B256::repeat_byte(0x77),
                 added: vec![Address::repeat_byte(0xfe)],
-                activatesAt: 0,
+                // In the future (a change is never due at once).
+                activatesAt: 4_000_000_000,
             }
             .abi_encode(),
             Unauthorized,

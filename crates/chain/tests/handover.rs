@@ -603,7 +603,9 @@ fn a_handover_under_the_pending_policy_puts_it_in_force() {
     let admin = w.f.admin;
     let old = w.f.sb.policy_hash().unwrap();
     let base = B256::repeat_byte(0x5c);
-    w.f.sb.schedule_policy(admin, base, &[], 0).unwrap();
+    let at = w.f.now() + 10;
+    w.f.sb.schedule_policy(admin, base, &[], at).unwrap();
+    w.f.sb.chain_mut().advance_time(10);
     let pending = w.f.sb.pending_policy_hash().unwrap();
     assert_ne!(pending, old);
     let mut stray = w.handover();

@@ -676,6 +676,12 @@ fn scheduled_policy_takes_effect_with_the_first_statement_under_it() {
         f.sb.schedule_policy(admin, POLICY, &[], 0),
         "PolicyUnchanged",
     );
+    // Never due at once: governance keeps a window to withdraw a mistaken change.
+    let now = f.now();
+    assert_revert(
+        f.sb.schedule_policy(admin, base, &[newcomer], now),
+        "ActivationNotInFuture",
+    );
 
     // Scheduled, then withdrawn: nothing pending; while pending, no abrupt switch.
     f.sb.schedule_policy(admin, base, &[newcomer], activates_at)
@@ -762,4 +768,24 @@ fn scheduled_policy_takes_effect_with_the_first_statement_under_it() {
     let (mut stale, effects) = payment(&f);
     stale.policyHash = old;
     assert_revert(f.settle_signed(&stale, &effects), "PolicyMismatch");
+}
+
+/// A change that is due but that no statement puts in force (the enclave cannot adopt it: a
+/// wrong base hash, a transition it refuses) does not lock policy changes for good: once it has
+/// been due for the exit delay it can be withdrawn or replaced again.
+#[test]
+fn an_abandoned_policy_change_can_be_withdrawn_after_the_exit_delay() {
+    let mut f = funded();
+    let admin = f.admin;
+    let exit_delay = f.sb.exit_delay().unwrap();
+    let activates_at = f.now() + 100;
+    f.sb.schedule_policy(admin, B256::repeat_byte(7), &[], activates_at)
+        .unwrap();
+    f.sb.chain_mut().advance_time(100);
+    assert_revert(f.sb.cancel_policy(admin), "PolicyDue");
+    f.sb.chain_mut().advance_time(exit_delay - 20);
+    assert_revert(f.sb.cancel_policy(admin), "PolicyDue");
+    f.sb.chain_mut().advance_time(20);
+    f.sb.cancel_policy(admin).unwrap();
+    assert_eq!(f.sb.pending_policy_hash().unwrap(), B256::ZERO);
 }

@@ -172,11 +172,15 @@ pub enum ActionArg {
         /// A participant account the new policy adds (repeat; ascending order is not needed).
         #[arg(long = "add")]
         added: Vec<Address>,
-        /// Unix time from which statements under the new policy may settle (0: at once).
-        #[arg(long, default_value_t = 0)]
+        /// Unix time from which statements under the new policy may settle: it must lie after
+        /// the timelock executes the change, and leave room for a timelocked cancel — from it
+        /// on, for the exit delay, the change can be neither withdrawn nor replaced
+        /// (`PolicyDue`), because the policy's verifiers may have approved it to the enclave.
+        #[arg(long)]
         activates_at: u64,
     },
-    /// Settlement: withdraw a scheduled policy change that has not taken effect.
+    /// Settlement: withdraw a scheduled policy change before its activation time (or once
+    /// abandoned: due for the exit delay with no statement under it).
     CancelPolicy,
     /// Settlement: resume after a pause.
     Unpause,

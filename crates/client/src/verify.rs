@@ -426,37 +426,41 @@ pub fn verify_enclave_on_chain<C: Chain>(
     if !allowed {
         return Err(VerifyError::MeasurementNotAllowed(record.measurement));
     }
-    // One read of the policy in force, the pending one and its activation (a change put in
-    // force between separate reads would look like a mismatch).
-    let now = sb
-        .chain()
-        .block_timestamp()
-        .map_err(|e| chain_err("the latest block", e))?;
-    let state = sb
-        .view(d.settlement, &Settlement::policyStateCall {})
-        .map_err(|e| chain_err("Settlement.policyState", e))?;
-    let in_force = state.inForce;
+    let in_force = sb
+        .policy_hash()
+        .map_err(|e| chain_err("Settlement.policyHash", e))?;
     // A policy change governance scheduled (issue 12 part 2) that the enclave has adopted: the
     // chain settles statements under it once one does, with its participant list — and only
-    // from its activation time, before which the enclave should not run it.
-    let pending = if in_force == description.policy_hash {
-        None
+    // from its activation time, before which the enclave should not run it. Read in one call
+    // (a change put in force between separate reads would look like a mismatch); only here,
+    // since a Settlement deployed before `policyState()` existed has none.
+    let (in_force, pending) = if in_force == description.policy_hash {
+        (in_force, None)
     } else {
-        let pending = state.pending;
-        if pending == B256::ZERO || pending != description.policy_hash {
+        let now = sb
+            .chain()
+            .block_timestamp()
+            .map_err(|e| chain_err("the latest block", e))?;
+        let state = sb
+            .view(d.settlement, &Settlement::policyStateCall {})
+            .map_err(|e| chain_err("Settlement.policyState", e))?;
+        if state.inForce == description.policy_hash {
+            // Put in force since the first read.
+            (state.inForce, None)
+        } else if state.pending == B256::ZERO || state.pending != description.policy_hash {
             return Err(VerifyError::PolicyHashMismatch {
-                chain: in_force,
+                chain: state.inForce,
                 enclave: description.policy_hash,
             });
-        }
-        if now < state.activatesAt {
+        } else if now < state.activatesAt {
             return Err(VerifyError::PendingPolicyNotDue {
-                pending,
+                pending: state.pending,
                 activates_at: state.activatesAt,
                 now,
             });
+        } else {
+            (state.inForce, Some(state.pending))
         }
-        Some(pending)
     };
     let policy_hash = pending.unwrap_or(in_force);
     let expected = program_id(&record.measurement, &policy_hash);

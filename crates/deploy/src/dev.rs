@@ -393,6 +393,18 @@ macro_rules! chain_via_field0 {
             ) -> Result<Bytes, ChainError> {
                 self.0.call(from, to, calldata)
             }
+            fn latest_block(&self) -> Result<(B256, u64), ChainError> {
+                self.0.latest_block()
+            }
+            fn call_at(
+                &self,
+                from: Address,
+                to: Address,
+                calldata: Bytes,
+                hash: B256,
+            ) -> Result<Bytes, ChainError> {
+                self.0.call_at(from, to, calldata, hash)
+            }
             fn logs(
                 &self,
                 address: Address,

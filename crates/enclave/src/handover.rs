@@ -99,8 +99,11 @@ impl SignedHandover {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandoverRefusal {
-    /// The policy names no verifiers: this deployment cannot hand over.
-    #[error("the policy's handover trust names no verifiers: this enclave cannot hand over")]
+    /// The policy allows no handover (names no verifiers, or they approve policy changes only).
+    #[error(
+        "the policy allows no handover (its trust names no verifiers, or approves policy changes \
+         only): this enclave cannot hand over"
+    )]
     Disabled,
     /// The attestation result does not decode canonically.
     #[error("the successor's attestation result does not decode")]

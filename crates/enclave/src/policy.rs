@@ -184,6 +184,9 @@ impl HandoverTrust {
                 self.verifiers.len()
             ));
         }
+        if !self.allow_handover && !self.successors.is_empty() {
+            return bad("successor measurements listed for a trust that allows no handover".into());
+        }
         if usize::from(self.threshold) > crate::handover::MAX_SIGNATURES {
             return bad(format!(
                 "threshold {} could never be met: at most {} signatures are read",
@@ -348,7 +351,14 @@ impl EnclavePolicy {
                 "policy change refused: {why}"
             )))
         };
-        if next.netting.tokens != self.netting.tokens {
+        // Compared as the policy bytes hold them (sorted): a list given in another order is
+        // the same list, and a replayed adoption (decoded, so sorted) must pass.
+        let sorted = |v: &[Address]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        if sorted(&next.netting.tokens) != sorted(&self.netting.tokens) {
             return refuse("the token list may not change");
         }
         let mut senders = std::collections::BTreeSet::new();
@@ -417,7 +427,12 @@ impl EnclavePolicy {
         if next.custody != self.custody {
             return refuse("key custody changes by root rotation, not by a policy change");
         }
-        if next.handover != self.handover {
+        let canonical = |t: &HandoverTrust| {
+            let mut out = Vec::new();
+            t.encode_into(&mut out);
+            (out, t.allow_handover)
+        };
+        if canonical(&next.handover) != canonical(&self.handover) {
             return refuse("handover trust may not change in a running enclave");
         }
         if next.hash() == self.hash() {

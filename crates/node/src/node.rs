@@ -705,6 +705,14 @@ impl Node {
         // Before the enclave starts: this data directory belongs to this chain (under the
         // deployment's policy or one it adopted since, issue 12 part 2).
         check_known_policy(&sb, &store, &setup.policy)?;
+        let trust = &setup.policy.handover;
+        if trust.enabled() && trust.threshold < 2 {
+            tracing::warn!(
+                threshold = trust.threshold,
+                "the policy lets a single verifier attest a handover successor: one verifier and \
+                 this host could hand the sealing root to a key of their own"
+            );
+        }
         let (core, spawned) = recover_core(&cfg, store, &setup, &sb, &metrics, &shared)?;
         // After it: exactly the policy the enclave runs under.
         check_policy(&sb, core.policy())?;

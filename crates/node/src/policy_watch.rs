@@ -52,9 +52,12 @@ pub fn adopt_when_due<C: Chain>(
     let mut last_refusal = String::new();
     // The approvals gathered for (activation time): asked again after a refusal.
     let mut approvals: Option<(u64, Vec<Vec<u8>>)> = None;
+    // Doubles (up to a minute) while too few verifiers approve, so a verifier down is not asked
+    // every poll.
+    let mut wait = poll;
     tracing::info!(policy = %want, "waiting for the scheduled policy change");
     while !stop.load(Relaxed) {
-        std::thread::sleep(poll);
+        std::thread::sleep(wait);
         let Some((in_force, pending, activates_at, chain_now)) = read(chain) else {
             continue;
         };
@@ -103,6 +106,9 @@ pub fn adopt_when_due<C: Chain>(
                 let why = e.to_string();
                 if why.contains("policy verifiers approved") {
                     approvals = None;
+                    wait = (wait * 2).min(Duration::from_secs(60));
+                } else {
+                    wait = poll;
                 }
                 if why != last_refusal {
                     tracing::info!(reason = %why, "policy change not adopted yet; will retry");
@@ -136,12 +142,16 @@ fn gather<C: Chain>(
         }
     };
     let mut signatures = Vec::new();
+    // One signature per verifier (two URLs of one verifier count once in the enclave too).
+    let mut seen = std::collections::BTreeSet::new();
     for (verifier, answer) in appraisers.approve_policy(&query, want) {
         match answer {
             Ok((signer, _)) if !trusted.contains(&signer) => tracing::warn!(
                 %verifier, %signer, "approval from a verifier the policy does not name: not sent"
             ),
-            Ok((_, sig)) if signatures.len() < MAX_SIGNATURES => signatures.push(sig),
+            Ok((signer, sig)) if signatures.len() < MAX_SIGNATURES && seen.insert(signer) => {
+                signatures.push(sig);
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(%verifier, error = %e, "no approval of the policy change"),
         }

@@ -81,8 +81,9 @@ fn a_scheduled_policy_is_adopted_by_the_node_and_nothing_is_stranded() {
     let mut next = setup.policy.clone();
     next.netting.participants.push(newcomer.netting());
     let mut gov = Sealbridge::attach(chain.clone(), setup.deployment());
-    let now = unix_now();
-    gov.schedule_policy(setup.admin, next.base_hash(), &[newcomer.account], now)
+    // Due a moment after it is scheduled (never at once).
+    let at = sealbridge_chain::Chain::block_timestamp(gov.chain()).unwrap() + 2;
+    gov.schedule_policy(setup.admin, next.base_hash(), &[newcomer.account], at)
         .unwrap();
     assert_eq!(gov.pending_policy_hash().unwrap(), next.hash());
     // Still the old policy: load goes on under it.

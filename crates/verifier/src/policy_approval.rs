@@ -3,7 +3,8 @@
 //! to say the chain has that change pending. A verifier says so only after reading it itself:
 //! `POST /v1/policy-approval` with the settlement and the policy hash the host wants adopted;
 //! the verifier reads `Settlement.policyState()` (policy in force, pending policy, activation
-//! time, in one call) and `registry()` over its own RPC endpoint and signs the EIP-712
+//! time, in one call) and `registry()`, both at the latest block's hash (EIP-1898), over its
+//! own RPC endpoint and signs the EIP-712
 //! `PolicyApproval` under its registry's domain only if the settlement is of its registry, that
 //! policy is the pending one, and the chain's latest block time has reached the activation
 //! time. From then on the contract lets nobody withdraw or replace the change (`PolicyDue`),
@@ -79,25 +80,32 @@ impl<C: Chain + Send> ChainView<C> {
     }
 }
 
-fn view<C: Chain, T: SolCall>(chain: &C, to: Address, call: &T) -> Result<T::Return, String> {
+fn view<C: Chain, T: SolCall>(
+    chain: &C,
+    to: Address,
+    call: &T,
+    block: B256,
+) -> Result<T::Return, String> {
     let out = chain
-        .call(Address::ZERO, to, call.abi_encode().into())
+        .call_at(Address::ZERO, to, call.abi_encode().into(), block)
         .map_err(|e| e.to_string())?;
     T::abi_decode_returns(&out).map_err(|e| format!("{to} is not a settlement contract ({e})"))
 }
 
 impl<C: Chain + Send + std::fmt::Debug> PolicyView for ChainView<C> {
     fn read(&self, settlement: Address) -> Result<ChainPolicy, String> {
+        // A panic in an earlier read leaves nothing half-done here: reuse the reader.
         let chain = self
             .0
             .lock()
-            .map_err(|_| "the chain reader failed".to_string())?;
-        // The block time first: the state read after it is at least as new.
-        let block_time = chain.block_timestamp().map_err(|e| e.to_string())?;
-        let state = view(&*chain, settlement, &Settlement::policyStateCall {})?;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Every read at one block (EIP-1898 block hash): a load-balanced provider cannot mix
+        // the time of one backend with the state of another.
+        let (block, block_time) = chain.latest_block().map_err(|e| e.to_string())?;
+        let state = view(&*chain, settlement, &Settlement::policyStateCall {}, block)?;
         Ok(ChainPolicy {
             chain_id: chain.chain_id().map_err(|e| e.to_string())?,
-            registry: view(&*chain, settlement, &Settlement::registryCall {})?,
+            registry: view(&*chain, settlement, &Settlement::registryCall {}, block)?,
             block_time,
             policy_hash: state.inForce,
             pending_policy_hash: state.pending,

@@ -155,23 +155,19 @@ impl VerifierService {
                 ApprovalRefusal::NoChain.to_string(),
             );
         };
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.reading.fetch_add(1, SeqCst) >= MAX_CHAIN_READS {
-            self.reading.fetch_sub(1, SeqCst);
+        let Some(_reading) = ReadSlot::take(&self.reading) else {
             return fail(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",
                 format!("{MAX_CHAIN_READS} policy approvals are being read; retry"),
             );
-        }
-        let answer = approve(
+        };
+        match approve(
             &self.role,
             (self.chain_id, self.registry),
             view.as_ref(),
             &req,
-        );
-        self.reading.fetch_sub(1, SeqCst);
-        match answer {
+        ) {
             Ok(a) => (StatusCode::OK, serde_json::to_vec(&a).unwrap_or_default()),
             Err(e) => {
                 tracing::info!(reason = %e, "policy approval refused");
@@ -349,6 +345,25 @@ impl VerifierService {
             signature: Bytes::from(signed.signature),
             policy_hash: self.policy_hash,
         })
+    }
+}
+
+/// One of the [`MAX_CHAIN_READS`] slots, given back when dropped (a panic included).
+struct ReadSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> ReadSlot<'a> {
+    fn take(count: &'a std::sync::atomic::AtomicUsize) -> Option<Self> {
+        use std::sync::atomic::Ordering::SeqCst;
+        count
+            .fetch_update(SeqCst, SeqCst, |n| (n < MAX_CHAIN_READS).then_some(n + 1))
+            .ok()
+            .map(|_| Self(count))
+    }
+}
+
+impl Drop for ReadSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -120,8 +120,9 @@ impl Awaiting {
         let setup = setup_of(cfg, &store)?;
         if !setup.policy.handover.enabled() {
             return Err(NodeError::Config(
-                "the deployment's policy has no handover trust (policy.handover names no \
-                 verifiers): its enclave cannot hand over, so there is nothing to await"
+                "the deployment's policy allows no handover (policy.handover names no \
+                 verifiers, or allow_handover is false: deploy with \"handover\": true): its \
+                 enclave cannot hand over, so there is nothing to await"
                     .into(),
             ));
         }
