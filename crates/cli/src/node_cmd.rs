@@ -42,9 +42,59 @@ pub struct NodeArgs {
     pub print_config_reference: bool,
     #[command(flatten)]
     pub handover: handover::AwaitArgs,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
     /// `upgrade`: hand this node's deployment over to an awaiting successor.
     #[command(subcommand)]
     pub command: Option<NodeCommand>,
+}
+
+/// Resuming a deployment whose enclave and data directory were lost (command line only, like
+/// `--await-handover`: a first start, not a setting).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResumeArgs {
+    /// Resume a deployment whose enclave AND data directory were lost (docs/OPERATIONS.md "Lost
+    /// data directory"): on an empty --data-dir, read the chain's settled state and the
+    /// published log, start the enclave with `ResumeFromChain`, register it, and serve once
+    /// governance executed `Settlement.resumeAfterLoss` with it (until then: no submissions,
+    /// no withdrawal decided). Needs --published-log and a JSON-RPC --chain. Later starts of
+    /// this data directory are ordinary restarts (without this flag).
+    #[arg(long, requires = "published_log", conflicts_with = "await_handover")]
+    pub resume_from_chain: bool,
+    /// `--resume-from-chain`: the lost node's published log tiles (a copy of its data dir's
+    /// `log/`, kept on other storage): its first `Settlement.logSize()` entries must hash to
+    /// `Settlement.logRoot()`.
+    #[arg(long, requires = "resume_from_chain")]
+    pub published_log: Option<PathBuf>,
+    /// `--resume-from-chain`: print what was read and resumed as one JSON object on stdout.
+    #[arg(long, requires = "resume_from_chain")]
+    pub json: bool,
+}
+
+/// Say what a node resumed from (stderr, or one JSON object on stdout with `json`).
+fn report_resumed(node: &Node, json: bool) -> anyhow::Result<()> {
+    let Some(r) = &node.resumed else {
+        return Ok(());
+    };
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else {
+        eprintln!(
+            "sealbridge node: resumed from the chain at block {}: sequence {}, log {} of {} \
+             published entries settled, {} escrow balance(s), {} withdrawal request(s) held; \
+             lost enclave {}, this enclave {}\n{}",
+            r.block,
+            r.sequence,
+            r.log_size,
+            r.published_log_size,
+            r.balances,
+            r.held_requests,
+            r.previous,
+            r.successor,
+            r.next
+        );
+    }
+    Ok(())
 }
 
 /// Subcommands of `sealbridge node`.
@@ -106,8 +156,21 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     if args.handover.await_handover {
         return handover::run_awaiting(cfg, &chain, deployment, key_file, &args.handover);
     }
+    if args.resume.resume_from_chain {
+        if chain == "embedded" {
+            bail!(
+                "--resume-from-chain reads a chain the lost node settled on: the embedded chain \
+                 lived in the lost data directory; pass --chain URL"
+            );
+        }
+        cfg.resume_from_chain = args
+            .resume
+            .published_log
+            .clone()
+            .map(|published_log| sealbridge_node::resume::ResumeOptions { published_log });
+    }
     if !cfg.dev {
-        return run_deployed(cfg, &chain, deployment, key_file);
+        return run_deployed(cfg, &chain, deployment, key_file, args.resume.json);
     }
     let data_dir = cfg.data_dir.clone();
     let node = if chain == "embedded" {
@@ -129,6 +192,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("connecting to {}", crate::endpoint::endpoint(&chain)))?;
         Node::start(cfg, sealbridge_deploy::dev::RpcDevChain(rpc))?
     };
+    report_resumed(&node, args.resume.json)?;
     eprintln!(
         "sealbridge node: {} (settlement {} on chain {})",
         node.url(),
@@ -146,6 +210,7 @@ fn run_deployed(
     chain: &str,
     deployment: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     if chain == "embedded" {
         bail!(
@@ -163,6 +228,7 @@ fn run_deployed(
         .with_context(|| format!("connecting to {}", crate::endpoint::endpoint(chain)))?;
     cfg.sender = Some(sending_account(&mut rpc, key)?);
     let node = Node::start_deployed(cfg, rpc)?;
+    report_resumed(&node, json)?;
     eprintln!(
         "sealbridge node: {} (settlement {} on chain {}, sending from {})",
         node.url(),

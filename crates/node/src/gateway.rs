@@ -382,6 +382,16 @@ async fn submit(
             "the enclave is unreachable",
         );
     }
+    if s.metrics.state.awaiting_resumption.load(Relaxed) {
+        return error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::AwaitingResumption,
+            "this node's enclave was resumed from the chain after a loss and is not yet the \
+             deployment's: governance must execute Settlement.resumeAfterLoss with it first \
+             (a receipt signed before would settle only if governance picks this enclave)",
+        );
+    }
     if s.metrics.state.pending() > s.max_pending {
         return error(
             &s,
