@@ -196,3 +196,175 @@ pub(crate) fn opened(store: &Store, metrics: &Metrics) -> Result<(), StoreError>
     tracing::info!("governance resumed the deployment with this enclave: serving");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{B256, Log, LogData, U256};
+    use sealbridge_core::engine::EVENTS_APPLIED;
+
+    const SETTLEMENT: Address = Address::repeat_byte(5);
+    const ME: Address = Address::repeat_byte(0xee);
+
+    fn entry(block: u64, log_index: u64, data: LogData) -> LogEntry {
+        LogEntry {
+            inner: Log {
+                address: SETTLEMENT,
+                data,
+            },
+            block_number: block,
+            block_hash: B256::repeat_byte(block as u8),
+            tx_hash: B256::ZERO,
+            log_index,
+        }
+    }
+
+    fn request(id: u64) -> LogData {
+        Settlement::WithdrawalRequested {
+            account: Address::repeat_byte(1),
+            token: Address::repeat_byte(2),
+            amount: U256::from(id * 10),
+            requestId: id,
+        }
+        .encode_log_data()
+    }
+
+    fn escape() -> LogData {
+        Settlement::EscapeWithdrawn {
+            account: Address::repeat_byte(3),
+            token: Address::repeat_byte(2),
+            amount: U256::from(7u8),
+        }
+        .encode_log_data()
+    }
+
+    fn resumed(successor: Address) -> LogData {
+        Settlement::ResumedAfterLoss {
+            successor,
+            previous: Address::repeat_byte(9),
+            lastSequence: 4,
+            stateRoot: B256::repeat_byte(4),
+            logSize: 40,
+        }
+        .encode_log_data()
+    }
+
+    fn held(id: u64) -> HeldRequest {
+        HeldRequest {
+            at: (1, id),
+            event: ChainEvent::WithdrawalRequest {
+                request_id: id,
+                account: Address::repeat_byte(1),
+                token: Address::repeat_byte(2),
+                amount: u128::from(id) * 10,
+            },
+        }
+    }
+
+    fn ids(events: &[(EventPosition, ChainEvent)]) -> Vec<String> {
+        events
+            .iter()
+            .map(|(p, e)| match e {
+                ChainEvent::WithdrawalRequest { request_id, .. } => {
+                    format!("request {request_id} @{}", p.block)
+                }
+                ChainEvent::Escape { .. } => format!("escape @{}", p.block),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn shut(held: Vec<HeldRequest>) -> (tempfile::TempDir, Store, Metrics) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .put_meta(RESUME_GATE, &ResumeGate::new(ME, held))
+            .unwrap();
+        let metrics = Metrics::default();
+        assert!(load(&store, &metrics).unwrap().is_some());
+        assert!(metrics.state.awaiting_resumption.load(Relaxed));
+        (dir, store, metrics)
+    }
+
+    fn filter_logs(
+        store: &Store,
+        metrics: &Metrics,
+        logs: &[LogEntry],
+    ) -> (Vec<(EventPosition, ChainEvent)>, bool) {
+        filter(store, metrics, logs, crate::enclave_events(logs)).unwrap()
+    }
+
+    #[test]
+    fn a_node_never_resumed_forwards_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let metrics = Metrics::default();
+        let logs = vec![entry(5, 0, request(1)), entry(5, 1, escape())];
+        let (out, releases) = filter_logs(&store, &metrics, &logs);
+        assert_eq!(ids(&out), ["request 1 @5", "escape @5"]);
+        assert!(!releases && !metrics.state.awaiting_resumption.load(Relaxed));
+    }
+
+    #[test]
+    fn while_shut_requests_are_held_and_escapes_forwarded_then_released_in_id_order_at_the_resumption()
+     {
+        let (_d, store, metrics) = shut(vec![held(3)]);
+        let logs = vec![entry(5, 0, request(4)), entry(5, 1, escape())];
+        let (out, releases) = filter_logs(&store, &metrics, &logs);
+        assert_eq!(ids(&out), ["escape @5"]);
+        assert!(!releases && metrics.state.awaiting_resumption.load(Relaxed));
+        // The chunk with the resumption: an escape before it, a request after it.
+        let logs = vec![
+            entry(6, 0, escape()),
+            entry(7, 0, resumed(ME)),
+            entry(8, 0, request(5)),
+        ];
+        let (out, releases) = filter_logs(&store, &metrics, &logs);
+        assert_eq!(
+            ids(&out),
+            ["escape @6", "request 3 @7", "request 4 @7", "request 5 @8"]
+        );
+        assert!(releases);
+        // Still shut (and the held requests kept) until the core committed them.
+        let gate: ResumeGate = store.meta(RESUME_GATE).unwrap().unwrap();
+        assert_eq!(
+            (gate.held.len(), gate.released_at, gate.open),
+            (2, Some((7, 0)), false)
+        );
+        opened(&store, &metrics).unwrap();
+        assert!(!metrics.state.awaiting_resumption.load(Relaxed));
+        let (out, _) = filter_logs(&store, &metrics, &[entry(9, 0, request(6))]);
+        assert_eq!(ids(&out), ["request 6 @9"]);
+    }
+
+    #[test]
+    fn a_resumption_with_another_enclave_keeps_the_gate_shut() {
+        let (_d, store, metrics) = shut(vec![held(1)]);
+        let logs = vec![
+            entry(7, 0, resumed(Address::repeat_byte(0x0b))),
+            entry(8, 0, request(2)),
+        ];
+        let (out, releases) = filter_logs(&store, &metrics, &logs);
+        assert!(out.is_empty() && !releases);
+        assert!(metrics.state.awaiting_resumption.load(Relaxed));
+        let gate: ResumeGate = store.meta(RESUME_GATE).unwrap().unwrap();
+        assert_eq!(gate.held.len(), 2);
+    }
+
+    #[test]
+    fn a_release_the_core_committed_before_a_crash_opens_the_gate_at_the_next_start() {
+        let (_d, store, metrics) = shut(vec![held(1)]);
+        let (out, releases) = filter_logs(&store, &metrics, &[entry(7, 2, resumed(ME))]);
+        assert_eq!(ids(&out), ["request 1 @7"]);
+        assert!(releases);
+        // Crash before `opened`: the core had not committed yet → still shut after a restart.
+        let metrics = Metrics::default();
+        assert!(!load(&store, &metrics).unwrap().unwrap().open);
+        assert!(metrics.state.awaiting_resumption.load(Relaxed));
+        // It had: the events applied reach the resumption's position → open.
+        store.put_meta(EVENTS_APPLIED, &(7u64, 2u64)).unwrap();
+        let gate = load(&store, &metrics).unwrap().unwrap();
+        assert!(gate.open && gate.held.is_empty());
+        assert!(!metrics.state.awaiting_resumption.load(Relaxed));
+    }
+}
