@@ -228,6 +228,21 @@ pub(super) fn walk_log(
                         )
                     },
                 );
+                // Every request decided in the settled prefix was settled with it (a statement
+                // anchors the log before itself), and none after: the chain's requestsDecided
+                // at the resumption is the last one the prefix decided. A host that inflates it
+                // makes the successor skip undecided requests (THREAT-MODEL, issue 12).
+                t.expect(r.requests_decided == last_request_id, || {
+                    format!(
+                        "entry {index}: resumed with requests_decided {}, but the settled log decided withdrawal requests up to {last_request_id} (the successor would skip or repeat requests)",
+                        r.requests_decided
+                    )
+                });
+                v.resumed.push(LoggedResumed {
+                    index,
+                    entry: r.clone(),
+                    void_batch: std::mem::take(&mut batch),
+                });
                 batch.clear();
                 batch_exits.clear();
                 last_sequence = r.sequence;
