@@ -25,9 +25,11 @@ use common::{submit_n, wait_until};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
+use sealbridge_audit::{Attestations, AuditInput, BlockTimes, Contracts, audit};
 use sealbridge_chain::{Chain, Sealbridge, bindings::Settlement, rpc::RpcChain};
 use sealbridge_client::{Attested, NodeClient};
 use sealbridge_deploy::dev::{DevChain, RpcDevChain, participants};
+use sealbridge_enclave::log_entry::{self, EntryKind, ResumedEntry};
 use sealbridge_node::handover::successor::join_dev;
 use sealbridge_node::resume::ResumeOptions;
 use sealbridge_node::{Node, NodeConfig, NodeError, Setup, unix_now};
@@ -361,4 +363,159 @@ fn a_node_resumes_a_lost_deployment_from_the_chain_and_serves_once_governance_re
     );
     assert!(gov.escrow_balance(ps[1].account, token).unwrap().is_zero());
     assert!(gov.escrow_balance(ps[2].account, token).unwrap().is_zero());
+
+    // ---- the auditor: the resumed log agrees with the chain; an inflated Resumed entry not ----
+    drop(node);
+    let log = fresh.path().join("log");
+    let checks = audit_checks(&anvil, &setup, &log);
+    for name in AGREE {
+        assert_eq!(checks[name].0, "pass", "{name}: {:?}", checks[name].1);
+    }
+    // The Resumed entry names the chain's requests decided (its prefix decided none).
+    let resumed_at = usize::try_from(settled_size).unwrap();
+    let entries = {
+        let reader = sealbridge_log::TileReader::open(&log).unwrap();
+        let note = reader.read_checkpoint().unwrap();
+        let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+        reader.at(size).read_all_entries().unwrap()
+    };
+    let Some((EntryKind::Resumed, body)) = log_entry::decode(&entries[resumed_at]) else {
+        panic!("entry {resumed_at} is not the Resumed entry");
+    };
+    let r = ResumedEntry::decode(body).unwrap();
+    assert_eq!(
+        (r.sequence, r.requests_decided, r.previous),
+        (settled_sequence, decided_before, lost_address)
+    );
+    // The lost node's published log against the resumed chain: no Resumed entry where
+    // governance resumed, and its own statement 2 never settled.
+    let checks = audit_checks(&anvil, &setup, &published);
+    assert_eq!(checks["handovers"].0, "fail");
+    assert!(
+        checks["handovers"]
+            .1
+            .as_deref()
+            .unwrap_or_default()
+            .contains("the log has no Resumed entry there"),
+        "{:?}",
+        checks["handovers"]
+    );
+}
+
+/// The checks that compare a resumed log with the chain (registrations need the published
+/// evidence, which this test does not export).
+const AGREE: [&str; 8] = [
+    "log_entries",
+    "handovers",
+    "statements",
+    "sequence",
+    "anchors",
+    "batch_receipts",
+    "exactly_once",
+    "counts",
+];
+
+/// A full audit of the log in `log` against the chain: each check's status and detail by name.
+fn audit_checks(
+    anvil: &Anvil,
+    setup: &Setup,
+    log: &Path,
+) -> std::collections::HashMap<String, (String, Option<String>)> {
+    let chain = Timed(RpcChain::connect(&anvil.url).unwrap());
+    let report = audit(&AuditInput {
+        chain: &chain,
+        contracts: Contracts {
+            chain_id: setup.chain_id,
+            registry: setup.registry,
+            settlement: setup.settlement,
+        },
+        log_dir: log,
+        attestations: &Attestations::default(),
+        published_receipts: None,
+    })
+    .unwrap();
+    report
+        .checks
+        .iter()
+        .map(|c| {
+            let status = serde_json::to_value(c.status).unwrap();
+            (
+                c.name.to_string(),
+                (status.as_str().unwrap().to_string(), c.detail.clone()),
+            )
+        })
+        .collect()
+}
+
+/// anvil for the auditor: block timestamps read over JSON-RPC (`eth_getBlockByNumber`).
+struct Timed(RpcChain);
+
+impl BlockTimes for Timed {
+    fn block_timestamp_at(&self, number: u64) -> Result<Option<u64>, sealbridge_chain::ChainError> {
+        let b = self.0.request(
+            "eth_getBlockByNumber",
+            serde_json::json!([format!("{number:#x}"), false]),
+        )?;
+        Ok(b["timestamp"]
+            .as_str()
+            .and_then(|t| u64::from_str_radix(t.trim_start_matches("0x"), 16).ok()))
+    }
+}
+
+impl Chain for Timed {
+    fn chain_id(&self) -> Result<u64, sealbridge_chain::ChainError> {
+        self.0.chain_id()
+    }
+    fn block_number(&self) -> Result<u64, sealbridge_chain::ChainError> {
+        self.0.block_number()
+    }
+    fn block_timestamp(&self) -> Result<u64, sealbridge_chain::ChainError> {
+        self.0.block_timestamp()
+    }
+    fn block_hash(
+        &self,
+        n: u64,
+    ) -> Result<Option<alloy_primitives::B256>, sealbridge_chain::ChainError> {
+        self.0.block_hash(n)
+    }
+    fn deploy(
+        &mut self,
+        _: Address,
+        _: alloy_primitives::Bytes,
+    ) -> Result<sealbridge_chain::TxReceipt, sealbridge_chain::ChainError> {
+        unreachable!("the auditor only reads")
+    }
+    fn send(
+        &mut self,
+        _: Address,
+        _: Address,
+        _: alloy_primitives::Bytes,
+    ) -> Result<sealbridge_chain::TxReceipt, sealbridge_chain::ChainError> {
+        unreachable!("the auditor only reads")
+    }
+    fn call(
+        &self,
+        from: Address,
+        to: Address,
+        data: alloy_primitives::Bytes,
+    ) -> Result<alloy_primitives::Bytes, sealbridge_chain::ChainError> {
+        self.0.call(from, to, data)
+    }
+    fn logs(
+        &self,
+        address: Address,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<sealbridge_chain::LogEntry>, sealbridge_chain::ChainError> {
+        self.0.logs(address, from, to)
+    }
+    fn balance(&self, address: Address) -> Result<U256, sealbridge_chain::ChainError> {
+        self.0.balance(address)
+    }
+    fn receipt(
+        &self,
+        tx: alloy_primitives::B256,
+    ) -> Result<Option<sealbridge_chain::TxReceipt>, sealbridge_chain::ChainError> {
+        self.0.receipt(tx)
+    }
 }

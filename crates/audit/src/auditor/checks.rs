@@ -326,12 +326,15 @@ pub(super) fn check_resumed(
             )
         },
     );
-    t.expect(x.previous == Address::ZERO || x.previous == e.previous, || {
-        format!(
-            "entry {}: resumed naming {} as the lost enclave; the chain's was {}",
-            v.index, x.previous, e.previous
-        )
-    });
+    t.expect(
+        x.previous == Address::ZERO || x.previous == e.previous,
+        || {
+            format!(
+                "entry {}: resumed naming {} as the lost enclave; the chain's was {}",
+                v.index, x.previous, e.previous
+            )
+        },
+    );
 }
 
 pub(super) fn check_anchors(
