@@ -61,11 +61,12 @@ pub struct ResumeArgs {
     /// this data directory are ordinary restarts (without this flag).
     #[arg(long, requires = "published_log", conflicts_with = "await_handover")]
     pub resume_from_chain: bool,
-    /// `--resume-from-chain`: the lost node's published log tiles (a copy of its data dir's
-    /// `log/`, kept on other storage): its first `Settlement.logSize()` entries must hash to
+    /// `--resume-from-chain`: the lost node's published log — a directory (a copy of its data
+    /// dir's `log/`, kept on other storage) or an `http(s)://` tlog-tiles prefix (fetched first,
+    /// nothing trusted): its first `Settlement.logSize()` entries must hash to
     /// `Settlement.logRoot()`.
     #[arg(long, requires = "resume_from_chain")]
-    pub published_log: Option<PathBuf>,
+    pub published_log: Option<String>,
     /// `--resume-from-chain`: print what was read and resumed as one JSON object on stdout.
     #[arg(long, requires = "resume_from_chain")]
     pub json: bool,
@@ -156,6 +157,8 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     if args.handover.await_handover {
         return handover::run_awaiting(cfg, &chain, deployment, key_file, &args.handover);
     }
+    // A published log fetched over HTTP lives in a temporary directory while the node starts.
+    let mut _fetched: Option<tempfile::TempDir> = None;
     if args.resume.resume_from_chain {
         if chain == "embedded" {
             bail!(
@@ -163,11 +166,32 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
                  lived in the lost data directory; pass --chain URL"
             );
         }
-        cfg.resume_from_chain = args
-            .resume
-            .published_log
-            .clone()
-            .map(|published_log| sealbridge_node::resume::ResumeOptions { published_log });
+        let published = args.resume.published_log.as_deref().unwrap_or_default();
+        let published_log = if published.starts_with("http://") || published.starts_with("https://")
+        {
+            let tmp = tempfile::tempdir().context("temporary directory")?;
+            eprintln!(
+                "sealbridge node: fetching the published log from {}",
+                crate::endpoint::endpoint(published)
+            );
+            crate::audit_cmd::log::fetch(published, tmp.path()).with_context(|| {
+                format!(
+                    "fetching the published log from {}",
+                    crate::endpoint::endpoint(published)
+                )
+            })?;
+            let p = tmp.path().to_path_buf();
+            _fetched = Some(tmp);
+            p
+        } else if published.contains("://") {
+            bail!(
+                "unsupported --published-log URL scheme (http://, https:// or a directory): {}",
+                crate::endpoint::endpoint(published)
+            );
+        } else {
+            PathBuf::from(published)
+        };
+        cfg.resume_from_chain = Some(sealbridge_node::resume::ResumeOptions { published_log });
     }
     if !cfg.dev {
         return run_deployed(cfg, &chain, deployment, key_file, args.resume.json);

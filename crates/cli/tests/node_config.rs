@@ -234,5 +234,29 @@ fn resume_from_chain_refuses_what_it_cannot_resume_from() {
         "{}",
         stderr(&out)
     );
+    // A published log over HTTP that cannot be fetched, and a scheme that is not HTTP.
+    for (log, says) in [
+        ("http://127.0.0.1:1/log", "fetching the published log from"),
+        (
+            "ftp://example.org/log",
+            "unsupported --published-log URL scheme",
+        ),
+    ] {
+        let out = node(
+            &[
+                "--dev",
+                "--data-dir",
+                data,
+                "--chain",
+                "http://127.0.0.1:1",
+                "--resume-from-chain",
+                "--published-log",
+                log,
+            ],
+            &[],
+        );
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
     assert!(!Path::new(data).join("node.db").exists(), "nothing created");
 }
