@@ -378,6 +378,11 @@ pub struct Status {
     pub last_withdrawal_request: Option<u64>,
     /// The escape hatch is open.
     pub frozen: bool,
+    /// This node's enclave was resumed from the chain after a loss and governance has not yet
+    /// resumed the deployment with it (`Settlement.resumeAfterLoss`): submissions are refused
+    /// (503 `awaiting_resumption`) and withdrawal requests held (issue 12).
+    #[serde(default)]
+    pub awaiting_resumption: bool,
     /// Settlement is paused.
     pub paused: bool,
     /// When anyone may freeze the deployment if nothing settles before (unix seconds); null

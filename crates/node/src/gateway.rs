@@ -639,6 +639,7 @@ async fn status(State(s): St) -> Response {
         pending_exits: es.as_ref().map(|e| e.pending_exits),
         last_withdrawal_request: es.as_ref().map(|e| e.last_request_id),
         frozen: m.frozen.load(Relaxed),
+        awaiting_resumption: m.awaiting_resumption.load(Relaxed),
         paused: m.paused.load(Relaxed),
         hatch_opens_at: match m.hatch_opens_at.load(Relaxed) {
             0 => None,

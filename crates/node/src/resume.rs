@@ -314,9 +314,9 @@ pub(crate) fn resumed(
         previous: c.previous,
         successor,
         next: format!(
-            "register done; governance: `sealbridge gov schedule resume-after-loss {successor}`, \
-             then execute it; until then this node takes no submissions and decides no \
-             withdrawal request"
+            "next: governance schedules `sealbridge gov schedule resume-after-loss {successor}` \
+             and executes it once the timelock allows; until then this node takes no \
+             submissions and decides no withdrawal request"
         ),
     })
 }

@@ -181,6 +181,7 @@ fn a_node_resumes_a_lost_deployment_from_the_chain_and_serves_once_governance_re
     sb(&anvil, &setup).pause(setup.admin).unwrap();
     submit_n(&c, &a, &mut rng, token, 4);
     std::thread::sleep(Duration::from_millis(500));
+    drop(node);
     // The published log (kept outside the data directory) and the deployment's description
     // (development: its setup and verifiers' seed, in data directories holding nothing else).
     copy_dir(&old.path().join("log"), &published);
@@ -188,7 +189,6 @@ fn a_node_resumes_a_lost_deployment_from_the_chain_and_serves_once_governance_re
     let bad_tiles_dir = tempfile::tempdir().unwrap();
     join_dev(old.path(), fresh.path()).unwrap();
     join_dev(old.path(), bad_tiles_dir.path()).unwrap();
-    drop(node);
     drop(old);
     let mut gov = sb(&anvil, &setup);
     gov.unpause(setup.admin).unwrap();
@@ -267,6 +267,7 @@ fn a_node_resumes_a_lost_deployment_from_the_chain_and_serves_once_governance_re
     let (code, v) = pay(&c, &a, &mut rng, token, (0, 3), 5);
     assert_eq!(code, 503, "{v}");
     assert_eq!(v["error"], "awaiting_resumption", "{v}");
+    assert_eq!(c.status().unwrap()["awaiting_resumption"], true);
     assert!(
         v["message"].as_str().unwrap().contains("resumeAfterLoss"),
         "says why: {v}"
@@ -311,6 +312,11 @@ fn a_node_resumes_a_lost_deployment_from_the_chain_and_serves_once_governance_re
     wait_until("the withdrawal request is decided", 60, || {
         c.get_json(&format!("/v1/withdrawals/{request_id}"))
             .map(|(code, v)| code == 200 && v["granted"] != serde_json::Value::Null)
+            .unwrap_or(false)
+    });
+    wait_until("the gate opens", 30, || {
+        c.status()
+            .map(|s| s["awaiting_resumption"] == false)
             .unwrap_or(false)
     });
     let mut accepted = 0;
