@@ -152,6 +152,15 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if args.handover.join_dev.is_some()
+        && !args.handover.await_handover
+        && !args.resume.resume_from_chain
+    {
+        bail!(
+            "--join-dev joins a development deployment as a successor: it needs \
+             --await-handover or --resume-from-chain"
+        );
+    }
     let _telemetry = args.log.init()?;
     cfg.acknowledge_deep_reorg = args.acknowledge_deep_reorg;
     if args.handover.await_handover {
@@ -192,6 +201,12 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             PathBuf::from(published)
         };
         cfg.resume_from_chain = Some(sealbridge_node::resume::ResumeOptions { published_log });
+        if let Some(old) = &args.handover.join_dev {
+            if !cfg.dev {
+                bail!("--join-dev joins a development deployment: it needs --dev");
+            }
+            sealbridge_node::handover::successor::join_dev(old, &cfg.data_dir)?;
+        }
     }
     if !cfg.dev {
         return run_deployed(cfg, &chain, deployment, key_file, args.resume.json);

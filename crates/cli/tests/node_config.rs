@@ -234,6 +234,14 @@ fn resume_from_chain_refuses_what_it_cannot_resume_from() {
         "{}",
         stderr(&out)
     );
+    // --join-dev joins as a successor only.
+    let out = node(&["--dev", "--data-dir", data, "--join-dev", "old"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("it needs --await-handover or --resume-from-chain"),
+        "{}",
+        stderr(&out)
+    );
     // A published log over HTTP that cannot be fetched, and a scheme that is not HTTP.
     for (log, says) in [
         ("http://127.0.0.1:1/log", "fetching the published log from"),
