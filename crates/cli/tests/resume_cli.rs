@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use alloy_primitives::Address;
-use sealbridge_chain::{Chain, Deployment, Sealbridge, rpc::RpcChain};
+use sealbridge_chain::{Deployment, Sealbridge, rpc::RpcChain};
 use sealbridge_client::NodeClient;
 use sealbridge_testkit::anvil::{Anvil, find_anvil, free_port};
 use serde_json::Value;
