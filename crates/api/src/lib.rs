@@ -86,6 +86,10 @@ pub enum ErrorCode {
     /// This client sent more submissions than the node's per-client rate allows (429, with
     /// `Retry-After`).
     RateLimited,
+    /// The node's enclave was resumed from the chain after a loss and governance has not yet
+    /// resumed the deployment with it (`Settlement.resumeAfterLoss`): it takes no submissions
+    /// (503; issue 12, docs/OPERATIONS.md "Lost data directory").
+    AwaitingResumption,
     /// A code this version does not know (a newer node).
     #[serde(other)]
     Unknown,
@@ -116,6 +120,7 @@ impl ErrorCode {
             Self::BadTilePath => "bad_tile_path",
             Self::NoTile => "no_tile",
             Self::RateLimited => "rate_limited",
+            Self::AwaitingResumption => "awaiting_resumption",
             Self::Unknown => "unknown",
         }
     }
@@ -123,7 +128,7 @@ impl ErrorCode {
     /// Seconds a client should wait before retrying a 503 with this code.
     pub fn retry_after(self) -> u32 {
         match self {
-            Self::QueueFull | Self::Draining => RETRY_AFTER_QUEUE_FULL,
+            Self::QueueFull | Self::Draining | Self::AwaitingResumption => RETRY_AFTER_QUEUE_FULL,
             Self::Busy => RETRY_AFTER_BUSY,
             _ => RETRY_AFTER_ENCLAVE_DOWN,
         }
@@ -373,6 +378,11 @@ pub struct Status {
     pub last_withdrawal_request: Option<u64>,
     /// The escape hatch is open.
     pub frozen: bool,
+    /// This node's enclave was resumed from the chain after a loss and governance has not yet
+    /// resumed the deployment with it (`Settlement.resumeAfterLoss`): submissions are refused
+    /// (503 `awaiting_resumption`) and withdrawal requests held (issue 12).
+    #[serde(default)]
+    pub awaiting_resumption: bool,
     /// Settlement is paused.
     pub paused: bool,
     /// When anyone may freeze the deployment if nothing settles before (unix seconds); null

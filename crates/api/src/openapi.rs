@@ -105,7 +105,8 @@ fn enclave() {}
     (status = 503, description = "not accepted now, nothing changed; Retry-After: 2 s when the \
         enclave is unreachable (enclave_down) or did not answer in time (timeout: re-submission \
         is safe), 5 s when too many statements wait for the chain (queue_full), 1 s when the node \
-        is busy (busy); stopping", body = ErrorBody,
+        is busy (busy), 5 s while an enclave resumed from the chain awaits governance's \
+        resumeAfterLoss (awaiting_resumption); stopping", body = ErrorBody,
         headers(("Retry-After" = u32, description = "seconds"))),
 ))]
 fn submit() {}

@@ -42,9 +42,60 @@ pub struct NodeArgs {
     pub print_config_reference: bool,
     #[command(flatten)]
     pub handover: handover::AwaitArgs,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
     /// `upgrade`: hand this node's deployment over to an awaiting successor.
     #[command(subcommand)]
     pub command: Option<NodeCommand>,
+}
+
+/// Resuming a deployment whose enclave and data directory were lost (command line only, like
+/// `--await-handover`: a first start, not a setting).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResumeArgs {
+    /// Resume a deployment whose enclave AND data directory were lost (docs/OPERATIONS.md "Lost
+    /// data directory"): on an empty --data-dir, read the chain's settled state and the
+    /// published log, start the enclave with `ResumeFromChain`, register it, and serve once
+    /// governance executed `Settlement.resumeAfterLoss` with it (until then: no submissions,
+    /// no withdrawal decided). Needs --published-log and a JSON-RPC --chain. Later starts of
+    /// this data directory are ordinary restarts (without this flag).
+    #[arg(long, requires = "published_log", conflicts_with = "await_handover")]
+    pub resume_from_chain: bool,
+    /// `--resume-from-chain`: the lost node's published log — a directory (a copy of its data
+    /// dir's `log/`, kept on other storage) or an `http(s)://` tlog-tiles prefix (fetched first,
+    /// nothing trusted): its first `Settlement.logSize()` entries must hash to
+    /// `Settlement.logRoot()`.
+    #[arg(long, requires = "resume_from_chain")]
+    pub published_log: Option<String>,
+    /// `--resume-from-chain`: print what was read and resumed as one JSON object on stdout.
+    #[arg(long, requires = "resume_from_chain")]
+    pub json: bool,
+}
+
+/// Say what a node resumed from (stderr, or one JSON object on stdout with `json`).
+fn report_resumed(node: &Node, json: bool) -> anyhow::Result<()> {
+    let Some(r) = &node.resumed else {
+        return Ok(());
+    };
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else {
+        eprintln!(
+            "sealbridge node: resumed from the chain at block {}: sequence {}, log {} of {} \
+             published entries settled, {} escrow balance(s), {} withdrawal request(s) held; \
+             lost enclave {}, this enclave {}\n{}",
+            r.block,
+            r.sequence,
+            r.log_size,
+            r.published_log_size,
+            r.balances,
+            r.held_requests,
+            r.previous,
+            r.successor,
+            r.next
+        );
+    }
+    Ok(())
 }
 
 /// Subcommands of `sealbridge node`.
@@ -101,13 +152,64 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if args.handover.join_dev.is_some()
+        && !args.handover.await_handover
+        && !args.resume.resume_from_chain
+    {
+        bail!(
+            "--join-dev joins a development deployment as a successor: it needs \
+             --await-handover or --resume-from-chain"
+        );
+    }
     let _telemetry = args.log.init()?;
     cfg.acknowledge_deep_reorg = args.acknowledge_deep_reorg;
     if args.handover.await_handover {
         return handover::run_awaiting(cfg, &chain, deployment, key_file, &args.handover);
     }
+    // A published log fetched over HTTP lives in a temporary directory while the node starts.
+    let mut _fetched: Option<tempfile::TempDir> = None;
+    if args.resume.resume_from_chain {
+        if chain == "embedded" {
+            bail!(
+                "--resume-from-chain reads a chain the lost node settled on: the embedded chain \
+                 lived in the lost data directory; pass --chain URL"
+            );
+        }
+        let published = args.resume.published_log.as_deref().unwrap_or_default();
+        let published_log = if published.starts_with("http://") || published.starts_with("https://")
+        {
+            let tmp = tempfile::tempdir().context("temporary directory")?;
+            eprintln!(
+                "sealbridge node: fetching the published log from {}",
+                crate::endpoint::endpoint(published)
+            );
+            crate::audit_cmd::log::fetch(published, tmp.path()).with_context(|| {
+                format!(
+                    "fetching the published log from {}",
+                    crate::endpoint::endpoint(published)
+                )
+            })?;
+            let p = tmp.path().to_path_buf();
+            _fetched = Some(tmp);
+            p
+        } else if published.contains("://") {
+            bail!(
+                "unsupported --published-log URL scheme (http://, https:// or a directory): {}",
+                crate::endpoint::endpoint(published)
+            );
+        } else {
+            PathBuf::from(published)
+        };
+        cfg.resume_from_chain = Some(sealbridge_node::resume::ResumeOptions { published_log });
+        if let Some(old) = &args.handover.join_dev {
+            if !cfg.dev {
+                bail!("--join-dev joins a development deployment: it needs --dev");
+            }
+            sealbridge_node::handover::successor::join_dev(old, &cfg.data_dir)?;
+        }
+    }
     if !cfg.dev {
-        return run_deployed(cfg, &chain, deployment, key_file);
+        return run_deployed(cfg, &chain, deployment, key_file, args.resume.json);
     }
     let data_dir = cfg.data_dir.clone();
     let node = if chain == "embedded" {
@@ -129,6 +231,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("connecting to {}", crate::endpoint::endpoint(&chain)))?;
         Node::start(cfg, sealbridge_deploy::dev::RpcDevChain(rpc))?
     };
+    report_resumed(&node, args.resume.json)?;
     eprintln!(
         "sealbridge node: {} (settlement {} on chain {})",
         node.url(),
@@ -146,6 +249,7 @@ fn run_deployed(
     chain: &str,
     deployment: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     if chain == "embedded" {
         bail!(
@@ -163,6 +267,7 @@ fn run_deployed(
         .with_context(|| format!("connecting to {}", crate::endpoint::endpoint(chain)))?;
     cfg.sender = Some(sending_account(&mut rpc, key)?);
     let node = Node::start_deployed(cfg, rpc)?;
+    report_resumed(&node, json)?;
     eprintln!(
         "sealbridge node: {} (settlement {} on chain {}, sending from {})",
         node.url(),

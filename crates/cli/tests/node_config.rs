@@ -193,3 +193,78 @@ fn print_config_hides_the_secrets_of_urls() {
         json!(["https://v1.example.io:443/<redacted>", "http://v2:8090"])
     );
 }
+
+/// `--resume-from-chain` (issue 12, lost data directory): it needs the published log and a
+/// chain the lost node settled on; each refusal says so and starts nothing.
+#[test]
+fn resume_from_chain_refuses_what_it_cannot_resume_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).to_string();
+    let out = node(&["--dev", "--data-dir", data, "--resume-from-chain"], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--published-log"), "{}", stderr(&out));
+    let out = node(
+        &["--dev", "--data-dir", data, "--published-log", "published"],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--resume-from-chain"),
+        "{}",
+        stderr(&out)
+    );
+    let out = node(
+        &[
+            "--dev",
+            "--data-dir",
+            data,
+            "--chain",
+            "embedded",
+            "--resume-from-chain",
+            "--published-log",
+            "published",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the embedded chain lived in the lost data directory"),
+        "{}",
+        stderr(&out)
+    );
+    // --join-dev joins as a successor only.
+    let out = node(&["--dev", "--data-dir", data, "--join-dev", "old"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("it needs --await-handover or --resume-from-chain"),
+        "{}",
+        stderr(&out)
+    );
+    // A published log over HTTP that cannot be fetched, and a scheme that is not HTTP.
+    for (log, says) in [
+        ("http://127.0.0.1:1/log", "fetching the published log from"),
+        (
+            "ftp://example.org/log",
+            "unsupported --published-log URL scheme",
+        ),
+    ] {
+        let out = node(
+            &[
+                "--dev",
+                "--data-dir",
+                data,
+                "--chain",
+                "http://127.0.0.1:1",
+                "--resume-from-chain",
+                "--published-log",
+                log,
+            ],
+            &[],
+        );
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+    assert!(!Path::new(data).join("node.db").exists(), "nothing created");
+}

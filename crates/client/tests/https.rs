@@ -34,6 +34,7 @@ fn status() -> Status {
         pending_exits: Some(0),
         last_withdrawal_request: Some(0),
         frozen: false,
+        awaiting_resumption: false,
         paused: false,
         hatch_opens_at: None,
         batch_waiting: None,

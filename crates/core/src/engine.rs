@@ -28,6 +28,7 @@ pub use erasure::{ErasureStatus, PRUNE_SETTLED_SECS};
 
 mod erasure;
 mod handover;
+mod resume;
 pub use handover::Accepted;
 use sealbridge_store::{
     Commit, SNAPSHOT_FORMAT_CHUNKED, SNAPSHOT_FORMAT_V1, Store, StoredEnvelope, StoredSnapshot,

@@ -66,6 +66,10 @@ pub struct NodeState {
     pub hatch_opens_at: AtomicU64,
     /// Whether the enclave answers.
     pub enclave_up: AtomicBool,
+    /// This node's enclave was resumed from the chain after a loss (issue 12) and governance
+    /// has not yet made it the deployment's (`Settlement.resumeAfterLoss`): the gateway takes
+    /// no submissions and the relayer holds withdrawal requests back.
+    pub awaiting_resumption: AtomicBool,
     /// Whether the chain answers.
     pub chain_up: AtomicBool,
 }

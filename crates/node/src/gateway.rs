@@ -382,6 +382,16 @@ async fn submit(
             "the enclave is unreachable",
         );
     }
+    if s.metrics.state.awaiting_resumption.load(Relaxed) {
+        return error(
+            &s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::AwaitingResumption,
+            "this node's enclave was resumed from the chain after a loss and is not yet the \
+             deployment's: governance must execute Settlement.resumeAfterLoss with it first \
+             (a receipt signed before would settle only if governance picks this enclave)",
+        );
+    }
     if s.metrics.state.pending() > s.max_pending {
         return error(
             &s,
@@ -629,6 +639,7 @@ async fn status(State(s): St) -> Response {
         pending_exits: es.as_ref().map(|e| e.pending_exits),
         last_withdrawal_request: es.as_ref().map(|e| e.last_request_id),
         frozen: m.frozen.load(Relaxed),
+        awaiting_resumption: m.awaiting_resumption.load(Relaxed),
         paused: m.paused.load(Relaxed),
         hatch_opens_at: match m.hatch_opens_at.load(Relaxed) {
             0 => None,

@@ -127,6 +127,9 @@ pub struct NodeConfig {
     /// chain's pending policy and its activation time has passed (issue 12 part 2,
     /// [`crate::policy_watch`]).
     pub next_policy: Option<EnclavePolicy>,
+    /// Resume a deployment whose enclave and data directory were lost, from the chain and the
+    /// published log (issue 12, [`crate::resume`]): first start on an empty data directory only.
+    pub resume_from_chain: Option<crate::resume::ResumeOptions>,
 }
 
 impl NodeConfig {
@@ -160,6 +163,7 @@ impl NodeConfig {
             rate_limit_per_sec: gateway::DEFAULT_RATE_LIMIT_PER_SEC,
             rate_limit_burst: gateway::DEFAULT_RATE_LIMIT_BURST,
             next_policy: None,
+            resume_from_chain: None,
         }
     }
 }
@@ -305,6 +309,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// What the setup stored.
     pub setup: Setup,
+    /// What this start resumed from (`--resume-from-chain`); `None` on any other start.
+    pub resumed: Option<crate::resume::ResumeReport>,
     tls: bool,
     // Declared (so dropped) before the workers: the gateway holds a sender to the core.
     server: Mutex<Option<Server>>,
@@ -543,6 +549,14 @@ impl Node {
         }
         let store = Store::open(&cfg.data_dir)?;
         let (setup, fresh, sb) = match store.meta::<Setup>("setup")? {
+            None if cfg.resume_from_chain.is_some() => {
+                return Err(NodeError::Config(
+                    "resuming from the chain joins an existing deployment: pass --deployment \
+                     FILE (development: a data directory holding only the deployment's setup, \
+                     `handover::successor::join_dev`)"
+                        .into(),
+                ));
+            }
             Some(s) => {
                 let sb = Sealbridge::attach(chain, s.deployment());
                 (s, false, sb)
@@ -713,7 +727,21 @@ impl Node {
                  this host could hand the sealing root to a key of their own"
             );
         }
-        let (core, spawned) = recover_core(&cfg, store, &setup, &sb, &metrics, &shared)?;
+        let prepared = match &cfg.resume_from_chain {
+            Some(opts) => Some(crate::resume::prepare(
+                &cfg.data_dir,
+                &store,
+                &sb,
+                opts,
+                cfg.deployment.as_ref().map_or(0, |d| d.start_block),
+                cfg.log_chunk_blocks,
+            )?),
+            None => None,
+        };
+        let (core, spawned, resumed) =
+            recover_core(&cfg, store, &setup, &sb, &metrics, &shared, prepared)?;
+        // A node resumed from the chain serves nothing until governance resumed with it.
+        sealbridge_relayer::gate::load(&Store::open(&cfg.data_dir)?, &metrics)?;
         // After it: exactly the policy the enclave runs under.
         check_policy(&sb, core.policy())?;
         let mut workers = spawn_core(core, cfg.core_queue)?;
@@ -778,6 +806,7 @@ impl Node {
             tls: server.is_tls(),
             metrics,
             setup,
+            resumed,
             server: Mutex::new(Some(server)),
             workers: Mutex::new(workers),
             _spawned: spawned,
@@ -847,12 +876,39 @@ fn recover_core<C: Chain>(
     sb: &Sealbridge<C>,
     metrics: &Arc<Metrics>,
     shared: &Arc<Shared>,
-) -> Result<(Core, SpawnedSlot), NodeError> {
+    prepared: Option<crate::resume::Prepared>,
+) -> Result<(Core, SpawnedSlot, Option<crate::resume::ResumeReport>), NodeError> {
     let (mut core, spawned) = build_core(cfg, store, setup, metrics, shared)?;
-    let status = core.recover()?;
+    let (status, report) = match prepared {
+        None => (core.recover()?, None),
+        Some(p) => {
+            let published = p.read.chain.lost_log_size;
+            let status = core
+                .resume_from_chain(p.read.chain.clone(), p.prefix)
+                .map_err(|e| match e {
+                    CoreError::Refused(why) => NodeError::Inconsistent(format!(
+                        "the enclave refused to resume from the chain: {why}"
+                    )),
+                    other => other.into(),
+                })?;
+            let successor = shared
+                .description
+                .read()
+                .ok()
+                .and_then(|d| d.as_ref().map(|d| d.key_bundle.address))
+                .ok_or_else(|| NodeError::Enclave("no description".into()))?;
+            let report = crate::resume::resumed(
+                &Store::open(&cfg.data_dir)?,
+                &p.read,
+                successor,
+                published,
+            )?;
+            (status, Some(report))
+        }
+    };
     crate::handover::refuse_unless_live(&status)?;
     check_against_chain(sb, &Store::open(&cfg.data_dir)?, &status)?;
-    Ok((core, spawned))
+    Ok((core, spawned, report))
 }
 
 /// The core over the enclave (in process, spawned or reached over a socket), not yet recovered.

@@ -135,6 +135,7 @@ impl From<ChainError> for RelayerError {
     }
 }
 
+pub mod gate;
 mod scan;
 
 use scan::{CONFIRMED_SETTLEMENT, scan_deposits};

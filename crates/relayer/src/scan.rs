@@ -343,7 +343,7 @@ pub(super) fn scan_deposits<C: Chain>(
             scan.chunk = (scan.chunk * 2).min(cfg.log_chunk);
             scan.served = 0;
         }
-        scan.ignored_deposits += credit(store, core, &logs, to + 1, &members)?;
+        scan.ignored_deposits += credit(store, core, metrics, &logs, to + 1, &members)?;
         cursor = to + 1;
         metrics.state.deposit_cursor.store(cursor, Relaxed);
         chunks += 1;
@@ -422,6 +422,7 @@ fn highest_settlement(logs: &[LogEntry], known: Option<(u64, B256)>) -> Option<(
 fn credit(
     store: &Store,
     core: &SyncSender<Cmd>,
+    metrics: &Metrics,
     logs: &[LogEntry],
     next: u64,
     members: &Members,
@@ -431,6 +432,8 @@ fn credit(
         store.put_meta(CONFIRMED_SETTLEMENT, &highest)?;
     }
     let (events, dropped) = members_only(enclave_events(logs), members);
+    // A node resumed from the chain holds withdrawal requests until governance resumes with it.
+    let (events, releases) = crate::gate::filter(store, metrics, logs, events)?;
     if events.is_empty() {
         // Nothing for the enclave: the cursor alone moves.
         store.put_meta("deposit_cursor", &next)?;
@@ -446,6 +449,9 @@ fn credit(
     .map_err(|_| RelayerError::Stopped)?;
     // The core committed the newest block credited from (CREDITED_BLOCK) with the events.
     rx.blocking_recv().map_err(|_| RelayerError::Stopped)??;
+    if releases {
+        crate::gate::opened(store, metrics)?;
+    }
     Ok(dropped)
 }
 

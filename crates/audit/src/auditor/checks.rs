@@ -263,6 +263,80 @@ pub(super) fn check_handover(
     });
 }
 
+/// The last statement settled before a loss, whose own entry is void in a resumed log (the
+/// `Resumed` entry `v` stands at its index): its inputs are the receipts accepted after the
+/// statement entry before it, which must give its `inputsRoot` and `inputCount`.
+pub(super) fn check_voided_statement(e: &StatementSettled, v: &LoggedResumed, t: &mut Tally) {
+    let seq = e.sequence;
+    let leaves: Vec<Hash> = v.void_batch.iter().map(|b| b.receipt_leaf).collect();
+    let root = B256::from(merkle_root(&leaves).0);
+    t.expect(
+        root == e.inputsRoot && leaves.len() as u64 == u64::from(e.inputCount),
+        || {
+            format!(
+                "settled statement {seq} (its entry void: the log resumed at entry {}): the {} accepted receipts before it give root {root}; it settled {} inputs with root {}",
+                v.index,
+                leaves.len(),
+                e.inputCount,
+                e.inputsRoot
+            )
+        },
+    );
+}
+
+/// `ResumedAfterLoss` (issue 12, lost data): governance resumed with a successor; the log must
+/// hold its `Resumed` entry, with the chain's settled state as the replay has it at the event —
+/// sequence, state root, log size (the last settled anchor's) — and the lost enclave.
+pub(super) fn check_resumed(
+    e: &sealbridge_chain::bindings::Settlement::ResumedAfterLoss,
+    r: &Replay,
+    view: &LogView,
+    t: &mut Tally,
+) {
+    let seq = e.lastSequence;
+    let Some(v) = view
+        .resumed
+        .iter()
+        .find(|v| v.entry.sequence == seq && v.entry.settled_log_size == e.logSize)
+    else {
+        t.fail(format!(
+            "governance resumed with {} after sequence {seq} at log size {}, but the log has no Resumed entry there",
+            e.successor, e.logSize
+        ));
+        return;
+    };
+    let anchor = r.settled.last().map_or(0, |s| s.logSize);
+    let x = &v.entry;
+    t.expect(
+        x.state_root == e.stateRoot
+            && e.stateRoot == r.last_root
+            && seq == r.last_seq
+            && e.logSize == anchor,
+        || {
+            format!(
+                "entry {}: resumed at sequence {} from root {} at log size {}; the chain resumed after sequence {seq} (settled {}) at root {} (settled {}) and log size {} (settled anchor {anchor})",
+                v.index,
+                x.sequence,
+                x.state_root,
+                x.settled_log_size,
+                r.last_seq,
+                e.stateRoot,
+                r.last_root,
+                e.logSize
+            )
+        },
+    );
+    t.expect(
+        x.previous == Address::ZERO || x.previous == e.previous,
+        || {
+            format!(
+                "entry {}: resumed naming {} as the lost enclave; the chain's was {}",
+                v.index, x.previous, e.previous
+            )
+        },
+    );
+}
+
 pub(super) fn check_anchors(
     settled: &[StatementSettled],
     cp: &Checkpoint,
@@ -372,13 +446,21 @@ pub(super) fn check_counts(view: &LogView, settled: &[StatementSettled], t: &mut
         t.ok();
         return;
     };
-    let end = view.statements.get(&last.sequence).map_or(0, |s| s.index);
+    let end = view
+        .statements
+        .get(&last.sequence)
+        .map(|s| s.index)
+        .or_else(|| view.voided(last).map(|v| v.index))
+        .unwrap_or(0);
     let accepted = view.accepted.iter().filter(|(i, _)| *i < end).count() as u64;
     let inputs: u64 = settled.iter().map(|e| u64::from(e.inputCount)).sum();
     t.expect(accepted == inputs, || {
         format!("{accepted} receipts accepted before the last settled statement, {inputs} inputs settled on chain")
     });
-    let logged = view.statements.range(..=last.sequence).count() as u64;
+    // A statement whose own entry is void in a resumed log counts as logged (its `Resumed`
+    // entry stands there).
+    let voided = settled.iter().filter(|e| view.voided(e).is_some()).count() as u64;
+    let logged = view.statements.range(..=last.sequence).count() as u64 + voided;
     t.expect(logged == settled.len() as u64, || {
         format!(
             "{logged} statements in the log up to sequence {}, {} settled",

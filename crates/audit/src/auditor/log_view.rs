@@ -238,6 +238,21 @@ pub(super) fn walk_log(
                         )
                     },
                 );
+                // Every request decided in the settled prefix was settled with it (a statement
+                // anchors the log before itself), and none after: the chain's requestsDecided
+                // at the resumption is the last one the prefix decided. A host that inflates it
+                // makes the successor skip undecided requests (THREAT-MODEL, issue 12).
+                t.expect(r.requests_decided == last_request_id, || {
+                    format!(
+                        "entry {index}: resumed with requests_decided {}, but the settled log decided withdrawal requests up to {last_request_id} (the successor would skip or repeat requests)",
+                        r.requests_decided
+                    )
+                });
+                v.resumed.push(LoggedResumed {
+                    index,
+                    entry: r,
+                    void_batch: std::mem::take(&mut batch),
+                });
                 batch.clear();
                 batch_exits.clear();
                 last_sequence = r.sequence;
@@ -349,4 +364,48 @@ fn renewal_problem(
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealbridge_enclave::log_entry::{self, EntryKind};
+
+    fn resumed(requests_decided: u64) -> Vec<u8> {
+        let r = ResumedEntry {
+            sequence: 0,
+            settled_log_size: 0,
+            lost_log_size: 0,
+            requests_decided,
+            block: 7,
+            previous: Address::ZERO,
+            previous_ed25519: [0; 32],
+            state_root: B256::ZERO,
+            balances_root: B256::ZERO,
+        };
+        log_entry::encode(EntryKind::Resumed, &r.encode())
+    }
+
+    fn walk(entries: Vec<Vec<u8>>) -> (Tally, LogView) {
+        let mut t = Tally::default();
+        let domain = settlement_domain(31337, Address::repeat_byte(5));
+        let v = walk_log(entries, &mut t, &domain);
+        (t, v)
+    }
+
+    #[test]
+    fn a_resumed_entry_names_the_requests_its_settled_prefix_decided() {
+        let (t, v) = walk(vec![resumed(0)]);
+        assert_eq!((t.failures, v.resumed.len()), (0, 1), "{:?}", t.first);
+        // A host that inflated requests_decided: the successor would skip request 1.
+        let (t, _) = walk(vec![resumed(1)]);
+        assert_eq!(t.failures, 1);
+        assert!(
+            t.first.as_deref().is_some_and(
+                |f| f.contains("resumed with requests_decided 1") && f.contains("up to 0")
+            ),
+            "{:?}",
+            t.first
+        );
+    }
 }

@@ -20,7 +20,7 @@ use sealbridge_enclave::{
     KeyBundle,
     checkpoint::log_origin,
     epochs::{ANNOUNCEMENT_LEN, EpochAnnouncement, XWingAnnouncement},
-    log_entry::{ExitRequestEntry, HandoverEntry},
+    log_entry::{ExitRequestEntry, HandoverEntry, ResumedEntry},
 };
 use sealbridge_log::{
     Checkpoint, Hash, MemoryTree, TileReader, consistency_proof, inclusion_proof, leaf_hash,
@@ -42,7 +42,7 @@ mod log_view;
 
 use checks::{
     check_anchors, check_batches, check_counts, check_exactly_once, check_exits, check_handover,
-    check_published, check_registration, check_statement,
+    check_published, check_registration, check_resumed, check_statement, check_voided_statement,
 };
 use log_view::walk_log;
 
@@ -130,6 +130,15 @@ struct LoggedRenewal {
     signer: Option<Address>,
 }
 
+/// A `Resumed` entry (kind 13, issue 12 lost data): an enclave resumed from the chain.
+struct LoggedResumed {
+    index: u64,
+    entry: ResumedEntry,
+    /// The receipts accepted after the last statement entry before it: the inputs of the settled
+    /// statement whose own entry is void here (it sat at `index` in the lost log).
+    void_batch: Vec<BatchReceipt>,
+}
+
 /// A handover entry (kind 11) and what followed it (issue 12).
 struct LoggedHandover {
     index: u64,
@@ -155,6 +164,22 @@ struct LogView {
     sessions: Vec<SessionReport>,
     /// Handover entries (kind 11), in log order.
     handovers: Vec<LoggedHandover>,
+    /// `Resumed` entries (kind 13), in log order.
+    resumed: Vec<LoggedResumed>,
+}
+
+impl LogView {
+    /// The `Resumed` entry standing where settled statement `e`'s own entry was in the lost
+    /// log: `e` is the last statement settled before the loss (its sequence and log anchor are
+    /// the resumption's), so its entry is void in this log (it is on chain).
+    fn voided(&self, e: &StatementSettled) -> Option<&LoggedResumed> {
+        if self.statements.contains_key(&e.sequence) {
+            return None;
+        }
+        self.resumed
+            .iter()
+            .find(|r| r.entry.sequence == e.sequence && r.entry.settled_log_size == e.logSize)
+    }
 }
 
 #[derive(Default)]
@@ -520,15 +545,19 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
                 summary.inputs_settled += u64::from(e.inputCount);
                 let ts = input.chain.block_timestamp_at(l.block_number)?;
                 let logged = view.statements.get(&e.sequence);
-                check_statement(
-                    &e,
-                    l.block_number,
-                    ts,
-                    &r.reg,
-                    logged,
-                    settlement_domain,
-                    &mut k.statements,
-                );
+                let voided = view.voided(&e);
+                match voided {
+                    Some(v) => check_voided_statement(&e, v, &mut k.statements),
+                    None => check_statement(
+                        &e,
+                        l.block_number,
+                        ts,
+                        &r.reg,
+                        logged,
+                        settlement_domain,
+                        &mut k.statements,
+                    ),
+                }
                 if let Some(current) = r.enclave {
                     let seq = e.sequence;
                     k.handovers.expect(e.signer == current, || {
@@ -538,7 +567,14 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
                         )
                     });
                 }
-                r.check_sequence(&e, logged, &mut k.sequence);
+                if voided.is_some() {
+                    let (seq, last_seq) = (e.sequence, r.last_seq);
+                    k.sequence.expect(seq == last_seq + 1, || {
+                        format!("statement {seq} settled after {last_seq}: sequence gap")
+                    });
+                } else {
+                    r.check_sequence(&e, logged, &mut k.sequence);
+                }
                 r.last_seq = e.sequence;
                 r.last_root = e.newStateRoot;
                 r.settled.push(e);
@@ -556,7 +592,10 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
             }
             SettlementEvents::EnclaveAdopted(e) => r.enclave = Some(e.enclave),
             // Issue 12, lost data: governance resumed with a successor (the freeze is lifted).
-            SettlementEvents::ResumedAfterLoss(e) => r.enclave = Some(e.successor),
+            SettlementEvents::ResumedAfterLoss(e) => {
+                check_resumed(&e, &r, view, &mut k.handovers);
+                r.enclave = Some(e.successor);
+            }
             SettlementEvents::WithdrawalRequested(e) => {
                 r.requests.insert(e.requestId, e);
             }

@@ -4,7 +4,7 @@
 //! Exit codes: 0 every check passed / the proof verifies; 1 a check failed / the proof does not
 //! verify; 2 usage or I/O error, or input too malformed to judge (via `main`).
 
-mod log;
+pub(crate) mod log;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -27,9 +27,10 @@ pub struct AwaitArgs {
     /// run as a node. Needs a chain both nodes reach (`--chain URL`).
     #[arg(long)]
     pub await_handover: bool,
-    /// `--await-handover --dev`: join the development deployment of the node whose data dir
-    /// this is (its setup and development verifiers' seed are copied; it is only read).
-    #[arg(long, requires = "await_handover")]
+    /// `--await-handover --dev` or `--resume-from-chain --dev`: join the development deployment
+    /// of the node whose data dir this is (its setup and development verifiers' seed are copied;
+    /// it is only read; after a loss: a kept copy of them).
+    #[arg(long)]
     pub join_dev: Option<PathBuf>,
     /// `--await-handover`, simulated TEE only: a build label that changes the measurement the
     /// enclave reports (a new program version; the policy must list it as a successor).

@@ -4,18 +4,16 @@
 //! (forwarding chain events from the block after the read) — plus clients that keep their
 //! receipts.
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::U256;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use sealbridge_chain::{Chain, bindings::Settlement};
+use sealbridge_chain::Chain;
 use sealbridge_enclave::{
-    Enclave, KeyBundle,
+    Enclave,
     boundary::{BOUNDARY_VERSION, ChainEvent, Request, Response},
-    log_entry::{self, EntryKind},
-    resume::{ChainBalance, ChainResume},
+    resume::ChainResume,
     session::Session,
 };
-use sealbridge_log::{CompactRange, leaf_hash};
 use sealbridge_programs::netting::{Netting, Obligation};
 use sealbridge_seal::at_rest::RootSecret;
 
@@ -32,62 +30,10 @@ impl World<'_> {
     /// entries of `published` (the lost enclave's published log), and what `published` says
     /// about the lost enclave (its key, its size).
     pub fn chain_resume(&self, published: &[Vec<u8>]) -> Result<ChainResume, SandboxError> {
-        let sb = &self.sb;
-        let log_size = sb.log_size()?;
-        let prefix = published
-            .get(..usize::try_from(log_size).unwrap_or(usize::MAX))
-            .ok_or_else(|| {
-                SandboxError::Setup(format!(
-                    "the published log has {} entries, the chain settled {log_size}",
-                    published.len()
-                ))
-            })?;
-        let mut range = CompactRange::new();
-        for e in prefix {
-            range
-                .append(leaf_hash(e))
-                .map_err(|e| SandboxError::Setup(e.to_string()))?;
-        }
-        let mut balances = Vec::new();
-        for token in sb.tokens()? {
-            for account in sb.participants()? {
-                let amount = sb.escrow_balance(account, token)?;
-                if !amount.is_zero() {
-                    balances.push(ChainBalance {
-                        account,
-                        token,
-                        amount: u128::try_from(amount)
-                            .map_err(|_| SandboxError::Setup("escrow above u128".into()))?,
-                    });
-                }
-            }
-        }
-        let previous = self
-            .events::<Settlement::StatementSettled>()?
-            .last()
-            .map_or(Address::ZERO, |e| e.signer);
-        let previous_ed25519 = published
-            .iter()
-            .find_map(|e| match log_entry::decode(e) {
-                Some((EntryKind::KeyAnnouncement, body)) => KeyBundle::from_bytes(body.get(..57)?)
-                    .ok()
-                    .map(|b| b.ed25519),
-                _ => None,
-            })
-            .unwrap_or([0; 32]);
-        Ok(ChainResume {
-            block: sb.chain().block_number()?,
-            sequence: sb.last_sequence()?,
-            state_root: sb.state_root()?,
-            requests_decided: sb.requests_decided()?,
-            log_size,
-            log_root: sb.log_root()?,
-            frontier: range.hashes().iter().map(|h| B256::from(h.0)).collect(),
-            balances,
-            previous,
-            previous_ed25519,
-            lost_log_size: published.len() as u64,
-        })
+        // The node's implementation (`sealbridge node --resume-from-chain`): one way to read it.
+        sealbridge_node::resume::read_chain_resume(&self.sb, published, self.deploy_block, u64::MAX)
+            .map(|r| r.chain)
+            .map_err(|e| SandboxError::Setup(format!("reading the chain to resume from: {e}")))
     }
 
     /// A new enclave process (root `root`, randomness from `seed`) started with
