@@ -156,6 +156,8 @@ impl<K: KeyholderApi> Custodian<K> {
             sealed,
             tee,
             evidence,
+            dealer,
+            commit_hash,
         } = shares
         else {
             return Err(enclave_err("dealing", shares));
@@ -174,6 +176,8 @@ impl<K: KeyholderApi> Custodian<K> {
                 dealing: dealing.clone(),
                 tee: *tee,
                 evidence: Bytes::from(evidence.clone()),
+                dealer: *dealer,
+                commit_hash: *commit_hash,
             });
             outcomes.push(KeyholderOutcome {
                 keyholder: k.name(),
@@ -192,15 +196,17 @@ impl<K: KeyholderApi> Custodian<K> {
         })
     }
 
-    /// Tell every keyholder that `generation` is in force (older shares dropped). Returns the
-    /// keyholders that did not confirm.
-    pub fn commit(&self, generation: u64) -> Vec<KeyholderOutcome> {
+    /// Tell every keyholder that `generation` is in force (older shares dropped), with the
+    /// token the enclave revealed when it committed the rotation. Returns the keyholders that
+    /// did not confirm.
+    pub fn commit(&self, generation: u64, commit_token: B256) -> Vec<KeyholderOutcome> {
         let mut failed = Vec::new();
         for k in &self.keyholders {
             if let Err(e) = k.commit(&CommitRequest {
                 chain_id: self.target.chain_id,
                 settlement: self.target.settlement,
                 generation,
+                commit_token,
             }) {
                 failed.push(KeyholderOutcome {
                     keyholder: k.name(),
@@ -361,16 +367,20 @@ impl<K: KeyholderApi> Custodian<K> {
                     .join("; ")
             )));
         }
-        match call(Request::CommitRootRotation)? {
-            Response::Ack => {}
+        let commit_token = match call(Request::CommitRootRotation)? {
+            Response::RootRotated {
+                generation,
+                commit_token,
+            } if generation == delivery.generation => commit_token,
             r => return Err(enclave_err("commit root rotation", &r)),
-        }
-        let not_dropped = self.commit(delivery.generation);
+        };
+        let not_dropped = self.commit(delivery.generation, commit_token);
         Ok(RotationReport {
             generation: delivery.generation,
             root_id: delivery.root_id,
             delivery,
             old_generation_still_held_by: not_dropped,
+            commit_token,
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
     }
@@ -385,8 +395,12 @@ pub struct RotationReport {
     pub root_id: B256,
     /// The delivery.
     pub delivery: DeliveryReport,
-    /// Keyholders that did not confirm dropping the old generation (retry `commit`).
+    /// Keyholders that did not confirm dropping the old generation (retry `commit` with
+    /// `commit_token`).
     pub old_generation_still_held_by: Vec<KeyholderOutcome>,
+    /// The token that commits the new generation at the keyholders (revealed by the enclave
+    /// once it sealed under the new root; it only lets keyholders drop older generations).
+    pub commit_token: B256,
     /// Wall time.
     pub elapsed_ms: u64,
 }

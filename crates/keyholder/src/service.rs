@@ -17,7 +17,10 @@ use axum::{
 };
 use rand_core::{OsRng, RngCore};
 use sealbridge_attest::{Collateral, Evidence, Policy};
-use sealbridge_chain::{Chain, bindings::Settlement};
+use sealbridge_chain::{
+    Chain,
+    bindings::{EnclaveRegistry, Settlement},
+};
 use sealbridge_enclave::{
     SettlementTarget,
     custody::{self, KeyholderId, Share},
@@ -44,18 +47,152 @@ const KEY_FILE: &str = "keyholder-key.sealed";
 const SHARES_DIR: &str = "shares";
 const FLOOR_FILE: &str = "floor";
 
-/// `Settlement.measurementAllowed(m)` of the deployment: `Err` when the chain cannot be read.
-pub type MeasurementOracle = Box<dyn Fn(B256) -> Result<bool, String> + Send + Sync>;
+/// What a keyholder reads from its deployment's chain (`Err`: the chain cannot be read).
+pub trait DeploymentChain {
+    /// `Settlement.measurementAllowed(m)`.
+    fn measurement_allowed(&self, m: B256) -> Result<bool, String>;
+    /// `Settlement.enclave()`: the deployment's enclave (zero before its first settled
+    /// statement).
+    fn current_enclave(&self) -> Result<Address, String>;
+    /// `EnclaveRegistry.isActive(enclave)` of the settlement's registry.
+    fn enclave_active(&self, enclave: Address) -> Result<bool, String>;
+}
 
-/// The oracle reading `Settlement.measurementAllowed(m)` at `settlement` on `chain`.
-pub fn chain_oracle<C: Chain + Send + 'static>(chain: C, settlement: Address) -> MeasurementOracle {
-    let chain = Mutex::new(chain);
-    Box::new(move |m| {
-        let chain = chain
+/// A chain reader a keyholder service owns.
+pub type SharedDeploymentChain = Box<dyn DeploymentChain + Send + Sync>;
+
+fn read<T: SolCall>(
+    chain: &impl Chain,
+    to: Address,
+    call: &T,
+    what: &str,
+) -> Result<T::Return, String> {
+    let out = chain
+        .call(Address::ZERO, to, call.abi_encode().into())
+        .map_err(|e| format!("{what}: {e}"))?;
+    T::abi_decode_returns(&out).map_err(|e| format!("{what}: {e}"))
+}
+
+/// The deployment at `settlement`, read through `chain` (borrowed).
+#[derive(Debug, Clone, Copy)]
+pub struct ChainRef<'a, C> {
+    /// The chain.
+    pub chain: &'a C,
+    /// The settlement contract.
+    pub settlement: Address,
+}
+
+impl<C: Chain> DeploymentChain for ChainRef<'_, C> {
+    fn measurement_allowed(&self, m: B256) -> Result<bool, String> {
+        read(
+            self.chain,
+            self.settlement,
+            &Settlement::measurementAllowedCall { measurement: m },
+            "Settlement.measurementAllowed",
+        )
+    }
+    fn current_enclave(&self) -> Result<Address, String> {
+        read(
+            self.chain,
+            self.settlement,
+            &Settlement::enclaveCall {},
+            "Settlement.enclave",
+        )
+    }
+    fn enclave_active(&self, enclave: Address) -> Result<bool, String> {
+        let registry = read(
+            self.chain,
+            self.settlement,
+            &Settlement::registryCall {},
+            "Settlement.registry",
+        )?;
+        read(
+            self.chain,
+            registry,
+            &EnclaveRegistry::isActiveCall { enclave },
+            "EnclaveRegistry.isActive",
+        )
+    }
+}
+
+/// The deployment at `settlement` on `chain` (a keyholder's own chain client).
+#[derive(Debug)]
+pub struct ChainView<C> {
+    chain: Mutex<C>,
+    settlement: Address,
+}
+
+impl<C: Chain> ChainView<C> {
+    /// Read the deployment at `settlement` on `chain`.
+    pub fn new(chain: C, settlement: Address) -> Self {
+        Self {
+            chain: Mutex::new(chain),
+            settlement,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(ChainRef<'_, C>) -> Result<T, String>) -> Result<T, String> {
+        let chain = self
+            .chain
             .lock()
             .map_err(|_| "chain client poisoned".to_string())?;
-        measurement_allowed(&*chain, settlement, m)
-    })
+        f(ChainRef {
+            chain: &*chain,
+            settlement: self.settlement,
+        })
+    }
+}
+
+impl<C: Chain> DeploymentChain for ChainView<C> {
+    fn measurement_allowed(&self, m: B256) -> Result<bool, String> {
+        self.with(|c| c.measurement_allowed(m))
+    }
+    fn current_enclave(&self) -> Result<Address, String> {
+        self.with(|c| c.current_enclave())
+    }
+    fn enclave_active(&self, enclave: Address) -> Result<bool, String> {
+        self.with(|c| c.enclave_active(enclave))
+    }
+}
+
+/// A fixed [`DeploymentChain`] (tests, and keyholders without a chain client): these
+/// measurements allowed, this enclave the deployment's, these enclaves Active.
+#[derive(Debug, Clone, Default)]
+pub struct FixedChain {
+    /// Allowed measurements.
+    pub allowed: Vec<B256>,
+    /// `Settlement.enclave()`.
+    pub enclave: Address,
+    /// Active registered enclaves.
+    pub active: Vec<Address>,
+}
+
+impl DeploymentChain for FixedChain {
+    fn measurement_allowed(&self, m: B256) -> Result<bool, String> {
+        Ok(self.allowed.contains(&m))
+    }
+    fn current_enclave(&self) -> Result<Address, String> {
+        Ok(self.enclave)
+    }
+    fn enclave_active(&self, enclave: Address) -> Result<bool, String> {
+        Ok(self.active.contains(&enclave))
+    }
+}
+
+/// A keyholder with no chain client: every check that needs the chain answers 503.
+#[derive(Debug, Clone, Copy)]
+struct NoChain;
+
+impl DeploymentChain for NoChain {
+    fn measurement_allowed(&self, _: B256) -> Result<bool, String> {
+        Err("this keyholder has no chain client".into())
+    }
+    fn current_enclave(&self) -> Result<Address, String> {
+        Err("this keyholder has no chain client".into())
+    }
+    fn enclave_active(&self, _: Address) -> Result<bool, String> {
+        Err("this keyholder has no chain client".into())
+    }
 }
 
 /// `Settlement.measurementAllowed(m)` at `settlement` on `chain`, now.
@@ -192,7 +329,7 @@ pub struct Keyholder {
     shares_key: SealingKey,
     target: SettlementTarget,
     appraisal: Policy,
-    allowed: Option<MeasurementOracle>,
+    chain: Option<SharedDeploymentChain>,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
     state: Mutex<Challenges>,
 }
@@ -209,13 +346,13 @@ impl std::fmt::Debug for Keyholder {
 
 impl Keyholder {
     /// Open the keyholder in `dir` (created by [`init`]) for the deployment `target`, appraising
-    /// evidence under `appraisal` and asking `allowed` whether a measurement may hold the key
-    /// (`None`: only the `_with` methods, which are given a chain reader per call, can pass).
+    /// evidence under `appraisal` and reading the deployment from `chain` (`None`: only the
+    /// `_with` methods, which are given a chain reader per call, can pass).
     pub fn open(
         dir: &Path,
         target: SettlementTarget,
         appraisal: Policy,
-        allowed: Option<MeasurementOracle>,
+        chain: Option<SharedDeploymentChain>,
     ) -> Result<Self, KeyholderError> {
         let root = own_root(dir)?;
         let (sk, pk) = load_key(dir, &root)?;
@@ -228,7 +365,7 @@ impl Keyholder {
             shares_key: at_rest_key(&root, b"shares"),
             target,
             appraisal,
-            allowed,
+            chain,
             clock: Arc::new(sealbridge_net::unix_now),
             state: Mutex::new(Challenges::default()),
         })
@@ -326,7 +463,7 @@ impl Keyholder {
         tee: u8,
         evidence: &[u8],
         expected: &[u8; 64],
-        allowed: &dyn Fn(B256) -> Result<bool, String>,
+        chain: &dyn DeploymentChain,
     ) -> Result<B256, KeyholderError> {
         let evidence = match tee {
             0 => Evidence::Simulated(evidence.to_vec()),
@@ -354,7 +491,7 @@ impl Keyholder {
             ));
         }
         let m = B256::from(verified.claims.measurement.0);
-        match allowed(m) {
+        match chain.measurement_allowed(m) {
             Ok(true) => Ok(m),
             Ok(false) => Err(fail(
                 403,
@@ -405,28 +542,28 @@ impl Keyholder {
         })
     }
 
-    fn oracle(&self) -> impl Fn(B256) -> Result<bool, String> + '_ {
-        move |m| match &self.allowed {
-            Some(f) => f(m),
-            None => Err("this keyholder has no chain client".into()),
+    fn oracle(&self) -> &dyn DeploymentChain {
+        match &self.chain {
+            Some(c) => c.as_ref(),
+            None => &NoChain,
         }
     }
 
     /// `POST /v1/shares`, reading `Settlement.measurementAllowed` through its own chain client.
     pub fn deliver(&self, r: &DeliverRequest) -> Result<DeliverResponse, KeyholderError> {
-        self.deliver_with(r, &self.oracle())
+        self.deliver_with(r, self.oracle())
     }
 
     /// `POST /v1/release`, reading `Settlement.measurementAllowed` through its own chain client.
     pub fn release(&self, r: &ReleaseRequest) -> Result<ReleaseResponse, KeyholderError> {
-        self.release_with(r, &self.oracle())
+        self.release_with(r, self.oracle())
     }
 
-    /// [`Keyholder::deliver`], reading the chain through `allowed`.
+    /// [`Keyholder::deliver`], reading the deployment through `chain`.
     pub fn deliver_with(
         &self,
         r: &DeliverRequest,
-        allowed: &dyn Fn(B256) -> Result<bool, String>,
+        chain: &dyn DeploymentChain,
     ) -> Result<DeliverResponse, KeyholderError> {
         self.deployment(r.chain_id, r.settlement)?;
         let share = custody::open_share(KEYHOLDER_SHARE_CONTEXT, &r.sealed, &self.sk, &self.target)
@@ -458,19 +595,10 @@ impl Keyholder {
             &custody::dealing_digest(&digests),
             &custody::deployment_bytes(&self.target),
             r.generation,
+            r.dealer.as_slice(),
+            r.commit_hash.as_slice(),
         );
-        self.appraise(r.tee, &r.evidence, &expected, allowed)?;
-        if r.generation < self.floor()? {
-            return Err(fail(
-                409,
-                "stale_generation",
-                format!(
-                    "generation {} is older than the one in force ({})",
-                    r.generation,
-                    self.floor()?
-                ),
-            ));
-        }
+        self.appraise(r.tee, &r.evidence, &expected, chain)?;
         let _guard = self
             .state
             .lock()
@@ -495,14 +623,24 @@ impl Keyholder {
                 ),
             ));
         }
+        self.check_next_generation(r.generation)?;
+        Self::check_dealer(r.generation, r.dealer, chain)?;
         let blob = self
             .shares_key
             .seal(&self.aad(r.generation), &share.to_bytes(), &mut OsRng);
+        let commit = self.shares_key.seal(
+            &self.commit_aad(r.generation),
+            r.commit_hash.as_slice(),
+            &mut OsRng,
+        );
+        // The commit hash first: a share is never held without it.
+        write_atomic(&self.commit_path(r.generation), &commit)?;
         write_atomic(&path, &blob)?;
         tracing::info!(
             generation = share.generation,
             index = share.index,
             root_id = %hex::encode(share.root_id),
+            dealer = %r.dealer,
             "share stored"
         );
         Ok(DeliverResponse {
@@ -513,7 +651,129 @@ impl Keyholder {
         })
     }
 
-    /// `POST /v1/shares/commit`: drop generations below `generation`, which must be held.
+    /// H3: a new generation is exactly the next one — 0 for a keyholder that holds nothing and
+    /// never committed, else the newest held + 1. Older ones are `stale_generation` (409),
+    /// later ones `generation_gap` (422).
+    fn check_next_generation(&self, generation: u64) -> Result<(), KeyholderError> {
+        let floor = self.floor()?;
+        if generation < floor {
+            return Err(fail(
+                409,
+                "stale_generation",
+                format!("generation {generation} is older than the one in force ({floor})"),
+            ));
+        }
+        let held = self.generations()?;
+        let next = match held.last() {
+            Some(newest) => newest.saturating_add(1),
+            None if floor == 0 => 0,
+            None => floor.saturating_add(1),
+        };
+        if generation < next {
+            return Err(fail(
+                409,
+                "stale_generation",
+                format!("generation {generation} is not newer than those held ({held:?})"),
+            ));
+        }
+        if generation > next {
+            return Err(fail(
+                422,
+                "generation_gap",
+                format!(
+                    "generation {generation} skips ahead: the next one is {next} (held: {held:?})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// H3: who may deal `generation`. The first dealing (generation 0) comes before the enclave
+    /// has a signing key (`dealer` zero) and only while the deployment has settled nothing
+    /// (`Settlement.enclave()` zero); a rotation only from the deployment's enclave:
+    /// `Settlement.enclave()` once that is set, before that an Active registered enclave (its
+    /// measurement is allowed: the evidence was checked).
+    fn check_dealer(
+        generation: u64,
+        dealer: Address,
+        chain: &dyn DeploymentChain,
+    ) -> Result<(), KeyholderError> {
+        let current = chain
+            .current_enclave()
+            .map_err(|e| fail(503, "chain_unavailable", e))?;
+        if generation == 0 {
+            if !current.is_zero() {
+                return Err(fail(
+                    409,
+                    "deployment_live",
+                    format!(
+                        "the deployment has settled under enclave {current}: a first dealing \
+                         (generation 0) is no longer accepted"
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if dealer.is_zero() {
+            return Err(fail(
+                403,
+                "not_deployment_enclave",
+                "a rotation must name its dealer (the dealing enclave's signing address)",
+            ));
+        }
+        if !current.is_zero() {
+            if dealer != current {
+                return Err(fail(
+                    403,
+                    "not_deployment_enclave",
+                    format!(
+                        "the dealer {dealer} is not the deployment's enclave {current} \
+                         (Settlement.enclave)"
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        match chain.enclave_active(dealer) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(fail(
+                403,
+                "not_deployment_enclave",
+                format!("the dealer {dealer} is not an Active registered enclave"),
+            )),
+            Err(e) => Err(fail(503, "chain_unavailable", e)),
+        }
+    }
+
+    fn commit_path(&self, generation: u64) -> PathBuf {
+        self.dir
+            .join(SHARES_DIR)
+            .join(format!("{generation}.commit"))
+    }
+
+    fn commit_aad(&self, generation: u64) -> Vec<u8> {
+        [self.aad(generation).as_slice(), b"commit"].concat()
+    }
+
+    /// The commit hash the dealing of `generation` bound (zero: never committed).
+    fn commit_hash(&self, generation: u64) -> Result<B256, KeyholderError> {
+        let path = self.commit_path(generation);
+        let blob = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(B256::ZERO),
+            Err(e) => return Err(io(&path, e)),
+        };
+        let plain = self
+            .shares_key
+            .open(&self.commit_aad(generation), &blob)
+            .map_err(|_| fail(500, "storage", format!("{}: does not open", path.display())))?;
+        B256::try_from(plain.as_slice())
+            .map_err(|_| fail(500, "storage", format!("{}: wrong length", path.display())))
+    }
+
+    /// `POST /v1/shares/commit`: drop generations below `generation`, which must be held and
+    /// whose dealing bound `keccak256(commit_token)` (H3: only the dealing enclave, which
+    /// reveals the token when it commits the rotation, can make keyholders drop a generation).
     pub fn commit(&self, r: &CommitRequest) -> Result<CommitResponse, KeyholderError> {
         self.deployment(r.chain_id, r.settlement)?;
         let _guard = self
@@ -531,12 +791,38 @@ impl Keyholder {
                 ),
             ));
         }
+        let expected = self.commit_hash(r.generation)?;
+        if expected.is_zero() {
+            return Err(fail(
+                409,
+                "not_committable",
+                format!(
+                    "generation {} was dealt without a commit token (a first dealing): there is \
+                     nothing to commit",
+                    r.generation
+                ),
+            ));
+        }
+        if alloy_primitives::keccak256(r.commit_token) != expected {
+            return Err(fail(
+                403,
+                "bad_commit_token",
+                format!(
+                    "the commit token is not the one generation {}'s dealing bound",
+                    r.generation
+                ),
+            ));
+        }
         let floor = self.dir.join(SHARES_DIR).join(FLOOR_FILE);
         write_atomic(&floor, r.generation.to_string().as_bytes())?;
         let mut dropped = Vec::new();
         for g in held.iter().copied().filter(|g| *g < r.generation) {
             let path = self.share_path(g);
             std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+            let commit = self.commit_path(g);
+            if commit.exists() {
+                std::fs::remove_file(&commit).map_err(|e| io(&commit, e))?;
+            }
             dropped.push(g);
         }
         tracing::info!(generation = r.generation, ?dropped, "rotation committed");
@@ -546,12 +832,12 @@ impl Keyholder {
         })
     }
 
-    /// [`Keyholder::release`], reading the chain through `allowed` (see the crate documentation
-    /// for the rule).
+    /// [`Keyholder::release`], reading the deployment through `chain` (see the crate
+    /// documentation for the rule).
     pub fn release_with(
         &self,
         r: &ReleaseRequest,
-        allowed: &dyn Fn(B256) -> Result<bool, String>,
+        chain: &dyn DeploymentChain,
     ) -> Result<ReleaseResponse, KeyholderError> {
         self.deployment(r.chain_id, r.settlement)?;
         let now = (self.clock)();
@@ -582,7 +868,7 @@ impl Keyholder {
             &custody::deployment_bytes(&self.target),
             &r.challenge,
         );
-        let measurement = self.appraise(r.tee, &r.evidence, &expected, allowed)?;
+        let measurement = self.appraise(r.tee, &r.evidence, &expected, chain)?;
         let recovery = KemPublicKey(r.recovery_key.0);
         let mut shares = Vec::new();
         for g in self.generations()?.into_iter().rev() {
@@ -822,6 +1108,16 @@ mod tests {
         simulated_measurement("sealbridge/netting/v1")
     }
 
+    /// The deployment as the keyholders read it: the netting measurement allowed, nothing
+    /// settled yet, `ENCLAVE` registered and Active.
+    fn chain() -> SharedDeploymentChain {
+        Box::new(FixedChain {
+            allowed: vec![allowed_m()],
+            enclave: Address::ZERO,
+            active: Vec::new(),
+        })
+    }
+
     struct Fixture {
         _dirs: Vec<tempfile::TempDir>,
         holders: Vec<Keyholder>,
@@ -842,9 +1138,8 @@ mod tests {
             assert_eq!(public_id(d.path()).unwrap(), id);
             ids.push(id);
             let c = clock.clone();
-            let allowed: MeasurementOracle = Box::new(|m| Ok(m == allowed_m()));
             holders.push(
-                Keyholder::open(d.path(), target(), Policy::insecure_dev(), Some(allowed))
+                Keyholder::open(d.path(), target(), Policy::insecure_dev(), Some(chain()))
                     .unwrap()
                     .with_clock(move || c.load(Relaxed)),
             );
@@ -880,11 +1175,18 @@ mod tests {
             target: target(),
             now: NOW,
         });
+        deliveries(r)
+    }
+
+    /// The delivery requests of a `Shares` answer, one per keyholder.
+    fn deliveries(r: Response) -> Vec<DeliverRequest> {
         let Response::Shares {
             generation,
             sealed,
             tee,
             evidence,
+            dealer,
+            commit_hash,
             ..
         } = r
         else {
@@ -904,6 +1206,8 @@ mod tests {
                 dealing: dealing.clone(),
                 tee,
                 evidence: Bytes::from(evidence.clone()),
+                dealer,
+                commit_hash,
             })
             .collect()
     }
@@ -1011,7 +1315,7 @@ mod tests {
             f._dirs[0].path(),
             target(),
             Policy::insecure_dev(),
-            Some(Box::new(|_| Ok(false))),
+            Some(Box::new(FixedChain::default())),
         )
         .unwrap()
         .with_clock(|| NOW);
@@ -1027,7 +1331,7 @@ mod tests {
             f._dirs[0].path(),
             target(),
             Policy::default(),
-            Some(Box::new(|_| Ok(true))),
+            Some(chain()),
         )
         .unwrap()
         .with_clock(|| NOW);
@@ -1094,65 +1398,103 @@ mod tests {
         assert_eq!(code(k.release(&r)), "stale_challenge");
     }
 
-    #[test]
-    fn nothing_held_is_404_and_commit_drops_only_older_generations() {
-        let f = fixture();
-        let k = &f.holders[0];
-        let mut s = session();
-        let r = release_request(k, &mut s);
-        let e = k.release(&r).unwrap_err();
-        assert_eq!((e.status, e.code), (404, "no_share"));
-        let commit = |g| CommitRequest {
+    fn commit(g: u64, token: B256) -> CommitRequest {
+        CommitRequest {
             chain_id: 31337,
             settlement: Address::repeat_byte(0x5e),
             generation: g,
-        };
-        assert_eq!(k.commit(&commit(0)).unwrap_err().code, "not_held");
-        let reqs = dealing(&f, &mut session());
-        k.deliver(&reqs[0]).unwrap();
-        let out = k.commit(&commit(0)).unwrap();
-        assert_eq!((out.kept, out.dropped), (vec![0], vec![]));
+            commit_token: token,
+        }
     }
 
-    #[test]
-    fn a_rotation_keeps_the_old_generation_until_committed_then_refuses_it() {
-        let (f, old) = delivered();
-        // A live custody enclave: boot on the dealt root, rotate.
+    /// The deployment after `enclave` settled its first statement.
+    fn live(enclave: Address) -> FixedChain {
+        FixedChain {
+            allowed: vec![allowed_m()],
+            enclave,
+            active: vec![enclave],
+        }
+    }
+
+    /// A running custody enclave (dealt, booted) and its signing address.
+    fn running(f: &Fixture) -> (Session, Address) {
         let mut s = session();
-        let reqs = dealing(&f, &mut s);
-        let _ = reqs;
+        let _ = dealing(f, &mut s);
         let r = s.handle(Request::Boot {
             policy: f.policy.clone(),
             target: target(),
             now: NOW,
         });
         assert_eq!(r, Response::Ack);
-        let Response::Shares {
-            generation,
-            sealed,
-            tee,
-            evidence,
-            ..
-        } = s.handle(Request::RotateRoot { now: NOW })
-        else {
-            panic!()
-        };
-        assert_eq!(generation, 1);
-        let dealing: Vec<B256> = sealed
+        let a = s.enclave().unwrap().signer_address();
+        (s, a)
+    }
+
+    /// A dealing of `generation` made outside any enclave, with evidence forged for the allowed
+    /// measurement (the simulated TEE allows that) naming `dealer`: what an attacker with
+    /// evidence of an allowed measurement can deliver.
+    fn forged(f: &Fixture, generation: u64, dealer: Address) -> Vec<DeliverRequest> {
+        let c = f.policy.custody.as_ref().unwrap();
+        let dealt = custody::deal(c, &target(), generation, &mut OsRng).unwrap();
+        let digests: Vec<[u8; 32]> = dealt
+            .sealed
             .iter()
-            .map(|x| B256::from(custody::sealed_digest(x)))
+            .map(|s| custody::sealed_digest(s))
             .collect();
-        let k = &f.holders[0];
-        k.deliver(&DeliverRequest {
-            chain_id: 31337,
-            settlement: Address::repeat_byte(0x5e),
+        let commit_hash = alloy_primitives::keccak256([7u8; 32]);
+        let evidence = sealbridge_attest::danger::SimulatedQuote {
+            measurement: sealbridge_attest::Measurement(allowed_m().0),
+            report_data: sealbridge_attest::keyholder_deal_report_data(
+                &custody::dealing_digest(&digests),
+                &custody::deployment_bytes(&target()),
+                generation,
+                dealer.as_slice(),
+                commit_hash.as_slice(),
+            ),
+            issued_at: NOW,
+            debug: false,
+        }
+        .sign();
+        deliveries(Response::Shares {
             generation,
-            sealed: Bytes::from(sealed[0].clone()),
-            dealing,
-            tee,
-            evidence: Bytes::from(evidence),
+            root_id: B256::from(dealt.root_id),
+            sealed: dealt.sealed,
+            tee: 0,
+            evidence,
+            dealer,
+            commit_hash,
         })
-        .unwrap();
+    }
+
+    #[test]
+    fn nothing_held_is_404_and_a_first_dealing_is_never_committed() {
+        let f = fixture();
+        let k = &f.holders[0];
+        let mut s = session();
+        let r = release_request(k, &mut s);
+        let e = k.release(&r).unwrap_err();
+        assert_eq!((e.status, e.code), (404, "no_share"));
+        assert_eq!(
+            k.commit(&commit(0, B256::ZERO)).unwrap_err().code,
+            "not_held"
+        );
+        let reqs = dealing(&f, &mut session());
+        k.deliver(&reqs[0]).unwrap();
+        // The first dealing binds no commit token: nothing commits it (there is nothing below).
+        let e = k.commit(&commit(0, B256::ZERO)).unwrap_err();
+        assert_eq!((e.status, e.code), (409, "not_committable"));
+        assert_eq!(k.generations().unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_old_generation_until_committed_with_its_token_then_refuses_it() {
+        let (f, old) = delivered();
+        let (mut s, enclave) = running(&f);
+        let chain = live(enclave);
+        let reqs = deliveries(s.handle(Request::RotateRoot { now: NOW }));
+        assert_eq!(reqs[0].generation, 1);
+        let k = &f.holders[0];
+        k.deliver_with(&reqs[0], &chain).unwrap();
         assert_eq!(k.generations().unwrap(), vec![0, 1]);
         let mut successor = session();
         let r = release_request(k, &mut successor);
@@ -1161,16 +1503,110 @@ mod tests {
             out.shares.iter().map(|s| s.generation).collect::<Vec<_>>(),
             vec![1, 0]
         );
-        let c = k
-            .commit(&CommitRequest {
-                chain_id: 31337,
-                settlement: Address::repeat_byte(0x5e),
-                generation: 1,
-            })
-            .unwrap();
+        // H3: a commit without the token the dealing bound drops nothing.
+        for token in [B256::ZERO, B256::repeat_byte(7), reqs[0].commit_hash] {
+            let e = k.commit(&commit(1, token)).unwrap_err();
+            assert_eq!((e.status, e.code), (403, "bad_commit_token"));
+        }
+        assert_eq!(k.generations().unwrap(), vec![0, 1]);
+        // The enclave reveals the token once it seals under generation 1.
+        let Response::RootRotated {
+            generation: 1,
+            commit_token,
+        } = s.handle(Request::CommitRootRotation)
+        else {
+            panic!()
+        };
+        let c = k.commit(&commit(1, commit_token)).unwrap();
         assert_eq!((c.kept, c.dropped), (vec![1], vec![0]));
         // Generation 0 cannot come back.
         let e = k.deliver(&old[0]).unwrap_err();
         assert_eq!((e.status, e.code), (409, "stale_generation"));
+    }
+
+    #[test]
+    fn h3_a_far_generation_is_refused_and_changes_nothing() {
+        let (f, _) = delivered();
+        let (_, enclave) = running(&f);
+        let chain = live(enclave);
+        let k = &f.holders[0];
+        // Even naming the deployment's enclave as dealer, with evidence of an allowed
+        // measurement: generation 1000 is not the next one (1).
+        let far = forged(&f, 1000, enclave);
+        let e = k.deliver_with(&far[0], &chain).unwrap_err();
+        assert_eq!((e.status, e.code), (422, "generation_gap"), "{e}");
+        assert_eq!(k.generations().unwrap(), vec![0]);
+        // Nor can it be committed (not held), so nothing is dropped.
+        let e = k.commit(&commit(1000, B256::repeat_byte(7))).unwrap_err();
+        assert_eq!(e.code, "not_held");
+        assert_eq!(k.generations().unwrap(), vec![0]);
+        // The control: the same forgery at the next generation passes these checks (the
+        // simulated TEE's quotes are forgeable, the residual the appraisal policy closes).
+        let next = forged(&f, 1, enclave);
+        k.deliver_with(&next[0], &chain).unwrap();
+        assert_eq!(k.generations().unwrap(), vec![0, 1]);
+        // Another keyholder (holds generation 0): 2 skips 1.
+        let other = &f.holders[1];
+        let e = other
+            .deliver_with(&forged(&f, 2, enclave)[1], &chain)
+            .unwrap_err();
+        assert_eq!(e.code, "generation_gap", "{e}");
+        assert_eq!(other.generations().unwrap(), vec![0]);
+        // A keyholder holding nothing accepts only a first dealing (generation 0).
+        let g = fixture();
+        let e = g.holders[0]
+            .deliver_with(&forged(&g, 1, enclave)[0], &chain)
+            .unwrap_err();
+        assert_eq!(e.code, "generation_gap", "{e}");
+        assert!(g.holders[0].generations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn h3_a_rotation_from_another_allowed_enclave_is_refused_and_changes_nothing() {
+        let (f, _) = delivered();
+        let (_, deployment_enclave) = running(&f);
+        // Another enclave of the same, allowed measurement, running and rotating its own root.
+        let (mut other, other_address) = running(&f);
+        assert_ne!(other_address, deployment_enclave);
+        let reqs = deliveries(other.handle(Request::RotateRoot { now: NOW }));
+        let k = &f.holders[0];
+        // The deployment settled under its enclave: any other dealer is refused.
+        let e = k
+            .deliver_with(&reqs[0], &live(deployment_enclave))
+            .unwrap_err();
+        assert_eq!((e.status, e.code), (403, "not_deployment_enclave"), "{e}");
+        // Before the first settled statement: a dealer that is not an Active registered enclave.
+        let unsettled = FixedChain {
+            allowed: vec![allowed_m()],
+            enclave: Address::ZERO,
+            active: vec![deployment_enclave],
+        };
+        let e = k.deliver_with(&reqs[0], &unsettled).unwrap_err();
+        assert_eq!((e.status, e.code), (403, "not_deployment_enclave"), "{e}");
+        // Claiming to be the deployment's enclave: the evidence binds the real dealer.
+        let mut lie = reqs[0].clone();
+        lie.dealer = deployment_enclave;
+        let e = k.deliver_with(&lie, &live(deployment_enclave)).unwrap_err();
+        assert_eq!(e.code, "wrong_binding", "{e}");
+        // A rotation that names no dealer.
+        let e = k
+            .deliver_with(&forged(&f, 1, Address::ZERO)[0], &unsettled)
+            .unwrap_err();
+        assert_eq!(e.code, "not_deployment_enclave", "{e}");
+        // The chain cannot be read.
+        let e = k.deliver_with(&reqs[0], &NoChain).unwrap_err();
+        assert_eq!(e.status, 503);
+        assert_eq!(k.generations().unwrap(), vec![0]);
+        // A first dealing once the deployment settled (a keyholder that holds nothing).
+        let g = fixture();
+        let first = dealing(&g, &mut session());
+        let e = g.holders[0]
+            .deliver_with(&first[0], &live(deployment_enclave))
+            .unwrap_err();
+        assert_eq!((e.status, e.code), (409, "deployment_live"), "{e}");
+        assert!(g.holders[0].generations().unwrap().is_empty());
+        // The control: the same rotation is stored when its dealer is the deployment's enclave.
+        k.deliver_with(&reqs[0], &live(other_address)).unwrap();
+        assert_eq!(k.generations().unwrap(), vec![0, 1]);
     }
 }

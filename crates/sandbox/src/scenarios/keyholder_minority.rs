@@ -293,6 +293,8 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
             &custody::dealing_digest(&digests.iter().map(|d| d.0).collect::<Vec<_>>()),
             &deployment,
             0,
+            Address::ZERO.as_slice(),
+            B256::ZERO.as_slice(),
         ),
         issued_at: now,
         debug: false,
@@ -306,6 +308,8 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
         dealing: digests,
         tee: 0,
         evidence: Bytes::from(forged_dealing),
+        dealer: Address::ZERO,
+        commit_hash: B256::ZERO,
     });
     let after: Vec<Vec<u64>> = keyholders
         .holders
