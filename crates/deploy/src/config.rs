@@ -204,6 +204,12 @@ pub struct DeployConfig {
     /// still served, the default; 2: only current clients). Part of the policy and its hash.
     #[serde(default = "default_min_envelope_version")]
     pub min_envelope_version: u8,
+    /// Key custody (issue 12 part 3; docs/PROTOCOL.md §13): the sealing root is generated in
+    /// the enclave and split `threshold`-of-n among these keyholders (each
+    /// `{"hpke_pk": [32 bytes], "tee": 0}`, from `sealbridge keyholder init --json`), in share
+    /// order. Part of the policy and its hash. Default: none (the TEE's root).
+    #[serde(default)]
+    pub custody: Option<sealbridge_enclave::custody::Custody>,
 }
 
 fn default_min_envelope_version() -> u8 {
@@ -407,6 +413,11 @@ impl DeployConfig {
         if self.participants.len() < 2 {
             return bad("netting needs at least two participants".into());
         }
+        if let Some(c) = &self.custody
+            && let Err(e) = c.validate()
+        {
+            return bad(e.to_string());
+        }
         let mut s: Vec<SenderId> = self.participants.iter().map(|p| p.sender).collect();
         s.sort();
         s.dedup();
@@ -467,7 +478,10 @@ impl DeployConfig {
         policy.statement_validity_secs = self.statement_validity_secs;
         policy.suites = self.suites.clone();
         policy.min_envelope_version = self.min_envelope_version;
-        policy
+        match &self.custody {
+            Some(c) => policy.with_custody(c.clone()),
+            None => policy,
+        }
     }
 }
 

@@ -202,9 +202,6 @@ pub struct Session {
     /// A rotated root waiting for `CommitRootRotation`: generation, root, its dealing, and the
     /// token that commits it at the keyholders (revealed by `CommitRootRotation`).
     rotation: Option<(u64, RootSecret, Response, B256)>,
-    /// The newest generation `RecoverRoot` saw (a rotation dealt but never committed may be
-    /// held by keyholders above the root adopted): the next rotation deals above it.
-    recovered_max: Option<u64>,
     /// The running enclave's custody rule and deployment.
     custody: Option<(Custody, SettlementTarget)>,
     rng: RngFactory,
@@ -270,7 +267,6 @@ impl Session {
             candidates: Vec::new(),
             recovery: None,
             rotation: None,
-            recovered_max: None,
             custody: None,
             rng,
             enclave: None,
@@ -1002,7 +998,6 @@ impl Session {
                     .map(|r| (r.generation, B256::from(r.root_id), r.used.clone()))
                     .collect();
                 let bound = custody::custody_hash(c);
-                self.recovered_max = roots.iter().map(|r| r.generation).max();
                 self.candidates = roots
                     .into_iter()
                     .map(|r| {
@@ -1043,8 +1038,11 @@ impl Session {
         if let Some((_, _, dealing, _)) = &self.rotation {
             return dealing.clone();
         }
-        let top = self.recovered_max.map_or(generation, |m| m.max(generation));
-        let Some(next) = top.checked_add(1) else {
+        // Always the generation after the one in force: keyholders hold at most that one above
+        // it (a rotation dealt but never committed, which this dealing replaces — they accept
+        // only the next generation, and replace a pending one only for the deployment's
+        // enclave; docs/PROTOCOL.md §13).
+        let Some(next) = generation.checked_add(1) else {
             return refuse("root generation exhausted");
         };
         let Some(dealer) = self.enclave.as_ref().map(Enclave::signer_address) else {

@@ -179,7 +179,7 @@ impl<K: KeyholderApi> Custodian<K> {
                 dealer: *dealer,
                 commit_hash: *commit_hash,
             });
-            outcomes.push(KeyholderOutcome {
+            let outcome = KeyholderOutcome {
                 keyholder: k.name(),
                 outcome: match &r {
                     Ok(d) if d.already_held => "already-held".into(),
@@ -187,7 +187,9 @@ impl<K: KeyholderApi> Custodian<K> {
                     Err(e) => e.to_string(),
                 },
                 generations: vec![*generation],
-            });
+            };
+            tracing::info!(keyholder = %outcome.keyholder, outcome = %outcome.outcome, generation, "share delivered");
+            outcomes.push(outcome);
         }
         Ok(DeliveryReport {
             generation: *generation,
@@ -259,7 +261,13 @@ impl<K: KeyholderApi> Custodian<K> {
                     .map(|s| (s.generation, s.sealed.to_vec()))
                     .collect())
             };
-            match step() {
+            let result = step();
+            tracing::info!(
+                keyholder = %k.name(),
+                outcome = %result.as_ref().map_or_else(String::clone, |s| format!("released {} generation(s)", s.len())),
+                "keyholder release"
+            );
+            match result {
                 Ok(shares) => {
                     outcomes.push(KeyholderOutcome {
                         keyholder: k.name(),
@@ -319,6 +327,22 @@ impl<K: KeyholderApi> Custodian<K> {
     /// Deal a fresh root in the enclave session behind `link` and deliver it to every
     /// keyholder; an error unless every keyholder stored its share.
     pub fn deal(&self, link: &mut dyn EnclaveLink) -> Result<DeliveryReport, CoreError> {
+        // Every keyholder must answer first: a dealing that reaches only some leaves them
+        // holding a share of a root no enclave will have, which they never overwrite.
+        let down: Vec<String> = self
+            .keyholders
+            .iter()
+            .filter_map(|k| k.info().err().map(|e| format!("{}: {e}", k.name())))
+            .collect();
+        if !down.is_empty() {
+            return Err(CoreError::Enclave(format!(
+                "a new root is dealt only when every keyholder answers, and {} of {} do not \
+                 ({}); nothing was dealt",
+                down.len(),
+                self.keyholders.len(),
+                down.join("; ")
+            )));
+        }
         let r = link.call(Request::CustodyDeal {
             policy: self.policy.clone(),
             target: self.target,
@@ -327,7 +351,9 @@ impl<K: KeyholderApi> Custodian<K> {
         let report = self.deliver(&r)?;
         if !report.complete() {
             return Err(CoreError::Enclave(format!(
-                "the new root's shares did not reach every keyholder: {}",
+                "the new root's shares did not reach every keyholder, so nothing is served under \
+                 it; the keyholders that stored a share of it keep it and refuse another \
+                 generation 0 (docs/OPERATIONS.md \"First start of a custody deployment\"): {}",
                 report
                     .keyholders
                     .iter()

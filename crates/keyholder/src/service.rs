@@ -604,7 +604,8 @@ impl Keyholder {
             .lock()
             .map_err(|_| fail(500, "internal", "state poisoned"))?;
         let path = self.share_path(r.generation);
-        if path.exists() {
+        let floor = self.floor()?;
+        let replaces = if path.exists() {
             let held = self.load_share(r.generation)?;
             if held == share {
                 return Ok(DeliverResponse {
@@ -614,16 +615,24 @@ impl Keyholder {
                     already_held: true,
                 });
             }
-            return Err(fail(
-                409,
-                "conflict",
-                format!(
-                    "a different share of generation {} is held; it is never overwritten",
-                    r.generation
-                ),
-            ));
-        }
-        self.check_next_generation(r.generation)?;
+            // A rotation dealt but never committed (above the generation in force) is replaced
+            // by the deployment's enclave dealing that generation again; anything else held is
+            // never overwritten.
+            if r.generation == 0 || r.generation <= floor {
+                return Err(fail(
+                    409,
+                    "conflict",
+                    format!(
+                        "a different share of generation {} is held; it is never overwritten",
+                        r.generation
+                    ),
+                ));
+            }
+            true
+        } else {
+            false
+        };
+        self.check_next_generation(r.generation, floor)?;
         Self::check_dealer(r.generation, r.dealer, chain)?;
         let blob = self
             .shares_key
@@ -633,9 +642,16 @@ impl Keyholder {
             r.commit_hash.as_slice(),
             &mut OsRng,
         );
-        // The commit hash first: a share is never held without it.
-        write_atomic(&self.commit_path(r.generation), &commit)?;
+        // The share, then its commit hash: a crash between leaves a share whose commit is
+        // refused (no hash, or the replaced dealing's), never one committed by another token.
         write_atomic(&path, &blob)?;
+        write_atomic(&self.commit_path(r.generation), &commit)?;
+        if replaces {
+            tracing::warn!(
+                generation = r.generation,
+                "an uncommitted share replaced by the deployment enclave's new dealing"
+            );
+        }
         tracing::info!(
             generation = share.generation,
             index = share.index,
@@ -652,28 +668,24 @@ impl Keyholder {
     }
 
     /// H3: a new generation is exactly the next one — 0 for a keyholder that holds nothing and
-    /// never committed, else the newest held + 1. Older ones are `stale_generation` (409),
-    /// later ones `generation_gap` (422).
-    fn check_next_generation(&self, generation: u64) -> Result<(), KeyholderError> {
-        let floor = self.floor()?;
-        if generation < floor {
-            return Err(fail(
-                409,
-                "stale_generation",
-                format!("generation {generation} is older than the one in force ({floor})"),
-            ));
-        }
+    /// never committed, else above the one in force (`floor`) and at most the newest held + 1
+    /// (the newest held may be a rotation never committed, which the next dealing replaces).
+    /// Older ones are `stale_generation` (409), later ones `generation_gap` (422).
+    fn check_next_generation(&self, generation: u64, floor: u64) -> Result<(), KeyholderError> {
         let held = self.generations()?;
-        let next = match held.last() {
-            Some(newest) => newest.saturating_add(1),
-            None if floor == 0 => 0,
-            None => floor.saturating_add(1),
+        let (lowest, next) = match held.last() {
+            Some(newest) => (floor.saturating_add(1), newest.saturating_add(1)),
+            None if floor == 0 => (0, 0),
+            None => (floor.saturating_add(1), floor.saturating_add(1)),
         };
-        if generation < next {
+        if generation < lowest {
             return Err(fail(
                 409,
                 "stale_generation",
-                format!("generation {generation} is not newer than those held ({held:?})"),
+                format!(
+                    "generation {generation} is not above the one in force ({floor}; held: \
+                     {held:?})"
+                ),
             ));
         }
         if generation > next {
@@ -1608,5 +1620,43 @@ mod tests {
         // The control: the same rotation is stored when its dealer is the deployment's enclave.
         k.deliver_with(&reqs[0], &live(other_address)).unwrap();
         assert_eq!(k.generations().unwrap(), vec![0, 1]);
+    }
+
+    #[test]
+    fn an_uncommitted_rotation_is_replaced_only_by_the_deployment_enclave_a_committed_one_never() {
+        let (f, _) = delivered();
+        let (mut s, enclave) = running(&f);
+        let chain = live(enclave);
+        let k = &f.holders[0];
+        let first = deliveries(s.handle(Request::RotateRoot { now: NOW }));
+        k.deliver_with(&first[0], &chain).unwrap();
+        // Another allowed enclave's generation 1 replaces nothing.
+        let (mut other, _) = running(&f);
+        let theirs = deliveries(other.handle(Request::RotateRoot { now: NOW }));
+        let e = k.deliver_with(&theirs[0], &chain).unwrap_err();
+        assert_eq!(e.code, "not_deployment_enclave", "{e}");
+        assert!(k.load_share(1).unwrap() == open(k, &first[0]));
+        // The deployment's enclave restarted before the commit (its pending rotation lost) and
+        // dealt generation 1 anew: the uncommitted share is replaced.
+        let again = forged(&f, 1, enclave);
+        assert!(!k.deliver_with(&again[0], &chain).unwrap().already_held);
+        assert!(k.load_share(1).unwrap() == open(k, &again[0]));
+        // Only the new dealing's token commits it.
+        let Response::RootRotated { commit_token, .. } = s.handle(Request::CommitRootRotation)
+        else {
+            panic!()
+        };
+        let e = k.commit(&commit(1, commit_token)).unwrap_err();
+        assert_eq!(e.code, "bad_commit_token");
+        let c = k.commit(&commit(1, B256::repeat_byte(7))).unwrap();
+        assert_eq!((c.kept, c.dropped), (vec![1], vec![0]));
+        // Committed: never replaced again, not even by the deployment's enclave.
+        let e = k.deliver_with(&first[0], &chain).unwrap_err();
+        assert_eq!((e.status, e.code), (409, "conflict"), "{e}");
+        assert!(k.load_share(1).unwrap() == open(k, &again[0]));
+    }
+
+    fn open(k: &Keyholder, r: &DeliverRequest) -> Share {
+        custody::open_share(KEYHOLDER_SHARE_CONTEXT, &r.sealed, &k.sk, &target()).unwrap()
     }
 }
