@@ -25,17 +25,20 @@
 //! [`router`]); [`serve`] runs the router on its own runtime; [`RemoteKeyholder`] is the
 //! client; [`host`] drives dealing, recovery and rotation from the host's side.
 
+mod chain;
 pub mod host;
 mod remote;
 mod service;
 
+pub use chain::{
+    ChainRef, ChainView, DeploymentChain, FixedChain, SharedDeploymentChain, measurement_allowed,
+};
 pub use remote::{
     ChallengeResponse, CommitRequest, CommitResponse, DeliverRequest, DeliverResponse, ErrorBody,
     KeyholderApi, KeyholderFailure, KeyholderInfo, ReleaseRequest, ReleaseResponse, ReleasedShare,
     RemoteKeyholder,
 };
 pub use service::{
-    CHALLENGE_TTL_SECS, ChainRef, ChainView, DeploymentChain, FixedChain, Keyholder,
-    KeyholderError, Served, SharedDeploymentChain, init, init_with_secret, measurement_allowed,
-    public_id, router, serve,
+    CHALLENGE_TTL_SECS, Keyholder, KeyholderError, Served, init, init_with_secret, public_id,
+    router, serve,
 };

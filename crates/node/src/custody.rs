@@ -104,6 +104,22 @@ fn target(setup: &Setup) -> SettlementTarget {
     }
 }
 
+fn no_state(cfg: &NodeConfig) -> NodeError {
+    NodeError::Config(format!(
+        "{} holds no node's state: nothing to rotate",
+        cfg.data_dir.display()
+    ))
+}
+
+/// Refuse a data directory that holds no node (checked before anything is created in it).
+pub fn require_state(cfg: &NodeConfig) -> Result<(), NodeError> {
+    if cfg.data_dir.join("node.db").exists() {
+        Ok(())
+    } else {
+        Err(no_state(cfg))
+    }
+}
+
 /// `sealbridge node rotate-root`: on the data directory of a **stopped** node (its lock taken),
 /// recover the enclave (the root from k keyholders), have it deal generation g + 1, deliver it
 /// to every keyholder, commit it (the core stores a snapshot under the new root alone and
@@ -115,14 +131,10 @@ pub fn rotate_root<C: Chain>(
     chain: C,
     progress: &mut dyn FnMut(&str),
 ) -> Result<RotationReport, NodeError> {
+    require_state(cfg)?;
     let _lock = DataDirLock::acquire(&cfg.data_dir)?;
     let store = Store::open(&cfg.data_dir)?;
-    let setup = store.meta::<Setup>("setup")?.ok_or_else(|| {
-        NodeError::Config(format!(
-            "{} holds no node's state: nothing to rotate",
-            cfg.data_dir.display()
-        ))
-    })?;
+    let setup = store.meta::<Setup>("setup")?.ok_or_else(|| no_state(cfg))?;
     let Some(custodian) = custodian(cfg, &setup)? else {
         return Err(NodeError::Config(
             "this deployment's policy puts no sealing root in custody: there is no custody root \

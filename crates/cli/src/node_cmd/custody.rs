@@ -40,6 +40,8 @@ pub fn run_rotate_root(args: &RotateRootArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let config::Resolved { cfg, chain, .. } = config::resolve(&args.options, file.as_ref())?;
     let _telemetry = args.log.init()?;
+    // Before the embedded chain's journal would be created in an empty directory.
+    sealbridge_node::custody::require_state(&cfg)?;
     let mut progress = |line: &str| eprintln!("rotate-root: {line}");
     let report = if chain == "embedded" {
         sealbridge_node::custody::rotate_root(
