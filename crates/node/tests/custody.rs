@@ -27,10 +27,11 @@ use sealbridge_attest::Policy;
 use sealbridge_chain::Sealbridge;
 use sealbridge_client::NodeClient;
 use sealbridge_deploy::{
-    DeployConfig, DeployOptions, DeploymentFile, MeasurementWindow, ParticipantEntry, deploy,
+    CustodyConfig, DeployConfig, DeployOptions, DeploymentFile, KeyholderEntry, MeasurementWindow,
+    ParticipantEntry, deploy,
     dev::{self, DevChain, WallClockChain},
 };
-use sealbridge_enclave::{SettlementTarget, custody::Custody, policy::simulated_measurement};
+use sealbridge_enclave::{SettlementTarget, policy::simulated_measurement};
 use sealbridge_keyholder::{ChainView, DeploymentChain, Keyholder, KeyholderApi, RemoteKeyholder};
 use sealbridge_node::node::SharedChain;
 use sealbridge_node::{Node, NodeConfig, NodeError, unix_now};
@@ -79,9 +80,15 @@ fn deploy_config(keyholders: Vec<sealbridge_enclave::custody::KeyholderId>) -> D
         max_batch_wait_secs: 0,
         suites: Default::default(),
         min_envelope_version: sealbridge_proto::PREVIOUS_ENVELOPE_VERSION,
-        custody: Some(Custody {
+        custody: Some(CustodyConfig {
             threshold: 2,
-            keyholders,
+            keyholders: keyholders
+                .iter()
+                .map(|k| KeyholderEntry {
+                    hpke_pk: k.hpke_pk.into(),
+                    tee: k.tee,
+                })
+                .collect(),
         }),
     }
 }
