@@ -32,7 +32,8 @@ use crate::{
 /// (issue 12): policy version 4 inside `Boot`/`Restore` (suite lifecycle, key custody, handover
 /// trust), `Description::xwing_announcement`, key custody (`CustodyDeal`, `RecoveryEvidence`,
 /// `RecoverRoot`, `RotateRoot`, `CommitRootRotation`; answered `Shares`, `RecoveryEvidence`,
-/// `RootRecovered`), handover (`Handover` answered `HandedOver`, `AwaitHandover`,
+/// `RootRecovered`, `RootRotated` — the last, and `Shares`'s `dealer`/`commit_hash`, added by
+/// review finding H3 within version 9; the integrator bumps the version once), handover (`Handover` answered `HandedOver`, `AwaitHandover`,
 /// `AcceptHandover`; `BoundaryError::HandedOver`, `AwaitingHandover`), and `EnclaveStatus`
 /// `handed_over`/`awaiting_handover`. Version 9 (issue 12): `AdoptPolicy` (answered
 /// `PolicyAdopted`) and the journal step that records it, `ResumeFromChain` (a session start
