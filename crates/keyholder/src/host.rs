@@ -353,7 +353,7 @@ impl<K: KeyholderApi> Custodian<K> {
             return Err(CoreError::Enclave(format!(
                 "the new root's shares did not reach every keyholder, so nothing is served under \
                  it; the keyholders that stored a share of it keep it and refuse another \
-                 generation 0 (docs/OPERATIONS.md \"First start of a custody deployment\"): {}",
+                 generation 0 (docs/OPERATIONS.md \"Lost enclave machine\", first start): {}",
                 report
                     .keyholders
                     .iter()
