@@ -493,15 +493,25 @@ pub fn keyholder_request_report_data(
 
 /// `report_data` of a dealing of shares to keyholders: `SHA-512(len ‖
 /// "sealbridge/v1/keyholder-deal" ‖ len ‖ dealing digest ‖ len ‖ deployment ‖ len ‖ generation
-/// u64 BE)`.
+/// u64 BE ‖ len ‖ dealer (20, the dealing enclave's signing address; zero before it has one) ‖
+/// len ‖ commit hash (32, `keccak256` of the token that commits this generation; zero: never
+/// committed))`.
 pub fn keyholder_deal_report_data(
     dealing_digest: &[u8],
     deployment: &[u8],
     generation: u64,
+    dealer: &[u8],
+    commit_hash: &[u8],
 ) -> [u8; 64] {
     prefixed_sha512(
         sealbridge_proto::contexts::KEYHOLDER_DEAL_CONTEXT,
-        &[dealing_digest, deployment, &generation.to_be_bytes()],
+        &[
+            dealing_digest,
+            deployment,
+            &generation.to_be_bytes(),
+            dealer,
+            commit_hash,
+        ],
     )
 }
 
@@ -609,9 +619,20 @@ mod tests {
             keyholder_request_report_data(b"key", b"dep", b"challenge2")
         );
         assert_ne!(k[..], report_data(b"key", b"challenge")[..]);
-        let d = keyholder_deal_report_data(b"key", b"dep", 0);
+        let d = keyholder_deal_report_data(b"key", b"dep", 0, &[0; 20], &[0; 32]);
         assert_ne!(d, k);
-        assert_ne!(d, keyholder_deal_report_data(b"key", b"dep", 1));
+        assert_ne!(
+            d,
+            keyholder_deal_report_data(b"key", b"dep", 1, &[0; 20], &[0; 32])
+        );
+        assert_ne!(
+            d,
+            keyholder_deal_report_data(b"key", b"dep", 0, &[1; 20], &[0; 32])
+        );
+        assert_ne!(
+            d,
+            keyholder_deal_report_data(b"key", b"dep", 0, &[0; 20], &[1; 32])
+        );
     }
 
     #[test]

@@ -124,7 +124,10 @@ fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
         &a.data_dir,
         target,
         appraisal,
-        Some(sealbridge_keyholder::chain_oracle(chain, a.settlement)),
+        Some(Box::new(sealbridge_keyholder::ChainView::new(
+            chain,
+            a.settlement,
+        ))),
     )?;
     let id = keyholder.id();
     let tls = match (&a.tls_cert, &a.tls_key) {

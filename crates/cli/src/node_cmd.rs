@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 mod config;
+mod custody;
 mod handover;
 
 use crate::common::{LogArgs, init_tracing, read_key, sending_account};
@@ -106,6 +107,12 @@ pub enum NodeCommand {
     /// the handover; every signed statement settles, then the handover; the package and the
     /// handed-over snapshot go to the successor. Prints a summary.
     Upgrade(handover::UpgradeArgs),
+    /// Key custody: rotate the sealing root of a stopped node's data directory (its lock is
+    /// taken): recover the enclave from the keyholders, deal root generation g + 1 to every
+    /// keyholder, commit it (a snapshot under the new root stored alone, older snapshots and
+    /// journal deleted), and have the keyholders drop the older generations. Nothing is
+    /// committed unless every keyholder stored its new share.
+    RotateRoot(custody::RotateRootArgs),
 }
 
 /// The reference of `sealbridge node`'s options (Markdown).
@@ -116,8 +123,10 @@ pub fn config_reference() -> String {
 
 /// Run the node until Ctrl-C.
 pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
-    if let Some(NodeCommand::Upgrade(u)) = &args.command {
-        return handover::run_upgrade(u);
+    match &args.command {
+        Some(NodeCommand::Upgrade(u)) => return handover::run_upgrade(u),
+        Some(NodeCommand::RotateRoot(r)) => return custody::run_rotate_root(r),
+        None => {}
     }
     if args.print_config_reference {
         print!("{}", config_reference());

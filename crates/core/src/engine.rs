@@ -1321,7 +1321,7 @@ impl Core {
     /// docs/PROTOCOL.md "Key custody").
     fn commit_rotation(&mut self) -> Result<Response, CoreError> {
         let r = self.call(Request::CommitRootRotation)?;
-        if r != Response::Ack {
+        if !matches!(r, Response::RootRotated { .. }) {
             return Ok(r);
         }
         self.rotation_due();
@@ -1331,7 +1331,7 @@ impl Core {
                     next_record = stats.next_record,
                     "root rotation committed: snapshot under the new root stored alone"
                 );
-                Ok(Response::Ack)
+                Ok(r)
             }
             None => Err(CoreError::Inconsistent(
                 "the enclave refused the snapshot after a root rotation; restart the enclave \

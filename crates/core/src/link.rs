@@ -347,6 +347,7 @@ fn response_kind(response: &Response) -> &'static str {
         Response::Shares { .. } => "shares",
         Response::RecoveryEvidence { .. } => "recovery-evidence",
         Response::RootRecovered { .. } => "root-recovered",
+        Response::RootRotated { .. } => "root-rotated",
         Response::HandedOver { .. } => "handed-over",
         Response::PolicyAdopted { .. } => "policy-adopted",
         Response::Error(_) => "error",

@@ -211,6 +211,49 @@ pub struct DeployConfig {
     /// still served, the default; 2: only current clients). Part of the policy and its hash.
     #[serde(default = "default_min_envelope_version")]
     pub min_envelope_version: u8,
+    /// Key custody (issue 12 part 3; docs/PROTOCOL.md §13): the sealing root is generated in
+    /// the enclave and split `threshold`-of-n among these keyholders, in share order. Part of
+    /// the policy and its hash. Default: none (the TEE's root).
+    #[serde(default)]
+    pub custody: Option<CustodyConfig>,
+}
+
+/// `custody` of a deployment config: `{"threshold": k, "keyholders": [{"hpke_pk": "0x…",
+/// "tee": 0}, …]}` — each keyholder as `sealbridge keyholder init --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyConfig {
+    /// k: keyholders needed to recover the root (at least 2).
+    pub threshold: u8,
+    /// The keyholders, in share order.
+    pub keyholders: Vec<KeyholderEntry>,
+}
+
+/// One keyholder of [`CustodyConfig`] (other keys, such as `created`, are ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyholderEntry {
+    /// Its HPKE (X25519) public key.
+    pub hpke_pk: B256,
+    /// TEE kind (0: simulated).
+    #[serde(default)]
+    pub tee: u8,
+}
+
+impl CustodyConfig {
+    /// The policy's custody rule.
+    pub fn custody(&self) -> sealbridge_enclave::custody::Custody {
+        sealbridge_enclave::custody::Custody {
+            threshold: self.threshold,
+            keyholders: self
+                .keyholders
+                .iter()
+                .map(|k| sealbridge_enclave::custody::KeyholderId {
+                    hpke_pk: k.hpke_pk.0,
+                    tee: k.tee,
+                })
+                .collect(),
+        }
+    }
 }
 
 fn default_min_envelope_version() -> u8 {
@@ -427,6 +470,11 @@ impl DeployConfig {
         if self.participants.len() < 2 {
             return bad("netting needs at least two participants".into());
         }
+        if let Some(c) = &self.custody
+            && let Err(e) = c.custody().validate()
+        {
+            return bad(e.to_string());
+        }
         let mut s: Vec<SenderId> = self.participants.iter().map(|p| p.sender).collect();
         s.sort();
         s.dedup();
@@ -487,7 +535,10 @@ impl DeployConfig {
         policy.statement_validity_secs = self.statement_validity_secs;
         policy.suites = self.suites.clone();
         policy.min_envelope_version = self.min_envelope_version;
-        policy
+        match &self.custody {
+            Some(c) => policy.with_custody(c.custody()),
+            None => policy,
+        }
     }
 }
 
@@ -722,5 +773,26 @@ mod tests {
         x.timelock = None;
         x.governance = Some(Address::ZERO);
         refused(&x, &DEV, "zero address");
+    }
+
+    #[test]
+    fn custody_takes_keyholders_as_keyholder_init_prints_them_and_refuses_a_bad_rule() {
+        let mut v: serde_json::Value = serde_json::to_value(config()).unwrap();
+        let k = |b: u8| serde_json::json!({"hpke_pk": format!("0x{}", hex::encode([b; 32])), "tee": 0, "created": true});
+        v["custody"] = serde_json::json!({"threshold": 2, "keyholders": [k(1), k(2), k(3)]});
+        let c = DeployConfig::from_json(v.to_string().as_bytes()).unwrap();
+        c.validate(&DeployOptions::default()).unwrap();
+        let policy = c.policy(vec![Address::repeat_byte(0xee)]);
+        let custody = policy.custody.unwrap();
+        assert_eq!(custody.threshold, 2);
+        assert_eq!(custody.keyholders[2].hpke_pk, [3; 32]);
+        // One keyholder would hold the root alone.
+        v["custody"]["threshold"] = 1.into();
+        let c = DeployConfig::from_json(v.to_string().as_bytes()).unwrap();
+        let e = c
+            .validate(&DeployOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("threshold 1"), "{e}");
     }
 }

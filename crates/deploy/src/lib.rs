@@ -16,10 +16,10 @@ pub mod dev;
 pub mod governance;
 
 pub use config::{
-    DEFAULT_STATEMENT_VALIDITY_SECS, DeployConfig, DeployOptions, GOVERNANCE_MARGIN_SECS,
-    MAX_STATEMENT_VALIDITY_SECS, MIN_EXIT_DELAY_SECS, MIN_STATEMENT_VALIDITY_SECS,
-    MeasurementWindow, ParticipantEntry, TimelockConfig, parse_measurement,
-    simulated_netting_measurement,
+    CustodyConfig, DEFAULT_STATEMENT_VALIDITY_SECS, DeployConfig, DeployOptions,
+    GOVERNANCE_MARGIN_SECS, KeyholderEntry, MAX_STATEMENT_VALIDITY_SECS, MIN_EXIT_DELAY_SECS,
+    MIN_STATEMENT_VALIDITY_SECS, MeasurementWindow, ParticipantEntry, TimelockConfig,
+    parse_measurement, simulated_netting_measurement,
 };
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};

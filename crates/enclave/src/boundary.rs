@@ -32,14 +32,17 @@ use crate::{
 /// (issue 12): policy version 4 inside `Boot`/`Restore` (suite lifecycle, key custody, handover
 /// trust), `Description::xwing_announcement`, key custody (`CustodyDeal`, `RecoveryEvidence`,
 /// `RecoverRoot`, `RotateRoot`, `CommitRootRotation`; answered `Shares`, `RecoveryEvidence`,
-/// `RootRecovered`), handover (`Handover` answered `HandedOver`, `AwaitHandover`,
+/// `RootRecovered`, `RootRotated` — the last, and `Shares`'s `dealer`/`commit_hash`, added by
+/// review finding H3 within version 9; the integrator bumps the version once), handover (`Handover` answered `HandedOver`, `AwaitHandover`,
 /// `AcceptHandover`; `BoundaryError::HandedOver`, `AwaitingHandover`), and `EnclaveStatus`
 /// `handed_over`/`awaiting_handover`. Version 9 (issue 12): `AdoptPolicy` (answered
 /// `PolicyAdopted`) and the journal step that records it, `ResumeFromChain` (a session start
 /// after the enclave and the host's data were lost) and `ChainEvent::Escape`; a version-8
 /// enclave would refuse these and a version-8 host could not replay a journal holding them.
 /// Version 10 (issue 12): `AdoptPolicy::approvals`, the verifiers' signed approvals of the
-/// change (the journal step is unchanged).
+/// change (the journal step is unchanged); `Shares` names its dealer and commit hash and
+/// `CommitRootRotation` answers `RootRotated` with the commit token (keyholders authenticate
+/// dealings and commits).
 pub const BOUNDARY_VERSION: u16 = 10;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
@@ -300,7 +303,7 @@ pub enum Request {
     /// snapshots). Refused unless a rotation is pending and no state change is unjournaled.
     /// The host must then store a snapshot alone at once (older snapshots and the journal
     /// below it deleted) before any other request, and tell the keyholders to drop the old
-    /// generation. Answered `Ack`.
+    /// generation. Answered `RootRotated` (with the token that commits it at the keyholders).
     CommitRootRotation,
     // --- end key custody ---------------------------------------------------------------------
     /// Session start (enclave process only): restore from a single-blob snapshot of boundary
@@ -548,8 +551,17 @@ pub enum Response {
         /// TEE kind of the evidence (0: simulated).
         tee: u8,
         /// Evidence whose report_data is `keyholder_deal_report_data(dealing_digest,
-        /// deployment, generation)`: keyholders store only shares a genuine enclave dealt.
+        /// deployment, generation, dealer, commit_hash)`: keyholders store only shares a
+        /// genuine enclave dealt.
         evidence: Vec<u8>,
+        /// The dealing enclave's signing address (zero for a `CustodyDeal`: no key yet).
+        /// Keyholders accept a rotation only from the deployment's enclave.
+        #[serde(default)]
+        dealer: Address,
+        /// `keccak256` of the token `CommitRootRotation` reveals (zero for a `CustodyDeal`,
+        /// which is never committed): keyholders drop older generations only for the token.
+        #[serde(default)]
+        commit_hash: B256,
     },
     /// Evidence for a keyholder (`RecoveryEvidence`).
     RecoveryEvidence {
@@ -567,6 +579,15 @@ pub enum Response {
         roots: Vec<(u64, B256, Vec<u8>)>,
         /// `(position in the request, reason)` of shares that did not open or parse.
         refused: Vec<(u32, String)>,
+    },
+    /// Answer to `CommitRootRotation`: the enclave seals under `generation` now; `commit_token`
+    /// (whose `keccak256` the rotation's dealing bound) tells the keyholders to drop older
+    /// generations (`POST /v1/shares/commit`).
+    RootRotated {
+        /// The generation now in force.
+        generation: u64,
+        /// The commit token.
+        commit_token: B256,
     },
     // --- end key custody ---
     /// Answer to `Handover`.

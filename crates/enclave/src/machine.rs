@@ -591,6 +591,12 @@ impl<P: Program> Enclave<P> {
         }
     }
 
+    /// The instance's secp256k1 signing address (what the registry and
+    /// `Settlement.enclave()` name).
+    pub fn signer_address(&self) -> Address {
+        self.bundle.address
+    }
+
     /// The settled-state root the last statement committed to (zero before the first).
     pub fn last_state_root(&self) -> B256 {
         self.last_root

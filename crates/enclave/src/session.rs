@@ -29,8 +29,8 @@
 
 use std::collections::BTreeMap;
 
-use alloy_primitives::B256;
-use rand_core::CryptoRngCore;
+use alloy_primitives::{Address, B256, keccak256};
+use rand_core::{CryptoRngCore, RngCore};
 use sealbridge_programs::netting::Netting;
 use sealbridge_seal::{at_rest::RootSecret, keys::KemSecretKey};
 
@@ -199,11 +199,9 @@ pub struct Session {
     candidates: Vec<(RootOrigin, RootSecret)>,
     /// The one-time recovery key of `RecoveryEvidence`, until `RecoverRoot`.
     recovery: Option<KemSecretKey>,
-    /// A rotated root waiting for `CommitRootRotation`.
-    rotation: Option<(u64, RootSecret, Response)>,
-    /// The newest generation `RecoverRoot` saw (a rotation dealt but never committed may be
-    /// held by keyholders above the root adopted): the next rotation deals above it.
-    recovered_max: Option<u64>,
+    /// A rotated root waiting for `CommitRootRotation`: generation, root, its dealing, and the
+    /// token that commits it at the keyholders (revealed by `CommitRootRotation`).
+    rotation: Option<(u64, RootSecret, Response, B256)>,
     /// The running enclave's custody rule and deployment.
     custody: Option<(Custody, SettlementTarget)>,
     rng: RngFactory,
@@ -269,7 +267,6 @@ impl Session {
             candidates: Vec::new(),
             recovery: None,
             rotation: None,
-            recovered_max: None,
             custody: None,
             rng,
             enclave: None,
@@ -844,7 +841,15 @@ impl Session {
         .sign()
     }
 
-    fn shares_response(dealt: &custody::Dealt, target: &SettlementTarget, now: u64) -> Response {
+    /// The `Shares` answer of a dealing by `dealer` (zero: no signing key yet), whose
+    /// generation the token hashing to `commit_hash` commits (zero: never committed).
+    fn shares_response(
+        dealt: &custody::Dealt,
+        target: &SettlementTarget,
+        now: u64,
+        dealer: Address,
+        commit_hash: B256,
+    ) -> Response {
         let digests: Vec<[u8; 32]> = dealt
             .sealed
             .iter()
@@ -854,6 +859,8 @@ impl Session {
             &custody::dealing_digest(&digests),
             &custody::deployment_bytes(target),
             dealt.generation,
+            dealer.as_slice(),
+            commit_hash.as_slice(),
         );
         Response::Shares {
             generation: dealt.generation,
@@ -861,6 +868,8 @@ impl Session {
             sealed: dealt.sealed.clone(),
             tee: 0,
             evidence: Self::simulated_evidence(report_data, now),
+            dealer,
+            commit_hash,
         }
     }
 
@@ -886,7 +895,8 @@ impl Session {
         let mut rng = (self.rng)();
         match custody::deal(c, target, 0, &mut rng) {
             Ok(dealt) => {
-                let r = Self::shares_response(&dealt, target, now);
+                // The first dealing: no signing key yet, and nothing below it to drop.
+                let r = Self::shares_response(&dealt, target, now, Address::ZERO, B256::ZERO);
                 self.root = Some((
                     dealt.root,
                     RootOrigin::Custody {
@@ -988,7 +998,6 @@ impl Session {
                     .map(|r| (r.generation, B256::from(r.root_id), r.used.clone()))
                     .collect();
                 let bound = custody::custody_hash(c);
-                self.recovered_max = roots.iter().map(|r| r.generation).max();
                 self.candidates = roots
                     .into_iter()
                     .map(|r| {
@@ -1026,18 +1035,27 @@ impl Session {
         };
         // A rotation already pending (its delivery failed part way): the same dealing again, so
         // keyholders that stored it answer as before and the others can catch up.
-        if let Some((_, _, dealing)) = &self.rotation {
+        if let Some((_, _, dealing, _)) = &self.rotation {
             return dealing.clone();
         }
-        let top = self.recovered_max.map_or(generation, |m| m.max(generation));
-        let Some(next) = top.checked_add(1) else {
+        // Always the generation after the one in force: keyholders hold at most that one above
+        // it (a rotation dealt but never committed, which this dealing replaces — they accept
+        // only the next generation, and replace a pending one only for the deployment's
+        // enclave; docs/PROTOCOL.md §13).
+        let Some(next) = generation.checked_add(1) else {
             return refuse("root generation exhausted");
         };
+        let Some(dealer) = self.enclave.as_ref().map(Enclave::signer_address) else {
+            return refuse("root rotation needs a running enclave with custody");
+        };
         let mut rng = (self.rng)();
+        let mut token = [0u8; 32];
+        rng.fill_bytes(&mut token);
+        let token = B256::from(token);
         match custody::deal(c, target, next, &mut rng) {
             Ok(dealt) => {
-                let r = Self::shares_response(&dealt, target, now);
-                self.rotation = Some((next, dealt.root, r.clone()));
+                let r = Self::shares_response(&dealt, target, now, dealer, keccak256(token));
+                self.rotation = Some((next, dealt.root, r.clone(), token));
                 r
             }
             Err(e) => refuse(&e.to_string()),
@@ -1049,7 +1067,7 @@ impl Session {
         let Some(e) = self.enclave.as_mut() else {
             return refuse("no enclave yet");
         };
-        let Some((generation, root, dealing)) = self.rotation.take() else {
+        let Some((generation, root, dealing, token)) = self.rotation.take() else {
             return refuse("no root rotation pending: send RotateRoot first");
         };
         match e.rekey(&root) {
@@ -1065,10 +1083,13 @@ impl Session {
                         target: *target,
                     },
                 ));
-                Response::Ack
+                Response::RootRotated {
+                    generation,
+                    commit_token: token,
+                }
             }
             Err(err) => {
-                self.rotation = Some((generation, root, dealing));
+                self.rotation = Some((generation, root, dealing, token));
                 Response::Error(err)
             }
         }
@@ -1556,7 +1577,10 @@ mod tests {
             target: TARGET,
             now: T0,
         });
-        assert!(matches!(&r, Response::Shares { generation: 0, sealed, .. } if sealed.len() == 3));
+        assert!(
+            matches!(&r, Response::Shares { generation: 0, sealed, dealer, commit_hash, .. }
+                if sealed.len() == 3 && dealer.is_zero() && commit_hash.is_zero())
+        );
         assert_eq!(
             c.handle(Request::Boot {
                 policy: cp.clone(),
@@ -1576,11 +1600,32 @@ mod tests {
         assert!(refused(&r, "no root rotation pending"), "{r:?}");
         // A rotation: generation 1 dealt, the root changes only on commit.
         let r = c.handle(Request::RotateRoot { now: T0 });
-        assert!(matches!(r, Response::Shares { generation: 1, .. }), "{r:?}");
+        let Response::Shares {
+            generation: 1,
+            dealer,
+            commit_hash,
+            ..
+        } = &r
+        else {
+            panic!("{r:?}")
+        };
+        // H3: the rotation names its dealer (the running enclave's signing key) and binds the
+        // hash of the token its commit reveals.
+        let signer = c.enclave().map(Enclave::signer_address);
+        assert_eq!(Some(*dealer), signer);
+        assert_ne!(*commit_hash, B256::ZERO);
+        let commit_hash = *commit_hash;
         // M3: asked again while pending (a delivery failed part way), the same dealing.
         assert_eq!(c.handle(Request::RotateRoot { now: T0 + 1 }), r);
         assert_eq!(c.root_generation(), Some(0));
-        assert_eq!(c.handle(Request::CommitRootRotation), Response::Ack);
+        let Response::RootRotated {
+            generation: 1,
+            commit_token,
+        } = c.handle(Request::CommitRootRotation)
+        else {
+            panic!("not committed")
+        };
+        assert_eq!(keccak256(commit_token), commit_hash);
         assert_eq!(c.root_generation(), Some(1));
         // The process keeps its custody root across sessions.
         let next = Session::resume(

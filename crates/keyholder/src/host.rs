@@ -156,6 +156,8 @@ impl<K: KeyholderApi> Custodian<K> {
             sealed,
             tee,
             evidence,
+            dealer,
+            commit_hash,
         } = shares
         else {
             return Err(enclave_err("dealing", shares));
@@ -174,8 +176,10 @@ impl<K: KeyholderApi> Custodian<K> {
                 dealing: dealing.clone(),
                 tee: *tee,
                 evidence: Bytes::from(evidence.clone()),
+                dealer: *dealer,
+                commit_hash: *commit_hash,
             });
-            outcomes.push(KeyholderOutcome {
+            let outcome = KeyholderOutcome {
                 keyholder: k.name(),
                 outcome: match &r {
                     Ok(d) if d.already_held => "already-held".into(),
@@ -183,7 +187,9 @@ impl<K: KeyholderApi> Custodian<K> {
                     Err(e) => e.to_string(),
                 },
                 generations: vec![*generation],
-            });
+            };
+            tracing::info!(keyholder = %outcome.keyholder, outcome = %outcome.outcome, generation, "share delivered");
+            outcomes.push(outcome);
         }
         Ok(DeliveryReport {
             generation: *generation,
@@ -192,15 +198,17 @@ impl<K: KeyholderApi> Custodian<K> {
         })
     }
 
-    /// Tell every keyholder that `generation` is in force (older shares dropped). Returns the
-    /// keyholders that did not confirm.
-    pub fn commit(&self, generation: u64) -> Vec<KeyholderOutcome> {
+    /// Tell every keyholder that `generation` is in force (older shares dropped), with the
+    /// token the enclave revealed when it committed the rotation. Returns the keyholders that
+    /// did not confirm.
+    pub fn commit(&self, generation: u64, commit_token: B256) -> Vec<KeyholderOutcome> {
         let mut failed = Vec::new();
         for k in &self.keyholders {
             if let Err(e) = k.commit(&CommitRequest {
                 chain_id: self.target.chain_id,
                 settlement: self.target.settlement,
                 generation,
+                commit_token,
             }) {
                 failed.push(KeyholderOutcome {
                     keyholder: k.name(),
@@ -253,7 +261,13 @@ impl<K: KeyholderApi> Custodian<K> {
                     .map(|s| (s.generation, s.sealed.to_vec()))
                     .collect())
             };
-            match step() {
+            let result = step();
+            tracing::info!(
+                keyholder = %k.name(),
+                outcome = %result.as_ref().map_or_else(String::clone, |s| format!("released {} generation(s)", s.len())),
+                "keyholder release"
+            );
+            match result {
                 Ok(shares) => {
                     outcomes.push(KeyholderOutcome {
                         keyholder: k.name(),
@@ -313,6 +327,22 @@ impl<K: KeyholderApi> Custodian<K> {
     /// Deal a fresh root in the enclave session behind `link` and deliver it to every
     /// keyholder; an error unless every keyholder stored its share.
     pub fn deal(&self, link: &mut dyn EnclaveLink) -> Result<DeliveryReport, CoreError> {
+        // Every keyholder must answer first: a dealing that reaches only some leaves them
+        // holding a share of a root no enclave will have, which they never overwrite.
+        let down: Vec<String> = self
+            .keyholders
+            .iter()
+            .filter_map(|k| k.info().err().map(|e| format!("{}: {e}", k.name())))
+            .collect();
+        if !down.is_empty() {
+            return Err(CoreError::Enclave(format!(
+                "a new root is dealt only when every keyholder answers, and {} of {} do not \
+                 ({}); nothing was dealt",
+                down.len(),
+                self.keyholders.len(),
+                down.join("; ")
+            )));
+        }
         let r = link.call(Request::CustodyDeal {
             policy: self.policy.clone(),
             target: self.target,
@@ -321,7 +351,9 @@ impl<K: KeyholderApi> Custodian<K> {
         let report = self.deliver(&r)?;
         if !report.complete() {
             return Err(CoreError::Enclave(format!(
-                "the new root's shares did not reach every keyholder: {}",
+                "the new root's shares did not reach every keyholder, so nothing is served under \
+                 it; the keyholders that stored a share of it keep it and refuse another \
+                 generation 0 (docs/OPERATIONS.md \"Lost enclave machine\", first start): {}",
                 report
                     .keyholders
                     .iter()
@@ -361,16 +393,20 @@ impl<K: KeyholderApi> Custodian<K> {
                     .join("; ")
             )));
         }
-        match call(Request::CommitRootRotation)? {
-            Response::Ack => {}
+        let commit_token = match call(Request::CommitRootRotation)? {
+            Response::RootRotated {
+                generation,
+                commit_token,
+            } if generation == delivery.generation => commit_token,
             r => return Err(enclave_err("commit root rotation", &r)),
-        }
-        let not_dropped = self.commit(delivery.generation);
+        };
+        let not_dropped = self.commit(delivery.generation, commit_token);
         Ok(RotationReport {
             generation: delivery.generation,
             root_id: delivery.root_id,
             delivery,
             old_generation_still_held_by: not_dropped,
+            commit_token,
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
     }
@@ -385,8 +421,12 @@ pub struct RotationReport {
     pub root_id: B256,
     /// The delivery.
     pub delivery: DeliveryReport,
-    /// Keyholders that did not confirm dropping the old generation (retry `commit`).
+    /// Keyholders that did not confirm dropping the old generation (retry `commit` with
+    /// `commit_token`).
     pub old_generation_still_held_by: Vec<KeyholderOutcome>,
+    /// The token that commits the new generation at the keyholders (revealed by the enclave
+    /// once it sealed under the new root; it only lets keyholders drop older generations).
+    pub commit_token: B256,
     /// Wall time.
     pub elapsed_ms: u64,
 }

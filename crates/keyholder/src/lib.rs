@@ -9,7 +9,11 @@
 //!   key for this deployment, be listed in the dealing, and the dealing must come with
 //!   evidence (`keyholder_deal_report_data`) from a measurement the chain allows — so the
 //!   host can neither substitute a root it knows nor overwrite a stored share (409).
-//! - `POST /v1/shares/commit` drops generations below a completed rotation.
+//!   A new generation must be exactly the next one, and a rotation must come from the
+//!   deployment's enclave (`Settlement.enclave()`, or before the first settled statement an
+//!   Active registered enclave) — review finding H3.
+//! - `POST /v1/shares/commit` drops generations below a completed rotation, only for the
+//!   commit token whose hash the rotation's dealing bound (the enclave reveals it on commit).
 //! - `GET /v1/challenge` issues a single-use challenge (valid [`CHALLENGE_TTL_SECS`]).
 //! - `POST /v1/release` returns the shares sealed to the requester's one-time recovery key,
 //!   only if its evidence (a) verifies under this keyholder's appraisal policy, (b) binds that
@@ -21,16 +25,20 @@
 //! [`router`]); [`serve`] runs the router on its own runtime; [`RemoteKeyholder`] is the
 //! client; [`host`] drives dealing, recovery and rotation from the host's side.
 
+mod chain;
 pub mod host;
 mod remote;
 mod service;
 
+pub use chain::{
+    ChainRef, ChainView, DeploymentChain, FixedChain, SharedDeploymentChain, measurement_allowed,
+};
 pub use remote::{
     ChallengeResponse, CommitRequest, CommitResponse, DeliverRequest, DeliverResponse, ErrorBody,
     KeyholderApi, KeyholderFailure, KeyholderInfo, ReleaseRequest, ReleaseResponse, ReleasedShare,
     RemoteKeyholder,
 };
 pub use service::{
-    CHALLENGE_TTL_SECS, Keyholder, KeyholderError, MeasurementOracle, Served, chain_oracle, init,
-    init_with_secret, measurement_allowed, public_id, router, serve,
+    CHALLENGE_TTL_SECS, Keyholder, KeyholderError, Served, init, init_with_secret, public_id,
+    router, serve,
 };

@@ -45,6 +45,12 @@ pub struct DeliverRequest {
     pub tee: u8,
     /// The enclave's evidence over the dealing.
     pub evidence: Bytes,
+    /// The dealing enclave's signing address (zero for the first dealing); bound by the
+    /// evidence.
+    pub dealer: Address,
+    /// `keccak256` of the token that commits this generation (zero: never committed); bound
+    /// by the evidence.
+    pub commit_hash: B256,
 }
 
 /// Answer to `POST /v1/shares`.
@@ -69,6 +75,9 @@ pub struct CommitRequest {
     pub settlement: Address,
     /// The generation now in force.
     pub generation: u64,
+    /// The token the enclave revealed when it committed the rotation (`keccak256` of it is the
+    /// dealing's `commit_hash`).
+    pub commit_token: B256,
 }
 
 /// Answer to `POST /v1/shares/commit`.

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use alloy_primitives::{Address, B256, Bytes};
-use alloy_sol_types::SolCall;
 use axum::{
     Json, Router,
     body::Bytes as Body,
@@ -17,7 +16,6 @@ use axum::{
 };
 use rand_core::{OsRng, RngCore};
 use sealbridge_attest::{Collateral, Evidence, Policy};
-use sealbridge_chain::{Chain, bindings::Settlement};
 use sealbridge_enclave::{
     SettlementTarget,
     custody::{self, KeyholderId, Share},
@@ -29,6 +27,7 @@ use sealbridge_seal::{
 };
 use sealbridge_serve::{ServeOptions, Server, TlsFiles};
 
+use crate::chain::{DeploymentChain, NoChain, SharedDeploymentChain};
 use crate::remote::{
     ChallengeResponse, CommitRequest, CommitResponse, DeliverRequest, DeliverResponse, ErrorBody,
     KeyholderApi, KeyholderFailure, KeyholderInfo, ReleaseRequest, ReleaseResponse, ReleasedShare,
@@ -43,34 +42,6 @@ const MAX_REQUEST_BYTES: usize = 256 * 1024;
 const KEY_FILE: &str = "keyholder-key.sealed";
 const SHARES_DIR: &str = "shares";
 const FLOOR_FILE: &str = "floor";
-
-/// `Settlement.measurementAllowed(m)` of the deployment: `Err` when the chain cannot be read.
-pub type MeasurementOracle = Box<dyn Fn(B256) -> Result<bool, String> + Send + Sync>;
-
-/// The oracle reading `Settlement.measurementAllowed(m)` at `settlement` on `chain`.
-pub fn chain_oracle<C: Chain + Send + 'static>(chain: C, settlement: Address) -> MeasurementOracle {
-    let chain = Mutex::new(chain);
-    Box::new(move |m| {
-        let chain = chain
-            .lock()
-            .map_err(|_| "chain client poisoned".to_string())?;
-        measurement_allowed(&*chain, settlement, m)
-    })
-}
-
-/// `Settlement.measurementAllowed(m)` at `settlement` on `chain`, now.
-pub fn measurement_allowed(
-    chain: &impl Chain,
-    settlement: Address,
-    m: B256,
-) -> Result<bool, String> {
-    let call = Settlement::measurementAllowedCall { measurement: m };
-    let out = chain
-        .call(Address::ZERO, settlement, call.abi_encode().into())
-        .map_err(|e| format!("Settlement.measurementAllowed: {e}"))?;
-    Settlement::measurementAllowedCall::abi_decode_returns(&out)
-        .map_err(|e| format!("Settlement.measurementAllowed: {e}"))
-}
 
 /// A refusal: HTTP status, code, message. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,7 +163,7 @@ pub struct Keyholder {
     shares_key: SealingKey,
     target: SettlementTarget,
     appraisal: Policy,
-    allowed: Option<MeasurementOracle>,
+    chain: Option<SharedDeploymentChain>,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
     state: Mutex<Challenges>,
 }
@@ -209,13 +180,13 @@ impl std::fmt::Debug for Keyholder {
 
 impl Keyholder {
     /// Open the keyholder in `dir` (created by [`init`]) for the deployment `target`, appraising
-    /// evidence under `appraisal` and asking `allowed` whether a measurement may hold the key
-    /// (`None`: only the `_with` methods, which are given a chain reader per call, can pass).
+    /// evidence under `appraisal` and reading the deployment from `chain` (`None`: only the
+    /// `_with` methods, which are given a chain reader per call, can pass).
     pub fn open(
         dir: &Path,
         target: SettlementTarget,
         appraisal: Policy,
-        allowed: Option<MeasurementOracle>,
+        chain: Option<SharedDeploymentChain>,
     ) -> Result<Self, KeyholderError> {
         let root = own_root(dir)?;
         let (sk, pk) = load_key(dir, &root)?;
@@ -228,7 +199,7 @@ impl Keyholder {
             shares_key: at_rest_key(&root, b"shares"),
             target,
             appraisal,
-            allowed,
+            chain,
             clock: Arc::new(sealbridge_net::unix_now),
             state: Mutex::new(Challenges::default()),
         })
@@ -326,7 +297,7 @@ impl Keyholder {
         tee: u8,
         evidence: &[u8],
         expected: &[u8; 64],
-        allowed: &dyn Fn(B256) -> Result<bool, String>,
+        chain: &dyn DeploymentChain,
     ) -> Result<B256, KeyholderError> {
         let evidence = match tee {
             0 => Evidence::Simulated(evidence.to_vec()),
@@ -354,7 +325,7 @@ impl Keyholder {
             ));
         }
         let m = B256::from(verified.claims.measurement.0);
-        match allowed(m) {
+        match chain.measurement_allowed(m) {
             Ok(true) => Ok(m),
             Ok(false) => Err(fail(
                 403,
@@ -405,28 +376,28 @@ impl Keyholder {
         })
     }
 
-    fn oracle(&self) -> impl Fn(B256) -> Result<bool, String> + '_ {
-        move |m| match &self.allowed {
-            Some(f) => f(m),
-            None => Err("this keyholder has no chain client".into()),
+    fn oracle(&self) -> &dyn DeploymentChain {
+        match &self.chain {
+            Some(c) => c.as_ref(),
+            None => &NoChain,
         }
     }
 
     /// `POST /v1/shares`, reading `Settlement.measurementAllowed` through its own chain client.
     pub fn deliver(&self, r: &DeliverRequest) -> Result<DeliverResponse, KeyholderError> {
-        self.deliver_with(r, &self.oracle())
+        self.deliver_with(r, self.oracle())
     }
 
     /// `POST /v1/release`, reading `Settlement.measurementAllowed` through its own chain client.
     pub fn release(&self, r: &ReleaseRequest) -> Result<ReleaseResponse, KeyholderError> {
-        self.release_with(r, &self.oracle())
+        self.release_with(r, self.oracle())
     }
 
-    /// [`Keyholder::deliver`], reading the chain through `allowed`.
+    /// [`Keyholder::deliver`], reading the deployment through `chain`.
     pub fn deliver_with(
         &self,
         r: &DeliverRequest,
-        allowed: &dyn Fn(B256) -> Result<bool, String>,
+        chain: &dyn DeploymentChain,
     ) -> Result<DeliverResponse, KeyholderError> {
         self.deployment(r.chain_id, r.settlement)?;
         let share = custody::open_share(KEYHOLDER_SHARE_CONTEXT, &r.sealed, &self.sk, &self.target)
@@ -458,25 +429,17 @@ impl Keyholder {
             &custody::dealing_digest(&digests),
             &custody::deployment_bytes(&self.target),
             r.generation,
+            r.dealer.as_slice(),
+            r.commit_hash.as_slice(),
         );
-        self.appraise(r.tee, &r.evidence, &expected, allowed)?;
-        if r.generation < self.floor()? {
-            return Err(fail(
-                409,
-                "stale_generation",
-                format!(
-                    "generation {} is older than the one in force ({})",
-                    r.generation,
-                    self.floor()?
-                ),
-            ));
-        }
+        self.appraise(r.tee, &r.evidence, &expected, chain)?;
         let _guard = self
             .state
             .lock()
             .map_err(|_| fail(500, "internal", "state poisoned"))?;
         let path = self.share_path(r.generation);
-        if path.exists() {
+        let floor = self.floor()?;
+        let replaces = if path.exists() {
             let held = self.load_share(r.generation)?;
             if held == share {
                 return Ok(DeliverResponse {
@@ -486,23 +449,48 @@ impl Keyholder {
                     already_held: true,
                 });
             }
-            return Err(fail(
-                409,
-                "conflict",
-                format!(
-                    "a different share of generation {} is held; it is never overwritten",
-                    r.generation
-                ),
-            ));
-        }
+            // A rotation dealt but never committed (above the generation in force) is replaced
+            // by the deployment's enclave dealing that generation again; anything else held is
+            // never overwritten.
+            if r.generation == 0 || r.generation <= floor {
+                return Err(fail(
+                    409,
+                    "conflict",
+                    format!(
+                        "a different share of generation {} is held; it is never overwritten",
+                        r.generation
+                    ),
+                ));
+            }
+            true
+        } else {
+            false
+        };
+        self.check_next_generation(r.generation, floor)?;
+        Self::check_dealer(r.generation, r.dealer, chain)?;
         let blob = self
             .shares_key
             .seal(&self.aad(r.generation), &share.to_bytes(), &mut OsRng);
+        let commit = self.shares_key.seal(
+            &self.commit_aad(r.generation),
+            r.commit_hash.as_slice(),
+            &mut OsRng,
+        );
+        // The share, then its commit hash: a crash between leaves a share whose commit is
+        // refused (no hash, or the replaced dealing's), never one committed by another token.
         write_atomic(&path, &blob)?;
+        write_atomic(&self.commit_path(r.generation), &commit)?;
+        if replaces {
+            tracing::warn!(
+                generation = r.generation,
+                "an uncommitted share replaced by the deployment enclave's new dealing"
+            );
+        }
         tracing::info!(
             generation = share.generation,
             index = share.index,
             root_id = %hex::encode(share.root_id),
+            dealer = %r.dealer,
             "share stored"
         );
         Ok(DeliverResponse {
@@ -513,7 +501,125 @@ impl Keyholder {
         })
     }
 
-    /// `POST /v1/shares/commit`: drop generations below `generation`, which must be held.
+    /// H3: a new generation is exactly the next one — 0 for a keyholder that holds nothing and
+    /// never committed, else above the one in force (`floor`) and at most the newest held + 1
+    /// (the newest held may be a rotation never committed, which the next dealing replaces).
+    /// Older ones are `stale_generation` (409), later ones `generation_gap` (422).
+    fn check_next_generation(&self, generation: u64, floor: u64) -> Result<(), KeyholderError> {
+        let held = self.generations()?;
+        let (lowest, next) = match held.last() {
+            Some(newest) => (floor.saturating_add(1), newest.saturating_add(1)),
+            None if floor == 0 => (0, 0),
+            None => (floor.saturating_add(1), floor.saturating_add(1)),
+        };
+        if generation < lowest {
+            return Err(fail(
+                409,
+                "stale_generation",
+                format!(
+                    "generation {generation} is not above the one in force ({floor}; held: \
+                     {held:?})"
+                ),
+            ));
+        }
+        if generation > next {
+            return Err(fail(
+                422,
+                "generation_gap",
+                format!(
+                    "generation {generation} skips ahead: the next one is {next} (held: {held:?})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// H3: who may deal `generation`. The first dealing (generation 0) comes before the enclave
+    /// has a signing key (`dealer` zero) and only while the deployment has settled nothing
+    /// (`Settlement.enclave()` zero); a rotation only from the deployment's enclave:
+    /// `Settlement.enclave()` once that is set, before that an Active registered enclave (its
+    /// measurement is allowed: the evidence was checked).
+    fn check_dealer(
+        generation: u64,
+        dealer: Address,
+        chain: &dyn DeploymentChain,
+    ) -> Result<(), KeyholderError> {
+        let current = chain
+            .current_enclave()
+            .map_err(|e| fail(503, "chain_unavailable", e))?;
+        if generation == 0 {
+            if !current.is_zero() {
+                return Err(fail(
+                    409,
+                    "deployment_live",
+                    format!(
+                        "the deployment has settled under enclave {current}: a first dealing \
+                         (generation 0) is no longer accepted"
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if dealer.is_zero() {
+            return Err(fail(
+                403,
+                "not_deployment_enclave",
+                "a rotation must name its dealer (the dealing enclave's signing address)",
+            ));
+        }
+        if !current.is_zero() {
+            if dealer != current {
+                return Err(fail(
+                    403,
+                    "not_deployment_enclave",
+                    format!(
+                        "the dealer {dealer} is not the deployment's enclave {current} \
+                         (Settlement.enclave)"
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        match chain.enclave_active(dealer) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(fail(
+                403,
+                "not_deployment_enclave",
+                format!("the dealer {dealer} is not an Active registered enclave"),
+            )),
+            Err(e) => Err(fail(503, "chain_unavailable", e)),
+        }
+    }
+
+    fn commit_path(&self, generation: u64) -> PathBuf {
+        self.dir
+            .join(SHARES_DIR)
+            .join(format!("{generation}.commit"))
+    }
+
+    fn commit_aad(&self, generation: u64) -> Vec<u8> {
+        [self.aad(generation).as_slice(), b"commit"].concat()
+    }
+
+    /// The commit hash the dealing of `generation` bound (zero: never committed).
+    fn commit_hash(&self, generation: u64) -> Result<B256, KeyholderError> {
+        let path = self.commit_path(generation);
+        let blob = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(B256::ZERO),
+            Err(e) => return Err(io(&path, e)),
+        };
+        let plain = self
+            .shares_key
+            .open(&self.commit_aad(generation), &blob)
+            .map_err(|_| fail(500, "storage", format!("{}: does not open", path.display())))?;
+        B256::try_from(plain.as_slice())
+            .map_err(|_| fail(500, "storage", format!("{}: wrong length", path.display())))
+    }
+
+    /// `POST /v1/shares/commit`: drop generations below `generation`, which must be held and
+    /// whose dealing bound `keccak256(commit_token)` (H3: only the dealing enclave, which
+    /// reveals the token when it commits the rotation, can make keyholders drop a generation).
     pub fn commit(&self, r: &CommitRequest) -> Result<CommitResponse, KeyholderError> {
         self.deployment(r.chain_id, r.settlement)?;
         let _guard = self
@@ -531,12 +637,38 @@ impl Keyholder {
                 ),
             ));
         }
+        let expected = self.commit_hash(r.generation)?;
+        if expected.is_zero() {
+            return Err(fail(
+                409,
+                "not_committable",
+                format!(
+                    "generation {} was dealt without a commit token (a first dealing): there is \
+                     nothing to commit",
+                    r.generation
+                ),
+            ));
+        }
+        if alloy_primitives::keccak256(r.commit_token) != expected {
+            return Err(fail(
+                403,
+                "bad_commit_token",
+                format!(
+                    "the commit token is not the one generation {}'s dealing bound",
+                    r.generation
+                ),
+            ));
+        }
         let floor = self.dir.join(SHARES_DIR).join(FLOOR_FILE);
         write_atomic(&floor, r.generation.to_string().as_bytes())?;
         let mut dropped = Vec::new();
         for g in held.iter().copied().filter(|g| *g < r.generation) {
             let path = self.share_path(g);
             std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+            let commit = self.commit_path(g);
+            if commit.exists() {
+                std::fs::remove_file(&commit).map_err(|e| io(&commit, e))?;
+            }
             dropped.push(g);
         }
         tracing::info!(generation = r.generation, ?dropped, "rotation committed");
@@ -546,12 +678,12 @@ impl Keyholder {
         })
     }
 
-    /// [`Keyholder::release`], reading the chain through `allowed` (see the crate documentation
-    /// for the rule).
+    /// [`Keyholder::release`], reading the deployment through `chain` (see the crate
+    /// documentation for the rule).
     pub fn release_with(
         &self,
         r: &ReleaseRequest,
-        allowed: &dyn Fn(B256) -> Result<bool, String>,
+        chain: &dyn DeploymentChain,
     ) -> Result<ReleaseResponse, KeyholderError> {
         self.deployment(r.chain_id, r.settlement)?;
         let now = (self.clock)();
@@ -582,7 +714,7 @@ impl Keyholder {
             &custody::deployment_bytes(&self.target),
             &r.challenge,
         );
-        let measurement = self.appraise(r.tee, &r.evidence, &expected, allowed)?;
+        let measurement = self.appraise(r.tee, &r.evidence, &expected, chain)?;
         let recovery = KemPublicKey(r.recovery_key.0);
         let mut shares = Vec::new();
         for g in self.generations()?.into_iter().rev() {
@@ -808,6 +940,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::chain::FixedChain;
 
     const NOW: u64 = 1_800_000_000;
 
@@ -820,6 +953,16 @@ mod tests {
 
     fn allowed_m() -> B256 {
         simulated_measurement("sealbridge/netting/v1")
+    }
+
+    /// The deployment as the keyholders read it: the netting measurement allowed, nothing
+    /// settled yet, `ENCLAVE` registered and Active.
+    fn chain() -> SharedDeploymentChain {
+        Box::new(FixedChain {
+            allowed: vec![allowed_m()],
+            enclave: Address::ZERO,
+            active: Vec::new(),
+        })
     }
 
     struct Fixture {
@@ -842,9 +985,8 @@ mod tests {
             assert_eq!(public_id(d.path()).unwrap(), id);
             ids.push(id);
             let c = clock.clone();
-            let allowed: MeasurementOracle = Box::new(|m| Ok(m == allowed_m()));
             holders.push(
-                Keyholder::open(d.path(), target(), Policy::insecure_dev(), Some(allowed))
+                Keyholder::open(d.path(), target(), Policy::insecure_dev(), Some(chain()))
                     .unwrap()
                     .with_clock(move || c.load(Relaxed)),
             );
@@ -880,11 +1022,18 @@ mod tests {
             target: target(),
             now: NOW,
         });
+        deliveries(r)
+    }
+
+    /// The delivery requests of a `Shares` answer, one per keyholder.
+    fn deliveries(r: Response) -> Vec<DeliverRequest> {
         let Response::Shares {
             generation,
             sealed,
             tee,
             evidence,
+            dealer,
+            commit_hash,
             ..
         } = r
         else {
@@ -904,6 +1053,8 @@ mod tests {
                 dealing: dealing.clone(),
                 tee,
                 evidence: Bytes::from(evidence.clone()),
+                dealer,
+                commit_hash,
             })
             .collect()
     }
@@ -1011,7 +1162,7 @@ mod tests {
             f._dirs[0].path(),
             target(),
             Policy::insecure_dev(),
-            Some(Box::new(|_| Ok(false))),
+            Some(Box::new(FixedChain::default())),
         )
         .unwrap()
         .with_clock(|| NOW);
@@ -1027,7 +1178,7 @@ mod tests {
             f._dirs[0].path(),
             target(),
             Policy::default(),
-            Some(Box::new(|_| Ok(true))),
+            Some(chain()),
         )
         .unwrap()
         .with_clock(|| NOW);
@@ -1094,65 +1245,103 @@ mod tests {
         assert_eq!(code(k.release(&r)), "stale_challenge");
     }
 
-    #[test]
-    fn nothing_held_is_404_and_commit_drops_only_older_generations() {
-        let f = fixture();
-        let k = &f.holders[0];
-        let mut s = session();
-        let r = release_request(k, &mut s);
-        let e = k.release(&r).unwrap_err();
-        assert_eq!((e.status, e.code), (404, "no_share"));
-        let commit = |g| CommitRequest {
+    fn commit(g: u64, token: B256) -> CommitRequest {
+        CommitRequest {
             chain_id: 31337,
             settlement: Address::repeat_byte(0x5e),
             generation: g,
-        };
-        assert_eq!(k.commit(&commit(0)).unwrap_err().code, "not_held");
-        let reqs = dealing(&f, &mut session());
-        k.deliver(&reqs[0]).unwrap();
-        let out = k.commit(&commit(0)).unwrap();
-        assert_eq!((out.kept, out.dropped), (vec![0], vec![]));
+            commit_token: token,
+        }
     }
 
-    #[test]
-    fn a_rotation_keeps_the_old_generation_until_committed_then_refuses_it() {
-        let (f, old) = delivered();
-        // A live custody enclave: boot on the dealt root, rotate.
+    /// The deployment after `enclave` settled its first statement.
+    fn live(enclave: Address) -> FixedChain {
+        FixedChain {
+            allowed: vec![allowed_m()],
+            enclave,
+            active: vec![enclave],
+        }
+    }
+
+    /// A running custody enclave (dealt, booted) and its signing address.
+    fn running(f: &Fixture) -> (Session, Address) {
         let mut s = session();
-        let reqs = dealing(&f, &mut s);
-        let _ = reqs;
+        let _ = dealing(f, &mut s);
         let r = s.handle(Request::Boot {
             policy: f.policy.clone(),
             target: target(),
             now: NOW,
         });
         assert_eq!(r, Response::Ack);
-        let Response::Shares {
-            generation,
-            sealed,
-            tee,
-            evidence,
-            ..
-        } = s.handle(Request::RotateRoot { now: NOW })
-        else {
-            panic!()
-        };
-        assert_eq!(generation, 1);
-        let dealing: Vec<B256> = sealed
+        let a = s.enclave().unwrap().signer_address();
+        (s, a)
+    }
+
+    /// A dealing of `generation` made outside any enclave, with evidence forged for the allowed
+    /// measurement (the simulated TEE allows that) naming `dealer`: what an attacker with
+    /// evidence of an allowed measurement can deliver.
+    fn forged(f: &Fixture, generation: u64, dealer: Address) -> Vec<DeliverRequest> {
+        let c = f.policy.custody.as_ref().unwrap();
+        let dealt = custody::deal(c, &target(), generation, &mut OsRng).unwrap();
+        let digests: Vec<[u8; 32]> = dealt
+            .sealed
             .iter()
-            .map(|x| B256::from(custody::sealed_digest(x)))
+            .map(|s| custody::sealed_digest(s))
             .collect();
-        let k = &f.holders[0];
-        k.deliver(&DeliverRequest {
-            chain_id: 31337,
-            settlement: Address::repeat_byte(0x5e),
+        let commit_hash = alloy_primitives::keccak256([7u8; 32]);
+        let evidence = sealbridge_attest::danger::SimulatedQuote {
+            measurement: sealbridge_attest::Measurement(allowed_m().0),
+            report_data: sealbridge_attest::keyholder_deal_report_data(
+                &custody::dealing_digest(&digests),
+                &custody::deployment_bytes(&target()),
+                generation,
+                dealer.as_slice(),
+                commit_hash.as_slice(),
+            ),
+            issued_at: NOW,
+            debug: false,
+        }
+        .sign();
+        deliveries(Response::Shares {
             generation,
-            sealed: Bytes::from(sealed[0].clone()),
-            dealing,
-            tee,
-            evidence: Bytes::from(evidence),
+            root_id: B256::from(dealt.root_id),
+            sealed: dealt.sealed,
+            tee: 0,
+            evidence,
+            dealer,
+            commit_hash,
         })
-        .unwrap();
+    }
+
+    #[test]
+    fn nothing_held_is_404_and_a_first_dealing_is_never_committed() {
+        let f = fixture();
+        let k = &f.holders[0];
+        let mut s = session();
+        let r = release_request(k, &mut s);
+        let e = k.release(&r).unwrap_err();
+        assert_eq!((e.status, e.code), (404, "no_share"));
+        assert_eq!(
+            k.commit(&commit(0, B256::ZERO)).unwrap_err().code,
+            "not_held"
+        );
+        let reqs = dealing(&f, &mut session());
+        k.deliver(&reqs[0]).unwrap();
+        // The first dealing binds no commit token: nothing commits it (there is nothing below).
+        let e = k.commit(&commit(0, B256::ZERO)).unwrap_err();
+        assert_eq!((e.status, e.code), (409, "not_committable"));
+        assert_eq!(k.generations().unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_old_generation_until_committed_with_its_token_then_refuses_it() {
+        let (f, old) = delivered();
+        let (mut s, enclave) = running(&f);
+        let chain = live(enclave);
+        let reqs = deliveries(s.handle(Request::RotateRoot { now: NOW }));
+        assert_eq!(reqs[0].generation, 1);
+        let k = &f.holders[0];
+        k.deliver_with(&reqs[0], &chain).unwrap();
         assert_eq!(k.generations().unwrap(), vec![0, 1]);
         let mut successor = session();
         let r = release_request(k, &mut successor);
@@ -1161,16 +1350,148 @@ mod tests {
             out.shares.iter().map(|s| s.generation).collect::<Vec<_>>(),
             vec![1, 0]
         );
-        let c = k
-            .commit(&CommitRequest {
-                chain_id: 31337,
-                settlement: Address::repeat_byte(0x5e),
-                generation: 1,
-            })
-            .unwrap();
+        // H3: a commit without the token the dealing bound drops nothing.
+        for token in [B256::ZERO, B256::repeat_byte(7), reqs[0].commit_hash] {
+            let e = k.commit(&commit(1, token)).unwrap_err();
+            assert_eq!((e.status, e.code), (403, "bad_commit_token"));
+        }
+        assert_eq!(k.generations().unwrap(), vec![0, 1]);
+        // The enclave reveals the token once it seals under generation 1.
+        let Response::RootRotated {
+            generation: 1,
+            commit_token,
+        } = s.handle(Request::CommitRootRotation)
+        else {
+            panic!()
+        };
+        let c = k.commit(&commit(1, commit_token)).unwrap();
         assert_eq!((c.kept, c.dropped), (vec![1], vec![0]));
         // Generation 0 cannot come back.
         let e = k.deliver(&old[0]).unwrap_err();
         assert_eq!((e.status, e.code), (409, "stale_generation"));
+    }
+
+    #[test]
+    fn h3_a_far_generation_is_refused_and_changes_nothing() {
+        let (f, _) = delivered();
+        let (_, enclave) = running(&f);
+        let chain = live(enclave);
+        let k = &f.holders[0];
+        // Even naming the deployment's enclave as dealer, with evidence of an allowed
+        // measurement: generation 1000 is not the next one (1).
+        let far = forged(&f, 1000, enclave);
+        let e = k.deliver_with(&far[0], &chain).unwrap_err();
+        assert_eq!((e.status, e.code), (422, "generation_gap"), "{e}");
+        assert_eq!(k.generations().unwrap(), vec![0]);
+        // Nor can it be committed (not held), so nothing is dropped.
+        let e = k.commit(&commit(1000, B256::repeat_byte(7))).unwrap_err();
+        assert_eq!(e.code, "not_held");
+        assert_eq!(k.generations().unwrap(), vec![0]);
+        // The control: the same forgery at the next generation passes these checks (the
+        // simulated TEE's quotes are forgeable, the residual the appraisal policy closes).
+        let next = forged(&f, 1, enclave);
+        k.deliver_with(&next[0], &chain).unwrap();
+        assert_eq!(k.generations().unwrap(), vec![0, 1]);
+        // Another keyholder (holds generation 0): 2 skips 1.
+        let other = &f.holders[1];
+        let e = other
+            .deliver_with(&forged(&f, 2, enclave)[1], &chain)
+            .unwrap_err();
+        assert_eq!(e.code, "generation_gap", "{e}");
+        assert_eq!(other.generations().unwrap(), vec![0]);
+        // A keyholder holding nothing accepts only a first dealing (generation 0).
+        let g = fixture();
+        let e = g.holders[0]
+            .deliver_with(&forged(&g, 1, enclave)[0], &chain)
+            .unwrap_err();
+        assert_eq!(e.code, "generation_gap", "{e}");
+        assert!(g.holders[0].generations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn h3_a_rotation_from_another_allowed_enclave_is_refused_and_changes_nothing() {
+        let (f, _) = delivered();
+        let (_, deployment_enclave) = running(&f);
+        // Another enclave of the same, allowed measurement, running and rotating its own root.
+        let (mut other, other_address) = running(&f);
+        assert_ne!(other_address, deployment_enclave);
+        let reqs = deliveries(other.handle(Request::RotateRoot { now: NOW }));
+        let k = &f.holders[0];
+        // The deployment settled under its enclave: any other dealer is refused.
+        let e = k
+            .deliver_with(&reqs[0], &live(deployment_enclave))
+            .unwrap_err();
+        assert_eq!((e.status, e.code), (403, "not_deployment_enclave"), "{e}");
+        // Before the first settled statement: a dealer that is not an Active registered enclave.
+        let unsettled = FixedChain {
+            allowed: vec![allowed_m()],
+            enclave: Address::ZERO,
+            active: vec![deployment_enclave],
+        };
+        let e = k.deliver_with(&reqs[0], &unsettled).unwrap_err();
+        assert_eq!((e.status, e.code), (403, "not_deployment_enclave"), "{e}");
+        // Claiming to be the deployment's enclave: the evidence binds the real dealer.
+        let mut lie = reqs[0].clone();
+        lie.dealer = deployment_enclave;
+        let e = k.deliver_with(&lie, &live(deployment_enclave)).unwrap_err();
+        assert_eq!(e.code, "wrong_binding", "{e}");
+        // A rotation that names no dealer.
+        let e = k
+            .deliver_with(&forged(&f, 1, Address::ZERO)[0], &unsettled)
+            .unwrap_err();
+        assert_eq!(e.code, "not_deployment_enclave", "{e}");
+        // The chain cannot be read.
+        let e = k.deliver_with(&reqs[0], &NoChain).unwrap_err();
+        assert_eq!(e.status, 503);
+        assert_eq!(k.generations().unwrap(), vec![0]);
+        // A first dealing once the deployment settled (a keyholder that holds nothing).
+        let g = fixture();
+        let first = dealing(&g, &mut session());
+        let e = g.holders[0]
+            .deliver_with(&first[0], &live(deployment_enclave))
+            .unwrap_err();
+        assert_eq!((e.status, e.code), (409, "deployment_live"), "{e}");
+        assert!(g.holders[0].generations().unwrap().is_empty());
+        // The control: the same rotation is stored when its dealer is the deployment's enclave.
+        k.deliver_with(&reqs[0], &live(other_address)).unwrap();
+        assert_eq!(k.generations().unwrap(), vec![0, 1]);
+    }
+
+    #[test]
+    fn an_uncommitted_rotation_is_replaced_only_by_the_deployment_enclave_a_committed_one_never() {
+        let (f, _) = delivered();
+        let (mut s, enclave) = running(&f);
+        let chain = live(enclave);
+        let k = &f.holders[0];
+        let first = deliveries(s.handle(Request::RotateRoot { now: NOW }));
+        k.deliver_with(&first[0], &chain).unwrap();
+        // Another allowed enclave's generation 1 replaces nothing.
+        let (mut other, _) = running(&f);
+        let theirs = deliveries(other.handle(Request::RotateRoot { now: NOW }));
+        let e = k.deliver_with(&theirs[0], &chain).unwrap_err();
+        assert_eq!(e.code, "not_deployment_enclave", "{e}");
+        assert!(k.load_share(1).unwrap() == open(k, &first[0]));
+        // The deployment's enclave restarted before the commit (its pending rotation lost) and
+        // dealt generation 1 anew: the uncommitted share is replaced.
+        let again = forged(&f, 1, enclave);
+        assert!(!k.deliver_with(&again[0], &chain).unwrap().already_held);
+        assert!(k.load_share(1).unwrap() == open(k, &again[0]));
+        // Only the new dealing's token commits it.
+        let Response::RootRotated { commit_token, .. } = s.handle(Request::CommitRootRotation)
+        else {
+            panic!()
+        };
+        let e = k.commit(&commit(1, commit_token)).unwrap_err();
+        assert_eq!(e.code, "bad_commit_token");
+        let c = k.commit(&commit(1, B256::repeat_byte(7))).unwrap();
+        assert_eq!((c.kept, c.dropped), (vec![1], vec![0]));
+        // Committed: never replaced again, not even by the deployment's enclave.
+        let e = k.deliver_with(&first[0], &chain).unwrap_err();
+        assert_eq!((e.status, e.code), (409, "conflict"), "{e}");
+        assert!(k.load_share(1).unwrap() == open(k, &again[0]));
+    }
+
+    fn open(k: &Keyholder, r: &DeliverRequest) -> Share {
+        custody::open_share(KEYHOLDER_SHARE_CONTEXT, &r.sealed, &k.sk, &target()).unwrap()
     }
 }

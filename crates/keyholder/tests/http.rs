@@ -18,7 +18,7 @@ use sealbridge_enclave::{
     policy::simulated_measurement,
 };
 use sealbridge_keyholder::{
-    Keyholder, KeyholderApi, KeyholderFailure, ReleaseRequest, RemoteKeyholder,
+    FixedChain, Keyholder, KeyholderApi, KeyholderFailure, ReleaseRequest, RemoteKeyholder,
     host::{Custodian, CustodyLink, SharedKeyholder},
 };
 use sealbridge_programs::netting::NettingConfig;
@@ -52,7 +52,10 @@ fn deal_over_http_then_a_successor_recovers_from_two_of_three() {
             d.path(),
             target(),
             sealbridge_attest::Policy::insecure_dev(),
-            Some(Box::new(move |m: B256| Ok(m == allowed))),
+            Some(Box::new(FixedChain {
+                allowed: vec![allowed],
+                ..FixedChain::default()
+            })),
         )
         .unwrap();
         servers.push(Some(

@@ -7,6 +7,7 @@
 //! (see `docs/NODE.md`).
 #![forbid(unsafe_code)]
 
+pub mod custody;
 pub mod gateway;
 pub mod handover;
 pub mod node;

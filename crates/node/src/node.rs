@@ -30,6 +30,7 @@ use sealbridge_deploy::{
     DeploymentFile,
     dev::{self, DevChain},
 };
+use sealbridge_keyholder::host::{Custodian, CustodyLink, SharedKeyholder};
 use sealbridge_relayer::{self as relayer, RelayerConfig};
 use sealbridge_serve::{ServeOptions, Server};
 use sealbridge_store::Store;
@@ -130,6 +131,10 @@ pub struct NodeConfig {
     /// Resume a deployment whose enclave and data directory were lost, from the chain and the
     /// published log (issue 12, [`crate::resume`]): first start on an empty data directory only.
     pub resume_from_chain: Option<crate::resume::ResumeOptions>,
+    /// Key custody: the URLs of the keyholders the deployment's policy names, in its order
+    /// (required when the policy puts the root in custody, refused otherwise;
+    /// [`crate::custody`]).
+    pub keyholders: Vec<String>,
 }
 
 impl NodeConfig {
@@ -164,6 +169,7 @@ impl NodeConfig {
             rate_limit_burst: gateway::DEFAULT_RATE_LIMIT_BURST,
             next_policy: None,
             resume_from_chain: None,
+            keyholders: Vec::new(),
         }
     }
 }
@@ -392,7 +398,7 @@ fn refresh_registration<C: Chain>(
     Ok(())
 }
 
-fn call_core(tx: &SyncSender<Cmd>, request: Request) -> Result<Response, NodeError> {
+pub(crate) fn call_core(tx: &SyncSender<Cmd>, request: Request) -> Result<Response, NodeError> {
     let (reply, rx) = oneshot::channel();
     tx.send(Cmd::Call { request, reply })
         .map_err(|_| NodeError::Stopped)?;
@@ -911,7 +917,8 @@ fn recover_core<C: Chain>(
     Ok((core, spawned, report))
 }
 
-/// The core over the enclave (in process, spawned or reached over a socket), not yet recovered.
+/// The core over the enclave (in process, spawned or reached over a socket), not yet recovered;
+/// with key custody, through the keyholders of `cfg` ([`crate::custody::custodian`]).
 pub(crate) fn build_core(
     cfg: &NodeConfig,
     store: Store,
@@ -919,11 +926,24 @@ pub(crate) fn build_core(
     metrics: &Arc<Metrics>,
     shared: &Arc<Shared>,
 ) -> Result<(Core, SpawnedSlot), NodeError> {
+    let custodian = crate::custody::custodian(cfg, setup)?;
+    build_core_with(cfg, store, setup, metrics, shared, custodian)
+}
+
+/// [`build_core`] with the custodian given (`None`: the TEE's root).
+pub(crate) fn build_core_with(
+    cfg: &NodeConfig,
+    store: Store,
+    setup: &Setup,
+    metrics: &Arc<Metrics>,
+    shared: &Arc<Shared>,
+    custodian: Option<Arc<Custodian<SharedKeyholder>>>,
+) -> Result<(Core, SpawnedSlot), NodeError> {
     let target = SettlementTarget {
         chain_id: setup.chain_id,
         settlement: setup.settlement,
     };
-    let (factory, spawned) = link_factory(cfg)?;
+    let (factory, spawned) = link_factory(cfg, custodian)?;
     let mut core = Core::new(
         factory,
         store,
@@ -945,16 +965,37 @@ pub(crate) fn build_core(
 }
 
 /// How the core reaches the enclave ([`NodeConfig::enclave`]); the slot holds the enclave
-/// process this node spawned, if any.
-fn link_factory(cfg: &NodeConfig) -> Result<(LinkFactory, SpawnedSlot), NodeError> {
-    let (root_file, root) = simulated_root_secret(&cfg.data_dir)?;
+/// process this node spawned, if any. With a custodian the enclave starts without a root (no
+/// root file is made) and every link goes through [`CustodyLink`], which deals or recovers the
+/// root when the enclave has none.
+fn link_factory(
+    cfg: &NodeConfig,
+    custodian: Option<Arc<Custodian<SharedKeyholder>>>,
+) -> Result<(LinkFactory, SpawnedSlot), NodeError> {
     let spawned: SpawnedSlot = Arc::new(Mutex::new(None));
-    let factory: LinkFactory = match cfg.enclave.clone() {
-        EnclaveMode::InProc => {
-            Box::new(move || Ok(Box::new(InProc::new(root)) as Box<dyn EnclaveLink>))
+    let root = match custodian {
+        Some(_) => None,
+        None => Some(simulated_root_secret(&cfg.data_dir)?),
+    };
+    let wrap = move |link: Box<dyn EnclaveLink>| -> Box<dyn EnclaveLink> {
+        match &custodian {
+            Some(c) => Box::new(CustodyLink::new(link, c.clone())),
+            None => link,
         }
+    };
+    let factory: LinkFactory = match cfg.enclave.clone() {
+        EnclaveMode::InProc => Box::new(move || {
+            let link: Box<dyn EnclaveLink> = match &root {
+                Some((_, root)) => Box::new(InProc::new(*root)),
+                None => Box::new(InProc::custody()),
+            };
+            Ok(wrap(link))
+        }),
         EnclaveMode::Unix(path) => Box::new(move || {
-            Ok(Box::new(UnixLink::connect(&path, Duration::from_secs(5))?) as Box<dyn EnclaveLink>)
+            Ok(wrap(Box::new(UnixLink::connect(
+                &path,
+                Duration::from_secs(5),
+            )?)))
         }),
         EnclaveMode::Spawn(exe) => {
             let data_dir = cfg.data_dir.clone();
@@ -965,16 +1006,19 @@ fn link_factory(cfg: &NodeConfig) -> Result<(LinkFactory, SpawnedSlot), NodeErro
                     .map_err(|_| CoreError::Enclave("spawn lock".into()))?;
                 let alive = slot.as_mut().is_some_and(SpawnedEnclave::alive);
                 if !alive {
-                    *slot = Some(SpawnedEnclave::spawn(&exe, &data_dir, &root_file)?);
+                    *slot = Some(match &root {
+                        Some((root_file, _)) => SpawnedEnclave::spawn(&exe, &data_dir, root_file)?,
+                        None => SpawnedEnclave::spawn_custody(&exe, &data_dir)?,
+                    });
                 }
                 let socket = slot
                     .as_ref()
                     .map(|s| s.socket.clone())
                     .ok_or_else(|| CoreError::Enclave("no enclave process".into()))?;
-                Ok(
-                    Box::new(UnixLink::connect(&socket, Duration::from_secs(10))?)
-                        as Box<dyn EnclaveLink>,
-                )
+                Ok(wrap(Box::new(UnixLink::connect(
+                    &socket,
+                    Duration::from_secs(10),
+                )?)))
             })
         }
     };

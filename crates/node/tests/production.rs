@@ -126,6 +126,7 @@ fn config(measurement: B256, allow_simulated: bool) -> DeployConfig {
         max_batch_wait_secs: 0,
         suites: Default::default(),
         min_envelope_version: sealbridge_proto::PREVIOUS_ENVELOPE_VERSION,
+        custody: None,
     }
 }
 

@@ -147,6 +147,13 @@ pub struct OnChain<'a> {
 }
 
 impl OnChain<'_> {
+    fn view(&self) -> sealbridge_keyholder::ChainRef<'_, SandboxChain> {
+        sealbridge_keyholder::ChainRef {
+            chain: self.chain,
+            settlement: self.settlement,
+        }
+    }
+
     fn up(&self) -> Result<(), KeyholderFailure> {
         if self.down {
             return Err(KeyholderFailure::Unreachable(format!(
@@ -180,11 +187,7 @@ impl KeyholderApi for OnChain<'_> {
     }
     fn deliver(&self, r: &DeliverRequest) -> Result<DeliverResponse, KeyholderFailure> {
         self.up()?;
-        self.k
-            .deliver_with(r, &|m| {
-                sealbridge_keyholder::measurement_allowed(self.chain, self.settlement, m)
-            })
-            .map_err(refused)
+        self.k.deliver_with(r, &self.view()).map_err(refused)
     }
     fn commit(&self, r: &CommitRequest) -> Result<CommitResponse, KeyholderFailure> {
         self.up()?;
@@ -192,11 +195,7 @@ impl KeyholderApi for OnChain<'_> {
     }
     fn release(&self, r: &ReleaseRequest) -> Result<ReleaseResponse, KeyholderFailure> {
         self.up()?;
-        self.k
-            .release_with(r, &|m| {
-                sealbridge_keyholder::measurement_allowed(self.chain, self.settlement, m)
-            })
-            .map_err(refused)
+        self.k.release_with(r, &self.view()).map_err(refused)
     }
 }
 

@@ -82,6 +82,16 @@ pub struct NodeOptions {
     /// enclave.
     #[arg(long = "verifier", env = "SEALBRIDGE_VERIFIERS", value_delimiter = ',')]
     pub verifiers: Vec<String>,
+    /// Key custody: a keyholder service (`sealbridge keyholder serve`) URL; repeat for each, in
+    /// the order the deployment's policy names them (environment: comma-separated). Required
+    /// when the policy puts the sealing root in custody: the first start deals the root and
+    /// serves only once every keyholder stored its share; later starts recover it from any k.
+    #[arg(
+        long = "keyholder",
+        env = "SEALBRIDGE_KEYHOLDERS",
+        value_delimiter = ','
+    )]
+    pub keyholders: Vec<String>,
     /// The node's own secp256k1 key (hex): it sends the register and settle transactions.
     /// Never printed. Without it: the endpoint's first unlocked account (development chains).
     #[arg(long, env = "SEALBRIDGE_KEY_FILE")]
@@ -150,6 +160,7 @@ impl NodeOptions {
             max_pending: Some(c.max_pending_statements),
             deployment: None,
             verifiers: Vec::new(),
+            keyholders: Vec::new(),
             key_file: None,
             log_chunk_blocks: Some(c.log_chunk_blocks),
             rate_limit: Some(c.rate_limit_per_sec),
@@ -300,6 +311,7 @@ pub fn resolve(cli: &NodeOptions, file: Option<&NodeOptions>) -> anyhow::Result<
         },
     };
     cfg.verifiers = o.verifiers.clone();
+    cfg.keyholders = o.keyholders.clone();
     if let Some(path) = &o.next_policy {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading --next-policy {}", path.display()))?;

@@ -22,8 +22,10 @@
 //!    mode and in auth mode under its own key — refused (a release must come from a keyholder
 //!    the policy names, with index = its position + 1).
 //!
-//! Not tried yet (open, see PROTOCOL §12): delivering generation G ≫ current and committing it
-//! (dealings and commits are not yet authenticated as this deployment's enclave).
+//! 4. (H3) delivers generation 1000 as if from the deployment's enclave, generation 1 from a
+//!    dealer that is not `Settlement.enclave()`, and commits generation 0 and 1000 without the
+//!    token a dealing bound — each refused (`generation_gap`, `not_deployment_enclave`,
+//!    `not_committable`, `not_held`), nothing held changes.
 //!
 //! Note: the simulated TEE's quotes are signed with a public key, so in this world an attacker
 //! can forge evidence of an allowed measurement; what a real TEE adds is exactly that it
@@ -44,8 +46,8 @@ use sealbridge_enclave::{
     policy::simulated_measurement,
 };
 use sealbridge_keyholder::{
-    CHALLENGE_TTL_SECS, DeliverRequest, KeyholderApi, KeyholderFailure, ReleaseRequest,
-    host::Custodian,
+    CHALLENGE_TTL_SECS, CommitRequest, DeliverRequest, DeploymentChain, KeyholderApi,
+    KeyholderFailure, ReleaseRequest, host::Custodian,
 };
 use sealbridge_proto::contexts::KEYHOLDER_SHARE_CONTEXT;
 use sealbridge_seal::{at_rest::RootSecret, keys::KemSecretKey};
@@ -293,6 +295,8 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
             &custody::dealing_digest(&digests.iter().map(|d| d.0).collect::<Vec<_>>()),
             &deployment,
             0,
+            Address::ZERO.as_slice(),
+            B256::ZERO.as_slice(),
         ),
         issued_at: now,
         debug: false,
@@ -306,7 +310,63 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
         dealing: digests,
         tee: 0,
         evidence: Bytes::from(forged_dealing),
+        dealer: Address::ZERO,
+        commit_hash: B256::ZERO,
     });
+    // (h) H3: a far generation, a rotation from a dealer that is not the deployment's enclave,
+    // and commits without the token the dealing bound — each with evidence forged for the
+    // allowed measurement.
+    let rule = policy.custody.as_ref().ok_or_else(|| err("custody"))?;
+    let deployment_enclave = sealbridge_keyholder::ChainRef {
+        chain: w.sb.chain(),
+        settlement: t.settlement,
+    }
+    .current_enclave()
+    .map_err(err)?;
+    let mut forged_deal =
+        |generation: u64, dealer: Address| -> Result<DeliverRequest, SandboxError> {
+            let dealt = custody::deal(rule, &t, generation, &mut w.rng).map_err(err)?;
+            let digests: Vec<B256> = dealt
+                .sealed
+                .iter()
+                .map(|s| B256::from(custody::sealed_digest(s)))
+                .collect();
+            let commit_hash = alloy_primitives::keccak256([7u8; 32]);
+            let evidence = SimulatedQuote {
+                measurement: Measurement(allowed_m.0),
+                report_data: sealbridge_attest::keyholder_deal_report_data(
+                    &custody::dealing_digest(&digests.iter().map(|d| d.0).collect::<Vec<_>>()),
+                    &deployment,
+                    generation,
+                    dealer.as_slice(),
+                    commit_hash.as_slice(),
+                ),
+                issued_at: now,
+                debug: false,
+            }
+            .sign();
+            Ok(DeliverRequest {
+                chain_id: t.chain_id,
+                settlement: t.settlement,
+                generation,
+                sealed: Bytes::from(dealt.sealed.get(1).cloned().unwrap_or_default()),
+                dealing: digests,
+                tee: 0,
+                evidence: Bytes::from(evidence),
+                dealer,
+                commit_hash,
+            })
+        };
+    let far = k2.deliver(&forged_deal(1_000, deployment_enclave)?);
+    let foreign = k2.deliver(&forged_deal(1, Address::repeat_byte(0xa7))?);
+    let commit = |generation: u64| CommitRequest {
+        chain_id: t.chain_id,
+        settlement: t.settlement,
+        generation,
+        commit_token: B256::repeat_byte(7),
+    };
+    let commit_first = k2.commit(&commit(0));
+    let commit_far = k2.commit(&commit(1_000));
     let after: Vec<Vec<u64>> = keyholders
         .holders
         .iter()
@@ -392,6 +452,10 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
         "another_deployment": code(&other_deployment),
         "evidence_for_another_deployment": code(&evidence_for_other),
         "substitute_share": substitute.as_ref().err().and_then(|e| e.code()).unwrap_or("stored"),
+        "far_generation": far.as_ref().err().and_then(|e| e.code()).unwrap_or("stored"),
+        "rotation_from_another_dealer": foreign.as_ref().err().and_then(|e| e.code()).unwrap_or("stored"),
+        "commit_of_the_first_dealing": commit_first.as_ref().err().and_then(|e| e.code()).unwrap_or("committed"),
+        "commit_of_a_generation_not_held": commit_far.as_ref().err().and_then(|e| e.code()).unwrap_or("committed"),
     });
     let enclave_refusals = json!({
         "deal_under_another_policy_then_boot_the_real_one": format!("{boot_real:?}"),
@@ -435,6 +499,14 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
             substitute.as_ref().err().and_then(|e| e.code()) == Some("conflict")
                 && before == after
                 && after.iter().all(|g| g == &vec![0]),
+        )
+        .check(
+            "H3: a far generation, a rotation from a dealer that is not Settlement.enclave(), and commits without the dealing's token: refused, nothing held changes",
+            far.as_ref().err().and_then(|e| e.code()) == Some("generation_gap")
+                && foreign.as_ref().err().and_then(|e| e.code()) == Some("not_deployment_enclave")
+                && commit_first.as_ref().err().and_then(|e| e.code()) == Some("not_committable")
+                && commit_far.as_ref().err().and_then(|e| e.code()) == Some("not_held")
+                && before == after,
         )
         .check(
             "a root dealt under a policy naming the host's keys does not boot the real policy",
