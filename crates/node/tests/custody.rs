@@ -58,6 +58,7 @@ fn deploy_config(keyholders: Vec<sealbridge_enclave::custody::KeyholderId>) -> D
         max_result_lifetime_secs: sealbridge_chain::contracts::DEFAULT_MAX_RESULT_LIFETIME,
         verifiers: vec![Address::from_private_key(&verifier_key())],
         threshold: 1,
+        handover: false,
         measurements: vec![MeasurementWindow {
             measurement: simulated_measurement("sealbridge/netting/v1"),
             valid_from: 0,
