@@ -329,11 +329,17 @@ impl<K: KeyholderApi> Custodian<K> {
     pub fn deal(&self, link: &mut dyn EnclaveLink) -> Result<DeliveryReport, CoreError> {
         // Every keyholder must answer first: a dealing that reaches only some leaves them
         // holding a share of a root no enclave will have, which they never overwrite.
-        let down: Vec<String> = self
-            .keyholders
-            .iter()
-            .filter_map(|k| k.info().err().map(|e| format!("{}: {e}", k.name())))
-            .collect();
+        let mut down = Vec::new();
+        let mut holding = Vec::new();
+        for k in &self.keyholders {
+            match k.info() {
+                Err(e) => down.push(format!("{}: {e}", k.name())),
+                Ok(i) if !i.generations.is_empty() => {
+                    holding.push(format!("{} holds generation(s) {:?}", k.name(), i.generations));
+                }
+                Ok(_) => {}
+            }
+        }
         if !down.is_empty() {
             return Err(CoreError::Enclave(format!(
                 "a new root is dealt only when every keyholder answers, and {} of {} do not \
@@ -341,6 +347,16 @@ impl<K: KeyholderApi> Custodian<K> {
                 down.len(),
                 self.keyholders.len(),
                 down.join("; ")
+            )));
+        }
+        // A first dealing only to keyholders that hold nothing (review): after a partial one,
+        // dealing again would plant a second generation-0 root on the keyholders that were
+        // empty, and those that stored the first would refuse it.
+        if !holding.is_empty() {
+            return Err(CoreError::Enclave(format!(
+                "a first dealing goes only to keyholders that hold nothing, and {} \
+                 (docs/OPERATIONS.md \"Lost enclave machine\", first start); nothing was dealt",
+                holding.join("; ")
             )));
         }
         let r = link.call(Request::CustodyDeal {

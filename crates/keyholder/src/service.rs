@@ -580,15 +580,16 @@ impl Keyholder {
             }
             return Ok(());
         }
-        match chain.enclave_active(dealer) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(fail(
-                403,
-                "not_deployment_enclave",
-                format!("the dealer {dealer} is not an Active registered enclave"),
-            )),
-            Err(e) => Err(fail(503, "chain_unavailable", e)),
-        }
+        // Before the first settled statement no enclave is the deployment's: another registered
+        // enclave could otherwise rotate and commit, making every keyholder drop the real
+        // generation 0 (review). A rotation waits for `Settlement.enclave()`.
+        let _ = dealer;
+        Err(fail(
+            403,
+            "not_deployment_enclave",
+            "no statement has settled yet, so the chain names no enclave of this deployment \
+             (Settlement.enclave() is zero): rotate the root after the first statement settles",
+        ))
     }
 
     fn commit_path(&self, generation: u64) -> PathBuf {
@@ -1422,11 +1423,13 @@ mod tests {
             .deliver_with(&reqs[0], &live(deployment_enclave))
             .unwrap_err();
         assert_eq!((e.status, e.code), (403, "not_deployment_enclave"), "{e}");
-        // Before the first settled statement: a dealer that is not an Active registered enclave.
+        // Before the first settled statement: no rotation at all — not even from an Active
+        // registered enclave of the allowed measurement (review: it could otherwise rotate and
+        // commit, and every keyholder would drop the real generation 0).
         let unsettled = FixedChain {
             allowed: vec![allowed_m()],
             enclave: Address::ZERO,
-            active: vec![deployment_enclave],
+            active: vec![deployment_enclave, other_address],
         };
         let e = k.deliver_with(&reqs[0], &unsettled).unwrap_err();
         assert_eq!((e.status, e.code), (403, "not_deployment_enclave"), "{e}");

@@ -128,6 +128,18 @@ pub fn read_chain_resume<C: Chain>(
     // The block first: the deployment is frozen (no statement, deposit or request); an escape
     // after it is also forwarded, and lowering an escrow already at zero changes nothing.
     let block = sb.chain().block_number()?;
+    // Required, not assumed (review): unfrozen, a deposit between this read and the balances
+    // would be counted twice (in the balance and forwarded from B + 1), and the relayer's
+    // heartbeat would make the successor sign a statement — closing its escape window — before
+    // governance resumes with it.
+    if !sb.frozen()? {
+        return Err(NodeError::Config(
+            "the deployment is not frozen: a node resumes from the chain only once nothing can \
+             settle or be deposited (anyone may freeze() when no statement settled for the exit \
+             delay; docs/OPERATIONS.md \"Lost data directory\")"
+                .into(),
+        ));
+    }
     let log_size = sb.log_size()?;
     let log_root = sb.log_root()?;
     let frontier = settled_frontier(published, log_size, log_root)?;

@@ -205,6 +205,14 @@ fn a_node_resumes_a_lost_deployment_from_the_chain_and_serves_once_governance_re
         .unwrap();
     let decided_before = gov.requests_decided().unwrap();
     assert!(request_id > decided_before);
+    // Not frozen yet: no resume (a deposit could be counted twice, a heartbeat would close the
+    // successor's escape window); nothing stored.
+    let why = refused(Node::start(
+        resuming(bad_tiles_dir.path(), &published),
+        chain(&anvil),
+    ));
+    assert!(why.contains("the deployment is not frozen"), "{why}");
+    assert!(nothing_stored(bad_tiles_dir.path()));
     warp(&anvil, EXIT_DELAY + 1);
     let stranger = Address::repeat_byte(0x57);
     dev.fund_and_unlock(stranger).unwrap();
