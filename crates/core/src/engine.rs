@@ -1095,7 +1095,17 @@ impl Core {
                 let mut result = Ok(());
                 let mut applied = None;
                 for (pos, ev) in events {
-                    if done.is_some_and(|d| pos.at() <= d) {
+                    // By position — except a withdrawal request no decision was stored for:
+                    // the requests a resumed node releases all carry the resumption's
+                    // position, and one refused part-way must not skip the rest (review of
+                    // the resume gate). The enclave never decides a request twice.
+                    let undecided = match &ev {
+                        ChainEvent::WithdrawalRequest { request_id, .. } => {
+                            matches!(self.store.withdrawal(*request_id), Ok(None))
+                        }
+                        _ => false,
+                    };
+                    if done.is_some_and(|d| pos.at() <= d) && !undecided {
                         tracing::info!(
                             block = pos.block,
                             log_index = pos.log_index,

@@ -335,7 +335,11 @@ impl<K: KeyholderApi> Custodian<K> {
             match k.info() {
                 Err(e) => down.push(format!("{}: {e}", k.name())),
                 Ok(i) if !i.generations.is_empty() => {
-                    holding.push(format!("{} holds generation(s) {:?}", k.name(), i.generations));
+                    holding.push(format!(
+                        "{} holds generation(s) {:?}",
+                        k.name(),
+                        i.generations
+                    ));
                 }
                 Ok(_) => {}
             }

@@ -93,9 +93,7 @@ pub fn load(store: &Store, metrics: &Metrics) -> Result<Option<ResumeGate>, Stor
     };
     if !gate.open
         && let Some(at) = gate.released_at
-        && store
-            .meta::<(u64, u64)>(EVENTS_APPLIED)?
-            .is_some_and(|done| done >= at)
+        && released(store, &gate, at)?
     {
         gate.open = true;
         gate.held.clear();
@@ -103,6 +101,31 @@ pub fn load(store: &Store, metrics: &Metrics) -> Result<Option<ResumeGate>, Stor
     }
     metrics.state.awaiting_resumption.store(!gate.open, Relaxed);
     Ok(Some(gate))
+}
+
+/// Whether the release at `at` is done: the core applied events up to it and every held request
+/// has a stored decision (one refused part-way is released again with the next scan of the
+/// chunk), or the scan already moved past the event's block (a crash after the core committed
+/// the chunk but before the gate opened: the scan would never meet the event again).
+fn released(store: &Store, gate: &ResumeGate, at: (u64, u64)) -> Result<bool, StoreError> {
+    if store
+        .meta::<u64>("deposit_cursor")?
+        .is_some_and(|cursor| cursor > at.0)
+    {
+        return Ok(true);
+    }
+    if !store
+        .meta::<(u64, u64)>(EVENTS_APPLIED)?
+        .is_some_and(|done| done >= at)
+    {
+        return Ok(false);
+    }
+    for h in &gate.held {
+        if store.withdrawal(h.id())?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// What one scanned chunk hands the enclave while the gate is shut: `events` without their
@@ -353,7 +376,7 @@ mod tests {
 
     #[test]
     fn a_release_the_core_committed_before_a_crash_opens_the_gate_at_the_next_start() {
-        let (_d, store, metrics) = shut(vec![held(1)]);
+        let (_d, mut store, metrics) = shut(vec![held(1)]);
         let (out, releases) = filter_logs(&store, &metrics, &[entry(7, 2, resumed(ME))]);
         assert_eq!(ids(&out), ["request 1 @7"]);
         assert!(releases);
@@ -361,10 +384,70 @@ mod tests {
         let metrics = Metrics::default();
         assert!(!load(&store, &metrics).unwrap().unwrap().open);
         assert!(metrics.state.awaiting_resumption.load(Relaxed));
-        // It had: the events applied reach the resumption's position → open.
+        // It had: the events applied reach the resumption's position and the request's
+        // decision is stored (one commit) → open.
         store.put_meta(EVENTS_APPLIED, &(7u64, 2u64)).unwrap();
+        decided(&mut store, 1);
         let gate = load(&store, &metrics).unwrap().unwrap();
         assert!(gate.open && gate.held.is_empty());
         assert!(!metrics.state.awaiting_resumption.load(Relaxed));
+    }
+
+    fn decided(store: &mut Store, id: u64) {
+        store
+            .commit(&sealbridge_store::Commit {
+                withdrawals: vec![sealbridge_store::StoredWithdrawal {
+                    request_id: id,
+                    account: Address::repeat_byte(1),
+                    token: Address::repeat_byte(2),
+                    requested: u128::from(id) * 10,
+                    granted: 0,
+                    reason: "refused-test".into(),
+                    statement_sequence: None,
+                    block_number: 1,
+                    log_index: id,
+                }],
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_release_refused_part_way_is_released_again_until_every_held_request_is_decided() {
+        // Review of the resume gate: the released requests share the resumption's position,
+        // so the core's position alone cannot tell which were decided.
+        let (_d, mut store, metrics) = shut(vec![held(3), held(4)]);
+        let logs = vec![entry(7, 0, resumed(ME))];
+        let (out, releases) = filter_logs(&store, &metrics, &logs);
+        assert_eq!(ids(&out), ["request 3 @7", "request 4 @7"]);
+        assert!(releases);
+        // The core decided 3, then 4 failed: the resumption's position is committed with 3.
+        store.put_meta(EVENTS_APPLIED, &(7u64, 0u64)).unwrap();
+        decided(&mut store, 3);
+        // After a restart the gate is still shut and the same chunk releases both again (the
+        // core skips 3, decided; 4 goes to the enclave).
+        assert!(!load(&store, &metrics).unwrap().unwrap().open);
+        let (out, _) = filter_logs(&store, &metrics, &logs);
+        assert_eq!(ids(&out), ["request 3 @7", "request 4 @7"]);
+        decided(&mut store, 4);
+        let gate = load(&store, &metrics).unwrap().unwrap();
+        assert!(gate.open && gate.held.is_empty());
+        assert!(!metrics.state.awaiting_resumption.load(Relaxed));
+    }
+
+    #[test]
+    fn a_crash_after_the_chunk_was_committed_still_opens_the_gate() {
+        // The chunk holding the resumption (only an escape before it) was committed, the
+        // process died before the gate opened: the scan is past the event and never meets it
+        // again, so the stored cursor opens the gate.
+        let (_d, store, metrics) = shut(Vec::new());
+        let logs = vec![entry(6, 0, escape()), entry(7, 0, resumed(ME))];
+        let (out, releases) = filter_logs(&store, &metrics, &logs);
+        assert_eq!(ids(&out), ["escape @6"]);
+        assert!(releases);
+        store.put_meta(EVENTS_APPLIED, &(6u64, 0u64)).unwrap();
+        assert!(!load(&store, &metrics).unwrap().unwrap().open);
+        store.put_meta("deposit_cursor", &8u64).unwrap();
+        assert!(load(&store, &metrics).unwrap().unwrap().open);
     }
 }
