@@ -114,10 +114,8 @@ fn released(store: &Store, gate: &ResumeGate, at: (u64, u64)) -> Result<bool, St
     {
         return Ok(true);
     }
-    if !store
-        .meta::<(u64, u64)>(EVENTS_APPLIED)?
-        .is_some_and(|done| done >= at)
-    {
+    let applied = store.meta::<(u64, u64)>(EVENTS_APPLIED)?;
+    if applied.is_none_or(|done| done < at) {
         return Ok(false);
     }
     for h in &gate.held {
