@@ -116,8 +116,10 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     /// @notice keccak256(abi.encodePacked(accounts)), ascending (part of `policyHash`); zero until the
     ///         participant list is sealed.
     bytes32 public accountsHash;
-    /// @notice keccak256(abi.encodePacked(tokens)), ascending (part of `policyHash`).
-    bytes32 public immutable tokensHash;
+    /// @notice keccak256(abi.encodePacked(tokens)), ascending (part of `policyHash`). Tokens are
+    ///         only ever added, by a policy change (`schedulePolicy`); none is removed, so no
+    ///         escrow is ever stranded in a token the deployment stopped settling.
+    bytes32 public tokensHash;
     /// @notice The account that may still append participants (the deployer, until
     ///         `sealParticipants`); zero once the list is final. Nothing can be deposited, requested or
     ///         settled before that, so the deployer never holds anything that can move value.
@@ -193,6 +195,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     /// @dev The whole participant list under the pending policy (ascending): today's list with
     ///      the added accounts merged in.
     address[] private _pendingAccounts;
+    /// @dev The whole token list under the pending policy (ascending): today's list with the
+    ///      added tokens merged in.
+    address[] private _pendingTokens;
 
     event Deposited(address indexed account, address indexed token, uint256 amount);
     event WithdrawalRequested(
@@ -207,7 +212,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     event MeasurementAllowed(bytes32 indexed measurement);
     event MeasurementRevoked(bytes32 indexed measurement);
     event PolicyChanged(bytes32 oldPolicyHash, bytes32 newPolicyHash);
-    event PolicyScheduled(bytes32 indexed policyHash, bytes32 basePolicyHash, address[] added, uint64 activatesAt);
+    event PolicyScheduled(
+        bytes32 indexed policyHash, bytes32 basePolicyHash, address[] added, address[] addedTokens, uint64 activatesAt
+    );
     event PolicyActivated(uint64 indexed sequence, bytes32 oldPolicyHash, bytes32 newPolicyHash);
     event PolicyCancelled(bytes32 indexed policyHash);
     event AlreadySettled(uint64 indexed sequence, bytes32 digest);
@@ -255,6 +262,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
     error PolicyMismatch(bytes32 expected, bytes32 got);
     error PolicyNotActiveYet(uint64 activatesAt, uint256 nowTs);
     error AlreadyParticipant(address account);
+    error AlreadyToken(address token);
     error PolicyUnchanged(bytes32 policyHash);
     error PolicyPending(bytes32 pendingPolicyHash);
     error NoPolicyPending();
@@ -445,6 +453,12 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         return _tokens;
     }
 
+    /// @notice The tokens under the pending policy change, ascending (empty when none is
+    ///         pending).
+    function pendingTokens() external view returns (address[] memory) {
+        return _pendingTokens;
+    }
+
     function _checkOpen() private view {
         if (participantSetup != address(0)) revert SetupNotSealed();
         if (frozen) revert DeploymentFrozen();
@@ -475,41 +489,33 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         pendingBasePolicyHash = bytes32(0);
         pendingPolicyActivatesAt = 0;
         delete _pendingAccounts;
+        delete _pendingTokens;
         emit PolicyCancelled(p);
     }
 
     /// @notice Schedule a policy change (governance, through the timelock): base hash
-    ///         `newBasePolicyHash`, participants `added` (strictly ascending, none already a
-    ///         participant) merged into the list, the same tokens. Statements under the current
-    ///         policy keep settling; from `activatesAt` (block time) a statement under the new
-    ///         one may settle, and the first that does puts it in force. `activatesAt` must lie
-    ///         in the future. Scheduling again replaces a pending change before its activation
-    ///         time or once abandoned (`PolicyDue` in between).
-    function schedulePolicy(bytes32 newBasePolicyHash, address[] calldata added, uint64 activatesAt)
-        external
-        onlyRole(GOVERNOR_ROLE)
-    {
+    ///         `newBasePolicyHash`, participants `added` and tokens `addedTokens` (each strictly
+    ///         ascending, none already in its list) merged into the lists. Nothing is removed.
+    ///         Statements under the current policy keep settling; from `activatesAt` (block
+    ///         time) a statement under the new one may settle, and the first that does puts it
+    ///         in force. `activatesAt` must lie in the future. Scheduling again replaces a
+    ///         pending change before its activation time or once abandoned (`PolicyDue` in
+    ///         between).
+    function schedulePolicy(
+        bytes32 newBasePolicyHash,
+        address[] calldata added,
+        address[] calldata addedTokens,
+        uint64 activatesAt
+    ) external onlyRole(GOVERNOR_ROLE) {
         if (participantSetup != address(0)) revert SetupNotSealed();
         if (pendingPolicyHash != bytes32(0)) _requireNotDue();
-        uint256 n = _accounts.length;
-        address[] memory merged = new address[](n + added.length);
-        uint256 i = 0;
-        uint256 j = 0;
-        address prevAdded = address(0);
-        for (uint256 k = 0; k < merged.length; ++k) {
-            if (j < added.length && (i == n || added[j] < _accounts[i])) {
-                address a = added[j];
-                if (a <= prevAdded) revert NotSorted();
-                if (isParticipant[a]) revert AlreadyParticipant(a);
-                prevAdded = a;
-                merged[k] = a;
-                ++j;
-            } else {
-                merged[k] = _accounts[i];
-                ++i;
-            }
-        }
-        bytes32 next = keccak256(abi.encode(newBasePolicyHash, keccak256(abi.encodePacked(merged)), tokensHash));
+        address[] memory merged = _merged(_accounts, added, isParticipant, false);
+        address[] memory mergedTokens = _merged(_tokens, addedTokens, isToken, true);
+        bytes32 next = keccak256(
+            abi.encode(
+                newBasePolicyHash, keccak256(abi.encodePacked(merged)), keccak256(abi.encodePacked(mergedTokens))
+            )
+        );
         if (next == policyHash) revert PolicyUnchanged(next);
         // Never due at once: governance keeps a window to withdraw a mistaken change.
         if (activatesAt <= block.timestamp) revert ActivationNotInFuture(activatesAt, block.timestamp);
@@ -517,7 +523,38 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         pendingBasePolicyHash = newBasePolicyHash;
         pendingPolicyActivatesAt = activatesAt;
         _pendingAccounts = merged;
-        emit PolicyScheduled(next, newBasePolicyHash, added, activatesAt);
+        _pendingTokens = mergedTokens;
+        emit PolicyScheduled(next, newBasePolicyHash, added, addedTokens, activatesAt);
+    }
+
+    /// @dev `list` (ascending) with `added` (strictly ascending, none in `member`) merged in.
+    function _merged(
+        address[] storage list,
+        address[] calldata added,
+        mapping(address => bool) storage member,
+        bool tokenList
+    ) private view returns (address[] memory merged) {
+        uint256 n = list.length;
+        merged = new address[](n + added.length);
+        uint256 i = 0;
+        uint256 j = 0;
+        address prevAdded = address(0);
+        for (uint256 k = 0; k < merged.length; ++k) {
+            if (j < added.length && (i == n || added[j] < list[i])) {
+                address a = added[j];
+                if (a <= prevAdded) revert NotSorted();
+                if (member[a]) {
+                    if (tokenList) revert AlreadyToken(a);
+                    revert AlreadyParticipant(a);
+                }
+                prevAdded = a;
+                merged[k] = a;
+                ++j;
+            } else {
+                merged[k] = list[i];
+                ++i;
+            }
+        }
     }
 
     /// @notice The policy in force, the pending one (zero: none) and its activation time, read
@@ -750,6 +787,14 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuard {
         _accounts = merged;
         delete _pendingAccounts;
         accountsHash = keccak256(abi.encodePacked(_accounts));
+        address[] storage mergedTokens = _pendingTokens;
+        for (uint256 k = 0; k < mergedTokens.length; ++k) {
+            address t = mergedTokens[k];
+            if (!isToken[t]) isToken[t] = true;
+        }
+        _tokens = mergedTokens;
+        delete _pendingTokens;
+        tokensHash = keccak256(abi.encodePacked(_tokens));
         emit PolicyActivated(sequence, policyHash, next);
         emit PolicyChanged(policyHash, next);
         basePolicyHash = pendingBasePolicyHash;

@@ -584,6 +584,7 @@ fn governor_calls(w: &World) -> Vec<(Target, Bytes, Refusal)> {
             S::schedulePolicyCall {
                 newBasePolicyHash: B256::repeat_byte(0x77),
                 added: vec![Address::repeat_byte(0xfe)],
+                addedTokens: vec![],
                 // In the future (a change is never due at once).
                 activatesAt: 4_000_000_000,
             }

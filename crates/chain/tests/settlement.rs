@@ -789,3 +789,110 @@ fn an_abandoned_policy_change_can_be_withdrawn_after_the_exit_delay() {
     f.sb.cancel_policy(admin).unwrap();
     assert_eq!(f.sb.pending_policy_hash().unwrap(), B256::ZERO);
 }
+
+/// A policy change adds a token (issue 12 part 2): scheduled, it is pending and nobody can
+/// deposit it; the first statement under the new policy puts it in the token list, and from then
+/// on it is deposited and settled like the others. A token already listed, or given twice, is
+/// refused; none is ever removed.
+#[test]
+fn a_policy_change_adds_a_token_and_it_settles_once_in_force() {
+    let mut f = funded();
+    let (admin, alice, bob) = (f.admin, f.alice, f.bob);
+    let old_tokens = f.sb.tokens().unwrap();
+    let deployer = f.sb.chain().dev_address(9);
+    let added =
+        f.sb.chain_mut()
+            .deploy(
+                deployer,
+                sealbridge_chain::bindings::TestToken::BYTECODE.clone(),
+            )
+            .unwrap()
+            .contract_address
+            .unwrap();
+    let base = B256::repeat_byte(7);
+    let activates_at = f.now() + 1000;
+    let listed = f.token();
+    assert_revert(
+        f.sb.schedule_policy_with_tokens(admin, base, &[], &[listed], activates_at),
+        "AlreadyToken",
+    );
+    assert_revert(
+        f.sb.schedule_policy_with_tokens(admin, base, &[], &[added, added], activates_at),
+        "NotSorted",
+    );
+    f.sb.schedule_policy_with_tokens(admin, base, &[], &[added], activates_at)
+        .unwrap();
+    let mut tokens = old_tokens.clone();
+    tokens.push(added);
+    tokens.sort();
+    let accounts = f.sb.participants().unwrap();
+    let new = sealbridge_chain::eip712::deployment_policy_hash(base, &accounts, &tokens);
+    assert_eq!(f.sb.pending_policy_hash().unwrap(), new);
+    assert_eq!(f.sb.pending_tokens().unwrap(), tokens);
+    assert_eq!(f.sb.tokens().unwrap(), old_tokens);
+
+    // Not the deployment's token yet: no deposit.
+    f.sb.transact(
+        "mint",
+        alice,
+        added,
+        &sealbridge_chain::bindings::TestToken::mintCall {
+            to: alice,
+            amount: U256::from(500),
+        },
+    )
+    .unwrap();
+    assert_revert(
+        f.sb.deposit(alice, added, U256::from(500)),
+        "TokenNotAllowed",
+    );
+
+    // The first statement under the new policy (empty, as the enclave signs it) puts it in
+    // force with the token.
+    f.sb.chain_mut().advance_time(1000);
+    let mut none: Vec<Effect> = vec![];
+    let mut first_new = f.next_statement(&mut none);
+    first_new.policyHash = new;
+    assert!(matches!(
+        f.settle_signed(&first_new, &none).unwrap(),
+        SettleOutcome::Applied(_)
+    ));
+    assert_eq!(f.sb.policy_hash().unwrap(), new);
+    assert_eq!(f.sb.tokens().unwrap(), tokens);
+    assert!(f.sb.pending_tokens().unwrap().is_empty());
+    let hash: B256 =
+        f.sb.view(f.sb.deployment.settlement, &Settlement::tokensHashCall {})
+            .unwrap();
+    assert_eq!(
+        hash,
+        alloy_primitives::keccak256(
+            tokens
+                .iter()
+                // abi.encodePacked pads array elements to 32 bytes.
+                .flat_map(|t| t.into_word().to_vec())
+                .collect::<Vec<u8>>()
+        )
+    );
+
+    // Now it is deposited and settled like the deployment's first token.
+    f.sb.deposit(alice, added, U256::from(500)).unwrap();
+    let mut effects = vec![
+        Effect {
+            account: alice,
+            token: added,
+            delta: I256::try_from(-200).unwrap(),
+        },
+        Effect {
+            account: bob,
+            token: added,
+            delta: I256::try_from(200).unwrap(),
+        },
+    ];
+    let s = f.next_statement(&mut effects);
+    assert!(matches!(
+        f.settle_signed(&s, &effects).unwrap(),
+        SettleOutcome::Applied(_)
+    ));
+    assert_eq!(f.sb.escrow_balance(bob, added).unwrap(), U256::from(200));
+    assert_eq!(f.sb.escrow_balance(alice, added).unwrap(), U256::from(300));
+}

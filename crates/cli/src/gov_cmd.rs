@@ -172,6 +172,10 @@ pub enum ActionArg {
         /// A participant account the new policy adds (repeat; ascending order is not needed).
         #[arg(long = "add")]
         added: Vec<Address>,
+        /// A token the new policy adds (repeat): deposits, obligations and exits in it are
+        /// accepted once the new policy is in force. Tokens are never removed.
+        #[arg(long = "add-token")]
+        tokens: Vec<Address>,
         /// Unix time from which statements under the new policy may settle: it must lie after
         /// the timelock executes the change, and leave room for a timelocked cancel — from it
         /// on, for the exit delay, the change can be neither withdrawn nor replaced
@@ -232,14 +236,19 @@ impl ActionArg {
             Self::SchedulePolicy {
                 base,
                 ref added,
+                ref tokens,
                 activates_at,
             } => {
-                let mut added = added.clone();
-                added.sort_unstable();
-                added.dedup();
+                let sorted = |v: &[Address]| {
+                    let mut v = v.to_vec();
+                    v.sort_unstable();
+                    v.dedup();
+                    v
+                };
                 Action::SchedulePolicy {
                     base,
-                    added,
+                    added: sorted(added),
+                    tokens: sorted(tokens),
                     activates_at,
                 }
             }

@@ -17,6 +17,11 @@
 //! an earlier epoch's keys from it. The journal records rotations and retirements as public
 //! facts only ([`crate::persist`]); a sealed snapshot is the only place a chain key exists
 //! outside enclave memory.
+//!
+//! The schedule (epoch length and grace) may change by a policy change (issue 12 part 2). An
+//! announced epoch keeps the end it was announced with: each epoch key carries the length and
+//! grace it started under, and a new schedule applies from the next epoch on
+//! ([`EpochKeys::set_schedule`]).
 
 use rand_core::CryptoRngCore;
 use sealbridge_proto::{
@@ -291,11 +296,17 @@ struct EpochKey {
     /// snapshot written before issue 12, absent (nothing was ever sealed to it).
     xwing: Option<XWingSecretKey>,
     not_before: u64,
+    /// The epoch's length as announced: the next epoch starts at `not_before + length`.
+    length: u64,
+    /// The grace as announced: envelopes to this epoch are refused from
+    /// `not_before + length + grace` on.
+    grace: u64,
 }
 
 /// The live epoch keys: the ratchet head (the current epoch's chain key), the current KEM key
 /// and, during its grace window, the previous one.
 pub struct EpochKeys {
+    /// The schedule of epochs that start from now on (the policy's).
     length: u64,
     grace: u64,
     head: ChainKey,
@@ -322,7 +333,7 @@ impl std::fmt::Debug for EpochKeys {
 }
 
 impl EpochKey {
-    fn of(epoch: Epoch, ck: &ChainKey, not_before: u64) -> Self {
+    fn of(epoch: Epoch, ck: &ChainKey, not_before: u64, (length, grace): (u64, u64)) -> Self {
         let (secret, public) = ck.kem();
         Self {
             epoch,
@@ -330,7 +341,19 @@ impl EpochKey {
             public,
             xwing: Some(ck.xwing()),
             not_before,
+            length,
+            grace,
         }
+    }
+
+    /// When the next epoch starts.
+    fn ends_at(&self) -> u64 {
+        self.not_before.saturating_add(self.length)
+    }
+
+    /// When envelopes to this epoch stop being accepted (the announced `not_after`).
+    fn not_after(&self) -> u64 {
+        self.ends_at().saturating_add(self.grace)
     }
 }
 
@@ -341,13 +364,22 @@ impl EpochKeys {
         rng.fill_bytes(&mut ck);
         let head = ChainKey::from_bytes(ck);
         zeroize::Zeroize::zeroize(&mut ck);
+        let length = length.max(1);
         Self {
-            length: length.max(1),
+            length,
             grace,
-            current: EpochKey::of(Epoch(1), &head, now),
+            current: EpochKey::of(Epoch(1), &head, now, (length, grace)),
             head,
             previous: None,
         }
+    }
+
+    /// Epochs that start from now on last `length` seconds with `grace` after (a policy
+    /// change). The current epoch keeps the end and grace it was announced with, and the
+    /// previous one its grace window: clients sealed to them under those announcements.
+    pub(crate) fn set_schedule(&mut self, length: u64, grace: u64) {
+        self.length = length.max(1);
+        self.grace = grace;
     }
 
     /// The current epoch number.
@@ -376,11 +408,7 @@ impl EpochKeys {
     }
 
     fn retire_at(&self) -> Option<u64> {
-        self.previous.as_ref().map(|p| {
-            p.not_before
-                .saturating_add(self.length)
-                .saturating_add(self.grace)
-        })
+        self.previous.as_ref().map(EpochKey::not_after)
     }
 
     /// The epoch `now` falls in and its start, if that is a later epoch than the current one.
@@ -388,15 +416,15 @@ impl EpochKeys {
     /// addressed to them (issue 11: `Tick(u64::MAX)` returns). `None` once the epoch number
     /// would overflow.
     fn rotation_due(&self, now: u64) -> Option<(Epoch, u64)> {
-        let elapsed = now.saturating_sub(self.current.not_before) / self.length;
-        if elapsed == 0 {
+        // The current epoch ends as announced; the epochs after it follow the schedule now.
+        // (Measured from its start: at the end of time `ends_at` saturates.)
+        if now.saturating_sub(self.current.not_before) < self.current.length {
             return None;
         }
-        let epoch = self.current.epoch.0.checked_add(elapsed)?;
-        let not_before = self
-            .current
-            .not_before
-            .saturating_add(elapsed.saturating_mul(self.length));
+        let end = self.current.ends_at();
+        let skipped = (now - end) / self.length;
+        let epoch = self.current.epoch.0.checked_add(1)?.checked_add(skipped)?;
+        let not_before = end.saturating_add(skipped.saturating_mul(self.length));
         Some((Epoch(epoch), not_before))
     }
 
@@ -423,7 +451,7 @@ impl EpochKeys {
             return false;
         }
         self.head = self.head.next(epoch);
-        let next = EpochKey::of(epoch, &self.head, not_before);
+        let next = EpochKey::of(epoch, &self.head, not_before, (self.length, self.grace));
         let old = std::mem::replace(&mut self.current, next);
         self.previous = (old.epoch.0.checked_add(1) == Some(epoch.0)).then_some(old);
         true
@@ -441,7 +469,12 @@ impl EpochKeys {
         rng.fill_bytes(&mut ck);
         let head = ChainKey::from_bytes(ck);
         zeroize::Zeroize::zeroize(&mut ck);
-        let next = EpochKey::of(epoch, &head, now.max(self.current.not_before));
+        let next = EpochKey::of(
+            epoch,
+            &head,
+            now.max(self.current.not_before),
+            (self.length, self.grace),
+        );
         self.head = head;
         self.previous = Some(std::mem::replace(&mut self.current, next));
         Some(epoch)
@@ -487,11 +520,7 @@ impl EpochKeys {
         }
         match &self.previous {
             Some(prev) if prev.epoch == epoch => {
-                let end = prev
-                    .not_before
-                    .saturating_add(self.length)
-                    .saturating_add(self.grace);
-                if now < end {
+                if now < prev.not_after() {
                     Ok(prev)
                 } else {
                     Err(ReasonCode::RetiredEpoch)
@@ -518,11 +547,7 @@ impl EpochKeys {
             epoch: self.current.epoch,
             public_key: self.current_xwing_public()?.clone(),
             not_before: self.current.not_before,
-            not_after: self
-                .current
-                .not_before
-                .saturating_add(self.length)
-                .saturating_add(self.grace),
+            not_after: self.current.not_after(),
             suites: suites.clone(),
         })
     }
@@ -534,11 +559,7 @@ impl EpochKeys {
             epoch: self.current.epoch,
             public_key: self.current.public,
             not_before: self.current.not_before,
-            not_after: self
-                .current
-                .not_before
-                .saturating_add(self.length)
-                .saturating_add(self.grace),
+            not_after: self.current.not_after(),
         }
     }
 }
@@ -553,6 +574,10 @@ pub(crate) struct EpochKeyParts {
     /// The previous epoch's X-Wing seed (issue 12); absent in snapshots written before.
     #[serde(default)]
     pub(crate) xwing_seed: Option<[u8; 32]>,
+    /// The epoch's announced (length, grace); absent in snapshots written before the schedule
+    /// could change (the policy's then).
+    #[serde(default)]
+    pub(crate) schedule: Option<(u64, u64)>,
 }
 
 impl Drop for EpochKeyParts {
@@ -572,6 +597,9 @@ pub(crate) struct EpochParts {
     pub(crate) chain_key: [u8; 32],
     pub(crate) not_before: u64,
     pub(crate) previous: Option<EpochKeyParts>,
+    /// The current epoch's announced (length, grace); absent in older snapshots.
+    #[serde(default)]
+    pub(crate) schedule: Option<(u64, u64)>,
 }
 
 impl Drop for EpochParts {
@@ -605,16 +633,25 @@ impl EpochKeys {
                 secret: *p.secret.expose_secret_bytes(),
                 not_before: p.not_before,
                 xwing_seed: p.xwing.as_ref().map(|x| *x.expose_seed()),
+                schedule: Some((p.length, p.grace)),
             }),
+            schedule: Some((self.current.length, self.current.grace)),
         }
     }
 
     pub(crate) fn from_parts(parts: &EpochParts, length: u64, grace: u64) -> Self {
         let head = ChainKey::from_bytes(parts.chain_key);
+        let length = length.max(1);
+        let announced = |s: Option<(u64, u64)>| s.map_or((length, grace), |(l, g)| (l.max(1), g));
         Self {
-            length: length.max(1),
+            length,
             grace,
-            current: EpochKey::of(parts.epoch, &head, parts.not_before),
+            current: EpochKey::of(
+                parts.epoch,
+                &head,
+                parts.not_before,
+                announced(parts.schedule),
+            ),
             head,
             previous: parts.previous.as_ref().map(|p| {
                 let secret = KemSecretKey::from_bytes(p.secret);
@@ -624,6 +661,8 @@ impl EpochKeys {
                     secret,
                     xwing: p.xwing_seed.map(XWingSecretKey::from_seed),
                     not_before: p.not_before,
+                    length: announced(p.schedule).0,
+                    grace: announced(p.schedule).1,
                 }
             }),
         }
@@ -745,6 +784,48 @@ mod tests {
         assert_eq!(
             k.key_for(Epoch(1), 190).err(),
             Some(ReasonCode::RetiredEpoch)
+        );
+    }
+
+    /// A new schedule (a policy change) applies from the next epoch: the current epoch keeps
+    /// the end and grace it was announced with, the previous its grace window, and a snapshot
+    /// restored under the new policy keeps them too.
+    #[test]
+    fn a_new_epoch_schedule_applies_from_the_next_epoch_and_announced_ends_hold() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let mut k = EpochKeys::new(&mut rng, 1000, 100, 20);
+        k.tick(1100);
+        assert_eq!(k.shape(), (Epoch(2), Some(Epoch(1))));
+        let announced = k.announcement(InstanceId([1; 32]));
+        assert_eq!((announced.not_before, announced.not_after), (1100, 1220));
+        // Halfway through epoch 2 the policy changes to 300-second epochs with 50 of grace.
+        k.set_schedule(300, 50);
+        assert_eq!(k.announcement(InstanceId([1; 32])), announced);
+        assert!(k.key_for(Epoch(1), 1119).is_ok(), "epoch 1 keeps its grace");
+        assert_eq!(k.tick(1120).retired, Some(Epoch(1)));
+        // Epoch 2 ends when it was announced to, not 300 seconds after it began.
+        assert!(!k.tick_due(1199));
+        let restored = EpochKeys::from_parts(&k.parts(), 300, 50);
+        assert_eq!(restored.announcement(InstanceId([1; 32])), announced);
+        assert_eq!(k.tick(1200).rotated, Some((Epoch(3), 1200)));
+        let third = k.announcement(InstanceId([1; 32]));
+        assert_eq!((third.not_before, third.not_after), (1200, 1550));
+        // Epoch 2 stays open for its own grace (20), not the new one (50).
+        assert!(k.key_for(Epoch(2), 1219).is_ok());
+        assert_eq!(
+            k.key_for(Epoch(2), 1220).err(),
+            Some(ReasonCode::RetiredEpoch)
+        );
+        // Skipped epochs are counted in the new length.
+        assert_eq!(k.tick(2200).rotated, Some((Epoch(6), 2100)));
+        // A snapshot from before the schedule could change (no stored schedule) takes the
+        // policy's.
+        let mut old = k.parts();
+        old.schedule = None;
+        let from_old = EpochKeys::from_parts(&old, 300, 50);
+        assert_eq!(
+            from_old.announcement(InstanceId([1; 32])).not_after,
+            2100 + 350
         );
     }
 

@@ -338,12 +338,14 @@ impl EnclavePolicy {
 
     /// Whether a running enclave may move from this policy to `next` at a statement boundary
     /// (issue 12 part 2, docs/PROTOCOL.md "Policy transitions"). `next` must be valid, and:
-    /// participants only added, tokens unchanged (checked again by the program); the anonymity
-    /// set, the batch wait, the clock step and the oldest envelope version never weakened; the
-    /// epoch schedule, key custody and handover trust unchanged (those move with a handover or
-    /// a root rotation, not a policy change). Batch size, statement validity, envelope
-    /// lifetime, the effects cap, the per-sender quota and the suite lifecycle may change — a
-    /// deprecated suite only towards an earlier sunset or forbidden.
+    /// participants and tokens only added (checked again by the program, and by the contract's
+    /// `schedulePolicy`); the anonymity set, the batch wait, the clock step and the oldest
+    /// envelope version never weakened; key custody and handover trust unchanged (those move
+    /// with a handover or a root rotation, not a policy change). Batch size, statement
+    /// validity, envelope lifetime, the effects cap, the per-sender quota, the epoch schedule
+    /// (from the next epoch on: announced epochs keep their end, [`crate::epochs`]) and the
+    /// suite lifecycle may change — a deprecated suite only towards an earlier sunset or
+    /// forbidden.
     pub fn check_transition(&self, next: &EnclavePolicy) -> Result<(), Error> {
         next.validate()?;
         let refuse = |why: &str| {
@@ -358,8 +360,23 @@ impl EnclavePolicy {
             v.sort();
             v
         };
-        if sorted(&next.netting.tokens) != sorted(&self.netting.tokens) {
-            return refuse("the token list may not change");
+        let next_tokens = sorted(&next.netting.tokens);
+        if !self
+            .netting
+            .tokens
+            .iter()
+            .all(|t| next_tokens.binary_search(t).is_ok())
+        {
+            // Escrow in a token the deployment stopped settling could never leave through a
+            // statement (the contract only ever adds tokens too).
+            return refuse("a token may not be removed");
+        }
+        if next_tokens
+            .iter()
+            .zip(next_tokens.iter().skip(1))
+            .any(|(a, b)| a == b)
+        {
+            return refuse("a token appears twice");
         }
         let mut senders = std::collections::BTreeSet::new();
         let mut accounts = std::collections::BTreeSet::new();
@@ -417,12 +434,6 @@ impl EnclavePolicy {
                     ));
                 }
             }
-        }
-        if next.epoch_secs != self.epoch_secs || next.epoch_grace_secs != self.epoch_grace_secs {
-            return refuse(
-                "the epoch schedule may not change in a running enclave (announced epochs \
-                 keep their end); not supported in this version",
-            );
         }
         if next.custody != self.custody {
             return refuse("key custody changes by root rotation, not by a policy change");
@@ -785,6 +796,32 @@ mod tests {
             },
             8,
         )
+    }
+
+    /// Tokens are only added (the hash then commits to the longer list); the epoch schedule
+    /// may change (from the next epoch, `epochs.rs`).
+    #[test]
+    fn a_policy_change_adds_tokens_and_changes_the_epoch_schedule_but_removes_no_token() {
+        let old = policy();
+        let extra = Address::repeat_byte(0x01);
+        let mut added = old.clone();
+        added.netting.tokens.insert(0, extra);
+        added.epoch_secs = old.epoch_secs * 2;
+        added.epoch_grace_secs = 0;
+        old.check_transition(&added).unwrap();
+        assert_ne!(added.hash(), old.hash());
+        let mut removed = added.clone();
+        removed.netting.tokens.retain(|t| *t == extra);
+        let e = added.check_transition(&removed).unwrap_err().to_string();
+        assert!(e.contains("token may not be removed"), "{e}");
+        let mut twice = added.clone();
+        twice.netting.tokens.push(extra);
+        let e = added.check_transition(&twice).unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
+        // Only the schedule: a change too.
+        let mut schedule = old.clone();
+        schedule.epoch_secs = old.epoch_secs / 2;
+        old.check_transition(&schedule).unwrap();
     }
 
     #[test]

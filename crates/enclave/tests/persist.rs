@@ -978,6 +978,9 @@ fn an_adopted_policy_is_journaled_and_replays() {
             sender: newcomer.public().sender_id(),
             account: Address::repeat_byte(5),
         });
+    // Epochs half as long from the next epoch on.
+    next.epoch_secs = old.epoch_secs / 2;
+    next.epoch_grace_secs = old.epoch_grace_secs / 2;
     let status_before = status(&mut live.s);
     let adopt_with =
         |live: &mut Live, policy: &EnclavePolicy, activates_at: u64, approvals: Vec<Vec<u8>>| {
@@ -1000,7 +1003,7 @@ fn an_adopted_policy_is_journaled_and_replays() {
         let approvals = common::approvals(&verifiers[1..], domain, &old, policy, activates_at);
         adopt_with(live, policy, activates_at, approvals)
     };
-    // Refused: before the activation point, a dropped participant, another token, a smaller
+    // Refused: before the activation point, a dropped participant, a token replaced, a smaller
     // anonymity set. Nothing changes.
     let mut dropped = next.clone();
     dropped.netting.participants.remove(0);
@@ -1017,7 +1020,7 @@ fn an_adopted_policy_is_journaled_and_replays() {
     for (policy, at, why) in [
         (&next, now + 1, "activates at"),
         (&dropped, 0, "may not be removed"),
-        (&token, 0, "token list"),
+        (&token, 0, "token may not be removed"),
         (&weaker, 0, "anonymity set"),
         (&twice, 0, "appears twice"),
     ] {
@@ -1132,6 +1135,34 @@ fn an_adopted_policy_is_journaled_and_replays() {
     live.records = records;
     assert_eq!(after.statement.policyHash, next.hash());
     assert_eq!(after.statement.sequence, activation.statement.sequence + 1);
+
+    // The epoch current at the switch ends as announced; the next has the new length. (The
+    // fingerprint below holds the announcement, so replay must rebuild the same schedule.)
+    let announced = |live: &mut Live| {
+        let d = live.s.enclave().unwrap().describe();
+        let key = sealbridge_seal::keys::Ed25519PublicKey::from_bytes(d.key_bundle.ed25519);
+        sealbridge_enclave::epochs::EpochAnnouncement::verify(&d.epoch_announcement, &key).unwrap()
+    };
+    let at_switch = announced(&mut live);
+    assert_eq!(
+        at_switch.not_after - at_switch.not_before,
+        old.epoch_secs + old.epoch_grace_secs
+    );
+    let end = at_switch.not_before + old.epoch_secs;
+    let mut records = std::mem::take(&mut live.records);
+    let mut t = now + 2;
+    while t < end {
+        t = (t + old.max_clock_step_secs.max(1)).min(end);
+        journaled(&mut live.s, Request::Tick { now: t }, &mut records);
+    }
+    live.records = records;
+    let rotated = announced(&mut live);
+    assert_eq!(rotated.epoch.0, at_switch.epoch.0 + 1);
+    assert_eq!(rotated.not_before, end);
+    assert_eq!(
+        rotated.not_after - rotated.not_before,
+        next.epoch_secs + next.epoch_grace_secs
+    );
 
     // Replayed from the snapshot taken at boot, under the old policy: the same enclave.
     let want = fingerprint(&mut live.s);

@@ -1,8 +1,10 @@
 //! A policy change on a running node (issue 12 part 2, docs/PROTOCOL.md §14): governance
-//! schedules a policy that adds a participant; the node, given that policy
+//! schedules a policy that adds a participant and a token; the node, given that policy
 //! (`NodeConfig::next_policy`), has the enclave adopt it once it is pending on chain; the first
 //! statement under it puts it in force and pays the new participant; restarts restore under the
-//! right policy; every accepted input settles exactly once.
+//! right policy; every accepted input settles exactly once. A deposit of the added token, made
+//! while the node that adopted the policy runs, is credited (the relayer reads the deployment's
+//! lists again once a policy change is in force) and spent.
 
 mod common;
 
@@ -12,7 +14,7 @@ use alloy_primitives::{Address, U256};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
-use sealbridge_chain::{Sealbridge, settled_on_chain};
+use sealbridge_chain::{Chain, Sealbridge, settled_on_chain};
 use sealbridge_client::NodeClient;
 use sealbridge_deploy::dev::{WallClockChain, participants};
 use sealbridge_node::node::SharedChain;
@@ -62,6 +64,46 @@ fn pay(c: &NodeClient, seed: u64, token: Address, to: Address) -> u64 {
     accepted
 }
 
+/// As [`pay`], in a token whose deposits the node may not have credited yet: each participant
+/// resubmits (a fresh envelope) while the enclave refuses for want of escrow, for up to 60 s.
+fn pay_when_credited(c: &NodeClient, seed: u64, token: Address, to: Address) -> u64 {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let a = c
+        .attest(&Policy::insecure_dev(), unix_now(), &mut rng)
+        .unwrap();
+    let ps = participants(4);
+    let mut accepted = 0;
+    for p in &ps {
+        let ob = Obligation {
+            to,
+            token,
+            amount: 3,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let env = a
+                .seal(&p.key, &ob.encode(), unix_now(), 600, &mut rng)
+                .unwrap();
+            let (code, v) = c.submit(&env, 20).unwrap();
+            if code == 200 && v["status"] == "accepted" {
+                accepted += 1;
+                break;
+            }
+            assert_eq!(
+                (code, &v["reason"]),
+                (422, &serde_json::json!("program-rejected")),
+                "{v}"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the deposit of {token} was never credited: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    accepted
+}
+
 #[test]
 fn a_scheduled_policy_is_adopted_by_the_node_and_nothing_is_stranded() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,13 +120,29 @@ fn a_scheduled_policy_is_adopted_by_the_node_and_nothing_is_stranded() {
 
     // Governance (the dev admin) schedules a fifth participant.
     let newcomer = participants(5).pop().unwrap();
+    let mut gov = Sealbridge::attach(chain.clone(), setup.deployment());
+    let added_token = gov
+        .chain_mut()
+        .deploy(
+            setup.admin,
+            sealbridge_chain::bindings::TestToken::BYTECODE.clone(),
+        )
+        .unwrap()
+        .contract_address
+        .unwrap();
     let mut next = setup.policy.clone();
     next.netting.participants.push(newcomer.netting());
-    let mut gov = Sealbridge::attach(chain.clone(), setup.deployment());
+    next.netting.tokens.push(added_token);
     // Due a moment after it is scheduled (never at once).
     let at = sealbridge_chain::Chain::block_timestamp(gov.chain()).unwrap() + 2;
-    gov.schedule_policy(setup.admin, next.base_hash(), &[newcomer.account], at)
-        .unwrap();
+    gov.schedule_policy_with_tokens(
+        setup.admin,
+        next.base_hash(),
+        &[newcomer.account],
+        &[added_token],
+        at,
+    )
+    .unwrap();
     assert_eq!(gov.pending_policy_hash().unwrap(), next.hash());
     // Still the old policy: load goes on under it.
     accepted += pay(&c, 2, setup.token, participants(4)[2].account);
@@ -123,6 +181,28 @@ fn a_scheduled_policy_is_adopted_by_the_node_and_nothing_is_stranded() {
         sb.escrow_balance(newcomer.account, setup.token).unwrap(),
         U256::from(12u64)
     );
+    // Every participant deposits the added token; the node that has run since before the
+    // change credits it and settles payments in it.
+    for p in participants(4) {
+        gov.transact(
+            "mint",
+            p.account,
+            added_token,
+            &sealbridge_chain::bindings::TestToken::mintCall {
+                to: p.account,
+                amount: U256::from(100u64),
+            },
+        )
+        .unwrap();
+        gov.deposit(p.account, added_token, U256::from(100u64))
+            .unwrap();
+    }
+    // A payment in the token is refused (no escrow) until the relayer's scan credits the
+    // deposits; with the lists read once at start, it never would be.
+    accepted += pay_when_credited(&c, 5, added_token, newcomer.account);
+    wait_until("the added token settles", 60, || {
+        sb.escrow_balance(newcomer.account, added_token).unwrap() == U256::from(12u64)
+    });
     drop(node);
 
     // A restart (without the flag) restores under the adopted policy and keeps settling.

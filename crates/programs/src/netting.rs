@@ -384,16 +384,21 @@ impl Program for Netting {
         out
     }
 
-    /// Participants may only be added: every current sender keeps its account, no account or
-    /// sender appears twice, and the tokens stay the same (escrow in a dropped token or of a
-    /// dropped participant would be stranded; the contract's token list is fixed).
+    /// Participants and tokens may only be added: every current sender keeps its account, no
+    /// account, sender or token appears twice, and every current token stays (escrow in a
+    /// dropped token or of a dropped participant would be stranded; the contract's lists only
+    /// grow too).
     fn reconfigure(&mut self, config: &NettingConfig) -> Result<(), StateError> {
         if self.has_pending() {
             return Err(StateError::Reconfigure("a batch is pending"));
         }
         let tokens: BTreeSet<Address> = config.tokens.iter().copied().collect();
-        if tokens != self.tokens || tokens.len() != config.tokens.len() {
-            return Err(StateError::Reconfigure("the token list may not change"));
+        if tokens.len() != config.tokens.len() {
+            return Err(StateError::Reconfigure("a token appears twice"));
+        }
+        if !self.tokens.is_subset(&tokens) {
+            // Balances in a removed token could never be settled out.
+            return Err(StateError::Reconfigure("a token may not be removed"));
         }
         let mut senders = BTreeMap::new();
         let mut accounts = BTreeSet::new();
@@ -418,6 +423,7 @@ impl Program for Netting {
                 "a participant account may not be removed",
             ));
         }
+        self.tokens = tokens;
         self.senders = senders;
         self.accounts = accounts;
         Ok(())

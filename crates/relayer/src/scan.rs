@@ -35,8 +35,9 @@ pub struct ScanState {
     pub(super) exit_delay: Option<u64>,
     /// The deployment's state as last read: when, at which `lastSequence`, and what.
     pub(super) deployment: Option<(Instant, u64, super::DeploymentState)>,
-    /// The deployment's participants and tokens (fixed at deployment), once read: only their
-    /// deposits reach the enclave.
+    /// The deployment's participants and tokens, once read, and read again after a scanned
+    /// chunk in which a policy change came into force (both lists only grow, by
+    /// `schedulePolicy`): only their deposits reach the enclave.
     members: Option<Members>,
     /// Deposit events not handed to the enclave because their account or token is not the
     /// deployment's, since start.
@@ -300,17 +301,16 @@ pub(super) fn scan_deposits<C: Chain>(
     confirmed_head: u64,
 ) -> Result<bool, RelayerError> {
     check_credited_deposits(chain, store, metrics, cfg)?;
-    let members = match &scan.members {
+    let read_members = |chain: &SharedChain<C>| -> Result<Members, RelayerError> {
+        let sb = lock(chain)?;
+        Ok(Members {
+            participants: sb.participants()?.into_iter().collect(),
+            tokens: sb.tokens()?.into_iter().collect(),
+        })
+    };
+    let mut members = match &scan.members {
         Some(m) => m.clone(),
-        None => {
-            let sb = lock(chain)?;
-            let m = Members {
-                participants: sb.participants()?.into_iter().collect(),
-                tokens: sb.tokens()?.into_iter().collect(),
-            };
-            drop(sb);
-            scan.members.insert(m).clone()
-        }
+        None => scan.members.insert(read_members(chain)?).clone(),
     };
     let mut cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
     metrics.state.deposit_cursor.store(cursor, Relaxed);
@@ -342,6 +342,15 @@ pub(super) fn scan_deposits<C: Chain>(
         if scan.served >= 16 && scan.chunk < cfg.log_chunk {
             scan.chunk = (scan.chunk * 2).min(cfg.log_chunk);
             scan.served = 0;
+        }
+        if logs
+            .iter()
+            .any(|l| Settlement::PolicyActivated::decode_log(&l.inner).is_ok())
+        {
+            // A participant or token added by the change may deposit from this chunk on: read
+            // the lists again (now, so at least as long as they were at the event; they never
+            // shrink) before crediting anything in it.
+            members = scan.members.insert(read_members(chain)?).clone();
         }
         scan.ignored_deposits += credit(store, core, metrics, &logs, to + 1, &members)?;
         cursor = to + 1;

@@ -510,14 +510,27 @@ impl<C: Chain> Sealbridge<C> {
         )
     }
 
-    /// `schedulePolicy(base, added, activatesAt)` (issue 12 part 2): the policy of base hash
-    /// `base` with the participants `added` (ascending) merged in takes effect with the first
-    /// statement under it that settles at or after `activates_at`.
+    /// `schedulePolicy(base, added, [], activatesAt)` (issue 12 part 2): the policy of base
+    /// hash `base` with the participants `added` (ascending) merged in takes effect with the
+    /// first statement under it that settles at or after `activates_at`.
     pub fn schedule_policy(
         &mut self,
         from: Address,
         base: B256,
         added: &[Address],
+        activates_at: u64,
+    ) -> Result<TxReceipt, ContractError> {
+        self.schedule_policy_with_tokens(from, base, added, &[], activates_at)
+    }
+
+    /// `schedulePolicy(base, added, addedTokens, activatesAt)`: as [`Self::schedule_policy`],
+    /// with the tokens `added_tokens` (ascending) merged into the token list as well.
+    pub fn schedule_policy_with_tokens(
+        &mut self,
+        from: Address,
+        base: B256,
+        added: &[Address],
+        added_tokens: &[Address],
         activates_at: u64,
     ) -> Result<TxReceipt, ContractError> {
         self.settlement_tx(
@@ -526,8 +539,17 @@ impl<C: Chain> Sealbridge<C> {
             &Settlement::schedulePolicyCall {
                 newBasePolicyHash: base,
                 added: added.to_vec(),
+                addedTokens: added_tokens.to_vec(),
                 activatesAt: activates_at,
             },
+        )
+    }
+
+    /// `pendingTokens()`: the token list under the scheduled policy (empty: none).
+    pub fn pending_tokens(&self) -> Result<Vec<Address>, ContractError> {
+        self.view(
+            self.deployment.settlement,
+            &Settlement::pendingTokensCall {},
         )
     }
 

@@ -85,6 +85,8 @@ pub enum Action {
         base: B256,
         /// Participants added (ascending).
         added: Vec<Address>,
+        /// Tokens added (ascending).
+        tokens: Vec<Address>,
         /// Block time from which statements under it may settle.
         activates_at: u64,
     },
@@ -154,12 +156,14 @@ impl Action {
             Self::SchedulePolicy {
                 base,
                 added,
+                tokens,
                 activates_at,
             } => (
                 s,
                 Settlement::schedulePolicyCall {
                     newBasePolicyHash: base,
                     added,
+                    addedTokens: tokens,
                     activatesAt: activates_at,
                 }
                 .abi_encode(),
@@ -180,6 +184,15 @@ impl Action {
             data: data.into(),
         }
     }
+}
+
+/// ` (a, b, …)`, or nothing for an empty list.
+fn listed(list: &[Address]) -> String {
+    if list.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = list.iter().map(ToString::to_string).collect();
+    format!(" ({})", names.join(", "))
 }
 
 fn window_end(ts: u64) -> String {
@@ -344,23 +357,14 @@ fn settlement_words(data: &[u8]) -> Option<(&'static str, String)> {
         C::schedulePolicy(c) => (
             "schedulePolicy",
             format!(
-                "settlement: change the policy to base hash {} with {} participant(s) added{}; \
-                 statements under the current policy keep settling until the first statement \
-                 under the new one settles, at or after {}",
+                "settlement: change the policy to base hash {} with {} participant(s) added{} \
+                 and {} token(s) added{}; statements under the current policy keep settling \
+                 until the first statement under the new one settles, at or after {}",
                 c.newBasePolicyHash,
                 c.added.len(),
-                if c.added.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " ({})",
-                        c.added
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                },
+                listed(&c.added),
+                c.addedTokens.len(),
+                listed(&c.addedTokens),
                 utc(c.activatesAt)
             ),
         ),
@@ -577,6 +581,7 @@ mod tests {
                 Action::SchedulePolicy {
                     base: m,
                     added: vec![a],
+                    tokens: vec![a],
                     activates_at: 0,
                 },
                 "settlement",

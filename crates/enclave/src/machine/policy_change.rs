@@ -153,6 +153,9 @@ impl<P: Program> Enclave<P> {
             .map_err(|e| Error::InvalidPolicy(e.to_string()))?;
         self.policy_hash = next.hash();
         self.program_id = program_id(&self.measurement, &self.policy_hash);
+        // A new epoch schedule applies from the next epoch: the announced ones keep their end.
+        self.epochs
+            .set_schedule(next.epoch_secs, next.epoch_grace_secs);
         self.policy = next;
         Ok(())
     }

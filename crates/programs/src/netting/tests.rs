@@ -606,3 +606,48 @@ fn an_escape_empties_the_escrow_it_took() {
     assert_eq!(n.state_root(), before);
     assert_eq!(n.escrow_of(account(3), TOKEN), 100);
 }
+
+/// A policy change adds a token (issue 12 part 2): before it, the token's deposits and
+/// obligations are refused; after it, both count; removing or duplicating a token is refused
+/// and changes nothing.
+#[test]
+fn a_token_is_added_by_reconfiguration_and_never_removed() {
+    let mut net = setup(2, 100);
+    let other = Address::repeat_byte(0xab);
+    let pay = |token| {
+        Obligation {
+            to: account(2),
+            token,
+            amount: 10,
+        }
+        .encode()
+    };
+    net.on_deposit(account(1), other, 50);
+    assert_eq!(net.escrow_of(account(1), other), 0);
+    assert_eq!(
+        net.apply_input(&sender(1), &pay(other)),
+        Err(Rejection::UnknownToken)
+    );
+    let mut config = NettingConfig {
+        participants: (1..=2)
+            .map(|i| Participant {
+                sender: sender(i),
+                account: account(i),
+            })
+            .collect(),
+        tokens: vec![other],
+    };
+    let before = snapshot(&net);
+    assert!(net.reconfigure(&config).is_err(), "the old token dropped");
+    config.tokens = vec![TOKEN, other, other];
+    assert!(net.reconfigure(&config).is_err(), "a token twice");
+    assert_eq!(snapshot(&net), before);
+    config.tokens = vec![other, TOKEN];
+    net.reconfigure(&config).unwrap();
+    net.on_deposit(account(1), other, 50);
+    assert_eq!(net.escrow_of(account(1), other), 50);
+    net.apply_input(&sender(1), &pay(other)).unwrap();
+    net.apply_input(&sender(1), &pay(TOKEN)).unwrap();
+    // The token added holds nothing it did not receive: the root moved only by the deposit.
+    assert_eq!(net.escrow_of(account(2), other), 0);
+}

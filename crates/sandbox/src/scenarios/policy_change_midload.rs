@@ -1,8 +1,12 @@
-//! `policy-change-midload`: governance adds a participant while obligations keep arriving, and
-//! nothing accepted is stranded (issue 12 part 2).
+//! `policy-change-midload`: governance adds a participant and a token and halves the epoch length
+//! while obligations keep arriving, and nothing accepted is stranded (issue 12 part 2).
 //!
 //! Governance schedules `Settlement.schedulePolicy` through the timelock: the policy with a fifth
-//! participant, active from a block time after the delay. Load runs the whole time: statement 1
+//! participant, a second token and epochs half as long, active from a block time after the
+//! delay. Nobody can deposit or pay the new token before the policy is in force; afterwards it
+//! is deposited and settled like the first. The epoch current at the switch keeps the end and
+//! grace it was announced with (clients sealed to it under that announcement); the next epoch
+//! takes the new length. Load runs the whole time: statement 1
 //! settles before the change is scheduled, statement 2 is cut while it waits in the timelock,
 //! and inputs sit in the open batch when the host asks the enclave to adopt. The enclave adopts
 //! only at a statement boundary: below the anonymity set it refuses (nothing changes), and when
@@ -38,11 +42,13 @@ use sealbridge_chain::{
 use sealbridge_enclave::{
     EnclavePolicy, SignedStatement,
     boundary::{Request, Response},
+    epochs::EpochAnnouncement,
     log_entry::{self, EntryKind},
 };
 use serde_json::json;
 
 use sealbridge_proto::eip712::{PolicyApproval, policy_approval_hash};
+use sealbridge_seal::keys::Ed25519PublicKey;
 use sealbridge_verifier::registration::Appraisers;
 
 use crate::{
@@ -97,8 +103,14 @@ impl Scenario for PolicyChangeMidload {
         let settlement = w.sb.deployment.settlement;
         let old_hash = w.policy.hash();
         let newcomer = Participant::generate(&mut w.rng);
+        let added_token = w.deploy_foreign_token()?;
+        // (epoch length, grace) of the deployment's policy.
+        let old_epoch = (w.policy.epoch_secs, w.policy.epoch_grace_secs);
         let mut next = w.policy.clone();
         next.netting.participants.push(newcomer.netting());
+        next.netting.tokens.push(added_token);
+        next.epoch_secs = w.policy.epoch_secs / 2;
+        next.epoch_grace_secs = w.policy.epoch_grace_secs / 2;
         let new_hash = next.hash();
         let mut accepted = 0u64;
         // (sequence, policy hash) of every statement, as the relayer sends it.
@@ -116,6 +128,7 @@ impl Scenario for PolicyChangeMidload {
         let schedule = Settlement::schedulePolicyCall {
             newBasePolicyHash: next.base_hash(),
             added: vec![newcomer.account],
+            addedTokens: vec![added_token],
             activatesAt: 0,
         };
         let stranger = w.account(0);
@@ -129,6 +142,7 @@ impl Scenario for PolicyChangeMidload {
         let call: Bytes = Settlement::schedulePolicyCall {
             newBasePolicyHash: next.base_hash(),
             added: vec![newcomer.account],
+            addedTokens: vec![added_token],
             activatesAt: activates_at,
         }
         .abi_encode()
@@ -146,6 +160,9 @@ impl Scenario for PolicyChangeMidload {
         w.step("the newcomer tries to deposit before the policy is in force");
         w.participants.push(newcomer);
         let early_deposit = deposit(w, 4, 1000)?;
+        w.step("a participant tries to deposit and to pay the added token before that");
+        let early_token_deposit = deposit_token(w, 0, added_token, 1000)?;
+        let early_token_pay = w.pay_to(0, w.account(1), added_token, 5)?;
 
         w.step("2 inputs wait below the anonymity set (3); the host asks the enclave to adopt");
         for i in 0..2 {
@@ -202,6 +219,7 @@ impl Scenario for PolicyChangeMidload {
         // A client sealed to the old program id just before the switch.
         let stale = w.seal_payment(3, w.account(1), w.token, 4)?;
         let approvals = approvals(w, new_hash)?;
+        let epoch_before = announcement(w)?;
         let adopted = match w.enclave.handle(Request::AdoptPolicy {
             policy: next.clone(),
             activates_at,
@@ -227,6 +245,7 @@ impl Scenario for PolicyChangeMidload {
             other => return Err(SandboxError::Enclave(format!("AdoptPolicy: {other:?}"))),
         };
         let boundary: Option<SignedStatement> = adopted.0.clone();
+        let epoch_after_adoption = announcement(w)?;
         let stale_outcome = w.submit_envelope(stale)?;
 
         w.step("statements 2 and 3, signed under the old policy, settle after the schedule");
@@ -275,6 +294,34 @@ impl Scenario for PolicyChangeMidload {
         note(w, &mut policies);
         let last = w.settle_pending()?;
 
+        w.step(
+            "time passes the announced end of the epoch current at the switch: the next epoch \
+             takes the new length; the added token is deposited and paid (statement 7)",
+        );
+        let now = w.now()?;
+        let old_end = epoch_before.not_after - old_epoch.1;
+        w.advance_time(old_end.saturating_sub(now) + 1)?;
+        let epoch_new = announcement(w)?;
+        w.refresh_description()?;
+        let token_deposit = deposit_token(w, 0, added_token, 500)?;
+        w.sync()?;
+        let token_pays = [
+            w.pay_to(0, w.account(1), added_token, 120)?,
+            w.pay_to(0, w.account(4), added_token, 80)?,
+            w.pay_to(1, w.account(2), added_token, 20)?,
+        ];
+        accepted += token_pays.iter().filter(|p| p.accepted).count() as u64;
+        w.cut()?;
+        note(w, &mut policies);
+        let token_settled = w.settle_pending()?;
+        let token_escrow = [
+            w.sb.escrow_balance(w.account(0), added_token)?,
+            w.sb.escrow_balance(w.account(1), added_token)?,
+            w.sb.escrow_balance(w.account(2), added_token)?,
+            w.sb.escrow_balance(w.account(4), added_token)?,
+        ];
+        let tokens_on_chain = w.sb.tokens()?;
+
         w.step("the chain and the log, as anyone sees them");
         let (sequences, inputs_settled) = settled_on_chain(w.sb.chain(), settlement)?;
         let activated = w.events::<Settlement::PolicyActivated>()?;
@@ -301,8 +348,12 @@ impl Scenario for PolicyChangeMidload {
             pending_hash == new_hash && in_force_after_schedule == old_hash,
         )
         .check(
-            "the newcomer cannot deposit before the policy is in force",
-            early_deposit.as_deref() == Some("NotAParticipant"),
+            "the newcomer cannot deposit before the policy is in force, nor anyone deposit or \
+             pay the added token",
+            early_deposit.as_deref() == Some("NotAParticipant")
+                && early_token_deposit.as_deref() == Some("TokenNotAllowed")
+                && !early_token_pay.accepted
+                && early_token_pay.reason == Some("program-rejected"),
         )
         .check(
             "the verifiers approve nothing before the activation time and the enclave refuses \
@@ -373,7 +424,32 @@ impl Scenario for PolicyChangeMidload {
             late_deposit.is_none() && newcomer_pays.accepted && last.refused.is_none(),
         )
         .check(
-            "statements 1-3 carry the old policy hash, 4-6 the new one",
+            "the added token is in the deployment's list once the policy is in force, is \
+             deposited, and settles: 500 deposited, 200 paid out, 20 passed on",
+            tokens_on_chain.contains(&added_token)
+                && token_deposit.is_none()
+                && token_pays.iter().all(|p| p.accepted)
+                && token_settled.refused.is_none()
+                && token_escrow
+                    == [
+                        U256::from(300),
+                        U256::from(100),
+                        U256::from(20),
+                        U256::from(80),
+                    ],
+        )
+        .check(
+            "the epoch current at the switch keeps the end and grace it was announced with; \
+             the next epoch takes the new length and grace",
+            epoch_after_adoption == epoch_before
+                && epoch_before.not_after - epoch_before.not_before == old_epoch.0 + old_epoch.1
+                && epoch_new.epoch.0 == epoch_before.epoch.0 + 1
+                && epoch_new.not_before == old_end
+                && epoch_new.not_after - epoch_new.not_before
+                    == w.policy.epoch_secs + w.policy.epoch_grace_secs,
+        )
+        .check(
+            "statements 1-3 carry the old policy hash, 4-7 the new one",
             policies
                 == [
                     (1, old_hash),
@@ -382,14 +458,15 @@ impl Scenario for PolicyChangeMidload {
                     (4, new_hash),
                     (5, new_hash),
                     (6, new_hash),
+                    (7, new_hash),
                 ],
         )
         .check(
             "every accepted input settled exactly once; escrow matches the obligations",
             first.refused.is_none()
-                && sequences == [1, 2, 3, 4, 5, 6]
+                && sequences == [1, 2, 3, 4, 5, 6, 7]
                 && inputs_settled == accepted
-                && accepted == 20
+                && accepted == 23
                 && mismatches.is_empty(),
         )
         .check("the log records the adopted policy", logged_change);
@@ -402,6 +479,16 @@ impl Scenario for PolicyChangeMidload {
             "schedule_by_governor_key": by_governor_key,
             "pending_after_schedule": pending_hash.to_string(),
             "early_deposit": early_deposit,
+            "added_token": {
+                "token": added_token.to_string(),
+                "early_deposit": early_token_deposit,
+                "early_payment": early_token_pay.reason,
+                "escrow_after": token_escrow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            },
+            "epochs": {
+                "at_switch": [epoch_before.epoch.0, epoch_before.not_before, epoch_before.not_after],
+                "next": [epoch_new.epoch.0, epoch_new.not_before, epoch_new.not_after],
+            },
             "refused": {
                 "verifiers_before_activation": early_asked,
                 "too_early": too_early,
@@ -502,8 +589,27 @@ fn adopt_with(
 /// Participant `i` mints and deposits `amount`: `None` if the deposit went through, else the
 /// revert.
 fn deposit(w: &mut World<'_>, i: usize, amount: u128) -> Result<Option<String>, SandboxError> {
-    let account = w.account(i);
     let token = w.token;
+    deposit_token(w, i, token, amount)
+}
+
+/// The enclave's current epoch announcement (verified under its instance key).
+fn announcement(w: &World<'_>) -> Result<EpochAnnouncement, SandboxError> {
+    let d = w.enclave.describe();
+    let key = Ed25519PublicKey::from_bytes(d.key_bundle.ed25519);
+    EpochAnnouncement::verify(&d.epoch_announcement, &key)
+        .map_err(|e| SandboxError::Enclave(format!("epoch announcement: {e}")))
+}
+
+/// Participant `i` mints and deposits `amount` of `token`: `None` if the deposit went through,
+/// else the revert.
+fn deposit_token(
+    w: &mut World<'_>,
+    i: usize,
+    token: Address,
+    amount: u128,
+) -> Result<Option<String>, SandboxError> {
+    let account = w.account(i);
     w.unlock(account)?;
     w.mint(token, account, amount)?;
     revert_of(w.sb.deposit(account, token, U256::from(amount)))

@@ -39,21 +39,24 @@ impl World<'_> {
     pub fn escrow_mismatches(&self) -> Result<Vec<String>, SandboxError> {
         let deposits = self.events::<Settlement::Deposited>()?;
         let mut out = Vec::new();
-        for p in &self.participants {
-            let deposited = deposits
-                .iter()
-                .filter(|e| e.account == p.account && e.token == self.token)
-                .fold(U256::ZERO, |a, e| a + e.amount);
-            let want = I256::try_from(deposited)
-                .ok()
-                .and_then(|d| d.checked_add(self.expected.net(p.account, self.token)));
-            let got = self.escrow_of(p.account)?;
-            if want.map(|w| w.into_raw()) != Some(got) {
-                out.push(format!(
-                    "{}: chain {got}, expected {}",
-                    p.account,
-                    want.map(|w| w.to_string()).unwrap_or_else(|| "?".into())
-                ));
+        // Every token the deployment settles (a policy change may have added some).
+        for token in self.sb.tokens()? {
+            for p in &self.participants {
+                let deposited = deposits
+                    .iter()
+                    .filter(|e| e.account == p.account && e.token == token)
+                    .fold(U256::ZERO, |a, e| a + e.amount);
+                let want = I256::try_from(deposited)
+                    .ok()
+                    .and_then(|d| d.checked_add(self.expected.net(p.account, token)));
+                let got = self.sb.escrow_balance(p.account, token)?;
+                if want.map(|w| w.into_raw()) != Some(got) {
+                    out.push(format!(
+                        "{} in {token}: chain {got}, expected {}",
+                        p.account,
+                        want.map(|w| w.to_string()).unwrap_or_else(|| "?".into())
+                    ));
+                }
             }
         }
         Ok(out)
