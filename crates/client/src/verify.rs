@@ -487,7 +487,21 @@ pub fn verify_enclave_on_chain<C: Chain>(
             }
         }
     };
-    let tokens = sb.tokens().map_err(|e| chain_err("Settlement.tokens", e))?;
+    // Under the pending policy, its token list (a change may add tokens), as for participants.
+    let in_force_tokens = || sb.tokens().map_err(|e| chain_err("Settlement.tokens", e));
+    let tokens = match pending {
+        None => in_force_tokens()?,
+        Some(_) => {
+            let pending: Vec<Address> = sb
+                .view(d.settlement, &Settlement::pendingTokensCall {})
+                .map_err(|e| chain_err("Settlement.pendingTokens", e))?;
+            if pending.is_empty() {
+                in_force_tokens()?
+            } else {
+                pending
+            }
+        }
+    };
     Ok(ChainTie {
         address,
         ed25519: bundle.ed25519,

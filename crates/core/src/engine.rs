@@ -1330,6 +1330,15 @@ impl Core {
     /// recovers from the keyholders, which still hold the old generation (see
     /// docs/PROTOCOL.md "Key custody").
     fn commit_rotation(&mut self) -> Result<Response, CoreError> {
+        // State changes a bare request made (the clock a request outside `Journaled` advanced,
+        // e.g. `Evidence` or a restore) are swept into a record of their own first, sealed
+        // under the old root and stored: the enclave refuses to rekey over unjournaled changes.
+        let mut g = Group::default();
+        let now = (self.clock)();
+        if let Response::Error(e) = self.journaled_timed(Request::Tick { now }, &mut g)? {
+            tracing::warn!(error = %e, "tick before the root rotation's commit refused");
+        }
+        self.finish(g)?;
         let r = self.call(Request::CommitRootRotation)?;
         if !matches!(r, Response::RootRotated { .. }) {
             return Ok(r);

@@ -42,8 +42,9 @@ use crate::{
 /// Version 10 (issue 12): `AdoptPolicy::approvals`, the verifiers' signed approvals of the
 /// change (the journal step is unchanged); `Shares` names its dealer and commit hash and
 /// `CommitRootRotation` answers `RootRotated` with the commit token (keyholders authenticate
-/// dealings and commits).
-pub const BOUNDARY_VERSION: u16 = 10;
+/// dealings and commits). Version 11 (issue 12, review of custody): `RotateRoot::without` — a
+/// version-10 enclave would ignore it and seal a share to a keyholder the operator left out.
+pub const BOUNDARY_VERSION: u16 = 11;
 /// Hard limit on one frame. An envelope is at most 64 KiB and a batch response carries its
 /// effects; snapshots travel in chunks of at most [`crate::chunks::MAX_CHUNK_BYTES`], so no
 /// frame grows with the state.
@@ -298,6 +299,11 @@ pub enum Request {
     RotateRoot {
         /// Host time (the dealing's evidence).
         now: u64,
+        /// Keyholders (0-based positions in the policy) the new generation leaves out: no share
+        /// is sealed to them (their `Shares::sealed` entry is empty), so a compromised or lost
+        /// keyholder cannot block its own revocation. At least k must remain. (Version 11.)
+        #[serde(default)]
+        without: Vec<u8>,
     },
     /// Root rotation, step 2: seal from now on under the root `RotateRoot` made (journal and
     /// snapshots). Refused unless a rotation is pending and no state change is unjournaled.

@@ -360,7 +360,36 @@ pub fn deal(
     generation: u64,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Dealt, CustodyError> {
+    deal_except(custody, target, generation, &[], rng)
+}
+
+/// As [`deal`], with no share sealed for the keyholders at the positions `without` (0-based,
+/// policy order): their entry of `sealed` is empty, and the share value for them is never
+/// sealed to anyone (a compromised keyholder left out of a rotation; docs/PROTOCOL.md §13).
+/// Refused when a position is out of range or fewer than k keyholders would get a share.
+pub fn deal_except(
+    custody: &Custody,
+    target: &SettlementTarget,
+    generation: u64,
+    without: &[u8],
+    rng: &mut impl CryptoRngCore,
+) -> Result<Dealt, CustodyError> {
     custody.validate()?;
+    let n_all = custody.keyholders.len();
+    if let Some(bad) = without.iter().find(|i| usize::from(**i) >= n_all) {
+        return Err(CustodyError::Policy(format!(
+            "no keyholder at position {bad} (the policy names {n_all})"
+        )));
+    }
+    let left_out = (0..n_all)
+        .filter(|i| without.iter().any(|w| usize::from(*w) == *i))
+        .count();
+    if n_all - left_out < usize::from(custody.threshold) {
+        return Err(CustodyError::Policy(format!(
+            "leaving out {left_out} of {n_all} keyholders leaves fewer than the threshold {}",
+            custody.threshold
+        )));
+    }
     let mut root = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(root.as_mut_slice());
     let id = root_id(&root);
@@ -369,6 +398,11 @@ pub fn deal(
     let values = split_bytes(&root, custody.threshold, n, rng);
     let mut sealed = Vec::with_capacity(values.len());
     for ((value, keyholder), index) in values.into_iter().zip(&custody.keyholders).zip(1u8..) {
+        if without.contains(&(index - 1)) {
+            // `value` is zeroised on drop.
+            sealed.push(Vec::new());
+            continue;
+        }
         let share = Share {
             index,
             threshold: custody.threshold,

@@ -829,6 +829,28 @@ mod tests {
         );
     }
 
+    /// The shortest schedule a policy change allows (the new length as long as the old grace,
+    /// `EnclavePolicy::check_transition`) keeps the epoch current at the switch usable until
+    /// its announced end, even when two rotations follow (the enclave holds one previous
+    /// epoch) or the host withholds ticks and one jump covers both (review).
+    #[test]
+    fn the_shortest_allowed_schedule_never_retires_an_announced_epoch_early() {
+        for ticks in [vec![1100, 1119, 1120], vec![1119, 1120]] {
+            let mut rng = ChaCha20Rng::seed_from_u64(5);
+            let mut k = EpochKeys::new(&mut rng, 1000, 100, 20);
+            let announced = k.announcement(InstanceId([2; 32]));
+            assert_eq!(announced.not_after, 1120);
+            k.set_schedule(20, 10);
+            for t in ticks {
+                k.tick(t);
+                if t < announced.not_after {
+                    assert!(k.key_for(Epoch(1), t).is_ok(), "epoch 1 at {t}");
+                }
+            }
+            assert!(k.key_for(Epoch(1), 1120).is_err());
+        }
+    }
+
     #[test]
     fn a_jump_to_the_end_of_time_is_one_step() {
         let mut rng = ChaCha20Rng::seed_from_u64(2);

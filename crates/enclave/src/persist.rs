@@ -52,8 +52,13 @@ pub use sealbridge_proto::contexts::{JOURNAL_CONTEXT, SNAPSHOT_CONTEXT};
 /// Snapshot format version. Version 2 added the last withdrawal request id. Version 3 (forward
 /// secrecy at rest): the ratchet head instead of epoch secrets, the retained input keys, the
 /// settled-through sequence, the count of input keys erased, and the open batch (so a snapshot
-/// can be taken while inputs wait for the anonymity set); older snapshots are refused.
-pub const SNAPSHOT_VERSION: u8 = 3;
+/// can be taken while inputs wait for the anonymity set); older snapshots are refused. Version
+/// 4 (issue 12, epoch schedule changes): each epoch key's announced length and grace; a
+/// version-3 snapshot (written when the schedule could not change) restores with the policy's,
+/// and a build of version 3 refuses version 4 rather than drop the schedule.
+pub const SNAPSHOT_VERSION: u8 = 4;
+/// The oldest snapshot format restored.
+pub const OLDEST_SNAPSHOT_VERSION: u8 = 3;
 
 /// One sealed journal record: the state changes of one request.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -15,6 +15,10 @@ pub use crate::custody::{Custody, KeyholderId};
 
 pub use sealbridge_proto::contexts::{POLICY_CONTEXT, PROGRAM_ID_CONTEXT, SIM_MEASUREMENT_CONTEXT};
 
+/// The shortest epoch length a policy change may set (unless the policy in force is shorter
+/// still): every key announced is usable for at least this long.
+pub const MIN_CHANGED_EPOCH_SECS: u64 = 60;
+
 /// Enclave policy (versioned by [`EnclavePolicy::VERSION`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EnclavePolicy {
@@ -435,6 +439,24 @@ impl EnclavePolicy {
                 }
             }
         }
+        // The epoch schedule only tightens (forward secrecy), never below a minute (a DoS on
+        // every announced key), and never shorter than the grace the epochs announced under
+        // the old schedule keep: the enclave holds one previous epoch, so a shorter length
+        // would retire an announced epoch before its end (review).
+        if next.epoch_secs > self.epoch_secs || next.epoch_grace_secs > self.epoch_grace_secs {
+            return refuse("epochs may only get shorter (forward secrecy): length and grace");
+        }
+        if next.epoch_secs < MIN_CHANGED_EPOCH_SECS.min(self.epoch_secs)
+            || next.epoch_secs < self.epoch_grace_secs
+            || next.epoch_grace_secs > next.epoch_secs
+        {
+            return refuse(&format!(
+                "the new epoch length {} must be at least {MIN_CHANGED_EPOCH_SECS} s (or the \
+                 current length), at least the current grace ({} s: an epoch announced under \
+                 it keeps that grace) and at least its own grace",
+                next.epoch_secs, self.epoch_grace_secs
+            ));
+        }
         if next.custody != self.custody {
             return refuse("key custody changes by root rotation, not by a policy change");
         }
@@ -806,7 +828,7 @@ mod tests {
         let extra = Address::repeat_byte(0x01);
         let mut added = old.clone();
         added.netting.tokens.insert(0, extra);
-        added.epoch_secs = old.epoch_secs * 2;
+        added.epoch_secs = old.epoch_secs / 2;
         added.epoch_grace_secs = 0;
         old.check_transition(&added).unwrap();
         assert_ne!(added.hash(), old.hash());
@@ -818,10 +840,31 @@ mod tests {
         twice.netting.tokens.push(extra);
         let e = added.check_transition(&twice).unwrap_err().to_string();
         assert!(e.contains("twice"), "{e}");
-        // Only the schedule: a change too.
-        let mut schedule = old.clone();
-        schedule.epoch_secs = old.epoch_secs / 2;
-        old.check_transition(&schedule).unwrap();
+        // Only the schedule: a change too, in the tightening direction only, and never so
+        // short that an epoch announced under the old grace would be retired early.
+        let with = |len: u64, grace: u64| {
+            let mut p = old.clone();
+            p.epoch_secs = len;
+            p.epoch_grace_secs = grace;
+            p
+        };
+        old.check_transition(&with(old.epoch_secs / 2, old.epoch_grace_secs / 2))
+            .unwrap();
+        // As short as the current grace (the previous epoch then retires as the next starts).
+        old.check_transition(&with(old.epoch_grace_secs, old.epoch_grace_secs))
+            .unwrap();
+        for (len, grace, why) in [
+            (old.epoch_secs * 2, old.epoch_grace_secs, "only get shorter"),
+            (old.epoch_secs, old.epoch_grace_secs + 1, "only get shorter"),
+            (old.epoch_grace_secs - 1, 0, "at least the current grace"),
+            (30, 0, "at least 60 s"),
+        ] {
+            let e = old
+                .check_transition(&with(len, grace))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{len}/{grace}: {e}");
+        }
     }
 
     #[test]

@@ -674,7 +674,7 @@ impl Session {
                 target,
                 released,
             } => self.recover_root(&policy, &target, &released),
-            Request::RotateRoot { now } => self.rotate_root(now),
+            Request::RotateRoot { now, without } => self.rotate_root(now, &without),
             Request::CommitRootRotation => self.commit_rotation(),
             _ if self.enclave.is_none() => match self.restoring.as_ref() {
                 Some((_, _, r)) => Response::Error(BoundaryError::Refused(format!(
@@ -1028,15 +1028,33 @@ impl Session {
         }
     }
 
-    fn rotate_root(&mut self, now: u64) -> Response {
+    fn rotate_root(&mut self, now: u64, without: &[u8]) -> Response {
         let refuse = |why: &str| Response::Error(BoundaryError::Refused(why.to_string()));
         let (Some(generation), Some((c, target))) = (self.root_generation(), &self.custody) else {
             return refuse("root rotation needs a running enclave with custody");
         };
         // A rotation already pending (its delivery failed part way): the same dealing again, so
-        // keyholders that stored it answer as before and the others can catch up.
+        // keyholders that stored it answer as before and the others can catch up — unless it
+        // is asked to leave out other keyholders: then a new dealing of the same generation
+        // replaces it (never committed; keyholders replace an uncommitted share for the
+        // deployment's enclave), so a keyholder left out gets nothing of what is committed.
+        let mut wanted: Vec<u8> = without.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
         if let Some((_, _, dealing, _)) = &self.rotation {
-            return dealing.clone();
+            let left_out: Vec<u8> = match dealing {
+                Response::Shares { sealed, .. } => sealed
+                    .iter()
+                    .zip(0u8..)
+                    .filter(|(s, _)| s.is_empty())
+                    .map(|(_, i)| i)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if left_out == wanted {
+                return dealing.clone();
+            }
+            self.rotation = None;
         }
         // Always the generation after the one in force: keyholders hold at most that one above
         // it (a rotation dealt but never committed, which this dealing replaces — they accept
@@ -1052,7 +1070,7 @@ impl Session {
         let mut token = [0u8; 32];
         rng.fill_bytes(&mut token);
         let token = B256::from(token);
-        match custody::deal(c, target, next, &mut rng) {
+        match custody::deal_except(c, target, next, &wanted, &mut rng) {
             Ok(dealt) => {
                 let r = Self::shares_response(&dealt, target, now, dealer, keccak256(token));
                 self.rotation = Some((next, dealt.root, r.clone(), token));
@@ -1520,7 +1538,10 @@ mod tests {
             now: T0,
         });
         assert!(refused(&r, "already holds a sealing root"), "{r:?}");
-        let r = tee.handle(Request::RotateRoot { now: T0 });
+        let r = tee.handle(Request::RotateRoot {
+            now: T0,
+            without: Vec::new(),
+        });
         assert!(refused(&r, "needs a running enclave with custody"), "{r:?}");
         // A custody process without a root: no Boot, no deal without custody, no recovery
         // without a recovery key, no commit without a rotation.
@@ -1599,7 +1620,10 @@ mod tests {
         let r = c.handle(Request::CommitRootRotation);
         assert!(refused(&r, "no root rotation pending"), "{r:?}");
         // A rotation: generation 1 dealt, the root changes only on commit.
-        let r = c.handle(Request::RotateRoot { now: T0 });
+        let r = c.handle(Request::RotateRoot {
+            now: T0,
+            without: Vec::new(),
+        });
         let Response::Shares {
             generation: 1,
             dealer,
@@ -1616,7 +1640,13 @@ mod tests {
         assert_ne!(*commit_hash, B256::ZERO);
         let commit_hash = *commit_hash;
         // M3: asked again while pending (a delivery failed part way), the same dealing.
-        assert_eq!(c.handle(Request::RotateRoot { now: T0 + 1 }), r);
+        assert_eq!(
+            c.handle(Request::RotateRoot {
+                now: T0 + 1,
+                without: Vec::new()
+            }),
+            r
+        );
         assert_eq!(c.root_generation(), Some(0));
         let Response::RootRotated {
             generation: 1,

@@ -57,12 +57,23 @@ pub struct DeliveryReport {
     pub keyholders: Vec<KeyholderOutcome>,
 }
 
+/// The outcome of a keyholder a rotation was told to leave out ([`Custodian::rotate_without`]).
+pub const EXCLUDED: &str = "excluded";
+
 impl DeliveryReport {
-    /// Whether every keyholder stored its share.
+    /// Whether every keyholder stored its share (or was left out by name).
     pub fn complete(&self) -> bool {
         self.keyholders
             .iter()
-            .all(|k| k.outcome == "stored" || k.outcome == "already-held")
+            .all(|k| k.outcome == "stored" || k.outcome == "already-held" || k.outcome == EXCLUDED)
+    }
+
+    /// How many keyholders hold the new generation.
+    pub fn stored(&self) -> usize {
+        self.keyholders
+            .iter()
+            .filter(|k| k.outcome == "stored" || k.outcome == "already-held")
+            .count()
     }
 }
 
@@ -150,6 +161,16 @@ impl<K: KeyholderApi> Custodian<K> {
 
     /// Deliver a `Response::Shares` to every keyholder (share i to keyholder i).
     pub fn deliver(&self, shares: &Response) -> Result<DeliveryReport, CoreError> {
+        self.deliver_except(shares, &[])
+    }
+
+    /// As [`Self::deliver`], leaving out the keyholders named in `without` (their share is
+    /// never sent; their outcome is [`EXCLUDED`]).
+    fn deliver_except(
+        &self,
+        shares: &Response,
+        without: &[String],
+    ) -> Result<DeliveryReport, CoreError> {
         let Response::Shares {
             generation,
             root_id,
@@ -167,7 +188,39 @@ impl<K: KeyholderApi> Custodian<K> {
             .map(|s| B256::from(custody::sealed_digest(s)))
             .collect();
         let mut outcomes = Vec::new();
+        if sealed.len() != self.keyholders.len() {
+            return Err(CoreError::Enclave(format!(
+                "the dealing has {} shares for {} keyholders",
+                sealed.len(),
+                self.keyholders.len()
+            )));
+        }
         for (k, s) in self.keyholders.iter().zip(sealed) {
+            // The enclave seals nothing to a keyholder left out; one that did (an enclave of a
+            // boundary version before 11 ignores `without`) must not be delivered or committed.
+            if without.contains(&k.name()) != s.is_empty() {
+                return Err(CoreError::Enclave(format!(
+                    "the dealing {} a share for {}, which the rotation {}: nothing delivered",
+                    if s.is_empty() { "has no" } else { "seals" },
+                    k.name(),
+                    if s.is_empty() {
+                        "does not leave out"
+                    } else {
+                        "leaves out"
+                    }
+                )));
+            }
+        }
+        for (k, s) in self.keyholders.iter().zip(sealed) {
+            if without.contains(&k.name()) {
+                tracing::warn!(keyholder = %k.name(), generation, "left out of the rotation by the operator");
+                outcomes.push(KeyholderOutcome {
+                    keyholder: k.name(),
+                    outcome: EXCLUDED.into(),
+                    generations: Vec::new(),
+                });
+                continue;
+            }
             let r = k.deliver(&DeliverRequest {
                 chain_id: self.target.chain_id,
                 settlement: self.target.settlement,
@@ -202,8 +255,21 @@ impl<K: KeyholderApi> Custodian<K> {
     /// token the enclave revealed when it committed the rotation. Returns the keyholders that
     /// did not confirm.
     pub fn commit(&self, generation: u64, commit_token: B256) -> Vec<KeyholderOutcome> {
+        self.commit_except(generation, commit_token, &[])
+    }
+
+    fn commit_except(
+        &self,
+        generation: u64,
+        commit_token: B256,
+        without: &[String],
+    ) -> Vec<KeyholderOutcome> {
         let mut failed = Vec::new();
-        for k in &self.keyholders {
+        for k in self
+            .keyholders
+            .iter()
+            .filter(|k| !without.contains(&k.name()))
+        {
             if let Err(e) = k.commit(&CommitRequest {
                 chain_id: self.target.chain_id,
                 settlement: self.target.settlement,
@@ -393,17 +459,66 @@ impl<K: KeyholderApi> Custodian<K> {
     /// keyholder commits nothing: the enclave keeps sealing under the old root.
     pub fn rotate(
         &self,
+        call: impl FnMut(Request) -> Result<Response, CoreError>,
+    ) -> Result<RotationReport, CoreError> {
+        self.rotate_without(call, &[])
+    }
+
+    /// As [`Self::rotate`], leaving out the keyholders named in `without` (a compromised or
+    /// lost keyholder that would otherwise block every rotation, its own revocation included):
+    /// they are sent no share of the new generation, so once it commits what they hold opens
+    /// nothing the host stores. Refused before anything is dealt when a name is unknown or
+    /// fewer than k keyholders would remain. A keyholder left out receives a share again with
+    /// a later rotation that does not name it (it accepts any later generation the
+    /// deployment's enclave deals).
+    pub fn rotate_without(
+        &self,
         mut call: impl FnMut(Request) -> Result<Response, CoreError>,
+        without: &[String],
     ) -> Result<RotationReport, CoreError> {
         let started = std::time::Instant::now();
+        let names: Vec<String> = self.keyholders.iter().map(KeyholderApi::name).collect();
+        let mut left_out: Vec<String> = Vec::new();
+        for w in without {
+            if !names.contains(w) {
+                return Err(CoreError::Config(format!(
+                    "no keyholder {w} in this deployment (its keyholders: {})",
+                    names.join(", ")
+                )));
+            }
+            if !left_out.contains(w) {
+                left_out.push(w.clone());
+            }
+        }
+        let k = self
+            .policy
+            .custody
+            .as_ref()
+            .map_or(usize::MAX, |c| usize::from(c.threshold));
+        let remaining = names.len() - left_out.len();
+        if remaining < k {
+            return Err(CoreError::Config(format!(
+                "leaving out {} of {} keyholders leaves {remaining}, below the threshold {k}: \
+                 the new generation could never be recovered",
+                left_out.len(),
+                names.len()
+            )));
+        }
+        let positions: Vec<u8> = names
+            .iter()
+            .zip(0u8..)
+            .filter(|(n, _)| left_out.contains(n))
+            .map(|(_, i)| i)
+            .collect();
         let r = call(Request::RotateRoot {
             now: (self.clock)(),
+            without: positions,
         })?;
-        let delivery = self.deliver(&r)?;
-        if !delivery.complete() {
+        let delivery = self.deliver_except(&r, &left_out)?;
+        if !delivery.complete() || delivery.stored() < k {
             return Err(CoreError::Enclave(format!(
                 "rotation to generation {} not committed: the shares did not reach every \
-                 keyholder ({})",
+                 keyholder not left out ({}); a keyholder that refuses can be left out by name",
                 delivery.generation,
                 delivery
                     .keyholders
@@ -420,7 +535,7 @@ impl<K: KeyholderApi> Custodian<K> {
             } if generation == delivery.generation => commit_token,
             r => return Err(enclave_err("commit root rotation", &r)),
         };
-        let not_dropped = self.commit(delivery.generation, commit_token);
+        let not_dropped = self.commit_except(delivery.generation, commit_token, &left_out);
         Ok(RotationReport {
             generation: delivery.generation,
             root_id: delivery.root_id,

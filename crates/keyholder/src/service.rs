@@ -501,16 +501,18 @@ impl Keyholder {
         })
     }
 
-    /// H3: a new generation is exactly the next one — 0 for a keyholder that holds nothing and
-    /// never committed, else above the one in force (`floor`) and at most the newest held + 1
-    /// (the newest held may be a rotation never committed, which the next dealing replaces).
-    /// Older ones are `stale_generation` (409), later ones `generation_gap` (422).
+    /// H3: a new generation is above the one in force (`floor`; older ones are
+    /// `stale_generation`, 409) — or 0, a first dealing, for a keyholder that holds nothing and
+    /// never committed. It may skip generations: a keyholder left out of a rotation
+    /// (`rotate-root --without`), or wiped and restarted with the same identity, takes the next
+    /// rotation it is dealt. Only the deployment's enclave deals a generation above 0
+    /// ([`Self::check_dealer`]), and it deals each once (or again, uncommitted, to replace it).
     fn check_next_generation(&self, generation: u64, floor: u64) -> Result<(), KeyholderError> {
         let held = self.generations()?;
-        let (lowest, next) = match held.last() {
-            Some(newest) => (floor.saturating_add(1), newest.saturating_add(1)),
-            None if floor == 0 => (0, 0),
-            None => (floor.saturating_add(1), floor.saturating_add(1)),
+        let lowest = if held.is_empty() && floor == 0 {
+            0
+        } else {
+            floor.saturating_add(1)
         };
         if generation < lowest {
             return Err(fail(
@@ -519,15 +521,6 @@ impl Keyholder {
                 format!(
                     "generation {generation} is not above the one in force ({floor}; held: \
                      {held:?})"
-                ),
-            ));
-        }
-        if generation > next {
-            return Err(fail(
-                422,
-                "generation_gap",
-                format!(
-                    "generation {generation} skips ahead: the next one is {next} (held: {held:?})"
                 ),
             ));
         }
@@ -1339,7 +1332,10 @@ mod tests {
         let (f, old) = delivered();
         let (mut s, enclave) = running(&f);
         let chain = live(enclave);
-        let reqs = deliveries(s.handle(Request::RotateRoot { now: NOW }));
+        let reqs = deliveries(s.handle(Request::RotateRoot {
+            now: NOW,
+            without: Vec::new(),
+        }));
         assert_eq!(reqs[0].generation, 1);
         let k = &f.holders[0];
         k.deliver_with(&reqs[0], &chain).unwrap();
@@ -1372,41 +1368,44 @@ mod tests {
         assert_eq!((e.status, e.code), (409, "stale_generation"));
     }
 
+    /// A keyholder left out of rotations (`rotate-root --without`), or wiped and restarted
+    /// with the same identity, takes a later generation from the deployment's enclave: skipping
+    /// is allowed, going back is not (`stale_generation`), and a generation not held cannot be
+    /// committed. (The dealings here carry forged simulated evidence naming the deployment's
+    /// enclave: the simulated TEE's quotes are forgeable, the residual the appraisal policy
+    /// closes; the dealer check itself is `h3_a_rotation_from_another_allowed_enclave_…`.)
     #[test]
-    fn h3_a_far_generation_is_refused_and_changes_nothing() {
+    fn a_keyholder_left_behind_takes_a_later_generation_and_never_an_older_one() {
         let (f, _) = delivered();
         let (_, enclave) = running(&f);
         let chain = live(enclave);
         let k = &f.holders[0];
-        // Even naming the deployment's enclave as dealer, with evidence of an allowed
-        // measurement: generation 1000 is not the next one (1).
-        let far = forged(&f, 1000, enclave);
-        let e = k.deliver_with(&far[0], &chain).unwrap_err();
-        assert_eq!((e.status, e.code), (422, "generation_gap"), "{e}");
-        assert_eq!(k.generations().unwrap(), vec![0]);
-        // Nor can it be committed (not held), so nothing is dropped.
+        let later = forged(&f, 3, enclave);
+        k.deliver_with(&later[0], &chain).unwrap();
+        assert_eq!(k.generations().unwrap(), vec![0, 3]);
+        // Not held: nothing to commit, nothing dropped.
         let e = k.commit(&commit(1000, B256::repeat_byte(7))).unwrap_err();
         assert_eq!(e.code, "not_held");
-        assert_eq!(k.generations().unwrap(), vec![0]);
-        // The control: the same forgery at the next generation passes these checks (the
-        // simulated TEE's quotes are forgeable, the residual the appraisal policy closes).
-        let next = forged(&f, 1, enclave);
-        k.deliver_with(&next[0], &chain).unwrap();
-        assert_eq!(k.generations().unwrap(), vec![0, 1]);
-        // Another keyholder (holds generation 0): 2 skips 1.
-        let other = &f.holders[1];
-        let e = other
-            .deliver_with(&forged(&f, 2, enclave)[1], &chain)
-            .unwrap_err();
-        assert_eq!(e.code, "generation_gap", "{e}");
-        assert_eq!(other.generations().unwrap(), vec![0]);
-        // A keyholder holding nothing accepts only a first dealing (generation 0).
+        // Committed (the forged dealing bound the token [7; 32]): 3 is in force, 0 dropped.
+        let c = k.commit(&commit(3, B256::repeat_byte(7))).unwrap();
+        assert_eq!((c.kept, c.dropped), (vec![3], vec![0]));
+        // Older generations cannot come back.
+        for g in [1, 2, 3] {
+            let e = k
+                .deliver_with(&forged(&f, g, enclave)[0], &chain)
+                .unwrap_err();
+            assert!(
+                e.code == "stale_generation" || e.code == "conflict",
+                "{g}: {e}"
+            );
+        }
+        assert_eq!(k.generations().unwrap(), vec![3]);
+        // A keyholder holding nothing (wiped) takes a rotation from the deployment's enclave.
         let g = fixture();
-        let e = g.holders[0]
-            .deliver_with(&forged(&g, 1, enclave)[0], &chain)
-            .unwrap_err();
-        assert_eq!(e.code, "generation_gap", "{e}");
-        assert!(g.holders[0].generations().unwrap().is_empty());
+        g.holders[0]
+            .deliver_with(&forged(&g, 5, enclave)[0], &chain)
+            .unwrap();
+        assert_eq!(g.holders[0].generations().unwrap(), vec![5]);
     }
 
     #[test]
@@ -1416,7 +1415,10 @@ mod tests {
         // Another enclave of the same, allowed measurement, running and rotating its own root.
         let (mut other, other_address) = running(&f);
         assert_ne!(other_address, deployment_enclave);
-        let reqs = deliveries(other.handle(Request::RotateRoot { now: NOW }));
+        let reqs = deliveries(other.handle(Request::RotateRoot {
+            now: NOW,
+            without: Vec::new(),
+        }));
         let k = &f.holders[0];
         // The deployment settled under its enclave: any other dealer is refused.
         let e = k
@@ -1466,11 +1468,17 @@ mod tests {
         let (mut s, enclave) = running(&f);
         let chain = live(enclave);
         let k = &f.holders[0];
-        let first = deliveries(s.handle(Request::RotateRoot { now: NOW }));
+        let first = deliveries(s.handle(Request::RotateRoot {
+            now: NOW,
+            without: Vec::new(),
+        }));
         k.deliver_with(&first[0], &chain).unwrap();
         // Another allowed enclave's generation 1 replaces nothing.
         let (mut other, _) = running(&f);
-        let theirs = deliveries(other.handle(Request::RotateRoot { now: NOW }));
+        let theirs = deliveries(other.handle(Request::RotateRoot {
+            now: NOW,
+            without: Vec::new(),
+        }));
         let e = k.deliver_with(&theirs[0], &chain).unwrap_err();
         assert_eq!(e.code, "not_deployment_enclave", "{e}");
         assert!(k.load_share(1).unwrap() == open(k, &first[0]));

@@ -125,10 +125,14 @@ pub fn require_state(cfg: &NodeConfig) -> Result<(), NodeError> {
 /// to every keyholder, commit it (the core stores a snapshot under the new root alone and
 /// deletes the older snapshots and journal), tell the keyholders to drop older generations,
 /// and stop (a final snapshot under the new root). A delivery that does not reach every
-/// keyholder commits nothing: the node goes on under generation g.
+/// keyholder commits nothing: the node goes on under generation g. Keyholders named in
+/// `without` (as configured: their URLs) are left out — the enclave seals them no share of
+/// g + 1 — so a compromised or lost keyholder cannot block its own revocation; at least k must
+/// remain.
 pub fn rotate_root<C: Chain>(
     cfg: &NodeConfig,
     chain: C,
+    without: &[String],
     progress: &mut dyn FnMut(&str),
 ) -> Result<RotationReport, NodeError> {
     require_state(cfg)?;
@@ -170,13 +174,23 @@ pub fn rotate_root<C: Chain>(
     }
     let mut workers = spawn_core(core, 16)?;
     let tx = workers.tx()?.clone();
-    progress("dealing the next generation to every keyholder");
-    let report = custodian.rotate(|r| {
-        call_core(&tx, r).map_err(|e| match e {
-            NodeError::Core(c) => c,
-            other => CoreError::Enclave(other.to_string()),
-        })
-    });
+    if without.is_empty() {
+        progress("dealing the next generation to every keyholder");
+    } else {
+        progress(&format!(
+            "dealing the next generation to every keyholder but {}",
+            without.join(", ")
+        ));
+    }
+    let report = custodian.rotate_without(
+        |r| {
+            call_core(&tx, r).map_err(|e| match e {
+                NodeError::Core(c) => c,
+                other => CoreError::Enclave(other.to_string()),
+            })
+        },
+        without,
+    );
     drop(tx);
     // The core stores a final snapshot (under the new root once committed) and ends.
     workers.stop_and_join();

@@ -12,7 +12,8 @@
 //! - With only one keyholder up the node refuses to start, naming the two others; nothing is
 //!   served and nothing is lost (the next start with two up serves the same state).
 //! - `rotate_root` on the stopped node's data directory: generation 1 dealt and committed, the
-//!   keyholders drop generation 0, and the node restarts on generation 1.
+//!   keyholders drop generation 0. With one keyholder down nothing commits; naming it
+//!   (`--without`) commits generation 2 on the other two, and the node restarts on it.
 
 mod common;
 
@@ -329,7 +330,7 @@ fn a_custody_node_deals_recovers_with_a_keyholder_down_refuses_below_k_and_rotat
     // Rotation on the stopped node's data directory.
     let cfg = node_config(data.path(), &d, &verifier, &urls(&servers));
     let mut lines = Vec::new();
-    let report = sealbridge_node::custody::rotate_root(&cfg, chain.clone(), &mut |l: &str| {
+    let report = sealbridge_node::custody::rotate_root(&cfg, chain.clone(), &[], &mut |l: &str| {
         lines.push(l.to_string())
     })
     .unwrap();
@@ -348,6 +349,7 @@ fn a_custody_node_deals_recovers_with_a_keyholder_down_refuses_below_k_and_rotat
     let e = sealbridge_node::custody::rotate_root(
         &node_config(data.path(), &d, &verifier, &urls(&servers)),
         chain.clone(),
+        &[],
         &mut |_: &str| {},
     )
     .unwrap_err()
@@ -356,9 +358,35 @@ fn a_custody_node_deals_recovers_with_a_keyholder_down_refuses_below_k_and_rotat
         e.contains("not committed") || e.contains("did not reach"),
         "{e}"
     );
+    // Named, the unreachable keyholder is left out: generation 2 commits on the other two
+    // (the compromised-keyholder playbook); it keeps only generation 1, which opens nothing
+    // the host stores from now on. Leaving out two of three (below k = 2) is refused.
+    let down = urls(&servers)[0].clone();
+    let e = sealbridge_node::custody::rotate_root(
+        &node_config(data.path(), &d, &verifier, &urls(&servers)),
+        chain.clone(),
+        &[down.clone(), urls(&servers)[1].clone()],
+        &mut |_: &str| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("below the threshold"), "{e}");
+    let report = sealbridge_node::custody::rotate_root(
+        &node_config(data.path(), &d, &verifier, &urls(&servers)),
+        chain.clone(),
+        &[down],
+        &mut |_: &str| {},
+    )
+    .unwrap();
+    assert_eq!(report.generation, 2);
+    assert_eq!(report.delivery.stored(), 2);
+    for u in &urls(&servers)[1..] {
+        assert_eq!(generations(u), vec![2], "generation 2 only at {u}");
+    }
     servers[0] = Some(keyholder(kdirs[0].path(), &chain, &d));
+    assert_eq!(generations(&urls(&servers)[0]), vec![1], "left out");
 
-    // The node restarts on generation 1 (recovered from the keyholders) and serves.
+    // The node restarts on generation 2 (recovered from the keyholders) and serves.
     let node = Node::start_deployed(
         node_config(data.path(), &d, &verifier, &urls(&servers)),
         chain.clone(),

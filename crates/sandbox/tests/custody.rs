@@ -33,7 +33,7 @@ fn keyholder_minority() {
             "another_deployment": "wrong_deployment",
             "evidence_for_another_deployment": "wrong_binding",
             "substitute_share": "conflict",
-            "far_generation": "generation_gap",
+            "far_generation_from_another_dealer": "not_deployment_enclave",
             "rotation_from_another_dealer": "not_deployment_enclave",
             "commit_of_the_first_dealing": "not_committable",
             "commit_of_a_generation_not_held": "not_held",

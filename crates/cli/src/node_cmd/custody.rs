@@ -29,6 +29,12 @@ pub struct RotateRootArgs {
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Leave this keyholder (its URL, as configured) out of the rotation: the enclave seals it
+    /// no share of the new generation, so a compromised or unreachable keyholder cannot block
+    /// its own revocation. Repeat for several; at least the threshold must remain. A keyholder
+    /// left out gets a share again from a later rotation that does not name it.
+    #[arg(long = "without", value_name = "KEYHOLDER_URL")]
+    pub without: Vec<String>,
 }
 
 /// `sealbridge node rotate-root …`.
@@ -47,12 +53,13 @@ pub fn run_rotate_root(args: &RotateRootArgs) -> anyhow::Result<ExitCode> {
         sealbridge_node::custody::rotate_root(
             &cfg,
             WallClockChain::open(&cfg.data_dir)?,
+            &args.without,
             &mut progress,
         )?
     } else {
         let rpc = sealbridge_chain::rpc::RpcChain::connect(&chain)
             .with_context(|| format!("connecting to {}", crate::endpoint::endpoint(&chain)))?;
-        sealbridge_node::custody::rotate_root(&cfg, rpc, &mut progress)?
+        sealbridge_node::custody::rotate_root(&cfg, rpc, &args.without, &mut progress)?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -17,8 +17,8 @@ use crate::{
     chunks::{self, ChunkReader, SnapshotId, SnapshotManifest},
     epochs::EpochKeys,
     persist::{
-        self, JournalRecord, OpenBatch, SEAL_PURPOSE_JOURNAL, SEAL_PURPOSE_SNAPSHOT,
-        SNAPSHOT_VERSION, Snapshot, SnapshotVersion, Step,
+        self, JournalRecord, OLDEST_SNAPSHOT_VERSION, OpenBatch, SEAL_PURPOSE_JOURNAL,
+        SEAL_PURPOSE_SNAPSHOT, SNAPSHOT_VERSION, Snapshot, SnapshotVersion, Step,
     },
     policy::{program_id, simulated_measurement_of},
     replay::ReplaySet,
@@ -249,13 +249,13 @@ impl<P: Program> Enclave<P> {
         let journal = Journal::new(root, next_record);
         let version: SnapshotVersion =
             persist::from_cbor(plain).ok_or(Error::Replay("snapshot does not decode"))?;
-        if version.version < SNAPSHOT_VERSION {
+        if version.version < OLDEST_SNAPSHOT_VERSION {
             return Err(Error::Replay(
                 "snapshot format predates forward secrecy at rest (it holds epoch secrets under \
-                 the root key): this enclave restores format 3 only",
+                 the root key): this enclave restores formats 3 and 4 only",
             ));
         }
-        if version.version != SNAPSHOT_VERSION {
+        if version.version > SNAPSHOT_VERSION {
             return Err(Error::Replay("snapshot format is newer than this enclave"));
         }
         let snap: Snapshot =

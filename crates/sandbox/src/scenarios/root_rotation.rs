@@ -12,6 +12,15 @@
 //! runs the same attack on a copy of the directory taken just before the rotation. Finally the
 //! enclave process is dropped and a successor recovers generation 1 from 2 keyholders and
 //! restores.
+//!
+//! Then keyholder-2 is compromised and refuses to store generation 2, which would block every
+//! rotation — its own revocation included. Naming it (`rotate-root --without keyholder-2`)
+//! makes the enclave deal a fresh generation 2 with no share sealed to it, which commits on the
+//! other two; leaving out two (below k) or an unknown name is refused before anything is dealt.
+//! Finally keyholder-2 is wiped and restarted with the same identity: the next rotation, naming
+//! nobody, brings it back at generation 3, and generation 3 recovers from it and one other.
+//! (Before this, a rotation committed only when all n stored, and a keyholder took only the
+//! very next generation, so one refusing keyholder blocked rotation for good.)
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -173,7 +182,52 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
     let node = Node::start(&dir, &policy, t, successor, produced, now2)?;
     let restored = node.settle_down()?;
     let signer_after = node.describe()?.key_bundle.address;
+
+    w.step("keyholder-2 refuses generation 2: nothing commits; left out by name, a fresh generation 2 commits on the other two");
+    // A custodian over the keyholders with `down` not answering (a macro: each borrows the
+    // world's chain only for its own statement).
+    macro_rules! custodian {
+        ($down:expr) => {
+            Custodian::new(
+                keyholders.on_chain(w.sb.chain(), t.settlement, $down),
+                policy.clone(),
+                t,
+            )
+            .map(|c| c.with_clock(move || now2))
+            .map_err(err)
+        };
+    }
+    let names = |v: &[&str]| v.iter().map(ToString::to_string).collect::<Vec<String>>();
+    let blocked = custodian!(&[2])?.rotate(|r| node.try_call(r));
+    let below_k = custodian!(&[])?.rotate_without(
+        |r| node.try_call(r),
+        &names(&["keyholder-1", "keyholder-2"]),
+    );
+    let unknown = custodian!(&[])?.rotate_without(|r| node.try_call(r), &names(&["keyholder-9"]));
+    let generations = |ks: &crate::custody::Keyholders| -> Vec<Vec<u64>> {
+        ks.holders
+            .iter()
+            .map(|k| k.generations().unwrap_or_default())
+            .collect()
+    };
+    let held_after_refusals = generations(&keyholders);
+    let revoked = custodian!(&[2])?
+        .rotate_without(|r| node.try_call(r), &names(&["keyholder-2"]))
+        .map_err(err)?;
+    let held_after_revocation = generations(&keyholders);
+    let (_, revoked_payloads) = node.submit(w, 4, 80_001)?;
+    let revoked_status = node.settle_down()?;
+
+    w.step("keyholder-2 is wiped and restarted with the same identity; the next rotation brings it back at generation 3");
+    let shares_dir = keyholders.dirs[2].join("shares");
+    std::fs::remove_dir_all(&shares_dir).map_err(err)?;
+    std::fs::create_dir_all(&shares_dir).map_err(err)?;
+    let wiped = keyholders.holders[2].generations().map_err(err)?;
+    let back = custodian!(&[])?.rotate(|r| node.try_call(r)).map_err(err)?;
+    let held_after_return = generations(&keyholders);
     node.stop()?;
+    let mut third = custody_enclave()?;
+    let recovered_with_returned = custodian!(&[1])?.recover(&mut third).map_err(err)?;
 
     let mut c = Checks::new();
     c.check(
@@ -208,6 +262,31 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
             && signer_after == signer,
     )
     .check(
+        "a refusing keyholder blocks a rotation that names nobody, and nothing commits; leaving out two (below k) or an unknown keyholder is refused before anything is dealt",
+        blocked.is_err()
+            && below_k.as_ref().is_err_and(|e| e.to_string().contains("below the threshold"))
+            && unknown.as_ref().is_err_and(|e| e.to_string().contains("no keyholder keyholder-9"))
+            && held_after_refusals[2] == vec![1]
+            && held_after_refusals[..2].iter().all(|g| g.first() == Some(&1)),
+    )
+    .check(
+        "left out by name, the compromised keyholder gets no share of generation 2, which commits on the other two; it holds only the dead generation 1, and the deployment keeps settling",
+        revoked.generation == 2
+            && revoked.delivery.stored() == 2
+            && revoked.delivery.keyholders[2].outcome == sealbridge_keyholder::host::EXCLUDED
+            && held_after_revocation == vec![vec![2], vec![2], vec![1]]
+            && revoked_payloads.len() == 4
+            && revoked_status.sequence >= 3,
+    )
+    .check(
+        "wiped and restarted, the keyholder takes generation 3 from the next rotation (skipping 2), and generation 3 recovers from it and one other",
+        wiped.is_empty()
+            && back.generation == 3
+            && back.delivery.stored() == 3
+            && held_after_return.iter().all(|g| g == &vec![3])
+            && recovered_with_returned.roots.first().map(|r| (r.0, r.1)) == Some((3, back.root_id)),
+    )
+    .check(
         "the new shares recover generation 1 (2 of 3), which restores the enclave",
         recovery.roots.first().map(|r| r.0) == Some(1)
             && recovery.roots.first().map(|r| r.1) == Some(rotation.root_id)
@@ -240,6 +319,16 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
             "deleted_snapshots_carved": attack.carved_snapshots,
         },
         "recovery_after_rotation": recovery,
+        "compromised_keyholder": {
+            "rotation_naming_nobody": blocked.as_ref().err().map(ToString::to_string),
+            "leaving_out_two": below_k.as_ref().err().map(ToString::to_string),
+            "leaving_out_an_unknown_name": unknown.as_ref().err().map(ToString::to_string),
+            "revocation": &revoked.delivery,
+            "generations_held_after_revocation": held_after_revocation,
+            "after_wipe_rotation": &back.delivery,
+            "generations_held_after_return": held_after_return,
+            "recovered_from_keyholders_0_and_2": recovered_with_returned.roots.first().map(|r| r.0),
+        },
         "settled_on_chain": w.sb.last_sequence()?,
     })))
 }
