@@ -740,7 +740,7 @@ impl Node {
                 &sb,
                 opts,
                 cfg.deployment.as_ref().map_or(0, |d| d.start_block),
-                cfg.log_chunk_blocks,
+                (cfg.log_chunk_blocks, cfg.confirmations),
             )?),
             None => None,
         };
@@ -886,7 +886,22 @@ fn recover_core<C: Chain>(
 ) -> Result<(Core, SpawnedSlot, Option<crate::resume::ResumeReport>), NodeError> {
     let (mut core, spawned) = build_core(cfg, store, setup, metrics, shared)?;
     let (status, report) = match prepared {
-        None => (core.recover()?, None),
+        None => {
+            let status = core.recover()?;
+            // A crash after the resumed enclave's first snapshot but before the gate learned its
+            // address (`resume::resumed`) left a gate naming nobody, which no
+            // `ResumedAfterLoss` would ever open (review): the enclave restored here is that
+            // successor, so the gate names it now.
+            let successor = shared
+                .description
+                .read()
+                .ok()
+                .and_then(|d| d.as_ref().map(|d| d.key_bundle.address));
+            if let Some(successor) = successor {
+                crate::resume::name_unnamed_gate(&Store::open(&cfg.data_dir)?, successor)?;
+            }
+            (status, None)
+        }
         Some(p) => {
             let published = p.read.chain.lost_log_size;
             let status = core

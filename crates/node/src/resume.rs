@@ -115,24 +115,39 @@ pub fn check_empty(data_dir: &Path, store: &Store) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// The settled state of `sb`'s deployment at the current block B, with the compact range of
-/// `published`'s first `logSize` entries (refused unless they hash to `logRoot`) and the
+/// The settled state of `sb`'s deployment at block B = head − `confirmations`, with the compact
+/// range of `published`'s first `logSize` entries (refused unless they hash to `logRoot`) and the
 /// withdrawal requests undecided at B; events are read from `from_block` in ranges of at most
-/// `chunk` blocks.
+/// `chunk` blocks. Every contract read is pinned to B's hash (EIP-1898): a reorg or a
+/// load-balanced provider cannot mix the state of two blocks (review), and a B that is
+/// `confirmations` deep is what the relayer would also treat as final.
 pub fn read_chain_resume<C: Chain>(
     sb: &Sealbridge<C>,
     published: &[Vec<u8>],
     from_block: u64,
     chunk: u64,
+    confirmations: u64,
 ) -> Result<ReadResume, NodeError> {
     // The block first: the deployment is frozen (no statement, deposit or request); an escape
     // after it is also forwarded, and lowering an escrow already at zero changes nothing.
-    let block = sb.chain().block_number()?;
+    let block = sb
+        .chain()
+        .block_number()?
+        .saturating_sub(confirmations.saturating_sub(1));
+    let hash = sb.chain().block_hash(block)?.ok_or_else(|| {
+        NodeError::Inconsistent(format!("block {block} has no hash (reorganised away?)"))
+    })?;
+    let settlement = sb.deployment.settlement;
+    macro_rules! read {
+        ($call:expr) => {
+            sb.view_at(settlement, &$call, hash)?
+        };
+    }
     // Required, not assumed (review): unfrozen, a deposit between this read and the balances
     // would be counted twice (in the balance and forwarded from B + 1), and the relayer's
     // heartbeat would make the successor sign a statement — closing its escape window — before
     // governance resumes with it.
-    if !sb.frozen()? {
+    if !read!(Settlement::frozenCall {}) {
         return Err(NodeError::Config(
             "the deployment is not frozen: a node resumes from the chain only once nothing can \
              settle or be deposited (anyone may freeze() when no statement settled for the exit \
@@ -140,13 +155,14 @@ pub fn read_chain_resume<C: Chain>(
                 .into(),
         ));
     }
-    let log_size = sb.log_size()?;
-    let log_root = sb.log_root()?;
+    let log_size = read!(Settlement::logSizeCall {});
+    let log_root = read!(Settlement::logRootCall {});
     let frontier = settled_frontier(published, log_size, log_root)?;
     let mut balances = Vec::new();
-    for token in sb.tokens()? {
-        for account in sb.participants()? {
-            let amount = sb.escrow_balance(account, token)?;
+    let accounts = read!(Settlement::participantsCall {});
+    for token in read!(Settlement::tokensCall {}) {
+        for &account in &accounts {
+            let amount = read!(Settlement::balanceOfCall { account, token });
             if !amount.is_zero() {
                 balances.push(ChainBalance {
                     account,
@@ -158,7 +174,7 @@ pub fn read_chain_resume<C: Chain>(
             }
         }
     }
-    let requests_decided = sb.requests_decided()?;
+    let requests_decided = read!(Settlement::requestsDecidedCall {});
     let (previous, undecided) = scan_history(sb, from_block, block, chunk, requests_decided)?;
     let previous_ed25519 = published
         .iter()
@@ -169,17 +185,18 @@ pub fn read_chain_resume<C: Chain>(
             _ => None,
         })
         .unwrap_or([0; 32]);
+    let current = read!(Settlement::enclaveCall {});
     let chain = ChainResume {
         block,
-        sequence: sb.last_sequence()?,
-        state_root: sb.state_root()?,
+        sequence: read!(Settlement::lastSequenceCall {}),
+        state_root: read!(Settlement::stateRootCall {}),
         requests_decided,
         log_size,
         log_root,
         frontier,
         balances,
         previous: if previous == Address::ZERO {
-            sb.current_enclave()?
+            current
         } else {
             previous
         },
@@ -274,7 +291,7 @@ pub(crate) fn prepare<C: Chain>(
     sb: &Sealbridge<C>,
     opts: &ResumeOptions,
     from_block: u64,
-    chunk: u64,
+    (chunk, confirmations): (u64, u64),
 ) -> Result<Prepared, NodeError> {
     check_empty(data_dir, store)?;
     let published = read_published(&opts.published_log)?;
@@ -283,7 +300,7 @@ pub(crate) fn prepare<C: Chain>(
         dir = %opts.published_log.display(),
         "published log read"
     );
-    let read = read_chain_resume(sb, &published, from_block, chunk)?;
+    let read = read_chain_resume(sb, &published, from_block, chunk, confirmations)?;
     tracing::info!(
         block = read.chain.block,
         sequence = read.chain.sequence,
@@ -298,6 +315,22 @@ pub(crate) fn prepare<C: Chain>(
     let mut prefix = published;
     prefix.truncate(usize::try_from(read.chain.log_size).unwrap_or(usize::MAX));
     Ok(Prepared { read, prefix })
+}
+
+/// A resumption gate stored before the enclave resumed but never told its address (a crash in
+/// between) is given `successor`, the enclave restored from that resumed state. Returns whether
+/// it changed anything.
+pub(crate) fn name_unnamed_gate(store: &Store, successor: Address) -> Result<bool, NodeError> {
+    let key = sealbridge_relayer::gate::RESUME_GATE;
+    match store.meta::<sealbridge_relayer::gate::ResumeGate>(key)? {
+        Some(mut gate) if gate.successor == Address::ZERO => {
+            gate.successor = successor;
+            store.put_meta(key, &gate)?;
+            tracing::warn!(%successor, "the resumption gate named no successor (a crash during the resume): it names the restored enclave now");
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// After the enclave resumed: the gate names it, and what the operator is told.

@@ -258,6 +258,16 @@ fn a_node_resumes_a_lost_deployment_from_the_chain_and_serves_once_governance_re
     assert!(why.contains("it is not the settled log"), "{why}");
     assert!(nothing_stored(bad_tiles_dir.path()));
 
+    // Every contract read of the resume is pinned to one block hash (EIP-1898): a chain that
+    // refuses reads at "latest" still serves it, and the result is the node's.
+    let pinned = Sealbridge::attach(
+        PinnedOnly(RpcChain::connect(&anvil.url).unwrap()),
+        setup.deployment(),
+    );
+    let read = sealbridge_node::resume::read_chain_resume(&pinned, &entries.0, 0, 10_000, 1)
+        .expect("every read pinned to block B");
+    assert_eq!(read.chain.sequence, settled_sequence);
+
     // ---- the successor resumes from the chain and the published tiles ----
     let node = Node::start(resuming(fresh.path(), &published), chain(&anvil)).unwrap();
     let report = node.resumed.clone().expect("a resumed start reports");
@@ -302,6 +312,17 @@ fn a_node_resumes_a_lost_deployment_from_the_chain_and_serves_once_governance_re
         why.contains("is not empty") && why.contains("without --resume-from-chain"),
         "{why}"
     );
+    // The crash window the review found: the gate stored before the enclave resumed, the
+    // enclave's snapshot stored, and the process gone before the gate learned the successor's
+    // address. (Without the fix no `ResumedAfterLoss` ever opened such a gate.)
+    {
+        let store = sealbridge_store::Store::open(fresh.path()).unwrap();
+        let key = sealbridge_relayer::gate::RESUME_GATE;
+        let mut gate: sealbridge_relayer::gate::ResumeGate = store.meta(key).unwrap().unwrap();
+        assert_eq!(gate.successor, successor);
+        gate.successor = Address::ZERO;
+        store.put_meta(key, &gate).unwrap();
+    }
     // An ordinary restart: still shut until governance resumes with it.
     let node = Node::start(config(fresh.path()), chain(&anvil)).unwrap();
     assert!(node.resumed.is_none());
@@ -514,6 +535,78 @@ impl Chain for Timed {
         data: alloy_primitives::Bytes,
     ) -> Result<alloy_primitives::Bytes, sealbridge_chain::ChainError> {
         self.0.call(from, to, data)
+    }
+    fn logs(
+        &self,
+        address: Address,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<sealbridge_chain::LogEntry>, sealbridge_chain::ChainError> {
+        self.0.logs(address, from, to)
+    }
+    fn balance(&self, address: Address) -> Result<U256, sealbridge_chain::ChainError> {
+        self.0.balance(address)
+    }
+    fn receipt(
+        &self,
+        tx: alloy_primitives::B256,
+    ) -> Result<Option<sealbridge_chain::TxReceipt>, sealbridge_chain::ChainError> {
+        self.0.receipt(tx)
+    }
+}
+
+/// A chain that answers contract reads only at a block hash (`call_at`), never at "latest".
+struct PinnedOnly(RpcChain);
+
+impl Chain for PinnedOnly {
+    fn chain_id(&self) -> Result<u64, sealbridge_chain::ChainError> {
+        self.0.chain_id()
+    }
+    fn block_number(&self) -> Result<u64, sealbridge_chain::ChainError> {
+        self.0.block_number()
+    }
+    fn block_timestamp(&self) -> Result<u64, sealbridge_chain::ChainError> {
+        self.0.block_timestamp()
+    }
+    fn block_hash(
+        &self,
+        n: u64,
+    ) -> Result<Option<alloy_primitives::B256>, sealbridge_chain::ChainError> {
+        self.0.block_hash(n)
+    }
+    fn deploy(
+        &mut self,
+        _: Address,
+        _: alloy_primitives::Bytes,
+    ) -> Result<sealbridge_chain::TxReceipt, sealbridge_chain::ChainError> {
+        unreachable!("reads only")
+    }
+    fn send(
+        &mut self,
+        _: Address,
+        _: Address,
+        _: alloy_primitives::Bytes,
+    ) -> Result<sealbridge_chain::TxReceipt, sealbridge_chain::ChainError> {
+        unreachable!("reads only")
+    }
+    fn call(
+        &self,
+        _: Address,
+        _: Address,
+        _: alloy_primitives::Bytes,
+    ) -> Result<alloy_primitives::Bytes, sealbridge_chain::ChainError> {
+        Err(sealbridge_chain::ChainError::BadRequest(
+            "a read at the latest block (not pinned)".into(),
+        ))
+    }
+    fn call_at(
+        &self,
+        from: Address,
+        to: Address,
+        data: alloy_primitives::Bytes,
+        hash: alloy_primitives::B256,
+    ) -> Result<alloy_primitives::Bytes, sealbridge_chain::ChainError> {
+        self.0.call_at(from, to, data, hash)
     }
     fn logs(
         &self,

@@ -91,6 +91,20 @@ impl<C: Chain> Sealbridge<C> {
         T::abi_decode_returns(&out).map_err(ContractError::Abi)
     }
 
+    /// [`Self::view`] against the state after block `hash` (EIP-1898): several reads of one
+    /// block, even behind a load-balanced provider.
+    pub fn view_at<T: SolCall>(
+        &self,
+        to: Address,
+        call: &T,
+        hash: B256,
+    ) -> Result<T::Return, ContractError> {
+        let out = self
+            .chain
+            .call_at(Address::ZERO, to, call.abi_encode().into(), hash)?;
+        T::abi_decode_returns(&out).map_err(ContractError::Abi)
+    }
+
     fn registry_tx<T: SolCall>(
         &mut self,
         kind: &str,

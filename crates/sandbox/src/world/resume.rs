@@ -31,9 +31,15 @@ impl World<'_> {
     /// about the lost enclave (its key, its size).
     pub fn chain_resume(&self, published: &[Vec<u8>]) -> Result<ChainResume, SandboxError> {
         // The node's implementation (`sealbridge node --resume-from-chain`): one way to read it.
-        sealbridge_node::resume::read_chain_resume(&self.sb, published, self.deploy_block, u64::MAX)
-            .map(|r| r.chain)
-            .map_err(|e| SandboxError::Setup(format!("reading the chain to resume from: {e}")))
+        sealbridge_node::resume::read_chain_resume(
+            &self.sb,
+            published,
+            self.deploy_block,
+            u64::MAX,
+            1,
+        )
+        .map(|r| r.chain)
+        .map_err(|e| SandboxError::Setup(format!("reading the chain to resume from: {e}")))
     }
 
     /// A new enclave process (root `root`, randomness from `seed`) started with
