@@ -251,6 +251,32 @@ impl<K: KeyholderApi> Custodian<K> {
         })
     }
 
+    /// Every keyholder answers and holds a share of `generation` (a first start whose enclave
+    /// process kept the root of an earlier dealing); otherwise an error naming each that does
+    /// not.
+    pub fn check_every_keyholder_holds(&self, generation: u64) -> Result<(), CoreError> {
+        let missing: Vec<String> = self
+            .keyholders
+            .iter()
+            .filter_map(|k| match k.info() {
+                Ok(i) if i.generations.contains(&generation) => None,
+                Ok(i) => Some(format!("{} holds {:?}", k.name(), i.generations)),
+                Err(e) => Some(format!("{}: {e}", k.name())),
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(CoreError::Enclave(format!(
+            "the enclave process already holds a sealing root, but not every keyholder holds a \
+             share of generation {generation} ({}): it was dealt only in part, and serving under \
+             it would lose the root with that process; nothing is served (restart the enclave \
+             process so that it deals anew once the keyholders hold nothing: docs/OPERATIONS.md \
+             \"Lost enclave machine\", first start)",
+            missing.join("; ")
+        )))
+    }
+
     /// Tell every keyholder that `generation` is in force (older shares dropped), with the
     /// token the enclave revealed when it committed the rotation. Returns the keyholders that
     /// did not confirm.
@@ -599,6 +625,14 @@ impl EnclaveLink for CustodyLink {
             Request::Boot { .. } if custody => {
                 let r = self.inner.call(request.clone())?;
                 if !no_root(&r) {
+                    // The enclave process already held a root (a persistent `sealbridge enclave
+                    // --custody` process that dealt before the node stopped): it may be a
+                    // dealing that reached only some keyholders, and a node serving under it
+                    // would lose the root with that process (review). Serve only when every
+                    // keyholder holds generation 0.
+                    if !matches!(r, Response::Error(_)) {
+                        self.custodian.check_every_keyholder_holds(0)?;
+                    }
                     return Ok(r);
                 }
                 self.custodian.deal(self.inner.as_mut())?;

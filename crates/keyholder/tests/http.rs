@@ -233,3 +233,81 @@ fn deal_over_http_then_a_successor_recovers_from_two_of_three() {
     assert!(e.contains("could not be recovered"), "{e}");
     assert!(e.contains(&urls[1]) && e.contains(&urls[2]), "{e}");
 }
+
+/// Review (custody, first start): a persistent enclave process that dealt a root which reached
+/// only some keyholders still holds it when the node starts again; `Boot` succeeds on it, and a
+/// node serving then would lose the root with that process. `CustodyLink` refuses, naming the
+/// keyholder without a share.
+#[test]
+fn a_persistent_enclave_process_holding_a_partly_dealt_root_is_not_served() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = Vec::new();
+    let mut ids = Vec::new();
+    for d in &dirs {
+        let (id, _) = sealbridge_keyholder::init(d.path()).unwrap();
+        ids.push(id);
+        let k = Keyholder::open(
+            d.path(),
+            target(),
+            sealbridge_attest::Policy::insecure_dev(),
+            Some(Box::new(FixedChain {
+                allowed: vec![simulated_measurement("sealbridge/netting/v1")],
+                ..FixedChain::default()
+            })),
+        )
+        .unwrap();
+        servers.push(
+            sealbridge_keyholder::serve(Arc::new(k), "127.0.0.1:0".parse().unwrap(), None).unwrap(),
+        );
+    }
+    let urls: Vec<String> = servers
+        .iter()
+        .map(sealbridge_keyholder::Served::url)
+        .collect();
+    let policy = EnclavePolicy::new(
+        NettingConfig {
+            participants: vec![],
+            tokens: vec![Address::repeat_byte(0xee)],
+        },
+        4,
+    )
+    .with_custody(Custody {
+        threshold: 2,
+        keyholders: ids,
+    });
+    let custodian = |urls: &[String]| {
+        let ks: Vec<SharedKeyholder> = urls
+            .iter()
+            .map(|u| Box::new(RemoteKeyholder::new(u).unwrap()) as SharedKeyholder)
+            .collect();
+        Arc::new(Custodian::new(ks, policy.clone(), target()).unwrap())
+    };
+    // The enclave process deals; the delivery reaches keyholders 0 and 1 only.
+    let mut process: Box<dyn EnclaveLink> = Box::new(InProc::custody());
+    hello(process.as_mut());
+    let dealt = process
+        .call(Request::CustodyDeal {
+            policy: policy.clone(),
+            target: target(),
+            now: 1_800_000_000,
+        })
+        .unwrap();
+    let mut partial = urls.clone();
+    partial[2] = "http://127.0.0.1:1".into();
+    let report = custodian(&partial).deliver(&dealt).unwrap();
+    assert!(!report.complete());
+    // The node starts again against the same process, every keyholder up.
+    let mut link = CustodyLink::new(process, custodian(&urls));
+    let e = link
+        .call(Request::Boot {
+            policy: policy.clone(),
+            target: target(),
+            now: 1_800_000_000,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not every keyholder holds a share of generation 0") && e.contains(&urls[2]),
+        "{e}"
+    );
+}
