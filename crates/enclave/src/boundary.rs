@@ -304,6 +304,11 @@ pub enum Request {
         /// keyholder cannot block its own revocation. At least k must remain. (Version 11.)
         #[serde(default)]
         without: Vec<u8>,
+        /// Deal at least this generation (the host's reading of the highest generation any
+        /// keyholder holds, + 1), so that no dealing of an earlier attempt shares a generation
+        /// with this one; at most 2^20 above the next. (Version 11.)
+        #[serde(default)]
+        at_least: u64,
     },
     /// Root rotation, step 2: seal from now on under the root `RotateRoot` made (journal and
     /// snapshots). Refused unless a rotation is pending and no state change is unjournaled.

@@ -598,10 +598,10 @@ pub fn recover(shares: &[Share]) -> Result<Vec<Recovered>, CustodyError> {
     groups.reverse();
     let mut out: Vec<Recovered> = Vec::new();
     let mut seen = Vec::new();
+    // Every group that recombines is kept, several per generation included (review): a root of
+    // a discarded dealing (or k liars' consistent fake) must not hide the one the snapshot
+    // needs; the caller tries each against what it opens.
     for (generation, id, k) in groups {
-        if out.iter().any(|r| r.generation == generation) {
-            continue;
-        }
         // One share per index (the first seen).
         let mut members: Vec<&Share> = Vec::new();
         for s in shares {
@@ -762,6 +762,26 @@ mod tests {
         let r = recover(&shares).unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].root_id, dealt.root_id);
+    }
+
+    /// Two dealings of one generation that both recombine (a discarded rotation's and the
+    /// committed one, or k liars' consistent fake): both are returned, so the caller can take
+    /// the one that opens its snapshot (review: the first to recombine used to hide the other).
+    #[test]
+    fn two_roots_of_one_generation_are_both_recovered() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let (sks, custody) = keyholders(4);
+        let a = deal(&custody, &target(), 1, &mut rng).unwrap();
+        let b = deal(&custody, &target(), 1, &mut rng).unwrap();
+        let open = |d: &Dealt, i: usize| {
+            open_share(KEYHOLDER_SHARE_CONTEXT, &d.sealed[i], &sks[i], &target()).unwrap()
+        };
+        let shares = vec![open(&a, 0), open(&a, 1), open(&b, 2), open(&b, 3)];
+        let r = recover(&shares).unwrap();
+        let ids: Vec<[u8; 32]> = r.iter().map(|x| x.root_id).collect();
+        assert_eq!(r.len(), 2, "{ids:?}");
+        assert!(ids.contains(&a.root_id) && ids.contains(&b.root_id));
+        assert!(r.iter().all(|x| x.generation == 1));
     }
 
     #[test]

@@ -674,7 +674,11 @@ impl Session {
                 target,
                 released,
             } => self.recover_root(&policy, &target, &released),
-            Request::RotateRoot { now, without } => self.rotate_root(now, &without),
+            Request::RotateRoot {
+                now,
+                without,
+                at_least,
+            } => self.rotate_root(now, &without, at_least),
             Request::CommitRootRotation => self.commit_rotation(),
             _ if self.enclave.is_none() => match self.restoring.as_ref() {
                 Some((_, _, r)) => Response::Error(BoundaryError::Refused(format!(
@@ -1028,20 +1032,25 @@ impl Session {
         }
     }
 
-    fn rotate_root(&mut self, now: u64, without: &[u8]) -> Response {
+    /// How far above the next generation a rotation may be dealt at the host's word
+    /// (`RotateRoot::at_least`): skipping generations is harmless, exhausting them is not.
+    const MAX_GENERATION_SKIP: u64 = 1 << 20;
+
+    fn rotate_root(&mut self, now: u64, without: &[u8], at_least: u64) -> Response {
         let refuse = |why: &str| Response::Error(BoundaryError::Refused(why.to_string()));
         let (Some(generation), Some((c, target))) = (self.root_generation(), &self.custody) else {
             return refuse("root rotation needs a running enclave with custody");
         };
         // A rotation already pending (its delivery failed part way): the same dealing again, so
         // keyholders that stored it answer as before and the others can catch up — unless it
-        // is asked to leave out other keyholders: then a new dealing of the same generation
-        // replaces it (never committed; keyholders replace an uncommitted share for the
-        // deployment's enclave), so a keyholder left out gets nothing of what is committed.
+        // is asked to leave out other keyholders or to deal above a generation it does not
+        // reach: then a new dealing at a fresh generation replaces it (never committed), so a
+        // keyholder left out gets nothing of what is committed. Keyholders never overwrite a
+        // held share, so a replayed discarded dealing cannot displace the one committed.
         let mut wanted: Vec<u8> = without.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
-        if let Some((_, _, dealing, _)) = &self.rotation {
+        if let Some((pending, _, dealing, _)) = &self.rotation {
             let left_out: Vec<u8> = match dealing {
                 Response::Shares { sealed, .. } => sealed
                     .iter()
@@ -1051,18 +1060,28 @@ impl Session {
                     .collect(),
                 _ => Vec::new(),
             };
-            if left_out == wanted {
+            if left_out == wanted && *pending >= at_least {
                 return dealing.clone();
             }
-            self.rotation = None;
         }
-        // Always the generation after the one in force: keyholders hold at most that one above
-        // it (a rotation dealt but never committed, which this dealing replaces — they accept
-        // only the next generation, and replace a pending one only for the deployment's
-        // enclave; docs/PROTOCOL.md §13).
-        let Some(next) = generation.checked_add(1) else {
+        // The generation after the one in force, or above every generation a keyholder holds
+        // (`at_least`, the host's reading: a dealing of an earlier attempt, committed nowhere,
+        // must never share a generation with the one that will be), and above the pending
+        // dealing being replaced. The host may not push it far (exhausting generations).
+        let Some(after) = generation.checked_add(1) else {
             return refuse("root generation exhausted");
         };
+        let replaced = self
+            .rotation
+            .as_ref()
+            .map_or(0, |(g, ..)| g.saturating_add(1));
+        let next = after.max(at_least).max(replaced);
+        if next - after > Self::MAX_GENERATION_SKIP {
+            return refuse(&format!(
+                "generation {next} is more than {} above the next one ({after}): refused",
+                Self::MAX_GENERATION_SKIP
+            ));
+        }
         let Some(dealer) = self.enclave.as_ref().map(Enclave::signer_address) else {
             return refuse("root rotation needs a running enclave with custody");
         };
@@ -1070,6 +1089,8 @@ impl Session {
         let mut token = [0u8; 32];
         rng.fill_bytes(&mut token);
         let token = B256::from(token);
+        // Dealt before the pending rotation is dropped: a refusal (a bad position, too few left)
+        // keeps it.
         match custody::deal_except(c, target, next, &wanted, &mut rng) {
             Ok(dealt) => {
                 let r = Self::shares_response(&dealt, target, now, dealer, keccak256(token));
@@ -1541,6 +1562,7 @@ mod tests {
         let r = tee.handle(Request::RotateRoot {
             now: T0,
             without: Vec::new(),
+            at_least: 0,
         });
         assert!(refused(&r, "needs a running enclave with custody"), "{r:?}");
         // A custody process without a root: no Boot, no deal without custody, no recovery
@@ -1623,6 +1645,7 @@ mod tests {
         let r = c.handle(Request::RotateRoot {
             now: T0,
             without: Vec::new(),
+            at_least: 0,
         });
         let Response::Shares {
             generation: 1,
@@ -1643,7 +1666,8 @@ mod tests {
         assert_eq!(
             c.handle(Request::RotateRoot {
                 now: T0 + 1,
-                without: Vec::new()
+                without: Vec::new(),
+                at_least: 0
             }),
             r
         );

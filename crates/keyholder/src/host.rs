@@ -506,6 +506,8 @@ impl<K: KeyholderApi> Custodian<K> {
         let names: Vec<String> = self.keyholders.iter().map(KeyholderApi::name).collect();
         let mut left_out: Vec<String> = Vec::new();
         for w in without {
+            // As configured: a URL with a trailing slash names the same keyholder.
+            let w = &w.trim_end_matches('/').to_string();
             if !names.contains(w) {
                 return Err(CoreError::Config(format!(
                     "no keyholder {w} in this deployment (its keyholders: {})",
@@ -536,9 +538,20 @@ impl<K: KeyholderApi> Custodian<K> {
             .filter(|(n, _)| left_out.contains(n))
             .map(|(_, i)| i)
             .collect();
+        // Above every generation a keyholder that answers holds: a dealing of an earlier
+        // attempt (committed nowhere, and never overwritten) must not share a generation with
+        // this one.
+        let at_least = self
+            .keyholders
+            .iter()
+            .filter_map(|k| k.info().ok())
+            .filter_map(|i| i.generations.iter().max().copied())
+            .max()
+            .map_or(0, |g| g.saturating_add(1));
         let r = call(Request::RotateRoot {
             now: (self.clock)(),
             without: positions,
+            at_least,
         })?;
         let delivery = self.deliver_except(&r, &left_out)?;
         if !delivery.complete() || delivery.stored() < k {

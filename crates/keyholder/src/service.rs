@@ -439,7 +439,7 @@ impl Keyholder {
             .map_err(|_| fail(500, "internal", "state poisoned"))?;
         let path = self.share_path(r.generation);
         let floor = self.floor()?;
-        let replaces = if path.exists() {
+        if path.exists() {
             let held = self.load_share(r.generation)?;
             if held == share {
                 return Ok(DeliverResponse {
@@ -449,23 +449,19 @@ impl Keyholder {
                     already_held: true,
                 });
             }
-            // A rotation dealt but never committed (above the generation in force) is replaced
-            // by the deployment's enclave dealing that generation again; anything else held is
-            // never overwritten.
-            if r.generation == 0 || r.generation <= floor {
-                return Err(fail(
-                    409,
-                    "conflict",
-                    format!(
-                        "a different share of generation {} is held; it is never overwritten",
-                        r.generation
-                    ),
-                ));
-            }
-            true
-        } else {
-            false
-        };
+            // Never overwritten, not even a rotation dealt but never committed: a discarded
+            // dealing replayed could otherwise displace the share of the one committed at the
+            // same generation (review). The enclave deals a retried rotation at a fresh
+            // generation above every one a keyholder holds (`RotateRoot::at_least`).
+            return Err(fail(
+                409,
+                "conflict",
+                format!(
+                    "a different share of generation {} is held; it is never overwritten",
+                    r.generation
+                ),
+            ));
+        }
         self.check_next_generation(r.generation, floor)?;
         Self::check_dealer(r.generation, r.dealer, chain)?;
         let blob = self
@@ -480,12 +476,6 @@ impl Keyholder {
         // refused (no hash, or the replaced dealing's), never one committed by another token.
         write_atomic(&path, &blob)?;
         write_atomic(&self.commit_path(r.generation), &commit)?;
-        if replaces {
-            tracing::warn!(
-                generation = r.generation,
-                "an uncommitted share replaced by the deployment enclave's new dealing"
-            );
-        }
         tracing::info!(
             generation = share.generation,
             index = share.index,
@@ -1335,6 +1325,7 @@ mod tests {
         let reqs = deliveries(s.handle(Request::RotateRoot {
             now: NOW,
             without: Vec::new(),
+            at_least: 0,
         }));
         assert_eq!(reqs[0].generation, 1);
         let k = &f.holders[0];
@@ -1418,6 +1409,7 @@ mod tests {
         let reqs = deliveries(other.handle(Request::RotateRoot {
             now: NOW,
             without: Vec::new(),
+            at_least: 0,
         }));
         let k = &f.holders[0];
         // The deployment settled under its enclave: any other dealer is refused.
@@ -1462,8 +1454,11 @@ mod tests {
         assert_eq!(k.generations().unwrap(), vec![0, 1]);
     }
 
+    /// A held share is never overwritten, not even an uncommitted rotation's by the
+    /// deployment's enclave (review: a discarded dealing replayed would displace the committed
+    /// one's share at the same generation). A retried rotation comes at a fresh generation.
     #[test]
-    fn an_uncommitted_rotation_is_replaced_only_by_the_deployment_enclave_a_committed_one_never() {
+    fn a_held_share_is_never_overwritten_and_a_retry_comes_at_a_fresh_generation() {
         let (f, _) = delivered();
         let (mut s, enclave) = running(&f);
         let chain = live(enclave);
@@ -1471,35 +1466,58 @@ mod tests {
         let first = deliveries(s.handle(Request::RotateRoot {
             now: NOW,
             without: Vec::new(),
+            at_least: 0,
         }));
         k.deliver_with(&first[0], &chain).unwrap();
-        // Another allowed enclave's generation 1 replaces nothing.
+        // Another allowed enclave: its generation 1 meets the held share, a later one its
+        // dealer check.
         let (mut other, _) = running(&f);
-        let theirs = deliveries(other.handle(Request::RotateRoot {
+        for (at_least, code) in [(0, "conflict"), (5, "not_deployment_enclave")] {
+            let theirs = deliveries(other.handle(Request::RotateRoot {
+                now: NOW,
+                without: Vec::new(),
+                at_least,
+            }));
+            let e = k.deliver_with(&theirs[0], &chain).unwrap_err();
+            assert_eq!(e.code, code, "{e}");
+        }
+        // Another dealing of generation 1 by the deployment's enclave (a restart lost the
+        // pending one): refused, the held share untouched.
+        let again = forged(&f, 1, enclave);
+        let e = k.deliver_with(&again[0], &chain).unwrap_err();
+        assert_eq!((e.status, e.code), (409, "conflict"), "{e}");
+        assert!(k.load_share(1).unwrap() == open(k, &first[0]));
+        // The retry the host asks for above what is held: generation 2, a fresh dealing
+        // (the pending generation-1 dealing is replaced in the enclave).
+        let retry = deliveries(s.handle(Request::RotateRoot {
             now: NOW,
             without: Vec::new(),
+            at_least: 2,
         }));
-        let e = k.deliver_with(&theirs[0], &chain).unwrap_err();
-        assert_eq!(e.code, "not_deployment_enclave", "{e}");
-        assert!(k.load_share(1).unwrap() == open(k, &first[0]));
-        // The deployment's enclave restarted before the commit (its pending rotation lost) and
-        // dealt generation 1 anew: the uncommitted share is replaced.
-        let again = forged(&f, 1, enclave);
-        assert!(!k.deliver_with(&again[0], &chain).unwrap().already_held);
-        assert!(k.load_share(1).unwrap() == open(k, &again[0]));
-        // Only the new dealing's token commits it.
-        let Response::RootRotated { commit_token, .. } = s.handle(Request::CommitRootRotation)
+        assert_eq!(retry[0].generation, 2);
+        k.deliver_with(&retry[0], &chain).unwrap();
+        let Response::RootRotated {
+            generation: 2,
+            commit_token,
+        } = s.handle(Request::CommitRootRotation)
         else {
             panic!()
         };
-        let e = k.commit(&commit(1, commit_token)).unwrap_err();
-        assert_eq!(e.code, "bad_commit_token");
-        let c = k.commit(&commit(1, B256::repeat_byte(7))).unwrap();
-        assert_eq!((c.kept, c.dropped), (vec![1], vec![0]));
-        // Committed: never replaced again, not even by the deployment's enclave.
+        let c = k.commit(&commit(2, commit_token)).unwrap();
+        assert_eq!((c.kept, c.dropped), (vec![2], vec![0, 1]));
+        // The discarded generation-1 dealing replayed afterwards: below the one in force.
         let e = k.deliver_with(&first[0], &chain).unwrap_err();
-        assert_eq!((e.status, e.code), (409, "conflict"), "{e}");
-        assert!(k.load_share(1).unwrap() == open(k, &again[0]));
+        assert_eq!((e.status, e.code), (409, "stale_generation"), "{e}");
+        // The host cannot push the generation out of reach.
+        let far = s.handle(Request::RotateRoot {
+            now: NOW,
+            without: Vec::new(),
+            at_least: u64::MAX,
+        });
+        assert!(
+            matches!(&far, Response::Error(sealbridge_enclave::boundary::BoundaryError::Refused(w)) if w.contains("above the next one")),
+            "{far:?}"
+        );
     }
 
     fn open(k: &Keyholder, r: &DeliverRequest) -> Share {

@@ -176,16 +176,32 @@ pub fn read_chain_resume<C: Chain>(
     }
     let requests_decided = read!(Settlement::requestsDecidedCall {});
     let (previous, undecided) = scan_history(sb, from_block, block, chunk, requests_decided)?;
-    let previous_ed25519 = published
+    // The lost enclave is the deployment's signer at B (`Settlement.enclave()`): after a
+    // handover (or `adoptEnclave`) that is the successor, which may not have settled anything
+    // yet, not the last `StatementSettled` signer (review); before anything settled, nobody.
+    let current = read!(Settlement::enclaveCall {});
+    let previous = if current == Address::ZERO {
+        previous
+    } else {
+        current
+    };
+    // Its Ed25519 key from the settled prefix only (the chain vouches for it; entries past it
+    // are void): its key announcement, or the accepted handover that named it.
+    let prefix_len = usize::try_from(log_size)
+        .unwrap_or(usize::MAX)
+        .min(published.len());
+    let previous_ed25519 = published[..prefix_len]
         .iter()
-        .find_map(|e| match log_entry::decode(e) {
-            Some((EntryKind::KeyAnnouncement, body)) => KeyBundle::from_bytes(body.get(..57)?)
-                .ok()
-                .map(|b| b.ed25519),
+        .rev()
+        .filter_map(|e| match log_entry::decode(e) {
+            Some((EntryKind::KeyAnnouncement, body)) => KeyBundle::from_bytes(body.get(..57)?).ok(),
+            Some((EntryKind::HandoverAccepted, body)) => {
+                log_entry::HandoverAcceptedEntry::decode(body).map(|h| h.successor)
+            }
             _ => None,
         })
-        .unwrap_or([0; 32]);
-    let current = read!(Settlement::enclaveCall {});
+        .find(|b| b.address == previous)
+        .map_or([0; 32], |b| b.ed25519);
     let chain = ChainResume {
         block,
         sequence: read!(Settlement::lastSequenceCall {}),
@@ -195,11 +211,7 @@ pub fn read_chain_resume<C: Chain>(
         log_root,
         frontier,
         balances,
-        previous: if previous == Address::ZERO {
-            current
-        } else {
-            previous
-        },
+        previous,
         previous_ed25519,
         lost_log_size: published.len() as u64,
     };

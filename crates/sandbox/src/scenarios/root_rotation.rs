@@ -15,10 +15,10 @@
 //!
 //! Then keyholder-2 is compromised and refuses to store generation 2, which would block every
 //! rotation — its own revocation included. Naming it (`rotate-root --without keyholder-2`)
-//! makes the enclave deal a fresh generation 2 with no share sealed to it, which commits on the
-//! other two; leaving out two (below k) or an unknown name is refused before anything is dealt.
+//! makes the enclave deal a fresh generation (3: above the uncommitted 2 the others hold, which
+//! is never overwritten) with no share sealed to it, which commits on the other two; leaving out two (below k) or an unknown name is refused before anything is dealt.
 //! Finally keyholder-2 is wiped and restarted with the same identity: the next rotation, naming
-//! nobody, brings it back at generation 3, and generation 3 recovers from it and one other.
+//! nobody, brings it back at generation 4, and generation 4 recovers from it and one other.
 //! (Before this, a rotation committed only when all n stored, and a keyholder took only the
 //! very next generation, so one refusing keyholder blocked rotation for good.)
 
@@ -183,7 +183,7 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
     let restored = node.settle_down()?;
     let signer_after = node.describe()?.key_bundle.address;
 
-    w.step("keyholder-2 refuses generation 2: nothing commits; left out by name, a fresh generation 2 commits on the other two");
+    w.step("keyholder-2 refuses generation 2: nothing commits; left out by name, a fresh generation 3 commits on the other two");
     // A custodian over the keyholders with `down` not answering (a macro: each borrows the
     // world's chain only for its own statement).
     macro_rules! custodian {
@@ -218,7 +218,7 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
     let (_, revoked_payloads) = node.submit(w, 4, 80_001)?;
     let revoked_status = node.settle_down()?;
 
-    w.step("keyholder-2 is wiped and restarted with the same identity; the next rotation brings it back at generation 3");
+    w.step("keyholder-2 is wiped and restarted with the same identity; the next rotation brings it back at generation 4");
     let shares_dir = keyholders.dirs[2].join("shares");
     std::fs::remove_dir_all(&shares_dir).map_err(err)?;
     std::fs::create_dir_all(&shares_dir).map_err(err)?;
@@ -270,21 +270,21 @@ fn run(w: &mut World<'_>, base: &Path) -> Result<Outcome, SandboxError> {
             && held_after_refusals[..2].iter().all(|g| g.first() == Some(&1)),
     )
     .check(
-        "left out by name, the compromised keyholder gets no share of generation 2, which commits on the other two; it holds only the dead generation 1, and the deployment keeps settling",
-        revoked.generation == 2
+        "left out by name, the compromised keyholder gets no share of the fresh generation 3 (above the blocked attempt's uncommitted 2, never overwritten), which commits on the other two; it holds only the dead generation 1, and the deployment keeps settling",
+        revoked.generation == 3
             && revoked.delivery.stored() == 2
             && revoked.delivery.keyholders[2].outcome == sealbridge_keyholder::host::EXCLUDED
-            && held_after_revocation == vec![vec![2], vec![2], vec![1]]
+            && held_after_revocation == vec![vec![3], vec![3], vec![1]]
             && revoked_payloads.len() == 4
             && revoked_status.sequence >= 3,
     )
     .check(
-        "wiped and restarted, the keyholder takes generation 3 from the next rotation (skipping 2), and generation 3 recovers from it and one other",
+        "wiped and restarted, the keyholder takes generation 4 from the next rotation (skipping 2 and 3), and generation 4 recovers from it and one other",
         wiped.is_empty()
-            && back.generation == 3
+            && back.generation == 4
             && back.delivery.stored() == 3
-            && held_after_return.iter().all(|g| g == &vec![3])
-            && recovered_with_returned.roots.first().map(|r| (r.0, r.1)) == Some((3, back.root_id)),
+            && held_after_return.iter().all(|g| g == &vec![4])
+            && recovered_with_returned.roots.first().map(|r| (r.0, r.1)) == Some((4, back.root_id)),
     )
     .check(
         "the new shares recover generation 1 (2 of 3), which restores the enclave",
