@@ -301,16 +301,30 @@ pub(super) fn scan_deposits<C: Chain>(
     confirmed_head: u64,
 ) -> Result<bool, RelayerError> {
     check_credited_deposits(chain, store, metrics, cfg)?;
-    let read_members = |chain: &SharedChain<C>| -> Result<Members, RelayerError> {
+    // At block `at` when given (pinned by hash, EIP-1898: a lagging provider behind a load
+    // balancer cannot answer with the lists from before the change), else the latest.
+    let read_members = |chain: &SharedChain<C>, at: Option<u64>| -> Result<Members, RelayerError> {
         let sb = lock(chain)?;
+        let settlement = sb.deployment.settlement;
+        let hash = match at {
+            Some(n) => sb.chain().block_hash(n)?,
+            None => None,
+        };
+        let (participants, tokens) = match hash {
+            Some(h) => (
+                sb.view_at(settlement, &Settlement::participantsCall {}, h)?,
+                sb.view_at(settlement, &Settlement::tokensCall {}, h)?,
+            ),
+            None => (sb.participants()?, sb.tokens()?),
+        };
         Ok(Members {
-            participants: sb.participants()?.into_iter().collect(),
-            tokens: sb.tokens()?.into_iter().collect(),
+            participants: participants.into_iter().collect(),
+            tokens: tokens.into_iter().collect(),
         })
     };
     let mut members = match &scan.members {
         Some(m) => m.clone(),
-        None => scan.members.insert(read_members(chain)?).clone(),
+        None => scan.members.insert(read_members(chain, None)?).clone(),
     };
     let mut cursor: u64 = store.meta::<u64>("deposit_cursor")?.unwrap_or(0);
     metrics.state.deposit_cursor.store(cursor, Relaxed);
@@ -348,9 +362,9 @@ pub(super) fn scan_deposits<C: Chain>(
             .any(|l| Settlement::PolicyActivated::decode_log(&l.inner).is_ok())
         {
             // A participant or token added by the change may deposit from this chunk on: read
-            // the lists again (now, so at least as long as they were at the event; they never
-            // shrink) before crediting anything in it.
-            members = scan.members.insert(read_members(chain)?).clone();
+            // the lists again at the chunk's last block (they never shrink, so they hold every
+            // member a deposit in the chunk can name) before crediting anything in it.
+            members = scan.members.insert(read_members(chain, Some(to))?).clone();
         }
         scan.ignored_deposits += credit(store, core, metrics, &logs, to + 1, &members)?;
         cursor = to + 1;
