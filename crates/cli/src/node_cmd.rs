@@ -192,7 +192,12 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
                 "sealbridge node: fetching the published log from {}",
                 crate::endpoint::endpoint(published)
             );
-            crate::audit_cmd::log::fetch(published, tmp.path()).with_context(|| {
+            crate::audit_cmd::log::fetch_at_most(
+                published,
+                tmp.path(),
+                sealbridge_node::resume::MAX_PUBLISHED_ENTRIES,
+            )
+            .with_context(|| {
                 format!(
                     "fetching the published log from {}",
                     crate::endpoint::endpoint(published)

@@ -81,7 +81,12 @@ pub struct ResumeReport {
     pub next: String,
 }
 
-/// Every entry of the log published in `dir` (tiles and `checkpoint`), up to its checkpoint.
+/// The most entries a published log may claim (its checkpoint is not verified when it is read:
+/// its size must not decide how much is fetched or held in memory).
+pub const MAX_PUBLISHED_ENTRIES: u64 = 1 << 24;
+
+/// Every entry of the log published in `dir` (tiles and `checkpoint`), up to its checkpoint
+/// (at most [`MAX_PUBLISHED_ENTRIES`]).
 pub fn read_published(dir: &Path) -> Result<Vec<Vec<u8>>, NodeError> {
     let bad = |what: String| NodeError::Config(format!("published log {}: {what}", dir.display()));
     let reader = sealbridge_log::TileReader::open(dir).map_err(|e| bad(e.to_string()))?;
@@ -93,6 +98,11 @@ pub fn read_published(dir: &Path) -> Result<Vec<Vec<u8>>, NodeError> {
         .nth(1)
         .and_then(|l| l.trim().parse().ok())
         .ok_or_else(|| bad("the checkpoint has no size line".into()))?;
+    if size > MAX_PUBLISHED_ENTRIES {
+        return Err(bad(format!(
+            "the checkpoint claims {size} entries, more than the {MAX_PUBLISHED_ENTRIES} read"
+        )));
+    }
     reader
         .at(size)
         .read_all_entries()

@@ -208,6 +208,13 @@ fn rule(e: &ProofError) -> &'static str {
 /// Download the checkpoint and every tile and entry bundle of its tree from an `http(s)://` prefix
 /// (c2sp.org/tlog-tiles) into `dir`. Nothing is trusted: the auditor verifies what it fetched.
 pub fn fetch(url: &str, dir: &Path) -> anyhow::Result<()> {
+    fetch_at_most(url, dir, u64::MAX)
+}
+
+/// [`fetch`], refusing (before fetching any tile) a checkpoint that claims more than
+/// `max_entries` entries: the checkpoint is not verified yet, so its size must not decide how
+/// much is downloaded.
+pub fn fetch_at_most(url: &str, dir: &Path, max_entries: u64) -> anyhow::Result<()> {
     let prefix = url.trim_end_matches('/');
     let note = get(&format!("{prefix}/checkpoint"))?;
     let text = std::str::from_utf8(&note).context("checkpoint is not UTF-8")?;
@@ -216,6 +223,11 @@ pub fn fetch(url: &str, dir: &Path) -> anyhow::Result<()> {
         .context("checkpoint is not a signed note")?;
     let cp = Checkpoint::from_note_body(text.get(..=body_end).unwrap_or_default())
         .context("checkpoint body")?;
+    ensure!(
+        cp.size <= max_entries,
+        "the checkpoint claims {} entries, more than the {max_entries} accepted: nothing fetched",
+        cp.size
+    );
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("checkpoint"), &note)?;
     let mut paths = Vec::new();
@@ -260,4 +272,65 @@ fn get(url: &str) -> anyhow::Result<Vec<u8>> {
         .map_err(sealbridge_net::NetError::from)
         .with_context(|| format!("GET {url}: reading at most {MAX_FETCH} bytes"))?;
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A published log whose (unverified) checkpoint claims more entries than accepted is
+    /// refused before any tile is fetched (review: its size decided how much was downloaded).
+    #[test]
+    fn a_checkpoint_claiming_too_many_entries_fetches_nothing() {
+        let note = format!(
+            "{}\n— sealbridge-test AAAA\n",
+            Checkpoint {
+                origin: "example.org/log".into(),
+                size: 1 << 40,
+                root: sealbridge_log::Hash([7; 32]),
+                extensions: Vec::new(),
+            }
+            .to_note_body()
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut paths = Vec::new();
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut header = String::new();
+                while reader.read_line(&mut header).unwrap() > 2 {
+                    header.clear();
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                if path == "/quit" {
+                    return paths;
+                }
+                paths.push(path.clone());
+                write!(
+                    stream,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{note}",
+                    note.len()
+                )
+                .unwrap();
+            }
+            paths
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let e = fetch_at_most(&format!("http://{addr}/"), dir.path(), 1 << 24)
+            .unwrap_err()
+            .to_string();
+        let _ = std::net::TcpStream::connect(addr)
+            .and_then(|mut s| write!(s, "GET /quit HTTP/1.0\r\n\r\n"));
+        let fetched = server.join().unwrap();
+        assert!(e.contains("more than the 16777216 accepted"), "{e}");
+        assert_eq!(fetched, vec!["/checkpoint".to_string()]);
+        assert!(!dir.path().join("checkpoint").exists());
+    }
 }
