@@ -264,24 +264,53 @@ pub(super) fn check_handover(
 }
 
 /// The last statement settled before a loss, whose own entry is void in a resumed log (the
-/// `Resumed` entry `v` stands at its index): its inputs are the receipts accepted after the
-/// statement entry before it, which must give its `inputsRoot` and `inputCount`.
-pub(super) fn check_voided_statement(e: &StatementSettled, v: &LoggedResumed, t: &mut Tally) {
+/// `Resumed` entry `v` stands at its index). A cut: its inputs are the receipts accepted after
+/// the statement entry before it, which must give its `inputsRoot` and `inputCount`, its exits
+/// (`paid`) the grants logged there, and the successor resumed with every request decided
+/// there. A heartbeat (no inputs, no exits): it carried none of them — they stayed in the open
+/// batch, void — and the successor resumed with the requests decided at that statement entry.
+pub(super) fn check_voided_statement(
+    e: &StatementSettled,
+    v: &LoggedResumed,
+    paid: &[ExitGranted],
+    t: &mut Tally,
+) {
     let seq = e.sequence;
+    let granted: Vec<(Address, Address, U256)> = v
+        .void_exits
+        .iter()
+        .map(|(&(token, account), &amount)| (account, token, U256::from(amount)))
+        .collect();
+    let paid: Vec<(Address, Address, U256)> = paid
+        .iter()
+        .map(|x| (x.account, x.token, x.amount))
+        .collect();
     let leaves: Vec<Hash> = v.void_batch.iter().map(|b| b.receipt_leaf).collect();
     let root = B256::from(merkle_root(&leaves).0);
-    t.expect(
-        root == e.inputsRoot && leaves.len() as u64 == u64::from(e.inputCount),
-        || {
-            format!(
-                "settled statement {seq} (its entry void: the log resumed at entry {}): the {} accepted receipts before it give root {root}; it settled {} inputs with root {}",
-                v.index,
-                leaves.len(),
-                e.inputCount,
-                e.inputsRoot
-            )
-        },
-    );
+    // A cut: every receipt and grant since the statement entry before it, every decision.
+    let cut = root == e.inputsRoot
+        && leaves.len() as u64 == u64::from(e.inputCount)
+        && paid == granted
+        && v.entry.requests_decided == v.decided.1;
+    // A heartbeat: none of them (they stayed in the open batch, void). With no receipts and no
+    // grants since, the two differ only in the decisions (all refusals then), which the
+    // chain's events do not tell apart: either is accepted.
+    let heartbeat = e.inputCount == 0
+        && e.inputsRoot == B256::from(merkle_root(&[]).0)
+        && paid.is_empty()
+        && v.entry.requests_decided == v.decided.0;
+    t.expect(cut || heartbeat, || {
+        format!(
+            "settled statement {seq} (its entry void: the log resumed at entry {}): it settled {} inputs with root {} and paid exits {paid:?}; the log holds {} accepted receipts (root {root}) and grants {granted:?} before it, decisions up to {} ({} at the statement entry before), and resumed with requests decided {} — neither the cut nor a heartbeat",
+            v.index,
+            e.inputCount,
+            e.inputsRoot,
+            leaves.len(),
+            v.decided.1,
+            v.decided.0,
+            v.entry.requests_decided
+        )
+    });
 }
 
 /// `ResumedAfterLoss` (issue 12, lost data): governance resumed with a successor; the log must
@@ -561,4 +590,88 @@ pub(super) fn check_published(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settled(input_count: u32, inputs_root: B256) -> StatementSettled {
+        StatementSettled {
+            sequence: 4,
+            digest: B256::ZERO,
+            newStateRoot: B256::ZERO,
+            inputsRoot: inputs_root,
+            inputCount: input_count,
+            logSize: 10,
+            logRoot: B256::ZERO,
+            signer: Address::ZERO,
+        }
+    }
+
+    fn resumed(requests_decided: u64) -> LoggedResumed {
+        LoggedResumed {
+            index: 10,
+            entry: ResumedEntry {
+                sequence: 4,
+                settled_log_size: 10,
+                lost_log_size: 12,
+                requests_decided,
+                block: 1,
+                previous: Address::ZERO,
+                previous_ed25519: [0; 32],
+                state_root: B256::ZERO,
+                balances_root: B256::ZERO,
+            },
+            // One receipt and one grant (request 3) after the statement entry before.
+            void_batch: vec![BatchReceipt {
+                index: 8,
+                envelope: [1; 32],
+                receipt_leaf: Hash([5; 32]),
+            }],
+            void_exits: [((Address::repeat_byte(0xee), Address::repeat_byte(1)), 7u128)]
+                .into_iter()
+                .collect(),
+            decided: (2, 3),
+        }
+    }
+
+    fn grant() -> ExitGranted {
+        ExitGranted {
+            sequence: 4,
+            account: Address::repeat_byte(1),
+            token: Address::repeat_byte(0xee),
+            amount: U256::from(7),
+        }
+    }
+
+    fn passes(e: &StatementSettled, v: &LoggedResumed, paid: &[ExitGranted]) -> bool {
+        let mut t = Tally::default();
+        check_voided_statement(e, v, paid, &mut t);
+        t.failures == 0
+    }
+
+    /// Review: the voided statement was a heartbeat while an input and a decision waited in the
+    /// open batch — an honest resumed log, which the audit used to fail; and the voided
+    /// statement's exits were never compared with the log.
+    #[test]
+    fn a_voided_heartbeat_or_cut_passes_and_anything_else_fails() {
+        let empty = B256::from(merkle_root(&[]).0);
+        let one = B256::from(merkle_root(&[Hash([5; 32])]).0);
+        // A heartbeat: nothing of the open batch, requests decided as at the entry before.
+        assert!(passes(&settled(0, empty), &resumed(2), &[]));
+        // … but not with the open batch's decisions claimed settled.
+        assert!(!passes(&settled(0, empty), &resumed(3), &[]));
+        // A cut: the receipt, the grant paid, every decision.
+        assert!(passes(&settled(1, one), &resumed(3), &[grant()]));
+        // A cut whose exits differ from the grants logged, or whose decisions are not all
+        // carried, fails.
+        assert!(!passes(&settled(1, one), &resumed(3), &[]));
+        let mut more = grant();
+        more.amount = U256::from(8);
+        assert!(!passes(&settled(1, one), &resumed(3), &[more]));
+        assert!(!passes(&settled(1, one), &resumed(2), &[grant()]));
+        // Inputs that are not the receipts logged fail.
+        assert!(!passes(&settled(1, empty), &resumed(3), &[grant()]));
+    }
 }

@@ -14,6 +14,9 @@ pub(super) fn walk_log(
     // Grants logged since the last statement entry: the exits of the next statement.
     let mut batch_exits: BTreeMap<(Address, Address), u128> = BTreeMap::new();
     let mut last_request_id = 0u64;
+    // The last request decided when the last statement entry was logged: a heartbeat cut
+    // after it settles no decision made since (they stay in the open batch).
+    let mut decided_at_statement = 0u64;
     // The sequence of the last statement (or handover) entry (0 before the first).
     let mut last_sequence = 0u64;
     // The state root after it (a handover keeps it).
@@ -139,6 +142,7 @@ pub(super) fn walk_log(
                     )
                 });
                 last_root = statement.newStateRoot;
+                decided_at_statement = last_request_id;
                 v.statements.entry(seq).or_insert(LoggedStatement {
                     index,
                     statement,
@@ -238,26 +242,36 @@ pub(super) fn walk_log(
                         )
                     },
                 );
-                // Every request decided in the settled prefix was settled with it (a statement
-                // anchors the log before itself), and none after: the chain's requestsDecided
-                // at the resumption is the last one the prefix decided. A host that inflates it
-                // makes the successor skip undecided requests (THREAT-MODEL, issue 12).
-                t.expect(r.requests_decided == last_request_id, || {
-                    format!(
-                        "entry {index}: resumed with requests_decided {}, but the settled log decided withdrawal requests up to {last_request_id} (the successor would skip or repeat requests)",
-                        r.requests_decided
-                    )
-                });
+                // The settled prefix ends before the last settled statement's own entry (a
+                // statement anchors the log before itself): the requests decided in its batch
+                // settled with it if it was a cut, none of them if it was a heartbeat (the open
+                // batch stays open). So the chain's requestsDecided at the resumption is one of
+                // the two; which one, the settled statement says (`check_voided_statement`). A
+                // host that inflates it makes the successor skip undecided requests
+                // (THREAT-MODEL, issue 12).
+                t.expect(
+                    r.requests_decided == last_request_id
+                        || r.requests_decided == decided_at_statement,
+                    || {
+                        format!(
+                            "entry {index}: resumed with requests_decided {}, but the settled log decided withdrawal requests up to {last_request_id} ({decided_at_statement} at its last statement entry; the successor would skip or repeat requests)",
+                            r.requests_decided
+                        )
+                    },
+                );
                 v.resumed.push(LoggedResumed {
                     index,
                     entry: r,
                     void_batch: std::mem::take(&mut batch),
+                    void_exits: std::mem::take(&mut batch_exits),
+                    decided: (decided_at_statement, last_request_id),
                 });
                 batch.clear();
                 batch_exits.clear();
                 last_sequence = r.sequence;
                 last_root = r.state_root;
                 last_request_id = r.requests_decided;
+                decided_at_statement = r.requests_decided;
                 key = None;
                 handing = None;
             }

@@ -137,6 +137,12 @@ struct LoggedResumed {
     /// The receipts accepted after the last statement entry before it: the inputs of the settled
     /// statement whose own entry is void here (it sat at `index` in the lost log).
     void_batch: Vec<BatchReceipt>,
+    /// The grants logged after that statement entry, summed per (token, account): the exits
+    /// the voided statement paid if it was a cut (none if a heartbeat).
+    void_exits: BTreeMap<(Address, Address), u128>,
+    /// The last request decided (at the last statement entry, at the `Resumed` entry): the
+    /// chain's `requestsDecided` after a voided heartbeat, after a voided cut.
+    decided: (u64, u64),
 }
 
 /// A handover entry (kind 11) and what followed it (issue 12).
@@ -547,7 +553,12 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
                 let logged = view.statements.get(&e.sequence);
                 let voided = view.voided(&e);
                 match voided {
-                    Some(v) => check_voided_statement(&e, v, &mut k.statements),
+                    Some(v) => check_voided_statement(
+                        &e,
+                        v,
+                        r.granted.get(&e.sequence).map_or(&[], Vec::as_slice),
+                        &mut k.statements,
+                    ),
                     None => check_statement(
                         &e,
                         l.block_number,
