@@ -22,6 +22,10 @@ use crate::remote::{CommitRequest, DeliverRequest, KeyholderApi, ReleaseRequest}
 /// The refusal a custody enclave process gives before it holds a root.
 const NO_ROOT: &str = "no sealing root";
 
+/// The most released shares taken from one keyholder (its newest generations): 16 keyholders ×
+/// 16 stays within the 256 the enclave opens in one `RecoverRoot`.
+pub const MAX_RELEASED_PER_KEYHOLDER: usize = 16;
+
 /// What one keyholder did in a recovery or a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct KeyholderOutcome {
@@ -348,10 +352,26 @@ impl<K: KeyholderApi> Custodian<K> {
                         evidence: Bytes::from(evidence),
                     })
                     .map_err(|e| e.to_string())?;
-                Ok(r.shares
+                // At most the newest MAX_RELEASED_PER_KEYHOLDER generations of each keyholder:
+                // the enclave refuses more than 256 released shares in all, so one keyholder
+                // answering with hundreds (a liar) would otherwise block recovery for everyone
+                // (review).
+                let mut shares: Vec<(u64, Vec<u8>)> = r
+                    .shares
                     .into_iter()
                     .map(|s| (s.generation, s.sealed.to_vec()))
-                    .collect())
+                    .collect();
+                shares.sort_by_key(|s| std::cmp::Reverse(s.0));
+                if shares.len() > MAX_RELEASED_PER_KEYHOLDER {
+                    tracing::warn!(
+                        keyholder = %k.name(),
+                        released = shares.len(),
+                        kept = MAX_RELEASED_PER_KEYHOLDER,
+                        "a keyholder released more shares than it can hold: only its newest kept"
+                    );
+                    shares.truncate(MAX_RELEASED_PER_KEYHOLDER);
+                }
+                Ok(shares)
             };
             let result = step();
             tracing::info!(

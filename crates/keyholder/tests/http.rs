@@ -311,3 +311,103 @@ fn a_persistent_enclave_process_holding_a_partly_dealt_root_is_not_served() {
         "{e}"
     );
 }
+
+/// A keyholder that releases its real share and 300 made-up ones.
+struct Flooding(Keyholder);
+
+impl KeyholderApi for Flooding {
+    fn name(&self) -> String {
+        "flooding".into()
+    }
+    fn info(&self) -> Result<sealbridge_keyholder::KeyholderInfo, KeyholderFailure> {
+        KeyholderApi::info(&self.0)
+    }
+    fn challenge(&self) -> Result<sealbridge_keyholder::ChallengeResponse, KeyholderFailure> {
+        KeyholderApi::challenge(&self.0)
+    }
+    fn deliver(
+        &self,
+        r: &sealbridge_keyholder::DeliverRequest,
+    ) -> Result<sealbridge_keyholder::DeliverResponse, KeyholderFailure> {
+        KeyholderApi::deliver(&self.0, r)
+    }
+    fn commit(
+        &self,
+        r: &sealbridge_keyholder::CommitRequest,
+    ) -> Result<sealbridge_keyholder::CommitResponse, KeyholderFailure> {
+        KeyholderApi::commit(&self.0, r)
+    }
+    fn release(
+        &self,
+        r: &ReleaseRequest,
+    ) -> Result<sealbridge_keyholder::ReleaseResponse, KeyholderFailure> {
+        let mut out = KeyholderApi::release(&self.0, r)?;
+        for g in 0..300u64 {
+            out.shares.push(sealbridge_keyholder::ReleasedShare {
+                generation: 1_000 + g,
+                sealed: Bytes::from(vec![0u8; 64]),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Review (custody): one keyholder answering a release with hundreds of entries made the
+/// enclave refuse the whole set (more than 256), so recovery failed although two honest
+/// keyholders answered. The host now takes at most 16 per keyholder (its newest).
+#[test]
+fn a_keyholder_flooding_its_release_does_not_block_recovery() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut ids = Vec::new();
+    let open = |d: &std::path::Path| {
+        Keyholder::open(
+            d,
+            target(),
+            sealbridge_attest::Policy::insecure_dev(),
+            Some(Box::new(FixedChain {
+                allowed: vec![simulated_measurement("sealbridge/netting/v1")],
+                ..FixedChain::default()
+            })),
+        )
+        .unwrap()
+    };
+    for d in &dirs {
+        ids.push(sealbridge_keyholder::init(d.path()).unwrap().0);
+    }
+    let policy = EnclavePolicy::new(
+        NettingConfig {
+            participants: vec![],
+            tokens: vec![Address::repeat_byte(0xee)],
+        },
+        4,
+    )
+    .with_custody(Custody {
+        threshold: 2,
+        keyholders: ids,
+    });
+    let honest = |i: usize| Box::new(open(dirs[i].path())) as SharedKeyholder;
+    let dealer =
+        Arc::new(Custodian::new((0..3).map(honest).collect(), policy.clone(), target()).unwrap());
+    let mut link = CustodyLink::new(Box::new(InProc::custody()), dealer);
+    hello(&mut link);
+    let r = link
+        .call(Request::Boot {
+            policy: policy.clone(),
+            target: target(),
+            now: 1_800_000_000,
+        })
+        .unwrap();
+    assert_eq!(r, Response::Ack);
+    // A successor recovers with keyholder 0 flooding and the other two honest.
+    let keyholders: Vec<SharedKeyholder> = vec![
+        Box::new(Flooding(open(dirs[0].path()))),
+        honest(1),
+        honest(2),
+    ];
+    let custodian = Custodian::new(keyholders, policy.clone(), target()).unwrap();
+    let mut successor: Box<dyn EnclaveLink> = Box::new(InProc::custody());
+    hello(successor.as_mut());
+    let report = custodian.recover(successor.as_mut()).unwrap();
+    assert_eq!(report.roots.first().map(|r| r.0), Some(0));
+    assert_eq!(report.keyholders[0].generations.len(), 16, "{report:?}");
+}
