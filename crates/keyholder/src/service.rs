@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use alloy_primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes, keccak256};
 use axum::{
     Json, Router,
     body::Bytes as Body,
@@ -35,8 +35,6 @@ use crate::remote::{
 
 /// How long a challenge stays valid (keyholder time).
 pub const CHALLENGE_TTL_SECS: u64 = 120;
-/// Most outstanding challenges (the oldest are dropped beyond it).
-const MAX_CHALLENGES: usize = 1024;
 /// Largest request body.
 const MAX_REQUEST_BYTES: usize = 256 * 1024;
 const KEY_FILE: &str = "keyholder-key.sealed";
@@ -149,10 +147,55 @@ pub fn public_id(dir: &Path) -> Result<KeyholderId, KeyholderError> {
     })
 }
 
-#[derive(Default)]
+/// Challenges are stateless until used (review: an unauthenticated flood of `GET
+/// /v1/challenge` used to evict a recovering enclave's outstanding challenge from a bounded
+/// table): `issued_at (8, BE) ‖ random (8) ‖ tag (16)`, the tag the first 16 bytes of
+/// `keccak256(key ‖ issued_at ‖ random)` under a key only this process holds. A release checks
+/// the tag and the age and records the challenge as used until it expires; only a release
+/// attempt (a POST carrying it) spends one, and nothing a flood does removes another's.
 struct Challenges {
-    /// Outstanding challenges and when they were issued.
-    challenges: BTreeMap<[u8; 32], u64>,
+    /// This process's tag key (challenges do not outlive it: they live two minutes).
+    key: [u8; 32],
+    /// Challenges spent by a release attempt, with their issue time, until they expire.
+    used: BTreeMap<[u8; 32], u64>,
+}
+
+impl Challenges {
+    fn new() -> Self {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        Self {
+            key,
+            used: BTreeMap::new(),
+        }
+    }
+
+    fn tag(&self, head: &[u8]) -> [u8; 16] {
+        let mac = keccak256([self.key.as_slice(), head].concat());
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&mac[..16]);
+        tag
+    }
+
+    fn issue(&self, now: u64) -> [u8; 32] {
+        let mut c = [0u8; 32];
+        c[..8].copy_from_slice(&now.to_be_bytes());
+        OsRng.fill_bytes(&mut c[8..16]);
+        let tag = self.tag(&c[..16]);
+        c[16..].copy_from_slice(&tag);
+        c
+    }
+
+    /// When `c` was issued, if this process issued it.
+    fn issued(&self, c: &[u8; 32]) -> Option<u64> {
+        let (head, tag) = c.split_at(16);
+        if self.tag(head) != tag {
+            return None;
+        }
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&head[..8]);
+        Some(u64::from_be_bytes(t))
+    }
 }
 
 /// One keyholder for one deployment (see the crate documentation).
@@ -201,7 +244,7 @@ impl Keyholder {
             appraisal,
             chain,
             clock: Arc::new(sealbridge_net::unix_now),
-            state: Mutex::new(Challenges::default()),
+            state: Mutex::new(Challenges::new()),
         })
     }
 
@@ -350,26 +393,11 @@ impl Keyholder {
     /// `GET /v1/challenge`.
     pub fn challenge(&self) -> Result<ChallengeResponse, KeyholderError> {
         let now = (self.clock)();
-        let mut c = [0u8; 32];
-        OsRng.fill_bytes(&mut c);
-        let mut st = self
+        let c = self
             .state
             .lock()
-            .map_err(|_| fail(500, "internal", "state poisoned"))?;
-        st.challenges
-            .retain(|_, issued| now.saturating_sub(*issued) <= CHALLENGE_TTL_SECS);
-        while st.challenges.len() >= MAX_CHALLENGES {
-            let oldest = st
-                .challenges
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(k, _)| *k);
-            match oldest {
-                Some(k) => st.challenges.remove(&k),
-                None => break,
-            };
-        }
-        st.challenges.insert(c, now);
+            .map_err(|_| fail(500, "internal", "state poisoned"))?
+            .issue(now);
         Ok(ChallengeResponse {
             challenge: Bytes::from(c.to_vec()),
             expires_at: now + CHALLENGE_TTL_SECS,
@@ -673,19 +701,37 @@ impl Keyholder {
         let now = (self.clock)();
         // Single use, whatever comes next.
         let challenge: Option<[u8; 32]> = r.challenge.as_ref().try_into().ok();
-        let issued = {
+        enum Spent {
+            Fresh,
+            Expired,
+            Unknown,
+        }
+        let spent = {
             let mut st = self
                 .state
                 .lock()
                 .map_err(|_| fail(500, "internal", "state poisoned"))?;
-            challenge.and_then(|c| st.challenges.remove(&c))
+            st.used
+                .retain(|_, issued| now.saturating_sub(*issued) <= CHALLENGE_TTL_SECS);
+            match challenge.and_then(|c| st.issued(&c).map(|t| (c, t))) {
+                None => Spent::Unknown,
+                Some((_, t)) if t > now || now - t > CHALLENGE_TTL_SECS => Spent::Expired,
+                // Spent by this attempt, whatever comes next; a second use is unknown.
+                Some((c, t)) => {
+                    if st.used.insert(c, t).is_none() {
+                        Spent::Fresh
+                    } else {
+                        Spent::Unknown
+                    }
+                }
+            }
         };
-        match issued {
-            Some(t) if now.saturating_sub(t) <= CHALLENGE_TTL_SECS => {}
-            Some(_) => {
+        match spent {
+            Spent::Fresh => {}
+            Spent::Expired => {
                 return Err(fail(422, "stale_challenge", "the challenge has expired"));
             }
-            None => {
+            Spent::Unknown => {
                 return Err(fail(
                     422,
                     "stale_challenge",
@@ -1227,6 +1273,35 @@ mod tests {
         let r = release_request(k, &mut s);
         assert_eq!(k.release(&r).unwrap().shares.len(), 1);
         assert_eq!(code(k.release(&r)), "stale_challenge");
+    }
+
+    /// Review (custody): a flood of `GET /v1/challenge` (unauthenticated) used to evict a
+    /// recovering enclave's outstanding challenge from a table of 1,024. Challenges are now
+    /// stateless until used: the first one still releases after 5,000 more were issued; a
+    /// challenge with a forged tag, a reused one and an expired one are refused.
+    #[test]
+    fn a_challenge_flood_evicts_nothing_and_forged_or_reused_challenges_are_refused() {
+        let code = |r: Result<ReleaseResponse, KeyholderError>| r.unwrap_err().code;
+        let (f, _) = delivered();
+        let k = &f.holders[0];
+        let mut s = session();
+        let r = release_request(k, &mut s);
+        for _ in 0..5_000 {
+            k.challenge().unwrap();
+        }
+        let mut forged = r.clone();
+        let mut c = forged.challenge.to_vec();
+        c[31] ^= 1;
+        forged.challenge = Bytes::from(c);
+        assert_eq!(code(k.release(&forged)), "stale_challenge");
+        assert_eq!(k.release(&r).unwrap().shares.len(), 1);
+        assert_eq!(code(k.release(&r)), "stale_challenge");
+        // Issued at a time past its lifetime (the clock moved on).
+        let late = fixture();
+        let old = release_request(&late.holders[0], &mut session());
+        late.clock.store(NOW + CHALLENGE_TTL_SECS + 1, Relaxed);
+        let e = late.holders[0].release(&old).unwrap_err();
+        assert!(e.to_string().contains("expired"), "{e}");
     }
 
     fn commit(g: u64, token: B256) -> CommitRequest {
