@@ -709,6 +709,9 @@ impl Session {
             return refuse("the enclave is already running");
         }
         self.restoring = None;
+        if let Err(why) = self.adopt_newest_candidate(&policy) {
+            return refuse(&why);
+        }
         let root = match self.root_for(&policy, &target) {
             Ok(r) => r,
             Err(why) => return refuse(&why),
@@ -788,6 +791,47 @@ impl Session {
                     .into(),
             ),
             (None, None) => Err("no sealing root in this enclave process".into()),
+        }
+    }
+
+    /// Before a custody `ResumeFromChain` with no root yet (the enclave and the host's data
+    /// were lost, so no snapshot tells the roots apart): take the root of the newest generation
+    /// the keyholders released. Several roots of that generation (a discarded dealing's, or k
+    /// colluding keyholders') are refused: which one is in force cannot be told.
+    fn adopt_newest_candidate(&mut self, policy: &EnclavePolicy) -> Result<(), String> {
+        if self.root.is_some() || policy.custody.is_none() || self.candidates.is_empty() {
+            return Ok(());
+        }
+        let generation = |o: &RootOrigin| match o {
+            RootOrigin::Custody { generation, .. } => *generation,
+            RootOrigin::Tee => 0,
+        };
+        let newest = self
+            .candidates
+            .iter()
+            .map(|(o, _)| generation(o))
+            .max()
+            .unwrap_or(0);
+        let at: Vec<usize> = (0..self.candidates.len())
+            .filter(|&i| {
+                self.candidates
+                    .get(i)
+                    .is_some_and(|(o, _)| generation(o) == newest)
+            })
+            .collect();
+        match at.as_slice() {
+            [i] => {
+                let (origin, root) = self.candidates.remove(*i);
+                self.candidates.clear();
+                self.root = Some((root, origin));
+                Ok(())
+            }
+            _ => Err(format!(
+                "the keyholders released {} different roots of generation {newest}: with no \
+                 snapshot to open, the one in force cannot be told apart (recover with the \
+                 keyholders that hold one root only)",
+                at.len()
+            )),
         }
     }
 

@@ -411,3 +411,130 @@ fn a_keyholder_flooding_its_release_does_not_block_recovery() {
     assert_eq!(report.roots.first().map(|r| r.0), Some(0));
     assert_eq!(report.keyholders[0].generations.len(), 16, "{report:?}");
 }
+
+/// Issue 12 (lost enclave and data) with key custody: the successor of a custody deployment
+/// recovers the root from two of three keyholders on `ResumeFromChain` and resumes (before, a
+/// custody deployment could not resume from the chain: the session start found no root).
+#[test]
+fn a_custody_deployment_resumes_from_the_chain_with_the_keyholders_root() {
+    use sealbridge_enclave::{
+        boundary::ChainEvent,
+        resume::{ChainBalance, ChainResume},
+    };
+    use sealbridge_log::{CompactRange, leaf_hash};
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut ids = Vec::new();
+    let open = |d: &std::path::Path| {
+        Keyholder::open(
+            d,
+            target(),
+            sealbridge_attest::Policy::insecure_dev(),
+            Some(Box::new(FixedChain {
+                allowed: vec![simulated_measurement("sealbridge/netting/v1")],
+                ..FixedChain::default()
+            })),
+        )
+        .unwrap()
+    };
+    for d in &dirs {
+        ids.push(sealbridge_keyholder::init(d.path()).unwrap().0);
+    }
+    let account = Address::repeat_byte(1);
+    let token = Address::repeat_byte(0xee);
+    let policy = EnclavePolicy::new(
+        NettingConfig {
+            participants: vec![sealbridge_programs::netting::Participant {
+                sender: sealbridge_seal::keys::Ed25519SigningKey::from_seed([4; 32])
+                    .public()
+                    .sender_id(),
+                account,
+            }],
+            tokens: vec![token],
+        },
+        4,
+    )
+    .with_custody(Custody {
+        threshold: 2,
+        keyholders: ids,
+    });
+    let custodian = |down: Option<usize>| {
+        let ks: Vec<SharedKeyholder> = (0..3)
+            .map(|i| {
+                if Some(i) == down {
+                    Box::new(RemoteKeyholder::new("http://127.0.0.1:1").unwrap()) as SharedKeyholder
+                } else {
+                    Box::new(open(dirs[i].path())) as SharedKeyholder
+                }
+            })
+            .collect();
+        Arc::new(Custodian::new(ks, policy.clone(), target()).unwrap())
+    };
+    // The lost enclave: dealt, booted, a deposit, statement 1 (a heartbeat).
+    let mut lost = CustodyLink::new(Box::new(InProc::custody()), custodian(None));
+    hello(&mut lost);
+    let now = 1_800_000_000;
+    let r = lost
+        .call(Request::Boot {
+            policy: policy.clone(),
+            target: target(),
+            now,
+        })
+        .unwrap();
+    assert_eq!(r, Response::Ack);
+    let r = lost
+        .call(Request::Chain(ChainEvent::Deposit {
+            account,
+            token,
+            amount: 50,
+        }))
+        .unwrap();
+    assert_eq!(r, Response::Ack);
+    let Response::Batch(Some(s1)) = lost.call(Request::Heartbeat { now: now + 1 }).unwrap() else {
+        panic!("heartbeat")
+    };
+    let Response::LogEntries { entries: log, .. } = lost.call(Request::LogEntries).unwrap() else {
+        panic!()
+    };
+    drop(lost);
+    let size = s1.statement.logSize;
+    let mut range = CompactRange::new();
+    for e in &log[..usize::try_from(size).unwrap()] {
+        range.append(leaf_hash(e)).unwrap();
+    }
+    let chain = ChainResume {
+        block: 7,
+        sequence: 1,
+        state_root: s1.statement.newStateRoot,
+        requests_decided: 0,
+        log_size: size,
+        log_root: s1.statement.logRoot,
+        frontier: range.hashes().iter().map(|h| B256::from(h.0)).collect(),
+        balances: vec![ChainBalance {
+            account,
+            token,
+            amount: 50,
+        }],
+        previous: s1.signer,
+        previous_ed25519: [0; 32],
+        lost_log_size: log.len() as u64,
+    };
+    // The successor, keyholder 2 down: recovers generation 0 from the other two, resumes.
+    let two = custodian(Some(2));
+    let mut successor = CustodyLink::new(Box::new(InProc::custody()), two.clone());
+    hello(&mut successor);
+    let r = successor
+        .call(Request::ResumeFromChain {
+            policy: policy.clone(),
+            target: target(),
+            chain: Box::new(chain),
+            now: now + 10,
+        })
+        .unwrap();
+    assert_eq!(r, Response::Ack);
+    let report = two.last_recovery().unwrap();
+    assert_eq!(report.roots.first().map(|r| r.0), Some(0));
+    let Response::Status(s) = successor.call(Request::Status).unwrap() else {
+        panic!()
+    };
+    assert_eq!(s.sequence, 1);
+}
