@@ -505,10 +505,16 @@ impl Session {
                     return refuse("the enclave is already running");
                 }
                 self.restoring = None;
+                // With key custody the successor recovered the deployment's root from the
+                // keyholders first (it seals the handed-over state under it).
+                if let Err(why) = self.adopt_newest_candidate(&policy) {
+                    return refuse(&why);
+                }
                 let root = match self.root_for(&policy, &target) {
                     Ok(r) => r,
                     Err(why) => return refuse(&why),
                 };
+                let custody = policy.custody.clone().map(|c| (c, target));
                 let program = Netting::new(&policy.netting);
                 match Enclave::boot_awaiting_handover(
                     policy,
@@ -529,6 +535,7 @@ impl Session {
                         self.instance = Some(instance);
                         self.prior_high_water = 0;
                         self.enclave = Some(e);
+                        self.custody = custody;
                         Response::Ack
                     }
                     Err(e @ crate::Error::InvalidPolicy(_)) => refuse(&e.to_string()),

@@ -673,7 +673,11 @@ impl EnclaveLink for CustodyLink {
             }
             // A successor resuming from the chain (its enclave and the host's data lost)
             // recovers the root from the keyholders the same way (issue 12).
-            Request::Restore { .. } | Request::ResumeFromChain { .. } if custody => {
+            Request::Restore { .. }
+            | Request::ResumeFromChain { .. }
+            | Request::AwaitHandover { .. }
+                if custody =>
+            {
                 let r = self.inner.call(request.clone())?;
                 if !no_root(&r) {
                     return Ok(r);

@@ -537,4 +537,21 @@ fn a_custody_deployment_resumes_from_the_chain_with_the_keyholders_root() {
         panic!()
     };
     assert_eq!(s.sequence, 1);
+    // A handover successor of a custody deployment starts awaiting on the keyholders' root
+    // too (before: "no sealing root"); the handover itself is exercised without custody.
+    let mut awaiting = CustodyLink::new(Box::new(InProc::custody()), custodian(Some(0)));
+    hello(&mut awaiting);
+    let r = awaiting
+        .call(Request::AwaitHandover {
+            policy: policy.clone(),
+            target: target(),
+            now: now + 20,
+            build: None,
+        })
+        .unwrap();
+    assert_eq!(r, Response::Ack);
+    let Response::Status(s) = awaiting.call(Request::Status).unwrap() else {
+        panic!()
+    };
+    assert!(s.awaiting_handover);
 }
