@@ -274,9 +274,11 @@ impl<K: KeyholderApi> Custodian<K> {
         Err(CoreError::Enclave(format!(
             "the enclave process already holds a sealing root, but not every keyholder holds a \
              share of generation {generation} ({}): it was dealt only in part, and serving under \
-             it would lose the root with that process; nothing is served (restart the enclave \
-             process so that it deals anew once the keyholders hold nothing: docs/OPERATIONS.md \
-             \"Lost enclave machine\", first start)",
+             it would lose the root with that process; nothing is served. If a keyholder is \
+             only unreachable, start again once it answers; otherwise restart the enclave \
+             process without a root — a first dealing is possible only while the deployment has \
+             settled nothing and the keyholders hold nothing (docs/OPERATIONS.md \"Lost enclave \
+             machine\", first start)",
             missing.join("; ")
         )))
     }

@@ -884,24 +884,24 @@ fn recover_core<C: Chain>(
     shared: &Arc<Shared>,
     prepared: Option<crate::resume::Prepared>,
 ) -> Result<(Core, SpawnedSlot, Option<crate::resume::ResumeReport>), NodeError> {
+    // A resumption gate with no snapshot beside it: a resume from the chain stopped before its
+    // first snapshot (review). A plain restart would boot a fresh genesis enclave and the gate
+    // would then name it; refuse instead.
+    let gate_stored = store
+        .meta::<sealbridge_relayer::gate::ResumeGate>(sealbridge_relayer::gate::RESUME_GATE)?
+        .is_some();
+    let had_snapshot = !store.snapshots()?.is_empty();
+    if prepared.is_none() && gate_stored && !had_snapshot {
+        return Err(NodeError::Config(format!(
+            "{} holds the resumption gate of a resume from the chain that stopped before its \
+             first snapshot: there is nothing to restore. Empty the data directory and run \
+             `sealbridge node --resume-from-chain` again",
+            cfg.data_dir.display()
+        )));
+    }
     let (mut core, spawned) = build_core(cfg, store, setup, metrics, shared)?;
     let (status, report) = match prepared {
-        None => {
-            let status = core.recover()?;
-            // A crash after the resumed enclave's first snapshot but before the gate learned its
-            // address (`resume::resumed`) left a gate naming nobody, which no
-            // `ResumedAfterLoss` would ever open (review): the enclave restored here is that
-            // successor, so the gate names it now.
-            let successor = shared
-                .description
-                .read()
-                .ok()
-                .and_then(|d| d.as_ref().map(|d| d.key_bundle.address));
-            if let Some(successor) = successor {
-                crate::resume::name_unnamed_gate(&Store::open(&cfg.data_dir)?, successor)?;
-            }
-            (status, None)
-        }
+        None => (core.recover()?, None),
         Some(p) => {
             let published = p.read.chain.lost_log_size;
             let status = core
@@ -929,6 +929,20 @@ fn recover_core<C: Chain>(
     };
     crate::handover::refuse_unless_live(&status)?;
     check_against_chain(sb, &Store::open(&cfg.data_dir)?, &status)?;
+    if report.is_none() && had_snapshot {
+        // A crash after the resumed enclave's first snapshot but before the gate learned its
+        // address (`resume::resumed`) left a gate naming nobody, which no `ResumedAfterLoss`
+        // would ever open (review): the enclave restored here from that snapshot is the
+        // successor, so the gate names it now.
+        let successor = shared
+            .description
+            .read()
+            .ok()
+            .and_then(|d| d.as_ref().map(|d| d.key_bundle.address));
+        if let Some(successor) = successor {
+            crate::resume::name_unnamed_gate(&Store::open(&cfg.data_dir)?, successor)?;
+        }
+    }
     Ok((core, spawned, report))
 }
 

@@ -186,6 +186,26 @@ pub fn read_chain_resume<C: Chain>(
     }
     let requests_decided = read!(Settlement::requestsDecidedCall {});
     let (previous, undecided) = scan_history(sb, from_block, block, chunk, requests_decided)?;
+    // The event scan (by block number, unpinned) must have found every request the chain made
+    // up to B and not decided, in order: a provider that lags or reorganised would otherwise
+    // leave one out, never held or forwarded (review).
+    let made = read!(Settlement::exitRequestCountCall {});
+    let found: Vec<u64> = undecided
+        .iter()
+        .filter_map(|h| match h.event {
+            ChainEvent::WithdrawalRequest { request_id, .. } => Some(request_id),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<u64> = (requests_decided.saturating_add(1)..=made).collect();
+    if found != want {
+        return Err(NodeError::Inconsistent(format!(
+            "the chain made withdrawal requests up to {made} and decided {requests_decided} at \
+             block {block}, but the event scan found undecided requests {found:?}: the RPC \
+             endpoint's logs do not match its state (lagging or reorganised); retry later or \
+             against another endpoint"
+        )));
+    }
     // The lost enclave is the deployment's signer at B (`Settlement.enclave()`): after a
     // handover (or `adoptEnclave`) that is the successor, which may not have settled anything
     // yet, not the last `StatementSettled` signer (review); before anything settled, nobody.
@@ -196,7 +216,9 @@ pub fn read_chain_resume<C: Chain>(
         current
     };
     // Its Ed25519 key from the settled prefix only (the chain vouches for it; entries past it
-    // are void): its key announcement, or the accepted handover that named it.
+    // are void): its key announcement, the handover that named it (settled with its own entry:
+    // a successor lost before settling anything has nothing else in the prefix), or its
+    // accepted takeover.
     let prefix_len = usize::try_from(log_size)
         .unwrap_or(usize::MAX)
         .min(published.len());
@@ -207,6 +229,12 @@ pub fn read_chain_resume<C: Chain>(
             Some((EntryKind::KeyAnnouncement, body)) => KeyBundle::from_bytes(body.get(..57)?).ok(),
             Some((EntryKind::HandoverAccepted, body)) => {
                 log_entry::HandoverAcceptedEntry::decode(body).map(|h| h.successor)
+            }
+            Some((EntryKind::Handover, body)) => {
+                log_entry::HandoverEntry::decode(body).map(|h| KeyBundle {
+                    ed25519: h.successor_ed25519,
+                    address: h.successor,
+                })
             }
             _ => None,
         })

@@ -307,7 +307,19 @@ pub(super) fn scan_deposits<C: Chain>(
         let sb = lock(chain)?;
         let settlement = sb.deployment.settlement;
         let hash = match at {
-            Some(n) => sb.chain().block_hash(n)?,
+            // A provider that lags has no hash for the block yet: fail the round (it is
+            // retried) rather than read its stale lists at "latest" (review).
+            Some(n) => Some(
+                sb.chain()
+                    .block_hash(n)?
+                    .ok_or_else(|| RelayerError::Logs {
+                        from: n,
+                        to: n,
+                        source: sealbridge_chain::ChainError::BadRequest(format!(
+                            "block {n} has no hash at this endpoint yet (it lags)"
+                        )),
+                    })?,
+            ),
             None => None,
         };
         let (participants, tokens) = match hash {

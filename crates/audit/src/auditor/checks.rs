@@ -334,7 +334,7 @@ pub(super) fn check_resumed(
         ));
         return;
     };
-    let anchor = r.settled.last().map_or(0, |s| s.logSize);
+    let anchor = r.anchor;
     let x = &v.entry;
     t.expect(
         x.state_root == e.stateRoot

@@ -14,9 +14,11 @@ pub(super) fn walk_log(
     // Grants logged since the last statement entry: the exits of the next statement.
     let mut batch_exits: BTreeMap<(Address, Address), u128> = BTreeMap::new();
     let mut last_request_id = 0u64;
-    // The last request decided when the last statement entry was logged: a heartbeat cut
-    // after it settles no decision made since (they stay in the open batch).
-    let mut decided_at_statement = 0u64;
+    // The last request decided at the last cut (a statement that closed the batch): a
+    // heartbeat settles no decision made since — it carries this marker, and the open batch
+    // (receipts, grants, decisions) stays open across it (review: every statement entry was
+    // taken for a cut, so an honest log with a heartbeat while inputs waited failed).
+    let mut decided_at_cut = 0u64;
     // The sequence of the last statement (or handover) entry (0 before the first).
     let mut last_sequence = 0u64;
     // The state root after it (a handover keeps it).
@@ -42,6 +44,9 @@ pub(super) fn walk_log(
                     | Entry::SessionStart(_)
                     | Entry::RejectionSummary(_)
                     | Entry::StatementRenewal { .. }
+                    // The successor was lost before its takeover reached the settled log
+                    // (issue 12): the enclave resumed from the chain stands right past it.
+                    | Entry::Resumed(_)
             )
         {
             t.fail(format!(
@@ -142,13 +147,33 @@ pub(super) fn walk_log(
                     )
                 });
                 last_root = statement.newStateRoot;
-                decided_at_statement = last_request_id;
+                // A heartbeat: no inputs, and the effects hash of no effects with the marker of
+                // the last cut; it leaves an open batch open. (With nothing open a heartbeat and
+                // an empty cut are the same.)
+                let open = !batch.is_empty()
+                    || !batch_exits.is_empty()
+                    || last_request_id != decided_at_cut;
+                let heartbeat_hash = sealbridge_proto::eip712::effects_hash(
+                    &[],
+                    &(decided_at_cut > 0)
+                        .then(|| sealbridge_proto::eip712::request_marker(decided_at_cut))
+                        .into_iter()
+                        .collect::<Vec<_>>(),
+                );
+                let heartbeat =
+                    open && statement.inputCount == 0 && statement.effectsHash == heartbeat_hash;
+                let (stmt_batch, stmt_exits) = if heartbeat {
+                    (Vec::new(), BTreeMap::new())
+                } else {
+                    decided_at_cut = last_request_id;
+                    (std::mem::take(&mut batch), std::mem::take(&mut batch_exits))
+                };
                 v.statements.entry(seq).or_insert(LoggedStatement {
                     index,
                     statement,
                     signer,
-                    batch: std::mem::take(&mut batch),
-                    exits: std::mem::take(&mut batch_exits),
+                    batch: stmt_batch,
+                    exits: stmt_exits,
                     renewals: Vec::new(),
                 });
             }
@@ -251,10 +276,10 @@ pub(super) fn walk_log(
                 // (THREAT-MODEL, issue 12).
                 t.expect(
                     r.requests_decided == last_request_id
-                        || r.requests_decided == decided_at_statement,
+                        || r.requests_decided == decided_at_cut,
                     || {
                         format!(
-                            "entry {index}: resumed with requests_decided {}, but the settled log decided withdrawal requests up to {last_request_id} ({decided_at_statement} at its last statement entry; the successor would skip or repeat requests)",
+                            "entry {index}: resumed with requests_decided {}, but the settled log decided withdrawal requests up to {last_request_id} ({decided_at_cut} at the last cut; the successor would skip or repeat requests)",
                             r.requests_decided
                         )
                     },
@@ -264,14 +289,14 @@ pub(super) fn walk_log(
                     entry: r,
                     void_batch: std::mem::take(&mut batch),
                     void_exits: std::mem::take(&mut batch_exits),
-                    decided: (decided_at_statement, last_request_id),
+                    decided: (decided_at_cut, last_request_id),
                 });
                 batch.clear();
                 batch_exits.clear();
                 last_sequence = r.sequence;
                 last_root = r.state_root;
                 last_request_id = r.requests_decided;
-                decided_at_statement = r.requests_decided;
+                decided_at_cut = r.requests_decided;
                 key = None;
                 handing = None;
             }
@@ -421,5 +446,137 @@ mod tests {
             "{:?}",
             t.first
         );
+    }
+}
+
+#[cfg(test)]
+mod heartbeat_tests {
+    use alloy_primitives::{Address, B256};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use sealbridge_enclave::{
+        Enclave, EnclavePolicy, SettlementTarget,
+        boundary::{ChainEvent, Request, Response},
+        epochs::EpochAnnouncement,
+    };
+    use sealbridge_log::merkle_root;
+    use sealbridge_programs::netting::{Netting, NettingConfig, Obligation, Participant};
+    use sealbridge_proto::{EnvelopeHeader, Nonce, ProgramId, SenderId, TraceId};
+    use sealbridge_seal::keys::{Ed25519PublicKey, Ed25519SigningKey};
+
+    use super::*;
+
+    const T0: u64 = 1_800_000_000;
+    const TARGET: SettlementTarget = SettlementTarget {
+        chain_id: 31337,
+        settlement: Address::repeat_byte(0x5e),
+    };
+
+    /// Review HIGH: a heartbeat while an input waits for the anonymity set leaves the open
+    /// batch open, but the log walk took every statement entry for a cut — the heartbeat got the
+    /// waiting receipt and the next cut lost it, so an honest log failed. Now the heartbeat is
+    /// told apart by its effects hash (no effects, the last cut's marker) and the receipt counts
+    /// in the cut that settles it.
+    #[test]
+    fn a_heartbeat_while_inputs_wait_leaves_the_open_batch_to_the_next_cut() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let token = Address::repeat_byte(0xee);
+        let people: Vec<(Ed25519SigningKey, Address)> = (1..=2u8)
+            .map(|i| {
+                (
+                    Ed25519SigningKey::generate(&mut rng),
+                    Address::repeat_byte(i),
+                )
+            })
+            .collect();
+        let policy = EnclavePolicy::new(
+            NettingConfig {
+                participants: people
+                    .iter()
+                    .map(|(k, a)| Participant {
+                        sender: SenderId::new(*k.public().as_bytes()),
+                        account: *a,
+                    })
+                    .collect(),
+                tokens: vec![token],
+            },
+            4,
+        )
+        .with_anonymity_set(2, 1, 0);
+        let mut e = Enclave::boot(
+            policy.clone(),
+            Netting::new(&policy.netting),
+            TARGET,
+            Box::new(ChaCha20Rng::seed_from_u64(12)),
+            T0,
+        )
+        .unwrap();
+        for (_, account) in &people {
+            let r = e.handle(Request::Chain(ChainEvent::Deposit {
+                account: *account,
+                token,
+                amount: 1_000,
+            }));
+            assert_eq!(r, Response::Ack);
+        }
+        let Response::Description(d) = e.handle(Request::Describe) else {
+            panic!()
+        };
+        let ann = EpochAnnouncement::verify(
+            &d.epoch_announcement,
+            &Ed25519PublicKey::from_bytes(d.key_bundle.ed25519),
+        )
+        .unwrap();
+        let mut submit = |e: &mut Enclave<Netting>, now: u64, n: u8| {
+            let header = EnvelopeHeader::new(
+                ann.instance,
+                ann.epoch,
+                ProgramId::new(d.program_id.0),
+                Nonce::new([n; 16]),
+                now + 600,
+                TraceId::new([n; 16]),
+            );
+            let ob = Obligation {
+                to: people[1].1,
+                token,
+                amount: 5,
+            };
+            let env = sealbridge_seal::envelope::seal(
+                &header,
+                &ann.public_key,
+                &people[0].0,
+                &ob.encode(),
+                &mut rng,
+            )
+            .unwrap();
+            match e.handle(Request::Submit { envelope: env, now }) {
+                Response::Submitted(o) => assert_eq!(o.rejected, None),
+                other => panic!("{other:?}"),
+            }
+        };
+        submit(&mut e, T0 + 1, 1);
+        let Response::Batch(Some(h)) = e.handle(Request::Heartbeat { now: T0 + 2 }) else {
+            panic!("heartbeat")
+        };
+        assert_eq!(h.statement.inputCount, 0, "a heartbeat, the input waits");
+        submit(&mut e, T0 + 3, 2);
+        let Response::Batch(Some(cut)) = e.handle(Request::CutBatch { now: T0 + 4 }) else {
+            panic!("cut")
+        };
+        assert_eq!(cut.statement.inputCount, 2);
+        let Response::LogEntries { entries, .. } = e.handle(Request::LogEntries) else {
+            panic!()
+        };
+        let mut t = Tally::default();
+        let domain =
+            sealbridge_proto::eip712::settlement_domain(TARGET.chain_id, TARGET.settlement);
+        let v = walk_log(entries, &mut t, &domain);
+        assert_eq!(t.failures, 0, "{:?}", t.first);
+        let hb = v.statements.get(&h.statement.sequence).unwrap();
+        assert!(hb.batch.is_empty() && hb.exits.is_empty());
+        let c = v.statements.get(&cut.statement.sequence).unwrap();
+        let leaves: Vec<Hash> = c.batch.iter().map(|b| b.receipt_leaf).collect();
+        assert_eq!(leaves.len(), 2);
+        assert_eq!(B256::from(merkle_root(&leaves).0), cut.statement.inputsRoot);
     }
 }

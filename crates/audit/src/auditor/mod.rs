@@ -499,6 +499,9 @@ struct Replay {
     /// The deployment's current signer once set (a settled handover, `adoptEnclave`,
     /// `resumeAfterLoss`).
     enclave: Option<Address>,
+    /// The log size the chain settled last: the last statement's `logSize`, or after a settled
+    /// handover the log up to and including its `Handover` entry.
+    anchor: u64,
 }
 
 /// Replay the chain's events in order, with the registry's state rebuilt as of each event:
@@ -588,6 +591,7 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
                 }
                 r.last_seq = e.sequence;
                 r.last_root = e.newStateRoot;
+                r.anchor = e.logSize;
                 r.settled.push(e);
             }
             SettlementEvents::HandedOver(e) => {
@@ -600,6 +604,10 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
                 });
                 r.last_seq = seq;
                 r.enclave = Some(e.to);
+                // The handover settled the log up to and including its own entry.
+                if let Some(h) = view.handovers.iter().find(|h| h.entry.sequence == seq) {
+                    r.anchor = h.index + 1;
+                }
             }
             SettlementEvents::EnclaveAdopted(e) => r.enclave = Some(e.enclave),
             // Issue 12, lost data: governance resumed with a successor (the freeze is lifted).
