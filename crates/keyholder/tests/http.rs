@@ -39,33 +39,56 @@ fn hello(link: &mut dyn EnclaveLink) {
     assert!(matches!(r, Response::Hello { .. }), "{r:?}");
 }
 
-#[test]
-fn deal_over_http_then_a_successor_recovers_from_two_of_three() {
+/// Keyholder `dir` for `target()`, appraising under the development policy, its chain allowing
+/// the simulated netting measurement.
+fn open_keyholder(dir: &std::path::Path) -> Keyholder {
+    Keyholder::open(
+        dir,
+        target(),
+        sealbridge_attest::Policy::insecure_dev(),
+        Some(Box::new(FixedChain {
+            allowed: vec![simulated_measurement("sealbridge/netting/v1")],
+            ..FixedChain::default()
+        })),
+    )
+    .unwrap()
+}
+
+/// Three initialised keyholder directories and their ids.
+fn keyholder_dirs() -> (
+    Vec<tempfile::TempDir>,
+    Vec<sealbridge_enclave::custody::KeyholderId>,
+) {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut servers = Vec::new();
-    let mut ids = Vec::new();
-    for d in &dirs {
-        let (id, _) = sealbridge_keyholder::init(d.path()).unwrap();
-        ids.push(id);
-        let allowed = simulated_measurement("sealbridge/netting/v1");
-        let k = Keyholder::open(
-            d.path(),
-            target(),
-            sealbridge_attest::Policy::insecure_dev(),
-            Some(Box::new(FixedChain {
-                allowed: vec![allowed],
-                ..FixedChain::default()
-            })),
-        )
-        .unwrap();
-        servers.push(Some(
-            sealbridge_keyholder::serve(Arc::new(k), "127.0.0.1:0".parse().unwrap(), None).unwrap(),
-        ));
-    }
-    let urls: Vec<String> = servers.iter().flatten().map(|s| s.url()).collect();
-    let policy = EnclavePolicy::new(
+    let ids = dirs
+        .iter()
+        .map(|d| sealbridge_keyholder::init(d.path()).unwrap().0)
+        .collect();
+    (dirs, ids)
+}
+
+/// Three keyholders served over HTTP on loopback.
+fn serve_all(dirs: &[tempfile::TempDir]) -> Vec<sealbridge_keyholder::Served> {
+    dirs.iter()
+        .map(|d| {
+            sealbridge_keyholder::serve(
+                Arc::new(open_keyholder(d.path())),
+                "127.0.0.1:0".parse().unwrap(),
+                None,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// A policy of `participants` over the token 0xee…, its root in the custody of `ids`, 2 of 3.
+fn custody_policy(
+    participants: Vec<sealbridge_programs::netting::Participant>,
+    ids: Vec<sealbridge_enclave::custody::KeyholderId>,
+) -> EnclavePolicy {
+    EnclavePolicy::new(
         NettingConfig {
-            participants: vec![],
+            participants,
             tokens: vec![Address::repeat_byte(0xee)],
         },
         4,
@@ -73,14 +96,25 @@ fn deal_over_http_then_a_successor_recovers_from_two_of_three() {
     .with_custody(Custody {
         threshold: 2,
         keyholders: ids,
-    });
-    let custodian = |urls: &[String]| {
-        let ks: Vec<SharedKeyholder> = urls
-            .iter()
-            .map(|u| Box::new(RemoteKeyholder::new(u).unwrap()) as SharedKeyholder)
-            .collect();
-        Arc::new(Custodian::new(ks, policy.clone(), target()).unwrap())
-    };
+    })
+}
+
+/// A custodian of `policy` reaching the keyholders at `urls` over HTTP.
+fn remote_custodian(urls: &[String], policy: &EnclavePolicy) -> Arc<Custodian<SharedKeyholder>> {
+    let ks: Vec<SharedKeyholder> = urls
+        .iter()
+        .map(|u| Box::new(RemoteKeyholder::new(u).unwrap()) as SharedKeyholder)
+        .collect();
+    Arc::new(Custodian::new(ks, policy.clone(), target()).unwrap())
+}
+
+#[test]
+fn deal_over_http_then_a_successor_recovers_from_two_of_three() {
+    let (dirs, ids) = keyholder_dirs();
+    let mut servers: Vec<_> = serve_all(&dirs).into_iter().map(Some).collect();
+    let urls: Vec<String> = servers.iter().flatten().map(|s| s.url()).collect();
+    let policy = custody_policy(vec![], ids);
+    let custodian = |urls: &[String]| remote_custodian(urls, &policy);
 
     // A fresh deployment: Boot → "no sealing root" → deal to all three → Boot.
     let mut link = CustodyLink::new(Box::new(InProc::custody()), custodian(&urls));
@@ -240,48 +274,14 @@ fn deal_over_http_then_a_successor_recovers_from_two_of_three() {
 /// keyholder without a share.
 #[test]
 fn a_persistent_enclave_process_holding_a_partly_dealt_root_is_not_served() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut servers = Vec::new();
-    let mut ids = Vec::new();
-    for d in &dirs {
-        let (id, _) = sealbridge_keyholder::init(d.path()).unwrap();
-        ids.push(id);
-        let k = Keyholder::open(
-            d.path(),
-            target(),
-            sealbridge_attest::Policy::insecure_dev(),
-            Some(Box::new(FixedChain {
-                allowed: vec![simulated_measurement("sealbridge/netting/v1")],
-                ..FixedChain::default()
-            })),
-        )
-        .unwrap();
-        servers.push(
-            sealbridge_keyholder::serve(Arc::new(k), "127.0.0.1:0".parse().unwrap(), None).unwrap(),
-        );
-    }
+    let (dirs, ids) = keyholder_dirs();
+    let servers = serve_all(&dirs);
     let urls: Vec<String> = servers
         .iter()
         .map(sealbridge_keyholder::Served::url)
         .collect();
-    let policy = EnclavePolicy::new(
-        NettingConfig {
-            participants: vec![],
-            tokens: vec![Address::repeat_byte(0xee)],
-        },
-        4,
-    )
-    .with_custody(Custody {
-        threshold: 2,
-        keyholders: ids,
-    });
-    let custodian = |urls: &[String]| {
-        let ks: Vec<SharedKeyholder> = urls
-            .iter()
-            .map(|u| Box::new(RemoteKeyholder::new(u).unwrap()) as SharedKeyholder)
-            .collect();
-        Arc::new(Custodian::new(ks, policy.clone(), target()).unwrap())
-    };
+    let policy = custody_policy(vec![], ids);
+    let custodian = |urls: &[String]| remote_custodian(urls, &policy);
     // The enclave process deals; the delivery reaches keyholders 0 and 1 only.
     let mut process: Box<dyn EnclaveLink> = Box::new(InProc::custody());
     hello(process.as_mut());
@@ -357,35 +357,9 @@ impl KeyholderApi for Flooding {
 /// keyholders answered. The host now takes at most 16 per keyholder (its newest).
 #[test]
 fn a_keyholder_flooding_its_release_does_not_block_recovery() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut ids = Vec::new();
-    let open = |d: &std::path::Path| {
-        Keyholder::open(
-            d,
-            target(),
-            sealbridge_attest::Policy::insecure_dev(),
-            Some(Box::new(FixedChain {
-                allowed: vec![simulated_measurement("sealbridge/netting/v1")],
-                ..FixedChain::default()
-            })),
-        )
-        .unwrap()
-    };
-    for d in &dirs {
-        ids.push(sealbridge_keyholder::init(d.path()).unwrap().0);
-    }
-    let policy = EnclavePolicy::new(
-        NettingConfig {
-            participants: vec![],
-            tokens: vec![Address::repeat_byte(0xee)],
-        },
-        4,
-    )
-    .with_custody(Custody {
-        threshold: 2,
-        keyholders: ids,
-    });
-    let honest = |i: usize| Box::new(open(dirs[i].path())) as SharedKeyholder;
+    let (dirs, ids) = keyholder_dirs();
+    let policy = custody_policy(vec![], ids);
+    let honest = |i: usize| Box::new(open_keyholder(dirs[i].path())) as SharedKeyholder;
     let dealer =
         Arc::new(Custodian::new((0..3).map(honest).collect(), policy.clone(), target()).unwrap());
     let mut link = CustodyLink::new(Box::new(InProc::custody()), dealer);
@@ -400,7 +374,7 @@ fn a_keyholder_flooding_its_release_does_not_block_recovery() {
     assert_eq!(r, Response::Ack);
     // A successor recovers with keyholder 0 flooding and the other two honest.
     let keyholders: Vec<SharedKeyholder> = vec![
-        Box::new(Flooding(open(dirs[0].path()))),
+        Box::new(Flooding(open_keyholder(dirs[0].path()))),
         honest(1),
         honest(2),
     ];
@@ -422,48 +396,25 @@ fn a_custody_deployment_resumes_from_the_chain_with_the_keyholders_root() {
         resume::{ChainBalance, ChainResume},
     };
     use sealbridge_log::{CompactRange, leaf_hash};
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut ids = Vec::new();
-    let open = |d: &std::path::Path| {
-        Keyholder::open(
-            d,
-            target(),
-            sealbridge_attest::Policy::insecure_dev(),
-            Some(Box::new(FixedChain {
-                allowed: vec![simulated_measurement("sealbridge/netting/v1")],
-                ..FixedChain::default()
-            })),
-        )
-        .unwrap()
-    };
-    for d in &dirs {
-        ids.push(sealbridge_keyholder::init(d.path()).unwrap().0);
-    }
+    let (dirs, ids) = keyholder_dirs();
     let account = Address::repeat_byte(1);
     let token = Address::repeat_byte(0xee);
-    let policy = EnclavePolicy::new(
-        NettingConfig {
-            participants: vec![sealbridge_programs::netting::Participant {
-                sender: sealbridge_seal::keys::Ed25519SigningKey::from_seed([4; 32])
-                    .public()
-                    .sender_id(),
-                account,
-            }],
-            tokens: vec![token],
-        },
-        4,
-    )
-    .with_custody(Custody {
-        threshold: 2,
-        keyholders: ids,
-    });
+    let policy = custody_policy(
+        vec![sealbridge_programs::netting::Participant {
+            sender: sealbridge_seal::keys::Ed25519SigningKey::from_seed([4; 32])
+                .public()
+                .sender_id(),
+            account,
+        }],
+        ids,
+    );
     let custodian = |down: Option<usize>| {
         let ks: Vec<SharedKeyholder> = (0..3)
             .map(|i| {
                 if Some(i) == down {
                     Box::new(RemoteKeyholder::new("http://127.0.0.1:1").unwrap()) as SharedKeyholder
                 } else {
-                    Box::new(open(dirs[i].path())) as SharedKeyholder
+                    Box::new(open_keyholder(dirs[i].path())) as SharedKeyholder
                 }
             })
             .collect();
