@@ -435,3 +435,28 @@ fn gov_schedules_lists_executes_and_cancels_through_the_binary() {
             .unwrap()
     );
 }
+
+/// `schedule-policy --add-token` takes addresses only: a malformed one is a usage error (exit
+/// 2) naming the flag, and nothing is scheduled or written.
+#[test]
+fn schedule_policy_refuses_a_malformed_added_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!("0x{}", "77".repeat(32));
+    let out = Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+        .current_dir(dir.path())
+        .args([
+            "gov",
+            "schedule",
+            "schedule-policy",
+            &base,
+            "--add-token",
+            "0xnot-an-address",
+            "--activates-at",
+            "4000000000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--add-token"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
