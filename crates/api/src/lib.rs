@@ -90,6 +90,11 @@ pub enum ErrorCode {
     /// resumed the deployment with it (`Settlement.resumeAfterLoss`): it takes no submissions
     /// (503; issue 12, docs/OPERATIONS.md "Lost data directory").
     AwaitingResumption,
+    /// No evidence with this hash was published by this node (404).
+    UnknownEvidence,
+    /// This node publishes no appraisal policies (404): it was started without
+    /// `--appraisal-policies` and is not a development node.
+    NoPolicies,
     /// A code this version does not know (a newer node).
     #[serde(other)]
     Unknown,
@@ -121,6 +126,8 @@ impl ErrorCode {
             Self::NoTile => "no_tile",
             Self::RateLimited => "rate_limited",
             Self::AwaitingResumption => "awaiting_resumption",
+            Self::UnknownEvidence => "unknown_evidence",
+            Self::NoPolicies => "no_policies",
             Self::Unknown => "unknown",
         }
     }
@@ -528,6 +535,48 @@ pub struct Page {
     /// At most this many (default 100, at most 1000).
     #[param(maximum = 1000)]
     pub limit: Option<u64>,
+}
+
+/// The attestation evidence behind one registration (`GET /v1/evidence/{hash}`), exactly the
+/// `evidence/<hash>.json` file of an export (docs/AUDIT.md "What the auditor reads"): the
+/// auditor re-verifies it, trusting nothing the node says about it. The hash is SHA-256 of the
+/// evidence bytes: the `evidenceHash` of the attestation result the registry registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PublishedEvidence {
+    /// TEE kind: `simulated`, `sgx`, `tdx`, `snp` or `nitro`.
+    pub tee: String,
+    /// The evidence bytes (0x-hex): a quote, report or attestation document.
+    pub evidence: String,
+    /// The collateral it was appraised with: null, `{"dcap": "0x…"}`, `{"snp": {"vek": "0x…",
+    /// "chain": "0x…"|null}}` or `{"nitro": {"root": "0x…"}}`.
+    #[schema(value_type = Option<Object>)]
+    pub collateral: Option<serde_json::Value>,
+}
+
+/// Every piece of evidence this node published (`GET /v1/evidence`), by hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceList {
+    /// SHA-256 of each piece of evidence (0x-hex), in order.
+    pub evidence: Vec<String>,
+}
+
+/// One appraisal policy and when it came into force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AppraisalPolicyAt {
+    /// In force from this time (unix seconds) until the next one's.
+    pub from: u64,
+    /// The appraisal policy, in the format of docs/ATTESTATION.md.
+    #[schema(value_type = Object)]
+    pub policy: serde_json::Value,
+}
+
+/// The appraisal policies the deployment's verifiers apply over time (`GET /v1/policies`), the
+/// `appraisal-policies.json` of an export: the auditor re-verifies each registration's evidence
+/// under the policy in force at its `issuedAt`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AppraisalPolicies {
+    /// Ordered by `from`.
+    pub policies: Vec<AppraisalPolicyAt>,
 }
 
 #[cfg(test)]

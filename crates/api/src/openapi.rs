@@ -6,9 +6,10 @@
 use utoipa::OpenApi;
 
 use crate::{
-    BatchWaiting, Enclave, EnclaveQuery, Erasure, ErrorBody, ErrorCode, Exit, Health, Healthz,
-    Inclusion, Page, Readyz, Receipt, ReceiptInfo, ReceiptStatus, RegistrationStatus, Settlement,
-    Settlements, Status, Withdrawal,
+    AppraisalPolicies, AppraisalPolicyAt, BatchWaiting, Enclave, EnclaveQuery, Erasure, ErrorBody,
+    ErrorCode, EvidenceList, Exit, Health, Healthz, Inclusion, Page, PublishedEvidence, Readyz,
+    Receipt, ReceiptInfo, ReceiptStatus, RegistrationStatus, Settlement, Settlements, Status,
+    Withdrawal,
 };
 
 /// A sealed envelope: COSE_Encrypt0 bytes (at most `sealbridge_proto::MAX_ENVELOPE_BYTES`).
@@ -34,6 +35,9 @@ struct SealedEnvelope(Vec<u8>);
         checkpoint_v1,
         checkpoint,
         tile,
+        evidence_list,
+        evidence,
+        policies,
         metrics,
         healthz,
         readyz,
@@ -58,7 +62,11 @@ struct SealedEnvelope(Vec<u8>);
         Withdrawal,
         Healthz,
         Readyz,
-        SealedEnvelope
+        SealedEnvelope,
+        PublishedEvidence,
+        EvidenceList,
+        AppraisalPolicyAt,
+        AppraisalPolicies
     ))
 )]
 pub struct ApiDoc;
@@ -189,6 +197,31 @@ fn checkpoint() {}
     (status = 404, description = "no_tile", body = ErrorBody),
 ))]
 fn tile() {}
+
+/// The hashes of every piece of attestation evidence this node published (one per
+/// registration of its enclave), for auditors.
+#[utoipa::path(get, path = "/v1/evidence", responses(
+    (status = 200, description = "the evidence hashes", body = EvidenceList),
+))]
+fn evidence_list() {}
+
+/// The attestation evidence behind a registration, by its hash (SHA-256 of the evidence bytes,
+/// the result's `evidenceHash`): the auditor re-verifies it.
+#[utoipa::path(get, path = "/v1/evidence/{hash}",
+    params(("hash" = String, Path, description = "SHA-256 of the evidence, 64 hex digits (0x optional)")),
+    responses(
+    (status = 200, description = "the evidence", body = PublishedEvidence),
+    (status = 400, description = "bad_id", body = ErrorBody),
+    (status = 404, description = "unknown_evidence", body = ErrorBody),
+))]
+fn evidence() {}
+
+/// The appraisal policies the deployment's verifiers apply, over time.
+#[utoipa::path(get, path = "/v1/policies", responses(
+    (status = 200, description = "the policies", body = AppraisalPolicies),
+    (status = 404, description = "no_policies", body = ErrorBody),
+))]
+fn policies() {}
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", responses(

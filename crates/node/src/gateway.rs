@@ -74,6 +74,8 @@ pub struct AppState {
     pub max_pending: u64,
     /// Per-client limit on submissions; `None`: off.
     pub rate_limit: Option<RateLimiter>,
+    /// The appraisal policies published at `/v1/policies`; `None`: none (404 `no_policies`).
+    pub policies: Option<sealbridge_audit::PolicySchedule>,
 }
 
 type St = State<Arc<AppState>>;
@@ -142,6 +144,9 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
         ("get", "/v1/checkpoint", get(checkpoint)),
         ("get", "/checkpoint", get(checkpoint)),
         ("get", "/tile/{*path}", get(tile)),
+        ("get", "/v1/evidence", get(evidence_list)),
+        ("get", "/v1/evidence/{hash}", get(evidence)),
+        ("get", "/v1/policies", get(policies)),
         ("get", "/metrics", get(metrics)),
         ("get", "/healthz", get(healthz)),
         ("get", "/readyz", get(readyz)),
@@ -752,6 +757,71 @@ async fn tile(State(s): St, Path(path): Path<String>) -> Response {
     match tokio::fs::read(s.tiles_dir.join(tile.to_path())).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(_) => error(&s, StatusCode::NOT_FOUND, ErrorCode::NoTile, "no such tile"),
+    }
+}
+
+async fn evidence_list(State(s): St) -> Response {
+    match read(&s, crate::published::evidence_hashes) {
+        Ok(hashes) => Json(sealbridge_api::EvidenceList {
+            evidence: hashes.into_iter().map(|h| format!("0x{h}")).collect(),
+        })
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn evidence(State(s): St, Path(hash): Path<String>) -> Response {
+    let Some(hash) = parse_id(&hash) else {
+        return error(
+            &s,
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadId,
+            "an evidence hash is 32 bytes of hex (SHA-256 of the evidence)",
+        );
+    };
+    let hash = hex::encode(hash);
+    match read(&s, |st| crate::published::evidence(st, &hash)) {
+        Ok(Some(e)) => match serde_json::to_value(&e)
+            .and_then(serde_json::from_value::<sealbridge_api::PublishedEvidence>)
+        {
+            Ok(doc) => Json(doc).into_response(),
+            Err(e) => error(
+                &s,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                format!("published evidence: {e}"),
+            ),
+        },
+        Ok(None) => error(
+            &s,
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownEvidence,
+            format!(
+                "this node published no evidence with hash 0x{hash} (GET /v1/evidence lists \
+                 what it published)"
+            ),
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn policies(State(s): St) -> Response {
+    let Some(p) = &s.policies else {
+        return error(
+            &s,
+            StatusCode::NOT_FOUND,
+            ErrorCode::NoPolicies,
+            "this node publishes no appraisal policies (start it with --appraisal-policies FILE)",
+        );
+    };
+    match serde_json::from_str::<sealbridge_api::AppraisalPolicies>(&p.to_json()) {
+        Ok(doc) => Json(doc).into_response(),
+        Err(e) => error(
+            &s,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            format!("appraisal policies: {e}"),
+        ),
     }
 }
 

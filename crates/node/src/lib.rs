@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod handover;
 pub mod node;
 pub mod policy_watch;
+pub mod published;
 pub mod resume;
 pub mod setup;
 pub mod trace_context;

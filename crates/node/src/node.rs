@@ -135,6 +135,10 @@ pub struct NodeConfig {
     /// (required when the policy puts the root in custody, refused otherwise;
     /// [`crate::custody`]).
     pub keyholders: Vec<String>,
+    /// The appraisal policies of the deployment's verifiers over time, published at
+    /// `GET /v1/policies` for auditors (`appraisal-policies.json` format, docs/AUDIT.md); a
+    /// development node publishes its in-process verifiers' policy without it.
+    pub appraisal_policies: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -170,6 +174,7 @@ impl NodeConfig {
             next_policy: None,
             resume_from_chain: None,
             keyholders: Vec::new(),
+            appraisal_policies: None,
         }
     }
 }
@@ -340,7 +345,7 @@ impl std::fmt::Debug for Node {
 /// Also reads the registration into `metrics` after each check.
 fn renewal_loop<C: Chain>(
     chain: &relayer::SharedChain<C>,
-    tx: &SyncSender<Cmd>,
+    (tx, data_dir): (&SyncSender<Cmd>, &std::path::Path),
     (sender, description): (Address, &Description),
     appraisers: &Appraisers,
     every: Duration,
@@ -360,7 +365,7 @@ fn renewal_loop<C: Chain>(
                 sender,
                 description,
                 appraisers,
-                |r| call_core(tx, r).map_err(RegistrationError::enclave),
+                |r| call_publishing(tx, data_dir, r),
                 unix_now(),
                 RENEW_MARGIN,
             )
@@ -396,6 +401,18 @@ fn refresh_registration<C: Chain>(
         *r = Some(view);
     }
     Ok(())
+}
+
+/// [`call_core`] for a registration: the evidence of an `Evidence` answer is kept for
+/// auditors (`GET /v1/evidence/{hash}`) before the answer is used.
+fn call_publishing(
+    tx: &SyncSender<Cmd>,
+    data_dir: &std::path::Path,
+    request: Request,
+) -> Result<Response, RegistrationError> {
+    let response = call_core(tx, request).map_err(RegistrationError::enclave)?;
+    crate::published::keep_evidence(data_dir, &response).map_err(RegistrationError::enclave)?;
+    Ok(response)
 }
 
 pub(crate) fn call_core(tx: &SyncSender<Cmd>, request: Request) -> Result<Response, NodeError> {
@@ -768,6 +785,7 @@ impl Node {
         };
         register(
             &mut sb,
+            &cfg.data_dir,
             provision,
             &setup,
             &description,
@@ -785,6 +803,7 @@ impl Node {
         start_renewal(
             &mut workers,
             chain,
+            cfg.data_dir.clone(),
             (setup.admin, description),
             appraisers,
             cfg.renew_check,
@@ -1076,6 +1095,7 @@ pub(crate) fn spawn_core(core: Core, queue: usize) -> Result<Workers, NodeError>
 /// development verifiers first), then fund the development participants on first start.
 fn register<C: Chain>(
     sb: &mut Sealbridge<C>,
+    data_dir: &std::path::Path,
     provision: Provision<C>,
     setup: &Setup,
     description: &Description,
@@ -1095,7 +1115,7 @@ fn register<C: Chain>(
             setup.admin,
             description,
             appraisers,
-            |r| call_core(tx, r).map_err(RegistrationError::enclave),
+            |r| call_publishing(tx, data_dir, r),
             unix_now(),
         )?;
     }
@@ -1136,6 +1156,7 @@ fn start_relayer<C: Chain + Send + 'static>(
 fn start_renewal<C: Chain + Send + 'static>(
     workers: &mut Workers,
     chain: relayer::SharedChain<C>,
+    data_dir: PathBuf,
     (sender, description): (Address, Description),
     appraisers: Appraisers,
     every: Duration,
@@ -1145,7 +1166,7 @@ fn start_renewal<C: Chain + Send + 'static>(
     workers.spawn("sealbridge-attest", move || {
         renewal_loop(
             &chain,
-            &tx,
+            (&tx, &data_dir),
             (sender, &description),
             &appraisers,
             every,
@@ -1175,6 +1196,11 @@ fn start_gateway(
             per_sec: f64::from(cfg.rate_limit_per_sec),
             burst: f64::from(cfg.rate_limit_burst),
         }),
+        policies: match &cfg.appraisal_policies {
+            Some(path) => Some(crate::published::read_policies(path)?),
+            None if cfg.dev => Some(crate::published::dev_policies()),
+            None => None,
+        },
     });
     let opts = ServeOptions {
         drain_grace: cfg.drain_grace,

@@ -25,7 +25,7 @@ use common::{submit_n, wait_until};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_attest::Policy;
-use sealbridge_audit::{Attestations, AuditInput, BlockTimes, Contracts, audit};
+use sealbridge_audit::{Attestations, AuditInput, Contracts, audit};
 use sealbridge_chain::{Chain, Sealbridge, bindings::Settlement, rpc::RpcChain};
 use sealbridge_client::{Attested, NodeClient};
 use sealbridge_deploy::dev::{DevChain, RpcDevChain, participants};
@@ -456,7 +456,8 @@ fn audit_checks(
     setup: &Setup,
     log: &Path,
 ) -> std::collections::HashMap<String, (String, Option<String>)> {
-    let chain = Timed(RpcChain::connect(&anvil.url).unwrap());
+    // An RPC chain is a chain with block times for the auditor (`eth_getBlockByNumber`).
+    let chain = RpcChain::connect(&anvil.url).unwrap();
     let report = audit(&AuditInput {
         chain: &chain,
         contracts: Contracts {
@@ -480,79 +481,6 @@ fn audit_checks(
             )
         })
         .collect()
-}
-
-/// anvil for the auditor: block timestamps read over JSON-RPC (`eth_getBlockByNumber`).
-struct Timed(RpcChain);
-
-impl BlockTimes for Timed {
-    fn block_timestamp_at(&self, number: u64) -> Result<Option<u64>, sealbridge_chain::ChainError> {
-        let b = self.0.request(
-            "eth_getBlockByNumber",
-            serde_json::json!([format!("{number:#x}"), false]),
-        )?;
-        Ok(b["timestamp"]
-            .as_str()
-            .and_then(|t| u64::from_str_radix(t.trim_start_matches("0x"), 16).ok()))
-    }
-}
-
-impl Chain for Timed {
-    fn chain_id(&self) -> Result<u64, sealbridge_chain::ChainError> {
-        self.0.chain_id()
-    }
-    fn block_number(&self) -> Result<u64, sealbridge_chain::ChainError> {
-        self.0.block_number()
-    }
-    fn block_timestamp(&self) -> Result<u64, sealbridge_chain::ChainError> {
-        self.0.block_timestamp()
-    }
-    fn block_hash(
-        &self,
-        n: u64,
-    ) -> Result<Option<alloy_primitives::B256>, sealbridge_chain::ChainError> {
-        self.0.block_hash(n)
-    }
-    fn deploy(
-        &mut self,
-        _: Address,
-        _: alloy_primitives::Bytes,
-    ) -> Result<sealbridge_chain::TxReceipt, sealbridge_chain::ChainError> {
-        unreachable!("the auditor only reads")
-    }
-    fn send(
-        &mut self,
-        _: Address,
-        _: Address,
-        _: alloy_primitives::Bytes,
-    ) -> Result<sealbridge_chain::TxReceipt, sealbridge_chain::ChainError> {
-        unreachable!("the auditor only reads")
-    }
-    fn call(
-        &self,
-        from: Address,
-        to: Address,
-        data: alloy_primitives::Bytes,
-    ) -> Result<alloy_primitives::Bytes, sealbridge_chain::ChainError> {
-        self.0.call(from, to, data)
-    }
-    fn logs(
-        &self,
-        address: Address,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<sealbridge_chain::LogEntry>, sealbridge_chain::ChainError> {
-        self.0.logs(address, from, to)
-    }
-    fn balance(&self, address: Address) -> Result<U256, sealbridge_chain::ChainError> {
-        self.0.balance(address)
-    }
-    fn receipt(
-        &self,
-        tx: alloy_primitives::B256,
-    ) -> Result<Option<sealbridge_chain::TxReceipt>, sealbridge_chain::ChainError> {
-        self.0.receipt(tx)
-    }
 }
 
 /// A chain that answers contract reads only at a block hash (`call_at`), never at "latest".

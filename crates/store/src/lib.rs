@@ -375,6 +375,20 @@ impl Store {
         Ok(())
     }
 
+    /// The meta keys that start with `prefix`, in key order.
+    pub fn meta_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key FROM meta WHERE substr(key, 1, ?2) = ?1 ORDER BY key")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![prefix, prefix.chars().count() as i64], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
     /// Complete snapshots, newest first.
     pub fn snapshots(&self) -> Result<Vec<StoredSnapshot>, StoreError> {
         let mut stmt = self
@@ -1221,6 +1235,29 @@ mod tests {
             index,
             blob: blob.to_vec(),
         }
+    }
+
+    #[test]
+    fn meta_keys_lists_exactly_the_keys_under_a_prefix_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for k in [
+            "evidence/bb",
+            "evidence/aa",
+            "evidencex",
+            "other/evidence/cc",
+            "evidence",
+        ] {
+            store.put_meta(k, &1u8).unwrap();
+        }
+        assert_eq!(
+            store.meta_keys("evidence/").unwrap(),
+            ["evidence/aa", "evidence/bb"]
+        );
+        // LIKE-style wildcards in the prefix are plain characters.
+        store.put_meta("e%/x", &1u8).unwrap();
+        assert_eq!(store.meta_keys("e%/").unwrap(), ["e%/x"]);
+        assert!(store.meta_keys("none/").unwrap().is_empty());
     }
 
     #[test]

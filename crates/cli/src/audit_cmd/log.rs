@@ -252,7 +252,7 @@ pub fn fetch_at_most(url: &str, dir: &Path, max_entries: u64) -> anyhow::Result<
 
 /// GET `url` (`http://` or `https://`, through [`sealbridge_net::agent`]: the system's roots or
 /// `SSL_CERT_FILE` / `SSL_CERT_DIR`): status 200 or an error; at most `MAX_FETCH` bytes.
-fn get(url: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn get(url: &str) -> anyhow::Result<Vec<u8>> {
     let agent = sealbridge_net::agent(&sealbridge_net::AgentConfig {
         user_agent: Some("sealbridge-audit".into()),
         ..sealbridge_net::AgentConfig::with_timeout(Duration::from_secs(30))

@@ -4,6 +4,7 @@
 //! Exit codes: 0 every check passed / the proof verifies; 1 a check failed / the proof does not
 //! verify; 2 usage or I/O error, or input too malformed to judge (via `main`).
 
+mod live;
 pub(crate) mod log;
 
 use std::path::{Path, PathBuf};
@@ -22,12 +23,30 @@ pub use log::{LogArgs, run as run_log};
 pub struct AuditArgs {
     /// Directory of published data: `chain.json`, `log/` (C2SP tiles and `checkpoint`),
     /// `evidence/`, `appraisal-policies.json` and optionally `receipts.jsonl` (what
-    /// `sealbridge demo --export DIR` writes).
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// The log's tiles: a directory or an `http://` URL prefix (default `DIR/log`).
+    /// `sealbridge demo --export DIR` writes). With --rpc: only where --log and --evidence
+    /// default to.
+    #[arg(long, required_unless_present = "rpc")]
+    pub dir: Option<PathBuf>,
+    /// Audit a live deployment: read the chain over this JSON-RPC endpoint (every event of the
+    /// registry and the settlement, block hashes and timestamps) instead of `chain.json`.
+    #[arg(long, requires = "settlement", conflicts_with = "chain")]
+    pub rpc: Option<String>,
+    /// The deployment's Settlement contract (with --rpc); its registry is read from it.
+    #[arg(long, requires = "rpc")]
+    pub settlement: Option<alloy_primitives::Address>,
+    /// A node of the deployment (base URL): with --rpc, the log (`/checkpoint`, `/tile/…`) and
+    /// the evidence and appraisal policies (`/v1/evidence`, `/v1/policies`) are read from it
+    /// unless --log or --evidence say otherwise.
+    #[arg(long, requires = "rpc")]
+    pub node: Option<String>,
+    /// The log's tiles: a directory or an `http://` URL prefix (default `DIR/log`, or the
+    /// node's).
     #[arg(long)]
     pub log: Option<String>,
+    /// Published evidence and appraisal policies: a node's base URL or a directory laid out as
+    /// an export (default DIR, or the node).
+    #[arg(long)]
+    pub evidence: Option<String>,
     /// Recorded chain data (default `DIR/chain.json`).
     #[arg(long)]
     pub chain: Option<PathBuf>,
@@ -43,39 +62,26 @@ pub struct AuditArgs {
     /// directory"): instead of the audit, name every accepted receipt of the (lost enclave's)
     /// published log that never settled, against the chain's last settled statement; with
     /// `--receipts`, each kept receipt must be settled or named. Exit 1 if one is neither.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rpc")]
     pub unrecovered: bool,
 }
 
 /// Run `sealbridge audit`.
 pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
-    let chain_path = args
-        .chain
-        .clone()
-        .unwrap_or_else(|| args.dir.join("chain.json"));
+    if let Some(rpc) = &args.rpc {
+        return run_live(args, rpc);
+    }
+    let Some(dir) = args.dir.as_deref() else {
+        anyhow::bail!("--dir DIR (an export) or --rpc URL --settlement ADDR is required");
+    };
+    let chain_path = args.chain.clone().unwrap_or_else(|| dir.join("chain.json"));
     let chain = RecordedChain::open(&chain_path)?;
-    let attestations = Attestations::read(&args.dir)?;
-    let receipts_path = args.dir.join("receipts.jsonl");
-    let receipts = if receipts_path.exists() {
-        Some(read_published_receipts(&receipts_path)?)
-    } else {
-        None
+    let attestations = match &args.evidence {
+        Some(source) => live::attestations(source)?,
+        None => Attestations::read(dir)?,
     };
-    let _fetched;
-    let log_dir: PathBuf = match args.log.as_deref() {
-        None => args.dir.join("log"),
-        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            let tmp = tempfile::tempdir().context("temporary directory")?;
-            log::fetch(url, tmp.path()).with_context(|| format!("fetching the log from {url}"))?;
-            let p = tmp.path().to_path_buf();
-            _fetched = tmp;
-            p
-        }
-        Some(url) if url.contains("://") => {
-            anyhow::bail!("unsupported log URL scheme (http://, https:// or a directory): {url}")
-        }
-        Some(dir) => PathBuf::from(dir),
-    };
+    let receipts = published_receipts(Some(dir))?;
+    let (log_dir, _fetched) = log_source(args.log.as_deref(), dir.join("log"))?;
     if args.unrecovered {
         return unrecovered(args, &chain, &log_dir);
     }
@@ -86,15 +92,85 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         attestations: &attestations,
         published_receipts: receipts.as_deref(),
     })?;
+    finish(args, &report, &log_dir)
+}
+
+/// `--rpc URL --settlement ADDR`: everything from public sources, the chain live.
+fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
+    let Some(settlement) = args.settlement else {
+        anyhow::bail!("--rpc needs --settlement ADDR");
+    };
+    let chain =
+        sealbridge_chain::RpcChain::connect(rpc).with_context(|| format!("connecting to {rpc}"))?;
+    let contracts = sealbridge_audit::contracts_of(&chain, settlement)?;
+    let node = args.node.as_deref().map(|n| n.trim_end_matches('/'));
+    let log = match (args.log.as_deref(), node, args.dir.as_deref()) {
+        (Some(l), _, _) => l.to_string(),
+        (None, Some(n), _) => n.to_string(),
+        (None, None, Some(d)) => d.join("log").display().to_string(),
+        (None, None, None) => anyhow::bail!("where is the log? pass --node URL or --log URL|DIR"),
+    };
+    let attestations = match (args.evidence.as_deref(), node, args.dir.as_deref()) {
+        (Some(e), _, _) => live::attestations(e)?,
+        (None, Some(n), _) => live::attestations(n)?,
+        (None, None, Some(d)) => Attestations::read(d)?,
+        (None, None, None) => {
+            anyhow::bail!("where is the evidence? pass --node URL or --evidence URL|DIR")
+        }
+    };
+    let receipts = published_receipts(args.dir.as_deref())?;
+    let (log_dir, _fetched) = log_source(Some(&log), PathBuf::new())?;
+    let report = audit(&AuditInput {
+        chain: &chain,
+        contracts,
+        log_dir: &log_dir,
+        attestations: &attestations,
+        published_receipts: receipts.as_deref(),
+    })?;
+    finish(args, &report, &log_dir)
+}
+
+/// `DIR/receipts.jsonl` if there is one.
+fn published_receipts(
+    dir: Option<&Path>,
+) -> anyhow::Result<Option<Vec<sealbridge_audit::PublishedReceipt>>> {
+    match dir.map(|d| d.join("receipts.jsonl")) {
+        Some(p) if p.exists() => Ok(Some(read_published_receipts(&p)?)),
+        _ => Ok(None),
+    }
+}
+
+/// The log directory: `source` (a directory, or a URL fetched into a temporary directory kept
+/// alive by the second value), or `default`.
+fn log_source(
+    source: Option<&str>,
+    default: PathBuf,
+) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match source {
+        None => Ok((default, None)),
+        Some(url) if live::is_url(url) => {
+            let tmp = tempfile::tempdir().context("temporary directory")?;
+            log::fetch(url, tmp.path()).with_context(|| format!("fetching the log from {url}"))?;
+            Ok((tmp.path().to_path_buf(), Some(tmp)))
+        }
+        Some(url) if url.contains("://") => {
+            anyhow::bail!("unsupported log URL scheme (http://, https:// or a directory): {url}")
+        }
+        Some(dir) => Ok((PathBuf::from(dir), None)),
+    }
+}
+
+/// Print the report (with the kept receipts' check under --receipts) and choose the exit code.
+fn finish(args: &AuditArgs, report: &Report, log_dir: &Path) -> anyhow::Result<ExitCode> {
     let Some(dir) = &args.receipts else {
-        print(&report, args.json)?;
-        return Ok(exit(&report));
+        print(report, args.json)?;
+        return Ok(exit(report));
     };
     let kept = sealbridge_audit::read_kept_receipts(dir)?;
-    let (_, k) = sealbridge_audit::kept::check_log_dir(&log_dir, &kept)
+    let (_, k) = sealbridge_audit::kept::check_log_dir(log_dir, &kept)
         .with_context(|| format!("checking the kept receipts in {}", dir.display()))?;
     if args.json {
-        let mut v = serde_json::to_value(&report)?;
+        let mut v = serde_json::to_value(report)?;
         v["kept_receipts"] = serde_json::to_value(&k)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

@@ -113,6 +113,11 @@ pub struct NodeOptions {
     /// statement boundary.
     #[arg(long, env = "SEALBRIDGE_NEXT_POLICY")]
     pub next_policy: Option<PathBuf>,
+    /// The appraisal policies of the deployment's verifiers over time
+    /// (`appraisal-policies.json`, docs/AUDIT.md), published at GET /v1/policies for auditors.
+    /// A --dev node publishes its in-process verifiers' policy without it.
+    #[arg(long, env = "SEALBRIDGE_APPRAISAL_POLICIES")]
+    pub appraisal_policies: Option<PathBuf>,
 }
 
 /// Default data directory.
@@ -166,6 +171,7 @@ impl NodeOptions {
             rate_limit: Some(c.rate_limit_per_sec),
             rate_limit_burst: Some(c.rate_limit_burst),
             next_policy: None,
+            appraisal_policies: None,
         }
     }
 
@@ -312,6 +318,11 @@ pub fn resolve(cli: &NodeOptions, file: Option<&NodeOptions>) -> anyhow::Result<
     };
     cfg.verifiers = o.verifiers.clone();
     cfg.keyholders = o.keyholders.clone();
+    if let Some(path) = &o.appraisal_policies {
+        // Read now: a file that does not parse stops the node before it starts.
+        sealbridge_node::published::read_policies(path)?;
+        cfg.appraisal_policies = Some(path.clone());
+    }
     if let Some(path) = &o.next_policy {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading --next-policy {}", path.display()))?;

@@ -152,6 +152,7 @@ impl Awaiting {
             Ok((sb.last_sequence()?, sb.current_enclave()?))
         });
         let sender = setup.admin;
+        let data_dir = cfg.data_dir.clone();
         let renew: Renew = Box::new(move |core, d| {
             let mut sb = sb
                 .lock()
@@ -161,7 +162,12 @@ impl Awaiting {
                 sender,
                 d,
                 &appraisers,
-                |r| core.call_now(r).map_err(RegistrationError::enclave),
+                |r| {
+                    let response = core.call_now(r).map_err(RegistrationError::enclave)?;
+                    crate::published::keep_evidence(&data_dir, &response)
+                        .map_err(RegistrationError::enclave)?;
+                    Ok(response)
+                },
                 unix_now(),
                 RENEW_MARGIN,
             )?)
@@ -332,7 +338,12 @@ fn register<C: Chain>(
         setup.admin,
         description,
         appraisers,
-        |r| core.call_now(r).map_err(RegistrationError::enclave),
+        |r| {
+            let response = core.call_now(r).map_err(RegistrationError::enclave)?;
+            crate::published::keep_evidence(&cfg.data_dir, &response)
+                .map_err(RegistrationError::enclave)?;
+            Ok(response)
+        },
         unix_now(),
     )?;
     store.put_meta(REGISTRATION_META, &signed)?;

@@ -165,6 +165,7 @@ impl Scenario for TilePathEscape {
             setup: setup_of(w),
             max_pending: 10,
             rate_limit: None,
+            policies: None,
         });
         let server = Server::start(
             "127.0.0.1:0".parse().map_err(|e| setup_err(&e))?,

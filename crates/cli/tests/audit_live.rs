@@ -1,0 +1,270 @@
+//! `sealbridge audit --rpc URL --settlement ADDR --node URL` (issue 13 part 1) as processes on
+//! loopback: anvil, `sealbridge node --dev --chain URL`, `sealbridge load`, then the auditor
+//! reading only public sources — the chain over JSON-RPC, the node's tiles and checkpoint, the
+//! evidence and appraisal policies the node publishes (`/v1/evidence`, `/v1/policies`). The
+//! honest deployment passes every check; a log with a flipped byte fails `log_tiles`, evidence
+//! appraised under a policy that refuses the simulated TEE fails `registrations`; bad input (an
+//! address that is no deployment, an unreachable endpoint, a missing source) exits 2 with a
+//! clear error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use sealbridge_client::NodeClient;
+use sealbridge_testkit::anvil::{Anvil, find_anvil, free_port};
+use serde_json::Value;
+
+mod support;
+use support::{Proc, wait_until};
+
+fn anvil_bin() -> PathBuf {
+    find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("anvil not found: run `npm ci` (scripts/test.sh does)")
+}
+
+fn sealbridge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON report ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn check<'a>(r: &'a Value, name: &str) -> &'a Value {
+    r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {r}"))
+}
+
+fn failed(r: &Value) -> Vec<String> {
+    r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn refused_with(out: &Output, words: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(words), "expected {words:?} in: {err}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() {
+    let anvil = Anvil::start(&anvil_bin(), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let _node = Proc(
+        Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+            .args(["node", "--dev", "--chain", &anvil.url])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--participants", "4", "--batch-size", "16"])
+            .args(["--batch-interval-ms", "50"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let c = NodeClient::new(&base);
+    wait_until("the node", 120, || c.status().is_ok());
+    let info = c.get_json("/v1/enclave").unwrap().1;
+    let settlement = info["settlement"].as_str().unwrap().to_string();
+
+    // ---- what the node publishes --------------------------------------------------------
+    let (code, list) = c.get_json("/v1/evidence").unwrap();
+    assert_eq!(code, 200);
+    let hashes = list["evidence"].as_array().unwrap();
+    assert_eq!(
+        hashes.len(),
+        1,
+        "one registration, one piece of evidence: {list}"
+    );
+    let (code, ev) = c
+        .get_json(&format!("/v1/evidence/{}", hashes[0].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(ev["tee"], "simulated", "{ev}");
+    let (code, e) = c
+        .get_json(&format!("/v1/evidence/0x{}", "ab".repeat(32)))
+        .unwrap();
+    assert_eq!(
+        (code, &e["error"]),
+        (404, &"unknown_evidence".into()),
+        "{e}"
+    );
+    let (code, e) = c.get_json("/v1/evidence/..%2Fsecret").unwrap();
+    assert_eq!((code, &e["error"]), (400, &"bad_id".into()), "{e}");
+    let (code, p) = c.get_json("/v1/policies").unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(p["policies"][0]["from"], 0, "{p}");
+    assert_eq!(p["policies"][0]["policy"]["allow_simulated"], true, "{p}");
+
+    // ---- load, settled -----------------------------------------------------------------
+    let out = sealbridge(&[
+        "load",
+        "--node",
+        &base,
+        "--chain",
+        &anvil.url,
+        "--allow-simulated",
+        "--count",
+        "40",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("every input settled", 120, || {
+        let s = c.status().unwrap();
+        s["accepted"] == 40 && s["settled_inputs"] == 40
+    });
+
+    // ---- the honest deployment passes, from public sources only ------------------------
+    let live = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "--rpc",
+            &anvil.url,
+            "--settlement",
+            &settlement,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        sealbridge(&args)
+    };
+    let out = live(&["--node", &base]);
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(0), "{r:#}");
+    assert_eq!(r["ok"], true);
+    for name in [
+        "checkpoint",
+        "registrations",
+        "statements",
+        "batch_receipts",
+        "counts",
+    ] {
+        assert_eq!(check(&r, name)["status"], "pass", "{name}: {r:#}");
+    }
+    assert_eq!(r["summary"]["accepted_receipts"], 40, "{r:#}");
+
+    // ---- tampered: a byte of an entry bundle flipped (the host's copy of the log) -------
+    let tampered = dir.path().join("tampered-log");
+    copy_dir(&data.join("log"), &tampered);
+    // Every entry bundle (partial ones, `000.p/<width>`, are kept per width): whichever the
+    // checkpoint's size reads is damaged.
+    for bundle in files(&tampered.join("tile/entries")) {
+        let mut bytes = std::fs::read(&bundle).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&bundle, bytes).unwrap();
+    }
+    let out = live(&["--node", &base, "--log", tampered.to_str().unwrap()]);
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    assert!(failed(&r).contains(&"log_tiles".to_string()), "{r:#}");
+
+    // ---- evidence re-verified under a policy that refuses the simulated TEE -------------
+    let strict = dir.path().join("strict");
+    std::fs::create_dir_all(strict.join("evidence")).unwrap();
+    let h = hashes[0].as_str().unwrap().trim_start_matches("0x");
+    std::fs::write(
+        strict.join("evidence").join(format!("{h}.json")),
+        serde_json::to_vec(&ev).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        strict.join("appraisal-policies.json"),
+        r#"{"policies": [{"from": 0, "policy": {"allow_simulated": false}}]}"#,
+    )
+    .unwrap();
+    let out = live(&["--node", &base, "--evidence", strict.to_str().unwrap()]);
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    assert_eq!(failed(&r), ["registrations"], "{r:#}");
+
+    // ---- bad input: exit 2, a clear error -----------------------------------------------
+    let nobody = format!("{:#x}", alloy_primitives::Address::repeat_byte(0x42));
+    refused_with(
+        &sealbridge(&[
+            "audit",
+            "--rpc",
+            &anvil.url,
+            "--settlement",
+            &nobody,
+            "--node",
+            &base,
+        ]),
+        "is not a Sealbridge Settlement contract",
+    );
+    let dead = format!("http://127.0.0.1:{}", free_port().unwrap());
+    refused_with(
+        &sealbridge(&[
+            "audit",
+            "--rpc",
+            &dead,
+            "--settlement",
+            &settlement,
+            "--node",
+            &base,
+        ]),
+        "connecting to",
+    );
+    refused_with(
+        &sealbridge(&["audit", "--rpc", &anvil.url, "--settlement", &settlement]),
+        "pass --node URL or --log URL|DIR",
+    );
+    let out = sealbridge(&["audit", "--rpc", &anvil.url]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--rpc without --settlement is a usage error"
+    );
+}
