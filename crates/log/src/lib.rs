@@ -26,6 +26,7 @@
 
 mod checkpoint;
 mod compact;
+pub mod cosign;
 mod error;
 mod hash;
 mod memory;
