@@ -26,7 +26,9 @@ pub mod unrecovered;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use auditor::{AuditInput, PublishedReceipt, audit, read_published_receipts};
+pub use auditor::{
+    AuditInput, PublishedReceipt, WitnessRequirement, audit, read_published_receipts,
+};
 pub use chain::{BlockTimes, ChainRecord, Contracts, RecordedChain, TimedChain};
 pub use kept::{KeptReceipt, KeptReport, check_kept_receipts, read_kept_receipts};
 pub use live::contracts_of;

@@ -121,6 +121,9 @@ pub struct Summary {
     pub handovers_logged: u64,
     /// Handovers settled on chain (`HandedOver` events).
     pub handovers_settled: u64,
+    /// Valid cosignatures on the checkpoint by the witnesses the auditor requires (`--witness`;
+    /// 0 when none are required).
+    pub witness_cosignatures: u64,
 }
 
 /// The audit report.

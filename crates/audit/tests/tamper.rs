@@ -93,6 +93,7 @@ fn the_same_auditor_runs_on_the_live_chain() {
         log_dir: &dir.join("log"),
         attestations: &s.attestations,
         published_receipts: None,
+        witnesses: None,
     })
     .unwrap();
     assert!(r.ok, "{}", r.to_human());
@@ -557,6 +558,7 @@ fn a_renewed_statement_settled_on_chain_passes_every_check() {
             log_dir: &s.honest("renewed-live").join("log"),
             attestations: &s.attestations,
             published_receipts: None,
+            witnesses: None,
         })
         .unwrap(),
     ] {

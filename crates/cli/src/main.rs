@@ -18,6 +18,7 @@ mod node_cmd;
 mod sandbox_cmd;
 mod telemetry;
 mod verifier_cmd;
+mod witness_cmd;
 
 use std::process::ExitCode;
 
@@ -47,6 +48,9 @@ enum Command {
     /// A keyholder: hold one share of a deployment's sealing root, release it only to an
     /// attested enclave the chain allows.
     Keyholder(keyholder_cmd::KeyholderArgs),
+    /// A witness: cosign a log's checkpoints (C2SP tlog-witness), refusing any checkpoint
+    /// inconsistent with one it cosigned.
+    Witness(witness_cmd::WitnessArgs),
     /// Audit a deployment from public data: chain events, log tiles, evidence and policy.
     Audit(audit_cmd::AuditArgs),
     /// Transparency log: inclusion proofs of receipts against the latest checkpoint.
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Attest(args) => attest_cmd::run(&args),
         Command::Verifier(args) => verifier_cmd::run(&args),
         Command::Keyholder(args) => keyholder_cmd::run(&args),
+        Command::Witness(args) => witness_cmd::run(&args),
         Command::Audit(args) => audit_cmd::run(&args),
         Command::Log(args) => audit_cmd::run_log(&args),
         Command::Deploy(args) => deploy_cmd::run(&args),

@@ -281,6 +281,8 @@ struct Trust {
     origin: Option<String>,
     /// Where verified receipts are kept.
     receipts: Option<PathBuf>,
+    /// Witnesses whose cosignatures the checkpoint must carry, and how many (issue 13).
+    witnesses: Option<(Vec<sealbridge_log::cosign::WitnessKey>, usize)>,
 }
 
 /// A node's HTTP API.
@@ -429,6 +431,21 @@ impl NodeClient {
             t.ed25519 = Some(ed25519);
             t.origin = Some(origin.to_string());
         });
+        self
+    }
+
+    /// Require `required` of `witnesses` to have cosigned every checkpoint [`checkpoint`]
+    /// accepts (C2SP tlog-cosignature v1): a checkpoint the node showed only to this client
+    /// (a split view) carries no cosignature of an honest witness that saw the other one.
+    ///
+    /// [`checkpoint`]: NodeClient::checkpoint
+    #[must_use]
+    pub fn require_witnesses(
+        self,
+        witnesses: Vec<sealbridge_log::cosign::WitnessKey>,
+        required: usize,
+    ) -> Self {
+        self.set_trust(|t| t.witnesses = Some((witnesses, required)));
         self
     }
 
@@ -799,7 +816,18 @@ impl NodeClient {
                     .map(String::from)
             })
             .unwrap_or(text);
-        Ok(verify::verify_checkpoint(&note, &origin, &key)?)
+        let cp = verify::verify_checkpoint(&note, &origin, &key)?;
+        if let Some((witnesses, required)) = &trust.witnesses {
+            let got = sealbridge_log::cosign::verify_cosignatures(&note, witnesses)
+                .map_err(|e| ClientError::Invalid(format!("a witness cosignature: {e}")))?;
+            if got.len() < *required {
+                return Err(ClientError::Invalid(format!(
+                    "the checkpoint carries {} of the {required} witness cosignatures required",
+                    got.len()
+                )));
+            }
+        }
+        Ok(cp)
     }
 
     /// [`NodeClient::receipt_info`] as JSON.

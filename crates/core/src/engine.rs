@@ -131,6 +131,10 @@ pub struct Shared {
     pub description: RwLock<Option<Description>>,
     /// The latest signed checkpoint (also in `<tiles>/checkpoint`).
     pub checkpoint: RwLock<Option<String>>,
+    /// The latest checkpoint the node's witnesses were asked to cosign, with the cosignatures
+    /// they gave (issue 13; `None` without witnesses or before the first round): served at
+    /// `/checkpoint` in place of the bare one.
+    pub cosigned_checkpoint: RwLock<Option<String>>,
     /// The enclave's status after the last group.
     pub status: RwLock<Option<EnclaveStatus>>,
     /// What the last stored snapshot took.

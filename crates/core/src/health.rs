@@ -26,6 +26,11 @@ pub struct NodeState {
     /// Next block the relayer scans for deposits: every deposit in an earlier block has been
     /// credited to the enclave (durably: the cursor commits with the enclave's record).
     pub deposit_cursor: AtomicU64,
+    /// How long the last witness round took (microseconds; 0 = none yet): every configured
+    /// witness asked to cosign the latest checkpoint (issue 13).
+    pub witness_round_micros: AtomicU64,
+    /// Cosignatures on the checkpoint served at `/checkpoint` after the last witness round.
+    pub witness_cosignatures: AtomicU64,
     /// Last sequence the enclave signed.
     pub enclave_sequence: AtomicU64,
     /// Settlement opportunities the relayer has offered (a counter; 0: no relayer paces this

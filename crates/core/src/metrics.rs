@@ -33,7 +33,7 @@ const UPKEEP_EVERY: u64 = 1024;
 
 /// Gauges exported from the [`NodeState`] at render time: name, help, value.
 type FromState = (&'static str, &'static str, fn(&NodeState) -> u64);
-const STATE_GAUGES: [FromState; 15] = [
+const STATE_GAUGES: [FromState; 17] = [
     (
         "sealbridge_chain_sequence",
         "Last sequence settled on chain.",
@@ -53,6 +53,16 @@ const STATE_GAUGES: [FromState; 15] = [
         "sealbridge_deposit_cursor",
         "Next block scanned for deposits (earlier deposits are credited).",
         |s| s.deposit_cursor.load(Relaxed),
+    ),
+    (
+        "sealbridge_witness_round_micros",
+        "How long the last round of witness cosigning took (microseconds).",
+        |s| s.witness_round_micros.load(Relaxed),
+    ),
+    (
+        "sealbridge_witness_cosignatures",
+        "Witness cosignatures on the checkpoint served at /checkpoint.",
+        |s| s.witness_cosignatures.load(Relaxed),
     ),
     (
         "sealbridge_relayer_stuck",

@@ -91,7 +91,7 @@ impl WitnessKey {
     /// Parse a witness vkey (strictly: type 0x04, key ID matching the key).
     pub fn from_vkey(vkey: &str) -> Result<Self, Error> {
         const BAD: Error = Error::Malformed("witness vkey (name+keyid+base64(0x04 || key))");
-        let mut parts = vkey.split('+');
+        let mut parts = vkey.splitn(3, '+');
         let (Some(name), Some(id_hex), Some(key_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
@@ -339,6 +339,24 @@ mod tests {
             WitnessKey::from_vkey(&log_vkey).is_err(),
             "a type-0x01 key is no witness key"
         );
+    }
+
+    #[test]
+    fn vkeys_whose_base64_holds_a_plus_round_trip() {
+        // Base64's alphabet has '+': a key must not be split there (names cannot hold '+').
+        let mut found = 0;
+        for b in 0..=255u8 {
+            let pk = [b; 32];
+            let w = WitnessKey::new("w.example", &pk).unwrap();
+            let n = crate::NoteVerifier::new("log.example", &pk).unwrap();
+            let (wv, nv) = (w.to_vkey(), n.to_vkey());
+            if wv.matches('+').count() > 2 || nv.matches('+').count() > 2 {
+                found += 1;
+            }
+            assert_eq!(WitnessKey::from_vkey(&wv).unwrap(), w, "{wv}");
+            assert_eq!(crate::NoteVerifier::from_vkey(&nv).unwrap(), n, "{nv}");
+        }
+        assert!(found > 0, "some key's base64 holds a '+'");
     }
 
     #[test]

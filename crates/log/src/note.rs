@@ -128,7 +128,7 @@ impl NoteVerifier {
     /// Parses a verifier key string (strictly: Ed25519 only, key ID must match the key).
     pub fn from_vkey(vkey: &str) -> Result<Self, Error> {
         const BAD: Error = Error::Malformed("vkey");
-        let mut parts = vkey.split('+');
+        let mut parts = vkey.splitn(3, '+');
         let (Some(name), Some(id_hex), Some(key_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {

@@ -728,8 +728,17 @@ async fn withdrawal(State(s): St, Path(id): Path<String>) -> Response {
     .into_response()
 }
 
+/// The checkpoint with its witnesses' cosignatures when the node has witnesses (the latest
+/// round's, which may lag the bare checkpoint by one round), else the bare one.
 async fn checkpoint(State(s): St) -> Response {
-    match s.shared.checkpoint.read().ok().and_then(|c| c.clone()) {
+    let cosigned = s
+        .shared
+        .cosigned_checkpoint
+        .read()
+        .ok()
+        .and_then(|c| c.clone());
+    let bare = || s.shared.checkpoint.read().ok().and_then(|c| c.clone());
+    match cosigned.or_else(bare) {
         Some(note) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response(),
         None => error(
             &s,

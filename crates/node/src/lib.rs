@@ -16,6 +16,7 @@ pub mod published;
 pub mod resume;
 pub mod setup;
 pub mod trace_context;
+pub mod witnessing;
 
 pub use node::{ChainMode, EnclaveMode, Node, NodeConfig};
 pub use setup::Setup;

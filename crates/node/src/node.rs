@@ -139,6 +139,9 @@ pub struct NodeConfig {
     /// `GET /v1/policies` for auditors (`appraisal-policies.json` format, docs/AUDIT.md); a
     /// development node publishes its in-process verifiers' policy without it.
     pub appraisal_policies: Option<PathBuf>,
+    /// Witnesses asked to cosign every new checkpoint (`--witness VKEY@URL`, issue 13): the
+    /// checkpoint served at `/checkpoint` carries their cosignatures.
+    pub witnesses: Vec<crate::witnessing::WitnessTarget>,
 }
 
 impl NodeConfig {
@@ -175,6 +178,7 @@ impl NodeConfig {
             resume_from_chain: None,
             keyholders: Vec::new(),
             appraisal_policies: None,
+            witnesses: Vec::new(),
         }
     }
 }
@@ -800,6 +804,7 @@ impl Node {
         let chain = Arc::new(Mutex::new(sb));
         let chain_for_policy = chain.clone();
         start_relayer(&mut workers, &cfg, chain.clone(), &metrics)?;
+        start_witnessing(&mut workers, &cfg, &shared, &metrics)?;
         start_renewal(
             &mut workers,
             chain,
@@ -1149,6 +1154,25 @@ fn start_relayer<C: Chain + Send + 'static>(
     let (tx, metrics, stop) = (workers.tx()?.clone(), metrics.clone(), workers.stop.clone());
     workers.spawn("sealbridge-relayer", move || {
         relayer::run(chain, store, tx, metrics, rcfg, scan, stop)
+    })
+}
+
+/// With witnesses configured, a thread that has them cosign each new checkpoint.
+fn start_witnessing(
+    workers: &mut Workers,
+    cfg: &NodeConfig,
+    shared: &Arc<Shared>,
+    metrics: &Arc<Metrics>,
+) -> Result<(), NodeError> {
+    if cfg.witnesses.is_empty() {
+        return Ok(());
+    }
+    let cosigner =
+        crate::witnessing::Cosigner::new(cfg.witnesses.clone(), cfg.data_dir.join("log"));
+    let (shared, stop, state) = (shared.clone(), workers.stop.clone(), metrics.state.clone());
+    let poll = cfg.poll.min(Duration::from_millis(200));
+    workers.spawn("sealbridge-witness", move || {
+        crate::witnessing::run(cosigner, &shared, &stop, poll, &state);
     })
 }
 

@@ -468,6 +468,7 @@ fn audit_checks(
         log_dir: log,
         attestations: &Attestations::default(),
         published_receipts: None,
+        witnesses: None,
     })
     .unwrap();
     report

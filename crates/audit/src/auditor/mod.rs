@@ -96,6 +96,21 @@ pub struct AuditInput<'a, C: ?Sized> {
     pub attestations: &'a Attestations,
     /// Receipts the host published, if any.
     pub published_receipts: Option<&'a [PublishedReceipt]>,
+    /// Witness cosignatures the checkpoint must carry (issue 13): `checkpoint` fails with
+    /// fewer. `None`: none required.
+    pub witnesses: Option<&'a WitnessRequirement>,
+}
+
+/// The witnesses whose cosignatures a checkpoint must carry: at least `required` of `keys`
+/// (C2SP tlog-cosignature v1). A checkpoint shown to the auditor that differs from the one shown
+/// to clients is refused by the witnesses that cosigned the clients' (`sealbridge-witness`),
+/// so it cannot carry their cosignatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessRequirement {
+    /// The witnesses' keys.
+    pub keys: Vec<sealbridge_log::cosign::WitnessKey>,
+    /// How many of them must have cosigned.
+    pub required: usize,
 }
 
 /// When the tiles cannot be read at the checkpoint's size, the longest readable prefix of the
@@ -242,6 +257,9 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     );
     if let Some(cp) = &cp {
         summary.log_size = cp.size;
+    }
+    if let (Some(w), Some(_)) = (input.witnesses, &cp) {
+        summary.witness_cosignatures = check_cosignatures(&note, w, &mut k.checkpoint);
     }
     let view = verify_tiles(
         &reader,
@@ -404,6 +422,37 @@ fn verify_checkpoint<C: ?Sized>(
         )),
     }
     cp.map(|(cp, _)| cp)
+}
+
+/// The cosignatures the auditor requires on the (verified) checkpoint: fail `t` with fewer than
+/// `w.required`, or with a cosignature line of a required witness that does not verify.
+fn check_cosignatures(note: &str, w: &WitnessRequirement, t: &mut Tally) -> u64 {
+    match sealbridge_log::cosign::verify_cosignatures(note, &w.keys) {
+        Ok(c) => {
+            let names: Vec<&str> = c.iter().map(|c| c.witness.as_str()).collect();
+            t.expect(c.len() >= w.required, || {
+                format!(
+                    "the checkpoint carries {} of the {} witness cosignatures required ({}): \
+                     witnesses refuse a checkpoint inconsistent with one they cosigned, so this \
+                     log may not be the one they saw (a split view)",
+                    c.len(),
+                    w.required,
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            });
+            c.len() as u64
+        }
+        Err(e) => {
+            t.fail(format!(
+                "a cosignature line of a required witness does not verify: {e}"
+            ));
+            0
+        }
+    }
 }
 
 /// Check `log_tiles` against the verified checkpoint and walk the entries (`log_entries`).

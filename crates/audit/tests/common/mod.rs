@@ -600,6 +600,7 @@ pub fn audit_dir(dir: &Path) -> Report {
         log_dir: &dir.join("log"),
         attestations: &attestations,
         published_receipts: None,
+        witnesses: None,
     })
     .unwrap()
 }

@@ -47,6 +47,13 @@ pub struct AuditArgs {
     /// an export (default DIR, or the node).
     #[arg(long)]
     pub evidence: Option<String>,
+    /// A witness whose cosignature the checkpoint must carry (its vkey, as `sealbridge witness
+    /// init` prints it); repeat for each. With --witnesses-required K, K of them suffice.
+    #[arg(long = "witness", value_name = "VKEY")]
+    pub witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned the checkpoint (default: all).
+    #[arg(long, value_name = "K", requires = "witnesses")]
+    pub witnesses_required: Option<usize>,
     /// Recorded chain data (default `DIR/chain.json`).
     #[arg(long)]
     pub chain: Option<PathBuf>,
@@ -76,6 +83,7 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     };
     let chain_path = args.chain.clone().unwrap_or_else(|| dir.join("chain.json"));
     let chain = RecordedChain::open(&chain_path)?;
+    let witnesses = witness_requirement(args)?;
     let attestations = match &args.evidence {
         Some(source) => live::attestations(source)?,
         None => Attestations::read(dir)?,
@@ -91,6 +99,7 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         log_dir: &log_dir,
         attestations: &attestations,
         published_receipts: receipts.as_deref(),
+        witnesses: witnesses.as_ref(),
     })?;
     finish(args, &report, &log_dir)
 }
@@ -103,6 +112,7 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
     let chain =
         sealbridge_chain::RpcChain::connect(rpc).with_context(|| format!("connecting to {rpc}"))?;
     let contracts = sealbridge_audit::contracts_of(&chain, settlement)?;
+    let witnesses = witness_requirement(args)?;
     let node = args.node.as_deref().map(|n| n.trim_end_matches('/'));
     let log = match (args.log.as_deref(), node, args.dir.as_deref()) {
         (Some(l), _, _) => l.to_string(),
@@ -126,8 +136,36 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
         log_dir: &log_dir,
         attestations: &attestations,
         published_receipts: receipts.as_deref(),
+        witnesses: witnesses.as_ref(),
     })?;
     finish(args, &report, &log_dir)
+}
+
+/// `--witness VKEY…` and `--witnesses-required K`.
+fn witness_requirement(
+    args: &AuditArgs,
+) -> anyhow::Result<Option<sealbridge_audit::WitnessRequirement>> {
+    if args.witnesses.is_empty() {
+        return Ok(None);
+    }
+    let keys = args
+        .witnesses
+        .iter()
+        .map(|v| {
+            sealbridge_log::cosign::WitnessKey::from_vkey(v)
+                .with_context(|| format!("--witness {v:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let required = args.witnesses_required.unwrap_or(keys.len());
+    anyhow::ensure!(
+        (1..=keys.len()).contains(&required),
+        "--witnesses-required {required}: between 1 and the {} --witness keys given",
+        keys.len()
+    );
+    Ok(Some(sealbridge_audit::WitnessRequirement {
+        keys,
+        required,
+    }))
 }
 
 /// `DIR/receipts.jsonl` if there is one.

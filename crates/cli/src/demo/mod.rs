@@ -292,6 +292,7 @@ fn audit_public_data(d: &Setup, run: &Run, out: &Reporter) -> anyhow::Result<Aud
         log_dir: d.host_log.dir(),
         attestations: &attestations,
         published_receipts: Some(&published),
+        witnesses: None,
     })
     .context("auditing")?;
     Ok(Audited {

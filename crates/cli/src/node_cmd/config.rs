@@ -118,6 +118,11 @@ pub struct NodeOptions {
     /// A --dev node publishes its in-process verifiers' policy without it.
     #[arg(long, env = "SEALBRIDGE_APPRAISAL_POLICIES")]
     pub appraisal_policies: Option<PathBuf>,
+    /// A witness (`sealbridge witness serve`) asked to cosign every new checkpoint, as
+    /// VKEY@URL (the witness's key as `sealbridge witness init` prints it); repeat for each
+    /// (environment: comma-separated). /checkpoint then carries their cosignatures.
+    #[arg(long = "witness", env = "SEALBRIDGE_WITNESSES", value_delimiter = ',')]
+    pub witnesses: Vec<String>,
 }
 
 /// Default data directory.
@@ -172,6 +177,7 @@ impl NodeOptions {
             rate_limit_burst: Some(c.rate_limit_burst),
             next_policy: None,
             appraisal_policies: None,
+            witnesses: Vec::new(),
         }
     }
 
@@ -318,6 +324,14 @@ pub fn resolve(cli: &NodeOptions, file: Option<&NodeOptions>) -> anyhow::Result<
     };
     cfg.verifiers = o.verifiers.clone();
     cfg.keyholders = o.keyholders.clone();
+    cfg.witnesses = o
+        .witnesses
+        .iter()
+        .map(|w| {
+            w.parse()
+                .map_err(|e: String| anyhow::anyhow!("--witness: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
     if let Some(path) = &o.appraisal_policies {
         // Read now: a file that does not parse stops the node before it starts.
         sealbridge_node::published::read_policies(path)?;
