@@ -230,6 +230,101 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
     assert_eq!(out.status.code(), Some(1), "{r:#}");
     assert_eq!(failed(&r), ["registrations"], "{r:#}");
 
+    // ---- --state: the next audit must extend the last one --------------------------------
+    let state = dir.path().join("audit-state.json");
+    let state_s = state.to_str().unwrap();
+    let out = live(&["--node", &base, "--state", state_s]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let kept: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(kept["size"], r["summary"]["log_size"], "{kept}");
+    // More inputs; the log grew and extends the audited checkpoint.
+    let out = sealbridge(&[
+        "load",
+        "--node",
+        &base,
+        "--chain",
+        &anvil.url,
+        "--allow-simulated",
+        "--count",
+        "10",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("the new inputs settled", 120, || {
+        let s = c.status().unwrap();
+        s["accepted"] == 50 && s["settled_inputs"] == 50
+    });
+    let out = live(&["--node", &base, "--state", state_s]);
+    let r2 = report(&out);
+    assert_eq!(out.status.code(), Some(0), "{r2:#}");
+    assert_eq!(r2["continuity"]["ok"], true, "{r2:#}");
+    assert_eq!(r2["continuity"]["kept_size"], kept["size"], "{r2:#}");
+    // The audited history rewritten (the kept root is not the log's at that size): exit 1.
+    let mut forged: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    forged["root"] = format!("0x{}", "11".repeat(32)).into();
+    std::fs::write(&state, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let out = live(&["--node", &base, "--state", state_s]);
+    let r3 = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{r3:#}");
+    assert_eq!(r3["ok"], true, "every check passes: only continuity fails");
+    assert!(
+        r3["continuity"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rewrote history"),
+        "{r3:#}"
+    );
+    // A state file of another deployment is refused before anything is audited.
+    forged["settlement"] = format!("{:#x}", alloy_primitives::Address::repeat_byte(7)).into();
+    std::fs::write(&state, serde_json::to_vec(&forged).unwrap()).unwrap();
+    refused_with(
+        &live(&["--node", &base, "--state", state_s]),
+        "kept for settlement",
+    );
+
+    // ---- --follow: audits as the log grows; exits 1 at the first failure ----------------
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+        .args(["audit", "--rpc", &anvil.url, "--settlement", &settlement])
+        .args(["--node", &base, "--follow", "--interval", "1", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(follow.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let first: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(first["ok"], true, "{line}");
+    assert!(
+        follow.try_wait().unwrap().is_none(),
+        "--follow keeps running after a pass"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let out = live(&[
+        "--node",
+        &base,
+        "--log",
+        tampered.to_str().unwrap(),
+        "--follow",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "--follow exits 1 on the first failure"
+    );
+
     // ---- bad input: exit 2, a clear error -----------------------------------------------
     let nobody = format!("{:#x}", alloy_primitives::Address::repeat_byte(0x42));
     refused_with(

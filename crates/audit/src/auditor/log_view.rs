@@ -3,10 +3,11 @@
 use super::*;
 
 pub(super) fn walk_log(
-    entries: Vec<Vec<u8>>,
+    entries: impl IntoIterator<Item = Vec<u8>>,
+    keep: &BTreeSet<u64>,
     t: &mut Tally,
     domain: &alloy_sol_types::Eip712Domain,
-) -> LogView {
+) -> Result<LogView, Error> {
     let mut v = LogView::default();
     let mut key: Option<KeyBundle> = None;
     let mut policy: Option<B256> = None;
@@ -26,7 +27,12 @@ pub(super) fn walk_log(
     // A handover logged and not yet taken over by its successor: (its position in
     // `v.handovers`, its log index).
     let mut handing: Option<(usize, u64)> = None;
-    for (index, bytes) in (0u64..).zip(&entries) {
+    for (index, raw) in (0u64..).zip(entries) {
+        v.tree.append(leaf_hash(&raw))?;
+        if keep.contains(&index) {
+            v.kept.insert(index, raw.clone());
+        }
+        let bytes = &raw;
         let entry = match entries::decode(bytes) {
             Ok(e) => e,
             Err(why) => {
@@ -344,8 +350,7 @@ pub(super) fn walk_log(
     }
     v.pending = batch.len() as u64;
     v.pending_exits = batch_exits.len() as u64;
-    v.entries = entries;
-    v
+    Ok(v)
 }
 
 /// Why a statement renewal entry is not one the enclave could have logged, if it is not: it must
@@ -428,7 +433,7 @@ mod tests {
     fn walk(entries: Vec<Vec<u8>>) -> (Tally, LogView) {
         let mut t = Tally::default();
         let domain = settlement_domain(31337, Address::repeat_byte(5));
-        let v = walk_log(entries, &mut t, &domain);
+        let v = walk_log(entries, &BTreeSet::new(), &mut t, &domain).unwrap();
         (t, v)
     }
 
@@ -570,7 +575,7 @@ mod heartbeat_tests {
         let mut t = Tally::default();
         let domain =
             sealbridge_proto::eip712::settlement_domain(TARGET.chain_id, TARGET.settlement);
-        let v = walk_log(entries, &mut t, &domain);
+        let v = walk_log(entries, &BTreeSet::new(), &mut t, &domain).unwrap();
         assert_eq!(t.failures, 0, "{:?}", t.first);
         let hb = v.statements.get(&h.statement.sequence).unwrap();
         assert!(hb.batch.is_empty() && hb.exits.is_empty());

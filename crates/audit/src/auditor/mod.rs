@@ -23,8 +23,9 @@ use sealbridge_enclave::{
     log_entry::{ExitRequestEntry, HandoverEntry, ResumedEntry},
 };
 use sealbridge_log::{
-    Checkpoint, Hash, MemoryTree, TileReader, consistency_proof, inclusion_proof, leaf_hash,
-    merkle_root, root_at, verify_checkpoint_for_origin, verify_consistency, verify_inclusion,
+    Checkpoint, Hash, HashReader, MemoryTree, TileReader, consistency_proof, inclusion_proof,
+    leaf_hash, merkle_root, root_at, verify_checkpoint_for_origin, verify_consistency,
+    verify_inclusion,
 };
 use sealbridge_proto::eip712::{AttestationResult, Statement, registry_domain, settlement_domain};
 use sealbridge_seal::{
@@ -170,7 +171,12 @@ struct LoggedHandover {
 
 #[derive(Default)]
 struct LogView {
-    entries: Vec<Vec<u8>>,
+    /// The log's leaf hashes (every level, for proofs): the entries themselves are not kept,
+    /// so memory grows by 64 bytes per entry, not by the entries (issue 13: a 1,000,000-entry
+    /// log in bounded memory).
+    tree: MemoryTree,
+    /// The entries a published receipt names (`published_receipts`), by index.
+    kept: BTreeMap<u64, Vec<u8>>,
     statements: BTreeMap<u64, LoggedStatement>,
     results: Vec<(AttestationResult, Vec<[u8; 65]>)>,
     bundles: Vec<(KeyBundle, B256)>,
@@ -242,15 +248,11 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
 
     let (reader, note) = crate::open_log(input.log_dir)?;
     let claimed = claimed_checkpoint(&note);
-    let raw_entries = claimed
-        .as_ref()
-        .map(|cp| reader.at(cp.size).read_all_entries());
     let cp = verify_checkpoint(
         input,
         &reader,
         &note,
         claimed.as_ref(),
-        raw_entries.as_ref(),
         &registered,
         &registry_domain,
         &mut k.checkpoint,
@@ -261,13 +263,11 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     if let (Some(w), Some(_)) = (input.witnesses, &cp) {
         summary.witness_cosignatures = check_cosignatures(&note, w, &mut k.checkpoint);
     }
-    let view = verify_tiles(
-        &reader,
-        cp.as_ref(),
-        raw_entries,
-        &settlement_domain,
-        &mut k,
-    );
+    let keep: BTreeSet<u64> = input
+        .published_receipts
+        .map(|list| list.iter().map(|r| r.sequence).collect())
+        .unwrap_or_default();
+    let view = verify_tiles(&reader, cp.as_ref(), &keep, &settlement_domain, &mut k)?;
     let Some(view) = view else {
         skip_log_checks(&mut k);
         return Ok(finish(k, summary, Vec::new()));
@@ -275,12 +275,9 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     let Some(cp) = cp else {
         return Ok(finish(k, summary, Vec::new()));
     };
-    // The proofs below run over the verified entries in memory (the tiles gave exactly these
-    // leaves: `log_tiles` passed), which is ~15x faster than reading tiles per proof.
-    let mut tiles = MemoryTree::new();
-    for e in &view.entries {
-        tiles.append(leaf_hash(e))?;
-    }
+    // The proofs below run over the verified leaf hashes in memory (the tiles gave exactly
+    // these leaves: `log_tiles` passed), which is ~15x faster than reading tiles per proof.
+    let tiles = &view.tree;
     summary.accepted_receipts = view.accepted.len() as u64;
     summary.rejected_receipts = view.rejected;
     summary.pending_receipts = view.pending;
@@ -300,8 +297,8 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
         &mut summary,
     )?;
     let settled = &replay.settled;
-    check_anchors(settled, &cp, &tiles, &mut k.anchors)?;
-    check_batches(&view, &cp, &tiles, &mut k.batch_receipts)?;
+    check_anchors(settled, &cp, tiles, &mut k.anchors)?;
+    check_batches(&view, &cp, tiles, &mut k.batch_receipts)?;
     check_exactly_once(&view, settled, &mut k.exactly_once);
     check_counts(&view, settled, &mut k.counts);
     check_exits(
@@ -313,7 +310,7 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
     );
     match input.published_receipts {
         None => k.published_receipts.skip("no published receipts given"),
-        Some(list) => check_published(list, &view, &cp, &tiles, &mut k.published_receipts)?,
+        Some(list) => check_published(list, &view, &cp, tiles, &mut k.published_receipts)?,
     }
     Ok(finish(k, summary, view.sessions))
 }
@@ -355,49 +352,45 @@ fn registered_results(logs: &[LogEntry], registry: Address) -> HashSet<B256> {
 /// Check `checkpoint`: the note must be signed by a key of a result the registry registered.
 /// The keys to try come from the (not yet verified) log; if the tiles are damaged, the readable
 /// prefix is scanned, so that the damage is reported by `log_tiles`, not as an unknown key.
-#[allow(clippy::too_many_arguments)]
 fn verify_checkpoint<C: ?Sized>(
     input: &AuditInput<'_, C>,
     reader: &TileReader,
     note: &str,
     claimed: Option<&Checkpoint>,
-    raw_entries: Option<&Result<Vec<Vec<u8>>, sealbridge_log::Error>>,
     registered: &HashSet<B256>,
     registry_domain: &alloy_sol_types::Eip712Domain,
     t: &mut Tally,
 ) -> Option<Checkpoint> {
     let c = input.contracts;
     let origin = log_origin(c.chain_id, c.settlement);
-    let scanned: Vec<Vec<u8>> = match (claimed, raw_entries) {
-        (_, Some(Ok(_))) | (None, _) => Vec::new(),
-        (Some(cp), _) => (1..=cp.size.min(KEY_SCAN_LIMIT))
-            .rev()
-            .find_map(|w| reader.at(w).read_all_entries().ok())
-            .unwrap_or_default(),
-    };
-    let entries = raw_entries
-        .and_then(|r| r.as_ref().ok())
-        .unwrap_or(&scanned);
     let mut keys: Vec<[u8; 32]> = Vec::new();
     // The successor's key of the last handover a successor accepted (issue 12), and where.
-    let mut accepted: Option<(usize, [u8; 32])> = None;
-    for (i, e) in entries.iter().enumerate() {
-        match entries::decode(e) {
-            Ok(Entry::AttestationResult { result, .. })
-                if registered.contains(&result.digest(registry_domain))
-                    && !keys.contains(&result.ed25519Key.0) =>
-            {
-                keys.push(result.ed25519Key.0);
+    let mut accepted: Option<(u64, [u8; 32])> = None;
+    // One streaming pass (one entry bundle in memory at a time). If the tiles are damaged, the
+    // readable prefix is scanned, so that the damage is reported by `log_tiles`, not as an
+    // unknown key.
+    if let Some(cp) = claimed {
+        let mut damaged = false;
+        for (i, e) in (0u64..).zip(reader.at(cp.size).entries()) {
+            match e {
+                Ok(e) => note_keys(i, &e, registered, registry_domain, &mut keys, &mut accepted),
+                Err(_) => {
+                    damaged = true;
+                    break;
+                }
             }
-            // A successor's key, attested by the enclave that handed over to it and named by
-            // a registration on chain (its result hash).
-            Ok(Entry::Handover(h))
-                if registered.contains(&h.result_hash) && !keys.contains(&h.successor_ed25519) =>
-            {
-                keys.push(h.successor_ed25519);
+        }
+        // Damaged within the first entry bundle (a dropped entry leaves no bundle of the
+        // claimed width): the longest readable prefix of it, where boot logs the keys.
+        if damaged
+            && keys.is_empty()
+            && let Some(prefix) = (1..=cp.size.min(KEY_SCAN_LIMIT))
+                .rev()
+                .find_map(|w| reader.at(w).read_all_entries().ok())
+        {
+            for (i, e) in (0u64..).zip(&prefix) {
+                note_keys(i, e, registered, registry_domain, &mut keys, &mut accepted);
             }
-            Ok(Entry::HandoverAccepted(a)) => accepted = Some((i, a.successor.ed25519)),
-            _ => {}
         }
     }
     let cp = keys.iter().find_map(|key| {
@@ -422,6 +415,35 @@ fn verify_checkpoint<C: ?Sized>(
         )),
     }
     cp.map(|(cp, _)| cp)
+}
+
+/// The checkpoint keys entry `e` (at index `i`) names: an attestation result the registry
+/// registered, a handover's successor named by a registration; and a successor's takeover.
+fn note_keys(
+    i: u64,
+    e: &[u8],
+    registered: &HashSet<B256>,
+    registry_domain: &alloy_sol_types::Eip712Domain,
+    keys: &mut Vec<[u8; 32]>,
+    accepted: &mut Option<(u64, [u8; 32])>,
+) {
+    match entries::decode(e) {
+        Ok(Entry::AttestationResult { result, .. })
+            if registered.contains(&result.digest(registry_domain))
+                && !keys.contains(&result.ed25519Key.0) =>
+        {
+            keys.push(result.ed25519Key.0);
+        }
+        // A successor's key, attested by the enclave that handed over to it and named by a
+        // registration on chain (its result hash).
+        Ok(Entry::Handover(h))
+            if registered.contains(&h.result_hash) && !keys.contains(&h.successor_ed25519) =>
+        {
+            keys.push(h.successor_ed25519);
+        }
+        Ok(Entry::HandoverAccepted(a)) => *accepted = Some((i, a.successor.ed25519)),
+        _ => {}
+    }
 }
 
 /// The cosignatures the auditor requires on the (verified) checkpoint: fail `t` with fewer than
@@ -455,35 +477,55 @@ fn check_cosignatures(note: &str, w: &WitnessRequirement, t: &mut Tally) -> u64 
     }
 }
 
-/// Check `log_tiles` against the verified checkpoint and walk the entries (`log_entries`).
+/// Check `log_tiles` against the verified checkpoint and walk the entries (`log_entries`),
+/// streaming: one entry bundle in memory at a time. The entries at `keep` are kept.
 fn verify_tiles(
     reader: &TileReader,
     cp: Option<&Checkpoint>,
-    raw_entries: Option<Result<Vec<Vec<u8>>, sealbridge_log::Error>>,
+    keep: &BTreeSet<u64>,
     settlement_domain: &alloy_sol_types::Eip712Domain,
     k: &mut Checks,
-) -> Option<LogView> {
+) -> Result<Option<LogView>, Error> {
     let Some(cp) = cp else {
         k.log_tiles.skip("no verified checkpoint");
-        return None;
+        return Ok(None);
     };
     if let Err(e) = reader.verify_against(cp) {
         k.log_tiles
             .fail(format!("tiles do not verify against the checkpoint: {e}"));
-        return None;
+        return Ok(None);
     }
-    match raw_entries {
-        Some(Ok(entries)) => {
-            k.log_tiles.ok();
-            Some(walk_log(entries, &mut k.log_entries, settlement_domain))
-        }
-        Some(Err(e)) => {
-            k.log_tiles.fail(format!("entry bundles unreadable: {e}"));
+    let at = reader.at(cp.size);
+    let mut unreadable = None;
+    let entries = at.entries().map_while(|e| match e {
+        Ok(e) => Some(e),
+        Err(e) => {
+            unreadable = Some(e);
             None
+        }
+    });
+    // `log_entries` is judged only on a log read whole.
+    let mut walked = Tally::default();
+    let view = walk_log(entries, keep, &mut walked, settlement_domain)?;
+    if unreadable.is_none() && HashReader::size(&view.tree) == cp.size {
+        k.log_entries = walked;
+    }
+    match unreadable {
+        Some(e) => {
+            k.log_tiles.fail(format!("entry bundles unreadable: {e}"));
+            Ok(None)
+        }
+        None if HashReader::size(&view.tree) != cp.size => {
+            k.log_tiles.fail(format!(
+                "the entry bundles hold {} entries, the checkpoint {}",
+                HashReader::size(&view.tree),
+                cp.size
+            ));
+            Ok(None)
         }
         None => {
-            k.log_tiles.fail("checkpoint body does not parse");
-            None
+            k.log_tiles.ok();
+            Ok(Some(view))
         }
     }
 }

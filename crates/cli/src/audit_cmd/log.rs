@@ -239,13 +239,32 @@ pub fn fetch_at_most(url: &str, dir: &Path, max_entries: u64) -> anyhow::Result<
     for n in 0..cp.size.div_ceil(TILE_WIDTH) {
         paths.push(entries_path(n, tile_width(cp.size, 0, n)));
     }
-    for p in paths {
+    // Progress on a terminal (a million-entry log is ~8,000 tiles).
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr()) && paths.len() > 64;
+    let started = std::time::Instant::now();
+    let (total, mut bytes_total) = (paths.len(), 0usize);
+    for (i, p) in paths.into_iter().enumerate() {
         let bytes = get(&format!("{prefix}/{p}"))?;
+        bytes_total += bytes.len();
         let dest: PathBuf = dir.join(&p);
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(dest, bytes)?;
+        if show && (i % 32 == 0 || i + 1 == total) {
+            let width = 40;
+            let filled = (i + 1) * width / total;
+            eprint!(
+                "\rfetching the log: [{}{}] {}/{total} tiles, {:.1} MB",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                i + 1,
+                bytes_total as f64 / 1e6
+            );
+        }
+    }
+    if show {
+        eprintln!(" in {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(())
 }

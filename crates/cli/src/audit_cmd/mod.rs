@@ -6,6 +6,7 @@
 
 mod live;
 pub(crate) mod log;
+mod state;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +55,18 @@ pub struct AuditArgs {
     /// How many of the --witness keys must have cosigned the checkpoint (default: all).
     #[arg(long, value_name = "K", requires = "witnesses")]
     pub witnesses_required: Option<usize>,
+    /// With --rpc: the last audited checkpoint is kept in FILE (created if missing), and the
+    /// next run requires the log it audits to extend it (same root at the kept size): a host
+    /// that rewrote what was audited before fails, whatever it shows now.
+    #[arg(long, value_name = "FILE", requires = "rpc")]
+    pub state: Option<PathBuf>,
+    /// With --rpc: keep auditing as the chain and the log grow (every --interval seconds, when
+    /// the checkpoint changed); exit 1 on the first failure.
+    #[arg(long, requires = "rpc")]
+    pub follow: bool,
+    /// Seconds between two audits with --follow.
+    #[arg(long, default_value_t = 10, requires = "follow")]
+    pub interval: u64,
     /// Recorded chain data (default `DIR/chain.json`).
     #[arg(long)]
     pub chain: Option<PathBuf>,
@@ -129,16 +142,64 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
         }
     };
     let receipts = published_receipts(args.dir.as_deref())?;
-    let (log_dir, _fetched) = log_source(Some(&log), PathBuf::new())?;
-    let report = audit(&AuditInput {
-        chain: &chain,
-        contracts,
-        log_dir: &log_dir,
-        attestations: &attestations,
-        published_receipts: receipts.as_deref(),
-        witnesses: witnesses.as_ref(),
-    })?;
-    finish(args, &report, &log_dir)
+    let mut kept = match &args.state {
+        Some(path) => state::read(path, &contracts)?,
+        None => None,
+    };
+    let mut last_note: Option<String> = None;
+    loop {
+        let (log_dir, _fetched) = log_source(Some(&log), PathBuf::new())?;
+        let note = std::fs::read_to_string(log_dir.join("checkpoint")).unwrap_or_default();
+        if args.follow && last_note.as_deref() == Some(note.as_str()) {
+            std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
+            continue;
+        }
+        let report = audit(&AuditInput {
+            chain: &chain,
+            contracts,
+            log_dir: &log_dir,
+            attestations: &attestations,
+            published_receipts: receipts.as_deref(),
+            witnesses: witnesses.as_ref(),
+        })?;
+        let continuity = state::continuity(kept.as_ref(), &log_dir, &report);
+        let ok = report.ok && continuity.as_ref().is_none_or(|c| c.ok);
+        if !args.follow {
+            let code = finish_with(args, &report, &log_dir, continuity.as_ref())?;
+            if ok && let Some(path) = &args.state {
+                state::save(path, &contracts, &log_dir)?;
+            }
+            return Ok(code);
+        }
+        // --follow: one line per audit; the full report of the first failure.
+        if !ok {
+            finish_with(args, &report, &log_dir, continuity.as_ref())?;
+            return Ok(ExitCode::from(1));
+        }
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"ok": true, "log_size": report.summary.log_size,
+                    "statements_settled": report.summary.statements_settled,
+                    "inputs_settled": report.summary.inputs_settled,
+                    "at": sealbridge_net::unix_now()})
+            );
+        } else {
+            println!(
+                "audit passed: log size {}, {} statements settled, {} inputs settled",
+                report.summary.log_size,
+                report.summary.statements_settled,
+                report.summary.inputs_settled
+            );
+        }
+        if let Some(path) = &args.state {
+            kept = state::save(path, &contracts, &log_dir)?;
+        } else {
+            kept = state::of_dir(&log_dir);
+        }
+        last_note = Some(note);
+        std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
+    }
 }
 
 /// `--witness VKEY…` and `--witnesses-required K`.
@@ -200,22 +261,45 @@ fn log_source(
 
 /// Print the report (with the kept receipts' check under --receipts) and choose the exit code.
 fn finish(args: &AuditArgs, report: &Report, log_dir: &Path) -> anyhow::Result<ExitCode> {
-    let Some(dir) = &args.receipts else {
-        print(report, args.json)?;
-        return Ok(exit(report));
+    finish_with(args, report, log_dir, None)
+}
+
+/// [`finish`], with the `--state` continuity verdict (`continuity` in JSON).
+fn finish_with(
+    args: &AuditArgs,
+    report: &Report,
+    log_dir: &Path,
+    continuity: Option<&state::Continuity>,
+) -> anyhow::Result<ExitCode> {
+    let kept = match &args.receipts {
+        Some(dir) => {
+            let kept = sealbridge_audit::read_kept_receipts(dir)?;
+            let (_, k) = sealbridge_audit::kept::check_log_dir(log_dir, &kept)
+                .with_context(|| format!("checking the kept receipts in {}", dir.display()))?;
+            Some(k)
+        }
+        None => None,
     };
-    let kept = sealbridge_audit::read_kept_receipts(dir)?;
-    let (_, k) = sealbridge_audit::kept::check_log_dir(log_dir, &kept)
-        .with_context(|| format!("checking the kept receipts in {}", dir.display()))?;
     if args.json {
         let mut v = serde_json::to_value(report)?;
-        v["kept_receipts"] = serde_json::to_value(&k)?;
+        if let Some(k) = &kept {
+            v["kept_receipts"] = serde_json::to_value(k)?;
+        }
+        if let Some(c) = continuity {
+            v["continuity"] = serde_json::to_value(c)?;
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", report.to_human());
-        print_kept(&k);
+        if let Some(k) = &kept {
+            print_kept(k);
+        }
+        if let Some(c) = continuity {
+            state::print(c);
+        }
     }
-    Ok(if report.ok && k.ok() {
+    let ok = report.ok && kept.as_ref().is_none_or(|k| k.ok()) && continuity.is_none_or(|c| c.ok);
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -302,24 +386,6 @@ pub fn print_kept(k: &sealbridge_audit::KeptReport) {
             Some(s) => println!("  FAIL {} (sequence {s}): {}", f.name, f.why),
             None => println!("  FAIL {}: {}", f.name, f.why),
         }
-    }
-}
-
-/// Print a report, human or JSON.
-pub fn print(report: &Report, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-    } else {
-        print!("{}", report.to_human());
-    }
-    Ok(())
-}
-
-fn exit(report: &Report) -> ExitCode {
-    if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
     }
 }
 

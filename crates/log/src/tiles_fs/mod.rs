@@ -199,11 +199,30 @@ impl TilesAt {
     /// Every entry of the tree, in log order, read one entry bundle at a time (the bundles are
     /// not verified here: call [`TileReader::verify_against`] first).
     pub fn read_all_entries(&self) -> Result<Vec<Vec<u8>>, Error> {
-        let mut out = Vec::with_capacity(usize::try_from(self.size).unwrap_or(0).min(1 << 20));
-        for n in 0..self.size.div_ceil(TILE_WIDTH) {
-            out.extend(load_bundle(&self.root, n, tile_width(self.size, 0, n))?);
-        }
-        Ok(out)
+        self.entries().collect()
+    }
+
+    /// Every entry of the tree, in log order, as an iterator that holds one entry bundle (at
+    /// most 256 entries) at a time: memory does not grow with the log. After an error it ends.
+    /// The bundles are not verified here: call [`TileReader::verify_against`] first.
+    pub fn entries(&self) -> impl Iterator<Item = Result<Vec<u8>, Error>> + '_ {
+        let bundles = self.size.div_ceil(TILE_WIDTH);
+        let mut failed = false;
+        (0..bundles)
+            .map_while(move |n| {
+                if failed {
+                    return None;
+                }
+                let b = load_bundle(&self.root, n, tile_width(self.size, 0, n));
+                failed = b.is_err();
+                Some(b)
+            })
+            .flat_map(|b| -> Box<dyn Iterator<Item = Result<Vec<u8>, Error>>> {
+                match b {
+                    Ok(entries) => Box::new(entries.into_iter().map(Ok)),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                }
+            })
     }
 }
 
