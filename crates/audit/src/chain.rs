@@ -34,6 +34,13 @@ pub trait BlockTimes {
     fn block_timestamp_at(&self, number: u64) -> Result<Option<u64>, ChainError>;
 }
 
+/// The input (calldata) of a transaction (`eth_getTransactionByHash`): the auditor reads each
+/// `settle`'s effects from it (issue 13).
+pub trait Calldata {
+    /// The input of transaction `tx`, if known.
+    fn transaction_input(&self, tx: B256) -> Result<Option<Bytes>, ChainError>;
+}
+
 /// The contracts of one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Contracts {
@@ -95,11 +102,15 @@ pub struct ChainRecord {
     pub blocks: Vec<RecordedBlock>,
     /// Every log of the registry and the settlement contract, in chain order.
     pub logs: Vec<RecordedLog>,
+    /// The input of every transaction that settled a statement (`StatementSettled`), by
+    /// transaction hash: the `settle` calldata the auditor reads the effects from (issue 13).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<B256, Bytes>,
 }
 
 impl ChainRecord {
     /// Record the registry's and settlement's logs and every block of a live chain.
-    pub fn capture<C: Chain + BlockTimes + ?Sized>(
+    pub fn capture<C: Chain + BlockTimes + Calldata + ?Sized>(
         chain: &C,
         contracts: Contracts,
     ) -> Result<Self, ChainError> {
@@ -118,7 +129,19 @@ impl ChainRecord {
         let mut logs: Vec<LogEntry> = chain.logs(contracts.registry, 0, head)?;
         logs.extend(chain.logs(contracts.settlement, 0, head)?);
         logs.sort_by_key(|l| (l.block_number, l.log_index));
+        let settled = <sealbridge_chain::bindings::Settlement::StatementSettled as alloy_sol_types::SolEvent>::SIGNATURE_HASH;
+        let mut inputs = BTreeMap::new();
+        for l in logs
+            .iter()
+            .filter(|l| l.inner.address == contracts.settlement)
+            .filter(|l| l.inner.data.topics().first() == Some(&settled))
+        {
+            if let Some(input) = chain.transaction_input(l.tx_hash)? {
+                inputs.insert(l.tx_hash, input);
+            }
+        }
         Ok(Self {
+            inputs,
             version: CHAIN_RECORD_VERSION,
             chain_id: contracts.chain_id,
             registry: contracts.registry,
@@ -302,6 +325,12 @@ impl Chain for RecordedChain {
     }
 }
 
+impl Calldata for RecordedChain {
+    fn transaction_input(&self, tx: B256) -> Result<Option<Bytes>, ChainError> {
+        Ok(self.record.inputs.get(&tx).cloned())
+    }
+}
+
 impl BlockTimes for RecordedChain {
     fn block_timestamp_at(&self, number: u64) -> Result<Option<u64>, ChainError> {
         Ok(usize::try_from(number)
@@ -318,6 +347,8 @@ impl BlockTimes for RecordedChain {
 pub struct TimedChain<C> {
     inner: C,
     times: BTreeMap<u64, u64>,
+    /// The input of every transaction sent through it.
+    inputs: BTreeMap<B256, Bytes>,
 }
 
 impl<C: Chain> TimedChain<C> {
@@ -326,6 +357,7 @@ impl<C: Chain> TimedChain<C> {
         let mut me = Self {
             inner,
             times: BTreeMap::new(),
+            inputs: BTreeMap::new(),
         };
         me.note_head()?;
         Ok(me)
@@ -376,7 +408,8 @@ impl<C: Chain> Chain for TimedChain<C> {
         Ok(r)
     }
     fn send(&mut self, from: Address, to: Address, data: Bytes) -> Result<TxReceipt, ChainError> {
-        let r = self.inner.send(from, to, data)?;
+        let r = self.inner.send(from, to, data.clone())?;
+        self.inputs.insert(r.tx_hash, data);
         self.note_head()?;
         Ok(r)
     }
@@ -394,6 +427,12 @@ impl<C: Chain> Chain for TimedChain<C> {
     }
     fn resync_nonces(&mut self) {
         self.inner.resync_nonces();
+    }
+}
+
+impl<C> Calldata for TimedChain<C> {
+    fn transaction_input(&self, tx: B256) -> Result<Option<Bytes>, ChainError> {
+        Ok(self.inputs.get(&tx).cloned())
     }
 }
 
@@ -443,6 +482,7 @@ mod tests {
                     log_index: 0,
                 },
             ],
+            inputs: BTreeMap::new(),
         }
     }
 

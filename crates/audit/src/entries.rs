@@ -5,9 +5,9 @@ use alloy_sol_types::SolValue;
 use sealbridge_enclave::{
     EnclavePolicy, KeyBundle,
     log_entry::{
-        self, EntryKind, ExitRequestEntry, HANDOVER_ACCEPTED_LEN, HANDOVER_LEN,
-        HandoverAcceptedEntry, HandoverEntry, RESUMED_LEN, RejectionSummaryEntry, ResumedEntry,
-        SessionStartEntry,
+        self, DEPOSIT_LEN, DepositEntry, EntryKind, ExitRequestEntry, HANDOVER_ACCEPTED_LEN,
+        HANDOVER_LEN, HandoverAcceptedEntry, HandoverEntry, RESUMED_LEN, RejectionSummaryEntry,
+        ResumedEntry, SessionStartEntry,
     },
 };
 use sealbridge_proto::eip712::{AttestationResult, Statement};
@@ -77,6 +77,8 @@ pub enum Entry {
     /// data were lost (issue 12): the log from here on is the successor's (its key announcement
     /// follows); entries of the lost log from this index on are void.
     Resumed(ResumedEntry),
+    /// An escrow deposit the host reported, and whether the program credited it (issue 13).
+    Deposit(DepositEntry),
 }
 
 impl Entry {
@@ -96,6 +98,7 @@ impl Entry {
             Entry::Handover(_) => "handover",
             Entry::HandoverAccepted(_) => "handover accepted",
             Entry::Resumed(_) => "resumed",
+            Entry::Deposit(_) => "deposit",
         }
     }
 }
@@ -196,6 +199,15 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
                 format!(
                     "handover accepted entry is not {HANDOVER_ACCEPTED_LEN} bytes of sequence, \
                      predecessor, key bundle, measurement and a zero reserved field ({} bytes)",
+                    body.len()
+                )
+            }),
+        EntryKind::Deposit => DepositEntry::decode(body)
+            .map(Entry::Deposit)
+            .ok_or_else(|| {
+                format!(
+                    "deposit entry is not {DEPOSIT_LEN} bytes of account, token, amount and a \
+                 credited flag 0 or 1 ({} bytes)",
                     body.len()
                 )
             }),

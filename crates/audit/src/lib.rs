@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub use auditor::{
     AuditInput, PublishedReceipt, WitnessRequirement, audit, read_published_receipts,
 };
-pub use chain::{BlockTimes, ChainRecord, Contracts, RecordedChain, TimedChain};
+pub use chain::{BlockTimes, Calldata, ChainRecord, Contracts, RecordedChain, TimedChain};
 pub use kept::{KeptReceipt, KeptReport, check_kept_receipts, read_kept_receipts};
 pub use live::contracts_of;
 pub use published::{Attestations, PolicySchedule, PublishedEvidence};

@@ -28,6 +28,26 @@ impl BlockTimes for RpcChain {
     }
 }
 
+/// A JSON-RPC endpoint's transaction inputs: `eth_getTransactionByHash`.
+impl crate::chain::Calldata for RpcChain {
+    fn transaction_input(
+        &self,
+        tx: alloy_primitives::B256,
+    ) -> Result<Option<alloy_primitives::Bytes>, ChainError> {
+        let t = self.request("eth_getTransactionByHash", serde_json::json!([tx]))?;
+        if t.is_null() {
+            return Ok(None);
+        }
+        let input = t
+            .get("input")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| ChainError::Transport(format!("transaction {tx} has no input")))?;
+        hex::decode(input.trim_start_matches("0x"))
+            .map(|b| Some(b.into()))
+            .map_err(|_| ChainError::Transport(format!("transaction {tx}: input is not hex")))
+    }
+}
+
 /// The deployment whose `Settlement` is at `settlement`: the chain's id and the registry the
 /// settlement was built with (`Settlement.registry()`, immutable). An address with no code, or
 /// whose `registry()` does not answer, is not a deployment.

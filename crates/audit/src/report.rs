@@ -57,6 +57,14 @@ pub const CHECKS: &[(&str, &str)] = &[
         "every handover settled on chain is the log's handover entry of its sequence (same successor, measurement and handing-over enclave, the root unchanged) to an enclave registered at its block; a successor takes the log over only right after such an entry with the keys it names; the handing-over enclave logs no receipt, statement or other change after it; and once the deployment's enclave is set, only its statements settle",
     ),
     (
+        "deposits",
+        "every deposit reported to the enclave (logged) is a Deposited event of the chain, in chain order, each once",
+    ),
+    (
+        "effects",
+        "every settle's calldata carries effects and exits that hash to its statement's effectsHash, sorted, non-zero, of committed participants and tokens, conserving value; and the escrow recomputed from the logged deposits and the settled effects and exits has each statement's newStateRoot",
+    ),
+    (
         "published_receipts",
         "every receipt the host published is the log's entry at its sequence, with a verifying inclusion proof",
     ),
@@ -124,6 +132,10 @@ pub struct Summary {
     /// Valid cosignatures on the checkpoint by the witnesses the auditor requires (`--witness`;
     /// 0 when none are required).
     pub witness_cosignatures: u64,
+    /// Deposits reported to the enclave (kind-14 entries).
+    pub deposits_logged: u64,
+    /// `Deposited` events of the settlement contract.
+    pub deposits_on_chain: u64,
 }
 
 /// The audit report.

@@ -89,6 +89,9 @@ pub enum EntryKind {
     HandoverAccepted = 12,
     /// A fresh enclave resumed from the chain's settled state after loss (issue 12).
     Resumed = 13,
+    /// An escrow deposit the host reported, and whether the program credited it (issue 13:
+    /// every interaction logged, so an auditor recomputes the public state).
+    Deposit = 14,
 }
 
 /// Encode an entry.
@@ -121,9 +124,61 @@ pub fn decode(bytes: &[u8]) -> Option<(EntryKind, &[u8])> {
         11 => EntryKind::Handover,
         12 => EntryKind::HandoverAccepted,
         13 => EntryKind::Resumed,
+        14 => EntryKind::Deposit,
         _ => return None,
     };
     Some((kind, body))
+}
+
+/// Length of a [`DepositEntry`] body.
+pub const DEPOSIT_LEN: usize = 20 + 20 + 16 + 1;
+
+/// The body of a `Deposit` entry (kind 14): `account (20) ‖ token (20) ‖ amount u128 ‖
+/// credited u8 (0 or 1)` — a `Deposited` event as the host reported it, and whether the
+/// program credited it (only the deployment's participants and tokens hold escrow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DepositEntry {
+    /// The depositing account.
+    pub account: Address,
+    /// The token.
+    pub token: Address,
+    /// The amount reported.
+    pub amount: u128,
+    /// Whether it was credited to escrow.
+    pub credited: bool,
+}
+
+impl DepositEntry {
+    /// The 57-byte body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(DEPOSIT_LEN);
+        out.extend_from_slice(self.account.as_slice());
+        out.extend_from_slice(self.token.as_slice());
+        out.extend_from_slice(&self.amount.to_be_bytes());
+        out.push(u8::from(self.credited));
+        out
+    }
+
+    /// Strict decoding: exact length, credited 0 or 1.
+    pub fn decode(body: &[u8]) -> Option<Self> {
+        if body.len() != DEPOSIT_LEN {
+            return None;
+        }
+        let (account, rest) = body.split_first_chunk::<20>()?;
+        let (token, rest) = rest.split_first_chunk::<20>()?;
+        let (amount, rest) = rest.split_first_chunk::<16>()?;
+        let credited = match rest {
+            [0] => false,
+            [1] => true,
+            _ => return None,
+        };
+        Some(Self {
+            account: Address::from(*account),
+            token: Address::from(*token),
+            amount: u128::from_be_bytes(*amount),
+            credited,
+        })
+    }
 }
 
 /// Length of an [`ExitRequestEntry`] body.

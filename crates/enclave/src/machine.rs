@@ -368,8 +368,19 @@ impl<P: Program> Enclave<P> {
                     token,
                     amount,
                 }));
-                self.program.on_deposit(account, token, amount);
-                Response::Ack
+                let credited = self.program.on_deposit(account, token, amount);
+                // Logged (issue 13), so an auditor matches it with the chain's `Deposited`
+                // events and recomputes the escrow the statements' state roots commit to.
+                let entry = log_entry::DepositEntry {
+                    account,
+                    token,
+                    amount,
+                    credited,
+                };
+                match self.append_log(EntryKind::Deposit, &entry.encode()) {
+                    Ok(_) => Response::Ack,
+                    Err(_) => Response::Error(BoundaryError::Internal),
+                }
             }
             Request::Chain(ChainEvent::Escape { .. }) if !self.escape_window => {
                 Response::Error(BoundaryError::Refused(

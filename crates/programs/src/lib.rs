@@ -190,8 +190,9 @@ pub trait Program {
     fn finish_batch(&mut self) -> BatchResult;
     /// The state root of the settled state (excluding the pending batch).
     fn state_root(&self) -> B256;
-    /// An escrow deposit observed on chain (reported by the untrusted host).
-    fn on_deposit(&mut self, account: Address, token: Address, amount: u128);
+    /// An escrow deposit observed on chain (reported by the untrusted host): whether it was
+    /// credited (a program holds escrow only for its deployment's accounts and tokens).
+    fn on_deposit(&mut self, account: Address, token: Address, amount: u128) -> bool;
     /// An escape-hatch withdrawal observed on chain (reported by the untrusted host): `amount`
     /// of `account`'s settled escrow of `token` left the contract.
     fn on_escape(&mut self, account: Address, token: Address, amount: u128);

@@ -182,7 +182,8 @@ impl Netting {
         self.tokens.contains(&key.0) && self.accounts.contains(&key.1)
     }
 
-    fn balance_leaf(token: &Address, account: &Address, balance: u128) -> Vec<u8> {
+    /// A balance's leaf: `0x01 ‖ token ‖ account ‖ balance (u128 BE)`.
+    pub fn balance_leaf(token: &Address, account: &Address, balance: u128) -> Vec<u8> {
         let mut leaf = Vec::with_capacity(1 + 20 + 20 + 16);
         leaf.push(STATE_VERSION);
         leaf.extend_from_slice(token.as_slice());
@@ -190,6 +191,20 @@ impl Netting {
         leaf.extend_from_slice(&balance.to_be_bytes());
         leaf
     }
+}
+
+/// The netting program's state root over escrow balances given as `(token, account, balance)`
+/// in ascending (token, account) order: the RFC 9162 root over the leaves of the non-zero
+/// balances ([`Netting::balance_leaf`]). The auditor recomputes it from public data (issue 13).
+pub fn escrow_root(balances: impl IntoIterator<Item = (Address, Address, u128)>) -> B256 {
+    let leaves: Vec<_> = balances
+        .into_iter()
+        .filter(|(_, _, b)| *b != 0)
+        .map(|(token, account, balance)| {
+            leaf_hash(&Netting::balance_leaf(&token, &account, balance))
+        })
+        .collect();
+    B256::from(merkle_root(&leaves).0)
 }
 
 impl Program for Netting {
@@ -304,25 +319,18 @@ impl Program for Netting {
     /// `0x01 ‖ token ‖ account ‖ balance (u128 BE)`. A participant can be handed an inclusion
     /// proof of its balance against a settled root.
     fn state_root(&self) -> B256 {
-        let leaves: Vec<_> = self
-            .escrow
-            .iter()
-            .filter(|(_, b)| **b != 0)
-            .map(|((token, account), balance)| {
-                leaf_hash(&Self::balance_leaf(token, account, *balance))
-            })
-            .collect();
-        B256::from(merkle_root(&leaves).0)
+        escrow_root(self.escrow.iter().map(|(&(t, a), &b)| (t, a, b)))
     }
 
-    fn on_deposit(&mut self, account: Address, token: Address, amount: u128) {
+    fn on_deposit(&mut self, account: Address, token: Address, amount: u128) -> bool {
         // Defence in depth (issue 11): only the deployment's tokens and participants hold
         // escrow here. The chain refuses other deposits' effects anyway, and the relayer does
         // not forward them; a host that reports them anyway cannot grow enclave state with them.
         if !self.accounts.contains(&account) || !self.tokens.contains(&token) {
-            return;
+            return false;
         }
         self.credit_deposit(account, token, amount);
+        true
     }
 
     fn on_escape(&mut self, account: Address, token: Address, amount: u128) {

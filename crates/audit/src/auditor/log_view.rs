@@ -181,10 +181,17 @@ pub(super) fn walk_log(
                     batch: stmt_batch,
                     exits: stmt_exits,
                     renewals: Vec::new(),
+                    deposits_before: v.deposits.len(),
                 });
             }
             // Unlogged rejections, counted (issue 11): nothing to check against other entries.
             Entry::RejectionSummary(_) => t.ok(),
+            // A deposit the host reported (issue 13): matched with the chain by `deposits`, and
+            // credited into the escrow `effects` recomputes.
+            Entry::Deposit(d) => {
+                t.ok();
+                v.deposits.push((index, d));
+            }
             // A session went live (issue 11): where it says it did.
             Entry::SessionStart(e) => {
                 t.expect(e.log_size == index && e.last_sequence == last_sequence, || {

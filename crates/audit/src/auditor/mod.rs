@@ -12,7 +12,8 @@ use sealbridge_chain::{
     bindings::{
         EnclaveRegistry::EnclaveRegistryEvents,
         Settlement::{
-            ExitGranted, HandedOver, SettlementEvents, StatementSettled, WithdrawalRequested,
+            Deposited, ExitGranted, HandedOver, SettlementEvents, StatementSettled,
+            WithdrawalRequested,
         },
     },
 };
@@ -39,6 +40,7 @@ use crate::sessions::SessionReport;
 use crate::{Attestations, BlockTimes, Contracts, Error};
 
 mod checks;
+mod effects;
 mod log_view;
 
 use checks::{
@@ -137,6 +139,8 @@ struct LoggedStatement {
     /// Its renewals (kind 7) that passed `log_entries`, in log order: each equal to `statement`
     /// but for the window, each ending later than the one before.
     renewals: Vec<LoggedRenewal>,
+    /// Deposit entries (kind 14) logged before it: its state root covers them.
+    deposits_before: usize,
 }
 
 /// A statement renewal entry (kind 7).
@@ -193,6 +197,8 @@ struct LogView {
     handovers: Vec<LoggedHandover>,
     /// `Resumed` entries (kind 13), in log order.
     resumed: Vec<LoggedResumed>,
+    /// Deposit entries (kind 14) with their log index, in log order.
+    deposits: Vec<(u64, sealbridge_enclave::log_entry::DepositEntry)>,
 }
 
 impl LogView {
@@ -233,11 +239,15 @@ struct Checks {
     counts: Tally,
     exits: Tally,
     handovers: Tally,
+    deposits: Tally,
+    effects: Tally,
     published_receipts: Tally,
 }
 
 /// Run every check. `Err` only for inputs that cannot be read at all (exit 2).
-pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Result<Report, Error> {
+pub fn audit<C: Chain + BlockTimes + crate::Calldata + ?Sized>(
+    input: &AuditInput<'_, C>,
+) -> Result<Report, Error> {
     let c = input.contracts;
     let logs = chain_events(input)?;
     let mut k = Checks::default();
@@ -308,11 +318,42 @@ pub fn audit<C: Chain + BlockTimes + ?Sized>(input: &AuditInput<'_, C>) -> Resul
         settled,
         &mut k.exits,
     );
+    effects::check_deposits(&view, &replay.deposits, &mut summary, &mut k.deposits);
+    let members = deployment_members(input);
+    let with_txs: Vec<(StatementSettled, B256)> = replay
+        .settled
+        .iter()
+        .cloned()
+        .zip(replay.settle_txs.iter().copied())
+        .collect();
+    effects::check_effects(
+        input.chain,
+        &view,
+        &with_txs,
+        members.as_ref().map(|(a, t)| (a.as_slice(), t.as_slice())),
+        &mut k.effects,
+    )?;
     match input.published_receipts {
         None => k.published_receipts.skip("no published receipts given"),
         Some(list) => check_published(list, &view, &cp, tiles, &mut k.published_receipts)?,
     }
     Ok(finish(k, summary, view.sessions))
+}
+
+/// The deployment's committed participants and tokens (`Settlement.participants()` and
+/// `tokens()` at the head: both only grow, so every effect ever settled names members of them);
+/// `None` if the chain does not answer (an old recording).
+fn deployment_members<C: Chain + ?Sized>(
+    input: &AuditInput<'_, C>,
+) -> Option<(Vec<Address>, Vec<Address>)> {
+    use alloy_sol_types::SolCall;
+    use sealbridge_chain::bindings::Settlement::{participantsCall, tokensCall};
+    let to = input.contracts.settlement;
+    let call = |data: Vec<u8>| input.chain.call(Address::ZERO, to, data.into()).ok();
+    let accounts =
+        participantsCall::abi_decode_returns(&call(participantsCall {}.abi_encode())?).ok()?;
+    let tokens = tokensCall::abi_decode_returns(&call(tokensCall {}.abi_encode())?).ok()?;
+    Some((accounts, tokens))
 }
 
 /// The registry's and the settlement's events up to the head, in chain order, after checking
@@ -543,6 +584,8 @@ fn skip_log_checks(k: &mut Checks) {
         &mut k.counts,
         &mut k.exits,
         &mut k.handovers,
+        &mut k.deposits,
+        &mut k.effects,
         &mut k.published_receipts,
     ] {
         t.skip("the log could not be verified");
@@ -583,6 +626,10 @@ struct Replay {
     last_root: B256,
     /// Every settlement, in order.
     settled: Vec<StatementSettled>,
+    /// The transaction of each settlement, in the same order.
+    settle_txs: Vec<B256>,
+    /// The chain's `Deposited` events, in chain order.
+    deposits: Vec<Deposited>,
     /// Withdrawal requests by id.
     requests: BTreeMap<u64, WithdrawalRequested>,
     /// The exits each settled sequence paid, in event order.
@@ -684,6 +731,7 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
                 r.last_root = e.newStateRoot;
                 r.anchor = e.logSize;
                 r.settled.push(e);
+                r.settle_txs.push(l.tx_hash);
             }
             SettlementEvents::HandedOver(e) => {
                 summary.handovers_settled += 1;
@@ -709,6 +757,7 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
             SettlementEvents::WithdrawalRequested(e) => {
                 r.requests.insert(e.requestId, e);
             }
+            SettlementEvents::Deposited(e) => r.deposits.push(e),
             SettlementEvents::ExitGranted(e) => {
                 summary.exits_settled += 1;
                 r.granted.entry(e.sequence).or_default().push(e);
@@ -803,6 +852,8 @@ fn finish(k: Checks, summary: Summary, sessions: Vec<SessionReport>) -> Report {
         k.counts.finish("counts"),
         k.exits.finish("exits"),
         k.handovers.finish("handovers"),
+        k.deposits.finish("deposits"),
+        k.effects.finish("effects"),
         k.published_receipts.finish("published_receipts"),
     ];
     let ok = checks.iter().all(|c| {

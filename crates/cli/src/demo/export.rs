@@ -36,7 +36,7 @@ pub fn attestations(evidence: &sealbridge_attest::Evidence) -> anyhow::Result<At
 }
 
 /// `chain.json`, `evidence/` and `appraisal-policies.json`.
-pub fn write_audit_data<C: Chain + BlockTimes>(
+pub fn write_audit_data<C: Chain + BlockTimes + sealbridge_audit::Calldata>(
     dir: &Path,
     chain: &C,
     contracts: Contracts,

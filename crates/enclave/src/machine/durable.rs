@@ -427,7 +427,10 @@ impl<P: Program> Enclave<P> {
                 account,
                 token,
                 amount,
-            }) => self.program.on_deposit(*account, *token, *amount),
+            }) => {
+                // Its log entry is a journaled `Log` step of its own.
+                let _credited = self.program.on_deposit(*account, *token, *amount);
+            }
             Step::Chain(ChainEvent::Escape {
                 account,
                 token,
