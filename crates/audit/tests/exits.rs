@@ -292,6 +292,14 @@ fn an_exit_the_enclave_pays_without_a_logged_grant_fails_exits() {
     let r = audit_dir(&s.write("exits-unlogged", &s.entries, None, &s.record()));
     assert_eq!(r.failed(), vec!["exits", "effects"], "{}", r.to_human());
     let detail = |c: &str| r.check(c).unwrap().detail.clone().unwrap_or_default();
-    assert!(detail("exits").contains("statement 2 paid 1 exit(s)"), "{}", detail("exits"));
-    assert!(detail("effects").contains("do not match the log"), "{}", detail("effects"));
+    assert!(
+        detail("exits").contains("statement 2 paid 1 exit(s)"),
+        "{}",
+        detail("exits")
+    );
+    assert!(
+        detail("effects").contains("do not match the log"),
+        "{}",
+        detail("effects")
+    );
 }

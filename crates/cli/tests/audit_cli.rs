@@ -39,7 +39,7 @@ fn export() -> &'static Path {
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(out.status.success(), "{r:#}");
         assert_eq!(r["audit_ok"], true, "{r:#}");
-        assert_eq!(r["audit_checks"], 13);
+        assert_eq!(r["audit_checks"], 15);
         assert!(r.get("audit_failed").is_none());
         (tmp, dir)
     })

@@ -190,9 +190,24 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
         "statements",
         "batch_receipts",
         "counts",
+        "deposits",
+        "effects",
     ] {
         assert_eq!(check(&r, name)["status"], "pass", "{name}: {r:#}");
+        assert!(
+            check(&r, name)["checked"].as_u64().unwrap() > 0,
+            "{name}: {r:#}"
+        );
     }
+    // `load` funded the participants by deposits on chain: each is logged and matched.
+    assert!(
+        r["summary"]["deposits_logged"].as_u64().unwrap() > 0,
+        "{r:#}"
+    );
+    assert_eq!(
+        r["summary"]["deposits_logged"], r["summary"]["deposits_on_chain"],
+        "{r:#}"
+    );
     assert_eq!(r["summary"]["accepted_receipts"], 40, "{r:#}");
 
     // ---- tampered: a byte of an entry bundle flipped (the host's copy of the log) -------

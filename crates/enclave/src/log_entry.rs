@@ -602,7 +602,36 @@ mod tests {
             b.resize(len, 0);
             assert_eq!(SessionStartEntry::decode(&b), None, "{len}");
         }
-        assert_eq!(decode(&[1, 14]), None, "kind 14 is not defined");
+        assert_eq!(decode(&[1, 15]), None, "kind 15 is not defined");
+    }
+
+    #[test]
+    fn deposit_bodies_have_the_documented_layout_and_are_decoded_strictly() {
+        let e = DepositEntry {
+            account: Address::repeat_byte(0xaa),
+            token: Address::repeat_byte(0xee),
+            amount: 0x0102,
+            credited: true,
+        };
+        let body = e.encode();
+        assert_eq!(body.len(), DEPOSIT_LEN);
+        assert_eq!(body[..20], [0xaa; 20]);
+        assert_eq!(body[20..40], [0xee; 20]);
+        assert_eq!(body[40..56], 0x0102u128.to_be_bytes());
+        assert_eq!(body[56], 1);
+        assert_eq!(DepositEntry::decode(&body), Some(e));
+        let framed = encode(EntryKind::Deposit, &body);
+        assert_eq!(framed[..2], [1, 14]);
+        for len in [0, 56, 58] {
+            let mut b = body.clone();
+            b.resize(len, 0);
+            assert_eq!(DepositEntry::decode(&b), None, "{len}");
+        }
+        let mut b = body.clone();
+        b[56] = 2;
+        assert_eq!(DepositEntry::decode(&b), None, "credited is 0 or 1");
+        b[56] = 0;
+        assert!(!DepositEntry::decode(&b).unwrap().credited);
     }
 
     #[test]
