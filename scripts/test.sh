@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone. Installs what it needs (idempotent):
 #   - the contract toolchain from npm (solc-js 0.8.37, OpenZeppelin 5, anvil), pinned in package-lock.json;
+#   - Debian's chromium (headless browser test of the audit view), when it is missing;
 # then checks that the committed contract artifacts are what solc produces, and runs every Rust test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Debian's Chromium for the browser test of the web audit view (crates/cli/tests/audit_web.rs).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "==> apt-get install chromium (the audit view's browser test)"
+  if [ "$(id -u)" = 0 ]; then as_root=(); else as_root=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get install -y -q chromium >/dev/null \
+    || { "${as_root[@]}" apt-get update -q >/dev/null && "${as_root[@]}" apt-get install -y -q chromium >/dev/null; }
+fi
 
 # npm toolchain: reinstall only when package-lock.json changed since the last install.
 stamp=node_modules/.sealbridge-lock.sha256

@@ -33,7 +33,7 @@ pub use chain::{BlockTimes, Calldata, ChainRecord, Contracts, RecordedChain, Tim
 pub use kept::{KeptReceipt, KeptReport, check_kept_receipts, read_kept_receipts};
 pub use live::contracts_of;
 pub use published::{Attestations, PolicySchedule, PublishedEvidence};
-pub use report::{CHECKS, CheckResult, Report, Status, Summary};
+pub use report::{CHECKS, CheckResult, EnclaveSummary, Report, SettledSummary, Status, Summary};
 pub use sessions::SessionReport;
 pub use unrecovered::{KeptAfterLoss, LossReport, SettledAnchor, check_kept, loss_report};
 

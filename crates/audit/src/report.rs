@@ -153,6 +153,50 @@ pub struct Report {
     /// process's high-water mark: withheld journal records; `audit --receipts` fails if a kept
     /// acceptance was lost with them).
     pub warnings: Vec<String>,
+    /// The enclaves registered on chain whose attestation result the log holds (the keys the
+    /// log, receipts and statements are checked under), latest registration each.
+    pub enclaves: Vec<EnclaveSummary>,
+    /// Every statement settled on chain, in order (for the web view's "statements over time").
+    pub settled: Vec<SettledSummary>,
+}
+
+/// A registered enclave, as its logged attestation result says (issue 13, the web view).
+#[derive(Debug, Clone, Serialize)]
+pub struct EnclaveSummary {
+    /// Its secp256k1 address (statements).
+    pub address: alloy_primitives::Address,
+    /// TEE kind code (0 simulated, 1 SGX, 2 TDX, 3 SEV-SNP, 4 Nitro).
+    pub tee: u8,
+    /// Code measurement.
+    pub measurement: alloy_primitives::B256,
+    /// TCB status code of the appraisal (0 up to date).
+    pub tcb_status: u8,
+    /// Its Ed25519 key (receipts, checkpoints), 0x-hex.
+    pub ed25519: alloy_primitives::B256,
+    /// When the result was issued and when it expires (unix seconds).
+    pub issued_at: u64,
+    /// Expiry of the registration.
+    pub expires_at: u64,
+}
+
+/// One settled statement (issue 13, the web view).
+#[derive(Debug, Clone, Serialize)]
+pub struct SettledSummary {
+    /// Its sequence.
+    pub sequence: u64,
+    /// Inputs it settled.
+    pub inputs: u32,
+    /// The block it settled in, and that block's time.
+    pub block: u64,
+    /// Unix seconds; null if unknown.
+    pub block_time: Option<u64>,
+    /// When the enclave signed it (`notBefore` + `STATEMENT_BACKDATE_SECS`, its clock); null if
+    /// not logged. `block_time − signed_at` is the settlement lag.
+    pub signed_at: Option<u64>,
+    /// The log size it anchors.
+    pub log_size: u64,
+    /// The settling transaction.
+    pub tx: alloy_primitives::B256,
 }
 
 impl Report {

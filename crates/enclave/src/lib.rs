@@ -30,6 +30,10 @@ pub use machine::{
     Enclave, GrowthCounters, REJECTION_SUMMARY_SECS, SettlementTarget, SignedStatement,
 };
 pub use policy::EnclavePolicy;
+
+/// A statement's `notBefore` is the enclave's clock minus this (a chain whose clock lags the
+/// enclave's still takes it at once): `notBefore + STATEMENT_BACKDATE_SECS` is when it signed.
+pub const STATEMENT_BACKDATE_SECS: u64 = 300;
 pub use sealbridge_programs::{ExitOutcome, ExitReason};
 
 /// Enclave errors (caller mistakes and internal failures; envelope rejections are receipts).

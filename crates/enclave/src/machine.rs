@@ -988,7 +988,7 @@ impl<P: Program> Enclave<P> {
             ));
         }
         let renewed = Statement {
-            notBefore: self.now.saturating_sub(300),
+            notBefore: self.now.saturating_sub(crate::STATEMENT_BACKDATE_SECS),
             notAfter: not_after,
             ..old
         };
@@ -1060,7 +1060,7 @@ impl<P: Program> Enclave<P> {
             policyHash: self.policy_hash,
             effectsHash: effects_hash(&result.effects, &committed),
             // Allow for the chain's clock trailing the host's by a few minutes.
-            notBefore: self.now.saturating_sub(300),
+            notBefore: self.now.saturating_sub(crate::STATEMENT_BACKDATE_SECS),
             notAfter: self.now.saturating_add(self.policy.statement_validity_secs),
         };
         let (signature, digest, checkpoint) = self.sign_and_log(&statement)?;
@@ -1102,7 +1102,7 @@ impl<P: Program> Enclave<P> {
             logRoot: B256::from(log_root.0),
             policyHash: self.policy_hash,
             effectsHash: effects_hash(&[], &committed),
-            notBefore: self.now.saturating_sub(300),
+            notBefore: self.now.saturating_sub(crate::STATEMENT_BACKDATE_SECS),
             notAfter: self.now.saturating_add(self.policy.statement_validity_secs),
         };
         let (signature, digest, checkpoint) = self.sign_and_log(&statement)?;

@@ -278,7 +278,7 @@ pub fn audit<C: Chain + BlockTimes + crate::Calldata + ?Sized>(
         .map(|list| list.iter().map(|r| r.sequence).collect())
         .unwrap_or_default();
     let view = verify_tiles(&reader, cp.as_ref(), &keep, &settlement_domain, &mut k)?;
-    let Some(view) = view else {
+    let Some(mut view) = view else {
         skip_log_checks(&mut k);
         return Ok(finish(k, summary, Vec::new()));
     };
@@ -337,7 +337,56 @@ pub fn audit<C: Chain + BlockTimes + crate::Calldata + ?Sized>(
         None => k.published_receipts.skip("no published receipts given"),
         Some(list) => check_published(list, &view, &cp, tiles, &mut k.published_receipts)?,
     }
-    Ok(finish(k, summary, view.sessions))
+    let enclaves = enclave_summaries(&view, &registered, &registry_domain);
+    let mut settled = Vec::with_capacity(replay.settled.len());
+    for (e, tx) in replay.settled.iter().zip(&replay.settle_txs) {
+        let block = replay.blocks.get(&e.sequence).copied().unwrap_or_default();
+        settled.push(crate::report::SettledSummary {
+            sequence: e.sequence,
+            inputs: e.inputCount,
+            block,
+            block_time: input.chain.block_timestamp_at(block)?,
+            signed_at: view.statements.get(&e.sequence).map(|s| {
+                s.statement
+                    .notBefore
+                    .saturating_add(sealbridge_enclave::STATEMENT_BACKDATE_SECS)
+            }),
+            log_size: e.logSize,
+            tx: *tx,
+        });
+    }
+    let sessions = std::mem::take(&mut view.sessions);
+    Ok(finish_with(k, summary, sessions, enclaves, settled))
+}
+
+/// The registered enclaves whose results the log holds, latest registration each.
+fn enclave_summaries(
+    view: &LogView,
+    registered: &HashSet<B256>,
+    registry_domain: &alloy_sol_types::Eip712Domain,
+) -> Vec<crate::report::EnclaveSummary> {
+    let mut by_address: BTreeMap<Address, crate::report::EnclaveSummary> = BTreeMap::new();
+    for (r, _) in &view.results {
+        if !registered.contains(&r.digest(registry_domain)) {
+            continue;
+        }
+        let e = crate::report::EnclaveSummary {
+            address: r.enclave,
+            tee: r.tee,
+            measurement: r.measurement,
+            tcb_status: r.tcbStatus,
+            ed25519: r.ed25519Key,
+            issued_at: r.issuedAt,
+            expires_at: r.expiresAt,
+        };
+        match by_address.get(&r.enclave) {
+            Some(old) if old.issued_at > e.issued_at => {}
+            _ => {
+                by_address.insert(r.enclave, e);
+            }
+        }
+    }
+    by_address.into_values().collect()
 }
 
 /// The deployment's committed participants and tokens (`Settlement.participants()` and
@@ -628,6 +677,8 @@ struct Replay {
     settled: Vec<StatementSettled>,
     /// The transaction of each settlement, in the same order.
     settle_txs: Vec<B256>,
+    /// The block each sequence settled in.
+    blocks: BTreeMap<u64, u64>,
     /// The chain's `Deposited` events, in chain order.
     deposits: Vec<Deposited>,
     /// Withdrawal requests by id.
@@ -730,6 +781,7 @@ fn replay_chain<C: Chain + BlockTimes + ?Sized>(
                 r.last_seq = e.sequence;
                 r.last_root = e.newStateRoot;
                 r.anchor = e.logSize;
+                r.blocks.insert(e.sequence, l.block_number);
                 r.settled.push(e);
                 r.settle_txs.push(l.tx_hash);
             }
@@ -839,6 +891,16 @@ impl Registry {
 /// failed check: a crash can lose the last journal record the host had not stored (see
 /// [`crate::sessions`]).
 fn finish(k: Checks, summary: Summary, sessions: Vec<SessionReport>) -> Report {
+    finish_with(k, summary, sessions, Vec::new(), Vec::new())
+}
+
+fn finish_with(
+    k: Checks,
+    summary: Summary,
+    sessions: Vec<SessionReport>,
+    enclaves: Vec<crate::report::EnclaveSummary>,
+    settled: Vec<crate::report::SettledSummary>,
+) -> Report {
     let checks = vec![
         k.checkpoint.finish("checkpoint"),
         k.log_tiles.finish("log_tiles"),
@@ -867,6 +929,8 @@ fn finish(k: Checks, summary: Summary, sessions: Vec<SessionReport>) -> Report {
         summary,
         sessions,
         warnings,
+        enclaves,
+        settled,
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod live;
 pub(crate) mod log;
+mod serve;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -64,9 +65,13 @@ pub struct AuditArgs {
     /// the checkpoint changed); exit 1 on the first failure.
     #[arg(long, requires = "rpc")]
     pub follow: bool,
-    /// Seconds between two audits with --follow.
-    #[arg(long, default_value_t = 10, requires = "follow")]
+    /// Seconds between two audits with --follow or --serve.
+    #[arg(long, default_value_t = 10)]
     pub interval: u64,
+    /// With --rpc: serve the web audit view on ADDR (HOST:PORT) and audit again every
+    /// --interval seconds (a failure turns the page red; it does not stop the auditor).
+    #[arg(long, value_name = "ADDR", requires = "rpc", conflicts_with = "follow")]
+    pub serve: Option<std::net::SocketAddr>,
     /// Recorded chain data (default `DIR/chain.json`).
     #[arg(long)]
     pub chain: Option<PathBuf>,
@@ -147,10 +152,36 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut last_note: Option<String> = None;
+    let web = match args.serve {
+        Some(addr) => {
+            let state = serve::ViewState::new();
+            let server = serve::serve(addr, state.clone(), node.map(str::to_string))?;
+            eprintln!(
+                "sealbridge audit: the audit view is at {}/ (auditing every {} s)",
+                server.url(),
+                args.interval.max(1)
+            );
+            Some((state, server))
+        }
+        None => None,
+    };
+    let mut gas: std::collections::BTreeMap<alloy_primitives::B256, u64> = Default::default();
     loop {
-        let (log_dir, _fetched) = log_source(Some(&log), PathBuf::new())?;
-        let note = std::fs::read_to_string(log_dir.join("checkpoint")).unwrap_or_default();
-        if args.follow && last_note.as_deref() == Some(note.as_str()) {
+        let round = (|| -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>, String)> {
+            let (log_dir, fetched) = log_source(Some(&log), PathBuf::new())?;
+            let note = std::fs::read_to_string(log_dir.join("checkpoint")).unwrap_or_default();
+            Ok((log_dir, fetched, note))
+        })();
+        let (log_dir, _fetched, note) = match (round, &web) {
+            (Ok(r), _) => r,
+            (Err(e), Some((state, _))) => {
+                state.error(format!("{e:#}"));
+                std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
+                continue;
+            }
+            (Err(e), None) => return Err(e),
+        };
+        if (args.follow || web.is_some()) && last_note.as_deref() == Some(note.as_str()) {
             std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
             continue;
         }
@@ -162,6 +193,30 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
             published_receipts: receipts.as_deref(),
             witnesses: witnesses.as_ref(),
         })?;
+        if let Some((state, _)) = &web {
+            for s in &report.settled {
+                if !gas.contains_key(&s.tx)
+                    && let Ok(Some(r)) = sealbridge_chain::Chain::receipt(&chain, s.tx)
+                {
+                    gas.insert(s.tx, r.gas_used);
+                }
+            }
+            let cosigned = witnesses
+                .as_ref()
+                .and_then(|w| sealbridge_log::cosign::verify_cosignatures(&note, &w.keys).ok())
+                .unwrap_or_default();
+            state.publish(
+                &contracts,
+                policy_hash(&chain, contracts.settlement),
+                &report,
+                &note,
+                &cosigned,
+                &gas,
+            );
+            last_note = Some(note);
+            std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
+            continue;
+        }
         let continuity = state::continuity(kept.as_ref(), &log_dir, &report);
         let ok = report.ok && continuity.as_ref().is_none_or(|c| c.ok);
         if !args.follow {
@@ -200,6 +255,23 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
         last_note = Some(note);
         std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
     }
+}
+
+/// `Settlement.policyHash()` now.
+fn policy_hash(
+    chain: &sealbridge_chain::RpcChain,
+    settlement: alloy_primitives::Address,
+) -> Option<alloy_primitives::B256> {
+    use alloy_sol_types::SolCall;
+    use sealbridge_chain::bindings::Settlement::policyHashCall;
+    let out = sealbridge_chain::Chain::call(
+        chain,
+        alloy_primitives::Address::ZERO,
+        settlement,
+        policyHashCall {}.abi_encode().into(),
+    )
+    .ok()?;
+    policyHashCall::abi_decode_returns(&out).ok()
 }
 
 /// `--witness VKEY…` and `--witnesses-required K`.

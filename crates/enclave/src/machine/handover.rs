@@ -257,7 +257,7 @@ impl<P: Program> Enclave<P> {
             successor,
             successorMeasurement: measurement,
             successorResultHash: result_hash,
-            notBefore: self.now.saturating_sub(300),
+            notBefore: self.now.saturating_sub(crate::STATEMENT_BACKDATE_SECS),
             notAfter: self.now.saturating_add(self.policy.statement_validity_secs),
         };
         let to = HandedOverTo {
@@ -292,7 +292,7 @@ impl<P: Program> Enclave<P> {
         if self.now < renew_from {
             return Ok(to.handover);
         }
-        to.handover.notBefore = self.now.saturating_sub(300);
+        to.handover.notBefore = self.now.saturating_sub(crate::STATEMENT_BACKDATE_SECS);
         to.handover.notAfter = self.now.saturating_add(validity);
         self.record(Step::HandOver(Box::new(to.clone())));
         let handover = to.handover.clone();

@@ -1,0 +1,278 @@
+//! The web audit view (issue 13 part 3) in a real headless Chromium (Debian's, installed by
+//! scripts/test.sh): `sealbridge audit --serve` against a node on anvil. The page loads, shows
+//! the deployment, the right counts and every check green; a receipt id in `?receipt=` is
+//! verified in the browser (receipt and checkpoint signatures, inclusion proof, settlement); a
+//! screenshot is written to `$CARGO_TARGET_TMPDIR/audit-view.png`. Served a tampered log, the
+//! page turns red and names the failed check.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use sealbridge_client::NodeClient;
+use sealbridge_testkit::anvil::{Anvil, find_anvil, free_port};
+
+mod support;
+use support::{Proc, wait_until};
+
+fn anvil_bin() -> PathBuf {
+    find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("anvil not found: run `npm ci` (scripts/test.sh does)")
+}
+
+fn chromium() -> PathBuf {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("no Chromium: scripts/test.sh installs Debian's chromium package")
+}
+
+/// Chromium, headless, on a fresh profile, with the flags this closed network needs.
+fn browse(url: &str, extra: &[&str]) -> Output {
+    let profile = tempfile::tempdir().unwrap();
+    Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=20000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap()
+}
+
+fn dom(url: &str) -> String {
+    let out = browse(url, &["--dump-dom"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sealbridge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn serve_audit(extra: &[&str]) -> (Proc, String) {
+    let port = free_port().unwrap();
+    let p = Proc(
+        Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+            .args([
+                "audit",
+                "--serve",
+                &format!("127.0.0.1:{port}"),
+                "--interval",
+                "1",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let c = NodeClient::new(&url);
+    wait_until("the audit view", 60, || {
+        c.get_json("/api/view")
+            .is_ok_and(|(_, v)| v["ready"] == true)
+    });
+    (p, url)
+}
+
+/// The text of the element with `data-testid="{id}"`.
+fn testid<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom
+        .find(&format!("data-testid=\"{id}\""))
+        .unwrap_or_else(|| panic!("no {id} in {dom}"));
+    let start = at + dom[at..].find('>').unwrap() + 1;
+    let end = start + dom[start..].find('<').unwrap();
+    &dom[start..end]
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_audit_view_shows_the_deployment_verifies_a_receipt_and_turns_red_when_tampered() {
+    let anvil = Anvil::start(&anvil_bin(), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let _node = Proc(
+        Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+            .args(["node", "--dev", "--chain", &anvil.url])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--participants",
+                "4",
+                "--batch-size",
+                "16",
+                "--batch-interval-ms",
+                "50",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let c = NodeClient::new(&base);
+    wait_until("the node", 120, || c.status().is_ok());
+    let ids = dir.path().join("ids.txt");
+    let out = sealbridge(&[
+        "load",
+        "--node",
+        &base,
+        "--chain",
+        &anvil.url,
+        "--allow-simulated",
+        "--count",
+        "24",
+        "--ids-out",
+        ids.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("every input settled", 120, || {
+        let s = c.status().unwrap();
+        s["accepted"] == 24 && s["settled_inputs"] == 24
+    });
+    let id = std::fs::read_to_string(&ids)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let settlement = c.get_json("/v1/enclave").unwrap().1["settlement"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let live = [
+        "--rpc",
+        anvil.url.as_str(),
+        "--settlement",
+        settlement.as_str(),
+        "--node",
+        base.as_str(),
+    ];
+
+    // ---- honest: green, the counts, a receipt verified in the browser ---------------------
+    let (_audit, url) = serve_audit(&live);
+    let page = dom(&format!("{url}/?receipt={id}"));
+    assert!(page.contains("data-ok=\"true\""), "{page}");
+    assert!(
+        testid(&page, "verdict").starts_with("All 15 audit checks pass"),
+        "{page}"
+    );
+    assert_eq!(testid(&page, "inputs-settled"), "24", "{page}");
+    assert!(
+        testid(&page, "statements-settled").parse::<u64>().unwrap() >= 2,
+        "{page}"
+    );
+    assert!(page.contains(&settlement), "the deployment is shown");
+    assert!(
+        page.contains("simulated"),
+        "the enclave's TEE kind is shown: {page}"
+    );
+    let log_size: u64 = testid(&page, "log-size").parse().unwrap();
+    assert!(log_size > 24, "{page}");
+    assert!(
+        page.contains("data-verified=\"true\""),
+        "the receipt verified in the browser: {page}"
+    );
+    for step in [
+        "receipt signed by the attested enclave key",
+        "checkpoint of size",
+        "included in the log at index",
+        "settled in statement",
+    ] {
+        assert!(page.contains(step), "{step}: {page}");
+    }
+    // A receipt id the node does not know: refused in the page, nothing verified.
+    let unknown = dom(&format!("{url}/?receipt={}", "ab".repeat(32)));
+    assert!(unknown.contains("data-verified=\"pending\""), "{unknown}");
+    assert!(unknown.contains("the node has no receipt"), "{unknown}");
+
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("audit-view.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = browse(
+        &format!("{url}/?receipt={id}"),
+        &[
+            "--window-size=1280,2200",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a screenshot at {}",
+        shot.display()
+    );
+    eprintln!("screenshot of the audit view: {}", shot.display());
+
+    // ---- tampered: the same deployment shown a log with a flipped byte: red ---------------
+    let tampered = dir.path().join("tampered");
+    copy_dir(&data.join("log"), &tampered);
+    let mut bundles = vec![tampered.join("tile/entries")];
+    while let Some(d) = bundles.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                bundles.push(p);
+            } else {
+                let mut b = std::fs::read(&p).unwrap();
+                let last = b.len() - 1;
+                b[last] ^= 1;
+                std::fs::write(&p, b).unwrap();
+            }
+        }
+    }
+    let mut args = live.to_vec();
+    args.extend(["--log", tampered.to_str().unwrap()]);
+    let (_bad, bad_url) = serve_audit(&args);
+    let page = dom(&bad_url);
+    assert!(page.contains("data-ok=\"false\""), "{page}");
+    assert!(
+        testid(&page, "verdict").contains("AUDIT FAILED: log_tiles"),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-check=\"log_tiles\" data-status=\"fail\""),
+        "{page}"
+    );
+}
