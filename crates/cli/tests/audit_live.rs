@@ -371,10 +371,20 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
         &sealbridge(&["audit", "--rpc", &anvil.url, "--settlement", &settlement]),
         "pass --node URL or --log URL|DIR",
     );
-    let out = sealbridge(&["audit", "--rpc", &anvil.url]);
+    refused_with(
+        &sealbridge(&["audit", "--rpc", &anvil.url]),
+        "--rpc needs --settlement ADDR (or --node URL)",
+    );
+    // Without --settlement the node names the deployment (said so), and the audit runs.
+    let out = sealbridge(&["audit", "--rpc", &anvil.url, "--node", &base, "--json"]);
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "--rpc without --settlement is a usage error"
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pin it with --settlement"),
+        "{out:?}"
     );
 }

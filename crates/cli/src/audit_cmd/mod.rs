@@ -31,9 +31,10 @@ pub struct AuditArgs {
     pub dir: Option<PathBuf>,
     /// Audit a live deployment: read the chain over this JSON-RPC endpoint (every event of the
     /// registry and the settlement, block hashes and timestamps) instead of `chain.json`.
-    #[arg(long, requires = "settlement", conflicts_with = "chain")]
+    #[arg(long, conflicts_with = "chain")]
     pub rpc: Option<String>,
     /// The deployment's Settlement contract (with --rpc); its registry is read from it.
+    /// Without it, the one --node names (`/v1/enclave`): pin it, the node is not trusted.
     #[arg(long, requires = "rpc")]
     pub settlement: Option<alloy_primitives::Address>,
     /// A node of the deployment (base URL): with --rpc, the log (`/checkpoint`, `/tile/…`) and
@@ -124,8 +125,23 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
 
 /// `--rpc URL --settlement ADDR`: everything from public sources, the chain live.
 fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
-    let Some(settlement) = args.settlement else {
-        anyhow::bail!("--rpc needs --settlement ADDR");
+    let settlement = match (args.settlement, args.node.as_deref()) {
+        (Some(s), _) => s,
+        (None, Some(node)) => {
+            let (status, info) = sealbridge_client::NodeClient::new(node)
+                .get_json("/v1/enclave")
+                .with_context(|| format!("asking {node} which deployment it serves"))?;
+            anyhow::ensure!(status == 200, "GET {node}/v1/enclave: HTTP {status}");
+            let s: alloy_primitives::Address = info["settlement"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .with_context(|| format!("{node}/v1/enclave names no settlement contract"))?;
+            eprintln!(
+                "auditing settlement {s}, the deployment {node} names (pin it with --settlement)"
+            );
+            s
+        }
+        (None, None) => anyhow::bail!("--rpc needs --settlement ADDR (or --node URL)"),
     };
     let chain =
         sealbridge_chain::RpcChain::connect(rpc).with_context(|| format!("connecting to {rpc}"))?;
@@ -213,6 +229,16 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
                 &cosigned,
                 &gas,
             );
+            if report.ok {
+                println!(
+                    "audit passed: log size {}, {} statements settled, {} inputs settled",
+                    report.summary.log_size,
+                    report.summary.statements_settled,
+                    report.summary.inputs_settled
+                );
+            } else {
+                println!("AUDIT FAILED: {}", report.failed().join(", "));
+            }
             last_note = Some(note);
             std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
             continue;
