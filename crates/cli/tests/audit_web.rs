@@ -124,7 +124,7 @@ fn the_audit_view_shows_the_deployment_verifies_a_receipt_and_turns_red_when_tam
     let port = free_port().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let data = dir.path().join("data");
-    let _node = Proc(
+    let node = Proc(
         Command::new(env!("CARGO_BIN_EXE_sealbridge"))
             .args(["node", "--dev", "--chain", &anvil.url])
             .arg("--data-dir")
@@ -275,4 +275,15 @@ fn the_audit_view_shows_the_deployment_verifies_a_receipt_and_turns_red_when_tam
         page.contains("data-check=\"log_tiles\" data-status=\"fail\""),
         "{page}"
     );
+
+    // ---- the node gone: the honest view goes stale, not green -----------------------------
+    drop(node);
+    let c = NodeClient::new(&url);
+    wait_until("the view marked stale", 60, || {
+        c.get_json("/api/view")
+            .is_ok_and(|(_, v)| v["stale"].is_object())
+    });
+    let page = dom(&url);
+    assert!(page.contains("data-ok=\"false\""), "{page}");
+    assert!(testid(&page, "verdict").starts_with("STALE"), "{page}");
 }

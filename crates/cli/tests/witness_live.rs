@@ -143,6 +143,7 @@ fn a_node_has_its_checkpoints_cosigned_and_auditors_and_clients_can_require_witn
         })
         .collect();
 
+    let ids = dir.path().join("ids.txt");
     let out = sealbridge(&[
         "load",
         "--node",
@@ -152,6 +153,8 @@ fn a_node_has_its_checkpoints_cosigned_and_auditors_and_clients_can_require_witn
         "--allow-simulated",
         "--count",
         "30",
+        "--ids-out",
+        ids.to_str().unwrap(),
     ]);
     stdout(&out);
     wait_until("every input settled", 120, || {
@@ -181,6 +184,31 @@ fn a_node_has_its_checkpoints_cosigned_and_auditors_and_clients_can_require_witn
         .with_enclave_key(ed, log_key.name())
         .require_witnesses(keys.clone(), 2);
     client.checkpoint().unwrap();
+    // A receipt's inclusion proof is against the witnessed checkpoint, and verifies.
+    let first = std::fs::read_to_string(&ids).unwrap();
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(first.lines().next().unwrap().trim(), &mut id).unwrap();
+    let rinfo = client.receipt_info_raw(&id).unwrap();
+    let inc = rinfo.inclusion.as_ref().expect("an inclusion proof");
+    assert!(
+        cosignatures(&inc.checkpoint, &keys) >= 2,
+        "{}",
+        inc.checkpoint
+    );
+    let (_, _, cp) = client.verify_receipt_info(&id, &rinfo).unwrap();
+    assert!(cp.is_some());
+    // The same receipt with its proof against a checkpoint no witness saw: refused.
+    let mut bare_info = rinfo.clone();
+    if let Some(i) = bare_info.inclusion.as_mut() {
+        let sep = i.checkpoint.find("\n\n").unwrap();
+        let enclave_line = i.checkpoint[sep + 2..].lines().next().unwrap().to_string();
+        i.checkpoint = format!("{}\n{enclave_line}\n", &i.checkpoint[..=sep]);
+    }
+    let e = client.verify_receipt_info(&id, &bare_info).unwrap_err();
+    assert!(
+        e.to_string().contains("witness cosignatures required"),
+        "{e}"
+    );
 
     // The auditor requiring 2 of 3: the served log passes...
     let settlement = info["settlement"].as_str().unwrap();

@@ -285,6 +285,24 @@ struct Trust {
     witnesses: Option<(Vec<sealbridge_log::cosign::WitnessKey>, usize)>,
 }
 
+/// With [`NodeClient::require_witnesses`]: the checkpoint `note` (a receipt's inclusion proof is
+/// against it, or it is the node's latest) carries the cosignatures required.
+fn check_witnesses(trust: &Trust, note: &str) -> Result<(), ClientError> {
+    let Some((witnesses, required)) = &trust.witnesses else {
+        return Ok(());
+    };
+    let got = sealbridge_log::cosign::verify_cosignatures(note, witnesses)
+        .map_err(|e| ClientError::Invalid(format!("the checkpoint's signature lines: {e}")))?;
+    if got.len() < *required {
+        return Err(ClientError::Invalid(format!(
+            "the checkpoint carries {} of the {required} witness cosignatures required (a \
+             checkpoint no witness saw may be a view shown to this client alone)",
+            got.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A node's HTTP API.
 #[derive(Debug, Clone)]
 pub struct NodeClient {
@@ -767,7 +785,7 @@ impl NodeClient {
         r: &ReceiptInfo,
     ) -> Result<(verify::Receipt, Vec<u8>, Option<verify::Checkpoint>), ClientError> {
         let trust = self.trust();
-        let (Some(key), Some(origin)) = (trust.ed25519, trust.origin) else {
+        let (Some(key), Some(origin)) = (trust.ed25519, trust.origin.clone()) else {
             return Err(ClientError::Invalid(
                 "attest the enclave first: there is no key to verify under".into(),
             ));
@@ -788,6 +806,7 @@ impl NodeClient {
             return Ok((signed, bytes, None));
         };
         let cp = verify::verify_checkpoint(&inc.checkpoint, &origin, &key)?;
+        check_witnesses(&trust, &inc.checkpoint)?;
         let proof = parse_proof(&inc.proof)?;
         verify::verify_receipt_inclusion(&signed, &bytes, inc.leaf_index, &proof, &cp)?;
         Ok((signed, bytes, Some(cp)))
@@ -796,7 +815,7 @@ impl NodeClient {
     /// The node's latest checkpoint (`GET /v1/checkpoint`), verified under the attested key.
     pub fn checkpoint(&self) -> Result<verify::Checkpoint, ClientError> {
         let trust = self.trust();
-        let (Some(key), Some(origin)) = (trust.ed25519, trust.origin) else {
+        let (Some(key), Some(origin)) = (trust.ed25519, trust.origin.clone()) else {
             return Err(ClientError::Invalid(
                 "attest the enclave first: there is no key to verify under".into(),
             ));
@@ -817,16 +836,7 @@ impl NodeClient {
             })
             .unwrap_or(text);
         let cp = verify::verify_checkpoint(&note, &origin, &key)?;
-        if let Some((witnesses, required)) = &trust.witnesses {
-            let got = sealbridge_log::cosign::verify_cosignatures(&note, witnesses)
-                .map_err(|e| ClientError::Invalid(format!("a witness cosignature: {e}")))?;
-            if got.len() < *required {
-                return Err(ClientError::Invalid(format!(
-                    "the checkpoint carries {} of the {required} witness cosignatures required",
-                    got.len()
-                )));
-            }
-        }
+        check_witnesses(&trust, &note)?;
         Ok(cp)
     }
 

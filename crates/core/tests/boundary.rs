@@ -104,8 +104,8 @@ fn boundary_contract(link: &mut dyn EnclaveLink) {
     assert_eq!(log_first_index, 0, "boot entries were not drained yet");
     assert_eq!(
         log_entries.len(),
-        4,
-        "key announcement, policy, epoch, the session start"
+        5,
+        "key announcement, policy, epoch, the session start, the deposit (issue 13)"
     );
     // A submission of garbage is a signed rejection, not a transport error.
     let Response::Journaled { response, .. } = link

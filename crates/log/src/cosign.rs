@@ -178,9 +178,12 @@ pub fn split_note(note: &str) -> Result<(&str, SignatureLines<'_>), Error> {
     Ok((text, out))
 }
 
-/// The witnesses in `witnesses` whose cosignature on `note` verifies, one entry per witness.
-/// Lines of other keys are ignored (the log's own signature, unknown witnesses); a line naming
-/// one of `witnesses` with its key ID that does not verify is an error (a forged cosignature).
+/// The witnesses in `witnesses` whose cosignature on `note` verifies, one entry per witness
+/// (and per public key: one key listed under two names counts once). Lines of other keys are
+/// ignored (the log's own signature, unknown witnesses), and so are lines naming one of
+/// `witnesses` that do not verify: whoever can add lines to a note (the host, another witness)
+/// must not be able to cancel a valid cosignature by adding a bad one beside it. `Err` only for
+/// a note that does not parse.
 pub fn verify_cosignatures(note: &str, witnesses: &[WitnessKey]) -> Result<Vec<Cosigned>, Error> {
     let (text, sigs) = split_note(note)?;
     let mut out: Vec<Cosigned> = Vec::new();
@@ -193,13 +196,20 @@ pub fn verify_cosignatures(note: &str, witnesses: &[WitnessKey]) -> Result<Vec<C
             continue;
         };
         let (Some((ts, sig)), true) = (rest.split_first_chunk::<8>(), rest.len() == 72) else {
-            return Err(Error::BadSignature);
+            continue;
         };
         let timestamp = u64::from_be_bytes(*ts);
-        UnparsedPublicKey::new(&ED25519, &w.public_key)
+        if UnparsedPublicKey::new(&ED25519, &w.public_key)
             .verify(&cosignature_message(timestamp, text), sig)
-            .map_err(|_| Error::BadSignature)?;
-        if !out.iter().any(|c| c.witness == w.name) {
+            .is_err()
+        {
+            continue;
+        }
+        let key_counted = witnesses
+            .iter()
+            .filter(|k| k.public_key == w.public_key)
+            .any(|k| out.iter().any(|c| c.witness == k.name));
+        if !key_counted {
             out.push(Cosigned {
                 witness: w.name.clone(),
                 timestamp,
@@ -324,13 +334,36 @@ mod tests {
         // Another witness's key: nothing counted, nothing refused.
         let (_, other) = key("other.example");
         assert!(verify_cosignatures(&note, &[other]).unwrap().is_empty());
-        // The timestamp is signed.
+        // The timestamp is signed: a line with another one does not count.
         let forged =
             add_signature_lines(&log_note(), &[w.signature_line(1_700_000_001, &sig)]).unwrap();
-        assert!(verify_cosignatures(&forged, std::slice::from_ref(&w)).is_err());
+        assert!(
+            verify_cosignatures(&forged, std::slice::from_ref(&w))
+                .unwrap()
+                .is_empty()
+        );
         // The text is signed.
         let other_text = note.replace("\n5\n", "\n6\n");
-        assert!(verify_cosignatures(&other_text, std::slice::from_ref(&w)).is_err());
+        assert!(
+            verify_cosignatures(&other_text, std::slice::from_ref(&w))
+                .unwrap()
+                .is_empty()
+        );
+        // A bad line beside a good one cancels nothing; one key under two names counts once.
+        let both = add_signature_lines(&note, &[w.signature_line(1_700_000_001, &sig)]).unwrap();
+        assert_eq!(
+            verify_cosignatures(&both, std::slice::from_ref(&w))
+                .unwrap()
+                .len(),
+            1
+        );
+        let alias = WitnessKey::new("alias.example", w.public_key()).unwrap();
+        assert_eq!(
+            verify_cosignatures(&note, &[w.clone(), alias])
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(WitnessKey::from_vkey(&w.to_vkey()).unwrap(), w);
         let log_vkey = crate::NoteVerifier::new("x", w.public_key())
             .unwrap()

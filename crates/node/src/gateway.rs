@@ -525,9 +525,26 @@ async fn receipt(State(s): St, Path(id): Path<String>) -> Response {
         }
         Err(r) => return r,
     };
-    let note = s.shared.checkpoint.read().ok().and_then(|c| c.clone());
-    let inclusion = note
+    // Against the witnessed checkpoint when it covers the receipt (a client requiring witness
+    // cosignatures then accepts the proof), else the enclave's latest.
+    let cosigned = s
+        .shared
+        .cosigned_checkpoint
+        .read()
+        .ok()
+        .and_then(|c| c.clone())
         .and_then(|n| checkpoint_size(&n).map(|z| (n, z)))
+        .filter(|(_, size)| e.sequence < *size);
+    let bare = || {
+        s.shared
+            .checkpoint
+            .read()
+            .ok()
+            .and_then(|c| c.clone())
+            .and_then(|n| checkpoint_size(&n).map(|z| (n, z)))
+    };
+    let inclusion = cosigned
+        .or_else(bare)
         .filter(|(_, size)| e.sequence < *size)
         .and_then(|(note, size)| {
             let proof = TileReader::open(&s.tiles_dir).and_then(|r| {

@@ -60,22 +60,23 @@ pub fn add_checkpoint(
         .read_to_string()
         .map_err(|e| AddCheckpointError::Unreachable(format!("POST {endpoint}: {e}")))?;
     match status {
-        200 => {
-            let line = if body.ends_with('\n') {
-                body
-            } else {
-                format!("{body}\n")
-            };
-            let note = sealbridge_log::cosign::add_signature_lines(
-                &req.checkpoint,
-                std::slice::from_ref(&line),
-            )
-            .map_err(|_| AddCheckpointError::BadCosignature(key.name().into()))?;
-            match verify_cosignatures(&note, std::slice::from_ref(key)) {
-                Ok(c) if !c.is_empty() => Ok(line),
-                _ => Err(AddCheckpointError::BadCosignature(key.name().into())),
-            }
-        }
+        // Exactly one line is kept: the first that is this witness's verifying cosignature.
+        // Anything else it sent (another witness's name, a second line) is dropped, so one
+        // witness cannot put lines in the note that would spoil others' cosignatures.
+        200 => body
+            .lines()
+            .map(|l| format!("{l}\n"))
+            .find(|line| {
+                line.starts_with(&format!("\u{2014} {} ", key.name()))
+                    && sealbridge_log::cosign::add_signature_lines(
+                        &req.checkpoint,
+                        std::slice::from_ref(line),
+                    )
+                    .ok()
+                    .and_then(|note| verify_cosignatures(&note, std::slice::from_ref(key)).ok())
+                    .is_some_and(|c| c.len() == 1)
+            })
+            .ok_or_else(|| AddCheckpointError::BadCosignature(key.name().into())),
         409 => body
             .trim()
             .parse()

@@ -46,6 +46,8 @@ pub const KEY_FILE: &str = "witness.key";
 pub const NAME_FILE: &str = "witness.name";
 /// The latest cosigned size and root of each log.
 pub const STATE_FILE: &str = "state.json";
+/// Held (`flock`) by the one process that has the witness open.
+pub const LOCK_FILE: &str = "witness.lock";
 
 /// Why a checkpoint was not cosigned: each is an HTTP status of tlog-witness.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -147,6 +149,9 @@ struct State {
 
 /// A witness: its key, the logs it witnesses, and what it last cosigned for each.
 pub struct Witness {
+    /// The data directory's lock, held while the witness is open: a second process on the same
+    /// directory would decide from a stale state and could cosign both branches of a fork.
+    _lock: std::fs::File,
     dir: PathBuf,
     key: Ed25519KeyPair,
     public: WitnessKey,
@@ -170,15 +175,15 @@ pub fn init(dir: &Path, name: &str) -> Result<(String, bool), WitnessError> {
     let key_path = dir.join(KEY_FILE);
     let name_path = dir.join(NAME_FILE);
     if key_path.exists() {
-        let w = Witness::open(dir, &[])?;
-        if w.public.name() != name {
+        let (_, public) = load_key(dir)?;
+        if public.name() != name {
             return Err(WitnessError::Invalid(format!(
                 "{} holds witness {:?}, not {name:?}",
                 dir.display(),
-                w.public.name()
+                public.name()
             )));
         }
-        return Ok((w.public.to_vkey(), false));
+        return Ok((public.to_vkey(), false));
     }
     WitnessKey::new(name, &[0u8; 32])
         .map_err(|e| WitnessError::Invalid(format!("witness name {name:?}: {e}")))?;
@@ -187,8 +192,8 @@ pub fn init(dir: &Path, name: &str) -> Result<(String, bool), WitnessError> {
         .map_err(|_| WitnessError::Invalid("no randomness from the OS".into()))?;
     write_durably(&name_path, name.as_bytes())?;
     write_durably(&key_path, hex::encode(seed).as_bytes())?;
-    let w = Witness::open(dir, &[])?;
-    Ok((w.public.to_vkey(), true))
+    let (_, public) = load_key(dir)?;
+    Ok((public.to_vkey(), true))
 }
 
 /// Write `bytes` to `path` atomically and durably: a temporary file, fsync, rename, fsync of
@@ -213,27 +218,49 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), WitnessError> {
     Ok(())
 }
 
+/// The witness's signing key and public key from `dir`.
+fn load_key(dir: &Path) -> Result<(Ed25519KeyPair, WitnessKey), WitnessError> {
+    let key_path = dir.join(KEY_FILE);
+    let text = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| {
+        WitnessError::Invalid(format!("{}: not a 32-byte hex seed", key_path.display()))
+    })?;
+    let key = Ed25519KeyPair::from_seed_unchecked(&seed)
+        .map_err(|_| WitnessError::Invalid(format!("{}: bad seed", key_path.display())))?;
+    let name_path = dir.join(NAME_FILE);
+    let name = std::fs::read_to_string(&name_path).map_err(io(&name_path))?;
+    let pk: [u8; 32] = key
+        .public_key()
+        .as_ref()
+        .try_into()
+        .map_err(|_| WitnessError::Invalid("Ed25519 public key length".into()))?;
+    let public = WitnessKey::new(name.trim(), &pk)
+        .map_err(|e| WitnessError::Invalid(format!("{}: {e}", name_path.display())))?;
+    Ok((key, public))
+}
+
 impl Witness {
     /// Open the witness in `dir`, witnessing the logs whose note verifier keys are `logs`
     /// (several keys of one origin: any of them may sign, e.g. across a handover).
     pub fn open(dir: &Path, logs: &[NoteVerifier]) -> Result<Self, WitnessError> {
-        let key_path = dir.join(KEY_FILE);
-        let text = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
-        let mut seed = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| {
-            WitnessError::Invalid(format!("{}: not a 32-byte hex seed", key_path.display()))
-        })?;
-        let key = Ed25519KeyPair::from_seed_unchecked(&seed)
-            .map_err(|_| WitnessError::Invalid(format!("{}: bad seed", key_path.display())))?;
-        let name_path = dir.join(NAME_FILE);
-        let name = std::fs::read_to_string(&name_path).map_err(io(&name_path))?;
-        let pk: [u8; 32] = key
-            .public_key()
-            .as_ref()
-            .try_into()
-            .map_err(|_| WitnessError::Invalid("Ed25519 public key length".into()))?;
-        let public = WitnessKey::new(name.trim(), &pk)
-            .map_err(|e| WitnessError::Invalid(format!("{}: {e}", name_path.display())))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |_| {
+                WitnessError::Invalid(format!(
+                    "{} is in use by another witness process (two processes on one witness \
+                     state could cosign both branches of a fork)",
+                    dir.display()
+                ))
+            },
+        )?;
+        let (key, public) = load_key(dir)?;
         let state_path = dir.join(STATE_FILE);
         let state = match std::fs::read(&state_path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -249,6 +276,7 @@ impl Witness {
                 .push(v.clone());
         }
         Ok(Self {
+            _lock: lock,
             dir: dir.to_path_buf(),
             key,
             public,
@@ -327,6 +355,16 @@ impl Witness {
         // Stored before anything is signed: a crash after this and before the answer only
         // loses a cosignature, never lets an inconsistent one out. On failure nothing changes
         // (the file was renamed into place or not at all).
+        let unchanged = last.size == cp.size && last.root == root.0 && last.size > 0;
+        if unchanged {
+            // The same checkpoint again: nothing to store, only a fresh cosignature.
+            let sig = self.key.sign(&cosignature_message(now, text));
+            let sig: [u8; 64] = sig
+                .as_ref()
+                .try_into()
+                .map_err(|_| Refusal::Storage("Ed25519 signature length".into()))?;
+            return Ok(self.public.signature_line(now, &sig));
+        }
         let mut logs = self.state.logs.clone();
         logs.insert(
             cp.origin.clone(),

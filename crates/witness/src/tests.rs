@@ -68,6 +68,14 @@ fn witness(dir: &Path, name: &str) -> Witness {
 fn a_witness_cosigns_what_extends_its_history_and_refuses_everything_else() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = witness(dir.path(), "witness-1.example");
+    // One process per witness state: a second one on the same directory is refused.
+    let second = Witness::open(dir.path(), &[log_verifier()]).unwrap_err();
+    assert!(
+        second
+            .to_string()
+            .contains("in use by another witness process"),
+        "{second}"
+    );
     let good = tree(8, honest);
     let bad = tree(8, forked);
     let add = |w: &mut Witness, r: &AddCheckpoint| w.add_checkpoint(r.to_body().as_bytes(), 1_000);
@@ -79,6 +87,9 @@ fn a_witness_cosigns_what_extends_its_history_and_refuses_everything_else() {
         "witness-1.example"
     );
     add(&mut w, &request(&good, 3, 5)).unwrap();
+    assert_eq!(w.cosigned_size(ORIGIN), 5);
+    // The same checkpoint again: cosigned again, nothing changes.
+    add(&mut w, &request(&good, 5, 5)).unwrap();
     assert_eq!(w.cosigned_size(ORIGIN), 5);
 
     // Stale: the old size is not the last cosigned one (the answer names it).
@@ -224,7 +235,7 @@ fn a_forked_log_is_refused_by_every_honest_witness_and_a_client_requiring_two_of
     );
     // A cosignature lifted from the honest checkpoint onto the fork does not verify.
     let lifted = add_signature_lines(&shown, &lines).unwrap();
-    assert!(verify_cosignatures(&lifted, &keys).is_err());
+    assert!(verify_cosignatures(&lifted, &keys).unwrap().is_empty());
     // The honest history goes on being cosigned.
     for (s, key) in &served {
         add_checkpoint(&s.url(), key, &request(&good, 7, 10)).unwrap();

@@ -66,27 +66,46 @@ pub(super) fn check_effects<C: Calldata + ?Sized>(
     chain: &C,
     view: &LogView,
     settled: &[(StatementSettled, B256)],
+    chain_deposits_empty: bool,
     members: Option<(&[Address], &[Address])>,
     t: &mut Tally,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let mut escrow: BTreeMap<(Address, Address), u128> = BTreeMap::new();
     let mut credited = 0usize;
-    // Recomputation starts from zero and follows the log: after a resumption (issue 12) the
-    // successor's escrow comes from the chain's balances, which this check does not read.
+    // Recomputation starts from zero and follows the log. It stops (the statements are still
+    // checked one by one) at a `Resumed` entry (issue 12: the successor's escrow comes from the
+    // chain's balances, which this check does not read), and after a statement whose effects
+    // could not be read (every later root would differ).
     let resumed_at = view.resumed.first().map(|r| r.index);
+    let mut roots = true;
+    // A log that records no deposit although the chain has some was written by an enclave
+    // before issue 13 (deposit entries, kind 14): its escrow cannot be recomputed.
+    let mut warning = None;
+    if view.deposits.is_empty() && !chain_deposits_empty && !settled.is_empty() {
+        roots = false;
+        warning = Some(
+            "the log records no deposit although the chain has some: it was written by an \
+             enclave before deposit entries (issue 13), or deposits were withheld from it; \
+             statement roots were not recomputed"
+                .to_string(),
+        );
+    }
     for (e, tx) in settled {
         let seq = e.sequence;
         let Some(input) = chain.transaction_input(*tx)? else {
             t.fail(format!(
-                "statement {seq}: the input of its transaction {tx} is not available"
+                "statement {seq}: the input of its transaction {tx} is not available (the \
+                 endpoint does not serve it), so its effects cannot be checked"
             ));
+            roots = false;
             continue;
         };
         let Ok(call) = settleCall::abi_decode(&input) else {
             t.fail(format!(
-                "statement {seq}: transaction {tx} is not a direct settle call, so its effects \
-                 cannot be read"
+                "statement {seq}: transaction {tx} is not a direct settle call (a contract or \
+                 wallet settled it), so its effects cannot be read from its calldata"
             ));
+            roots = false;
             continue;
         };
         let s = &call.s;
@@ -150,13 +169,14 @@ pub(super) fn check_effects<C: Calldata + ?Sized>(
         });
 
         // The escrow the statement's root commits to.
-        if resumed_at.is_some() {
-            continue;
-        }
         let Some(logged) = view.statements.get(&seq) else {
             // `statements` reports a settled statement the log lacks.
+            roots = false;
             continue;
         };
+        if !roots || resumed_at.is_some_and(|r| logged.index > r) {
+            continue;
+        }
         for (_, d) in view
             .deposits
             .get(credited..logged.deposits_before)
@@ -207,5 +227,5 @@ pub(super) fn check_effects<C: Calldata + ?Sized>(
             )
         });
     }
-    Ok(())
+    Ok(warning)
 }

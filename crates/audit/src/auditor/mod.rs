@@ -326,10 +326,11 @@ pub fn audit<C: Chain + BlockTimes + crate::Calldata + ?Sized>(
         .cloned()
         .zip(replay.settle_txs.iter().copied())
         .collect();
-    effects::check_effects(
+    let effects_warning = effects::check_effects(
         input.chain,
         &view,
         &with_txs,
+        replay.deposits.is_empty(),
         members.as_ref().map(|(a, t)| (a.as_slice(), t.as_slice())),
         &mut k.effects,
     )?;
@@ -356,7 +357,9 @@ pub fn audit<C: Chain + BlockTimes + crate::Calldata + ?Sized>(
         });
     }
     let sessions = std::mem::take(&mut view.sessions);
-    Ok(finish_with(k, summary, sessions, enclaves, settled))
+    let mut report = finish_with(k, summary, sessions, enclaves, settled);
+    report.warnings.extend(effects_warning);
+    Ok(report)
 }
 
 /// The registered enclaves whose results the log holds, latest registration each.
@@ -560,7 +563,7 @@ fn check_cosignatures(note: &str, w: &WitnessRequirement, t: &mut Tally) -> u64 
         }
         Err(e) => {
             t.fail(format!(
-                "a cosignature line of a required witness does not verify: {e}"
+                "the checkpoint's signature lines do not parse: {e}"
             ));
             0
         }
@@ -597,12 +600,22 @@ fn verify_tiles(
     // `log_entries` is judged only on a log read whole.
     let mut walked = Tally::default();
     let view = walk_log(entries, keep, &mut walked, settlement_domain)?;
-    if unreadable.is_none() && HashReader::size(&view.tree) == cp.size {
+    if unreadable.is_none()
+        && HashReader::size(&view.tree) == cp.size
+        && view.tree.root() == cp.root
+    {
         k.log_entries = walked;
     }
     match unreadable {
         Some(e) => {
             k.log_tiles.fail(format!("entry bundles unreadable: {e}"));
+            Ok(None)
+        }
+        None if HashReader::size(&view.tree) == cp.size && view.tree.root() != cp.root => {
+            k.log_tiles.fail(
+                "the entry bundles read do not hash to the checkpoint's root (they changed \
+                 after the tiles were verified)",
+            );
             Ok(None)
         }
         None if HashReader::size(&view.tree) != cp.size => {

@@ -230,21 +230,37 @@ pub fn fetch_at_most(url: &str, dir: &Path, max_entries: u64) -> anyhow::Result<
     );
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("checkpoint"), &note)?;
-    let mut paths = Vec::new();
-    for level in 0..tile_levels(cp.size) {
-        for n in 0..hashes_at_level(cp.size, level).div_ceil(TILE_WIDTH) {
-            paths.push(tile_path(level, n, tile_width(cp.size, level, n)));
-        }
-    }
-    for n in 0..cp.size.div_ceil(TILE_WIDTH) {
-        paths.push(entries_path(n, tile_width(cp.size, 0, n)));
-    }
+    // Generated as they are fetched: the (unverified) size must not decide how much memory is
+    // taken before the first missing tile stops the fetch.
+    let size = cp.size;
+    let hash_tiles = (0..tile_levels(size)).flat_map(move |level| {
+        (0..hashes_at_level(size, level).div_ceil(TILE_WIDTH))
+            .map(move |n| tile_path(level, n, tile_width(size, level, n)))
+    });
+    let bundles =
+        (0..size.div_ceil(TILE_WIDTH)).map(move |n| entries_path(n, tile_width(size, 0, n)));
+    let paths = hash_tiles.chain(bundles);
+    let total = usize::try_from(
+        (0..tile_levels(size))
+            .map(|level| hashes_at_level(size, level).div_ceil(TILE_WIDTH))
+            .sum::<u64>()
+            .saturating_add(size.div_ceil(TILE_WIDTH)),
+    )
+    .unwrap_or(usize::MAX);
     // Progress on a terminal (a million-entry log is ~8,000 tiles).
-    let show = std::io::IsTerminal::is_terminal(&std::io::stderr()) && paths.len() > 64;
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr()) && total > 64;
     let started = std::time::Instant::now();
-    let (total, mut bytes_total) = (paths.len(), 0usize);
-    for (i, p) in paths.into_iter().enumerate() {
-        let bytes = get(&format!("{prefix}/{p}"))?;
+    let mut bytes_total = 0usize;
+    for (i, p) in paths.enumerate() {
+        // A partial tile the log has since completed may be gone: the full tile stands for it
+        // (c2sp.org/tlog-tiles; the reader takes a wider tile's first entries).
+        let (p, bytes) = match get_unless_404(&format!("{prefix}/{p}"))? {
+            Some(b) => (p, b),
+            None => match p.split_once(".p/") {
+                Some((full, _)) => (full.to_string(), get(&format!("{prefix}/{full}"))?),
+                None => anyhow::bail!("GET {prefix}/{p}: HTTP status 404"),
+            },
+        };
         bytes_total += bytes.len();
         let dest: PathBuf = dir.join(&p);
         if let Some(parent) = dest.parent() {
@@ -267,6 +283,15 @@ pub fn fetch_at_most(url: &str, dir: &Path, max_entries: u64) -> anyhow::Result<
         eprintln!(" in {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// [`get`], with `None` for a 404.
+fn get_unless_404(url: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    match get(url) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.to_string().ends_with("HTTP status 404") => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// GET `url` (`http://` or `https://`, through [`sealbridge_net::agent`]: the system's roots or
@@ -351,5 +376,78 @@ mod tests {
         assert!(e.contains("more than the 16777216 accepted"), "{e}");
         assert_eq!(fetched, vec!["/checkpoint".to_string()]);
         assert!(!dir.path().join("checkpoint").exists());
+    }
+
+    /// A checkpoint whose partial tiles the log has since completed (and deleted) is fetched
+    /// through the full tiles, which tlog-tiles lets stand for them (review: an auditor reading
+    /// a busy node's lagging cosigned checkpoint got 404s and gave up).
+    #[test]
+    fn partial_tiles_gone_are_fetched_as_the_full_ones() {
+        let src = tempfile::tempdir().unwrap();
+        let entries: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| format!("entry {i}").into_bytes())
+            .collect();
+        let mut store = sealbridge_log::TileStore::open(src.path()).unwrap();
+        store.append_batch(&entries[..200]).unwrap();
+        let note = format!(
+            "{}\n\u{2014} sealbridge-test AAAAAAA=\n",
+            Checkpoint::new("example.org/log", 200, sealbridge_log::Hash([7; 32])).to_note_body()
+        );
+        store.append_batch(&entries[200..]).unwrap();
+        assert!(
+            !src.path().join("tile/entries/000.p/200").exists(),
+            "the partial is gone"
+        );
+        let root = src.path().to_path_buf();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut header = String::new();
+                while reader.read_line(&mut header).unwrap() > 2 {
+                    header.clear();
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                if path == "/quit" {
+                    return;
+                }
+                let body = if path == "/checkpoint" {
+                    Some(note.clone().into_bytes())
+                } else {
+                    std::fs::read(root.join(path.trim_start_matches('/'))).ok()
+                };
+                match body {
+                    Some(b) => {
+                        write!(
+                            stream,
+                            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
+                            b.len()
+                        )
+                        .unwrap();
+                        stream.write_all(&b).unwrap();
+                    }
+                    None => write!(
+                        stream,
+                        "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+                    )
+                    .unwrap(),
+                }
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        fetch(&format!("http://{addr}"), dir.path()).unwrap();
+        let _ = std::net::TcpStream::connect(addr)
+            .and_then(|mut s| write!(s, "GET /quit HTTP/1.0\r\n\r\n"));
+        server.join().unwrap();
+        let read = sealbridge_log::TileReader::open(dir.path())
+            .unwrap()
+            .at(200)
+            .read_all_entries()
+            .unwrap();
+        assert_eq!(read, entries[..200].to_vec());
     }
 }

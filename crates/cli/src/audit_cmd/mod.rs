@@ -167,7 +167,6 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
         Some(path) => state::read(path, &contracts)?,
         None => None,
     };
-    let mut last_note: Option<String> = None;
     let web = match args.serve {
         Some(addr) => {
             let state = serve::ViewState::new();
@@ -182,33 +181,48 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut gas: std::collections::BTreeMap<alloy_primitives::B256, u64> = Default::default();
+    let repeat = args.follow || web.is_some();
+    let pause = || std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
+    // What the last audit saw: the checkpoint note and the chain's head.
+    let mut last_seen: Option<(String, u64)> = None;
     loop {
-        let round = (|| -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>, String)> {
+        // Nothing new (same checkpoint, same chain head): no need to fetch the log again.
+        if repeat
+            && let Some((note, head)) = &last_seen
+            && peek_checkpoint(&log).as_deref() == Some(note.as_str())
+            && sealbridge_chain::Chain::block_number(&chain).ok() == Some(*head)
+        {
+            pause();
+            continue;
+        }
+        let head = sealbridge_chain::Chain::block_number(&chain).unwrap_or_default();
+        let round = (|| -> anyhow::Result<_> {
             let (log_dir, fetched) = log_source(Some(&log), PathBuf::new())?;
             let note = std::fs::read_to_string(log_dir.join("checkpoint")).unwrap_or_default();
-            Ok((log_dir, fetched, note))
+            let report = audit(&AuditInput {
+                chain: &chain,
+                contracts,
+                log_dir: &log_dir,
+                attestations: &attestations,
+                published_receipts: receipts.as_deref(),
+                witnesses: witnesses.as_ref(),
+            })?;
+            Ok((log_dir, fetched, note, report))
         })();
-        let (log_dir, _fetched, note) = match (round, &web) {
+        let (log_dir, _fetched, note, report) = match (round, &web) {
             (Ok(r), _) => r,
+            // Serving: a round that could not run is shown (the page goes grey, not green) and
+            // the auditor goes on.
             (Err(e), Some((state, _))) => {
+                println!("audit could not run: {e:#}");
                 state.error(format!("{e:#}"));
-                std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
+                pause();
                 continue;
             }
             (Err(e), None) => return Err(e),
         };
-        if (args.follow || web.is_some()) && last_note.as_deref() == Some(note.as_str()) {
-            std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
-            continue;
-        }
-        let report = audit(&AuditInput {
-            chain: &chain,
-            contracts,
-            log_dir: &log_dir,
-            attestations: &attestations,
-            published_receipts: receipts.as_deref(),
-            witnesses: witnesses.as_ref(),
-        })?;
+        let continuity = state::continuity(kept.as_ref(), &log_dir, &report);
+        let ok = report.ok && continuity.as_ref().is_none_or(|c| c.ok);
         if let Some((state, _)) = &web {
             for s in &report.settled {
                 if !gas.contains_key(&s.tx)
@@ -225,11 +239,12 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
                 &contracts,
                 policy_hash(&chain, contracts.settlement),
                 &report,
+                continuity.as_ref(),
                 &note,
                 &cosigned,
                 &gas,
             );
-            if report.ok {
+            if ok {
                 println!(
                     "audit passed: log size {}, {} statements settled, {} inputs settled",
                     report.summary.log_size,
@@ -237,27 +252,23 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
                     report.summary.inputs_settled
                 );
             } else {
-                println!("AUDIT FAILED: {}", report.failed().join(", "));
+                let mut failed = report.failed();
+                if continuity.as_ref().is_some_and(|c| !c.ok) {
+                    failed.push("continuity");
+                }
+                println!("AUDIT FAILED: {}", failed.join(", "));
             }
-            last_note = Some(note);
-            std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
-            continue;
-        }
-        let continuity = state::continuity(kept.as_ref(), &log_dir, &report);
-        let ok = report.ok && continuity.as_ref().is_none_or(|c| c.ok);
-        if !args.follow {
+        } else if !args.follow {
             let code = finish_with(args, &report, &log_dir, continuity.as_ref())?;
             if ok && let Some(path) = &args.state {
                 state::save(path, &contracts, &log_dir)?;
             }
             return Ok(code);
-        }
-        // --follow: one line per audit; the full report of the first failure.
-        if !ok {
+        } else if !ok {
+            // --follow: the full report of the first failure.
             finish_with(args, &report, &log_dir, continuity.as_ref())?;
             return Ok(ExitCode::from(1));
-        }
-        if args.json {
+        } else if args.json {
             println!(
                 "{}",
                 serde_json::json!({"ok": true, "log_size": report.summary.log_size,
@@ -273,13 +284,25 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
                 report.summary.inputs_settled
             );
         }
-        if let Some(path) = &args.state {
-            kept = state::save(path, &contracts, &log_dir)?;
-        } else {
-            kept = state::of_dir(&log_dir);
+        // Each later audit must extend the last one that passed (kept in --state FILE too).
+        if ok {
+            kept = match &args.state {
+                Some(path) => state::save(path, &contracts, &log_dir)?,
+                None => state::of_dir(&log_dir),
+            };
         }
-        last_note = Some(note);
-        std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
+        last_seen = Some((note, head));
+        pause();
+    }
+}
+
+/// The checkpoint note at a log source (URL or directory), without fetching any tile.
+fn peek_checkpoint(source: &str) -> Option<String> {
+    if live::is_url(source) {
+        let bytes = log::get(&format!("{}/checkpoint", source.trim_end_matches('/'))).ok()?;
+        String::from_utf8(bytes).ok()
+    } else {
+        std::fs::read_to_string(Path::new(source).join("checkpoint")).ok()
     }
 }
 
@@ -315,6 +338,16 @@ fn witness_requirement(
                 .with_context(|| format!("--witness {v:?}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    for (i, k) in keys.iter().enumerate() {
+        anyhow::ensure!(
+            !keys
+                .iter()
+                .skip(i + 1)
+                .any(|o| o.public_key() == k.public_key()),
+            "--witness: the key of {} is given twice (one key counts once, whatever its name)",
+            k.name()
+        );
+    }
     let required = args.witnesses_required.unwrap_or(keys.len());
     anyhow::ensure!(
         (1..=keys.len()).contains(&required),

@@ -45,6 +45,7 @@ impl ViewState {
         contracts: &Contracts,
         policy_hash: Option<B256>,
         report: &Report,
+        continuity: Option<&super::state::Continuity>,
         checkpoint: &str,
         cosignatures: &[sealbridge_log::cosign::Cosigned],
         gas: &BTreeMap<B256, u64>,
@@ -61,18 +62,22 @@ impl ViewState {
             "cosignatures": cosignatures.iter().map(|c| json!({"witness": c.witness, "timestamp": c.timestamp})).collect::<Vec<_>>(),
             "gas": gas.iter().map(|(tx, g)| (format!("{tx:#x}"), json!(g))).collect::<serde_json::Map<_, _>>(),
             "report": report,
+            "continuity": continuity,
         });
         if let Ok(mut w) = self.view.write() {
             *w = v;
         }
     }
 
-    /// Publish that the audit could not run.
+    /// Publish that the latest audit could not run: the last report stays shown, marked stale
+    /// (the page is not green while nothing is being audited).
     pub fn error(&self, message: String) {
-        if let Ok(mut w) = self.view.write()
-            && w.get("ready") != Some(&Value::Bool(true))
-        {
-            *w = json!({"ready": false, "error": message});
+        if let Ok(mut w) = self.view.write() {
+            if w.get("ready") == Some(&Value::Bool(true)) {
+                w["stale"] = json!({"since": sealbridge_net::unix_now(), "error": message});
+            } else {
+                *w = json!({"ready": false, "error": message});
+            }
         }
     }
 }

@@ -158,12 +158,20 @@ function render(v) {
   const r = v.report;
   $("subtitle").textContent = `chain ${v.chain_id} · ${v.settlement}`;
   const failed = r.checks.filter((c) => c.status === "fail").map((c) => c.name);
+  const continuous = !v.continuity || v.continuity.ok;
+  if (!continuous) failed.push("continuity");
+  const ok = r.ok && continuous && !v.stale;
   const verdict = $("verdict");
-  verdict.className = r.ok ? "ok" : "fail";
-  verdict.textContent = r.ok
-    ? `All ${r.checks.length} audit checks pass (audited ${when(v.audited_at)})`
-    : `AUDIT FAILED: ${failed.join(", ") || "a check did not run"} (audited ${when(v.audited_at)})`;
-  verdict.dataset.ok = String(r.ok);
+  verdict.className = ok ? "ok" : v.stale && r.ok && continuous ? "wait" : "fail";
+  verdict.textContent = v.stale
+    ? `STALE: the audit has not run since ${when(v.audited_at)} (${v.stale.error})`
+    : ok
+      ? `All ${r.checks.length} audit checks pass (audited ${when(v.audited_at)})`
+      : `AUDIT FAILED: ${failed.join(", ") || "a check did not run"} (audited ${when(v.audited_at)})`;
+  verdict.dataset.ok = String(ok);
+  if (!continuous) {
+    verdict.textContent += ` — ${v.continuity.detail}`;
+  }
 
   const d = $("deployment"); d.innerHTML = "";
   row(d, "Chain id", String(v.chain_id));
@@ -241,7 +249,7 @@ async function checkReceipt(input) {
   $("receipt-result").dataset.verified = "pending";
   if (!view) return say(false, "no audit yet");
   const keys = view.report.enclaves.map((e) => fromHex(e.ed25519));
-  let receiptBytes = null, id = input.trim().replace(/^0x/, "");
+  let receiptBytes = null, id = input.trim().replace(/^0x/, "").toLowerCase();
   if (id.length !== 64) {
     receiptBytes = fromHex(id);
     id = parseReceipt(receiptBytes).envelopeId;
@@ -250,9 +258,12 @@ async function checkReceipt(input) {
   const info = await res.json();
   if (!res.ok) return say(false, `the node has no receipt for ${id}: ${info.message || res.status}`);
   const bytes = fromHex(info.receipt);
-  if (receiptBytes && !equal(receiptBytes, bytes)) say(false, "the node holds another receipt for this envelope than the one pasted");
+  let ok = true;
+  if (receiptBytes && !equal(receiptBytes, bytes)) {
+    ok = say(false, "the node holds another receipt for this envelope than the one pasted");
+  }
   const r = parseReceipt(bytes);
-  let ok = say(r.envelopeId === id, `receipt names envelope ${r.envelopeId}`);
+  ok = say(r.envelopeId === id, `receipt names envelope ${r.envelopeId}`) && ok;
   const signer = await verifyReceipt(r, keys);
   ok = say(!!signer, signer ? `receipt signed by the attested enclave key ${toHex(signer).slice(0, 16)}…` : "receipt signature does not verify under any attested key") && ok;
   say(null, `${r.accepted ? "accepted" : "rejected"} at log index ${r.sequence}, enclave time ${when(r.time)}`);
