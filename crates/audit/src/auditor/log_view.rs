@@ -126,7 +126,6 @@ pub(super) fn walk_log(
                             v.accepted.push((index, r.envelope_id.0));
                             batch.push(BatchReceipt {
                                 index,
-                                envelope: r.envelope_id.0,
                                 receipt_leaf: leaf_hash(&b),
                             });
                         } else {

@@ -120,9 +120,10 @@ pub struct WitnessRequirement {
 /// first entry bundle (where boot logs the keys and the registration) is scanned for keys.
 const KEY_SCAN_LIMIT: u64 = 256;
 
+/// An accepted receipt of a batch (its envelope id is in `LogView::accepted`, by index: kept
+/// once, not twice — a million-entry log is audited in bounded memory).
 struct BatchReceipt {
     index: u64,
-    envelope: [u8; 32],
     receipt_leaf: Hash,
 }
 
@@ -202,6 +203,15 @@ struct LogView {
 }
 
 impl LogView {
+    /// The envelope id of the accepted receipt at log index `index`.
+    fn envelope_at(&self, index: u64) -> Option<[u8; 32]> {
+        self.accepted
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .and_then(|p| self.accepted.get(p))
+            .map(|(_, e)| *e)
+    }
+
     /// The `Resumed` entry standing where settled statement `e`'s own entry was in the lost
     /// log: `e` is the last statement settled before the loss (its sequence and log anchor are
     /// the resumption's), so its entry is void in this log (it is on chain).
