@@ -7,28 +7,15 @@
 //! address that is no deployment, an unreachable endpoint, a missing source) exits 2 with a
 //! clear error.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use sealbridge_client::NodeClient;
-use sealbridge_testkit::anvil::{Anvil, find_anvil, free_port};
+use sealbridge_testkit::anvil::{Anvil, free_port};
 use serde_json::Value;
 
 mod support;
-use support::{Proc, wait_until};
-
-fn anvil_bin() -> PathBuf {
-    find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .expect("anvil not found: run `npm ci` (scripts/test.sh does)")
-}
-
-fn sealbridge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sealbridge"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use support::live::{anvil_bin, dev_node, sealbridge, tampered_copy};
+use support::wait_until;
 
 fn report(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -65,32 +52,6 @@ fn refused_with(out: &Output, words: &str) {
     assert!(err.contains(words), "expected {words:?} in: {err}");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() {
     let anvil = Anvil::start(&anvil_bin(), None).unwrap();
@@ -98,19 +59,7 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
     let port = free_port().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let data = dir.path().join("data");
-    let _node = Proc(
-        Command::new(env!("CARGO_BIN_EXE_sealbridge"))
-            .args(["node", "--dev", "--chain", &anvil.url])
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--participants", "4", "--batch-size", "16"])
-            .args(["--batch-interval-ms", "50"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _node = dev_node(&anvil.url, &data, port, &[]);
     let c = NodeClient::new(&base);
     wait_until("the node", 120, || c.status().is_ok());
     let info = c.get_json("/v1/enclave").unwrap().1;
@@ -212,15 +161,7 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
 
     // ---- tampered: a byte of an entry bundle flipped (the host's copy of the log) -------
     let tampered = dir.path().join("tampered-log");
-    copy_dir(&data.join("log"), &tampered);
-    // Every entry bundle (partial ones, `000.p/<width>`, are kept per width): whichever the
-    // checkpoint's size reads is damaged.
-    for bundle in files(&tampered.join("tile/entries")) {
-        let mut bytes = std::fs::read(&bundle).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        std::fs::write(&bundle, bytes).unwrap();
-    }
+    tampered_copy(&data.join("log"), &tampered);
     let out = live(&["--node", &base, "--log", tampered.to_str().unwrap()]);
     let r = report(&out);
     assert_eq!(out.status.code(), Some(1), "{r:#}");

@@ -5,19 +5,15 @@
 //! screenshot is written to `$CARGO_TARGET_TMPDIR/audit-view.png`. Served a tampered log, the
 //! page turns red and names the failed check.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use sealbridge_client::NodeClient;
-use sealbridge_testkit::anvil::{Anvil, find_anvil, free_port};
+use sealbridge_testkit::anvil::{Anvil, free_port};
 
 mod support;
+use support::live::{anvil_bin, dev_node, sealbridge, tampered_copy};
 use support::{Proc, wait_until};
-
-fn anvil_bin() -> PathBuf {
-    find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .expect("anvil not found: run `npm ci` (scripts/test.sh does)")
-}
 
 fn chromium() -> PathBuf {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -59,14 +55,6 @@ fn dom(url: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn sealbridge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sealbridge"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
 fn serve_audit(extra: &[&str]) -> (Proc, String) {
     let port = free_port().unwrap();
     let p = Proc(
@@ -104,19 +92,6 @@ fn testid<'a>(dom: &'a str, id: &str) -> &'a str {
     &dom[start..end]
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_audit_view_shows_the_deployment_verifies_a_receipt_and_turns_red_when_tampered() {
     let anvil = Anvil::start(&anvil_bin(), None).unwrap();
@@ -124,25 +99,7 @@ fn the_audit_view_shows_the_deployment_verifies_a_receipt_and_turns_red_when_tam
     let port = free_port().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let data = dir.path().join("data");
-    let node = Proc(
-        Command::new(env!("CARGO_BIN_EXE_sealbridge"))
-            .args(["node", "--dev", "--chain", &anvil.url])
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args([
-                "--participants",
-                "4",
-                "--batch-size",
-                "16",
-                "--batch-interval-ms",
-                "50",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let node = dev_node(&anvil.url, &data, port, &[]);
     let c = NodeClient::new(&base);
     wait_until("the node", 120, || c.status().is_ok());
     let ids = dir.path().join("ids.txt");
@@ -247,21 +204,7 @@ fn the_audit_view_shows_the_deployment_verifies_a_receipt_and_turns_red_when_tam
 
     // ---- tampered: the same deployment shown a log with a flipped byte: red ---------------
     let tampered = dir.path().join("tampered");
-    copy_dir(&data.join("log"), &tampered);
-    let mut bundles = vec![tampered.join("tile/entries")];
-    while let Some(d) = bundles.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                bundles.push(p);
-            } else {
-                let mut b = std::fs::read(&p).unwrap();
-                let last = b.len() - 1;
-                b[last] ^= 1;
-                std::fs::write(&p, b).unwrap();
-            }
-        }
-    }
+    tampered_copy(&data.join("log"), &tampered);
     let mut args = live.to_vec();
     args.extend(["--log", tampered.to_str().unwrap()]);
     let (_bad, bad_url) = serve_audit(&args);

@@ -7,29 +7,17 @@
 //! client requiring 2 of 3 accepts the served checkpoint. A node given a malformed `--witness`
 //! refuses to start.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use sealbridge_client::NodeClient;
 use sealbridge_log::{NoteVerifier, cosign::WitnessKey};
-use sealbridge_testkit::anvil::{Anvil, find_anvil, free_port};
+use sealbridge_testkit::anvil::{Anvil, free_port};
 use serde_json::Value;
 
 mod support;
+use support::live::{anvil_bin, copy_dir, dev_node, sealbridge};
 use support::{Proc, wait_until};
-
-fn anvil_bin() -> PathBuf {
-    find_anvil(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .expect("anvil not found: run `npm ci` (scripts/test.sh does)")
-}
-
-fn sealbridge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sealbridge"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 fn stdout(out: &Output) -> String {
     assert!(
@@ -99,18 +87,13 @@ fn a_node_has_its_checkpoints_cosigned_and_auditors_and_clients_can_require_witn
 
     let port = free_port().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let mut node = Command::new(env!("CARGO_BIN_EXE_sealbridge"));
-    node.args(["node", "--dev", "--chain", &anvil.url])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--participants", "4", "--batch-interval-ms", "50"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null());
-    for (v, p) in vkeys.iter().zip(&ports) {
-        node.args(["--witness", &format!("{v}@http://127.0.0.1:{p}")]);
-    }
-    let _node = Proc(node.spawn().unwrap());
+    let witness_args: Vec<String> = vkeys
+        .iter()
+        .zip(&ports)
+        .flat_map(|(v, p)| ["--witness".to_string(), format!("{v}@http://127.0.0.1:{p}")])
+        .collect();
+    let witness_args: Vec<&str> = witness_args.iter().map(String::as_str).collect();
+    let _node = dev_node(&anvil.url, &dir.path().join("data"), port, &witness_args);
     let c = NodeClient::new(&base);
     wait_until("the node", 120, || c.status().is_ok());
 
@@ -253,17 +236,4 @@ fn a_node_has_its_checkpoints_cosigned_and_auditors_and_clients_can_require_witn
     // It carries no cosignature at all.
     let bare_note = std::fs::read_to_string(bare.join("checkpoint")).unwrap();
     assert_eq!(cosignatures(&bare_note, &keys), 0);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }

@@ -16,7 +16,6 @@
 //! Pure functions: no I/O. The witness service and the clients that count cosignatures are host
 //! code built on them.
 
-use aws_lc_rs::digest;
 use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -34,16 +33,7 @@ const SIG_PREFIX: &str = "\u{2014} ";
 
 /// The key ID of a witness's cosigning key: SHA-256(name || 0x0A || 0x04 || key)[:4], BE.
 pub fn cosignature_key_id(name: &str, public_key: &[u8; 32]) -> u32 {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(name.as_bytes());
-    ctx.update(&[0x0A, COSIGNATURE_SIG_TYPE]);
-    ctx.update(public_key);
-    let d = ctx.finish();
-    let mut id = [0u8; 4];
-    for (o, b) in id.iter_mut().zip(d.as_ref()) {
-        *o = *b;
-    }
-    u32::from_be_bytes(id)
+    crate::note::typed_key_id(name, COSIGNATURE_SIG_TYPE, public_key)
 }
 
 /// What a witness signs: `cosignature/v1\ntime <timestamp>\n` followed by the note text
@@ -83,39 +73,17 @@ impl WitnessKey {
 
     /// `<name>+<key ID hex>+<base64(0x04 || key)>`.
     pub fn to_vkey(&self) -> String {
-        let mut raw = vec![COSIGNATURE_SIG_TYPE];
-        raw.extend_from_slice(&self.public_key);
-        format!("{}+{:08x}+{}", self.name, self.key_id, B64.encode(raw))
+        crate::note::format_vkey(&self.name, COSIGNATURE_SIG_TYPE, &self.public_key)
     }
 
     /// Parse a witness vkey (strictly: type 0x04, key ID matching the key).
     pub fn from_vkey(vkey: &str) -> Result<Self, Error> {
-        const BAD: Error = Error::Malformed("witness vkey (name+keyid+base64(0x04 || key))");
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(BAD);
-        };
-        if id_hex.len() != 8
-            || !id_hex
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(BAD);
-        }
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| BAD)?;
-        let raw = B64.decode(key_b64).map_err(|_| BAD)?;
-        let (ty, key) = raw.split_first().ok_or(BAD)?;
-        if *ty != COSIGNATURE_SIG_TYPE {
-            return Err(BAD);
-        }
-        let public_key: [u8; 32] = key.try_into().map_err(|_| BAD)?;
-        let k = Self::new(name, &public_key)?;
-        if k.key_id != id {
-            return Err(BAD);
-        }
-        Ok(k)
+        let (name, public_key) = crate::note::parse_vkey(
+            vkey,
+            COSIGNATURE_SIG_TYPE,
+            Error::Malformed("witness vkey (name+keyid+base64(0x04 || key))"),
+        )?;
+        Self::new(name, &public_key)
     }
 
     /// The signature line of a cosignature by this key at `timestamp`.

@@ -42,9 +42,15 @@ pub trait NoteSigner {
 /// Signed-note key ID for an Ed25519 key: the first four bytes, big-endian, of
 /// SHA-256(name || 0x0A || 0x01 || public key).
 pub fn key_id(name: &str, public_key: &[u8; 32]) -> u32 {
+    typed_key_id(name, ED25519_SIG_TYPE, public_key)
+}
+
+/// The key ID of a key of signature type `sig_type`: SHA-256(name || 0x0A || type || key)[:4]
+/// (signed-note; tlog-cosignature uses type 0x04).
+pub(crate) fn typed_key_id(name: &str, sig_type: u8, public_key: &[u8; 32]) -> u32 {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(name.as_bytes());
-    ctx.update(&[0x0A, ED25519_SIG_TYPE]);
+    ctx.update(&[0x0A, sig_type]);
     ctx.update(public_key);
     let d = ctx.finish();
     let mut id = [0u8; 4];
@@ -52,6 +58,52 @@ pub fn key_id(name: &str, public_key: &[u8; 32]) -> u32 {
         *o = *b;
     }
     u32::from_be_bytes(id)
+}
+
+/// `<name>+<8 lower-case hex digits of the key ID>+<base64(type || public key)>`.
+pub(crate) fn format_vkey(name: &str, sig_type: u8, public_key: &[u8; 32]) -> String {
+    let mut raw = Vec::with_capacity(1 + ED25519_PUBLIC_KEY_LEN);
+    raw.push(sig_type);
+    raw.extend_from_slice(public_key);
+    format!(
+        "{name}+{:08x}+{}",
+        typed_key_id(name, sig_type, public_key),
+        B64.encode(raw)
+    )
+}
+
+/// Parse a vkey of signature type `sig_type` strictly (the name valid, the key ID the key's;
+/// base64 may hold '+', names cannot): the name and the public key.
+pub(crate) fn parse_vkey(vkey: &str, sig_type: u8, bad: Error) -> Result<(&str, [u8; 32]), Error> {
+    let mut parts = vkey.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad);
+    };
+    check_key_name(name)?;
+    if id_hex.len() != 8
+        || !id_hex
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(bad);
+    }
+    let Ok(id) = u32::from_str_radix(id_hex, 16) else {
+        return Err(bad);
+    };
+    let Ok(raw) = B64.decode(key_b64) else {
+        return Err(bad);
+    };
+    let Some((ty, key)) = raw.split_first() else {
+        return Err(bad);
+    };
+    let Ok(public_key) = <[u8; 32]>::try_from(key) else {
+        return Err(bad);
+    };
+    if *ty != sig_type || typed_key_id(name, sig_type, &public_key) != id {
+        return Err(bad);
+    }
+    Ok((name, public_key))
 }
 
 /// Signed-note §Format: key names are non-empty and contain no Unicode spaces and no `+`.
@@ -119,41 +171,13 @@ impl NoteVerifier {
     /// The C2SP verifier key string: `<name>+<8 lowercase hex digits of key ID>+<base64(0x01 ||
     /// public key)>`.
     pub fn to_vkey(&self) -> String {
-        let mut raw = Vec::with_capacity(1 + ED25519_PUBLIC_KEY_LEN);
-        raw.push(ED25519_SIG_TYPE);
-        raw.extend_from_slice(&self.public_key);
-        format!("{}+{:08x}+{}", self.name, self.key_id, B64.encode(raw))
+        format_vkey(&self.name, ED25519_SIG_TYPE, &self.public_key)
     }
 
     /// Parses a verifier key string (strictly: Ed25519 only, key ID must match the key).
     pub fn from_vkey(vkey: &str) -> Result<Self, Error> {
-        const BAD: Error = Error::Malformed("vkey");
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(BAD);
-        };
-        check_key_name(name)?;
-        if id_hex.len() != 8
-            || !id_hex
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(BAD);
-        }
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| BAD)?;
-        let raw = B64.decode(key_b64).map_err(|_| BAD)?;
-        let (ty, key) = raw.split_first().ok_or(BAD)?;
-        if *ty != ED25519_SIG_TYPE {
-            return Err(BAD);
-        }
-        let public_key: [u8; 32] = key.try_into().map_err(|_| BAD)?;
-        let v = Self::new(name, &public_key)?;
-        if v.key_id != id {
-            return Err(BAD);
-        }
-        Ok(v)
+        let (name, public_key) = parse_vkey(vkey, ED25519_SIG_TYPE, Error::Malformed("vkey"))?;
+        Self::new(name, &public_key)
     }
 }
 

@@ -4,6 +4,8 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+pub mod live;
+
 /// A child process (node, anvil wrapper, verifier service…), killed and reaped when dropped so
 /// a failing test leaves nothing running.
 #[derive(Debug)]
