@@ -246,6 +246,48 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
         "kept for settlement",
     );
 
+    // A state file that is not one: exit 2, nothing written over it.
+    std::fs::write(&state, b"{not json").unwrap();
+    refused_with(
+        &live(&["--node", &base, "--state", state_s]),
+        "not an audit state file",
+    );
+    assert_eq!(std::fs::read(&state).unwrap(), b"{not json");
+    // Witness requirements that cannot mean anything: exit 2 before any audit.
+    let w = sealbridge_log::cosign::WitnessKey::new("w.example", &[9; 32])
+        .unwrap()
+        .to_vkey();
+    refused_with(
+        &live(&["--node", &base, "--witness", "not-a-vkey"]),
+        "--witness",
+    );
+    refused_with(
+        &live(&["--node", &base, "--witness", &w, "--witness", &w]),
+        "given twice",
+    );
+    refused_with(
+        &live(&[
+            "--node",
+            &base,
+            "--witness",
+            &w,
+            "--witnesses-required",
+            "0",
+        ]),
+        "--witnesses-required 0",
+    );
+    refused_with(
+        &live(&[
+            "--node",
+            &base,
+            "--witness",
+            &w,
+            "--witnesses-required",
+            "2",
+        ]),
+        "--witnesses-required 2",
+    );
+
     // ---- --follow: audits as the log grows; exits 1 at the first failure ----------------
     let mut follow = Command::new(env!("CARGO_BIN_EXE_sealbridge"))
         .args(["audit", "--rpc", &anvil.url, "--settlement", &settlement])

@@ -177,6 +177,12 @@ fn the_audit_view_shows_the_deployment_verifies_a_receipt_and_turns_red_when_tam
         assert!(page.contains(step), "{step}: {page}");
     }
     // A receipt id the node does not know: refused in the page, nothing verified.
+    // Malformed ids are refused by the auditor's server before the node is asked.
+    let view = NodeClient::new(&url);
+    for bad in ["zz", "ab", &"g".repeat(64), &"ab".repeat(33)] {
+        let (code, e) = view.get_json(&format!("/api/receipt/{bad}")).unwrap();
+        assert_eq!(code, 400, "{bad}: {e}");
+    }
     let unknown = dom(&format!("{url}/?receipt={}", "ab".repeat(32)));
     assert!(unknown.contains("data-verified=\"pending\""), "{unknown}");
     assert!(unknown.contains("the node has no receipt"), "{unknown}");

@@ -57,6 +57,8 @@ pub fn evidence_hashes(store: &Store) -> Result<Vec<String>, NodeError> {
         .meta_keys(EVIDENCE_META_PREFIX)?
         .into_iter()
         .filter_map(|k| k.strip_prefix(EVIDENCE_META_PREFIX).map(str::to_string))
+        // Only what `keep_evidence` writes: a SHA-256 in hex.
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .collect())
 }
 

@@ -236,7 +236,26 @@ fn a_forked_log_is_refused_by_every_honest_witness_and_a_client_requiring_two_of
     // A cosignature lifted from the honest checkpoint onto the fork does not verify.
     let lifted = add_signature_lines(&shown, &lines).unwrap();
     assert!(verify_cosignatures(&lifted, &keys).unwrap().is_empty());
-    // The honest history goes on being cosigned.
+    // Over HTTP, a malformed body is 400 and an oversized one 413; nothing changes.
+    let agent = sealbridge_net::agent(&sealbridge_net::AgentConfig::default()).unwrap();
+    let url = format!("{}/add-checkpoint", served[0].0.url());
+    for (body, status) in [
+        (b"old x\n\n".to_vec(), 400),
+        (
+            vec![b'a'; sealbridge_log::cosign::MAX_ADD_CHECKPOINT_LEN + 1],
+            413,
+        ),
+    ] {
+        let r = agent
+            .post(&url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send(&body[..])
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status);
+    }
+    // The honest history goes on being cosigned (from the size it had: nothing changed).
     for (s, key) in &served {
         add_checkpoint(&s.url(), key, &request(&good, 7, 10)).unwrap();
     }

@@ -10,6 +10,13 @@
 //! numbers: every escape is `400 bad_tile_path` and no byte from outside the tiles comes back.
 //! The requests go over TCP, byte for byte (no client normalises them), to the real gateway
 //! router served by `sealbridge-serve`.
+//!
+//! Issue 13 added `GET /v1/evidence/{hash}`, which reads the node's database (meta key
+//! `evidence/<hash>`). The scenario plants a secret under `evidence/secret` too and asks for it
+//! and for the planted `secret` through that endpoint, raw and encoded: only a 64-hex hash is
+//! looked up (`400 bad_id` otherwise), the listing names only such hashes, and a node without
+//! appraisal policies answers `/v1/policies` with `404 no_policies`. Had the endpoint used the
+//! path as the key, `GET /v1/evidence/secret` would have served the planted secret.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -155,6 +162,9 @@ impl Scenario for TilePathEscape {
         store
             .put_meta("secret", &String::from_utf8_lossy(SECRET))
             .map_err(|e| setup_err(&e))?;
+        store
+            .put_meta("evidence/secret", &String::from_utf8_lossy(SECRET))
+            .map_err(|e| setup_err(&e))?;
         let (core, _core_rx) = std::sync::mpsc::sync_channel(1);
         let state = Arc::new(gateway::AppState {
             core,
@@ -199,6 +209,23 @@ impl Scenario for TilePathEscape {
             }
             answers.insert((*target).to_string(), json!(status));
         }
+        w.step("the evidence endpoint asked for the planted secrets");
+        let mut evidence_refused = 0usize;
+        for target in EVIDENCE_ESCAPES {
+            let (status, body) = get(addr, target)?;
+            if status == 400 && contains(&body, b"bad_id") {
+                evidence_refused += 1;
+            }
+            if contains(&body, SECRET) {
+                leaked.push(*target);
+            }
+            answers.insert((*target).to_string(), json!(status));
+        }
+        let listing = get(addr, "/v1/evidence")?;
+        if contains(&listing.1, b"secret") {
+            leaked.push("/v1/evidence");
+        }
+        let policies = get(addr, "/v1/policies")?;
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
 
@@ -217,6 +244,18 @@ impl Scenario for TilePathEscape {
             refused == ESCAPES.len(),
         )
         .check(
+            "every evidence path that is not a 64-hex hash is refused 400 bad_id",
+            evidence_refused == EVIDENCE_ESCAPES.len(),
+        )
+        .check(
+            "the evidence listing names no planted key",
+            listing.0 == 200 && !contains(&listing.1, b"secret"),
+        )
+        .check(
+            "a node without appraisal policies answers 404 no_policies",
+            policies.0 == 404 && contains(&policies.1, b"no_policies"),
+        )
+        .check(
             "no byte from outside the tiles comes back",
             leaked.is_empty(),
         );
@@ -230,9 +269,21 @@ impl Scenario for TilePathEscape {
             "partial_tile_status": partial.0,
             "partial_tile_bytes": partial.1.len(),
             "missing_tile_status": missing.0,
+            "evidence_refused_400": evidence_refused,
+            "policies_status": policies.0,
         })))
     }
 }
+
+/// Evidence lookups aimed at the planted `secret` and `evidence/secret` meta keys.
+const EVIDENCE_ESCAPES: &[&str] = &[
+    "/v1/evidence/secret",
+    "/v1/evidence/..%2Fsecret",
+    "/v1/evidence/%2e%2e%2fsecret",
+    "/v1/evidence/evidence%2Fsecret",
+    "/v1/evidence/0xsecret",
+    "/v1/evidence/%00",
+];
 
 /// A fresh private directory under the system's temporary directory.
 fn tempdir() -> Result<std::path::PathBuf, SandboxError> {
