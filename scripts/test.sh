@@ -2,6 +2,8 @@
 # The whole test suite, from a fresh clone. Installs what it needs (idempotent):
 #   - the contract toolchain from npm (solc-js 0.8.37, OpenZeppelin 5, anvil), pinned in package-lock.json;
 #   - Debian's chromium (headless browser test of the audit view), when it is missing;
+#   - the TypeScript SDK's dependencies (npm workspace sdk/ts: viem, @hpke/*, cborg, @noble/*,
+#     typescript), pinned in the same package-lock.json;
 # then checks that the committed contract artifacts are what solc produces, and runs every Rust test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +21,13 @@ fi
 stamp=node_modules/.sealbridge-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "==> npm ci (contract toolchain)"
+  echo "==> npm ci (contract toolchain, TypeScript SDK)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
+
+echo "==> TypeScript SDK (sdk/ts): build and node --test against test-vectors/"
+npm test --silent -w sdk/ts
 
 echo "==> contract artifacts are fresh (solc $(node -e 'console.log(require("solc/package.json").version)'))"
 node contracts/build.mjs --check
