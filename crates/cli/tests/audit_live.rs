@@ -2,8 +2,14 @@
 //! loopback: anvil, `sealbridge node --dev --chain URL`, `sealbridge load`, then the auditor
 //! reading only public sources — the chain over JSON-RPC, the node's tiles and checkpoint, the
 //! evidence and appraisal policies the node publishes (`/v1/evidence`, `/v1/policies`). The
-//! honest deployment passes every check; a log with a flipped byte fails `log_tiles`, evidence
-//! appraised under a policy that refuses the simulated TEE fails `registrations`; bad input (an
+//! honest deployment passes every check. The host's tampers of the existing tamper matrix — those
+//! that need no enclave key — each fail their check on the live log: an entry bundle or a hash
+//! tile with a flipped bit, an entry dropped or two swapped under the enclave's checkpoint
+//! (`log_tiles`), the log re-signed by the host's own key (`checkpoint`), the registration's
+//! evidence withheld or appraised under a policy that refuses the simulated TEE
+//! (`registrations`), the log served as it was before more statements settled (`statements`,
+//! `anchors`). The tampers that need the enclave's key (an equivocating enclave) run on the
+//! embedded EVM with the same `audit()` (crates/audit/tests/tamper.rs). Bad input (an
 //! address that is no deployment, an unreachable endpoint, a missing source) exits 2 with a
 //! clear error.
 
@@ -14,7 +20,7 @@ use sealbridge_testkit::anvil::{Anvil, free_port};
 use serde_json::Value;
 
 mod support;
-use support::live::{anvil_bin, dev_node, sealbridge, tampered_copy};
+use support::live::{anvil_bin, copy_dir, dev_node, sealbridge, tampered_copy};
 use support::wait_until;
 
 fn report(out: &Output) -> Value {
@@ -167,6 +173,75 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
     assert_eq!(out.status.code(), Some(1), "{r:#}");
     assert!(failed(&r).contains(&"log_tiles".to_string()), "{r:#}");
 
+    // ---- the rest of the host's tampers (it holds no enclave key), each on the live log ---
+    let snapshot = dir.path().join("log-before-more-load");
+    copy_dir(&data.join("log"), &snapshot);
+    let reader = sealbridge_log::TileReader::open(&snapshot).unwrap();
+    let note = reader.read_checkpoint().unwrap();
+    let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+    let entries = reader.at(size).read_all_entries().unwrap();
+    let rewrite = |name: &str, entries: &[Vec<u8>], note: &str| {
+        let to = dir.path().join(name);
+        let mut store = sealbridge_log::TileStore::open(&to).unwrap();
+        store.append_batch(entries).unwrap();
+        store.write_checkpoint(note).unwrap();
+        to
+    };
+    let fails = |log: &std::path::Path, check: &str| {
+        let out = live(&["--node", &base, "--log", log.to_str().unwrap()]);
+        let r = report(&out);
+        assert_eq!(out.status.code(), Some(1), "{check}: {r:#}");
+        assert!(failed(&r).contains(&check.to_string()), "{check}: {r:#}");
+    };
+    // A hash tile with a flipped bit.
+    let flipped = dir.path().join("hash-tile-flipped");
+    copy_dir(&snapshot, &flipped);
+    // The level-0 tile the checkpoint's size reads (partial tiles are kept per width).
+    let tile = if size >= 256 {
+        flipped.join("tile/0/000")
+    } else {
+        flipped.join(format!("tile/0/000.p/{size}"))
+    };
+    let mut bytes = std::fs::read(&tile).unwrap();
+    bytes[5] ^= 0x80;
+    std::fs::write(&tile, bytes).unwrap();
+    fails(&flipped, "log_tiles");
+    // An entry dropped (a receipt in the middle), the enclave's checkpoint served over it.
+    let mut dropped = entries.clone();
+    dropped.remove(entries.len() / 2);
+    fails(&rewrite("dropped", &dropped, &note), "log_tiles");
+    // Two entries swapped under the enclave's checkpoint.
+    let mut swapped = entries.clone();
+    swapped.swap(entries.len() / 2, entries.len() / 2 + 1);
+    fails(&rewrite("swapped", &swapped, &note), "log_tiles");
+    // The whole log re-signed by the host's own key under the deployment's origin.
+    let host_key = sealbridge_seal::keys::Ed25519SigningKey::from_seed([0x55; 32]);
+    let origin = note.lines().next().unwrap();
+    let leaves: Vec<_> = entries
+        .iter()
+        .map(|e| sealbridge_log::leaf_hash(e))
+        .collect();
+    let resigned = sealbridge_enclave::checkpoint::sign(
+        &host_key,
+        origin,
+        size,
+        sealbridge_log::merkle_root(&leaves),
+    )
+    .unwrap();
+    fails(&rewrite("host-signed", &entries, &resigned), "checkpoint");
+    // The evidence of the registration withheld (the policies still published).
+    let withheld = dir.path().join("withheld-evidence");
+    std::fs::create_dir_all(withheld.join("evidence")).unwrap();
+    std::fs::write(
+        withheld.join("appraisal-policies.json"),
+        serde_json::to_vec(&p).unwrap(),
+    )
+    .unwrap();
+    let out = live(&["--node", &base, "--evidence", withheld.to_str().unwrap()]);
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    assert_eq!(failed(&r), ["registrations"], "{r:#}");
+
     // ---- evidence re-verified under a policy that refuses the simulated TEE -------------
     let strict = dir.path().join("strict");
     std::fs::create_dir_all(strict.join("evidence")).unwrap();
@@ -218,6 +293,17 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
         let s = c.status().unwrap();
         s["accepted"] == 50 && s["settled_inputs"] == 50
     });
+    // The host serves the log as it was before this load (a withheld tail): the chain has
+    // statements anchored past its checkpoint.
+    let out = live(&["--node", &base, "--log", snapshot.to_str().unwrap()]);
+    let stale = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{stale:#}");
+    for check in ["statements", "anchors"] {
+        assert!(
+            failed(&stale).contains(&check.to_string()),
+            "{check}: {stale:#}"
+        );
+    }
     let out = live(&["--node", &base, "--state", state_s]);
     let r2 = report(&out);
     assert_eq!(out.status.code(), Some(0), "{r2:#}");
