@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 37] = [
+const NAMES: [&str; 41] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
@@ -48,6 +48,10 @@ const NAMES: [&str; 37] = [
     "upgrade-handover",
     "handover-to-unallowed-measurement",
     "policy-change-midload",
+    "effect-mismatch",
+    "phantom-deposit",
+    "split-view",
+    "forked-log-witnesses",
 ];
 
 /// Run `sealbridge sandbox ARGS --json`: the one object it prints, its exit code, stderr.

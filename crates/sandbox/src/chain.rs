@@ -1,11 +1,15 @@
 //! The chain a scenario runs on: the embedded revm chain (a fresh one per scenario) or a
 //! JSON-RPC development node such as anvil (a fresh deployment per scenario), with the controls
 //! an attacker or a fault needs — moving time, mining, unlocking accounts — and a front-runner
-//! that copies a chosen transaction and lands it first.
+//! that copies a chosen transaction and lands it first. It is also what an auditor reads
+//! (issue 13): block timestamps and the input of every transaction it sent
+//! ([`BlockTimes`], [`Calldata`]), as `sealbridge audit --rpc` reads them from a node.
 
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use alloy_primitives::{Address, B256, Bytes, U256};
+use sealbridge_audit::{BlockTimes, Calldata};
 use sealbridge_chain::{Chain, ChainError, EmbeddedChain, LogEntry, RpcChain, TxReceipt};
 use serde_json::json;
 
@@ -74,6 +78,12 @@ pub struct FrontRunner {
 pub struct SandboxChain {
     backend: Backend,
     front_runner: Option<FrontRunner>,
+    /// On the embedded chain: the timestamp of every block a transaction sent through this
+    /// chain was mined in (a JSON-RPC node answers `eth_getBlockByNumber` itself).
+    times: BTreeMap<u64, u64>,
+    /// On the embedded chain: the input of every transaction sent through this chain (a
+    /// JSON-RPC node answers `eth_getTransactionByHash`).
+    inputs: HashMap<B256, Bytes>,
 }
 
 const GAS_MONEY: u128 = 1_000_000_000_000_000_000;
@@ -90,7 +100,22 @@ impl SandboxChain {
         Ok(Self {
             backend,
             front_runner: None,
+            times: BTreeMap::new(),
+            inputs: HashMap::new(),
         })
+    }
+
+    /// Remember, on the embedded chain, the block time and the input of a mined transaction.
+    fn note(&mut self, sent: &Result<TxReceipt, ChainError>, input: &Bytes) {
+        let (Backend::Embedded(c), Ok(r)) = (&self.backend, sent) else {
+            return;
+        };
+        if r.block_number == c.block_number().unwrap_or(u64::MAX)
+            && let Ok(t) = c.block_timestamp()
+        {
+            self.times.insert(r.block_number, t);
+        }
+        self.inputs.insert(r.tx_hash, input.clone());
     }
 
     /// Whether this is the embedded chain.
@@ -201,7 +226,9 @@ impl Chain for SandboxChain {
         self.inner().block_hash(number)
     }
     fn deploy(&mut self, from: Address, init_code: Bytes) -> Result<TxReceipt, ChainError> {
-        self.inner_mut().deploy(from, init_code)
+        let sent = self.inner_mut().deploy(from, init_code.clone());
+        self.note(&sent, &init_code);
+        sent
     }
     fn send(
         &mut self,
@@ -213,13 +240,19 @@ impl Chain for SandboxChain {
             f.target == to && from != f.attacker && calldata.get(..4) == Some(&f.selector[..])
         });
         let Some(attacker) = watcher.map(|f| f.attacker) else {
-            return self.inner_mut().send(from, to, calldata);
+            let sent = self.inner_mut().send(from, to, calldata.clone());
+            self.note(&sent, &calldata);
+            return sent;
         };
         let copy = match self.inner_mut().send(attacker, to, calldata.clone()) {
             Err(e) if !matches!(e, ChainError::Reverted { .. }) => return Err(e),
-            sent => mined_or_refused(attacker, to, &sent),
+            sent => {
+                self.note(&sent, &calldata);
+                mined_or_refused(attacker, to, &sent)
+            }
         };
-        let result = self.inner_mut().send(from, to, calldata);
+        let result = self.inner_mut().send(from, to, calldata.clone());
+        self.note(&result, &calldata);
         let original = mined_or_refused(from, to, &result);
         if let Some(f) = self.front_runner.as_mut() {
             f.copies.extend(copy);
@@ -246,6 +279,28 @@ impl Chain for SandboxChain {
     }
     fn resync_nonces(&mut self) {
         self.inner_mut().resync_nonces();
+    }
+}
+
+/// Past block times for the auditor: the node's on JSON-RPC; on the embedded chain the head's,
+/// and those of the blocks this chain's transactions were mined in (the blocks events are in).
+impl BlockTimes for SandboxChain {
+    fn block_timestamp_at(&self, number: u64) -> Result<Option<u64>, ChainError> {
+        match &self.backend {
+            Backend::Rpc(c) => c.block_timestamp_at(number),
+            Backend::Embedded(c) if number == c.block_number()? => c.block_timestamp().map(Some),
+            Backend::Embedded(_) => Ok(self.times.get(&number).copied()),
+        }
+    }
+}
+
+/// Transaction inputs for the auditor (the `settle` calldata it reads effects from).
+impl Calldata for SandboxChain {
+    fn transaction_input(&self, tx: B256) -> Result<Option<Bytes>, ChainError> {
+        match &self.backend {
+            Backend::Rpc(c) => c.transaction_input(tx),
+            Backend::Embedded(_) => Ok(self.inputs.get(&tx).cloned()),
+        }
     }
 }
 

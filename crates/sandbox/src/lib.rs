@@ -12,6 +12,7 @@
 //! Not part of the TCB: this crate drives the enclave from outside, as a host would.
 #![forbid(unsafe_code)]
 
+pub mod auditor;
 pub mod chain;
 pub mod client;
 pub mod custody;
@@ -20,6 +21,7 @@ pub mod host;
 pub mod registration;
 pub mod rogue;
 pub mod scenarios;
+pub mod witnesses;
 pub mod world;
 
 use serde::Serialize;
@@ -237,6 +239,10 @@ mod tests {
             "upgrade-handover",
             "handover-to-unallowed-measurement",
             "policy-change-midload",
+            "effect-mismatch",
+            "phantom-deposit",
+            "split-view",
+            "forked-log-witnesses",
         ];
         assert_eq!(names, want);
         for s in scenarios() {

@@ -1,15 +1,19 @@
 //! A rogue enclave key: one that got registered without being the deployment's honest enclave
 //! (a broken TEE whose verifiers were fooled, or a governor who made itself a verifier), and signs
 //! whatever statement the attacker wants. Used to check what the contracts still refuse to such a
-//! signer.
+//! signer. Also the deployment's own enclave keys taken out of a broken TEE
+//! ([`extract_keys`]): what the chain and the auditor must still catch (issue 13).
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use k256::ecdsa::SigningKey;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use sealbridge_chain::{
     AttestationResult, Effect, Exit, SettleOutcome, Statement,
     eip712::{effects_hash, sign_attestation_sorted, sign_statement, sort_effects, sort_exits},
     embedded::key_address,
 };
+use sealbridge_seal::keys::Ed25519SigningKey;
 
 use crate::{SandboxError, World, registration::latest_challenge, world::revert_of};
 
@@ -121,4 +125,27 @@ pub fn settle(
         Ok(SettleOutcome::AlreadySettled(_)) => Ok(Some("AlreadySettled".into())),
         other => revert_of(other),
     }
+}
+
+/// The world's enclave instance keys — Ed25519 (receipts, checkpoints) and secp256k1
+/// (statements) — as an attacker holding a broken TEE has them. The real enclave's keys cannot be
+/// taken out of it: they are recreated from the randomness the world booted it with
+/// (`InstanceKeys::generate` draws Ed25519 then secp256k1; boot may draw other 32-byte secrets
+/// first) and checked against the keys the enclave describes.
+pub fn extract_keys(w: &World<'_>) -> Result<(Ed25519SigningKey, SigningKey), SandboxError> {
+    let bundle = w.description.key_bundle;
+    (0..8)
+        .find_map(|skip| {
+            let mut rng = ChaCha20Rng::seed_from_u64(w.enclave_seed);
+            for _ in 0..skip {
+                rand_core::RngCore::fill_bytes(&mut rng, &mut [0u8; 32]);
+            }
+            let ed = Ed25519SigningKey::generate(&mut rng);
+            let secp = SigningKey::random(&mut rng);
+            (*ed.public().as_bytes() == bundle.ed25519 && key_address(&secp) == bundle.address)
+                .then_some((ed, secp))
+        })
+        .ok_or_else(|| {
+            SandboxError::Setup("the enclave's keys are not those of the world's seed".into())
+        })
 }

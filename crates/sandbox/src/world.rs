@@ -172,6 +172,9 @@ pub struct World<'p> {
     pub log: Vec<Vec<u8>>,
     /// The enclave's sealing root when it is durable ([`WorldConfig::handover`]).
     pub root: Option<[u8; 32]>,
+    /// Seed of the randomness the enclave was booted with (what [`crate::rogue::extract_keys`]
+    /// plays a broken TEE with).
+    pub(crate) enclave_seed: u64,
     addressing: Addressing,
     deploy_block: u64,
     cursor: u64,
@@ -320,7 +323,8 @@ impl<'p> World<'p> {
             }
         })?;
         let deploy_block = sb.chain().block_number()?;
-        let enclave_rng = Box::new(ChaCha20Rng::seed_from_u64(cfg.seed ^ 0x5eed_e4c1));
+        let enclave_seed = cfg.seed ^ 0x5eed_e4c1;
+        let enclave_rng = Box::new(ChaCha20Rng::seed_from_u64(enclave_seed));
         let root = cfg.handover.as_ref().map(|_| {
             let mut r = [0u8; 32];
             r[..8].copy_from_slice(&cfg.seed.to_be_bytes());
@@ -352,6 +356,7 @@ impl<'p> World<'p> {
             settled: Vec::new(),
             log: Vec::new(),
             root,
+            enclave_seed,
             addressing,
             deploy_block,
             cursor: deploy_block + 1,

@@ -349,3 +349,71 @@ fn lost_enclave_and_data() {
     assert_eq!(e["withdrawal_request_1"]["granted_by_successor"], 500);
     assert_eq!(e["withdrawal_request_1"]["claimed"], 500);
 }
+
+#[test]
+fn effect_mismatch() {
+    let e = scenario("effect-mismatch").evidence;
+    assert_eq!(e["honest_audit"]["ok"], true);
+    assert_eq!(e["settle_revert"], Value::Null);
+    assert_eq!(e["state_root_kept"], true);
+    assert_eq!(e["signer_is_the_enclave"], true);
+    assert_eq!(
+        e["participant_1"]["chain_escrow_after"].as_u64().unwrap(),
+        e["participant_1"]["chain_escrow_before"].as_u64().unwrap() + 5
+    );
+    assert_eq!(e["audit"]["failed"], serde_json::json!(["effects"]));
+    let detail = e["audit"]["details"]["effects"].as_str().unwrap();
+    assert!(detail.contains("statement 2"), "{detail}");
+}
+
+#[test]
+fn phantom_deposit() {
+    let e = scenario("phantom-deposit").evidence;
+    assert_eq!(e["honest_audit"]["ok"], true);
+    assert_eq!(e["deposit_entries_logged"], 5);
+    assert_eq!(e["deposited_events_on_chain"], 4);
+    assert_eq!(e["spending_statement"]["revert"], "InsufficientEscrow");
+    assert_eq!(e["audit"]["failed"], serde_json::json!(["deposits"]));
+    let detail = e["audit"]["details"]["deposits"].as_str().unwrap();
+    assert!(detail.contains("a deposit of 777"), "{detail}");
+}
+
+#[test]
+fn split_view() {
+    let e = scenario("split-view").evidence;
+    assert_eq!(e["auditors_audit_without_witnesses"]["ok"], true);
+    for w in e["clients_cosigning"].as_object().unwrap().values() {
+        assert_eq!(w["status"], 200);
+    }
+    for w in e["auditors_cosigning"].as_object().unwrap().values() {
+        assert_eq!(w["status"], 422);
+    }
+    assert_eq!(
+        e["auditors_audit_with_witnesses"]["failed"],
+        serde_json::json!(["checkpoint"])
+    );
+    assert_eq!(
+        e["lifted_cosignatures"]["audit"]["failed"],
+        serde_json::json!(["checkpoint"])
+    );
+}
+
+#[test]
+fn forked_log_witnesses() {
+    let e = scenario("forked-log-witnesses").evidence;
+    for a in e["fork_asked_from_0"].as_array().unwrap() {
+        assert_eq!(a["status"], 409);
+    }
+    for w in e["fork_round"].as_object().unwrap().values() {
+        assert_eq!(w["status"], 422);
+    }
+    assert_eq!(e["fork_cosignatures"], 0);
+    assert_eq!(e["client_without_witnesses_on_fork"]["accepted"], true);
+    assert_eq!(e["client_2_of_3_on_fork"]["accepted"], false);
+    assert_eq!(
+        e["client_2_of_3_on_fork_with_lifted_lines"]["accepted"],
+        false
+    );
+    assert_eq!(e["client_2_of_3_on_honest"]["accepted"], true);
+    assert_eq!(e["client_2_of_3_after"]["accepted"], true);
+}

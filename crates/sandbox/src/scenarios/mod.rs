@@ -1,17 +1,25 @@
 //! The registry of scenarios: one file each, listed once in [`scenarios`]. Later issues add
 //! theirs here.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
 use alloy_primitives::U256;
+use sealbridge_core::{Shared, health::NodeState, metrics::Metrics};
+use sealbridge_node::{Setup, gateway};
+use sealbridge_store::Store;
 use serde_json::Value;
 
-use crate::Scenario;
+use crate::{Scenario, World};
 
+mod effect_mismatch;
 mod exit_hatch;
 mod fee_on_transfer_deposit;
 mod foreign_policy_enclave;
 mod foreign_token_deposit;
 mod forged_checkpoint;
 mod forged_receipt;
+mod forked_log_witnesses;
 mod front_run_registration;
 mod governor_drain;
 mod handover_to_unallowed_measurement;
@@ -24,6 +32,7 @@ mod lost_enclave;
 mod lost_enclave_and_data;
 mod oversized_statement;
 mod pay_outsider;
+mod phantom_deposit;
 mod policy_change_midload;
 mod power_loss_tiles;
 mod previous_version_client;
@@ -33,6 +42,7 @@ mod replay_set_flood;
 mod root_rotation;
 mod second_session;
 mod settled_inputs_at_rest;
+mod split_view;
 mod stale_evidence;
 mod suite_sunset;
 mod tick_max;
@@ -84,6 +94,10 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &upgrade_handover::UpgradeHandover,
         &handover_to_unallowed_measurement::HandoverToUnallowedMeasurement,
         &policy_change_midload::PolicyChangeMidload,
+        &effect_mismatch::EffectMismatch,
+        &phantom_deposit::PhantomDeposit,
+        &split_view::SplitView,
+        &forked_log_witnesses::ForkedLogWitnesses,
     ]
 }
 
@@ -114,5 +128,37 @@ pub(crate) fn totals(t: &crate::world::Totals) -> Value {
         "escaped": amount(t.escaped),
         "contract_balance": amount(t.contract_balance),
         "conserved": t.conserved(),
+    })
+}
+
+/// The node's gateway state for the world's deployment over `store`, the tiles in `tiles_dir`
+/// and `shared` (what the gateway serves: checkpoint, status), with no enclave behind it
+/// (tile-path-escape, forked-log-witnesses).
+pub(crate) fn gateway_state(
+    w: &World<'_>,
+    store: Store,
+    tiles_dir: PathBuf,
+    shared: Arc<Shared>,
+) -> Arc<gateway::AppState> {
+    let d = w.sb.deployment;
+    let (core, _core_rx) = std::sync::mpsc::sync_channel(1);
+    Arc::new(gateway::AppState {
+        core,
+        store: Mutex::new(store),
+        tiles_dir,
+        metrics: Arc::new(Metrics::new(Arc::new(NodeState::default()))),
+        shared,
+        setup: Setup {
+            chain_id: d.chain_id,
+            admin: d.admin,
+            registry: d.registry,
+            settlement: d.settlement,
+            token: d.token,
+            policy: w.policy.clone(),
+            participants: u32::try_from(w.participants.len()).unwrap_or(u32::MAX),
+        },
+        max_pending: 10,
+        rate_limit: None,
+        policies: None,
     })
 }

@@ -20,12 +20,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sealbridge_core::{Shared, health::NodeState, metrics::Metrics};
+use sealbridge_core::Shared;
 use sealbridge_log::TileStore;
-use sealbridge_node::{Setup, gateway};
+use sealbridge_node::gateway;
 use sealbridge_serve::{ServeOptions, Server};
 use sealbridge_store::Store;
 use serde_json::json;
@@ -60,19 +60,6 @@ const ESCAPES: &[&str] = &[
     "/tile/64/000",
     "/tile/0/000.p/256",
 ];
-
-fn setup_of(w: &World<'_>) -> Setup {
-    let d = w.sb.deployment;
-    Setup {
-        chain_id: d.chain_id,
-        admin: d.admin,
-        registry: d.registry,
-        settlement: d.settlement,
-        token: d.token,
-        policy: w.policy.clone(),
-        participants: w.participants.len() as u32,
-    }
-}
 
 /// One raw HTTP/1.1 GET: (status, body).
 fn get(addr: SocketAddr, target: &str) -> Result<(u16, Vec<u8>), SandboxError> {
@@ -165,18 +152,7 @@ impl Scenario for TilePathEscape {
         store
             .put_meta("evidence/secret", &String::from_utf8_lossy(SECRET))
             .map_err(|e| setup_err(&e))?;
-        let (core, _core_rx) = std::sync::mpsc::sync_channel(1);
-        let state = Arc::new(gateway::AppState {
-            core,
-            store: Mutex::new(store),
-            tiles_dir: data.join("log"),
-            metrics: Arc::new(Metrics::new(Arc::new(NodeState::default()))),
-            shared: Arc::new(Shared::default()),
-            setup: setup_of(w),
-            max_pending: 10,
-            rate_limit: None,
-            policies: None,
-        });
+        let state = super::gateway_state(w, store, data.join("log"), Arc::new(Shared::default()));
         let server = Server::start(
             "127.0.0.1:0".parse().map_err(|e| setup_err(&e))?,
             None,
