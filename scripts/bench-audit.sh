@@ -37,7 +37,7 @@ for N in "$@"; do
   # that N envelopes are all accepted.
   P=$(( N / 90000 + 4 ))
   RUST_LOG=warn "$BIN" node --dev --chain "http://127.0.0.1:$AP" --data-dir "$WORK/data" \
-    --listen "127.0.0.1:$NP" --participants "$P" >/dev/null 2>"$WORK/node.err" &
+    --listen "127.0.0.1:$NP" --participants "$P" --self-audit-interval 0 >/dev/null 2>"$WORK/node.err" &
   NPID=$!
   NODE="http://127.0.0.1:$NP"
   for _ in $(seq 600); do curl -sf "$NODE/v1/status" >/dev/null && break; sleep 0.2; done

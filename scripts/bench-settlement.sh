@@ -81,7 +81,7 @@ def run_one(exe, block_time, args, keep):
         node_log = open(os.path.join(data, "node.log"), "ab")
         nproc = subprocess.Popen(
             [exe, "node", "--dev", "--chain", chain, "--data-dir", os.path.join(data, "d"),
-             "--listen", f"127.0.0.1:{node_port}"],
+             "--listen", f"127.0.0.1:{node_port}", "--self-audit-interval", "0"],
             stdout=node_log, stderr=node_log, start_new_session=True,
             env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
         procs.append(nproc)

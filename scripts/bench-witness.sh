@@ -33,7 +33,7 @@ for i in 0 1 2; do
   WITNESS_ARGS+=(--witness "$V@http://127.0.0.1:$WP")
 done
 RUST_LOG=warn "$BIN" node --dev --chain "http://127.0.0.1:$AP" --data-dir "$WORK/data" \
-  --listen "127.0.0.1:$NP" --participants 8 "${WITNESS_ARGS[@]}" >/dev/null 2>"$WORK/node.err" & PIDS+=($!)
+  --listen "127.0.0.1:$NP" --participants 8 --self-audit-interval 0 "${WITNESS_ARGS[@]}" >/dev/null 2>"$WORK/node.err" & PIDS+=($!)
 NODE="http://127.0.0.1:$NP"
 for _ in $(seq 600); do curl -sf "$NODE/v1/status" >/dev/null && break; sleep 0.2; done
 LOG_VKEY=$("$BIN" witness log-vkey --node "$NODE")

@@ -92,6 +92,8 @@ class Run:
         cmd = [self.exe, "node", "--dev", "--chain", self.anvil_url, "--data-dir",
                os.path.join(self.data, "d"), "--listen", f"127.0.0.1:{self.port}",
                "--enclave", self.enclave] + self.extra
+        if node_has_flag(self.exe, b"--self-audit-interval"):
+            cmd += ["--self-audit-interval", "0"]  # the node's own audit would load the figures
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
                                      env=dict(os.environ, RUST_LOG="info"), start_new_session=True)
         return wait_ready(self.node, self.proc)
@@ -135,6 +137,16 @@ class Run:
 
 
 _HAS_CHAIN = {}
+
+
+_NODE_FLAGS = {}
+
+
+def node_has_flag(exe, flag):
+    if exe not in _NODE_FLAGS:
+        h = subprocess.run([exe, "node", "--help"], stdout=subprocess.PIPE, check=True)
+        _NODE_FLAGS[exe] = h.stdout
+    return flag in _NODE_FLAGS[exe]
 
 
 def load_has_chain_flag(exe):

@@ -41,7 +41,11 @@ struct SealedEnvelope(Vec<u8>);
         metrics,
         healthz,
         readyz,
-        openapi_document
+        openapi_document,
+        audit_page,
+        audit_app_js,
+        audit_view,
+        audit_receipt
     ),
     components(schemas(
         ErrorBody,
@@ -252,3 +256,44 @@ fn readyz() {}
     (status = 200, description = "the OpenAPI 3.1 document", body = Object),
 ))]
 fn openapi_document() {}
+
+/// The web audit view (the page `sealbridge audit --serve` serves): the node's audit of itself
+/// — not an independent verdict, and the page says so — and a box that verifies a receipt's
+/// signature, checkpoint and inclusion proof in the browser. Its script and data are under
+/// `/audit/`.
+#[utoipa::path(get, path = "/audit", responses(
+    (status = 200, description = "the page (HTML)", body = String,
+        content_type = "text/html; charset=utf-8"),
+))]
+fn audit_page() {}
+
+/// The audit page's script.
+#[utoipa::path(get, path = "/audit/app.js", responses(
+    (status = 200, description = "JavaScript", body = String,
+        content_type = "text/javascript; charset=utf-8"),
+))]
+fn audit_app_js() {}
+
+/// What the node's last audit of itself found, as the page renders it (docs/AUDIT.md "The web
+/// audit view"): `ready` false with `unavailable` (why the node does not audit itself) or
+/// `error` (why the last audit could not run) while there is no verdict; else the deployment,
+/// the report (`report`: checks, summary, enclaves, settled statements), the checkpoint and its
+/// witness cosignatures, gas per settlement, `audited_at`, and `stale` when a later audit could
+/// not run. `auditor` is `node`.
+#[utoipa::path(get, path = "/audit/api/view", responses(
+    (status = 200, description = "the audit view", body = Object),
+))]
+fn audit_view() {}
+
+/// The page's receipt lookup: the same answer as `/v1/receipts/{envelope_id}`, which the page
+/// verifies in the browser.
+#[utoipa::path(get, path = "/audit/api/receipt/{envelope_id}",
+    params(("envelope_id" = String, Path, description = "32 bytes of hex, 0x optional",
+        pattern = "^(0x)?[0-9a-fA-F]{64}$")),
+    responses(
+    (status = 200, description = "the receipt", body = ReceiptInfo),
+    (status = 400, description = "bad_id", body = ErrorBody),
+    (status = 404, description = "unknown_envelope", body = ErrorBody),
+    (status = 500, description = "internal", body = ErrorBody),
+))]
+fn audit_receipt() {}

@@ -3,7 +3,8 @@
 //! From public data only — chain events read through [`sealbridge_chain::Chain`] (live, or a
 //! recorded `chain.json` as [`RecordedChain`]), the log's C2SP tiles and signed checkpoint, the
 //! published attestation evidence and appraisal policies — [`audit`] runs the checks listed in
-//! [`CHECKS`] and returns a [`Report`]. [`proof`] builds and verifies receipt inclusion bundles.
+//! [`CHECKS`] and returns a [`Report`]. [`proof`] builds and verifies receipt inclusion bundles;
+//! [`web`] is the web audit view (the page, and the view of a report it renders).
 //!
 //! Not part of the TCB: synchronous, reads files. `docs/AUDIT.md` specifies every check.
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod published;
 mod report;
 pub mod sessions;
 pub mod unrecovered;
+pub mod web;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -100,6 +100,22 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
     assert_eq!(p["policies"][0]["from"], 0, "{p}");
     assert_eq!(p["policies"][0]["policy"]["allow_simulated"], true, "{p}");
 
+    // ---- a fresh node, nothing settled yet, already passes: the checkpoint it publishes
+    // covers its registration (before, it was refreshed only at a batch cut, and a fresh node
+    // failed `checkpoint` with "no attestation result registered on chain is in the log").
+    let out = sealbridge(&[
+        "audit",
+        "--rpc",
+        &anvil.url,
+        "--settlement",
+        &settlement,
+        "--node",
+        &base,
+        "--json",
+    ]);
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(0), "a fresh node: {r:#}");
+
     // ---- load, settled -----------------------------------------------------------------
     let out = sealbridge(&[
         "load",

@@ -2,8 +2,10 @@
 //! scripts/test.sh): `sealbridge audit --serve` against a node on anvil. The page loads, shows
 //! the deployment, the right counts and every check green; a receipt id in `?receipt=` is
 //! verified in the browser (receipt and checkpoint signatures, inclusion proof, settlement); a
-//! screenshot is written to `$CARGO_TARGET_TMPDIR/audit-view.png`. Served a tampered log, the
-//! page turns red and names the failed check.
+//! screenshot is written to `$CARGO_TARGET_TMPDIR/audit-view.png`. The node serves the same
+//! page at `/audit` with its audit of itself: green, the same counts, marked as the node's own
+//! verdict, and the receipt verified in the browser there too. Served a tampered log, the
+//! auditor's page turns red and names the failed check.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -99,7 +101,7 @@ fn the_audit_view_shows_the_deployment_verifies_a_receipt_and_turns_red_when_tam
     let port = free_port().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let data = dir.path().join("data");
-    let node = dev_node(&anvil.url, &data, port, &[]);
+    let node = dev_node(&anvil.url, &data, port, &["--self-audit-interval", "1"]);
     let c = NodeClient::new(&base);
     wait_until("the node", 120, || c.status().is_ok());
     let ids = dir.path().join("ids.txt");
@@ -186,6 +188,52 @@ fn the_audit_view_shows_the_deployment_verifies_a_receipt_and_turns_red_when_tam
     let unknown = dom(&format!("{url}/?receipt={}", "ab".repeat(32)));
     assert!(unknown.contains("data-verified=\"pending\""), "{unknown}");
     assert!(unknown.contains("the node has no receipt"), "{unknown}");
+    assert!(
+        page.contains("data-testid=\"self-audit\" hidden"),
+        "the auditor's own page is not marked as a self-audit: {page}"
+    );
+
+    // ---- the node's own page (/audit): its audit of itself, green, the same counts --------
+    wait_until(
+        "the node's audit of itself after the last settlement",
+        60,
+        || {
+            c.get_json("/audit/api/view").is_ok_and(|(_, v)| {
+                v["ready"] == true && v["report"]["summary"]["inputs_settled"] == 24
+            })
+        },
+    );
+    let own = dom(&format!("{base}/audit?receipt={id}"));
+    assert!(own.contains("data-ok=\"true\""), "{own}");
+    assert!(
+        testid(&own, "verdict")
+            .starts_with("This node's audit of itself: All 15 audit checks pass"),
+        "{own}"
+    );
+    assert!(
+        own.contains("data-testid=\"self-audit\">"),
+        "the page says that this is the node auditing itself: {own}"
+    );
+    assert!(own.contains("This is the node auditing itself"), "{own}");
+    assert_eq!(testid(&own, "inputs-settled"), "24", "{own}");
+    assert_eq!(
+        testid(&own, "statements-settled"),
+        testid(&page, "statements-settled"),
+        "{own}"
+    );
+    assert_eq!(testid(&own, "log-size"), log_size.to_string(), "{own}");
+    assert!(own.contains(&settlement), "the deployment is shown");
+    assert!(
+        own.contains("data-verified=\"true\""),
+        "the receipt verified in the browser: {own}"
+    );
+    for step in [
+        "receipt signed by the attested enclave key",
+        "included in the log at index",
+        "settled in statement",
+    ] {
+        assert!(own.contains(step), "{step}: {own}");
+    }
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("audit-view.png");
     let _ = std::fs::remove_file(&shot);

@@ -252,6 +252,9 @@ struct Group {
     /// serves (log size, last withdrawal request, pending exits) after the commit.
     status_stale: bool,
     rotated: bool,
+    /// An attestation result was logged: publish a checkpoint covering it at once, so that an
+    /// auditor of a node that has cut no batch yet finds the registration in the log.
+    attested: bool,
 }
 
 fn unexpected(r: &Response) -> CoreError {
@@ -1163,6 +1166,7 @@ impl Core {
                         | Request::AdoptPolicy { .. }
                 );
                 g.status_stale |= changes_state;
+                g.attested |= matches!(request, Request::LogAttestation { .. });
                 let adopting = match &request {
                     Request::AdoptPolicy { policy, .. } => match self.remember_policy(policy) {
                         Ok(()) => Some(policy.clone()),
@@ -1558,7 +1562,7 @@ impl Core {
                 Err(e) => tracing::warn!(error = %e, "snapshot failed"),
             }
         }
-        if g.cut {
+        if g.cut || g.attested {
             let _ = self.refresh_checkpoint();
         }
         Ok(())

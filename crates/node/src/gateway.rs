@@ -80,9 +80,21 @@ pub struct AppState {
 
 type St = State<Arc<AppState>>;
 
-/// The router.
+/// The router, with `/audit` saying that this gateway runs no audit of the node (a node's own
+/// router is [`router_with_audit`]'s).
 pub fn router(state: Arc<AppState>) -> Router {
-    routes()
+    let audit = sealbridge_audit::web::ViewState::of(sealbridge_audit::web::Auditor::Node);
+    audit.unavailable("this gateway was started without the node's audit of itself".into());
+    router_with_audit(state, audit)
+}
+
+/// The router; `/audit` serves the web audit view of `audit` (the node's audit of itself,
+/// [`crate::self_audit`]).
+pub fn router_with_audit(
+    state: Arc<AppState>,
+    audit: Arc<sealbridge_audit::web::ViewState>,
+) -> Router {
+    routes(&audit)
         .into_iter()
         .fold(Router::new(), |r, (_, path, handler)| {
             r.route(path, handler)
@@ -132,8 +144,12 @@ async fn rate_limit(
 }
 
 /// Every route the gateway serves: method, axum path, handler. The router is built from this
-/// table, and a test checks that the OpenAPI document describes each of them.
-fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
+/// table, and a test checks that the OpenAPI document describes each of them. The web audit
+/// view (`/audit`) renders `audit`.
+fn routes(
+    audit: &Arc<sealbridge_audit::web::ViewState>,
+) -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
+    let view = audit.clone();
     vec![
         ("get", "/v1/enclave", get(enclave)),
         ("post", "/v1/envelopes", post(submit)),
@@ -151,6 +167,16 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)> {
         ("get", "/healthz", get(healthz)),
         ("get", "/readyz", get(readyz)),
         ("get", "/openapi.json", get(openapi)),
+        ("get", "/audit", get(audit_page)),
+        ("get", "/audit/app.js", get(audit_app_js)),
+        (
+            "get",
+            "/audit/api/view",
+            get(move || audit_view(view.clone())),
+        ),
+        // The page's receipt box asks here (same origin, relative to the page): the node's
+        // own answer, which the page verifies in the browser.
+        ("get", "/audit/api/receipt/{envelope_id}", get(receipt)),
     ]
 }
 
@@ -911,6 +937,32 @@ async fn openapi() -> Response {
     Json(openapi_document()).into_response()
 }
 
+/// The web audit view (the page of `sealbridge audit --serve`), at `/audit`: its script and
+/// API are under `/audit/` (the page's `<base href="audit/">`).
+async fn audit_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        sealbridge_audit::web::index_html(Some("audit/")),
+    )
+        .into_response()
+}
+
+async fn audit_app_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        sealbridge_audit::web::APP_JS,
+    )
+        .into_response()
+}
+
+/// What the node's last audit of itself found (or why there is none).
+async fn audit_view(audit: Arc<sealbridge_audit::web::ViewState>) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Json(audit.view())).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -920,7 +972,9 @@ mod tests {
         let doc = openapi_document();
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().unwrap();
-        let routes = routes();
+        let routes = routes(&sealbridge_audit::web::ViewState::of(
+            sealbridge_audit::web::Auditor::Node,
+        ));
         for (method, path, _) in &routes {
             // axum's catch-all `{*path}` is OpenAPI's `{path}`.
             let documented = path.replace("{*", "{");

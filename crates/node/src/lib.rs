@@ -14,6 +14,7 @@ pub mod node;
 pub mod policy_watch;
 pub mod published;
 pub mod resume;
+pub mod self_audit;
 pub mod setup;
 pub mod trace_context;
 pub mod witnessing;

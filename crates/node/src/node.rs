@@ -60,6 +60,9 @@ pub enum EnclaveMode {
 /// Default depth of the gateway → core request queue ([`NodeConfig::core_queue`]).
 pub const DEFAULT_CORE_QUEUE: usize = 4096;
 
+/// Default of [`NodeConfig::self_audit_interval`].
+pub const DEFAULT_SELF_AUDIT_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Node configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -142,6 +145,15 @@ pub struct NodeConfig {
     /// Witnesses asked to cosign every new checkpoint (`--witness VKEY@URL`, issue 13): the
     /// checkpoint served at `/checkpoint` carries their cosignatures.
     pub witnesses: Vec<crate::witnessing::WitnessTarget>,
+    /// The chain's JSON-RPC endpoint, through which the node audits itself (issue 13,
+    /// [`crate::self_audit`], served at `GET /audit`); `None`: no self-audit (the embedded
+    /// development chain has no endpoint), and `/audit` says so. `sealbridge node` sets it to
+    /// `--chain URL`.
+    pub self_audit_rpc: Option<String>,
+    /// Between two audits of the node's own public data (at start, then only when the
+    /// checkpoint or the contracts' events changed, and at least twice as long as the last
+    /// audit took); zero: off (`/audit` says so).
+    pub self_audit_interval: Duration,
 }
 
 impl NodeConfig {
@@ -179,6 +191,8 @@ impl NodeConfig {
             keyholders: Vec::new(),
             appraisal_policies: None,
             witnesses: Vec::new(),
+            self_audit_rpc: None,
+            self_audit_interval: DEFAULT_SELF_AUDIT_INTERVAL,
         }
     }
 }
@@ -829,7 +843,17 @@ impl Node {
                 );
             })?;
         }
-        let server = start_gateway(&cfg, workers.tx()?.clone(), &metrics, shared, &setup)?;
+        let policies = published_policies(&cfg)?;
+        let audit_view = sealbridge_audit::web::ViewState::of(sealbridge_audit::web::Auditor::Node);
+        let server = start_gateway(
+            &cfg,
+            workers.tx()?.clone(),
+            &metrics,
+            shared.clone(),
+            &setup,
+            (policies.clone(), audit_view.clone()),
+        )?;
+        start_self_audit(&workers, &cfg, &setup, shared, policies, audit_view)?;
         tracing::info!(url = %server.url(), settlement = %setup.settlement, "node serving");
         Ok(Self {
             addr: server.addr(),
@@ -1200,13 +1224,69 @@ fn start_renewal<C: Chain + Send + 'static>(
     })
 }
 
-/// The HTTP(S) gateway ([`NodeConfig::listen`], [`NodeConfig::tls`]) on its own runtime.
+/// The appraisal policies the node publishes at `/v1/policies`: `--appraisal-policies`, or a
+/// development node's in-process verifiers' policy.
+fn published_policies(
+    cfg: &NodeConfig,
+) -> Result<Option<sealbridge_audit::PolicySchedule>, NodeError> {
+    Ok(match &cfg.appraisal_policies {
+        Some(path) => Some(crate::published::read_policies(path)?),
+        None if cfg.dev => Some(crate::published::dev_policies()),
+        None => None,
+    })
+}
+
+/// The node's audit of itself ([`crate::self_audit`]) on its own thread, publishing into `view`
+/// (served at `GET /audit`); or, when it cannot audit itself, why, published once.
+///
+/// The thread is not joined when the node stops: it stops at the end of the audit in progress
+/// (a large log takes a while, and a stopping node should not wait for it). It holds nothing
+/// of the node but read access to its data directory.
+fn start_self_audit(
+    workers: &Workers,
+    cfg: &NodeConfig,
+    setup: &Setup,
+    shared: Arc<Shared>,
+    policies: Option<sealbridge_audit::PolicySchedule>,
+    view: Arc<sealbridge_audit::web::ViewState>,
+) -> Result<(), NodeError> {
+    if let Some(why) = crate::self_audit::unavailable(cfg, policies.as_ref()) {
+        view.unavailable(why);
+        return Ok(());
+    }
+    let (Some(rpc), Some(policies)) = (cfg.self_audit_rpc.clone(), policies) else {
+        return Ok(());
+    };
+    let audit = crate::self_audit::SelfAudit {
+        rpc,
+        settlement: setup.settlement,
+        data_dir: cfg.data_dir.clone(),
+        tiles_dir: cfg.data_dir.join("log"),
+        policies,
+        witnesses: cfg.witnesses.iter().map(|w| w.key.clone()).collect(),
+        shared,
+        interval: cfg.self_audit_interval,
+    };
+    let stop = workers.stop.clone();
+    std::thread::Builder::new()
+        .name("sealbridge-self-audit".into())
+        .spawn(move || crate::self_audit::run(&audit, &view, &stop))
+        .map_err(|e| NodeError::Config(format!("starting thread sealbridge-self-audit: {e}")))?;
+    Ok(())
+}
+
+/// The HTTP(S) gateway ([`NodeConfig::listen`], [`NodeConfig::tls`]) on its own runtime, with
+/// the published policies and the view of the node's audit of itself.
 fn start_gateway(
     cfg: &NodeConfig,
     core: SyncSender<Cmd>,
     metrics: &Arc<Metrics>,
     shared: Arc<Shared>,
     setup: &Setup,
+    (policies, audit): (
+        Option<sealbridge_audit::PolicySchedule>,
+        Arc<sealbridge_audit::web::ViewState>,
+    ),
 ) -> Result<Server, NodeError> {
     let state = Arc::new(gateway::AppState {
         core,
@@ -1220,18 +1300,14 @@ fn start_gateway(
             per_sec: f64::from(cfg.rate_limit_per_sec),
             burst: f64::from(cfg.rate_limit_burst),
         }),
-        policies: match &cfg.appraisal_policies {
-            Some(path) => Some(crate::published::read_policies(path)?),
-            None if cfg.dev => Some(crate::published::dev_policies()),
-            None => None,
-        },
+        policies,
     });
     let opts = ServeOptions {
         drain_grace: cfg.drain_grace,
         ..ServeOptions::default()
     };
     // Every request's span joins the caller's W3C trace (`traceparent`), drained or not.
-    let router =
-        gateway::router(state).layer(axum::middleware::from_fn(crate::trace_context::propagate));
+    let router = gateway::router_with_audit(state, audit)
+        .layer(axum::middleware::from_fn(crate::trace_context::propagate));
     Ok(Server::start(cfg.listen, cfg.tls.as_ref(), router, opts)?)
 }

@@ -469,3 +469,56 @@ fn evidence_stamped_after_the_clients_clock_was_read_is_not_from_the_future() {
     c.attest(&Policy::insecure_dev(), unix_now() - 2, &mut rng)
         .expect("evidence issued after the given time is appraised at the time it arrived");
 }
+
+/// `GET /audit` (issue 13 part 3): a node on the embedded chain has no JSON-RPC endpoint to audit
+/// itself through, so its audit page loads, is marked as the node's own, and says why there is
+/// no verdict instead of showing one. A node whose endpoint does not answer says that its audit
+/// could not run, without printing the endpoint (provider URLs carry keys).
+#[test]
+fn the_audit_page_says_why_a_node_without_a_json_rpc_chain_has_no_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config(dir.path()), SharedChain::new(WallClockChain::new())).unwrap();
+    let c = NodeClient::new(&format!("http://{}", node.addr));
+    let (code, page) = c.get_bytes("/audit").unwrap();
+    assert_eq!(code, 200);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("<base href=\"audit/\">"), "{page}");
+    assert!(page.contains("<script src=\"app.js\">"), "{page}");
+    assert!(page.contains("This is the node auditing itself"), "{page}");
+    let (code, script) = c.get_bytes("/audit/app.js").unwrap();
+    assert_eq!(code, 200);
+    assert!(String::from_utf8(script).unwrap().contains("api/view"));
+    let (code, view) = c.get_json("/audit/api/view").unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(view["ready"], false, "{view}");
+    assert_eq!(view["auditor"], "node", "{view}");
+    let why = view["unavailable"].as_str().unwrap();
+    assert!(
+        why.contains("no JSON-RPC endpoint") && why.contains("embedded"),
+        "{view}"
+    );
+    assert!(view.get("report").is_none(), "no verdict: {view}");
+    // The receipt box's lookup is the node's receipt answer.
+    let (code, e) = c.get_json("/audit/api/receipt/zz").unwrap();
+    assert_eq!(code, 400, "{e}");
+    let (code, e) = c
+        .get_json(&format!("/audit/api/receipt/{}", "ab".repeat(32)))
+        .unwrap();
+    assert_eq!(code, 404, "{e}");
+    drop(node);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.self_audit_rpc = Some("http://user:s3cret@127.0.0.1:1/v3/k3y".into());
+    cfg.self_audit_interval = Duration::from_millis(200);
+    let node = Node::start(cfg, SharedChain::new(WallClockChain::new())).unwrap();
+    let c = NodeClient::new(&format!("http://{}", node.addr));
+    wait_until("the self-audit failed to reach its endpoint", || {
+        c.get_json("/audit/api/view")
+            .is_ok_and(|(_, v)| v["error"].is_string())
+    });
+    let (_, view) = c.get_json("/audit/api/view").unwrap();
+    assert_eq!(view["ready"], false, "{view}");
+    let text = view.to_string();
+    assert!(!text.contains("s3cret") && !text.contains("k3y"), "{text}");
+}

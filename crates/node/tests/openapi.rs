@@ -1,7 +1,8 @@
 //! The OpenAPI document describes what the gateway really answers: a node on the embedded chain
 //! is asked every JSON endpoint (accepted, rejected and refused envelopes, receipts with and
-//! without inclusion proofs, status, settlements, withdrawals, health, bad requests) and each
-//! body is validated against the schema the document gives for that path, method and status.
+//! without inclusion proofs, status, settlements, withdrawals, health, the audit view's data,
+//! bad requests) and each body is validated against the schema the document gives for that
+//! path, method and status.
 //! The validator covers what utoipa emits (`$ref`, `allOf`, `oneOf`, `type` lists, `enum`,
 //! `required`, `properties`, `items`, `minimum`) and is strict about objects: a field the
 //! schema does not declare fails, unless the schema is a free-form object.
@@ -265,6 +266,18 @@ fn every_answer_validates_against_the_openapi_document() {
     let (code, v) = c.get_json("/v1/receipts/zz").unwrap();
     assert_eq!(code, 400);
     check(&doc, "get", "/v1/receipts/{envelope_id}", code, &v);
+
+    // The web audit view's data (the node's audit of itself: none on the embedded chain) and
+    // its receipt box's lookup.
+    let (code, v) = c.get_json("/audit/api/view").unwrap();
+    check(&doc, "get", "/audit/api/view", code, &v);
+    assert!(v["unavailable"].is_string(), "{v}");
+    let (code, v) = c.get_json(&format!("/audit/api/receipt/{id}")).unwrap();
+    check(&doc, "get", "/audit/api/receipt/{envelope_id}", code, &v);
+    assert!(v["inclusion"].is_object(), "{v}");
+    let (code, v) = c.get_json("/audit/api/receipt/zz").unwrap();
+    assert_eq!(code, 400);
+    check(&doc, "get", "/audit/api/receipt/{envelope_id}", code, &v);
 
     // Status, settlements, withdrawals, health.
     for (path, doc_path) in [

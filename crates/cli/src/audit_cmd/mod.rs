@@ -169,7 +169,7 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
     };
     let web = match args.serve {
         Some(addr) => {
-            let state = serve::ViewState::new();
+            let state = sealbridge_audit::web::ViewState::new();
             let server = serve::serve(addr, state.clone(), node.map(str::to_string))?;
             eprintln!(
                 "sealbridge audit: the audit view is at {}/ (auditing every {} s)",
@@ -224,26 +224,22 @@ fn run_live(args: &AuditArgs, rpc: &str) -> anyhow::Result<ExitCode> {
         let continuity = state::continuity(kept.as_ref(), &log_dir, &report);
         let ok = report.ok && continuity.as_ref().is_none_or(|c| c.ok);
         if let Some((state, _)) = &web {
-            for s in &report.settled {
-                if !gas.contains_key(&s.tx)
-                    && let Ok(Some(r)) = sealbridge_chain::Chain::receipt(&chain, s.tx)
-                {
-                    gas.insert(s.tx, r.gas_used);
-                }
-            }
+            sealbridge_audit::web::settled_gas(&chain, &report, &mut gas);
             let cosigned = witnesses
                 .as_ref()
                 .and_then(|w| sealbridge_log::cosign::verify_cosignatures(&note, &w.keys).ok())
                 .unwrap_or_default();
-            state.publish(
-                &contracts,
-                policy_hash(&chain, contracts.settlement),
-                &report,
-                continuity.as_ref(),
-                &note,
-                &cosigned,
-                &gas,
-            );
+            state.publish(&sealbridge_audit::web::Audited {
+                contracts: &contracts,
+                policy_hash: sealbridge_audit::web::policy_hash(&chain, contracts.settlement),
+                report: &report,
+                continuity: continuity
+                    .as_ref()
+                    .and_then(|c| serde_json::to_value(c).ok()),
+                checkpoint: &note,
+                cosignatures: &cosigned,
+                gas: &gas,
+            });
             if ok {
                 println!(
                     "audit passed: log size {}, {} statements settled, {} inputs settled",
@@ -304,23 +300,6 @@ fn peek_checkpoint(source: &str) -> Option<String> {
     } else {
         std::fs::read_to_string(Path::new(source).join("checkpoint")).ok()
     }
-}
-
-/// `Settlement.policyHash()` now.
-fn policy_hash(
-    chain: &sealbridge_chain::RpcChain,
-    settlement: alloy_primitives::Address,
-) -> Option<alloy_primitives::B256> {
-    use alloy_sol_types::SolCall;
-    use sealbridge_chain::bindings::Settlement::policyHashCall;
-    let out = sealbridge_chain::Chain::call(
-        chain,
-        alloy_primitives::Address::ZERO,
-        settlement,
-        policyHashCall {}.abi_encode().into(),
-    )
-    .ok()?;
-    policyHashCall::abi_decode_returns(&out).ok()
 }
 
 /// `--witness VKEY…` and `--witnesses-required K`.

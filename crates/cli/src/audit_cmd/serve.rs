@@ -1,16 +1,14 @@
 //! `sealbridge audit --serve ADDR` (issue 13 part 3): the web audit view. The audit runs every
 //! `--interval` seconds (as with `--follow`, but a failure does not stop it: the page turns
-//! red); the page (`web/index.html`, `web/app.js`, embedded: no build step) renders the latest
-//! report from `GET /api/view` and verifies a pasted receipt in the browser. `GET
-//! /api/receipt/{id}` passes the node's `/v1/receipts/{id}` through unchanged (same origin for
-//! the page); the page trusts none of it.
+//! red); the page (`sealbridge_audit::web`, embedded: no build step; the node serves the same
+//! page at `/audit`) renders the latest report from `GET /api/view` and verifies a pasted
+//! receipt in the browser. `GET /api/receipt/{id}` passes the node's `/v1/receipts/{id}`
+//! through unchanged (same origin for the page); the page trusts none of it.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use alloy_primitives::B256;
 use axum::{
     Router,
     extract::{Path, State},
@@ -18,69 +16,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use sealbridge_audit::{Contracts, Report};
-use serde_json::{Value, json};
-
-const INDEX_HTML: &str = include_str!("web/index.html");
-const APP_JS: &str = include_str!("web/app.js");
-
-/// What the page shows, rebuilt after each audit.
-#[derive(Debug, Default)]
-pub struct ViewState {
-    view: RwLock<Value>,
-}
-
-impl ViewState {
-    /// A state that says "not audited yet".
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            view: RwLock::new(json!({"ready": false})),
-        })
-    }
-
-    /// Publish the view of `report`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn publish(
-        &self,
-        contracts: &Contracts,
-        policy_hash: Option<B256>,
-        report: &Report,
-        continuity: Option<&super::state::Continuity>,
-        checkpoint: &str,
-        cosignatures: &[sealbridge_log::cosign::Cosigned],
-        gas: &BTreeMap<B256, u64>,
-    ) {
-        let v = json!({
-            "ready": true,
-            "audited_at": sealbridge_net::unix_now(),
-            "chain_id": contracts.chain_id,
-            "settlement": contracts.settlement,
-            "registry": contracts.registry,
-            "origin": sealbridge_enclave::checkpoint::log_origin(contracts.chain_id, contracts.settlement),
-            "policy_hash": policy_hash,
-            "checkpoint": checkpoint,
-            "cosignatures": cosignatures.iter().map(|c| json!({"witness": c.witness, "timestamp": c.timestamp})).collect::<Vec<_>>(),
-            "gas": gas.iter().map(|(tx, g)| (format!("{tx:#x}"), json!(g))).collect::<serde_json::Map<_, _>>(),
-            "report": report,
-            "continuity": continuity,
-        });
-        if let Ok(mut w) = self.view.write() {
-            *w = v;
-        }
-    }
-
-    /// Publish that the latest audit could not run: the last report stays shown, marked stale
-    /// (the page is not green while nothing is being audited).
-    pub fn error(&self, message: String) {
-        if let Ok(mut w) = self.view.write() {
-            if w.get("ready") == Some(&Value::Bool(true)) {
-                w["stale"] = json!({"since": sealbridge_net::unix_now(), "error": message});
-            } else {
-                *w = json!({"ready": false, "error": message});
-            }
-        }
-    }
-}
+use sealbridge_audit::web::{APP_JS, INDEX_HTML, ViewState};
+use serde_json::json;
 
 struct App {
     state: Arc<ViewState>,
@@ -109,8 +46,11 @@ async fn app_js() -> Response {
 }
 
 async fn view(State(app): St) -> Response {
-    let v = app.state.view.read().map(|v| v.clone()).unwrap_or_default();
-    ([(header::CACHE_CONTROL, "no-store")], axum::Json(v)).into_response()
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(app.state.view()),
+    )
+        .into_response()
 }
 
 async fn receipt(State(app): St, Path(id): Path<String>) -> Response {

@@ -123,6 +123,14 @@ pub struct NodeOptions {
     /// (environment: comma-separated). /checkpoint then carries their cosignatures.
     #[arg(long = "witness", env = "SEALBRIDGE_WITNESSES", value_delimiter = ',')]
     pub witnesses: Vec<String>,
+    /// Seconds between two audits the node runs of its own public data, shown at GET /audit
+    /// (the web audit view): the chain through --chain when it is a JSON-RPC URL, its log
+    /// tiles, the evidence and policies it publishes. It audits at start, then only when the
+    /// checkpoint or the contracts' events changed, and waits at least twice as long as the
+    /// last audit took. Its verdict is the node's about itself; an independent one is
+    /// `sealbridge audit --serve`. 0: off (/audit then says so).
+    #[arg(long, value_name = "SECS", env = "SEALBRIDGE_SELF_AUDIT_INTERVAL")]
+    pub self_audit_interval: Option<u64>,
 }
 
 /// Default data directory.
@@ -178,6 +186,7 @@ impl NodeOptions {
             next_policy: None,
             appraisal_policies: None,
             witnesses: Vec::new(),
+            self_audit_interval: Some(c.self_audit_interval.as_secs()),
         }
     }
 
@@ -347,8 +356,16 @@ pub fn resolve(cli: &NodeOptions, file: Option<&NodeOptions>) -> anyhow::Result<
             .map_err(|e| anyhow::anyhow!("--next-policy {}: {e}", path.display()))?;
         cfg.next_policy = Some(policy);
     }
+    if let Some(v) = o.self_audit_interval {
+        cfg.self_audit_interval = Duration::from_secs(v);
+    }
+    let chain = o.chain.clone().unwrap_or_else(|| "embedded".into());
+    // The node audits itself through its chain's endpoint; the embedded chain has none.
+    if chain != "embedded" {
+        cfg.self_audit_rpc = Some(chain.clone());
+    }
     Ok(Resolved {
-        chain: o.chain.clone().unwrap_or_else(|| "embedded".into()),
+        chain,
         deployment: o.deployment.clone(),
         key_file: o.key_file.clone(),
         options: o,
@@ -477,6 +494,24 @@ mod tests {
         assert!(
             err.contains("--rate-limit-burst must be at least 1"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_node_audits_itself_through_its_json_rpc_chain_unless_told_not_to() {
+        let d = resolve(&NodeOptions::default(), None).unwrap().cfg;
+        assert_eq!(d.self_audit_rpc, None, "the embedded chain has no endpoint");
+        assert_eq!(d.self_audit_interval, Duration::from_secs(10));
+        let rpc = opts(serde_json::json!({ "chain": "http://127.0.0.1:8545" }));
+        let r = resolve(&rpc, None).unwrap().cfg;
+        assert_eq!(r.self_audit_rpc.as_deref(), Some("http://127.0.0.1:8545"));
+        let off = opts(serde_json::json!({ "chain": "http://h:1", "self_audit_interval": 0 }));
+        assert!(
+            resolve(&off, None)
+                .unwrap()
+                .cfg
+                .self_audit_interval
+                .is_zero()
         );
     }
 

@@ -1,5 +1,6 @@
-// Sealbridge audit view (issue 13). Renders what `sealbridge audit --serve` audited
-// (/api/view) and verifies a pasted receipt in this browser: the receipt's COSE_Sign1 Ed25519
+// Sealbridge audit view (issue 13). Renders what `sealbridge audit --serve` audited, or what
+// the node audited of itself when it serves this page at /audit (api/view, relative to the
+// page's base), and verifies a pasted receipt in this browser: the receipt's COSE_Sign1 Ed25519
 // signature, the checkpoint note's signature and the RFC 9162 inclusion proof, with WebCrypto
 // only (no framework, no build step), against the Ed25519 keys of the enclaves the audit found
 // registered on chain. Nothing the server says about a receipt is taken on trust.
@@ -154,20 +155,28 @@ const row = (table, k, v, testid) => {
   if (testid) td.dataset.testid = testid;
 };
 
+// The node's own audit (served at /audit) says so: it is not an independent verdict.
+function whoAudits(v) {
+  const self = v.auditor === "node";
+  $("self-audit").hidden = !self;
+  return self ? "This node's audit of itself: " : "";
+}
+
 function render(v) {
   const r = v.report;
-  $("subtitle").textContent = `chain ${v.chain_id} · ${v.settlement}`;
+  const who = whoAudits(v);
+  $("subtitle").textContent = `chain ${v.chain_id} · ${v.settlement}${who ? " · self-audit by the node" : ""}`;
   const failed = r.checks.filter((c) => c.status === "fail").map((c) => c.name);
   const continuous = !v.continuity || v.continuity.ok;
   if (!continuous) failed.push("continuity");
   const ok = r.ok && continuous && !v.stale;
   const verdict = $("verdict");
   verdict.className = ok ? "ok" : v.stale && r.ok && continuous ? "wait" : "fail";
-  verdict.textContent = v.stale
+  verdict.textContent = who + (v.stale
     ? `STALE: the audit has not run since ${when(v.audited_at)} (${v.stale.error})`
     : ok
       ? `All ${r.checks.length} audit checks pass (audited ${when(v.audited_at)})`
-      : `AUDIT FAILED: ${failed.join(", ") || "a check did not run"} (audited ${when(v.audited_at)})`;
+      : `AUDIT FAILED: ${failed.join(", ") || "a check did not run"} (audited ${when(v.audited_at)})`);
   verdict.dataset.ok = String(ok);
   if (!continuous) {
     verdict.textContent += ` — ${v.continuity.detail}`;
@@ -229,10 +238,20 @@ async function refresh() {
   try {
     const res = await fetch("api/view", { cache: "no-store" });
     const v = await res.json();
-    if (v.ready) { view = v; render(v); }
-    else if (v.error) { $("verdict").className = "fail"; $("verdict").textContent = `Audit could not run: ${v.error}`; }
+    if (v.ready) { view = v; render(v); return; }
+    whoAudits(v);
+    const verdict = $("verdict");
+    if (v.unavailable) {
+      // No audit will run here: say why, and show no verdict (grey, never green).
+      verdict.className = "wait"; verdict.dataset.ok = "false";
+      verdict.textContent = `No verdict: ${v.unavailable}`;
+    } else if (v.error) {
+      verdict.className = "fail"; verdict.dataset.ok = "false";
+      verdict.textContent = `Audit could not run: ${v.error}`;
+    }
   } catch (e) {
-    $("verdict").className = "fail"; $("verdict").textContent = `Cannot reach the auditor: ${e}`;
+    $("verdict").className = "fail"; $("verdict").dataset.ok = "false";
+    $("verdict").textContent = `Cannot reach the auditor: ${e}`;
   }
 }
 
