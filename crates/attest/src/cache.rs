@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use dcap_qvl::QuoteCollateralV3;
 
 use crate::{
-    Claims, Collateral, Error, Evidence, Policy, VerifiedEvidence, check_sizes, dcap,
-    evidence_hash, nitro, snp,
+    Claims, Collateral, CollateralFacts, Error, Evidence, Policy, VerifiedEvidence, check_sizes,
+    collateral, dcap, evidence_hash, nitro, snp,
 };
 
 /// Collateral with its content address computed once.
@@ -55,6 +55,7 @@ struct Inner {
     snp: HashMap<[u8; 32], snp::VerifiedVek>,
     nitro: HashMap<[u8; 32], nitro::VerifiedChain>,
     results: HashMap<([u8; 32], [u8; 32]), CachedResult>,
+    facts: HashMap<[u8; 32], Arc<CollateralFacts>>,
 }
 
 /// Most entries kept per map; beyond that the map is cleared (collateral changes rarely).
@@ -114,8 +115,22 @@ impl Verifier {
         policy: &Policy,
     ) -> Result<VerifiedEvidence, Error> {
         let evidence_hash = evidence_hash(evidence.bytes());
+        let facts = self.facts(collateral)?;
+        // Collateral that does not cover the appraisal time is refused by name, before the
+        // verifier of the format reports it in its own words.
+        if let Some(f) = &facts
+            && let Some((what, nb, na)) =
+                f.validity.iter().find(|(_, nb, na)| now < *nb || now > *na)
+        {
+            return Err(Error::CollateralNotCurrent {
+                what: what.clone(),
+                not_before: *nb,
+                not_after: *na,
+                now,
+            });
+        }
         let claims = self.claims(evidence, evidence_hash, collateral, now)?;
-        policy.appraise(&claims, now)?;
+        policy.appraise_with(&claims, facts.as_deref(), now)?;
         Ok(VerifiedEvidence {
             claims,
             evidence_hash,
@@ -187,6 +202,22 @@ impl Verifier {
             },
         );
         Ok(claims)
+    }
+
+    /// Freshness facts of the collateral (none for `Collateral::None`), cached by content address.
+    pub fn facts(&self, col: &PreparedCollateral) -> Result<Option<Arc<CollateralFacts>>, Error> {
+        if matches!(col.collateral, Collateral::None) {
+            return Ok(None);
+        }
+        if let Some(f) = self.lock().facts.get(&col.id) {
+            return Ok(Some(f.clone()));
+        }
+        check_sizes(&Evidence::Simulated(Vec::new()), &col.collateral)?;
+        let f = Arc::new(collateral::facts(&col.collateral)?);
+        let mut inner = self.lock();
+        bounded(&mut inner.facts);
+        inner.facts.insert(col.id, f.clone());
+        Ok(Some(f))
     }
 
     fn dcap_collateral(&self, col: &PreparedCollateral) -> Result<Arc<QuoteCollateralV3>, Error> {

@@ -5,7 +5,7 @@ use x509_cert::crl::CertificateList;
 use x509_cert::der::Decode;
 
 use crate::x509::Cert;
-use crate::{Collateral, Error, dcap};
+use crate::{Collateral, CollateralFacts, Error, dcap};
 
 /// Warn this long before a piece expires.
 pub const DUE_SOON: u64 = 7 * 86_400;
@@ -173,6 +173,46 @@ pub fn status(collateral: &Collateral, now: u64) -> Result<Vec<Piece>, Error> {
     }
     out.sort_by_key(|p| p.expires_at);
     Ok(out)
+}
+
+/// What `collateral` says about freshness, for [`crate::Policy::appraise_with`]: the validity of
+/// every dated piece, the lowest TCB evaluation data number of the TCB info and QE identity, and
+/// when the newest TCB recovery took effect (the latest `tcbDate` of the TCB levels).
+pub fn facts(collateral: &Collateral) -> Result<CollateralFacts, Error> {
+    let pieces = status(collateral, 0)?;
+    let mut f = CollateralFacts {
+        validity: pieces
+            .iter()
+            .map(|p| (p.what.clone(), p.issued_at, p.expires_at))
+            .collect(),
+        tcb_evaluation_data_number: pieces
+            .iter()
+            .filter_map(|p| p.tcb_evaluation_data_number)
+            .min(),
+        tcb_recovery_at: None,
+    };
+    if let Collateral::Dcap(bytes) = collateral {
+        let c = dcap::parse_collateral_json(bytes)?;
+        let v: serde_json::Value = serde_json::from_str(&c.tcb_info)
+            .map_err(|_| Error::Collateral("tcb_info is not JSON".into()))?;
+        f.tcb_recovery_at = v
+            .get("tcbLevels")
+            .and_then(|l| l.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.get("tcbDate")?.as_str().and_then(parse_rfc3339))
+            .max();
+    }
+    Ok(f)
+}
+
+/// Pieces that expire within `warn` seconds of `now` (or already have): what an operator must
+/// renew. The verifier's metric `sealbridge_collateral_expiring` counts them.
+pub fn expiring(pieces: &[Piece], now: u64, warn: u64) -> Vec<&Piece> {
+    pieces
+        .iter()
+        .filter(|p| p.expires_at <= now.saturating_add(warn))
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,13 +11,13 @@ use dcap_qvl::policy::QuoteClaims;
 use dcap_qvl::quote::{Quote, Report};
 use dcap_qvl::tcb_info::TcbStatus as IntelStatus;
 use dcap_qvl::verify::QuoteVerifier;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Claims, Collateral, Error, Measurement, Register, TcbStatus, TeeKind};
 
 /// The collateral JSON with hex-encoded binary fields, as `vectors/` and PCCS clients
 /// store `QuoteCollateralV3`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct CollateralJson {
     pck_crl_issuer_chain: String,
@@ -29,8 +29,26 @@ struct CollateralJson {
     qe_identity_issuer_chain: String,
     qe_identity: String,
     qe_identity_signature: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pck_certificate_chain: Option<String>,
+}
+
+/// `QuoteCollateralV3` as the JSON [`parse_collateral_json`] reads (hex CRLs and signatures):
+/// the bytes of [`Collateral::Dcap`], so fetched collateral is content-addressed like supplied.
+pub fn collateral_to_json(c: &QuoteCollateralV3) -> Vec<u8> {
+    let j = CollateralJson {
+        pck_crl_issuer_chain: c.pck_crl_issuer_chain.clone(),
+        root_ca_crl: hex::encode(&c.root_ca_crl),
+        pck_crl: hex::encode(&c.pck_crl),
+        tcb_info_issuer_chain: c.tcb_info_issuer_chain.clone(),
+        tcb_info: c.tcb_info.clone(),
+        tcb_info_signature: hex::encode(&c.tcb_info_signature),
+        qe_identity_issuer_chain: c.qe_identity_issuer_chain.clone(),
+        qe_identity: c.qe_identity.clone(),
+        qe_identity_signature: hex::encode(&c.qe_identity_signature),
+        pck_certificate_chain: c.pck_certificate_chain.clone(),
+    };
+    serde_json::to_vec_pretty(&j).unwrap_or_default()
 }
 
 fn unhex(field: &str, s: &str) -> Result<Vec<u8>, Error> {

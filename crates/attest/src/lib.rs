@@ -33,10 +33,19 @@ pub mod nitro;
 pub mod snp;
 #[cfg(feature = "verify")]
 pub mod verifier;
-#[cfg(feature = "verify")]
+// Collateral as a service (issue 14): PCS/PCCS and KDS fetching, on-disk cache, loopback stub.
+#[cfg(feature = "fetch")]
+pub mod fetch;
+#[cfg(feature = "fetch")]
+pub mod kds;
+#[cfg(feature = "fetch")]
+pub mod store;
+#[cfg(feature = "stub")]
+pub mod stub;
 mod x509;
 
-pub use policy::{AllowedMeasurement, Policy, PolicyFileError};
+pub use policy::{AllowedMeasurement, CollateralFacts, Policy, PolicyFileError};
+pub use x509::ChainError;
 
 use aws_lc_rs::digest;
 
@@ -336,9 +345,10 @@ pub enum Error {
     /// A signature over the evidence does not verify.
     #[error("evidence signature does not verify")]
     BadSignature,
-    /// A certificate chain does not lead to the trusted root or a link's signature fails.
+    /// A certificate chain does not lead to the pinned root or breaks a rule of path
+    /// validation (the error names the certificate and the rule).
     #[error("certificate chain: {0}")]
-    CertificateChain(String),
+    CertificateChain(ChainError),
     /// A certificate, CRL, TCB info or QE identity is not valid at the verification time.
     #[error("{what} is not valid at {now} (valid {not_before}..{not_after})")]
     Expired {
@@ -393,6 +403,31 @@ pub enum Error {
     /// The report data does not bind the expected key bundle and challenge.
     #[error("report data does not match the expected key bundle and challenge")]
     ReportDataMismatch,
+    /// Policy: the collateral's TCB evaluation data number is below the TCB-R floor.
+    #[error(
+        "TCB evaluation data number {have} is below the floor {min} (min_tcb_evaluation_data_number)"
+    )]
+    TcbEvaluationBelowFloor {
+        /// Lowest number of the TCB info and QE identity (0: none).
+        have: u64,
+        /// The floor.
+        min: u64,
+    },
+    /// Policy: an advisory on the deny-list applies.
+    #[error("advisory {0} applies and is denied (denied_advisories)")]
+    AdvisoryDenied(String),
+    /// A piece of collateral is not valid at the appraisal time.
+    #[error("collateral {what} is not valid at {now} (valid {not_before}..{not_after})")]
+    CollateralNotCurrent {
+        /// Which piece.
+        what: String,
+        /// Its first valid second.
+        not_before: u64,
+        /// Its last valid second.
+        not_after: u64,
+        /// The appraisal time.
+        now: u64,
+    },
     /// A result was asked for a challenge of block 0 or a zero hash: every result needs a
     /// block-hash challenge of a recent block (the registry refuses any other).
     #[error(
@@ -430,6 +465,9 @@ impl Error {
             Error::Stale { .. } => "max_evidence_age",
             Error::CollateralStale { .. } => "max_collateral_age",
             Error::ReportDataMismatch => "report_data_binding",
+            Error::TcbEvaluationBelowFloor { .. } => "min_tcb_evaluation_data_number",
+            Error::AdvisoryDenied(_) => "denied_advisories",
+            Error::CollateralNotCurrent { .. } => "collateral_validity",
             Error::ZeroChallenge { .. } => "challenge",
         }
     }
@@ -445,6 +483,9 @@ impl Error {
                 | Error::TcbNotAllowed(_)
                 | Error::Stale { .. }
                 | Error::CollateralStale { .. }
+                | Error::TcbEvaluationBelowFloor { .. }
+                | Error::AdvisoryDenied(_)
+                | Error::CollateralNotCurrent { .. }
         )
     }
 }
@@ -587,7 +628,14 @@ pub fn verify(
     policy: &Policy,
 ) -> Result<VerifiedEvidence, Error> {
     let claims = verify_claims(evidence, collateral, now)?;
-    policy.appraise(&claims, now)?;
+    #[cfg(feature = "verify")]
+    let facts = match collateral {
+        Collateral::None => None,
+        c => Some(collateral::facts(c)?),
+    };
+    #[cfg(not(feature = "verify"))]
+    let facts = None;
+    policy.appraise_with(&claims, facts.as_ref(), now)?;
     Ok(VerifiedEvidence {
         claims,
         evidence_hash: evidence_hash(evidence.bytes()),

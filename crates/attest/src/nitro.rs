@@ -1,12 +1,12 @@
 //! AWS Nitro Enclaves attestation documents: COSE_Sign1 (ES384) over a CBOR payload, with an
 //! X.509 chain from the AWS Nitro root G1 to the per-enclave leaf (AWS "Verifying the root of
-//! trust"; RFC 9052 §4.4 Sig_structure).
+//! trust"; RFC 9052 §4.4 Sig_structure), validated by the path validator in `x509/path.rs`.
 
 use ciborium::value::Value;
 use p384::ecdsa::signature::Verifier as _;
 
-use crate::x509::Cert;
-use crate::{Claims, Collateral, Error, Measurement, Register, TcbStatus, TeeKind};
+use crate::x509::{self, Cert};
+use crate::{ChainError, Claims, Collateral, Error, Measurement, Register, TcbStatus, TeeKind};
 
 /// The AWS Nitro Enclaves root G1 (PEM), built in.
 pub const AWS_NITRO_ROOT_G1_PEM: &[u8] = include_bytes!("../roots/aws_nitro_enclaves_root_G1.pem");
@@ -227,45 +227,34 @@ pub(crate) struct VerifiedChain {
     pub not_after: u64,
 }
 
-/// Check `cabundle[0] == root`, each link, and every certificate at `now`.
+/// Check `cabundle[0] == root` and validate the path from the root through the rest of the
+/// cabundle to the leaf at `now` ([`x509::verify_path`]).
 pub(crate) fn verify_chain(
     doc: &NitroDocument,
     root_der: &[u8],
     now: u64,
 ) -> Result<VerifiedChain, Error> {
-    let first = doc
+    let (first, rest) = doc
         .cabundle
-        .first()
+        .split_first()
         .ok_or(Error::Malformed("empty cabundle"))?;
+    let root = Cert::from_der(first)?;
     if first.as_slice() != root_der {
-        return Err(Error::CertificateChain(
-            "cabundle[0] is not the trusted AWS Nitro root".into(),
-        ));
+        return Err(Error::CertificateChain(ChainError::UntrustedRoot(format!(
+            "cabundle[0] ({}) is not the pinned AWS Nitro root",
+            root.subject()
+        ))));
     }
-    let mut certs = Vec::with_capacity(doc.cabundle.len() + 1);
-    for c in &doc.cabundle {
-        certs.push(Cert::from_der(c)?);
-    }
-    certs.push(Cert::from_der(&doc.certificate)?);
-    let (mut not_before, mut not_after) = (0u64, u64::MAX);
-    for pair in certs.windows(2) {
-        if let [issuer, subject] = pair {
-            issuer.verify_p384_signed(subject)?;
-        }
-    }
-    for c in &certs {
-        c.check_time(now)?;
-        let (nb, na) = c.validity();
-        not_before = not_before.max(nb);
-        not_after = not_after.min(na);
-    }
-    let leaf = certs
-        .last()
-        .ok_or(Error::Malformed("no leaf certificate"))?;
+    let intermediates = rest
+        .iter()
+        .map(|c| Cert::from_der(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaf = Cert::from_der(&doc.certificate)?;
+    let path = x509::verify_path(&root, &intermediates, &leaf, now, x509::NITRO_ALGORITHMS)?;
     Ok(VerifiedChain {
         leaf_key: leaf.p384_key()?,
-        not_before,
-        not_after,
+        not_before: path.not_before,
+        not_after: path.not_after,
     })
 }
 

@@ -42,6 +42,26 @@ pub struct Policy {
     pub max_collateral_age: Option<u64>,
     /// Allowed measurements; `None` accepts any measurement (everything else still enforced).
     pub allowed_measurements: Option<Vec<AllowedMeasurement>>,
+    /// TCB-R floor: refuse Intel collateral (TCB info, QE identity) whose
+    /// `tcbEvaluationDataNumber` is below this, i.e. from before a TCB recovery.
+    pub min_tcb_evaluation_data_number: Option<u64>,
+    /// Refuse evidence to which any of these advisories (`INTEL-SA-…`, `AMD-SB-…`) applies.
+    pub denied_advisories: Vec<String>,
+    /// Accept `OutOfDate` for this long after the TCB recovery that made the platform out of
+    /// date (the newest `tcbDate` of the TCB info), to give operators time to update.
+    pub out_of_date_grace: Option<u64>,
+}
+
+/// What the collateral used says about freshness, for [`Policy::appraise_with`]
+/// (`collateral::facts` computes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CollateralFacts {
+    /// Lowest `tcbEvaluationDataNumber` of the TCB info and QE identity (Intel only).
+    pub tcb_evaluation_data_number: Option<u64>,
+    /// When the newest TCB recovery took effect: the latest `tcbDate` of the TCB levels.
+    pub tcb_recovery_at: Option<u64>,
+    /// Validity window of every dated piece: (what, not before, not after).
+    pub validity: Vec<(String, u64, u64)>,
 }
 
 impl Default for Policy {
@@ -54,6 +74,9 @@ impl Default for Policy {
             max_evidence_age: Some(DEFAULT_MAX_EVIDENCE_AGE),
             max_collateral_age: None,
             allowed_measurements: None,
+            min_tcb_evaluation_data_number: None,
+            denied_advisories: Vec::new(),
+            out_of_date_grace: None,
         }
     }
 }
@@ -80,6 +103,12 @@ struct PolicyFile {
     max_collateral_age_secs: Option<u64>,
     #[serde(default)]
     allowed_measurements: Option<Vec<MeasurementEntry>>,
+    #[serde(default)]
+    min_tcb_evaluation_data_number: Option<u64>,
+    #[serde(default)]
+    denied_advisories: Vec<String>,
+    #[serde(default)]
+    out_of_date_grace_secs: Option<u64>,
 }
 
 fn default_age() -> Option<u64> {
@@ -148,11 +177,26 @@ impl Policy {
             max_evidence_age: f.max_evidence_age_secs,
             max_collateral_age: f.max_collateral_age_secs,
             allowed_measurements,
+            min_tcb_evaluation_data_number: f.min_tcb_evaluation_data_number,
+            denied_advisories: f.denied_advisories,
+            out_of_date_grace: f.out_of_date_grace_secs,
         })
     }
 
-    /// Appraise verified claims at `now`; each rejection names its rule.
+    /// Appraise verified claims at `now`; each rejection names its rule. Without the facts of
+    /// the collateral: an OutOfDate grace cannot apply, and a TCB-R floor refuses SGX/TDX.
     pub fn appraise(&self, claims: &Claims, now: u64) -> Result<(), Error> {
+        self.appraise_with(claims, None, now)
+    }
+
+    /// [`Self::appraise`] with what the collateral says about freshness: every piece must be
+    /// valid at `now` (`collateral_validity`), the TCB-R floor, the OutOfDate grace period.
+    pub fn appraise_with(
+        &self,
+        claims: &Claims,
+        facts: Option<&CollateralFacts>,
+        now: u64,
+    ) -> Result<(), Error> {
         if claims.tee == TeeKind::Simulated && !self.allow_simulated {
             return Err(Error::SimulatedNotAllowed);
         }
@@ -168,7 +212,7 @@ impl Policy {
             | TcbStatus::ConfigurationNeeded
             | TcbStatus::ConfigurationAndSWHardeningNeeded => {}
             TcbStatus::OutOfDate | TcbStatus::OutOfDateConfigurationNeeded
-                if self.allow_out_of_date => {}
+                if self.allow_out_of_date || self.in_grace(facts, now) => {}
             other => return Err(Error::TcbNotAllowed(other)),
         }
         if let (Some(max_age), Some(issued_at)) = (self.max_evidence_age, claims.issued_at)
@@ -182,6 +226,34 @@ impl Policy {
         {
             return Err(Error::CollateralStale { issued_at, now });
         }
+        if let Some(id) = claims.advisory_ids.iter().find(|a| {
+            self.denied_advisories
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(a))
+        }) {
+            return Err(Error::AdvisoryDenied(id.clone()));
+        }
+        if let Some(f) = facts
+            && let Some((what, nb, na)) =
+                f.validity.iter().find(|(_, nb, na)| now < *nb || now > *na)
+        {
+            return Err(Error::CollateralNotCurrent {
+                what: what.clone(),
+                not_before: *nb,
+                not_after: *na,
+                now,
+            });
+        }
+        if let Some(min) = self.min_tcb_evaluation_data_number
+            && matches!(claims.tee, TeeKind::Sgx | TeeKind::Tdx)
+        {
+            let have = facts
+                .and_then(|f| f.tcb_evaluation_data_number)
+                .unwrap_or(0);
+            if have < min {
+                return Err(Error::TcbEvaluationBelowFloor { have, min });
+            }
+        }
         if let Some(allowed) = &self.allowed_measurements {
             let ok = allowed.iter().any(|a| {
                 a.tee.is_none_or(|t| t == claims.tee)
@@ -194,6 +266,19 @@ impl Policy {
             }
         }
         Ok(())
+    }
+}
+
+impl Policy {
+    /// Whether `now` is within `out_of_date_grace` of the TCB recovery in `facts`.
+    fn in_grace(&self, facts: Option<&CollateralFacts>, now: u64) -> bool {
+        match (
+            self.out_of_date_grace,
+            facts.and_then(|f| f.tcb_recovery_at),
+        ) {
+            (Some(grace), Some(at)) => now <= at.saturating_add(grace),
+            _ => false,
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 use p384::ecdsa::signature::hazmat::PrehashVerifier as _;
 use sha2::{Digest, Sha384};
 
-use crate::x509::{self, Cert};
-use crate::{Claims, Collateral, Error, Measurement, Register, TcbStatus, TeeKind};
+use crate::x509::{self, Cert, malformed};
+use crate::{ChainError, Claims, Collateral, Error, Measurement, Register, TcbStatus, TeeKind};
 
 /// Length of an attestation report.
 pub const REPORT_LEN: usize = 0x4A0;
@@ -68,75 +68,37 @@ fn is_ark(c: &Cert) -> bool {
     c.subject().contains("CN=ARK-")
 }
 
-fn rsa_pss_verify(issuer: &Cert, subject: &Cert) -> Result<(), Error> {
-    use rsa::pkcs1::DecodeRsaPublicKey;
-    if subject.sig_alg() != x509::RSA_PSS {
-        return Err(Error::CertificateChain(format!(
-            "{}: signature algorithm is not RSASSA-PSS",
-            subject.subject()
-        )));
-    }
-    let key = rsa::RsaPublicKey::from_pkcs1_der(issuer.public_key_bits()?)
-        .map_err(|_| Error::CertificateChain(format!("{}: not an RSA key", issuer.subject())))?;
-    let digest = Sha384::digest(subject.tbs()?);
-    key.verify(
-        rsa::Pss::new_with_salt::<Sha384>(48),
-        &digest,
-        subject.signature()?,
-    )
-    .map_err(|_| {
-        Error::CertificateChain(format!(
-            "{} is not signed by {}",
-            subject.subject(),
-            issuer.subject()
-        ))
-    })
-}
-
-/// Verify the ARK → ASK/ASVK → VEK chain in `chain` (PEM) for `vek` at `now`.
-fn verify_chain(
+/// Verify the ARK → ASK/ASVK → VEK chain in `chain` for `vek` at `now`: the ARK must be one of
+/// `arks` and self-signed, the rest is [`x509::verify_path`]. Returns the window in which the
+/// chain is valid.
+pub(crate) fn verify_chain(
     vek: &Cert,
     chain: &[Cert],
     arks: &[Vec<u8>],
     now: u64,
 ) -> Result<(u64, u64), Error> {
+    let untrusted = |m: String| Error::CertificateChain(ChainError::UntrustedRoot(m));
     let ark = chain
         .iter()
         .find(|c| is_ark(c))
-        .ok_or(Error::CertificateChain("the chain has no ARK".into()))?;
+        .ok_or_else(|| untrusted("the AMD chain has no ARK".into()))?;
     if !arks.iter().any(|a| a == &ark.der) {
-        return Err(Error::CertificateChain(
-            "the ARK is not one of AMD's built-in roots".into(),
-        ));
+        return Err(untrusted(format!(
+            "the ARK {} is not one of AMD's built-in roots",
+            ark.subject()
+        )));
     }
-    rsa_pss_verify(ark, ark)?;
-    let mut last_err = Error::CertificateChain("no ASK/ASVK signs the VEK".into());
-    for inter in chain.iter().filter(|c| !is_ark(c)) {
-        let r = rsa_pss_verify(inter, vek).and_then(|()| rsa_pss_verify(ark, inter));
-        match r {
-            Ok(()) => {
-                let (mut nb, mut na) = (0u64, u64::MAX);
-                for c in [ark, inter, vek] {
-                    c.check_time(now)?;
-                    let (b, a) = c.validity();
-                    nb = nb.max(b);
-                    na = na.min(a);
-                }
-                return Ok((nb, na));
-            }
-            Err(e) => last_err = e,
-        }
-    }
-    Err(last_err)
+    x509::verify_signature(ark, ark, x509::SNP_ALGORITHMS)?;
+    let intermediates: Vec<Cert> = chain.iter().filter(|c| !is_ark(c)).cloned().collect();
+    let path = x509::verify_path(ark, &intermediates, vek, now, x509::SNP_ALGORITHMS)?;
+    Ok((path.not_before, path.not_after))
 }
 
 fn ext_u8(vek: &Cert, oid: &str) -> Result<u8, Error> {
     vek.extension(oid)
         .and_then(x509::small_uint)
         .and_then(|v| u8::try_from(v).ok())
-        .ok_or(Error::CertificateChain(format!(
-            "VEK lacks TCB extension {oid}"
-        )))
+        .ok_or_else(|| malformed(format!("{} lacks the TCB extension {oid}", vek.subject())))
 }
 
 /// Verify the endorsement (VEK certificate and chain) in `collateral` at `now`.
@@ -151,17 +113,21 @@ pub fn verify_endorsement(collateral: &Collateral, now: u64) -> Result<VerifiedV
     let (not_before, not_after) = match chain {
         Some(pem) => verify_chain(&vek, &Cert::chain_from_pem(pem)?, &arks, now)?,
         None => {
-            let mut result = Err(Error::CertificateChain(
-                "no built-in AMD chain signs the VEK".into(),
-            ));
+            // The built-in chain whose ASK/ASVK is named as the VEK's issuer.
+            let mut chains = Vec::with_capacity(BUILT_IN.len());
             for pem in BUILT_IN {
-                let c = Cert::chain_from_pem(pem)?;
-                result = verify_chain(&vek, &c, &arks, now);
-                if result.is_ok() || matches!(result, Err(Error::Expired { .. })) {
-                    break;
-                }
+                chains.push(Cert::chain_from_pem(pem)?);
             }
-            result?
+            let chain = chains
+                .iter()
+                .find(|c| c.iter().any(|i| !is_ark(i) && i.is_issuer_of(&vek)))
+                .ok_or_else(|| {
+                    Error::CertificateChain(ChainError::UnknownIssuer {
+                        subject: vek.subject(),
+                        issuer: vek.issuer(),
+                    })
+                })?;
+            verify_chain(&vek, chain, &arks, now)?
         }
     };
     let issuer = vek.cert.tbs_certificate.issuer.to_string();
@@ -174,7 +140,7 @@ pub fn verify_endorsement(collateral: &Collateral, now: u64) -> Result<VerifiedV
         VekKind::Vcek => Some(
             vek.extension(OID_HWID)
                 .and_then(x509::octets_any)
-                .ok_or(Error::CertificateChain("VCEK lacks hwID".into()))?,
+                .ok_or_else(|| malformed(format!("{} lacks the hwID extension", vek.subject())))?,
         ),
         VekKind::Vlek => None,
     };

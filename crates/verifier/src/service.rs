@@ -23,6 +23,7 @@ use axum::{
 };
 use sealbridge_attest::{
     Policy,
+    fetch::CollateralSource,
     verifier::{Challenge, KeyBinding, VerifierRole},
 };
 use sealbridge_enclave::keys::KeyBundle;
@@ -60,6 +61,10 @@ pub struct VerifierService {
     chain: Option<Arc<dyn PolicyView>>,
     /// Policy-approval requests reading the chain now ([`MAX_CHAIN_READS`] at most).
     reading: std::sync::atomic::AtomicUsize,
+    /// Fetches the collateral a request arrives without (`--pcs`, `--kds`).
+    collateral: Option<Arc<CollateralSource>>,
+    /// `GET /metrics` counts collateral pieces expiring within this many seconds.
+    collateral_warn: u64,
 }
 
 /// At most this many `POST /v1/policy-approval` requests read the chain at once; more are
@@ -87,7 +92,56 @@ impl VerifierService {
             clock: sealbridge_net::unix_now,
             chain: None,
             reading: std::sync::atomic::AtomicUsize::new(0),
+            collateral: None,
+            collateral_warn: sealbridge_attest::collateral::DUE_SOON,
         })
+    }
+
+    /// Fetch the collateral that requests arrive without from `source` (Intel PCS/PCCS, AMD
+    /// KDS), cached; `GET /metrics` warns of pieces expiring within `warn_secs`.
+    pub fn with_collateral_source(mut self, source: Arc<CollateralSource>, warn_secs: u64) -> Self {
+        self.collateral = Some(source);
+        self.collateral_warn = warn_secs;
+        self
+    }
+
+    /// Prometheus text: `sealbridge_collateral_expires_in_seconds{key,what}` of each cached piece
+    /// and `sealbridge_collateral_expiring` (pieces expiring within the warning period).
+    pub fn metrics(&self) -> String {
+        let now = (self.clock)();
+        let mut out = String::from(
+            "# HELP sealbridge_collateral_expires_in_seconds Seconds until a cached collateral piece expires (negative: expired).\n\
+             # TYPE sealbridge_collateral_expires_in_seconds gauge\n",
+        );
+        let mut expiring = 0usize;
+        let mut fetches = 0;
+        if let Some(src) = &self.collateral {
+            fetches = src.fetches();
+            for (key, c) in src.cached() {
+                let Ok(pieces) = sealbridge_attest::collateral::status(&c, now) else {
+                    continue;
+                };
+                expiring +=
+                    sealbridge_attest::collateral::expiring(&pieces, now, self.collateral_warn)
+                        .len();
+                for p in &pieces {
+                    let left = i128::from(p.expires_at.min(i64::MAX as u64)) - i128::from(now);
+                    out.push_str(&format!(
+                        "sealbridge_collateral_expires_in_seconds{{key=\"{}\",what=\"{}\"}} {left}\n",
+                        key.replace('"', "'"),
+                        p.what.replace('"', "'")
+                    ));
+                }
+            }
+        }
+        out.push_str(&format!(
+            "# HELP sealbridge_collateral_expiring Cached collateral pieces expiring within {} s (or expired).\n\
+             # TYPE sealbridge_collateral_expiring gauge\nsealbridge_collateral_expiring {expiring}\n\
+             # HELP sealbridge_collateral_fetches_total Collateral fetched from PCS/PCCS/KDS.\n\
+             # TYPE sealbridge_collateral_fetches_total counter\nsealbridge_collateral_fetches_total {fetches}\n",
+            self.collateral_warn
+        ));
+        out
     }
 
     /// Results expire `ttl` seconds after issue (or earlier, with the collateral).
@@ -310,15 +364,16 @@ impl VerifierService {
             };
             fail(status, "refused", Some(e.rule()), e.to_string())
         };
+        let evidence = req.evidence.into_evidence();
+        let mut collateral = req.collateral.into_collateral();
+        if let Some(src) = &self.collateral {
+            collateral = src
+                .resolve(&evidence, &collateral, issued_at)
+                .map_err(refused)?;
+        }
         let mut result = self
             .role
-            .appraise(
-                &req.evidence.into_evidence(),
-                &req.collateral.into_collateral(),
-                &binding,
-                challenge,
-                issued_at,
-            )
+            .appraise(&evidence, &collateral, &binding, challenge, issued_at)
             .map_err(refused)?;
         // Never longer than the caller's registry accepts (`maxResultLifetime`).
         if let Some(l) = req.lifetime {
@@ -406,6 +461,14 @@ async fn policy_approval(State(s): St, headers: HeaderMap, body: Body) -> Respon
     (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
+async fn metrics(State(s): St) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics(),
+    )
+        .into_response()
+}
+
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -424,6 +487,7 @@ pub fn router(service: Arc<VerifierService>) -> Router {
         .route("/v1/verifier", get(verifier_info))
         .route("/v1/appraise", post(appraise))
         .route("/v1/policy-approval", post(policy_approval))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         // Our own 413 below this; axum's beyond it.
         .layer(DefaultBodyLimit::max(2 * MAX_REQUEST_BYTES))

@@ -7,11 +7,70 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use sealbridge_attest::{Claims, Policy, collateral, inspect, verify_claims};
+use sealbridge_attest::fetch::{CollateralSource, SourceConfig};
+use sealbridge_attest::{Claims, Collateral, Evidence, Policy, collateral, inspect, verify_claims};
 use serde_json::json;
 
 use crate::common::read_file;
 use crate::evidence::{EvidenceArgs, Tee, collateral_for, load, parse_time, tag};
+
+/// Where missing collateral is fetched from (`--pcs`, `--kds`), shared with `sealbridge verifier`.
+#[derive(Debug, Args, Default)]
+pub struct FetchArgs {
+    /// Intel PCS v4 or PCCS base URL for SGX/TDX collateral the evidence comes without
+    /// (repeat for fallbacks, tried in order), e.g. https://api.trustedservices.intel.com.
+    #[arg(long = "pcs", value_name = "URL")]
+    pub pcs: Vec<String>,
+    /// AMD KDS base URL for SEV-SNP VCEKs and chains (repeat for fallbacks), e.g.
+    /// https://kdsintf.amd.com.
+    #[arg(long = "kds", value_name = "URL")]
+    pub kds: Vec<String>,
+    /// Keep fetched collateral here (content-addressed; reused while valid).
+    #[arg(long, value_name = "DIR")]
+    pub collateral_cache: Option<PathBuf>,
+}
+
+impl FetchArgs {
+    /// Whether any service is configured.
+    pub fn any(&self) -> bool {
+        !self.pcs.is_empty() || !self.kds.is_empty()
+    }
+
+    /// The collateral source, if any service is configured.
+    pub fn source(&self) -> anyhow::Result<Option<CollateralSource>> {
+        if !self.any() {
+            return Ok(None);
+        }
+        Ok(Some(CollateralSource::new(SourceConfig {
+            pcs: self.pcs.clone(),
+            kds: self.kds.clone(),
+            cache_dir: self.collateral_cache.clone(),
+            ..SourceConfig::default()
+        })?))
+    }
+}
+
+/// Evidence and collateral of `input`, fetching what `--collateral` does not supply.
+pub fn load_fetching(
+    input: &EvidenceArgs,
+    fetch: &FetchArgs,
+) -> anyhow::Result<(Evidence, Collateral)> {
+    let Some(src) = fetch.source()? else {
+        return load(input);
+    };
+    let evidence = tag(input.tee, read_file(&input.evidence)?)?;
+    let supplied = if input.collateral.is_none() && input.cert_chain.is_none() {
+        Collateral::None
+    } else {
+        collateral_for(
+            evidence.tee(),
+            input.collateral.as_deref(),
+            input.cert_chain.as_deref(),
+        )?
+    };
+    let col = src.resolve(&evidence, &supplied, input.at)?;
+    Ok((evidence, col))
+}
 
 /// `sealbridge attest`.
 #[derive(Debug, Args)]
@@ -43,6 +102,8 @@ struct VerifyArgs {
     /// Accept OutOfDate platforms (never Revoked).
     #[arg(long)]
     allow_out_of_date: bool,
+    #[command(flatten)]
+    fetch: FetchArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -68,9 +129,17 @@ struct StatusArgs {
     /// SNP: ASK/ARK chain. Nitro: a root certificate.
     #[arg(long)]
     cert_chain: Option<PathBuf>,
+    /// Evidence whose collateral to fetch (with --pcs/--kds) instead of --collateral.
+    #[arg(long)]
+    evidence: Option<PathBuf>,
     /// Which TEE the collateral is for.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, default_value_t = Tee::Auto)]
     tee: Tee,
+    /// Warn (state `due`, exit 3) when a piece expires within this many days.
+    #[arg(long, default_value_t = 7)]
+    warn_days: u64,
+    #[command(flatten)]
+    fetch: FetchArgs,
     /// Evaluate at this time: unix seconds or RFC 3339.
     #[arg(long, value_parser = parse_time)]
     at: u64,
@@ -99,7 +168,26 @@ pub fn run(args: &AttestArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AttestCommand::CollateralStatus(a) => {
+        AttestCommand::CollateralStatus(a) => collateral_status(a),
+    }
+}
+
+fn collateral_status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let col = match &a.evidence {
+        Some(ev) => {
+            let input = EvidenceArgs {
+                evidence: ev.clone(),
+                collateral: a.collateral.clone(),
+                cert_chain: a.cert_chain.clone(),
+                tee: a.tee,
+                at: a.at,
+            };
+            if !a.fetch.any() && a.collateral.is_none() {
+                bail!("--evidence needs --pcs or --kds (or give --collateral)");
+            }
+            load_fetching(&input, &a.fetch)?.1
+        }
+        None => {
             let tee = match a.tee {
                 Tee::Sgx => sealbridge_attest::TeeKind::Sgx,
                 Tee::Tdx => sealbridge_attest::TeeKind::Tdx,
@@ -107,31 +195,54 @@ pub fn run(args: &AttestArgs) -> anyhow::Result<ExitCode> {
                 Tee::Nitro => sealbridge_attest::TeeKind::Nitro,
                 Tee::Auto | Tee::Sim => bail!("--tee must be sgx, tdx, snp or nitro"),
             };
-            let col = collateral_for(tee, a.collateral.as_deref(), a.cert_chain.as_deref())?;
-            let pieces = collateral::status(&col, a.at)?;
-            if a.json {
-                println!("{}", json!({ "at": a.at, "pieces": pieces }));
-            } else {
-                for p in &pieces {
-                    println!(
-                        "{:<14} expires {} ({}s from now)  {}",
-                        p.state,
-                        p.expires_at,
-                        i128::from(p.expires_at) - i128::from(a.at),
-                        p.what
-                    );
-                }
-            }
-            let bad = pieces
-                .iter()
-                .any(|p| p.state == "expired" || p.state == "not_yet_valid");
-            Ok(if bad {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            collateral_for(tee, a.collateral.as_deref(), a.cert_chain.as_deref())?
+        }
+    };
+    let warn = a.warn_days.saturating_mul(86_400);
+    let mut pieces = collateral::status(&col, a.at)?;
+    for p in &mut pieces {
+        if p.state == "valid" && p.expires_at <= a.at.saturating_add(warn) {
+            p.state = "due";
         }
     }
+    let facts = collateral::facts(&col)?;
+    let bad = pieces
+        .iter()
+        .any(|p| p.state == "expired" || p.state == "not_yet_valid");
+    let due = collateral::expiring(&pieces, a.at, warn).len();
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "at": a.at,
+                "warn_days": a.warn_days,
+                "expiring": due,
+                "tcb_evaluation_data_number": facts.tcb_evaluation_data_number,
+                "tcb_recovery_at": facts.tcb_recovery_at,
+                "pieces": pieces,
+            })
+        );
+    } else {
+        for p in &pieces {
+            println!(
+                "{:<14} expires {} ({}s from now)  {}",
+                p.state,
+                p.expires_at,
+                i128::from(p.expires_at) - i128::from(a.at),
+                p.what
+            );
+        }
+        if let Some(n) = facts.tcb_evaluation_data_number {
+            println!("tcb_evaluation_data_number {n}");
+        }
+    }
+    Ok(if bad {
+        ExitCode::from(1)
+    } else if due > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn claims_json(c: &Claims) -> serde_json::Value {
@@ -154,7 +265,7 @@ fn claims_json(c: &Claims) -> serde_json::Value {
 }
 
 fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (evidence, collateral) = load(&a.input)?;
+    let (evidence, collateral) = load_fetching(&a.input, &a.fetch)?;
     let mut policy = match &a.policy {
         Some(p) => Policy::from_json(&read_file(p)?)?,
         None => Policy::default(),
@@ -164,7 +275,11 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let now = a.input.at;
     let (claims, outcome) = match verify_claims(&evidence, &collateral, now) {
         Ok(c) => {
-            let r = policy.appraise(&c, now);
+            let facts = match &collateral {
+                Collateral::None => None,
+                col => Some(collateral::facts(col)?),
+            };
+            let r = policy.appraise_with(&c, facts.as_ref(), now);
             (Some(c), r)
         }
         Err(e) => (None, Err(e)),

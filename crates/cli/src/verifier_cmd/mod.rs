@@ -34,7 +34,7 @@ enum VerifierCommand {
     /// Serve `POST /v1/appraise` and `GET /v1/verifier` over HTTP (HTTPS with --tls-cert and
     /// --tls-key): appraise an enclave's evidence
     /// under this verifier's policy and answer with the signed attestation result.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +71,11 @@ struct ServeArgs {
     /// it, it approves none and an enclave whose policy names it cannot change policy through it.
     #[arg(long)]
     rpc: Option<String>,
+    #[command(flatten)]
+    fetch: crate::attest_cmd::FetchArgs,
+    /// `GET /metrics` counts collateral pieces expiring within this many days.
+    #[arg(long, default_value_t = 7)]
+    collateral_warn_days: u64,
 }
 
 fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -102,6 +107,13 @@ fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
                 sealbridge_verifier::policy_approval::ChainView::new(chain),
             ))
         }
+        None => service,
+    };
+    let service = match a.fetch.source()? {
+        Some(src) => service.with_collateral_source(
+            std::sync::Arc::new(src),
+            a.collateral_warn_days.saturating_mul(86_400),
+        ),
         None => service,
     };
     let info = service.info();
