@@ -201,8 +201,13 @@ pub struct Enclave {
     /// before issue 12; a client of the previous version ignores it.
     #[serde(default)]
     pub xwing_announcement: String,
-    /// The TEE kind (`simulated`).
+    /// The TEE the enclave runs in: `simulated`, `sgx`, `tdx`, `snp` or `nitro` (issue 14).
     pub tee: String,
+    /// The format of `evidence`: `simulated-quote`, `sgx-dcap-quote`, `tdx-dcap-quote`,
+    /// `snp-attestation-report` or `nitro-attestation-document`; empty from a node before
+    /// issue 14.
+    #[serde(default)]
+    pub evidence_format: String,
     /// Chain id the node settles on.
     pub chain_id: u64,
     /// Registry contract (0x).
@@ -577,6 +582,24 @@ pub struct AppraisalPolicyAt {
 pub struct AppraisalPolicies {
     /// Ordered by `from`.
     pub policies: Vec<AppraisalPolicyAt>,
+}
+
+/// The `/v1/enclave` names of a TEE kind code (0 simulated, 1 SGX, 2 TDX, 3 SEV-SNP, 4 Nitro):
+/// `(tee, evidence_format)`; `None` for an unknown code.
+pub fn tee_names(code: u8) -> Option<(&'static str, &'static str)> {
+    Some(match code {
+        0 => ("simulated", "simulated-quote"),
+        1 => ("sgx", "sgx-dcap-quote"),
+        2 => ("tdx", "tdx-dcap-quote"),
+        3 => ("snp", "snp-attestation-report"),
+        4 => ("nitro", "nitro-attestation-document"),
+        _ => return None,
+    })
+}
+
+/// The TEE kind code of a `/v1/enclave` `tee` name ([`tee_names`]).
+pub fn tee_code(name: &str) -> Option<u8> {
+    (0..=4).find(|c| tee_names(*c).is_some_and(|(n, _)| n == name))
 }
 
 #[cfg(test)]

@@ -68,3 +68,37 @@ pub fn inspect(evidence: &Evidence) -> Result<Vec<(String, String)>, Error> {
     }
     Ok(out)
 }
+
+/// The measurement `evidence` claims, computed as the verifier computes it from a verified
+/// report (SGX: MRENCLAVE; TDX: SHA-256(MRTD ‖ RTMR0..3); SEV-SNP: SHA-256(MEASUREMENT); Nitro:
+/// SHA-256(PCR0 ‖ PCR1 ‖ PCR2); simulated: its measurement field) — **unverified**. An enclave
+/// process reads its own with it at start (issue 14): what it then describes is only a claim the
+/// verifiers' appraisal of its evidence confirms or refutes at registration.
+///
+/// # Errors
+/// Evidence that does not parse, or a Nitro document without PCR 0, 1 or 2.
+pub fn claimed_measurement(evidence: &Evidence) -> Result<crate::Measurement, Error> {
+    Ok(match evidence {
+        Evidence::Simulated(b) => SimulatedQuote::parse(b)?.measurement,
+        Evidence::Sgx(b) | Evidence::Tdx(b) => {
+            let q = dcap::parse_quote(b)?;
+            dcap::report_fields(&q.report)
+                .ok_or(Error::Malformed("unknown report body"))?
+                .0
+        }
+        Evidence::Snp(b) => {
+            crate::Measurement::of_registers(&[&snp::SnpReport::parse(b)?.measurement])
+        }
+        Evidence::Nitro(b) => {
+            let d = nitro::NitroDocument::parse(b)?;
+            let pcr = |i: u64| {
+                d.pcrs
+                    .iter()
+                    .find(|(n, _)| *n == i)
+                    .map(|(_, v)| v.as_slice())
+                    .ok_or(Error::Malformed("a Nitro document without PCR 0, 1 or 2"))
+            };
+            crate::Measurement::of_registers(&[pcr(0)?, pcr(1)?, pcr(2)?])
+        }
+    })
+}

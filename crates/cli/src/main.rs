@@ -14,8 +14,10 @@ mod evidence;
 mod gov_cmd;
 mod keyholder_cmd;
 mod load_cmd;
+mod measure_cmd;
 mod node_cmd;
 mod sandbox_cmd;
+mod tee;
 mod telemetry;
 mod verifier_cmd;
 mod witness_cmd;
@@ -51,6 +53,9 @@ enum Command {
     /// A witness: cosign a log's checkpoints (C2SP tlog-witness), refusing any checkpoint
     /// inconsistent with one it cosigned.
     Witness(witness_cmd::WitnessArgs),
+    /// The measurement a registry must allow for a build, per TEE recipe, computed offline
+    /// (simulated; SGX from a Gramine SIGSTRUCT; TDX, SEV-SNP and Nitro from their registers).
+    Measure(measure_cmd::MeasureArgs),
     /// Audit a deployment from public data: chain events, log tiles, evidence and policy.
     Audit(audit_cmd::AuditArgs),
     /// Transparency log: inclusion proofs of receipts against the latest checkpoint.
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
         Command::Verifier(args) => verifier_cmd::run(&args),
         Command::Keyholder(args) => keyholder_cmd::run(&args),
         Command::Witness(args) => witness_cmd::run(&args),
+        Command::Measure(args) => measure_cmd::run(&args),
         Command::Audit(args) => audit_cmd::run(&args),
         Command::Log(args) => audit_cmd::run_log(&args),
         Command::Deploy(args) => deploy_cmd::run(&args),

@@ -45,6 +45,10 @@ pub struct NodeArgs {
     pub handover: handover::AwaitArgs,
     #[command(flatten)]
     pub resume: ResumeArgs,
+    /// The TEE the enclave runs in (command line only; `--enclave unix:PATH` enclaves set up
+    /// their own).
+    #[command(flatten)]
+    pub tee: crate::tee::TeeArgs,
     /// `upgrade`: hand this node's deployment over to an awaiting successor.
     #[command(subcommand)]
     pub command: Option<NodeCommand>,
@@ -172,6 +176,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     }
     let _telemetry = args.log.init()?;
     cfg.acknowledge_deep_reorg = args.acknowledge_deep_reorg;
+    cfg.tee = tee_config(&args.tee, &cfg.enclave)?;
     if args.handover.await_handover {
         return handover::run_awaiting(cfg, &chain, deployment, key_file, &args.handover);
     }
@@ -294,6 +299,70 @@ fn run_deployed(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--tee` of `sealbridge node`: set up the TEE in this process (in-process enclave) or hand
+/// the flags to the spawned `sealbridge enclave` (which sets up its own).
+fn tee_config(
+    tee: &crate::tee::TeeArgs,
+    mode: &sealbridge_node::EnclaveMode,
+) -> anyhow::Result<sealbridge_node::node::TeeConfig> {
+    use crate::tee::TeeChoice;
+    use sealbridge_node::EnclaveMode;
+    if tee.tee == TeeChoice::Simulated {
+        return Ok(Default::default());
+    }
+    let mut args = vec![
+        "--tee".to_string(),
+        clap::ValueEnum::to_possible_value(&tee.tee)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default(),
+    ];
+    if let Some(root) = &tee.tee_root {
+        args.push("--tee-root".into());
+        args.push(root.display().to_string());
+    }
+    match mode {
+        EnclaveMode::Unix(_) => bail!(
+            "--tee is for an enclave this node runs (--enclave inproc or spawn); an enclave at \
+             unix:PATH runs in whatever TEE it was started in"
+        ),
+        EnclaveMode::Spawn(_) => {
+            // The child sets its TEE up; learn here whether it needs keyholders.
+            let kind = match tee.tee {
+                TeeChoice::Sgx => Some(false),
+                TeeChoice::Tdx | TeeChoice::Snp | TeeChoice::Nitro => Some(true),
+                _ => None,
+            };
+            let needs_custody = match kind {
+                Some(n) => n,
+                None => crate::tee::detect(tee.tee_root.as_deref().unwrap_or("/".as_ref()))
+                    .first()
+                    .is_some_and(|(k, _)| *k != sealbridge_attest::TeeKind::Sgx),
+            };
+            Ok(sealbridge_node::node::TeeConfig {
+                name: Some(args[1].clone()),
+                enclave_args: args,
+                hardware_root: None,
+                needs_custody,
+            })
+        }
+        EnclaveMode::InProc => {
+            let p =
+                crate::tee::setup(tee)?.ok_or_else(|| anyhow::anyhow!("--tee: no TEE set up"))?;
+            eprintln!(
+                "sealbridge node: the enclave runs in {} (measurement {})",
+                p.kind.name(),
+                p.measurement
+            );
+            Ok(sealbridge_node::node::TeeConfig {
+                name: Some(p.kind.name().into()),
+                enclave_args: args,
+                hardware_root: p.sealing_root,
+                needs_custody: p.sealing_root.is_none(),
+            })
+        }
+    }
+}
+
 /// Arguments of `sealbridge enclave`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EnclaveArgs {
@@ -301,8 +370,8 @@ pub struct EnclaveArgs {
     #[arg(long)]
     pub socket: PathBuf,
     /// The simulated TEE's root sealing secret (64 hex digits). INSECURE: a real TEE derives it
-    /// in hardware.
-    #[arg(long, required_unless_present = "custody", conflicts_with = "custody")]
+    /// in hardware (`--tee sgx`) or gets it from keyholders (`--custody`).
+    #[arg(long, conflicts_with = "custody")]
     pub root_secret: Option<PathBuf>,
     /// Key custody: start without a root; the host has the enclave deal one to the policy's
     /// keyholders or recover it from them (docs/PROTOCOL.md "Key custody").
@@ -311,15 +380,42 @@ pub struct EnclaveArgs {
     /// Exit when this process (the node that spawned us) is gone.
     #[arg(long)]
     pub parent_pid: Option<u32>,
+    /// The TEE this enclave runs in.
+    #[command(flatten)]
+    pub tee: crate::tee::TeeArgs,
 }
 
 /// Serve the boundary protocol on a Unix socket until killed.
 pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
-    let root = match &args.root_secret {
-        Some(path) => Some(read_root_secret(path)?),
-        None => None,
+    let platform = crate::tee::setup(&args.tee)?;
+    let root = match (&platform, &args.root_secret, args.custody) {
+        (_, _, true) => None,
+        (Some(p), Some(_), _) => anyhow::bail!(
+            "--root-secret is the simulated TEE's: in {} the sealing root comes from the TEE or \
+             the keyholders",
+            p.kind.name()
+        ),
+        (Some(p), None, false) => match p.sealing_root {
+            Some(root) => Some(root),
+            None => anyhow::bail!(
+                "{} gives the enclave no sealing key: run with --custody (the deployment's \
+                 keyholders hold the root, docs/PROTOCOL.md \"Key custody\")",
+                p.kind.name()
+            ),
+        },
+        (None, Some(path), false) => Some(read_root_secret(path)?),
+        (None, None, false) => {
+            anyhow::bail!("the simulated TEE needs --root-secret FILE (INSECURE) or --custody")
+        }
     };
+    if let Some(p) = &platform {
+        eprintln!(
+            "sealbridge enclave: running in {} (measurement {})",
+            p.kind.name(),
+            p.measurement
+        );
+    }
     if let Some(parent) = args.parent_pid {
         // A node killed with -9 cannot kill its enclave: the enclave notices instead.
         std::thread::spawn(move || {

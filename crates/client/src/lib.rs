@@ -197,6 +197,7 @@ impl Attested {
             measurement: self.measurement,
             program_id: B256::from(self.program.0),
             policy_hash: self.policy_hash,
+            tee: sealbridge_api::tee_code(&self.enclave.tee).unwrap_or(0),
             epoch_announcement: self.epoch_announcement.clone(),
             xwing_announcement: self.xwing_announcement.clone(),
         }

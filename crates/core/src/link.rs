@@ -377,6 +377,13 @@ fn outcome(response: &Response) -> &'static str {
 }
 
 /// An enclave process this node spawned (`--enclave spawn`); killed when dropped.
+/// Where a spawned enclave's sealing root comes from.
+enum RootArg<'a> {
+    File(&'a Path),
+    Custody,
+    Tee,
+}
+
 #[derive(Debug)]
 pub struct SpawnedEnclave {
     child: Child,
@@ -385,30 +392,48 @@ pub struct SpawnedEnclave {
 }
 
 impl SpawnedEnclave {
-    /// Start `exe enclave --socket <dir>/enclave.sock --root-secret <file>`.
-    pub fn spawn(exe: &Path, data_dir: &Path, root_file: &Path) -> Result<Self, CoreError> {
-        Self::spawn_with(exe, data_dir, Some(root_file))
+    /// Start `exe enclave --socket <dir>/enclave.sock --root-secret <file> TEE_ARGS`.
+    pub fn spawn(
+        exe: &Path,
+        data_dir: &Path,
+        root_file: &Path,
+        tee_args: &[String],
+    ) -> Result<Self, CoreError> {
+        Self::spawn_with(exe, data_dir, RootArg::File(root_file), tee_args)
     }
 
-    /// Start `exe enclave --socket <dir>/enclave.sock --custody` (no root: key custody).
-    pub fn spawn_custody(exe: &Path, data_dir: &Path) -> Result<Self, CoreError> {
-        Self::spawn_with(exe, data_dir, None)
+    /// Start `exe enclave --socket <dir>/enclave.sock --custody TEE_ARGS` (no root: key custody).
+    pub fn spawn_custody(
+        exe: &Path,
+        data_dir: &Path,
+        tee_args: &[String],
+    ) -> Result<Self, CoreError> {
+        Self::spawn_with(exe, data_dir, RootArg::Custody, tee_args)
+    }
+
+    /// Start `exe enclave --socket <dir>/enclave.sock TEE_ARGS`: the enclave derives its root in
+    /// its TEE (`--tee sgx`, issue 14).
+    pub fn spawn_tee(exe: &Path, data_dir: &Path, tee_args: &[String]) -> Result<Self, CoreError> {
+        Self::spawn_with(exe, data_dir, RootArg::Tee, tee_args)
     }
 
     fn spawn_with(
         exe: &Path,
         data_dir: &Path,
-        root_file: Option<&Path>,
+        root: RootArg<'_>,
+        tee_args: &[String],
     ) -> Result<Self, CoreError> {
         let socket = data_dir.join("enclave.sock");
         let _ = std::fs::remove_file(&socket);
         let mut cmd = Command::new(exe);
         cmd.arg("enclave").arg("--socket").arg(&socket);
-        match root_file {
-            Some(f) => cmd.arg("--root-secret").arg(f),
-            None => cmd.arg("--custody"),
+        match root {
+            RootArg::File(f) => cmd.arg("--root-secret").arg(f),
+            RootArg::Custody => cmd.arg("--custody"),
+            RootArg::Tee => &mut cmd,
         };
         let child = cmd
+            .args(tee_args)
             .arg("--parent-pid")
             .arg(std::process::id().to_string())
             .spawn()

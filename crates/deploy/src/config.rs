@@ -80,6 +80,11 @@ pub struct MeasurementWindow {
     /// First second it is no longer allowed (unix; default: never).
     #[serde(default = "forever")]
     pub valid_until: u64,
+    /// The source commit the measured build came from (`sealbridge measure --source-commit`,
+    /// issue 14): "measurement → source" is one lookup. Recorded in the deployment file and
+    /// printed by `sealbridge deploy`; not on chain (the registry keeps the measurement only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_commit: Option<String>,
 }
 
 /// What the simulated TEE reports for the netting enclave of this build.

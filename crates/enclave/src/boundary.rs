@@ -398,6 +398,10 @@ pub struct Description {
     pub program_id: B256,
     /// The policy hash statements carry.
     pub policy_hash: B256,
+    /// The TEE the enclave runs in (0 simulated, 1 SGX, 2 TDX, 3 SEV-SNP, 4 Nitro; issue 14);
+    /// 0 from an enclave before issue 14.
+    #[serde(default)]
+    pub tee: u8,
     /// The signed announcement of the current epoch key.
     pub epoch_announcement: Vec<u8>,
     /// The signed X-Wing announcement of the current epoch

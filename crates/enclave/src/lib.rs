@@ -20,6 +20,7 @@ pub mod keys;
 pub mod log_entry;
 mod machine;
 pub mod persist;
+pub mod platform;
 pub mod policy;
 pub mod replay;
 pub mod resume;

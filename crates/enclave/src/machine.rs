@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use alloy_primitives::{Address, B256};
 use alloy_sol_types::SolValue;
 use rand_core::CryptoRngCore;
-use sealbridge_attest::{Measurement, danger::SimulatedQuote, report_data};
+use sealbridge_attest::report_data;
 use sealbridge_log::{CompactRange, Hash, leaf_hash, merkle_root};
 use sealbridge_programs::Program;
 use sealbridge_proto::{
@@ -42,7 +42,7 @@ use crate::{
     epochs::EpochKeys,
     log_entry::{self, EntryKind},
     persist::Step,
-    policy::{program_id, simulated_measurement_of},
+    policy::program_id,
     replay::ReplaySet,
 };
 
@@ -256,7 +256,7 @@ impl<P: Program> Enclave<P> {
         let epochs = EpochKeys::new(&mut rng, now, policy.epoch_secs, policy.epoch_grace_secs);
         let inputs = at_rest::InputKeys::new(epochs.current(), epochs.head().input_key());
         let policy_hash = policy.hash();
-        let measurement = simulated_measurement_of(program.name(), build.as_deref());
+        let measurement = crate::platform::measurement(program.name(), build.as_deref());
         Ok(Self {
             program_id: program_id(&measurement, &policy_hash),
             policy,
@@ -332,9 +332,9 @@ impl<P: Program> Enclave<P> {
                     return Response::Error(e);
                 }
                 self.advance(now);
-                Response::Evidence {
-                    tee: 0,
-                    evidence: self.evidence(&challenge),
+                match self.evidence(&challenge) {
+                    Ok((tee, evidence)) => Response::Evidence { tee, evidence },
+                    Err(e) => Response::Error(BoundaryError::Refused(e)),
                 }
             }
             Request::Tick { now } => {
@@ -590,6 +590,7 @@ impl<P: Program> Enclave<P> {
             measurement: self.measurement,
             program_id: self.program_id,
             policy_hash: self.policy_hash,
+            tee: crate::platform::tee_code(),
             epoch_announcement: self
                 .epochs
                 .announcement(self.instance)
@@ -717,14 +718,14 @@ impl<P: Program> Enclave<P> {
         }
     }
 
-    fn evidence(&self, challenge: &[u8]) -> Vec<u8> {
-        SimulatedQuote {
-            measurement: Measurement(self.measurement.0),
-            report_data: report_data(&self.bundle.to_bytes(), challenge),
-            issued_at: self.now,
-            debug: false,
-        }
-        .sign()
+    /// Evidence of this enclave's key bundle and `challenge` from the TEE it runs in
+    /// ([`crate::platform`]): `(tee code, evidence)`.
+    fn evidence(&self, challenge: &[u8]) -> Result<(u8, Vec<u8>), String> {
+        crate::platform::evidence(
+            report_data(&self.bundle.to_bytes(), challenge),
+            self.now,
+            self.measurement,
+        )
     }
 
     /// Advance enclave time, prune the replay set and rotate epoch keys. Each is journaled only

@@ -878,22 +878,16 @@ impl Session {
         }
     }
 
-    /// The simulated TEE's evidence of this program with `report_data` at `now`.
-    fn simulated_evidence(report_data: [u8; 64], now: u64) -> Vec<u8> {
-        use sealbridge_attest::{Measurement, danger::SimulatedQuote};
+    /// Evidence of this program with `report_data` at `now` from the TEE the process runs in
+    /// ([`crate::platform`]; the simulated TEE without one): `(tee code, evidence)`.
+    fn platform_evidence(report_data: [u8; 64], now: u64) -> Result<(u8, Vec<u8>), String> {
         use sealbridge_programs::Program;
         let program = Netting::new(&sealbridge_programs::netting::NettingConfig {
             participants: Vec::new(),
             tokens: Vec::new(),
         });
-        let measurement = crate::policy::simulated_measurement(program.name());
-        SimulatedQuote {
-            measurement: Measurement(measurement.0),
-            report_data,
-            issued_at: now,
-            debug: false,
-        }
-        .sign()
+        let measurement = crate::platform::measurement(program.name(), None);
+        crate::platform::evidence(report_data, now, measurement)
     }
 
     /// The `Shares` answer of a dealing by `dealer` (zero: no signing key yet), whose
@@ -917,12 +911,16 @@ impl Session {
             dealer.as_slice(),
             commit_hash.as_slice(),
         );
+        let (tee, evidence) = match Self::platform_evidence(report_data, now) {
+            Ok(e) => e,
+            Err(e) => return Response::Error(BoundaryError::Refused(e)),
+        };
         Response::Shares {
             generation: dealt.generation,
             root_id: B256::from(dealt.root_id),
             sealed: dealt.sealed.clone(),
-            tee: 0,
-            evidence: Self::simulated_evidence(report_data, now),
+            tee,
+            evidence,
             dealer,
             commit_hash,
         }
@@ -987,17 +985,20 @@ impl Session {
             return Response::Error(BoundaryError::Internal);
         };
         let recovery_key = sk.public().0;
-        let evidence = Self::simulated_evidence(
+        let (tee, evidence) = match Self::platform_evidence(
             sealbridge_attest::keyholder_request_report_data(
                 &recovery_key,
                 &custody::deployment_bytes(target),
                 challenge,
             ),
             now,
-        );
+        ) {
+            Ok(e) => e,
+            Err(e) => return Response::Error(BoundaryError::Refused(e)),
+        };
         Response::RecoveryEvidence {
             recovery_key,
-            tee: 0,
+            tee,
             evidence,
         }
     }

@@ -285,6 +285,8 @@ async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
         }
     }
     let registration = s.metrics.state.registration.lock().ok().and_then(|r| *r);
+    let (tee_name, evidence_format) =
+        sealbridge_api::tee_names(d.tee).unwrap_or(("unknown", "unknown"));
     Json(Enclave {
         evidence,
         key_bundle: hex::encode(d.key_bundle.to_bytes()),
@@ -296,7 +298,8 @@ async fn enclave(State(s): St, Query(q): Query<EnclaveQuery>) -> Response {
         policy_hash: hex0x(d.policy_hash),
         epoch_announcement: hex::encode(&d.epoch_announcement),
         xwing_announcement: hex::encode(&d.xwing_announcement),
-        tee: "simulated".into(),
+        tee: tee_name.into(),
+        evidence_format: evidence_format.into(),
         chain_id: s.setup.chain_id,
         registry: hex0x(s.setup.registry),
         settlement: hex0x(s.setup.settlement),

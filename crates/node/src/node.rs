@@ -154,6 +154,23 @@ pub struct NodeConfig {
     /// checkpoint or the contracts' events changed, and at least twice as long as the last
     /// audit took); zero: off (`/audit` says so).
     pub self_audit_interval: Duration,
+    /// The TEE the enclave runs in (issue 14); default: the simulated TEE.
+    pub tee: TeeConfig,
+}
+
+/// The TEE the node's enclave runs in (`sealbridge node --tee …`, issue 14).
+#[derive(Debug, Clone, Default)]
+pub struct TeeConfig {
+    /// The TEE's name, for messages (`None`: the simulated TEE).
+    pub name: Option<String>,
+    /// Arguments a spawned `sealbridge enclave` gets (`--tee sgx --tee-root DIR`): it sets up its
+    /// TEE itself. An in-process enclave's platform is installed by the caller.
+    pub enclave_args: Vec<String>,
+    /// The sealing root the TEE derives (SGX), for an in-process enclave.
+    pub hardware_root: Option<[u8; 32]>,
+    /// The TEE gives the enclave no sealing key (TDX, SEV-SNP, Nitro): the root must come from
+    /// keyholders (`--keyholder`); refused without them.
+    pub needs_custody: bool,
 }
 
 impl NodeConfig {
@@ -193,6 +210,7 @@ impl NodeConfig {
             witnesses: Vec::new(),
             self_audit_rpc: None,
             self_audit_interval: DEFAULT_SELF_AUDIT_INTERVAL,
+            tee: TeeConfig::default(),
         }
     }
 }
@@ -1050,10 +1068,23 @@ fn link_factory(
     custodian: Option<Arc<Custodian<SharedKeyholder>>>,
 ) -> Result<(LinkFactory, SpawnedSlot), NodeError> {
     let spawned: SpawnedSlot = Arc::new(Mutex::new(None));
-    let root = match custodian {
-        Some(_) => None,
-        None => Some(simulated_root_secret(&cfg.data_dir)?),
+    if cfg.tee.needs_custody && custodian.is_none() {
+        return Err(NodeError::Config(format!(
+            "the {} TEE gives the enclave no sealing key: its sealing root must come from \
+             keyholders (--keyholder URL, docs/PROTOCOL.md \"Key custody\")",
+            cfg.tee.name.as_deref().unwrap_or("hardware")
+        )));
+    }
+    // Where the spawned enclave's root comes from: a file (simulated), its TEE (SGX), or none
+    // (key custody).
+    let hardware = !cfg.tee.enclave_args.is_empty() && !cfg.tee.needs_custody;
+    let root = match (&custodian, cfg.tee.hardware_root) {
+        (Some(_), _) => None,
+        (None, Some(r)) => Some((PathBuf::new(), r)),
+        (None, None) if hardware => None,
+        (None, None) => Some(simulated_root_secret(&cfg.data_dir)?),
     };
+    let tee_args = cfg.tee.enclave_args.clone();
     let wrap = move |link: Box<dyn EnclaveLink>| -> Box<dyn EnclaveLink> {
         match &custodian {
             Some(c) => Box::new(CustodyLink::new(link, c.clone())),
@@ -1083,9 +1114,12 @@ fn link_factory(
                     .map_err(|_| CoreError::Enclave("spawn lock".into()))?;
                 let alive = slot.as_mut().is_some_and(SpawnedEnclave::alive);
                 if !alive {
-                    *slot = Some(match &root {
-                        Some((root_file, _)) => SpawnedEnclave::spawn(&exe, &data_dir, root_file)?,
-                        None => SpawnedEnclave::spawn_custody(&exe, &data_dir)?,
+                    *slot = Some(match (&root, hardware) {
+                        (None, true) => SpawnedEnclave::spawn_tee(&exe, &data_dir, &tee_args)?,
+                        (Some((root_file, _)), _) => {
+                            SpawnedEnclave::spawn(&exe, &data_dir, root_file, &tee_args)?
+                        }
+                        (None, false) => SpawnedEnclave::spawn_custody(&exe, &data_dir, &tee_args)?,
                     });
                 }
                 let socket = slot

@@ -64,6 +64,7 @@ fn deploy_config(keyholders: Vec<sealbridge_enclave::custody::KeyholderId>) -> D
             measurement: simulated_measurement("sealbridge/netting/v1"),
             valid_from: 0,
             valid_until: unix_now() + 365 * 86_400,
+            source_commit: None,
         }],
         allow_simulated: true,
         participants: dev::participants(4)

@@ -106,6 +106,7 @@ fn config(measurement: B256, allow_simulated: bool) -> DeployConfig {
             measurement,
             valid_from: 0,
             valid_until: unix_now() + 365 * 86_400,
+            source_commit: None,
         }],
         allow_simulated,
         participants: dev::participants(4)

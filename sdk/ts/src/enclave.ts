@@ -16,6 +16,7 @@ export interface EnclaveJson {
   epoch_announcement: string;
   xwing_announcement?: string;
   tee: string;
+  evidence_format?: string;
   chain_id: number;
   registry: string;
   settlement: string;
@@ -108,7 +109,12 @@ export function verifyXWingAnnouncement(bytes: Bytes, ed25519: Bytes, epoch: Epo
 
 /** The suite to seal with at `now` (unix seconds): the preferred suite if acceptable, else the first acceptable (§12). */
 export function sealingSuite(epoch: EpochKeys, now: bigint): Suite {
-  if (!epoch.suites) return 1; // a node before issue 12: suite 1
+  // No signed lifecycle: a node before issue 12, or a hostile node that stripped the X-Wing
+  // announcement to push clients from X-Wing down to X25519 (harvest now, decrypt later). As the
+  // Rust client does, refuse to pick: the caller names the suite explicitly.
+  if (!epoch.suites) {
+    throw new SealbridgeError("unsupported", "the node sent no signed suite lifecycle (X-Wing announcement): name the suite explicitly");
+  }
   const ok = (s: { state: number; date: bigint }) => s.state === 1 || s.state === 2 || (s.state === 3 && now < s.date);
   const ids = [...epoch.suites.keys()].sort((a, b) => a - b).filter((id) => id >= 1 && id <= 3);
   const preferred = ids.find((id) => epoch.suites!.get(id)!.state === 1 && ok(epoch.suites!.get(id)!));

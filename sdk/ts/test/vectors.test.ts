@@ -169,6 +169,9 @@ test("enclave descriptions: bundle, announcements, program id and the suite to s
   assert.equal(e.epoch.epoch, 7n);
   for (const [t, suite] of Object.entries(v.sealing_suite)) assert.equal(sealingSuite(e.epoch, BigInt(t)), suite);
   assert.equal(code(() => verifyEpochAnnouncement(fromHex(v.bad_epoch_announcement), e.ed25519)), "bad-signature");
+  // Without the signed lifecycle (stripped by the node) no suite is picked for the caller.
+  const stripped = parseEnclave({ ...v, xwing_announcement: "", tee: "", chain_id: 1, registry: v.address, settlement: v.address, token: v.address });
+  assert.equal(code(() => sealingSuite(stripped.epoch, 0n)), "unsupported");
   assert.equal(code(() => parseEnclave({ ...v, program_id: v.program_id, instance_id: "00".repeat(32), tee: "", chain_id: 1, registry: v.address, settlement: v.address, token: v.address })), "wrong-key");
   assert.equal(code(() => parseEnclave({ ...v, epoch_announcement: v.bad_epoch_announcement, tee: "", chain_id: 1, registry: v.address, settlement: v.address, token: v.address })), "bad-signature");
 });

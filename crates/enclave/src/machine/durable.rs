@@ -20,7 +20,7 @@ use crate::{
         self, JournalRecord, OLDEST_SNAPSHOT_VERSION, OpenBatch, SEAL_PURPOSE_JOURNAL,
         SEAL_PURPOSE_SNAPSHOT, SNAPSHOT_VERSION, Snapshot, SnapshotVersion, Step,
     },
-    policy::{program_id, simulated_measurement_of},
+    policy::program_id,
     replay::ReplaySet,
 };
 
@@ -299,7 +299,7 @@ impl<P: Program> Enclave<P> {
             log.size(),
             snap.last_request_id,
         )?;
-        let measurement = simulated_measurement_of(program.name(), snap.build.as_deref());
+        let measurement = crate::platform::measurement(program.name(), snap.build.as_deref());
         let epochs =
             EpochKeys::from_parts(&snap.epochs, policy.epoch_secs, policy.epoch_grace_secs);
         let mut inputs =

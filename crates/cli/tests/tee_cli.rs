@@ -1,0 +1,414 @@
+//! `--tee` (issue 14 part 1): the enclave takes its evidence from the TEE it runs in — Gramine's
+//! `/dev/attestation` (SGX), configfs-tsm (TDX, SEV-SNP) — here fakes of those interfaces
+//! (`--tee-root DIR`) holding real vendor evidence from `vectors/`. The enclave process reports
+//! the measurement that evidence carries (the same `sealbridge attest inspect` reads); a node
+//! with `--tee sgx` asks the TEE for evidence bound to its key bundle and registers through its
+//! verifiers, which refuse (a vendor quote cannot bind this node's keys, and the development
+//! verifiers have no collateral for it) — the test checks that refusal names the SGX evidence.
+//! `--tee tdx` without keyholders is refused (no sealing key in a TD); `--tee auto` refuses to
+//! guess with no interface or several; a provider answering another TEE's evidence is refused.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sealbridge"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn vector(rel: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../vectors")
+            .join(rel),
+    )
+    .unwrap()
+}
+
+/// A fake Gramine `/dev/attestation` under `root` answering `quote`.
+fn fake_gramine(root: &Path, quote: &[u8], sealing_key: bool) -> PathBuf {
+    let dir = root.join("dev/attestation");
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::write(dir.join("attestation_type"), "dcap\n").unwrap();
+    std::fs::write(dir.join("quote"), quote).unwrap();
+    if sealing_key {
+        std::fs::write(dir.join("keys/_sgx_mrenclave"), [7u8; 16]).unwrap();
+    }
+    dir
+}
+
+/// A fake configfs-tsm under `root` whose `provider` is `provider` and `outblob` is `outblob`.
+fn fake_tsm(root: &Path, provider: &str, outblob: &[u8]) -> PathBuf {
+    let entry = root.join("sys/kernel/config/tsm/report/sealbridge");
+    std::fs::create_dir_all(&entry).unwrap();
+    std::fs::write(entry.join("provider"), format!("{provider}\n")).unwrap();
+    std::fs::write(entry.join("generation"), "1\n").unwrap();
+    std::fs::write(entry.join("outblob"), outblob).unwrap();
+    entry
+}
+
+/// The measurement `sealbridge attest inspect` reads from `evidence` (unverified).
+fn inspected_measurement(dir: &Path, evidence: &[u8], tee: &str) -> String {
+    let f = dir.join(format!("evidence-{tee}.bin"));
+    std::fs::write(&f, evidence).unwrap();
+    let out = bin()
+        .args(["attest", "inspect", "--tee", tee, "--json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["measurement"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("0x")
+        .to_string()
+}
+
+/// Start `sealbridge enclave ARGS` and return the first stderr line saying where it runs (or
+/// its stderr when it exits first), then stop it.
+fn enclave_start_line(args: &[&str], socket: &Path) -> (Option<String>, String) {
+    let mut child = bin()
+        .arg("enclave")
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut all = String::new();
+    let mut found = None;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        all.push_str(&line);
+        all.push('\n');
+        if line.contains("running in") {
+            found = Some(line);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    if found.is_none() {
+        assert!(!status.success(), "{all}");
+    }
+    (found, all)
+}
+
+#[test]
+fn enclave_processes_take_evidence_and_measurement_from_their_tee() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("e.sock");
+    let sgx_quote = vector("sgx/dcap-qvl_sgx_quote_v3.bin");
+    let tdx_quote = vector("tdx/dcap-qvl_tdx_quote_v4.bin");
+    let snp_report = vector("snp/virtee_milan_report.bin");
+
+    // SGX through Gramine: root from the SGX sealing key, measurement = MRENCLAVE.
+    let sgx = dir.path().join("sgx");
+    let g = fake_gramine(&sgx, &sgx_quote, true);
+    let (line, all) = enclave_start_line(
+        &["--tee", "sgx", "--tee-root", sgx.to_str().unwrap()],
+        &sock,
+    );
+    let line = line.unwrap_or_else(|| panic!("{all}"));
+    let m = inspected_measurement(dir.path(), &sgx_quote, "sgx");
+    assert!(
+        line.contains("running in sgx") && line.contains(&m),
+        "{line} (want {m})"
+    );
+    // The report data it asked the TEE to bind: 64 bytes written to user_report_data.
+    assert_eq!(std::fs::read(g.join("user_report_data")).unwrap().len(), 64);
+
+    // TDX and SEV-SNP through configfs-tsm, with the root from keyholders (--custody).
+    for (name, provider, evidence) in [
+        ("tdx", "tdx_guest", &tdx_quote),
+        ("snp", "sev_guest", &snp_report),
+    ] {
+        let root = dir.path().join(name);
+        let entry = fake_tsm(&root, provider, evidence);
+        let args = [
+            "--tee",
+            name,
+            "--tee-root",
+            root.to_str().unwrap(),
+            "--custody",
+        ];
+        let (line, all) = enclave_start_line(&args, &sock);
+        let line = line.unwrap_or_else(|| panic!("{name}: {all}"));
+        let mut m = inspected_measurement(dir.path(), evidence, name);
+        if name == "snp" {
+            // Sealbridge's SNP measurement is SHA-256 of the report's 48-byte MEASUREMENT.
+            let raw = hex::decode(&m).unwrap();
+            m = hex::encode(sealbridge_attest::Measurement::of_registers(&[&raw]).0);
+        }
+        assert!(
+            line.contains(&format!("running in {name}")) && line.contains(&m),
+            "{line} (want {m})"
+        );
+        assert_eq!(
+            std::fs::read(entry.join("inblob")).unwrap().len(),
+            64,
+            "{name}"
+        );
+        // Without keyholders: refused, naming why.
+        let (line, all) = enclave_start_line(&args[..4], &sock);
+        assert!(
+            line.is_none() && all.contains("no sealing key") && all.contains("--custody"),
+            "{all}"
+        );
+    }
+
+    // --tee auto: the one interface there is, else a refusal rather than a guess.
+    let (line, all) = enclave_start_line(
+        &["--tee", "auto", "--tee-root", sgx.to_str().unwrap()],
+        &sock,
+    );
+    assert!(line.is_some_and(|l| l.contains("running in sgx")), "{all}");
+    assert!(all.contains("--tee auto: found sgx"), "{all}");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (line, all) = enclave_start_line(
+        &["--tee", "auto", "--tee-root", empty.to_str().unwrap()],
+        &sock,
+    );
+    assert!(line.is_none() && all.contains("no TEE interface"), "{all}");
+    let both = dir.path().join("both");
+    fake_gramine(&both, &sgx_quote, true);
+    fake_tsm(&both, "tdx_guest", &tdx_quote);
+    let (line, all) = enclave_start_line(
+        &[
+            "--tee",
+            "auto",
+            "--tee-root",
+            both.to_str().unwrap(),
+            "--custody",
+        ],
+        &sock,
+    );
+    assert!(
+        line.is_none()
+            && all.contains("several TEE interfaces")
+            && all.contains("sgx")
+            && all.contains("tdx"),
+        "{all}"
+    );
+
+    // Refusals: another TEE's evidence, no SGX sealing key, an EPID Gramine, simulated without a root.
+    let liar = dir.path().join("liar");
+    fake_tsm(&liar, "sev_guest", &snp_report);
+    let (line, all) = enclave_start_line(
+        &[
+            "--tee",
+            "tdx",
+            "--tee-root",
+            liar.to_str().unwrap(),
+            "--custody",
+        ],
+        &sock,
+    );
+    assert!(
+        line.is_none() && all.contains("answered snp evidence"),
+        "{all}"
+    );
+    let nokey = dir.path().join("nokey");
+    fake_gramine(&nokey, &sgx_quote, false);
+    let (line, all) = enclave_start_line(
+        &["--tee", "sgx", "--tee-root", nokey.to_str().unwrap()],
+        &sock,
+    );
+    assert!(line.is_none() && all.contains("_sgx_mrenclave"), "{all}");
+    let epid = dir.path().join("epid");
+    let e = fake_gramine(&epid, &sgx_quote, true);
+    std::fs::write(e.join("attestation_type"), "epid\n").unwrap();
+    let (line, all) = enclave_start_line(
+        &["--tee", "sgx", "--tee-root", epid.to_str().unwrap()],
+        &sock,
+    );
+    assert!(line.is_none() && all.contains("not dcap"), "{all}");
+    let (line, all) = enclave_start_line(&[], &sock);
+    assert!(line.is_none() && all.contains("--root-secret"), "{all}");
+}
+
+#[test]
+fn a_node_in_sgx_registers_with_tee_evidence_and_a_node_in_tdx_needs_keyholders() {
+    let dir = tempfile::tempdir().unwrap();
+    let sgx = dir.path().join("sgx");
+    let g = fake_gramine(&sgx, &vector("sgx/dcap-qvl_sgx_quote_v3.bin"), true);
+    let out = bin()
+        .args([
+            "node",
+            "--dev",
+            "--chain",
+            "embedded",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("d1"))
+        .args(["--tee", "sgx", "--tee-root", sgx.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The node booted its enclave in SGX, asked it for evidence over its registration challenge,
+    // and its verifiers appraised that SGX quote — and refused it: the vendor quote in the fake
+    // binds none of this node's keys (and the development verifiers hold no collateral for it).
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("the enclave runs in sgx"), "{err}");
+    assert!(
+        err.contains("registration") && err.contains("SGX/TDX quotes"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(g.join("user_report_data")).unwrap().len(), 64);
+    // No sealing-root file: the root came from the TEE.
+    assert!(
+        !dir.path()
+            .join("d1/INSECURE-simulated-root-secret")
+            .exists()
+    );
+
+    let tdx = dir.path().join("tdx");
+    fake_tsm(&tdx, "tdx_guest", &vector("tdx/dcap-qvl_tdx_quote_v4.bin"));
+    for enclave in ["inproc", "spawn"] {
+        let out = bin()
+            .args([
+                "node",
+                "--dev",
+                "--chain",
+                "embedded",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--enclave", enclave])
+            .arg("--data-dir")
+            .arg(dir.path().join(format!("d-{enclave}")))
+            .args(["--tee", "tdx", "--tee-root", tdx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{enclave}: {err}");
+        assert!(
+            err.contains("no sealing key") && err.contains("keyholder"),
+            "{enclave}: {err}"
+        );
+    }
+}
+
+fn measure(args: &[&str]) -> (Value, std::process::Output) {
+    let out = bin()
+        .arg("measure")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    (
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        out,
+    )
+}
+
+#[test]
+fn measure_prints_what_the_verifier_computes_from_each_tees_registers() {
+    use sealbridge_attest::{Evidence, inspect::claimed_measurement};
+    let dir = tempfile::tempdir().unwrap();
+    let hex0x = |m: sealbridge_attest::Measurement| format!("0x{}", hex::encode(m.0));
+    // Simulated: what the development deployment allows.
+    let (v, _) = measure(&[]);
+    assert_eq!(
+        v["measurement"],
+        format!("{:#x}", sealbridge_deploy::simulated_netting_measurement())
+    );
+    // TDX: the registers `attest inspect` shows for a real quote give the measurement the
+    // verifier (and an enclave in that TD) computes.
+    let quote = vector("tdx/dcap-qvl_tdx_quote_v4.bin");
+    let f = dir.path().join("q.bin");
+    std::fs::write(&f, &quote).unwrap();
+    let out = bin()
+        .args(["attest", "inspect", "--tee", "tdx", "--json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let regs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = |n: &str| regs[n].as_str().unwrap().to_string();
+    let (rtmr0, rtmr1, rtmr2, rtmr3) = (r("rtmr0"), r("rtmr1"), r("rtmr2"), r("rtmr3"));
+    let (v, out) = measure(&[
+        "--tdx-mrtd",
+        &r("mrtd"),
+        "--tdx-rtmr",
+        &rtmr0,
+        "--tdx-rtmr",
+        &rtmr1,
+        "--tdx-rtmr",
+        &rtmr2,
+        "--tdx-rtmr",
+        &rtmr3,
+        "--source-commit",
+        &"ab".repeat(20),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = hex0x(claimed_measurement(&Evidence::Tdx(quote)).unwrap());
+    assert_eq!(v["measurement"], want);
+    assert_eq!(v["allowlist_entry"]["source_commit"], "ab".repeat(20));
+    // Nitro: SHA-256(PCR0 ‖ PCR1 ‖ PCR2).
+    let doc = vector("nitro/evervault_ga_attestation_doc.cose");
+    let d = sealbridge_attest::nitro::NitroDocument::parse(&doc).unwrap();
+    let pcr = |i: u64| hex::encode(&d.pcrs.iter().find(|(n, _)| *n == i).unwrap().1);
+    let (v, _) = measure(&[
+        "--nitro-pcr0",
+        &pcr(0),
+        "--nitro-pcr1",
+        &pcr(1),
+        "--nitro-pcr2",
+        &pcr(2),
+    ]);
+    assert_eq!(
+        v["measurement"],
+        hex0x(claimed_measurement(&Evidence::Nitro(doc)).unwrap())
+    );
+    // SGX: MRENCLAVE from a SIGSTRUCT (byte 960), and a file that is not one refused.
+    let mut sig = vec![0u8; 1808];
+    sig[..16].copy_from_slice(&[6, 0, 0, 0, 0xe1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
+    sig[960..992].copy_from_slice(&[0x42; 32]);
+    let sf = dir.path().join("enclave.sig");
+    std::fs::write(&sf, &sig).unwrap();
+    let (v, _) = measure(&["--sgx-sigstruct", sf.to_str().unwrap()]);
+    assert_eq!(v["measurement"], format!("0x{}", "42".repeat(32)));
+    std::fs::write(&sf, &sig[..1000]).unwrap();
+    let (_, out) = measure(&["--sgx-sigstruct", sf.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an SGX SIGSTRUCT"));
+    // Bad input: a short register, a bad commit, two TEEs at once.
+    for (args, words) in [
+        (
+            vec!["--snp-launch-measurement", "abcd"],
+            "2 bytes, a register is 48",
+        ),
+        (vec!["--source-commit", "xyz"], "40 hex digits"),
+        (
+            vec![
+                "--snp-launch-measurement",
+                &"00".repeat(48),
+                "--sgx-sigstruct",
+                "x",
+            ],
+            "name one TEE",
+        ),
+    ] {
+        let (_, out) = measure(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(words), "{err}");
+    }
+}
