@@ -568,7 +568,21 @@ impl NodeClient {
         };
         let bundle = KeyBundle::from_bytes(&hexfield("key_bundle", Some(&info.key_bundle))?)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let evidence = Evidence::Simulated(hexfield("evidence", info.evidence.as_deref())?);
+        let raw = hexfield("evidence", info.evidence.as_deref())?;
+        // The TEE the node names (issue 14); the appraisal decides whether it is one the
+        // policy accepts (collateral for SGX/TDX/SNP must be in reach of the policy's verifier).
+        let evidence = match info.tee.as_str() {
+            "simulated" => Evidence::Simulated(raw),
+            "sgx" => Evidence::Sgx(raw),
+            "tdx" => Evidence::Tdx(raw),
+            "snp" => Evidence::Snp(raw),
+            "nitro" => Evidence::Nitro(raw),
+            other => {
+                return Err(ClientError::Attestation(format!(
+                    "/v1/enclave names an unknown TEE {other:?}"
+                )));
+            }
+        };
         let now = now.max(sealbridge_net::unix_now());
         let verified = verify(&evidence, &Collateral::None, now, policy)
             .map_err(|e| ClientError::Attestation(e.to_string()))?;

@@ -257,6 +257,11 @@ pub(crate) struct Snapshot {
     /// Issue 12: resumed from the chain, no statement signed since (escapes are taken).
     #[serde(default)]
     pub(crate) escape_window: bool,
+    /// Issue 14: the measurement of the enclave that took the snapshot (absent in older
+    /// snapshots). A restore under another measurement — another build or TEE that the
+    /// keyholders also serve — is refused: a change of build is a handover, never a restore.
+    #[serde(default)]
+    pub(crate) measurement: Option<B256>,
 }
 
 /// The open (uncut) batch in a snapshot. Empty (`program_pending` encoding nothing pending,

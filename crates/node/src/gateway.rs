@@ -118,9 +118,14 @@ async fn rate_limit(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    // Submissions, and evidence on demand (`/v1/enclave?challenge=`: each asks the TEE for a
+    // fresh quote on the core thread) count against the client's rate.
+    let costly = (req.method() == axum::http::Method::POST && req.uri().path() == "/v1/envelopes")
+        || (req.method() == axum::http::Method::GET
+            && req.uri().path() == "/v1/enclave"
+            && req.uri().query().is_some_and(|q| q.contains("challenge")));
     if let Some(limiter) = &s.rate_limit
-        && req.method() == axum::http::Method::POST
-        && req.uri().path() == "/v1/envelopes"
+        && costly
         && let Some(peer) = req
             .extensions()
             .get::<axum::extract::ConnectInfo<sealbridge_serve::PeerAddr>>()

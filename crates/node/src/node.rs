@@ -1077,7 +1077,8 @@ fn link_factory(
     }
     // Where the spawned enclave's root comes from: a file (simulated), its TEE (SGX), or none
     // (key custody).
-    let hardware = !cfg.tee.enclave_args.is_empty() && !cfg.tee.needs_custody;
+    let hardware =
+        !cfg.tee.enclave_args.is_empty() && !cfg.tee.needs_custody && custodian.is_none();
     let root = match (&custodian, cfg.tee.hardware_root) {
         (Some(_), _) => None,
         (None, Some(r)) => Some((PathBuf::new(), r)),

@@ -198,5 +198,13 @@ fn the_gateway_limits_submissions_per_client_with_429_and_retry_after() {
     wait_until("the limit to let the client in again", 10, || {
         http(addr, "POST", "/v1/envelopes", b"junk").0 == 400
     });
+    // Evidence on demand costs a TEE quote on the core thread: counted like a submission
+    // (issue 14), while the description without a challenge is a plain read.
+    let challenge = format!("/v1/enclave?challenge={}", "ab".repeat(32));
+    let codes: Vec<u16> = (0..8)
+        .map(|_| http(addr, "GET", &challenge, b"").0)
+        .collect();
+    assert!(codes.contains(&429), "{codes:?}");
+    assert_eq!(http(addr, "GET", "/v1/enclave", b"").0, 200);
     drop(node);
 }

@@ -132,6 +132,7 @@ impl<P: Program> Enclave<P> {
             mode: self.mode.clone(),
             build: self.build.clone(),
             escape_window: self.escape_window,
+            measurement: Some(self.measurement),
         };
         secp.fill(0);
         let plain = persist::to_cbor(&snap).ok_or(BoundaryError::Internal)?;
@@ -300,6 +301,12 @@ impl<P: Program> Enclave<P> {
             snap.last_request_id,
         )?;
         let measurement = crate::platform::measurement(program.name(), snap.build.as_deref());
+        if snap.measurement.is_some_and(|m| m != measurement) {
+            return Err(Error::Replay(
+                "the snapshot was taken by an enclave of another measurement (another build or \
+                 TEE): its keys stay with that measurement; a change of build is a handover",
+            ));
+        }
         let epochs =
             EpochKeys::from_parts(&snap.epochs, policy.epoch_secs, policy.epoch_grace_secs);
         let mut inputs =
@@ -548,6 +555,45 @@ mod tests {
             },
             4,
         )
+    }
+
+    /// Issue 14: a snapshot is restored only by an enclave of the measurement that took it (a
+    /// host cannot move an instance's keys to another build the keyholders also serve); a
+    /// snapshot from before issue 14, without one, still restores.
+    #[test]
+    fn a_snapshot_restores_only_under_the_measurement_that_took_it() {
+        let root = RootSecret::from_bytes(ROOT);
+        let rng = || Box::new(ChaCha20Rng::seed_from_u64(3)) as Box<dyn CryptoRngCore + Send>;
+        let e = Enclave::boot_durable(
+            policy(),
+            Netting::new(&policy().netting),
+            TARGET,
+            rng(),
+            1_700_000_000,
+            &root,
+        )
+        .unwrap();
+        let (next, plain) = e.snapshot_plain().unwrap();
+        let restore = |plain: &[u8]| {
+            Enclave::from_plain(
+                policy(),
+                Netting::new(&policy().netting),
+                TARGET,
+                rng(),
+                &root,
+                next,
+                plain,
+            )
+        };
+        assert!(restore(&plain).is_ok());
+        let mut snap: Snapshot = persist::from_cbor(&plain).unwrap();
+        assert_eq!(snap.measurement, Some(e.measurement));
+        snap.measurement = Some(B256::repeat_byte(0x77));
+        let other = persist::to_cbor(&snap).unwrap();
+        let err = restore(&other).err().unwrap().to_string();
+        assert!(err.contains("another measurement"), "{err}");
+        snap.measurement = None;
+        assert!(restore(&persist::to_cbor(&snap).unwrap()).is_ok());
     }
 
     /// Boundary version 1's snapshot: one blob, AAD = context ‖ next record. Databases written
