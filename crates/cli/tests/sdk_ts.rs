@@ -72,7 +72,10 @@ fn typescript_seals_for_the_rust_enclave_and_verifies_what_rust_signed() {
     let settlement = info["settlement"].as_str().unwrap().to_string();
     let registry = info["registry"].as_str().unwrap().to_string();
 
-    // Fund the development participants (and settle some Rust-sealed load first).
+    // Fund the development participants (and settle some Rust-sealed load first). `load`
+    // funds each participant with what it owes in its random plan, so a participant's escrow
+    // afterwards is what it received: with 40 obligations every participant receives some
+    // (with 8 one of them could end at zero and its payment below be refused).
     let out = sealbridge(&[
         "load",
         "--node",
@@ -81,7 +84,7 @@ fn typescript_seals_for_the_rust_enclave_and_verifies_what_rust_signed() {
         &anvil.url,
         "--allow-simulated",
         "--count",
-        "8",
+        "40",
         "--json",
     ]);
     assert!(
@@ -90,7 +93,7 @@ fn typescript_seals_for_the_rust_enclave_and_verifies_what_rust_signed() {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_until("the load settled", 120, || {
-        c.status().unwrap()["settled_inputs"] == 8
+        c.status().unwrap()["settled_inputs"] == 40
     });
 
     // ---- TypeScript seals with each suite; the Rust enclave accepts ----------------------
@@ -119,13 +122,29 @@ fn typescript_seals_for_the_rust_enclave_and_verifies_what_rust_signed() {
         assert_eq!(len > 1400, suite == "3", "{v}");
         ids.push(v["envelope_id"].as_str().unwrap().to_string());
     }
+    // A payment the escrow cannot cover: a logged rejection, signed and in the log, but in no
+    // batch — no cut follows it, and the node still publishes a checkpoint covering it within a
+    // second (before, a logged rejection waited for the next cut, maybe for good).
+    let mut args = vec!["pay"];
+    args.extend_from_slice(&common);
+    let too_much = "1000000000000000000000000000000";
+    args.extend_from_slice(&["--dev", "--from", "2", "--to", "0", "--amount", too_much]);
+    args.extend_from_slice(&["--wait-secs", "20"]);
+    let (v, out) = ts(&cli, &args);
+    assert!(out.status.success(), "{v}");
+    assert_eq!(
+        (v["accepted"].clone(), v["reason"].clone()),
+        (false.into(), "program-rejected".into()),
+        "{v}"
+    );
+    assert_eq!(v["inclusion_verified"], true, "{v}");
     // The node's own record of them, through the Rust client.
     for id in &ids {
         let (code, r) = c.get_json(&format!("/v1/receipts/{id}")).unwrap();
         assert_eq!((code, &r["status"]), (200, &"accepted".into()), "{r}");
     }
     wait_until("the TypeScript inputs settled", 120, || {
-        c.status().unwrap()["settled_inputs"] == 11
+        c.status().unwrap()["settled_inputs"] == 43
     });
 
     // ---- TypeScript verifies a receipt's inclusion and every statement from the chain ------
@@ -159,7 +178,7 @@ fn typescript_seals_for_the_rust_enclave_and_verifies_what_rust_signed() {
         .map(|s| s["input_count"].as_u64().unwrap())
         .sum();
     assert_eq!(
-        inputs, 11,
+        inputs, 43,
         "every input, Rust- and TypeScript-sealed, settled once: {v}"
     );
     for s in statements {
@@ -183,8 +202,8 @@ fn typescript_seals_for_the_rust_enclave_and_verifies_what_rust_signed() {
     ]);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(out.status.success(), "{r:#}");
-    assert_eq!(r["summary"]["accepted_receipts"], 11, "{:#}", r["summary"]);
-    assert_eq!(r["summary"]["inputs_settled"], 11, "{:#}", r["summary"]);
+    assert_eq!(r["summary"]["accepted_receipts"], 43, "{:#}", r["summary"]);
+    assert_eq!(r["summary"]["inputs_settled"], 43, "{:#}", r["summary"]);
 
     // ---- refusals -------------------------------------------------------------------------
     // A settlement address the enclave does not settle at (the registry's): refused before
@@ -241,5 +260,6 @@ fn typescript_seals_for_the_rust_enclave_and_verifies_what_rust_signed() {
     let (v, _) = ts(&cli, &args);
     assert_eq!(v["error"], "malformed", "{v}");
     // Count unchanged: the refusals submitted nothing.
-    assert_eq!(c.status().unwrap()["accepted"], 11);
+    assert_eq!(c.status().unwrap()["accepted"], 43);
+    assert_eq!(c.status().unwrap()["rejected"], 1);
 }

@@ -216,6 +216,11 @@ pub struct Core {
     /// The last statement sequence the enclave signed.
     last_signed: u64,
     last_cut: Instant,
+    /// The log size of the last checkpoint published, and when: a log that grew without a cut
+    /// (logged rejections, deposits, exit decisions) gets a fresh checkpoint within
+    /// [`CHECKPOINT_EVERY`], so that every logged receipt can be proved included soon.
+    checkpoint_size: u64,
+    checkpoint_at: Instant,
     /// When to cut next (settlement pacing, the anonymity set): [`Core::cut_due`].
     pacing: Pacing,
     last_tick: Instant,
@@ -237,6 +242,9 @@ impl std::fmt::Debug for Core {
         f.debug_struct("Core").finish_non_exhaustive()
     }
 }
+
+/// The longest a logged entry waits for a checkpoint covering it when no batch is cut.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// One group's pending writes and replies.
 #[derive(Default)]
@@ -290,6 +298,8 @@ impl Core {
             pending_since_cut: 0,
             last_signed: 0,
             last_cut: Instant::now(),
+            checkpoint_size: 0,
+            checkpoint_at: Instant::now(),
             pacing: Pacing::default(),
             last_tick: Instant::now(),
             records_since_snapshot: 0,
@@ -536,6 +546,8 @@ impl Core {
                 if let Ok(mut w) = self.shared.checkpoint.write() {
                     *w = Some(note);
                 }
+                self.checkpoint_size = self.tiles.size();
+                self.checkpoint_at = Instant::now();
                 Ok(())
             }
             r => Err(unexpected(&r)),
@@ -1562,7 +1574,9 @@ impl Core {
                 Err(e) => tracing::warn!(error = %e, "snapshot failed"),
             }
         }
-        if g.cut || g.attested {
+        let grown = self.tiles.size() > self.checkpoint_size
+            && self.checkpoint_at.elapsed() >= CHECKPOINT_EVERY;
+        if g.cut || g.attested || grown {
             let _ = self.refresh_checkpoint();
         }
         Ok(())
