@@ -123,35 +123,40 @@ fn get_ok(t: &Transport, url: &str) -> Result<Vec<u8>, String> {
     Ok(r.body)
 }
 
+/// The first `(endpoint, product)` for which `fetch` succeeds, trying every endpoint in order and
+/// every product of `target` at each; the error names every failure.
+fn first_ok(
+    endpoints: &[String],
+    target: &Target,
+    mut fetch: impl FnMut(&str, &str) -> Result<Collateral, String>,
+) -> Result<Collateral, Error> {
+    let mut errors = Vec::new();
+    for base in endpoints {
+        let base = base.trim_end_matches('/');
+        for product in &target.products {
+            match fetch(base, product) {
+                Ok(c) => return Ok(c),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    Err(fetch_failed("KDS", &errors))
+}
+
 /// Fetch the VCEK and its ASK/ARK chain from the first endpoint and product that has them.
 pub fn fetch_vcek(
     t: &Transport,
     endpoints: &[String],
     target: &Target,
 ) -> Result<Collateral, Error> {
-    let mut errors = Vec::new();
-    for base in endpoints {
-        let base = base.trim_end_matches('/');
-        for product in &target.products {
-            let vek = match get_ok(t, &format!("{base}{}", target.vcek_path(product))) {
-                Ok(v) => v,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            match get_ok(t, &format!("{base}{}", target.chain_path(product))) {
-                Ok(chain) => {
-                    return Ok(Collateral::Snp {
-                        vek,
-                        chain: Some(chain),
-                    });
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-    }
-    Err(fetch_failed("KDS", &errors))
+    first_ok(endpoints, target, |base, product| {
+        let vek = get_ok(t, &format!("{base}{}", target.vcek_path(product)))?;
+        let chain = get_ok(t, &format!("{base}{}", target.chain_path(product)))?;
+        Ok(Collateral::Snp {
+            vek,
+            chain: Some(chain),
+        })
+    })
 }
 
 /// Fetch only the chain (ASK/ARK for a VCEK, ASVK/ARK for a VLEK). Returned as
@@ -161,20 +166,11 @@ pub fn fetch_chain(
     endpoints: &[String],
     target: &Target,
 ) -> Result<Collateral, Error> {
-    let mut errors = Vec::new();
-    for base in endpoints {
-        let base = base.trim_end_matches('/');
-        for product in &target.products {
-            match get_ok(t, &format!("{base}{}", target.chain_path(product))) {
-                Ok(chain) => {
-                    return Ok(Collateral::Snp {
-                        vek: chain,
-                        chain: None,
-                    });
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-    }
-    Err(fetch_failed("KDS", &errors))
+    first_ok(endpoints, target, |base, product| {
+        let chain = get_ok(t, &format!("{base}{}", target.chain_path(product)))?;
+        Ok(Collateral::Snp {
+            vek: chain,
+            chain: None,
+        })
+    })
 }

@@ -20,7 +20,7 @@ use sealbridge_testkit::anvil::{Anvil, free_port};
 use serde_json::Value;
 
 mod support;
-use support::live::{anvil_bin, copy_dir, dev_node, sealbridge, tampered_copy};
+use support::live::{anvil_bin, copy_dir, dev_node, load, sealbridge, tampered_copy};
 use support::wait_until;
 
 fn report(out: &Output) -> Value {
@@ -117,22 +117,7 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
     assert_eq!(out.status.code(), Some(0), "a fresh node: {r:#}");
 
     // ---- load, settled -----------------------------------------------------------------
-    let out = sealbridge(&[
-        "load",
-        "--node",
-        &base,
-        "--chain",
-        &anvil.url,
-        "--allow-simulated",
-        "--count",
-        "40",
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load(&base, &anvil.url, 40, &["--json"]);
     wait_until("every input settled", 120, || {
         let s = c.status().unwrap();
         s["accepted"] == 40 && s["settled_inputs"] == 40
@@ -290,21 +275,7 @@ fn a_live_deployment_audits_from_public_sources_and_tampering_fails_its_check() 
     let kept: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(kept["size"], r["summary"]["log_size"], "{kept}");
     // More inputs; the log grew and extends the audited checkpoint.
-    let out = sealbridge(&[
-        "load",
-        "--node",
-        &base,
-        "--chain",
-        &anvil.url,
-        "--allow-simulated",
-        "--count",
-        "10",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load(&base, &anvil.url, 10, &[]);
     wait_until("the new inputs settled", 120, || {
         let s = c.status().unwrap();
         s["accepted"] == 50 && s["settled_inputs"] == 50

@@ -14,7 +14,7 @@ use sealbridge_client::NodeClient;
 use sealbridge_testkit::anvil::{Anvil, free_port};
 
 mod support;
-use support::live::{anvil_bin, dev_node, sealbridge, tampered_copy};
+use support::live::{anvil_bin, dev_node, load, tampered_copy};
 use support::{Proc, wait_until};
 
 fn chromium() -> PathBuf {
@@ -105,23 +105,7 @@ fn the_audit_view_shows_the_deployment_verifies_a_receipt_and_turns_red_when_tam
     let c = NodeClient::new(&base);
     wait_until("the node", 120, || c.status().is_ok());
     let ids = dir.path().join("ids.txt");
-    let out = sealbridge(&[
-        "load",
-        "--node",
-        &base,
-        "--chain",
-        &anvil.url,
-        "--allow-simulated",
-        "--count",
-        "24",
-        "--ids-out",
-        ids.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load(&base, &anvil.url, 24, &["--ids-out", ids.to_str().unwrap()]);
     wait_until("every input settled", 120, || {
         let s = c.status().unwrap();
         s["accepted"] == 24 && s["settled_inputs"] == 24

@@ -16,7 +16,7 @@ use sealbridge_testkit::anvil::{Anvil, free_port};
 use serde_json::Value;
 
 mod support;
-use support::live::{anvil_bin, dev_node, sealbridge};
+use support::live::{anvil_bin, dev_node, load, sealbridge};
 use support::wait_until;
 
 fn repo() -> PathBuf {
@@ -76,22 +76,7 @@ fn typescript_seals_for_the_rust_enclave_and_verifies_what_rust_signed() {
     // funds each participant with what it owes in its random plan, so a participant's escrow
     // afterwards is what it received: with 40 obligations every participant receives some
     // (with 8 one of them could end at zero and its payment below be refused).
-    let out = sealbridge(&[
-        "load",
-        "--node",
-        &base,
-        "--chain",
-        &anvil.url,
-        "--allow-simulated",
-        "--count",
-        "40",
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load(&base, &anvil.url, 40, &["--json"]);
     wait_until("the load settled", 120, || {
         c.status().unwrap()["settled_inputs"] == 40
     });

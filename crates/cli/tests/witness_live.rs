@@ -16,7 +16,7 @@ use sealbridge_testkit::anvil::{Anvil, free_port};
 use serde_json::Value;
 
 mod support;
-use support::live::{anvil_bin, copy_dir, dev_node, sealbridge};
+use support::live::{anvil_bin, copy_dir, dev_node, load, sealbridge};
 use support::{Proc, wait_until};
 
 fn stdout(out: &Output) -> String {
@@ -127,19 +127,7 @@ fn a_node_has_its_checkpoints_cosigned_and_auditors_and_clients_can_require_witn
         .collect();
 
     let ids = dir.path().join("ids.txt");
-    let out = sealbridge(&[
-        "load",
-        "--node",
-        &base,
-        "--chain",
-        &anvil.url,
-        "--allow-simulated",
-        "--count",
-        "30",
-        "--ids-out",
-        ids.to_str().unwrap(),
-    ]);
-    stdout(&out);
+    load(&base, &anvil.url, 30, &["--ids-out", ids.to_str().unwrap()]);
     wait_until("every input settled", 120, || {
         let s = c.status().unwrap();
         s["accepted"] == 30 && s["settled_inputs"] == 30

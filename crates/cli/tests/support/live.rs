@@ -76,3 +76,27 @@ pub fn tampered_copy(log: &Path, to: &Path) {
         }
     }
 }
+
+/// `sealbridge load --node NODE --chain CHAIN --allow-simulated --count N EXTRA…` (funding the
+/// development participants from anvil), asserted to succeed.
+pub fn load(node: &str, chain: &str, count: u32, extra: &[&str]) -> Output {
+    let count = count.to_string();
+    let mut args = vec![
+        "load",
+        "--node",
+        node,
+        "--chain",
+        chain,
+        "--allow-simulated",
+        "--count",
+        &count,
+    ];
+    args.extend_from_slice(extra);
+    let out = sealbridge(&args);
+    assert!(
+        out.status.success(),
+        "load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
