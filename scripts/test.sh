@@ -2,6 +2,7 @@
 # The whole test suite, from a fresh clone. Installs what it needs (idempotent):
 #   - the contract toolchain from npm (solc-js 0.8.37, OpenZeppelin 5, anvil), pinned in package-lock.json;
 #   - Debian's chromium (headless browser test of the audit view), when it is missing;
+#   - Debian's faketime (the real-TEE production test runs at the collateral's time), when missing;
 #   - the TypeScript SDK's dependencies (npm workspace sdk/ts: viem, @hpke/*, cborg, @noble/*,
 #     typescript), pinned in the same package-lock.json;
 # then checks that the committed contract artifacts are what solc produces, and runs every Rust test.
@@ -15,6 +16,17 @@ if ! command -v chromium >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   "${as_root[@]}" apt-get install -y -q chromium >/dev/null \
     || { "${as_root[@]}" apt-get update -q >/dev/null && "${as_root[@]}" apt-get install -y -q chromium >/dev/null; }
+fi
+
+# Debian's faketime (libfaketime): the real-TEE production test (crates/cli/tests/tee_production.rs)
+# runs its chain, verifiers, keyholders and node at a time inside the validity of the real Intel
+# and AMD collateral in vectors/ (signed in 2025; it cannot be re-signed).
+if ! command -v faketime >/dev/null 2>&1; then
+  echo "==> apt-get install faketime (the real-TEE production test)"
+  if [ "$(id -u)" = 0 ]; then as_root=(); else as_root=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get install -y -q faketime >/dev/null \
+    || { "${as_root[@]}" apt-get update -q >/dev/null && "${as_root[@]}" apt-get install -y -q faketime >/dev/null; }
 fi
 
 # npm toolchain: reinstall only when package-lock.json changed since the last install.

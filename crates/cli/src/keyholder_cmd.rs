@@ -70,6 +70,10 @@ struct ServeArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Where the collateral of SGX, TDX and SEV-SNP evidence comes from (`--pcs`, `--kds`):
+    /// without them only the simulated TEE and Nitro can be appraised.
+    #[command(flatten)]
+    fetch: crate::attest_cmd::FetchArgs,
 }
 
 /// Run `sealbridge keyholder …`.
@@ -129,6 +133,10 @@ fn serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
             a.settlement,
         ))),
     )?;
+    let keyholder = match a.fetch.source()? {
+        Some(src) => keyholder.with_collateral_source(Arc::new(src)),
+        None => keyholder,
+    };
     let id = keyholder.id();
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(sealbridge_net::TlsFiles {

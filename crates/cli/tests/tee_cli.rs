@@ -9,68 +9,18 @@
 //! guess with no interface or several; a provider answering another TEE's evidence is refused.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+
+mod support;
+use support::tee::{fake_gramine, fake_tsm, inspected_measurement, vector};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sealbridge"));
     c.env("RUST_LOG", "warn");
     c
-}
-
-fn vector(rel: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../vectors")
-            .join(rel),
-    )
-    .unwrap()
-}
-
-/// A fake Gramine `/dev/attestation` under `root` answering `quote`.
-fn fake_gramine(root: &Path, quote: &[u8], sealing_key: bool) -> PathBuf {
-    let dir = root.join("dev/attestation");
-    std::fs::create_dir_all(dir.join("keys")).unwrap();
-    std::fs::write(dir.join("attestation_type"), "dcap\n").unwrap();
-    std::fs::write(dir.join("quote"), quote).unwrap();
-    if sealing_key {
-        std::fs::write(dir.join("keys/_sgx_mrenclave"), [7u8; 16]).unwrap();
-    }
-    dir
-}
-
-/// A fake configfs-tsm under `root` whose `provider` is `provider` and `outblob` is `outblob`.
-fn fake_tsm(root: &Path, provider: &str, outblob: &[u8]) -> PathBuf {
-    let entry = root.join("sys/kernel/config/tsm/report/sealbridge");
-    std::fs::create_dir_all(&entry).unwrap();
-    std::fs::write(entry.join("provider"), format!("{provider}\n")).unwrap();
-    std::fs::write(entry.join("generation"), "1\n").unwrap();
-    std::fs::write(entry.join("outblob"), outblob).unwrap();
-    entry
-}
-
-/// The measurement `sealbridge attest inspect` reads from `evidence` (unverified).
-fn inspected_measurement(dir: &Path, evidence: &[u8], tee: &str) -> String {
-    let f = dir.join(format!("evidence-{tee}.bin"));
-    std::fs::write(&f, evidence).unwrap();
-    let out = bin()
-        .args(["attest", "inspect", "--tee", tee, "--json"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["measurement"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("0x")
-        .to_string()
 }
 
 /// Start `sealbridge enclave ARGS` and return the first stderr line saying where it runs (or

@@ -15,6 +15,7 @@ use axum::{
     routing::{get, post},
 };
 use rand_core::{OsRng, RngCore};
+use sealbridge_attest::fetch::CollateralSource;
 use sealbridge_attest::{Collateral, Evidence, Policy};
 use sealbridge_enclave::{
     SettlementTarget,
@@ -209,6 +210,9 @@ pub struct Keyholder {
     chain: Option<SharedDeploymentChain>,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
     state: Mutex<Challenges>,
+    /// Fetches the collateral evidence arrives without (`--pcs`, `--kds`); without it only
+    /// evidence that needs none (the simulated TEE, Nitro) can pass.
+    collateral: Option<Arc<CollateralSource>>,
 }
 
 impl std::fmt::Debug for Keyholder {
@@ -245,7 +249,16 @@ impl Keyholder {
             chain,
             clock: Arc::new(sealbridge_net::unix_now),
             state: Mutex::new(Challenges::new()),
+            collateral: None,
         })
+    }
+
+    /// Fetch the collateral that SGX, TDX and SEV-SNP evidence needs (TCB info, QE identity,
+    /// CRLs, VCEK) from Intel PCS / a PCCS and AMD KDS through `source`.
+    #[must_use]
+    pub fn with_collateral_source(mut self, source: Arc<CollateralSource>) -> Self {
+        self.collateral = Some(source);
+        self
     }
 
     /// Take time from `clock` (tests).
@@ -347,19 +360,22 @@ impl Keyholder {
             _ => Evidence::detect(evidence.to_vec())
                 .map_err(|e| fail(422, "refused", format!("evidence: {e}")))?,
         };
-        let verified = sealbridge_attest::verify(
-            &evidence,
-            &Collateral::None,
-            (self.clock)(),
-            &self.appraisal,
-        )
-        .map_err(|e| {
+        let now = (self.clock)();
+        let refused = |e: sealbridge_attest::Error| {
             fail(
                 422,
                 "refused",
                 format!("evidence does not pass appraisal: {e}"),
             )
-        })?;
+        };
+        let collateral = match &self.collateral {
+            Some(src) => src
+                .resolve(&evidence, &Collateral::None, now)
+                .map_err(refused)?,
+            None => Collateral::None,
+        };
+        let verified = sealbridge_attest::verify(&evidence, &collateral, now, &self.appraisal)
+            .map_err(refused)?;
         if verified.claims.report_data.as_slice() != expected.as_slice() {
             return Err(fail(
                 422,

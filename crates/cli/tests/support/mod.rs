@@ -5,6 +5,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 pub mod live;
+pub mod tee;
 
 /// A child process (node, anvil wrapper, verifier service…), killed and reaped when dropped so
 /// a failing test leaves nothing running.
@@ -19,6 +20,7 @@ impl Drop for Proc {
 }
 
 /// Poll `f` every 50 ms until it holds; fail the test after `secs` seconds, naming `what`.
+#[allow(dead_code)] // not every test crate waits
 pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
