@@ -376,6 +376,17 @@ pub enum Error {
     /// Policy: a TDX 1.5 TD bound to a service TD is not allowed.
     #[error("policy forbids TDs bound to a service TD (allow_service_td is off)")]
     ServiceTdNotAllowed,
+    /// Policy: an SEV-SNP report requested from a less privileged VMPL than the policy allows.
+    #[error(
+        "SEV-SNP report requested at VMPL {vmpl}, above max_snp_vmpl {max}: software less \
+         privileged than the guest the policy trusts (e.g. under an SVSM or paravisor) asked for it"
+    )]
+    VmplNotAllowed {
+        /// The report's VMPL.
+        vmpl: u32,
+        /// The policy's maximum.
+        max: u32,
+    },
     /// Policy: the measurement is not on the allowlist at this time.
     #[error("measurement {0} is not allowed at this time (allowed_measurements)")]
     MeasurementNotAllowed(String),
@@ -460,6 +471,7 @@ impl Error {
             Error::SimulatedNotAllowed => "allow_simulated",
             Error::DebugNotAllowed => "allow_debug",
             Error::ServiceTdNotAllowed => "allow_service_td",
+            Error::VmplNotAllowed { .. } => "max_snp_vmpl",
             Error::MeasurementNotAllowed(_) => "allowed_measurements",
             Error::TcbNotAllowed(_) => "min_tcb_status",
             Error::Stale { .. } => "max_evidence_age",
@@ -479,6 +491,7 @@ impl Error {
             Error::SimulatedNotAllowed
                 | Error::DebugNotAllowed
                 | Error::ServiceTdNotAllowed
+                | Error::VmplNotAllowed { .. }
                 | Error::MeasurementNotAllowed(_)
                 | Error::TcbNotAllowed(_)
                 | Error::Stale { .. }

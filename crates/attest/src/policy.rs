@@ -36,6 +36,10 @@ pub struct Policy {
     pub allow_out_of_date: bool,
     /// Accept TDX 1.5 TDs bound to a service TD (non-zero MRSERVICETD).
     pub allow_service_td: bool,
+    /// Highest SEV-SNP VMPL a report may be requested from (`None`: any). The default, 0, is
+    /// the guest kernel of a VM without an SVSM or paravisor; a report from VMPL 1–3 was asked for
+    /// by software less privileged than VMPL 0, which chose its report data.
+    pub max_snp_vmpl: Option<u32>,
     /// Maximum age of the evidence in seconds, when the format carries a time.
     pub max_evidence_age: Option<u64>,
     /// Maximum age of the collateral (seconds since its latest issue date), when it has one.
@@ -71,6 +75,7 @@ impl Default for Policy {
             allow_debug: false,
             allow_out_of_date: false,
             allow_service_td: false,
+            max_snp_vmpl: Some(0),
             max_evidence_age: Some(DEFAULT_MAX_EVIDENCE_AGE),
             max_collateral_age: None,
             allowed_measurements: None,
@@ -97,6 +102,8 @@ struct PolicyFile {
     allow_out_of_date: bool,
     #[serde(default)]
     allow_service_td: bool,
+    #[serde(default = "default_vmpl")]
+    max_snp_vmpl: Option<u32>,
     #[serde(default = "default_age")]
     max_evidence_age_secs: Option<u64>,
     #[serde(default)]
@@ -109,6 +116,10 @@ struct PolicyFile {
     denied_advisories: Vec<String>,
     #[serde(default)]
     out_of_date_grace_secs: Option<u64>,
+}
+
+fn default_vmpl() -> Option<u32> {
+    Some(0)
 }
 
 fn default_age() -> Option<u64> {
@@ -174,6 +185,7 @@ impl Policy {
             allow_debug: f.allow_debug,
             allow_out_of_date: f.allow_out_of_date,
             allow_service_td: f.allow_service_td,
+            max_snp_vmpl: f.max_snp_vmpl,
             max_evidence_age: f.max_evidence_age_secs,
             max_collateral_age: f.max_collateral_age_secs,
             allowed_measurements,
@@ -205,6 +217,17 @@ impl Policy {
         }
         if claims.service_td && !self.allow_service_td {
             return Err(Error::ServiceTdNotAllowed);
+        }
+        if let (TeeKind::Snp, Some(max), Some(v)) =
+            (claims.tee, self.max_snp_vmpl, claims.register("vmpl"))
+        {
+            let vmpl = u32::from_le_bytes(
+                v.try_into()
+                    .map_err(|_| Error::Malformed("SEV-SNP vmpl register is not 4 bytes"))?,
+            );
+            if vmpl > max {
+                return Err(Error::VmplNotAllowed { vmpl, max });
+            }
         }
         match claims.tcb_status {
             TcbStatus::UpToDate
@@ -301,6 +324,47 @@ mod tests {
         let p = Policy::from_json(b"{}").unwrap();
         assert_eq!(p, Policy::default());
         assert!(!p.allow_debug && !p.allow_simulated && !p.allow_out_of_date);
+    }
+
+    #[test]
+    fn snp_reports_from_a_less_privileged_vmpl_are_refused_unless_allowed() {
+        let snp = |vmpl: u32| Claims {
+            tee: TeeKind::Snp,
+            measurement: Measurement([1; 32]),
+            registers: vec![crate::Register {
+                name: "vmpl".into(),
+                value: vmpl.to_le_bytes().to_vec(),
+            }],
+            debug: false,
+            service_td: false,
+            tcb_status: TcbStatus::UpToDate,
+            advisory_ids: vec![],
+            report_data: vec![0; 64],
+            issued_at: None,
+            platform_id: vec![],
+            collateral_issued_at: None,
+            valid_until: None,
+        };
+        let strict = Policy::from_json(b"{}").unwrap();
+        assert_eq!(strict.max_snp_vmpl, Some(0));
+        assert!(strict.appraise(&snp(0), 1).is_ok());
+        let e = strict.appraise(&snp(1), 1).unwrap_err();
+        assert_eq!(e.rule(), "max_snp_vmpl");
+        assert!(e.is_policy());
+        assert!(e.to_string().contains("VMPL 1"), "{e}");
+        // Under an SVSM the guest runs at VMPL 1 or 2: the operator says so.
+        let svsm = Policy::from_json(br#"{"max_snp_vmpl": 2}"#).unwrap();
+        assert!(svsm.appraise(&snp(2), 1).is_ok());
+        assert_eq!(
+            svsm.appraise(&snp(3), 1).unwrap_err().rule(),
+            "max_snp_vmpl"
+        );
+        let any = Policy::from_json(br#"{"max_snp_vmpl": null}"#).unwrap();
+        assert!(any.appraise(&snp(3), 1).is_ok());
+        // Not a rule of other TEEs.
+        let mut tdx = snp(3);
+        tdx.tee = TeeKind::Tdx;
+        assert!(strict.appraise(&tdx, 1).is_ok());
     }
 
     #[test]

@@ -230,11 +230,17 @@ fn snp_cases() {
             }
             Some(f) => {
                 let ev = Evidence::Snp(read("snp", f));
+                // The vectors' outcome is the signatures'; the VLEK reports were requested at
+                // VMPL 1, which the default policy refuses (checked below).
+                let any_vmpl = Policy {
+                    max_snp_vmpl: None,
+                    ..Policy::default()
+                };
                 for cached in [false, true] {
                     let got = if cached {
-                        cache.verify(&ev, &col, now, &Policy::default())
+                        cache.verify(&ev, &col, now, &any_vmpl)
                     } else {
-                        verify(&ev, &col, now, &Policy::default())
+                        verify(&ev, &col, now, &any_vmpl)
                     };
                     assert_eq!(got.is_ok(), expected, "{name} cached={cached}: {got:?}");
                     if let Ok(v) = got {
@@ -248,6 +254,11 @@ fn snp_cases() {
                         );
                         assert!(!v.claims.debug);
                     }
+                }
+                let vmpl = c["vmpl"].as_u64().unwrap();
+                if expected && vmpl > 0 {
+                    let e = verify(&ev, &col, now, &Policy::default()).unwrap_err();
+                    assert_eq!(e.rule(), "max_snp_vmpl", "{name}: {e}");
                 }
                 if name == "trustee-milan-vlek-expired" {
                     assert!(matches!(

@@ -135,6 +135,30 @@ fn out_of_date_needs_the_flag() {
 
 #[test]
 fn snp_with_chain_and_expired_vlek() {
+    // The VLEK report was requested at VMPL 1: the default policy (max_snp_vmpl 0) refuses it …
+    let vlek = |policy: &[&str]| {
+        let mut args = vec!["attest", "verify", "--tee", "snp", "--evidence"];
+        let (ev, col, chain) = (
+            vectors("snp/trustee_milan_vlek_report.bin"),
+            vectors("snp/trustee_milan_vlek.der"),
+            vectors("snp/amd_milan_ask_ark_asvk.pem"),
+        );
+        args.extend([ev.as_str(), "--collateral", &col, "--cert-chain", &chain]);
+        args.extend(["--at", "1740000000", "--json"]);
+        args.extend(policy);
+        run(&args)
+    };
+    let refused = vlek(&[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(json(&refused)["rule"], "max_snp_vmpl");
+    // … a policy for guests under an SVSM admits it.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("vmpl1.json");
+    std::fs::write(&policy, r#"{"max_snp_vmpl": 1}"#).unwrap();
+    assert_eq!(
+        vlek(&["--policy", policy.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
     let ok = run(&[
         "attest",
         "verify",
@@ -149,6 +173,8 @@ fn snp_with_chain_and_expired_vlek() {
         "--at",
         "1740000000",
         "--json",
+        "--policy",
+        policy.to_str().unwrap(),
     ]);
     assert_eq!(
         ok.status.code(),

@@ -302,8 +302,17 @@ fn snp_vcek_and_chain_from_kds_and_the_vlek_chain() {
     };
     let with_chain = src.resolve(&vlek_ev, &supplied, 1_740_000_000).unwrap();
     assert!(stub.log().iter().any(|l| l == "/vlek/v1/Milan/cert_chain"));
-    let ok = v.verify(&vlek_ev, &with_chain, 1_740_000_000, &Policy::default());
+    // Requested at VMPL 1 (under an SVSM): the policy must say it trusts that level.
+    let vmpl1 = Policy {
+        max_snp_vmpl: Some(1),
+        ..Policy::default()
+    };
+    let ok = v.verify(&vlek_ev, &with_chain, 1_740_000_000, &vmpl1);
     assert!(ok.is_ok(), "{ok:?}");
+    let e = v
+        .verify(&vlek_ev, &with_chain, 1_740_000_000, &Policy::default())
+        .unwrap_err();
+    assert_eq!(e.rule(), "max_snp_vmpl");
     assert!(
         src.resolve(&vlek_ev, &Collateral::None, 1_740_000_000)
             .unwrap_err()
