@@ -37,7 +37,7 @@ enum KeyholderCommand {
     },
     /// Serve `GET /v1/keyholder`, `GET /v1/challenge`, `POST /v1/shares`,
     /// `POST /v1/shares/commit` and `POST /v1/release` for one deployment.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Debug, Args)]

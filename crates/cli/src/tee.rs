@@ -4,8 +4,10 @@
 //! - `simulated` (default): the INSECURE simulated TEE; the sealing root is a file.
 //! - `sgx`: Gramine's `/dev/attestation` (a DCAP quote over the report data); the sealing root is
 //!   Gramine's SGX sealing key bound to MRENCLAVE (`/dev/attestation/keys/_sgx_mrenclave`).
-//! - `tdx`, `snp`: configfs-tsm (`/sys/kernel/config/tsm/report`); no sealing key the enclave
-//!   can derive without an ioctl: the root comes from the keyholders (`--custody`).
+//! - `tdx`, `snp`: configfs-tsm (`/sys/kernel/config/tsm/report`). An SNP guest with
+//!   `/dev/sev-guest` seals with the SEV-SNP derived key (VCEK-rooted, bound to the guest policy
+//!   and launch measurement: `SNP_GET_DERIVED_KEY`); without that device, and in a TD (no
+//!   sealing key at all), the root comes from the keyholders (`--custody`).
 //! - `nitro`: the Nitro Secure Module (`/dev/nsm`); the root from the keyholders (`--custody`).
 //! - `auto`: whichever one of those interfaces exists; none or several is an error, never a
 //!   guess.
@@ -57,13 +59,15 @@ pub struct Platform {
     pub kind: TeeKind,
     /// The measurement its evidence reports.
     pub measurement: B256,
-    /// The hardware sealing root (SGX); `None`: the keyholders' (or the simulated file).
+    /// The hardware sealing root (SGX, SNP with `/dev/sev-guest`); `None`: the keyholders' (or
+    /// the simulated file).
     pub sealing_root: Option<[u8; 32]>,
 }
 
 const GRAMINE: &str = "dev/attestation";
 const TSM: &str = "sys/kernel/config/tsm/report";
 const NSM: &str = "dev/nsm";
+const SEV_GUEST: &str = "dev/sev-guest";
 /// The report data of the evidence read at start to learn the measurement.
 const SELF_MEASURE: &[u8] = b"sealbridge/v1/self-measurement";
 
@@ -172,6 +176,7 @@ pub fn setup(args: &TeeArgs) -> anyhow::Result<Option<Platform>> {
         })?;
     let sealing_root = match kind {
         TeeKind::Sgx => Some(sgx_sealing_root(&under(&root, GRAMINE))?),
+        TeeKind::Snp => snp_sealing_root(&root, &evidence)?,
         _ => None,
     };
     let measurement = B256::from(measurement.0);
@@ -205,6 +210,57 @@ fn sgx_sealing_root(gramine: &Path) -> anyhow::Result<[u8; 32]> {
         &key,
         &[b"sealbridge/v1/sgx-sealing-root"],
     ))
+}
+
+/// The SEV-SNP derived key (VCEK-rooted, bound to the guest policy and launch measurement) for
+/// the VMPL our own report was requested from, expanded to the sealing root:
+/// `HKDF-SHA256(salt = "sealbridge/v1/snp-sealing-root", ikm = key)`. `None` when the guest has
+/// no `/dev/sev-guest` (the keyholders then hold the root).
+fn snp_sealing_root(
+    root: &Path,
+    evidence: &sealbridge_attest::Evidence,
+) -> anyhow::Result<Option<[u8; 32]>> {
+    let device = under(root, SEV_GUEST);
+    if !device.exists() {
+        return Ok(None);
+    }
+    if root != Path::new("/") {
+        bail!(
+            "--tee snp: {} exists under --tee-root, but SNP_GET_DERIVED_KEY is an ioctl on \
+             /dev/sev-guest that a fake tree cannot answer (without the device the sealing root \
+             comes from the keyholders)",
+            device.display()
+        );
+    }
+    let sealbridge_attest::Evidence::Snp(report) = evidence else {
+        bail!("--tee snp: the interface answered no SEV-SNP report");
+    };
+    // VMPL of the requester, SEV-SNP ABI ATTESTATION_REPORT offset 0x30 (u32 LE).
+    let vmpl = report
+        .get(0x30..0x34)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+        .context("--tee snp: the report is too short to hold its VMPL")?;
+    let key = snp_derived_key(vmpl)?;
+    Ok(Some(*sealbridge_seal::at_rest::hkdf_sha256(
+        &key,
+        &[b"sealbridge/v1/snp-sealing-root"],
+    )))
+}
+
+#[cfg(feature = "snp")]
+fn snp_derived_key(vmpl: u32) -> anyhow::Result<[u8; 32]> {
+    use sealbridge_attest::provider::sev_guest::{SevGuestDevice, sealing_key};
+    sealing_key(&mut SevGuestDevice, vmpl)
+        .context("--tee snp: deriving the sealing key from the AMD Secure Processor")
+}
+
+#[cfg(not(feature = "snp"))]
+fn snp_derived_key(_vmpl: u32) -> anyhow::Result<[u8; 32]> {
+    bail!(
+        "--tee snp: this build cannot ask /dev/sev-guest for its sealing key (build with \
+         --features snp)"
+    )
 }
 
 #[cfg(feature = "nitro")]

@@ -5,11 +5,15 @@
 //! - [`tsm::ConfigfsTsm`]: Linux configfs-tsm (`/sys/kernel/config/tsm/report`), TDX and SNP;
 //! - [`gramine::Gramine`]: Gramine's `/dev/attestation` pseudo-files, SGX DCAP;
 //! - [`SimulatedProvider`]: the insecure simulated TEE;
-//! - `nsm::Nsm` (feature `nitro-nsm`): the Nitro Secure Module.
+//! - `nsm::Nsm` (feature `nitro-nsm`): the Nitro Secure Module;
+//! - `sev_guest` (feature `snp-guest`): the SEV-SNP derived sealing key (not evidence: SNP
+//!   evidence comes through configfs-tsm).
 
 pub mod gramine;
 #[cfg(feature = "nitro-nsm")]
 pub mod nsm;
+#[cfg(feature = "snp-guest")]
+pub mod sev_guest;
 pub mod tsm;
 
 use crate::danger::SimulatedQuote;

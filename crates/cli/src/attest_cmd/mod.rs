@@ -36,10 +36,18 @@ impl FetchArgs {
         !self.pcs.is_empty() || !self.kds.is_empty()
     }
 
-    /// The collateral source, if any service is configured.
+    /// The collateral source, if any service is configured. Every URL must be http(s).
     pub fn source(&self) -> anyhow::Result<Option<CollateralSource>> {
         if !self.any() {
             return Ok(None);
+        }
+        for (flag, url) in self
+            .pcs
+            .iter()
+            .map(|u| ("--pcs", u))
+            .chain(self.kds.iter().map(|u| ("--kds", u)))
+        {
+            check_service_url(flag, url)?;
         }
         Ok(Some(CollateralSource::new(SourceConfig {
             pcs: self.pcs.clone(),
@@ -50,7 +58,31 @@ impl FetchArgs {
     }
 }
 
+/// A collateral service URL is `http://HOST…` or `https://HOST…` (a PCCS on a LAN may be plain
+/// HTTP; what it serves is verified against Intel's and AMD's roots either way).
+fn check_service_url(flag: &str, url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .split_once("://")
+        .filter(|(scheme, _)| {
+            scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+        })
+        .map(|(_, rest)| rest);
+    match rest {
+        Some(rest) if !rest.split(['/', '?', '#']).next().unwrap_or("").is_empty() => Ok(()),
+        _ => bail!(
+            "{flag} `{url}` is not an http(s) base URL (e.g. {})",
+            if flag == "--kds" {
+                sealbridge_attest::fetch::AMD_KDS
+            } else {
+                sealbridge_attest::fetch::INTEL_PCS
+            }
+        ),
+    }
+}
+
 /// Evidence and collateral of `input`, fetching what `--collateral` does not supply.
+/// `sealbridge attest verify`, `attest collateral-status` and `verifier attest` all load through
+/// this.
 pub fn load_fetching(
     input: &EvidenceArgs,
     fetch: &FetchArgs,
@@ -330,4 +362,29 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_service_url;
+
+    #[test]
+    fn collateral_services_are_http_or_https_base_urls() {
+        for ok in [
+            "https://api.trustedservices.intel.com",
+            "http://127.0.0.1:8081",
+            "HTTPS://pccs.lan:8081/",
+        ] {
+            assert!(check_service_url("--pcs", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ftp://pcs.example",
+            "127.0.0.1:8081",
+            "https://",
+            "file:///x",
+        ] {
+            let e = check_service_url("--kds", bad).unwrap_err().to_string();
+            assert!(e.contains("--kds") && e.contains(bad), "{e}");
+        }
+    }
 }

@@ -11,8 +11,9 @@ use sealbridge_attest::Policy;
 use sealbridge_attest::verifier::{Challenge, KeyBinding, VerifierRole};
 use serde_json::json;
 
+use crate::attest_cmd::load_fetching;
 use crate::common::{init_tracing, load_key, read_file, warn_if_shared};
-use crate::evidence::{EvidenceArgs, load};
+use crate::evidence::EvidenceArgs;
 
 /// `sealbridge verifier`.
 #[derive(Debug, Args)]
@@ -165,6 +166,8 @@ struct AttestArgs {
     /// Result lifetime in seconds (shortened to the collateral's expiry).
     #[arg(long, default_value_t = sealbridge_attest::verifier::DEFAULT_RESULT_TTL)]
     ttl: u64,
+    #[command(flatten)]
+    fetch: crate::attest_cmd::FetchArgs,
 }
 
 #[derive(serde::Deserialize)]
@@ -202,7 +205,7 @@ pub fn run(args: &VerifierArgs) -> anyhow::Result<ExitCode> {
                 enclave: b.enclave,
                 ed25519_key: b.ed25519_key,
             };
-            let (evidence, collateral) = load(&a.input)?;
+            let (evidence, collateral) = load_fetching(&a.input, &a.fetch)?;
             let challenge = Challenge {
                 block: a.challenge_block,
                 hash: a.challenge,
