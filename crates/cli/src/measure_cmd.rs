@@ -7,7 +7,9 @@
 //!   SDM Vol. 3D §38.13; MRENCLAVE at byte 960);
 //! - TDX: SHA-256(MRTD ‖ RTMR0 ‖ RTMR1 ‖ RTMR2 ‖ RTMR3), from the registers of the image;
 //! - SEV-SNP: SHA-256(launch MEASUREMENT), the launch digest `sev-snp-measure` computes;
-//! - Nitro: SHA-256(PCR0 ‖ PCR1 ‖ PCR2), the PCRs `nitro-cli build-enclave` prints.
+//! - Nitro: SHA-256(PCR0 ‖ PCR1 ‖ PCR2), the PCRs `nitro-cli build-enclave` prints, or of an
+//!   EIF through `nitro-cli describe-eif` where that tool is installed (`--nitro-eif`; we do not
+//!   re-implement AWS's image hashing).
 //!
 //! These are the verifier's normalisations (docs/ATTESTATION.md), so the value printed is what
 //! the registry's allowlist holds. The allowlist entry it prints records `--source-commit`.
@@ -46,6 +48,10 @@ pub struct MeasureArgs {
     /// Nitro: PCR2.
     #[arg(long, value_name = "HEX")]
     pub nitro_pcr2: Option<String>,
+    /// Nitro: an enclave image file; its PCRs come from `nitro-cli describe-eif` (must be on
+    /// PATH: the AWS Nitro Enclaves CLI).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["nitro_pcr0", "nitro_pcr1", "nitro_pcr2"])]
+    pub nitro_eif: Option<PathBuf>,
     /// The source commit of the build (40 hex digits), recorded in the allowlist entry.
     #[arg(long, value_name = "SHA")]
     pub source_commit: Option<String>,
@@ -68,6 +74,40 @@ const SIGSTRUCT_HEADER: [u8; 16] = [6, 0, 0, 0, 0xe1, 0, 0, 0, 0, 0, 1, 0, 0, 0,
 const SIGSTRUCT_LEN: usize = 1808;
 const SIGSTRUCT_MRENCLAVE: usize = 960;
 
+/// PCR0..2 of `eif` as `nitro-cli describe-eif --eif-path EIF` reports them (its JSON
+/// `Measurements` object).
+fn describe_eif(eif: &std::path::Path) -> anyhow::Result<(String, String, String)> {
+    if !eif.is_file() {
+        bail!("--nitro-eif {}: no such file", eif.display());
+    }
+    let out = std::process::Command::new("nitro-cli")
+        .args(["describe-eif", "--eif-path"])
+        .arg(eif)
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--nitro-eif: running nitro-cli describe-eif: {e} (install the AWS Nitro Enclaves \
+                 CLI, or pass --nitro-pcr0/1/2 as `nitro-cli build-enclave` printed them)"
+            )
+        })?;
+    if !out.status.success() {
+        bail!(
+            "nitro-cli describe-eif {}: {}",
+            eif.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("nitro-cli describe-eif printed no JSON")?;
+    let pcr = |n: &str| {
+        v["Measurements"][n]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("nitro-cli describe-eif: no Measurements.{n}"))
+    };
+    Ok((pcr("PCR0")?, pcr("PCR1")?, pcr("PCR2")?))
+}
+
 pub fn run(a: &MeasureArgs) -> anyhow::Result<ExitCode> {
     if let Some(c) = &a.source_commit
         && !(c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -78,13 +118,16 @@ pub fn run(a: &MeasureArgs) -> anyhow::Result<ExitCode> {
         a.sgx_sigstruct.is_some(),
         a.tdx_mrtd.is_some(),
         a.snp_launch_measurement.is_some(),
-        a.nitro_pcr0.is_some(),
+        a.nitro_pcr0.is_some() || a.nitro_eif.is_some(),
     ]
     .iter()
     .filter(|x| **x)
     .count();
     if chosen > 1 {
         bail!("name one TEE's artefacts (--sgx-sigstruct, --tdx-*, --snp-*, --nitro-*)");
+    }
+    if a.nitro_pcr0.is_none() && (a.nitro_pcr1.is_some() || a.nitro_pcr2.is_some()) {
+        bail!("--nitro-pcr1/--nitro-pcr2 need --nitro-pcr0");
     }
     let (tee, measurement, registers): (&str, Measurement, Vec<(String, String)>) =
         if let Some(path) = &a.sgx_sigstruct {
@@ -132,17 +175,19 @@ pub fn run(a: &MeasureArgs) -> anyhow::Result<ExitCode> {
                 Measurement::of_registers(&[&v]),
                 vec![("measurement".into(), hex::encode(&v))],
             )
-        } else if let Some(p0) = &a.nitro_pcr0 {
+        } else if a.nitro_pcr0.is_some() || a.nitro_eif.is_some() {
+            let (p0, p1, p2) = match &a.nitro_eif {
+                Some(eif) => describe_eif(eif)?,
+                None => (
+                    a.nitro_pcr0.clone().unwrap_or_default(),
+                    a.nitro_pcr1.clone().unwrap_or_default(),
+                    a.nitro_pcr2.clone().unwrap_or_default(),
+                ),
+            };
             let regs = [
-                ("pcr0", hex48("--nitro-pcr0", p0)?),
-                (
-                    "pcr1",
-                    hex48("--nitro-pcr1", a.nitro_pcr1.as_deref().unwrap_or_default())?,
-                ),
-                (
-                    "pcr2",
-                    hex48("--nitro-pcr2", a.nitro_pcr2.as_deref().unwrap_or_default())?,
-                ),
+                ("pcr0", hex48("--nitro-pcr0", &p0)?),
+                ("pcr1", hex48("--nitro-pcr1", &p1)?),
+                ("pcr2", hex48("--nitro-pcr2", &p2)?),
             ];
             let m = Measurement::of_registers(&[&regs[0].1, &regs[1].1, &regs[2].1]);
             (

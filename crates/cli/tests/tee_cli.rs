@@ -341,7 +341,62 @@ fn measure_prints_what_the_verifier_computes_from_each_tees_registers() {
     ]);
     assert_eq!(
         v["measurement"],
-        hex0x(claimed_measurement(&Evidence::Nitro(doc)).unwrap())
+        hex0x(claimed_measurement(&Evidence::Nitro(doc.clone())).unwrap())
+    );
+    // Nitro from an EIF: the PCRs `nitro-cli describe-eif` reports (a stand-in nitro-cli on
+    // PATH printing that tool's JSON shape; AWS's CLI is not installable here).
+    let bin_dir = dir.path().join("fake-bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let describe = serde_json::json!({
+        "EifVersion": 4,
+        "Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": pcr(0), "PCR1": pcr(1), "PCR2": pcr(2)},
+    });
+    let script = bin_dir.join("nitro-cli");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1 $2\" = \"describe-eif --eif-path\" ] && [ -f \"$3\" ] || {{ echo \"usage\" >&2; exit 1; }}\ncat <<'EOF'\n{describe}\nEOF\n"
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let eif = dir.path().join("enclave.eif");
+    std::fs::write(&eif, b"an image").unwrap();
+    let with_path = |path: &std::ffi::OsStr| {
+        bin()
+            .args(["measure", "--json", "--nitro-eif"])
+            .arg(&eif)
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    };
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir.clone()).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )
+    .unwrap();
+    let out = with_path(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["measurement"],
+        hex0x(claimed_measurement(&Evidence::Nitro(doc.clone())).unwrap())
+    );
+    // Without the tool: refused, saying what to do instead.
+    let out = with_path(std::ffi::OsStr::new("/nonexistent"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nitro-cli") && err.contains("--nitro-pcr0"),
+        "{err}"
     );
     // SGX: MRENCLAVE from a SIGSTRUCT (byte 960), and a file that is not one refused.
     let mut sig = vec![0u8; 1808];
