@@ -10,7 +10,7 @@ fn sealbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealbridge"))
 }
 
-const NAMES: [&str; 41] = [
+const NAMES: [&str; 44] = [
     "withdraw-then-pay",
     "withdraw-after-accept",
     "governor-drain",
@@ -52,6 +52,9 @@ const NAMES: [&str; 41] = [
     "phantom-deposit",
     "split-view",
     "forked-log-witnesses",
+    "forged-simulated-quote",
+    "stale-collateral",
+    "snapshot-other-build",
 ];
 
 /// Run `sealbridge sandbox ARGS --json`: the one object it prints, its exit code, stderr.

@@ -28,7 +28,8 @@ pub mod session;
 
 pub use keys::{InstanceKeys, KeyBundle};
 pub use machine::{
-    Enclave, GrowthCounters, REJECTION_SUMMARY_SECS, SettlementTarget, SignedStatement,
+    DangerRestoreAs, Enclave, GrowthCounters, REJECTION_SUMMARY_SECS, SettlementTarget,
+    SignedStatement,
 };
 pub use policy::EnclavePolicy;
 

@@ -10,6 +10,7 @@ mod rejections;
 mod resume;
 mod session_start;
 
+pub use durable::DangerRestoreAs;
 pub(crate) use handover::{HandedOverTo, Mode};
 pub use rejections::{GrowthCounters, REJECTION_SUMMARY_SECS};
 use std::collections::BTreeSet;

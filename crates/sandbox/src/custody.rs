@@ -78,33 +78,59 @@ pub struct Keyholders {
     pub dirs: Vec<PathBuf>,
     /// Their clock (unix seconds), shared.
     pub clock: Arc<AtomicU64>,
+    /// The deployment they serve.
+    target: SettlementTarget,
 }
 
 impl Keyholders {
     /// Create them for `target`, appraising under the development policy (simulated allowed).
     pub fn new(base: &Path, target: SettlementTarget, now: u64) -> Result<Self, SandboxError> {
-        let clock = Arc::new(AtomicU64::new(now));
+        let dirs: Vec<PathBuf> = (0..KEYHOLDERS)
+            .map(|i| base.join(format!("keyholder-{i}")))
+            .collect();
+        for (i, dir) in (0..KEYHOLDERS).zip(&dirs) {
+            sealbridge_keyholder::init_with_secret(dir, keyholder_secret(i)).map_err(err)?;
+        }
+        Self::open(
+            dirs,
+            target,
+            Arc::new(AtomicU64::new(now)),
+            &sealbridge_attest::Policy::insecure_dev(),
+        )
+    }
+
+    /// The same keyholders — their data directories, the shares they hold, their clock —
+    /// restarted appraising evidence under `policy`.
+    pub fn reopen(self, policy: &sealbridge_attest::Policy) -> Result<Self, SandboxError> {
+        let Self {
+            holders,
+            dirs,
+            clock,
+            target,
+        } = self;
+        drop(holders);
+        Self::open(dirs, target, clock, policy)
+    }
+
+    fn open(
+        dirs: Vec<PathBuf>,
+        target: SettlementTarget,
+        clock: Arc<AtomicU64>,
+        policy: &sealbridge_attest::Policy,
+    ) -> Result<Self, SandboxError> {
         let mut holders = Vec::new();
-        let mut dirs = Vec::new();
-        for i in 0..KEYHOLDERS {
-            let dir = base.join(format!("keyholder-{i}"));
-            sealbridge_keyholder::init_with_secret(&dir, keyholder_secret(i)).map_err(err)?;
+        for dir in &dirs {
             let c = clock.clone();
-            let k = Keyholder::open(
-                &dir,
-                target,
-                sealbridge_attest::Policy::insecure_dev(),
-                None,
-            )
-            .map_err(err)?
-            .with_clock(move || c.load(Relaxed));
+            let k = Keyholder::open(dir, target, policy.clone(), None)
+                .map_err(err)?
+                .with_clock(move || c.load(Relaxed));
             holders.push(k);
-            dirs.push(dir);
         }
         Ok(Self {
             holders,
             dirs,
             clock,
+            target,
         })
     }
 

@@ -30,7 +30,7 @@ use serde_json::Value;
 pub use chain::{ChainSpec, SandboxChain};
 pub use deploy::TokenKind;
 pub use scenarios::scenarios;
-pub use world::{Governance, HandoverWorld, World, WorldConfig};
+pub use world::{Defences, Governance, HandoverWorld, World, WorldConfig};
 
 /// Errors of the harness itself (a scenario that cannot be carried out, not one that found the
 /// system broken: that is an [`Outcome`] with `held: false`).
@@ -243,6 +243,9 @@ mod tests {
             "phantom-deposit",
             "split-view",
             "forked-log-witnesses",
+            "forged-simulated-quote",
+            "stale-collateral",
+            "snapshot-other-build",
         ];
         assert_eq!(names, want);
         for s in scenarios() {

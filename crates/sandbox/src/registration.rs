@@ -13,7 +13,7 @@ use sealbridge_attest::{
 };
 use sealbridge_chain::{Chain, Sealbridge, TxReceipt, embedded::dev_key};
 use sealbridge_enclave::{
-    Enclave,
+    Enclave, KeyBundle,
     boundary::{Description, Request, Response},
 };
 use sealbridge_programs::Program;
@@ -54,7 +54,11 @@ pub fn evidence<P: Program>(
 
 /// What the verifiers bind the evidence to: the enclave's published keys.
 pub fn key_binding(description: &Description) -> KeyBinding {
-    let bundle = description.key_bundle;
+    bundle_binding(&description.key_bundle)
+}
+
+/// What the verifiers bind evidence to for the keys `bundle`.
+pub fn bundle_binding(bundle: &KeyBundle) -> KeyBinding {
     KeyBinding {
         key_bundle: bundle.to_bytes(),
         key_bundle_hash: bundle.hash(),

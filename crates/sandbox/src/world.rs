@@ -88,6 +88,35 @@ pub struct WorldConfig {
     /// Issue 12: a deployment that can hand over (see [`HandoverWorld`]); `None`: a plain
     /// in-memory enclave whose policy trusts no one to hand over to.
     pub handover: Option<HandoverWorld>,
+    /// Defences a negative control takes away (all on by default).
+    pub defences: Defences,
+}
+
+/// Defences that are not part of the deployment's contracts or enclave policy, each on unless a
+/// negative control (`run_with`) takes it away: the scenario that tests one reads its flag, so
+/// that without the defence it reports broken (issue 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defences {
+    /// `forged-simulated-quote`: the production posture — verifiers and keyholders appraise
+    /// under a production policy (`allow_simulated` off) and the registry's `allowSimulated` is
+    /// false. Off: the development posture (simulated TEE allowed everywhere).
+    pub production_policy: bool,
+    /// `stale-collateral`: the verifiers' policy has a TCB-R floor
+    /// (`min_tcb_evaluation_data_number`). Off: no floor.
+    pub tcb_r_floor: bool,
+    /// `snapshot-other-build`: the enclave restores a snapshot only under the measurement that
+    /// took it. Off: the enclave before issue 14 (`DangerRestoreAs::check_measurement` false).
+    pub snapshot_measurement: bool,
+}
+
+impl Default for Defences {
+    fn default() -> Self {
+        Self {
+            production_policy: true,
+            tcb_r_floor: true,
+            snapshot_measurement: true,
+        }
+    }
 }
 
 /// A deployment that can hand over (issue 12): the enclave is durable (sealing root
@@ -117,6 +146,7 @@ impl Default for WorldConfig {
             policy: None,
             policy_at: None,
             handover: None,
+            defences: Defences::default(),
         }
     }
 }
@@ -172,6 +202,8 @@ pub struct World<'p> {
     pub log: Vec<Vec<u8>>,
     /// The enclave's sealing root when it is durable ([`WorldConfig::handover`]).
     pub root: Option<[u8; 32]>,
+    /// The defences in place ([`WorldConfig::defences`]).
+    pub defences: Defences,
     /// Seed of the randomness the enclave was booted with (what [`crate::rogue::extract_keys`]
     /// plays a broken TEE with).
     pub(crate) enclave_seed: u64,
@@ -356,6 +388,7 @@ impl<'p> World<'p> {
             settled: Vec::new(),
             log: Vec::new(),
             root,
+            defences: cfg.defences,
             enclave_seed,
             addressing,
             deploy_block,

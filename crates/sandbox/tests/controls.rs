@@ -87,3 +87,71 @@ fn a_cap_too_large_for_a_block_is_reported() {
         r.evidence
     );
 }
+
+/// Issue 14: each attack succeeds once its defence is taken away.
+fn without(name: &str, off: fn(&mut sealbridge_sandbox::Defences)) -> ScenarioReport {
+    weakened(name, &|c| off(&mut c.defences))
+}
+
+#[test]
+fn a_forged_simulated_quote_registers_and_recovers_the_root_under_a_development_policy() {
+    let r = without("forged-simulated-quote", |d| d.production_policy = false);
+    let e = &r.evidence;
+    assert_eq!(e["posture"], "development");
+    assert_eq!(e["verifiers_signed"], 3, "{e:#}");
+    assert!(e["registry"].is_null(), "{e:#}");
+    assert_eq!(e["attacker_registered"], true);
+    assert_eq!(e["shares_released"], 3);
+    assert_eq!(e["attacker_recovered_root"], true);
+    let failed = failed(&r);
+    assert!(
+        failed.contains(&"the attacker's key is not registered".to_string())
+            && failed.contains(&"the attacker recombines no sealing root".to_string()),
+        "{failed:?}"
+    );
+    // The forgery itself is the same either way.
+    assert!(!failed.iter().any(|f| f.starts_with("the forgery is sound")));
+}
+
+#[test]
+fn stale_collateral_passes_appraisal_without_a_tcb_r_floor() {
+    let r = without("stale-collateral", |d| d.tcb_r_floor = false);
+    let e = &r.evidence;
+    assert!(e["policy"]["min_tcb_evaluation_data_number"].is_null());
+    assert_eq!(e["appraisal_with_served_collateral"], "accepted: UpToDate");
+    // Only the binding stops a signature: the vector quote binds another party's report data.
+    for rule in e["verifiers_inside_validity"].as_array().unwrap() {
+        assert_eq!(rule, "report_data_binding");
+    }
+    let mut failed = failed(&r);
+    failed.sort();
+    assert_eq!(
+        failed,
+        [
+            "every verifier refuses the pre-recovery collateral: min_tcb_evaluation_data_number",
+            "the verifiers' appraisal does not take the platform for UpToDate",
+        ],
+        "{e:#}"
+    );
+}
+
+#[test]
+fn a_snapshot_runs_under_another_build_without_the_measurement_check() {
+    let r = without("snapshot-other-build", |d| d.snapshot_measurement = false);
+    let e = &r.evidence;
+    assert_eq!(e["other_build_restore"]["restored"], true, "{e:#}");
+    assert_eq!(
+        e["other_build_restore"]["measurement"],
+        e["other_measurement"]
+    );
+    assert_eq!(e["other_build_restore"]["signing_key"], e["instance"]);
+    let mut failed = failed(&r);
+    failed.sort();
+    assert_eq!(
+        failed,
+        [
+            "a process of the other build refuses it: taken by another measurement",
+            "the instance's keys do not run under the other build",
+        ]
+    );
+}

@@ -417,3 +417,88 @@ fn forked_log_witnesses() {
     assert_eq!(e["client_2_of_3_on_honest"]["accepted"], true);
     assert_eq!(e["client_2_of_3_after"]["accepted"], true);
 }
+
+#[test]
+fn forged_simulated_quote() {
+    let e = scenario("forged-simulated-quote").evidence;
+    assert_eq!(e["posture"], "production");
+    assert_eq!(e["registry_allow_simulated"], false);
+    assert_eq!(e["forgery_verifies_under_the_published_root"], true);
+    assert_eq!(
+        e["verifier_refusals"],
+        serde_json::json!(["allow_simulated", "allow_simulated", "allow_simulated"])
+    );
+    assert_eq!(e["verifiers_signed"], 0);
+    assert_eq!(e["registry"], "SimulatedNotAllowed");
+    assert_eq!(e["attacker_registered"], false);
+    assert_eq!(e["shares_released"], 0);
+    for r in e["keyholder_refusals"].as_array().unwrap() {
+        let r = r.as_str().unwrap();
+        assert!(
+            r.contains("422 refused") && r.contains("allow_simulated"),
+            "{r}"
+        );
+    }
+    assert_eq!(e["attacker_recovered_root"], false);
+    // One line per attempt: three verifiers, the registry, three keyholders, the recombination.
+    assert_eq!(e["attempts"].as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn stale_collateral() {
+    let e = scenario("stale-collateral").evidence;
+    assert_eq!(e["policy"]["min_tcb_evaluation_data_number"], 18);
+    assert_eq!(e["served_collateral"]["tcb_evaluation_data_number"], 17);
+    assert_eq!(e["current_collateral"]["tcb_evaluation_data_number"], 18);
+    assert_eq!(
+        e["platform_under_current_collateral"]["tcb_status"],
+        "OutOfDate"
+    );
+    assert_eq!(
+        e["platform_under_current_collateral"]["advisories"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        e["platform_under_served_collateral"],
+        serde_json::json!({"tcb_status": "UpToDate", "advisories": []})
+    );
+    for r in e["verifiers_inside_validity"].as_array().unwrap() {
+        assert_eq!(r, "min_tcb_evaluation_data_number");
+    }
+    for r in e["verifiers_past_validity"].as_array().unwrap() {
+        assert_eq!(r, "collateral_validity");
+    }
+    assert!(
+        e["appraisal_with_served_collateral"]
+            .as_str()
+            .unwrap()
+            .contains("below the floor 18"),
+        "{e:#}"
+    );
+}
+
+#[test]
+fn snapshot_other_build() {
+    let e = scenario("snapshot-other-build").evidence;
+    assert_eq!(
+        e["other_allowed"],
+        serde_json::json!({"settlement": true, "registry": true})
+    );
+    assert_eq!(e["control_same_build"]["restored"], true);
+    assert_eq!(
+        e["control_same_build"]["measurement"],
+        e["snapshot"]["measurement"]
+    );
+    assert_eq!(e["other_build_restore"]["restored"], false);
+    assert!(
+        e["other_build_restore"]["refused"]
+            .as_str()
+            .unwrap()
+            .contains("another measurement"),
+        "{e:#}"
+    );
+    assert_eq!(e["statements_settled_before"], 1);
+}

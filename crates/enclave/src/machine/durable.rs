@@ -24,6 +24,34 @@ use crate::{
     replay::ReplaySet,
 };
 
+/// How `sealbridge sandbox`'s `snapshot-other-build` scenario restores a snapshot
+/// ([`Enclave::danger_restore_chunked_as`]): as an enclave process of another build that holds
+/// the sealing root (keyholders release it to every build the deployment allows). The simulated
+/// TEE has no hardware measurement — a process restoring a snapshot takes the snapshot's build
+/// label — so the sandbox names the restoring process's label here. INSECURE, sandbox only: no
+/// boundary request carries it, and the node and `sealbridge enclave` never build one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DangerRestoreAs {
+    /// The restoring process's build label (simulated TEE; a hardware TEE's measurement wins).
+    pub build: Option<String>,
+    /// Refuse a snapshot taken by an enclave of another measurement (issue 14). `false` is the
+    /// enclave before that check: only for the scenario's negative control.
+    pub check_measurement: bool,
+}
+
+/// Who restores a snapshot, for the measurement rule of [`Enclave::from_plain_as`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Restorer<'a> {
+    /// The instance itself, restarted: only under the measurement that took the snapshot.
+    Same,
+    /// A successor taking the predecessor's handed-over state (`accept_handover`): another
+    /// build by design, authorised by the handover the predecessor signed (it named this
+    /// successor's keys), so the predecessor's measurement in the snapshot is not ours.
+    Successor,
+    /// `sealbridge sandbox` ([`DangerRestoreAs`]).
+    Sandbox(&'a DangerRestoreAs),
+}
+
 impl Journal {
     pub(super) fn new(root: &RootSecret, next: u64) -> Self {
         Self {
@@ -221,8 +249,42 @@ impl<P: Program> Enclave<P> {
         root: &RootSecret,
         reader: ChunkReader,
     ) -> Result<Self, Error> {
+        Self::restore_chunked_as(policy, program, target, rng, root, reader, Restorer::Same)
+    }
+
+    /// `sealbridge sandbox` only: [`Enclave::restore_chunked`] as [`DangerRestoreAs`] says — by
+    /// a process of another build, with or without the measurement check.
+    pub fn danger_restore_chunked_as(
+        policy: EnclavePolicy,
+        program: P,
+        target: SettlementTarget,
+        rng: Box<dyn CryptoRngCore + Send>,
+        root: &RootSecret,
+        reader: ChunkReader,
+        how: &DangerRestoreAs,
+    ) -> Result<Self, Error> {
+        Self::restore_chunked_as(
+            policy,
+            program,
+            target,
+            rng,
+            root,
+            reader,
+            Restorer::Sandbox(how),
+        )
+    }
+
+    fn restore_chunked_as(
+        policy: EnclavePolicy,
+        program: P,
+        target: SettlementTarget,
+        rng: Box<dyn CryptoRngCore + Send>,
+        root: &RootSecret,
+        reader: ChunkReader,
+        how: Restorer<'_>,
+    ) -> Result<Self, Error> {
         let (manifest, plain) = reader.finish()?;
-        let enclave = Self::from_plain(
+        let enclave = Self::from_plain_as(
             policy,
             program,
             target,
@@ -230,6 +292,7 @@ impl<P: Program> Enclave<P> {
             root,
             manifest.next_record,
             &plain,
+            how,
         )?;
         if enclave.instance.as_bytes() != &manifest.instance.0 {
             return Err(Error::Replay("snapshot names another enclave instance"));
@@ -239,12 +302,38 @@ impl<P: Program> Enclave<P> {
 
     pub(super) fn from_plain(
         policy: EnclavePolicy,
+        program: P,
+        target: SettlementTarget,
+        rng: Box<dyn CryptoRngCore + Send>,
+        root: &RootSecret,
+        next_record: u64,
+        plain: &[u8],
+    ) -> Result<Self, Error> {
+        Self::from_plain_as(
+            policy,
+            program,
+            target,
+            rng,
+            root,
+            next_record,
+            plain,
+            Restorer::Same,
+        )
+    }
+
+    /// [`Enclave::from_plain`] by `how`: the instance itself (the snapshot's measurement must be
+    /// ours), a handover successor (it is not, by design), or the sandbox's hook, which names the
+    /// restoring process's build and whether it checks.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn from_plain_as(
+        policy: EnclavePolicy,
         mut program: P,
         target: SettlementTarget,
         rng: Box<dyn CryptoRngCore + Send>,
         root: &RootSecret,
         next_record: u64,
         plain: &[u8],
+        how: Restorer<'_>,
     ) -> Result<Self, Error> {
         policy.validate()?;
         let journal = Journal::new(root, next_record);
@@ -300,8 +389,15 @@ impl<P: Program> Enclave<P> {
             log.size(),
             snap.last_request_id,
         )?;
-        let measurement = crate::platform::measurement(program.name(), snap.build.as_deref());
-        if snap.measurement.is_some_and(|m| m != measurement) {
+        // The simulated TEE has no measurement of its own: the process takes the snapshot's
+        // build label, unless the sandbox names the restoring process's.
+        let (build, check) = match how {
+            Restorer::Same => (snap.build.clone(), true),
+            Restorer::Successor => (snap.build.clone(), false),
+            Restorer::Sandbox(h) => (h.build.clone(), h.check_measurement),
+        };
+        let measurement = crate::platform::measurement(program.name(), build.as_deref());
+        if check && snap.measurement.is_some_and(|m| m != measurement) {
             return Err(Error::Replay(
                 "the snapshot was taken by an enclave of another measurement (another build or \
                  TEE): its keys stay with that measurement; a change of build is a handover",
@@ -343,7 +439,7 @@ impl<P: Program> Enclave<P> {
             now: snap.now,
             journal: Some(journal),
             mode: snap.mode.clone(),
-            build: snap.build.clone(),
+            build,
             escape_window: snap.escape_window,
         })
     }
@@ -594,6 +690,62 @@ mod tests {
         assert!(err.contains("another measurement"), "{err}");
         snap.measurement = None;
         assert!(restore(&persist::to_cbor(&snap).unwrap()).is_ok());
+        // A handover successor restores the predecessor's state although the predecessor's
+        // measurement is not its own (on a hardware TEE the platform's measurement is the
+        // successor build's): the handover, not the snapshot, authorises it. Found in review:
+        // the rule above refused every upgrade handover on real hardware.
+        let successor = Enclave::from_plain_as(
+            policy(),
+            Netting::new(&policy().netting),
+            TARGET,
+            rng(),
+            &root,
+            next,
+            &other,
+            Restorer::Successor,
+        );
+        assert!(successor.is_ok(), "{:?}", successor.err());
+    }
+
+    /// The sandbox's hook (`snapshot-other-build`): a process of another build is refused, a
+    /// process of the snapshot's own build restores; with the check off (the negative control)
+    /// the instance's keys run under the other build's measurement.
+    #[test]
+    fn danger_restore_as_another_build_is_refused_unless_the_check_is_off() {
+        let root = RootSecret::from_bytes(ROOT);
+        let rng = || Box::new(ChaCha20Rng::seed_from_u64(4)) as Box<dyn CryptoRngCore + Send>;
+        let e = Enclave::boot_durable(
+            policy(),
+            Netting::new(&policy().netting),
+            TARGET,
+            rng(),
+            1_700_000_000,
+            &root,
+        )
+        .unwrap();
+        let (next, plain) = e.snapshot_plain().unwrap();
+        let restore = |build: Option<&str>, check_measurement: bool| {
+            let how = DangerRestoreAs {
+                build: build.map(str::to_string),
+                check_measurement,
+            };
+            Enclave::from_plain_as(
+                policy(),
+                Netting::new(&policy().netting),
+                TARGET,
+                rng(),
+                &root,
+                next,
+                &plain,
+                Restorer::Sandbox(&how),
+            )
+        };
+        let err = restore(Some("v2"), true).err().unwrap().to_string();
+        assert!(err.contains("another measurement"), "{err}");
+        assert_eq!(restore(None, true).unwrap().measurement, e.measurement);
+        let moved = restore(Some("v2"), false).unwrap();
+        assert_ne!(moved.measurement, e.measurement);
+        assert_eq!(moved.bundle, e.bundle);
     }
 
     /// Boundary version 1's snapshot: one blob, AAD = context ‖ next record. Databases written

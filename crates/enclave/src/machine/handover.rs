@@ -393,7 +393,7 @@ impl<P: Program> Enclave<P> {
         let (manifest, plain) = reader
             .finish()
             .map_err(|e| refuse(format!("the handed-over snapshot: {e}")))?;
-        let mut e = Self::from_plain(
+        let mut e = Self::from_plain_as(
             self.policy.clone(),
             program,
             self.target,
@@ -401,6 +401,7 @@ impl<P: Program> Enclave<P> {
             own_root,
             manifest.next_record,
             &plain,
+            super::durable::Restorer::Successor,
         )
         .map_err(|e| refuse(format!("the handed-over snapshot: {e}")))?;
         let named = match &e.mode {

@@ -19,6 +19,7 @@ mod foreign_policy_enclave;
 mod foreign_token_deposit;
 mod forged_checkpoint;
 mod forged_receipt;
+mod forged_simulated_quote;
 mod forked_log_witnesses;
 mod front_run_registration;
 mod governor_drain;
@@ -42,7 +43,9 @@ mod replay_set_flood;
 mod root_rotation;
 mod second_session;
 mod settled_inputs_at_rest;
+mod snapshot_other_build;
 mod split_view;
+mod stale_collateral;
 mod stale_evidence;
 mod suite_sunset;
 mod tick_max;
@@ -98,6 +101,9 @@ pub fn scenarios() -> Vec<&'static dyn Scenario> {
         &phantom_deposit::PhantomDeposit,
         &split_view::SplitView,
         &forked_log_witnesses::ForkedLogWitnesses,
+        &forged_simulated_quote::ForgedSimulatedQuote,
+        &stale_collateral::StaleCollateral,
+        &snapshot_other_build::SnapshotOtherBuild,
     ]
 }
 

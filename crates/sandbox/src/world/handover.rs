@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use sealbridge_chain::SettleOutcome;
 use sealbridge_enclave::{
-    Enclave, SettlementTarget,
+    DangerRestoreAs, Enclave, SettlementTarget,
     boundary::{BoundaryError, Description, Request, Response},
     chunks::{ChunkReader, SnapshotManifest},
     handover::{SignedHandover, SuccessorEvidence},
@@ -238,11 +238,49 @@ impl World<'_> {
         &self,
         snapshot: &SealedSnapshot,
     ) -> Result<Enclave<Netting>, SandboxError> {
+        let (root, reader) = self.snapshot_reader(snapshot)?;
+        Enclave::restore_chunked(
+            self.policy.clone(),
+            Netting::new(&self.policy.netting),
+            self.target(),
+            Box::new(ChaCha20Rng::seed_from_u64(0xf0e4)),
+            &root,
+            reader,
+        )
+        .map_err(|e| SandboxError::Enclave(format!("restore: {e}")))
+    }
+
+    /// `snapshot` restored under the world's root by an enclave process `how` describes (another
+    /// build; with or without the measurement check): the enclave, or its refusal in words.
+    pub fn restore_copy_as(
+        &self,
+        snapshot: &SealedSnapshot,
+        how: &DangerRestoreAs,
+    ) -> Result<Result<Enclave<Netting>, String>, SandboxError> {
+        let (root, reader) = self.snapshot_reader(snapshot)?;
+        Ok(Enclave::danger_restore_chunked_as(
+            self.policy.clone(),
+            Netting::new(&self.policy.netting),
+            self.target(),
+            Box::new(ChaCha20Rng::seed_from_u64(0xf0e5)),
+            &root,
+            reader,
+            how,
+        )
+        .map_err(|e| e.to_string()))
+    }
+
+    /// The world's root and a reader that took every chunk of `snapshot`.
+    fn snapshot_reader(
+        &self,
+        snapshot: &SealedSnapshot,
+    ) -> Result<(RootSecret, ChunkReader), SandboxError> {
         let root = self
             .root
             .ok_or_else(|| SandboxError::Setup("the world's enclave is not durable".into()))?;
+        let root = RootSecret::from_bytes(root);
         let (manifest, chunks) = snapshot;
-        let mut reader = ChunkReader::new(&RootSecret::from_bytes(root), manifest.clone())
+        let mut reader = ChunkReader::new(&root, manifest.clone())
             .map_err(|e| SandboxError::Enclave(e.to_string()))?;
         for (i, c) in chunks.iter().enumerate() {
             let index = u32::try_from(i).map_err(|_| SandboxError::Setup("chunks".into()))?;
@@ -250,15 +288,7 @@ impl World<'_> {
                 .push(index, c)
                 .map_err(|e| SandboxError::Enclave(e.to_string()))?;
         }
-        Enclave::restore_chunked(
-            self.policy.clone(),
-            Netting::new(&self.policy.netting),
-            self.target(),
-            Box::new(ChaCha20Rng::seed_from_u64(0xf0e4)),
-            &RootSecret::from_bytes(root),
-            reader,
-        )
-        .map_err(|e| SandboxError::Enclave(format!("restore: {e}")))
+        Ok((root, reader))
     }
 }
 
