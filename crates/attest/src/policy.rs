@@ -218,9 +218,11 @@ impl Policy {
         if claims.service_td && !self.allow_service_td {
             return Err(Error::ServiceTdNotAllowed);
         }
-        if let (TeeKind::Snp, Some(max), Some(v)) =
-            (claims.tee, self.max_snp_vmpl, claims.register("vmpl"))
-        {
+        if let (TeeKind::Snp, Some(max)) = (claims.tee, self.max_snp_vmpl) {
+            // Every SNP claim carries the register; one without it is not silently admitted.
+            let v = claims
+                .register("vmpl")
+                .ok_or(Error::Malformed("SEV-SNP claims without a vmpl register"))?;
             let vmpl = u32::from_le_bytes(
                 v.try_into()
                     .map_err(|_| Error::Malformed("SEV-SNP vmpl register is not 4 bytes"))?,
@@ -361,6 +363,11 @@ mod tests {
         );
         let any = Policy::from_json(br#"{"max_snp_vmpl": null}"#).unwrap();
         assert!(any.appraise(&snp(3), 1).is_ok());
+        // Claims without the register are refused, not admitted.
+        let mut bare = snp(0);
+        bare.registers.clear();
+        assert_eq!(strict.appraise(&bare, 1).unwrap_err().rule(), "parse");
+        assert!(any.appraise(&bare, 1).is_ok());
         // Not a rule of other TEEs.
         let mut tdx = snp(3);
         tdx.tee = TeeKind::Tdx;

@@ -118,6 +118,13 @@ fn tsm_provider(tsm: &Path) -> Option<&'static str> {
 /// No interface, several with `auto`, a provider that fails or answers another TEE's evidence,
 /// evidence whose measurement cannot be read, a missing SGX sealing key.
 pub fn setup(args: &TeeArgs) -> anyhow::Result<Option<Platform>> {
+    setup_for(args, false)
+}
+
+/// [`setup`] for an enclave whose sealing root comes from the keyholders (`custody`): the TEE's
+/// own sealing key is then not derived (an SNP guest does not ask its Secure Processor for a key
+/// it will not use).
+pub fn setup_for(args: &TeeArgs, custody: bool) -> anyhow::Result<Option<Platform>> {
     let root = args.tee_root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let kind = match args.tee {
         TeeChoice::Simulated => return Ok(None),
@@ -151,7 +158,22 @@ pub fn setup(args: &TeeArgs) -> anyhow::Result<Option<Platform>> {
     };
     let mut provider: Box<dyn EvidenceProvider + Send> = match kind {
         TeeKind::Sgx => Box::new(Gramine::new(under(&root, GRAMINE))),
-        TeeKind::Tdx | TeeKind::Snp => Box::new(ConfigfsTsm::new(under(&root, TSM), "sealbridge")),
+        TeeKind::Tdx => Box::new(ConfigfsTsm::new(under(&root, TSM), "sealbridge")),
+        TeeKind::Snp => {
+            // Ask for reports at the lowest VMPL this guest may request (`privlevel_floor`, the
+            // kernel's), explicitly: the report's VMPL is also the VMPL our sealing key is derived
+            // for, and an item left at a weaker level by someone else must not choose it.
+            let mut tsm = ConfigfsTsm::new(under(&root, TSM), "sealbridge");
+            let floor = under(&root, TSM).join("sealbridge/privlevel_floor");
+            if let Ok(text) = std::fs::read_to_string(&floor) {
+                let level: u8 = text
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--tee snp: {} is not a VMPL", floor.display()))?;
+                tsm.privlevel = Some(level);
+            }
+            Box::new(tsm)
+        }
         TeeKind::Nitro => nitro_provider(&root)?,
         TeeKind::Simulated => unreachable!("returned above"),
     };
@@ -176,7 +198,7 @@ pub fn setup(args: &TeeArgs) -> anyhow::Result<Option<Platform>> {
         })?;
     let sealing_root = match kind {
         TeeKind::Sgx => Some(sgx_sealing_root(&under(&root, GRAMINE))?),
-        TeeKind::Snp => snp_sealing_root(&root, &evidence)?,
+        TeeKind::Snp if !custody => snp_sealing_root(&root, &evidence)?,
         _ => None,
     };
     let measurement = B256::from(measurement.0);

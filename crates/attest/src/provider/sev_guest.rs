@@ -77,7 +77,9 @@ impl SnpKeyTransport for SevGuestDevice {
             r.tcb_version,
             None,
         );
-        fw.get_derived_key(None, request)
+        // MSG_KEY_REQ version 1, which every SNP firmware answers. (`None` means version 2 in
+        // the sev crate, which also needs a launch mitigation vector and fails without one.)
+        fw.get_derived_key(Some(1), request)
             .map_err(|e| ProviderError::Protocol(format!("SNP_GET_DERIVED_KEY: {e}")))
     }
 }
