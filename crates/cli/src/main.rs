@@ -66,7 +66,8 @@ enum Command {
     Gov(gov_cmd::GovArgs),
     /// Run a node: HTTP gateway, durable storage, enclave, relayer (see docs/NODE.md).
     Node(Box<node_cmd::NodeArgs>),
-    /// Run the enclave as its own process, serving the boundary protocol on a Unix socket.
+    /// Run the enclave as its own process, serving the boundary protocol on a Unix socket, TCP
+    /// or vsock.
     Enclave(node_cmd::EnclaveArgs),
     /// Talk to a node: appraise its enclave, submit, fetch receipts with inclusion proofs.
     Client(client_cmd::ClientArgs),

@@ -11,7 +11,7 @@ mod handover;
 
 use crate::common::{LogArgs, init_tracing, read_key, sending_account};
 pub use config::NodeOptions;
-use sealbridge_core::link::{read_root_secret, serve_unix};
+use sealbridge_core::link::{BoundaryListener, EnclaveAddr, RemoteHosts, read_root_secret, serve};
 use sealbridge_deploy::DeploymentFile;
 use sealbridge_deploy::dev::WallClockChain;
 use sealbridge_node::Node;
@@ -321,9 +321,9 @@ fn tee_config(
         args.push(root.display().to_string());
     }
     match mode {
-        EnclaveMode::Unix(_) => bail!(
+        EnclaveMode::Unix(_) | EnclaveMode::Connect(_) => bail!(
             "--tee is for an enclave this node runs (--enclave inproc or spawn); an enclave at \
-             unix:PATH runs in whatever TEE it was started in"
+             unix:, tcp: or vsock: runs in whatever TEE it was started in"
         ),
         EnclaveMode::Spawn(_) => {
             // The child sets its TEE up; learn here whether it needs keyholders.
@@ -366,9 +366,22 @@ fn tee_config(
 /// Arguments of `sealbridge enclave`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EnclaveArgs {
-    /// Unix socket to listen on.
+    /// Unix socket to listen on (the same as `--listen unix:PATH`; owner-only, 0600).
+    #[arg(long, required_unless_present = "listen", conflicts_with = "listen")]
+    pub socket: Option<PathBuf>,
+    /// Where to serve the boundary protocol: `unix:PATH`, `tcp:HOST:PORT` (loopback only unless
+    /// --allow-remote-host; port 0 picks a free one), `vsock:PORT` (any CID: inside a Nitro
+    /// enclave) or `vsock:CID:PORT`. One host at a time: while a session is open, another
+    /// connection is refused.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Let `--listen tcp:` bind an address that is not loopback (e.g. 0.0.0.0 or a LAN address).
+    /// The boundary has no authentication of its own: anyone who can connect drives this enclave
+    /// exactly as its host would (boot or restore it, feed it chain events, take snapshots),
+    /// so they can stall it or run it on a stale state; they cannot read what it seals or
+    /// sign for it. Use only on a network that nothing but the host can reach.
     #[arg(long)]
-    pub socket: PathBuf,
+    pub allow_remote_host: bool,
     /// The simulated TEE's root sealing secret (64 hex digits). INSECURE: a real TEE derives it
     /// in hardware (`--tee sgx`) or gets it from keyholders (`--custody`).
     #[arg(long, conflicts_with = "custody")]
@@ -385,9 +398,19 @@ pub struct EnclaveArgs {
     pub tee: crate::tee::TeeArgs,
 }
 
-/// Serve the boundary protocol on a Unix socket until killed.
+/// Serve the boundary protocol on a Unix socket, TCP or vsock until killed.
 pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
+    // A malformed address stops the enclave before its TEE is set up (a refused one at bind).
+    let remote = if args.allow_remote_host {
+        RemoteHosts::Allow
+    } else {
+        RemoteHosts::Refuse
+    };
+    let addr = listen_addr(args)?;
+    if args.allow_remote_host && !matches!(addr, EnclaveAddr::Tcp { .. }) {
+        bail!("--allow-remote-host is for --listen tcp:HOST:PORT, not {addr}");
+    }
     let platform = crate::tee::setup(&args.tee)?;
     let root = match (&platform, &args.root_secret, args.custody) {
         (_, _, true) => None,
@@ -427,11 +450,22 @@ pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    match root {
-        Some(root) => serve_unix(&args.socket, root)?,
-        None => sealbridge_core::link::serve_unix_custody(&args.socket)?,
-    }
+    let listener = BoundaryListener::bind(&addr, remote)?;
+    // Tests and scripts read where it listens (the port, for `tcp:HOST:0`) from this line.
+    eprintln!("sealbridge enclave: listening on {}", listener.local_addr());
+    serve(listener, root)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--socket PATH` or `--listen ADDR` (clap makes exactly one of them present).
+fn listen_addr(args: &EnclaveArgs) -> anyhow::Result<EnclaveAddr> {
+    match (&args.socket, &args.listen) {
+        (Some(path), None) => Ok(EnclaveAddr::Unix(path.clone())),
+        (None, Some(addr)) => {
+            EnclaveAddr::parse_listen(addr).with_context(|| format!("--listen {addr}"))
+        }
+        _ => bail!("give exactly one of --socket PATH and --listen ADDR"),
+    }
 }
 
 /// `url` as it may be printed: unchanged when it is only `scheme://host[:port][/]` (or not a URL,

@@ -1,5 +1,5 @@
 //! The Sealbridge node core (untrusted host side, DESIGN §1, §11): the transports to the enclave
-//! ([`link`]: in process, or a Unix socket to `sealbridge enclave`) and the group-commit loop
+//! ([`link`]: in process, or a Unix socket, TCP or vsock to `sealbridge enclave`) and the group-commit loop
 //! ([`engine`]) — one thread owns the enclave link, the writing database connection and the log
 //! tiles; every request of a group goes through the enclave, the group's records commit in one
 //! transaction, the tiles are extended, and only then is anyone answered.
@@ -38,6 +38,33 @@ pub enum CoreError {
     /// Bad configuration.
     #[error("configuration: {0}")]
     Config(String),
+    /// A boundary address that does not parse (`unix:PATH`, `tcp:HOST:PORT`, `vsock:CID:PORT`).
+    #[error("{input:?} is not a boundary address: {reason}")]
+    Address {
+        /// What was given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A TCP listener asked to bind an address other hosts can reach, without
+    /// [`link::RemoteHosts::Allow`].
+    #[error(
+        "refusing to listen on {addr}: not a loopback address, so anyone who can connect to it \
+         would drive the enclave as its host does (sealbridge enclave --allow-remote-host)"
+    )]
+    NotLoopback {
+        /// The address.
+        addr: String,
+    },
+    /// The enclave process could not listen.
+    #[error("listening on {addr}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The core is shutting down or gone.
     #[error("node stopped")]
     Stopped,

@@ -1,26 +1,41 @@
-//! Boundary transports: the enclave in process, or its own process behind a Unix socket.
+//! Boundary transports: the enclave in process, or its own process behind a Unix socket, TCP or
+//! vsock (`unix:PATH`, `tcp:HOST:PORT`, `vsock:CID:PORT`: [`EnclaveAddr`]).
 //!
-//! Over the socket every message is one frame (`u32 BE length ‖ CBOR`, at most
-//! [`MAX_FRAME_BYTES`]; `boundary::encode_frame`). A session starts with `Hello` (version
-//! handshake) and then `Boot` or `Restore`; each new connection is a new session, so either side
-//! may be restarted (docs/NODE.md). An enclave process keeps one [`Lineage`] across its sessions
-//! (`InProc` across `reconnect`, [`serve_unix`] across connections): it refuses a snapshot older
-//! than one it sealed or restored, and a session that resumes below what an earlier one ran says
-//! so in its `SessionStart` log entry (issue 11; `sealbridge_enclave::session`).
+//! Over a stream every message is one frame (`u32 BE length ‖ CBOR`, at most
+//! [`MAX_FRAME_BYTES`]; `boundary::encode_frame`); the same code ([`StreamLink`] on the host,
+//! [`serve`] in the enclave process) runs over each transport. A session starts with `Hello`
+//! (version handshake) and then `Boot` or `Restore`; each new connection is a new session, so
+//! either side may be restarted (docs/NODE.md), and the enclave process serves one connection
+//! at a time (a second host is refused: [`serve`]). An enclave process keeps one [`Lineage`]
+//! across its sessions (`InProc` across `reconnect`, [`serve`] across connections): it refuses a
+//! snapshot older than one it sealed or restored, and a session that resumes below what an
+//! earlier one ran says so in its `SessionStart` log entry (issue 11;
+//! `sealbridge_enclave::session`).
+//!
+//! [`Lineage`]: sealbridge_enclave::session
 
 use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
 
 use sealbridge_enclave::{
     boundary::{BoundaryError, MAX_FRAME_BYTES, Request, Response, decode_frame, encode_frame},
-    session::{ProcessState, RngFactory, RootOrigin, Session},
+    session::{RngFactory, Session},
 };
 use sealbridge_seal::{at_rest::RootSecret, envelope::SealedEnvelope};
 
 use crate::CoreError;
+
+mod addr;
+mod serve;
+mod stream;
+
+pub use addr::{EnclaveAddr, VSOCK_CID_ANY, VSOCK_CID_LOCAL};
+pub use serve::{
+    BUSY, BoundaryListener, HANDOFF_GRACE, RemoteHosts, serve, serve_unix, serve_unix_custody,
+};
+pub use stream::{RESPONSE_TIMEOUT, StreamLink, UnixLink};
 
 /// A connection to an enclave.
 pub trait EnclaveLink: Send {
@@ -81,111 +96,44 @@ impl EnclaveLink for InProc {
 
 /// Read one frame; `Ok(None)` on a clean end of stream.
 pub fn read_frame(r: &mut impl Read) -> Result<Option<Vec<u8>>, BoundaryError> {
+    read_frame_io(r).map_err(|e| match e {
+        FrameReadError::TooLarge => BoundaryError::FrameTooLarge,
+        FrameReadError::Io(_) => BoundaryError::MalformedFrame,
+    })
+}
+
+/// Why a frame could not be read: the host side reports the transport's own error (a reset
+/// connection, a timeout) rather than a protocol error.
+#[derive(Debug)]
+enum FrameReadError {
+    TooLarge,
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for FrameReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge => write!(f, "{}", BoundaryError::FrameTooLarge),
+            Self::Io(e) => write!(f, "connection lost: {e}"),
+        }
+    }
+}
+
+fn read_frame_io(r: &mut impl Read) -> Result<Option<Vec<u8>>, FrameReadError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(_) => return Err(BoundaryError::MalformedFrame),
+        Err(e) => return Err(FrameReadError::Io(e)),
     }
     let n = u32::from_be_bytes(len) as usize;
     if n > MAX_FRAME_BYTES {
-        return Err(BoundaryError::FrameTooLarge);
+        return Err(FrameReadError::TooLarge);
     }
     let mut frame = vec![0u8; 4 + n];
     frame[..4].copy_from_slice(&len);
-    r.read_exact(&mut frame[4..])
-        .map_err(|_| BoundaryError::MalformedFrame)?;
+    r.read_exact(&mut frame[4..]).map_err(FrameReadError::Io)?;
     Ok(Some(frame))
-}
-
-/// The enclave in its own process, reached over a Unix socket.
-#[derive(Debug)]
-pub struct UnixLink {
-    path: PathBuf,
-    stream: Option<UnixStream>,
-}
-
-impl UnixLink {
-    /// Connect (retrying for up to `wait`).
-    pub fn connect(path: &Path, wait: Duration) -> Result<Self, CoreError> {
-        let mut link = Self {
-            path: path.to_path_buf(),
-            stream: None,
-        };
-        let deadline = Instant::now() + wait;
-        loop {
-            match link.reconnect() {
-                Ok(()) => return Ok(link),
-                Err(e) if Instant::now() >= deadline => return Err(e),
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-}
-
-impl EnclaveLink for UnixLink {
-    fn call(&mut self, request: Request) -> Result<Response, CoreError> {
-        let down = |e: &dyn std::fmt::Display| CoreError::Enclave(e.to_string());
-        let frame = encode_frame(&request).map_err(|e| down(&e))?;
-        let stream = self
-            .stream
-            .as_mut()
-            .ok_or_else(|| CoreError::Enclave("not connected".into()))?;
-        let result = stream
-            .write_all(&frame)
-            .map_err(|e| down(&e))
-            .and_then(|()| read_frame(stream).map_err(|e| down(&e)))
-            .and_then(|f| f.ok_or_else(|| CoreError::Enclave("enclave closed the socket".into())))
-            .and_then(|f| decode_frame::<Response>(&f).map_err(|e| down(&e)));
-        if result.is_err() {
-            self.stream = None;
-        }
-        result
-    }
-
-    fn reconnect(&mut self) -> Result<(), CoreError> {
-        self.stream = None;
-        let s = UnixStream::connect(&self.path)
-            .map_err(|e| CoreError::Enclave(format!("{}: {e}", self.path.display())))?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(|e| CoreError::Enclave(e.to_string()))?;
-        self.stream = Some(s);
-        Ok(())
-    }
-}
-
-/// `sealbridge enclave`: serve sessions on a Unix socket, one connection at a time.
-pub fn serve_unix(path: &Path, root: [u8; 32]) -> Result<(), CoreError> {
-    serve_unix_with(
-        path,
-        ProcessState {
-            root: Some((RootSecret::from_bytes(root), RootOrigin::Tee)),
-            ..ProcessState::default()
-        },
-    )
-}
-
-/// `sealbridge enclave --custody`: like [`serve_unix`], for an enclave process started without
-/// a root (it deals one, or the host has it recover one from keyholders).
-pub fn serve_unix_custody(path: &Path) -> Result<(), CoreError> {
-    serve_unix_with(path, ProcessState::default())
-}
-
-fn serve_unix_with(path: &Path, mut state: ProcessState) -> Result<(), CoreError> {
-    let io = |e: std::io::Error| CoreError::Enclave(format!("{}: {e}", path.display()));
-    if path.exists() {
-        std::fs::remove_file(path).map_err(io)?;
-    }
-    let listener = bind_private(path).map_err(io)?;
-    tracing::info!(socket = %path.display(), "enclave listening");
-    for conn in listener.incoming() {
-        let Ok(mut conn) = conn else { continue };
-        let mut session = Session::resume(state, os_rng());
-        tracing::info!("new boundary session");
-        serve_connection(&mut conn, &mut session);
-        state = session.into_process();
-    }
-    Ok(())
 }
 
 /// Bind a Unix socket at `path` that only this user can connect to (`0600`), with no window in
@@ -376,7 +324,6 @@ fn outcome(response: &Response) -> &'static str {
     }
 }
 
-/// An enclave process this node spawned (`--enclave spawn`); killed when dropped.
 /// Where a spawned enclave's sealing root comes from.
 enum RootArg<'a> {
     File(&'a Path),
@@ -384,6 +331,8 @@ enum RootArg<'a> {
     Tee,
 }
 
+/// An enclave process this node spawned (`--enclave spawn`, on a Unix socket in the data
+/// directory); killed when dropped.
 #[derive(Debug)]
 pub struct SpawnedEnclave {
     child: Child,
@@ -494,6 +443,8 @@ mod tests {
         envelope::seal,
         keys::{Ed25519SigningKey, KemSecretKey},
     };
+
+    use std::os::unix::net::UnixStream;
 
     use super::*;
 

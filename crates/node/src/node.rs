@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use crate::{NodeError, Setup, gateway, unix_now};
 use sealbridge_core::{
     Cmd, Core, CoreConfig, CoreError, LinkFactory, Shared,
-    link::{EnclaveLink, InProc, SpawnedEnclave, UnixLink, simulated_root_secret},
+    link::{EnclaveAddr, EnclaveLink, InProc, SpawnedEnclave, StreamLink, simulated_root_secret},
     metrics::{Metrics, RegistrationView},
 };
 use sealbridge_deploy::{
@@ -53,8 +53,11 @@ pub enum EnclaveMode {
     InProc,
     /// A child process (`<exe> enclave`) this node starts, restarts and kills.
     Spawn(PathBuf),
-    /// An enclave process already listening on this socket.
+    /// An enclave process already listening on this Unix socket (`unix:PATH`).
     Unix(PathBuf),
+    /// An enclave process already listening at this address: `tcp:HOST:PORT` or
+    /// `vsock:CID:PORT` (Nitro Enclaves). The same boundary protocol as over a Unix socket.
+    Connect(EnclaveAddr),
 }
 
 /// Default depth of the gateway → core request queue ([`NodeConfig::core_queue`]).
@@ -1101,8 +1104,14 @@ fn link_factory(
             Ok(wrap(link))
         }),
         EnclaveMode::Unix(path) => Box::new(move || {
-            Ok(wrap(Box::new(UnixLink::connect(
+            Ok(wrap(Box::new(StreamLink::connect(
                 &path,
+                Duration::from_secs(5),
+            )?)))
+        }),
+        EnclaveMode::Connect(addr) => Box::new(move || {
+            Ok(wrap(Box::new(StreamLink::connect(
+                &addr,
                 Duration::from_secs(5),
             )?)))
         }),
@@ -1127,7 +1136,7 @@ fn link_factory(
                     .as_ref()
                     .map(|s| s.socket.clone())
                     .ok_or_else(|| CoreError::Enclave("no enclave process".into()))?;
-                Ok(wrap(Box::new(UnixLink::connect(
+                Ok(wrap(Box::new(StreamLink::connect(
                     &socket,
                     Duration::from_secs(10),
                 )?)))

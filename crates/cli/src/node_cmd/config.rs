@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use sealbridge_core::link::EnclaveAddr;
 use sealbridge_node::{EnclaveMode, NodeConfig};
 use serde_json::{Map, Value};
 
@@ -34,8 +35,9 @@ pub struct NodeOptions {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "SEALBRIDGE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
-    /// Enclave: `inproc`, `spawn` (a child `sealbridge enclave` process, respawned if it dies)
-    /// or `unix:PATH` (an enclave process already listening on PATH).
+    /// Enclave: `inproc`, `spawn` (a child `sealbridge enclave` process, respawned if it dies),
+    /// or an enclave process already listening at `unix:PATH`, `tcp:HOST:PORT` or
+    /// `vsock:CID:PORT` (Nitro Enclaves: the enclave's CID).
     #[arg(long, env = "SEALBRIDGE_ENCLAVE")]
     pub enclave: Option<String>,
     /// Development setup on first start: deploy the contracts and a test ERC-20, register the
@@ -326,9 +328,12 @@ pub fn resolve(cli: &NodeOptions, file: Option<&NodeOptions>) -> anyhow::Result<
     cfg.enclave = match enclave {
         "inproc" => EnclaveMode::InProc,
         "spawn" => EnclaveMode::Spawn(std::env::current_exe().context("locating sealbridge")?),
-        other => match other.strip_prefix("unix:") {
-            Some(p) if !p.is_empty() => EnclaveMode::Unix(PathBuf::from(p)),
-            _ => bail!("--enclave must be inproc, spawn or unix:PATH, not {other:?}"),
+        other => match EnclaveAddr::parse_connect(other) {
+            Ok(EnclaveAddr::Unix(path)) => EnclaveMode::Unix(path),
+            Ok(addr) => EnclaveMode::Connect(addr),
+            Err(e) => bail!(
+                "--enclave must be inproc, spawn, unix:PATH, tcp:HOST:PORT or vsock:CID:PORT: {e}"
+            ),
         },
     };
     cfg.verifiers = o.verifiers.clone();
