@@ -176,7 +176,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     }
     let _telemetry = args.log.init()?;
     cfg.acknowledge_deep_reorg = args.acknowledge_deep_reorg;
-    cfg.tee = tee_config(&args.tee, &cfg.enclave)?;
+    cfg.tee = tee_config(&args.tee, &cfg.enclave, !cfg.keyholders.is_empty())?;
     if args.handover.await_handover {
         return handover::run_awaiting(cfg, &chain, deployment, key_file, &args.handover);
     }
@@ -304,6 +304,7 @@ fn run_deployed(
 fn tee_config(
     tee: &crate::tee::TeeArgs,
     mode: &sealbridge_node::EnclaveMode,
+    custody: bool,
 ) -> anyhow::Result<sealbridge_node::node::TeeConfig> {
     use crate::tee::TeeChoice;
     use sealbridge_node::EnclaveMode;
@@ -327,17 +328,16 @@ fn tee_config(
         ),
         EnclaveMode::Spawn(_) => {
             // The child sets its TEE up; learn here whether it needs keyholders.
+            use sealbridge_attest::TeeKind;
+            let root = tee.tee_root.as_deref().unwrap_or("/".as_ref());
             let kind = match tee.tee {
-                TeeChoice::Sgx => Some(false),
-                TeeChoice::Tdx | TeeChoice::Snp | TeeChoice::Nitro => Some(true),
-                _ => None,
+                TeeChoice::Sgx => Some(TeeKind::Sgx),
+                TeeChoice::Tdx => Some(TeeKind::Tdx),
+                TeeChoice::Snp => Some(TeeKind::Snp),
+                TeeChoice::Nitro => Some(TeeKind::Nitro),
+                _ => crate::tee::detect(root).first().map(|(k, _)| *k),
             };
-            let needs_custody = match kind {
-                Some(n) => n,
-                None => crate::tee::detect(tee.tee_root.as_deref().unwrap_or("/".as_ref()))
-                    .first()
-                    .is_some_and(|(k, _)| *k != sealbridge_attest::TeeKind::Sgx),
-            };
+            let needs_custody = kind.is_some_and(|k| !crate::tee::has_sealing_key(k, root));
             Ok(sealbridge_node::node::TeeConfig {
                 name: Some(args[1].clone()),
                 enclave_args: args,
@@ -346,8 +346,8 @@ fn tee_config(
             })
         }
         EnclaveMode::InProc => {
-            let p =
-                crate::tee::setup(tee)?.ok_or_else(|| anyhow::anyhow!("--tee: no TEE set up"))?;
+            let p = crate::tee::setup(tee, custody)?
+                .ok_or_else(|| anyhow::anyhow!("--tee: no TEE set up"))?;
             eprintln!(
                 "sealbridge node: the enclave runs in {} (measurement {})",
                 p.kind.name(),
@@ -411,7 +411,7 @@ pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
     if args.allow_remote_host && !matches!(addr, EnclaveAddr::Tcp { .. }) {
         bail!("--allow-remote-host is for --listen tcp:HOST:PORT, not {addr}");
     }
-    let platform = crate::tee::setup(&args.tee)?;
+    let platform = crate::tee::setup(&args.tee, args.custody)?;
     let root = match (&platform, &args.root_secret, args.custody) {
         (_, _, true) => None,
         (Some(p), Some(_), _) => anyhow::bail!(

@@ -112,19 +112,14 @@ fn tsm_provider(tsm: &Path) -> Option<&'static str> {
 }
 
 /// Resolve `--tee`, build the provider, read the measurement, install the platform into the
-/// enclave code of this process. `None` for the simulated TEE.
+/// enclave code of this process. `None` for the simulated TEE. With `custody` (the keyholders
+/// hold the root) the TEE's own sealing key is not derived: an SNP guest does not ask its Secure
+/// Processor for a key it will not use.
 ///
 /// # Errors
 /// No interface, several with `auto`, a provider that fails or answers another TEE's evidence,
 /// evidence whose measurement cannot be read, a missing SGX sealing key.
-pub fn setup(args: &TeeArgs) -> anyhow::Result<Option<Platform>> {
-    setup_for(args, false)
-}
-
-/// [`setup`] for an enclave whose sealing root comes from the keyholders (`custody`): the TEE's
-/// own sealing key is then not derived (an SNP guest does not ask its Secure Processor for a key
-/// it will not use).
-pub fn setup_for(args: &TeeArgs, custody: bool) -> anyhow::Result<Option<Platform>> {
+pub fn setup(args: &TeeArgs, custody: bool) -> anyhow::Result<Option<Platform>> {
     let root = args.tee_root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let kind = match args.tee {
         TeeChoice::Simulated => return Ok(None),
@@ -232,6 +227,16 @@ fn sgx_sealing_root(gramine: &Path) -> anyhow::Result<[u8; 32]> {
         &key,
         &[b"sealbridge/v1/sgx-sealing-root"],
     ))
+}
+
+/// Whether an enclave of `kind` under `root` gets a sealing key from its TEE (SGX always, through
+/// Gramine; SNP when the guest has `/dev/sev-guest`); otherwise the keyholders hold its root.
+pub fn has_sealing_key(kind: TeeKind, root: &Path) -> bool {
+    match kind {
+        TeeKind::Sgx => true,
+        TeeKind::Snp => under(root, SEV_GUEST).exists(),
+        _ => false,
+    }
 }
 
 /// The SEV-SNP derived key (VCEK-rooted, bound to the guest policy and launch measurement) for

@@ -130,6 +130,9 @@ fn enclave_processes_take_evidence_and_measurement_from_their_tee() {
                     && all.contains("fake tree cannot answer"),
                 "{all}"
             );
+            // With keyholders the key is not asked for at all.
+            let (line, all) = enclave_start_line(&args, &sock);
+            assert!(line.is_some(), "{all}");
         }
     }
 
