@@ -292,10 +292,27 @@ fn snp_derived_key(_vmpl: u32) -> anyhow::Result<[u8; 32]> {
 
 #[cfg(feature = "nitro")]
 fn nitro_provider(root: &Path) -> anyhow::Result<Box<dyn EvidenceProvider + Send>> {
-    if root != Path::new("/") {
-        bail!("--tee nitro: the NSM driver opens /dev/nsm; --tee-root cannot move it");
+    use sealbridge_attest::provider::nsm::{Nsm, NsmSocket};
+    if root == Path::new("/") {
+        return Ok(Box::new(Nsm::default()));
     }
-    Ok(Box::new(sealbridge_attest::provider::nsm::Nsm::default()))
+    // A fake tree: the NSM driver's ioctl cannot be faked, so DIR/dev/nsm is a Unix socket that
+    // answers the same CBOR messages (tests).
+    let fake = under(root, NSM);
+    let is_socket = std::fs::metadata(&fake)
+        .map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        .unwrap_or(false);
+    if !is_socket {
+        bail!(
+            "--tee nitro --tee-root {}: {} is not a fake NSM socket (the real driver opens \
+             /dev/nsm)",
+            root.display(),
+            fake.display()
+        );
+    }
+    Ok(Box::new(Nsm::with_transport(Box::new(NsmSocket::new(
+        fake,
+    )))))
 }
 
 #[cfg(not(feature = "nitro"))]

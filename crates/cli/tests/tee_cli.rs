@@ -136,6 +136,57 @@ fn enclave_processes_take_evidence_and_measurement_from_their_tee() {
         }
     }
 
+    // Nitro through a fake NSM (a socket answering the driver's CBOR messages; the ioctl cannot
+    // be faked): the measurement is SHA-256(PCR0 ‖ PCR1 ‖ PCR2) of the document, the request
+    // carries exactly 64 bytes of report data, keyholders are required, and `auto` finds it.
+    let nitro = dir.path().join("nitro");
+    let doc = vector("nitro/evervault_ga_attestation_doc.cose");
+    let asked = support::tee::fake_nsm(&nitro, doc.clone());
+    let m = {
+        use sealbridge_attest::{Evidence, inspect::claimed_measurement};
+        hex::encode(claimed_measurement(&Evidence::Nitro(doc)).unwrap().0)
+    };
+    for tee in ["nitro", "auto"] {
+        let args = [
+            "--tee",
+            tee,
+            "--tee-root",
+            nitro.to_str().unwrap(),
+            "--custody",
+        ];
+        let (line, all) = enclave_start_line(&args, &sock);
+        let line = line.unwrap_or_else(|| panic!("{tee}: {all}"));
+        assert!(
+            line.contains("running in nitro") && line.contains(&m),
+            "{line} (want {m})"
+        );
+        let (line, all) = enclave_start_line(&args[..4], &sock);
+        assert!(
+            line.is_none() && all.contains("no sealing key") && all.contains("--custody"),
+            "{all}"
+        );
+    }
+    assert!(!asked.lock().unwrap().is_empty());
+    assert!(asked.lock().unwrap().iter().all(|u| u.len() == 64));
+    // A tree whose dev/nsm is not a socket: refused, naming it.
+    let bad = dir.path().join("nitro-file");
+    std::fs::create_dir_all(bad.join("dev")).unwrap();
+    std::fs::write(bad.join("dev/nsm"), b"").unwrap();
+    let (line, all) = enclave_start_line(
+        &[
+            "--tee",
+            "nitro",
+            "--tee-root",
+            bad.to_str().unwrap(),
+            "--custody",
+        ],
+        &sock,
+    );
+    assert!(
+        line.is_none() && all.contains("not a fake NSM socket"),
+        "{all}"
+    );
+
     // --tee auto: the one interface there is, else a refusal rather than a guess.
     let (line, all) = enclave_start_line(
         &["--tee", "auto", "--tee-root", sgx.to_str().unwrap()],

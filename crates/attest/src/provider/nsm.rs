@@ -31,6 +31,55 @@ impl NsmTransport for NsmDevice {
     }
 }
 
+/// A stand-in for `/dev/nsm` in a fake tree (`sealbridge enclave --tee nitro --tee-root DIR`,
+/// tests only): `DIR/dev/nsm` is a Unix socket; each request is one connection carrying
+/// `u32 BE length ‖ CBOR(Request)` and answered with `u32 BE length ‖ CBOR(Response)` — the
+/// driver's own CBOR encoding of the same messages, over a socket instead of an ioctl.
+#[derive(Debug)]
+pub struct NsmSocket {
+    path: std::path::PathBuf,
+}
+
+impl NsmSocket {
+    /// The fake device at `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    fn exchange(&self, request: &Request) -> Result<Response, String> {
+        use std::io::{Read, Write};
+        let mut body = Vec::new();
+        ciborium::into_writer(request, &mut body).map_err(|e| e.to_string())?;
+        let len = u32::try_from(body.len()).map_err(|_| "request too large".to_string())?;
+        let mut s = std::os::unix::net::UnixStream::connect(&self.path)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        s.write_all(&len.to_be_bytes())
+            .and_then(|()| s.write_all(&body))
+            .map_err(|e| e.to_string())?;
+        let mut n = [0u8; 4];
+        s.read_exact(&mut n).map_err(|e| e.to_string())?;
+        let n = u32::from_be_bytes(n) as u64;
+        if n > super::MAX_OUTBLOB {
+            return Err(format!("answer of {n} bytes"));
+        }
+        let mut answer = Vec::new();
+        s.take(n)
+            .read_to_end(&mut answer)
+            .map_err(|e| e.to_string())?;
+        ciborium::from_reader(answer.as_slice()).map_err(|e| e.to_string())
+    }
+}
+
+impl NsmTransport for NsmSocket {
+    fn process(&mut self, request: Request) -> Response {
+        self.exchange(&request).unwrap_or_else(|e| {
+            // A fake device only (tests): say why on stderr, answer as the driver would.
+            eprintln!("fake NSM at {}: {e}", self.path.display());
+            Response::Error(ErrorCode::InternalError)
+        })
+    }
+}
+
 /// The Nitro Secure Module provider.
 pub struct Nsm {
     transport: Box<dyn NsmTransport>,

@@ -59,3 +59,55 @@ pub fn inspected_measurement(dir: &Path, evidence: &[u8], tee: &str) -> String {
         .trim_start_matches("0x")
         .to_string()
 }
+
+/// A fake NSM under `root` (`dev/nsm`, a Unix socket speaking the driver's CBOR messages, which
+/// `--tee nitro --tee-root` uses in place of the ioctl) answering every attestation request with
+/// `document`. Returns the user_data of each request, in order.
+pub fn fake_nsm(root: &Path, document: Vec<u8>) -> std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>> {
+    use ciborium::Value;
+    use std::io::{Read, Write};
+    let dev = root.join("dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(dev.join("nsm")).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            let mut n = [0u8; 4];
+            if s.read_exact(&mut n).is_err() {
+                continue;
+            }
+            let mut body = vec![0u8; u32::from_be_bytes(n) as usize];
+            if s.read_exact(&mut body).is_err() {
+                continue;
+            }
+            // {"Attestation": {"user_data": bytes, "nonce": null, "public_key": null}}
+            let request: Value = ciborium::from_reader(body.as_slice()).unwrap();
+            let user_data = request.as_map().and_then(|m| {
+                m.iter()
+                    .find(|(k, _)| k.as_text() == Some("Attestation"))
+                    .and_then(|(_, v)| v.as_map())
+                    .and_then(|a| {
+                        a.iter()
+                            .find(|(k, _)| k.as_text() == Some("user_data"))
+                            .and_then(|(_, v)| v.as_bytes().cloned())
+                    })
+            });
+            log.lock().unwrap().push(user_data.unwrap_or_default());
+            let answer = Value::Map(vec![(
+                Value::Text("Attestation".into()),
+                Value::Map(vec![(
+                    Value::Text("document".into()),
+                    Value::Bytes(document.clone()),
+                )]),
+            )]);
+            let mut out = Vec::new();
+            ciborium::into_writer(&answer, &mut out).unwrap();
+            let _ = s
+                .write_all(&(out.len() as u32).to_be_bytes())
+                .and_then(|()| s.write_all(&out));
+        }
+    });
+    seen
+}
