@@ -39,6 +39,9 @@ use support::{Proc, wait_until};
 /// Inside the validity of the dcap-qvl SGX and TDX collateral (next update 2025-07-19) and of the
 /// Milan VCEK (2023–2030).
 const AT: u64 = 1_751_000_000;
+/// A minute after the non-debug Nitro document in `vectors/` was issued (1674047239), inside its
+/// certificates' validity.
+const NITRO_AT: u64 = 1_674_047_300;
 
 /// libfaketime, from Debian's `faketime`.
 fn libfaketime() -> PathBuf {
@@ -51,14 +54,14 @@ fn libfaketime() -> PathBuf {
     panic!("libfaketime not found: install Debian's faketime (scripts/test.sh does)");
 }
 
-/// What every process of the deployment runs under: the wall clock shifted back to [`AT`] (an
+/// What every process of the deployment runs under: the wall clock shifted back to `at` (an
 /// offset, so processes started later agree), monotonic clocks untouched.
 struct FakeTime {
     env: Vec<(&'static str, String)>,
 }
 
 impl FakeTime {
-    fn new() -> Self {
+    fn new(at: u64) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -66,7 +69,7 @@ impl FakeTime {
         Self {
             env: vec![
                 ("LD_PRELOAD", libfaketime().display().to_string()),
-                ("FAKETIME", format!("-{}", now - AT)),
+                ("FAKETIME", format!("-{}", now - at)),
                 ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
             ],
         }
@@ -134,8 +137,9 @@ fn up(url: &str, path: &str) -> bool {
 }
 
 /// Run a node until it exits (it must: it is refused) and return its log.
-fn refused_node(ft: &FakeTime, args: &[&str], log: &Path) -> String {
-    let mut node = ft.spawn(args, log);
+fn refused_node(ft: &FakeTime, args: &[String], log: &Path) -> String {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut node = ft.spawn(&args, log);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = node.0.try_wait().unwrap() {
@@ -152,13 +156,249 @@ fn refused_node(ft: &FakeTime, args: &[&str], log: &Path) -> String {
     }
 }
 
+/// A deployment's world under one fake time: anvil, the keys (two verifiers, the deployer, three
+/// nodes, funded), an appraisal policy, and the services started, stopped when dropped.
+struct Lab {
+    ft: FakeTime,
+    dir: tempfile::TempDir,
+    anvil: Anvil,
+    verifiers: Vec<String>,
+    services: Vec<Proc>,
+    logs: PathBuf,
+}
+
+impl Lab {
+    fn new(at: u64, policy: &str) -> Self {
+        let ft = FakeTime::new(at);
+        let dir = tempfile::tempdir().unwrap();
+        let anvil = ft.anvil(dir.path());
+        let rpc = RpcChain::connect(&anvil.url).unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut verifiers = Vec::new();
+        for i in 0..2u8 {
+            let f = dir.path().join(format!("v{i}.key"));
+            std::fs::write(&f, format!("0x{}\n", hex::encode([0x41 + i; 32]))).unwrap();
+            private(&f);
+            let o = ft.run(&["verifier", "address", "--key", f.to_str().unwrap()]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            verifiers.push(String::from_utf8(o.stdout).unwrap().trim().to_string());
+        }
+        for (name, byte) in [
+            ("deployer.key", 0x51u8),
+            ("node-a.key", 0x52),
+            ("node-b.key", 0x53),
+        ] {
+            let f = dir.path().join(name);
+            std::fs::write(&f, hex::encode([byte; 32])).unwrap();
+            private(&f);
+            let key = k256::ecdsa::SigningKey::from_slice(&[byte; 32]).unwrap();
+            rpc.set_balance(
+                Address::from_private_key(&key),
+                U256::from(10u64).pow(U256::from(18u64)),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("policy.json"), policy).unwrap();
+        Self {
+            ft,
+            dir,
+            anvil,
+            verifiers,
+            services: Vec::new(),
+            logs,
+        }
+    }
+
+    fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn s(&self, name: &str) -> String {
+        self.p(name).to_str().unwrap().to_string()
+    }
+
+    /// `n` keyholders initialised as `{tag}{i}`: their ids, as a policy's custody names them.
+    fn keyholders_init(&self, tag: &str, n: usize) -> Vec<Value> {
+        (0..n)
+            .map(|i| {
+                let o = self.ft.run(&[
+                    "keyholder",
+                    "init",
+                    "--data-dir",
+                    &self.s(&format!("{tag}{i}")),
+                    "--json",
+                ]);
+                assert!(o.status.success(), "{}", stderr(&o));
+                serde_json::from_slice::<Value>(&o.stdout).unwrap()
+            })
+            .collect()
+    }
+
+    /// Deploy a production deployment (nothing simulated) allowing `measurements`.
+    fn deploy(&self, name: &str, measurements: &[&str], custody: Option<Value>) -> DeploymentFile {
+        let gov = |byte: u8| {
+            Address::from_private_key(&k256::ecdsa::SigningKey::from_slice(&[byte; 32]).unwrap())
+        };
+        let participants: Vec<Value> = dev::participants(2)
+            .iter()
+            .map(|q| json!({"sender": q.key.public().sender_id(), "account": q.account}))
+            .collect();
+        let mut config = json!({
+            "timelock": {"proposers": [gov(0x61)], "executors": [gov(0x62)], "min_delay_secs": 172_800},
+            "guardian": gov(0x63),
+            "verifiers": self.verifiers,
+            "threshold": 2,
+            "measurements": measurements
+                .iter()
+                .map(|m| json!({"measurement": format!("0x{m}")}))
+                .collect::<Vec<_>>(),
+            "participants": participants,
+            "test_token": true,
+        });
+        if let Some(c) = custody {
+            config["custody"] = c;
+        }
+        let cfg = self.p(&format!("{name}.config.json"));
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        let o = self.ft.run(&[
+            "deploy",
+            "--key-file",
+            &self.s("deployer.key"),
+            "--chain",
+            &self.anvil.url,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            &self.s(&format!("{name}.json")),
+        ]);
+        assert!(o.status.success(), "deploy {name}: {}", stderr(&o));
+        let d = DeploymentFile::from_json(&std::fs::read(self.p(&format!("{name}.json"))).unwrap())
+            .unwrap();
+        assert!(!d.allow_simulated);
+        d
+    }
+
+    /// Start `sealbridge ARGS --listen 127.0.0.1:PORT` logging to `logs/{log}.log`, wait until
+    /// `path` answers, and return its URL.
+    fn serve(&mut self, args: &[&str], log: &str, path: &str) -> String {
+        let listen = format!("127.0.0.1:{}", free_port().unwrap());
+        let mut a = args.to_vec();
+        a.extend(["--listen", &listen]);
+        self.services
+            .push(self.ft.spawn(&a, &self.logs.join(format!("{log}.log"))));
+        let url = format!("http://{listen}");
+        wait_until(log, 30, || up(&url, path));
+        url
+    }
+
+    /// Both verifiers as services for `d`'s registry (`extra`: e.g. `--pcs URL`).
+    fn verifiers_serve(&mut self, d: &DeploymentFile, tag: &str, extra: &[&str]) -> Vec<String> {
+        (0..2)
+            .map(|i| {
+                let (key, policy, registry) = (
+                    self.s(&format!("v{i}.key")),
+                    self.s("policy.json"),
+                    d.registry.to_string(),
+                );
+                let mut args = vec![
+                    "verifier",
+                    "serve",
+                    "--key",
+                    &key,
+                    "--policy",
+                    &policy,
+                    "--chain-id",
+                    "31337",
+                    "--registry",
+                    &registry,
+                ];
+                args.extend(extra);
+                self.serve(&args, &format!("verifier-{tag}{i}"), "/v1/verifier")
+            })
+            .collect()
+    }
+
+    /// The keyholders `{tag}{i}` as services for `d` (`extra`: e.g. `--pcs URL`).
+    fn keyholders_serve(
+        &mut self,
+        d: &DeploymentFile,
+        tag: &str,
+        n: usize,
+        extra: &[&str],
+    ) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let (data, rpc, settlement, policy) = (
+                    self.s(&format!("{tag}{i}")),
+                    self.anvil.url.clone(),
+                    d.settlement.to_string(),
+                    self.s("policy.json"),
+                );
+                let mut args = vec![
+                    "keyholder",
+                    "serve",
+                    "--data-dir",
+                    &data,
+                    "--rpc",
+                    &rpc,
+                    "--settlement",
+                    &settlement,
+                    "--policy",
+                    &policy,
+                ];
+                args.extend(extra);
+                self.serve(&args, &format!("keyholder-{tag}{i}"), "/v1/keyholder")
+            })
+            .collect()
+    }
+
+    /// A node of deployment `name` signing with `key`, in the TEE `tee`, run until it is refused;
+    /// its log.
+    fn refused_node(
+        &self,
+        name: &str,
+        key: &str,
+        verifiers: &[String],
+        keyholders: &[String],
+        tee: &[&str],
+    ) -> String {
+        let mut v: Vec<String> = vec![
+            "node".into(),
+            "--key-file".into(),
+            self.s(key),
+            "--chain".into(),
+            self.anvil.url.clone(),
+            "--deployment".into(),
+            self.s(&format!("{name}.json")),
+            "--data-dir".into(),
+            self.s(&format!("data-{}", tee[1])),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        for u in verifiers {
+            v.extend(["--verifier".to_string(), u.clone()]);
+        }
+        for u in keyholders {
+            v.extend(["--keyholder".to_string(), u.clone()]);
+        }
+        v.extend(tee.iter().map(|x| x.to_string()));
+        refused_node(
+            &self.ft,
+            &v,
+            &self.logs.join(format!("node-{}.log", tee[1])),
+        )
+    }
+}
+
 #[test]
 fn real_tee_evidence_through_a_production_deployment_with_collateral_from_the_pcs_and_kds_stub() {
-    let ft = FakeTime::new();
-    let dir = tempfile::tempdir().unwrap();
-    let p = |name: &str| dir.path().join(name);
-    let s = |name: &str| p(name).to_str().unwrap().to_string();
-
+    // The appraisal policy of every verifier and keyholder: a production one (nothing simulated,
+    // no debug, every collateral rule), with a TCB-R floor the vectors' collateral meets.
+    let mut lab = Lab::new(
+        AT,
+        r#"{"max_evidence_age_secs": 3600, "min_tcb_evaluation_data_number": 17}"#,
+    );
     // The Intel PCS v4 / AMD KDS stand-in, serving the real collateral of the three pieces of
     // evidence (it answers 404 for anything else).
     let stub = Stub::start(false).unwrap();
@@ -171,228 +411,59 @@ fn real_tee_evidence_through_a_production_deployment_with_collateral_from_the_pc
         &vector("snp/amd_milan_ask_ark.pem"),
     )
     .unwrap();
+    let fetch = ["--pcs", &stub.url(), "--kds", &stub.url()].map(String::from);
+    let fetch: Vec<&str> = fetch.iter().map(String::as_str).collect();
 
     let tdx_quote = vector("tdx/dcap-qvl_tdx_quote_v4.bin");
     let snp_report = vector("snp/virtee_milan_report.bin");
     let sgx_quote = vector("sgx/dcap-qvl_sgx_quote_v3.bin");
     // The registry's measurement of each build, as a verifier computes it from the evidence.
-    let m_tdx = verified_measurement("tdx/dcap-qvl_tdx_quote_v4", "collateral.json");
-    let m_snp = verified_measurement("snp/virtee_milan", "vcek.der");
-    let m_sgx = verified_measurement("sgx/dcap-qvl_sgx_quote_v3", "collateral.json");
+    let m_tdx = verified_measurement(
+        "tdx/dcap-qvl_tdx_quote_v4.bin",
+        Some("tdx/dcap-qvl_tdx_quote_v4.collateral.json"),
+        AT,
+    );
+    let m_snp = verified_measurement(
+        "snp/virtee_milan_report.bin",
+        Some("snp/virtee_milan_vcek.der"),
+        AT,
+    );
+    let m_sgx = verified_measurement(
+        "sgx/dcap-qvl_sgx_quote_v3.bin",
+        Some("sgx/dcap-qvl_sgx_quote_v3.collateral.json"),
+        AT,
+    );
 
-    let anvil = ft.anvil(dir.path());
-    let rpc = RpcChain::connect(&anvil.url).unwrap();
-
-    // Keys: two verifiers, the deployer, two nodes (each sends its own transactions).
-    let mut verifiers = Vec::new();
-    for i in 0..2u8 {
-        let f = p(&format!("v{i}.key"));
-        std::fs::write(&f, format!("0x{}\n", hex::encode([0x41 + i; 32]))).unwrap();
-        private(&f);
-        let o = ft.run(&["verifier", "address", "--key", f.to_str().unwrap()]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        verifiers.push(String::from_utf8(o.stdout).unwrap().trim().to_string());
-    }
-    for (name, byte) in [
-        ("deployer.key", 0x51u8),
-        ("node-a.key", 0x52),
-        ("node-b.key", 0x53),
-    ] {
-        std::fs::write(p(name), hex::encode([byte; 32])).unwrap();
-        private(&p(name));
-        let key = k256::ecdsa::SigningKey::from_slice(&[byte; 32]).unwrap();
-        rpc.set_balance(
-            Address::from_private_key(&key),
-            U256::from(10u64).pow(U256::from(18u64)),
-        )
-        .unwrap();
-    }
-    // The appraisal policy of every verifier and keyholder: a production one (nothing simulated,
-    // no debug, every collateral rule), with a TCB-R floor the vectors' collateral meets.
-    std::fs::write(
-        p("policy.json"),
-        r#"{"max_evidence_age_secs": 3600, "min_tcb_evaluation_data_number": 17}"#,
-    )
-    .unwrap();
-
-    // Two keyholders for deployment A.
-    let mut keyholders = Vec::new();
-    for i in 0..2 {
-        let o = ft.run(&[
-            "keyholder",
-            "init",
-            "--data-dir",
-            &s(&format!("kh{i}")),
-            "--json",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        keyholders.push(serde_json::from_slice::<Value>(&o.stdout).unwrap());
-    }
-    let participants: Vec<Value> = dev::participants(2)
-        .iter()
-        .map(|q| json!({"sender": q.key.public().sender_id(), "account": q.account}))
-        .collect();
-    let deploy = |name: &str, measurements: &[&str], custody: Option<Value>| {
-        let gov = |byte: u8| {
-            Address::from_private_key(&k256::ecdsa::SigningKey::from_slice(&[byte; 32]).unwrap())
-        };
-        let mut config = json!({
-            "timelock": {"proposers": [gov(0x61)], "executors": [gov(0x62)], "min_delay_secs": 172_800},
-            "guardian": gov(0x63),
-            "verifiers": verifiers,
-            "threshold": 2,
-            "measurements": measurements
-                .iter()
-                .map(|m| json!({"measurement": format!("0x{m}")}))
-                .collect::<Vec<_>>(),
-            "participants": participants,
-            "test_token": true,
-        });
-        if let Some(c) = custody {
-            config["custody"] = c;
-        }
-        std::fs::write(p(&format!("{name}.config.json")), config.to_string()).unwrap();
-        let o = ft.run(&[
-            "deploy",
-            "--key-file",
-            &s("deployer.key"),
-            "--chain",
-            &anvil.url,
-            "--config",
-            &s(&format!("{name}.config.json")),
-            "--out",
-            &s(&format!("{name}.json")),
-        ]);
-        assert!(o.status.success(), "deploy {name}: {}", stderr(&o));
-        DeploymentFile::from_json(&std::fs::read(p(&format!("{name}.json"))).unwrap()).unwrap()
-    };
-    // A: TDX and SEV-SNP builds, root in custody with the two keyholders (a TD or SNP guest has
-    // no sealing key). B: the SGX build, sealing with Gramine's key.
-    let a = deploy(
+    // A: TDX and SEV-SNP builds, root in custody with two keyholders (a TD has no sealing key;
+    // this SNP guest has no /dev/sev-guest). B: the SGX build, sealing with Gramine's key.
+    let keyholders = lab.keyholders_init("kh", 2);
+    let a = lab.deploy(
         "a",
         &[&m_tdx, &m_snp],
         Some(json!({"threshold": 2, "keyholders": keyholders})),
     );
-    let b = deploy("b", &[&m_sgx], None);
-    assert!(!a.allow_simulated && !b.allow_simulated);
-
-    // Two verifier services per registry, each fetching collateral from the stub.
-    let logs = p("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let mut services = Vec::new();
-    let mut urls: [Vec<String>; 2] = Default::default();
-    for (d, (deployment, tag)) in [(&a, "a"), (&b, "b")].into_iter().enumerate() {
-        for i in 0..2 {
-            let listen = format!("127.0.0.1:{}", free_port().unwrap());
-            services.push(ft.spawn(
-                &[
-                    "verifier",
-                    "serve",
-                    "--key",
-                    &s(&format!("v{i}.key")),
-                    "--policy",
-                    &s("policy.json"),
-                    "--chain-id",
-                    "31337",
-                    "--registry",
-                    &deployment.registry.to_string(),
-                    "--listen",
-                    &listen,
-                    "--pcs",
-                    &stub.url(),
-                    "--kds",
-                    &stub.url(),
-                ],
-                &logs.join(format!("verifier-{tag}{i}.log")),
-            ));
-            let url = format!("http://{listen}");
-            wait_until("verifier service", 30, || up(&url, "/v1/verifier"));
-            urls[d].push(url);
-        }
-    }
-    // The keyholders of A, each fetching collateral from the stub.
-    let mut kh_urls = Vec::new();
-    for i in 0..2 {
-        let listen = format!("127.0.0.1:{}", free_port().unwrap());
-        services.push(ft.spawn(
-            &[
-                "keyholder",
-                "serve",
-                "--data-dir",
-                &s(&format!("kh{i}")),
-                "--rpc",
-                &anvil.url,
-                "--settlement",
-                &a.settlement.to_string(),
-                "--policy",
-                &s("policy.json"),
-                "--listen",
-                &listen,
-                "--pcs",
-                &stub.url(),
-                "--kds",
-                &stub.url(),
-            ],
-            &logs.join(format!("keyholder-{i}.log")),
-        ));
-        let url = format!("http://{listen}");
-        wait_until("keyholder service", 30, || up(&url, "/v1/keyholder"));
-        kh_urls.push(url);
-    }
-
-    let node_args = |deployment: &str, key: &str, data: &str, d: usize, tee: &[&str]| {
-        let mut v: Vec<String> = [
-            "node",
-            "--key-file",
-            key,
-            "--chain",
-            &anvil.url,
-            "--deployment",
-            deployment,
-            "--data-dir",
-            data,
-            "--listen",
-            "127.0.0.1:0",
-        ]
-        .iter()
-        .map(|x| x.to_string())
-        .collect();
-        for u in &urls[d] {
-            v.extend(["--verifier".to_string(), u.clone()]);
-        }
-        if d == 0 {
-            for u in &kh_urls {
-                v.extend(["--keyholder".to_string(), u.clone()]);
-            }
-        }
-        v.extend(tee.iter().map(|x| x.to_string()));
-        v
-    };
-    let as_refs = |v: &[String]| {
-        v.iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join("\u{0}")
-    };
+    let b = lab.deploy("b", &[&m_sgx], None);
+    // Two verifier services per registry and the keyholders of A, each fetching collateral from
+    // the stub.
+    let verifiers_a = lab.verifiers_serve(&a, "a", &fetch);
+    let verifiers_b = lab.verifiers_serve(&b, "b", &fetch);
+    let kh = lab.keyholders_serve(&a, "kh", 2, &fetch);
 
     // TDX, then SEV-SNP, against the keyholders of A.
     for (tee, provider, evidence, path) in [
         ("tdx", "tdx_guest", &tdx_quote, "/tdx/certification/v4/tcb"),
         ("snp", "sev_guest", &snp_report, "/vcek/v1/Milan/"),
     ] {
-        let root = p(&format!("{tee}-root"));
+        let root = lab.p(&format!("{tee}-root"));
         let entry = fake_tsm(&root, provider, evidence);
         let before = stub.requests();
-        let args = node_args(
-            &s("a.json"),
-            &s("node-a.key"),
-            &s(&format!("data-{tee}")),
-            0,
+        let log = lab.refused_node(
+            "a",
+            "node-a.key",
+            &verifiers_a,
+            &kh,
             &["--tee", tee, "--tee-root", root.to_str().unwrap()],
         );
-        let joined = as_refs(&args);
-        let args: Vec<&str> = joined.split('\u{0}').collect();
-        let log = refused_node(&ft, &args, &logs.join(format!("node-{tee}.log")));
         // The node ran its enclave in the TEE …
         assert!(log.contains(&format!("the enclave runs in {tee}")), "{log}");
         // … which wrote its 64 bytes of report data (the dealing's binding) to configfs …
@@ -410,26 +481,23 @@ fn real_tee_evidence_through_a_production_deployment_with_collateral_from_the_pc
             "{tee}: the keyholders fetched nothing from the stub: {fetched:?}"
         );
         // Nothing was stored: no keyholder holds a share of any generation.
-        for u in &kh_urls {
+        for u in &kh {
             let (_, info) = NodeClient::new(u).get_json("/v1/keyholder").unwrap();
             assert_eq!(info["generations"], json!([]), "{info}");
         }
     }
 
     // SGX against the verifiers of B.
-    let root = p("sgx-root");
+    let root = lab.p("sgx-root");
     let g = fake_gramine(&root, &sgx_quote, true);
     let before = stub.requests();
-    let args = node_args(
-        &s("b.json"),
-        &s("node-b.key"),
-        &s("data-sgx"),
-        1,
+    let log = lab.refused_node(
+        "b",
+        "node-b.key",
+        &verifiers_b,
+        &[],
         &["--tee", "sgx", "--tee-root", root.to_str().unwrap()],
     );
-    let joined = as_refs(&args);
-    let args: Vec<&str> = joined.split('\u{0}').collect();
-    let log = refused_node(&ft, &args, &logs.join("node-sgx.log"));
     assert!(log.contains("the enclave runs in sgx"), "{log}");
     assert_eq!(std::fs::read(g.join("user_report_data")).unwrap().len(), 64);
     // Both verifiers fetched the collateral, verified the quote (signature, QE, TCB, collateral
@@ -446,36 +514,85 @@ fn real_tee_evidence_through_a_production_deployment_with_collateral_from_the_pc
         "{fetched:?}"
     );
     for i in 0..2 {
-        let v = std::fs::read_to_string(logs.join(format!("verifier-b{i}.log"))).unwrap();
+        let v = std::fs::read_to_string(lab.logs.join(format!("verifier-b{i}.log"))).unwrap();
         assert!(
             v.contains("appraisal refused") && v.contains("report_data_binding"),
             "verifier b{i}: {v}"
         );
     }
     // No sealing-root file: the root came from the TEE; and nothing registered.
-    assert!(!p("data-sgx/INSECURE-simulated-root-secret").exists());
-    let reg = rpc_registered(&anvil.url, b.registry);
-    assert_eq!(reg, 0, "the registry of B lists an enclave");
-    drop(services);
+    assert!(!lab.p("data-sgx/INSECURE-simulated-root-secret").exists());
+    assert_eq!(
+        rpc_registered(&lab.anvil.url, b.registry),
+        0,
+        "the registry of B lists an enclave"
+    );
 }
 
-/// The measurement `sealbridge attest verify` gives the vector `stem` (`stem.bin` or
-/// `stem_report.bin`, with `stem.SUFFIX` or `stem_SUFFIX` as collateral) at [`AT`].
-fn verified_measurement(stem: &str, suffix: &str) -> String {
+#[test]
+fn a_nitro_node_on_a_fake_nsm_is_refused_by_production_keyholders_at_the_binding() {
+    // A real, non-debug Nitro attestation document (AWS's chain; its leaf lives about an hour,
+    // so the deployment runs at its time). Nitro needs no fetched collateral.
+    let doc = vector("nitro/evervault_beta_nondebug_doc_in_cert_2023-01-18.cose");
+    let m = verified_measurement(
+        "nitro/evervault_beta_nondebug_doc_in_cert_2023-01-18.cose",
+        None,
+        NITRO_AT,
+    );
+    let mut lab = Lab::new(NITRO_AT, r#"{"max_evidence_age_secs": 3600}"#);
+    let keyholders = lab.keyholders_init("kh", 2);
+    let d = lab.deploy(
+        "n",
+        &[&m],
+        Some(json!({"threshold": 2, "keyholders": keyholders})),
+    );
+    let verifiers = lab.verifiers_serve(&d, "n", &[]);
+    let kh = lab.keyholders_serve(&d, "kh", 2, &[]);
+    let root = lab.p("nitro-root");
+    let asked = support::tee::fake_nsm(&root, doc);
+    let log = lab.refused_node(
+        "n",
+        "node-a.key",
+        &verifiers,
+        &kh,
+        &["--tee", "nitro", "--tee-root", root.to_str().unwrap()],
+    );
+    assert!(log.contains("the enclave runs in nitro"), "{log}");
+    assert!(
+        log.contains(&m),
+        "the measurement of the document's PCRs: {log}"
+    );
+    // Each request to the NSM carried exactly the 64 bytes of report data …
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        asked.len() >= 2 && asked.iter().all(|u| u.len() == 64),
+        "{asked:?}"
+    );
+    // … and the keyholders verified AWS's chain and the document under the production policy
+    // at its time, and refused it at the binding: its user_data is someone else's.
+    assert!(
+        log.contains("wrong_binding")
+            && log.contains("binds another key, deployment, challenge or dealing"),
+        "{log}"
+    );
+    for u in &kh {
+        let (_, info) = NodeClient::new(u).get_json("/v1/keyholder").unwrap();
+        assert_eq!(info["generations"], json!([]), "{info}");
+    }
+}
+
+/// The measurement `sealbridge attest verify` gives the vector `evidence` (with `collateral`) at
+/// `at`.
+fn verified_measurement(evidence: &str, collateral: Option<&str>, at: u64) -> String {
     let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vectors");
-    let (evidence, collateral) = if stem.starts_with("snp/") {
-        (format!("{stem}_report.bin"), format!("{stem}_{suffix}"))
-    } else {
-        (format!("{stem}.bin"), format!("{stem}.{suffix}"))
-    };
-    let out = Command::new(env!("CARGO_BIN_EXE_sealbridge"))
-        .args(["attest", "verify", "--json", "--at", &AT.to_string()])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealbridge"));
+    cmd.args(["attest", "verify", "--json", "--at", &at.to_string()])
         .arg("--evidence")
-        .arg(vectors.join(evidence))
-        .arg("--collateral")
-        .arg(vectors.join(collateral))
-        .output()
-        .unwrap();
+        .arg(vectors.join(evidence));
+    if let Some(c) = collateral {
+        cmd.arg("--collateral").arg(vectors.join(c));
+    }
+    let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["measurement"]
