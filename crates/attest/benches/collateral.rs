@@ -136,6 +136,7 @@ fn main() {
             kds: if c.pcs { vec![] } else { vec![c.stub.url()] },
             cache_dir: None,
             retry: RetryPolicy::default(),
+            ..SourceConfig::default()
         };
         let before = c.stub.requests();
         let (cold, cold_min) = time2(n_cold, || {

@@ -368,14 +368,24 @@ impl Keyholder {
                 format!("evidence does not pass appraisal: {e}"),
             )
         };
-        let collateral = match &self.collateral {
-            Some(src) => src
-                .resolve(&evidence, &Collateral::None, now)
-                .map_err(refused)?,
-            None => Collateral::None,
-        };
-        let verified = sealbridge_attest::verify(&evidence, &collateral, now, &self.appraisal)
-            .map_err(refused)?;
+        let verify = |c: &Collateral| sealbridge_attest::verify(&evidence, c, now, &self.appraisal);
+        // Fetched collateral (within the source's budget) is kept only once this verification
+        // passed with it, or it is shown genuine for its key.
+        let verified = match &self.collateral {
+            Some(src) => {
+                let cache_errors = src.cache_errors();
+                let r = src.resolve_verified(&evidence, &Collateral::None, now, verify);
+                if src.cache_errors() > cache_errors {
+                    tracing::warn!(
+                        error = src.last_cache_error().unwrap_or_default(),
+                        "collateral cache write failed; kept in memory only"
+                    );
+                }
+                r
+            }
+            None => verify(&Collateral::None),
+        }
+        .map_err(refused)?;
         if verified.claims.report_data.as_slice() != expected.as_slice() {
             return Err(fail(
                 422,

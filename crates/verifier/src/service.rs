@@ -105,8 +105,10 @@ impl VerifierService {
         self
     }
 
-    /// Prometheus text: `sealbridge_collateral_expires_in_seconds{key,what}` of each cached piece
-    /// and `sealbridge_collateral_expiring` (pieces expiring within the warning period).
+    /// Prometheus text: `sealbridge_collateral_expires_in_seconds{key,what}` of each piece cached
+    /// in memory (the disk cache is not read), `sealbridge_collateral_expiring` (pieces expiring
+    /// within the warning period), fetches, fetches refused by the budget and cache write
+    /// errors. It parses every cached piece: `GET /metrics` runs it on the blocking pool.
     pub fn metrics(&self) -> String {
         let now = (self.clock)();
         let mut out = String::from(
@@ -114,9 +116,11 @@ impl VerifierService {
              # TYPE sealbridge_collateral_expires_in_seconds gauge\n",
         );
         let mut expiring = 0usize;
-        let mut fetches = 0;
+        let (mut fetches, mut refused, mut cache_errors) = (0, 0, 0);
         if let Some(src) = &self.collateral {
             fetches = src.fetches();
+            refused = src.budget_refusals();
+            cache_errors = src.cache_errors();
             for (key, c) in src.cached() {
                 let Ok(pieces) = sealbridge_attest::collateral::status(&c, now) else {
                     continue;
@@ -138,7 +142,11 @@ impl VerifierService {
             "# HELP sealbridge_collateral_expiring Cached collateral pieces expiring within {} s (or expired).\n\
              # TYPE sealbridge_collateral_expiring gauge\nsealbridge_collateral_expiring {expiring}\n\
              # HELP sealbridge_collateral_fetches_total Collateral fetched from PCS/PCCS/KDS.\n\
-             # TYPE sealbridge_collateral_fetches_total counter\nsealbridge_collateral_fetches_total {fetches}\n",
+             # TYPE sealbridge_collateral_fetches_total counter\nsealbridge_collateral_fetches_total {fetches}\n\
+             # HELP sealbridge_collateral_fetch_budget_refusals_total Appraisals refused a collateral fetch because the fetch budget was spent.\n\
+             # TYPE sealbridge_collateral_fetch_budget_refusals_total counter\nsealbridge_collateral_fetch_budget_refusals_total {refused}\n\
+             # HELP sealbridge_collateral_cache_errors_total Failed writes to (or removals from) the on-disk collateral cache; the appraisals went on.\n\
+             # TYPE sealbridge_collateral_cache_errors_total counter\nsealbridge_collateral_cache_errors_total {cache_errors}\n",
             self.collateral_warn
         ));
         out
@@ -365,16 +373,28 @@ impl VerifierService {
             fail(status, "refused", Some(e.rule()), e.to_string())
         };
         let evidence = req.evidence.into_evidence();
-        let mut collateral = req.collateral.into_collateral();
-        if let Some(src) = &self.collateral {
-            collateral = src
-                .resolve(&evidence, &collateral, issued_at)
-                .map_err(refused)?;
+        let collateral = req.collateral.into_collateral();
+        let appraise = |c: &sealbridge_attest::Collateral| {
+            self.role
+                .appraise(&evidence, c, &binding, challenge, issued_at)
+        };
+        // Collateral the request lacks is fetched (within the source's budget) and kept only
+        // once this appraisal passed with it, or it is shown genuine for its key.
+        let mut result = match &self.collateral {
+            Some(src) => {
+                let cache_errors = src.cache_errors();
+                let r = src.resolve_verified(&evidence, &collateral, issued_at, appraise);
+                if src.cache_errors() > cache_errors {
+                    tracing::warn!(
+                        error = src.last_cache_error().unwrap_or_default(),
+                        "collateral cache write failed; kept in memory only"
+                    );
+                }
+                r
+            }
+            None => appraise(&collateral),
         }
-        let mut result = self
-            .role
-            .appraise(&evidence, &collateral, &binding, challenge, issued_at)
-            .map_err(refused)?;
+        .map_err(refused)?;
         // Never longer than the caller's registry accepts (`maxResultLifetime`).
         if let Some(l) = req.lifetime {
             result.expiresAt = result.expiresAt.min(result.issuedAt.saturating_add(l));
@@ -462,11 +482,11 @@ async fn policy_approval(State(s): St, headers: HeaderMap, body: Body) -> Respon
 }
 
 async fn metrics(State(s): St) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics(),
-    )
-        .into_response()
+    // It parses every cached piece: off the one async worker.
+    match tokio::task::spawn_blocking(move || s.metrics()).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 async fn not_found() -> Response {
