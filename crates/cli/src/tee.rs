@@ -4,7 +4,8 @@
 //! - `simulated` (default): the INSECURE simulated TEE; the sealing root is a file.
 //! - `sgx`: Gramine's `/dev/attestation` (a DCAP quote over the report data); the sealing root is
 //!   Gramine's SGX sealing key bound to MRENCLAVE (`/dev/attestation/keys/_sgx_mrenclave`).
-//! - `tdx`, `snp`: configfs-tsm (`/sys/kernel/config/tsm/report`). An SNP guest with
+//! - `tdx`, `snp`: configfs-tsm (`/sys/kernel/config/tsm/report`); an SNP guest whose kernel
+//!   has none asks `/dev/sev-guest` (`SNP_GET_REPORT`; TDX has no upstream quote ioctl). An SNP guest with
 //!   `/dev/sev-guest` seals with the SEV-SNP derived key (VCEK-rooted, bound to the guest policy
 //!   and launch measurement: `SNP_GET_DERIVED_KEY`); without that device, and in a TD (no
 //!   sealing key at all), the root comes from the keyholders (`--custody`).
@@ -90,6 +91,11 @@ pub fn detect(root: &Path) -> Vec<(TeeKind, PathBuf)> {
             _ => {}
         }
     }
+    // An SNP guest whose kernel has no configfs-tsm: reports through the guest device's ioctl.
+    let sev = under(root, SEV_GUEST);
+    if sev.exists() && !found.iter().any(|(k, _)| *k == TeeKind::Snp) {
+        found.push((TeeKind::Snp, sev));
+    }
     let nsm = under(root, NSM);
     if nsm.exists() {
         found.push((TeeKind::Nitro, nsm));
@@ -154,6 +160,7 @@ pub fn setup(args: &TeeArgs, custody: bool) -> anyhow::Result<Option<Platform>> 
     let mut provider: Box<dyn EvidenceProvider + Send> = match kind {
         TeeKind::Sgx => Box::new(Gramine::new(under(&root, GRAMINE))),
         TeeKind::Tdx => Box::new(ConfigfsTsm::new(under(&root, TSM), "sealbridge")),
+        TeeKind::Snp if !under(&root, TSM).is_dir() => snp_ioctl_provider(&root)?,
         TeeKind::Snp => {
             // Ask for reports at the lowest VMPL this guest may request (`privlevel_floor`, the
             // kernel's), explicitly: the report's VMPL is also the VMPL our sealing key is derived
@@ -273,6 +280,38 @@ fn snp_sealing_root(
         &key,
         &[b"sealbridge/v1/snp-sealing-root"],
     )))
+}
+
+/// SEV-SNP evidence where the kernel has no configfs-tsm: `SNP_GET_REPORT` on `/dev/sev-guest`
+/// at VMPL 0 (a guest under an SVSM has configfs-tsm in every kernel that supports one).
+#[cfg(feature = "snp")]
+fn snp_ioctl_provider(root: &Path) -> anyhow::Result<Box<dyn EvidenceProvider + Send>> {
+    use sealbridge_attest::provider::sev_guest::{SevGuestDevice, SevGuestReports};
+    let device = under(root, SEV_GUEST);
+    if root != Path::new("/") && device.exists() {
+        bail!(
+            "--tee snp: no configfs-tsm under {}, and SNP_GET_REPORT on {} is an ioctl that a \
+             fake tree cannot answer",
+            root.display(),
+            device.display()
+        );
+    }
+    if !device.exists() {
+        bail!(
+            "--tee snp: neither {TSM} (configfs-tsm) nor {SEV_GUEST} under {}",
+            root.display()
+        );
+    }
+    Ok(Box::new(SevGuestReports::new(Box::new(SevGuestDevice), 0)))
+}
+
+#[cfg(not(feature = "snp"))]
+fn snp_ioctl_provider(root: &Path) -> anyhow::Result<Box<dyn EvidenceProvider + Send>> {
+    bail!(
+        "--tee snp: no configfs-tsm under {}, and this build has no /dev/sev-guest driver \
+         (build with --features snp)",
+        root.display()
+    )
 }
 
 #[cfg(feature = "snp")]

@@ -187,6 +187,29 @@ fn enclave_processes_take_evidence_and_measurement_from_their_tee() {
         "{all}"
     );
 
+    // An SNP guest without configfs-tsm asks /dev/sev-guest (SNP_GET_REPORT; the provider is
+    // tested against a fake device in crates/attest/src/provider/sev_guest.rs): `auto` finds it,
+    // and a fake tree, which cannot answer the ioctl, is refused saying so.
+    let ioctl_only = dir.path().join("snp-ioctl");
+    std::fs::create_dir_all(ioctl_only.join("dev")).unwrap();
+    std::fs::write(ioctl_only.join("dev/sev-guest"), b"").unwrap();
+    for tee in ["snp", "auto"] {
+        let (line, all) = enclave_start_line(
+            &[
+                "--tee",
+                tee,
+                "--tee-root",
+                ioctl_only.to_str().unwrap(),
+                "--custody",
+            ],
+            &sock,
+        );
+        assert!(
+            line.is_none() && all.contains("SNP_GET_REPORT") && all.contains("cannot answer"),
+            "{tee}: {all}"
+        );
+    }
+
     // --tee auto: the one interface there is, else a refusal rather than a guess.
     let (line, all) = enclave_start_line(
         &["--tee", "auto", "--tee-root", sgx.to_str().unwrap()],

@@ -1,4 +1,5 @@
-//! The SEV-SNP derived key (feature `snp-guest`): `SNP_GET_DERIVED_KEY` on `/dev/sev-guest`
+//! The SEV-SNP guest device (feature `snp-guest`): reports through `SNP_GET_REPORT` where the
+//! kernel has no configfs-tsm ([`SevGuestReports`]), and the derived key: `SNP_GET_DERIVED_KEY` on `/dev/sev-guest`
 //! (Linux `Documentation/virt/coco/sev-guest.rst` §2.2; AMD SEV-SNP ABI, `MSG_KEY_REQ`), the
 //! sealing key of an SNP guest. The AMD Secure Processor derives it from the chip's VCEK root and
 //! the guest fields the request selects; we select the guest policy and the launch measurement, so
@@ -93,6 +94,79 @@ impl SnpKeyTransport for SevGuestDevice {
     }
 }
 
+/// Something that answers `SNP_GET_REPORT`: the guest device, or a fake.
+pub trait SnpReportTransport: Send {
+    /// The raw attestation report over `report_data`, requested at `vmpl`.
+    ///
+    /// # Errors
+    /// The device is missing or the firmware refused the request.
+    fn report(&mut self, report_data: [u8; 64], vmpl: u32) -> Result<Vec<u8>, ProviderError>;
+}
+
+#[cfg(target_os = "linux")]
+impl SnpReportTransport for SevGuestDevice {
+    fn report(&mut self, report_data: [u8; 64], vmpl: u32) -> Result<Vec<u8>, ProviderError> {
+        use sev::firmware::guest::Firmware;
+        let mut fw = Firmware::open().map_err(|source| ProviderError::Io {
+            what: "open /dev/sev-guest".into(),
+            source,
+        })?;
+        // MSG_REPORT_REQ version 1.
+        fw.get_report(Some(1), Some(report_data), Some(vmpl))
+            .map_err(|e| ProviderError::Protocol(format!("SNP_GET_REPORT: {e}")))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl SnpReportTransport for SevGuestDevice {
+    fn report(&mut self, _: [u8; 64], _: u32) -> Result<Vec<u8>, ProviderError> {
+        Err(ProviderError::Protocol(
+            "/dev/sev-guest exists only on Linux".into(),
+        ))
+    }
+}
+
+/// SEV-SNP evidence through the `SNP_GET_REPORT` ioctl, for guests whose kernel has no
+/// configfs-tsm (the "ioctl fallback"; configfs-tsm is preferred where present).
+pub struct SevGuestReports {
+    transport: Box<dyn SnpReportTransport>,
+    vmpl: u32,
+}
+
+impl std::fmt::Debug for SevGuestReports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SevGuestReports")
+            .field("vmpl", &self.vmpl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SevGuestReports {
+    /// Reports requested at `vmpl` through `transport`.
+    pub fn new(transport: Box<dyn SnpReportTransport>, vmpl: u32) -> Self {
+        Self { transport, vmpl }
+    }
+}
+
+/// `REPORT_DATA` of an SEV-SNP `ATTESTATION_REPORT` (ABI Table 23: offset 0x50, 64 bytes).
+const REPORT_DATA_AT: usize = 0x50;
+
+impl super::EvidenceProvider for SevGuestReports {
+    fn evidence(&mut self, report_data: &[u8; 64]) -> Result<crate::Evidence, ProviderError> {
+        let report = self.transport.report(*report_data, self.vmpl)?;
+        match report.get(REPORT_DATA_AT..REPORT_DATA_AT + 64) {
+            Some(d) if d == report_data.as_slice() => Ok(crate::Evidence::Snp(report)),
+            Some(_) => Err(ProviderError::Protocol(
+                "SNP_GET_REPORT answered a report over other report data".into(),
+            )),
+            None => Err(ProviderError::Protocol(format!(
+                "SNP_GET_REPORT answered {} bytes, not a report",
+                report.len()
+            ))),
+        }
+    }
+}
+
 /// The guest's sealing key: one `SNP_GET_DERIVED_KEY` for [`DerivedKeyRequest::sealing`] at
 /// `vmpl`. An all-zero key (a firmware that answers without deriving) is refused.
 ///
@@ -183,6 +257,67 @@ mod tests {
         let mut debug = sp(1);
         debug.policy |= 1 << 19;
         assert_ne!(sealing_key(&mut debug, 0).unwrap(), k);
+    }
+
+    /// A fake device answering reports: records the requests, echoes the report data into a
+    /// report-sized answer (or another's, or a short one).
+    struct FakeReports {
+        seen: std::sync::Arc<std::sync::Mutex<Vec<([u8; 64], u32)>>>,
+        answer: fn([u8; 64]) -> Result<Vec<u8>, ProviderError>,
+    }
+
+    impl SnpReportTransport for FakeReports {
+        fn report(&mut self, d: [u8; 64], vmpl: u32) -> Result<Vec<u8>, ProviderError> {
+            self.seen.lock().unwrap().push((d, vmpl));
+            (self.answer)(d)
+        }
+    }
+
+    fn report_over(d: [u8; 64]) -> Vec<u8> {
+        let mut r = vec![0u8; 0x4a0];
+        r[REPORT_DATA_AT..REPORT_DATA_AT + 64].copy_from_slice(&d);
+        r
+    }
+
+    #[test]
+    fn reports_through_the_ioctl_bind_exactly_the_report_data() {
+        use crate::provider::EvidenceProvider;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut p = SevGuestReports::new(
+            Box::new(FakeReports {
+                seen: seen.clone(),
+                answer: |d| Ok(report_over(d)),
+            }),
+            0,
+        );
+        let ev = p.evidence(&[7; 64]).unwrap();
+        assert_eq!(ev, crate::Evidence::Snp(report_over([7; 64])));
+        assert_eq!(*seen.lock().unwrap(), vec![([7u8; 64], 0)]);
+        for (answer, words) in [
+            (
+                (|_| Ok(report_over([8; 64]))) as fn([u8; 64]) -> Result<Vec<u8>, ProviderError>,
+                "other report data",
+            ),
+            (|_| Ok(vec![1, 2, 3]), "3 bytes"),
+            (
+                |_| {
+                    Err(ProviderError::Protocol(
+                        "SNP_GET_REPORT: firmware error".into(),
+                    ))
+                },
+                "firmware error",
+            ),
+        ] {
+            let mut p = SevGuestReports::new(
+                Box::new(FakeReports {
+                    seen: seen.clone(),
+                    answer,
+                }),
+                0,
+            );
+            let e = p.evidence(&[7; 64]).unwrap_err().to_string();
+            assert!(e.contains(words), "{e}");
+        }
     }
 
     #[test]
