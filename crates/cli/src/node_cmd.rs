@@ -11,7 +11,9 @@ mod handover;
 
 use crate::common::{LogArgs, init_tracing, read_key, sending_account};
 pub use config::NodeOptions;
-use sealbridge_core::link::{BoundaryListener, EnclaveAddr, RemoteHosts, read_root_secret, serve};
+use sealbridge_core::link::{
+    BoundaryListener, EnclaveAddr, HostKey, RemoteHosts, read_root_secret, serve,
+};
 use sealbridge_deploy::DeploymentFile;
 use sealbridge_deploy::dev::WallClockChain;
 use sealbridge_node::Node;
@@ -322,7 +324,7 @@ fn tee_config(
         args.push(root.display().to_string());
     }
     match mode {
-        EnclaveMode::Unix(_) | EnclaveMode::Connect(_) => bail!(
+        EnclaveMode::Unix(_) | EnclaveMode::Connect { .. } => bail!(
             "--tee is for an enclave this node runs (--enclave inproc or spawn); an enclave at \
              unix:, tcp: or vsock: runs in whatever TEE it was started in"
         ),
@@ -365,21 +367,28 @@ fn tee_config(
 
 /// Arguments of `sealbridge enclave`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(subcommand_negates_reqs = true)]
 pub struct EnclaveArgs {
     /// Unix socket to listen on (the same as `--listen unix:PATH`; owner-only, 0600).
     #[arg(long, required_unless_present = "listen", conflicts_with = "listen")]
     pub socket: Option<PathBuf>,
-    /// Where to serve the boundary protocol: `unix:PATH`, `tcp:HOST:PORT` (loopback only unless
-    /// --allow-remote-host; port 0 picks a free one), `vsock:PORT` (any CID: inside a Nitro
-    /// enclave) or `vsock:CID:PORT`. One host at a time: while a session is open, another
-    /// connection is refused.
+    /// Where to serve the boundary protocol: `unix:PATH`, `tcp:IP:PORT` (an IP address, loopback
+    /// unless --allow-remote-host; port 0 picks a free one; needs --host-key), `vsock:PORT` (any
+    /// CID: inside a Nitro enclave) or `vsock:CID:PORT`. One host at a time: while a session is
+    /// open, another connection is refused.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// The key a host must prove before it may drive this enclave, and that the enclave proves
+    /// back (64 hex digits, mode 0600; `sealbridge enclave host-key --out FILE` makes one; the
+    /// node takes the same file as --enclave-host-key). Required for --listen tcp: (any local
+    /// user can connect to a TCP port), optional for vsock:, not for a Unix socket (owner-only).
+    #[arg(long, value_name = "FILE")]
+    pub host_key: Option<PathBuf>,
     /// Let `--listen tcp:` bind an address that is not loopback (e.g. 0.0.0.0 or a LAN address).
-    /// The boundary has no authentication of its own: anyone who can connect drives this enclave
-    /// exactly as its host would (boot or restore it, feed it chain events, take snapshots),
-    /// so they can stall it or run it on a stale state; they cannot read what it seals or
-    /// sign for it. Use only on a network that nothing but the host can reach.
+    /// The host key keeps others from driving this enclave, but only when both ends connect: the
+    /// frames after it are not authenticated, so whoever can tamper with the network path can
+    /// still stall the enclave or feed it a stale state (they cannot read what it seals or sign
+    /// for it). Use only on a network that nothing but the host can reach.
     #[arg(long)]
     pub allow_remote_host: bool,
     /// The simulated TEE's root sealing secret (64 hex digits). INSECURE: a real TEE derives it
@@ -396,10 +405,35 @@ pub struct EnclaveArgs {
     /// The TEE this enclave runs in.
     #[command(flatten)]
     pub tee: crate::tee::TeeArgs,
+    /// `host-key`: make a host key file.
+    #[command(subcommand)]
+    pub command: Option<EnclaveCommand>,
+}
+
+/// Subcommands of `sealbridge enclave`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum EnclaveCommand {
+    /// Make a new random host key (32 bytes, 64 hex digits) in a new file, mode 0600, for
+    /// `sealbridge enclave --host-key` and `sealbridge node --enclave-host-key`. The key is never
+    /// printed; an existing file is not replaced.
+    HostKey {
+        /// The file to create.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 /// Serve the boundary protocol on a Unix socket, TCP or vsock until killed.
 pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
+    if let Some(EnclaveCommand::HostKey { out }) = &args.command {
+        HostKey::generate(out)?;
+        eprintln!(
+            "sealbridge enclave: wrote a new host key to {} (mode 0600); give the enclave \
+             --host-key and the node --enclave-host-key this file",
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     init_tracing();
     // A malformed address stops the enclave before its TEE is set up (a refused one at bind).
     let remote = if args.allow_remote_host {
@@ -411,6 +445,7 @@ pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
     if args.allow_remote_host && !matches!(addr, EnclaveAddr::Tcp { .. }) {
         bail!("--allow-remote-host is for --listen tcp:HOST:PORT, not {addr}");
     }
+    let host_key = listen_host_key(&addr, args.host_key.as_deref())?;
     let platform = crate::tee::setup(&args.tee, args.custody)?;
     let root = match (&platform, &args.root_secret, args.custody) {
         (_, _, true) => None,
@@ -450,11 +485,35 @@ pub fn run_enclave(args: &EnclaveArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let listener = BoundaryListener::bind(&addr, remote)?;
+    let mut listener = BoundaryListener::bind(&addr, remote)?;
+    if let Some(key) = host_key {
+        listener = listener.require_host_key(key);
+    }
     // Tests and scripts read where it listens (the port, for `tcp:HOST:0`) from this line.
     eprintln!("sealbridge enclave: listening on {}", listener.local_addr());
     serve(listener, root)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--host-key` for a listener at `addr`: required for TCP, optional for vsock, refused for a
+/// Unix socket (whose owner-only mode is its protection).
+fn listen_host_key(
+    addr: &EnclaveAddr,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<HostKey>> {
+    match (addr, file) {
+        (EnclaveAddr::Unix(_), Some(_)) => bail!(
+            "--host-key is for --listen tcp: or vsock:; a Unix socket is owner-only (0600) and \
+             needs none"
+        ),
+        (EnclaveAddr::Tcp { .. }, None) => bail!(
+            "--listen {addr} needs --host-key FILE (make one with `sealbridge enclave host-key \
+             --out FILE` and give the node the same file as --enclave-host-key): any local user \
+             can connect to a TCP port"
+        ),
+        (_, Some(path)) => Ok(Some(HostKey::read(path)?)),
+        (_, None) => Ok(None),
+    }
 }
 
 /// `--socket PATH` or `--listen ADDR` (clap makes exactly one of them present).

@@ -232,7 +232,7 @@ fn sgx_sealing_root(gramine: &Path) -> anyhow::Result<[u8; 32]> {
     }
     Ok(*sealbridge_seal::at_rest::hkdf_sha256(
         &key,
-        &[b"sealbridge/v1/sgx-sealing-root"],
+        &[sealbridge_proto::contexts::SGX_SEALING_ROOT_LABEL],
     ))
 }
 
@@ -278,7 +278,7 @@ fn snp_sealing_root(
     let key = snp_derived_key(vmpl)?;
     Ok(Some(*sealbridge_seal::at_rest::hkdf_sha256(
         &key,
-        &[b"sealbridge/v1/snp-sealing-root"],
+        &[sealbridge_proto::contexts::SNP_SEALING_ROOT_LABEL],
     )))
 }
 

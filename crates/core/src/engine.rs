@@ -22,7 +22,8 @@ use sealbridge_log::TileStore;
 use sealbridge_proto::EnvelopeId;
 use tokio::sync::oneshot;
 
-use crate::{CoreError, link::EnclaveLink, metrics::Metrics, unix_now};
+use crate::link::{BUSY, EnclaveLink, RESPONSE_TIMEOUT};
+use crate::{CoreError, metrics::Metrics, unix_now};
 use erasure::Erasure;
 pub use erasure::{ErasureStatus, PRUNE_SETTLED_SECS};
 
@@ -330,15 +331,36 @@ impl Core {
         self.snapshot_chunk_bytes = bytes;
     }
 
-    /// Open a new boundary session and shake hands.
+    /// Open a new boundary session and shake hands. An enclave process still serving another
+    /// host (a node that is going away, or whoever else holds its one session) answers
+    /// `Refused(BUSY)` after its hand-off grace: that is temporary, and tried again for up to
+    /// [`RESPONSE_TIMEOUT`] before it is an error.
     fn open_session(&mut self) -> Result<(), CoreError> {
-        self.link = None;
-        self.link = Some((self.factory)()?);
-        match self.call(Request::Hello {
-            version: BOUNDARY_VERSION,
-        })? {
-            Response::Hello { .. } => Ok(()),
-            r => Err(CoreError::Enclave(format!("handshake refused: {r:?}"))),
+        let deadline = Instant::now() + RESPONSE_TIMEOUT;
+        loop {
+            self.link = None;
+            self.link = Some((self.factory)()?);
+            match self.call(Request::Hello {
+                version: BOUNDARY_VERSION,
+            })? {
+                Response::Hello { .. } => return Ok(()),
+                Response::Error(BoundaryError::Refused(why)) if why == BUSY => {
+                    self.link = None;
+                    if Instant::now() >= deadline {
+                        return Err(CoreError::Enclave(format!(
+                            "the enclave is serving another host and did not become free \
+                             within {}s ({why})",
+                            RESPONSE_TIMEOUT.as_secs()
+                        )));
+                    }
+                    tracing::warn!(
+                        "the enclave is serving another host (one session at a time); trying \
+                         again"
+                    );
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                r => return Err(CoreError::Enclave(format!("handshake refused: {r:?}"))),
+            }
         }
     }
 

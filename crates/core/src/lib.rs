@@ -65,6 +65,23 @@ pub enum CoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A boundary host key file could not be used (`link::HostKey`).
+    #[error("host key file {path}: {reason}")]
+    HostKey {
+        /// The file.
+        path: String,
+        /// What is wrong with it (never its contents).
+        reason: String,
+    },
+    /// The peer at a boundary address did not prove the host key (`link::HostKey`): an
+    /// impostor, a different key, or an enclave without one. Nothing was sent to it.
+    #[error("{addr}: boundary authentication failed: {reason}")]
+    BoundaryAuth {
+        /// The address.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The core is shutting down or gone.
     #[error("node stopped")]
     Stopped,

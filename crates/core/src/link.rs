@@ -4,7 +4,10 @@
 //! Over a stream every message is one frame (`u32 BE length ‖ CBOR`, at most
 //! [`MAX_FRAME_BYTES`]; `boundary::encode_frame`); the same code ([`StreamLink`] on the host,
 //! [`serve`] in the enclave process) runs over each transport. A session starts with `Hello`
-//! (version handshake) and then `Boot` or `Restore`; each new connection is a new session, so
+//! (version handshake) and then `Boot` or `Restore`; on `tcp:` and `vsock:` a connection may
+//! first have to authenticate both ends with a shared [`HostKey`] (`auth`: required for TCP by
+//! the CLI, optional on vsock, never on the owner-only Unix socket); each new connection is a
+//! new session, so
 //! either side may be restarted (docs/NODE.md), and the enclave process serves one connection
 //! at a time (a second host is refused: [`serve`]). An enclave process keeps one [`Lineage`]
 //! across its sessions (`InProc` across `reconnect`, [`serve`] across connections): it refuses a
@@ -28,10 +31,12 @@ use sealbridge_seal::{at_rest::RootSecret, envelope::SealedEnvelope};
 use crate::CoreError;
 
 mod addr;
+mod auth;
 mod serve;
 mod stream;
 
-pub use addr::{EnclaveAddr, VSOCK_CID_ANY, VSOCK_CID_LOCAL};
+pub use addr::{EnclaveAddr, VSOCK_CID_ANY, VSOCK_CID_LOCAL, VSOCK_PORT_ANY};
+pub use auth::{ENCLAVE_CONTEXT, HANDSHAKE_DEADLINE, HOST_CONTEXT, HostKey};
 pub use serve::{
     BUSY, BoundaryListener, HANDOFF_GRACE, RemoteHosts, serve, serve_unix, serve_unix_custody,
 };

@@ -23,7 +23,10 @@ use tokio::sync::oneshot;
 use crate::{NodeError, Setup, gateway, unix_now};
 use sealbridge_core::{
     Cmd, Core, CoreConfig, CoreError, LinkFactory, Shared,
-    link::{EnclaveAddr, EnclaveLink, InProc, SpawnedEnclave, StreamLink, simulated_root_secret},
+    link::{
+        EnclaveAddr, EnclaveLink, HostKey, InProc, SpawnedEnclave, StreamLink,
+        simulated_root_secret,
+    },
     metrics::{Metrics, RegistrationView},
 };
 use sealbridge_deploy::{
@@ -56,8 +59,15 @@ pub enum EnclaveMode {
     /// An enclave process already listening on this Unix socket (`unix:PATH`).
     Unix(PathBuf),
     /// An enclave process already listening at this address: `tcp:HOST:PORT` or
-    /// `vsock:CID:PORT` (Nitro Enclaves). The same boundary protocol as over a Unix socket.
-    Connect(EnclaveAddr),
+    /// `vsock:CID:PORT` (Nitro Enclaves). The same boundary protocol as over a Unix socket,
+    /// after both ends prove `host_key` on every connection (required for TCP, where any
+    /// local user can reach or bind the port; optional on vsock).
+    Connect {
+        /// Where.
+        addr: EnclaveAddr,
+        /// The key shared with the enclave process (`sealbridge enclave --host-key`).
+        host_key: Option<HostKey>,
+    },
 }
 
 /// Default depth of the gateway → core request queue ([`NodeConfig::core_queue`]).
@@ -1109,12 +1119,21 @@ fn link_factory(
                 Duration::from_secs(5),
             )?)))
         }),
-        EnclaveMode::Connect(addr) => Box::new(move || {
-            Ok(wrap(Box::new(StreamLink::connect(
-                &addr,
-                Duration::from_secs(5),
-            )?)))
-        }),
+        EnclaveMode::Connect { addr, host_key } => {
+            if host_key.is_none() && matches!(addr, EnclaveAddr::Tcp { .. }) {
+                return Err(NodeError::Config(format!(
+                    "an enclave at {addr} needs the host key it was started with: any local \
+                     user can connect to, or bind, a TCP port"
+                )));
+            }
+            Box::new(move || {
+                Ok(wrap(Box::new(StreamLink::connect_with_key(
+                    &addr,
+                    host_key.clone(),
+                    Duration::from_secs(5),
+                )?)))
+            })
+        }
         EnclaveMode::Spawn(exe) => {
             let data_dir = cfg.data_dir.clone();
             let slot = spawned.clone();

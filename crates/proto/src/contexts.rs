@@ -65,6 +65,17 @@ pub const KEYHOLDER_RELEASE_CONTEXT: &[u8] = b"sealbridge/v1/keyholder-release";
 /// Sealing-at-rest purpose of a keyholder's own secrets (its HPKE key, the shares it holds).
 pub const KEYHOLDER_AT_REST_LABEL: &[u8] = b"sealbridge/v1/keyholder-at-rest";
 
+/// HKDF salt expanding Gramine's 16-byte SGX sealing key (MRENCLAVE policy) to the sealing root
+/// (`sealbridge enclave --tee sgx`, issue 14).
+pub const SGX_SEALING_ROOT_LABEL: &[u8] = b"sealbridge/v1/sgx-sealing-root";
+/// HKDF salt expanding the SEV-SNP derived key (`SNP_GET_DERIVED_KEY`) to the sealing root.
+pub const SNP_SEALING_ROOT_LABEL: &[u8] = b"sealbridge/v1/snp-sealing-root";
+/// HMAC purpose of the host's proof of the boundary host key on a TCP/vsock link
+/// (`HMAC(k, this ‖ Ne ‖ Nh)`, `sealbridge-core` `link::auth`).
+pub const BOUNDARY_HOST_CONTEXT: &[u8] = b"sealbridge/v1/boundary-host";
+/// HMAC purpose of the enclave's answering proof (`HMAC(k, this ‖ Nh ‖ Ne)`).
+pub const BOUNDARY_ENCLAVE_CONTEXT: &[u8] = b"sealbridge/v1/boundary-enclave";
+
 // Transparency-log checkpoints are C2SP signed notes: their domain separation is the note format
 // itself (key name = log origin, key id), so they use no label here, by design.
 
@@ -95,6 +106,10 @@ pub const ALL: &[&[u8]] = &[
     KEYHOLDER_RELEASE_CONTEXT,
     KEYHOLDER_AT_REST_LABEL,
     HANDOVER_CONTEXT,
+    SGX_SEALING_ROOT_LABEL,
+    SNP_SEALING_ROOT_LABEL,
+    BOUNDARY_HOST_CONTEXT,
+    BOUNDARY_ENCLAVE_CONTEXT,
 ];
 
 #[cfg(test)]

@@ -259,11 +259,14 @@ mod tests {
         assert_ne!(sealing_key(&mut debug, 0).unwrap(), k);
     }
 
+    type Answer = fn([u8; 64]) -> Result<Vec<u8>, ProviderError>;
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<([u8; 64], u32)>>>;
+
     /// A fake device answering reports: records the requests, echoes the report data into a
     /// report-sized answer (or another's, or a short one).
     struct FakeReports {
-        seen: std::sync::Arc<std::sync::Mutex<Vec<([u8; 64], u32)>>>,
-        answer: fn([u8; 64]) -> Result<Vec<u8>, ProviderError>,
+        seen: Seen,
+        answer: Answer,
     }
 
     impl SnpReportTransport for FakeReports {
@@ -295,7 +298,7 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), vec![([7u8; 64], 0)]);
         for (answer, words) in [
             (
-                (|_| Ok(report_over([8; 64]))) as fn([u8; 64]) -> Result<Vec<u8>, ProviderError>,
+                (|_| Ok(report_over([8; 64]))) as Answer,
                 "other report data",
             ),
             (|_| Ok(vec![1, 2, 3]), "3 bytes"),

@@ -40,6 +40,12 @@ pub struct NodeOptions {
     /// `vsock:CID:PORT` (Nitro Enclaves: the enclave's CID).
     #[arg(long, env = "SEALBRIDGE_ENCLAVE")]
     pub enclave: Option<String>,
+    /// `--enclave tcp:` or `vsock:`: the key shared with the enclave process (its `--host-key`;
+    /// 64 hex digits, mode 0600, made by `sealbridge enclave host-key --out FILE`). Both ends
+    /// prove it on every connection, so no other local user can take the enclave's session or
+    /// pose as the enclave. Required for tcp:, optional for vsock:.
+    #[arg(long, env = "SEALBRIDGE_ENCLAVE_HOST_KEY", value_name = "FILE")]
+    pub enclave_host_key: Option<PathBuf>,
     /// Development setup on first start: deploy the contracts and a test ERC-20, register the
     /// enclave through development verifiers (and on the embedded chain fund the development
     /// participants). INSECURE.
@@ -166,6 +172,7 @@ impl NodeOptions {
             tls_cert: None,
             tls_key: None,
             enclave: Some("inproc".into()),
+            enclave_host_key: None,
             dev: false,
             participants: Some(c.participants),
             batch_size: Some(c.batch_size),
@@ -330,12 +337,21 @@ pub fn resolve(cli: &NodeOptions, file: Option<&NodeOptions>) -> anyhow::Result<
         "spawn" => EnclaveMode::Spawn(std::env::current_exe().context("locating sealbridge")?),
         other => match EnclaveAddr::parse_connect(other) {
             Ok(EnclaveAddr::Unix(path)) => EnclaveMode::Unix(path),
-            Ok(addr) => EnclaveMode::Connect(addr),
+            Ok(addr) => EnclaveMode::Connect {
+                host_key: enclave_host_key(&addr, o.enclave_host_key.as_deref())?,
+                addr,
+            },
             Err(e) => bail!(
                 "--enclave must be inproc, spawn, unix:PATH, tcp:HOST:PORT or vsock:CID:PORT: {e}"
             ),
         },
     };
+    if o.enclave_host_key.is_some() && !matches!(cfg.enclave, EnclaveMode::Connect { .. }) {
+        bail!(
+            "--enclave-host-key is for --enclave tcp:HOST:PORT or vsock:CID:PORT (a Unix socket \
+             is owner-only; a spawned or in-process enclave needs none)"
+        );
+    }
     cfg.verifiers = o.verifiers.clone();
     cfg.keyholders = o.keyholders.clone();
     cfg.witnesses = o
@@ -439,6 +455,22 @@ pub fn reference(node: &clap::Command) -> String {
         ));
     }
     out
+}
+
+/// `--enclave-host-key` for an enclave at `addr`: required for TCP, optional for vsock.
+fn enclave_host_key(
+    addr: &EnclaveAddr,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<sealbridge_core::link::HostKey>> {
+    match (file, addr) {
+        (Some(path), _) => Ok(Some(sealbridge_core::link::HostKey::read(path)?)),
+        (None, EnclaveAddr::Tcp { .. }) => bail!(
+            "--enclave {addr} needs --enclave-host-key FILE, the key the enclave was started \
+             with (--host-key): any local user can connect to a TCP port, or bind it while the \
+             enclave is down"
+        ),
+        (None, _) => Ok(None),
+    }
 }
 
 #[cfg(test)]

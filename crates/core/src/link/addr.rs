@@ -2,7 +2,9 @@
 //!
 //! `unix:PATH`, `tcp:HOST:PORT` (an IPv6 literal in brackets: `tcp:[::1]:5005`) and
 //! `vsock:CID:PORT`; an enclave may listen on `vsock:PORT`, which is any CID
-//! (`VMADDR_CID_ANY`, what a Nitro enclave binds). Parsed once into [`EnclaveAddr`], so a
+//! (`VMADDR_CID_ANY`, what a Nitro enclave binds). An enclave listens on an IP literal, never a
+//! host name: a name may resolve to several addresses, of which a listener binds one while a
+//! host may connect to another. Parsed once into [`EnclaveAddr`], so a
 //! malformed address stops the command before anything starts.
 
 use std::fmt;
@@ -15,13 +17,16 @@ use crate::CoreError;
 pub const VSOCK_CID_ANY: u32 = u32::MAX;
 /// `VMADDR_CID_LOCAL`: this machine, through the kernel's vsock loopback transport.
 pub const VSOCK_CID_LOCAL: u32 = 1;
+/// `VMADDR_PORT_ANY`: not a port one can name (a listener would get a port nobody knows).
+pub const VSOCK_PORT_ANY: u32 = u32::MAX;
 
 /// Where a boundary endpoint is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EnclaveAddr {
     /// A Unix socket (`unix:PATH`).
     Unix(PathBuf),
-    /// TCP (`tcp:HOST:PORT`): `host` is an IP literal or a host name, resolved when used.
+    /// TCP (`tcp:HOST:PORT`): `host` is an IP literal or (to connect) a host name, resolved
+    /// when used.
     Tcp {
         /// IP literal (IPv6 without brackets) or host name.
         host: String,
@@ -51,8 +56,8 @@ impl EnclaveAddr {
         parse(s, End::Connect)
     }
 
-    /// An address an enclave listens on: `unix:PATH`, `tcp:HOST:PORT` (port 0: any free
-    /// port), `vsock:PORT` (any CID) or `vsock:CID:PORT`.
+    /// An address an enclave listens on: `unix:PATH`, `tcp:IP:PORT` (an IP literal; port 0:
+    /// any free port), `vsock:PORT` (any CID) or `vsock:CID:PORT`.
     pub fn parse_listen(s: &str) -> Result<Self, CoreError> {
         parse(s, End::Listen)
     }
@@ -137,8 +142,15 @@ fn parse_tcp(rest: &str, end: End) -> Result<EnclaveAddr, &'static str> {
         if host.is_empty() {
             return Err("tcp: needs a host (127.0.0.1 for loopback)");
         }
-        if host.parse::<IpAddr>().is_err() && !is_host_name(host) {
+        let ip = host.parse::<IpAddr>().is_ok();
+        if !ip && !is_host_name(host) {
             return Err("not an IP address or a host name");
+        }
+        if !ip && end == End::Listen {
+            return Err(
+                "an enclave listens on an IP address (127.0.0.1 or [::1] for loopback), not a host \
+                 name: a name may resolve to several addresses and only one would be bound",
+            );
         }
         (host, port)
     };
@@ -164,6 +176,9 @@ fn parse_vsock(rest: &str, end: End) -> Result<EnclaveAddr, &'static str> {
         None => return Err("a host connects to vsock:CID:PORT"),
     };
     let port = parse_number::<u32>(port).ok_or("the port must be a number")?;
+    if port == VSOCK_PORT_ANY {
+        return Err("port 4294967295 is VMADDR_PORT_ANY: name a port");
+    }
     if cid == VSOCK_CID_ANY && end == End::Connect {
         return Err("a host connects to one CID, not VMADDR_CID_ANY");
     }
@@ -274,6 +289,10 @@ mod tests {
             ("vsock:16:", End::Connect, "the port must be a number"),
             ("vsock:16:5005:1", End::Connect, "the port must be a number"),
             ("vsock:4294967295:5005", End::Connect, "not VMADDR_CID_ANY"),
+            ("vsock:4294967295", End::Listen, "VMADDR_PORT_ANY"),
+            ("vsock:16:4294967295", End::Connect, "VMADDR_PORT_ANY"),
+            ("tcp:localhost:0", End::Listen, "not a host name"),
+            ("tcp:localhost:5005", End::Listen, "only one would be bound"),
             (
                 "vsock:99999999999:5005",
                 End::Listen,

@@ -1,16 +1,20 @@
 //! The enclave process's side of the boundary: listen on a Unix socket, TCP or vsock and serve
-//! one session per connection, **one connection at a time**. A host that connects while a
-//! session is open waits up to [`HANDOFF_GRACE`] (a host that just dropped its connection to
-//! reconnect is let in as soon as the enclave has read the end of the old one); after that it is
-//! answered `Error(Refused(…))` and disconnected, so a second host never drives the enclave
-//! beside the first. The enclave process keeps one lineage across sessions (module docs of
-//! [`super`]). A TCP listener binds only a loopback address unless [`RemoteHosts::Allow`]:
-//! whoever can connect drives the enclave as its host would.
+//! one session per connection, **one connection at a time**. On a listener with a host key
+//! ([`BoundaryListener::require_host_key`], required for TCP by the CLI) a new connection first
+//! proves the key within [`HANDSHAKE_DEADLINE`] (`super::auth`), each in its own thread, or it
+//! is closed: it never takes the session slot nor waits for it. A connection that may have the
+//! slot waits up to [`HANDOFF_GRACE`] for the open session to end (a host that just dropped its
+//! connection to reconnect is let in as soon as the enclave has read the end of the old one,
+//! unless another waiting connection takes the slot first); after that it is answered
+//! `Error(Refused(…))` and disconnected, so a second host never drives the enclave beside the
+//! first. The enclave process keeps one lineage across sessions (module docs of [`super`]). A
+//! TCP listener binds only a loopback address unless [`RemoteHosts::Allow`].
 
 use std::net::{TcpListener, ToSocketAddrs};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::sync::mpsc::sync_channel;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -18,12 +22,17 @@ use sealbridge_enclave::boundary::{BoundaryError, Response, encode_frame};
 use sealbridge_enclave::session::{ProcessState, RootOrigin, Session};
 use sealbridge_seal::at_rest::RootSecret;
 
+use super::auth::{HANDSHAKE_DEADLINE, HostKey, authenticate_host};
 use super::stream::{Duplex, tune_tcp};
 use super::{EnclaveAddr, os_rng, serve_connection};
 use crate::CoreError;
 
 /// How long a connection made while a session is open waits for it to end before it is refused.
 pub const HANDOFF_GRACE: Duration = Duration::from_secs(5);
+
+/// At most this many connections at once may be authenticating or waiting for the slot; more
+/// are closed at once (a flood of connections costs threads, not the open session).
+const MAX_PENDING: usize = 64;
 
 /// What a second host is told (in `BoundaryError::Refused`) before it is disconnected.
 pub const BUSY: &str =
@@ -44,6 +53,7 @@ pub enum RemoteHosts {
 pub struct BoundaryListener {
     inner: Inner,
     addr: EnclaveAddr,
+    host_key: Option<HostKey>,
 }
 
 #[derive(Debug)]
@@ -98,7 +108,23 @@ impl BoundaryListener {
             #[cfg(not(target_os = "linux"))]
             EnclaveAddr::Vsock { .. } => return Err(failed(super::stream::vsock_unsupported())),
         };
-        Ok(Self { inner, addr: bound })
+        Ok(Self {
+            inner,
+            addr: bound,
+            host_key: None,
+        })
+    }
+
+    /// Serve only connections that prove `key` (`super::auth`); any other is closed before it
+    /// can take or wait for the session.
+    pub fn require_host_key(mut self, key: HostKey) -> Self {
+        self.host_key = Some(key);
+        self
+    }
+
+    /// Whether connections must prove a host key.
+    pub fn authenticates_hosts(&self) -> bool {
+        self.host_key.is_some()
     }
 
     /// The address as bound (for `tcp:HOST:0`, the port the kernel chose).
@@ -165,7 +191,7 @@ fn serve_with(
     grace: Duration,
 ) -> Result<(), CoreError> {
     let addr = listener.local_addr().clone();
-    tracing::info!(%addr, "enclave listening");
+    tracing::info!(%addr, authenticated = listener.authenticates_hosts(), "enclave listening");
     let slot = Arc::new(Slot::default());
     let (hand, sessions) = sync_channel::<(Box<dyn Duplex>, String)>(0);
     let accepting = {
@@ -188,14 +214,16 @@ fn serve_with(
     Err(CoreError::Enclave(format!("{addr}: the listener stopped")))
 }
 
-/// Accept forever; each connection either takes the free slot (within `grace`) and goes to the
-/// serving thread, or is refused.
+/// Accept forever; each connection gets a thread of its own that authenticates it (with a
+/// host key), then either takes the free slot (within `grace`) and goes to the serving thread,
+/// or is refused.
 fn accept_loop(
     listener: &BoundaryListener,
-    slot: &Slot,
-    hand: &std::sync::mpsc::SyncSender<(Box<dyn Duplex>, String)>,
+    slot: &Arc<Slot>,
+    hand: &SyncSender<(Box<dyn Duplex>, String)>,
     grace: Duration,
 ) {
+    let pending = Arc::new(AtomicUsize::new(0));
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(c) => c,
@@ -207,14 +235,56 @@ fn accept_loop(
                 continue;
             }
         };
-        if slot.take_within(grace) {
-            if hand.send((conn, peer)).is_err() {
-                return;
-            }
-        } else {
-            tracing::warn!(%peer, "refused a second host while a boundary session is open");
-            refuse(conn);
+        if pending.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING {
+            pending.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(%peer, "closed a connection: too many waiting");
+            continue;
         }
+        let guard = Pending(pending.clone());
+        let (key, slot, hand) = (listener.host_key.clone(), slot.clone(), hand.clone());
+        let spawned = std::thread::Builder::new()
+            .name("boundary-conn".into())
+            .spawn(move || {
+                let _guard = guard;
+                admit(conn, peer, key.as_ref(), &slot, &hand, grace);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "closed a connection: no thread for it");
+        }
+    }
+}
+
+/// One new connection: the host key proven (if required), the slot within `grace`, the session.
+fn admit(
+    mut conn: Box<dyn Duplex>,
+    peer: String,
+    key: Option<&HostKey>,
+    slot: &Slot,
+    hand: &SyncSender<(Box<dyn Duplex>, String)>,
+    grace: Duration,
+) {
+    if let Some(key) = key
+        && let Err(e) = authenticate_host(conn.as_mut(), key, HANDSHAKE_DEADLINE)
+    {
+        tracing::warn!(%peer, error = %e, "closed a connection that did not authenticate as the host");
+        return;
+    }
+    if !slot.take_within(grace) {
+        tracing::warn!(%peer, "refused a second host while a boundary session is open");
+        refuse(conn);
+        return;
+    }
+    if hand.send((conn, peer)).is_err() {
+        slot.free();
+    }
+}
+
+/// One connection authenticating or waiting for the slot, counted until it is done.
+struct Pending(Arc<AtomicUsize>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -362,7 +432,106 @@ mod tests {
         let any = EnclaveAddr::parse_listen("tcp:0.0.0.0:0").unwrap();
         let l = BoundaryListener::bind(&any, RemoteHosts::Allow).unwrap();
         assert!(l.local_addr().to_string().starts_with("tcp:0.0.0.0:"));
-        let lo = EnclaveAddr::parse_listen("tcp:localhost:0").unwrap();
-        BoundaryListener::bind(&lo, RemoteHosts::Refuse).unwrap();
+        let lo = EnclaveAddr::parse_listen("tcp:[::1]:0").unwrap();
+        match BoundaryListener::bind(&lo, RemoteHosts::Refuse) {
+            Ok(l) => assert!(l.local_addr().to_string().starts_with("tcp:[::1]:")),
+            // A machine without IPv6 loopback: nothing to bind.
+            Err(CoreError::Listen { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    const KEY: [u8; 32] = [9; 32];
+
+    /// Serve `tcp:127.0.0.1:0` with the host key `KEY`.
+    fn serving_keyed(grace: Duration) -> EnclaveAddr {
+        let addr = EnclaveAddr::parse_listen("tcp:127.0.0.1:0").unwrap();
+        let listener = BoundaryListener::bind(&addr, RemoteHosts::Refuse)
+            .unwrap()
+            .require_host_key(HostKey::from_bytes(KEY));
+        let bound = listener.local_addr().clone();
+        let state = ProcessState {
+            root: Some((RootSecret::from_bytes(ROOT), RootOrigin::Tee)),
+            ..ProcessState::default()
+        };
+        std::thread::spawn(move || serve_with(listener, state, grace));
+        bound
+    }
+
+    fn raw(addr: &EnclaveAddr) -> TcpStream {
+        let EnclaveAddr::Tcp { host, port } = addr else {
+            panic!("{addr}")
+        };
+        let s = TcpStream::connect((host.as_str(), *port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// With a host key, a silent connection and one with a wrong proof are closed within the
+    /// deadline and never take the session: a host with the key is served at once beside
+    /// them, and a second host with the key is still refused after the grace.
+    #[test]
+    fn unauthenticated_connections_never_take_the_session() {
+        let grace = Duration::from_millis(300);
+        let addr = serving_keyed(grace);
+        let mut silent = raw(&addr);
+        let mut wrong = raw(&addr);
+        let mut ne = [0u8; 32];
+        wrong.read_exact(&mut ne).unwrap();
+        wrong.write_all(&[0u8; 64]).unwrap();
+
+        let t = Instant::now();
+        let key = HostKey::from_bytes(KEY);
+        let mut link =
+            StreamLink::connect_with_key(&addr, Some(key.clone()), Duration::from_secs(10))
+                .unwrap();
+        assert!(matches!(hello(&mut link), Response::Hello { .. }));
+        assert!(t.elapsed() < HANDSHAKE_DEADLINE, "{:?}", t.elapsed());
+
+        let mut rest = Vec::new();
+        assert_eq!(
+            wrong.read_to_end(&mut rest).unwrap(),
+            0,
+            "wrong proof: closed"
+        );
+        let t = Instant::now();
+        rest.clear();
+        silent.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest.len(), 32, "only the nonce, then closed");
+        assert!(t.elapsed() < HANDSHAKE_DEADLINE + Duration::from_secs(1));
+
+        // Without the key, a host gets nowhere (it reads the nonce as a frame, then the end).
+        let mut keyless = StreamLink::connect(&addr, Duration::from_secs(10)).unwrap();
+        assert!(
+            keyless
+                .call(Request::Hello {
+                    version: BOUNDARY_VERSION
+                })
+                .is_err()
+        );
+        // A second host with the key is refused after the grace; the first keeps its session.
+        let mut second =
+            StreamLink::connect_with_key(&addr, Some(key), Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            hello(&mut second),
+            Response::Error(BoundaryError::Refused(BUSY.into()))
+        );
+        assert!(matches!(hello(&mut link), Response::Hello { .. }));
+    }
+
+    /// A host with another key is refused by the enclave, and says so.
+    #[test]
+    fn a_host_with_another_key_is_refused() {
+        let addr = serving_keyed(HANDOFF_GRACE);
+        let e = StreamLink::connect_with_key(
+            &addr,
+            Some(HostKey::from_bytes([1; 32])),
+            Duration::from_secs(10),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, CoreError::BoundaryAuth { reason, .. } if reason.contains("did not accept")),
+            "{e}"
+        );
     }
 }

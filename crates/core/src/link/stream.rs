@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use sealbridge_enclave::boundary::{Request, Response, decode_frame, encode_frame};
 
+use super::auth::{HostKey, authenticate_enclave};
 use super::{EnclaveAddr, EnclaveLink, read_frame_io};
 use crate::CoreError;
 
@@ -20,9 +21,14 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// TCP keepalive: probes after this much silence…
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-/// …every this often, so a peer that vanished without closing (a host whose machine lost power)
-/// is noticed in about two minutes and the enclave's one session is free again.
+/// …every this often, at most [`KEEPALIVE_RETRIES`] times…
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 6;
+/// …and data unacknowledged for this long (`TCP_USER_TIMEOUT`, which also bounds the probes)
+/// ends the connection: a peer that vanished without closing (a host whose machine lost
+/// power) is noticed in about 90 seconds, idle or in the middle of a frame, and the enclave's
+/// one session is free again.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A connected boundary stream of any transport.
 pub(crate) trait Duplex: Read + Write + Send {
@@ -69,8 +75,13 @@ pub(crate) fn tune_tcp(stream: &TcpStream) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL);
-    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    let socket = socket2::SockRef::from(stream);
+    socket.set_tcp_keepalive(&keepalive)?;
+    #[cfg(target_os = "linux")]
+    socket.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT))?;
+    Ok(())
 }
 
 /// Open a stream to `addr`.
@@ -111,9 +122,13 @@ pub(crate) fn vsock_unsupported() -> std::io::Error {
 
 /// The enclave in its own process, reached over a Unix socket, TCP or vsock. One connection is
 /// one session; [`EnclaveLink::reconnect`] opens a new one (the enclave process keeps its
-/// lineage across them).
+/// lineage across them). With a [`HostKey`] every connection first authenticates both ends
+/// (`super::auth`); a peer that does not prove the key is refused before any request.
+/// A response must come within [`RESPONSE_TIMEOUT`], and a request must be taken within it
+/// (a stalled enclave cannot block a large write for ever).
 pub struct StreamLink {
     addr: EnclaveAddr,
+    key: Option<HostKey>,
     stream: Option<Box<dyn Duplex>>,
 }
 
@@ -124,6 +139,7 @@ impl std::fmt::Debug for StreamLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamLink")
             .field("addr", &self.addr)
+            .field("authenticated", &self.key.is_some())
             .field("connected", &self.stream.is_some())
             .finish()
     }
@@ -132,14 +148,26 @@ impl std::fmt::Debug for StreamLink {
 impl StreamLink {
     /// Connect (retrying for up to `wait`): a path is a Unix socket.
     pub fn connect(addr: impl Into<EnclaveAddr>, wait: Duration) -> Result<Self, CoreError> {
+        Self::connect_with_key(addr, None, wait)
+    }
+
+    /// [`StreamLink::connect`], authenticating both ends with `key` on every connection when
+    /// given. A peer that fails the authentication is not retried.
+    pub fn connect_with_key(
+        addr: impl Into<EnclaveAddr>,
+        key: Option<HostKey>,
+        wait: Duration,
+    ) -> Result<Self, CoreError> {
         let mut link = Self {
             addr: addr.into(),
+            key,
             stream: None,
         };
         let deadline = Instant::now() + wait;
         loop {
             match link.reconnect() {
                 Ok(()) => return Ok(link),
+                Err(e @ CoreError::BoundaryAuth { .. }) => return Err(e),
                 Err(e) if Instant::now() >= deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
@@ -169,14 +197,28 @@ impl EnclaveLink for StreamLink {
         if result.is_err() {
             self.stream = None;
         }
-        result
+        match result {
+            // What a host without the key reads from an enclave that requires one: its nonce,
+            // taken for a frame length.
+            Err(CoreError::Enclave(why)) if self.key.is_none() && why.contains("too large") => {
+                Err(CoreError::Enclave(format!(
+                    "{why} (is {} an enclave started with --host-key? then give the node the \
+                     same file as --enclave-host-key)",
+                    self.addr
+                )))
+            }
+            other => other,
+        }
     }
 
     fn reconnect(&mut self) -> Result<(), CoreError> {
         self.stream = None;
         let failed = |e: std::io::Error| CoreError::Enclave(format!("{}: {e}", self.addr));
-        let s = open(&self.addr).map_err(failed)?;
-        s.set_timeouts(Some(RESPONSE_TIMEOUT), None)
+        let mut s = open(&self.addr).map_err(failed)?;
+        if let Some(key) = &self.key {
+            authenticate_enclave(s.as_mut(), key, &self.addr.to_string())?;
+        }
+        s.set_timeouts(Some(RESPONSE_TIMEOUT), Some(RESPONSE_TIMEOUT))
             .map_err(failed)?;
         self.stream = Some(s);
         Ok(())
