@@ -9,25 +9,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian's Chromium for the browser test of the web audit view (crates/cli/tests/audit_web.rs).
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "==> apt-get install chromium (the audit view's browser test)"
+# Debian packages, each installed once when its command is missing: `need CMD PACKAGE WHY`.
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "==> apt-get install $2 ($3)"
   if [ "$(id -u)" = 0 ]; then as_root=(); else as_root=(sudo); fi
   export DEBIAN_FRONTEND=noninteractive
-  "${as_root[@]}" apt-get install -y -q chromium >/dev/null \
-    || { "${as_root[@]}" apt-get update -q >/dev/null && "${as_root[@]}" apt-get install -y -q chromium >/dev/null; }
-fi
-
-# Debian's faketime (libfaketime): the real-TEE production test (crates/cli/tests/tee_production.rs)
-# runs its chain, verifiers, keyholders and node at a time inside the validity of the real Intel
-# and AMD collateral in vectors/ (signed in 2025; it cannot be re-signed).
-if ! command -v faketime >/dev/null 2>&1; then
-  echo "==> apt-get install faketime (the real-TEE production test)"
-  if [ "$(id -u)" = 0 ]; then as_root=(); else as_root=(sudo); fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${as_root[@]}" apt-get install -y -q faketime >/dev/null \
-    || { "${as_root[@]}" apt-get update -q >/dev/null && "${as_root[@]}" apt-get install -y -q faketime >/dev/null; }
-fi
+  "${as_root[@]}" apt-get install -y -q "$2" >/dev/null \
+    || { "${as_root[@]}" apt-get update -q >/dev/null && "${as_root[@]}" apt-get install -y -q "$2" >/dev/null; }
+}
+# Chromium: the browser test of the web audit view (crates/cli/tests/audit_web.rs).
+need chromium chromium "the audit view's browser test"
+# libfaketime: the real-TEE production test (crates/cli/tests/tee_production.rs) runs its chain,
+# verifiers, keyholders and nodes at a time inside the validity of the real Intel collateral and
+# AWS document in vectors/ (signed in 2023–2025; they cannot be re-signed).
+need faketime faketime "the real-TEE production test"
 
 # npm toolchain: reinstall only when package-lock.json changed since the last install.
 stamp=node_modules/.sealbridge-lock.sha256

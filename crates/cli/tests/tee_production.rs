@@ -586,20 +586,13 @@ fn a_nitro_node_on_a_fake_nsm_is_refused_by_production_keyholders_at_the_binding
 fn verified_measurement(evidence: &str, collateral: Option<&str>, at: u64) -> String {
     let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vectors");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealbridge"));
-    cmd.args(["attest", "verify", "--json", "--at", &at.to_string()])
+    cmd.args(["attest", "verify", "--at", &at.to_string()])
         .arg("--evidence")
         .arg(vectors.join(evidence));
     if let Some(c) = collateral {
         cmd.arg("--collateral").arg(vectors.join(c));
     }
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["measurement"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("0x")
-        .to_string()
+    support::tee::attest_measurement(&mut cmd)
 }
 
 /// `EnclaveRegistered` events of `registry` on chain.

@@ -37,16 +37,10 @@ pub fn fake_tsm(root: &Path, provider: &str, outblob: &[u8]) -> PathBuf {
     entry
 }
 
-/// The measurement `sealbridge attest inspect` reads from `evidence` (unverified), hex without
-/// `0x`; `dir` receives the evidence file.
-pub fn inspected_measurement(dir: &Path, evidence: &[u8], tee: &str) -> String {
-    let f = dir.join(format!("evidence-{tee}.bin"));
-    std::fs::write(&f, evidence).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sealbridge"))
-        .args(["attest", "inspect", "--tee", tee, "--json"])
-        .arg(&f)
-        .output()
-        .unwrap();
+/// The `measurement` (hex without `0x`) that `sealbridge attest ARGS --json` prints; the command
+/// must succeed.
+pub fn attest_measurement(args: &mut Command) -> String {
+    let out = args.arg("--json").output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -58,6 +52,18 @@ pub fn inspected_measurement(dir: &Path, evidence: &[u8], tee: &str) -> String {
         .unwrap()
         .trim_start_matches("0x")
         .to_string()
+}
+
+/// The measurement `sealbridge attest inspect` reads from `evidence` (unverified), hex without
+/// `0x`; `dir` receives the evidence file.
+pub fn inspected_measurement(dir: &Path, evidence: &[u8], tee: &str) -> String {
+    let f = dir.join(format!("evidence-{tee}.bin"));
+    std::fs::write(&f, evidence).unwrap();
+    attest_measurement(
+        Command::new(env!("CARGO_BIN_EXE_sealbridge"))
+            .args(["attest", "inspect", "--tee", tee])
+            .arg(&f),
+    )
 }
 
 /// A fake NSM under `root` (`dev/nsm`, a Unix socket speaking the driver's CBOR messages, which

@@ -653,34 +653,51 @@ mod tests {
         )
     }
 
+    fn rng(seed: u64) -> Box<dyn CryptoRngCore + Send> {
+        Box::new(ChaCha20Rng::seed_from_u64(seed))
+    }
+
+    /// A fresh durable enclave under [`ROOT`] and its snapshot: `(enclave, next record, plain)`.
+    fn booted(seed: u64) -> (Enclave<Netting>, u64, zeroize::Zeroizing<Vec<u8>>) {
+        let e = Enclave::boot_durable(
+            policy(),
+            Netting::new(&policy().netting),
+            TARGET,
+            rng(seed),
+            1_700_000_000,
+            &RootSecret::from_bytes(ROOT),
+        )
+        .unwrap();
+        let (next, plain) = e.snapshot_plain().unwrap();
+        (e, next, plain)
+    }
+
+    /// [`Enclave::from_plain_as`] of `plain` under [`ROOT`] by `how`.
+    fn restored(
+        seed: u64,
+        next: u64,
+        plain: &[u8],
+        how: Restorer<'_>,
+    ) -> Result<Enclave<Netting>, Error> {
+        Enclave::from_plain_as(
+            policy(),
+            Netting::new(&policy().netting),
+            TARGET,
+            rng(seed),
+            &RootSecret::from_bytes(ROOT),
+            next,
+            plain,
+            how,
+        )
+    }
+
     /// Issue 14: a snapshot is restored only by an enclave of the measurement that took it (a
     /// host cannot move an instance's keys to another build the keyholders also serve); a
     /// snapshot from before issue 14, without one, still restores.
     #[test]
     fn a_snapshot_restores_only_under_the_measurement_that_took_it() {
-        let root = RootSecret::from_bytes(ROOT);
-        let rng = || Box::new(ChaCha20Rng::seed_from_u64(3)) as Box<dyn CryptoRngCore + Send>;
-        let e = Enclave::boot_durable(
-            policy(),
-            Netting::new(&policy().netting),
-            TARGET,
-            rng(),
-            1_700_000_000,
-            &root,
-        )
-        .unwrap();
-        let (next, plain) = e.snapshot_plain().unwrap();
-        let restore = |plain: &[u8]| {
-            Enclave::from_plain(
-                policy(),
-                Netting::new(&policy().netting),
-                TARGET,
-                rng(),
-                &root,
-                next,
-                plain,
-            )
-        };
+        let (e, next, plain) = booted(3);
+        let restore = |plain: &[u8]| restored(3, next, plain, Restorer::Same);
         assert!(restore(&plain).is_ok());
         let mut snap: Snapshot = persist::from_cbor(&plain).unwrap();
         assert_eq!(snap.measurement, Some(e.measurement));
@@ -694,16 +711,7 @@ mod tests {
         // measurement is not its own (on a hardware TEE the platform's measurement is the
         // successor build's): the handover, not the snapshot, authorises it. Found in review:
         // the rule above refused every upgrade handover on real hardware.
-        let successor = Enclave::from_plain_as(
-            policy(),
-            Netting::new(&policy().netting),
-            TARGET,
-            rng(),
-            &root,
-            next,
-            &other,
-            Restorer::Successor,
-        );
+        let successor = restored(3, next, &other, Restorer::Successor);
         assert!(successor.is_ok(), "{:?}", successor.err());
     }
 
@@ -712,33 +720,13 @@ mod tests {
     /// the instance's keys run under the other build's measurement.
     #[test]
     fn danger_restore_as_another_build_is_refused_unless_the_check_is_off() {
-        let root = RootSecret::from_bytes(ROOT);
-        let rng = || Box::new(ChaCha20Rng::seed_from_u64(4)) as Box<dyn CryptoRngCore + Send>;
-        let e = Enclave::boot_durable(
-            policy(),
-            Netting::new(&policy().netting),
-            TARGET,
-            rng(),
-            1_700_000_000,
-            &root,
-        )
-        .unwrap();
-        let (next, plain) = e.snapshot_plain().unwrap();
+        let (e, next, plain) = booted(4);
         let restore = |build: Option<&str>, check_measurement: bool| {
             let how = DangerRestoreAs {
                 build: build.map(str::to_string),
                 check_measurement,
             };
-            Enclave::from_plain_as(
-                policy(),
-                Netting::new(&policy().netting),
-                TARGET,
-                rng(),
-                &root,
-                next,
-                &plain,
-                Restorer::Sandbox(&how),
-            )
+            restored(4, next, &plain, Restorer::Sandbox(&how))
         };
         let err = restore(Some("v2"), true).err().unwrap().to_string();
         assert!(err.contains("another measurement"), "{err}");
